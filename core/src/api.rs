@@ -1,0 +1,188 @@
+//! JSON bodies of the HTTP API (`/api/v1`), shared by the server (which documents them with utoipa) and the
+//! CLI (which deserialises them). Field names here are the public contract: change them with care.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
+
+/// Every error response: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `not_found`, `digest_mismatch`, `version_conflict`.
+    pub code: String,
+    /// What went wrong and, where possible, what to do about it.
+    pub message: String,
+    /// Extra structured facts for some codes (e.g. `missing` digests, the session's `offset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+/// A namespace with how many models it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NamespaceSummary {
+    pub name: NamespaceName,
+    pub model_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One model in a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelSummary {
+    pub namespace: NamespaceName,
+    pub name: ModelName,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub version_count: i64,
+    /// The most recently committed version, if any.
+    pub latest_version: Option<VersionName>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A model and its versions, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelDetail {
+    pub namespace: NamespaceName,
+    pub name: ModelName,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub versions: Vec<VersionSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionSummary {
+    pub version: VersionName,
+    pub status: VersionStatus,
+    pub file_count: i64,
+    pub total_size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a version is in its life. Versions are `ready` once committed until the pipeline adds its states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionStatus {
+    Ready,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Ready => "ready",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "ready" => Some(VersionStatus::Ready),
+            _ => None,
+        }
+    }
+}
+
+/// One file of a version: where it sits in the version's tree and which blob holds its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileEntry {
+    pub path: FilePath,
+    pub digest: Sha256Digest,
+    pub size: i64,
+}
+
+/// A committed version: `kiln show NS/MODEL:VERSION --json` prints exactly this.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionDetail {
+    pub namespace: NamespaceName,
+    pub model: ModelName,
+    pub version: VersionName,
+    pub status: VersionStatus,
+    pub files: Vec<FileEntry>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Commit a version from blobs already uploaded. Identical content for an existing version is a no-op;
+/// different content is refused with 409.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVersionRequest {
+    pub version: VersionName,
+    pub files: Vec<FileEntry>,
+}
+
+/// Change a model's description or tags; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateModelRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Which of these digests the server does not hold yet.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MissingBlobsRequest {
+    pub digests: Vec<Sha256Digest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MissingBlobsResponse {
+    pub missing: Vec<Sha256Digest>,
+}
+
+/// Start (or resume) uploading one blob. When an unfinished session for the same digest and size exists,
+/// the server returns it, with its offset, instead of starting over.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUploadRequest {
+    pub digest: Sha256Digest,
+    pub size: i64,
+}
+
+/// An upload session. Send chunks with `PATCH` and `Content-Range: bytes START-END/SIZE`, starting at
+/// `offset`; every chunk but the last must be a multiple of `part_size` bytes. Then `POST .../commit`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadSession {
+    pub id: String,
+    pub digest: Sha256Digest,
+    pub size: i64,
+    /// Bytes received and stored so far; the next chunk must start here.
+    pub offset: i64,
+    /// Chunks must be a multiple of this (except the last one).
+    pub part_size: i64,
+    /// True when this call found an unfinished session and continues it.
+    pub resumed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A blob the server holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlobInfo {
+    pub digest: Sha256Digest,
+    pub size: i64,
+}
+
+/// Liveness and readiness answers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthCheck {
+    pub name: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,15 @@
+//! kiln-core: the vocabulary every kiln process shares.
+//!
+//! Nothing here knows HTTP or a database: the server, the CLI and (later) runners and deployment-side
+//! verifiers depend on it to agree on names, references, digests and the JSON bodies of the API.
+
+pub mod api;
+pub mod digest;
+pub mod error;
+pub mod names;
+pub mod reference;
+
+pub use digest::{Sha256Digest, Sha256Hasher};
+pub use error::CoreError;
+pub use names::{FilePath, ModelName, NamespaceName, VersionName};
+pub use reference::ModelRef;

@@ -1,0 +1,350 @@
+//! Settings from `kiln.toml` and `KILN_*` environment variables (environment wins), checked before start.
+//! A wrong value stops the start with one line naming the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// Settings as written by the operator, before validation.
+#[derive(Debug, Default, Deserialize)]
+struct RawSettings {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    storage_url: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    max_json_bytes: Option<u64>,
+    upload_session_ttl_hours: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub storage: StorageSettings,
+    pub max_json_bytes: usize,
+    pub upload_session_ttl: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum DatabaseSettings {
+    Sqlite { path: PathBuf },
+    Postgres { url: String },
+}
+
+#[derive(Clone)]
+pub enum StorageSettings {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for StorageSettings {
+    // The secret key must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageSettings::Local { root } => f.debug_struct("Local").field("root", root).finish(),
+            StorageSettings::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                ..
+            } => f
+                .debug_struct("S3")
+                .field("bucket", bucket)
+                .field("prefix", prefix)
+                .field("endpoint", endpoint)
+                .field("region", region)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A setting that cannot be used: `KILN_LISTEN: "abc" is not host:port (e.g. 127.0.0.1:8080)`.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+fn config_error(setting: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    /// Reads `config_file` (if given, it must exist; else `./kiln.toml` when present) and the environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match config_file {
+            Some(path) if !path.is_file() => {
+                return Err(config_error(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("kiln.toml").is_file() => {
+                figment = figment.merge(Toml::file_exact("kiln.toml"))
+            }
+            None => {}
+        }
+        // KILN_SERVER and KILN_TOKEN belong to the CLI; they are not server settings.
+        figment = figment.merge(Env::prefixed("KILN_").ignore(&["server", "token", "config"]));
+        let raw: RawSettings = figment.extract().map_err(|e| {
+            let key = e.path.last().map(|k| format!("KILN_{}", k.to_uppercase()));
+            config_error(
+                key.as_deref().unwrap_or("configuration"),
+                e.kind.to_string(),
+            )
+        })?;
+        Self::validate(raw, |name| std::env::var(name).ok())
+    }
+
+    fn validate(
+        raw: RawSettings,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let listen_text = raw
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_text.parse().map_err(|_| {
+            config_error(
+                "KILN_LISTEN",
+                format!(
+                    "{listen_text:?} is not an address and port (e.g. 127.0.0.1:8080 or [::]:8080)"
+                ),
+            )
+        })?;
+        let data_dir = raw
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("kiln-data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(config_error("KILN_DATA_DIR", "must not be empty"));
+        }
+        let database = match raw.database_url.as_deref() {
+            None => DatabaseSettings::Sqlite {
+                path: data_dir.join("kiln.db"),
+            },
+            Some(url) => parse_database_url(url)?,
+        };
+        let storage = match raw.storage_url.as_deref() {
+            None => StorageSettings::Local {
+                root: data_dir.join("store"),
+            },
+            Some(url) => parse_storage_url(url, &raw, &env)?,
+        };
+        let max_json_bytes = raw.max_json_bytes.unwrap_or(8 * 1024 * 1024);
+        if !(1024..=256 * 1024 * 1024).contains(&max_json_bytes) {
+            return Err(config_error(
+                "KILN_MAX_JSON_BYTES",
+                "must be between 1024 and 268435456",
+            ));
+        }
+        let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
+        if ttl_hours == 0 {
+            return Err(config_error(
+                "KILN_UPLOAD_SESSION_TTL_HOURS",
+                "must be at least 1",
+            ));
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            database,
+            storage,
+            max_json_bytes: max_json_bytes as usize,
+            upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
+        })
+    }
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseSettings, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseSettings::Postgres {
+            url: url.to_owned(),
+        });
+    }
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(config_error(
+                "KILN_DATABASE_URL",
+                "sqlite: needs a file path, e.g. sqlite://kiln-data/kiln.db",
+            ));
+        }
+        return Ok(DatabaseSettings::Sqlite {
+            path: PathBuf::from(path),
+        });
+    }
+    let scheme = url.split("://").next().unwrap_or(url);
+    Err(config_error(
+        "KILN_DATABASE_URL",
+        format!("unsupported database {scheme:?}: use postgres://USER@HOST/DB or sqlite://PATH"),
+    ))
+}
+
+fn parse_storage_url(
+    url: &str,
+    raw: &RawSettings,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<StorageSettings, ConfigError> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(config_error(
+                "KILN_STORAGE_URL",
+                "s3:// needs a bucket name, e.g. s3://models",
+            ));
+        }
+        let endpoint = raw.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL"));
+        if let Some(endpoint) = &endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(config_error(
+                "KILN_S3_ENDPOINT",
+                format!("{endpoint:?} must start with http:// or https://"),
+            ));
+        }
+        return Ok(StorageSettings::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            endpoint,
+            region: raw
+                .s3_region
+                .clone()
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION")),
+            access_key_id: raw
+                .s3_access_key_id
+                .clone()
+                .or_else(|| env("AWS_ACCESS_KEY_ID")),
+            secret_access_key: raw
+                .s3_secret_access_key
+                .clone()
+                .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+        });
+    }
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(StorageSettings::Local {
+            root: PathBuf::from(path),
+        });
+    }
+    if url.contains("://") {
+        let scheme = url.split("://").next().unwrap_or(url);
+        return Err(config_error(
+            "KILN_STORAGE_URL",
+            format!(
+                "unsupported storage {scheme:?}: use s3://BUCKET[/PREFIX], file:///PATH or a folder path"
+            ),
+        ));
+    }
+    Ok(StorageSettings::Local {
+        root: PathBuf::from(url),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(raw: RawSettings) -> Result<Settings, String> {
+        Settings::validate(raw, |_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_registry_under_kiln_data() {
+        let s = validate(RawSettings::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert!(
+            matches!(s.database, DatabaseSettings::Sqlite { ref path } if path == Path::new("kiln-data/kiln.db"))
+        );
+        assert!(
+            matches!(s.storage, StorageSettings::Local { ref root } if root == Path::new("kiln-data/store"))
+        );
+    }
+
+    #[test]
+    fn wrong_settings_name_the_setting() {
+        let err = validate(RawSettings {
+            listen: Some("8080".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_LISTEN: \"8080\""), "{err}");
+        let err = validate(RawSettings {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("KILN_DATABASE_URL: unsupported database \"mysql\""),
+            "{err}"
+        );
+        let err = validate(RawSettings {
+            storage_url: Some("gs://bucket".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_STORAGE_URL"), "{err}");
+        let err = validate(RawSettings {
+            storage_url: Some("s3://b".into()),
+            s3_endpoint: Some("localhost:3900".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_S3_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn s3_settings_fall_back_to_the_standard_aws_variables() {
+        let raw = RawSettings {
+            storage_url: Some("s3://models/kiln/".into()),
+            ..Default::default()
+        };
+        let s = Settings::validate(raw, |name| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("SECRET".into()),
+            "AWS_REGION" => Some("eu-west-1".into()),
+            _ => None,
+        })
+        .unwrap();
+        match s.storage {
+            StorageSettings::S3 {
+                bucket,
+                prefix,
+                access_key_id,
+                region,
+                ..
+            } => {
+                assert_eq!((bucket.as_str(), prefix.as_str()), ("models", "kiln"));
+                assert_eq!(access_key_id.as_deref(), Some("AKID"));
+                assert_eq!(region.as_deref(), Some("eu-west-1"));
+            }
+            other => panic!("expected S3, got {other:?}"),
+        }
+    }
+}

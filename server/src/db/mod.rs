@@ -1,0 +1,111 @@
+//! The database: one code path over PostgreSQL and SQLite through diesel's `MultiConnection`.
+//!
+//! diesel is synchronous, so every query runs on the blocking pool via [`Database::run`].
+
+pub mod records;
+pub mod repos;
+pub mod schema;
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseSettings;
+use crate::error::Error;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Timestamps are naive UTC with microsecond precision, so both backends store exactly the same value.
+pub fn now() -> NaiveDateTime {
+    let now = Utc::now().naive_utc();
+    let micros = now.and_utc().timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("current time is representable")
+        .naive_utc()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(sqlite) = conn {
+            sqlite
+                .batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<ConnectionManager<DbConnection>>,
+}
+
+impl Database {
+    /// Connects, and brings the schema up to date with the migrations embedded in this binary.
+    pub fn connect(settings: &DatabaseSettings) -> Result<Self, Error> {
+        let (url, max_size) = match settings {
+            // SQLite allows one writer; one pooled connection serialises writers instead of failing them
+            // with SQLITE_BUSY when a read transaction tries to upgrade.
+            DatabaseSettings::Sqlite { path } => (path.display().to_string(), 1),
+            DatabaseSettings::Postgres { url } => (url.clone(), 16),
+        };
+        let manager = ConnectionManager::<DbConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .connection_timeout(Duration::from_secs(30))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .map_err(|e| Error::Startup(format!("cannot connect to the database: {e}")))?;
+        let db = Self { pool };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&self) -> Result<(), Error> {
+        let mut conn = self.pool.get()?;
+        let migrations = match &*conn {
+            DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
+            DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+        };
+        conn.run_pending_migrations(migrations)
+            .map_err(|e| Error::Startup(format!("database migration failed: {e}")))?;
+        Ok(())
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
+    }
+}

@@ -1,0 +1,88 @@
+//! Rows as stored. Conversion to API types happens in the services, which know what a caller may see.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = namespaces)]
+pub struct NamespaceRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = models)]
+pub struct ModelRow {
+    pub id: String,
+    pub namespace_id: String,
+    pub name: String,
+    pub description: String,
+    pub tags: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = blobs)]
+pub struct BlobRow {
+    pub digest: String,
+    pub size: i64,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = versions)]
+pub struct VersionRow {
+    pub id: String,
+    pub model_id: String,
+    pub version: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = version_files)]
+pub struct VersionFileRow {
+    pub version_id: String,
+    pub path: String,
+    pub digest: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_sessions)]
+pub struct UploadSessionRow {
+    pub id: String,
+    pub digest: String,
+    pub size: i64,
+    pub part_size: i64,
+    pub upload_offset: i64,
+    pub backend_upload_id: String,
+    pub hash_state: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_parts)]
+pub struct UploadPartRow {
+    pub session_id: String,
+    pub part_number: i32,
+    pub etag: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub remote_addr: Option<String>,
+    pub created_at: NaiveDateTime,
+}

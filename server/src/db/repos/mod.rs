@@ -1,0 +1,18 @@
+//! Queries, one module per aggregate. Functions take a connection so callers decide the transaction.
+
+pub mod audit;
+pub mod blobs;
+pub mod models;
+pub mod namespaces;
+pub mod uploads;
+pub mod versions;
+
+/// Both backends cap bound parameters per statement; batch `IN (...)` lists below that.
+pub(crate) const IN_LIST_BATCH: usize = 500;
+
+pub(crate) fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,137 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::records::{ModelRow, NamespaceRow};
+use crate::db::schema::{models, namespaces, versions};
+use crate::db::{DbConnection, new_id, now};
+
+pub fn find(
+    conn: &mut DbConnection,
+    namespace: &str,
+    name: &str,
+) -> QueryResult<Option<(NamespaceRow, ModelRow)>> {
+    namespaces::table
+        .inner_join(models::table)
+        .filter(namespaces::name.eq(namespace))
+        .filter(models::name.eq(name))
+        .select((NamespaceRow::as_select(), ModelRow::as_select()))
+        .first(conn)
+        .optional()
+}
+
+fn find_in(
+    conn: &mut DbConnection,
+    namespace_id: &str,
+    name: &str,
+) -> QueryResult<Option<ModelRow>> {
+    models::table
+        .filter(models::namespace_id.eq(namespace_id))
+        .filter(models::name.eq(name))
+        .select(ModelRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Returns the model, creating it (empty description, no tags) when absent.
+pub fn find_or_create(
+    conn: &mut DbConnection,
+    namespace: &NamespaceRow,
+    name: &str,
+) -> QueryResult<ModelRow> {
+    if let Some(row) = find_in(conn, &namespace.id, name)? {
+        return Ok(row);
+    }
+    let at = now();
+    let row = ModelRow {
+        id: new_id(),
+        namespace_id: namespace.id.clone(),
+        name: name.to_owned(),
+        description: String::new(),
+        tags: "[]".to_owned(),
+        created_at: at,
+        updated_at: at,
+    };
+    match diesel::insert_into(models::table)
+        .values(&row)
+        .execute(conn)
+    {
+        Ok(_) => Ok(row),
+        Err(e) if super::is_unique_violation(&e) => find_in(conn, &namespace.id, name)?.ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn update_metadata(
+    conn: &mut DbConnection,
+    model_id: &str,
+    description: &str,
+    tags_json: &str,
+) -> QueryResult<()> {
+    diesel::update(models::table.find(model_id))
+        .set((
+            models::description.eq(description),
+            models::tags.eq(tags_json),
+            models::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn touch(conn: &mut DbConnection, model_id: &str) -> QueryResult<()> {
+    diesel::update(models::table.find(model_id))
+        .set(models::updated_at.eq(now()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A model in a listing, with its version count and latest version.
+pub struct ListedModel {
+    pub namespace: String,
+    pub model: ModelRow,
+    pub version_count: i64,
+    pub latest_version: Option<String>,
+}
+
+/// Models ordered by namespace then name, optionally within one namespace.
+pub fn list(
+    conn: &mut DbConnection,
+    namespace: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<ListedModel>> {
+    let mut query = namespaces::table
+        .inner_join(models::table)
+        .select((namespaces::name, ModelRow::as_select()))
+        .order((namespaces::name.asc(), models::name.asc()))
+        .limit(limit)
+        .offset(offset)
+        .into_boxed();
+    if let Some(ns) = namespace {
+        query = query.filter(namespaces::name.eq(ns.to_owned()));
+    }
+    let rows: Vec<(String, ModelRow)> = query.load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|(_, m)| m.id.as_str()).collect();
+    let mut version_rows: Vec<(String, String, NaiveDateTime)> = Vec::new();
+    for batch in ids.chunks(super::IN_LIST_BATCH) {
+        version_rows.extend(
+            versions::table
+                .filter(versions::model_id.eq_any(batch))
+                .select((versions::model_id, versions::version, versions::created_at))
+                .load::<(String, String, NaiveDateTime)>(conn)?,
+        );
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(namespace, model)| {
+            let mine = version_rows.iter().filter(|(id, _, _)| *id == model.id);
+            let version_count = mine.clone().count() as i64;
+            let latest_version = mine.max_by_key(|(_, _, at)| *at).map(|(_, v, _)| v.clone());
+            ListedModel {
+                namespace,
+                model,
+                version_count,
+                latest_version,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,106 @@
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::records::{UploadPartRow, UploadSessionRow};
+use crate::db::schema::{upload_parts, upload_sessions};
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<UploadSessionRow>> {
+    upload_sessions::table
+        .find(id)
+        .select(UploadSessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The most advanced unfinished session for this blob, to resume instead of starting over.
+pub fn find_resumable(
+    conn: &mut DbConnection,
+    digest: &str,
+    size: i64,
+) -> QueryResult<Option<UploadSessionRow>> {
+    upload_sessions::table
+        .filter(upload_sessions::digest.eq(digest))
+        .filter(upload_sessions::size.eq(size))
+        .order((
+            upload_sessions::upload_offset.desc(),
+            upload_sessions::created_at.asc(),
+        ))
+        .select(UploadSessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut DbConnection, row: &UploadSessionRow) -> QueryResult<()> {
+    diesel::insert_into(upload_sessions::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Moves the session from `from_offset` to `row`'s offset and records the parts that chunk stored.
+/// Returns false when another request advanced the session first (nothing is changed then).
+pub fn advance(
+    conn: &mut DbConnection,
+    id: &str,
+    from_offset: i64,
+    to_offset: i64,
+    hash_state: &[u8],
+    parts: &[UploadPartRow],
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(
+            upload_sessions::table
+                .filter(upload_sessions::id.eq(id))
+                .filter(upload_sessions::upload_offset.eq(from_offset)),
+        )
+        .set((
+            upload_sessions::upload_offset.eq(to_offset),
+            upload_sessions::hash_state.eq(hash_state),
+            upload_sessions::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        for part in parts {
+            diesel::delete(
+                upload_parts::table
+                    .filter(upload_parts::session_id.eq(id))
+                    .filter(upload_parts::part_number.eq(part.part_number)),
+            )
+            .execute(conn)?;
+        }
+        // Row by row: the multi-backend connection has no batch insert (SQLite's differs).
+        for part in parts {
+            diesel::insert_into(upload_parts::table)
+                .values(part)
+                .execute(conn)?;
+        }
+        Ok(true)
+    })
+}
+
+pub fn parts(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<UploadPartRow>> {
+    upload_parts::table
+        .filter(upload_parts::session_id.eq(id))
+        .order(upload_parts::part_number.asc())
+        .select(UploadPartRow::as_select())
+        .load(conn)
+}
+
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::delete(upload_parts::table.filter(upload_parts::session_id.eq(id))).execute(conn)?;
+    diesel::delete(upload_sessions::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// Sessions untouched since `before`, for the reaper.
+pub fn idle_since(
+    conn: &mut DbConnection,
+    before: chrono::NaiveDateTime,
+) -> QueryResult<Vec<UploadSessionRow>> {
+    upload_sessions::table
+        .filter(upload_sessions::updated_at.lt(before))
+        .select(UploadSessionRow::as_select())
+        .load(conn)
+}

@@ -1,0 +1,101 @@
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::records::{VersionFileRow, VersionRow};
+use crate::db::schema::{version_files, versions};
+
+pub fn find(
+    conn: &mut DbConnection,
+    model_id: &str,
+    version: &str,
+) -> QueryResult<Option<VersionRow>> {
+    versions::table
+        .filter(versions::model_id.eq(model_id))
+        .filter(versions::version.eq(version))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Files of a version, ordered by path.
+pub fn files(conn: &mut DbConnection, version_id: &str) -> QueryResult<Vec<VersionFileRow>> {
+    version_files::table
+        .filter(version_files::version_id.eq(version_id))
+        .order(version_files::path.asc())
+        .select(VersionFileRow::as_select())
+        .load(conn)
+}
+
+pub fn find_file(
+    conn: &mut DbConnection,
+    version_id: &str,
+    path: &str,
+) -> QueryResult<Option<VersionFileRow>> {
+    version_files::table
+        .filter(version_files::version_id.eq(version_id))
+        .filter(version_files::path.eq(path))
+        .select(VersionFileRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A version with its file count and total bytes.
+pub struct ListedVersion {
+    pub row: VersionRow,
+    pub file_count: i64,
+    pub total_size: i64,
+}
+
+/// Versions of a model, newest first.
+pub fn list(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<ListedVersion>> {
+    let rows: Vec<VersionRow> = versions::table
+        .filter(versions::model_id.eq(model_id))
+        .order((versions::created_at.desc(), versions::version.desc()))
+        .select(VersionRow::as_select())
+        .load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut sizes: Vec<(String, i64)> = Vec::new();
+    for batch in ids.chunks(super::IN_LIST_BATCH) {
+        sizes.extend(
+            version_files::table
+                .filter(version_files::version_id.eq_any(batch))
+                .select((version_files::version_id, version_files::size))
+                .load::<(String, i64)>(conn)?,
+        );
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mine = sizes.iter().filter(|(id, _)| *id == row.id);
+            ListedVersion {
+                file_count: mine.clone().count() as i64,
+                total_size: mine.map(|(_, s)| *s).sum(),
+                row,
+            }
+        })
+        .collect())
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    version: &VersionRow,
+    files: &[VersionFileRow],
+) -> QueryResult<()> {
+    diesel::insert_into(versions::table)
+        .values(version)
+        .execute(conn)?;
+    // Row by row: the multi-backend connection has no batch insert (SQLite's differs).
+    for file in files {
+        diesel::insert_into(version_files::table)
+            .values(file)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn delete(conn: &mut DbConnection, version_id: &str) -> QueryResult<()> {
+    diesel::delete(version_files::table.filter(version_files::version_id.eq(version_id)))
+        .execute(conn)?;
+    diesel::delete(versions::table.find(version_id)).execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+// Hand-written to match migrations/{sqlite,postgres}; both backends share these definitions.
+
+diesel::table! {
+    namespaces (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    models (id) {
+        id -> Text,
+        namespace_id -> Text,
+        name -> Text,
+        description -> Text,
+        tags -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    blobs (digest) {
+        digest -> Text,
+        size -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    versions (id) {
+        id -> Text,
+        model_id -> Text,
+        version -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    version_files (version_id, path) {
+        version_id -> Text,
+        path -> Text,
+        digest -> Text,
+        size -> BigInt,
+    }
+}
+
+diesel::table! {
+    upload_sessions (id) {
+        id -> Text,
+        digest -> Text,
+        size -> BigInt,
+        part_size -> BigInt,
+        upload_offset -> BigInt,
+        backend_upload_id -> Text,
+        hash_state -> Binary,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    upload_parts (session_id, part_number) {
+        session_id -> Text,
+        part_number -> Integer,
+        etag -> Text,
+        size -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+        remote_addr -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(models -> namespaces (namespace_id));
+diesel::joinable!(versions -> models (model_id));
+diesel::joinable!(version_files -> versions (version_id));
+diesel::joinable!(upload_parts -> upload_sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    namespaces,
+    models,
+    blobs,
+    versions,
+    version_files,
+    upload_sessions,
+    upload_parts,
+    audit_log,
+);

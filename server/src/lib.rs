@@ -1,0 +1,10 @@
+//! kiln-server: the registry's HTTP API over its database and blob store.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod services;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,62 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kiln_server::config::Settings;
+use kiln_server::startup::Application;
+
+/// kiln-server: the kiln model registry.
+///
+/// With no configuration it serves on 127.0.0.1:8080 from ./kiln-data (SQLite + local files).
+/// Settings come from ./kiln.toml (or --config) and KILN_* environment variables; see docs/operations.md.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Read settings from this TOML file instead of ./kiln.toml
+    #[arg(long, global = true, env = "KILN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (the default)
+    Serve,
+    /// Print the OpenAPI document and exit
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        let spec = kiln_server::http::openapi();
+        println!(
+            "{}",
+            spec.to_pretty_json()
+                .expect("the OpenAPI document serializes")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("kiln-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    kiln_server::telemetry::init();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        app.run().await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Namespaces, models and versions: listing, committing, deleting.
+
+use std::collections::{BTreeMap, HashSet};
+
+use diesel::Connection;
+use kiln_core::api::{
+    CreateVersionRequest, FileEntry, ModelDetail, ModelSummary, NamespaceSummary,
+    UpdateModelRequest, VersionDetail, VersionStatus, VersionSummary,
+};
+use kiln_core::{ModelName, NamespaceName, VersionName};
+use serde_json::json;
+
+use crate::db::records::{ModelRow, NamespaceRow, VersionFileRow, VersionRow};
+use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::{blobs, is_unique_violation, models, namespaces, versions};
+use crate::db::{Database, DbConnection, new_id, now};
+use crate::error::Error;
+
+const MAX_FILES_PER_VERSION: usize = 100_000;
+const MAX_TAGS: usize = 64;
+
+/// Paging for listings.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Page {
+    pub const MAX_LIMIT: i64 = 1000;
+
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Result<Self, Error> {
+        let limit = limit.unwrap_or(100);
+        let offset = offset.unwrap_or(0);
+        if !(1..=Self::MAX_LIMIT).contains(&limit) || offset < 0 {
+            return Err(Error::bad_request(
+                "invalid_page",
+                format!(
+                    "limit must be 1..={} and offset at least 0",
+                    Self::MAX_LIMIT
+                ),
+            ));
+        }
+        Ok(Self { limit, offset })
+    }
+}
+
+/// Whether a commit created the version or found it already there with identical content.
+pub enum Committed {
+    Created(VersionDetail),
+    AlreadyPresent(VersionDetail),
+}
+
+fn model_ref(ns: &str, model: &str) -> String {
+    format!("{ns}/{model}")
+}
+
+fn parse_tags(json_text: &str) -> Vec<String> {
+    serde_json::from_str(json_text).unwrap_or_default()
+}
+
+fn version_detail(
+    ns: &str,
+    model: &str,
+    row: &VersionRow,
+    files: Vec<VersionFileRow>,
+) -> Result<VersionDetail, Error> {
+    Ok(VersionDetail {
+        namespace: ns.parse()?,
+        model: model.parse()?,
+        version: row.version.parse()?,
+        status: VersionStatus::parse(&row.status)
+            .ok_or_else(|| Error::Internal(format!("unknown version status {:?}", row.status)))?,
+        files: files
+            .into_iter()
+            .map(|f| {
+                Ok(FileEntry {
+                    path: f.path.parse()?,
+                    digest: f.digest.parse()?,
+                    size: f.size,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        created_at: row.created_at.and_utc(),
+    })
+}
+
+fn check_files(files: &[FileEntry]) -> Result<(), Error> {
+    if files.is_empty() {
+        return Err(Error::bad_request(
+            "no_files",
+            "a version needs at least one file",
+        ));
+    }
+    if files.len() > MAX_FILES_PER_VERSION {
+        return Err(Error::bad_request(
+            "too_many_files",
+            format!("a version may hold at most {MAX_FILES_PER_VERSION} files"),
+        ));
+    }
+    let mut paths = HashSet::new();
+    for file in files {
+        if file.size < 0 {
+            return Err(Error::bad_request(
+                "invalid_size",
+                format!("{}: size must not be negative", file.path),
+            ));
+        }
+        if !paths.insert(file.path.as_str()) {
+            return Err(Error::bad_request(
+                "duplicate_path",
+                format!("{} is listed twice", file.path),
+            ));
+        }
+    }
+    for file in files {
+        if let Some(dir) = file.path.ancestors().find(|dir| paths.contains(dir)) {
+            return Err(Error::bad_request(
+                "path_conflict",
+                format!("{dir} is both a file and the folder of {}", file.path),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_metadata(update: &UpdateModelRequest) -> Result<(), Error> {
+    if let Some(description) = &update.description
+        && description.chars().count() > 10_000
+    {
+        return Err(Error::bad_request(
+            "invalid_description",
+            "the description may have at most 10000 characters",
+        ));
+    }
+    if let Some(tags) = &update.tags {
+        if tags.len() > MAX_TAGS {
+            return Err(Error::bad_request(
+                "invalid_tags",
+                format!("a model may have at most {MAX_TAGS} tags"),
+            ));
+        }
+        if let Some(bad) = tags
+            .iter()
+            .find(|t| t.is_empty() || t.chars().count() > 64 || t.chars().any(char::is_control))
+        {
+            return Err(Error::bad_request(
+                "invalid_tags",
+                format!("tag {bad:?} must be 1 to 64 characters without control characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct RegistryService {
+    db: Database,
+}
+
+impl RegistryService {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub async fn list_namespaces(&self, page: Page) -> Result<Vec<NamespaceSummary>, Error> {
+        self.db
+            .run(move |conn| {
+                namespaces::list(conn, page.limit, page.offset)?
+                    .into_iter()
+                    .map(|(row, model_count)| {
+                        Ok(NamespaceSummary {
+                            name: row.name.parse()?,
+                            model_count,
+                            created_at: row.created_at.and_utc(),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    pub async fn list_models(
+        &self,
+        namespace: Option<NamespaceName>,
+        page: Page,
+    ) -> Result<Vec<ModelSummary>, Error> {
+        self.db
+            .run(move |conn| {
+                if let Some(ns) = &namespace
+                    && namespaces::find(conn, ns.as_str())?.is_none()
+                {
+                    return Err(Error::not_found(format!("namespace {ns}")));
+                }
+                let ns = namespace.as_ref().map(NamespaceName::as_str);
+                models::list(conn, ns, page.limit, page.offset)?
+                    .into_iter()
+                    .map(|listed| {
+                        Ok(ModelSummary {
+                            namespace: listed.namespace.parse()?,
+                            name: listed.model.name.parse()?,
+                            description: listed.model.description,
+                            tags: parse_tags(&listed.model.tags),
+                            version_count: listed.version_count,
+                            latest_version: listed.latest_version.map(|v| v.parse()).transpose()?,
+                            created_at: listed.model.created_at.and_utc(),
+                            updated_at: listed.model.updated_at.and_utc(),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    pub async fn get_model(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+    ) -> Result<ModelDetail, Error> {
+        self.db
+            .run(move |conn| load_model_detail(conn, &ns, &model))
+            .await
+    }
+
+    pub async fn update_model(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        update: UpdateModelRequest,
+        actor: Actor,
+    ) -> Result<ModelDetail, Error> {
+        check_metadata(&update)?;
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let (_, row) = find_model(conn, &ns, &model)?;
+                    let description = update
+                        .description
+                        .clone()
+                        .unwrap_or(row.description.clone());
+                    let tags = match &update.tags {
+                        Some(tags) => serde_json::to_string(tags).expect("tags serialize"),
+                        None => row.tags.clone(),
+                    };
+                    models::update_metadata(conn, &row.id, &description, &tags)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "model.update",
+                        &model_ref(ns.as_str(), model.as_str()),
+                        json!(update),
+                    )?;
+                    load_model_detail(conn, &ns, &model)
+                })
+            })
+            .await
+    }
+
+    pub async fn get_version(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        version: VersionName,
+    ) -> Result<VersionDetail, Error> {
+        self.db
+            .run(move |conn| {
+                let (row, files) = find_version(conn, &ns, &model, &version)?;
+                version_detail(ns.as_str(), model.as_str(), &row, files)
+            })
+            .await
+    }
+
+    /// Commits a version from uploaded blobs, creating namespace and model on first push.
+    pub async fn create_version(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        request: CreateVersionRequest,
+        actor: Actor,
+    ) -> Result<Committed, Error> {
+        check_files(&request.files)?;
+        self.db
+            .run(move |conn| {
+                let namespace = namespaces::find_or_create(conn, ns.as_str())?;
+                let model_row = models::find_or_create(conn, &namespace, model.as_str())?;
+                match insert_version(conn, &namespace, &model_row, &request, &actor) {
+                    Err(Error::Database(e)) if is_unique_violation(&e) => {
+                        // A concurrent push of the same version won; compare with what it committed.
+                        match existing_version(conn, &namespace, &model_row, &request)? {
+                            Some(done) => Ok(done),
+                            None => Err(Error::Database(e)),
+                        }
+                    }
+                    other => other,
+                }
+            })
+            .await
+    }
+
+    pub async fn delete_version(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        version: VersionName,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let (row, files) = find_version(conn, &ns, &model, &version)?;
+                    versions::delete(conn, &row.id)?;
+                    let (_, model_row) = find_model(conn, &ns, &model)?;
+                    models::touch(conn, &model_row.id)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "version.delete",
+                        &format!("{ns}/{model}:{version}"),
+                        json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
+                    )
+                    .map_err(Error::from)
+                })
+            })
+            .await
+    }
+}
+
+fn find_model(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+) -> Result<(NamespaceRow, ModelRow), Error> {
+    models::find(conn, ns.as_str(), model.as_str())?
+        .ok_or_else(|| Error::not_found(format!("model {ns}/{model}")))
+}
+
+fn find_version(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+    version: &VersionName,
+) -> Result<(VersionRow, Vec<VersionFileRow>), Error> {
+    let (_, model_row) = find_model(conn, ns, model)?;
+    let row = versions::find(conn, &model_row.id, version.as_str())?
+        .ok_or_else(|| Error::not_found(format!("version {ns}/{model}:{version}")))?;
+    let files = versions::files(conn, &row.id)?;
+    Ok((row, files))
+}
+
+fn load_model_detail(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+) -> Result<ModelDetail, Error> {
+    let (_, row) = find_model(conn, ns, model)?;
+    let listed = versions::list(conn, &row.id)?;
+    Ok(ModelDetail {
+        namespace: ns.clone(),
+        name: model.clone(),
+        description: row.description,
+        tags: parse_tags(&row.tags),
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+        versions: listed
+            .into_iter()
+            .map(|v| {
+                Ok(VersionSummary {
+                    version: v.row.version.parse()?,
+                    status: VersionStatus::parse(&v.row.status).ok_or_else(|| {
+                        Error::Internal(format!("unknown version status {:?}", v.row.status))
+                    })?,
+                    file_count: v.file_count,
+                    total_size: v.total_size,
+                    created_at: v.row.created_at.and_utc(),
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+    })
+}
+
+/// The committed version when it has exactly the requested files; a conflict when it differs.
+fn existing_version(
+    conn: &mut DbConnection,
+    namespace: &NamespaceRow,
+    model: &ModelRow,
+    request: &CreateVersionRequest,
+) -> Result<Option<Committed>, Error> {
+    let Some(row) = versions::find(conn, &model.id, request.version.as_str())? else {
+        return Ok(None);
+    };
+    let files = versions::files(conn, &row.id)?;
+    let stored: BTreeMap<&str, (&str, i64)> = files
+        .iter()
+        .map(|f| (f.path.as_str(), (f.digest.as_str(), f.size)))
+        .collect();
+    let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
+    let wanted: BTreeMap<&str, (&str, i64)> = request
+        .files
+        .iter()
+        .zip(&digests)
+        .map(|(f, d)| (f.path.as_str(), (d.as_str(), f.size)))
+        .collect();
+    if stored != wanted {
+        return Err(Error::Conflict {
+            code: "version_conflict",
+            message: format!(
+                "{}/{}:{} already exists with different content; versions are immutable, push under a new version",
+                namespace.name, model.name, request.version
+            ),
+            details: None,
+        });
+    }
+    Ok(Some(Committed::AlreadyPresent(version_detail(
+        &namespace.name,
+        &model.name,
+        &row,
+        files,
+    )?)))
+}
+
+fn insert_version(
+    conn: &mut DbConnection,
+    namespace: &NamespaceRow,
+    model: &ModelRow,
+    request: &CreateVersionRequest,
+    actor: &Actor,
+) -> Result<Committed, Error> {
+    conn.transaction(|conn| {
+        if let Some(done) = existing_version(conn, namespace, model, request)? {
+            return Ok(done);
+        }
+        let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
+        let held = blobs::find_many(conn, &digests)?;
+        let mut missing: Vec<&String> = Vec::new();
+        for (file, digest) in request.files.iter().zip(&digests) {
+            match held.iter().find(|b| &b.digest == digest) {
+                None => missing.push(digest),
+                Some(blob) if blob.size != file.size => {
+                    return Err(Error::bad_request(
+                        "size_mismatch",
+                        format!(
+                            "{}: declared {} bytes but blob {digest} has {}",
+                            file.path, file.size, blob.size
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Err(Error::BadRequest {
+                code: "missing_blobs",
+                message: format!(
+                    "{} blob(s) have not been uploaded; upload them, then commit again",
+                    missing.len()
+                ),
+                details: Some(json!({ "missing": missing })),
+            });
+        }
+        let row = VersionRow {
+            id: new_id(),
+            model_id: model.id.clone(),
+            version: request.version.to_string(),
+            status: VersionStatus::Ready.as_str().to_owned(),
+            created_at: now(),
+        };
+        let mut files: Vec<VersionFileRow> = request
+            .files
+            .iter()
+            .zip(digests)
+            .map(|(f, digest)| VersionFileRow {
+                version_id: row.id.clone(),
+                path: f.path.to_string(),
+                digest,
+                size: f.size,
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        versions::insert(conn, &row, &files)?;
+        models::touch(conn, &model.id)?;
+        let target = format!("{}/{}:{}", namespace.name, model.name, request.version);
+        audit::record(
+            conn,
+            actor,
+            "version.create",
+            &target,
+            json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
+        )?;
+        Ok(Committed::Created(version_detail(
+            &namespace.name,
+            &model.name,
+            &row,
+            files,
+        )?))
+    })
+}

@@ -1,0 +1,437 @@
+//! Blob uploads through resumable sessions.
+//!
+//! A session is created for a declared digest and size. Chunks arrive in order (PATCH with Content-Range);
+//! the server hashes them as they stream and stores them as parts of a staged upload. The hash state is
+//! saved in the database after each chunk, so a session continues on any replica after any restart. On
+//! commit the digest is checked and only then is the blob promoted and recorded.
+
+use bytes::{Bytes, BytesMut};
+use diesel::Connection;
+use futures_util::{Stream, StreamExt};
+use kiln_core::Sha256Digest;
+use kiln_core::Sha256Hasher;
+use kiln_core::api::{BlobInfo, UploadSession};
+use serde_json::json;
+
+use crate::db::records::{UploadPartRow, UploadSessionRow};
+use crate::db::repos::{blobs, uploads};
+use crate::db::{Database, new_id, now};
+use crate::error::Error;
+use crate::storage::BlobStore;
+
+const MIB: i64 = 1024 * 1024;
+/// S3 allows at most 10,000 parts of at least 5 MiB (except the last).
+const MIN_PART_SIZE: i64 = 8 * MIB;
+const MAX_PARTS: i64 = 10_000;
+/// Larger than any model file we expect; S3's own limit for one object is 5 TiB.
+pub const MAX_BLOB_SIZE: i64 = 5 * 1024 * 1024 * MIB;
+
+/// `Content-Range: bytes START-END/TOTAL` of one chunk (END inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRange {
+    pub start: i64,
+    pub end_inclusive: i64,
+    pub total: i64,
+}
+
+impl ChunkRange {
+    pub fn parse(header: &str) -> Option<Self> {
+        let rest = header.trim().strip_prefix("bytes ")?;
+        let (range, total) = rest.split_once('/')?;
+        let (start, end) = range.split_once('-')?;
+        let parsed = Self {
+            start: start.trim().parse().ok()?,
+            end_inclusive: end.trim().parse().ok()?,
+            total: total.trim().parse().ok()?,
+        };
+        (parsed.start >= 0 && parsed.end_inclusive >= parsed.start).then_some(parsed)
+    }
+
+    fn len(&self) -> i64 {
+        self.end_inclusive - self.start + 1
+    }
+}
+
+fn part_size_for(size: i64) -> i64 {
+    let needed = (size + MAX_PARTS - 1) / MAX_PARTS;
+    let rounded = (needed + MIB - 1) / MIB * MIB;
+    rounded.max(MIN_PART_SIZE)
+}
+
+fn to_api(row: &UploadSessionRow, resumed: bool) -> Result<UploadSession, Error> {
+    Ok(UploadSession {
+        id: row.id.clone(),
+        digest: row.digest.parse()?,
+        size: row.size,
+        offset: row.upload_offset,
+        part_size: row.part_size,
+        resumed,
+        created_at: row.created_at.and_utc(),
+    })
+}
+
+fn offset_mismatch(row: &UploadSessionRow, start: i64) -> Error {
+    Error::Conflict {
+        code: "offset_mismatch",
+        message: format!(
+            "this chunk starts at byte {start} but the session has {} bytes; send the chunk that starts at {}",
+            row.upload_offset, row.upload_offset
+        ),
+        details: Some(json!({ "offset": row.upload_offset })),
+    }
+}
+
+#[derive(Clone)]
+pub struct UploadService {
+    db: Database,
+    store: BlobStore,
+}
+
+impl UploadService {
+    pub fn new(db: Database, store: BlobStore) -> Self {
+        Self { db, store }
+    }
+
+    /// Digests among `digests` that the server does not hold.
+    pub async fn missing(&self, digests: Vec<Sha256Digest>) -> Result<Vec<Sha256Digest>, Error> {
+        if digests.len() > 100_000 {
+            return Err(Error::bad_request(
+                "too_many_digests",
+                "ask about at most 100000 digests at once",
+            ));
+        }
+        let keys: Vec<String> = digests.iter().map(ToString::to_string).collect();
+        let found = self
+            .db
+            .run(move |conn| Ok(blobs::find_many(conn, &keys)?))
+            .await?;
+        let mut missing: Vec<Sha256Digest> = digests
+            .into_iter()
+            .filter(|d| !found.iter().any(|b| b.digest == d.to_string()))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        Ok(missing)
+    }
+
+    /// Starts a session for this blob, or returns the unfinished one already under way.
+    pub async fn create(&self, digest: Sha256Digest, size: i64) -> Result<UploadSession, Error> {
+        if !(0..=MAX_BLOB_SIZE).contains(&size) {
+            return Err(Error::bad_request(
+                "invalid_size",
+                format!("size must be between 0 and {MAX_BLOB_SIZE} bytes"),
+            ));
+        }
+        let key = digest.to_string();
+        let (exists, existing) = self
+            .db
+            .run(move |conn| {
+                Ok((
+                    blobs::exists(conn, &key)?,
+                    uploads::find_resumable(conn, &key, size)?,
+                ))
+            })
+            .await?;
+        if exists {
+            return Err(Error::Conflict {
+                code: "blob_exists",
+                message: format!("the server already holds {digest}; there is nothing to upload"),
+                details: None,
+            });
+        }
+        if let Some(row) = existing {
+            return to_api(&row, true);
+        }
+        let id = new_id();
+        let upload_id = self.store.begin_upload(&id).await?;
+        let at = now();
+        let row = UploadSessionRow {
+            id,
+            digest: digest.to_string(),
+            size,
+            part_size: part_size_for(size),
+            upload_offset: 0,
+            backend_upload_id: upload_id,
+            hash_state: Sha256Hasher::new().save(),
+            created_at: at,
+            updated_at: at,
+        };
+        let inserted = row.clone();
+        self.db
+            .run(move |conn| Ok(uploads::insert(conn, &inserted)?))
+            .await?;
+        to_api(&row, false)
+    }
+
+    async fn find(&self, id: &str) -> Result<UploadSessionRow, Error> {
+        let key = id.to_owned();
+        self.db
+            .run(move |conn| Ok(uploads::find(conn, &key)?))
+            .await?
+            .ok_or_else(|| Error::not_found(format!("upload session {id}")))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<UploadSession, Error> {
+        to_api(&self.find(id).await?, false)
+    }
+
+    /// Receives one chunk. Nothing is recorded unless the whole chunk arrived and was stored.
+    pub async fn write_chunk<S>(
+        &self,
+        id: &str,
+        range: ChunkRange,
+        mut body: S,
+    ) -> Result<UploadSession, Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        let row = self.find(id).await?;
+        if range.total != row.size {
+            return Err(Error::bad_request(
+                "size_mismatch",
+                format!(
+                    "Content-Range says the blob has {} bytes but the session was created for {}",
+                    range.total, row.size
+                ),
+            ));
+        }
+        if range.start != row.upload_offset {
+            return Err(offset_mismatch(&row, range.start));
+        }
+        if range.end_inclusive >= row.size {
+            return Err(Error::bad_request(
+                "range_past_end",
+                format!(
+                    "this chunk ends at byte {} but the blob has {} bytes",
+                    range.end_inclusive, row.size
+                ),
+            ));
+        }
+        let is_last = range.end_inclusive + 1 == row.size;
+        if !is_last && range.len() % row.part_size != 0 {
+            return Err(Error::bad_request(
+                "chunk_not_aligned",
+                format!(
+                    "every chunk but the last must be a multiple of the session's part size ({} bytes)",
+                    row.part_size
+                ),
+            ));
+        }
+        let mut hasher = Sha256Hasher::restore(&row.hash_state).ok_or_else(|| {
+            Error::Internal(format!("upload session {id} has a corrupt hash state"))
+        })?;
+        let part_size = row.part_size as usize;
+        let mut index = (row.upload_offset / row.part_size) as usize;
+        let mut buffer = BytesMut::with_capacity(part_size.min(range.len() as usize));
+        let mut received: i64 = 0;
+        let mut parts = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                Error::bad_request(
+                    "truncated_body",
+                    format!(
+                        "the request body ended early after {received} of {} bytes: {e}",
+                        range.len()
+                    ),
+                )
+            })?;
+            received += chunk.len() as i64;
+            if received > range.len() {
+                return Err(Error::bad_request(
+                    "body_too_long",
+                    format!(
+                        "the body has more bytes than the Content-Range declares ({})",
+                        range.len()
+                    ),
+                ));
+            }
+            hasher.update(&chunk);
+            buffer.extend_from_slice(&chunk);
+            while buffer.len() >= part_size {
+                let part = buffer.split_to(part_size).freeze();
+                parts.push(self.store_part(&row, index, part).await?);
+                index += 1;
+            }
+        }
+        if received < range.len() {
+            return Err(Error::bad_request(
+                "truncated_body",
+                format!(
+                    "the request body ended after {received} of the {} bytes its Content-Range declares",
+                    range.len()
+                ),
+            ));
+        }
+        if !buffer.is_empty() {
+            parts.push(self.store_part(&row, index, buffer.freeze()).await?);
+        }
+        let state = hasher.save();
+        let (key, from, to) = (row.id.clone(), row.upload_offset, range.end_inclusive + 1);
+        let advanced = self
+            .db
+            .run(move |conn| Ok(uploads::advance(conn, &key, from, to, &state, &parts)?))
+            .await?;
+        if !advanced {
+            let current = self.find(id).await?;
+            return Err(offset_mismatch(&current, range.start));
+        }
+        self.get(id).await
+    }
+
+    async fn store_part(
+        &self,
+        row: &UploadSessionRow,
+        index: usize,
+        data: Bytes,
+    ) -> Result<UploadPartRow, Error> {
+        let size = data.len() as i64;
+        let etag = self
+            .store
+            .put_part(
+                &row.id,
+                &row.backend_upload_id,
+                index,
+                row.part_size as u64,
+                data,
+            )
+            .await?;
+        Ok(UploadPartRow {
+            session_id: row.id.clone(),
+            part_number: index as i32 + 1,
+            etag,
+            size,
+        })
+    }
+
+    /// Verifies the digest, promotes the staged bytes to their content address and records the blob.
+    pub async fn commit(&self, id: &str) -> Result<BlobInfo, Error> {
+        let row = self.find(id).await?;
+        if row.upload_offset != row.size {
+            return Err(Error::Conflict {
+                code: "upload_incomplete",
+                message: format!(
+                    "the session has {} of {} bytes; send the rest before committing",
+                    row.upload_offset, row.size
+                ),
+                details: Some(json!({ "offset": row.upload_offset, "size": row.size })),
+            });
+        }
+        let declared: Sha256Digest = row.digest.parse()?;
+        let actual = Sha256Hasher::restore(&row.hash_state)
+            .ok_or_else(|| {
+                Error::Internal(format!("upload session {id} has a corrupt hash state"))
+            })?
+            .finalize();
+        if actual != declared {
+            self.discard(&row).await?;
+            return Err(Error::BadRequest {
+                code: "digest_mismatch",
+                message: format!(
+                    "the uploaded bytes hash to {actual}, not the declared {declared}; the upload was discarded, start it again"
+                ),
+                details: Some(json!({ "declared": declared, "actual": actual })),
+            });
+        }
+        let key = row.id.clone();
+        let parts = self
+            .db
+            .run(move |conn| Ok(uploads::parts(conn, &key)?))
+            .await?;
+        let expected_parts = (row.size + row.part_size - 1) / row.part_size;
+        if parts.len() as i64 != expected_parts
+            || parts
+                .iter()
+                .enumerate()
+                .any(|(i, p)| p.part_number != i as i32 + 1)
+        {
+            return Err(Error::Internal(format!(
+                "upload session {id} has inconsistent parts"
+            )));
+        }
+        let etags = parts.into_iter().map(|p| p.etag).collect();
+        self.store
+            .promote_upload(&row.id, &row.backend_upload_id, etags, &declared)
+            .await?;
+        let (key, digest, size) = (row.id.clone(), row.digest.clone(), row.size);
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    blobs::record(conn, &digest, size)?;
+                    uploads::delete(conn, &key)
+                })
+                .map_err(Error::from)
+            })
+            .await?;
+        Ok(BlobInfo {
+            digest: declared,
+            size: row.size,
+        })
+    }
+
+    /// Cancels a session and drops what it staged.
+    pub async fn abort(&self, id: &str) -> Result<(), Error> {
+        let row = self.find(id).await?;
+        self.discard(&row).await
+    }
+
+    async fn discard(&self, row: &UploadSessionRow) -> Result<(), Error> {
+        self.store
+            .abort_upload(&row.id, &row.backend_upload_id)
+            .await?;
+        let key = row.id.clone();
+        self.db
+            .run(move |conn| Ok(uploads::delete(conn, &key)?))
+            .await
+    }
+
+    /// Aborts sessions idle for longer than `ttl`; returns how many.
+    pub async fn reap_idle(&self, ttl: std::time::Duration) -> Result<usize, Error> {
+        let cutoff = now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(3));
+        let idle = self
+            .db
+            .run(move |conn| Ok(uploads::idle_since(conn, cutoff)?))
+            .await?;
+        for row in &idle {
+            self.discard(row).await?;
+        }
+        Ok(idle.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parses_and_rejects_garbage() {
+        assert_eq!(
+            ChunkRange::parse("bytes 0-9/10"),
+            Some(ChunkRange {
+                start: 0,
+                end_inclusive: 9,
+                total: 10
+            })
+        );
+        for bad in [
+            "0-9/10",
+            "bytes 9-0/10",
+            "bytes -1-3/10",
+            "bytes a-b/c",
+            "bytes 0-9",
+            "bytes */10",
+        ] {
+            assert_eq!(ChunkRange::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parts_stay_within_s3_limits() {
+        assert_eq!(part_size_for(0), MIN_PART_SIZE);
+        assert_eq!(part_size_for(10 * MIB), MIN_PART_SIZE);
+        let huge = 200 * 1024 * MIB;
+        let part = part_size_for(huge);
+        assert!(part % MIB == 0 && (huge + part - 1) / part <= MAX_PARTS);
+        let part = part_size_for(MAX_BLOB_SIZE);
+        assert!((MAX_BLOB_SIZE + part - 1) / part <= MAX_PARTS);
+    }
+}

@@ -1,0 +1,196 @@
+//! The blob store: object_store over a local folder or any S3-compatible service.
+//!
+//! Blobs live at `blobs/sha256/<2 hex>/<64 hex>`; keys are immutable and content-addressed, so writing one
+//! twice is harmless and no conditional writes are needed (S3 implementations disagree on them). Upload
+//! sessions stage their bytes at `uploads/<session id>` and are promoted to the blob key once the digest
+//! has been verified.
+
+mod staging;
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use kiln_core::Sha256Digest;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+
+use crate::config::StorageSettings;
+use crate::error::Error;
+use staging::Staging;
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    staging: Staging,
+    description: String,
+}
+
+impl BlobStore {
+    pub fn open(settings: &StorageSettings) -> Result<Self, Error> {
+        match settings {
+            StorageSettings::Local { root } => {
+                std::fs::create_dir_all(root.join("uploads")).map_err(|e| {
+                    Error::Startup(format!(
+                        "KILN_STORAGE_URL: cannot create {}: {e}",
+                        root.display()
+                    ))
+                })?;
+                let root = std::fs::canonicalize(root)?;
+                let store = LocalFileSystem::new_with_prefix(&root)
+                    .map_err(|e| Error::Startup(format!("KILN_STORAGE_URL: {e}")))?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    prefix: Path::default(),
+                    staging: Staging::LocalFiles { root: root.clone() },
+                    description: format!("local folder {}", root.display()),
+                })
+            }
+            StorageSettings::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+            } => {
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(region.clone().unwrap_or_else(|| "us-east-1".to_owned()));
+                if let Some(endpoint) = endpoint {
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"))
+                        .with_virtual_hosted_style_request(false);
+                }
+                if let Some(key) = access_key_id {
+                    builder = builder.with_access_key_id(key);
+                }
+                if let Some(secret) = secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                let s3 = Arc::new(
+                    builder
+                        .build()
+                        .map_err(|e| Error::Startup(format!("KILN_STORAGE_URL: {e}")))?,
+                );
+                Ok(Self {
+                    store: s3.clone(),
+                    prefix: Path::from(prefix.as_str()),
+                    staging: Staging::Multipart(s3),
+                    description: format!("s3://{bucket}/{prefix}"),
+                })
+            }
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    fn key(&self, relative: &str) -> Path {
+        let mut key = self.prefix.clone();
+        for part in relative.split('/') {
+            key = key.clone().join(part);
+        }
+        key
+    }
+
+    fn blob_key(&self, digest: &Sha256Digest) -> Path {
+        let hex = digest.hex();
+        self.key(&format!("blobs/sha256/{}/{hex}", &hex[..2]))
+    }
+
+    fn staging_key(&self, session_id: &str) -> Path {
+        self.key(&format!("uploads/{session_id}"))
+    }
+
+    /// Readiness: the store answers (a missing probe object is a fine answer).
+    pub async fn check(&self) -> Result<(), Error> {
+        match self.store.head(&self.key(".kiln-readiness-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts staging an upload; returns the backend's id for it (an S3 multipart upload id).
+    pub async fn begin_upload(&self, session_id: &str) -> Result<String, Error> {
+        self.staging
+            .begin(&self.staging_key(session_id), session_id)
+            .await
+    }
+
+    /// Stores part `index` (0-based) of an upload whose parts are `part_size` bytes (the last may be shorter).
+    pub async fn put_part(
+        &self,
+        session_id: &str,
+        upload_id: &str,
+        index: usize,
+        part_size: u64,
+        data: Bytes,
+    ) -> Result<String, Error> {
+        self.staging
+            .put_part(
+                &self.staging_key(session_id),
+                session_id,
+                upload_id,
+                index,
+                part_size,
+                data,
+            )
+            .await
+    }
+
+    /// Finishes staging, then moves the verified bytes to their content-addressed key.
+    pub async fn promote_upload(
+        &self,
+        session_id: &str,
+        upload_id: &str,
+        part_etags: Vec<String>,
+        digest: &Sha256Digest,
+    ) -> Result<(), Error> {
+        let staged = self.staging_key(session_id);
+        self.staging
+            .complete(&staged, session_id, upload_id, part_etags)
+            .await?;
+        self.store.rename(&staged, &self.blob_key(digest)).await?;
+        Ok(())
+    }
+
+    /// Drops whatever an upload staged. Safe to call on an upload that is already gone.
+    pub async fn abort_upload(&self, session_id: &str, upload_id: &str) -> Result<(), Error> {
+        let staged = self.staging_key(session_id);
+        self.staging.abort(&staged, session_id, upload_id).await?;
+        match self.store.delete(&staged).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams a blob, or the byte range `range` of it.
+    pub async fn read(
+        &self,
+        digest: &Sha256Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, Error> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self.store.get_opts(&self.blob_key(digest), options).await?;
+        Ok(result.into_stream())
+    }
+
+    /// The local folder behind the store, when there is one (tests inspect it).
+    pub fn local_root(&self) -> Option<PathBuf> {
+        match &self.staging {
+            Staging::LocalFiles { root } => Some(root.clone()),
+            Staging::Multipart(_) => None,
+        }
+    }
+}
