@@ -1,0 +1,279 @@
+//! A typed client for the kiln HTTP API.
+
+use kiln_core::api::{
+    BlobInfo, CreateUploadRequest, CreateVersionRequest, ErrorResponse, MissingBlobsRequest,
+    MissingBlobsResponse, ModelDetail, ModelSummary, UpdateModelRequest, UploadSession,
+    VersionDetail,
+};
+use kiln_core::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::CliError;
+
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How a version commit ended.
+pub enum CommitOutcome {
+    Created(VersionDetail),
+    AlreadyPresent(VersionDetail),
+}
+
+impl ApiClient {
+    pub fn new(server: &str) -> Result<Self, CliError> {
+        let base = server.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "--server {server:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:8080"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("kiln-cli/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { http, base })
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.base))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> CliError {
+        if e.is_connect() || e.is_timeout() && !e.is_body() {
+            CliError::Unreachable {
+                server: self.base.clone(),
+                reason: root_cause(&e),
+            }
+        } else {
+            CliError::Transfer(root_cause(&e))
+        }
+    }
+
+    /// Sends, and turns any non-2xx answer into [`CliError::Api`].
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response, CliError> {
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| self.transport_error(e))?;
+        Err(match serde_json::from_str::<ErrorResponse>(&body) {
+            Ok(parsed) => CliError::Api {
+                status,
+                code: parsed.error.code,
+                message: parsed.error.message,
+                details: parsed.error.details,
+            },
+            Err(_) => CliError::Protocol { status, body },
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, CliError> {
+        let response = self.send(request).await?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        serde_json::from_slice(&body).map_err(|e| CliError::Protocol {
+            status,
+            body: format!("{e}: {}", String::from_utf8_lossy(&body)),
+        })
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    pub async fn models(
+        &self,
+        namespace: Option<&NamespaceName>,
+    ) -> Result<Vec<ModelSummary>, CliError> {
+        let mut all = Vec::new();
+        loop {
+            let path = match namespace {
+                Some(ns) => format!("/namespaces/{ns}/models"),
+                None => "/models".to_owned(),
+            };
+            let page: Vec<ModelSummary> = self
+                .json(
+                    self.request(Method::GET, &path)
+                        .query(&[("limit", 1000), ("offset", all.len())]),
+                )
+                .await?;
+            let done = page.len() < 1000;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    pub async fn model(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+    ) -> Result<ModelDetail, CliError> {
+        self.get_json(&format!("/models/{ns}/{model}")).await
+    }
+
+    pub async fn version(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        version: &VersionName,
+    ) -> Result<VersionDetail, CliError> {
+        self.get_json(&format!("/models/{ns}/{model}/versions/{version}"))
+            .await
+    }
+
+    pub async fn update_model(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        update: &UpdateModelRequest,
+    ) -> Result<ModelDetail, CliError> {
+        self.json(
+            self.request(Method::PATCH, &format!("/models/{ns}/{model}"))
+                .json(update),
+        )
+        .await
+    }
+
+    pub async fn delete_version(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        version: &VersionName,
+    ) -> Result<(), CliError> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("/models/{ns}/{model}/versions/{version}"),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    pub async fn missing_blobs(
+        &self,
+        digests: Vec<Sha256Digest>,
+    ) -> Result<Vec<Sha256Digest>, CliError> {
+        let mut missing = Vec::new();
+        for batch in digests.chunks(10_000) {
+            let response: MissingBlobsResponse =
+                self.json(self.request(Method::POST, "/blobs/missing").json(
+                    &MissingBlobsRequest {
+                        digests: batch.to_vec(),
+                    },
+                ))
+                .await?;
+            missing.extend(response.missing);
+        }
+        Ok(missing)
+    }
+
+    /// Starts an upload session; `None` when the server already holds the blob.
+    pub async fn create_upload(
+        &self,
+        digest: Sha256Digest,
+        size: i64,
+    ) -> Result<Option<UploadSession>, CliError> {
+        let request = self
+            .request(Method::POST, "/uploads")
+            .json(&CreateUploadRequest { digest, size });
+        match self.json(request).await {
+            Ok(session) => Ok(Some(session)),
+            Err(e) if e.api_code() == Some("blob_exists") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn upload(&self, id: &str) -> Result<UploadSession, CliError> {
+        self.get_json(&format!("/uploads/{id}")).await
+    }
+
+    pub async fn commit_upload(&self, id: &str) -> Result<BlobInfo, CliError> {
+        self.json(self.request(Method::POST, &format!("/uploads/{id}/commit")))
+            .await
+    }
+
+    pub async fn commit_version(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        request: &CreateVersionRequest,
+    ) -> Result<CommitOutcome, CliError> {
+        let response = self
+            .send(
+                self.request(Method::POST, &format!("/models/{ns}/{model}/versions"))
+                    .json(request),
+            )
+            .await?;
+        let created = response.status() == StatusCode::CREATED;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let detail: VersionDetail =
+            serde_json::from_slice(&body).map_err(|e| CliError::Protocol {
+                status: 200,
+                body: e.to_string(),
+            })?;
+        Ok(if created {
+            CommitOutcome::Created(detail)
+        } else {
+            CommitOutcome::AlreadyPresent(detail)
+        })
+    }
+
+    /// Starts downloading a file, from byte `from` on when it is not 0.
+    pub async fn download(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        version: &VersionName,
+        path: &FilePath,
+        from: u64,
+    ) -> Result<Response, CliError> {
+        // File names may hold spaces, '#', '?' or '%': encode each path segment.
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| CliError::Usage(format!("invalid server URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| CliError::Usage(format!("invalid server URL {}", self.base)))?
+            .pop_if_empty()
+            .extend([
+                "api",
+                "v1",
+                "models",
+                ns.as_str(),
+                model.as_str(),
+                "versions",
+                version.as_str(),
+                "files",
+            ])
+            .extend(path.as_str().split('/'));
+        let mut request = self.http.get(url);
+        if from > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        self.send(request).await
+    }
+
+    pub fn transfer_error(&self, e: reqwest::Error) -> CliError {
+        self.transport_error(e)
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

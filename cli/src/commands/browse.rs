@@ -1,0 +1,151 @@
+//! `kiln ls` and `kiln show`: what the registry holds, as tables or as JSON.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{Cell, CellAlignment, Table};
+use kiln_core::ModelRef;
+use kiln_core::api::{ModelDetail, ModelSummary, VersionDetail};
+use serde::Serialize;
+
+use crate::client::ApiClient;
+use crate::error::CliError;
+use crate::progress::human_bytes;
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(NOTHING)
+        .set_header(header.iter().map(|h| Cell::new(h)));
+    table
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("API types serialize")
+    );
+}
+
+fn date(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// `kiln ls [NS[/MODEL]]`
+pub async fn ls(
+    client: &ApiClient,
+    reference: Option<ModelRef>,
+    json: bool,
+) -> Result<(), CliError> {
+    match reference {
+        None => models_table(client.models(None).await?, json),
+        Some(r) if r.version.is_some() => {
+            return Err(CliError::Usage(format!(
+                "ls lists models or versions; to see one version use: kiln show {r}"
+            )));
+        }
+        Some(ModelRef {
+            namespace,
+            model: None,
+            ..
+        }) => models_table(client.models(Some(&namespace)).await?, json),
+        Some(ModelRef {
+            namespace,
+            model: Some(model),
+            ..
+        }) => versions_table(&client.model(&namespace, &model).await?, json),
+    }
+    Ok(())
+}
+
+fn models_table(models: Vec<ModelSummary>, json: bool) {
+    if json {
+        return print_json(&models);
+    }
+    let mut out = table(&["MODEL", "LATEST", "VERSIONS", "UPDATED", "DESCRIPTION"]);
+    for m in &models {
+        out.add_row(vec![
+            Cell::new(format!("{}/{}", m.namespace, m.name)),
+            Cell::new(
+                m.latest_version
+                    .as_ref()
+                    .map_or("-".to_owned(), ToString::to_string),
+            ),
+            Cell::new(m.version_count).set_alignment(CellAlignment::Right),
+            Cell::new(date(&m.updated_at)),
+            Cell::new(m.description.lines().next().unwrap_or("")),
+        ]);
+    }
+    if models.is_empty() {
+        println!("no models yet; push one with: kiln push ./my-model NAMESPACE/MODEL:VERSION");
+    } else {
+        println!("{out}");
+    }
+}
+
+fn versions_table(model: &ModelDetail, json: bool) {
+    if json {
+        return print_json(model);
+    }
+    let mut out = table(&["VERSION", "STATUS", "FILES", "SIZE", "CREATED"]);
+    for v in &model.versions {
+        out.add_row(vec![
+            Cell::new(&v.version),
+            Cell::new(v.status.as_str()),
+            Cell::new(v.file_count).set_alignment(CellAlignment::Right),
+            Cell::new(human_bytes(v.total_size)).set_alignment(CellAlignment::Right),
+            Cell::new(date(&v.created_at)),
+        ]);
+    }
+    println!("{out}");
+}
+
+/// `kiln show NS/MODEL[:VERSION]`
+pub async fn show(client: &ApiClient, reference: ModelRef, json: bool) -> Result<(), CliError> {
+    let Some(model) = &reference.model else {
+        return Err(CliError::Usage(format!(
+            "show needs NAMESPACE/MODEL[:VERSION]; to list a namespace use: kiln ls {reference}"
+        )));
+    };
+    match &reference.version {
+        Some(version) => show_version(
+            &client.version(&reference.namespace, model, version).await?,
+            json,
+        ),
+        None => show_model(&client.model(&reference.namespace, model).await?, json),
+    }
+    Ok(())
+}
+
+fn show_version(detail: &VersionDetail, json: bool) {
+    if json {
+        return print_json(detail);
+    }
+    let total: i64 = detail.files.iter().map(|f| f.size).sum();
+    println!("{}/{}:{}", detail.namespace, detail.model, detail.version);
+    println!("status:   {}", detail.status.as_str());
+    println!("created:  {}", detail.created_at.to_rfc3339());
+    println!("files:    {} ({})", detail.files.len(), human_bytes(total));
+    let mut out = table(&["PATH", "SIZE", "DIGEST"]);
+    for f in &detail.files {
+        out.add_row(vec![
+            Cell::new(&f.path),
+            Cell::new(human_bytes(f.size)).set_alignment(CellAlignment::Right),
+            Cell::new(&f.digest),
+        ]);
+    }
+    println!("\n{out}");
+}
+
+fn show_model(model: &ModelDetail, json: bool) {
+    if json {
+        return print_json(model);
+    }
+    println!("{}/{}", model.namespace, model.name);
+    if !model.description.is_empty() {
+        println!("{}", model.description);
+    }
+    if !model.tags.is_empty() {
+        println!("tags: {}", model.tags.join(", "));
+    }
+    println!();
+    versions_table(model, false);
+}

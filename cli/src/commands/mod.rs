@@ -1,0 +1,4 @@
+pub mod browse;
+pub mod delete;
+pub mod pull;
+pub mod push;

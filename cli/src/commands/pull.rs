@@ -1,0 +1,214 @@
+//! `kiln pull NS/MODEL:VERSION -o DIR [--file PATH]`: download, check every byte against its digest.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use indicatif::ProgressBar;
+use kiln_core::api::{FileEntry, VersionDetail};
+use kiln_core::{FilePath, ModelName, ModelRef, NamespaceName, Sha256Hasher, VersionName};
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::ApiClient;
+use crate::error::CliError;
+use crate::progress::{bytes_bar, human_bytes};
+
+pub struct PullOptions {
+    pub reference: ModelRef,
+    pub output: PathBuf,
+    pub files: Vec<String>,
+}
+
+struct Target<'a> {
+    ns: &'a NamespaceName,
+    model: &'a ModelName,
+    version: &'a VersionName,
+}
+
+pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliError> {
+    let (ns, model, version) = options.reference.require_version().ok_or_else(|| {
+        CliError::Usage(format!(
+            "pull needs NAMESPACE/MODEL:VERSION, e.g. acme/sentiment:1.0.0 (got {})",
+            options.reference
+        ))
+    })?;
+    let detail = client.version(ns, model, version).await?;
+    let selected = select(&detail, &options.files)?;
+    let total: i64 = selected.iter().map(|f| f.size).sum();
+    let bar = bytes_bar(total as u64, "pulling");
+    let target = Target { ns, model, version };
+    let mut fetched = 0;
+    for file in &selected {
+        bar.set_message(file.path.to_string());
+        let destination = options.output.join(file.path.as_str());
+        if pull_file(client, &target, file, &destination, &bar).await? {
+            fetched += 1;
+        }
+    }
+    bar.finish_and_clear();
+    println!(
+        "pulled {} into {} ({} files, {}; {} downloaded, {} already up to date)",
+        options.reference,
+        options.output.display(),
+        selected.len(),
+        human_bytes(total),
+        fetched,
+        selected.len() - fetched
+    );
+    Ok(())
+}
+
+fn select<'a>(
+    detail: &'a VersionDetail,
+    wanted: &[String],
+) -> Result<Vec<&'a FileEntry>, CliError> {
+    if wanted.is_empty() {
+        return Ok(detail.files.iter().collect());
+    }
+    wanted
+        .iter()
+        .map(|path| {
+            detail
+                .files
+                .iter()
+                .find(|f| f.path.as_str() == path)
+                .ok_or_else(|| {
+                    let available: Vec<&str> = detail
+                        .files
+                        .iter()
+                        .take(10)
+                        .map(|f| f.path.as_str())
+                        .collect();
+                    CliError::Usage(format!(
+                        "{}/{}:{} has no file {path:?}; it has: {}{}",
+                        detail.namespace,
+                        detail.model,
+                        detail.version,
+                        available.join(", "),
+                        if detail.files.len() > 10 { ", ..." } else { "" }
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn partial_path(destination: &Path) -> PathBuf {
+    let mut name = destination.file_name().unwrap_or_default().to_os_string();
+    name.push(".kiln-partial");
+    destination.with_file_name(name)
+}
+
+/// Hashes the first bytes of an existing file (a finished or partial earlier pull).
+async fn hash_prefix(path: &Path, hasher: &mut Sha256Hasher) -> Result<u64, CliError> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(CliError::io(path)(e)),
+    };
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buffer).await.map_err(CliError::io(path))?;
+        if n == 0 {
+            return Ok(total);
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+}
+
+/// Downloads one file into place; false when an identical file was already there.
+async fn pull_file(
+    client: &ApiClient,
+    target: &Target<'_>,
+    file: &FileEntry,
+    destination: &Path,
+    bar: &ProgressBar,
+) -> Result<bool, CliError> {
+    // The server's paths were validated when parsed into FilePath; check again that the join stays inside.
+    let checked: FilePath = file
+        .path
+        .as_str()
+        .parse()
+        .map_err(|e| CliError::Integrity(format!("server sent {e}")))?;
+    debug_assert_eq!(checked, file.path);
+    if let Some(parent) = destination.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(CliError::io(parent))?;
+    }
+    let size = file.size as u64;
+    if tokio::fs::metadata(destination)
+        .await
+        .is_ok_and(|m| m.len() == size)
+    {
+        let mut hasher = Sha256Hasher::new();
+        hash_prefix(destination, &mut hasher).await?;
+        if hasher.finalize() == file.digest {
+            bar.inc(size);
+            return Ok(false);
+        }
+    }
+    let partial = partial_path(destination);
+    let mut hasher = Sha256Hasher::new();
+    let mut have = hash_prefix(&partial, &mut hasher).await?;
+    if have > size {
+        hasher = Sha256Hasher::new();
+        have = 0;
+    }
+    let response = client
+        .download(target.ns, target.model, target.version, &file.path, have)
+        .await?;
+    if have > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
+        // The server sent the whole file after all: start over.
+        hasher = Sha256Hasher::new();
+        have = 0;
+    }
+    let mut out = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(have > 0)
+        .truncate(have == 0)
+        .open(&partial)
+        .await
+        .map_err(CliError::io(&partial))?;
+    bar.inc(have);
+    let mut received = have;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| client.transfer_error(e))?;
+        received += chunk.len() as u64;
+        if received > size {
+            return Err(CliError::Integrity(format!(
+                "{}: the server sent more than the {size} bytes listed",
+                file.path
+            )));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk)
+            .await
+            .map_err(CliError::io(&partial))?;
+        bar.inc(chunk.len() as u64);
+    }
+    out.flush().await.map_err(CliError::io(&partial))?;
+    out.sync_all().await.map_err(CliError::io(&partial))?;
+    drop(out);
+    if received != size {
+        return Err(CliError::Transfer(format!(
+            "{}: got {received} of {size} bytes",
+            file.path
+        )));
+    }
+    let actual = hasher.finalize();
+    if actual != file.digest {
+        tokio::fs::remove_file(&partial).await.ok();
+        return Err(CliError::Integrity(format!(
+            "{}: downloaded bytes hash to {actual}, but the version lists {}; the file was discarded",
+            file.path, file.digest
+        )));
+    }
+    tokio::fs::rename(&partial, destination)
+        .await
+        .map_err(CliError::io(destination))?;
+    Ok(true)
+}

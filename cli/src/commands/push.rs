@@ -1,0 +1,211 @@
+//! `kiln push PATH NS/MODEL:VERSION`: hash, skip what the server has, upload the rest (resuming), commit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use indicatif::ProgressBar;
+use kiln_core::api::{CreateVersionRequest, FileEntry, UpdateModelRequest, UploadSession};
+use kiln_core::{ModelRef, Sha256Digest};
+use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::client::{ApiClient, CommitOutcome};
+use crate::error::CliError;
+use crate::local_files::{self, HashedFile};
+use crate::progress::{bytes_bar, human_bytes, note};
+
+/// Chunks aim at this size (rounded to the server's part size): large enough to stream at full speed,
+/// small enough that an interrupted push loses little.
+const TARGET_CHUNK: i64 = 64 * 1024 * 1024;
+
+pub struct PushOptions {
+    pub source: PathBuf,
+    pub reference: ModelRef,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub chunk_size: Option<i64>,
+    pub json: bool,
+}
+
+pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliError> {
+    let (ns, model, version) = options.reference.require_version().ok_or_else(|| {
+        CliError::Usage(format!(
+            "push needs NAMESPACE/MODEL:VERSION, e.g. acme/sentiment:1.0.0 (got {})",
+            options.reference
+        ))
+    })?;
+    let source = options.source.clone();
+    let files = tokio::task::spawn_blocking(move || hash_all(&source))
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))??;
+
+    let mut unique: BTreeMap<Sha256Digest, &HashedFile> = BTreeMap::new();
+    for file in &files {
+        unique.entry(file.digest).or_insert(file);
+    }
+    let missing = client
+        .missing_blobs(unique.keys().copied().collect())
+        .await?;
+    let upload_bytes: u64 = missing.iter().map(|d| unique[d].file.size).sum();
+    let bar = bytes_bar(upload_bytes, "uploading");
+    let mut uploaded = 0;
+    for digest in &missing {
+        let file = unique[digest];
+        bar.set_message(file.file.path.to_string());
+        if upload_blob(client, file, options.chunk_size, &bar).await? {
+            uploaded += 1;
+        }
+    }
+    bar.finish_and_clear();
+
+    let request = CreateVersionRequest {
+        version: version.clone(),
+        files: files
+            .iter()
+            .map(|f| FileEntry {
+                path: f.file.path.clone(),
+                digest: f.digest,
+                size: f.file.size as i64,
+            })
+            .collect(),
+    };
+    let outcome = client.commit_version(ns, model, &request).await?;
+    if options.description.is_some() || !options.tags.is_empty() {
+        let update = UpdateModelRequest {
+            description: options.description.clone(),
+            tags: (!options.tags.is_empty()).then(|| options.tags.clone()),
+        };
+        client.update_model(ns, model, &update).await?;
+    }
+    let total: u64 = files.iter().map(|f| f.file.size).sum();
+    let (detail, verb) = match outcome {
+        CommitOutcome::Created(detail) => (detail, "pushed"),
+        CommitOutcome::AlreadyPresent(detail) => (detail, "already present, identical:"),
+    };
+    if options.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&detail).expect("version serializes")
+        );
+    } else {
+        println!(
+            "{verb} {} ({} files, {}; uploaded {uploaded} blob(s), {} already on the server)",
+            options.reference,
+            files.len(),
+            human_bytes(total as i64),
+            unique.len() - uploaded,
+        );
+    }
+    Ok(())
+}
+
+fn hash_all(source: &Path) -> Result<Vec<HashedFile>, CliError> {
+    let files = local_files::collect(source)?;
+    let total = files.iter().map(|f| f.size).sum();
+    let bar = bytes_bar(total, "hashing");
+    let hashed = files
+        .into_iter()
+        .map(|file| {
+            bar.set_message(file.path.to_string());
+            let digest = local_files::hash_file(&file.source, &bar)?;
+            Ok(HashedFile { file, digest })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    bar.finish_and_clear();
+    Ok(hashed)
+}
+
+/// Uploads one blob through a session, continuing an unfinished one. False when the server already had it.
+async fn upload_blob(
+    client: &ApiClient,
+    file: &HashedFile,
+    chunk_size: Option<i64>,
+    bar: &ProgressBar,
+) -> Result<bool, CliError> {
+    let size = file.file.size as i64;
+    let Some(mut session) = client.create_upload(file.digest, size).await? else {
+        bar.inc(file.file.size);
+        return Ok(false);
+    };
+    if session.resumed && session.offset > 0 {
+        bar.suspend(|| {
+            note(format!(
+                "resuming upload of {} at {} of {}",
+                file.file.path,
+                human_bytes(session.offset),
+                human_bytes(size)
+            ))
+        });
+    }
+    bar.inc(session.offset as u64);
+    let chunk = chunk_len(&session, chunk_size)?;
+    while session.offset < size {
+        let len = chunk.min(size - session.offset);
+        match send_chunk(client, &file.file.source, &session, len, bar).await {
+            Ok(next) => session = next,
+            Err(e) if e.api_code() == Some("offset_mismatch") => {
+                // Another push of the same file advanced the session: continue from where it is now.
+                session = client.upload(&session.id).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match client.commit_upload(&session.id).await {
+        Ok(_) => Ok(true),
+        Err(CliError::Api { code, message, .. }) if code == "digest_mismatch" => {
+            Err(CliError::Integrity(format!(
+                "{}: {message}\n  did the file change while pushing? Run kiln push again",
+                file.file.path
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn chunk_len(session: &UploadSession, requested: Option<i64>) -> Result<i64, CliError> {
+    let wanted = requested.unwrap_or(TARGET_CHUNK);
+    if wanted <= 0 {
+        return Err(CliError::Usage("--chunk-size must be positive".to_owned()));
+    }
+    let parts = (wanted / session.part_size).max(1);
+    Ok(parts * session.part_size)
+}
+
+async fn send_chunk(
+    client: &ApiClient,
+    source: &Path,
+    session: &UploadSession,
+    len: i64,
+    bar: &ProgressBar,
+) -> Result<UploadSession, CliError> {
+    let mut file = tokio::fs::File::open(source)
+        .await
+        .map_err(CliError::io(source))?;
+    file.seek(std::io::SeekFrom::Start(session.offset as u64))
+        .await
+        .map_err(CliError::io(source))?;
+    let progress = bar.clone();
+    let stream =
+        ReaderStream::with_capacity(file.take(len as u64), 256 * 1024).inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                progress.inc(bytes.len() as u64);
+            }
+        });
+    let end = session.offset + len - 1;
+    let request = client
+        .request(Method::PATCH, &format!("/uploads/{}", session.id))
+        .header(
+            reqwest::header::CONTENT_RANGE,
+            format!("bytes {}-{end}/{}", session.offset, session.size),
+        )
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream));
+    let response = client.send(request).await?;
+    response
+        .json::<UploadSession>()
+        .await
+        .map_err(|e| client.transfer_error(e))
+}
