@@ -281,17 +281,20 @@ impl RegistryService {
         check_files(&request.files)?;
         self.db
             .run(move |conn| {
-                let namespace = namespaces::find_or_create(conn, ns.as_str())?;
-                let model_row = models::find_or_create(conn, &namespace, model.as_str())?;
-                match insert_version(conn, &namespace, &model_row, &request, &actor) {
-                    Err(Error::Database(e)) if is_unique_violation(&e) => {
-                        // A concurrent push of the same version won; compare with what it committed.
-                        match existing_version(conn, &namespace, &model_row, &request)? {
-                            Some(done) => Ok(done),
-                            None => Err(Error::Database(e)),
+                // Everything, namespace and model included, commits in one transaction, so a refused push
+                // leaves nothing behind. A concurrent push creating the same rows makes ours fail with a
+                // unique violation; the retry then sees its rows (and compares versions).
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    match conn
+                        .transaction(|conn| insert_version(conn, &ns, &model, &request, &actor))
+                    {
+                        Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => {
+                            continue;
                         }
+                        other => return other,
                     }
-                    other => other,
                 }
             })
             .await
@@ -420,79 +423,79 @@ fn existing_version(
 
 fn insert_version(
     conn: &mut DbConnection,
-    namespace: &NamespaceRow,
-    model: &ModelRow,
+    ns: &NamespaceName,
+    model_name: &ModelName,
     request: &CreateVersionRequest,
     actor: &Actor,
 ) -> Result<Committed, Error> {
-    conn.transaction(|conn| {
-        if let Some(done) = existing_version(conn, namespace, model, request)? {
-            return Ok(done);
-        }
-        let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
-        let held = blobs::find_many(conn, &digests)?;
-        let mut missing: Vec<&String> = Vec::new();
-        for (file, digest) in request.files.iter().zip(&digests) {
-            match held.iter().find(|b| &b.digest == digest) {
-                None => missing.push(digest),
-                Some(blob) if blob.size != file.size => {
-                    return Err(Error::bad_request(
-                        "size_mismatch",
-                        format!(
-                            "{}: declared {} bytes but blob {digest} has {}",
-                            file.path, file.size, blob.size
-                        ),
-                    ));
-                }
-                Some(_) => {}
+    let namespace = &namespaces::find_or_create(conn, ns.as_str())?;
+    let model = &models::find_or_create(conn, namespace, model_name.as_str())?;
+    if let Some(done) = existing_version(conn, namespace, model, request)? {
+        return Ok(done);
+    }
+    let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
+    let held = blobs::find_many(conn, &digests)?;
+    let mut missing: Vec<&String> = Vec::new();
+    for (file, digest) in request.files.iter().zip(&digests) {
+        match held.iter().find(|b| &b.digest == digest) {
+            None => missing.push(digest),
+            Some(blob) if blob.size != file.size => {
+                return Err(Error::bad_request(
+                    "size_mismatch",
+                    format!(
+                        "{}: declared {} bytes but blob {digest} has {}",
+                        file.path, file.size, blob.size
+                    ),
+                ));
             }
+            Some(_) => {}
         }
-        if !missing.is_empty() {
-            missing.sort();
-            missing.dedup();
-            return Err(Error::BadRequest {
-                code: "missing_blobs",
-                message: format!(
-                    "{} blob(s) have not been uploaded; upload them, then commit again",
-                    missing.len()
-                ),
-                details: Some(json!({ "missing": missing })),
-            });
-        }
-        let row = VersionRow {
-            id: new_id(),
-            model_id: model.id.clone(),
-            version: request.version.to_string(),
-            status: VersionStatus::Ready.as_str().to_owned(),
-            created_at: now(),
-        };
-        let mut files: Vec<VersionFileRow> = request
-            .files
-            .iter()
-            .zip(digests)
-            .map(|(f, digest)| VersionFileRow {
-                version_id: row.id.clone(),
-                path: f.path.to_string(),
-                digest,
-                size: f.size,
-            })
-            .collect();
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        versions::insert(conn, &row, &files)?;
-        models::touch(conn, &model.id)?;
-        let target = format!("{}/{}:{}", namespace.name, model.name, request.version);
-        audit::record(
-            conn,
-            actor,
-            "version.create",
-            &target,
-            json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
-        )?;
-        Ok(Committed::Created(version_detail(
-            &namespace.name,
-            &model.name,
-            &row,
-            files,
-        )?))
-    })
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        return Err(Error::BadRequest {
+            code: "missing_blobs",
+            message: format!(
+                "{} blob(s) have not been uploaded; upload them, then commit again",
+                missing.len()
+            ),
+            details: Some(json!({ "missing": missing })),
+        });
+    }
+    let row = VersionRow {
+        id: new_id(),
+        model_id: model.id.clone(),
+        version: request.version.to_string(),
+        status: VersionStatus::Ready.as_str().to_owned(),
+        created_at: now(),
+    };
+    let mut files: Vec<VersionFileRow> = request
+        .files
+        .iter()
+        .zip(digests)
+        .map(|(f, digest)| VersionFileRow {
+            version_id: row.id.clone(),
+            path: f.path.to_string(),
+            digest,
+            size: f.size,
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    versions::insert(conn, &row, &files)?;
+    models::touch(conn, &model.id)?;
+    let target = format!("{}/{}:{}", namespace.name, model.name, request.version);
+    audit::record(
+        conn,
+        actor,
+        "version.create",
+        &target,
+        json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
+    )?;
+    Ok(Committed::Created(version_detail(
+        &namespace.name,
+        &model.name,
+        &row,
+        files,
+    )?))
 }

@@ -6,7 +6,6 @@
 //! commit the digest is checked and only then is the blob promoted and recorded.
 
 use bytes::{Bytes, BytesMut};
-use diesel::Connection;
 use futures_util::{Stream, StreamExt};
 use kiln_core::Sha256Digest;
 use kiln_core::Sha256Hasher;
@@ -353,13 +352,11 @@ impl UploadService {
             .promote_upload(&row.id, &row.backend_upload_id, etags, &declared)
             .await?;
         let (key, digest, size) = (row.id.clone(), row.digest.clone(), row.size);
+        // Blob first, then the session: a crash in between leaves only an idle session for the reaper.
         self.db
             .run(move |conn| {
-                conn.transaction(|conn| {
-                    blobs::record(conn, &digest, size)?;
-                    uploads::delete(conn, &key)
-                })
-                .map_err(Error::from)
+                blobs::record(conn, &digest, size)?;
+                Ok(uploads::delete(conn, &key)?)
             })
             .await?;
         Ok(BlobInfo {

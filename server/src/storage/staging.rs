@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -18,7 +20,7 @@ use crate::error::Error;
 #[derive(Clone)]
 pub(super) enum Staging {
     LocalFiles { root: PathBuf },
-    Multipart(Arc<dyn MultipartStore>),
+    Multipart(Arc<AmazonS3>),
 }
 
 const LOCAL_UPLOAD_ID: &str = "local-file";
@@ -73,7 +75,7 @@ impl Staging {
         key: &Path,
         session_id: &str,
         upload_id: &str,
-        mut etags: Vec<String>,
+        etags: Vec<String>,
     ) -> Result<(), Error> {
         match self {
             Staging::LocalFiles { root } => {
@@ -87,11 +89,10 @@ impl Staging {
             Staging::Multipart(store) => {
                 let upload_id = upload_id.to_owned();
                 if etags.is_empty() {
-                    // An empty blob: S3 needs at least one part, and an empty last part is allowed.
-                    let part = store
-                        .put_part(key, &upload_id, 0, Bytes::new().into())
-                        .await?;
-                    etags.push(part.content_id);
+                    // An empty blob has no parts, and some stores (Garage) refuse an empty part.
+                    store.abort_multipart(key, &upload_id).await?;
+                    store.put(key, Bytes::new().into()).await?;
+                    return Ok(());
                 }
                 let parts = etags
                     .into_iter()

@@ -23,6 +23,7 @@ pub fn exists(conn: &mut DbConnection, digest: &str) -> QueryResult<bool> {
 }
 
 /// Records a blob the object store has confirmed. Recording it twice is harmless: keys are content-addressed.
+/// Not for use inside a transaction: on PostgreSQL the ignored unique violation would abort it.
 pub fn record(conn: &mut DbConnection, digest: &str, size: i64) -> QueryResult<()> {
     let row = BlobRow {
         digest: digest.to_owned(),

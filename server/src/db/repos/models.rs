@@ -32,7 +32,8 @@ fn find_in(
         .optional()
 }
 
-/// Returns the model, creating it (empty description, no tags) when absent.
+/// Returns the model, creating it (empty description, no tags) when absent. Like
+/// [`super::namespaces::find_or_create`], a concurrent creator surfaces as a unique violation.
 pub fn find_or_create(
     conn: &mut DbConnection,
     namespace: &NamespaceRow,

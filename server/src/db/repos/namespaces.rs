@@ -12,7 +12,8 @@ pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Namespace
         .optional()
 }
 
-/// Returns the namespace, creating it when absent; a concurrent creator's row wins and is returned.
+/// Returns the namespace, creating it when absent. A concurrent creator makes the insert fail with a unique
+/// violation: callers run this in a transaction and retry it whole.
 pub fn find_or_create(conn: &mut DbConnection, name: &str) -> QueryResult<NamespaceRow> {
     if let Some(row) = find(conn, name)? {
         return Ok(row);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: starts PostgreSQL and Garage (S3) when needed, then lint + every test of the
+# workspace on both backends (embedded SQLite + local folder, and PostgreSQL + Garage).
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v protoc >/dev/null 2>&1 || true   # not needed yet; the ONNX pipeline will need protobuf-compiler
+
+pg_env="$(scripts/pg-test-start.sh | tail -n 1)"
+garage_env="$(scripts/garage-test-start.sh | tail -n 1)"
+export KILN_TEST_DATABASE_URL="${pg_env#DATABASE_URL=}"
+for pair in $garage_env; do
+  case "$pair" in
+    S3_ENDPOINT=*) export KILN_TEST_S3_ENDPOINT="${pair#*=}" ;;
+    S3_REGION=*) export KILN_TEST_S3_REGION="${pair#*=}" ;;
+    S3_BUCKET=*) export KILN_TEST_S3_BUCKET="${pair#*=}" ;;
+    S3_KEY=*) export KILN_TEST_S3_ACCESS_KEY_ID="${pair#*=}" ;;
+    S3_SECRET=*) export KILN_TEST_S3_SECRET_ACCESS_KEY="${pair#*=}" ;;
+  esac
+done
+echo "PostgreSQL: $KILN_TEST_DATABASE_URL   S3: $KILN_TEST_S3_ENDPOINT bucket $KILN_TEST_S3_BUCKET"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The end-to-end tests drive the real binaries: build them first.
+cargo build --workspace --bins
+cargo test --workspace "$@"

@@ -1,0 +1,263 @@
+//! Spawns a real kiln-server (in-process, on a random port) with its own database and blob store.
+//!
+//! Every scenario runs on both backends: the embedded default (SQLite + a local folder) and PostgreSQL +
+//! Garage S3, which `scripts/test.sh` starts and describes through KILN_TEST_* variables.
+
+use std::net::SocketAddr;
+
+use diesel::{Connection, RunQueryDsl};
+use kiln_core::Sha256Digest;
+use kiln_core::api::UploadSession;
+use kiln_server::config::{DatabaseSettings, Settings, StorageSettings};
+use kiln_server::services::Services;
+use kiln_server::startup::Application;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Embedded,
+    PostgresS3,
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+    pub services: Services,
+    pub settings: Settings,
+    handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set. The PostgreSQL + S3 tests need real services: run scripts/test.sh, or start \
+             scripts/pg-test-start.sh and scripts/garage-test-start.sh and export KILN_TEST_* as scripts/test.sh does"
+        )
+    })
+}
+
+fn fresh_postgres_database() -> String {
+    let base = required_env("KILN_TEST_DATABASE_URL");
+    let name = format!("kiln_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = diesel::PgConnection::establish(&base).expect("connect to the test PostgreSQL");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .expect("create a test database");
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("database URL has a database name");
+    format!("{server}/{name}")
+}
+
+pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
+    let (database, storage) = match backend {
+        Backend::Embedded => (
+            DatabaseSettings::Sqlite {
+                path: dir.join("kiln.db"),
+            },
+            StorageSettings::Local {
+                root: dir.join("store"),
+            },
+        ),
+        Backend::PostgresS3 => (
+            DatabaseSettings::Postgres {
+                url: fresh_postgres_database(),
+            },
+            StorageSettings::S3 {
+                bucket: required_env("KILN_TEST_S3_BUCKET"),
+                prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
+                endpoint: Some(required_env("KILN_TEST_S3_ENDPOINT")),
+                region: std::env::var("KILN_TEST_S3_REGION")
+                    .ok()
+                    .or(Some("garage".to_owned())),
+                access_key_id: Some(required_env("KILN_TEST_S3_ACCESS_KEY_ID")),
+                secret_access_key: Some(required_env("KILN_TEST_S3_SECRET_ACCESS_KEY")),
+            },
+        ),
+    };
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        database,
+        storage,
+        max_json_bytes: 64 * 1024,
+        upload_session_ttl: std::time::Duration::from_secs(3600),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        // Server logs go through the test writer: shown for a failing test, hidden otherwise.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,kiln_server=info"))
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = settings_for(backend, dir.path());
+        Self::start(settings, dir).await
+    }
+
+    async fn start(settings: Settings, dir: tempfile::TempDir) -> Self {
+        let app = Application::build(settings.clone())
+            .await
+            .expect("server starts");
+        let address = app.address();
+        let services = app.services.clone();
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run());
+        Self {
+            address,
+            http: reqwest::Client::new(),
+            services,
+            settings,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database and store, as after a crash or deploy.
+    pub async fn restart(self) -> Self {
+        self.handle.stop(false).await;
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        Self::start(settings, self._dir).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn create_session(&self, digest: &Sha256Digest, size: usize) -> Response {
+        self.post_json(
+            "/api/v1/uploads",
+            &json!({ "digest": digest, "size": size }),
+        )
+        .await
+    }
+
+    pub async fn patch_chunk(
+        &self,
+        id: &str,
+        start: usize,
+        data: Vec<u8>,
+        total: usize,
+    ) -> Response {
+        let end = start + data.len() - 1;
+        self.request(Method::PATCH, &format!("/api/v1/uploads/{id}"))
+            .header("content-range", format!("bytes {start}-{end}/{total}"))
+            .body(data)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Uploads `data` as one blob through a session and commits it.
+    pub async fn upload_blob(&self, data: &[u8]) -> Sha256Digest {
+        let digest = Sha256Digest::of(data);
+        let response = self.create_session(&digest, data.len()).await;
+        if response.status() == StatusCode::CONFLICT {
+            return digest;
+        }
+        let session: UploadSession = expect_json(response, StatusCode::CREATED).await;
+        if !data.is_empty() {
+            let response = self
+                .patch_chunk(&session.id, 0, data.to_vec(), data.len())
+                .await;
+            expect_json::<Value>(response, StatusCode::OK).await;
+        }
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/uploads/{}/commit", session.id),
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_json::<Value>(response, StatusCode::OK).await;
+        digest
+    }
+
+    /// Uploads the files and commits them as a version; returns the commit response.
+    pub async fn push(&self, reference: &str, files: &[(&str, &[u8])]) -> Response {
+        let (model, version) = reference.split_once(':').expect("NS/MODEL:VERSION");
+        let mut entries = Vec::new();
+        for (path, data) in files {
+            let digest = self.upload_blob(data).await;
+            entries.push(json!({ "path": path, "digest": digest, "size": data.len() }));
+        }
+        self.post_json(
+            &format!("/api/v1/models/{model}/versions"),
+            &json!({ "version": version, "files": entries }),
+        )
+        .await
+    }
+}
+
+/// Asserts the status and parses the JSON body, printing the body when the status is wrong.
+pub async fn expect_json<T: serde::de::DeserializeOwned>(
+    response: Response,
+    status: StatusCode,
+) -> T {
+    let actual = response.status();
+    let text = response.text().await.expect("body read");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("body is not the expected JSON ({e}): {text}"))
+}
+
+/// Asserts an API error: status, code, and that the message says something.
+pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let body: Value = expect_json(response, status).await;
+    assert_eq!(body["error"]["code"], code, "wrong error code in {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.len() > 10),
+        "error message should explain the problem: {body}"
+    );
+    body
+}
+
+/// Runs each listed scenario (an `async fn(TestApp)`) once per backend.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[actix_web::test]
+                async fn $scenario() {
+                    super::$scenario($crate::harness::TestApp::spawn($crate::harness::Backend::Embedded).await).await
+                }
+            )*
+        }
+        mod postgres_s3 {
+            $(
+                #[actix_web::test]
+                async fn $scenario() {
+                    super::$scenario($crate::harness::TestApp::spawn($crate::harness::Backend::PostgresS3).await).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,8 @@
+//! The HTTP API, as a client sees it, on the embedded default and on PostgreSQL + S3.
+
+mod harness;
+
+mod downloads;
+mod service_docs;
+mod uploads;
+mod versions;
