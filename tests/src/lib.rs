@@ -1,1 +1,309 @@
+//! Harness for the end-to-end tests: the real `kiln-server` and `kiln` binaries as separate processes,
+//! on the embedded default or on PostgreSQL + Garage (described by the KILN_TEST_* variables that
+//! `scripts/test.sh` exports).
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary of this workspace, built by `cargo build --workspace --bins` (scripts/test.sh does).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run scripts/test.sh, which starts PostgreSQL and Garage and exports KILN_TEST_*")
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// No configuration at all: SQLite and a local folder under ./kiln-data of the server's directory.
+    Embedded,
+    PostgresS3,
+}
+
+/// Server settings for a backend; for PostgreSQL a fresh database, for S3 a fresh key prefix.
+fn backend_env(backend: Backend) -> Vec<(String, String)> {
+    match backend {
+        Backend::Embedded => Vec::new(),
+        Backend::PostgresS3 => {
+            let base = required_env("KILN_TEST_DATABASE_URL");
+            let name = format!("kiln_e2e_{}", std::process::id()) + &format!("_{}", free_port());
+            let status = Command::new("psql")
+                .args([base.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+                .status()
+                .expect("psql runs");
+            assert!(status.success(), "creating a test database failed");
+            let (server, _) = base.rsplit_once('/').unwrap();
+            vec![
+                ("KILN_DATABASE_URL".into(), format!("{server}/{name}")),
+                (
+                    "KILN_STORAGE_URL".into(),
+                    format!("s3://{}/e2e-{name}", required_env("KILN_TEST_S3_BUCKET")),
+                ),
+                (
+                    "KILN_S3_ENDPOINT".into(),
+                    required_env("KILN_TEST_S3_ENDPOINT"),
+                ),
+                (
+                    "KILN_S3_REGION".into(),
+                    std::env::var("KILN_TEST_S3_REGION").unwrap_or("garage".into()),
+                ),
+                (
+                    "KILN_S3_ACCESS_KEY_ID".into(),
+                    required_env("KILN_TEST_S3_ACCESS_KEY_ID"),
+                ),
+                (
+                    "KILN_S3_SECRET_ACCESS_KEY".into(),
+                    required_env("KILN_TEST_S3_SECRET_ACCESS_KEY"),
+                ),
+            ]
+        }
+    }
+}
+
+/// A running `kiln-server` process with its own working directory.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    port: u16,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server {
+            dir,
+            url: String::new(),
+            port: 0,
+            env: backend_env(backend),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        self.port = free_port();
+        self.url = format!("http://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(binary("kiln-server"))
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KILN_LISTEN", format!("127.0.0.1:{}", self.port))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("kiln-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if try_status(&format!("{}/readyz", self.url)) == Some(200) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("kiln-server exited with {status}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("kiln-server did not become ready:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown hook runs, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts again on the same database, store and working directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs the CLI against this server, stdout and stderr captured (so not a terminal).
+    pub fn kiln(&self, args: &[&str]) -> Output {
+        self.kiln_command(args).output().expect("kiln runs")
+    }
+
+    pub fn kiln_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("kiln"));
+        command
+            .args(args)
+            .env("KILN_SERVER", &self.url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        http_json("GET", &format!("{}{path}", self.url), None)
+    }
+
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        http_json("POST", &format!("{}{path}", self.url), Some(body))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A blocking JSON request on a private runtime (the tests themselves are synchronous).
+fn http_json(
+    method: &str,
+    url: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method.parse().unwrap(), url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    })
+}
+
+/// The status of GET `url`, or None when nothing answers.
+fn try_status(url: &str) -> Option<u16> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async { reqwest::get(url).await.ok().map(|r| r.status().as_u16()) })
+}
+
+/// Writes `len` deterministic pseudo-random bytes (xorshift), fast enough for hundreds of MiB.
+pub fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
+    use std::io::Write;
+    let mut state = seed.max(1);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut remaining = len;
+    let mut block = [0u8; 8];
+    while remaining > 0 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        block.copy_from_slice(&state.to_le_bytes());
+        let n = remaining.min(8);
+        out.write_all(&block[..n]).unwrap();
+        remaining -= n;
+    }
+    out.flush().unwrap();
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success, showing both streams otherwise.
+#[track_caller]
+pub fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "kiln failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Every file under `dir`, as sorted relative paths.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// True when the two files have the same bytes (compared in blocks, not loaded whole).
+pub fn same_bytes(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
+    if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba).unwrap();
+        if n == 0 {
+            return true;
+        }
+        fb.read_exact(&mut bb[..n]).unwrap();
+        if ba[..n] != bb[..n] {
+            return false;
+        }
+    }
+}
