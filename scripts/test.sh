@@ -5,8 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v protoc >/dev/null 2>&1 || true   # not needed yet; the ONNX pipeline will need protobuf-compiler
-
 pg_env="$(scripts/pg-test-start.sh | tail -n 1)"
 garage_env="$(scripts/garage-test-start.sh | tail -n 1)"
 export KILN_TEST_DATABASE_URL="${pg_env#DATABASE_URL=}"

@@ -14,7 +14,7 @@ fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(NOTHING)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     table
 }
 
@@ -129,7 +129,7 @@ fn show_version(detail: &VersionDetail, json: bool) {
         out.add_row(vec![
             Cell::new(&f.path),
             Cell::new(human_bytes(f.size)).set_alignment(CellAlignment::Right),
-            Cell::new(&f.digest),
+            Cell::new(f.digest),
         ]);
     }
     println!("\n{out}");
