@@ -13,11 +13,20 @@ mkdir -p "$WORK/server" "$WORK/src"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$WORK/src/weights.bin"
 BYTES=$(stat -c %s "$WORK/src/weights.bin")
 
+# Every step starts alike: earlier steps' dirty pages written back and the page cache emptied (when
+# permitted, e.g. as root), then the step's input read into memory, so each row measures hashing, copying
+# and writing rather than whatever the previous step left for the kernel to clean up.
+prepare() {
+  sync
+  if [ -w /proc/sys/vm/drop_caches ]; then echo 1 > /proc/sys/vm/drop_caches; fi
+  cat "$@" > /dev/null
+}
 seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N); echo "$end - $start" | bc -l; }
 mbps() { echo "scale=1; $BYTES / 1000000 / $1" | bc -l; }
 
-cat "$WORK/src/weights.bin" > /dev/null   # warm the page cache so every row reads from memory
+prepare "$WORK/src/weights.bin"
 T_SHA=$(seconds sha256sum "$WORK/src/weights.bin")
+prepare "$WORK/src/weights.bin"
 T_CP=$(seconds cp "$WORK/src/weights.bin" "$WORK/copy.bin"); rm -f "$WORK/copy.bin"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -26,8 +35,10 @@ SERVER_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 export KILN_SERVER="http://127.0.0.1:$PORT"
 RSS_IDLE=$(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status)
+prepare "$WORK/src/weights.bin"
 T_PUSH=$(seconds "$BIN/kiln" push "$WORK/src/weights.bin" bench/large:1)
 RSS_PUSH=$(awk '/VmHWM/ {print $2}' /proc/$SERVER_PID/status)
+prepare "$(find "$WORK/server/kiln-data/store/blobs" -type f)"
 T_PULL=$(seconds "$BIN/kiln" pull bench/large:1 -o "$WORK/out")
 RSS_PULL=$(awk '/VmHWM/ {print $2}' /proc/$SERVER_PID/status)
 cmp "$WORK/src/weights.bin" "$WORK/out/weights.bin"

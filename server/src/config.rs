@@ -320,6 +320,33 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail closure must return figment::Error"
+    )]
+    fn a_config_file_is_read_and_the_environment_wins() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kiln.toml",
+                "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/kiln\"\nstorage_url = \"s3://models\"",
+            )?;
+            let from_file = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
+            assert!(
+                matches!(from_file.storage, StorageSettings::S3 { ref bucket, .. } if bucket == "models")
+            );
+            jail.set_env("KILN_LISTEN", "127.0.0.1:9001");
+            let overridden = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(overridden.listen.to_string(), "127.0.0.1:9001");
+            assert_eq!(overridden.data_dir, Path::new("/srv/kiln"));
+            jail.set_env("KILN_MAX_JSON_BYTES", "lots");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.starts_with("KILN_MAX_JSON_BYTES:"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn s3_settings_fall_back_to_the_standard_aws_variables() {
         let raw = RawSettings {
             storage_url: Some("s3://models/kiln/".into()),

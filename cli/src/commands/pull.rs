@@ -13,6 +13,8 @@ use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::progress::{bytes_bar, human_bytes};
 
+const WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
 pub struct PullOptions {
     pub reference: ModelRef,
     pub output: PathBuf,
@@ -164,7 +166,7 @@ async fn pull_file(
         hasher = Sha256Hasher::new();
         have = 0;
     }
-    let mut out = tokio::fs::OpenOptions::new()
+    let partial_file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .append(have > 0)
@@ -172,6 +174,8 @@ async fn pull_file(
         .open(&partial)
         .await
         .map_err(CliError::io(&partial))?;
+    // Network chunks are small; batching them spares one blocking-pool hop per chunk.
+    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, partial_file);
     bar.inc(have);
     let mut received = have;
     let mut body = response.bytes_stream();
@@ -191,7 +195,6 @@ async fn pull_file(
         bar.inc(chunk.len() as u64);
     }
     out.flush().await.map_err(CliError::io(&partial))?;
-    out.sync_all().await.map_err(CliError::io(&partial))?;
     drop(out);
     if received != size {
         return Err(CliError::Transfer(format!(

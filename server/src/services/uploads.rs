@@ -5,7 +5,7 @@
 //! saved in the database after each chunk, so a session continues on any replica after any restart. On
 //! commit the digest is checked and only then is the blob promoted and recorded.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use kiln_core::Sha256Digest;
 use kiln_core::Sha256Hasher;
@@ -219,11 +219,16 @@ impl UploadService {
         let mut hasher = Sha256Hasher::restore(&row.hash_state).ok_or_else(|| {
             Error::Internal(format!("upload session {id} has a corrupt hash state"))
         })?;
-        let part_size = row.part_size as usize;
-        let mut index = (row.upload_offset / row.part_size) as usize;
-        let mut buffer = BytesMut::with_capacity(part_size.min(range.len() as usize));
+        let mut writer = self
+            .store
+            .stage_writer(
+                &row.id,
+                &row.backend_upload_id,
+                row.part_size as u64,
+                row.upload_offset as u64,
+            )
+            .await?;
         let mut received: i64 = 0;
-        let mut parts = Vec::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 Error::bad_request(
@@ -244,13 +249,9 @@ impl UploadService {
                     ),
                 ));
             }
+            // Hash while the bytes are hot in the cache, then hand them on.
             hasher.update(&chunk);
-            buffer.extend_from_slice(&chunk);
-            while buffer.len() >= part_size {
-                let part = buffer.split_to(part_size).freeze();
-                parts.push(self.store_part(&row, index, part).await?);
-                index += 1;
-            }
+            writer.write(chunk).await?;
         }
         if received < range.len() {
             return Err(Error::bad_request(
@@ -261,9 +262,17 @@ impl UploadService {
                 ),
             ));
         }
-        if !buffer.is_empty() {
-            parts.push(self.store_part(&row, index, buffer.freeze()).await?);
-        }
+        let parts: Vec<UploadPartRow> = writer
+            .finish()
+            .await?
+            .into_iter()
+            .map(|part| UploadPartRow {
+                session_id: row.id.clone(),
+                part_number: part.number,
+                etag: part.etag,
+                size: part.size,
+            })
+            .collect();
         let state = hasher.save();
         let (key, from, to) = (row.id.clone(), row.upload_offset, range.end_inclusive + 1);
         let advanced = self
@@ -275,31 +284,6 @@ impl UploadService {
             return Err(offset_mismatch(&current, range.start));
         }
         self.get(id).await
-    }
-
-    async fn store_part(
-        &self,
-        row: &UploadSessionRow,
-        index: usize,
-        data: Bytes,
-    ) -> Result<UploadPartRow, Error> {
-        let size = data.len() as i64;
-        let etag = self
-            .store
-            .put_part(
-                &row.id,
-                &row.backend_upload_id,
-                index,
-                row.part_size as u64,
-                data,
-            )
-            .await?;
-        Ok(UploadPartRow {
-            session_id: row.id.clone(),
-            part_number: index as i32 + 1,
-            etag,
-            size,
-        })
     }
 
     /// Verifies the digest, promotes the staged bytes to their content address and records the blob.

@@ -1,19 +1,23 @@
 //! Where an upload session's bytes wait until their digest is verified.
 //!
 //! S3-compatible stores stage in a multipart upload, so sessions resume without holding anything in the
-//! server. A local folder has no multipart API, so it stages in one file written at each part's offset;
+//! server. A local folder has no multipart API, so it stages in one file written at each byte's offset;
 //! this is the one place the two backends must differ.
+//!
+//! Bytes are handed on as the request body streams in, while still hot in the CPU cache: the local file is
+//! written in 1 MiB slices (the kernel copies cache-hot slices several times faster than 8 MiB blocks), and
+//! an S3 part is the list of received chunks, never copied into one buffer.
 
-use std::io::SeekFrom;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use object_store::{ObjectStoreExt, PutPayload};
+use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
@@ -24,6 +28,15 @@ pub(super) enum Staging {
 }
 
 const LOCAL_UPLOAD_ID: &str = "local-file";
+const LOCAL_WRITE_SLICE: usize = 1024 * 1024;
+
+/// A part of a staged upload, as recorded in the database (1-based number, backend ETag).
+#[derive(Debug, Clone)]
+pub struct StagedPart {
+    pub number: i32,
+    pub etag: String,
+    pub size: i64,
+}
 
 impl Staging {
     fn local_file(root: &std::path::Path, session_id: &str) -> PathBuf {
@@ -41,51 +54,55 @@ impl Staging {
         }
     }
 
-    pub(super) async fn put_part(
+    /// A writer for one chunk of an upload starting at byte `offset` (a multiple of `part_size`).
+    pub(super) async fn writer(
         &self,
-        key: &Path,
+        key: Path,
         session_id: &str,
         upload_id: &str,
-        index: usize,
         part_size: u64,
-        data: Bytes,
-    ) -> Result<String, Error> {
-        match self {
+        offset: u64,
+    ) -> Result<StagingWriter, Error> {
+        let target = match self {
             Staging::LocalFiles { root } => {
-                let mut file = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .open(Self::local_file(root, session_id))
-                    .await?;
-                file.seek(SeekFrom::Start(index as u64 * part_size)).await?;
-                file.write_all(&data).await?;
-                file.flush().await?;
-                Ok(String::new())
+                let path = Self::local_file(root, session_id);
+                let file = tokio::task::spawn_blocking(move || {
+                    std::fs::OpenOptions::new().write(true).open(path)
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+                Target::Local {
+                    file: Arc::new(file),
+                    slice: Vec::with_capacity(LOCAL_WRITE_SLICE),
+                    slice_offset: offset,
+                }
             }
-            Staging::Multipart(store) => {
-                let part = store
-                    .put_part(key, &upload_id.to_owned(), index, data.into())
-                    .await?;
-                Ok(part.content_id)
-            }
-        }
+            Staging::Multipart(store) => Target::Multipart {
+                store: store.clone(),
+                key,
+                upload_id: upload_id.to_owned(),
+                chunks: Vec::new(),
+                in_flight: None,
+            },
+        };
+        Ok(StagingWriter {
+            target,
+            part_size,
+            next_part: offset / part_size,
+            part_filled: 0,
+            parts: Vec::new(),
+        })
     }
 
     pub(super) async fn complete(
         &self,
         key: &Path,
-        session_id: &str,
         upload_id: &str,
         etags: Vec<String>,
     ) -> Result<(), Error> {
         match self {
-            Staging::LocalFiles { root } => {
-                let file = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .open(Self::local_file(root, session_id))
-                    .await?;
-                file.sync_all().await?;
-                Ok(())
-            }
+            // Local parts were written in place; the caller renames the file.
+            Staging::LocalFiles { .. } => Ok(()),
             Staging::Multipart(store) => {
                 let upload_id = upload_id.to_owned();
                 if etags.is_empty() {
@@ -122,7 +139,7 @@ impl Staging {
                 match store.abort_multipart(key, &upload_id.to_owned()).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                     Err(e) => {
-                        // An upload already completed cannot be aborted; its staged object is deleted by the caller.
+                        // A completed upload cannot be aborted; the caller deletes its staged object.
                         tracing::warn!(error = %e, session_id, "aborting multipart upload failed");
                         Ok(())
                     }
@@ -130,4 +147,142 @@ impl Staging {
             }
         }
     }
+}
+
+enum Target {
+    Local {
+        file: Arc<std::fs::File>,
+        slice: Vec<u8>,
+        slice_offset: u64,
+    },
+    Multipart {
+        store: Arc<AmazonS3>,
+        key: Path,
+        upload_id: String,
+        chunks: Vec<Bytes>,
+        in_flight: Option<JoinHandle<Result<StagedPart, Error>>>,
+    },
+}
+
+/// Writes one chunk of an upload (a run of whole parts, or ending with the blob's last part).
+pub struct StagingWriter {
+    target: Target,
+    part_size: u64,
+    next_part: u64,
+    part_filled: u64,
+    parts: Vec<StagedPart>,
+}
+
+impl StagingWriter {
+    /// Takes the chunk's next bytes, in order.
+    pub async fn write(&mut self, mut data: Bytes) -> Result<(), Error> {
+        while !data.is_empty() {
+            let room = (self.part_size - self.part_filled) as usize;
+            let piece = data.split_to(room.min(data.len()));
+            self.part_filled += piece.len() as u64;
+            self.take(piece).await?;
+            if self.part_filled == self.part_size {
+                self.end_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn take(&mut self, piece: Bytes) -> Result<(), Error> {
+        match &mut self.target {
+            Target::Local { slice, .. } => {
+                slice.extend_from_slice(&piece);
+                if slice.len() >= LOCAL_WRITE_SLICE {
+                    self.flush_local().await?;
+                }
+            }
+            Target::Multipart { chunks, .. } => chunks.push(piece),
+        }
+        Ok(())
+    }
+
+    async fn flush_local(&mut self) -> Result<(), Error> {
+        let Target::Local {
+            file,
+            slice,
+            slice_offset,
+        } = &mut self.target
+        else {
+            return Ok(());
+        };
+        if slice.is_empty() {
+            return Ok(());
+        }
+        let (file, buffer, at) = (file.clone(), std::mem::take(slice), *slice_offset);
+        let mut buffer =
+            tokio::task::spawn_blocking(move || file.write_all_at(&buffer, at).map(|()| buffer))
+                .await
+                .map_err(|e| Error::Internal(format!("writing an upload failed: {e}")))??;
+        *slice_offset += buffer.len() as u64;
+        buffer.clear();
+        *slice = buffer;
+        Ok(())
+    }
+
+    /// Closes the current part: recorded locally, or sent to S3 with at most one part in flight.
+    async fn end_part(&mut self) -> Result<(), Error> {
+        let number = self.next_part as i32 + 1;
+        let size = self.part_filled as i64;
+        self.next_part += 1;
+        self.part_filled = 0;
+        match &mut self.target {
+            Target::Local { .. } => self.parts.push(StagedPart {
+                number,
+                etag: String::new(),
+                size,
+            }),
+            Target::Multipart {
+                store,
+                key,
+                upload_id,
+                chunks,
+                in_flight,
+            } => {
+                let previous = in_flight.take();
+                let payload: PutPayload = std::mem::take(chunks).into_iter().collect();
+                let (store, key, upload_id) = (store.clone(), key.clone(), upload_id.clone());
+                if let Some(previous) = previous {
+                    self.parts.push(join(previous).await?);
+                }
+                let task = tokio::spawn(async move {
+                    let part = store
+                        .put_part(&key, &upload_id, number as usize - 1, payload)
+                        .await?;
+                    Ok(StagedPart {
+                        number,
+                        etag: part.content_id,
+                        size,
+                    })
+                });
+                if let Target::Multipart { in_flight, .. } = &mut self.target {
+                    *in_flight = Some(task);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what is left (the blob's shorter last part) and returns every part this chunk stored.
+    pub async fn finish(mut self) -> Result<Vec<StagedPart>, Error> {
+        if self.part_filled > 0 {
+            self.end_part().await?;
+        }
+        self.flush_local().await?;
+        if let Target::Multipart { in_flight, .. } = &mut self.target
+            && let Some(last) = in_flight.take()
+        {
+            self.parts.push(join(last).await?);
+        }
+        Ok(self.parts)
+    }
+}
+
+async fn join(task: JoinHandle<Result<StagedPart, Error>>) -> Result<StagedPart, Error> {
+    task.await
+        .map_err(|e| Error::Internal(format!("storing an upload part failed: {e}")))?
 }
