@@ -215,3 +215,51 @@ async fn pull_file(
         .map_err(CliError::io(destination))?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_core::Sha256Digest;
+    use kiln_core::api::VersionStatus;
+
+    fn version(paths: &[&str]) -> VersionDetail {
+        VersionDetail {
+            namespace: "acme".parse().unwrap(),
+            model: "m".parse().unwrap(),
+            version: "1".parse().unwrap(),
+            status: VersionStatus::Ready,
+            files: paths
+                .iter()
+                .map(|p| FileEntry {
+                    path: p.parse().unwrap(),
+                    digest: Sha256Digest::of(p.as_bytes()),
+                    size: 1,
+                })
+                .collect(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn selecting_files_names_what_exists_when_a_path_is_wrong() {
+        let detail = version(&["a.bin", "dir/b.bin"]);
+        assert_eq!(select(&detail, &[]).unwrap().len(), 2);
+        let one = select(&detail, &["dir/b.bin".to_owned()]).unwrap();
+        assert_eq!(one[0].path.as_str(), "dir/b.bin");
+        let err = select(&detail, &["c.bin".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "acme/m:1 has no file \"c.bin\"; it has: a.bin, dir/b.bin"
+        );
+    }
+
+    #[test]
+    fn partial_downloads_sit_beside_their_destination() {
+        assert_eq!(
+            partial_path(Path::new("out/dir/w.bin")),
+            Path::new("out/dir/w.bin.kiln-partial")
+        );
+    }
+}

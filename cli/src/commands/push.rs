@@ -209,3 +209,37 @@ async fn send_chunk(
         .await
         .map_err(|e| client.transfer_error(e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(part_size: i64) -> UploadSession {
+        UploadSession {
+            id: "s".into(),
+            digest: Sha256Digest::of(b""),
+            size: 1 << 30,
+            offset: 0,
+            part_size,
+            resumed: false,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn chunks_are_whole_parts_near_the_requested_size() {
+        let mib = 1024 * 1024;
+        assert_eq!(chunk_len(&session(8 * mib), None).unwrap(), 64 * mib);
+        assert_eq!(
+            chunk_len(&session(8 * mib), Some(20 * mib)).unwrap(),
+            16 * mib
+        );
+        assert_eq!(
+            chunk_len(&session(8 * mib), Some(1)).unwrap(),
+            8 * mib,
+            "never below one part"
+        );
+        assert_eq!(chunk_len(&session(24 * mib), None).unwrap(), 48 * mib);
+        assert!(chunk_len(&session(8 * mib), Some(0)).is_err());
+    }
+}
