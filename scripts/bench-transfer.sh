@@ -30,10 +30,11 @@ prepare "$WORK/src/weights.bin"
 T_CP=$(seconds cp "$WORK/src/weights.bin" "$WORK/copy.bin"); rm -f "$WORK/copy.bin"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$WORK/server" && KILN_LISTEN="127.0.0.1:$PORT" RUST_LOG=warn exec "$BIN/kiln-server") &
+TOKEN="kiln_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+(cd "$WORK/server" && KILN_LISTEN="127.0.0.1:$PORT" KILN_BOOTSTRAP_TOKEN="$TOKEN" RUST_LOG=warn exec "$BIN/kiln-server" >/dev/null) &
 SERVER_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-export KILN_SERVER="http://127.0.0.1:$PORT"
+export KILN_SERVER="http://127.0.0.1:$PORT" KILN_TOKEN="$TOKEN"
 RSS_IDLE=$(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status)
 prepare "$WORK/src/weights.bin"
 T_PUSH=$(seconds "$BIN/kiln" push "$WORK/src/weights.bin" bench/large:1)

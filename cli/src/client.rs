@@ -15,6 +15,7 @@ use crate::error::CliError;
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 /// How a version commit ended.
@@ -24,7 +25,7 @@ pub enum CommitOutcome {
 }
 
 impl ApiClient {
-    pub fn new(server: &str) -> Result<Self, CliError> {
+    pub fn new(server: &str, token: Option<String>) -> Result<Self, CliError> {
         let base = server.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(CliError::Usage(format!(
@@ -36,12 +37,33 @@ impl ApiClient {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| CliError::Usage(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self { http, base })
+        Ok(Self { http, base, token })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// The same server with another credential (login checks a token before storing it).
+    pub fn with_token(&self, token: String) -> Self {
+        Self {
+            token: Some(token),
+            ..self.clone()
+        }
+    }
+
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}/api/v1{path}", self.base))
+        self.authorize(
+            self.http
+                .request(method, format!("{}/api/v1{path}", self.base)),
+        )
     }
 
     fn transport_error(&self, e: reqwest::Error) -> CliError {
@@ -64,6 +86,10 @@ impl ApiClient {
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| self.transport_error(e))?;
         Err(match serde_json::from_str::<ErrorResponse>(&body) {
+            Ok(parsed) if status == 401 => CliError::Unauthenticated {
+                message: parsed.error.message,
+                signed_in: self.token.is_some(),
+            },
             Ok(parsed) => CliError::Api {
                 status,
                 code: parsed.error.code,
@@ -258,7 +284,7 @@ impl ApiClient {
                 "files",
             ])
             .extend(path.as_str().split('/'));
-        let mut request = self.http.get(url);
+        let mut request = self.authorize(self.http.get(url));
         if from > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
         }
@@ -276,4 +302,27 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+impl ApiClient {
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    pub async fn put_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        self.json(self.request(Method::PUT, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), CliError> {
+        self.send(self.request(Method::DELETE, path)).await?;
+        Ok(())
+    }
 }

@@ -7,6 +7,8 @@ pub enum CliError {
         "cannot reach the kiln server at {server}: {reason}\n  is kiln-server running? Point the CLI at it with --server URL or KILN_SERVER"
     )]
     Unreachable { server: String, reason: String },
+    #[error("{message}\n  {}", if *signed_in { "the stored token was refused: run kiln login --token TOKEN again, or set KILN_TOKEN" } else { "sign in first: kiln login --token TOKEN (or set KILN_TOKEN)" })]
+    Unauthenticated { message: String, signed_in: bool },
     #[error("{message}")]
     Api {
         status: u16,
@@ -49,6 +51,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Api { status: 404, .. } => 4,
+            CliError::Unauthenticated { .. } | CliError::Api { status: 403, .. } => 3,
             CliError::Integrity(_) => 5,
             _ => 1,
         }

@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod credentials;
 mod error;
 mod local_files;
 mod progress;
@@ -10,7 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kiln_core::ModelRef;
+use kiln_core::api::{Role, Visibility};
+use kiln_core::{ModelRef, NamespaceName};
 
 use crate::client::ApiClient;
 use crate::error::CliError;
@@ -89,6 +91,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Store an API token for this server (checked first), from --token or made from a password
+    Login {
+        /// An API token (kiln_...), or - to read it from stdin
+        #[arg(long, conflicts_with = "username")]
+        token: Option<String>,
+        /// Sign in with a password (read from stdin) and store a new 90-day token
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Forget the token stored for this server
+    Logout,
+    /// Show who the stored token (or KILN_TOKEN) signs in as
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, list and revoke API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Create users (administrators)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create namespaces and manage their members
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+    /// Make a model public or private
+    Visibility {
+        /// NAMESPACE/MODEL
+        #[arg(value_parser = parse_ref)]
+        reference: ModelRef,
+        /// public or private
+        #[arg(value_parser = commands::namespace::parse_visibility)]
+        visibility: Visibility,
+    },
     /// Delete a version (recorded in the server's audit log)
     Delete {
         /// NAMESPACE/MODEL:VERSION
@@ -100,8 +136,70 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once
+    Create {
+        /// A name to recognise it by
+        name: String,
+        /// read, write, admin (optionally :NAMESPACE) or runner; repeat for several (default: write)
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Days until it expires (default: never)
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List your tokens
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user with a personal namespace of the same name
+    Create {
+        name: NamespaceName,
+        /// Make the user an administrator
+        #[arg(long)]
+        admin: bool,
+        /// Read a password for the user from stdin (12+ characters)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NamespaceCommand {
+    /// Create an organisation namespace (administrators); you become its admin
+    Create { name: NamespaceName },
+    /// List namespaces
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a namespace's members
+    Members { namespace: NamespaceName },
+    /// Add a member, or change their role (reader, writer, admin)
+    AddMember {
+        namespace: NamespaceName,
+        user: String,
+        #[arg(value_parser = commands::namespace::parse_role)]
+        role: Role,
+    },
+    /// Remove a member
+    RemoveMember {
+        namespace: NamespaceName,
+        user: String,
+    },
+}
+
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let client = ApiClient::new(&cli.server)?;
+    let server = cli.server.trim_end_matches('/').to_owned();
+    let client = ApiClient::new(&server, credentials::token_for(&server)?)?;
     match cli.command {
         Command::Push {
             path,
@@ -139,6 +237,48 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ls { reference, json } => commands::browse::ls(&client, reference, json).await,
         Command::Show { reference, json } => commands::browse::show(&client, reference, json).await,
         Command::Delete { reference, yes } => commands::delete::run(&client, reference, yes).await,
+        Command::Login { token, username } => {
+            commands::account::login(&client, token, username).await
+        }
+        Command::Logout => commands::account::logout(&client),
+        Command::Whoami { json } => commands::account::whoami(&client, json).await,
+        Command::Token(TokenCommand::Create {
+            name,
+            scopes,
+            expires_days,
+        }) => commands::account::token_create(&client, name, scopes, expires_days).await,
+        Command::Token(TokenCommand::List { json }) => {
+            commands::account::token_list(&client, json).await
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            commands::account::token_revoke(&client, id).await
+        }
+        Command::User(UserCommand::Create {
+            name,
+            admin,
+            password_stdin,
+        }) => commands::account::user_create(&client, name, admin, password_stdin).await,
+        Command::Namespace(NamespaceCommand::Create { name }) => {
+            commands::namespace::create(&client, name).await
+        }
+        Command::Namespace(NamespaceCommand::Ls { json }) => {
+            commands::namespace::list(&client, json).await
+        }
+        Command::Namespace(NamespaceCommand::Members { namespace }) => {
+            commands::namespace::members(&client, namespace).await
+        }
+        Command::Namespace(NamespaceCommand::AddMember {
+            namespace,
+            user,
+            role,
+        }) => commands::namespace::add_member(&client, namespace, user, role).await,
+        Command::Namespace(NamespaceCommand::RemoveMember { namespace, user }) => {
+            commands::namespace::remove_member(&client, namespace, user).await
+        }
+        Command::Visibility {
+            reference,
+            visibility,
+        } => commands::namespace::set_visibility(&client, reference, visibility).await,
     }
 }
 

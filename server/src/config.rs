@@ -21,6 +21,8 @@ struct RawSettings {
     s3_secret_access_key: Option<String>,
     max_json_bytes: Option<u64>,
     upload_session_ttl_hours: Option<u64>,
+    bootstrap_token: Option<String>,
+    rate_limit_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,9 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub max_json_bytes: usize,
     pub upload_session_ttl: std::time::Duration,
+    /// The first administrator's API token on a fresh registry, instead of a generated one.
+    pub bootstrap_token: Option<String>,
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +174,26 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if let Some(token) = &raw.bootstrap_token
+            && (token.chars().count() < 32
+                || !token.starts_with("kiln_")
+                || token.chars().any(char::is_whitespace))
+        {
+            return Err(config_error(
+                "KILN_BOOTSTRAP_TOKEN",
+                "must start with kiln_ and have at least 32 characters without spaces",
+            ));
+        }
+        let rate_limit_per_minute = raw.rate_limit_per_minute.unwrap_or(6000);
+        if rate_limit_per_minute == 0 {
+            return Err(config_error(
+                "KILN_RATE_LIMIT_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
         Ok(Settings {
+            bootstrap_token: raw.bootstrap_token.clone(),
+            rate_limit_per_minute,
             listen,
             data_dir,
             database,

@@ -17,6 +17,14 @@ pub enum Error {
         message: String,
         details: Option<Value>,
     },
+    #[error("{message}")]
+    Unauthorized { message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("{method} is not allowed on this route")]
+    MethodNotAllowed { method: String },
+    #[error("too many requests; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("{what} not found")]
     NotFound { what: String },
     #[error("{message}")]
@@ -64,12 +72,28 @@ impl Error {
         Error::NotFound { what: what.into() }
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error::Unauthorized {
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::Forbidden {
+            message: message.into(),
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             Error::InvalidName(CoreError::InvalidPath { .. }) => "invalid_path",
             Error::InvalidName(CoreError::InvalidDigest { .. }) => "invalid_digest",
             Error::InvalidName(_) => "invalid_name",
             Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
+            Error::TooManyRequests { .. } => "rate_limited",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::NotFound { .. } => "not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -87,6 +111,10 @@ impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
             Error::InvalidName(_) | Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,6 +151,15 @@ impl ResponseError for Error {
         let mut response = HttpResponse::build(status);
         if let Error::RangeNotSatisfiable { size } = self {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        if let Error::Unauthorized { .. } = self {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"kiln\""),
+            ));
+        }
+        if let Error::TooManyRequests { retry_after } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         if let Error::Pool(_) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));

@@ -1,5 +1,6 @@
 //! kiln-server: the registry's HTTP API over its database and blob store.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

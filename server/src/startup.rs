@@ -4,11 +4,16 @@ use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::jwt::JwtKeys;
+use crate::auth::rate_limit::RateLimiter;
 use crate::config::{DatabaseSettings, Settings};
 use crate::db::Database;
 use crate::error::Error;
@@ -39,7 +44,16 @@ impl Application {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         let store = BlobStore::open(&settings.storage)?;
-        let services = Services::new(db, store);
+        let jwt = Arc::new(JwtKeys::open(db.clone()).await?);
+        let limiter = Arc::new(RateLimiter::new(settings.rate_limit_per_minute));
+        let services = Services::new(db, store, jwt, limiter);
+        announce_bootstrap(
+            services
+                .accounts
+                .bootstrap(settings.bootstrap_token.clone())
+                .await?,
+            &settings,
+        );
         let listener = TcpListener::bind(settings.listen).map_err(|e| {
             Error::Startup(format!(
                 "KILN_LISTEN: cannot listen on {}: {e}",
@@ -71,6 +85,24 @@ impl Application {
     }
 }
 
+/// The first start of a registry prints its administrator's token, once; it is stored only as a hash.
+fn announce_bootstrap(token: Option<String>, settings: &Settings) {
+    match token {
+        None => {}
+        Some(_) if settings.bootstrap_token.is_some() => {
+            println!(
+                "kiln: created the administrator \"admin\" with the API token from KILN_BOOTSTRAP_TOKEN"
+            );
+        }
+        Some(token) => {
+            println!(
+                "kiln: created the administrator \"admin\". Its API token, shown only this once:\n\n    {token}\n\n\
+                 Sign in with:  kiln login --token {token}"
+            );
+        }
+    }
+}
+
 fn http_server(
     listener: TcpListener,
     services: Services,
@@ -87,21 +119,24 @@ fn http_server(
             .app_data(path)
             .app_data(query)
             .map(|app| {
-                app.wrap_fn(|req, srv| {
-                    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
-                    let response = srv.call(req);
-                    async move {
-                        let mut response = response.await?;
-                        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok())
-                        {
-                            response
-                                .headers_mut()
-                                .insert(HeaderName::from_static("x-request-id"), id);
+                app.wrap(from_fn(crate::auth::middleware::authorize))
+                    .wrap_fn(|req, srv| {
+                        let request_id =
+                            req.extensions().get::<RequestId>().map(|id| id.to_string());
+                        let response = srv.call(req);
+                        async move {
+                            let mut response = response.await?;
+                            if let Some(id) =
+                                request_id.and_then(|id| HeaderValue::from_str(&id).ok())
+                            {
+                                response
+                                    .headers_mut()
+                                    .insert(HeaderName::from_static("x-request-id"), id);
+                            }
+                            Ok(response)
                         }
-                        Ok(response)
-                    }
-                })
-                .wrap(TracingLogger::default())
+                    })
+                    .wrap(TracingLogger::default())
             })
             .openapi_service(|api| {
                 SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api)

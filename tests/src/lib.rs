@@ -37,6 +37,9 @@ fn required_env(name: &str) -> String {
     })
 }
 
+/// The administrator's token of every test server (KILN_BOOTSTRAP_TOKEN).
+pub const ADMIN_TOKEN: &str = "kiln_e2e_admin_token_0123456789abcdef0123456789";
+
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     /// No configuration at all: SQLite and a local folder under ./kiln-data of the server's directory.
@@ -120,6 +123,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("KILN_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("KILN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -162,10 +166,21 @@ impl Server {
         self.kiln_command(args).output().expect("kiln runs")
     }
 
+    /// The CLI as the administrator (KILN_TOKEN), with a private HOME so nothing touches the real one.
     pub fn kiln_command(&self, args: &[&str]) -> Command {
+        let mut command = self.kiln_without_token(args);
+        command.env("KILN_TOKEN", ADMIN_TOKEN);
+        command
+    }
+
+    /// The CLI with no KILN_TOKEN: it uses what `kiln login` stored under this server's HOME.
+    pub fn kiln_without_token(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("kiln"));
         command
             .args(args)
+            .env_remove("KILN_TOKEN")
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("XDG_CONFIG_HOME")
             .env("KILN_SERVER", &self.url)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -173,12 +188,29 @@ impl Server {
         command
     }
 
+    /// GET as the administrator.
     pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        http_json("GET", &format!("{}{path}", self.url), None)
+        http_json(
+            "GET",
+            &format!("{}{path}", self.url),
+            None,
+            Some(ADMIN_TOKEN),
+        )
     }
 
+    /// GET without credentials.
+    pub fn get_json_anonymous(&self, path: &str) -> (u16, serde_json::Value) {
+        http_json("GET", &format!("{}{path}", self.url), None, None)
+    }
+
+    /// POST as the administrator.
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        http_json("POST", &format!("{}{path}", self.url), Some(body))
+        http_json(
+            "POST",
+            &format!("{}{path}", self.url),
+            Some(body),
+            Some(ADMIN_TOKEN),
+        )
     }
 }
 
@@ -193,6 +225,7 @@ fn http_json(
     method: &str,
     url: &str,
     body: Option<&serde_json::Value>,
+    token: Option<&str>,
 ) -> (u16, serde_json::Value) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -203,6 +236,9 @@ fn http_json(
         let mut request = client.request(method.parse().unwrap(), url);
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();

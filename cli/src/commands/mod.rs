@@ -1,4 +1,6 @@
+pub mod account;
 pub mod browse;
 pub mod delete;
+pub mod namespace;
 pub mod pull;
 pub mod push;

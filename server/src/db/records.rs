@@ -11,6 +11,9 @@ pub struct NamespaceRow {
     pub id: String,
     pub name: String,
     pub created_at: NaiveDateTime,
+    /// `user` (a user's personal namespace) or `org`.
+    pub kind: String,
+    pub owner_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -23,6 +26,8 @@ pub struct ModelRow {
     pub tags: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `public` or `private`.
+    pub visibility: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -85,4 +90,56 @@ pub struct AuditRow {
     pub detail: String,
     pub remote_addr: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = memberships)]
+pub struct MembershipRow {
+    pub namespace_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub scopes: String,
+    pub expires_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = jwt_keys)]
+pub struct JwtKeyRow {
+    pub kid: String,
+    pub private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub retired_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for JwtKeyRow {
+    // The private key must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeyRow")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }

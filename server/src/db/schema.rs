@@ -5,6 +5,8 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> Timestamp,
+        kind -> Text,
+        owner_id -> Nullable<Text>,
     }
 }
 
@@ -17,6 +19,7 @@ diesel::table! {
         tags -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        visibility -> Text,
     }
 }
 
@@ -82,7 +85,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        password_hash -> Nullable<Text>,
+        is_admin -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    memberships (namespace_id, user_id) {
+        namespace_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jwt_keys (kid) {
+        kid -> Text,
+        private_key -> Binary,
+        public_key -> Binary,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(models -> namespaces (namespace_id));
+diesel::joinable!(memberships -> namespaces (namespace_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(versions -> models (model_id));
 diesel::joinable!(version_files -> versions (version_id));
 diesel::joinable!(upload_parts -> upload_sessions (session_id));
@@ -96,4 +145,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     upload_sessions,
     upload_parts,
     audit_log,
+    users,
+    memberships,
+    api_tokens,
+    jwt_keys,
 );

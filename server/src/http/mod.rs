@@ -1,6 +1,7 @@
 //! HTTP: routes, request parsing and the OpenAPI document. Handlers are thin: parse, call a service, map
 //! the error (in `crate::error`).
 
+mod accounts;
 mod files;
 mod health;
 mod models;
@@ -13,6 +14,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::auth::Principal;
 use crate::db::repos::audit::Actor;
 use crate::error::Error;
 
@@ -29,10 +31,29 @@ use crate::error::Error;
         (name = "blobs", description = "Content-addressed blob uploads"),
         (name = "files", description = "Downloading a version's files"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Signing in, the caller, API tokens"),
+        (name = "namespaces", description = "Organisation namespaces and their members"),
+        (name = "admin", description = "Users, the audit log, signing keys (administrators)"),
     ),
-    components(schemas(ErrorResponse))
+    components(schemas(ErrorResponse)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []), ())
 )]
 struct ApiDoc;
+
+/// Declares the bearer scheme: API tokens (`kiln_...`) or access tokens (JWT) from `/auth/token`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// Registers every route. The same function feeds the server and the generated OpenAPI document.
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -48,6 +69,20 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(models::create_version)
                 .service(models::get_version)
                 .service(models::delete_version)
+                .service(models::set_visibility)
+                .service(accounts::exchange_token)
+                .service(accounts::me)
+                .service(accounts::list_tokens)
+                .service(accounts::create_token)
+                .service(accounts::revoke_token)
+                .service(accounts::list_users)
+                .service(accounts::create_user)
+                .service(accounts::audit_log)
+                .service(accounts::rotate_jwt_key)
+                .service(accounts::create_namespace)
+                .service(accounts::list_members)
+                .service(accounts::set_member)
+                .service(accounts::remove_member)
                 .service(files::download_file)
                 .service(uploads::missing_blobs)
                 .service(uploads::create_upload)
@@ -106,10 +141,18 @@ pub fn extractor_configs(
     (json, path, query)
 }
 
-/// Who is calling. Accounts arrive with authentication; until then every caller is anonymous.
-pub(crate) fn actor(req: &HttpRequest) -> Actor {
+/// Who is calling, for the audit log.
+pub(crate) fn actor(req: &HttpRequest, principal: &Principal) -> Actor {
     Actor {
-        name: "anonymous".to_owned(),
+        name: principal.audit_name(),
+        user_id: principal.user().map(|u| u.id.clone()),
         remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
     }
+}
+
+/// The signed-in user; the policy table already refused anyone else on routes that call this.
+pub(crate) fn signed_in(principal: &Principal) -> Result<&crate::auth::User, Error> {
+    principal
+        .user()
+        .ok_or_else(|| Error::unauthorized("sign in: send Authorization: Bearer TOKEN"))
 }

@@ -1,13 +1,14 @@
 use actix_web::web::{Data, Json, Path, Query};
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put};
 use kiln_core::NamespaceName;
 use kiln_core::api::{
     CreateVersionRequest, ErrorResponse, ModelDetail, ModelSummary, NamespaceSummary,
-    UpdateModelRequest, VersionDetail,
+    SetVisibilityRequest, UpdateModelRequest, VersionDetail,
 };
 
 use super::actor;
 use super::params::{ModelPath, NamespacePath, PageQuery, VersionPath};
+use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::registry::Committed;
@@ -20,10 +21,14 @@ use crate::services::registry::Committed;
 #[get("/namespaces")]
 async fn list_namespaces(
     services: Data<Services>,
+    principal: Principal,
     query: Query<PageQuery>,
 ) -> Result<Json<Vec<NamespaceSummary>>, Error> {
     Ok(Json(
-        services.registry.list_namespaces(query.page()?).await?,
+        services
+            .registry
+            .list_namespaces(principal.visible(), query.page()?)
+            .await?,
     ))
 }
 
@@ -36,6 +41,7 @@ async fn list_namespaces(
 #[get("/namespaces/{namespace}/models")]
 async fn list_namespace_models(
     services: Data<Services>,
+    principal: Principal,
     path: Path<NamespacePath>,
     query: Query<PageQuery>,
 ) -> Result<Json<Vec<ModelSummary>>, Error> {
@@ -43,7 +49,7 @@ async fn list_namespace_models(
     Ok(Json(
         services
             .registry
-            .list_models(Some(namespace), query.page()?)
+            .list_models(principal.visible(), Some(namespace), query.page()?)
             .await?,
     ))
 }
@@ -56,10 +62,14 @@ async fn list_namespace_models(
 #[get("/models")]
 async fn list_models(
     services: Data<Services>,
+    principal: Principal,
     query: Query<PageQuery>,
 ) -> Result<Json<Vec<ModelSummary>>, Error> {
     Ok(Json(
-        services.registry.list_models(None, query.page()?).await?,
+        services
+            .registry
+            .list_models(principal.visible(), None, query.page()?)
+            .await?,
     ))
 }
 
@@ -87,6 +97,7 @@ async fn get_model(
 #[patch("/models/{namespace}/{model}")]
 async fn update_model(
     req: HttpRequest,
+    principal: Principal,
     services: Data<Services>,
     path: Path<ModelPath>,
     body: Json<UpdateModelRequest>,
@@ -95,7 +106,7 @@ async fn update_model(
     Ok(Json(
         services
             .registry
-            .update_model(ns, model, body.into_inner(), actor(&req))
+            .update_model(ns, model, body.into_inner(), actor(&req, &principal))
             .await?,
     ))
 }
@@ -112,6 +123,7 @@ async fn update_model(
 #[post("/models/{namespace}/{model}/versions")]
 async fn create_version(
     req: HttpRequest,
+    principal: Principal,
     services: Data<Services>,
     path: Path<ModelPath>,
     body: Json<CreateVersionRequest>,
@@ -120,7 +132,7 @@ async fn create_version(
     Ok(
         match services
             .registry
-            .create_version(ns, model, body.into_inner(), actor(&req))
+            .create_version(ns, model, body.into_inner(), actor(&req, &principal))
             .await?
         {
             Committed::Created(detail) => HttpResponse::Created().json(detail),
@@ -155,13 +167,39 @@ async fn get_version(
 #[delete("/models/{namespace}/{model}/versions/{version}")]
 async fn delete_version(
     req: HttpRequest,
+    principal: Principal,
     services: Data<Services>,
     path: Path<VersionPath>,
 ) -> Result<HttpResponse, Error> {
     let (ns, model, version) = path.parse()?;
     services
         .registry
-        .delete_version(ns, model, version, actor(&req))
+        .delete_version(ns, model, version, actor(&req, &principal))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Make a model public (readable by anyone, signed in or not) or private (members of its namespace only).
+/// Needs admin in the namespace.
+#[utoipa::path(tag = "models", params(ModelPath), request_body = SetVisibilityRequest, responses(
+    (status = 200, body = ModelDetail),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[put("/models/{namespace}/{model}/visibility")]
+async fn set_visibility(
+    req: HttpRequest,
+    principal: Principal,
+    services: Data<Services>,
+    path: Path<ModelPath>,
+    body: Json<SetVisibilityRequest>,
+) -> Result<Json<ModelDetail>, Error> {
+    let (ns, model) = path.parse()?;
+    let detail = services
+        .registry
+        .set_visibility(ns, model, body.visibility, actor(&req, &principal))
+        .await?;
+    Ok(Json(detail))
 }

@@ -1,9 +1,16 @@
-//! Use cases. Handlers parse and authorize, then call one of these; these talk to repositories and storage.
+//! Use cases. Handlers parse, then call one of these (access was decided before, in `crate::auth`); these
+//! talk to repositories and storage.
 
+pub mod accounts;
 pub mod downloads;
+pub mod namespaces;
 pub mod registry;
 pub mod uploads;
 
+use std::sync::Arc;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::rate_limit::RateLimiter;
 use crate::db::Database;
 use crate::storage::BlobStore;
 
@@ -13,13 +20,24 @@ pub struct Services {
     pub registry: registry::RegistryService,
     pub uploads: uploads::UploadService,
     pub downloads: downloads::DownloadService,
+    pub accounts: accounts::AccountService,
+    pub namespaces: namespaces::NamespaceService,
+    pub rate_limiter: Arc<RateLimiter>,
     pub db: Database,
     pub store: BlobStore,
 }
 
 impl Services {
-    pub fn new(db: Database, store: BlobStore) -> Self {
+    pub fn new(
+        db: Database,
+        store: BlobStore,
+        jwt: Arc<JwtKeys>,
+        rate_limiter: Arc<RateLimiter>,
+    ) -> Self {
         Self {
+            accounts: accounts::AccountService::new(db.clone(), jwt),
+            namespaces: namespaces::NamespaceService::new(db.clone()),
+            rate_limiter,
             registry: registry::RegistryService::new(db.clone()),
             uploads: uploads::UploadService::new(db.clone(), store.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),

@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, HashSet};
 use diesel::Connection;
 use kiln_core::api::{
     CreateVersionRequest, FileEntry, ModelDetail, ModelSummary, NamespaceSummary,
-    UpdateModelRequest, VersionDetail, VersionStatus, VersionSummary,
+    UpdateModelRequest, VersionDetail, VersionStatus, VersionSummary, Visibility,
 };
 use kiln_core::{ModelName, NamespaceName, VersionName};
 use serde_json::json;
 
 use crate::db::records::{ModelRow, NamespaceRow, VersionFileRow, VersionRow};
 use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::models::Visible;
 use crate::db::repos::{blobs, is_unique_violation, models, namespaces, versions};
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
@@ -53,6 +54,10 @@ pub enum Committed {
 
 fn model_ref(ns: &str, model: &str) -> String {
     format!("{ns}/{model}")
+}
+
+fn parse_visibility(text: &str) -> Result<Visibility, Error> {
+    Visibility::parse(text).ok_or_else(|| Error::Internal(format!("unknown visibility {text:?}")))
 }
 
 fn parse_tags(json_text: &str) -> Vec<String> {
@@ -163,10 +168,14 @@ impl RegistryService {
         Self { db }
     }
 
-    pub async fn list_namespaces(&self, page: Page) -> Result<Vec<NamespaceSummary>, Error> {
+    pub async fn list_namespaces(
+        &self,
+        visible: Visible,
+        page: Page,
+    ) -> Result<Vec<NamespaceSummary>, Error> {
         self.db
             .run(move |conn| {
-                namespaces::list(conn, page.limit, page.offset)?
+                namespaces::list(conn, &visible, page.limit, page.offset)?
                     .into_iter()
                     .map(|(row, model_count)| {
                         Ok(NamespaceSummary {
@@ -182,6 +191,7 @@ impl RegistryService {
 
     pub async fn list_models(
         &self,
+        visible: Visible,
         namespace: Option<NamespaceName>,
         page: Page,
     ) -> Result<Vec<ModelSummary>, Error> {
@@ -193,12 +203,13 @@ impl RegistryService {
                     return Err(Error::not_found(format!("namespace {ns}")));
                 }
                 let ns = namespace.as_ref().map(NamespaceName::as_str);
-                models::list(conn, ns, page.limit, page.offset)?
+                models::list(conn, &visible, ns, page.limit, page.offset)?
                     .into_iter()
                     .map(|listed| {
                         Ok(ModelSummary {
                             namespace: listed.namespace.parse()?,
                             name: listed.model.name.parse()?,
+                            visibility: parse_visibility(&listed.model.visibility)?,
                             description: listed.model.description,
                             tags: parse_tags(&listed.model.tags),
                             version_count: listed.version_count,
@@ -249,6 +260,32 @@ impl RegistryService {
                         "model.update",
                         &model_ref(ns.as_str(), model.as_str()),
                         json!(update),
+                    )?;
+                    load_model_detail(conn, &ns, &model)
+                })
+            })
+            .await
+    }
+
+    /// Makes a model public or private.
+    pub async fn set_visibility(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        visibility: Visibility,
+        actor: Actor,
+    ) -> Result<ModelDetail, Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let (_, row) = find_model(conn, &ns, &model)?;
+                    models::set_visibility(conn, &row.id, visibility.as_str())?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "model.visibility",
+                        &model_ref(ns.as_str(), model.as_str()),
+                        json!({ "from": row.visibility, "to": visibility.as_str() }),
                     )?;
                     load_model_detail(conn, &ns, &model)
                 })
@@ -360,6 +397,7 @@ fn load_model_detail(
     Ok(ModelDetail {
         namespace: ns.clone(),
         name: model.clone(),
+        visibility: parse_visibility(&row.visibility)?,
         description: row.description,
         tags: parse_tags(&row.tags),
         created_at: row.created_at.and_utc(),
@@ -428,7 +466,11 @@ fn insert_version(
     request: &CreateVersionRequest,
     actor: &Actor,
 ) -> Result<Committed, Error> {
-    let namespace = &namespaces::find_or_create(conn, ns.as_str())?;
+    // A namespace created by a push belongs to the pusher (only administrators get this far).
+    let namespace = &match namespaces::find(conn, ns.as_str())? {
+        Some(found) => found,
+        None => namespaces::create(conn, ns.as_str(), "org", actor.user_id.as_deref())?,
+    };
     let model = &models::find_or_create(conn, namespace, model_name.as_str())?;
     if let Some(done) = existing_version(conn, namespace, model, request)? {
         return Ok(done);

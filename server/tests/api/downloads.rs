@@ -89,7 +89,13 @@ async fn file_names_with_spaces_and_symbols_round_trip(app: TestApp) {
             "api", "v1", "models", "acme", "odd", "versions", "1", "files",
         ])
         .extend(name.split('/'));
-    let response = app.http.get(url).send().await.unwrap();
+    let response = app
+        .http
+        .get(url)
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(&response.bytes().await.unwrap()[..], b"odd");
 }

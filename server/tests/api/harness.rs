@@ -14,6 +14,9 @@ use kiln_server::startup::Application;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
+/// The first administrator's API token in every test server.
+pub const ADMIN_TOKEN: &str = "kiln_test_admin_token_0123456789abcdef0123456789";
+
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Embedded,
@@ -84,6 +87,8 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         storage,
         max_json_bytes: 64 * 1024,
         upload_session_ttl: std::time::Duration::from_secs(3600),
+        bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
+        rate_limit_per_minute: 1_000_000,
     }
 }
 
@@ -96,6 +101,14 @@ impl TestApp {
             .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = settings_for(backend, dir.path());
+        Self::start(settings, dir).await
+    }
+
+    /// A server whose settings `adjust` changes first (e.g. a low rate limit).
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = settings_for(backend, dir.path());
+        adjust(&mut settings);
         Self::start(settings, dir).await
     }
 
@@ -129,7 +142,13 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
+    /// A request signed in as the administrator.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.anonymous(method, path).bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// A request without credentials.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, self.url(path))
     }
 

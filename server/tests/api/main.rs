@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod access;
 mod downloads;
 mod service_docs;
 mod uploads;

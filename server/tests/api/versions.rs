@@ -55,7 +55,14 @@ async fn a_pushed_version_is_listed_everywhere(app: TestApp) {
         .iter()
         .map(|n| (n.name.to_string(), n.model_count))
         .collect();
-    assert_eq!(counts, [("acme".to_owned(), 1), ("beta".to_owned(), 1)]);
+    assert_eq!(
+        counts,
+        [
+            ("acme".to_owned(), 1),
+            ("admin".to_owned(), 0),
+            ("beta".to_owned(), 1)
+        ]
+    );
 
     let models: Vec<ModelSummary> =
         expect_json(app.get("/api/v1/models").await, StatusCode::OK).await;
@@ -174,7 +181,7 @@ async fn deleting_a_version_is_explicit_and_audited(app: TestApp) {
     assert!(
         entries
             .iter()
-            .all(|e| e.actor == "anonymous" && e.remote_addr.as_deref() == Some("127.0.0.1"))
+            .all(|e| e.actor == "admin" && e.remote_addr.as_deref() == Some("127.0.0.1"))
     );
 }
 

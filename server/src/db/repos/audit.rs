@@ -4,10 +4,12 @@ use crate::db::records::AuditRow;
 use crate::db::schema::audit_log;
 use crate::db::{DbConnection, new_id, now};
 
-/// Who did something, and from where. Until accounts exist every caller is `anonymous`.
+/// Who did something, and from where.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
+    /// The signed-in user, when there is one (new namespaces are owned by them).
+    pub user_id: Option<String>,
     pub remote_addr: Option<String>,
 }
 

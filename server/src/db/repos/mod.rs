@@ -1,10 +1,14 @@
 //! Queries, one module per aggregate. Functions take a connection so callers decide the transaction.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod blobs;
+pub mod jwt_keys;
+pub mod memberships;
 pub mod models;
 pub mod namespaces;
 pub mod uploads;
+pub mod users;
 pub mod versions;
 
 /// Both backends cap bound parameters per statement; batch `IN (...)` lists below that.

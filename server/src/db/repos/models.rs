@@ -32,8 +32,8 @@ fn find_in(
         .optional()
 }
 
-/// Returns the model, creating it (empty description, no tags) when absent. Like
-/// [`super::namespaces::find_or_create`], a concurrent creator surfaces as a unique violation.
+/// Returns the model, creating it (private, empty description, no tags) when absent. Like
+/// [`super::namespaces::create`], a concurrent creator surfaces as a unique violation for the caller's retry.
 pub fn find_or_create(
     conn: &mut DbConnection,
     namespace: &NamespaceRow,
@@ -51,15 +51,26 @@ pub fn find_or_create(
         tags: "[]".to_owned(),
         created_at: at,
         updated_at: at,
+        visibility: "private".to_owned(),
     };
-    match diesel::insert_into(models::table)
+    diesel::insert_into(models::table)
         .values(&row)
-        .execute(conn)
-    {
-        Ok(_) => Ok(row),
-        Err(e) if super::is_unique_violation(&e) => find_in(conn, &namespace.id, name)?.ok_or(e),
-        Err(e) => Err(e),
-    }
+        .execute(conn)?;
+    Ok(row)
+}
+
+pub fn set_visibility(
+    conn: &mut DbConnection,
+    model_id: &str,
+    visibility: &str,
+) -> QueryResult<()> {
+    diesel::update(models::table.find(model_id))
+        .set((
+            models::visibility.eq(visibility),
+            models::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn update_metadata(
@@ -93,9 +104,17 @@ pub struct ListedModel {
     pub latest_version: Option<String>,
 }
 
-/// Models ordered by namespace then name, optionally within one namespace.
+/// Which models a caller may see: all, or the public ones plus those of some namespaces.
+#[derive(Debug, Clone)]
+pub enum Visible {
+    All,
+    Some { namespace_ids: Vec<String> },
+}
+
+/// Models ordered by namespace then name, optionally within one namespace, limited to the visible ones.
 pub fn list(
     conn: &mut DbConnection,
+    visible: &Visible,
     namespace: Option<&str>,
     limit: i64,
     offset: i64,
@@ -109,6 +128,13 @@ pub fn list(
         .into_boxed();
     if let Some(ns) = namespace {
         query = query.filter(namespaces::name.eq(ns.to_owned()));
+    }
+    if let Visible::Some { namespace_ids } = visible {
+        query = query.filter(
+            models::visibility
+                .eq("public")
+                .or(models::namespace_id.eq_any(namespace_ids.clone())),
+        );
     }
     let rows: Vec<(String, ModelRow)> = query.load(conn)?;
     let ids: Vec<&str> = rows.iter().map(|(_, m)| m.id.as_str()).collect();

@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
-use crate::db::records::NamespaceRow;
-use crate::db::schema::{models, namespaces};
+use crate::db::records::{MembershipRow, NamespaceRow};
+use crate::db::schema::{memberships, models, namespaces};
 use crate::db::{DbConnection, new_id, now};
 
 pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<NamespaceRow>> {
@@ -12,30 +12,43 @@ pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Namespace
         .optional()
 }
 
-/// Returns the namespace, creating it when absent. A concurrent creator makes the insert fail with a unique
-/// violation: callers run this in a transaction and retry it whole.
-pub fn find_or_create(conn: &mut DbConnection, name: &str) -> QueryResult<NamespaceRow> {
-    if let Some(row) = find(conn, name)? {
-        return Ok(row);
-    }
+/// Creates a namespace of `kind` (`user` or `org`) whose owner becomes its admin member. A concurrent
+/// creator makes the insert fail with a unique violation: callers run this in a transaction and retry it
+/// whole (on PostgreSQL a failed statement aborts the transaction, so it cannot be caught here).
+pub fn create(
+    conn: &mut DbConnection,
+    name: &str,
+    kind: &str,
+    owner_id: Option<&str>,
+) -> QueryResult<NamespaceRow> {
     let row = NamespaceRow {
         id: new_id(),
         name: name.to_owned(),
         created_at: now(),
+        kind: kind.to_owned(),
+        owner_id: owner_id.map(str::to_owned),
     };
-    match diesel::insert_into(namespaces::table)
+    diesel::insert_into(namespaces::table)
         .values(&row)
-        .execute(conn)
-    {
-        Ok(_) => Ok(row),
-        Err(e) if super::is_unique_violation(&e) => find(conn, name)?.ok_or(e),
-        Err(e) => Err(e),
+        .execute(conn)?;
+    if let Some(owner) = owner_id {
+        let membership = MembershipRow {
+            namespace_id: row.id.clone(),
+            user_id: owner.to_owned(),
+            role: "admin".to_owned(),
+            created_at: now(),
+        };
+        diesel::insert_into(memberships::table)
+            .values(&membership)
+            .execute(conn)?;
     }
+    Ok(row)
 }
 
-/// Namespaces by name with their model counts.
+/// Namespaces by name, each with the number of its models that `visible` lets the caller see.
 pub fn list(
     conn: &mut DbConnection,
+    visible: &super::models::Visible,
     limit: i64,
     offset: i64,
 ) -> QueryResult<Vec<(NamespaceRow, i64)>> {
@@ -46,18 +59,25 @@ pub fn list(
         .select(NamespaceRow::as_select())
         .load(conn)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let counts: Vec<(String, i64)> = models::table
+    let mut query = models::table
         .filter(models::namespace_id.eq_any(&ids))
-        .group_by(models::namespace_id)
-        .select((models::namespace_id, diesel::dsl::count_star()))
-        .load(conn)?;
+        .select((models::namespace_id, models::visibility))
+        .into_boxed();
+    if let super::models::Visible::Some { namespace_ids } = visible {
+        query = query.filter(
+            models::visibility
+                .eq("public")
+                .or(models::namespace_id.eq_any(namespace_ids.clone())),
+        );
+    }
+    let visible_models: Vec<(String, String)> = query.load(conn)?;
     Ok(rows
         .into_iter()
         .map(|row| {
-            let count = counts
+            let count = visible_models
                 .iter()
-                .find(|(id, _)| *id == row.id)
-                .map_or(0, |(_, c)| *c);
+                .filter(|(id, _)| *id == row.id)
+                .count() as i64;
             (row, count)
         })
         .collect())

@@ -1,0 +1,109 @@
+//! `kiln namespace ...` and `kiln visibility`.
+
+use kiln_core::api::{
+    CreateNamespaceRequest, Member, ModelDetail, NamespaceSummary, Role, SetMemberRequest,
+    SetVisibilityRequest, Visibility,
+};
+use kiln_core::{ModelRef, NamespaceName};
+
+use crate::client::ApiClient;
+use crate::error::CliError;
+
+pub async fn create(client: &ApiClient, name: NamespaceName) -> Result<(), CliError> {
+    let created: NamespaceSummary = client
+        .post_json("/namespaces", &CreateNamespaceRequest { name })
+        .await?;
+    println!("created namespace {}", created.name);
+    Ok(())
+}
+
+pub async fn list(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let namespaces: Vec<NamespaceSummary> = client.get_json("/namespaces?limit=1000").await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&namespaces).expect("serializes")
+        );
+        return Ok(());
+    }
+    for ns in &namespaces {
+        println!("{:<32} {} model(s)", ns.name, ns.model_count);
+    }
+    Ok(())
+}
+
+pub async fn members(client: &ApiClient, namespace: NamespaceName) -> Result<(), CliError> {
+    let members: Vec<Member> = client
+        .get_json(&format!("/namespaces/{namespace}/members"))
+        .await?;
+    for m in &members {
+        println!("{:<32} {}", m.name, m.role.as_str());
+    }
+    Ok(())
+}
+
+pub fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: use reader, writer or admin"))
+}
+
+pub async fn add_member(
+    client: &ApiClient,
+    namespace: NamespaceName,
+    user: String,
+    role: Role,
+) -> Result<(), CliError> {
+    let member: Member = client
+        .put_json(
+            &format!("/namespaces/{namespace}/members/{user}"),
+            &SetMemberRequest { role },
+        )
+        .await?;
+    println!(
+        "{} is now {} of {namespace}",
+        member.name,
+        member.role.as_str()
+    );
+    Ok(())
+}
+
+pub async fn remove_member(
+    client: &ApiClient,
+    namespace: NamespaceName,
+    user: String,
+) -> Result<(), CliError> {
+    client
+        .delete(&format!("/namespaces/{namespace}/members/{user}"))
+        .await?;
+    println!("removed {user} from {namespace}");
+    Ok(())
+}
+
+pub fn parse_visibility(text: &str) -> Result<Visibility, String> {
+    Visibility::parse(text)
+        .ok_or_else(|| format!("unknown visibility {text:?}: use public or private"))
+}
+
+pub async fn set_visibility(
+    client: &ApiClient,
+    reference: ModelRef,
+    visibility: Visibility,
+) -> Result<(), CliError> {
+    let Some(model) = &reference.model else {
+        return Err(CliError::Usage(format!(
+            "visibility needs NAMESPACE/MODEL (got {reference})"
+        )));
+    };
+    let detail: ModelDetail = client
+        .put_json(
+            &format!("/models/{}/{model}/visibility", reference.namespace),
+            &SetVisibilityRequest { visibility },
+        )
+        .await?;
+    println!(
+        "{}/{} is now {}",
+        detail.namespace,
+        detail.name,
+        detail.visibility.as_str()
+    );
+    Ok(())
+}

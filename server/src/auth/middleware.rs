@@ -1,0 +1,91 @@
+//! Authenticates every `/api/v1` request, rate-limits it, and decides it against the policy table before
+//! any handler runs. The caller's [`Principal`] is left in the request for handlers and the audit log.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use super::Principal;
+use super::policy::{decide, has_rules, path_param, rule_for};
+use crate::error::Error;
+use crate::services::Services;
+
+pub async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !req.path().starts_with("/api/v1/") {
+        return next.call(req).await;
+    }
+    let services = req
+        .app_data::<web::Data<Services>>()
+        .cloned()
+        .ok_or_else(|| Error::Internal("services missing from the app".into()))?;
+    let remote = req.peer_addr().map(|a| a.ip().to_string());
+    let principal = match authenticate(&services, &req).await {
+        Ok(principal) => principal,
+        Err(refused) => {
+            // Failed sign-ins count against the caller's address, which slows down guessing.
+            if let Err(retry_after) = services
+                .rate_limiter
+                .check(&Principal::Anonymous.rate_key(remote.as_deref()))
+            {
+                return Err(Error::TooManyRequests { retry_after }.into());
+            }
+            return Err(refused.into());
+        }
+    };
+    if let Err(retry_after) = services
+        .rate_limiter
+        .check(&principal.rate_key(remote.as_deref()))
+    {
+        return Err(Error::TooManyRequests { retry_after }.into());
+    }
+    if let Some(pattern) = req.match_pattern() {
+        let rule = rule_for(req.method(), &pattern).ok_or_else(|| {
+            if has_rules(&pattern) {
+                Error::MethodNotAllowed { method: req.method().to_string() }
+            } else {
+                tracing::error!(%pattern, method = %req.method(), "route has no access rule; refusing");
+                Error::forbidden("this route has no access rule")
+            }
+        })?;
+        let namespace = path_param(&pattern, req.path(), "namespace");
+        let model = path_param(&pattern, req.path(), "model");
+        decide(rule, &principal, namespace, model, &services.db).await?;
+    }
+    req.extensions_mut().insert(principal);
+    next.call(req).await
+}
+
+async fn authenticate(services: &Services, req: &ServiceRequest) -> Result<Principal, Error> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(Principal::Anonymous);
+    };
+    let credential = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::unauthorized("the Authorization header must be: Bearer TOKEN"))?;
+    services.accounts.principal_for(credential).await
+}
+
+/// Handlers take the caller as an argument; the middleware put it there.
+impl FromRequest for Principal {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .unwrap_or(Principal::Anonymous)))
+    }
+}

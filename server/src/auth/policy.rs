@@ -1,0 +1,275 @@
+//! What every route needs: the one table of access rules, and how a rule is decided.
+//!
+//! A route missing from [`ROUTES`] is refused (and a test fails), so access is never granted by omission.
+//! Refusals follow the API's promise: a private model is invisible (404) to whoever may not read it;
+//! anonymous callers get 401 where signing in could help; signed-in callers get 403.
+
+use actix_web::http::Method;
+
+use super::{Level, Principal, User};
+use crate::db::Database;
+use crate::db::repos::{models, namespaces};
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone, credentials or not (the token exchange).
+    Public,
+    /// Anyone; listings show only what the caller may see.
+    Browse,
+    /// A signed-in user (not a runner).
+    SignedIn,
+    /// Read `{namespace}/{model}`: public, or the caller may read its namespace.
+    ReadModel,
+    /// Change `{namespace}/{model}`: writer in the namespace (an admin may push to a new namespace).
+    WriteModel,
+    /// Administer `{namespace}/{model}` (its visibility): admin of the namespace.
+    AdminModel,
+    /// Administer `{namespace}` (its members): admin of the namespace.
+    AdminNamespace,
+    /// Upload blobs: a user who may write in some namespace.
+    UploadBlobs,
+    /// Users, the audit log, creating namespaces, rotating keys.
+    GlobalAdmin,
+}
+
+use Rule::*;
+
+/// Every API route, by method and pattern, with what it needs. Adding a route means adding a line here.
+pub const ROUTES: &[(&str, &str, Rule)] = &[
+    ("POST", "/api/v1/auth/token", Public),
+    ("GET", "/api/v1/me", SignedIn),
+    ("GET", "/api/v1/tokens", SignedIn),
+    ("POST", "/api/v1/tokens", SignedIn),
+    ("DELETE", "/api/v1/tokens/{id}", SignedIn),
+    ("GET", "/api/v1/users", GlobalAdmin),
+    ("POST", "/api/v1/users", GlobalAdmin),
+    ("GET", "/api/v1/audit", GlobalAdmin),
+    ("POST", "/api/v1/admin/jwt-keys/rotate", GlobalAdmin),
+    ("GET", "/api/v1/namespaces", Browse),
+    ("POST", "/api/v1/namespaces", GlobalAdmin),
+    ("GET", "/api/v1/namespaces/{namespace}/models", Browse),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/members",
+        AdminNamespace,
+    ),
+    (
+        "PUT",
+        "/api/v1/namespaces/{namespace}/members/{user}",
+        AdminNamespace,
+    ),
+    (
+        "DELETE",
+        "/api/v1/namespaces/{namespace}/members/{user}",
+        AdminNamespace,
+    ),
+    ("GET", "/api/v1/models", Browse),
+    ("GET", "/api/v1/models/{namespace}/{model}", ReadModel),
+    ("PATCH", "/api/v1/models/{namespace}/{model}", WriteModel),
+    (
+        "PUT",
+        "/api/v1/models/{namespace}/{model}/visibility",
+        AdminModel,
+    ),
+    (
+        "POST",
+        "/api/v1/models/{namespace}/{model}/versions",
+        WriteModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/versions/{version}",
+        ReadModel,
+    ),
+    (
+        "DELETE",
+        "/api/v1/models/{namespace}/{model}/versions/{version}",
+        WriteModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/versions/{version}/files/{path:.+}",
+        ReadModel,
+    ),
+    ("POST", "/api/v1/blobs/missing", UploadBlobs),
+    ("POST", "/api/v1/uploads", UploadBlobs),
+    ("GET", "/api/v1/uploads/{id}", UploadBlobs),
+    ("PATCH", "/api/v1/uploads/{id}", UploadBlobs),
+    ("DELETE", "/api/v1/uploads/{id}", UploadBlobs),
+    ("POST", "/api/v1/uploads/{id}/commit", UploadBlobs),
+];
+
+pub fn rule_for(method: &Method, pattern: &str) -> Option<Rule> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == pattern)
+        .map(|(_, _, rule)| *rule)
+}
+
+/// Whether any method of this route has a rule (another method is then simply not allowed).
+pub fn has_rules(pattern: &str) -> bool {
+    ROUTES.iter().any(|(_, p, _)| *p == pattern)
+}
+
+/// The value of `{name}` in `path` matched against `pattern`.
+pub fn path_param(pattern: &str, path: &str, name: &str) -> Option<String> {
+    let mut path_segments = path.trim_start_matches('/').split('/');
+    for segment in pattern.trim_start_matches('/').split('/') {
+        let value = path_segments.next()?;
+        if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+            && inner.split(':').next() == Some(name)
+        {
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+fn sign_in_needed() -> Error {
+    Error::unauthorized("sign in: send Authorization: Bearer TOKEN (see `kiln login`)")
+}
+
+/// Decides `rule` for `principal` on the resource named by the route's path parameters.
+pub async fn decide(
+    rule: Rule,
+    principal: &Principal,
+    namespace: Option<String>,
+    model: Option<String>,
+    db: &Database,
+) -> Result<(), Error> {
+    if rule == Public {
+        return Ok(());
+    }
+    let user = match principal {
+        Principal::Runner { .. } => {
+            return Err(Error::forbidden(
+                "runner tokens may only claim and report jobs",
+            ));
+        }
+        Principal::Anonymous => None,
+        Principal::User(user) => Some(user.as_ref()),
+    };
+    match rule {
+        Public | Browse => Ok(()),
+        SignedIn => user.map(|_| ()).ok_or_else(sign_in_needed),
+        GlobalAdmin => match user {
+            None => Err(sign_in_needed()),
+            Some(user) if user.is_global_admin() => Ok(()),
+            Some(_) => Err(Error::forbidden("this needs a kiln administrator")),
+        },
+        UploadBlobs => match user {
+            None => Err(sign_in_needed()),
+            Some(user) if user.may_write_somewhere() => Ok(()),
+            Some(_) => Err(Error::forbidden(
+                "uploading needs write access to a namespace",
+            )),
+        },
+        ReadModel | WriteModel | AdminModel | AdminNamespace => {
+            let (Some(namespace), model) = (namespace, model) else {
+                return Err(Error::Internal(format!(
+                    "route for {rule:?} has no namespace"
+                )));
+            };
+            decide_on_resource(rule, user, namespace, model, db).await
+        }
+    }
+}
+
+async fn decide_on_resource(
+    rule: Rule,
+    user: Option<&User>,
+    namespace: String,
+    model: Option<String>,
+    db: &Database,
+) -> Result<(), Error> {
+    let (ns, model_name) = (namespace.clone(), model.clone());
+    let (namespace_exists, model_visibility) = db
+        .run(move |conn| {
+            let found_ns = namespaces::find(conn, &ns)?.is_some();
+            let visibility = match &model_name {
+                Some(m) => models::find(conn, &ns, m)?.map(|(_, row)| row.visibility),
+                None => None,
+            };
+            Ok((found_ns, visibility))
+        })
+        .await?;
+    let level = user.and_then(|u| u.level_in(&namespace));
+    let hidden = model_visibility.as_deref() == Some("private") && level.is_none();
+    let what = match &model {
+        Some(m) => format!("model {namespace}/{m}"),
+        None => format!("namespace {namespace}"),
+    };
+    let needed = match rule {
+        ReadModel => {
+            // Absent models fall through to the handler, which answers 404 (or 400 for a bad name).
+            return if hidden {
+                Err(Error::not_found(what))
+            } else {
+                Ok(())
+            };
+        }
+        WriteModel => Level::Write,
+        AdminModel | AdminNamespace => Level::Admin,
+        _ => unreachable!("only resource rules reach here"),
+    };
+    let Some(user) = user else {
+        return Err(if hidden {
+            Error::not_found(what)
+        } else {
+            sign_in_needed()
+        });
+    };
+    if !namespace_exists {
+        if rule == WriteModel && user.is_global_admin() {
+            return Ok(());
+        }
+        return Err(Error::not_found(format!(
+            "namespace {namespace} (an administrator can create it: kiln namespace create {namespace})"
+        )));
+    }
+    if hidden {
+        return Err(Error::not_found(what));
+    }
+    if level >= Some(needed) {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!(
+            "this needs {} access to {namespace}",
+            needed.as_str()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parameters_follow_the_pattern() {
+        let pattern = "/api/v1/models/{namespace}/{model}/versions/{version}/files/{path:.+}";
+        let path = "/api/v1/models/acme/m/versions/1/files/a/b.bin";
+        assert_eq!(
+            path_param(pattern, path, "namespace").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(path_param(pattern, path, "model").as_deref(), Some("m"));
+        assert_eq!(path_param(pattern, path, "missing"), None);
+    }
+
+    #[test]
+    fn every_rule_is_looked_up_by_method_and_pattern() {
+        assert_eq!(
+            rule_for(&Method::GET, "/api/v1/models/{namespace}/{model}"),
+            Some(ReadModel)
+        );
+        assert_eq!(
+            rule_for(&Method::PATCH, "/api/v1/models/{namespace}/{model}"),
+            Some(WriteModel)
+        );
+        assert_eq!(
+            rule_for(&Method::PUT, "/api/v1/models/{namespace}/{model}"),
+            None
+        );
+    }
+}

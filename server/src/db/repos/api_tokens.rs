@@ -1,0 +1,63 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::records::ApiTokenRow;
+use crate::db::schema::api_tokens;
+use crate::db::{DbConnection, now};
+
+pub fn insert(conn: &mut DbConnection, row: &ApiTokenRow) -> QueryResult<()> {
+    diesel::insert_into(api_tokens::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_by_hash(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<ApiTokenRow>> {
+    api_tokens::table
+        .filter(api_tokens::token_hash.eq(token_hash))
+        .select(ApiTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiTokenRow>> {
+    api_tokens::table
+        .find(id)
+        .select(ApiTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<ApiTokenRow>> {
+    api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .order(api_tokens::created_at.desc())
+        .select(ApiTokenRow::as_select())
+        .load(conn)
+}
+
+pub fn revoke(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(
+        api_tokens::table
+            .find(id)
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(now()))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records use at most once a minute, so a busy token does not write on every request.
+pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<()> {
+    let stale = at - chrono::Duration::minutes(1);
+    diesel::update(
+        api_tokens::table.find(id).filter(
+            api_tokens::last_used_at
+                .is_null()
+                .or(api_tokens::last_used_at.lt(stale)),
+        ),
+    )
+    .set(api_tokens::last_used_at.eq(at))
+    .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! Sign-in, the caller, API tokens, users, namespaces and their members, the audit log, key rotation.
+
+use actix_web::web::{Data, Json, Path, Query};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put};
+use kiln_core::NamespaceName;
+use kiln_core::api::{
+    AccessToken, AuditEntry, CreateNamespaceRequest, CreateTokenRequest, CreateUserRequest,
+    CreatedToken, ErrorResponse, Me, Member, NamespaceSummary, SetMemberRequest, TokenInfo,
+    TokenRequest, UserInfo,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::params::NamespacePath;
+use super::{actor, signed_in};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::services::Services;
+
+/// Exchange an API token, or a user name and password, for an access token (a JWT valid 15 minutes).
+#[utoipa::path(tag = "auth", request_body = TokenRequest, responses(
+    (status = 200, body = AccessToken),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+))]
+#[post("/auth/token")]
+async fn exchange_token(
+    services: Data<Services>,
+    body: Json<TokenRequest>,
+) -> Result<Json<AccessToken>, Error> {
+    Ok(Json(services.accounts.exchange(body.into_inner()).await?))
+}
+
+/// Who the caller is, their scopes and their namespaces.
+#[utoipa::path(tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorResponse)))]
+#[get("/me")]
+async fn me(services: Data<Services>, principal: Principal) -> Result<Json<Me>, Error> {
+    Ok(Json(services.accounts.me(signed_in(&principal)?)))
+}
+
+/// The caller's API tokens (never the tokens themselves).
+#[utoipa::path(tag = "auth", responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorResponse)))]
+#[get("/tokens")]
+async fn list_tokens(
+    services: Data<Services>,
+    principal: Principal,
+) -> Result<Json<Vec<TokenInfo>>, Error> {
+    Ok(Json(
+        services
+            .accounts
+            .list_tokens(signed_in(&principal)?)
+            .await?,
+    ))
+}
+
+/// Create an API token for the caller. The response is the only time the token is shown.
+#[utoipa::path(tag = "auth", request_body = CreateTokenRequest, responses(
+    (status = 201, body = CreatedToken),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+))]
+#[post("/tokens")]
+async fn create_token(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    body: Json<CreateTokenRequest>,
+) -> Result<HttpResponse, Error> {
+    let created = services
+        .accounts
+        .create_token(
+            signed_in(&principal)?,
+            body.into_inner(),
+            actor(&req, &principal),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TokenPath {
+    /// The token's id (from `GET /tokens`)
+    id: String,
+}
+
+/// Revoke one of the caller's tokens (administrators may revoke any token). Access tokens exchanged for it
+/// stop working too.
+#[utoipa::path(tag = "auth", params(TokenPath), responses(
+    (status = 204, description = "Revoked"),
+    (status = 401, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[delete("/tokens/{id}")]
+async fn revoke_token(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    path: Path<TokenPath>,
+) -> Result<HttpResponse, Error> {
+    let user = signed_in(&principal)?;
+    services
+        .accounts
+        .revoke_token(user, path.into_inner().id, actor(&req, &principal))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every user (administrators only).
+#[utoipa::path(tag = "admin", responses((status = 200, body = Vec<UserInfo>), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+#[get("/users")]
+async fn list_users(services: Data<Services>) -> Result<Json<Vec<UserInfo>>, Error> {
+    Ok(Json(services.accounts.list_users().await?))
+}
+
+/// Create a user, with a personal namespace of the same name (administrators only).
+#[utoipa::path(tag = "admin", request_body = CreateUserRequest, responses(
+    (status = 201, body = UserInfo),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 409, body = ErrorResponse),
+))]
+#[post("/users")]
+async fn create_user(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    body: Json<CreateUserRequest>,
+) -> Result<HttpResponse, Error> {
+    let request = body.into_inner();
+    let user = services
+        .accounts
+        .create_user(
+            request.name,
+            request.password,
+            request.admin,
+            actor(&req, &principal),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    /// Only entries about this target, e.g. `acme/sentiment:1.0.0` or `acme`
+    target: Option<String>,
+    /// At most this many entries, newest first (1..=1000, default 100)
+    limit: Option<i64>,
+}
+
+/// The audit log: every mutation, who made it, when and from where (administrators only).
+#[utoipa::path(tag = "admin", params(AuditQuery), responses(
+    (status = 200, body = Vec<AuditEntry>),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+))]
+#[get("/audit")]
+async fn audit_log(
+    services: Data<Services>,
+    query: Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, Error> {
+    let query = query.into_inner();
+    Ok(Json(
+        services
+            .namespaces
+            .audit(query.target, query.limit.unwrap_or(100))
+            .await?,
+    ))
+}
+
+/// Start signing access tokens with a new key; tokens signed with the old one keep working until they
+/// expire (administrators only).
+#[utoipa::path(tag = "admin", responses(
+    (status = 200, description = "The new key's id", body = serde_json::Value),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+))]
+#[post("/admin/jwt-keys/rotate")]
+async fn rotate_jwt_key(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+) -> Result<HttpResponse, Error> {
+    let kid = services.accounts.jwt().rotate().await?;
+    let actor = actor(&req, &principal);
+    services
+        .db
+        .run(move |conn| {
+            Ok(crate::db::repos::audit::record(
+                conn,
+                &actor,
+                "jwt_key.rotate",
+                &kid,
+                serde_json::json!({}),
+            )?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "rotated": true })))
+}
+
+/// Create an organisation namespace; the caller becomes its admin (administrators only).
+#[utoipa::path(tag = "namespaces", request_body = CreateNamespaceRequest, responses(
+    (status = 201, body = NamespaceSummary),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 409, body = ErrorResponse),
+))]
+#[post("/namespaces")]
+async fn create_namespace(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    body: Json<CreateNamespaceRequest>,
+) -> Result<HttpResponse, Error> {
+    let owner = signed_in(&principal)?;
+    let created = services
+        .namespaces
+        .create(body.into_inner().name, owner, actor(&req, &principal))
+        .await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// A namespace's members and their roles (namespace admins).
+#[utoipa::path(tag = "namespaces", params(NamespacePath), responses(
+    (status = 200, body = Vec<Member>),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[get("/namespaces/{namespace}/members")]
+async fn list_members(
+    services: Data<Services>,
+    path: Path<NamespacePath>,
+) -> Result<Json<Vec<Member>>, Error> {
+    let namespace: NamespaceName = path.namespace.parse()?;
+    Ok(Json(services.namespaces.members(namespace).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct MemberPath {
+    /// Namespace, e.g. `acme`
+    namespace: String,
+    /// User name
+    user: String,
+}
+
+/// Add a member or change their role: reader, writer or admin (namespace admins).
+#[utoipa::path(tag = "namespaces", params(MemberPath), request_body = SetMemberRequest, responses(
+    (status = 200, body = Member),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[put("/namespaces/{namespace}/members/{user}")]
+async fn set_member(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    path: Path<MemberPath>,
+    body: Json<SetMemberRequest>,
+) -> Result<Json<Member>, Error> {
+    let MemberPath { namespace, user } = path.into_inner();
+    let member = services
+        .namespaces
+        .set_member(namespace.parse()?, user, body.role, actor(&req, &principal))
+        .await?;
+    Ok(Json(member))
+}
+
+/// Remove a member (namespace admins).
+#[utoipa::path(tag = "namespaces", params(MemberPath), responses(
+    (status = 204, description = "Removed"),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[delete("/namespaces/{namespace}/members/{user}")]
+async fn remove_member(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    path: Path<MemberPath>,
+) -> Result<HttpResponse, Error> {
+    let MemberPath { namespace, user } = path.into_inner();
+    services
+        .namespaces
+        .remove_member(namespace.parse()?, user, actor(&req, &principal))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

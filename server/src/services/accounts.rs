@@ -1,0 +1,491 @@
+//! Users, API tokens, sign-in, and turning a presented credential into a [`Principal`].
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use diesel::Connection;
+use kiln_core::NamespaceName;
+use kiln_core::api::{
+    AccessToken, CreateTokenRequest, CreatedToken, Me, Member, Role, TokenInfo, TokenRequest,
+    UserInfo,
+};
+use serde_json::json;
+
+use crate::auth::credentials::{
+    TOKEN_PREFIX, generate_token, hash_password, hash_token, verify_password,
+};
+use crate::auth::jwt::{JwtKeys, LIFETIME};
+use crate::auth::principal::Membership;
+use crate::auth::{Level, Principal, Scope, User};
+use crate::db::records::{ApiTokenRow, UserRow};
+use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::{api_tokens, memberships, namespaces, users};
+use crate::db::{Database, DbConnection, new_id, now};
+use crate::error::Error;
+
+const BOOTSTRAP_USER: &str = "admin";
+
+fn at_utc(at: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    at.and_utc()
+}
+
+fn parse_scopes(text: &str) -> Vec<Scope> {
+    text.split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn token_info(row: &ApiTokenRow, user: &str) -> TokenInfo {
+    TokenInfo {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        user: user.to_owned(),
+        scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+        created_at: at_utc(row.created_at),
+        expires_at: row.expires_at.map(at_utc),
+        last_used_at: row.last_used_at.map(at_utc),
+        revoked_at: row.revoked_at.map(at_utc),
+    }
+}
+
+/// Why a token no longer works, if it does not.
+fn token_problem(row: &ApiTokenRow) -> Option<&'static str> {
+    if row.revoked_at.is_some() {
+        Some("this token was revoked")
+    } else if row.expires_at.is_some_and(|at| at <= now()) {
+        Some("this token has expired")
+    } else {
+        None
+    }
+}
+
+#[derive(Clone)]
+pub struct AccountService {
+    db: Database,
+    jwt: Arc<JwtKeys>,
+}
+
+impl AccountService {
+    pub fn new(db: Database, jwt: Arc<JwtKeys>) -> Self {
+        Self { db, jwt }
+    }
+
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.jwt
+    }
+
+    /// On a registry without users: creates the admin (with personal namespace `admin`) and an API token,
+    /// `preset` when given (KILN_BOOTSTRAP_TOKEN). Returns the token to show once; None when users exist.
+    pub async fn bootstrap(&self, preset: Option<String>) -> Result<Option<String>, Error> {
+        let token = preset.unwrap_or_else(generate_token);
+        let stored = token.clone();
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    if users::count(conn)? > 0 {
+                        return Ok(None);
+                    }
+                    let user = new_user(conn, BOOTSTRAP_USER, None, true)?;
+                    insert_token(conn, &user.id, "bootstrap", "admin", None, &stored)?;
+                    let actor = Actor {
+                        name: "kiln-server".into(),
+                        user_id: None,
+                        remote_addr: None,
+                    };
+                    audit::record(
+                        conn,
+                        &actor,
+                        "user.create",
+                        BOOTSTRAP_USER,
+                        json!({ "admin": true, "bootstrap": true }),
+                    )?;
+                    Ok(Some(stored))
+                })
+            })
+            .await
+    }
+
+    /// The principal a bearer credential stands for: an API token (`kiln_...`) or an access token (JWT).
+    pub async fn principal_for(&self, credential: &str) -> Result<Principal, Error> {
+        if credential.starts_with(TOKEN_PREFIX) {
+            let hash = hash_token(credential);
+            let row = self
+                .db
+                .run(move |conn| Ok(api_tokens::find_by_hash(conn, &hash)?))
+                .await?
+                .ok_or_else(|| Error::unauthorized("unknown API token"))?;
+            if let Some(problem) = token_problem(&row) {
+                return Err(Error::unauthorized(problem));
+            }
+            let (id, at) = (row.id.clone(), now());
+            self.db
+                .run(move |conn| Ok(api_tokens::touch(conn, &id, at)?))
+                .await?;
+            return self
+                .load_principal(&row.user_id, parse_scopes(&row.scopes), Some(row.id))
+                .await;
+        }
+        let claims = self.jwt.verify(credential).await?;
+        if let Some(token_id) = &claims.tid {
+            let id = token_id.clone();
+            let row = self
+                .db
+                .run(move |conn| Ok(api_tokens::find(conn, &id)?))
+                .await?
+                .ok_or_else(|| {
+                    Error::unauthorized("the API token behind this access token is gone")
+                })?;
+            if let Some(problem) = token_problem(&row) {
+                return Err(Error::unauthorized(format!(
+                    "{problem} (the access token was issued for it)"
+                )));
+            }
+        }
+        self.load_principal(&claims.sub, parse_scopes(&claims.scope), claims.tid)
+            .await
+    }
+
+    async fn load_principal(
+        &self,
+        user_id: &str,
+        scopes: Vec<Scope>,
+        token_id: Option<String>,
+    ) -> Result<Principal, Error> {
+        let id = user_id.to_owned();
+        let (user, roles) = self
+            .db
+            .run(move |conn| Ok((users::find(conn, &id)?, memberships::of_user(conn, &id)?)))
+            .await?;
+        let user = user
+            .ok_or_else(|| Error::unauthorized("the user of this credential no longer exists"))?;
+        if scopes.contains(&Scope::Runner) {
+            return Ok(Principal::Runner {
+                token_id: token_id.unwrap_or_default(),
+                owner: user.name,
+            });
+        }
+        Ok(Principal::User(Arc::new(User {
+            id: user.id,
+            name: user.name,
+            is_admin: user.is_admin,
+            scopes,
+            token_id,
+            memberships: roles
+                .into_iter()
+                .filter_map(|(namespace_id, namespace, role)| {
+                    Level::from_role(&role).map(|role| Membership {
+                        namespace_id,
+                        namespace,
+                        role,
+                    })
+                })
+                .collect(),
+        })))
+    }
+
+    /// Exchanges an API token or a user name and password for a short-lived access token.
+    pub async fn exchange(&self, request: TokenRequest) -> Result<AccessToken, Error> {
+        let (user_id, scope, token_id) = match request {
+            TokenRequest {
+                token: Some(token),
+                username: None,
+                password: None,
+            } => {
+                if !token.starts_with(TOKEN_PREFIX) {
+                    return Err(Error::unauthorized(
+                        "not an API token (they start with kiln_)",
+                    ));
+                }
+                match self.principal_for(&token).await? {
+                    Principal::User(user) => {
+                        let scope = user
+                            .scopes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        (user.id.clone(), scope, user.token_id.clone())
+                    }
+                    Principal::Runner { token_id, .. } => {
+                        let row_id = token_id.clone();
+                        let row = self
+                            .db
+                            .run(move |conn| Ok(api_tokens::find(conn, &row_id)?))
+                            .await?;
+                        let user_id = row.map(|r| r.user_id).unwrap_or_default();
+                        (user_id, "runner".to_owned(), Some(token_id))
+                    }
+                    Principal::Anonymous => return Err(Error::unauthorized("unknown API token")),
+                }
+            }
+            TokenRequest {
+                token: None,
+                username: Some(name),
+                password: Some(password),
+            } => {
+                let user = self
+                    .db
+                    .run(move |conn| Ok(users::find_by_name(conn, &name)?))
+                    .await?;
+                // Verify against a real hash even for unknown users, so timing does not reveal who exists.
+                static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                let stored = match user.as_ref().and_then(|u| u.password_hash.clone()) {
+                    Some(hash) => hash,
+                    None => DECOY
+                        .get_or_init(|| hash_password("kiln decoy password"))
+                        .clone(),
+                };
+                let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                match user {
+                    Some(user) if ok && user.password_hash.is_some() => {
+                        (user.id, "admin".to_owned(), None)
+                    }
+                    _ => return Err(Error::unauthorized("wrong user name or password")),
+                }
+            }
+            _ => {
+                return Err(Error::bad_request(
+                    "invalid_credentials_request",
+                    "send either {\"token\"} or {\"username\", \"password\"}",
+                ));
+            }
+        };
+        Ok(AccessToken {
+            access_token: self.jwt.issue(&user_id, scope, token_id).await?,
+            token_type: "Bearer".to_owned(),
+            expires_in: LIFETIME.as_secs(),
+        })
+    }
+
+    pub fn me(&self, user: &User) -> Me {
+        Me {
+            name: user.name.clone(),
+            admin: user.is_admin,
+            scopes: user.scopes.iter().map(ToString::to_string).collect(),
+            memberships: user
+                .memberships
+                .iter()
+                .filter_map(|m| {
+                    Some(Member {
+                        name: m.namespace.clone(),
+                        role: Role::parse(m.role.role())?,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub async fn create_user(
+        &self,
+        name: NamespaceName,
+        password: Option<String>,
+        admin: bool,
+        actor: Actor,
+    ) -> Result<UserInfo, Error> {
+        if let Some(password) = &password
+            && password.chars().count() < 12
+        {
+            return Err(Error::bad_request(
+                "weak_password",
+                "passwords need at least 12 characters",
+            ));
+        }
+        let hash = match password {
+            Some(password) => Some(
+                tokio::task::spawn_blocking(move || hash_password(&password))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    if users::find_by_name(conn, name.as_str())?.is_some()
+                        || namespaces::find(conn, name.as_str())?.is_some()
+                    {
+                        return Err(Error::conflict(
+                            "name_taken",
+                            format!("{name} is already a user or a namespace"),
+                        ));
+                    }
+                    let row = new_user(conn, name.as_str(), hash.as_deref(), admin)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "user.create",
+                        name.as_str(),
+                        json!({ "admin": admin }),
+                    )?;
+                    Ok(UserInfo {
+                        name: row.name,
+                        admin: row.is_admin,
+                        created_at: at_utc(row.created_at),
+                    })
+                })
+            })
+            .await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>, Error> {
+        let rows = self.db.run(|conn| Ok(users::list(conn)?)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UserInfo {
+                name: r.name,
+                admin: r.is_admin,
+                created_at: at_utc(r.created_at),
+            })
+            .collect())
+    }
+
+    pub async fn create_token(
+        &self,
+        user: &User,
+        request: CreateTokenRequest,
+        actor: Actor,
+    ) -> Result<CreatedToken, Error> {
+        let name = request.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::bad_request(
+                "invalid_token_name",
+                "a token name needs 1 to 64 characters",
+            ));
+        }
+        let texts = if request.scopes.is_empty() {
+            vec!["write".to_owned()]
+        } else {
+            request.scopes
+        };
+        let scopes = texts
+            .iter()
+            .map(|s| {
+                s.parse::<Scope>()
+                    .map_err(|e| Error::bad_request("invalid_scope", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if scopes.contains(&Scope::Runner) && !user.is_global_admin() {
+            return Err(Error::forbidden(
+                "only administrators may create runner tokens",
+            ));
+        }
+        let expires_at = match request.expires_in_days {
+            Some(0) => {
+                return Err(Error::bad_request(
+                    "invalid_expiry",
+                    "expires_in_days must be at least 1",
+                ));
+            }
+            Some(days) => Some(now() + chrono::Duration::days(i64::from(days))),
+            None => None,
+        };
+        let token = generate_token();
+        let (user_id, user_name, stored) = (user.id.clone(), user.name.clone(), token.clone());
+        let scope_text = scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let row = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let row =
+                        insert_token(conn, &user_id, &name, &scope_text, expires_at, &stored)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "token.create",
+                        &format!("token:{}", row.id),
+                        json!({ "name": name, "scopes": scope_text }),
+                    )?;
+                    Ok(row)
+                })
+            })
+            .await?;
+        Ok(CreatedToken {
+            info: token_info(&row, &user_name),
+            token,
+        })
+    }
+
+    pub async fn list_tokens(&self, user: &User) -> Result<Vec<TokenInfo>, Error> {
+        let (id, name) = (user.id.clone(), user.name.clone());
+        let rows = self
+            .db
+            .run(move |conn| Ok(api_tokens::of_user(conn, &id)?))
+            .await?;
+        Ok(rows.iter().map(|r| token_info(r, &name)).collect())
+    }
+
+    /// Revokes one of the caller's tokens (an administrator may revoke anyone's).
+    pub async fn revoke_token(
+        &self,
+        user: &User,
+        token_id: String,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        let (caller, admin) = (user.id.clone(), user.is_global_admin());
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let row = api_tokens::find(conn, &token_id)?
+                        .filter(|row| admin || row.user_id == caller)
+                        .ok_or_else(|| Error::not_found(format!("token {token_id}")))?;
+                    api_tokens::revoke(conn, &row.id)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "token.revoke",
+                        &format!("token:{}", row.id),
+                        json!({ "name": row.name }),
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+fn new_user(
+    conn: &mut DbConnection,
+    name: &str,
+    password_hash: Option<&str>,
+    admin: bool,
+) -> Result<UserRow, Error> {
+    let row = UserRow {
+        id: new_id(),
+        name: name.to_owned(),
+        password_hash: password_hash.map(str::to_owned),
+        is_admin: admin,
+        created_at: now(),
+    };
+    users::insert(conn, &row)?;
+    namespaces::create(conn, name, "user", Some(&row.id))?;
+    Ok(row)
+}
+
+fn insert_token(
+    conn: &mut DbConnection,
+    user_id: &str,
+    name: &str,
+    scopes: &str,
+    expires_at: Option<NaiveDateTime>,
+    token: &str,
+) -> Result<ApiTokenRow, Error> {
+    let row = ApiTokenRow {
+        id: new_id(),
+        user_id: user_id.to_owned(),
+        name: name.to_owned(),
+        token_hash: hash_token(token),
+        scopes: scopes.to_owned(),
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+        created_at: now(),
+    };
+    api_tokens::insert(conn, &row)?;
+    Ok(row)
+}

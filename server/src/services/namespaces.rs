@@ -1,0 +1,170 @@
+//! Organisation namespaces, their members, and the audit log.
+
+use diesel::Connection;
+use kiln_core::NamespaceName;
+use kiln_core::api::{AuditEntry, Member, NamespaceSummary, Role};
+use serde_json::json;
+
+use crate::db::Database;
+use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::{memberships, namespaces, users};
+use crate::error::Error;
+
+#[derive(Clone)]
+pub struct NamespaceService {
+    db: Database,
+}
+
+impl NamespaceService {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Creates an organisation namespace; `owner` becomes its admin.
+    pub async fn create(
+        &self,
+        name: NamespaceName,
+        owner: &crate::auth::User,
+        actor: Actor,
+    ) -> Result<NamespaceSummary, Error> {
+        let owner_id = owner.id.clone();
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    if namespaces::find(conn, name.as_str())?.is_some()
+                        || users::find_by_name(conn, name.as_str())?.is_some()
+                    {
+                        return Err(Error::conflict(
+                            "name_taken",
+                            format!("{name} is already a namespace or a user"),
+                        ));
+                    }
+                    let row = namespaces::create(conn, name.as_str(), "org", Some(&owner_id))?;
+                    audit::record(conn, &actor, "namespace.create", name.as_str(), json!({}))?;
+                    Ok(NamespaceSummary {
+                        name,
+                        model_count: 0,
+                        created_at: row.created_at.and_utc(),
+                    })
+                })
+            })
+            .await
+    }
+
+    pub async fn members(&self, namespace: NamespaceName) -> Result<Vec<Member>, Error> {
+        self.db
+            .run(move |conn| {
+                let ns = namespaces::find(conn, namespace.as_str())?
+                    .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
+                Ok(memberships::of_namespace(conn, &ns.id)?
+                    .into_iter()
+                    .filter_map(|(name, role)| {
+                        Some(Member {
+                            name,
+                            role: Role::parse(&role)?,
+                        })
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    pub async fn set_member(
+        &self,
+        namespace: NamespaceName,
+        user: String,
+        role: Role,
+        actor: Actor,
+    ) -> Result<Member, Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let ns = namespaces::find(conn, namespace.as_str())?
+                        .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
+                    let member = users::find_by_name(conn, &user)?
+                        .ok_or_else(|| Error::not_found(format!("user {user}")))?;
+                    if ns.kind == "user"
+                        && ns.owner_id.as_deref() == Some(member.id.as_str())
+                        && role != Role::Admin
+                    {
+                        return Err(Error::conflict(
+                            "owner_role",
+                            format!("{user} owns {namespace} and stays its admin"),
+                        ));
+                    }
+                    memberships::set(conn, &ns.id, &member.id, role.as_str())?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "member.set",
+                        namespace.as_str(),
+                        json!({ "user": user, "role": role.as_str() }),
+                    )?;
+                    Ok(Member { name: user, role })
+                })
+            })
+            .await
+    }
+
+    pub async fn remove_member(
+        &self,
+        namespace: NamespaceName,
+        user: String,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let ns = namespaces::find(conn, namespace.as_str())?
+                        .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
+                    let member = users::find_by_name(conn, &user)?
+                        .ok_or_else(|| Error::not_found(format!("user {user}")))?;
+                    if ns.owner_id.as_deref() == Some(member.id.as_str()) {
+                        return Err(Error::conflict(
+                            "owner_role",
+                            format!("{user} owns {namespace} and cannot be removed"),
+                        ));
+                    }
+                    if !memberships::remove(conn, &ns.id, &member.id)? {
+                        return Err(Error::not_found(format!(
+                            "{user} as a member of {namespace}"
+                        )));
+                    }
+                    audit::record(
+                        conn,
+                        &actor,
+                        "member.remove",
+                        namespace.as_str(),
+                        json!({ "user": user }),
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub async fn audit(
+        &self,
+        target: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::bad_request("invalid_page", "limit must be 1..=1000"));
+        }
+        let rows = self
+            .db
+            .run(move |conn| Ok(audit::list(conn, target.as_deref(), limit)?))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: r.created_at.and_utc(),
+                actor: r.actor,
+                action: r.action,
+                target: r.target,
+                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+                remote_addr: r.remote_addr,
+            })
+            .collect())
+    }
+}
