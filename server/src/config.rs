@@ -23,6 +23,11 @@ struct RawSettings {
     upload_session_ttl_hours: Option<u64>,
     bootstrap_token: Option<String>,
     rate_limit_per_minute: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    s3_sse: Option<String>,
+    s3_sse_kms_key_id: Option<String>,
+    s3_sse_c_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +41,36 @@ pub struct Settings {
     /// The first administrator's API token on a fresh registry, instead of a generated one.
     pub bootstrap_token: Option<String>,
     pub rate_limit_per_minute: u32,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Server-side encryption the S3 store applies to every object kiln writes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3 (`AES256`): keys managed by the store.
+    S3Managed,
+    /// SSE-KMS with an optional key id.
+    Kms { key_id: Option<String> },
+    /// SSE-C: the store encrypts with this customer key (base64, 256 bits); kiln sends it on every request.
+    CustomerKey { key_base64: String },
+}
+
+impl std::fmt::Debug for ServerSideEncryption {
+    // The customer key must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerSideEncryption::S3Managed => f.write_str("AES256"),
+            ServerSideEncryption::Kms { key_id } => write!(f, "aws:kms ({key_id:?})"),
+            ServerSideEncryption::CustomerKey { .. } => f.write_str("sse-c (key hidden)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +91,7 @@ pub enum StorageSettings {
         region: Option<String>,
         access_key_id: Option<String>,
         secret_access_key: Option<String>,
+        encryption: Option<ServerSideEncryption>,
     },
 }
 
@@ -184,6 +220,29 @@ impl Settings {
                 "must start with kiln_ and have at least 32 characters without spaces",
             ));
         }
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                for (setting, path) in [("KILN_TLS_CERT", cert), ("KILN_TLS_KEY", key)] {
+                    if !path.is_file() {
+                        return Err(config_error(
+                            setting,
+                            format!("{} is not a readable file", path.display()),
+                        ));
+                    }
+                }
+                Some(TlsSettings {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+            }
+            (Some(_), None) => {
+                return Err(config_error("KILN_TLS_KEY", "is needed with KILN_TLS_CERT"));
+            }
+            (None, Some(_)) => {
+                return Err(config_error("KILN_TLS_CERT", "is needed with KILN_TLS_KEY"));
+            }
+        };
         let rate_limit_per_minute = raw.rate_limit_per_minute.unwrap_or(6000);
         if rate_limit_per_minute == 0 {
             return Err(config_error(
@@ -192,6 +251,7 @@ impl Settings {
             ));
         }
         Ok(Settings {
+            tls,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,
@@ -253,7 +313,36 @@ fn parse_storage_url(
                 format!("{endpoint:?} must start with http:// or https://"),
             ));
         }
+        let encryption = match raw.s3_sse.as_deref() {
+            None => None,
+            Some("AES256") => Some(ServerSideEncryption::S3Managed),
+            Some("aws:kms") => Some(ServerSideEncryption::Kms {
+                key_id: raw.s3_sse_kms_key_id.clone(),
+            }),
+            Some("sse-c") => {
+                let key = raw.s3_sse_c_key.clone().ok_or_else(|| {
+                    config_error(
+                        "KILN_S3_SSE_C_KEY",
+                        "is needed with KILN_S3_SSE=sse-c (a base64 256-bit key)",
+                    )
+                })?;
+                if key.len() != 44 || !key.ends_with('=') {
+                    return Err(config_error(
+                        "KILN_S3_SSE_C_KEY",
+                        "must be 32 bytes in base64 (44 characters)",
+                    ));
+                }
+                Some(ServerSideEncryption::CustomerKey { key_base64: key })
+            }
+            Some(other) => {
+                return Err(config_error(
+                    "KILN_S3_SSE",
+                    format!("unknown encryption {other:?}: use AES256, aws:kms or sse-c"),
+                ));
+            }
+        };
         return Ok(StorageSettings::S3 {
+            encryption,
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             endpoint,
@@ -328,6 +417,42 @@ mod tests {
             err.starts_with("KILN_DATABASE_URL: unsupported database \"mysql\""),
             "{err}"
         );
+        let err = validate(RawSettings {
+            tls_cert: Some("/nonexistent/cert.pem".into()),
+            tls_key: Some("/nonexistent/key.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("KILN_TLS_CERT: /nonexistent/cert.pem is not a readable file"),
+            "{err}"
+        );
+        let err = validate(RawSettings {
+            tls_cert: Some("/etc/hostname".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_TLS_KEY: is needed"), "{err}");
+        let err = validate(RawSettings {
+            storage_url: Some("s3://b".into()),
+            s3_sse: Some("sse-c".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_S3_SSE_C_KEY"), "{err}");
+        let err = validate(RawSettings {
+            storage_url: Some("s3://b".into()),
+            s3_sse: Some("rot13".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_S3_SSE: unknown encryption"), "{err}");
+        let err = validate(RawSettings {
+            bootstrap_token: Some("short".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_BOOTSTRAP_TOKEN"), "{err}");
         let err = validate(RawSettings {
             storage_url: Some("gs://bucket".into()),
             ..Default::default()

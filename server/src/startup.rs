@@ -14,7 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::rate_limit::RateLimiter;
-use crate::config::{DatabaseSettings, Settings};
+use crate::config::{DatabaseSettings, Settings, TlsSettings};
 use crate::db::Database;
 use crate::error::Error;
 use crate::services::Services;
@@ -61,7 +61,8 @@ impl Application {
             ))
         })?;
         let address = listener.local_addr()?;
-        let server = http_server(listener, services.clone(), settings.max_json_bytes)?;
+        let tls = settings.tls.as_ref().map(tls_config).transpose()?;
+        let server = http_server(listener, services.clone(), settings.max_json_bytes, tls)?;
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
         tracing::info!(%address, storage = services.store.describe(), "kiln-server listening");
         Ok(Self {
@@ -103,10 +104,45 @@ fn announce_bootstrap(token: Option<String>, settings: &Settings) {
     }
 }
 
+/// rustls with the aws-lc-rs provider, TLS 1.2 and 1.3, from PEM files.
+fn tls_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            Error::Startup(format!(
+                "KILN_TLS_CERT: cannot read {}: {e}",
+                tls.cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(Error::Startup(format!(
+            "KILN_TLS_CERT: {} holds no certificate",
+            tls.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| {
+        Error::Startup(format!(
+            "KILN_TLS_KEY: cannot read {}: {e}",
+            tls.key.display()
+        ))
+    })?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Startup(format!("TLS: {e}")))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| Error::Startup(format!("KILN_TLS_KEY: does not fit KILN_TLS_CERT: {e}")))
+}
+
 fn http_server(
     listener: TcpListener,
     services: Services,
     max_json_bytes: usize,
+    tls: Option<rustls::ServerConfig>,
 ) -> Result<Server, Error> {
     let server = HttpServer::new(move || {
         let (json, path, query) = crate::http::extractor_configs(max_json_bytes);
@@ -145,10 +181,12 @@ fn http_server(
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(Error::not_found("route"))
             }))
-    })
-    .listen(listener)?
-    .run();
-    Ok(server)
+    });
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 fn spawn_upload_reaper(services: Services, ttl: std::time::Duration) {

@@ -172,6 +172,16 @@ fn a_user_signs_in_pushes_privately_and_shares_publicly() {
         stderr(&signed_out)
     );
 
+    // No secret reaches the server's log.
+    let log = server.log();
+    for secret in [
+        kiln_tests::ADMIN_TOKEN,
+        ci_token.as_str(),
+        "alice's long password",
+    ] {
+        assert!(!log.contains(secret), "a secret leaked into the server log");
+    }
+
     // Every mutation is in the audit log, with who made it.
     let (status, audit) = server.get_json("/api/v1/audit?limit=50");
     assert_eq!(status, 200);

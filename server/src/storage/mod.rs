@@ -16,13 +16,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use kiln_core::Sha256Digest;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::chunked::ChunkedStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use crate::config::StorageSettings;
+use crate::config::{ServerSideEncryption, StorageSettings};
 use crate::error::Error;
 use staging::Staging;
 
@@ -65,6 +65,7 @@ impl BlobStore {
                 region,
                 access_key_id,
                 secret_access_key,
+                encryption,
             } => {
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
@@ -81,6 +82,21 @@ impl BlobStore {
                 if let Some(secret) = secret_access_key {
                     builder = builder.with_secret_access_key(secret);
                 }
+                builder = match encryption {
+                    None => builder,
+                    Some(ServerSideEncryption::S3Managed) => builder.with_config(
+                        "aws_server_side_encryption"
+                            .parse::<AmazonS3ConfigKey>()
+                            .expect("object_store knows its own encryption key"),
+                        "AES256",
+                    ),
+                    Some(ServerSideEncryption::Kms { key_id }) => {
+                        builder.with_sse_kms_encryption(key_id.clone().unwrap_or_default())
+                    }
+                    Some(ServerSideEncryption::CustomerKey { key_base64 }) => {
+                        builder.with_ssec_encryption(key_base64.clone())
+                    }
+                };
                 let s3 = Arc::new(
                     builder
                         .build()

@@ -767,4 +767,106 @@ async fn a_caller_over_the_rate_limit_gets_429_with_retry_after() {
 crate::on_every_backend!(
     every_route_answers_every_caller_as_the_rules_say,
     listings_show_only_what_the_caller_may_read,
+    rotating_the_signing_key_keeps_issued_tokens_valid,
+    a_push_creates_a_namespace_only_for_administrators,
 );
+
+async fn rotating_the_signing_key_keeps_issued_tokens_valid(app: TestApp) {
+    let exchange = |app: &TestApp| {
+        let request = app
+            .anonymous(Method::POST, "/api/v1/auth/token")
+            .json(&json!({ "token": crate::harness::ADMIN_TOKEN }));
+        async move { expect_json::<Value>(request.send().await.unwrap(), StatusCode::OK).await }
+    };
+    let kid_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    let before = exchange(&app).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = app
+        .request(Method::POST, "/api/v1/admin/jwt-keys/rotate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let after = exchange(&app).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        kid_of(&before),
+        kid_of(&after),
+        "new tokens are signed with the new key"
+    );
+    for jwt in [&before, &after] {
+        let me = app
+            .anonymous(Method::GET, "/api/v1/me")
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            me.status(),
+            StatusCode::OK,
+            "tokens signed before and after rotation both verify"
+        );
+    }
+}
+
+async fn a_push_creates_a_namespace_only_for_administrators(app: TestApp) {
+    let user = json!({ "name": "carol", "password": "carol's long password" });
+    expect_json::<Value>(
+        app.post_json("/api/v1/users", &user).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let login = app.anonymous(Method::POST, "/api/v1/auth/token");
+    let login = login.json(&json!({ "username": "carol", "password": "carol's long password" }));
+    let jwt =
+        expect_json::<Value>(login.send().await.unwrap(), StatusCode::OK).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let digest = app.upload_blob(b"model").await;
+    let commit =
+        json!({ "version": "1", "files": [{ "path": "m.bin", "digest": digest, "size": 5 }] });
+    let refused = app
+        .anonymous(Method::POST, "/api/v1/models/newco/m/versions")
+        .bearer_auth(&jwt)
+        .json(&commit);
+    let body = crate::harness::expect_error(
+        refused.send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kiln namespace create newco"),
+        "{body}"
+    );
+    let own = app
+        .anonymous(Method::POST, "/api/v1/models/carol/m/versions")
+        .bearer_auth(&jwt)
+        .json(&commit);
+    expect_json::<Value>(own.send().await.unwrap(), StatusCode::CREATED).await;
+
+    expect_json::<Value>(
+        app.post_json("/api/v1/models/newco/m/versions", &commit)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let members: Value = expect_json(
+        app.get("/api/v1/namespaces/newco/members").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        members,
+        json!([{ "name": "admin", "role": "admin" }]),
+        "the pusher owns the namespace it created"
+    );
+}

@@ -77,6 +77,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
                     .or(Some("garage".to_owned())),
                 access_key_id: Some(required_env("KILN_TEST_S3_ACCESS_KEY_ID")),
                 secret_access_key: Some(required_env("KILN_TEST_S3_SECRET_ACCESS_KEY")),
+                encryption: None,
             },
         ),
     };
@@ -89,6 +90,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         upload_session_ttl: std::time::Duration::from_secs(3600),
         bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
         rate_limit_per_minute: 1_000_000,
+        tls: None,
     }
 }
 

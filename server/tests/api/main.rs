@@ -4,6 +4,7 @@ mod harness;
 
 mod access;
 mod downloads;
+mod encryption;
 mod service_docs;
 mod uploads;
 mod versions;
