@@ -5,8 +5,20 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use kiln_core::Sha256Digest;
 
-/// Every API token starts with this, which is how the server tells it from a JWT.
+/// Every generated API token starts with this, so people and secret scanners can recognise one.
 pub const TOKEN_PREFIX: &str = "kiln_";
+
+/// Whether a bearer credential is a JWT (three base64url segments); anything else is an API token, which
+/// lets an operator choose any string as the bootstrap token.
+pub fn is_jwt(credential: &str) -> bool {
+    let segments: Vec<&str> = credential.split('.').collect();
+    segments.len() == 3
+        && segments[..2].iter().all(|s| !s.is_empty())
+        && segments.iter().all(|s| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
 
 /// A new API token: `kiln_` and 64 hex characters (256 random bits).
 pub fn generate_token() -> String {
@@ -55,6 +67,18 @@ mod tests {
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
         assert_eq!(hash_token(&a), hash_token(&a));
         assert!(!hash_token(&a).contains(&a[TOKEN_PREFIX.len()..]));
+    }
+
+    #[test]
+    fn jwts_are_told_from_api_tokens_by_shape() {
+        assert!(is_jwt("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln"));
+        assert!(
+            is_jwt("a.b."),
+            "an unsigned JWT is still a JWT (and is refused as one)"
+        );
+        assert!(!is_jwt(&generate_token()));
+        assert!(!is_jwt("any operator-chosen secret of 32+ characters"));
+        assert!(!is_jwt("a.b.c.d"));
     }
 
     #[test]

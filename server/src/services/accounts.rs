@@ -12,7 +12,7 @@ use kiln_core::api::{
 use serde_json::json;
 
 use crate::auth::credentials::{
-    TOKEN_PREFIX, generate_token, hash_password, hash_token, verify_password,
+    generate_token, hash_password, hash_token, is_jwt, verify_password,
 };
 use crate::auth::jwt::{JwtKeys, LIFETIME};
 use crate::auth::principal::Membership;
@@ -107,7 +107,7 @@ impl AccountService {
 
     /// The principal a bearer credential stands for: an API token (`kiln_...`) or an access token (JWT).
     pub async fn principal_for(&self, credential: &str) -> Result<Principal, Error> {
-        if credential.starts_with(TOKEN_PREFIX) {
+        if !is_jwt(credential) {
             let hash = hash_token(credential);
             let row = self
                 .db
@@ -191,9 +191,9 @@ impl AccountService {
                 username: None,
                 password: None,
             } => {
-                if !token.starts_with(TOKEN_PREFIX) {
+                if is_jwt(&token) {
                     return Err(Error::unauthorized(
-                        "not an API token (they start with kiln_)",
+                        "send an API token, not an access token",
                     ));
                 }
                 match self.principal_for(&token).await? {

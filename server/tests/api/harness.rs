@@ -15,7 +15,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 /// The first administrator's API token in every test server.
-pub const ADMIN_TOKEN: &str = "kiln_test_admin_token_0123456789abcdef0123456789";
+pub const ADMIN_TOKEN: &str = "operator-chosen-admin-secret-0123456789";
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
