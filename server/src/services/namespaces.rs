@@ -5,9 +5,10 @@ use kiln_core::NamespaceName;
 use kiln_core::api::{AuditEntry, Member, NamespaceSummary, Role};
 use serde_json::json;
 
-use crate::db::Database;
+use crate::db::records::{NamespaceRow, UserRow};
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::{memberships, namespaces, users};
+use crate::db::{Database, DbConnection};
 use crate::error::Error;
 
 #[derive(Clone)]
@@ -79,10 +80,7 @@ impl NamespaceService {
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    let ns = namespaces::find(conn, namespace.as_str())?
-                        .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
-                    let member = users::find_by_name(conn, &user)?
-                        .ok_or_else(|| Error::not_found(format!("user {user}")))?;
+                    let (ns, member) = namespace_and_user(conn, &namespace, &user)?;
                     if ns.kind == "user"
                         && ns.owner_id.as_deref() == Some(member.id.as_str())
                         && role != Role::Admin
@@ -115,10 +113,7 @@ impl NamespaceService {
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    let ns = namespaces::find(conn, namespace.as_str())?
-                        .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
-                    let member = users::find_by_name(conn, &user)?
-                        .ok_or_else(|| Error::not_found(format!("user {user}")))?;
+                    let (ns, member) = namespace_and_user(conn, &namespace, &user)?;
                     if ns.owner_id.as_deref() == Some(member.id.as_str()) {
                         return Err(Error::conflict(
                             "owner_role",
@@ -167,4 +162,16 @@ impl NamespaceService {
             })
             .collect())
     }
+}
+
+fn namespace_and_user(
+    conn: &mut DbConnection,
+    namespace: &NamespaceName,
+    user: &str,
+) -> Result<(NamespaceRow, UserRow), Error> {
+    let ns = namespaces::find(conn, namespace.as_str())?
+        .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
+    let member =
+        users::find_by_name(conn, user)?.ok_or_else(|| Error::not_found(format!("user {user}")))?;
+    Ok((ns, member))
 }

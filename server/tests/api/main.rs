@@ -3,6 +3,7 @@
 mod harness;
 
 mod access;
+mod accounts;
 mod downloads;
 mod encryption;
 mod service_docs;

@@ -1,0 +1,199 @@
+//! Accounts beyond the access matrix: what listings reveal, key rotation, who may create namespaces by
+//! pushing, and the rate limit.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, expect_json};
+
+async fn listings_show_only_what_the_caller_may_read(app: TestApp) {
+    expect_json::<Value>(
+        app.push("acme/hidden:1", &[("w.bin", b"h")]).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_json::<Value>(
+        app.push("acme/shown:1", &[("w.bin", b"s")]).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let public = app
+        .request(Method::PUT, "/api/v1/models/acme/shown/visibility")
+        .json(&json!({ "visibility": "public" }));
+    expect_json::<Value>(public.send().await.unwrap(), StatusCode::OK).await;
+
+    let names = |models: Vec<Value>| {
+        models
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let anonymous: Vec<Value> = expect_json(
+        app.anonymous(Method::GET, "/api/v1/models")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(names(anonymous), ["shown"]);
+    let in_acme: Vec<Value> = expect_json(
+        app.anonymous(Method::GET, "/api/v1/namespaces/acme/models")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(names(in_acme), ["shown"]);
+    let counts: Vec<Value> = expect_json(
+        app.anonymous(Method::GET, "/api/v1/namespaces")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let acme = counts.iter().find(|n| n["name"] == "acme").unwrap();
+    assert_eq!(acme["model_count"], 1, "counts include only visible models");
+    let admin: Vec<Value> = expect_json(app.get("/api/v1/models").await, StatusCode::OK).await;
+    assert_eq!(names(admin), ["hidden", "shown"]);
+}
+
+#[actix_web::test]
+async fn a_caller_over_the_rate_limit_gets_429_with_retry_after() {
+    let app = TestApp::spawn_with(crate::harness::Backend::Embedded, |s| {
+        s.rate_limit_per_minute = 5
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/v1/me").await.status(), StatusCode::OK);
+    }
+    let limited = app.get("/api/v1/me").await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another caller has its own budget.
+    assert_eq!(
+        app.anonymous(Method::GET, "/api/v1/models")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn rotating_the_signing_key_keeps_issued_tokens_valid(app: TestApp) {
+    let exchange = |app: &TestApp| {
+        let request = app
+            .anonymous(Method::POST, "/api/v1/auth/token")
+            .json(&json!({ "token": crate::harness::ADMIN_TOKEN }));
+        async move { expect_json::<Value>(request.send().await.unwrap(), StatusCode::OK).await }
+    };
+    let kid_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    let before = exchange(&app).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = app
+        .request(Method::POST, "/api/v1/admin/jwt-keys/rotate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let after = exchange(&app).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        kid_of(&before),
+        kid_of(&after),
+        "new tokens are signed with the new key"
+    );
+    for jwt in [&before, &after] {
+        let me = app
+            .anonymous(Method::GET, "/api/v1/me")
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            me.status(),
+            StatusCode::OK,
+            "tokens signed before and after rotation both verify"
+        );
+    }
+}
+
+async fn a_push_creates_a_namespace_only_for_administrators(app: TestApp) {
+    let user = json!({ "name": "carol", "password": "carol's long password" });
+    expect_json::<Value>(
+        app.post_json("/api/v1/users", &user).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let login = app.anonymous(Method::POST, "/api/v1/auth/token");
+    let login = login.json(&json!({ "username": "carol", "password": "carol's long password" }));
+    let jwt =
+        expect_json::<Value>(login.send().await.unwrap(), StatusCode::OK).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let digest = app.upload_blob(b"model").await;
+    let commit =
+        json!({ "version": "1", "files": [{ "path": "m.bin", "digest": digest, "size": 5 }] });
+    let refused = app
+        .anonymous(Method::POST, "/api/v1/models/newco/m/versions")
+        .bearer_auth(&jwt)
+        .json(&commit);
+    let body = crate::harness::expect_error(
+        refused.send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kiln namespace create newco"),
+        "{body}"
+    );
+    let own = app
+        .anonymous(Method::POST, "/api/v1/models/carol/m/versions")
+        .bearer_auth(&jwt)
+        .json(&commit);
+    expect_json::<Value>(own.send().await.unwrap(), StatusCode::CREATED).await;
+
+    expect_json::<Value>(
+        app.post_json("/api/v1/models/newco/m/versions", &commit)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let members: Value = expect_json(
+        app.get("/api/v1/namespaces/newco/members").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        members,
+        json!([{ "name": "admin", "role": "admin" }]),
+        "the pusher owns the namespace it created"
+    );
+}
+
+crate::on_every_backend!(
+    listings_show_only_what_the_caller_may_read,
+    rotating_the_signing_key_keeps_issued_tokens_valid,
+    a_push_creates_a_namespace_only_for_administrators,
+);
