@@ -212,12 +212,12 @@ impl Settings {
         }
         if let Some(token) = &raw.bootstrap_token
             && (token.chars().count() < 32
-                || !token.starts_with("kiln_")
-                || token.chars().any(char::is_whitespace))
+                || token.chars().any(|c| c.is_whitespace() || c.is_control())
+                || crate::auth::credentials::is_jwt(token))
         {
             return Err(config_error(
                 "KILN_BOOTSTRAP_TOKEN",
-                "must start with kiln_ and have at least 32 characters without spaces",
+                "must have at least 32 characters, without spaces, and not look like a JWT",
             ));
         }
         let tls = match (&raw.tls_cert, &raw.tls_key) {
@@ -453,6 +453,15 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.starts_with("KILN_BOOTSTRAP_TOKEN"), "{err}");
+        let chosen = validate(RawSettings {
+            bootstrap_token: Some("any-operator-chosen-secret-of-32-characters".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            chosen.bootstrap_token.is_some(),
+            "any 32+ character string is accepted"
+        );
         let err = validate(RawSettings {
             storage_url: Some("gs://bucket".into()),
             ..Default::default()

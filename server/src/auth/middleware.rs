@@ -4,7 +4,7 @@
 use std::future::{Ready, ready};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse, Url};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
@@ -45,7 +45,15 @@ pub async fn authorize(
     {
         return Err(Error::TooManyRequests { retry_after }.into());
     }
-    if let Some(pattern) = req.match_pattern() {
+    // Decide on the path exactly as the router matches it (requoted), and on parameters exactly as
+    // handlers receive them (fully percent-decoded): `/api/v1/models/%61cme/x` is `acme/x` for both.
+    let routed = Url::new(req.uri().clone());
+    let path = routed.path();
+    let Some(pattern) = req.resource_map().match_pattern(path) else {
+        // Nothing the middleware cannot identify reaches a handler.
+        return Err(Error::not_found("route").into());
+    };
+    {
         let rule = rule_for(req.method(), &pattern).ok_or_else(|| {
             if has_rules(&pattern) {
                 Error::MethodNotAllowed { method: req.method().to_string() }
@@ -54,8 +62,8 @@ pub async fn authorize(
                 Error::forbidden("this route has no access rule")
             }
         })?;
-        let namespace = path_param(&pattern, req.path(), "namespace");
-        let model = path_param(&pattern, req.path(), "model");
+        let namespace = path_param(&pattern, path, "namespace");
+        let model = path_param(&pattern, path, "model");
         decide(rule, &principal, namespace, model, &services.db).await?;
     }
     req.extensions_mut().insert(principal);

@@ -120,10 +120,31 @@ pub fn path_param(pattern: &str, path: &str, name: &str) -> Option<String> {
         if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
             && inner.split(':').next() == Some(name)
         {
-            return Some(value.to_owned());
+            return Some(percent_decode(value));
         }
     }
     None
+}
+
+/// Decodes every `%XX`, as actix's `Path` extractor does, so the rule sees the name the handler sees.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(hi * 16 + lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn sign_in_needed() -> Error {
@@ -255,6 +276,20 @@ mod tests {
         );
         assert_eq!(path_param(pattern, path, "model").as_deref(), Some("m"));
         assert_eq!(path_param(pattern, path, "missing"), None);
+    }
+
+    #[test]
+    fn parameters_are_decoded_as_handlers_decode_them() {
+        let pattern = "/api/v1/models/{namespace}/{model}";
+        let path = "/api/v1/models/%61cme/s%65cret%2";
+        assert_eq!(
+            path_param(pattern, path, "namespace").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            path_param(pattern, path, "model").as_deref(),
+            Some("secret%2")
+        );
     }
 
     #[test]

@@ -162,6 +162,11 @@ fn cases() -> Vec<Case> {
         case(M::GET, "/api/v1/models", "/api/v1/models", None, Browse, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/secret", None, ReadPrivateModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/open", None, ReadPublicModel, 200),
+        // Percent-encoding must not change whose rule applies: these are acme/secret too.
+        case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/models/%61cme/s%65cret", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/%6Dodels/acme/secret", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/files/{path}", "/api/v1/models/%61cme/secret/versions/1/files/w%2Ebin", None, ReadPrivateModel, 200),
+        case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/ac%6De/secret", Some(r#"{"description":"by {who}"}"#), WritePrivateModel, 200),
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/secret", Some(r#"{"description":"by {who}"}"#), WritePrivateModel, 200),
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/open", Some(r#"{"description":"by {who}"}"#), WritePublicModel, 200),
         case(M::PUT, "/api/v1/models/{namespace}/{model}/visibility", "/api/v1/models/acme/open/visibility", Some(r#"{"visibility":"public"}"#), AdminOfNamespace, 200),
