@@ -1,5 +1,10 @@
 //! Authenticates every `/api/v1` request, rate-limits it, and decides it against the policy table before
 //! any handler runs. The caller's [`Principal`] is left in the request for handlers and the audit log.
+//!
+//! Every decision is taken on the path exactly as the router matches it (requoted, so `/api/%761/...` is
+//! `/api/v1/...`) and on parameters exactly as handlers receive them (fully percent-decoded, so `%61cme`
+//! is `acme`). A request the middleware cannot identify never reaches a handler, and a handler that
+//! somehow runs without a decision refuses to treat its caller as anyone.
 
 use std::future::{Ready, ready};
 
@@ -18,7 +23,9 @@ pub async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if !req.path().starts_with("/api/v1/") {
+    let routed = Url::new(req.uri().clone());
+    let path = routed.path().to_owned();
+    if !path.starts_with("/api/v1/") {
         return next.call(req).await;
     }
     let services = req
@@ -30,10 +37,8 @@ pub async fn authorize(
         Ok(principal) => principal,
         Err(refused) => {
             // Failed sign-ins count against the caller's address, which slows down guessing.
-            if let Err(retry_after) = services
-                .rate_limiter
-                .check(&Principal::Anonymous.rate_key(remote.as_deref()))
-            {
+            let key = Principal::Anonymous.rate_key(remote.as_deref());
+            if let Err(retry_after) = services.rate_limiter.check(&key) {
                 return Err(Error::TooManyRequests { retry_after }.into());
             }
             return Err(refused.into());
@@ -45,27 +50,22 @@ pub async fn authorize(
     {
         return Err(Error::TooManyRequests { retry_after }.into());
     }
-    // Decide on the path exactly as the router matches it (requoted), and on parameters exactly as
-    // handlers receive them (fully percent-decoded): `/api/v1/models/%61cme/x` is `acme/x` for both.
-    let routed = Url::new(req.uri().clone());
-    let path = routed.path();
-    let Some(pattern) = req.resource_map().match_pattern(path) else {
-        // Nothing the middleware cannot identify reaches a handler.
+    let Some(pattern) = req.resource_map().match_pattern(&path) else {
         return Err(Error::not_found("route").into());
     };
-    {
-        let rule = rule_for(req.method(), &pattern).ok_or_else(|| {
-            if has_rules(&pattern) {
-                Error::MethodNotAllowed { method: req.method().to_string() }
-            } else {
-                tracing::error!(%pattern, method = %req.method(), "route has no access rule; refusing");
-                Error::forbidden("this route has no access rule")
+    let rule = rule_for(req.method(), &pattern).ok_or_else(|| {
+        if has_rules(&pattern) {
+            Error::MethodNotAllowed {
+                method: req.method().to_string(),
             }
-        })?;
-        let namespace = path_param(&pattern, path, "namespace");
-        let model = path_param(&pattern, path, "model");
-        decide(rule, &principal, namespace, model, &services.db).await?;
-    }
+        } else {
+            tracing::error!(%pattern, method = %req.method(), "route has no access rule; refusing");
+            Error::forbidden("this route has no access rule")
+        }
+    })?;
+    let namespace = path_param(&pattern, &path, "namespace");
+    let model = path_param(&pattern, &path, "model");
+    decide(rule, &principal, namespace, model, &services.db).await?;
     req.extensions_mut().insert(principal);
     next.call(req).await
 }
@@ -90,10 +90,12 @@ impl FromRequest for Principal {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(req
-            .extensions()
-            .get::<Principal>()
-            .cloned()
-            .unwrap_or(Principal::Anonymous)))
+        ready(req.extensions().get::<Principal>().cloned().ok_or_else(|| {
+            tracing::error!(
+                path = req.path(),
+                "request reached a handler without an access decision"
+            );
+            Error::Internal("request reached a handler without an access decision".into()).into()
+        }))
     }
 }

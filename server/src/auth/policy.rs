@@ -234,12 +234,10 @@ async fn decide_on_resource(
         AdminModel | AdminNamespace => Level::Admin,
         _ => unreachable!("only resource rules reach here"),
     };
+    // Changes answer alike whether a model is private or absent (401 signed out, 403 without access), so
+    // they reveal no more than reads do.
     let Some(user) = user else {
-        return Err(if hidden {
-            Error::not_found(what)
-        } else {
-            sign_in_needed()
-        });
+        return Err(sign_in_needed());
     };
     if !namespace_exists {
         if rule == WriteModel && user.is_global_admin() {
@@ -248,9 +246,6 @@ async fn decide_on_resource(
         return Err(Error::not_found(format!(
             "namespace {namespace} (an administrator can create it: kiln namespace create {namespace})"
         )));
-    }
-    if hidden {
-        return Err(Error::not_found(what));
     }
     if level >= Some(needed) {
         Ok(())

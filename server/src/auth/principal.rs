@@ -100,6 +100,33 @@ impl fmt::Display for Scope {
     }
 }
 
+impl Scope {
+    /// Whether a credential with this scope may hand out (or take back) `other`: never more than it has.
+    pub fn covers(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (
+                Scope::Level {
+                    level,
+                    namespace: None,
+                },
+                Scope::Level { level: wanted, .. },
+            ) => level >= wanted,
+            (
+                Scope::Level {
+                    level,
+                    namespace: Some(ns),
+                },
+                Scope::Level {
+                    level: wanted,
+                    namespace: Some(wanted_ns),
+                },
+            ) => level >= wanted && ns == wanted_ns,
+            (Scope::Runner, Scope::Runner) => true,
+            _ => false,
+        }
+    }
+}
+
 /// A namespace the user belongs to.
 #[derive(Debug, Clone)]
 pub struct Membership {
@@ -156,6 +183,13 @@ impl User {
     /// unrestricted admin scope.
     pub fn is_global_admin(&self) -> bool {
         self.is_admin && self.scope_cap(None) == Some(Level::Admin)
+    }
+
+    /// Whether this credential's scopes include everything in `scopes`.
+    pub fn scopes_cover(&self, scopes: &[Scope]) -> bool {
+        scopes
+            .iter()
+            .all(|wanted| self.scopes.iter().any(|held| held.covers(wanted)))
     }
 
     pub fn may_write_somewhere(&self) -> bool {
@@ -280,6 +314,18 @@ mod tests {
             user(true, &["read"], &[]).level_in("any"),
             Some(Level::Read)
         );
+    }
+
+    #[test]
+    fn a_credential_never_hands_out_more_than_it_holds() {
+        let scope = |s: &str| s.parse::<Scope>().unwrap();
+        assert!(scope("admin").covers(&scope("write:acme")));
+        assert!(scope("write").covers(&scope("read")));
+        assert!(!scope("read").covers(&scope("admin")));
+        assert!(scope("write:acme").covers(&scope("read:acme")));
+        assert!(!scope("write:acme").covers(&scope("read")));
+        assert!(!scope("write:acme").covers(&scope("write:beta")));
+        assert!(!scope("admin").covers(&scope("runner")));
     }
 
     #[test]

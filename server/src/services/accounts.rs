@@ -366,6 +366,11 @@ impl AccountService {
                     .map_err(|e| Error::bad_request("invalid_scope", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if !user.scopes_cover(&scopes) && !(scopes == [Scope::Runner] && user.is_global_admin()) {
+            return Err(Error::forbidden(
+                "a token can only create tokens within its own scopes; sign in with a broader token or a password",
+            ));
+        }
         if scopes.contains(&Scope::Runner) && !user.is_global_admin() {
             return Err(Error::forbidden(
                 "only administrators may create runner tokens",
@@ -428,12 +433,19 @@ impl AccountService {
         actor: Actor,
     ) -> Result<(), Error> {
         let (caller, admin) = (user.id.clone(), user.is_global_admin());
+        let held = user.clone();
+        let caller_scopes_cover = move |scopes: &[Scope]| held.scopes_cover(scopes);
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
                     let row = api_tokens::find(conn, &token_id)?
                         .filter(|row| admin || row.user_id == caller)
                         .ok_or_else(|| Error::not_found(format!("token {token_id}")))?;
+                    if !caller_scopes_cover(&parse_scopes(&row.scopes)) {
+                        return Err(Error::forbidden(
+                            "a token can only revoke tokens within its own scopes",
+                        ));
+                    }
                     api_tokens::revoke(conn, &row.id)?;
                     audit::record(
                         conn,

@@ -81,10 +81,7 @@ impl NamespaceService {
             .run(move |conn| {
                 conn.transaction(|conn| {
                     let (ns, member) = namespace_and_user(conn, &namespace, &user)?;
-                    if ns.kind == "user"
-                        && ns.owner_id.as_deref() == Some(member.id.as_str())
-                        && role != Role::Admin
-                    {
+                    if ns.owner_id.as_deref() == Some(member.id.as_str()) && role != Role::Admin {
                         return Err(Error::conflict(
                             "owner_role",
                             format!("{user} owns {namespace} and stays its admin"),

@@ -89,15 +89,16 @@ fn expected(needs: Needs, caller: Caller, ok: u16) -> u16 {
                 403
             }
         }
+        // A private model reads as absent (404); changes to it answer as for an absent model (401/403).
         Anonymous => match needs {
             Nothing | Browse | ReadPublicModel => ok,
-            ReadPrivateModel | WritePrivateModel => 404,
+            ReadPrivateModel => 404,
             _ => 401,
         },
         // The outsider owns a personal namespace, so may upload blobs (to push there).
         Outsider => match needs {
             Nothing | Browse | ReadPublicModel | SignedIn | Upload => ok,
-            ReadPrivateModel | WritePrivateModel => 404,
+            ReadPrivateModel => 404,
             _ => 403,
         },
         Writer => match needs {
@@ -167,6 +168,10 @@ fn cases() -> Vec<Case> {
         case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/%6Dodels/acme/secret", None, ReadPrivateModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/files/{path}", "/api/v1/models/%61cme/secret/versions/1/files/w%2Ebin", None, ReadPrivateModel, 200),
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/ac%6De/secret", Some(r#"{"description":"by {who}"}"#), WritePrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/%761/models/acme/secret", None, ReadPrivateModel, 200),
+        case(M::POST, "/api/v1/users", "/%61pi/v1/users", Some(r#"{"name":"sneaky-{who}"}"#), Administrator, 201),
+        // An absent model answers writes exactly as a private one does.
+        case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/absent", Some(r#"{"description":"x"}"#), WritePrivateModel, 404),
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/secret", Some(r#"{"description":"by {who}"}"#), WritePrivateModel, 200),
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/open", Some(r#"{"description":"by {who}"}"#), WritePublicModel, 200),
         case(M::PUT, "/api/v1/models/{namespace}/{model}/visibility", "/api/v1/models/acme/open/visibility", Some(r#"{"visibility":"public"}"#), AdminOfNamespace, 200),

@@ -192,8 +192,58 @@ async fn a_push_creates_a_namespace_only_for_administrators(app: TestApp) {
     );
 }
 
+async fn a_token_cannot_mint_or_revoke_a_broader_token(app: TestApp) {
+    let create = |token: String, scopes: Value| {
+        let request = app
+            .anonymous(Method::POST, "/api/v1/tokens")
+            .bearer_auth(token);
+        request
+            .json(&json!({ "name": "x", "scopes": scopes }))
+            .send()
+    };
+    let admin = crate::harness::ADMIN_TOKEN.to_owned();
+    let read: Value = expect_json(
+        create(admin.clone(), json!(["read"])).await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let read_token = read["token"].as_str().unwrap().to_owned();
+    let widened = create(read_token.clone(), json!(["admin"])).await.unwrap();
+    crate::harness::expect_error(widened, StatusCode::FORBIDDEN, "forbidden").await;
+    let scoped = create(read_token.clone(), json!(["write:admin"]))
+        .await
+        .unwrap();
+    crate::harness::expect_error(scoped, StatusCode::FORBIDDEN, "forbidden").await;
+    expect_json::<Value>(
+        create(read_token.clone(), json!(["read:admin"]))
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let broad: Value = expect_json(
+        create(admin, json!(["admin"])).await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let revoke = app
+        .anonymous(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", broad["id"].as_str().unwrap()),
+        )
+        .bearer_auth(&read_token);
+    crate::harness::expect_error(
+        revoke.send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+}
+
 crate::on_every_backend!(
     listings_show_only_what_the_caller_may_read,
     rotating_the_signing_key_keeps_issued_tokens_valid,
     a_push_creates_a_namespace_only_for_administrators,
+    a_token_cannot_mint_or_revoke_a_broader_token,
 );
