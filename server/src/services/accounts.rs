@@ -366,7 +366,8 @@ impl AccountService {
                     .map_err(|e| Error::bad_request("invalid_scope", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if !user.scopes_cover(&scopes) && !(scopes == [Scope::Runner] && user.is_global_admin()) {
+        let runner_by_admin = scopes == [Scope::Runner] && user.is_global_admin();
+        if !runner_by_admin && !user.scopes_cover(&scopes) {
             return Err(Error::forbidden(
                 "a token can only create tokens within its own scopes; sign in with a broader token or a password",
             ));
