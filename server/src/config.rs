@@ -30,7 +30,7 @@ struct RawSettings {
     s3_sse_c_key: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -43,6 +43,26 @@ pub struct Settings {
     pub rate_limit_per_minute: u32,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsSettings>,
+}
+
+impl std::fmt::Debug for Settings {
+    // The bootstrap token must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
+            .field("storage", &self.storage)
+            .field("max_json_bytes", &self.max_json_bytes)
+            .field("upload_session_ttl", &self.upload_session_ttl)
+            .field(
+                "bootstrap_token",
+                &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,8 @@ pub const LIFETIME: Duration = Duration::from_secs(15 * 60);
 const RETIRED_GRACE: Duration = Duration::from_secs(60 * 60);
 /// How stale the cached key set may get before it is read again (rotation on another replica).
 const REFRESH: Duration = Duration::from_secs(60);
+/// Unknown key ids force a reload at most this often, so forged tokens cannot hammer the database.
+const FORCED_REFRESH: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -109,14 +111,13 @@ impl JwtKeys {
     }
 
     async fn refresh_if_stale(&self, force: bool) -> Result<(), Error> {
-        let stale = self
+        let age = self
             .cache
             .read()
             .expect("key cache lock")
             .loaded_at
-            .elapsed()
-            > REFRESH;
-        if stale || force {
+            .elapsed();
+        if age > REFRESH || (force && age > FORCED_REFRESH) {
             let keys = Self::read(&self.db).await?;
             *self.cache.write().expect("key cache lock") = KeySet {
                 keys,
@@ -133,7 +134,11 @@ impl JwtKeys {
         self.db
             .run(move |conn| Ok(jwt_keys::rotate(conn, &row)?))
             .await?;
-        self.refresh_if_stale(true).await?;
+        let keys = Self::read(&self.db).await?;
+        *self.cache.write().expect("key cache lock") = KeySet {
+            keys,
+            loaded_at: Instant::now(),
+        };
         Ok(kid)
     }
 

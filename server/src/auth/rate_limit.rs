@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// Buckets kept at most; memory stays bounded whoever calls.
+const MAX_TRACKED: usize = 100_000;
+
 pub struct RateLimiter {
     per_minute: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -22,10 +25,14 @@ impl RateLimiter {
         let now = Instant::now();
         let rate = self.per_minute / 60.0;
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
-        if buckets.len() > 100_000 {
+        if buckets.len() > MAX_TRACKED {
             // Forget callers whose buckets have refilled: they lose nothing.
             let full = self.per_minute;
             buckets.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < full);
+            if buckets.len() > MAX_TRACKED {
+                // Still too many callers (a flood of fresh addresses): start over rather than grow.
+                buckets.clear();
+            }
         }
         let (tokens, at) = buckets
             .entry(key.to_owned())

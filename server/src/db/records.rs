@@ -69,6 +69,8 @@ pub struct UploadSessionRow {
     pub hash_state: Vec<u8>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The user who started the session; only they may continue, commit or abort it.
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -61,6 +61,7 @@ diesel::table! {
         hash_state -> Binary,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        user_id -> Nullable<Text>,
     }
 }
 
@@ -128,6 +129,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    blob_grants (digest, user_id) {
+        digest -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(models -> namespaces (namespace_id));
 diesel::joinable!(memberships -> namespaces (namespace_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -149,4 +158,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     api_tokens,
     jwt_keys,
+    blob_grants,
 );

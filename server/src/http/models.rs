@@ -132,7 +132,13 @@ async fn create_version(
     Ok(
         match services
             .registry
-            .create_version(ns, model, body.into_inner(), actor(&req, &principal))
+            .create_version(
+                ns,
+                model,
+                body.into_inner(),
+                actor(&req, &principal),
+                principal.visible(),
+            )
             .await?
         {
             Committed::Created(detail) => HttpResponse::Created().json(detail),

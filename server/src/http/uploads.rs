@@ -8,9 +8,11 @@ use kiln_core::api::{
 };
 
 use super::params::UploadPath;
+use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::uploads::ChunkRange;
+use crate::services::uploads::Uploader;
 
 /// Which of these digests the server does not hold (upload only those).
 #[utoipa::path(tag = "blobs", request_body = MissingBlobsRequest, responses(
@@ -20,9 +22,13 @@ use crate::services::uploads::ChunkRange;
 #[post("/blobs/missing")]
 async fn missing_blobs(
     services: Data<Services>,
+    principal: Principal,
     body: Json<MissingBlobsRequest>,
 ) -> Result<Json<MissingBlobsResponse>, Error> {
-    let missing = services.uploads.missing(body.into_inner().digests).await?;
+    let missing = services
+        .uploads
+        .missing(body.into_inner().digests, &uploader(&principal)?)
+        .await?;
     Ok(Json(MissingBlobsResponse { missing }))
 }
 
@@ -36,12 +42,13 @@ async fn missing_blobs(
 #[post("/uploads")]
 async fn create_upload(
     services: Data<Services>,
+    principal: Principal,
     body: Json<CreateUploadRequest>,
 ) -> Result<HttpResponse, Error> {
     let request = body.into_inner();
     let session = services
         .uploads
-        .create(request.digest, request.size)
+        .create(request.digest, request.size, &uploader(&principal)?)
         .await?;
     Ok(if session.resumed {
         HttpResponse::Ok().json(session)
@@ -58,9 +65,15 @@ async fn create_upload(
 #[get("/uploads/{id}")]
 async fn get_upload(
     services: Data<Services>,
+    principal: Principal,
     path: Path<UploadPath>,
 ) -> Result<Json<UploadSession>, Error> {
-    Ok(Json(services.uploads.get(&path.id).await?))
+    Ok(Json(
+        services
+            .uploads
+            .get(&path.id, &uploader(&principal)?)
+            .await?,
+    ))
 }
 
 /// Send one chunk: raw bytes with `Content-Range: bytes START-END/SIZE`, START equal to the session's
@@ -79,6 +92,7 @@ async fn get_upload(
 async fn write_chunk(
     req: HttpRequest,
     services: Data<Services>,
+    principal: Principal,
     path: Path<UploadPath>,
     payload: Payload,
 ) -> Result<Json<UploadSession>, Error> {
@@ -100,7 +114,10 @@ async fn write_chunk(
         })?;
     let body = payload.map_err(std::io::Error::other);
     Ok(Json(
-        services.uploads.write_chunk(&path.id, range, body).await?,
+        services
+            .uploads
+            .write_chunk(&path.id, &uploader(&principal)?, range, body)
+            .await?,
     ))
 }
 
@@ -115,9 +132,15 @@ async fn write_chunk(
 #[post("/uploads/{id}/commit")]
 async fn commit_upload(
     services: Data<Services>,
+    principal: Principal,
     path: Path<UploadPath>,
 ) -> Result<Json<BlobInfo>, Error> {
-    Ok(Json(services.uploads.commit(&path.id).await?))
+    Ok(Json(
+        services
+            .uploads
+            .commit(&path.id, &uploader(&principal)?)
+            .await?,
+    ))
 }
 
 /// Cancel an upload session and drop what it stored.
@@ -128,8 +151,21 @@ async fn commit_upload(
 #[delete("/uploads/{id}")]
 async fn abort_upload(
     services: Data<Services>,
+    principal: Principal,
     path: Path<UploadPath>,
 ) -> Result<HttpResponse, Error> {
-    services.uploads.abort(&path.id).await?;
+    services
+        .uploads
+        .abort(&path.id, &uploader(&principal)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Uploads belong to a signed-in user (the policy table let no one else through).
+fn uploader(principal: &Principal) -> Result<Uploader, Error> {
+    let user = super::signed_in(principal)?;
+    Ok(Uploader {
+        user_id: user.id.clone(),
+        visible: user.visible(),
+    })
 }

@@ -314,6 +314,7 @@ impl RegistryService {
         model: ModelName,
         request: CreateVersionRequest,
         actor: Actor,
+        visible: Visible,
     ) -> Result<Committed, Error> {
         check_files(&request.files)?;
         self.db
@@ -324,9 +325,9 @@ impl RegistryService {
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
-                    match conn
-                        .transaction(|conn| insert_version(conn, &ns, &model, &request, &actor))
-                    {
+                    match conn.transaction(|conn| {
+                        insert_version(conn, &ns, &model, &request, &actor, &visible)
+                    }) {
                         Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => {
                             continue;
                         }
@@ -465,6 +466,7 @@ fn insert_version(
     model_name: &ModelName,
     request: &CreateVersionRequest,
     actor: &Actor,
+    visible: &Visible,
 ) -> Result<Committed, Error> {
     // A namespace created by a push belongs to the pusher (only administrators get this far).
     let namespace = &match namespaces::find(conn, ns.as_str())? {
@@ -476,7 +478,9 @@ fn insert_version(
         return Ok(done);
     }
     let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
-    let held = blobs::find_many(conn, &digests)?;
+    // Only blobs the pusher uploaded or can already read count; others are "missing" (upload them),
+    // so a digest alone never gives access to someone else's bytes, nor reveals their size.
+    let held = blobs::usable(conn, actor.user_id.as_deref(), visible, &digests)?;
     let mut missing: Vec<&String> = Vec::new();
     for (file, digest) in request.files.iter().zip(&digests) {
         match held.iter().find(|b| &b.digest == digest) {

@@ -13,12 +13,20 @@ use kiln_core::api::{BlobInfo, UploadSession};
 use serde_json::json;
 
 use crate::db::records::{UploadPartRow, UploadSessionRow};
+use crate::db::repos::models::Visible;
 use crate::db::repos::{blobs, uploads};
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
 use crate::storage::BlobStore;
 
 const MIB: i64 = 1024 * 1024;
+
+/// Who is uploading, and what they can read (blobs held by versions they can read are theirs to use).
+#[derive(Debug, Clone)]
+pub struct Uploader {
+    pub user_id: String,
+    pub visible: Visible,
+}
 /// S3 allows at most 10,000 parts of at least 5 MiB (except the last).
 const MIN_PART_SIZE: i64 = 8 * MIB;
 const MAX_PARTS: i64 = 10_000;
@@ -92,7 +100,12 @@ impl UploadService {
     }
 
     /// Digests among `digests` that the server does not hold.
-    pub async fn missing(&self, digests: Vec<Sha256Digest>) -> Result<Vec<Sha256Digest>, Error> {
+    /// Digests among `digests` the uploader may not use yet (see [`blobs::usable`]): they upload those.
+    pub async fn missing(
+        &self,
+        digests: Vec<Sha256Digest>,
+        uploader: &Uploader,
+    ) -> Result<Vec<Sha256Digest>, Error> {
         if digests.len() > 100_000 {
             return Err(Error::bad_request(
                 "too_many_digests",
@@ -100,9 +113,10 @@ impl UploadService {
             ));
         }
         let keys: Vec<String> = digests.iter().map(ToString::to_string).collect();
+        let (user, visible) = (uploader.user_id.clone(), uploader.visible.clone());
         let found = self
             .db
-            .run(move |conn| Ok(blobs::find_many(conn, &keys)?))
+            .run(move |conn| Ok(blobs::usable(conn, Some(&user), &visible, &keys)?))
             .await?;
         let mut missing: Vec<Sha256Digest> = digests
             .into_iter()
@@ -114,7 +128,12 @@ impl UploadService {
     }
 
     /// Starts a session for this blob, or returns the unfinished one already under way.
-    pub async fn create(&self, digest: Sha256Digest, size: i64) -> Result<UploadSession, Error> {
+    pub async fn create(
+        &self,
+        digest: Sha256Digest,
+        size: i64,
+        uploader: &Uploader,
+    ) -> Result<UploadSession, Error> {
         if !(0..=MAX_BLOB_SIZE).contains(&size) {
             return Err(Error::bad_request(
                 "invalid_size",
@@ -122,12 +141,15 @@ impl UploadService {
             ));
         }
         let key = digest.to_string();
+        let (user, visible) = (uploader.user_id.clone(), uploader.visible.clone());
+        // "Already there" only for blobs the uploader may use: others upload the bytes to prove they have them.
         let (exists, existing) = self
             .db
             .run(move |conn| {
                 Ok((
-                    blobs::exists(conn, &key)?,
-                    uploads::find_resumable(conn, &key, size)?,
+                    !blobs::usable(conn, Some(&user), &visible, std::slice::from_ref(&key))?
+                        .is_empty(),
+                    uploads::find_resumable(conn, &key, size, &user)?,
                 ))
             })
             .await?;
@@ -152,6 +174,7 @@ impl UploadService {
             upload_offset: 0,
             backend_upload_id: upload_id,
             hash_state: Sha256Hasher::new().save(),
+            user_id: Some(uploader.user_id.clone()),
             created_at: at,
             updated_at: at,
         };
@@ -162,29 +185,32 @@ impl UploadService {
         to_api(&row, false)
     }
 
-    async fn find(&self, id: &str) -> Result<UploadSessionRow, Error> {
+    /// The uploader's own session; anyone else's is as absent as a session that never existed.
+    async fn find(&self, id: &str, uploader: &Uploader) -> Result<UploadSessionRow, Error> {
         let key = id.to_owned();
         self.db
             .run(move |conn| Ok(uploads::find(conn, &key)?))
             .await?
+            .filter(|row| row.user_id.as_deref() == Some(uploader.user_id.as_str()))
             .ok_or_else(|| Error::not_found(format!("upload session {id}")))
     }
 
-    pub async fn get(&self, id: &str) -> Result<UploadSession, Error> {
-        to_api(&self.find(id).await?, false)
+    pub async fn get(&self, id: &str, uploader: &Uploader) -> Result<UploadSession, Error> {
+        to_api(&self.find(id, uploader).await?, false)
     }
 
     /// Receives one chunk. Nothing is recorded unless the whole chunk arrived and was stored.
     pub async fn write_chunk<S>(
         &self,
         id: &str,
+        uploader: &Uploader,
         range: ChunkRange,
         mut body: S,
     ) -> Result<UploadSession, Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
     {
-        let row = self.find(id).await?;
+        let row = self.find(id, uploader).await?;
         if range.total != row.size {
             return Err(Error::bad_request(
                 "size_mismatch",
@@ -280,15 +306,15 @@ impl UploadService {
             .run(move |conn| Ok(uploads::advance(conn, &key, from, to, &state, &parts)?))
             .await?;
         if !advanced {
-            let current = self.find(id).await?;
+            let current = self.find(id, uploader).await?;
             return Err(offset_mismatch(&current, range.start));
         }
-        self.get(id).await
+        self.get(id, uploader).await
     }
 
     /// Verifies the digest, promotes the staged bytes to their content address and records the blob.
-    pub async fn commit(&self, id: &str) -> Result<BlobInfo, Error> {
-        let row = self.find(id).await?;
+    pub async fn commit(&self, id: &str, uploader: &Uploader) -> Result<BlobInfo, Error> {
+        let row = self.find(id, uploader).await?;
         if row.upload_offset != row.size {
             return Err(Error::Conflict {
                 code: "upload_incomplete",
@@ -336,10 +362,13 @@ impl UploadService {
             .promote_upload(&row.id, &row.backend_upload_id, etags, &declared)
             .await?;
         let (key, digest, size) = (row.id.clone(), row.digest.clone(), row.size);
-        // Blob first, then the session: a crash in between leaves only an idle session for the reaper.
+        let user = uploader.user_id.clone();
+        // Blob, then the uploader's grant, then the session: a crash in between leaves only an idle
+        // session for the reaper (and a rerun push uploads again).
         self.db
             .run(move |conn| {
                 blobs::record(conn, &digest, size)?;
+                blobs::grant(conn, &digest, &user)?;
                 Ok(uploads::delete(conn, &key)?)
             })
             .await?;
@@ -350,8 +379,8 @@ impl UploadService {
     }
 
     /// Cancels a session and drops what it staged.
-    pub async fn abort(&self, id: &str) -> Result<(), Error> {
-        let row = self.find(id).await?;
+    pub async fn abort(&self, id: &str, uploader: &Uploader) -> Result<(), Error> {
+        let row = self.find(id, uploader).await?;
         self.discard(&row).await
     }
 

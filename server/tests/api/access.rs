@@ -251,7 +251,13 @@ async fn setup(app: &TestApp) -> Vec<(Caller, Option<String>)> {
             .await;
         }
     }
-    app.upload_blob(b"shared").await;
+    // The blob every caller commits: held by a public version, so anyone who may write can use it.
+    expect_json::<Value>(
+        app.push("acme/open:shared-source", &[("w.bin", b"shared")])
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
     let visibility = app
         .request(Method::PUT, "/api/v1/models/acme/open/visibility")
         .json(&json!({ "visibility": "public" }));

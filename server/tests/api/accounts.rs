@@ -148,7 +148,7 @@ async fn a_push_creates_a_namespace_only_for_administrators(app: TestApp) {
             .as_str()
             .unwrap()
             .to_owned();
-    let digest = app.upload_blob(b"model").await;
+    let digest = app.upload_blob_as(&jwt, b"model").await;
     let commit =
         json!({ "version": "1", "files": [{ "path": "m.bin", "digest": digest, "size": 5 }] });
     let refused = app
@@ -241,9 +241,74 @@ async fn a_token_cannot_mint_or_revoke_a_broader_token(app: TestApp) {
     .await;
 }
 
+async fn knowing_a_digest_gives_no_access_to_the_bytes(app: TestApp) {
+    // The administrator keeps a private model; dave learns the digest of its weights somehow.
+    let secret = b"private weights".to_vec();
+    expect_json::<Value>(
+        app.push("admin/vault:1", &[("w.bin", &secret)]).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let digest = kiln_core::Sha256Digest::of(&secret);
+    let user = json!({ "name": "dave", "password": "dave's long password" });
+    expect_json::<Value>(
+        app.post_json("/api/v1/users", &user).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let login = app.anonymous(Method::POST, "/api/v1/auth/token");
+    let login = login.json(&json!({ "username": "dave", "password": "dave's long password" }));
+    let jwt =
+        expect_json::<Value>(login.send().await.unwrap(), StatusCode::OK).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+    // To dave the blob is missing, whatever size he claims; the real size is not revealed.
+    let missing = app
+        .anonymous(Method::POST, "/api/v1/blobs/missing")
+        .bearer_auth(&jwt);
+    let missing: Value = expect_json(
+        missing
+            .json(&json!({ "digests": [digest] }))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(missing["missing"], json!([digest]));
+    for size in [1, secret.len()] {
+        let steal = json!({ "version": "1", "files": [{ "path": "w.bin", "digest": digest, "size": size }] });
+        let commit = app
+            .anonymous(Method::POST, "/api/v1/models/dave/loot/versions")
+            .bearer_auth(&jwt)
+            .json(&steal);
+        let body = crate::harness::expect_error(
+            commit.send().await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "missing_blobs",
+        )
+        .await;
+        assert!(
+            !body.to_string().contains(&secret.len().to_string()) || size == secret.len(),
+            "{body}"
+        );
+    }
+    // Uploading the bytes proves he has them; then he may use the blob (stored once all the same).
+    assert_eq!(app.upload_blob_as(&jwt, &secret).await, digest);
+    let own = json!({ "version": "1", "files": [{ "path": "w.bin", "digest": digest, "size": secret.len() }] });
+    let commit = app
+        .anonymous(Method::POST, "/api/v1/models/dave/mine/versions")
+        .bearer_auth(&jwt)
+        .json(&own);
+    expect_json::<Value>(commit.send().await.unwrap(), StatusCode::CREATED).await;
+}
+
 crate::on_every_backend!(
     listings_show_only_what_the_caller_may_read,
     rotating_the_signing_key_keeps_issued_tokens_valid,
     a_push_creates_a_namespace_only_for_administrators,
     a_token_cannot_mint_or_revoke_a_broader_token,
+    knowing_a_digest_gives_no_access_to_the_bytes,
 );

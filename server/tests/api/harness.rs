@@ -193,25 +193,45 @@ impl TestApp {
             .expect("request sent")
     }
 
-    /// Uploads `data` as one blob through a session and commits it.
+    /// Uploads `data` as one blob through a session and commits it, as the administrator.
     pub async fn upload_blob(&self, data: &[u8]) -> Sha256Digest {
+        self.upload_blob_as(ADMIN_TOKEN, data).await
+    }
+
+    /// Uploads `data` as one blob, with `token`'s credentials.
+    pub async fn upload_blob_as(&self, token: &str, data: &[u8]) -> Sha256Digest {
         let digest = Sha256Digest::of(data);
-        let response = self.create_session(&digest, data.len()).await;
+        let response = self
+            .anonymous(Method::POST, "/api/v1/uploads")
+            .bearer_auth(token)
+            .json(&json!({ "digest": digest, "size": data.len() }))
+            .send()
+            .await
+            .unwrap();
         if response.status() == StatusCode::CONFLICT {
             return digest;
         }
         let session: UploadSession = expect_json(response, StatusCode::CREATED).await;
         if !data.is_empty() {
             let response = self
-                .patch_chunk(&session.id, 0, data.to_vec(), data.len())
-                .await;
+                .anonymous(Method::PATCH, &format!("/api/v1/uploads/{}", session.id))
+                .bearer_auth(token)
+                .header(
+                    "content-range",
+                    format!("bytes 0-{}/{}", data.len() - 1, data.len()),
+                )
+                .body(data.to_vec())
+                .send()
+                .await
+                .unwrap();
             expect_json::<Value>(response, StatusCode::OK).await;
         }
         let response = self
-            .request(
+            .anonymous(
                 Method::POST,
                 &format!("/api/v1/uploads/{}/commit", session.id),
             )
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();

@@ -12,15 +12,17 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<UploadSessi
         .optional()
 }
 
-/// The most advanced unfinished session for this blob, to resume instead of starting over.
+/// The caller's most advanced unfinished session for this blob, to resume instead of starting over.
 pub fn find_resumable(
     conn: &mut DbConnection,
     digest: &str,
     size: i64,
+    user_id: &str,
 ) -> QueryResult<Option<UploadSessionRow>> {
     upload_sessions::table
         .filter(upload_sessions::digest.eq(digest))
         .filter(upload_sessions::size.eq(size))
+        .filter(upload_sessions::user_id.eq(user_id))
         .order((
             upload_sessions::upload_offset.desc(),
             upload_sessions::created_at.asc(),

@@ -1,0 +1,2 @@
+ALTER TABLE upload_sessions DROP COLUMN user_id;
+DROP TABLE blob_grants;
