@@ -129,7 +129,7 @@ pub struct UpdateModelRequest {
     pub tags: Option<Vec<String>>,
 }
 
-/// Which of these digests the server does not hold yet.
+/// Which of these digests the caller may not use yet (not held, or held only for others): upload those.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MissingBlobsRequest {
