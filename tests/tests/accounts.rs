@@ -163,6 +163,44 @@ fn a_user_signs_in_pushes_privately_and_shares_publicly() {
         stderr(&revoked)
     );
 
+    // The administrator makes an organisation and gives alice write access there; she can then push to it.
+    assert_ok(&server.kiln(&["namespace", "create", "acme"]));
+    assert_ok(&server.kiln(&["namespace", "add-member", "acme", "alice", "writer"]));
+    let members = server.kiln(&["namespace", "members", "acme"]);
+    assert_ok(&members);
+    assert!(
+        stdout(&members).contains("alice") && stdout(&members).contains("writer"),
+        "{}",
+        stdout(&members)
+    );
+    let listed = server.kiln(&["namespace", "ls", "--json"]);
+    let names: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert!(
+        names
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "acme")
+    );
+    assert_ok(
+        &server
+            .kiln_without_token(&["push", model.to_str().unwrap(), "acme/shared:1"])
+            .output()
+            .unwrap(),
+    );
+    // A writer may not manage members; removing her takes her access away.
+    let not_admin = server
+        .kiln_without_token(&["namespace", "add-member", "acme", "alice", "admin"])
+        .output()
+        .unwrap();
+    assert_eq!(not_admin.status.code(), Some(3), "{}", stderr(&not_admin));
+    assert_ok(&server.kiln(&["namespace", "remove-member", "acme", "alice"]));
+    let removed = server
+        .kiln_without_token(&["push", model.to_str().unwrap(), "acme/shared:2"])
+        .output()
+        .unwrap();
+    assert_eq!(removed.status.code(), Some(3), "{}", stderr(&removed));
+
     // Logging out forgets the stored token; commands then say how to sign in.
     assert_ok(&server.kiln_without_token(&["logout"]).output().unwrap());
     let signed_out = server.kiln_without_token(&["whoami"]).output().unwrap();
