@@ -1,12 +1,13 @@
 //! kiln-onnx: what kiln knows about model files. A pure library (no HTTP, no database), so every check
 //! here can be tested and fuzzed on its own.
 //!
-//! Today: recognising a file's format by its content ([`format::detect`]) and the safety scan of
-//! safetensors files ([`safetensors::scan`]). The PyTorch pickle reader, conversion to ONNX, optimization
+//! Today: recognising a file's format by its content ([`format::detect`]), the safety scan of safetensors
+//! files ([`safetensors::scan`]) and of pickles ([`pickle::scan`]). The PyTorch pickle reader, conversion to ONNX, optimization
 //! passes and variants follow (issues 4 and 5).
 
 pub mod error;
 pub mod format;
+pub mod pickle;
 pub mod safetensors;
 
 pub use error::ScanError;
