@@ -251,7 +251,7 @@ impl<'a> Machine<'a> {
                 self.pop_to_mark()?;
                 self.push(Item::Other)?;
             }
-            0x85 | 0x86 | 0x87 => {
+            0x85..=0x87 => {
                 self.pop_n(usize::from(opcode - 0x84))?;
                 self.push(Item::Other)?;
             }
