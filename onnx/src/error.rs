@@ -15,6 +15,8 @@ pub enum ScanError {
         actual: u64,
         limit: u64,
     },
+    #[error("the archive is refused: {0}")]
+    InvalidArchive(String),
     #[error("the pickle is refused: {0}")]
     UnsafePickle(String),
     #[error("i/o error while scanning: {0}")]

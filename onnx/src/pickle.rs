@@ -388,7 +388,7 @@ pub fn scan(bytes: &[u8]) -> Result<PickleReport, ScanError> {
 mod tests {
     use super::*;
 
-    include!("../testdata/pickle_vectors.rs");
+    use crate::pickle_vectors::*;
 
     #[test]
     fn torch_state_dicts_pass_in_every_protocol() {

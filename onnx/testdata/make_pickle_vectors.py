@@ -39,4 +39,4 @@ vectors = {
 }
 for name, data in vectors.items():
     hexed = ''.join('\\x%02x' % b for b in data)
-    print('const ' + name + ': &[u8] = b"' + hexed + '";')
+    print('pub(crate) const ' + name + ': &[u8] = b"' + hexed + '";')
