@@ -65,12 +65,12 @@ pub fn scan<R: Read + Seek>(reader: R) -> Result<PytorchReport, ScanError> {
         }
         uncompressed = uncompressed.saturating_add(size);
         let mut parts = name.split('/');
-        if let (Some(_), Some("data.pkl"), None) = (parts.next(), parts.next(), parts.next()) {
-            if pickle_entry.replace(index).is_some() {
-                return Err(ScanError::InvalidArchive(
-                    "the archive holds more than one data.pkl".into(),
-                ));
-            }
+        if let (Some(_), Some("data.pkl"), None) = (parts.next(), parts.next(), parts.next())
+            && pickle_entry.replace(index).is_some()
+        {
+            return Err(ScanError::InvalidArchive(
+                "the archive holds more than one data.pkl".into(),
+            ));
         }
     }
     let index = pickle_entry.ok_or_else(|| {
