@@ -147,7 +147,8 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn sign_in_needed() -> Error {
+/// The refusal for a caller who must sign in first.
+pub(crate) fn sign_in_needed() -> Error {
     Error::unauthorized("sign in: send Authorization: Bearer TOKEN (see `kiln login`)")
 }
 

@@ -154,5 +154,5 @@ pub(crate) fn actor(req: &HttpRequest, principal: &Principal) -> Actor {
 pub(crate) fn signed_in(principal: &Principal) -> Result<&crate::auth::User, Error> {
     principal
         .user()
-        .ok_or_else(|| Error::unauthorized("sign in: send Authorization: Bearer TOKEN"))
+        .ok_or_else(crate::auth::policy::sign_in_needed)
 }

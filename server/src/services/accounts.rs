@@ -106,81 +106,46 @@ impl AccountService {
     }
 
     /// The principal a bearer credential stands for: an API token (`kiln_...`) or an access token (JWT).
+    /// Runs on every API request, so everything it reads is read in one trip to the database, and the
+    /// token's last use is written at most once a minute.
     pub async fn principal_for(&self, credential: &str) -> Result<Principal, Error> {
         if !is_jwt(credential) {
             let hash = hash_token(credential);
-            let row = self
-                .db
-                .run(move |conn| Ok(api_tokens::find_by_hash(conn, &hash)?))
-                .await?
-                .ok_or_else(|| Error::unauthorized("unknown API token"))?;
-            if let Some(problem) = token_problem(&row) {
-                return Err(Error::unauthorized(problem));
-            }
-            let (id, at) = (row.id.clone(), now());
-            self.db
-                .run(move |conn| Ok(api_tokens::touch(conn, &id, at)?))
-                .await?;
             return self
-                .load_principal(&row.user_id, parse_scopes(&row.scopes), Some(row.id))
+                .db
+                .run(move |conn| {
+                    let row = api_tokens::find_by_hash(conn, &hash)?
+                        .ok_or_else(|| Error::unauthorized("unknown API token"))?;
+                    if let Some(problem) = token_problem(&row) {
+                        return Err(Error::unauthorized(problem));
+                    }
+                    let at = now();
+                    if row
+                        .last_used_at
+                        .is_none_or(|used| used < at - chrono::Duration::minutes(1))
+                    {
+                        api_tokens::touch(conn, &row.id, at)?;
+                    }
+                    principal_of(conn, &row.user_id, parse_scopes(&row.scopes), Some(row.id))
+                })
                 .await;
         }
         let claims = self.jwt.verify(credential).await?;
-        if let Some(token_id) = &claims.tid {
-            let id = token_id.clone();
-            let row = self
-                .db
-                .run(move |conn| Ok(api_tokens::find(conn, &id)?))
-                .await?
-                .ok_or_else(|| {
-                    Error::unauthorized("the API token behind this access token is gone")
-                })?;
-            if let Some(problem) = token_problem(&row) {
-                return Err(Error::unauthorized(format!(
-                    "{problem} (the access token was issued for it)"
-                )));
-            }
-        }
-        self.load_principal(&claims.sub, parse_scopes(&claims.scope), claims.tid)
+        self.db
+            .run(move |conn| {
+                if let Some(token_id) = &claims.tid {
+                    let row = api_tokens::find(conn, token_id)?.ok_or_else(|| {
+                        Error::unauthorized("the API token behind this access token is gone")
+                    })?;
+                    if let Some(problem) = token_problem(&row) {
+                        return Err(Error::unauthorized(format!(
+                            "{problem} (the access token was issued for it)"
+                        )));
+                    }
+                }
+                principal_of(conn, &claims.sub, parse_scopes(&claims.scope), claims.tid)
+            })
             .await
-    }
-
-    async fn load_principal(
-        &self,
-        user_id: &str,
-        scopes: Vec<Scope>,
-        token_id: Option<String>,
-    ) -> Result<Principal, Error> {
-        let id = user_id.to_owned();
-        let (user, roles) = self
-            .db
-            .run(move |conn| Ok((users::find(conn, &id)?, memberships::of_user(conn, &id)?)))
-            .await?;
-        let user = user
-            .ok_or_else(|| Error::unauthorized("the user of this credential no longer exists"))?;
-        if scopes.contains(&Scope::Runner) {
-            return Ok(Principal::Runner {
-                token_id: token_id.unwrap_or_default(),
-                owner: user.name,
-            });
-        }
-        Ok(Principal::User(Arc::new(User {
-            id: user.id,
-            name: user.name,
-            is_admin: user.is_admin,
-            scopes,
-            token_id,
-            memberships: roles
-                .into_iter()
-                .filter_map(|(namespace_id, namespace, role)| {
-                    Level::from_role(&role).map(|role| Membership {
-                        namespace_id,
-                        namespace,
-                        role,
-                    })
-                })
-                .collect(),
-        })))
     }
 
     /// Exchanges an API token or a user name and password for a short-lived access token.
@@ -460,6 +425,41 @@ impl AccountService {
             })
             .await
     }
+}
+
+/// The principal for a user, with their namespace roles, as a credential with `scopes` presents them.
+fn principal_of(
+    conn: &mut DbConnection,
+    user_id: &str,
+    scopes: Vec<Scope>,
+    token_id: Option<String>,
+) -> Result<Principal, Error> {
+    let user = users::find(conn, user_id)?
+        .ok_or_else(|| Error::unauthorized("the user of this credential no longer exists"))?;
+    if scopes.contains(&Scope::Runner) {
+        return Ok(Principal::Runner {
+            token_id: token_id.unwrap_or_default(),
+            owner: user.name,
+        });
+    }
+    let roles = memberships::of_user(conn, user_id)?;
+    Ok(Principal::User(Arc::new(User {
+        id: user.id,
+        name: user.name,
+        is_admin: user.is_admin,
+        scopes,
+        token_id,
+        memberships: roles
+            .into_iter()
+            .filter_map(|(namespace_id, namespace, role)| {
+                Level::from_role(&role).map(|role| Membership {
+                    namespace_id,
+                    namespace,
+                    role,
+                })
+            })
+            .collect(),
+    })))
 }
 
 fn new_user(

@@ -480,17 +480,21 @@ fn insert_version(
     let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
     // Only blobs the pusher uploaded or can already read count; others are "missing" (upload them),
     // so a digest alone never gives access to someone else's bytes, nor reveals their size.
-    let held = blobs::usable(conn, actor.user_id.as_deref(), visible, &digests)?;
+    let held: std::collections::HashMap<String, i64> =
+        blobs::usable(conn, actor.user_id.as_deref(), visible, &digests)?
+            .into_iter()
+            .map(|b| (b.digest, b.size))
+            .collect();
     let mut missing: Vec<&String> = Vec::new();
     for (file, digest) in request.files.iter().zip(&digests) {
-        match held.iter().find(|b| &b.digest == digest) {
+        match held.get(digest) {
             None => missing.push(digest),
-            Some(blob) if blob.size != file.size => {
+            Some(size) if *size != file.size => {
                 return Err(Error::bad_request(
                     "size_mismatch",
                     format!(
-                        "{}: declared {} bytes but blob {digest} has {}",
-                        file.path, file.size, blob.size
+                        "{}: declared {} bytes but blob {digest} has {size}",
+                        file.path, file.size
                     ),
                 ));
             }

@@ -118,9 +118,11 @@ impl UploadService {
             .db
             .run(move |conn| Ok(blobs::usable(conn, Some(&user), &visible, &keys)?))
             .await?;
+        let found: std::collections::HashSet<String> =
+            found.into_iter().map(|b| b.digest).collect();
         let mut missing: Vec<Sha256Digest> = digests
             .into_iter()
-            .filter(|d| !found.iter().any(|b| b.digest == d.to_string()))
+            .filter(|d| !found.contains(&d.to_string()))
             .collect();
         missing.sort();
         missing.dedup();

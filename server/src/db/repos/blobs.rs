@@ -19,10 +19,6 @@ pub fn find_many(conn: &mut DbConnection, digests: &[String]) -> QueryResult<Vec
     Ok(found)
 }
 
-pub fn exists(conn: &mut DbConnection, digest: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(blobs::table.find(digest))).get_result(conn)
-}
-
 /// Records a blob the object store has confirmed. Recording it twice is harmless: keys are content-addressed.
 /// Not for use inside a transaction: on PostgreSQL the ignored unique violation would abort it.
 pub fn record(conn: &mut DbConnection, digest: &str, size: i64) -> QueryResult<()> {

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -147,12 +149,20 @@ pub fn list(
                 .load::<(String, String, NaiveDateTime)>(conn)?,
         );
     }
+    // Per model: how many versions, and the newest (version, created_at).
+    let mut per_model: HashMap<String, (i64, Option<(String, NaiveDateTime)>)> = HashMap::new();
+    for (model_id, version, at) in version_rows {
+        let (count, latest) = per_model.entry(model_id).or_default();
+        *count += 1;
+        if latest.as_ref().is_none_or(|(_, newest)| at > *newest) {
+            *latest = Some((version, at));
+        }
+    }
     Ok(rows
         .into_iter()
         .map(|(namespace, model)| {
-            let mine = version_rows.iter().filter(|(id, _, _)| *id == model.id);
-            let version_count = mine.clone().count() as i64;
-            let latest_version = mine.max_by_key(|(_, _, at)| *at).map(|(_, v, _)| v.clone());
+            let (version_count, latest) = per_model.remove(&model.id).unwrap_or_default();
+            let latest_version = latest.map(|(version, _)| version);
             ListedModel {
                 namespace,
                 model,

@@ -61,7 +61,7 @@ pub fn list(
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut query = models::table
         .filter(models::namespace_id.eq_any(&ids))
-        .select((models::namespace_id, models::visibility))
+        .select(models::namespace_id)
         .into_boxed();
     if let super::models::Visible::Some { namespace_ids } = visible {
         query = query.filter(
@@ -70,14 +70,14 @@ pub fn list(
                 .or(models::namespace_id.eq_any(namespace_ids.clone())),
         );
     }
-    let visible_models: Vec<(String, String)> = query.load(conn)?;
+    let mut counts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for namespace_id in query.load::<String>(conn)? {
+        *counts.entry(namespace_id).or_default() += 1;
+    }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let count = visible_models
-                .iter()
-                .filter(|(id, _)| *id == row.id)
-                .count() as i64;
+            let count = counts.get(&row.id).copied().unwrap_or(0);
             (row, count)
         })
         .collect())

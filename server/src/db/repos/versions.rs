@@ -63,13 +63,21 @@ pub fn list(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<ListedVe
                 .load::<(String, i64)>(conn)?,
         );
     }
+    // Per version: (file count, total bytes), in one pass over the file rows.
+    let mut totals: std::collections::HashMap<String, (i64, i64)> =
+        std::collections::HashMap::new();
+    for (version_id, size) in sizes {
+        let (count, bytes) = totals.entry(version_id).or_default();
+        *count += 1;
+        *bytes += size;
+    }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let mine = sizes.iter().filter(|(id, _)| *id == row.id);
+            let (file_count, total_size) = totals.get(&row.id).copied().unwrap_or_default();
             ListedVersion {
-                file_count: mine.clone().count() as i64,
-                total_size: mine.map(|(_, s)| *s).sum(),
+                file_count,
+                total_size,
                 row,
             }
         })
