@@ -264,16 +264,18 @@ impl ApiClient {
         ns: &NamespaceName,
         model: &ModelName,
         version: &VersionName,
+        variant: Option<&str>,
         path: &FilePath,
         from: u64,
     ) -> Result<Response, CliError> {
         // File names may hold spaces, '#', '?' or '%': encode each path segment.
         let mut url = reqwest::Url::parse(&self.base)
             .map_err(|e| CliError::Usage(format!("invalid server URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|()| CliError::Usage(format!("invalid server URL {}", self.base)))?
-            .pop_if_empty()
-            .extend([
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| CliError::Usage(format!("invalid server URL {}", self.base)))?;
+            segments.pop_if_empty().extend([
                 "api",
                 "v1",
                 "models",
@@ -281,9 +283,12 @@ impl ApiClient {
                 model.as_str(),
                 "versions",
                 version.as_str(),
-                "files",
-            ])
-            .extend(path.as_str().split('/'));
+            ]);
+            if let Some(variant) = variant {
+                segments.extend(["variants", variant]);
+            }
+            segments.push("files").extend(path.as_str().split('/'));
+        }
         let mut request = self.authorize(self.http.get(url));
         if from > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));

@@ -72,6 +72,9 @@ enum Command {
         /// Pull only this file (repeat for several)
         #[arg(long = "file")]
         files: Vec<String>,
+        /// Pull a variant kiln produced (e.g. `onnx`) instead of the files pushed
+        #[arg(long)]
+        variant: Option<String>,
     },
     /// List models (all, or one namespace's), or one model's versions
     Ls {
@@ -223,6 +226,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             reference,
             output,
             files,
+            variant,
         } => {
             commands::pull::run(
                 &client,
@@ -230,6 +234,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     reference,
                     output,
                     files,
+                    variant,
                 },
             )
             .await

@@ -69,26 +69,152 @@ pub struct VersionSummary {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where a version is in its life. Versions are `ready` once committed until the pipeline adds its states.
+/// Where a version is in its life: `pending` once committed, `processing` while its pipeline runs, then
+/// `ready` (every job succeeded) or `failed` (a job failed; its message says why). The files a user pushed
+/// are downloadable in every state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionStatus {
+    Pending,
+    Processing,
     Ready,
+    Failed,
 }
 
 impl VersionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            VersionStatus::Pending => "pending",
+            VersionStatus::Processing => "processing",
             VersionStatus::Ready => "ready",
+            VersionStatus::Failed => "failed",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "ready" => Some(VersionStatus::Ready),
-            _ => None,
+        Some(match value {
+            "pending" => VersionStatus::Pending,
+            "processing" => VersionStatus::Processing,
+            "ready" => VersionStatus::Ready,
+            "failed" => VersionStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A pipeline job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
         }
     }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One step of a version's pipeline (`scan`, then `convert`), as `kiln show REF --json` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PipelineJob {
+    pub kind: String,
+    pub state: JobState,
+    /// Tries so far, out of `max_attempts` (a worker that dies mid-job costs one).
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// Why the job failed, in words a user can act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What the job found or did (formats detected, findings, validation numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One dimension of a tensor: a number, a symbolic name (`batch`, `sequence`), or unknown (`null`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Dim {
+    Fixed(i64),
+    Symbolic(String),
+    Unknown,
+}
+
+/// A graph input or output: name, ONNX element type (`float32`, `int64`, ...) and shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TensorSignature {
+    pub name: String,
+    pub dtype: String,
+    /// `None` when the model does not say (a tensor of unknown rank).
+    pub shape: Option<Vec<Dim>>,
+}
+
+/// Whether a variant may be deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantStatus {
+    Deployable,
+    Rejected,
+}
+
+impl VariantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariantStatus::Deployable => "deployable",
+            VariantStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "deployable" => VariantStatus::Deployable,
+            "rejected" => VariantStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// A model kiln produced (or checked) from a version's files: `onnx` is the version as one ONNX model.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VariantDetail {
+    pub name: String,
+    pub status: VariantStatus,
+    /// The model file's digest and the variant's total bytes (model plus external data).
+    pub digest: Sha256Digest,
+    pub size: i64,
+    pub opset: i32,
+    pub inputs: Vec<TensorSignature>,
+    pub outputs: Vec<TensorSignature>,
+    /// How the variant was proven (engine, reference, max absolute and relative L2 error), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub validation: Option<serde_json::Value>,
+    /// The model file first, then its external-data files.
+    pub files: Vec<FileEntry>,
 }
 
 /// One file of a version: where it sits in the version's tree and which blob holds its bytes.
@@ -108,6 +234,12 @@ pub struct VersionDetail {
     pub status: VersionStatus,
     pub files: Vec<FileEntry>,
     pub created_at: DateTime<Utc>,
+    /// The pipeline's jobs, oldest first.
+    #[serde(default)]
+    pub pipeline: Vec<PipelineJob>,
+    /// What the pipeline produced, by name.
+    #[serde(default)]
+    pub variants: Vec<VariantDetail>,
 }
 
 /// Commit a version from blobs already uploaded. Identical content for an existing version is a no-op;

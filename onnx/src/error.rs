@@ -1,8 +1,8 @@
 use thiserror::Error;
 
-/// Why a file was refused, in words a user can act on.
+/// Why a model was refused or could not be converted, in words a user can act on.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum ScanError {
+pub enum ModelError {
     #[error("the file is truncated: {0}")]
     Truncated(String),
     #[error("the safetensors header is invalid: {0}")]
@@ -19,16 +19,30 @@ pub enum ScanError {
     InvalidArchive(String),
     #[error("the pickle is refused: {0}")]
     UnsafePickle(String),
-    #[error("i/o error while scanning: {0}")]
+    #[error("the ONNX model is refused: {0}")]
+    InvalidModel(String),
+    #[error("unsupported format: {0}")]
+    Unsupported(String),
+    #[error("conversion to ONNX failed: {0}")]
+    Conversion(String),
+    #[error("the converted model does not compute what the original computes: {0}")]
+    Validation(String),
+    #[error("i/o error: {0}")]
     Io(String),
 }
 
-impl From<std::io::Error> for ScanError {
+impl From<std::io::Error> for ModelError {
     fn from(e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            ScanError::Truncated(e.to_string())
+            ModelError::Truncated(e.to_string())
         } else {
-            ScanError::Io(e.to_string())
+            ModelError::Io(e.to_string())
         }
+    }
+}
+
+impl From<candle_core::Error> for ModelError {
+    fn from(e: candle_core::Error) -> Self {
+        ModelError::Conversion(e.to_string())
     }
 }

@@ -18,6 +18,21 @@ pub enum ModelFormat {
     Unknown,
 }
 
+impl ModelFormat {
+    /// The name reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::Safetensors => "safetensors",
+            ModelFormat::SafetensorsIndex => "safetensors-index",
+            ModelFormat::PytorchZip => "pytorch",
+            ModelFormat::Pickle => "pickle",
+            ModelFormat::HfConfig => "hf-config",
+            ModelFormat::Unknown => "other",
+        }
+    }
+}
+
 /// How many leading bytes [`detect`] looks at; give it at least this much of the file when it is larger.
 pub const DETECT_BYTES: usize = 64 * 1024;
 

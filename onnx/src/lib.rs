@@ -6,13 +6,27 @@
 //! ([`pytorch::scan`]). The PyTorch pickle reader, conversion to ONNX, optimization
 //! passes and variants follow (issues 4 and 5).
 
+pub mod checkpoint;
+pub mod convert;
 pub mod error;
+pub mod eval;
 pub mod format;
+pub mod graph_builder;
+pub mod inspect;
+pub mod model_check;
 pub mod pickle;
+/// The ONNX protobuf types, generated from ONNX's published `onnx-ml.proto` (IR version 14). kiln decodes
+/// and writes models with these rather than candle-onnx's IR-9 types, which would drop newer fields.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
 pub mod pytorch;
 pub mod safetensors;
+pub mod sample_models;
+pub mod validate;
 
-pub use error::ScanError;
+pub use error::ModelError;
 pub use format::{ModelFormat, detect};
 
 /// Pickles written by Python itself (`testdata/make_pickle_vectors.py`), shared by the scanners' tests.

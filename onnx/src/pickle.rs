@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ScanError;
+use crate::ModelError;
 
 /// Globals a PyTorch state dict uses (the same set as `torch.load(weights_only=True)` accepts for tensors).
 pub const ALLOWED_GLOBALS: &[(&str, &str)] = &[
@@ -54,8 +54,8 @@ enum Item {
     Other,
 }
 
-fn refused(reason: impl Into<String>) -> ScanError {
-    ScanError::UnsafePickle(reason.into())
+fn refused(reason: impl Into<String>) -> ModelError {
+    ModelError::UnsafePickle(reason.into())
 }
 
 struct Machine<'a> {
@@ -67,43 +67,43 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ScanError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ModelError> {
         let end = self
             .at
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| {
-            ScanError::Truncated(format!("pickle opcode argument at byte {}", self.at))
+            ModelError::Truncated(format!("pickle opcode argument at byte {}", self.at))
         })?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
-    fn uint(&mut self, n: usize) -> Result<u64, ScanError> {
+    fn uint(&mut self, n: usize) -> Result<u64, ModelError> {
         let mut value = [0u8; 8];
         value[..n].copy_from_slice(self.take(n)?);
         Ok(u64::from_le_bytes(value))
     }
 
-    fn sized(&mut self, len_bytes: usize) -> Result<&'a [u8], ScanError> {
+    fn sized(&mut self, len_bytes: usize) -> Result<&'a [u8], ModelError> {
         let len = self.uint(len_bytes)?;
         let len = usize::try_from(len)
             .map_err(|_| refused("an argument length does not fit in memory"))?;
         self.take(len)
     }
 
-    fn line(&mut self) -> Result<&'a str, ScanError> {
+    fn line(&mut self) -> Result<&'a str, ModelError> {
         let rest = &self.bytes[self.at..];
         let end = rest.iter().position(|b| *b == b'\n').ok_or_else(|| {
-            ScanError::Truncated("a pickle text argument has no end of line".into())
+            ModelError::Truncated("a pickle text argument has no end of line".into())
         })?;
         self.at += end + 1;
         std::str::from_utf8(&rest[..end])
             .map_err(|_| refused("a pickle text argument is not UTF-8"))
     }
 
-    fn push(&mut self, item: Item) -> Result<(), ScanError> {
+    fn push(&mut self, item: Item) -> Result<(), ModelError> {
         if self.stack.len() >= MAX_STACK {
             return Err(refused("the pickle's stack grows without bound"));
         }
@@ -111,13 +111,13 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn pop(&mut self) -> Result<Item, ScanError> {
+    fn pop(&mut self) -> Result<Item, ModelError> {
         self.stack
             .pop()
             .ok_or_else(|| refused("an opcode pops from an empty stack"))
     }
 
-    fn pop_n(&mut self, n: usize) -> Result<(), ScanError> {
+    fn pop_n(&mut self, n: usize) -> Result<(), ModelError> {
         for _ in 0..n {
             if let Item::Mark = self.pop()? {
                 return Err(refused("an opcode consumes a mark"));
@@ -126,7 +126,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn pop_to_mark(&mut self) -> Result<(), ScanError> {
+    fn pop_to_mark(&mut self) -> Result<(), ModelError> {
         loop {
             if let Item::Mark = self.pop()? {
                 return Ok(());
@@ -134,14 +134,14 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn top(&self) -> Result<Item, ScanError> {
+    fn top(&self) -> Result<Item, ModelError> {
         self.stack
             .last()
             .cloned()
             .ok_or_else(|| refused("an opcode reads an empty stack"))
     }
 
-    fn global(&mut self, module: &str, name: &str) -> Result<(), ScanError> {
+    fn global(&mut self, module: &str, name: &str) -> Result<(), ModelError> {
         if !ALLOWED_GLOBALS.contains(&(module, name)) {
             return Err(refused(format!(
                 "it would call {module}.{name}, which a tensor state dict never needs (kiln never runs pickle code)"
@@ -153,7 +153,7 @@ impl<'a> Machine<'a> {
         self.push(Item::Other)
     }
 
-    fn memo_get(&mut self, key: u64) -> Result<(), ScanError> {
+    fn memo_get(&mut self, key: u64) -> Result<(), ModelError> {
         let item = self
             .memo
             .get(&key)
@@ -162,7 +162,7 @@ impl<'a> Machine<'a> {
         self.push(item)
     }
 
-    fn memo_put(&mut self, key: u64) -> Result<(), ScanError> {
+    fn memo_put(&mut self, key: u64) -> Result<(), ModelError> {
         let item = self.top()?;
         if let Item::Mark = item {
             return Err(refused("a mark is memoized"));
@@ -172,7 +172,7 @@ impl<'a> Machine<'a> {
     }
 
     /// Executes the stack effect of one opcode; returns false at STOP.
-    fn step(&mut self) -> Result<bool, ScanError> {
+    fn step(&mut self) -> Result<bool, ModelError> {
         let opcode = self.take(1)?[0];
         match opcode {
             b'.' => return Ok(false),
@@ -355,9 +355,9 @@ impl<'a> Machine<'a> {
 }
 
 /// Scans a whole pickle. Accepts only an allowlisted state dict; never executes anything.
-pub fn scan(bytes: &[u8]) -> Result<PickleReport, ScanError> {
+pub fn scan(bytes: &[u8]) -> Result<PickleReport, ModelError> {
     if bytes.len() > MAX_PICKLE_BYTES {
-        return Err(ScanError::TooLarge {
+        return Err(ModelError::TooLarge {
             what: "the pickle",
             actual: bytes.len() as u64,
             limit: MAX_PICKLE_BYTES as u64,

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Seek};
 
-use crate::ScanError;
+use crate::ModelError;
 use crate::pickle::{self, MAX_PICKLE_BYTES, PickleReport};
 
 /// More entries than this is not a checkpoint.
@@ -21,14 +21,14 @@ pub struct PytorchReport {
     pub uncompressed: u64,
 }
 
-fn check_name(name: &str) -> Result<(), ScanError> {
+fn check_name(name: &str) -> Result<(), ModelError> {
     let escapes = name.starts_with('/')
         || name.contains('\\')
         || name.contains('\0')
         || name.split('/').any(|part| part == "..")
         || name.as_bytes().get(1) == Some(&b':');
     if escapes {
-        return Err(ScanError::InvalidArchive(format!(
+        return Err(ModelError::InvalidArchive(format!(
             "entry {name:?} points outside the archive"
         )));
     }
@@ -36,11 +36,11 @@ fn check_name(name: &str) -> Result<(), ScanError> {
 }
 
 /// Checks a PyTorch zip checkpoint and scans its pickle.
-pub fn scan<R: Read + Seek>(reader: R) -> Result<PytorchReport, ScanError> {
+pub fn scan<R: Read + Seek>(reader: R) -> Result<PytorchReport, ModelError> {
     let mut archive =
-        zip::ZipArchive::new(reader).map_err(|e| ScanError::InvalidArchive(e.to_string()))?;
+        zip::ZipArchive::new(reader).map_err(|e| ModelError::InvalidArchive(e.to_string()))?;
     if archive.len() > MAX_ENTRIES {
-        return Err(ScanError::TooLarge {
+        return Err(ModelError::TooLarge {
             what: "the number of archive entries",
             actual: archive.len() as u64,
             limit: MAX_ENTRIES as u64,
@@ -51,15 +51,15 @@ pub fn scan<R: Read + Seek>(reader: R) -> Result<PytorchReport, ScanError> {
     for index in 0..archive.len() {
         let entry = archive
             .by_index_raw(index)
-            .map_err(|e| ScanError::InvalidArchive(e.to_string()))?;
+            .map_err(|e| ModelError::InvalidArchive(e.to_string()))?;
         let name = entry
             .name()
-            .map_err(|e| ScanError::InvalidArchive(format!("an entry name is unreadable: {e}")))?
+            .map_err(|e| ModelError::InvalidArchive(format!("an entry name is unreadable: {e}")))?
             .into_owned();
         check_name(&name)?;
         let (size, compressed) = (entry.size(), entry.compressed_size());
         if size > compressed.max(1).saturating_mul(MAX_RATIO) && size > 1024 * 1024 {
-            return Err(ScanError::InvalidArchive(format!(
+            return Err(ModelError::InvalidArchive(format!(
                 "entry {name:?} expands {size} bytes from {compressed}: more than {MAX_RATIO} times (a zip bomb?)"
             )));
         }
@@ -68,17 +68,17 @@ pub fn scan<R: Read + Seek>(reader: R) -> Result<PytorchReport, ScanError> {
         if let (Some(_), Some("data.pkl"), None) = (parts.next(), parts.next(), parts.next())
             && pickle_entry.replace(index).is_some()
         {
-            return Err(ScanError::InvalidArchive(
+            return Err(ModelError::InvalidArchive(
                 "the archive holds more than one data.pkl".into(),
             ));
         }
     }
     let index = pickle_entry.ok_or_else(|| {
-        ScanError::InvalidArchive("no data.pkl: not a checkpoint written by torch.save".into())
+        ModelError::InvalidArchive("no data.pkl: not a checkpoint written by torch.save".into())
     })?;
     let entry = archive
         .by_index(index)
-        .map_err(|e| ScanError::InvalidArchive(e.to_string()))?;
+        .map_err(|e| ModelError::InvalidArchive(e.to_string()))?;
     // Declared sizes can lie: read at most one byte past the limit, whatever the header says.
     let mut bytes = Vec::new();
     entry

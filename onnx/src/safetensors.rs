@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
-use crate::ScanError;
+use crate::ModelError;
 
 /// Headers larger than this are refused (the format's own reference implementation uses the same bound).
 pub const MAX_HEADER_BYTES: u64 = 100 * 1024 * 1024;
@@ -49,14 +49,14 @@ fn dtype_size(dtype: &str) -> Option<u64> {
     })
 }
 
-fn invalid(tensor: &str, reason: impl Into<String>) -> ScanError {
-    ScanError::InvalidTensor {
+fn invalid(tensor: &str, reason: impl Into<String>) -> ModelError {
+    ModelError::InvalidTensor {
         tensor: tensor.to_owned(),
         reason: reason.into(),
     }
 }
 
-fn parse_tensor(name: &str, value: &serde_json::Value) -> Result<TensorInfo, ScanError> {
+fn parse_tensor(name: &str, value: &serde_json::Value) -> Result<TensorInfo, ModelError> {
     let object = value
         .as_object()
         .ok_or_else(|| invalid(name, "is not an object"))?;
@@ -109,39 +109,39 @@ fn parse_tensor(name: &str, value: &serde_json::Value) -> Result<TensorInfo, Sca
 }
 
 /// Reads and checks the header of a safetensors file of `total_len` bytes.
-pub fn read_header<R: Read>(reader: &mut R, total_len: u64) -> Result<Header, ScanError> {
+pub fn read_header<R: Read>(reader: &mut R, total_len: u64) -> Result<Header, ModelError> {
     let mut length = [0u8; 8];
     reader.read_exact(&mut length)?;
     let header_len = u64::from_le_bytes(length);
     if header_len > MAX_HEADER_BYTES {
-        return Err(ScanError::TooLarge {
+        return Err(ModelError::TooLarge {
             what: "the safetensors header",
             actual: header_len,
             limit: MAX_HEADER_BYTES,
         });
     }
     if header_len > total_len.saturating_sub(8) {
-        return Err(ScanError::Truncated(format!(
+        return Err(ModelError::Truncated(format!(
             "the header claims {header_len} bytes but the file has {total_len}"
         )));
     }
     let mut header = vec![0u8; header_len as usize];
     reader.read_exact(&mut header)?;
     let value: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| ScanError::InvalidHeader(format!("not JSON: {e}")))?;
+        .map_err(|e| ModelError::InvalidHeader(format!("not JSON: {e}")))?;
     let object = value
         .as_object()
-        .ok_or_else(|| ScanError::InvalidHeader("not a JSON object".into()))?;
+        .ok_or_else(|| ModelError::InvalidHeader("not a JSON object".into()))?;
     let mut metadata = BTreeMap::new();
     let mut tensors = Vec::new();
     for (name, value) in object {
         if name == "__metadata__" {
             let entries = value
                 .as_object()
-                .ok_or_else(|| ScanError::InvalidHeader("__metadata__ is not an object".into()))?;
+                .ok_or_else(|| ModelError::InvalidHeader("__metadata__ is not an object".into()))?;
             for (key, text) in entries {
                 let text = text.as_str().ok_or_else(|| {
-                    ScanError::InvalidHeader(format!("__metadata__.{key} is not a string"))
+                    ModelError::InvalidHeader(format!("__metadata__.{key} is not a string"))
                 })?;
                 metadata.insert(key.clone(), text.to_owned());
             }
@@ -177,7 +177,7 @@ pub fn read_header<R: Read>(reader: &mut R, total_len: u64) -> Result<Header, Sc
         covered = tensor.end;
     }
     if covered != data_len {
-        return Err(ScanError::InvalidHeader(format!(
+        return Err(ModelError::InvalidHeader(format!(
             "the data section has {data_len} bytes but the tensors describe {covered}"
         )));
     }
@@ -189,7 +189,7 @@ pub fn read_header<R: Read>(reader: &mut R, total_len: u64) -> Result<Header, Sc
 }
 
 /// Counts NaN and infinite values in one floating-point tensor, reading it in bounded chunks.
-fn count_non_finite<R: Read>(reader: &mut R, tensor: &TensorInfo) -> Result<u64, ScanError> {
+fn count_non_finite<R: Read>(reader: &mut R, tensor: &TensorInfo) -> Result<u64, ModelError> {
     let width = dtype_size(&tensor.dtype).expect("checked in the header") as usize;
     let check: fn(&[u8]) -> bool = match tensor.dtype.as_str() {
         "F32" => |b| !f32::from_le_bytes(b.try_into().expect("4 bytes")).is_finite(),
@@ -217,7 +217,7 @@ fn count_non_finite<R: Read>(reader: &mut R, tensor: &TensorInfo) -> Result<u64,
 pub fn scan<R: Read + Seek>(
     reader: &mut R,
     total_len: u64,
-) -> Result<SafetensorsReport, ScanError> {
+) -> Result<SafetensorsReport, ModelError> {
     let Header {
         data_start,
         tensors,
@@ -267,7 +267,7 @@ mod tests {
         out
     }
 
-    fn scan_bytes(bytes: &[u8]) -> Result<SafetensorsReport, ScanError> {
+    fn scan_bytes(bytes: &[u8]) -> Result<SafetensorsReport, ModelError> {
         scan(&mut Cursor::new(bytes), bytes.len() as u64)
     }
 

@@ -28,6 +28,7 @@ struct RawSettings {
     s3_sse: Option<String>,
     s3_sse_kms_key_id: Option<String>,
     s3_sse_c_key: Option<String>,
+    pipeline_workers: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -43,6 +44,8 @@ pub struct Settings {
     pub rate_limit_per_minute: u32,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsSettings>,
+    /// In-process pipeline workers (0: this server runs no jobs; another process must).
+    pub pipeline_workers: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -223,6 +226,13 @@ impl Settings {
                 "must be between 1024 and 268435456",
             ));
         }
+        let pipeline_workers = raw.pipeline_workers.unwrap_or(1);
+        if pipeline_workers > 64 {
+            return Err(config_error(
+                "KILN_PIPELINE_WORKERS",
+                "must be between 0 and 64",
+            ));
+        }
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -272,6 +282,7 @@ impl Settings {
         }
         Ok(Settings {
             tls,
+            pipeline_workers,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

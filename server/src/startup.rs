@@ -24,6 +24,7 @@ pub struct Application {
     server: Server,
     address: SocketAddr,
     pub services: Services,
+    workers_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Application {
@@ -64,11 +65,22 @@ impl Application {
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let server = http_server(listener, services.clone(), settings.max_json_bytes, tls)?;
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
+        let workers_stop = tokio_util::sync::CancellationToken::new();
+        crate::pipeline::spawn_workers(
+            crate::pipeline::JobContext {
+                db: services.db.clone(),
+                store: services.store.clone(),
+            },
+            services.pipeline.clone(),
+            settings.pipeline_workers,
+            workers_stop.clone(),
+        );
         tracing::info!(%address, storage = services.store.describe(), "kiln-server listening");
         Ok(Self {
             server,
             address,
             services,
+            workers_stop,
         })
     }
 
@@ -77,7 +89,9 @@ impl Application {
     }
 
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.workers_stop.cancel();
+        result
     }
 
     /// A handle to stop the server (tests).

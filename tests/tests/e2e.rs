@@ -81,17 +81,20 @@ fn push_pull_round_trip(backend: Backend) {
             "files",
             "model",
             "namespace",
+            "pipeline",
             "status",
+            "variants",
             "version"
         ]
     );
     assert_eq!(
-        (
-            shown["namespace"].as_str(),
-            shown["model"].as_str(),
-            shown["status"].as_str()
-        ),
-        (Some("acme"), Some("sentiment"), Some("ready"))
+        (shown["namespace"].as_str(), shown["model"].as_str()),
+        (Some("acme"), Some("sentiment"))
+    );
+    // Random bytes named model.safetensors are no model: the pipeline may still be running, or has failed.
+    assert!(
+        ["pending", "processing", "failed"].contains(&shown["status"].as_str().unwrap()),
+        "{shown}"
     );
     let big = shown["files"]
         .as_array()
@@ -111,7 +114,7 @@ fn push_pull_round_trip(backend: Backend) {
     let table = server.kiln(&["ls", "acme/sentiment"]);
     assert_ok(&table);
     assert!(
-        stdout(&table).contains("1.0.0") && stdout(&table).contains("ready"),
+        stdout(&table).contains("1.0.0") && stdout(&table).contains("STATUS"),
         "{}",
         stdout(&table)
     );

@@ -133,6 +133,45 @@ fn show_version(detail: &VersionDetail, json: bool) {
         ]);
     }
     println!("\n{out}");
+    if !detail.pipeline.is_empty() {
+        let mut jobs = table(&["JOB", "STATE", "TRIES", "MESSAGE"]);
+        for job in &detail.pipeline {
+            jobs.add_row(vec![
+                Cell::new(&job.kind),
+                Cell::new(job.state.as_str()),
+                Cell::new(format!("{}/{}", job.attempts, job.max_attempts)),
+                Cell::new(job.message.as_deref().unwrap_or("")),
+            ]);
+        }
+        println!("\npipeline:\n{jobs}");
+    }
+    if !detail.variants.is_empty() {
+        let mut variants = table(&[
+            "VARIANT",
+            "STATUS",
+            "OPSET",
+            "SIZE",
+            "REL L2 ERROR",
+            "DIGEST",
+        ]);
+        for v in &detail.variants {
+            let error = v
+                .validation
+                .as_ref()
+                .and_then(|val| val.get("rel_l2_error"))
+                .and_then(|e| e.as_f64())
+                .map_or_else(|| "-".to_owned(), |e| format!("{e:.1e}"));
+            variants.add_row(vec![
+                Cell::new(&v.name),
+                Cell::new(v.status.as_str()),
+                Cell::new(v.opset),
+                Cell::new(human_bytes(v.size)).set_alignment(CellAlignment::Right),
+                Cell::new(error),
+                Cell::new(v.digest),
+            ]);
+        }
+        println!("\nvariants:\n{variants}");
+    }
 }
 
 fn show_model(model: &ModelDetail, json: bool) {

@@ -1,10 +1,11 @@
-//! `kiln pull NS/MODEL:VERSION -o DIR [--file PATH]`: download, check every byte against its digest.
+//! `kiln pull NS/MODEL:VERSION -o DIR [--file PATH] [--variant NAME]`: download, check every byte
+//! against its digest.
 
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
-use kiln_core::api::{FileEntry, VersionDetail};
+use kiln_core::api::{FileEntry, VersionDetail, VersionStatus};
 use kiln_core::{FilePath, ModelName, ModelRef, NamespaceName, Sha256Hasher, VersionName};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,12 +20,15 @@ pub struct PullOptions {
     pub reference: ModelRef,
     pub output: PathBuf,
     pub files: Vec<String>,
+    /// A variant the pipeline produced (`onnx`) instead of the files pushed.
+    pub variant: Option<String>,
 }
 
 struct Target<'a> {
     ns: &'a NamespaceName,
     model: &'a ModelName,
     version: &'a VersionName,
+    variant: Option<&'a str>,
 }
 
 pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliError> {
@@ -35,10 +39,19 @@ pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliErro
         ))
     })?;
     let detail = client.version(ns, model, version).await?;
-    let selected = select(&detail, &options.files)?;
+    let available = match &options.variant {
+        None => detail.files.as_slice(),
+        Some(name) => variant_files(&detail, name)?,
+    };
+    let selected = select(&detail, available, &options.files)?;
     let total: i64 = selected.iter().map(|f| f.size).sum();
     let bar = bytes_bar(total as u64, "pulling");
-    let target = Target { ns, model, version };
+    let target = Target {
+        ns,
+        model,
+        version,
+        variant: options.variant.as_deref(),
+    };
     let mut fetched = 0;
     for file in &selected {
         bar.set_message(file.path.to_string());
@@ -60,34 +73,58 @@ pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliErro
     Ok(())
 }
 
+/// The files of one variant, or an error that says which variants exist and whether more may come.
+fn variant_files<'a>(detail: &'a VersionDetail, name: &str) -> Result<&'a [FileEntry], CliError> {
+    if let Some(variant) = detail.variants.iter().find(|v| v.name == name) {
+        return Ok(&variant.files);
+    }
+    let reference = format!("{}/{}:{}", detail.namespace, detail.model, detail.version);
+    let have: Vec<&str> = detail.variants.iter().map(|v| v.name.as_str()).collect();
+    let have = if have.is_empty() {
+        "none".to_owned()
+    } else {
+        have.join(", ")
+    };
+    let hint = match detail.status {
+        VersionStatus::Pending | VersionStatus::Processing => {
+            format!(
+                "its pipeline is still running; check `kiln show {reference}` and pull when it is ready"
+            )
+        }
+        VersionStatus::Failed => {
+            format!("its pipeline failed; `kiln show {reference}` says why")
+        }
+        VersionStatus::Ready => "pull without --variant for the files that were pushed".to_owned(),
+    };
+    Err(CliError::Usage(format!(
+        "{reference} has no variant {name:?} (variants: {have}); {hint}"
+    )))
+}
+
 fn select<'a>(
-    detail: &'a VersionDetail,
+    detail: &VersionDetail,
+    files: &'a [FileEntry],
     wanted: &[String],
 ) -> Result<Vec<&'a FileEntry>, CliError> {
     if wanted.is_empty() {
-        return Ok(detail.files.iter().collect());
+        return Ok(files.iter().collect());
     }
     wanted
         .iter()
         .map(|path| {
-            detail
-                .files
+            files
                 .iter()
                 .find(|f| f.path.as_str() == path)
                 .ok_or_else(|| {
-                    let available: Vec<&str> = detail
-                        .files
-                        .iter()
-                        .take(10)
-                        .map(|f| f.path.as_str())
-                        .collect();
+                    let available: Vec<&str> =
+                        files.iter().take(10).map(|f| f.path.as_str()).collect();
                     CliError::Usage(format!(
                         "{}/{}:{} has no file {path:?}; it has: {}{}",
                         detail.namespace,
                         detail.model,
                         detail.version,
                         available.join(", "),
-                        if detail.files.len() > 10 { ", ..." } else { "" }
+                        if files.len() > 10 { ", ..." } else { "" }
                     ))
                 })
         })
@@ -159,7 +196,14 @@ async fn pull_file(
         have = 0;
     }
     let response = client
-        .download(target.ns, target.model, target.version, &file.path, have)
+        .download(
+            target.ns,
+            target.model,
+            target.version,
+            target.variant,
+            &file.path,
+            have,
+        )
         .await?;
     if have > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
         // The server sent the whole file after all: start over.
@@ -237,16 +281,18 @@ mod tests {
                 })
                 .collect(),
             created_at: chrono::Utc::now(),
+            pipeline: Vec::new(),
+            variants: Vec::new(),
         }
     }
 
     #[test]
     fn selecting_files_names_what_exists_when_a_path_is_wrong() {
         let detail = version(&["a.bin", "dir/b.bin"]);
-        assert_eq!(select(&detail, &[]).unwrap().len(), 2);
-        let one = select(&detail, &["dir/b.bin".to_owned()]).unwrap();
+        assert_eq!(select(&detail, &detail.files, &[]).unwrap().len(), 2);
+        let one = select(&detail, &detail.files, &["dir/b.bin".to_owned()]).unwrap();
         assert_eq!(one[0].path.as_str(), "dir/b.bin");
-        let err = select(&detail, &["c.bin".to_owned()])
+        let err = select(&detail, &detail.files, &["c.bin".to_owned()])
             .unwrap_err()
             .to_string();
         assert_eq!(

@@ -145,3 +145,46 @@ impl std::fmt::Debug for JwtKeyRow {
             .finish_non_exhaustive()
     }
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = pipeline_jobs)]
+pub struct PipelineJobRow {
+    pub id: String,
+    pub version_id: String,
+    pub kind: String,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub message: Option<String>,
+    pub report: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = variants)]
+pub struct VariantRow {
+    pub version_id: String,
+    pub name: String,
+    pub status: String,
+    /// Which of the variant's files is the ONNX model (the others are its external data).
+    pub model_path: String,
+    pub opset: i32,
+    pub inputs: String,
+    pub outputs: String,
+    pub validation: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = variant_files)]
+pub struct VariantFileRow {
+    pub version_id: String,
+    pub variant: String,
+    pub path: String,
+    pub digest: String,
+    pub size: i64,
+}

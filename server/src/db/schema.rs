@@ -160,3 +160,45 @@ diesel::allow_tables_to_appear_in_same_query!(
     jwt_keys,
     blob_grants,
 );
+
+diesel::table! {
+    pipeline_jobs (id) {
+        id -> Text,
+        version_id -> Text,
+        kind -> Text,
+        state -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        message -> Nullable<Text>,
+        report -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    variants (version_id, name) {
+        version_id -> Text,
+        name -> Text,
+        status -> Text,
+        model_path -> Text,
+        opset -> Integer,
+        inputs -> Text,
+        outputs -> Text,
+        validation -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    variant_files (version_id, variant, path) {
+        version_id -> Text,
+        variant -> Text,
+        path -> Text,
+        digest -> Text,
+        size -> BigInt,
+    }
+}

@@ -6,9 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, get};
 use futures_util::TryStreamExt;
 use kiln_core::api::ErrorResponse;
 
-use super::params::FilePathParams;
+use kiln_core::{FilePath, ModelName, NamespaceName, VersionName};
+
+use super::params::{FilePathParams, VariantFilePathParams};
 use crate::error::Error;
 use crate::services::Services;
+use crate::services::downloads::FileSource;
 
 /// The byte range a `Range` header asks for, per RFC 9110: one `bytes=` range is honoured; anything the
 /// server may ignore (several ranges, other units, bad syntax) means the whole file.
@@ -70,6 +73,57 @@ async fn download_file(
     path: Path<FilePathParams>,
 ) -> Result<HttpResponse, Error> {
     let (ns, model, version, file) = path.parse()?;
+    serve(
+        &req,
+        &services,
+        ns,
+        model,
+        version,
+        FileSource::Version,
+        file,
+    )
+    .await
+}
+
+/// Download a file of a variant the pipeline produced (`onnx`: the model, then its external data), with
+/// the same range support and `ETag` as version files.
+#[utoipa::path(tag = "files", params(VariantFilePathParams,
+        ("Range" = Option<String>, Header, description = "bytes=START-END, bytes=START- or bytes=-SUFFIX")),
+    responses(
+        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 416, body = ErrorResponse),
+))]
+#[get("/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path:.+}")]
+async fn download_variant_file(
+    req: HttpRequest,
+    services: Data<Services>,
+    path: Path<VariantFilePathParams>,
+) -> Result<HttpResponse, Error> {
+    let (ns, model, version, variant, file) = path.parse()?;
+    serve(
+        &req,
+        &services,
+        ns,
+        model,
+        version,
+        FileSource::Variant(variant),
+        file,
+    )
+    .await
+}
+
+async fn serve(
+    req: &HttpRequest,
+    services: &Services,
+    ns: NamespaceName,
+    model: ModelName,
+    version: VersionName,
+    source: FileSource,
+    file: FilePath,
+) -> Result<HttpResponse, Error> {
     let range_header = req
         .headers()
         .get(header::RANGE)
@@ -77,7 +131,7 @@ async fn download_file(
         .map(str::to_owned);
     let download = services
         .downloads
-        .open(ns, model, version, file, |size| {
+        .open(ns, model, version, source, file, |size| {
             requested_range(range_header.as_deref(), size)
         })
         .await?;

@@ -84,6 +84,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(accounts::set_member)
                 .service(accounts::remove_member)
                 .service(files::download_file)
+                .service(files::download_variant_file)
                 .service(uploads::missing_blobs)
                 .service(uploads::create_upload)
                 .service(uploads::get_upload)

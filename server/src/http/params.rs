@@ -76,6 +76,50 @@ impl FilePathParams {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
+pub struct VariantFilePathParams {
+    /// Namespace, e.g. `acme`
+    pub namespace: String,
+    /// Model name, e.g. `sentiment`
+    pub model: String,
+    /// Version, e.g. `1.0.0`
+    pub version: String,
+    /// Variant, e.g. `onnx`
+    pub variant: String,
+    /// The file's path inside the variant, e.g. `model.onnx`
+    pub path: String,
+}
+
+impl VariantFilePathParams {
+    pub fn parse(
+        &self,
+    ) -> Result<(NamespaceName, ModelName, VersionName, String, FilePath), Error> {
+        let variant_ok = !self.variant.is_empty()
+            && self.variant.len() <= 64
+            && self
+                .variant
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !variant_ok {
+            return Err(Error::bad_request(
+                "invalid_variant",
+                format!(
+                    "{:?} is not a variant name (lowercase letters, digits and '-')",
+                    self.variant
+                ),
+            ));
+        }
+        Ok((
+            self.namespace.parse()?,
+            self.model.parse()?,
+            self.version.parse()?,
+            self.variant.clone(),
+            self.path.parse()?,
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct UploadPath {
     /// Upload session id
     pub id: String,

@@ -7,9 +7,17 @@ use futures_util::stream::BoxStream;
 use kiln_core::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 
 use crate::db::Database;
-use crate::db::repos::{models, versions};
+use crate::db::repos::{models, variants, versions};
 use crate::error::Error;
 use crate::storage::BlobStore;
+
+/// Which files of a version a download reads.
+pub enum FileSource {
+    /// The files the user pushed.
+    Version,
+    /// The files of a variant the pipeline produced.
+    Variant(String),
+}
 
 /// A file located in a version, ready to be streamed.
 pub struct FileDownload {
@@ -36,13 +44,19 @@ impl DownloadService {
         ns: NamespaceName,
         model: ModelName,
         version: VersionName,
+        source: FileSource,
         path: FilePath,
         pick_range: F,
     ) -> Result<FileDownload, Error>
     where
         F: FnOnce(u64) -> Result<Option<Range<u64>>, Error>,
     {
-        let what = format!("file {path} in {ns}/{model}:{version}");
+        let what = match &source {
+            FileSource::Version => format!("file {path} in {ns}/{model}:{version}"),
+            FileSource::Variant(v) => {
+                format!("file {path} of variant {v} of {ns}/{model}:{version}")
+            }
+        };
         let file = self
             .db
             .run(move |conn| {
@@ -53,20 +67,30 @@ impl DownloadService {
                 else {
                     return Ok(None);
                 };
-                Ok(versions::find_file(conn, &version_row.id, path.as_str())?)
+                Ok(match source {
+                    FileSource::Version => {
+                        versions::find_file(conn, &version_row.id, path.as_str())?
+                            .map(|f| (f.digest, f.size))
+                    }
+                    FileSource::Variant(variant) => {
+                        variants::find_file(conn, &version_row.id, &variant, path.as_str())?
+                            .map(|f| (f.digest, f.size))
+                    }
+                })
             })
             .await?
             .ok_or_else(|| Error::not_found(what))?;
-        let digest: Sha256Digest = file.digest.parse()?;
-        let range = pick_range(file.size as u64)?;
-        let body = if file.size == 0 {
+        let (digest, size) = file;
+        let digest: Sha256Digest = digest.parse()?;
+        let range = pick_range(size as u64)?;
+        let body = if size == 0 {
             Box::pin(futures_util::stream::empty()) as BoxStream<'static, _>
         } else {
             self.store.read(&digest, range.clone()).await?
         };
         Ok(FileDownload {
             digest,
-            size: file.size,
+            size,
             range,
             body,
         })

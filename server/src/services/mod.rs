@@ -6,12 +6,14 @@ pub mod downloads;
 pub mod namespaces;
 pub mod registry;
 pub mod uploads;
+pub mod version_view;
 
 use std::sync::Arc;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::rate_limit::RateLimiter;
 use crate::db::Database;
+use crate::pipeline::PipelineQueue;
 use crate::storage::BlobStore;
 
 /// Everything a request handler can reach.
@@ -23,6 +25,7 @@ pub struct Services {
     pub accounts: accounts::AccountService,
     pub namespaces: namespaces::NamespaceService,
     pub rate_limiter: Arc<RateLimiter>,
+    pub pipeline: PipelineQueue,
     pub db: Database,
     pub store: BlobStore,
 }
@@ -34,11 +37,13 @@ impl Services {
         jwt: Arc<JwtKeys>,
         rate_limiter: Arc<RateLimiter>,
     ) -> Self {
+        let pipeline = PipelineQueue::default();
         Self {
             accounts: accounts::AccountService::new(db.clone(), jwt),
             namespaces: namespaces::NamespaceService::new(db.clone()),
             rate_limiter,
-            registry: registry::RegistryService::new(db.clone()),
+            registry: registry::RegistryService::new(db.clone(), pipeline.clone()),
+            pipeline,
             uploads: uploads::UploadService::new(db.clone(), store.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
             db,

@@ -13,9 +13,11 @@ use serde_json::json;
 use crate::db::records::{ModelRow, NamespaceRow, VersionFileRow, VersionRow};
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::models::Visible;
-use crate::db::repos::{blobs, is_unique_violation, models, namespaces, versions};
+use crate::db::repos::{blobs, is_unique_violation, models, namespaces, pipeline_jobs, versions};
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
+use crate::pipeline::{JOB_SCAN, MAX_ATTEMPTS, PipelineQueue};
+use crate::services::version_view::version_detail;
 
 const MAX_FILES_PER_VERSION: usize = 100_000;
 const MAX_TAGS: usize = 64;
@@ -62,32 +64,6 @@ fn parse_visibility(text: &str) -> Result<Visibility, Error> {
 
 fn parse_tags(json_text: &str) -> Vec<String> {
     serde_json::from_str(json_text).unwrap_or_default()
-}
-
-fn version_detail(
-    ns: &str,
-    model: &str,
-    row: &VersionRow,
-    files: Vec<VersionFileRow>,
-) -> Result<VersionDetail, Error> {
-    Ok(VersionDetail {
-        namespace: ns.parse()?,
-        model: model.parse()?,
-        version: row.version.parse()?,
-        status: VersionStatus::parse(&row.status)
-            .ok_or_else(|| Error::Internal(format!("unknown version status {:?}", row.status)))?,
-        files: files
-            .into_iter()
-            .map(|f| {
-                Ok(FileEntry {
-                    path: f.path.parse()?,
-                    digest: f.digest.parse()?,
-                    size: f.size,
-                })
-            })
-            .collect::<Result<_, Error>>()?,
-        created_at: row.created_at.and_utc(),
-    })
 }
 
 fn check_files(files: &[FileEntry]) -> Result<(), Error> {
@@ -161,11 +137,12 @@ fn check_metadata(update: &UpdateModelRequest) -> Result<(), Error> {
 #[derive(Clone)]
 pub struct RegistryService {
     db: Database,
+    pipeline: PipelineQueue,
 }
 
 impl RegistryService {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, pipeline: PipelineQueue) -> Self {
+        Self { db, pipeline }
     }
 
     pub async fn list_namespaces(
@@ -302,7 +279,7 @@ impl RegistryService {
         self.db
             .run(move |conn| {
                 let (row, files) = find_version(conn, &ns, &model, &version)?;
-                version_detail(ns.as_str(), model.as_str(), &row, files)
+                version_detail(conn, ns.as_str(), model.as_str(), &row, files)
             })
             .await
     }
@@ -317,7 +294,8 @@ impl RegistryService {
         visible: Visible,
     ) -> Result<Committed, Error> {
         check_files(&request.files)?;
-        self.db
+        let committed = self
+            .db
             .run(move |conn| {
                 // Everything, namespace and model included, commits in one transaction, so a refused push
                 // leaves nothing behind. A concurrent push creating the same rows makes ours fail with a
@@ -335,7 +313,11 @@ impl RegistryService {
                     }
                 }
             })
-            .await
+            .await?;
+        if matches!(committed, Committed::Created(_)) {
+            self.pipeline.wake();
+        }
+        Ok(committed)
     }
 
     pub async fn delete_version(
@@ -453,6 +435,7 @@ fn existing_version(
         });
     }
     Ok(Some(Committed::AlreadyPresent(version_detail(
+        conn,
         &namespace.name,
         &model.name,
         &row,
@@ -517,7 +500,7 @@ fn insert_version(
         id: new_id(),
         model_id: model.id.clone(),
         version: request.version.to_string(),
-        status: VersionStatus::Ready.as_str().to_owned(),
+        status: VersionStatus::Pending.as_str().to_owned(),
         created_at: now(),
     };
     let mut files: Vec<VersionFileRow> = request
@@ -533,6 +516,8 @@ fn insert_version(
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     versions::insert(conn, &row, &files)?;
+    // Queued in the same transaction as the version, so no committed version ever lacks its pipeline.
+    pipeline_jobs::enqueue(conn, &row.id, JOB_SCAN, MAX_ATTEMPTS)?;
     models::touch(conn, &model.id)?;
     let target = format!("{}/{}:{}", namespace.name, model.name, request.version);
     audit::record(
@@ -543,6 +528,7 @@ fn insert_version(
         json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
     )?;
     Ok(Committed::Created(version_detail(
+        conn,
         &namespace.name,
         &model.name,
         &row,

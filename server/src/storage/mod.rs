@@ -207,6 +207,62 @@ impl BlobStore {
         Ok(result.into_stream())
     }
 
+    /// Where a blob's bytes already sit as a plain file (the local store), so a pipeline job can read them
+    /// in place instead of copying.
+    pub fn local_blob_path(&self, digest: &Sha256Digest) -> Option<PathBuf> {
+        let root = self.local_root()?;
+        let hex = digest.hex();
+        Some(root.join("blobs").join("sha256").join(&hex[..2]).join(hex))
+    }
+
+    /// Copies a blob into a local file.
+    pub async fn download_to(
+        &self,
+        digest: &Sha256Digest,
+        path: &std::path::Path,
+    ) -> Result<(), Error> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut stream = self.read(digest, None).await?;
+        let mut file = tokio::fs::File::create(path).await?;
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+        Ok(())
+    }
+
+    /// Stores a local file as a blob (multipart for large files on S3) and returns its digest and size.
+    /// The digest is computed while reading, so the blob key always matches the bytes written.
+    pub async fn put_file(&self, path: &std::path::Path) -> Result<(Sha256Digest, u64), Error> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut hasher = kiln_core::Sha256Hasher::new();
+        let mut size = 0u64;
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            size += n as u64;
+        }
+        let digest = hasher.finalize();
+        let mut writer =
+            object_store::buffered::BufWriter::new(self.store.clone(), self.blob_key(&digest));
+        let mut file = tokio::fs::File::open(path).await?;
+        loop {
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            writer.write_all(&buffer[..n]).await?;
+        }
+        writer.shutdown().await?;
+        Ok((digest, size))
+    }
+
     /// The local folder behind the store, when there is one (tests inspect it).
     pub fn local_root(&self) -> Option<PathBuf> {
         match &self.staging {

@@ -90,6 +90,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         upload_session_ttl: std::time::Duration::from_secs(3600),
         bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
         rate_limit_per_minute: 1_000_000,
+        pipeline_workers: 1,
         tls: None,
     }
 }
@@ -134,10 +135,32 @@ impl TestApp {
 
     /// Stops this server and starts a new one on the same database and store, as after a crash or deploy.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`Self::restart`], with settings changed first (e.g. pipeline workers turned on).
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut Settings)) -> Self {
         self.handle.stop(false).await;
         let mut settings = self.settings.clone();
         settings.listen = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut settings);
         Self::start(settings, self._dir).await
+    }
+
+    /// Polls a version until its pipeline has settled (ready or failed).
+    pub async fn settled_version(&self, reference: &str) -> kiln_core::api::VersionDetail {
+        use kiln_core::api::VersionStatus;
+        let (model, version) = reference.split_once(':').expect("NS/MODEL:VERSION");
+        let path = format!("/api/v1/models/{model}/versions/{version}");
+        for _ in 0..600 {
+            let detail: kiln_core::api::VersionDetail =
+                expect_json(self.get(&path).await, StatusCode::OK).await;
+            if matches!(detail.status, VersionStatus::Ready | VersionStatus::Failed) {
+                return detail;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("{reference}: the pipeline did not settle within 120 s");
     }
 
     pub fn url(&self, path: &str) -> String {

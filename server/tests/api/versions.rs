@@ -19,7 +19,10 @@ async fn a_pushed_version_is_listed_everywhere(app: TestApp) {
         StatusCode::CREATED,
     )
     .await;
-    insta::assert_json_snapshot!("version_detail", created, { ".created_at" => "[created_at]" });
+    insta::assert_json_snapshot!("version_detail", created, {
+        ".created_at" => "[created_at]",
+        ".pipeline[].created_at" => "[created_at]",
+    });
 
     let fetched: VersionDetail = expect_json(
         app.get("/api/v1/models/acme/sentiment/versions/1.0.0")

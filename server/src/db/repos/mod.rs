@@ -7,8 +7,10 @@ pub mod jwt_keys;
 pub mod memberships;
 pub mod models;
 pub mod namespaces;
+pub mod pipeline_jobs;
 pub mod uploads;
 pub mod users;
+pub mod variants;
 pub mod versions;
 
 /// Both backends cap bound parameters per statement; batch `IN (...)` lists below that.

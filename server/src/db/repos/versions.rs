@@ -107,3 +107,10 @@ pub fn delete(conn: &mut DbConnection, version_id: &str) -> QueryResult<()> {
     diesel::delete(versions::table.find(version_id)).execute(conn)?;
     Ok(())
 }
+
+pub fn set_status(conn: &mut DbConnection, version_id: &str, status: &str) -> QueryResult<()> {
+    diesel::update(versions::table.filter(versions::id.eq(version_id)))
+        .set(versions::status.eq(status))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! GPT-2 → ONNX: `input_ids` ([batch, sequence], int64) to `logits` ([batch, sequence, vocab]), with the
+//! LM head tied to the token embeddings as GPT-2 ties them.
+//!
+//! The reference is an eager forward pass written here on candle tensors, apart from the graph builder and
+//! the evaluator: candle-transformers 0.11.1 has no GPT-2, and its GPT-BigCode (the GPT-2-class model it
+//! does have) reshapes the fused QKV by the embedding width instead of the head count when multi-query is
+//! off, so it cannot run GPT-2 weights.
+
+use std::collections::HashMap;
+
+use candle_core::{D, Device, IndexOp, Tensor};
+
+use super::bert::gelu;
+use super::hf_config::{check_heads, f64_of, str_of, usize_of};
+use super::transformer::{
+    attention, causal_mask, first_rows, layer_norm, merge_heads, positions, project,
+    sequence_length, split_heads,
+};
+use crate::ModelError;
+use crate::checkpoint::Checkpoint;
+use crate::eval::Session;
+use crate::graph_builder::{DimSpec, GraphBuilder, attr_int, attr_ints};
+use crate::proto::{ModelProto, tensor_proto::DataType};
+use crate::validate::{FP32_REL_L2_TOLERANCE, Validation, compare, judge};
+
+const OPSET: i64 = 17;
+
+struct Dims {
+    hidden: usize,
+    heads: usize,
+    head_dim: usize,
+    layers: usize,
+    positions: usize,
+    vocab: usize,
+    eps: f64,
+}
+
+fn dims(config: &serde_json::Value) -> Result<Dims, ModelError> {
+    let hidden = usize_of(config, &["n_embd", "hidden_size"])?;
+    let heads = usize_of(config, &["n_head", "num_attention_heads"])?;
+    match str_of(config, "activation_function").unwrap_or("gelu_new") {
+        "gelu_new" | "gelu_pytorch_tanh" => {}
+        other => {
+            return Err(ModelError::Conversion(format!(
+                "GPT-2 activation_function {other:?} is not supported"
+            )));
+        }
+    }
+    Ok(Dims {
+        hidden,
+        heads,
+        head_dim: check_heads(hidden, heads)?,
+        layers: usize_of(config, &["n_layer", "num_hidden_layers"])?,
+        positions: usize_of(config, &["n_positions", "max_position_embeddings"])?,
+        vocab: usize_of(config, &["vocab_size"])?,
+        eps: f64_of(config, &["layer_norm_epsilon"], Some(1e-5))?,
+    })
+}
+
+fn prefix(weights: &Checkpoint) -> &'static str {
+    if weights.contains("transformer.wte.weight") {
+        "transformer."
+    } else {
+        ""
+    }
+}
+
+pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
+    let d = dims(config)?;
+    let p = prefix(weights);
+    let mut g = GraphBuilder::new();
+    let ids = g.input(
+        "input_ids",
+        DataType::Int64,
+        &[DimSpec::Named("batch"), DimSpec::Named("sequence")],
+    );
+    let wte = g.weight(
+        &format!("{p}wte.weight"),
+        weights.get(&format!("{p}wte.weight"))?,
+    )?;
+    let wpe = g.weight(
+        &format!("{p}wpe.weight"),
+        weights.get(&format!("{p}wpe.weight"))?,
+    )?;
+    let tokens = g.op("Gather", &[&wte, &ids], vec![attr_int("axis", 0)]);
+    let seq = sequence_length(&mut g, &ids);
+    let position = first_rows(&mut g, &wpe, &seq)?;
+    let mut x = g.op("Add", &[&tokens, &position], vec![]);
+    let pos = positions(&mut g, &seq, d.positions)?;
+    let mask = causal_mask(&mut g, &pos)?;
+    let (zero, h1, h2, h3, last) = (
+        g.ints("split", &[0])?,
+        g.ints("split", &[d.hidden as i64])?,
+        g.ints("split", &[2 * d.hidden as i64])?,
+        g.ints("split", &[3 * d.hidden as i64])?,
+        g.ints("split_axis", &[-1])?,
+    );
+    for layer in 0..d.layers {
+        let l = format!("{p}h.{layer}");
+        let normed = layer_norm(
+            &mut g,
+            weights,
+            &x,
+            &format!("{l}.ln_1"),
+            ("weight", "bias"),
+            d.eps,
+        )?;
+        // Conv1D keeps weights as [in, out]: no transpose.
+        let w = g.weight(
+            &format!("{l}.attn.c_attn.weight"),
+            weights.get(&format!("{l}.attn.c_attn.weight"))?,
+        )?;
+        let qkv = project(
+            &mut g,
+            weights,
+            &normed,
+            &w,
+            Some(&format!("{l}.attn.c_attn.bias")),
+        )?;
+        let q = g.op("Slice", &[&qkv, &zero, &h1, &last], vec![]);
+        let k = g.op("Slice", &[&qkv, &h1, &h2, &last], vec![]);
+        let v = g.op("Slice", &[&qkv, &h2, &h3, &last], vec![]);
+        let (q, k, v) = (
+            split_heads(&mut g, &q, d.heads, d.head_dim)?,
+            split_heads(&mut g, &k, d.heads, d.head_dim)?,
+            split_heads(&mut g, &v, d.heads, d.head_dim)?,
+        );
+        let context = attention(&mut g, (&q, &k, &v), &mask, d.head_dim)?;
+        let context = merge_heads(&mut g, &context, d.hidden)?;
+        let w = g.weight(
+            &format!("{l}.attn.c_proj.weight"),
+            weights.get(&format!("{l}.attn.c_proj.weight"))?,
+        )?;
+        let out = project(
+            &mut g,
+            weights,
+            &context,
+            &w,
+            Some(&format!("{l}.attn.c_proj.bias")),
+        )?;
+        x = g.op("Add", &[&x, &out], vec![]);
+        let normed = layer_norm(
+            &mut g,
+            weights,
+            &x,
+            &format!("{l}.ln_2"),
+            ("weight", "bias"),
+            d.eps,
+        )?;
+        let w = g.weight(
+            &format!("{l}.mlp.c_fc.weight"),
+            weights.get(&format!("{l}.mlp.c_fc.weight"))?,
+        )?;
+        let inner = project(
+            &mut g,
+            weights,
+            &normed,
+            &w,
+            Some(&format!("{l}.mlp.c_fc.bias")),
+        )?;
+        let inner = gelu(&mut g, &inner, true)?;
+        let w = g.weight(
+            &format!("{l}.mlp.c_proj.weight"),
+            weights.get(&format!("{l}.mlp.c_proj.weight"))?,
+        )?;
+        let out = project(
+            &mut g,
+            weights,
+            &inner,
+            &w,
+            Some(&format!("{l}.mlp.c_proj.bias")),
+        )?;
+        x = g.op("Add", &[&x, &out], vec![]);
+    }
+    let x = layer_norm(
+        &mut g,
+        weights,
+        &x,
+        &format!("{p}ln_f"),
+        ("weight", "bias"),
+        d.eps,
+    )?;
+    let head = g.op("Transpose", &[&wte], vec![attr_ints("perm", &[1, 0])]);
+    g.op_into("MatMul", &[&x, &head], vec![], "logits");
+    g.output(
+        "logits",
+        DataType::Float,
+        &[
+            DimSpec::Named("batch"),
+            DimSpec::Named("sequence"),
+            DimSpec::Fixed(d.vocab as i64),
+        ],
+    );
+    Ok(g.finish("gpt2", OPSET, vec![super::producer()]))
+}
+
+/// Two sequences of 6 generated token ids.
+pub fn sample_inputs(vocab: usize) -> Result<HashMap<String, Tensor>, ModelError> {
+    let ids: Vec<i64> = (0..12).map(|i| ((i * 7919 + 5) % vocab) as i64).collect();
+    Ok(HashMap::from([(
+        "input_ids".to_owned(),
+        Tensor::from_vec(ids, (2, 6), &Device::Cpu)?,
+    )]))
+}
+
+fn eager_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor, ModelError> {
+    use candle_nn::Module;
+    Ok(candle_nn::LayerNorm::new(w.clone(), b.clone(), eps).forward(x)?)
+}
+
+/// GPT-2 as Hugging Face's GPT2LMHeadModel computes it, eagerly.
+pub fn reference(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+    ids: &Tensor,
+) -> Result<Tensor, ModelError> {
+    let d = dims(config)?;
+    let p = prefix(weights);
+    let w = |name: String| weights.get(&name).cloned();
+    let (b, s) = ids.dims2()?;
+    let wte = w(format!("{p}wte.weight"))?;
+    let mut x = wte
+        .index_select(&ids.flatten_all()?, 0)?
+        .reshape((b, s, d.hidden))?
+        .broadcast_add(&w(format!("{p}wpe.weight"))?.i(0..s)?)?;
+    let causal: Vec<f32> = (0..s * s)
+        .map(|i| {
+            if i % s > i / s {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let causal = Tensor::from_vec(causal, (s, s), &Device::Cpu)?;
+    let linear = |x: &Tensor, name: &str| -> Result<Tensor, ModelError> {
+        Ok(x.broadcast_matmul(&w(format!("{name}.weight"))?)?
+            .broadcast_add(&w(format!("{name}.bias"))?)?)
+    };
+    for layer in 0..d.layers {
+        let l = format!("{p}h.{layer}");
+        let h = eager_layer_norm(
+            &x,
+            &w(format!("{l}.ln_1.weight"))?,
+            &w(format!("{l}.ln_1.bias"))?,
+            d.eps,
+        )?;
+        let qkv = linear(&h, &format!("{l}.attn.c_attn"))?;
+        let heads = |t: Tensor| -> Result<Tensor, ModelError> {
+            Ok(t.reshape((b, s, d.heads, d.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let q = heads(qkv.narrow(D::Minus1, 0, d.hidden)?)?;
+        let k = heads(qkv.narrow(D::Minus1, d.hidden, d.hidden)?)?;
+        let v = heads(qkv.narrow(D::Minus1, 2 * d.hidden, d.hidden)?)?;
+        let scores = (q.matmul(&k.t()?)? / (d.head_dim as f64).sqrt())?.broadcast_add(&causal)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let context = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, s, d.hidden))?;
+        x = (x + linear(&context, &format!("{l}.attn.c_proj"))?)?;
+        let h = eager_layer_norm(
+            &x,
+            &w(format!("{l}.ln_2.weight"))?,
+            &w(format!("{l}.ln_2.bias"))?,
+            d.eps,
+        )?;
+        let inner = linear(&h, &format!("{l}.mlp.c_fc"))?.gelu()?;
+        x = (x + linear(&inner, &format!("{l}.mlp.c_proj"))?)?;
+    }
+    let x = eager_layer_norm(
+        &x,
+        &w(format!("{p}ln_f.weight"))?,
+        &w(format!("{p}ln_f.bias"))?,
+        d.eps,
+    )?;
+    Ok(x.broadcast_matmul(&wte.t()?)?)
+}
+
+pub fn convert(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+) -> Result<(ModelProto, Validation), ModelError> {
+    let d = dims(config)?;
+    let model = build(config, weights)?;
+    let inputs = sample_inputs(d.vocab)?;
+    let outputs = Session::new(&model, None, &Device::Cpu)?.run(&inputs)?;
+    let expected = reference(config, weights, &inputs["input_ids"])?;
+    let validation = judge(
+        "kiln evaluator (CPU, fp32)",
+        "eager GPT-2 forward pass on candle (Hugging Face GPT2LMHeadModel semantics)",
+        "2 sequences of 6 token ids; logits at every position",
+        vec![compare("logits", &outputs[0].1, &expected)?],
+        FP32_REL_L2_TOLERANCE,
+    )?;
+    Ok((model, validation))
+}

@@ -1,0 +1,251 @@
+//! From a version's files to one ONNX model: decide what the version holds ([`plan`]), then either check
+//! the ONNX model it already is, or build an ONNX graph from a Hugging Face checkpoint and prove it
+//! computes what the checkpoint computes ([`convert_hf`]).
+
+pub mod bert;
+pub mod gpt2;
+pub mod hf_config;
+pub mod llama;
+mod transformer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::checkpoint::{Checkpoint, ShardIndex, WeightFiles};
+use crate::format::ModelFormat;
+use crate::model_check::{self, CheckedModel};
+use crate::validate::Validation;
+use crate::{ModelError, proto};
+
+/// What kiln can turn into an ONNX model, for messages that refuse everything else.
+pub const SUPPORTED: &str = "kiln converts an ONNX model (one .onnx file, with its external data), \
+    or a Hugging Face checkpoint of the BERT, GPT-2 or Llama family (config.json with model.safetensors, \
+    sharded safetensors with model.safetensors.index.json, or a PyTorch state dict such as pytorch_model.bin)";
+
+/// One file of the version: its path in the version, where its bytes are, and its detected format.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub local: PathBuf,
+    pub format: ModelFormat,
+}
+
+/// The transformer families kiln builds ONNX graphs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Bert,
+    Gpt2,
+    Llama,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::Gpt2 => "gpt2",
+            Family::Llama => "llama",
+        }
+    }
+}
+
+/// A Hugging Face checkpoint found in a version.
+#[derive(Debug, Clone)]
+pub struct HfCheckpoint {
+    pub family: Family,
+    pub config: serde_json::Value,
+    pub weights: WeightFiles,
+    /// The version paths the checkpoint was read from, config first.
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// The version holds an ONNX model: it is the `onnx` variant as pushed.
+    Onnx {
+        model: String,
+        /// Version paths of its external-data files.
+        external: Vec<String>,
+        checked: CheckedModel,
+    },
+    HuggingFace(HfCheckpoint),
+}
+
+fn folder(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Decides what the version's files are and how its `onnx` variant is made.
+pub fn plan(files: &[SourceFile]) -> Result<Plan, ModelError> {
+    let by_path: HashMap<&str, &SourceFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let onnx: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| f.format == ModelFormat::Onnx)
+        .collect();
+    if !onnx.is_empty() {
+        let model = match onnx.as_slice() {
+            [one] => *one,
+            several => several
+                .iter()
+                .copied()
+                .find(|f| f.path == "model.onnx")
+                .ok_or_else(|| {
+                    let names: Vec<&str> = several.iter().map(|f| f.path.as_str()).collect();
+                    ModelError::Unsupported(format!(
+                        "the version holds several ONNX models ({}); name the one to deploy model.onnx, \
+                         or push one model per version",
+                        names.join(", ")
+                    ))
+                })?,
+        };
+        let (_, checked) = model_check::check(Bytes::from(std::fs::read(&model.local)?))?;
+        let external = checked
+            .external_files
+            .iter()
+            .map(|location| {
+                let path = join(folder(&model.path), location);
+                if by_path.contains_key(path.as_str()) {
+                    Ok(path)
+                } else {
+                    Err(ModelError::InvalidModel(format!(
+                        "{} keeps weights in {location:?}, but the version has no file {path:?}; \
+                         push the external-data file beside the model",
+                        model.path
+                    )))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Plan::Onnx {
+            model: model.path.clone(),
+            external,
+            checked,
+        });
+    }
+    let configs: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| f.format == ModelFormat::HfConfig)
+        .collect();
+    let config_file = match configs.as_slice() {
+        [] => return Err(ModelError::Unsupported(format!("nothing to convert. {SUPPORTED}"))),
+        [one] => *one,
+        several => several
+            .iter()
+            .copied()
+            .find(|f| f.path == "config.json")
+            .ok_or_else(|| {
+                ModelError::Unsupported(format!(
+                    "the version holds several config.json files; push one model per version. {SUPPORTED}"
+                ))
+            })?,
+    };
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_file.local)?)
+        .map_err(|e| ModelError::InvalidModel(format!("{}: {e}", config_file.path)))?;
+    let model_type = config
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("(none)");
+    let family = match model_type {
+        "bert" => Family::Bert,
+        "gpt2" => Family::Gpt2,
+        "llama" => Family::Llama,
+        other => {
+            return Err(ModelError::Unsupported(format!(
+                "model_type {other:?} in {}. {SUPPORTED}",
+                config_file.path
+            )));
+        }
+    };
+    let dir = folder(&config_file.path);
+    let in_dir = |format: ModelFormat| -> Vec<&SourceFile> {
+        files
+            .iter()
+            .filter(|f| f.format == format && folder(&f.path) == dir)
+            .collect()
+    };
+    let mut sources = vec![config_file.path.clone()];
+    let weights = if let Some(index) = in_dir(ModelFormat::SafetensorsIndex).first() {
+        let parsed = ShardIndex::parse(&std::fs::read(&index.local)?)?;
+        sources.push(index.path.clone());
+        let mut shards = Vec::new();
+        for shard in parsed.shards() {
+            let path = join(dir, shard);
+            let file = by_path.get(path.as_str()).ok_or_else(|| {
+                ModelError::InvalidModel(format!(
+                    "{} names shard {shard:?}, but the version has no file {path:?}",
+                    index.path
+                ))
+            })?;
+            if file.format != ModelFormat::Safetensors {
+                return Err(ModelError::InvalidModel(format!(
+                    "{path} is not a safetensors file"
+                )));
+            }
+            sources.push(path);
+            shards.push(file.local.clone());
+        }
+        WeightFiles::Safetensors(shards)
+    } else if let [single] = in_dir(ModelFormat::Safetensors).as_slice() {
+        sources.push(single.path.clone());
+        WeightFiles::Safetensors(vec![single.local.clone()])
+    } else if let [checkpoint] = in_dir(ModelFormat::PytorchZip).as_slice() {
+        sources.push(checkpoint.path.clone());
+        WeightFiles::Pytorch(checkpoint.local.clone())
+    } else {
+        return Err(ModelError::Unsupported(format!(
+            "{} has no weights beside it (one model.safetensors, shards with model.safetensors.index.json, \
+             or one PyTorch state dict). {SUPPORTED}",
+            config_file.path
+        )));
+    };
+    Ok(Plan::HuggingFace(HfCheckpoint {
+        family,
+        config,
+        weights,
+        sources,
+    }))
+}
+
+/// A converted model, written and proven.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    pub model_file: PathBuf,
+    pub checked: CheckedModel,
+    pub validation: Validation,
+}
+
+/// Builds the ONNX graph for a Hugging Face checkpoint, writes it to `out_dir/model.onnx`, and validates
+/// it against the reference forward pass; a model outside the tolerance is an error, never a variant.
+pub fn convert_hf(checkpoint: &HfCheckpoint, out_dir: &Path) -> Result<Converted, ModelError> {
+    let weights = Checkpoint::load(&checkpoint.weights)?;
+    let (model, validation) = match checkpoint.family {
+        Family::Bert => bert::convert(&checkpoint.config, &weights)?,
+        Family::Gpt2 => gpt2::convert(&checkpoint.config, &weights)?,
+        Family::Llama => llama::convert(&checkpoint.config, &weights)?,
+    };
+    let checked = model_check::check_model(&model)?;
+    let model_file = out_dir.join("model.onnx");
+    std::fs::write(&model_file, model.encode_to_vec())?;
+    Ok(Converted {
+        model_file,
+        checked,
+        validation,
+    })
+}
+
+/// The `producer_name` kiln writes into the models it builds.
+pub fn producer() -> proto::StringStringEntryProto {
+    proto::StringStringEntryProto {
+        key: Some("kiln.converter".to_owned()),
+        value: Some(format!("kiln-onnx {}", env!("CARGO_PKG_VERSION"))),
+    }
+}

@@ -1,0 +1,144 @@
+//! kiln's ONNX evaluator: a graph interpreter on candle tensors whose operators each live in their own
+//! module with their own tests ([`ops`]), looked up by name, and told the opset the model declares (ONNX
+//! changed several operators' inputs and attributes between opsets; the evaluator honours each).
+//!
+//! Initializers are decoded once per [`Session`] and stay resident on its device, so repeated runs (a
+//! benchmark) measure inference, not weight uploads.
+
+pub mod node;
+pub mod ops;
+pub mod tensor_io;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::ModelError;
+use crate::proto::{GraphProto, ModelProto};
+use node::Node;
+
+/// A model ready to run: graph, resident weights, declared opset.
+pub struct Session {
+    graph: GraphProto,
+    initializers: HashMap<String, Tensor>,
+    opset: i64,
+    device: Device,
+}
+
+impl Session {
+    /// Prepares a model; `base_dir` is the model's folder, for external data.
+    pub fn new(
+        model: &ModelProto,
+        base_dir: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let graph = model
+            .graph
+            .clone()
+            .ok_or_else(|| ModelError::InvalidModel("the model has no graph".to_owned()))?;
+        let opset = model
+            .opset_import
+            .iter()
+            .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+            .and_then(|o| o.version)
+            .ok_or_else(|| {
+                ModelError::InvalidModel("the model imports no ai.onnx opset".to_owned())
+            })?;
+        let mut initializers = HashMap::new();
+        for tensor in &graph.initializer {
+            let name = tensor.name.clone().unwrap_or_default();
+            initializers.insert(name, tensor_io::from_proto(tensor, base_dir, device)?);
+        }
+        let unsupported: Vec<String> = graph
+            .node
+            .iter()
+            .filter(|n| {
+                ops::lookup(
+                    n.domain.as_deref().unwrap_or(""),
+                    n.op_type.as_deref().unwrap_or(""),
+                )
+                .is_none()
+            })
+            .map(|n| n.op_type.clone().unwrap_or_default())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unsupported.is_empty() {
+            return Err(ModelError::Unsupported(format!(
+                "cannot evaluate op {}: kiln's evaluator does not implement it yet",
+                unsupported.join(", ")
+            )));
+        }
+        Ok(Self {
+            graph,
+            initializers,
+            opset,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Runs the graph on named inputs; returns the graph outputs in declaration order.
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, ModelError> {
+        let mut values: HashMap<&str, Tensor> = HashMap::new();
+        for input in &self.graph.input {
+            let name = input.name.as_deref().unwrap_or("");
+            if self.initializers.contains_key(name) {
+                continue;
+            }
+            let value = inputs
+                .get(name)
+                .ok_or_else(|| ModelError::Conversion(format!("input {name:?} was not given")))?;
+            values.insert(name, value.to_device(&self.device)?);
+        }
+        for (index, proto) in self.graph.node.iter().enumerate() {
+            let node = Node::new(proto, self.opset);
+            let op = ops::lookup(node.domain(), node.op_type()).expect("checked in Session::new");
+            let args = proto
+                .input
+                .iter()
+                .map(|name| {
+                    if name.is_empty() {
+                        return Ok(None);
+                    }
+                    values
+                        .get(name.as_str())
+                        .or_else(|| self.initializers.get(name))
+                        .cloned()
+                        .map(Some)
+                        .ok_or_else(|| ModelError::Conversion(format!("{name:?} is not defined")))
+                })
+                .collect::<Result<Vec<_>, ModelError>>()?;
+            let outputs = op(&node, &args).map_err(|e| {
+                ModelError::Conversion(format!("node {index} ({}): {e}", node.op_type()))
+            })?;
+            for (name, value) in proto.output.iter().zip(outputs) {
+                if !name.is_empty() {
+                    values.insert(name, value);
+                }
+            }
+        }
+        self.graph
+            .output
+            .iter()
+            .map(|output| {
+                let name = output.name.clone().unwrap_or_default();
+                let value = values
+                    .get(name.as_str())
+                    .or_else(|| self.initializers.get(&name))
+                    .cloned()
+                    .ok_or_else(|| {
+                        ModelError::Conversion(format!("output {name:?} was not computed"))
+                    })?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+}

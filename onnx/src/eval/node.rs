@@ -1,0 +1,85 @@
+//! A node as an operator sees it: attributes by name with ONNX defaults, and the model's opset.
+
+use candle_core::Tensor;
+
+use crate::ModelError;
+use crate::proto::{AttributeProto, NodeProto};
+
+pub struct Node<'a> {
+    proto: &'a NodeProto,
+    /// The `ai.onnx` opset the model declares.
+    pub opset: i64,
+}
+
+impl<'a> Node<'a> {
+    pub fn new(proto: &'a NodeProto, opset: i64) -> Self {
+        Self { proto, opset }
+    }
+
+    pub fn op_type(&self) -> &str {
+        self.proto.op_type.as_deref().unwrap_or("")
+    }
+
+    pub fn domain(&self) -> &str {
+        self.proto.domain.as_deref().unwrap_or("")
+    }
+
+    fn attribute(&self, name: &str) -> Option<&AttributeProto> {
+        self.proto
+            .attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+    }
+
+    pub fn int(&self, name: &str, default: i64) -> i64 {
+        self.attribute(name).and_then(|a| a.i).unwrap_or(default)
+    }
+
+    pub fn float(&self, name: &str, default: f32) -> f32 {
+        self.attribute(name).and_then(|a| a.f).unwrap_or(default)
+    }
+
+    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.attribute(name).map(|a| a.ints.clone())
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&crate::proto::TensorProto> {
+        self.attribute(name).and_then(|a| a.t.as_ref())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.attribute(name).is_some()
+    }
+}
+
+/// The input at `index`, which the operator requires.
+pub fn required(inputs: &[Option<Tensor>], index: usize) -> Result<&Tensor, ModelError> {
+    inputs
+        .get(index)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| ModelError::Conversion(format!("input {index} is required")))
+}
+
+/// An optional input at `index`.
+pub fn optional(inputs: &[Option<Tensor>], index: usize) -> Option<&Tensor> {
+    inputs.get(index).and_then(Option::as_ref)
+}
+
+/// A 1-D integer tensor as values (shapes, axes, slice bounds).
+pub fn int_values(tensor: &Tensor) -> Result<Vec<i64>, ModelError> {
+    Ok(tensor
+        .to_dtype(candle_core::DType::I64)?
+        .flatten_all()?
+        .to_vec1::<i64>()?)
+}
+
+/// Resolves a possibly negative axis against `rank`.
+pub fn axis(axis: i64, rank: usize) -> Result<usize, ModelError> {
+    let resolved = if axis < 0 { axis + rank as i64 } else { axis };
+    if resolved < 0 || resolved >= rank as i64 {
+        return Err(ModelError::Conversion(format!(
+            "axis {axis} is out of range for rank {rank}"
+        )));
+    }
+    Ok(resolved as usize)
+}

@@ -1,0 +1,195 @@
+//! Elementwise operators with NumPy broadcasting.
+
+use candle_core::{DType, Tensor};
+
+use super::super::node::{Node, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+pub fn add(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_add(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn sub(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_sub(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn mul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_mul(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if a.dtype() == DType::I64 {
+        // Integer division truncates toward zero, as ONNX (and C) define it.
+        let shape = a.shape().broadcast_shape_binary_op(b.shape(), "Div")?;
+        let (x, y) = (
+            a.broadcast_as(&shape)?.flatten_all()?.to_vec1::<i64>()?,
+            b.broadcast_as(&shape)?.flatten_all()?.to_vec1::<i64>()?,
+        );
+        let q: Vec<i64> = x
+            .iter()
+            .zip(&y)
+            .map(|(x, y)| if *y == 0 { 0 } else { x / y })
+            .collect();
+        return Ok(vec![Tensor::from_vec(q, shape, a.device())?]);
+    }
+    Ok(vec![a.broadcast_div(b)?])
+}
+
+/// `Pow` with a scalar exponent uses `powf`, which is exact for negative bases with integral exponents
+/// (x³ in GELU); a tensor exponent goes through exp(b·ln a) and needs positive bases.
+pub fn pow(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (base, exponent) = (required(inputs, 0)?, required(inputs, 1)?);
+    if exponent.elem_count() == 1 {
+        let e = exponent
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?[0];
+        let out = if e == 2.0 { base.sqr()? } else { base.powf(e)? };
+        let shape = base
+            .shape()
+            .broadcast_shape_binary_op(exponent.shape(), "Pow")?;
+        return Ok(vec![out.broadcast_as(shape)?.contiguous()?]);
+    }
+    Ok(vec![base.broadcast_pow(&exponent.to_dtype(base.dtype())?)?])
+}
+
+pub fn equal(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_eq(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn greater(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_gt(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn less(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_lt(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn cos(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.cos()?])
+}
+
+pub fn sin(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.sin()?])
+}
+
+pub fn where_(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (cond, x, y) = (
+        required(inputs, 0)?,
+        required(inputs, 1)?,
+        required(inputs, 2)?,
+    );
+    let shape = cond
+        .shape()
+        .broadcast_shape_binary_op(x.shape(), "Where")?
+        .broadcast_shape_binary_op(y.shape(), "Where")?;
+    let cond = cond.to_dtype(DType::U8)?.broadcast_as(&shape)?;
+    Ok(vec![cond.where_cond(
+        &x.broadcast_as(&shape)?,
+        &y.broadcast_as(&shape)?,
+    )?])
+}
+
+pub fn neg(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.neg()?])
+}
+
+pub fn sqrt(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.sqrt()?])
+}
+
+pub fn exp(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.exp()?])
+}
+
+pub fn erf(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.erf()?])
+}
+
+pub fn tanh(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.tanh()?])
+}
+
+pub fn sigmoid(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![candle_nn::ops::sigmoid(required(inputs, 0)?)?])
+}
+
+pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![required(inputs, 0)?.relu()?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, run};
+
+    #[test]
+    fn add_broadcasts_like_numpy() {
+        let out = run(
+            "Add",
+            17,
+            vec![],
+            &[f32s(&[1., 2., 3., 4.], &[2, 2]), f32s(&[10., 20.], &[2])],
+        );
+        assert_eq!(
+            out[0].to_vec2::<f32>().unwrap(),
+            vec![vec![11., 22.], vec![13., 24.]]
+        );
+    }
+
+    #[test]
+    fn pow_with_a_scalar_exponent_handles_negative_bases() {
+        let out = run(
+            "Pow",
+            17,
+            vec![],
+            &[f32s(&[-2., 3.], &[2]), f32s(&[3.], &[])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![-8., 27.]);
+    }
+
+    #[test]
+    fn integer_division_truncates_toward_zero() {
+        let out = run("Div", 17, vec![], &[i64s(&[7, -7]), i64s(&[2, 2])]);
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![3, -3]);
+    }
+
+    #[test]
+    fn where_selects_with_broadcasting() {
+        let cond = Some(candle_core::Tensor::new(&[1u8, 0], &candle_core::Device::Cpu).unwrap());
+        let out = run(
+            "Where",
+            17,
+            vec![],
+            &[cond, f32s(&[1., 2.], &[2]), f32s(&[9.], &[1])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![1., 9.]);
+    }
+
+    #[test]
+    fn greater_compares_with_broadcasting() {
+        let out = run("Greater", 13, vec![], &[i64s(&[0, 1, 2]), i64s(&[1])]);
+        assert_eq!(out[0].to_vec1::<u8>().unwrap(), vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        let out = run("Erf", 17, vec![], &[f32s(&[0., 1.], &[2])]);
+        let v = out[0].to_vec1::<f32>().unwrap();
+        assert!(v[0].abs() < 1e-7 && (v[1] - 0.842_700_8).abs() < 1e-6);
+    }
+}

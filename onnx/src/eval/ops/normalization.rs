@@ -1,0 +1,118 @@
+//! Normalizations and reductions, computed in fp32 or wider.
+
+use candle_core::{D, Tensor};
+
+use super::super::node::{Node, axis, int_values, optional, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+/// Softmax over one axis (opset 13+); before opset 13 ONNX flattened from `axis` on (default 1).
+pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    if node.opset >= 13 {
+        let dim = axis(node.int("axis", -1), x.rank())?;
+        return Ok(vec![candle_nn::ops::softmax(x, dim)?]);
+    }
+    let dim = axis(node.int("axis", 1), x.rank())?;
+    let shape = x.dims().to_vec();
+    let rows: usize = shape[..dim].iter().product();
+    let flat = x.reshape((rows, ()))?;
+    Ok(vec![
+        candle_nn::ops::softmax(&flat, D::Minus1)?.reshape(shape)?,
+    ])
+}
+
+/// Normalizes over the dims from `axis` to the last, then scales and shifts.
+pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let scale = required(inputs, 1)?;
+    let first = axis(node.int("axis", -1), x.rank())?;
+    let eps = f64::from(node.float("epsilon", 1e-5));
+    let dims: Vec<usize> = (first..x.rank()).collect();
+    let mean = x.mean_keepdim(dims.as_slice())?;
+    let centered = x.broadcast_sub(&mean)?;
+    let variance = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+    let normalized = centered.broadcast_div(&(variance + eps)?.sqrt()?)?;
+    let mut out = normalized.broadcast_mul(scale)?;
+    if let Some(bias) = optional(inputs, 2) {
+        out = out.broadcast_add(bias)?;
+    }
+    Ok(vec![out])
+}
+
+/// Mean over `axes` (an attribute before opset 18, an input from 18 on; none means all).
+pub fn reduce_mean(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let axes = if node.opset >= 18 {
+        optional(inputs, 1).map(int_values).transpose()?
+    } else {
+        node.ints("axes")
+    };
+    let mut dims: Vec<usize> = match axes {
+        Some(axes) if !axes.is_empty() => axes
+            .iter()
+            .map(|&a| axis(a, x.rank()))
+            .collect::<Result<_, _>>()?,
+        _ if node.int("noop_with_empty_axes", 0) != 0 => return Ok(vec![x.clone()]),
+        _ => (0..x.rank()).collect(),
+    };
+    dims.sort_unstable();
+    let mut out = x.mean_keepdim(dims.as_slice())?;
+    if node.int("keepdims", 1) == 0 {
+        for &d in dims.iter().rev() {
+            out = out.squeeze(d)?;
+        }
+    }
+    Ok(vec![out])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, ints, run};
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let out = run(
+            "Softmax",
+            13,
+            vec![],
+            &[f32s(&[1., 2., 3., 1., 1., 1.], &[2, 3])],
+        );
+        for row in out[0].to_vec2::<f32>().unwrap() {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn layer_norm_centres_and_scales() {
+        let x = f32s(&[1., 3.], &[1, 2]);
+        let out = run(
+            "LayerNormalization",
+            17,
+            vec![],
+            &[x, f32s(&[2., 2.], &[2]), f32s(&[1., 1.], &[2])],
+        );
+        let v = out[0].to_vec2::<f32>().unwrap();
+        assert!((v[0][0] + 1.0).abs() < 1e-3 && (v[0][1] - 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn reduce_mean_reads_axes_from_the_attribute_before_opset_18() {
+        let x = f32s(&[1., 2., 3., 4.], &[2, 2]);
+        let out = run(
+            "ReduceMean",
+            13,
+            vec![ints("axes", &[1]), int("keepdims", 0)],
+            &[x],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![1.5, 3.5]);
+    }
+
+    #[test]
+    fn reduce_mean_reads_axes_from_the_input_from_opset_18() {
+        let x = f32s(&[1., 2., 3., 4.], &[2, 2]);
+        let out = run("ReduceMean", 18, vec![int("keepdims", 0)], &[x, i64s(&[0])]);
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![2., 3.]);
+    }
+}

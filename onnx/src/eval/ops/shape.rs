@@ -1,0 +1,149 @@
+//! Operators on shapes: Shape, Reshape, Unsqueeze, Squeeze, Expand.
+
+use candle_core::Tensor;
+
+use super::super::node::{Node, axis, int_values, optional, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+fn shape_error(message: String) -> ModelError {
+    ModelError::Conversion(message)
+}
+
+/// The input's shape as int64, optionally sliced by `start`/`end` (opset 15).
+pub fn shape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let dims: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
+    let rank = dims.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+    let (start, end) = (clamp(node.int("start", 0)), clamp(node.int("end", rank)));
+    let slice = if start < end {
+        dims[start..end].to_vec()
+    } else {
+        Vec::new()
+    };
+    let len = slice.len();
+    Ok(vec![Tensor::from_vec(slice, len, x.device())?])
+}
+
+/// Reshape with ONNX's 0 (copy the input's dim, unless `allowzero`) and -1 (infer).
+pub fn reshape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let requested = int_values(required(inputs, 1)?)?;
+    let allow_zero = node.int("allowzero", 0) != 0;
+    let mut dims = Vec::with_capacity(requested.len());
+    let mut infer = None;
+    for (i, &d) in requested.iter().enumerate() {
+        match d {
+            0 if !allow_zero => dims.push(*x.dims().get(i).ok_or_else(|| {
+                shape_error(format!("Reshape: dim {i} copies a dim the input lacks"))
+            })?),
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                dims.push(1);
+            }
+            d if d >= 0 => dims.push(d as usize),
+            d => return Err(shape_error(format!("Reshape: invalid dim {d}"))),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = dims.iter().product();
+        if known == 0 || x.elem_count() % known != 0 {
+            return Err(shape_error(format!(
+                "Reshape: cannot infer a dim of {:?} into {requested:?}",
+                x.dims()
+            )));
+        }
+        dims[i] = x.elem_count() / known;
+    }
+    Ok(vec![x.reshape(dims)?])
+}
+
+fn axes_of(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Option<Vec<i64>>, ModelError> {
+    if node.opset >= 13 {
+        optional(inputs, 1).map(int_values).transpose()
+    } else {
+        Ok(node.ints("axes"))
+    }
+}
+
+pub fn unsqueeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let axes =
+        axes_of(node, inputs)?.ok_or_else(|| shape_error("Unsqueeze needs axes".to_owned()))?;
+    let rank = x.rank() + axes.len();
+    let mut resolved: Vec<usize> = axes
+        .iter()
+        .map(|&a| axis(a, rank))
+        .collect::<Result<_, _>>()?;
+    resolved.sort_unstable();
+    let mut out = x.clone();
+    for a in resolved {
+        out = out.unsqueeze(a)?;
+    }
+    Ok(vec![out])
+}
+
+pub fn squeeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let mut resolved: Vec<usize> = match axes_of(node, inputs)? {
+        Some(axes) => axes
+            .iter()
+            .map(|&a| axis(a, x.rank()))
+            .collect::<Result<_, _>>()?,
+        None => (0..x.rank()).filter(|&d| x.dims()[d] == 1).collect(),
+    };
+    resolved.sort_unstable();
+    let mut out = x.clone();
+    for a in resolved.into_iter().rev() {
+        out = out.squeeze(a)?;
+    }
+    Ok(vec![out])
+}
+
+/// Broadcasts the input to a shape, both ways (the result may be larger than the requested shape).
+pub fn expand(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let requested: Vec<usize> = int_values(required(inputs, 1)?)?
+        .iter()
+        .map(|&d| d.max(0) as usize)
+        .collect();
+    let target = x
+        .shape()
+        .broadcast_shape_binary_op(&requested.into(), "Expand")?;
+    Ok(vec![x.broadcast_as(target)?.contiguous()?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, run};
+
+    #[test]
+    fn shape_slices_from_opset_15() {
+        let x = f32s(&[0.; 24], &[2, 3, 4]);
+        let out = run("Shape", 15, vec![int("start", 1), int("end", 2)], &[x]);
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn reshape_copies_zero_dims_and_infers_one() {
+        let x = f32s(&[0.; 24], &[2, 3, 4]);
+        let out = run("Reshape", 14, vec![], &[x, i64s(&[0, 0, 2, -1])]);
+        assert_eq!(out[0].dims(), &[2, 3, 2, 2]);
+    }
+
+    #[test]
+    fn unsqueeze_takes_axes_as_input_from_opset_13() {
+        let x = f32s(&[1., 2.], &[2]);
+        let out = run("Unsqueeze", 13, vec![], &[x, i64s(&[0, 2])]);
+        assert_eq!(out[0].dims(), &[1, 2, 1]);
+    }
+
+    #[test]
+    fn expand_broadcasts_both_ways() {
+        let x = f32s(&[1., 2., 3.], &[3, 1]);
+        let out = run("Expand", 13, vec![], &[x, i64s(&[2, 1, 6])]);
+        assert_eq!(out[0].dims(), &[2, 3, 6]);
+    }
+}

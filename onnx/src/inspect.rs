@@ -1,0 +1,84 @@
+//! The scan job's unit of work: one file, recognised by its content and checked by the scanner for its
+//! format. Any refusal is final and names the reason; findings that do not make a file unsafe (NaN
+//! weights) are reported as notes.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::format::{DETECT_BYTES, ModelFormat, detect};
+use crate::{ModelError, model_check, pickle, pytorch, safetensors};
+
+/// What the scan learned about one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    pub format: ModelFormat,
+    /// Findings worth a user's attention that do not refuse the file.
+    pub notes: Vec<String>,
+}
+
+/// Detects a file's format and runs that format's safety scan over all of it.
+pub fn inspect_file(path: &Path) -> Result<FileReport, ModelError> {
+    let mut file = File::open(path)?;
+    let total_len = file.metadata()?.len();
+    let mut head = Vec::with_capacity(DETECT_BYTES);
+    (&mut file)
+        .take(DETECT_BYTES as u64)
+        .read_to_end(&mut head)?;
+    let format = detect(&head, total_len);
+    let mut notes = Vec::new();
+    match format {
+        ModelFormat::Safetensors => {
+            let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+            let report = safetensors::scan(&mut reader, total_len)?;
+            for (tensor, count) in report.non_finite {
+                notes.push(format!(
+                    "tensor {tensor:?} holds {count} NaN or infinite values"
+                ));
+            }
+        }
+        ModelFormat::SafetensorsIndex => {
+            let index = crate::checkpoint::ShardIndex::parse(&head)?;
+            notes.push(format!(
+                "{} tensors in {} shards",
+                index.weight_map.len(),
+                index.shards().len()
+            ));
+        }
+        ModelFormat::PytorchZip => {
+            let report = pytorch::scan(BufReader::new(File::open(path)?))?;
+            notes.push(format!(
+                "{} storages in a {}-entry archive",
+                report.pickle.persistent_ids, report.entries
+            ));
+        }
+        ModelFormat::Pickle => {
+            if total_len > pickle::MAX_PICKLE_BYTES as u64 {
+                return Err(ModelError::TooLarge {
+                    what: "the pickle",
+                    actual: total_len,
+                    limit: pickle::MAX_PICKLE_BYTES as u64,
+                });
+            }
+            pickle::scan(&std::fs::read(path)?)?;
+        }
+        ModelFormat::HfConfig => {
+            let config: serde_json::Value = serde_json::from_slice(&head)
+                .map_err(|e| ModelError::InvalidModel(format!("config.json: {e}")))?;
+            if let Some(model_type) = config.get("model_type").and_then(|v| v.as_str()) {
+                notes.push(format!("model_type {model_type:?}"));
+            }
+        }
+        ModelFormat::Onnx => {
+            let (_, checked) = model_check::check(Bytes::from(std::fs::read(path)?))?;
+            notes.push(format!(
+                "opset {}, {} nodes, producer {:?}",
+                checked.opset, checked.nodes, checked.producer
+            ));
+        }
+        ModelFormat::Unknown => {}
+    }
+    Ok(FileReport { format, notes })
+}

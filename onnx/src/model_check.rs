@@ -1,0 +1,391 @@
+//! The check an ONNX model passes before kiln stores it as a variant: it decodes within bounds, declares a
+//! known IR version and opsets, its graphs are topologically sorted with every input defined, its
+//! initializers are consistent, and external data stays beside the model. It also reads the model's
+//! signature (inputs and outputs with symbolic dims) for the registry.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::ModelError;
+use crate::proto::{
+    GraphProto, ModelProto, TensorProto, attribute_proto, tensor_proto, tensor_shape_proto,
+    type_proto,
+};
+
+/// Protobuf itself caps a message at 2 GiB; larger weights must be external data.
+pub const MAX_MODEL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// The newest IR version and `ai.onnx` opset this build knows (ONNX 1.23).
+pub const MAX_IR_VERSION: i64 = 14;
+pub const MAX_OPSET: i64 = 28;
+const MAX_NODES: usize = 10_000_000;
+const MAX_ELEMENTS: u64 = 1 << 40;
+
+/// Operator-set domains kiln recognises, with the newest version of each.
+const KNOWN_DOMAINS: &[(&str, i64)] = &[
+    ("", MAX_OPSET),
+    ("ai.onnx", MAX_OPSET),
+    ("ai.onnx.ml", 5),
+    ("ai.onnx.training", 1),
+    ("ai.onnx.preview.training", 1),
+    // ONNX Runtime's contrib ops, which its own exporters and optimizers write.
+    ("com.microsoft", 1),
+];
+
+/// One dimension of a graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DimInfo {
+    Fixed(i64),
+    Symbolic(String),
+    Unknown,
+}
+
+/// A graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueSignature {
+    pub name: String,
+    /// ONNX's name for the element type, lower case: `float32`, `int64`, `float16`, ...
+    pub dtype: String,
+    pub shape: Option<Vec<DimInfo>>,
+}
+
+/// What the check learned about a model that passed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedModel {
+    pub ir_version: i64,
+    /// The `ai.onnx` opset the model declares.
+    pub opset: i64,
+    pub producer: String,
+    pub inputs: Vec<ValueSignature>,
+    pub outputs: Vec<ValueSignature>,
+    pub nodes: usize,
+    /// Files holding external data, relative to the model's folder, each once.
+    pub external_files: Vec<String>,
+}
+
+fn refused(reason: impl Into<String>) -> ModelError {
+    ModelError::InvalidModel(reason.into())
+}
+
+/// Decodes a model, bounded by [`MAX_MODEL_BYTES`]. Fields kiln does not know are kept by nothing here:
+/// decode for reading only, and store the bytes the user pushed.
+pub fn decode(bytes: Bytes) -> Result<ModelProto, ModelError> {
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(ModelError::TooLarge {
+            what: "the ONNX model",
+            actual: bytes.len() as u64,
+            limit: MAX_MODEL_BYTES,
+        });
+    }
+    ModelProto::decode(bytes).map_err(|e| refused(format!("not a valid ONNX model: {e}")))
+}
+
+/// Decodes and checks a model.
+pub fn check(bytes: Bytes) -> Result<(ModelProto, CheckedModel), ModelError> {
+    let model = decode(bytes)?;
+    let checked = check_model(&model)?;
+    Ok((model, checked))
+}
+
+/// Checks a decoded model.
+pub fn check_model(model: &ModelProto) -> Result<CheckedModel, ModelError> {
+    let ir_version = model
+        .ir_version
+        .ok_or_else(|| refused("the model has no ir_version"))?;
+    if !(3..=MAX_IR_VERSION).contains(&ir_version) {
+        return Err(refused(format!(
+            "IR version {ir_version} is not one kiln knows (3 to {MAX_IR_VERSION})"
+        )));
+    }
+    let local_functions: HashSet<&str> = model
+        .functions
+        .iter()
+        .filter_map(|f| f.domain.as_deref())
+        .collect();
+    let mut opset = None;
+    let mut domains = HashSet::new();
+    for import in &model.opset_import {
+        let domain = import.domain.as_deref().unwrap_or("");
+        let version = import.version.unwrap_or(0);
+        if !domains.insert(domain) {
+            return Err(refused(format!(
+                "opset domain {domain:?} is imported twice"
+            )));
+        }
+        match KNOWN_DOMAINS.iter().find(|(known, _)| *known == domain) {
+            Some((_, newest)) if (1..=*newest).contains(&version) => {}
+            Some((_, newest)) => {
+                return Err(refused(format!(
+                    "opset {version} of domain {:?} is not one kiln knows (1 to {newest})",
+                    if domain.is_empty() { "ai.onnx" } else { domain }
+                )));
+            }
+            None if local_functions.contains(domain) => {}
+            None => {
+                return Err(refused(format!(
+                    "operator domain {domain:?} is not one kiln knows"
+                )));
+            }
+        }
+        if domain.is_empty() || domain == "ai.onnx" {
+            opset = Some(version);
+        }
+    }
+    let opset = opset.ok_or_else(|| refused("the model imports no ai.onnx opset"))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| refused("the model has no graph"))?;
+    let mut walk = GraphWalk {
+        domains: &domains,
+        nodes: 0,
+        external_files: Vec::new(),
+    };
+    walk.graph(graph, &HashSet::new(), "the graph")?;
+    let initializers: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let inputs = graph
+        .input
+        .iter()
+        .filter(|v| !initializers.contains(v.name.as_deref().unwrap_or("")))
+        .map(signature)
+        .collect();
+    let outputs = graph.output.iter().map(signature).collect();
+    Ok(CheckedModel {
+        ir_version,
+        opset,
+        producer: model.producer_name.clone().unwrap_or_default(),
+        inputs,
+        outputs,
+        nodes: walk.nodes,
+        external_files: walk.external_files,
+    })
+}
+
+struct GraphWalk<'a> {
+    domains: &'a HashSet<&'a str>,
+    nodes: usize,
+    external_files: Vec<String>,
+}
+
+impl GraphWalk<'_> {
+    /// Walks a graph in node order: each node may use only names defined before it (graph inputs,
+    /// initializers, earlier outputs, or the enclosing graphs' names for a subgraph).
+    fn graph(
+        &mut self,
+        graph: &GraphProto,
+        outer: &HashSet<String>,
+        what: &str,
+    ) -> Result<(), ModelError> {
+        let mut defined: HashSet<String> = outer.clone();
+        for input in &graph.input {
+            defined.insert(input.name.clone().unwrap_or_default());
+        }
+        for tensor in &graph.initializer {
+            self.tensor(tensor)?;
+            defined.insert(tensor.name.clone().unwrap_or_default());
+        }
+        for sparse in &graph.sparse_initializer {
+            if let Some(values) = &sparse.values {
+                defined.insert(values.name.clone().unwrap_or_default());
+            }
+        }
+        let mut produced = HashSet::new();
+        for (index, node) in graph.node.iter().enumerate() {
+            self.nodes += 1;
+            if self.nodes > MAX_NODES {
+                return Err(refused(format!(
+                    "the model has more than {MAX_NODES} nodes"
+                )));
+            }
+            let op = node.op_type.as_deref().unwrap_or("");
+            let label = match node.name.as_deref() {
+                Some(name) if !name.is_empty() => format!("node {name:?} ({op})"),
+                _ => format!("node {index} ({op})"),
+            };
+            if op.is_empty() {
+                return Err(refused(format!("{what}: {label} has no op_type")));
+            }
+            let domain = node.domain.as_deref().unwrap_or("");
+            if !self.domains.contains(domain) {
+                return Err(refused(format!(
+                    "{what}: {label} uses domain {domain:?}, which the model does not import"
+                )));
+            }
+            for input in node.input.iter().filter(|i| !i.is_empty()) {
+                if !defined.contains(input) {
+                    return Err(refused(format!(
+                        "{what}: {label} reads {input:?}, which is not defined before it \
+                         (the graph must be topologically sorted)"
+                    )));
+                }
+            }
+            for attribute in &node.attribute {
+                for sub in attribute.g.iter().chain(attribute.graphs.iter()) {
+                    self.graph(sub, &defined, &format!("{what}, subgraph of {label}"))?;
+                }
+                if attribute.r#type == Some(attribute_proto::AttributeType::Tensor as i32)
+                    && let Some(t) = &attribute.t
+                {
+                    self.tensor(t)?;
+                }
+            }
+            for output in node.output.iter().filter(|o| !o.is_empty()) {
+                if !produced.insert(output.clone()) {
+                    return Err(refused(format!(
+                        "{what}: {output:?} is produced by more than one node"
+                    )));
+                }
+                defined.insert(output.clone());
+            }
+        }
+        for output in &graph.output {
+            let name = output.name.as_deref().unwrap_or("");
+            if !defined.contains(name) {
+                return Err(refused(format!(
+                    "{what}: output {name:?} is never computed"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn tensor(&mut self, tensor: &TensorProto) -> Result<(), ModelError> {
+        let name = tensor.name.as_deref().unwrap_or("");
+        let bad = |reason: String| ModelError::InvalidTensor {
+            tensor: name.to_owned(),
+            reason,
+        };
+        let mut elements: u64 = 1;
+        for &dim in &tensor.dims {
+            if dim < 0 {
+                return Err(bad(format!("negative dimension {dim}")));
+            }
+            elements = elements.saturating_mul(dim as u64);
+        }
+        if elements > MAX_ELEMENTS {
+            return Err(bad(format!("{elements} elements is absurd")));
+        }
+        let data_type = tensor.data_type.unwrap_or(0);
+        if tensor_proto::DataType::try_from(data_type).is_err() || data_type == 0 {
+            return Err(bad(format!("unknown element type {data_type}")));
+        }
+        if tensor.data_location == Some(tensor_proto::DataLocation::External as i32) {
+            let mut location = None;
+            for entry in &tensor.external_data {
+                let value = entry.value.as_deref().unwrap_or("");
+                match entry.key.as_deref() {
+                    Some("location") => location = Some(value),
+                    Some("offset" | "length") if value.parse::<u64>().is_err() => {
+                        return Err(bad(format!("external data {value:?} is not a byte count")));
+                    }
+                    _ => {}
+                }
+            }
+            let location =
+                location.ok_or_else(|| bad("external data without a location".to_owned()))?;
+            check_location(location).map_err(bad)?;
+            if !self.external_files.iter().any(|f| f == location) {
+                self.external_files.push(location.to_owned());
+            }
+        } else if let Some(raw) = &tensor.raw_data
+            && let Some(width) = element_bytes(data_type)
+            && raw.len() as u64 != elements * width
+        {
+            return Err(bad(format!(
+                "raw data holds {} bytes, its shape needs {}",
+                raw.len(),
+                elements * width
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// External data must name a file in the model's own folder tree: no absolute paths, no `..`.
+fn check_location(location: &str) -> Result<(), String> {
+    let escapes = location.is_empty()
+        || location.starts_with('/')
+        || location.starts_with('\\')
+        || location.contains('\0')
+        || location.as_bytes().get(1) == Some(&b':')
+        || location
+            .split(['/', '\\'])
+            .any(|part| part == ".." || part == ".");
+    if escapes {
+        return Err(format!(
+            "external data location {location:?} leaves the model's folder"
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes per element of a fixed-width element type.
+pub fn element_bytes(data_type: i32) -> Option<u64> {
+    use tensor_proto::DataType as T;
+    Some(match T::try_from(data_type).ok()? {
+        T::Bool | T::Uint8 | T::Int8 => 1,
+        T::Float16 | T::Bfloat16 | T::Uint16 | T::Int16 => 2,
+        T::Float | T::Int32 | T::Uint32 => 4,
+        T::Double | T::Int64 | T::Uint64 | T::Complex64 => 8,
+        T::Complex128 => 16,
+        T::Float8e4m3fn | T::Float8e4m3fnuz | T::Float8e5m2 | T::Float8e5m2fnuz | T::Float8e8m0 => {
+            1
+        }
+        _ => return None,
+    })
+}
+
+/// ONNX's lower-case name of an element type.
+pub fn dtype_name(data_type: i32) -> String {
+    use tensor_proto::DataType as T;
+    match T::try_from(data_type) {
+        Ok(T::Float) => "float32".to_owned(),
+        Ok(T::Double) => "float64".to_owned(),
+        Ok(T::Float16) => "float16".to_owned(),
+        Ok(T::Bfloat16) => "bfloat16".to_owned(),
+        Ok(other) => other.as_str_name().to_ascii_lowercase(),
+        Err(_) => format!("unknown({data_type})"),
+    }
+}
+
+fn signature(value: &crate::proto::ValueInfoProto) -> ValueSignature {
+    let name = value.name.clone().unwrap_or_default();
+    match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(tensor)) => ValueSignature {
+            name,
+            dtype: dtype_name(tensor.elem_type.unwrap_or(0)),
+            shape: tensor.shape.as_ref().map(|shape| {
+                shape
+                    .dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                            DimInfo::Fixed(*v)
+                        }
+                        Some(tensor_shape_proto::dimension::Value::DimParam(p))
+                            if !p.is_empty() =>
+                        {
+                            DimInfo::Symbolic(p.clone())
+                        }
+                        _ => DimInfo::Unknown,
+                    })
+                    .collect()
+            }),
+        },
+        Some(_) => ValueSignature {
+            name,
+            dtype: "non-tensor".to_owned(),
+            shape: None,
+        },
+        None => ValueSignature {
+            name,
+            dtype: "unknown".to_owned(),
+            shape: None,
+        },
+    }
+}

@@ -1,0 +1,122 @@
+//! A version as the API shows it: its files, its pipeline's jobs and the variants they produced.
+
+use kiln_core::api::{
+    Dim, FileEntry, JobState, PipelineJob, TensorSignature, VariantDetail, VariantStatus,
+    VersionDetail, VersionStatus,
+};
+
+use crate::db::DbConnection;
+use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow, VersionFileRow, VersionRow};
+use crate::db::repos::{pipeline_jobs, variants};
+use crate::error::Error;
+
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::Internal(format!("unknown {what} {value:?} in the database"))
+}
+
+pub fn version_detail(
+    conn: &mut DbConnection,
+    ns: &str,
+    model: &str,
+    row: &VersionRow,
+    files: Vec<VersionFileRow>,
+) -> Result<VersionDetail, Error> {
+    let pipeline = pipeline_jobs::for_version(conn, &row.id)?
+        .into_iter()
+        .map(job)
+        .collect::<Result<_, _>>()?;
+    let variants = variants::for_version(conn, &row.id)?
+        .into_iter()
+        .map(|(variant_row, files)| variant(variant_row, files))
+        .collect::<Result<_, _>>()?;
+    Ok(VersionDetail {
+        namespace: ns.parse()?,
+        model: model.parse()?,
+        version: row.version.parse()?,
+        status: VersionStatus::parse(&row.status)
+            .ok_or_else(|| corrupt("version status", &row.status))?,
+        files: files
+            .into_iter()
+            .map(file_entry)
+            .collect::<Result<_, _>>()?,
+        created_at: row.created_at.and_utc(),
+        pipeline,
+        variants,
+    })
+}
+
+fn file_entry(f: VersionFileRow) -> Result<FileEntry, Error> {
+    Ok(FileEntry {
+        path: f.path.parse()?,
+        digest: f.digest.parse()?,
+        size: f.size,
+    })
+}
+
+fn job(row: PipelineJobRow) -> Result<PipelineJob, Error> {
+    Ok(PipelineJob {
+        state: JobState::parse(&row.state).ok_or_else(|| corrupt("job state", &row.state))?,
+        kind: row.kind,
+        attempts: row.attempts,
+        max_attempts: row.max_attempts,
+        message: row.message,
+        report: row.report.and_then(|r| serde_json::from_str(&r).ok()),
+        created_at: row.created_at.and_utc(),
+        started_at: row.started_at.map(|t| t.and_utc()),
+        finished_at: row.finished_at.map(|t| t.and_utc()),
+    })
+}
+
+fn variant(row: VariantRow, files: Vec<VariantFileRow>) -> Result<VariantDetail, Error> {
+    let model_file = files
+        .iter()
+        .find(|f| f.path == row.model_path)
+        .ok_or_else(|| Error::Internal(format!("variant {} lacks its model file", row.name)))?;
+    let digest = model_file.digest.parse()?;
+    let size = files.iter().map(|f| f.size).sum();
+    let mut ordered: Vec<VariantFileRow> = files;
+    ordered.sort_by_key(|f| (f.path != row.model_path, f.path.clone()));
+    Ok(VariantDetail {
+        status: VariantStatus::parse(&row.status)
+            .ok_or_else(|| corrupt("variant status", &row.status))?,
+        digest,
+        size,
+        opset: row.opset,
+        inputs: signatures(&row.inputs)?,
+        outputs: signatures(&row.outputs)?,
+        validation: row.validation.and_then(|v| serde_json::from_str(&v).ok()),
+        files: ordered
+            .into_iter()
+            .map(|f| {
+                Ok(FileEntry {
+                    path: f.path.parse()?,
+                    digest: f.digest.parse()?,
+                    size: f.size,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        name: row.name,
+    })
+}
+
+fn signatures(json: &str) -> Result<Vec<TensorSignature>, Error> {
+    serde_json::from_str(json).map_err(|e| Error::Internal(format!("stored signature: {e}")))
+}
+
+/// The API form of a signature the checker read.
+pub fn signature_of(value: &kiln_onnx::model_check::ValueSignature) -> TensorSignature {
+    use kiln_onnx::model_check::DimInfo;
+    TensorSignature {
+        name: value.name.clone(),
+        dtype: value.dtype.clone(),
+        shape: value.shape.as_ref().map(|dims| {
+            dims.iter()
+                .map(|d| match d {
+                    DimInfo::Fixed(v) => Dim::Fixed(*v),
+                    DimInfo::Symbolic(s) => Dim::Symbolic(s.clone()),
+                    DimInfo::Unknown => Dim::Unknown,
+                })
+                .collect()
+        }),
+    }
+}

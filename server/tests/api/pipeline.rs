@@ -1,0 +1,346 @@
+//! The pipeline on push: what a user sees in `GET .../versions/{version}` while kiln scans and converts a
+//! version, on both backends; and the job queue's guarantees (restart, lease expiry, bounded retries).
+
+use kiln_core::api::{JobState, VariantStatus, VersionDetail, VersionStatus};
+use kiln_onnx::sample_models;
+use kiln_server::db::repos::pipeline_jobs::{self, Claim};
+use kiln_server::db::repos::versions;
+use kiln_server::db::{DbConnection, now};
+use prost::Message;
+use reqwest::StatusCode;
+
+use crate::harness::{TestApp, expect_json};
+
+/// The files a sample checkpoint writes, as (path, bytes).
+fn checkpoint_files(write: impl FnOnce(&std::path::Path)) -> Vec<(String, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path());
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (
+                path.file_name().unwrap().to_str().unwrap().to_owned(),
+                std::fs::read(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+async fn push_files(app: &TestApp, reference: &str, files: &[(String, Vec<u8>)]) -> VersionDetail {
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    expect_json(app.push(reference, &borrowed).await, StatusCode::CREATED).await
+}
+
+fn job<'a>(detail: &'a VersionDetail, kind: &str) -> &'a kiln_core::api::PipelineJob {
+    detail
+        .pipeline
+        .iter()
+        .find(|j| j.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} job in {detail:#?}"))
+}
+
+async fn a_bert_checkpoint_becomes_a_proven_onnx_variant(app: TestApp) {
+    let files = checkpoint_files(|dir| {
+        sample_models::bert(50, 32, 2, 4)
+            .unwrap()
+            .write_safetensors(dir)
+            .unwrap()
+    });
+    let committed = push_files(&app, "acme/encoder:1.0.0", &files).await;
+    assert_eq!(committed.status, VersionStatus::Pending);
+    assert_eq!(committed.pipeline[0].state, JobState::Queued);
+
+    let detail = app.settled_version("acme/encoder:1.0.0").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    let kinds: Vec<(&str, JobState)> = detail
+        .pipeline
+        .iter()
+        .map(|j| (j.kind.as_str(), j.state))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("scan", JobState::Succeeded),
+            ("convert", JobState::Succeeded)
+        ]
+    );
+    let scan = job(&detail, "scan").report.as_ref().unwrap();
+    assert!(
+        scan["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["format"] == "safetensors"),
+        "{scan}"
+    );
+
+    let [variant] = detail.variants.as_slice() else {
+        panic!("one variant expected: {detail:#?}")
+    };
+    assert_eq!(
+        (variant.name.as_str(), variant.status),
+        ("onnx", VariantStatus::Deployable)
+    );
+    assert_eq!(variant.opset, 17);
+    let inputs: Vec<&str> = variant.inputs.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(inputs, ["input_ids", "attention_mask", "token_type_ids"]);
+    assert_eq!(
+        serde_json::to_value(&variant.inputs[0].shape).unwrap(),
+        serde_json::json!(["batch", "sequence"])
+    );
+    let validation = variant.validation.as_ref().unwrap();
+    assert_eq!(validation["reference"], "candle-transformers BertModel");
+    assert!(
+        validation["rel_l2_error"].as_f64().unwrap() <= 1e-4,
+        "{validation}"
+    );
+
+    let response = app
+        .get("/api/v1/models/acme/encoder/versions/1.0.0/variants/onnx/files/model.onnx")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(kiln_core::Sha256Digest::of(&bytes), variant.digest);
+    let (_, checked) = kiln_onnx::model_check::check(bytes).unwrap();
+    assert_eq!(checked.outputs[0].name, "last_hidden_state");
+}
+
+async fn an_onnx_upload_is_its_own_variant(app: TestApp) {
+    let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
+    let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    let model = kiln_onnx::convert::gpt2::build(&sample.config, &weights)
+        .unwrap()
+        .encode_to_vec();
+    let files = vec![
+        ("model.onnx".to_owned(), model.clone()),
+        ("README.md".to_owned(), b"# tiny".to_vec()),
+    ];
+    push_files(&app, "acme/lm:1", &files).await;
+    let detail = app.settled_version("acme/lm:1").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    let variant = &detail.variants[0];
+    // Stored as pushed: the variant is the very blob the user uploaded.
+    assert_eq!(variant.digest, kiln_core::Sha256Digest::of(&model));
+    assert_eq!(variant.files.len(), 1);
+    assert!(variant.validation.is_none());
+    assert_eq!(variant.outputs[0].name, "logits");
+    assert_eq!(
+        job(&detail, "convert").report.as_ref().unwrap()["source"],
+        "onnx"
+    );
+}
+
+async fn a_version_that_is_no_model_fails_saying_what_is_supported(app: TestApp) {
+    push_files(
+        &app,
+        "acme/notes:1",
+        &[("notes.txt".to_owned(), b"just text".to_vec())],
+    )
+    .await;
+    let detail = app.settled_version("acme/notes:1").await;
+    assert_eq!(detail.status, VersionStatus::Failed);
+    let convert = job(&detail, "convert");
+    assert_eq!(convert.state, JobState::Failed);
+    let message = convert.message.as_deref().unwrap();
+    assert!(
+        message.starts_with("unsupported format: nothing to convert"),
+        "{message}"
+    );
+    assert!(message.contains("BERT, GPT-2 or Llama"), "{message}");
+    assert!(detail.variants.is_empty());
+    // The files pushed stay downloadable.
+    let file = app
+        .get("/api/v1/models/acme/notes/versions/1/files/notes.txt")
+        .await;
+    assert_eq!(file.bytes().await.unwrap().as_ref(), b"just text");
+}
+
+/// `cos\nsystem\n` is `os.system`: the scan must refuse the file without running it.
+async fn a_pickle_that_would_run_code_is_refused(app: TestApp) {
+    let hostile = b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touch\x85R.".to_vec();
+    push_files(
+        &app,
+        "acme/evil:1",
+        &[("pytorch_model.pkl".to_owned(), hostile)],
+    )
+    .await;
+    let detail = app.settled_version("acme/evil:1").await;
+    assert_eq!(detail.status, VersionStatus::Failed);
+    let scan = job(&detail, "scan");
+    assert_eq!(scan.state, JobState::Failed);
+    let message = scan.message.as_deref().unwrap();
+    assert!(
+        message.starts_with("pytorch_model.pkl: the pickle is refused"),
+        "{message}"
+    );
+    assert!(
+        message.contains("os") && message.contains("system"),
+        "{message}"
+    );
+    assert_eq!(
+        detail.pipeline.len(),
+        1,
+        "nothing is converted after a refused scan"
+    );
+}
+
+async fn onnx_external_data_outside_the_version_is_refused(app: TestApp) {
+    let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
+    let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    let mut model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
+    let tensor = &mut model.graph.as_mut().unwrap().initializer[0];
+    tensor.raw_data = None;
+    tensor.data_location = Some(kiln_onnx::proto::tensor_proto::DataLocation::External as i32);
+    tensor.external_data = vec![kiln_onnx::proto::StringStringEntryProto {
+        key: Some("location".to_owned()),
+        value: Some("../../etc/passwd".to_owned()),
+    }];
+    push_files(
+        &app,
+        "acme/escape:1",
+        &[("model.onnx".to_owned(), model.encode_to_vec())],
+    )
+    .await;
+    let detail = app.settled_version("acme/escape:1").await;
+    assert_eq!(detail.status, VersionStatus::Failed);
+    let message = job(&detail, "scan").message.as_deref().unwrap();
+    assert!(
+        message.contains("\"../../etc/passwd\" leaves the model's folder"),
+        "{message}"
+    );
+}
+
+crate::on_every_backend!(
+    a_bert_checkpoint_becomes_a_proven_onnx_variant,
+    an_onnx_upload_is_its_own_variant,
+    a_version_that_is_no_model_fails_saying_what_is_supported,
+    a_pickle_that_would_run_code_is_refused,
+    onnx_external_data_outside_the_version_is_refused,
+);
+
+/// Jobs live in the database: a version pushed while no worker runs is converted after a restart.
+#[actix_web::test]
+async fn jobs_wait_for_a_worker_and_survive_a_restart() {
+    let app = TestApp::spawn_with(crate::harness::Backend::Embedded, |s| {
+        s.pipeline_workers = 0
+    })
+    .await;
+    let files = checkpoint_files(|dir| {
+        sample_models::llama(40, 16, 1, 2, 1)
+            .unwrap()
+            .write_pytorch(dir)
+            .unwrap()
+    });
+    push_files(&app, "acme/llama:1", &files).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let waiting: VersionDetail = expect_json(
+        app.get("/api/v1/models/acme/llama/versions/1").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(waiting.status, VersionStatus::Pending);
+    assert_eq!(waiting.pipeline[0].state, JobState::Queued);
+
+    let app = app.restart_with(|s| s.pipeline_workers = 1).await;
+    let detail = app.settled_version("acme/llama:1").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    assert_eq!(
+        job(&detail, "convert").report.as_ref().unwrap()["family"],
+        "llama"
+    );
+}
+
+fn version_id(conn: &mut DbConnection, model: &str, version: &str) -> String {
+    let (_, model_row) = kiln_server::db::repos::models::find(conn, "acme", model)
+        .unwrap()
+        .unwrap();
+    versions::find(conn, &model_row.id, version)
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+/// A worker that stops heartbeating loses its job to another; its late report changes nothing; a job
+/// whose workers keep dying is given up once its tries are spent.
+#[actix_web::test]
+async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
+    let app = TestApp::spawn_with(crate::harness::Backend::Embedded, |s| {
+        s.pipeline_workers = 0
+    })
+    .await;
+    push_files(
+        &app,
+        "acme/leases:1",
+        &[("a.txt".to_owned(), b"a".to_vec())],
+    )
+    .await;
+    app.services
+        .db
+        .run(|conn| {
+            let id = version_id(conn, "leases", "1");
+            let past = now() - chrono::Duration::seconds(1);
+            let future = now() + chrono::Duration::seconds(600);
+            let Claim::Claimed(first) = pipeline_jobs::claim_next(conn, "dead-worker", past)?
+            else {
+                panic!("the queued scan job is claimable");
+            };
+            assert_eq!(
+                (first.version_id.as_str(), first.attempts),
+                (id.as_str(), 1)
+            );
+            let Claim::Claimed(second) = pipeline_jobs::claim_next(conn, "live-worker", future)?
+            else {
+                panic!("an expired lease makes the job claimable again");
+            };
+            assert_eq!(
+                (second.id.as_str(), second.attempts),
+                (first.id.as_str(), 2)
+            );
+            assert!(matches!(
+                pipeline_jobs::claim_next(conn, "third", future)?,
+                Claim::Nothing
+            ));
+            assert!(!pipeline_jobs::heartbeat(
+                conn,
+                &first.id,
+                "dead-worker",
+                future
+            )?);
+            assert!(!pipeline_jobs::finish(
+                conn,
+                &first.id,
+                "dead-worker",
+                JobState::Failed,
+                Some("late"),
+                None
+            )?);
+            assert!(pipeline_jobs::finish(
+                conn,
+                &first.id,
+                "live-worker",
+                JobState::Succeeded,
+                None,
+                Some("{}")
+            )?);
+
+            pipeline_jobs::enqueue(conn, &id, "convert", 1)?;
+            let Claim::Claimed(once) = pipeline_jobs::claim_next(conn, "dies-again", past)? else {
+                panic!()
+            };
+            let Claim::GaveUp(gone) = pipeline_jobs::claim_next(conn, "live-worker", future)?
+            else {
+                panic!("a job out of tries is given up, not claimed");
+            };
+            assert_eq!(gone.id, once.id);
+            assert!(gone.message.unwrap().contains("giving up"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+}

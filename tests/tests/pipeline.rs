@@ -1,0 +1,110 @@
+//! End to end: a Hugging Face checkpoint pushed with the real CLI comes back as a proven ONNX model.
+
+use std::time::{Duration, Instant};
+
+use kiln_onnx::sample_models;
+use kiln_tests::{Backend, Server, assert_ok, stderr, stdout};
+use serde_json::Value;
+
+fn settled(server: &Server, reference: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let show = server.kiln(&["show", reference, "--json"]);
+        assert_ok(&show);
+        let detail: Value = serde_json::from_str(&stdout(&show)).unwrap();
+        if detail["status"] == "ready" || detail["status"] == "failed" {
+            return detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not settle: {detail}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("tiny-gpt2");
+    sample_models::gpt2(64, 32, 2, 4)
+        .unwrap()
+        .write_sharded(&source, 2)
+        .unwrap();
+    assert_ok(&server.kiln(&["push", source.to_str().unwrap(), "acme/tiny-gpt2:1"]));
+
+    let detail = settled(&server, "acme/tiny-gpt2:1");
+    assert_eq!(detail["status"], "ready", "{detail:#}");
+    let jobs: Vec<(&str, &str)> = detail["pipeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["kind"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(jobs, [("scan", "succeeded"), ("convert", "succeeded")]);
+    let variant = &detail["variants"][0];
+    assert_eq!(variant["name"], "onnx");
+    assert!(variant["validation"]["rel_l2_error"].as_f64().unwrap() <= 1e-4);
+
+    let human = server.kiln(&["show", "acme/tiny-gpt2:1"]);
+    assert_ok(&human);
+    assert!(stdout(&human).contains("deployable"), "{}", stdout(&human));
+
+    let out = work.path().join("pulled");
+    let pull = server.kiln(&[
+        "pull",
+        "acme/tiny-gpt2:1",
+        "--variant",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&pull);
+    let bytes = std::fs::read(out.join("model.onnx")).unwrap();
+    let (_, checked) = kiln_onnx::model_check::check(bytes.into()).unwrap();
+    assert_eq!(checked.outputs[0].name, "logits");
+
+    let missing = server.kiln(&[
+        "pull",
+        "acme/tiny-gpt2:1",
+        "--variant",
+        "int8",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("has no variant \"int8\" (variants: onnx)"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn a_hostile_checkpoint_is_refused_and_says_why() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("evil");
+    std::fs::create_dir_all(&source).unwrap();
+    // A pickle that would call builtins.eval when loaded with pickle.load.
+    std::fs::write(
+        source.join("pytorch_model.bin"),
+        b"\x80\x02cbuiltins\neval\nX\x04\x00\x00\x001+1q\x85R.",
+    )
+    .unwrap();
+    assert_ok(&server.kiln(&["push", source.to_str().unwrap(), "acme/evil:1"]));
+    let detail = settled(&server, "acme/evil:1");
+    assert_eq!(detail["status"], "failed");
+    let message = detail["pipeline"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("builtins") && message.contains("eval"),
+        "{message}"
+    );
+    let human = server.kiln(&["show", "acme/evil:1"]);
+    assert!(
+        stdout(&human).contains("the pickle is refused"),
+        "{}",
+        stdout(&human)
+    );
+}
