@@ -25,6 +25,11 @@ pub enum ModelError {
     Unsupported(String),
     #[error("conversion to ONNX failed: {0}")]
     Conversion(String),
+    #[error("cannot evaluate the model: {0}")]
+    Evaluation(String),
+    /// Operators kiln's evaluator does not implement, comma-separated.
+    #[error("cannot validate: op {0} is not implemented by kiln's evaluator")]
+    UnsupportedOp(String),
     #[error("the converted model does not compute what the original computes: {0}")]
     Validation(String),
     #[error("i/o error: {0}")]
@@ -43,6 +48,6 @@ impl From<std::io::Error> for ModelError {
 
 impl From<candle_core::Error> for ModelError {
     fn from(e: candle_core::Error) -> Self {
-        ModelError::Conversion(e.to_string())
+        ModelError::Evaluation(e.to_string())
     }
 }

@@ -65,10 +65,7 @@ impl Session {
             .into_iter()
             .collect();
         if !unsupported.is_empty() {
-            return Err(ModelError::Unsupported(format!(
-                "cannot evaluate op {}: kiln's evaluator does not implement it yet",
-                unsupported.join(", ")
-            )));
+            return Err(ModelError::UnsupportedOp(unsupported.join(", ")));
         }
         Ok(Self {
             graph,
@@ -95,7 +92,7 @@ impl Session {
             }
             let value = inputs
                 .get(name)
-                .ok_or_else(|| ModelError::Conversion(format!("input {name:?} was not given")))?;
+                .ok_or_else(|| ModelError::Evaluation(format!("input {name:?} was not given")))?;
             values.insert(name, value.to_device(&self.device)?);
         }
         for (index, proto) in self.graph.node.iter().enumerate() {
@@ -113,11 +110,15 @@ impl Session {
                         .or_else(|| self.initializers.get(name))
                         .cloned()
                         .map(Some)
-                        .ok_or_else(|| ModelError::Conversion(format!("{name:?} is not defined")))
+                        .ok_or_else(|| ModelError::Evaluation(format!("{name:?} is not defined")))
                 })
                 .collect::<Result<Vec<_>, ModelError>>()?;
             let outputs = op(&node, &args).map_err(|e| {
-                ModelError::Conversion(format!("node {index} ({}): {e}", node.op_type()))
+                let detail = match e {
+                    ModelError::Evaluation(m) => m,
+                    other => other.to_string(),
+                };
+                ModelError::Evaluation(format!("node {index} ({}): {detail}", node.op_type()))
             })?;
             for (name, value) in proto.output.iter().zip(outputs) {
                 if !name.is_empty() {
@@ -135,7 +136,7 @@ impl Session {
                     .or_else(|| self.initializers.get(&name))
                     .cloned()
                     .ok_or_else(|| {
-                        ModelError::Conversion(format!("output {name:?} was not computed"))
+                        ModelError::Evaluation(format!("output {name:?} was not computed"))
                     })?;
                 Ok((name, value))
             })

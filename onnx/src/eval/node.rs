@@ -20,6 +20,11 @@ impl<'a> Node<'a> {
         self.proto.op_type.as_deref().unwrap_or("")
     }
 
+    /// How many outputs the node declares (some operators' results depend on it).
+    pub fn output_count(&self) -> usize {
+        self.proto.output.len()
+    }
+
     pub fn domain(&self) -> &str {
         self.proto.domain.as_deref().unwrap_or("")
     }
@@ -43,6 +48,16 @@ impl<'a> Node<'a> {
         self.attribute(name).map(|a| a.ints.clone())
     }
 
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.attribute(name)
+            .and_then(|a| a.s.as_ref())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+
+    pub fn floats(&self, name: &str) -> Option<Vec<f32>> {
+        self.attribute(name).map(|a| a.floats.clone())
+    }
+
     pub fn tensor(&self, name: &str) -> Option<&crate::proto::TensorProto> {
         self.attribute(name).and_then(|a| a.t.as_ref())
     }
@@ -57,7 +72,7 @@ pub fn required(inputs: &[Option<Tensor>], index: usize) -> Result<&Tensor, Mode
     inputs
         .get(index)
         .and_then(Option::as_ref)
-        .ok_or_else(|| ModelError::Conversion(format!("input {index} is required")))
+        .ok_or_else(|| ModelError::Evaluation(format!("input {index} is required")))
 }
 
 /// An optional input at `index`.
@@ -77,7 +92,7 @@ pub fn int_values(tensor: &Tensor) -> Result<Vec<i64>, ModelError> {
 pub fn axis(axis: i64, rank: usize) -> Result<usize, ModelError> {
     let resolved = if axis < 0 { axis + rank as i64 } else { axis };
     if resolved < 0 || resolved >= rank as i64 {
-        return Err(ModelError::Conversion(format!(
+        return Err(ModelError::Evaluation(format!(
             "axis {axis} is out of range for rank {rank}"
         )));
     }

@@ -10,7 +10,7 @@ use crate::ModelError;
 use crate::proto::{TensorProto, tensor_proto::DataLocation, tensor_proto::DataType};
 
 fn unsupported(name: &str, what: impl std::fmt::Display) -> ModelError {
-    ModelError::Conversion(format!(
+    ModelError::Evaluation(format!(
         "tensor {name:?}: {what} is not supported by kiln's evaluator"
     ))
 }
@@ -66,6 +66,49 @@ pub fn from_proto(
         (DataType::Bool | DataType::Uint8, Some(raw)) => {
             Tensor::from_vec(raw.to_vec(), shape, device)?
         }
+        (DataType::Int8, Some(raw)) => Tensor::from_vec(
+            raw.iter().map(|&b| i64::from(b as i8)).collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
+        (DataType::Int16, Some(raw)) => Tensor::from_vec(
+            le::<2, i16>(&raw, i16::from_le_bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
+        (DataType::Uint16, Some(raw)) => Tensor::from_vec(
+            le::<2, u16>(&raw, u16::from_le_bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
+        (DataType::Uint32, Some(raw)) => Tensor::from_vec(
+            le::<4, u32>(&raw, u32::from_le_bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
+        (DataType::Uint32 | DataType::Uint64, None) => Tensor::from_vec(
+            proto
+                .uint64_data
+                .iter()
+                .map(|&v| v as i64)
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
+        (DataType::Bfloat16, Some(raw)) => Tensor::from_vec(
+            le::<2, half::bf16>(&raw, half::bf16::from_le_bytes),
+            shape,
+            device,
+        )?,
         (DataType::Bool | DataType::Uint8, None) => Tensor::from_vec(
             proto
                 .int32_data
@@ -170,7 +213,7 @@ pub fn to_proto(name: &str, tensor: &Tensor) -> Result<TensorProto, ModelError> 
         ),
         DType::U8 => (DataType::Uint8, flat.to_vec1::<u8>()?),
         other => {
-            return Err(ModelError::Conversion(format!(
+            return Err(ModelError::Evaluation(format!(
                 "cannot write a {other:?} tensor"
             )));
         }
@@ -195,7 +238,7 @@ pub fn dtype_of(data_type: i32) -> Option<DType> {
             DType::I64
         }
         DataType::Bool | DataType::Uint8 => DType::U8,
-        DataType::Uint32 => DType::U32,
+        DataType::Uint32 | DataType::Uint64 => DType::I64,
         _ => return None,
     })
 }

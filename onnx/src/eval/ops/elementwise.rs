@@ -105,8 +105,24 @@ pub fn where_(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     )?])
 }
 
+/// candle has no integer unary kernels: integers go through i64 vectors.
+fn map_i64(x: &Tensor, f: impl Fn(i64) -> i64) -> Result<Tensor, ModelError> {
+    let values: Vec<i64> = x
+        .flatten_all()?
+        .to_vec1::<i64>()?
+        .into_iter()
+        .map(f)
+        .collect();
+    Ok(Tensor::from_vec(values, x.shape(), x.device())?)
+}
+
 pub fn neg(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.neg()?])
+    let x = required(inputs, 0)?;
+    Ok(vec![if x.dtype() == DType::I64 {
+        map_i64(x, |v| v.wrapping_neg())?
+    } else {
+        x.neg()?
+    }])
 }
 
 pub fn sqrt(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -130,7 +146,12 @@ pub fn sigmoid(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.relu()?])
+    let x = required(inputs, 0)?;
+    Ok(vec![if x.dtype() == DType::I64 {
+        map_i64(x, |v| v.max(0))?
+    } else {
+        x.relu()?
+    }])
 }
 
 #[cfg(test)]

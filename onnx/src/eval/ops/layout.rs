@@ -24,7 +24,7 @@ pub fn concat(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let parts: Vec<&Tensor> = inputs.iter().flatten().collect();
     let first = parts
         .first()
-        .ok_or_else(|| ModelError::Conversion("Concat of nothing".to_owned()))?;
+        .ok_or_else(|| ModelError::Evaluation("Concat of nothing".to_owned()))?;
     let dim = axis(node.int("axis", 0), first.rank())?;
     Ok(vec![Tensor::cat(&parts, dim)?])
 }
@@ -55,7 +55,7 @@ pub fn slice(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         let len = x.dims()[dim] as i64;
         let step = steps[i];
         if step == 0 {
-            return Err(ModelError::Conversion("Slice step 0".to_owned()));
+            return Err(ModelError::Evaluation("Slice step 0".to_owned()));
         }
         let resolve = |v: i64| if v < 0 { v + len } else { v };
         let indices: Vec<i64> = if step > 0 {
@@ -108,7 +108,7 @@ pub fn gather(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             if (0..len).contains(&resolved) {
                 Ok(resolved as u32)
             } else {
-                Err(ModelError::Conversion(format!(
+                Err(ModelError::Evaluation(format!(
                     "Gather index {i} is out of range for {len}"
                 )))
             }
@@ -183,4 +183,192 @@ mod tests {
         );
         assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![1, 2, 3]);
     }
+}
+
+/// Split into the node's outputs: by the `split` sizes (an input from opset 13, an attribute before), by
+/// `num_outputs` (opset 18), or equally.
+pub fn split(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let dim = axis(node.int("axis", 0), x.rank())?;
+    let len = x.dims()[dim];
+    let parts = node.output_count().max(1);
+    let sizes: Vec<usize> = match if node.opset >= 13 {
+        optional(inputs, 1).map(int_values).transpose()?
+    } else {
+        node.ints("split")
+    } {
+        Some(sizes) => sizes.iter().map(|&s| s.max(0) as usize).collect(),
+        None => {
+            let n = node.int("num_outputs", parts as i64).max(1) as usize;
+            let chunk = len.div_ceil(n);
+            (0..n)
+                .map(|i| chunk.min(len.saturating_sub(i * chunk)))
+                .collect()
+        }
+    };
+    let mut start = 0;
+    let mut out = Vec::with_capacity(sizes.len());
+    for size in sizes {
+        out.push(x.narrow(dim, start, size)?.contiguous()?);
+        start += size;
+    }
+    Ok(out)
+}
+
+/// Pad with a constant, the edge value, or a reflection; pads as an input from opset 11.
+pub fn pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let rank = x.rank();
+    let pads = if node.opset >= 11 {
+        int_values(required(inputs, 1)?)?
+    } else {
+        node.ints("pads").unwrap_or_default()
+    };
+    let value = if node.opset >= 11 {
+        optional(inputs, 2)
+            .map(|t| -> Result<f64, ModelError> {
+                Ok(t.to_dtype(DType::F64)?
+                    .flatten_all()?
+                    .to_vec1::<f64>()?
+                    .first()
+                    .copied()
+                    .unwrap_or(0.0))
+            })
+            .transpose()?
+            .unwrap_or(0.0)
+    } else {
+        f64::from(node.float("value", 0.0))
+    };
+    let axes: Vec<usize> = match optional(inputs, 3) {
+        Some(a) => int_values(a)?
+            .iter()
+            .map(|&a| axis(a, rank))
+            .collect::<Result<_, _>>()?,
+        None => (0..rank).collect(),
+    };
+    let n = axes.len();
+    let mode = node.string("mode").unwrap_or_else(|| "constant".to_owned());
+    let mut out = x.clone();
+    for (i, &dim) in axes.iter().enumerate() {
+        let (begin, end) = (pads[i], pads[i + n]);
+        if begin < 0 || end < 0 {
+            let start = (-begin).max(0) as usize;
+            let keep = (out.dim(dim)? as i64 + begin.min(0) + end.min(0)).max(0) as usize;
+            out = out.narrow(dim, start, keep)?;
+        }
+        let (begin, end) = (begin.max(0) as usize, end.max(0) as usize);
+        if begin == 0 && end == 0 {
+            continue;
+        }
+        let len = out.dim(dim)?;
+        out = match mode.as_str() {
+            "edge" => out.pad_with_same(dim, begin, end)?,
+            "reflect" => {
+                let index: Vec<u32> = (0..begin)
+                    .rev()
+                    .map(|i| (i + 1).min(len - 1) as u32)
+                    .chain(0..len as u32)
+                    .chain((0..end).map(|i| (len as i64 - 2 - i as i64).max(0) as u32))
+                    .collect();
+                let count = index.len();
+                out.index_select(&Tensor::from_vec(index, count, out.device())?, dim)?
+            }
+            "wrap" => {
+                let index: Vec<u32> = (0..begin)
+                    .map(|i| ((len - begin % len + i) % len) as u32)
+                    .chain(0..len as u32)
+                    .chain((0..end).map(|i| (i % len) as u32))
+                    .collect();
+                let count = index.len();
+                out.index_select(&Tensor::from_vec(index, count, out.device())?, dim)?
+            }
+            _ => {
+                let mut shape = out.dims().to_vec();
+                let mut parts = Vec::new();
+                if begin > 0 {
+                    shape[dim] = begin;
+                    parts.push(
+                        Tensor::full(value, shape.clone(), out.device())?.to_dtype(out.dtype())?,
+                    );
+                }
+                parts.push(out.clone());
+                if end > 0 {
+                    shape[dim] = end;
+                    parts.push(
+                        Tensor::full(value, shape.clone(), out.device())?.to_dtype(out.dtype())?,
+                    );
+                }
+                Tensor::cat(&parts, dim)?
+            }
+        };
+    }
+    Ok(vec![out])
+}
+
+/// The upper (default) or lower triangle of the last two dims, shifted by `k`.
+pub fn trilu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let k = optional(inputs, 1)
+        .map(int_values)
+        .transpose()?
+        .map_or(0, |v| v[0]);
+    let upper = node.int("upper", 1) != 0;
+    let (rows, cols) = (x.dim(x.rank() - 2)?, x.dim(x.rank() - 1)?);
+    let mask: Vec<u8> = (0..rows * cols)
+        .map(|i| {
+            let (r, c) = ((i / cols) as i64, (i % cols) as i64);
+            u8::from(if upper { c - r >= k } else { c - r <= k })
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (rows, cols), x.device())?.broadcast_as(x.shape())?;
+    Ok(vec![mask.where_cond(x, &x.zeros_like()?)?])
+}
+
+/// GatherElements: `indices` has the data's rank; negative indices count from the end.
+pub fn gather_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let data = required(inputs, 0)?;
+    let indices = required(inputs, 1)?;
+    let dim = axis(node.int("axis", 0), data.rank())?;
+    let len = data.dims()[dim] as i64;
+    let fixed: Vec<u32> = int_values(indices)?
+        .into_iter()
+        .map(|i| if i < 0 { i + len } else { i } as u32)
+        .collect();
+    let index = Tensor::from_vec(fixed, indices.shape(), data.device())?;
+    Ok(vec![data.contiguous()?.gather(&index.contiguous()?, dim)?])
+}
+
+/// DepthToSpace (DCR or CRD) on NCHW.
+pub fn depth_to_space(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let b = node.int("blocksize", 1) as usize;
+    let (n, c, h, w) = x.dims4()?;
+    let y = if node.string("mode").as_deref() == Some("CRD") {
+        x.reshape((n, c / (b * b), b, b, h, w))?
+            .permute((0, 1, 4, 2, 5, 3))?
+    } else {
+        x.reshape((n, b, b, c / (b * b), h, w))?
+            .permute((0, 3, 4, 1, 5, 2))?
+    };
+    Ok(vec![y.contiguous()?.reshape((
+        n,
+        c / (b * b),
+        h * b,
+        w * b,
+    ))?])
+}
+
+pub fn space_to_depth(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let b = node.int("blocksize", 1) as usize;
+    let (n, c, h, w) = x.dims4()?;
+    let y = x
+        .reshape((n, c, h / b, b, w / b, b))?
+        .permute((0, 3, 5, 1, 2, 4))?;
+    Ok(vec![y.contiguous()?.reshape((
+        n,
+        c * b * b,
+        h / b,
+        w / b,
+    ))?])
 }

@@ -33,12 +33,64 @@ pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let mean = x.mean_keepdim(dims.as_slice())?;
     let centered = x.broadcast_sub(&mean)?;
     let variance = centered.sqr()?.mean_keepdim(dims.as_slice())?;
-    let normalized = centered.broadcast_div(&(variance + eps)?.sqrt()?)?;
+    let inv_std = (variance + eps)?.sqrt()?.recip()?;
+    let normalized = centered.broadcast_mul(&inv_std)?;
     let mut out = normalized.broadcast_mul(scale)?;
     if let Some(bias) = optional(inputs, 2) {
         out = out.broadcast_add(bias)?;
     }
-    Ok(vec![out])
+    // Mean and InvStdDev are optional outputs (training graphs read them).
+    Ok(vec![out, mean, inv_std])
+}
+
+/// LogSoftmax, with the same opset rules as Softmax.
+pub fn log_softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    if node.opset >= 13 {
+        let dim = axis(node.int("axis", -1), x.rank())?;
+        return Ok(vec![candle_nn::ops::log_softmax(x, dim)?]);
+    }
+    let dim = axis(node.int("axis", 1), x.rank())?;
+    let shape = x.dims().to_vec();
+    let rows: usize = shape[..dim].iter().product();
+    let flat = x.reshape((rows, ()))?;
+    Ok(vec![
+        candle_nn::ops::log_softmax(&flat, D::Minus1)?.reshape(shape)?,
+    ])
+}
+
+/// 1 at the first maximum along the axis, 0 elsewhere.
+pub fn hardmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let shape = x.dims().to_vec();
+    let (rows, len) = if node.opset >= 13 {
+        let dim = axis(node.int("axis", -1), x.rank())?;
+        if dim != x.rank() - 1 {
+            let moved = x.transpose(dim, x.rank() - 1)?.contiguous()?;
+            let proto = crate::proto::NodeProto::default();
+            let inner = hardmax(&Node::new(&proto, node.opset), &[Some(moved)])?;
+            return Ok(vec![inner[0].transpose(dim, x.rank() - 1)?.contiguous()?]);
+        }
+        (x.elem_count() / shape[dim].max(1), shape[dim])
+    } else {
+        let dim = axis(node.int("axis", 1), x.rank())?;
+        let rows: usize = shape[..dim].iter().product();
+        (rows, x.elem_count() / rows.max(1))
+    };
+    let values = x
+        .to_dtype(candle_core::DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let mut out = vec![0f64; values.len()];
+    for r in 0..rows {
+        let row = &values[r * len..(r + 1) * len];
+        if let Some(best) = (0..len).reduce(|b, i| if row[i] > row[b] { i } else { b }) {
+            out[r * len + best] = 1.0;
+        }
+    }
+    Ok(vec![
+        Tensor::from_vec(out, shape, x.device())?.to_dtype(x.dtype())?,
+    ])
 }
 
 /// Mean over `axes` (an attribute before opset 18, an input from 18 on; none means all).

@@ -8,7 +8,7 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 fn shape_error(message: String) -> ModelError {
-    ModelError::Conversion(message)
+    ModelError::Evaluation(message)
 }
 
 /// The input's shape as int64, optionally sliced by `start`/`end` (opset 15).
@@ -146,4 +146,58 @@ mod tests {
         let out = run("Expand", 13, vec![], &[x, i64s(&[2, 1, 6])]);
         assert_eq!(out[0].dims(), &[2, 3, 6]);
     }
+}
+
+/// [d0..d(axis-1)] × [d(axis)..] as a matrix.
+pub fn flatten(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let a = node.int("axis", 1);
+    let a = if a < 0 { a + x.rank() as i64 } else { a } as usize;
+    let rows: usize = x.dims()[..a.min(x.rank())].iter().product();
+    Ok(vec![x.reshape((rows, x.elem_count() / rows.max(1)))?])
+}
+
+pub fn size(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    Ok(vec![Tensor::new(x.elem_count() as i64, x.device())?])
+}
+
+/// A tensor of the given shape filled with `value` (fp32 zero by default).
+pub fn constant_of_shape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let dims: Vec<usize> = int_values(required(inputs, 0)?)?
+        .iter()
+        .map(|&d| d.max(0) as usize)
+        .collect();
+    let device = candle_core::Device::Cpu;
+    let value = match node.tensor("value") {
+        Some(t) => super::super::tensor_io::from_proto(t, None, &device)?.flatten_all()?,
+        None => Tensor::zeros(1, candle_core::DType::F32, &device)?,
+    };
+    Ok(vec![value.reshape(())?.broadcast_as(dims)?.contiguous()?])
+}
+
+pub fn tile(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let repeats: Vec<usize> = int_values(required(inputs, 1)?)?
+        .iter()
+        .map(|&r| r.max(0) as usize)
+        .collect();
+    Ok(vec![x.repeat(repeats)?])
+}
+
+/// start, start+delta, ... below limit (above it for a negative delta), in the inputs' type.
+pub fn range(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let scalar = |i: usize| -> Result<f64, ModelError> {
+        Ok(required(inputs, i)?
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?[0])
+    };
+    let (start, limit, delta) = (scalar(0)?, scalar(1)?, scalar(2)?);
+    let count = ((limit - start) / delta).ceil().max(0.0) as usize;
+    let values: Vec<f64> = (0..count).map(|i| start + i as f64 * delta).collect();
+    let dtype = required(inputs, 0)?.dtype();
+    Ok(vec![
+        Tensor::from_vec(values, count, required(inputs, 0)?.device())?.to_dtype(dtype)?,
+    ])
 }

@@ -19,11 +19,15 @@ pub fn constant(node: &Node<'_>, _: &[Option<Tensor>]) -> Out {
     if node.has("value_int") {
         return Ok(vec![Tensor::new(node.int("value_int", 0), &device)?]);
     }
+    if let Some(values) = node.floats("value_floats") {
+        let len = values.len();
+        return Ok(vec![Tensor::from_vec(values, len, &device)?]);
+    }
     if let Some(values) = node.ints("value_ints") {
         let len = values.len();
         return Ok(vec![Tensor::from_vec(values, len, &device)?]);
     }
-    Err(ModelError::Conversion(
+    Err(ModelError::Evaluation(
         "Constant without a value kiln supports".to_owned(),
     ))
 }
@@ -33,11 +37,20 @@ pub fn cast(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let to = node.int("to", 0) as i32;
     let dtype = tensor_io::dtype_of(to)
-        .ok_or_else(|| ModelError::Conversion(format!("Cast to element type {to}")))?;
+        .ok_or_else(|| ModelError::Evaluation(format!("Cast to element type {to}")))?;
     if to == crate::proto::tensor_proto::DataType::Bool as i32 {
         return Ok(vec![x.ne(&x.zeros_like()?)?.to_dtype(DType::U8)?]);
     }
     Ok(vec![x.to_dtype(dtype)?])
+}
+
+/// Cast to the element type of the second input.
+pub fn cast_like(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (x, like) = (required(inputs, 0)?, required(inputs, 1)?);
+    if like.dtype() == DType::U8 && x.dtype() != DType::U8 {
+        return Ok(vec![x.ne(&x.zeros_like()?)?.to_dtype(DType::U8)?]);
+    }
+    Ok(vec![x.to_dtype(like.dtype())?])
 }
 
 pub fn identity(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {

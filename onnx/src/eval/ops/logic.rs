@@ -1,0 +1,170 @@
+//! Comparisons, boolean logic, and the variadic Max/Min/Sum/Mean; booleans are u8 (0 or 1).
+
+use candle_core::{DType, Tensor};
+
+use super::super::node::{Node, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+pub fn greater_or_equal(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_ge(required(inputs, 1)?)?,
+    ])
+}
+
+pub fn less_or_equal(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![
+        required(inputs, 0)?.broadcast_le(required(inputs, 1)?)?,
+    ])
+}
+
+fn as_bool(t: &Tensor) -> Result<Tensor, ModelError> {
+    Ok(t.ne(&t.zeros_like()?)?.to_dtype(DType::U8)?)
+}
+
+pub fn and(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (a, b) = (
+        as_bool(required(inputs, 0)?)?,
+        as_bool(required(inputs, 1)?)?,
+    );
+    Ok(vec![a.broadcast_mul(&b)?])
+}
+
+pub fn or(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (a, b) = (
+        as_bool(required(inputs, 0)?)?,
+        as_bool(required(inputs, 1)?)?,
+    );
+    Ok(vec![a.broadcast_maximum(&b)?])
+}
+
+pub fn xor(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (a, b) = (
+        as_bool(required(inputs, 0)?)?,
+        as_bool(required(inputs, 1)?)?,
+    );
+    Ok(vec![a.broadcast_ne(&b)?])
+}
+
+pub fn not(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    Ok(vec![x.eq(&x.zeros_like()?)?])
+}
+
+pub fn is_nan(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    Ok(vec![x.ne(x)?])
+}
+
+pub fn is_inf(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?.to_dtype(DType::F64)?;
+    let (pos, neg) = (
+        node.int("detect_positive", 1) != 0,
+        node.int("detect_negative", 1) != 0,
+    );
+    let values: Vec<u8> = x
+        .flatten_all()?
+        .to_vec1::<f64>()?
+        .into_iter()
+        .map(|v| u8::from((pos && v == f64::INFINITY) || (neg && v == f64::NEG_INFINITY)))
+        .collect();
+    Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?])
+}
+
+fn fold(
+    inputs: &[Option<Tensor>],
+    f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Tensor, ModelError> {
+    let mut parts = inputs.iter().flatten();
+    let first = parts
+        .next()
+        .ok_or_else(|| ModelError::Evaluation("no inputs".to_owned()))?;
+    let mut acc = first.clone();
+    for t in parts {
+        acc = f(&acc, t)?;
+    }
+    Ok(acc)
+}
+
+pub fn max(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![fold(inputs, Tensor::broadcast_maximum)?])
+}
+
+pub fn min(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![fold(inputs, Tensor::broadcast_minimum)?])
+}
+
+pub fn sum(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![fold(inputs, Tensor::broadcast_add)?])
+}
+
+pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let n = inputs.iter().flatten().count() as f64;
+    Ok(vec![(fold(inputs, Tensor::broadcast_add)? / n)?])
+}
+
+/// Mod: integer remainder takes the divisor's sign unless `fmod=1` (then the dividend's, like C).
+pub fn modulo(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "Mod")?;
+    let fmod = node.int("fmod", 0) != 0;
+    let x = a
+        .broadcast_as(&shape)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let y = b
+        .broadcast_as(&shape)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let r: Vec<f64> = x
+        .iter()
+        .zip(&y)
+        .map(|(x, y)| {
+            let r = x % y;
+            if !fmod && r != 0.0 && (r < 0.0) != (*y < 0.0) {
+                r + y
+            } else {
+                r
+            }
+        })
+        .collect();
+    Ok(vec![
+        Tensor::from_vec(r, shape, a.device())?.to_dtype(a.dtype())?,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, run};
+
+    #[test]
+    fn max_of_several_inputs_broadcasts() {
+        let out = run(
+            "Max",
+            13,
+            vec![],
+            &[
+                f32s(&[1., 5.], &[2]),
+                f32s(&[3.], &[1]),
+                f32s(&[0., 9.], &[2]),
+            ],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![3., 9.]);
+    }
+
+    #[test]
+    fn mod_follows_the_divisor_sign_unless_fmod() {
+        let out = run("Mod", 13, vec![], &[i64s(&[-7, 7]), i64s(&[3, -3])]);
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![2, -2]);
+        let out = run(
+            "Mod",
+            13,
+            vec![int("fmod", 1)],
+            &[f32s(&[-7., 7.], &[2]), f32s(&[3., -3.], &[2])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![-1., 1.]);
+    }
+}

@@ -1,0 +1,304 @@
+//! Reductions over axes (ReduceMean is in `normalization`, beside the norms built on it), ArgMax/ArgMin,
+//! CumSum.
+
+use candle_core::{DType, Tensor};
+
+use super::super::node::{Node, axis, int_values, optional, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+/// The axes to reduce: an attribute before the op's opset moved them to an input (18 for most, 13 for
+/// ReduceSum); none means all, unless `noop_with_empty_axes`.
+pub fn reduction_axes(
+    node: &Node<'_>,
+    inputs: &[Option<Tensor>],
+    input_from: i64,
+) -> Result<Option<Vec<usize>>, ModelError> {
+    let x = required(inputs, 0)?;
+    let axes = if node.opset >= input_from {
+        optional(inputs, 1).map(int_values).transpose()?
+    } else {
+        node.ints("axes")
+    };
+    Ok(match axes {
+        Some(axes) if !axes.is_empty() => {
+            let mut dims: Vec<usize> = axes
+                .iter()
+                .map(|&a| axis(a, x.rank()))
+                .collect::<Result<_, _>>()?;
+            dims.sort_unstable();
+            dims.dedup();
+            Some(dims)
+        }
+        _ if node.int("noop_with_empty_axes", 0) != 0 => None,
+        _ => Some((0..x.rank()).collect()),
+    })
+}
+
+fn finish(node: &Node<'_>, out: Tensor, dims: &[usize]) -> Result<Tensor, ModelError> {
+    let mut out = out;
+    if node.int("keepdims", 1) == 0 {
+        for &d in dims.iter().rev() {
+            out = out.squeeze(d)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Shared by every Reduce*: `pre` maps values before summing, `post` after.
+fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kind) -> Out {
+    let x = required(inputs, 0)?;
+    let Some(dims) = reduction_axes(node, inputs, input_from)? else {
+        return Ok(vec![x.clone()]);
+    };
+    if x.elem_count() == 0 {
+        // Reducing nothing: the identity of the reduction, in the reduced shape.
+        let mut shape = x.dims().to_vec();
+        for &d in &dims {
+            shape[d] = 1;
+        }
+        let identity = match kind {
+            Kind::Prod => 1.0,
+            Kind::Max => f64::NEG_INFINITY,
+            Kind::Min => f64::INFINITY,
+            Kind::LogSum | Kind::LogSumExp => f64::NEG_INFINITY,
+            _ => 0.0,
+        };
+        let out = Tensor::full(identity, shape, x.device())?.to_dtype(x.dtype())?;
+        return Ok(vec![finish(node, out, &dims)?]);
+    }
+    let wide = if x.dtype() == DType::I64 {
+        x.clone()
+    } else {
+        x.to_dtype(DType::F64)?
+    };
+    let out = match kind {
+        Kind::Sum => wide.sum_keepdim(dims.as_slice())?,
+        Kind::SumSquare => wide.sqr()?.sum_keepdim(dims.as_slice())?,
+        Kind::L1 => wide.abs()?.sum_keepdim(dims.as_slice())?,
+        Kind::L2 => wide
+            .sqr()?
+            .sum_keepdim(dims.as_slice())?
+            .to_dtype(DType::F64)?
+            .sqrt()?,
+        Kind::LogSum => wide
+            .sum_keepdim(dims.as_slice())?
+            .to_dtype(DType::F64)?
+            .log()?,
+        Kind::LogSumExp => {
+            let w = wide.to_dtype(DType::F64)?;
+            let mut m = w.clone();
+            for &d in &dims {
+                m = m.max_keepdim(d)?;
+            }
+            // Shift by the maximum for stability; an all -inf slice keeps a shift of 0.
+            let shift: Vec<f64> = m
+                .flatten_all()?
+                .to_vec1::<f64>()?
+                .into_iter()
+                .map(|v| if v.is_finite() { v } else { 0.0 })
+                .collect();
+            let shift = Tensor::from_vec(shift, m.shape(), m.device())?;
+            w.broadcast_sub(&shift)?
+                .exp()?
+                .sum_keepdim(dims.as_slice())?
+                .log()?
+                .broadcast_add(&shift)?
+        }
+        Kind::Prod => {
+            let mut acc = wide.to_dtype(DType::F64)?;
+            for &d in &dims {
+                let parts = acc.chunk(acc.dim(d)?, d)?;
+                let mut product = parts[0].clone();
+                for p in &parts[1..] {
+                    product = product.mul(p)?;
+                }
+                acc = product;
+            }
+            acc
+        }
+        Kind::Max => {
+            let mut acc = wide;
+            for &d in &dims {
+                acc = acc.max_keepdim(d)?;
+            }
+            acc
+        }
+        Kind::Min => {
+            let mut acc = wide;
+            for &d in &dims {
+                acc = acc.min_keepdim(d)?;
+            }
+            acc
+        }
+    };
+    Ok(vec![finish(node, out.to_dtype(x.dtype())?, &dims)?])
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Sum,
+    SumSquare,
+    L1,
+    L2,
+    LogSum,
+    LogSumExp,
+    Prod,
+    Max,
+    Min,
+}
+
+pub fn reduce_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 13, Kind::Sum)
+}
+
+pub fn reduce_sum_square(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::SumSquare)
+}
+
+pub fn reduce_l1(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::L1)
+}
+
+pub fn reduce_l2(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::L2)
+}
+
+pub fn reduce_log_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::LogSum)
+}
+
+pub fn reduce_log_sum_exp(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::LogSumExp)
+}
+
+pub fn reduce_prod(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::Prod)
+}
+
+pub fn reduce_max(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::Max)
+}
+
+pub fn reduce_min(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    reduce(node, inputs, 18, Kind::Min)
+}
+
+/// ArgMax/ArgMin with `select_last_index` for ties; int64 indices.
+fn arg(node: &Node<'_>, inputs: &[Option<Tensor>], largest: bool) -> Out {
+    let x = required(inputs, 0)?;
+    let dim = axis(node.int("axis", 0), x.rank())?;
+    let last = node.int("select_last_index", 0) != 0;
+    let moved = x.transpose(dim, x.rank() - 1)?.contiguous()?;
+    let len = x.dims()[dim];
+    let rows = moved
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let picks: Vec<i64> = rows
+        .chunks(len.max(1))
+        .map(|row| {
+            let mut best = 0;
+            for (i, &v) in row.iter().enumerate() {
+                let better = if largest {
+                    v > row[best]
+                } else {
+                    v < row[best]
+                };
+                if better || (last && v == row[best]) {
+                    best = i;
+                }
+            }
+            best as i64
+        })
+        .collect();
+    let mut shape = moved.dims().to_vec();
+    *shape.last_mut().expect("rank ≥ 1") = 1;
+    let out = Tensor::from_vec(picks, shape, x.device())?
+        .transpose(dim, x.rank() - 1)?
+        .contiguous()?;
+    Ok(vec![if node.int("keepdims", 1) == 0 {
+        out.squeeze(dim)?
+    } else {
+        out
+    }])
+}
+
+pub fn arg_max(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    arg(node, inputs, true)
+}
+
+pub fn arg_min(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    arg(node, inputs, false)
+}
+
+/// CumSum along an axis given as an input, optionally exclusive and/or reversed.
+pub fn cum_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let dim = axis(int_values(required(inputs, 1)?)?[0], x.rank())?;
+    let reverse = node.int("reverse", 0) != 0;
+    let exclusive = node.int("exclusive", 0) != 0;
+    let wide = x.to_dtype(DType::F64)?;
+    let mut t = if reverse { wide.flip(&[dim])? } else { wide };
+    t = t.cumsum(dim)?;
+    if exclusive {
+        let len = t.dim(dim)?;
+        t = t
+            .narrow(dim, 0, len.saturating_sub(1))?
+            .pad_with_zeros(dim, 1, 0)?;
+    }
+    if reverse {
+        t = t.flip(&[dim])?;
+    }
+    Ok(vec![t.to_dtype(x.dtype())?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, ints, run};
+
+    #[test]
+    fn reduce_sum_takes_axes_as_input_from_opset_13() {
+        let x = f32s(&[1., 2., 3., 4.], &[2, 2]);
+        let out = run("ReduceSum", 13, vec![int("keepdims", 0)], &[x, i64s(&[1])]);
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![3., 7.]);
+    }
+
+    #[test]
+    fn reduce_max_uses_the_attribute_before_opset_18() {
+        let x = f32s(&[1., 5., 3., 4.], &[2, 2]);
+        let out = run(
+            "ReduceMax",
+            13,
+            vec![ints("axes", &[0]), int("keepdims", 0)],
+            &[x],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![3., 5.]);
+    }
+
+    #[test]
+    fn argmax_picks_the_first_or_last_of_ties() {
+        let x = f32s(&[1., 3., 3.], &[3]);
+        let out = run("ArgMax", 13, vec![int("keepdims", 0)], &[x.clone()]);
+        assert_eq!(out[0].to_vec0::<i64>().unwrap(), 1);
+        let out = run(
+            "ArgMax",
+            13,
+            vec![int("keepdims", 0), int("select_last_index", 1)],
+            &[x],
+        );
+        assert_eq!(out[0].to_vec0::<i64>().unwrap(), 2);
+    }
+
+    #[test]
+    fn cumsum_exclusive_reverse() {
+        let out = run(
+            "CumSum",
+            14,
+            vec![int("exclusive", 1), int("reverse", 1)],
+            &[f32s(&[1., 2., 3.], &[3]), i64s(&[0])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![5., 3., 0.]);
+    }
+}

@@ -1,0 +1,357 @@
+//! Convolution and pooling over NCHW (and NCL) tensors, with ONNX's explicit or automatic padding.
+
+use candle_core::Tensor;
+
+use super::super::node::{Node, optional, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+fn unsupported(what: String) -> ModelError {
+    ModelError::Evaluation(what)
+}
+
+/// Begin and end padding per spatial dim, from `pads` or `auto_pad`.
+fn padding(
+    node: &Node<'_>,
+    input: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+) -> Vec<(usize, usize)> {
+    let n = input.len();
+    match node.string("auto_pad").as_deref() {
+        Some("SAME_UPPER") | Some("SAME_LOWER") => (0..n)
+            .map(|i| {
+                let out = input[i].div_ceil(strides[i]);
+                let needed = ((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1)
+                    .saturating_sub(input[i]);
+                let small = needed / 2;
+                if node.string("auto_pad").as_deref() == Some("SAME_UPPER") {
+                    (small, needed - small)
+                } else {
+                    (needed - small, small)
+                }
+            })
+            .collect(),
+        Some("VALID") => vec![(0, 0); n],
+        _ => {
+            let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+            (0..n)
+                .map(|i| (pads[i].max(0) as usize, pads[i + n].max(0) as usize))
+                .collect()
+        }
+    }
+}
+
+fn attr_or(node: &Node<'_>, name: &str, n: usize, default: usize) -> Vec<usize> {
+    node.ints(name)
+        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
+        .unwrap_or_else(|| vec![default; n])
+}
+
+fn pad_value(x: &Tensor, pads: &[(usize, usize)], value: f64) -> Result<Tensor, ModelError> {
+    let mut x = x.clone();
+    for (i, &(begin, end)) in pads.iter().enumerate() {
+        let dim = 2 + i;
+        if begin == 0 && end == 0 {
+            continue;
+        }
+        if value == 0.0 {
+            x = x.pad_with_zeros(dim, begin, end)?;
+        } else {
+            let mut shape = x.dims().to_vec();
+            let mut parts = Vec::new();
+            if begin > 0 {
+                shape[dim] = begin;
+                parts.push(Tensor::full(value, shape.clone(), x.device())?.to_dtype(x.dtype())?);
+            }
+            parts.push(x.clone());
+            if end > 0 {
+                shape[dim] = end;
+                parts.push(Tensor::full(value, shape.clone(), x.device())?.to_dtype(x.dtype())?);
+            }
+            x = Tensor::cat(&parts, dim)?;
+        }
+    }
+    Ok(x)
+}
+
+/// Keeps every `step`-th element along `dim` (strides that differ per dim).
+fn every(x: &Tensor, dim: usize, step: usize) -> Result<Tensor, ModelError> {
+    if step == 1 {
+        return Ok(x.clone());
+    }
+    let index: Vec<u32> = (0..x.dim(dim)? as u32).step_by(step).collect();
+    let len = index.len();
+    Ok(x.index_select(&Tensor::from_vec(index, len, x.device())?, dim)?)
+}
+
+pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let w = required(inputs, 1)?;
+    let spatial = x.rank().saturating_sub(2);
+    let kernel: Vec<usize> = w.dims()[2..].to_vec();
+    let strides = attr_or(node, "strides", spatial, 1);
+    let dilations = attr_or(node, "dilations", spatial, 1);
+    let groups = node.int("group", 1).max(1) as usize;
+    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations);
+    let x = pad_value(x, &pads, 0.0)?;
+    let mut y = match spatial {
+        1 => x.conv1d(w, 0, strides[0], dilations[0], groups)?,
+        2 => {
+            if dilations[0] != dilations[1] {
+                return Err(unsupported(
+                    "Conv with different dilations per dim".to_owned(),
+                ));
+            }
+            if strides[0] == strides[1] {
+                x.conv2d(w, 0, strides[0], dilations[0], groups)?
+            } else {
+                let full = x.conv2d(w, 0, 1, dilations[0], groups)?;
+                every(&every(&full, 2, strides[0])?, 3, strides[1])?
+            }
+        }
+        n => return Err(unsupported(format!("Conv over {n} spatial dims"))),
+    };
+    if let Some(b) = optional(inputs, 2) {
+        let mut shape = vec![1; y.rank()];
+        shape[1] = b.elem_count();
+        y = y.broadcast_add(&b.reshape(shape)?)?;
+    }
+    Ok(vec![y])
+}
+
+/// Pooling windows: kernel, strides, begin/end padding, with ceil_mode's extra end padding.
+fn windows(
+    node: &Node<'_>,
+    x: &Tensor,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<(usize, usize)>, Vec<usize>), ModelError> {
+    let spatial = x.rank().saturating_sub(2);
+    let kernel: Vec<usize> = node
+        .ints("kernel_shape")
+        .ok_or_else(|| unsupported("pooling needs kernel_shape".to_owned()))?
+        .iter()
+        .map(|&k| k as usize)
+        .collect();
+    let strides = attr_or(node, "strides", spatial, 1);
+    let dilations = attr_or(node, "dilations", spatial, 1);
+    if dilations.iter().any(|&d| d != 1) {
+        return Err(unsupported("pooling with dilations".to_owned()));
+    }
+    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations);
+    let mut extra = vec![0; spatial];
+    if node.int("ceil_mode", 0) != 0 {
+        for i in 0..spatial {
+            let padded = x.dims()[2 + i] + pads[i].0 + pads[i].1;
+            let floor_out = (padded - kernel[i]) / strides[i] + 1;
+            let mut ceil_out = (padded - kernel[i]).div_ceil(strides[i]) + 1;
+            // The last window must start inside the input or its begin padding.
+            if (ceil_out - 1) * strides[i] >= x.dims()[2 + i] + pads[i].0 {
+                ceil_out -= 1;
+            }
+            extra[i] = (ceil_out - floor_out) * strides[i];
+        }
+    }
+    Ok((kernel, strides, pads, extra))
+}
+
+fn as_2d(x: &Tensor) -> Result<Tensor, ModelError> {
+    Ok(if x.rank() == 3 {
+        x.unsqueeze(2)?
+    } else {
+        x.clone()
+    })
+}
+
+fn pair(v: &[usize], fill: usize) -> (usize, usize) {
+    if v.len() == 1 {
+        (fill, v[0])
+    } else {
+        (v[0], v[1])
+    }
+}
+
+pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    if node.output_count() > 1 {
+        return Err(unsupported("MaxPool's Indices output".to_owned()));
+    }
+    let (kernel, strides, pads, extra) = windows(node, x)?;
+    let pads: Vec<(usize, usize)> = pads
+        .iter()
+        .zip(&extra)
+        .map(|(&(b, e), &x)| (b, e + x))
+        .collect();
+    let padded = as_2d(&pad_value(x, &pads, f64::NEG_INFINITY)?)?;
+    let y = padded.max_pool2d_with_stride(pair(&kernel, 1), pair(&strides, 1))?;
+    Ok(vec![if x.rank() == 3 { y.squeeze(2)? } else { y }])
+}
+
+pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let (kernel, strides, pads, extra) = windows(node, x)?;
+    let all: Vec<(usize, usize)> = pads
+        .iter()
+        .zip(&extra)
+        .map(|(&(b, e), &x)| (b, e + x))
+        .collect();
+    let k = pair(&kernel, 1);
+    let s = pair(&strides, 1);
+    let summed = as_2d(&pad_value(x, &all, 0.0)?)?.avg_pool2d_with_stride(k, s)?;
+    // Divide by the count of cells each window covers: the input (and, with count_include_pad, the
+    // explicit padding), never ceil_mode's extra cells.
+    let ones = x.ones_like()?;
+    let counted = if node.int("count_include_pad", 0) != 0 {
+        let inside = pad_value(&ones, &pads, 1.0)?;
+        let extra_pads: Vec<(usize, usize)> = extra.iter().map(|&e| (0, e)).collect();
+        pad_value(&inside, &extra_pads, 0.0)?
+    } else {
+        pad_value(&ones, &all, 0.0)?
+    };
+    let coverage = as_2d(&counted)?.avg_pool2d_with_stride(k, s)?;
+    let y = summed.div(&coverage)?;
+    Ok(vec![if x.rank() == 3 { y.squeeze(2)? } else { y }])
+}
+
+pub fn global_average_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let dims: Vec<usize> = (2..x.rank()).collect();
+    Ok(vec![x.mean_keepdim(dims.as_slice())?])
+}
+
+pub fn global_max_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let mut y = x.clone();
+    for d in 2..x.rank() {
+        y = y.max_keepdim(d)?;
+    }
+    Ok(vec![y])
+}
+
+/// Inference-mode batch norm over dim 1.
+pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    if node.int("training_mode", 0) != 0 {
+        return Err(unsupported(
+            "BatchNormalization in training mode".to_owned(),
+        ));
+    }
+    let eps = f64::from(node.float("epsilon", 1e-5));
+    let mut shape = vec![1; x.rank()];
+    shape[1] = x.dim(1)?;
+    let p = |i: usize| -> Result<Tensor, ModelError> {
+        Ok(required(inputs, i)?
+            .to_dtype(x.dtype())?
+            .reshape(shape.clone())?)
+    };
+    let (scale, bias, mean, var) = (p(1)?, p(2)?, p(3)?, p(4)?);
+    let normalized = x
+        .broadcast_sub(&mean)?
+        .broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(vec![
+        normalized.broadcast_mul(&scale)?.broadcast_add(&bias)?,
+    ])
+}
+
+/// Per-sample, per-channel normalization over the spatial dims.
+pub fn instance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let eps = f64::from(node.float("epsilon", 1e-5));
+    let dims: Vec<usize> = (2..x.rank()).collect();
+    let mean = x.mean_keepdim(dims.as_slice())?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+    let mut shape = vec![1; x.rank()];
+    shape[1] = x.dim(1)?;
+    let scale = required(inputs, 1)?.reshape(shape.clone())?;
+    let bias = required(inputs, 2)?.reshape(shape)?;
+    let y = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(vec![y.broadcast_mul(&scale)?.broadcast_add(&bias)?])
+}
+
+/// LRN across channels, as AlexNet-era models use it.
+pub fn lrn(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let size = node.int("size", 1) as usize;
+    let (alpha, beta, bias) = (
+        f64::from(node.float("alpha", 1e-4)),
+        f64::from(node.float("beta", 0.75)),
+        f64::from(node.float("bias", 1.0)),
+    );
+    let sq = x.sqr()?;
+    let (before, after) = ((size - 1) / 2, size - 1 - (size - 1) / 2);
+    let padded = sq.pad_with_zeros(1, before, after)?;
+    let channels = x.dim(1)?;
+    let mut windows = Vec::with_capacity(channels);
+    for c in 0..channels {
+        windows.push(padded.narrow(1, c, size)?.sum_keepdim(1)?);
+    }
+    let sums = Tensor::cat(&windows, 1)?;
+    let denom = ((sums * (alpha / size as f64))? + bias)?.powf(beta)?;
+    Ok(vec![x.div(&denom)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, ints, run};
+
+    #[test]
+    fn conv_with_asymmetric_padding_and_bias() {
+        // 1x1x3x3 input, 1x1x2x2 kernel of ones, pads begin 0 end 1 on both dims.
+        let x = f32s(&[1., 2., 3., 4., 5., 6., 7., 8., 9.], &[1, 1, 3, 3]);
+        let w = f32s(&[1., 1., 1., 1.], &[1, 1, 2, 2]);
+        let b = f32s(&[10.], &[1]);
+        let out = run("Conv", 13, vec![ints("pads", &[0, 0, 1, 1])], &[x, w, b]);
+        assert_eq!(out[0].dims(), &[1, 1, 3, 3]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap()[8],
+            19.
+        );
+    }
+
+    #[test]
+    fn global_average_pool_keeps_the_spatial_dims_as_ones() {
+        let out = run(
+            "GlobalAveragePool",
+            13,
+            vec![],
+            &[f32s(&[1., 2., 3., 6.], &[1, 1, 2, 2])],
+        );
+        assert_eq!(out[0].dims(), &[1, 1, 1, 1]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![3.]
+        );
+    }
+
+    #[test]
+    fn max_pool_pads_with_minus_infinity() {
+        let x = f32s(&[-1., -2., -3., -4.], &[1, 1, 2, 2]);
+        let out = run(
+            "MaxPool",
+            13,
+            vec![ints("kernel_shape", &[2, 2]), ints("pads", &[1, 1, 0, 0])],
+            &[x],
+        );
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![-1., -1., -1., -1.]
+        );
+    }
+
+    #[test]
+    fn average_pool_excludes_padding_by_default() {
+        let x = f32s(&[2., 4., 6., 8.], &[1, 1, 2, 2]);
+        let out = run(
+            "AveragePool",
+            13,
+            vec![ints("kernel_shape", &[2, 2]), ints("pads", &[1, 1, 0, 0])],
+            &[x],
+        );
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![2., 3., 4., 5.]
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! ONNX's own backend node tests (the 1288 one-operator models with inputs and expected outputs shipped in
+//! the `onnx` 1.17.0 wheel) run through kiln's evaluator. `scripts/onnx-node-suite.sh` fetches the wheel
+//! and runs this with `KILN_ONNX_NODE_TESTS=<.../onnx/backend/test/data/node>`; without that variable the
+//! test has nothing to run and says so.
+//!
+//! It prints a table by outcome and the operators that fail most, and fails when fewer tests pass than
+//! `KILN_ONNX_NODE_TESTS_FLOOR` (the last recorded number, so a change that breaks an operator is caught).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use kiln_onnx::ModelError;
+use kiln_onnx::eval::{Session, tensor_io};
+use kiln_onnx::proto::{ModelProto, TensorProto};
+use prost::Message;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Pass,
+    WrongNumbers,
+    UnsupportedOp,
+    UnsupportedData,
+    Error,
+}
+
+fn load_tensor(path: &Path) -> Option<Tensor> {
+    let proto = TensorProto::decode(std::fs::read(path).ok()?.as_slice()).ok()?;
+    tensor_io::from_proto(&proto, None, &Device::Cpu).ok()
+}
+
+fn close(actual: &Tensor, expected: &Tensor) -> bool {
+    if actual.dims() != expected.dims() {
+        return false;
+    }
+    let (Ok(a), Ok(e)) = (
+        actual
+            .to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all()?.to_vec1::<f64>()),
+        expected
+            .to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all()?.to_vec1::<f64>()),
+    ) else {
+        return false;
+    };
+    // The tolerance ONNX's own backend tests use.
+    a.iter().zip(&e).all(|(a, e)| {
+        (a.is_nan() && e.is_nan()) || a == e || (a - e).abs() <= 1e-7 + 1e-3 * e.abs()
+    })
+}
+
+fn run_case(dir: &Path) -> (Outcome, String) {
+    let Ok(bytes) = std::fs::read(dir.join("model.onnx")) else {
+        return (Outcome::Error, "no model".into());
+    };
+    let model = match ModelProto::decode(bytes.as_slice()) {
+        Ok(m) => m,
+        Err(e) => return (Outcome::Error, e.to_string()),
+    };
+    let op = model
+        .graph
+        .as_ref()
+        .and_then(|g| g.node.first())
+        .and_then(|n| n.op_type.clone())
+        .unwrap_or_default();
+    let session = match Session::new(&model, Some(dir), &Device::Cpu) {
+        Ok(s) => s,
+        Err(ModelError::UnsupportedOp(missing)) => {
+            return (Outcome::UnsupportedOp, missing);
+        }
+        Err(e) => {
+            if std::env::var("KILN_NODE_TESTS_VERBOSE").is_ok() {
+                eprintln!("{}: {e}", dir.display());
+            }
+            return (Outcome::UnsupportedData, op);
+        }
+    };
+    let graph = model.graph.as_ref().unwrap();
+    let initialized: std::collections::HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let input_names: Vec<&str> = graph
+        .input
+        .iter()
+        .filter_map(|v| v.name.as_deref())
+        .filter(|n| !initialized.contains(n))
+        .collect();
+    let Ok(sets) = std::fs::read_dir(dir) else {
+        return (Outcome::Error, op);
+    };
+    let mut sets: Vec<_> = sets
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    sets.sort();
+    for set in sets {
+        let mut inputs = HashMap::new();
+        for (i, name) in input_names.iter().enumerate() {
+            match load_tensor(&set.join(format!("input_{i}.pb"))) {
+                Some(t) => inputs.insert((*name).to_owned(), t),
+                None => return (Outcome::UnsupportedData, op),
+            };
+        }
+        let outputs = match session.run(&inputs) {
+            Ok(o) => o,
+            Err(e) => {
+                if std::env::var("KILN_NODE_TESTS_VERBOSE").is_ok() {
+                    eprintln!("{}: {e}", dir.display());
+                }
+                return (Outcome::Error, op);
+            }
+        };
+        for (i, (_, actual)) in outputs.iter().enumerate() {
+            let Some(expected) = load_tensor(&set.join(format!("output_{i}.pb"))) else {
+                return (Outcome::UnsupportedData, op);
+            };
+            if !close(actual, &expected) {
+                if std::env::var("KILN_NODE_TESTS_VERBOSE").is_ok() {
+                    eprintln!(
+                        "{}: output {i}: got {actual}, expected {expected}",
+                        dir.display()
+                    );
+                }
+                return (Outcome::WrongNumbers, op);
+            }
+        }
+    }
+    (Outcome::Pass, op)
+}
+
+#[test]
+fn onnx_backend_node_tests() {
+    let Ok(root) = std::env::var("KILN_ONNX_NODE_TESTS") else {
+        eprintln!("KILN_ONNX_NODE_TESTS is not set: run scripts/onnx-node-suite.sh to measure");
+        return;
+    };
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .expect("KILN_ONNX_NODE_TESTS is a folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    if let Ok(filter) = std::env::var("KILN_NODE_TESTS_FILTER") {
+        cases.retain(|c| c.to_string_lossy().contains(&filter));
+    }
+    let mut by_outcome: BTreeMap<Outcome, usize> = BTreeMap::new();
+    let mut failing_ops: BTreeMap<String, usize> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for case in &cases {
+        // A panic inside candle on odd input is an error, not the end of the measurement.
+        let (outcome, op) = std::panic::catch_unwind(|| run_case(case))
+            .unwrap_or((Outcome::Error, "panic".to_owned()));
+        *by_outcome.entry(outcome).or_default() += 1;
+        if outcome != Outcome::Pass {
+            *failing_ops.entry(op).or_default() += 1;
+        }
+        if matches!(outcome, Outcome::WrongNumbers | Outcome::Error) {
+            wrong.push(case.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    let passed = by_outcome.get(&Outcome::Pass).copied().unwrap_or(0);
+    println!("| outcome | tests |\n|---|---|");
+    for (outcome, count) in &by_outcome {
+        println!("| {outcome:?} | {count} |");
+    }
+    println!(
+        "| **passed** | **{passed} of {} ({:.1} %)** |",
+        cases.len(),
+        100.0 * passed as f64 / cases.len() as f64
+    );
+    let mut ops: Vec<_> = failing_ops.into_iter().collect();
+    ops.sort_by(|a, b| b.1.cmp(&a.1));
+    println!("\nfailing tests by operator: {ops:?}");
+    println!("\nwrong numbers or errors: {wrong:?}");
+    let floor: usize = std::env::var("KILN_ONNX_NODE_TESTS_FLOOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        passed >= floor,
+        "{passed} node tests pass, fewer than the recorded {floor}"
+    );
+}
