@@ -5,6 +5,7 @@
 //! Initializers are decoded once per [`Session`] and stay resident on its device, so repeated runs (a
 //! benchmark) measure inference, not weight uploads.
 
+pub mod float8;
 pub mod node;
 pub mod ops;
 pub mod tensor_io;

@@ -25,12 +25,35 @@ pub fn from_proto(
     let shape: Vec<usize> = proto.dims.iter().map(|&d| d as usize).collect();
     let data_type = DataType::try_from(proto.data_type.unwrap_or(0))
         .map_err(|_| unsupported(name, "an unknown element type"))?;
+    let count: usize = shape.iter().product();
+    if let Some(format) = super::float8::Float8::of(data_type as i32) {
+        let bytes: Vec<u8> = match &proto.raw_data {
+            Some(raw) => raw.to_vec(),
+            None => proto.int32_data.iter().map(|&v| v as u8).collect(),
+        };
+        let values: Vec<f32> = bytes.iter().map(|&b| format.decode(b)).collect();
+        return Ok(Tensor::from_vec(values, shape, device)?);
+    }
+    if matches!(data_type, DataType::Int4 | DataType::Uint4) {
+        // Two values per byte, low nibble first; int4 is sign-extended.
+        let bytes: Vec<u8> = match &proto.raw_data {
+            Some(raw) => raw.to_vec(),
+            None => proto.int32_data.iter().map(|&v| v as u8).collect(),
+        };
+        let signed = data_type == DataType::Int4;
+        let values: Vec<i64> = (0..count)
+            .map(|i| {
+                let nibble = (bytes[i / 2] >> (4 * (i % 2))) & 0x0f;
+                if signed && nibble & 0x08 != 0 { i64::from(nibble) - 16 } else { i64::from(nibble) }
+            })
+            .collect();
+        return Ok(Tensor::from_vec(values, shape, device)?);
+    }
     let raw: Option<Bytes> = if proto.data_location == Some(DataLocation::External as i32) {
         Some(read_external(proto, base_dir)?)
     } else {
         proto.raw_data.clone()
     };
-    let count: usize = shape.iter().product();
     let tensor = match (data_type, raw) {
         (DataType::Float, Some(raw)) => {
             Tensor::from_vec(le::<4, f32>(&raw, f32::from_le_bytes), shape, device)?
@@ -238,7 +261,8 @@ pub fn dtype_of(data_type: i32) -> Option<DType> {
             DType::I64
         }
         DataType::Bool | DataType::Uint8 => DType::U8,
-        DataType::Uint32 | DataType::Uint64 => DType::I64,
+        DataType::Uint32 | DataType::Uint64 | DataType::Int4 | DataType::Uint4 => DType::I64,
+        DataType::Float8e4m3fn | DataType::Float8e4m3fnuz | DataType::Float8e5m2 | DataType::Float8e5m2fnuz => DType::F32,
         _ => return None,
     })
 }

@@ -38,8 +38,42 @@ pub fn cast(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let to = node.int("to", 0) as i32;
     let dtype = tensor_io::dtype_of(to)
         .ok_or_else(|| ModelError::Evaluation(format!("Cast to element type {to}")))?;
-    if to == crate::proto::tensor_proto::DataType::Bool as i32 {
+    to_element_type(x, to, node.int("saturate", 1) != 0, dtype)
+}
+
+/// The conversions candle's `to_dtype` does not make: to bool, onto an 8-bit float grid, into int4.
+fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
+    use crate::proto::tensor_proto::DataType as T;
+    if to == T::Bool as i32 {
         return Ok(vec![x.ne(&x.zeros_like()?)?.to_dtype(DType::U8)?]);
+    }
+    if let Some(format) = super::super::float8::Float8::of(to) {
+        let values: Vec<f32> = x
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|v| format.round(v, saturate))
+            .collect();
+        return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
+    }
+    if to == T::Int4 as i32 || to == T::Uint4 as i32 {
+        let (lo, hi) = if to == T::Int4 as i32 { (-8.0, 7.0) } else { (0.0, 15.0) };
+        let values: Vec<i64> = x
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?
+            .into_iter()
+            .map(|v| {
+                let r = if (v - v.trunc()).abs() == 0.5 { 2.0 * (v / 2.0).round() } else { v.round() };
+                r.clamp(lo, hi) as i64
+            })
+            .collect();
+        return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
+    }
+    if x.dtype().is_float() && dtype == DType::I64 {
+        // Float to integer truncates toward zero (C semantics), never wraps through candle's cast.
+        return Ok(vec![x.to_dtype(DType::F64)?.to_dtype(DType::I64)?]);
     }
     Ok(vec![x.to_dtype(dtype)?])
 }

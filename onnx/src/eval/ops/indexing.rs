@@ -1,0 +1,249 @@
+//! Index-driven operators: OneHot, EyeLike, TopK, GatherND, ScatterElements, ScatterND, NonZero,
+//! Compress. Computed on f64 values with explicit strides, then returned in the input's type.
+
+use candle_core::{DType, Tensor};
+
+use super::super::node::{Node, axis, int_values, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+fn values(t: &Tensor) -> Result<Vec<f64>, ModelError> {
+    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
+fn build(values: Vec<f64>, shape: Vec<usize>, like: &Tensor) -> Result<Tensor, ModelError> {
+    Ok(Tensor::from_vec(values, shape, like.device())?.to_dtype(like.dtype())?)
+}
+
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
+fn resolve(index: i64, len: usize) -> Result<usize, ModelError> {
+    let i = if index < 0 { index + len as i64 } else { index };
+    if i < 0 || i >= len as i64 {
+        return Err(ModelError::Evaluation(format!("index {index} is out of range for {len}")));
+    }
+    Ok(i as usize)
+}
+
+pub fn one_hot(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let indices = values(required(inputs, 0)?)?;
+    let depth = values(required(inputs, 1)?)?[0] as usize;
+    let vals = required(inputs, 2)?;
+    let (off, on) = { let v = values(vals)?; (v[0], v[1]) };
+    let in_dims = required(inputs, 0)?.dims().to_vec();
+    let rank = in_dims.len() + 1;
+    let a = axis(node.int("axis", -1), rank)?;
+    let mut out_dims = in_dims.clone();
+    out_dims.insert(a, depth);
+    let outer: usize = in_dims[..a].iter().product();
+    let inner: usize = in_dims[a..].iter().product();
+    let mut out = vec![off; outer * depth * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let idx = indices[o * inner + i] as i64;
+            let idx = if idx < 0 { idx + depth as i64 } else { idx };
+            if (0..depth as i64).contains(&idx) {
+                out[(o * depth + idx as usize) * inner + i] = on;
+            }
+        }
+    }
+    Ok(vec![build(out, out_dims, vals)?])
+}
+
+pub fn eye_like(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let (rows, cols) = x.dims2()?;
+    let k = node.int("k", 0);
+    let out: Vec<f64> = (0..rows * cols)
+        .map(|i| f64::from(u8::from((i % cols) as i64 - (i / cols) as i64 == k)))
+        .collect();
+    let t = Tensor::from_vec(out, (rows, cols), x.device())?;
+    let dtype = if node.has("dtype") {
+        super::super::tensor_io::dtype_of(node.int("dtype", 1) as i32)
+            .ok_or_else(|| ModelError::Evaluation("EyeLike dtype".to_owned()))?
+    } else {
+        x.dtype()
+    };
+    Ok(vec![t.to_dtype(dtype)?])
+}
+
+/// The k largest (or smallest) along an axis, ties broken by the lower index.
+pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let k = int_values(required(inputs, 1)?)?[0] as usize;
+    let dim = axis(node.int("axis", -1), x.rank())?;
+    let largest = node.int("largest", 1) != 0;
+    let moved = x.transpose(dim, x.rank() - 1)?.contiguous()?;
+    let len = x.dims()[dim];
+    let data = values(&moved)?;
+    let (mut top, mut idx) = (Vec::new(), Vec::new());
+    for row in data.chunks(len.max(1)) {
+        let mut order: Vec<usize> = (0..len).collect();
+        order.sort_by(|&a, &b| {
+            let ord = row[a].partial_cmp(&row[b]).unwrap_or(std::cmp::Ordering::Equal);
+            (if largest { ord.reverse() } else { ord }).then(a.cmp(&b))
+        });
+        for &i in order.iter().take(k) {
+            top.push(row[i]);
+            idx.push(i as i64);
+        }
+    }
+    let mut shape = moved.dims().to_vec();
+    *shape.last_mut().expect("rank ≥ 1") = k;
+    let back = |t: Tensor| -> Result<Tensor, ModelError> { Ok(t.transpose(dim, x.rank() - 1)?.contiguous()?) };
+    Ok(vec![
+        back(build(top, shape.clone(), x)?)?,
+        back(Tensor::from_vec(idx, shape, x.device())?)?,
+    ])
+}
+
+pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let data = required(inputs, 0)?;
+    let indices_t = required(inputs, 1)?;
+    let batch = node.int("batch_dims", 0) as usize;
+    let dd = data.dims().to_vec();
+    let id = indices_t.dims().to_vec();
+    let last = *id.last().ok_or_else(|| ModelError::Evaluation("GatherND of scalar indices".to_owned()))?;
+    let vals = values(data)?;
+    let idx = int_values(indices_t)?;
+    let ds = strides(&dd);
+    let batch_count: usize = dd[..batch].iter().product();
+    let slice_dims = &dd[batch + last..];
+    let slice_len: usize = slice_dims.iter().product();
+    let per_batch: usize = id[batch..id.len() - 1].iter().product();
+    let mut out = Vec::with_capacity(batch_count * per_batch * slice_len);
+    for b in 0..batch_count {
+        let mut base = 0;
+        let mut rem = b;
+        for d in (0..batch).rev() {
+            base += (rem % dd[d]) * ds[d];
+            rem /= dd[d];
+        }
+        for p in 0..per_batch {
+            let tuple = &idx[(b * per_batch + p) * last..(b * per_batch + p + 1) * last];
+            let mut offset = base;
+            for (j, &i) in tuple.iter().enumerate() {
+                offset += resolve(i, dd[batch + j])? * ds[batch + j];
+            }
+            out.extend_from_slice(&vals[offset..offset + slice_len]);
+        }
+    }
+    let mut shape = id[..id.len() - 1].to_vec();
+    shape.extend_from_slice(slice_dims);
+    Ok(vec![build(out, shape, data)?])
+}
+
+fn combine(reduction: &str, old: f64, new: f64) -> f64 {
+    match reduction {
+        "add" => old + new,
+        "mul" => old * new,
+        "max" => old.max(new),
+        "min" => old.min(new),
+        _ => new,
+    }
+}
+
+pub fn scatter_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let data = required(inputs, 0)?;
+    let indices = required(inputs, 1)?;
+    let updates = values(required(inputs, 2)?)?;
+    let dim = axis(node.int("axis", 0), data.rank())?;
+    let reduction = node.string("reduction").unwrap_or_else(|| "none".to_owned());
+    let dd = data.dims().to_vec();
+    let ds = strides(&dd);
+    let id = indices.dims().to_vec();
+    let is = strides(&id);
+    let idx = int_values(indices)?;
+    let mut out = values(data)?;
+    for (n, &i) in idx.iter().enumerate() {
+        let mut offset = 0;
+        for d in 0..id.len() {
+            let coord = (n / is[d]) % id[d];
+            offset += if d == dim { resolve(i, dd[d])? } else { coord } * ds[d];
+        }
+        out[offset] = combine(&reduction, out[offset], updates[n]);
+    }
+    Ok(vec![build(out, dd, data)?])
+}
+
+pub fn scatter_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let data = required(inputs, 0)?;
+    let indices = required(inputs, 1)?;
+    let updates = values(required(inputs, 2)?)?;
+    let reduction = node.string("reduction").unwrap_or_else(|| "none".to_owned());
+    let dd = data.dims().to_vec();
+    let ds = strides(&dd);
+    let last = *indices.dims().last().unwrap_or(&0);
+    let slice_len: usize = dd[last..].iter().product();
+    let idx = int_values(indices)?;
+    let mut out = values(data)?;
+    for (u, tuple) in idx.chunks(last.max(1)).enumerate() {
+        let mut offset = 0;
+        for (j, &i) in tuple.iter().enumerate() {
+            offset += resolve(i, dd[j])? * ds[j];
+        }
+        for e in 0..slice_len {
+            out[offset + e] = combine(&reduction, out[offset + e], updates[u * slice_len + e]);
+        }
+    }
+    Ok(vec![build(out, dd, data)?])
+}
+
+/// Coordinates of the non-zero values: [rank, count], row-major order.
+pub fn non_zero(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let dims = x.dims().to_vec();
+    let st = strides(&dims);
+    let hits: Vec<usize> = values(x)?.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, _)| i).collect();
+    let mut out = Vec::with_capacity(dims.len() * hits.len());
+    for d in 0..dims.len() {
+        out.extend(hits.iter().map(|&h| ((h / st[d]) % dims[d]) as i64));
+    }
+    let count = hits.len();
+    Ok(vec![Tensor::from_vec(out, (dims.len(), count), x.device())?])
+}
+
+/// The slices along `axis` (or the flattened values) whose condition is true.
+pub fn compress(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let cond = values(required(inputs, 1)?)?;
+    let (x, dim) = if node.has("axis") {
+        (x.clone(), axis(node.int("axis", 0), x.rank())?)
+    } else {
+        (x.flatten_all()?, 0)
+    };
+    let keep: Vec<u32> = cond.iter().take(x.dim(dim)?).enumerate().filter(|(_, c)| **c != 0.0).map(|(i, _)| i as u32).collect();
+    let count = keep.len();
+    Ok(vec![x.index_select(&Tensor::from_vec(keep, count, x.device())?, dim)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, run};
+
+    #[test]
+    fn top_k_returns_values_and_indices() {
+        let out = run("TopK", 13, vec![], &[f32s(&[1., 4., 2., 4.], &[4]), i64s(&[2])]);
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![4., 4.]);
+        assert_eq!(out[1].to_vec1::<i64>().unwrap(), vec![1, 3]);
+    }
+
+    #[test]
+    fn one_hot_on_the_last_axis() {
+        let out = run("OneHot", 13, vec![int("axis", -1)], &[i64s(&[0, 2]), i64s(&[3]), f32s(&[0., 1.], &[2])]);
+        assert_eq!(out[0].to_vec2::<f32>().unwrap(), vec![vec![1., 0., 0.], vec![0., 0., 1.]]);
+    }
+
+    #[test]
+    fn non_zero_lists_coordinates() {
+        let out = run("NonZero", 13, vec![], &[f32s(&[0., 1., 1., 0.], &[2, 2])]);
+        assert_eq!(out[0].to_vec2::<i64>().unwrap(), vec![vec![0, 1], vec![1, 0]]);
+    }
+}
