@@ -10,6 +10,7 @@ mod matmul;
 mod normalization;
 mod quantize;
 mod reduce;
+mod resize;
 mod shape;
 mod spatial;
 mod unary;
@@ -141,6 +142,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "GatherElements" => layout::gather_elements,
         "DepthToSpace" => layout::depth_to_space,
         "SpaceToDepth" => layout::space_to_depth,
+        "Resize" | "Upsample" => resize::resize,
         "OneHot" => indexing::one_hot,
         "EyeLike" => indexing::eye_like,
         "TopK" => indexing::top_k,
@@ -174,7 +176,7 @@ fn dropout(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, Mo
 
 /// Every operator [`lookup`] knows (for docs and the node-test report).
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Greater", "Less", "Cos", "Sin", "Where", "Neg", "Sqrt", "Exp", "Erf", "Tanh", "Sigmoid", "Relu", "MatMul", "Gemm", "Softmax", "LayerNormalization", "ReduceMean", "Shape", "Reshape", "Unsqueeze", "Squeeze", "Expand", "Transpose", "Concat", "Slice", "Gather", "Constant", "Cast", "Identity", "Dropout", "CastLike", "Abs", "Acos", "Asin", "Atan", "Acosh", "Asinh", "Atanh", "Cosh", "Sinh", "Tan", "Log", "Ceil", "Floor", "Round", "Sign", "Reciprocal", "Softplus", "Softsign", "Mish", "LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Shrink", "Gelu", "PRelu", "Clip", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf", "Max", "Min", "Sum", "Mean", "Mod", "ReduceSum", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "ReduceMax", "ReduceMin", "ArgMax", "ArgMin", "CumSum", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "InstanceNormalization", "LRN", "LogSoftmax", "Hardmax", "Flatten", "Size", "ConstantOfShape", "Tile", "Range", "Split", "Pad", "Trilu", "GatherElements", "DepthToSpace", "SpaceToDepth", "OneHot", "EyeLike", "TopK", "GatherND", "ScatterElements", "ScatterND", "NonZero", "Compress", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift", "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss", "DequantizeLinear", "QuantizeLinear",
+    "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Greater", "Less", "Cos", "Sin", "Where", "Neg", "Sqrt", "Exp", "Erf", "Tanh", "Sigmoid", "Relu", "MatMul", "Gemm", "Softmax", "LayerNormalization", "ReduceMean", "Shape", "Reshape", "Unsqueeze", "Squeeze", "Expand", "Transpose", "Concat", "Slice", "Gather", "Constant", "Cast", "Identity", "Dropout", "CastLike", "Abs", "Acos", "Asin", "Atan", "Acosh", "Asinh", "Atanh", "Cosh", "Sinh", "Tan", "Log", "Ceil", "Floor", "Round", "Sign", "Reciprocal", "Softplus", "Softsign", "Mish", "LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Shrink", "Gelu", "PRelu", "Clip", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf", "Max", "Min", "Sum", "Mean", "Mod", "ReduceSum", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "ReduceMax", "ReduceMin", "ArgMax", "ArgMin", "CumSum", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "InstanceNormalization", "LRN", "LogSoftmax", "Hardmax", "Flatten", "Size", "ConstantOfShape", "Tile", "Range", "Split", "Pad", "Trilu", "GatherElements", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "OneHot", "EyeLike", "TopK", "GatherND", "ScatterElements", "ScatterND", "NonZero", "Compress", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "BitShift", "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss", "DequantizeLinear", "QuantizeLinear",
 ];
 
 #[cfg(test)]
