@@ -41,7 +41,13 @@ impl Float8 {
         match self {
             Float8::E4M3FnUz | Float8::E5M2FnUz if bits == 0x80 => return f32::NAN,
             Float8::E4M3Fn if exp == max_exp && man == (1 << man_bits) - 1 => return f32::NAN,
-            Float8::E5M2 if exp == max_exp => return if man == 0 { sign * f32::INFINITY } else { f32::NAN },
+            Float8::E5M2 if exp == max_exp => {
+                return if man == 0 {
+                    sign * f32::INFINITY
+                } else {
+                    f32::NAN
+                };
+            }
             _ => {}
         }
         let scale = 2f32.powi(-(man_bits as i32));
@@ -104,14 +110,19 @@ impl Float8 {
         if a > self.max() {
             // Past max: rounds to max only when nearer to it than to the next (unrepresentable) step.
             let (man_bits, _) = self.layout();
-            let step = self.max() * 2f32.powi(-(man_bits as i32)) / (1.0 + 1.0 - 2f32.powi(-(man_bits as i32)));
+            let step = self.max() * 2f32.powi(-(man_bits as i32))
+                / (1.0 + 1.0 - 2f32.powi(-(man_bits as i32)));
             if saturate || a < self.max() + step / 2.0 {
                 return sign * self.max();
             }
             return overflow(sign);
         }
         let rounded = sign * value;
-        if rounded == 0.0 && matches!(self, Float8::E4M3FnUz | Float8::E5M2FnUz) { 0.0 } else { rounded }
+        if rounded == 0.0 && matches!(self, Float8::E4M3FnUz | Float8::E5M2FnUz) {
+            0.0
+        } else {
+            rounded
+        }
     }
 }
 

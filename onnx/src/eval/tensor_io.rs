@@ -44,7 +44,11 @@ pub fn from_proto(
         let values: Vec<i64> = (0..count)
             .map(|i| {
                 let nibble = (bytes[i / 2] >> (4 * (i % 2))) & 0x0f;
-                if signed && nibble & 0x08 != 0 { i64::from(nibble) - 16 } else { i64::from(nibble) }
+                if signed && nibble & 0x08 != 0 {
+                    i64::from(nibble) - 16
+                } else {
+                    i64::from(nibble)
+                }
             })
             .collect();
         return Ok(Tensor::from_vec(values, shape, device)?);
@@ -262,7 +266,10 @@ pub fn dtype_of(data_type: i32) -> Option<DType> {
         }
         DataType::Bool | DataType::Uint8 => DType::U8,
         DataType::Uint32 | DataType::Uint64 | DataType::Int4 | DataType::Uint4 => DType::I64,
-        DataType::Float8e4m3fn | DataType::Float8e4m3fnuz | DataType::Float8e5m2 | DataType::Float8e5m2fnuz => DType::F32,
+        DataType::Float8e4m3fn
+        | DataType::Float8e4m3fnuz
+        | DataType::Float8e5m2
+        | DataType::Float8e5m2fnuz => DType::F32,
         _ => return None,
     })
 }

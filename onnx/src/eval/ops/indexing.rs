@@ -27,7 +27,9 @@ fn strides(dims: &[usize]) -> Vec<usize> {
 fn resolve(index: i64, len: usize) -> Result<usize, ModelError> {
     let i = if index < 0 { index + len as i64 } else { index };
     if i < 0 || i >= len as i64 {
-        return Err(ModelError::Evaluation(format!("index {index} is out of range for {len}")));
+        return Err(ModelError::Evaluation(format!(
+            "index {index} is out of range for {len}"
+        )));
     }
     Ok(i as usize)
 }
@@ -36,7 +38,10 @@ pub fn one_hot(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let indices = values(required(inputs, 0)?)?;
     let depth = values(required(inputs, 1)?)?[0] as usize;
     let vals = required(inputs, 2)?;
-    let (off, on) = { let v = values(vals)?; (v[0], v[1]) };
+    let (off, on) = {
+        let v = values(vals)?;
+        (v[0], v[1])
+    };
     let in_dims = required(inputs, 0)?.dims().to_vec();
     let rank = in_dims.len() + 1;
     let a = axis(node.int("axis", -1), rank)?;
@@ -87,7 +92,9 @@ pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     for row in data.chunks(len.max(1)) {
         let mut order: Vec<usize> = (0..len).collect();
         order.sort_by(|&a, &b| {
-            let ord = row[a].partial_cmp(&row[b]).unwrap_or(std::cmp::Ordering::Equal);
+            let ord = row[a]
+                .partial_cmp(&row[b])
+                .unwrap_or(std::cmp::Ordering::Equal);
             (if largest { ord.reverse() } else { ord }).then(a.cmp(&b))
         });
         for &i in order.iter().take(k) {
@@ -97,7 +104,9 @@ pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     }
     let mut shape = moved.dims().to_vec();
     *shape.last_mut().expect("rank ≥ 1") = k;
-    let back = |t: Tensor| -> Result<Tensor, ModelError> { Ok(t.transpose(dim, x.rank() - 1)?.contiguous()?) };
+    let back = |t: Tensor| -> Result<Tensor, ModelError> {
+        Ok(t.transpose(dim, x.rank() - 1)?.contiguous()?)
+    };
     Ok(vec![
         back(build(top, shape.clone(), x)?)?,
         back(Tensor::from_vec(idx, shape, x.device())?)?,
@@ -110,7 +119,9 @@ pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let batch = node.int("batch_dims", 0) as usize;
     let dd = data.dims().to_vec();
     let id = indices_t.dims().to_vec();
-    let last = *id.last().ok_or_else(|| ModelError::Evaluation("GatherND of scalar indices".to_owned()))?;
+    let last = *id
+        .last()
+        .ok_or_else(|| ModelError::Evaluation("GatherND of scalar indices".to_owned()))?;
     let vals = values(data)?;
     let idx = int_values(indices_t)?;
     let ds = strides(&dd);
@@ -155,7 +166,9 @@ pub fn scatter_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let indices = required(inputs, 1)?;
     let updates = values(required(inputs, 2)?)?;
     let dim = axis(node.int("axis", 0), data.rank())?;
-    let reduction = node.string("reduction").unwrap_or_else(|| "none".to_owned());
+    let reduction = node
+        .string("reduction")
+        .unwrap_or_else(|| "none".to_owned());
     let dd = data.dims().to_vec();
     let ds = strides(&dd);
     let id = indices.dims().to_vec();
@@ -177,7 +190,9 @@ pub fn scatter_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let data = required(inputs, 0)?;
     let indices = required(inputs, 1)?;
     let updates = values(required(inputs, 2)?)?;
-    let reduction = node.string("reduction").unwrap_or_else(|| "none".to_owned());
+    let reduction = node
+        .string("reduction")
+        .unwrap_or_else(|| "none".to_owned());
     let dd = data.dims().to_vec();
     let ds = strides(&dd);
     let last = *indices.dims().last().unwrap_or(&0);
@@ -201,13 +216,22 @@ pub fn non_zero(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let dims = x.dims().to_vec();
     let st = strides(&dims);
-    let hits: Vec<usize> = values(x)?.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, _)| i).collect();
+    let hits: Vec<usize> = values(x)?
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, _)| i)
+        .collect();
     let mut out = Vec::with_capacity(dims.len() * hits.len());
     for d in 0..dims.len() {
         out.extend(hits.iter().map(|&h| ((h / st[d]) % dims[d]) as i64));
     }
     let count = hits.len();
-    Ok(vec![Tensor::from_vec(out, (dims.len(), count), x.device())?])
+    Ok(vec![Tensor::from_vec(
+        out,
+        (dims.len(), count),
+        x.device(),
+    )?])
 }
 
 /// The slices along `axis` (or the flattened values) whose condition is true.
@@ -219,9 +243,18 @@ pub fn compress(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     } else {
         (x.flatten_all()?, 0)
     };
-    let keep: Vec<u32> = cond.iter().take(x.dim(dim)?).enumerate().filter(|(_, c)| **c != 0.0).map(|(i, _)| i as u32).collect();
+    let keep: Vec<u32> = cond
+        .iter()
+        .take(x.dim(dim)?)
+        .enumerate()
+        .filter(|(_, c)| **c != 0.0)
+        .map(|(i, _)| i as u32)
+        .collect();
     let count = keep.len();
-    Ok(vec![x.index_select(&Tensor::from_vec(keep, count, x.device())?, dim)?])
+    Ok(vec![x.index_select(
+        &Tensor::from_vec(keep, count, x.device())?,
+        dim,
+    )?])
 }
 
 #[cfg(test)]
@@ -230,20 +263,36 @@ mod tests {
 
     #[test]
     fn top_k_returns_values_and_indices() {
-        let out = run("TopK", 13, vec![], &[f32s(&[1., 4., 2., 4.], &[4]), i64s(&[2])]);
+        let out = run(
+            "TopK",
+            13,
+            vec![],
+            &[f32s(&[1., 4., 2., 4.], &[4]), i64s(&[2])],
+        );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![4., 4.]);
         assert_eq!(out[1].to_vec1::<i64>().unwrap(), vec![1, 3]);
     }
 
     #[test]
     fn one_hot_on_the_last_axis() {
-        let out = run("OneHot", 13, vec![int("axis", -1)], &[i64s(&[0, 2]), i64s(&[3]), f32s(&[0., 1.], &[2])]);
-        assert_eq!(out[0].to_vec2::<f32>().unwrap(), vec![vec![1., 0., 0.], vec![0., 0., 1.]]);
+        let out = run(
+            "OneHot",
+            13,
+            vec![int("axis", -1)],
+            &[i64s(&[0, 2]), i64s(&[3]), f32s(&[0., 1.], &[2])],
+        );
+        assert_eq!(
+            out[0].to_vec2::<f32>().unwrap(),
+            vec![vec![1., 0., 0.], vec![0., 0., 1.]]
+        );
     }
 
     #[test]
     fn non_zero_lists_coordinates() {
         let out = run("NonZero", 13, vec![], &[f32s(&[0., 1., 1., 0.], &[2, 2])]);
-        assert_eq!(out[0].to_vec2::<i64>().unwrap(), vec![vec![0, 1], vec![1, 0]]);
+        assert_eq!(
+            out[0].to_vec2::<i64>().unwrap(),
+            vec![vec![0, 1], vec![1, 0]]
+        );
     }
 }

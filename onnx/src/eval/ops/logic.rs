@@ -172,9 +172,21 @@ mod tests {
 fn bitwise(inputs: &[Option<Tensor>], f: impl Fn(u64, u64) -> u64) -> Result<Tensor, ModelError> {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
     let shape = a.shape().broadcast_shape_binary_op(b.shape(), "Bitwise")?;
-    let x = a.broadcast_as(&shape)?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?;
-    let y = b.broadcast_as(&shape)?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?;
-    let r: Vec<i64> = x.iter().zip(&y).map(|(&x, &y)| f(x as u64, y as u64) as i64).collect();
+    let x = a
+        .broadcast_as(&shape)?
+        .to_dtype(DType::I64)?
+        .flatten_all()?
+        .to_vec1::<i64>()?;
+    let y = b
+        .broadcast_as(&shape)?
+        .to_dtype(DType::I64)?
+        .flatten_all()?
+        .to_vec1::<i64>()?;
+    let r: Vec<i64> = x
+        .iter()
+        .zip(&y)
+        .map(|(&x, &y)| f(x as u64, y as u64) as i64)
+        .collect();
     Ok(Tensor::from_vec(r, shape, a.device())?.to_dtype(a.dtype())?)
 }
 
@@ -194,19 +206,39 @@ pub fn bitwise_xor(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 pub fn bitwise_not(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     if x.dtype() == DType::U8 {
-        let v: Vec<u8> = x.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|b| !b).collect();
+        let v: Vec<u8> = x
+            .flatten_all()?
+            .to_vec1::<u8>()?
+            .into_iter()
+            .map(|b| !b)
+            .collect();
         return Ok(vec![Tensor::from_vec(v, x.shape(), x.device())?]);
     }
-    let v: Vec<i64> = x.flatten_all()?.to_vec1::<i64>()?.into_iter().map(|b| !b).collect();
+    let v: Vec<i64> = x
+        .flatten_all()?
+        .to_vec1::<i64>()?
+        .into_iter()
+        .map(|b| !b)
+        .collect();
     Ok(vec![Tensor::from_vec(v, x.shape(), x.device())?])
 }
 
 /// BitShift on unsigned integers: LEFT or RIGHT.
 pub fn bit_shift(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let left = node.string("direction").as_deref() == Some("LEFT");
-    let width = if required(inputs, 0)?.dtype() == DType::U8 { 8 } else { 64 };
+    let width = if required(inputs, 0)?.dtype() == DType::U8 {
+        8
+    } else {
+        64
+    };
     Ok(vec![bitwise(inputs, move |a, b| {
-        let shifted = if b >= 64 { 0 } else if left { a << b } else { a >> b };
+        let shifted = if b >= 64 {
+            0
+        } else if left {
+            a << b
+        } else {
+            a >> b
+        };
         if width == 8 { shifted & 0xff } else { shifted }
     })?])
 }

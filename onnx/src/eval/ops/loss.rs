@@ -8,14 +8,29 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// -input[n, target, d...] · weight[target], reduced as the node asks.
-fn nll(node: &Node<'_>, input: &Tensor, target: &Tensor, weight: Option<&Tensor>) -> Result<Tensor, ModelError> {
+fn nll(
+    node: &Node<'_>,
+    input: &Tensor,
+    target: &Tensor,
+    weight: Option<&Tensor>,
+) -> Result<Tensor, ModelError> {
     let dims = input.dims().to_vec();
     let (n, c) = (dims[0], dims[1]);
     let inner: usize = dims[2..].iter().product();
-    let values = input.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let targets = target.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?;
-    let weights = weight.map(|w| w.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()).transpose()?;
-    let ignore = node.has("ignore_index").then(|| node.int("ignore_index", -100));
+    let values = input
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let targets = target
+        .to_dtype(DType::I64)?
+        .flatten_all()?
+        .to_vec1::<i64>()?;
+    let weights = weight
+        .map(|w| w.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>())
+        .transpose()?;
+    let ignore = node
+        .has("ignore_index")
+        .then(|| node.int("ignore_index", -100));
     let mut losses = Vec::with_capacity(n * inner);
     let mut weight_sum = 0.0;
     for b in 0..n {
@@ -27,7 +42,9 @@ fn nll(node: &Node<'_>, input: &Tensor, target: &Tensor, weight: Option<&Tensor>
             }
             let class = if t < 0 { t + c as i64 } else { t } as usize;
             if class >= c {
-                return Err(ModelError::Evaluation(format!("target {t} is not a class of {c}")));
+                return Err(ModelError::Evaluation(format!(
+                    "target {t} is not a class of {c}"
+                )));
             }
             let w = weights.as_ref().map_or(1.0, |w| w[class]);
             weight_sum += w;
@@ -45,13 +62,19 @@ fn nll(node: &Node<'_>, input: &Tensor, target: &Tensor, weight: Option<&Tensor>
 }
 
 pub fn negative_log_likelihood_loss(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![nll(node, required(inputs, 0)?, required(inputs, 1)?, optional(inputs, 2))?])
+    Ok(vec![nll(
+        node,
+        required(inputs, 0)?,
+        required(inputs, 1)?,
+        optional(inputs, 2),
+    )?])
 }
 
 /// Cross entropy of softmax(scores) over dim 1; the second output is the log-probabilities.
 pub fn softmax_cross_entropy_loss(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let scores = required(inputs, 0)?;
-    let log_prob = candle_nn::ops::log_softmax(&scores.to_dtype(DType::F64)?, 1)?.to_dtype(scores.dtype())?;
+    let log_prob =
+        candle_nn::ops::log_softmax(&scores.to_dtype(DType::F64)?, 1)?.to_dtype(scores.dtype())?;
     let loss = nll(node, &log_prob, required(inputs, 1)?, optional(inputs, 2))?;
     let mut out = vec![loss];
     if node.output_count() > 1 {
@@ -68,7 +91,12 @@ mod tests {
     fn nll_mean_divides_by_the_target_weights() {
         let input = f32s(&[-1., -2., -3., -4.], &[2, 2]);
         let weight = f32s(&[1., 3.], &[2]);
-        let out = run("NegativeLogLikelihoodLoss", 13, vec![], &[input, i64s(&[0, 1]), weight]);
+        let out = run(
+            "NegativeLogLikelihoodLoss",
+            13,
+            vec![],
+            &[input, i64s(&[0, 1]), weight],
+        );
         // (1·1 + 4·3) / (1 + 3)
         assert!((out[0].to_vec0::<f32>().unwrap() - 13. / 4.).abs() < 1e-6);
     }

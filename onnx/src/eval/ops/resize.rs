@@ -21,9 +21,21 @@ struct Axis {
 fn source_coordinate(mode: &str, x: f64, a: &Axis) -> f64 {
     let (input, output, scale) = (a.input as f64, a.output as f64, a.scale);
     match mode {
-        "align_corners" => if a.output == 1 { 0.0 } else { x * (input - 1.0) / (output - 1.0) },
+        "align_corners" => {
+            if a.output == 1 {
+                0.0
+            } else {
+                x * (input - 1.0) / (output - 1.0)
+            }
+        }
         "asymmetric" => x / scale,
-        "pytorch_half_pixel" => if a.output > 1 { (x + 0.5) / scale - 0.5 } else { 0.0 },
+        "pytorch_half_pixel" => {
+            if a.output > 1 {
+                (x + 0.5) / scale - 0.5
+            } else {
+                0.0
+            }
+        }
         "tf_crop_and_resize" => {
             let (start, end) = a.roi;
             if a.output > 1 {
@@ -54,20 +66,42 @@ fn cubic(t: f64, a: f64) -> f64 {
 
 fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
     let mode = node.string("mode").unwrap_or_else(|| "nearest".to_owned());
-    let transform = node.string("coordinate_transformation_mode").unwrap_or_else(|| {
-        if node.opset < 11 { "asymmetric".to_owned() } else { "half_pixel".to_owned() }
-    });
+    let transform = node
+        .string("coordinate_transformation_mode")
+        .unwrap_or_else(|| {
+            if node.opset < 11 {
+                "asymmetric".to_owned()
+            } else {
+                "half_pixel".to_owned()
+            }
+        });
     let src = source_coordinate(&transform, x as f64, a);
     let last = a.input as f64 - 1.0;
     if transform == "tf_crop_and_resize" && (src < 0.0 || src > last) {
         return vec![(None, 1.0)];
     }
     if mode == "nearest" {
-        let nearest = match node.string("nearest_mode").as_deref().unwrap_or("round_prefer_floor") {
+        let nearest = match node
+            .string("nearest_mode")
+            .as_deref()
+            .unwrap_or("round_prefer_floor")
+        {
             "floor" => src.floor(),
             "ceil" => src.ceil(),
-            "round_prefer_ceil" => if src.fract() == 0.5 { src.ceil() } else { src.round() },
-            _ => if (src - src.floor()) == 0.5 { src.floor() } else { src.round() },
+            "round_prefer_ceil" => {
+                if src.fract() == 0.5 {
+                    src.ceil()
+                } else {
+                    src.round()
+                }
+            }
+            _ => {
+                if (src - src.floor()) == 0.5 {
+                    src.floor()
+                } else {
+                    src.round()
+                }
+            }
         };
         return vec![(Some(nearest.clamp(0.0, last) as usize), 1.0)];
     }
@@ -80,7 +114,13 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
         (_, true) => (1.0 / a.scale, a.scale),
         _ => (1.0, 1.0),
     };
-    let kernel = |t: f64| if mode == "cubic" { cubic(t * stretch, a_coef) } else { (1.0 - (t * stretch).abs()).max(0.0) };
+    let kernel = |t: f64| {
+        if mode == "cubic" {
+            cubic(t * stretch, a_coef)
+        } else {
+            (1.0 - (t * stretch).abs()).max(0.0)
+        }
+    };
     let center = src.floor();
     let reach = support.ceil() as i64 + 1;
     let mut out: Taps = Vec::new();
@@ -105,7 +145,14 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
 }
 
 /// Resamples `values` (shape `dims`) along `dim` to `a.output` positions.
-fn resample(node: &Node<'_>, values: &[f64], dims: &mut Vec<usize>, dim: usize, a: &Axis, extrapolation: f64) -> Vec<f64> {
+fn resample(
+    node: &Node<'_>,
+    values: &[f64],
+    dims: &mut Vec<usize>,
+    dim: usize,
+    a: &Axis,
+    extrapolation: f64,
+) -> Vec<f64> {
     let outer: usize = dims[..dim].iter().product();
     let inner: usize = dims[dim + 1..].iter().product();
     let all: Vec<Taps> = (0..a.output).map(|x| taps(node, a, x)).collect();
@@ -133,13 +180,17 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (roi, scales, sizes) = if node.opset < 11 || node.op_type() == "Upsample" {
         let scales = match optional(inputs, 1) {
             Some(s) => Some(s.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?),
-            None => node.floats("scales").map(|v| v.iter().map(|&f| f64::from(f)).collect()),
+            None => node
+                .floats("scales")
+                .map(|v| v.iter().map(|&f| f64::from(f)).collect()),
         };
         (None, scales, None)
     } else {
         let floats = |i: usize| -> Result<Option<Vec<f64>>, ModelError> {
             Ok(match optional(inputs, i) {
-                Some(t) if t.elem_count() > 0 => Some(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?),
+                Some(t) if t.elem_count() > 0 => {
+                    Some(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+                }
                 _ => None,
             })
         };
@@ -157,21 +208,52 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let dims_in = x.dims().to_vec();
     let mut plan: Vec<(usize, Axis)> = Vec::new();
     if let Some(sizes) = sizes {
-        let mut ratios: Vec<f64> = axes.iter().zip(&sizes).map(|(&d, &s)| s as f64 / dims_in[d] as f64).collect();
-        let policy = node.string("keep_aspect_ratio_policy").unwrap_or_else(|| "stretch".to_owned());
+        let mut ratios: Vec<f64> = axes
+            .iter()
+            .zip(&sizes)
+            .map(|(&d, &s)| s as f64 / dims_in[d] as f64)
+            .collect();
+        let policy = node
+            .string("keep_aspect_ratio_policy")
+            .unwrap_or_else(|| "stretch".to_owned());
         if policy != "stretch" {
-            let pick = if policy == "not_larger" { ratios.iter().cloned().fold(f64::INFINITY, f64::min) } else { ratios.iter().cloned().fold(0.0, f64::max) };
+            let pick = if policy == "not_larger" {
+                ratios.iter().cloned().fold(f64::INFINITY, f64::min)
+            } else {
+                ratios.iter().cloned().fold(0.0, f64::max)
+            };
             ratios = vec![pick; n];
         }
         for (i, &d) in axes.iter().enumerate() {
-            let output = if policy == "stretch" { sizes[i] as usize } else { (dims_in[d] as f64 * ratios[i]).round() as usize };
-            plan.push((d, Axis { input: dims_in[d], output, scale: ratios[i], roi: (0.0, 1.0) }));
+            let output = if policy == "stretch" {
+                sizes[i] as usize
+            } else {
+                (dims_in[d] as f64 * ratios[i]).round() as usize
+            };
+            plan.push((
+                d,
+                Axis {
+                    input: dims_in[d],
+                    output,
+                    scale: ratios[i],
+                    roi: (0.0, 1.0),
+                },
+            ));
         }
     } else {
-        let scales = scales.ok_or_else(|| ModelError::Evaluation("Resize needs scales or sizes".to_owned()))?;
+        let scales = scales
+            .ok_or_else(|| ModelError::Evaluation("Resize needs scales or sizes".to_owned()))?;
         for (i, &d) in axes.iter().enumerate() {
             let output = (dims_in[d] as f64 * scales[i]).floor() as usize;
-            plan.push((d, Axis { input: dims_in[d], output, scale: scales[i], roi: (0.0, 1.0) }));
+            plan.push((
+                d,
+                Axis {
+                    input: dims_in[d],
+                    output,
+                    scale: scales[i],
+                    roi: (0.0, 1.0),
+                },
+            ));
         }
     }
     if let Some(roi) = roi.filter(|r| r.len() == 2 * n) {
@@ -188,7 +270,9 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         }
         values = resample(node, &values, &mut dims, *d, a, extrapolation);
     }
-    Ok(vec![Tensor::from_vec(values, dims, x.device())?.to_dtype(x.dtype())?])
+    Ok(vec![
+        Tensor::from_vec(values, dims, x.device())?.to_dtype(x.dtype())?,
+    ])
 }
 
 #[cfg(test)]
@@ -197,22 +281,46 @@ mod tests {
     use crate::proto::AttributeProto;
 
     fn text(name: &str, value: &str) -> AttributeProto {
-        AttributeProto { name: Some(name.to_owned()), s: Some(value.as_bytes().to_vec().into()), r#type: Some(3), ..Default::default() }
+        AttributeProto {
+            name: Some(name.to_owned()),
+            s: Some(value.as_bytes().to_vec().into()),
+            r#type: Some(3),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn nearest_doubles_each_pixel() {
         let x = f32s(&[1., 2., 3., 4.], &[1, 1, 2, 2]);
-        let out = run("Resize", 13, vec![], &[x, None, f32s(&[1., 1., 2., 2.], &[4])]);
+        let out = run(
+            "Resize",
+            13,
+            vec![],
+            &[x, None, f32s(&[1., 1., 2., 2.], &[4])],
+        );
         assert_eq!(out[0].dims(), &[1, 1, 4, 4]);
-        assert_eq!(out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap()[..4], [1., 1., 2., 2.]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap()[..4],
+            [1., 1., 2., 2.]
+        );
     }
 
     #[test]
     fn linear_align_corners_interpolates_between_the_ends() {
         let x = f32s(&[0., 3.], &[1, 1, 1, 2]);
-        let attrs = vec![text("mode", "linear"), text("coordinate_transformation_mode", "align_corners")];
-        let out = run("Resize", 13, attrs, &[x, None, f32s(&[1., 1., 1., 2.], &[4])]);
-        assert_eq!(out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 1., 2., 3.]);
+        let attrs = vec![
+            text("mode", "linear"),
+            text("coordinate_transformation_mode", "align_corners"),
+        ];
+        let out = run(
+            "Resize",
+            13,
+            attrs,
+            &[x, None, f32s(&[1., 1., 1., 2.], &[4])],
+        );
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![0., 1., 2., 3.]
+        );
     }
 }

@@ -201,3 +201,27 @@ pub fn range(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         Tensor::from_vec(values, count, required(inputs, 0)?.device())?.to_dtype(dtype)?,
     ])
 }
+
+/// Crops or pads (with zeros) each axis around its centre to the requested shape.
+pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let target = int_values(required(inputs, 1)?)?;
+    let axes: Vec<usize> = match node.ints("axes") {
+        Some(a) => a
+            .iter()
+            .map(|&a| axis(a, x.rank()))
+            .collect::<Result<_, _>>()?,
+        None => (0..x.rank()).collect(),
+    };
+    let mut out = x.clone();
+    for (i, &dim) in axes.iter().enumerate() {
+        let (have, want) = (out.dim(dim)?, target[i].max(0) as usize);
+        if have > want {
+            out = out.narrow(dim, (have - want) / 2, want)?;
+        } else if want > have {
+            let before = (want - have) / 2;
+            out = out.pad_with_zeros(dim, before, want - have - before)?;
+        }
+    }
+    Ok(vec![out.contiguous()?])
+}

@@ -172,8 +172,19 @@ fn pair(v: &[usize], fill: usize) -> (usize, usize) {
     }
 }
 
+/// candle's pooling kernels cover 1-D and 2-D windows without dilation; the rest goes to `pool_nd`.
+fn needs_general_pooling(node: &Node<'_>, x: &Tensor) -> bool {
+    x.rank() > 4
+        || node
+            .ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+}
+
 pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
+    if needs_general_pooling(node, x) && node.output_count() <= 1 {
+        return super::pool_nd::pool(node, inputs, super::pool_nd::Pool::Max);
+    }
     if node.output_count() > 1 {
         return Err(unsupported("MaxPool's Indices output".to_owned()));
     }
@@ -190,6 +201,9 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
+    if needs_general_pooling(node, x) {
+        return super::pool_nd::pool(node, inputs, super::pool_nd::Pool::Average);
+    }
     let (kernel, strides, pads, extra) = windows(node, x)?;
     let all: Vec<(usize, usize)> = pads
         .iter()

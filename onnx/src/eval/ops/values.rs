@@ -58,14 +58,22 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
         return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
     if to == T::Int4 as i32 || to == T::Uint4 as i32 {
-        let (lo, hi) = if to == T::Int4 as i32 { (-8.0, 7.0) } else { (0.0, 15.0) };
+        let (lo, hi) = if to == T::Int4 as i32 {
+            (-8.0, 7.0)
+        } else {
+            (0.0, 15.0)
+        };
         let values: Vec<i64> = x
             .to_dtype(DType::F64)?
             .flatten_all()?
             .to_vec1::<f64>()?
             .into_iter()
             .map(|v| {
-                let r = if (v - v.trunc()).abs() == 0.5 { 2.0 * (v / 2.0).round() } else { v.round() };
+                let r = if (v - v.trunc()).abs() == 0.5 {
+                    2.0 * (v / 2.0).round()
+                } else {
+                    v.round()
+                };
                 r.clamp(lo, hi) as i64
             })
             .collect();

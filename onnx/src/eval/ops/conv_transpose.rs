@@ -1,0 +1,142 @@
+//! ConvTranspose over any number of spatial dims, with groups, dilations, output padding and
+//! `output_shape`, computed in f64 by scattering each input value through the kernel.
+
+use candle_core::{DType, Tensor};
+
+use super::super::node::{Node, optional, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let w = required(inputs, 1)?;
+    let input: Vec<usize> = x.dims()[2..].to_vec();
+    let n = input.len();
+    let kernel: Vec<usize> = w.dims()[2..].to_vec();
+    let ones = |name: &str| {
+        node.ints(name)
+            .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
+            .unwrap_or_else(|| vec![1; n])
+    };
+    let (strides, dilations) = (ones("strides"), ones("dilations"));
+    let output_padding: Vec<usize> = node
+        .ints("output_padding")
+        .map(|v| v.iter().map(|&x| x as usize).collect())
+        .unwrap_or_else(|| vec![0; n]);
+    let groups = node.int("group", 1).max(1) as usize;
+    let full: Vec<usize> = (0..n)
+        .map(|i| {
+            strides[i] * (input[i] - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
+        })
+        .collect();
+    let auto = node
+        .string("auto_pad")
+        .unwrap_or_else(|| "NOTSET".to_owned());
+    let requested: Option<Vec<usize>> = node
+        .ints("output_shape")
+        .map(|v| v.iter().rev().take(n).rev().map(|&x| x as usize).collect());
+    let pads: Vec<(usize, usize)> = if requested.is_some() || auto.starts_with("SAME") {
+        let target = target_shape(&requested, &input, &strides);
+        (0..n)
+            .map(|i| {
+                let total = full[i].saturating_sub(target[i]);
+                // As the spec has it: SAME_UPPER puts the larger half at the end, everything else at the start.
+                if auto == "SAME_UPPER" {
+                    (total / 2, total - total / 2)
+                } else {
+                    (total - total / 2, total / 2)
+                }
+            })
+            .collect()
+    } else {
+        let p = node.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+        (0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect()
+    };
+    let output: Vec<usize> = (0..n).map(|i| full[i] - pads[i].0 - pads[i].1).collect();
+    let (batch, in_channels) = (x.dim(0)?, x.dim(1)?);
+    let per_group_out = w.dim(1)?;
+    let out_channels = per_group_out * groups;
+    let per_group_in = in_channels / groups;
+    let xv = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let wv = w.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let in_size: usize = input.iter().product();
+    let out_size: usize = output.iter().product();
+    let k_size: usize = kernel.iter().product();
+    let mut y = vec![0.0; batch * out_channels * out_size];
+    for b in 0..batch {
+        for c in 0..in_channels {
+            let g = c / per_group_in;
+            for p in 0..in_size {
+                let v = xv[(b * in_channels + c) * in_size + p];
+                if v == 0.0 {
+                    continue;
+                }
+                let mut coord = vec![0; n];
+                let mut rest = p;
+                for d in (0..n).rev() {
+                    coord[d] = rest % input[d];
+                    rest /= input[d];
+                }
+                for k in 0..k_size {
+                    let mut kr = k;
+                    let mut offset = 0usize;
+                    let mut inside = true;
+                    for d in (0..n).rev() {
+                        let kd = kr % kernel[d];
+                        kr /= kernel[d];
+                        let pos =
+                            (coord[d] * strides[d] + kd * dilations[d]) as i64 - pads[d].0 as i64;
+                        if pos < 0 || pos >= output[d] as i64 {
+                            inside = false;
+                            break;
+                        }
+                        let stride: usize = output[d + 1..].iter().product();
+                        offset += pos as usize * stride;
+                    }
+                    if !inside {
+                        continue;
+                    }
+                    for m in 0..per_group_out {
+                        let weight = wv[(c * per_group_out + m) * k_size + k];
+                        y[(b * out_channels + g * per_group_out + m) * out_size + offset] +=
+                            v * weight;
+                    }
+                }
+            }
+        }
+    }
+    let mut shape = vec![batch, out_channels];
+    shape.extend_from_slice(&output);
+    let mut out = Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())?;
+    if let Some(bias) = optional(inputs, 2) {
+        let mut bshape = vec![1; out.rank()];
+        bshape[1] = bias.elem_count();
+        out = out.broadcast_add(&bias.reshape(bshape)?)?;
+    }
+    Ok(vec![out])
+}
+
+/// The output shape: `output_shape` when given, else input × stride (SAME padding).
+fn target_shape(requested: &Option<Vec<usize>>, input: &[usize], strides: &[usize]) -> Vec<usize> {
+    match requested {
+        Some(shape) => shape.clone(),
+        None => input.iter().zip(strides).map(|(i, s)| i * s).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, ints, run};
+
+    #[test]
+    fn stride_two_spreads_each_input_over_the_kernel() {
+        let x = f32s(&[1., 2.], &[1, 1, 2]);
+        let w = f32s(&[1., 1., 1.], &[1, 1, 3]);
+        let out = run("ConvTranspose", 13, vec![ints("strides", &[2])], &[x, w]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 1., 3., 2., 2.]
+        );
+    }
+}

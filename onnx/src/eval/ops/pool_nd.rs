@@ -1,0 +1,202 @@
+//! Pooling over any number of spatial dims with dilations (MaxPool, AveragePool, LpPool), in f64. The
+//! 2-D undilated cases run on candle's kernels in `spatial`; this covers the rest.
+
+use candle_core::{DType, Tensor};
+
+use super::super::node::{Node, required};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+#[derive(Clone, Copy)]
+pub enum Pool {
+    Max,
+    Average,
+    Lp(f64),
+}
+
+struct Geometry {
+    input: Vec<usize>,
+    output: Vec<usize>,
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    begin: Vec<usize>,
+    /// Padding the node declared on each side (counted by count_include_pad), not ceil_mode's extra.
+    declared: Vec<(usize, usize)>,
+}
+
+fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
+    let input: Vec<usize> = x.dims()[2..].to_vec();
+    let n = input.len();
+    let kernel: Vec<usize> = node
+        .ints("kernel_shape")
+        .ok_or_else(|| ModelError::Evaluation("pooling needs kernel_shape".to_owned()))?
+        .iter()
+        .map(|&k| k as usize)
+        .collect();
+    let ones = |name: &str| {
+        node.ints(name)
+            .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
+            .unwrap_or_else(|| vec![1; n])
+    };
+    let (strides, dilations) = (ones("strides"), ones("dilations"));
+    let span = |i: usize| (kernel[i] - 1) * dilations[i] + 1;
+    let ceil = node.int("ceil_mode", 0) != 0;
+    let auto = node
+        .string("auto_pad")
+        .unwrap_or_else(|| "NOTSET".to_owned());
+    let mut declared = Vec::with_capacity(n);
+    let mut output = Vec::with_capacity(n);
+    for i in 0..n {
+        let (b, e, out) = match auto.as_str() {
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let out = input[i].div_ceil(strides[i]);
+                let total = ((out - 1) * strides[i] + span(i)).saturating_sub(input[i]);
+                let small = total / 2;
+                let (b, e) = if auto == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                (b, e, out)
+            }
+            "VALID" => (0, 0, (input[i] - span(i)) / strides[i] + 1),
+            _ => {
+                let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+                let (b, e) = (pads[i].max(0) as usize, pads[i + n].max(0) as usize);
+                let room = input[i] + b + e - span(i);
+                let mut out = if ceil {
+                    room.div_ceil(strides[i]) + 1
+                } else {
+                    room / strides[i] + 1
+                };
+                if ceil && (out - 1) * strides[i] >= input[i] + b {
+                    out -= 1;
+                }
+                (b, e, out)
+            }
+        };
+        declared.push((b, e));
+        output.push(out);
+    }
+    let begin = declared.iter().map(|&(b, _)| b).collect();
+    Ok(Geometry {
+        input,
+        output,
+        kernel,
+        strides,
+        dilations,
+        begin,
+        declared,
+    })
+}
+
+pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
+    let x = required(inputs, 0)?;
+    let g = geometry(node, x)?;
+    let n = g.input.len();
+    let (batch, channels) = (x.dim(0)?, x.dim(1)?);
+    let values = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let in_size: usize = g.input.iter().product();
+    let out_size: usize = g.output.iter().product();
+    let include_pad = node.int("count_include_pad", 0) != 0;
+    let mut out = Vec::with_capacity(batch * channels * out_size);
+    let window: usize = g.kernel.iter().product();
+    for plane in 0..batch * channels {
+        let data = &values[plane * in_size..(plane + 1) * in_size];
+        for o in 0..out_size {
+            let mut coord = vec![0; n];
+            let mut rest = o;
+            for d in (0..n).rev() {
+                coord[d] = rest % g.output[d];
+                rest /= g.output[d];
+            }
+            let (mut acc, mut count, mut padded_count) = (
+                match kind {
+                    Pool::Max => f64::NEG_INFINITY,
+                    _ => 0.0,
+                },
+                0usize,
+                0usize,
+            );
+            for k in 0..window {
+                let mut kr = k;
+                let mut offset = 0;
+                let mut inside = true;
+                let mut in_declared = true;
+                for d in (0..n).rev() {
+                    let kd = kr % g.kernel[d];
+                    kr /= g.kernel[d];
+                    let pos =
+                        (coord[d] * g.strides[d] + kd * g.dilations[d]) as i64 - g.begin[d] as i64;
+                    if pos < 0 || pos >= g.input[d] as i64 {
+                        inside = false;
+                        if pos < -(g.declared[d].0 as i64)
+                            || pos >= (g.input[d] + g.declared[d].1) as i64
+                        {
+                            in_declared = false;
+                        }
+                    } else {
+                        let stride: usize = g.input[d + 1..].iter().product();
+                        offset += pos as usize * stride;
+                    }
+                }
+                if in_declared {
+                    padded_count += 1;
+                }
+                if !inside {
+                    continue;
+                }
+                let v = data[offset];
+                count += 1;
+                acc = match kind {
+                    Pool::Max => acc.max(v),
+                    Pool::Average => acc + v,
+                    Pool::Lp(p) => acc + v.abs().powf(p),
+                };
+            }
+            out.push(match kind {
+                Pool::Max => acc,
+                Pool::Average => acc / if include_pad { padded_count } else { count }.max(1) as f64,
+                Pool::Lp(p) => acc.powf(1.0 / p),
+            });
+        }
+    }
+    let mut shape = vec![batch, channels];
+    shape.extend_from_slice(&g.output);
+    Ok(vec![
+        Tensor::from_vec(out, shape, x.device())?.to_dtype(x.dtype())?,
+    ])
+}
+
+pub fn lp_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    pool(node, inputs, Pool::Lp(node.int("p", 2) as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, ints, run};
+
+    #[test]
+    fn dilated_max_pool_skips_between_taps() {
+        let x = f32s(&[1., 9., 2., 8., 3.], &[1, 1, 5]);
+        let out = run(
+            "MaxPool",
+            13,
+            vec![ints("kernel_shape", &[2]), ints("dilations", &[2])],
+            &[x],
+        );
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![2., 9., 3.]
+        );
+    }
+
+    #[test]
+    fn lp_pool_is_the_p_norm_of_the_window() {
+        let x = f32s(&[3., 4.], &[1, 1, 2]);
+        let out = run("LpPool", 18, vec![ints("kernel_shape", &[2])], &[x]);
+        assert!((out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap()[0] - 5.0).abs() < 1e-6);
+    }
+}
