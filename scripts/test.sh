@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: starts PostgreSQL and Garage (S3) when needed, then lint + every test of the
-# workspace on both backends (embedded SQLite + local folder, and PostgreSQL + Garage).
+# workspace on both backends (embedded SQLite + local folder, and PostgreSQL + Garage), then the ONNX
+# conformance checks.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +25,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests drive the real binaries: build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"
+# ONNX's own node tests through kiln's evaluator, and ONNX's checker and reference evaluator on what kiln
+# writes (both fetch pinned packages from PyPI on first use).
+scripts/onnx-node-suite.sh
+scripts/onnx-crosscheck.sh

@@ -19,6 +19,18 @@ pub struct FileReport {
     pub notes: Vec<String>,
 }
 
+fn non_finite(tensor: &candle_core::Tensor) -> Result<u64, ModelError> {
+    if !tensor.dtype().is_float() {
+        return Ok(0);
+    }
+    let values = tensor
+        .flatten_all()
+        .and_then(|t| t.to_dtype(candle_core::DType::F32))
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| ModelError::InvalidArchive(e.to_string()))?;
+    Ok(values.iter().filter(|v| !v.is_finite()).count() as u64)
+}
+
 /// Detects a file's format and runs that format's safety scan over all of it.
 pub fn inspect_file(path: &Path) -> Result<FileReport, ModelError> {
     let mut file = File::open(path)?;
@@ -53,6 +65,18 @@ pub fn inspect_file(path: &Path) -> Result<FileReport, ModelError> {
                 "{} storages in a {}-entry archive",
                 report.pickle.persistent_ids, report.entries
             ));
+            // Only now that the scan accepted the pickle are its tensors read (candle's reader builds
+            // them from the pickle's data; it never runs code).
+            for (name, tensor) in candle_core::pickle::read_all(path)
+                .map_err(|e| ModelError::InvalidArchive(format!("tensors cannot be read: {e}")))?
+            {
+                let count = non_finite(&tensor)?;
+                if count > 0 {
+                    notes.push(format!(
+                        "tensor {name:?} holds {count} NaN or infinite values"
+                    ));
+                }
+            }
         }
         ModelFormat::Pickle => {
             if total_len > pickle::MAX_PICKLE_BYTES as u64 {

@@ -172,7 +172,7 @@ fn onnx_backend_node_tests() {
         100.0 * passed as f64 / cases.len() as f64
     );
     let mut ops: Vec<_> = failing_ops.into_iter().collect();
-    ops.sort_by(|a, b| b.1.cmp(&a.1));
+    ops.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     println!("\nfailing tests by operator: {ops:?}");
     println!("\nwrong numbers or errors: {wrong:?}");
     let floor: usize = std::env::var("KILN_ONNX_NODE_TESTS_FLOOR")

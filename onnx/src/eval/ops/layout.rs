@@ -122,69 +122,6 @@ pub fn gather(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![selected.reshape(shape)?])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{f32s, i64s, ints, run};
-
-    #[test]
-    fn transpose_without_perm_reverses_the_dims() {
-        let out = run("Transpose", 13, vec![], &[f32s(&[0.; 6], &[1, 2, 3])]);
-        assert_eq!(out[0].dims(), &[3, 2, 1]);
-    }
-
-    #[test]
-    fn transpose_follows_perm() {
-        let x = f32s(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
-        let out = run("Transpose", 13, vec![ints("perm", &[1, 0])], &[x]);
-        assert_eq!(
-            out[0].to_vec2::<f32>().unwrap(),
-            vec![vec![1., 4.], vec![2., 5.], vec![3., 6.]]
-        );
-    }
-
-    #[test]
-    fn slice_clamps_and_steps_backwards() {
-        let x = f32s(&[0., 1., 2., 3., 4.], &[5]);
-        let out = run(
-            "Slice",
-            13,
-            vec![],
-            &[x.clone(), i64s(&[1]), i64s(&[i64::MAX])],
-        );
-        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![1., 2., 3., 4.]);
-        let out = run(
-            "Slice",
-            13,
-            vec![],
-            &[x, i64s(&[-1]), i64s(&[i64::MIN]), i64s(&[0]), i64s(&[-2])],
-        );
-        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![4., 2., 0.]);
-    }
-
-    #[test]
-    fn gather_embeds_rows_for_a_matrix_of_ids() {
-        let table = f32s(&[0., 0., 1., 1., 2., 2.], &[3, 2]);
-        let ids = Some(candle_core::Tensor::new(&[[2i64, -3]], &candle_core::Device::Cpu).unwrap());
-        let out = run("Gather", 13, vec![], &[table, ids]);
-        assert_eq!(out[0].dims(), &[1, 2, 2]);
-        assert_eq!(
-            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            vec![2., 2., 0., 0.]
-        );
-    }
-
-    #[test]
-    fn concat_joins_shape_vectors() {
-        let out = run(
-            "Concat",
-            13,
-            vec![super::super::testing::int("axis", 0)],
-            &[i64s(&[1, 2]), i64s(&[3])],
-        );
-        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![1, 2, 3]);
-    }
-}
-
 /// Split into the node's outputs: by the `split` sizes (an input from opset 13, an attribute before), by
 /// `num_outputs` (opset 18), or equally.
 pub fn split(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -371,4 +308,67 @@ pub fn space_to_depth(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         h / b,
         w / b,
     ))?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, ints, run};
+
+    #[test]
+    fn transpose_without_perm_reverses_the_dims() {
+        let out = run("Transpose", 13, vec![], &[f32s(&[0.; 6], &[1, 2, 3])]);
+        assert_eq!(out[0].dims(), &[3, 2, 1]);
+    }
+
+    #[test]
+    fn transpose_follows_perm() {
+        let x = f32s(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
+        let out = run("Transpose", 13, vec![ints("perm", &[1, 0])], &[x]);
+        assert_eq!(
+            out[0].to_vec2::<f32>().unwrap(),
+            vec![vec![1., 4.], vec![2., 5.], vec![3., 6.]]
+        );
+    }
+
+    #[test]
+    fn slice_clamps_and_steps_backwards() {
+        let x = f32s(&[0., 1., 2., 3., 4.], &[5]);
+        let out = run(
+            "Slice",
+            13,
+            vec![],
+            &[x.clone(), i64s(&[1]), i64s(&[i64::MAX])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![1., 2., 3., 4.]);
+        let out = run(
+            "Slice",
+            13,
+            vec![],
+            &[x, i64s(&[-1]), i64s(&[i64::MIN]), i64s(&[0]), i64s(&[-2])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![4., 2., 0.]);
+    }
+
+    #[test]
+    fn gather_embeds_rows_for_a_matrix_of_ids() {
+        let table = f32s(&[0., 0., 1., 1., 2., 2.], &[3, 2]);
+        let ids = Some(candle_core::Tensor::new(&[[2i64, -3]], &candle_core::Device::Cpu).unwrap());
+        let out = run("Gather", 13, vec![], &[table, ids]);
+        assert_eq!(out[0].dims(), &[1, 2, 2]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![2., 2., 0., 0.]
+        );
+    }
+
+    #[test]
+    fn concat_joins_shape_vectors() {
+        let out = run(
+            "Concat",
+            13,
+            vec![super::super::testing::int("axis", 0)],
+            &[i64s(&[1, 2]), i64s(&[3])],
+        );
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![1, 2, 3]);
+    }
 }

@@ -136,39 +136,6 @@ pub fn modulo(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     ])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{f32s, i64s, int, run};
-
-    #[test]
-    fn max_of_several_inputs_broadcasts() {
-        let out = run(
-            "Max",
-            13,
-            vec![],
-            &[
-                f32s(&[1., 5.], &[2]),
-                f32s(&[3.], &[1]),
-                f32s(&[0., 9.], &[2]),
-            ],
-        );
-        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![3., 9.]);
-    }
-
-    #[test]
-    fn mod_follows_the_divisor_sign_unless_fmod() {
-        let out = run("Mod", 13, vec![], &[i64s(&[-7, 7]), i64s(&[3, -3])]);
-        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![2, -2]);
-        let out = run(
-            "Mod",
-            13,
-            vec![int("fmod", 1)],
-            &[f32s(&[-7., 7.], &[2]), f32s(&[3., -3.], &[2])],
-        );
-        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![-1., 1.]);
-    }
-}
-
 fn bitwise(inputs: &[Option<Tensor>], f: impl Fn(u64, u64) -> u64) -> Result<Tensor, ModelError> {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
     let shape = a.shape().broadcast_shape_binary_op(b.shape(), "Bitwise")?;
@@ -241,4 +208,37 @@ pub fn bit_shift(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         };
         if width == 8 { shifted & 0xff } else { shifted }
     })?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, run};
+
+    #[test]
+    fn max_of_several_inputs_broadcasts() {
+        let out = run(
+            "Max",
+            13,
+            vec![],
+            &[
+                f32s(&[1., 5.], &[2]),
+                f32s(&[3.], &[1]),
+                f32s(&[0., 9.], &[2]),
+            ],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![3., 9.]);
+    }
+
+    #[test]
+    fn mod_follows_the_divisor_sign_unless_fmod() {
+        let out = run("Mod", 13, vec![], &[i64s(&[-7, 7]), i64s(&[3, -3])]);
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![2, -2]);
+        let out = run(
+            "Mod",
+            13,
+            vec![int("fmod", 1)],
+            &[f32s(&[-7., 7.], &[2]), f32s(&[3., -3.], &[2])],
+        );
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![-1., 1.]);
+    }
 }

@@ -119,6 +119,20 @@ pub fn reduce_mean(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![out])
 }
 
+/// (x - mean) / sqrt(variance) over `axes` (default: batch and spatial, [0, 2, 3]).
+pub fn mean_variance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let axes = node.ints("axes").unwrap_or_else(|| vec![0, 2, 3]);
+    let dims: Vec<usize> = axes
+        .iter()
+        .map(|&a| axis(a, x.rank()))
+        .collect::<Result<_, _>>()?;
+    let mean = x.mean_keepdim(dims.as_slice())?;
+    let centered = x.broadcast_sub(&mean)?;
+    let variance = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+    Ok(vec![centered.broadcast_div(&(variance + 1e-9)?.sqrt()?)?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, int, ints, run};
@@ -167,18 +181,4 @@ mod tests {
         let out = run("ReduceMean", 18, vec![int("keepdims", 0)], &[x, i64s(&[0])]);
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![2., 3.]);
     }
-}
-
-/// (x - mean) / sqrt(variance) over `axes` (default: batch and spatial, [0, 2, 3]).
-pub fn mean_variance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
-    let axes = node.ints("axes").unwrap_or_else(|| vec![0, 2, 3]);
-    let dims: Vec<usize> = axes
-        .iter()
-        .map(|&a| axis(a, x.rank()))
-        .collect::<Result<_, _>>()?;
-    let mean = x.mean_keepdim(dims.as_slice())?;
-    let centered = x.broadcast_sub(&mean)?;
-    let variance = centered.sqr()?.mean_keepdim(dims.as_slice())?;
-    Ok(vec![centered.broadcast_div(&(variance + 1e-9)?.sqrt()?)?])
 }

@@ -280,7 +280,12 @@ mod tests {
     #[test]
     fn argmax_picks_the_first_or_last_of_ties() {
         let x = f32s(&[1., 3., 3.], &[3]);
-        let out = run("ArgMax", 13, vec![int("keepdims", 0)], &[x.clone()]);
+        let out = run(
+            "ArgMax",
+            13,
+            vec![int("keepdims", 0)],
+            std::slice::from_ref(&x),
+        );
         assert_eq!(out[0].to_vec0::<i64>().unwrap(), 1);
         let out = run(
             "ArgMax",

@@ -148,7 +148,7 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
 fn resample(
     node: &Node<'_>,
     values: &[f64],
-    dims: &mut Vec<usize>,
+    dims: &mut [usize],
     dim: usize,
     a: &Axis,
     extrapolation: f64,

@@ -115,39 +115,6 @@ pub fn expand(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![x.broadcast_as(target)?.contiguous()?])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{f32s, i64s, int, run};
-
-    #[test]
-    fn shape_slices_from_opset_15() {
-        let x = f32s(&[0.; 24], &[2, 3, 4]);
-        let out = run("Shape", 15, vec![int("start", 1), int("end", 2)], &[x]);
-        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![3]);
-    }
-
-    #[test]
-    fn reshape_copies_zero_dims_and_infers_one() {
-        let x = f32s(&[0.; 24], &[2, 3, 4]);
-        let out = run("Reshape", 14, vec![], &[x, i64s(&[0, 0, 2, -1])]);
-        assert_eq!(out[0].dims(), &[2, 3, 2, 2]);
-    }
-
-    #[test]
-    fn unsqueeze_takes_axes_as_input_from_opset_13() {
-        let x = f32s(&[1., 2.], &[2]);
-        let out = run("Unsqueeze", 13, vec![], &[x, i64s(&[0, 2])]);
-        assert_eq!(out[0].dims(), &[1, 2, 1]);
-    }
-
-    #[test]
-    fn expand_broadcasts_both_ways() {
-        let x = f32s(&[1., 2., 3.], &[3, 1]);
-        let out = run("Expand", 13, vec![], &[x, i64s(&[2, 1, 6])]);
-        assert_eq!(out[0].dims(), &[2, 3, 6]);
-    }
-}
-
 /// [d0..d(axis-1)] × [d(axis)..] as a matrix.
 pub fn flatten(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
@@ -224,4 +191,37 @@ pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         }
     }
     Ok(vec![out.contiguous()?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{f32s, i64s, int, run};
+
+    #[test]
+    fn shape_slices_from_opset_15() {
+        let x = f32s(&[0.; 24], &[2, 3, 4]);
+        let out = run("Shape", 15, vec![int("start", 1), int("end", 2)], &[x]);
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn reshape_copies_zero_dims_and_infers_one() {
+        let x = f32s(&[0.; 24], &[2, 3, 4]);
+        let out = run("Reshape", 14, vec![], &[x, i64s(&[0, 0, 2, -1])]);
+        assert_eq!(out[0].dims(), &[2, 3, 2, 2]);
+    }
+
+    #[test]
+    fn unsqueeze_takes_axes_as_input_from_opset_13() {
+        let x = f32s(&[1., 2.], &[2]);
+        let out = run("Unsqueeze", 13, vec![], &[x, i64s(&[0, 2])]);
+        assert_eq!(out[0].dims(), &[1, 2, 1]);
+    }
+
+    #[test]
+    fn expand_broadcasts_both_ways() {
+        let x = f32s(&[1., 2., 3.], &[3, 1]);
+        let out = run("Expand", 13, vec![], &[x, i64s(&[2, 1, 6])]);
+        assert_eq!(out[0].dims(), &[2, 3, 6]);
+    }
 }

@@ -122,11 +122,11 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![y])
 }
 
+/// kernel, strides, (begin, end) padding, ceil_mode's extra end padding.
+type Windows = (Vec<usize>, Vec<usize>, Vec<(usize, usize)>, Vec<usize>);
+
 /// Pooling windows: kernel, strides, begin/end padding, with ceil_mode's extra end padding.
-fn windows(
-    node: &Node<'_>,
-    x: &Tensor,
-) -> Result<(Vec<usize>, Vec<usize>, Vec<(usize, usize)>, Vec<usize>), ModelError> {
+fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError> {
     let spatial = x.rank().saturating_sub(2);
     let kernel: Vec<usize> = node
         .ints("kernel_shape")

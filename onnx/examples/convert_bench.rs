@@ -1,0 +1,65 @@
+//! Conversion benchmark: a BERT-base-sized checkpoint (random weights) written as safetensors, converted to
+//! ONNX and validated, as the pipeline's convert job does. Prints one table row.
+//!
+//!     cargo run --release -p kiln-onnx --example convert_bench [-- LAYERS]
+
+use std::time::Instant;
+
+use kiln_onnx::convert::{Plan, SourceFile, convert_hf, plan};
+use kiln_onnx::sample_models;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let layers: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sample = sample_models::bert(30522, 768, layers, 12).expect("sample model");
+    let parameters: usize = sample.tensors.values().map(|t| t.elem_count()).sum();
+    sample
+        .write_safetensors(dir.path())
+        .expect("write checkpoint");
+    drop(sample);
+    let rss_before = peak_rss_mib();
+    let files: Vec<SourceFile> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| {
+            let local = e.unwrap().path();
+            let bytes = std::fs::read(&local).unwrap();
+            let head = &bytes[..bytes.len().min(kiln_onnx::format::DETECT_BYTES)];
+            SourceFile {
+                path: local.file_name().unwrap().to_string_lossy().into_owned(),
+                format: kiln_onnx::detect(head, bytes.len() as u64),
+                local,
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let Plan::HuggingFace(checkpoint) = plan(&files).expect("plan") else {
+        panic!("a Hugging Face checkpoint")
+    };
+    let out = tempfile::tempdir().expect("temp dir");
+    let converted = convert_hf(&checkpoint, out.path()).expect("conversion");
+    let seconds = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&converted.model_file).unwrap().len();
+    println!(
+        "| model | parameters | ONNX bytes | convert + validate (s) | peak RSS (MiB) | rel L2 error |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| BERT, {layers} layers, hidden 768 | {:.1} M | {:.0} MiB | {seconds:.1} | {:.0} (writing the checkpoint: {rss_before:.0}) | {:.1e} |",
+        parameters as f64 / 1e6,
+        size as f64 / (1 << 20) as f64,
+        peak_rss_mib(),
+        converted.validation.rel_l2_error,
+    );
+}

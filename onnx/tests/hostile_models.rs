@@ -1,0 +1,150 @@
+//! Files a registry must refuse (or flag), one test each, through the scan job's entry point
+//! (`inspect_file`). Pickle, zip and safetensors attacks are in those scanners' own tests.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use kiln_onnx::ModelError;
+use kiln_onnx::inspect::inspect_file;
+use kiln_onnx::proto::{ModelProto, StringStringEntryProto, tensor_proto::DataLocation};
+use kiln_onnx::sample_models;
+use prost::Message;
+
+fn tiny_onnx() -> ModelProto {
+    let sample = sample_models::gpt2(20, 8, 1, 2).unwrap();
+    let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap()
+}
+
+fn inspect_model(model: &ModelProto) -> Result<kiln_onnx::inspect::FileReport, ModelError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    inspect_file(&path)
+}
+
+fn refused(model: &ModelProto) -> String {
+    inspect_model(model).unwrap_err().to_string()
+}
+
+#[test]
+fn a_valid_model_passes_and_reports_its_opset() {
+    let report = inspect_model(&tiny_onnx()).unwrap();
+    assert_eq!(report.format.as_str(), "onnx");
+    assert!(
+        report.notes[0].starts_with("opset 17"),
+        "{:?}",
+        report.notes
+    );
+}
+
+/// A truncated model is not recognised as ONNX at all, so a version holding only it has nothing to convert.
+#[test]
+fn a_truncated_model_is_not_taken_for_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = tiny_onnx().encode_to_vec();
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    let report = inspect_file(&path).unwrap();
+    assert_eq!(report.format.as_str(), "other");
+    let source = kiln_onnx::convert::SourceFile { path: "model.onnx".into(), local: path, format: report.format };
+    let err = kiln_onnx::convert::plan(&[source]).unwrap_err().to_string();
+    assert!(err.starts_with("unsupported format: nothing to convert"), "{err}");
+}
+
+/// Bytes that look like ONNX in their first fields but do not decode are refused by the check.
+#[test]
+fn a_model_that_does_not_decode_is_refused() {
+    let err = kiln_onnx::model_check::check(bytes::Bytes::from_static(b"\x08\x09\x3a\x02\xff\xff")).unwrap_err().to_string();
+    assert!(err.contains("not a valid ONNX model"), "{err}");
+}
+
+#[test]
+fn an_absolute_external_data_path_is_refused() {
+    let mut model = tiny_onnx();
+    let t = &mut model.graph.as_mut().unwrap().initializer[0];
+    t.raw_data = None;
+    t.data_location = Some(DataLocation::External as i32);
+    t.external_data = vec![StringStringEntryProto {
+        key: Some("location".into()),
+        value: Some("/etc/shadow".into()),
+    }];
+    assert!(refused(&model).contains("\"/etc/shadow\" leaves the model's folder"));
+}
+
+#[test]
+fn absurd_dimensions_are_refused() {
+    let mut model = tiny_onnx();
+    let t = &mut model.graph.as_mut().unwrap().initializer[0];
+    t.dims = vec![1 << 30, 1 << 30];
+    let err = refused(&model);
+    assert!(err.contains("elements is absurd"), "{err}");
+}
+
+#[test]
+fn raw_data_that_does_not_match_the_shape_is_refused() {
+    let mut model = tiny_onnx();
+    let t = &mut model.graph.as_mut().unwrap().initializer[0];
+    t.dims[0] += 1;
+    assert!(refused(&model).contains("its shape needs"));
+}
+
+#[test]
+fn an_unknown_opset_is_refused() {
+    let mut model = tiny_onnx();
+    model.opset_import[0].version = Some(99);
+    assert!(refused(&model).contains("opset 99 of domain \"ai.onnx\" is not one kiln knows"));
+}
+
+#[test]
+fn a_graph_that_is_not_topologically_sorted_is_refused() {
+    let mut model = tiny_onnx();
+    model.graph.as_mut().unwrap().node.reverse();
+    assert!(refused(&model).contains("must be topologically sorted"));
+}
+
+#[test]
+fn an_output_nobody_computes_is_refused() {
+    let mut model = tiny_onnx();
+    model.graph.as_mut().unwrap().output[0].name = Some("nowhere".into());
+    assert!(refused(&model).contains("output \"nowhere\" is never computed"));
+}
+
+#[test]
+fn nan_weights_in_a_pytorch_checkpoint_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = HashMap::from([
+        (
+            "w".to_owned(),
+            Tensor::new(&[1f32, f32::NAN, f32::INFINITY], &Device::Cpu).unwrap(),
+        ),
+        ("b".to_owned(), Tensor::new(&[0f32], &Device::Cpu).unwrap()),
+    ]);
+    let path = dir.path().join("pytorch_model.bin");
+    sample_models::write_torch_zip(&path, &tensors).unwrap();
+    let report = inspect_file(&path).unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n == "tensor \"w\" holds 2 NaN or infinite values"),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn nan_weights_in_safetensors_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = HashMap::from([(
+        "w".to_owned(),
+        Tensor::new(&[f32::NAN, 1.0], &Device::Cpu).unwrap(),
+    )]);
+    let path = dir.path().join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let report = inspect_file(&path).unwrap();
+    assert_eq!(
+        report.notes,
+        ["tensor \"w\" holds 1 NaN or infinite values"]
+    );
+}

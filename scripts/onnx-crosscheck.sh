@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Checks kiln's ONNX output with ONNX's own Python package (onnx 1.23.2 from PyPI, in a venv under
+# target/): the official checker, the reference evaluator's numbers, and a byte-exact protobuf round trip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/py-onnx
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet onnx==1.23.2 numpy safetensors
+fi
+out=target/onnx-crosscheck
+rm -rf "$out" && mkdir -p "$out"
+KILN_EXPORT_DIR="$PWD/$out" cargo test -p kiln-onnx --test conversion export_for_outside_check -- --exact --quiet
+cargo build -p kiln-onnx --example onnx_roundtrip --quiet
+"$venv/bin/python" scripts/onnx_crosscheck.py "$out" target/debug/examples/onnx_roundtrip

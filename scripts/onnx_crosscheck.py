@@ -1,0 +1,63 @@
+"""Outside checks of what kiln writes, with ONNX's own Python package (run by scripts/onnx-crosscheck.sh).
+
+1. Models kiln converted pass onnx.checker (full check, with shape inference), and ONNX's reference
+   evaluator computes the same outputs kiln's evaluator did (relative L2 below 1e-5).
+2. kiln's protobuf types drop nothing: a model using fields added up to IR 11 (metadata on graphs, nodes
+   and values, local functions, training info, sparse initializers, quantization annotations) decodes and
+   encodes to the very same bytes.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+from safetensors.numpy import load_file
+
+exported, roundtrip = sys.argv[1], sys.argv[2]
+failures = 0
+for name in ["bert", "gpt2", "llama"]:
+    model = onnx.load(f"{exported}/{name}.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    io = load_file(f"{exported}/{name}.io.safetensors")
+    feeds = {k: v for k, v in io.items() if k != "output"}
+    expected = ReferenceEvaluator(model).run(None, feeds)[0]
+    rel = float(np.linalg.norm(expected - io["output"]) / np.linalg.norm(expected))
+    ok = rel < 1e-5
+    failures += not ok
+    print(f"{name}: onnx.checker ok; onnx.reference vs kiln relative L2 {rel:.2e} {'ok' if ok else 'FAILED'}")
+
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+x.metadata_props.append(onnx.StringStringEntryProto(key="unit", value="volts"))
+node = helper.make_node("Twice", ["x"], ["y"], domain="kiln.test", name="twice")
+node.metadata_props.append(onnx.StringStringEntryProto(key="origin", value="test"))
+sparse = helper.make_sparse_tensor(
+    numpy_helper.from_array(np.array([1.5], dtype=np.float32), "s"),
+    numpy_helper.from_array(np.array([2], dtype=np.int64)),
+    [4],
+)
+graph = helper.make_graph([node], "g", [x], [y], sparse_initializer=[sparse])
+graph.metadata_props.append(onnx.StringStringEntryProto(key="graph-note", value="kept"))
+graph.quantization_annotation.append(onnx.TensorAnnotation(tensor_name="x"))
+twice = helper.make_function(
+    "kiln.test", "Twice", ["a"], ["b"],
+    [helper.make_node("Add", ["a", "a"], ["b"])],
+    [helper.make_opsetid("", 21)],
+)
+model = helper.make_model(
+    graph,
+    opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("kiln.test", 1)],
+    functions=[twice],
+    producer_name="crosscheck",
+)
+model.ir_version = 11
+model.metadata_props.append(onnx.StringStringEntryProto(key="license", value="apache-2.0"))
+model.training_info.append(onnx.TrainingInfoProto())
+onnx.save(model, f"{exported}/fields.onnx")
+subprocess.run([roundtrip, f"{exported}/fields.onnx", f"{exported}/fields.roundtrip.onnx"], check=True)
+same = open(f"{exported}/fields.onnx", "rb").read() == open(f"{exported}/fields.roundtrip.onnx", "rb").read()
+failures += not same
+print(f"round trip of a model with IR 11 fields: {'identical bytes' if same else 'BYTES DIFFER'}")
+sys.exit(1 if failures else 0)
