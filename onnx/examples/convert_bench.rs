@@ -50,7 +50,11 @@ fn main() {
     let out = tempfile::tempdir().expect("temp dir");
     let converted = convert_hf(&checkpoint, out.path()).expect("conversion");
     let seconds = started.elapsed().as_secs_f64();
-    let size = std::fs::metadata(&converted.model_file).unwrap().len();
+    let size: u64 = converted
+        .files
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .sum();
     println!(
         "| model | parameters | ONNX bytes | convert + validate (s) | peak RSS (MiB) | rel L2 error |"
     );

@@ -14,6 +14,7 @@ pub mod format;
 pub mod graph_builder;
 pub mod inspect;
 pub mod model_check;
+pub mod model_writer;
 pub mod pickle;
 /// The ONNX protobuf types, generated from ONNX's published `onnx-ml.proto` (IR version 14). kiln decodes
 /// and writes models with these rather than candle-onnx's IR-9 types, which would drop newer fields.

@@ -40,9 +40,9 @@ fn convert_dir(dir: &Path, family: Family) -> kiln_onnx::convert::Converted {
         converted.validation
     );
     let kept = dir.join("converted.onnx");
-    std::fs::copy(&converted.model_file, &kept).unwrap();
+    std::fs::copy(&converted.files[0].1, &kept).unwrap();
     kiln_onnx::convert::Converted {
-        model_file: kept,
+        files: vec![("converted.onnx".to_owned(), kept)],
         ..converted
     }
 }
@@ -259,7 +259,7 @@ fn export_for_outside_check() {
                 _ => Family::Llama,
             },
         );
-        std::fs::copy(&c.model_file, out.join(format!("{name}.onnx"))).unwrap();
+        std::fs::copy(&c.files[0].1, out.join(format!("{name}.onnx"))).unwrap();
         let checkpoint = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors.clone());
         let model = kiln_onnx::model_check::decode(
             std::fs::read(out.join(format!("{name}.onnx")))
@@ -281,4 +281,44 @@ fn export_for_outside_check() {
         candle_core::safetensors::save(&all, out.join(format!("{name}.io.safetensors"))).unwrap();
         let _ = &checkpoint;
     }
+}
+
+/// Weights past the inline limit go to `model.onnx.data`; the model still checks, and evaluates the same
+/// from its folder.
+#[test]
+fn large_weights_are_written_as_external_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = sample_models::gpt2(50, 16, 1, 2).unwrap();
+    sample.write_safetensors(dir.path()).unwrap();
+    let Plan::HuggingFace(checkpoint) = plan(&sources(dir.path())).unwrap() else {
+        panic!()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let converted = kiln_onnx::convert::convert_hf_with(&checkpoint, out.path(), 0).unwrap();
+    let names: Vec<&str> = converted.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["model.onnx", "model.onnx.data"]);
+    assert_eq!(converted.checked.external_files, ["model.onnx.data"]);
+    let model_bytes = std::fs::read(&converted.files[0].1).unwrap();
+    let model = kiln_onnx::model_check::decode(model_bytes.into()).unwrap();
+    // Only tensors under 1 KiB (shapes, scalars) stay inside the protobuf.
+    for tensor in &model.graph.as_ref().unwrap().initializer {
+        assert!(
+            tensor.raw_data.as_ref().is_none_or(|r| r.len() < 1024),
+            "{:?} stayed inline",
+            tensor.name
+        );
+    }
+    let session = Session::new(&model, Some(out.path()), &Device::Cpu).unwrap();
+    let inputs = kiln_onnx::convert::gpt2::sample_inputs(50).unwrap();
+    let got = session.run(&inputs).unwrap();
+    let checkpoint = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    let expected =
+        kiln_onnx::convert::gpt2::reference(&sample.config, &checkpoint, &inputs["input_ids"])
+            .unwrap();
+    assert!(
+        compare("logits", &got[0].1, &expected)
+            .unwrap()
+            .rel_l2_error
+            < 1e-5
+    );
 }

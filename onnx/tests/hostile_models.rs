@@ -47,15 +47,24 @@ fn a_truncated_model_is_not_taken_for_onnx() {
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
     let report = inspect_file(&path).unwrap();
     assert_eq!(report.format.as_str(), "other");
-    let source = kiln_onnx::convert::SourceFile { path: "model.onnx".into(), local: path, format: report.format };
+    let source = kiln_onnx::convert::SourceFile {
+        path: "model.onnx".into(),
+        local: path,
+        format: report.format,
+    };
     let err = kiln_onnx::convert::plan(&[source]).unwrap_err().to_string();
-    assert!(err.starts_with("unsupported format: nothing to convert"), "{err}");
+    assert!(
+        err.starts_with("unsupported format: nothing to convert"),
+        "{err}"
+    );
 }
 
 /// Bytes that look like ONNX in their first fields but do not decode are refused by the check.
 #[test]
 fn a_model_that_does_not_decode_is_refused() {
-    let err = kiln_onnx::model_check::check(bytes::Bytes::from_static(b"\x08\x09\x3a\x02\xff\xff")).unwrap_err().to_string();
+    let err = kiln_onnx::model_check::check(bytes::Bytes::from_static(b"\x08\x09\x3a\x02\xff\xff"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a valid ONNX model"), "{err}");
 }
 

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use prost::Message;
 
 use crate::checkpoint::{Checkpoint, ShardIndex, WeightFiles};
 use crate::format::ModelFormat;
 use crate::model_check::{self, CheckedModel};
+use crate::model_writer;
 use crate::validate::Validation;
 use crate::{ModelError, proto};
 
@@ -218,25 +218,37 @@ pub fn plan(files: &[SourceFile]) -> Result<Plan, ModelError> {
 /// A converted model, written and proven.
 #[derive(Debug, Clone)]
 pub struct Converted {
-    pub model_file: PathBuf,
+    /// (file name, path): `model.onnx`, then `model.onnx.data` when the weights had to go beside it.
+    pub files: Vec<(String, PathBuf)>,
     pub checked: CheckedModel,
     pub validation: Validation,
 }
 
-/// Builds the ONNX graph for a Hugging Face checkpoint, writes it to `out_dir/model.onnx`, and validates
-/// it against the reference forward pass; a model outside the tolerance is an error, never a variant.
+/// Builds the ONNX graph for a Hugging Face checkpoint, validates it against the reference forward pass
+/// (a model outside the tolerance is an error, never a variant), and writes it to `out_dir`.
 pub fn convert_hf(checkpoint: &HfCheckpoint, out_dir: &Path) -> Result<Converted, ModelError> {
+    convert_hf_with(checkpoint, out_dir, model_writer::MAX_INLINE_BYTES)
+}
+
+/// [`convert_hf`] with the size above which weights go to an external-data file.
+pub fn convert_hf_with(
+    checkpoint: &HfCheckpoint,
+    out_dir: &Path,
+    max_inline: u64,
+) -> Result<Converted, ModelError> {
     let weights = Checkpoint::load(&checkpoint.weights)?;
     let (model, validation) = match checkpoint.family {
         Family::Bert => bert::convert(&checkpoint.config, &weights)?,
         Family::Gpt2 => gpt2::convert(&checkpoint.config, &weights)?,
         Family::Llama => llama::convert(&checkpoint.config, &weights)?,
     };
-    let checked = model_check::check_model(&model)?;
-    let model_file = out_dir.join("model.onnx");
-    std::fs::write(&model_file, model.encode_to_vec())?;
+    drop(weights);
+    let files = model_writer::write(model, out_dir, "model.onnx", max_inline)?;
+    let checked = model_check::check_model(&model_check::decode(Bytes::from(std::fs::read(
+        &files[0].1,
+    )?))?)?;
     Ok(Converted {
-        model_file,
+        files,
         checked,
         validation,
     })

@@ -81,7 +81,17 @@ pub async fn run(
             .await
             .map_err(|e| JobError::Transient(format!("convert task failed: {e}")))?
             .map_err(refusal)?;
-            let (digest, size) = context.store.put_file(&converted.model_file).await?;
+            let mut files = Vec::with_capacity(converted.files.len());
+            for (name, path) in &converted.files {
+                let (digest, size) = context.store.put_file(path).await?;
+                files.push(VariantFileRow {
+                    version_id: job.version_id.clone(),
+                    variant: VARIANT.to_owned(),
+                    path: name.clone(),
+                    digest: digest.to_string(),
+                    size: size as i64,
+                });
+            }
             let validation = serde_json::to_value(&converted.validation)
                 .map_err(|e| JobError::Transient(e.to_string()))?;
             Outcome {
@@ -91,13 +101,7 @@ pub async fn run(
                     &converted.checked,
                     Some(&validation),
                 ),
-                files: vec![VariantFileRow {
-                    version_id: job.version_id.clone(),
-                    variant: VARIANT.to_owned(),
-                    path: "model.onnx".to_owned(),
-                    digest: digest.to_string(),
-                    size: size as i64,
-                }],
+                files,
                 report: json!({
                     "source": "huggingface",
                     "family": checkpoint.family.as_str(),

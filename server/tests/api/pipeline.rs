@@ -136,6 +136,60 @@ async fn an_onnx_upload_is_its_own_variant(app: TestApp) {
     );
 }
 
+/// An ONNX model with its weights in an external-data file (in a subfolder): both files make the variant.
+async fn an_onnx_upload_with_external_data_keeps_both_files(app: TestApp) {
+    let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
+    let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    let model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let written = kiln_onnx::model_writer::write(model, dir.path(), "model.onnx", 0).unwrap();
+    let files: Vec<(String, Vec<u8>)> = written
+        .iter()
+        .map(|(name, path)| (format!("onnx/{name}"), std::fs::read(path).unwrap()))
+        .collect();
+    push_files(&app, "acme/external:1", &files).await;
+    let detail = app.settled_version("acme/external:1").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    let paths: Vec<&str> = detail.variants[0]
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(paths, ["onnx/model.onnx", "onnx/model.onnx.data"]);
+    for (path, bytes) in &files {
+        let got = app
+            .get(&format!(
+                "/api/v1/models/acme/external/versions/1/variants/onnx/files/{path}"
+            ))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), bytes.as_slice(), "{path}");
+    }
+}
+
+/// The same model without its external-data file is refused, naming the missing file.
+async fn an_onnx_upload_missing_its_external_data_fails(app: TestApp) {
+    let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
+    let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    let model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let written = kiln_onnx::model_writer::write(model, dir.path(), "model.onnx", 0).unwrap();
+    let only_model = vec![(
+        "model.onnx".to_owned(),
+        std::fs::read(&written[0].1).unwrap(),
+    )];
+    push_files(&app, "acme/external:2", &only_model).await;
+    let detail = app.settled_version("acme/external:2").await;
+    assert_eq!(detail.status, VersionStatus::Failed);
+    let message = job(&detail, "convert").message.as_deref().unwrap();
+    assert!(
+        message.contains("the version has no file \"model.onnx.data\""),
+        "{message}"
+    );
+}
+
 async fn a_version_that_is_no_model_fails_saying_what_is_supported(app: TestApp) {
     push_files(
         &app,
@@ -219,6 +273,8 @@ async fn onnx_external_data_outside_the_version_is_refused(app: TestApp) {
 crate::on_every_backend!(
     a_bert_checkpoint_becomes_a_proven_onnx_variant,
     an_onnx_upload_is_its_own_variant,
+    an_onnx_upload_with_external_data_keeps_both_files,
+    an_onnx_upload_missing_its_external_data_fails,
     a_version_that_is_no_model_fails_saying_what_is_supported,
     a_pickle_that_would_run_code_is_refused,
     onnx_external_data_outside_the_version_is_refused,
