@@ -15,6 +15,7 @@ pub mod graph_builder;
 pub mod inspect;
 pub mod model_check;
 pub mod model_writer;
+pub mod optimize;
 pub mod pickle;
 /// The ONNX protobuf types, generated from ONNX's published `onnx-ml.proto` (IR version 14). kiln decodes
 /// and writes models with these rather than candle-onnx's IR-9 types, which would drop newer fields.
@@ -26,6 +27,7 @@ pub mod pytorch;
 pub mod safetensors;
 pub mod sample_models;
 pub mod validate;
+pub mod variants;
 
 pub use error::ModelError;
 pub use format::{ModelFormat, detect};

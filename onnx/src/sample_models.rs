@@ -10,6 +10,8 @@ use candle_core::{Device, Tensor};
 use serde_json::{Value, json};
 
 use crate::ModelError;
+use crate::graph_builder::{DimSpec, GraphBuilder, attr_float, attr_int, attr_ints};
+use crate::proto::{ModelProto, tensor_proto::DataType};
 
 /// A checkpoint in memory: its config.json and its tensors by Hugging Face name.
 pub struct SampleModel {
@@ -314,4 +316,117 @@ pub fn write_torch_zip(path: &Path, tensors: &HashMap<String, Tensor>) -> Result
     zip.write_all(b"3\n")?;
     zip.finish().map_err(zip_error)?;
     Ok(())
+}
+
+fn unit_randn(shape: &[usize]) -> Tensor {
+    Tensor::randn(0f32, 1.0, shape, &Device::Cpu).expect("random tensor")
+}
+
+/// x [batch, 8] → MatMul → Add → Relu → MatMul → Add, scaled by a constant computed in the graph
+/// (sqrt of a Constant), optionally with an Identity and a Dropout in the way.
+pub fn mlp_graph(with_identity: bool) -> ModelProto {
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(8)],
+    );
+    let x = if with_identity {
+        g.op("Identity", &[&x], vec![])
+    } else {
+        x
+    };
+    let w1 = g.weight("w1", &unit_randn(&[8, 16])).expect("sample graph");
+    let b1 = g.weight("b1", &unit_randn(&[16])).expect("sample graph");
+    let h = g.op("MatMul", &[&x, &w1], vec![]);
+    let h = g.op("Add", &[&h, &b1], vec![]);
+    let h = g.op("Relu", &[&h], vec![]);
+    let h = if with_identity {
+        g.op("Dropout", &[&h], vec![])
+    } else {
+        h
+    };
+    let w2 = g.weight("w2", &unit_randn(&[16, 4])).expect("sample graph");
+    let b2 = g.weight("b2", &unit_randn(&[4])).expect("sample graph");
+    let y = g.op("MatMul", &[&h, &w2], vec![]);
+    let y = g.op("Add", &[&b2, &y], vec![]);
+    let four = g.op(
+        "Constant",
+        &[],
+        vec![crate::proto::AttributeProto {
+            name: Some("value_float".into()),
+            f: Some(4.0),
+            r#type: Some(1),
+            ..Default::default()
+        }],
+    );
+    let scale = g.op("Sqrt", &[&four], vec![]);
+    g.op_into("Mul", &[&y, &scale], vec![], "y");
+    g.output(
+        "y",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(4)],
+    );
+    g.finish("mlp", 17, vec![])
+}
+
+/// x [batch, 3, 8, 8] → Conv → BatchNormalization → Relu → GlobalAveragePool → Flatten → Gemm.
+pub fn cnn_graph() -> ModelProto {
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[
+            DimSpec::Named("batch"),
+            DimSpec::Fixed(3),
+            DimSpec::Fixed(8),
+            DimSpec::Fixed(8),
+        ],
+    );
+    let w = g
+        .weight("conv.w", &unit_randn(&[4, 3, 3, 3]))
+        .expect("sample graph");
+    let b = g.weight("conv.b", &unit_randn(&[4])).expect("sample graph");
+    let c = g.op(
+        "Conv",
+        &[&x, &w, &b],
+        vec![attr_ints("pads", &[1, 1, 1, 1])],
+    );
+    let gamma = g
+        .weight(
+            "bn.gamma",
+            &unit_randn(&[4]).affine(0.1, 1.0).expect("sample graph"),
+        )
+        .expect("sample graph");
+    let beta = g
+        .weight("bn.beta", &unit_randn(&[4]))
+        .expect("sample graph");
+    let mean = g
+        .weight("bn.mean", &unit_randn(&[4]))
+        .expect("sample graph");
+    let var = g
+        .weight(
+            "bn.var",
+            &(unit_randn(&[4]).abs().expect("sample graph") + 0.5).expect("sample graph"),
+        )
+        .expect("sample graph");
+    let n = g.op(
+        "BatchNormalization",
+        &[&c, &gamma, &beta, &mean, &var],
+        vec![attr_float("epsilon", 1e-5)],
+    );
+    let r = g.op("Relu", &[&n], vec![]);
+    let p = g.op("GlobalAveragePool", &[&r], vec![]);
+    let f = g.op("Flatten", &[&p], vec![attr_int("axis", 1)]);
+    let fc = g
+        .weight("fc.w", &unit_randn(&[4, 5]))
+        .expect("sample graph");
+    let fb = g.weight("fc.b", &unit_randn(&[5])).expect("sample graph");
+    g.op_into("Gemm", &[&f, &fc, &fb], vec![], "logits");
+    g.output(
+        "logits",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(5)],
+    );
+    g.finish("cnn", 17, vec![])
 }

@@ -1,0 +1,203 @@
+//! float16 variant: float weights and compute in fp16; graph inputs and outputs stay fp32 for the caller
+//! (Casts at the edges), and the numerically sensitive operators run in fp32 between Casts. Weights are
+//! clamped to fp16's range (±65504), so "minus infinity" mask constants stay finite.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use candle_core::{DType, Device};
+
+use crate::ModelError;
+use crate::eval::tensor_io;
+use crate::graph_builder::attr_int;
+use crate::proto::{
+    AttributeProto, ModelProto, NodeProto, TensorProto, tensor_proto::DataType, type_proto,
+};
+
+/// Operators kept in fp32: reductions and normalizations that overflow or lose too much in fp16.
+const KEEP_FP32: &[&str] = &[
+    "LayerNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "ReduceMean",
+    "ReduceSum",
+    "Pow",
+    "Exp",
+    "Erf",
+    "InstanceNormalization",
+];
+
+const FP16_MAX: f32 = 65504.0;
+
+fn cast(input: &str, output: &str, to: DataType) -> NodeProto {
+    NodeProto {
+        name: Some(format!("{output}.cast")),
+        op_type: Some("Cast".to_owned()),
+        input: vec![input.to_owned()],
+        output: vec![output.to_owned()],
+        attribute: vec![attr_int("to", to as i64)],
+        ..Default::default()
+    }
+}
+
+fn to_half(t: &TensorProto) -> Result<TensorProto, ModelError> {
+    let values = tensor_io::from_proto(t, None, &Device::Cpu)?.to_dtype(DType::F32)?;
+    let clamped = values.clamp(-FP16_MAX, FP16_MAX)?.to_dtype(DType::F16)?;
+    let bits: Vec<u8> = clamped
+        .flatten_all()?
+        .to_vec1::<half::f16>()?
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    Ok(TensorProto {
+        name: t.name.clone(),
+        dims: t.dims.clone(),
+        data_type: Some(DataType::Float16 as i32),
+        raw_data: Some(Bytes::from(bits)),
+        ..Default::default()
+    })
+}
+
+fn is_float_value(v: &crate::proto::ValueInfoProto) -> bool {
+    matches!(v.r#type.as_ref().and_then(|t| t.value.as_ref()), Some(type_proto::Value::TensorType(t)) if t.elem_type == Some(DataType::Float as i32))
+}
+
+pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
+    let mut model = optimized.clone();
+    let graph = model
+        .graph
+        .as_mut()
+        .ok_or_else(|| ModelError::InvalidModel("no graph".to_owned()))?;
+    let kept = |n: &NodeProto| KEEP_FP32.contains(&n.op_type.as_deref().unwrap_or(""));
+    // Float initializers a kept operator reads as a parameter (scale, bias, exponent) stay fp32; a copy
+    // serves when fp16 readers share them.
+    let fp16_readers: HashSet<String> = graph
+        .node
+        .iter()
+        .filter(|n| !kept(n))
+        .flat_map(|n| n.input.clone())
+        .collect();
+    let mut fp32_params: HashSet<String> = HashSet::new();
+    for node in graph
+        .node
+        .iter_mut()
+        .filter(|n| KEEP_FP32.contains(&n.op_type.as_deref().unwrap_or("")))
+    {
+        for input in node.input.iter_mut().skip(1) {
+            if graph.initializer.iter().any(|t| {
+                t.name.as_ref() == Some(input) && t.data_type == Some(DataType::Float as i32)
+            }) {
+                if fp16_readers.contains(input.as_str()) {
+                    *input = format!("{input}.fp32");
+                }
+                fp32_params.insert(input.clone());
+            }
+        }
+    }
+    let mut copies = Vec::new();
+    for t in &mut graph.initializer {
+        let name = t.name.clone().unwrap_or_default();
+        if t.data_type != Some(DataType::Float as i32) {
+            continue;
+        }
+        if fp32_params.contains(&format!("{name}.fp32")) {
+            let mut copy = t.clone();
+            copy.name = Some(format!("{name}.fp32"));
+            copies.push(copy);
+        }
+        if !fp32_params.contains(&name) {
+            *t = to_half(t)?;
+        }
+    }
+    graph.initializer.extend(copies);
+
+    let mut nodes = Vec::new();
+    // fp32 inputs become fp16 at once.
+    let float_inputs: Vec<String> = graph
+        .input
+        .iter()
+        .filter(|v| is_float_value(v))
+        .filter_map(|v| v.name.clone())
+        .collect();
+    for name in &float_inputs {
+        nodes.push(cast(name, &format!("{name}.fp16"), DataType::Float16));
+    }
+    let float_outputs: Vec<String> = graph
+        .output
+        .iter()
+        .filter(|v| is_float_value(v))
+        .filter_map(|v| v.name.clone())
+        .collect();
+    let rename = |name: &str| -> String {
+        if float_inputs.iter().any(|n| n == name) || float_outputs.iter().any(|n| n == name) {
+            format!("{name}.fp16")
+        } else {
+            name.to_owned()
+        }
+    };
+    for mut node in std::mem::take(&mut graph.node) {
+        for input in &mut node.input {
+            if !input.is_empty() {
+                *input = rename(input);
+            }
+        }
+        for output in &mut node.output {
+            if !output.is_empty() {
+                *output = rename(output);
+            }
+        }
+        match node.op_type.as_deref() {
+            Some("Cast") => {
+                for a in &mut node.attribute {
+                    if a.name.as_deref() == Some("to") && a.i == Some(DataType::Float as i64) {
+                        a.i = Some(DataType::Float16 as i64);
+                    }
+                }
+            }
+            Some("Constant") | Some("ConstantOfShape") => {
+                for a in &mut node.attribute {
+                    if let Some(t) =
+                        a.t.as_mut()
+                            .filter(|t| t.data_type == Some(DataType::Float as i32))
+                    {
+                        *t = to_half(t)?;
+                    }
+                    if a.name.as_deref() == Some("value_float") {
+                        let v = a.f.unwrap_or(0.0).clamp(-FP16_MAX, FP16_MAX);
+                        *a = AttributeProto {
+                            name: Some("value".to_owned()),
+                            r#type: Some(4),
+                            t: Some(to_half(&tensor_io::to_proto(
+                                "value",
+                                &candle_core::Tensor::new(v, &Device::Cpu)?,
+                            )?)?),
+                            ..Default::default()
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+        if kept(&node) {
+            let data = node.input[0].clone();
+            let wide = format!("{data}.fp32.{}", nodes.len());
+            nodes.push(cast(&data, &wide, DataType::Float));
+            node.input[0] = wide;
+            let mut after = Vec::new();
+            for output in node.output.iter_mut().filter(|o| !o.is_empty()) {
+                let narrow = output.clone();
+                *output = format!("{narrow}.fp32");
+                after.push(cast(output, &narrow, DataType::Float16));
+            }
+            nodes.push(node);
+            nodes.extend(after);
+        } else {
+            nodes.push(node);
+        }
+    }
+    for name in &float_outputs {
+        nodes.push(cast(&format!("{name}.fp16"), name, DataType::Float));
+    }
+    graph.node = nodes;
+    Ok(model)
+}

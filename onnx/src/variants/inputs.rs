@@ -1,0 +1,90 @@
+//! Inputs for validation, generated from a model's signature: random normal floats; token ids within the
+//! embedding table they index; masks of ones. Symbolic dims get 2 (the first) or 7 (the others).
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::ModelError;
+use crate::proto::{
+    ModelProto, tensor_proto::DataType, tensor_shape_proto::dimension::Value, type_proto,
+};
+
+pub fn generate(model: &ModelProto) -> Result<(HashMap<String, Tensor>, String), ModelError> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| ModelError::InvalidModel("no graph".to_owned()))?;
+    let initializers: HashMap<&str, &crate::proto::TensorProto> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| Some((t.name.as_deref()?, t)))
+        .collect();
+    let mut out = HashMap::new();
+    let mut described = Vec::new();
+    for input in &graph.input {
+        let name = input.name.clone().unwrap_or_default();
+        if initializers.contains_key(name.as_str()) {
+            continue;
+        }
+        let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(ModelError::Evaluation(format!(
+                "input {name:?} is not a tensor"
+            )));
+        };
+        let dims: Vec<usize> = t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| match &d.value {
+                        Some(Value::DimValue(v)) if *v > 0 => *v as usize,
+                        _ => {
+                            if i == 0 {
+                                2
+                            } else {
+                                7
+                            }
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let count: usize = dims.iter().product();
+        let elem = t.elem_type.unwrap_or(0);
+        let tensor = if elem == DataType::Float as i32 {
+            Tensor::randn(0f32, 1.0, dims.clone(), &Device::Cpu)?
+        } else if elem == DataType::Int64 as i32 || elem == DataType::Int32 as i32 {
+            // Ids index the table a Gather reads them into; anything else (masks) is ones.
+            let rows = graph.node.iter().find_map(|n| {
+                (n.op_type.as_deref() == Some("Gather") && n.input.get(1) == Some(&name))
+                    .then(|| {
+                        initializers
+                            .get(n.input[0].as_str())
+                            .and_then(|t| t.dims.first().copied())
+                    })
+                    .flatten()
+            });
+            let values: Vec<i64> = match rows {
+                Some(rows) => (0..count)
+                    .map(|i| (i as i64 * 7919 + 11) % rows.max(1))
+                    .collect(),
+                None => vec![1; count],
+            };
+            Tensor::from_vec(values, dims.clone(), &Device::Cpu)?
+        } else if elem == DataType::Bool as i32 {
+            Tensor::ones(dims.clone(), DType::U8, &Device::Cpu)?
+        } else {
+            return Err(ModelError::Evaluation(format!(
+                "cannot generate input {name:?} of element type {elem}"
+            )));
+        };
+        described.push(format!("{name} {dims:?}"));
+        out.insert(name, tensor);
+    }
+    Ok((out, format!("generated: {}", described.join(", "))))
+}

@@ -1,0 +1,199 @@
+//! Compressed variants of an optimized fp32 model (fp16, int8 weight-only, magnitude-pruned), and their
+//! validation against the original on the same generated inputs.
+
+mod fp16;
+pub mod inputs;
+mod int8;
+mod prune;
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+use crate::ModelError;
+use crate::eval::Session;
+use crate::proto::ModelProto;
+use crate::validate::{OutputComparison, compare};
+
+/// The kinds of variant kiln makes, with the tolerance each must meet (relative L2 error against the
+/// original, on every output).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VariantKind {
+    /// Optimized, same precision.
+    Fp32,
+    /// Weights and compute in float16, fp32 at the edges and in the numerically sensitive operators.
+    Fp16,
+    /// Per-channel symmetric int8 weights for MatMul/Gemm/Conv (DequantizeLinear before each).
+    Int8,
+    /// This fraction of each MatMul/Gemm/Conv weight set to zero, smallest magnitudes first.
+    Pruned(f64),
+}
+
+impl VariantKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "fp32" => VariantKind::Fp32,
+            "fp16" => VariantKind::Fp16,
+            "int8" => VariantKind::Int8,
+            other => {
+                let percent: u32 = other.strip_prefix("pruned-")?.parse().ok()?;
+                if !(1..=99).contains(&percent) {
+                    return None;
+                }
+                VariantKind::Pruned(f64::from(percent) / 100.0)
+            }
+        })
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            VariantKind::Fp32 => "fp32".to_owned(),
+            VariantKind::Fp16 => "fp16".to_owned(),
+            VariantKind::Int8 => "int8".to_owned(),
+            VariantKind::Pruned(s) => format!("pruned-{}", (s * 100.0).round() as u32),
+        }
+    }
+
+    /// Default tolerances (docs/formats.md); a push may override them.
+    pub fn default_tolerance(self) -> f64 {
+        match self {
+            VariantKind::Fp32 => 1e-5,
+            VariantKind::Fp16 => 1e-2,
+            VariantKind::Int8 => 5e-2,
+            VariantKind::Pruned(_) => 1e-1,
+        }
+    }
+
+    /// Builds this variant from the optimized fp32 model.
+    pub fn make(self, optimized: &ModelProto) -> Result<ModelProto, ModelError> {
+        match self {
+            VariantKind::Fp32 => Ok(optimized.clone()),
+            VariantKind::Fp16 => fp16::convert(optimized),
+            VariantKind::Int8 => int8::quantize(optimized),
+            VariantKind::Pruned(sparsity) => prune::prune(optimized, sparsity),
+        }
+    }
+}
+
+/// The variants a push gets unless it asks for others.
+pub const DEFAULT_VARIANTS: &[&str] = &["fp32", "fp16", "int8"];
+
+/// How a variant compares with the original.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VariantValidation {
+    pub engine: String,
+    pub inputs: String,
+    pub outputs: Vec<OutputComparison>,
+    pub max_abs_error: f64,
+    pub rel_l2_error: f64,
+    /// Share of rows whose arg-max over the last axis agrees, for outputs that look like class scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top1_agreement: Option<f64>,
+    pub tolerance_rel_l2: f64,
+    pub passed: bool,
+}
+
+/// Arg-max agreement over the last axis, when it has at least two entries.
+fn top1(actual: &Tensor, expected: &Tensor) -> Result<Option<f64>, ModelError> {
+    let classes = *expected.dims().last().unwrap_or(&0);
+    if expected.rank() < 2 || classes < 2 {
+        return Ok(None);
+    }
+    let a = actual
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let e = expected
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let argmax = |row: &[f32]| {
+        row.iter()
+            .enumerate()
+            .fold(0, |b, (i, v)| if *v > row[b] { i } else { b })
+    };
+    let rows = e.len() / classes;
+    let same = a
+        .chunks(classes)
+        .zip(e.chunks(classes))
+        .filter(|(x, y)| argmax(x) == argmax(y))
+        .count();
+    Ok(Some(same as f64 / rows.max(1) as f64))
+}
+
+/// Runs both models on the same inputs and judges the variant against `tolerance`.
+pub fn validate(
+    original: &Session,
+    variant: &ModelProto,
+    inputs: &HashMap<String, Tensor>,
+    description: &str,
+    tolerance: f64,
+) -> Result<VariantValidation, ModelError> {
+    let expected = original.run(inputs)?;
+    let actual = Session::new(variant, None, &Device::Cpu)?.run(inputs)?;
+    let mut outputs = Vec::new();
+    let mut agreement: Option<f64> = None;
+    for ((name, e), (_, a)) in expected.iter().zip(&actual) {
+        outputs.push(compare(name, a, e)?);
+        if let Some(t) = top1(a, e)? {
+            agreement = Some(agreement.map_or(t, |s: f64| s.min(t)));
+        }
+    }
+    let max_abs_error = outputs.iter().map(|o| o.max_abs_error).fold(0.0, f64::max);
+    let rel_l2_error = outputs.iter().map(|o| o.rel_l2_error).fold(0.0, f64::max);
+    let passed = outputs
+        .iter()
+        .all(|o| o.rel_l2_error <= tolerance && !o.max_abs_error.is_nan());
+    Ok(VariantValidation {
+        engine: "kiln evaluator (CPU)".to_owned(),
+        inputs: description.to_owned(),
+        outputs,
+        max_abs_error,
+        rel_l2_error,
+        top1_agreement: agreement,
+        tolerance_rel_l2: tolerance,
+        passed,
+    })
+}
+
+/// The MatMul/Gemm/Conv weight initializers and the axis that indexes their output channels.
+pub(crate) fn weight_channels(model: &ModelProto) -> HashMap<String, usize> {
+    let Some(graph) = model.graph.as_ref() else {
+        return HashMap::new();
+    };
+    let inputs: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .filter_map(|v| v.name.as_deref())
+        .collect();
+    let mut out = HashMap::new();
+    for node in &graph.node {
+        let Some(w) = node.input.get(1) else { continue };
+        let Some(t) = graph
+            .initializer
+            .iter()
+            .find(|t| t.name.as_ref() == Some(w))
+        else {
+            continue;
+        };
+        if inputs.contains(w.as_str())
+            || t.data_type != Some(crate::proto::tensor_proto::DataType::Float as i32)
+            || t.dims.len() < 2
+        {
+            continue;
+        }
+        let trans_b = node
+            .attribute
+            .iter()
+            .any(|a| a.name.as_deref() == Some("transB") && a.i == Some(1));
+        let axis = match node.op_type.as_deref() {
+            Some("MatMul") if t.dims.len() == 2 => 1,
+            Some("Gemm") => usize::from(!trans_b),
+            Some("Conv") => 0,
+            _ => continue,
+        };
+        out.insert(w.clone(), axis);
+    }
+    out
+}

@@ -1,0 +1,165 @@
+//! Optimization and compressed variants on several architectures: each variant within its tolerance of
+//! the original, a deliberately broken one rejected, and optimization deterministic.
+
+use candle_core::Device;
+use kiln_onnx::checkpoint::Checkpoint;
+use kiln_onnx::eval::Session;
+use kiln_onnx::optimize::optimize;
+use kiln_onnx::proto::ModelProto;
+use kiln_onnx::sample_models;
+use kiln_onnx::variants::{VariantKind, inputs, validate};
+use prost::Message;
+
+fn transformers() -> Vec<(&'static str, ModelProto)> {
+    let bert = sample_models::bert(60, 32, 2, 4).unwrap();
+    let gpt2 = sample_models::gpt2(60, 32, 2, 4).unwrap();
+    let llama = sample_models::llama(60, 32, 2, 4, 2).unwrap();
+    vec![
+        (
+            "bert",
+            kiln_onnx::convert::bert::build(&bert.config, &Checkpoint::from_tensors(bert.tensors))
+                .unwrap(),
+        ),
+        (
+            "gpt2",
+            kiln_onnx::convert::gpt2::build(&gpt2.config, &Checkpoint::from_tensors(gpt2.tensors))
+                .unwrap(),
+        ),
+        (
+            "llama",
+            kiln_onnx::convert::llama::build(
+                &llama.config,
+                &Checkpoint::from_tensors(llama.tensors),
+            )
+            .unwrap(),
+        ),
+    ]
+}
+
+fn check(name: &str, original: &ModelProto, kinds: &[VariantKind]) -> Vec<(String, f64, bool)> {
+    let session = Session::new(original, None, &Device::Cpu).unwrap();
+    let (sample, described) = inputs::generate(original).unwrap();
+    let mut optimized = original.clone();
+    let reports = optimize(&mut optimized).unwrap();
+    assert!(!reports.is_empty());
+    kinds
+        .iter()
+        .map(|kind| {
+            let variant = kind.make(&optimized).unwrap();
+            let v = validate(
+                &session,
+                &variant,
+                &sample,
+                &described,
+                kind.default_tolerance(),
+            )
+            .unwrap();
+            eprintln!(
+                "{name} {}: rel L2 {:.2e}, top-1 {:?}, passed {}",
+                kind.name(),
+                v.rel_l2_error,
+                v.top1_agreement,
+                v.passed
+            );
+            (kind.name(), v.rel_l2_error, v.passed)
+        })
+        .collect()
+}
+
+#[test]
+fn fp32_fp16_and_int8_stay_within_tolerance_on_transformers() {
+    for (name, model) in transformers() {
+        for (kind, error, passed) in check(
+            name,
+            &model,
+            &[VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8],
+        ) {
+            assert!(passed, "{name} {kind}: relative L2 {error:e}");
+        }
+    }
+}
+
+#[test]
+fn int8_weights_take_about_a_quarter_of_the_bytes() {
+    let (_, model) = transformers().remove(1);
+    let mut optimized = model.clone();
+    optimize(&mut optimized).unwrap();
+    let fp32 = optimized.encoded_len();
+    let int8 = VariantKind::Int8.make(&optimized).unwrap().encoded_len();
+    // Embeddings (Gather tables) stay fp32; the MatMul weights shrink 4×.
+    assert!(int8 < fp32 * 3 / 4, "fp32 {fp32} bytes, int8 {int8}");
+}
+
+#[test]
+fn pruning_zeroes_the_requested_share_of_weights() {
+    let (_, model) = transformers().remove(0);
+    let pruned = VariantKind::Pruned(0.5).make(&model).unwrap();
+    let graph = pruned.graph.unwrap();
+    let w = graph
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some("encoder.layer.0.attention.self.query.weight"))
+        .unwrap();
+    let values = kiln_onnx::eval::tensor_io::from_proto(w, None, &Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let zeros = values.iter().filter(|v| **v == 0.0).count();
+    assert_eq!(zeros, values.len() / 2);
+}
+
+/// A variant whose weights were scaled is outside every tolerance: rejected, with its numbers.
+#[test]
+fn a_broken_variant_is_rejected() {
+    let (_, model) = transformers().remove(1);
+    let session = Session::new(&model, None, &Device::Cpu).unwrap();
+    let (sample, described) = inputs::generate(&model).unwrap();
+    let mut broken = model.clone();
+    let graph = broken.graph.as_mut().unwrap();
+    let t = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some("transformer.h.0.mlp.c_fc.weight"))
+        .unwrap();
+    let w = kiln_onnx::eval::tensor_io::from_proto(t, None, &Device::Cpu).unwrap();
+    *t = kiln_onnx::eval::tensor_io::to_proto(
+        "transformer.h.0.mlp.c_fc.weight",
+        &(w * 1.5).unwrap(),
+    )
+    .unwrap();
+    let v = validate(
+        &session,
+        &broken,
+        &sample,
+        &described,
+        VariantKind::Int8.default_tolerance(),
+    )
+    .unwrap();
+    assert!(!v.passed && v.rel_l2_error > 0.05, "{v:?}");
+}
+
+#[test]
+fn optimizing_twice_gives_the_same_bytes() {
+    for (name, model) in transformers() {
+        let mut once = model.clone();
+        optimize(&mut once).unwrap();
+        let mut twice = once.clone();
+        optimize(&mut twice).unwrap();
+        assert_eq!(once.encode_to_vec(), twice.encode_to_vec(), "{name}");
+    }
+}
+
+#[test]
+fn the_cnn_keeps_its_outputs_through_every_pass_and_variant() {
+    let model = kiln_onnx::sample_models::cnn_graph();
+    let results = check(
+        "cnn",
+        &model,
+        &[VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8],
+    );
+    for (kind, error, passed) in results {
+        assert!(passed, "cnn {kind}: relative L2 {error:e}");
+    }
+}
