@@ -33,6 +33,17 @@ struct Cli {
     command: Command,
 }
 
+/// `NAME=NUMBER`, as `--tolerance int8=0.1` takes it.
+fn parse_tolerance(text: &str) -> Result<(String, f64), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: write VARIANT=NUMBER, e.g. int8=0.1"))?;
+    let value: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number (e.g. int8=0.1)"))?;
+    Ok((name.to_owned(), value))
+}
+
 fn parse_ref(value: &str) -> Result<ModelRef, String> {
     value
         .parse()
@@ -60,6 +71,12 @@ enum Command {
         /// Print the committed version as JSON
         #[arg(long)]
         json: bool,
+        /// Variants the server makes: fp32, fp16, int8, pruned-N (comma-separated; default fp32,fp16,int8)
+        #[arg(long, value_delimiter = ',')]
+        variants: Option<Vec<String>>,
+        /// Replace a variant's relative L2 tolerance, e.g. --tolerance int8=0.1 (repeat for several)
+        #[arg(long = "tolerance", value_parser = parse_tolerance)]
+        tolerances: Vec<(String, f64)>,
     },
     /// Download a version's files, checking every digest
     Pull {
@@ -211,7 +228,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             tags,
             chunk_size,
             json,
+            variants,
+            tolerances,
         } => {
+            let pipeline = (variants.is_some() || !tolerances.is_empty()).then(|| {
+                kiln_core::api::PipelineOptions {
+                    variants,
+                    tolerances: (!tolerances.is_empty()).then(|| tolerances.into_iter().collect()),
+                }
+            });
             let options = commands::push::PushOptions {
                 source: path,
                 reference,
@@ -219,6 +244,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 tags,
                 chunk_size,
                 json,
+                pipeline,
             };
             commands::push::run(&client, options).await
         }

@@ -215,6 +215,23 @@ pub struct VariantDetail {
     pub validation: Option<serde_json::Value>,
     /// The model file first, then its external-data files.
     pub files: Vec<FileEntry>,
+    /// What each optimization pass changed (nodes and bytes before and after), for optimized variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub passes: Option<serde_json::Value>,
+}
+
+/// What a push asks of its pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineOptions {
+    /// Variants to make from the optimized model: `fp32`, `fp16`, `int8`, `pruned-N` (N % of the weights
+    /// zeroed, 1-99). Default: fp32, fp16, int8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<String>>,
+    /// Relative L2 tolerance per variant name, replacing the default for that kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerances: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// One file of a version: where it sits in the version's tree and which blob holds its bytes.
@@ -249,6 +266,9 @@ pub struct VersionDetail {
 pub struct CreateVersionRequest {
     pub version: VersionName,
     pub files: Vec<FileEntry>,
+    /// What the pipeline makes of this version (absent: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineOptions>,
 }
 
 /// Change a model's description or tags; absent fields stay as they are.

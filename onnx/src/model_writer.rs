@@ -69,3 +69,42 @@ pub fn write(
     files.insert(0, (name.to_owned(), model_path));
     Ok(files)
 }
+
+/// Reads every external-data initializer into the model (for rewriting it), from files under `base_dir`.
+pub fn internalize(model: &mut ModelProto, base_dir: &Path) -> Result<(), ModelError> {
+    let Some(graph) = model.graph.as_mut() else {
+        return Ok(());
+    };
+    for tensor in &mut graph.initializer {
+        if tensor.data_location != Some(DataLocation::External as i32) {
+            continue;
+        }
+        let value = |key: &str| {
+            tensor
+                .external_data
+                .iter()
+                .find(|e| e.key.as_deref() == Some(key))
+                .and_then(|e| e.value.clone())
+        };
+        let location = value("location").ok_or_else(|| {
+            ModelError::InvalidModel("external data without a location".to_owned())
+        })?;
+        let offset: u64 = value("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let bytes = std::fs::read(base_dir.join(&location))?;
+        let length: u64 = value("length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(bytes.len() as u64 - offset.min(bytes.len() as u64));
+        let end = offset
+            .checked_add(length)
+            .filter(|&e| e <= bytes.len() as u64)
+            .ok_or_else(|| {
+                ModelError::Truncated(format!("{location} is shorter than its tensors say"))
+            })?;
+        tensor.raw_data = Some(bytes::Bytes::copy_from_slice(
+            &bytes[offset as usize..end as usize],
+        ));
+        tensor.data_location = None;
+        tensor.external_data.clear();
+    }
+    Ok(())
+}

@@ -42,9 +42,20 @@ fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
         .iter()
         .map(|j| (j["kind"].as_str().unwrap(), j["state"].as_str().unwrap()))
         .collect();
-    assert_eq!(jobs, [("scan", "succeeded"), ("convert", "succeeded")]);
-    let variant = &detail["variants"][0];
-    assert_eq!(variant["name"], "onnx");
+    assert_eq!(
+        jobs,
+        [
+            ("scan", "succeeded"),
+            ("convert", "succeeded"),
+            ("optimize", "succeeded")
+        ]
+    );
+    let variant = detail["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "onnx")
+        .unwrap();
     assert!(variant["validation"]["rel_l2_error"].as_f64().unwrap() <= 1e-4);
 
     let human = server.kiln(&["show", "acme/tiny-gpt2:1"]);
@@ -69,13 +80,14 @@ fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
         "pull",
         "acme/tiny-gpt2:1",
         "--variant",
-        "int8",
+        "pruned-50",
         "-o",
         out.to_str().unwrap(),
     ]);
     assert!(!missing.status.success());
     assert!(
-        stderr(&missing).contains("has no variant \"int8\" (variants: onnx)"),
+        stderr(&missing)
+            .contains("has no variant \"pruned-50\" (variants: fp16, fp32, int8, onnx)"),
         "{}",
         stderr(&missing)
     );
@@ -106,5 +118,87 @@ fn a_hostile_checkpoint_is_refused_and_says_why() {
         stdout(&human).contains("the pickle is refused"),
         "{}",
         stdout(&human)
+    );
+}
+
+/// `--variants` chooses what the pipeline makes; a variant outside its tolerance is kept as rejected with
+/// its numbers, and one within is pulled like any other.
+#[test]
+fn push_chooses_the_variants_and_a_rejected_one_says_why() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("tiny-llama");
+    sample_models::llama(64, 32, 2, 4, 2)
+        .unwrap()
+        .write_safetensors(&source)
+        .unwrap();
+    let push = server.kiln(&[
+        "push",
+        source.to_str().unwrap(),
+        "acme/tiny-llama:1",
+        "--variants",
+        "int8,pruned-90",
+        "--tolerance",
+        "pruned-90=0.001",
+    ]);
+    assert_ok(&push);
+    let detail = settled(&server, "acme/tiny-llama:1");
+    assert_eq!(detail["status"], "ready", "{detail:#}");
+    let by_name = |name: &str| {
+        detail["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("int8")["status"], "deployable");
+    let pruned = by_name("pruned-90");
+    assert_eq!(pruned["status"], "rejected", "{pruned:#}");
+    assert_eq!(pruned["validation"]["tolerance_rel_l2"], 0.001);
+    assert!(pruned["validation"]["rel_l2_error"].as_f64().unwrap() > 0.001);
+    assert!(
+        detail["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["name"] != "fp16")
+    );
+
+    let out = work.path().join("int8");
+    assert_ok(&server.kiln(&[
+        "pull",
+        "acme/tiny-llama:1",
+        "--variant",
+        "int8",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let (model, _) =
+        kiln_onnx::model_check::check(std::fs::read(out.join("model.onnx")).unwrap().into())
+            .unwrap();
+    let ops: Vec<&str> = model
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .filter_map(|n| n.op_type.as_deref())
+        .collect();
+    assert!(ops.contains(&"DequantizeLinear"), "{ops:?}");
+
+    let bad = server.kiln(&[
+        "push",
+        source.to_str().unwrap(),
+        "acme/tiny-llama:2",
+        "--variants",
+        "int4",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("\"int4\" is not a variant kiln makes"),
+        "{}",
+        stderr(&bad)
     );
 }

@@ -27,6 +27,8 @@ pub struct PushOptions {
     pub tags: Vec<String>,
     pub chunk_size: Option<i64>,
     pub json: bool,
+    /// What the server's pipeline should make of the version.
+    pub pipeline: Option<kiln_core::api::PipelineOptions>,
 }
 
 pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliError> {
@@ -70,6 +72,7 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
                 size: f.file.size as i64,
             })
             .collect(),
+        pipeline: options.pipeline.clone(),
     };
     let outcome = client.commit_version(ns, model, &request).await?;
     if options.description.is_some() || !options.tags.is_empty() {

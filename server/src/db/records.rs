@@ -162,6 +162,8 @@ pub struct PipelineJobRow {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// The push's pipeline options (JSON), carried from job to job.
+    pub options: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -177,6 +179,8 @@ pub struct VariantRow {
     pub outputs: String,
     pub validation: Option<String>,
     pub created_at: NaiveDateTime,
+    /// What each optimization pass changed (JSON), for optimized variants.
+    pub passes: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

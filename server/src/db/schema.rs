@@ -176,6 +176,7 @@ diesel::table! {
         created_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        options -> Nullable<Text>,
     }
 }
 
@@ -190,6 +191,7 @@ diesel::table! {
         outputs -> Text,
         validation -> Nullable<Text>,
         created_at -> Timestamp,
+        passes -> Nullable<Text>,
     }
 }
 

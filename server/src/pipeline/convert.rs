@@ -151,6 +151,7 @@ fn variant_row(
         outputs: signatures(&checked.outputs),
         validation: validation.map(|v| v.to_string()),
         created_at: now(),
+        passes: None,
     }
 }
 

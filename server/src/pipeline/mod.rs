@@ -1,9 +1,10 @@
 //! The pipeline on push (DESIGN.md): every committed version gets a `scan` job, whose success queues a
-//! `convert` job. In-process workers claim jobs through the database with a lease they keep alive by
+//! `convert` job, whose success queues an `optimize` job. In-process workers claim jobs through the database with a lease they keep alive by
 //! heartbeat, so jobs survive a restart (an expired lease makes a job claimable again) and a job whose
 //! worker keeps dying is given up after [`MAX_ATTEMPTS`].
 
 mod convert;
+mod optimize;
 mod scan;
 mod workspace;
 
@@ -24,6 +25,7 @@ use crate::storage::BlobStore;
 
 pub const JOB_SCAN: &str = "scan";
 pub const JOB_CONVERT: &str = "convert";
+pub const JOB_OPTIMIZE: &str = "optimize";
 /// Tries per job; only failures that may not recur (storage or database down, a worker that died) retry.
 pub const MAX_ATTEMPTS: i32 = 3;
 
@@ -149,6 +151,7 @@ async fn run_job(context: &JobContext, owner: &str, job: PipelineJobRow) {
     let outcome = match job.kind.as_str() {
         JOB_SCAN => scan::run(context, &job).await,
         JOB_CONVERT => convert::run(context, &job).await,
+        JOB_OPTIMIZE => optimize::run(context, &job).await,
         other => Err(JobError::Refused(format!("unknown job kind {other:?}"))),
     };
     heartbeat.abort();
@@ -200,10 +203,23 @@ async fn record_outcome(
                     )? {
                         return Ok(());
                     }
-                    if job.kind == JOB_SCAN {
-                        pipeline_jobs::enqueue(conn, version_id, JOB_CONVERT, MAX_ATTEMPTS)?;
-                    } else {
-                        versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
+                    let options = job.options.as_deref();
+                    match job.kind.as_str() {
+                        JOB_SCAN => pipeline_jobs::enqueue(
+                            conn,
+                            version_id,
+                            JOB_CONVERT,
+                            MAX_ATTEMPTS,
+                            options,
+                        )?,
+                        JOB_CONVERT => pipeline_jobs::enqueue(
+                            conn,
+                            version_id,
+                            JOB_OPTIMIZE,
+                            MAX_ATTEMPTS,
+                            options,
+                        )?,
+                        _ => versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?,
                     }
                 }
                 Err(JobError::Refused(message)) => {

@@ -105,6 +105,40 @@ fn check_files(files: &[FileEntry]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Variant names kiln knows, and tolerances only for variants the push asks for.
+fn check_pipeline_options(options: &kiln_core::api::PipelineOptions) -> Result<(), Error> {
+    use kiln_onnx::variants::{DEFAULT_VARIANTS, VariantKind};
+    let requested: Vec<String> = options
+        .variants
+        .clone()
+        .unwrap_or_else(|| DEFAULT_VARIANTS.iter().map(|s| (*s).to_owned()).collect());
+    for name in &requested {
+        if VariantKind::parse(name).is_none() {
+            return Err(Error::bad_request(
+                "invalid_variant",
+                format!(
+                    "{name:?} is not a variant kiln makes: fp32, fp16, int8 or pruned-N (N from 1 to 99)"
+                ),
+            ));
+        }
+    }
+    for (name, tolerance) in options.tolerances.iter().flatten() {
+        if !requested.contains(name) {
+            return Err(Error::bad_request(
+                "invalid_tolerance",
+                format!("a tolerance is given for {name:?}, which this push does not ask for"),
+            ));
+        }
+        if !tolerance.is_finite() || *tolerance <= 0.0 {
+            return Err(Error::bad_request(
+                "invalid_tolerance",
+                format!("the tolerance for {name} must be a positive number"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_metadata(update: &UpdateModelRequest) -> Result<(), Error> {
     if let Some(description) = &update.description
         && description.chars().count() > 10_000
@@ -294,6 +328,9 @@ impl RegistryService {
         visible: Visible,
     ) -> Result<Committed, Error> {
         check_files(&request.files)?;
+        if let Some(options) = &request.pipeline {
+            check_pipeline_options(options)?;
+        }
         let committed = self
             .db
             .run(move |conn| {
@@ -517,7 +554,11 @@ fn insert_version(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     versions::insert(conn, &row, &files)?;
     // Queued in the same transaction as the version, so no committed version ever lacks its pipeline.
-    pipeline_jobs::enqueue(conn, &row.id, JOB_SCAN, MAX_ATTEMPTS)?;
+    let options = request
+        .pipeline
+        .as_ref()
+        .map(|o| serde_json::to_string(o).expect("options serialize"));
+    pipeline_jobs::enqueue(conn, &row.id, JOB_SCAN, MAX_ATTEMPTS, options.as_deref())?;
     models::touch(conn, &model.id)?;
     let target = format!("{}/{}:{}", namespace.name, model.name, request.version);
     audit::record(

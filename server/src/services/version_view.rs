@@ -85,6 +85,7 @@ fn variant(row: VariantRow, files: Vec<VariantFileRow>) -> Result<VariantDetail,
         inputs: signatures(&row.inputs)?,
         outputs: signatures(&row.outputs)?,
         validation: row.validation.and_then(|v| serde_json::from_str(&v).ok()),
+        passes: row.passes.and_then(|p| serde_json::from_str(&p).ok()),
         files: ordered
             .into_iter()
             .map(|f| {

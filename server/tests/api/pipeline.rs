@@ -37,6 +37,14 @@ async fn push_files(app: &TestApp, reference: &str, files: &[(String, Vec<u8>)])
     expect_json(app.push(reference, &borrowed).await, StatusCode::CREATED).await
 }
 
+fn variant<'a>(detail: &'a VersionDetail, name: &str) -> &'a kiln_core::api::VariantDetail {
+    detail
+        .variants
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no {name} variant in {detail:#?}"))
+}
+
 fn job<'a>(detail: &'a VersionDetail, kind: &str) -> &'a kiln_core::api::PipelineJob {
     detail
         .pipeline
@@ -67,7 +75,8 @@ async fn a_bert_checkpoint_becomes_a_proven_onnx_variant(app: TestApp) {
         kinds,
         [
             ("scan", JobState::Succeeded),
-            ("convert", JobState::Succeeded)
+            ("convert", JobState::Succeeded),
+            ("optimize", JobState::Succeeded)
         ]
     );
     let scan = job(&detail, "scan").report.as_ref().unwrap();
@@ -80,9 +89,17 @@ async fn a_bert_checkpoint_becomes_a_proven_onnx_variant(app: TestApp) {
         "{scan}"
     );
 
-    let [variant] = detail.variants.as_slice() else {
-        panic!("one variant expected: {detail:#?}")
-    };
+    let names: Vec<&str> = detail.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["fp16", "fp32", "int8", "onnx"]);
+    for optimized in detail.variants.iter().filter(|v| v.name != "onnx") {
+        assert_eq!(
+            optimized.status,
+            VariantStatus::Deployable,
+            "{optimized:#?}"
+        );
+        assert!(optimized.passes.is_some());
+    }
+    let variant = variant(&detail, "onnx");
     assert_eq!(
         (variant.name.as_str(), variant.status),
         ("onnx", VariantStatus::Deployable)
@@ -124,7 +141,7 @@ async fn an_onnx_upload_is_its_own_variant(app: TestApp) {
     push_files(&app, "acme/lm:1", &files).await;
     let detail = app.settled_version("acme/lm:1").await;
     assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
-    let variant = &detail.variants[0];
+    let variant = variant(&detail, "onnx");
     // Stored as pushed: the variant is the very blob the user uploaded.
     assert_eq!(variant.digest, kiln_core::Sha256Digest::of(&model));
     assert_eq!(variant.files.len(), 1);
@@ -150,7 +167,7 @@ async fn an_onnx_upload_with_external_data_keeps_both_files(app: TestApp) {
     push_files(&app, "acme/external:1", &files).await;
     let detail = app.settled_version("acme/external:1").await;
     assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
-    let paths: Vec<&str> = detail.variants[0]
+    let paths: Vec<&str> = variant(&detail, "onnx")
         .files
         .iter()
         .map(|f| f.path.as_str())
@@ -385,7 +402,7 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
                 Some("{}")
             )?);
 
-            pipeline_jobs::enqueue(conn, &id, "convert", 1)?;
+            pipeline_jobs::enqueue(conn, &id, "convert", 1, None)?;
             let Claim::Claimed(once) = pipeline_jobs::claim_next(conn, "dies-again", past)? else {
                 panic!()
             };

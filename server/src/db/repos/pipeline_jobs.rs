@@ -15,6 +15,7 @@ pub fn enqueue(
     version_id: &str,
     kind: &str,
     max_attempts: i32,
+    options: Option<&str>,
 ) -> QueryResult<()> {
     diesel::insert_into(pipeline_jobs::table)
         .values(PipelineJobRow {
@@ -31,6 +32,7 @@ pub fn enqueue(
             created_at: now(),
             started_at: None,
             finished_at: None,
+            options: options.map(str::to_owned),
         })
         .execute(conn)?;
     Ok(())

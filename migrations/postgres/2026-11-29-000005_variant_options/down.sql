@@ -1,0 +1,2 @@
+ALTER TABLE pipeline_jobs DROP COLUMN options;
+ALTER TABLE variants DROP COLUMN passes;

@@ -1,0 +1,212 @@
+//! The `optimize` job: the `onnx` variant optimized by every pass, then the variants the push asked for
+//! (default fp32, fp16, int8), each validated against the `onnx` model on the same generated inputs and
+//! stored as `deployable` or `rejected` with its numbers.
+
+use std::path::{Path, PathBuf};
+
+use kiln_core::Sha256Digest;
+use kiln_core::api::{PipelineOptions, VariantStatus};
+use kiln_onnx::ModelError;
+use kiln_onnx::variants::{DEFAULT_VARIANTS, VariantKind};
+use serde_json::json;
+
+use super::{JobContext, JobError};
+use crate::db::now;
+use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow};
+use crate::db::repos::{blobs, variants};
+use crate::services::version_view::signature_of;
+
+/// One variant made and judged, with its files on local disk.
+struct Made {
+    name: String,
+    status: VariantStatus,
+    checked: kiln_onnx::model_check::CheckedModel,
+    validation: serde_json::Value,
+    files: Vec<(String, PathBuf)>,
+}
+
+fn blocking_failure(e: ModelError) -> JobError {
+    match e {
+        ModelError::Io(message) => JobError::Transient(message),
+        ModelError::UnsupportedOp(ops) => JobError::Refused(format!(
+            "cannot validate: op {ops} is not implemented by kiln's evaluator; no optimized variants were made"
+        )),
+        other => JobError::Refused(other.to_string()),
+    }
+}
+
+/// Places the `onnx` variant's files under `dir` at their paths (the model finds its external data by
+/// relative path): links to the local store's blobs, or downloads from S3.
+async fn materialize(
+    context: &JobContext,
+    files: &[VariantFileRow],
+    dir: &Path,
+) -> Result<(), JobError> {
+    for file in files {
+        let target = dir.join(&file.path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| JobError::Transient(e.to_string()))?;
+        }
+        let digest: Sha256Digest = file
+            .digest
+            .parse()
+            .map_err(|e| JobError::Transient(format!("{e}")))?;
+        match context.store.local_blob_path(&digest) {
+            Some(blob) => std::os::unix::fs::symlink(&blob, &target)
+                .map_err(|e| JobError::Transient(e.to_string()))?,
+            None => context.store.download_to(&digest, &target).await?,
+        }
+    }
+    Ok(())
+}
+
+fn make_variants(
+    model_file: &Path,
+    out_dir: &Path,
+    kinds: &[(VariantKind, f64)],
+) -> Result<(Vec<Made>, serde_json::Value), ModelError> {
+    let mut model = kiln_onnx::model_check::decode(std::fs::read(model_file)?.into())?;
+    let base = model_file.parent().unwrap_or(Path::new("."));
+    kiln_onnx::model_writer::internalize(&mut model, base)?;
+    let original = kiln_onnx::eval::Session::new(&model, None, &candle_core::Device::Cpu)?;
+    let (inputs, described) = kiln_onnx::variants::inputs::generate(&model)?;
+    let mut optimized = model.clone();
+    let reports = kiln_onnx::optimize::optimize(&mut optimized)?;
+    let passes = serde_json::to_value(&reports).expect("reports serialize");
+    let mut made = Vec::new();
+    for &(kind, tolerance) in kinds {
+        let variant = kind.make(&optimized)?;
+        let validation =
+            kiln_onnx::variants::validate(&original, &variant, &inputs, &described, tolerance)?;
+        let dir = out_dir.join(kind.name());
+        std::fs::create_dir_all(&dir)?;
+        let checked = kiln_onnx::model_check::check_model(&variant)?;
+        let files = kiln_onnx::model_writer::write(
+            variant,
+            &dir,
+            "model.onnx",
+            kiln_onnx::model_writer::MAX_INLINE_BYTES,
+        )?;
+        made.push(Made {
+            name: kind.name(),
+            status: if validation.passed {
+                VariantStatus::Deployable
+            } else {
+                VariantStatus::Rejected
+            },
+            checked,
+            validation: serde_json::to_value(&validation).expect("validation serializes"),
+            files,
+        });
+    }
+    Ok((made, passes))
+}
+
+pub async fn run(
+    context: &JobContext,
+    job: &PipelineJobRow,
+) -> Result<serde_json::Value, JobError> {
+    let options: PipelineOptions = job
+        .options
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| JobError::Refused(format!("pipeline options: {e}")))?
+        .unwrap_or_default();
+    let names = options
+        .variants
+        .clone()
+        .unwrap_or_else(|| DEFAULT_VARIANTS.iter().map(|s| (*s).to_owned()).collect());
+    let kinds: Vec<(VariantKind, f64)> = names
+        .iter()
+        .map(|name| {
+            let kind = VariantKind::parse(name)
+                .ok_or_else(|| JobError::Refused(format!("unknown variant {name:?}")))?;
+            let tolerance = options
+                .tolerances
+                .as_ref()
+                .and_then(|t| t.get(name))
+                .copied()
+                .unwrap_or(kind.default_tolerance());
+            Ok((kind, tolerance))
+        })
+        .collect::<Result<_, JobError>>()?;
+    let version_id = job.version_id.clone();
+    let source = context
+        .db
+        .run(move |conn| Ok(variants::for_version(conn, &version_id)?))
+        .await?
+        .into_iter()
+        .find(|(v, _)| v.name == "onnx")
+        .ok_or_else(|| {
+            JobError::Refused("the version has no onnx variant to optimize".to_owned())
+        })?;
+    let scratch = tempfile::Builder::new()
+        .prefix("kiln-optimize-")
+        .tempdir()
+        .map_err(|e| JobError::Transient(e.to_string()))?;
+    let source_dir = scratch.path().join("source");
+    materialize(context, &source.1, &source_dir).await?;
+    let model_file = source_dir.join(&source.0.model_path);
+    let out_dir = scratch.path().join("variants");
+    let (made, passes) =
+        tokio::task::spawn_blocking(move || make_variants(&model_file, &out_dir, &kinds))
+            .await
+            .map_err(|e| JobError::Transient(format!("optimize task failed: {e}")))?
+            .map_err(blocking_failure)?;
+    let mut rows = Vec::new();
+    for variant in &made {
+        let mut files = Vec::new();
+        for (name, path) in &variant.files {
+            let (digest, size) = context.store.put_file(path).await?;
+            files.push(VariantFileRow {
+                version_id: job.version_id.clone(),
+                variant: variant.name.clone(),
+                path: name.clone(),
+                digest: digest.to_string(),
+                size: size as i64,
+            });
+        }
+        let signatures = |values: &[kiln_onnx::model_check::ValueSignature]| {
+            serde_json::to_string(&values.iter().map(signature_of).collect::<Vec<_>>())
+                .expect("signatures serialize")
+        };
+        rows.push((
+            VariantRow {
+                version_id: job.version_id.clone(),
+                name: variant.name.clone(),
+                status: variant.status.as_str().to_owned(),
+                model_path: "model.onnx".to_owned(),
+                opset: variant.checked.opset as i32,
+                inputs: signatures(&variant.checked.inputs),
+                outputs: signatures(&variant.checked.outputs),
+                validation: Some(variant.validation.to_string()),
+                created_at: now(),
+                passes: Some(passes.to_string()),
+            },
+            files,
+        ));
+    }
+    let summary: Vec<serde_json::Value> = made
+        .iter()
+        .map(|m| json!({ "variant": m.name, "status": m.status.as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
+        .collect();
+    context
+        .db
+        .run(move |conn| {
+            use diesel::Connection;
+            for (_, files) in &rows {
+                for file in files {
+                    blobs::record(conn, &file.digest, file.size)?;
+                }
+            }
+            conn.transaction(|conn| {
+                for (row, files) in &rows {
+                    variants::replace(conn, row, files)?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(json!({ "passes": passes, "variants": summary }))
+}
