@@ -20,37 +20,91 @@ fn randn(shape: &[usize], std: f64) -> Tensor {
 /// An MLP classifier: 784 → 512 → 256 → 10.
 fn mlp() -> ModelProto {
     let mut g = GraphBuilder::new();
-    let mut x = g.input("x", DataType::Float, &[DimSpec::Named("batch"), DimSpec::Fixed(784)]);
+    let mut x = g.input(
+        "x",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(784)],
+    );
     let sizes = [784, 512, 256, 10];
     for i in 0..3 {
-        let w = g.weight(&format!("fc{i}.weight"), &randn(&[sizes[i], sizes[i + 1]], (1.0 / sizes[i] as f64).sqrt())).unwrap();
-        let b = g.weight(&format!("fc{i}.bias"), &randn(&[sizes[i + 1]], 0.01)).unwrap();
+        let w = g
+            .weight(
+                &format!("fc{i}.weight"),
+                &randn(&[sizes[i], sizes[i + 1]], (1.0 / sizes[i] as f64).sqrt()),
+            )
+            .unwrap();
+        let b = g
+            .weight(&format!("fc{i}.bias"), &randn(&[sizes[i + 1]], 0.01))
+            .unwrap();
         let y = g.op("MatMul", &[&x, &w], vec![]);
         let y = g.op("Add", &[&y, &b], vec![]);
-        x = if i < 2 { g.op("Relu", &[&y], vec![]) } else { y };
+        x = if i < 2 {
+            g.op("Relu", &[&y], vec![])
+        } else {
+            y
+        };
     }
     g.op_into("Identity", &[&x], vec![], "logits");
-    g.output("logits", DataType::Float, &[DimSpec::Named("batch"), DimSpec::Fixed(10)]);
+    g.output(
+        "logits",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(10)],
+    );
     g.finish("mlp", 17, vec![])
 }
 
 /// A small CNN with BatchNorm: 3×32×32 → conv 32 → BN → ReLU → maxpool → conv 64 → BN → ReLU → GAP → FC 10.
 fn cnn() -> ModelProto {
     let mut g = GraphBuilder::new();
-    let mut x = g.input("image", DataType::Float, &[DimSpec::Named("batch"), DimSpec::Fixed(3), DimSpec::Fixed(32), DimSpec::Fixed(32)]);
+    let mut x = g.input(
+        "image",
+        DataType::Float,
+        &[
+            DimSpec::Named("batch"),
+            DimSpec::Fixed(3),
+            DimSpec::Fixed(32),
+            DimSpec::Fixed(32),
+        ],
+    );
     let mut channels = 3;
     for (i, out) in [32usize, 64].into_iter().enumerate() {
-        let w = g.weight(&format!("conv{i}.weight"), &randn(&[out, channels, 3, 3], (2.0 / (channels * 9) as f64).sqrt())).unwrap();
+        let w = g
+            .weight(
+                &format!("conv{i}.weight"),
+                &randn(&[out, channels, 3, 3], (2.0 / (channels * 9) as f64).sqrt()),
+            )
+            .unwrap();
         let c = g.op("Conv", &[&x, &w], vec![attr_ints("pads", &[1, 1, 1, 1])]);
-        let p = |g: &mut GraphBuilder, name: &str, t: Tensor| g.weight(&format!("bn{i}.{name}"), &t).unwrap();
-        let gamma = p(&mut g, "weight", randn(&[out], 0.1).affine(1.0, 1.0).unwrap());
+        let p = |g: &mut GraphBuilder, name: &str, t: Tensor| {
+            g.weight(&format!("bn{i}.{name}"), &t).unwrap()
+        };
+        let gamma = p(
+            &mut g,
+            "weight",
+            randn(&[out], 0.1).affine(1.0, 1.0).unwrap(),
+        );
         let beta = p(&mut g, "bias", randn(&[out], 0.1));
         let mean = p(&mut g, "running_mean", randn(&[out], 0.1));
-        let var = p(&mut g, "running_var", randn(&[out], 0.1).abs().unwrap().affine(1.0, 0.9).unwrap());
-        let n = g.op("BatchNormalization", &[&c, &gamma, &beta, &mean, &var], vec![attr_float("epsilon", 1e-5)]);
+        let var = p(
+            &mut g,
+            "running_var",
+            randn(&[out], 0.1).abs().unwrap().affine(1.0, 0.9).unwrap(),
+        );
+        let n = g.op(
+            "BatchNormalization",
+            &[&c, &gamma, &beta, &mean, &var],
+            vec![attr_float("epsilon", 1e-5)],
+        );
         x = g.op("Relu", &[&n], vec![]);
         if i == 0 {
-            x = g.op("MaxPool", &[&x], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]);
+            x = g.op(
+                "MaxPool",
+                &[&x],
+                vec![
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("strides", &[2, 2]),
+                ],
+            );
         }
         channels = out;
     }
@@ -58,8 +112,17 @@ fn cnn() -> ModelProto {
     let flat = g.op("Flatten", &[&pooled], vec![attr_int("axis", 1)]);
     let w = g.weight("fc.weight", &randn(&[10, 64], 0.1)).unwrap();
     let b = g.weight("fc.bias", &randn(&[10], 0.01)).unwrap();
-    g.op_into("Gemm", &[&flat, &w, &b], vec![attr_int("transB", 1)], "logits");
-    g.output("logits", DataType::Float, &[DimSpec::Named("batch"), DimSpec::Fixed(10)]);
+    g.op_into(
+        "Gemm",
+        &[&flat, &w, &b],
+        vec![attr_int("transB", 1)],
+        "logits",
+    );
+    g.output(
+        "logits",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(10)],
+    );
     g.finish("cnn", 17, vec![])
 }
 
@@ -68,16 +131,33 @@ fn write(dir: &Path, name: &str, model: &ModelProto) {
 }
 
 fn main() {
-    let out = std::env::args().nth(1).expect("usage: export_variants OUT_DIR");
+    let out = std::env::args()
+        .nth(1)
+        .expect("usage: export_variants OUT_DIR");
     let bert = sample_models::bert(4000, 128, 4, 4).unwrap();
     let gpt2 = sample_models::gpt2(4000, 128, 4, 4).unwrap();
     let llama = sample_models::llama(4000, 128, 4, 4, 2).unwrap();
     let models = vec![
         ("mlp", mlp()),
         ("cnn", cnn()),
-        ("bert", kiln_onnx::convert::bert::build(&bert.config, &Checkpoint::from_tensors(bert.tensors)).unwrap()),
-        ("gpt2", kiln_onnx::convert::gpt2::build(&gpt2.config, &Checkpoint::from_tensors(gpt2.tensors)).unwrap()),
-        ("llama", kiln_onnx::convert::llama::build(&llama.config, &Checkpoint::from_tensors(llama.tensors)).unwrap()),
+        (
+            "bert",
+            kiln_onnx::convert::bert::build(&bert.config, &Checkpoint::from_tensors(bert.tensors))
+                .unwrap(),
+        ),
+        (
+            "gpt2",
+            kiln_onnx::convert::gpt2::build(&gpt2.config, &Checkpoint::from_tensors(gpt2.tensors))
+                .unwrap(),
+        ),
+        (
+            "llama",
+            kiln_onnx::convert::llama::build(
+                &llama.config,
+                &Checkpoint::from_tensors(llama.tensors),
+            )
+            .unwrap(),
+        ),
     ];
     for (name, original) in models {
         let dir = Path::new(&out).join(name);
@@ -85,9 +165,17 @@ fn main() {
         write(&dir, "original", &original);
         let mut optimized = original.clone();
         let reports = kiln_onnx::optimize::optimize(&mut optimized).unwrap();
-        std::fs::write(dir.join("kiln-passes.json"), serde_json::to_vec_pretty(&reports).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("kiln-passes.json"),
+            serde_json::to_vec_pretty(&reports).unwrap(),
+        )
+        .unwrap();
         for kind in [VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8] {
-            write(&dir, &format!("kiln-{}", kind.name()), &kind.make(&optimized).unwrap());
+            write(
+                &dir,
+                &format!("kiln-{}", kind.name()),
+                &kind.make(&optimized).unwrap(),
+            );
         }
         let (sample, _) = inputs::generate(&original).unwrap();
         let sample: HashMap<String, Tensor> = sample;

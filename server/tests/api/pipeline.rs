@@ -207,6 +207,38 @@ async fn an_onnx_upload_missing_its_external_data_fails(app: TestApp) {
     );
 }
 
+/// An ONNX model with an operator kiln's evaluator lacks keeps its `onnx` variant, but gets no variant
+/// offered as proven: the optimize job says which operator.
+async fn a_model_kiln_cannot_evaluate_gets_no_proven_variants(app: TestApp) {
+    use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
+    use kiln_onnx::proto::tensor_proto::DataType;
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[
+            DimSpec::Named("batch"),
+            DimSpec::Fixed(3),
+            DimSpec::Fixed(3),
+        ],
+    );
+    g.op_into("Det", &[&x], vec![], "det");
+    g.output("det", DataType::Float, &[DimSpec::Named("batch")]);
+    let model = g.finish("det", 17, vec![]).encode_to_vec();
+    push_files(&app, "acme/det:1", &[("model.onnx".to_owned(), model)]).await;
+    let detail = app.settled_version("acme/det:1").await;
+    assert_eq!(detail.status, VersionStatus::Failed);
+    let optimize = job(&detail, "optimize");
+    assert_eq!(
+        optimize.message.as_deref(),
+        Some(
+            "cannot validate: op Det is not implemented by kiln's evaluator; no optimized variants were made"
+        )
+    );
+    let names: Vec<&str> = detail.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["onnx"]);
+}
+
 async fn a_version_that_is_no_model_fails_saying_what_is_supported(app: TestApp) {
     push_files(
         &app,
@@ -292,6 +324,7 @@ crate::on_every_backend!(
     an_onnx_upload_is_its_own_variant,
     an_onnx_upload_with_external_data_keeps_both_files,
     an_onnx_upload_missing_its_external_data_fails,
+    a_model_kiln_cannot_evaluate_gets_no_proven_variants,
     a_version_that_is_no_model_fails_saying_what_is_supported,
     a_pickle_that_would_run_code_is_refused,
     onnx_external_data_outside_the_version_is_refused,
