@@ -4,7 +4,8 @@
 //! test has nothing to run and says so.
 //!
 //! It prints a table by outcome and the operators that fail most, and fails when fewer tests pass than
-//! `KILN_ONNX_NODE_TESTS_FLOOR` (the last recorded number, so a change that breaks an operator is caught).
+//! `KILN_ONNX_NODE_TESTS_FLOOR` (the last recorded number, so a change that breaks an operator is caught),
+//! or when a test that passes stops passing after kiln's optimization passes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,6 +23,8 @@ enum Outcome {
     UnsupportedOp,
     UnsupportedData,
     Error,
+    /// Passes as given, fails after kiln's optimization passes: a bug in a pass.
+    BrokenByOptimization,
 }
 
 fn load_tensor(path: &Path) -> Option<Tensor> {
@@ -49,14 +52,29 @@ fn close(actual: &Tensor, expected: &Tensor) -> bool {
     })
 }
 
+/// Runs a case's model as given, and again after kiln's optimization passes.
 fn run_case(dir: &Path) -> (Outcome, String) {
+    let (outcome, op) = run_model(dir, false);
+    if outcome == Outcome::Pass {
+        let (optimized, _) = run_model(dir, true);
+        if optimized != Outcome::Pass {
+            return (Outcome::BrokenByOptimization, op);
+        }
+    }
+    (outcome, op)
+}
+
+fn run_model(dir: &Path, optimized: bool) -> (Outcome, String) {
     let Ok(bytes) = std::fs::read(dir.join("model.onnx")) else {
         return (Outcome::Error, "no model".into());
     };
-    let model = match ModelProto::decode(bytes.as_slice()) {
+    let mut model = match ModelProto::decode(bytes.as_slice()) {
         Ok(m) => m,
         Err(e) => return (Outcome::Error, e.to_string()),
     };
+    if optimized && kiln_onnx::optimize::optimize(&mut model).is_err() {
+        return (Outcome::BrokenByOptimization, String::new());
+    }
     let op = model
         .graph
         .as_ref()
@@ -157,7 +175,10 @@ fn onnx_backend_node_tests() {
         if outcome != Outcome::Pass {
             *failing_ops.entry(op).or_default() += 1;
         }
-        if matches!(outcome, Outcome::WrongNumbers | Outcome::Error) {
+        if matches!(
+            outcome,
+            Outcome::WrongNumbers | Outcome::Error | Outcome::BrokenByOptimization
+        ) {
             wrong.push(case.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
@@ -182,5 +203,10 @@ fn onnx_backend_node_tests() {
     assert!(
         passed >= floor,
         "{passed} node tests pass, fewer than the recorded {floor}"
+    );
+    assert_eq!(
+        by_outcome.get(&Outcome::BrokenByOptimization),
+        None,
+        "optimization changed results: {wrong:?}"
     );
 }

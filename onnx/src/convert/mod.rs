@@ -25,6 +25,10 @@ pub const SUPPORTED: &str = "kiln converts an ONNX model (one .onnx file, with i
     or a Hugging Face checkpoint of the BERT, GPT-2 or Llama family (config.json with model.safetensors, \
     sharded safetensors with model.safetensors.index.json, or a PyTorch state dict such as pytorch_model.bin)";
 
+/// A version file with this path holds the inputs validation runs the model on (safetensors, one tensor
+/// per graph input) instead of generated ones.
+pub const SAMPLE_INPUTS: &str = "sample_inputs.safetensors";
+
 /// One file of the version: its path in the version, where its bytes are, and its detected format.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -169,7 +173,7 @@ pub fn plan(files: &[SourceFile]) -> Result<Plan, ModelError> {
     let in_dir = |format: ModelFormat| -> Vec<&SourceFile> {
         files
             .iter()
-            .filter(|f| f.format == format && folder(&f.path) == dir)
+            .filter(|f| f.format == format && folder(&f.path) == dir && f.path != SAMPLE_INPUTS)
             .collect()
     };
     let mut sources = vec![config_file.path.clone()];

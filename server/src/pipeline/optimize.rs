@@ -60,8 +60,61 @@ async fn materialize(
     Ok(())
 }
 
+/// The pushed sample inputs, checked against the model's inputs.
+fn pushed_inputs(
+    path: &Path,
+    model: &kiln_onnx::proto::ModelProto,
+) -> Result<
+    (
+        std::collections::HashMap<String, candle_core::Tensor>,
+        String,
+    ),
+    ModelError,
+> {
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .map_err(|e| {
+                ModelError::InvalidModel(format!("{}: {e}", kiln_onnx::convert::SAMPLE_INPUTS))
+            })?
+            .into_iter()
+            .collect();
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| ModelError::InvalidModel("no graph".to_owned()))?;
+    let initializers: std::collections::HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let mut described = Vec::new();
+    for input in graph
+        .input
+        .iter()
+        .filter_map(|v| v.name.as_deref())
+        .filter(|n| !initializers.contains(n))
+    {
+        let tensor = tensors.get(input).ok_or_else(|| {
+            ModelError::InvalidModel(format!(
+                "{} has no tensor named {input:?}, an input of the model",
+                kiln_onnx::convert::SAMPLE_INPUTS
+            ))
+        })?;
+        described.push(format!("{input} {:?}", tensor.dims()));
+    }
+    Ok((
+        tensors,
+        format!(
+            "pushed in {}: {}",
+            kiln_onnx::convert::SAMPLE_INPUTS,
+            described.join(", ")
+        ),
+    ))
+}
+
 fn make_variants(
     model_file: &Path,
+    sample_inputs: Option<&Path>,
     out_dir: &Path,
     kinds: &[(VariantKind, f64)],
 ) -> Result<(Vec<Made>, serde_json::Value), ModelError> {
@@ -69,7 +122,10 @@ fn make_variants(
     let base = model_file.parent().unwrap_or(Path::new("."));
     kiln_onnx::model_writer::internalize(&mut model, base)?;
     let original = kiln_onnx::eval::Session::new(&model, None, &candle_core::Device::Cpu)?;
-    let (inputs, described) = kiln_onnx::variants::inputs::generate(&model)?;
+    let (inputs, described) = match sample_inputs {
+        Some(path) => pushed_inputs(path, &model)?,
+        None => kiln_onnx::variants::inputs::generate(&model)?,
+    };
     let mut optimized = model.clone();
     let reports = kiln_onnx::optimize::optimize(&mut optimized)?;
     let passes = serde_json::to_value(&reports).expect("reports serialize");
@@ -148,12 +204,36 @@ pub async fn run(
     let source_dir = scratch.path().join("source");
     materialize(context, &source.1, &source_dir).await?;
     let model_file = source_dir.join(&source.0.model_path);
+    let version_id = job.version_id.clone();
+    let sample_row = context
+        .db
+        .run(move |conn| {
+            Ok(crate::db::repos::versions::find_file(
+                conn,
+                &version_id,
+                kiln_onnx::convert::SAMPLE_INPUTS,
+            )?)
+        })
+        .await?;
+    let sample_inputs = match sample_row {
+        Some(row) => {
+            let target = scratch.path().join(kiln_onnx::convert::SAMPLE_INPUTS);
+            let digest: Sha256Digest = row
+                .digest
+                .parse()
+                .map_err(|e| JobError::Transient(format!("{e}")))?;
+            context.store.download_to(&digest, &target).await?;
+            Some(target)
+        }
+        None => None,
+    };
     let out_dir = scratch.path().join("variants");
-    let (made, passes) =
-        tokio::task::spawn_blocking(move || make_variants(&model_file, &out_dir, &kinds))
-            .await
-            .map_err(|e| JobError::Transient(format!("optimize task failed: {e}")))?
-            .map_err(blocking_failure)?;
+    let (made, passes) = tokio::task::spawn_blocking(move || {
+        make_variants(&model_file, sample_inputs.as_deref(), &out_dir, &kinds)
+    })
+    .await
+    .map_err(|e| JobError::Transient(format!("optimize task failed: {e}")))?
+    .map_err(blocking_failure)?;
     let mut rows = Vec::new();
     for variant in &made {
         let mut files = Vec::new();

@@ -239,6 +239,37 @@ async fn a_model_kiln_cannot_evaluate_gets_no_proven_variants(app: TestApp) {
     assert_eq!(names, ["onnx"]);
 }
 
+/// Inputs pushed as sample_inputs.safetensors are what the variants are validated on.
+async fn pushed_sample_inputs_drive_the_validation(app: TestApp) {
+    use candle_core::{Device, Tensor};
+    let mut files = checkpoint_files(|dir| {
+        sample_models::gpt2(50, 16, 1, 2)
+            .unwrap()
+            .write_safetensors(dir)
+            .unwrap()
+    });
+    let ids = Tensor::new(&[[3i64, 1, 4, 1, 5]], &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sample.safetensors");
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("input_ids".to_owned(), ids)]),
+        &path,
+    )
+    .unwrap();
+    files.push((
+        "sample_inputs.safetensors".to_owned(),
+        std::fs::read(&path).unwrap(),
+    ));
+    push_files(&app, "acme/sampled:1", &files).await;
+    let detail = app.settled_version("acme/sampled:1").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    let validation = variant(&detail, "int8").validation.as_ref().unwrap();
+    assert_eq!(
+        validation["inputs"],
+        "pushed in sample_inputs.safetensors: input_ids [1, 5]"
+    );
+}
+
 async fn a_version_that_is_no_model_fails_saying_what_is_supported(app: TestApp) {
     push_files(
         &app,
@@ -325,6 +356,7 @@ crate::on_every_backend!(
     an_onnx_upload_with_external_data_keeps_both_files,
     an_onnx_upload_missing_its_external_data_fails,
     a_model_kiln_cannot_evaluate_gets_no_proven_variants,
+    pushed_sample_inputs_drive_the_validation,
     a_version_that_is_no_model_fails_saying_what_is_supported,
     a_pickle_that_would_run_code_is_refused,
     onnx_external_data_outside_the_version_is_refused,
