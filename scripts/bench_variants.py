@@ -63,6 +63,7 @@ for name in sorted(os.listdir(root)):
         ("fp16", "kiln", "kiln-fp16.onnx"),
         ("fp16", "onnxconverter-common", "occ-fp16.onnx"),
         ("int8", "kiln (weight-only)", "kiln-int8.onnx"),
+        ("int8", "kiln int8-dynamic", "kiln-int8-dynamic.onnx"),
         ("int8", "ORT quantize_dynamic", "ort-int8.onnx"),
     ]
     for variant, by, file in rows:

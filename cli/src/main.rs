@@ -71,7 +71,7 @@ enum Command {
         /// Print the committed version as JSON
         #[arg(long)]
         json: bool,
-        /// Variants the server makes: fp32, fp16, int8, pruned-N (comma-separated; default fp32,fp16,int8)
+        /// Variants the server makes: fp32, fp16, int8, int8-dynamic, pruned-N (comma-separated; default fp32,fp16,int8)
         #[arg(long, value_delimiter = ',')]
         variants: Option<Vec<String>>,
         /// Replace a variant's relative L2 tolerance, e.g. --tolerance int8=0.1 (repeat for several)

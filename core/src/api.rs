@@ -225,8 +225,8 @@ pub struct VariantDetail {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineOptions {
-    /// Variants to make from the optimized model: `fp32`, `fp16`, `int8`, `pruned-N` (N % of the weights
-    /// zeroed, 1-99). Default: fp32, fp16, int8.
+    /// Variants to make from the optimized model: `fp32`, `fp16`, `int8`, `int8-dynamic`, `pruned-N` (N %
+    /// of the weights zeroed, 1-99). Default: fp32, fp16, int8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variants: Option<Vec<String>>,
     /// Relative L2 tolerance per variant name, replacing the default for that kind.

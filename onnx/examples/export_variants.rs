@@ -170,7 +170,12 @@ fn main() {
             serde_json::to_vec_pretty(&reports).unwrap(),
         )
         .unwrap();
-        for kind in [VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8] {
+        for kind in [
+            VariantKind::Fp32,
+            VariantKind::Fp16,
+            VariantKind::Int8,
+            VariantKind::Int8Dynamic,
+        ] {
             write(
                 &dir,
                 &format!("kiln-{}", kind.name()),

@@ -237,7 +237,12 @@ fn check(name: &str, model: ModelProto) {
     let (sample, described) = inputs::generate(&model).unwrap();
     let mut optimized = model.clone();
     optimize(&mut optimized).unwrap();
-    for kind in [VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8] {
+    for kind in [
+        VariantKind::Fp32,
+        VariantKind::Fp16,
+        VariantKind::Int8,
+        VariantKind::Int8Dynamic,
+    ] {
         let variant = kind.make(&optimized).unwrap();
         let v = validate(
             &session,

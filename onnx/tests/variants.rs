@@ -72,7 +72,12 @@ fn fp32_fp16_and_int8_stay_within_tolerance_on_transformers() {
         for (kind, error, passed) in check(
             name,
             &model,
-            &[VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8],
+            &[
+                VariantKind::Fp32,
+                VariantKind::Fp16,
+                VariantKind::Int8,
+                VariantKind::Int8Dynamic,
+            ],
         ) {
             assert!(passed, "{name} {kind}: relative L2 {error:e}");
         }
@@ -157,9 +162,41 @@ fn the_cnn_keeps_its_outputs_through_every_pass_and_variant() {
     let results = check(
         "cnn",
         &model,
-        &[VariantKind::Fp32, VariantKind::Fp16, VariantKind::Int8],
+        &[
+            VariantKind::Fp32,
+            VariantKind::Fp16,
+            VariantKind::Int8,
+            VariantKind::Int8Dynamic,
+        ],
     );
     for (kind, error, passed) in results {
         assert!(passed, "cnn {kind}: relative L2 {error:e}");
+    }
+}
+
+/// ONNX Runtime refuses a graph with two nodes of one name: no variant may have them.
+#[test]
+fn every_variant_names_each_node_once() {
+    for (name, model) in transformers() {
+        let mut optimized = model.clone();
+        optimize(&mut optimized).unwrap();
+        for kind in [
+            VariantKind::Fp32,
+            VariantKind::Fp16,
+            VariantKind::Int8,
+            VariantKind::Int8Dynamic,
+            VariantKind::Pruned(0.5),
+        ] {
+            let variant = kind.make(&optimized).unwrap();
+            let mut names = std::collections::HashSet::new();
+            for node in &variant.graph.as_ref().unwrap().node {
+                assert!(
+                    names.insert(node.name.clone().unwrap_or_default()),
+                    "{name} {}: {:?} twice",
+                    kind.name(),
+                    node.name
+                );
+            }
+        }
     }
 }

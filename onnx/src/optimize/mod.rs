@@ -43,6 +43,11 @@ pub fn passes() -> Vec<Box<dyn Pass>> {
     ]
 }
 
+/// Removes nodes and initializers nothing reads (after a rewrite outside the passes).
+pub fn remove_dead_code(model: &mut ModelProto) -> Result<bool, ModelError> {
+    dead_code::EliminateDeadCode.run(model)
+}
+
 fn node_count(model: &ModelProto) -> usize {
     model.graph.as_ref().map_or(0, |g| g.node.len())
 }

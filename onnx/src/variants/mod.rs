@@ -4,6 +4,7 @@
 mod fp16;
 pub mod inputs;
 mod int8;
+mod int8_dynamic;
 mod prune;
 
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub enum VariantKind {
     Int8,
     /// This fraction of each MatMul/Gemm/Conv weight set to zero, smallest magnitudes first.
     Pruned(f64),
+    /// MatMul/Gemm on integers with activations quantized at run time (as ORT's quantize_dynamic).
+    Int8Dynamic,
 }
 
 impl VariantKind {
@@ -36,6 +39,7 @@ impl VariantKind {
             "fp32" => VariantKind::Fp32,
             "fp16" => VariantKind::Fp16,
             "int8" => VariantKind::Int8,
+            "int8-dynamic" => VariantKind::Int8Dynamic,
             other => {
                 let percent: u32 = other.strip_prefix("pruned-")?.parse().ok()?;
                 if !(1..=99).contains(&percent) {
@@ -51,6 +55,7 @@ impl VariantKind {
             VariantKind::Fp32 => "fp32".to_owned(),
             VariantKind::Fp16 => "fp16".to_owned(),
             VariantKind::Int8 => "int8".to_owned(),
+            VariantKind::Int8Dynamic => "int8-dynamic".to_owned(),
             VariantKind::Pruned(s) => format!("pruned-{}", (s * 100.0).round() as u32),
         }
     }
@@ -61,17 +66,39 @@ impl VariantKind {
             VariantKind::Fp32 => 1e-5,
             VariantKind::Fp16 => 1e-2,
             VariantKind::Int8 => 5e-2,
-            VariantKind::Pruned(_) => 1e-1,
+            VariantKind::Pruned(_) | VariantKind::Int8Dynamic => 1e-1,
         }
     }
 
     /// Builds this variant from the optimized fp32 model.
     pub fn make(self, optimized: &ModelProto) -> Result<ModelProto, ModelError> {
-        match self {
-            VariantKind::Fp32 => Ok(optimized.clone()),
-            VariantKind::Fp16 => fp16::convert(optimized),
-            VariantKind::Int8 => int8::quantize(optimized),
-            VariantKind::Pruned(sparsity) => prune::prune(optimized, sparsity),
+        let mut model = match self {
+            VariantKind::Fp32 => optimized.clone(),
+            VariantKind::Fp16 => fp16::convert(optimized)?,
+            VariantKind::Int8 => int8::quantize(optimized)?,
+            VariantKind::Pruned(sparsity) => prune::prune(optimized, sparsity)?,
+            VariantKind::Int8Dynamic => int8_dynamic::quantize(optimized)?,
+        };
+        unique_node_names(&mut model);
+        Ok(model)
+    }
+}
+
+/// Gives every node a name no other node has (ONNX Runtime refuses duplicates; the rewrites above add
+/// nodes named after their outputs, which may meet an existing name).
+fn unique_node_names(model: &mut ModelProto) {
+    let Some(graph) = model.graph.as_mut() else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (index, node) in graph.node.iter_mut().enumerate() {
+        let name = node.name.clone().unwrap_or_default();
+        if name.is_empty() || !seen.insert(name.clone()) {
+            let mut candidate = format!("{name}_{index}");
+            while !seen.insert(candidate.clone()) {
+                candidate.push('_');
+            }
+            node.name = Some(candidate);
         }
     }
 }

@@ -117,7 +117,7 @@ fn check_pipeline_options(options: &kiln_core::api::PipelineOptions) -> Result<(
             return Err(Error::bad_request(
                 "invalid_variant",
                 format!(
-                    "{name:?} is not a variant kiln makes: fp32, fp16, int8 or pruned-N (N from 1 to 99)"
+                    "{name:?} is not a variant kiln makes: fp32, fp16, int8, int8-dynamic or pruned-N (N from 1 to 99)"
                 ),
             ));
         }

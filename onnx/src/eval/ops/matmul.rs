@@ -1,6 +1,6 @@
 //! Matrix products.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, optional, required};
 use crate::ModelError;
@@ -21,6 +21,21 @@ pub fn matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         out = out.squeeze(out.rank() - 1)?;
     }
     Ok(vec![out])
+}
+
+/// (A - a_zero_point)·(B - b_zero_point) on integers, exactly (in f64), as int32 values held in i64.
+/// Zero points are scalars or, for B, one per column.
+pub fn matmul_integer(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let wide = |t: &Tensor| t.to_dtype(DType::F64);
+    let mut a = wide(required(inputs, 0)?)?;
+    let mut b = wide(required(inputs, 1)?)?;
+    if let Some(z) = optional(inputs, 2) {
+        a = a.broadcast_sub(&wide(z)?)?;
+    }
+    if let Some(z) = optional(inputs, 3) {
+        b = b.broadcast_sub(&wide(z)?)?;
+    }
+    Ok(vec![a.broadcast_matmul(&b)?.to_dtype(DType::I64)?])
 }
 
 /// alpha·A'·B' + beta·C with optional transposes.
