@@ -90,19 +90,22 @@ pub fn internalize(model: &mut ModelProto, base_dir: &Path) -> Result<(), ModelE
             ModelError::InvalidModel("external data without a location".to_owned())
         })?;
         let offset: u64 = value("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let bytes = std::fs::read(base_dir.join(&location))?;
+        // Only this tensor's range is read: a data file holds every tensor.
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(base_dir.join(&location))?;
+        let size = file.metadata()?.len();
         let length: u64 = value("length")
             .and_then(|v| v.parse().ok())
-            .unwrap_or(bytes.len() as u64 - offset.min(bytes.len() as u64));
-        let end = offset
-            .checked_add(length)
-            .filter(|&e| e <= bytes.len() as u64)
-            .ok_or_else(|| {
-                ModelError::Truncated(format!("{location} is shorter than its tensors say"))
-            })?;
-        tensor.raw_data = Some(bytes::Bytes::copy_from_slice(
-            &bytes[offset as usize..end as usize],
-        ));
+            .unwrap_or(size.saturating_sub(offset));
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            return Err(ModelError::Truncated(format!(
+                "{location} is shorter than its tensors say"
+            )));
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = vec![0u8; length as usize];
+        file.read_exact(&mut bytes)?;
+        tensor.raw_data = Some(bytes::Bytes::from(bytes));
         tensor.data_location = None;
         tensor.external_data.clear();
     }

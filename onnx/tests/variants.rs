@@ -200,3 +200,44 @@ fn every_variant_names_each_node_once() {
         }
     }
 }
+
+/// fp16 leaves integer data alone: a ReduceSum over an int64 mask stays int64, and the variant runs.
+#[test]
+fn fp16_keeps_integer_reductions_integer() {
+    use kiln_onnx::graph_builder::{DimSpec, GraphBuilder, attr_int};
+    use kiln_onnx::proto::tensor_proto::DataType;
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(4)],
+    );
+    let mask = g.input(
+        "mask",
+        DataType::Int64,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(4)],
+    );
+    let axes = g.ints("axes", &[1]).unwrap();
+    let count = g.op("ReduceSum", &[&mask, &axes], vec![attr_int("keepdims", 1)]);
+    let count = g.op(
+        "Cast",
+        &[&count],
+        vec![attr_int("to", DataType::Float as i64)],
+    );
+    let w = g
+        .weight(
+            "w",
+            &candle_core::Tensor::randn(0f32, 1.0, (4, 4), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+    let y = g.op("MatMul", &[&x, &w], vec![]);
+    g.op_into("Div", &[&y, &count], vec![], "y");
+    g.output(
+        "y",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(4)],
+    );
+    let model = g.finish("masked", 17, vec![]);
+    let results = check("masked", &model, &[VariantKind::Fp16]);
+    assert!(results[0].2, "{results:?}");
+}

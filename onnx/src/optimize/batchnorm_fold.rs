@@ -97,13 +97,24 @@ impl Pass for FoldBatchNormIntoConv {
                 None => Tensor::zeros(channels, DType::F32, &dev)?,
             };
             let new_b = bias.sub(&mean)?.mul(&scale)?.add(&beta)?;
-            let conv_name = graph.node[ci]
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("conv{ci}"));
+            // Named after the BatchNorm's output (unique in a valid graph), checked against every existing
+            // initializer name.
+            let base = graph.node[bi].output[0].clone();
+            let taken = |name: &str| {
+                graph
+                    .initializer
+                    .iter()
+                    .any(|t| t.name.as_deref() == Some(name))
+            };
+            let mut suffix = String::new();
+            while taken(&format!("{base}.folded_weight{suffix}"))
+                || taken(&format!("{base}.folded_bias{suffix}"))
+            {
+                suffix.push('_');
+            }
             let (w_name, b_name) = (
-                format!("{conv_name}.folded_weight"),
-                format!("{conv_name}.folded_bias"),
+                format!("{base}.folded_weight{suffix}"),
+                format!("{base}.folded_bias{suffix}"),
             );
             graph
                 .initializer

@@ -15,6 +15,31 @@ use crate::proto::{ModelProto, TensorProto, tensor_proto::DataType};
 /// Results larger than this (elements) are folded only when they are no larger than their inputs, so
 /// folding never inflates a model with, say, an expanded constant.
 const LARGE_RESULT: usize = 1 << 20;
+/// Results up to this size may be larger than their inputs (shape arithmetic, small tables).
+const SMALL_RESULT_BYTES: usize = 1024;
+/// The element types the evaluator holds exactly, so a folded result can be written back as the same type.
+const FAITHFUL_TYPES: &[DataType] = &[
+    DataType::Float,
+    DataType::Float16,
+    DataType::Int64,
+    DataType::Bool,
+];
+
+/// The type a node declares for its output by attribute (Constant, ConstantOfShape, EyeLike), when it does.
+fn declared_type(node: &crate::proto::NodeProto) -> Option<i32> {
+    let attribute = |name: &str| {
+        node.attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+    };
+    match node.op_type.as_deref()? {
+        "Constant" | "ConstantOfShape" => attribute("value")
+            .and_then(|a| a.t.as_ref())
+            .and_then(|t| t.data_type),
+        "EyeLike" => attribute("dtype").and_then(|a| a.i).map(|t| t as i32),
+        _ => None,
+    }
+}
 
 pub struct FoldConstants;
 
@@ -109,6 +134,10 @@ impl Pass for FoldConstants {
             let Some(f) = ops::lookup(domain, op) else {
                 continue;
             };
+            if declared_type(proto).is_some_and(|t| !FAITHFUL_TYPES.iter().any(|f| *f as i32 == t))
+            {
+                continue;
+            }
             let has_subgraph = proto
                 .attribute
                 .iter()
@@ -156,8 +185,16 @@ impl Pass for FoldConstants {
                 continue;
             };
             let result = out.remove(0);
-            let input_elements: usize = args.iter().flatten().map(Tensor::elem_count).sum();
-            if result.elem_count() > LARGE_RESULT && result.elem_count() > input_elements {
+            let bytes = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+            let input_bytes: usize = args.iter().flatten().map(bytes).sum();
+            // Folding must not inflate the model: no expanded constants, no weights widened by a Cast or
+            // a DequantizeLinear (which would also undo a quantized model's structure).
+            if op != "Constant" && bytes(&result) > input_bytes.max(SMALL_RESULT_BYTES) {
+                continue;
+            }
+            if result.elem_count() > LARGE_RESULT
+                && result.elem_count() > args.iter().flatten().map(Tensor::elem_count).sum()
+            {
                 continue;
             }
             let input_types: Vec<i32> = inputs.iter().map(|n| types[*n]).collect();
@@ -211,5 +248,45 @@ mod tests {
         assert!(FoldConstants.run(&mut after).unwrap());
         assert_eq!(count(&after), 0);
         outputs_match(&before, &after);
+    }
+
+    /// An int32 Constant would come back from the evaluator as int64: it stays a node.
+    #[test]
+    fn constants_of_types_the_evaluator_widens_are_left_alone() {
+        let mut model = mlp(false);
+        let graph = model.graph.as_mut().unwrap();
+        graph.node.insert(
+            0,
+            crate::proto::NodeProto {
+                op_type: Some("Constant".into()),
+                output: vec!["int32_constant".into()],
+                attribute: vec![crate::proto::AttributeProto {
+                    name: Some("value".into()),
+                    r#type: Some(4),
+                    t: Some(crate::proto::TensorProto {
+                        data_type: Some(DataType::Int32 as i32),
+                        dims: vec![1],
+                        int32_data: vec![7],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        FoldConstants.run(&mut model).unwrap();
+        let graph = model.graph.as_ref().unwrap();
+        assert!(
+            graph
+                .node
+                .iter()
+                .any(|n| n.output.first().map(String::as_str) == Some("int32_constant"))
+        );
+        assert!(
+            graph
+                .initializer
+                .iter()
+                .all(|t| t.name.as_deref() != Some("int32_constant"))
+        );
     }
 }

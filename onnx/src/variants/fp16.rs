@@ -29,6 +29,69 @@ const KEEP_FP32: &[&str] = &[
 
 const FP16_MAX: f32 = 65504.0;
 
+/// Inputs that ONNX requires to be float32 whatever the data's type (Resize's roi and scales).
+const FP32_ONLY_INPUTS: &[(&str, &[usize])] = &[("Resize", &[1, 2]), ("Upsample", &[1])];
+
+/// Values known to be integers or booleans, so never cast to or from fp16: integer initializers and
+/// inputs, the results of shape and comparison operators and of integer Casts, and what operators that
+/// keep their input's type compute from them.
+fn non_float_values(graph: &crate::proto::GraphProto) -> HashSet<String> {
+    let float_types = [
+        DataType::Float as i32,
+        DataType::Float16 as i32,
+        DataType::Double as i32,
+        DataType::Bfloat16 as i32,
+    ];
+    let mut set: HashSet<String> = graph
+        .initializer
+        .iter()
+        .filter(|t| !float_types.contains(&t.data_type.unwrap_or(0)))
+        .filter_map(|t| t.name.clone())
+        .collect();
+    for v in &graph.input {
+        if let Some(type_proto::Value::TensorType(t)) =
+            v.r#type.as_ref().and_then(|t| t.value.as_ref())
+            && !float_types.contains(&t.elem_type.unwrap_or(0))
+        {
+            set.extend(v.name.clone());
+        }
+    }
+    for node in &graph.node {
+        let op = node.op_type.as_deref().unwrap_or("");
+        let first_is_int = node.input.first().is_some_and(|i| set.contains(i));
+        let to_int = op == "Cast"
+            && node.attribute.iter().any(|a| {
+                a.name.as_deref() == Some("to") && !float_types.contains(&(a.i.unwrap_or(0) as i32))
+            });
+        let produces_int = matches!(
+            op,
+            "Shape"
+                | "Size"
+                | "ArgMax"
+                | "ArgMin"
+                | "NonZero"
+                | "Equal"
+                | "Greater"
+                | "Less"
+                | "GreaterOrEqual"
+                | "LessOrEqual"
+                | "Not"
+                | "And"
+                | "Or"
+                | "Xor"
+                | "IsNaN"
+                | "IsInf"
+        );
+        let keeps_type = op != "Cast" && first_is_int;
+        if produces_int || to_int || keeps_type {
+            set.extend(node.output.iter().filter(|o| !o.is_empty()).cloned());
+        } else if op == "TopK" {
+            set.extend(node.output.get(1).cloned());
+        }
+    }
+    set
+}
+
 fn cast(input: &str, output: &str, to: DataType) -> NodeProto {
     NodeProto {
         name: Some(format!("{output}.cast")),
@@ -68,22 +131,48 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
         .graph
         .as_mut()
         .ok_or_else(|| ModelError::InvalidModel("no graph".to_owned()))?;
-    let kept = |n: &NodeProto| KEEP_FP32.contains(&n.op_type.as_deref().unwrap_or(""));
+    let non_float = non_float_values(graph);
+    // Operators on integer data (ReduceSum over a mask) stay as they are.
+    let kept = |n: &NodeProto| {
+        KEEP_FP32.contains(&n.op_type.as_deref().unwrap_or(""))
+            && n.input.first().is_none_or(|i| !non_float.contains(i))
+    };
+    graph.value_info.clear(); // their float types would be stale
     // Float initializers a kept operator reads as a parameter (scale, bias, exponent) stay fp32; a copy
     // serves when fp16 readers share them.
+    // The slots of each node that must stay fp32: a kept operator's parameters, float32-only inputs.
+    let fp32_slots = |n: &NodeProto| -> Vec<usize> {
+        if kept(n) {
+            return (1..n.input.len()).collect();
+        }
+        let op = n.op_type.as_deref().unwrap_or("");
+        FP32_ONLY_INPUTS
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map(|(_, slots)| slots.to_vec())
+            .unwrap_or_default()
+    };
+    let slots: Vec<Vec<usize>> = graph.node.iter().map(fp32_slots).collect();
     let fp16_readers: HashSet<String> = graph
         .node
         .iter()
-        .filter(|n| !kept(n))
-        .flat_map(|n| n.input.clone())
+        .zip(&slots)
+        .flat_map(|(n, s)| {
+            n.input
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !s.contains(i))
+                .map(|(_, name)| name.clone())
+        })
         .collect();
     let mut fp32_params: HashSet<String> = HashSet::new();
-    for node in graph
-        .node
-        .iter_mut()
-        .filter(|n| KEEP_FP32.contains(&n.op_type.as_deref().unwrap_or("")))
-    {
-        for input in node.input.iter_mut().skip(1) {
+    for (node, slots) in graph.node.iter_mut().zip(&slots) {
+        for (_, input) in node
+            .input
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| slots.contains(i))
+        {
             if graph.initializer.iter().any(|t| {
                 t.name.as_ref() == Some(input) && t.data_type == Some(DataType::Float as i32)
             }) {

@@ -12,7 +12,7 @@ use crate::graph_builder::attr_int;
 use crate::proto::{ModelProto, NodeProto, TensorProto, tensor_proto::DataType};
 
 /// The model's `ai.onnx` opset: per-axis DequantizeLinear and Unsqueeze with axes as an input need 13.
-fn opset(model: &ModelProto) -> i64 {
+pub(super) fn opset(model: &ModelProto) -> i64 {
     model
         .opset_import
         .iter()
@@ -23,6 +23,12 @@ fn opset(model: &ModelProto) -> i64 {
 
 pub fn quantize(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
     let mut model = optimized.clone();
+    if opset(&model) < 10 {
+        return Err(ModelError::Unsupported(
+            "int8 needs opset 10 or later (DequantizeLinear); the model declares an older one"
+                .to_owned(),
+        ));
+    }
     let per_channel = opset(&model) >= 13;
     let channels = weight_channels(&model);
     let graph = model.graph.as_mut().expect("weight_channels found a graph");

@@ -45,6 +45,12 @@ fn quantize_columns(w: &Tensor) -> Result<(Vec<u8>, Vec<f32>), ModelError> {
 }
 
 pub fn quantize(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
+    if super::int8::opset(optimized) < 11 {
+        return Err(ModelError::Unsupported(
+            "int8-dynamic needs opset 11 or later (DynamicQuantizeLinear); the model declares an older one"
+                .to_owned(),
+        ));
+    }
     let mut model = optimized.clone();
     let graph = model
         .graph

@@ -44,6 +44,7 @@ struct Outcome {
 pub async fn run(
     context: &JobContext,
     job: &PipelineJobRow,
+    owner: &str,
 ) -> Result<serde_json::Value, JobError> {
     let version_id = job.version_id.clone();
     let files = context
@@ -114,6 +115,7 @@ pub async fn run(
         }
     };
     let report = outcome.report.clone();
+    let (held, owner) = (job.clone(), owner.to_owned());
     context
         .db
         .run(move |conn| {
@@ -123,7 +125,10 @@ pub async fn run(
             for file in &outcome.files {
                 blobs::record(conn, &file.digest, file.size)?;
             }
-            conn.transaction(|conn| Ok(variants::replace(conn, &outcome.variant, &outcome.files)?))
+            conn.transaction(|conn| {
+                super::keep_holding(conn, &held, &owner)?;
+                Ok(variants::replace(conn, &outcome.variant, &outcome.files)?)
+            })
         })
         .await?;
     Ok(report)

@@ -126,6 +126,24 @@ async fn worker_loop(
     }
 }
 
+/// Extends the lease inside the caller's transaction, so results are written only by the worker that
+/// still holds the job (on PostgreSQL the UPDATE also locks the row against a concurrent claim until the
+/// transaction ends).
+pub(crate) fn keep_holding(
+    conn: &mut crate::db::DbConnection,
+    job: &PipelineJobRow,
+    owner: &str,
+) -> Result<(), Error> {
+    if pipeline_jobs::heartbeat(conn, &job.id, owner, lease_until())? {
+        Ok(())
+    } else {
+        Err(Error::conflict(
+            "lease_lost",
+            "this worker no longer holds the job; another worker took it over",
+        ))
+    }
+}
+
 async fn set_version_status(
     db: &Database,
     version_id: &str,
@@ -150,8 +168,8 @@ async fn run_job(context: &JobContext, owner: &str, job: PipelineJobRow) {
     ));
     let outcome = match job.kind.as_str() {
         JOB_SCAN => scan::run(context, &job).await,
-        JOB_CONVERT => convert::run(context, &job).await,
-        JOB_OPTIMIZE => optimize::run(context, &job).await,
+        JOB_CONVERT => convert::run(context, &job, owner).await,
+        JOB_OPTIMIZE => optimize::run(context, &job, owner).await,
         other => Err(JobError::Refused(format!("unknown job kind {other:?}"))),
     };
     heartbeat.abort();

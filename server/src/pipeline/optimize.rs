@@ -130,13 +130,39 @@ fn make_variants(
     let reports = kiln_onnx::optimize::optimize(&mut optimized)?;
     let passes = serde_json::to_value(&reports).expect("reports serialize");
     let mut made = Vec::new();
+    let mut skipped = Vec::new();
     for &(kind, tolerance) in kinds {
-        let variant = kind.make(&optimized)?;
-        let validation =
-            kiln_onnx::variants::validate(&original, &variant, &inputs, &described, tolerance)?;
+        // One variant that cannot be made or checked is reported, and the others are still made.
+        let variant = match kind
+            .make(&optimized)
+            .and_then(|v| kiln_onnx::model_check::check_model(&v).map(|checked| (v, checked)))
+        {
+            Ok(made) => made,
+            Err(e) => {
+                skipped
+                    .push(serde_json::json!({ "variant": kind.name(), "reason": e.to_string() }));
+                continue;
+            }
+        };
+        let (variant, checked) = variant;
+        let (passed, validation) = match kiln_onnx::variants::validate(
+            &original, &variant, &inputs, &described, tolerance,
+        ) {
+            Ok(v) => (
+                v.passed,
+                serde_json::to_value(&v).expect("validation serializes"),
+            ),
+            Err(e) => (
+                false,
+                serde_json::json!({
+                    "passed": false,
+                    "tolerance_rel_l2": tolerance,
+                    "error": format!("the variant could not be evaluated: {e}"),
+                }),
+            ),
+        };
         let dir = out_dir.join(kind.name());
         std::fs::create_dir_all(&dir)?;
-        let checked = kiln_onnx::model_check::check_model(&variant)?;
         let files = kiln_onnx::model_writer::write(
             variant,
             &dir,
@@ -145,22 +171,26 @@ fn make_variants(
         )?;
         made.push(Made {
             name: kind.name(),
-            status: if validation.passed {
+            status: if passed {
                 VariantStatus::Deployable
             } else {
                 VariantStatus::Rejected
             },
             checked,
-            validation: serde_json::to_value(&validation).expect("validation serializes"),
+            validation,
             files,
         });
     }
-    Ok((made, passes))
+    Ok((
+        made,
+        serde_json::json!({ "passes": passes, "not_made": skipped }),
+    ))
 }
 
 pub async fn run(
     context: &JobContext,
     job: &PipelineJobRow,
+    owner: &str,
 ) -> Result<serde_json::Value, JobError> {
     let options: PipelineOptions = job
         .options
@@ -228,12 +258,13 @@ pub async fn run(
         None => None,
     };
     let out_dir = scratch.path().join("variants");
-    let (made, passes) = tokio::task::spawn_blocking(move || {
+    let (made, outcome) = tokio::task::spawn_blocking(move || {
         make_variants(&model_file, sample_inputs.as_deref(), &out_dir, &kinds)
     })
     .await
     .map_err(|e| JobError::Transient(format!("optimize task failed: {e}")))?
     .map_err(blocking_failure)?;
+    let passes = outcome["passes"].clone();
     let mut rows = Vec::new();
     for variant in &made {
         let mut files = Vec::new();
@@ -271,6 +302,7 @@ pub async fn run(
         .iter()
         .map(|m| json!({ "variant": m.name, "status": m.status.as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
         .collect();
+    let (held, owner) = (job.clone(), owner.to_owned());
     context
         .db
         .run(move |conn| {
@@ -281,6 +313,7 @@ pub async fn run(
                 }
             }
             conn.transaction(|conn| {
+                super::keep_holding(conn, &held, &owner)?;
                 for (row, files) in &rows {
                     variants::replace(conn, row, files)?;
                 }
@@ -288,5 +321,5 @@ pub async fn run(
             })
         })
         .await?;
-    Ok(json!({ "passes": passes, "variants": summary }))
+    Ok(json!({ "passes": passes, "variants": summary, "not_made": outcome["not_made"] }))
 }

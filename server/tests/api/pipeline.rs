@@ -428,6 +428,23 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
             else {
                 panic!("the queued scan job is claimable");
             };
+            // A heartbeat that extends the lease in time keeps the job: nobody else can claim it.
+            assert!(pipeline_jobs::heartbeat(
+                conn,
+                &first.id,
+                "dead-worker",
+                future
+            )?);
+            assert!(matches!(
+                pipeline_jobs::claim_next(conn, "live-worker", future)?,
+                Claim::Nothing
+            ));
+            assert!(pipeline_jobs::heartbeat(
+                conn,
+                &first.id,
+                "dead-worker",
+                past
+            )?);
             assert_eq!(
                 (first.version_id.as_str(), first.attempts),
                 (id.as_str(), 1)

@@ -76,12 +76,18 @@ pub fn claim_next(
         .select(PipelineJobRow::as_select())
         .load(conn)?;
     for job in candidates {
-        // Matching the state and lease we read makes the UPDATE a compare-and-swap: of two workers racing
-        // for this job, exactly one changes a row.
+        // Matching the state and attempts we read, and a lease still expired now, makes the UPDATE a
+        // compare-and-swap: of two workers racing for this job exactly one changes a row, and a worker whose
+        // heartbeat just extended the lease keeps its job.
         let unchanged = pipeline_jobs::table
             .filter(pipeline_jobs::id.eq(&job.id))
             .filter(pipeline_jobs::state.eq(&job.state))
-            .filter(pipeline_jobs::attempts.eq(job.attempts));
+            .filter(pipeline_jobs::attempts.eq(job.attempts))
+            .filter(
+                pipeline_jobs::state
+                    .eq(JobState::Queued.as_str())
+                    .or(pipeline_jobs::lease_expires_at.lt(at)),
+            );
         if job.attempts >= job.max_attempts {
             let message = format!(
                 "the pipeline worker stopped during this job {} times; giving up",
