@@ -16,7 +16,7 @@ from onnxsim import simplify
 from safetensors.numpy import load_file
 
 root = sys.argv[1]
-runs = int(os.environ.get("KILN_BENCH_RUNS", "200"))
+runs = int(os.environ.get("KILN_BENCH_RUNS", "2000"))
 
 
 def session(path):

@@ -126,6 +126,7 @@ impl Pass for FoldConstants {
                 types.insert(name, t.data_type.unwrap_or(0));
             }
         }
+        let usage = super::usage::Usage::of(graph);
         let mut folded: Vec<usize> = Vec::new();
         let mut new_initializers: Vec<TensorProto> = Vec::new();
         for (index, proto) in graph.node.iter().enumerate() {
@@ -190,6 +191,14 @@ impl Pass for FoldConstants {
             // Folding must not inflate the model: no expanded constants, no weights widened by a Cast or
             // a DequantizeLinear (which would also undo a quantized model's structure).
             if op != "Constant" && bytes(&result) > input_bytes.max(SMALL_RESULT_BYTES) {
+                continue;
+            }
+            // Nor duplicate weights: a large result computed from an initializer other nodes still read
+            // (GPT-2's head, a Transpose of the tied embedding) would keep both copies.
+            let shared = proto.input.iter().any(|n| {
+                !n.is_empty() && usage.reader_count(n) > 1 && usage.initializers.contains(n)
+            });
+            if shared && bytes(&result) > SMALL_RESULT_BYTES {
                 continue;
             }
             if result.elem_count() > LARGE_RESULT

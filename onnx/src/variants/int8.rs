@@ -135,11 +135,17 @@ fn quantize_embeddings(model: &mut ModelProto) -> Result<(), ModelError> {
             usage.readers.get(name).is_some_and(|readers| {
                 readers.iter().all(|&i| {
                     let n = &graph.node[i];
-                    n.op_type.as_deref() == Some("Gather")
+                    let lookup = n.op_type.as_deref() == Some("Gather")
                         && n.input.first() == Some(name)
                         && n.attribute
                             .iter()
-                            .all(|a| a.name.as_deref() != Some("axis") || a.i == Some(0))
+                            .all(|a| a.name.as_deref() != Some("axis") || a.i == Some(0));
+                    // A tied LM head reads the table transposed: it shares the int8 rows.
+                    let transposed = n.op_type.as_deref() == Some("Transpose")
+                        && n.attribute
+                            .iter()
+                            .any(|a| a.name.as_deref() == Some("perm") && a.ints == [1, 0]);
+                    lookup || transposed
                 })
             })
         })
@@ -185,6 +191,30 @@ fn quantize_embeddings(model: &mut ModelProto) -> Result<(), ModelError> {
         )?);
         let mut rewritten = Vec::with_capacity(graph.node.len());
         for node in std::mem::take(&mut graph.node) {
+            if node.op_type.as_deref() == Some("Transpose") && node.input.first() == Some(&name) {
+                // The whole table, dequantized per row, then transposed for the head's MatMul.
+                let dequantized = format!("{name}.dequantized");
+                if !rewritten
+                    .iter()
+                    .any(|n: &NodeProto| n.output.first() == Some(&dequantized))
+                {
+                    rewritten.insert(
+                        0,
+                        NodeProto {
+                            name: Some(format!("{name}.dequantize")),
+                            op_type: Some("DequantizeLinear".to_owned()),
+                            input: vec![q_name.clone(), s_name.clone()],
+                            output: vec![dequantized.clone()],
+                            attribute: vec![attr_int("axis", 0)],
+                            ..Default::default()
+                        },
+                    );
+                }
+                let mut node = node;
+                node.input[0] = dequantized;
+                rewritten.push(node);
+                continue;
+            }
             if node.op_type.as_deref() != Some("Gather") || node.input.first() != Some(&name) {
                 rewritten.push(node);
                 continue;
