@@ -514,3 +514,17 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
     pub remote_addr: Option<String>,
 }
+
+/// A published manifest: the signed document and its compact JWS (`GET .../manifest` with
+/// `Accept: application/jose` returns the JWS alone).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ManifestResponse {
+    pub sequence: i64,
+    /// The signing key's id, as in the JWS header and /.well-known/jwks.json.
+    pub kid: String,
+    /// The signed document (docs/manifest.md), decoded for humans.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Compact JWS (EdDSA) over `payload`: what a deployment system verifies.
+    pub jws: String,
+}

@@ -29,6 +29,7 @@ struct RawSettings {
     s3_sse_kms_key_id: Option<String>,
     s3_sse_c_key: Option<String>,
     pipeline_workers: Option<usize>,
+    manifest_keys_dir: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -46,6 +47,8 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// In-process pipeline workers (0: this server runs no jobs; another process must).
     pub pipeline_workers: usize,
+    /// Where the manifest signing keys live (PKCS#8 files, 0600); the newest signs, all are published.
+    pub manifest_keys_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Settings {
@@ -283,6 +286,10 @@ impl Settings {
         Ok(Settings {
             tls,
             pipeline_workers,
+            manifest_keys_dir: raw
+                .manifest_keys_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("manifest-keys")),
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

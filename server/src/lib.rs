@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod manifest;
 pub mod pipeline;
 pub mod services;
 pub mod startup;

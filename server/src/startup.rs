@@ -47,7 +47,10 @@ impl Application {
         let store = BlobStore::open(&settings.storage)?;
         let jwt = Arc::new(JwtKeys::open(db.clone()).await?);
         let limiter = Arc::new(RateLimiter::new(settings.rate_limit_per_minute));
-        let services = Services::new(db, store, jwt, limiter);
+        let signer = Arc::new(crate::manifest::ManifestSigner::open(
+            &settings.manifest_keys_dir,
+        )?);
+        let services = Services::new(db, store, jwt, limiter, signer);
         announce_bootstrap(
             services
                 .accounts
@@ -70,6 +73,7 @@ impl Application {
             crate::pipeline::JobContext {
                 db: services.db.clone(),
                 store: services.store.clone(),
+                signer: services.manifest_signer.clone(),
             },
             services.pipeline.clone(),
             settings.pipeline_workers,

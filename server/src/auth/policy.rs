@@ -97,6 +97,11 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path:.+}",
         ReadModel,
     ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/versions/{version}/manifest",
+        ReadModel,
+    ),
     ("POST", "/api/v1/blobs/missing", UploadBlobs),
     ("POST", "/api/v1/uploads", UploadBlobs),
     ("GET", "/api/v1/uploads/{id}", UploadBlobs),

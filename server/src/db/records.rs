@@ -192,3 +192,19 @@ pub struct VariantFileRow {
     pub digest: String,
     pub size: i64,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = manifests)]
+pub struct ManifestRow {
+    pub id: String,
+    pub version_id: String,
+    pub alias: Option<String>,
+    pub sequence: i64,
+    /// The signed JSON document, exactly as signed.
+    pub payload: String,
+    /// The compact JWS (EdDSA) over `payload`.
+    pub jws: String,
+    pub kid: String,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}

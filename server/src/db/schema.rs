@@ -204,3 +204,17 @@ diesel::table! {
         size -> BigInt,
     }
 }
+
+diesel::table! {
+    manifests (id) {
+        id -> Text,
+        version_id -> Text,
+        alias -> Nullable<Text>,
+        sequence -> BigInt,
+        payload -> Text,
+        jws -> Text,
+        kid -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

@@ -4,6 +4,7 @@
 mod accounts;
 mod files;
 mod health;
+mod manifests;
 mod models;
 mod params;
 mod uploads;
@@ -31,6 +32,7 @@ use crate::error::Error;
         (name = "blobs", description = "Content-addressed blob uploads"),
         (name = "files", description = "Downloading a version's files"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "manifests", description = "Signed deployment manifests and their public keys"),
         (name = "auth", description = "Signing in, the caller, API tokens"),
         (name = "namespaces", description = "Organisation namespaces and their members"),
         (name = "admin", description = "Users, the audit log, signing keys (administrators)"),
@@ -59,6 +61,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(manifests::jwks)
         .service(
             utoipa_actix_web::scope("/api/v1")
                 .service(models::list_namespaces)
@@ -85,6 +88,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(accounts::remove_member)
                 .service(files::download_file)
                 .service(files::download_variant_file)
+                .service(manifests::version_manifest)
                 .service(uploads::missing_blobs)
                 .service(uploads::create_upload)
                 .service(uploads::get_upload)

@@ -65,6 +65,8 @@ impl PipelineQueue {
 pub struct JobContext {
     pub db: Database,
     pub store: BlobStore,
+    /// Signs the version's manifest when its pipeline is ready.
+    pub signer: Arc<crate::manifest::ManifestSigner>,
 }
 
 /// Starts `count` workers on the current runtime; they stop claiming jobs once `stop` is cancelled.
@@ -173,7 +175,7 @@ async fn run_job(context: &JobContext, owner: &str, job: PipelineJobRow) {
         other => Err(JobError::Refused(format!("unknown job kind {other:?}"))),
     };
     heartbeat.abort();
-    if let Err(e) = record_outcome(&context.db, owner, &job, outcome).await {
+    if let Err(e) = record_outcome(&context.db, &context.signer, owner, &job, outcome).await {
         // The lease runs out and another try picks the job up.
         tracing::error!(job = %job.id, error = %e, "cannot record the job's outcome");
     }
@@ -199,12 +201,14 @@ async fn keep_lease(db: Database, job_id: String, owner: String) {
 
 async fn record_outcome(
     db: &Database,
+    signer: &Arc<crate::manifest::ManifestSigner>,
     owner: &str,
     job: &PipelineJobRow,
     outcome: Result<serde_json::Value, JobError>,
 ) -> Result<(), Error> {
     let owner = owner.to_owned();
     let job = job.clone();
+    let signer = signer.clone();
     db.run(move |conn| {
         conn.transaction(|conn| {
             let (id, version_id) = (job.id.as_str(), job.version_id.as_str());
@@ -237,7 +241,11 @@ async fn record_outcome(
                             MAX_ATTEMPTS,
                             options,
                         )?,
-                        _ => versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?,
+                        _ => {
+                            versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
+                            // Ready and published together: no ready version lacks its manifest.
+                            crate::manifest::publish(conn, &signer, version_id)?;
+                        }
                     }
                 }
                 Err(JobError::Refused(message)) => {

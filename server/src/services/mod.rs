@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod downloads;
+pub mod manifests;
 pub mod namespaces;
 pub mod registry;
 pub mod uploads;
@@ -22,10 +23,12 @@ pub struct Services {
     pub registry: registry::RegistryService,
     pub uploads: uploads::UploadService,
     pub downloads: downloads::DownloadService,
+    pub manifests: manifests::ManifestService,
     pub accounts: accounts::AccountService,
     pub namespaces: namespaces::NamespaceService,
     pub rate_limiter: Arc<RateLimiter>,
     pub pipeline: PipelineQueue,
+    pub manifest_signer: Arc<crate::manifest::ManifestSigner>,
     pub db: Database,
     pub store: BlobStore,
 }
@@ -36,6 +39,7 @@ impl Services {
         store: BlobStore,
         jwt: Arc<JwtKeys>,
         rate_limiter: Arc<RateLimiter>,
+        manifest_signer: Arc<crate::manifest::ManifestSigner>,
     ) -> Self {
         let pipeline = PipelineQueue::default();
         Self {
@@ -44,8 +48,10 @@ impl Services {
             rate_limiter,
             registry: registry::RegistryService::new(db.clone(), pipeline.clone()),
             pipeline,
+            manifest_signer,
             uploads: uploads::UploadService::new(db.clone(), store.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
+            manifests: manifests::ManifestService::new(db.clone()),
             db,
             store,
         }

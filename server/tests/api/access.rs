@@ -185,6 +185,9 @@ fn cases() -> Vec<Case> {
         // The fixture's version is no model, so it has no variant: allowed callers learn just that.
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path}", "/api/v1/models/acme/secret/versions/1/variants/onnx/files/model.onnx", None, ReadPrivateModel, 404),
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path}", "/api/v1/models/acme/open/versions/1/variants/onnx/files/model.onnx", None, ReadPublicModel, 404),
+        // Nor a manifest: its pipeline never becomes ready.
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifest", "/api/v1/models/acme/secret/versions/1/manifest", None, ReadPrivateModel, 404),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifest", "/api/v1/models/acme/open/versions/1/manifest", None, ReadPublicModel, 404),
         case(M::POST, "/api/v1/blobs/missing", "/api/v1/blobs/missing", Some(r#"{"digests":["{digest}"]}"#), Upload, 200),
         case(M::POST, "/api/v1/uploads", "/api/v1/uploads", Some(r#"{"digest":"{digest}","size":{size}}"#), Upload, 201),
         case(M::GET, "/api/v1/uploads/{id}", "/api/v1/uploads/no-such-upload", None, Upload, 404),

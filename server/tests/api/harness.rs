@@ -91,6 +91,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
         rate_limit_per_minute: 1_000_000,
         pipeline_workers: 1,
+        manifest_keys_dir: dir.join("manifest-keys"),
         tls: None,
     }
 }

@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod downloads;
 mod encryption;
+mod manifests;
 mod pipeline;
 mod service_docs;
 mod uploads;

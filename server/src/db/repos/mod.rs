@@ -4,6 +4,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod blobs;
 pub mod jwt_keys;
+pub mod manifests;
 pub mod memberships;
 pub mod models;
 pub mod namespaces;
