@@ -102,6 +102,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a version's signed deployment manifest (the document, or the JWS with --jws)
+    Manifest {
+        /// NAMESPACE/MODEL:VERSION
+        #[arg(value_parser = parse_ref)]
+        reference: ModelRef,
+        /// Print the compact JWS instead of the document
+        #[arg(long)]
+        jws: bool,
+    },
+    /// Verify a version's manifest (or a JWS file): signature, expiry, and that it names that version
+    Verify {
+        /// NAMESPACE/MODEL:VERSION, or a file holding a compact JWS
+        target: String,
+        /// The JWK Set to verify with: a URL or a file (default: the server's /.well-known/jwks.json)
+        #[arg(long)]
+        jwks: Option<String>,
+    },
     /// Show a model or one version with its files
     Show {
         /// NAMESPACE/MODEL or NAMESPACE/MODEL:VERSION
@@ -267,6 +284,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Ls { reference, json } => commands::browse::ls(&client, reference, json).await,
         Command::Show { reference, json } => commands::browse::show(&client, reference, json).await,
+        Command::Manifest { reference, jws } => {
+            commands::manifest::show(&client, reference, jws).await
+        }
+        Command::Verify { target, jwks } => {
+            commands::manifest::verify(&client, &target, jwks.as_deref()).await
+        }
         Command::Delete { reference, yes } => commands::delete::run(&client, reference, yes).await,
         Command::Login { token, username } => {
             commands::account::login(&client, token, username).await

@@ -202,3 +202,73 @@ fn push_chooses_the_variants_and_a_rejected_one_says_why() {
         stderr(&bad)
     );
 }
+
+/// A deployment system's view: the manifest verifies against the server's keys with the real CLI, and a
+/// JWS with one changed payload byte is refused, offline, with the key set as a file.
+#[test]
+fn the_manifest_verifies_and_a_tampered_one_is_refused() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("tiny-bert");
+    sample_models::bert(64, 32, 1, 4)
+        .unwrap()
+        .write_safetensors(&source)
+        .unwrap();
+    assert_ok(&server.kiln(&[
+        "push",
+        source.to_str().unwrap(),
+        "acme/verified:1",
+        "--variants",
+        "fp32",
+    ]));
+    assert_eq!(settled(&server, "acme/verified:1")["status"], "ready");
+
+    let verify = server.kiln(&["verify", "acme/verified:1"]);
+    assert_ok(&verify);
+    assert!(
+        stdout(&verify).starts_with("verified acme/verified:1 (sequence 1, 2 deployable variants"),
+        "{}",
+        stdout(&verify)
+    );
+
+    let document = server.kiln(&["manifest", "acme/verified:1"]);
+    assert_ok(&document);
+    let payload: Value = serde_json::from_str(&stdout(&document)).unwrap();
+    assert_eq!(payload["model"], "acme/verified");
+
+    let jws = stdout(&server.kiln(&["manifest", "acme/verified:1", "--jws"]))
+        .trim()
+        .to_owned();
+    let (status, jwks) = server.get_json_anonymous("/.well-known/jwks.json");
+    assert_eq!(status, 200);
+    let jwks_file = work.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let good = work.path().join("good.jws");
+    std::fs::write(&good, &jws).unwrap();
+    assert_ok(&server.kiln(&[
+        "verify",
+        good.to_str().unwrap(),
+        "--jwks",
+        jwks_file.to_str().unwrap(),
+    ]));
+
+    // Change one character of the payload part.
+    let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
+    let flipped = if parts[1].ends_with('A') { 'B' } else { 'A' };
+    parts[1].pop();
+    parts[1].push(flipped);
+    let bad = work.path().join("bad.jws");
+    std::fs::write(&bad, parts.join(".")).unwrap();
+    let refused = server.kiln(&[
+        "verify",
+        bad.to_str().unwrap(),
+        "--jwks",
+        jwks_file.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("the manifest does not verify"),
+        "{}",
+        stderr(&refused)
+    );
+}

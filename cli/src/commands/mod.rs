@@ -1,6 +1,7 @@
 pub mod account;
 pub mod browse;
 pub mod delete;
+pub mod manifest;
 pub mod namespace;
 pub mod pull;
 pub mod push;
