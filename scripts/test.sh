@@ -29,3 +29,5 @@ cargo test --workspace "$@"
 # writes (both fetch pinned packages from PyPI on first use).
 scripts/onnx-node-suite.sh
 scripts/onnx-crosscheck.sh
+# A manifest from a real server verified by PyJWT with only the JWKS URL.
+scripts/manifest-crosscheck.sh
