@@ -25,6 +25,18 @@ enum Command {
     Serve,
     /// Print the OpenAPI document and exit
     Openapi,
+    /// Manage the manifest signing keys
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a signing key: it signs manifests from the next start of each server; the older keys stay
+    /// published, so manifests they signed keep verifying
+    Rotate,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +57,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Keys {
+        action: KeysCommand::Rotate,
+    }) = cli.command
+    {
+        return match kiln_server::manifest::keys::create_key(&settings.manifest_keys_dir) {
+            Ok(kid) => {
+                println!(
+                    "kiln-server: added manifest signing key {kid} in {}; restart the servers to sign with it \
+                     (earlier keys stay published)",
+                    settings.manifest_keys_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kiln-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     kiln_server::telemetry::init();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)

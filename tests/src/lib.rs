@@ -155,6 +155,18 @@ impl Server {
         }
     }
 
+    /// Runs a `kiln-server` subcommand (e.g. `keys rotate`) with this server's settings and folder.
+    pub fn server_command(&self, args: &[&str]) -> Output {
+        Command::new(binary("kiln-server"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("kiln-server runs")
+    }
+
     /// Starts again on the same database, store and working directory.
     pub fn restart(&mut self) {
         self.kill();

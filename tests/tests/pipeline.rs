@@ -272,3 +272,57 @@ fn the_manifest_verifies_and_a_tampered_one_is_refused() {
         stderr(&refused)
     );
 }
+
+/// `kiln-server keys rotate` adds a key: manifests signed before and after both verify, with different keys.
+#[test]
+fn manifests_signed_before_and_after_a_key_rotation_both_verify() {
+    let mut server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("tiny-gpt2");
+    sample_models::gpt2(64, 32, 1, 4)
+        .unwrap()
+        .write_safetensors(&source)
+        .unwrap();
+    assert_ok(&server.kiln(&[
+        "push",
+        source.to_str().unwrap(),
+        "acme/rotated:1",
+        "--variants",
+        "fp32",
+    ]));
+    assert_eq!(settled(&server, "acme/rotated:1")["status"], "ready");
+
+    server.kill();
+    let rotate = server.server_command(&["keys", "rotate"]);
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(
+        stdout(&rotate).starts_with("kiln-server: added manifest signing key"),
+        "{}",
+        stdout(&rotate)
+    );
+    server.restart();
+
+    assert_ok(&server.kiln(&[
+        "push",
+        source.to_str().unwrap(),
+        "acme/rotated:2",
+        "--variants",
+        "fp32",
+    ]));
+    assert_eq!(settled(&server, "acme/rotated:2")["status"], "ready");
+    let (_, jwks) = server.get_json_anonymous("/.well-known/jwks.json");
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let kid = |version: &str| {
+        let (_, manifest) = server.get_json(&format!(
+            "/api/v1/models/acme/rotated/versions/{version}/manifest"
+        ));
+        manifest["kid"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(kid("1"), kid("2"));
+    assert_ok(&server.kiln(&["verify", "acme/rotated:1"]));
+    assert_ok(&server.kiln(&["verify", "acme/rotated:2"]));
+}
