@@ -33,6 +33,15 @@ const KNOWN_DOMAINS: &[(&str, i64)] = &[
     ("com.microsoft", 1),
 ];
 
+/// The `ai.onnx` opset a model imports (the default domain), if it imports one.
+pub fn ai_onnx_opset(model: &ModelProto) -> Option<i64> {
+    model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+        .and_then(|o| o.version)
+}
+
 /// One dimension of a graph input or output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DimInfo {

@@ -38,14 +38,9 @@ impl Session {
             .graph
             .clone()
             .ok_or_else(|| ModelError::InvalidModel("the model has no graph".to_owned()))?;
-        let opset = model
-            .opset_import
-            .iter()
-            .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-            .and_then(|o| o.version)
-            .ok_or_else(|| {
-                ModelError::InvalidModel("the model imports no ai.onnx opset".to_owned())
-            })?;
+        let opset = crate::model_check::ai_onnx_opset(model).ok_or_else(|| {
+            ModelError::InvalidModel("the model imports no ai.onnx opset".to_owned())
+        })?;
         let mut initializers = HashMap::new();
         for tensor in &graph.initializer {
             let name = tensor.name.clone().unwrap_or_default();

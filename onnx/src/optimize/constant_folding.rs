@@ -12,9 +12,6 @@ use crate::eval::node::Node;
 use crate::eval::{ops, tensor_io};
 use crate::proto::{ModelProto, TensorProto, tensor_proto::DataType};
 
-/// Results larger than this (elements) are folded only when they are no larger than their inputs, so
-/// folding never inflates a model with, say, an expanded constant.
-const LARGE_RESULT: usize = 1 << 20;
 /// Results up to this size may be larger than their inputs (shape arithmetic, small tables).
 const SMALL_RESULT_BYTES: usize = 1024;
 /// The element types the evaluator holds exactly, so a folded result can be written back as the same type.
@@ -106,12 +103,7 @@ impl Pass for FoldConstants {
     }
 
     fn run(&self, model: &mut ModelProto) -> Result<bool, ModelError> {
-        let opset = model
-            .opset_import
-            .iter()
-            .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-            .and_then(|o| o.version)
-            .unwrap_or(1);
+        let opset = crate::model_check::ai_onnx_opset(model).unwrap_or(1);
         let Some(graph) = model.graph.as_mut() else {
             return Ok(false);
         };
@@ -199,11 +191,6 @@ impl Pass for FoldConstants {
                 !n.is_empty() && usage.reader_count(n) > 1 && usage.initializers.contains(n)
             });
             if shared && bytes(&result) > SMALL_RESULT_BYTES {
-                continue;
-            }
-            if result.elem_count() > LARGE_RESULT
-                && result.elem_count() > args.iter().flatten().map(Tensor::elem_count).sum()
-            {
                 continue;
             }
             let input_types: Vec<i32> = inputs.iter().map(|n| types[*n]).collect();

@@ -51,12 +51,7 @@ impl Pass for FuseMatMulAdd {
 
     fn run(&self, model: &mut ModelProto) -> Result<bool, ModelError> {
         // Before opset 7, Gemm's bias needs an explicit `broadcast` attribute.
-        let opset = model
-            .opset_import
-            .iter()
-            .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-            .and_then(|o| o.version)
-            .unwrap_or(1);
+        let opset = crate::model_check::ai_onnx_opset(model).unwrap_or(1);
         if opset < 7 {
             return Ok(false);
         }

@@ -13,12 +13,7 @@ use crate::proto::{ModelProto, NodeProto, TensorProto, tensor_proto::DataType};
 
 /// The model's `ai.onnx` opset: per-axis DequantizeLinear and Unsqueeze with axes as an input need 13.
 pub(super) fn opset(model: &ModelProto) -> i64 {
-    model
-        .opset_import
-        .iter()
-        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-        .and_then(|o| o.version)
-        .unwrap_or(1)
+    crate::model_check::ai_onnx_opset(model).unwrap_or(1)
 }
 
 pub fn quantize(optimized: &ModelProto) -> Result<ModelProto, ModelError> {

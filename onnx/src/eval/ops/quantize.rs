@@ -58,14 +58,7 @@ pub fn quantize_linear(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .to_vec1::<f64>()?
         .into_iter()
         .zip(zp)
-        .map(|(v, z)| {
-            let r = if (v - v.trunc()).abs() == 0.5 {
-                2.0 * (v / 2.0).round()
-            } else {
-                v.round()
-            };
-            (r + z).clamp(lo, hi)
-        })
+        .map(|(v, z)| (v.round_ties_even() + z).clamp(lo, hi))
         .collect();
     Ok(vec![
         Tensor::from_vec(values, shape, x.device())?.to_dtype(dtype)?,

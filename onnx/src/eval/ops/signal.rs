@@ -46,14 +46,7 @@ pub fn dynamic_quantize_linear(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let max = values.iter().cloned().fold(0f32, f32::max);
     let min = values.iter().cloned().fold(0f32, f32::min);
     let scale = (max - min) / 255.0;
-    let round = |v: f32| {
-        let r = v.round();
-        if (v - v.trunc()).abs() == 0.5 {
-            2.0 * (v / 2.0).round()
-        } else {
-            r
-        }
-    };
+    let round = f32::round_ties_even;
     let zero_point = if scale == 0.0 {
         0.0
     } else {

@@ -43,10 +43,7 @@ by_value! {
     softsign => |x: f64| x / (1.0 + x.abs()),
     mish => |x: f64| x * (if x > 20.0 { x } else { x.exp().ln_1p() }).tanh(),
     // Round half to even, as ONNX (and NumPy) define Round.
-    round => |x: f64| {
-        let r = x.round();
-        if (x - x.trunc()).abs() == 0.5 { 2.0 * (x / 2.0).round() } else { r }
-    },
+    round => f64::round_ties_even,
     reciprocal => |x: f64| 1.0 / x,
 }
 

@@ -68,14 +68,7 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
             .flatten_all()?
             .to_vec1::<f64>()?
             .into_iter()
-            .map(|v| {
-                let r = if (v - v.trunc()).abs() == 0.5 {
-                    2.0 * (v / 2.0).round()
-                } else {
-                    v.round()
-                };
-                r.clamp(lo, hi) as i64
-            })
+            .map(|v| v.round_ties_even().clamp(lo, hi) as i64)
             .collect();
         return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
