@@ -34,11 +34,9 @@ fn main() {
         .unwrap()
         .map(|e| {
             let local = e.unwrap().path();
-            let bytes = std::fs::read(&local).unwrap();
-            let head = &bytes[..bytes.len().min(kiln_onnx::format::DETECT_BYTES)];
             SourceFile {
                 path: local.file_name().unwrap().to_string_lossy().into_owned(),
-                format: kiln_onnx::detect(head, bytes.len() as u64),
+                format: kiln_onnx::format::detect_file(&local).unwrap(),
                 local,
             }
         })

@@ -150,6 +150,24 @@ fn is_onnx(head: &[u8], total_len: u64) -> bool {
     seen_graph && !first
 }
 
+/// The first [`DETECT_BYTES`] of a file and its length: what [`detect`] reads.
+pub fn read_head(path: &std::path::Path) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut head = Vec::with_capacity(DETECT_BYTES);
+    (&mut file)
+        .take(DETECT_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok((head, len))
+}
+
+/// Detects the format of a file on disk.
+pub fn detect_file(path: &std::path::Path) -> std::io::Result<ModelFormat> {
+    let (head, len) = read_head(path)?;
+    Ok(detect(&head, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,12 @@
 //! weights) are reported as notes.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::format::{DETECT_BYTES, ModelFormat, detect};
+use crate::format::{ModelFormat, detect, read_head};
 use crate::{ModelError, model_check, pickle, pytorch, safetensors};
 
 /// What the scan learned about one file.
@@ -33,12 +33,7 @@ fn non_finite(tensor: &candle_core::Tensor) -> Result<u64, ModelError> {
 
 /// Detects a file's format and runs that format's safety scan over all of it.
 pub fn inspect_file(path: &Path) -> Result<FileReport, ModelError> {
-    let mut file = File::open(path)?;
-    let total_len = file.metadata()?.len();
-    let mut head = Vec::with_capacity(DETECT_BYTES);
-    (&mut file)
-        .take(DETECT_BYTES as u64)
-        .read_to_end(&mut head)?;
+    let (head, total_len) = read_head(path)?;
     let format = detect(&head, total_len);
     let mut notes = Vec::new();
     match format {

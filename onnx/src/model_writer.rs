@@ -18,9 +18,10 @@ const SMALL_TENSOR_BYTES: usize = 1024;
 const ALIGNMENT: u64 = 4096;
 
 /// Writes `model` as `dir/name` (and `dir/name.data` when it must); returns (file name, path) pairs, the
-/// model first.
+/// model first. Externalized initializers are rewritten in `model` to point at the data file, so it
+/// describes exactly what was written.
 pub fn write(
-    mut model: ModelProto,
+    model: &mut ModelProto,
     dir: &Path,
     name: &str,
     max_inline: u64,

@@ -16,11 +16,9 @@ fn sources(dir: &Path) -> Vec<SourceFile> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let local = entry.unwrap().path();
-        let bytes = std::fs::read(&local).unwrap();
-        let head = &bytes[..bytes.len().min(kiln_onnx::format::DETECT_BYTES)];
         files.push(SourceFile {
             path: local.file_name().unwrap().to_str().unwrap().to_owned(),
-            format: kiln_onnx::detect(head, bytes.len() as u64),
+            format: kiln_onnx::format::detect_file(&local).unwrap(),
             local,
         });
     }

@@ -241,16 +241,14 @@ pub fn convert_hf_with(
     max_inline: u64,
 ) -> Result<Converted, ModelError> {
     let weights = Checkpoint::load(&checkpoint.weights)?;
-    let (model, validation) = match checkpoint.family {
+    let (mut model, validation) = match checkpoint.family {
         Family::Bert => bert::convert(&checkpoint.config, &weights)?,
         Family::Gpt2 => gpt2::convert(&checkpoint.config, &weights)?,
         Family::Llama => llama::convert(&checkpoint.config, &weights)?,
     };
     drop(weights);
-    let files = model_writer::write(model, out_dir, "model.onnx", max_inline)?;
-    let checked = model_check::check_model(&model_check::decode(Bytes::from(std::fs::read(
-        &files[0].1,
-    )?))?)?;
+    let files = model_writer::write(&mut model, out_dir, "model.onnx", max_inline)?;
+    let checked = model_check::check_model(&model)?;
     Ok(Converted {
         files,
         checked,

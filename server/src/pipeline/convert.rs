@@ -4,7 +4,6 @@
 
 use kiln_onnx::ModelError;
 use kiln_onnx::convert::{self, Plan, SourceFile};
-use kiln_onnx::format::{DETECT_BYTES, detect};
 use serde_json::json;
 
 use super::workspace::Workspace;
@@ -21,17 +20,6 @@ fn refusal(e: ModelError) -> JobError {
         ModelError::Io(message) => JobError::Transient(message),
         other => JobError::Refused(other.to_string()),
     }
-}
-
-fn detect_file(path: &std::path::Path) -> std::io::Result<kiln_onnx::ModelFormat> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut head = Vec::with_capacity(DETECT_BYTES);
-    (&mut file)
-        .take(DETECT_BYTES as u64)
-        .read_to_end(&mut head)?;
-    Ok(detect(&head, len))
 }
 
 /// What the job will store.
@@ -60,7 +48,8 @@ pub async fn run(
             Ok(SourceFile {
                 path: path.clone(),
                 local: local.clone(),
-                format: detect_file(local).map_err(|e| JobError::Transient(e.to_string()))?,
+                format: kiln_onnx::format::detect_file(local)
+                    .map_err(|e| JobError::Transient(e.to_string()))?,
             })
         })
         .collect::<Result<Vec<_>, JobError>>()?;

@@ -163,8 +163,9 @@ fn make_variants(
         };
         let dir = out_dir.join(kind.name());
         std::fs::create_dir_all(&dir)?;
+        let mut variant = variant;
         let files = kiln_onnx::model_writer::write(
-            variant,
+            &mut variant,
             &dir,
             "model.onnx",
             kiln_onnx::model_writer::MAX_INLINE_BYTES,

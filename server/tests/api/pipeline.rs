@@ -157,9 +157,9 @@ async fn an_onnx_upload_is_its_own_variant(app: TestApp) {
 async fn an_onnx_upload_with_external_data_keeps_both_files(app: TestApp) {
     let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
     let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
-    let model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
+    let mut model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let written = kiln_onnx::model_writer::write(model, dir.path(), "model.onnx", 0).unwrap();
+    let written = kiln_onnx::model_writer::write(&mut model, dir.path(), "model.onnx", 0).unwrap();
     let files: Vec<(String, Vec<u8>)> = written
         .iter()
         .map(|(name, path)| (format!("onnx/{name}"), std::fs::read(path).unwrap()))
@@ -190,9 +190,9 @@ async fn an_onnx_upload_with_external_data_keeps_both_files(app: TestApp) {
 async fn an_onnx_upload_missing_its_external_data_fails(app: TestApp) {
     let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
     let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
-    let model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
+    let mut model = kiln_onnx::convert::gpt2::build(&sample.config, &weights).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let written = kiln_onnx::model_writer::write(model, dir.path(), "model.onnx", 0).unwrap();
+    let written = kiln_onnx::model_writer::write(&mut model, dir.path(), "model.onnx", 0).unwrap();
     let only_model = vec![(
         "model.onnx".to_owned(),
         std::fs::read(&written[0].1).unwrap(),
