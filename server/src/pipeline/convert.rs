@@ -2,16 +2,15 @@
 //! pushed (same blobs, nothing rewritten); a Hugging Face checkpoint is converted, validated against a
 //! reference forward pass, and stored as a new blob.
 
+use kiln_core::api::VariantStatus;
 use kiln_onnx::ModelError;
 use kiln_onnx::convert::{self, Plan, SourceFile};
 use serde_json::json;
 
 use super::workspace::Workspace;
-use super::{JobContext, JobError};
-use crate::db::now;
+use super::{JobContext, JobError, variant_store};
 use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow, VersionFileRow};
-use crate::db::repos::{blobs, variants, versions};
-use crate::services::version_view::signature_of;
+use crate::db::repos::versions;
 
 const VARIANT: &str = "onnx";
 
@@ -39,7 +38,14 @@ pub async fn run(
         .db
         .run(move |conn| Ok(versions::files(conn, &version_id)?))
         .await?;
-    let workspace = Workspace::materialize(&context.store, &files).await?;
+    let workspace = Workspace::materialize(
+        &context.store,
+        files
+            .iter()
+            .map(|f| (f.path.clone(), f.digest.clone()))
+            .collect(),
+    )
+    .await?;
     let scratch = workspace.scratch.path().to_owned();
     let sources = workspace
         .files
@@ -71,25 +77,20 @@ pub async fn run(
             .await
             .map_err(|e| JobError::Transient(format!("convert task failed: {e}")))?
             .map_err(refusal)?;
-            let mut files = Vec::with_capacity(converted.files.len());
-            for (name, path) in &converted.files {
-                let (digest, size) = context.store.put_file(path).await?;
-                files.push(VariantFileRow {
-                    version_id: job.version_id.clone(),
-                    variant: VARIANT.to_owned(),
-                    path: name.clone(),
-                    digest: digest.to_string(),
-                    size: size as i64,
-                });
-            }
+            let files =
+                variant_store::upload_files(context, &job.version_id, VARIANT, &converted.files)
+                    .await?;
             let validation = serde_json::to_value(&converted.validation)
                 .map_err(|e| JobError::Transient(e.to_string()))?;
             Outcome {
-                variant: variant_row(
+                variant: variant_store::variant_row(
                     &job.version_id,
+                    VARIANT,
+                    VariantStatus::Deployable,
                     "model.onnx",
                     &converted.checked,
                     Some(&validation),
+                    None,
                 ),
                 files,
                 report: json!({
@@ -103,50 +104,8 @@ pub async fn run(
             }
         }
     };
-    let report = outcome.report.clone();
-    let (held, owner) = (job.clone(), owner.to_owned());
-    context
-        .db
-        .run(move |conn| {
-            use diesel::Connection;
-            // Blob rows first and outside the transaction: recording a blob twice is a unique violation
-            // that would abort a PostgreSQL transaction (and a blob row without a variant is harmless).
-            for file in &outcome.files {
-                blobs::record(conn, &file.digest, file.size)?;
-            }
-            conn.transaction(|conn| {
-                super::keep_holding(conn, &held, &owner)?;
-                Ok(variants::replace(conn, &outcome.variant, &outcome.files)?)
-            })
-        })
-        .await?;
-    Ok(report)
-}
-
-fn variant_row(
-    version_id: &str,
-    model_path: &str,
-    checked: &kiln_onnx::model_check::CheckedModel,
-    validation: Option<&serde_json::Value>,
-) -> VariantRow {
-    let signatures = |values: &[kiln_onnx::model_check::ValueSignature]| {
-        serde_json::to_string(&values.iter().map(signature_of).collect::<Vec<_>>())
-            .expect("signatures serialize")
-    };
-    VariantRow {
-        version_id: version_id.to_owned(),
-        name: VARIANT.to_owned(),
-        status: kiln_core::api::VariantStatus::Deployable
-            .as_str()
-            .to_owned(),
-        model_path: model_path.to_owned(),
-        opset: checked.opset as i32,
-        inputs: signatures(&checked.inputs),
-        outputs: signatures(&checked.outputs),
-        validation: validation.map(|v| v.to_string()),
-        created_at: now(),
-        passes: None,
-    }
+    variant_store::store(context, job, owner, vec![(outcome.variant, outcome.files)]).await?;
+    Ok(outcome.report)
 }
 
 fn onnx_upload(
@@ -171,7 +130,15 @@ fn onnx_upload(
         });
     }
     Ok(Outcome {
-        variant: variant_row(version_id, model, checked, None),
+        variant: variant_store::variant_row(
+            version_id,
+            VARIANT,
+            VariantStatus::Deployable,
+            model,
+            checked,
+            None,
+            None,
+        ),
         files: variant_files,
         report: json!({
             "source": "onnx",

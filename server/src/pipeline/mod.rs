@@ -6,6 +6,7 @@
 mod convert;
 mod optimize;
 mod scan;
+mod variant_store;
 mod workspace;
 
 use std::sync::Arc;

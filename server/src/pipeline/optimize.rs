@@ -4,17 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_core::Sha256Digest;
 use kiln_core::api::{PipelineOptions, VariantStatus};
 use kiln_onnx::ModelError;
 use kiln_onnx::variants::{DEFAULT_VARIANTS, VariantKind};
 use serde_json::json;
 
-use super::{JobContext, JobError};
-use crate::db::now;
-use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow};
-use crate::db::repos::{blobs, variants};
-use crate::services::version_view::signature_of;
+use super::workspace::Workspace;
+use super::{JobContext, JobError, variant_store};
+use crate::db::records::PipelineJobRow;
+use crate::db::repos::variants;
 
 /// One variant made and judged, with its files on local disk.
 struct Made {
@@ -33,31 +31,6 @@ fn blocking_failure(e: ModelError) -> JobError {
         )),
         other => JobError::Refused(other.to_string()),
     }
-}
-
-/// Places the `onnx` variant's files under `dir` at their paths (the model finds its external data by
-/// relative path): links to the local store's blobs, or downloads from S3.
-async fn materialize(
-    context: &JobContext,
-    files: &[VariantFileRow],
-    dir: &Path,
-) -> Result<(), JobError> {
-    for file in files {
-        let target = dir.join(&file.path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| JobError::Transient(e.to_string()))?;
-        }
-        let digest: Sha256Digest = file
-            .digest
-            .parse()
-            .map_err(|e| JobError::Transient(format!("{e}")))?;
-        match context.store.local_blob_path(&digest) {
-            Some(blob) => std::os::unix::fs::symlink(&blob, &target)
-                .map_err(|e| JobError::Transient(e.to_string()))?,
-            None => context.store.download_to(&digest, &target).await?,
-        }
-    }
-    Ok(())
 }
 
 /// The pushed sample inputs, checked against the model's inputs.
@@ -228,15 +201,8 @@ pub async fn run(
         .ok_or_else(|| {
             JobError::Refused("the version has no onnx variant to optimize".to_owned())
         })?;
-    let scratch = tempfile::Builder::new()
-        .prefix("kiln-optimize-")
-        .tempdir()
-        .map_err(|e| JobError::Transient(e.to_string()))?;
-    let source_dir = scratch.path().join("source");
-    materialize(context, &source.1, &source_dir).await?;
-    let model_file = source_dir.join(&source.0.model_path);
     let version_id = job.version_id.clone();
-    let sample_row = context
+    let sample = context
         .db
         .run(move |conn| {
             Ok(crate::db::repos::versions::find_file(
@@ -246,19 +212,21 @@ pub async fn run(
             )?)
         })
         .await?;
-    let sample_inputs = match sample_row {
-        Some(row) => {
-            let target = scratch.path().join(kiln_onnx::convert::SAMPLE_INPUTS);
-            let digest: Sha256Digest = row
-                .digest
-                .parse()
-                .map_err(|e| JobError::Transient(format!("{e}")))?;
-            context.store.download_to(&digest, &target).await?;
-            Some(target)
-        }
-        None => None,
-    };
-    let out_dir = scratch.path().join("variants");
+    // The onnx variant's files, and the pushed sample inputs beside them under their own name.
+    const SAMPLE: &str = ".kiln/sample_inputs.safetensors";
+    let workspace = Workspace::materialize(
+        &context.store,
+        source
+            .1
+            .iter()
+            .map(|f| (f.path.clone(), f.digest.clone()))
+            .chain(sample.iter().map(|f| (SAMPLE.to_owned(), f.digest.clone())))
+            .collect(),
+    )
+    .await?;
+    let model_file = workspace.path(&source.0.model_path);
+    let sample_inputs = sample.is_some().then(|| workspace.path(SAMPLE));
+    let out_dir = workspace.scratch().join("variants");
     let (made, outcome) = tokio::task::spawn_blocking(move || {
         make_variants(&model_file, sample_inputs.as_deref(), &out_dir, &kinds)
     })
@@ -266,61 +234,26 @@ pub async fn run(
     .map_err(|e| JobError::Transient(format!("optimize task failed: {e}")))?
     .map_err(blocking_failure)?;
     let passes = outcome["passes"].clone();
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(made.len());
     for variant in &made {
-        let mut files = Vec::new();
-        for (name, path) in &variant.files {
-            let (digest, size) = context.store.put_file(path).await?;
-            files.push(VariantFileRow {
-                version_id: job.version_id.clone(),
-                variant: variant.name.clone(),
-                path: name.clone(),
-                digest: digest.to_string(),
-                size: size as i64,
-            });
-        }
-        let signatures = |values: &[kiln_onnx::model_check::ValueSignature]| {
-            serde_json::to_string(&values.iter().map(signature_of).collect::<Vec<_>>())
-                .expect("signatures serialize")
-        };
-        rows.push((
-            VariantRow {
-                version_id: job.version_id.clone(),
-                name: variant.name.clone(),
-                status: variant.status.as_str().to_owned(),
-                model_path: "model.onnx".to_owned(),
-                opset: variant.checked.opset as i32,
-                inputs: signatures(&variant.checked.inputs),
-                outputs: signatures(&variant.checked.outputs),
-                validation: Some(variant.validation.to_string()),
-                created_at: now(),
-                passes: Some(passes.to_string()),
-            },
-            files,
-        ));
+        let files =
+            variant_store::upload_files(context, &job.version_id, &variant.name, &variant.files)
+                .await?;
+        let row = variant_store::variant_row(
+            &job.version_id,
+            &variant.name,
+            variant.status,
+            "model.onnx",
+            &variant.checked,
+            Some(&variant.validation),
+            Some(&passes),
+        );
+        rows.push((row, files));
     }
     let summary: Vec<serde_json::Value> = made
         .iter()
         .map(|m| json!({ "variant": m.name, "status": m.status.as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
         .collect();
-    let (held, owner) = (job.clone(), owner.to_owned());
-    context
-        .db
-        .run(move |conn| {
-            use diesel::Connection;
-            for (_, files) in &rows {
-                for file in files {
-                    blobs::record(conn, &file.digest, file.size)?;
-                }
-            }
-            conn.transaction(|conn| {
-                super::keep_holding(conn, &held, &owner)?;
-                for (row, files) in &rows {
-                    variants::replace(conn, row, files)?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
+    variant_store::store(context, job, owner, rows).await?;
     Ok(json!({ "passes": passes, "variants": summary, "not_made": outcome["not_made"] }))
 }

@@ -17,7 +17,14 @@ pub async fn run(
         .db
         .run(move |conn| Ok(versions::files(conn, &version_id)?))
         .await?;
-    let workspace = Workspace::materialize(&context.store, &files).await?;
+    let workspace = Workspace::materialize(
+        &context.store,
+        files
+            .iter()
+            .map(|f| (f.path.clone(), f.digest.clone()))
+            .collect(),
+    )
+    .await?;
     let reports = tokio::task::spawn_blocking(move || {
         let mut reports = Vec::new();
         for (path, local) in &workspace.files {

@@ -1,43 +1,55 @@
-//! A job's view of a version's files as local paths: the local store's blob files read in place, or blobs
-//! downloaded from S3 into a temporary folder that goes away with the job.
+//! A job's files as a local folder tree: each file at its path under `tree/` (so a model finds its external
+//! data by relative path), as a link to the local store's blob or downloaded from S3, in a temporary folder
+//! that goes away with the job.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_core::Sha256Digest;
 use tempfile::TempDir;
 
-use crate::db::records::VersionFileRow;
 use crate::error::Error;
 use crate::storage::BlobStore;
 
 pub struct Workspace {
-    /// Scratch space for downloads and the job's own outputs.
+    /// Scratch space for the tree and the job's own outputs.
     pub scratch: TempDir,
-    /// (path in the version, local file)
+    /// (path, local file), in the order given.
     pub files: Vec<(String, PathBuf)>,
 }
 
 impl Workspace {
-    pub async fn materialize(store: &BlobStore, files: &[VersionFileRow]) -> Result<Self, Error> {
+    /// Lays out `files`, given as (path, digest) pairs, under `scratch/tree`.
+    pub async fn materialize(
+        store: &BlobStore,
+        files: Vec<(String, String)>,
+    ) -> Result<Self, Error> {
         let scratch = tempfile::Builder::new().prefix("kiln-job-").tempdir()?;
-        let mut local = Vec::with_capacity(files.len());
-        for file in files {
-            let digest: Sha256Digest = file.digest.parse()?;
-            let path = match store.local_blob_path(&digest) {
-                Some(path) => path,
-                None => {
-                    let target = scratch.path().join(digest.hex());
-                    if !target.exists() {
-                        store.download_to(&digest, &target).await?;
-                    }
-                    target
-                }
-            };
-            local.push((file.path.clone(), path));
+        let tree = scratch.path().join("tree");
+        let mut local = Vec::new();
+        for (path, digest) in files {
+            let digest: Sha256Digest = digest.parse()?;
+            let target = tree.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match store.local_blob_path(&digest) {
+                Some(blob) => std::os::unix::fs::symlink(&blob, &target)?,
+                None => store.download_to(&digest, &target).await?,
+            }
+            local.push((path, target));
         }
         Ok(Self {
             scratch,
             files: local,
         })
+    }
+
+    /// Where a file of the tree is.
+    pub fn path(&self, path: &str) -> PathBuf {
+        self.scratch.path().join("tree").join(path)
+    }
+
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
     }
 }
