@@ -5,6 +5,7 @@ mod commands;
 mod credentials;
 mod error;
 mod local_files;
+mod manifest_trust;
 mod progress;
 
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kiln_core::api::{Role, Visibility};
-use kiln_core::{ModelRef, NamespaceName};
+use kiln_core::{AliasName, ModelRef, NamespaceName, VersionName};
 
 use crate::client::ApiClient;
 use crate::error::CliError;
@@ -78,9 +79,10 @@ enum Command {
         #[arg(long = "tolerance", value_parser = parse_tolerance)]
         tolerances: Vec<(String, f64)>,
     },
-    /// Download a version's files, checking every digest
+    /// Download a version's files, checking every digest. By alias (NAMESPACE/MODEL@ALIAS) the alias's
+    /// signed manifest is verified first and every file is checked against the digests it lists
     Pull {
-        /// What to pull: NAMESPACE/MODEL:VERSION
+        /// What to pull: NAMESPACE/MODEL:VERSION or NAMESPACE/MODEL@ALIAS
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
         /// The folder to write into
@@ -92,6 +94,13 @@ enum Command {
         /// Pull a variant kiln produced (e.g. `onnx`) instead of the files pushed
         #[arg(long)]
         variant: Option<String>,
+        /// For pulls by alias: the JWK Set to verify the manifest with (URL or file; default: the server's)
+        #[arg(long)]
+        jwks: Option<String>,
+        /// For pulls by alias: the file keeping the highest manifest sequence seen per alias (default:
+        /// manifest-state.json beside the CLI's credentials)
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
     /// List models (all, or one namespace's), or one model's versions
     Ls {
@@ -102,23 +111,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a version's signed deployment manifest (the document, or the JWS with --jws)
+    /// Print the signed deployment manifest of a version or an alias (the document, or the JWS with --jws)
     Manifest {
-        /// NAMESPACE/MODEL:VERSION
+        /// NAMESPACE/MODEL:VERSION or NAMESPACE/MODEL@ALIAS
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
         /// Print the compact JWS instead of the document
         #[arg(long)]
         jws: bool,
+        /// An earlier manifest, by its sequence number (default: the newest)
+        #[arg(long)]
+        sequence: Option<i64>,
     },
-    /// Verify a version's manifest (or a JWS file): signature, expiry, and that it names that version
+    /// Verify a manifest (of a version, an alias, or in a JWS file): signature, expiry, that it names what
+    /// was asked for, and that its sequence never goes backwards (a rollback) for that alias or version
     Verify {
-        /// NAMESPACE/MODEL:VERSION, or a file holding a compact JWS
+        /// NAMESPACE/MODEL:VERSION, NAMESPACE/MODEL@ALIAS, or a file holding a compact JWS
         target: String,
         /// The JWK Set to verify with: a URL or a file (default: the server's /.well-known/jwks.json)
         #[arg(long)]
         jwks: Option<String>,
+        /// The file keeping the highest sequence seen per alias and version (default:
+        /// manifest-state.json beside the CLI's credentials)
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
+    /// Aliases: movable names for versions (acme/sentiment@production)
+    #[command(subcommand)]
+    Alias(AliasCommand),
     /// Show a model or one version with its files
     Show {
         /// NAMESPACE/MODEL or NAMESPACE/MODEL:VERSION
@@ -170,6 +190,37 @@ enum Command {
         /// Confirm the deletion
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// Point ALIAS at VERSION (which must be ready); publishes the alias's next signed manifest
+    Set {
+        /// NAMESPACE/MODEL
+        #[arg(value_parser = parse_ref)]
+        reference: ModelRef,
+        alias: AliasName,
+        version: VersionName,
+    },
+    /// A model's aliases and the versions they name
+    Ls {
+        /// NAMESPACE/MODEL
+        #[arg(value_parser = parse_ref)]
+        reference: ModelRef,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every move of an alias: who, when, from which version to which
+    History {
+        /// NAMESPACE/MODEL
+        #[arg(value_parser = parse_ref)]
+        reference: ModelRef,
+        alias: AliasName,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -270,6 +321,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             output,
             files,
             variant,
+            jwks,
+            state,
         } => {
             commands::pull::run(
                 &client,
@@ -279,17 +332,44 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     files,
                     variant,
                 },
+                commands::manifest::Trust {
+                    jwks: jwks.as_deref(),
+                    state,
+                },
             )
             .await
         }
         Command::Ls { reference, json } => commands::browse::ls(&client, reference, json).await,
         Command::Show { reference, json } => commands::browse::show(&client, reference, json).await,
-        Command::Manifest { reference, jws } => {
-            commands::manifest::show(&client, reference, jws).await
+        Command::Manifest {
+            reference,
+            jws,
+            sequence,
+        } => commands::manifest::show(&client, reference, jws, sequence).await,
+        Command::Verify {
+            target,
+            jwks,
+            state,
+        } => {
+            let trust = commands::manifest::Trust {
+                jwks: jwks.as_deref(),
+                state,
+            };
+            commands::manifest::verify(&client, &target, trust).await
         }
-        Command::Verify { target, jwks } => {
-            commands::manifest::verify(&client, &target, jwks.as_deref()).await
+        Command::Alias(AliasCommand::Set {
+            reference,
+            alias,
+            version,
+        }) => commands::alias::set(&client, reference, alias, version).await,
+        Command::Alias(AliasCommand::Ls { reference, json }) => {
+            commands::alias::ls(&client, reference, json).await
         }
+        Command::Alias(AliasCommand::History {
+            reference,
+            alias,
+            json,
+        }) => commands::alias::history(&client, reference, alias, json).await,
         Command::Delete { reference, yes } => commands::delete::run(&client, reference, yes).await,
         Command::Login { token, username } => {
             commands::account::login(&client, token, username).await

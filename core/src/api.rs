@@ -523,8 +523,7 @@ pub struct ManifestResponse {
     /// The signing key's id, as in the JWS header and /.well-known/jwks.json.
     pub kid: String,
     /// The signed document (docs/manifest.md), decoded for humans.
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: crate::deployment::DeploymentManifest,
     /// Compact JWS (EdDSA) over `payload`: what a deployment system verifies.
     pub jws: String,
 }

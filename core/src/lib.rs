@@ -4,6 +4,7 @@
 //! verifiers depend on it to agree on names, references, digests and the JSON bodies of the API.
 
 pub mod api;
+pub mod deployment;
 pub mod digest;
 pub mod error;
 pub mod names;
@@ -11,5 +12,5 @@ pub mod reference;
 
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::CoreError;
-pub use names::{FilePath, ModelName, NamespaceName, VersionName};
+pub use names::{AliasName, FilePath, ModelName, NamespaceName, VersionName};
 pub use reference::ModelRef;

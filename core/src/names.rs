@@ -184,6 +184,13 @@ validated_string!(
     "1.0.0"
 );
 validated_string!(
+    /// A movable name for one version of a model, e.g. `production` in `acme/sentiment@production`.
+    AliasName,
+    |v| check_slug("alias", v),
+    Some("^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"),
+    "production"
+);
+validated_string!(
     /// A file's path inside a version: relative, '/'-separated, no '.' or '..' segments.
     FilePath,
     check_path,

@@ -1,15 +1,16 @@
-//! `NAMESPACE[/MODEL[:VERSION]]` references as users type them on the command line.
+//! `NAMESPACE[/MODEL[:VERSION|@ALIAS]]` references as users type them on the command line.
 
 use std::{fmt, str::FromStr};
 
-use crate::{CoreError, ModelName, NamespaceName, VersionName};
+use crate::{AliasName, CoreError, ModelName, NamespaceName, VersionName};
 
-/// A parsed reference: `acme`, `acme/sentiment` or `acme/sentiment:1.0.0`.
+/// A parsed reference: `acme`, `acme/sentiment`, `acme/sentiment:1.0.0` or `acme/sentiment@production`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRef {
     pub namespace: NamespaceName,
     pub model: Option<ModelName>,
     pub version: Option<VersionName>,
+    pub alias: Option<AliasName>,
 }
 
 impl ModelRef {
@@ -21,29 +22,46 @@ impl ModelRef {
             self.version.as_ref()?,
         ))
     }
+
+    /// The reference must name a model and nothing below it (`acme/sentiment`).
+    pub fn require_model(&self) -> Option<(&NamespaceName, &ModelName)> {
+        if self.version.is_some() || self.alias.is_some() {
+            return None;
+        }
+        Some((&self.namespace, self.model.as_ref()?))
+    }
 }
 
 impl FromStr for ModelRef {
     type Err = CoreError;
 
     fn from_str(value: &str) -> Result<Self, CoreError> {
+        let invalid = || CoreError::InvalidReference {
+            value: value.to_owned(),
+        };
+        if value.contains(':') && value.contains('@') {
+            return Err(invalid());
+        }
         let (path, version) = match value.split_once(':') {
             Some((path, version)) => (path, Some(version.parse::<VersionName>()?)),
             None => (value, None),
+        };
+        let (path, alias) = match path.split_once('@') {
+            Some((path, alias)) => (path, Some(alias.parse::<AliasName>()?)),
+            None => (path, None),
         };
         let (namespace, model) = match path.split_once('/') {
             Some((ns, model)) => (ns, Some(model.parse::<ModelName>()?)),
             None => (path, None),
         };
-        if namespace.is_empty() || (model.is_none() && version.is_some()) {
-            return Err(CoreError::InvalidReference {
-                value: value.to_owned(),
-            });
+        if namespace.is_empty() || (model.is_none() && (version.is_some() || alias.is_some())) {
+            return Err(invalid());
         }
         Ok(Self {
             namespace: namespace.parse()?,
             model,
             version,
+            alias,
         })
     }
 }
@@ -56,6 +74,9 @@ impl fmt::Display for ModelRef {
         }
         if let Some(version) = &self.version {
             write!(f, ":{version}")?;
+        }
+        if let Some(alias) = &self.alias {
+            write!(f, "@{alias}")?;
         }
         Ok(())
     }
@@ -74,6 +95,10 @@ mod tests {
         let r: ModelRef = "acme/sentiment:1.0.0".parse().unwrap();
         assert_eq!(r.to_string(), "acme/sentiment:1.0.0");
         assert!(r.require_version().is_some());
+        let r: ModelRef = "acme/sentiment@production".parse().unwrap();
+        assert_eq!(r.alias.as_ref().unwrap().as_str(), "production");
+        assert_eq!(r.to_string(), "acme/sentiment@production");
+        assert!(r.require_version().is_none() && r.require_model().is_none());
     }
 
     #[test]
@@ -87,6 +112,11 @@ mod tests {
             "acme/s/x",
             "acme/s:",
             "a/b:c:d",
+            "acme@prod",
+            "acme/s@",
+            "acme/s@Prod",
+            "acme/s@prod:1.0",
+            "acme/s:1.0@prod",
         ] {
             assert!(bad.parse::<ModelRef>().is_err(), "{bad:?}");
         }

@@ -30,6 +30,7 @@ struct RawSettings {
     s3_sse_c_key: Option<String>,
     pipeline_workers: Option<usize>,
     manifest_keys_dir: Option<PathBuf>,
+    manifest_validity_secs: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub struct Settings {
     pub pipeline_workers: usize,
     /// Where the manifest signing keys live (PKCS#8 files, 0600); the newest signs, all are published.
     pub manifest_keys_dir: PathBuf,
+    /// How long a published manifest is valid (verifiers refuse it afterwards); default 90 days.
+    pub manifest_validity: std::time::Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -236,6 +239,15 @@ impl Settings {
                 "must be between 0 and 64",
             ));
         }
+        let manifest_validity_secs = raw
+            .manifest_validity_secs
+            .unwrap_or(crate::manifest::DEFAULT_VALIDITY_DAYS * 86_400);
+        if !(1..=10 * 365 * 86_400).contains(&manifest_validity_secs) {
+            return Err(config_error(
+                "KILN_MANIFEST_VALIDITY_SECS",
+                "must be between 1 and 315360000 (ten years)",
+            ));
+        }
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -290,6 +302,7 @@ impl Settings {
                 .manifest_keys_dir
                 .clone()
                 .unwrap_or_else(|| data_dir.join("manifest-keys")),
+            manifest_validity: std::time::Duration::from_secs(manifest_validity_secs),
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

@@ -47,9 +47,10 @@ impl Application {
         let store = BlobStore::open(&settings.storage)?;
         let jwt = Arc::new(JwtKeys::open(db.clone()).await?);
         let limiter = Arc::new(RateLimiter::new(settings.rate_limit_per_minute));
-        let signer = Arc::new(crate::manifest::ManifestSigner::open(
-            &settings.manifest_keys_dir,
-        )?);
+        let signer = Arc::new(
+            crate::manifest::ManifestSigner::open(&settings.manifest_keys_dir)?
+                .with_validity(settings.manifest_validity),
+        );
         let services = Services::new(db, store, jwt, limiter, signer);
         announce_bootstrap(
             services

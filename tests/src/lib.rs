@@ -98,12 +98,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[])
+    }
+
+    /// A server with more settings in its environment (e.g. `KILN_MANIFEST_VALIDITY_SECS`).
+    pub fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let mut env = backend_env(backend);
+        env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut server = Server {
             dir,
             url: String::new(),
             port: 0,
-            env: backend_env(backend),
+            env,
             child: None,
         };
         server.spawn();

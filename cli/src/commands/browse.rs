@@ -10,7 +10,7 @@ use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::progress::human_bytes;
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(NOTHING)
@@ -18,14 +18,14 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("API types serialize")
     );
 }
 
-fn date(at: &chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn date(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
 
@@ -37,7 +37,7 @@ pub async fn ls(
 ) -> Result<(), CliError> {
     match reference {
         None => models_table(client.models(None).await?, json),
-        Some(r) if r.version.is_some() => {
+        Some(r) if r.version.is_some() || r.alias.is_some() => {
             return Err(CliError::Usage(format!(
                 "ls lists models or versions; to see one version use: kiln show {r}"
             )));

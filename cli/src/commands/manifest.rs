@@ -1,10 +1,9 @@
-//! `kiln manifest REF` prints a version's signed manifest; `kiln verify REF|FILE` checks its signature
-//! against the server's published keys (or a JWK Set given with --jwks), its expiry, and that it names the
-//! version asked for.
+//! `kiln manifest REF` prints a version's or an alias's signed manifest; `kiln verify REF|FILE` checks it
+//! (manifest_trust: signature against the server's published keys or a JWK Set given with --jwks, expiry,
+//! subject, sequence state).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use kiln_core::ModelRef;
 use kiln_core::api::ManifestResponse;
 use reqwest::Method;
@@ -12,27 +11,38 @@ use serde_json::Value;
 
 use crate::client::ApiClient;
 use crate::error::CliError;
+use crate::manifest_trust::{self, SequenceState, Verified};
 
-fn version_of(reference: &ModelRef) -> Result<(String, String), CliError> {
-    let (ns, model, version) = reference.require_version().ok_or_else(|| {
+/// The API path of the newest manifest (or the one with `sequence`) of `REF:VERSION` or `REF@ALIAS`.
+fn manifest_path(reference: &ModelRef, sequence: Option<i64>) -> Result<String, CliError> {
+    let usage = || {
         CliError::Usage(format!(
-            "this needs NAMESPACE/MODEL:VERSION, e.g. acme/sentiment:1.0.0 (got {reference})"
+            "this needs NAMESPACE/MODEL:VERSION or NAMESPACE/MODEL@ALIAS, e.g. acme/sentiment@production (got {reference})"
         ))
-    })?;
-    Ok((
-        format!("/models/{ns}/{model}/versions/{version}/manifest"),
-        format!("{ns}/{model}"),
-    ))
+    };
+    let model = reference.model.as_ref().ok_or_else(usage)?;
+    let base = format!("/models/{}/{model}", reference.namespace);
+    let subject = match (&reference.version, &reference.alias) {
+        (Some(version), None) => format!("{base}/versions/{version}"),
+        (None, Some(alias)) => format!("{base}/aliases/{alias}"),
+        _ => return Err(usage()),
+    };
+    Ok(match sequence {
+        None => format!("{subject}/manifest"),
+        Some(n) => format!("{subject}/manifests/{n}"),
+    })
 }
 
-/// `kiln manifest REF [--jws]`
-pub async fn show(client: &ApiClient, reference: ModelRef, jws: bool) -> Result<(), CliError> {
-    let (path, _) = version_of(&reference)?;
-    let response = client.send(client.request(Method::GET, &path)).await?;
-    let manifest: ManifestResponse = response.json().await.map_err(|e| CliError::Protocol {
-        status: 200,
-        body: e.to_string(),
-    })?;
+/// `kiln manifest REF [--jws] [--sequence N]`
+pub async fn show(
+    client: &ApiClient,
+    reference: ModelRef,
+    jws: bool,
+    sequence: Option<i64>,
+) -> Result<(), CliError> {
+    let manifest: ManifestResponse = client
+        .get_json(&manifest_path(&reference, sequence)?)
+        .await?;
     if jws {
         println!("{}", manifest.jws);
     } else {
@@ -67,98 +77,85 @@ async fn jwks(client: &ApiClient, source: Option<&str>) -> Result<Value, CliErro
         .map_err(|e| CliError::Integrity(format!("the JWK Set is not JSON: {e}")))
 }
 
-/// Checks a compact JWS: a known key, a valid EdDSA signature, not expired. Returns the payload.
-pub fn verify_jws(jws: &str, jwks: &Value) -> Result<Value, CliError> {
-    let refuse = |why: String| CliError::Integrity(format!("the manifest does not verify: {why}"));
-    let header =
-        jsonwebtoken::decode_header(jws).map_err(|e| refuse(format!("not a compact JWS ({e})")))?;
-    if header.alg != Algorithm::EdDSA {
-        return Err(refuse(format!(
-            "it is signed with {:?}, kiln signs with EdDSA",
-            header.alg
-        )));
-    }
-    let kid = header
-        .kid
-        .ok_or_else(|| refuse("its header names no key (kid)".to_owned()))?;
-    let key = jwks["keys"]
-        .as_array()
-        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
-        .ok_or_else(|| refuse(format!("key {kid:?} is not in the JWK Set")))?;
-    let x = key["x"]
-        .as_str()
-        .ok_or_else(|| refuse(format!("key {kid:?} has no public part")))?;
-    let decoding =
-        DecodingKey::from_ed_components(x).map_err(|e| refuse(format!("key {kid:?}: {e}")))?;
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.validate_aud = false;
-    validation.leeway = 0;
-    validation.set_required_spec_claims(&["exp"]);
-    let data =
-        jsonwebtoken::decode::<Value>(jws, &decoding, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                refuse("it has expired".to_owned())
-            }
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                refuse("the signature does not match its content".to_owned())
-            }
-            _ => refuse(e.to_string()),
-        })?;
-    Ok(data.claims)
+/// Where verification keeps the highest sequence seen per subject.
+pub struct Trust<'a> {
+    pub jwks: Option<&'a str>,
+    pub state: Option<PathBuf>,
 }
 
-/// `kiln verify REF|FILE [--jwks URL|FILE]`
-pub async fn verify(
+impl Trust<'_> {
+    fn state_path(&self) -> Result<PathBuf, CliError> {
+        match &self.state {
+            Some(path) => Ok(path.clone()),
+            None => manifest_trust::default_state_path(),
+        }
+    }
+
+    /// Verifies a JWS and admits it to the sequence state (saved when the sequence is new).
+    async fn check(
+        &self,
+        client: &ApiClient,
+        jws: &str,
+        wanted: Option<&ModelRef>,
+    ) -> Result<Verified, CliError> {
+        let keys = jwks(client, self.jwks).await?;
+        let verified = manifest_trust::verify_jws(jws, &keys)?;
+        if let Some(wanted) = wanted {
+            manifest_trust::check_subject(&verified.manifest, wanted)?;
+        }
+        let path = self.state_path()?;
+        let mut state = SequenceState::load(&path)?;
+        if state.admit(&verified, &path)? {
+            state.save(&path)?;
+        }
+        Ok(verified)
+    }
+}
+
+/// Fetches the newest manifest of `REF:VERSION` or `REF@ALIAS` as a JWS and verifies it.
+pub async fn fetch_verified(
     client: &ApiClient,
-    target: &str,
-    jwks_source: Option<&str>,
-) -> Result<(), CliError> {
-    let (jws, expected) = if Path::new(target).is_file() {
+    reference: &ModelRef,
+    trust: &Trust<'_>,
+) -> Result<Verified, CliError> {
+    let path = manifest_path(reference, None)?;
+    let response = client
+        .send(
+            client
+                .request(Method::GET, &path)
+                .header("accept", "application/jose"),
+        )
+        .await?;
+    let jws = response
+        .text()
+        .await
+        .map_err(|e| CliError::Transfer(e.to_string()))?;
+    trust.check(client, jws.trim(), Some(reference)).await
+}
+
+/// `kiln verify REF|FILE [--jwks URL|FILE] [--state FILE]`
+pub async fn verify(client: &ApiClient, target: &str, trust: Trust<'_>) -> Result<(), CliError> {
+    let verified = if Path::new(target).is_file() {
         let text = std::fs::read_to_string(target).map_err(CliError::io(Path::new(target)))?;
-        (text.trim().to_owned(), None)
+        trust.check(client, text.trim(), None).await?
     } else {
         let reference: ModelRef = target.parse().map_err(|e| {
             CliError::Usage(format!(
-                "{target:?} is neither a file nor NAMESPACE/MODEL:VERSION: {e}"
+                "{target:?} is neither a file nor NAMESPACE/MODEL:VERSION or NAMESPACE/MODEL@ALIAS: {e}"
             ))
         })?;
-        let (path, model) = version_of(&reference)?;
-        let response = client
-            .send(
-                client
-                    .request(Method::GET, &path)
-                    .header("accept", "application/jose"),
-            )
-            .await?;
-        let jws = response
-            .text()
-            .await
-            .map_err(|e| CliError::Transfer(e.to_string()))?;
-        (
-            jws,
-            Some((
-                model,
-                reference.version.map(|v| v.to_string()).unwrap_or_default(),
-            )),
-        )
+        fetch_verified(client, &reference, &trust).await?
     };
-    let keys = jwks(client, jwks_source).await?;
-    let payload = verify_jws(&jws, &keys)?;
-    if let Some((model, version)) = expected
-        && (payload["model"] != model.as_str() || payload["version"] != version.as_str())
-    {
-        return Err(CliError::Integrity(format!(
-            "the manifest is for {}:{}, not {model}:{version}",
-            payload["model"], payload["version"]
-        )));
-    }
+    let m = &verified.manifest;
+    let subject = match &m.alias {
+        Some(_) => format!("{} → {}", m.subject(), m.version),
+        None => m.subject(),
+    };
     println!(
-        "verified {}:{} (sequence {}, {} deployable variants, expires {})",
-        payload["model"].as_str().unwrap_or("?"),
-        payload["version"].as_str().unwrap_or("?"),
-        payload["sequence"],
-        payload["variants"].as_array().map_or(0, Vec::len),
-        payload["expires_at"].as_str().unwrap_or("?"),
+        "verified {subject} (sequence {}, {} deployable variants, expires {})",
+        m.sequence,
+        m.variants.len(),
+        m.expires_at.to_rfc3339(),
     );
     Ok(())
 }

@@ -1,4 +1,5 @@
 pub mod account;
+pub mod alias;
 pub mod browse;
 pub mod delete;
 pub mod manifest;

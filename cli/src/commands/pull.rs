@@ -1,5 +1,5 @@
-//! `kiln pull NS/MODEL:VERSION -o DIR [--file PATH] [--variant NAME]`: download, check every byte
-//! against its digest.
+//! `kiln pull NS/MODEL:VERSION|NS/MODEL@ALIAS -o DIR [--file PATH] [--variant NAME]`: download, check
+//! every byte against its digest (for an alias, the digests of its verified, signed manifest).
 
 use std::path::{Path, PathBuf};
 
@@ -29,28 +29,48 @@ struct Target<'a> {
     model: &'a ModelName,
     version: &'a VersionName,
     variant: Option<&'a str>,
+    /// Who vouches for the digests: "the version" or "the signed manifest".
+    listed_by: &'static str,
 }
 
-pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliError> {
-    let (ns, model, version) = options.reference.require_version().ok_or_else(|| {
-        CliError::Usage(format!(
-            "pull needs NAMESPACE/MODEL:VERSION, e.g. acme/sentiment:1.0.0 (got {})",
-            options.reference
-        ))
-    })?;
-    let detail = client.version(ns, model, version).await?;
-    let available = match &options.variant {
-        None => detail.files.as_slice(),
-        Some(name) => variant_files(&detail, name)?,
+/// What a pull fetches: the version and the files with the digests they must hash to.
+struct Plan {
+    version: VersionName,
+    /// For messages: `acme/m:1.0.0` or `acme/m@production`.
+    label: String,
+    files: Vec<FileEntry>,
+    listed_by: &'static str,
+}
+
+pub async fn run(
+    client: &ApiClient,
+    options: PullOptions,
+    trust: super::manifest::Trust<'_>,
+) -> Result<(), CliError> {
+    let reference = &options.reference;
+    let (ns, model) = match (&reference.model, &reference.version, &reference.alias) {
+        (Some(model), Some(_), None) | (Some(model), None, Some(_)) => {
+            (&reference.namespace, model)
+        }
+        _ => {
+            return Err(CliError::Usage(format!(
+                "pull needs NAMESPACE/MODEL:VERSION or NAMESPACE/MODEL@ALIAS, e.g. acme/sentiment:1.0.0 (got {reference})"
+            )));
+        }
     };
-    let selected = select(&detail, available, &options.files)?;
+    let plan = match &reference.version {
+        Some(version) => plan_version(client, ns, model, version, &options).await?,
+        None => plan_alias(client, &options, &trust).await?,
+    };
+    let selected = select(&plan.label, &plan.files, &options.files)?;
     let total: i64 = selected.iter().map(|f| f.size).sum();
     let bar = bytes_bar(total as u64, "pulling");
     let target = Target {
         ns,
         model,
-        version,
+        version: &plan.version,
         variant: options.variant.as_deref(),
+        listed_by: plan.listed_by,
     };
     let mut fetched = 0;
     for file in &selected {
@@ -61,9 +81,13 @@ pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliErro
         }
     }
     bar.finish_and_clear();
+    let verified = if plan.listed_by == MANIFEST {
+        format!(", version {} per its verified manifest", plan.version)
+    } else {
+        String::new()
+    };
     println!(
-        "pulled {} into {} ({} files, {}; {} downloaded, {} already up to date)",
-        options.reference,
+        "pulled {reference} into {} ({} files, {}; {} downloaded, {} already up to date{verified})",
         options.output.display(),
         selected.len(),
         human_bytes(total),
@@ -71,6 +95,67 @@ pub async fn run(client: &ApiClient, options: PullOptions) -> Result<(), CliErro
         selected.len() - fetched
     );
     Ok(())
+}
+
+const MANIFEST: &str = "the signed manifest";
+
+async fn plan_version(
+    client: &ApiClient,
+    ns: &NamespaceName,
+    model: &ModelName,
+    version: &VersionName,
+    options: &PullOptions,
+) -> Result<Plan, CliError> {
+    let detail = client.version(ns, model, version).await?;
+    let files = match &options.variant {
+        None => detail.files.clone(),
+        Some(name) => variant_files(&detail, name)?.to_vec(),
+    };
+    Ok(Plan {
+        version: version.clone(),
+        label: format!("{ns}/{model}:{version}"),
+        files,
+        listed_by: "the version",
+    })
+}
+
+/// Verifies the alias's manifest (signature, expiry, subject, sequence state), then takes the files and
+/// digests from it and nothing from the unsigned API.
+async fn plan_alias(
+    client: &ApiClient,
+    options: &PullOptions,
+    trust: &super::manifest::Trust<'_>,
+) -> Result<Plan, CliError> {
+    let verified = super::manifest::fetch_verified(client, &options.reference, trust).await?;
+    let manifest = verified.manifest;
+    let label = manifest.subject();
+    let listed = match &options.variant {
+        None => manifest.sources.clone(),
+        Some(name) => match manifest.variants.iter().find(|v| &v.name == name) {
+            Some(variant) => variant.files.clone(),
+            None => {
+                let have: Vec<&str> = manifest.variants.iter().map(|v| v.name.as_str()).collect();
+                return Err(CliError::Usage(format!(
+                    "the manifest of {label} (version {}) lists no deployable variant {name:?}; it lists: {}",
+                    manifest.version,
+                    have.join(", ")
+                )));
+            }
+        },
+    };
+    Ok(Plan {
+        version: manifest.version.clone(),
+        label,
+        files: listed
+            .into_iter()
+            .map(|f| FileEntry {
+                path: f.path,
+                digest: f.sha256,
+                size: f.size,
+            })
+            .collect(),
+        listed_by: MANIFEST,
+    })
 }
 
 /// The files of one variant, or an error that says which variants exist and whether more may come.
@@ -102,7 +187,7 @@ fn variant_files<'a>(detail: &'a VersionDetail, name: &str) -> Result<&'a [FileE
 }
 
 fn select<'a>(
-    detail: &VersionDetail,
+    label: &str,
     files: &'a [FileEntry],
     wanted: &[String],
 ) -> Result<Vec<&'a FileEntry>, CliError> {
@@ -119,10 +204,7 @@ fn select<'a>(
                     let available: Vec<&str> =
                         files.iter().take(10).map(|f| f.path.as_str()).collect();
                     CliError::Usage(format!(
-                        "{}/{}:{} has no file {path:?}; it has: {}{}",
-                        detail.namespace,
-                        detail.model,
-                        detail.version,
+                        "{label} has no file {path:?}; it has: {}{}",
                         available.join(", "),
                         if files.len() > 10 { ", ..." } else { "" }
                     ))
@@ -250,8 +332,8 @@ async fn pull_file(
     if actual != file.digest {
         tokio::fs::remove_file(&partial).await.ok();
         return Err(CliError::Integrity(format!(
-            "{}: downloaded bytes hash to {actual}, but the version lists {}; the file was discarded",
-            file.path, file.digest
+            "{}: downloaded bytes hash to {actual}, but {} lists {}; the file was discarded",
+            file.path, target.listed_by, file.digest
         )));
     }
     tokio::fs::rename(&partial, destination)
@@ -289,10 +371,10 @@ mod tests {
     #[test]
     fn selecting_files_names_what_exists_when_a_path_is_wrong() {
         let detail = version(&["a.bin", "dir/b.bin"]);
-        assert_eq!(select(&detail, &detail.files, &[]).unwrap().len(), 2);
-        let one = select(&detail, &detail.files, &["dir/b.bin".to_owned()]).unwrap();
+        assert_eq!(select("acme/m:1", &detail.files, &[]).unwrap().len(), 2);
+        let one = select("acme/m:1", &detail.files, &["dir/b.bin".to_owned()]).unwrap();
         assert_eq!(one[0].path.as_str(), "dir/b.bin");
-        let err = select(&detail, &detail.files, &["c.bin".to_owned()])
+        let err = select("acme/m:1", &detail.files, &["c.bin".to_owned()])
             .unwrap_err()
             .to_string();
         assert_eq!(

@@ -102,6 +102,36 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/models/{namespace}/{model}/versions/{version}/manifest",
         ReadModel,
     ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/versions/{version}/manifests/{sequence}",
+        ReadModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/aliases",
+        ReadModel,
+    ),
+    (
+        "PUT",
+        "/api/v1/models/{namespace}/{model}/aliases/{alias}",
+        WriteModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/aliases/{alias}/history",
+        ReadModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifest",
+        ReadModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}",
+        ReadModel,
+    ),
     ("POST", "/api/v1/blobs/missing", UploadBlobs),
     ("POST", "/api/v1/uploads", UploadBlobs),
     ("GET", "/api/v1/uploads/{id}", UploadBlobs),

@@ -207,4 +207,31 @@ pub struct ManifestRow {
     pub kid: String,
     pub issued_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    /// The alias it was issued for; None for a version's own manifest.
+    pub alias_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = aliases)]
+pub struct AliasRow {
+    pub id: String,
+    pub model_id: String,
+    pub name: String,
+    pub version_id: String,
+    /// The sequence of the alias's newest manifest.
+    pub sequence: i64,
+    pub updated_at: NaiveDateTime,
+    pub updated_by: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alias_events)]
+pub struct AliasEventRow {
+    pub id: String,
+    pub alias_id: String,
+    pub from_version: Option<String>,
+    pub to_version: String,
+    pub sequence: i64,
+    pub actor: String,
+    pub at: NaiveDateTime,
 }

@@ -216,5 +216,33 @@ diesel::table! {
         kid -> Text,
         issued_at -> Timestamp,
         expires_at -> Timestamp,
+        alias_id -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    aliases (id) {
+        id -> Text,
+        model_id -> Text,
+        name -> Text,
+        version_id -> Text,
+        sequence -> BigInt,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    alias_events (id) {
+        id -> Text,
+        alias_id -> Text,
+        from_version -> Nullable<Text>,
+        to_version -> Text,
+        sequence -> BigInt,
+        actor -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::joinable!(aliases -> versions (version_id));
+diesel::allow_tables_to_appear_in_same_query!(aliases, versions);

@@ -2,6 +2,7 @@
 //! the error (in `crate::error`).
 
 mod accounts;
+mod aliases;
 mod files;
 mod health;
 mod manifests;
@@ -33,6 +34,7 @@ use crate::error::Error;
         (name = "files", description = "Downloading a version's files"),
         (name = "health", description = "Liveness and readiness"),
         (name = "manifests", description = "Signed deployment manifests and their public keys"),
+        (name = "aliases", description = "Movable names for versions (production, staging) and their history"),
         (name = "auth", description = "Signing in, the caller, API tokens"),
         (name = "namespaces", description = "Organisation namespaces and their members"),
         (name = "admin", description = "Users, the audit log, signing keys (administrators)"),
@@ -89,6 +91,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(files::download_file)
                 .service(files::download_variant_file)
                 .service(manifests::version_manifest)
+                .service(manifests::version_manifest_by_sequence)
+                .service(manifests::alias_manifest)
+                .service(manifests::alias_manifest_by_sequence)
+                .service(aliases::list_aliases)
+                .service(aliases::set_alias)
+                .service(aliases::alias_history)
                 .service(uploads::missing_blobs)
                 .service(uploads::create_upload)
                 .service(uploads::get_upload)

@@ -1,6 +1,6 @@
 //! Path and query parameters shared by several routes.
 
-use kiln_core::{FilePath, ModelName, NamespaceName, VersionName};
+use kiln_core::{AliasName, FilePath, ModelName, NamespaceName, VersionName};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -48,6 +48,35 @@ impl VersionPath {
             self.version.parse()?,
         ))
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AliasPath {
+    /// Namespace, e.g. `acme`
+    pub namespace: String,
+    /// Model name, e.g. `sentiment`
+    pub model: String,
+    /// Alias, e.g. `production`
+    pub alias: String,
+}
+
+impl AliasPath {
+    pub fn parse(&self) -> Result<(NamespaceName, ModelName, AliasName), Error> {
+        Ok((
+            self.namespace.parse()?,
+            self.model.parse()?,
+            self.alias.parse()?,
+        ))
+    }
+}
+
+/// A manifest's sequence number in the path (`.../manifests/{sequence}`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SequencePath {
+    /// Sequence number, from 1
+    pub sequence: i64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -2,59 +2,83 @@
 //! proved, and nothing it has to trust beyond the signature.
 
 use chrono::{DateTime, Utc};
+use kiln_core::AliasName;
 use kiln_core::api::{VariantStatus, VersionDetail};
-use serde_json::{Value, json};
+use kiln_core::deployment::{
+    DeploymentManifest, ManifestFile, ManifestVariant, PipelineStep, Provenance,
+};
 
-pub fn build(
-    detail: &VersionDetail,
-    sequence: i64,
-    issued_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Value {
+pub struct Issue<'a> {
+    pub alias: Option<&'a AliasName>,
+    pub sequence: i64,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
     let base = format!(
         "/api/v1/models/{}/{}/versions/{}",
         detail.namespace, detail.model, detail.version
     );
-    let variants: Vec<Value> = detail
+    let variants = detail
         .variants
         .iter()
         .filter(|v| v.status == VariantStatus::Deployable)
-        .map(|v| {
-            json!({
-                "name": v.name,
-                "sha256": v.digest,
-                "size": v.size,
-                "opset": v.opset,
-                "inputs": v.inputs,
-                "outputs": v.outputs,
-                "files": v.files.iter().map(|f| json!({
-                    "path": f.path,
-                    "sha256": f.digest,
-                    "size": f.size,
-                    "uri": format!("{base}/variants/{}/files/{}", v.name, f.path),
-                })).collect::<Vec<_>>(),
-                "validation": v.validation,
-                "passes": v.passes,
-                "benchmarks": [],
-            })
+        .map(|v| ManifestVariant {
+            name: v.name.clone(),
+            sha256: v.digest,
+            size: v.size,
+            opset: v.opset,
+            inputs: v.inputs.clone(),
+            outputs: v.outputs.clone(),
+            files: v
+                .files
+                .iter()
+                .map(|f| ManifestFile {
+                    path: f.path.clone(),
+                    sha256: f.digest,
+                    size: f.size,
+                    uri: format!("{base}/variants/{}/files/{}", v.name, f.path),
+                })
+                .collect(),
+            validation: v.validation.clone(),
+            passes: v.passes.clone(),
+            benchmarks: Vec::new(),
         })
         .collect();
-    json!({
-        "model": format!("{}/{}", detail.namespace, detail.model),
-        "version": detail.version,
-        "alias": Value::Null,
-        "sequence": sequence,
-        "issued_at": issued_at.to_rfc3339(),
-        "expires_at": expires_at.to_rfc3339(),
-        // The registered JWT claims, so any JOSE library checks expiry on its own.
-        "iat": issued_at.timestamp(),
-        "exp": expires_at.timestamp(),
-        "variants": variants,
-        "sources": detail.files.iter().map(|f| json!({ "path": f.path, "sha256": f.digest, "size": f.size })).collect::<Vec<_>>(),
-        "provenance": {
-            "kiln": env!("CARGO_PKG_VERSION"),
-            "converter": format!("kiln-onnx {}", env!("CARGO_PKG_VERSION")),
-            "pipeline": detail.pipeline.iter().map(|j| json!({ "job": j.kind, "state": j.state, "finished_at": j.finished_at })).collect::<Vec<_>>(),
+    DeploymentManifest {
+        model: format!("{}/{}", detail.namespace, detail.model),
+        version: detail.version.clone(),
+        alias: issue.alias.cloned(),
+        sequence: issue.sequence,
+        issued_at: issue.issued_at,
+        expires_at: issue.expires_at,
+        iat: issue.issued_at.timestamp(),
+        exp: issue.expires_at.timestamp(),
+        variants,
+        sources: detail
+            .files
+            .iter()
+            .map(|f| ManifestFile {
+                path: f.path.clone(),
+                sha256: f.digest,
+                size: f.size,
+                uri: format!("{base}/files/{}", f.path),
+            })
+            .collect(),
+        provenance: Provenance {
+            kiln: env!("CARGO_PKG_VERSION").to_owned(),
+            converter: format!("kiln-onnx {}", env!("CARGO_PKG_VERSION")),
+            pipeline: detail
+                .pipeline
+                .iter()
+                .map(|j| PipelineStep {
+                    job: j.kind.clone(),
+                    state: j.state.as_str().to_owned(),
+                    finished_at: j.finished_at,
+                })
+                .collect(),
+            runners: Vec::new(),
         },
-    })
+    }
 }

@@ -21,6 +21,8 @@ struct SigningKey {
 pub struct ManifestSigner {
     /// Sorted by kid (which sorts by creation time); the last one signs.
     keys: Vec<SigningKey>,
+    /// How long what it signs stays valid.
+    validity: chrono::Duration,
 }
 
 fn key_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -87,11 +89,23 @@ impl ManifestSigner {
             });
         }
         keys.sort_by(|a, b| a.kid.cmp(&b.kid));
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            validity: chrono::Duration::days(super::DEFAULT_VALIDITY_DAYS as i64),
+        })
+    }
+
+    pub fn with_validity(mut self, validity: std::time::Duration) -> Self {
+        self.validity = chrono::Duration::from_std(validity).unwrap_or(self.validity);
+        self
+    }
+
+    pub fn validity(&self) -> chrono::Duration {
+        self.validity
     }
 
     /// Signs `payload` with the newest key: (compact JWS, kid).
-    pub fn sign(&self, payload: &Value) -> Result<(String, String), Error> {
+    pub fn sign(&self, payload: &impl serde::Serialize) -> Result<(String, String), Error> {
         let key = self.keys.last().expect("open() leaves at least one key");
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());

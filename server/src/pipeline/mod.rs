@@ -245,7 +245,7 @@ async fn record_outcome(
                         _ => {
                             versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
                             // Ready and published together: no ready version lacks its manifest.
-                            crate::manifest::publish(conn, &signer, version_id)?;
+                            crate::manifest::publish_version(conn, &signer, version_id)?;
                         }
                     }
                 }

@@ -1,10 +1,11 @@
-//! Reading published manifests.
+//! Reading published manifests: the newest, or any earlier one by sequence, of a version or an alias.
 
 use kiln_core::api::ManifestResponse;
-use kiln_core::{ModelName, NamespaceName, VersionName};
+use kiln_core::{AliasName, ModelName, NamespaceName, VersionName};
 
-use crate::db::Database;
+use crate::db::records::ManifestRow;
 use crate::db::repos::{manifests, models, versions};
+use crate::db::{Database, DbConnection};
 use crate::error::Error;
 
 #[derive(Clone)]
@@ -12,40 +13,78 @@ pub struct ManifestService {
     db: Database,
 }
 
+/// What a manifest is looked up by.
+pub enum Subject {
+    Version(VersionName),
+    Alias(AliasName),
+}
+
+fn response(row: ManifestRow) -> Result<ManifestResponse, Error> {
+    Ok(ManifestResponse {
+        sequence: row.sequence,
+        kid: row.kid,
+        payload: serde_json::from_str(&row.payload).map_err(|e| Error::Internal(e.to_string()))?,
+        jws: row.jws,
+    })
+}
+
+fn lookup(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+    subject: &Subject,
+    sequence: Option<i64>,
+) -> Result<Option<ManifestRow>, Error> {
+    match subject {
+        Subject::Version(version) => {
+            let Some((_, model_row)) = models::find(conn, ns.as_str(), model.as_str())? else {
+                return Ok(None);
+            };
+            let Some(version_row) = versions::find(conn, &model_row.id, version.as_str())? else {
+                return Ok(None);
+            };
+            Ok(match sequence {
+                None => manifests::latest_for_version(conn, &version_row.id)?,
+                Some(n) => manifests::by_sequence(conn, Some(&version_row.id), None, n)?,
+            })
+        }
+        Subject::Alias(alias) => {
+            let row = super::aliases::resolve(conn, ns, model, alias)?;
+            Ok(match sequence {
+                None => manifests::latest_for_alias(conn, &row.id)?,
+                Some(n) => manifests::by_sequence(conn, None, Some(&row.id), n)?,
+            })
+        }
+    }
+}
+
 impl ManifestService {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
 
-    /// The newest manifest of a version; 404 while its pipeline has not made it ready.
-    pub async fn for_version(
+    /// The newest manifest (or the one with `sequence`) of a version or an alias. A version has none
+    /// until its pipeline makes it ready.
+    pub async fn get(
         &self,
         ns: NamespaceName,
         model: ModelName,
-        version: VersionName,
+        subject: Subject,
+        sequence: Option<i64>,
     ) -> Result<ManifestResponse, Error> {
-        let what =
-            format!("manifest of {ns}/{model}:{version} (published when its pipeline is ready)");
+        let what = match (&subject, sequence) {
+            (Subject::Version(v), None) => {
+                format!("manifest of {ns}/{model}:{v} (published when its pipeline is ready)")
+            }
+            (Subject::Version(v), Some(n)) => format!("manifest {n} of {ns}/{model}:{v}"),
+            (Subject::Alias(a), None) => format!("manifest of {ns}/{model}@{a}"),
+            (Subject::Alias(a), Some(n)) => format!("manifest {n} of {ns}/{model}@{a}"),
+        };
         let row = self
             .db
-            .run(move |conn| {
-                let Some((_, model_row)) = models::find(conn, ns.as_str(), model.as_str())? else {
-                    return Ok(None);
-                };
-                let Some(version_row) = versions::find(conn, &model_row.id, version.as_str())?
-                else {
-                    return Ok(None);
-                };
-                Ok(manifests::latest_for_version(conn, &version_row.id)?)
-            })
+            .run(move |conn| lookup(conn, &ns, &model, &subject, sequence))
             .await?
             .ok_or_else(|| Error::not_found(what))?;
-        Ok(ManifestResponse {
-            sequence: row.sequence,
-            kid: row.kid,
-            payload: serde_json::from_str(&row.payload)
-                .map_err(|e| Error::Internal(e.to_string()))?,
-            jws: row.jws,
-        })
+        response(row)
     }
 }

@@ -2,6 +2,7 @@
 //! talk to repositories and storage.
 
 pub mod accounts;
+pub mod aliases;
 pub mod downloads;
 pub mod manifests;
 pub mod namespaces;
@@ -24,6 +25,7 @@ pub struct Services {
     pub uploads: uploads::UploadService,
     pub downloads: downloads::DownloadService,
     pub manifests: manifests::ManifestService,
+    pub aliases: aliases::AliasService,
     pub accounts: accounts::AccountService,
     pub namespaces: namespaces::NamespaceService,
     pub rate_limiter: Arc<RateLimiter>,
@@ -48,6 +50,7 @@ impl Services {
             rate_limiter,
             registry: registry::RegistryService::new(db.clone(), pipeline.clone()),
             pipeline,
+            aliases: aliases::AliasService::new(db.clone(), manifest_signer.clone()),
             manifest_signer,
             uploads: uploads::UploadService::new(db.clone(), store.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),

@@ -368,6 +368,15 @@ impl RegistryService {
             .run(move |conn| {
                 conn.transaction(|conn| {
                     let (row, files) = find_version(conn, &ns, &model, &version)?;
+                    let aliased = crate::db::repos::aliases::pointing_at(conn, &row.id)?;
+                    if let Some(alias) = aliased.first() {
+                        return Err(Error::conflict(
+                            "version_aliased",
+                            format!(
+                                "{ns}/{model}@{alias} points at {version}; move it first (kiln alias set {ns}/{model} {alias} VERSION)"
+                            ),
+                        ));
+                    }
                     versions::delete(conn, &row.id)?;
                     let (_, model_row) = find_model(conn, &ns, &model)?;
                     models::touch(conn, &model_row.id)?;

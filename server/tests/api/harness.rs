@@ -92,6 +92,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         rate_limit_per_minute: 1_000_000,
         pipeline_workers: 1,
         manifest_keys_dir: dir.join("manifest-keys"),
+        manifest_validity: std::time::Duration::from_secs(90 * 86_400),
         tls: None,
     }
 }

@@ -4,6 +4,7 @@ mod harness;
 
 mod access;
 mod accounts;
+mod aliases;
 mod downloads;
 mod encryption;
 mod manifests;

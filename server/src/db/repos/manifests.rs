@@ -20,11 +20,45 @@ pub fn latest_for_version(
 ) -> QueryResult<Option<ManifestRow>> {
     manifests::table
         .filter(manifests::version_id.eq(version_id))
-        .filter(manifests::alias.is_null())
+        .filter(manifests::alias_id.is_null())
         .order(manifests::sequence.desc())
         .select(ManifestRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// The newest manifest of an alias.
+pub fn latest_for_alias(
+    conn: &mut DbConnection,
+    alias_id: &str,
+) -> QueryResult<Option<ManifestRow>> {
+    manifests::table
+        .filter(manifests::alias_id.eq(alias_id))
+        .order(manifests::sequence.desc())
+        .select(ManifestRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// One manifest by sequence: of an alias, or (alias_id None) of a version itself.
+pub fn by_sequence(
+    conn: &mut DbConnection,
+    version_id: Option<&str>,
+    alias_id: Option<&str>,
+    sequence: i64,
+) -> QueryResult<Option<ManifestRow>> {
+    let mut query = manifests::table
+        .filter(manifests::sequence.eq(sequence))
+        .select(ManifestRow::as_select())
+        .into_boxed();
+    query = match alias_id {
+        Some(alias_id) => query.filter(manifests::alias_id.eq(alias_id.to_owned())),
+        None => query.filter(manifests::alias_id.is_null()),
+    };
+    if let Some(version_id) = version_id {
+        query = query.filter(manifests::version_id.eq(version_id.to_owned()));
+    }
+    query.first(conn).optional()
 }
 
 /// The namespace and model names, the version row and its files, for a version id.

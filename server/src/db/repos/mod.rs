@@ -1,5 +1,6 @@
 //! Queries, one module per aggregate. Functions take a connection so callers decide the transaction.
 
+pub mod aliases;
 pub mod api_tokens;
 pub mod audit;
 pub mod blobs;

@@ -1,0 +1,247 @@
+//! What `kiln verify` and `kiln pull REF@ALIAS` trust before using a manifest: a signature by a key in the
+//! JWK Set, an expiry in the future, the subject asked for, and (with the state file) a sequence that never
+//! goes backwards for that subject.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use kiln_core::deployment::DeploymentManifest;
+use kiln_core::{ModelRef, Sha256Digest};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::CliError;
+
+fn refuse(why: impl std::fmt::Display) -> CliError {
+    CliError::Integrity(format!("the manifest does not verify: {why}"))
+}
+
+/// A manifest whose signature and expiry were checked.
+pub struct Verified {
+    pub manifest: DeploymentManifest,
+    /// Of the signed payload's bytes, as the JWS carries them.
+    pub payload_sha256: Sha256Digest,
+}
+
+/// Checks a compact JWS: a known key, a valid EdDSA signature, not expired, a kiln manifest inside.
+pub fn verify_jws(jws: &str, jwks: &Value) -> Result<Verified, CliError> {
+    let header =
+        jsonwebtoken::decode_header(jws).map_err(|e| refuse(format!("not a compact JWS ({e})")))?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(refuse(format!(
+            "it is signed with {:?}, kiln signs with EdDSA",
+            header.alg
+        )));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| refuse("its header names no key (kid)"))?;
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
+        .ok_or_else(|| refuse(format!("key {kid:?} is not in the JWK Set")))?;
+    let x = key["x"]
+        .as_str()
+        .ok_or_else(|| refuse(format!("key {kid:?} has no public part")))?;
+    let decoding =
+        DecodingKey::from_ed_components(x).map_err(|e| refuse(format!("key {kid:?}: {e}")))?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp"]);
+    let data =
+        jsonwebtoken::decode::<Value>(jws, &decoding, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => refuse("it has expired"),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                refuse("the signature does not match its content")
+            }
+            _ => refuse(e),
+        })?;
+    let manifest = serde_json::from_value(data.claims)
+        .map_err(|e| refuse(format!("it is signed but is not a kiln manifest ({e})")))?;
+    let payload = jws.split('.').nth(1).unwrap_or_default();
+    Ok(Verified {
+        manifest,
+        payload_sha256: Sha256Digest::of(payload.as_bytes()),
+    })
+}
+
+/// The manifest must be for what was asked: the model, and the version or the alias.
+pub fn check_subject(manifest: &DeploymentManifest, wanted: &ModelRef) -> Result<(), CliError> {
+    let model = format!(
+        "{}/{}",
+        wanted.namespace,
+        wanted.model.as_ref().map_or("", |m| m.as_str())
+    );
+    let matches = manifest.model == model
+        && match (&wanted.version, &wanted.alias) {
+            (Some(version), None) => manifest.alias.is_none() && &manifest.version == version,
+            (None, Some(alias)) => manifest.alias.as_ref() == Some(alias),
+            _ => false,
+        };
+    if matches {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "it is the manifest of {}, not of {wanted}",
+            manifest.subject()
+        )))
+    }
+}
+
+/// The highest sequence seen per subject (`acme/sentiment@production`), with the digest of that
+/// manifest's payload: a lower sequence is a rollback, the same sequence with other content is a server
+/// (or key) issuing two different manifests under one number.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SequenceState {
+    #[serde(default)]
+    seen: BTreeMap<String, Seen>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Seen {
+    sequence: i64,
+    payload_sha256: Sha256Digest,
+}
+
+/// `$XDG_CONFIG_HOME/kiln/manifest-state.json` (or `~/.config/...`), beside the credentials.
+pub fn default_state_path() -> Result<PathBuf, CliError> {
+    Ok(crate::credentials::path()?.with_file_name("manifest-state.json"))
+}
+
+impl SequenceState {
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::Usage(format!(
+                    "the manifest state file {} is not valid ({e}); it guards against rollbacks, so repair it rather than delete it",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(CliError::io(path)(e)),
+        }
+    }
+
+    /// Refuses a manifest older than (or different from) one already seen; remembers a newer one.
+    pub fn admit(&mut self, verified: &Verified, path: &Path) -> Result<bool, CliError> {
+        let manifest = &verified.manifest;
+        let subject = manifest.subject();
+        let digest = verified.payload_sha256;
+        match self.seen.get(&subject) {
+            Some(seen) if manifest.sequence < seen.sequence => Err(refuse(format!(
+                "{subject} sequence {} is older than sequence {} already seen (state file {}); someone may be serving an old manifest",
+                manifest.sequence,
+                seen.sequence,
+                path.display()
+            ))),
+            Some(seen) if manifest.sequence == seen.sequence => {
+                if seen.payload_sha256 == digest {
+                    Ok(false)
+                } else {
+                    Err(refuse(format!(
+                        "{subject} sequence {} differs from the manifest with that sequence already seen (state file {})",
+                        manifest.sequence,
+                        path.display()
+                    )))
+                }
+            }
+            _ => {
+                self.seen.insert(
+                    subject,
+                    Seen {
+                        sequence: manifest.sequence,
+                        payload_sha256: digest,
+                    },
+                );
+                Ok(true)
+            }
+        }
+    }
+
+    /// Writes the state atomically (a crash leaves the old file, never half of one).
+    pub fn save(&self, path: &Path) -> Result<(), CliError> {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(CliError::io(folder))?;
+        }
+        let temporary = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).expect("state serialises");
+        std::fs::write(&temporary, text).map_err(CliError::io(&temporary))?;
+        std::fs::rename(&temporary, path).map_err(CliError::io(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(sequence: i64, version: &str) -> Verified {
+        Verified {
+            payload_sha256: Sha256Digest::of(version.as_bytes()),
+            manifest: manifest(sequence, version),
+        }
+    }
+
+    fn manifest(sequence: i64, version: &str) -> DeploymentManifest {
+        let now = chrono::Utc::now();
+        DeploymentManifest {
+            model: "acme/m".into(),
+            version: version.parse().unwrap(),
+            alias: Some("production".parse().unwrap()),
+            sequence,
+            issued_at: now,
+            expires_at: now,
+            iat: now.timestamp(),
+            exp: now.timestamp(),
+            variants: Vec::new(),
+            sources: Vec::new(),
+            provenance: kiln_core::deployment::Provenance {
+                kiln: "test".into(),
+                converter: "test".into(),
+                pipeline: Vec::new(),
+                runners: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_sequence_state_refuses_rollbacks_and_two_manifests_under_one_number() {
+        let path = Path::new("state.json");
+        let mut state = SequenceState::default();
+        assert!(state.admit(&verified(2, "2"), path).unwrap());
+        assert!(!state.admit(&verified(2, "2"), path).unwrap());
+        let err = state
+            .admit(&verified(1, "1"), path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the manifest does not verify: acme/m@production sequence 1 is older than sequence 2 already seen (state file state.json); someone may be serving an old manifest"
+        );
+        let err = state
+            .admit(&verified(2, "1"), path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("differs from the manifest with that sequence"),
+            "{err}"
+        );
+        assert!(state.admit(&verified(3, "1"), path).unwrap());
+    }
+
+    #[test]
+    fn a_manifest_for_another_subject_is_refused() {
+        let m = manifest(1, "1");
+        check_subject(&m, &"acme/m@production".parse().unwrap()).unwrap();
+        let err = check_subject(&m, &"acme/m@staging".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the manifest does not verify: it is the manifest of acme/m@production, not of acme/m@staging"
+        );
+        assert!(check_subject(&m, &"acme/m:1".parse().unwrap()).is_err());
+        assert!(check_subject(&m, &"acme/other@production".parse().unwrap()).is_err());
+    }
+}

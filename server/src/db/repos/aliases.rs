@@ -1,0 +1,83 @@
+//! Aliases and their history.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::records::{AliasEventRow, AliasRow};
+use crate::db::schema::{alias_events, aliases, versions};
+
+pub fn find(conn: &mut DbConnection, model_id: &str, name: &str) -> QueryResult<Option<AliasRow>> {
+    aliases::table
+        .filter(aliases::model_id.eq(model_id))
+        .filter(aliases::name.eq(name))
+        .select(AliasRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A model's aliases with the names of the versions they point at, by alias name.
+pub fn list(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<(AliasRow, String)>> {
+    aliases::table
+        .inner_join(versions::table)
+        .filter(aliases::model_id.eq(model_id))
+        .order(aliases::name.asc())
+        .select((AliasRow::as_select(), versions::version))
+        .load(conn)
+}
+
+/// Names of the aliases that point at a version.
+pub fn pointing_at(conn: &mut DbConnection, version_id: &str) -> QueryResult<Vec<String>> {
+    aliases::table
+        .filter(aliases::version_id.eq(version_id))
+        .order(aliases::name.asc())
+        .select(aliases::name)
+        .load(conn)
+}
+
+pub fn insert(conn: &mut DbConnection, row: &AliasRow) -> QueryResult<()> {
+    diesel::insert_into(aliases::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Points the alias at another version with the next sequence, only if nobody moved it since `row` was
+/// read (false then: the caller lost a race and must not publish).
+pub fn advance(
+    conn: &mut DbConnection,
+    row: &AliasRow,
+    version_id: &str,
+    actor: &str,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        aliases::table
+            .filter(aliases::id.eq(&row.id))
+            .filter(aliases::sequence.eq(row.sequence)),
+    )
+    .set((
+        aliases::version_id.eq(version_id),
+        aliases::sequence.eq(row.sequence + 1),
+        aliases::updated_at.eq(at),
+        aliases::updated_by.eq(actor),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn record_event(conn: &mut DbConnection, event: &AliasEventRow) -> QueryResult<()> {
+    diesel::insert_into(alias_events::table)
+        .values(event)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Every move of an alias, newest first.
+pub fn history(conn: &mut DbConnection, alias_id: &str) -> QueryResult<Vec<AliasEventRow>> {
+    alias_events::table
+        .filter(alias_events::alias_id.eq(alias_id))
+        .order(alias_events::sequence.desc())
+        .select(AliasEventRow::as_select())
+        .load(conn)
+}

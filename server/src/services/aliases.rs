@@ -1,0 +1,229 @@
+//! Aliases: moving one (each move signs a new manifest for it with the next sequence, in the same
+//! transaction), listing them, and their history.
+
+use std::sync::Arc;
+
+use diesel::Connection;
+use kiln_core::deployment::{AliasEvent, AliasView};
+use kiln_core::{AliasName, ModelName, NamespaceName, VersionName};
+use serde_json::json;
+
+use crate::db::records::{AliasEventRow, AliasRow};
+use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::{aliases, is_unique_violation, models, versions};
+use crate::db::{Database, DbConnection, new_id};
+use crate::error::Error;
+use crate::manifest::ManifestSigner;
+
+#[derive(Clone)]
+pub struct AliasService {
+    db: Database,
+    signer: Arc<ManifestSigner>,
+}
+
+fn model_id(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+) -> Result<String, Error> {
+    Ok(models::find(conn, ns.as_str(), model.as_str())?
+        .ok_or_else(|| Error::not_found(format!("model {ns}/{model}")))?
+        .1
+        .id)
+}
+
+/// The alias row of `ns/model@alias`, or a 404 that says how to create it.
+pub fn resolve(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+    alias: &AliasName,
+) -> Result<AliasRow, Error> {
+    let model_id = model_id(conn, ns, model)?;
+    aliases::find(conn, &model_id, alias.as_str())?.ok_or_else(|| {
+        Error::not_found(format!(
+            "alias {ns}/{model}@{alias} (create it with: kiln alias set {ns}/{model} {alias} VERSION)"
+        ))
+    })
+}
+
+fn view(row: AliasRow, version: String) -> Result<AliasView, Error> {
+    Ok(AliasView {
+        name: row.name.parse()?,
+        version: version.parse()?,
+        sequence: row.sequence,
+        updated_at: row.updated_at.and_utc(),
+        updated_by: row.updated_by,
+    })
+}
+
+impl AliasService {
+    pub fn new(db: Database, signer: Arc<ManifestSigner>) -> Self {
+        Self { db, signer }
+    }
+
+    /// Points `alias` at `version` (creating it), records who moved it from where, and publishes the
+    /// alias's manifest with the next sequence. Only a ready version can be named: its variants are proven
+    /// and its own manifest is published.
+    pub async fn set(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        alias: AliasName,
+        version: VersionName,
+        actor: Actor,
+    ) -> Result<AliasView, Error> {
+        let signer = self.signer.clone();
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let model_id = model_id(conn, &ns, &model)?;
+                    let target =
+                        versions::find(conn, &model_id, version.as_str())?.ok_or_else(|| {
+                            Error::not_found(format!("version {ns}/{model}:{version}"))
+                        })?;
+                    if target.status != "ready" {
+                        return Err(not_ready(&ns, &model, &alias, &version, &target.status));
+                    }
+                    let now = crate::db::now();
+                    let existing = aliases::find(conn, &model_id, alias.as_str())?;
+                    let (row, from) = match existing {
+                        Some(row) if row.version_id == target.id => {
+                            // Already there: nothing moves, no new manifest.
+                            return view(row, version.to_string());
+                        }
+                        Some(row) => {
+                            let from = version_name(conn, &row.version_id)?;
+                            if !aliases::advance(conn, &row, &target.id, &actor.name, now)? {
+                                return Err(moved_concurrently(&ns, &model, &alias));
+                            }
+                            let moved = AliasRow {
+                                version_id: target.id.clone(),
+                                sequence: row.sequence + 1,
+                                updated_at: now,
+                                updated_by: actor.name.clone(),
+                                ..row
+                            };
+                            (moved, Some(from))
+                        }
+                        None => {
+                            let row = AliasRow {
+                                id: new_id(),
+                                model_id: model_id.clone(),
+                                name: alias.to_string(),
+                                version_id: target.id.clone(),
+                                sequence: 1,
+                                updated_at: now,
+                                updated_by: actor.name.clone(),
+                            };
+                            aliases::insert(conn, &row).map_err(|e| {
+                                if is_unique_violation(&e) {
+                                    moved_concurrently(&ns, &model, &alias)
+                                } else {
+                                    e.into()
+                                }
+                            })?;
+                            (row, None)
+                        }
+                    };
+                    aliases::record_event(
+                        conn,
+                        &AliasEventRow {
+                            id: new_id(),
+                            alias_id: row.id.clone(),
+                            from_version: from.clone(),
+                            to_version: version.to_string(),
+                            sequence: row.sequence,
+                            actor: actor.name.clone(),
+                            at: now,
+                        },
+                    )?;
+                    crate::manifest::publish_alias(conn, &signer, &row)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "alias.set",
+                        &format!("{ns}/{model}@{alias}"),
+                        json!({ "from": from, "to": version.as_str(), "sequence": row.sequence }),
+                    )?;
+                    view(row, version.to_string())
+                })
+            })
+            .await
+    }
+
+    pub async fn list(&self, ns: NamespaceName, model: ModelName) -> Result<Vec<AliasView>, Error> {
+        self.db
+            .run(move |conn| {
+                let model_id = model_id(conn, &ns, &model)?;
+                aliases::list(conn, &model_id)?
+                    .into_iter()
+                    .map(|(row, version)| view(row, version))
+                    .collect()
+            })
+            .await
+    }
+
+    /// Every move of an alias, newest first.
+    pub async fn history(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        alias: AliasName,
+    ) -> Result<Vec<AliasEvent>, Error> {
+        self.db
+            .run(move |conn| {
+                let row = resolve(conn, &ns, &model, &alias)?;
+                aliases::history(conn, &row.id)?
+                    .into_iter()
+                    .map(|e| {
+                        Ok(AliasEvent {
+                            alias: alias.clone(),
+                            from: e.from_version.map(|v| v.parse()).transpose()?,
+                            to: e.to_version.parse()?,
+                            sequence: e.sequence,
+                            actor: e.actor,
+                            at: e.at.and_utc(),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+fn version_name(conn: &mut DbConnection, version_id: &str) -> Result<String, Error> {
+    Ok(
+        crate::db::repos::manifests::version_context(conn, version_id)?
+            .2
+            .version,
+    )
+}
+
+fn not_ready(
+    ns: &NamespaceName,
+    model: &ModelName,
+    alias: &AliasName,
+    version: &VersionName,
+    status: &str,
+) -> Error {
+    let why = match status {
+        "failed" => "its pipeline failed, so nothing of it is proven deployable".to_owned(),
+        other => format!("its pipeline is still running ({other}); set the alias when it is ready"),
+    };
+    Error::conflict(
+        "version_not_ready",
+        format!(
+            "cannot point {ns}/{model}@{alias} at {version}: {why} (kiln show {ns}/{model}:{version})"
+        ),
+    )
+}
+
+fn moved_concurrently(ns: &NamespaceName, model: &ModelName, alias: &AliasName) -> Error {
+    Error::conflict(
+        "alias_moved",
+        format!(
+            "{ns}/{model}@{alias} was moved by someone else at the same moment; look at kiln alias ls {ns}/{model} and retry"
+        ),
+    )
+}
