@@ -201,7 +201,9 @@ enum AliasCommand {
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
         alias: AliasName,
-        version: VersionName,
+        /// The version to name (it must be ready)
+        #[arg(value_name = "VERSION")]
+        target: VersionName,
     },
     /// A model's aliases and the versions they name
     Ls {
@@ -360,8 +362,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Alias(AliasCommand::Set {
             reference,
             alias,
-            version,
-        }) => commands::alias::set(&client, reference, alias, version).await,
+            target,
+        }) => commands::alias::set(&client, reference, alias, target).await,
         Command::Alias(AliasCommand::Ls { reference, json }) => {
             commands::alias::ls(&client, reference, json).await
         }
@@ -428,5 +430,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
