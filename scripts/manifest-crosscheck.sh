@@ -29,3 +29,8 @@ for _ in $(seq 300); do
 done
 target/debug/kiln manifest acme/crosscheck:1 --jws >"$work/manifest.jws"
 "$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/manifest.jws" acme/crosscheck 1
+# An alias's manifest, fetched the way a deployment system would: plain HTTP, compact JWS.
+target/debug/kiln alias set acme/crosscheck production 1 >/dev/null
+curl -fsS -H "accept: application/jose" -H "authorization: Bearer $token" \
+  "$KILN_SERVER/api/v1/models/acme/crosscheck/aliases/production/manifest" >"$work/alias.jws"
+"$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/alias.jws" acme/crosscheck 1 production

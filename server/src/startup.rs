@@ -69,6 +69,7 @@ impl Application {
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let server = http_server(listener, services.clone(), settings.max_json_bytes, tls)?;
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
+        spawn_manifest_refresher(services.clone());
         let workers_stop = tokio_util::sync::CancellationToken::new();
         crate::pipeline::spawn_workers(
             crate::pipeline::JobContext {
@@ -206,6 +207,26 @@ fn http_server(
         None => server.listen(listener)?,
     };
     Ok(server.run())
+}
+
+/// Hourly (and once at start): re-sign manifests nearing expiry, so deployments of an alias that has not
+/// moved do not freeze.
+fn spawn_manifest_refresher(services: Services) {
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            interval.tick().await;
+            match services
+                .manifests
+                .refresh_expiring(chrono::Utc::now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(manifests = n, "re-issued manifests nearing expiry"),
+                Err(e) => tracing::warn!(error = %e, "re-issuing manifests nearing expiry failed"),
+            }
+        }
+    });
 }
 
 fn spawn_upload_reaper(services: Services, ttl: std::time::Duration) {

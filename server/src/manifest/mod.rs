@@ -6,6 +6,7 @@
 
 pub mod document;
 pub mod keys;
+pub mod refresh;
 
 pub use keys::ManifestSigner;
 

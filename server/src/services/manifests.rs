@@ -1,5 +1,7 @@
 //! Reading published manifests: the newest, or any earlier one by sequence, of a version or an alias.
 
+use std::sync::Arc;
+
 use kiln_core::api::ManifestResponse;
 use kiln_core::{AliasName, ModelName, NamespaceName, VersionName};
 
@@ -7,10 +9,12 @@ use crate::db::records::ManifestRow;
 use crate::db::repos::{manifests, models, versions};
 use crate::db::{Database, DbConnection};
 use crate::error::Error;
+use crate::manifest::ManifestSigner;
 
 #[derive(Clone)]
 pub struct ManifestService {
     db: Database,
+    signer: Arc<ManifestSigner>,
 }
 
 /// What a manifest is looked up by.
@@ -59,8 +63,20 @@ fn lookup(
 }
 
 impl ManifestService {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, signer: Arc<ManifestSigner>) -> Self {
+        Self { db, signer }
+    }
+
+    /// Re-issues manifests that expire within a third of their validity from `now` (see
+    /// [`crate::manifest::refresh`]); returns how many.
+    pub async fn refresh_expiring(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, Error> {
+        let signer = self.signer.clone();
+        self.db
+            .run(move |conn| crate::manifest::refresh::refresh_expiring(conn, &signer, now))
+            .await
     }
 
     /// The newest manifest (or the one with `sequence`) of a version or an alias. A version has none

@@ -51,10 +51,10 @@ impl Services {
             registry: registry::RegistryService::new(db.clone(), pipeline.clone()),
             pipeline,
             aliases: aliases::AliasService::new(db.clone(), manifest_signer.clone()),
-            manifest_signer,
+            manifest_signer: manifest_signer.clone(),
             uploads: uploads::UploadService::new(db.clone(), store.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
-            manifests: manifests::ManifestService::new(db.clone()),
+            manifests: manifests::ManifestService::new(db.clone(), manifest_signer.clone()),
             db,
             store,
         }

@@ -220,7 +220,67 @@ async fn an_alias_names_only_a_ready_version(app: TestApp) {
     .await;
 }
 
+/// An alias that does not move must not freeze its deployments: before its manifest expires kiln re-issues
+/// it with the next sequence and new dates, leaving the old one as it was and the history untouched.
+async fn manifests_nearing_expiry_are_reissued_with_the_next_sequence(app: TestApp) {
+    push_ready_mlp(&app, "acme/m:1").await;
+    expect_json::<AliasView>(set_alias(&app, "production", "1").await, StatusCode::OK).await;
+    let before = alias_manifest(&app, "/api/v1/models/acme/m/aliases/production/manifest").await;
+    let now = chrono::Utc::now();
+    assert_eq!(
+        app.services.manifests.refresh_expiring(now).await.unwrap(),
+        0
+    );
+
+    // Two thirds of the 90 days later, the version's and the alias's manifests are both due.
+    let later = now + chrono::Duration::days(61);
+    assert_eq!(
+        app.services
+            .manifests
+            .refresh_expiring(later)
+            .await
+            .unwrap(),
+        2
+    );
+    let after = alias_manifest(&app, "/api/v1/models/acme/m/aliases/production/manifest").await;
+    assert_eq!(after.sequence, 2);
+    assert!(after.payload.expires_at > before.payload.expires_at);
+    let unchanged = |m: &kiln_core::deployment::DeploymentManifest| {
+        (
+            m.model.clone(),
+            m.version.clone(),
+            m.alias.clone(),
+            m.variants.clone(),
+            m.sources.clone(),
+        )
+    };
+    assert_eq!(unchanged(&after.payload), unchanged(&before.payload));
+    let first = alias_manifest(&app, "/api/v1/models/acme/m/aliases/production/manifests/1").await;
+    assert_eq!(first.jws, before.jws);
+    let version = alias_manifest(&app, "/api/v1/models/acme/m/versions/1/manifest").await;
+    assert_eq!(version.sequence, 2);
+
+    let history: Vec<AliasEvent> = expect_json(
+        app.get("/api/v1/models/acme/m/aliases/production/history")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(history.len(), 1);
+    let aliases: Vec<AliasView> = expect_json(
+        app.get("/api/v1/models/acme/m/aliases").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(aliases[0].sequence, 2);
+    assert_eq!(
+        app.services.manifests.refresh_expiring(now).await.unwrap(),
+        0
+    );
+}
+
 crate::on_every_backend!(
     aliases_move_with_history_and_each_move_signs_a_new_manifest,
     an_alias_names_only_a_ready_version,
+    manifests_nearing_expiry_are_reissued_with_the_next_sequence,
 );

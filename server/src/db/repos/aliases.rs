@@ -66,6 +66,26 @@ pub fn advance(
     Ok(changed == 1)
 }
 
+/// Takes the next sequence for a re-issued manifest of the same version, only if nobody moved the alias
+/// since `row` was read.
+pub fn bump_sequence(conn: &mut DbConnection, row: &AliasRow) -> QueryResult<bool> {
+    let changed = diesel::update(
+        aliases::table
+            .filter(aliases::id.eq(&row.id))
+            .filter(aliases::sequence.eq(row.sequence)),
+    )
+    .set(aliases::sequence.eq(row.sequence + 1))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<AliasRow> {
+    aliases::table
+        .filter(aliases::id.eq(id))
+        .select(AliasRow::as_select())
+        .first(conn)
+}
+
 pub fn record_event(conn: &mut DbConnection, event: &AliasEventRow) -> QueryResult<()> {
     diesel::insert_into(alias_events::table)
         .values(event)

@@ -61,6 +61,28 @@ pub fn by_sequence(
     query.first(conn).optional()
 }
 
+/// Versions and aliases with a manifest expiring before `threshold` (the newest one may not).
+pub fn expiring_before(
+    conn: &mut DbConnection,
+    threshold: chrono::NaiveDateTime,
+) -> QueryResult<(Vec<String>, Vec<String>)> {
+    let versions = manifests::table
+        .filter(manifests::alias_id.is_null())
+        .filter(manifests::expires_at.lt(threshold))
+        .select(manifests::version_id)
+        .distinct()
+        .load(conn)?;
+    let aliases = manifests::table
+        .filter(manifests::expires_at.lt(threshold))
+        .select(manifests::alias_id)
+        .distinct()
+        .load::<Option<String>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok((versions, aliases))
+}
+
 /// The namespace and model names, the version row and its files, for a version id.
 pub fn version_context(
     conn: &mut DbConnection,

@@ -108,6 +108,14 @@ pub fn delete(conn: &mut DbConnection, version_id: &str) -> QueryResult<()> {
     Ok(())
 }
 
+pub fn status(conn: &mut DbConnection, version_id: &str) -> QueryResult<Option<String>> {
+    versions::table
+        .filter(versions::id.eq(version_id))
+        .select(versions::status)
+        .first(conn)
+        .optional()
+}
+
 pub fn set_status(conn: &mut DbConnection, version_id: &str, status: &str) -> QueryResult<()> {
     diesel::update(versions::table.filter(versions::id.eq(version_id)))
         .set(versions::status.eq(status))
