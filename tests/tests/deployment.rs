@@ -97,6 +97,12 @@ fn pulling_by_alias_verifies_the_manifest_and_every_blob() {
         "{}",
         stdout(&verify)
     );
+    let show = server.kiln(&["show", "acme/m@production", "--json"]);
+    assert_ok(&show);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&show)).unwrap()["version"],
+        "2"
+    );
     let ls = stdout(&server.kiln(&["alias", "ls", "acme/m"]));
     assert!(ls.contains("production") && ls.contains(" 2 "), "{ls}");
     let history = stdout(&server.kiln(&["alias", "history", "acme/m", "production", "--json"]));

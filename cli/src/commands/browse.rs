@@ -102,12 +102,34 @@ fn versions_table(model: &ModelDetail, json: bool) {
 pub async fn show(client: &ApiClient, reference: ModelRef, json: bool) -> Result<(), CliError> {
     let Some(model) = &reference.model else {
         return Err(CliError::Usage(format!(
-            "show needs NAMESPACE/MODEL[:VERSION]; to list a namespace use: kiln ls {reference}"
+            "show needs NAMESPACE/MODEL[:VERSION|@ALIAS]; to list a namespace use: kiln ls {reference}"
         )));
     };
-    match &reference.version {
+    let version = match (&reference.version, &reference.alias) {
+        (Some(version), _) => Some(version.clone()),
+        // The version the alias names now (as the API says; `kiln verify` checks the signed manifest).
+        (None, Some(alias)) => {
+            let aliases: Vec<kiln_core::deployment::AliasView> = client
+                .get_json(&format!("/models/{}/{model}/aliases", reference.namespace))
+                .await?;
+            let named = aliases
+                .into_iter()
+                .find(|a| &a.name == alias)
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "{reference} does not exist; see kiln alias ls {}/{model}",
+                        reference.namespace
+                    ))
+                })?;
+            Some(named.version)
+        }
+        (None, None) => None,
+    };
+    match version {
         Some(version) => show_version(
-            &client.version(&reference.namespace, model, version).await?,
+            &client
+                .version(&reference.namespace, model, &version)
+                .await?,
             json,
         ),
         None => show_model(&client.model(&reference.namespace, model).await?, json),
