@@ -266,11 +266,28 @@ fn the_manifest_verifies_and_a_tampered_one_is_refused() {
         jwks_file.to_str().unwrap(),
     ]);
     assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("the manifest does not verify"),
-        "{}",
-        stderr(&refused)
+    assert_eq!(
+        stderr(&refused).trim(),
+        "error: the manifest does not verify: the signature does not match its content"
     );
+
+    // Change one character in the middle of the signature.
+    let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
+    let middle = parts[2].len() / 2;
+    let flipped = if &parts[2][middle..=middle] == "A" { "B" } else { "A" };
+    parts[2].replace_range(middle..=middle, flipped);
+    std::fs::write(&bad, parts.join(".")).unwrap();
+    let refused = server.kiln(&[
+        "verify",
+        bad.to_str().unwrap(),
+        "--jwks",
+        jwks_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        stderr(&refused).trim(),
+        "error: the manifest does not verify: the signature does not match its content"
+    );
+    assert_eq!(refused.status.code(), Some(5));
 }
 
 /// `kiln-server keys rotate` adds a key: manifests signed before and after both verify, with different keys.
