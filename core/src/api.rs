@@ -138,6 +138,11 @@ impl JobState {
 pub struct PipelineJob {
     pub kind: String,
     pub state: JobState,
+    /// For `benchmark` jobs: the variant measured and the device class (`cpu`, `cuda`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Tries so far, out of `max_attempts` (a worker that dies mid-job costs one).
     pub attempts: i32,
     pub max_attempts: i32,
@@ -219,6 +224,9 @@ pub struct VariantDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub passes: Option<serde_json::Value>,
+    /// Measurements on runners, one per device and batch size.
+    #[serde(default)]
+    pub benchmarks: Vec<crate::deployment::BenchmarkResult>,
 }
 
 /// What a push asks of its pipeline.

@@ -112,6 +112,8 @@ pub struct BenchmarkResult {
     /// CPU threads the engine was pinned to.
     pub threads: Option<u32>,
     pub batch_size: i64,
+    /// The shape of each input the variant was run with (symbolic dims made concrete).
+    pub input_shapes: std::collections::BTreeMap<String, Vec<i64>>,
     pub warmup_iterations: u32,
     pub iterations: u32,
     pub p50_ms: f64,
@@ -119,7 +121,8 @@ pub struct BenchmarkResult {
     pub p99_ms: f64,
     /// Items per second at the median latency: batch_size / p50.
     pub throughput: f64,
-    /// Peak device memory while running, when the device reports it.
+    /// Peak memory while running: GPU memory in use on the device, or the runner process's peak resident
+    /// set on a CPU; None where it cannot be told apart (the server's embedded runner).
     pub peak_memory_bytes: Option<i64>,
     /// Largest absolute difference of the outputs on this device from kiln's CPU reference.
     pub max_abs_error: Option<f64>,

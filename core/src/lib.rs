@@ -9,6 +9,7 @@ pub mod digest;
 pub mod error;
 pub mod names;
 pub mod reference;
+pub mod runners;
 
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::CoreError;

@@ -31,6 +31,9 @@ struct RawSettings {
     pipeline_workers: Option<usize>,
     manifest_keys_dir: Option<PathBuf>,
     manifest_validity_secs: Option<u64>,
+    runner_lease_secs: Option<u64>,
+    embedded_runner: Option<bool>,
+    embedded_runner_threads: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -52,6 +55,12 @@ pub struct Settings {
     pub manifest_keys_dir: PathBuf,
     /// How long a published manifest is valid (verifiers refuse it afterwards); default 90 days.
     pub manifest_validity: std::time::Duration,
+    /// A runner's job lease: lost (and the job claimable again) without a heartbeat for this long.
+    pub runner_lease: std::time::Duration,
+    /// Run an in-process CPU benchmark runner (the embedded default's; KILN_EMBEDDED_RUNNER=false to not).
+    pub embedded_runner: bool,
+    /// CPU threads the embedded runner's benchmarks are pinned to.
+    pub embedded_runner_threads: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -248,6 +257,20 @@ impl Settings {
                 "must be between 1 and 315360000 (ten years)",
             ));
         }
+        let runner_lease_secs = raw.runner_lease_secs.unwrap_or(60);
+        if !(2..=3600).contains(&runner_lease_secs) {
+            return Err(config_error(
+                "KILN_RUNNER_LEASE_SECS",
+                "must be between 2 and 3600",
+            ));
+        }
+        let embedded_runner_threads = raw.embedded_runner_threads.unwrap_or(1);
+        if !(1..=1024).contains(&embedded_runner_threads) {
+            return Err(config_error(
+                "KILN_EMBEDDED_RUNNER_THREADS",
+                "must be between 1 and 1024",
+            ));
+        }
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -303,6 +326,9 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("manifest-keys")),
             manifest_validity: std::time::Duration::from_secs(manifest_validity_secs),
+            runner_lease: std::time::Duration::from_secs(runner_lease_secs),
+            embedded_runner: raw.embedded_runner.unwrap_or(true),
+            embedded_runner_threads,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

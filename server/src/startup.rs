@@ -51,7 +51,7 @@ impl Application {
             crate::manifest::ManifestSigner::open(&settings.manifest_keys_dir)?
                 .with_validity(settings.manifest_validity),
         );
-        let services = Services::new(db, store, jwt, limiter, signer);
+        let services = Services::new(db, store, jwt, limiter, signer, settings.runner_lease);
         announce_bootstrap(
             services
                 .accounts
@@ -76,11 +76,20 @@ impl Application {
                 db: services.db.clone(),
                 store: services.store.clone(),
                 signer: services.manifest_signer.clone(),
+                runner_lease: settings.runner_lease,
             },
             services.pipeline.clone(),
             settings.pipeline_workers,
             workers_stop.clone(),
         );
+        if settings.embedded_runner {
+            crate::pipeline::embedded_runner::spawn(
+                services.clone(),
+                &settings.data_dir.join("runner-cache"),
+                settings.embedded_runner_threads,
+                workers_stop.clone(),
+            );
+        }
         tracing::info!(%address, storage = services.store.describe(), "kiln-server listening");
         Ok(Self {
             server,

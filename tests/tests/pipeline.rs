@@ -274,7 +274,11 @@ fn the_manifest_verifies_and_a_tampered_one_is_refused() {
     // Change one character in the middle of the signature.
     let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
     let middle = parts[2].len() / 2;
-    let flipped = if &parts[2][middle..=middle] == "A" { "B" } else { "A" };
+    let flipped = if &parts[2][middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     parts[2].replace_range(middle..=middle, flipped);
     std::fs::write(&bad, parts.join(".")).unwrap();
     let refused = server.kiln(&[

@@ -1,5 +1,6 @@
 //! Inputs for validation, generated from a model's signature: random normal floats; token ids within the
-//! embedding table they index; masks of ones. Symbolic dims get 2 (the first) or 7 (the others).
+//! embedding table they index; masks of ones. Symbolic dims get 2 (the first) or 7 (the others) unless
+//! the caller says otherwise (benchmarks choose the batch).
 
 use std::collections::HashMap;
 
@@ -11,6 +12,16 @@ use crate::proto::{
 };
 
 pub fn generate(model: &ModelProto) -> Result<(HashMap<String, Tensor>, String), ModelError> {
+    generate_shaped(model, 2, 7)
+}
+
+/// Like [`generate`], with the first symbolic dim of each input (the batch) set to `first` and the other
+/// symbolic dims (sequence lengths, image sizes) to `rest`.
+pub fn generate_shaped(
+    model: &ModelProto,
+    first: usize,
+    rest: usize,
+) -> Result<(HashMap<String, Tensor>, String), ModelError> {
     let graph = model
         .graph
         .as_ref()
@@ -45,9 +56,9 @@ pub fn generate(model: &ModelProto) -> Result<(HashMap<String, Tensor>, String),
                         Some(Value::DimValue(v)) if *v > 0 => *v as usize,
                         _ => {
                             if i == 0 {
-                                2
+                                first
                             } else {
-                                7
+                                rest
                             }
                         }
                     })

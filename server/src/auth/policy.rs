@@ -31,6 +31,8 @@ pub enum Rule {
     UploadBlobs,
     /// Users, the audit log, creating namespaces, rotating keys.
     GlobalAdmin,
+    /// A runner (a token with the runner scope); which runner is the service's check.
+    RunnerOnly,
 }
 
 use Rule::*;
@@ -132,6 +134,20 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}",
         ReadModel,
     ),
+    ("POST", "/api/v1/runners", RunnerOnly),
+    ("GET", "/api/v1/runners", SignedIn),
+    ("POST", "/api/v1/runners/{runner}/heartbeat", RunnerOnly),
+    ("POST", "/api/v1/runners/{runner}/claim", RunnerOnly),
+    (
+        "GET",
+        "/api/v1/runners/{runner}/jobs/{job}/files/{path:.+}",
+        RunnerOnly,
+    ),
+    (
+        "POST",
+        "/api/v1/runners/{runner}/jobs/{job}/result",
+        RunnerOnly,
+    ),
     ("POST", "/api/v1/blobs/missing", UploadBlobs),
     ("POST", "/api/v1/uploads", UploadBlobs),
     ("GET", "/api/v1/uploads/{id}", UploadBlobs),
@@ -203,6 +219,15 @@ pub async fn decide(
     if rule == Public {
         return Ok(());
     }
+    if rule == RunnerOnly {
+        return match principal {
+            Principal::Runner { .. } => Ok(()),
+            Principal::Anonymous => Err(sign_in_needed()),
+            Principal::User(_) => Err(Error::forbidden(
+                "this route is for runners: an API token with the runner scope",
+            )),
+        };
+    }
     let user = match principal {
         Principal::Runner { .. } => {
             return Err(Error::forbidden(
@@ -227,6 +252,7 @@ pub async fn decide(
                 "uploading needs write access to a namespace",
             )),
         },
+        RunnerOnly => unreachable!("decided above"),
         ReadModel | WriteModel | AdminModel | AdminNamespace => {
             let (Some(namespace), model) = (namespace, model) else {
                 return Err(Error::Internal(format!(

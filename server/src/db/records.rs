@@ -164,6 +164,9 @@ pub struct PipelineJobRow {
     pub finished_at: Option<NaiveDateTime>,
     /// The push's pipeline options (JSON), carried from job to job.
     pub options: Option<String>,
+    /// For benchmark jobs: the variant measured and the device class (`cpu`, `cuda`) it runs on.
+    pub variant: Option<String>,
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -234,4 +237,40 @@ pub struct AliasEventRow {
     pub sequence: i64,
     pub actor: String,
     pub at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = runners)]
+pub struct RunnerRow {
+    pub id: String,
+    pub name: String,
+    /// The credential that registered it; only that one may act for it.
+    pub token_id: String,
+    pub device: String,
+    pub device_kind: String,
+    pub device_name: String,
+    pub memory_bytes: Option<i64>,
+    pub driver: Option<String>,
+    pub engine: String,
+    pub kiln_version: String,
+    /// JSON array of strings.
+    pub capabilities: String,
+    pub threads: Option<i32>,
+    pub registered_at: NaiveDateTime,
+    pub last_heartbeat_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = benchmark_results)]
+pub struct BenchmarkResultRow {
+    pub id: String,
+    pub version_id: String,
+    pub variant: String,
+    pub job_id: String,
+    pub runner_id: String,
+    pub device: String,
+    pub batch_size: i64,
+    /// The published `BenchmarkResult`, as JSON.
+    pub result: String,
+    pub measured_at: NaiveDateTime,
 }

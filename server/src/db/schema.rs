@@ -177,6 +177,8 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
         options -> Nullable<Text>,
+        variant -> Nullable<Text>,
+        device -> Nullable<Text>,
     }
 }
 
@@ -246,3 +248,36 @@ diesel::table! {
 
 diesel::joinable!(aliases -> versions (version_id));
 diesel::allow_tables_to_appear_in_same_query!(aliases, versions);
+
+diesel::table! {
+    runners (id) {
+        id -> Text,
+        name -> Text,
+        token_id -> Text,
+        device -> Text,
+        device_kind -> Text,
+        device_name -> Text,
+        memory_bytes -> Nullable<BigInt>,
+        driver -> Nullable<Text>,
+        engine -> Text,
+        kiln_version -> Text,
+        capabilities -> Text,
+        threads -> Nullable<Integer>,
+        registered_at -> Timestamp,
+        last_heartbeat_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    benchmark_results (id) {
+        id -> Text,
+        version_id -> Text,
+        variant -> Text,
+        job_id -> Text,
+        runner_id -> Text,
+        device -> Text,
+        batch_size -> BigInt,
+        result -> Text,
+        measured_at -> Timestamp,
+    }
+}

@@ -115,7 +115,7 @@ async fn download_variant_file(
     .await
 }
 
-async fn serve(
+pub(super) async fn serve(
     req: &HttpRequest,
     services: &Services,
     ns: NamespaceName,

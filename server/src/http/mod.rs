@@ -8,6 +8,7 @@ mod health;
 mod manifests;
 mod models;
 mod params;
+mod runners;
 mod uploads;
 
 use actix_web::{HttpRequest, web};
@@ -34,6 +35,7 @@ use crate::error::Error;
         (name = "files", description = "Downloading a version's files"),
         (name = "health", description = "Liveness and readiness"),
         (name = "manifests", description = "Signed deployment manifests and their public keys"),
+        (name = "runners", description = "Benchmark runners: registration, job leases, reports"),
         (name = "aliases", description = "Movable names for versions (production, staging) and their history"),
         (name = "auth", description = "Signing in, the caller, API tokens"),
         (name = "namespaces", description = "Organisation namespaces and their members"),
@@ -97,6 +99,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(aliases::list_aliases)
                 .service(aliases::set_alias)
                 .service(aliases::alias_history)
+                .service(runners::register_runner)
+                .service(runners::runner_heartbeat)
+                .service(runners::claim_job)
+                .service(runners::job_file)
+                .service(runners::report_result)
+                .service(runners::list_runners)
                 .service(uploads::missing_blobs)
                 .service(uploads::create_upload)
                 .service(uploads::get_upload)

@@ -81,6 +81,33 @@ pub struct SequencePath {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
+pub struct RunnerPath {
+    /// The runner's id, from its registration
+    pub runner: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RunnerJobPath {
+    /// The runner's id, from its registration
+    pub runner: String,
+    /// The job's id, from its claim
+    pub job: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RunnerFilePath {
+    /// The runner's id, from its registration
+    pub runner: String,
+    /// The job's id, from its claim
+    pub job: String,
+    /// The file's path inside the variant, e.g. `model.onnx`
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct FilePathParams {
     /// Namespace, e.g. `acme`
     pub namespace: String,

@@ -43,7 +43,7 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
                 .collect(),
             validation: v.validation.clone(),
             passes: v.passes.clone(),
-            benchmarks: Vec::new(),
+            benchmarks: v.benchmarks.clone(),
         })
         .collect();
     DeploymentManifest {
@@ -78,7 +78,18 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
                     finished_at: j.finished_at,
                 })
                 .collect(),
-            runners: Vec::new(),
+            runners: runners(detail),
         },
     }
+}
+
+/// The runners that measured the deployable variants, by name, once each.
+fn runners(detail: &VersionDetail) -> Vec<String> {
+    let names: std::collections::BTreeSet<&str> = detail
+        .variants
+        .iter()
+        .filter(|v| v.status == VariantStatus::Deployable)
+        .flat_map(|v| v.benchmarks.iter().map(|b| b.runner.as_str()))
+        .collect();
+    names.into_iter().map(str::to_owned).collect()
 }

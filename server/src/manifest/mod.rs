@@ -48,6 +48,27 @@ pub fn publish_alias(
     )
 }
 
+/// Publishes the next manifest of a version and of every alias naming it: what changes when results
+/// arrive for a version that is already ready (its benchmarks).
+pub fn republish(
+    conn: &mut DbConnection,
+    signer: &ManifestSigner,
+    version_id: &str,
+) -> Result<(), Error> {
+    publish_version(conn, signer, version_id)?;
+    for alias in crate::db::repos::aliases::naming(conn, version_id)? {
+        // A concurrent move published the alias's next manifest itself.
+        if crate::db::repos::aliases::bump_sequence(conn, &alias)? {
+            let next = AliasRow {
+                sequence: alias.sequence + 1,
+                ..alias
+            };
+            publish_alias(conn, signer, &next)?;
+        }
+    }
+    Ok(())
+}
+
 fn publish(
     conn: &mut DbConnection,
     signer: &ManifestSigner,

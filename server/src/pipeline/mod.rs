@@ -3,7 +3,9 @@
 //! heartbeat, so jobs survive a restart (an expired lease makes a job claimable again) and a job whose
 //! worker keeps dying is given up after [`MAX_ATTEMPTS`].
 
+pub mod benchmark;
 mod convert;
+pub mod embedded_runner;
 mod optimize;
 mod scan;
 mod variant_store;
@@ -18,7 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::records::PipelineJobRow;
-use crate::db::repos::pipeline_jobs::{self, Claim};
+use crate::db::repos::pipeline_jobs::{self, Claim, Queue};
 use crate::db::repos::versions;
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
@@ -68,6 +70,9 @@ pub struct JobContext {
     pub store: BlobStore,
     /// Signs the version's manifest when its pipeline is ready.
     pub signer: Arc<crate::manifest::ManifestSigner>,
+    /// A runner without a heartbeat for this long is lost: benchmarks are queued only for device classes
+    /// with a runner heard from within it.
+    pub runner_lease: Duration,
 }
 
 /// Starts `count` workers on the current runtime; they stop claiming jobs once `stop` is cancelled.
@@ -104,7 +109,14 @@ async fn worker_loop(
             let owner = owner.clone();
             context
                 .db
-                .run(move |conn| Ok(pipeline_jobs::claim_next(conn, &owner, lease_until())?))
+                .run(move |conn| {
+                    Ok(pipeline_jobs::claim_next(
+                        conn,
+                        &owner,
+                        lease_until(),
+                        Queue::Pipeline,
+                    )?)
+                })
                 .await
         };
         match claimed {
@@ -176,7 +188,16 @@ async fn run_job(context: &JobContext, owner: &str, job: PipelineJobRow) {
         other => Err(JobError::Refused(format!("unknown job kind {other:?}"))),
     };
     heartbeat.abort();
-    if let Err(e) = record_outcome(&context.db, &context.signer, owner, &job, outcome).await {
+    if let Err(e) = record_outcome(
+        &context.db,
+        &context.signer,
+        context.runner_lease,
+        owner,
+        &job,
+        outcome,
+    )
+    .await
+    {
         // The lease runs out and another try picks the job up.
         tracing::error!(job = %job.id, error = %e, "cannot record the job's outcome");
     }
@@ -203,6 +224,7 @@ async fn keep_lease(db: Database, job_id: String, owner: String) {
 async fn record_outcome(
     db: &Database,
     signer: &Arc<crate::manifest::ManifestSigner>,
+    runner_lease: Duration,
     owner: &str,
     job: &PipelineJobRow,
     outcome: Result<serde_json::Value, JobError>,
@@ -210,6 +232,7 @@ async fn record_outcome(
     let owner = owner.to_owned();
     let job = job.clone();
     let signer = signer.clone();
+    let runner_lease = chrono::Duration::from_std(runner_lease).expect("lease fits");
     db.run(move |conn| {
         conn.transaction(|conn| {
             let (id, version_id) = (job.id.as_str(), job.version_id.as_str());
@@ -246,6 +269,7 @@ async fn record_outcome(
                             versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
                             // Ready and published together: no ready version lacks its manifest.
                             crate::manifest::publish_version(conn, &signer, version_id)?;
+                            benchmark::queue(conn, version_id, now() - runner_lease)?;
                         }
                     }
                 }

@@ -7,6 +7,7 @@ pub mod downloads;
 pub mod manifests;
 pub mod namespaces;
 pub mod registry;
+pub mod runners;
 pub mod uploads;
 pub mod version_view;
 
@@ -26,6 +27,7 @@ pub struct Services {
     pub downloads: downloads::DownloadService,
     pub manifests: manifests::ManifestService,
     pub aliases: aliases::AliasService,
+    pub runners: runners::RunnerService,
     pub accounts: accounts::AccountService,
     pub namespaces: namespaces::NamespaceService,
     pub rate_limiter: Arc<RateLimiter>,
@@ -42,6 +44,7 @@ impl Services {
         jwt: Arc<JwtKeys>,
         rate_limiter: Arc<RateLimiter>,
         manifest_signer: Arc<crate::manifest::ManifestSigner>,
+        runner_lease: std::time::Duration,
     ) -> Self {
         let pipeline = PipelineQueue::default();
         Self {
@@ -51,6 +54,7 @@ impl Services {
             registry: registry::RegistryService::new(db.clone(), pipeline.clone()),
             pipeline,
             aliases: aliases::AliasService::new(db.clone(), manifest_signer.clone()),
+            runners: runners::RunnerService::new(db.clone(), manifest_signer.clone(), runner_lease),
             manifest_signer: manifest_signer.clone(),
             uploads: uploads::UploadService::new(db.clone(), store.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),

@@ -4,10 +4,11 @@ use kiln_core::api::{
     Dim, FileEntry, JobState, PipelineJob, TensorSignature, VariantDetail, VariantStatus,
     VersionDetail, VersionStatus,
 };
+use kiln_core::deployment::BenchmarkResult;
 
 use crate::db::DbConnection;
 use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow, VersionFileRow, VersionRow};
-use crate::db::repos::{pipeline_jobs, variants};
+use crate::db::repos::{benchmarks, pipeline_jobs, variants};
 use crate::error::Error;
 
 fn corrupt(what: &str, value: &str) -> Error {
@@ -25,9 +26,27 @@ pub fn version_detail(
         .into_iter()
         .map(job)
         .collect::<Result<_, _>>()?;
+    let mut benchmarks: Vec<(String, BenchmarkResult)> = benchmarks::for_version(conn, &row.id)?
+        .into_iter()
+        .map(|b| {
+            serde_json::from_str(&b.result)
+                .map(|r| (b.variant, r))
+                .map_err(|e| Error::Internal(format!("stored benchmark result: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     let variants = variants::for_version(conn, &row.id)?
         .into_iter()
-        .map(|(variant_row, files)| variant(variant_row, files))
+        .map(|(variant_row, files)| {
+            let (mine, rest) = std::mem::take(&mut benchmarks)
+                .into_iter()
+                .partition(|(name, _)| *name == variant_row.name);
+            benchmarks = rest;
+            variant(
+                variant_row,
+                files,
+                mine.into_iter().map(|(_, r)| r).collect(),
+            )
+        })
         .collect::<Result<_, _>>()?;
     Ok(VersionDetail {
         namespace: ns.parse()?,
@@ -57,6 +76,8 @@ fn job(row: PipelineJobRow) -> Result<PipelineJob, Error> {
     Ok(PipelineJob {
         state: JobState::parse(&row.state).ok_or_else(|| corrupt("job state", &row.state))?,
         kind: row.kind,
+        variant: row.variant,
+        device: row.device,
         attempts: row.attempts,
         max_attempts: row.max_attempts,
         message: row.message,
@@ -67,7 +88,11 @@ fn job(row: PipelineJobRow) -> Result<PipelineJob, Error> {
     })
 }
 
-fn variant(row: VariantRow, files: Vec<VariantFileRow>) -> Result<VariantDetail, Error> {
+fn variant(
+    row: VariantRow,
+    files: Vec<VariantFileRow>,
+    benchmarks: Vec<BenchmarkResult>,
+) -> Result<VariantDetail, Error> {
     let model_file = files
         .iter()
         .find(|f| f.path == row.model_path)
@@ -97,6 +122,7 @@ fn variant(row: VariantRow, files: Vec<VariantFileRow>) -> Result<VariantDetail,
             })
             .collect::<Result<_, Error>>()?,
         name: row.name,
+        benchmarks,
     })
 }
 

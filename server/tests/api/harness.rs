@@ -93,6 +93,10 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         pipeline_workers: 1,
         manifest_keys_dir: dir.join("manifest-keys"),
         manifest_validity: std::time::Duration::from_secs(90 * 86_400),
+        runner_lease: std::time::Duration::from_secs(60),
+        // Tests that want benchmarks turn it on (or start runners of their own).
+        embedded_runner: false,
+        embedded_runner_threads: 1,
         tls: None,
     }
 }

@@ -3,7 +3,7 @@
 
 use kiln_core::api::{JobState, VariantStatus, VersionDetail, VersionStatus};
 use kiln_onnx::sample_models;
-use kiln_server::db::repos::pipeline_jobs::{self, Claim};
+use kiln_server::db::repos::pipeline_jobs::{self, Claim, Queue};
 use kiln_server::db::repos::versions;
 use kiln_server::db::{DbConnection, now};
 use prost::Message;
@@ -424,7 +424,8 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
             let id = version_id(conn, "leases", "1");
             let past = now() - chrono::Duration::seconds(1);
             let future = now() + chrono::Duration::seconds(600);
-            let Claim::Claimed(first) = pipeline_jobs::claim_next(conn, "dead-worker", past)?
+            let Claim::Claimed(first) =
+                pipeline_jobs::claim_next(conn, "dead-worker", past, Queue::Pipeline)?
             else {
                 panic!("the queued scan job is claimable");
             };
@@ -436,7 +437,7 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
                 future
             )?);
             assert!(matches!(
-                pipeline_jobs::claim_next(conn, "live-worker", future)?,
+                pipeline_jobs::claim_next(conn, "live-worker", future, Queue::Pipeline)?,
                 Claim::Nothing
             ));
             assert!(pipeline_jobs::heartbeat(
@@ -449,7 +450,8 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
                 (first.version_id.as_str(), first.attempts),
                 (id.as_str(), 1)
             );
-            let Claim::Claimed(second) = pipeline_jobs::claim_next(conn, "live-worker", future)?
+            let Claim::Claimed(second) =
+                pipeline_jobs::claim_next(conn, "live-worker", future, Queue::Pipeline)?
             else {
                 panic!("an expired lease makes the job claimable again");
             };
@@ -458,7 +460,7 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
                 (first.id.as_str(), 2)
             );
             assert!(matches!(
-                pipeline_jobs::claim_next(conn, "third", future)?,
+                pipeline_jobs::claim_next(conn, "third", future, Queue::Pipeline)?,
                 Claim::Nothing
             ));
             assert!(!pipeline_jobs::heartbeat(
@@ -485,10 +487,13 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
             )?);
 
             pipeline_jobs::enqueue(conn, &id, "convert", 1, None)?;
-            let Claim::Claimed(once) = pipeline_jobs::claim_next(conn, "dies-again", past)? else {
+            let Claim::Claimed(once) =
+                pipeline_jobs::claim_next(conn, "dies-again", past, Queue::Pipeline)?
+            else {
                 panic!()
             };
-            let Claim::GaveUp(gone) = pipeline_jobs::claim_next(conn, "live-worker", future)?
+            let Claim::GaveUp(gone) =
+                pipeline_jobs::claim_next(conn, "live-worker", future, Queue::Pipeline)?
             else {
                 panic!("a job out of tries is given up, not claimed");
             };

@@ -26,6 +26,15 @@ pub fn list(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<(AliasRo
         .load(conn)
 }
 
+/// The aliases that point at a version.
+pub fn naming(conn: &mut DbConnection, version_id: &str) -> QueryResult<Vec<AliasRow>> {
+    aliases::table
+        .filter(aliases::version_id.eq(version_id))
+        .order(aliases::name.asc())
+        .select(AliasRow::as_select())
+        .load(conn)
+}
+
 /// Names of the aliases that point at a version.
 pub fn pointing_at(conn: &mut DbConnection, version_id: &str) -> QueryResult<Vec<String>> {
     aliases::table

@@ -3,6 +3,7 @@
 pub mod aliases;
 pub mod api_tokens;
 pub mod audit;
+pub mod benchmarks;
 pub mod blobs;
 pub mod jwt_keys;
 pub mod manifests;
@@ -10,6 +11,7 @@ pub mod memberships;
 pub mod models;
 pub mod namespaces;
 pub mod pipeline_jobs;
+pub mod runners;
 pub mod uploads;
 pub mod users;
 pub mod variants;

@@ -17,6 +17,35 @@ pub fn enqueue(
     max_attempts: i32,
     options: Option<&str>,
 ) -> QueryResult<()> {
+    insert(conn, version_id, kind, max_attempts, options, None)
+}
+
+/// Queues the benchmark of one variant on one device class (`cpu`, `cuda`), for runners to claim.
+pub fn enqueue_benchmark(
+    conn: &mut DbConnection,
+    version_id: &str,
+    variant: &str,
+    device_kind: &str,
+    max_attempts: i32,
+) -> QueryResult<()> {
+    insert(
+        conn,
+        version_id,
+        JOB_BENCHMARK,
+        max_attempts,
+        None,
+        Some((variant, device_kind)),
+    )
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    version_id: &str,
+    kind: &str,
+    max_attempts: i32,
+    options: Option<&str>,
+    benchmark: Option<(&str, &str)>,
+) -> QueryResult<()> {
     diesel::insert_into(pipeline_jobs::table)
         .values(PipelineJobRow {
             id: new_id(),
@@ -33,9 +62,48 @@ pub fn enqueue(
             started_at: None,
             finished_at: None,
             options: options.map(str::to_owned),
+            variant: benchmark.map(|(variant, _)| variant.to_owned()),
+            device: benchmark.map(|(_, device)| device.to_owned()),
         })
         .execute(conn)?;
     Ok(())
+}
+
+/// The job kind runners claim; the server's pipeline workers never do.
+pub const JOB_BENCHMARK: &str = "benchmark";
+
+/// Benchmark jobs of a version not finished yet (queued, or running).
+pub fn unfinished_benchmarks(conn: &mut DbConnection, version_id: &str) -> QueryResult<i64> {
+    pipeline_jobs::table
+        .filter(pipeline_jobs::version_id.eq(version_id))
+        .filter(pipeline_jobs::kind.eq(JOB_BENCHMARK))
+        .filter(
+            pipeline_jobs::state
+                .eq(JobState::Queued.as_str())
+                .or(pipeline_jobs::state.eq(JobState::Running.as_str())),
+        )
+        .count()
+        .get_result(conn)
+}
+
+/// The job, when `owner` holds its lease.
+pub fn held(conn: &mut DbConnection, id: &str, owner: &str) -> QueryResult<Option<PipelineJobRow>> {
+    held_by(id, owner)
+        .filter(pipeline_jobs::lease_expires_at.ge(now()))
+        .select(PipelineJobRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The running job whose lease `owner` holds, if any.
+pub fn held_by_owner(conn: &mut DbConnection, owner: &str) -> QueryResult<Option<PipelineJobRow>> {
+    pipeline_jobs::table
+        .filter(pipeline_jobs::lease_owner.eq(owner))
+        .filter(pipeline_jobs::state.eq(JobState::Running.as_str()))
+        .filter(pipeline_jobs::lease_expires_at.ge(now()))
+        .select(PipelineJobRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// A version's jobs, oldest first.
@@ -56,14 +124,50 @@ pub enum Claim {
     Nothing,
 }
 
-/// Claims the oldest job that is queued or whose lease ran out.
-pub fn claim_next(
+/// Which jobs a claimer takes: the server's pipeline workers take everything but benchmarks; a runner takes
+/// the benchmarks queued for its device class.
+#[derive(Debug, Clone, Copy)]
+pub enum Queue<'a> {
+    Pipeline,
+    Benchmark { device_kind: &'a str },
+}
+
+#[derive(QueryableByName)]
+struct JobId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// Up to 16 claimable jobs, oldest first. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` (in
+/// the caller's transaction), so concurrent claimers look at different jobs instead of queueing on one row;
+/// SQLite has one writer at a time anyway.
+fn candidates(
     conn: &mut DbConnection,
-    owner: &str,
-    lease_until: NaiveDateTime,
-) -> QueryResult<Claim> {
-    let at = now();
-    let candidates: Vec<PipelineJobRow> = pipeline_jobs::table
+    queue: Queue<'_>,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<PipelineJobRow>> {
+    if let DbConnection::Postgresql(pg) = conn {
+        let (kind_filter, device) = match queue {
+            Queue::Pipeline => ("kind <> $2 AND $3 = ''", ""),
+            Queue::Benchmark { device_kind } => ("kind = $2 AND device = $3", device_kind),
+        };
+        let ids: Vec<JobId> = diesel::sql_query(format!(
+            "SELECT id FROM pipeline_jobs \
+             WHERE (state = 'queued' OR (state = 'running' AND lease_expires_at < $1)) AND {kind_filter} \
+             ORDER BY created_at, id LIMIT 16 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind::<diesel::sql_types::Timestamp, _>(at)
+        .bind::<diesel::sql_types::Text, _>(JOB_BENCHMARK)
+        .bind::<diesel::sql_types::Text, _>(device)
+        .load(pg)?;
+        let ids: Vec<String> = ids.into_iter().map(|j| j.id).collect();
+        return pipeline_jobs::table
+            .filter(pipeline_jobs::id.eq_any(ids))
+            .order((pipeline_jobs::created_at.asc(), pipeline_jobs::id.asc()))
+            .select(PipelineJobRow::as_select())
+            .load(conn);
+    }
+    let mut query = pipeline_jobs::table
         .filter(
             pipeline_jobs::state
                 .eq(JobState::Queued.as_str())
@@ -71,10 +175,38 @@ pub fn claim_next(
                     .eq(JobState::Running.as_str())
                     .and(pipeline_jobs::lease_expires_at.lt(at))),
         )
+        .into_boxed();
+    query = match queue {
+        Queue::Pipeline => query.filter(pipeline_jobs::kind.ne(JOB_BENCHMARK)),
+        Queue::Benchmark { device_kind } => query
+            .filter(pipeline_jobs::kind.eq(JOB_BENCHMARK))
+            .filter(pipeline_jobs::device.eq(device_kind.to_owned())),
+    };
+    query
         .order((pipeline_jobs::created_at.asc(), pipeline_jobs::id.asc()))
         .limit(16)
         .select(PipelineJobRow::as_select())
-        .load(conn)?;
+        .load(conn)
+}
+
+/// Claims the oldest job of `queue` that is queued or whose lease ran out.
+pub fn claim_next(
+    conn: &mut DbConnection,
+    owner: &str,
+    lease_until: NaiveDateTime,
+    queue: Queue<'_>,
+) -> QueryResult<Claim> {
+    conn.transaction(|conn| claim_in_transaction(conn, owner, lease_until, queue))
+}
+
+fn claim_in_transaction(
+    conn: &mut DbConnection,
+    owner: &str,
+    lease_until: NaiveDateTime,
+    queue: Queue<'_>,
+) -> QueryResult<Claim> {
+    let at = now();
+    let candidates = candidates(conn, queue, at)?;
     for job in candidates {
         // Matching the state and attempts we read, and a lease still expired now, makes the UPDATE a
         // compare-and-swap: of two workers racing for this job exactly one changes a row, and a worker whose

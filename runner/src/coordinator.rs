@@ -1,0 +1,57 @@
+//! Whom a runner works for: a kiln server over HTTP ([`crate::http::HttpCoordinator`]), or the server
+//! itself in-process (its embedded CPU runner). Both speak the same protocol (kiln_core::runners).
+
+use std::future::Future;
+use std::path::Path;
+
+use kiln_core::api::FileEntry;
+use kiln_core::runners::{
+    BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The runner no longer holds the job: drop it (another runner has it).
+    #[error("lost the lease on job {0}")]
+    LeaseLost(String),
+    /// The server refused for good (bad credentials, bad registration): stop.
+    #[error("{0}")]
+    Refused(String),
+    /// The server or the network failed; try again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub trait Coordinator: Send + Sync + 'static {
+    fn register(
+        &self,
+        registration: RunnerRegistration,
+    ) -> impl Future<Output = Result<RegisteredRunner, CoordinatorError>> + Send;
+
+    fn heartbeat(
+        &self,
+        runner: &str,
+        job: Option<&str>,
+    ) -> impl Future<Output = Result<HeartbeatAck, CoordinatorError>> + Send;
+
+    fn claim(
+        &self,
+        runner: &str,
+    ) -> impl Future<Output = Result<Option<BenchmarkJob>, CoordinatorError>> + Send;
+
+    /// Writes the file's bytes to `into` (the caller checks them against the digest).
+    fn fetch(
+        &self,
+        runner: &str,
+        job: &BenchmarkJob,
+        file: &FileEntry,
+        into: &Path,
+    ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
+
+    fn report(
+        &self,
+        runner: &str,
+        job: &str,
+        report: BenchmarkReport,
+    ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
+}

@@ -1,0 +1,161 @@
+//! The runner protocol over HTTP, with a runner-scoped API token.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+use kiln_core::api::{ErrorResponse, FileEntry};
+use kiln_core::runners::{
+    BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerHeartbeat,
+    RunnerRegistration,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::io::AsyncWriteExt;
+
+use crate::coordinator::{Coordinator, CoordinatorError};
+
+pub struct HttpCoordinator {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl HttpCoordinator {
+    pub fn new(server: &str, token: &str) -> Result<Self, CoordinatorError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| CoordinatorError::Refused(e.to_string()))?;
+        Ok(Self {
+            base: format!("{}/api/v1", server.trim_end_matches('/')),
+            token: token.to_owned(),
+            http,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends, and turns error answers into what the runner does about them.
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        job: Option<&str>,
+    ) -> Result<Response, CoordinatorError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CoordinatorError::Unavailable(format!("{}: {e}", self.base)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let (code, message) = serde_json::from_str::<ErrorResponse>(&body)
+            .map(|e| (e.error.code, e.error.message))
+            .unwrap_or_else(|_| (String::new(), body));
+        Err(match (status, code.as_str(), job) {
+            (StatusCode::CONFLICT, "lease_lost", Some(job)) => {
+                CoordinatorError::LeaseLost(job.to_owned())
+            }
+            (s, _, _) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                CoordinatorError::Unavailable(format!("{s}: {message}"))
+            }
+            (s, _, _) => CoordinatorError::Refused(format!("{s}: {message}")),
+        })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        response: Response,
+    ) -> Result<T, CoordinatorError> {
+        response
+            .json()
+            .await
+            .map_err(|e| CoordinatorError::Unavailable(format!("unexpected answer: {e}")))
+    }
+}
+
+impl Coordinator for HttpCoordinator {
+    async fn register(
+        &self,
+        registration: RunnerRegistration,
+    ) -> Result<RegisteredRunner, CoordinatorError> {
+        let response = self
+            .send(
+                self.request(Method::POST, "/runners").json(&registration),
+                None,
+            )
+            .await?;
+        Self::json(response).await
+    }
+
+    async fn heartbeat(
+        &self,
+        runner: &str,
+        job: Option<&str>,
+    ) -> Result<HeartbeatAck, CoordinatorError> {
+        let body = RunnerHeartbeat {
+            job_id: job.map(str::to_owned),
+        };
+        let request = self
+            .request(Method::POST, &format!("/runners/{runner}/heartbeat"))
+            .json(&body);
+        Self::json(self.send(request, job).await?).await
+    }
+
+    async fn claim(&self, runner: &str) -> Result<Option<BenchmarkJob>, CoordinatorError> {
+        let response = self
+            .send(
+                self.request(Method::POST, &format!("/runners/{runner}/claim")),
+                None,
+            )
+            .await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Self::json(response).await.map(Some)
+    }
+
+    async fn fetch(
+        &self,
+        runner: &str,
+        job: &BenchmarkJob,
+        file: &FileEntry,
+        into: &Path,
+    ) -> Result<(), CoordinatorError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| CoordinatorError::Refused(format!("server URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| CoordinatorError::Refused("server URL cannot be a base".to_owned()))?
+            .extend(["runners", runner, "jobs", &job.job_id, "files"])
+            .extend(file.path.as_str().split('/'));
+        let request = self.http.get(url).bearer_auth(&self.token);
+        let response = self.send(request, Some(&job.job_id)).await?;
+        let io =
+            |e: std::io::Error| CoordinatorError::Unavailable(format!("{}: {e}", into.display()));
+        let mut out = tokio::fs::File::create(into).await.map_err(io)?;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
+            out.write_all(&chunk).await.map_err(io)?;
+        }
+        out.flush().await.map_err(io)
+    }
+
+    async fn report(
+        &self,
+        runner: &str,
+        job: &str,
+        report: BenchmarkReport,
+    ) -> Result<(), CoordinatorError> {
+        let request = self
+            .request(
+                Method::POST,
+                &format!("/runners/{runner}/jobs/{job}/result"),
+            )
+            .json(&report);
+        self.send(request, Some(job)).await.map(|_| ())
+    }
+}

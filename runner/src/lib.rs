@@ -1,0 +1,11 @@
+//! kiln-runner: measures variants for a kiln server (DESIGN.md's benchmark runner). The `kiln-runner`
+//! binary talks to a server over HTTP; the server's embedded CPU runner uses the same loop in-process.
+
+pub mod coordinator;
+pub mod device;
+pub mod engine;
+pub mod http;
+pub mod work;
+
+pub use coordinator::{Coordinator, CoordinatorError};
+pub use work::Runner;

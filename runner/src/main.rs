@@ -1,0 +1,130 @@
+//! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--cache DIR]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kiln_runner::engine::Settings;
+use kiln_runner::http::HttpCoordinator;
+use kiln_runner::{Runner, device};
+use tokio_util::sync::CancellationToken;
+
+/// Measures variants for a kiln server: claims benchmark jobs for its device, reports latency, throughput,
+/// memory and a numerical check against the CPU.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The kiln server, e.g. http://127.0.0.1:8080
+    #[arg(long, env = "KILN_SERVER")]
+    server: String,
+    /// An API token with the `runner` scope (kiln token create runner --scope runner)
+    #[arg(long, env = "KILN_RUNNER_TOKEN", hide_env_values = true)]
+    token: String,
+    /// `cpu`, or `cuda:N` with a CUDA build
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Where fetched files are kept, by digest
+    #[arg(long, default_value = "kiln-runner-cache")]
+    cache: PathBuf,
+    /// The name shown in `GET /api/v1/runners` and in results (default: the host name)
+    #[arg(long)]
+    name: Option<String>,
+    /// CPU threads benchmarks are pinned to (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed iterations per batch size: at least...
+    #[arg(long, default_value_t = 10)]
+    min_iterations: u32,
+    /// ...and at most, stopping after --time-budget-ms
+    #[arg(long, default_value_t = 200)]
+    max_iterations: u32,
+    #[arg(long, default_value_t = 3000)]
+    time_budget_ms: u64,
+    /// Untimed runs first
+    #[arg(long, default_value_t = 5)]
+    warmup: u32,
+    /// Batch sizes for models with a symbolic batch dim
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    batch_sizes: Vec<usize>,
+    /// The size of other symbolic dims (sequence length, image side)
+    #[arg(long, default_value_t = 16)]
+    symbolic_size: usize,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kiln-runner".to_owned())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let (device, info) = match device::open(&args.device, threads) {
+        Ok(opened) => opened,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.batch_sizes.is_empty() || args.batch_sizes.contains(&0) {
+        eprintln!("error: --batch-sizes must list sizes of at least 1, e.g. 1,8");
+        return ExitCode::from(2);
+    }
+    let coordinator = match HttpCoordinator::new(&args.server, &args.token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runner = Arc::new(Runner {
+        coordinator: Arc::new(coordinator),
+        name: args.name.unwrap_or_else(host_name),
+        device,
+        info,
+        settings: Settings {
+            warmup: args.warmup.max(1),
+            min_iterations: args.min_iterations.max(1),
+            max_iterations: args.max_iterations.max(args.min_iterations.max(1)),
+            time_budget: Duration::from_millis(args.time_budget_ms),
+            batch_sizes: args.batch_sizes,
+            symbolic_size: args.symbolic_size.max(1),
+            threads,
+            process_memory: true,
+        },
+        cache: args.cache,
+        idle_poll: Duration::from_secs(1),
+    });
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.cancel();
+        });
+    }
+    match runner.run(stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "error: the server refused this runner: {e}\n  check --server and that --token has the runner scope"
+            );
+            ExitCode::from(1)
+        }
+    }
+}

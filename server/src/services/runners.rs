@@ -1,0 +1,319 @@
+//! Runners: registration, claiming benchmark jobs under a lease, heartbeats, reports, and the list users
+//! see. Every call names the runner; only the credential that registered it may act for it (another gets
+//! 404, as if it did not exist).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::Connection;
+use kiln_core::api::FileEntry;
+use kiln_core::runners::{
+    BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration, RunnerState,
+    RunnerView,
+};
+use kiln_core::{ModelName, NamespaceName, VersionName};
+
+use crate::db::records::{PipelineJobRow, RunnerRow};
+use crate::db::repos::pipeline_jobs::{self, Claim, Queue};
+use crate::db::repos::{manifests, runners, variants};
+use crate::db::{Database, DbConnection, new_id, now};
+use crate::error::Error;
+use crate::manifest::ManifestSigner;
+use crate::pipeline::benchmark;
+
+#[derive(Clone)]
+pub struct RunnerService {
+    db: Database,
+    signer: Arc<ManifestSigner>,
+    lease: Duration,
+}
+
+/// What a held job is about: the variant of a version whose files a runner may fetch.
+pub struct JobSubject {
+    pub namespace: NamespaceName,
+    pub model: ModelName,
+    pub version: VersionName,
+    pub variant: String,
+}
+
+fn lease(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).expect("lease fits")
+}
+
+fn check(registration: &RunnerRegistration) -> Result<(), Error> {
+    let bad = |message: String| Err(Error::bad_request("invalid_runner", message));
+    let text_ok = |s: &str, max: usize| !s.trim().is_empty() && s.len() <= max;
+    if !text_ok(&registration.name, 128) {
+        return bad("name must be 1-128 characters".to_owned());
+    }
+    let device_ok = registration.device == "cpu"
+        || registration
+            .device
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<u16>().is_ok());
+    if !device_ok {
+        return bad(format!(
+            "device {:?} is not cpu or cuda:N",
+            registration.device
+        ));
+    }
+    for (field, value) in [
+        ("device_name", &registration.device_name),
+        ("engine", &registration.engine),
+        ("kiln_version", &registration.kiln_version),
+    ] {
+        if !text_ok(value, 256) {
+            return bad(format!("{field} must be 1-256 characters"));
+        }
+    }
+    if registration.capabilities.len() > 32
+        || registration.capabilities.iter().any(|c| !text_ok(c, 64))
+    {
+        return bad("capabilities: at most 32, each 1-64 characters".to_owned());
+    }
+    Ok(())
+}
+
+/// The runner, when `token_id` registered it.
+fn owned(conn: &mut DbConnection, runner_id: &str, token_id: &str) -> Result<RunnerRow, Error> {
+    runners::find(conn, runner_id)?
+        .filter(|r| r.token_id == token_id)
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "runner {runner_id} (of this credential; register first)"
+            ))
+        })
+}
+
+fn lost_job(job_id: &str) -> Error {
+    Error::conflict(
+        "lease_lost",
+        format!(
+            "this runner no longer holds job {job_id} (its lease ran out and it went back to the queue); drop it and claim again"
+        ),
+    )
+}
+
+fn view(
+    row: RunnerRow,
+    current_job: Option<String>,
+    lost_before: chrono::NaiveDateTime,
+) -> Result<RunnerView, Error> {
+    let state = if row.last_heartbeat_at < lost_before {
+        RunnerState::Lost
+    } else if current_job.is_some() {
+        RunnerState::Busy
+    } else {
+        RunnerState::Idle
+    };
+    Ok(RunnerView {
+        id: row.id,
+        registration: RunnerRegistration {
+            name: row.name,
+            device: row.device,
+            device_name: row.device_name,
+            memory_bytes: row.memory_bytes,
+            driver: row.driver,
+            engine: row.engine,
+            kiln_version: row.kiln_version,
+            capabilities: serde_json::from_str(&row.capabilities)
+                .map_err(|e| Error::Internal(format!("stored capabilities: {e}")))?,
+            threads: row.threads.map(|t| t as u32),
+        },
+        state,
+        registered_at: row.registered_at.and_utc(),
+        last_heartbeat_at: row.last_heartbeat_at.and_utc(),
+        current_job,
+    })
+}
+
+impl RunnerService {
+    pub fn new(db: Database, signer: Arc<ManifestSigner>, lease: Duration) -> Self {
+        Self { db, signer, lease }
+    }
+
+    pub async fn register(
+        &self,
+        token_id: String,
+        registration: RunnerRegistration,
+    ) -> Result<RegisteredRunner, Error> {
+        check(&registration)?;
+        let at = now();
+        let row = RunnerRow {
+            id: new_id(),
+            name: registration.name.clone(),
+            token_id,
+            device: registration.device.clone(),
+            device_kind: registration.device_kind().to_owned(),
+            device_name: registration.device_name.clone(),
+            memory_bytes: registration.memory_bytes,
+            driver: registration.driver.clone(),
+            engine: registration.engine.clone(),
+            kiln_version: registration.kiln_version.clone(),
+            capabilities: serde_json::to_string(&registration.capabilities)
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            threads: registration.threads.map(|t| t as i32),
+            registered_at: at,
+            last_heartbeat_at: at,
+        };
+        let id = row.id.clone();
+        self.db
+            .run(move |conn| Ok(runners::insert(conn, &row)?))
+            .await?;
+        tracing::info!(runner = %id, name = %registration.name, device = %registration.device, "runner registered");
+        Ok(RegisteredRunner {
+            id,
+            lease_seconds: self.lease.as_secs(),
+            heartbeat_seconds: (self.lease.as_secs() / 4).max(1),
+        })
+    }
+
+    /// Records that the runner is alive and, when it names its job, extends that job's lease.
+    pub async fn heartbeat(
+        &self,
+        runner_id: String,
+        token_id: String,
+        job_id: Option<String>,
+    ) -> Result<HeartbeatAck, Error> {
+        let until = now() + lease(self.lease);
+        self.db
+            .run(move |conn| {
+                owned(conn, &runner_id, &token_id)?;
+                runners::touch(conn, &runner_id, now())?;
+                let Some(job_id) = job_id else {
+                    return Ok(HeartbeatAck {
+                        lease_expires_at: None,
+                    });
+                };
+                if pipeline_jobs::held(conn, &job_id, &runner_id)?.is_none()
+                    || !pipeline_jobs::heartbeat(conn, &job_id, &runner_id, until)?
+                {
+                    return Err(lost_job(&job_id));
+                }
+                Ok(HeartbeatAck {
+                    lease_expires_at: Some(until.and_utc()),
+                })
+            })
+            .await
+    }
+
+    /// The oldest benchmark job for the runner's device class, now leased to it; None when there is none.
+    pub async fn claim(
+        &self,
+        runner_id: String,
+        token_id: String,
+    ) -> Result<Option<BenchmarkJob>, Error> {
+        let until = now() + lease(self.lease);
+        let signer = self.signer.clone();
+        self.db
+            .run(move |conn| {
+                let runner = owned(conn, &runner_id, &token_id)?;
+                runners::touch(conn, &runner_id, now())?;
+                loop {
+                    let queue = Queue::Benchmark {
+                        device_kind: &runner.device_kind,
+                    };
+                    match pipeline_jobs::claim_next(conn, &runner_id, until, queue)? {
+                        Claim::Nothing => return Ok(None),
+                        Claim::GaveUp(job) => {
+                            tracing::warn!(job = %job.id, "benchmark job given up: its runners kept dying");
+                            conn.transaction(|conn| {
+                                benchmark::finish_stage_if_done(conn, &signer, &job.version_id)
+                            })?;
+                        }
+                        Claim::Claimed(job) => return Ok(Some(describe(conn, job)?)),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// What a job the runner holds is about (for fetching its files); 409 once the lease is gone.
+    pub async fn held_job(
+        &self,
+        runner_id: String,
+        token_id: String,
+        job_id: String,
+    ) -> Result<JobSubject, Error> {
+        self.db
+            .run(move |conn| {
+                owned(conn, &runner_id, &token_id)?;
+                let job = pipeline_jobs::held(conn, &job_id, &runner_id)?
+                    .ok_or_else(|| lost_job(&job_id))?;
+                let (ns, model, version, _) = manifests::version_context(conn, &job.version_id)?;
+                Ok(JobSubject {
+                    namespace: ns.parse()?,
+                    model: model.parse()?,
+                    version: version.version.parse()?,
+                    variant: job.variant.unwrap_or_default(),
+                })
+            })
+            .await
+    }
+
+    /// Records the result of a job the runner still holds (a late report is refused, nothing written).
+    pub async fn report(
+        &self,
+        runner_id: String,
+        token_id: String,
+        job_id: String,
+        report: BenchmarkReport,
+    ) -> Result<(), Error> {
+        let signer = self.signer.clone();
+        self.db
+            .run(move |conn| {
+                owned(conn, &runner_id, &token_id)?;
+                runners::touch(conn, &runner_id, now())?;
+                conn.transaction(|conn| {
+                    let job = pipeline_jobs::held(conn, &job_id, &runner_id)?
+                        .ok_or_else(|| lost_job(&job_id))?;
+                    benchmark::record(conn, &signer, &runner_id, &job, report)
+                })
+            })
+            .await
+    }
+
+    pub async fn list(&self) -> Result<Vec<RunnerView>, Error> {
+        let lost_before = now() - lease(self.lease);
+        self.db
+            .run(move |conn| {
+                runners::list(conn)?
+                    .into_iter()
+                    .map(|row| {
+                        let job = pipeline_jobs::held_by_owner(conn, &row.id)?.map(|j| j.id);
+                        view(row, job, lost_before)
+                    })
+                    .collect()
+            })
+            .await
+    }
+}
+
+fn describe(conn: &mut DbConnection, job: PipelineJobRow) -> Result<BenchmarkJob, Error> {
+    let (ns, model, version, _) = manifests::version_context(conn, &job.version_id)?;
+    let variant = job.variant.clone().unwrap_or_default();
+    let (row, files) = variants::for_version(conn, &job.version_id)?
+        .into_iter()
+        .find(|(v, _)| v.name == variant)
+        .ok_or_else(|| Error::Internal(format!("benchmark job {} has no variant", job.id)))?;
+    let mut files: Vec<FileEntry> = files
+        .into_iter()
+        .map(|f| {
+            Ok(FileEntry {
+                path: f.path.parse()?,
+                digest: f.digest.parse()?,
+                size: f.size,
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    files.sort_by_key(|f| (f.path.as_str() != row.model_path, f.path.to_string()));
+    Ok(BenchmarkJob {
+        job_id: job.id,
+        model: format!("{ns}/{model}"),
+        version: version.version.parse()?,
+        variant,
+        attempt: job.attempts,
+        lease_expires_at: job.lease_expires_at.unwrap_or_else(now).and_utc(),
+        files,
+    })
+}
