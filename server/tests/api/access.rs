@@ -74,6 +74,8 @@ enum Needs {
     Upload,
     SignedIn,
     Administrator,
+    /// A runner-scoped token, and nobody else.
+    RunnerOnly,
 }
 
 /// The status `caller` must get from a route that needs `needs` and answers `ok` when allowed.
@@ -83,12 +85,14 @@ fn expected(needs: Needs, caller: Caller, ok: u16) -> u16 {
     match caller {
         Expired | OtherKey | AlgNone | WrongAudience | Revoked => 401,
         Runner => {
-            if needs == Nothing {
+            if needs == Nothing || needs == RunnerOnly {
                 ok
             } else {
                 403
             }
         }
+        Anonymous if needs == RunnerOnly => 401,
+        _ if needs == RunnerOnly => 403,
         // A private model reads as absent (404); changes to it answer as for an absent model (401/403).
         Anonymous => match needs {
             Nothing | Browse | ReadPublicModel => ok,
@@ -201,6 +205,13 @@ fn cases() -> Vec<Case> {
         case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifest", "/api/v1/models/acme/open/aliases/production/manifest", None, ReadPublicModel, 404),
         case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/secret/aliases/production/manifests/1", None, ReadPrivateModel, 404),
         case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/open/aliases/production/manifests/1", None, ReadPublicModel, 404),
+        case(M::POST, "/api/v1/runners", "/api/v1/runners", Some(r#"{"name":"r-{who}","device":"cpu","device_name":"cpu","memory_bytes":null,"driver":null,"engine":"e","kiln_version":"0","capabilities":[],"threads":1}"#), RunnerOnly, 201),
+        case(M::GET, "/api/v1/runners", "/api/v1/runners", None, SignedIn, 200),
+        // Allowed callers learn that no such runner was registered by their credential.
+        case(M::POST, "/api/v1/runners/{runner}/heartbeat", "/api/v1/runners/no-such-runner/heartbeat", Some(r#"{"job_id":null}"#), RunnerOnly, 404),
+        case(M::POST, "/api/v1/runners/{runner}/claim", "/api/v1/runners/no-such-runner/claim", None, RunnerOnly, 404),
+        case(M::GET, "/api/v1/runners/{runner}/jobs/{job}/files/{path}", "/api/v1/runners/no-such-runner/jobs/j/files/model.onnx", None, RunnerOnly, 404),
+        case(M::POST, "/api/v1/runners/{runner}/jobs/{job}/result", "/api/v1/runners/no-such-runner/jobs/j/result", Some(r#"{"outcome":"failed","message":"x"}"#), RunnerOnly, 404),
         case(M::POST, "/api/v1/blobs/missing", "/api/v1/blobs/missing", Some(r#"{"digests":["{digest}"]}"#), Upload, 200),
         case(M::POST, "/api/v1/uploads", "/api/v1/uploads", Some(r#"{"digest":"{digest}","size":{size}}"#), Upload, 201),
         case(M::GET, "/api/v1/uploads/{id}", "/api/v1/uploads/no-such-upload", None, Upload, 404),

@@ -9,6 +9,7 @@ mod downloads;
 mod encryption;
 mod manifests;
 mod pipeline;
+mod runners;
 mod service_docs;
 mod uploads;
 mod versions;

@@ -138,9 +138,10 @@ struct JobId {
     id: String,
 }
 
-/// Up to 16 claimable jobs, oldest first. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` (in
-/// the caller's transaction), so concurrent claimers look at different jobs instead of queueing on one row;
-/// SQLite has one writer at a time anyway.
+/// Claimable jobs, oldest first. On PostgreSQL one row, locked `FOR UPDATE SKIP LOCKED` in the caller's
+/// transaction, so concurrent claimers each lock a different job instead of queueing on one (locking more
+/// than the one taken would hide the rest from them); on SQLite, which has one writer at a time, up to 16
+/// for the compare-and-swap below to try in turn.
 fn candidates(
     conn: &mut DbConnection,
     queue: Queue<'_>,
@@ -154,7 +155,7 @@ fn candidates(
         let ids: Vec<JobId> = diesel::sql_query(format!(
             "SELECT id FROM pipeline_jobs \
              WHERE (state = 'queued' OR (state = 'running' AND lease_expires_at < $1)) AND {kind_filter} \
-             ORDER BY created_at, id LIMIT 16 FOR UPDATE SKIP LOCKED"
+             ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
         ))
         .bind::<diesel::sql_types::Timestamp, _>(at)
         .bind::<diesel::sql_types::Text, _>(JOB_BENCHMARK)

@@ -1,0 +1,408 @@
+//! Runners: registration, benchmark jobs claimed under a lease (never by two runners), a lost lease moving
+//! the job to another runner, a late report refused, and results reaching the version and its manifest.
+
+use std::time::Duration;
+
+use kiln_core::api::{ManifestResponse, VersionDetail, VersionStatus};
+use kiln_core::deployment::BenchmarkResult;
+use kiln_core::runners::{BenchmarkJob, RegisteredRunner, RunnerState, RunnerView};
+use prost::Message;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, TestApp, expect_error, expect_json};
+
+async fn runner_token(app: &TestApp, name: &str) -> String {
+    let created: Value = expect_json(
+        app.post_json(
+            "/api/v1/tokens",
+            &json!({ "name": name, "scopes": ["runner"] }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    created["token"].as_str().unwrap().to_owned()
+}
+
+fn registration(name: &str) -> Value {
+    json!({
+        "name": name, "device": "cpu", "device_name": "test CPU", "memory_bytes": null, "driver": null,
+        "engine": "test", "kiln_version": "0", "capabilities": ["benchmark"], "threads": 1
+    })
+}
+
+struct TestRunner<'a> {
+    app: &'a TestApp,
+    token: String,
+    id: String,
+}
+
+impl<'a> TestRunner<'a> {
+    async fn register(app: &'a TestApp, name: &str) -> Self {
+        let token = runner_token(app, name).await;
+        let registered: RegisteredRunner = expect_json(
+            app.anonymous(Method::POST, "/api/v1/runners")
+                .bearer_auth(&token)
+                .json(&registration(name))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        Self {
+            app,
+            token,
+            id: registered.id,
+        }
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .anonymous(Method::POST, &format!("/api/v1/runners/{}{path}", self.id))
+            .bearer_auth(&self.token)
+    }
+
+    async fn claim(&self) -> Option<BenchmarkJob> {
+        let response = self.post("/claim").send().await.unwrap();
+        if response.status() == StatusCode::NO_CONTENT {
+            return None;
+        }
+        Some(expect_json(response, StatusCode::OK).await)
+    }
+
+    async fn report(&self, job: &BenchmarkJob) -> reqwest::Response {
+        let result = json!({
+            "device": "cpu", "device_name": "test CPU", "driver": null, "engine": "test", "threads": 1,
+            "batch_size": 1, "input_shapes": { "x": [1, 8] }, "warmup_iterations": 1, "iterations": 3,
+            "p50_ms": 1.0, "p90_ms": 1.5, "p99_ms": 2.0, "throughput": 1000.0, "peak_memory_bytes": null,
+            "max_abs_error": null, "runner": format!("test ({})", self.id),
+            "measured_at": chrono::Utc::now()
+        });
+        self.post(&format!("/jobs/{}/result", job.job_id))
+            .json(&json!({ "outcome": "succeeded", "results": [result] }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn heartbeat(&self, job: Option<&str>) -> reqwest::Response {
+        self.post("/heartbeat")
+            .json(&json!({ "job_id": job }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn push_mlp(app: &TestApp, reference: &str, variants: &[&str]) -> VersionDetail {
+    let model = kiln_onnx::sample_models::mlp_graph(false).encode_to_vec();
+    let (name, version) = reference.split_once(':').unwrap();
+    let blob = app.upload_blob(&model).await;
+    let body = json!({
+        "version": version,
+        "files": [{ "path": "model.onnx", "digest": blob, "size": model.len() }],
+        "pipeline": { "variants": variants },
+    });
+    expect_json::<Value>(
+        app.post_json(&format!("/api/v1/models/{name}/versions"), &body)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let detail = app.settled_version(reference).await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    detail
+}
+
+fn benchmark_jobs(detail: &VersionDetail) -> Vec<(&str, &str)> {
+    detail
+        .pipeline
+        .iter()
+        .filter(|j| j.kind == "benchmark")
+        .map(|j| (j.variant.as_deref().unwrap(), j.state.as_str()))
+        .collect()
+}
+
+async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(app: TestApp) {
+    let a = TestRunner::register(&app, "runner-a").await;
+    let b = TestRunner::register(&app, "runner-b").await;
+    push_mlp(&app, "acme/m:1", &["fp32", "fp16", "int8"]).await;
+
+    // Eight claims at once for four jobs: each job goes to exactly one runner.
+    let claims = futures_util::future::join_all((0..8).map(|i| {
+        let runner = if i % 2 == 0 { &a } else { &b };
+        async move { runner.claim().await.map(|job| (i % 2, job)) }
+    }))
+    .await;
+    let claimed: Vec<(usize, BenchmarkJob)> = claims.into_iter().flatten().collect();
+    let mut ids: Vec<&str> = claimed.iter().map(|(_, j)| j.job_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((claimed.len(), ids.len()), (4, 4), "{claimed:#?}");
+    assert!(a.claim().await.is_none() && b.claim().await.is_none());
+
+    // Another runner's credential cannot act for a runner.
+    let foreign = app
+        .anonymous(Method::POST, &format!("/api/v1/runners/{}/claim", a.id))
+        .bearer_auth(&b.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(foreign, StatusCode::NOT_FOUND, "not_found").await;
+
+    for (who, job) in &claimed {
+        let runner = if *who == 0 { &a } else { &b };
+        assert_eq!(runner.report(job).await.status(), StatusCode::NO_CONTENT);
+    }
+
+    // Runner A stops heartbeating: once its lease (2 s here) runs out, B takes A's job over, and A's late
+    // report, heartbeat and file fetch are refused with nothing recorded.
+    push_mlp(&app, "acme/m:2", &["fp32"]).await;
+    let of_a = a.claim().await.unwrap();
+    let of_b = b.claim().await.unwrap();
+    assert_eq!(b.report(&of_b).await.status(), StatusCode::NO_CONTENT);
+    assert!(b.claim().await.is_none(), "A's job is leased");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let taken_over = b.claim().await.unwrap();
+    assert_eq!(
+        (taken_over.job_id.as_str(), taken_over.attempt),
+        (of_a.job_id.as_str(), 2)
+    );
+    let late = &of_a;
+    let refused = expect_error(a.report(late).await, StatusCode::CONFLICT, "lease_lost").await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("this runner no longer holds job {}", late.job_id)),
+        "{refused}"
+    );
+    expect_error(
+        a.heartbeat(Some(&late.job_id)).await,
+        StatusCode::CONFLICT,
+        "lease_lost",
+    )
+    .await;
+    let fetch = app
+        .anonymous(
+            Method::GET,
+            &format!(
+                "/api/v1/runners/{}/jobs/{}/files/model.onnx",
+                a.id, late.job_id
+            ),
+        )
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(fetch, StatusCode::CONFLICT, "lease_lost").await;
+    // B holds it now and may read its files.
+    let fetch = app
+        .anonymous(
+            Method::GET,
+            &format!(
+                "/api/v1/runners/{}/jobs/{}/files/{}",
+                b.id, late.job_id, late.files[0].path
+            ),
+        )
+        .bearer_auth(&b.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetch.status(), StatusCode::OK);
+    let bytes = fetch.bytes().await.unwrap();
+    assert_eq!(kiln_core::Sha256Digest::of(&bytes), late.files[0].digest);
+
+    assert_eq!(b.report(&taken_over).await.status(), StatusCode::NO_CONTENT);
+    let detail: VersionDetail = expect_json(
+        app.get("/api/v1/models/acme/m/versions/2").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        benchmark_jobs(&detail)
+            .iter()
+            .all(|(_, s)| *s == "succeeded"),
+        "{detail:#?}"
+    );
+    for variant in &detail.variants {
+        assert_eq!(
+            variant.benchmarks.len(),
+            1,
+            "{}: one result, recorded once",
+            variant.name
+        );
+    }
+    // Every benchmark in: the manifest is re-published with the numbers and who measured them.
+    let manifest: ManifestResponse = expect_json(
+        app.get("/api/v1/models/acme/m/versions/2/manifest").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(manifest.sequence, 2);
+    assert!(
+        manifest
+            .payload
+            .variants
+            .iter()
+            .all(|v| v.benchmarks.len() == 1)
+    );
+    assert_eq!(
+        manifest.payload.provenance.runners,
+        [format!("test ({})", b.id)]
+    );
+
+    // A is lost (no heartbeat for a lease period); B, heartbeating, is idle.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    expect_json::<Value>(b.heartbeat(None).await, StatusCode::OK).await;
+    let runners: Vec<RunnerView> =
+        expect_json(app.get("/api/v1/runners").await, StatusCode::OK).await;
+    let state = |id: &str| runners.iter().find(|r| r.id == id).unwrap().state;
+    assert_eq!(state(&a.id), RunnerState::Lost);
+    assert_eq!(state(&b.id), RunnerState::Idle);
+}
+
+async fn a_bad_registration_is_refused(app: TestApp) {
+    let token = runner_token(&app, "bad").await;
+    let mut body = registration("bad");
+    body["device"] = json!("tpu");
+    let response = app
+        .anonymous(Method::POST, "/api/v1/runners")
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let refused = expect_error(response, StatusCode::BAD_REQUEST, "invalid_runner").await;
+    assert_eq!(
+        refused["error"]["message"],
+        "device \"tpu\" is not cpu or cuda:N"
+    );
+    let runners: Vec<RunnerView> =
+        expect_json(app.get("/api/v1/runners").await, StatusCode::OK).await;
+    assert!(runners.is_empty());
+}
+
+async fn spawn_with_short_lease(backend: Backend) -> TestApp {
+    TestApp::spawn_with(backend, |s| {
+        s.runner_lease = Duration::from_secs(2);
+    })
+    .await
+}
+
+mod embedded {
+    #[actix_web::test]
+    async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other() {
+        super::two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(
+            super::spawn_with_short_lease(super::Backend::Embedded).await,
+        )
+        .await
+    }
+
+    #[actix_web::test]
+    async fn a_bad_registration_is_refused() {
+        super::a_bad_registration_is_refused(
+            crate::harness::TestApp::spawn(super::Backend::Embedded).await,
+        )
+        .await
+    }
+}
+
+mod postgres_s3 {
+    #[actix_web::test]
+    async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other() {
+        super::two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(
+            super::spawn_with_short_lease(super::Backend::PostgresS3).await,
+        )
+        .await
+    }
+
+    #[actix_web::test]
+    async fn a_bad_registration_is_refused() {
+        super::a_bad_registration_is_refused(
+            crate::harness::TestApp::spawn(super::Backend::PostgresS3).await,
+        )
+        .await
+    }
+}
+
+/// The embedded default with nothing else started: its in-process CPU runner measures every deployable
+/// variant, the results show on the version, and the manifest is re-published with them.
+#[actix_web::test]
+async fn the_embedded_runner_benchmarks_every_variant() {
+    let app = TestApp::spawn_with(Backend::Embedded, |s| s.embedded_runner = true).await;
+    // The runner registers as the server starts.
+    let mut runners: Vec<RunnerView> = Vec::new();
+    for _ in 0..100 {
+        runners = expect_json(app.get("/api/v1/runners").await, StatusCode::OK).await;
+        if !runners.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runners.len(), 1);
+    assert_eq!(runners[0].registration.name, "embedded");
+    assert_eq!(runners[0].registration.threads, Some(1));
+
+    push_mlp(&app, "acme/m:1", &["fp32", "fp16"]).await;
+    let mut detail = app.settled_version("acme/m:1").await;
+    for _ in 0..300 {
+        detail = expect_json(
+            app.get("/api/v1/models/acme/m/versions/1").await,
+            StatusCode::OK,
+        )
+        .await;
+        if benchmark_jobs(&detail)
+            .iter()
+            .all(|(_, s)| *s == "succeeded" || *s == "failed")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let jobs = benchmark_jobs(&detail);
+    assert_eq!(
+        jobs,
+        [
+            ("fp16", "succeeded"),
+            ("fp32", "succeeded"),
+            ("onnx", "succeeded")
+        ]
+    );
+    for variant in &detail.variants {
+        let batches: Vec<i64> = variant.benchmarks.iter().map(|b| b.batch_size).collect();
+        assert_eq!(batches, [1, 8], "{}", variant.name);
+        for b in &variant.benchmarks {
+            sane(b);
+        }
+    }
+    let manifest: ManifestResponse = expect_json(
+        app.get("/api/v1/models/acme/m/versions/1/manifest").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(manifest.sequence, 2);
+    assert!(
+        manifest
+            .payload
+            .variants
+            .iter()
+            .all(|v| v.benchmarks.len() == 2)
+    );
+    assert_eq!(manifest.payload.provenance.runners.len(), 1);
+}
+
+fn sane(b: &BenchmarkResult) {
+    assert_eq!(b.device, "cpu");
+    assert_eq!(b.threads, Some(1));
+    assert!(b.iterations >= 10, "{b:?}");
+    assert!(
+        0.0 < b.p50_ms && b.p50_ms <= b.p90_ms && b.p90_ms <= b.p99_ms,
+        "{b:?}"
+    );
+    let expected = b.batch_size as f64 * 1000.0 / b.p50_ms;
+    assert!((b.throughput - expected).abs() <= 1e-9 * expected, "{b:?}");
+    assert!(b.runner.starts_with("embedded ("), "{b:?}");
+}
