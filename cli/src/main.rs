@@ -136,6 +136,12 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// The benchmark runners and their state (idle, busy, lost)
+    Runners {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Aliases: movable names for versions (acme/sentiment@production)
     #[command(subcommand)]
     Alias(AliasCommand),
@@ -364,6 +370,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             alias,
             target,
         }) => commands::alias::set(&client, reference, alias, target).await,
+        Command::Runners { json } => commands::browse::runners(&client, json).await,
         Command::Alias(AliasCommand::Ls { reference, json }) => {
             commands::alias::ls(&client, reference, json).await
         }

@@ -5,26 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kiln_onnx::sample_models;
-use kiln_tests::{Backend, Server, assert_ok, stderr, stdout, tree};
+use kiln_tests::{Backend, Server, assert_ok, settled, stderr, stdout, tree};
 use prost::Message;
 use serde_json::Value;
-
-fn settled(server: &Server, reference: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let show = server.kiln(&["show", reference, "--json"]);
-        assert_ok(&show);
-        let detail: Value = serde_json::from_str(&stdout(&show)).unwrap();
-        if detail["status"] == "ready" || detail["status"] == "failed" {
-            return detail["status"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pipeline did not settle: {detail}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// Pushes a small ONNX model (two different graphs for two versions) and waits until it is ready.
 fn push_ready(server: &Server, work: &Path, reference: &str, with_identity: bool) {
@@ -39,7 +22,7 @@ fn push_ready(server: &Server, work: &Path, reference: &str, with_identity: bool
         "--variants",
         "fp32",
     ]));
-    assert_eq!(settled(server, reference), "ready");
+    assert_eq!(settled(server, reference)["status"], "ready");
 }
 
 /// The CLI's message for a refusal, without its `error: ` prefix.
@@ -168,7 +151,7 @@ fn pulling_by_alias_verifies_the_manifest_and_every_blob() {
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("notes.txt"), "not a model").unwrap();
     assert_ok(&server.kiln(&["push", broken.to_str().unwrap(), "acme/m:broken"]));
-    assert_eq!(settled(&server, "acme/m:broken"), "failed");
+    assert_eq!(settled(&server, "acme/m:broken")["status"], "failed");
     let at_failed = server.kiln(&["alias", "set", "acme/m", "production", "broken"]);
     assert_eq!(
         refused(&at_failed).trim(),

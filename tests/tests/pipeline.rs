@@ -1,27 +1,8 @@
 //! End to end: a Hugging Face checkpoint pushed with the real CLI comes back as a proven ONNX model.
 
-use std::time::{Duration, Instant};
-
 use kiln_onnx::sample_models;
-use kiln_tests::{Backend, Server, assert_ok, stderr, stdout};
+use kiln_tests::{Backend, Server, assert_ok, settled, stderr, stdout};
 use serde_json::Value;
-
-fn settled(server: &Server, reference: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let show = server.kiln(&["show", reference, "--json"]);
-        assert_ok(&show);
-        let detail: Value = serde_json::from_str(&stdout(&show)).unwrap();
-        if detail["status"] == "ready" || detail["status"] == "failed" {
-            return detail;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pipeline did not settle: {detail}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 #[test]
 fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
@@ -43,13 +24,21 @@ fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
         .map(|j| (j["kind"].as_str().unwrap(), j["state"].as_str().unwrap()))
         .collect();
     assert_eq!(
-        jobs,
+        jobs[..3],
         [
             ("scan", "succeeded"),
             ("convert", "succeeded"),
             ("optimize", "succeeded")
         ]
     );
+    // Then the embedded runner measures every deployable variant.
+    let deployable = detail["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["status"] == "deployable")
+        .count();
+    assert_eq!(jobs[3..], vec![("benchmark", "succeeded"); deployable]);
     let variant = detail["variants"]
         .as_array()
         .unwrap()
@@ -226,7 +215,8 @@ fn the_manifest_verifies_and_a_tampered_one_is_refused() {
     let verify = server.kiln(&["verify", "acme/verified:1"]);
     assert_ok(&verify);
     assert!(
-        stdout(&verify).starts_with("verified acme/verified:1 (sequence 1, 2 deployable variants"),
+        // Sequence 2: published when ready, again when the embedded runner's benchmarks were in.
+        stdout(&verify).starts_with("verified acme/verified:1 (sequence 2, 2 deployable variants"),
         "{}",
         stdout(&verify)
     );
@@ -235,6 +225,13 @@ fn the_manifest_verifies_and_a_tampered_one_is_refused() {
     assert_ok(&document);
     let payload: Value = serde_json::from_str(&stdout(&document)).unwrap();
     assert_eq!(payload["model"], "acme/verified");
+    for variant in payload["variants"].as_array().unwrap() {
+        assert_eq!(
+            variant["benchmarks"].as_array().unwrap().len(),
+            2,
+            "{variant}"
+        );
+    }
 
     let jws = stdout(&server.kiln(&["manifest", "acme/verified:1", "--jws"]))
         .trim()

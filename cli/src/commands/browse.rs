@@ -194,6 +194,60 @@ fn show_version(detail: &VersionDetail, json: bool) {
         }
         println!("\nvariants:\n{variants}");
     }
+    let measured: Vec<_> = detail
+        .variants
+        .iter()
+        .flat_map(|v| v.benchmarks.iter().map(move |b| (v, b)))
+        .collect();
+    if !measured.is_empty() {
+        let mut out = table(&[
+            "VARIANT", "DEVICE", "BATCH", "P50 MS", "P90 MS", "P99 MS", "ITEMS/S", "THREADS",
+        ]);
+        for (v, b) in measured {
+            let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
+            out.add_row(vec![
+                Cell::new(&v.name),
+                Cell::new(format!("{} ({})", b.device, b.device_name)),
+                right(b.batch_size.to_string()),
+                right(format!("{:.3}", b.p50_ms)),
+                right(format!("{:.3}", b.p90_ms)),
+                right(format!("{:.3}", b.p99_ms)),
+                right(format!("{:.0}", b.throughput)),
+                right(b.threads.map_or("-".to_owned(), |t| t.to_string())),
+            ]);
+        }
+        println!("\nbenchmarks:\n{out}");
+    }
+}
+
+/// `kiln runners [--json]`: the benchmark runners and their state.
+pub async fn runners(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let runners: Vec<kiln_core::runners::RunnerView> = client.get_json("/runners").await?;
+    if json {
+        print_json(&runners);
+        return Ok(());
+    }
+    if runners.is_empty() {
+        println!("no runners are registered: start kiln-runner, or the server's embedded runner");
+        return Ok(());
+    }
+    let mut out = table(&["NAME", "DEVICE", "STATE", "LAST HEARTBEAT", "ENGINE", "ID"]);
+    for r in &runners {
+        let state = serde_json::to_value(r.state).expect("state serialises");
+        out.add_row(vec![
+            Cell::new(&r.registration.name),
+            Cell::new(format!(
+                "{} ({})",
+                r.registration.device, r.registration.device_name
+            )),
+            Cell::new(state.as_str().unwrap_or("?")),
+            Cell::new(r.last_heartbeat_at.format("%Y-%m-%d %H:%M:%S")),
+            Cell::new(&r.registration.engine),
+            Cell::new(&r.id),
+        ]);
+    }
+    println!("{out}");
+    Ok(())
 }
 
 fn show_model(model: &ModelDetail, json: bool) {

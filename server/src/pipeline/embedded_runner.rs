@@ -145,8 +145,11 @@ pub fn spawn(services: Services, cache: &Path, threads: u32, stop: CancellationT
         name: "embedded".to_owned(),
         device: candle_core::Device::Cpu,
         info,
+        // Lighter than a dedicated runner's defaults: it shares the machine with the server.
         settings: Settings {
             threads: threads as usize,
+            max_iterations: 100,
+            time_budget: Duration::from_secs(1),
             ..Settings::default()
         },
         cache: cache.to_owned(),
