@@ -1,4 +1,5 @@
-//! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--cache DIR]`
+//! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--cache DIR]`, or
+//! `kiln-runner --measure MODEL.onnx [--device ...]` to measure one file without a server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,11 +18,14 @@ use tokio_util::sync::CancellationToken;
 #[command(version)]
 struct Args {
     /// The kiln server, e.g. http://127.0.0.1:8080
-    #[arg(long, env = "KILN_SERVER")]
-    server: String,
+    #[arg(long, env = "KILN_SERVER", required_unless_present = "measure")]
+    server: Option<String>,
     /// An API token with the `runner` scope (kiln token create runner --scope runner)
-    #[arg(long, env = "KILN_RUNNER_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "KILN_RUNNER_TOKEN", hide_env_values = true, required_unless_present = "measure")]
+    token: Option<String>,
+    /// Measure this ONNX file once, print the results as JSON and exit (no server)
+    #[arg(long, value_name = "MODEL.onnx")]
+    measure: Option<PathBuf>,
     /// `cpu`, or `cuda:N` with a CUDA build
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -85,7 +89,33 @@ async fn main() -> ExitCode {
         eprintln!("error: --batch-sizes must list sizes of at least 1, e.g. 1,8");
         return ExitCode::from(2);
     }
-    let coordinator = match HttpCoordinator::new(&args.server, &args.token) {
+    let settings = Settings {
+        warmup: args.warmup.max(1),
+        min_iterations: args.min_iterations.max(1),
+        max_iterations: args.max_iterations.max(args.min_iterations.max(1)),
+        time_budget: Duration::from_millis(args.time_budget_ms),
+        batch_sizes: args.batch_sizes,
+        symbolic_size: args.symbolic_size.max(1),
+        threads,
+        process_memory: true,
+    };
+    let name = args.name.unwrap_or_else(host_name);
+    if let Some(model) = args.measure {
+        return match kiln_runner::engine::benchmark(&model, &device, &info, &name, &settings) {
+            Ok(results) => {
+                println!("{}", serde_json::to_string_pretty(&results).expect("results serialise"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", model.display());
+                ExitCode::from(1)
+            }
+        };
+    }
+    let (Some(server), Some(token)) = (args.server, args.token) else {
+        unreachable!("clap requires --server and --token without --measure");
+    };
+    let coordinator = match HttpCoordinator::new(&server, &token) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -94,19 +124,10 @@ async fn main() -> ExitCode {
     };
     let runner = Arc::new(Runner {
         coordinator: Arc::new(coordinator),
-        name: args.name.unwrap_or_else(host_name),
+        name,
         device,
         info,
-        settings: Settings {
-            warmup: args.warmup.max(1),
-            min_iterations: args.min_iterations.max(1),
-            max_iterations: args.max_iterations.max(args.min_iterations.max(1)),
-            time_budget: Duration::from_millis(args.time_budget_ms),
-            batch_sizes: args.batch_sizes,
-            symbolic_size: args.symbolic_size.max(1),
-            threads,
-            process_memory: true,
-        },
+        settings,
         cache: args.cache,
         idle_poll: Duration::from_secs(1),
     });
@@ -126,5 +147,14 @@ async fn main() -> ExitCode {
             );
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
     }
 }

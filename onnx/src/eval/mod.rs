@@ -118,6 +118,13 @@ impl Session {
             })?;
             for (name, value) in proto.output.iter().zip(outputs) {
                 if !name.is_empty() {
+                    // Some operators build small tensors (constants, shapes) on the CPU; on a GPU session they
+                    // move to the device so that the next operator sees one device.
+                    let value = if value.device().same_device(&self.device) {
+                        value
+                    } else {
+                        value.to_device(&self.device)?
+                    };
                     values.insert(name, value);
                 }
             }
