@@ -55,3 +55,20 @@ pub trait Coordinator: Send + Sync + 'static {
         report: BenchmarkReport,
     ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
 }
+
+/// Writes a downloaded body to `into`, chunk by chunk.
+pub async fn save_stream<E: std::fmt::Display>(
+    into: &Path,
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+) -> Result<(), CoordinatorError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| CoordinatorError::Unavailable(format!("{}: {e}", into.display()));
+    let mut out = tokio::fs::File::create(into).await.map_err(io)?;
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)
+}

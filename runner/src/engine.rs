@@ -242,21 +242,7 @@ fn measure(
         for _ in 1..settings.warmup {
             run()?;
         }
-        let mut peak_device = device_before;
-        let mut samples = Vec::new();
-        let started = Instant::now();
-        while (samples.len() as u32) < settings.min_iterations
-            || ((samples.len() as u32) < settings.max_iterations
-                && started.elapsed() < settings.time_budget)
-        {
-            let t0 = Instant::now();
-            run()?;
-            samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-            if let Some(used) = memory::device_used(device) {
-                peak_device = Some(peak_device.map_or(used, |p| p.max(used)));
-            }
-        }
-        samples.sort_by(f64::total_cmp);
+        let (samples, peak_device) = timed(settings, device, device_before, run)?;
         let p50 = percentile(&samples, 50.0);
         let peak_memory_bytes = if on_cpu {
             settings.process_memory.then(memory::process_peak).flatten()
@@ -286,6 +272,32 @@ fn measure(
         });
     }
     Ok(results)
+}
+
+/// The timed iterations: at least `min_iterations`, then until `max_iterations` or the time budget. Returns
+/// the sorted latencies (ms) and the most device memory seen in use.
+fn timed(
+    settings: &Settings,
+    device: &Device,
+    device_before: Option<i64>,
+    mut run: impl FnMut() -> Result<Vec<(String, Tensor)>, EngineError>,
+) -> Result<(Vec<f64>, Option<i64>), EngineError> {
+    let mut peak_device = device_before;
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while (samples.len() as u32) < settings.min_iterations
+        || ((samples.len() as u32) < settings.max_iterations
+            && started.elapsed() < settings.time_budget)
+    {
+        let t0 = Instant::now();
+        run()?;
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if let Some(used) = memory::device_used(device) {
+            peak_device = Some(peak_device.map_or(used, |p| p.max(used)));
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok((samples, peak_device))
 }
 
 #[cfg(test)]

@@ -2,14 +2,12 @@
 
 use std::path::Path;
 
-use futures_util::StreamExt;
 use kiln_core::api::{ErrorResponse, FileEntry};
 use kiln_core::runners::{
     BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerHeartbeat,
     RunnerRegistration,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use tokio::io::AsyncWriteExt;
 
 use crate::coordinator::{Coordinator, CoordinatorError};
 
@@ -133,15 +131,7 @@ impl Coordinator for HttpCoordinator {
             .extend(file.path.as_str().split('/'));
         let request = self.http.get(url).bearer_auth(&self.token);
         let response = self.send(request, Some(&job.job_id)).await?;
-        let io =
-            |e: std::io::Error| CoordinatorError::Unavailable(format!("{}: {e}", into.display()));
-        let mut out = tokio::fs::File::create(into).await.map_err(io)?;
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
-            out.write_all(&chunk).await.map_err(io)?;
-        }
-        out.flush().await.map_err(io)
+        crate::coordinator::save_stream(into, response.bytes_stream()).await
     }
 
     async fn report(

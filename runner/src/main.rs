@@ -21,7 +21,12 @@ struct Args {
     #[arg(long, env = "KILN_SERVER", required_unless_present = "measure")]
     server: Option<String>,
     /// An API token with the `runner` scope (kiln token create runner --scope runner)
-    #[arg(long, env = "KILN_RUNNER_TOKEN", hide_env_values = true, required_unless_present = "measure")]
+    #[arg(
+        long,
+        env = "KILN_RUNNER_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "measure"
+    )]
     token: Option<String>,
     /// Measure this ONNX file once, print the results as JSON and exit (no server)
     #[arg(long, value_name = "MODEL.onnx")]
@@ -103,7 +108,10 @@ async fn main() -> ExitCode {
     if let Some(model) = args.measure {
         return match kiln_runner::engine::benchmark(&model, &device, &info, &name, &settings) {
             Ok(results) => {
-                println!("{}", serde_json::to_string_pretty(&results).expect("results serialise"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results).expect("results serialise")
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -113,7 +121,8 @@ async fn main() -> ExitCode {
         };
     }
     let (Some(server), Some(token)) = (args.server, args.token) else {
-        unreachable!("clap requires --server and --token without --measure");
+        eprintln!("error: give --server URL and --token TOKEN (or --measure MODEL.onnx)");
+        return ExitCode::from(2);
     };
     let coordinator = match HttpCoordinator::new(&server, &token) {
         Ok(c) => c,

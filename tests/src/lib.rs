@@ -387,3 +387,11 @@ pub fn settled(server: &Server, reference: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// Writes a small ONNX MLP (kiln_onnx's sample; `with_identity` changes its bytes) as `folder/model.onnx`.
+pub fn write_mlp(folder: &Path, with_identity: bool) {
+    use prost::Message;
+    std::fs::create_dir_all(folder).unwrap();
+    let model = kiln_onnx::sample_models::mlp_graph(with_identity).encode_to_vec();
+    std::fs::write(folder.join("model.onnx"), model).unwrap();
+}

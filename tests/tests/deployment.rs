@@ -4,17 +4,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kiln_onnx::sample_models;
-use kiln_tests::{Backend, Server, assert_ok, settled, stderr, stdout, tree};
-use prost::Message;
+use kiln_tests::{Backend, Server, assert_ok, settled, stderr, stdout, tree, write_mlp};
 use serde_json::Value;
 
 /// Pushes a small ONNX model (two different graphs for two versions) and waits until it is ready.
 fn push_ready(server: &Server, work: &Path, reference: &str, with_identity: bool) {
     let folder = work.join(reference.replace(['/', ':'], "-"));
-    std::fs::create_dir_all(&folder).unwrap();
-    let model = sample_models::mlp_graph(with_identity).encode_to_vec();
-    std::fs::write(folder.join("model.onnx"), model).unwrap();
+    write_mlp(&folder, with_identity);
     assert_ok(&server.kiln(&[
         "push",
         folder.to_str().unwrap(),

@@ -4,19 +4,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kiln_onnx::sample_models;
-use kiln_tests::{Backend, Server, assert_ok, binary, settled, stdout};
-use prost::Message;
+use kiln_tests::{Backend, Server, assert_ok, binary, settled, stdout, write_mlp};
 use serde_json::{Value, json};
 
 fn push_mlp(server: &Server, work: &std::path::Path, reference: &str) {
     let folder = work.join("mlp");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(
-        folder.join("model.onnx"),
-        sample_models::mlp_graph(false).encode_to_vec(),
-    )
-    .unwrap();
+    write_mlp(&folder, false);
     assert_ok(&server.kiln(&[
         "push",
         folder.to_str().unwrap(),

@@ -158,8 +158,12 @@ fn show_version(detail: &VersionDetail, json: bool) {
     if !detail.pipeline.is_empty() {
         let mut jobs = table(&["JOB", "STATE", "TRIES", "MESSAGE"]);
         for job in &detail.pipeline {
+            let what = match (&job.variant, &job.device) {
+                (Some(variant), Some(device)) => format!("{} {variant} on {device}", job.kind),
+                _ => job.kind.clone(),
+            };
             jobs.add_row(vec![
-                Cell::new(&job.kind),
+                Cell::new(what),
                 Cell::new(job.state.as_str()),
                 Cell::new(format!("{}/{}", job.attempts, job.max_attempts)),
                 Cell::new(job.message.as_deref().unwrap_or("")),

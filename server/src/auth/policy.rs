@@ -219,23 +219,23 @@ pub async fn decide(
     if rule == Public {
         return Ok(());
     }
-    if rule == RunnerOnly {
-        return match principal {
-            Principal::Runner { .. } => Ok(()),
-            Principal::Anonymous => Err(sign_in_needed()),
-            Principal::User(_) => Err(Error::forbidden(
-                "this route is for runners: an API token with the runner scope",
-            )),
-        };
-    }
-    let user = match principal {
-        Principal::Runner { .. } => {
+    let user = match (principal, rule) {
+        (Principal::Runner { .. }, RunnerOnly) => return Ok(()),
+        (Principal::Runner { .. }, _) => {
             return Err(Error::forbidden(
                 "runner tokens may only claim and report jobs",
             ));
         }
-        Principal::Anonymous => None,
-        Principal::User(user) => Some(user.as_ref()),
+        (_, RunnerOnly) => {
+            return Err(match principal {
+                Principal::Anonymous => sign_in_needed(),
+                _ => Error::forbidden(
+                    "this route is for runners: an API token with the runner scope",
+                ),
+            });
+        }
+        (Principal::Anonymous, _) => None,
+        (Principal::User(user), _) => Some(user.as_ref()),
     };
     match rule {
         Public | Browse => Ok(()),
@@ -252,7 +252,8 @@ pub async fn decide(
                 "uploading needs write access to a namespace",
             )),
         },
-        RunnerOnly => unreachable!("decided above"),
+        // Runners were let through above; nobody else gets here with this rule, and if they did, no.
+        RunnerOnly => Err(Error::forbidden("this route is for runners")),
         ReadModel | WriteModel | AdminModel | AdminNamespace => {
             let (Some(namespace), model) = (namespace, model) else {
                 return Err(Error::Internal(format!(

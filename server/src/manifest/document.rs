@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use kiln_core::AliasName;
-use kiln_core::api::{VariantStatus, VersionDetail};
+use kiln_core::api::{FileEntry, VariantStatus, VersionDetail};
 use kiln_core::deployment::{
     DeploymentManifest, ManifestFile, ManifestVariant, PipelineStep, Provenance,
 };
@@ -34,12 +34,7 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
             files: v
                 .files
                 .iter()
-                .map(|f| ManifestFile {
-                    path: f.path.clone(),
-                    sha256: f.digest,
-                    size: f.size,
-                    uri: format!("{base}/variants/{}/files/{}", v.name, f.path),
-                })
+                .map(|f| manifest_file(f, &format!("{base}/variants/{}", v.name)))
                 .collect(),
             validation: v.validation.clone(),
             passes: v.passes.clone(),
@@ -59,12 +54,7 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
         sources: detail
             .files
             .iter()
-            .map(|f| ManifestFile {
-                path: f.path.clone(),
-                sha256: f.digest,
-                size: f.size,
-                uri: format!("{base}/files/{}", f.path),
-            })
+            .map(|f| manifest_file(f, &base))
             .collect(),
         provenance: Provenance {
             kiln: env!("CARGO_PKG_VERSION").to_owned(),
@@ -92,4 +82,13 @@ fn runners(detail: &VersionDetail) -> Vec<String> {
         .flat_map(|v| v.benchmarks.iter().map(|b| b.runner.as_str()))
         .collect();
     names.into_iter().map(str::to_owned).collect()
+}
+
+fn manifest_file(file: &FileEntry, under: &str) -> ManifestFile {
+    ManifestFile {
+        path: file.path.clone(),
+        sha256: file.digest,
+        size: file.size,
+        uri: format!("{under}/files/{}", file.path),
+    }
 }

@@ -6,14 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use kiln_core::api::FileEntry;
 use kiln_core::runners::{
     BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration,
 };
 use kiln_runner::engine::Settings;
 use kiln_runner::{Coordinator, CoordinatorError, Runner};
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
@@ -104,15 +102,7 @@ impl Coordinator for EmbeddedCoordinator {
             )
             .await
             .map_err(coordinator_error)?;
-        let io =
-            |e: std::io::Error| CoordinatorError::Unavailable(format!("{}: {e}", into.display()));
-        let mut out = tokio::fs::File::create(into).await.map_err(io)?;
-        let mut body = download.body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| CoordinatorError::Unavailable(e.to_string()))?;
-            out.write_all(&chunk).await.map_err(io)?;
-        }
-        out.flush().await.map_err(io)
+        kiln_runner::coordinator::save_stream(into, download.body).await
     }
 
     async fn report(
