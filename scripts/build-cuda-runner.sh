@@ -25,10 +25,20 @@ export CUDARC_CUDA_VERSION=13000
 shim="$PWD/target/cuda-shim"
 mkdir -p "$shim"
 echo "INPUT($cu/lib/libcudart_static.a -ldl -lrt -lpthread)" >"$shim/libcudart.so"
-# Stubs for the driver and cuBLAS libraries the binary loads at start on the GPU host.
-link="-L native=$shim -L native=$cu/lib"
-[ -d "$cu/lib/stubs" ] && link="$link -L native=$cu/lib/stubs"
-RUSTFLAGS="${RUSTFLAGS:-} $link" CARGO_TARGET_DIR=target/cuda \
+# candle links cudarc dynamically (-lcuda -lnvrtc -lcurand -lcublas -lcublasLt): the wheels ship the last
+# four only under their versioned names, and the driver's libcuda.so.1 exists only on a GPU host. For the
+# link: unversioned names for the wheel libraries, and a stub libcuda.so (SONAME libcuda.so.1, every
+# cu* function cudarc declares, doing nothing) as NVIDIA's own stubs/libcuda.so does it. At run time the
+# host's real libraries are loaded in their place (docs/gpu.md).
+for lib in nvrtc.so.13 curand.so.10 cublas.so.13 cublasLt.so.13; do
+  ln -sf "$cu/lib/lib$lib" "$shim/lib${lib%%.so*}.so"
+done
+cargo fetch --quiet
+cudarc_src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* | tail -n 1)
+grep -ohE '^ +fn (cu[A-Za-z0-9_]+)\(' "$cudarc_src/src/driver/sys/mod.rs" | sed -E 's/ +fn (cu[A-Za-z0-9_]+)\(/\1/' |
+  sort -u | sed -E 's/(.*)/void \1(void) {}/' >"$shim/cuda-stub.c"
+cc -shared -fPIC -o "$shim/libcuda.so" -Wl,-soname,libcuda.so.1 "$shim/cuda-stub.c"
+RUSTFLAGS="${RUSTFLAGS:-} -L native=$shim" CARGO_TARGET_DIR=target/cuda \
   cargo build --release -p kiln-runner --features cuda
 mkdir -p target/cuda-runner
 cp target/cuda/release/kiln-runner target/cuda-runner/kiln-runner
