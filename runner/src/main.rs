@@ -138,6 +138,7 @@ async fn main() -> ExitCode {
         info,
         settings,
         cache: args.cache,
+        keep_cache: true,
         idle_poll: Duration::from_secs(1),
     });
     let stop = CancellationToken::new();

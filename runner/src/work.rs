@@ -25,6 +25,9 @@ pub struct Runner<C> {
     pub settings: engine::Settings,
     /// Files by digest (`sha256/<hex>`), and a scratch folder per job.
     pub cache: PathBuf,
+    /// Keep fetched files for later jobs (a standalone runner); the embedded runner, whose files are in
+    /// the server's own store, deletes them after each job.
+    pub keep_cache: bool,
     /// How often an idle runner asks for work (each ask is also its heartbeat).
     pub idle_poll: Duration,
 }
@@ -124,14 +127,32 @@ impl<C: Coordinator> Runner<C> {
         }
     }
 
+    /// Lays the job's files out in a scratch folder, measures, and removes the folder (and, for a runner
+    /// that keeps no cache, the fetched files) whatever happened.
     async fn measure(
         self: &Arc<Self>,
         runner: &str,
         job: &BenchmarkJob,
     ) -> Result<Vec<kiln_core::deployment::BenchmarkResult>, Dropped> {
         let folder = self.cache.join("jobs").join(&job.job_id);
+        let measured = self.measure_in(&folder, runner, job).await;
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+        if !self.keep_cache {
+            for file in &job.files {
+                let _ = tokio::fs::remove_file(cache_path(&self.cache, &file.digest)).await;
+            }
+        }
+        measured
+    }
+
+    async fn measure_in(
+        self: &Arc<Self>,
+        folder: &Path,
+        runner: &str,
+        job: &BenchmarkJob,
+    ) -> Result<Vec<kiln_core::deployment::BenchmarkResult>, Dropped> {
         let io = |e: std::io::Error| Dropped::Transient(format!("{}: {e}", folder.display()));
-        tokio::fs::create_dir_all(&folder).await.map_err(io)?;
+        tokio::fs::create_dir_all(folder).await.map_err(io)?;
         for file in &job.files {
             let cached = self.cached(runner, job, file).await?;
             let place = folder.join(file.path.as_str());
@@ -163,7 +184,6 @@ impl<C: Coordinator> Runner<C> {
         })
         .await
         .map_err(|e| Dropped::Transient(format!("the benchmark thread failed: {e}")))?;
-        let _ = tokio::fs::remove_dir_all(&folder).await;
         measured.map_err(|e| match e {
             EngineError::Unsupported(m) => Dropped::Final(m),
             EngineError::Device(m) => Dropped::Transient(m),

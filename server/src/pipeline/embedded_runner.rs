@@ -130,7 +130,7 @@ pub fn spawn(services: Services, cache: &Path, threads: u32, stop: CancellationT
     let runner = Arc::new(Runner {
         coordinator: Arc::new(EmbeddedCoordinator {
             services,
-            token_id: format!("embedded:{}", crate::db::new_id()),
+            token_id: "embedded".to_owned(),
         }),
         name: "embedded".to_owned(),
         device: candle_core::Device::Cpu,
@@ -143,6 +143,7 @@ pub fn spawn(services: Services, cache: &Path, threads: u32, stop: CancellationT
             ..Settings::default()
         },
         cache: cache.to_owned(),
+        keep_cache: false,
         idle_poll: Duration::from_secs(1),
     });
     tokio::spawn(async move {

@@ -132,6 +132,8 @@ impl RunnerService {
         Self { db, signer, lease }
     }
 
+    /// Registers a runner; one that registers again with the same credential, name and device after being
+    /// lost (a restart) gets its old id back, so restarts do not pile up lost runners.
     pub async fn register(
         &self,
         token_id: String,
@@ -156,9 +158,34 @@ impl RunnerService {
             registered_at: at,
             last_heartbeat_at: at,
         };
-        let id = row.id.clone();
-        self.db
-            .run(move |conn| Ok(runners::insert(conn, &row)?))
+        let lost_before = at - lease(self.lease);
+        let id = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    match runners::find_lost(
+                        conn,
+                        &row.token_id,
+                        &row.name,
+                        &row.device,
+                        lost_before,
+                    )? {
+                        Some(earlier) => {
+                            let row = RunnerRow {
+                                id: earlier.id,
+                                registered_at: earlier.registered_at,
+                                ..row
+                            };
+                            runners::update_registration(conn, &row)?;
+                            Ok(row.id)
+                        }
+                        None => {
+                            runners::insert(conn, &row)?;
+                            Ok(row.id)
+                        }
+                    }
+                })
+            })
             .await?;
         tracing::info!(runner = %id, name = %registration.name, device = %registration.device, "runner registered");
         Ok(RegisteredRunner {

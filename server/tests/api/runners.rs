@@ -285,6 +285,34 @@ async fn a_bad_registration_is_refused(app: TestApp) {
     assert!(runners.is_empty());
 }
 
+async fn a_restarted_runner_gets_its_identity_back(app: TestApp) {
+    let token = runner_token(&app, "restarts").await;
+    let register = || async {
+        let registered: RegisteredRunner = expect_json(
+            app.anonymous(Method::POST, "/api/v1/runners")
+                .bearer_auth(&token)
+                .json(&registration("host-1"))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        registered.id
+    };
+    let first = register().await;
+    // Registering again while the first is alive is another runner (two processes on one host)...
+    let second = register().await;
+    assert_ne!(first, second);
+    // ...but once they are lost (no heartbeat for the 2 s lease), a restart takes an old identity back.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let restarted = register().await;
+    assert!(restarted == first || restarted == second, "{restarted}");
+    let runners: Vec<RunnerView> =
+        expect_json(app.get("/api/v1/runners").await, StatusCode::OK).await;
+    assert_eq!(runners.len(), 2);
+}
+
 async fn spawn_with_short_lease(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, |s| {
         s.runner_lease = Duration::from_secs(2);
@@ -293,6 +321,14 @@ async fn spawn_with_short_lease(backend: Backend) -> TestApp {
 }
 
 mod embedded {
+    #[actix_web::test]
+    async fn a_restarted_runner_gets_its_identity_back() {
+        super::a_restarted_runner_gets_its_identity_back(
+            super::spawn_with_short_lease(super::Backend::Embedded).await,
+        )
+        .await
+    }
+
     #[actix_web::test]
     async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other() {
         super::two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(
@@ -311,6 +347,14 @@ mod embedded {
 }
 
 mod postgres_s3 {
+    #[actix_web::test]
+    async fn a_restarted_runner_gets_its_identity_back() {
+        super::a_restarted_runner_gets_its_identity_back(
+            super::spawn_with_short_lease(super::Backend::PostgresS3).await,
+        )
+        .await
+    }
+
     #[actix_web::test]
     async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other() {
         super::two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(
@@ -392,6 +436,28 @@ async fn the_embedded_runner_benchmarks_every_variant() {
             .all(|v| v.benchmarks.len() == 2)
     );
     assert_eq!(manifest.payload.provenance.runners.len(), 1);
+    // What it fetched is gone again: the files live in the server's own store.
+    let cache = app.settings.data_dir.join("runner-cache");
+    assert!(cache.join("sha256").is_dir(), "the runner fetched through its cache");
+    let left: Vec<_> = walk(&cache);
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
 }
 
 fn sane(b: &BenchmarkResult) {

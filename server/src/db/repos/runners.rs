@@ -14,6 +14,43 @@ pub fn insert(conn: &mut DbConnection, row: &RunnerRow) -> QueryResult<()> {
     Ok(())
 }
 
+/// A runner of this credential, name and device that has not heartbeat since `before`: a restarted runner
+/// takes its identity back instead of leaving a lost one behind.
+pub fn find_lost(
+    conn: &mut DbConnection,
+    token_id: &str,
+    name: &str,
+    device: &str,
+    before: NaiveDateTime,
+) -> QueryResult<Option<RunnerRow>> {
+    runners::table
+        .filter(runners::token_id.eq(token_id))
+        .filter(runners::name.eq(name))
+        .filter(runners::device.eq(device))
+        .filter(runners::last_heartbeat_at.lt(before))
+        .order(runners::last_heartbeat_at.desc())
+        .select(RunnerRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Replaces what a runner said about itself (on re-registration), keeping its id and first registration.
+pub fn update_registration(conn: &mut DbConnection, row: &RunnerRow) -> QueryResult<()> {
+    diesel::update(runners::table.filter(runners::id.eq(&row.id)))
+        .set((
+            runners::device_name.eq(&row.device_name),
+            runners::memory_bytes.eq(row.memory_bytes),
+            runners::driver.eq(&row.driver),
+            runners::engine.eq(&row.engine),
+            runners::kiln_version.eq(&row.kiln_version),
+            runners::capabilities.eq(&row.capabilities),
+            runners::threads.eq(row.threads),
+            runners::last_heartbeat_at.eq(row.last_heartbeat_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<RunnerRow>> {
     runners::table
         .filter(runners::id.eq(id))
