@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
@@ -107,16 +108,43 @@ fn has_batch_dim(model: &ModelProto) -> bool {
         )
 }
 
-fn max_abs_difference(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> Result<f64, EngineError> {
+/// The largest absolute difference between the device's outputs and the CPU's; a NaN or infinity in one
+/// where the other has a number (or a different set of outputs) is a failure, not a small number.
+fn max_abs_difference(
+    device: &[(String, Tensor)],
+    cpu: &[(String, Tensor)],
+) -> Result<f64, EngineError> {
+    if device.len() != cpu.len() {
+        return Err(EngineError::Unsupported(format!(
+            "the device computed {} outputs, the CPU {}",
+            device.len(),
+            cpu.len()
+        )));
+    }
     let mut worst = 0f64;
-    for ((_, x), (_, y)) in a.iter().zip(b) {
+    for ((name, x), (_, y)) in device.iter().zip(cpu) {
         if !x.dtype().is_float() {
             continue;
         }
-        let x = x.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
-        let y = y.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
-        let diff = (x - y)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-        worst = worst.max(diff);
+        let x = x
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?;
+        let y = y
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?;
+        for (a, b) in x.to_vec1::<f64>()?.into_iter().zip(y.to_vec1::<f64>()?) {
+            let diff = (a - b).abs();
+            if diff.is_nan() && !(a.is_nan() && b.is_nan()) || diff.is_infinite() {
+                return Err(EngineError::Unsupported(format!(
+                    "output {name:?} on the device is {a} where the CPU computes {b}"
+                )));
+            }
+            if diff.is_finite() {
+                worst = worst.max(diff);
+            }
+        }
     }
     Ok(worst)
 }
@@ -161,6 +189,7 @@ pub fn benchmark(
     info: &DeviceInfo,
     runner: &str,
     settings: &Settings,
+    cancel: &AtomicBool,
 ) -> Result<Vec<BenchmarkResult>, EngineError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.threads.max(1))
@@ -168,7 +197,7 @@ pub fn benchmark(
         .map_err(|e| {
             EngineError::Device(format!("cannot start {} threads: {e}", settings.threads))
         })?;
-    pool.install(|| measure(model_path, device, info, runner, settings))
+    pool.install(|| measure(model_path, device, info, runner, settings, cancel))
 }
 
 fn measure(
@@ -177,7 +206,16 @@ fn measure(
     info: &DeviceInfo,
     runner: &str,
     settings: &Settings,
+    cancel: &AtomicBool,
 ) -> Result<Vec<BenchmarkResult>, EngineError> {
+    // On a CPU an evaluation error is the model's (deterministic: final); on a GPU it may be the device's
+    // (out of memory, a driver error): retried.
+    let failed = |e: kiln_onnx::ModelError| match e {
+        kiln_onnx::ModelError::Evaluation(m) if !matches!(device, Device::Cpu) => {
+            EngineError::Device(m)
+        }
+        other => unsupported(other),
+    };
     let bytes = std::fs::read(model_path)
         .map_err(|e| EngineError::Device(format!("{}: {e}", model_path.display())))?;
     let model = ModelProto::decode(bytes.as_slice())
@@ -188,7 +226,7 @@ fn measure(
         memory::reset_process_peak();
     }
     let device_before = memory::device_used(device);
-    let session = Session::new(&model, base, device).map_err(unsupported)?;
+    let session = Session::new(&model, base, device).map_err(failed)?;
     // The CPU is the reference: a GPU's outputs are checked against a CPU session of the same variant.
     let reference = if on_cpu {
         None
@@ -227,7 +265,10 @@ fn measure(
             .map(|(k, v)| Ok((k.clone(), v.to_device(device)?)))
             .collect::<Result<_, candle_core::Error>>()?;
         let run = || -> Result<Vec<(String, Tensor)>, EngineError> {
-            let outputs = session.run(&on_device).map_err(unsupported)?;
+            if cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Device("cancelled".to_owned()));
+            }
+            let outputs = session.run(&on_device).map_err(failed)?;
             device.synchronize()?;
             Ok(outputs)
         };
@@ -331,7 +372,15 @@ mod tests {
             ..Settings::default()
         };
         let info = DeviceInfo::cpu(settings.threads);
-        let results = benchmark(&path, &Device::Cpu, &info, "test", &settings).unwrap();
+        let results = benchmark(
+            &path,
+            &Device::Cpu,
+            &info,
+            "test",
+            &settings,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         let batches: Vec<i64> = results.iter().map(|r| r.batch_size).collect();
         assert_eq!(batches, [1, 8]);
         for r in &results {
@@ -357,7 +406,15 @@ mod tests {
         model.graph.as_mut().unwrap().node[0].op_type = Some("NoSuchOp".to_owned());
         std::fs::write(&path, model.encode_to_vec()).unwrap();
         let info = DeviceInfo::cpu(1);
-        let err = benchmark(&path, &Device::Cpu, &info, "test", &Settings::default()).unwrap_err();
+        let err = benchmark(
+            &path,
+            &Device::Cpu,
+            &info,
+            "test",
+            &Settings::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, EngineError::Unsupported(ref m) if m.contains("NoSuchOp")),
             "{err}"

@@ -21,6 +21,8 @@ impl HttpCoordinator {
     pub fn new(server: &str, token: &str) -> Result<Self, CoordinatorError> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
+            // A stalled transfer fails (and the job is retried) instead of holding its lease forever.
+            .read_timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(|e| CoordinatorError::Refused(e.to_string()))?;
         Ok(Self {

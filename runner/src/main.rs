@@ -106,7 +106,10 @@ async fn main() -> ExitCode {
     };
     let name = args.name.unwrap_or_else(host_name);
     if let Some(model) = args.measure {
-        return match kiln_runner::engine::benchmark(&model, &device, &info, &name, &settings) {
+        let never = std::sync::atomic::AtomicBool::new(false);
+        return match kiln_runner::engine::benchmark(
+            &model, &device, &info, &name, &settings, &never,
+        ) {
             Ok(results) => {
                 println!(
                     "{}",

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use candle_core::Device;
@@ -82,6 +83,17 @@ impl<C: Coordinator> Runner<C> {
 
     async fn work(self: &Arc<Self>, runner: &str, job: BenchmarkJob, heartbeat: Duration) {
         tracing::info!(job = %job.job_id, model = %job.model, version = %job.version, variant = %job.variant, attempt = job.attempt, "benchmark claimed");
+        // The id names a scratch folder: anything but a plain id (a hostile or broken server) is refused.
+        if job.job_id.is_empty()
+            || job.job_id.len() > 64
+            || !job
+                .job_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            tracing::error!(job = %job.job_id, "refusing a job whose id is not a plain id");
+            return;
+        }
         let lost = CancellationToken::new();
         let beats = {
             let (me, runner, job_id, lost) = (
@@ -104,11 +116,22 @@ impl<C: Coordinator> Runner<C> {
                 }
             })
         };
+        let folder = self.cache.join("jobs").join(&job.job_id);
+        let cancel = Arc::new(AtomicBool::new(false));
         let outcome = tokio::select! {
-            outcome = self.measure(runner, &job) => outcome,
+            outcome = self.measure(&folder, runner, &job, cancel.clone()) => outcome,
             () = lost.cancelled() => Err(Dropped::LeaseLost),
         };
+        // Whatever happened: stop a benchmark still running, drop the scratch folder and, for a runner that
+        // keeps no cache, the fetched files.
+        cancel.store(true, Ordering::Relaxed);
         beats.abort();
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+        if !self.keep_cache {
+            for file in &job.files {
+                let _ = tokio::fs::remove_file(cache_path(&self.cache, &file.digest)).await;
+            }
+        }
         let report = match outcome {
             Ok(results) => BenchmarkReport::Succeeded { results },
             Err(Dropped::Final(message)) => BenchmarkReport::Failed { message },
@@ -127,29 +150,13 @@ impl<C: Coordinator> Runner<C> {
         }
     }
 
-    /// Lays the job's files out in a scratch folder, measures, and removes the folder (and, for a runner
-    /// that keeps no cache, the fetched files) whatever happened.
+    /// Lays the job's files out in a scratch folder and measures.
     async fn measure(
-        self: &Arc<Self>,
-        runner: &str,
-        job: &BenchmarkJob,
-    ) -> Result<Vec<kiln_core::deployment::BenchmarkResult>, Dropped> {
-        let folder = self.cache.join("jobs").join(&job.job_id);
-        let measured = self.measure_in(&folder, runner, job).await;
-        let _ = tokio::fs::remove_dir_all(&folder).await;
-        if !self.keep_cache {
-            for file in &job.files {
-                let _ = tokio::fs::remove_file(cache_path(&self.cache, &file.digest)).await;
-            }
-        }
-        measured
-    }
-
-    async fn measure_in(
         self: &Arc<Self>,
         folder: &Path,
         runner: &str,
         job: &BenchmarkJob,
+        cancel: Arc<AtomicBool>,
     ) -> Result<Vec<kiln_core::deployment::BenchmarkResult>, Dropped> {
         let io = |e: std::io::Error| Dropped::Transient(format!("{}: {e}", folder.display()));
         tokio::fs::create_dir_all(folder).await.map_err(io)?;
@@ -180,6 +187,7 @@ impl<C: Coordinator> Runner<C> {
                 &me.info,
                 &me.name_for(&runner),
                 &me.settings,
+                &cancel,
             )
         })
         .await
@@ -207,7 +215,15 @@ impl<C: Coordinator> Runner<C> {
             .await
             .is_ok_and(|m| m.len() == file.size as u64)
         {
-            return Ok(path);
+            // Checked again on every use: a cache file changed on disk is fetched anew.
+            let check = path.clone();
+            if tokio::task::spawn_blocking(move || hash_file(&check))
+                .await
+                .is_ok_and(|d| d.is_ok_and(|d| d == file.digest))
+            {
+                return Ok(path);
+            }
+            let _ = tokio::fs::remove_file(&path).await;
         }
         let folder = path.parent().expect("cache paths have a folder");
         let io = |e: std::io::Error| Dropped::Transient(format!("{}: {e}", folder.display()));

@@ -218,11 +218,22 @@ fn http_server(
     Ok(server.run())
 }
 
-/// Hourly (and once at start): re-sign manifests nearing expiry, so deployments of an alias that has not
-/// moved do not freeze.
+/// Every sixth of the validity, at most hourly (and once at start): re-sign manifests nearing expiry, so
+/// deployments of an alias that has not moved do not freeze.
 fn spawn_manifest_refresher(services: Services) {
+    // A sixth of the validity (at most hourly), so a manifest is re-issued before its last third runs out.
+    let every = (services
+        .manifest_signer
+        .validity()
+        .to_std()
+        .unwrap_or_default()
+        / 6)
+    .clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    );
     actix_web::rt::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let mut interval = tokio::time::interval(every);
         loop {
             interval.tick().await;
             match services

@@ -32,10 +32,11 @@ pub fn refresh_expiring(
             if !(due && ready) {
                 return Ok(false);
             }
+            versions::lock(conn, &version_id)?;
             super::publish_version(conn, signer, &version_id)?;
             Ok::<_, Error>(true)
         });
-        reissued += usize::from(lost_race_is_fine(result)?);
+        reissued += usize::from(counted(result, "version", &version_id));
     }
     for alias_id in alias_ids {
         let result = conn.transaction(|conn| {
@@ -45,6 +46,7 @@ pub fn refresh_expiring(
                 return Ok(false);
             }
             let row = aliases::by_id(conn, &alias_id)?;
+            versions::lock(conn, &row.version_id)?;
             if !aliases::bump_sequence(conn, &row)? {
                 return Ok(false);
             }
@@ -55,15 +57,20 @@ pub fn refresh_expiring(
             super::publish_alias(conn, signer, &next)?;
             Ok::<_, Error>(true)
         });
-        reissued += usize::from(lost_race_is_fine(result)?);
+        reissued += usize::from(counted(result, "alias", &alias_id));
     }
     Ok(reissued)
 }
 
-/// Another server re-issued the same manifest first: nothing to do.
-fn lost_race_is_fine(result: Result<bool, Error>) -> Result<bool, Error> {
+/// Whether one re-issue happened. Another server re-issuing first is fine; any other failure is logged
+/// and the pass goes on, so that one bad subject does not keep every later one from being re-issued.
+fn counted(result: Result<bool, Error>, what: &str, id: &str) -> bool {
     match result {
-        Err(Error::Database(e)) if is_unique_violation(&e) => Ok(false),
-        other => other,
+        Ok(reissued) => reissued,
+        Err(Error::Database(e)) if is_unique_violation(&e) => false,
+        Err(e) => {
+            tracing::warn!(%what, %id, error = %e, "cannot re-issue a manifest nearing expiry");
+            false
+        }
     }
 }

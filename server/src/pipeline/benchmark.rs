@@ -8,8 +8,8 @@ use kiln_core::deployment::BenchmarkResult;
 use kiln_core::runners::BenchmarkReport;
 
 use super::MAX_ATTEMPTS;
-use crate::db::records::{BenchmarkResultRow, PipelineJobRow};
-use crate::db::repos::{benchmarks, pipeline_jobs, runners, variants};
+use crate::db::records::{BenchmarkResultRow, PipelineJobRow, RunnerRow};
+use crate::db::repos::{benchmarks, pipeline_jobs, runners, variants, versions};
 use crate::db::{DbConnection, new_id, now};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
@@ -36,11 +36,13 @@ pub fn queue(
 }
 
 /// Records a runner's report on a job it still holds (else 409 `lease_lost`, nothing written), and when it
-/// was the version's last unfinished benchmark, re-publishes the manifests.
+/// was the version's last unfinished benchmark, re-publishes the manifests. What identifies the measurement
+/// (device, its name and driver, engine, runner, time) is taken from the runner's registration and the
+/// server's clock, not from the report, so a runner cannot sign itself into a manifest as another.
 pub fn record(
     conn: &mut DbConnection,
     signer: &ManifestSigner,
-    runner_id: &str,
+    runner: &RunnerRow,
     job: &PipelineJobRow,
     report: BenchmarkReport,
 ) -> Result<(), Error> {
@@ -51,14 +53,18 @@ pub fn record(
         )
     };
     let (state, message, results): (JobState, Option<String>, Vec<BenchmarkResult>) = match report {
-        BenchmarkReport::Succeeded { results } => (JobState::Succeeded, None, results),
-        BenchmarkReport::Failed { message } => (JobState::Failed, Some(message), Vec::new()),
+        BenchmarkReport::Succeeded { results } => (JobState::Succeeded, None, check(results)?),
+        BenchmarkReport::Failed { message } => {
+            let message: String = message.chars().take(2000).collect();
+            (JobState::Failed, Some(message), Vec::new())
+        }
     };
+    versions::lock(conn, &job.version_id)?;
     let summary = serde_json::json!({ "results": results.len() }).to_string();
     if !pipeline_jobs::finish(
         conn,
         &job.id,
-        runner_id,
+        &runner.id,
         state,
         message.as_deref(),
         Some(&summary),
@@ -66,7 +72,17 @@ pub fn record(
         return Err(lost());
     }
     let variant = job.variant.clone().unwrap_or_default();
-    for result in results {
+    let at = now();
+    for reported in results {
+        let result = BenchmarkResult {
+            device: runner.device.clone(),
+            device_name: runner.device_name.clone(),
+            driver: runner.driver.clone(),
+            engine: runner.engine.clone(),
+            runner: format!("{} ({})", runner.name, runner.id),
+            measured_at: at.and_utc(),
+            ..reported
+        };
         benchmarks::insert(
             conn,
             &BenchmarkResultRow {
@@ -74,16 +90,47 @@ pub fn record(
                 version_id: job.version_id.clone(),
                 variant: variant.clone(),
                 job_id: job.id.clone(),
-                runner_id: runner_id.to_owned(),
+                runner_id: runner.id.clone(),
                 device: result.device.clone(),
                 batch_size: result.batch_size,
                 result: serde_json::to_string(&result)
                     .map_err(|e| Error::Internal(e.to_string()))?,
-                measured_at: now(),
+                measured_at: at,
             },
         )?;
     }
     finish_stage_if_done(conn, signer, &job.version_id)
+}
+
+/// Numbers a manifest can carry: 1-16 results, each with a batch of at least 1, at least one timed
+/// iteration, and finite, ordered, non-negative latencies.
+fn check(results: Vec<BenchmarkResult>) -> Result<Vec<BenchmarkResult>, Error> {
+    let bad = |why: String| Err(Error::bad_request("invalid_benchmark", why));
+    if results.is_empty() || results.len() > 16 {
+        return bad(format!(
+            "a report carries 1 to 16 results, not {}",
+            results.len()
+        ));
+    }
+    for r in &results {
+        let latencies = [r.p50_ms, r.p90_ms, r.p99_ms, r.throughput];
+        if r.batch_size < 1 || r.iterations < 1 {
+            return bad("batch_size and iterations must be at least 1".to_owned());
+        }
+        if latencies.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return bad("latencies and throughput must be finite and non-negative".to_owned());
+        }
+        if !(r.p50_ms <= r.p90_ms && r.p90_ms <= r.p99_ms) {
+            return bad(format!(
+                "percentiles out of order: p50 {} p90 {} p99 {}",
+                r.p50_ms, r.p90_ms, r.p99_ms
+            ));
+        }
+        if r.max_abs_error.is_some_and(|e| !e.is_finite() || e < 0.0) {
+            return bad("max_abs_error must be finite and non-negative".to_owned());
+        }
+    }
+    Ok(results)
 }
 
 /// When no benchmark of the version is left to run, publish the manifests with the results.
@@ -92,6 +139,7 @@ pub fn finish_stage_if_done(
     signer: &ManifestSigner,
     version_id: &str,
 ) -> Result<(), Error> {
+    versions::lock(conn, version_id)?;
     if pipeline_jobs::unfinished_benchmarks(conn, version_id)? == 0 {
         crate::manifest::republish(conn, signer, version_id)?;
     }

@@ -138,6 +138,8 @@ pub fn spawn(services: Services, cache: &Path, threads: u32, stop: CancellationT
         // Lighter than a dedicated runner's defaults: it shares the machine with the server.
         settings: Settings {
             threads: threads as usize,
+            warmup: 2,
+            min_iterations: 3,
             max_iterations: 100,
             time_budget: Duration::from_secs(1),
             ..Settings::default()

@@ -163,27 +163,25 @@ impl RunnerService {
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    match runners::find_lost(
+                    if let Some(earlier) = runners::find_lost(
                         conn,
                         &row.token_id,
                         &row.name,
                         &row.device,
                         lost_before,
                     )? {
-                        Some(earlier) => {
-                            let row = RunnerRow {
-                                id: earlier.id,
-                                registered_at: earlier.registered_at,
-                                ..row
-                            };
-                            runners::update_registration(conn, &row)?;
-                            Ok(row.id)
-                        }
-                        None => {
-                            runners::insert(conn, &row)?;
-                            Ok(row.id)
+                        let taken = RunnerRow {
+                            id: earlier.id,
+                            registered_at: earlier.registered_at,
+                            ..row.clone()
+                        };
+                        // Only while it is still lost: of two restarting at once, one takes it back.
+                        if runners::update_registration(conn, &taken, lost_before)? {
+                            return Ok(taken.id);
                         }
                     }
+                    runners::insert(conn, &row)?;
+                    Ok::<_, Error>(row.id)
                 })
             })
             .await?;
@@ -240,14 +238,18 @@ impl RunnerService {
                     let queue = Queue::Benchmark {
                         device_kind: &runner.device_kind,
                     };
-                    match pipeline_jobs::claim_next(conn, &runner_id, until, queue)? {
-                        Claim::Nothing => return Ok(None),
-                        Claim::GaveUp(job) => {
+                    // Giving a job up and finishing the version's benchmark stage commit together.
+                    let claimed = conn.transaction(|conn| {
+                        let claim = pipeline_jobs::claim_next(conn, &runner_id, until, queue)?;
+                        if let Claim::GaveUp(job) = &claim {
                             tracing::warn!(job = %job.id, "benchmark job given up: its runners kept dying");
-                            conn.transaction(|conn| {
-                                benchmark::finish_stage_if_done(conn, &signer, &job.version_id)
-                            })?;
+                            benchmark::finish_stage_if_done(conn, &signer, &job.version_id)?;
                         }
+                        Ok::<_, Error>(claim)
+                    })?;
+                    match claimed {
+                        Claim::Nothing => return Ok(None),
+                        Claim::GaveUp(_) => {}
                         Claim::Claimed(job) => return Ok(Some(describe(conn, job)?)),
                     }
                 }
@@ -289,12 +291,12 @@ impl RunnerService {
         let signer = self.signer.clone();
         self.db
             .run(move |conn| {
-                owned(conn, &runner_id, &token_id)?;
+                let runner = owned(conn, &runner_id, &token_id)?;
                 runners::touch(conn, &runner_id, now())?;
                 conn.transaction(|conn| {
                     let job = pipeline_jobs::held(conn, &job_id, &runner_id)?
                         .ok_or_else(|| lost_job(&job_id))?;
-                    benchmark::record(conn, &signer, &runner_id, &job, report)
+                    benchmark::record(conn, &signer, &runner, &job, report)
                 })
             })
             .await

@@ -72,13 +72,19 @@ impl<'a> TestRunner<'a> {
         Some(expect_json(response, StatusCode::OK).await)
     }
 
+    /// Reports one result that claims to come from an H200 and from the embedded runner: the server
+    /// must record what this runner registered as instead.
     async fn report(&self, job: &BenchmarkJob) -> reqwest::Response {
+        self.report_with(job, 1.0).await
+    }
+
+    async fn report_with(&self, job: &BenchmarkJob, p50_ms: f64) -> reqwest::Response {
         let result = json!({
-            "device": "cpu", "device_name": "test CPU", "driver": null, "engine": "test", "threads": 1,
-            "batch_size": 1, "input_shapes": { "x": [1, 8] }, "warmup_iterations": 1, "iterations": 3,
-            "p50_ms": 1.0, "p90_ms": 1.5, "p99_ms": 2.0, "throughput": 1000.0, "peak_memory_bytes": null,
-            "max_abs_error": null, "runner": format!("test ({})", self.id),
-            "measured_at": chrono::Utc::now()
+            "device": "cuda:0", "device_name": "NVIDIA H200", "driver": "driver 580", "engine": "test",
+            "threads": 1, "batch_size": 1, "input_shapes": { "x": [1, 8] }, "warmup_iterations": 1,
+            "iterations": 3, "p50_ms": p50_ms, "p90_ms": 1.5, "p99_ms": 2.0, "throughput": 1000.0,
+            "peak_memory_bytes": null, "max_abs_error": null, "runner": "embedded (not really)",
+            "measured_at": "2020-01-01T00:00:00Z"
         });
         self.post(&format!("/jobs/{}/result", job.job_id))
             .json(&json!({ "outcome": "succeeded", "results": [result] }))
@@ -215,6 +221,17 @@ async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(app: 
     let bytes = fetch.bytes().await.unwrap();
     assert_eq!(kiln_core::Sha256Digest::of(&bytes), late.files[0].digest);
 
+    // Numbers out of order are refused and nothing is recorded; the job stays B's.
+    let refused = expect_error(
+        b.report_with(&taken_over, 9.0).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_benchmark",
+    )
+    .await;
+    assert_eq!(
+        refused["error"]["message"],
+        "percentiles out of order: p50 9 p90 1.5 p99 2"
+    );
     assert_eq!(b.report(&taken_over).await.status(), StatusCode::NO_CONTENT);
     let detail: VersionDetail = expect_json(
         app.get("/api/v1/models/acme/m/versions/2").await,
@@ -235,6 +252,18 @@ async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(app: 
             variant.name
         );
     }
+    // Who measured it and on what comes from B's registration and the server's clock, not the report.
+    let recorded = &detail.variants[0].benchmarks[0];
+    assert_eq!(
+        (
+            recorded.device.as_str(),
+            recorded.device_name.as_str(),
+            recorded.driver.as_deref()
+        ),
+        ("cpu", "test CPU", None)
+    );
+    assert_eq!(recorded.runner, format!("runner-b ({})", b.id));
+    assert!(recorded.measured_at > chrono::Utc::now() - chrono::Duration::minutes(5));
     // Every benchmark in: the manifest is re-published with the numbers and who measured them.
     let manifest: ManifestResponse = expect_json(
         app.get("/api/v1/models/acme/m/versions/2/manifest").await,
@@ -251,7 +280,7 @@ async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(app: 
     );
     assert_eq!(
         manifest.payload.provenance.runners,
-        [format!("test ({})", b.id)]
+        [format!("runner-b ({})", b.id)]
     );
 
     // A is lost (no heartbeat for a lease period); B, heartbeating, is idle.
@@ -438,7 +467,10 @@ async fn the_embedded_runner_benchmarks_every_variant() {
     assert_eq!(manifest.payload.provenance.runners.len(), 1);
     // What it fetched is gone again: the files live in the server's own store.
     let cache = app.settings.data_dir.join("runner-cache");
-    assert!(cache.join("sha256").is_dir(), "the runner fetched through its cache");
+    assert!(
+        cache.join("sha256").is_dir(),
+        "the runner fetched through its cache"
+    );
     let left: Vec<_> = walk(&cache);
     assert!(left.is_empty(), "{left:?}");
 }

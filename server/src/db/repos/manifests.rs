@@ -61,21 +61,24 @@ pub fn by_sequence(
     query.first(conn).optional()
 }
 
-/// Versions and aliases with a manifest expiring before `threshold` (the newest one may not).
+/// Versions and aliases whose newest manifest expires before `threshold`.
 pub fn expiring_before(
     conn: &mut DbConnection,
     threshold: chrono::NaiveDateTime,
 ) -> QueryResult<(Vec<String>, Vec<String>)> {
+    use diesel::dsl::max;
+    // Only subjects whose newest manifest expires before the threshold: older ones always do.
     let versions = manifests::table
         .filter(manifests::alias_id.is_null())
-        .filter(manifests::expires_at.lt(threshold))
+        .group_by(manifests::version_id)
+        .having(max(manifests::expires_at).lt(threshold))
         .select(manifests::version_id)
-        .distinct()
         .load(conn)?;
     let aliases = manifests::table
-        .filter(manifests::expires_at.lt(threshold))
+        .filter(manifests::alias_id.is_not_null())
+        .group_by(manifests::alias_id)
+        .having(max(manifests::expires_at).lt(threshold))
         .select(manifests::alias_id)
-        .distinct()
         .load::<Option<String>>(conn)?
         .into_iter()
         .flatten()

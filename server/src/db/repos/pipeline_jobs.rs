@@ -222,8 +222,13 @@ fn claim_in_transaction(
                     .or(pipeline_jobs::lease_expires_at.lt(at)),
             );
         if job.attempts >= job.max_attempts {
+            let who = if job.kind == JOB_BENCHMARK {
+                "runner"
+            } else {
+                "pipeline worker"
+            };
             let message = format!(
-                "the pipeline worker stopped during this job {} times; giving up",
+                "the {who} stopped during this job {} times; giving up",
                 job.attempts
             );
             let updated = diesel::update(unchanged)

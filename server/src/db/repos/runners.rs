@@ -34,21 +34,30 @@ pub fn find_lost(
         .optional()
 }
 
-/// Replaces what a runner said about itself (on re-registration), keeping its id and first registration.
-pub fn update_registration(conn: &mut DbConnection, row: &RunnerRow) -> QueryResult<()> {
-    diesel::update(runners::table.filter(runners::id.eq(&row.id)))
-        .set((
-            runners::device_name.eq(&row.device_name),
-            runners::memory_bytes.eq(row.memory_bytes),
-            runners::driver.eq(&row.driver),
-            runners::engine.eq(&row.engine),
-            runners::kiln_version.eq(&row.kiln_version),
-            runners::capabilities.eq(&row.capabilities),
-            runners::threads.eq(row.threads),
-            runners::last_heartbeat_at.eq(row.last_heartbeat_at),
-        ))
-        .execute(conn)?;
-    Ok(())
+/// Replaces what a runner said about itself (on re-registration), keeping its id and first registration,
+/// only while it is still lost; false when another registration took it first.
+pub fn update_registration(
+    conn: &mut DbConnection,
+    row: &RunnerRow,
+    lost_before: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        runners::table
+            .filter(runners::id.eq(&row.id))
+            .filter(runners::last_heartbeat_at.lt(lost_before)),
+    )
+    .set((
+        runners::device_name.eq(&row.device_name),
+        runners::memory_bytes.eq(row.memory_bytes),
+        runners::driver.eq(&row.driver),
+        runners::engine.eq(&row.engine),
+        runners::kiln_version.eq(&row.kiln_version),
+        runners::capabilities.eq(&row.capabilities),
+        runners::threads.eq(row.threads),
+        runners::last_heartbeat_at.eq(row.last_heartbeat_at),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<RunnerRow>> {

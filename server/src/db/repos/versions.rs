@@ -116,6 +116,18 @@ pub fn status(conn: &mut DbConnection, version_id: &str) -> QueryResult<Option<S
         .optional()
 }
 
+/// Serialises the transactions that publish a version's manifests (benchmark reports, alias moves,
+/// re-issues): on PostgreSQL a row lock held until the caller's transaction ends, so each sees what the
+/// one before it committed; SQLite has one writer at a time anyway.
+pub fn lock(conn: &mut DbConnection, version_id: &str) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT id FROM versions WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(version_id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 pub fn set_status(conn: &mut DbConnection, version_id: &str, status: &str) -> QueryResult<()> {
     diesel::update(versions::table.filter(versions::id.eq(version_id)))
         .set(versions::status.eq(status))
