@@ -236,6 +236,13 @@ fn spawn_manifest_refresher(services: Services) {
         let mut interval = tokio::time::interval(every);
         loop {
             interval.tick().await;
+            match services.runners.fail_orphaned().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(jobs = n, "failed benchmark jobs no runner is left to claim")
+                }
+                Err(e) => tracing::warn!(error = %e, "failing orphaned benchmark jobs failed"),
+            }
             match services
                 .manifests
                 .refresh_expiring(chrono::Utc::now())

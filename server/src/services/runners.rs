@@ -21,6 +21,9 @@ use crate::error::Error;
 use crate::manifest::ManifestSigner;
 use crate::pipeline::benchmark;
 
+/// Queued benchmarks for a device class whose runners have been silent this many leases are failed.
+pub const ORPHANED_AFTER_LEASES: i32 = 3;
+
 #[derive(Clone)]
 pub struct RunnerService {
     db: Database,
@@ -298,6 +301,35 @@ impl RunnerService {
                         .ok_or_else(|| lost_job(&job_id))?;
                     benchmark::record(conn, &signer, &runner, &job, report)
                 })
+            })
+            .await
+    }
+
+    /// Fails the benchmark jobs queued for a device class whose runners have all been silent for
+    /// [`ORPHANED_AFTER_LEASES`] leases (a GPU runner gone for good), so that the rest of their version's
+    /// results still reach its manifest. Returns how many.
+    pub async fn fail_orphaned(&self) -> Result<usize, Error> {
+        let silent = lease(self.lease) * ORPHANED_AFTER_LEASES;
+        let signer = self.signer.clone();
+        self.db
+            .run(move |conn| {
+                let before = now() - silent;
+                let mut failed = 0;
+                for job in pipeline_jobs::orphaned_benchmarks(conn, before)? {
+                    let device = job.device.clone().unwrap_or_default();
+                    let message = format!(
+                        "not measured: no {device} runner was heard from for {} s",
+                        silent.num_seconds()
+                    );
+                    conn.transaction(|conn| {
+                        if pipeline_jobs::fail_queued(conn, &job.id, &message)? {
+                            failed += 1;
+                            benchmark::finish_stage_if_done(conn, &signer, &job.version_id)?;
+                        }
+                        Ok::<_, Error>(())
+                    })?;
+                }
+                Ok(failed)
             })
             .await
     }

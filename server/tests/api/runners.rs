@@ -342,6 +342,65 @@ async fn a_restarted_runner_gets_its_identity_back(app: TestApp) {
     assert_eq!(runners.len(), 2);
 }
 
+/// A GPU runner that is gone for good must not keep a version's CPU results out of its manifest: after
+/// three silent leases its queued jobs are failed with the reason and the manifest is published.
+async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(app: TestApp) {
+    let token = runner_token(&app, "gpu").await;
+    let mut gpu = registration("gpu-box");
+    gpu["device"] = json!("cuda:0");
+    let response = app
+        .anonymous(Method::POST, "/api/v1/runners")
+        .bearer_auth(&token)
+        .json(&gpu)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cpu = TestRunner::register(&app, "cpu-box").await;
+    push_mlp(&app, "acme/m:1", &["fp32"]).await;
+    while let Some(job) = cpu.claim().await {
+        assert_eq!(cpu.report(&job).await.status(), StatusCode::NO_CONTENT);
+    }
+    assert_eq!(
+        version_manifest(&app).await.sequence,
+        1,
+        "the cuda jobs are still queued"
+    );
+    assert_eq!(app.services.runners.fail_orphaned().await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    assert_eq!(app.services.runners.fail_orphaned().await.unwrap(), 2);
+    let detail: VersionDetail = expect_json(
+        app.get("/api/v1/models/acme/m/versions/1").await,
+        StatusCode::OK,
+    )
+    .await;
+    let cuda: Vec<(&str, Option<&str>)> = detail
+        .pipeline
+        .iter()
+        .filter(|j| j.device.as_deref() == Some("cuda"))
+        .map(|j| (j.state.as_str(), j.message.as_deref()))
+        .collect();
+    let why = Some("not measured: no cuda runner was heard from for 6 s");
+    assert_eq!(cuda, [("failed", why), ("failed", why)]);
+    let published = version_manifest(&app).await;
+    assert_eq!(published.sequence, 2);
+    assert!(
+        published
+            .payload
+            .variants
+            .iter()
+            .all(|v| v.benchmarks.len() == 1)
+    );
+}
+
+async fn version_manifest(app: &TestApp) -> ManifestResponse {
+    expect_json(
+        app.get("/api/v1/models/acme/m/versions/1/manifest").await,
+        StatusCode::OK,
+    )
+    .await
+}
+
 async fn spawn_with_short_lease(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, |s| {
         s.runner_lease = Duration::from_secs(2);
@@ -350,6 +409,14 @@ async fn spawn_with_short_lease(backend: Backend) -> TestApp {
 }
 
 mod embedded {
+    #[actix_web::test]
+    async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published() {
+        super::benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(
+            super::spawn_with_short_lease(super::Backend::Embedded).await,
+        )
+        .await
+    }
+
     #[actix_web::test]
     async fn a_restarted_runner_gets_its_identity_back() {
         super::a_restarted_runner_gets_its_identity_back(
@@ -376,6 +443,14 @@ mod embedded {
 }
 
 mod postgres_s3 {
+    #[actix_web::test]
+    async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published() {
+        super::benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(
+            super::spawn_with_short_lease(super::Backend::PostgresS3).await,
+        )
+        .await
+    }
+
     #[actix_web::test]
     async fn a_restarted_runner_gets_its_identity_back() {
         super::a_restarted_runner_gets_its_identity_back(

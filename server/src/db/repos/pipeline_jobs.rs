@@ -72,6 +72,43 @@ fn insert(
 /// The job kind runners claim; the server's pipeline workers never do.
 pub const JOB_BENCHMARK: &str = "benchmark";
 
+/// Queued benchmark jobs created before `before` for a device class no runner has heartbeat for since
+/// `before`: nobody is coming for them.
+pub fn orphaned_benchmarks(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> QueryResult<Vec<PipelineJobRow>> {
+    use crate::db::schema::runners;
+    let live: Vec<String> = runners::table
+        .filter(runners::last_heartbeat_at.ge(before))
+        .select(runners::device_kind)
+        .distinct()
+        .load(conn)?;
+    pipeline_jobs::table
+        .filter(pipeline_jobs::kind.eq(JOB_BENCHMARK))
+        .filter(pipeline_jobs::state.eq(JobState::Queued.as_str()))
+        .filter(pipeline_jobs::created_at.lt(before))
+        .filter(pipeline_jobs::device.ne_all(live))
+        .select(PipelineJobRow::as_select())
+        .load(conn)
+}
+
+/// Fails a job still queued (a compare-and-swap on its state); false when someone claimed it meanwhile.
+pub fn fail_queued(conn: &mut DbConnection, id: &str, message: &str) -> QueryResult<bool> {
+    let updated = diesel::update(
+        pipeline_jobs::table
+            .filter(pipeline_jobs::id.eq(id))
+            .filter(pipeline_jobs::state.eq(JobState::Queued.as_str())),
+    )
+    .set((
+        pipeline_jobs::state.eq(JobState::Failed.as_str()),
+        pipeline_jobs::message.eq(message),
+        pipeline_jobs::finished_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
 /// Benchmark jobs of a version not finished yet (queued, or running).
 pub fn unfinished_benchmarks(conn: &mut DbConnection, version_id: &str) -> QueryResult<i64> {
     pipeline_jobs::table
