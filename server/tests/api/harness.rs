@@ -312,12 +312,14 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
 /// Runs each listed scenario (an `async fn(TestApp)`) once per backend.
 #[macro_export]
 macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
+    // `spawn = f;` starts each backend's server with `f(Backend)` (e.g. with settings changed); `f` is resolved
+    // from inside the generated modules, so a function of the caller is `super::f`.
+    (spawn = $spawn:path; $($scenario:ident),* $(,)?) => {
         mod embedded {
             $(
                 #[actix_web::test]
                 async fn $scenario() {
-                    super::$scenario($crate::harness::TestApp::spawn($crate::harness::Backend::Embedded).await).await
+                    super::$scenario($spawn($crate::harness::Backend::Embedded).await).await
                 }
             )*
         }
@@ -325,9 +327,12 @@ macro_rules! on_every_backend {
             $(
                 #[actix_web::test]
                 async fn $scenario() {
-                    super::$scenario($crate::harness::TestApp::spawn($crate::harness::Backend::PostgresS3).await).await
+                    super::$scenario($spawn($crate::harness::Backend::PostgresS3).await).await
                 }
             )*
         }
+    };
+    ($($scenario:ident),* $(,)?) => {
+        $crate::on_every_backend!(spawn = $crate::harness::TestApp::spawn; $($scenario),*);
     };
 }

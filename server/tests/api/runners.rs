@@ -408,73 +408,13 @@ async fn spawn_with_short_lease(backend: Backend) -> TestApp {
     .await
 }
 
-mod embedded {
-    #[actix_web::test]
-    async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published() {
-        super::benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(
-            super::spawn_with_short_lease(super::Backend::Embedded).await,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn a_restarted_runner_gets_its_identity_back() {
-        super::a_restarted_runner_gets_its_identity_back(
-            super::spawn_with_short_lease(super::Backend::Embedded).await,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other() {
-        super::two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(
-            super::spawn_with_short_lease(super::Backend::Embedded).await,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn a_bad_registration_is_refused() {
-        super::a_bad_registration_is_refused(
-            crate::harness::TestApp::spawn(super::Backend::Embedded).await,
-        )
-        .await
-    }
-}
-
-mod postgres_s3 {
-    #[actix_web::test]
-    async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published() {
-        super::benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(
-            super::spawn_with_short_lease(super::Backend::PostgresS3).await,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn a_restarted_runner_gets_its_identity_back() {
-        super::a_restarted_runner_gets_its_identity_back(
-            super::spawn_with_short_lease(super::Backend::PostgresS3).await,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other() {
-        super::two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(
-            super::spawn_with_short_lease(super::Backend::PostgresS3).await,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn a_bad_registration_is_refused() {
-        super::a_bad_registration_is_refused(
-            crate::harness::TestApp::spawn(super::Backend::PostgresS3).await,
-        )
-        .await
-    }
-}
+crate::on_every_backend!(
+    spawn = super::spawn_with_short_lease;
+    benchmarks_no_runner_will_claim_are_failed_and_the_rest_published,
+    a_restarted_runner_gets_its_identity_back,
+    two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other,
+    a_bad_registration_is_refused,
+);
 
 /// The embedded default with nothing else started: its in-process CPU runner measures every deployable
 /// variant, the results show on the version, and the manifest is re-published with them.
