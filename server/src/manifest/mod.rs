@@ -76,7 +76,8 @@ fn publish(
     alias: Option<(&str, &AliasName)>,
     sequence: i64,
 ) -> Result<ManifestRow, Error> {
-    let (ns, model, version, files) = manifests::version_context(conn, version_id)?;
+    let (ns, model, version) = crate::db::repos::versions::context(conn, version_id)?;
+    let files = crate::db::repos::versions::files(conn, version_id)?;
     let detail = crate::services::version_view::version_detail(conn, &ns, &model, &version, files)?;
     let issued_at = crate::db::now().and_utc();
     let expires_at = issued_at + signer.validity();

@@ -205,11 +205,7 @@ impl AliasService {
 }
 
 fn version_name(conn: &mut DbConnection, version_id: &str) -> Result<String, Error> {
-    Ok(
-        crate::db::repos::manifests::version_context(conn, version_id)?
-            .2
-            .version,
-    )
+    Ok(versions::by_id(conn, version_id)?.version)
 }
 
 fn not_ready(

@@ -15,7 +15,7 @@ use kiln_core::{ModelName, NamespaceName, VersionName};
 
 use crate::db::records::{PipelineJobRow, RunnerRow};
 use crate::db::repos::pipeline_jobs::{self, Claim, Queue};
-use crate::db::repos::{manifests, runners, variants};
+use crate::db::repos::{runners, variants, versions};
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
@@ -272,7 +272,7 @@ impl RunnerService {
                 owned(conn, &runner_id, &token_id)?;
                 let job = pipeline_jobs::held(conn, &job_id, &runner_id)?
                     .ok_or_else(|| lost_job(&job_id))?;
-                let (ns, model, version, _) = manifests::version_context(conn, &job.version_id)?;
+                let (ns, model, version) = versions::context(conn, &job.version_id)?;
                 Ok(JobSubject {
                     namespace: ns.parse()?,
                     model: model.parse()?,
@@ -338,10 +338,15 @@ impl RunnerService {
         let lost_before = now() - lease(self.lease);
         self.db
             .run(move |conn| {
+                let held: std::collections::HashMap<String, String> =
+                    pipeline_jobs::held_leases(conn)?
+                        .into_iter()
+                        .filter_map(|(owner, job)| Some((owner?, job)))
+                        .collect();
                 runners::list(conn)?
                     .into_iter()
                     .map(|row| {
-                        let job = pipeline_jobs::held_by_owner(conn, &row.id)?.map(|j| j.id);
+                        let job = held.get(&row.id).cloned();
                         view(row, job, lost_before)
                     })
                     .collect()
@@ -351,7 +356,7 @@ impl RunnerService {
 }
 
 fn describe(conn: &mut DbConnection, job: PipelineJobRow) -> Result<BenchmarkJob, Error> {
-    let (ns, model, version, _) = manifests::version_context(conn, &job.version_id)?;
+    let (ns, model, version) = versions::context(conn, &job.version_id)?;
     let variant = job.variant.clone().unwrap_or_default();
     let (row, files) = variants::for_version(conn, &job.version_id)?
         .into_iter()

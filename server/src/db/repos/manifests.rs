@@ -85,31 +85,3 @@ pub fn expiring_before(
         .collect();
     Ok((versions, aliases))
 }
-
-/// The namespace and model names, the version row and its files, for a version id.
-pub fn version_context(
-    conn: &mut DbConnection,
-    version_id: &str,
-) -> QueryResult<(
-    String,
-    String,
-    crate::db::records::VersionRow,
-    Vec<crate::db::records::VersionFileRow>,
-)> {
-    use crate::db::records::VersionRow;
-    use crate::db::schema::{models, namespaces, versions};
-    let version: VersionRow = versions::table
-        .filter(versions::id.eq(version_id))
-        .select(VersionRow::as_select())
-        .first(conn)?;
-    let (model, namespace_id): (String, String) = models::table
-        .filter(models::id.eq(&version.model_id))
-        .select((models::name, models::namespace_id))
-        .first(conn)?;
-    let ns: String = namespaces::table
-        .filter(namespaces::id.eq(namespace_id))
-        .select(namespaces::name)
-        .first(conn)?;
-    let files = super::versions::files(conn, version_id)?;
-    Ok((ns, model, version, files))
-}

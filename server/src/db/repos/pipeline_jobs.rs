@@ -132,15 +132,13 @@ pub fn held(conn: &mut DbConnection, id: &str, owner: &str) -> QueryResult<Optio
         .optional()
 }
 
-/// The running job whose lease `owner` holds, if any.
-pub fn held_by_owner(conn: &mut DbConnection, owner: &str) -> QueryResult<Option<PipelineJobRow>> {
+/// Every job held under an unexpired lease, as (owner, job id).
+pub fn held_leases(conn: &mut DbConnection) -> QueryResult<Vec<(Option<String>, String)>> {
     pipeline_jobs::table
-        .filter(pipeline_jobs::lease_owner.eq(owner))
         .filter(pipeline_jobs::state.eq(JobState::Running.as_str()))
         .filter(pipeline_jobs::lease_expires_at.ge(now()))
-        .select(PipelineJobRow::as_select())
-        .first(conn)
-        .optional()
+        .select((pipeline_jobs::lease_owner, pipeline_jobs::id))
+        .load(conn)
 }
 
 /// A version's jobs, oldest first.

@@ -128,6 +128,28 @@ pub fn lock(conn: &mut DbConnection, version_id: &str) -> QueryResult<()> {
     Ok(())
 }
 
+pub fn by_id(conn: &mut DbConnection, version_id: &str) -> QueryResult<VersionRow> {
+    versions::table
+        .filter(versions::id.eq(version_id))
+        .select(VersionRow::as_select())
+        .first(conn)
+}
+
+/// The namespace and model names and the version row, for a version id.
+pub fn context(
+    conn: &mut DbConnection,
+    version_id: &str,
+) -> QueryResult<(String, String, VersionRow)> {
+    use crate::db::schema::{models, namespaces};
+    let version = by_id(conn, version_id)?;
+    let (model, ns): (String, String) = models::table
+        .inner_join(namespaces::table)
+        .filter(models::id.eq(&version.model_id))
+        .select((models::name, namespaces::name))
+        .first(conn)?;
+    Ok((ns, model, version))
+}
+
 pub fn set_status(conn: &mut DbConnection, version_id: &str, status: &str) -> QueryResult<()> {
     diesel::update(versions::table.filter(versions::id.eq(version_id)))
         .set(versions::status.eq(status))
