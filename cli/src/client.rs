@@ -5,7 +5,7 @@ use kiln_core::api::{
     MissingBlobsResponse, ModelDetail, ModelSummary, UpdateModelRequest, UploadSession,
     VersionDetail,
 };
-use kiln_core::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
+use kiln_core::{ErrorCode, FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -215,7 +215,7 @@ impl ApiClient {
             .json(&CreateUploadRequest { digest, size });
         match self.json(request).await {
             Ok(session) => Ok(Some(session)),
-            Err(e) if e.api_code() == Some("blob_exists") => Ok(None),
+            Err(e) if e.api_code() == Some(ErrorCode::BlobExists) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -40,9 +40,9 @@ impl CliError {
     }
 
     /// The API's error code, for callers that handle some codes (e.g. `blob_exists`) as outcomes.
-    pub fn api_code(&self) -> Option<&str> {
+    pub fn api_code(&self) -> Option<kiln_core::ErrorCode> {
         match self {
-            CliError::Api { code, .. } => Some(code),
+            CliError::Api { code, .. } => code.parse().ok(),
             _ => None,
         }
     }

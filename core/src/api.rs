@@ -24,6 +24,21 @@ pub struct ErrorBody {
     pub details: Option<serde_json::Value>,
 }
 
+impl ErrorBody {
+    /// The code as this build knows it; None for a code from a newer server.
+    pub fn error_code(&self) -> Option<crate::ErrorCode> {
+        self.code.parse().ok()
+    }
+}
+
+/// The answer to a rotation of the access-token signing key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RotatedJwtKey {
+    /// The new key's id: the `kid` header of every access token signed from now on. Tokens signed with
+    /// earlier keys stay valid until they expire.
+    pub kid: String,
+}
+
 /// A namespace with how many models it holds.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NamespaceSummary {

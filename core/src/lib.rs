@@ -4,14 +4,17 @@
 //! verifiers depend on it to agree on names, references, digests and the JSON bodies of the API.
 
 pub mod api;
+pub mod credential;
 pub mod deployment;
 pub mod digest;
 pub mod error;
+pub mod error_code;
 pub mod names;
 pub mod reference;
 pub mod runners;
 
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::CoreError;
+pub use error_code::ErrorCode;
 pub use names::{AliasName, FilePath, ModelName, NamespaceName, VersionName};
 pub use reference::ModelRef;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use kiln_core::ErrorCode;
 use kiln_core::api::{ErrorResponse, FileEntry};
 use kiln_core::runners::{
     BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerHeartbeat,
@@ -54,10 +55,10 @@ impl HttpCoordinator {
         }
         let body = response.text().await.unwrap_or_default();
         let (code, message) = serde_json::from_str::<ErrorResponse>(&body)
-            .map(|e| (e.error.code, e.error.message))
-            .unwrap_or_else(|_| (String::new(), body));
-        Err(match (status, code.as_str(), job) {
-            (StatusCode::CONFLICT, "lease_lost", Some(job)) => {
+            .map(|e| (e.error.error_code(), e.error.message))
+            .unwrap_or_else(|_| (None, body));
+        Err(match (status, code, job) {
+            (StatusCode::CONFLICT, Some(ErrorCode::LeaseLost), Some(job)) => {
                 CoordinatorError::LeaseLost(job.to_owned())
             }
             (s, _, _) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {

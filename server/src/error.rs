@@ -1,11 +1,20 @@
 //! The server's one error type, and the one place it becomes an HTTP response.
+//!
+//! Variants for failures around a request (database, store, I/O, tasks) keep their cause as the error's
+//! `source`, so a log line shows the whole chain ([`Chain`]); nothing is flattened to a string before
+//! this edge. Control flow between the server's own floors uses its own types (e.g. [`LeaseLost`]),
+//! which become HTTP answers here and nowhere else.
+
+use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use kiln_core::CoreError;
 use kiln_core::api::{ErrorBody, ErrorResponse};
+use kiln_core::{CoreError, ErrorCode};
 use serde_json::Value;
+
+use crate::db::repos::pipeline_jobs::LeaseLost;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,7 +22,7 @@ pub enum Error {
     InvalidName(#[from] CoreError),
     #[error("{message}")]
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         details: Option<Value>,
     },
@@ -29,22 +38,28 @@ pub enum Error {
     NotFound { what: String },
     #[error("{message}")]
     Conflict {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         details: Option<Value>,
     },
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
     #[error("{message}")]
     PayloadTooLarge { message: String },
     #[error("range not satisfiable for a {size}-byte file")]
     RangeNotSatisfiable { size: i64 },
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] diesel::result::Error),
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable")]
     Pool(#[from] diesel::r2d2::PoolError),
-    #[error("object store error: {0}")]
+    #[error("object store error")]
     Storage(#[from] object_store::Error),
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
+    #[error("JSON that the server wrote or stored does not read back")]
+    Json(#[from] serde_json::Error),
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Startup(String),
     #[error("internal error: {0}")]
@@ -52,7 +67,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Error::BadRequest {
             code,
             message: message.into(),
@@ -60,7 +75,7 @@ impl Error {
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Error::Conflict {
             code,
             message: message.into(),
@@ -84,26 +99,64 @@ impl Error {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The error with every cause after it, for logs and job messages.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+
+    /// Whether the failure is around the request (database, store, a task) rather than in what was asked:
+    /// worth a retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(_)
+                | Error::Pool(_)
+                | Error::Storage(_)
+                | Error::Io(_)
+                | Error::Task(_)
+                | Error::Internal(_)
+                | Error::Json(_)
+        )
+    }
+
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidName(CoreError::InvalidPath { .. }) => "invalid_path",
-            Error::InvalidName(CoreError::InvalidDigest { .. }) => "invalid_digest",
-            Error::InvalidName(_) => "invalid_name",
-            Error::BadRequest { code, .. } | Error::Conflict { code, .. } => code,
-            Error::Unauthorized { .. } => "unauthorized",
-            Error::Forbidden { .. } => "forbidden",
-            Error::TooManyRequests { .. } => "rate_limited",
-            Error::MethodNotAllowed { .. } => "method_not_allowed",
-            Error::NotFound { .. } => "not_found",
-            Error::PayloadTooLarge { .. } => "payload_too_large",
-            Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
-            Error::Pool(_) => "unavailable",
+            Error::InvalidName(CoreError::InvalidPath { .. }) => ErrorCode::InvalidPath,
+            Error::InvalidName(CoreError::InvalidDigest { .. }) => ErrorCode::InvalidDigest,
+            Error::InvalidName(_) => ErrorCode::InvalidName,
+            Error::BadRequest { code, .. } | Error::Conflict { code, .. } => *code,
+            Error::LeaseLost(_) => ErrorCode::LeaseLost,
+            Error::Unauthorized { .. } => ErrorCode::Unauthorized,
+            Error::Forbidden { .. } => ErrorCode::Forbidden,
+            Error::TooManyRequests { .. } => ErrorCode::RateLimited,
+            Error::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            Error::Pool(_) => ErrorCode::Unavailable,
             Error::Database(_)
             | Error::Storage(_)
             | Error::Io(_)
+            | Error::Json(_)
+            | Error::Task(_)
             | Error::Startup(_)
-            | Error::Internal(_) => "internal",
+            | Error::Internal(_) => ErrorCode::Internal,
         }
+    }
+}
+
+/// Displays an error and its causes, `outer: inner: innermost`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 
@@ -116,13 +169,15 @@ impl ResponseError for Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::LeaseLost(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_)
             | Error::Storage(_)
             | Error::Io(_)
+            | Error::Json(_)
+            | Error::Task(_)
             | Error::Startup(_)
             | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,7 +187,7 @@ impl ResponseError for Error {
         let status = self.status_code();
         let message = if status.is_server_error() {
             // Internals (SQL, bucket names, paths) stay in the log, tied to the request id.
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %self.chain(), "request failed");
             match self {
                 Error::Pool(_) => "the database is unavailable; retry shortly".to_owned(),
                 _ => {
@@ -166,10 +221,34 @@ impl ResponseError for Error {
         }
         response.json(ErrorResponse {
             error: ErrorBody {
-                code: self.code().to_owned(),
+                code: self.code().as_str().to_owned(),
                 message,
                 details,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_names_every_cause() {
+        let io = std::io::Error::other("disk on fire");
+        let error = Error::from(io);
+        assert_eq!(error.chain().to_string(), "i/o error: disk on fire");
+    }
+
+    #[test]
+    fn a_lost_lease_is_a_conflict_with_its_code() {
+        let error = Error::from(LeaseLost::runner("j1"));
+        assert_eq!(error.status_code(), StatusCode::CONFLICT);
+        assert_eq!(error.code(), ErrorCode::LeaseLost);
+        assert!(
+            error
+                .to_string()
+                .starts_with("this runner no longer holds job j1")
+        );
     }
 }

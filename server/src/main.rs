@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.chain().to_string())?;
         app.run().await.map_err(|e| e.to_string())
     });
     match result {

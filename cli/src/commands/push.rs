@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
 use kiln_core::api::{CreateVersionRequest, FileEntry, UpdateModelRequest, UploadSession};
-use kiln_core::{ModelRef, Sha256Digest};
+use kiln_core::{ErrorCode, ModelRef, Sha256Digest};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
@@ -148,7 +148,7 @@ async fn upload_blob(
         let len = chunk.min(size - session.offset);
         match send_chunk(client, &file.file.source, &session, len, bar).await {
             Ok(next) => session = next,
-            Err(e) if e.api_code() == Some("offset_mismatch") => {
+            Err(e) if e.api_code() == Some(ErrorCode::OffsetMismatch) => {
                 // Another push of the same file advanced the session: continue from where it is now.
                 session = client.upload(&session.id).await?;
             }
@@ -157,7 +157,9 @@ async fn upload_blob(
     }
     match client.commit_upload(&session.id).await {
         Ok(_) => Ok(true),
-        Err(CliError::Api { code, message, .. }) if code == "digest_mismatch" => {
+        Err(CliError::Api { code, message, .. })
+            if code.parse() == Ok(ErrorCode::DigestMismatch) =>
+        {
             Err(CliError::Integrity(format!(
                 "{}: {message}\n  did the file change while pushing? Run kiln push again",
                 file.file.path

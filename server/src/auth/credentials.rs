@@ -8,17 +8,7 @@ use kiln_core::Sha256Digest;
 /// Every generated API token starts with this, so people and secret scanners can recognise one.
 pub const TOKEN_PREFIX: &str = "kiln_";
 
-/// Whether a bearer credential is a JWT (three base64url segments); anything else is an API token, which
-/// lets an operator choose any string as the bootstrap token.
-pub fn is_jwt(credential: &str) -> bool {
-    let segments: Vec<&str> = credential.split('.').collect();
-    segments.len() == 3
-        && segments[..2].iter().all(|s| !s.is_empty())
-        && segments.iter().all(|s| {
-            s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
+pub use kiln_core::credential::is_jwt;
 
 /// A new API token: `kiln_` and 64 hex characters (256 random bits).
 pub fn generate_token() -> String {

@@ -13,6 +13,10 @@ mod backends;
 pub use backends::{DatabaseSettings, ServerSideEncryption, StorageSettings};
 use backends::{parse_database_url, parse_storage_url};
 
+/// How long a manifest is valid unless KILN_MANIFEST_VALIDITY_SECS says otherwise; verifiers refuse it
+/// afterwards, so a frozen mirror cannot serve it forever.
+pub const DEFAULT_MANIFEST_VALIDITY_DAYS: u64 = 90;
+
 /// Settings as written by the operator, before validation.
 #[derive(Debug, Default, Deserialize)]
 struct RawSettings {
@@ -189,7 +193,7 @@ impl Settings {
         }
         let manifest_validity_secs = raw
             .manifest_validity_secs
-            .unwrap_or(crate::manifest::DEFAULT_VALIDITY_DAYS * 86_400);
+            .unwrap_or(DEFAULT_MANIFEST_VALIDITY_DAYS * 86_400);
         if !(1..=10 * 365 * 86_400).contains(&manifest_validity_secs) {
             return Err(config_error(
                 "KILN_MANIFEST_VALIDITY_SECS",
@@ -220,7 +224,7 @@ impl Settings {
         if let Some(token) = &raw.bootstrap_token
             && (token.chars().count() < 32
                 || token.chars().any(|c| c.is_whitespace() || c.is_control())
-                || crate::auth::credentials::is_jwt(token))
+                || kiln_core::credential::is_jwt(token))
         {
             return Err(config_error(
                 "KILN_BOOTSTRAP_TOKEN",

@@ -5,6 +5,7 @@
 pub mod records;
 pub mod repos;
 pub mod schema;
+pub mod views;
 
 use std::time::Duration;
 

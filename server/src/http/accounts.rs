@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put};
 use kiln_core::NamespaceName;
 use kiln_core::api::{
     AccessToken, AuditEntry, CreateNamespaceRequest, CreateTokenRequest, CreateUserRequest,
-    CreatedToken, ErrorResponse, Me, Member, NamespaceSummary, SetMemberRequest, TokenInfo,
-    TokenRequest, UserInfo,
+    CreatedToken, ErrorResponse, Me, Member, NamespaceSummary, RotatedJwtKey, SetMemberRequest,
+    TokenInfo, TokenRequest, UserInfo,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -174,7 +174,7 @@ async fn audit_log(
 /// Start signing access tokens with a new key; tokens signed with the old one keep working until they
 /// expire (administrators only).
 #[utoipa::path(tag = "admin", responses(
-    (status = 200, description = "The new key's id", body = serde_json::Value),
+    (status = 200, description = "The new key's id", body = RotatedJwtKey),
     (status = 401, body = ErrorResponse),
     (status = 403, body = ErrorResponse),
 ))]
@@ -184,21 +184,11 @@ async fn rotate_jwt_key(
     services: Data<Services>,
     principal: Principal,
 ) -> Result<HttpResponse, Error> {
-    let kid = services.accounts.jwt().rotate().await?;
-    let actor = actor(&req, &principal);
-    services
-        .db
-        .run(move |conn| {
-            Ok(crate::db::repos::audit::record(
-                conn,
-                &actor,
-                "jwt_key.rotate",
-                &kid,
-                serde_json::json!({}),
-            )?)
-        })
+    let kid = services
+        .accounts
+        .rotate_jwt_key(actor(&req, &principal))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rotated": true })))
+    Ok(HttpResponse::Ok().json(RotatedJwtKey { kid }))
 }
 
 /// Create an organisation namespace; the caller becomes its admin (administrators only).

@@ -1,7 +1,6 @@
 use actix_web::web::Data;
 use actix_web::{HttpResponse, get};
-use diesel::RunQueryDsl;
-use kiln_core::api::{HealthCheck, HealthResponse};
+use kiln_core::api::HealthResponse;
 
 use crate::services::Services;
 
@@ -22,24 +21,7 @@ async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 async fn readyz(services: Data<Services>) -> HttpResponse {
-    let database = services
-        .db
-        .run(|conn| Ok(diesel::sql_query("SELECT 1").execute(conn)?))
-        .await
-        .map(|_| ());
-    let storage = services.store.check().await;
-    let checks = vec![
-        HealthCheck {
-            name: "database".to_owned(),
-            ok: database.is_ok(),
-            error: database.err().map(|e| e.to_string()),
-        },
-        HealthCheck {
-            name: "storage".to_owned(),
-            ok: storage.is_ok(),
-            error: storage.err().map(|e| e.to_string()),
-        },
-    ];
+    let checks = services.health.checks().await;
     let ready = checks.iter().all(|c| c.ok);
     let body = HealthResponse {
         status: if ready { "ready" } else { "unavailable" }.to_owned(),

@@ -112,5 +112,5 @@ async fn alias_manifest_by_sequence(
 #[utoipa::path(tag = "manifests", responses((status = 200, description = "JWK Set", body = Object)))]
 #[get("/.well-known/jwks.json")]
 async fn jwks(services: Data<Services>) -> HttpResponse {
-    HttpResponse::Ok().json(services.manifest_signer.jwks())
+    HttpResponse::Ok().json(services.manifests.jwks())
 }

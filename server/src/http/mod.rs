@@ -3,6 +3,7 @@
 
 mod accounts;
 mod aliases;
+pub mod authorize;
 mod files;
 mod health;
 mod manifests;
@@ -12,6 +13,7 @@ mod runners;
 mod uploads;
 
 use actix_web::{HttpRequest, web};
+use kiln_core::ErrorCode;
 use kiln_core::api::ErrorResponse;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -145,20 +147,22 @@ pub fn extractor_configs(
                     ),
                 },
                 JsonPayloadError::ContentType => Error::bad_request(
-                    "invalid_content_type",
+                    ErrorCode::InvalidContentType,
                     "send the body as Content-Type: application/json",
                 ),
-                other => {
-                    Error::bad_request("invalid_json", format!("the JSON body is invalid: {other}"))
-                }
+                other => Error::bad_request(
+                    ErrorCode::InvalidJson,
+                    format!("the JSON body is invalid: {other}"),
+                ),
             }
             .into()
         });
     let path = web::PathConfig::default().error_handler(|err, _| {
-        Error::bad_request("invalid_path_parameter", err.to_string()).into()
+        Error::bad_request(ErrorCode::InvalidPathParameter, err.to_string()).into()
     });
-    let query = web::QueryConfig::default()
-        .error_handler(|err, _| Error::bad_request("invalid_query", err.to_string()).into());
+    let query = web::QueryConfig::default().error_handler(|err, _| {
+        Error::bad_request(ErrorCode::InvalidQuery, err.to_string()).into()
+    });
     (json, path, query)
 }
 

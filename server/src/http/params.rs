@@ -1,5 +1,6 @@
 //! Path and query parameters shared by several routes.
 
+use kiln_core::ErrorCode;
 use kiln_core::{AliasName, FilePath, ModelName, NamespaceName, VersionName};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -157,7 +158,7 @@ impl VariantFilePathParams {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !variant_ok {
             return Err(Error::bad_request(
-                "invalid_variant",
+                ErrorCode::InvalidVariant,
                 format!(
                     "{:?} is not a variant name (lowercase letters, digits and '-')",
                     self.variant

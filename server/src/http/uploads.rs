@@ -2,6 +2,7 @@ use actix_web::http::header;
 use actix_web::web::{Data, Json, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
 use futures_util::TryStreamExt;
+use kiln_core::ErrorCode;
 use kiln_core::api::{
     BlobInfo, CreateUploadRequest, ErrorResponse, MissingBlobsRequest, MissingBlobsResponse,
     UploadSession,
@@ -98,7 +99,7 @@ async fn write_chunk(
 ) -> Result<Json<UploadSession>, Error> {
     let header = req.headers().get(header::CONTENT_RANGE).ok_or_else(|| {
         Error::bad_request(
-            "missing_content_range",
+            ErrorCode::MissingContentRange,
             "send Content-Range: bytes START-END/SIZE with every chunk",
         )
     })?;
@@ -108,7 +109,7 @@ async fn write_chunk(
         .and_then(ChunkRange::parse)
         .ok_or_else(|| {
             Error::bad_request(
-                "invalid_content_range",
+                ErrorCode::InvalidContentRange,
                 "Content-Range must look like: bytes START-END/SIZE",
             )
         })?;

@@ -91,7 +91,7 @@ impl ManifestSigner {
         keys.sort_by(|a, b| a.kid.cmp(&b.kid));
         Ok(Self {
             keys,
-            validity: chrono::Duration::days(super::DEFAULT_VALIDITY_DAYS as i64),
+            validity: chrono::Duration::days(crate::config::DEFAULT_MANIFEST_VALIDITY_DAYS as i64),
         })
     }
 

@@ -1,4 +1,4 @@
-//! Signed deployment manifests (DESIGN.md, issue 7): when a version's pipeline is ready, and whenever an
+//! Signed deployment manifests when a version's pipeline is ready, and whenever an
 //! alias moves, kiln publishes one JSON document naming every deployable variant's bytes (digests, sizes),
 //! what they were proven to do, and where they came from, signed as a compact JWS (EdDSA, `kid` in the
 //! header) with a key whose public half is at /.well-known/jwks.json. Published manifests are never changed:
@@ -16,10 +16,6 @@ use crate::db::records::{AliasRow, ManifestRow};
 use crate::db::repos::manifests;
 use crate::db::{DbConnection, new_id};
 use crate::error::Error;
-
-/// How long a manifest is valid unless KILN_MANIFEST_VALIDITY_SECS says otherwise; verifiers refuse it
-/// afterwards, so a frozen mirror cannot serve it forever.
-pub const DEFAULT_VALIDITY_DAYS: u64 = 90;
 
 /// Publishes the manifest of a version that just became ready (sequence 1, or one more than the last).
 pub fn publish_version(
@@ -78,7 +74,7 @@ fn publish(
 ) -> Result<ManifestRow, Error> {
     let (ns, model, version) = crate::db::repos::versions::context(conn, version_id)?;
     let files = crate::db::repos::versions::files(conn, version_id)?;
-    let detail = crate::services::version_view::version_detail(conn, &ns, &model, &version, files)?;
+    let detail = crate::db::views::version_detail(conn, &ns, &model, &version, files)?;
     let issued_at = crate::db::now().and_utc();
     let expires_at = issued_at + signer.validity();
     let payload = document::build(
@@ -90,7 +86,7 @@ fn publish(
             expires_at,
         },
     );
-    let text = serde_json::to_string(&payload).map_err(|e| Error::Internal(e.to_string()))?;
+    let text = serde_json::to_string(&payload)?;
     let (jws, kid) = signer.sign(&payload)?;
     let row = ManifestRow {
         id: new_id(),

@@ -69,7 +69,7 @@ fn counted(result: Result<bool, Error>, what: &str, id: &str) -> bool {
         Ok(reissued) => reissued,
         Err(Error::Database(e)) if is_unique_violation(&e) => false,
         Err(e) => {
-            tracing::warn!(%what, %id, error = %e, "cannot re-issue a manifest nearing expiry");
+            tracing::warn!(%what, %id, error = %e.chain(), "cannot re-issue a manifest nearing expiry");
             false
         }
     }

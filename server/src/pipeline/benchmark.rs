@@ -3,12 +3,14 @@
 //! the version's manifest (and its aliases') with the numbers in it.
 
 use chrono::NaiveDateTime;
+use kiln_core::ErrorCode;
 use kiln_core::api::JobState;
 use kiln_core::deployment::BenchmarkResult;
 use kiln_core::runners::BenchmarkReport;
 
 use super::MAX_ATTEMPTS;
 use crate::db::records::{BenchmarkResultRow, PipelineJobRow, RunnerRow};
+use crate::db::repos::pipeline_jobs::LeaseLost;
 use crate::db::repos::{benchmarks, pipeline_jobs, runners, variants, versions};
 use crate::db::{DbConnection, new_id, now};
 use crate::error::Error;
@@ -46,12 +48,7 @@ pub fn record(
     job: &PipelineJobRow,
     report: BenchmarkReport,
 ) -> Result<(), Error> {
-    let lost = || {
-        Error::conflict(
-            "lease_lost",
-            "this runner no longer holds the job (its lease ran out and it went back to the queue); drop the result and claim again",
-        )
-    };
+    let lost = || Error::from(LeaseLost::runner(&job.id));
     let (state, message, results): (JobState, Option<String>, Vec<BenchmarkResult>) = match report {
         BenchmarkReport::Succeeded { results } => (JobState::Succeeded, None, check(results)?),
         BenchmarkReport::Failed { message } => {
@@ -93,8 +90,7 @@ pub fn record(
                 runner_id: runner.id.clone(),
                 device: result.device.clone(),
                 batch_size: result.batch_size,
-                result: serde_json::to_string(&result)
-                    .map_err(|e| Error::Internal(e.to_string()))?,
+                result: serde_json::to_string(&result)?,
                 measured_at: at,
             },
         )?;
@@ -105,7 +101,7 @@ pub fn record(
 /// Numbers a manifest can carry: 1-16 results, each with a batch of at least 1, at least one timed
 /// iteration, and finite, ordered, non-negative latencies.
 fn check(results: Vec<BenchmarkResult>) -> Result<Vec<BenchmarkResult>, Error> {
-    let bad = |why: String| Err(Error::bad_request("invalid_benchmark", why));
+    let bad = |why: String| Err(Error::bad_request(ErrorCode::InvalidBenchmark, why));
     if results.is_empty() || results.len() > 16 {
         return bad(format!(
             "a report carries 1 to 16 results, not {}",

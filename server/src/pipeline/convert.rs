@@ -2,22 +2,33 @@
 //! pushed (same blobs, nothing rewritten); a Hugging Face checkpoint is converted, validated against a
 //! reference forward pass, and stored as a new blob.
 
-use kiln_core::api::VariantStatus;
-use kiln_onnx::ModelError;
+use kiln_core::api::{PipelineOptions, VariantStatus};
 use kiln_onnx::convert::{self, Plan, SourceFile};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::workspace::Workspace;
-use super::{JobContext, JobError, variant_store};
-use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow, VersionFileRow};
-use crate::db::repos::versions;
+use super::{HeldJob, Job, JobContext, JobError, variant_store};
+use crate::db::records::{VariantFileRow, VariantRow, VersionFileRow};
 
 const VARIANT: &str = "onnx";
 
-fn refusal(e: ModelError) -> JobError {
-    match e {
-        ModelError::Io(message) => JobError::Transient(message),
-        other => JobError::Refused(other.to_string()),
+/// The step after the scan; its payload is the push's options, passed on.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Convert {
+    pub options: PipelineOptions,
+}
+
+impl Job for Convert {
+    const KIND: &'static str = "convert";
+
+    async fn run(
+        self,
+        context: &JobContext,
+        held: &HeldJob,
+    ) -> Result<serde_json::Value, JobError> {
+        run(context, held).await
     }
 }
 
@@ -28,24 +39,9 @@ struct Outcome {
     report: serde_json::Value,
 }
 
-pub async fn run(
-    context: &JobContext,
-    job: &PipelineJobRow,
-    owner: &str,
-) -> Result<serde_json::Value, JobError> {
-    let version_id = job.version_id.clone();
-    let files = context
-        .db
-        .run(move |conn| Ok(versions::files(conn, &version_id)?))
-        .await?;
-    let workspace = Workspace::materialize(
-        &context.store,
-        files
-            .iter()
-            .map(|f| (f.path.clone(), f.digest.clone()))
-            .collect(),
-    )
-    .await?;
+async fn run(context: &JobContext, held: &HeldJob) -> Result<serde_json::Value, JobError> {
+    let job = &held.row;
+    let (files, workspace) = Workspace::of_version(context, held.version_id()).await?;
     let scratch = workspace.scratch.path().to_owned();
     let sources = workspace
         .files
@@ -54,15 +50,13 @@ pub async fn run(
             Ok(SourceFile {
                 path: path.clone(),
                 local: local.clone(),
-                format: kiln_onnx::format::detect_file(local)
-                    .map_err(|e| JobError::Transient(e.to_string()))?,
+                format: kiln_onnx::format::detect_file(local).map_err(crate::error::Error::from)?,
             })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
     let plan = tokio::task::spawn_blocking(move || convert::plan(&sources))
-        .await
-        .map_err(|e| JobError::Transient(format!("convert task failed: {e}")))?
-        .map_err(refusal)?;
+        .await?
+        .map_err(JobError::from_model)?;
     let outcome = match plan {
         Plan::Onnx {
             model,
@@ -74,14 +68,13 @@ pub async fn run(
             let converted = tokio::task::spawn_blocking(move || {
                 convert::convert_hf(&task_checkpoint, &scratch)
             })
-            .await
-            .map_err(|e| JobError::Transient(format!("convert task failed: {e}")))?
-            .map_err(refusal)?;
+            .await?
+            .map_err(JobError::from_model)?;
             let files =
                 variant_store::upload_files(context, &job.version_id, VARIANT, &converted.files)
                     .await?;
-            let validation = serde_json::to_value(&converted.validation)
-                .map_err(|e| JobError::Transient(e.to_string()))?;
+            let validation =
+                serde_json::to_value(&converted.validation).map_err(crate::error::Error::from)?;
             Outcome {
                 variant: variant_store::variant_row(
                     &job.version_id,
@@ -104,7 +97,7 @@ pub async fn run(
             }
         }
     };
-    variant_store::store(context, job, owner, vec![(outcome.variant, outcome.files)]).await?;
+    variant_store::store(context, held, vec![(outcome.variant, outcome.files)]).await?;
     Ok(outcome.report)
 }
 

@@ -9,10 +9,30 @@ use kiln_onnx::ModelError;
 use kiln_onnx::variants::{DEFAULT_VARIANTS, VariantKind};
 use serde_json::json;
 
+use serde::{Deserialize, Serialize};
+
 use super::workspace::Workspace;
-use super::{JobContext, JobError, variant_store};
-use crate::db::records::PipelineJobRow;
-use crate::db::repos::variants;
+use super::{HeldJob, Job, JobContext, JobError, variant_store};
+use crate::db::repos::{variants, versions};
+
+/// The last step on push: the variants the push's options ask for.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Optimize {
+    pub options: PipelineOptions,
+}
+
+impl Job for Optimize {
+    const KIND: &'static str = "optimize";
+
+    async fn run(
+        self,
+        context: &JobContext,
+        held: &HeldJob,
+    ) -> Result<serde_json::Value, JobError> {
+        run(context, held, self.options).await
+    }
+}
 
 /// One variant made and judged, with its files on local disk.
 struct Made {
@@ -25,11 +45,10 @@ struct Made {
 
 fn blocking_failure(e: ModelError) -> JobError {
     match e {
-        ModelError::Io(message) => JobError::Transient(message),
         ModelError::UnsupportedOp(ops) => JobError::Refused(format!(
             "cannot validate: op {ops} is not implemented by kiln's evaluator; no optimized variants were made"
         )),
-        other => JobError::Refused(other.to_string()),
+        other => JobError::from_model(other),
     }
 }
 
@@ -161,18 +180,12 @@ fn make_variants(
     ))
 }
 
-pub async fn run(
+async fn run(
     context: &JobContext,
-    job: &PipelineJobRow,
-    owner: &str,
+    held: &HeldJob,
+    options: PipelineOptions,
 ) -> Result<serde_json::Value, JobError> {
-    let options: PipelineOptions = job
-        .options
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .map_err(|e| JobError::Refused(format!("pipeline options: {e}")))?
-        .unwrap_or_default();
+    let job = &held.row;
     let names = options
         .variants
         .clone()
@@ -205,7 +218,7 @@ pub async fn run(
     let sample = context
         .db
         .run(move |conn| {
-            Ok(crate::db::repos::versions::find_file(
+            Ok(versions::find_file(
                 conn,
                 &version_id,
                 kiln_onnx::convert::SAMPLE_INPUTS,
@@ -230,8 +243,7 @@ pub async fn run(
     let (made, outcome) = tokio::task::spawn_blocking(move || {
         make_variants(&model_file, sample_inputs.as_deref(), &out_dir, &kinds)
     })
-    .await
-    .map_err(|e| JobError::Transient(format!("optimize task failed: {e}")))?
+    .await?
     .map_err(blocking_failure)?;
     let passes = outcome["passes"].clone();
     let mut rows = Vec::with_capacity(made.len());
@@ -254,6 +266,6 @@ pub async fn run(
         .iter()
         .map(|m| json!({ "variant": m.name, "status": m.status.as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
         .collect();
-    variant_store::store(context, job, owner, rows).await?;
+    variant_store::store(context, held, rows).await?;
     Ok(json!({ "passes": passes, "variants": summary, "not_made": outcome["not_made"] }))
 }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use kiln_core::api::VariantStatus;
 use kiln_onnx::model_check::{CheckedModel, ValueSignature};
 
-use super::{JobContext, JobError};
+use super::{HeldJob, JobContext, JobError};
 use crate::db::now;
-use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow};
+use crate::db::records::{VariantFileRow, VariantRow};
 use crate::db::repos::{blobs, variants};
-use crate::services::version_view::signature_of;
+use crate::db::views::signature_of;
 
 fn signatures(values: &[ValueSignature]) -> String {
     serde_json::to_string(&values.iter().map(signature_of).collect::<Vec<_>>())
@@ -62,14 +62,13 @@ pub async fn upload_files(
     Ok(rows)
 }
 
-/// Writes the variants (replacing earlier ones of the same names) while `owner` still holds `job`.
+/// Writes the variants (replacing earlier ones of the same names) while the worker still holds the job.
 pub async fn store(
     context: &JobContext,
-    job: &PipelineJobRow,
-    owner: &str,
+    held: &HeldJob,
     made: Vec<(VariantRow, Vec<VariantFileRow>)>,
 ) -> Result<(), JobError> {
-    let (held, owner) = (job.clone(), owner.to_owned());
+    let held = held.clone();
     context
         .db
         .run(move |conn| {
@@ -80,7 +79,7 @@ pub async fn store(
                 blobs::record(conn, &file.digest, file.size)?;
             }
             conn.transaction(|conn| {
-                super::keep_holding(conn, &held, &owner)?;
+                held.keep_holding(conn)?;
                 for (row, files) in &made {
                     variants::replace(conn, row, files)?;
                 }

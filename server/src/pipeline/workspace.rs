@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use kiln_core::Sha256Digest;
 use tempfile::TempDir;
 
+use super::JobContext;
+use crate::db::records::VersionFileRow;
+use crate::db::repos::versions;
 use crate::error::Error;
 use crate::storage::BlobStore;
 
@@ -18,6 +21,27 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// The version's files as pushed, with their rows, laid out under `scratch/tree`.
+    pub async fn of_version(
+        context: &JobContext,
+        version_id: &str,
+    ) -> Result<(Vec<VersionFileRow>, Self), Error> {
+        let id = version_id.to_owned();
+        let files = context
+            .db
+            .run(move |conn| Ok(versions::files(conn, &id)?))
+            .await?;
+        let workspace = Self::materialize(
+            &context.store,
+            files
+                .iter()
+                .map(|f| (f.path.clone(), f.digest.clone()))
+                .collect(),
+        )
+        .await?;
+        Ok((files, workspace))
+    }
+
     /// Lays out `files`, given as (path, digest) pairs, under `scratch/tree`.
     pub async fn materialize(
         store: &BlobStore,

@@ -1,5 +1,6 @@
 //! Users, API tokens, sign-in, and turning a presented credential into a [`Principal`].
 
+use kiln_core::ErrorCode;
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
@@ -70,8 +71,22 @@ impl AccountService {
         Self { db, jwt }
     }
 
-    pub fn jwt(&self) -> &JwtKeys {
-        &self.jwt
+    /// Starts signing access tokens with a new key and records who did; returns the new key's id.
+    pub async fn rotate_jwt_key(&self, actor: Actor) -> Result<String, Error> {
+        let kid = self.jwt.rotate().await?;
+        let target = kid.clone();
+        self.db
+            .run(move |conn| {
+                Ok(audit::record(
+                    conn,
+                    &actor,
+                    "jwt_key.rotate",
+                    &target,
+                    json!({}),
+                )?)
+            })
+            .await?;
+        Ok(kid)
     }
 
     /// On a registry without users: creates the admin (with personal namespace `admin`) and an API token,
@@ -212,7 +227,7 @@ impl AccountService {
             }
             _ => {
                 return Err(Error::bad_request(
-                    "invalid_credentials_request",
+                    ErrorCode::InvalidCredentialsRequest,
                     "send either {\"token\"} or {\"username\", \"password\"}",
                 ));
             }
@@ -253,7 +268,7 @@ impl AccountService {
             && password.chars().count() < 12
         {
             return Err(Error::bad_request(
-                "weak_password",
+                ErrorCode::WeakPassword,
                 "passwords need at least 12 characters",
             ));
         }
@@ -272,7 +287,7 @@ impl AccountService {
                         || namespaces::find(conn, name.as_str())?.is_some()
                     {
                         return Err(Error::conflict(
-                            "name_taken",
+                            ErrorCode::NameTaken,
                             format!("{name} is already a user or a namespace"),
                         ));
                     }
@@ -315,7 +330,7 @@ impl AccountService {
         let name = request.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::bad_request(
-                "invalid_token_name",
+                ErrorCode::InvalidTokenName,
                 "a token name needs 1 to 64 characters",
             ));
         }
@@ -328,7 +343,7 @@ impl AccountService {
             .iter()
             .map(|s| {
                 s.parse::<Scope>()
-                    .map_err(|e| Error::bad_request("invalid_scope", e))
+                    .map_err(|e| Error::bad_request(ErrorCode::InvalidScope, e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let runner_by_admin = scopes == [Scope::Runner] && user.is_global_admin();
@@ -345,7 +360,7 @@ impl AccountService {
         let expires_at = match request.expires_in_days {
             Some(0) => {
                 return Err(Error::bad_request(
-                    "invalid_expiry",
+                    ErrorCode::InvalidExpiry,
                     "expires_in_days must be at least 1",
                 ));
             }

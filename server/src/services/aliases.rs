@@ -1,6 +1,7 @@
 //! Aliases: moving one (each move signs a new manifest for it with the next sequence, in the same
 //! transaction), listing them, and their history.
 
+use kiln_core::ErrorCode;
 use std::sync::Arc;
 
 use diesel::Connection;
@@ -220,7 +221,7 @@ fn not_ready(
         other => format!("its pipeline is still running ({other}); set the alias when it is ready"),
     };
     Error::conflict(
-        "version_not_ready",
+        ErrorCode::VersionNotReady,
         format!(
             "cannot point {ns}/{model}@{alias} at {version}: {why} (kiln show {ns}/{model}:{version})"
         ),
@@ -229,7 +230,7 @@ fn not_ready(
 
 fn moved_concurrently(ns: &NamespaceName, model: &ModelName, alias: &AliasName) -> Error {
     Error::conflict(
-        "alias_moved",
+        ErrorCode::AliasMoved,
         format!(
             "{ns}/{model}@{alias} was moved by someone else at the same moment; look at kiln alias ls {ns}/{model} and retry"
         ),

@@ -27,7 +27,7 @@ fn response(row: ManifestRow) -> Result<ManifestResponse, Error> {
     Ok(ManifestResponse {
         sequence: row.sequence,
         kid: row.kid,
-        payload: serde_json::from_str(&row.payload).map_err(|e| Error::Internal(e.to_string()))?,
+        payload: serde_json::from_str(&row.payload)?,
         jws: row.jws,
     })
 }
@@ -65,6 +65,16 @@ fn lookup(
 impl ManifestService {
     pub fn new(db: Database, signer: Arc<ManifestSigner>) -> Self {
         Self { db, signer }
+    }
+
+    /// The public keys manifests are signed with, as `/.well-known/jwks.json` serves them.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.signer.jwks()
+    }
+
+    /// How long a published manifest is valid.
+    pub fn validity(&self) -> chrono::Duration {
+        self.signer.validity()
     }
 
     /// Re-issues manifests that expire within a third of their validity from `now` (see

@@ -1,66 +1,79 @@
-//! Use cases. Handlers parse, then call one of these (access was decided before, in `crate::auth`); these
-//! talk to repositories and storage.
+//! Use cases. Handlers parse, then call one of these (access was decided before, by the HTTP layer's
+//! `authorize` middleware through [`access::AccessService`]); these talk to repositories, read models and
+//! storage, and to the pipeline's queue. Each service owns its state: nothing above this floor reaches the
+//! database or the store except through a service.
 
+pub mod access;
 pub mod accounts;
 pub mod aliases;
 pub mod downloads;
+pub mod health;
 pub mod manifests;
 pub mod namespaces;
 pub mod registry;
 pub mod runners;
 pub mod uploads;
-pub mod version_view;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::rate_limit::RateLimiter;
 use crate::db::Database;
+use crate::manifest::ManifestSigner;
 use crate::pipeline::PipelineQueue;
 use crate::storage::BlobStore;
 
 /// Everything a request handler can reach.
 #[derive(Clone)]
 pub struct Services {
-    pub registry: registry::RegistryService,
-    pub uploads: uploads::UploadService,
-    pub downloads: downloads::DownloadService,
-    pub manifests: manifests::ManifestService,
-    pub aliases: aliases::AliasService,
-    pub runners: runners::RunnerService,
+    pub access: access::AccessService,
     pub accounts: accounts::AccountService,
+    pub aliases: aliases::AliasService,
+    pub downloads: downloads::DownloadService,
+    pub health: health::HealthService,
+    pub manifests: manifests::ManifestService,
     pub namespaces: namespaces::NamespaceService,
-    pub rate_limiter: Arc<RateLimiter>,
-    pub pipeline: PipelineQueue,
-    pub manifest_signer: Arc<crate::manifest::ManifestSigner>,
+    pub registry: registry::RegistryService,
+    pub runners: runners::RunnerService,
+    pub uploads: uploads::UploadService,
+}
+
+/// What the services are built on; startup makes these once.
+pub struct Foundations {
     pub db: Database,
     pub store: BlobStore,
+    pub jwt: Arc<JwtKeys>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub manifest_signer: Arc<ManifestSigner>,
+    /// Wakes the pipeline's workers when a version is committed.
+    pub pipeline: PipelineQueue,
+    /// A runner's job lease.
+    pub runner_lease: Duration,
 }
 
 impl Services {
-    pub fn new(
-        db: Database,
-        store: BlobStore,
-        jwt: Arc<JwtKeys>,
-        rate_limiter: Arc<RateLimiter>,
-        manifest_signer: Arc<crate::manifest::ManifestSigner>,
-        runner_lease: std::time::Duration,
-    ) -> Self {
-        let pipeline = PipelineQueue::default();
-        Self {
-            accounts: accounts::AccountService::new(db.clone(), jwt),
-            namespaces: namespaces::NamespaceService::new(db.clone()),
-            rate_limiter,
-            registry: registry::RegistryService::new(db.clone(), pipeline.clone()),
-            pipeline,
-            aliases: aliases::AliasService::new(db.clone(), manifest_signer.clone()),
-            runners: runners::RunnerService::new(db.clone(), manifest_signer.clone(), runner_lease),
-            manifest_signer: manifest_signer.clone(),
-            uploads: uploads::UploadService::new(db.clone(), store.clone()),
-            downloads: downloads::DownloadService::new(db.clone(), store.clone()),
-            manifests: manifests::ManifestService::new(db.clone(), manifest_signer.clone()),
+    pub fn new(base: Foundations) -> Self {
+        let Foundations {
             db,
             store,
+            jwt,
+            rate_limiter,
+            manifest_signer: signer,
+            pipeline,
+            runner_lease,
+        } = base;
+        Self {
+            access: access::AccessService::new(db.clone(), rate_limiter),
+            accounts: accounts::AccountService::new(db.clone(), jwt),
+            aliases: aliases::AliasService::new(db.clone(), signer.clone()),
+            downloads: downloads::DownloadService::new(db.clone(), store.clone()),
+            health: health::HealthService::new(db.clone(), store.clone()),
+            manifests: manifests::ManifestService::new(db.clone(), signer.clone()),
+            namespaces: namespaces::NamespaceService::new(db.clone()),
+            registry: registry::RegistryService::new(db.clone(), pipeline),
+            runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
+            uploads: uploads::UploadService::new(db, store),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Organisation namespaces, their members, and the audit log.
 
 use diesel::Connection;
+use kiln_core::ErrorCode;
 use kiln_core::NamespaceName;
 use kiln_core::api::{AuditEntry, Member, NamespaceSummary, Role};
 use serde_json::json;
@@ -36,7 +37,7 @@ impl NamespaceService {
                         || users::find_by_name(conn, name.as_str())?.is_some()
                     {
                         return Err(Error::conflict(
-                            "name_taken",
+                            ErrorCode::NameTaken,
                             format!("{name} is already a namespace or a user"),
                         ));
                     }
@@ -83,7 +84,7 @@ impl NamespaceService {
                     let (ns, member) = namespace_and_user(conn, &namespace, &user)?;
                     if ns.owner_id.as_deref() == Some(member.id.as_str()) && role != Role::Admin {
                         return Err(Error::conflict(
-                            "owner_role",
+                            ErrorCode::OwnerRole,
                             format!("{user} owns {namespace} and stays its admin"),
                         ));
                     }
@@ -113,7 +114,7 @@ impl NamespaceService {
                     let (ns, member) = namespace_and_user(conn, &namespace, &user)?;
                     if ns.owner_id.as_deref() == Some(member.id.as_str()) {
                         return Err(Error::conflict(
-                            "owner_role",
+                            ErrorCode::OwnerRole,
                             format!("{user} owns {namespace} and cannot be removed"),
                         ));
                     }
@@ -141,7 +142,10 @@ impl NamespaceService {
         limit: i64,
     ) -> Result<Vec<AuditEntry>, Error> {
         if !(1..=1000).contains(&limit) {
-            return Err(Error::bad_request("invalid_page", "limit must be 1..=1000"));
+            return Err(Error::bad_request(
+                ErrorCode::InvalidPage,
+                "limit must be 1..=1000",
+            ));
         }
         let rows = self
             .db

@@ -1,5 +1,6 @@
 //! Namespaces, models and versions: listing, committing, deleting.
 
+use kiln_core::ErrorCode;
 use std::collections::{BTreeMap, HashSet};
 
 use diesel::Connection;
@@ -13,11 +14,11 @@ use serde_json::json;
 use crate::db::records::{ModelRow, NamespaceRow, VersionFileRow, VersionRow};
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::models::Visible;
-use crate::db::repos::{blobs, is_unique_violation, models, namespaces, pipeline_jobs, versions};
+use crate::db::repos::{blobs, is_unique_violation, models, namespaces, versions};
+use crate::db::views::version_detail;
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
-use crate::pipeline::{JOB_SCAN, MAX_ATTEMPTS, PipelineQueue};
-use crate::services::version_view::version_detail;
+use crate::pipeline::{self, PipelineQueue};
 
 const MAX_FILES_PER_VERSION: usize = 100_000;
 const MAX_TAGS: usize = 64;
@@ -37,7 +38,7 @@ impl Page {
         let offset = offset.unwrap_or(0);
         if !(1..=Self::MAX_LIMIT).contains(&limit) || offset < 0 {
             return Err(Error::bad_request(
-                "invalid_page",
+                ErrorCode::InvalidPage,
                 format!(
                     "limit must be 1..={} and offset at least 0",
                     Self::MAX_LIMIT
@@ -69,13 +70,13 @@ fn parse_tags(json_text: &str) -> Vec<String> {
 fn check_files(files: &[FileEntry]) -> Result<(), Error> {
     if files.is_empty() {
         return Err(Error::bad_request(
-            "no_files",
+            ErrorCode::NoFiles,
             "a version needs at least one file",
         ));
     }
     if files.len() > MAX_FILES_PER_VERSION {
         return Err(Error::bad_request(
-            "too_many_files",
+            ErrorCode::TooManyFiles,
             format!("a version may hold at most {MAX_FILES_PER_VERSION} files"),
         ));
     }
@@ -83,13 +84,13 @@ fn check_files(files: &[FileEntry]) -> Result<(), Error> {
     for file in files {
         if file.size < 0 {
             return Err(Error::bad_request(
-                "invalid_size",
+                ErrorCode::InvalidSize,
                 format!("{}: size must not be negative", file.path),
             ));
         }
         if !paths.insert(file.path.as_str()) {
             return Err(Error::bad_request(
-                "duplicate_path",
+                ErrorCode::DuplicatePath,
                 format!("{} is listed twice", file.path),
             ));
         }
@@ -97,7 +98,7 @@ fn check_files(files: &[FileEntry]) -> Result<(), Error> {
     for file in files {
         if let Some(dir) = file.path.ancestors().find(|dir| paths.contains(dir)) {
             return Err(Error::bad_request(
-                "path_conflict",
+                ErrorCode::PathConflict,
                 format!("{dir} is both a file and the folder of {}", file.path),
             ));
         }
@@ -115,7 +116,7 @@ fn check_pipeline_options(options: &kiln_core::api::PipelineOptions) -> Result<(
     for name in &requested {
         if VariantKind::parse(name).is_none() {
             return Err(Error::bad_request(
-                "invalid_variant",
+                ErrorCode::InvalidVariant,
                 format!(
                     "{name:?} is not a variant kiln makes: fp32, fp16, int8, int8-dynamic or pruned-N (N from 1 to 99)"
                 ),
@@ -125,13 +126,13 @@ fn check_pipeline_options(options: &kiln_core::api::PipelineOptions) -> Result<(
     for (name, tolerance) in options.tolerances.iter().flatten() {
         if !requested.contains(name) {
             return Err(Error::bad_request(
-                "invalid_tolerance",
+                ErrorCode::InvalidTolerance,
                 format!("a tolerance is given for {name:?}, which this push does not ask for"),
             ));
         }
         if !tolerance.is_finite() || *tolerance <= 0.0 {
             return Err(Error::bad_request(
-                "invalid_tolerance",
+                ErrorCode::InvalidTolerance,
                 format!("the tolerance for {name} must be a positive number"),
             ));
         }
@@ -144,14 +145,14 @@ fn check_metadata(update: &UpdateModelRequest) -> Result<(), Error> {
         && description.chars().count() > 10_000
     {
         return Err(Error::bad_request(
-            "invalid_description",
+            ErrorCode::InvalidDescription,
             "the description may have at most 10000 characters",
         ));
     }
     if let Some(tags) = &update.tags {
         if tags.len() > MAX_TAGS {
             return Err(Error::bad_request(
-                "invalid_tags",
+                ErrorCode::InvalidTags,
                 format!("a model may have at most {MAX_TAGS} tags"),
             ));
         }
@@ -160,7 +161,7 @@ fn check_metadata(update: &UpdateModelRequest) -> Result<(), Error> {
             .find(|t| t.is_empty() || t.chars().count() > 64 || t.chars().any(char::is_control))
         {
             return Err(Error::bad_request(
-                "invalid_tags",
+                ErrorCode::InvalidTags,
                 format!("tag {bad:?} must be 1 to 64 characters without control characters"),
             ));
         }
@@ -371,7 +372,7 @@ impl RegistryService {
                     let aliased = crate::db::repos::aliases::pointing_at(conn, &row.id)?;
                     if let Some(alias) = aliased.first() {
                         return Err(Error::conflict(
-                            "version_aliased",
+                            ErrorCode::VersionAliased,
                             format!(
                                 "{ns}/{model}@{alias} points at {version}; move it first (kiln alias set {ns}/{model} {alias} VERSION)"
                             ),
@@ -472,7 +473,7 @@ fn existing_version(
         .collect();
     if stored != wanted {
         return Err(Error::Conflict {
-            code: "version_conflict",
+            code: ErrorCode::VersionConflict,
             message: format!(
                 "{}/{}:{} already exists with different content; versions are immutable, push under a new version",
                 namespace.name, model.name, request.version
@@ -520,7 +521,7 @@ fn insert_version(
             None => missing.push(digest),
             Some(size) if *size != file.size => {
                 return Err(Error::bad_request(
-                    "size_mismatch",
+                    ErrorCode::SizeMismatch,
                     format!(
                         "{}: declared {} bytes but blob {digest} has {size}",
                         file.path, file.size
@@ -534,7 +535,7 @@ fn insert_version(
         missing.sort();
         missing.dedup();
         return Err(Error::BadRequest {
-            code: "missing_blobs",
+            code: ErrorCode::MissingBlobs,
             message: format!(
                 "{} blob(s) have not been uploaded; upload them, then commit again",
                 missing.len()
@@ -563,11 +564,7 @@ fn insert_version(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     versions::insert(conn, &row, &files)?;
     // Queued in the same transaction as the version, so no committed version ever lacks its pipeline.
-    let options = request
-        .pipeline
-        .as_ref()
-        .map(|o| serde_json::to_string(o).expect("options serialize"));
-    pipeline_jobs::enqueue(conn, &row.id, JOB_SCAN, MAX_ATTEMPTS, options.as_deref())?;
+    pipeline::enqueue_push(conn, &row.id, &request.pipeline.clone().unwrap_or_default())?;
     models::touch(conn, &model.id)?;
     let target = format!("{}/{}:{}", namespace.name, model.name, request.version);
     audit::record(

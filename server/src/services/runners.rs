@@ -2,11 +2,11 @@
 //! see. Every call names the runner; only the credential that registered it may act for it (another gets
 //! 404, as if it did not exist).
 
+use kiln_core::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::Connection;
-use kiln_core::api::FileEntry;
 use kiln_core::runners::{
     BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration, RunnerState,
     RunnerView,
@@ -14,8 +14,9 @@ use kiln_core::runners::{
 use kiln_core::{ModelName, NamespaceName, VersionName};
 
 use crate::db::records::{PipelineJobRow, RunnerRow};
-use crate::db::repos::pipeline_jobs::{self, Claim, Queue};
+use crate::db::repos::pipeline_jobs::{self, Claim, LeaseLost, Queue};
 use crate::db::repos::{runners, variants, versions};
+use crate::db::views::variant_file_entries;
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
@@ -44,7 +45,7 @@ fn lease(duration: Duration) -> chrono::Duration {
 }
 
 fn check(registration: &RunnerRegistration) -> Result<(), Error> {
-    let bad = |message: String| Err(Error::bad_request("invalid_runner", message));
+    let bad = |message: String| Err(Error::bad_request(ErrorCode::InvalidRunner, message));
     let text_ok = |s: &str, max: usize| !s.trim().is_empty() && s.len() <= max;
     if !text_ok(&registration.name, 128) {
         return bad("name must be 1-128 characters".to_owned());
@@ -89,12 +90,7 @@ fn owned(conn: &mut DbConnection, runner_id: &str, token_id: &str) -> Result<Run
 }
 
 fn lost_job(job_id: &str) -> Error {
-    Error::conflict(
-        "lease_lost",
-        format!(
-            "this runner no longer holds job {job_id} (its lease ran out and it went back to the queue); drop it and claim again"
-        ),
-    )
+    LeaseLost::runner(job_id).into()
 }
 
 fn view(
@@ -119,8 +115,7 @@ fn view(
             driver: row.driver,
             engine: row.engine,
             kiln_version: row.kiln_version,
-            capabilities: serde_json::from_str(&row.capabilities)
-                .map_err(|e| Error::Internal(format!("stored capabilities: {e}")))?,
+            capabilities: serde_json::from_str(&row.capabilities)?,
             threads: row.threads.map(|t| t as u32),
         },
         state,
@@ -155,8 +150,7 @@ impl RunnerService {
             driver: registration.driver.clone(),
             engine: registration.engine.clone(),
             kiln_version: registration.kiln_version.clone(),
-            capabilities: serde_json::to_string(&registration.capabilities)
-                .map_err(|e| Error::Internal(e.to_string()))?,
+            capabilities: serde_json::to_string(&registration.capabilities)?,
             threads: registration.threads.map(|t| t as i32),
             registered_at: at,
             last_heartbeat_at: at,
@@ -362,17 +356,7 @@ fn describe(conn: &mut DbConnection, job: PipelineJobRow) -> Result<BenchmarkJob
         .into_iter()
         .find(|(v, _)| v.name == variant)
         .ok_or_else(|| Error::Internal(format!("benchmark job {} has no variant", job.id)))?;
-    let mut files: Vec<FileEntry> = files
-        .into_iter()
-        .map(|f| {
-            Ok(FileEntry {
-                path: f.path.parse()?,
-                digest: f.digest.parse()?,
-                size: f.size,
-            })
-        })
-        .collect::<Result<_, Error>>()?;
-    files.sort_by_key(|f| (f.path.as_str() != row.model_path, f.path.to_string()));
+    let files = variant_file_entries(&row.model_path, files)?;
     Ok(BenchmarkJob {
         job_id: job.id,
         model: format!("{ns}/{model}"),

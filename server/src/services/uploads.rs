@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use kiln_core::ErrorCode;
 use kiln_core::Sha256Digest;
 use kiln_core::Sha256Hasher;
 use kiln_core::api::{BlobInfo, UploadSession};
@@ -79,7 +80,7 @@ fn to_api(row: &UploadSessionRow, resumed: bool) -> Result<UploadSession, Error>
 
 fn offset_mismatch(row: &UploadSessionRow, start: i64) -> Error {
     Error::Conflict {
-        code: "offset_mismatch",
+        code: ErrorCode::OffsetMismatch,
         message: format!(
             "this chunk starts at byte {start} but the session has {} bytes; send the chunk that starts at {}",
             row.upload_offset, row.upload_offset
@@ -108,7 +109,7 @@ impl UploadService {
     ) -> Result<Vec<Sha256Digest>, Error> {
         if digests.len() > 100_000 {
             return Err(Error::bad_request(
-                "too_many_digests",
+                ErrorCode::TooManyDigests,
                 "ask about at most 100000 digests at once",
             ));
         }
@@ -138,7 +139,7 @@ impl UploadService {
     ) -> Result<UploadSession, Error> {
         if !(0..=MAX_BLOB_SIZE).contains(&size) {
             return Err(Error::bad_request(
-                "invalid_size",
+                ErrorCode::InvalidSize,
                 format!("size must be between 0 and {MAX_BLOB_SIZE} bytes"),
             ));
         }
@@ -157,7 +158,7 @@ impl UploadService {
             .await?;
         if exists {
             return Err(Error::Conflict {
-                code: "blob_exists",
+                code: ErrorCode::BlobExists,
                 message: format!("the server already holds {digest}; there is nothing to upload"),
                 details: None,
             });
@@ -215,7 +216,7 @@ impl UploadService {
         let row = self.find(id, uploader).await?;
         if range.total != row.size {
             return Err(Error::bad_request(
-                "size_mismatch",
+                ErrorCode::SizeMismatch,
                 format!(
                     "Content-Range says the blob has {} bytes but the session was created for {}",
                     range.total, row.size
@@ -227,7 +228,7 @@ impl UploadService {
         }
         if range.end_inclusive >= row.size {
             return Err(Error::bad_request(
-                "range_past_end",
+                ErrorCode::RangePastEnd,
                 format!(
                     "this chunk ends at byte {} but the blob has {} bytes",
                     range.end_inclusive, row.size
@@ -237,7 +238,7 @@ impl UploadService {
         let is_last = range.end_inclusive + 1 == row.size;
         if !is_last && range.len() % row.part_size != 0 {
             return Err(Error::bad_request(
-                "chunk_not_aligned",
+                ErrorCode::ChunkNotAligned,
                 format!(
                     "every chunk but the last must be a multiple of the session's part size ({} bytes)",
                     row.part_size
@@ -260,7 +261,7 @@ impl UploadService {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 Error::bad_request(
-                    "truncated_body",
+                    ErrorCode::TruncatedBody,
                     format!(
                         "the request body ended early after {received} of {} bytes: {e}",
                         range.len()
@@ -270,7 +271,7 @@ impl UploadService {
             received += chunk.len() as i64;
             if received > range.len() {
                 return Err(Error::bad_request(
-                    "body_too_long",
+                    ErrorCode::BodyTooLong,
                     format!(
                         "the body has more bytes than the Content-Range declares ({})",
                         range.len()
@@ -283,7 +284,7 @@ impl UploadService {
         }
         if received < range.len() {
             return Err(Error::bad_request(
-                "truncated_body",
+                ErrorCode::TruncatedBody,
                 format!(
                     "the request body ended after {received} of the {} bytes its Content-Range declares",
                     range.len()
@@ -319,7 +320,7 @@ impl UploadService {
         let row = self.find(id, uploader).await?;
         if row.upload_offset != row.size {
             return Err(Error::Conflict {
-                code: "upload_incomplete",
+                code: ErrorCode::UploadIncomplete,
                 message: format!(
                     "the session has {} of {} bytes; send the rest before committing",
                     row.upload_offset, row.size
@@ -336,7 +337,7 @@ impl UploadService {
         if actual != declared {
             self.discard(&row).await?;
             return Err(Error::BadRequest {
-                code: "digest_mismatch",
+                code: ErrorCode::DigestMismatch,
                 message: format!(
                     "the uploaded bytes hash to {actual}, not the declared {declared}; the upload was discarded, start it again"
                 ),

@@ -362,7 +362,6 @@ async fn setup(app: &TestApp) -> Vec<(Caller, Option<String>)> {
 /// not have (under the server's key id), unsigned (`alg: none`), and meant for another audience.
 async fn forged_tokens(app: &TestApp) -> (String, String, String, String) {
     let keys = app
-        .services
         .db
         .run(|conn| Ok(jwt_keys::usable(conn, chrono::Utc::now().naive_utc())?))
         .await
@@ -371,7 +370,6 @@ async fn forged_tokens(app: &TestApp) -> (String, String, String, String) {
     let me: Value = expect_json(app.get("/api/v1/me").await, StatusCode::OK).await;
     assert_eq!(me["name"], "admin");
     let admin_id = app
-        .services
         .db
         .run(|conn| Ok(kiln_server::db::repos::users::find_by_name(conn, "admin")?))
         .await

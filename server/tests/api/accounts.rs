@@ -104,12 +104,14 @@ async fn rotating_the_signing_key_keeps_issued_tokens_valid(app: TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    let rotated = app
-        .request(Method::POST, "/api/v1/admin/jwt-keys/rotate")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated: Value = expect_json(
+        app.request(Method::POST, "/api/v1/admin/jwt-keys/rotate")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
     let after = exchange(&app).await["access_token"]
         .as_str()
         .unwrap()
@@ -118,6 +120,11 @@ async fn rotating_the_signing_key_keeps_issued_tokens_valid(app: TestApp) {
         kid_of(&before),
         kid_of(&after),
         "new tokens are signed with the new key"
+    );
+    assert_eq!(
+        rotated["kid"],
+        kid_of(&after),
+        "the answer names the key that signs from now on"
     );
     for jwt in [&before, &after] {
         let me = app

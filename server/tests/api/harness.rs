@@ -9,8 +9,10 @@ use diesel::{Connection, RunQueryDsl};
 use kiln_core::Sha256Digest;
 use kiln_core::api::UploadSession;
 use kiln_server::config::{DatabaseSettings, Settings, StorageSettings};
+use kiln_server::db::Database;
 use kiln_server::services::Services;
 use kiln_server::startup::Application;
+use kiln_server::storage::BlobStore;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -27,6 +29,9 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub http: reqwest::Client,
     pub services: Services,
+    /// The server's database and store, for tests that look under the API.
+    pub db: Database,
+    pub store: BlobStore,
     pub settings: Settings,
     handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
@@ -127,12 +132,15 @@ impl TestApp {
             .expect("server starts");
         let address = app.address();
         let services = app.services.clone();
+        let (db, store) = (app.database().clone(), app.store().clone());
         let handle = app.handle();
         actix_web::rt::spawn(app.run());
         Self {
             address,
             http: reqwest::Client::new(),
             services,
+            db,
+            store,
             settings,
             handle,
             _dir: dir,

@@ -418,8 +418,7 @@ async fn an_expired_lease_moves_the_job_and_refuses_the_late_report() {
         &[("a.txt".to_owned(), b"a".to_vec())],
     )
     .await;
-    app.services
-        .db
+    app.db
         .run(|conn| {
             let id = version_id(conn, "leases", "1");
             let past = now() - chrono::Duration::seconds(1);

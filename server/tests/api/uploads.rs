@@ -334,7 +334,7 @@ async fn an_aborted_session_is_gone(app: TestApp) {
         "not_found",
     )
     .await;
-    if let Some(root) = app.services.store.local_root() {
+    if let Some(root) = app.store.local_root() {
         assert!(
             !root.join("uploads").join(&session.id).exists(),
             "staged bytes must be removed"

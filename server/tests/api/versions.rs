@@ -171,7 +171,6 @@ async fn deleting_a_version_is_explicit_and_audited(app: TestApp) {
     .await;
 
     let entries = app
-        .services
         .db
         .run(|conn| Ok(audit::list(conn, Some("acme/m:1"), 10)?))
         .await

@@ -72,6 +72,56 @@ fn insert(
 /// The job kind runners claim; the server's pipeline workers never do.
 pub const JOB_BENCHMARK: &str = "benchmark";
 
+/// What held a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// A pipeline worker of a server.
+    Worker,
+    /// A benchmark runner.
+    Runner,
+}
+
+/// The caller no longer holds the job: its lease ran out and the job went back to the queue (another worker
+/// or runner may hold it now). Whatever the caller meant to write about the job is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LeaseLost {
+    pub job_id: String,
+    pub holder: Holder,
+}
+
+impl LeaseLost {
+    pub fn worker(job_id: &str) -> Self {
+        Self {
+            job_id: job_id.to_owned(),
+            holder: Holder::Worker,
+        }
+    }
+
+    pub fn runner(job_id: &str) -> Self {
+        Self {
+            job_id: job_id.to_owned(),
+            holder: Holder::Runner,
+        }
+    }
+}
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.holder {
+            Holder::Worker => write!(
+                f,
+                "this worker no longer holds job {}; its lease ran out and another worker took it over",
+                self.job_id
+            ),
+            Holder::Runner => write!(
+                f,
+                "this runner no longer holds job {} (its lease ran out and it went back to the queue); drop it and claim again",
+                self.job_id
+            ),
+        }
+    }
+}
+
 /// Queued benchmark jobs created before `before` for a device class no runner has heartbeat for since
 /// `before`: nobody is coming for them.
 pub fn orphaned_benchmarks(

@@ -1,4 +1,5 @@
-//! A version as the API shows it: its files, its pipeline's jobs and the variants they produced.
+//! A version as the API shows it: its files, its pipeline's jobs and the variants they produced, with each
+//! variant's benchmark results.
 
 use kiln_core::api::{
     Dim, FileEntry, JobState, PipelineJob, TensorSignature, VariantDetail, VariantStatus,
@@ -31,7 +32,7 @@ pub fn version_detail(
         .map(|b| {
             serde_json::from_str(&b.result)
                 .map(|r| (b.variant, r))
-                .map_err(|e| Error::Internal(format!("stored benchmark result: {e}")))
+                .map_err(Error::from)
         })
         .collect::<Result<_, _>>()?;
     let variants = variants::for_version(conn, &row.id)?
@@ -72,6 +73,24 @@ fn file_entry(f: VersionFileRow) -> Result<FileEntry, Error> {
     })
 }
 
+/// A variant's files as the API lists them: the model file first, then the rest by path.
+pub fn variant_file_entries(
+    model_path: &str,
+    mut files: Vec<VariantFileRow>,
+) -> Result<Vec<FileEntry>, Error> {
+    files.sort_by(|a, b| (a.path != model_path, &a.path).cmp(&(b.path != model_path, &b.path)));
+    files
+        .into_iter()
+        .map(|f| {
+            Ok(FileEntry {
+                path: f.path.parse()?,
+                digest: f.digest.parse()?,
+                size: f.size,
+            })
+        })
+        .collect()
+}
+
 fn job(row: PipelineJobRow) -> Result<PipelineJob, Error> {
     Ok(PipelineJob {
         state: JobState::parse(&row.state).ok_or_else(|| corrupt("job state", &row.state))?,
@@ -99,8 +118,6 @@ fn variant(
         .ok_or_else(|| Error::Internal(format!("variant {} lacks its model file", row.name)))?;
     let digest = model_file.digest.parse()?;
     let size = files.iter().map(|f| f.size).sum();
-    let mut ordered: Vec<VariantFileRow> = files;
-    ordered.sort_by_key(|f| (f.path != row.model_path, f.path.clone()));
     Ok(VariantDetail {
         status: VariantStatus::parse(&row.status)
             .ok_or_else(|| corrupt("variant status", &row.status))?,
@@ -111,23 +128,14 @@ fn variant(
         outputs: signatures(&row.outputs)?,
         validation: row.validation.and_then(|v| serde_json::from_str(&v).ok()),
         passes: row.passes.and_then(|p| serde_json::from_str(&p).ok()),
-        files: ordered
-            .into_iter()
-            .map(|f| {
-                Ok(FileEntry {
-                    path: f.path.parse()?,
-                    digest: f.digest.parse()?,
-                    size: f.size,
-                })
-            })
-            .collect::<Result<_, Error>>()?,
+        files: variant_file_entries(&row.model_path, files)?,
         name: row.name,
         benchmarks,
     })
 }
 
 fn signatures(json: &str) -> Result<Vec<TensorSignature>, Error> {
-    serde_json::from_str(json).map_err(|e| Error::Internal(format!("stored signature: {e}")))
+    Ok(serde_json::from_str(json)?)
 }
 
 /// The API form of a signature the checker read.

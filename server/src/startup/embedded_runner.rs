@@ -26,16 +26,8 @@ struct EmbeddedCoordinator {
 
 fn coordinator_error(e: Error) -> CoordinatorError {
     match e {
-        Error::Conflict {
-            code: "lease_lost",
-            message,
-            ..
-        } => CoordinatorError::LeaseLost(message),
-        Error::Database(_)
-        | Error::Pool(_)
-        | Error::Storage(_)
-        | Error::Io(_)
-        | Error::Internal(_) => CoordinatorError::Unavailable(e.to_string()),
+        Error::LeaseLost(lost) => CoordinatorError::LeaseLost(lost.job_id),
+        e if e.is_transient() => CoordinatorError::Unavailable(e.chain().to_string()),
         other => CoordinatorError::Refused(other.to_string()),
     }
 }

@@ -14,8 +14,8 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::Principal;
-use super::policy::{decide, has_rules, path_param, rule_for};
+use crate::auth::Principal;
+use crate::auth::policy::{has_rules, path_param, rule_for};
 use crate::error::Error;
 use crate::services::Services;
 
@@ -38,18 +38,13 @@ pub async fn authorize(
         Err(refused) => {
             // Failed sign-ins count against the caller's address, which slows down guessing.
             let key = Principal::Anonymous.rate_key(remote.as_deref());
-            if let Err(retry_after) = services.rate_limiter.check(&key) {
-                return Err(Error::TooManyRequests { retry_after }.into());
-            }
+            services.access.take_request(&key)?;
             return Err(refused.into());
         }
     };
-    if let Err(retry_after) = services
-        .rate_limiter
-        .check(&principal.rate_key(remote.as_deref()))
-    {
-        return Err(Error::TooManyRequests { retry_after }.into());
-    }
+    services
+        .access
+        .take_request(&principal.rate_key(remote.as_deref()))?;
     let Some(pattern) = req.resource_map().match_pattern(&path) else {
         return Err(Error::not_found("route").into());
     };
@@ -65,7 +60,10 @@ pub async fn authorize(
     })?;
     let namespace = path_param(&pattern, &path, "namespace");
     let model = path_param(&pattern, &path, "model");
-    decide(rule, &principal, namespace, model, &services.db).await?;
+    services
+        .access
+        .decide(rule, &principal, namespace, model)
+        .await?;
     req.extensions_mut().insert(principal);
     next.call(req).await
 }

@@ -1,4 +1,7 @@
-//! Assembling the server: settings → database, store, services → HTTP server on a bound socket.
+//! Assembling the server: settings → database, store, services → HTTP server on a bound socket, and the
+//! background work beside it (pipeline workers, the embedded runner, periodic housekeeping).
+
+mod embedded_runner;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -17,13 +20,17 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::config::{DatabaseSettings, Settings, TlsSettings};
 use crate::db::Database;
 use crate::error::Error;
-use crate::services::Services;
+use crate::manifest::ManifestSigner;
+use crate::pipeline::{JobContext, PipelineQueue};
+use crate::services::{Foundations, Services};
 use crate::storage::BlobStore;
 
 pub struct Application {
     server: Server,
     address: SocketAddr,
     pub services: Services,
+    db: Database,
+    store: BlobStore,
     workers_stop: tokio_util::sync::CancellationToken,
 }
 
@@ -41,17 +48,23 @@ impl Application {
             })?;
         }
         let database_settings = settings.database.clone();
-        let db = tokio::task::spawn_blocking(move || Database::connect(&database_settings))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        let db =
+            tokio::task::spawn_blocking(move || Database::connect(&database_settings)).await??;
         let store = BlobStore::open(&settings.storage)?;
-        let jwt = Arc::new(JwtKeys::open(db.clone()).await?);
-        let limiter = Arc::new(RateLimiter::new(settings.rate_limit_per_minute));
         let signer = Arc::new(
-            crate::manifest::ManifestSigner::open(&settings.manifest_keys_dir)?
+            ManifestSigner::open(&settings.manifest_keys_dir)?
                 .with_validity(settings.manifest_validity),
         );
-        let services = Services::new(db, store, jwt, limiter, signer, settings.runner_lease);
+        let queue = PipelineQueue::default();
+        let services = Services::new(Foundations {
+            db: db.clone(),
+            store: store.clone(),
+            jwt: Arc::new(JwtKeys::open(db.clone()).await?),
+            rate_limiter: Arc::new(RateLimiter::new(settings.rate_limit_per_minute)),
+            manifest_signer: signer.clone(),
+            pipeline: queue.clone(),
+            runner_lease: settings.runner_lease,
+        });
         announce_bootstrap(
             services
                 .accounts
@@ -72,35 +85,49 @@ impl Application {
         spawn_manifest_refresher(services.clone());
         let workers_stop = tokio_util::sync::CancellationToken::new();
         crate::pipeline::spawn_workers(
-            crate::pipeline::JobContext {
-                db: services.db.clone(),
-                store: services.store.clone(),
-                signer: services.manifest_signer.clone(),
+            JobContext {
+                db: db.clone(),
+                store: store.clone(),
+                signer,
                 runner_lease: settings.runner_lease,
             },
-            services.pipeline.clone(),
+            crate::pipeline::registry(),
+            queue,
             settings.pipeline_workers,
             workers_stop.clone(),
         );
         if settings.embedded_runner {
-            crate::pipeline::embedded_runner::spawn(
+            embedded_runner::spawn(
                 services.clone(),
                 &settings.data_dir.join("runner-cache"),
                 settings.embedded_runner_threads,
                 workers_stop.clone(),
             );
         }
-        tracing::info!(%address, storage = services.store.describe(), "kiln-server listening");
+        tracing::info!(%address, storage = store.describe(), "kiln-server listening");
         Ok(Self {
             server,
             address,
             services,
+            db,
+            store,
             workers_stop,
         })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The database the server runs on (tests and maintenance commands reach it here, not through the
+    /// services).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The blob store the server runs on.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
     }
 
     pub async fn run(self) -> std::io::Result<()> {
@@ -184,7 +211,7 @@ fn http_server(
             .app_data(path)
             .app_data(query)
             .map(|app| {
-                app.wrap(from_fn(crate::auth::middleware::authorize))
+                app.wrap(from_fn(crate::http::authorize::authorize))
                     .wrap_fn(|req, srv| {
                         let request_id =
                             req.extensions().get::<RequestId>().map(|id| id.to_string());
@@ -222,13 +249,7 @@ fn http_server(
 /// deployments of an alias that has not moved do not freeze.
 fn spawn_manifest_refresher(services: Services) {
     // A sixth of the validity (at most hourly), so a manifest is re-issued before its last third runs out.
-    let every = (services
-        .manifest_signer
-        .validity()
-        .to_std()
-        .unwrap_or_default()
-        / 6)
-    .clamp(
+    let every = (services.manifests.validity().to_std().unwrap_or_default() / 6).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(3600),
     );
@@ -241,7 +262,9 @@ fn spawn_manifest_refresher(services: Services) {
                 Ok(n) => {
                     tracing::warn!(jobs = n, "failed benchmark jobs no runner is left to claim")
                 }
-                Err(e) => tracing::warn!(error = %e, "failing orphaned benchmark jobs failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "failing orphaned benchmark jobs failed")
+                }
             }
             match services
                 .manifests
@@ -250,7 +273,9 @@ fn spawn_manifest_refresher(services: Services) {
             {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(manifests = n, "re-issued manifests nearing expiry"),
-                Err(e) => tracing::warn!(error = %e, "re-issuing manifests nearing expiry failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "re-issuing manifests nearing expiry failed")
+                }
             }
         }
     });
@@ -264,7 +289,7 @@ fn spawn_upload_reaper(services: Services, ttl: std::time::Duration) {
             match services.uploads.reap_idle(ttl).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "aborted idle upload sessions"),
-                Err(e) => tracing::warn!(error = %e, "reaping idle upload sessions failed"),
+                Err(e) => tracing::warn!(error = %e.chain(), "reaping idle upload sessions failed"),
             }
         }
     });

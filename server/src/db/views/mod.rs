@@ -1,0 +1,6 @@
+//! Read models: rows of several tables put together in the shapes the API, the manifests and the pipeline
+//! show. They sit below the services so that every floor above the database reads a version the same way.
+
+mod version_detail;
+
+pub use version_detail::{signature_of, variant_file_entries, version_detail};
