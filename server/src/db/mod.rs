@@ -106,7 +106,6 @@ impl Database {
             let mut conn = pool.get()?;
             f(&mut conn)
         })
-        .await
-        .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
+        .await?
     }
 }

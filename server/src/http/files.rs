@@ -1,5 +1,3 @@
-use std::ops::Range;
-
 use actix_web::http::header;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get};
@@ -9,51 +7,10 @@ use kiln_core::api::ErrorResponse;
 use kiln_core::{FilePath, ModelName, NamespaceName, VersionName};
 
 use super::params::{FilePathParams, VariantFilePathParams};
+use super::ranges::requested_range;
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::downloads::FileSource;
-
-/// The byte range a `Range` header asks for, per RFC 9110: one `bytes=` range is honoured; anything the
-/// server may ignore (several ranges, other units, bad syntax) means the whole file.
-fn requested_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>, Error> {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let Some((start, end)) = spec.trim().split_once('-') else {
-        return Ok(None);
-    };
-    let unsatisfiable = Error::RangeNotSatisfiable { size: size as i64 };
-    let range = match (start.trim(), end.trim()) {
-        ("", suffix) => match suffix.parse::<u64>() {
-            Ok(0) => return Err(unsatisfiable),
-            Ok(n) => size.saturating_sub(n)..size,
-            Err(_) => return Ok(None),
-        },
-        (start, end) => {
-            let Ok(start) = start.parse::<u64>() else {
-                return Ok(None);
-            };
-            let end = match end {
-                "" => size,
-                end => match end.parse::<u64>() {
-                    Ok(end) if end >= start => (end + 1).min(size),
-                    _ => return Ok(None),
-                },
-            };
-            if start >= size {
-                return Err(unsatisfiable);
-            }
-            start..end
-        }
-    };
-    if range.is_empty() {
-        return Err(unsatisfiable);
-    }
-    Ok(Some(range))
-}
 
 /// Download a file of a version. Supports `Range: bytes=START-END` (206 Partial Content). The `ETag` is
 /// the file's sha256 digest.
@@ -156,44 +113,4 @@ pub(super) async fn serve(
         .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
         .no_chunking(length);
     Ok(response.streaming(download.body.map_err(std::io::Error::other)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn range(header: &str, size: u64) -> Result<Option<Range<u64>>, u16> {
-        requested_range(Some(header), size)
-            .map_err(|e| actix_web::ResponseError::status_code(&e).as_u16())
-    }
-
-    #[test]
-    fn single_ranges_follow_rfc_9110() {
-        assert_eq!(range("bytes=0-9", 100), Ok(Some(0..10)));
-        assert_eq!(range("bytes=90-", 100), Ok(Some(90..100)));
-        assert_eq!(range("bytes=-10", 100), Ok(Some(90..100)));
-        assert_eq!(range("bytes=-1000", 100), Ok(Some(0..100)));
-        assert_eq!(range("bytes=50-1000", 100), Ok(Some(50..100)));
-    }
-
-    #[test]
-    fn ranges_the_server_may_ignore_serve_the_whole_file() {
-        for header in [
-            "items=0-1",
-            "bytes=0-1,5-6",
-            "bytes=abc",
-            "bytes=5-2",
-            "bytes=x-",
-        ] {
-            assert_eq!(range(header, 100), Ok(None), "{header}");
-        }
-        assert_eq!(requested_range(None, 100).unwrap(), None);
-    }
-
-    #[test]
-    fn ranges_past_the_end_are_unsatisfiable() {
-        assert_eq!(range("bytes=100-", 100), Err(416));
-        assert_eq!(range("bytes=-0", 100), Err(416));
-        assert_eq!(range("bytes=0-", 0), Err(416));
-    }
 }

@@ -9,6 +9,7 @@ mod health;
 mod manifests;
 mod models;
 mod params;
+mod ranges;
 mod runners;
 mod uploads;
 

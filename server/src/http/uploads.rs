@@ -12,7 +12,6 @@ use super::params::UploadPath;
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
-use crate::services::uploads::ChunkRange;
 use crate::services::uploads::Uploader;
 
 /// Which of these digests the server does not hold (upload only those).
@@ -106,7 +105,7 @@ async fn write_chunk(
     let range = header
         .to_str()
         .ok()
-        .and_then(ChunkRange::parse)
+        .and_then(super::ranges::content_range)
         .ok_or_else(|| {
             Error::bad_request(
                 ErrorCode::InvalidContentRange,

@@ -216,8 +216,7 @@ impl AccountService {
                         .clone(),
                 };
                 let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                    .await?;
                 match user {
                     Some(user) if ok && user.password_hash.is_some() => {
                         (user.id, "admin".to_owned(), None)
@@ -273,11 +272,9 @@ impl AccountService {
             ));
         }
         let hash = match password {
-            Some(password) => Some(
-                tokio::task::spawn_blocking(move || hash_password(&password))
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            ),
+            Some(password) => {
+                Some(tokio::task::spawn_blocking(move || hash_password(&password)).await?)
+            }
             None => None,
         };
         self.db

@@ -34,7 +34,8 @@ const MAX_PARTS: i64 = 10_000;
 /// Larger than any model file we expect; S3's own limit for one object is 5 TiB.
 pub const MAX_BLOB_SIZE: i64 = 5 * 1024 * 1024 * MIB;
 
-/// `Content-Range: bytes START-END/TOTAL` of one chunk (END inclusive).
+/// One chunk's place in the blob, as its `Content-Range: bytes START-END/TOTAL` said (END inclusive;
+/// parsed by the HTTP layer's `ranges`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
     pub start: i64,
@@ -43,18 +44,6 @@ pub struct ChunkRange {
 }
 
 impl ChunkRange {
-    pub fn parse(header: &str) -> Option<Self> {
-        let rest = header.trim().strip_prefix("bytes ")?;
-        let (range, total) = rest.split_once('/')?;
-        let (start, end) = range.split_once('-')?;
-        let parsed = Self {
-            start: start.trim().parse().ok()?,
-            end_inclusive: end.trim().parse().ok()?,
-            total: total.trim().parse().ok()?,
-        };
-        (parsed.start >= 0 && parsed.end_inclusive >= parsed.start).then_some(parsed)
-    }
-
     fn len(&self) -> i64 {
         self.end_inclusive - self.start + 1
     }
@@ -414,28 +403,6 @@ impl UploadService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_range_parses_and_rejects_garbage() {
-        assert_eq!(
-            ChunkRange::parse("bytes 0-9/10"),
-            Some(ChunkRange {
-                start: 0,
-                end_inclusive: 9,
-                total: 10
-            })
-        );
-        for bad in [
-            "0-9/10",
-            "bytes 9-0/10",
-            "bytes -1-3/10",
-            "bytes a-b/c",
-            "bytes 0-9",
-            "bytes */10",
-        ] {
-            assert_eq!(ChunkRange::parse(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn parts_stay_within_s3_limits() {

@@ -69,8 +69,7 @@ impl Staging {
                 let file = tokio::task::spawn_blocking(move || {
                     std::fs::OpenOptions::new().write(true).open(path)
                 })
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
+                .await??;
                 Target::Local {
                     file: Arc::new(file),
                     slice: Vec::with_capacity(LOCAL_WRITE_SLICE),
@@ -216,8 +215,7 @@ impl StagingWriter {
         let (file, buffer, at) = (file.clone(), std::mem::take(slice), *slice_offset);
         let mut buffer =
             tokio::task::spawn_blocking(move || file.write_all_at(&buffer, at).map(|()| buffer))
-                .await
-                .map_err(|e| Error::Internal(format!("writing an upload failed: {e}")))??;
+                .await??;
         *slice_offset += buffer.len() as u64;
         buffer.clear();
         *slice = buffer;
@@ -283,6 +281,5 @@ impl StagingWriter {
 }
 
 async fn join(task: JoinHandle<Result<StagedPart, Error>>) -> Result<StagedPart, Error> {
-    task.await
-        .map_err(|e| Error::Internal(format!("storing an upload part failed: {e}")))?
+    task.await?
 }
