@@ -1,4 +1,4 @@
-//! The runner protocol (DESIGN.md's benchmark runner): a runner registers what it is, claims benchmark jobs
+//! The runner protocol (docs/runners.md): a runner registers what it is, claims benchmark jobs
 //! under a lease it keeps by heartbeat, fetches the variant's files by digest, and reports measurements.
 //! Shared by the server, the `kiln-runner` binary and the server's embedded CPU runner.
 

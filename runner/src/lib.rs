@@ -1,4 +1,4 @@
-//! kiln-runner: measures variants for a kiln server (DESIGN.md's benchmark runner). The `kiln-runner`
+//! kiln-runner: measures variants for a kiln server (docs/runners.md). The `kiln-runner`
 //! binary talks to a server over HTTP; the server's embedded CPU runner uses the same loop in-process.
 
 pub mod coordinator;
