@@ -60,6 +60,8 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("a background task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("signing failed")]
+    Signing(#[from] jsonwebtoken::errors::Error),
     #[error("{0}")]
     Startup(String),
     #[error("internal error: {0}")]
@@ -116,6 +118,7 @@ impl Error {
                 | Error::Task(_)
                 | Error::Internal(_)
                 | Error::Json(_)
+                | Error::Signing(_)
         )
     }
 
@@ -139,6 +142,7 @@ impl Error {
             | Error::Io(_)
             | Error::Json(_)
             | Error::Task(_)
+            | Error::Signing(_)
             | Error::Startup(_)
             | Error::Internal(_) => ErrorCode::Internal,
         }
@@ -178,6 +182,7 @@ impl ResponseError for Error {
             | Error::Io(_)
             | Error::Json(_)
             | Error::Task(_)
+            | Error::Signing(_)
             | Error::Startup(_)
             | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

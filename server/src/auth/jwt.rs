@@ -168,8 +168,7 @@ impl JwtKeys {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| Error::Internal(format!("signing a JWT failed: {e}")))
+        jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(Error::from)
     }
 
     /// Verifies signature, algorithm, `kid`, `iss`, `aud`, `exp` and `nbf`; returns the claims.

@@ -110,8 +110,7 @@ impl ManifestSigner {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
         header.typ = Some("kiln-manifest+jwt".to_owned());
-        let jws = jsonwebtoken::encode(&header, payload, &key.encoding)
-            .map_err(|e| Error::Internal(format!("signing a manifest: {e}")))?;
+        let jws = jsonwebtoken::encode(&header, payload, &key.encoding)?;
         Ok((jws, key.kid.clone()))
     }
 
