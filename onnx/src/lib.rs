@@ -1,10 +1,18 @@
 //! kiln-onnx: what kiln knows about model files. A pure library (no HTTP, no database), so every check
 //! here can be tested and fuzzed on its own.
 //!
-//! Today: recognising a file's format by its content ([`format::detect`]), the safety scan of safetensors
-//! files ([`safetensors::scan`]), of pickles ([`pickle::scan`]) and of PyTorch zip checkpoints
-//! ([`pytorch::scan`]). The PyTorch pickle reader, conversion to ONNX, optimization
-//! passes and variants follow (issues 4 and 5).
+//! - Format detection and safety scans: a file's format recognised by its content ([`format::detect`]),
+//!   the scans of safetensors files ([`safetensors::scan`]), pickles ([`pickle::scan`]) and PyTorch zip
+//!   checkpoints ([`pytorch::scan`]), one file at a time for the scan job ([`inspect`]).
+//! - The evaluator: an ONNX graph interpreter on candle tensors ([`eval::Session`]).
+//! - Conversion: what a version holds ([`convert::plan`]), and Hugging Face BERT, GPT-2 and Llama
+//!   checkpoints ([`checkpoint`]) turned into ONNX graphs ([`convert::convert_hf`]).
+//! - Optimization passes that rewrite a model in place until nothing changes ([`optimize::optimize`]).
+//! - Variants: fp16, int8 weight-only and pruned copies of an optimized model ([`variants`]).
+//! - Validation: a converted model or variant compared with what the original computes ([`validate`]),
+//!   and the checks an ONNX model passes before it is stored ([`model_check`]).
+//! - Model writing: one protobuf, or external data beside it past protobuf's size limit
+//!   ([`model_writer::write`]).
 
 pub mod checkpoint;
 pub mod convert;

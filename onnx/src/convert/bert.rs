@@ -9,7 +9,8 @@ use candle_transformers::models::bert::{BertModel, Config};
 
 use super::hf_config::{check_heads, f64_of, str_of, usize_of};
 use super::transformer::{
-    attention, first_rows, layer_norm, linear, merge_heads, sequence_length, split_heads,
+    Block, BlockSpec, GeluForm, Heads, Mask, Mlp, Norm, NormPlacement, ProjectionLayout, Qkv,
+    first_rows, sequence_length,
 };
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
@@ -26,7 +27,7 @@ struct Dims {
     head_dim: usize,
     layers: usize,
     eps: f64,
-    gelu_tanh: bool,
+    gelu: GeluForm,
     vocab: usize,
     type_vocab: usize,
 }
@@ -34,9 +35,9 @@ struct Dims {
 fn dims(config: &serde_json::Value) -> Result<Dims, ModelError> {
     let hidden = usize_of(config, &["hidden_size"])?;
     let heads = usize_of(config, &["num_attention_heads"])?;
-    let gelu_tanh = match str_of(config, "hidden_act").unwrap_or("gelu") {
-        "gelu" => false,
-        "gelu_new" | "gelu_pytorch_tanh" | "gelu_approximate" => true,
+    let gelu = match str_of(config, "hidden_act").unwrap_or("gelu") {
+        "gelu" => GeluForm::Erf,
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_approximate" => GeluForm::Tanh,
         other => {
             return Err(ModelError::Conversion(format!(
                 "BERT hidden_act {other:?} is not supported"
@@ -54,7 +55,7 @@ fn dims(config: &serde_json::Value) -> Result<Dims, ModelError> {
         head_dim: check_heads(hidden, heads)?,
         layers: usize_of(config, &["num_hidden_layers"])?,
         eps: f64_of(config, &["layer_norm_eps"], Some(1e-12))?,
-        gelu_tanh,
+        gelu,
         vocab: usize_of(config, &["vocab_size"])?,
         type_vocab: usize_of(config, &["type_vocab_size"])?,
     })
@@ -69,27 +70,55 @@ fn prefix(weights: &Checkpoint) -> &'static str {
     }
 }
 
-/// GELU as exported by PyTorch: erf form, or the tanh approximation.
-pub fn gelu(g: &mut GraphBuilder, x: &str, tanh: bool) -> Result<String, ModelError> {
-    let half = g.scalar("half", 0.5)?;
-    let one = g.scalar("one", 1.0)?;
-    let inner = if tanh {
-        let cube = g.scalar("three", 3.0)?;
-        let c = g.scalar("gelu_c", 0.044_715)?;
-        let k = g.scalar("sqrt_2_over_pi", (2.0 / std::f32::consts::PI).sqrt())?;
-        let x3 = g.op("Pow", &[x, &cube], vec![]);
-        let cx3 = g.op("Mul", &[&x3, &c], vec![]);
-        let sum = g.op("Add", &[x, &cx3], vec![]);
-        let scaled = g.op("Mul", &[&sum, &k], vec![]);
-        g.op("Tanh", &[&scaled], vec![])
-    } else {
-        let inv_sqrt2 = g.scalar("inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2)?;
-        let scaled = g.op("Mul", &[x, &inv_sqrt2], vec![]);
-        g.op("Erf", &[&scaled], vec![])
+/// A post-norm encoder block: LayerNorm after each residual, Linear projections with biases.
+fn block_spec(d: &Dims) -> BlockSpec {
+    BlockSpec {
+        heads: Heads {
+            query: d.heads,
+            key_value: d.heads,
+            dim: d.head_dim,
+        },
+        norm: Norm::Layer { eps: d.eps },
+        placement: NormPlacement::Post,
+        projections: ProjectionLayout::Linear { bias: true },
+        attention_norm: "attention.output.LayerNorm",
+        qkv: Qkv::Separate {
+            query: "attention.self.query",
+            key: "attention.self.key",
+            value: "attention.self.value",
+        },
+        attention_output: "attention.output.dense",
+        mlp_norm: "output.LayerNorm",
+        mlp: Mlp::Gelu {
+            up: "intermediate.dense",
+            down: "output.dense",
+            form: d.gelu,
+        },
+    }
+}
+
+/// Word, position and token-type embeddings, summed and normalized.
+fn embeddings(
+    g: &mut GraphBuilder,
+    weights: &Checkpoint,
+    d: &Dims,
+    e: &str,
+    (ids, types): (&str, &str),
+) -> Result<String, ModelError> {
+    let mut table = |name: &str| {
+        let name = format!("{e}.{name}.weight");
+        g.weight(&name, weights.get(&name)?)
     };
-    let plus_one = g.op("Add", &[&inner, &one], vec![]);
-    let gated = g.op("Mul", &[x, &plus_one], vec![]);
-    Ok(g.op("Mul", &[&gated, &half], vec![]))
+    let words = table("word_embeddings")?;
+    let positions = table("position_embeddings")?;
+    let type_table = table("token_type_embeddings")?;
+    let word = g.op("Gather", &[&words, ids], vec![attr_int("axis", 0)]);
+    let kind = g.op("Gather", &[&type_table, types], vec![attr_int("axis", 0)]);
+    let seq = sequence_length(g, ids);
+    let position = first_rows(g, &positions, &seq)?;
+    let sum = g.op("Add", &[&word, &kind], vec![]);
+    let sum = g.op("Add", &[&sum, &position], vec![]);
+    Norm::Layer { eps: d.eps }.apply(g, weights, &sum, &format!("{e}.LayerNorm"))
 }
 
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
@@ -98,120 +127,21 @@ pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelPr
     let mut g = GraphBuilder::new();
     let batch_seq = [DimSpec::Named("batch"), DimSpec::Named("sequence")];
     let ids = g.input("input_ids", DataType::Int64, &batch_seq);
-    let mask_in = g.input("attention_mask", DataType::Int64, &batch_seq);
+    let attention_mask = g.input("attention_mask", DataType::Int64, &batch_seq);
     let types = g.input("token_type_ids", DataType::Int64, &batch_seq);
-
-    let e = format!("{p}embeddings");
-    let words = g.weight(
-        &format!("{e}.word_embeddings.weight"),
-        weights.get(&format!("{e}.word_embeddings.weight"))?,
-    )?;
-    let positions = g.weight(
-        &format!("{e}.position_embeddings.weight"),
-        weights.get(&format!("{e}.position_embeddings.weight"))?,
-    )?;
-    let type_table = g.weight(
-        &format!("{e}.token_type_embeddings.weight"),
-        weights.get(&format!("{e}.token_type_embeddings.weight"))?,
-    )?;
-    let word = g.op("Gather", &[&words, &ids], vec![attr_int("axis", 0)]);
-    let kind = g.op("Gather", &[&type_table, &types], vec![attr_int("axis", 0)]);
-    let seq = sequence_length(&mut g, &ids);
-    let position = first_rows(&mut g, &positions, &seq)?;
-    let sum = g.op("Add", &[&word, &kind], vec![]);
-    let sum = g.op("Add", &[&sum, &position], vec![]);
-    let mut x = layer_norm(
+    let mut x = embeddings(
         &mut g,
         weights,
-        &sum,
-        &format!("{e}.LayerNorm"),
-        ("weight", "bias"),
-        d.eps,
+        &d,
+        &format!("{p}embeddings"),
+        (&ids, &types),
     )?;
-
-    // (1 - mask) · most-negative-float, as [b, 1, 1, s]: padded keys get no attention.
-    let mask_f = g.op(
-        "Cast",
-        &[&mask_in],
-        vec![attr_int("to", DataType::Float as i64)],
-    );
-    let one = g.scalar("one", 1.0)?;
-    let inverted = g.op("Sub", &[&one, &mask_f], vec![]);
-    let min = g.scalar("mask_min", f32::MIN)?;
-    let additive = g.op("Mul", &[&inverted, &min], vec![]);
-    let axes = g.ints("mask_axes", &[1, 2])?;
-    let mask = g.op("Unsqueeze", &[&additive, &axes], vec![]);
-
+    let mask = Mask::Padding {
+        attention_mask: &attention_mask,
+    };
+    let block = Block::new(&mut g, block_spec(&d), mask, None)?;
     for layer in 0..d.layers {
-        let l = format!("{p}encoder.layer.{layer}");
-        let q = linear(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.attention.self.query.weight"),
-            Some(&format!("{l}.attention.self.query.bias")),
-        )?;
-        let k = linear(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.attention.self.key.weight"),
-            Some(&format!("{l}.attention.self.key.bias")),
-        )?;
-        let v = linear(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.attention.self.value.weight"),
-            Some(&format!("{l}.attention.self.value.bias")),
-        )?;
-        let (q, k, v) = (
-            split_heads(&mut g, &q, d.heads, d.head_dim)?,
-            split_heads(&mut g, &k, d.heads, d.head_dim)?,
-            split_heads(&mut g, &v, d.heads, d.head_dim)?,
-        );
-        let context = attention(&mut g, (&q, &k, &v), &mask, d.head_dim)?;
-        let context = merge_heads(&mut g, &context, d.hidden)?;
-        let out = linear(
-            &mut g,
-            weights,
-            &context,
-            &format!("{l}.attention.output.dense.weight"),
-            Some(&format!("{l}.attention.output.dense.bias")),
-        )?;
-        let residual = g.op("Add", &[&out, &x], vec![]);
-        x = layer_norm(
-            &mut g,
-            weights,
-            &residual,
-            &format!("{l}.attention.output.LayerNorm"),
-            ("weight", "bias"),
-            d.eps,
-        )?;
-        let inner = linear(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.intermediate.dense.weight"),
-            Some(&format!("{l}.intermediate.dense.bias")),
-        )?;
-        let inner = gelu(&mut g, &inner, d.gelu_tanh)?;
-        let out = linear(
-            &mut g,
-            weights,
-            &inner,
-            &format!("{l}.output.dense.weight"),
-            Some(&format!("{l}.output.dense.bias")),
-        )?;
-        let residual = g.op("Add", &[&out, &x], vec![]);
-        x = layer_norm(
-            &mut g,
-            weights,
-            &residual,
-            &format!("{l}.output.LayerNorm"),
-            ("weight", "bias"),
-            d.eps,
-        )?;
+        x = block.layer(&mut g, weights, &x, &format!("{p}encoder.layer.{layer}"))?;
     }
     g.op_into("Identity", &[&x], vec![], "last_hidden_state");
     g.output(

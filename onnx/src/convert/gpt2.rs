@@ -10,16 +10,15 @@ use std::collections::HashMap;
 
 use candle_core::{D, Device, IndexOp, Tensor};
 
-use super::bert::gelu;
 use super::hf_config::{check_heads, f64_of, str_of, usize_of};
 use super::transformer::{
-    attention, causal_mask, first_rows, layer_norm, merge_heads, positions, project,
-    sequence_length, split_heads,
+    Block, BlockSpec, GeluForm, Heads, LmHead, Mask, Mlp, Norm, NormPlacement, ProjectionLayout,
+    Qkv, first_rows, lm_logits, positions, sequence_length,
 };
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
 use crate::eval::Session;
-use crate::graph_builder::{DimSpec, GraphBuilder, attr_int, attr_ints};
+use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
 use crate::proto::{ModelProto, tensor_proto::DataType};
 use crate::validate::{FP32_REL_L2_TOLERANCE, Validation, compare, judge};
 
@@ -65,6 +64,29 @@ fn prefix(weights: &Checkpoint) -> &'static str {
     }
 }
 
+/// A pre-norm decoder block: LayerNorm, Conv1D projections with a fused QKV, tanh-approximated GELU.
+fn block_spec(d: &Dims) -> BlockSpec {
+    BlockSpec {
+        heads: Heads {
+            query: d.heads,
+            key_value: d.heads,
+            dim: d.head_dim,
+        },
+        norm: Norm::Layer { eps: d.eps },
+        placement: NormPlacement::Pre,
+        projections: ProjectionLayout::Conv1D,
+        attention_norm: "ln_1",
+        qkv: Qkv::Fused("attn.c_attn"),
+        attention_output: "attn.c_proj",
+        mlp_norm: "ln_2",
+        mlp: Mlp::Gelu {
+            up: "mlp.c_fc",
+            down: "mlp.c_proj",
+            form: GeluForm::Tanh,
+        },
+    }
+}
+
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
     let d = dims(config)?;
     let p = prefix(weights);
@@ -87,110 +109,19 @@ pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelPr
     let position = first_rows(&mut g, &wpe, &seq)?;
     let mut x = g.op("Add", &[&tokens, &position], vec![]);
     let pos = positions(&mut g, &seq, d.positions)?;
-    let mask = causal_mask(&mut g, &pos)?;
-    let (zero, h1, h2, h3, last) = (
-        g.ints("split", &[0])?,
-        g.ints("split", &[d.hidden as i64])?,
-        g.ints("split", &[2 * d.hidden as i64])?,
-        g.ints("split", &[3 * d.hidden as i64])?,
-        g.ints("split_axis", &[-1])?,
-    );
+    let mask = Mask::Causal { positions: &pos };
+    let block = Block::new(&mut g, block_spec(&d), mask, None)?;
     for layer in 0..d.layers {
-        let l = format!("{p}h.{layer}");
-        let normed = layer_norm(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.ln_1"),
-            ("weight", "bias"),
-            d.eps,
-        )?;
-        // Conv1D keeps weights as [in, out]: no transpose.
-        let w = g.weight(
-            &format!("{l}.attn.c_attn.weight"),
-            weights.get(&format!("{l}.attn.c_attn.weight"))?,
-        )?;
-        let qkv = project(
-            &mut g,
-            weights,
-            &normed,
-            &w,
-            Some(&format!("{l}.attn.c_attn.bias")),
-        )?;
-        let q = g.op("Slice", &[&qkv, &zero, &h1, &last], vec![]);
-        let k = g.op("Slice", &[&qkv, &h1, &h2, &last], vec![]);
-        let v = g.op("Slice", &[&qkv, &h2, &h3, &last], vec![]);
-        let (q, k, v) = (
-            split_heads(&mut g, &q, d.heads, d.head_dim)?,
-            split_heads(&mut g, &k, d.heads, d.head_dim)?,
-            split_heads(&mut g, &v, d.heads, d.head_dim)?,
-        );
-        let context = attention(&mut g, (&q, &k, &v), &mask, d.head_dim)?;
-        let context = merge_heads(&mut g, &context, d.hidden)?;
-        let w = g.weight(
-            &format!("{l}.attn.c_proj.weight"),
-            weights.get(&format!("{l}.attn.c_proj.weight"))?,
-        )?;
-        let out = project(
-            &mut g,
-            weights,
-            &context,
-            &w,
-            Some(&format!("{l}.attn.c_proj.bias")),
-        )?;
-        x = g.op("Add", &[&x, &out], vec![]);
-        let normed = layer_norm(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.ln_2"),
-            ("weight", "bias"),
-            d.eps,
-        )?;
-        let w = g.weight(
-            &format!("{l}.mlp.c_fc.weight"),
-            weights.get(&format!("{l}.mlp.c_fc.weight"))?,
-        )?;
-        let inner = project(
-            &mut g,
-            weights,
-            &normed,
-            &w,
-            Some(&format!("{l}.mlp.c_fc.bias")),
-        )?;
-        let inner = gelu(&mut g, &inner, true)?;
-        let w = g.weight(
-            &format!("{l}.mlp.c_proj.weight"),
-            weights.get(&format!("{l}.mlp.c_proj.weight"))?,
-        )?;
-        let out = project(
-            &mut g,
-            weights,
-            &inner,
-            &w,
-            Some(&format!("{l}.mlp.c_proj.bias")),
-        )?;
-        x = g.op("Add", &[&x, &out], vec![]);
+        x = block.layer(&mut g, weights, &x, &format!("{p}h.{layer}"))?;
     }
-    let x = layer_norm(
+    let x = Norm::Layer { eps: d.eps }.apply(&mut g, weights, &x, &format!("{p}ln_f"))?;
+    lm_logits(
         &mut g,
         weights,
         &x,
-        &format!("{p}ln_f"),
-        ("weight", "bias"),
-        d.eps,
+        LmHead::Tied { embeddings: &wte },
+        d.vocab,
     )?;
-    let head = g.op("Transpose", &[&wte], vec![attr_ints("perm", &[1, 0])]);
-    g.op_into("MatMul", &[&x, &head], vec![], "logits");
-    g.output(
-        "logits",
-        DataType::Float,
-        &[
-            DimSpec::Named("batch"),
-            DimSpec::Named("sequence"),
-            DimSpec::Fixed(d.vocab as i64),
-        ],
-    );
     Ok(g.finish("gpt2", OPSET, vec![super::producer()]))
 }
 

@@ -10,19 +10,19 @@ use candle_transformers::models::llama::{Cache, Llama, LlamaConfig};
 
 use super::hf_config::{check_heads, f64_of, usize_of};
 use super::transformer::{
-    attention, causal_mask, linear, merge_heads, positions, sequence_length, split_heads,
+    Block, BlockSpec, Heads, LmHead, Mask, Mlp, Norm, NormPlacement, ProjectionLayout, Qkv, Rotary,
+    lm_logits, positions, sequence_length,
 };
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
 use crate::eval::Session;
-use crate::graph_builder::{DimSpec, GraphBuilder, attr_int, attr_ints};
+use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
 use crate::proto::{ModelProto, tensor_proto::DataType};
 use crate::validate::{FP32_REL_L2_TOLERANCE, Validation, compare, judge};
 
 const OPSET: i64 = 17;
 
 struct Dims {
-    hidden: usize,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -64,7 +64,6 @@ fn dims(config: &serde_json::Value, weights: &Checkpoint) -> Result<Dims, ModelE
         ));
     }
     Ok(Dims {
-        hidden,
         heads,
         kv_heads,
         head_dim,
@@ -77,62 +76,32 @@ fn dims(config: &serde_json::Value, weights: &Checkpoint) -> Result<Dims, ModelE
     })
 }
 
-fn rms_norm(
-    g: &mut GraphBuilder,
-    weights: &Checkpoint,
-    x: &str,
-    weight: &str,
-    eps: f64,
-) -> Result<String, ModelError> {
-    let squared = g.op("Mul", &[x, x], vec![]);
-    let mean = g.op(
-        "ReduceMean",
-        &[&squared],
-        vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)],
-    );
-    let eps = g.scalar("rms_eps", eps as f32)?;
-    let shifted = g.op("Add", &[&mean, &eps], vec![]);
-    let root = g.op("Sqrt", &[&shifted], vec![]);
-    let normed = g.op("Div", &[x, &root], vec![]);
-    let w = g.weight(weight, weights.get(weight)?)?;
-    Ok(g.op("Mul", &[&normed, &w], vec![]))
-}
-
-/// x·cos + rotate_half(x)·sin, where rotate_half(x) = [-x₂, x₁] over the last dim's halves.
-fn rotary(
-    g: &mut GraphBuilder,
-    x: &str,
-    (cos, sin): (&str, &str),
-    head_dim: usize,
-) -> Result<String, ModelError> {
-    let half = (head_dim / 2) as i64;
-    let (zero, mid, end, last) = (
-        g.ints("rope", &[0])?,
-        g.ints("rope", &[half])?,
-        g.ints("rope", &[head_dim as i64])?,
-        g.ints("rope_axis", &[-1])?,
-    );
-    let x1 = g.op("Slice", &[x, &zero, &mid, &last], vec![]);
-    let x2 = g.op("Slice", &[x, &mid, &end, &last], vec![]);
-    let neg = g.op("Neg", &[&x2], vec![]);
-    let rotated = g.op("Concat", &[&neg, &x1], vec![attr_int("axis", -1)]);
-    let a = g.op("Mul", &[x, cos], vec![]);
-    let b = g.op("Mul", &[&rotated, sin], vec![]);
-    Ok(g.op("Add", &[&a, &b], vec![]))
-}
-
-/// [b, kv, s, d] → [b, kv·groups, s, d], each key/value head repeated for its group of query heads.
-fn repeat_kv(g: &mut GraphBuilder, x: &str, d: &Dims) -> Result<String, ModelError> {
-    let groups = d.heads / d.kv_heads;
-    if groups == 1 {
-        return Ok(x.to_owned());
+/// A pre-norm decoder block: RMSNorm, bias-free Linear projections, rotary embeddings on the queries and
+/// keys, grouped-query attention, SwiGLU.
+fn block_spec(d: &Dims) -> BlockSpec {
+    BlockSpec {
+        heads: Heads {
+            query: d.heads,
+            key_value: d.kv_heads,
+            dim: d.head_dim,
+        },
+        norm: Norm::Rms { eps: d.eps },
+        placement: NormPlacement::Pre,
+        projections: ProjectionLayout::Linear { bias: false },
+        attention_norm: "input_layernorm",
+        qkv: Qkv::Separate {
+            query: "self_attn.q_proj",
+            key: "self_attn.k_proj",
+            value: "self_attn.v_proj",
+        },
+        attention_output: "self_attn.o_proj",
+        mlp_norm: "post_attention_layernorm",
+        mlp: Mlp::SwiGlu {
+            gate: "mlp.gate_proj",
+            up: "mlp.up_proj",
+            down: "mlp.down_proj",
+        },
     }
-    let axis = g.ints("kv_axis", &[2])?;
-    let x = g.op("Unsqueeze", &[x, &axis], vec![]);
-    let shape = g.ints("kv_expand", &[1, 1, groups as i64, 1, 1])?;
-    let x = g.op("Expand", &[&x, &shape], vec![]);
-    let merged = g.ints("kv_shape", &[0, d.heads as i64, -1, d.head_dim as i64])?;
-    Ok(g.op("Reshape", &[&x, &merged], vec![]))
 }
 
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
@@ -150,124 +119,24 @@ pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelPr
     let mut x = g.op("Gather", &[&table, &ids], vec![attr_int("axis", 0)]);
     let seq = sequence_length(&mut g, &ids);
     let pos = positions(&mut g, &seq, d.positions)?;
-    let mask = causal_mask(&mut g, &pos)?;
-    // cos/sin [s, head_dim] from the positions, computed in the graph: a table for every position a
-    // long-context model allows would be far larger than the model.
-    let inv_freq: Vec<f32> = (0..d.head_dim / 2)
-        .map(|i| (1.0 / d.theta.powf(2.0 * i as f64 / d.head_dim as f64)) as f32)
-        .collect();
-    let inv_freq = g.weight(
-        "rope_inv_freq",
-        &Tensor::from_vec(inv_freq, (1, d.head_dim / 2), &Device::Cpu)?,
-    )?;
-    let pos_f = g.op(
-        "Cast",
-        &[&pos],
-        vec![attr_int("to", DataType::Float as i64)],
-    );
-    let column = g.ints("axis", &[1])?;
-    let pos_col = g.op("Unsqueeze", &[&pos_f, &column], vec![]);
-    let freqs = g.op("Mul", &[&pos_col, &inv_freq], vec![]);
-    let angles = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
-    let cos = g.op("Cos", &[&angles], vec![]);
-    let sin = g.op("Sin", &[&angles], vec![]);
+    let mask = Mask::Causal { positions: &pos };
+    let rotary = Rotary {
+        positions: &pos,
+        theta: d.theta,
+    };
+    let block = Block::new(&mut g, block_spec(&d), mask, Some(rotary))?;
     for layer in 0..d.layers {
-        let l = format!("model.layers.{layer}");
-        let h = rms_norm(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.input_layernorm.weight"),
-            d.eps,
-        )?;
-        let q = linear(
-            &mut g,
-            weights,
-            &h,
-            &format!("{l}.self_attn.q_proj.weight"),
-            None,
-        )?;
-        let k = linear(
-            &mut g,
-            weights,
-            &h,
-            &format!("{l}.self_attn.k_proj.weight"),
-            None,
-        )?;
-        let v = linear(
-            &mut g,
-            weights,
-            &h,
-            &format!("{l}.self_attn.v_proj.weight"),
-            None,
-        )?;
-        let q = split_heads(&mut g, &q, d.heads, d.head_dim)?;
-        let k = split_heads(&mut g, &k, d.kv_heads, d.head_dim)?;
-        let v = split_heads(&mut g, &v, d.kv_heads, d.head_dim)?;
-        let q = rotary(&mut g, &q, (&cos, &sin), d.head_dim)?;
-        let k = rotary(&mut g, &k, (&cos, &sin), d.head_dim)?;
-        let k = repeat_kv(&mut g, &k, &d)?;
-        let v = repeat_kv(&mut g, &v, &d)?;
-        let context = attention(&mut g, (&q, &k, &v), &mask, d.head_dim)?;
-        let context = merge_heads(&mut g, &context, d.hidden)?;
-        let out = linear(
-            &mut g,
-            weights,
-            &context,
-            &format!("{l}.self_attn.o_proj.weight"),
-            None,
-        )?;
-        x = g.op("Add", &[&x, &out], vec![]);
-        let h = rms_norm(
-            &mut g,
-            weights,
-            &x,
-            &format!("{l}.post_attention_layernorm.weight"),
-            d.eps,
-        )?;
-        let gate = linear(
-            &mut g,
-            weights,
-            &h,
-            &format!("{l}.mlp.gate_proj.weight"),
-            None,
-        )?;
-        let up = linear(
-            &mut g,
-            weights,
-            &h,
-            &format!("{l}.mlp.up_proj.weight"),
-            None,
-        )?;
-        let sig = g.op("Sigmoid", &[&gate], vec![]);
-        let silu = g.op("Mul", &[&gate, &sig], vec![]);
-        let inner = g.op("Mul", &[&silu, &up], vec![]);
-        let out = linear(
-            &mut g,
-            weights,
-            &inner,
-            &format!("{l}.mlp.down_proj.weight"),
-            None,
-        )?;
-        x = g.op("Add", &[&x, &out], vec![]);
+        x = block.layer(&mut g, weights, &x, &format!("model.layers.{layer}"))?;
     }
-    let x = rms_norm(&mut g, weights, &x, "model.norm.weight", d.eps)?;
-    if d.tied {
-        let head = g.op("Transpose", &[&table], vec![attr_ints("perm", &[1, 0])]);
-        g.op_into("MatMul", &[&x, &head], vec![], "logits");
+    let x = Norm::Rms { eps: d.eps }.apply(&mut g, weights, &x, "model.norm")?;
+    let head = if d.tied {
+        LmHead::Tied { embeddings: &table }
     } else {
-        let logits = linear(&mut g, weights, &x, "lm_head.weight", None)?;
-        g.op_into("Identity", &[&logits], vec![], "logits");
-    }
-    g.output(
-        "logits",
-        DataType::Float,
-        &[
-            DimSpec::Named("batch"),
-            DimSpec::Named("sequence"),
-            DimSpec::Fixed(d.vocab as i64),
-        ],
-    );
+        LmHead::Linear {
+            weight: "lm_head.weight",
+        }
+    };
+    lm_logits(&mut g, weights, &x, head, d.vocab)?;
     Ok(g.finish("llama", OPSET, vec![super::producer()]))
 }
 
