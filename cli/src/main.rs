@@ -72,7 +72,8 @@ enum Command {
         /// Print the committed version as JSON
         #[arg(long)]
         json: bool,
-        /// Variants the server makes: fp32, fp16, int8, int8-dynamic, pruned-N (comma-separated; default fp32,fp16,int8)
+        /// Variants the server makes: fp32, fp16, int8, int8-dynamic, pruned-N (comma-separated; default
+        /// fp32,fp16,int8), or `none` to store (and convert) without optimizing
         #[arg(long, value_delimiter = ',')]
         variants: Option<Vec<String>>,
         /// Replace a variant's relative L2 tolerance, e.g. --tolerance int8=0.1 (repeat for several)
@@ -307,6 +308,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             variants,
             tolerances,
         } => {
+            let variants = variants.map(variants_asked).transpose()?;
             let pipeline = (variants.is_some() || !tolerances.is_empty()).then(|| {
                 kiln_core::api::PipelineOptions {
                     variants,
@@ -446,5 +448,21 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+}
+
+/// `--variants`: names, or `none` (or an empty list) for no optimized variants at all.
+fn variants_asked(names: Vec<String>) -> Result<Vec<String>, CliError> {
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    match names.as_slice() {
+        [only] if only == "none" => Ok(Vec::new()),
+        several if several.iter().any(|n| n == "none") => Err(CliError::Usage(
+            "--variants none cannot be combined with variant names".to_owned(),
+        )),
+        _ => Ok(names),
     }
 }

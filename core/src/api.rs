@@ -84,9 +84,10 @@ pub struct VersionSummary {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where a version is in its life: `pending` once committed, `processing` while its pipeline runs, then
-/// `ready` (every job succeeded) or `failed` (a job failed; its message says why). The files a user pushed
-/// are downloadable in every state.
+/// Where a version is in its life: `pending` once committed, `processing` while its files are scanned, then
+/// `ready` as soon as the safety scans pass (the files are stored, versioned and signable; conversion,
+/// optimization and benchmarks go on after and add variants) or `failed` when a scan refused a file (its
+/// message says why). The files a user pushed are downloadable in every state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionStatus {
@@ -124,6 +125,9 @@ pub enum JobState {
     Queued,
     Running,
     Succeeded,
+    /// The step could not run on this version (format not convertible, an op kiln does not evaluate,
+    /// variants not asked for); its message says why. Not a failure of the version.
+    Skipped,
     Failed,
 }
 
@@ -133,6 +137,7 @@ impl JobState {
             JobState::Queued => "queued",
             JobState::Running => "running",
             JobState::Succeeded => "succeeded",
+            JobState::Skipped => "skipped",
             JobState::Failed => "failed",
         }
     }
@@ -142,6 +147,7 @@ impl JobState {
             "queued" => JobState::Queued,
             "running" => JobState::Running,
             "succeeded" => JobState::Succeeded,
+            "skipped" => JobState::Skipped,
             "failed" => JobState::Failed,
             _ => return None,
         })
@@ -218,11 +224,38 @@ impl VariantStatus {
     }
 }
 
+/// Where a variant's bytes come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantOrigin {
+    /// The model exactly as pushed (the same blobs): served as pushed, not validated by kiln.
+    Pushed,
+    /// Converted by kiln from a pushed checkpoint, and proven against a reference forward pass.
+    Converted,
+    /// Made by kiln's optimization passes and compression from the `onnx` variant, and validated against
+    /// it within its tolerance (a variant outside it is `rejected`).
+    #[default]
+    Optimized,
+}
+
+impl VariantOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariantOrigin::Pushed => "pushed",
+            VariantOrigin::Converted => "converted",
+            VariantOrigin::Optimized => "optimized",
+        }
+    }
+}
+
 /// A model kiln produced (or checked) from a version's files: `onnx` is the version as one ONNX model.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VariantDetail {
     pub name: String,
     pub status: VariantStatus,
+    /// Pushed as it is, converted by kiln, or optimized by kiln.
+    #[serde(default)]
+    pub origin: VariantOrigin,
     /// The model file's digest and the variant's total bytes (model plus external data).
     pub digest: Sha256Digest,
     pub size: i64,

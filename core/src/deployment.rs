@@ -47,6 +47,10 @@ impl DeploymentManifest {
 pub struct ManifestVariant {
     /// `onnx`, `fp32`, `fp16`, `int8`, `int8-dynamic`, `pruned-N`.
     pub name: String,
+    /// `pushed` (the bytes as pushed, not validated by kiln), `converted` or `optimized` (both proven:
+    /// see `validation`).
+    #[serde(default)]
+    pub origin: crate::api::VariantOrigin,
     /// The model file's digest.
     pub sha256: Sha256Digest,
     /// Model plus external-data bytes.

@@ -3,7 +3,10 @@
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, CellAlignment, Table};
 use kiln_core::ModelRef;
-use kiln_core::api::{ModelDetail, ModelSummary, VersionDetail};
+use kiln_core::api::{
+    JobState, ModelDetail, ModelSummary, VariantDetail, VariantOrigin, VariantStatus,
+    VersionDetail, VersionStatus,
+};
 use serde::Serialize;
 
 use crate::client::ApiClient;
@@ -143,7 +146,7 @@ fn show_version(detail: &VersionDetail, json: bool) {
     }
     let total: i64 = detail.files.iter().map(|f| f.size).sum();
     println!("{}/{}:{}", detail.namespace, detail.model, detail.version);
-    println!("status:   {}", detail.status.as_str());
+    println!("status:   {}", status_line(detail));
     println!("created:  {}", detail.created_at.to_rfc3339());
     println!("files:    {} ({})", detail.files.len(), human_bytes(total));
     let mut out = table(&["PATH", "SIZE", "DIGEST"]);
@@ -172,27 +175,14 @@ fn show_version(detail: &VersionDetail, json: bool) {
         println!("\npipeline:\n{jobs}");
     }
     if !detail.variants.is_empty() {
-        let mut variants = table(&[
-            "VARIANT",
-            "STATUS",
-            "OPSET",
-            "SIZE",
-            "REL L2 ERROR",
-            "DIGEST",
-        ]);
+        let mut variants = table(&["VARIANT", "STATUS", "OPSET", "SIZE", "PROOF", "DIGEST"]);
         for v in &detail.variants {
-            let error = v
-                .validation
-                .as_ref()
-                .and_then(|val| val.get("rel_l2_error"))
-                .and_then(|e| e.as_f64())
-                .map_or_else(|| "-".to_owned(), |e| format!("{e:.1e}"));
             variants.add_row(vec![
                 Cell::new(&v.name),
                 Cell::new(v.status.as_str()),
                 Cell::new(v.opset),
                 Cell::new(human_bytes(v.size)).set_alignment(CellAlignment::Right),
-                Cell::new(error),
+                Cell::new(proof(v)),
                 Cell::new(v.digest),
             ]);
         }
@@ -221,6 +211,58 @@ fn show_version(detail: &VersionDetail, json: bool) {
             ]);
         }
         println!("\nbenchmarks:\n{out}");
+    }
+}
+
+/// The version's state in words: what kiln proved about it and what it could not.
+fn status_line(detail: &VersionDetail) -> String {
+    let status = detail.status.as_str();
+    match detail.status {
+        VersionStatus::Ready => {
+            let not_proven: Vec<String> = detail
+                .pipeline
+                .iter()
+                .filter(|j| matches!(j.state, JobState::Skipped | JobState::Failed))
+                .map(|j| format!("{} {}", j.kind, j.state.as_str()))
+                .collect();
+            let running = detail
+                .pipeline
+                .iter()
+                .any(|j| matches!(j.state, JobState::Queued | JobState::Running));
+            let mut line = format!("{status} (stored, scanned and signable");
+            if running {
+                line.push_str("; the pipeline is still adding variants");
+            }
+            if !not_proven.is_empty() {
+                line.push_str(&format!("; not proven: {}", not_proven.join(", ")));
+            }
+            line + ")"
+        }
+        VersionStatus::Failed => format!("{status} (a safety scan refused it; see the pipeline)"),
+        VersionStatus::Pending | VersionStatus::Processing => {
+            format!("{status} (the files are being scanned)")
+        }
+    }
+}
+
+/// What kiln proved about a variant, in a few words.
+fn proof(variant: &VariantDetail) -> String {
+    let rel_l2 = variant
+        .validation
+        .as_ref()
+        .and_then(|v| v.get("rel_l2_error"))
+        .and_then(|e| e.as_f64())
+        .map(|e| format!("rel L2 {e:.1e}"));
+    match (variant.origin, variant.status, rel_l2) {
+        (VariantOrigin::Pushed, _, _) => "as pushed, not validated by kiln".to_owned(),
+        (VariantOrigin::Converted, _, Some(e)) => {
+            format!("converted; matches the checkpoint ({e})")
+        }
+        (VariantOrigin::Converted, _, None) => "converted; matches the checkpoint".to_owned(),
+        (_, VariantStatus::Rejected, Some(e)) => format!("outside its tolerance ({e})"),
+        (_, VariantStatus::Rejected, None) => "could not be validated".to_owned(),
+        (_, _, Some(e)) => format!("validated against onnx ({e})"),
+        (_, _, None) => "validated against onnx".to_owned(),
     }
 }
 

@@ -26,6 +26,7 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
         .filter(|v| v.status == VariantStatus::Deployable)
         .map(|v| ManifestVariant {
             name: v.name.clone(),
+            origin: v.origin,
             sha256: v.digest,
             size: v.size,
             opset: v.opset,

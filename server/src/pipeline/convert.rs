@@ -56,7 +56,14 @@ async fn run(context: &JobContext, held: &HeldJob) -> Result<serde_json::Value, 
         .collect::<Result<Vec<_>, JobError>>()?;
     let plan = tokio::task::spawn_blocking(move || convert::plan(&sources))
         .await?
-        .map_err(JobError::from_model)?;
+        .map_err(|e| match e {
+            // A folder kiln has no converter for (a tokenizer, a dataset card) is stored and served as
+            // pushed; conversion just does not apply to it.
+            kiln_onnx::ModelError::Unsupported(_) => {
+                JobError::Skipped(format!("not converted: {e}"))
+            }
+            other => JobError::from_model(other),
+        })?;
     let outcome = match plan {
         Plan::Onnx {
             model,

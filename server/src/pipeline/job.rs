@@ -60,7 +60,11 @@ impl HeldJob {
 /// Why a job did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// The version's content is the reason (unsafe, malformed, unsupported): final, shown to the user.
+    /// The step cannot run on this version (a format kiln does not convert, an op its evaluator does not
+    /// run, variants not asked for): recorded as `skipped` with the reason, never a failure of the version.
+    #[error("{0}")]
+    Skipped(String),
+    /// The version's content is the reason (unsafe, malformed): final, shown to the user.
     #[error("{0}")]
     Refused(String),
     /// Something around the job failed (store, database, a task); it goes back to the queue while tries
@@ -87,7 +91,7 @@ impl JobError {
     /// What the job's row and `kiln show` say.
     pub fn message(&self) -> String {
         match self {
-            JobError::Refused(message) => message.clone(),
+            JobError::Skipped(message) | JobError::Refused(message) => message.clone(),
             JobError::Transient(e) => e.chain().to_string(),
         }
     }

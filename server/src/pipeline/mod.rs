@@ -28,6 +28,7 @@ pub use scan::Scan;
 pub use worker::spawn_workers;
 
 use crate::db::DbConnection;
+use crate::db::records::PipelineJobRow;
 use crate::db::repos::{pipeline_jobs, versions};
 use crate::db::{Database, now};
 use crate::error::Error;
@@ -37,9 +38,12 @@ use crate::storage::BlobStore;
 /// Tries per job; only failures that may not recur (storage or database down, a worker that died) retry.
 pub const MAX_ATTEMPTS: i32 = 3;
 
-/// The pipeline on push, in order. Each step's success queues the next with the push's options; the last
-/// step's success makes the version ready: its manifest is published and its benchmarks are queued
-/// ([`finish_push`]). A step refused fails the version.
+/// The pipeline on push, in order. The first step is the gate: its success makes the version `ready` and
+/// publishes its manifest (the files as pushed, signed), its refusal fails the version. Every later step
+/// adds what it can and, however it ends (succeeded, skipped with a reason, or failed with its message),
+/// queues the next with the push's options, and the version stays ready: a step that succeeded re-publishes
+/// the manifests with what it added, and after the last one the deployable variants are queued for
+/// benchmarks ([`after_step`]).
 pub const ON_PUSH: &[&str] = &[Scan::KIND, Convert::KIND, Optimize::KIND];
 
 /// Every job kind this server's workers run.
@@ -65,43 +69,53 @@ pub fn enqueue_push(
     Ok(())
 }
 
-/// After a step of [`ON_PUSH`] succeeded (in the transaction that records it): queue the next step, with
-/// the same payload, or finish the push.
-fn after_success(
-    conn: &mut DbConnection,
-    context: &JobContext,
-    held: &HeldJob,
-) -> Result<(), Error> {
-    let version_id = held.version_id();
-    let step = ON_PUSH.iter().position(|kind| *kind == held.row.kind);
-    match step.and_then(|i| ON_PUSH.get(i + 1)) {
-        Some(next) => {
-            pipeline_jobs::enqueue(
-                conn,
-                version_id,
-                next,
-                MAX_ATTEMPTS,
-                held.row.options.as_deref(),
-            )?;
-            Ok(())
-        }
-        None => finish_push(conn, context, version_id),
-    }
+/// How a step of [`ON_PUSH`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEnd {
+    Succeeded,
+    Skipped,
+    Failed,
 }
 
-/// The version is ready and published together (no ready version lacks its manifest), and its deployable
-/// variants are queued for benchmarks on every device class with a live runner.
-fn finish_push(
+/// After a step of [`ON_PUSH`] ended, in the transaction that records how: the version's state and
+/// manifests follow, and the next step is queued.
+fn after_step(
     conn: &mut DbConnection,
     context: &JobContext,
-    version_id: &str,
+    job: &PipelineJobRow,
+    end: StepEnd,
 ) -> Result<(), Error> {
-    versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
-    crate::manifest::publish_version(conn, &context.signer, version_id)?;
-    let runner_lease = chrono::Duration::from_std(context.runner_lease)
-        .map_err(|e| Error::Internal(format!("runner lease out of range: {e}")))?;
-    benchmark::queue(conn, version_id, now() - runner_lease)?;
+    let version_id = job.version_id.as_str();
+    let Some(step) = ON_PUSH.iter().position(|kind| *kind == job.kind) else {
+        return Ok(());
+    };
+    if step == 0 {
+        if end != StepEnd::Succeeded {
+            versions::set_status(conn, version_id, VersionStatus::Failed.as_str())?;
+            return Ok(());
+        }
+        // Ready and published together: no ready version lacks its manifest.
+        versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
+        crate::manifest::publish_version(conn, &context.signer, version_id)?;
+    } else if end == StepEnd::Succeeded {
+        crate::manifest::republish(conn, &context.signer, version_id)?;
+    }
+    match ON_PUSH.get(step + 1) {
+        Some(next) => {
+            pipeline_jobs::enqueue(conn, version_id, next, MAX_ATTEMPTS, job.options.as_deref())?;
+        }
+        None => {
+            let runner_lease = chrono::Duration::from_std(context.runner_lease)
+                .map_err(|e| Error::Internal(format!("runner lease out of range: {e}")))?;
+            benchmark::queue(conn, version_id, now() - runner_lease)?;
+        }
+    }
     Ok(())
+}
+
+/// Whether a job of this kind decides the version's state (while it runs the version is `processing`).
+fn is_gate(kind: &str) -> bool {
+    ON_PUSH.first() == Some(&kind)
 }
 
 /// Wakes idle workers when a version is committed (they also poll, so a missed wake-up only delays).

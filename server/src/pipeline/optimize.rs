@@ -45,8 +45,9 @@ struct Made {
 
 fn blocking_failure(e: ModelError) -> JobError {
     match e {
-        ModelError::UnsupportedOp(ops) => JobError::Refused(format!(
-            "cannot validate: op {ops} is not implemented by kiln's evaluator; no optimized variants were made"
+        ModelError::UnsupportedOp(ops) => JobError::Skipped(format!(
+            "cannot validate: op {ops} is not implemented by kiln's evaluator; no optimized variants \
+             were made, and the onnx variant is served as pushed"
         )),
         other => JobError::from_model(other),
     }
@@ -190,6 +191,11 @@ async fn run(
         .variants
         .clone()
         .unwrap_or_else(|| DEFAULT_VARIANTS.iter().map(|s| (*s).to_owned()).collect());
+    if names.is_empty() {
+        return Err(JobError::Skipped(
+            "no variants were asked for (kiln push --variants none)".to_owned(),
+        ));
+    }
     let kinds: Vec<(VariantKind, f64)> = names
         .iter()
         .map(|name| {
@@ -212,7 +218,10 @@ async fn run(
         .into_iter()
         .find(|(v, _)| v.name == "onnx")
         .ok_or_else(|| {
-            JobError::Refused("the version has no onnx variant to optimize".to_owned())
+            JobError::Skipped(
+                "nothing to optimize: the version has no ONNX model (see the convert step)"
+                    .to_owned(),
+            )
         })?;
     let version_id = job.version_id.clone();
     let sample = context

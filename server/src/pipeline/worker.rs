@@ -7,7 +7,7 @@ use diesel::Connection;
 use kiln_core::api::{JobState, VersionStatus};
 use tokio_util::sync::CancellationToken;
 
-use super::{HeldJob, JobContext, JobError, JobRegistry, PipelineQueue};
+use super::{HeldJob, JobContext, JobError, JobRegistry, PipelineQueue, StepEnd};
 use crate::db::records::PipelineJobRow;
 use crate::db::repos::pipeline_jobs::{self, Claim, LeaseLost, Queue};
 use crate::db::repos::versions;
@@ -53,16 +53,24 @@ impl Worker {
         while !stop.is_cancelled() {
             let notified = self.queue.notified();
             let owner = self.owner.clone();
+            let context = self.context.clone();
             let claimed = self
                 .context
                 .db
                 .run(move |conn| {
-                    Ok(pipeline_jobs::claim_next(
-                        conn,
-                        &owner,
-                        lease_until(),
-                        Queue::Pipeline,
-                    )?)
+                    // A job given up (its workers kept dying) ends its step in the same transaction.
+                    conn.transaction(|conn| {
+                        let claim = pipeline_jobs::claim_next(
+                            conn,
+                            &owner,
+                            lease_until(),
+                            Queue::Pipeline,
+                        )?;
+                        if let Claim::GaveUp(job) = &claim {
+                            super::after_step(conn, &context, job, StepEnd::Failed)?;
+                        }
+                        Ok(claim)
+                    })
                 })
                 .await;
             match claimed {
@@ -75,12 +83,6 @@ impl Worker {
                 }
                 Ok(Claim::GaveUp(job)) => {
                     tracing::warn!(job = %job.id, kind = %job.kind, "pipeline job given up");
-                    let _ = set_version_status(
-                        &self.context.db,
-                        &job.version_id,
-                        VersionStatus::Failed,
-                    )
-                    .await;
                 }
                 Ok(Claim::Nothing) => {
                     tokio::select! {
@@ -100,8 +102,10 @@ impl Worker {
     async fn run_job(&self, held: HeldJob) {
         let job = &held.row;
         tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, "pipeline job started");
-        if let Err(e) =
-            set_version_status(&self.context.db, &job.version_id, VersionStatus::Processing).await
+        if super::is_gate(&job.kind)
+            && let Err(e) =
+                set_version_status(&self.context.db, &job.version_id, VersionStatus::Processing)
+                    .await
         {
             tracing::error!(error = %e.chain(), "cannot mark the version processing");
         }
@@ -163,7 +167,8 @@ async fn keep_lease(db: Database, job_id: String, owner: String) {
     }
 }
 
-/// Records the outcome while the worker still holds the job; a success also queues what follows it.
+/// Records the outcome while the worker still holds the job, and what follows from it (the version's state,
+/// its manifests, the next step) in the same transaction.
 async fn record_outcome(
     context: &JobContext,
     held: HeldJob,
@@ -174,36 +179,38 @@ async fn record_outcome(
     db.run(move |conn| {
         conn.transaction(|conn| {
             let job = &held.row;
-            let (id, version_id, owner) = (job.id.as_str(), job.version_id.as_str(), &held.owner);
-            let failed = |conn: &mut DbConnection, message: &str| -> Result<(), Error> {
-                if pipeline_jobs::finish(conn, id, owner, JobState::Failed, Some(message), None)? {
-                    versions::set_status(conn, version_id, VersionStatus::Failed.as_str())?;
-                }
-                Ok(())
-            };
-            match outcome {
-                Ok(report) => {
-                    let report = report.to_string();
-                    let finished = pipeline_jobs::finish(
-                        conn,
-                        id,
-                        owner,
-                        JobState::Succeeded,
-                        None,
-                        Some(&report),
-                    )?;
-                    if finished {
-                        super::after_success(conn, &context, &held)?;
-                    }
-                }
-                Err(JobError::Refused(message)) => failed(conn, &message)?,
+            let (state, message, report, end) = match outcome {
                 Err(e @ JobError::Transient(_)) if job.attempts < job.max_attempts => {
-                    pipeline_jobs::release(conn, id, owner, &e.message())?;
+                    pipeline_jobs::release(conn, &job.id, &held.owner, &e.message())?;
+                    return Ok(());
+                }
+                Ok(report) => (
+                    JobState::Succeeded,
+                    None,
+                    Some(report.to_string()),
+                    StepEnd::Succeeded,
+                ),
+                Err(JobError::Skipped(reason)) => {
+                    (JobState::Skipped, Some(reason), None, StepEnd::Skipped)
+                }
+                Err(JobError::Refused(message)) => {
+                    (JobState::Failed, Some(message), None, StepEnd::Failed)
                 }
                 Err(e) => {
                     let message = format!("gave up after {} tries: {}", job.attempts, e.message());
-                    failed(conn, &message)?;
+                    (JobState::Failed, Some(message), None, StepEnd::Failed)
                 }
+            };
+            let finished = pipeline_jobs::finish(
+                conn,
+                &job.id,
+                &held.owner,
+                state,
+                message.as_deref(),
+                report.as_deref(),
+            )?;
+            if finished {
+                super::after_step(conn, &context, job, end)?;
             }
             Ok(())
         })

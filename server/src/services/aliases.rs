@@ -217,8 +217,10 @@ fn not_ready(
     status: &str,
 ) -> Error {
     let why = match status {
-        "failed" => "its pipeline failed, so nothing of it is proven deployable".to_owned(),
-        other => format!("its pipeline is still running ({other}); set the alias when it is ready"),
+        "failed" => "its safety scan refused it, so kiln serves none of it".to_owned(),
+        other => {
+            format!("its files are still being scanned ({other}); set the alias when it is ready")
+        }
     };
     Error::conflict(
         ErrorCode::VersionNotReady,

@@ -2,8 +2,8 @@
 //! variant's benchmark results.
 
 use kiln_core::api::{
-    Dim, FileEntry, JobState, PipelineJob, TensorSignature, VariantDetail, VariantStatus,
-    VersionDetail, VersionStatus,
+    Dim, FileEntry, JobState, PipelineJob, TensorSignature, VariantDetail, VariantOrigin,
+    VariantStatus, VersionDetail, VersionStatus,
 };
 use kiln_core::deployment::BenchmarkResult;
 
@@ -119,6 +119,7 @@ fn variant(
     let digest = model_file.digest.parse()?;
     let size = files.iter().map(|f| f.size).sum();
     Ok(VariantDetail {
+        origin: origin(&row),
         status: VariantStatus::parse(&row.status)
             .ok_or_else(|| corrupt("variant status", &row.status))?,
         digest,
@@ -132,6 +133,17 @@ fn variant(
         name: row.name,
         benchmarks,
     })
+}
+
+/// The `onnx` variant is the pushed model itself when kiln did not convert it (it carries no validation: the
+/// convert job records a conversion's proof, and nothing for a model pushed as ONNX); every other variant
+/// is made by the optimize job.
+fn origin(row: &VariantRow) -> VariantOrigin {
+    match (row.name.as_str(), &row.validation) {
+        ("onnx", None) => VariantOrigin::Pushed,
+        ("onnx", Some(_)) => VariantOrigin::Converted,
+        _ => VariantOrigin::Optimized,
+    }
 }
 
 fn signatures(json: &str) -> Result<Vec<TensorSignature>, Error> {
