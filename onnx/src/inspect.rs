@@ -92,12 +92,56 @@ pub fn inspect_file(path: &Path) -> Result<FileReport, ModelError> {
         }
         ModelFormat::Onnx => {
             let (_, checked) = model_check::check(Bytes::from(std::fs::read(path)?))?;
+            check_external_data(path, &checked)?;
             notes.push(format!(
                 "opset {}, {} nodes, producer {:?}",
                 checked.opset, checked.nodes, checked.producer
             ));
         }
-        ModelFormat::Unknown => {}
+        ModelFormat::Unknown => refuse_false_promise(path)?,
     }
     Ok(FileReport { format, notes })
+}
+
+/// Every externally stored tensor's bytes must be in a file beside the model (the scan runs on the
+/// version's files laid out by path), inside that file's length.
+fn check_external_data(path: &Path, checked: &model_check::CheckedModel) -> Result<(), ModelError> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    for extent in &checked.external_extents {
+        let len = match std::fs::metadata(folder.join(&extent.location)) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ModelError::InvalidModel(format!(
+                    "it keeps weights in {:?}, but the version has no such file beside it; push the \
+                     external-data file beside the model",
+                    extent.location
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        extent.check_within(len)?;
+    }
+    Ok(())
+}
+
+/// A file whose name promises a model format its bytes are not: say what is wrong with it instead of
+/// treating it as an opaque file (a truncated `model.onnx` would otherwise be "nothing to convert").
+fn refuse_false_promise(path: &Path) -> Result<(), ModelError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("onnx") => {
+            model_check::check(Bytes::from(std::fs::read(path)?))?;
+            Ok(())
+        }
+        Some("safetensors") => {
+            let total_len = std::fs::metadata(path)?.len();
+            let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+            safetensors::scan(&mut reader, total_len)?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }

@@ -20,7 +20,11 @@ pub const MAX_MODEL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const MAX_IR_VERSION: i64 = 14;
 pub const MAX_OPSET: i64 = 28;
 const MAX_NODES: usize = 10_000_000;
-const MAX_ELEMENTS: u64 = 1 << 40;
+/// No tensor, stored or declared as a graph input or output, may hold more elements: every later step
+/// (generated inputs, folding, evaluation) relies on it.
+pub const MAX_ELEMENTS: u64 = 1 << 40;
+/// Subgraphs (If branches, Loop and Scan bodies) nest at most this deep; real exports use a few levels.
+pub const MAX_SUBGRAPH_DEPTH: usize = 16;
 
 /// Operator-set domains kiln recognises, with the newest version of each.
 const KNOWN_DOMAINS: &[(&str, i64)] = &[
@@ -71,6 +75,40 @@ pub struct CheckedModel {
     pub nodes: usize,
     /// Files holding external data, relative to the model's folder, each once.
     pub external_files: Vec<String>,
+    /// Where each externally stored tensor's bytes are, for checking them against the files.
+    pub external_extents: Vec<ExternalExtent>,
+}
+
+/// The bytes of one externally stored tensor: `length` bytes at `offset` of `location` (relative to the
+/// model's folder). `length` is the declared one, or what the tensor's shape and type need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalExtent {
+    pub tensor: String,
+    pub location: String,
+    pub offset: u64,
+    pub length: Option<u64>,
+}
+
+impl ExternalExtent {
+    /// Whether the extent lies inside a file of `file_len` bytes; the error says where it does not.
+    pub fn check_within(&self, file_len: u64) -> Result<(), ModelError> {
+        let end = self
+            .length
+            .and_then(|length| self.offset.checked_add(length))
+            .unwrap_or(self.offset);
+        if self.offset > file_len || end > file_len {
+            return Err(ModelError::InvalidTensor {
+                tensor: self.tensor.clone(),
+                reason: format!(
+                    "its external data ({} bytes at offset {}) lies past the end of {:?}, which has {file_len} bytes",
+                    self.length.map_or("?".to_owned(), |l| l.to_string()),
+                    self.offset,
+                    self.location
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 fn refused(reason: impl Into<String>) -> ModelError {
@@ -87,7 +125,20 @@ pub fn decode(bytes: Bytes) -> Result<ModelProto, ModelError> {
             limit: MAX_MODEL_BYTES,
         });
     }
-    ModelProto::decode(bytes).map_err(|e| refused(format!("not a valid ONNX model: {e}")))
+    ModelProto::decode(bytes).map_err(decode_failure)
+}
+
+/// prost names every enclosing field of a decode error; for a deeply nested model that is a 2,000-character
+/// line. Keep the reason and say how deep it was.
+fn decode_failure(e: prost::DecodeError) -> ModelError {
+    let text = e.to_string();
+    let reason = text.rsplit(": ").next().unwrap_or(&text).trim();
+    let depth = text.matches(": ").count().saturating_sub(1);
+    let at = match depth {
+        0 => String::new(),
+        n => format!(" ({n} fields deep)"),
+    };
+    refused(format!("not a valid ONNX model: {reason}{at}"))
 }
 
 /// Decodes and checks a model.
@@ -150,8 +201,12 @@ pub fn check_model(model: &ModelProto) -> Result<CheckedModel, ModelError> {
         domains: &domains,
         nodes: 0,
         external_files: Vec::new(),
+        external_extents: Vec::new(),
     };
-    walk.graph(graph, &HashSet::new(), "the graph")?;
+    walk.graph(graph, &HashSet::new(), "the graph", 0)?;
+    for value in graph.input.iter().chain(&graph.output) {
+        check_declared_size(value)?;
+    }
     let initializers: HashSet<&str> = graph
         .initializer
         .iter()
@@ -172,13 +227,47 @@ pub fn check_model(model: &ModelProto) -> Result<CheckedModel, ModelError> {
         outputs,
         nodes: walk.nodes,
         external_files: walk.external_files,
+        external_extents: walk.external_extents,
     })
+}
+
+/// A graph input or output whose fixed dims multiply past [`MAX_ELEMENTS`] is refused: inputs generated
+/// for it could not be allocated.
+fn check_declared_size(value: &crate::proto::ValueInfoProto) -> Result<(), ModelError> {
+    let Some(type_proto::Value::TensorType(tensor)) =
+        value.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(shape) = &tensor.shape else {
+        return Ok(());
+    };
+    let mut elements: u64 = 1;
+    for dim in &shape.dim {
+        if let Some(tensor_shape_proto::dimension::Value::DimValue(v)) = dim.value {
+            if v < 0 {
+                return Err(refused(format!(
+                    "{:?} declares the negative dimension {v}",
+                    value.name.as_deref().unwrap_or("")
+                )));
+            }
+            elements = elements.saturating_mul(v as u64);
+        }
+    }
+    if elements > MAX_ELEMENTS {
+        return Err(refused(format!(
+            "{:?} declares a shape of more than 2^40 elements ({elements}); no tensor can be that large",
+            value.name.as_deref().unwrap_or("")
+        )));
+    }
+    Ok(())
 }
 
 struct GraphWalk<'a> {
     domains: &'a HashSet<&'a str>,
     nodes: usize,
     external_files: Vec<String>,
+    external_extents: Vec<ExternalExtent>,
 }
 
 impl GraphWalk<'_> {
@@ -189,7 +278,13 @@ impl GraphWalk<'_> {
         graph: &GraphProto,
         outer: &HashSet<String>,
         what: &str,
+        depth: usize,
     ) -> Result<(), ModelError> {
+        if depth > MAX_SUBGRAPH_DEPTH {
+            return Err(refused(format!(
+                "subgraphs nest more than {MAX_SUBGRAPH_DEPTH} deep"
+            )));
+        }
         let mut defined: HashSet<String> = outer.clone();
         for input in &graph.input {
             defined.insert(input.name.clone().unwrap_or_default());
@@ -235,7 +330,9 @@ impl GraphWalk<'_> {
             }
             for attribute in &node.attribute {
                 for sub in attribute.g.iter().chain(attribute.graphs.iter()) {
-                    self.graph(sub, &defined, &format!("{what}, subgraph of {label}"))?;
+                    // Only the innermost node is named: a path through every level is unreadable.
+                    let inner = format!("a subgraph of {label} (depth {})", depth + 1);
+                    self.graph(sub, &defined, &inner, depth + 1)?;
                 }
                 if attribute.r#type == Some(attribute_proto::AttributeType::Tensor as i32)
                     && let Some(t) = &attribute.t
@@ -284,14 +381,18 @@ impl GraphWalk<'_> {
             return Err(bad(format!("unknown element type {data_type}")));
         }
         if tensor.data_location == Some(tensor_proto::DataLocation::External as i32) {
-            let mut location = None;
+            let (mut location, mut offset, mut length) = (None, 0, None);
             for entry in &tensor.external_data {
                 let value = entry.value.as_deref().unwrap_or("");
+                let count = || {
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| bad(format!("external data {value:?} is not a byte count")))
+                };
                 match entry.key.as_deref() {
                     Some("location") => location = Some(value),
-                    Some("offset" | "length") if value.parse::<u64>().is_err() => {
-                        return Err(bad(format!("external data {value:?} is not a byte count")));
-                    }
+                    Some("offset") => offset = count()?,
+                    Some("length") => length = Some(count()?),
                     _ => {}
                 }
             }
@@ -301,6 +402,13 @@ impl GraphWalk<'_> {
             if !self.external_files.iter().any(|f| f == location) {
                 self.external_files.push(location.to_owned());
             }
+            let needed = element_bytes(data_type).map(|width| elements.saturating_mul(width));
+            self.external_extents.push(ExternalExtent {
+                tensor: name.to_owned(),
+                location: location.to_owned(),
+                offset,
+                length: length.or(needed),
+            });
         } else if let Some(raw) = &tensor.raw_data
             && let Some(width) = element_bytes(data_type)
             && raw.len() as u64 != elements * width

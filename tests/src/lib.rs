@@ -363,8 +363,8 @@ pub fn same_bytes(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Waits until the version's pipeline has settled: ready or failed, and no benchmark still queued or
-/// running (the embedded runner measures every variant after the version is ready). Returns
+/// Waits until the version's pipeline has settled: failed (refused at the scan), or ready with no job (a
+/// later step, or a benchmark the embedded runner still has to measure) queued or running. Returns
 /// `kiln show REF --json`.
 pub fn settled(server: &Server, reference: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -372,12 +372,11 @@ pub fn settled(server: &Server, reference: &str) -> serde_json::Value {
         let show = server.kiln(&["show", reference, "--json"]);
         assert_ok(&show);
         let detail: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
-        let benchmarking = detail["pipeline"].as_array().is_some_and(|jobs| {
-            jobs.iter().any(|j| {
-                j["kind"] == "benchmark" && (j["state"] == "queued" || j["state"] == "running")
-            })
+        let running = detail["pipeline"].as_array().is_some_and(|jobs| {
+            jobs.iter()
+                .any(|j| j["state"] == "queued" || j["state"] == "running")
         });
-        if (detail["status"] == "ready" && !benchmarking) || detail["status"] == "failed" {
+        if (detail["status"] == "ready" && !running) || detail["status"] == "failed" {
             return detail;
         }
         assert!(

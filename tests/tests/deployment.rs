@@ -142,16 +142,20 @@ fn pulling_by_alias_verifies_the_manifest_and_every_blob() {
         format!("the manifest does not verify: key {kid:?} is not in the JWK Set")
     );
 
-    // An alias cannot name a version whose pipeline failed; nothing moves.
+    // An alias cannot name a version its scan refused (a pickle that would run code); nothing moves.
     let broken = work.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
-    std::fs::write(broken.join("notes.txt"), "not a model").unwrap();
+    std::fs::write(
+        broken.join("model.pkl"),
+        b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touch\x85R.",
+    )
+    .unwrap();
     assert_ok(&server.kiln(&["push", broken.to_str().unwrap(), "acme/m:broken"]));
     assert_eq!(settled(&server, "acme/m:broken")["status"], "failed");
     let at_failed = server.kiln(&["alias", "set", "acme/m", "production", "broken"]);
     assert_eq!(
         refused(&at_failed).trim(),
-        "cannot point acme/m@production at broken: its pipeline failed, so nothing of it is proven deployable (kiln show acme/m:broken)"
+        "cannot point acme/m@production at broken: its safety scan refused it, so kiln serves none of it (kiln show acme/m:broken)"
     );
     assert_ok(&server.kiln(&["verify", "acme/m@production"]));
 

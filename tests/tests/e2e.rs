@@ -91,9 +91,9 @@ fn push_pull_round_trip(backend: Backend) {
         (shown["namespace"].as_str(), shown["model"].as_str()),
         (Some("acme"), Some("sentiment"))
     );
-    // Random bytes named model.safetensors are no model: the pipeline may still be running, or has failed.
+    // Random bytes named model.safetensors are no model: scanning may still be running, or has refused it.
     assert!(
-        ["pending", "processing", "failed"].contains(&shown["status"].as_str().unwrap()),
+        ["pending", "processing", "ready", "failed"].contains(&shown["status"].as_str().unwrap()),
         "{shown}"
     );
     let big = shown["files"]

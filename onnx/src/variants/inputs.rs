@@ -11,6 +11,11 @@ use crate::proto::{
     ModelProto, tensor_proto::DataType, tensor_shape_proto::dimension::Value, type_proto,
 };
 
+/// Inputs kiln makes up are at most this many elements each (256 MiB of float32): a declared shape past it
+/// would exhaust memory instead of proving anything.
+pub const MAX_GENERATED_ELEMENTS: usize = 1 << 26;
+
+/// Inputs for validating `model`: batch 2, other symbolic dims 7.
 pub fn generate(model: &ModelProto) -> Result<(HashMap<String, Tensor>, String), ModelError> {
     generate_shaped(model, 2, 7)
 }
@@ -65,7 +70,17 @@ pub fn generate_shaped(
                     .collect()
             })
             .unwrap_or_default();
-        let count: usize = dims.iter().product();
+        let count = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_GENERATED_ELEMENTS)
+            .ok_or_else(|| {
+                ModelError::Evaluation(format!(
+                    "input {name:?} declares the shape {dims:?}, more than the {MAX_GENERATED_ELEMENTS} \
+                     elements kiln generates for one validation input; push sample_inputs.safetensors \
+                     with smaller inputs"
+                ))
+            })?;
         let elem = t.elem_type.unwrap_or(0);
         let tensor = if elem == DataType::Float as i32 {
             Tensor::randn(0f32, 1.0, dims.clone(), &Device::Cpu)?

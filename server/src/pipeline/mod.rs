@@ -41,9 +41,9 @@ pub const MAX_ATTEMPTS: i32 = 3;
 /// The pipeline on push, in order. The first step is the gate: its success makes the version `ready` and
 /// publishes its manifest (the files as pushed, signed), its refusal fails the version. Every later step
 /// adds what it can and, however it ends (succeeded, skipped with a reason, or failed with its message),
-/// queues the next with the push's options, and the version stays ready: a step that succeeded re-publishes
-/// the manifests with what it added, and after the last one the deployable variants are queued for
-/// benchmarks ([`after_step`]).
+/// queues the next with the push's options, and the version stays ready. After the last one the manifests
+/// (the version's and its aliases') are re-published with the variants the steps added, and the deployable
+/// variants are queued for benchmarks ([`after_step`]).
 pub const ON_PUSH: &[&str] = &[Scan::KIND, Convert::KIND, Optimize::KIND];
 
 /// Every job kind this server's workers run.
@@ -97,14 +97,13 @@ fn after_step(
         // Ready and published together: no ready version lacks its manifest.
         versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
         crate::manifest::publish_version(conn, &context.signer, version_id)?;
-    } else if end == StepEnd::Succeeded {
-        crate::manifest::republish(conn, &context.signer, version_id)?;
     }
     match ON_PUSH.get(step + 1) {
         Some(next) => {
             pipeline_jobs::enqueue(conn, version_id, next, MAX_ATTEMPTS, job.options.as_deref())?;
         }
         None => {
+            crate::manifest::republish(conn, &context.signer, version_id)?;
             let runner_lease = chrono::Duration::from_std(context.runner_lease)
                 .map_err(|e| Error::Internal(format!("runner lease out of range: {e}")))?;
             benchmark::queue(conn, version_id, now() - runner_lease)?;

@@ -189,22 +189,22 @@ fn cases() -> Vec<Case> {
         // The fixture's version is no model, so it has no variant: allowed callers learn just that.
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path}", "/api/v1/models/acme/secret/versions/1/variants/onnx/files/model.onnx", None, ReadPrivateModel, 404),
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path}", "/api/v1/models/acme/open/versions/1/variants/onnx/files/model.onnx", None, ReadPublicModel, 404),
-        // Nor a manifest: its pipeline never becomes ready.
-        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifest", "/api/v1/models/acme/secret/versions/1/manifest", None, ReadPrivateModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifest", "/api/v1/models/acme/open/versions/1/manifest", None, ReadPublicModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifests/{sequence}", "/api/v1/models/acme/secret/versions/1/manifests/1", None, ReadPrivateModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifests/{sequence}", "/api/v1/models/acme/open/versions/1/manifests/1", None, ReadPublicModel, 404),
+        // Its manifest, signing the files as pushed (setup waits for the version to be ready).
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifest", "/api/v1/models/acme/secret/versions/1/manifest", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifest", "/api/v1/models/acme/open/versions/1/manifest", None, ReadPublicModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifests/{sequence}", "/api/v1/models/acme/secret/versions/1/manifests/1", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}/manifests/{sequence}", "/api/v1/models/acme/open/versions/1/manifests/1", None, ReadPublicModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}/aliases", "/api/v1/models/acme/secret/aliases", None, ReadPrivateModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}/aliases", "/api/v1/models/acme/open/aliases", None, ReadPublicModel, 200),
-        // Allowed callers learn that the fixture's version is not ready to be named.
-        case(M::PUT, "/api/v1/models/{namespace}/{model}/aliases/{alias}", "/api/v1/models/acme/secret/aliases/production", Some(r#"{"version":"1"}"#), WritePrivateModel, 409),
-        case(M::PUT, "/api/v1/models/{namespace}/{model}/aliases/{alias}", "/api/v1/models/acme/open/aliases/production", Some(r#"{"version":"1"}"#), WritePublicModel, 409),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/history", "/api/v1/models/acme/secret/aliases/production/history", None, ReadPrivateModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/history", "/api/v1/models/acme/open/aliases/production/history", None, ReadPublicModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifest", "/api/v1/models/acme/secret/aliases/production/manifest", None, ReadPrivateModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifest", "/api/v1/models/acme/open/aliases/production/manifest", None, ReadPublicModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/secret/aliases/production/manifests/1", None, ReadPrivateModel, 404),
-        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/open/aliases/production/manifests/1", None, ReadPublicModel, 404),
+        // Version 1 is ready (scanned): the alias is set, then read back by the routes below.
+        case(M::PUT, "/api/v1/models/{namespace}/{model}/aliases/{alias}", "/api/v1/models/acme/secret/aliases/production", Some(r#"{"version":"1"}"#), WritePrivateModel, 200),
+        case(M::PUT, "/api/v1/models/{namespace}/{model}/aliases/{alias}", "/api/v1/models/acme/open/aliases/production", Some(r#"{"version":"1"}"#), WritePublicModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/history", "/api/v1/models/acme/secret/aliases/production/history", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/history", "/api/v1/models/acme/open/aliases/production/history", None, ReadPublicModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifest", "/api/v1/models/acme/secret/aliases/production/manifest", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifest", "/api/v1/models/acme/open/aliases/production/manifest", None, ReadPublicModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/secret/aliases/production/manifests/1", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/open/aliases/production/manifests/1", None, ReadPublicModel, 200),
         case(M::POST, "/api/v1/runners", "/api/v1/runners", Some(r#"{"name":"r-{who}","device":"cpu","device_name":"cpu","memory_bytes":null,"driver":null,"engine":"e","kiln_version":"0","capabilities":[],"threads":1}"#), RunnerOnly, 201),
         case(M::GET, "/api/v1/runners", "/api/v1/runners", None, SignedIn, 200),
         // Allowed callers learn that no such runner was registered by their credential.
@@ -272,6 +272,7 @@ async fn setup(app: &TestApp) -> Vec<(Caller, Option<String>)> {
             StatusCode::CREATED,
         )
         .await;
+        app.settled_version(&format!("acme/{model}:1")).await;
         for caller in CALLERS {
             let doomed = format!("acme/{model}:doomed-{}", caller.slug());
             expect_json::<Value>(

@@ -98,7 +98,8 @@ async fn aliases_move_with_history_and_each_move_signs_a_new_manifest(app: TestA
     let version = alias_manifest(&app, "/api/v1/models/acme/m/versions/1/manifest").await;
     assert_eq!(
         (version.payload.alias.as_ref(), version.sequence),
-        (None, 1)
+        (None, 2),
+        "published when the scan passed, again when the pipeline ended"
     );
     alias_manifest(&app, "/api/v1/models/acme/m/versions/1/manifests/1").await;
 
@@ -158,8 +159,11 @@ async fn aliases_move_with_history_and_each_move_signs_a_new_manifest(app: TestA
 async fn an_alias_names_only_a_ready_version(app: TestApp) {
     push_ready_mlp(&app, "acme/m:1").await;
     expect_json::<Value>(
-        app.push("acme/m:broken", &[("notes.txt", b"not a model")])
-            .await,
+        app.push(
+            "acme/m:broken",
+            &[("model.pkl", crate::manifests::HOSTILE_PICKLE)],
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
@@ -175,7 +179,7 @@ async fn an_alias_names_only_a_ready_version(app: TestApp) {
     .await;
     assert_eq!(
         refused["error"]["message"],
-        "cannot point acme/m@production at broken: its pipeline failed, so nothing of it is proven deployable (kiln show acme/m:broken)"
+        "cannot point acme/m@production at broken: its safety scan refused it, so kiln serves none of it (kiln show acme/m:broken)"
     );
     // Nothing was half-written: no alias, no manifest.
     let aliases: Vec<AliasView> = expect_json(
@@ -258,7 +262,7 @@ async fn manifests_nearing_expiry_are_reissued_with_the_next_sequence(app: TestA
     let first = alias_manifest(&app, "/api/v1/models/acme/m/aliases/production/manifests/1").await;
     assert_eq!(first.jws, before.jws);
     let version = alias_manifest(&app, "/api/v1/models/acme/m/versions/1/manifest").await;
-    assert_eq!(version.sequence, 2);
+    assert_eq!(version.sequence, 3);
 
     let history: Vec<AliasEvent> = expect_json(
         app.get("/api/v1/models/acme/m/aliases/production/history")

@@ -161,7 +161,8 @@ impl TestApp {
         Self::start(settings, self._dir).await
     }
 
-    /// Polls a version until its pipeline has settled (ready or failed).
+    /// Polls a version until its pipeline has settled: refused at the scan (failed), or ready with every
+    /// step after the scan ended (benchmarks are not waited for).
     pub async fn settled_version(&self, reference: &str) -> kiln_core::api::VersionDetail {
         use kiln_core::api::VersionStatus;
         let (model, version) = reference.split_once(':').expect("NS/MODEL:VERSION");
@@ -169,8 +170,17 @@ impl TestApp {
         for _ in 0..600 {
             let detail: kiln_core::api::VersionDetail =
                 expect_json(self.get(&path).await, StatusCode::OK).await;
-            if matches!(detail.status, VersionStatus::Ready | VersionStatus::Failed) {
-                return detail;
+            let steps_running = detail.pipeline.iter().any(|j| {
+                j.kind != "benchmark"
+                    && matches!(
+                        j.state,
+                        kiln_core::api::JobState::Queued | kiln_core::api::JobState::Running
+                    )
+            });
+            match detail.status {
+                VersionStatus::Failed => return detail,
+                VersionStatus::Ready if !steps_running => return detail,
+                _ => {}
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }

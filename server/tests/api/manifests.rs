@@ -71,7 +71,8 @@ async fn a_ready_version_publishes_a_signed_manifest(app: TestApp) {
             claims["version"].as_str(),
             claims["sequence"].as_i64()
         ),
-        (Some("acme/signed"), Some("1"), Some(1))
+        (Some("acme/signed"), Some("1"), Some(2)),
+        "published when the scan passed, again with the variants when the pipeline ended"
     );
     let names: Vec<&str> = claims["variants"]
         .as_array()
@@ -122,9 +123,10 @@ async fn a_ready_version_publishes_a_signed_manifest(app: TestApp) {
     assert!(verify(&forged, &jwks).is_err());
 }
 
-async fn a_version_whose_pipeline_failed_has_no_manifest(app: TestApp) {
+async fn a_version_refused_by_its_scan_has_no_manifest(app: TestApp) {
     expect_json::<Value>(
-        app.push("acme/unsigned:1", &[("notes.txt", b"text")]).await,
+        app.push("acme/unsigned:1", &[("model.pkl", HOSTILE_PICKLE)])
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -136,9 +138,48 @@ async fn a_version_whose_pipeline_failed_has_no_manifest(app: TestApp) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
+/// `cos\nsystem\n` is `os.system`: a pickle the scan refuses.
+pub const HOSTILE_PICKLE: &[u8] = b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touch\x85R.";
+
+/// A version that is no model at all (a tokenizer folder, a config bundle) is ready once scanned, and its
+/// manifest signs its files as pushed.
+async fn a_version_that_is_no_model_is_signed_as_pushed(app: TestApp) {
+    let files: [(&str, &[u8]); 2] = [
+        (
+            "tokenizer.json",
+            br#"{"version":"1.0","model":{"type":"BPE"}}"#,
+        ),
+        ("special_tokens_map.json", br#"{"eos_token":"</s>"}"#),
+    ];
+    expect_json::<Value>(
+        app.push("acme/tokenizer:1", &files).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let detail = app.settled_version("acme/tokenizer:1").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    let manifest: Value = expect_json(
+        app.get("/api/v1/models/acme/tokenizer/versions/1/manifest")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let payload = &manifest["payload"];
+    let mut sources: Vec<&str> = payload["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    sources.sort();
+    assert_eq!(sources, ["special_tokens_map.json", "tokenizer.json"]);
+    assert_eq!(payload["variants"], serde_json::json!([]));
+}
+
 crate::on_every_backend!(
+    a_version_that_is_no_model_is_signed_as_pushed,
     a_ready_version_publishes_a_signed_manifest,
-    a_version_whose_pipeline_failed_has_no_manifest,
+    a_version_refused_by_its_scan_has_no_manifest,
 );
 
 /// The embedded default creates its signing key on first start, readable by the owner only, and keeps it.

@@ -186,7 +186,7 @@ async fn an_onnx_upload_with_external_data_keeps_both_files(app: TestApp) {
     }
 }
 
-/// The same model without its external-data file is refused, naming the missing file.
+/// The same model without its external-data file is refused by the scan, naming the missing file.
 async fn an_onnx_upload_missing_its_external_data_fails(app: TestApp) {
     let sample = sample_models::gpt2(40, 16, 1, 2).unwrap();
     let weights = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
@@ -200,16 +200,17 @@ async fn an_onnx_upload_missing_its_external_data_fails(app: TestApp) {
     push_files(&app, "acme/external:2", &only_model).await;
     let detail = app.settled_version("acme/external:2").await;
     assert_eq!(detail.status, VersionStatus::Failed);
-    let message = job(&detail, "convert").message.as_deref().unwrap();
-    assert!(
-        message.contains("the version has no file \"model.onnx.data\""),
-        "{message}"
+    let message = job(&detail, "scan").message.as_deref().unwrap();
+    assert_eq!(
+        message,
+        "model.onnx: the ONNX model is refused: it keeps weights in \"model.onnx.data\", but the \
+         version has no such file beside it; push the external-data file beside the model"
     );
 }
 
-/// An ONNX model with an operator kiln's evaluator lacks keeps its `onnx` variant, but gets no variant
-/// offered as proven: the optimize job says which operator.
-async fn a_model_kiln_cannot_evaluate_gets_no_proven_variants(app: TestApp) {
+/// An ONNX model with an operator kiln's evaluator lacks is ready and served as pushed (its `onnx`
+/// variant), but gets no variant offered as proven: the optimize step is skipped, naming the operator.
+async fn a_model_kiln_cannot_evaluate_is_ready_as_pushed(app: TestApp) {
     use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
     use kiln_onnx::proto::tensor_proto::DataType;
     let mut g = GraphBuilder::new();
@@ -227,16 +228,33 @@ async fn a_model_kiln_cannot_evaluate_gets_no_proven_variants(app: TestApp) {
     let model = g.finish("det", 17, vec![]).encode_to_vec();
     push_files(&app, "acme/det:1", &[("model.onnx".to_owned(), model)]).await;
     let detail = app.settled_version("acme/det:1").await;
-    assert_eq!(detail.status, VersionStatus::Failed);
+    assert_eq!(detail.status, VersionStatus::Ready);
     let optimize = job(&detail, "optimize");
+    assert_eq!(optimize.state, JobState::Skipped);
     assert_eq!(
         optimize.message.as_deref(),
         Some(
-            "cannot validate: op Det is not implemented by kiln's evaluator; no optimized variants were made"
+            "cannot validate: op Det is not implemented by kiln's evaluator; no optimized variants \
+             were made, and the onnx variant is served as pushed"
         )
     );
     let names: Vec<&str> = detail.variants.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["onnx"]);
+    let onnx = variant(&detail, "onnx");
+    assert_eq!(onnx.origin, kiln_core::api::VariantOrigin::Pushed);
+    assert_eq!(onnx.status, kiln_core::api::VariantStatus::Deployable);
+    let manifest: kiln_core::api::ManifestResponse = crate::harness::expect_json(
+        app.get("/api/v1/models/acme/det/versions/1/manifest").await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    let listed: Vec<(&str, kiln_core::api::VariantOrigin)> = manifest
+        .payload
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.origin))
+        .collect();
+    assert_eq!(listed, [("onnx", kiln_core::api::VariantOrigin::Pushed)]);
 }
 
 /// Inputs pushed as sample_inputs.safetensors are what the variants are validated on.
@@ -270,7 +288,9 @@ async fn pushed_sample_inputs_drive_the_validation(app: TestApp) {
     );
 }
 
-async fn a_version_that_is_no_model_fails_saying_what_is_supported(app: TestApp) {
+/// Files kiln has no converter for are stored, versioned and served: conversion is skipped, saying what kiln
+/// converts, and the version is ready.
+async fn a_version_that_is_no_model_is_ready_saying_what_is_supported(app: TestApp) {
     push_files(
         &app,
         "acme/notes:1",
@@ -278,14 +298,15 @@ async fn a_version_that_is_no_model_fails_saying_what_is_supported(app: TestApp)
     )
     .await;
     let detail = app.settled_version("acme/notes:1").await;
-    assert_eq!(detail.status, VersionStatus::Failed);
+    assert_eq!(detail.status, VersionStatus::Ready);
     let convert = job(&detail, "convert");
-    assert_eq!(convert.state, JobState::Failed);
+    assert_eq!(convert.state, JobState::Skipped);
     let message = convert.message.as_deref().unwrap();
     assert!(
-        message.starts_with("unsupported format: nothing to convert"),
+        message.starts_with("not converted: unsupported format: nothing to convert"),
         "{message}"
     );
+    assert_eq!(job(&detail, "optimize").state, JobState::Skipped);
     assert!(message.contains("BERT, GPT-2 or Llama"), "{message}");
     assert!(detail.variants.is_empty());
     // The files pushed stay downloadable.
@@ -355,9 +376,9 @@ crate::on_every_backend!(
     an_onnx_upload_is_its_own_variant,
     an_onnx_upload_with_external_data_keeps_both_files,
     an_onnx_upload_missing_its_external_data_fails,
-    a_model_kiln_cannot_evaluate_gets_no_proven_variants,
+    a_model_kiln_cannot_evaluate_is_ready_as_pushed,
     pushed_sample_inputs_drive_the_validation,
-    a_version_that_is_no_model_fails_saying_what_is_supported,
+    a_version_that_is_no_model_is_ready_saying_what_is_supported,
     a_pickle_that_would_run_code_is_refused,
     onnx_external_data_outside_the_version_is_refused,
 );

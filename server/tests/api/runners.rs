@@ -270,7 +270,7 @@ async fn two_runners_never_share_a_job_and_a_lost_lease_moves_to_the_other(app: 
         StatusCode::OK,
     )
     .await;
-    assert_eq!(manifest.sequence, 2);
+    assert_eq!(manifest.sequence, 3);
     assert!(
         manifest
             .payload
@@ -363,7 +363,7 @@ async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(app: 
     }
     assert_eq!(
         version_manifest(&app).await.sequence,
-        1,
+        2,
         "the cuda jobs are still queued"
     );
     assert_eq!(app.services.runners.fail_orphaned().await.unwrap(), 0);
@@ -383,7 +383,7 @@ async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(app: 
     let why = Some("not measured: no cuda runner was heard from for 6 s");
     assert_eq!(cuda, [("failed", why), ("failed", why)]);
     let published = version_manifest(&app).await;
-    assert_eq!(published.sequence, 2);
+    assert_eq!(published.sequence, 3);
     assert!(
         published
             .payload
@@ -471,7 +471,7 @@ async fn the_embedded_runner_benchmarks_every_variant() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(manifest.sequence, 2);
+    assert_eq!(manifest.sequence, 3);
     assert!(
         manifest
             .payload
