@@ -47,7 +47,7 @@ pub fn ai_onnx_opset(model: &ModelProto) -> Option<i64> {
 }
 
 /// One dimension of a graph input or output.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DimInfo {
     Fixed(i64),
     Symbolic(String),
@@ -55,7 +55,7 @@ pub enum DimInfo {
 }
 
 /// A graph input or output.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ValueSignature {
     pub name: String,
     /// ONNX's name for the element type, lower case: `float32`, `int64`, `float16`, ...
@@ -64,7 +64,7 @@ pub struct ValueSignature {
 }
 
 /// What the check learned about a model that passed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckedModel {
     pub ir_version: i64,
     /// The `ai.onnx` opset the model declares.
@@ -81,7 +81,7 @@ pub struct CheckedModel {
 
 /// The bytes of one externally stored tensor: `length` bytes at `offset` of `location` (relative to the
 /// model's folder). `length` is the declared one, or what the tensor's shape and type need.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExternalExtent {
     pub tensor: String,
     pub location: String,

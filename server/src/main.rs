@@ -25,6 +25,10 @@ enum Command {
     Serve,
     /// Print the OpenAPI document and exit
     Openapi,
+    /// Run one pipeline step on files (a JSON request on stdin, the answer on stdout): how the server
+    /// opens pushed models in a child process with memory and time limits
+    #[command(hide = true)]
+    PipelineStep,
     /// Manage the manifest signing keys
     Keys {
         #[command(subcommand)]
@@ -41,6 +45,9 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::PipelineStep) = cli.command {
+        return kiln_server::pipeline::step::serve_stdio();
+    }
     if let Some(Command::Openapi) = cli.command {
         let spec = kiln_server::http::openapi();
         println!(

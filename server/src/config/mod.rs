@@ -43,6 +43,8 @@ struct RawSettings {
     runner_lease_secs: Option<u64>,
     embedded_runner: Option<bool>,
     embedded_runner_threads: Option<u32>,
+    step_memory_mb: Option<u64>,
+    step_time_secs: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -70,6 +72,13 @@ pub struct Settings {
     pub embedded_runner: bool,
     /// CPU threads the embedded runner's benchmarks are pinned to.
     pub embedded_runner_threads: u32,
+    /// Memory (address space) a pipeline step's child process may use, bytes (KILN_STEP_MEMORY_MB).
+    pub step_memory_bytes: u64,
+    /// Wall-clock time one pipeline step may take (KILN_STEP_TIME_SECS).
+    pub step_time: std::time::Duration,
+    /// The program pipeline steps run in (`kiln-server pipeline-step`): this binary unless a program that
+    /// embeds the server (its tests) names it.
+    pub step_executable: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -207,6 +216,20 @@ impl Settings {
                 "must be between 2 and 3600",
             ));
         }
+        let step_memory_mb = raw.step_memory_mb.unwrap_or(8 * 1024);
+        if !(256..=1 << 30).contains(&step_memory_mb) {
+            return Err(config_error(
+                "KILN_STEP_MEMORY_MB",
+                "must be between 256 and 1073741824",
+            ));
+        }
+        let step_time_secs = raw.step_time_secs.unwrap_or(3600);
+        if !(1..=7 * 86_400).contains(&step_time_secs) {
+            return Err(config_error(
+                "KILN_STEP_TIME_SECS",
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
         let embedded_runner_threads = raw.embedded_runner_threads.unwrap_or(1);
         if !(1..=1024).contains(&embedded_runner_threads) {
             return Err(config_error(
@@ -272,6 +295,9 @@ impl Settings {
             runner_lease: std::time::Duration::from_secs(runner_lease_secs),
             embedded_runner: raw.embedded_runner.unwrap_or(true),
             embedded_runner_threads,
+            step_memory_bytes: step_memory_mb * 1024 * 1024,
+            step_time: std::time::Duration::from_secs(step_time_secs),
+            step_executable: None,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

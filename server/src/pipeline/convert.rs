@@ -7,8 +7,12 @@ use kiln_onnx::convert::{self, Plan, SourceFile};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::path::{Path, PathBuf};
+
+use super::isolation::run_isolated;
+use super::step::{StepOutput, StepRequest};
 use super::workspace::Workspace;
-use super::{HeldJob, Job, JobContext, JobError, variant_store};
+use super::{HeldJob, Job, JobContext, JobError, unexpected, variant_store};
 use crate::db::records::{VariantFileRow, VariantRow, VersionFileRow};
 
 const VARIANT: &str = "onnx";
@@ -42,9 +46,51 @@ struct Outcome {
 async fn run(context: &JobContext, held: &HeldJob) -> Result<serde_json::Value, JobError> {
     let job = &held.row;
     let (files, workspace) = Workspace::of_version(context, held.version_id()).await?;
-    let scratch = workspace.scratch.path().to_owned();
-    let sources = workspace
-        .files
+    let request = StepRequest::Convert {
+        files: workspace.files.clone(),
+        out_dir: workspace.scratch().join("converted"),
+    };
+    let outcome = match run_isolated(&context.step_limits, Convert::KIND, &request).await? {
+        StepOutput::OnnxAsPushed {
+            model,
+            external,
+            checked,
+        } => onnx_upload(&job.version_id, &files, &model, &external, &checked)?,
+        StepOutput::Converted {
+            files,
+            checked,
+            validation,
+            report,
+        } => {
+            let files =
+                variant_store::upload_files(context, &job.version_id, VARIANT, &files).await?;
+            Outcome {
+                variant: variant_store::variant_row(
+                    &job.version_id,
+                    VARIANT,
+                    VariantStatus::Deployable,
+                    "model.onnx",
+                    &checked,
+                    Some(&validation),
+                    None,
+                ),
+                files,
+                report,
+            }
+        }
+        _ => return Err(unexpected(Convert::KIND)),
+    };
+    variant_store::store(context, held, vec![(outcome.variant, outcome.files)]).await?;
+    Ok(outcome.report)
+}
+
+/// Finds the model among the version's files; an ONNX model is its own variant, a checkpoint is converted
+/// into `out_dir` and proven against its reference (in the step's child process).
+pub(super) fn find_or_convert(
+    files: &[(String, PathBuf)],
+    out_dir: &Path,
+) -> Result<StepOutput, JobError> {
+    let sources = files
         .iter()
         .map(|(path, local)| {
             Ok(SourceFile {
@@ -54,58 +100,43 @@ async fn run(context: &JobContext, held: &HeldJob) -> Result<serde_json::Value, 
             })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
-    let plan = tokio::task::spawn_blocking(move || convert::plan(&sources))
-        .await?
-        .map_err(|e| match e {
-            // A folder kiln has no converter for (a tokenizer, a dataset card) is stored and served as
-            // pushed; conversion just does not apply to it.
-            kiln_onnx::ModelError::Unsupported(_) => {
-                JobError::Skipped(format!("not converted: {e}"))
-            }
-            other => JobError::from_model(other),
-        })?;
-    let outcome = match plan {
+    let plan = convert::plan(&sources).map_err(|e| match e {
+        // A folder kiln has no converter for (a tokenizer, a dataset card) is stored and served as
+        // pushed; conversion just does not apply to it.
+        kiln_onnx::ModelError::Unsupported(_) => JobError::Skipped(format!("not converted: {e}")),
+        other => JobError::from_model(other),
+    })?;
+    let checkpoint = match plan {
         Plan::Onnx {
             model,
             external,
             checked,
-        } => onnx_upload(&job.version_id, &files, &model, &external, &checked)?,
-        Plan::HuggingFace(checkpoint) => {
-            let task_checkpoint = checkpoint.clone();
-            let converted = tokio::task::spawn_blocking(move || {
-                convert::convert_hf(&task_checkpoint, &scratch)
-            })
-            .await?
-            .map_err(JobError::from_model)?;
-            let files =
-                variant_store::upload_files(context, &job.version_id, VARIANT, &converted.files)
-                    .await?;
-            let validation =
-                serde_json::to_value(&converted.validation).map_err(crate::error::Error::from)?;
-            Outcome {
-                variant: variant_store::variant_row(
-                    &job.version_id,
-                    VARIANT,
-                    VariantStatus::Deployable,
-                    "model.onnx",
-                    &converted.checked,
-                    Some(&validation),
-                    None,
-                ),
-                files,
-                report: json!({
-                    "source": "huggingface",
-                    "family": checkpoint.family.as_str(),
-                    "read": checkpoint.sources,
-                    "opset": converted.checked.opset,
-                    "nodes": converted.checked.nodes,
-                    "validation": validation,
-                }),
-            }
+        } => {
+            return Ok(StepOutput::OnnxAsPushed {
+                model,
+                external,
+                checked,
+            });
         }
+        Plan::HuggingFace(checkpoint) => checkpoint,
     };
-    variant_store::store(context, held, vec![(outcome.variant, outcome.files)]).await?;
-    Ok(outcome.report)
+    std::fs::create_dir_all(out_dir).map_err(crate::error::Error::from)?;
+    let converted = convert::convert_hf(&checkpoint, out_dir).map_err(JobError::from_model)?;
+    let validation =
+        serde_json::to_value(&converted.validation).map_err(crate::error::Error::from)?;
+    Ok(StepOutput::Converted {
+        report: json!({
+            "source": "huggingface",
+            "family": checkpoint.family.as_str(),
+            "read": checkpoint.sources,
+            "opset": converted.checked.opset,
+            "nodes": converted.checked.nodes,
+            "validation": validation,
+        }),
+        files: converted.files,
+        checked: converted.checked,
+        validation,
+    })
 }
 
 fn onnx_upload(

@@ -8,9 +8,11 @@
 
 pub mod benchmark;
 mod convert;
+mod isolation;
 mod job;
 mod optimize;
 mod scan;
+pub mod step;
 mod variant_store;
 mod worker;
 mod workspace;
@@ -22,6 +24,7 @@ use kiln_core::api::{PipelineOptions, VersionStatus};
 use tokio::sync::Notify;
 
 pub use convert::Convert;
+pub use isolation::StepLimits;
 pub use job::{HeldJob, Job, JobError, JobRegistry};
 pub use optimize::Optimize;
 pub use scan::Scan;
@@ -143,4 +146,13 @@ pub struct JobContext {
     /// A runner without a heartbeat for this long is lost: benchmarks are queued only for device classes
     /// with a runner heard from within it.
     pub runner_lease: Duration,
+    /// The child process that opens the version's files, and its limits.
+    pub step_limits: StepLimits,
+}
+
+/// A step's child answered with an output of another step: a bug, not the model's fault.
+fn unexpected(kind: &str) -> JobError {
+    JobError::Transient(Error::Internal(format!(
+        "the {kind} step's process answered for another step"
+    )))
 }

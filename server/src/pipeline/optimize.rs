@@ -11,8 +11,10 @@ use serde_json::json;
 
 use serde::{Deserialize, Serialize};
 
+use super::isolation::run_isolated;
+use super::step::{MadeVariant, StepOutput, StepRequest};
 use super::workspace::Workspace;
-use super::{HeldJob, Job, JobContext, JobError, variant_store};
+use super::{HeldJob, Job, JobContext, JobError, unexpected, variant_store};
 use crate::db::repos::{variants, versions};
 
 /// The last step on push: the variants the push's options ask for.
@@ -105,7 +107,7 @@ fn pushed_inputs(
     ))
 }
 
-fn make_variants(
+fn make_all(
     model_file: &Path,
     sample_inputs: Option<&Path>,
     out_dir: &Path,
@@ -196,20 +198,18 @@ async fn run(
             "no variants were asked for (kiln push --variants none)".to_owned(),
         ));
     }
-    let kinds: Vec<(VariantKind, f64)> = names
-        .iter()
-        .map(|name| {
-            let kind = VariantKind::parse(name)
-                .ok_or_else(|| JobError::Refused(format!("unknown variant {name:?}")))?;
-            let tolerance = options
-                .tolerances
-                .as_ref()
-                .and_then(|t| t.get(name))
-                .copied()
-                .unwrap_or(kind.default_tolerance());
-            Ok((kind, tolerance))
-        })
-        .collect::<Result<_, JobError>>()?;
+    let mut variants = Vec::with_capacity(names.len());
+    for name in &names {
+        let kind = VariantKind::parse(name)
+            .ok_or_else(|| JobError::Refused(format!("unknown variant {name:?}")))?;
+        let tolerance = options
+            .tolerances
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .copied()
+            .unwrap_or(kind.default_tolerance());
+        variants.push((name.clone(), tolerance));
+    }
     let version_id = job.version_id.clone();
     let source = context
         .db
@@ -246,15 +246,27 @@ async fn run(
             .collect(),
     )
     .await?;
-    let model_file = workspace.path(&source.0.model_path);
-    let sample_inputs = sample.is_some().then(|| workspace.path(SAMPLE));
-    let out_dir = workspace.scratch().join("variants");
-    let (made, outcome) = tokio::task::spawn_blocking(move || {
-        make_variants(&model_file, sample_inputs.as_deref(), &out_dir, &kinds)
-    })
-    .await?
-    .map_err(blocking_failure)?;
-    let passes = outcome["passes"].clone();
+    let request = StepRequest::Optimize {
+        model_file: workspace.path(&source.0.model_path),
+        sample_inputs: sample.is_some().then(|| workspace.path(SAMPLE)),
+        out_dir: workspace.scratch().join("variants"),
+        variants,
+    };
+    let StepOutput::Optimized {
+        made,
+        passes,
+        not_made,
+    } = run_isolated(&context.step_limits, Optimize::KIND, &request).await?
+    else {
+        return Err(unexpected(Optimize::KIND));
+    };
+    let status = |made: &MadeVariant| {
+        if made.deployable {
+            VariantStatus::Deployable
+        } else {
+            VariantStatus::Rejected
+        }
+    };
     let mut rows = Vec::with_capacity(made.len());
     for variant in &made {
         let files =
@@ -263,7 +275,7 @@ async fn run(
         let row = variant_store::variant_row(
             &job.version_id,
             &variant.name,
-            variant.status,
+            status(variant),
             "model.onnx",
             &variant.checked,
             Some(&variant.validation),
@@ -273,8 +285,42 @@ async fn run(
     }
     let summary: Vec<serde_json::Value> = made
         .iter()
-        .map(|m| json!({ "variant": m.name, "status": m.status.as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
+        .map(|m| json!({ "variant": m.name, "status": status(m).as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
         .collect();
     variant_store::store(context, held, rows).await?;
-    Ok(json!({ "passes": passes, "variants": summary, "not_made": outcome["not_made"] }))
+    Ok(json!({ "passes": passes, "variants": summary, "not_made": not_made }))
+}
+
+/// Optimizes the model and makes the asked variants, each judged against it (in the step's child
+/// process).
+pub(super) fn make_variants(
+    model_file: &Path,
+    sample_inputs: Option<&Path>,
+    out_dir: &Path,
+    variants: &[(String, f64)],
+) -> Result<StepOutput, JobError> {
+    let kinds = variants
+        .iter()
+        .map(|(name, tolerance)| {
+            VariantKind::parse(name)
+                .map(|kind| (kind, *tolerance))
+                .ok_or_else(|| JobError::Refused(format!("unknown variant {name:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (made, outcome) =
+        make_all(model_file, sample_inputs, out_dir, &kinds).map_err(blocking_failure)?;
+    Ok(StepOutput::Optimized {
+        made: made
+            .into_iter()
+            .map(|m| MadeVariant {
+                deployable: m.status == VariantStatus::Deployable,
+                name: m.name,
+                checked: m.checked,
+                validation: m.validation,
+                files: m.files,
+            })
+            .collect(),
+        passes: outcome["passes"].clone(),
+        not_made: outcome["not_made"].clone(),
+    })
 }

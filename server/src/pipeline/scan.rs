@@ -5,8 +5,12 @@ use kiln_core::api::PipelineOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::path::PathBuf;
+
+use super::isolation::run_isolated;
+use super::step::{StepOutput, StepRequest};
 use super::workspace::Workspace;
-use super::{HeldJob, Job, JobContext, JobError};
+use super::{HeldJob, Job, JobContext, JobError, unexpected};
 
 /// The first step on push; its payload is the push's options, passed on to the steps after it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,25 +28,34 @@ impl Job for Scan {
         held: &HeldJob,
     ) -> Result<serde_json::Value, JobError> {
         let (_, workspace) = Workspace::of_version(context, held.version_id()).await?;
-        let reports = tokio::task::spawn_blocking(move || {
-            let mut reports = Vec::new();
-            for (path, local) in &workspace.files {
-                match kiln_onnx::inspect::inspect_file(local) {
-                    Ok(report) => reports.push(json!({
-                        "path": path,
-                        "format": report.format.as_str(),
-                        "notes": report.notes,
-                    })),
-                    Err(e @ kiln_onnx::ModelError::Io(_)) => {
-                        let e = std::io::Error::other(format!("{path}: {e}"));
-                        return Err(JobError::Transient(e.into()));
-                    }
-                    Err(refusal) => return Err(JobError::Refused(format!("{path}: {refusal}"))),
-                }
-            }
-            Ok(reports)
-        })
-        .await??;
+        let request = StepRequest::Scan {
+            files: workspace.files.clone(),
+        };
+        let StepOutput::Scanned { reports } =
+            run_isolated(&context.step_limits, Self::KIND, &request).await?
+        else {
+            return Err(unexpected(Self::KIND));
+        };
         Ok(json!({ "files": reports }))
     }
+}
+
+/// Recognises and checks every file (in the step's child process).
+pub(super) fn inspect_all(files: &[(String, PathBuf)]) -> Result<StepOutput, JobError> {
+    let mut reports = Vec::new();
+    for (path, local) in files {
+        match kiln_onnx::inspect::inspect_file(local) {
+            Ok(report) => reports.push(json!({
+                "path": path,
+                "format": report.format.as_str(),
+                "notes": report.notes,
+            })),
+            Err(e @ kiln_onnx::ModelError::Io(_)) => {
+                let e = std::io::Error::other(format!("{path}: {e}"));
+                return Err(JobError::Transient(e.into()));
+            }
+            Err(refusal) => return Err(JobError::Refused(format!("{path}: {refusal}"))),
+        }
+    }
+    Ok(StepOutput::Scanned { reports })
 }

@@ -21,7 +21,7 @@ use crate::config::{DatabaseSettings, Settings, TlsSettings};
 use crate::db::Database;
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
-use crate::pipeline::{JobContext, PipelineQueue};
+use crate::pipeline::{JobContext, PipelineQueue, StepLimits};
 use crate::services::{Foundations, Services};
 use crate::storage::BlobStore;
 
@@ -90,6 +90,7 @@ impl Application {
                 store: store.clone(),
                 signer,
                 runner_lease: settings.runner_lease,
+                step_limits: step_limits(&settings)?,
             },
             crate::pipeline::registry(),
             queue,
@@ -140,6 +141,23 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Pipeline steps run in a child process of this very binary (or the one the settings name).
+fn step_limits(settings: &Settings) -> Result<StepLimits, Error> {
+    let executable = match &settings.step_executable {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            Error::Startup(format!(
+                "cannot find this program's path to run pipeline steps in: {e}"
+            ))
+        })?,
+    };
+    Ok(StepLimits {
+        executable,
+        memory_bytes: settings.step_memory_bytes,
+        time: settings.step_time,
+    })
 }
 
 /// The first start of a registry prints its administrator's token, once; it is stored only as a hash.
