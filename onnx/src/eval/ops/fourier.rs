@@ -218,6 +218,14 @@ fn write(values: &[Complex], dims: &[usize], like: &Tensor) -> Result<Tensor, Mo
     Ok(Tensor::from_vec(flat, shape, like.device())?.to_dtype(like.dtype())?)
 }
 
+/// The product of some of a tensor's dims; a tensor with a zero dim may have others whose product
+/// overflows.
+fn checked_product(dims: &[usize]) -> Result<usize, ModelError> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| evaluation(format!("the dims {dims:?} overflow")))
+}
+
 fn checked_elements(dims: &[usize]) -> Result<usize, ModelError> {
     let count = dims
         .iter()
@@ -280,8 +288,8 @@ pub fn dft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     out_dims[axis] = kept;
     checked_elements(&out_dims)?;
     check_length(n)?;
-    let outer: usize = signal.dims[..axis].iter().product();
-    let inner: usize = signal.dims[axis + 1..].iter().product();
+    let outer = checked_product(&signal.dims[..axis])?;
+    let inner = checked_product(&signal.dims[axis + 1..])?;
     let plan = Plan::new(n, inverse);
     let norm = if inverse { 1.0 / n as f64 } else { 1.0 };
     let mut out = vec![Complex::default(); outer * kept * inner];

@@ -117,10 +117,13 @@ pub fn mel_weight_matrix(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let mel = |hz: f64| 2595.0 * (1.0 + hz / 700.0).log10();
     let (low_mel, high_mel) = (mel(lower), mel(upper));
     let step = (high_mel - low_mel) / (mel_bins + 2) as f64;
+    // Edges beyond the matrix are clamped to one past either end: such a filter is refused below either
+    // way, and the clamp keeps the differences of edges far from i64's limits.
     let edges: Vec<i64> = (0..mel_bins + 2)
         .map(|i| {
             let hz = 700.0 * (10f64.powf((i as f64 * step + low_mel) / 2595.0) - 1.0);
-            ((dft_length as f64 + 1.0) * hz / sample_rate as f64).floor() as i64
+            let bin = ((dft_length as f64 + 1.0) * hz / sample_rate as f64).floor();
+            bin.clamp(-1.0, rows as f64 + 1.0) as i64
         })
         .collect();
     let mut matrix = vec![0f64; count];

@@ -100,10 +100,10 @@ fn embed(
             usize::try_from(id)
                 .ok()
                 .filter(|&i| i < rows)
-                .map(|i| i as u32)
+                .map(|_| id)
                 .ok_or_else(|| evaluation(format!("{what}: id {id} is outside 0 to {rows}")))
         })
-        .collect::<Result<Vec<u32>, ModelError>>()?;
+        .collect::<Result<Vec<i64>, ModelError>>()?;
     let indices = Tensor::from_vec(indices, ids.len(), table.device())?;
     Ok(table
         .index_select(&indices, 0)?
