@@ -3,7 +3,9 @@
 //! Implemented: `num_heads`, `qkv_hidden_sizes` (V may differ from Q and K), the optional bias, `scale`,
 //! `unidirectional`, `mask_filter_value`, `past` → `present` (concatenated, not a shared buffer), an
 //! additive `attention_bias` (input 5), and `mask_index` as a 1-D `[batch]` end position or `[2·batch]`
-//! end and start positions, a 2-D `[batch, total]` raw mask, or a 3-D `[batch, sequence, total]` raw mask.
+//! end and start positions, a 2-D `[batch, total]` raw mask (or the `[batch|1, 1]` dummy, no mask), or a
+//! 3-D `[batch, sequence, total]` raw mask; as in ONNX Runtime a hidden key gets `mask_filter_value`
+//! (-10000) added, not -∞, and causality adds it again.
 //! Not implemented, each refused with its own message: the 4-D Megatron mask, `do_rotary`,
 //! `past_present_share_buffer`.
 
@@ -48,6 +50,8 @@ fn mask_bias(
                 Box::new(|b, _, t| (t as i64) < values[b] && (t as i64) >= values[b + batch])
             }
             [b, t] if *b == batch && *t == total => Box::new(|b, _, t| values[b * total + t] > 0),
+            // ONNX Runtime's dummy mask: the same as none.
+            [b, 1] if *b == batch || *b == 1 => Box::new(|_, _, _| true),
             [b, s, t] if *b == batch && *s == sequence && *t == total => {
                 Box::new(|b, s, t| values[(b * sequence + s) * total + t] > 0)
             }
@@ -338,6 +342,18 @@ mod tests {
         );
         let ends_and_causal = |b: usize, s: usize, t: usize| t < [2, 3][b] && t <= s;
         assert_close(&ends[0], &reference(&x, &w, &bias, 1, ends_and_causal));
+        let dummy = Tensor::ones((1, 1), DType::I64, &Device::Cpu).unwrap();
+        let unmasked = run(
+            "Attention",
+            vec![int("num_heads", 2)],
+            &[
+                Some(x.clone()),
+                Some(w.clone()),
+                Some(bias.clone()),
+                Some(dummy),
+            ],
+        );
+        assert_close(&unmasked[0], &reference(&x, &w, &bias, 2, |_, _, _| true));
     }
 
     #[test]
