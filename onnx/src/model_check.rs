@@ -26,7 +26,8 @@ pub const MAX_ELEMENTS: u64 = 1 << 40;
 /// Subgraphs (If branches, Loop and Scan bodies) nest at most this deep; real exports use a few levels.
 pub const MAX_SUBGRAPH_DEPTH: usize = 16;
 
-/// Operator-set domains kiln recognises, with the newest version of each.
+/// Operator-set domains kiln recognises, with the newest version of each. A model may import others (or
+/// newer versions): the check accepts it, and the evaluator reports those operators as ones it cannot run.
 const KNOWN_DOMAINS: &[(&str, i64)] = &[
     ("", MAX_OPSET),
     ("ai.onnx", MAX_OPSET),
@@ -35,7 +36,18 @@ const KNOWN_DOMAINS: &[(&str, i64)] = &[
     ("ai.onnx.preview.training", 1),
     // ONNX Runtime's contrib ops, which its own exporters and optimizers write.
     ("com.microsoft", 1),
+    ("com.microsoft.nchwc", 1),
+    // ONNX Runtime's layout-optimized (NHWC) copies of standard ops, versioned like ai.onnx.
+    ("com.ms.internal.nhwc", MAX_OPSET),
 ];
+
+/// The newest version of an operator domain kiln knows, if it knows the domain.
+pub fn newest_opset(domain: &str) -> Option<i64> {
+    KNOWN_DOMAINS
+        .iter()
+        .find(|(known, _)| *known == domain)
+        .map(|(_, newest)| *newest)
+}
 
 /// The `ai.onnx` opset a model imports (the default domain), if it imports one.
 pub fn ai_onnx_opset(model: &ModelProto) -> Option<i64> {
@@ -173,20 +185,13 @@ pub fn check_model(model: &ModelProto) -> Result<CheckedModel, ModelError> {
                 "opset domain {domain:?} is imported twice"
             )));
         }
-        match KNOWN_DOMAINS.iter().find(|(known, _)| *known == domain) {
-            Some((_, newest)) if (1..=*newest).contains(&version) => {}
-            Some((_, newest)) => {
-                return Err(refused(format!(
-                    "opset {version} of domain {:?} is not one kiln knows (1 to {newest})",
-                    if domain.is_empty() { "ai.onnx" } else { domain }
-                )));
-            }
-            None if local_functions.contains(domain) => {}
-            None => {
-                return Err(refused(format!(
-                    "operator domain {domain:?} is not one kiln knows"
-                )));
-            }
+        // A version kiln does not know, or a domain it does not know, is not malformed: the model is
+        // accepted and the evaluator names the operators it cannot run. A version below 1 is malformed.
+        if version < 1 && !local_functions.contains(domain) {
+            return Err(refused(format!(
+                "opset {version} of domain {:?} is not a valid version",
+                if domain.is_empty() { "ai.onnx" } else { domain }
+            )));
         }
         if domain.is_empty() || domain == "ai.onnx" {
             opset = Some(version);

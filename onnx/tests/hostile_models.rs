@@ -98,11 +98,68 @@ fn raw_data_that_does_not_match_the_shape_is_refused() {
     assert!(refused(&model).contains("its shape needs"));
 }
 
+/// What the evaluator says about a model the scan accepted.
+fn cannot_validate(model: &ModelProto) -> String {
+    match kiln_onnx::eval::Session::new(model, None, &Device::Cpu) {
+        Err(ModelError::UnsupportedOp(ops)) => ops,
+        Err(other) => panic!("expected UnsupportedOp, got {other}"),
+        Ok(_) => panic!("expected UnsupportedOp, the session was built"),
+    }
+}
+
+/// A newer opset than kiln knows is not malformed: the scan accepts the model and the evaluator names the
+/// operators it cannot run at that version.
 #[test]
-fn an_unknown_opset_is_refused() {
+fn an_unknown_opset_is_accepted_but_cannot_be_validated() {
     let mut model = tiny_onnx();
     model.opset_import[0].version = Some(99);
-    assert!(refused(&model).contains("opset 99 of domain \"ai.onnx\" is not one kiln knows"));
+    let report = inspect_model(&model).unwrap();
+    assert!(
+        report.notes[0].starts_with("opset 99"),
+        "{:?}",
+        report.notes
+    );
+    let ops = cannot_validate(&model);
+    assert!(ops.contains("MatMul (ai.onnx opset 99)"), "{ops}");
+}
+
+/// A domain kiln does not know (here ONNX Runtime's NHWC layout ops and an invented one) is accepted by
+/// the scan; the evaluator names each of its operators with the domain.
+#[test]
+fn an_unknown_operator_domain_is_accepted_but_cannot_be_validated() {
+    for domain in ["com.ms.internal.nhwc", "org.example.custom"] {
+        let mut model = tiny_onnx();
+        model
+            .opset_import
+            .push(kiln_onnx::proto::OperatorSetIdProto {
+                domain: Some(domain.into()),
+                version: Some(1),
+            });
+        let node = &mut model.graph.as_mut().unwrap().node[0];
+        node.domain = Some(domain.into());
+        let op = node.op_type.clone().unwrap();
+        inspect_model(&model).unwrap();
+        let ops = cannot_validate(&model);
+        assert_eq!(ops, format!("{domain}::{op}"));
+    }
+}
+
+/// What stays refused about domains is what is malformed: a domain used but not imported, one imported
+/// twice, and a version below 1.
+#[test]
+fn malformed_opset_imports_are_still_refused() {
+    let mut model = tiny_onnx();
+    model.graph.as_mut().unwrap().node[0].domain = Some("com.microsoft".into());
+    assert!(refused(&model).contains("which the model does not import"));
+
+    let mut model = tiny_onnx();
+    let first = model.opset_import[0].clone();
+    model.opset_import.push(first);
+    assert!(refused(&model).contains("imported twice"));
+
+    let mut model = tiny_onnx();
+    model.opset_import[0].version = Some(0);
+    assert!(refused(&model).contains("is not a valid version"));
 }
 
 #[test]

@@ -46,20 +46,7 @@ impl Session {
             let name = tensor.name.clone().unwrap_or_default();
             initializers.insert(name, tensor_io::from_proto(tensor, base_dir, device)?);
         }
-        let unsupported: Vec<String> = graph
-            .node
-            .iter()
-            .filter(|n| {
-                ops::lookup(
-                    n.domain.as_deref().unwrap_or(""),
-                    n.op_type.as_deref().unwrap_or(""),
-                )
-                .is_none()
-            })
-            .map(|n| n.op_type.clone().unwrap_or_default())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let unsupported = ops::unsupported_ops(model);
         if !unsupported.is_empty() {
             return Err(ModelError::UnsupportedOp(unsupported.join(", ")));
         }

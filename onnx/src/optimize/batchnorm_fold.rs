@@ -30,7 +30,10 @@ impl Pass for FoldBatchNormIntoConv {
         loop {
             let usage = Usage::of(graph);
             let found = graph.node.iter().enumerate().find_map(|(ci, conv)| {
-                if conv.op_type.as_deref() != Some("Conv") || conv.output.len() != 1 {
+                if conv.op_type.as_deref() != Some("Conv")
+                    || !super::in_default_domain(conv)
+                    || conv.output.len() != 1
+                {
                     return None;
                 }
                 let y = &conv.output[0];
@@ -44,6 +47,7 @@ impl Pass for FoldBatchNormIntoConv {
                     .iter()
                     .any(|a| a.name.as_deref() == Some("training_mode") && a.i == Some(1));
                 if bn.op_type.as_deref() != Some("BatchNormalization")
+                    || !super::in_default_domain(bn)
                     || training
                     || bn.output.iter().filter(|o| !o.is_empty()).count() != 1
                     || bn.input.first() != Some(y)

@@ -70,7 +70,10 @@ impl Pass for FuseMatMulAdd {
                     .map(|t| t.dims.clone())
             };
             let found = graph.node.iter().enumerate().find_map(|(mi, mm)| {
-                if mm.op_type.as_deref() != Some("MatMul") || mm.input.len() != 2 {
+                if mm.op_type.as_deref() != Some("MatMul")
+                    || !super::in_default_domain(mm)
+                    || mm.input.len() != 2
+                {
                     return None;
                 }
                 let (a, b) = (&mm.input[0], &mm.input[1]);
@@ -84,7 +87,10 @@ impl Pass for FuseMatMulAdd {
                 }
                 let ai = usage.readers[y][0];
                 let add = &graph.node[ai];
-                if add.op_type.as_deref() != Some("Add") || add.input.len() != 2 {
+                if add.op_type.as_deref() != Some("Add")
+                    || !super::in_default_domain(add)
+                    || add.input.len() != 2
+                {
                     return None;
                 }
                 let c = if &add.input[0] == y {
@@ -147,5 +153,17 @@ mod tests {
             .collect();
         assert!(ops.contains(&"Gemm") && !ops.contains(&"MatMul"), "{ops:?}");
         outputs_match(&before, &after);
+    }
+
+    /// A MatMul of another domain is a different operator that happens to share the name.
+    #[test]
+    fn a_matmul_of_another_domain_is_left_alone() {
+        let mut model = mlp(false);
+        for node in &mut model.graph.as_mut().unwrap().node {
+            if node.op_type.as_deref() == Some("MatMul") {
+                node.domain = Some("org.example.custom".into());
+            }
+        }
+        assert!(!FuseMatMulAdd.run(&mut model).unwrap());
     }
 }

@@ -37,7 +37,7 @@ impl Pass for EliminateIdentity {
                     _ => false,
                 };
                 let (input, output) = (node.input.first()?, node.output.first()?);
-                if !removable || input.is_empty() {
+                if !removable || !super::in_default_domain(node) || input.is_empty() {
                     return None;
                 }
                 let readers_ok = usage

@@ -48,6 +48,12 @@ pub fn remove_dead_code(model: &mut ModelProto) -> Result<bool, ModelError> {
     dead_code::EliminateDeadCode.run(model)
 }
 
+/// Whether a node is a standard ONNX operator: the passes match operators by name, and another domain
+/// (ONNX Runtime's NHWC copies, a custom domain) may reuse a name with other semantics.
+fn in_default_domain(node: &crate::proto::NodeProto) -> bool {
+    matches!(node.domain.as_deref(), None | Some("" | "ai.onnx"))
+}
+
 fn node_count(model: &ModelProto) -> usize {
     model.graph.as_ref().map_or(0, |g| g.node.len())
 }

@@ -1,8 +1,10 @@
 //! The operators kiln's evaluator implements, by ONNX name. Adding one is a function in the module of its
 //! kind, a line in [`lookup`], and its own test beside it.
 
+mod contrib;
 mod conv_transpose;
 mod elementwise;
+mod fourier;
 mod indexing;
 mod layout;
 mod logic;
@@ -23,11 +25,16 @@ use candle_core::Tensor;
 
 use super::node::{self, Node};
 use crate::ModelError;
+use crate::proto::ModelProto;
 
 pub type OpFn = fn(&Node<'_>, &[Option<Tensor>]) -> Result<Vec<Tensor>, ModelError>;
 
-/// The operator for a node, when kiln implements it (default `ai.onnx` domain only).
+/// The operator for a node, when kiln implements it: the default `ai.onnx` domain and ONNX Runtime's
+/// `com.microsoft` contrib operators.
 pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
+    if domain == contrib::DOMAIN {
+        return contrib::lookup(op_type);
+    }
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
     }
@@ -158,6 +165,9 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "HannWindow" => signal::hann_window,
         "HammingWindow" => signal::hamming_window,
         "BlackmanWindow" => signal::blackman_window,
+        "MelWeightMatrix" => signal::mel_weight_matrix,
+        "DFT" => fourier::dft,
+        "STFT" => fourier::stft,
         "DynamicQuantizeLinear" => signal::dynamic_quantize_linear,
         "MeanVarianceNormalization" => normalization::mean_variance_normalization,
         "ScatterND" => indexing::scatter_nd,
@@ -176,6 +186,48 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
     })
 }
 
+/// The operators of the model's main graph that kiln cannot run, each named once and sorted: `Op` in the
+/// default domain, `domain::Op` in any other, and `Op (domain opset N)` when the model imports a version
+/// of a domain newer than kiln knows (its operators may have changed meaning there).
+pub fn unsupported_ops(model: &ModelProto) -> Vec<String> {
+    let Some(graph) = model.graph.as_ref() else {
+        return Vec::new();
+    };
+    let imported = |domain: &str| {
+        model
+            .opset_import
+            .iter()
+            .find(|o| canonical_domain(o.domain.as_deref().unwrap_or("")) == domain)
+            .and_then(|o| o.version)
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for proto in &graph.node {
+        let domain = canonical_domain(proto.domain.as_deref().unwrap_or(""));
+        let op = proto.op_type.as_deref().unwrap_or("");
+        let qualified = if domain == "ai.onnx" {
+            op.to_owned()
+        } else {
+            format!("{domain}::{op}")
+        };
+        let newest = crate::model_check::newest_opset(domain);
+        match (imported(domain), newest) {
+            (Some(version), Some(newest)) if version > newest => {
+                names.insert(format!("{op} ({domain} opset {version})"));
+            }
+            _ if lookup(domain, op).is_none() => {
+                names.insert(qualified);
+            }
+            _ => {}
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// `ai.onnx` for the default domain, which models spell either way.
+fn canonical_domain(domain: &str) -> &str {
+    if domain.is_empty() { "ai.onnx" } else { domain }
+}
+
 /// Dropout at inference is the identity; its optional mask output is all true.
 fn dropout(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, ModelError> {
     let x = node::required(inputs, 0)?;
@@ -186,7 +238,10 @@ fn dropout(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, Mo
     Ok(out)
 }
 
-/// Every operator [`lookup`] knows (for docs and the node-test report).
+/// Every `com.microsoft` contrib operator [`lookup`] knows.
+pub const SUPPORTED_CONTRIB_OPS: &[&str] = contrib::SUPPORTED_OPS;
+
+/// Every default-domain operator [`lookup`] knows (for docs and the node-test report).
 pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
     "Sub",
@@ -314,6 +369,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "HannWindow",
     "HammingWindow",
     "BlackmanWindow",
+    "MelWeightMatrix",
+    "DFT",
+    "STFT",
     "DynamicQuantizeLinear",
     "MeanVarianceNormalization",
     "ScatterND",
@@ -367,6 +425,24 @@ pub(crate) mod testing {
             name: Some(name.to_owned()),
             ints: values.to_vec(),
             r#type: Some(7),
+            ..Default::default()
+        }
+    }
+
+    pub fn float(name: &str, value: f32) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_owned()),
+            f: Some(value),
+            r#type: Some(1),
+            ..Default::default()
+        }
+    }
+
+    pub fn string(name: &str, value: &str) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_owned()),
+            s: Some(value.as_bytes().to_vec().into()),
+            r#type: Some(3),
             ..Default::default()
         }
     }

@@ -1,4 +1,4 @@
-//! Window functions (Hann, Hamming, Blackman) and DynamicQuantizeLinear.
+//! Window functions (Hann, Hamming, Blackman), MelWeightMatrix and DynamicQuantizeLinear.
 
 use candle_core::{DType, Tensor};
 
@@ -7,21 +7,64 @@ use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
+/// The longest window or mel matrix side kiln builds: sizes come from the model, so they are bounded.
+const MAX_SIGNAL_LENGTH: i64 = 1 << 26;
+
+/// A scalar (or one-element) integer input such as a size, length or axis.
+pub(super) fn scalar_input(tensor: &Tensor, what: &str) -> Result<i64, ModelError> {
+    match int_values(tensor)?[..] {
+        [value] => Ok(value),
+        _ => Err(ModelError::Evaluation(format!(
+            "{what} must be a scalar, not a tensor of shape {:?}",
+            tensor.dims()
+        ))),
+    }
+}
+
+/// A size input in `0..=MAX_SIGNAL_LENGTH`.
+fn size_input(tensor: &Tensor, what: &str) -> Result<usize, ModelError> {
+    let value = scalar_input(tensor, what)?;
+    if !(0..=MAX_SIGNAL_LENGTH).contains(&value) {
+        return Err(ModelError::Evaluation(format!(
+            "{what} {value} is outside 0 to {MAX_SIGNAL_LENGTH}"
+        )));
+    }
+    Ok(value as usize)
+}
+
+/// The element type named by `output_datatype` (float unless given).
+fn output_dtype(node: &Node<'_>) -> Result<DType, ModelError> {
+    let code = node.int("output_datatype", 1);
+    i32::try_from(code)
+        .ok()
+        .and_then(super::super::tensor_io::dtype_of)
+        .ok_or_else(|| {
+            ModelError::Evaluation(format!("output_datatype {code} is not a supported type"))
+        })
+}
+
+/// A cosine-sum window `f(2πn/N)`, N the size (periodic) or the size minus one (symmetric).
 fn window(node: &Node<'_>, inputs: &[Option<Tensor>], f: impl Fn(f64) -> f64) -> Out {
-    let size = int_values(required(inputs, 0)?)?[0].max(0) as usize;
+    let size_tensor = required(inputs, 0)?;
+    let size = size_input(size_tensor, "the window size")?;
     let periodic = node.int("periodic", 1) != 0;
     let denominator = if periodic {
-        size as f64
+        size
     } else {
-        size as f64 - 1.0
+        size.saturating_sub(1)
     };
     let values: Vec<f64> = (0..size)
-        .map(|n| f(2.0 * std::f64::consts::PI * n as f64 / denominator))
+        .map(|n| {
+            // A symmetric window of one value would divide 0 by 0; like NumPy and PyTorch it is [1].
+            if denominator == 0 {
+                1.0
+            } else {
+                f(2.0 * std::f64::consts::PI * n as f64 / denominator as f64)
+            }
+        })
         .collect();
-    let dtype = super::super::tensor_io::dtype_of(node.int("output_datatype", 1) as i32)
-        .unwrap_or(DType::F32);
     Ok(vec![
-        Tensor::from_vec(values, size, required(inputs, 0)?.device())?.to_dtype(dtype)?,
+        Tensor::from_vec(values, size, size_tensor.device())?.to_dtype(output_dtype(node)?)?,
     ])
 }
 
@@ -37,6 +80,82 @@ pub fn blackman_window(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     window(node, inputs, |x| {
         0.42 - 0.5 * x.cos() + 0.08 * (2.0 * x).cos()
     })
+}
+
+/// MelWeightMatrix (opset 17): `[dft_length/2 + 1, num_mel_bins]` triangular filters, evenly spaced on
+/// the mel scale between the edge frequencies, computed as ONNX's reference does (bin edges floored
+/// to spectrogram bins, so neighbouring filters may collapse to a single 1).
+pub fn mel_weight_matrix(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let mel_bins = size_input(required(inputs, 0)?, "num_mel_bins")?;
+    let dft_length = size_input(required(inputs, 1)?, "dft_length")?;
+    let sample_rate = scalar_input(required(inputs, 2)?, "sample_rate")?;
+    if sample_rate <= 0 {
+        return Err(ModelError::Evaluation(format!(
+            "sample_rate must be positive, not {sample_rate}"
+        )));
+    }
+    let hertz = |index: usize, what: &str| -> Result<f64, ModelError> {
+        match required(inputs, index)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?[..]
+        {
+            [value] if value.is_finite() => Ok(value),
+            _ => Err(ModelError::Evaluation(format!(
+                "{what} must be a finite scalar"
+            ))),
+        }
+    };
+    let (lower, upper) = (hertz(3, "lower_edge_hertz")?, hertz(4, "upper_edge_hertz")?);
+    let rows = dft_length / 2 + 1;
+    let count = rows
+        .checked_mul(mel_bins)
+        .filter(|&c| c <= MAX_SIGNAL_LENGTH as usize)
+        .ok_or_else(|| {
+            ModelError::Evaluation(format!("a {rows} x {mel_bins} mel matrix is too large"))
+        })?;
+    let mel = |hz: f64| 2595.0 * (1.0 + hz / 700.0).log10();
+    let (low_mel, high_mel) = (mel(lower), mel(upper));
+    let step = (high_mel - low_mel) / (mel_bins + 2) as f64;
+    // Edges beyond the matrix are clamped to one past either end: such a filter is refused below either
+    // way, and the clamp keeps the differences of edges far from i64's limits.
+    let edges: Vec<i64> = (0..mel_bins + 2)
+        .map(|i| {
+            let hz = 700.0 * (10f64.powf((i as f64 * step + low_mel) / 2595.0) - 1.0);
+            let bin = ((dft_length as f64 + 1.0) * hz / sample_rate as f64).floor();
+            bin.clamp(-1.0, rows as f64 + 1.0) as i64
+        })
+        .collect();
+    let mut matrix = vec![0f64; count];
+    let mut set = |row: i64, column: usize, value: f64| -> Result<(), ModelError> {
+        match usize::try_from(row).ok().filter(|&r| r < rows) {
+            Some(r) => {
+                matrix[r * mel_bins + column] = value;
+                Ok(())
+            }
+            None => Err(ModelError::Evaluation(format!(
+                "mel filter {column} reaches spectrogram bin {row}, outside 0 to {}",
+                rows - 1
+            ))),
+        }
+    };
+    for (i, edge) in edges.windows(3).enumerate() {
+        let (left, center, right) = (edge[0], edge[1], edge[2]);
+        if center == left {
+            set(center, i, 1.0)?;
+        } else {
+            for j in left..=center {
+                set(j, i, (j - left) as f64 / (center - left) as f64)?;
+            }
+        }
+        for j in center..right {
+            set(j, i, (right - j) as f64 / (right - center) as f64)?;
+        }
+    }
+    let device = required(inputs, 0)?.device();
+    Ok(vec![
+        Tensor::from_vec(matrix, (rows, mel_bins), device)?.to_dtype(output_dtype(node)?)?,
+    ])
 }
 
 /// uint8 quantization with a scale and zero point computed from the data's range (always including 0).
@@ -65,13 +184,64 @@ pub fn dynamic_quantize_linear(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, i64s, run};
+    use super::super::testing::{f32s, i64s, int, run};
 
     #[test]
     fn periodic_hann_window_starts_at_zero() {
         let out = run("HannWindow", 17, vec![], &[i64s(&[4])]);
         let v = out[0].to_vec1::<f32>().unwrap();
         assert!(v[0].abs() < 1e-7 && (v[2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_symmetric_window_of_one_is_one_and_sizes_are_bounded() {
+        let out = run("HammingWindow", 17, vec![int("periodic", 0)], &[i64s(&[1])]);
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![1.0]);
+        let proto = crate::proto::NodeProto::default();
+        let node = crate::eval::node::Node::new(&proto, 17);
+        for bad in [i64s(&[-1]), i64s(&[1 << 40]), i64s(&[])] {
+            assert!(super::hann_window(&node, &[bad]).is_err());
+        }
+    }
+
+    #[test]
+    fn mel_filters_are_triangles_between_mel_spaced_bins() {
+        // ONNX's own case: 8 mel bins over a 16-point DFT at 8192 Hz, 0 to 4096 Hz.
+        let out = run(
+            "MelWeightMatrix",
+            17,
+            vec![],
+            &[
+                i64s(&[8]),
+                i64s(&[16]),
+                i64s(&[8192]),
+                f32s(&[0.], &[]),
+                f32s(&[4096.], &[]),
+            ],
+        );
+        assert_eq!(out[0].dims(), &[9, 8]);
+        let rows = out[0].to_vec2::<f32>().unwrap();
+        assert_eq!(rows[0], vec![1., 1., 0., 0., 0., 0., 0., 0.]);
+        assert_eq!(rows[1], vec![0., 0., 1., 1., 0., 0., 0., 0.]);
+        assert_eq!(rows[5], vec![0., 0., 0., 0., 0., 0., 0., 1.]);
+        assert!(rows[6..].iter().flatten().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn mel_filters_outside_the_spectrogram_are_errors() {
+        let proto = crate::proto::NodeProto::default();
+        let node = crate::eval::node::Node::new(&proto, 17);
+        let inputs = [
+            i64s(&[4]),
+            i64s(&[16]),
+            i64s(&[100]),
+            f32s(&[0.], &[]),
+            f32s(&[5000.], &[]),
+        ];
+        let err = super::mel_weight_matrix(&node, &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside"), "{err}");
     }
 
     #[test]
