@@ -38,23 +38,64 @@ fn a_valid_model_passes_and_reports_its_opset() {
     );
 }
 
-/// A truncated model is not recognised as ONNX at all, so a version holding only it has nothing to convert.
+/// A truncated `model.onnx` is refused by the scan saying what is wrong with it (not stored as an opaque
+/// file that then has "nothing to convert").
 #[test]
-fn a_truncated_model_is_not_taken_for_onnx() {
+fn a_truncated_model_is_refused_as_not_valid_onnx() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = tiny_onnx().encode_to_vec();
     let path = dir.path().join("model.onnx");
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
-    let report = inspect_file(&path).unwrap();
-    assert_eq!(report.format.as_str(), "other");
-    let source = kiln_onnx::convert::SourceFile {
-        path: "model.onnx".into(),
-        local: path,
-        format: report.format,
-    };
-    let err = kiln_onnx::convert::plan(&[source]).unwrap_err().to_string();
+    let err = inspect_file(&path).unwrap_err().to_string();
     assert!(
-        err.starts_with("unsupported format: nothing to convert"),
+        err.starts_with("the ONNX model is refused: not a valid ONNX model: "),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\n') && err.len() < 200,
+        "one short line: {err}"
+    );
+}
+
+/// A `.safetensors` file whose header is garbage is refused as such, not taken for an opaque file.
+#[test]
+fn a_garbage_safetensors_header_is_refused_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!").unwrap();
+    let err = inspect_file(&path).unwrap_err().to_string();
+    assert!(err.contains("safetensors"), "{err}");
+}
+
+/// External data whose offset lies past the end of its file is refused by the scan.
+#[test]
+fn external_data_past_the_end_of_its_file_is_refused() {
+    use kiln_onnx::proto::StringStringEntryProto;
+    use kiln_onnx::proto::tensor_proto::DataLocation;
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = tiny_onnx();
+    let graph = model.graph.as_mut().unwrap();
+    let tensor = graph
+        .initializer
+        .first_mut()
+        .expect("the tiny model has a weight");
+    tensor.raw_data = None;
+    tensor.float_data.clear();
+    tensor.data_location = Some(DataLocation::External as i32);
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: Some(k.to_owned()),
+        value: Some(v.to_owned()),
+    };
+    tensor.external_data = vec![
+        entry("location", "weights.bin"),
+        entry("offset", "1000000000000000"),
+    ];
+    std::fs::write(dir.path().join("weights.bin"), [0u8; 16]).unwrap();
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    let err = inspect_file(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("lies past the end of \"weights.bin\", which has 16 bytes"),
         "{err}"
     );
 }
