@@ -13,8 +13,9 @@ assert manifest["model"] == model and manifest["version"] == version, manifest
 assert manifest["alias"] == alias, manifest
 assert manifest["variants"], "a manifest names at least one deployable variant"
 subject = f"{model}@{alias} -> {version}" if alias else f"{model}:{version}"
+origins = ", ".join(f"{v['name']} {v.get('origin', '?')}" for v in manifest["variants"])
 print(f"PyJWT {jwt.__version__}: verified {subject} "
-      f"(sequence {manifest['sequence']}, {len(manifest['variants'])} variants, key {key.key_id})")
+      f"(sequence {manifest['sequence']}, {len(manifest['variants'])} variants: {origins}; key {key.key_id})")
 header, payload, signature = jws.split(".")
 tampered = ".".join([header, payload[:-1] + ("A" if payload[-1] != "A" else "B"), signature])
 try:

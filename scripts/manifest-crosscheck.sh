@@ -9,7 +9,7 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install --quiet "pyjwt[crypto]==2.10.1"
 fi
 cargo build --quiet -p kiln-server -p kiln-cli
-cargo build --quiet -p kiln-onnx --example sample_checkpoint
+cargo build --quiet -p kiln-onnx --example sample_checkpoint --example sample_onnx
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 token=manifest-crosscheck-token-0123456789abcdef
@@ -19,14 +19,23 @@ server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
 for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# Waits until a version's pipeline settled: refused at the scan, or ready with no step still to run.
+settle() {
+  for _ in $(seq 300); do
+    state=$(target/debug/kiln show "$1" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+busy = any(j["state"] in ("queued", "running") for j in d["pipeline"] if j["kind"] != "benchmark")
+print("failed" if d["status"] == "failed" else "settled" if d["status"] == "ready" and not busy else "busy")')
+    [ "$state" = settled ] && return 0
+    [ "$state" = failed ] && { echo "$1: the scan refused it"; exit 1; }
+    sleep 0.2
+  done
+  echo "$1: the pipeline did not settle"; exit 1
+}
 target/debug/examples/sample_checkpoint gpt2 "$work/model" >/dev/null
 target/debug/kiln push "$work/model" acme/crosscheck:1 --variants fp32 >/dev/null
-for _ in $(seq 300); do
-  status=$(target/debug/kiln show acme/crosscheck:1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-  [ "$status" = ready ] && break
-  [ "$status" = failed ] && { echo "the pipeline failed"; exit 1; }
-  sleep 0.2
-done
+settle acme/crosscheck:1
 target/debug/kiln manifest acme/crosscheck:1 --jws >"$work/manifest.jws"
 "$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/manifest.jws" acme/crosscheck 1
 # An alias's manifest, fetched the way a deployment system would: plain HTTP, compact JWS.
@@ -34,3 +43,13 @@ target/debug/kiln alias set acme/crosscheck production 1 >/dev/null
 curl -fsS -H "accept: application/jose" -H "authorization: Bearer $token" \
   "$KILN_SERVER/api/v1/models/acme/crosscheck/aliases/production/manifest" >"$work/alias.jws"
 "$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/alias.jws" acme/crosscheck 1 production
+# A model in a vendor's operator domain, which kiln cannot evaluate: ready as pushed, aliased, and its
+# manifest (one variant, origin "pushed") verified the same way.
+target/debug/examples/sample_onnx "$work/vendor" vendor-op >/dev/null
+target/debug/kiln push "$work/vendor" acme/vendor:1 >/dev/null
+settle acme/vendor:1
+target/debug/kiln alias set acme/vendor production 1 >/dev/null
+curl -fsS -H "accept: application/jose" -H "authorization: Bearer $token" \
+  "$KILN_SERVER/api/v1/models/acme/vendor/aliases/production/manifest" >"$work/vendor.jws"
+"$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/vendor.jws" acme/vendor 1 production
+
