@@ -215,8 +215,9 @@ fn the_manifest_verifies_and_a_tampered_one_is_refused() {
     let verify = server.kiln(&["verify", "acme/verified:1"]);
     assert_ok(&verify);
     assert!(
-        // Sequence 2: published when ready, again when the embedded runner's benchmarks were in.
-        stdout(&verify).starts_with("verified acme/verified:1 (sequence 2, 2 deployable variants"),
+        // Sequence 3: published when scanned, again with the variants when the pipeline ended, and again
+        // when the embedded runner's benchmarks were in.
+        stdout(&verify).starts_with("verified acme/verified:1 (sequence 3, 2 deployable variants"),
         "{}",
         stdout(&verify)
     );

@@ -62,7 +62,8 @@ fn the_embedded_default_benchmarks_with_nothing_else_started() {
     );
     let manifest: Value =
         serde_json::from_str(&stdout(&server.kiln(&["manifest", "acme/mlp:1"]))).unwrap();
-    assert_eq!(manifest["sequence"], 2);
+    // Scanned, then the variants, then the benchmarks.
+    assert_eq!(manifest["sequence"], 3);
     assert!(
         manifest["provenance"]["runners"][0]
             .as_str()
