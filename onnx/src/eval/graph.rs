@@ -21,8 +21,9 @@ use crate::proto::GraphProto;
 /// the cap keeps recursion on the stack bounded for any model.
 pub const MAX_NESTING: usize = 16;
 
-/// Body runs one [`Session::run`](super::Session::run) may make, over every Loop and Scan, nested ones
-/// included, so a trip count of 2^62 or a condition that never turns false ends with an error.
+/// Body runs one [`Session::run`](super::Session::run) may make by default, over every Loop and Scan,
+/// nested ones included, so a trip count of 2^62 or a condition that never turns false ends with an
+/// error (a million runs of a small body take seconds).
 pub const ITERATION_BUDGET: u64 = 1 << 20;
 
 /// What a graph needs at run time besides its protobuf: decoded initializers and its nodes' subgraphs.
@@ -128,14 +129,16 @@ pub struct Execution<'a> {
     pub opset: i64,
     pub device: &'a Device,
     budget: Cell<u64>,
+    initial_budget: u64,
 }
 
 impl<'a> Execution<'a> {
-    pub fn new(opset: i64, device: &'a Device) -> Self {
+    pub fn new(opset: i64, device: &'a Device, iteration_budget: u64) -> Self {
         Self {
             opset,
             device,
-            budget: Cell::new(ITERATION_BUDGET),
+            budget: Cell::new(iteration_budget),
+            initial_budget: iteration_budget,
         }
     }
 
@@ -144,7 +147,8 @@ impl<'a> Execution<'a> {
         let left = self.budget.get();
         if left == 0 {
             return Err(ModelError::Evaluation(format!(
-                "{op} ran past kiln's evaluator's budget of {ITERATION_BUDGET} loop iterations per run"
+                "{op} ran past kiln's evaluator's budget of {} loop iterations per run",
+                self.initial_budget
             )));
         }
         self.budget.set(left - 1);

@@ -27,6 +27,7 @@ pub struct Session {
     prepared: PreparedGraph,
     opset: i64,
     device: Device,
+    iteration_budget: u64,
 }
 
 impl Session {
@@ -55,7 +56,14 @@ impl Session {
             prepared,
             opset,
             device: device.clone(),
+            iteration_budget: graph::ITERATION_BUDGET,
         })
+    }
+
+    /// Caps the Loop and Scan body runs of each [`Session::run`] (default [`graph::ITERATION_BUDGET`]).
+    pub fn with_iteration_budget(mut self, budget: u64) -> Self {
+        self.iteration_budget = budget;
+        self
     }
 
     pub fn device(&self) -> &Device {
@@ -79,8 +87,11 @@ impl Session {
             values.insert(name.to_owned(), value.to_device(&self.device)?);
         }
         let scope = Scope::new(values, self.prepared.initializers(), None);
-        let outputs =
-            Execution::new(self.opset, &self.device).run(&self.graph, &self.prepared, scope)?;
+        let outputs = Execution::new(self.opset, &self.device, self.iteration_budget).run(
+            &self.graph,
+            &self.prepared,
+            scope,
+        )?;
         Ok(self
             .graph
             .output

@@ -5,7 +5,7 @@
 mod loop_op;
 mod scan;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use candle_core::{DType, Device, Tensor};
 
