@@ -4,6 +4,11 @@
 //!
 //! Initializers are decoded once per [`Session`] and stay resident on its device, so repeated runs (a
 //! benchmark) measure inference, not weight uploads.
+//!
+//! [`graph`] runs a graph over nested scopes, so the control-flow operators ([`control_flow`]: If,
+//! Loop, Scan) run their subgraphs with the values of every enclosing graph visible by name. Subgraph
+//! nesting and loop iterations per run are capped ([`graph::MAX_NESTING`], [`graph::ITERATION_BUDGET`]):
+//! a hostile model fails with an error that says so.
 
 pub mod control_flow;
 pub mod float8;

@@ -195,18 +195,15 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
             .unwrap_or_default()
     };
     let slots: Vec<Vec<usize>> = graph.node.iter().map(fp32_slots).collect();
-    let fp16_readers: HashSet<String> = graph
-        .node
-        .iter()
-        .zip(&slots)
-        .flat_map(|(n, s)| {
-            n.input
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !s.contains(i))
-                .map(|(_, name)| name.clone())
-        })
-        .collect();
+    // Subgraphs compute in fp16 too: what they read needs an fp16 copy.
+    let mut fp16_readers = crate::optimize::usage::read_in_subgraphs(graph);
+    fp16_readers.extend(graph.node.iter().zip(&slots).flat_map(|(n, s)| {
+        n.input
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !s.contains(i))
+            .map(|(_, name)| name.clone())
+    }));
     let mut fp32_params: HashSet<String> = HashSet::new();
     for (node, slots) in graph.node.iter_mut().zip(&slots) {
         for (_, input) in node

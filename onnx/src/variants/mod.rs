@@ -333,4 +333,48 @@ mod tests {
             assert!(v.passed, "cond {cond}: {v:?}");
         }
     }
+
+    /// Operators fp16 keeps in fp32 still do so inside a branch, with parameters of the outer graph.
+    #[test]
+    fn fp16_keeps_sensitive_operators_fp32_inside_branches() {
+        let gamma = Tensor::new(&[1f32, 2.0, 0.5], &Device::Cpu).unwrap();
+        let beta = Tensor::new(&[0f32, 0.1, -0.1], &Device::Cpu).unwrap();
+        let branch = |op: &str, inputs: &[&str], out: &str| {
+            body(
+                vec![node(op, inputs, &[out], vec![])],
+                vec![],
+                vec![],
+                vec![value(out, DataType::Float)],
+            )
+        };
+        let graph = GraphProto {
+            node: vec![node(
+                "If",
+                &["cond"],
+                &["y"],
+                vec![
+                    graph_attr(
+                        "then_branch",
+                        branch("LayerNormalization", &["x", "gamma", "beta"], "normed"),
+                    ),
+                    graph_attr("else_branch", branch("Softmax", &["x"], "soft")),
+                ],
+            )],
+            initializer: vec![
+                crate::eval::tensor_io::to_proto("gamma", &gamma).unwrap(),
+                crate::eval::tensor_io::to_proto("beta", &beta).unwrap(),
+            ],
+            input: vec![value("x", DataType::Float), value("cond", DataType::Bool)],
+            output: vec![value("y", DataType::Float)],
+            ..Default::default()
+        };
+        let original = model(graph, 17);
+        let session = Session::new(&original, None, &Device::Cpu).unwrap();
+        let variant = VariantKind::Fp16.make(&original).unwrap();
+        let x = Tensor::new(&[[0.3f32, -1.2, 4.0], [2.0, 0.7, -3.0]], &Device::Cpu).unwrap();
+        for cond in [true, false] {
+            let v = validate(&session, &variant, &inputs_for(cond, &x), "", 1e-2).unwrap();
+            assert!(v.passed, "cond {cond}: {v:?}");
+        }
+    }
 }
