@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 
 use crate::ModelError;
 use crate::eval::Session;
+use crate::eval::graph::MAX_NESTING;
 use crate::graph_builder::{attr_int, attr_ints};
 use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TypeProto,
@@ -392,7 +393,7 @@ fn nested_if(depth: usize) -> ModelProto {
 fn nesting_is_capped_with_a_clear_error() {
     let x = Tensor::new(&[1f32], &Device::Cpu).unwrap();
     let cond = Tensor::new(1u8, &Device::Cpu).unwrap();
-    let out = run(&nested_if(8), &[("x", x), ("cond", cond)]).unwrap();
+    let out = run(&nested_if(MAX_NESTING), &[("x", x), ("cond", cond)]).unwrap();
     assert_eq!(f32s(&out[0]), [2.0]);
     let Err(err) = Session::new(&nested_if(40), None, &Device::Cpu) else {
         panic!("a 40-deep If is refused");
