@@ -4,31 +4,40 @@
 //!
 //! Initializers are decoded once per [`Session`] and stay resident on its device, so repeated runs (a
 //! benchmark) measure inference, not weight uploads.
+//!
+//! [`graph`] runs a graph over nested scopes, so the control-flow operators ([`control_flow`]: If,
+//! Loop, Scan) run their subgraphs with the values of every enclosing graph visible by name. Subgraph
+//! nesting and loop iterations per run are capped ([`graph::MAX_NESTING`], [`graph::ITERATION_BUDGET`]):
+//! a hostile model fails with an error that says so.
 
+pub mod control_flow;
 pub mod float8;
+pub mod graph;
 pub mod node;
 pub mod ops;
 pub mod tensor_io;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
 use crate::ModelError;
 use crate::proto::{GraphProto, ModelProto};
-use node::Node;
+use graph::{Execution, PreparedGraph, Scope};
 
-/// A model ready to run: graph, resident weights, declared opset.
+/// A model ready to run: graph, resident weights (subgraphs' included), declared opset.
 pub struct Session {
     graph: GraphProto,
-    initializers: HashMap<String, Tensor>,
+    prepared: PreparedGraph,
     opset: i64,
     device: Device,
+    iteration_budget: u64,
 }
 
 impl Session {
-    /// Prepares a model; `base_dir` is the model's folder, for external data.
+    /// Prepares a model; `base_dir` is the model's folder, for external data. Fails naming every
+    /// operator kiln lacks, in the graph or in any subgraph.
     pub fn new(
         model: &ModelProto,
         base_dir: Option<&Path>,
@@ -41,21 +50,34 @@ impl Session {
         let opset = crate::model_check::ai_onnx_opset(model).ok_or_else(|| {
             ModelError::InvalidModel("the model imports no ai.onnx opset".to_owned())
         })?;
+<<<<<<< HEAD
         let mut initializers = HashMap::new();
         for tensor in &graph.initializer {
             let name = tensor.name.clone().unwrap_or_default();
             initializers.insert(name, tensor_io::from_proto(tensor, base_dir, device)?);
         }
         let unsupported = ops::unsupported_ops(model);
+=======
+        let mut unsupported = BTreeSet::new();
+        let prepared = PreparedGraph::new(&graph, base_dir, device, 0, &mut unsupported)?;
+>>>>>>> eval-control
         if !unsupported.is_empty() {
-            return Err(ModelError::UnsupportedOp(unsupported.join(", ")));
+            let names: Vec<String> = unsupported.into_iter().collect();
+            return Err(ModelError::UnsupportedOp(names.join(", ")));
         }
         Ok(Self {
             graph,
-            initializers,
+            prepared,
             opset,
             device: device.clone(),
+            iteration_budget: graph::ITERATION_BUDGET,
         })
+    }
+
+    /// Caps the Loop and Scan body runs of each [`Session::run`] (default [`graph::ITERATION_BUDGET`]).
+    pub fn with_iteration_budget(mut self, budget: u64) -> Self {
+        self.iteration_budget = budget;
+        self
     }
 
     pub fn device(&self) -> &Device {
@@ -67,69 +89,29 @@ impl Session {
         &self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, ModelError> {
-        let mut values: HashMap<&str, Tensor> = HashMap::new();
+        let mut values = HashMap::new();
         for input in &self.graph.input {
             let name = input.name.as_deref().unwrap_or("");
-            if self.initializers.contains_key(name) {
+            if self.prepared.initializers().contains_key(name) {
                 continue;
             }
             let value = inputs
                 .get(name)
                 .ok_or_else(|| ModelError::Evaluation(format!("input {name:?} was not given")))?;
-            values.insert(name, value.to_device(&self.device)?);
+            values.insert(name.to_owned(), value.to_device(&self.device)?);
         }
-        for (index, proto) in self.graph.node.iter().enumerate() {
-            let node = Node::new(proto, self.opset);
-            let op = ops::lookup(node.domain(), node.op_type()).expect("checked in Session::new");
-            let args = proto
-                .input
-                .iter()
-                .map(|name| {
-                    if name.is_empty() {
-                        return Ok(None);
-                    }
-                    values
-                        .get(name.as_str())
-                        .or_else(|| self.initializers.get(name))
-                        .cloned()
-                        .map(Some)
-                        .ok_or_else(|| ModelError::Evaluation(format!("{name:?} is not defined")))
-                })
-                .collect::<Result<Vec<_>, ModelError>>()?;
-            let outputs = op(&node, &args).map_err(|e| {
-                let detail = match e {
-                    ModelError::Evaluation(m) => m,
-                    other => other.to_string(),
-                };
-                ModelError::Evaluation(format!("node {index} ({}): {detail}", node.op_type()))
-            })?;
-            for (name, value) in proto.output.iter().zip(outputs) {
-                if !name.is_empty() {
-                    // Some operators build small tensors (constants, shapes) on the CPU; on a GPU session they
-                    // move to the device so that the next operator sees one device.
-                    let value = if value.device().same_device(&self.device) {
-                        value
-                    } else {
-                        value.to_device(&self.device)?
-                    };
-                    values.insert(name, value);
-                }
-            }
-        }
-        self.graph
+        let scope = Scope::new(values, self.prepared.initializers(), None);
+        let outputs = Execution::new(self.opset, &self.device, self.iteration_budget).run(
+            &self.graph,
+            &self.prepared,
+            scope,
+        )?;
+        Ok(self
+            .graph
             .output
             .iter()
-            .map(|output| {
-                let name = output.name.clone().unwrap_or_default();
-                let value = values
-                    .get(name.as_str())
-                    .or_else(|| self.initializers.get(&name))
-                    .cloned()
-                    .ok_or_else(|| {
-                        ModelError::Evaluation(format!("output {name:?} was not computed"))
-                    })?;
-                Ok((name, value))
-            })
-            .collect()
+            .map(|o| o.name.clone().unwrap_or_default())
+            .zip(outputs)
+            .collect())
     }
 }

@@ -62,6 +62,15 @@ impl<'a> Node<'a> {
         self.attribute(name).and_then(|a| a.t.as_ref())
     }
 
+    /// A GRAPH attribute (If's branches, Loop's and Scan's body).
+    pub fn graph(&self, name: &str) -> Option<&'a crate::proto::GraphProto> {
+        self.proto
+            .attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+            .and_then(|a| a.g.as_ref())
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.attribute(name).is_some()
     }

@@ -139,4 +139,35 @@ pub(crate) mod tests {
         let c = crate::validate::compare("out", &y[0].1, &x[0].1).unwrap();
         assert!(c.rel_l2_error < 1e-5, "{c:?}");
     }
+
+    /// A name only a branch reads (an initializer, an Identity's and a Constant's outputs) stays
+    /// defined through every pass, and the model computes what it computed.
+    #[test]
+    fn subgraphs_keep_their_outer_reads_through_every_pass() {
+        use crate::eval::control_flow::tests::{if_inputs, if_model, run};
+        let before = if_model();
+        let mut after = before.clone();
+        super::optimize(&mut after).unwrap();
+        for cond in [true, false] {
+            let (x, y) = (
+                run(&before, &if_inputs(cond)).unwrap(),
+                run(&after, &if_inputs(cond)).unwrap(),
+            );
+            let c = crate::validate::compare("y", &y[0], &x[0]).unwrap();
+            assert!(c.max_abs_error == 0.0, "cond {cond}: {c:?}");
+        }
+        let graph = after.graph.as_ref().unwrap();
+        assert!(
+            graph
+                .node
+                .iter()
+                .any(|n| n.op_type.as_deref() == Some("If"))
+        );
+        assert!(
+            graph
+                .initializer
+                .iter()
+                .any(|t| t.name.as_deref() == Some("b_else"))
+        );
+    }
 }

@@ -55,7 +55,8 @@ impl Usage {
     }
 }
 
-fn subgraph_reads(graph: &GraphProto) -> Vec<String> {
+/// Every name a subgraph reads (its own values included: a superset of its outer reads).
+pub(crate) fn subgraph_reads(graph: &GraphProto) -> Vec<String> {
     let mut names = Vec::new();
     for node in &graph.node {
         names.extend(node.input.iter().filter(|n| !n.is_empty()).cloned());
@@ -70,6 +71,17 @@ fn subgraph_reads(graph: &GraphProto) -> Vec<String> {
 }
 
 /// Renames every read of `from` to `to` (in nodes and graph outputs' producers stay as they are).
+/// Every name read inside the subgraphs of `graph`'s nodes.
+pub(crate) fn read_in_subgraphs(graph: &GraphProto) -> std::collections::HashSet<String> {
+    graph
+        .node
+        .iter()
+        .flat_map(|n| &n.attribute)
+        .flat_map(|a| a.g.iter().chain(a.graphs.iter()))
+        .flat_map(subgraph_reads)
+        .collect()
+}
+
 pub fn rename_reads(graph: &mut GraphProto, from: &str, to: &str) {
     for node in &mut graph.node {
         for input in &mut node.input {

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use candle_core::{DType, Device};
 
+mod subgraphs;
+
 use crate::ModelError;
 use crate::eval::tensor_io;
 use crate::graph_builder::attr_int;
@@ -121,6 +123,46 @@ fn to_half(t: &TensorProto) -> Result<TensorProto, ModelError> {
     })
 }
 
+/// Narrows a Cast to float and float Constants to fp16; says whether a Constant was narrowed.
+fn narrow_constants(node: &mut NodeProto) -> Result<bool, ModelError> {
+    let mut narrowed = false;
+    match node.op_type.as_deref() {
+        Some("Cast") => {
+            for a in &mut node.attribute {
+                if a.name.as_deref() == Some("to") && a.i == Some(DataType::Float as i64) {
+                    a.i = Some(DataType::Float16 as i64);
+                }
+            }
+        }
+        Some("Constant") | Some("ConstantOfShape") => {
+            for a in &mut node.attribute {
+                if let Some(t) =
+                    a.t.as_mut()
+                        .filter(|t| t.data_type == Some(DataType::Float as i32))
+                {
+                    *t = to_half(t)?;
+                    narrowed = true;
+                }
+                if a.name.as_deref() == Some("value_float") {
+                    let v = a.f.unwrap_or(0.0).clamp(-FP16_MAX, FP16_MAX);
+                    *a = AttributeProto {
+                        name: Some("value".to_owned()),
+                        r#type: Some(4),
+                        t: Some(to_half(&tensor_io::to_proto(
+                            "value",
+                            &candle_core::Tensor::new(v, &Device::Cpu)?,
+                        )?)?),
+                        ..Default::default()
+                    };
+                    narrowed = true;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(narrowed)
+}
+
 fn is_float_value(v: &crate::proto::ValueInfoProto) -> bool {
     matches!(v.r#type.as_ref().and_then(|t| t.value.as_ref()), Some(type_proto::Value::TensorType(t)) if t.elem_type == Some(DataType::Float as i32))
 }
@@ -153,18 +195,15 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
             .unwrap_or_default()
     };
     let slots: Vec<Vec<usize>> = graph.node.iter().map(fp32_slots).collect();
-    let fp16_readers: HashSet<String> = graph
-        .node
-        .iter()
-        .zip(&slots)
-        .flat_map(|(n, s)| {
-            n.input
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !s.contains(i))
-                .map(|(_, name)| name.clone())
-        })
-        .collect();
+    // Subgraphs compute in fp16 too: what they read needs an fp16 copy.
+    let mut fp16_readers = crate::optimize::usage::read_in_subgraphs(graph);
+    fp16_readers.extend(graph.node.iter().zip(&slots).flat_map(|(n, s)| {
+        n.input
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !s.contains(i))
+            .map(|(_, name)| name.clone())
+    }));
     let mut fp32_params: HashSet<String> = HashSet::new();
     for (node, slots) in graph.node.iter_mut().zip(&slots) {
         for (_, input) in node
@@ -184,6 +223,8 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
         }
     }
     let mut copies = Vec::new();
+    // Values held in fp16 that subgraphs' fp32-only slots must widen again.
+    let mut half: HashSet<String> = HashSet::new();
     for t in &mut graph.initializer {
         let name = t.name.clone().unwrap_or_default();
         if t.data_type != Some(DataType::Float as i32) {
@@ -196,6 +237,7 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
         }
         if !fp32_params.contains(&name) {
             *t = to_half(t)?;
+            half.insert(name);
         }
     }
     graph.initializer.extend(copies);
@@ -235,38 +277,10 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
                 *output = rename(output);
             }
         }
-        match node.op_type.as_deref() {
-            Some("Cast") => {
-                for a in &mut node.attribute {
-                    if a.name.as_deref() == Some("to") && a.i == Some(DataType::Float as i64) {
-                        a.i = Some(DataType::Float16 as i64);
-                    }
-                }
-            }
-            Some("Constant") | Some("ConstantOfShape") => {
-                for a in &mut node.attribute {
-                    if let Some(t) =
-                        a.t.as_mut()
-                            .filter(|t| t.data_type == Some(DataType::Float as i32))
-                    {
-                        *t = to_half(t)?;
-                    }
-                    if a.name.as_deref() == Some("value_float") {
-                        let v = a.f.unwrap_or(0.0).clamp(-FP16_MAX, FP16_MAX);
-                        *a = AttributeProto {
-                            name: Some("value".to_owned()),
-                            r#type: Some(4),
-                            t: Some(to_half(&tensor_io::to_proto(
-                                "value",
-                                &candle_core::Tensor::new(v, &Device::Cpu)?,
-                            )?)?),
-                            ..Default::default()
-                        };
-                    }
-                }
-            }
-            _ => {}
+        if narrow_constants(&mut node)? {
+            half.extend(node.output.iter().cloned());
         }
+        subgraphs::convert_all(&mut node, &rename, &non_float, &half)?;
         if kept(&node) {
             let data = node.input[0].clone();
             let wide = format!("{data}.fp32.{}", nodes.len());

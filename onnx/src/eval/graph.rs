@@ -1,0 +1,263 @@
+//! Runs one graph (the model's, or a subgraph of If, Loop or Scan) over a [`Scope`]: the values the graph
+//! computes, its own initializers, and, by ONNX's lexical scoping, every value of the graphs enclosing it.
+//!
+//! Everything that does not change between runs is prepared once ([`PreparedGraph`]): initializers are
+//! decoded (subgraphs' too), operators are checked to exist, and subgraph nesting is bounded, so a hostile
+//! model fails at preparation and not deep in a run.
+
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use super::control_flow;
+use super::node::Node;
+use super::{ops, tensor_io};
+use crate::ModelError;
+use crate::proto::GraphProto;
+
+/// How deep subgraphs may nest (an If inside a Loop body is depth 2). Real exports nest a few levels;
+/// the cap keeps recursion on the stack bounded for any model.
+pub const MAX_NESTING: usize = 16;
+
+/// Body runs one [`Session::run`](super::Session::run) may make by default, over every Loop and Scan,
+/// nested ones included, so a trip count of 2^62 or a condition that never turns false ends with an
+/// error (a million runs of a small body take seconds).
+pub const ITERATION_BUDGET: u64 = 1 << 20;
+
+/// What a graph needs at run time besides its protobuf: decoded initializers and its nodes' subgraphs.
+pub struct PreparedGraph {
+    initializers: HashMap<String, Tensor>,
+    /// Node index → (attribute name, prepared subgraph) for each GRAPH attribute of that node.
+    subgraphs: HashMap<usize, Vec<(String, PreparedGraph)>>,
+}
+
+impl PreparedGraph {
+    /// Decodes `graph`'s initializers and prepares its subgraphs; adds operators kiln lacks to
+    /// `unsupported` rather than failing at the first, so the error names them all.
+    pub fn new(
+        graph: &GraphProto,
+        base_dir: Option<&Path>,
+        device: &Device,
+        depth: usize,
+        unsupported: &mut BTreeSet<String>,
+    ) -> Result<Self, ModelError> {
+        if depth > MAX_NESTING {
+            return Err(ModelError::Unsupported(format!(
+                "subgraphs nest deeper than {MAX_NESTING} levels, kiln's evaluator's cap"
+            )));
+        }
+        let mut initializers = HashMap::new();
+        for tensor in &graph.initializer {
+            let name = tensor.name.clone().unwrap_or_default();
+            initializers.insert(name, tensor_io::from_proto(tensor, base_dir, device)?);
+        }
+        let mut subgraphs = HashMap::new();
+        for (index, node) in graph.node.iter().enumerate() {
+            let (domain, op) = (
+                node.domain.as_deref().unwrap_or(""),
+                node.op_type.as_deref().unwrap_or(""),
+            );
+            if ops::lookup(domain, op).is_none() && control_flow::lookup(domain, op).is_none() {
+                unsupported.insert(op.to_owned());
+            }
+            let mut prepared = Vec::new();
+            for attribute in &node.attribute {
+                if !attribute.graphs.is_empty() {
+                    return Err(ModelError::Unsupported(format!(
+                        "{op}'s attribute {:?} holds a list of graphs",
+                        attribute.name.as_deref().unwrap_or("")
+                    )));
+                }
+                if let Some(sub) = &attribute.g {
+                    let name = attribute.name.clone().unwrap_or_default();
+                    let sub = Self::new(sub, base_dir, device, depth + 1, unsupported)?;
+                    prepared.push((name, sub));
+                }
+            }
+            if !prepared.is_empty() {
+                subgraphs.insert(index, prepared);
+            }
+        }
+        Ok(Self {
+            initializers,
+            subgraphs,
+        })
+    }
+
+    pub fn initializers(&self) -> &HashMap<String, Tensor> {
+        &self.initializers
+    }
+
+    fn subgraphs_of(&self, node: usize) -> &[(String, PreparedGraph)] {
+        self.subgraphs.get(&node).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The values visible while a graph runs: its own, then its initializers, then the enclosing scopes'.
+pub struct Scope<'a> {
+    values: HashMap<String, Tensor>,
+    initializers: &'a HashMap<String, Tensor>,
+    outer: Option<&'a Scope<'a>>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(
+        values: HashMap<String, Tensor>,
+        initializers: &'a HashMap<String, Tensor>,
+        outer: Option<&'a Scope<'a>>,
+    ) -> Self {
+        Self {
+            values,
+            initializers,
+            outer,
+        }
+    }
+
+    /// The value `name` has here (the innermost definition wins, as ONNX's scoping says).
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.values
+            .get(name)
+            .or_else(|| self.initializers.get(name))
+            .or_else(|| self.outer.and_then(|o| o.get(name)))
+    }
+}
+
+/// One run's settings and the iteration budget it shares across every loop.
+pub struct Execution<'a> {
+    pub opset: i64,
+    pub device: &'a Device,
+    budget: Cell<u64>,
+    initial_budget: u64,
+}
+
+impl<'a> Execution<'a> {
+    pub fn new(opset: i64, device: &'a Device, iteration_budget: u64) -> Self {
+        Self {
+            opset,
+            device,
+            budget: Cell::new(iteration_budget),
+            initial_budget: iteration_budget,
+        }
+    }
+
+    /// Takes one body run from the budget; `op` names the operator in the error.
+    pub fn spend_iteration(&self, op: &str) -> Result<(), ModelError> {
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(ModelError::Evaluation(format!(
+                "{op} ran past kiln's evaluator's budget of {} loop iterations per run",
+                self.initial_budget
+            )));
+        }
+        self.budget.set(left - 1);
+        Ok(())
+    }
+
+    /// Runs `graph` in `scope` (whose own values hold the graph's inputs); returns its outputs in
+    /// declaration order.
+    pub fn run(
+        &self,
+        graph: &GraphProto,
+        prepared: &PreparedGraph,
+        mut scope: Scope<'_>,
+    ) -> Result<Vec<Tensor>, ModelError> {
+        for (index, proto) in graph.node.iter().enumerate() {
+            let node = Node::new(proto, self.opset);
+            let args =
+                proto
+                    .input
+                    .iter()
+                    .map(|name| {
+                        if name.is_empty() {
+                            return Ok(None);
+                        }
+                        scope.get(name).cloned().map(Some).ok_or_else(|| {
+                            ModelError::Evaluation(format!("{name:?} is not defined"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ModelError>>()?;
+            let outputs = self
+                .run_node(&node, &args, prepared.subgraphs_of(index), &scope)
+                .map_err(|e| {
+                    let detail = match e {
+                        ModelError::Evaluation(m) => m,
+                        other => other.to_string(),
+                    };
+                    ModelError::Evaluation(format!("node {index} ({}): {detail}", node.op_type()))
+                })?;
+            for (name, value) in proto.output.iter().zip(outputs) {
+                if !name.is_empty() {
+                    // Some operators build small tensors (constants, shapes) on the CPU; on a GPU session they
+                    // move to the device so that the next operator sees one device.
+                    let value = if value.device().same_device(self.device) {
+                        value
+                    } else {
+                        value.to_device(self.device)?
+                    };
+                    scope.values.insert(name.clone(), value);
+                }
+            }
+        }
+        graph
+            .output
+            .iter()
+            .map(|output| {
+                let name = output.name.as_deref().unwrap_or("");
+                scope.get(name).cloned().ok_or_else(|| {
+                    ModelError::Evaluation(format!("output {name:?} was not computed"))
+                })
+            })
+            .collect()
+    }
+
+    fn run_node(
+        &self,
+        node: &Node<'_>,
+        args: &[Option<Tensor>],
+        subgraphs: &[(String, PreparedGraph)],
+        scope: &Scope<'_>,
+    ) -> Result<Vec<Tensor>, ModelError> {
+        if let Some(op) = control_flow::lookup(node.domain(), node.op_type()) {
+            let call = control_flow::Call {
+                execution: self,
+                node,
+                subgraphs,
+                scope,
+            };
+            return op(&call, args);
+        }
+        let op = ops::lookup(node.domain(), node.op_type())
+            .ok_or_else(|| ModelError::UnsupportedOp(node.op_type().to_owned()))?;
+        op(node, args)
+    }
+
+    /// Runs a subgraph with positional `inputs` bound to its declared inputs, seeing `outer`.
+    pub fn run_subgraph(
+        &self,
+        graph: &GraphProto,
+        prepared: &PreparedGraph,
+        inputs: Vec<Tensor>,
+        outer: &Scope<'_>,
+    ) -> Result<Vec<Tensor>, ModelError> {
+        if inputs.len() != graph.input.len() {
+            return Err(ModelError::Evaluation(format!(
+                "the subgraph declares {} inputs and is given {}",
+                graph.input.len(),
+                inputs.len()
+            )));
+        }
+        let values = graph
+            .input
+            .iter()
+            .map(|v| v.name.clone().unwrap_or_default())
+            .zip(inputs)
+            .collect();
+        self.run(
+            graph,
+            prepared,
+            Scope::new(values, &prepared.initializers, Some(outer)),
+        )
+    }
+}
