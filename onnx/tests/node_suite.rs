@@ -152,9 +152,8 @@ fn run_model(dir: &Path, optimized: bool) -> (Outcome, String) {
 #[test]
 #[ignore = "needs ONNX's node test data: scripts/onnx-node-suite.sh fetches it and runs this"]
 fn onnx_backend_node_tests() {
-    let root = std::env::var("KILN_ONNX_NODE_TESTS").expect(
-        "KILN_ONNX_NODE_TESTS names the node test folder: run scripts/onnx-node-suite.sh",
-    );
+    let root = std::env::var("KILN_ONNX_NODE_TESTS")
+        .expect("KILN_ONNX_NODE_TESTS names the node test folder: run scripts/onnx-node-suite.sh");
     let mut cases: Vec<_> = std::fs::read_dir(&root)
         .expect("KILN_ONNX_NODE_TESTS is a folder")
         .flatten()

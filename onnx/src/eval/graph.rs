@@ -41,6 +41,7 @@ impl PreparedGraph {
         base_dir: Option<&Path>,
         device: &Device,
         depth: usize,
+        support: &ops::OpSupport<'_>,
         unsupported: &mut BTreeSet<String>,
     ) -> Result<Self, ModelError> {
         if depth > MAX_NESTING {
@@ -59,8 +60,9 @@ impl PreparedGraph {
                 node.domain.as_deref().unwrap_or(""),
                 node.op_type.as_deref().unwrap_or(""),
             );
-            if ops::lookup(domain, op).is_none() && control_flow::lookup(domain, op).is_none() {
-                unsupported.insert(op.to_owned());
+            let is_control_flow = control_flow::lookup(domain, op).is_some();
+            if let Some(name) = support.unsupported(domain, op, is_control_flow) {
+                unsupported.insert(name);
             }
             let mut prepared = Vec::new();
             for attribute in &node.attribute {
@@ -72,7 +74,7 @@ impl PreparedGraph {
                 }
                 if let Some(sub) = &attribute.g {
                     let name = attribute.name.clone().unwrap_or_default();
-                    let sub = Self::new(sub, base_dir, device, depth + 1, unsupported)?;
+                    let sub = Self::new(sub, base_dir, device, depth + 1, support, unsupported)?;
                     prepared.push((name, sub));
                 }
             }

@@ -50,17 +50,9 @@ impl Session {
         let opset = crate::model_check::ai_onnx_opset(model).ok_or_else(|| {
             ModelError::InvalidModel("the model imports no ai.onnx opset".to_owned())
         })?;
-<<<<<<< HEAD
-        let mut initializers = HashMap::new();
-        for tensor in &graph.initializer {
-            let name = tensor.name.clone().unwrap_or_default();
-            initializers.insert(name, tensor_io::from_proto(tensor, base_dir, device)?);
-        }
-        let unsupported = ops::unsupported_ops(model);
-=======
         let mut unsupported = BTreeSet::new();
-        let prepared = PreparedGraph::new(&graph, base_dir, device, 0, &mut unsupported)?;
->>>>>>> eval-control
+        let support = ops::OpSupport::new(model);
+        let prepared = PreparedGraph::new(&graph, base_dir, device, 0, &support, &mut unsupported)?;
         if !unsupported.is_empty() {
             let names: Vec<String> = unsupported.into_iter().collect();
             return Err(ModelError::UnsupportedOp(names.join(", ")));

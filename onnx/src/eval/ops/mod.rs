@@ -186,41 +186,37 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
     })
 }
 
-/// The operators of the model's main graph that kiln cannot run, each named once and sorted: `Op` in the
-/// default domain, `domain::Op` in any other, and `Op (domain opset N)` when the model imports a version
-/// of a domain newer than kiln knows (its operators may have changed meaning there).
-pub fn unsupported_ops(model: &ModelProto) -> Vec<String> {
-    let Some(graph) = model.graph.as_ref() else {
-        return Vec::new();
-    };
-    let imported = |domain: &str| {
-        model
+/// Which of a model's operators kiln can run, judged against the opsets the model imports.
+pub struct OpSupport<'a> {
+    model: &'a ModelProto,
+}
+
+impl<'a> OpSupport<'a> {
+    pub fn new(model: &'a ModelProto) -> Self {
+        Self { model }
+    }
+
+    /// None when kiln runs `op` of `domain` (`is_control_flow`: the evaluator runs it itself); else its
+    /// name for the error: `Op` in the default domain, `domain::Op` in any other, and
+    /// `Op (domain opset N)` when the model imports a version of the domain newer than kiln knows (its
+    /// operators may have changed meaning there).
+    pub fn unsupported(&self, domain: &str, op: &str, is_control_flow: bool) -> Option<String> {
+        let domain = canonical_domain(domain);
+        let imported = self
+            .model
             .opset_import
             .iter()
             .find(|o| canonical_domain(o.domain.as_deref().unwrap_or("")) == domain)
-            .and_then(|o| o.version)
-    };
-    let mut names = std::collections::BTreeSet::new();
-    for proto in &graph.node {
-        let domain = canonical_domain(proto.domain.as_deref().unwrap_or(""));
-        let op = proto.op_type.as_deref().unwrap_or("");
-        let qualified = if domain == "ai.onnx" {
-            op.to_owned()
-        } else {
-            format!("{domain}::{op}")
-        };
-        let newest = crate::model_check::newest_opset(domain);
-        match (imported(domain), newest) {
+            .and_then(|o| o.version);
+        match (imported, crate::model_check::newest_opset(domain)) {
             (Some(version), Some(newest)) if version > newest => {
-                names.insert(format!("{op} ({domain} opset {version})"));
+                Some(format!("{op} ({domain} opset {version})"))
             }
-            _ if lookup(domain, op).is_none() => {
-                names.insert(qualified);
-            }
-            _ => {}
+            _ if is_control_flow || lookup(domain, op).is_some() => None,
+            _ if domain == "ai.onnx" => Some(op.to_owned()),
+            _ => Some(format!("{domain}::{op}")),
         }
     }
-    names.into_iter().collect()
 }
 
 /// `ai.onnx` for the default domain, which models spell either way.
