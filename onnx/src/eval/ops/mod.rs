@@ -3,6 +3,7 @@
 
 mod conv_transpose;
 mod elementwise;
+mod host;
 mod indexing;
 mod layout;
 mod logic;
@@ -11,6 +12,8 @@ mod matmul;
 mod normalization;
 mod pool_nd;
 mod quantize;
+mod recurrent;
+mod recurrent_activation;
 mod reduce;
 mod resize;
 mod shape;
@@ -172,6 +175,9 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "SoftmaxCrossEntropyLoss" => loss::softmax_cross_entropy_loss,
         "DequantizeLinear" => quantize::dequantize_linear,
         "QuantizeLinear" => quantize::quantize_linear,
+        "LSTM" => recurrent::lstm,
+        "GRU" => recurrent::gru,
+        "RNN" => recurrent::rnn,
         _ => return None,
     })
 }
@@ -328,6 +334,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "SoftmaxCrossEntropyLoss",
     "DequantizeLinear",
     "QuantizeLinear",
+    "LSTM",
+    "GRU",
+    "RNN",
 ];
 
 #[cfg(test)]
