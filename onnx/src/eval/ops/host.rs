@@ -35,6 +35,15 @@ pub fn build(
     Ok(Tensor::from_vec(values, dims, like.device())?.to_dtype(dtype)?)
 }
 
+/// Row-major strides of `dims`.
+pub fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

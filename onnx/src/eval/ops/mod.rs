@@ -2,6 +2,7 @@
 //! kind, a line in [`lookup`], and its own test beside it.
 
 mod conv_transpose;
+mod einsum;
 mod elementwise;
 mod host;
 mod indexing;
@@ -178,6 +179,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "LSTM" => recurrent::lstm,
         "GRU" => recurrent::gru,
         "RNN" => recurrent::rnn,
+        "Einsum" => einsum::einsum,
         _ => return None,
     })
 }
@@ -337,6 +339,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "LSTM",
     "GRU",
     "RNN",
+    "Einsum",
 ];
 
 #[cfg(test)]
