@@ -4,6 +4,7 @@
 mod conv_transpose;
 mod einsum;
 mod elementwise;
+mod grid_sample;
 mod host;
 mod indexing;
 mod layout;
@@ -180,6 +181,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "GRU" => recurrent::gru,
         "RNN" => recurrent::rnn,
         "Einsum" => einsum::einsum,
+        "GridSample" => grid_sample::grid_sample,
         _ => return None,
     })
 }
@@ -340,6 +342,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GRU",
     "RNN",
     "Einsum",
+    "GridSample",
 ];
 
 #[cfg(test)]
