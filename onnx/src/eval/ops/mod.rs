@@ -11,6 +11,7 @@ mod layout;
 mod logic;
 mod loss;
 mod matmul;
+mod non_max_suppression;
 mod normalization;
 mod pool_nd;
 mod quantize;
@@ -182,6 +183,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "RNN" => recurrent::rnn,
         "Einsum" => einsum::einsum,
         "GridSample" => grid_sample::grid_sample,
+        "NonMaxSuppression" => non_max_suppression::non_max_suppression,
         _ => return None,
     })
 }
@@ -343,6 +345,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "RNN",
     "Einsum",
     "GridSample",
+    "NonMaxSuppression",
 ];
 
 #[cfg(test)]
