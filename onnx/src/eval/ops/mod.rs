@@ -23,6 +23,7 @@ mod shape;
 mod signal;
 mod spatial;
 mod unary;
+mod unique;
 mod values;
 
 use candle_core::Tensor;
@@ -184,6 +185,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "Einsum" => einsum::einsum,
         "GridSample" => grid_sample::grid_sample,
         "NonMaxSuppression" => non_max_suppression::non_max_suppression,
+        "Unique" => unique::unique,
         _ => return None,
     })
 }
@@ -346,6 +348,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Einsum",
     "GridSample",
     "NonMaxSuppression",
+    "Unique",
 ];
 
 #[cfg(test)]
