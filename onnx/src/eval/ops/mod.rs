@@ -14,6 +14,7 @@ mod matmul;
 mod non_max_suppression;
 mod normalization;
 mod pool_nd;
+mod qlinear_matmul;
 mod quantize;
 mod recurrent;
 mod recurrent_activation;
@@ -186,6 +187,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "GridSample" => grid_sample::grid_sample,
         "NonMaxSuppression" => non_max_suppression::non_max_suppression,
         "Unique" => unique::unique,
+        "QLinearMatMul" => qlinear_matmul::qlinear_matmul,
         _ => return None,
     })
 }
@@ -349,6 +351,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GridSample",
     "NonMaxSuppression",
     "Unique",
+    "QLinearMatMul",
 ];
 
 #[cfg(test)]
