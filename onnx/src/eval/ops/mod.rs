@@ -1,6 +1,7 @@
 //! The operators kiln's evaluator implements, by ONNX name. Adding one is a function in the module of its
 //! kind, a line in [`lookup`], and its own test beside it.
 
+mod affine_grid;
 mod conv_transpose;
 mod einsum;
 mod elementwise;
@@ -188,6 +189,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "NonMaxSuppression" => non_max_suppression::non_max_suppression,
         "Unique" => unique::unique,
         "QLinearMatMul" => qlinear_matmul::qlinear_matmul,
+        "AffineGrid" => affine_grid::affine_grid,
         _ => return None,
     })
 }
@@ -352,6 +354,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "NonMaxSuppression",
     "Unique",
     "QLinearMatMul",
+    "AffineGrid",
 ];
 
 #[cfg(test)]
