@@ -2,6 +2,7 @@
 //! kind, a line in [`lookup`], and its own test beside it.
 
 mod affine_grid;
+mod col2im;
 mod conv_transpose;
 mod einsum;
 mod elementwise;
@@ -190,6 +191,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "Unique" => unique::unique,
         "QLinearMatMul" => qlinear_matmul::qlinear_matmul,
         "AffineGrid" => affine_grid::affine_grid,
+        "Col2Im" => col2im::col2im,
         _ => return None,
     })
 }
@@ -355,6 +357,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Unique",
     "QLinearMatMul",
     "AffineGrid",
+    "Col2Im",
 ];
 
 #[cfg(test)]
