@@ -22,6 +22,7 @@ mod recurrent;
 mod recurrent_activation;
 mod reduce;
 mod resize;
+mod roi_align;
 mod shape;
 mod signal;
 mod spatial;
@@ -192,6 +193,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "QLinearMatMul" => qlinear_matmul::qlinear_matmul,
         "AffineGrid" => affine_grid::affine_grid,
         "Col2Im" => col2im::col2im,
+        "RoiAlign" => roi_align::roi_align,
         _ => return None,
     })
 }
@@ -358,6 +360,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "QLinearMatMul",
     "AffineGrid",
     "Col2Im",
+    "RoiAlign",
 ];
 
 #[cfg(test)]
