@@ -37,9 +37,11 @@ fn per_axis(
     let Some(v) = node.ints(name) else {
         return Ok(vec![default; n]);
     };
-    if v.len() != n || v.iter().any(|&x| x < min) {
+    // The upper bound keeps padded sizes and block positions far from overflowing.
+    if v.len() != n || v.iter().any(|&x| x < min || x > i64::from(i32::MAX)) {
         return Err(invalid(format!(
-            "{name} {v:?} must be {n} values of at least {min}"
+            "{name} {v:?} must be {n} values from {min} to {}",
+            i32::MAX
         )));
     }
     Ok(v.into_iter().map(|x| x as usize).collect())
@@ -61,7 +63,9 @@ pub fn col2im(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     // Block positions per axis, as Conv would slide them over the padded image.
     let mut positions = Vec::with_capacity(r);
     for axis in 0..r {
-        let padded = image[axis] + pads[axis] + pads[axis + r];
+        let padded = image[axis]
+            .checked_add(pads[axis] + pads[axis + r])
+            .ok_or_else(|| invalid(format!("axis {axis} is too large once padded")))?;
         let span = dilations[axis]
             .checked_mul(block[axis] - 1)
             .and_then(|s| s.checked_add(1))
@@ -140,6 +144,15 @@ mod tests {
         let x = f32s(&[0.0; 6], &[1, 2, 3]);
         assert!(col2im(&node, &[x.clone(), i64s(&[1, 3]), i64s(&[1, 2])]).is_err());
         assert!(col2im(&node, &[x.clone(), i64s(&[1, 3]), i64s(&[1, 9])]).is_err());
-        assert!(col2im(&node, &[x, i64s(&[1, -3]), i64s(&[1, 2])]).is_err());
+        assert!(col2im(&node, &[x.clone(), i64s(&[1, -3]), i64s(&[1, 2])]).is_err());
+        let proto = crate::proto::NodeProto {
+            attribute: vec![super::super::testing::ints(
+                "pads",
+                &[0, i64::MAX, 0, i64::MAX],
+            )],
+            ..Default::default()
+        };
+        let node = Node::new(&proto, 18);
+        assert!(col2im(&node, &[x, i64s(&[1, 3]), i64s(&[1, 2])]).is_err());
     }
 }

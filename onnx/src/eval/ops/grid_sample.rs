@@ -110,7 +110,8 @@ impl Image<'_> {
         let taps = if mode == Mode::Linear { 2 } else { 4 };
         let first: Vec<i64> = x
             .iter()
-            .map(|&v| v.floor() as i64 - i64::from(mode == Mode::Cubic))
+            // Saturating: a hostile grid may hold coordinates far past i64's range.
+            .map(|&v| (v.floor() as i64).saturating_sub(i64::from(mode == Mode::Cubic)))
             .collect();
         let weights: Vec<[f64; 4]> = x
             .iter()
@@ -129,7 +130,7 @@ impl Image<'_> {
         loop {
             let mut weight = 1.0;
             for axis in 0..rank {
-                at[axis] = first[axis] + tap[axis] as i64;
+                at[axis] = first[axis].saturating_add(tap[axis] as i64);
                 weight *= weights[axis][tap[axis]];
             }
             sum += weight * self.pixel(&at);
@@ -318,6 +319,19 @@ mod tests {
         assert_eq!(pad("reflection"), 2.0);
         assert_eq!(reflect(-1.0, -0.5, 1.5), 0.0);
         assert_eq!(reflect(2.0, -0.5, 1.5), 1.0);
+    }
+
+    #[test]
+    fn coordinates_past_i64_read_padding_without_overflow() {
+        let x = f32s(&[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+        let grid = f32s(&[1e30, -1e30, f32::NAN, f32::INFINITY], &[1, 1, 2, 2]);
+        for padding in ["zeros", "border", "reflection"] {
+            for mode in ["nearest", "bilinear", "bicubic"] {
+                let attrs = vec![string("padding_mode", padding), string("mode", mode)];
+                let out = run("GridSample", 16, attrs, &[x.clone(), grid.clone()]);
+                assert_eq!(out[0].dims(), &[1, 1, 1, 2]);
+            }
+        }
     }
 
     #[test]

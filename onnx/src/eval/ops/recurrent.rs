@@ -196,6 +196,8 @@ fn dims(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Result<Dims, 
         expect_dims(p, &[directions, 3 * hidden], "P")?;
     }
     element_count(&d.y_dims(), "Y")?;
+    // With an empty sequence Y is empty, but the states still hold one vector per batch entry.
+    element_count(&d.state_dims(), "Y_h")?;
     element_count(&[directions, gates, input + hidden], "the weights")?;
     Ok(d)
 }
@@ -319,6 +321,18 @@ impl Step<'_> {
     }
 }
 
+/// The `clip` threshold, when set: a positive number, since it bounds gate inputs to [-clip, clip].
+fn clip_threshold(node: &Node<'_>) -> Result<Option<f64>, ModelError> {
+    if !node.has("clip") {
+        return Ok(None);
+    }
+    let clip = f64::from(node.float("clip", 0.0));
+    if clip.is_nan() || clip < 0.0 {
+        return Err(invalid(format!("clip {clip} must not be negative")));
+    }
+    Ok(Some(clip))
+}
+
 /// Per-batch sequence lengths, each within 0..=seq.
 fn sequence_lengths(inputs: &[Option<Tensor>], d: &Dims) -> Result<Vec<usize>, ModelError> {
     let Some(lens) = optional(inputs, 4) else {
@@ -365,7 +379,7 @@ fn run(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
         cell.default_activations(),
         d.directions,
     )?;
-    let clip = node.has("clip").then(|| f64::from(node.float("clip", 0.0)));
+    let clip = clip_threshold(node)?;
     let per = cell.default_activations().len();
     // Steps past a batch entry's length stay zero in Y, as onnxruntime leaves them.
     let mut y = vec![0.0; element_count(&d.y_dims(), "Y")?];
@@ -501,5 +515,31 @@ mod tests {
         let w = f32s(&[0.0; 2], &[1, 1, 2]);
         let r = f32s(&[0.0; 1], &[1, 1, 1]);
         assert!(rnn(&node, &[x, w, r, None, lens]).is_err());
+    }
+
+    #[test]
+    fn hostile_clip_and_empty_sequences_are_errors() {
+        let proto = crate::proto::NodeProto {
+            attribute: vec![AttributeProto {
+                name: Some("clip".to_owned()),
+                f: Some(-1.0),
+                r#type: Some(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let one = f32s(&[1.0], &[1, 1, 1]);
+        assert!(
+            rnn(
+                &Node::new(&proto, 14),
+                &[one.clone(), one.clone(), one.clone()]
+            )
+            .is_err()
+        );
+        // No steps, but 2^40 batch entries: Y is empty, the states would not be.
+        let dev = candle_core::Device::Cpu;
+        let x = Some(Tensor::zeros((0, 1usize << 40, 1), candle_core::DType::F32, &dev).unwrap());
+        let proto = crate::proto::NodeProto::default();
+        assert!(rnn(&Node::new(&proto, 14), &[x, one.clone(), one]).is_err());
     }
 }

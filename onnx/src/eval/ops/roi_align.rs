@@ -189,7 +189,7 @@ pub fn roi_align(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         let (w, h) = ((roi[2] - roi[0]).abs(), (roi[3] - roi[1]).abs());
         let scale = settings.spatial_scale.abs();
         let per_bin = if settings.sampling_ratio > 0 {
-            (settings.sampling_ratio * settings.sampling_ratio) as f64
+            (settings.sampling_ratio as f64).powi(2)
         } else {
             ((h * scale + 1.0) / settings.out_h as f64 + 1.0)
                 * ((w * scale + 1.0) / settings.out_w as f64 + 1.0)
@@ -249,6 +249,12 @@ mod tests {
         let rois = f32s(&[0.0, 0.0, 1.0, 1.0], &[1, 4]);
         assert!(roi_align(&node, &[x.clone(), rois, i64s(&[1])]).is_err());
         let huge = f32s(&[0.0, 0.0, 1e30, 1e30], &[1, 4]);
-        assert!(roi_align(&node, &[x, huge, i64s(&[0])]).is_err());
+        assert!(roi_align(&node, &[x.clone(), huge, i64s(&[0])]).is_err());
+        let proto = crate::proto::NodeProto {
+            attribute: vec![int("sampling_ratio", 1 << 40)],
+            ..Default::default()
+        };
+        let rois = f32s(&[0.0, 0.0, 1.0, 1.0], &[1, 4]);
+        assert!(roi_align(&Node::new(&proto, 16), &[x, rois, i64s(&[0])]).is_err());
     }
 }
