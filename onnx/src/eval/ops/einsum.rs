@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 
 use super::super::node::{Node, required};
-use super::host::{build, element_count, values};
+use super::host::{build, element_count, strides, values};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -201,6 +201,53 @@ fn offsets(sizes: &[usize], strides: &[Vec<usize>]) -> Result<Vec<usize>, ModelE
     Ok(out)
 }
 
+/// Each input's stride per label in `wanted`; a repeated label adds its strides (a diagonal), and a
+/// broadcast axis (size 1 against a larger size) has none.
+fn label_strides(
+    input_labels: &[Vec<Label>],
+    dims: &[&[usize]],
+    sizes: &BTreeMap<Label, usize>,
+    wanted: &[Label],
+) -> Vec<Vec<usize>> {
+    input_labels
+        .iter()
+        .zip(dims)
+        .map(|(labels, dims)| {
+            let row_major = strides(dims);
+            wanted
+                .iter()
+                .map(|w| {
+                    labels
+                        .iter()
+                        .zip(dims.iter().zip(&row_major))
+                        .filter(|&(l, (&d, _))| l == w && d == sizes[w])
+                        .map(|(_, (_, &s))| s)
+                        .sum()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// For each output offset tuple, the sum over every summed offset tuple of the inputs' product.
+fn contract(data: &[Vec<f64>], out_offsets: &[usize], sum_offsets: &[usize]) -> Vec<f64> {
+    let n = data.len();
+    out_offsets
+        .chunks(n)
+        .map(|base| {
+            sum_offsets
+                .chunks(n)
+                .map(|rel| {
+                    data.iter()
+                        .enumerate()
+                        .map(|(i, d)| d[base[i] + rel[i]])
+                        .product::<f64>()
+                })
+                .sum()
+        })
+        .collect()
+}
+
 pub fn einsum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let equation = node
         .string("equation")
@@ -224,29 +271,6 @@ pub fn einsum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .filter(|l| !output.contains(l))
         .copied()
         .collect();
-    // Each input's stride per label; a repeated label adds its strides (a diagonal), a broadcast axis
-    // has none.
-    let stride_of = |labels: &[Label], dims: &[usize], wanted: &[Label]| -> Vec<usize> {
-        let row_major = super::host::strides(dims);
-        wanted
-            .iter()
-            .map(|w| {
-                labels
-                    .iter()
-                    .zip(dims.iter().zip(&row_major))
-                    .filter(|&(l, (&d, _))| l == w && d == sizes[w])
-                    .map(|(_, (_, &s))| s)
-                    .sum()
-            })
-            .collect()
-    };
-    let strides_for = |wanted: &[Label]| -> Vec<Vec<usize>> {
-        input_labels
-            .iter()
-            .zip(&dims)
-            .map(|(labels, dims)| stride_of(labels, dims, wanted))
-            .collect()
-    };
     let out_dims: Vec<usize> = output.iter().map(|l| sizes[l]).collect();
     let sum_dims: Vec<usize> = summed.iter().map(|l| sizes[l]).collect();
     let out_count = element_count(&out_dims, "the Einsum output")?;
@@ -256,33 +280,17 @@ pub fn einsum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             "{out_count} outputs of {sum_count} terms each is more work than allowed"
         )));
     }
-    let out_offsets = offsets(&out_dims, &strides_for(&output))?;
-    let sum_offsets = offsets(&sum_dims, &strides_for(&summed))?;
+    let out_strides = label_strides(&input_labels, &dims, &sizes, &output);
+    let sum_strides = label_strides(&input_labels, &dims, &sizes, &summed);
+    let out_offsets = offsets(&out_dims, &out_strides)?;
+    let sum_offsets = offsets(&sum_dims, &sum_strides)?;
     let data = tensors
         .iter()
         .map(|t| values(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let n = data.len();
-    let result: Vec<f64> = out_offsets
-        .chunks(n)
-        .map(|base| {
-            sum_offsets
-                .chunks(n)
-                .map(|rel| {
-                    data.iter()
-                        .enumerate()
-                        .map(|(i, d)| d[base[i] + rel[i]])
-                        .product::<f64>()
-                })
-                .sum()
-        })
-        .collect();
-    Ok(vec![build(
-        result,
-        &out_dims,
-        tensors[0].dtype(),
-        tensors[0],
-    )?])
+    let result = contract(&data, &out_offsets, &sum_offsets);
+    let first = tensors[0];
+    Ok(vec![build(result, &out_dims, first.dtype(), first)?])
 }
 
 #[cfg(test)]
