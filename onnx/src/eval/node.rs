@@ -58,6 +58,16 @@ impl<'a> Node<'a> {
         self.attribute(name).map(|a| a.floats.clone())
     }
 
+    /// A list of strings (RNN `activations`), each decoded as UTF-8.
+    pub fn strings(&self, name: &str) -> Option<Vec<String>> {
+        self.attribute(name).map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+    }
+
     pub fn tensor(&self, name: &str) -> Option<&crate::proto::TensorProto> {
         self.attribute(name).and_then(|a| a.t.as_ref())
     }

@@ -1,24 +1,35 @@
 //! The operators kiln's evaluator implements, by ONNX name. Adding one is a function in the module of its
 //! kind, a line in [`lookup`], and its own test beside it.
 
+mod affine_grid;
+mod col2im;
 mod contrib;
 mod conv_transpose;
+mod einsum;
 mod elementwise;
 mod fourier;
+mod grid_sample;
+mod host;
 mod indexing;
 mod layout;
 mod logic;
 mod loss;
 mod matmul;
+mod non_max_suppression;
 mod normalization;
 mod pool_nd;
+mod qlinear_matmul;
 mod quantize;
+mod recurrent;
+mod recurrent_activation;
 mod reduce;
 mod resize;
+mod roi_align;
 mod shape;
 mod signal;
 mod spatial;
 mod unary;
+mod unique;
 mod values;
 
 use candle_core::Tensor;
@@ -182,6 +193,17 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "SoftmaxCrossEntropyLoss" => loss::softmax_cross_entropy_loss,
         "DequantizeLinear" => quantize::dequantize_linear,
         "QuantizeLinear" => quantize::quantize_linear,
+        "LSTM" => recurrent::lstm,
+        "GRU" => recurrent::gru,
+        "RNN" => recurrent::rnn,
+        "Einsum" => einsum::einsum,
+        "GridSample" => grid_sample::grid_sample,
+        "NonMaxSuppression" => non_max_suppression::non_max_suppression,
+        "Unique" => unique::unique,
+        "QLinearMatMul" => qlinear_matmul::qlinear_matmul,
+        "AffineGrid" => affine_grid::affine_grid,
+        "Col2Im" => col2im::col2im,
+        "RoiAlign" => roi_align::roi_align,
         _ => return None,
     })
 }
@@ -382,6 +404,17 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "SoftmaxCrossEntropyLoss",
     "DequantizeLinear",
     "QuantizeLinear",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "Einsum",
+    "GridSample",
+    "NonMaxSuppression",
+    "Unique",
+    "QLinearMatMul",
+    "AffineGrid",
+    "Col2Im",
+    "RoiAlign",
 ];
 
 #[cfg(test)]
