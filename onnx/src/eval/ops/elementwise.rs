@@ -48,6 +48,9 @@ pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// (x³ in GELU); a tensor exponent goes through exp(b·ln a) and needs positive bases.
 pub fn pow(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (base, exponent) = (required(inputs, 0)?, required(inputs, 1)?);
+    if !base.dtype().is_float() {
+        return Ok(vec![integer_pow(base, exponent)?]);
+    }
     if exponent.elem_count() == 1 {
         let e = exponent
             .to_dtype(DType::F64)?
@@ -60,6 +63,23 @@ pub fn pow(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         return Ok(vec![out.broadcast_as(shape)?.contiguous()?]);
     }
     Ok(vec![base.broadcast_pow(&exponent.to_dtype(base.dtype())?)?])
+}
+
+/// Pow of an integer base keeps the base's type; candle's pow is exp(e·ln b), undefined for integers and
+/// for negative bases, so it is computed element by element in f64 (exact for results below 2^53).
+fn integer_pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor, ModelError> {
+    let shape = base
+        .shape()
+        .broadcast_shape_binary_op(exponent.shape(), "Pow")?;
+    let flat = |t: &Tensor| -> Result<Vec<f64>, ModelError> {
+        Ok(t.to_dtype(DType::F64)?
+            .broadcast_as(shape.clone())?
+            .flatten_all()?
+            .to_vec1::<f64>()?)
+    };
+    let (b, e) = (flat(base)?, flat(exponent)?);
+    let out: Vec<f64> = b.iter().zip(&e).map(|(b, e)| b.powf(*e).trunc()).collect();
+    Ok(Tensor::from_vec(out, shape, base.device())?.to_dtype(base.dtype())?)
 }
 
 pub fn equal(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
