@@ -292,6 +292,14 @@ enum NamespaceCommand {
         namespace: NamespaceName,
         user: String,
     },
+    /// Show a namespace's settings, or change them (namespace admins)
+    Settings {
+        namespace: NamespaceName,
+        /// Store pickles the safety scan refuses, flagged and never loaded, instead of refusing the
+        /// version (true|false; off by default)
+        #[arg(long)]
+        store_unsafe_pickles: Option<bool>,
+    },
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -420,6 +428,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Namespace(NamespaceCommand::RemoveMember { namespace, user }) => {
             commands::namespace::remove_member(&client, namespace, user).await
         }
+        Command::Namespace(NamespaceCommand::Settings {
+            namespace,
+            store_unsafe_pickles,
+        }) => commands::namespace::settings(&client, namespace, store_unsafe_pickles).await,
         Command::Visibility {
             reference,
             visibility,

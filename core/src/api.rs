@@ -313,6 +313,18 @@ pub struct VersionDetail {
     /// What the pipeline produced, by name.
     #[serde(default)]
     pub variants: Vec<VariantDetail>,
+    /// Files the scan would have refused, stored only because the namespace allows it: kiln never opens,
+    /// converts or loads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flagged: Vec<FlaggedFile>,
+}
+
+/// A file stored only, never loaded, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FlaggedFile {
+    pub path: String,
+    /// What the scan found, e.g. the pickle globals outside its allowlist.
+    pub reason: String,
 }
 
 /// Commit a version from blobs already uploaded. Identical content for an existing version is a no-op;
@@ -544,6 +556,15 @@ pub struct Me {
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespaceRequest {
     pub name: NamespaceName,
+}
+
+/// What a namespace's admins decide for every model in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NamespaceSettings {
+    /// Store pickles whose globals fall outside the scan's allowlist ("store only, never load") instead of
+    /// refusing the version: they are flagged on the version, in `kiln show` and in the manifest, and
+    /// kiln never converts or opens them. Off by default.
+    pub store_unsafe_pickles: bool,
 }
 
 /// A namespace member (in `Me`, the namespace and the caller's role there).

@@ -79,6 +79,10 @@ pub struct ManifestFile {
     pub size: i64,
     /// Where the registry serves it, relative to the server (`/api/v1/models/...`).
     pub uri: String,
+    /// Set for a file the scan would have refused (e.g. a pickle that could run code), stored only because
+    /// its namespace allows it: kiln never opened it, and a deployment should not load it blindly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

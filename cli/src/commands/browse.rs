@@ -158,6 +158,12 @@ fn show_version(detail: &VersionDetail, json: bool) {
         ]);
     }
     println!("\n{out}");
+    for flag in &detail.flagged {
+        println!(
+            "flagged:  {} is stored only, never loaded by kiln: {}",
+            flag.path, flag.reason
+        );
+    }
     if !detail.pipeline.is_empty() {
         let mut jobs = table(&["JOB", "STATE", "TRIES", "MESSAGE"]);
         for job in &detail.pipeline {

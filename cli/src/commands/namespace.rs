@@ -1,8 +1,8 @@
 //! `kiln namespace ...` and `kiln visibility`.
 
 use kiln_core::api::{
-    CreateNamespaceRequest, Member, ModelDetail, NamespaceSummary, Role, SetMemberRequest,
-    SetVisibilityRequest, Visibility,
+    CreateNamespaceRequest, Member, ModelDetail, NamespaceSettings, NamespaceSummary, Role,
+    SetMemberRequest, SetVisibilityRequest, Visibility,
 };
 use kiln_core::{ModelRef, NamespaceName};
 
@@ -105,5 +105,34 @@ pub async fn set_visibility(
         detail.name,
         detail.visibility.as_str()
     );
+    Ok(())
+}
+
+/// `kiln namespace settings NS [--store-unsafe-pickles true|false]`.
+pub async fn settings(
+    client: &ApiClient,
+    namespace: NamespaceName,
+    store_unsafe_pickles: Option<bool>,
+) -> Result<(), CliError> {
+    let path = format!("/namespaces/{namespace}/settings");
+    let settings: NamespaceSettings = match store_unsafe_pickles {
+        None => client.get_json(&path).await?,
+        Some(on) => {
+            client
+                .put_json(
+                    &path,
+                    &NamespaceSettings {
+                        store_unsafe_pickles: on,
+                    },
+                )
+                .await?
+        }
+    };
+    let pickles = if settings.store_unsafe_pickles {
+        "stored only, flagged and never loaded"
+    } else {
+        "refused (the default)"
+    };
+    println!("{namespace}: pickles the scan refuses are {pickles}");
     Ok(())
 }

@@ -350,6 +350,7 @@ mod tests {
 
     fn version(paths: &[&str]) -> VersionDetail {
         VersionDetail {
+            flagged: Vec::new(),
             namespace: "acme".parse().unwrap(),
             model: "m".parse().unwrap(),
             version: "1".parse().unwrap(),

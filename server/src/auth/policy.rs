@@ -66,6 +66,16 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/namespaces/{namespace}/members/{user}",
         AdminNamespace,
     ),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/settings",
+        AdminNamespace,
+    ),
+    (
+        "PUT",
+        "/api/v1/namespaces/{namespace}/settings",
+        AdminNamespace,
+    ),
     ("GET", "/api/v1/models", Browse),
     ("GET", "/api/v1/models/{namespace}/{model}", ReadModel),
     ("PATCH", "/api/v1/models/{namespace}/{model}", WriteModel),

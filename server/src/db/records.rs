@@ -14,6 +14,8 @@ pub struct NamespaceRow {
     /// `user` (a user's personal namespace) or `org`.
     pub kind: String,
     pub owner_id: Option<String>,
+    /// Pickles the scan refuses are stored, flagged and never loaded, instead of failing the version.
+    pub store_unsafe_pickles: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -7,6 +7,7 @@ diesel::table! {
         created_at -> Timestamp,
         kind -> Text,
         owner_id -> Nullable<Text>,
+        store_unsafe_pickles -> Bool,
     }
 }
 

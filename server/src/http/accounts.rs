@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put};
 use kiln_core::NamespaceName;
 use kiln_core::api::{
     AccessToken, AuditEntry, CreateNamespaceRequest, CreateTokenRequest, CreateUserRequest,
-    CreatedToken, ErrorResponse, Me, Member, NamespaceSummary, RotatedJwtKey, SetMemberRequest,
-    TokenInfo, TokenRequest, UserInfo,
+    CreatedToken, ErrorResponse, Me, Member, NamespaceSettings, NamespaceSummary, RotatedJwtKey,
+    SetMemberRequest, TokenInfo, TokenRequest, UserInfo,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -283,4 +283,51 @@ async fn remove_member(
         .remove_member(namespace.parse()?, user, actor(&req, &principal))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A namespace's settings (namespace admins).
+#[utoipa::path(tag = "namespaces", params(NamespacePath), responses(
+    (status = 200, body = NamespaceSettings),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[get("/namespaces/{namespace}/settings")]
+async fn namespace_settings(
+    services: Data<Services>,
+    path: Path<NamespacePath>,
+) -> Result<Json<NamespaceSettings>, Error> {
+    let settings = services
+        .namespaces
+        .settings(path.into_inner().namespace.parse()?)
+        .await?;
+    Ok(Json(settings))
+}
+
+/// Change a namespace's settings, e.g. let its versions store pickles the scan would refuse, flagged and
+/// never loaded (namespace admins; audited).
+#[utoipa::path(tag = "namespaces", params(NamespacePath), request_body = NamespaceSettings, responses(
+    (status = 200, body = NamespaceSettings),
+    (status = 400, body = ErrorResponse),
+    (status = 401, body = ErrorResponse),
+    (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[put("/namespaces/{namespace}/settings")]
+async fn set_namespace_settings(
+    req: HttpRequest,
+    services: Data<Services>,
+    principal: Principal,
+    path: Path<NamespacePath>,
+    body: Json<NamespaceSettings>,
+) -> Result<Json<NamespaceSettings>, Error> {
+    let settings = services
+        .namespaces
+        .set_settings(
+            path.into_inner().namespace.parse()?,
+            body.into_inner(),
+            actor(&req, &principal),
+        )
+        .await?;
+    Ok(Json(settings))
 }

@@ -93,6 +93,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(accounts::list_members)
                 .service(accounts::set_member)
                 .service(accounts::remove_member)
+                .service(accounts::namespace_settings)
+                .service(accounts::set_namespace_settings)
                 .service(files::download_file)
                 .service(files::download_variant_file)
                 .service(manifests::version_manifest)

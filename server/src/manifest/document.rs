@@ -55,7 +55,14 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
         sources: detail
             .files
             .iter()
-            .map(|f| manifest_file(f, &base))
+            .map(|f| ManifestFile {
+                flagged: detail
+                    .flagged
+                    .iter()
+                    .find(|flag| flag.path == f.path.as_str())
+                    .map(|flag| format!("stored only, never loaded by kiln: {}", flag.reason)),
+                ..manifest_file(f, &base)
+            })
             .collect(),
         provenance: Provenance {
             kiln: env!("CARGO_PKG_VERSION").to_owned(),
@@ -91,5 +98,6 @@ fn manifest_file(file: &FileEntry, under: &str) -> ManifestFile {
         sha256: file.digest,
         size: file.size,
         uri: format!("{under}/files/{}", file.path),
+        flagged: None,
     }
 }

@@ -14,6 +14,7 @@ use super::step::{StepOutput, StepRequest};
 use super::workspace::Workspace;
 use super::{HeldJob, Job, JobContext, JobError, unexpected, variant_store};
 use crate::db::records::{VariantFileRow, VariantRow, VersionFileRow};
+use crate::db::repos::pipeline_jobs;
 
 const VARIANT: &str = "onnx";
 
@@ -46,8 +47,27 @@ struct Outcome {
 async fn run(context: &JobContext, held: &HeldJob) -> Result<serde_json::Value, JobError> {
     let job = &held.row;
     let (files, workspace) = Workspace::of_version(context, held.version_id()).await?;
+    // Files stored only (flagged by the scan) are never opened again: the step does not get them.
+    let version_id = held.version_id().to_owned();
+    let flagged: Vec<String> = context
+        .db
+        .run(move |conn| {
+            Ok(pipeline_jobs::for_version(conn, &version_id)?
+                .into_iter()
+                .filter(|j| j.kind == crate::db::views::SCAN_KIND)
+                .filter_map(|j| serde_json::from_str(j.report.as_deref()?).ok())
+                .flat_map(|report| crate::db::views::flagged_in_scan_report(&report))
+                .map(|f| f.path)
+                .collect())
+        })
+        .await?;
     let request = StepRequest::Convert {
-        files: workspace.files.clone(),
+        files: workspace
+            .files
+            .iter()
+            .filter(|(path, _)| !flagged.contains(path))
+            .cloned()
+            .collect(),
         out_dir: workspace.scratch().join("converted"),
     };
     let outcome = match run_isolated(&context.step_limits, Convert::KIND, &request).await? {

@@ -17,8 +17,12 @@ use super::JobError;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum StepRequest {
-    /// Recognise and check every file: (version path, local file).
-    Scan { files: Vec<(String, PathBuf)> },
+    /// Recognise and check every file: (version path, local file). With `store_unsafe_pickles` a pickle
+    /// the scan refuses is flagged (stored only, never loaded) instead of refusing the version.
+    Scan {
+        files: Vec<(String, PathBuf)>,
+        store_unsafe_pickles: bool,
+    },
     /// Find the model among the files and, for a checkpoint, convert it into `out_dir`.
     Convert {
         files: Vec<(String, PathBuf)>,
@@ -104,7 +108,10 @@ impl From<StepFailure> for JobError {
 /// Does the work of one request, in this process.
 pub fn run_step(request: StepRequest) -> Result<StepOutput, StepFailure> {
     let output = match request {
-        StepRequest::Scan { files } => super::scan::inspect_all(&files),
+        StepRequest::Scan {
+            files,
+            store_unsafe_pickles,
+        } => super::scan::inspect_all(&files, store_unsafe_pickles),
         StepRequest::Convert { files, out_dir } => {
             super::convert::find_or_convert(&files, &out_dir)
         }

@@ -3,7 +3,7 @@
 use diesel::Connection;
 use kiln_core::ErrorCode;
 use kiln_core::NamespaceName;
-use kiln_core::api::{AuditEntry, Member, NamespaceSummary, Role};
+use kiln_core::api::{AuditEntry, Member, NamespaceSettings, NamespaceSummary, Role};
 use serde_json::json;
 
 use crate::db::records::{NamespaceRow, UserRow};
@@ -97,6 +97,44 @@ impl NamespaceService {
                         json!({ "user": user, "role": role.as_str() }),
                     )?;
                     Ok(Member { name: user, role })
+                })
+            })
+            .await
+    }
+
+    pub async fn settings(&self, namespace: NamespaceName) -> Result<NamespaceSettings, Error> {
+        self.db
+            .run(move |conn| {
+                let ns = namespaces::find(conn, namespace.as_str())?
+                    .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
+                Ok(NamespaceSettings {
+                    store_unsafe_pickles: ns.store_unsafe_pickles,
+                })
+            })
+            .await
+    }
+
+    pub async fn set_settings(
+        &self,
+        namespace: NamespaceName,
+        settings: NamespaceSettings,
+        actor: Actor,
+    ) -> Result<NamespaceSettings, Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let on = settings.store_unsafe_pickles;
+                    if !namespaces::set_store_unsafe_pickles(conn, namespace.as_str(), on)? {
+                        return Err(Error::not_found(format!("namespace {namespace}")));
+                    }
+                    audit::record(
+                        conn,
+                        &actor,
+                        "namespace.settings",
+                        namespace.as_str(),
+                        json!({ "store_unsafe_pickles": on }),
+                    )?;
+                    Ok(settings)
                 })
             })
             .await

@@ -164,6 +164,8 @@ fn cases() -> Vec<Case> {
         case(M::GET, "/api/v1/namespaces/{namespace}/members", "/api/v1/namespaces/acme/members", None, AdminOfNamespace, 200),
         case(M::PUT, "/api/v1/namespaces/{namespace}/members/{user}", "/api/v1/namespaces/acme/members/temp-{who}", Some(r#"{"role":"writer"}"#), AdminOfNamespace, 200),
         case(M::DELETE, "/api/v1/namespaces/{namespace}/members/{user}", "/api/v1/namespaces/acme/members/gone-{who}", None, AdminOfNamespace, 204),
+        case(M::GET, "/api/v1/namespaces/{namespace}/settings", "/api/v1/namespaces/acme/settings", None, AdminOfNamespace, 200),
+        case(M::PUT, "/api/v1/namespaces/{namespace}/settings", "/api/v1/namespaces/acme/settings", Some(r#"{"store_unsafe_pickles":false}"#), AdminOfNamespace, 200),
         case(M::GET, "/api/v1/models", "/api/v1/models", None, Browse, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/secret", None, ReadPrivateModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/open", None, ReadPublicModel, 200),

@@ -7,6 +7,7 @@ mod accounts;
 mod aliases;
 mod downloads;
 mod encryption;
+mod flagged;
 mod hostile;
 mod manifests;
 mod pipeline;

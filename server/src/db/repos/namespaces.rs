@@ -12,6 +12,18 @@ pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Namespace
         .optional()
 }
 
+/// Changes a namespace's settings; false when there is no such namespace.
+pub fn set_store_unsafe_pickles(
+    conn: &mut DbConnection,
+    name: &str,
+    on: bool,
+) -> QueryResult<bool> {
+    let updated = diesel::update(namespaces::table.filter(namespaces::name.eq(name)))
+        .set(namespaces::store_unsafe_pickles.eq(on))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
 /// Creates a namespace of `kind` (`user` or `org`) whose owner becomes its admin member. A concurrent
 /// creator makes the insert fail with a unique violation: callers run this in a transaction and retry it
 /// whole (on PostgreSQL a failed statement aborts the transaction, so it cannot be caught here).
@@ -27,6 +39,7 @@ pub fn create(
         created_at: now(),
         kind: kind.to_owned(),
         owner_id: owner_id.map(str::to_owned),
+        store_unsafe_pickles: false,
     };
     diesel::insert_into(namespaces::table)
         .values(&row)

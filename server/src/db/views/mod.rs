@@ -3,4 +3,6 @@
 
 mod version_detail;
 
-pub use version_detail::{signature_of, variant_file_entries, version_detail};
+pub use version_detail::{
+    SCAN_KIND, flagged_in_scan_report, signature_of, variant_file_entries, version_detail,
+};

@@ -2,8 +2,8 @@
 //! variant's benchmark results.
 
 use kiln_core::api::{
-    Dim, FileEntry, JobState, PipelineJob, TensorSignature, VariantDetail, VariantOrigin,
-    VariantStatus, VersionDetail, VersionStatus,
+    Dim, FileEntry, FlaggedFile, JobState, PipelineJob, TensorSignature, VariantDetail,
+    VariantOrigin, VariantStatus, VersionDetail, VersionStatus,
 };
 use kiln_core::deployment::BenchmarkResult;
 
@@ -23,10 +23,16 @@ pub fn version_detail(
     row: &VersionRow,
     files: Vec<VersionFileRow>,
 ) -> Result<VersionDetail, Error> {
-    let pipeline = pipeline_jobs::for_version(conn, &row.id)?
+    let pipeline: Vec<PipelineJob> = pipeline_jobs::for_version(conn, &row.id)?
         .into_iter()
         .map(job)
         .collect::<Result<_, _>>()?;
+    let flagged = pipeline
+        .iter()
+        .filter(|j| j.kind == SCAN_KIND)
+        .filter_map(|j| j.report.as_ref())
+        .flat_map(flagged_in_scan_report)
+        .collect();
     let mut benchmarks: Vec<(String, BenchmarkResult)> = benchmarks::for_version(conn, &row.id)?
         .into_iter()
         .map(|b| {
@@ -62,7 +68,26 @@ pub fn version_detail(
         created_at: row.created_at.and_utc(),
         pipeline,
         variants,
+        flagged,
     })
+}
+
+/// The scan job's kind: its report lists each file, with `flagged` set for one stored only, never loaded.
+pub const SCAN_KIND: &str = "scan";
+
+/// The files a scan report marks as stored only (see [`SCAN_KIND`]).
+pub fn flagged_in_scan_report(report: &serde_json::Value) -> Vec<FlaggedFile> {
+    report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            Some(FlaggedFile {
+                path: f["path"].as_str()?.to_owned(),
+                reason: f["flagged"].as_str()?.to_owned(),
+            })
+        })
+        .collect()
 }
 
 fn file_entry(f: VersionFileRow) -> Result<FileEntry, Error> {

@@ -1,0 +1,1 @@
+ALTER TABLE namespaces DROP COLUMN store_unsafe_pickles;
