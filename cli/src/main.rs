@@ -454,15 +454,6 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// `--variants`: names, or `none` (or an empty list) for no optimized variants at all.
 fn variants_asked(names: Vec<String>) -> Result<Vec<String>, CliError> {
     let names: Vec<String> = names
@@ -476,5 +467,14 @@ fn variants_asked(names: Vec<String>) -> Result<Vec<String>, CliError> {
             "--variants none cannot be combined with variant names".to_owned(),
         )),
         _ => Ok(names),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
