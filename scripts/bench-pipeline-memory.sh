@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Memory of the API process and of the pipeline steps' child processes while a checkpoint goes through the
+# whole pipeline on the embedded default (SQLite + local files). Samples VmRSS of kiln-server and of every
+# `kiln-server pipeline-step` child every 100 ms, and prints the peaks, the API's RSS when idle afterwards,
+# and the time to ready and to the end of the pipeline.
+# Usage: scripts/bench-pipeline-memory.sh [bert|bert-base] [--release]
+# (bert-base: BERT-base's shape, 109 M parameters; the embedded runner is off so that only the API process
+# and its step children are measured.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+family="${1:-bert-base}"
+profile=debug; build=()
+[ "${2:-}" = --release ] && { profile=release; build=(--release); }
+cargo build --quiet "${build[@]}" -p kiln-server -p kiln-cli
+cargo build --quiet "${build[@]}" -p kiln-onnx --example sample_checkpoint
+bin="target/$profile"
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+token=bench-pipeline-memory-token-0123456789
+KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
+  KILN_EMBEDDED_RUNNER=false "$bin/kiln-server" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
+for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$bin/examples/sample_checkpoint" "$family" "$work/model" >/dev/null
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+api_peak=0; step_peak=0; steps_seen=0
+start=$(date +%s%N)
+"$bin/kiln" push "$work/model" acme/memory:1 >/dev/null
+ready_at=""; done_at=""
+while :; do
+  api=$(rss_kb "$server"); (( api > api_peak )) && api_peak=$api
+  for child in $(pgrep -P "$server" 2>/dev/null || true); do
+    steps_seen=1
+    rss=$(rss_kb "$child"); (( rss > step_peak )) && step_peak=$rss
+  done
+  state=$("$bin/kiln" show acme/memory:1 --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+busy = any(j["state"] in ("queued", "running") for j in d["pipeline"] if j["kind"] != "benchmark")
+print(d["status"], "busy" if busy else "settled")')
+  now=$(date +%s%N)
+  [ -z "$ready_at" ] && [ "${state% *}" = ready ] && ready_at=$(( (now - start) / 1000000 ))
+  [ "${state% *}" = failed ] && { echo "the scan refused the checkpoint"; exit 1; }
+  [ "$state" = "ready settled" ] && { done_at=$(( (now - start) / 1000000 )); break; }
+  sleep 0.1
+done
+sleep 2
+idle=$(rss_kb "$server")
+"$bin/kiln" show acme/memory:1 --json | python3 -c '
+import json, sys
+for j in json.load(sys.stdin)["pipeline"]:
+    print(f"  {j[\"kind\"]:<9} {j[\"state\"]:<10} {(j.get(\"message\") or \"\")[:90]}")'
+printf '\n| %s (%s build) | MiB |\n|---|---|\n' "$family" "$profile"
+printf '| API process, peak RSS during the pipeline | %d |\n' $((api_peak / 1024))
+printf '| API process, RSS idle afterwards | %d |\n' $((idle / 1024))
+printf '| largest step child, peak RSS (sampled every 100 ms) | %d |\n' $((step_peak / 1024))
+printf '| ms to ready (scanned) / to the end of the pipeline | %s / %s |\n' "$ready_at" "$done_at"
+[ "$steps_seen" = 1 ] || echo "note: no step child was sampled (steps shorter than the sampling period)"
