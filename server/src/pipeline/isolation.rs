@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::JobError;
-use super::step::{StepAnswer, StepOutput, StepRequest};
+use super::step::{StepAnswer, StepOutput, StepRequest, StepResult};
 
 /// Where the child program is and what it may use.
 #[derive(Debug, Clone)]
@@ -91,9 +91,27 @@ pub async fn run_isolated(
     if !output.status.success() {
         return Err(JobError::Refused(died(what, &output.status, limits)));
     }
-    match serde_json::from_slice::<StepAnswer>(&output.stdout) {
-        Ok(StepAnswer::Ok(result)) => Ok(result),
-        Ok(StepAnswer::Err(failure)) => Err(failure.into()),
+    let answer = serde_json::from_slice::<StepAnswer>(&output.stdout);
+    if let Ok(StepAnswer {
+        peak_rss_bytes: Some(peak),
+        ..
+    }) = &answer
+    {
+        tracing::info!(
+            step = what,
+            peak_rss_mib = peak / (1024 * 1024),
+            "pipeline step finished"
+        );
+    }
+    match answer {
+        Ok(StepAnswer {
+            result: StepResult::Ok(result),
+            ..
+        }) => Ok(result),
+        Ok(StepAnswer {
+            result: StepResult::Err(failure),
+            ..
+        }) => Err(failure.into()),
         Err(e) => Err(JobError::Transient(crate::error::Error::Io(
             std::io::Error::other(format!("the {what} step answered nonsense: {e}")),
         ))),

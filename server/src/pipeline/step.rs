@@ -154,10 +154,11 @@ pub fn serve_stdio() -> ExitCode {
             "unreadable step request: {e}"
         ))),
     };
-    let line = match &answer {
+    let mut line = match &answer {
         Ok(output) => serde_json::json!({ "ok": output }),
         Err(failure) => serde_json::json!({ "err": failure }),
     };
+    line["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
@@ -168,10 +169,27 @@ pub fn serve_stdio() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// This process's peak resident memory (Linux `VmHWM`), for the parent's log: what a step really needed.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The child's answer, as the parent reads it.
 #[derive(Debug, Deserialize)]
+pub struct StepAnswer {
+    #[serde(flatten)]
+    pub result: StepResult,
+    /// The child's peak resident memory, when the system says.
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StepAnswer {
+pub enum StepResult {
     Ok(StepOutput),
     Err(StepFailure),
 }
