@@ -255,3 +255,92 @@ fn nan_weights_in_safetensors_are_reported() {
         ["tensor \"w\" holds 1 NaN or infinite values"]
     );
 }
+
+/// A model whose `If` branches nest `depth` deep: each level's `then_branch` holds the next.
+fn nested_ifs(depth: usize) -> ModelProto {
+    use kiln_onnx::proto::{
+        AttributeProto, GraphProto, NodeProto, OperatorSetIdProto, attribute_proto::AttributeType,
+    };
+    let mut inner = GraphProto {
+        name: Some("leaf".to_owned()),
+        ..Default::default()
+    };
+    for level in 0..depth {
+        let node = NodeProto {
+            op_type: Some("If".to_owned()),
+            input: vec!["cond".to_owned()],
+            attribute: vec![AttributeProto {
+                name: Some("then_branch".to_owned()),
+                r#type: Some(AttributeType::Graph as i32),
+                g: Some(inner),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        inner = GraphProto {
+            name: Some(format!("level{level}")),
+            node: vec![node],
+            ..Default::default()
+        };
+    }
+    inner.input.push(kiln_onnx::proto::ValueInfoProto {
+        name: Some("cond".to_owned()),
+        ..Default::default()
+    });
+    ModelProto {
+        ir_version: Some(9),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(inner),
+        ..Default::default()
+    }
+}
+
+/// Nesting past what protobuf decodes is one short line, not every enclosing field; nesting past kiln's
+/// cap is refused by name.
+#[test]
+fn deeply_nested_subgraphs_are_refused_in_one_short_line() {
+    let too_deep_to_decode = refused_bytes(&nested_if_bytes(1000));
+    assert!(
+        too_deep_to_decode.starts_with("the ONNX model is refused: not a valid ONNX model: "),
+        "{too_deep_to_decode}"
+    );
+    assert!(
+        too_deep_to_decode.len() < 200,
+        "{} characters: {too_deep_to_decode}",
+        too_deep_to_decode.len()
+    );
+    let deep = refused(&nested_ifs(kiln_onnx::model_check::MAX_SUBGRAPH_DEPTH + 2));
+    assert!(deep.contains("subgraphs nest more than 16 deep"), "{deep}");
+    assert!(deep.len() < 200, "{deep}");
+}
+
+/// The encoding of a model whose `If` branches nest `depth` deep, built from the inside out without
+/// recursion (prost's own encoder would overflow the test's stack first).
+fn nested_if_bytes(depth: usize) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let field = |number: u32, inner: &[u8]| {
+        let mut out = Vec::with_capacity(inner.len() + 8);
+        encode_key(number, WireType::LengthDelimited, &mut out);
+        encode_varint(inner.len() as u64, &mut out);
+        out.extend_from_slice(inner);
+        out
+    };
+    let mut graph = Vec::new();
+    for _ in 0..depth {
+        // AttributeProto.g = 6, NodeProto.attribute = 5, GraphProto.node = 1.
+        graph = field(1, &field(5, &field(6, &graph)));
+    }
+    let mut model = nested_ifs(0).encode_to_vec();
+    model.extend(field(7, &graph));
+    model
+}
+
+fn refused_bytes(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    inspect_file(&path).unwrap_err().to_string()
+}
