@@ -249,8 +249,14 @@ impl BlobStore {
             size += n as u64;
         }
         let digest = hasher.finalize();
-        let mut writer =
-            object_store::buffered::BufWriter::new(self.store.clone(), self.blob_key(&digest));
+        // object_store's defaults (10 MiB parts, 8 in flight) hold ~90 MiB per upload; two 8 MiB parts in
+        // flight keep the server's memory flat while it stores a job's outputs.
+        let mut writer = object_store::buffered::BufWriter::with_capacity(
+            self.store.clone(),
+            self.blob_key(&digest),
+            8 * 1024 * 1024,
+        )
+        .with_max_concurrency(2);
         let mut file = tokio::fs::File::open(path).await?;
         loop {
             let n = file.read(&mut buffer).await?;
