@@ -29,6 +29,9 @@ enum Command {
     /// opens pushed models in a child process with memory and time limits
     #[command(hide = true)]
     PipelineStep,
+    /// Run the embedded CPU runner (started by kiln-server itself, which passes what it needs)
+    #[command(hide = true)]
+    EmbeddedRunner,
     /// Manage the manifest signing keys
     Keys {
         #[command(subcommand)]
@@ -45,8 +48,10 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::PipelineStep) = cli.command {
-        return kiln_server::pipeline::step::serve_stdio();
+    match cli.command {
+        Some(Command::PipelineStep) => return kiln_server::pipeline::step::serve_stdio(),
+        Some(Command::EmbeddedRunner) => return kiln_server::startup::embedded_runner::run_child(),
+        _ => {}
     }
     if let Some(Command::Openapi) = cli.command {
         let spec = kiln_server::http::openapi();

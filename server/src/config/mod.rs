@@ -76,9 +76,9 @@ pub struct Settings {
     pub step_memory_bytes: u64,
     /// Wall-clock time one pipeline step may take (KILN_STEP_TIME_SECS).
     pub step_time: std::time::Duration,
-    /// The program pipeline steps run in (`kiln-server pipeline-step`): this binary unless a program that
-    /// embeds the server (its tests) names it.
-    pub step_executable: Option<PathBuf>,
+    /// The kiln-server program its child processes run (pipeline steps, the embedded runner): this binary
+    /// unless a program that embeds the server (its tests) names it.
+    pub server_executable: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -297,7 +297,7 @@ impl Settings {
             embedded_runner_threads,
             step_memory_bytes: step_memory_mb * 1024 * 1024,
             step_time: std::time::Duration::from_secs(step_time_secs),
-            step_executable: None,
+            server_executable: None,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

@@ -50,6 +50,8 @@ pub struct Foundations {
     pub pipeline: PipelineQueue,
     /// A runner's job lease.
     pub runner_lease: Duration,
+    /// The credential of this server's embedded runner child, made at start, held nowhere else.
+    pub embedded_runner_secret: Option<String>,
 }
 
 impl Services {
@@ -62,10 +64,11 @@ impl Services {
             manifest_signer: signer,
             pipeline,
             runner_lease,
+            embedded_runner_secret,
         } = base;
         Self {
             access: access::AccessService::new(db.clone(), rate_limiter),
-            accounts: accounts::AccountService::new(db.clone(), jwt),
+            accounts: accounts::AccountService::new(db.clone(), jwt, embedded_runner_secret),
             aliases: aliases::AliasService::new(db.clone(), signer.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
             health: health::HealthService::new(db.clone(), store.clone()),

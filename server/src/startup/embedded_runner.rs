@@ -1,148 +1,147 @@
-//! The embedded default's CPU runner: kiln-runner's loop, in-process, speaking the runner protocol to this
-//! server's services instead of over HTTP. It registers and shows in `GET /api/v1/runners` like any other;
-//! KILN_EMBEDDED_RUNNER=false turns it off (then benchmarks wait for a `kiln-runner`).
+//! The embedded default's CPU runner: kiln-runner's loop in a child process of this server
+//! (`kiln-server embedded-runner`), so that the models it measures never load into the API process. It
+//! speaks the runner protocol over HTTP to a plain listener on 127.0.0.1 that only it is told about,
+//! authenticated by a secret made at each start (it never touches the disk or the database). It registers
+//! and shows in `GET /api/v1/runners` as `embedded`, like any other runner; KILN_EMBEDDED_RUNNER=false
+//! turns it off (then benchmarks wait for a `kiln-runner`).
 
-use std::path::Path;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_core::api::FileEntry;
-use kiln_core::runners::{
-    BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration,
-};
 use kiln_runner::engine::Settings;
-use kiln_runner::{Coordinator, CoordinatorError, Runner};
+use kiln_runner::http::HttpCoordinator;
+use kiln_runner::{Runner, device};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Error;
-use crate::services::Services;
-use crate::services::downloads::FileSource;
+/// The name the embedded runner registers with.
+const EMBEDDED_RUNNER: &str = "embedded";
 
-struct EmbeddedCoordinator {
-    services: Services,
-    /// Stands for the credential a remote runner registers with.
-    token_id: String,
+const URL: &str = "KILN_EMBEDDED_RUNNER_URL";
+const SECRET: &str = "KILN_EMBEDDED_RUNNER_SECRET";
+const CACHE: &str = "KILN_EMBEDDED_RUNNER_CACHE";
+const THREADS: &str = "KILN_EMBEDDED_RUNNER_THREADS";
+
+/// How the parent starts its runner child.
+pub struct EmbeddedRunner {
+    pub executable: PathBuf,
+    /// The loopback listener the child talks to, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    pub secret: String,
+    pub cache: PathBuf,
+    pub threads: u32,
 }
 
-fn coordinator_error(e: Error) -> CoordinatorError {
-    match e {
-        Error::LeaseLost(lost) => CoordinatorError::LeaseLost(lost.job_id),
-        e if e.is_transient() => CoordinatorError::Unavailable(e.chain().to_string()),
-        other => CoordinatorError::Refused(other.to_string()),
-    }
-}
-
-impl Coordinator for EmbeddedCoordinator {
-    async fn register(
-        &self,
-        registration: RunnerRegistration,
-    ) -> Result<RegisteredRunner, CoordinatorError> {
-        self.services
-            .runners
-            .register(self.token_id.clone(), registration)
-            .await
-            .map_err(coordinator_error)
-    }
-
-    async fn heartbeat(
-        &self,
-        runner: &str,
-        job: Option<&str>,
-    ) -> Result<HeartbeatAck, CoordinatorError> {
-        self.services
-            .runners
-            .heartbeat(
-                runner.to_owned(),
-                self.token_id.clone(),
-                job.map(str::to_owned),
-            )
-            .await
-            .map_err(coordinator_error)
-    }
-
-    async fn claim(&self, runner: &str) -> Result<Option<BenchmarkJob>, CoordinatorError> {
-        self.services
-            .runners
-            .claim(runner.to_owned(), self.token_id.clone())
-            .await
-            .map_err(coordinator_error)
-    }
-
-    async fn fetch(
-        &self,
-        runner: &str,
-        job: &BenchmarkJob,
-        file: &FileEntry,
-        into: &Path,
-    ) -> Result<(), CoordinatorError> {
-        let subject = self
-            .services
-            .runners
-            .held_job(runner.to_owned(), self.token_id.clone(), job.job_id.clone())
-            .await
-            .map_err(coordinator_error)?;
-        let download = self
-            .services
-            .downloads
-            .open(
-                subject.namespace,
-                subject.model,
-                subject.version,
-                FileSource::Variant(subject.variant),
-                file.path.clone(),
-                |_| Ok(None),
-            )
-            .await
-            .map_err(coordinator_error)?;
-        kiln_runner::coordinator::save_stream(into, download.body).await
-    }
-
-    async fn report(
-        &self,
-        runner: &str,
-        job: &str,
-        report: BenchmarkReport,
-    ) -> Result<(), CoordinatorError> {
-        self.services
-            .runners
-            .report(
-                runner.to_owned(),
-                self.token_id.clone(),
-                job.to_owned(),
-                report,
-            )
-            .await
-            .map_err(coordinator_error)
-    }
-}
-
-/// Starts the embedded CPU runner on the current runtime; it stops when `stop` fires.
-pub fn spawn(services: Services, cache: &Path, threads: u32, stop: CancellationToken) {
-    let info = kiln_runner::device::DeviceInfo::cpu(threads as usize);
-    let runner = Arc::new(Runner {
-        coordinator: Arc::new(EmbeddedCoordinator {
-            services,
-            token_id: "embedded".to_owned(),
-        }),
-        name: "embedded".to_owned(),
-        device: candle_core::Device::Cpu,
-        info,
-        // Lighter than a dedicated runner's defaults: it shares the machine with the server.
-        settings: Settings {
-            threads: threads as usize,
-            warmup: 2,
-            min_iterations: 3,
-            max_iterations: 100,
-            time_budget: Duration::from_secs(1),
-            ..Settings::default()
-        },
-        cache: cache.to_owned(),
-        keep_cache: false,
-        idle_poll: Duration::from_secs(1),
-    });
+/// Keeps the runner child running until `stop`: a child that exits is logged and started again.
+pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
     tokio::spawn(async move {
-        if let Err(e) = runner.run(stop).await {
-            tracing::error!(error = %e, "the embedded runner stopped");
+        while !stop.is_cancelled() {
+            let mut command = tokio::process::Command::new(&runner.executable);
+            command
+                .arg("embedded-runner")
+                .env(URL, &runner.url)
+                .env(SECRET, &runner.secret)
+                .env(CACHE, &runner.cache)
+                .env(THREADS, runner.threads.to_string())
+                // The child stops when this pipe closes: when the server stops or dies.
+                .stdin(Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    tracing::error!(error = %e, executable = %runner.executable.display(), "cannot start the embedded runner");
+                    return;
+                }
+            };
+            // Held here: `wait` would close the child's stdin, which tells it to stop.
+            let _stdin = child.stdin.take();
+            tokio::select! {
+                status = child.wait() => {
+                    tracing::warn!(?status, "the embedded runner exited; starting it again in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
+                _ = stop.cancelled() => {
+                    let _ = child.kill().await;
+                }
+            }
         }
     });
+}
+
+/// The child's side: the runner loop over HTTP, until its stdin closes.
+pub fn run_child() -> ExitCode {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let (url, secret, cache) = match (var(URL), var(SECRET), var(CACHE)) {
+        (Ok(url), Ok(secret), Ok(cache)) => (url, secret, PathBuf::from(cache)),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            eprintln!("kiln-server embedded-runner is started by kiln-server itself: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let threads: usize = var(THREADS).ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kiln-server embedded-runner: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let coordinator = match HttpCoordinator::new(&url, &secret) {
+            Ok(coordinator) => coordinator,
+            Err(e) => {
+                eprintln!("kiln-server embedded-runner: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (device, info) = match device::open("cpu", threads) {
+            Ok(opened) => opened,
+            Err(e) => {
+                eprintln!("kiln-server embedded-runner: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let runner = Arc::new(Runner {
+            coordinator: Arc::new(coordinator),
+            name: EMBEDDED_RUNNER.to_owned(),
+            device,
+            info,
+            // Lighter than a dedicated runner's defaults: it shares the machine with the server.
+            settings: Settings {
+                threads,
+                warmup: 2,
+                min_iterations: 3,
+                max_iterations: 100,
+                time_budget: Duration::from_secs(1),
+                process_memory: true,
+                ..Settings::default()
+            },
+            cache,
+            keep_cache: false,
+            idle_poll: Duration::from_secs(1),
+        });
+        let stop = CancellationToken::new();
+        let parent_gone = stop.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            parent_gone.cancel();
+        });
+        match runner.run(stop).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "the embedded runner stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

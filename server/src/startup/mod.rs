@@ -1,7 +1,7 @@
 //! Assembling the server: settings → database, store, services → HTTP server on a bound socket, and the
 //! background work beside it (pipeline workers, the embedded runner, periodic housekeeping).
 
-mod embedded_runner;
+pub mod embedded_runner;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -56,6 +56,9 @@ impl Application {
                 .with_validity(settings.manifest_validity),
         );
         let queue = PipelineQueue::default();
+        let embedded_runner_secret = settings
+            .embedded_runner
+            .then(crate::auth::credentials::generate_token);
         let services = Services::new(Foundations {
             db: db.clone(),
             store: store.clone(),
@@ -64,6 +67,7 @@ impl Application {
             manifest_signer: signer.clone(),
             pipeline: queue.clone(),
             runner_lease: settings.runner_lease,
+            embedded_runner_secret: embedded_runner_secret.clone(),
         });
         announce_bootstrap(
             services
@@ -80,7 +84,25 @@ impl Application {
         })?;
         let address = listener.local_addr()?;
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
-        let server = http_server(listener, services.clone(), settings.max_json_bytes, tls)?;
+        // The embedded runner's own door: plain HTTP on loopback, whatever the public listener is.
+        let runner_listener = match &embedded_runner_secret {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").map_err(|e| {
+                Error::Startup(format!(
+                    "cannot open the embedded runner's loopback listener: {e}"
+                ))
+            })?),
+            None => None,
+        };
+        let runner_url = runner_listener
+            .as_ref()
+            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+            .transpose()?;
+        let listeners = Listeners {
+            public: listener,
+            tls,
+            runner: runner_listener,
+        };
+        let server = http_server(listeners, services.clone(), settings.max_json_bytes)?;
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
         spawn_manifest_refresher(services.clone());
         let workers_stop = tokio_util::sync::CancellationToken::new();
@@ -97,11 +119,15 @@ impl Application {
             settings.pipeline_workers,
             workers_stop.clone(),
         );
-        if settings.embedded_runner {
-            embedded_runner::spawn(
-                services.clone(),
-                &settings.data_dir.join("runner-cache"),
-                settings.embedded_runner_threads,
+        if let (Some(secret), Some(url)) = (embedded_runner_secret, runner_url) {
+            embedded_runner::supervise(
+                embedded_runner::EmbeddedRunner {
+                    executable: server_executable(&settings)?,
+                    url,
+                    secret,
+                    cache: settings.data_dir.join("runner-cache"),
+                    threads: settings.embedded_runner_threads,
+                },
                 workers_stop.clone(),
             );
         }
@@ -143,21 +169,33 @@ impl Application {
     }
 }
 
-/// Pipeline steps run in a child process of this very binary (or the one the settings name).
-fn step_limits(settings: &Settings) -> Result<StepLimits, Error> {
-    let executable = match &settings.step_executable {
-        Some(path) => path.clone(),
+/// Child processes (pipeline steps, the embedded runner) run this very binary, or the one the settings
+/// name.
+fn server_executable(settings: &Settings) -> Result<std::path::PathBuf, Error> {
+    match &settings.server_executable {
+        Some(path) => Ok(path.clone()),
         None => std::env::current_exe().map_err(|e| {
             Error::Startup(format!(
-                "cannot find this program's path to run pipeline steps in: {e}"
+                "cannot find this program's path to run its child processes: {e}"
             ))
-        })?,
-    };
+        }),
+    }
+}
+
+fn step_limits(settings: &Settings) -> Result<StepLimits, Error> {
     Ok(StepLimits {
-        executable,
+        executable: server_executable(settings)?,
         memory_bytes: settings.step_memory_bytes,
         time: settings.step_time,
     })
+}
+
+/// Where the server answers: the public listener (TLS when configured), and the embedded runner's
+/// loopback one.
+struct Listeners {
+    public: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    runner: Option<TcpListener>,
 }
 
 /// The first start of a registry prints its administrator's token, once; it is stored only as a hash.
@@ -213,10 +251,9 @@ fn tls_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, Error> {
 }
 
 fn http_server(
-    listener: TcpListener,
+    listeners: Listeners,
     services: Services,
     max_json_bytes: usize,
-    tls: Option<rustls::ServerConfig>,
 ) -> Result<Server, Error> {
     let server = HttpServer::new(move || {
         let (json, path, query) = crate::http::extractor_configs(max_json_bytes);
@@ -256,10 +293,13 @@ fn http_server(
                 Err::<actix_web::HttpResponse, _>(Error::not_found("route"))
             }))
     });
-    let server = match tls {
-        Some(config) => server.listen_rustls_0_23(listener, config)?,
-        None => server.listen(listener)?,
+    let mut server = match listeners.tls {
+        Some(config) => server.listen_rustls_0_23(listeners.public, config)?,
+        None => server.listen(listeners.public)?,
     };
+    if let Some(runner) = listeners.runner {
+        server = server.listen(runner)?;
+    }
     Ok(server.run())
 }
 
