@@ -15,6 +15,8 @@
 //! Knobs (environment variables, with defaults):
 //! - `KILN_ONNX_CORPUS` (`target/onnx-corpus`): the corpus folder.
 //! - `KILN_ONNX_CORPUS_FILTER` (all): only models whose id contains this.
+//! - `KILN_ONNX_CORPUS_SLOW` (0): 1 evaluates the models the listing marks slow too (VGG19, ResNet-50,
+//!   ZFNet-512: three minutes together in a debug build); otherwise their rows say they were skipped.
 //! - `KILN_ONNX_CORPUS_THREADS` (the cores): models evaluated (or mutated) at once.
 //! - `KILN_ONNX_CORPUS_MUTATIONS` (20): mutants per model.
 //! - `KILN_ONNX_CORPUS_MUTATION_RUN_SECS` (3): per model, running mutants on the stored input stops
@@ -56,6 +58,8 @@ enum Outcome {
     /// Any other error: a failure, since kiln should either run the model or name what it cannot run.
     Error(String),
     Panicked(String),
+    /// A slow model, left out of this run (`KILN_ONNX_CORPUS_SLOW=1` runs it).
+    Skipped,
 }
 
 impl Outcome {
@@ -78,6 +82,9 @@ impl Outcome {
             Outcome::CannotEvaluate(ops) => format!("cannot evaluate: op {ops}"),
             Outcome::Error(e) => format!("error: {e}"),
             Outcome::Panicked(m) => format!("PANIC: {m}"),
+            Outcome::Skipped => {
+                "skipped: slow in a debug build (KILN_ONNX_CORPUS_SLOW=1 runs it)".to_owned()
+            }
         }
     }
 }
@@ -120,9 +127,16 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R 
         .collect()
 }
 
-/// An error on one line (some of candle's messages end in a newline), for the table.
+/// An error's first line, for the table: candle appends a backtrace to its messages when
+/// `RUST_BACKTRACE` is set.
 fn one_line(message: impl std::fmt::Display) -> String {
-    message.to_string().trim().replace('\n', " ")
+    message
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
 }
 
 /// Runs `step`, turning a panic into its message.
@@ -220,6 +234,16 @@ fn optimize_and_evaluate(
 
 fn run_model(dir: &Path, model: &CorpusModel) -> Row {
     let started = Instant::now();
+    if model.slow && std::env::var("KILN_ONNX_CORPUS_SLOW").as_deref() != Ok("1") {
+        return Row {
+            model: model.clone(),
+            check_refusal: None,
+            check_panicked: false,
+            original: Outcome::Skipped,
+            optimized: Outcome::Skipped,
+            seconds: 0.0,
+        };
+    }
     let bytes = bytes::Bytes::from(listing::read_model(dir, model));
     let inputs = listing::read_tensors(dir, &model.inputs);
     let expected = listing::read_tensors(dir, &model.outputs);
@@ -322,9 +346,13 @@ fn print_table(rows: &[Row], listing: &listing::Listing) {
         .filter(|r| matches!(r.optimized, Outcome::Agrees))
         .count();
     let refused = rows.iter().filter(|r| r.check_refusal.is_some()).count();
+    let skipped = rows
+        .iter()
+        .filter(|r| matches!(r.original, Outcome::Skipped))
+        .count();
     println!(
         "\n{} models (reference: ONNX Runtime {}): {evaluated} evaluated, {agree} agree with ORT, \
-         {optimized} agree after optimize, {refused} refused by model_check",
+         {optimized} agree after optimize, {refused} refused by model_check, {skipped} skipped as slow",
         rows.len(),
         listing.onnxruntime
     );

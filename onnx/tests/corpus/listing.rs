@@ -32,6 +32,9 @@ pub struct CorpusModel {
     /// Slow to evaluate in a debug build: the mutation pass does not run its mutants.
     #[serde(default)]
     pub heavy: bool,
+    /// Slower still: evaluated only with `KILN_ONNX_CORPUS_SLOW=1`.
+    #[serde(default)]
+    pub slow: bool,
     /// ORT outputs that are not tensors (ZipMap's maps), so not stored and not compared.
     #[serde(default)]
     pub outputs_left_out: Vec<String>,

@@ -106,6 +106,21 @@ fn panic_at() -> String {
     LAST_PANIC_AT.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
+/// The innermost kiln-onnx frame of a backtrace, `function at file:line`: an overflow's own location
+/// is inside the standard library, which says nothing about which kiln code did it.
+fn kiln_frame(backtrace: &str) -> Option<String> {
+    let lines: Vec<&str> = backtrace.lines().map(str::trim).collect();
+    let index = lines.iter().position(|l| l.contains("kiln_onnx::"))?;
+    let function = lines[index]
+        .split_once(": ")
+        .map_or(lines[index], |(_, f)| f);
+    let file = lines
+        .get(index + 1)
+        .and_then(|l| l.strip_prefix("at "))
+        .unwrap_or("?");
+    Some(format!("{function} at {file}"))
+}
+
 pub fn child_model() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
 }
@@ -115,8 +130,11 @@ pub fn child_model() -> Option<String> {
 pub fn run_child(id: &str) {
     // This process runs nothing else, so its panic hook is its own to replace.
     std::panic::set_hook(Box::new(|info| {
-        if let (Some(at), Ok(mut last)) = (info.location(), LAST_PANIC_AT.lock()) {
-            *last = at.to_string();
+        let at = kiln_frame(&std::backtrace::Backtrace::force_capture().to_string())
+            .or_else(|| info.location().map(|l| l.to_string()))
+            .unwrap_or_default();
+        if let Ok(mut last) = LAST_PANIC_AT.lock() {
+            *last = at;
         }
     }));
     let (dir, listing) = listing::load();
