@@ -14,3 +14,5 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install --quiet onnxruntime==1.20.1 onnx==1.17.0 numpy==2.1.3 safetensors==0.4.5
 fi
 "$venv/bin/python" scripts/onnx_corpus.py "$corpus"
+# Which list this corpus was built from: scripts/onnx-corpus.sh fetches again when the list changes.
+sha256sum scripts/onnx_corpus.py | cut -d' ' -f1 > "$corpus/fetched-with.sha256"

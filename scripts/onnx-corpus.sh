@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KILN_ONNX_CORPUS="${KILN_ONNX_CORPUS:-$PWD/target/onnx-corpus}"
-if [ ! -f "$KILN_ONNX_CORPUS/corpus.json" ]; then
+listed="$(sha256sum scripts/onnx_corpus.py | cut -d' ' -f1)"
+if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$listed" ]; then
   scripts/fetch-onnx-corpus.sh
 fi
 # One test at a time: each already evaluates models on every core.

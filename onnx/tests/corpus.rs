@@ -317,7 +317,7 @@ fn print_table(rows: &[Row], listing: &listing::Listing) {
             m.id,
             m.package,
             m.producer_label(),
-            m.opset.map_or("–".to_owned(), |o| o.to_string()),
+            m.opset_label(),
             if row.check_refusal.is_none() {
                 "passes"
             } else {

@@ -25,7 +25,11 @@ pub struct CorpusModel {
     pub package: String,
     pub producer: String,
     pub producer_version: String,
+    /// The ai.onnx opset, when the model imports it.
     pub opset: Option<i64>,
+    /// Every opset import, by domain (`ai.onnx` for the default one).
+    #[serde(default)]
+    pub opset_imports: std::collections::BTreeMap<String, i64>,
     pub model: String,
     pub inputs: String,
     pub outputs: String,
@@ -53,6 +57,20 @@ impl CorpusModel {
         format!("{} {}", self.producer, self.producer_version)
             .trim()
             .to_owned()
+    }
+
+    /// The ai.onnx opset, or the imports when there is none (a scikit-learn model imports only
+    /// ai.onnx.ml).
+    pub fn opset_label(&self) -> String {
+        match self.opset {
+            Some(opset) => opset.to_string(),
+            None => self
+                .opset_imports
+                .iter()
+                .map(|(domain, version)| format!("{domain} {version}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 }
 
