@@ -3,7 +3,7 @@
 //! initializers are consistent, and external data stays beside the model. It also reads the model's
 //! signature (inputs and outputs with symbolic dims) for the registry.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use prost::Message;
@@ -79,7 +79,7 @@ pub struct ValueSignature {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckedModel {
     pub ir_version: i64,
-    /// The `ai.onnx` opset the model declares.
+    /// The `ai.onnx` opset the model declares; 0 when it imports none (it uses other domains only).
     pub opset: i64,
     pub producer: String,
     pub inputs: Vec<ValueSignature>,
@@ -177,14 +177,21 @@ pub fn check_model(model: &ModelProto) -> Result<CheckedModel, ModelError> {
         .collect();
     let mut opset = None;
     let mut domains = HashSet::new();
+    let mut versions: HashMap<&str, i64> = HashMap::new();
     for import in &model.opset_import {
         let domain = import.domain.as_deref().unwrap_or("");
         let version = import.version.unwrap_or(0);
-        if !domains.insert(domain) {
-            return Err(refused(format!(
-                "opset domain {domain:?} is imported twice"
-            )));
+        // The same import twice (onnx.compose writes that when it merges models) is harmless; two versions
+        // of one domain are a contradiction.
+        match versions.insert(domain, version) {
+            Some(earlier) if earlier != version => {
+                return Err(refused(format!(
+                    "opset domain {domain:?} is imported twice, as versions {earlier} and {version}"
+                )));
+            }
+            _ => {}
         }
+        domains.insert(domain);
         // A version kiln does not know, or a domain it does not know, is not malformed: the model is
         // accepted and the evaluator names the operators it cannot run. A version below 1 is malformed.
         if version < 1 && !local_functions.contains(domain) {
@@ -197,7 +204,8 @@ pub fn check_model(model: &ModelProto) -> Result<CheckedModel, ModelError> {
             opset = Some(version);
         }
     }
-    let opset = opset.ok_or_else(|| refused("the model imports no ai.onnx opset"))?;
+    // A model of other domains only (an ai.onnx.ml classifier) is valid; it has no default-domain opset.
+    let opset = opset.unwrap_or(0);
     let graph = model
         .graph
         .as_ref()
@@ -249,13 +257,11 @@ fn check_declared_size(value: &crate::proto::ValueInfoProto) -> Result<(), Model
     };
     let mut elements: u64 = 1;
     for dim in &shape.dim {
-        if let Some(tensor_shape_proto::dimension::Value::DimValue(v)) = dim.value {
-            if v < 0 {
-                return Err(refused(format!(
-                    "{:?} declares the negative dimension {v}",
-                    value.name.as_deref().unwrap_or("")
-                )));
-            }
+        // PaddlePaddle's exporter writes -1 for a dynamic dim, and ONNX Runtime takes it so: only the
+        // positive ones count.
+        if let Some(tensor_shape_proto::dimension::Value::DimValue(v)) = dim.value
+            && v > 0
+        {
             elements = elements.saturating_mul(v as u64);
         }
     }
@@ -486,7 +492,7 @@ fn signature(value: &crate::proto::ValueInfoProto) -> ValueSignature {
                     .dim
                     .iter()
                     .map(|d| match &d.value {
-                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
                             DimInfo::Fixed(*v)
                         }
                         Some(tensor_shape_proto::dimension::Value::DimParam(p))

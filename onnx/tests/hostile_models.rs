@@ -193,10 +193,18 @@ fn malformed_opset_imports_are_still_refused() {
     model.graph.as_mut().unwrap().node[0].domain = Some("com.microsoft".into());
     assert!(refused(&model).contains("which the model does not import"));
 
+    // The same import twice (as onnx.compose writes it) is harmless; two versions contradict.
     let mut model = tiny_onnx();
     let first = model.opset_import[0].clone();
-    model.opset_import.push(first);
-    assert!(refused(&model).contains("imported twice"));
+    model.opset_import.push(first.clone());
+    assert!(inspect_model(&model).is_ok());
+    model
+        .opset_import
+        .push(kiln_onnx::proto::OperatorSetIdProto {
+            version: Some(first.version.unwrap() - 1),
+            ..first
+        });
+    assert!(refused(&model).contains("imported twice, as versions"));
 
     let mut model = tiny_onnx();
     model.opset_import[0].version = Some(0);

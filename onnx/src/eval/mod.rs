@@ -47,9 +47,9 @@ impl Session {
             .graph
             .clone()
             .ok_or_else(|| ModelError::InvalidModel("the model has no graph".to_owned()))?;
-        let opset = crate::model_check::ai_onnx_opset(model).ok_or_else(|| {
-            ModelError::InvalidModel("the model imports no ai.onnx opset".to_owned())
-        })?;
+        // A model of other domains only (an ai.onnx.ml classifier) has no default-domain node for the
+        // opset to matter to; its operators are reported below as ones kiln cannot run.
+        let opset = crate::model_check::ai_onnx_opset(model).unwrap_or(1);
         let mut unsupported = BTreeSet::new();
         let support = ops::OpSupport::new(model);
         let prepared = PreparedGraph::new(&graph, base_dir, device, 0, &support, &mut unsupported)?;
@@ -90,7 +90,7 @@ impl Session {
             let value = inputs
                 .get(name)
                 .ok_or_else(|| ModelError::Evaluation(format!("input {name:?} was not given")))?;
-            values.insert(name.to_owned(), value.to_device(&self.device)?);
+            values.insert(name.to_owned(), held(value)?.to_device(&self.device)?);
         }
         let scope = Scope::new(values, self.prepared.initializers(), None);
         let outputs = Execution::new(self.opset, &self.device, self.iteration_budget).run(
@@ -106,4 +106,14 @@ impl Session {
             .zip(outputs)
             .collect())
     }
+}
+
+/// An input in the type the evaluator holds values of its ONNX type in (`tensor_io::dtype_of`: the
+/// integer types as i64), so that it meets initializers and constants of the same ONNX type.
+fn held(value: &Tensor) -> Result<Tensor, ModelError> {
+    use candle_core::DType;
+    Ok(match value.dtype() {
+        DType::I32 | DType::I16 | DType::U32 => value.to_dtype(DType::I64)?,
+        _ => value.clone(),
+    })
 }

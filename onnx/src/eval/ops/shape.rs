@@ -47,8 +47,10 @@ pub fn reshape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             d => return Err(shape_error(format!("Reshape: invalid dim {d}"))),
         }
     }
+    // Dims come from the model: multiply with a check, so a hostile shape is an error, not an overflow.
+    let elements = |dims: &[usize]| dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     if let Some(i) = infer {
-        let known: usize = dims.iter().product();
+        let known = elements(&dims).unwrap_or(0);
         if known == 0 || x.elem_count() % known != 0 {
             return Err(shape_error(format!(
                 "Reshape: cannot infer a dim of {:?} into {requested:?}",
@@ -56,6 +58,12 @@ pub fn reshape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             )));
         }
         dims[i] = x.elem_count() / known;
+    }
+    if elements(&dims) != Some(x.elem_count()) {
+        return Err(shape_error(format!(
+            "Reshape: {:?} cannot become {requested:?}",
+            x.dims()
+        )));
     }
     Ok(vec![x.reshape(dims)?])
 }
