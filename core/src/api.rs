@@ -228,13 +228,14 @@ impl VariantStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VariantOrigin {
-    /// The model exactly as pushed (the same blobs): served as pushed, not validated by kiln.
+    /// The model exactly as pushed (the same blobs): served as pushed, not validated by kiln. Also what a
+    /// document without the field reads as: a missing claim of proof is no proof.
+    #[default]
     Pushed,
     /// Converted by kiln from a pushed checkpoint, and proven against a reference forward pass.
     Converted,
     /// Made by kiln's optimization passes and compression from the `onnx` variant, and validated against
     /// it within its tolerance (a variant outside it is `rejected`).
-    #[default]
     Optimized,
 }
 

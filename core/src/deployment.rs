@@ -166,6 +166,7 @@ pub struct AliasEvent {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAliasRequest {
-    /// The version the alias is to name; it must be ready (its pipeline finished and deployable).
+    /// The version the alias is to name; it must be ready (its files stored and scanned; a version its
+    /// scan refused, or still being scanned, cannot be named).
     pub version: VersionName,
 }

@@ -104,10 +104,11 @@ pub struct ExternalExtent {
 impl ExternalExtent {
     /// Whether the extent lies inside a file of `file_len` bytes; the error says where it does not.
     pub fn check_within(&self, file_len: u64) -> Result<(), ModelError> {
-        let end = self
-            .length
-            .and_then(|length| self.offset.checked_add(length))
-            .unwrap_or(self.offset);
+        // An end past u64 is past any file.
+        let end = match self.length {
+            Some(length) => self.offset.checked_add(length).unwrap_or(u64::MAX),
+            None => self.offset,
+        };
         if self.offset > file_len || end > file_len {
             return Err(ModelError::InvalidTensor {
                 tensor: self.tensor.clone(),

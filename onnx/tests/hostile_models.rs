@@ -98,6 +98,17 @@ fn external_data_past_the_end_of_its_file_is_refused() {
         err.contains("lies past the end of \"weights.bin\", which has 16 bytes"),
         "{err}"
     );
+
+    // An offset plus a length past u64 is past any file, not a wrap back into it.
+    let graph = model.graph.as_mut().unwrap();
+    graph.initializer[0].external_data = vec![
+        entry("location", "weights.bin"),
+        entry("offset", "10"),
+        entry("length", &(u64::MAX - 5).to_string()),
+    ];
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    let err = inspect_file(&path).unwrap_err().to_string();
+    assert!(err.contains("lies past the end"), "{err}");
 }
 
 /// Bytes that look like ONNX in their first fields but do not decode are refused by the check.

@@ -79,7 +79,11 @@ async fn authenticate(services: &Services, req: &ServiceRequest) -> Result<Princ
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error::unauthorized("the Authorization header must be: Bearer TOKEN"))?;
-    services.accounts.principal_for(credential).await
+    let arrived_on = req.app_config().local_addr();
+    services
+        .accounts
+        .principal_for(credential, Some(arrived_on))
+        .await
 }
 
 /// Handlers take the caller as an argument; the middleware put it there.

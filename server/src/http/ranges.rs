@@ -32,7 +32,7 @@ pub fn requested_range(header: Option<&str>, size: u64) -> Result<Option<Range<u
             let end = match end {
                 "" => size,
                 end => match end.parse::<u64>() {
-                    Ok(end) if end >= start => (end + 1).min(size),
+                    Ok(end) if end >= start => end.saturating_add(1).min(size),
                     _ => return Ok(None),
                 },
             };
@@ -100,6 +100,11 @@ mod tests {
         assert_eq!(range("bytes=-10", 100), Ok(Some(90..100)));
         assert_eq!(range("bytes=-1000", 100), Ok(Some(0..100)));
         assert_eq!(range("bytes=50-1000", 100), Ok(Some(50..100)));
+        assert_eq!(
+            range("bytes=0-18446744073709551615", 100),
+            Ok(Some(0..100)),
+            "an end at u64::MAX does not overflow"
+        );
     }
 
     #[test]

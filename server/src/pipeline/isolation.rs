@@ -44,6 +44,9 @@ pub async fn run_isolated(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        // The child parses hostile files: it gets none of the server's secrets (database URL, store keys).
+        .env_clear()
+        .envs(inherited_env())
         // glibc reserves 64 MiB of address space per thread arena; the limit is for the model's data.
         .env("MALLOC_ARENA_MAX", "2")
         .kill_on_drop(true);
@@ -74,11 +77,16 @@ pub async fn run_isolated(
             limits.executable.display()
         )))
     })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A child that died at once closes the pipe; its exit status tells why below.
-        let _ = stdin.write_all(&body).await;
-    }
-    let finished = tokio::time::timeout(limits.time, child.wait_with_output()).await;
+    let stdin = child.stdin.take();
+    // The request is written inside the deadline too: a child that never reads cannot hold the worker.
+    let finished = tokio::time::timeout(limits.time, async move {
+        if let Some(mut stdin) = stdin {
+            // A child that died at once closes the pipe; its exit status tells why below.
+            let _ = stdin.write_all(&body).await;
+        }
+        child.wait_with_output().await
+    })
+    .await;
     let output = match finished {
         Err(_) => {
             return Err(JobError::Refused(format!(
@@ -116,6 +124,19 @@ pub async fn run_isolated(
             std::io::Error::other(format!("the {what} step answered nonsense: {e}")),
         ))),
     }
+}
+
+/// What a child process may see of the server's environment: where programs are, and how to log.
+pub fn inherited_env() -> impl Iterator<Item = (String, String)> {
+    const PASSED: &[&str] = &[
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "RUST_LOG",
+        "RUST_BACKTRACE",
+        "KILN_LOG_FORMAT",
+    ];
+    std::env::vars().filter(|(name, _)| PASSED.contains(&name.as_str()))
 }
 
 /// Why the child died, in words a user can act on.

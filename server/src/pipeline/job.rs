@@ -117,10 +117,6 @@ impl JobRegistry {
         self
     }
 
-    pub fn knows(&self, kind: &str) -> bool {
-        self.kinds.contains_key(kind)
-    }
-
     /// Runs a claimed job with the code registered for its kind.
     pub async fn run(
         &self,

@@ -24,7 +24,7 @@ use kiln_core::api::{PipelineOptions, VersionStatus};
 use tokio::sync::Notify;
 
 pub use convert::Convert;
-pub use isolation::StepLimits;
+pub use isolation::{StepLimits, inherited_env};
 pub use job::{HeldJob, Job, JobError, JobRegistry};
 pub use optimize::Optimize;
 pub use scan::Scan;

@@ -64,8 +64,15 @@ fn token_problem(row: &ApiTokenRow) -> Option<&'static str> {
 pub struct AccountService {
     db: Database,
     jwt: Arc<JwtKeys>,
-    /// sha256 of the embedded runner child's credential, when this server runs one.
-    embedded_runner: Option<Sha256Digest>,
+    /// The embedded runner child's door, when this server runs one.
+    embedded_runner: Option<EmbeddedRunnerDoor>,
+}
+
+/// The embedded runner's credential is good only on its own loopback listener.
+#[derive(Clone, Copy)]
+struct EmbeddedRunnerDoor {
+    secret: Sha256Digest,
+    listener: std::net::SocketAddr,
 }
 
 /// What the embedded runner acts as: the same "token" at every start, so that a restarted server's runner
@@ -73,11 +80,19 @@ pub struct AccountService {
 pub const EMBEDDED_RUNNER_IDENTITY: &str = "embedded";
 
 impl AccountService {
-    pub fn new(db: Database, jwt: Arc<JwtKeys>, embedded_runner_secret: Option<String>) -> Self {
+    /// `embedded_runner`: the embedded runner's credential and the listener it is good on.
+    pub fn new(
+        db: Database,
+        jwt: Arc<JwtKeys>,
+        embedded_runner: Option<(String, std::net::SocketAddr)>,
+    ) -> Self {
         Self {
             db,
             jwt,
-            embedded_runner: embedded_runner_secret.map(|s| Sha256Digest::of(s.as_bytes())),
+            embedded_runner: embedded_runner.map(|(secret, listener)| EmbeddedRunnerDoor {
+                secret: Sha256Digest::of(secret.as_bytes()),
+                listener,
+            }),
         }
     }
 
@@ -133,12 +148,18 @@ impl AccountService {
     /// The principal a bearer credential stands for: an API token (`kiln_...`) or an access token (JWT).
     /// Runs on every API request, so everything it reads is read in one trip to the database, and the
     /// token's last use is written at most once a minute.
-    pub async fn principal_for(&self, credential: &str) -> Result<Principal, Error> {
+    /// `arrived_on` is the local address of the listener the request came in on (None where there is no
+    /// request, e.g. a token exchange, which never accepts the embedded runner's credential).
+    pub async fn principal_for(
+        &self,
+        credential: &str,
+        arrived_on: Option<std::net::SocketAddr>,
+    ) -> Result<Principal, Error> {
         // Digests are compared, not the secrets, so the comparison's time says nothing about the secret.
-        if self
-            .embedded_runner
-            .is_some_and(|secret| secret == Sha256Digest::of(credential.as_bytes()))
-        {
+        if self.embedded_runner.is_some_and(|door| {
+            arrived_on == Some(door.listener)
+                && door.secret == Sha256Digest::of(credential.as_bytes())
+        }) {
             return Ok(Principal::Runner {
                 token_id: EMBEDDED_RUNNER_IDENTITY.to_owned(),
                 owner: EMBEDDED_RUNNER_IDENTITY.to_owned(),
@@ -196,7 +217,7 @@ impl AccountService {
                         "send an API token, not an access token",
                     ));
                 }
-                match self.principal_for(&token).await? {
+                match self.principal_for(&token, None).await? {
                     Principal::User(user) => {
                         let scope = user
                             .scopes

@@ -29,18 +29,19 @@ impl HealthService {
             HealthCheck {
                 name: "database".to_owned(),
                 ok: database.is_ok(),
-                error: database.err().map(|e| e.chain().to_string()),
+                error: database.err().map(|e| visible(&e)),
             },
             HealthCheck {
                 name: "storage".to_owned(),
                 ok: storage.is_ok(),
-                error: storage.err().map(|e| e.chain().to_string()),
+                error: storage.err().map(|e| visible(&e)),
             },
         ]
     }
+}
 
-    /// Where blobs are stored, for the start-up log line.
-    pub fn describe_store(&self) -> String {
-        self.store.describe().to_owned()
-    }
+/// Readiness is public: it says which dependency is down; hosts, buckets and SQL stay in the log.
+fn visible(e: &crate::error::Error) -> String {
+    tracing::warn!(error = %e.chain(), "readiness check failed");
+    e.to_string()
 }

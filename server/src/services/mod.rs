@@ -50,8 +50,9 @@ pub struct Foundations {
     pub pipeline: PipelineQueue,
     /// A runner's job lease.
     pub runner_lease: Duration,
-    /// The credential of this server's embedded runner child, made at start, held nowhere else.
-    pub embedded_runner_secret: Option<String>,
+    /// The credential of this server's embedded runner child, made at start and held nowhere else, and the
+    /// loopback listener it is good on.
+    pub embedded_runner: Option<(String, std::net::SocketAddr)>,
 }
 
 impl Services {
@@ -64,11 +65,11 @@ impl Services {
             manifest_signer: signer,
             pipeline,
             runner_lease,
-            embedded_runner_secret,
+            embedded_runner,
         } = base;
         Self {
             access: access::AccessService::new(db.clone(), rate_limiter),
-            accounts: accounts::AccountService::new(db.clone(), jwt, embedded_runner_secret),
+            accounts: accounts::AccountService::new(db.clone(), jwt, embedded_runner),
             aliases: aliases::AliasService::new(db.clone(), signer.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
             health: health::HealthService::new(db.clone(), store.clone()),

@@ -41,6 +41,8 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
             let mut command = tokio::process::Command::new(&runner.executable);
             command
                 .arg("embedded-runner")
+                .env_clear()
+                .envs(crate::pipeline::inherited_env())
                 .env(URL, &runner.url)
                 .env(SECRET, &runner.secret)
                 .env(CACHE, &runner.cache)
@@ -51,8 +53,12 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
             let mut child = match command.spawn() {
                 Ok(child) => child,
                 Err(e) => {
-                    tracing::error!(error = %e, executable = %runner.executable.display(), "cannot start the embedded runner");
-                    return;
+                    tracing::error!(error = %e, executable = %runner.executable.display(), "cannot start the embedded runner; trying again in 30 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                    continue;
                 }
             };
             // Held here: `wait` would close the child's stdin, which tells it to stop.

@@ -56,9 +56,23 @@ impl Application {
                 .with_validity(settings.manifest_validity),
         );
         let queue = PipelineQueue::default();
-        let embedded_runner_secret = settings
-            .embedded_runner
-            .then(crate::auth::credentials::generate_token);
+        // The embedded runner's own door: plain HTTP on loopback, whatever the public listener is, and the
+        // only listener its credential is good on.
+        let runner_door = if settings.embedded_runner {
+            let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| {
+                Error::Startup(format!(
+                    "cannot open the embedded runner's loopback listener: {e}"
+                ))
+            })?;
+            let address = listener.local_addr()?;
+            Some((
+                listener,
+                address,
+                crate::auth::credentials::generate_token(),
+            ))
+        } else {
+            None
+        };
         let services = Services::new(Foundations {
             db: db.clone(),
             store: store.clone(),
@@ -67,7 +81,9 @@ impl Application {
             manifest_signer: signer.clone(),
             pipeline: queue.clone(),
             runner_lease: settings.runner_lease,
-            embedded_runner_secret: embedded_runner_secret.clone(),
+            embedded_runner: runner_door
+                .as_ref()
+                .map(|(_, address, secret)| (secret.clone(), *address)),
         });
         announce_bootstrap(
             services
@@ -84,19 +100,12 @@ impl Application {
         })?;
         let address = listener.local_addr()?;
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
-        // The embedded runner's own door: plain HTTP on loopback, whatever the public listener is.
-        let runner_listener = match &embedded_runner_secret {
-            Some(_) => Some(TcpListener::bind("127.0.0.1:0").map_err(|e| {
-                Error::Startup(format!(
-                    "cannot open the embedded runner's loopback listener: {e}"
-                ))
-            })?),
-            None => None,
+        let (runner_listener, runner_access) = match runner_door {
+            Some((listener, address, secret)) => {
+                (Some(listener), Some((format!("http://{address}"), secret)))
+            }
+            None => (None, None),
         };
-        let runner_url = runner_listener
-            .as_ref()
-            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
-            .transpose()?;
         let listeners = Listeners {
             public: listener,
             tls,
@@ -119,7 +128,7 @@ impl Application {
             settings.pipeline_workers,
             workers_stop.clone(),
         );
-        if let (Some(secret), Some(url)) = (embedded_runner_secret, runner_url) {
+        if let Some((url, secret)) = runner_access {
             embedded_runner::supervise(
                 embedded_runner::EmbeddedRunner {
                     executable: server_executable(&settings)?,

@@ -28,14 +28,24 @@ async fn a_flagged_pickle_is_stored_only_when_the_namespace_allows_it(app: TestA
         expect_json(allow.send().await.unwrap(), StatusCode::OK).await;
     assert!(settings.store_unsafe_pickles);
 
+    // A BERT config beside the hostile weights: were the flagged file handed to conversion, it would be
+    // read as the checkpoint's weights.
+    let config = br#"{"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16, "vocab_size": 10}"#;
     let pushed = app
-        .push("acme/evil:2", &[("model.pkl", HOSTILE_PICKLE)])
+        .push(
+            "acme/evil:2",
+            &[
+                ("config.json", config.as_slice()),
+                ("pytorch_model.bin", HOSTILE_PICKLE),
+            ],
+        )
         .await;
     assert_eq!(pushed.status(), StatusCode::CREATED);
     let detail = app.settled_version("acme/evil:2").await;
     assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
     assert_eq!(detail.flagged.len(), 1, "{detail:#?}");
-    assert_eq!(detail.flagged[0].path, "model.pkl");
+    assert_eq!(detail.flagged[0].path, "pytorch_model.bin");
     assert!(
         detail.flagged[0]
             .reason
@@ -43,13 +53,15 @@ async fn a_flagged_pickle_is_stored_only_when_the_namespace_allows_it(app: TestA
         "{:?}",
         detail.flagged[0]
     );
-    // Never opened again: conversion does not even see it.
+    // Never opened again: conversion does not even see it, so the config has no weights beside it.
     let convert = detail
         .pipeline
         .iter()
         .find(|j| j.kind == "convert")
         .unwrap();
-    assert_eq!(convert.state, JobState::Skipped);
+    assert_eq!(convert.state, JobState::Skipped, "{convert:#?}");
+    let message = convert.message.as_deref().unwrap();
+    assert!(message.contains("has no weights beside it"), "{message}");
 
     let manifest: ManifestResponse = expect_json(
         app.get("/api/v1/models/acme/evil/versions/2/manifest")
@@ -57,8 +69,12 @@ async fn a_flagged_pickle_is_stored_only_when_the_namespace_allows_it(app: TestA
         StatusCode::OK,
     )
     .await;
-    let source = &manifest.payload.sources[0];
-    assert_eq!(source.path.as_str(), "model.pkl");
+    let source = manifest
+        .payload
+        .sources
+        .iter()
+        .find(|s| s.path.as_str() == "pytorch_model.bin")
+        .unwrap();
     assert!(
         source.flagged.as_deref().is_some_and(
             |f| f.starts_with("stored only, never loaded by kiln: the pickle is refused")

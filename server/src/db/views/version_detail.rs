@@ -73,6 +73,8 @@ pub fn version_detail(
 }
 
 /// The scan job's kind: its report lists each file, with `flagged` set for one stored only, never loaded.
+/// It is defined here, below the pipeline, because this read model interprets the scan's report;
+/// `pipeline::Scan::KIND` is this constant.
 pub const SCAN_KIND: &str = "scan";
 
 /// The files a scan report marks as stored only (see [`SCAN_KIND`]).
