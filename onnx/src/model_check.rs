@@ -106,7 +106,7 @@ impl ExternalExtent {
     pub fn check_within(&self, file_len: u64) -> Result<(), ModelError> {
         // An end past u64 is past any file.
         let end = match self.length {
-            Some(length) => self.offset.checked_add(length).unwrap_or(u64::MAX),
+            Some(length) => self.offset.saturating_add(length),
             None => self.offset,
         };
         if self.offset > file_len || end > file_len {
