@@ -295,7 +295,7 @@ pub fn einsum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, run};
+    use super::super::testing::{f32s, flat, run};
     use super::*;
     use crate::proto::AttributeProto;
 
@@ -306,10 +306,6 @@ mod tests {
             r#type: Some(3),
             ..Default::default()
         }]
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     }
 
     #[test]

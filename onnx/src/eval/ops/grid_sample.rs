@@ -278,22 +278,8 @@ pub fn grid_sample(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, run};
+    use super::super::testing::{f32s, flat, run, string};
     use super::*;
-    use crate::proto::AttributeProto;
-
-    fn string(name: &str, value: &str) -> AttributeProto {
-        AttributeProto {
-            name: Some(name.to_owned()),
-            s: Some(value.as_bytes().to_vec().into()),
-            r#type: Some(3),
-            ..Default::default()
-        }
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    }
 
     #[test]
     fn corners_and_centre_with_align_corners() {

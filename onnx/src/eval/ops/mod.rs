@@ -483,4 +483,9 @@ pub(crate) mod testing {
     pub fn i64s(values: &[i64]) -> Option<Tensor> {
         Some(Tensor::from_vec(values.to_vec(), values.len(), &Device::Cpu).unwrap())
     }
+
+    /// A result's values in order, as f32.
+    pub fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
 }

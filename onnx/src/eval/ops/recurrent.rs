@@ -423,22 +423,9 @@ fn run(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, run as run_op};
+    use super::super::testing::{f32s, flat, run as run_op, string};
     use super::*;
     use crate::proto::AttributeProto;
-
-    fn string(name: &str, value: &str) -> AttributeProto {
-        AttributeProto {
-            name: Some(name.to_owned()),
-            s: Some(value.as_bytes().to_vec().into()),
-            r#type: Some(3),
-            ..Default::default()
-        }
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    }
 
     #[test]
     fn rnn_with_identity_weights_accumulates() {
