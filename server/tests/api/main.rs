@@ -5,6 +5,7 @@ mod harness;
 mod access;
 mod accounts;
 mod aliases;
+mod control_flow;
 mod downloads;
 mod encryption;
 mod flagged;
