@@ -14,7 +14,6 @@ use super::step::{StepOutput, StepRequest};
 use super::workspace::Workspace;
 use super::{HeldJob, Job, JobContext, JobError, unexpected, variant_store};
 use crate::db::records::{VariantFileRow, VariantRow, VersionFileRow};
-use crate::db::repos::pipeline_jobs;
 
 const VARIANT: &str = "onnx";
 
@@ -51,16 +50,11 @@ async fn run(context: &JobContext, held: &HeldJob) -> Result<serde_json::Value, 
     let version_id = held.version_id().to_owned();
     let flagged: Vec<String> = context
         .db
-        .run(move |conn| {
-            Ok(pipeline_jobs::for_version(conn, &version_id)?
-                .into_iter()
-                .filter(|j| j.kind == crate::db::views::SCAN_KIND)
-                .filter_map(|j| serde_json::from_str(j.report.as_deref()?).ok())
-                .flat_map(|report| crate::db::views::flagged_in_scan_report(&report))
-                .map(|f| f.path)
-                .collect())
-        })
-        .await?;
+        .run(move |conn| crate::db::views::flagged_files(conn, &version_id))
+        .await?
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
     let request = StepRequest::Convert {
         files: workspace
             .files

@@ -2,7 +2,7 @@
 //! (default fp32, fp16, int8), each validated against the `onnx` model on the same generated inputs and
 //! stored as `deployable` or `rejected` with its numbers.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kiln_core::api::{PipelineOptions, VariantStatus};
 use kiln_onnx::ModelError;
@@ -34,15 +34,6 @@ impl Job for Optimize {
     ) -> Result<serde_json::Value, JobError> {
         run(context, held, self.options).await
     }
-}
-
-/// One variant made and judged, with its files on local disk.
-struct Made {
-    name: String,
-    status: VariantStatus,
-    checked: kiln_onnx::model_check::CheckedModel,
-    validation: serde_json::Value,
-    files: Vec<(String, PathBuf)>,
 }
 
 fn blocking_failure(e: ModelError) -> JobError {
@@ -112,7 +103,7 @@ fn make_all(
     sample_inputs: Option<&Path>,
     out_dir: &Path,
     kinds: &[(VariantKind, f64)],
-) -> Result<(Vec<Made>, serde_json::Value), ModelError> {
+) -> Result<(Vec<MadeVariant>, serde_json::Value), ModelError> {
     let mut model = kiln_onnx::model_check::decode(std::fs::read(model_file)?.into())?;
     let base = model_file.parent().unwrap_or(Path::new("."));
     kiln_onnx::model_writer::internalize(&mut model, base)?;
@@ -165,7 +156,7 @@ fn make_all(
             "model.onnx",
             kiln_onnx::model_writer::MAX_INLINE_BYTES,
         )?;
-        made.push(Made {
+        made.push(MadeVariant {
             name: kind.name(),
             status: if passed {
                 VariantStatus::Deployable
@@ -260,13 +251,6 @@ async fn run(
     else {
         return Err(unexpected(Optimize::KIND));
     };
-    let status = |made: &MadeVariant| {
-        if made.deployable {
-            VariantStatus::Deployable
-        } else {
-            VariantStatus::Rejected
-        }
-    };
     let mut rows = Vec::with_capacity(made.len());
     for variant in &made {
         let files =
@@ -275,7 +259,7 @@ async fn run(
         let row = variant_store::variant_row(
             &job.version_id,
             &variant.name,
-            status(variant),
+            variant.status,
             "model.onnx",
             &variant.checked,
             Some(&variant.validation),
@@ -285,7 +269,7 @@ async fn run(
     }
     let summary: Vec<serde_json::Value> = made
         .iter()
-        .map(|m| json!({ "variant": m.name, "status": status(m).as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
+        .map(|m| json!({ "variant": m.name, "status": m.status.as_str(), "rel_l2_error": m.validation["rel_l2_error"] }))
         .collect();
     variant_store::store(context, held, rows).await?;
     Ok(json!({ "passes": passes, "variants": summary, "not_made": not_made }))
@@ -310,16 +294,7 @@ pub(super) fn make_variants(
     let (made, outcome) =
         make_all(model_file, sample_inputs, out_dir, &kinds).map_err(blocking_failure)?;
     Ok(StepOutput::Optimized {
-        made: made
-            .into_iter()
-            .map(|m| MadeVariant {
-                deployable: m.status == VariantStatus::Deployable,
-                name: m.name,
-                checked: m.checked,
-                validation: m.validation,
-                files: m.files,
-            })
-            .collect(),
+        made,
         passes: outcome["passes"].clone(),
         not_made: outcome["not_made"].clone(),
     })

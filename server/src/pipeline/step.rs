@@ -68,7 +68,8 @@ pub enum StepOutput {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MadeVariant {
     pub name: String,
-    pub deployable: bool,
+    /// Deployable, or rejected: outside its tolerance.
+    pub status: kiln_core::api::VariantStatus,
     pub checked: CheckedModel,
     pub validation: serde_json::Value,
     pub files: Vec<(String, PathBuf)>,

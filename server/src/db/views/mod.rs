@@ -4,5 +4,5 @@
 mod version_detail;
 
 pub use version_detail::{
-    SCAN_KIND, flagged_in_scan_report, signature_of, variant_file_entries, version_detail,
+    SCAN_KIND, flagged_files, signature_of, variant_file_entries, version_detail,
 };

@@ -77,8 +77,18 @@ pub fn version_detail(
 /// `pipeline::Scan::KIND` is this constant.
 pub const SCAN_KIND: &str = "scan";
 
+/// The version's files its scan marked as stored only, never loaded.
+pub fn flagged_files(conn: &mut DbConnection, version_id: &str) -> Result<Vec<FlaggedFile>, Error> {
+    Ok(pipeline_jobs::for_version(conn, version_id)?
+        .into_iter()
+        .filter(|j| j.kind == SCAN_KIND)
+        .filter_map(|j| serde_json::from_str(j.report.as_deref()?).ok())
+        .flat_map(|report| flagged_in_scan_report(&report))
+        .collect())
+}
+
 /// The files a scan report marks as stored only (see [`SCAN_KIND`]).
-pub fn flagged_in_scan_report(report: &serde_json::Value) -> Vec<FlaggedFile> {
+fn flagged_in_scan_report(report: &serde_json::Value) -> Vec<FlaggedFile> {
     report["files"]
         .as_array()
         .into_iter()
