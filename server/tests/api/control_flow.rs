@@ -9,7 +9,7 @@ use kiln_onnx::proto::{AttributeProto, GraphProto, NodeProto, ValueInfoProto, at
 use prost::Message;
 use reqwest::StatusCode;
 
-use crate::harness::{TestApp, expect_json};
+use crate::harness::{TestApp, expect_json, job, variant};
 
 /// Deterministic small weights.
 fn weights(shape: &[usize], seed: f32) -> Tensor {
@@ -98,15 +98,11 @@ async fn a_model_with_lstm_and_if_is_ready_with_validated_variants(app: TestApp)
     assert_eq!(pushed.status(), StatusCode::CREATED);
     let detail = app.settled_version("acme/vad:1").await;
     assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
-    let optimize = detail
-        .pipeline
-        .iter()
-        .find(|j| j.kind == "optimize")
-        .unwrap();
+    let optimize = job(&detail, "optimize");
     assert_eq!(optimize.state, JobState::Succeeded, "{optimize:#?}");
-    let onnx = detail.variants.iter().find(|v| v.name == "onnx").unwrap();
+    let onnx = variant(&detail, "onnx");
     assert_eq!(onnx.origin, VariantOrigin::Pushed);
-    let fp32 = detail.variants.iter().find(|v| v.name == "fp32").unwrap();
+    let fp32 = variant(&detail, "fp32");
     assert_eq!(fp32.status, VariantStatus::Deployable, "{fp32:#?}");
     let validation = fp32.validation.as_ref().unwrap();
     assert_eq!(validation["passed"], true, "{validation:#}");

@@ -5,7 +5,7 @@
 use kiln_core::api::{JobState, ManifestResponse, NamespaceSettings, VersionStatus};
 use reqwest::{Method, StatusCode};
 
-use crate::harness::{TestApp, expect_json};
+use crate::harness::{TestApp, expect_json, job};
 use crate::manifests::HOSTILE_PICKLE;
 
 async fn a_flagged_pickle_is_stored_only_when_the_namespace_allows_it(app: TestApp) {
@@ -54,11 +54,7 @@ async fn a_flagged_pickle_is_stored_only_when_the_namespace_allows_it(app: TestA
         detail.flagged[0]
     );
     // Never opened again: conversion does not even see it, so the config has no weights beside it.
-    let convert = detail
-        .pipeline
-        .iter()
-        .find(|j| j.kind == "convert")
-        .unwrap();
+    let convert = job(&detail, "convert");
     assert_eq!(convert.state, JobState::Skipped, "{convert:#?}");
     let message = convert.message.as_deref().unwrap();
     assert!(message.contains("has no weights beside it"), "{message}");

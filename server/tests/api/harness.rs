@@ -358,3 +358,27 @@ macro_rules! on_every_backend {
         $crate::on_every_backend!(spawn = $crate::harness::TestApp::spawn; $($scenario),*);
     };
 }
+
+/// A version's variant by name.
+pub fn variant<'a>(
+    detail: &'a kiln_core::api::VersionDetail,
+    name: &str,
+) -> &'a kiln_core::api::VariantDetail {
+    detail
+        .variants
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no {name} variant in {detail:#?}"))
+}
+
+/// A version's pipeline job of `kind` (the first).
+pub fn job<'a>(
+    detail: &'a kiln_core::api::VersionDetail,
+    kind: &str,
+) -> &'a kiln_core::api::PipelineJob {
+    detail
+        .pipeline
+        .iter()
+        .find(|j| j.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} job in {detail:#?}"))
+}

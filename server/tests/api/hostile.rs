@@ -9,7 +9,7 @@ use kiln_onnx::proto::tensor_proto::DataType;
 use prost::Message;
 use reqwest::StatusCode;
 
-use crate::harness::{Backend, TestApp, expect_json};
+use crate::harness::{Backend, TestApp, expect_json, job};
 
 /// A graph whose constant folding asks for 2^34 floats (64 GiB): `ConstantOfShape([131072, 131072])`.
 fn memory_bomb() -> Vec<u8> {
@@ -65,11 +65,7 @@ async fn a_model_that_exhausts_memory_fails_its_step_not_the_server(app: TestApp
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
-    let optimize = detail
-        .pipeline
-        .iter()
-        .find(|j| j.kind == "optimize")
-        .unwrap();
+    let optimize = job(&detail, "optimize");
     assert_eq!(optimize.state, JobState::Failed, "{optimize:#?}");
     let message = optimize.message.as_deref().unwrap();
     assert!(message.contains("memory limit of 1024 MiB"), "{message}");

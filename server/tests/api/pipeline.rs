@@ -9,7 +9,7 @@ use kiln_server::db::{DbConnection, now};
 use prost::Message;
 use reqwest::StatusCode;
 
-use crate::harness::{TestApp, expect_json};
+use crate::harness::{TestApp, expect_json, job, variant};
 
 /// The files a sample checkpoint writes, as (path, bytes).
 fn checkpoint_files(write: impl FnOnce(&std::path::Path)) -> Vec<(String, Vec<u8>)> {
@@ -35,22 +35,6 @@ async fn push_files(app: &TestApp, reference: &str, files: &[(String, Vec<u8>)])
         .map(|(p, d)| (p.as_str(), d.as_slice()))
         .collect();
     expect_json(app.push(reference, &borrowed).await, StatusCode::CREATED).await
-}
-
-fn variant<'a>(detail: &'a VersionDetail, name: &str) -> &'a kiln_core::api::VariantDetail {
-    detail
-        .variants
-        .iter()
-        .find(|v| v.name == name)
-        .unwrap_or_else(|| panic!("no {name} variant in {detail:#?}"))
-}
-
-fn job<'a>(detail: &'a VersionDetail, kind: &str) -> &'a kiln_core::api::PipelineJob {
-    detail
-        .pipeline
-        .iter()
-        .find(|j| j.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind} job in {detail:#?}"))
 }
 
 async fn a_bert_checkpoint_becomes_a_proven_onnx_variant(app: TestApp) {
