@@ -122,6 +122,15 @@ pub fn from_proto(
             shape,
             device,
         )?,
+        // Held as i64 like the uint64_data path below: values past i64::MAX keep their bits.
+        (DataType::Uint64, Some(raw)) => Tensor::from_vec(
+            le::<8, u64>(&raw, u64::from_le_bytes)
+                .into_iter()
+                .map(|v| v as i64)
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
         (DataType::Uint32 | DataType::Uint64, None) => Tensor::from_vec(
             proto
                 .uint64_data
@@ -272,4 +281,25 @@ pub fn dtype_of(data_type: i32) -> Option<DType> {
         | DataType::Float8e5m2fnuz => DType::F32,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_uint64_keeps_its_bits_in_i64() {
+        let raw: Vec<u8> = [3u64, u64::MAX]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let proto = TensorProto {
+            dims: vec![2],
+            data_type: Some(DataType::Uint64 as i32),
+            raw_data: Some(Bytes::from(raw)),
+            ..Default::default()
+        };
+        let t = from_proto(&proto, None, &Device::Cpu).unwrap();
+        assert_eq!(t.to_vec1::<i64>().unwrap(), vec![3, -1]);
+    }
 }
