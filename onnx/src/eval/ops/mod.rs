@@ -28,6 +28,7 @@ mod roi_align;
 mod shape;
 mod signal;
 mod spatial;
+mod training;
 mod unary;
 mod unique;
 mod values;
@@ -40,14 +41,14 @@ use crate::proto::ModelProto;
 
 pub type OpFn = fn(&Node<'_>, &[Option<Tensor>]) -> Result<Vec<Tensor>, ModelError>;
 
-/// The operator for a node, when kiln implements it: the default `ai.onnx` domain and ONNX Runtime's
-/// `com.microsoft` contrib operators.
+/// The operator for a node, when kiln implements it: the default `ai.onnx` domain, the preview training
+/// optimizers and ONNX Runtime's `com.microsoft` contrib operators.
 pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
-    if domain == contrib::DOMAIN {
-        return contrib::lookup(op_type);
-    }
-    if !(domain.is_empty() || domain == "ai.onnx") {
-        return None;
+    match domain {
+        "" | "ai.onnx" => {}
+        contrib::DOMAIN => return contrib::lookup(op_type),
+        training::DOMAIN => return training::lookup(op_type),
+        _ => return None,
     }
     Some(match op_type {
         "Add" => elementwise::add,
@@ -259,6 +260,9 @@ fn dropout(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, Mo
 /// Every `com.microsoft` contrib operator [`lookup`] knows.
 pub const SUPPORTED_CONTRIB_OPS: &[&str] = contrib::SUPPORTED_OPS;
 
+/// Every `ai.onnx.preview.training` operator [`lookup`] knows.
+pub const SUPPORTED_TRAINING_OPS: &[&str] = training::SUPPORTED_OPS;
+
 /// Every default-domain operator [`lookup`] knows (for docs and the node-test report).
 pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
@@ -438,6 +442,23 @@ pub(crate) mod testing {
         };
         let f = super::lookup("", op).expect("op is registered");
         f(&Node::new(&proto, opset), inputs).expect("op runs")
+    }
+
+    /// [`run`] for an operator of another domain (opset 1 of it).
+    pub fn run_in(
+        domain: &str,
+        op: &str,
+        attributes: Vec<AttributeProto>,
+        inputs: &[Option<Tensor>],
+    ) -> Vec<Tensor> {
+        let proto = NodeProto {
+            op_type: Some(op.to_owned()),
+            domain: Some(domain.to_owned()),
+            attribute: attributes,
+            ..Default::default()
+        };
+        let f = super::lookup(domain, op).expect("op is registered");
+        f(&Node::new(&proto, 1), inputs).expect("op runs")
     }
 
     pub fn int(name: &str, value: i64) -> AttributeProto {
