@@ -15,6 +15,7 @@ mod layout;
 mod logic;
 mod loss;
 mod matmul;
+mod ml;
 mod non_max_suppression;
 mod normalization;
 mod pool_nd;
@@ -41,12 +42,13 @@ use crate::proto::ModelProto;
 
 pub type OpFn = fn(&Node<'_>, &[Option<Tensor>]) -> Result<Vec<Tensor>, ModelError>;
 
-/// The operator for a node, when kiln implements it: the default `ai.onnx` domain, the preview training
-/// optimizers and ONNX Runtime's `com.microsoft` contrib operators.
+/// The operator for a node, when kiln implements it: the default `ai.onnx` domain, `ai.onnx.ml`, the
+/// preview training optimizers and ONNX Runtime's `com.microsoft` contrib operators.
 pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
     match domain {
         "" | "ai.onnx" => {}
         contrib::DOMAIN => return contrib::lookup(op_type),
+        ml::DOMAIN => return ml::lookup(op_type),
         training::DOMAIN => return training::lookup(op_type),
         _ => return None,
     }
@@ -259,6 +261,9 @@ fn dropout(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, Mo
 
 /// Every `com.microsoft` contrib operator [`lookup`] knows.
 pub const SUPPORTED_CONTRIB_OPS: &[&str] = contrib::SUPPORTED_OPS;
+
+/// Every `ai.onnx.ml` operator [`lookup`] knows.
+pub const SUPPORTED_ML_OPS: &[&str] = ml::SUPPORTED_OPS;
 
 /// Every `ai.onnx.preview.training` operator [`lookup`] knows.
 pub const SUPPORTED_TRAINING_OPS: &[&str] = training::SUPPORTED_OPS;
@@ -508,5 +513,39 @@ pub(crate) mod testing {
     /// A result's values in order, as f32.
     pub fn flat(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpSupport;
+    use crate::proto::{ModelProto, OperatorSetIdProto};
+
+    fn importing(domain: &str, version: i64) -> ModelProto {
+        ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(domain.to_owned()),
+                version: Some(version),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ml_operators_run_and_unknown_ones_name_their_domain() {
+        let model = importing("ai.onnx.ml", 5);
+        let support = OpSupport::new(&model);
+        assert_eq!(
+            support.unsupported("ai.onnx.ml", "TreeEnsemble", false),
+            None
+        );
+        assert_eq!(
+            support.unsupported("ai.onnx.ml", "LinearClassifier", false),
+            Some("ai.onnx.ml::LinearClassifier".to_owned())
+        );
+        assert_eq!(
+            support.unsupported("org.example", "Custom", false),
+            Some("org.example::Custom".to_owned())
+        );
     }
 }
