@@ -29,6 +29,7 @@ mod roi_align;
 mod shape;
 mod signal;
 mod spatial;
+mod tf_idf_vectorizer;
 mod training;
 mod unary;
 mod unique;
@@ -207,6 +208,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "AffineGrid" => affine_grid::affine_grid,
         "Col2Im" => col2im::col2im,
         "RoiAlign" => roi_align::roi_align,
+        "TfIdfVectorizer" => tf_idf_vectorizer::tf_idf_vectorizer,
         _ => return None,
     })
 }
@@ -424,6 +426,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "AffineGrid",
     "Col2Im",
     "RoiAlign",
+    "TfIdfVectorizer",
 ];
 
 #[cfg(test)]
