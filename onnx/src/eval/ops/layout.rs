@@ -242,6 +242,49 @@ pub fn pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![out])
 }
 
+/// Reverses the first `sequence_lens[b]` steps along `time_axis` of each batch entry `b`.
+pub fn reverse_sequence(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let lens = int_values(required(inputs, 1)?)?;
+    let rank = x.rank();
+    let (batch, time) = (
+        axis(node.int("batch_axis", 1), rank)?,
+        axis(node.int("time_axis", 0), rank)?,
+    );
+    let dims = x.dims();
+    if batch == time || lens.len() != dims[batch] {
+        return Err(ModelError::Evaluation(format!(
+            "ReverseSequence needs distinct axes and one length per batch entry, not {} for {dims:?}",
+            lens.len()
+        )));
+    }
+    if lens.iter().any(|&l| l < 0 || l as usize > dims[time]) {
+        return Err(ModelError::Evaluation(format!(
+            "ReverseSequence lengths {lens:?} exceed the {} steps",
+            dims[time]
+        )));
+    }
+    let stride = |d: usize| dims[d + 1..].iter().product::<usize>();
+    let (batch_stride, time_stride) = (stride(batch), stride(time));
+    let sources: Vec<u32> = (0..x.elem_count())
+        .map(|p| {
+            let b = (p / batch_stride) % dims[batch];
+            let t = (p / time_stride) % dims[time];
+            let len = lens[b] as usize;
+            let source = if t < len {
+                p + (len - 1 - t) * time_stride - t * time_stride
+            } else {
+                p
+            };
+            source as u32
+        })
+        .collect();
+    let sources = Tensor::from_vec(sources, x.elem_count(), x.device())?;
+    Ok(vec![
+        x.flatten_all()?.index_select(&sources, 0)?.reshape(dims)?,
+    ])
+}
+
 /// The upper (default) or lower triangle of the last two dims, shifted by `k`.
 pub fn trilu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
@@ -370,5 +413,24 @@ mod tests {
             &[i64s(&[1, 2]), i64s(&[3])],
         );
         assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn reverse_sequence_reverses_each_batch_entry_up_to_its_length() {
+        // time_axis 0, batch_axis 1: columns are sequences of lengths 2 and 3.
+        let x = f32s(&[1., 4., 2., 5., 3., 6.], &[3, 2]);
+        let out = run(
+            "ReverseSequence",
+            10,
+            vec![
+                super::super::testing::int("batch_axis", 1),
+                super::super::testing::int("time_axis", 0),
+            ],
+            &[x, i64s(&[2, 3])],
+        );
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![2., 6., 1., 5., 3., 4.]
+        );
     }
 }

@@ -5,6 +5,7 @@ mod affine_grid;
 mod col2im;
 mod contrib;
 mod conv_transpose;
+mod determinant;
 mod einsum;
 mod elementwise;
 mod fourier;
@@ -15,6 +16,7 @@ mod layout;
 mod logic;
 mod loss;
 mod matmul;
+mod max_unpool;
 mod ml;
 mod non_max_suppression;
 mod normalization;
@@ -209,6 +211,10 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
         "Col2Im" => col2im::col2im,
         "RoiAlign" => roi_align::roi_align,
         "TfIdfVectorizer" => tf_idf_vectorizer::tf_idf_vectorizer,
+        "Det" => determinant::det,
+        "MaxUnpool" => max_unpool::max_unpool,
+        "ReverseSequence" => layout::reverse_sequence,
+        "GroupNormalization" => normalization::group_normalization,
         _ => return None,
     })
 }
@@ -427,6 +433,10 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Col2Im",
     "RoiAlign",
     "TfIdfVectorizer",
+    "Det",
+    "MaxUnpool",
+    "ReverseSequence",
+    "GroupNormalization",
 ];
 
 #[cfg(test)]

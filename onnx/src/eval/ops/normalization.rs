@@ -1,6 +1,6 @@
 //! Normalizations and reductions, computed in fp32 or wider.
 
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Tensor};
 
 use super::super::node::{Node, axis, int_values, optional, required};
 use crate::ModelError;
@@ -133,6 +133,50 @@ pub fn mean_variance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -
     Ok(vec![centered.broadcast_div(&(variance + 1e-9)?.sqrt()?)?])
 }
 
+/// Normalizes each sample's channels in `num_groups` groups, then scales and shifts per channel (opset
+/// 21; before it, `scale` and `bias` hold one value per group).
+pub fn group_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let groups = usize::try_from(node.int("num_groups", 0)).unwrap_or(0);
+    let dims = x.dims().to_vec();
+    if dims.len() < 2 || groups == 0 || dims[1] % groups != 0 {
+        return Err(ModelError::Evaluation(format!(
+            "GroupNormalization of {dims:?} into {groups} groups"
+        )));
+    }
+    let channels = dims[1];
+    let eps = f64::from(node.float("epsilon", 1e-5));
+    let grouped = x.to_dtype(DType::F32)?.reshape((dims[0], groups, ()))?;
+    let mean = grouped.mean_keepdim(2)?;
+    let centered = grouped.broadcast_sub(&mean)?;
+    let variance = centered.sqr()?.mean_keepdim(2)?;
+    let normalized = centered
+        .broadcast_div(&(variance + eps)?.sqrt()?)?
+        .reshape(dims.as_slice())?;
+    let mut shape = vec![1; dims.len()];
+    shape[1] = channels;
+    let per_channel = |t: &Tensor| -> Result<Tensor, ModelError> {
+        let t = t.to_dtype(DType::F32)?.flatten_all()?;
+        let t = if t.elem_count() == groups && groups != channels {
+            // One value per group stands for each of the group's channels.
+            t.reshape((groups, 1))?
+                .broadcast_as((groups, channels / groups))?
+                .flatten_all()?
+        } else {
+            t
+        };
+        Ok(t.reshape(shape.as_slice())?)
+    };
+    let scale = per_channel(required(inputs, 1)?)?;
+    let bias = per_channel(required(inputs, 2)?)?;
+    Ok(vec![
+        normalized
+            .broadcast_mul(&scale)?
+            .broadcast_add(&bias)?
+            .to_dtype(x.dtype())?,
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, int, ints, run};
@@ -180,5 +224,21 @@ mod tests {
         let x = f32s(&[1., 2., 3., 4.], &[2, 2]);
         let out = run("ReduceMean", 18, vec![int("keepdims", 0)], &[x, i64s(&[0])]);
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![2., 3.]);
+    }
+
+    #[test]
+    fn group_norm_normalizes_within_each_group() {
+        let x = f32s(&[1., 3., 10., 30.], &[1, 2, 2]);
+        let out = run(
+            "GroupNormalization",
+            21,
+            vec![
+                int("num_groups", 2),
+                super::super::testing::float("epsilon", 0.0),
+            ],
+            &[x, f32s(&[1., 2.], &[2]), f32s(&[0., 1.], &[2])],
+        );
+        let v = super::super::testing::flat(&out[0]);
+        assert_eq!(v, vec![-1., 1., -1., 3.]);
     }
 }

@@ -11,23 +11,26 @@ fn unsupported(what: String) -> ModelError {
     ModelError::Evaluation(what)
 }
 
-/// Begin and end padding per spatial dim, from `pads` or `auto_pad`.
+/// Begin and end padding per spatial dim, from `pads` or `auto_pad`. Attribute values come from the model,
+/// so the arithmetic saturates: an absurd stride or kernel fails the extent check, not an overflow.
 fn padding(
     node: &Node<'_>,
     input: &[usize],
     kernel: &[usize],
     strides: &[usize],
     dilations: &[usize],
-) -> Vec<(usize, usize)> {
+) -> Result<Vec<(usize, usize)>, ModelError> {
     let n = input.len();
-    match node.string("auto_pad").as_deref() {
-        Some("SAME_UPPER") | Some("SAME_LOWER") => (0..n)
+    Ok(match node.string("auto_pad").as_deref() {
+        Some(mode @ ("SAME_UPPER" | "SAME_LOWER")) => (0..n)
             .map(|i| {
                 let out = input[i].div_ceil(strides[i]);
-                let needed = ((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1)
+                let needed = (out.saturating_sub(1).saturating_mul(strides[i]))
+                    .saturating_add(kernel[i].saturating_sub(1).saturating_mul(dilations[i]))
+                    .saturating_add(1)
                     .saturating_sub(input[i]);
                 let small = needed / 2;
-                if node.string("auto_pad").as_deref() == Some("SAME_UPPER") {
+                if mode == "SAME_UPPER" {
                     (small, needed - small)
                 } else {
                     (needed - small, small)
@@ -37,17 +40,75 @@ fn padding(
         Some("VALID") => vec![(0, 0); n],
         _ => {
             let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+            if pads.len() != 2 * n {
+                return Err(unsupported(format!(
+                    "{}: pads has {} values for {n} spatial axes (needs {})",
+                    node.op_type(),
+                    pads.len(),
+                    2 * n
+                )));
+            }
             (0..n)
                 .map(|i| (pads[i].max(0) as usize, pads[i + n].max(0) as usize))
                 .collect()
         }
-    }
+    })
 }
 
-fn attr_or(node: &Node<'_>, name: &str, n: usize, default: usize) -> Vec<usize> {
-    node.ints(name)
-        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-        .unwrap_or_else(|| vec![default; n])
+/// A per-axis attribute (strides, dilations), `default` on every axis when absent.
+fn attr_or(
+    node: &Node<'_>,
+    name: &str,
+    n: usize,
+    default: usize,
+) -> Result<Vec<usize>, ModelError> {
+    let Some(values) = node.ints(name) else {
+        return Ok(vec![default; n]);
+    };
+    if values.len() != n {
+        return Err(unsupported(format!(
+            "{}: {name} has {} values for {n} spatial axes",
+            node.op_type(),
+            values.len()
+        )));
+    }
+    Ok(values.iter().map(|&x| x.max(1) as usize).collect())
+}
+
+/// Every window must fit in its padded axis; candle's kernels assume so (and panic otherwise).
+fn check_windows_fit(
+    node: &Node<'_>,
+    input: &[usize],
+    kernel: &[usize],
+    dilations: &[usize],
+    pads: &[(usize, usize)],
+) -> Result<(), ModelError> {
+    if kernel.len() != input.len() {
+        return Err(unsupported(format!(
+            "{}: a kernel of {} axes over {} spatial axes",
+            node.op_type(),
+            kernel.len(),
+            input.len()
+        )));
+    }
+    for (axis, (&length, &k)) in input.iter().zip(kernel).enumerate() {
+        let padded = length
+            .saturating_add(pads[axis].0)
+            .saturating_add(pads[axis].1);
+        let extent = k
+            .saturating_sub(1)
+            .saturating_mul(dilations[axis])
+            .saturating_add(1);
+        if k == 0 || extent > padded {
+            return Err(unsupported(format!(
+                "{}: spatial axis {axis} is {padded} long (padding included), shorter than the \
+                 kernel's extent {extent} (kernel {k}, dilation {})",
+                node.op_type(),
+                dilations[axis]
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn pad_value(x: &Tensor, pads: &[(usize, usize)], value: f64) -> Result<Tensor, ModelError> {
@@ -90,12 +151,14 @@ fn every(x: &Tensor, dim: usize, step: usize) -> Result<Tensor, ModelError> {
 pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let w = required(inputs, 1)?;
-    let spatial = x.rank().saturating_sub(2);
-    let kernel: Vec<usize> = w.dims()[2..].to_vec();
-    let strides = attr_or(node, "strides", spatial, 1);
-    let dilations = attr_or(node, "dilations", spatial, 1);
     let groups = node.int("group", 1).max(1) as usize;
-    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations);
+    check_conv_operands(x, w, groups)?;
+    let spatial = x.rank() - 2;
+    let kernel: Vec<usize> = w.dims()[2..].to_vec();
+    let strides = attr_or(node, "strides", spatial, 1)?;
+    let dilations = attr_or(node, "dilations", spatial, 1)?;
+    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
+    check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
     let x = pad_value(x, &pads, 0.0)?;
     let mut y = match spatial {
         1 => x.conv1d(w, 0, strides[0], dilations[0], groups)?,
@@ -122,6 +185,23 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![y])
 }
 
+/// Conv's input and weight agree: NC... and MC/g..., with channels that split into the groups.
+fn check_conv_operands(x: &Tensor, w: &Tensor, groups: usize) -> Result<(), ModelError> {
+    let (xd, wd) = (x.dims(), w.dims());
+    if xd.len() < 3 || wd.len() != xd.len() {
+        return Err(unsupported(format!(
+            "Conv: input of shape {xd:?} and weight of shape {wd:?} (both need rank 3 or more, the same)"
+        )));
+    }
+    if wd[1].checked_mul(groups) != Some(xd[1]) || wd[0] % groups != 0 {
+        return Err(unsupported(format!(
+            "Conv: weight of shape {wd:?} in {groups} groups does not match input channels {}",
+            xd[1]
+        )));
+    }
+    Ok(())
+}
+
 /// kernel, strides, (begin, end) padding, ceil_mode's extra end padding.
 type Windows = (Vec<usize>, Vec<usize>, Vec<(usize, usize)>, Vec<usize>);
 
@@ -132,14 +212,22 @@ fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError> {
         .ints("kernel_shape")
         .ok_or_else(|| unsupported("pooling needs kernel_shape".to_owned()))?
         .iter()
-        .map(|&k| k as usize)
+        .map(|&k| k.max(0) as usize)
         .collect();
-    let strides = attr_or(node, "strides", spatial, 1);
-    let dilations = attr_or(node, "dilations", spatial, 1);
+    let strides = attr_or(node, "strides", spatial, 1)?;
+    let dilations = attr_or(node, "dilations", spatial, 1)?;
     if dilations.iter().any(|&d| d != 1) {
         return Err(unsupported("pooling with dilations".to_owned()));
     }
-    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations);
+    if kernel.len() != spatial {
+        return Err(unsupported(format!(
+            "{}: kernel_shape has {} values for {spatial} spatial axes",
+            node.op_type(),
+            kernel.len()
+        )));
+    }
+    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
+    check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
     let mut extra = vec![0; spatial];
     if node.int("ceil_mode", 0) != 0 {
         for i in 0..spatial {
@@ -246,10 +334,11 @@ pub fn global_max_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// Inference-mode batch norm over dim 1.
 pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    if node.int("training_mode", 0) != 0 {
-        return Err(unsupported(
-            "BatchNormalization in training mode".to_owned(),
-        ));
+    if x.rank() < 2 {
+        return Err(unsupported(format!(
+            "BatchNormalization of a rank-{} input",
+            x.rank()
+        )));
     }
     let eps = f64::from(node.float("epsilon", 1e-5));
     let mut shape = vec![1; x.rank()];
@@ -259,12 +348,35 @@ pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             .to_dtype(x.dtype())?
             .reshape(shape.clone())?)
     };
-    let (scale, bias, mean, var) = (p(1)?, p(2)?, p(3)?, p(4)?);
+    let (scale, bias, running_mean, running_var) = (p(1)?, p(2)?, p(3)?, p(4)?);
+    // Training normalizes by the batch's own statistics and also returns the updated running ones.
+    let training = node.int("training_mode", 0) != 0;
+    let (mean, var) = if training {
+        let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
+        let mean = x.mean_keepdim(dims.as_slice())?;
+        let var = x
+            .broadcast_sub(&mean)?
+            .sqr()?
+            .mean_keepdim(dims.as_slice())?;
+        (mean, var)
+    } else {
+        (running_mean.clone(), running_var.clone())
+    };
     let normalized = x
         .broadcast_sub(&mean)?
-        .broadcast_div(&(var + eps)?.sqrt()?)?;
+        .broadcast_div(&(&var + eps)?.sqrt()?)?;
+    let y = normalized.broadcast_mul(&scale)?.broadcast_add(&bias)?;
+    if !training {
+        return Ok(vec![y]);
+    }
+    let momentum = f64::from(node.float("momentum", 0.9));
+    let update = |running: &Tensor, batch: &Tensor| -> Result<Tensor, ModelError> {
+        Ok((running.affine(momentum, 0.0)? + batch.affine(1.0 - momentum, 0.0)?)?.flatten_all()?)
+    };
     Ok(vec![
-        normalized.broadcast_mul(&scale)?.broadcast_add(&bias)?,
+        y,
+        update(&running_mean, &mean)?,
+        update(&running_var, &var)?,
     ])
 }
 
@@ -325,6 +437,48 @@ mod tests {
     }
 
     #[test]
+    fn windows_that_do_not_fit_and_attributes_of_the_wrong_length_are_errors_not_panics() {
+        use crate::eval::node::Node;
+        use crate::proto::{AttributeProto, NodeProto};
+        let fails = |op: &str, attributes: Vec<AttributeProto>, inputs: &[_]| {
+            let proto = NodeProto {
+                op_type: Some(op.to_owned()),
+                attribute: attributes,
+                ..Default::default()
+            };
+            let f = super::super::lookup("", op).unwrap();
+            f(&Node::new(&proto, 13), inputs).unwrap_err().to_string()
+        };
+        let x = f32s(&[1., 2., 3.], &[1, 1, 3]);
+        let w = f32s(&[1.; 5], &[1, 1, 5]);
+        // A sequence shorter than the kernel (a speech model given a too-short input).
+        let short = fails("Conv", vec![], &[x.clone(), w.clone()]);
+        assert!(
+            short.contains("shorter than the kernel's extent 5"),
+            "{short}"
+        );
+        let w3 = f32s(&[1.; 3], &[1, 1, 3]);
+        let strides = fails(
+            "Conv",
+            vec![ints("strides", &[1, 1])],
+            &[x.clone(), w3.clone()],
+        );
+        assert!(strides.contains("strides has 2 values"), "{strides}");
+        let pads = fails("Conv", vec![ints("pads", &[1])], &[x.clone(), w3]);
+        assert!(pads.contains("pads has 1 values"), "{pads}");
+        let channels = fails("Conv", vec![], &[x.clone(), f32s(&[1.; 6], &[1, 2, 3])]);
+        assert!(
+            channels.contains("does not match input channels"),
+            "{channels}"
+        );
+        let pool = fails("MaxPool", vec![ints("kernel_shape", &[4])], &[x]);
+        assert!(
+            pool.contains("shorter than the kernel's extent 4"),
+            "{pool}"
+        );
+    }
+
+    #[test]
     fn global_average_pool_keeps_the_spatial_dims_as_ones() {
         let out = run(
             "GlobalAveragePool",
@@ -367,5 +521,30 @@ mod tests {
             out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![2., 3., 4., 5.]
         );
+    }
+
+    #[test]
+    fn batch_norm_training_uses_batch_statistics_and_updates_running_ones() {
+        let x = f32s(&[1., 3.], &[2, 1]);
+        let out = run(
+            "BatchNormalization",
+            15,
+            vec![
+                super::super::testing::int("training_mode", 1),
+                super::super::testing::float("epsilon", 0.0),
+                super::super::testing::float("momentum", 0.5),
+            ],
+            &[
+                x,
+                f32s(&[1.], &[1]),
+                f32s(&[0.], &[1]),
+                f32s(&[0.], &[1]),
+                f32s(&[1.], &[1]),
+            ],
+        );
+        let flat = super::super::testing::flat;
+        assert_eq!(flat(&out[0]), vec![-1., 1.]);
+        assert_eq!(flat(&out[1]), vec![1.]);
+        assert_eq!(flat(&out[2]), vec![1.]);
     }
 }
