@@ -29,6 +29,9 @@ pub const ITERATION_BUDGET: u64 = 1 << 20;
 /// What a graph needs at run time besides its protobuf: decoded initializers and its nodes' subgraphs.
 pub struct PreparedGraph {
     initializers: HashMap<String, Tensor>,
+    /// The ONNX element type of each value whose type the graph declares (inputs, outputs, value_info,
+    /// initializers).
+    declared_types: HashMap<String, i32>,
     /// Node index → (attribute name, prepared subgraph) for each GRAPH attribute of that node.
     subgraphs: HashMap<usize, Vec<(String, PreparedGraph)>>,
 }
@@ -84,8 +87,18 @@ impl PreparedGraph {
         }
         Ok(Self {
             initializers,
+            declared_types: declared_types(graph),
             subgraphs,
         })
+    }
+
+    /// The element types declared for a node's inputs, in order.
+    fn input_types(&self, proto: &crate::proto::NodeProto) -> Vec<Option<i32>> {
+        proto
+            .input
+            .iter()
+            .map(|name| self.declared_types.get(name).copied())
+            .collect()
     }
 
     pub fn initializers(&self) -> &HashMap<String, Tensor> {
@@ -95,6 +108,31 @@ impl PreparedGraph {
     fn subgraphs_of(&self, node: usize) -> &[(String, PreparedGraph)] {
         self.subgraphs.get(&node).map_or(&[], Vec::as_slice)
     }
+}
+
+fn declared_types(graph: &GraphProto) -> HashMap<String, i32> {
+    use crate::proto::type_proto;
+    let values = graph
+        .input
+        .iter()
+        .chain(&graph.value_info)
+        .chain(&graph.output);
+    let mut types: HashMap<String, i32> = values
+        .filter_map(|v| {
+            let Some(type_proto::Value::TensorType(tensor)) =
+                v.r#type.as_ref().and_then(|t| t.value.as_ref())
+            else {
+                return None;
+            };
+            Some((v.name.clone()?, tensor.elem_type?))
+        })
+        .collect();
+    for tensor in &graph.initializer {
+        if let (Some(name), Some(data_type)) = (&tensor.name, tensor.data_type) {
+            types.insert(name.clone(), data_type);
+        }
+    }
+    types
 }
 
 /// The values visible while a graph runs: its own, then its initializers, then the enclosing scopes'.
@@ -166,7 +204,7 @@ impl<'a> Execution<'a> {
         mut scope: Scope<'_>,
     ) -> Result<Vec<Tensor>, ModelError> {
         for (index, proto) in graph.node.iter().enumerate() {
-            let node = Node::new(proto, self.opset);
+            let node = Node::new(proto, self.opset).with_input_types(prepared.input_types(proto));
             let args =
                 proto
                     .input

@@ -9,11 +9,30 @@ pub struct Node<'a> {
     proto: &'a NodeProto,
     /// The `ai.onnx` opset the model declares.
     pub opset: i64,
+    /// The ONNX element type the model declares for each input, where it declares one.
+    input_types: Vec<Option<i32>>,
 }
 
 impl<'a> Node<'a> {
     pub fn new(proto: &'a NodeProto, opset: i64) -> Self {
-        Self { proto, opset }
+        Self {
+            proto,
+            opset,
+            input_types: Vec::new(),
+        }
+    }
+
+    /// The node with the element types the model declares for its inputs.
+    pub fn with_input_types(mut self, types: Vec<Option<i32>>) -> Self {
+        self.input_types = types;
+        self
+    }
+
+    /// The ONNX element type the model declares for input `index`. The evaluator holds several types
+    /// in one candle dtype (the integers as i64, the 8-bit floats as f32); an operator whose result
+    /// depends on the exact type (saturation, bit width) reads it here.
+    pub fn input_type(&self, index: usize) -> Option<i32> {
+        self.input_types.get(index).copied().flatten()
     }
 
     pub fn op_type(&self) -> &str {
