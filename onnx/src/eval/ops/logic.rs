@@ -169,8 +169,10 @@ pub fn bitwise_xor(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![bitwise(inputs, |a, b| a ^ b)?])
 }
 
-/// Integers are held as i64 (u8 for uint8): NOT flips the bits of the declared width.
-pub fn bitwise_not(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+/// Integers are held as i64 (u8 for uint8): NOT flips the bits of the declared width, so an unsigned
+/// uint16 or uint32 stays within its range.
+pub fn bitwise_not(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    use crate::proto::tensor_proto::DataType as T;
     let x = required(inputs, 0)?;
     if x.dtype() == DType::U8 {
         let v: Vec<u8> = x
@@ -181,11 +183,16 @@ pub fn bitwise_not(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             .collect();
         return Ok(vec![Tensor::from_vec(v, x.shape(), x.device())?]);
     }
+    let mask: i64 = match node.input_type(0).and_then(|t| T::try_from(t).ok()) {
+        Some(T::Uint16) => 0xffff,
+        Some(T::Uint32) => 0xffff_ffff,
+        _ => -1,
+    };
     let v: Vec<i64> = x
         .flatten_all()?
         .to_vec1::<i64>()?
         .into_iter()
-        .map(|b| !b)
+        .map(|b| !b & mask)
         .collect();
     Ok(vec![Tensor::from_vec(v, x.shape(), x.device())?])
 }
@@ -240,5 +247,16 @@ mod tests {
             &[f32s(&[-7., 7.], &[2]), f32s(&[3., -3.], &[2])],
         );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![-1., 1.]);
+    }
+
+    #[test]
+    fn bitwise_not_keeps_a_declared_uint16_in_range() {
+        use crate::proto::tensor_proto::DataType;
+        let proto = crate::proto::NodeProto::default();
+        let node = crate::eval::node::Node::new(&proto, 18)
+            .with_input_types(vec![Some(DataType::Uint16 as i32)]);
+        let x = candle_core::Tensor::new(&[0i64, 65535], &candle_core::Device::Cpu).unwrap();
+        let out = super::bitwise_not(&node, &[Some(x)]).unwrap();
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![65535, 0]);
     }
 }

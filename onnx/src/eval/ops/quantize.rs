@@ -2,13 +2,32 @@
 
 use candle_core::{DType, Tensor};
 
+use super::super::float8::Float8;
 use super::super::node::{Node, axis, optional, required};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
-/// Scale and zero point shaped to broadcast against `x` along `axis` when they are 1-D.
+/// Scale and zero point shaped to broadcast against `x` along `axis` when they are 1-D, or expanded
+/// block by block along it when `block_size` is set (they then have x's rank).
 fn per_axis(node: &Node<'_>, x: &Tensor, t: &Tensor) -> Result<Tensor, ModelError> {
+    let block = node.int("block_size", 0);
+    if block > 0 {
+        let dim = axis(node.int("axis", 1), x.rank())?;
+        let len = x.dim(dim)?;
+        let blocks = len.div_ceil(block as usize);
+        if t.rank() != x.rank() || t.dim(dim)? != blocks {
+            return Err(ModelError::Evaluation(format!(
+                "blocked quantization of {:?} in blocks of {block} along axis {dim} needs {blocks} \
+                 blocks there, not the parameters' {:?}",
+                x.dims(),
+                t.dims()
+            )));
+        }
+        let owners: Vec<u32> = (0..len).map(|i| (i / block as usize) as u32).collect();
+        let owners = Tensor::from_vec(owners, len, t.device())?;
+        return Ok(t.index_select(&owners, dim)?);
+    }
     if t.rank() == 1 && t.elem_count() > 1 {
         let dim = axis(node.int("axis", 1), x.rank())?;
         let mut shape = vec![1; x.rank()];
@@ -34,17 +53,69 @@ pub fn dequantize_linear(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     ])
 }
 
-/// y = saturate(round_half_even(x / scale) + zero_point), uint8 unless the zero point says int8.
+/// What QuantizeLinear produces: an integer range (and the dtype that holds it) or an 8-bit float grid.
+enum Target {
+    Integer(f64, f64, DType),
+    Float8(Float8),
+}
+
+/// The quantized type: `output_dtype`, else the zero point's declared type, else (no declaration) int8
+/// for a zero point held as i64 and uint8 otherwise.
+fn target(node: &Node<'_>, zp: Option<&Tensor>) -> Result<Target, ModelError> {
+    use crate::proto::tensor_proto::DataType as T;
+    let declared = match node.int("output_dtype", 0) {
+        0 => zp.and_then(|_| node.input_type(2)),
+        t => Some(t as i32),
+    };
+    let element = declared.unwrap_or(match zp.map(Tensor::dtype) {
+        Some(DType::I64) => T::Int8 as i32,
+        _ => T::Uint8 as i32,
+    });
+    if let Some(format) = Float8::of(element) {
+        return Ok(Target::Float8(format));
+    }
+    Ok(match T::try_from(element) {
+        Ok(T::Uint8) => Target::Integer(0.0, 255.0, DType::U8),
+        Ok(T::Int8) => Target::Integer(-128.0, 127.0, DType::I64),
+        Ok(T::Uint16) => Target::Integer(0.0, 65535.0, DType::I64),
+        Ok(T::Int16) => Target::Integer(-32768.0, 32767.0, DType::I64),
+        Ok(T::Uint4) => Target::Integer(0.0, 15.0, DType::I64),
+        Ok(T::Int4) => Target::Integer(-8.0, 7.0, DType::I64),
+        _ => {
+            return Err(ModelError::Evaluation(format!(
+                "QuantizeLinear to element type {element}"
+            )));
+        }
+    })
+}
+
+/// y = saturate(round_half_even(x / scale) + zero_point) for integer types; x / scale rounded onto the
+/// grid for 8-bit floats (whose zero point is 0).
 pub fn quantize_linear(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let scale = per_axis(node, x, required(inputs, 1)?)?.to_dtype(DType::F64)?;
     let zp = optional(inputs, 2);
-    let (lo, hi, dtype) = match zp.map(|z| z.dtype()) {
-        Some(DType::I64) => (-128.0, 127.0, DType::I64),
-        _ => (0.0, 255.0, DType::U8),
+    let target = target(node, zp)?;
+    // A float x is divided in its own precision, as ONNX's reference does, so halves round alike.
+    let scaled = if x.dtype().is_float() {
+        x.broadcast_div(&scale.to_dtype(x.dtype())?)?
+            .to_dtype(DType::F64)?
+    } else {
+        x.to_dtype(DType::F64)?.broadcast_div(&scale)?
     };
-    let scaled = x.to_dtype(DType::F64)?.broadcast_div(&scale)?;
     let shape = scaled.shape().clone();
+    let scaled = scaled.flatten_all()?.to_vec1::<f64>()?;
+    let (lo, hi, dtype) = match target {
+        Target::Integer(lo, hi, dtype) => (lo, hi, dtype),
+        Target::Float8(format) => {
+            let saturate = node.int("saturate", 1) != 0;
+            let values: Vec<f32> = scaled
+                .into_iter()
+                .map(|v| format.round(v as f32, saturate))
+                .collect();
+            return Ok(vec![Tensor::from_vec(values, shape, x.device())?]);
+        }
+    };
     let zp = match zp {
         Some(z) => per_axis(node, x, z)?
             .to_dtype(DType::F64)?
@@ -54,8 +125,6 @@ pub fn quantize_linear(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         None => vec![0.0; shape.elem_count()],
     };
     let values: Vec<f64> = scaled
-        .flatten_all()?
-        .to_vec1::<f64>()?
         .into_iter()
         .zip(zp)
         .map(|(v, z)| (v.round_ties_even() + z).clamp(lo, hi))
@@ -84,6 +153,33 @@ mod tests {
             out[0].to_vec2::<f32>().unwrap(),
             vec![vec![1., 2.], vec![12., 16.]]
         );
+    }
+
+    #[test]
+    fn dequantize_expands_each_block_parameter_over_its_block() {
+        let x = Some(candle_core::Tensor::new(&[[1u8, 1, 1]], &candle_core::Device::Cpu).unwrap());
+        let scale = f32s(&[2.0, 3.0], &[1, 2]);
+        let out = run(
+            "DequantizeLinear",
+            21,
+            vec![
+                super::super::testing::int("axis", 1),
+                super::super::testing::int("block_size", 2),
+            ],
+            &[x, scale],
+        );
+        assert_eq!(out[0].to_vec2::<f32>().unwrap(), vec![vec![2., 2., 3.]]);
+    }
+
+    #[test]
+    fn quantize_saturates_to_the_declared_output_dtype() {
+        let out = run(
+            "QuantizeLinear",
+            21,
+            vec![super::super::testing::int("output_dtype", 5)],
+            &[f32s(&[40000.0, -300.0], &[2]), f32s(&[1.0], &[])],
+        );
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![32767, -300]);
     }
 
     #[test]

@@ -80,8 +80,16 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
 }
 
 /// Cast to the element type of the second input.
-pub fn cast_like(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+/// Casts to the type of `like`: its declared element type when the model declares one (the evaluator
+/// holds 8-bit floats as f32 and the integers as i64), else the dtype it is held in.
+pub fn cast_like(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (x, like) = (required(inputs, 0)?, required(inputs, 1)?);
+    if let Some((to, dtype)) = node
+        .input_type(1)
+        .and_then(|to| Some((to, tensor_io::dtype_of(to)?)))
+    {
+        return to_element_type(x, to, node.int("saturate", 1) != 0, dtype);
+    }
     if like.dtype() == DType::U8 && x.dtype() != DType::U8 {
         return Ok(vec![x.ne(&x.zeros_like()?)?.to_dtype(DType::U8)?]);
     }
@@ -111,5 +119,17 @@ mod tests {
             &[super::super::testing::i64s(&[3])],
         );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![3.]);
+    }
+
+    #[test]
+    fn cast_like_rounds_onto_the_declared_float8_grid() {
+        use crate::proto::tensor_proto::DataType;
+        let proto = crate::proto::NodeProto::default();
+        let node = crate::eval::node::Node::new(&proto, 21)
+            .with_input_types(vec![None, Some(DataType::Float8e4m3fn as i32)]);
+        // E4M3FN holds 3 mantissa bits: 1.1 lies nearest 1.125; 1000 saturates to 448.
+        let out =
+            super::cast_like(&node, &[f32s(&[1.1, 1000.0], &[2]), f32s(&[0.0], &[1])]).unwrap();
+        assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![1.125, 448.0]);
     }
 }
