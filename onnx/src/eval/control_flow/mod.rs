@@ -67,7 +67,7 @@ pub fn lookup(domain: &str, op_type: &str) -> Option<ControlFn> {
     })
 }
 
-/// The operators [`lookup`] knows (beside [`super::ops::SUPPORTED_OPS`]).
+/// The operators [`lookup`] knows (beside [`super::ops::registered`]).
 pub const CONTROL_FLOW_OPS: &[&str] = &["If", "Loop", "Scan"];
 
 /// A one-element tensor read as a boolean (a condition).

@@ -13,18 +13,8 @@ type Out = Result<Vec<Tensor>, ModelError>;
 /// The ONNX preview training domain.
 pub const DOMAIN: &str = "ai.onnx.preview.training";
 
-/// The training operator named `op_type`, when kiln implements it.
-pub fn lookup(op_type: &str) -> Option<OpFn> {
-    Some(match op_type {
-        "Adagrad" => adagrad,
-        "Adam" => adam,
-        "Momentum" => momentum,
-        _ => return None,
-    })
-}
-
-/// Every training operator [`lookup`] knows.
-pub const SUPPORTED_OPS: &[&str] = &["Adagrad", "Adam", "Momentum"];
+/// Every training operator kiln implements, by name (read through [`super::lookup`]).
+pub const OPS: &[(&str, OpFn)] = &[("Adagrad", adagrad), ("Adam", adam), ("Momentum", momentum)];
 
 /// A one-value input as f64 (the learning rate, the step count).
 fn scalar(inputs: &[Option<Tensor>], index: usize, what: &str) -> Result<f64, ModelError> {

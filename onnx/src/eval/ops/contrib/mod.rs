@@ -17,35 +17,27 @@ type Out = Result<Vec<Tensor>, ModelError>;
 /// The ONNX Runtime contrib domain.
 pub const DOMAIN: &str = "com.microsoft";
 
-/// The contrib operator named `op_type`, when kiln implements it.
-pub fn lookup(op_type: &str) -> Option<OpFn> {
-    Some(match op_type {
-        "FusedMatMul" => fused::fused_matmul,
-        "FusedConv" => fused::fused_conv,
-        "Gelu" => gelu::gelu,
-        "BiasGelu" => gelu::bias_gelu,
-        "FastGelu" => gelu::fast_gelu,
-        "QuickGelu" => gelu::quick_gelu,
-        "SkipLayerNormalization" => layer_norm::skip_layer_normalization,
-        "SkipSimplifiedLayerNormalization" => layer_norm::skip_simplified_layer_normalization,
-        "EmbedLayerNormalization" => layer_norm::embed_layer_normalization,
-        "Attention" => attention::attention,
-        _ => return None,
-    })
-}
-
-/// Every contrib operator [`lookup`] knows.
-pub const SUPPORTED_OPS: &[&str] = &[
-    "FusedMatMul",
-    "FusedConv",
-    "Gelu",
-    "BiasGelu",
-    "FastGelu",
-    "QuickGelu",
-    "SkipLayerNormalization",
-    "SkipSimplifiedLayerNormalization",
-    "EmbedLayerNormalization",
-    "Attention",
+/// Every contrib operator kiln implements, by name (read through [`super::lookup`]).
+pub const OPS: &[(&str, OpFn)] = &[
+    ("FusedMatMul", fused::fused_matmul),
+    ("FusedConv", fused::fused_conv),
+    ("Gelu", gelu::gelu),
+    ("BiasGelu", gelu::bias_gelu),
+    ("FastGelu", gelu::fast_gelu),
+    ("QuickGelu", gelu::quick_gelu),
+    (
+        "SkipLayerNormalization",
+        layer_norm::skip_layer_normalization,
+    ),
+    (
+        "SkipSimplifiedLayerNormalization",
+        layer_norm::skip_simplified_layer_normalization,
+    ),
+    (
+        "EmbedLayerNormalization",
+        layer_norm::embed_layer_normalization,
+    ),
+    ("Attention", attention::attention),
 ];
 
 fn evaluation(message: impl Into<String>) -> ModelError {

@@ -10,15 +10,9 @@ use super::OpFn;
 /// The ONNX ML domain.
 pub const DOMAIN: &str = "ai.onnx.ml";
 
-/// The `ai.onnx.ml` operator named `op_type`, when kiln implements it.
-pub fn lookup(op_type: &str) -> Option<OpFn> {
-    Some(match op_type {
-        "Binarizer" => features::binarizer,
-        "ArrayFeatureExtractor" => features::array_feature_extractor,
-        "TreeEnsemble" => tree_ensemble::tree_ensemble,
-        _ => return None,
-    })
-}
-
-/// Every `ai.onnx.ml` operator [`lookup`] knows.
-pub const SUPPORTED_OPS: &[&str] = &["Binarizer", "ArrayFeatureExtractor", "TreeEnsemble"];
+/// Every `ai.onnx.ml` operator kiln implements, by name (read through [`super::lookup`]).
+pub const OPS: &[(&str, OpFn)] = &[
+    ("Binarizer", features::binarizer),
+    ("ArrayFeatureExtractor", features::array_feature_extractor),
+    ("TreeEnsemble", tree_ensemble::tree_ensemble),
+];
