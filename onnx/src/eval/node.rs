@@ -113,6 +113,25 @@ pub fn required(inputs: &[Option<Tensor>], index: usize) -> Result<&Tensor, Mode
         .ok_or_else(|| ModelError::Evaluation(format!("input {index} is required")))
 }
 
+/// The input at `index`, which the operator requires in floating point: candle's float functions
+/// (exp, sqrt, tanh, ...) panic on integer tensors rather than fail, and a model may hand an operator
+/// any type.
+pub fn float_input<'t>(
+    node: &Node<'_>,
+    inputs: &'t [Option<Tensor>],
+    index: usize,
+) -> Result<&'t Tensor, ModelError> {
+    let t = required(inputs, index)?;
+    if !t.dtype().is_float() {
+        return Err(ModelError::Evaluation(format!(
+            "{}: input {index} must be floating point, not {:?}",
+            node.op_type(),
+            t.dtype()
+        )));
+    }
+    Ok(t)
+}
+
 /// An optional input at `index`.
 pub fn optional(inputs: &[Option<Tensor>], index: usize) -> Option<&Tensor> {
     inputs.get(index).and_then(Option::as_ref)
@@ -124,6 +143,22 @@ pub fn int_values(tensor: &Tensor) -> Result<Vec<i64>, ModelError> {
         .to_dtype(candle_core::DType::I64)?
         .flatten_all()?
         .to_vec1::<i64>()?)
+}
+
+/// The one value of an input the operator reads as a scalar (TopK's k, CumSum's axis, OneHot's depth),
+/// which ONNX allows as a scalar or a one-element 1-D tensor.
+pub fn one_value(t: &Tensor, what: &str) -> Result<f64, ModelError> {
+    match t
+        .to_dtype(candle_core::DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?[..]
+    {
+        [value] => Ok(value),
+        _ => Err(ModelError::Evaluation(format!(
+            "{what} must hold one value, not a tensor of shape {:?}",
+            t.dims()
+        ))),
+    }
 }
 
 /// Resolves a possibly negative axis against `rank`.

@@ -22,26 +22,80 @@ pub fn from_proto(
     device: &Device,
 ) -> Result<Tensor, ModelError> {
     let name = proto.name.as_deref().unwrap_or("");
-    let shape: Vec<usize> = proto.dims.iter().map(|&d| d as usize).collect();
     let data_type = DataType::try_from(proto.data_type.unwrap_or(0))
         .map_err(|_| unsupported(name, "an unknown element type"))?;
-    let count: usize = shape.iter().product();
+    let (shape, count) = shape_of(proto, name)?;
     if let Some(format) = super::float8::Float8::of(data_type as i32) {
-        let bytes: Vec<u8> = match &proto.raw_data {
-            Some(raw) => raw.to_vec(),
-            None => proto.int32_data.iter().map(|&v| v as u8).collect(),
-        };
-        let values: Vec<f32> = bytes.iter().map(|&b| format.decode(b)).collect();
+        let values: Vec<f32> = packed_bytes(proto)
+            .iter()
+            .map(|&b| format.decode(b))
+            .collect();
         return Ok(Tensor::from_vec(values, shape, device)?);
     }
     if matches!(data_type, DataType::Int4 | DataType::Uint4) {
-        // Two values per byte, low nibble first; int4 is sign-extended.
-        let bytes: Vec<u8> = match &proto.raw_data {
-            Some(raw) => raw.to_vec(),
-            None => proto.int32_data.iter().map(|&v| v as u8).collect(),
-        };
-        let signed = data_type == DataType::Int4;
-        let values: Vec<i64> = (0..count)
+        let values = int4_values(&packed_bytes(proto), count, data_type == DataType::Int4)
+            .ok_or_else(|| mismatch(name))?;
+        return Ok(Tensor::from_vec(values, shape, device)?);
+    }
+    let raw: Option<Bytes> = if proto.data_location == Some(DataLocation::External as i32) {
+        Some(read_external(proto, base_dir)?)
+    } else {
+        proto.raw_data.clone()
+    };
+    let tensor = match raw {
+        Some(raw) => from_raw(name, data_type, &raw, shape, device),
+        None => from_typed_fields(name, data_type, proto, shape, device),
+    };
+    let tensor = tensor?;
+    if tensor.elem_count() != count {
+        return Err(mismatch(name));
+    }
+    Ok(tensor)
+}
+
+fn mismatch(name: &str) -> ModelError {
+    ModelError::InvalidTensor {
+        tensor: name.to_owned(),
+        reason: "its data does not match its shape".to_owned(),
+    }
+}
+
+/// The dims and their element count, refused when a dim is negative or the count overflows (the data
+/// itself bounds the size, so no budget beyond the overflow is needed: a shape larger than the data is
+/// a mismatch).
+fn shape_of(proto: &TensorProto, name: &str) -> Result<(Vec<usize>, usize), ModelError> {
+    let shape = proto
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect::<Option<Vec<usize>>>();
+    let count = shape
+        .as_ref()
+        .and_then(|s| s.iter().try_fold(1usize, |n, &d| n.checked_mul(d)));
+    match (shape, count) {
+        (Some(shape), Some(count)) => Ok((shape, count)),
+        _ => Err(ModelError::InvalidTensor {
+            tensor: name.to_owned(),
+            reason: format!("its dims {:?} are not a shape", proto.dims),
+        }),
+    }
+}
+
+/// One byte per value (8-bit floats) or two (4-bit integers): raw data, or int32_data holding bytes.
+fn packed_bytes(proto: &TensorProto) -> Vec<u8> {
+    match &proto.raw_data {
+        Some(raw) => raw.to_vec(),
+        None => proto.int32_data.iter().map(|&v| v as u8).collect(),
+    }
+}
+
+/// Two values per byte, low nibble first; int4 is sign-extended. None when the bytes are too few.
+fn int4_values(bytes: &[u8], count: usize, signed: bool) -> Option<Vec<i64>> {
+    if bytes.len() < count.div_ceil(2) {
+        return None;
+    }
+    Some(
+        (0..count)
             .map(|i| {
                 let nibble = (bytes[i / 2] >> (4 * (i % 2))) & 0x0f;
                 if signed && nibble & 0x08 != 0 {
@@ -50,88 +104,82 @@ pub fn from_proto(
                     i64::from(nibble)
                 }
             })
-            .collect();
-        return Ok(Tensor::from_vec(values, shape, device)?);
-    }
-    let raw: Option<Bytes> = if proto.data_location == Some(DataLocation::External as i32) {
-        Some(read_external(proto, base_dir)?)
-    } else {
-        proto.raw_data.clone()
-    };
-    let tensor = match (data_type, raw) {
-        (DataType::Float, Some(raw)) => {
-            Tensor::from_vec(le::<4, f32>(&raw, f32::from_le_bytes), shape, device)?
-        }
-        (DataType::Float, None) => Tensor::from_vec(proto.float_data.clone(), shape, device)?,
-        (DataType::Double, Some(raw)) => {
-            Tensor::from_vec(le::<8, f64>(&raw, f64::from_le_bytes), shape, device)?
-        }
-        (DataType::Double, None) => Tensor::from_vec(proto.double_data.clone(), shape, device)?,
-        (DataType::Int64, Some(raw)) => {
-            Tensor::from_vec(le::<8, i64>(&raw, i64::from_le_bytes), shape, device)?
-        }
-        (DataType::Int64, None) => Tensor::from_vec(proto.int64_data.clone(), shape, device)?,
-        (DataType::Int32, Some(raw)) => Tensor::from_vec(
-            le::<4, i32>(&raw, i32::from_le_bytes)
-                .into_iter()
-                .map(i64::from)
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
-        (DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint16, None) => {
-            Tensor::from_vec(
-                proto
-                    .int32_data
-                    .iter()
-                    .map(|&v| i64::from(v))
-                    .collect::<Vec<_>>(),
-                shape,
-                device,
-            )?
-        }
-        (DataType::Bool | DataType::Uint8, Some(raw)) => {
-            Tensor::from_vec(raw.to_vec(), shape, device)?
-        }
-        (DataType::Int8, Some(raw)) => Tensor::from_vec(
-            raw.iter().map(|&b| i64::from(b as i8)).collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
-        (DataType::Int16, Some(raw)) => Tensor::from_vec(
-            le::<2, i16>(&raw, i16::from_le_bytes)
-                .into_iter()
-                .map(i64::from)
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
-        (DataType::Uint16, Some(raw)) => Tensor::from_vec(
-            le::<2, u16>(&raw, u16::from_le_bytes)
-                .into_iter()
-                .map(i64::from)
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
-        (DataType::Uint32, Some(raw)) => Tensor::from_vec(
-            le::<4, u32>(&raw, u32::from_le_bytes)
-                .into_iter()
-                .map(i64::from)
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
-        // Held as i64 like the uint64_data path below: values past i64::MAX keep their bits.
-        (DataType::Uint64, Some(raw)) => Tensor::from_vec(
-            le::<8, u64>(&raw, u64::from_le_bytes)
+            .collect(),
+    )
+}
+
+/// Raw little-endian data; integers narrower than 64 bits are held as i64, uint64 keeps its bits.
+fn from_raw(
+    name: &str,
+    data_type: DataType,
+    raw: &[u8],
+    shape: Vec<usize>,
+    device: &Device,
+) -> Result<Tensor, ModelError> {
+    let wide = |values: Vec<i64>| Tensor::from_vec(values, shape.clone(), device);
+    Ok(match data_type {
+        DataType::Float => Tensor::from_vec(le::<4, f32>(raw, f32::from_le_bytes), shape, device)?,
+        DataType::Double => Tensor::from_vec(le::<8, f64>(raw, f64::from_le_bytes), shape, device)?,
+        DataType::Int64 => wide(le::<8, i64>(raw, i64::from_le_bytes))?,
+        DataType::Int32 => wide(widen(le::<4, i32>(raw, i32::from_le_bytes)))?,
+        DataType::Int16 => wide(widen(le::<2, i16>(raw, i16::from_le_bytes)))?,
+        DataType::Uint16 => wide(widen(le::<2, u16>(raw, u16::from_le_bytes)))?,
+        DataType::Uint32 => wide(widen(le::<4, u32>(raw, u32::from_le_bytes)))?,
+        DataType::Int8 => wide(raw.iter().map(|&b| i64::from(b as i8)).collect())?,
+        // Held as i64 like the uint64_data path: values past i64::MAX keep their bits.
+        DataType::Uint64 => wide(
+            le::<8, u64>(raw, u64::from_le_bytes)
                 .into_iter()
                 .map(|v| v as i64)
-                .collect::<Vec<_>>(),
+                .collect(),
+        )?,
+        DataType::Bool | DataType::Uint8 => Tensor::from_vec(raw.to_vec(), shape, device)?,
+        DataType::Bfloat16 => Tensor::from_vec(
+            le::<2, half::bf16>(raw, half::bf16::from_le_bytes),
             shape,
             device,
         )?,
-        (DataType::Uint32 | DataType::Uint64, None) => Tensor::from_vec(
+        DataType::Float16 => Tensor::from_vec(
+            le::<2, half::f16>(raw, half::f16::from_le_bytes),
+            shape,
+            device,
+        )?,
+        other => {
+            return Err(unsupported(
+                name,
+                format!("element type {}", other.as_str_name()),
+            ));
+        }
+    })
+}
+
+fn widen<T: Into<i64>>(values: Vec<T>) -> Vec<i64> {
+    values.into_iter().map(Into::into).collect()
+}
+
+/// The typed repeated fields ONNX uses when there is no raw data.
+fn from_typed_fields(
+    name: &str,
+    data_type: DataType,
+    proto: &TensorProto,
+    shape: Vec<usize>,
+    device: &Device,
+) -> Result<Tensor, ModelError> {
+    let int32s = || {
+        proto
+            .int32_data
+            .iter()
+            .map(|&v| i64::from(v))
+            .collect::<Vec<_>>()
+    };
+    Ok(match data_type {
+        DataType::Float => Tensor::from_vec(proto.float_data.clone(), shape, device)?,
+        DataType::Double => Tensor::from_vec(proto.double_data.clone(), shape, device)?,
+        DataType::Int64 => Tensor::from_vec(proto.int64_data.clone(), shape, device)?,
+        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint16 => {
+            Tensor::from_vec(int32s(), shape, device)?
+        }
+        DataType::Uint32 | DataType::Uint64 => Tensor::from_vec(
             proto
                 .uint64_data
                 .iter()
@@ -140,12 +188,7 @@ pub fn from_proto(
             shape,
             device,
         )?,
-        (DataType::Bfloat16, Some(raw)) => Tensor::from_vec(
-            le::<2, half::bf16>(&raw, half::bf16::from_le_bytes),
-            shape,
-            device,
-        )?,
-        (DataType::Bool | DataType::Uint8, None) => Tensor::from_vec(
+        DataType::Bool | DataType::Uint8 => Tensor::from_vec(
             proto
                 .int32_data
                 .iter()
@@ -154,12 +197,7 @@ pub fn from_proto(
             shape,
             device,
         )?,
-        (DataType::Float16, Some(raw)) => Tensor::from_vec(
-            le::<2, half::f16>(&raw, half::f16::from_le_bytes),
-            shape,
-            device,
-        )?,
-        (DataType::Float16, None) => Tensor::from_vec(
+        DataType::Float16 => Tensor::from_vec(
             proto
                 .int32_data
                 .iter()
@@ -168,20 +206,13 @@ pub fn from_proto(
             shape,
             device,
         )?,
-        (other, _) => {
+        other => {
             return Err(unsupported(
                 name,
                 format!("element type {}", other.as_str_name()),
             ));
         }
-    };
-    if tensor.elem_count() != count {
-        return Err(ModelError::InvalidTensor {
-            tensor: name.to_owned(),
-            reason: "its data does not match its shape".to_owned(),
-        });
-    }
-    Ok(tensor)
+    })
 }
 
 fn le<const N: usize, T>(raw: &[u8], convert: fn([u8; N]) -> T) -> Vec<T> {
@@ -301,5 +332,22 @@ mod tests {
         };
         let t = from_proto(&proto, None, &Device::Cpu).unwrap();
         assert_eq!(t.to_vec1::<i64>().unwrap(), vec![3, -1]);
+    }
+
+    #[test]
+    fn short_int4_data_and_negative_dims_are_errors() {
+        let int4 = TensorProto {
+            dims: vec![5],
+            data_type: Some(DataType::Int4 as i32),
+            raw_data: Some(Bytes::from(vec![0x21])),
+            ..Default::default()
+        };
+        assert!(from_proto(&int4, None, &Device::Cpu).is_err());
+        let negative = TensorProto {
+            dims: vec![-1, i64::MAX],
+            data_type: Some(DataType::Float as i32),
+            ..Default::default()
+        };
+        assert!(from_proto(&negative, None, &Device::Cpu).is_err());
     }
 }

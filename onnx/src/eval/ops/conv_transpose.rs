@@ -4,27 +4,84 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, optional, required};
+use super::host::element_count;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
-pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
-    let w = required(inputs, 1)?;
-    let input: Vec<usize> = x.dims()[2..].to_vec();
-    let n = input.len();
-    let kernel: Vec<usize> = w.dims()[2..].to_vec();
-    let ones = |name: &str| {
-        node.ints(name)
-            .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-            .unwrap_or_else(|| vec![1; n])
+/// Attribute values above this are refused: they keep every size sum far from overflowing.
+const MAX_ATTRIBUTE: i64 = 1 << 24;
+
+fn invalid(message: String) -> ModelError {
+    ModelError::Evaluation(format!("ConvTranspose: {message}"))
+}
+
+/// `name`'s `len` values, each in `min..=MAX_ATTRIBUTE` after `clamp` (`default` when absent).
+fn per_axis(
+    node: &Node<'_>,
+    name: &str,
+    len: usize,
+    default: usize,
+    clamp: i64,
+) -> Result<Vec<usize>, ModelError> {
+    let Some(values) = node.ints(name) else {
+        return Ok(vec![default; len]);
     };
-    let (strides, dilations) = (ones("strides"), ones("dilations"));
-    let output_padding: Vec<usize> = node
-        .ints("output_padding")
-        .map(|v| v.iter().map(|&x| x as usize).collect())
-        .unwrap_or_else(|| vec![0; n]);
-    let groups = node.int("group", 1).max(1) as usize;
+    if values.len() != len {
+        return Err(invalid(format!(
+            "{name} has {} values, not {len}",
+            values.len()
+        )));
+    }
+    values
+        .iter()
+        .map(|&v| {
+            let v = v.max(clamp);
+            usize::try_from(v)
+                .ok()
+                .filter(|_| v <= MAX_ATTRIBUTE)
+                .ok_or_else(|| invalid(format!("{name} value {v} is out of range")))
+        })
+        .collect()
+}
+
+struct Geometry {
+    input: Vec<usize>,
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    pads: Vec<(usize, usize)>,
+    output: Vec<usize>,
+    groups: usize,
+}
+
+fn geometry(node: &Node<'_>, x: &Tensor, w: &Tensor) -> Result<Geometry, ModelError> {
+    if x.rank() < 3 || w.rank() != x.rank() || w.dim(0)? != x.dim(1)? {
+        return Err(invalid(format!(
+            "input {:?} and weights {:?} do not match",
+            x.dims(),
+            w.dims()
+        )));
+    }
+    let input: Vec<usize> = x.dims()[2..].to_vec();
+    let kernel: Vec<usize> = w.dims()[2..].to_vec();
+    if input.contains(&0) || kernel.contains(&0) {
+        return Err(invalid("an empty spatial axis".to_owned()));
+    }
+    let n = input.len();
+    // Strides and dilations below 1 were read as 1 before these checks; models rely on it.
+    let (strides, dilations) = (
+        per_axis(node, "strides", n, 1, 1)?,
+        per_axis(node, "dilations", n, 1, 1)?,
+    );
+    let output_padding = per_axis(node, "output_padding", n, 0, i64::MIN)?;
+    let groups = usize::try_from(node.int("group", 1).max(1)).unwrap_or(usize::MAX);
+    if groups > x.dim(1)?.max(1) || !x.dim(1)?.is_multiple_of(groups) {
+        return Err(invalid(format!(
+            "{groups} groups do not divide {} channels",
+            x.dim(1)?
+        )));
+    }
     let full: Vec<usize> = (0..n)
         .map(|i| {
             strides[i] * (input[i] - 1) + output_padding[i] + (kernel[i] - 1) * dilations[i] + 1
@@ -33,9 +90,13 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let auto = node
         .string("auto_pad")
         .unwrap_or_else(|| "NOTSET".to_owned());
-    let requested: Option<Vec<usize>> = node
-        .ints("output_shape")
-        .map(|v| v.iter().rev().take(n).rev().map(|&x| x as usize).collect());
+    let requested = match node.ints("output_shape") {
+        Some(v) if v.len() < n || v.iter().any(|&d| !(0..=MAX_ATTRIBUTE).contains(&d)) => {
+            return Err(invalid(format!("output_shape {v:?} does not fit {n} axes")));
+        }
+        Some(v) => Some(v[v.len() - n..].iter().map(|&d| d as usize).collect()),
+        None => None,
+    };
     let pads: Vec<(usize, usize)> = if requested.is_some() || auto.starts_with("SAME") {
         let target = target_shape(&requested, &input, &strides);
         (0..n)
@@ -50,10 +111,41 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             })
             .collect()
     } else {
-        let p = node.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
-        (0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect()
+        let p = per_axis(node, "pads", 2 * n, 0, 0)?;
+        (0..n).map(|i| (p[i], p[i + n])).collect()
     };
-    let output: Vec<usize> = (0..n).map(|i| full[i] - pads[i].0 - pads[i].1).collect();
+    let output = (0..n)
+        .map(|i| full[i].checked_sub(pads[i].0 + pads[i].1))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| {
+            invalid(format!(
+                "pads {pads:?} remove more than the output {full:?}"
+            ))
+        })?;
+    Ok(Geometry {
+        input,
+        kernel,
+        strides,
+        dilations,
+        pads,
+        output,
+        groups,
+    })
+}
+
+pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    let w = required(inputs, 1)?;
+    let Geometry {
+        input,
+        kernel,
+        strides,
+        dilations,
+        pads,
+        output,
+        groups,
+    } = geometry(node, x, w)?;
+    let n = input.len();
     let (batch, in_channels) = (x.dim(0)?, x.dim(1)?);
     let per_group_out = w.dim(1)?;
     let out_channels = per_group_out * groups;
@@ -63,6 +155,11 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let in_size: usize = input.iter().product();
     let out_size: usize = output.iter().product();
     let k_size: usize = kernel.iter().product();
+    element_count(&[batch, out_channels, out_size], "ConvTranspose's output")?;
+    element_count(
+        &[batch * in_channels * in_size, k_size, per_group_out],
+        "ConvTranspose's work",
+    )?;
     let mut y = vec![0.0; batch * out_channels * out_size];
     for b in 0..batch {
         for c in 0..in_channels {
@@ -110,6 +207,12 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     shape.extend_from_slice(&output);
     let mut out = Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())?;
     if let Some(bias) = optional(inputs, 2) {
+        if bias.elem_count() != out_channels {
+            return Err(invalid(format!(
+                "a bias of {:?} for {out_channels} channels",
+                bias.dims()
+            )));
+        }
         let mut bshape = vec![1; out.rank()];
         bshape[1] = bias.elem_count();
         out = out.broadcast_add(&bias.reshape(bshape)?)?;

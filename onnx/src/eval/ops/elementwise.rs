@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::super::node::{Node, required};
+use super::super::node::{Node, float_input, required};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -100,12 +100,12 @@ pub fn less(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     ])
 }
 
-pub fn cos(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.cos()?])
+pub fn cos(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.cos()?])
 }
 
-pub fn sin(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.sin()?])
+pub fn sin(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.sin()?])
 }
 
 pub fn where_(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -136,33 +136,35 @@ fn map_i64(x: &Tensor, f: impl Fn(i64) -> i64) -> Result<Tensor, ModelError> {
     Ok(Tensor::from_vec(values, x.shape(), x.device())?)
 }
 
-pub fn neg(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+pub fn neg(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     Ok(vec![if x.dtype() == DType::I64 {
         map_i64(x, |v| v.wrapping_neg())?
     } else {
-        x.neg()?
+        float_input(node, inputs, 0)?.neg()?
     }])
 }
 
-pub fn sqrt(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.sqrt()?])
+pub fn sqrt(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.sqrt()?])
 }
 
-pub fn exp(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.exp()?])
+pub fn exp(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.exp()?])
 }
 
-pub fn erf(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.erf()?])
+pub fn erf(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.erf()?])
 }
 
-pub fn tanh(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.tanh()?])
+pub fn tanh(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.tanh()?])
 }
 
-pub fn sigmoid(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![candle_nn::ops::sigmoid(required(inputs, 0)?)?])
+pub fn sigmoid(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![candle_nn::ops::sigmoid(float_input(
+        node, inputs, 0,
+    )?)?])
 }
 
 pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {

@@ -3,7 +3,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::super::node::{Node, axis, int_values, required};
+use super::super::node::{Node, axis, int_values, one_value, required};
+use super::host::element_count;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -36,17 +37,25 @@ fn resolve(index: i64, len: usize) -> Result<usize, ModelError> {
 
 pub fn one_hot(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let indices = values(required(inputs, 0)?)?;
-    let depth = values(required(inputs, 1)?)?[0] as usize;
+    let depth = one_value(required(inputs, 1)?, "OneHot's depth")?;
+    let depth = if depth >= 0.0 {
+        depth.min(usize::MAX as f64) as usize
+    } else {
+        0
+    };
     let vals = required(inputs, 2)?;
-    let (off, on) = {
-        let v = values(vals)?;
-        (v[0], v[1])
+    let [off, on] = values(vals)?[..] else {
+        return Err(ModelError::Evaluation(format!(
+            "OneHot's values must be [off, on], not of shape {:?}",
+            vals.dims()
+        )));
     };
     let in_dims = required(inputs, 0)?.dims().to_vec();
     let rank = in_dims.len() + 1;
     let a = axis(node.int("axis", -1), rank)?;
     let mut out_dims = in_dims.clone();
     out_dims.insert(a, depth);
+    element_count(&out_dims, "OneHot's output")?;
     let outer: usize = in_dims[..a].iter().product();
     let inner: usize = in_dims[a..].iter().product();
     let mut out = vec![off; outer * depth * inner];
@@ -82,8 +91,16 @@ pub fn eye_like(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// The k largest (or smallest) along an axis, ties broken by the lower index.
 pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let k = int_values(required(inputs, 1)?)?[0] as usize;
+    let k = one_value(required(inputs, 1)?, "TopK's k")?;
     let dim = axis(node.int("axis", -1), x.rank())?;
+    let k = if (0.0..=x.dims()[dim] as f64).contains(&k) {
+        k as usize
+    } else {
+        return Err(ModelError::Evaluation(format!(
+            "TopK: k {k} is out of range for an axis of {}",
+            x.dims()[dim]
+        )));
+    };
     let largest = node.int("largest", 1) != 0;
     let moved = x.transpose(dim, x.rank() - 1)?.contiguous()?;
     let len = x.dims()[dim];
@@ -116,12 +133,20 @@ pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let data = required(inputs, 0)?;
     let indices_t = required(inputs, 1)?;
-    let batch = node.int("batch_dims", 0) as usize;
     let dd = data.dims().to_vec();
     let id = indices_t.dims().to_vec();
     let last = *id
         .last()
         .ok_or_else(|| ModelError::Evaluation("GatherND of scalar indices".to_owned()))?;
+    let batch = usize::try_from(node.int("batch_dims", 0))
+        .ok()
+        .filter(|&b| b < id.len() && b + last <= dd.len() && dd[..b] == id[..b])
+        .ok_or_else(|| {
+            ModelError::Evaluation(format!(
+                "GatherND: batch_dims {} does not fit data {dd:?} and indices {id:?}",
+                node.int("batch_dims", 0)
+            ))
+        })?;
     let vals = values(data)?;
     let idx = int_values(indices_t)?;
     let ds = strides(&dd);
@@ -129,6 +154,7 @@ pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let slice_dims = &dd[batch + last..];
     let slice_len: usize = slice_dims.iter().product();
     let per_batch: usize = id[batch..id.len() - 1].iter().product();
+    element_count(&[batch_count, per_batch, slice_len], "GatherND's output")?;
     let mut out = Vec::with_capacity(batch_count * per_batch * slice_len);
     for b in 0..batch_count {
         let mut base = 0;
@@ -172,6 +198,13 @@ pub fn scatter_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let dd = data.dims().to_vec();
     let ds = strides(&dd);
     let id = indices.dims().to_vec();
+    let fits = id.len() == dd.len() && (0..id.len()).all(|d| d == dim || id[d] <= dd[d]);
+    if !fits || updates.len() != indices.elem_count() {
+        return Err(ModelError::Evaluation(format!(
+            "ScatterElements: indices {id:?} and updates of {} values do not fit data {dd:?}",
+            updates.len()
+        )));
+    }
     let is = strides(&id);
     let idx = int_values(indices)?;
     let mut out = values(data)?;
@@ -196,7 +229,15 @@ pub fn scatter_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let dd = data.dims().to_vec();
     let ds = strides(&dd);
     let last = *indices.dims().last().unwrap_or(&0);
-    let slice_len: usize = dd[last..].iter().product();
+    let tuples = indices.elem_count() / last.max(1);
+    let slice_len: usize = dd.get(last..).unwrap_or(&[]).iter().product();
+    if last == 0 || last > dd.len() || updates.len() != tuples * slice_len {
+        return Err(ModelError::Evaluation(format!(
+            "ScatterND: indices {:?} and updates of {} values do not fit data {dd:?}",
+            indices.dims(),
+            updates.len()
+        )));
+    }
     let idx = int_values(indices)?;
     let mut out = values(data)?;
     for (u, tuple) in idx.chunks(last.max(1)).enumerate() {

@@ -2,7 +2,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::super::node::{Node, axis, int_values, optional, required};
+use super::super::node::{Node, axis, int_values, one_value, optional, required};
+use super::host::element_count;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -49,6 +50,15 @@ pub fn slice(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     };
     let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3] {
+        return Err(ModelError::Evaluation(format!(
+            "Slice: {} starts, {} ends, {} axes and {} steps",
+            starts.len(),
+            ends.len(),
+            axes.len(),
+            steps.len()
+        )));
+    }
     let mut out = x.clone();
     for i in 0..starts.len() {
         let dim = axis(axes[i], x.rank())?;
@@ -134,9 +144,27 @@ pub fn split(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     } else {
         node.ints("split")
     } {
-        Some(sizes) => sizes.iter().map(|&s| s.max(0) as usize).collect(),
+        Some(sizes) => {
+            let sizes: Vec<usize> = sizes
+                .iter()
+                .map(|&s| usize::try_from(s).unwrap_or(0))
+                .collect();
+            if sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s)) != Some(len) {
+                return Err(ModelError::Evaluation(format!(
+                    "Split: sizes {sizes:?} do not add up to the axis of {len}"
+                )));
+            }
+            sizes
+        }
         None => {
-            let n = node.int("num_outputs", parts as i64).max(1) as usize;
+            let n = node.int("num_outputs", parts as i64).max(1);
+            // More outputs than values (or declared outputs) is no split a model can mean.
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= len.max(parts))
+                .ok_or_else(|| {
+                    ModelError::Evaluation(format!("Split: {n} outputs for an axis of {len}"))
+                })?;
             let chunk = len.div_ceil(n);
             (0..n)
                 .map(|i| chunk.min(len.saturating_sub(i * chunk)))
@@ -184,20 +212,29 @@ pub fn pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         None => (0..rank).collect(),
     };
     let n = axes.len();
+    check_pads(x, &axes, &pads)?;
     let mode = node.string("mode").unwrap_or_else(|| "constant".to_owned());
     let mut out = x.clone();
     for (i, &dim) in axes.iter().enumerate() {
         let (begin, end) = (pads[i], pads[i + n]);
         if begin < 0 || end < 0 {
-            let start = (-begin).max(0) as usize;
-            let keep = (out.dim(dim)? as i64 + begin.min(0) + end.min(0)).max(0) as usize;
-            out = out.narrow(dim, start, keep)?;
+            let start = begin.saturating_neg().max(0) as usize;
+            let keep = (out.dim(dim)? as i64)
+                .saturating_add(begin.min(0))
+                .saturating_add(end.min(0))
+                .max(0) as usize;
+            out = out.narrow(dim, start.min(out.dim(dim)?), keep)?;
         }
         let (begin, end) = (begin.max(0) as usize, end.max(0) as usize);
         if begin == 0 && end == 0 {
             continue;
         }
         let len = out.dim(dim)?;
+        if len == 0 && matches!(mode.as_str(), "edge" | "reflect" | "wrap") {
+            return Err(ModelError::Evaluation(format!(
+                "Pad: {mode} padding of an empty axis {dim}"
+            )));
+        }
         out = match mode.as_str() {
             "edge" => out.pad_with_same(dim, begin, end)?,
             "reflect" => {
@@ -240,6 +277,26 @@ pub fn pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         };
     }
     Ok(vec![out])
+}
+
+/// Pads must give a begin and an end for each axis, and the padded result must fit the element budget.
+fn check_pads(x: &Tensor, axes: &[usize], pads: &[i64]) -> Result<(), ModelError> {
+    let n = axes.len();
+    if pads.len() != 2 * n {
+        return Err(ModelError::Evaluation(format!(
+            "Pad: {} pads for {n} axes",
+            pads.len()
+        )));
+    }
+    let mut dims: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
+    for (i, &dim) in axes.iter().enumerate() {
+        dims[dim] = dims[dim]
+            .saturating_add(pads[i])
+            .saturating_add(pads[i + n]);
+    }
+    let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+    element_count(&dims, "Pad's output")?;
+    Ok(())
 }
 
 /// Reverses the first `sequence_lens[b]` steps along `time_axis` of each batch entry `b`.
@@ -288,10 +345,16 @@ pub fn reverse_sequence(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// The upper (default) or lower triangle of the last two dims, shifted by `k`.
 pub fn trilu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
+    if x.rank() < 2 {
+        return Err(ModelError::Evaluation(format!(
+            "Trilu needs a matrix or a batch of them, not {:?}",
+            x.dims()
+        )));
+    }
     let k = optional(inputs, 1)
-        .map(int_values)
+        .map(|k| one_value(k, "Trilu's k"))
         .transpose()?
-        .map_or(0, |v| v[0]);
+        .map_or(0, |k| k as i64);
     let upper = node.int("upper", 1) != 0;
     let (rows, cols) = (x.dim(x.rank() - 2)?, x.dim(x.rank() - 1)?);
     let mask: Vec<u8> = (0..rows * cols)
@@ -310,10 +373,27 @@ pub fn gather_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let indices = required(inputs, 1)?;
     let dim = axis(node.int("axis", 0), data.rank())?;
     let len = data.dims()[dim] as i64;
+    if indices.rank() != data.rank() {
+        return Err(ModelError::Evaluation(format!(
+            "GatherElements: indices {:?} and data {:?} differ in rank",
+            indices.dims(),
+            data.dims()
+        )));
+    }
     let fixed: Vec<u32> = int_values(indices)?
         .into_iter()
-        .map(|i| if i < 0 { i + len } else { i } as u32)
-        .collect();
+        .map(|i| {
+            let resolved = if i < 0 { i + len } else { i };
+            u32::try_from(resolved)
+                .ok()
+                .filter(|&r| i64::from(r) < len)
+                .ok_or_else(|| {
+                    ModelError::Evaluation(format!(
+                        "GatherElements index {i} is out of range for {len}"
+                    ))
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let index = Tensor::from_vec(fixed, indices.shape(), data.device())?;
     Ok(vec![data.contiguous()?.gather(&index.contiguous()?, dim)?])
 }
@@ -321,8 +401,8 @@ pub fn gather_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// DepthToSpace (DCR or CRD) on NCHW.
 pub fn depth_to_space(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let b = node.int("blocksize", 1) as usize;
     let (n, c, h, w) = x.dims4()?;
+    let b = block_size(node, c, 1)?;
     let y = if node.string("mode").as_deref() == Some("CRD") {
         x.reshape((n, c / (b * b), b, b, h, w))?
             .permute((0, 1, 4, 2, 5, 3))?
@@ -338,10 +418,31 @@ pub fn depth_to_space(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     ))?])
 }
 
+/// `blocksize`, checked so that b^(power + 1) divides `dim`: the channels by b² for DepthToSpace, the
+/// height by b for SpaceToDepth (the reshapes would fail or, for b = 0, divide by zero).
+fn block_size(node: &Node<'_>, dim: usize, power: u32) -> Result<usize, ModelError> {
+    let b = node.int("blocksize", 1);
+    usize::try_from(b)
+        .ok()
+        .filter(|b| (1..=1 << 16).contains(b))
+        .filter(|&b| dim.is_multiple_of(b.pow(power + 1)))
+        .ok_or_else(|| {
+            ModelError::Evaluation(format!(
+                "{}: blocksize {b} does not divide the input's dim {dim}",
+                node.op_type()
+            ))
+        })
+}
+
 pub fn space_to_depth(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let b = node.int("blocksize", 1) as usize;
     let (n, c, h, w) = x.dims4()?;
+    let b = block_size(node, h, 0)?;
+    if !w.is_multiple_of(b) {
+        return Err(ModelError::Evaluation(format!(
+            "SpaceToDepth: blocksize {b} does not divide the width {w}"
+        )));
+    }
     let y = x
         .reshape((n, c, h / b, b, w / b, b))?
         .permute((0, 3, 5, 1, 2, 4))?;
@@ -356,6 +457,26 @@ pub fn space_to_depth(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, ints, run};
+
+    #[test]
+    fn hostile_shapes_and_indices_are_errors() {
+        use super::super::testing::{error, int};
+        let vector = f32s(&[1., 2.], &[2]);
+        assert!(error("Trilu", 14, vec![], &[vector]).contains("matrix"));
+        let x = f32s(&[0.; 12], &[1, 3, 2, 2]);
+        let e = error(
+            "DepthToSpace",
+            13,
+            vec![int("blocksize", 2)],
+            std::slice::from_ref(&x),
+        );
+        assert!(e.contains("blocksize 2"), "{e}");
+        let e = error("DepthToSpace", 13, vec![int("blocksize", 0)], &[x]);
+        assert!(e.contains("blocksize 0"), "{e}");
+        let data = f32s(&[1., 2., 3.], &[3]);
+        let e = error("GatherElements", 13, vec![], &[data, i64s(&[-4])]);
+        assert!(e.contains("out of range"), "{e}");
+    }
 
     #[test]
     fn transpose_without_perm_reverses_the_dims() {

@@ -15,6 +15,18 @@ fn nll(
     weight: Option<&Tensor>,
 ) -> Result<Tensor, ModelError> {
     let dims = input.dims().to_vec();
+    let fits = dims.len() >= 2
+        && target.dims().first() == Some(&dims[0])
+        && target.dims().get(1..) == dims.get(2..)
+        && weight.is_none_or(|w| w.dims() == [dims[1]]);
+    if !fits {
+        return Err(ModelError::Evaluation(format!(
+            "{}: input {dims:?}, target {:?} and weight {:?} do not match",
+            node.op_type(),
+            target.dims(),
+            weight.map(Tensor::dims)
+        )));
+    }
     let (n, c) = (dims[0], dims[1]);
     let inner: usize = dims[2..].iter().product();
     let values = input

@@ -2,14 +2,14 @@
 
 use candle_core::{D, DType, Tensor};
 
-use super::super::node::{Node, axis, int_values, optional, required};
+use super::super::node::{Node, axis, float_input, int_values, optional, required};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// Softmax over one axis (opset 13+); before opset 13 ONNX flattened from `axis` on (default 1).
 pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     if node.opset >= 13 {
         let dim = axis(node.int("axis", -1), x.rank())?;
         return Ok(vec![candle_nn::ops::softmax(x, dim)?]);
@@ -25,7 +25,7 @@ pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// Normalizes over the dims from `axis` to the last, then scales and shifts.
 pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     let scale = required(inputs, 1)?;
     let first = axis(node.int("axis", -1), x.rank())?;
     let eps = f64::from(node.float("epsilon", 1e-5));
@@ -45,7 +45,7 @@ pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// LogSoftmax, with the same opset rules as Softmax.
 pub fn log_softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     if node.opset >= 13 {
         let dim = axis(node.int("axis", -1), x.rank())?;
         return Ok(vec![candle_nn::ops::log_softmax(x, dim)?]);
@@ -121,7 +121,7 @@ pub fn reduce_mean(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// (x - mean) / sqrt(variance) over `axes` (default: batch and spatial, [0, 2, 3]).
 pub fn mean_variance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     let axes = node.ints("axes").unwrap_or_else(|| vec![0, 2, 3]);
     let dims: Vec<usize> = axes
         .iter()
@@ -136,7 +136,7 @@ pub fn mean_variance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -
 /// Normalizes each sample's channels in `num_groups` groups, then scales and shifts per channel (opset
 /// 21; before it, `scale` and `bias` hold one value per group).
 pub fn group_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     let groups = usize::try_from(node.int("num_groups", 0)).unwrap_or(0);
     let dims = x.dims().to_vec();
     if dims.len() < 2 || groups == 0 || dims[1] % groups != 0 {

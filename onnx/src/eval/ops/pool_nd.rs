@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, required};
+use super::host::element_count;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -26,22 +27,80 @@ struct Geometry {
     declared: Vec<(usize, usize)>,
 }
 
+/// Kernel sizes, strides, dilations and pads above this are refused: it keeps every window sum far from
+/// overflowing, and no real pooling comes near it.
+const MAX_ATTRIBUTE: i64 = 1 << 24;
+
+fn invalid(message: String) -> ModelError {
+    ModelError::Evaluation(format!("pooling: {message}"))
+}
+
+/// A per-axis attribute of `len` values, each in `min..=MAX_ATTRIBUTE` (`default` when absent).
+fn per_axis(
+    node: &Node<'_>,
+    name: &str,
+    len: usize,
+    default: usize,
+    min: i64,
+) -> Result<Vec<usize>, ModelError> {
+    let Some(values) = node.ints(name) else {
+        return Ok(vec![default; len]);
+    };
+    if values.len() != len {
+        return Err(invalid(format!(
+            "{name} has {} values, not {len}",
+            values.len()
+        )));
+    }
+    values
+        .iter()
+        .map(|&v| {
+            usize::try_from(v)
+                .ok()
+                .filter(|_| (min..=MAX_ATTRIBUTE).contains(&v))
+                .ok_or_else(|| invalid(format!("{name} value {v} is out of range")))
+        })
+        .collect()
+}
+
 fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
+    if x.rank() < 3 {
+        return Err(invalid(format!(
+            "the input must be [N, C, ...], not {:?}",
+            x.dims()
+        )));
+    }
     let input: Vec<usize> = x.dims()[2..].to_vec();
     let n = input.len();
-    let kernel: Vec<usize> = node
-        .ints("kernel_shape")
-        .ok_or_else(|| ModelError::Evaluation("pooling needs kernel_shape".to_owned()))?
-        .iter()
-        .map(|&k| k as usize)
-        .collect();
-    let ones = |name: &str| {
-        node.ints(name)
-            .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-            .unwrap_or_else(|| vec![1; n])
+    if !node.has("kernel_shape") {
+        return Err(invalid("kernel_shape is required".to_owned()));
+    }
+    let kernel = per_axis(node, "kernel_shape", n, 1, 1)?;
+    // Strides and dilations below 1 were read as 1 before these checks; models rely on it.
+    let at_least_one = |name: &str| -> Result<Vec<usize>, ModelError> {
+        let values = node
+            .ints(name)
+            .map(|v| v.iter().map(|&x| x.max(1)).collect::<Vec<_>>());
+        match values {
+            Some(v) if v.len() != n || v.iter().any(|&x| x > MAX_ATTRIBUTE) => Err(invalid(
+                format!("{name} must have {n} values of at most {MAX_ATTRIBUTE}, not {v:?}"),
+            )),
+            Some(v) => Ok(v.iter().map(|&x| x as usize).collect()),
+            None => Ok(vec![1; n]),
+        }
     };
-    let (strides, dilations) = (ones("strides"), ones("dilations"));
-    let span = |i: usize| (kernel[i] - 1) * dilations[i] + 1;
+    let (strides, dilations) = (at_least_one("strides")?, at_least_one("dilations")?);
+    let pads = node
+        .ints("pads")
+        .map(|p| p.iter().map(|&v| v.max(0)).collect::<Vec<_>>());
+    let pads: Vec<usize> = match pads {
+        None => vec![0; 2 * n],
+        Some(p) if p.len() == 2 * n && p.iter().all(|&v| v <= MAX_ATTRIBUTE) => {
+            p.iter().map(|&v| v as usize).collect()
+        }
+        Some(p) => return Err(invalid(format!("pads {p:?} do not fit {n} spatial axes"))),
+    };
+    let span: Vec<usize> = (0..n).map(|i| (kernel[i] - 1) * dilations[i] + 1).collect();
     let ceil = node.int("ceil_mode", 0) != 0;
     let auto = node
         .string("auto_pad")
@@ -49,10 +108,17 @@ fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
     let mut declared = Vec::with_capacity(n);
     let mut output = Vec::with_capacity(n);
     for i in 0..n {
+        let too_large = || {
+            invalid(format!(
+                "a window of {} does not fit axis {i} of {:?}",
+                span[i],
+                x.dims()
+            ))
+        };
         let (b, e, out) = match auto.as_str() {
             "SAME_UPPER" | "SAME_LOWER" => {
                 let out = input[i].div_ceil(strides[i]);
-                let total = ((out - 1) * strides[i] + span(i)).saturating_sub(input[i]);
+                let total = (out.saturating_sub(1) * strides[i] + span[i]).saturating_sub(input[i]);
                 let small = total / 2;
                 let (b, e) = if auto == "SAME_UPPER" {
                     (small, total - small)
@@ -61,11 +127,15 @@ fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
                 };
                 (b, e, out)
             }
-            "VALID" => (0, 0, (input[i] - span(i)) / strides[i] + 1),
+            "VALID" => {
+                let room = input[i].checked_sub(span[i]).ok_or_else(too_large)?;
+                (0, 0, room / strides[i] + 1)
+            }
             _ => {
-                let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
-                let (b, e) = (pads[i].max(0) as usize, pads[i + n].max(0) as usize);
-                let room = input[i] + b + e - span(i);
+                let (b, e) = (pads[i], pads[i + n]);
+                let room = (input[i] + b + e)
+                    .checked_sub(span[i])
+                    .ok_or_else(too_large)?;
                 let mut out = if ceil {
                     room.div_ceil(strides[i]) + 1
                 } else {
@@ -99,10 +169,12 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
     let (batch, channels) = (x.dim(0)?, x.dim(1)?);
     let values = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let in_size: usize = g.input.iter().product();
-    let out_size: usize = g.output.iter().product();
+    let out_size = element_count(&g.output, "pooling output")?;
     let include_pad = node.int("count_include_pad", 0) != 0;
     let mut out = Vec::with_capacity(batch * channels * out_size);
     let window: usize = g.kernel.iter().product();
+    // Every output value reads its whole window: bound the total work, not only the result's size.
+    element_count(&[batch * channels, out_size, window], "pooling work")?;
     for plane in 0..batch * channels {
         let data = &values[plane * in_size..(plane + 1) * in_size];
         for o in 0..out_size {

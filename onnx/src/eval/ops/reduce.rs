@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::super::node::{Node, axis, int_values, optional, required};
+use super::super::node::{Node, axis, int_values, one_value, optional, required};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -68,6 +68,7 @@ fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kin
         let out = Tensor::full(identity, shape, x.device())?.to_dtype(x.dtype())?;
         return Ok(vec![finish(node, out, &dims)?]);
     }
+    // candle's sqr and the float functions panic on integers: i64 sums stay i64 (squares by mul).
     let wide = if x.dtype() == DType::I64 {
         x.clone()
     } else {
@@ -75,10 +76,10 @@ fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kin
     };
     let out = match kind {
         Kind::Sum => wide.sum_keepdim(dims.as_slice())?,
-        Kind::SumSquare => wide.sqr()?.sum_keepdim(dims.as_slice())?,
+        Kind::SumSquare => wide.mul(&wide)?.sum_keepdim(dims.as_slice())?,
         Kind::L1 => wide.abs()?.sum_keepdim(dims.as_slice())?,
         Kind::L2 => wide
-            .sqr()?
+            .mul(&wide)?
             .sum_keepdim(dims.as_slice())?
             .to_dtype(DType::F64)?
             .sqrt()?,
@@ -236,7 +237,10 @@ pub fn arg_min(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// CumSum along an axis given as an input, optionally exclusive and/or reversed.
 pub fn cum_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let dim = axis(int_values(required(inputs, 1)?)?[0], x.rank())?;
+    let dim = axis(
+        one_value(required(inputs, 1)?, "CumSum's axis")? as i64,
+        x.rank(),
+    )?;
     let reverse = node.int("reverse", 0) != 0;
     let exclusive = node.int("exclusive", 0) != 0;
     let wide = x.to_dtype(DType::F64)?;

@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, axis, int_values, optional, required};
+use super::host::element_count;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -174,6 +175,28 @@ fn resample(
     out
 }
 
+/// One size or one finite, positive scale per resized axis (a scale of NaN or infinity would make a
+/// size of nothing or of everything).
+fn check_factors(
+    sizes: Option<&[i64]>,
+    scales: Option<&[f64]>,
+    n: usize,
+) -> Result<(), ModelError> {
+    let fits = match (sizes, scales) {
+        (Some(sizes), _) => sizes.len() == n && sizes.iter().all(|&s| s >= 0),
+        (None, Some(scales)) => {
+            scales.len() == n && scales.iter().all(|&s| s.is_finite() && s > 0.0)
+        }
+        (None, None) => true,
+    };
+    if !fits {
+        return Err(ModelError::Evaluation(format!(
+            "Resize: sizes {sizes:?} or scales {scales:?} do not fit {n} axes"
+        )));
+    }
+    Ok(())
+}
+
 pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let rank = x.rank();
@@ -206,6 +229,7 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     };
     let n = axes.len();
     let dims_in = x.dims().to_vec();
+    check_factors(sizes.as_deref(), scales.as_deref(), n)?;
     let mut plan: Vec<(usize, Axis)> = Vec::new();
     if let Some(sizes) = sizes {
         let mut ratios: Vec<f64> = axes
@@ -256,6 +280,12 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             ));
         }
     }
+    // Each axis is resampled in turn: the largest intermediate has every axis at its larger size.
+    let mut largest = dims_in.clone();
+    for (d, a) in &plan {
+        largest[*d] = largest[*d].max(a.output);
+    }
+    element_count(&largest, "Resize's output")?;
     if let Some(roi) = roi.filter(|r| r.len() == 2 * n) {
         for (i, (_, a)) in plan.iter_mut().enumerate() {
             a.roi = (roi[i], roi[i + n]);

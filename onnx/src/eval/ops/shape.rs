@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 
 use super::super::node::{Node, axis, int_values, optional, required};
+use super::host::element_count;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -120,6 +121,7 @@ pub fn expand(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let target = x
         .shape()
         .broadcast_shape_binary_op(&requested.into(), "Expand")?;
+    element_count(target.dims(), "Expand's output")?;
     Ok(vec![x.broadcast_as(target)?.contiguous()?])
 }
 
@@ -141,8 +143,9 @@ pub fn size(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 pub fn constant_of_shape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let dims: Vec<usize> = int_values(required(inputs, 0)?)?
         .iter()
-        .map(|&d| d.max(0) as usize)
+        .map(|&d| usize::try_from(d).unwrap_or(0))
         .collect();
+    element_count(&dims, "ConstantOfShape's output")?;
     let device = candle_core::Device::Cpu;
     let value = match node.tensor("value") {
         Some(t) => super::super::tensor_io::from_proto(t, None, &device)?.flatten_all()?,
@@ -155,21 +158,50 @@ pub fn tile(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let repeats: Vec<usize> = int_values(required(inputs, 1)?)?
         .iter()
-        .map(|&r| r.max(0) as usize)
+        .map(|&r| usize::try_from(r).unwrap_or(0))
         .collect();
+    if repeats.len() != x.rank() {
+        return Err(ModelError::Evaluation(format!(
+            "Tile: {} repeats for an input of rank {}",
+            repeats.len(),
+            x.rank()
+        )));
+    }
+    let dims: Vec<usize> = x
+        .dims()
+        .iter()
+        .zip(&repeats)
+        .map(|(&d, &r)| d.saturating_mul(r))
+        .collect();
+    element_count(&dims, "Tile's output")?;
     Ok(vec![x.repeat(repeats)?])
 }
 
 /// start, start+delta, ... below limit (above it for a negative delta), in the inputs' type.
 pub fn range(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let scalar = |i: usize| -> Result<f64, ModelError> {
-        Ok(required(inputs, i)?
+        let t = required(inputs, i)?;
+        match t
             .to_dtype(candle_core::DType::F64)?
             .flatten_all()?
-            .to_vec1::<f64>()?[0])
+            .to_vec1::<f64>()?[..]
+        {
+            [value] => Ok(value),
+            _ => Err(ModelError::Evaluation(format!(
+                "Range: input {i} must be a scalar, not of shape {:?}",
+                t.dims()
+            ))),
+        }
     };
     let (start, limit, delta) = (scalar(0)?, scalar(1)?, scalar(2)?);
-    let count = ((limit - start) / delta).ceil().max(0.0) as usize;
+    let count = ((limit - start) / delta).ceil().max(0.0);
+    // NaN (a zero delta over a zero span) is an empty range; infinity fails the budget.
+    let count = if count.is_nan() {
+        0
+    } else {
+        count.min(usize::MAX as f64) as usize
+    };
+    element_count(&[count], "Range's output")?;
     let values: Vec<f64> = (0..count).map(|i| start + i as f64 * delta).collect();
     let dtype = required(inputs, 0)?.dtype();
     Ok(vec![
@@ -188,9 +220,25 @@ pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             .collect::<Result<_, _>>()?,
         None => (0..x.rank()).collect(),
     };
+    if target.len() != axes.len() {
+        return Err(ModelError::Evaluation(format!(
+            "CenterCropPad: shape has {} values for {} axes",
+            target.len(),
+            axes.len()
+        )));
+    }
+    let target: Vec<usize> = target
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    let mut dims = x.dims().to_vec();
+    for (&a, &want) in axes.iter().zip(&target) {
+        dims[a] = want;
+    }
+    element_count(&dims, "CenterCropPad's output")?;
     let mut out = x.clone();
     for (i, &dim) in axes.iter().enumerate() {
-        let (have, want) = (out.dim(dim)?, target[i].max(0) as usize);
+        let (have, want) = (out.dim(dim)?, target[i]);
         if have > want {
             out = out.narrow(dim, (have - want) / 2, want)?;
         } else if want > have {

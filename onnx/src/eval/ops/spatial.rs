@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::super::node::{Node, optional, required};
+use super::super::node::{Node, float_input, optional, required};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -408,7 +408,7 @@ pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// Per-sample, per-channel normalization over the spatial dims.
 pub fn instance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     let eps = f64::from(node.float("epsilon", 1e-5));
     let dims: Vec<usize> = (2..x.rank()).collect();
     let mean = x.mean_keepdim(dims.as_slice())?;
@@ -424,13 +424,23 @@ pub fn instance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out
 
 /// LRN across channels, as AlexNet-era models use it.
 pub fn lrn(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
-    let size = node.int("size", 1) as usize;
+    let x = float_input(node, inputs, 0)?;
+    let size = usize::try_from(node.int("size", 1)).unwrap_or(0);
+    // The window pads the channel axis by size - 1: bound that like any size a model sets.
+    let mut dims = x.dims().to_vec();
+    match (size, dims.get_mut(1)) {
+        (1.., Some(c)) => *c = c.saturating_add(size - 1),
+        _ => return Err(unsupported(format!("LRN: size {size} on {:?}", x.dims()))),
+    }
+    super::host::element_count(&dims, "LRN's padded input")?;
     let (alpha, beta, bias) = (
         f64::from(node.float("alpha", 1e-4)),
         f64::from(node.float("beta", 0.75)),
         f64::from(node.float("bias", 1.0)),
     );
+    if x.elem_count() == 0 {
+        return Ok(vec![x.clone()]); // candle's sum of a narrowed empty tensor reads past it
+    }
     let sq = x.sqr()?;
     let (before, after) = ((size - 1) / 2, size - 1 - (size - 1) / 2);
     let padded = sq.pad_with_zeros(1, before, after)?;

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::super::node::{Node, optional, required};
+use super::super::node::{Node, float_input, optional, required};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -56,8 +56,8 @@ pub fn abs(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     }])
 }
 
-pub fn log(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![required(inputs, 0)?.log()?])
+pub fn log(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![float_input(node, inputs, 0)?.log()?])
 }
 
 pub fn ceil(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -146,7 +146,7 @@ pub fn shrink(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// GELU (opset 20): exact, or the tanh approximation.
 pub fn gelu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = required(inputs, 0)?;
+    let x = float_input(node, inputs, 0)?;
     let tanh = node.string("approximate").as_deref() == Some("tanh");
     Ok(vec![if tanh { x.gelu()? } else { x.gelu_erf()? }])
 }
@@ -168,8 +168,16 @@ pub fn clip(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let (min, max) = if node.opset >= 11 {
         let scalar = |t: Option<&Tensor>| -> Result<Option<f64>, ModelError> {
-            t.map(|t| Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[0]))
-                .transpose()
+            t.map(
+                |t| match t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[..] {
+                    [value] => Ok(value),
+                    _ => Err(ModelError::Evaluation(format!(
+                        "Clip: min and max must be scalars, not of shape {:?}",
+                        t.dims()
+                    ))),
+                },
+            )
+            .transpose()
         };
         (scalar(optional(inputs, 1))?, scalar(optional(inputs, 2))?)
     } else {

@@ -23,6 +23,13 @@ fn residual_sum(inputs: &[Option<Tensor>]) -> Result<Tensor, ModelError> {
             x.dims()
         )));
     }
+    // The normalizations below use candle's float functions, which panic on integers.
+    if !x.dtype().is_float() {
+        return Err(evaluation(format!(
+            "the input must be floating point, not {:?}",
+            x.dtype()
+        )));
+    }
     let sum = x.broadcast_add(skip)?;
     match optional(inputs, 4) {
         Some(bias) => Ok(sum.broadcast_add(last_axis_vector(&sum, bias, "bias")?)?),
@@ -45,6 +52,12 @@ fn scale_and_shift(
 
 /// LayerNorm over the last axis; returns (normalized, mean, 1/σ), the statistics with a kept axis.
 fn normalize(x: &Tensor, epsilon: f64) -> Result<(Tensor, Tensor, Tensor), ModelError> {
+    if !x.dtype().is_float() {
+        return Err(evaluation(format!(
+            "embeddings must be floating point, not {:?}",
+            x.dtype()
+        )));
+    }
     let mean = x.mean_keepdim(D::Minus1)?;
     let centered = x.broadcast_sub(&mean)?;
     let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
