@@ -77,6 +77,18 @@ pub fn compare(
     })
 }
 
+/// The largest of some errors, NaN when any is: `f64::max` would drop a NaN and report a broken output
+/// as a perfect one.
+pub fn worst(errors: impl Iterator<Item = f64>) -> f64 {
+    errors.fold(0.0, |worst, e| {
+        if worst.is_nan() || e.is_nan() {
+            f64::NAN
+        } else {
+            worst.max(e)
+        }
+    })
+}
+
 /// Gathers the comparisons; an error when any exceeds `tolerance` (or is NaN).
 pub fn judge(
     engine: &str,
@@ -85,8 +97,8 @@ pub fn judge(
     outputs: Vec<OutputComparison>,
     tolerance: f64,
 ) -> Result<Validation, ModelError> {
-    let max_abs_error = outputs.iter().map(|o| o.max_abs_error).fold(0.0, f64::max);
-    let rel_l2_error = outputs.iter().map(|o| o.rel_l2_error).fold(0.0, f64::max);
+    let max_abs_error = worst(outputs.iter().map(|o| o.max_abs_error));
+    let rel_l2_error = worst(outputs.iter().map(|o| o.rel_l2_error));
     if let Some(bad) = outputs
         .iter()
         .find(|o| o.rel_l2_error.is_nan() || o.rel_l2_error > tolerance || o.max_abs_error.is_nan())
@@ -109,6 +121,12 @@ pub fn judge(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_nan_error_is_the_worst() {
+        assert!(super::worst([0.5, f64::NAN, 0.1].into_iter()).is_nan());
+        assert_eq!(super::worst([0.5, 0.7].into_iter()), 0.7);
+    }
+
     use candle_core::{Device, Tensor};
 
     use super::*;

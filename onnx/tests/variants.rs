@@ -241,3 +241,76 @@ fn fp16_keeps_integer_reductions_integer() {
     let results = check("masked", &model, &[VariantKind::Fp16]);
     assert!(results[0].2, "{results:?}");
 }
+
+/// fp16 writes what ONNX's schemas allow, not only what kiln's evaluator runs (found by running the
+/// corpus's fp16 variants in ONNX Runtime): Range has no float16 form, so its float operands are widened
+/// and its result narrowed back; a weight an IR 3 model also lists as a graph input is declared with the
+/// type it is stored in.
+#[test]
+fn fp16_keeps_range_in_fp32_and_declares_weights_listed_as_inputs_in_their_new_type() {
+    use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
+    use kiln_onnx::proto::{tensor_proto::DataType, type_proto};
+    let mut g = GraphBuilder::new();
+    let x = g.input("x", DataType::Float, &[DimSpec::Fixed(4)]);
+    let w = g
+        .weight(
+            "w",
+            &candle_core::Tensor::new(&[1f32, 2., 3., 4.], &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+    g.input("w", DataType::Float, &[DimSpec::Fixed(4)]);
+    let start = g.scalar("start", 0.0).unwrap();
+    // A limit the graph computes, so that folding cannot take the Range away.
+    let limit = g.op("ReduceMax", &[&x], vec![]);
+    let delta = g.scalar("delta", 0.5).unwrap();
+    g.op_into("Range", &[&start, &limit, &delta], vec![], "r");
+    g.op_into("Mul", &[&x, &w], vec![], "y");
+    g.output("y", DataType::Float, &[DimSpec::Fixed(4)]);
+    g.output("r", DataType::Float, &[DimSpec::Named("steps")]);
+    let model = g.finish("range", 17, vec![]);
+    let results = check("range", &model, &[VariantKind::Fp16]);
+    assert!(results[0].2, "{results:?}");
+
+    let fp16 = VariantKind::Fp16.make(&optimize_copy(&model)).unwrap();
+    let graph = fp16.graph.as_ref().unwrap();
+    let stored = |name: &str| {
+        graph
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name))
+            .and_then(|t| t.data_type)
+    };
+    let range_node = graph
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("Range"))
+        .unwrap();
+    for operand in &range_node.input {
+        let cast_to_float = graph.node.iter().any(|n| {
+            n.op_type.as_deref() == Some("Cast")
+                && n.output.first() == Some(operand)
+                && n.attribute
+                    .iter()
+                    .any(|a| a.i == Some(DataType::Float as i64))
+        });
+        assert!(
+            stored(operand) == Some(DataType::Float as i32) || cast_to_float,
+            "Range reads {operand} in fp16"
+        );
+    }
+    let declared_w = graph
+        .input
+        .iter()
+        .find(|v| v.name.as_deref() == Some("w"))
+        .and_then(|v| match v.r#type.as_ref()?.value.as_ref()? {
+            type_proto::Value::TensorType(t) => t.elem_type,
+            _ => None,
+        });
+    assert_eq!(declared_w, stored("w"), "w is declared as it is stored");
+}
+
+fn optimize_copy(model: &ModelProto) -> ModelProto {
+    let mut copy = model.clone();
+    optimize(&mut copy).unwrap();
+    copy
+}

@@ -253,12 +253,15 @@ fn status_line(detail: &VersionDetail) -> String {
 
 /// What kiln proved about a variant, in a few words.
 fn proof(variant: &VariantDetail) -> String {
+    // JSON has no NaN: a validation whose outputs were NaN (fp16 overflow) says null.
     let rel_l2 = variant
         .validation
         .as_ref()
         .and_then(|v| v.get("rel_l2_error"))
-        .and_then(|e| e.as_f64())
-        .map(|e| format!("rel L2 {e:.1e}"));
+        .map(|e| match e.as_f64() {
+            Some(e) => format!("rel L2 {e:.1e}"),
+            None => "rel L2 NaN".to_owned(),
+        });
     match (variant.origin, variant.status, rel_l2) {
         (VariantOrigin::Pushed, _, _) => "as pushed, not validated by kiln".to_owned(),
         (VariantOrigin::Converted, _, Some(e)) => {

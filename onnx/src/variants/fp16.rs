@@ -2,7 +2,7 @@
 //! (Casts at the edges), and the numerically sensitive operators run in fp32 between Casts. Weights are
 //! clamped to fp16's range (±65504), so "minus infinity" mask constants stay finite.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use candle_core::{DType, Device};
@@ -31,8 +31,85 @@ const KEEP_FP32: &[&str] = &[
 
 const FP16_MAX: f32 = 65504.0;
 
-/// Inputs that ONNX requires to be float32 whatever the data's type (Resize's roi and scales).
-const FP32_ONLY_INPUTS: &[(&str, &[usize])] = &[("Resize", &[1, 2]), ("Upsample", &[1])];
+/// An operator, the opsets from and until which its schema has these fp32-only input and output slots.
+type Fp32Slots = (&'static str, i64, i64, &'static [usize], &'static [usize]);
+
+/// Slots that ONNX's operator schemas type as float32 without float16 (input slots, output slots), and
+/// the opsets where they do so, from and until: read off onnx's schemas for ai.onnx opsets 7-21. A value
+/// in fp16 there makes a model ONNX Runtime refuses to load, however well kiln's evaluator runs it.
+const FP32_ONLY: &[Fp32Slots] = &[
+    ("Celu", 12, i64::MAX, &[0], &[0]),
+    ("CumSum", 11, 13, &[0], &[0]),
+    ("DequantizeLinear", 10, 18, &[1], &[0]),
+    ("DynamicQuantizeLinear", 11, i64::MAX, &[0], &[1]),
+    ("IsInf", 10, 19, &[0], &[]),
+    ("NonMaxSuppression", 10, i64::MAX, &[0, 1, 3, 4], &[]),
+    ("QLinearConv", 10, i64::MAX, &[1, 4, 6], &[]),
+    ("QLinearMatMul", 10, 20, &[1, 4, 6], &[]),
+    ("QuantizeLinear", 10, 18, &[0, 1], &[]),
+    ("Range", 11, i64::MAX, &[0, 1, 2], &[0]),
+    ("Resize", 10, 10, &[1], &[]),
+    ("Resize", 11, i64::MAX, &[2], &[]),
+    ("TfIdfVectorizer", 9, i64::MAX, &[], &[0]),
+    ("Upsample", 9, i64::MAX, &[1], &[]),
+];
+
+/// The input and output slots of `node` that compute in fp32 in an fp16 graph: every slot of a kept
+/// operator (unless it works on integers: ReduceSum over a mask), or what the schema demands.
+pub(super) fn fp32_slots(
+    node: &NodeProto,
+    opset: i64,
+    non_float: &HashSet<String>,
+) -> (Vec<usize>, Vec<usize>) {
+    let op = node.op_type.as_deref().unwrap_or("");
+    if KEEP_FP32.contains(&op) && node.input.first().is_none_or(|i| !non_float.contains(i)) {
+        return (
+            (0..node.input.len()).collect(),
+            (0..node.output.len()).collect(),
+        );
+    }
+    FP32_ONLY
+        .iter()
+        .find(|(o, from, until, _, _)| *o == op && (*from..=*until).contains(&opset))
+        .map(|(_, _, _, inputs, outputs)| (inputs.to_vec(), outputs.to_vec()))
+        .unwrap_or_default()
+}
+
+/// Pushes `node` onto `nodes` between Casts: the float values in its fp32 input slots widened (unless
+/// `fp32` says they already are), its float outputs in fp32 slots narrowed back to fp16.
+pub(super) fn push_between_casts(
+    mut node: NodeProto,
+    (inputs, outputs): (&[usize], &[usize]),
+    non_float: &HashSet<String>,
+    fp32: &HashSet<String>,
+    nodes: &mut Vec<NodeProto>,
+) {
+    let tag = nodes.len();
+    for &slot in inputs {
+        if let Some(input) = node.input.get_mut(slot)
+            && !input.is_empty()
+            && !non_float.contains(input.as_str())
+            && !fp32.contains(input.as_str())
+        {
+            let wide = format!("{input}.fp32.{tag}.{slot}");
+            nodes.push(cast(input, &wide, DataType::Float));
+            *input = wide;
+        }
+    }
+    let mut after = Vec::new();
+    for &slot in outputs {
+        if let Some(output) = node.output.get_mut(slot)
+            && !output.is_empty()
+            && !non_float.contains(output.as_str())
+        {
+            let narrow = output.clone();
+            *output = format!("{narrow}.fp32");
+            after.push(cast(output, &narrow, DataType::Float16));
+        }
+    }
+    nodes.push(node);
+    nodes.extend(after);
+}
 
 /// Values known to be integers or booleans, so never cast to or from fp16: integer initializers and
 /// inputs, the results of shape and comparison operators and of integer Casts, and what operators that
@@ -169,35 +246,23 @@ fn is_float_value(v: &crate::proto::ValueInfoProto) -> bool {
 
 pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
     let mut model = optimized.clone();
+    let opset = crate::model_check::ai_onnx_opset(&model).unwrap_or(1);
     let graph = model
         .graph
         .as_mut()
         .ok_or_else(|| ModelError::InvalidModel("no graph".to_owned()))?;
     let non_float = non_float_values(graph);
-    // Operators on integer data (ReduceSum over a mask) stay as they are.
-    let kept = |n: &NodeProto| {
-        KEEP_FP32.contains(&n.op_type.as_deref().unwrap_or(""))
-            && n.input.first().is_none_or(|i| !non_float.contains(i))
-    };
     graph.value_info.clear(); // their float types would be stale
-    // Float initializers a kept operator reads as a parameter (scale, bias, exponent) stay fp32; a copy
-    // serves when fp16 readers share them.
-    // The slots of each node that must stay fp32: a kept operator's parameters, float32-only inputs.
-    let fp32_slots = |n: &NodeProto| -> Vec<usize> {
-        if kept(n) {
-            return (1..n.input.len()).collect();
-        }
-        let op = n.op_type.as_deref().unwrap_or("");
-        FP32_ONLY_INPUTS
-            .iter()
-            .find(|(o, _)| *o == op)
-            .map(|(_, slots)| slots.to_vec())
-            .unwrap_or_default()
-    };
-    let slots: Vec<Vec<usize>> = graph.node.iter().map(fp32_slots).collect();
+    // Float initializers read in an fp32 slot (a kept operator's scale, Resize's scales) stay fp32; a
+    // copy serves when fp16 readers share them.
+    let slots: Vec<(Vec<usize>, Vec<usize>)> = graph
+        .node
+        .iter()
+        .map(|n| fp32_slots(n, opset, &non_float))
+        .collect();
     // Subgraphs compute in fp16 too: what they read needs an fp16 copy.
     let mut fp16_readers = crate::optimize::usage::read_in_subgraphs(graph);
-    fp16_readers.extend(graph.node.iter().zip(&slots).flat_map(|(n, s)| {
+    fp16_readers.extend(graph.node.iter().zip(&slots).flat_map(|(n, (s, _))| {
         n.input
             .iter()
             .enumerate()
@@ -205,7 +270,7 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
             .map(|(_, name)| name.clone())
     }));
     let mut fp32_params: HashSet<String> = HashSet::new();
-    for (node, slots) in graph.node.iter_mut().zip(&slots) {
+    for (node, (slots, _)) in graph.node.iter_mut().zip(&slots) {
         for (_, input) in node
             .input
             .iter_mut()
@@ -243,12 +308,27 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
     graph.initializer.extend(copies);
 
     let mut nodes = Vec::new();
-    // fp32 inputs become fp16 at once.
+    // fp32 inputs become fp16 at once. Initializers listed as inputs too (IR 3 models) are weights,
+    // already converted: their declared type follows them.
+    let initializer_types: HashMap<String, i32> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| Some((t.name.clone()?, t.data_type?)))
+        .collect();
+    for input in &mut graph.input {
+        if let Some(&data_type) = input.name.as_ref().and_then(|n| initializer_types.get(n))
+            && let Some(type_proto::Value::TensorType(t)) =
+                input.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.elem_type = Some(data_type);
+        }
+    }
     let float_inputs: Vec<String> = graph
         .input
         .iter()
         .filter(|v| is_float_value(v))
         .filter_map(|v| v.name.clone())
+        .filter(|name| !initializer_types.contains_key(name))
         .collect();
     for name in &float_inputs {
         nodes.push(cast(name, &format!("{name}.fp16"), DataType::Float16));
@@ -266,7 +346,7 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
             name.to_owned()
         }
     };
-    for mut node in std::mem::take(&mut graph.node) {
+    for (mut node, slots) in std::mem::take(&mut graph.node).into_iter().zip(slots) {
         for input in &mut node.input {
             if !input.is_empty() {
                 *input = rename(input);
@@ -280,23 +360,14 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
         if narrow_constants(&mut node)? {
             half.extend(node.output.iter().cloned());
         }
-        subgraphs::convert_all(&mut node, &rename, &non_float, &half)?;
-        if kept(&node) {
-            let data = node.input[0].clone();
-            let wide = format!("{data}.fp32.{}", nodes.len());
-            nodes.push(cast(&data, &wide, DataType::Float));
-            node.input[0] = wide;
-            let mut after = Vec::new();
-            for output in node.output.iter_mut().filter(|o| !o.is_empty()) {
-                let narrow = output.clone();
-                *output = format!("{narrow}.fp32");
-                after.push(cast(output, &narrow, DataType::Float16));
-            }
-            nodes.push(node);
-            nodes.extend(after);
-        } else {
-            nodes.push(node);
-        }
+        subgraphs::convert_all(&mut node, opset, &rename, &non_float, &half)?;
+        push_between_casts(
+            node,
+            (&slots.0, &slots.1),
+            &non_float,
+            &fp32_params,
+            &mut nodes,
+        );
     }
     for name in &float_outputs {
         nodes.push(cast(&format!("{name}.fp16"), name, DataType::Float));

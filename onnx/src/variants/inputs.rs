@@ -15,6 +15,43 @@ use crate::proto::{
 /// would exhaust memory instead of proving anything.
 pub const MAX_GENERATED_ELEMENTS: usize = 1 << 26;
 
+/// The sizes [`reference_on_generated`] gives symbolic dims (batch, the others), in the order it tries
+/// them: small first, then long enough for models that need a minimum length (a speech model's conv
+/// front end over 512 samples).
+pub const GENERATED_SIZES: [(usize, usize); 3] = [(2, 7), (1, 64), (1, 512)];
+
+/// The original's outputs on inputs kiln generates: at the first of [`GENERATED_SIZES`] the model runs
+/// on. Fails with the first size's error when it runs on none.
+pub fn reference_on_generated(
+    model: &ModelProto,
+    original: &crate::eval::Session,
+) -> Result<super::Reference, ModelError> {
+    let mut first_error = None;
+    for (batch, rest) in GENERATED_SIZES {
+        let attempt = generate_shaped(model, batch, rest)
+            .and_then(|(inputs, described)| super::Reference::compute(original, inputs, described));
+        match attempt {
+            Ok(reference) => return Ok(reference),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let sizes: Vec<String> = GENERATED_SIZES
+        .iter()
+        .map(|(batch, rest)| format!("batch {batch}, other symbolic dims {rest}"))
+        .collect();
+    Err(ModelError::Evaluation(format!(
+        "the model does not run on the inputs kiln generated ({}): {}; push {} with inputs it accepts",
+        sizes.join("; "),
+        match first_error {
+            Some(ModelError::Evaluation(message)) => message,
+            other => other.map(|e| e.to_string()).unwrap_or_default(),
+        },
+        crate::convert::SAMPLE_INPUTS
+    )))
+}
+
 /// Inputs for validating `model`: batch 2, other symbolic dims 7.
 pub fn generate(model: &ModelProto) -> Result<(HashMap<String, Tensor>, String), ModelError> {
     generate_shaped(model, 2, 7)

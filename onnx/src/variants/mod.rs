@@ -149,7 +149,63 @@ fn top1(actual: &Tensor, expected: &Tensor) -> Result<Option<f64>, ModelError> {
     Ok(Some(same as f64 / rows.max(1) as f64))
 }
 
-/// Runs both models on the same inputs and judges the variant against `tolerance`.
+/// The original model's outputs on the validation inputs, computed once and compared with every variant.
+pub struct Reference {
+    pub inputs: HashMap<String, Tensor>,
+    /// Where the inputs came from and their shapes, for the validation report.
+    pub description: String,
+    pub outputs: Vec<(String, Tensor)>,
+}
+
+impl Reference {
+    pub fn compute(
+        original: &Session,
+        inputs: HashMap<String, Tensor>,
+        description: String,
+    ) -> Result<Self, ModelError> {
+        let outputs = original.run(&inputs)?;
+        Ok(Self {
+            inputs,
+            description,
+            outputs,
+        })
+    }
+
+    /// Runs `variant` on the reference inputs and judges it against `tolerance`.
+    pub fn judge(
+        &self,
+        variant: &ModelProto,
+        tolerance: f64,
+    ) -> Result<VariantValidation, ModelError> {
+        let actual = Session::new(variant, None, &Device::Cpu)?.run(&self.inputs)?;
+        let mut outputs = Vec::new();
+        let mut agreement: Option<f64> = None;
+        for ((name, e), (_, a)) in self.outputs.iter().zip(&actual) {
+            outputs.push(compare(name, a, e)?);
+            if let Some(t) = top1(a, e)? {
+                agreement = Some(agreement.map_or(t, |s: f64| s.min(t)));
+            }
+        }
+        let max_abs_error = crate::validate::worst(outputs.iter().map(|o| o.max_abs_error));
+        let rel_l2_error = crate::validate::worst(outputs.iter().map(|o| o.rel_l2_error));
+        let passed = outputs
+            .iter()
+            .all(|o| o.rel_l2_error <= tolerance && !o.max_abs_error.is_nan());
+        Ok(VariantValidation {
+            engine: "kiln evaluator (CPU)".to_owned(),
+            inputs: self.description.clone(),
+            outputs,
+            max_abs_error,
+            rel_l2_error,
+            top1_agreement: agreement,
+            tolerance_rel_l2: tolerance,
+            passed,
+        })
+    }
+}
+
+/// Runs both models on the same inputs and judges the variant against `tolerance` (one variant; a
+/// pipeline making several computes the [`Reference`] once).
 pub fn validate(
     original: &Session,
     variant: &ModelProto,
@@ -157,31 +213,7 @@ pub fn validate(
     description: &str,
     tolerance: f64,
 ) -> Result<VariantValidation, ModelError> {
-    let expected = original.run(inputs)?;
-    let actual = Session::new(variant, None, &Device::Cpu)?.run(inputs)?;
-    let mut outputs = Vec::new();
-    let mut agreement: Option<f64> = None;
-    for ((name, e), (_, a)) in expected.iter().zip(&actual) {
-        outputs.push(compare(name, a, e)?);
-        if let Some(t) = top1(a, e)? {
-            agreement = Some(agreement.map_or(t, |s: f64| s.min(t)));
-        }
-    }
-    let max_abs_error = outputs.iter().map(|o| o.max_abs_error).fold(0.0, f64::max);
-    let rel_l2_error = outputs.iter().map(|o| o.rel_l2_error).fold(0.0, f64::max);
-    let passed = outputs
-        .iter()
-        .all(|o| o.rel_l2_error <= tolerance && !o.max_abs_error.is_nan());
-    Ok(VariantValidation {
-        engine: "kiln evaluator (CPU)".to_owned(),
-        inputs: description.to_owned(),
-        outputs,
-        max_abs_error,
-        rel_l2_error,
-        top1_agreement: agreement,
-        tolerance_rel_l2: tolerance,
-        passed,
-    })
+    Reference::compute(original, inputs.clone(), description.to_owned())?.judge(variant, tolerance)
 }
 
 /// The MatMul/Gemm/Conv weight initializers and the axis that indexes their output channels.

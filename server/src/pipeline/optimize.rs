@@ -6,7 +6,7 @@ use std::path::Path;
 
 use kiln_core::api::{PipelineOptions, VariantStatus};
 use kiln_onnx::ModelError;
-use kiln_onnx::variants::{DEFAULT_VARIANTS, VariantKind};
+use kiln_onnx::variants::{DEFAULT_VARIANTS, Reference, VariantKind};
 use serde_json::json;
 
 use serde::{Deserialize, Serialize};
@@ -108,9 +108,12 @@ fn make_all(
     let base = model_file.parent().unwrap_or(Path::new("."));
     kiln_onnx::model_writer::internalize(&mut model, base)?;
     let original = kiln_onnx::eval::Session::new(&model, None, &candle_core::Device::Cpu)?;
-    let (inputs, described) = match sample_inputs {
-        Some(path) => pushed_inputs(path, &model)?,
-        None => kiln_onnx::variants::inputs::generate(&model)?,
+    let reference = match sample_inputs {
+        Some(path) => {
+            let (inputs, described) = pushed_inputs(path, &model)?;
+            Reference::compute(&original, inputs, described)?
+        }
+        None => kiln_onnx::variants::inputs::reference_on_generated(&model, &original)?,
     };
     let mut optimized = model.clone();
     let reports = kiln_onnx::optimize::optimize(&mut optimized)?;
@@ -131,9 +134,7 @@ fn make_all(
             }
         };
         let (variant, checked) = variant;
-        let (passed, validation) = match kiln_onnx::variants::validate(
-            &original, &variant, &inputs, &described, tolerance,
-        ) {
+        let (passed, validation) = match reference.judge(&variant, tolerance) {
             Ok(v) => (
                 v.passed,
                 serde_json::to_value(&v).expect("validation serializes"),

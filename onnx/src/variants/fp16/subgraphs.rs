@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::{FP32_ONLY_INPUTS, KEEP_FP32, cast, narrow_constants, non_float_values, to_half};
+use super::{fp32_slots, narrow_constants, non_float_values, push_between_casts, to_half};
 use crate::ModelError;
 use crate::proto::{GraphProto, NodeProto, ValueInfoProto, tensor_proto::DataType, type_proto};
 
@@ -13,16 +13,17 @@ use crate::proto::{GraphProto, NodeProto, ValueInfoProto, tensor_proto::DataType
 /// `non_float` holds outer values known to be integers, `half` outer values held in fp16.
 pub(super) fn convert_all(
     node: &mut NodeProto,
+    opset: i64,
     rename: &dyn Fn(&str) -> String,
     non_float: &HashSet<String>,
     half: &HashSet<String>,
 ) -> Result<(), ModelError> {
     for attribute in &mut node.attribute {
         if let Some(graph) = attribute.g.as_mut() {
-            convert(graph, rename, non_float, half)?;
+            convert(graph, opset, rename, non_float, half)?;
         }
         for graph in &mut attribute.graphs {
-            convert(graph, rename, non_float, half)?;
+            convert(graph, opset, rename, non_float, half)?;
         }
     }
     Ok(())
@@ -39,6 +40,7 @@ fn narrow_declared_type(value: &mut ValueInfoProto) {
 
 fn convert(
     graph: &mut GraphProto,
+    opset: i64,
     outer_rename: &dyn Fn(&str) -> String,
     outer_non_float: &HashSet<String>,
     outer_half: &HashSet<String>,
@@ -79,54 +81,18 @@ fn convert(
         if narrow_constants(&mut node)? {
             half.extend(node.output.iter().cloned());
         }
-        convert_all(&mut node, &rename, &non_float, &half)?;
-        widen_where_needed(node, &non_float, &half, &mut nodes);
+        convert_all(&mut node, opset, &rename, &non_float, &half)?;
+        // Every float value of a body is fp16 now (its initializers included), so every one in an
+        // fp32 slot is widened.
+        let slots = fp32_slots(&node, opset, &non_float);
+        push_between_casts(
+            node,
+            (&slots.0, &slots.1),
+            &non_float,
+            &HashSet::new(),
+            &mut nodes,
+        );
     }
     graph.node = nodes;
     Ok(())
-}
-
-/// Pushes `node` onto `nodes`, between Casts when it must compute in fp32: a kept operator's data
-/// input and its outputs, and fp16 values in slots ONNX wants fp32 (parameters of kept operators,
-/// Resize's scales).
-fn widen_where_needed(
-    mut node: NodeProto,
-    non_float: &HashSet<String>,
-    half: &HashSet<String>,
-    nodes: &mut Vec<NodeProto>,
-) {
-    let op = node.op_type.clone().unwrap_or_default();
-    let kept = KEEP_FP32.contains(&op.as_str())
-        && node.input.first().is_some_and(|i| !non_float.contains(i));
-    let slots: Vec<usize> = if kept {
-        (1..node.input.len()).collect()
-    } else {
-        FP32_ONLY_INPUTS
-            .iter()
-            .find(|(o, _)| *o == op)
-            .map(|(_, slots)| slots.to_vec())
-            .unwrap_or_default()
-    };
-    let tag = nodes.len();
-    for (slot, input) in node.input.iter_mut().enumerate() {
-        let widen = (kept && slot == 0 && !input.is_empty())
-            || (slots.contains(&slot) && half.contains(input.as_str()));
-        if widen {
-            let wide = format!("{input}.fp32.{tag}.{slot}");
-            nodes.push(cast(input, &wide, DataType::Float));
-            *input = wide;
-        }
-    }
-    if !kept {
-        nodes.push(node);
-        return;
-    }
-    let mut after = Vec::new();
-    for output in node.output.iter_mut().filter(|o| !o.is_empty()) {
-        let narrow = output.clone();
-        *output = format!("{narrow}.fp32");
-        after.push(cast(output, &narrow, DataType::Float16));
-    }
-    nodes.push(node);
-    nodes.extend(after);
 }
