@@ -150,6 +150,16 @@ impl Server {
         panic!("kiln-server did not become ready:\n{}", self.log());
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// GET with any bearer credential, at any URL (another listener of this server).
+    pub fn get_json_as(&self, url: &str, credential: &str) -> (u16, serde_json::Value) {
+        http_json("GET", url, None, Some(credential))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }

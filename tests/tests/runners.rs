@@ -72,6 +72,61 @@ fn the_embedded_default_benchmarks_with_nothing_else_started() {
     );
 }
 
+/// The embedded runner's per-start secret is accepted only on the loopback listener made for it: the
+/// same credential presented on the public listener is an unknown token. Read from the child's
+/// environment, as someone on the same host with the server's uid could.
+#[test]
+fn the_embedded_runners_secret_is_refused_on_the_public_listener() {
+    let server = Server::start(Backend::Embedded);
+    let (url, secret) = embedded_runner_door(&server);
+    assert_ne!(
+        url, server.url,
+        "the runner's listener is not the public one"
+    );
+    let (status, body) = server.get_json_as(&format!("{}/api/v1/runners", server.url), &secret);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    // The same secret on its own listener is the runner: proof the refusal above is about the door.
+    let (status, body) = server.get_json_as(&format!("{url}/api/v1/runners"), &secret);
+    assert_ne!(status, 401, "{body}");
+}
+
+/// The embedded runner child's URL and secret, from /proc/<child>/environ.
+fn embedded_runner_door(server: &Server) -> (String, String) {
+    let parent = server.pid().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the fields after the last ')'.
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1));
+            if ppid != Some(parent.as_str()) {
+                continue;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let vars: std::collections::HashMap<String, String> = environ
+                .split(|&b| b == 0)
+                .filter_map(|kv| {
+                    let kv = String::from_utf8_lossy(kv);
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_owned(), v.to_owned()))
+                })
+                .collect();
+            if let (Some(url), Some(secret)) = (
+                vars.get("KILN_EMBEDDED_RUNNER_URL"),
+                vars.get("KILN_EMBEDDED_RUNNER_SECRET"),
+            ) {
+                return (url.trim_end_matches('/').to_owned(), secret.clone());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no embedded runner child of the server:\n{}", server.log());
+}
+
 fn start_runner(server: &Server, token: &str, name: &str, slow: bool) -> Child {
     let cache = server.dir.path().join(format!("cache-{name}"));
     let mut command = Command::new(binary("kiln-runner"));
