@@ -73,10 +73,15 @@ pub struct CreateTokenRequest {
     /// they never add to them. Default: `["write"]`.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Days until the token stops working; none means it never expires.
+    /// Days until the token stops working, 1 to 3650 (ten years); none means it never expires.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
+
+/// The longest a token can be made to live, in days: ten years, so that every expiry is a date
+/// RFC 3339 can write (a year of four digits).
+pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 /// An API token as listed: never the token itself, which is shown once when created.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -396,10 +396,13 @@ impl AccountService {
             ));
         }
         let expires_at = match request.expires_in_days {
-            Some(0) => {
+            Some(days) if !(1..=kiln_core::api::MAX_TOKEN_DAYS).contains(&days) => {
                 return Err(Error::bad_request(
                     ErrorCode::InvalidExpiry,
-                    "expires_in_days must be at least 1",
+                    format!(
+                        "expires_in_days must be 1 to {} (ten years); leave it out for a token that never expires",
+                        kiln_core::api::MAX_TOKEN_DAYS
+                    ),
                 ));
             }
             Some(days) => Some(now() + chrono::Duration::days(i64::from(days))),

@@ -248,6 +248,32 @@ async fn a_token_cannot_mint_or_revoke_a_broader_token(app: TestApp) {
     .await;
 }
 
+/// An outside probe made the handler panic with 100000000 days (a date past chrono's range) and got a year
+/// RFC 3339 cannot write with 3000000: lifetimes are 1 day to 10 years, and every expiry is RFC 3339.
+async fn token_lifetimes_are_bounded_and_expiries_are_rfc3339(app: TestApp) {
+    for days in [0u64, 3651, 3_000_000, 100_000_000, u64::from(u32::MAX)] {
+        let response = app
+            .request(Method::POST, "/api/v1/tokens")
+            .json(&json!({ "name": "long", "expires_in_days": days }))
+            .send()
+            .await
+            .unwrap();
+        crate::harness::expect_error(response, StatusCode::BAD_REQUEST, "invalid_expiry").await;
+    }
+    let longest: Value = expect_json(
+        app.request(Method::POST, "/api/v1/tokens")
+            .json(&json!({ "name": "longest", "expires_in_days": 3650 }))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let expires_at = longest["expires_at"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(expires_at)
+        .unwrap_or_else(|e| panic!("{expires_at}: {e}"));
+}
+
 async fn knowing_a_digest_gives_no_access_to_the_bytes(app: TestApp) {
     // The administrator keeps a private model; dave learns the digest of its weights somehow.
     let secret = b"private weights".to_vec();
@@ -317,5 +343,6 @@ crate::on_every_backend!(
     rotating_the_signing_key_keeps_issued_tokens_valid,
     a_push_creates_a_namespace_only_for_administrators,
     a_token_cannot_mint_or_revoke_a_broader_token,
+    token_lifetimes_are_bounded_and_expiries_are_rfc3339,
     knowing_a_digest_gives_no_access_to_the_bytes,
 );
