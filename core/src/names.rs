@@ -83,15 +83,46 @@ fn check_path(value: &str) -> Result<(), CoreError> {
     if value.chars().any(char::is_control) {
         return fail("must not contain control characters");
     }
+    if value.chars().any(is_bidi_control) {
+        return fail(
+            "must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069): they make a path read as another",
+        );
+    }
+    if value.contains(':') {
+        return fail("must not contain ':' (on Windows it names a drive or a stream)");
+    }
     for segment in value.split('/') {
         match segment {
             "" => return fail("must not contain empty segments ('//' or a trailing '/')"),
             "." | ".." => return fail("must not contain '.' or '..' segments"),
             s if s.len() > 255 => return fail("each segment must be at most 255 bytes"),
+            s if s.ends_with('.') || s.ends_with(' ') => {
+                return fail(
+                    "no segment may end with '.' or ' ' (Windows drops them, so two paths would name one file)",
+                );
+            }
+            s if is_windows_device(s) => {
+                return fail(
+                    "no segment may be a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9)",
+                );
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `NUL`, `com1.txt`: Windows opens the device, whatever the extension.
+fn is_windows_device(segment: &str) -> bool {
+    let stem = segment.split('.').next().unwrap_or("").to_ascii_uppercase();
+    matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && matches!(stem.as_bytes()[3], b'1'..=b'9'))
 }
 
 macro_rules! validated_string {
@@ -199,6 +230,26 @@ validated_string!(
 );
 
 impl FilePath {
+    /// This path under `root`, joined one segment at a time. Each segment must be a plain name on this
+    /// platform: the rules above already make it so, and this checks again because a join that leaves
+    /// `root` (`C:x` or `\\?\` on Windows) is the one thing a download must never do.
+    pub fn under(&self, root: &std::path::Path) -> Result<std::path::PathBuf, CoreError> {
+        let mut joined = root.to_path_buf();
+        for segment in self.0.split('/') {
+            let mut components = std::path::Path::new(segment).components();
+            match (components.next(), components.next()) {
+                (Some(std::path::Component::Normal(name)), None) => joined.push(name),
+                _ => {
+                    return Err(CoreError::InvalidPath {
+                        value: self.0.clone(),
+                        reason: "is not a plain relative path on this platform",
+                    });
+                }
+            }
+        }
+        Ok(joined)
+    }
+
     /// Every proper ancestor directory of this path, e.g. `a/b/c` → `a`, `a/b`.
     pub fn ancestors(&self) -> impl Iterator<Item = &str> {
         self.0.match_indices('/').map(|(i, _)| &self.0[..i])
@@ -249,6 +300,9 @@ mod tests {
             "a/b/c.bin",
             ".hidden",
             "weights..bin",
+            "console.json",
+            "com10.txt",
+            "nullable/x",
         ] {
             ok.parse::<FilePath>().unwrap();
         }
@@ -266,9 +320,29 @@ mod tests {
             "C:\\x",
             "a\nb",
             "a\0b",
+            "C:evil",
+            "C:/Windows/x",
+            "a/stream.bin:hidden",
+            "safe\u{202E}txt.exe",
+            "a\u{2066}b",
+            "dir./x",
+            "x ",
+            "NUL",
+            "a/com1.txt",
+            "lpt9",
         ] {
             assert!(bad.parse::<FilePath>().is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn accepted_paths_join_under_their_root() {
+        let root = std::path::Path::new("out");
+        let path: FilePath = "a/b/c.txt".parse().unwrap();
+        assert_eq!(
+            path.under(root).unwrap(),
+            root.join("a").join("b").join("c.txt")
+        );
     }
 
     #[test]

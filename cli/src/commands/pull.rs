@@ -75,7 +75,12 @@ pub async fn run(
     let mut fetched = 0;
     for file in &selected {
         bar.set_message(file.path.to_string());
-        let destination = options.output.join(file.path.as_str());
+        let destination = file.path.under(&options.output).map_err(|e| {
+            CliError::Integrity(format!(
+                "the server listed a file kiln will not write: {e}; nothing outside {} is touched",
+                options.output.display()
+            ))
+        })?;
         if pull_file(client, &target, file, &destination, &bar).await? {
             fetched += 1;
         }

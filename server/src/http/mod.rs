@@ -149,6 +149,13 @@ pub fn extractor_configs(
                         "the JSON body is larger than the server's limit of {max_json_bytes} bytes"
                     ),
                 },
+                // A name, path or digest the body holds was refused by its type: its own code, so a
+                // bad file path is `invalid_path` whether it arrives in a URL or in a JSON body.
+                JsonPayloadError::Deserialize(e)
+                    if let Some(code) = kiln_core::CoreError::code_of_message(&e.to_string()) =>
+                {
+                    Error::bad_request(code, e.to_string())
+                }
                 JsonPayloadError::ContentType => Error::bad_request(
                     ErrorCode::InvalidContentType,
                     "send the body as Content-Type: application/json",
