@@ -30,8 +30,12 @@ pub enum Error {
     Unauthorized { message: String },
     #[error("{message}")]
     Forbidden { message: String },
-    #[error("{method} is not allowed on this route")]
-    MethodNotAllowed { method: String },
+    #[error("{method} is not allowed on this route; it answers {}", allowed.join(", "))]
+    MethodNotAllowed {
+        method: String,
+        /// What the route answers, for the `Allow` header a 405 must carry.
+        allowed: Vec<&'static str>,
+    },
     #[error("too many requests; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("{what} not found")]
@@ -217,6 +221,9 @@ impl ResponseError for Error {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"kiln\""),
             ));
+        }
+        if let Error::MethodNotAllowed { allowed, .. } = self {
+            response.insert_header((header::ALLOW, allowed.join(", ")));
         }
         if let Error::TooManyRequests { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));

@@ -173,9 +173,14 @@ pub fn rule_for(method: &Method, pattern: &str) -> Option<Rule> {
         .map(|(_, _, rule)| *rule)
 }
 
-/// Whether any method of this route has a rule (another method is then simply not allowed).
-pub fn has_rules(pattern: &str) -> bool {
-    ROUTES.iter().any(|(_, p, _)| *p == pattern)
+/// The methods this route answers (any other is then simply not allowed); empty for a route with no
+/// rule at all.
+pub fn allowed_methods(pattern: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|(_, p, _)| *p == pattern)
+        .map(|(m, _, _)| *m)
+        .collect()
 }
 
 /// The value of `{name}` in `path` matched against `pattern`.

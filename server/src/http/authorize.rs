@@ -15,7 +15,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::auth::Principal;
-use crate::auth::policy::{has_rules, path_param, rule_for};
+use crate::auth::policy::{allowed_methods, path_param, rule_for};
 use crate::error::Error;
 use crate::services::Services;
 
@@ -49,9 +49,11 @@ pub async fn authorize(
         return Err(Error::not_found("route").into());
     };
     let rule = rule_for(req.method(), &pattern).ok_or_else(|| {
-        if has_rules(&pattern) {
+        let allowed = allowed_methods(&pattern);
+        if !allowed.is_empty() {
             Error::MethodNotAllowed {
                 method: req.method().to_string(),
+                allowed,
             }
         } else {
             tracing::error!(%pattern, method = %req.method(), "route has no access rule; refusing");

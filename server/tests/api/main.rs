@@ -10,6 +10,7 @@ mod downloads;
 mod encryption;
 mod flagged;
 mod hostile;
+mod http_semantics;
 mod manifests;
 mod pipeline;
 mod runners;
