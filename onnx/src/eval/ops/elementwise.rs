@@ -27,19 +27,25 @@ pub fn mul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
-    if a.dtype() == DType::I64 {
-        // Integer division truncates toward zero, as ONNX (and C) define it.
+    if !a.dtype().is_float() {
+        // Integer division truncates toward zero, as ONNX (and C) define it; candle's own (u8)
+        // panics on a zero divisor, which here gives 0.
         let shape = a.shape().broadcast_shape_binary_op(b.shape(), "Div")?;
-        let (x, y) = (
-            a.broadcast_as(&shape)?.flatten_all()?.to_vec1::<i64>()?,
-            b.broadcast_as(&shape)?.flatten_all()?.to_vec1::<i64>()?,
-        );
+        let wide = |t: &Tensor| -> Result<Vec<i64>, ModelError> {
+            Ok(t.to_dtype(DType::I64)?
+                .broadcast_as(&shape)?
+                .flatten_all()?
+                .to_vec1::<i64>()?)
+        };
+        let (x, y) = (wide(a)?, wide(b)?);
         let q: Vec<i64> = x
             .iter()
             .zip(&y)
-            .map(|(x, y)| if *y == 0 { 0 } else { x / y })
+            .map(|(x, y)| if *y == 0 { 0 } else { x.wrapping_div(*y) })
             .collect();
-        return Ok(vec![Tensor::from_vec(q, shape, a.device())?]);
+        return Ok(vec![
+            Tensor::from_vec(q, shape, a.device())?.to_dtype(a.dtype())?,
+        ]);
     }
     Ok(vec![a.broadcast_div(b)?])
 }

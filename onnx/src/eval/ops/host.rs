@@ -8,11 +8,15 @@ use crate::ModelError;
 /// The most elements one operator may allocate for a result or a scratch buffer (2^28, 2 GiB of f64).
 pub const MAX_ELEMENTS: usize = 1 << 28;
 
-/// The element count of `dims`, refused when it overflows or passes [`MAX_ELEMENTS`].
+/// The element count of `dims`, refused when it overflows or passes [`MAX_ELEMENTS`]. An empty shape is
+/// held to the budget too, without its zero dims: its strides are products of the others and would
+/// overflow in candle.
 pub fn element_count(dims: &[usize], what: &str) -> Result<usize, ModelError> {
     dims.iter()
+        .filter(|&&d| d != 0)
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= MAX_ELEMENTS)
+        .map(|n| if dims.contains(&0) { 0 } else { n })
         .ok_or_else(|| {
             ModelError::Evaluation(format!(
                 "{what} of shape {dims:?} is above the limit of {MAX_ELEMENTS} elements"
@@ -53,5 +57,7 @@ mod tests {
         assert_eq!(element_count(&[2, 3, 4], "x").unwrap(), 24);
         assert!(element_count(&[usize::MAX, 2], "x").is_err());
         assert!(element_count(&[1 << 20, 1 << 20], "x").is_err());
+        assert_eq!(element_count(&[0, 1 << 20], "x").unwrap(), 0);
+        assert!(element_count(&[0, 1 << 20, 1 << 20], "x").is_err());
     }
 }

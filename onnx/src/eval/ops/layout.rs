@@ -290,9 +290,10 @@ fn check_pads(x: &Tensor, axes: &[usize], pads: &[i64]) -> Result<(), ModelError
     }
     let mut dims: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
     for (i, &dim) in axes.iter().enumerate() {
+        // Crops apply before pads, so the positive pads alone bound the largest intermediate.
         dims[dim] = dims[dim]
-            .saturating_add(pads[i])
-            .saturating_add(pads[i + n]);
+            .saturating_add(pads[i].max(0))
+            .saturating_add(pads[i + n].max(0));
     }
     let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
     element_count(&dims, "Pad's output")?;

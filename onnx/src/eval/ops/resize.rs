@@ -123,9 +123,17 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
         }
     };
     let center = src.floor();
-    let reach = support.ceil() as i64 + 1;
+    let reach = (support.ceil() as i64).saturating_add(1);
+    let (mut lo, mut hi) = (
+        (center as i64).saturating_sub(reach),
+        (center as i64).saturating_add(reach),
+    );
+    if exclude || antialias {
+        // Taps outside the input are skipped: a tiny antialiasing scale must not loop over them.
+        (lo, hi) = (lo.max(0), hi.min(last as i64));
+    }
     let mut out: Taps = Vec::new();
-    for i in (center as i64 - reach)..=(center as i64 + reach) {
+    for i in lo..=hi {
         let w = kernel(src - i as f64);
         if w == 0.0 {
             continue;
@@ -283,6 +291,12 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     // Each axis is resampled in turn: the largest intermediate has every axis at its larger size.
     let mut largest = dims_in.clone();
     for (d, a) in &plan {
+        if a.input == 0 && a.output > 0 {
+            return Err(ModelError::Evaluation(format!(
+                "Resize: axis {d} is empty, nothing to resample to {}",
+                a.output
+            )));
+        }
         largest[*d] = largest[*d].max(a.output);
     }
     element_count(&largest, "Resize's output")?;

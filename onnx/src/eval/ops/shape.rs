@@ -174,6 +174,8 @@ pub fn tile(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .map(|(&d, &r)| d.saturating_mul(r))
         .collect();
     element_count(&dims, "Tile's output")?;
+    // candle concatenates one copy per repeat, even of an empty input.
+    element_count(&repeats, "Tile's repeats")?;
     Ok(vec![x.repeat(repeats)?])
 }
 
@@ -220,11 +222,12 @@ pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             .collect::<Result<_, _>>()?,
         None => (0..x.rank()).collect(),
     };
-    if target.len() != axes.len() {
+    // A repeated axis would be resized twice, the first time to a size no check saw.
+    let unique = axes.iter().collect::<std::collections::HashSet<_>>().len() == axes.len();
+    if target.len() != axes.len() || !unique {
         return Err(ModelError::Evaluation(format!(
-            "CenterCropPad: shape has {} values for {} axes",
-            target.len(),
-            axes.len()
+            "CenterCropPad: shape has {} values for the axes {axes:?}",
+            target.len()
         )));
     }
     let target: Vec<usize> = target

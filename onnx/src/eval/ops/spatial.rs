@@ -233,7 +233,13 @@ type Windows = (Vec<usize>, Vec<usize>, Vec<(usize, usize)>, Vec<usize>);
 
 /// Pooling windows: kernel, strides, begin/end padding, with ceil_mode's extra end padding.
 fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError> {
-    let spatial = x.rank().saturating_sub(2);
+    if x.rank() < 3 {
+        let (op, dims) = (node.op_type(), x.dims());
+        return Err(unsupported(format!(
+            "{op}: the input must be [N, C, ...], not {dims:?}"
+        )));
+    }
+    let spatial = x.rank() - 2;
     let kernel: Vec<usize> = node
         .ints("kernel_shape")
         .ok_or_else(|| unsupported("pooling needs kernel_shape".to_owned()))?

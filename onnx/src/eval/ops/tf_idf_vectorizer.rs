@@ -134,16 +134,19 @@ pub fn tf_idf_vectorizer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     );
     let max_skip = usize::try_from(node.int("max_skip_count", 0)).unwrap_or(0);
     let indexes = node.ints("ngram_indexes").unwrap_or_default();
-    let width = indexes.iter().copied().max().map_or(0, |m| m.max(-1) + 1) as usize;
+    let width = indexes
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| m.max(-1).saturating_add(1)) as usize;
     let (rows, columns) = match x.dims() {
         [] => (1, 1),
         &[c] => (1, c),
         &[b, c] => (b, c),
         other => return Err(evaluation(format!("TfIdfVectorizer X of shape {other:?}"))),
     };
-    if (rows as u64).saturating_mul(width as u64) > crate::model_check::MAX_ELEMENTS {
-        return Err(evaluation("TfIdfVectorizer's output is too large"));
-    }
+    // The output is allocated whole: the operators' element budget, not the file's (2^40).
+    super::host::element_count(&[rows, width], "TfIdfVectorizer's output")?;
     let grams = Grams::parse(node, min, max)?;
     let counting = Counting {
         grams: &grams,

@@ -46,7 +46,14 @@ fn groups<'a>(
     let n = rest / kinds;
     let groups = (0..kinds)
         .map(|k| (0..n).map(|i| required(inputs, 2 + k * n + i)).collect())
-        .collect::<Result<Vec<Vec<_>>, _>>()?;
+        .collect::<Result<Vec<Vec<&Tensor>>, _>>()?;
+    // The updates use candle's float functions (sqrt), which panic on integers.
+    if let Some(t) = groups.iter().flatten().find(|t| !t.dtype().is_float()) {
+        return Err(ModelError::Evaluation(format!(
+            "{op} updates floating-point tensors, not {:?}",
+            t.dtype()
+        )));
+    }
     Ok((r, t, groups))
 }
 
