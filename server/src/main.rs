@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    kiln_server::telemetry::init();
+    kiln_server::telemetry::init(settings.log_json);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)
             .await

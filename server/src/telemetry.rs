@@ -1,11 +1,16 @@
-//! Structured logs. `RUST_LOG` filters (default `info`); `KILN_LOG_FORMAT=json` switches to JSON lines.
+//! Structured logs. `RUST_LOG` filters (default `info`); the `log_format` setting (`KILN_LOG_FORMAT`)
+//! switches to JSON lines.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-pub fn init() {
+/// The log format a child process of the server was given (it reads no settings of its own).
+pub fn json_for_child() -> bool {
+    std::env::var("KILN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
+pub fn init(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("KILN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::CLOSE)

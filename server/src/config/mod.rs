@@ -4,11 +4,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 mod backends;
+mod sources;
 
 pub use backends::{DatabaseSettings, ServerSideEncryption, StorageSettings};
 use backends::{parse_database_url, parse_storage_url};
@@ -17,25 +16,37 @@ use backends::{parse_database_url, parse_storage_url};
 /// afterwards, so a frozen mirror cannot serve it forever.
 pub const DEFAULT_MANIFEST_VALIDITY_DAYS: u64 = 90;
 
-/// Settings as written by the operator, before validation.
+/// Settings as written by the operator, before validation. Unknown keys are refused (see [`sources`]).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSettings {
+    #[serde(default, deserialize_with = "sources::text")]
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "sources::text")]
     database_url: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     storage_url: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_endpoint: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_region: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_access_key_id: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_secret_access_key: Option<String>,
     max_json_bytes: Option<u64>,
     upload_session_ttl_hours: Option<u64>,
+    #[serde(default, deserialize_with = "sources::text")]
     bootstrap_token: Option<String>,
     rate_limit_per_minute: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_sse: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_sse_kms_key_id: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
     s3_sse_c_key: Option<String>,
     pipeline_workers: Option<usize>,
     manifest_keys_dir: Option<PathBuf>,
@@ -45,6 +56,8 @@ struct RawSettings {
     embedded_runner_threads: Option<u32>,
     step_memory_mb: Option<u64>,
     step_time_secs: Option<u64>,
+    #[serde(default, deserialize_with = "sources::text")]
+    log_format: Option<String>,
 }
 
 #[derive(Clone)]
@@ -79,6 +92,8 @@ pub struct Settings {
     /// The kiln-server program its child processes run (pipeline steps, the embedded runner): this binary
     /// unless a program that embeds the server (its tests) names it.
     pub server_executable: Option<PathBuf>,
+    /// Log lines as JSON instead of text (`log_format = "json"`).
+    pub log_json: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -125,29 +140,7 @@ pub(crate) fn config_error(setting: &str, problem: impl Into<String>) -> ConfigE
 impl Settings {
     /// Reads `config_file` (if given, it must exist; else `./kiln.toml` when present) and the environment.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        match config_file {
-            Some(path) if !path.is_file() => {
-                return Err(config_error(
-                    "--config",
-                    format!("{} does not exist", path.display()),
-                ));
-            }
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if Path::new("kiln.toml").is_file() => {
-                figment = figment.merge(Toml::file_exact("kiln.toml"))
-            }
-            None => {}
-        }
-        // KILN_SERVER and KILN_TOKEN belong to the CLI; they are not server settings.
-        figment = figment.merge(Env::prefixed("KILN_").ignore(&["server", "token", "config"]));
-        let raw: RawSettings = figment.extract().map_err(|e| {
-            let key = e.path.last().map(|k| format!("KILN_{}", k.to_uppercase()));
-            config_error(
-                key.as_deref().unwrap_or("configuration"),
-                e.kind.to_string(),
-            )
-        })?;
+        let raw = sources::read(config_file)?;
         Self::validate(raw, |name| std::env::var(name).ok())
     }
 
@@ -237,6 +230,16 @@ impl Settings {
                 "must be between 1 and 1024",
             ));
         }
+        let log_json = match raw.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(config_error(
+                    "KILN_LOG_FORMAT",
+                    format!("{other:?} is not a log format: text or json"),
+                ));
+            }
+        };
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -298,6 +301,7 @@ impl Settings {
             step_memory_bytes: step_memory_mb * 1024 * 1024,
             step_time: std::time::Duration::from_secs(step_time_secs),
             server_executable: None,
+            log_json,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,
@@ -429,7 +433,53 @@ mod tests {
             assert_eq!(overridden.data_dir, Path::new("/srv/kiln"));
             jail.set_env("KILN_MAX_JSON_BYTES", "lots");
             let err = Settings::load(None).unwrap_err().to_string();
-            assert!(err.starts_with("KILN_MAX_JSON_BYTES:"), "{err}");
+            assert!(
+                err.starts_with("KILN_MAX_JSON_BYTES: must be a whole number"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail closure must return figment::Error"
+    )]
+    fn unknown_settings_are_refused_by_name_with_the_nearest_known_one() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kiln.toml", "lisen = \"0.0.0.0:9000\"")?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "kiln.toml: lisen: is not a kiln-server setting (did you mean listen?); \
+                 docs/operations.md lists them"
+            );
+            jail.create_file("kiln.toml", "log_format = \"json\"")?;
+            assert!(Settings::load(None).map_err(|e| e.to_string())?.log_json);
+            jail.set_env("KILN_PIPELINE_WROKERS", "2");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.starts_with("KILN_PIPELINE_WROKERS: is not a kiln-server setting (did you mean KILN_PIPELINE_WORKERS?)"),
+                "{err}"
+            );
+            jail.clear_env();
+            // The CLI's variables and the tests' share the prefix and are left alone.
+            jail.set_env("KILN_TOKEN", "kiln_x");
+            jail.set_env("KILN_TEST_DATABASE_URL", "postgres://x");
+            jail.set_env("KILN_LISTEN", "8080");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.starts_with("KILN_LISTEN: \"8080\" is not an address and port"),
+                "{err}"
+            );
+            jail.set_env("KILN_LOG_FORMAT", "xml");
+            jail.set_env("KILN_LISTEN", "127.0.0.1:8080");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.starts_with("KILN_LOG_FORMAT: \"xml\" is not a log format"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -32,6 +32,8 @@ pub struct EmbeddedRunner {
     pub secret: String,
     pub cache: PathBuf,
     pub threads: u32,
+    /// The server's log format, which the child follows.
+    pub log_json: bool,
 }
 
 /// Keeps the runner child running until `stop`: a child that exits is logged and started again.
@@ -47,6 +49,10 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
                 .env(SECRET, &runner.secret)
                 .env(CACHE, &runner.cache)
                 .env(THREADS, runner.threads.to_string())
+                .env(
+                    "KILN_LOG_FORMAT",
+                    if runner.log_json { "json" } else { "text" },
+                )
                 // The child stops when this pipe closes: when the server stops or dies.
                 .stdin(Stdio::piped())
                 .kill_on_drop(true);
@@ -90,7 +96,7 @@ pub fn run_child() -> ExitCode {
         }
     };
     let threads: usize = var(THREADS).ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    crate::telemetry::init();
+    crate::telemetry::init(crate::telemetry::json_for_child());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

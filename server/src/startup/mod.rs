@@ -136,6 +136,7 @@ impl Application {
                     secret,
                     cache: settings.data_dir.join("runner-cache"),
                     threads: settings.embedded_runner_threads,
+                    log_json: settings.log_json,
                 },
                 workers_stop.clone(),
             );

@@ -106,6 +106,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         step_time: std::time::Duration::from_secs(600),
         // Pipeline steps and the embedded runner run in the real server binary, as they do in production.
         server_executable: Some(env!("CARGO_BIN_EXE_kiln-server").into()),
+        log_json: false,
         tls: None,
     }
 }
