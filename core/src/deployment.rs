@@ -63,8 +63,9 @@ pub struct ManifestVariant {
     /// How the variant was proven: engine, reference, max absolute and relative L2 error, tolerance.
     #[schema(value_type = Option<Object>)]
     pub validation: Option<serde_json::Value>,
-    /// What each optimization pass changed, for optimized variants.
-    #[schema(value_type = Option<Object>)]
+    /// What each optimization pass changed, for optimized variants: one record per
+    /// pass, in the order they ran.
+    #[schema(value_type = Option<Vec<Object>>)]
     pub passes: Option<serde_json::Value>,
     /// Measurements on runners, one per device and batch size.
     #[serde(default)]
@@ -119,20 +120,27 @@ pub struct BenchmarkResult {
     pub engine: String,
     /// CPU threads the engine was pinned to.
     pub threads: Option<u32>,
+    #[schema(minimum = 1)]
     pub batch_size: i64,
     /// The shape of each input the variant was run with (symbolic dims made concrete).
     pub input_shapes: std::collections::BTreeMap<String, Vec<i64>>,
     pub warmup_iterations: u32,
+    #[schema(minimum = 1)]
     pub iterations: u32,
+    #[schema(minimum = 0)]
     pub p50_ms: f64,
+    #[schema(minimum = 0)]
     pub p90_ms: f64,
+    #[schema(minimum = 0)]
     pub p99_ms: f64,
     /// Items per second at the median latency: batch_size / p50.
+    #[schema(minimum = 0)]
     pub throughput: f64,
     /// Peak memory while running: GPU memory in use on the device, or the runner process's peak resident
     /// set on a CPU; None where it cannot be told apart (the server's embedded runner).
     pub peak_memory_bytes: Option<i64>,
     /// Largest absolute difference of the outputs on this device from kiln's CPU reference.
+    #[schema(minimum = 0)]
     pub max_abs_error: Option<f64>,
     /// The runner that measured it.
     pub runner: String,

@@ -15,19 +15,25 @@ use crate::deployment::BenchmarkResult;
 #[serde(deny_unknown_fields)]
 pub struct RunnerRegistration {
     /// E.g. the host name; several runners may share one.
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
     /// `cpu` or `cuda:N`.
+    #[schema(pattern = "^(cpu|cuda:[0-9]{1,5})$")]
     pub device: String,
     /// The CPU model or GPU name.
+    #[schema(min_length = 1, max_length = 256)]
     pub device_name: String,
     /// Device memory (GPU) or system memory (CPU), when known.
     pub memory_bytes: Option<i64>,
     /// GPU driver and CUDA versions.
     pub driver: Option<String>,
     /// The inference engine and its version.
+    #[schema(min_length = 1, max_length = 256)]
     pub engine: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub kiln_version: String,
-    /// What the runner can do, e.g. `benchmark`, `fp16`.
+    /// What the runner can do, e.g. `benchmark`, `fp16`: at most 32, each 1-64 characters.
+    #[schema(max_items = 32)]
     pub capabilities: Vec<String>,
     /// CPU threads benchmarks are pinned to.
     pub threads: Option<u32>,
@@ -56,12 +62,29 @@ pub enum RunnerState {
     Lost,
 }
 
-/// A registered runner, as `GET /api/v1/runners` lists it.
+/// A registered runner, as `GET /api/v1/runners` lists it: its registration's fields beside its state.
+// The registration's fields are written out rather than `#[serde(flatten)]`ed: the OpenAPI schema of a
+// flattened struct is an `allOf` with the registration's `additionalProperties: false` (it refuses
+// unknown fields), which no listed runner could satisfy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunnerView {
     pub id: String,
-    #[serde(flatten)]
-    pub registration: RunnerRegistration,
+    pub name: String,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// The CPU model or GPU name.
+    pub device_name: String,
+    /// Device memory (GPU) or system memory (CPU), when known.
+    pub memory_bytes: Option<i64>,
+    /// GPU driver and CUDA versions.
+    pub driver: Option<String>,
+    /// The inference engine and its version.
+    pub engine: String,
+    pub kiln_version: String,
+    /// What the runner can do, e.g. `benchmark`, `fp16`.
+    pub capabilities: Vec<String>,
+    /// CPU threads benchmarks are pinned to.
+    pub threads: Option<u32>,
     pub state: RunnerState,
     pub registered_at: DateTime<Utc>,
     pub last_heartbeat_at: DateTime<Utc>,
@@ -113,10 +136,9 @@ pub struct HeartbeatAck {
 #[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BenchmarkReport {
     Succeeded {
+        #[schema(min_items = 1, max_items = 16)]
         results: Vec<BenchmarkResult>,
     },
     /// The variant cannot be measured on this runner (e.g. an operator its engine lacks): final.
-    Failed {
-        message: String,
-    },
+    Failed { message: String },
 }

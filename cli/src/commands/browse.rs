@@ -290,14 +290,11 @@ pub async fn runners(client: &ApiClient, json: bool) -> Result<(), CliError> {
     for r in &runners {
         let state = serde_json::to_value(r.state).expect("state serialises");
         out.add_row(vec![
-            Cell::new(&r.registration.name),
-            Cell::new(format!(
-                "{} ({})",
-                r.registration.device, r.registration.device_name
-            )),
+            Cell::new(&r.name),
+            Cell::new(format!("{} ({})", r.device, r.device_name)),
             Cell::new(state.as_str().unwrap_or("?")),
             Cell::new(r.last_heartbeat_at.format("%Y-%m-%d %H:%M:%S")),
-            Cell::new(&r.registration.engine),
+            Cell::new(&r.engine),
             Cell::new(&r.id),
         ]);
     }

@@ -67,7 +67,9 @@ pub struct AccessToken {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// A name to recognise the token by, e.g. `ci` or `laptop`.
+    /// A name to recognise the token by, e.g. `ci` or `laptop`: 1 to 64 characters (trimmed), no control
+    /// characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// `read`, `write`, `admin` (optionally `:NAMESPACE`), or `runner`. Scopes cap the user's roles,
     /// they never add to them. Default: `["write"]`.
@@ -109,7 +111,9 @@ pub struct CreatedToken {
 pub struct CreateUserRequest {
     /// Also the name of the user's personal namespace.
     pub name: NamespaceName,
+    /// 12 to 1024 characters; without one, the user signs in only with API tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     #[serde(default)]
     pub admin: bool,

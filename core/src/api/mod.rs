@@ -265,9 +265,10 @@ pub struct VariantDetail {
     pub validation: Option<serde_json::Value>,
     /// The model file first, then its external-data files.
     pub files: Vec<FileEntry>,
-    /// What each optimization pass changed (nodes and bytes before and after), for optimized variants.
+    /// What each optimization pass changed (nodes and bytes before and after), for optimized variants: one record per
+    /// pass, in the order they ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub passes: Option<serde_json::Value>,
     /// Measurements on runners, one per device and batch size.
     #[serde(default)]
@@ -292,6 +293,7 @@ pub struct PipelineOptions {
 pub struct FileEntry {
     pub path: FilePath,
     pub digest: Sha256Digest,
+    #[schema(minimum = 0)]
     pub size: i64,
 }
 
@@ -330,6 +332,8 @@ pub struct FlaggedFile {
 #[serde(deny_unknown_fields)]
 pub struct CreateVersionRequest {
     pub version: VersionName,
+    /// 1 to 100,000 files.
+    #[schema(min_items = 1, max_items = 100_000)]
     pub files: Vec<FileEntry>,
     /// What the pipeline makes of this version (absent: the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,9 +344,13 @@ pub struct CreateVersionRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateModelRequest {
+    /// At most 10,000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 10_000)]
     pub description: Option<String>,
+    /// At most 64 tags, each 1-64 characters without control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 64)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -350,6 +358,8 @@ pub struct UpdateModelRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MissingBlobsRequest {
+    /// At most 100,000 digests.
+    #[schema(max_items = 100_000)]
     pub digests: Vec<Sha256Digest>,
 }
 
@@ -364,6 +374,8 @@ pub struct MissingBlobsResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateUploadRequest {
     pub digest: Sha256Digest,
+    /// The blob's size in bytes, 0 to 5 TiB.
+    #[schema(minimum = 0, maximum = 5_497_558_138_880_i64)]
     pub size: i64,
 }
 

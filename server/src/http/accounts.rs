@@ -17,11 +17,14 @@ use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
 
+/// Get an access token
+///
 /// Exchange an API token, or a user name and password, for an access token (a JWT valid 15 minutes).
+/// Public: this is how a caller signs in.
 #[utoipa::path(tag = "auth", request_body = TokenRequest, responses(
-    (status = 200, body = AccessToken),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
+    (status = 200, description = "A short-lived access token to send as `Authorization: Bearer`", body = AccessToken),
+    (status = 400, description = "Neither a token nor a user name and password, or both (`invalid_credentials_request`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 401, description = "An unknown, expired or revoked token, or a wrong user name or password (`unauthorized`)", body = ErrorResponse),
 ))]
 #[post("/auth/token")]
 async fn exchange_token(
@@ -31,15 +34,23 @@ async fn exchange_token(
     Ok(Json(services.accounts.exchange(body.into_inner()).await?))
 }
 
-/// Who the caller is, their scopes and their namespaces.
-#[utoipa::path(tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorResponse)))]
+/// Get the caller
+///
+/// Who the caller is, their credential's scopes and their namespaces with their role in each.
+#[utoipa::path(tag = "auth", responses(
+    (status = 200, description = "The signed-in user", body = Me),
+))]
 #[get("/me")]
 async fn me(services: Data<Services>, principal: Principal) -> Result<Json<Me>, Error> {
     Ok(Json(services.accounts.me(signed_in(&principal)?)))
 }
 
-/// The caller's API tokens (never the tokens themselves).
-#[utoipa::path(tag = "auth", responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorResponse)))]
+/// List API tokens
+///
+/// The caller's API tokens, revoked ones included: names, scopes and dates, never the tokens themselves.
+#[utoipa::path(tag = "auth", responses(
+    (status = 200, description = "The caller's tokens", body = Vec<TokenInfo>),
+))]
 #[get("/tokens")]
 async fn list_tokens(
     services: Data<Services>,
@@ -53,12 +64,13 @@ async fn list_tokens(
     ))
 }
 
-/// Create an API token for the caller. The response is the only time the token is shown.
+/// Create an API token
+///
+/// Create an API token for the caller (audited). The response is the only time the token is shown.
 #[utoipa::path(tag = "auth", request_body = CreateTokenRequest, responses(
-    (status = 201, body = CreatedToken),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
+    (status = 201, description = "The new token, shown this once", body = CreatedToken),
+    (status = 400, description = "A name that is empty, over 64 characters or holds control characters (`invalid_token_name`), an unknown scope (`invalid_scope`), a lifetime outside 1 to 3650 days (`invalid_expiry`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 403, description = "The scopes asked for exceed the credential's own (a token can only make narrower ones), or a `runner` token asked for by a non-administrator", body = ErrorResponse),
 ))]
 #[post("/tokens")]
 async fn create_token(
@@ -85,12 +97,13 @@ struct TokenPath {
     id: String,
 }
 
-/// Revoke one of the caller's tokens (administrators may revoke any token). Access tokens exchanged for it
-/// stop working too.
+/// Revoke an API token
+///
+/// Revoke one of the caller's tokens (administrators may revoke any token); audited. Access tokens
+/// exchanged for it stop working too.
 #[utoipa::path(tag = "auth", params(TokenPath), responses(
-    (status = 204, description = "Revoked"),
-    (status = 401, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 204, description = "The token is revoked"),
+    (status = 404, description = "No such token", body = ErrorResponse),
 ))]
 #[delete("/tokens/{id}")]
 async fn revoke_token(
@@ -107,20 +120,25 @@ async fn revoke_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Every user (administrators only).
-#[utoipa::path(tag = "admin", responses((status = 200, body = Vec<UserInfo>), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+/// List users
+///
+/// Every user, by name (administrators only).
+#[utoipa::path(tag = "admin", responses(
+    (status = 200, description = "Every user", body = Vec<UserInfo>),
+))]
 #[get("/users")]
 async fn list_users(services: Data<Services>) -> Result<Json<Vec<UserInfo>>, Error> {
     Ok(Json(services.accounts.list_users().await?))
 }
 
-/// Create a user, with a personal namespace of the same name (administrators only).
+/// Create a user
+///
+/// Create a user, with a personal namespace of the same name where they are admin (administrators only;
+/// audited).
 #[utoipa::path(tag = "admin", request_body = CreateUserRequest, responses(
-    (status = 201, body = UserInfo),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 409, body = ErrorResponse),
+    (status = 201, description = "The new user", body = UserInfo),
+    (status = 400, description = "A name that is not a valid namespace name (`invalid_name`), a password outside 12 to 1024 characters (`weak_password`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 409, description = "A user or namespace of that name exists (`name_taken`)", body = ErrorResponse),
 ))]
 #[post("/users")]
 async fn create_user(
@@ -148,14 +166,16 @@ struct AuditQuery {
     /// Only entries about this target, e.g. `acme/sentiment:1.0.0` or `acme`
     target: Option<String>,
     /// At most this many entries, newest first (1..=1000, default 100)
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
-/// The audit log: every mutation, who made it, when and from where (administrators only).
+/// Read the audit log
+///
+/// Every mutation, who made it, when and from where, newest first (administrators only).
 #[utoipa::path(tag = "admin", params(AuditQuery), responses(
-    (status = 200, body = Vec<AuditEntry>),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
+    (status = 200, description = "The newest entries, newest first", body = Vec<AuditEntry>),
+    (status = 400, description = "`limit` outside 1 to 1000 (`invalid_page`) or not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/audit")]
 async fn audit_log(
@@ -171,12 +191,12 @@ async fn audit_log(
     ))
 }
 
+/// Rotate the access-token key
+///
 /// Start signing access tokens with a new key; tokens signed with the old one keep working until they
-/// expire (administrators only).
+/// expire (administrators only; audited).
 #[utoipa::path(tag = "admin", responses(
     (status = 200, description = "The new key's id", body = RotatedJwtKey),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
 ))]
 #[post("/admin/jwt-keys/rotate")]
 async fn rotate_jwt_key(
@@ -191,13 +211,13 @@ async fn rotate_jwt_key(
     Ok(HttpResponse::Ok().json(RotatedJwtKey { kid }))
 }
 
-/// Create an organisation namespace; the caller becomes its admin (administrators only).
+/// Create a namespace
+///
+/// Create an organisation namespace; the caller becomes its admin (administrators only; audited).
 #[utoipa::path(tag = "namespaces", request_body = CreateNamespaceRequest, responses(
-    (status = 201, body = NamespaceSummary),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 409, body = ErrorResponse),
+    (status = 201, description = "The new, empty namespace", body = NamespaceSummary),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 409, description = "A namespace or user of that name exists (`name_taken`)", body = ErrorResponse),
 ))]
 #[post("/namespaces")]
 async fn create_namespace(
@@ -214,12 +234,13 @@ async fn create_namespace(
     Ok(HttpResponse::Created().json(created))
 }
 
+/// List a namespace's members
+///
 /// A namespace's members and their roles (namespace admins).
 #[utoipa::path(tag = "namespaces", params(NamespacePath), responses(
-    (status = 200, body = Vec<Member>),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "Every member with their role", body = Vec<Member>),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[get("/namespaces/{namespace}/members")]
 async fn list_members(
@@ -234,18 +255,21 @@ async fn list_members(
 #[into_params(parameter_in = Path)]
 struct MemberPath {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     namespace: String,
-    /// User name
+    /// User name (user names follow the namespace rules)
+    #[param(value_type = NamespaceName)]
     user: String,
 }
 
-/// Add a member or change their role: reader, writer or admin (namespace admins).
+/// Set a member's role
+///
+/// Add a member or change their role: reader, writer or admin (namespace admins; audited).
 #[utoipa::path(tag = "namespaces", params(MemberPath), request_body = SetMemberRequest, responses(
-    (status = 200, body = Member),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The member with their new role", body = Member),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`), or a role other than reader, writer, admin (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "No such namespace or user", body = ErrorResponse),
+    (status = 409, description = "The user owns the namespace (their personal one) and stays its admin (`owner_role`)", body = ErrorResponse),
 ))]
 #[put("/namespaces/{namespace}/members/{user}")]
 async fn set_member(
@@ -263,12 +287,14 @@ async fn set_member(
     Ok(Json(member))
 }
 
-/// Remove a member (namespace admins).
+/// Remove a member
+///
+/// Take a user's membership of a namespace away (namespace admins; audited).
 #[utoipa::path(tag = "namespaces", params(MemberPath), responses(
-    (status = 204, description = "Removed"),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 204, description = "The user is no longer a member"),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such namespace or user, or the user is not a member", body = ErrorResponse),
+    (status = 409, description = "The user owns the namespace (their personal one) and cannot be removed (`owner_role`)", body = ErrorResponse),
 ))]
 #[delete("/namespaces/{namespace}/members/{user}")]
 async fn remove_member(
@@ -285,12 +311,13 @@ async fn remove_member(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A namespace's settings (namespace admins).
+/// Get a namespace's settings
+///
+/// What the namespace's admins decided for every model in it (namespace admins).
 #[utoipa::path(tag = "namespaces", params(NamespacePath), responses(
-    (status = 200, body = NamespaceSettings),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The namespace's settings", body = NamespaceSettings),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[get("/namespaces/{namespace}/settings")]
 async fn namespace_settings(
@@ -304,14 +331,14 @@ async fn namespace_settings(
     Ok(Json(settings))
 }
 
-/// Change a namespace's settings, e.g. let its versions store pickles the scan would refuse, flagged and
-/// never loaded (namespace admins; audited).
+/// Change a namespace's settings
+///
+/// E.g. let its versions store pickles the scan would refuse, flagged and never loaded (namespace admins;
+/// audited).
 #[utoipa::path(tag = "namespaces", params(NamespacePath), request_body = NamespaceSettings, responses(
-    (status = 200, body = NamespaceSettings),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The settings as they are now", body = NamespaceSettings),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[put("/namespaces/{namespace}/settings")]
 async fn set_namespace_settings(

@@ -6,22 +6,27 @@ use kiln_core::api::ErrorResponse;
 
 use kiln_core::{FilePath, ModelName, NamespaceName, VersionName};
 
+use super::openapi::{Binary, RangeNotSatisfiable};
 use super::params::{FilePathParams, VariantFilePathParams};
 use super::ranges::requested_range;
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::downloads::FileSource;
 
-/// Download a file of a version. Supports `Range: bytes=START-END` (206 Partial Content). The `ETag` is
-/// the file's sha256 digest.
+/// Download a version's file
+///
+/// The bytes of one file the user pushed, streamed. Supports `Range: bytes=START-END` (206 Partial
+/// Content) to resume or fetch a part. The `ETag` is the file's sha256 digest: check it after download.
 #[utoipa::path(tag = "files", params(FilePathParams,
         ("Range" = Option<String>, Header, description = "bytes=START-END, bytes=START- or bytes=-SUFFIX")),
     responses(
-        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, body = ErrorResponse),
-        (status = 404, body = ErrorResponse),
-        (status = 416, body = ErrorResponse),
+        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = inline(Binary),
+            headers(("ETag" = String, description = "The file's sha256 digest, quoted"), ("Content-Length" = u64))),
+        (status = 206, description = "The requested range of the file", content_type = "application/octet-stream", body = inline(Binary),
+            headers(("Content-Range" = String, description = "bytes START-END/SIZE"), ("ETag" = String, description = "The file's sha256 digest, quoted"))),
+        (status = 400, description = "A bad namespace, model or version name (`invalid_name`) or file path (`invalid_path`)", body = ErrorResponse),
+        (status = 404, description = "No such version, or no such file in it", body = ErrorResponse),
+        (status = 416, response = RangeNotSatisfiable),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/files/{path:.+}")]
 async fn download_file(
@@ -42,16 +47,20 @@ async fn download_file(
     .await
 }
 
-/// Download a file of a variant the pipeline produced (`onnx`: the model, then its external data), with
-/// the same range support and `ETag` as version files.
+/// Download a variant's file
+///
+/// A file of a variant the pipeline produced (the model file, then its external data, as the variant
+/// lists them), streamed, with the same range support and `ETag` as version files.
 #[utoipa::path(tag = "files", params(VariantFilePathParams,
         ("Range" = Option<String>, Header, description = "bytes=START-END, bytes=START- or bytes=-SUFFIX")),
     responses(
-        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, body = ErrorResponse),
-        (status = 404, body = ErrorResponse),
-        (status = 416, body = ErrorResponse),
+        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = inline(Binary),
+            headers(("ETag" = String, description = "The file's sha256 digest, quoted"), ("Content-Length" = u64))),
+        (status = 206, description = "The requested range of the file", content_type = "application/octet-stream", body = inline(Binary),
+            headers(("Content-Range" = String, description = "bytes START-END/SIZE"), ("ETag" = String, description = "The file's sha256 digest, quoted"))),
+        (status = 400, description = "A bad name (`invalid_name`), variant name (`invalid_variant`) or file path (`invalid_path`)", body = ErrorResponse),
+        (status = 404, description = "No such version or variant, or no such file in the variant", body = ErrorResponse),
+        (status = 416, response = RangeNotSatisfiable),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path:.+}")]
 async fn download_variant_file(

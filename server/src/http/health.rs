@@ -4,8 +4,12 @@ use kiln_core::api::HealthResponse;
 
 use crate::services::Services;
 
-/// Liveness: the process is up and serving HTTP.
-#[utoipa::path(tag = "health", responses((status = 200, body = HealthResponse)))]
+/// Liveness
+///
+/// The process is up and serving HTTP; checks nothing else. Public.
+#[utoipa::path(tag = "health", responses(
+    (status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = HealthResponse),
+))]
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse {
@@ -14,10 +18,13 @@ async fn healthz() -> HttpResponse {
     })
 }
 
-/// Readiness: the database and the blob store both answer.
+/// Readiness
+///
+/// Whether the database and the blob store both answer: route traffic here only when this is 200.
+/// Public; the failing dependency is named, its internals stay in the server's log.
 #[utoipa::path(tag = "health", responses(
-    (status = 200, body = HealthResponse),
-    (status = 503, description = "A dependency is down", body = HealthResponse),
+    (status = 200, description = "Ready: every check passed", body = HealthResponse),
+    (status = 503, description = "Not ready: a dependency is down; `checks` names it", body = HealthResponse),
 ))]
 #[get("/readyz")]
 async fn readyz(services: Data<Services>) -> HttpResponse {

@@ -3,32 +3,54 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get};
 use kiln_core::api::{ErrorResponse, ManifestResponse};
 
+use super::openapi::CompactJws;
 use super::params::{AliasPath, SequencePath, VersionPath};
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::manifests::Subject;
 
+/// How long caches may keep a manifest (docs/manifest.md): the newest of a version or an alias changes
+/// (re-signed before it expires, or the alias moves), so a minute; one by sequence never changes. Private:
+/// a private model's manifest needs credentials, so only the client's own cache may keep it.
+const NEWEST: &str = "private, max-age=60";
+const BY_SEQUENCE: &str = "private, max-age=31536000, immutable";
+/// The signing keys: five minutes, so a rotated key reaches verifiers soon (a verifier that meets an
+/// unknown `kid` fetches the set again anyway).
+const JWKS: &str = "public, max-age=300";
+
 /// JSON with the decoded document beside its JWS, or with `Accept: application/jose` the compact JWS alone.
-fn reply(req: &HttpRequest, manifest: ManifestResponse) -> HttpResponse {
+fn reply(
+    req: &HttpRequest,
+    manifest: ManifestResponse,
+    cache_control: &'static str,
+) -> HttpResponse {
     let wants_jose = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|accept| accept.contains("application/jose"));
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::VARY, "Accept"));
     if wants_jose {
-        HttpResponse::Ok()
-            .content_type("application/jose")
-            .body(manifest.jws)
+        response.content_type("application/jose").body(manifest.jws)
     } else {
-        HttpResponse::Ok().json(manifest)
+        response.json(manifest)
     }
 }
 
-/// The version's newest signed deployment manifest.
+/// Get a version's manifest
+///
+/// The version's newest signed deployment manifest. JSON (the decoded document beside its JWS) by
+/// default; with `Accept: application/jose`, the compact JWS alone.
 #[utoipa::path(tag = "manifests", params(VersionPath), responses(
-    (status = 200, body = ManifestResponse),
-    (status = 200, description = "The compact JWS", content_type = "application/jose", body = String),
-    (status = 404, description = "No such version, or its pipeline is not ready yet", body = ErrorResponse),
+    (status = 200, description = "The newest manifest: the document and its JWS (JSON), or the compact JWS (`application/jose`)", content(
+        (ManifestResponse = "application/json"),
+        (inline(CompactJws) = "application/jose"),
+    )),
+    (status = 400, description = "The namespace, model or version is not a valid name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such version, or no manifest yet (one is published when the version is ready)", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/manifest")]
 async fn version_manifest(
@@ -41,15 +63,20 @@ async fn version_manifest(
         .manifests
         .get(ns, model, Subject::Version(version), None)
         .await?;
-    Ok(reply(&req, manifest))
+    Ok(reply(&req, manifest, NEWEST))
 }
 
-/// One of the version's manifests by sequence, exactly as it was published.
+/// Get a version's manifest by sequence
+///
+/// One of the version's manifests, exactly as it was published, by its sequence number. JSON by default;
+/// with `Accept: application/jose`, the compact JWS alone.
 #[utoipa::path(tag = "manifests", params(VersionPath, SequencePath), responses(
-    (status = 200, body = ManifestResponse),
-    (status = 200, description = "The compact JWS", content_type = "application/jose", body = String),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "That manifest: the document and its JWS (JSON), or the compact JWS (`application/jose`)", content(
+        (ManifestResponse = "application/json"),
+        (inline(CompactJws) = "application/jose"),
+    )),
+    (status = 400, description = "A bad name (`invalid_name`) or a sequence that is not a number (`invalid_path_parameter`)", body = ErrorResponse),
+    (status = 404, description = "No such version, or no manifest with that sequence", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/manifests/{sequence}")]
 async fn version_manifest_by_sequence(
@@ -63,14 +90,21 @@ async fn version_manifest_by_sequence(
         .manifests
         .get(ns, model, Subject::Version(version), Some(n.sequence))
         .await?;
-    Ok(reply(&req, manifest))
+    Ok(reply(&req, manifest, BY_SEQUENCE))
 }
 
-/// The alias's newest manifest (`acme/sentiment@production`): what a deployment system fetches.
+/// Get an alias's manifest
+///
+/// The alias's newest manifest (`acme/sentiment@production`): what a deployment system fetches. Each
+/// move of the alias publishes one with the next sequence. JSON by default; with
+/// `Accept: application/jose`, the compact JWS alone.
 #[utoipa::path(tag = "manifests", params(AliasPath), responses(
-    (status = 200, body = ManifestResponse),
-    (status = 200, description = "The compact JWS", content_type = "application/jose", body = String),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The alias's newest manifest: the document and its JWS (JSON), or the compact JWS (`application/jose`)", content(
+        (ManifestResponse = "application/json"),
+        (inline(CompactJws) = "application/jose"),
+    )),
+    (status = 400, description = "The namespace, model or alias is not a valid name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such model or alias", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/aliases/{alias}/manifest")]
 async fn alias_manifest(
@@ -83,15 +117,20 @@ async fn alias_manifest(
         .manifests
         .get(ns, model, Subject::Alias(alias), None)
         .await?;
-    Ok(reply(&req, manifest))
+    Ok(reply(&req, manifest, NEWEST))
 }
 
-/// One of the alias's manifests by sequence, exactly as it was published.
+/// Get an alias's manifest by sequence
+///
+/// One of the alias's manifests, exactly as it was published, by its sequence number: what a deployment
+/// system checks a rollback against. JSON by default; with `Accept: application/jose`, the compact JWS.
 #[utoipa::path(tag = "manifests", params(AliasPath, SequencePath), responses(
-    (status = 200, body = ManifestResponse),
-    (status = 200, description = "The compact JWS", content_type = "application/jose", body = String),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "That manifest: the document and its JWS (JSON), or the compact JWS (`application/jose`)", content(
+        (ManifestResponse = "application/json"),
+        (inline(CompactJws) = "application/jose"),
+    )),
+    (status = 400, description = "A bad name (`invalid_name`) or a sequence that is not a number (`invalid_path_parameter`)", body = ErrorResponse),
+    (status = 404, description = "No such model or alias, or no manifest with that sequence", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}")]
 async fn alias_manifest_by_sequence(
@@ -105,12 +144,19 @@ async fn alias_manifest_by_sequence(
         .manifests
         .get(ns, model, Subject::Alias(alias), Some(n.sequence))
         .await?;
-    Ok(reply(&req, manifest))
+    Ok(reply(&req, manifest, BY_SEQUENCE))
 }
 
-/// The public keys manifests are signed with (JWK Set, RFC 7517): every key, the retired ones too.
-#[utoipa::path(tag = "manifests", responses((status = 200, description = "JWK Set", body = Object)))]
+/// Get the manifest signing keys
+///
+/// The public keys manifests are signed with, as a JWK Set (RFC 7517): every key, the retired ones too,
+/// so that old manifests still verify. Public: a deployment system needs only this URL.
+#[utoipa::path(tag = "manifests", responses(
+    (status = 200, description = "The JWK Set: `{\"keys\": [...]}`, Ed25519 keys (`kty` `OKP`, `crv` `Ed25519`) by `kid`", body = Object),
+))]
 #[get("/.well-known/jwks.json")]
 async fn jwks(services: Data<Services>) -> HttpResponse {
-    HttpResponse::Ok().json(services.manifests.jwks())
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, JWKS))
+        .json(services.manifests.jwks())
 }

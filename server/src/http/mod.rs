@@ -8,6 +8,7 @@ mod files;
 mod health;
 mod manifests;
 mod models;
+mod openapi;
 mod params;
 mod ranges;
 mod runners;
@@ -15,7 +16,6 @@ mod uploads;
 
 use actix_web::{HttpRequest, web};
 use kiln_core::ErrorCode;
-use kiln_core::api::ErrorResponse;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -23,46 +23,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::Principal;
 use crate::db::repos::audit::Actor;
 use crate::error::Error;
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "kiln",
-        description = "kiln model registry: versioned models in content-addressed storage.\n\n\
-            Errors are JSON `{\"error\": {\"code\", \"message\", \"details\"?}}` with a 4xx or 5xx status.",
-        license(name = "Apache-2.0")
-    ),
-    tags(
-        (name = "models", description = "Namespaces, models and versions"),
-        (name = "blobs", description = "Content-addressed blob uploads"),
-        (name = "files", description = "Downloading a version's files"),
-        (name = "health", description = "Liveness and readiness"),
-        (name = "manifests", description = "Signed deployment manifests and their public keys"),
-        (name = "runners", description = "Benchmark runners: registration, job leases, reports"),
-        (name = "aliases", description = "Movable names for versions (production, staging) and their history"),
-        (name = "auth", description = "Signing in, the caller, API tokens"),
-        (name = "namespaces", description = "Organisation namespaces and their members"),
-        (name = "admin", description = "Users, the audit log, signing keys (administrators)"),
-    ),
-    components(schemas(ErrorResponse)),
-    modifiers(&BearerAuth),
-    security(("bearer" = []), ())
-)]
-struct ApiDoc;
-
-/// Declares the bearer scheme: API tokens (`kiln_...`) or access tokens (JWT) from `/auth/token`.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// Registers every route. The same function feeds the server and the generated OpenAPI document.
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -121,7 +81,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The document's info, tags and shared schemas; routes add their paths through [`routes`].
 pub fn base_openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    openapi::ApiDoc::openapi()
+}
+
+/// Completes the document the routes assembled: each operation gets its access rule from the policy table.
+pub fn finish_openapi(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    openapi::apply_access_rules(&mut api);
+    api
 }
 
 /// The OpenAPI document as the running server serves it at /api-docs/openapi.json.
@@ -131,7 +97,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .openapi(base_openapi())
         .configure(routes)
         .split_for_parts();
-    api
+    finish_openapi(api)
 }
 
 /// Request-body and path parsing errors become the API's JSON errors.

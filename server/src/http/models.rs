@@ -13,10 +13,12 @@ use crate::error::Error;
 use crate::services::Services;
 use crate::services::registry::Committed;
 
-/// List namespaces with their model counts.
+/// List namespaces
+///
+/// Namespaces the caller can see, with how many of their models the caller can see, ordered by name.
 #[utoipa::path(tag = "models", params(PageQuery), responses(
-    (status = 200, body = Vec<NamespaceSummary>),
-    (status = 400, body = ErrorResponse),
+    (status = 200, description = "One page of namespaces, ordered by name", body = Vec<NamespaceSummary>),
+    (status = 400, description = "`limit` or `offset` out of range (`invalid_page`) or not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/namespaces")]
 async fn list_namespaces(
@@ -32,11 +34,13 @@ async fn list_namespaces(
     ))
 }
 
-/// List the models of one namespace.
+/// List a namespace's models
+///
+/// The models of one namespace the caller can see, ordered by name.
 #[utoipa::path(tag = "models", params(NamespacePath, PageQuery), responses(
-    (status = 200, body = Vec<ModelSummary>),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "One page of the namespace's models, ordered by name", body = Vec<ModelSummary>),
+    (status = 400, description = "The namespace is not a valid name (`invalid_name`), or `limit`/`offset` are out of range (`invalid_page`, `invalid_query`)", body = ErrorResponse),
+    (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[get("/namespaces/{namespace}/models")]
 async fn list_namespace_models(
@@ -54,10 +58,13 @@ async fn list_namespace_models(
     ))
 }
 
-/// List every model, ordered by namespace and name.
+/// List models
+///
+/// Every model the caller can see (public ones, and private ones in the caller's namespaces), ordered by
+/// namespace and name.
 #[utoipa::path(tag = "models", params(PageQuery), responses(
-    (status = 200, body = Vec<ModelSummary>),
-    (status = 400, body = ErrorResponse),
+    (status = 200, description = "One page of models, ordered by namespace and name", body = Vec<ModelSummary>),
+    (status = 400, description = "`limit` or `offset` out of range (`invalid_page`) or not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/models")]
 async fn list_models(
@@ -73,11 +80,13 @@ async fn list_models(
     ))
 }
 
-/// A model with its versions, newest first.
+/// Get a model
+///
+/// A model's description, tags and visibility, with its versions newest first.
 #[utoipa::path(tag = "models", params(ModelPath), responses(
-    (status = 200, body = ModelDetail),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The model and its versions", body = ModelDetail),
+    (status = 400, description = "The namespace or model is not a valid name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such model, or a private one the caller may not read", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}")]
 async fn get_model(
@@ -88,11 +97,14 @@ async fn get_model(
     Ok(Json(services.registry.get_model(ns, model).await?))
 }
 
-/// Change a model's description or tags.
+/// Update a model
+///
+/// Change a model's description or tags; fields left out stay as they are (audited). Needs write access
+/// to the namespace.
 #[utoipa::path(tag = "models", params(ModelPath), request_body = UpdateModelRequest, responses(
-    (status = 200, body = ModelDetail),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The model as it is now", body = ModelDetail),
+    (status = 400, description = "A bad name (`invalid_name`), a description over 10,000 characters (`invalid_description`), more than 64 tags or a tag that is empty, over 64 characters or holds control characters (`invalid_tags`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "No such model or namespace", body = ErrorResponse),
 ))]
 #[patch("/models/{namespace}/{model}")]
 async fn update_model(
@@ -111,14 +123,18 @@ async fn update_model(
     ))
 }
 
-/// Commit a version from uploaded blobs. Creates the namespace and model on first push. The same version
-/// with identical files is a no-op (200); with different files, 409.
+/// Commit a version
+///
+/// Commit a version from blobs already uploaded, naming each file's path, digest and size. Creates the
+/// model on first push (and the namespace, for an administrator). Committing the same version with
+/// identical files again is a no-op (200); with different files, 409. The pipeline (scan, convert,
+/// optimize, benchmark) starts on the new version.
 #[utoipa::path(tag = "models", params(ModelPath), request_body = CreateVersionRequest, responses(
-    (status = 201, description = "Version created", body = VersionDetail),
-    (status = 200, description = "Version already present with identical files", body = VersionDetail),
-    (status = 400, description = "Invalid request or blobs missing (`missing_blobs`)", body = ErrorResponse),
-    (status = 409, description = "Version exists with different files (`version_conflict`)", body = ErrorResponse),
-    (status = 413, body = ErrorResponse),
+    (status = 201, description = "Version created; its pipeline is queued", body = VersionDetail),
+    (status = 200, description = "The version already exists with identical files; nothing changed", body = VersionDetail),
+    (status = 400, description = "The commit is refused: a bad name or version (`invalid_name`), a bad file path (`invalid_path`) or digest (`invalid_digest`), no files (`no_files`), over 100,000 files (`too_many_files`), a negative size (`invalid_size`), a path listed twice (`duplicate_path`) or both a file and a folder (`path_conflict`), unknown variants or tolerances (`invalid_variant`, `invalid_tolerance`), a size that differs from the stored blob's (`size_mismatch`), blobs the caller has not uploaded (`missing_blobs`, with their digests in `details.missing`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "The namespace does not exist (only an administrator's push creates one)", body = ErrorResponse),
+    (status = 409, description = "The version exists with different files (`version_conflict`); versions are immutable", body = ErrorResponse),
 ))]
 #[post("/models/{namespace}/{model}/versions")]
 async fn create_version(
@@ -147,11 +163,13 @@ async fn create_version(
     )
 }
 
-/// One version with its files.
+/// Get a version
+///
+/// One version: its files, status, pipeline jobs and the variants the pipeline made.
 #[utoipa::path(tag = "models", params(VersionPath), responses(
-    (status = 200, body = VersionDetail),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The version with its files, pipeline and variants", body = VersionDetail),
+    (status = 400, description = "The namespace, model or version is not a valid name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such version, or a private model the caller may not read", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}")]
 async fn get_version(
@@ -164,11 +182,15 @@ async fn get_version(
     ))
 }
 
-/// Delete a version (recorded in the audit log). Its blobs stay while anything else references them.
+/// Delete a version
+///
+/// Delete a version and its variants (audited). Its blobs stay while anything else references them. Needs
+/// write access to the namespace.
 #[utoipa::path(tag = "models", params(VersionPath), responses(
-    (status = 204, description = "Deleted"),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 204, description = "The version is deleted"),
+    (status = 400, description = "The namespace, model or version is not a valid name (`invalid_name`)", body = ErrorResponse),
+    (status = 404, description = "No such version", body = ErrorResponse),
+    (status = 409, description = "An alias names this version (`version_aliased`): move the alias first", body = ErrorResponse),
 ))]
 #[delete("/models/{namespace}/{model}/versions/{version}")]
 async fn delete_version(
@@ -185,14 +207,14 @@ async fn delete_version(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Set a model's visibility
+///
 /// Make a model public (readable by anyone, signed in or not) or private (members of its namespace only).
-/// Needs admin in the namespace.
+/// Audited. Needs admin in the namespace.
 #[utoipa::path(tag = "models", params(ModelPath), request_body = SetVisibilityRequest, responses(
-    (status = 200, body = ModelDetail),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The model with its new visibility", body = ModelDetail),
+    (status = 400, description = "A bad name (`invalid_name`) or a visibility other than `public`/`private` (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "No such model or namespace", body = ErrorResponse),
 ))]
 #[put("/models/{namespace}/{model}/visibility")]
 async fn set_visibility(

@@ -12,6 +12,7 @@ use crate::services::registry::Page;
 #[into_params(parameter_in = Path)]
 pub struct NamespacePath {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     pub namespace: String,
 }
 
@@ -19,8 +20,10 @@ pub struct NamespacePath {
 #[into_params(parameter_in = Path)]
 pub struct ModelPath {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     pub namespace: String,
     /// Model name, e.g. `sentiment`
+    #[param(value_type = ModelName)]
     pub model: String,
 }
 
@@ -34,10 +37,13 @@ impl ModelPath {
 #[into_params(parameter_in = Path)]
 pub struct VersionPath {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     pub namespace: String,
     /// Model name, e.g. `sentiment`
+    #[param(value_type = ModelName)]
     pub model: String,
     /// Version, e.g. `1.0.0`
+    #[param(value_type = VersionName)]
     pub version: String,
 }
 
@@ -55,10 +61,13 @@ impl VersionPath {
 #[into_params(parameter_in = Path)]
 pub struct AliasPath {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     pub namespace: String,
     /// Model name, e.g. `sentiment`
+    #[param(value_type = ModelName)]
     pub model: String,
     /// Alias, e.g. `production`
+    #[param(value_type = AliasName)]
     pub alias: String,
 }
 
@@ -77,6 +86,7 @@ impl AliasPath {
 #[into_params(parameter_in = Path)]
 pub struct SequencePath {
     /// Sequence number, from 1
+    #[param(minimum = 1)]
     pub sequence: i64,
 }
 
@@ -103,7 +113,8 @@ pub struct RunnerFilePath {
     pub runner: String,
     /// The job's id, from its claim
     pub job: String,
-    /// The file's path inside the variant, e.g. `model.onnx`
+    /// The file's path inside the variant, e.g. `model.onnx`; '/' separates folders
+    #[param(min_length = 1, max_length = 1024)]
     pub path: String,
 }
 
@@ -111,12 +122,16 @@ pub struct RunnerFilePath {
 #[into_params(parameter_in = Path)]
 pub struct FilePathParams {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     pub namespace: String,
     /// Model name, e.g. `sentiment`
+    #[param(value_type = ModelName)]
     pub model: String,
     /// Version, e.g. `1.0.0`
+    #[param(value_type = VersionName)]
     pub version: String,
-    /// The file's path inside the version, e.g. `onnx/model.onnx`
+    /// The file's path inside the version, e.g. `onnx/model.onnx`; '/' separates folders
+    #[param(min_length = 1, max_length = 1024)]
     pub path: String,
 }
 
@@ -135,14 +150,19 @@ impl FilePathParams {
 #[into_params(parameter_in = Path)]
 pub struct VariantFilePathParams {
     /// Namespace, e.g. `acme`
+    #[param(value_type = NamespaceName)]
     pub namespace: String,
     /// Model name, e.g. `sentiment`
+    #[param(value_type = ModelName)]
     pub model: String,
     /// Version, e.g. `1.0.0`
+    #[param(value_type = VersionName)]
     pub version: String,
     /// Variant, e.g. `onnx`
+    #[param(pattern = "^[a-z0-9-]{1,64}$", min_length = 1, max_length = 64)]
     pub variant: String,
-    /// The file's path inside the variant, e.g. `model.onnx`
+    /// The file's path inside the variant, e.g. `model.onnx`; '/' separates folders
+    #[param(min_length = 1, max_length = 1024)]
     pub path: String,
 }
 
@@ -186,8 +206,10 @@ pub struct UploadPath {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// At most this many items (1..=1000, default 100)
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Skip this many items (default 0)
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -9,6 +9,7 @@ use kiln_core::runners::{
     RunnerRegistration, RunnerView,
 };
 
+use super::openapi::{Binary, RangeNotSatisfiable};
 use super::params::{RunnerFilePath, RunnerJobPath, RunnerPath};
 use crate::auth::Principal;
 use crate::error::Error;
@@ -25,12 +26,13 @@ fn runner_token(principal: &Principal) -> Result<String, Error> {
     }
 }
 
-/// Register a runner: what device it measures on and with what. Needs a token with the `runner` scope.
+/// Register a runner
+///
+/// A runner says what device it measures on and with what engine, and gets its id and the lease timing
+/// it must keep. Needs an API token with the `runner` scope.
 #[utoipa::path(tag = "runners", request_body = RunnerRegistration, responses(
-    (status = 201, body = RegisteredRunner),
-    (status = 400, body = ErrorResponse),
-    (status = 401, body = ErrorResponse),
-    (status = 403, body = ErrorResponse),
+    (status = 201, description = "Registered: the runner's id, lease and heartbeat periods", body = RegisteredRunner),
+    (status = 400, description = "A field empty or too long, or an unknown device (`invalid_runner`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
 ))]
 #[post("/runners")]
 async fn register_runner(
@@ -45,12 +47,13 @@ async fn register_runner(
     Ok(HttpResponse::Created().json(registered))
 }
 
-/// The runner is alive; with `job_id`, the lease on that job is extended (409 `lease_lost` when the runner
-/// no longer holds it: stop working on it).
+/// Send a runner heartbeat
+///
+/// The runner is alive; with `job_id`, the lease on that job is extended.
 #[utoipa::path(tag = "runners", params(RunnerPath), request_body = RunnerHeartbeat, responses(
-    (status = 200, body = HeartbeatAck),
-    (status = 404, body = ErrorResponse),
-    (status = 409, body = ErrorResponse),
+    (status = 200, description = "Noted; with a job, its new lease end", body = HeartbeatAck),
+    (status = 404, description = "No such runner registered by this credential: register again", body = ErrorResponse),
+    (status = 409, description = "The runner no longer holds the job (`lease_lost`): stop working on it", body = ErrorResponse),
 ))]
 #[post("/runners/{runner}/heartbeat")]
 async fn runner_heartbeat(
@@ -70,12 +73,14 @@ async fn runner_heartbeat(
     Ok(Json(ack))
 }
 
-/// Claim the oldest benchmark job queued for the runner's device class: 200 with the job (leased to this
-/// runner until `lease_expires_at`), or 204 when there is none.
+/// Claim a benchmark job
+///
+/// Claim the oldest benchmark job queued for the runner's device class, leased to this runner until
+/// `lease_expires_at` (heartbeats extend it).
 #[utoipa::path(tag = "runners", params(RunnerPath), responses(
-    (status = 200, body = BenchmarkJob),
-    (status = 204, description = "No job is waiting"),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "A job, now leased to this runner", body = BenchmarkJob),
+    (status = 204, description = "No job is waiting: ask again later"),
+    (status = 404, description = "No such runner registered by this credential: register again", body = ErrorResponse),
 ))]
 #[post("/runners/{runner}/claim")]
 async fn claim_job(
@@ -93,12 +98,20 @@ async fn claim_job(
     })
 }
 
-/// A file of the variant a held job measures (ranges supported); 409 once the lease is gone.
-#[utoipa::path(tag = "runners", params(RunnerFilePath), responses(
-    (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
-    (status = 206, description = "The requested range", content_type = "application/octet-stream"),
-    (status = 404, body = ErrorResponse),
-    (status = 409, body = ErrorResponse),
+/// Download a job's file
+///
+/// A file of the variant a held job measures, streamed, with `Range` support and the digest as `ETag`.
+#[utoipa::path(tag = "runners", params(RunnerFilePath,
+        ("Range" = Option<String>, Header, description = "bytes=START-END, bytes=START- or bytes=-SUFFIX")),
+    responses(
+        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = inline(Binary),
+            headers(("ETag" = String, description = "The file's sha256 digest, quoted"), ("Content-Length" = u64))),
+        (status = 206, description = "The requested range of the file", content_type = "application/octet-stream", body = inline(Binary),
+            headers(("Content-Range" = String, description = "bytes START-END/SIZE"), ("ETag" = String, description = "The file's sha256 digest, quoted"))),
+        (status = 400, description = "The file path is not valid (`invalid_path`)", body = ErrorResponse),
+        (status = 404, description = "No such runner of this credential, or no such file in the job's variant", body = ErrorResponse),
+        (status = 409, description = "The runner no longer holds the job (`lease_lost`)", body = ErrorResponse),
+        (status = 416, response = RangeNotSatisfiable),
 ))]
 #[get("/runners/{runner}/jobs/{job}/files/{path:.+}")]
 async fn job_file(
@@ -125,13 +138,15 @@ async fn job_file(
     .await
 }
 
-/// Report a held job's measurements (or why the variant cannot be measured). A runner whose lease ran out
-/// gets 409 `lease_lost` and nothing is recorded: another runner has the job.
+/// Report a job's result
+///
+/// Report a held job's measurements, or why the variant cannot be measured on this runner. The version's
+/// manifest is re-signed with the new benchmarks.
 #[utoipa::path(tag = "runners", params(RunnerJobPath), request_body = BenchmarkReport, responses(
-    (status = 204, description = "Recorded"),
-    (status = 400, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
-    (status = 409, body = ErrorResponse),
+    (status = 204, description = "Recorded; the job is finished"),
+    (status = 400, description = "Measurements a manifest cannot carry (`invalid_benchmark`): not 1 to 16 results, a batch size or iteration count under 1, latencies or throughput negative or not finite, or percentiles out of order, or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "No such runner registered by this credential", body = ErrorResponse),
+    (status = 409, description = "The runner no longer holds the job (`lease_lost`): nothing is recorded, another runner has it", body = ErrorResponse),
 ))]
 #[post("/runners/{runner}/jobs/{job}/result")]
 async fn report_result(
@@ -148,10 +163,12 @@ async fn report_result(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Every registered runner with its state (idle, busy, lost) and last heartbeat. Needs a signed-in user.
+/// List runners
+///
+/// Every registered runner with its device, state (idle, busy, lost) and last heartbeat. Needs a
+/// signed-in user.
 #[utoipa::path(tag = "runners", responses(
-    (status = 200, body = Vec<RunnerView>),
-    (status = 401, body = ErrorResponse),
+    (status = 200, description = "Every registered runner", body = Vec<RunnerView>),
 ))]
 #[get("/runners")]
 async fn list_runners(services: Data<Services>) -> Result<Json<Vec<RunnerView>>, Error> {

@@ -8,16 +8,20 @@ use kiln_core::api::{
     UploadSession,
 };
 
+use super::openapi::Binary;
 use super::params::UploadPath;
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::uploads::Uploader;
 
-/// Which of these digests the server does not hold (upload only those).
+/// Find missing blobs
+///
+/// Which of these digests the caller may not use yet (not held, or held only for others' namespaces):
+/// upload only those, then commit the version.
 #[utoipa::path(tag = "blobs", request_body = MissingBlobsRequest, responses(
-    (status = 200, body = MissingBlobsResponse),
-    (status = 400, body = ErrorResponse),
+    (status = 200, description = "The digests to upload, in the order asked", body = MissingBlobsResponse),
+    (status = 400, description = "A digest that is not `sha256:` and 64 hex digits (`invalid_digest`), more than 100,000 digests (`too_many_digests`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
 ))]
 #[post("/blobs/missing")]
 async fn missing_blobs(
@@ -32,12 +36,15 @@ async fn missing_blobs(
     Ok(Json(MissingBlobsResponse { missing }))
 }
 
-/// Start an upload session for one blob, or resume the unfinished one for the same digest and size.
+/// Start an upload
+///
+/// Start an upload session for one blob, or resume the caller's unfinished one for the same digest and
+/// size. Then send chunks with `PATCH /uploads/{id}` and finish with `POST /uploads/{id}/commit`.
 #[utoipa::path(tag = "blobs", request_body = CreateUploadRequest, responses(
-    (status = 201, description = "New session", body = UploadSession),
-    (status = 200, description = "An unfinished session resumed; continue at `offset`", body = UploadSession),
-    (status = 400, body = ErrorResponse),
-    (status = 409, description = "The server already holds this blob (`blob_exists`)", body = ErrorResponse),
+    (status = 201, description = "A new session, at offset 0", body = UploadSession),
+    (status = 200, description = "The caller's unfinished session for this blob, resumed: continue at `offset`", body = UploadSession),
+    (status = 400, description = "A bad digest (`invalid_digest`), a size outside 0 to 5 TiB (`invalid_size`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 409, description = "The caller may already use this blob (`blob_exists`): nothing to upload", body = ErrorResponse),
 ))]
 #[post("/uploads")]
 async fn create_upload(
@@ -57,10 +64,12 @@ async fn create_upload(
     })
 }
 
-/// An upload session's progress.
+/// Get an upload
+///
+/// An upload session's progress: where the next chunk must start.
 #[utoipa::path(tag = "blobs", params(UploadPath), responses(
-    (status = 200, body = UploadSession),
-    (status = 404, body = ErrorResponse),
+    (status = 200, description = "The session, with the bytes received so far as `offset`", body = UploadSession),
+    (status = 404, description = "No such session of the caller's (finished, cancelled, or another user's)", body = ErrorResponse),
 ))]
 #[get("/uploads/{id}")]
 async fn get_upload(
@@ -76,17 +85,20 @@ async fn get_upload(
     ))
 }
 
+/// Upload a chunk
+///
 /// Send one chunk: raw bytes with `Content-Range: bytes START-END/SIZE`, START equal to the session's
 /// offset. Every chunk but the last must be a multiple of `part_size`. A chunk that does not arrive whole
 /// is not recorded; send it again.
 #[utoipa::path(tag = "blobs", params(UploadPath,
         ("Content-Range" = String, Header, description = "bytes START-END/SIZE (END inclusive)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = inline(Binary), content_type = "application/octet-stream",
+        description = "The chunk's bytes, exactly END - START + 1 of them"),
     responses(
-        (status = 200, description = "Chunk stored; `offset` advanced", body = UploadSession),
-        (status = 400, description = "Malformed range, truncated or overlong body", body = ErrorResponse),
-        (status = 404, body = ErrorResponse),
-        (status = 409, description = "Chunk does not start at the session's offset (`offset_mismatch`)", body = ErrorResponse),
+        (status = 200, description = "Chunk stored; `offset` advanced past it", body = UploadSession),
+        (status = 400, description = "No `Content-Range` (`missing_content_range`) or a malformed one (`invalid_content_range`), a SIZE other than the session's (`size_mismatch`), a range past the blob's end (`range_past_end`), a chunk not a multiple of `part_size` (`chunk_not_aligned`), or a body shorter (`truncated_body`) or longer (`body_too_long`) than the range", body = ErrorResponse),
+        (status = 404, description = "No such session of the caller's", body = ErrorResponse),
+        (status = 409, description = "The chunk does not start at the session's offset (`offset_mismatch`; `details.offset` says where to continue)", body = ErrorResponse),
 ))]
 #[patch("/uploads/{id}")]
 async fn write_chunk(
@@ -112,7 +124,7 @@ async fn write_chunk(
                 "Content-Range must look like: bytes START-END/SIZE",
             )
         })?;
-    let body = payload.map_err(std::io::Error::other);
+    let body = payload.map_err(super::body_rate::as_io);
     Ok(Json(
         services
             .uploads
@@ -121,13 +133,15 @@ async fn write_chunk(
     ))
 }
 
+/// Commit an upload
+///
 /// Finish the upload: the server checks the digest of everything received against the declared one,
 /// then stores the blob under its content address.
 #[utoipa::path(tag = "blobs", params(UploadPath), responses(
-    (status = 200, body = BlobInfo),
+    (status = 200, description = "The blob is stored and usable in a version commit", body = BlobInfo),
     (status = 400, description = "The bytes do not match the declared digest (`digest_mismatch`); the session is discarded", body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
-    (status = 409, description = "Not all bytes have arrived (`upload_incomplete`)", body = ErrorResponse),
+    (status = 404, description = "No such session of the caller's", body = ErrorResponse),
+    (status = 409, description = "Not all bytes have arrived (`upload_incomplete`): continue at the session's `offset`", body = ErrorResponse),
 ))]
 #[post("/uploads/{id}/commit")]
 async fn commit_upload(
@@ -143,10 +157,12 @@ async fn commit_upload(
     ))
 }
 
-/// Cancel an upload session and drop what it stored.
+/// Cancel an upload
+///
+/// Cancel an upload session and drop the bytes it stored.
 #[utoipa::path(tag = "blobs", params(UploadPath), responses(
-    (status = 204, description = "Cancelled"),
-    (status = 404, body = ErrorResponse),
+    (status = 204, description = "The session and its bytes are gone"),
+    (status = 404, description = "No such session of the caller's", body = ErrorResponse),
 ))]
 #[delete("/uploads/{id}")]
 async fn abort_upload(

@@ -304,12 +304,13 @@ impl AccountService {
         admin: bool,
         actor: Actor,
     ) -> Result<UserInfo, Error> {
+        // The upper bound keeps a sign-in from making the server hash megabytes.
         if let Some(password) = &password
-            && password.chars().count() < 12
+            && !(12..=1024).contains(&password.chars().count())
         {
             return Err(Error::bad_request(
                 ErrorCode::WeakPassword,
-                "passwords need at least 12 characters",
+                "a password needs 12 to 1024 characters",
             ));
         }
         let hash = match password {

@@ -296,7 +296,8 @@ fn http_server(
                     .wrap(TracingLogger::default())
             })
             .openapi_service(|api| {
-                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api)
+                SwaggerUi::new("/swagger-ui/{_:.*}")
+                    .url("/api-docs/openapi.json", crate::http::finish_openapi(api))
             })
             .into_app()
             .default_service(web::to(|| async {

@@ -431,8 +431,8 @@ async fn the_embedded_runner_benchmarks_every_variant() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(runners.len(), 1);
-    assert_eq!(runners[0].registration.name, "embedded");
-    assert_eq!(runners[0].registration.threads, Some(1));
+    assert_eq!(runners[0].name, "embedded");
+    assert_eq!(runners[0].threads, Some(1));
 
     push_mlp(&app, "acme/m:1", &["fp32", "fp16"]).await;
     let mut detail = app.settled_version("acme/m:1").await;

@@ -51,6 +51,35 @@ fn the_openapi_document_is_3_1_and_describes_every_route() {
     assert!(spec["components"]["schemas"]["ErrorResponse"].is_object());
 }
 
+/// Operation ids are what generated clients name their functions: unique and snake_case. Every operation
+/// has a summary, and every route that names a namespace says what its 404 means there (the access rules
+/// add the shared refusals, not that one).
+#[test]
+fn operations_are_named_summarised_and_declare_their_404() {
+    let spec: Value = serde_json::from_str(CHECKED_IN).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut wrong = Vec::new();
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            let snake = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !snake || !ids.insert(id.to_owned()) {
+                wrong.push(format!("{method} {path}: operationId {id:?}"));
+            }
+            if operation["summary"].as_str().is_none_or(str::is_empty) {
+                wrong.push(format!("{method} {path}: no summary"));
+            }
+            if path.contains("{namespace}") && operation["responses"].get("404").is_none() {
+                wrong.push(format!("{method} {path}: no 404"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[actix_web::test]
 async fn health_docs_and_swagger_ui_are_served() {
     let app = TestApp::spawn(Backend::Embedded).await;
