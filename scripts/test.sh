@@ -37,3 +37,6 @@ scripts/onnx-corpus.sh
 scripts/onnx-corpus-server.sh
 # A manifest from a real server verified by PyJWT with only the JWKS URL.
 scripts/manifest-crosscheck.sh
+# The OpenAPI document: zero errors in openapi-spec-validator and Redocly's lint, and real answers of a
+# running server valid against it.
+scripts/openapi-check.sh
