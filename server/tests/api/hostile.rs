@@ -11,11 +11,13 @@ use reqwest::StatusCode;
 
 use crate::harness::{Backend, TestApp, expect_json, job};
 
-/// A graph whose constant folding asks for 2^34 floats (64 GiB): `ConstantOfShape([131072, 131072])`.
+/// A graph whose every tensor is within the evaluator's element budget (2^28) but which together need
+/// more than the step's 1 GiB: `ConstantOfShape([8192, 16384])` (512 MiB of floats) and a sum of the
+/// same size, so that the address-space limit, not a budget, is what stops it.
 fn memory_bomb() -> Vec<u8> {
     let mut g = GraphBuilder::new();
     let x = g.input("x", DataType::Float, &[DimSpec::Fixed(1)]);
-    let shape = g.ints("shape", &[131_072, 131_072]).unwrap();
+    let shape = g.ints("shape", &[8192, 16_384]).unwrap();
     let big = g.op("ConstantOfShape", &[&shape], vec![]);
     g.op_into("Add", &[&big, &x], vec![], "y");
     g.output(

@@ -207,18 +207,27 @@ async fn a_model_kiln_cannot_evaluate_is_ready_as_pushed(app: TestApp) {
             DimSpec::Fixed(3),
         ],
     );
-    g.op_into("Det", &[&x], vec![], "det");
-    g.output("det", DataType::Float, &[DimSpec::Named("batch")]);
-    let model = g.finish("det", 17, vec![]).encode_to_vec();
-    push_files(&app, "acme/det:1", &[("model.onnx".to_owned(), model)]).await;
-    let detail = app.settled_version("acme/det:1").await;
+    // Bernoulli draws random numbers: kiln has no evaluator for it (a variant could not be compared).
+    g.op_into("Bernoulli", &[&x], vec![], "draws");
+    g.output(
+        "draws",
+        DataType::Float,
+        &[
+            DimSpec::Named("batch"),
+            DimSpec::Fixed(3),
+            DimSpec::Fixed(3),
+        ],
+    );
+    let model = g.finish("coin", 17, vec![]).encode_to_vec();
+    push_files(&app, "acme/coin:1", &[("model.onnx".to_owned(), model)]).await;
+    let detail = app.settled_version("acme/coin:1").await;
     assert_eq!(detail.status, VersionStatus::Ready);
     let optimize = job(&detail, "optimize");
     assert_eq!(optimize.state, JobState::Skipped);
     assert_eq!(
         optimize.message.as_deref(),
         Some(
-            "cannot validate: op Det is not implemented by kiln's evaluator; no optimized variants \
+            "cannot validate: op Bernoulli is not implemented by kiln's evaluator; no optimized variants \
              were made, and the onnx variant is served as pushed"
         )
     );
@@ -228,7 +237,8 @@ async fn a_model_kiln_cannot_evaluate_is_ready_as_pushed(app: TestApp) {
     assert_eq!(onnx.origin, kiln_core::api::VariantOrigin::Pushed);
     assert_eq!(onnx.status, kiln_core::api::VariantStatus::Deployable);
     let manifest: kiln_core::api::ManifestResponse = crate::harness::expect_json(
-        app.get("/api/v1/models/acme/det/versions/1/manifest").await,
+        app.get("/api/v1/models/acme/coin/versions/1/manifest")
+            .await,
         reqwest::StatusCode::OK,
     )
     .await;

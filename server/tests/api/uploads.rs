@@ -260,7 +260,7 @@ async fn invalid_session_requests_are_refused(app: TestApp) {
             &json!({ "digest": "md5:abc", "size": 1 }),
         )
         .await;
-    let body = expect_error(bad_digest, StatusCode::BAD_REQUEST, "invalid_json").await;
+    let body = expect_error(bad_digest, StatusCode::BAD_REQUEST, "invalid_digest").await;
     assert!(
         body["error"]["message"]
             .as_str()
