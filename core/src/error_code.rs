@@ -75,6 +75,8 @@ error_codes! {
     UploadIncomplete => "upload_incomplete",
     DigestMismatch => "digest_mismatch",
     RangeNotSatisfiable => "range_not_satisfiable",
+    PreconditionFailed => "precondition_failed",
+    RequestTimeout => "request_timeout",
     PayloadTooLarge => "payload_too_large",
     // Aliases.
     VersionNotReady => "version_not_ready",

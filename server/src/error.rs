@@ -52,6 +52,12 @@ pub enum Error {
     PayloadTooLarge { message: String },
     #[error("range not satisfiable for a {size}-byte file")]
     RangeNotSatisfiable { size: i64 },
+    /// A request body slower than the server's minimum rate.
+    #[error("{message}")]
+    RequestTimeout { message: String },
+    /// An `If-Match` the resource does not meet.
+    #[error("{message}")]
+    PreconditionFailed { message: String },
     #[error("database error")]
     Database(#[from] diesel::result::Error),
     #[error("database unavailable")]
@@ -140,6 +146,8 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            Error::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            Error::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             Error::Pool(_) => ErrorCode::Unavailable,
             Error::Database(_)
             | Error::Storage(_)
@@ -180,6 +188,8 @@ impl ResponseError for Error {
             Error::Conflict { .. } | Error::LeaseLost(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_)
             | Error::Storage(_)
@@ -224,6 +234,10 @@ impl ResponseError for Error {
         }
         if let Error::MethodNotAllowed { allowed, .. } = self {
             response.insert_header((header::ALLOW, allowed.join(", ")));
+        }
+        if let Error::RequestTimeout { .. } = self {
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            response.insert_header((header::CONNECTION, "close"));
         }
         if let Error::TooManyRequests { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));

@@ -176,11 +176,16 @@ pub fn rule_for(method: &Method, pattern: &str) -> Option<Rule> {
 /// The methods this route answers (any other is then simply not allowed); empty for a route with no
 /// rule at all.
 pub fn allowed_methods(pattern: &str) -> Vec<&'static str> {
-    ROUTES
+    let mut methods: Vec<&'static str> = ROUTES
         .iter()
         .filter(|(_, p, _)| *p == pattern)
         .map(|(m, _, _)| *m)
-        .collect()
+        .collect();
+    // Every GET route answers HEAD too (http::head).
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    methods
 }
 
 /// The value of `{name}` in `path` matched against `pattern`.

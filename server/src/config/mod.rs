@@ -58,6 +58,9 @@ struct RawSettings {
     step_time_secs: Option<u64>,
     #[serde(default, deserialize_with = "sources::text")]
     log_format: Option<String>,
+    #[serde(default, deserialize_with = "sources::list")]
+    cors_allowed_origins: Option<Vec<String>>,
+    min_body_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -94,6 +97,12 @@ pub struct Settings {
     pub server_executable: Option<PathBuf>,
     /// Log lines as JSON instead of text (`log_format = "json"`).
     pub log_json: bool,
+    /// Web origins (`https://ui.example.com`) whose pages may call the API from a browser; empty: CORS
+    /// off, and browsers keep other sites' pages from reading kiln's answers.
+    pub cors_allowed_origins: Vec<String>,
+    /// After 10 s, a request body must have averaged this many bytes a second or it fails with 408
+    /// (0: no minimum).
+    pub min_body_bytes_per_sec: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -240,6 +249,15 @@ impl Settings {
                 ));
             }
         };
+        let cors_allowed_origins = raw.cors_allowed_origins.clone().unwrap_or_default();
+        if let Some(bad) = cors_allowed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(config_error(
+                "KILN_CORS_ALLOWED_ORIGINS",
+                format!(
+                    "{bad:?} is not an origin: scheme://host[:port] without a path (e.g. https://ui.example.com), or * for any"
+                ),
+            ));
+        }
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -302,6 +320,8 @@ impl Settings {
             step_time: std::time::Duration::from_secs(step_time_secs),
             server_executable: None,
             log_json,
+            cors_allowed_origins,
+            min_body_bytes_per_sec: raw.min_body_bytes_per_sec.unwrap_or(1024),
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,
@@ -312,6 +332,19 @@ impl Settings {
             upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
         })
     }
+}
+
+/// `*`, or what a browser sends in `Origin`: a scheme, a host and maybe a port, nothing more.
+fn is_origin(value: &str) -> bool {
+    if value == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
 #[cfg(test)]
@@ -473,6 +506,23 @@ mod tests {
                 err.starts_with("KILN_LISTEN: \"8080\" is not an address and port"),
                 "{err}"
             );
+            jail.set_env(
+                "KILN_CORS_ALLOWED_ORIGINS",
+                "https://ui.example.com, http://localhost:3000",
+            );
+            let origins = Settings::load(None)
+                .map_err(|e| e.to_string())?
+                .cors_allowed_origins;
+            assert_eq!(origins, ["https://ui.example.com", "http://localhost:3000"]);
+            jail.set_env("KILN_CORS_ALLOWED_ORIGINS", "https://ui.example.com/app");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "KILN_CORS_ALLOWED_ORIGINS: \"https://ui.example.com/app\" is not an origin"
+                ),
+                "{err}"
+            );
+            jail.set_env("KILN_CORS_ALLOWED_ORIGINS", "");
             jail.set_env("KILN_LOG_FORMAT", "xml");
             jail.set_env("KILN_LISTEN", "127.0.0.1:8080");
             let err = Settings::load(None).unwrap_err().to_string();

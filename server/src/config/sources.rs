@@ -142,6 +142,27 @@ pub(super) fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
     }))
 }
 
+/// A list setting: a TOML array, or one string of comma-separated items (how a variable holds a list).
+pub(super) fn list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<List>::deserialize(deserializer)?.map(|l| match l {
+        List::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        List::Many(items) => items,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,14 +1,9 @@
-use actix_web::http::header;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get};
-use futures_util::TryStreamExt;
 use kiln_core::api::ErrorResponse;
 
-use kiln_core::{FilePath, ModelName, NamespaceName, VersionName};
-
-use super::openapi::{Binary, RangeNotSatisfiable};
+use super::openapi::{Binary, NotModified, PreconditionFailed, RangeNotSatisfiable};
 use super::params::{FilePathParams, VariantFilePathParams};
-use super::ranges::requested_range;
 use crate::error::Error;
 use crate::services::Services;
 use crate::services::downloads::FileSource;
@@ -16,7 +11,8 @@ use crate::services::downloads::FileSource;
 /// Download a version's file
 ///
 /// The bytes of one file the user pushed, streamed. Supports `Range: bytes=START-END` (206 Partial
-/// Content) to resume or fetch a part. The `ETag` is the file's sha256 digest: check it after download.
+/// Content) to resume or fetch a part. The `ETag` is the file's sha256 digest: check it after download;
+/// `If-None-Match` with it answers 304, `If-Match` without it 412. `HEAD` answers the headers alone.
 #[utoipa::path(tag = "files", params(FilePathParams,
         ("Range" = Option<String>, Header, description = "bytes=START-END, bytes=START- or bytes=-SUFFIX")),
     responses(
@@ -26,6 +22,8 @@ use crate::services::downloads::FileSource;
             headers(("Content-Range" = String, description = "bytes START-END/SIZE"), ("ETag" = String, description = "The file's sha256 digest, quoted"))),
         (status = 400, description = "A bad namespace, model or version name (`invalid_name`) or file path (`invalid_path`)", body = ErrorResponse),
         (status = 404, description = "No such version, or no such file in it", body = ErrorResponse),
+        (status = 304, response = NotModified),
+        (status = 412, response = PreconditionFailed),
         (status = 416, response = RangeNotSatisfiable),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/files/{path:.+}")]
@@ -35,7 +33,7 @@ async fn download_file(
     path: Path<FilePathParams>,
 ) -> Result<HttpResponse, Error> {
     let (ns, model, version, file) = path.parse()?;
-    serve(
+    super::file_responses::serve(
         &req,
         &services,
         ns,
@@ -50,7 +48,8 @@ async fn download_file(
 /// Download a variant's file
 ///
 /// A file of a variant the pipeline produced (the model file, then its external data, as the variant
-/// lists them), streamed, with the same range support and `ETag` as version files.
+/// lists them), streamed, with the same range support, `ETag`, conditional requests and `HEAD` as
+/// version files.
 #[utoipa::path(tag = "files", params(VariantFilePathParams,
         ("Range" = Option<String>, Header, description = "bytes=START-END, bytes=START- or bytes=-SUFFIX")),
     responses(
@@ -60,6 +59,8 @@ async fn download_file(
             headers(("Content-Range" = String, description = "bytes START-END/SIZE"), ("ETag" = String, description = "The file's sha256 digest, quoted"))),
         (status = 400, description = "A bad name (`invalid_name`), variant name (`invalid_variant`) or file path (`invalid_path`)", body = ErrorResponse),
         (status = 404, description = "No such version or variant, or no such file in the variant", body = ErrorResponse),
+        (status = 304, response = NotModified),
+        (status = 412, response = PreconditionFailed),
         (status = 416, response = RangeNotSatisfiable),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/variants/{variant}/files/{path:.+}")]
@@ -69,7 +70,7 @@ async fn download_variant_file(
     path: Path<VariantFilePathParams>,
 ) -> Result<HttpResponse, Error> {
     let (ns, model, version, variant, file) = path.parse()?;
-    serve(
+    super::file_responses::serve(
         &req,
         &services,
         ns,
@@ -79,47 +80,4 @@ async fn download_variant_file(
         file,
     )
     .await
-}
-
-pub(super) async fn serve(
-    req: &HttpRequest,
-    services: &Services,
-    ns: NamespaceName,
-    model: ModelName,
-    version: VersionName,
-    source: FileSource,
-    file: FilePath,
-) -> Result<HttpResponse, Error> {
-    let range_header = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let download = services
-        .downloads
-        .open(ns, model, version, source, file, |size| {
-            requested_range(range_header.as_deref(), size)
-        })
-        .await?;
-    let mut response = match &download.range {
-        Some(range) => {
-            let mut partial = HttpResponse::PartialContent();
-            partial.insert_header((
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{}", range.start, range.end - 1, download.size),
-            ));
-            partial
-        }
-        None => HttpResponse::Ok(),
-    };
-    let length = download
-        .range
-        .as_ref()
-        .map_or(download.size as u64, |r| r.end - r.start);
-    response
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::ETAG, format!("\"{}\"", download.digest)))
-        .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
-        .no_chunking(length);
-    Ok(response.streaming(download.body.map_err(std::io::Error::other)))
 }

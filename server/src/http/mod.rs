@@ -4,7 +4,11 @@
 mod accounts;
 mod aliases;
 pub mod authorize;
+pub mod body_rate;
+pub mod cors;
+mod file_responses;
 mod files;
+pub mod head;
 mod health;
 mod manifests;
 mod models;
@@ -121,6 +125,13 @@ pub fn extractor_configs(
                     if let Some(code) = kiln_core::CoreError::code_of_message(&e.to_string()) =>
                 {
                     Error::bad_request(code, e.to_string())
+                }
+                JsonPayloadError::Payload(actix_web::error::PayloadError::Io(e))
+                    if e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    Error::RequestTimeout {
+                        message: e.to_string(),
+                    }
                 }
                 JsonPayloadError::ContentType => Error::bad_request(
                     ErrorCode::InvalidContentType,

@@ -40,7 +40,7 @@ use crate::auth::policy::{ROUTES, Rule};
         schemas(ErrorResponse),
         responses(
             BadRequest, Unauthorized, Forbidden, PayloadTooLarge, RangeNotSatisfiable,
-            TooManyRequests, Unavailable
+            TooManyRequests, Unavailable, NotModified, PreconditionFailed, RequestTimeout
         )
     ),
     modifiers(&BearerAuth)
@@ -115,6 +115,26 @@ pub(super) struct Unavailable(ErrorResponse);
 #[response(headers(("Content-Range" = String, description = "`bytes */SIZE`")))]
 #[allow(dead_code)]
 pub(super) struct RangeNotSatisfiable(ErrorResponse);
+
+/// The client's copy is current: `If-None-Match` named the file's ETag (or `*`). No body.
+#[derive(ToResponse)]
+#[response(headers(
+    ("ETag" = String, description = "The file's sha256 digest, quoted"),
+    ("Cache-Control" = String, description = "As the 200 would say")
+))]
+#[allow(dead_code)]
+pub(super) struct NotModified;
+
+/// `If-Match` did not name the file's ETag (`precondition_failed`): it is not the file the client meant.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub(super) struct PreconditionFailed(ErrorResponse);
+
+/// The request body arrived slower than the server's minimum rate (`request_timeout`,
+/// `min_body_bytes_per_sec`); the connection is closed. Send it again, faster or in smaller chunks.
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub(super) struct RequestTimeout(ErrorResponse);
 
 /// Raw bytes on the wire (`application/octet-stream`): a file's content or an upload chunk.
 pub(super) struct Binary;
@@ -206,6 +226,10 @@ fn apply_rule(operation: &mut Operation, rule: Rule) {
         });
     if json_body {
         shared.push(("413", "PayloadTooLarge"));
+    }
+    // Any body, JSON or bytes, may arrive too slowly (http::body_rate).
+    if operation.request_body.is_some() {
+        shared.push(("408", "RequestTimeout"));
     }
     let responses = &mut operation.responses.responses;
     for (status, name) in shared {

@@ -9,7 +9,7 @@ use kiln_core::runners::{
     RunnerRegistration, RunnerView,
 };
 
-use super::openapi::{Binary, RangeNotSatisfiable};
+use super::openapi::{Binary, NotModified, PreconditionFailed, RangeNotSatisfiable};
 use super::params::{RunnerFilePath, RunnerJobPath, RunnerPath};
 use crate::auth::Principal;
 use crate::error::Error;
@@ -111,6 +111,8 @@ async fn claim_job(
         (status = 400, description = "The file path is not valid (`invalid_path`)", body = ErrorResponse),
         (status = 404, description = "No such runner of this credential, or no such file in the job's variant", body = ErrorResponse),
         (status = 409, description = "The runner no longer holds the job (`lease_lost`)", body = ErrorResponse),
+        (status = 304, response = NotModified),
+        (status = 412, response = PreconditionFailed),
         (status = 416, response = RangeNotSatisfiable),
 ))]
 #[get("/runners/{runner}/jobs/{job}/files/{path:.+}")]
@@ -126,7 +128,7 @@ async fn job_file(
         .runners
         .held_job(runner, runner_token(&principal)?, job)
         .await?;
-    super::files::serve(
+    super::file_responses::serve(
         &req,
         &services,
         subject.namespace,

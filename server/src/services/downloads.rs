@@ -19,12 +19,12 @@ pub enum FileSource {
     Variant(String),
 }
 
-/// A file located in a version, ready to be streamed.
-pub struct FileDownload {
+/// A file located in a version: what a response says of it before (or instead of) its bytes.
+pub struct LocatedFile {
     pub digest: Sha256Digest,
     pub size: i64,
-    pub range: Option<Range<u64>>,
-    pub body: BoxStream<'static, object_store::Result<Bytes>>,
+    /// Whether anyone may read it (the model is public): caches may then keep it for everyone.
+    pub public: bool,
 }
 
 #[derive(Clone)]
@@ -38,26 +38,22 @@ impl DownloadService {
         Self { db, store }
     }
 
-    /// Finds the file and its size; `pick_range` turns the size into the range to send (or an error).
-    pub async fn open<F>(
+    /// Finds the file: its digest, size and whether its model is public.
+    pub async fn locate(
         &self,
         ns: NamespaceName,
         model: ModelName,
         version: VersionName,
         source: FileSource,
         path: FilePath,
-        pick_range: F,
-    ) -> Result<FileDownload, Error>
-    where
-        F: FnOnce(u64) -> Result<Option<Range<u64>>, Error>,
-    {
+    ) -> Result<LocatedFile, Error> {
         let what = match &source {
             FileSource::Version => format!("file {path} in {ns}/{model}:{version}"),
             FileSource::Variant(v) => {
                 format!("file {path} of variant {v} of {ns}/{model}:{version}")
             }
         };
-        let file = self
+        let (digest, size, public) = self
             .db
             .run(move |conn| {
                 let Some((_, model_row)) = models::find(conn, ns.as_str(), model.as_str())? else {
@@ -67,32 +63,36 @@ impl DownloadService {
                 else {
                     return Ok(None);
                 };
+                let public = model_row.visibility == "public";
                 Ok(match source {
                     FileSource::Version => {
                         versions::find_file(conn, &version_row.id, path.as_str())?
-                            .map(|f| (f.digest, f.size))
+                            .map(|f| (f.digest, f.size, public))
                     }
                     FileSource::Variant(variant) => {
                         variants::find_file(conn, &version_row.id, &variant, path.as_str())?
-                            .map(|f| (f.digest, f.size))
+                            .map(|f| (f.digest, f.size, public))
                     }
                 })
             })
             .await?
             .ok_or_else(|| Error::not_found(what))?;
-        let (digest, size) = file;
-        let digest: Sha256Digest = digest.parse()?;
-        let range = pick_range(size as u64)?;
-        let body = if size == 0 {
-            Box::pin(futures_util::stream::empty()) as BoxStream<'static, _>
-        } else {
-            self.store.read(&digest, range.clone()).await?
-        };
-        Ok(FileDownload {
-            digest,
+        Ok(LocatedFile {
+            digest: digest.parse()?,
             size,
-            range,
-            body,
+            public,
         })
+    }
+
+    /// The file's bytes, or the range of them.
+    pub async fn read(
+        &self,
+        file: &LocatedFile,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, Error> {
+        if file.size == 0 {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        self.store.read(&file.digest, range).await
     }
 }

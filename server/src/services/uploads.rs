@@ -249,6 +249,11 @@ impl UploadService {
         let mut received: i64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    return Error::RequestTimeout {
+                        message: format!("after {received} of {} bytes: {e}", range.len()),
+                    };
+                }
                 Error::bad_request(
                     ErrorCode::TruncatedBody,
                     format!(

@@ -111,7 +111,13 @@ impl Application {
             tls,
             runner: runner_listener,
         };
-        let server = http_server(listeners, services.clone(), settings.max_json_bytes)?;
+        let server = http_server(
+            listeners,
+            services.clone(),
+            settings.max_json_bytes,
+            settings.cors_allowed_origins.clone(),
+            settings.min_body_bytes_per_sec,
+        )?;
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
         spawn_manifest_refresher(services.clone());
         let workers_stop = tokio_util::sync::CancellationToken::new();
@@ -264,6 +270,8 @@ fn http_server(
     listeners: Listeners,
     services: Services,
     max_json_bytes: usize,
+    cors_allowed_origins: Vec<String>,
+    min_body_bytes_per_sec: u64,
 ) -> Result<Server, Error> {
     let server = HttpServer::new(move || {
         let (json, path, query) = crate::http::extractor_configs(max_json_bytes);
@@ -275,8 +283,12 @@ fn http_server(
             .app_data(json)
             .app_data(path)
             .app_data(query)
+            .app_data(web::Data::new(crate::http::body_rate::MinBodyRate(
+                min_body_bytes_per_sec,
+            )))
             .map(|app| {
-                app.wrap(from_fn(crate::http::authorize::authorize))
+                app.wrap(from_fn(crate::http::body_rate::enforce))
+                    .wrap(from_fn(crate::http::authorize::authorize))
                     .wrap_fn(|req, srv| {
                         let request_id =
                             req.extensions().get::<RequestId>().map(|id| id.to_string());
@@ -293,6 +305,8 @@ fn http_server(
                             Ok(response)
                         }
                     })
+                    .wrap(from_fn(crate::http::head::answer_head_as_get))
+                    .wrap(crate::http::cors::policy(&cors_allowed_origins))
                     .wrap(TracingLogger::default())
             })
             .openapi_service(|api| {

@@ -107,6 +107,8 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         // Pipeline steps and the embedded runner run in the real server binary, as they do in production.
         server_executable: Some(env!("CARGO_BIN_EXE_kiln-server").into()),
         log_json: false,
+        cors_allowed_origins: Vec::new(),
+        min_body_bytes_per_sec: 1024,
         tls: None,
     }
 }

@@ -102,7 +102,24 @@ async fn a_ready_version_publishes_a_signed_manifest(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(jose.headers()["content-type"], "application/jose");
+    // The newest manifest changes (re-signed, or its alias moves): caches keep it a minute, per client;
+    // one by sequence never changes; the keys, public, five minutes (docs/manifest.md).
+    assert_eq!(jose.headers()["cache-control"], "private, max-age=60");
+    assert_eq!(jose.headers()["vary"], "Accept");
     assert_eq!(jose.text().await.unwrap(), manifest.jws);
+    let first = app
+        .get("/api/v1/models/acme/signed/versions/1/manifests/1")
+        .await;
+    assert_eq!(
+        first.headers()["cache-control"],
+        "private, max-age=31536000, immutable"
+    );
+    let keys = app
+        .anonymous(reqwest::Method::GET, "/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys.headers()["cache-control"], "public, max-age=300");
 
     // One changed byte of the payload, or of the signature, and verification fails.
     let parts: Vec<&str> = manifest.jws.split('.').collect();
