@@ -506,6 +506,7 @@ mod tests {
                 err.starts_with("KILN_LISTEN: \"8080\" is not an address and port"),
                 "{err}"
             );
+            jail.set_env("KILN_LISTEN", "127.0.0.1:8080");
             jail.set_env(
                 "KILN_CORS_ALLOWED_ORIGINS",
                 "https://ui.example.com, http://localhost:3000",
@@ -524,7 +525,6 @@ mod tests {
             );
             jail.set_env("KILN_CORS_ALLOWED_ORIGINS", "");
             jail.set_env("KILN_LOG_FORMAT", "xml");
-            jail.set_env("KILN_LISTEN", "127.0.0.1:8080");
             let err = Settings::load(None).unwrap_err().to_string();
             assert!(
                 err.starts_with("KILN_LOG_FORMAT: \"xml\" is not a log format"),
