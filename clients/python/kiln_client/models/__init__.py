@@ -1,0 +1,149 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .access_token import AccessToken
+from .alias_event import AliasEvent
+from .alias_view import AliasView
+from .audit_entry import AuditEntry
+from .benchmark_job import BenchmarkJob
+from .benchmark_report_type_0 import BenchmarkReportType0
+from .benchmark_report_type_0_outcome import BenchmarkReportType0Outcome
+from .benchmark_report_type_1 import BenchmarkReportType1
+from .benchmark_report_type_1_outcome import BenchmarkReportType1Outcome
+from .benchmark_result import BenchmarkResult
+from .benchmark_result_input_shapes import BenchmarkResultInputShapes
+from .blob_info import BlobInfo
+from .create_namespace_request import CreateNamespaceRequest
+from .create_token_request import CreateTokenRequest
+from .create_upload_request import CreateUploadRequest
+from .create_user_request import CreateUserRequest
+from .create_version_request import CreateVersionRequest
+from .created_token import CreatedToken
+from .deployment_manifest import DeploymentManifest
+from .error_body import ErrorBody
+from .error_response import ErrorResponse
+from .file_entry import FileEntry
+from .flagged_file import FlaggedFile
+from .health_check import HealthCheck
+from .health_response import HealthResponse
+from .heartbeat_ack import HeartbeatAck
+from .job_state import JobState
+from .jwks_response_200 import JwksResponse200
+from .manifest_file import ManifestFile
+from .manifest_response import ManifestResponse
+from .manifest_variant import ManifestVariant
+from .manifest_variant_passes_type_0_item import ManifestVariantPassesType0Item
+from .manifest_variant_validation_type_0 import ManifestVariantValidationType0
+from .me import Me
+from .member import Member
+from .missing_blobs_request import MissingBlobsRequest
+from .missing_blobs_response import MissingBlobsResponse
+from .model_detail import ModelDetail
+from .model_summary import ModelSummary
+from .namespace_settings import NamespaceSettings
+from .namespace_summary import NamespaceSummary
+from .pipeline_job import PipelineJob
+from .pipeline_job_report_type_0 import PipelineJobReportType0
+from .pipeline_options import PipelineOptions
+from .pipeline_options_tolerances_type_0 import PipelineOptionsTolerancesType0
+from .pipeline_step import PipelineStep
+from .provenance import Provenance
+from .registered_runner import RegisteredRunner
+from .role import Role
+from .rotated_jwt_key import RotatedJwtKey
+from .runner_heartbeat import RunnerHeartbeat
+from .runner_registration import RunnerRegistration
+from .runner_state import RunnerState
+from .runner_view import RunnerView
+from .set_alias_request import SetAliasRequest
+from .set_member_request import SetMemberRequest
+from .set_visibility_request import SetVisibilityRequest
+from .tensor_signature import TensorSignature
+from .token_info import TokenInfo
+from .token_request import TokenRequest
+from .update_model_request import UpdateModelRequest
+from .upload_session import UploadSession
+from .user_info import UserInfo
+from .variant_detail import VariantDetail
+from .variant_detail_passes_type_0_item import VariantDetailPassesType0Item
+from .variant_detail_validation_type_0 import VariantDetailValidationType0
+from .variant_origin import VariantOrigin
+from .variant_status import VariantStatus
+from .version_detail import VersionDetail
+from .version_status import VersionStatus
+from .version_summary import VersionSummary
+from .visibility import Visibility
+
+__all__ = (
+    "AccessToken",
+    "AliasEvent",
+    "AliasView",
+    "AuditEntry",
+    "BenchmarkJob",
+    "BenchmarkReportType0",
+    "BenchmarkReportType0Outcome",
+    "BenchmarkReportType1",
+    "BenchmarkReportType1Outcome",
+    "BenchmarkResult",
+    "BenchmarkResultInputShapes",
+    "BlobInfo",
+    "CreateNamespaceRequest",
+    "CreateTokenRequest",
+    "CreateUploadRequest",
+    "CreateUserRequest",
+    "CreateVersionRequest",
+    "CreatedToken",
+    "DeploymentManifest",
+    "ErrorBody",
+    "ErrorResponse",
+    "FileEntry",
+    "FlaggedFile",
+    "HealthCheck",
+    "HealthResponse",
+    "HeartbeatAck",
+    "JobState",
+    "JwksResponse200",
+    "ManifestFile",
+    "ManifestResponse",
+    "ManifestVariant",
+    "ManifestVariantPassesType0Item",
+    "ManifestVariantValidationType0",
+    "Me",
+    "Member",
+    "MissingBlobsRequest",
+    "MissingBlobsResponse",
+    "ModelDetail",
+    "ModelSummary",
+    "NamespaceSettings",
+    "NamespaceSummary",
+    "PipelineJob",
+    "PipelineJobReportType0",
+    "PipelineOptions",
+    "PipelineOptionsTolerancesType0",
+    "PipelineStep",
+    "Provenance",
+    "RegisteredRunner",
+    "Role",
+    "RotatedJwtKey",
+    "RunnerHeartbeat",
+    "RunnerRegistration",
+    "RunnerState",
+    "RunnerView",
+    "SetAliasRequest",
+    "SetMemberRequest",
+    "SetVisibilityRequest",
+    "TensorSignature",
+    "TokenInfo",
+    "TokenRequest",
+    "UpdateModelRequest",
+    "UploadSession",
+    "UserInfo",
+    "VariantDetail",
+    "VariantDetailPassesType0Item",
+    "VariantDetailValidationType0",
+    "VariantOrigin",
+    "VariantStatus",
+    "VersionDetail",
+    "VersionStatus",
+    "VersionSummary",
+    "Visibility",
+)

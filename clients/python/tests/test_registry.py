@@ -1,0 +1,202 @@
+"""The hand-written layer (kiln) against a real kiln-server: push, wait, pull, aliases, manifests, resume."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from kiln import IntegrityError, KilnError, ManifestError, Registry, check_files, verify_manifest
+from kiln_client.models import VersionDetail, VersionStatus
+from sample import MIB, MODEL, VERSION, part_size, read_folder, write_model
+
+
+class Interrupted(Exception):
+    """Raised from a progress callback to stop a transfer midway, as a dropped connection or ^C would."""
+
+
+
+def test_push_uploads_missing_blobs_in_chunks(pushed):
+    files, result, progress, part = pushed
+    assert result.created
+    assert sorted(f.path for f in result.files) == sorted(files)
+    # Five files, four blobs: the copy of settings.json is the same blob.
+    assert len(result.uploads) == 4
+    big = len(files["weights/model.bin"])
+    assert [p for p in progress if p[0] == "weights/model.bin"] == [
+        ("weights/model.bin", part, big),
+        ("weights/model.bin", big, big),
+    ]
+
+
+def test_push_again_is_a_no_op(registry, pushed, tmp_path):
+    files, *_ = pushed
+    for path, data in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
+    again = registry.push(tmp_path, MODEL, VERSION)
+    assert not again.created and again.uploads == []
+
+
+def test_push_other_files_under_the_same_version_is_refused(registry, pushed, tmp_path):
+    (tmp_path / "other.bin").write_bytes(b"other bytes")
+    with pytest.raises(KilnError) as refused:
+        registry.push(tmp_path, MODEL, VERSION)
+    assert refused.value.code == "version_conflict" and refused.value.status == 409
+    assert refused.value.message
+
+
+def test_wait_settles_on_ready(registry, pushed):
+    detail = registry.wait(MODEL, VERSION, timeout=30)
+    assert isinstance(detail, VersionDetail) and detail.status == VersionStatus.READY
+    assert {job.kind for job in detail.pipeline} >= {"scan"}
+
+
+def test_pull_gives_back_every_byte(registry, pushed, tmp_path):
+    files, *_ = pushed
+    result = registry.pull(MODEL, VERSION, tmp_path / "out")
+    assert read_folder(tmp_path / "out") == files
+    assert sum(f.downloaded for f in result.files) == sum(len(d) for d in files.values())
+    # Pulled again: every file is already there with its digest, nothing is fetched.
+    again = registry.pull(MODEL, VERSION, tmp_path / "out")
+    assert all(f.downloaded == 0 for f in again.files)
+
+
+def test_interrupted_pull_resumes_with_range(registry, pushed, tmp_path):
+    files, *_ = pushed
+    big = len(files["weights/model.bin"])
+
+    def stop_midway(path: str, done: int, total: int) -> None:
+        if path == "weights/model.bin" and done >= big // 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        registry.pull(MODEL, VERSION, tmp_path, on_progress=stop_midway)
+    partial = tmp_path / "weights/model.bin.kiln-partial"
+    assert big // 2 <= partial.stat().st_size < big
+    assert not (tmp_path / "weights/model.bin").exists()
+
+    result = registry.pull(MODEL, VERSION, tmp_path)
+    pulled = {f.path: f for f in result.files}["weights/model.bin"]
+    assert big // 2 <= pulled.resumed_from < big
+    assert pulled.downloaded == big - pulled.resumed_from
+    assert not partial.exists()
+    assert read_folder(tmp_path) == files
+
+
+def test_a_partial_file_with_wrong_bytes_is_discarded(registry, pushed, tmp_path):
+    files, *_ = pushed
+    target = tmp_path / "weights/model.bin"
+    target.parent.mkdir(parents=True)
+    # A partial file whose bytes are not the file's: resuming from it cannot give the right digest.
+    Path(str(target) + ".kiln-partial").write_bytes(b"\0" * 1000)
+    with pytest.raises(IntegrityError) as refused:
+        registry.pull(MODEL, VERSION, tmp_path)
+    assert refused.value.code == "digest_mismatch" and "discarded" in refused.value.message
+    assert not Path(str(target) + ".kiln-partial").exists() and not target.exists()
+    registry.pull(MODEL, VERSION, tmp_path)
+    assert read_folder(tmp_path) == files
+
+
+def test_interrupted_push_resumes_its_upload_session(registry, tmp_path):
+    part = part_size(registry)
+    files = write_model(tmp_path, big_size=part + MIB)
+
+    def stop_after_first_part(path: str, done: int, total: int) -> None:
+        if path == "weights/model.bin":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        registry.push(tmp_path, "acme/resumed", "1", chunk_size=1, on_progress=stop_after_first_part)
+    result = registry.push(tmp_path, "acme/resumed", "1", chunk_size=1)
+    resumed = {u.path: u for u in result.uploads}
+    assert resumed["weights/model.bin"].resumed_from == part
+    registry.wait("acme/resumed", "1", timeout=120)
+    registry.pull("acme/resumed", "1", tmp_path / "out")
+    assert read_folder(tmp_path / "out") == files
+
+
+def test_alias_manifest_verifies_with_only_the_jwks_url(registry, server, pushed, tmp_path):
+    files, *_ = pushed
+    alias = registry.set_alias(MODEL, "production", VERSION)
+    assert alias.version == VERSION and alias.sequence >= 1
+    jws = registry.manifest_jws(MODEL, alias="production")
+    assert jws.count(".") == 2  # compact JWS, as `Accept: application/jose` asks
+
+    manifest = verify_manifest(jws, f"{server.url}/.well-known/jwks.json", model=MODEL, alias="production")
+    assert manifest["version"] == VERSION and manifest["alias"] == "production"
+    assert {s["path"] for s in manifest["sources"]} == set(files)
+    registry.pull(MODEL, VERSION, tmp_path)
+    check_files(tmp_path, manifest)
+
+    # A version's own manifest verifies as the version's, and not as the alias's.
+    version_jws = registry.manifest_jws(MODEL, version=VERSION)
+    verify_manifest(version_jws, registry.jwks_url, model=MODEL, version=VERSION)
+    with pytest.raises(ManifestError) as wrong:
+        verify_manifest(version_jws, registry.jwks_url, model=MODEL, alias="production")
+    assert wrong.value.code == "wrong_subject"
+    with pytest.raises(ManifestError) as wrong:
+        verify_manifest(jws, registry.jwks_url, model=MODEL, alias="staging")
+    assert wrong.value.code == "wrong_subject" and "acme/roundtrip@production" in wrong.value.message
+    with pytest.raises(ManifestError) as rolled_back:
+        verify_manifest(jws, registry.jwks_url, model=MODEL, alias="production", min_sequence=manifest["sequence"] + 1)
+    assert rolled_back.value.code == "manifest_rolled_back"
+
+
+def test_a_tampered_manifest_is_refused(registry, pushed):
+    registry.set_alias(MODEL, "production", VERSION)
+    jws = registry.manifest_jws(MODEL, alias="production")
+    header, payload, signature = jws.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sources"][0]["sha256"] = "sha256:" + "0" * 64  # point a file at other bytes
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    with pytest.raises(ManifestError) as refused:
+        verify_manifest(".".join([header, forged, signature]), registry.jwks_url, model=MODEL, alias="production")
+    assert refused.value.code == "invalid_signature"
+
+    # A key the set does not hold (the kid changed, so the signature cannot be checked at all).
+    other = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    other["kid"] = "not-a-kiln-key"
+    other_header = base64.urlsafe_b64encode(json.dumps(other).encode()).rstrip(b"=").decode()
+    with pytest.raises(ManifestError) as unknown:
+        verify_manifest(".".join([other_header, payload, signature]), registry.jwks_url, model=MODEL, alias="production")
+    assert unknown.value.code == "unknown_key"
+
+
+def test_pull_by_alias_takes_everything_from_the_signed_manifest(registry, pushed, tmp_path):
+    files, *_ = pushed
+    registry.set_alias(MODEL, "production", VERSION)
+    result = registry.pull_alias(MODEL, "production", tmp_path)
+    assert result.version == VERSION and result.manifest["alias"] == "production"
+    assert read_folder(tmp_path) == files
+
+
+def test_a_saved_key_set_verifies_offline(registry, pushed):
+    registry.set_alias(MODEL, "production", VERSION)
+    jwks = registry.http.get("/.well-known/jwks.json").json()
+    jws = registry.manifest_jws(MODEL, alias="production")
+    assert verify_manifest(jws, jwks, model=MODEL, alias="production")["version"] == VERSION
+    with pytest.raises(ManifestError) as unknown:
+        verify_manifest(jws, {"keys": []}, model=MODEL, alias="production")
+    assert unknown.value.code == "unknown_key"
+
+
+def test_refusals_carry_the_servers_code_and_message(registry, server, pushed, tmp_path):
+    with pytest.raises(KilnError) as missing:
+        registry.version(MODEL, "9.9.9")
+    assert missing.value.status == 404 and missing.value.code == "not_found" and missing.value.message
+    with pytest.raises(KilnError) as not_ready:
+        registry.set_alias(MODEL, "production", "9.9.9")
+    assert not_ready.value.status in (404, 409)
+    with pytest.raises(KilnError) as no_variant:
+        registry.pull(MODEL, VERSION, tmp_path, variant="fp16")
+    assert no_variant.value.code == "no_such_variant"
+    with pytest.raises(KilnError) as bad_name:
+        registry.version("roundtrip", VERSION)
+    assert bad_name.value.code == "invalid_name"
+    (tmp_path / "a.txt").write_bytes(b"a")
+    with Registry(server.url) as anonymous, pytest.raises(KilnError) as unsigned:
+        anonymous.push(tmp_path, "acme/anon", "1")
+    assert unsigned.value.status == 401 and unsigned.value.code
