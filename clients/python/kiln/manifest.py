@@ -116,5 +116,6 @@ def check_files(folder: str | Path, manifest: Mapping[str, Any], variant: str | 
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise IntegrityError(
-                "digest_mismatch", f"{entry['path']}: hashes to {actual}, but the signed manifest lists {entry['sha256']}"
+                "digest_mismatch",
+                f"{entry['path']}: hashes to {actual}, but the signed manifest lists {entry['sha256']}",
             )

@@ -305,8 +305,7 @@ class Registry:
             files = found[0].files
         base = self._files_url(model, version, variant)
         pulled = [
-            self._download(base, f.path, f.digest, f.size, Path(folder), on_progress, "the server lists")
-            for f in files
+            self._download(base, f.path, f.digest, f.size, Path(folder), on_progress, "the server lists") for f in files
         ]
         return PullResult(version=version, files=pulled)
 
@@ -325,7 +324,9 @@ class Registry:
         manifest = self.verify_manifest(model, alias=alias, jwks=jwks)
         base = self._files_url(model, manifest["version"], variant)
         pulled = [
-            self._download(base, f["path"], f["sha256"], f["size"], Path(folder), on_progress, "the signed manifest lists")
+            self._download(
+                base, f["path"], f["sha256"], f["size"], Path(folder), on_progress, "the signed manifest lists"
+            )
             for f in manifest_files(manifest, variant)
         ]
         return PullResult(version=manifest["version"], files=pulled, manifest=manifest)
@@ -363,7 +364,9 @@ class Registry:
                 f"{path}: downloaded bytes hash to {actual}, but {source} {digest}; the file was discarded",
             )
         os.replace(partial, target)
-        return PulledFile(path=path, target=target, size=size, downloaded=size - resumed_from, resumed_from=resumed_from)
+        return PulledFile(
+            path=path, target=target, size=size, downloaded=size - resumed_from, resumed_from=resumed_from
+        )
 
     def _stream_into(
         self, url: str, partial: Path, hasher: Any, have: int, size: int, path: str, on_progress: Progress | None
@@ -382,7 +385,9 @@ class Registry:
                     if have > size:
                         out.close()
                         partial.unlink(missing_ok=True)
-                        raise IntegrityError("body_too_long", f"{path}: the server sent more than the {size} bytes listed")
+                        raise IntegrityError(
+                            "body_too_long", f"{path}: the server sent more than the {size} bytes listed"
+                        )
                     hasher.update(block)
                     out.write(block)
                     if on_progress:

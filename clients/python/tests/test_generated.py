@@ -7,7 +7,6 @@ from kiln_client.api.health import healthz
 from kiln_client.api.manifests import jwks
 from kiln_client.api.models import get_version, list_models
 from kiln_client.models import ErrorResponse, ModelSummary, VersionDetail, VersionStatus
-
 from sample import MODEL, VERSION
 
 

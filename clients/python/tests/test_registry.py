@@ -17,7 +17,6 @@ class Interrupted(Exception):
     """Raised from a progress callback to stop a transfer midway, as a dropped connection or ^C would."""
 
 
-
 def test_push_uploads_missing_blobs_in_chunks(pushed):
     files, result, progress, part = pushed
     assert result.created
@@ -161,7 +160,9 @@ def test_a_tampered_manifest_is_refused(registry, pushed):
     other["kid"] = "not-a-kiln-key"
     other_header = base64.urlsafe_b64encode(json.dumps(other).encode()).rstrip(b"=").decode()
     with pytest.raises(ManifestError) as unknown:
-        verify_manifest(".".join([other_header, payload, signature]), registry.jwks_url, model=MODEL, alias="production")
+        verify_manifest(
+            ".".join([other_header, payload, signature]), registry.jwks_url, model=MODEL, alias="production"
+        )
     assert unknown.value.code == "unknown_key"
 
 
