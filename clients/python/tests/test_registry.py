@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kiln import IntegrityError, KilnError, ManifestError, Registry, check_files, verify_manifest
+from kiln import IntegrityError, KilnError, ManifestError, Registry, check_files, sha256_file, verify_manifest
 from kiln_client.models import VersionDetail, VersionStatus
-from sample import MIB, MODEL, VERSION, part_size, read_folder, write_model
+from sample import MIB, MODEL, VERSION, part_size, read_folder, write_model, write_tiny_onnx
 
 
 class Interrupted(Exception):
@@ -201,3 +201,24 @@ def test_refusals_carry_the_servers_code_and_message(registry, server, pushed, t
     with Registry(server.url) as anonymous, pytest.raises(KilnError) as unsigned:
         anonymous.push(tmp_path, "acme/anon", "1")
     assert unsigned.value.status == 401 and unsigned.value.code
+
+
+def test_variants_pull_and_verify(registry, tmp_path):
+    write_tiny_onnx(tmp_path / "model" / "model.onnx")
+    registry.push(tmp_path / "model", "acme/tiny", "1", variants=["fp32", "fp16"])
+    detail = registry.wait("acme/tiny", "1", timeout=120)
+    variants = {v.name: v for v in detail.variants}
+    assert {"fp32", "fp16"} <= set(variants), [(job.kind, job.state, job.message) for job in detail.pipeline]
+
+    result = registry.pull("acme/tiny", "1", tmp_path / "fp16", variant="fp16")
+    assert [f.path for f in result.files] == [f.path for f in variants["fp16"].files]
+    listed = {f.path: f.digest for f in variants["fp16"].files}
+    assert {f.path: sha256_file(f.target) for f in result.files} == listed
+
+    # By alias: the variant's files and digests come from the signed manifest.
+    registry.set_alias("acme/tiny", "production", "1")
+    pulled = registry.pull_alias("acme/tiny", "production", tmp_path / "deploy", variant="fp16")
+    check_files(tmp_path / "deploy", pulled.manifest, variant="fp16")
+    with pytest.raises(ManifestError) as missing:
+        registry.pull_alias("acme/tiny", "production", tmp_path / "int8", variant="int8")
+    assert missing.value.code == "no_such_variant" and "fp16" in missing.value.message
