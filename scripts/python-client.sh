@@ -10,8 +10,9 @@ pytest_version=9.2.0
 pyjwt_version=2.10.1
 
 # 1. The committed client is not stale.
-fresh=$(mktemp -d)
-trap 'rm -rf "$fresh"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fresh=$work/generated
 scripts/python-client-generate.sh "$fresh"
 if ! diff -r -q -x __pycache__ "$fresh/kiln_client" clients/python/kiln_client >&2; then
   echo "the committed client is stale: run scripts/python-client-generate.sh (and commit clients/python/kiln_client)" >&2
@@ -41,4 +42,5 @@ if [ ! -x "$KILN_SERVER_BIN" ]; then
 fi
 # From the tests' folder, so that `import kiln` finds the installed package, not the source tree.
 cd clients/python/tests
-"$PWD/../../../$venv/bin/python" -m pytest -p no:cacheprovider "$@" .
+# Their temporary folders (a server's data, pushed and pulled copies) go with the rest on exit.
+"$PWD/../../../$venv/bin/python" -m pytest -p no:cacheprovider --basetemp="$work/pytest" "$@" .
