@@ -186,6 +186,21 @@ impl ApiClient {
         Ok(())
     }
 
+    pub async fn delete_model(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        force: bool,
+    ) -> Result<(), CliError> {
+        let path = format!("/models/{ns}/{model}");
+        let mut request = self.request(Method::DELETE, &path);
+        if force {
+            request = request.query(&[("force", "true")]);
+        }
+        self.send(request).await?;
+        Ok(())
+    }
+
     pub async fn missing_blobs(
         &self,
         digests: Vec<Sha256Digest>,

@@ -189,14 +189,17 @@ enum Command {
         #[arg(value_parser = commands::namespace::parse_visibility)]
         visibility: Visibility,
     },
-    /// Delete a version (recorded in the server's audit log)
+    /// Delete a version, or a model with all its versions (recorded in the server's audit log)
     Delete {
-        /// NAMESPACE/MODEL:VERSION
+        /// NAMESPACE/MODEL:VERSION, or NAMESPACE/MODEL for the whole model
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
         /// Confirm the deletion
         #[arg(long)]
         yes: bool,
+        /// Delete a model even though aliases name its versions (the aliases go too)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -389,7 +392,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             alias,
             json,
         }) => commands::alias::history(&client, reference, alias, json).await,
-        Command::Delete { reference, yes } => commands::delete::run(&client, reference, yes).await,
+        Command::Delete {
+            reference,
+            yes,
+            force,
+        } => commands::delete::run(&client, reference, yes, force).await,
         Command::Login { token, username } => {
             commands::account::login(&client, token, username).await
         }

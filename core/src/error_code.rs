@@ -81,6 +81,7 @@ error_codes! {
     // Aliases.
     VersionNotReady => "version_not_ready",
     VersionAliased => "version_aliased",
+    ModelAliased => "model_aliased",
     AliasMoved => "alias_moved",
     // Accounts and namespaces.
     InvalidCredentialsRequest => "invalid_credentials_request",

@@ -420,6 +420,11 @@ fn the_cli_says_what_to_do_when_something_is_wrong() {
     let delete = server.kiln(&["delete", "acme/m:1"]);
     assert!(stderr(&delete).contains("--yes"), "{}", stderr(&delete));
     assert_ok(&server.kiln(&["delete", "acme/m:1", "--yes"]));
+    // A whole model, by its name.
+    assert_ok(&server.kiln(&["push", file.to_str().unwrap(), "acme/m:2"]));
+    assert_ok(&server.kiln(&["delete", "acme/m", "--yes"]));
+    let gone = server.kiln(&["show", "acme/m"]);
+    assert!(!gone.status.success(), "{}", stdout(&gone));
 
     let unreachable = std::process::Command::new(kiln_tests::binary("kiln"))
         .args(["ls", "--server", "http://127.0.0.1:9"])

@@ -23,7 +23,7 @@ pub enum Rule {
     ReadModel,
     /// Change `{namespace}/{model}`: writer in the namespace (an admin may push to a new namespace).
     WriteModel,
-    /// Administer `{namespace}/{model}` (its visibility): admin of the namespace.
+    /// Administer `{namespace}/{model}` (its visibility, deleting it): admin of the namespace.
     AdminModel,
     /// Administer `{namespace}` (its members): admin of the namespace.
     AdminNamespace,
@@ -79,6 +79,7 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/models", Browse),
     ("GET", "/api/v1/models/{namespace}/{model}", ReadModel),
     ("PATCH", "/api/v1/models/{namespace}/{model}", WriteModel),
+    ("DELETE", "/api/v1/models/{namespace}/{model}", AdminModel),
     (
         "PUT",
         "/api/v1/models/{namespace}/{model}/visibility",

@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(models::create_version)
                 .service(models::get_version)
                 .service(models::delete_version)
+                .service(models::delete_model)
                 .service(models::set_visibility)
                 .service(accounts::exchange_token)
                 .service(accounts::me)

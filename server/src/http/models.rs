@@ -7,7 +7,7 @@ use kiln_core::api::{
 };
 
 use super::actor;
-use super::params::{ModelPath, NamespacePath, PageQuery, VersionPath};
+use super::params::{DeleteModelQuery, ModelPath, NamespacePath, PageQuery, VersionPath};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
@@ -203,6 +203,34 @@ async fn delete_version(
     services
         .registry
         .delete_version(ns, model, version, actor(&req, &principal))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete a model
+///
+/// Delete a model with all its versions, their variants, manifests and benchmarks (audited, listing what
+/// went). Refused while an alias names one of its versions, since a deployment may follow it, unless
+/// `force=true`, which deletes the aliases too. Its blobs stay while anything else references them. Needs
+/// admin in the namespace.
+#[utoipa::path(tag = "models", params(ModelPath, DeleteModelQuery), responses(
+    (status = 204, description = "The model and everything of it are deleted"),
+    (status = 400, description = "The namespace or model is not a valid name (`invalid_name`), or `force` is not true or false (`invalid_query`)", body = ErrorResponse),
+    (status = 404, description = "No such model", body = ErrorResponse),
+    (status = 409, description = "An alias names one of its versions (`model_aliased`): move or delete the alias, or pass force=true", body = ErrorResponse),
+))]
+#[delete("/models/{namespace}/{model}")]
+async fn delete_model(
+    req: HttpRequest,
+    principal: Principal,
+    services: Data<Services>,
+    path: Path<ModelPath>,
+    query: Query<DeleteModelQuery>,
+) -> Result<HttpResponse, Error> {
+    let (ns, model) = path.parse()?;
+    services
+        .registry
+        .delete_model(ns, model, query.force, actor(&req, &principal))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -27,6 +27,15 @@ pub struct ModelPath {
     pub model: String,
 }
 
+/// `?force=true`: delete a model even though aliases name its versions (they are deleted too).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteModelQuery {
+    /// Delete the model's aliases with it instead of refusing (default false)
+    #[serde(default)]
+    pub force: bool,
+}
+
 impl ModelPath {
     pub fn parse(&self) -> Result<(NamespaceName, ModelName), Error> {
         Ok((self.namespace.parse()?, self.model.parse()?))

@@ -1,5 +1,7 @@
 //! Namespaces, models and versions: listing, committing, deleting.
 
+mod deletion;
+
 use kiln_core::ErrorCode;
 use std::collections::{BTreeMap, HashSet};
 
@@ -356,42 +358,6 @@ impl RegistryService {
             self.pipeline.wake();
         }
         Ok(committed)
-    }
-
-    pub async fn delete_version(
-        &self,
-        ns: NamespaceName,
-        model: ModelName,
-        version: VersionName,
-        actor: Actor,
-    ) -> Result<(), Error> {
-        self.db
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    let (row, files) = find_version(conn, &ns, &model, &version)?;
-                    let aliased = crate::db::repos::aliases::pointing_at(conn, &row.id)?;
-                    if let Some(alias) = aliased.first() {
-                        return Err(Error::conflict(
-                            ErrorCode::VersionAliased,
-                            format!(
-                                "{ns}/{model}@{alias} points at {version}; move it first (kiln alias set {ns}/{model} {alias} VERSION)"
-                            ),
-                        ));
-                    }
-                    versions::delete(conn, &row.id)?;
-                    let (_, model_row) = find_model(conn, &ns, &model)?;
-                    models::touch(conn, &model_row.id)?;
-                    audit::record(
-                        conn,
-                        &actor,
-                        "version.delete",
-                        &format!("{ns}/{model}:{version}"),
-                        json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
-                    )
-                    .map_err(Error::from)
-                })
-            })
-            .await
     }
 }
 

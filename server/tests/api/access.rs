@@ -181,6 +181,7 @@ fn cases() -> Vec<Case> {
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/secret", Some(r#"{"description":"by {who}"}"#), WritePrivateModel, 200),
         case(M::PATCH, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/open", Some(r#"{"description":"by {who}"}"#), WritePublicModel, 200),
         case(M::PUT, "/api/v1/models/{namespace}/{model}/visibility", "/api/v1/models/acme/open/visibility", Some(r#"{"visibility":"public"}"#), AdminOfNamespace, 200),
+        case(M::DELETE, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/doomed-{who}", None, AdminOfNamespace, 204),
         case(M::POST, "/api/v1/models/{namespace}/{model}/versions", "/api/v1/models/acme/open/versions", Some(r#"{"version":"{who}","files":[{"path":"w.bin","digest":"{shared}","size":6}]}"#), WritePublicModel, 201),
         case(M::POST, "/api/v1/models/{namespace}/{model}/versions", "/api/v1/models/acme/secret/versions", Some(r#"{"version":"{who}","files":[{"path":"w.bin","digest":"{shared}","size":6}]}"#), WritePrivateModel, 201),
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}", "/api/v1/models/acme/secret/versions/1", None, ReadPrivateModel, 200),
@@ -283,6 +284,20 @@ async fn setup(app: &TestApp) -> Vec<(Caller, Option<String>)> {
             )
             .await;
         }
+    }
+    // A public model per caller for the model deletion case.
+    for caller in CALLERS {
+        let doomed = format!("acme/doomed-{}", caller.slug());
+        expect_json::<Value>(
+            app.push(&format!("{doomed}:1"), &[("w.bin", b"weights")])
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let public = app
+            .request(Method::PUT, &format!("/api/v1/models/{doomed}/visibility"))
+            .json(&json!({ "visibility": "public" }));
+        expect_json::<Value>(public.send().await.unwrap(), StatusCode::OK).await;
     }
     // The blob every caller commits: held by a public version, so anyone who may write can use it.
     expect_json::<Value>(

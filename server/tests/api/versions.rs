@@ -187,6 +187,79 @@ async fn deleting_a_version_is_explicit_and_audited(app: TestApp) {
     );
 }
 
+/// A model goes with every version, variant and manifest of it, but not while an alias may be followed by a
+/// deployment, unless forced; its blobs stay for the models that share them; the audit log says what went.
+async fn deleting_a_model_takes_its_versions_and_is_refused_while_aliased(app: TestApp) {
+    for reference in ["acme/gone:1", "acme/gone:2", "acme/kept:1"] {
+        expect_json::<Value>(
+            app.push(reference, &[("shared.bin", b"shared bytes")])
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        app.settled_version(reference).await;
+    }
+    let alias = app
+        .request(Method::PUT, "/api/v1/models/acme/gone/aliases/production")
+        .json(&json!({ "version": "1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.status(), StatusCode::OK);
+    let refused = app
+        .request(Method::DELETE, "/api/v1/models/acme/gone")
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(refused, StatusCode::CONFLICT, "model_aliased").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("acme/gone@production points at 1"),
+        "{body}"
+    );
+    expect_json::<Value>(app.get("/api/v1/models/acme/gone").await, StatusCode::OK).await;
+
+    let forced = app
+        .request(Method::DELETE, "/api/v1/models/acme/gone?force=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), StatusCode::NO_CONTENT);
+    for gone in [
+        "/api/v1/models/acme/gone",
+        "/api/v1/models/acme/gone/versions/1",
+        "/api/v1/models/acme/gone/aliases/production/manifest",
+    ] {
+        expect_error(app.get(gone).await, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let kept = app
+        .get("/api/v1/models/acme/kept/versions/1/files/shared.bin")
+        .await;
+    assert_eq!(kept.status(), StatusCode::OK);
+    assert_eq!(&kept.bytes().await.unwrap()[..], b"shared bytes");
+
+    let entries = app
+        .db
+        .run(|conn| Ok(audit::list(conn, Some("acme/gone"), 10)?))
+        .await
+        .unwrap();
+    let deleted = entries
+        .iter()
+        .find(|e| e.action == "model.delete")
+        .expect("the deletion is audited");
+    let details: Value = serde_json::from_str(&deleted.detail).unwrap();
+    assert_eq!(details["versions"], json!(["2", "1"]), "{details}");
+    assert_eq!(details["aliases"][0]["alias"], "production", "{details}");
+    // The name is free again.
+    expect_json::<Value>(
+        app.push("acme/gone:1", &[("new.bin", b"new")]).await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
 async fn model_metadata_can_be_edited(app: TestApp) {
     expect_json::<Value>(
         app.push("acme/m:1", &[("a.bin", b"x")]).await,
@@ -370,6 +443,7 @@ crate::on_every_backend!(
     a_pushed_version_is_listed_everywhere,
     versions_are_immutable,
     deleting_a_version_is_explicit_and_audited,
+    deleting_a_model_takes_its_versions_and_is_refused_while_aliased,
     model_metadata_can_be_edited,
     bad_version_requests_get_clear_errors,
 );

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::records::{ModelRow, NamespaceRow};
-use crate::db::schema::{models, namespaces, versions};
+use crate::db::schema::{aliases, models, namespaces, versions};
 use crate::db::{DbConnection, new_id, now};
 
 pub fn find(
@@ -88,6 +88,22 @@ pub fn update_metadata(
             models::updated_at.eq(now()),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes a model: its aliases (their history and manifests go with them), then each version (its
+/// files, variants, jobs, manifests and benchmarks), then the model. Blobs stay: other versions may hold
+/// them, and reclaiming the unreferenced ones is garbage collection's job.
+pub fn delete(conn: &mut DbConnection, model_id: &str) -> QueryResult<()> {
+    diesel::delete(aliases::table.filter(aliases::model_id.eq(model_id))).execute(conn)?;
+    let version_ids: Vec<String> = versions::table
+        .filter(versions::model_id.eq(model_id))
+        .select(versions::id)
+        .load(conn)?;
+    for version_id in &version_ids {
+        super::versions::delete(conn, version_id)?;
+    }
+    diesel::delete(models::table.find(model_id)).execute(conn)?;
     Ok(())
 }
 

@@ -1,0 +1,96 @@
+//! Deleting what was pushed: a version, or a model with all its versions. Both are refused while an alias
+//! names what would go (a deployment may be following it), both are audited with what went, and both leave
+//! the blobs: other versions may hold the same bytes, and reclaiming unreferenced ones is garbage
+//! collection's job.
+
+use diesel::Connection;
+use kiln_core::{ErrorCode, ModelName, NamespaceName, VersionName};
+use serde_json::json;
+
+use super::{RegistryService, find_model, find_version};
+use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::{models, versions};
+use crate::error::Error;
+
+impl RegistryService {
+    pub async fn delete_version(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        version: VersionName,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let (row, files) = find_version(conn, &ns, &model, &version)?;
+                    let aliased = crate::db::repos::aliases::pointing_at(conn, &row.id)?;
+                    if let Some(alias) = aliased.first() {
+                        return Err(Error::conflict(
+                            ErrorCode::VersionAliased,
+                            format!(
+                                "{ns}/{model}@{alias} points at {version}; move it first (kiln alias set {ns}/{model} {alias} VERSION)"
+                            ),
+                        ));
+                    }
+                    versions::delete(conn, &row.id)?;
+                    let (_, model_row) = find_model(conn, &ns, &model)?;
+                    models::touch(conn, &model_row.id)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "version.delete",
+                        &format!("{ns}/{model}:{version}"),
+                        json!({ "files": files.len(), "bytes": files.iter().map(|f| f.size).sum::<i64>() }),
+                    )
+                    .map_err(Error::from)
+                })
+            })
+            .await
+    }
+
+    /// Deletes a model with every version. Refused while an alias names one of them (a deployment may
+    /// follow it) unless `force`, which deletes the aliases too. Audited with what went.
+    pub async fn delete_model(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        force: bool,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let (_, model_row) = find_model(conn, &ns, &model)?;
+                    let aliases = crate::db::repos::aliases::list(conn, &model_row.id)?;
+                    if !force && let Some((alias, version)) = aliases.first() {
+                        return Err(Error::conflict(
+                            ErrorCode::ModelAliased,
+                            format!(
+                                "{ns}/{model}@{} points at {version}, and a deployment may follow it; delete with force (kiln rm {ns}/{model} --force) to delete the aliases too",
+                                alias.name
+                            ),
+                        ));
+                    }
+                    let versions: Vec<String> = versions::list(conn, &model_row.id)?
+                        .into_iter()
+                        .map(|v| v.row.version)
+                        .collect();
+                    models::delete(conn, &model_row.id)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "model.delete",
+                        &format!("{ns}/{model}"),
+                        json!({
+                            "versions": versions,
+                            "aliases": aliases.iter().map(|(a, v)| json!({ "alias": a.name, "version": v })).collect::<Vec<_>>(),
+                            "force": force,
+                        }),
+                    )
+                    .map_err(Error::from)
+                })
+            })
+            .await
+    }
+}
