@@ -90,13 +90,21 @@ pub fn check_subject(manifest: &DeploymentManifest, wanted: &ModelRef) -> Result
     }
 }
 
-/// The highest sequence seen per subject (`acme/sentiment@production`), with the digest of that
-/// manifest's payload: a lower sequence is a rollback, the same sequence with other content is a server
-/// (or key) issuing two different manifests under one number.
+/// The highest sequence seen per issuer and subject (`acme/sentiment@production`), with the digest of
+/// that manifest's payload: a lower sequence is a rollback, the same sequence with other content is a
+/// server (or key) issuing two different manifests under one number. Two registries (staging, production)
+/// may have models of the same names: their sequences are kept apart by the manifests' `iss`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SequenceState {
+    /// Manifests without `iss` (registries older than it), by subject: how every state file written
+    /// before `iss` holds them, so those files keep working unchanged. A manifest with `iss` is never
+    /// checked against these: it was signed after its registry began naming itself, so it cannot be one
+    /// of the old manifests they guard against.
     #[serde(default)]
     seen: BTreeMap<String, Seen>,
+    /// Manifests with `iss`: by issuer, then subject.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    by_issuer: BTreeMap<String, BTreeMap<String, Seen>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,28 +135,38 @@ impl SequenceState {
     /// Refuses a manifest older than (or different from) one already seen; remembers a newer one.
     pub fn admit(&mut self, verified: &Verified, path: &Path) -> Result<bool, CliError> {
         let manifest = &verified.manifest;
-        let subject = manifest.subject();
         let digest = verified.payload_sha256;
-        match self.seen.get(&subject) {
-            Some(seen) if manifest.sequence < seen.sequence => Err(refuse(format!(
-                "{subject} sequence {} is older than sequence {} already seen (state file {}); someone may be serving an old manifest",
+        let (seen, subject) = match &manifest.iss {
+            Some(issuer) => (
+                self.by_issuer.entry(issuer.clone()).or_default(),
+                manifest.subject(),
+            ),
+            None => (&mut self.seen, manifest.subject()),
+        };
+        let named = match &manifest.iss {
+            Some(issuer) => format!("{subject} (issuer {issuer})"),
+            None => subject.clone(),
+        };
+        match seen.get(&subject) {
+            Some(before) if manifest.sequence < before.sequence => Err(refuse(format!(
+                "{named} sequence {} is older than sequence {} already seen (state file {}); someone may be serving an old manifest",
                 manifest.sequence,
-                seen.sequence,
+                before.sequence,
                 path.display()
             ))),
-            Some(seen) if manifest.sequence == seen.sequence => {
-                if seen.payload_sha256 == digest {
+            Some(before) if manifest.sequence == before.sequence => {
+                if before.payload_sha256 == digest {
                     Ok(false)
                 } else {
                     Err(refuse(format!(
-                        "{subject} sequence {} differs from the manifest with that sequence already seen (state file {})",
+                        "{named} sequence {} differs from the manifest with that sequence already seen (state file {})",
                         manifest.sequence,
                         path.display()
                     )))
                 }
             }
             _ => {
-                self.seen.insert(
+                seen.insert(
                     subject,
                     Seen {
                         sequence: manifest.sequence,
@@ -186,6 +204,7 @@ mod tests {
     fn manifest(sequence: i64, version: &str) -> DeploymentManifest {
         let now = chrono::Utc::now();
         DeploymentManifest {
+            iss: None,
             model: "acme/m".into(),
             version: version.parse().unwrap(),
             alias: Some("production".parse().unwrap()),
@@ -228,6 +247,42 @@ mod tests {
             "{err}"
         );
         assert!(state.admit(&verified(3, "1"), path).unwrap());
+    }
+
+    fn issued_by(issuer: &str, sequence: i64, version: &str) -> Verified {
+        let mut v = verified(sequence, version);
+        v.manifest.iss = Some(issuer.to_owned());
+        v.payload_sha256 = Sha256Digest::of(format!("{issuer} {version}").as_bytes());
+        v
+    }
+
+    /// Staging and production both have acme/m@production: each registry's sequences are its own, and
+    /// a state file written before `iss` (subjects only) keeps guarding the manifests it saw.
+    #[test]
+    fn sequences_are_kept_per_issuer_and_old_state_files_keep_working() {
+        let path = Path::new("state.json");
+        let old: SequenceState =
+            serde_json::from_str(r#"{"seen": {"acme/m@production": {"sequence": 5, "payload_sha256": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}}}"#)
+                .unwrap();
+        let mut state = old;
+        let staging = "https://staging.example.com";
+        let production = "https://kiln.example.com";
+        assert!(state.admit(&issued_by(staging, 7, "3"), path).unwrap());
+        assert!(state.admit(&issued_by(production, 1, "1"), path).unwrap());
+        let err = state
+            .admit(&issued_by(staging, 6, "2"), path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("acme/m@production (issuer https://staging.example.com) sequence 6 is older than sequence 7"),
+            "{err}"
+        );
+        // An old manifest, without iss, is still held to what the old state file saw.
+        assert!(state.admit(&verified(4, "1"), path).is_err());
+        let text = serde_json::to_string(&state).unwrap();
+        let reloaded: SequenceState = serde_json::from_str(&text).unwrap();
+        assert!(reloaded.by_issuer[production].contains_key("acme/m@production"));
+        assert_eq!(reloaded.seen["acme/m@production"].sequence, 5);
     }
 
     #[test]

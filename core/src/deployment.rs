@@ -12,6 +12,11 @@ use crate::{AliasName, FilePath, Sha256Digest, VersionName};
 /// The signed document: exactly which bytes to run, what they were proven to do, and where they came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeploymentManifest {
+    /// The registry that issued it (JWT `iss`): its configured public URL, or `urn:kiln:` and the kid of
+    /// its first signing key. Verifiers keep their sequence state per issuer and subject. Absent from
+    /// manifests of registries older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     /// `namespace/model`, e.g. `acme/sentiment`.
     pub model: String,
     pub version: VersionName,

@@ -106,10 +106,12 @@ fn pulling_by_alias_verifies_the_manifest_and_every_blob() {
         "--jwks",
         jwks_file.to_str().unwrap(),
     ]);
+    // The registry names itself in every manifest: without a configured public URL, by its first key.
+    let issuer = format!("urn:kiln:{}", jwks["keys"][0]["kid"].as_str().unwrap());
     assert_eq!(
         refused(&rollback).trim(),
         format!(
-            "the manifest does not verify: acme/m@production sequence 1 is older than sequence 2 already seen (state file {}); someone may be serving an old manifest",
+            "the manifest does not verify: acme/m@production (issuer {issuer}) sequence 1 is older than sequence 2 already seen (state file {}); someone may be serving an old manifest",
             state.display()
         )
     );
@@ -245,4 +247,49 @@ fn an_expired_manifest_is_refused_and_the_server_reissues_in_time() {
     assert!(sequence >= 2, "{}", stdout(&live));
     let out = work.path().join("out");
     assert_ok(&server.kiln(&["pull", "acme/m@staging", "-o", out.to_str().unwrap()]));
+}
+
+/// Staging and production registries with the same model names: one client verifies both with one
+/// state file. Each manifest names its registry (`iss`: the configured public URL), and each registry's
+/// sequences are kept apart, so production's sequence 1 after staging's sequence 2 is no rollback.
+#[test]
+fn two_registries_with_the_same_names_keep_their_own_sequences() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("shared-state.json");
+    let mut issuers = Vec::new();
+    for (name, versions) in [("staging", 2), ("production", 1)] {
+        let url = format!("https://{name}.kiln.example");
+        let server = Server::start_with(Backend::Embedded, &[("KILN_PUBLIC_URL", &url)]);
+        for version in 1..=versions {
+            let reference = format!("acme/m:{version}");
+            push_ready(&server, work.path(), &reference, version == 2);
+            assert_ok(&server.kiln(&[
+                "alias",
+                "set",
+                "acme/m",
+                "production",
+                &version.to_string(),
+            ]));
+        }
+        let verified = server.kiln(&[
+            "verify",
+            "acme/m@production",
+            "--state",
+            state.to_str().unwrap(),
+        ]);
+        assert_ok(&verified);
+        assert!(
+            stdout(&verified).contains(&format!("issued by {url}")),
+            "{}",
+            stdout(&verified)
+        );
+        issuers.push(url);
+    }
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    for issuer in &issuers {
+        assert!(
+            saved["by_issuer"][issuer]["acme/m@production"]["sequence"].is_i64(),
+            "{saved}"
+        );
+    }
 }

@@ -151,8 +151,13 @@ pub async fn verify(client: &ApiClient, target: &str, trust: Trust<'_>) -> Resul
         Some(_) => format!("{} → {}", m.subject(), m.version),
         None => m.subject(),
     };
+    let issuer = m
+        .iss
+        .as_deref()
+        .map(|iss| format!(", issued by {iss}"))
+        .unwrap_or_default();
     println!(
-        "verified {subject} (sequence {}, {} deployable variants, expires {})",
+        "verified {subject} (sequence {}, {} deployable variants, expires {}{issuer})",
         m.sequence,
         m.variants.len(),
         m.expires_at.to_rfc3339(),

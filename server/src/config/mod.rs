@@ -61,6 +61,8 @@ struct RawSettings {
     #[serde(default, deserialize_with = "sources::list")]
     cors_allowed_origins: Option<Vec<String>>,
     min_body_bytes_per_sec: Option<u64>,
+    #[serde(default, deserialize_with = "sources::text")]
+    public_url: Option<String>,
 }
 
 #[derive(Clone)]
@@ -103,6 +105,8 @@ pub struct Settings {
     /// After 10 s, a request body must have averaged this many bytes a second or it fails with 408
     /// (0: no minimum).
     pub min_body_bytes_per_sec: u64,
+    /// The URL clients reach this registry at (`https://kiln.example.com`): the `iss` of its manifests.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -258,6 +262,24 @@ impl Settings {
                 ),
             ));
         }
+        let public_url = match raw.public_url.as_deref().map(|u| u.trim_end_matches('/')) {
+            None => None,
+            Some(url)
+                if (url.starts_with("https://") || url.starts_with("http://"))
+                    && url
+                        .split_once("://")
+                        .is_some_and(|(_, rest)| !rest.is_empty())
+                    && !url.contains(char::is_whitespace) =>
+            {
+                Some(url.to_owned())
+            }
+            Some(other) => {
+                return Err(config_error(
+                    "KILN_PUBLIC_URL",
+                    format!("{other:?} is not an http(s) URL (e.g. https://kiln.example.com)"),
+                ));
+            }
+        };
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -322,6 +344,7 @@ impl Settings {
             log_json,
             cors_allowed_origins,
             min_body_bytes_per_sec: raw.min_body_bytes_per_sec.unwrap_or(1024),
+            public_url,
             bootstrap_token: raw.bootstrap_token.clone(),
             rate_limit_per_minute,
             listen,

@@ -9,6 +9,7 @@ use kiln_core::deployment::{
 };
 
 pub struct Issue<'a> {
+    pub issuer: &'a str,
     pub alias: Option<&'a AliasName>,
     pub sequence: i64,
     pub issued_at: DateTime<Utc>,
@@ -43,6 +44,7 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
         })
         .collect();
     DeploymentManifest {
+        iss: Some(issue.issuer.to_owned()),
         model: format!("{}/{}", detail.namespace, detail.model),
         version: detail.version.clone(),
         alias: issue.alias.cloned(),

@@ -23,6 +23,8 @@ pub struct ManifestSigner {
     keys: Vec<SigningKey>,
     /// How long what it signs stays valid.
     validity: chrono::Duration,
+    /// Who signs: the `iss` of every manifest.
+    issuer: String,
 }
 
 fn key_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -89,10 +91,26 @@ impl ManifestSigner {
             });
         }
         keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        // The first key never leaves the folder every replica shares, so its kid names this registry
+        // for as long as its keys do, unless the operator names it (`public_url`).
+        let issuer = format!("urn:kiln:{}", keys[0].kid);
         Ok(Self {
             keys,
             validity: chrono::Duration::days(crate::config::DEFAULT_MANIFEST_VALIDITY_DAYS as i64),
+            issuer,
         })
+    }
+
+    /// Names the registry in every manifest's `iss`, instead of the first key's kid.
+    pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
+        if let Some(issuer) = issuer {
+            self.issuer = issuer;
+        }
+        self
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     pub fn with_validity(mut self, validity: std::time::Duration) -> Self {

@@ -80,6 +80,7 @@ fn publish(
     let payload = document::build(
         &detail,
         document::Issue {
+            issuer: signer.issuer(),
             alias: alias.map(|(_, name)| name),
             sequence,
             issued_at,

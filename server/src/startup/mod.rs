@@ -53,7 +53,8 @@ impl Application {
         let store = BlobStore::open(&settings.storage)?;
         let signer = Arc::new(
             ManifestSigner::open(&settings.manifest_keys_dir)?
-                .with_validity(settings.manifest_validity),
+                .with_validity(settings.manifest_validity)
+                .with_issuer(settings.public_url.clone()),
         );
         let queue = PipelineQueue::default();
         // The embedded runner's own door: plain HTTP on loopback, whatever the public listener is, and the

@@ -109,6 +109,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         log_json: false,
         cors_allowed_origins: Vec::new(),
         min_body_bytes_per_sec: 1024,
+        public_url: None,
         tls: None,
     }
 }
