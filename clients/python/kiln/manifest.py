@@ -22,6 +22,7 @@ def verify_manifest(
     version: str | None = None,
     alias: str | None = None,
     min_sequence: int | None = None,
+    issuer: str | None = None,
 ) -> dict[str, Any]:
     """Checks a compact JWS manifest and returns its payload.
 
@@ -29,7 +30,9 @@ def verify_manifest(
     key set itself (a dict, e.g. saved once from a trusted channel). Checked: the EdDSA signature by a key
     of the set, `exp` (not expired) and `iat`, and that it is the manifest of `model` and of `alias` (an
     alias manifest) or of `version` (a version manifest when `alias` is None), and, given `min_sequence`
-    (the highest seen before), that it is not older. Raises ManifestError saying which check failed.
+    (the highest seen before), that it is not older, and, given `issuer`, that the registry it names (`iss`:
+    its public URL, or `urn:kiln:` and its first key's kid) is that one: keep sequences per issuer, since
+    two registries may have models of the same names. Raises ManifestError saying which check failed.
     """
     key = _signing_key(jws.strip(), jwks)
     try:
@@ -43,6 +46,11 @@ def verify_manifest(
     except jwt.InvalidTokenError as e:
         raise ManifestError("invalid_manifest", f"the manifest does not verify: {e}") from None
     _check_subject(payload, model=model, version=version, alias=alias)
+    if issuer is not None and payload.get("iss") != issuer:
+        raise ManifestError(
+            "wrong_issuer",
+            f"the manifest does not verify: it was issued by {payload.get('iss')!r}, not by {issuer!r}",
+        )
     if min_sequence is not None and payload.get("sequence", 0) < min_sequence:
         raise ManifestError(
             "manifest_rolled_back",

@@ -421,11 +421,18 @@ class Registry:
         alias: str | None = None,
         jwks: Any = None,
         min_sequence: int | None = None,
+        issuer: str | None = None,
     ) -> dict[str, Any]:
         """Fetches a version's or an alias's newest manifest and verifies it (kiln.verify_manifest)."""
         jws = self.manifest_jws(model, version=version, alias=alias)
         return verify_manifest(
-            jws, jwks or self.jwks_url, model=model, version=version, alias=alias, min_sequence=min_sequence
+            jws,
+            jwks or self.jwks_url,
+            model=model,
+            version=version,
+            alias=alias,
+            min_sequence=min_sequence,
+            issuer=issuer,
         )
 
 

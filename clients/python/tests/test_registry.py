@@ -142,6 +142,12 @@ def test_alias_manifest_verifies_with_only_the_jwks_url(registry, server, pushed
     with pytest.raises(ManifestError) as rolled_back:
         verify_manifest(jws, registry.jwks_url, model=MODEL, alias="production", min_sequence=manifest["sequence"] + 1)
     assert rolled_back.value.code == "manifest_rolled_back"
+    # The manifest names its registry (no public URL configured: its first key's kid).
+    assert manifest["iss"].startswith("urn:kiln:")
+    verify_manifest(jws, registry.jwks_url, model=MODEL, alias="production", issuer=manifest["iss"])
+    with pytest.raises(ManifestError) as other_registry:
+        verify_manifest(jws, registry.jwks_url, model=MODEL, alias="production", issuer="https://staging.example")
+    assert other_registry.value.code == "wrong_issuer"
 
 
 def test_a_tampered_manifest_is_refused(registry, pushed):

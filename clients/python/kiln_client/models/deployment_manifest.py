@@ -38,6 +38,10 @@ class DeploymentManifest:
         variants (list[ManifestVariant]): Every deployable variant; rejected ones are never listed.
         version (str):
         alias (None | str | Unset):
+        iss (None | str | Unset): The registry that issued it (JWT `iss`): its configured public URL, or `urn:kiln:` and
+            the kid of
+            its first signing key. Verifiers keep their sequence state per issuer and subject. Absent from
+            manifests of registries older than this field.
     """
 
     exp: int
@@ -51,6 +55,7 @@ class DeploymentManifest:
     variants: list[ManifestVariant]
     version: str
     alias: None | str | Unset = UNSET
+    iss: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +91,12 @@ class DeploymentManifest:
         else:
             alias = self.alias
 
+        iss: None | str | Unset
+        if isinstance(self.iss, Unset):
+            iss = UNSET
+        else:
+            iss = self.iss
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -104,6 +115,8 @@ class DeploymentManifest:
         )
         if alias is not UNSET:
             field_dict["alias"] = alias
+        if iss is not UNSET:
+            field_dict["iss"] = iss
 
         return field_dict
 
@@ -153,6 +166,15 @@ class DeploymentManifest:
 
         alias = _parse_alias(d.pop("alias", UNSET))
 
+        def _parse_iss(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        iss = _parse_iss(d.pop("iss", UNSET))
+
         deployment_manifest = cls(
             exp=exp,
             expires_at=expires_at,
@@ -165,6 +187,7 @@ class DeploymentManifest:
             variants=variants,
             version=version,
             alias=alias,
+            iss=iss,
         )
 
         deployment_manifest.additional_properties = d
