@@ -20,7 +20,7 @@ use crate::error::CliError;
 
 /// kiln: push, pull and browse models in a kiln registry.
 #[derive(Parser)]
-#[command(version, propagate_version = true)]
+#[command(version, propagate_version = true, after_help = error::EXIT_CODES)]
 struct Cli {
     /// The registry's URL
     #[arg(
@@ -30,6 +30,9 @@ struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     server: String,
+    /// Print JSON on stdout instead of text, for scripts (every command; errors stay text on stderr)
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,9 +72,6 @@ enum Command {
         /// Bytes per upload request (rounded to the server's part size; default 64 MiB)
         #[arg(long)]
         chunk_size: Option<i64>,
-        /// Print the committed version as JSON
-        #[arg(long)]
-        json: bool,
         /// Variants the server makes: fp32, fp16, int8, int8-dynamic, pruned-N (comma-separated; default
         /// fp32,fp16,int8), or `none` to store (and convert) without optimizing
         #[arg(long, value_delimiter = ',')]
@@ -104,13 +104,11 @@ enum Command {
         state: Option<PathBuf>,
     },
     /// List models (all, or one namespace's), or one model's versions
+    #[command(visible_alias = "list")]
     Ls {
         /// NAMESPACE or NAMESPACE/MODEL
         #[arg(value_parser = parse_ref)]
         reference: Option<ModelRef>,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
     },
     /// Print the signed deployment manifest of a version or an alias (the document, or the JWS with --jws)
     Manifest {
@@ -138,11 +136,7 @@ enum Command {
         state: Option<PathBuf>,
     },
     /// The benchmark runners and their state (idle, busy, lost)
-    Runners {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    Runners,
     /// Aliases: movable names for versions (acme/sentiment@production)
     #[command(subcommand)]
     Alias(AliasCommand),
@@ -151,9 +145,6 @@ enum Command {
         /// NAMESPACE/MODEL or NAMESPACE/MODEL:VERSION
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Store an API token for this server (checked first), from --token or made from a password
     Login {
@@ -167,10 +158,7 @@ enum Command {
     /// Forget the token stored for this server
     Logout,
     /// Show who the stored token (or KILN_TOKEN) signs in as
-    Whoami {
-        #[arg(long)]
-        json: bool,
-    },
+    Whoami,
     /// Create, list and revoke API tokens
     #[command(subcommand)]
     Token(TokenCommand),
@@ -190,6 +178,7 @@ enum Command {
         visibility: Visibility,
     },
     /// Delete a version, or a model with all its versions (recorded in the server's audit log)
+    #[command(visible_alias = "rm")]
     Delete {
         /// NAMESPACE/MODEL:VERSION, or NAMESPACE/MODEL for the whole model
         #[arg(value_parser = parse_ref)]
@@ -216,13 +205,11 @@ enum AliasCommand {
         target: VersionName,
     },
     /// A model's aliases and the versions they name
+    #[command(visible_alias = "list")]
     Ls {
         /// NAMESPACE/MODEL
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
     },
     /// Every move of an alias: who, when, from which version to which
     History {
@@ -230,9 +217,6 @@ enum AliasCommand {
         #[arg(value_parser = parse_ref)]
         reference: ModelRef,
         alias: AliasName,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -250,10 +234,8 @@ enum TokenCommand {
         expires_days: Option<u32>,
     },
     /// List your tokens
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(visible_alias = "list")]
+    Ls,
     /// Revoke a token by id
     Revoke { id: String },
 }
@@ -277,10 +259,8 @@ enum NamespaceCommand {
     /// Create an organisation namespace (administrators); you become its admin
     Create { name: NamespaceName },
     /// List namespaces
-    Ls {
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(visible_alias = "list")]
+    Ls,
     /// List a namespace's members
     Members { namespace: NamespaceName },
     /// Add a member, or change their role (reader, writer, admin)
@@ -308,6 +288,7 @@ enum NamespaceCommand {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let server = cli.server.trim_end_matches('/').to_owned();
     let client = ApiClient::new(&server, credentials::token_for(&server)?)?;
+    let json = cli.json;
     match cli.command {
         Command::Push {
             path,
@@ -315,7 +296,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             description,
             tags,
             chunk_size,
-            json,
             variants,
             tolerances,
         } => {
@@ -345,28 +325,26 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             jwks,
             state,
         } => {
-            commands::pull::run(
-                &client,
-                commands::pull::PullOptions {
-                    reference,
-                    output,
-                    files,
-                    variant,
-                },
-                commands::manifest::Trust {
-                    jwks: jwks.as_deref(),
-                    state,
-                },
-            )
-            .await
+            let options = commands::pull::PullOptions {
+                reference,
+                output,
+                files,
+                variant,
+                json,
+            };
+            let trust = commands::manifest::Trust {
+                jwks: jwks.as_deref(),
+                state,
+            };
+            commands::pull::run(&client, options, trust).await
         }
-        Command::Ls { reference, json } => commands::browse::ls(&client, reference, json).await,
-        Command::Show { reference, json } => commands::browse::show(&client, reference, json).await,
+        Command::Ls { reference } => commands::browse::ls(&client, reference, json).await,
+        Command::Show { reference } => commands::browse::show(&client, reference, json).await,
         Command::Manifest {
             reference,
             jws,
             sequence,
-        } => commands::manifest::show(&client, reference, jws, sequence).await,
+        } => commands::manifest::show(&client, reference, jws, sequence, json).await,
         Command::Verify {
             target,
             jwks,
@@ -376,73 +354,84 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 jwks: jwks.as_deref(),
                 state,
             };
-            commands::manifest::verify(&client, &target, trust).await
+            commands::manifest::verify(&client, &target, trust, json).await
         }
-        Command::Alias(AliasCommand::Set {
-            reference,
-            alias,
-            target,
-        }) => commands::alias::set(&client, reference, alias, target).await,
-        Command::Runners { json } => commands::browse::runners(&client, json).await,
-        Command::Alias(AliasCommand::Ls { reference, json }) => {
-            commands::alias::ls(&client, reference, json).await
-        }
-        Command::Alias(AliasCommand::History {
-            reference,
-            alias,
-            json,
-        }) => commands::alias::history(&client, reference, alias, json).await,
+        Command::Runners => commands::browse::runners(&client, json).await,
+        Command::Alias(command) => run_alias(&client, command, json).await,
         Command::Delete {
             reference,
             yes,
             force,
-        } => commands::delete::run(&client, reference, yes, force).await,
+        } => commands::delete::run(&client, reference, yes, force, json).await,
         Command::Login { token, username } => {
-            commands::account::login(&client, token, username).await
+            commands::account::login(&client, token, username, json).await
         }
-        Command::Logout => commands::account::logout(&client),
-        Command::Whoami { json } => commands::account::whoami(&client, json).await,
-        Command::Token(TokenCommand::Create {
-            name,
-            scopes,
-            expires_days,
-        }) => commands::account::token_create(&client, name, scopes, expires_days).await,
-        Command::Token(TokenCommand::List { json }) => {
-            commands::account::token_list(&client, json).await
-        }
-        Command::Token(TokenCommand::Revoke { id }) => {
-            commands::account::token_revoke(&client, id).await
-        }
+        Command::Logout => commands::account::logout(&client, json),
+        Command::Whoami => commands::account::whoami(&client, json).await,
+        Command::Token(command) => run_token(&client, command, json).await,
         Command::User(UserCommand::Create {
             name,
             admin,
             password_stdin,
-        }) => commands::account::user_create(&client, name, admin, password_stdin).await,
-        Command::Namespace(NamespaceCommand::Create { name }) => {
-            commands::namespace::create(&client, name).await
-        }
-        Command::Namespace(NamespaceCommand::Ls { json }) => {
-            commands::namespace::list(&client, json).await
-        }
-        Command::Namespace(NamespaceCommand::Members { namespace }) => {
-            commands::namespace::members(&client, namespace).await
-        }
-        Command::Namespace(NamespaceCommand::AddMember {
-            namespace,
-            user,
-            role,
-        }) => commands::namespace::add_member(&client, namespace, user, role).await,
-        Command::Namespace(NamespaceCommand::RemoveMember { namespace, user }) => {
-            commands::namespace::remove_member(&client, namespace, user).await
-        }
-        Command::Namespace(NamespaceCommand::Settings {
-            namespace,
-            store_unsafe_pickles,
-        }) => commands::namespace::settings(&client, namespace, store_unsafe_pickles).await,
+        }) => commands::account::user_create(&client, name, admin, password_stdin, json).await,
+        Command::Namespace(command) => run_namespace(&client, command, json).await,
         Command::Visibility {
             reference,
             visibility,
-        } => commands::namespace::set_visibility(&client, reference, visibility).await,
+        } => commands::namespace::set_visibility(&client, reference, visibility, json).await,
+    }
+}
+
+async fn run_alias(client: &ApiClient, command: AliasCommand, json: bool) -> Result<(), CliError> {
+    match command {
+        AliasCommand::Set {
+            reference,
+            alias,
+            target,
+        } => commands::alias::set(client, reference, alias, target, json).await,
+        AliasCommand::Ls { reference } => commands::alias::ls(client, reference, json).await,
+        AliasCommand::History { reference, alias } => {
+            commands::alias::history(client, reference, alias, json).await
+        }
+    }
+}
+
+async fn run_token(client: &ApiClient, command: TokenCommand, json: bool) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires_days,
+        } => commands::account::token_create(client, name, scopes, expires_days, json).await,
+        TokenCommand::Ls => commands::account::token_list(client, json).await,
+        TokenCommand::Revoke { id } => commands::account::token_revoke(client, id, json).await,
+    }
+}
+
+async fn run_namespace(
+    client: &ApiClient,
+    command: NamespaceCommand,
+    json: bool,
+) -> Result<(), CliError> {
+    use commands::namespace;
+    match command {
+        NamespaceCommand::Create { name } => namespace::create(client, name, json).await,
+        NamespaceCommand::Ls => namespace::list(client, json).await,
+        NamespaceCommand::Members { namespace } => {
+            namespace::members(client, namespace, json).await
+        }
+        NamespaceCommand::AddMember {
+            namespace,
+            user,
+            role,
+        } => namespace::add_member(client, namespace, user, role, json).await,
+        NamespaceCommand::RemoveMember { namespace, user } => {
+            namespace::remove_member(client, namespace, user, json).await
+        }
+        NamespaceCommand::Settings {
+            namespace,
+            store_unsafe_pickles,
+        } => namespace::settings(client, namespace, store_unsafe_pickles, json).await,
     }
 }
 

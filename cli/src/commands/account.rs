@@ -10,6 +10,7 @@ use kiln_core::api::{
     UserInfo,
 };
 
+use super::browse::print_json;
 use crate::client::ApiClient;
 use crate::credentials;
 use crate::error::CliError;
@@ -37,6 +38,7 @@ pub async fn login(
     client: &ApiClient,
     token: Option<String>,
     username: Option<String>,
+    json: bool,
 ) -> Result<(), CliError> {
     let token = match (token, username) {
         (Some(token), None) => {
@@ -80,6 +82,14 @@ pub async fn login(
     };
     let me: Me = client.with_token(token.clone()).get_json("/me").await?;
     let path = credentials::store(client.server(), &token)?;
+    if json {
+        print_json(&serde_json::json!({
+            "server": client.server(),
+            "user": me.name,
+            "credentials": path,
+        }));
+        return Ok(());
+    }
     println!(
         "logged in to {} as {} (token stored in {})",
         client.server(),
@@ -89,8 +99,14 @@ pub async fn login(
     Ok(())
 }
 
-pub fn logout(client: &ApiClient) -> Result<(), CliError> {
-    if credentials::forget(client.server())? {
+pub fn logout(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let forgotten = credentials::forget(client.server())?;
+    if json {
+        print_json(&serde_json::json!({
+            "server": client.server(),
+            "logged_out": forgotten,
+        }));
+    } else if forgotten {
         println!("logged out of {}", client.server());
     } else {
         println!("no stored token for {}", client.server());
@@ -101,7 +117,7 @@ pub fn logout(client: &ApiClient) -> Result<(), CliError> {
 pub async fn whoami(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let me: Me = client.get_json("/me").await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&me).expect("serializes"));
+        print_json(&me);
         return Ok(());
     }
     println!(
@@ -121,6 +137,7 @@ pub async fn token_create(
     name: String,
     scopes: Vec<String>,
     expires_in_days: Option<u32>,
+    json: bool,
 ) -> Result<(), CliError> {
     let created: CreatedToken = client
         .post_json(
@@ -132,6 +149,10 @@ pub async fn token_create(
             },
         )
         .await?;
+    if json {
+        print_json(&created);
+        return Ok(());
+    }
     eprintln!(
         "created token {} ({}); it is shown only now:",
         created.info.id,
@@ -144,10 +165,7 @@ pub async fn token_create(
 pub async fn token_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let tokens: Vec<TokenInfo> = client.get_json("/tokens").await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&tokens).expect("serializes")
-        );
+        print_json(&tokens);
         return Ok(());
     }
     let mut table = Table::new();
@@ -181,9 +199,13 @@ pub async fn token_list(client: &ApiClient, json: bool) -> Result<(), CliError> 
     Ok(())
 }
 
-pub async fn token_revoke(client: &ApiClient, id: String) -> Result<(), CliError> {
+pub async fn token_revoke(client: &ApiClient, id: String, json: bool) -> Result<(), CliError> {
     client.delete(&format!("/tokens/{id}")).await?;
-    println!("revoked token {id}");
+    if json {
+        print_json(&serde_json::json!({ "revoked": id }));
+    } else {
+        println!("revoked token {id}");
+    }
     Ok(())
 }
 
@@ -192,6 +214,7 @@ pub async fn user_create(
     name: NamespaceName,
     admin: bool,
     password_stdin: bool,
+    json: bool,
 ) -> Result<(), CliError> {
     let password = if password_stdin {
         Some(read_stdin_line("password")?)
@@ -208,6 +231,10 @@ pub async fn user_create(
             },
         )
         .await?;
+    if json {
+        print_json(&user);
+        return Ok(());
+    }
     println!(
         "created user {}{} with namespace {}",
         user.name,

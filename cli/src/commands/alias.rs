@@ -23,9 +23,14 @@ pub async fn set(
     reference: ModelRef,
     alias: AliasName,
     version: VersionName,
+    json: bool,
 ) -> Result<(), CliError> {
     let path = format!("{}/{alias}", model_path(&reference)?);
     let view: AliasView = client.put_json(&path, &SetAliasRequest { version }).await?;
+    if json {
+        print_json(&view);
+        return Ok(());
+    }
     println!(
         "{reference}@{} → {} (manifest sequence {})",
         view.name, view.version, view.sequence

@@ -9,6 +9,7 @@ use kiln_core::api::ManifestResponse;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::browse::print_json;
 use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::manifest_trust::{self, SequenceState, Verified};
@@ -39,11 +40,15 @@ pub async fn show(
     reference: ModelRef,
     jws: bool,
     sequence: Option<i64>,
+    json: bool,
 ) -> Result<(), CliError> {
     let manifest: ManifestResponse = client
         .get_json(&manifest_path(&reference, sequence)?)
         .await?;
-    if jws {
+    if json {
+        // The API's whole answer: sequence, key id, the document and its JWS.
+        print_json(&manifest);
+    } else if jws {
         println!("{}", manifest.jws);
     } else {
         println!(
@@ -134,7 +139,12 @@ pub async fn fetch_verified(
 }
 
 /// `kiln verify REF|FILE [--jwks URL|FILE] [--state FILE]`
-pub async fn verify(client: &ApiClient, target: &str, trust: Trust<'_>) -> Result<(), CliError> {
+pub async fn verify(
+    client: &ApiClient,
+    target: &str,
+    trust: Trust<'_>,
+    json: bool,
+) -> Result<(), CliError> {
     let verified = if Path::new(target).is_file() {
         let text = std::fs::read_to_string(target).map_err(CliError::io(Path::new(target)))?;
         trust.check(client, text.trim(), None).await?
@@ -147,6 +157,14 @@ pub async fn verify(client: &ApiClient, target: &str, trust: Trust<'_>) -> Resul
         fetch_verified(client, &reference, &trust).await?
     };
     let m = &verified.manifest;
+    if json {
+        print_json(&serde_json::json!({
+            "verified": m.subject(),
+            "payload_sha256": verified.payload_sha256,
+            "manifest": m,
+        }));
+        return Ok(());
+    }
     let subject = match &m.alias {
         Some(_) => format!("{} → {}", m.subject(), m.version),
         None => m.subject(),

@@ -6,13 +6,18 @@ use kiln_core::api::{
 };
 use kiln_core::{ModelRef, NamespaceName};
 
+use super::browse::print_json;
 use crate::client::ApiClient;
 use crate::error::CliError;
 
-pub async fn create(client: &ApiClient, name: NamespaceName) -> Result<(), CliError> {
+pub async fn create(client: &ApiClient, name: NamespaceName, json: bool) -> Result<(), CliError> {
     let created: NamespaceSummary = client
         .post_json("/namespaces", &CreateNamespaceRequest { name })
         .await?;
+    if json {
+        print_json(&created);
+        return Ok(());
+    }
     println!("created namespace {}", created.name);
     Ok(())
 }
@@ -20,10 +25,7 @@ pub async fn create(client: &ApiClient, name: NamespaceName) -> Result<(), CliEr
 pub async fn list(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let namespaces: Vec<NamespaceSummary> = client.get_json("/namespaces?limit=1000").await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&namespaces).expect("serializes")
-        );
+        print_json(&namespaces);
         return Ok(());
     }
     for ns in &namespaces {
@@ -32,10 +34,18 @@ pub async fn list(client: &ApiClient, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn members(client: &ApiClient, namespace: NamespaceName) -> Result<(), CliError> {
+pub async fn members(
+    client: &ApiClient,
+    namespace: NamespaceName,
+    json: bool,
+) -> Result<(), CliError> {
     let members: Vec<Member> = client
         .get_json(&format!("/namespaces/{namespace}/members"))
         .await?;
+    if json {
+        print_json(&members);
+        return Ok(());
+    }
     for m in &members {
         println!("{:<32} {}", m.name, m.role.as_str());
     }
@@ -51,6 +61,7 @@ pub async fn add_member(
     namespace: NamespaceName,
     user: String,
     role: Role,
+    json: bool,
 ) -> Result<(), CliError> {
     let member: Member = client
         .put_json(
@@ -58,6 +69,10 @@ pub async fn add_member(
             &SetMemberRequest { role },
         )
         .await?;
+    if json {
+        print_json(&member);
+        return Ok(());
+    }
     println!(
         "{} is now {} of {namespace}",
         member.name,
@@ -70,11 +85,16 @@ pub async fn remove_member(
     client: &ApiClient,
     namespace: NamespaceName,
     user: String,
+    json: bool,
 ) -> Result<(), CliError> {
     client
         .delete(&format!("/namespaces/{namespace}/members/{user}"))
         .await?;
-    println!("removed {user} from {namespace}");
+    if json {
+        print_json(&serde_json::json!({ "namespace": namespace, "removed": user }));
+    } else {
+        println!("removed {user} from {namespace}");
+    }
     Ok(())
 }
 
@@ -87,6 +107,7 @@ pub async fn set_visibility(
     client: &ApiClient,
     reference: ModelRef,
     visibility: Visibility,
+    json: bool,
 ) -> Result<(), CliError> {
     let Some(model) = &reference.model else {
         return Err(CliError::Usage(format!(
@@ -99,6 +120,10 @@ pub async fn set_visibility(
             &SetVisibilityRequest { visibility },
         )
         .await?;
+    if json {
+        print_json(&detail);
+        return Ok(());
+    }
     println!(
         "{}/{} is now {}",
         detail.namespace,
@@ -113,6 +138,7 @@ pub async fn settings(
     client: &ApiClient,
     namespace: NamespaceName,
     store_unsafe_pickles: Option<bool>,
+    json: bool,
 ) -> Result<(), CliError> {
     let path = format!("/namespaces/{namespace}/settings");
     let settings: NamespaceSettings = match store_unsafe_pickles {
@@ -128,6 +154,10 @@ pub async fn settings(
                 .await?
         }
     };
+    if json {
+        print_json(&settings);
+        return Ok(());
+    }
     let pickles = if settings.store_unsafe_pickles {
         "stored only, flagged and never loaded"
     } else {

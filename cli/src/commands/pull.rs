@@ -10,6 +10,7 @@ use kiln_core::{FilePath, ModelName, ModelRef, NamespaceName, Sha256Hasher, Vers
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::browse::print_json;
 use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::progress::{bytes_bar, human_bytes};
@@ -22,6 +23,8 @@ pub struct PullOptions {
     pub files: Vec<String>,
     /// A variant the pipeline produced (`onnx`) instead of the files pushed.
     pub variant: Option<String>,
+    /// Print what was pulled as a JSON object instead of a sentence.
+    pub json: bool,
 }
 
 struct Target<'a> {
@@ -86,6 +89,20 @@ pub async fn run(
         }
     }
     bar.finish_and_clear();
+    if options.json {
+        print_json(&serde_json::json!({
+            "pulled": reference.to_string(),
+            "version": plan.version,
+            "variant": options.variant,
+            "output": options.output,
+            "files": selected.len(),
+            "bytes": total,
+            "downloaded": fetched,
+            "up_to_date": selected.len() - fetched,
+            "verified_manifest": plan.listed_by == MANIFEST,
+        }));
+        return Ok(());
+    }
     let verified = if plan.listed_by == MANIFEST {
         format!(", version {} per its verified manifest", plan.version)
     } else {

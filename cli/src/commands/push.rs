@@ -11,6 +11,7 @@ use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use super::browse::print_json;
 use crate::client::{ApiClient, CommitOutcome};
 use crate::error::CliError;
 use crate::local_files::{self, HashedFile};
@@ -83,15 +84,22 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
         client.update_model(ns, model, &update).await?;
     }
     let total: u64 = files.iter().map(|f| f.file.size).sum();
-    let (detail, verb) = match outcome {
-        CommitOutcome::Created(detail) => (detail, "pushed"),
-        CommitOutcome::AlreadyPresent(detail) => (detail, "already present, identical:"),
+    let (detail, verb, outcome) = match outcome {
+        CommitOutcome::Created(detail) => (detail, "pushed", "created"),
+        CommitOutcome::AlreadyPresent(detail) => {
+            (detail, "already present, identical:", "already_present")
+        }
     };
     if options.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&detail).expect("version serializes")
-        );
+        print_json(&serde_json::json!({
+            "pushed": options.reference.to_string(),
+            "outcome": outcome,
+            "files": files.len(),
+            "bytes": total,
+            "blobs_uploaded": uploaded,
+            "blobs_already_on_server": unique.len() - uploaded,
+            "version": detail,
+        }));
     } else {
         println!(
             "{verb} {} ({} files, {}; uploaded {uploaded} blob(s), {} already on the server)",
