@@ -29,7 +29,7 @@ impl ApiClient {
         let base = server.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(CliError::Usage(format!(
-                "--server {server:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:8080"
+                "--server (or KILN_SERVER) {server:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:8080"
             )));
         }
         let http = reqwest::Client::builder()

@@ -34,6 +34,9 @@ pub enum CliError {
     /// One of the CLI's own files (credentials.json) holds something it does not accept.
     #[error("{}: {message}", path.display())]
     Config { path: PathBuf, message: String },
+    /// Something the CLI looked for itself (an alias in the list the API gave) is not there.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Integrity(String),
     #[error(
@@ -108,7 +111,7 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::Config { .. } => 2,
             CliError::Unauthenticated { .. } | CliError::Api { status: 403, .. } => 3,
-            CliError::Api { status: 404, .. } => 4,
+            CliError::Api { status: 404, .. } | CliError::NotFound(_) => 4,
             CliError::Integrity(_) => 5,
             CliError::Unreachable { .. } | CliError::Transfer(_) => 6,
             CliError::Api { status, .. } | CliError::Protocol { status, .. }
@@ -155,6 +158,7 @@ mod tests {
             ),
             (api(403, "forbidden"), 3),
             (api(404, "not_found"), 4),
+            (CliError::NotFound("n".into()), 4),
             (CliError::Integrity("i".into()), 5),
             (CliError::Transfer("t".into()), 6),
             (api(503, "unavailable"), 6),

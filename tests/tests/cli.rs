@@ -146,6 +146,10 @@ fn exit_codes_are_documented_and_kept() {
     let code = |output: &Output| output.status.code();
     assert_eq!(code(&server.kiln(&["ls", "--no-such-flag"])), Some(2));
     assert_eq!(code(&server.kiln(&["show", "acme/none"])), Some(4));
+    assert_eq!(
+        code(&server.kiln(&["show", "acme/none@production"])),
+        Some(4)
+    );
     let unreachable = server.kiln(&["ls", "--server", "http://127.0.0.1:9"]);
     assert_eq!(code(&unreachable), Some(6), "{}", stderr(&unreachable));
 

@@ -119,7 +119,7 @@ pub async fn show(client: &ApiClient, reference: ModelRef, json: bool) -> Result
                 .into_iter()
                 .find(|a| &a.name == alias)
                 .ok_or_else(|| {
-                    CliError::Usage(format!(
+                    CliError::NotFound(format!(
                         "{reference} does not exist; see kiln alias ls {}/{model}",
                         reference.namespace
                     ))
