@@ -251,6 +251,22 @@ diesel::joinable!(aliases -> versions (version_id));
 diesel::allow_tables_to_appear_in_same_query!(aliases, versions);
 
 diesel::table! {
+    model_tags (model_id, tag) {
+        model_id -> Text,
+        tag -> Text,
+    }
+}
+
+// The model listing's filters: subqueries over tags and deployable variants.
+diesel::allow_tables_to_appear_in_same_query!(model_tags, variants);
+diesel::allow_tables_to_appear_in_same_query!(model_tags, namespaces);
+diesel::allow_tables_to_appear_in_same_query!(model_tags, models);
+diesel::allow_tables_to_appear_in_same_query!(model_tags, versions);
+diesel::allow_tables_to_appear_in_same_query!(variants, namespaces);
+diesel::allow_tables_to_appear_in_same_query!(variants, models);
+diesel::allow_tables_to_appear_in_same_query!(variants, versions);
+
+diesel::table! {
     runners (id) {
         id -> Text,
         name -> Text,

@@ -7,11 +7,13 @@ use kiln_core::api::{
 };
 
 use super::actor;
-use super::params::{DeleteModelQuery, ModelPath, NamespacePath, PageQuery, VersionPath};
+use super::params::{
+    DeleteModelQuery, ListModelsQuery, ModelPath, NamespacePath, PageQuery, VersionPath,
+};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
-use crate::services::registry::Committed;
+use crate::services::registry::{Committed, ModelPage};
 
 /// List namespaces
 ///
@@ -36,48 +38,65 @@ async fn list_namespaces(
 
 /// List a namespace's models
 ///
-/// The models of one namespace the caller can see, ordered by name.
-#[utoipa::path(tag = "models", params(NamespacePath, PageQuery), responses(
-    (status = 200, description = "One page of the namespace's models, ordered by name", body = Vec<ModelSummary>),
-    (status = 400, description = "The namespace is not a valid name (`invalid_name`), or `limit`/`offset` are out of range (`invalid_page`, `invalid_query`)", body = ErrorResponse),
+/// The models of one namespace the caller can see, ordered by name, filtered like `GET /models`. A full
+/// page carries `Link: <...>; rel="next"` with the next page's cursor.
+#[utoipa::path(tag = "models", params(NamespacePath, ListModelsQuery), responses(
+    (status = 200, description = "One page of the namespace's models, ordered by name", body = Vec<ModelSummary>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "The namespace is not a valid name (`invalid_name`), `limit`/`offset`/`cursor` are out of range, unknown or both given (`invalid_page`), or a parameter is not a number or too long (`invalid_query`)", body = ErrorResponse),
     (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[get("/namespaces/{namespace}/models")]
 async fn list_namespace_models(
+    req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
     path: Path<NamespacePath>,
-    query: Query<PageQuery>,
-) -> Result<Json<Vec<ModelSummary>>, Error> {
+    query: Query<ListModelsQuery>,
+) -> Result<HttpResponse, Error> {
     let namespace: NamespaceName = path.namespace.parse()?;
-    Ok(Json(
-        services
-            .registry
-            .list_models(principal.visible(), Some(namespace), query.page()?)
-            .await?,
-    ))
+    let page = services
+        .registry
+        .list_models(principal.visible(), query.to_query(Some(namespace))?)
+        .await?;
+    Ok(models_page(&req, &query, page))
 }
 
 /// List models
 ///
 /// Every model the caller can see (public ones, and private ones in the caller's namespaces), ordered by
-/// namespace and name.
-#[utoipa::path(tag = "models", params(PageQuery), responses(
-    (status = 200, description = "One page of models, ordered by namespace and name", body = Vec<ModelSummary>),
-    (status = 400, description = "`limit` or `offset` out of range (`invalid_page`) or not a number (`invalid_query`)", body = ErrorResponse),
+/// namespace and name, filtered in the database by name prefix, tag, text in the name or description,
+/// and the kind of deployable variant a version has. Pages follow a cursor (`Link: <...>; rel="next"` on
+/// a full page), stable while models are pushed; `offset` still works.
+#[utoipa::path(tag = "models", params(ListModelsQuery), responses(
+    (status = 200, description = "One page of models, ordered by namespace and name", body = Vec<ModelSummary>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "`limit`/`offset`/`cursor` out of range, unknown or both given (`invalid_page`), or a parameter not a number or too long (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/models")]
 async fn list_models(
+    req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
-    query: Query<PageQuery>,
-) -> Result<Json<Vec<ModelSummary>>, Error> {
-    Ok(Json(
-        services
-            .registry
-            .list_models(principal.visible(), None, query.page()?)
-            .await?,
-    ))
+    query: Query<ListModelsQuery>,
+) -> Result<HttpResponse, Error> {
+    let page = services
+        .registry
+        .list_models(principal.visible(), query.to_query(None)?)
+        .await?;
+    Ok(models_page(&req, &query, page))
+}
+
+/// The page as JSON, with the next page's `Link` when there may be one.
+fn models_page(req: &HttpRequest, query: &ListModelsQuery, page: ModelPage) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = &page.next {
+        response.insert_header((
+            actix_web::http::header::LINK,
+            query.next_link(req.path(), next),
+        ));
+    }
+    response.json(page.models)
 }
 
 /// Get a model

@@ -1,14 +1,17 @@
 //! Namespaces, models and versions: listing, committing, deleting.
 
 mod deletion;
+mod listing;
+
+pub use listing::{ModelPage, ModelQuery, ModelStart};
 
 use kiln_core::ErrorCode;
 use std::collections::{BTreeMap, HashSet};
 
 use diesel::Connection;
 use kiln_core::api::{
-    CreateVersionRequest, FileEntry, ModelDetail, ModelSummary, NamespaceSummary,
-    UpdateModelRequest, VersionDetail, VersionStatus, VersionSummary, Visibility,
+    CreateVersionRequest, FileEntry, ModelDetail, NamespaceSummary, UpdateModelRequest,
+    VersionDetail, VersionStatus, VersionSummary, Visibility,
 };
 use kiln_core::{ModelName, NamespaceName, VersionName};
 use serde_json::json;
@@ -203,40 +206,6 @@ impl RegistryService {
             .await
     }
 
-    pub async fn list_models(
-        &self,
-        visible: Visible,
-        namespace: Option<NamespaceName>,
-        page: Page,
-    ) -> Result<Vec<ModelSummary>, Error> {
-        self.db
-            .run(move |conn| {
-                if let Some(ns) = &namespace
-                    && namespaces::find(conn, ns.as_str())?.is_none()
-                {
-                    return Err(Error::not_found(format!("namespace {ns}")));
-                }
-                let ns = namespace.as_ref().map(NamespaceName::as_str);
-                models::list(conn, &visible, ns, page.limit, page.offset)?
-                    .into_iter()
-                    .map(|listed| {
-                        Ok(ModelSummary {
-                            namespace: listed.namespace.parse()?,
-                            name: listed.model.name.parse()?,
-                            visibility: parse_visibility(&listed.model.visibility)?,
-                            description: listed.model.description,
-                            tags: parse_tags(&listed.model.tags),
-                            version_count: listed.version_count,
-                            latest_version: listed.latest_version.map(|v| v.parse()).transpose()?,
-                            created_at: listed.model.created_at.and_utc(),
-                            updated_at: listed.model.updated_at.and_utc(),
-                        })
-                    })
-                    .collect()
-            })
-            .await
-    }
-
     pub async fn get_model(
         &self,
         ns: NamespaceName,
@@ -264,8 +233,8 @@ impl RegistryService {
                         .clone()
                         .unwrap_or(row.description.clone());
                     let tags = match &update.tags {
-                        Some(tags) => serde_json::to_string(tags).expect("tags serialize"),
-                        None => row.tags.clone(),
+                        Some(tags) => tags.clone(),
+                        None => parse_tags(&row.tags),
                     };
                     models::update_metadata(conn, &row.id, &description, &tags)?;
                     audit::record(

@@ -11,6 +11,7 @@ mod encryption;
 mod flagged;
 mod hostile;
 mod http_semantics;
+mod listing;
 mod manifests;
 mod pipeline;
 mod runners;

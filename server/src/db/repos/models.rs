@@ -75,12 +75,16 @@ pub fn set_visibility(
     Ok(())
 }
 
+/// Sets a model's description and tags: the JSON list the API returns, and one `model_tags` row per tag
+/// for listing by tag.
 pub fn update_metadata(
     conn: &mut DbConnection,
     model_id: &str,
     description: &str,
-    tags_json: &str,
+    tags: &[String],
 ) -> QueryResult<()> {
+    use crate::db::schema::model_tags;
+    let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned());
     diesel::update(models::table.find(model_id))
         .set((
             models::description.eq(description),
@@ -88,6 +92,16 @@ pub fn update_metadata(
             models::updated_at.eq(now()),
         ))
         .execute(conn)?;
+    diesel::delete(model_tags::table.filter(model_tags::model_id.eq(model_id))).execute(conn)?;
+    let mut unique: Vec<&String> = tags.iter().collect();
+    unique.sort();
+    unique.dedup();
+    // One statement a tag (at most 64): the two backends share no batch-insert form.
+    for tag in unique {
+        diesel::insert_into(model_tags::table)
+            .values((model_tags::model_id.eq(model_id), model_tags::tag.eq(tag)))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -130,22 +144,102 @@ pub enum Visible {
 }
 
 /// Models ordered by namespace then name, optionally within one namespace, limited to the visible ones.
+/// What a model listing keeps: every condition given must hold.
+#[derive(Debug, Default, Clone)]
+pub struct ModelFilter {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Model names starting with this.
+    pub prefix: Option<String>,
+    /// Models carrying this tag.
+    pub tag: Option<String>,
+    /// This text in the model's name or description (ASCII case-insensitively).
+    pub text: Option<String>,
+    /// Models with a deployable variant of this name (`fp16`, `int8`, ...) in some version.
+    pub has_variant: Option<String>,
+}
+
+/// Where a page starts: after a (namespace, model) pair (keyset: stable while models are added), or
+/// after skipping some.
+#[derive(Debug, Clone)]
+pub enum Start {
+    After { namespace: String, model: String },
+    Offset(i64),
+}
+
+/// `%`, `_` and the escape character itself, escaped for LIKE ... ESCAPE '\'.
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Models the caller may see that pass `filter`, ordered by namespace and name.
 pub fn list(
     conn: &mut DbConnection,
     visible: &Visible,
-    namespace: Option<&str>,
+    filter: &ModelFilter,
+    start: &Start,
     limit: i64,
-    offset: i64,
 ) -> QueryResult<Vec<ListedModel>> {
+    use crate::db::schema::{model_tags, variants};
     let mut query = namespaces::table
         .inner_join(models::table)
         .select((namespaces::name, ModelRow::as_select()))
         .order((namespaces::name.asc(), models::name.asc()))
         .limit(limit)
-        .offset(offset)
         .into_boxed();
-    if let Some(ns) = namespace {
-        query = query.filter(namespaces::name.eq(ns.to_owned()));
+    match start {
+        Start::After { namespace, model } => {
+            query = query.filter(
+                namespaces::name.gt(namespace.clone()).or(namespaces::name
+                    .eq(namespace.clone())
+                    .and(models::name.gt(model.clone()))),
+            );
+        }
+        Start::Offset(offset) => query = query.offset(*offset),
+    }
+    if let Some(ns) = &filter.namespace {
+        query = query.filter(namespaces::name.eq(ns.clone()));
+    }
+    if let Some(prefix) = &filter.prefix {
+        query = query.filter(
+            models::name
+                .like(format!("{}%", like_literal(prefix)))
+                .escape('\\'),
+        );
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", like_literal(&text.to_lowercase()));
+        query = query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(LOWER(models.name) LIKE ")
+                .bind::<diesel::sql_types::Text, _>(pattern.clone())
+                .sql(" ESCAPE '\\' OR LOWER(models.description) LIKE ")
+                .bind::<diesel::sql_types::Text, _>(pattern)
+                .sql(" ESCAPE '\\')"),
+        );
+    }
+    if let Some(tag) = &filter.tag {
+        query = query.filter(
+            models::id.eq_any(
+                model_tags::table
+                    .filter(model_tags::tag.eq(tag.clone()))
+                    .select(model_tags::model_id),
+            ),
+        );
+    }
+    if let Some(variant) = &filter.has_variant {
+        let deployable = variants::table
+            .filter(variants::name.eq(variant.clone()))
+            .filter(variants::status.eq("deployable"))
+            .select(variants::version_id);
+        query = query.filter(
+            models::id.eq_any(
+                versions::table
+                    .filter(versions::id.eq_any(deployable))
+                    .select(versions::model_id),
+            ),
+        );
     }
     if let Visible::Some { namespace_ids } = visible {
         query = query.filter(

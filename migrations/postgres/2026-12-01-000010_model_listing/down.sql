@@ -1,0 +1,2 @@
+DROP INDEX variants_name;
+DROP TABLE model_tags;

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# How fast the model listing answers with 100,000 models on the embedded default (SQLite): the first page,
+# a page deep into the list by cursor and by offset, and each filter, median of 20 requests each (curl's
+# total time, so HTTP and JSON included). The models are written straight into the database (pushing
+# 100,000 versions through the API would take most of an hour); one is pushed for real first so that the
+# namespace, and the schema, are the server's own.
+# Usage: scripts/bench-listing.sh [--release] [MODELS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=debug; build=()
+[ "${1:-}" = --release ] && { profile=release; build=(--release); shift; }
+count="${1:-100000}"
+cargo build --quiet "${build[@]}" -p kiln-server -p kiln-cli
+bin="target/$profile"
+work=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+token=bench-listing-token-0123456789abcdefghij
+KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
+  KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=100000 "$bin/kiln-server" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
+for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo seed > "$work/seed.bin"
+"$bin/kiln" push "$work/seed.bin" acme/seed:1 >/dev/null
+python3 - "$work/data/kiln.db" "$count" <<'PY'
+import sqlite3, sys, uuid
+db, count = sys.argv[1], int(sys.argv[2])
+conn = sqlite3.connect(db, timeout=30)
+(ns,) = conn.execute("SELECT id FROM namespaces WHERE name = 'acme'").fetchone()
+now = "2026-12-01 00:00:00"
+tags = ["nlp", "vision", "speech", "tabular"]
+rows, tag_rows = [], []
+for i in range(count):
+    model_id = uuid.uuid4().hex
+    tag = tags[i % len(tags)]
+    rows.append((model_id, ns, f"model-{i:06d}", f"model number {i} for {tag}", f'["{tag}"]', now, now,
+                 "public" if i % 2 else "private"))
+    tag_rows.append((model_id, tag))
+conn.executemany("INSERT INTO models (id, namespace_id, name, description, tags, created_at, updated_at,"
+                 " visibility) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+conn.executemany("INSERT INTO model_tags (model_id, tag) VALUES (?, ?)", tag_rows)
+conn.commit()
+PY
+median_ms() {
+  local url="$1" times=()
+  for _ in $(seq 20); do
+    times+=("$(curl -fsS -o /dev/null -w '%{time_total}' -H "authorization: Bearer $token" "$url")")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]*1000}'
+}
+cursor=$(python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(b"acme/model-090000").decode().rstrip("="))')
+api="$KILN_SERVER/api/v1"
+echo "| listing ($count models, $profile build) | median ms |"
+echo "|---|---|"
+for case in \
+  "first page (100)|$api/models?limit=100" \
+  "page after model 90,000, by cursor|$api/models?limit=100&cursor=$cursor" \
+  "page at offset 90,000|$api/models?limit=100&offset=90000" \
+  "namespace's first page|$api/namespaces/acme/models?limit=100" \
+  "name prefix model-0999|$api/models?prefix=model-0999" \
+  "tag speech|$api/models?tag=speech&limit=100" \
+  "text 'number 4242'|$api/models?q=number%204242" \
+  "deployable variant onnx|$api/models?has_variant=onnx"; do
+  echo "| ${case%%|*} | $(median_ms "${case#*|}") |"
+done
