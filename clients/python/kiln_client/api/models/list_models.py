@@ -14,6 +14,11 @@ def _get_kwargs(
     *,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -21,6 +26,16 @@ def _get_kwargs(
     params["limit"] = limit
 
     params["offset"] = offset
+
+    params["cursor"] = cursor
+
+    params["prefix"] = prefix
+
+    params["tag"] = tag
+
+    params["q"] = q
+
+    params["has_variant"] = has_variant
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -93,16 +108,29 @@ def sync_detailed(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List models
 
      Every model the caller can see (public ones, and private ones in the caller's namespaces), ordered
     by
-    namespace and name.
+    namespace and name, filtered in the database by name prefix, tag, text in the name or description,
+    and the kind of deployable variant a version has. Pages follow a cursor (`Link: <...>; rel="next"`
+    on
+    a full page), stable while models are pushed; `offset` still works.
 
     Args:
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -115,6 +143,11 @@ def sync_detailed(
     kwargs = _get_kwargs(
         limit=limit,
         offset=offset,
+        cursor=cursor,
+        prefix=prefix,
+        tag=tag,
+        q=q,
+        has_variant=has_variant,
     )
 
     response = client.get_httpx_client().request(
@@ -129,16 +162,29 @@ def sync(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List models
 
      Every model the caller can see (public ones, and private ones in the caller's namespaces), ordered
     by
-    namespace and name.
+    namespace and name, filtered in the database by name prefix, tag, text in the name or description,
+    and the kind of deployable variant a version has. Pages follow a cursor (`Link: <...>; rel="next"`
+    on
+    a full page), stable while models are pushed; `offset` still works.
 
     Args:
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -152,6 +198,11 @@ def sync(
         client=client,
         limit=limit,
         offset=offset,
+        cursor=cursor,
+        prefix=prefix,
+        tag=tag,
+        q=q,
+        has_variant=has_variant,
     ).parsed
 
 
@@ -160,16 +211,29 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List models
 
      Every model the caller can see (public ones, and private ones in the caller's namespaces), ordered
     by
-    namespace and name.
+    namespace and name, filtered in the database by name prefix, tag, text in the name or description,
+    and the kind of deployable variant a version has. Pages follow a cursor (`Link: <...>; rel="next"`
+    on
+    a full page), stable while models are pushed; `offset` still works.
 
     Args:
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -182,6 +246,11 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         limit=limit,
         offset=offset,
+        cursor=cursor,
+        prefix=prefix,
+        tag=tag,
+        q=q,
+        has_variant=has_variant,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -194,16 +263,29 @@ async def asyncio(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List models
 
      Every model the caller can see (public ones, and private ones in the caller's namespaces), ordered
     by
-    namespace and name.
+    namespace and name, filtered in the database by name prefix, tag, text in the name or description,
+    and the kind of deployable variant a version has. Pages follow a cursor (`Link: <...>; rel="next"`
+    on
+    a full page), stable while models are pushed; `offset` still works.
 
     Args:
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -218,5 +300,10 @@ async def asyncio(
             client=client,
             limit=limit,
             offset=offset,
+            cursor=cursor,
+            prefix=prefix,
+            tag=tag,
+            q=q,
+            has_variant=has_variant,
         )
     ).parsed

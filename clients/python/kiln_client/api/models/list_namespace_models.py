@@ -16,6 +16,11 @@ def _get_kwargs(
     *,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -23,6 +28,16 @@ def _get_kwargs(
     params["limit"] = limit
 
     params["offset"] = offset
+
+    params["cursor"] = cursor
+
+    params["prefix"] = prefix
+
+    params["tag"] = tag
+
+    params["q"] = q
+
+    params["has_variant"] = has_variant
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -103,15 +118,26 @@ def sync_detailed(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List a namespace's models
 
-     The models of one namespace the caller can see, ordered by name.
+     The models of one namespace the caller can see, ordered by name, filtered like `GET /models`. A full
+    page carries `Link: <...>; rel="next"` with the next page's cursor.
 
     Args:
         namespace (str):
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -125,6 +151,11 @@ def sync_detailed(
         namespace=namespace,
         limit=limit,
         offset=offset,
+        cursor=cursor,
+        prefix=prefix,
+        tag=tag,
+        q=q,
+        has_variant=has_variant,
     )
 
     response = client.get_httpx_client().request(
@@ -140,15 +171,26 @@ def sync(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List a namespace's models
 
-     The models of one namespace the caller can see, ordered by name.
+     The models of one namespace the caller can see, ordered by name, filtered like `GET /models`. A full
+    page carries `Link: <...>; rel="next"` with the next page's cursor.
 
     Args:
         namespace (str):
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -163,6 +205,11 @@ def sync(
         client=client,
         limit=limit,
         offset=offset,
+        cursor=cursor,
+        prefix=prefix,
+        tag=tag,
+        q=q,
+        has_variant=has_variant,
     ).parsed
 
 
@@ -172,15 +219,26 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List a namespace's models
 
-     The models of one namespace the caller can see, ordered by name.
+     The models of one namespace the caller can see, ordered by name, filtered like `GET /models`. A full
+    page carries `Link: <...>; rel="next"` with the next page's cursor.
 
     Args:
         namespace (str):
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -194,6 +252,11 @@ async def asyncio_detailed(
         namespace=namespace,
         limit=limit,
         offset=offset,
+        cursor=cursor,
+        prefix=prefix,
+        tag=tag,
+        q=q,
+        has_variant=has_variant,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -207,15 +270,26 @@ async def asyncio(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     offset: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+    prefix: str | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    q: str | Unset = UNSET,
+    has_variant: str | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List a namespace's models
 
-     The models of one namespace the caller can see, ordered by name.
+     The models of one namespace the caller can see, ordered by name, filtered like `GET /models`. A full
+    page carries `Link: <...>; rel="next"` with the next page's cursor.
 
     Args:
         namespace (str):
         limit (int | Unset):
         offset (int | Unset):
+        cursor (str | Unset):
+        prefix (str | Unset):
+        tag (str | Unset):
+        q (str | Unset):
+        has_variant (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -231,5 +305,10 @@ async def asyncio(
             client=client,
             limit=limit,
             offset=offset,
+            cursor=cursor,
+            prefix=prefix,
+            tag=tag,
+            q=q,
+            has_variant=has_variant,
         )
     ).parsed
