@@ -117,26 +117,45 @@ impl ApiClient {
         self.json(self.request(Method::GET, path)).await
     }
 
+    /// Models passing `filter`, up to `limit` (every one when None), following the server's `next`
+    /// links page by page; also says whether more were left.
     pub async fn models(
         &self,
         namespace: Option<&NamespaceName>,
-    ) -> Result<Vec<ModelSummary>, CliError> {
+        filter: &ModelFilter,
+        limit: Option<usize>,
+    ) -> Result<(Vec<ModelSummary>, bool), CliError> {
+        let path = match namespace {
+            Some(ns) => format!("/namespaces/{ns}/models"),
+            None => "/models".to_owned(),
+        };
         let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
         loop {
-            let path = match namespace {
-                Some(ns) => format!("/namespaces/{ns}/models"),
-                None => "/models".to_owned(),
-            };
-            let page: Vec<ModelSummary> = self
-                .json(
-                    self.request(Method::GET, &path)
-                        .query(&[("limit", 1000), ("offset", all.len())]),
-                )
+            let want = limit.map_or(1000, |l| (l - all.len()).min(1000));
+            let mut params = filter.params();
+            params.push(("limit", want.to_string()));
+            if let Some(cursor) = &cursor {
+                params.push(("cursor", cursor.clone()));
+            }
+            let response = self
+                .send(self.request(Method::GET, &path).query(&params))
                 .await?;
-            let done = page.len() < 1000;
+            cursor = next_cursor(&response);
+            let status = response.status().as_u16();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(e))?;
+            let page: Vec<ModelSummary> =
+                serde_json::from_slice(&body).map_err(|e| CliError::Protocol {
+                    status,
+                    body: format!("{e}: {}", String::from_utf8_lossy(&body)),
+                })?;
             all.extend(page);
-            if done {
-                return Ok(all);
+            let full = limit.is_some_and(|l| all.len() >= l);
+            if cursor.is_none() || full {
+                return Ok((all, cursor.is_some()));
             }
         }
     }
@@ -345,4 +364,45 @@ impl ApiClient {
         self.send(self.request(Method::DELETE, path)).await?;
         Ok(())
     }
+}
+
+/// What a model listing keeps (`kiln ls --tag ... --search ...`): every one given must hold.
+#[derive(Debug, Default)]
+pub struct ModelFilter {
+    pub tag: Option<String>,
+    pub search: Option<String>,
+    pub prefix: Option<String>,
+    pub has_variant: Option<String>,
+}
+
+impl ModelFilter {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        [
+            ("tag", &self.tag),
+            ("q", &self.search),
+            ("prefix", &self.prefix),
+            ("has_variant", &self.has_variant),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.clone()?)))
+        .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.params().is_empty()
+    }
+}
+
+/// The cursor of the `Link: <...>; rel="next"` a full page carries.
+fn next_cursor(response: &Response) -> Option<String> {
+    let link = response
+        .headers()
+        .get(reqwest::header::LINK)?
+        .to_str()
+        .ok()?;
+    let target = link.strip_prefix('<')?.split_once('>')?.0;
+    let query = target.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "cursor")
+        .map(|(_, value)| value.into_owned())
 }

@@ -103,12 +103,30 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
-    /// List models (all, or one namespace's), or one model's versions
+    /// List models (all, or one namespace's; filtered by the server), or one model's versions
     #[command(visible_alias = "list")]
     Ls {
         /// NAMESPACE or NAMESPACE/MODEL
         #[arg(value_parser = parse_ref)]
         reference: Option<ModelRef>,
+        /// Only models carrying this tag
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only models with this text in their name or description
+        #[arg(long)]
+        search: Option<String>,
+        /// Only models whose name starts with this
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only models with a deployable variant of this kind (onnx, fp16, int8, ...)
+        #[arg(long)]
+        has_variant: Option<String>,
+        /// At most this many models
+        #[arg(long, default_value_t = 100, conflicts_with = "all")]
+        limit: usize,
+        /// Every model, however many (page after page)
+        #[arg(long)]
+        all: bool,
     },
     /// Print the signed deployment manifest of a version or an alias (the document, or the JWS with --jws)
     Manifest {
@@ -338,7 +356,24 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             };
             commands::pull::run(&client, options, trust).await
         }
-        Command::Ls { reference } => commands::browse::ls(&client, reference, json).await,
+        Command::Ls {
+            reference,
+            tag,
+            search,
+            prefix,
+            has_variant,
+            limit,
+            all,
+        } => {
+            let filter = client::ModelFilter {
+                tag,
+                search,
+                prefix,
+                has_variant,
+            };
+            let limit = (!all).then_some(limit);
+            commands::browse::ls(&client, reference, &filter, limit, json).await
+        }
         Command::Show { reference } => commands::browse::show(&client, reference, json).await,
         Command::Manifest {
             reference,

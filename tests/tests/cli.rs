@@ -206,3 +206,43 @@ fn the_credentials_file_is_strict() {
     std::fs::write(&path, valid).unwrap();
     assert_ok(&server.kiln_without_token(&["whoami"]).output().unwrap());
 }
+
+/// `kiln ls` asks the server to filter and follows its cursor pages: `--limit` stops early and says how
+/// to see more, `--all` reads every page.
+#[test]
+fn ls_filters_on_the_server_and_pages() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("w.bin");
+    std::fs::write(&file, b"weights").unwrap();
+    for i in 0..5 {
+        assert_ok(&server.kiln(&["push", file.to_str().unwrap(), &format!("acme/enc-{i}:1")]));
+    }
+    assert_ok(&server.kiln(&["push", file.to_str().unwrap(), "acme/classifier:1"]));
+    let names = |args: &[&str]| -> Vec<String> {
+        json(&server, args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&["ls", "--prefix", "enc-", "--limit", "2"]),
+        ["enc-0", "enc-1"]
+    );
+    let limited = server.kiln(&["ls", "--prefix", "enc-", "--limit", "2"]);
+    assert_ok(&limited);
+    assert!(
+        stderr(&limited).contains("--all lists every one"),
+        "{}",
+        stderr(&limited)
+    );
+    assert_eq!(names(&["ls", "--prefix", "enc-", "--all"]).len(), 5);
+    assert_eq!(
+        names(&["ls", "acme", "--search", "classif"]),
+        ["classifier"]
+    );
+    let wrong = server.kiln(&["ls", "acme/classifier", "--tag", "nlp"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+}

@@ -9,7 +9,7 @@ use kiln_core::api::{
 };
 use serde::Serialize;
 
-use crate::client::ApiClient;
+use crate::client::{ApiClient, ModelFilter};
 use crate::error::CliError;
 use crate::progress::human_bytes;
 
@@ -33,13 +33,16 @@ pub(crate) fn date(at: &chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// `kiln ls [NS[/MODEL]]`
+/// `kiln ls [NS[/MODEL]]`: models (filtered by the server, `limit` of them unless None), or versions.
 pub async fn ls(
     client: &ApiClient,
     reference: Option<ModelRef>,
+    filter: &ModelFilter,
+    limit: Option<usize>,
     json: bool,
 ) -> Result<(), CliError> {
-    match reference {
-        None => models_table(client.models(None).await?, json),
+    let namespace = match &reference {
+        None => None,
         Some(r) if r.version.is_some() || r.alias.is_some() => {
             return Err(CliError::Usage(format!(
                 "ls lists models or versions; to see one version use: kiln show {r}"
@@ -47,24 +50,36 @@ pub async fn ls(
         }
         Some(ModelRef {
             namespace,
-            model: None,
-            ..
-        }) => models_table(client.models(Some(&namespace)).await?, json),
-        Some(ModelRef {
-            namespace,
             model: Some(model),
             ..
-        }) => versions_table(&client.model(&namespace, &model).await?, json),
+        }) => {
+            if !filter.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "--tag, --search, --prefix and --has-variant filter models; kiln ls {namespace}/{model} lists its versions"
+                )));
+            }
+            versions_table(&client.model(namespace, model).await?, json);
+            return Ok(());
+        }
+        Some(ModelRef { namespace, .. }) => Some(namespace),
+    };
+    let (models, more) = client.models(namespace, filter, limit).await?;
+    models_table(&models, json);
+    if more && !json {
+        eprintln!(
+            "(the first {}; --limit N lists more, --all lists every one)",
+            models.len()
+        );
     }
     Ok(())
 }
 
-fn models_table(models: Vec<ModelSummary>, json: bool) {
+fn models_table(models: &[ModelSummary], json: bool) {
     if json {
         return print_json(&models);
     }
     let mut out = table(&["MODEL", "LATEST", "VERSIONS", "UPDATED", "DESCRIPTION"]);
-    for m in &models {
+    for m in models {
         out.add_row(vec![
             Cell::new(format!("{}/{}", m.namespace, m.name)),
             Cell::new(
