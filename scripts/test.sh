@@ -40,6 +40,8 @@ scripts/manifest-crosscheck.sh
 # The OpenAPI document: zero errors in openapi-spec-validator and Redocly's lint, and real answers of a
 # running server valid against it.
 scripts/openapi-check.sh
+# Schemathesis against the served document and a real server: every check (but one, named in the script).
+scripts/schemathesis.sh
 # The Python client generated from that document (not stale) and its hand-written layer, pytest against a
 # real server: push a folder, wait, pull it back byte for byte, verify the manifest with only the JWKS.
 scripts/python-client.sh

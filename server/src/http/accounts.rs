@@ -1,5 +1,6 @@
 //! Sign-in, the caller, API tokens, users, namespaces and their members, the audit log, key rotation.
 
+use super::json_object::JsonObject;
 use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put};
 use kiln_core::NamespaceName;
@@ -29,7 +30,7 @@ use crate::services::Services;
 #[post("/auth/token")]
 async fn exchange_token(
     services: Data<Services>,
-    body: Json<TokenRequest>,
+    body: JsonObject<TokenRequest>,
 ) -> Result<Json<AccessToken>, Error> {
     Ok(Json(services.accounts.exchange(body.into_inner()).await?))
 }
@@ -77,7 +78,7 @@ async fn create_token(
     req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
-    body: Json<CreateTokenRequest>,
+    body: JsonObject<CreateTokenRequest>,
 ) -> Result<HttpResponse, Error> {
     let created = services
         .accounts
@@ -145,7 +146,7 @@ async fn create_user(
     req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
-    body: Json<CreateUserRequest>,
+    body: JsonObject<CreateUserRequest>,
 ) -> Result<HttpResponse, Error> {
     let request = body.into_inner();
     let user = services
@@ -224,7 +225,7 @@ async fn create_namespace(
     req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
-    body: Json<CreateNamespaceRequest>,
+    body: JsonObject<CreateNamespaceRequest>,
 ) -> Result<HttpResponse, Error> {
     let owner = signed_in(&principal)?;
     let created = services
@@ -277,7 +278,7 @@ async fn set_member(
     services: Data<Services>,
     principal: Principal,
     path: Path<MemberPath>,
-    body: Json<SetMemberRequest>,
+    body: JsonObject<SetMemberRequest>,
 ) -> Result<Json<Member>, Error> {
     let MemberPath { namespace, user } = path.into_inner();
     let member = services
@@ -346,7 +347,7 @@ async fn set_namespace_settings(
     services: Data<Services>,
     principal: Principal,
     path: Path<NamespacePath>,
-    body: Json<NamespaceSettings>,
+    body: JsonObject<NamespaceSettings>,
 ) -> Result<Json<NamespaceSettings>, Error> {
     let settings = services
         .namespaces

@@ -1,3 +1,4 @@
+use super::json_object::JsonObject;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{HttpRequest, get, put};
 use kiln_core::api::ErrorResponse;
@@ -43,7 +44,7 @@ async fn set_alias(
     principal: Principal,
     services: Data<Services>,
     path: Path<AliasPath>,
-    body: Json<SetAliasRequest>,
+    body: JsonObject<SetAliasRequest>,
 ) -> Result<Json<AliasView>, Error> {
     let (ns, model, alias) = path.parse()?;
     let body = body.into_inner();

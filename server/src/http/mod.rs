@@ -10,6 +10,7 @@ mod file_responses;
 mod files;
 pub mod head;
 mod health;
+mod json_object;
 mod manifests;
 mod models;
 mod openapi;
@@ -105,6 +106,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     finish_openapi(api)
 }
 
+/// A JSON body that does not fit its type. A name, path or digest it holds that its type refused keeps
+/// its own code, so a bad file path is `invalid_path` whether it arrives in a URL or in a JSON body.
+pub(crate) fn body_error(e: &serde_json::Error) -> Error {
+    match kiln_core::CoreError::code_of_message(&e.to_string()) {
+        Some(code) => Error::bad_request(code, e.to_string()),
+        None => Error::bad_request(
+            ErrorCode::InvalidJson,
+            format!("the JSON body is invalid: {e}"),
+        ),
+    }
+}
+
 /// Request-body and path parsing errors become the API's JSON errors.
 pub fn extractor_configs(
     max_json_bytes: usize,
@@ -120,13 +133,7 @@ pub fn extractor_configs(
                         "the JSON body is larger than the server's limit of {max_json_bytes} bytes"
                     ),
                 },
-                // A name, path or digest the body holds was refused by its type: its own code, so a
-                // bad file path is `invalid_path` whether it arrives in a URL or in a JSON body.
-                JsonPayloadError::Deserialize(e)
-                    if let Some(code) = kiln_core::CoreError::code_of_message(&e.to_string()) =>
-                {
-                    Error::bad_request(code, e.to_string())
-                }
+                JsonPayloadError::Deserialize(e) => body_error(&e),
                 JsonPayloadError::Payload(actix_web::error::PayloadError::Io(e))
                     if e.kind() == std::io::ErrorKind::TimedOut =>
                 {

@@ -1,3 +1,4 @@
+use super::json_object::JsonObject;
 use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put};
 use kiln_core::NamespaceName;
@@ -131,7 +132,7 @@ async fn update_model(
     principal: Principal,
     services: Data<Services>,
     path: Path<ModelPath>,
-    body: Json<UpdateModelRequest>,
+    body: JsonObject<UpdateModelRequest>,
 ) -> Result<Json<ModelDetail>, Error> {
     let (ns, model) = path.parse()?;
     Ok(Json(
@@ -161,7 +162,7 @@ async fn create_version(
     principal: Principal,
     services: Data<Services>,
     path: Path<ModelPath>,
-    body: Json<CreateVersionRequest>,
+    body: JsonObject<CreateVersionRequest>,
 ) -> Result<HttpResponse, Error> {
     let (ns, model) = path.parse()?;
     Ok(
@@ -269,7 +270,7 @@ async fn set_visibility(
     principal: Principal,
     services: Data<Services>,
     path: Path<ModelPath>,
-    body: Json<SetVisibilityRequest>,
+    body: JsonObject<SetVisibilityRequest>,
 ) -> Result<Json<ModelDetail>, Error> {
     let (ns, model) = path.parse()?;
     let detail = services

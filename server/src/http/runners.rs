@@ -1,5 +1,6 @@
 //! The runner protocol (docs/runners.md) and the runner list.
 
+use super::json_object::JsonObject;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use kiln_core::FilePath;
@@ -38,7 +39,7 @@ fn runner_token(principal: &Principal) -> Result<String, Error> {
 async fn register_runner(
     principal: Principal,
     services: Data<Services>,
-    body: Json<RunnerRegistration>,
+    body: JsonObject<RunnerRegistration>,
 ) -> Result<HttpResponse, Error> {
     let registered = services
         .runners
@@ -60,7 +61,7 @@ async fn runner_heartbeat(
     principal: Principal,
     services: Data<Services>,
     path: Path<RunnerPath>,
-    body: Json<RunnerHeartbeat>,
+    body: JsonObject<RunnerHeartbeat>,
 ) -> Result<Json<HeartbeatAck>, Error> {
     let ack = services
         .runners
@@ -155,7 +156,7 @@ async fn report_result(
     principal: Principal,
     services: Data<Services>,
     path: Path<RunnerJobPath>,
-    body: Json<BenchmarkReport>,
+    body: JsonObject<BenchmarkReport>,
 ) -> Result<HttpResponse, Error> {
     let RunnerJobPath { runner, job } = path.into_inner();
     services

@@ -1,3 +1,4 @@
+use super::json_object::JsonObject;
 use actix_web::http::header;
 use actix_web::web::{Data, Json, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
@@ -27,7 +28,7 @@ use crate::services::uploads::Uploader;
 async fn missing_blobs(
     services: Data<Services>,
     principal: Principal,
-    body: Json<MissingBlobsRequest>,
+    body: JsonObject<MissingBlobsRequest>,
 ) -> Result<Json<MissingBlobsResponse>, Error> {
     let missing = services
         .uploads
@@ -50,7 +51,7 @@ async fn missing_blobs(
 async fn create_upload(
     services: Data<Services>,
     principal: Principal,
-    body: Json<CreateUploadRequest>,
+    body: JsonObject<CreateUploadRequest>,
 ) -> Result<HttpResponse, Error> {
     let request = body.into_inner();
     let session = services

@@ -315,8 +315,17 @@ fn http_server(
                     .url("/api-docs/openapi.json", crate::http::finish_openapi(api))
             })
             .into_app()
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(Error::not_found("route"))
+            .default_service(web::to(|req: actix_web::HttpRequest| async move {
+                // A route that exists, asked with a method it does not take (the /api/v1 routes are
+                // answered by the access rules; these are the GET-only service routes: health, keys,
+                // the OpenAPI document and its browser).
+                if req.resource_map().match_pattern(req.path()).is_some() {
+                    return Err::<actix_web::HttpResponse, _>(Error::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allowed: vec!["GET", "HEAD"],
+                    });
+                }
+                Err(Error::not_found("route"))
             }))
     });
     let mut server = match listeners.tls {

@@ -116,12 +116,25 @@ async fn a_wrong_method_is_405_with_allow(app: TestApp) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
+    // The service routes outside /api/v1 too (Schemathesis sent TRACE and got 404).
+    for path in ["/healthz", "/.well-known/jwks.json"] {
+        let response = app.anonymous(Method::TRACE, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(response.headers()["allow"], "GET, HEAD", "{path}");
+    }
+    let unknown = app
+        .anonymous(Method::TRACE, "/nowhere")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
 crate::on_every_backend!(
     a_wrong_method_is_405_with_allow,
     files_answer_head_conditional_requests_and_cache_control,
     cors_is_off_by_default,
+    json_bodies_must_be_objects,
 );
 
 /// With an allowlist, a browser page of a listed origin gets its preflight answered (before any
@@ -250,4 +263,33 @@ async fn a_body_slower_than_the_minimum_rate_is_cut_off_with_408() {
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
     assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
+}
+
+/// A JSON body must be an object: serde would read a struct from an array by position, which the schemas
+/// do not allow (Schemathesis found `[null, null]` accepted as an edit that changes nothing).
+async fn json_bodies_must_be_objects(app: TestApp) {
+    expect_json::<Value>(
+        app.push("acme/shape:1", &[("w.bin", b"w")]).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            "/api/v1/models/acme/shape",
+            json!([null, null]),
+        ),
+        (Method::POST, "/api/v1/tokens", json!(["ci", ["read"]])),
+        (Method::POST, "/api/v1/uploads", json!("sha256:x")),
+    ] {
+        let response = app.request(method, path).json(&body).send().await.unwrap();
+        let error = expect_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must be an object"),
+            "{error}"
+        );
+    }
 }
