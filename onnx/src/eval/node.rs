@@ -67,6 +67,42 @@ impl<'a> Node<'a> {
         self.attribute(name).map(|a| a.ints.clone())
     }
 
+    /// A per-axis attribute (strides, dilations, pads): `len` values, each in `range` (`default` on every
+    /// axis when absent). The values come from the model: out of range is an error naming the attribute
+    /// here, so no window or padded size computed from them can overflow later.
+    pub fn per_axis(
+        &self,
+        name: &str,
+        len: usize,
+        default: usize,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Vec<usize>, crate::ModelError> {
+        let Some(values) = self.ints(name) else {
+            return Ok(vec![default; len]);
+        };
+        let refuse = |what: String| {
+            crate::ModelError::Evaluation(format!("{}: {name} {what}", self.op_type()))
+        };
+        if values.len() != len {
+            return Err(refuse(format!("has {} values, not {len}", values.len())));
+        }
+        values
+            .iter()
+            .map(|&v| {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|_| range.contains(&v))
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "value {v} is outside {}..={}",
+                            range.start(),
+                            range.end()
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     pub fn string(&self, name: &str) -> Option<String> {
         self.attribute(name)
             .and_then(|a| a.s.as_ref())

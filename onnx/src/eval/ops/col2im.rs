@@ -26,27 +26,6 @@ fn sizes(t: &Tensor, what: &str) -> Result<Vec<usize>, ModelError> {
         .collect()
 }
 
-/// A per-axis attribute: `n` values of at least `min`, or `default` everywhere.
-fn per_axis(
-    node: &Node<'_>,
-    name: &str,
-    n: usize,
-    default: usize,
-    min: i64,
-) -> Result<Vec<usize>, ModelError> {
-    let Some(v) = node.ints(name) else {
-        return Ok(vec![default; n]);
-    };
-    // The upper bound keeps padded sizes and block positions far from overflowing.
-    if v.len() != n || v.iter().any(|&x| x < min || x > i64::from(i32::MAX)) {
-        return Err(invalid(format!(
-            "{name} {v:?} must be {n} values from {min} to {}",
-            i32::MAX
-        )));
-    }
-    Ok(v.into_iter().map(|x| x as usize).collect())
-}
-
 pub fn col2im(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let image = sizes(required(inputs, 1)?, "image_shape")?;
@@ -57,9 +36,9 @@ pub fn col2im(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             "image_shape {image:?} and block_shape {block:?} differ in rank"
         )));
     }
-    let dilations = per_axis(node, "dilations", r, 1, 1)?;
-    let steps = per_axis(node, "strides", r, 1, 1)?;
-    let pads = per_axis(node, "pads", 2 * r, 0, 0)?;
+    let dilations = node.per_axis("dilations", r, 1, 1..=i64::from(i32::MAX))?;
+    let steps = node.per_axis("strides", r, 1, 1..=i64::from(i32::MAX))?;
+    let pads = node.per_axis("pads", 2 * r, 0, 0..=i64::from(i32::MAX))?;
     // Block positions per axis, as Conv would slide them over the padded image.
     let mut positions = Vec::with_capacity(r);
     for axis in 0..r {

@@ -16,35 +16,6 @@ fn invalid(message: String) -> ModelError {
     ModelError::Evaluation(format!("ConvTranspose: {message}"))
 }
 
-/// `name`'s `len` values, each in `min..=MAX_ATTRIBUTE` after `clamp` (`default` when absent).
-fn per_axis(
-    node: &Node<'_>,
-    name: &str,
-    len: usize,
-    default: usize,
-    clamp: i64,
-) -> Result<Vec<usize>, ModelError> {
-    let Some(values) = node.ints(name) else {
-        return Ok(vec![default; len]);
-    };
-    if values.len() != len {
-        return Err(invalid(format!(
-            "{name} has {} values, not {len}",
-            values.len()
-        )));
-    }
-    values
-        .iter()
-        .map(|&v| {
-            let v = v.max(clamp);
-            usize::try_from(v)
-                .ok()
-                .filter(|_| v <= MAX_ATTRIBUTE)
-                .ok_or_else(|| invalid(format!("{name} value {v} is out of range")))
-        })
-        .collect()
-}
-
 struct Geometry {
     input: Vec<usize>,
     kernel: Vec<usize>,
@@ -71,10 +42,10 @@ fn geometry(node: &Node<'_>, x: &Tensor, w: &Tensor) -> Result<Geometry, ModelEr
     let n = input.len();
     // Strides and dilations below 1 were read as 1 before these checks; models rely on it.
     let (strides, dilations) = (
-        per_axis(node, "strides", n, 1, 1)?,
-        per_axis(node, "dilations", n, 1, 1)?,
+        node.per_axis("strides", n, 1, 1..=MAX_ATTRIBUTE)?,
+        node.per_axis("dilations", n, 1, 1..=MAX_ATTRIBUTE)?,
     );
-    let output_padding = per_axis(node, "output_padding", n, 0, i64::MIN)?;
+    let output_padding = node.per_axis("output_padding", n, 0, 0..=MAX_ATTRIBUTE)?;
     let groups = usize::try_from(node.int("group", 1).max(1)).unwrap_or(usize::MAX);
     if groups > x.dim(1)?.max(1) || !x.dim(1)?.is_multiple_of(groups) {
         return Err(invalid(format!(
@@ -111,7 +82,7 @@ fn geometry(node: &Node<'_>, x: &Tensor, w: &Tensor) -> Result<Geometry, ModelEr
             })
             .collect()
     } else {
-        let p = per_axis(node, "pads", 2 * n, 0, 0)?;
+        let p = node.per_axis("pads", 2 * n, 0, 0..=MAX_ATTRIBUTE)?;
         (0..n).map(|i| (p[i], p[i + n])).collect()
     };
     let output = (0..n)

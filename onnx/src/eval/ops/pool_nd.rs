@@ -35,34 +35,6 @@ fn invalid(message: String) -> ModelError {
     ModelError::Evaluation(format!("pooling: {message}"))
 }
 
-/// A per-axis attribute of `len` values, each in `min..=MAX_ATTRIBUTE` (`default` when absent).
-fn per_axis(
-    node: &Node<'_>,
-    name: &str,
-    len: usize,
-    default: usize,
-    min: i64,
-) -> Result<Vec<usize>, ModelError> {
-    let Some(values) = node.ints(name) else {
-        return Ok(vec![default; len]);
-    };
-    if values.len() != len {
-        return Err(invalid(format!(
-            "{name} has {} values, not {len}",
-            values.len()
-        )));
-    }
-    values
-        .iter()
-        .map(|&v| {
-            usize::try_from(v)
-                .ok()
-                .filter(|_| (min..=MAX_ATTRIBUTE).contains(&v))
-                .ok_or_else(|| invalid(format!("{name} value {v} is out of range")))
-        })
-        .collect()
-}
-
 fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
     if x.rank() < 3 {
         return Err(invalid(format!(
@@ -75,7 +47,7 @@ fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
     if !node.has("kernel_shape") {
         return Err(invalid("kernel_shape is required".to_owned()));
     }
-    let kernel = per_axis(node, "kernel_shape", n, 1, 1)?;
+    let kernel = node.per_axis("kernel_shape", n, 1, 1..=MAX_ATTRIBUTE)?;
     // Strides and dilations below 1 were read as 1 before these checks; models rely on it.
     let at_least_one = |name: &str| -> Result<Vec<usize>, ModelError> {
         let values = node
