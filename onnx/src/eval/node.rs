@@ -67,6 +67,10 @@ impl<'a> Node<'a> {
         self.attribute(name).map(|a| a.ints.clone())
     }
 
+    /// The largest kernel size, stride, dilation or pad window operators take: it keeps every window and
+    /// padded size far from overflowing, and no real model comes near it.
+    pub const MAX_WINDOW_ATTRIBUTE: i64 = 1 << 24;
+
     /// A per-axis attribute (strides, dilations, pads): `len` values, each in `range` (`default` on every
     /// axis when absent). The values come from the model: out of range is an error naming the attribute
     /// here, so no window or padded size computed from them can overflow later.

@@ -9,8 +9,7 @@ use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
-/// Attribute values above this are refused: they keep every size sum far from overflowing.
-const MAX_ATTRIBUTE: i64 = 1 << 24;
+const MAX_ATTRIBUTE: i64 = Node::MAX_WINDOW_ATTRIBUTE;
 
 fn invalid(message: String) -> ModelError {
     ModelError::Evaluation(format!("ConvTranspose: {message}"))

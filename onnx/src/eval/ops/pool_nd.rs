@@ -27,9 +27,7 @@ struct Geometry {
     declared: Vec<(usize, usize)>,
 }
 
-/// Kernel sizes, strides, dilations and pads above this are refused: it keeps every window sum far from
-/// overflowing, and no real pooling comes near it.
-const MAX_ATTRIBUTE: i64 = 1 << 24;
+const MAX_ATTRIBUTE: i64 = Node::MAX_WINDOW_ATTRIBUTE;
 
 fn invalid(message: String) -> ModelError {
     ModelError::Evaluation(format!("pooling: {message}"))

@@ -55,26 +55,6 @@ fn padding(
     })
 }
 
-/// A per-axis attribute (strides, dilations), `default` on every axis when absent.
-fn attr_or(
-    node: &Node<'_>,
-    name: &str,
-    n: usize,
-    default: usize,
-) -> Result<Vec<usize>, ModelError> {
-    let Some(values) = node.ints(name) else {
-        return Ok(vec![default; n]);
-    };
-    if values.len() != n {
-        return Err(unsupported(format!(
-            "{}: {name} has {} values for {n} spatial axes",
-            node.op_type(),
-            values.len()
-        )));
-    }
-    Ok(values.iter().map(|&x| x.max(1) as usize).collect())
-}
-
 /// Every window must fit in its padded axis; candle's kernels assume so (and panic otherwise).
 fn check_windows_fit(
     node: &Node<'_>,
@@ -155,8 +135,8 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     check_conv_operands(x, w, groups)?;
     let spatial = x.rank() - 2;
     let kernel: Vec<usize> = w.dims()[2..].to_vec();
-    let strides = attr_or(node, "strides", spatial, 1)?;
-    let dilations = attr_or(node, "dilations", spatial, 1)?;
+    let strides = node.per_axis("strides", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
+    let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
     let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
     check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
     let x = pad_value(x, &pads, 0.0)?;
@@ -246,8 +226,8 @@ fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError> {
         .iter()
         .map(|&k| k.max(0) as usize)
         .collect();
-    let strides = attr_or(node, "strides", spatial, 1)?;
-    let dilations = attr_or(node, "dilations", spatial, 1)?;
+    let strides = node.per_axis("strides", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
+    let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
     if dilations.iter().any(|&d| d != 1) {
         return Err(unsupported("pooling with dilations".to_owned()));
     }
