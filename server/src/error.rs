@@ -134,9 +134,7 @@ impl Error {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidName(CoreError::InvalidPath { .. }) => ErrorCode::InvalidPath,
-            Error::InvalidName(CoreError::InvalidDigest { .. }) => ErrorCode::InvalidDigest,
-            Error::InvalidName(_) => ErrorCode::InvalidName,
+            Error::InvalidName(e) => e.code(),
             Error::BadRequest { code, .. } | Error::Conflict { code, .. } => *code,
             Error::LeaseLost(_) => ErrorCode::LeaseLost,
             Error::Unauthorized { .. } => ErrorCode::Unauthorized,
