@@ -102,6 +102,11 @@ impl ApiClient {
 
     async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, CliError> {
         let response = self.send(request).await?;
+        self.body_json(response).await
+    }
+
+    /// A successful answer's JSON body.
+    async fn body_json<T: DeserializeOwned>(&self, response: Response) -> Result<T, CliError> {
         let status = response.status().as_u16();
         let body = response
             .bytes()
@@ -142,16 +147,7 @@ impl ApiClient {
                 .send(self.request(Method::GET, &path).query(&params))
                 .await?;
             cursor = next_cursor(&response);
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(e))?;
-            let page: Vec<ModelSummary> =
-                serde_json::from_slice(&body).map_err(|e| CliError::Protocol {
-                    status,
-                    body: format!("{e}: {}", String::from_utf8_lossy(&body)),
-                })?;
+            let page: Vec<ModelSummary> = self.body_json(response).await?;
             all.extend(page);
             let full = limit.is_some_and(|l| all.len() >= l);
             if cursor.is_none() || full {
