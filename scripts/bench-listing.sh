@@ -12,15 +12,8 @@ profile=debug; build=()
 count="${1:-100000}"
 cargo build --quiet "${build[@]}" -p kiln-server -p kiln-cli
 bin="target/$profile"
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-token=bench-listing-token-0123456789abcdefghij
-KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
-  KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=100000 "$bin/kiln-server" >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
-for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+source scripts/throwaway-server.sh
+start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=100000
 echo seed > "$work/seed.bin"
 "$bin/kiln" push "$work/seed.bin" acme/seed:1 >/dev/null
 python3 - "$work/data/kiln.db" "$count" <<'PY'

@@ -14,15 +14,9 @@ profile=debug; build=()
 cargo build --quiet "${build[@]}" -p kiln-server -p kiln-cli
 cargo build --quiet "${build[@]}" -p kiln-onnx --example sample_checkpoint
 bin="target/$profile"
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-token=bench-pipeline-memory-token-0123456789
-KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
-  KILN_EMBEDDED_RUNNER=false "$bin/kiln-server" >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
-for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+source scripts/throwaway-server.sh
+# The embedded runner off: only the API process and its step children are measured.
+start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false
 "$bin/examples/sample_checkpoint" "$family" "$work/model" >/dev/null
 kb() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
 start=$(date +%s%N)

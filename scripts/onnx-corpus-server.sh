@@ -12,17 +12,10 @@ if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$listed" ]
   scripts/fetch-onnx-corpus.sh
 fi
 cargo build --quiet -p kiln-server -p kiln-cli
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-token=onnx-corpus-server-token-0123456789abcdef
+source scripts/throwaway-server.sh
 # Two pipeline workers for two models at a time; no embedded runner: benchmarks are not what this checks.
-KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
-  KILN_PIPELINE_WORKERS="${KILN_PIPELINE_WORKERS:-2}" KILN_EMBEDDED_RUNNER=false \
-  target/debug/kiln-server >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
-for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_throwaway_server target/debug/kiln-server KILN_PIPELINE_WORKERS="${KILN_PIPELINE_WORKERS:-2}" \
+  KILN_EMBEDDED_RUNNER=false
 if ! "$KILN_ONNX_CORPUS/venv/bin/python" scripts/onnx_corpus_server.py "$KILN_ONNX_CORPUS" \
     "$PWD/target/debug/kiln" "$work/pulled"; then
   echo "--- the server's log, last 40 lines:"; tail -n 40 "$work/server.log"; exit 1

@@ -61,15 +61,8 @@ fi
 # The served document, and real answers against it.
 cargo build --quiet -p kiln-server -p kiln-cli
 cargo build --quiet -p kiln-onnx --example sample_checkpoint
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-token=openapi-check-token-0123456789abcdef
-KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
-  target/debug/kiln-server >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
-for _ in $(seq 100); do curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+source scripts/throwaway-server.sh
+start_throwaway_server target/debug/kiln-server
 curl -fsS "$KILN_SERVER/api-docs/openapi.json" >"$work/served.json"
 count=$(spec_errors "$work/served.json")
 echo "openapi-spec-validator $spec_validator_version: $count errors in the served /api-docs/openapi.json"

@@ -18,21 +18,14 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$version" ]; then
   echo "$version" >"$venv/.pins"
 fi
 cargo build --quiet -p kiln-server
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-token=schemathesis-token-0123456789abcdefghij
-KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" \
-  KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=1000000 \
-  target/debug/kiln-server >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+source scripts/throwaway-server.sh
+start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false \
+  KILN_RATE_LIMIT_PER_MINUTE=1000000
 # The document's examples name acme/sentiment 1.0.0, its onnx/model.onnx and the alias production: make
 # them exist, so that the operations on models, versions, files and aliases are exercised, not only 404s.
 cargo build --quiet -p kiln-cli
 cargo build --quiet -p kiln-onnx --example sample_onnx
 target/debug/examples/sample_onnx "$work/model/onnx" >/dev/null
-export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
 target/debug/kiln push "$work/model" acme/sentiment:1.0.0 >/dev/null
 for _ in $(seq 300); do
   target/debug/kiln show acme/sentiment:1.0.0 --json | grep -q '"status": *"ready"' && break

@@ -1,0 +1,26 @@
+# Sourced by the scripts that check kiln against a real server (not run on its own). start_throwaway_server
+# starts one on the embedded default in a fresh temporary folder, with a fresh administrator token, stopped
+# and removed when the script exits, and exports KILN_SERVER and KILN_TOKEN for the CLI. It sets `work`
+# (the folder; the server's log is $work/server.log), `server` (its pid), `port` and `token`.
+# Usage: start_throwaway_server BINARY [SETTING=VALUE ...]
+start_throwaway_server() {
+  local binary="$1"
+  shift
+  work=$(mktemp -d)
+  port=$((20000 + RANDOM % 20000))
+  token="throwaway-admin-token-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  # env execs the server, so $! is the server's own pid.
+  env KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" "$@" \
+    "$binary" >"$work/server.log" 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+  export KILN_SERVER="http://127.0.0.1:$port" KILN_TOKEN="$token"
+  for _ in $(seq 300); do
+    curl -fs "$KILN_SERVER/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "kiln-server did not start; its log:"
+  cat "$work/server.log"
+  return 1
+}
