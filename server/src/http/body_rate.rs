@@ -12,6 +12,7 @@ use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::{Bytes, Data};
 use futures_util::Stream;
@@ -32,7 +33,15 @@ pub async fn enforce(
         .app_data::<Data<MinBodyRate>>()
         .map(|r| r.0)
         .unwrap_or(0);
-    if rate > 0 {
+    // Most requests (every GET) carry no body: they keep their payload as it is, with no timer.
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|length| length > 0);
+    if rate > 0 && has_body {
         let payload = req.take_payload();
         let timed = Timed {
             inner: payload,
