@@ -6,7 +6,7 @@ use kiln_core::ErrorCode;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(
-        "cannot reach the kiln server at {server}: {reason}\n  is kiln-server running? Point the CLI at it with --server URL or KILN_SERVER"
+        "cannot reach the kiln server at {server}: {reason}\n  is kiln-server running? Point the CLI at it with --server URL or KILN_SERVER; a push or pull you rerun once it answers continues where it stopped"
     )]
     Unreachable { server: String, reason: String },
     /// The server wants a credential. Its own message speaks HTTP ("send Authorization: Bearer"), so the
