@@ -18,6 +18,10 @@ for pair in $garage_env; do
     S3_SECRET=*) export KILN_TEST_S3_SECRET_ACCESS_KEY="${pair#*=}" ;;
   esac
 done
+# Each test makes its own database; drop those an earlier run left, so the data folder stays bounded.
+psql "$KILN_TEST_DATABASE_URL" -tAc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'kiln\_test\_%' OR datname LIKE 'kiln\_e2e\_%'" |
+  while read -r stale; do psql "$KILN_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $stale WITH (FORCE)"; done
 echo "PostgreSQL: $KILN_TEST_DATABASE_URL   S3: $KILN_TEST_S3_ENDPOINT bucket $KILN_TEST_S3_BUCKET"
 
 cargo fmt --all -- --check
