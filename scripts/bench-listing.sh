@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# How fast the model listing answers with 100,000 models on the embedded default (SQLite): the first page,
-# a page deep into the list by cursor and by offset, and each filter, median of 20 requests each (curl's
-# total time, so HTTP and JSON included). The models are written straight into the database (pushing
-# 100,000 versions through the API would take most of an hour); one is pushed for real first so that the
-# namespace, and the schema, are the server's own.
+# How fast the listings answer with 100,000 models, and one model with 100,000 versions, on the embedded
+# default (SQLite): the first page, a page deep into the list by cursor and by offset, and each filter,
+# median of 20 requests each (curl's total time, so HTTP and JSON included). The rows are written straight
+# into the database (pushing 100,000 versions through the API would take most of an hour); one version is
+# pushed for real first so that the namespace, the model and the schema are the server's own.
 # Usage: scripts/bench-listing.sh [--release] [MODELS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +16,9 @@ source scripts/throwaway-server.sh
 start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=100000
 echo seed > "$work/seed.bin"
 "$bin/kiln" push "$work/seed.bin" acme/seed:1 >/dev/null
-python3 - "$work/data/kiln.db" "$count" <<'PY'
-import sqlite3, sys, uuid
-db, count = sys.argv[1], int(sys.argv[2])
+python3 - "$work/data/kiln.db" "$count" "$work/deep-version-cursor" <<'PY'
+import base64, datetime, json, sqlite3, sys, uuid
+db, count, cursor_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 conn = sqlite3.connect(db, timeout=30)
 (ns,) = conn.execute("SELECT id FROM namespaces WHERE name = 'acme'").fetchone()
 now = "2026-12-01 00:00:00"
@@ -33,7 +33,18 @@ for i in range(count):
 conn.executemany("INSERT INTO models (id, namespace_id, name, description, tags, created_at, updated_at,"
                  " visibility) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 conn.executemany("INSERT INTO model_tags (model_id, tag) VALUES (?, ?)", tag_rows)
+(seed,) = conn.execute("SELECT id FROM models WHERE name = 'seed'").fetchone()
+start = datetime.datetime(2026, 12, 1)
+at = lambda i: start + datetime.timedelta(milliseconds=i)
+versions = [(uuid.uuid4().hex, seed, f"2.{i}.0", "ready", at(i).strftime("%Y-%m-%d %H:%M:%S.%f"))
+            for i in range(count)]
+conn.executemany("INSERT INTO versions (id, model_id, version, status, created_at) VALUES (?, ?, ?, ?, ?)",
+                 versions)
 conn.commit()
+# The cursor after the version 90% of the way down the newest-first list, as the server writes one.
+deep = count - 1 - count * 9 // 10
+key = [at(deep).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000", f"2.{deep}.0"]
+open(cursor_file, "w").write(base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("="))
 PY
 median_ms() {
   local url="$1" times=()
@@ -42,9 +53,13 @@ median_ms() {
   done
   printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]*1000}'
 }
-cursor=$(python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(b"acme/model-090000").decode().rstrip("="))')
+cursor_of() {
+  python3 -c 'import base64, json, sys; print(base64.urlsafe_b64encode(json.dumps(sys.argv[1:]).encode()).decode().rstrip("="))' "$@"
+}
+cursor=$(cursor_of acme model-090000)
+deep_version=$(cat "$work/deep-version-cursor")
 api="$KILN_SERVER/api/v1"
-echo "| listing ($count models, $profile build) | median ms |"
+echo "| listing ($count models; $count versions of one; $profile build) | median ms |"
 echo "|---|---|"
 for case in \
   "first page (100)|$api/models?limit=100" \
@@ -54,6 +69,9 @@ for case in \
   "name prefix model-0999|$api/models?prefix=model-0999" \
   "tag speech|$api/models?tag=speech&limit=100" \
   "text 'number 4242'|$api/models?q=number%204242" \
-  "deployable variant onnx|$api/models?has_variant=onnx"; do
+  "deployable variant onnx|$api/models?has_variant=onnx" \
+  "model detail (newest 100 of $count versions)|$api/models/acme/seed" \
+  "versions, first page (100)|$api/models/acme/seed/versions?limit=100" \
+  "versions, a page 90% down, by cursor|$api/models/acme/seed/versions?limit=100&cursor=$deep_version"; do
   echo "| ${case%%|*} | $(median_ms "${case#*|}") |"
 done

@@ -122,6 +122,27 @@ impl ApiClient {
         self.json(self.request(Method::GET, path)).await
     }
 
+    /// Every item of a listing, following the server's `next` links page by page.
+    pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CliError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = vec![("limit", "1000".to_owned())];
+            if let Some(cursor) = &cursor {
+                params.push(("cursor", cursor.clone()));
+            }
+            let response = self
+                .send(self.request(Method::GET, path).query(&params))
+                .await?;
+            cursor = next_cursor(&response);
+            let page: Vec<T> = self.body_json(response).await?;
+            all.extend(page);
+            if cursor.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Models passing `filter`, up to `limit` (every one when None), following the server's `next`
     /// links page by page; also says whether more were left.
     pub async fn models(
@@ -161,7 +182,14 @@ impl ApiClient {
         ns: &NamespaceName,
         model: &ModelName,
     ) -> Result<ModelDetail, CliError> {
-        self.get_json(&format!("/models/{ns}/{model}")).await
+        let mut detail: ModelDetail = self.get_json(&format!("/models/{ns}/{model}")).await?;
+        // The detail shows the newest hundred; the CLI lists them all.
+        if detail.version_count > detail.versions.len() as i64 {
+            detail.versions = self
+                .get_all(&format!("/models/{ns}/{model}/versions"))
+                .await?;
+        }
+        Ok(detail)
     }
 
     pub async fn version(

@@ -163,7 +163,7 @@ pub async fn token_create(
 }
 
 pub async fn token_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
-    let tokens: Vec<TokenInfo> = client.get_json("/tokens").await?;
+    let tokens: Vec<TokenInfo> = client.get_all("/tokens").await?;
     if json {
         print_json(&tokens);
         return Ok(());

@@ -40,7 +40,7 @@ pub async fn set(
 
 /// `kiln alias ls NS/MODEL`
 pub async fn ls(client: &ApiClient, reference: ModelRef, json: bool) -> Result<(), CliError> {
-    let aliases: Vec<AliasView> = client.get_json(&model_path(&reference)?).await?;
+    let aliases: Vec<AliasView> = client.get_all(&model_path(&reference)?).await?;
     if json {
         print_json(&aliases);
         return Ok(());
@@ -73,7 +73,7 @@ pub async fn history(
     json: bool,
 ) -> Result<(), CliError> {
     let path = format!("{}/{alias}/history", model_path(&reference)?);
-    let events: Vec<AliasEvent> = client.get_json(&path).await?;
+    let events: Vec<AliasEvent> = client.get_all(&path).await?;
     if json {
         print_json(&events);
         return Ok(());

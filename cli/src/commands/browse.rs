@@ -128,7 +128,7 @@ pub async fn show(client: &ApiClient, reference: ModelRef, json: bool) -> Result
         // The version the alias names now (as the API says; `kiln verify` checks the signed manifest).
         (None, Some(alias)) => {
             let aliases: Vec<kiln_core::deployment::AliasView> = client
-                .get_json(&format!("/models/{}/{model}/aliases", reference.namespace))
+                .get_all(&format!("/models/{}/{model}/aliases", reference.namespace))
                 .await?;
             let named = aliases
                 .into_iter()
@@ -292,7 +292,7 @@ fn proof(variant: &VariantDetail) -> String {
 
 /// `kiln runners [--json]`: the benchmark runners and their state.
 pub async fn runners(client: &ApiClient, json: bool) -> Result<(), CliError> {
-    let runners: Vec<kiln_core::runners::RunnerView> = client.get_json("/runners").await?;
+    let runners: Vec<kiln_core::runners::RunnerView> = client.get_all("/runners").await?;
     if json {
         print_json(&runners);
         return Ok(());

@@ -23,7 +23,7 @@ pub async fn create(client: &ApiClient, name: NamespaceName, json: bool) -> Resu
 }
 
 pub async fn list(client: &ApiClient, json: bool) -> Result<(), CliError> {
-    let namespaces: Vec<NamespaceSummary> = client.get_json("/namespaces?limit=1000").await?;
+    let namespaces: Vec<NamespaceSummary> = client.get_all("/namespaces").await?;
     if json {
         print_json(&namespaces);
         return Ok(());
@@ -40,7 +40,7 @@ pub async fn members(
     json: bool,
 ) -> Result<(), CliError> {
     let members: Vec<Member> = client
-        .get_json(&format!("/namespaces/{namespace}/members"))
+        .get_all(&format!("/namespaces/{namespace}/members"))
         .await?;
     if json {
         print_json(&members);

@@ -10,31 +10,33 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
 from kiln_client import AuthenticatedClient, Client
 from kiln_client.api.aliases import set_alias
 from kiln_client.api.blobs import commit_upload, create_upload, get_upload, missing_blobs, write_chunk
-from kiln_client.api.models import create_version, get_version
+from kiln_client.api.models import create_version, get_version, list_models, list_versions
 from kiln_client.models import (
     AliasView,
     CreateUploadRequest,
     CreateVersionRequest,
     FileEntry,
     MissingBlobsRequest,
+    ModelSummary,
     PipelineOptions,
     PipelineOptionsTolerancesType0,
     SetAliasRequest,
     UploadSession,
     VersionDetail,
     VersionStatus,
+    VersionSummary,
 )
 from kiln_client.types import UNSET, File
 from kiln_client.types import Response as ApiResponse
@@ -125,6 +127,27 @@ class Registry:
             what = endpoint.__name__.rsplit(".", 1)[-1]
             raise KilnError.from_parts(response.status_code, response.content, response.headers, what)
         return response
+
+    def pages(self, endpoint: ModuleType, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Every item of a generated listing endpoint, following its `Link: <...>; rel="next"` page by page
+        (each page is fetched as the iteration reaches it)."""
+        cursor: Any = UNSET
+        while True:
+            response = self._call(endpoint, *args, cursor=cursor, **kwargs)
+            yield from response.parsed
+            cursor = next_cursor(response.headers.get("link"))
+            if cursor is None:
+                return
+
+    def models(self, **filters: Any) -> Iterator[ModelSummary]:
+        """Every model the caller may see, by namespace and name; filters as `GET /models` takes them
+        (`prefix`, `tag`, `q`, `has_variant`)."""
+        return self.pages(list_models, **filters)
+
+    def versions(self, model: str) -> Iterator[VersionSummary]:
+        """Every version of `model` (`namespace/name`), newest first."""
+        namespace, name = split_model(model)
+        return self.pages(list_versions, namespace, name)
 
     def version(self, model: str, version: str) -> VersionDetail:
         """The version as `kiln show --json` prints it: files, status, pipeline jobs, variants."""
@@ -434,6 +457,17 @@ class Registry:
             min_sequence=min_sequence,
             issuer=issuer,
         )
+
+
+def next_cursor(link: str | None) -> str | None:
+    """The `cursor` of a `Link: <URL>; rel="next"` header (RFC 8288), when there is one."""
+    for part in (link or "").split(","):
+        target, _, params = part.strip().partition(";")
+        if target.startswith("<") and target.endswith(">") and 'rel="next"' in params.replace(" ", ""):
+            cursors = parse_qs(urlsplit(target[1:-1]).query).get("cursor")
+            if cursors:
+                return cursors[0]
+    return None
 
 
 def split_model(model: str) -> tuple[str, str]:

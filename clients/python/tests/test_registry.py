@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kiln import IntegrityError, KilnError, ManifestError, Registry, check_files, sha256_file, verify_manifest
+from kiln_client.api.models import list_models, list_versions
 from kiln_client.models import VersionDetail, VersionStatus
 from sample import MIB, MODEL, VERSION, part_size, read_folder, write_model, write_tiny_onnx
 
@@ -228,3 +229,15 @@ def test_variants_pull_and_verify(registry, tmp_path):
     with pytest.raises(ManifestError) as missing:
         registry.pull_alias("acme/tiny", "production", tmp_path / "int8", variant="int8")
     assert missing.value.code == "no_such_variant" and "fp16" in missing.value.message
+
+
+def test_listings_follow_the_next_links(registry, pushed, tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"paged")
+    for version in ("p1", "p2", "p3"):
+        registry.push(tmp_path, "acme/paged", version)
+    walked = [v.version for v in registry.pages(list_versions, "acme", "paged", limit=2)]
+    assert walked == ["p3", "p2", "p1"]
+    assert [v.version for v in registry.versions("acme/paged")] == walked
+    models = [(m.namespace, m.name) for m in registry.pages(list_models, limit=1)]
+    assert {tuple(MODEL.split("/")), ("acme", "paged")} <= set(models) and models == sorted(models)
+    assert [m.name for m in registry.models(prefix="pag")] == ["paged"]

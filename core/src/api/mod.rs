@@ -68,7 +68,16 @@ pub struct ModelDetail {
     pub tags: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// How many versions the model has.
+    #[schema(minimum = 0)]
+    pub version_count: i64,
+    /// The newest versions, newest first: at most [`ModelDetail::VERSIONS_SHOWN`]; the rest are a page
+    /// at a time at `GET /models/{namespace}/{model}/versions`.
     pub versions: Vec<VersionSummary>,
+}
+
+impl ModelDetail {
+    pub const VERSIONS_SHOWN: i64 = 100;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -86,6 +86,11 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         AdminModel,
     ),
     (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/versions",
+        ReadModel,
+    ),
+    (
         "POST",
         "/api/v1/models/{namespace}/{model}/versions",
         WriteModel,

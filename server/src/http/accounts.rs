@@ -12,7 +12,8 @@ use kiln_core::api::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::params::NamespacePath;
+use super::pages::page_response;
+use super::params::{NamespacePath, PageQuery};
 use super::{actor, signed_in};
 use crate::auth::Principal;
 use crate::error::Error;
@@ -48,21 +49,25 @@ async fn me(services: Data<Services>, principal: Principal) -> Result<Json<Me>, 
 
 /// List API tokens
 ///
-/// The caller's API tokens, revoked ones included: names, scopes and dates, never the tokens themselves.
-#[utoipa::path(tag = "auth", responses(
-    (status = 200, description = "The caller's tokens", body = Vec<TokenInfo>),
+/// The caller's API tokens, revoked ones included, newest first: names, scopes and dates, never the
+/// tokens themselves.
+#[utoipa::path(tag = "auth", params(PageQuery), responses(
+    (status = 200, description = "One page of the caller's tokens, newest first", body = Vec<TokenInfo>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "`limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/tokens")]
 async fn list_tokens(
+    req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
-) -> Result<Json<Vec<TokenInfo>>, Error> {
-    Ok(Json(
-        services
-            .accounts
-            .list_tokens(signed_in(&principal)?)
-            .await?,
-    ))
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let tokens = services
+        .accounts
+        .list_tokens(signed_in(&principal)?, query.page()?)
+        .await?;
+    Ok(page_response(&req, tokens))
 }
 
 /// Create an API token
@@ -123,13 +128,20 @@ async fn revoke_token(
 
 /// List users
 ///
-/// Every user, by name (administrators only).
-#[utoipa::path(tag = "admin", responses(
-    (status = 200, description = "Every user", body = Vec<UserInfo>),
+/// Users by name (administrators only).
+#[utoipa::path(tag = "admin", params(PageQuery), responses(
+    (status = 200, description = "One page of users, by name", body = Vec<UserInfo>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "`limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/users")]
-async fn list_users(services: Data<Services>) -> Result<Json<Vec<UserInfo>>, Error> {
-    Ok(Json(services.accounts.list_users().await?))
+async fn list_users(
+    req: HttpRequest,
+    services: Data<Services>,
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let users = services.accounts.list_users(query.page()?).await?;
+    Ok(page_response(&req, users))
 }
 
 /// Create a user
@@ -165,31 +177,38 @@ async fn create_user(
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// Only entries about this target, e.g. `acme/sentiment:1.0.0` or `acme`
+    #[param(max_length = 512)]
     target: Option<String>,
     /// At most this many entries, newest first (1..=1000, default 100)
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Start after the entry this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
+    #[param(min_length = 1, max_length = 512)]
+    cursor: Option<String>,
 }
 
 /// Read the audit log
 ///
 /// Every mutation, who made it, when and from where, newest first (administrators only).
 #[utoipa::path(tag = "admin", params(AuditQuery), responses(
-    (status = 200, description = "The newest entries, newest first", body = Vec<AuditEntry>),
-    (status = 400, description = "`limit` outside 1 to 1000 (`invalid_page`) or not a number (`invalid_query`)", body = ErrorResponse),
+    (status = 200, description = "One page of entries, newest first", body = Vec<AuditEntry>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "`limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/audit")]
 async fn audit_log(
+    req: HttpRequest,
     services: Data<Services>,
     query: Query<AuditQuery>,
-) -> Result<Json<Vec<AuditEntry>>, Error> {
+) -> Result<HttpResponse, Error> {
     let query = query.into_inner();
-    Ok(Json(
-        services
-            .namespaces
-            .audit(query.target, query.limit.unwrap_or(100))
-            .await?,
-    ))
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page()?;
+    let entries = services.namespaces.audit(query.target, page).await?;
+    Ok(page_response(&req, entries))
 }
 
 /// Rotate the access-token key
@@ -237,19 +256,26 @@ async fn create_namespace(
 
 /// List a namespace's members
 ///
-/// A namespace's members and their roles (namespace admins).
-#[utoipa::path(tag = "namespaces", params(NamespacePath), responses(
-    (status = 200, description = "Every member with their role", body = Vec<Member>),
-    (status = 400, description = "Not a valid namespace name (`invalid_name`)", body = ErrorResponse),
+/// A namespace's members and their roles, by name (namespace admins).
+#[utoipa::path(tag = "namespaces", params(NamespacePath, PageQuery), responses(
+    (status = 200, description = "One page of members with their roles, by name", body = Vec<Member>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "Not a valid namespace name (`invalid_name`), `limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
     (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[get("/namespaces/{namespace}/members")]
 async fn list_members(
+    req: HttpRequest,
     services: Data<Services>,
     path: Path<NamespacePath>,
-) -> Result<Json<Vec<Member>>, Error> {
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
     let namespace: NamespaceName = path.namespace.parse()?;
-    Ok(Json(services.namespaces.members(namespace).await?))
+    let members = services
+        .namespaces
+        .members(namespace, query.page()?)
+        .await?;
+    Ok(page_response(&req, members))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,30 +1,35 @@
 use super::json_object::JsonObject;
-use actix_web::web::{Data, Json, Path};
-use actix_web::{HttpRequest, get, put};
+use actix_web::web::{Data, Json, Path, Query};
+use actix_web::{HttpRequest, HttpResponse, get, put};
 use kiln_core::api::ErrorResponse;
 use kiln_core::deployment::{AliasEvent, AliasView, SetAliasRequest};
 
 use super::actor;
-use super::params::{AliasPath, ModelPath};
+use super::pages::page_response;
+use super::params::{AliasPath, ModelPath, PageQuery};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
 
 /// List a model's aliases
 ///
-/// A model's aliases and the versions they name.
-#[utoipa::path(tag = "aliases", params(ModelPath), responses(
-    (status = 200, description = "Every alias of the model, by name", body = Vec<AliasView>),
-    (status = 400, description = "The namespace or model is not a valid name (`invalid_name`)", body = ErrorResponse),
+/// A model's aliases and the versions they name, by alias name.
+#[utoipa::path(tag = "aliases", params(ModelPath, PageQuery), responses(
+    (status = 200, description = "One page of the model's aliases, by name", body = Vec<AliasView>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "The namespace or model is not a valid name (`invalid_name`), `limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
     (status = 404, description = "No such model, or a private one the caller may not read", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/aliases")]
 async fn list_aliases(
+    req: HttpRequest,
     services: Data<Services>,
     path: Path<ModelPath>,
-) -> Result<Json<Vec<AliasView>>, Error> {
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
     let (ns, model) = path.parse()?;
-    Ok(Json(services.aliases.list(ns, model).await?))
+    let aliases = services.aliases.list(ns, model, query.page()?).await?;
+    Ok(page_response(&req, aliases))
 }
 
 /// Set an alias
@@ -59,16 +64,23 @@ async fn set_alias(
 ///
 /// Every move of an alias, newest first: who, when, from which version to which, and the sequence of
 /// the manifest each move published.
-#[utoipa::path(tag = "aliases", params(AliasPath), responses(
-    (status = 200, description = "The alias's moves, newest first", body = Vec<AliasEvent>),
-    (status = 400, description = "The namespace, model or alias is not a valid name (`invalid_name`)", body = ErrorResponse),
+#[utoipa::path(tag = "aliases", params(AliasPath, PageQuery), responses(
+    (status = 200, description = "One page of the alias's moves, newest first", body = Vec<AliasEvent>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "The namespace, model or alias is not a valid name (`invalid_name`), `limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
     (status = 404, description = "No such model or alias", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/aliases/{alias}/history")]
 async fn alias_history(
+    req: HttpRequest,
     services: Data<Services>,
     path: Path<AliasPath>,
-) -> Result<Json<Vec<AliasEvent>>, Error> {
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
     let (ns, model, alias) = path.parse()?;
-    Ok(Json(services.aliases.history(ns, model, alias).await?))
+    let events = services
+        .aliases
+        .history(ns, model, alias, query.page()?)
+        .await?;
+    Ok(page_response(&req, events))
 }

@@ -14,6 +14,7 @@ mod json_object;
 mod manifests;
 mod models;
 mod openapi;
+mod pages;
 mod params;
 mod ranges;
 mod runners;
@@ -41,6 +42,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(models::list_models)
                 .service(models::get_model)
                 .service(models::update_model)
+                .service(models::list_versions)
                 .service(models::create_version)
                 .service(models::get_version)
                 .service(models::delete_version)

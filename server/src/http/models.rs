@@ -4,37 +4,41 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put};
 use kiln_core::NamespaceName;
 use kiln_core::api::{
     CreateVersionRequest, ErrorResponse, ModelDetail, ModelSummary, NamespaceSummary,
-    SetVisibilityRequest, UpdateModelRequest, VersionDetail,
+    SetVisibilityRequest, UpdateModelRequest, VersionDetail, VersionSummary,
 };
 
 use super::actor;
+use super::pages::page_response;
 use super::params::{
-    DeleteModelQuery, ListModelsQuery, ModelPath, NamespacePath, PageQuery, VersionPath,
+    DeleteModelQuery, ListModelsQuery, ModelPath, NamespacePageQuery, NamespacePath, PageQuery,
+    VersionPath,
 };
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
-use crate::services::registry::{Committed, ModelPage};
+use crate::services::registry::Committed;
 
 /// List namespaces
 ///
 /// Namespaces the caller can see, with how many of their models the caller can see, ordered by name.
-#[utoipa::path(tag = "models", params(PageQuery), responses(
-    (status = 200, description = "One page of namespaces, ordered by name", body = Vec<NamespaceSummary>),
-    (status = 400, description = "`limit` or `offset` out of range (`invalid_page`) or not a number (`invalid_query`)", body = ErrorResponse),
+#[utoipa::path(tag = "models", params(NamespacePageQuery), responses(
+    (status = 200, description = "One page of namespaces, ordered by name", body = Vec<NamespaceSummary>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "`limit`/`offset`/`cursor` out of range, unknown or both given (`invalid_page`), or not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/namespaces")]
 async fn list_namespaces(
+    req: HttpRequest,
     services: Data<Services>,
     principal: Principal,
-    query: Query<PageQuery>,
-) -> Result<Json<Vec<NamespaceSummary>>, Error> {
-    Ok(Json(
-        services
-            .registry
-            .list_namespaces(principal.visible(), query.page()?)
-            .await?,
-    ))
+    query: Query<NamespacePageQuery>,
+) -> Result<HttpResponse, Error> {
+    let (page, offset) = query.page()?;
+    let namespaces = services
+        .registry
+        .list_namespaces(principal.visible(), page, offset)
+        .await?;
+    Ok(page_response(&req, namespaces))
 }
 
 /// List a namespace's models
@@ -60,7 +64,7 @@ async fn list_namespace_models(
         .registry
         .list_models(principal.visible(), query.to_query(Some(namespace))?)
         .await?;
-    Ok(models_page(&req, &query, page))
+    Ok(page_response(&req, page))
 }
 
 /// List models
@@ -85,19 +89,32 @@ async fn list_models(
         .registry
         .list_models(principal.visible(), query.to_query(None)?)
         .await?;
-    Ok(models_page(&req, &query, page))
+    Ok(page_response(&req, page))
 }
 
-/// The page as JSON, with the next page's `Link` when there may be one.
-fn models_page(req: &HttpRequest, query: &ListModelsQuery, page: ModelPage) -> HttpResponse {
-    let mut response = HttpResponse::Ok();
-    if let Some(next) = &page.next {
-        response.insert_header((
-            actix_web::http::header::LINK,
-            query.next_link(req.path(), next),
-        ));
-    }
-    response.json(page.models)
+/// List a model's versions
+///
+/// The versions of a model, newest first, a page at a time (`GET /models/{namespace}/{model}` shows only
+/// the newest hundred).
+#[utoipa::path(tag = "models", params(ModelPath, PageQuery), responses(
+    (status = 200, description = "One page of versions, newest first", body = Vec<VersionSummary>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "The namespace or model is not a valid name (`invalid_name`), `limit`/`cursor` out of range or not this server's (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
+    (status = 404, description = "No such model, or a private one the caller may not read", body = ErrorResponse),
+))]
+#[get("/models/{namespace}/{model}/versions")]
+async fn list_versions(
+    req: HttpRequest,
+    services: Data<Services>,
+    path: Path<ModelPath>,
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let (ns, model) = path.parse()?;
+    let versions = services
+        .registry
+        .list_versions(ns, model, query.page()?)
+        .await?;
+    Ok(page_response(&req, versions))
 }
 
 /// Get a model

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::Error;
-use crate::services::registry::Page;
+use crate::services::paging::PageRequest;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -211,15 +211,69 @@ pub struct UploadPath {
     pub id: String,
 }
 
+/// One page of a listing: a full page carries `Link: <...>; rel="next"`, the next page's URL.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// At most this many items (1..=1000, default 100)
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Skip this many items (default 0)
+    /// Start after the item this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
+    #[param(min_length = 1, max_length = 512)]
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, Error> {
+        page_request(self.limit, self.cursor.as_deref())
+    }
+}
+
+fn page_request(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, Error> {
+    if cursor.is_some_and(|c| c.len() > 512) {
+        return Err(Error::bad_request(
+            ErrorCode::InvalidPage,
+            "cursor is longer than 512 characters: pass the `next` link's cursor unchanged",
+        ));
+    }
+    PageRequest::new(limit, cursor)
+}
+
+/// The offset a listing that still takes one skips (it and a cursor are exclusive).
+fn offset_of(offset: Option<i64>, cursor: &Option<String>) -> Result<i64, Error> {
+    match (offset, cursor) {
+        (Some(_), Some(_)) => Err(Error::bad_request(
+            ErrorCode::InvalidPage,
+            "give cursor or offset, not both",
+        )),
+        (Some(offset), None) if offset < 0 => Err(Error::bad_request(
+            ErrorCode::InvalidPage,
+            "offset must be at least 0",
+        )),
+        (offset, _) => Ok(offset.unwrap_or(0)),
+    }
+}
+
+/// One page of namespaces: a cursor, or (older clients) an offset.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NamespacePageQuery {
+    /// At most this many namespaces (1..=1000, default 100)
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Start after the namespace this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
+    #[param(min_length = 1, max_length = 512)]
+    pub cursor: Option<String>,
+    /// Skip this many (default 0). `cursor` is better: stable while namespaces are created
     #[param(minimum = 0)]
     pub offset: Option<i64>,
+}
+
+impl NamespacePageQuery {
+    pub fn page(&self) -> Result<(PageRequest, i64), Error> {
+        let offset = offset_of(self.offset, &self.cursor)?;
+        Ok((page_request(self.limit, self.cursor.as_deref())?, offset))
+    }
 }
 
 /// One page of a model listing, and its filters (all optional; every one given must hold).
@@ -232,8 +286,8 @@ pub struct ListModelsQuery {
     /// Skip this many (default 0). `cursor` is better: stable while models are pushed
     #[param(minimum = 0)]
     pub offset: Option<i64>,
-    /// Start after the model this cursor names: the one in the previous page's `Link: <...>; rel="next"`
-    #[param(max_length = 512)]
+    /// Start after the model this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
+    #[param(min_length = 1, max_length = 512)]
     pub cursor: Option<String>,
     /// Only models whose name starts with this
     #[param(max_length = 64)]
@@ -254,10 +308,9 @@ impl ListModelsQuery {
         &self,
         namespace: Option<NamespaceName>,
     ) -> Result<crate::services::registry::ModelQuery, Error> {
-        use crate::services::registry::{ModelQuery, ModelStart};
-        let page = Page::new(self.limit, self.offset)?;
+        let offset = offset_of(self.offset, &self.cursor)?;
+        let page = page_request(self.limit, self.cursor.as_deref())?;
         let too_long = [
-            ("cursor", &self.cursor, 512),
             ("prefix", &self.prefix, 64),
             ("tag", &self.tag, 64),
             ("q", &self.q, 256),
@@ -271,51 +324,15 @@ impl ListModelsQuery {
                 format!("{name} is longer than {max} characters"),
             ));
         }
-        let start = match (&self.cursor, self.offset) {
-            (Some(_), Some(_)) => {
-                return Err(Error::bad_request(
-                    ErrorCode::InvalidPage,
-                    "give cursor or offset, not both",
-                ));
-            }
-            (Some(cursor), None) => ModelStart::Cursor(cursor.clone()),
-            (None, _) => ModelStart::Offset(page.offset),
-        };
         let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        Ok(ModelQuery {
+        Ok(crate::services::registry::ModelQuery {
             namespace,
             prefix: given(&self.prefix),
             tag: given(&self.tag),
             text: given(&self.q),
             has_variant: given(&self.has_variant),
-            start,
-            limit: page.limit,
+            page,
+            offset,
         })
-    }
-
-    /// The next page's link: this query with `cursor` (and no offset), relative to the server.
-    pub fn next_link(&self, path: &str, cursor: &str) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        if let Some(limit) = self.limit {
-            query.append_pair("limit", &limit.to_string());
-        }
-        for (name, value) in [
-            ("prefix", &self.prefix),
-            ("tag", &self.tag),
-            ("q", &self.q),
-            ("has_variant", &self.has_variant),
-        ] {
-            if let Some(value) = value {
-                query.append_pair(name, value);
-            }
-        }
-        query.append_pair("cursor", cursor);
-        format!("<{path}?{}>; rel=\"next\"", query.finish())
-    }
-}
-
-impl PageQuery {
-    pub fn page(&self) -> Result<Page, Error> {
-        Page::new(self.limit, self.offset)
     }
 }

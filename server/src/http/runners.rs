@@ -1,7 +1,7 @@
 //! The runner protocol (docs/runners.md) and the runner list.
 
 use super::json_object::JsonObject;
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use kiln_core::FilePath;
 use kiln_core::api::ErrorResponse;
@@ -11,7 +11,8 @@ use kiln_core::runners::{
 };
 
 use super::openapi::{Binary, NotModified, PreconditionFailed, RangeNotSatisfiable};
-use super::params::{RunnerFilePath, RunnerJobPath, RunnerPath};
+use super::pages::page_response;
+use super::params::{PageQuery, RunnerFilePath, RunnerJobPath, RunnerPath};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
@@ -168,12 +169,19 @@ async fn report_result(
 
 /// List runners
 ///
-/// Every registered runner with its device, state (idle, busy, lost) and last heartbeat. Needs a
-/// signed-in user.
-#[utoipa::path(tag = "runners", responses(
-    (status = 200, description = "Every registered runner", body = Vec<RunnerView>),
+/// Registered runners by name, each with its device, state (idle, busy, lost) and last heartbeat. Needs
+/// a signed-in user.
+#[utoipa::path(tag = "runners", params(PageQuery), responses(
+    (status = 200, description = "One page of registered runners, by name", body = Vec<RunnerView>,
+        headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
+    (status = 400, description = "`limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/runners")]
-async fn list_runners(services: Data<Services>) -> Result<Json<Vec<RunnerView>>, Error> {
-    Ok(Json(services.runners.list().await?))
+async fn list_runners(
+    req: HttpRequest,
+    services: Data<Services>,
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let runners = services.runners.list(query.page()?).await?;
+    Ok(page_response(&req, runners))
 }

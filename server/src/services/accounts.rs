@@ -23,6 +23,7 @@ use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::{api_tokens, memberships, namespaces, users};
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
+use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
 
 const BOOTSTRAP_USER: &str = "admin";
 
@@ -348,16 +349,21 @@ impl AccountService {
             .await
     }
 
-    pub async fn list_users(&self) -> Result<Vec<UserInfo>, Error> {
-        let rows = self.db.run(|conn| Ok(users::list(conn)?)).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UserInfo {
+    /// Users by name, a page at a time.
+    pub async fn list_users(&self, page: PageRequest) -> Result<Paged<UserInfo>, Error> {
+        let after = page.after::<1>()?.map(|[name]| name);
+        let limit = page.limit;
+        let rows = self
+            .db
+            .run(move |conn| Ok(users::list(conn, after.as_deref(), limit)?))
+            .await?;
+        Ok(
+            Paged::new(rows, &page, |r| vec![r.name.clone()]).map(|r| UserInfo {
                 name: r.name,
                 admin: r.is_admin,
                 created_at: at_utc(r.created_at),
-            })
-            .collect())
+            }),
+        )
     }
 
     pub async fn create_token(
@@ -439,13 +445,26 @@ impl AccountService {
         })
     }
 
-    pub async fn list_tokens(&self, user: &User) -> Result<Vec<TokenInfo>, Error> {
+    /// The user's tokens, newest first, a page at a time.
+    pub async fn list_tokens(
+        &self,
+        user: &User,
+        page: PageRequest,
+    ) -> Result<Paged<TokenInfo>, Error> {
         let (id, name) = (user.id.clone(), user.name.clone());
+        let after = match page.after::<2>()? {
+            Some([at, id]) => Some((parse_time_key(&at)?, id)),
+            None => None,
+        };
+        let limit = page.limit;
         let rows = self
             .db
-            .run(move |conn| Ok(api_tokens::of_user(conn, &id)?))
+            .run(move |conn| Ok(api_tokens::of_user(conn, &id, after, limit)?))
             .await?;
-        Ok(rows.iter().map(|r| token_info(r, &name)).collect())
+        Ok(
+            Paged::new(rows, &page, |r| vec![time_key(&r.created_at), r.id.clone()])
+                .map(|r| token_info(&r, &name)),
+        )
     }
 
     /// Revokes one of the caller's tokens (an administrator may revoke anyone's).

@@ -15,6 +15,7 @@ use crate::db::repos::{aliases, is_unique_violation, models, versions};
 use crate::db::{Database, DbConnection, new_id};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
+use crate::services::paging::{PageRequest, Paged, parse_number_key};
 
 #[derive(Clone)]
 pub struct AliasService {
@@ -165,43 +166,57 @@ impl AliasService {
             .await
     }
 
-    pub async fn list(&self, ns: NamespaceName, model: ModelName) -> Result<Vec<AliasView>, Error> {
-        self.db
+    /// A model's aliases by name, a page at a time.
+    pub async fn list(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        page: PageRequest,
+    ) -> Result<Paged<AliasView>, Error> {
+        let after = page.after::<1>()?.map(|[name]| name);
+        let limit = page.limit;
+        let rows = self
+            .db
             .run(move |conn| {
                 let model_id = model_id(conn, &ns, &model)?;
-                aliases::list(conn, &model_id)?
-                    .into_iter()
-                    .map(|(row, version)| view(row, version))
-                    .collect()
+                Ok(aliases::list(conn, &model_id, after.as_deref(), limit)?)
             })
-            .await
+            .await?;
+        Paged::new(rows, &page, |(row, _)| vec![row.name.clone()])
+            .try_map(|(row, version)| view(row, version))
     }
 
-    /// Every move of an alias, newest first.
+    /// The moves of an alias, newest first, a page at a time.
     pub async fn history(
         &self,
         ns: NamespaceName,
         model: ModelName,
         alias: AliasName,
-    ) -> Result<Vec<AliasEvent>, Error> {
-        self.db
+        page: PageRequest,
+    ) -> Result<Paged<AliasEvent>, Error> {
+        let before = page
+            .after::<1>()?
+            .map(|[sequence]| parse_number_key(&sequence))
+            .transpose()?;
+        let limit = page.limit;
+        let name = alias.clone();
+        let events = self
+            .db
             .run(move |conn| {
-                let row = resolve(conn, &ns, &model, &alias)?;
-                aliases::history(conn, &row.id)?
-                    .into_iter()
-                    .map(|e| {
-                        Ok(AliasEvent {
-                            alias: alias.clone(),
-                            from: e.from_version.map(|v| v.parse()).transpose()?,
-                            to: e.to_version.parse()?,
-                            sequence: e.sequence,
-                            actor: e.actor,
-                            at: e.at.and_utc(),
-                        })
-                    })
-                    .collect()
+                let row = resolve(conn, &ns, &model, &name)?;
+                Ok(aliases::history(conn, &row.id, before, limit)?)
             })
-            .await
+            .await?;
+        Paged::new(events, &page, |e| vec![e.sequence.to_string()]).try_map(|e| {
+            Ok(AliasEvent {
+                alias: alias.clone(),
+                from: e.from_version.map(|v| v.parse()).transpose()?,
+                to: e.to_version.parse()?,
+                sequence: e.sequence,
+                actor: e.actor,
+                at: e.at.and_utc(),
+            })
+        })
     }
 }
 

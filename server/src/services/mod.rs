@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod health;
 pub mod manifests;
 pub mod namespaces;
+pub mod paging;
 pub mod registry;
 pub mod runners;
 pub mod uploads;

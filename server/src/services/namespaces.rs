@@ -11,6 +11,7 @@ use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::{memberships, namespaces, users};
 use crate::db::{Database, DbConnection};
 use crate::error::Error;
+use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
 
 #[derive(Clone)]
 pub struct NamespaceService {
@@ -53,22 +54,32 @@ impl NamespaceService {
             .await
     }
 
-    pub async fn members(&self, namespace: NamespaceName) -> Result<Vec<Member>, Error> {
-        self.db
+    /// A namespace's members by name, a page at a time.
+    pub async fn members(
+        &self,
+        namespace: NamespaceName,
+        page: PageRequest,
+    ) -> Result<Paged<Member>, Error> {
+        let after = page.after::<1>()?.map(|[name]| name);
+        let limit = page.limit;
+        let rows = self
+            .db
             .run(move |conn| {
                 let ns = namespaces::find(conn, namespace.as_str())?
                     .ok_or_else(|| Error::not_found(format!("namespace {namespace}")))?;
-                Ok(memberships::of_namespace(conn, &ns.id)?
-                    .into_iter()
-                    .filter_map(|(name, role)| {
-                        Some(Member {
-                            name,
-                            role: Role::parse(&role)?,
-                        })
-                    })
-                    .collect())
+                Ok(memberships::of_namespace(
+                    conn,
+                    &ns.id,
+                    after.as_deref(),
+                    limit,
+                )?)
             })
-            .await
+            .await?;
+        Paged::new(rows, &page, |(name, _)| vec![name.clone()]).try_map(|(name, role)| {
+            let role = Role::parse(&role)
+                .ok_or_else(|| Error::Internal(format!("member {name} has role {role:?}")))?;
+            Ok(Member { name, role })
+        })
     }
 
     pub async fn set_member(
@@ -174,32 +185,33 @@ impl NamespaceService {
             .await
     }
 
+    /// Audit entries newest first (about `target` when given), a page at a time.
     pub async fn audit(
         &self,
         target: Option<String>,
-        limit: i64,
-    ) -> Result<Vec<AuditEntry>, Error> {
-        if !(1..=1000).contains(&limit) {
-            return Err(Error::bad_request(
-                ErrorCode::InvalidPage,
-                "limit must be 1..=1000",
-            ));
-        }
+        page: PageRequest,
+    ) -> Result<Paged<AuditEntry>, Error> {
+        let after = match page.after::<2>()? {
+            Some([at, id]) => Some((parse_time_key(&at)?, id)),
+            None => None,
+        };
+        let limit = page.limit;
         let rows = self
             .db
-            .run(move |conn| Ok(audit::list(conn, target.as_deref(), limit)?))
+            .run(move |conn| Ok(audit::list(conn, target.as_deref(), after, limit)?))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                at: r.created_at.and_utc(),
-                actor: r.actor,
-                action: r.action,
-                target: r.target,
-                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-                remote_addr: r.remote_addr,
-            })
-            .collect())
+        Ok(
+            Paged::new(rows, &page, |r| vec![time_key(&r.created_at), r.id.clone()]).map(|r| {
+                AuditEntry {
+                    at: r.created_at.and_utc(),
+                    actor: r.actor,
+                    action: r.action,
+                    target: r.target,
+                    detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+                    remote_addr: r.remote_addr,
+                }
+            }),
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 mod deletion;
 mod listing;
 
-pub use listing::{ModelPage, ModelQuery, ModelStart};
+pub use listing::ModelQuery;
 
 use kiln_core::ErrorCode;
 use std::collections::{BTreeMap, HashSet};
@@ -24,35 +24,10 @@ use crate::db::views::version_detail;
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
 use crate::pipeline::{self, PipelineQueue};
+use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
 
 const MAX_FILES_PER_VERSION: usize = 100_000;
 const MAX_TAGS: usize = 64;
-
-/// Paging for listings.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub limit: i64,
-    pub offset: i64,
-}
-
-impl Page {
-    pub const MAX_LIMIT: i64 = 1000;
-
-    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Result<Self, Error> {
-        let limit = limit.unwrap_or(100);
-        let offset = offset.unwrap_or(0);
-        if !(1..=Self::MAX_LIMIT).contains(&limit) || offset < 0 {
-            return Err(Error::bad_request(
-                ErrorCode::InvalidPage,
-                format!(
-                    "limit must be 1..={} and offset at least 0",
-                    Self::MAX_LIMIT
-                ),
-            ));
-        }
-        Ok(Self { limit, offset })
-    }
-}
 
 /// Whether a commit created the version or found it already there with identical content.
 pub enum Committed {
@@ -185,14 +160,19 @@ impl RegistryService {
         Self { db, pipeline }
     }
 
+    /// Namespaces by name, after the page's cursor or else after skipping `offset`.
     pub async fn list_namespaces(
         &self,
         visible: Visible,
-        page: Page,
-    ) -> Result<Vec<NamespaceSummary>, Error> {
-        self.db
+        page: PageRequest,
+        offset: i64,
+    ) -> Result<Paged<NamespaceSummary>, Error> {
+        let after = page.after::<1>()?.map(|[name]| name);
+        let limit = page.limit;
+        let namespaces: Vec<NamespaceSummary> = self
+            .db
             .run(move |conn| {
-                namespaces::list(conn, &visible, page.limit, page.offset)?
+                namespaces::list(conn, &visible, after.as_deref(), limit, offset)?
                     .into_iter()
                     .map(|(row, model_count)| {
                         Ok(NamespaceSummary {
@@ -203,7 +183,35 @@ impl RegistryService {
                     })
                     .collect()
             })
-            .await
+            .await?;
+        Ok(Paged::new(namespaces, &page, |ns| {
+            vec![ns.name.to_string()]
+        }))
+    }
+
+    /// A model's versions, newest first, a page at a time.
+    pub async fn list_versions(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        page: PageRequest,
+    ) -> Result<Paged<VersionSummary>, Error> {
+        let after = match page.after::<2>()? {
+            Some([at, version]) => Some((parse_time_key(&at)?, version)),
+            None => None,
+        };
+        let limit = page.limit;
+        let listed = self
+            .db
+            .run(move |conn| {
+                let (_, row) = find_model(conn, &ns, &model)?;
+                Ok(versions::list(conn, &row.id, after, limit)?)
+            })
+            .await?;
+        Paged::new(listed, &page, |v| {
+            vec![time_key(&v.row.created_at), v.row.version.clone()]
+        })
+        .try_map(version_summary)
     }
 
     pub async fn get_model(
@@ -358,7 +366,11 @@ fn load_model_detail(
     model: &ModelName,
 ) -> Result<ModelDetail, Error> {
     let (_, row) = find_model(conn, ns, model)?;
-    let listed = versions::list(conn, &row.id)?;
+    let listed = versions::list(conn, &row.id, None, ModelDetail::VERSIONS_SHOWN)?;
+    let version_count = match listed.len() as i64 {
+        shown if shown < ModelDetail::VERSIONS_SHOWN => shown,
+        _ => versions::count(conn, &row.id)?,
+    };
     Ok(ModelDetail {
         namespace: ns.clone(),
         name: model.clone(),
@@ -367,20 +379,22 @@ fn load_model_detail(
         tags: parse_tags(&row.tags),
         created_at: row.created_at.and_utc(),
         updated_at: row.updated_at.and_utc(),
+        version_count,
         versions: listed
             .into_iter()
-            .map(|v| {
-                Ok(VersionSummary {
-                    version: v.row.version.parse()?,
-                    status: VersionStatus::parse(&v.row.status).ok_or_else(|| {
-                        Error::Internal(format!("unknown version status {:?}", v.row.status))
-                    })?,
-                    file_count: v.file_count,
-                    total_size: v.total_size,
-                    created_at: v.row.created_at.and_utc(),
-                })
-            })
+            .map(version_summary)
             .collect::<Result<_, Error>>()?,
+    })
+}
+
+fn version_summary(v: versions::ListedVersion) -> Result<VersionSummary, Error> {
+    Ok(VersionSummary {
+        version: v.row.version.parse()?,
+        status: VersionStatus::parse(&v.row.status)
+            .ok_or_else(|| Error::Internal(format!("unknown version status {:?}", v.row.status)))?,
+        file_count: v.file_count,
+        total_size: v.total_size,
+        created_at: v.row.created_at.and_utc(),
     })
 }
 

@@ -21,6 +21,7 @@ use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
 use crate::pipeline::benchmark;
+use crate::services::paging::{PageRequest, Paged};
 
 /// Queued benchmarks for a device class whose runners have been silent this many leases are failed.
 pub const ORPHANED_AFTER_LEASES: i32 = 3;
@@ -326,24 +327,26 @@ impl RunnerService {
             .await
     }
 
-    pub async fn list(&self) -> Result<Vec<RunnerView>, Error> {
+    /// Runners by name, a page at a time, each with the job it holds.
+    pub async fn list(&self, page: PageRequest) -> Result<Paged<RunnerView>, Error> {
         let lost_before = now() - lease(self.lease);
-        self.db
+        let after = page.after::<2>()?.map(|[name, id]| (name, id));
+        let limit = page.limit;
+        let (rows, held) = self
+            .db
             .run(move |conn| {
                 let held: std::collections::HashMap<String, String> =
                     pipeline_jobs::held_leases(conn)?
                         .into_iter()
                         .filter_map(|(owner, job)| Some((owner?, job)))
                         .collect();
-                runners::list(conn)?
-                    .into_iter()
-                    .map(|row| {
-                        let job = held.get(&row.id).cloned();
-                        view(row, job, lost_before)
-                    })
-                    .collect()
+                Ok((runners::list(conn, after, limit)?, held))
             })
-            .await
+            .await?;
+        Paged::new(rows, &page, |row| vec![row.name.clone(), row.id.clone()]).try_map(|row| {
+            let job = held.get(&row.id).cloned();
+            view(row, job, lost_before)
+        })
     }
 }
 

@@ -184,6 +184,8 @@ fn cases() -> Vec<Case> {
         case(M::DELETE, "/api/v1/models/{namespace}/{model}", "/api/v1/models/acme/doomed-{who}", None, AdminOfNamespace, 204),
         case(M::POST, "/api/v1/models/{namespace}/{model}/versions", "/api/v1/models/acme/open/versions", Some(r#"{"version":"{who}","files":[{"path":"w.bin","digest":"{shared}","size":6}]}"#), WritePublicModel, 201),
         case(M::POST, "/api/v1/models/{namespace}/{model}/versions", "/api/v1/models/acme/secret/versions", Some(r#"{"version":"{who}","files":[{"path":"w.bin","digest":"{shared}","size":6}]}"#), WritePrivateModel, 201),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions", "/api/v1/models/acme/secret/versions", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/versions", "/api/v1/models/acme/open/versions", None, ReadPublicModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}", "/api/v1/models/acme/secret/versions/1", None, ReadPrivateModel, 200),
         case(M::GET, "/api/v1/models/{namespace}/{model}/versions/{version}", "/api/v1/models/acme/open/versions/1", None, ReadPublicModel, 200),
         case(M::DELETE, "/api/v1/models/{namespace}/{model}/versions/{version}", "/api/v1/models/acme/secret/versions/doomed-{who}", None, WritePrivateModel, 204),

@@ -27,7 +27,10 @@ class ModelDetail:
         namespace (str):
         tags (list[str]):
         updated_at (datetime.datetime):
-        versions (list[VersionSummary]):
+        version_count (int): How many versions the model has.
+        versions (list[VersionSummary]): The newest versions, newest first: at most [`ModelDetail::VERSIONS_SHOWN`]; the
+            rest are a page
+            at a time at `GET /models/{namespace}/{model}/versions`.
         visibility (Visibility): Who may read a model: everyone (`public`), or members of its namespace (`private`, the
             default).
     """
@@ -38,6 +41,7 @@ class ModelDetail:
     namespace: str
     tags: list[str]
     updated_at: datetime.datetime
+    version_count: int
     versions: list[VersionSummary]
     visibility: Visibility
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -54,6 +58,8 @@ class ModelDetail:
         tags = self.tags
 
         updated_at = self.updated_at.isoformat()
+
+        version_count = self.version_count
 
         versions = []
         for versions_item_data in self.versions:
@@ -72,6 +78,7 @@ class ModelDetail:
                 "namespace": namespace,
                 "tags": tags,
                 "updated_at": updated_at,
+                "version_count": version_count,
                 "versions": versions,
                 "visibility": visibility,
             }
@@ -96,6 +103,8 @@ class ModelDetail:
 
         updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
 
+        version_count = d.pop("version_count")
+
         versions = []
         _versions = d.pop("versions")
         for versions_item_data in _versions:
@@ -112,6 +121,7 @@ class ModelDetail:
             namespace=namespace,
             tags=tags,
             updated_at=updated_at,
+            version_count=version_count,
             versions=versions,
             visibility=visibility,
         )

@@ -16,14 +16,24 @@ pub fn find(conn: &mut DbConnection, model_id: &str, name: &str) -> QueryResult<
         .optional()
 }
 
-/// A model's aliases with the names of the versions they point at, by alias name.
-pub fn list(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<(AliasRow, String)>> {
-    aliases::table
+/// A model's aliases with the names of the versions they point at, by alias name (after `after`).
+pub fn list(
+    conn: &mut DbConnection,
+    model_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(AliasRow, String)>> {
+    let mut query = aliases::table
         .inner_join(versions::table)
         .filter(aliases::model_id.eq(model_id))
         .order(aliases::name.asc())
+        .limit(limit)
         .select((AliasRow::as_select(), versions::version))
-        .load(conn)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(aliases::name.gt(after.to_owned()));
+    }
+    query.load(conn)
 }
 
 /// The aliases that point at a version.
@@ -102,11 +112,21 @@ pub fn record_event(conn: &mut DbConnection, event: &AliasEventRow) -> QueryResu
     Ok(())
 }
 
-/// Every move of an alias, newest first.
-pub fn history(conn: &mut DbConnection, alias_id: &str) -> QueryResult<Vec<AliasEventRow>> {
-    alias_events::table
+/// The moves of an alias, newest first, from the one before sequence `before`.
+pub fn history(
+    conn: &mut DbConnection,
+    alias_id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AliasEventRow>> {
+    let mut query = alias_events::table
         .filter(alias_events::alias_id.eq(alias_id))
         .order(alias_events::sequence.desc())
+        .limit(limit)
         .select(AliasEventRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(alias_events::sequence.lt(before));
+    }
+    query.load(conn)
 }

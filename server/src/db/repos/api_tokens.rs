@@ -28,12 +28,29 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiTokenRow
         .optional()
 }
 
-pub fn of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<ApiTokenRow>> {
-    api_tokens::table
+/// A user's tokens, newest first, from the one after (`created_at`, `id`) `after`.
+pub fn of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<ApiTokenRow>> {
+    let mut query = api_tokens::table
         .filter(api_tokens::user_id.eq(user_id))
-        .order(api_tokens::created_at.desc())
+        .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
+        .limit(limit)
         .select(ApiTokenRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        // The first bound alone is redundant; it lets the index range scan start at the cursor instead of
+        // filtering every row before it.
+        query = query.filter(api_tokens::created_at.le(at)).filter(
+            api_tokens::created_at
+                .lt(at)
+                .or(api_tokens::created_at.eq(at).and(api_tokens::id.lt(id))),
+        );
+    }
+    query.load(conn)
 }
 
 pub fn revoke(conn: &mut DbConnection, id: &str) -> QueryResult<()> {

@@ -1,3 +1,4 @@
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::records::AuditRow;
@@ -35,18 +36,29 @@ pub fn record(
     Ok(())
 }
 
+/// Entries newest first (about `target` when given), from the one after (`created_at`, `id`) `after`.
 pub fn list(
     conn: &mut DbConnection,
     target: Option<&str>,
+    after: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<AuditRow>> {
     let mut query = audit_log::table
-        .order(audit_log::created_at.desc())
+        .order((audit_log::created_at.desc(), audit_log::id.desc()))
         .limit(limit)
         .select(AuditRow::as_select())
         .into_boxed();
     if let Some(target) = target {
         query = query.filter(audit_log::target.eq(target.to_owned()));
+    }
+    if let Some((at, id)) = after {
+        // The first bound alone is redundant; it lets the index range scan start at the cursor instead of
+        // filtering every row before it.
+        query = query.filter(audit_log::created_at.le(at)).filter(
+            audit_log::created_at
+                .lt(at)
+                .or(audit_log::created_at.eq(at).and(audit_log::id.lt(id))),
+        );
     }
     query.load(conn)
 }

@@ -20,13 +20,20 @@ pub fn of_user(
 pub fn of_namespace(
     conn: &mut DbConnection,
     namespace_id: &str,
+    after: Option<&str>,
+    limit: i64,
 ) -> QueryResult<Vec<(String, String)>> {
-    memberships::table
+    let mut query = memberships::table
         .inner_join(users::table)
         .filter(memberships::namespace_id.eq(namespace_id))
         .order(users::name.asc())
+        .limit(limit)
         .select((users::name, memberships::role))
-        .load(conn)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(users::name.gt(after.to_owned()));
+    }
+    query.load(conn)
 }
 
 /// Sets a member's role, adding the member when absent.

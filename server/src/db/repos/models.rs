@@ -191,7 +191,9 @@ pub fn list(
         .into_boxed();
     match start {
         Start::After { namespace, model } => {
-            query = query.filter(
+            // The first bound alone is redundant; it lets the index range scan start at the cursor instead of
+            // filtering every row before it.
+            query = query.filter(namespaces::name.ge(namespace.clone())).filter(
                 namespaces::name.gt(namespace.clone()).or(namespaces::name
                     .eq(namespace.clone())
                     .and(models::name.gt(model.clone()))),

@@ -58,19 +58,25 @@ pub fn create(
     Ok(row)
 }
 
-/// Namespaces by name, each with the number of its models that `visible` lets the caller see.
+/// Namespaces by name (after `after`, skipping `offset`), each with the number of its models that
+/// `visible` lets the caller see.
 pub fn list(
     conn: &mut DbConnection,
     visible: &super::models::Visible,
+    after: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> QueryResult<Vec<(NamespaceRow, i64)>> {
-    let rows: Vec<NamespaceRow> = namespaces::table
+    let mut query = namespaces::table
         .order(namespaces::name.asc())
         .limit(limit)
         .offset(offset)
         .select(NamespaceRow::as_select())
-        .load(conn)?;
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(namespaces::name.gt(after.to_owned()));
+    }
+    let rows: Vec<NamespaceRow> = query.load(conn)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut query = models::table
         .filter(models::namespace_id.eq_any(&ids))

@@ -75,12 +75,27 @@ pub fn touch(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResul
     Ok(())
 }
 
-/// Every runner, newest heartbeat first.
-pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<RunnerRow>> {
-    runners::table
-        .order(runners::last_heartbeat_at.desc())
+/// Runners by name (then id: names may repeat), after (`name`, `id`) `after`.
+pub fn list(
+    conn: &mut DbConnection,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> QueryResult<Vec<RunnerRow>> {
+    let mut query = runners::table
+        .order((runners::name.asc(), runners::id.asc()))
+        .limit(limit)
         .select(RunnerRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some((name, id)) = after {
+        // The first bound alone is redundant; it lets the index range scan start at the cursor instead of
+        // filtering every row before it.
+        query = query.filter(runners::name.ge(name.clone())).filter(
+            runners::name
+                .gt(name.clone())
+                .or(runners::name.eq(name).and(runners::id.gt(id))),
+        );
+    }
+    query.load(conn)
 }
 
 /// The device classes of runners that heartbeat since `since`: what benchmark jobs are queued for.

@@ -31,9 +31,15 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
 
-pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<UserRow>> {
-    users::table
+/// Users by name, after `after`.
+pub fn list(conn: &mut DbConnection, after: Option<&str>, limit: i64) -> QueryResult<Vec<UserRow>> {
+    let mut query = users::table
         .order(users::name.asc())
+        .limit(limit)
         .select(UserRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(users::name.gt(after.to_owned()));
+    }
+    query.load(conn)
 }

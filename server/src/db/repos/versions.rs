@@ -1,3 +1,4 @@
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -46,13 +47,45 @@ pub struct ListedVersion {
     pub total_size: i64,
 }
 
-/// Versions of a model, newest first.
-pub fn list(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<ListedVersion>> {
-    let rows: Vec<VersionRow> = versions::table
+/// Names of every version of a model, newest first.
+pub fn names(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<String>> {
+    versions::table
         .filter(versions::model_id.eq(model_id))
         .order((versions::created_at.desc(), versions::version.desc()))
+        .select(versions::version)
+        .load(conn)
+}
+
+pub fn count(conn: &mut DbConnection, model_id: &str) -> QueryResult<i64> {
+    versions::table
+        .filter(versions::model_id.eq(model_id))
+        .count()
+        .get_result(conn)
+}
+
+/// Versions of a model, newest first, from the one after (`created_at`, `version`) `after`.
+pub fn list(
+    conn: &mut DbConnection,
+    model_id: &str,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<ListedVersion>> {
+    let mut query = versions::table
+        .filter(versions::model_id.eq(model_id))
+        .order((versions::created_at.desc(), versions::version.desc()))
+        .limit(limit)
         .select(VersionRow::as_select())
-        .load(conn)?;
+        .into_boxed();
+    if let Some((at, version)) = after {
+        // The first bound alone is redundant; it lets the index range scan start at the cursor instead of
+        // filtering every row before it.
+        query = query.filter(versions::created_at.le(at)).filter(
+            versions::created_at.lt(at).or(versions::created_at
+                .eq(at)
+                .and(versions::version.lt(version))),
+        );
+    }
+    let rows: Vec<VersionRow> = query.load(conn)?;
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut sizes: Vec<(String, i64)> = Vec::new();
     for batch in ids.chunks(super::IN_LIST_BATCH) {

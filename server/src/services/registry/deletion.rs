@@ -62,7 +62,7 @@ impl RegistryService {
             .run(move |conn| {
                 conn.transaction(|conn| {
                     let (_, model_row) = find_model(conn, &ns, &model)?;
-                    let aliases = crate::db::repos::aliases::list(conn, &model_row.id)?;
+                    let aliases = crate::db::repos::aliases::list(conn, &model_row.id, None, i64::MAX)?;
                     if !force && let Some((alias, version)) = aliases.first() {
                         return Err(Error::conflict(
                             ErrorCode::ModelAliased,
@@ -72,10 +72,7 @@ impl RegistryService {
                             ),
                         ));
                     }
-                    let versions: Vec<String> = versions::list(conn, &model_row.id)?
-                        .into_iter()
-                        .map(|v| v.row.version)
-                        .collect();
+                    let versions = versions::names(conn, &model_row.id)?;
                     models::delete(conn, &model_row.id)?;
                     audit::record(
                         conn,

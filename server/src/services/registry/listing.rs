@@ -2,21 +2,14 @@
 //! starts after the last model of the one before (a cursor), so pages neither skip nor repeat models while
 //! others are pushed.
 
-use base64::Engine;
+use kiln_core::NamespaceName;
 use kiln_core::api::ModelSummary;
-use kiln_core::{ErrorCode, NamespaceName};
 
 use super::{RegistryService, Visible, parse_tags, parse_visibility};
 use crate::db::repos::models::{self, ModelFilter, Start};
 use crate::db::repos::namespaces;
 use crate::error::Error;
-
-/// Where a page starts.
-pub enum ModelStart {
-    /// After the model a `next` cursor names.
-    Cursor(String),
-    Offset(i64),
-}
+use crate::services::paging::{PageRequest, Paged};
 
 /// A listing: which models, from where, how many.
 pub struct ModelQuery {
@@ -25,38 +18,9 @@ pub struct ModelQuery {
     pub tag: Option<String>,
     pub text: Option<String>,
     pub has_variant: Option<String>,
-    pub start: ModelStart,
-    pub limit: i64,
-}
-
-/// One page, and the cursor of the next when the page is full (the next may still be empty).
-pub struct ModelPage {
-    pub models: Vec<ModelSummary>,
-    pub next: Option<String>,
-}
-
-fn cursor_of(model: &ModelSummary) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}/{}", model.namespace, model.name))
-}
-
-fn start_after(cursor: &str) -> Result<Start, Error> {
-    let refused = || {
-        Error::bad_request(
-            ErrorCode::InvalidPage,
-            "cursor is not one this server gave: pass the `next` link's cursor unchanged",
-        )
-    };
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(refused)?;
-    let (namespace, model) = text.split_once('/').ok_or_else(refused)?;
-    Ok(Start::After {
-        namespace: namespace.to_owned(),
-        model: model.to_owned(),
-    })
+    /// After the model a cursor names, or else after skipping `offset` models.
+    pub page: PageRequest,
+    pub offset: i64,
 }
 
 impl RegistryService {
@@ -65,10 +29,10 @@ impl RegistryService {
         &self,
         visible: Visible,
         query: ModelQuery,
-    ) -> Result<ModelPage, Error> {
-        let start = match &query.start {
-            ModelStart::Cursor(cursor) => start_after(cursor)?,
-            ModelStart::Offset(offset) => Start::Offset(*offset),
+    ) -> Result<Paged<ModelSummary>, Error> {
+        let start = match query.page.after::<2>()? {
+            Some([namespace, model]) => Start::After { namespace, model },
+            None => Start::Offset(query.offset),
         };
         let filter = ModelFilter {
             namespace: query.namespace.as_ref().map(|ns| ns.to_string()),
@@ -77,7 +41,7 @@ impl RegistryService {
             text: query.text,
             has_variant: query.has_variant,
         };
-        let limit = query.limit;
+        let limit = query.page.limit;
         let namespace = query.namespace;
         let models: Vec<ModelSummary> = self
             .db
@@ -105,9 +69,8 @@ impl RegistryService {
                     .collect()
             })
             .await?;
-        let next = (models.len() as i64 == limit)
-            .then(|| models.last().map(cursor_of))
-            .flatten();
-        Ok(ModelPage { models, next })
+        Ok(Paged::new(models, &query.page, |m| {
+            vec![m.namespace.to_string(), m.name.to_string()]
+        }))
     }
 }

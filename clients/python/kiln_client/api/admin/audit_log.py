@@ -14,6 +14,7 @@ def _get_kwargs(
     *,
     target: str | Unset = UNSET,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -21,6 +22,8 @@ def _get_kwargs(
     params["target"] = target
 
     params["limit"] = limit
+
+    params["cursor"] = cursor
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -93,6 +96,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AuditEntry]]:
     """Read the audit log
 
@@ -101,6 +105,7 @@ def sync_detailed(
     Args:
         target (str | Unset):
         limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -113,6 +118,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         target=target,
         limit=limit,
+        cursor=cursor,
     )
 
     response = client.get_httpx_client().request(
@@ -127,6 +133,7 @@ def sync(
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AuditEntry] | None:
     """Read the audit log
 
@@ -135,6 +142,7 @@ def sync(
     Args:
         target (str | Unset):
         limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -148,6 +156,7 @@ def sync(
         client=client,
         target=target,
         limit=limit,
+        cursor=cursor,
     ).parsed
 
 
@@ -156,6 +165,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AuditEntry]]:
     """Read the audit log
 
@@ -164,6 +174,7 @@ async def asyncio_detailed(
     Args:
         target (str | Unset):
         limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -176,6 +187,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         target=target,
         limit=limit,
+        cursor=cursor,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -188,6 +200,7 @@ async def asyncio(
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AuditEntry] | None:
     """Read the audit log
 
@@ -196,6 +209,7 @@ async def asyncio(
     Args:
         target (str | Unset):
         limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -210,5 +224,6 @@ async def asyncio(
             client=client,
             target=target,
             limit=limit,
+            cursor=cursor,
         )
     ).parsed

@@ -8,14 +8,25 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.alias_event import AliasEvent
 from ...models.error_response import ErrorResponse
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     namespace: str,
     model: str,
     alias: str,
+    *,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -24,6 +35,7 @@ def _get_kwargs(
             model=quote(str(model), safe=""),
             alias=quote(str(alias), safe=""),
         ),
+        "params": params,
     }
 
     return _kwargs
@@ -95,6 +107,8 @@ def sync_detailed(
     alias: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AliasEvent]]:
     """Get an alias's history
 
@@ -105,6 +119,8 @@ def sync_detailed(
         namespace (str):
         model (str):
         alias (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -118,6 +134,8 @@ def sync_detailed(
         namespace=namespace,
         model=model,
         alias=alias,
+        limit=limit,
+        cursor=cursor,
     )
 
     response = client.get_httpx_client().request(
@@ -133,6 +151,8 @@ def sync(
     alias: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AliasEvent] | None:
     """Get an alias's history
 
@@ -143,6 +163,8 @@ def sync(
         namespace (str):
         model (str):
         alias (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -157,6 +179,8 @@ def sync(
         model=model,
         alias=alias,
         client=client,
+        limit=limit,
+        cursor=cursor,
     ).parsed
 
 
@@ -166,6 +190,8 @@ async def asyncio_detailed(
     alias: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AliasEvent]]:
     """Get an alias's history
 
@@ -176,6 +202,8 @@ async def asyncio_detailed(
         namespace (str):
         model (str):
         alias (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -189,6 +217,8 @@ async def asyncio_detailed(
         namespace=namespace,
         model=model,
         alias=alias,
+        limit=limit,
+        cursor=cursor,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -202,6 +232,8 @@ async def asyncio(
     alias: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AliasEvent] | None:
     """Get an alias's history
 
@@ -212,6 +244,8 @@ async def asyncio(
         namespace (str):
         model (str):
         alias (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -227,5 +261,7 @@ async def asyncio(
             model=model,
             alias=alias,
             client=client,
+            limit=limit,
+            cursor=cursor,
         )
     ).parsed

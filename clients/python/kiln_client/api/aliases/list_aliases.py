@@ -8,13 +8,24 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.alias_view import AliasView
 from ...models.error_response import ErrorResponse
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     namespace: str,
     model: str,
+    *,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -22,6 +33,7 @@ def _get_kwargs(
             namespace=quote(str(namespace), safe=""),
             model=quote(str(model), safe=""),
         ),
+        "params": params,
     }
 
     return _kwargs
@@ -92,14 +104,18 @@ def sync_detailed(
     model: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AliasView]]:
     """List a model's aliases
 
-     A model's aliases and the versions they name.
+     A model's aliases and the versions they name, by alias name.
 
     Args:
         namespace (str):
         model (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -112,6 +128,8 @@ def sync_detailed(
     kwargs = _get_kwargs(
         namespace=namespace,
         model=model,
+        limit=limit,
+        cursor=cursor,
     )
 
     response = client.get_httpx_client().request(
@@ -126,14 +144,18 @@ def sync(
     model: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AliasView] | None:
     """List a model's aliases
 
-     A model's aliases and the versions they name.
+     A model's aliases and the versions they name, by alias name.
 
     Args:
         namespace (str):
         model (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -147,6 +169,8 @@ def sync(
         namespace=namespace,
         model=model,
         client=client,
+        limit=limit,
+        cursor=cursor,
     ).parsed
 
 
@@ -155,14 +179,18 @@ async def asyncio_detailed(
     model: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AliasView]]:
     """List a model's aliases
 
-     A model's aliases and the versions they name.
+     A model's aliases and the versions they name, by alias name.
 
     Args:
         namespace (str):
         model (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -175,6 +203,8 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         namespace=namespace,
         model=model,
+        limit=limit,
+        cursor=cursor,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -187,14 +217,18 @@ async def asyncio(
     model: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AliasView] | None:
     """List a model's aliases
 
-     A model's aliases and the versions they name.
+     A model's aliases and the versions they name, by alias name.
 
     Args:
         namespace (str):
         model (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -209,5 +243,7 @@ async def asyncio(
             namespace=namespace,
             model=model,
             client=client,
+            limit=limit,
+            cursor=cursor,
         )
     ).parsed

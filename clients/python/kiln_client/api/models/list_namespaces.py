@@ -13,12 +13,15 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     *,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
     offset: int | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
 
     params["limit"] = limit
+
+    params["cursor"] = cursor
 
     params["offset"] = offset
 
@@ -92,6 +95,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
     offset: int | Unset = UNSET,
 ) -> Response[ErrorResponse | list[NamespaceSummary]]:
     """List namespaces
@@ -100,6 +104,7 @@ def sync_detailed(
 
     Args:
         limit (int | Unset):
+        cursor (str | Unset):
         offset (int | Unset):
 
     Raises:
@@ -112,6 +117,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         limit=limit,
+        cursor=cursor,
         offset=offset,
     )
 
@@ -126,6 +132,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
     offset: int | Unset = UNSET,
 ) -> ErrorResponse | list[NamespaceSummary] | None:
     """List namespaces
@@ -134,6 +141,7 @@ def sync(
 
     Args:
         limit (int | Unset):
+        cursor (str | Unset):
         offset (int | Unset):
 
     Raises:
@@ -147,6 +155,7 @@ def sync(
     return sync_detailed(
         client=client,
         limit=limit,
+        cursor=cursor,
         offset=offset,
     ).parsed
 
@@ -155,6 +164,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
     offset: int | Unset = UNSET,
 ) -> Response[ErrorResponse | list[NamespaceSummary]]:
     """List namespaces
@@ -163,6 +173,7 @@ async def asyncio_detailed(
 
     Args:
         limit (int | Unset):
+        cursor (str | Unset):
         offset (int | Unset):
 
     Raises:
@@ -175,6 +186,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         limit=limit,
+        cursor=cursor,
         offset=offset,
     )
 
@@ -187,6 +199,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
     offset: int | Unset = UNSET,
 ) -> ErrorResponse | list[NamespaceSummary] | None:
     """List namespaces
@@ -195,6 +208,7 @@ async def asyncio(
 
     Args:
         limit (int | Unset):
+        cursor (str | Unset):
         offset (int | Unset):
 
     Raises:
@@ -209,6 +223,7 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             limit=limit,
+            cursor=cursor,
             offset=offset,
         )
     ).parsed

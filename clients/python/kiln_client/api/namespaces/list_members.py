@@ -8,18 +8,30 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
 from ...models.member import Member
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     namespace: str,
+    *,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/api/v1/namespaces/{namespace}/members".format(
             namespace=quote(str(namespace), safe=""),
         ),
+        "params": params,
     }
 
     return _kwargs
@@ -89,13 +101,17 @@ def sync_detailed(
     namespace: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[Member]]:
     """List a namespace's members
 
-     A namespace's members and their roles (namespace admins).
+     A namespace's members and their roles, by name (namespace admins).
 
     Args:
         namespace (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -107,6 +123,8 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         namespace=namespace,
+        limit=limit,
+        cursor=cursor,
     )
 
     response = client.get_httpx_client().request(
@@ -120,13 +138,17 @@ def sync(
     namespace: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[Member] | None:
     """List a namespace's members
 
-     A namespace's members and their roles (namespace admins).
+     A namespace's members and their roles, by name (namespace admins).
 
     Args:
         namespace (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -139,6 +161,8 @@ def sync(
     return sync_detailed(
         namespace=namespace,
         client=client,
+        limit=limit,
+        cursor=cursor,
     ).parsed
 
 
@@ -146,13 +170,17 @@ async def asyncio_detailed(
     namespace: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[Member]]:
     """List a namespace's members
 
-     A namespace's members and their roles (namespace admins).
+     A namespace's members and their roles, by name (namespace admins).
 
     Args:
         namespace (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -164,6 +192,8 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         namespace=namespace,
+        limit=limit,
+        cursor=cursor,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -175,13 +205,17 @@ async def asyncio(
     namespace: str,
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[Member] | None:
     """List a namespace's members
 
-     A namespace's members and their roles (namespace admins).
+     A namespace's members and their roles, by name (namespace admins).
 
     Args:
         namespace (str):
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -195,5 +229,7 @@ async def asyncio(
         await asyncio_detailed(
             namespace=namespace,
             client=client,
+            limit=limit,
+            cursor=cursor,
         )
     ).parsed
