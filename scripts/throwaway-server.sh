@@ -9,8 +9,14 @@ start_throwaway_server() {
   work=$(mktemp -d)
   port=$((20000 + RANDOM % 20000))
   token="throwaway-admin-token-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-  # env execs the server, so $! is the server's own pid.
-  env KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" "$@" \
+  # The server takes only the settings given here: the caller's KILN_ variables (a script's own knobs,
+  # KILN_TEST_*) would be unknown settings to it, which it refuses. env execs the server, so $! is the
+  # server's own pid.
+  local inherited=()
+  while IFS='=' read -r name _; do
+    [[ "$name" == KILN_* ]] && inherited+=(-u "$name")
+  done < <(env)
+  env "${inherited[@]}" KILN_DATA_DIR="$work/data" KILN_LISTEN="127.0.0.1:$port" KILN_BOOTSTRAP_TOKEN="$token" "$@" \
     "$binary" >"$work/server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT

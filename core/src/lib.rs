@@ -12,6 +12,7 @@ pub mod error_code;
 pub mod names;
 pub mod reference;
 pub mod runners;
+pub mod whole_number;
 
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::CoreError;

@@ -126,7 +126,7 @@ fn is_windows_device(segment: &str) -> bool {
 }
 
 macro_rules! validated_string {
-    ($(#[$meta:meta])* $name:ident, $check:expr, $pattern:expr, $example:expr) => {
+    ($(#[$meta:meta])* $name:ident, $check:expr, $pattern:expr, $max_length:expr, $example:expr) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
@@ -184,6 +184,8 @@ macro_rules! validated_string {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .pattern($pattern)
+                    .min_length(Some(1))
+                    .max_length(Some($max_length))
                     .examples([serde_json::json!($example)])
                     .into()
             }
@@ -198,6 +200,7 @@ validated_string!(
     NamespaceName,
     |v| check_slug("namespace", v),
     Some("^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"),
+    64,
     "acme"
 );
 validated_string!(
@@ -205,6 +208,7 @@ validated_string!(
     ModelName,
     |v| check_slug("model name", v),
     Some("^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"),
+    64,
     "sentiment"
 );
 validated_string!(
@@ -212,6 +216,7 @@ validated_string!(
     VersionName,
     check_version,
     Some("^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"),
+    128,
     "1.0.0"
 );
 validated_string!(
@@ -219,14 +224,28 @@ validated_string!(
     AliasName,
     |v| check_slug("alias", v),
     Some("^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"),
+    64,
     "production"
 );
 validated_string!(
     /// A file's path inside a version: relative, '/'-separated, no '.' or '..' segments.
     FilePath,
     check_path,
-    None::<String>,
+    Some(FILE_PATH_PATTERN),
+    1024,
     "onnx/model.onnx"
+);
+
+/// [`check_path`]'s rules as an ECMA-262 pattern for the API document, except the byte limits (1024 in
+/// all, 255 a segment), which a pattern counts in characters: '/'-separated segments of characters that
+/// are no '\\', ':', control or bidirectional control character, none ending in '.' or ' ' (so no '.' or
+/// '..'), none a Windows device name.
+pub const FILE_PATH_PATTERN: &str = concat!(
+    r"^(?!(?:[\s\S]*/)?(?:[Cc][Oo][Nn]|[Pp][Rr][Nn]|[Aa][Uu][Xx]|[Nn][Uu][Ll]|[Cc][Oo][Mm][1-9]|[Ll][Pp][Tt][1-9])(?:\.[^/]*)?(?:/|$))",
+    r"[^/\\:\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,254}",
+    r"[^/\\:. \u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]",
+    r"(?:/[^/\\:\u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]{0,254}",
+    r"[^/\\:. \u0000-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069])*$",
 );
 
 impl FilePath {

@@ -24,6 +24,7 @@ pub struct RunnerRegistration {
     #[schema(min_length = 1, max_length = 256)]
     pub device_name: String,
     /// Device memory (GPU) or system memory (CPU), when known.
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
     pub memory_bytes: Option<i64>,
     /// GPU driver and CUDA versions.
     pub driver: Option<String>,
@@ -36,6 +37,7 @@ pub struct RunnerRegistration {
     #[schema(max_items = 32)]
     pub capabilities: Vec<String>,
     /// CPU threads benchmarks are pinned to.
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
     pub threads: Option<u32>,
 }
 

@@ -43,8 +43,8 @@ impl Role {
 }
 
 /// Exchange a long-lived credential for a short-lived access token: an API token, or a user name and
-/// password.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+/// password (exactly one of the two; the document says so with `oneOf`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +54,45 @@ pub struct TokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
+
+impl utoipa::PartialSchema for TokenRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(4096))
+                .description(Some(description))
+        };
+        let api_token = ObjectBuilder::new()
+            .title(Some("ApiTokenCredentials"))
+            .property("token", text("An API token (`kiln_...`)"))
+            .required("token")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        let password = ObjectBuilder::new()
+            .title(Some("PasswordCredentials"))
+            .property("username", text("A user's name"))
+            .property("password", text("That user's password"))
+            .required("username")
+            .required("password")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        OneOfBuilder::new()
+            .item(api_token)
+            .item(password)
+            .description(Some(
+                "Exchange a long-lived credential for a short-lived access token: an API token, or a user \
+                 name and password.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TokenRequest {}
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AccessToken {
@@ -69,16 +108,40 @@ pub struct AccessToken {
 pub struct CreateTokenRequest {
     /// A name to recognise the token by, e.g. `ci` or `laptop`: 1 to 64 characters (trimmed), no control
     /// characters.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// `read`, `write`, `admin` (optionally `:NAMESPACE`), or `runner`. Scopes cap the user's roles,
     /// they never add to them. Default: `["write"]`.
     #[serde(default)]
+    #[schema(schema_with = scope_list_schema)]
     pub scopes: Vec<String>,
     /// Days until the token stops working, 1 to 3650 (ten years); none means it never expires.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
     #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
+}
+
+/// Scopes as the server takes them: `runner`, or a level with an optional namespace.
+fn scope_list_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let scope = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(
+            "^(runner|(read|write|admin)(:[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?)?)$",
+        ))
+        .examples([serde_json::json!("read:acme")]);
+    ArrayBuilder::new()
+        .items(scope)
+        .max_items(Some(16))
+        .description(Some(
+            "`read`, `write`, `admin` (optionally `:NAMESPACE`), or `runner`. Scopes cap the user's roles, \
+             they never add to them. Default: `[\"write\"]`.",
+        ))
+        .build()
 }
 
 /// The longest a token can be made to live, in days: ten years, so that every expiry is a date

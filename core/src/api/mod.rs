@@ -303,6 +303,7 @@ pub struct FileEntry {
     pub path: FilePath,
     pub digest: Sha256Digest,
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::whole_number::required")]
     pub size: i64,
 }
 
@@ -359,8 +360,27 @@ pub struct UpdateModelRequest {
     pub description: Option<String>,
     /// At most 64 tags, each 1-64 characters without control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 64)]
+    #[schema(schema_with = tag_list_schema)]
     pub tags: Option<Vec<String>>,
+}
+
+/// A model's tags as the server takes them: at most 64, each 1 to 64 characters, no control character
+/// (Unicode Cc, as `char::is_control`).
+fn tag_list_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let tag = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .pattern(Some(r"^[^\u0000-\u001F\u007F-\u009F]*$"));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(tag)
+        .max_items(Some(64))
+        .description(Some(
+            "At most 64 tags, each 1-64 characters without control characters.",
+        ))
+        .build()
 }
 
 /// Which of these digests the caller may not use yet (not held, or held only for others): upload those.
@@ -385,6 +405,7 @@ pub struct CreateUploadRequest {
     pub digest: Sha256Digest,
     /// The blob's size in bytes, 0 to 5 TiB.
     #[schema(minimum = 0, maximum = 5_497_558_138_880_i64)]
+    #[serde(deserialize_with = "crate::whole_number::required")]
     pub size: i64,
 }
 

@@ -183,7 +183,7 @@ struct AuditQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Start after the entry this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
-    #[param(min_length = 1, max_length = 512)]
+    #[param(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 

@@ -123,7 +123,7 @@ pub struct RunnerFilePath {
     /// The job's id, from its claim
     pub job: String,
     /// The file's path inside the variant, e.g. `model.onnx`; '/' separates folders
-    #[param(min_length = 1, max_length = 1024)]
+    #[param(value_type = FilePath, min_length = 1, max_length = 1024)]
     pub path: String,
 }
 
@@ -140,7 +140,7 @@ pub struct FilePathParams {
     #[param(value_type = VersionName)]
     pub version: String,
     /// The file's path inside the version, e.g. `onnx/model.onnx`; '/' separates folders
-    #[param(min_length = 1, max_length = 1024)]
+    #[param(value_type = FilePath, min_length = 1, max_length = 1024)]
     pub path: String,
 }
 
@@ -171,7 +171,7 @@ pub struct VariantFilePathParams {
     #[param(pattern = "^[a-z0-9-]{1,64}$", min_length = 1, max_length = 64)]
     pub variant: String,
     /// The file's path inside the variant, e.g. `model.onnx`; '/' separates folders
-    #[param(min_length = 1, max_length = 1024)]
+    #[param(value_type = FilePath, min_length = 1, max_length = 1024)]
     pub path: String,
 }
 
@@ -219,7 +219,7 @@ pub struct PageQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Start after the item this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
-    #[param(min_length = 1, max_length = 512)]
+    #[param(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -262,7 +262,7 @@ pub struct NamespacePageQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Start after the namespace this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
-    #[param(min_length = 1, max_length = 512)]
+    #[param(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Skip this many (default 0). `cursor` is better: stable while namespaces are created
     #[param(minimum = 0)]
@@ -287,7 +287,7 @@ pub struct ListModelsQuery {
     #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// Start after the model this cursor names: the cursor of the previous page's `Link: <...>; rel="next"`
-    #[param(min_length = 1, max_length = 512)]
+    #[param(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Only models whose name starts with this
     #[param(max_length = 64)]

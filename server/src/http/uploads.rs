@@ -92,7 +92,7 @@ async fn get_upload(
 /// offset. Every chunk but the last must be a multiple of `part_size`. A chunk that does not arrive whole
 /// is not recorded; send it again.
 #[utoipa::path(tag = "blobs", params(UploadPath,
-        ("Content-Range" = String, Header, description = "bytes START-END/SIZE (END inclusive)")),
+        ("Content-Range" = String, Header, pattern = r"^bytes [0-9]{1,19}-[0-9]{1,19}/[0-9]{1,19}$", description = "bytes START-END/SIZE (END inclusive)")),
     request_body(content = inline(Binary), content_type = "application/octet-stream",
         description = "The chunk's bytes, exactly END - START + 1 of them"),
     responses(

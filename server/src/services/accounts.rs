@@ -61,6 +61,9 @@ fn token_problem(row: &ApiTokenRow) -> Option<&'static str> {
     }
 }
 
+/// More scopes than any real token needs; keeps a token row small.
+const MAX_SCOPES: usize = 16;
+
 #[derive(Clone)]
 pub struct AccountService {
     db: Database,
@@ -377,6 +380,12 @@ impl AccountService {
             return Err(Error::bad_request(
                 ErrorCode::InvalidTokenName,
                 "a token name needs 1 to 64 characters",
+            ));
+        }
+        if request.scopes.len() > MAX_SCOPES {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidScope,
+                format!("a token takes at most {MAX_SCOPES} scopes"),
             ));
         }
         let texts = if request.scopes.is_empty() {

@@ -274,6 +274,36 @@ async fn token_lifetimes_are_bounded_and_expiries_are_rfc3339(app: TestApp) {
         .unwrap_or_else(|e| panic!("{expires_at}: {e}"));
 }
 
+/// JSON Schema's `integer` is any number without a fraction, so the document promises `2.0` works; a
+/// token's scopes are bounded in the document and the server alike.
+async fn whole_numbers_in_either_spelling_and_bounded_scopes(app: TestApp) {
+    let created: Value = expect_json(
+        app.post_json(
+            "/api/v1/tokens",
+            &json!({ "name": "float-days", "expires_in_days": 2.0 }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(created["expires_at"].is_string(), "{created}");
+    let fraction = app
+        .post_json(
+            "/api/v1/tokens",
+            &json!({ "name": "half", "expires_in_days": 2.5 }),
+        )
+        .await;
+    crate::harness::expect_error(fraction, StatusCode::BAD_REQUEST, "invalid_json").await;
+    let scopes = vec!["read"; 17];
+    let many = app
+        .post_json(
+            "/api/v1/tokens",
+            &json!({ "name": "many", "scopes": scopes }),
+        )
+        .await;
+    crate::harness::expect_error(many, StatusCode::BAD_REQUEST, "invalid_scope").await;
+}
+
 async fn knowing_a_digest_gives_no_access_to_the_bytes(app: TestApp) {
     // The administrator keeps a private model; dave learns the digest of its weights somehow.
     let secret = b"private weights".to_vec();
@@ -345,4 +375,5 @@ crate::on_every_backend!(
     a_token_cannot_mint_or_revoke_a_broader_token,
     token_lifetimes_are_bounded_and_expiries_are_rfc3339,
     knowing_a_digest_gives_no_access_to_the_bytes,
+    whole_numbers_in_either_spelling_and_bounded_scopes,
 );

@@ -3,6 +3,7 @@
 from .access_token import AccessToken
 from .alias_event import AliasEvent
 from .alias_view import AliasView
+from .api_token_credentials import ApiTokenCredentials
 from .audit_entry import AuditEntry
 from .benchmark_job import BenchmarkJob
 from .benchmark_report_type_0 import BenchmarkReportType0
@@ -41,6 +42,7 @@ from .model_detail import ModelDetail
 from .model_summary import ModelSummary
 from .namespace_settings import NamespaceSettings
 from .namespace_summary import NamespaceSummary
+from .password_credentials import PasswordCredentials
 from .pipeline_job import PipelineJob
 from .pipeline_job_report_type_0 import PipelineJobReportType0
 from .pipeline_options import PipelineOptions
@@ -59,7 +61,6 @@ from .set_member_request import SetMemberRequest
 from .set_visibility_request import SetVisibilityRequest
 from .tensor_signature import TensorSignature
 from .token_info import TokenInfo
-from .token_request import TokenRequest
 from .update_model_request import UpdateModelRequest
 from .upload_session import UploadSession
 from .user_info import UserInfo
@@ -77,6 +78,7 @@ __all__ = (
     "AccessToken",
     "AliasEvent",
     "AliasView",
+    "ApiTokenCredentials",
     "AuditEntry",
     "BenchmarkJob",
     "BenchmarkReportType0",
@@ -115,6 +117,7 @@ __all__ = (
     "ModelSummary",
     "NamespaceSettings",
     "NamespaceSummary",
+    "PasswordCredentials",
     "PipelineJob",
     "PipelineJobReportType0",
     "PipelineOptions",
@@ -133,7 +136,6 @@ __all__ = (
     "SetVisibilityRequest",
     "TensorSignature",
     "TokenInfo",
-    "TokenRequest",
     "UpdateModelRequest",
     "UploadSession",
     "UserInfo",

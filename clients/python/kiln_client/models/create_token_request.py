@@ -19,8 +19,7 @@ class CreateTokenRequest:
         expires_in_days (int | None | Unset): Days until the token stops working, 1 to 3650 (ten years); none means it
             never expires.
         scopes (list[str] | Unset): `read`, `write`, `admin` (optionally `:NAMESPACE`), or `runner`. Scopes cap the
-            user's roles,
-            they never add to them. Default: `["write"]`.
+            user's roles, they never add to them. Default: `["write"]`.
     """
 
     name: str

@@ -6,14 +6,15 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.access_token import AccessToken
+from ...models.api_token_credentials import ApiTokenCredentials
 from ...models.error_response import ErrorResponse
-from ...models.token_request import TokenRequest
+from ...models.password_credentials import PasswordCredentials
 from ...types import Response
 
 
 def _get_kwargs(
     *,
-    body: TokenRequest,
+    body: ApiTokenCredentials | PasswordCredentials,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -22,7 +23,10 @@ def _get_kwargs(
         "url": "/api/v1/auth/token",
     }
 
-    _kwargs["json"] = body.to_dict()
+    if isinstance(body, ApiTokenCredentials):
+        _kwargs["json"] = body.to_dict()
+    else:
+        _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -88,7 +92,7 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenRequest,
+    body: ApiTokenCredentials | PasswordCredentials,
 ) -> Response[AccessToken | ErrorResponse]:
     """Get an access token
 
@@ -96,9 +100,8 @@ def sync_detailed(
     Public: this is how a caller signs in.
 
     Args:
-        body (TokenRequest): Exchange a long-lived credential for a short-lived access token: an
-            API token, or a user name and
-            password.
+        body (ApiTokenCredentials | PasswordCredentials): Exchange a long-lived credential for a
+            short-lived access token: an API token, or a user name and password.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -122,7 +125,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenRequest,
+    body: ApiTokenCredentials | PasswordCredentials,
 ) -> AccessToken | ErrorResponse | None:
     """Get an access token
 
@@ -130,9 +133,8 @@ def sync(
     Public: this is how a caller signs in.
 
     Args:
-        body (TokenRequest): Exchange a long-lived credential for a short-lived access token: an
-            API token, or a user name and
-            password.
+        body (ApiTokenCredentials | PasswordCredentials): Exchange a long-lived credential for a
+            short-lived access token: an API token, or a user name and password.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -151,7 +153,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenRequest,
+    body: ApiTokenCredentials | PasswordCredentials,
 ) -> Response[AccessToken | ErrorResponse]:
     """Get an access token
 
@@ -159,9 +161,8 @@ async def asyncio_detailed(
     Public: this is how a caller signs in.
 
     Args:
-        body (TokenRequest): Exchange a long-lived credential for a short-lived access token: an
-            API token, or a user name and
-            password.
+        body (ApiTokenCredentials | PasswordCredentials): Exchange a long-lived credential for a
+            short-lived access token: an API token, or a user name and password.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -183,7 +184,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenRequest,
+    body: ApiTokenCredentials | PasswordCredentials,
 ) -> AccessToken | ErrorResponse | None:
     """Get an access token
 
@@ -191,9 +192,8 @@ async def asyncio(
     Public: this is how a caller signs in.
 
     Args:
-        body (TokenRequest): Exchange a long-lived credential for a short-lived access token: an
-            API token, or a user name and
-            password.
+        body (ApiTokenCredentials | PasswordCredentials): Exchange a long-lived credential for a
+            short-lived access token: an API token, or a user name and password.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
