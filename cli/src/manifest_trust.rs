@@ -95,6 +95,7 @@ pub fn check_subject(manifest: &DeploymentManifest, wanted: &ModelRef) -> Result
 /// server (or key) issuing two different manifests under one number. Two registries (staging, production)
 /// may have models of the same names: their sequences are kept apart by the manifests' `iss`.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SequenceState {
     /// Manifests without `iss` (registries older than it), by subject: how every state file written
     /// before `iss` holds them, so those files keep working unchanged. A manifest with `iss` is never
@@ -108,6 +109,7 @@ pub struct SequenceState {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Seen {
     sequence: i64,
     payload_sha256: Sha256Digest,
@@ -283,6 +285,16 @@ mod tests {
         let reloaded: SequenceState = serde_json::from_str(&text).unwrap();
         assert!(reloaded.by_issuer[production].contains_key("acme/m@production"));
         assert_eq!(reloaded.seen["acme/m@production"].sequence, 5);
+    }
+
+    /// A hand-repaired state file with a misspelt key would silently guard nothing under that key.
+    #[test]
+    fn a_state_file_with_an_unknown_key_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest-state.json");
+        std::fs::write(&path, r#"{"by_isuer": {}}"#).unwrap();
+        let err = SequenceState::load(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown field `by_isuer`"), "{err}");
     }
 
     #[test]
