@@ -143,6 +143,7 @@ pub struct BenchmarkResult {
     pub throughput: f64,
     /// Peak memory while running: GPU memory in use on the device, or the runner process's peak resident
     /// set on a CPU; None where it cannot be told apart (the server's embedded runner).
+    #[schema(minimum = 0)]
     pub peak_memory_bytes: Option<i64>,
     /// Largest absolute difference of the outputs on this device from kiln's CPU reference.
     #[schema(minimum = 0)]

@@ -25,8 +25,10 @@ pub struct RunnerRegistration {
     pub device_name: String,
     /// Device memory (GPU) or system memory (CPU), when known.
     #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 0)]
     pub memory_bytes: Option<i64>,
     /// GPU driver and CUDA versions.
+    #[schema(max_length = 256)]
     pub driver: Option<String>,
     /// The inference engine and its version.
     #[schema(min_length = 1, max_length = 256)]
@@ -38,10 +40,14 @@ pub struct RunnerRegistration {
     pub capabilities: Vec<String>,
     /// CPU threads benchmarks are pinned to.
     #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 1, maximum = 4096)]
     pub threads: Option<u32>,
 }
 
 impl RunnerRegistration {
+    /// More threads than any host has; keeps the stored count in range.
+    pub const MAX_THREADS: u32 = 4096;
+
     /// The device class jobs are queued for: `cpu` or `cuda`.
     pub fn device_kind(&self) -> &str {
         device_kind(&self.device)

@@ -125,6 +125,9 @@ fn check(results: Vec<BenchmarkResult>) -> Result<Vec<BenchmarkResult>, Error> {
         if r.max_abs_error.is_some_and(|e| !e.is_finite() || e < 0.0) {
             return bad("max_abs_error must be finite and non-negative".to_owned());
         }
+        if r.peak_memory_bytes.is_some_and(|m| m < 0) {
+            return bad("peak_memory_bytes must be at least 0".to_owned());
+        }
     }
     Ok(results)
 }

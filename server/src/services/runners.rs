@@ -76,6 +76,21 @@ fn check(registration: &RunnerRegistration) -> Result<(), Error> {
     {
         return bad("capabilities: at most 32, each 1-64 characters".to_owned());
     }
+    if registration.memory_bytes.is_some_and(|m| m < 0) {
+        return bad("memory_bytes must be at least 0".to_owned());
+    }
+    if registration
+        .threads
+        .is_some_and(|t| !(1..=RunnerRegistration::MAX_THREADS).contains(&t))
+    {
+        return bad(format!(
+            "threads must be 1 to {}",
+            RunnerRegistration::MAX_THREADS
+        ));
+    }
+    if registration.driver.as_ref().is_some_and(|d| d.len() > 256) {
+        return bad("driver must be at most 256 characters".to_owned());
+    }
     Ok(())
 }
 

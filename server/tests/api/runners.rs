@@ -309,6 +309,23 @@ async fn a_bad_registration_is_refused(app: TestApp) {
         refused["error"]["message"],
         "device \"tpu\" is not cpu or cuda:N"
     );
+    // Numbers outside what the document declares (a thread count past i32 would wrap when stored).
+    for (field, value) in [
+        ("threads", json!(0)),
+        ("threads", json!(2_147_483_648u64)),
+        ("memory_bytes", json!(-1)),
+    ] {
+        let mut body = registration("bad");
+        body[field] = value;
+        let response = app
+            .anonymous(Method::POST, "/api/v1/runners")
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, StatusCode::BAD_REQUEST, "invalid_runner").await;
+    }
     let runners: Vec<RunnerView> =
         expect_json(app.get("/api/v1/runners").await, StatusCode::OK).await;
     assert!(runners.is_empty());
