@@ -46,6 +46,8 @@ scripts/manifest-crosscheck.sh
 scripts/openapi-check.sh
 # Schemathesis against the served document and a real server: every check (but one, named in the script).
 scripts/schemathesis.sh
+# The web UI in Debian's Chromium over WebDriver, against a real server with its embedded runner.
+scripts/ui-test.sh
 # The Python client generated from that document (not stale) and its hand-written layer, pytest against a
 # real server: push a folder, wait, pull it back byte for byte, verify the manifest with only the JWKS.
 scripts/python-client.sh

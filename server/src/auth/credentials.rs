@@ -12,11 +12,16 @@ pub use kiln_core::credential::is_jwt;
 
 /// A new API token: `kiln_` and 64 hex characters (256 random bits).
 pub fn generate_token() -> String {
+    format!("{TOKEN_PREFIX}{}", random_secret())
+}
+
+/// 64 hex characters of 256 random bits: session ids, CSRF tokens.
+pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     SystemRandom::new()
         .fill(&mut bytes)
         .expect("the system random generator works");
-    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+    hex::encode(bytes)
 }
 
 /// What is stored for a token. 256-bit random tokens need no slow hash; a leaked table reveals nothing usable.

@@ -129,6 +129,19 @@ pub struct ApiTokenRow {
     pub created_at: NaiveDateTime,
 }
 
+/// A web UI session; the cookie holds the id, this row only its hash.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ui_sessions)]
+pub struct UiSessionRow {
+    pub id_hash: String,
+    pub user_id: String,
+    pub scopes: String,
+    pub token_id: Option<String>,
+    pub csrf_token: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
 #[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = jwt_keys)]
 pub struct JwtKeyRow {

@@ -121,6 +121,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    ui_sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        scopes -> Text,
+        token_id -> Nullable<Text>,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     jwt_keys (kid) {
         kid -> Text,
         private_key -> Binary,

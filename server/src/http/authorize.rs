@@ -72,6 +72,17 @@ pub async fn authorize(
 
 async fn authenticate(services: &Services, req: &ServiceRequest) -> Result<Principal, Error> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        // A page's links (file downloads, the manifest) reach the API with the web UI's session cookie.
+        // Only reads: a change through the API needs a bearer credential, which no other site's page can
+        // make a browser send, so the cookie opens no door to cross-site requests.
+        if matches!(
+            *req.method(),
+            actix_web::http::Method::GET | actix_web::http::Method::HEAD
+        ) && let Some(principal) =
+            crate::http::ui::session::cookie_principal(services, req).await?
+        {
+            return Ok(principal);
+        }
         return Ok(Principal::Anonymous);
     };
     let credential = value

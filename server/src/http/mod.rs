@@ -18,6 +18,7 @@ mod pages;
 mod params;
 mod ranges;
 mod runners;
+pub mod ui;
 mod uploads;
 
 use actix_web::{HttpRequest, web};

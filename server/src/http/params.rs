@@ -301,6 +301,17 @@ pub struct ListModelsQuery {
     /// Only models with a deployable variant of this kind in some version (`onnx`, `fp16`, `int8`, ...)
     #[param(max_length = 64)]
     pub has_variant: Option<String>,
+    /// `name` (namespace, then name; the default) or `updated` (most recently updated first)
+    #[param(inline)]
+    pub sort: Option<ModelSort>,
+}
+
+/// The order of a model listing.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSort {
+    Name,
+    Updated,
 }
 
 impl ListModelsQuery {
@@ -331,6 +342,10 @@ impl ListModelsQuery {
             tag: given(&self.tag),
             text: given(&self.q),
             has_variant: given(&self.has_variant),
+            order: match self.sort {
+                None | Some(ModelSort::Name) => crate::services::registry::ModelOrder::Name,
+                Some(ModelSort::Updated) => crate::services::registry::ModelOrder::Updated,
+            },
             page,
             offset,
         })

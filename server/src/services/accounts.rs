@@ -61,6 +61,15 @@ fn token_problem(row: &ApiTokenRow) -> Option<&'static str> {
     }
 }
 
+/// A verified credential: whose, which scopes (space-separated, as in an access token), and the API
+/// token's id when it was one.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub scope: String,
+    pub token_id: Option<String>,
+}
+
 /// More scopes than any real token needs; keeps a token row small.
 const MAX_SCOPES: usize = 16;
 
@@ -210,6 +219,20 @@ impl AccountService {
 
     /// Exchanges an API token or a user name and password for a short-lived access token.
     pub async fn exchange(&self, request: TokenRequest) -> Result<AccessToken, Error> {
+        let SignedIn {
+            user_id,
+            scope,
+            token_id,
+        } = self.verify_credentials(request).await?;
+        Ok(AccessToken {
+            access_token: self.jwt.issue(&user_id, scope, token_id).await?,
+            token_type: "Bearer".to_owned(),
+            expires_in: LIFETIME.as_secs(),
+        })
+    }
+
+    /// Who an API token, or a user name and password, signs in as, and with which scopes.
+    pub async fn verify_credentials(&self, request: TokenRequest) -> Result<SignedIn, Error> {
         let (user_id, scope, token_id) = match request {
             TokenRequest {
                 token: Some(token),
@@ -276,11 +299,34 @@ impl AccountService {
                 ));
             }
         };
-        Ok(AccessToken {
-            access_token: self.jwt.issue(&user_id, scope, token_id).await?,
-            token_type: "Bearer".to_owned(),
-            expires_in: LIFETIME.as_secs(),
+        Ok(SignedIn {
+            user_id,
+            scope,
+            token_id,
         })
+    }
+
+    /// The principal of a user signed in earlier with these scopes (and API token, when one was used),
+    /// as the user and the token are now: a revoked or expired token signs nobody in.
+    pub async fn principal_of_user(
+        &self,
+        user_id: String,
+        scope: String,
+        token_id: Option<String>,
+    ) -> Result<Principal, Error> {
+        self.db
+            .run(move |conn| {
+                if let Some(id) = &token_id {
+                    let row = api_tokens::find(conn, id)?.ok_or_else(|| {
+                        Error::unauthorized("the API token signed in with is gone")
+                    })?;
+                    if let Some(problem) = token_problem(&row) {
+                        return Err(Error::unauthorized(problem));
+                    }
+                }
+                principal_of(conn, &user_id, parse_scopes(&scope), token_id)
+            })
+            .await
     }
 
     pub fn me(&self, user: &User) -> Me {

@@ -13,6 +13,7 @@ pub mod namespaces;
 pub mod paging;
 pub mod registry;
 pub mod runners;
+pub mod sessions;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub struct Services {
     pub namespaces: namespaces::NamespaceService,
     pub registry: registry::RegistryService,
     pub runners: runners::RunnerService,
+    pub sessions: sessions::SessionService,
     pub uploads: uploads::UploadService,
 }
 
@@ -68,9 +70,11 @@ impl Services {
             runner_lease,
             embedded_runner,
         } = base;
+        let accounts = accounts::AccountService::new(db.clone(), jwt, embedded_runner);
         Self {
             access: access::AccessService::new(db.clone(), rate_limiter),
-            accounts: accounts::AccountService::new(db.clone(), jwt, embedded_runner),
+            sessions: sessions::SessionService::new(db.clone(), accounts.clone()),
+            accounts,
             aliases: aliases::AliasService::new(db.clone(), signer.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
             health: health::HealthService::new(db.clone(), store.clone()),

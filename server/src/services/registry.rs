@@ -3,6 +3,7 @@
 mod deletion;
 mod listing;
 
+pub use crate::db::repos::models::Order as ModelOrder;
 pub use listing::ModelQuery;
 
 use kiln_core::ErrorCode;

@@ -163,7 +163,35 @@ fn onnx_relu() -> Vec<u8> {
     g.finish("relu", 17, vec![]).encode_to_vec()
 }
 
+/// `sort=updated`: the model changed last comes first, and cursor pages keep that order.
+async fn most_recently_updated_first(app: TestApp) {
+    for model in ["acme/u-a", "acme/u-b", "acme/u-c"] {
+        push_model(&app, model, "", &[]).await;
+    }
+    let touch = app
+        .request(Method::PATCH, "/api/v1/models/acme/u-a")
+        .json(&json!({ "description": "touched last" }));
+    expect_json::<Value>(touch.send().await.unwrap(), StatusCode::OK).await;
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/models?prefix=u-&sort=updated&limit=2".to_owned();
+    loop {
+        let response = app.get(&path).await;
+        let next = next_link(&response);
+        let page: Vec<ModelSummary> = expect_json(response, StatusCode::OK).await;
+        seen.extend(page.iter().map(|m| m.name.to_string()));
+        match next {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen[0], "u-a", "{seen:?}");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let bad = app.get("/api/v1/models?sort=size").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
 crate::on_every_backend!(
     cursor_pages_survive_concurrent_pushes,
     filters_run_in_the_database,
+    most_recently_updated_first,
 );

@@ -19,3 +19,4 @@ mod runners;
 mod service_docs;
 mod uploads;
 mod versions;
+mod web_ui;

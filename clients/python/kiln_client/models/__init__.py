@@ -29,6 +29,8 @@ from .health_response import HealthResponse
 from .heartbeat_ack import HeartbeatAck
 from .job_state import JobState
 from .jwks_response_200 import JwksResponse200
+from .list_models_sort import ListModelsSort
+from .list_namespace_models_sort import ListNamespaceModelsSort
 from .manifest_file import ManifestFile
 from .manifest_response import ManifestResponse
 from .manifest_variant import ManifestVariant
@@ -104,6 +106,8 @@ __all__ = (
     "HeartbeatAck",
     "JobState",
     "JwksResponse200",
+    "ListModelsSort",
+    "ListNamespaceModelsSort",
     "ManifestFile",
     "ManifestResponse",
     "ManifestVariant",

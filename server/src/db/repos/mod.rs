@@ -12,6 +12,7 @@ pub mod models;
 pub mod namespaces;
 pub mod pipeline_jobs;
 pub mod runners;
+pub mod sessions;
 pub mod uploads;
 pub mod users;
 pub mod variants;

@@ -159,12 +159,31 @@ pub struct ModelFilter {
     pub has_variant: Option<String>,
 }
 
-/// Where a page starts: after a (namespace, model) pair (keyset: stable while models are added), or
-/// after skipping some.
+/// Where a page starts: after a (namespace, model) pair (keyset: stable while models are added), after
+/// the model updated at `updated_at` of that name (in the most-recently-updated order), or after skipping
+/// some.
 #[derive(Debug, Clone)]
 pub enum Start {
-    After { namespace: String, model: String },
+    After {
+        namespace: String,
+        model: String,
+    },
+    AfterUpdated {
+        updated_at: NaiveDateTime,
+        namespace: String,
+        model: String,
+    },
     Offset(i64),
+}
+
+/// The order of a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By namespace, then name.
+    #[default]
+    Name,
+    /// Most recently updated first (then by namespace and name).
+    Updated,
 }
 
 /// `%`, `_` and the escape character itself, escaped for LIKE ... ESCAPE '\'.
@@ -174,11 +193,12 @@ fn like_literal(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// Models the caller may see that pass `filter`, ordered by namespace and name.
+/// Models the caller may see that pass `filter`, in `order`.
 pub fn list(
     conn: &mut DbConnection,
     visible: &Visible,
     filter: &ModelFilter,
+    order: Order,
     start: &Start,
     limit: i64,
 ) -> QueryResult<Vec<ListedModel>> {
@@ -186,9 +206,16 @@ pub fn list(
     let mut query = namespaces::table
         .inner_join(models::table)
         .select((namespaces::name, ModelRow::as_select()))
-        .order((namespaces::name.asc(), models::name.asc()))
         .limit(limit)
         .into_boxed();
+    query = match order {
+        Order::Name => query.order((namespaces::name.asc(), models::name.asc())),
+        Order::Updated => query.order((
+            models::updated_at.desc(),
+            namespaces::name.asc(),
+            models::name.asc(),
+        )),
+    };
     match start {
         Start::After { namespace, model } => {
             // The first bound alone is redundant; it lets the index range scan start at the cursor instead of
@@ -197,6 +224,21 @@ pub fn list(
                 namespaces::name.gt(namespace.clone()).or(namespaces::name
                     .eq(namespace.clone())
                     .and(models::name.gt(model.clone()))),
+            );
+        }
+        Start::AfterUpdated {
+            updated_at,
+            namespace,
+            model,
+        } => {
+            query = query.filter(models::updated_at.le(*updated_at)).filter(
+                models::updated_at
+                    .lt(*updated_at)
+                    .or(models::updated_at.eq(*updated_at).and(
+                        namespaces::name.gt(namespace.clone()).or(namespaces::name
+                            .eq(namespace.clone())
+                            .and(models::name.gt(model.clone()))),
+                    )),
             );
         }
         Start::Offset(offset) => query = query.offset(*offset),

@@ -6,10 +6,10 @@ use kiln_core::NamespaceName;
 use kiln_core::api::ModelSummary;
 
 use super::{RegistryService, Visible, parse_tags, parse_visibility};
-use crate::db::repos::models::{self, ModelFilter, Start};
+use crate::db::repos::models::{self, ModelFilter, Order, Start};
 use crate::db::repos::namespaces;
 use crate::error::Error;
-use crate::services::paging::{PageRequest, Paged};
+use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
 
 /// A listing: which models, from where, how many.
 pub struct ModelQuery {
@@ -18,6 +18,8 @@ pub struct ModelQuery {
     pub tag: Option<String>,
     pub text: Option<String>,
     pub has_variant: Option<String>,
+    /// By name, or most recently updated first.
+    pub order: Order,
     /// After the model a cursor names, or else after skipping `offset` models.
     pub page: PageRequest,
     pub offset: i64,
@@ -30,10 +32,22 @@ impl RegistryService {
         visible: Visible,
         query: ModelQuery,
     ) -> Result<Paged<ModelSummary>, Error> {
-        let start = match query.page.after::<2>()? {
-            Some([namespace, model]) => Start::After { namespace, model },
-            None => Start::Offset(query.offset),
+        let start = match (query.order, query.page.has_cursor()) {
+            (_, false) => Start::Offset(query.offset),
+            (Order::Name, true) => {
+                let [namespace, model] = query.page.after::<2>()?.expect("has a cursor");
+                Start::After { namespace, model }
+            }
+            (Order::Updated, true) => {
+                let [at, namespace, model] = query.page.after::<3>()?.expect("has a cursor");
+                Start::AfterUpdated {
+                    updated_at: parse_time_key(&at)?,
+                    namespace,
+                    model,
+                }
+            }
         };
+        let order = query.order;
         let filter = ModelFilter {
             namespace: query.namespace.as_ref().map(|ns| ns.to_string()),
             prefix: query.prefix,
@@ -51,7 +65,7 @@ impl RegistryService {
                 {
                     return Err(Error::not_found(format!("namespace {ns}")));
                 }
-                models::list(conn, &visible, &filter, &start, limit)?
+                models::list(conn, &visible, &filter, order, &start, limit)?
                     .into_iter()
                     .map(|listed| {
                         Ok(ModelSummary {
@@ -70,7 +84,14 @@ impl RegistryService {
             })
             .await?;
         Ok(Paged::new(models, &query.page, |m| {
-            vec![m.namespace.to_string(), m.name.to_string()]
+            let name = [m.namespace.to_string(), m.name.to_string()];
+            match order {
+                Order::Name => name.to_vec(),
+                Order::Updated => {
+                    let at = time_key(&m.updated_at.naive_utc());
+                    [vec![at], name.to_vec()].concat()
+                }
+            }
         }))
     }
 }

@@ -6,6 +6,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
+from ...models.list_models_sort import ListModelsSort
 from ...models.model_summary import ModelSummary
 from ...types import UNSET, Response, Unset
 
@@ -19,6 +20,7 @@ def _get_kwargs(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListModelsSort | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -36,6 +38,12 @@ def _get_kwargs(
     params["q"] = q
 
     params["has_variant"] = has_variant
+
+    json_sort: str | Unset = UNSET
+    if not isinstance(sort, Unset):
+        json_sort = sort.value
+
+    params["sort"] = json_sort
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -113,6 +121,7 @@ def sync_detailed(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListModelsSort | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List models
 
@@ -131,6 +140,7 @@ def sync_detailed(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -148,6 +158,7 @@ def sync_detailed(
         tag=tag,
         q=q,
         has_variant=has_variant,
+        sort=sort,
     )
 
     response = client.get_httpx_client().request(
@@ -167,6 +178,7 @@ def sync(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListModelsSort | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List models
 
@@ -185,6 +197,7 @@ def sync(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -203,6 +216,7 @@ def sync(
         tag=tag,
         q=q,
         has_variant=has_variant,
+        sort=sort,
     ).parsed
 
 
@@ -216,6 +230,7 @@ async def asyncio_detailed(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListModelsSort | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List models
 
@@ -234,6 +249,7 @@ async def asyncio_detailed(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -251,6 +267,7 @@ async def asyncio_detailed(
         tag=tag,
         q=q,
         has_variant=has_variant,
+        sort=sort,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -268,6 +285,7 @@ async def asyncio(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListModelsSort | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List models
 
@@ -286,6 +304,7 @@ async def asyncio(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -305,5 +324,6 @@ async def asyncio(
             tag=tag,
             q=q,
             has_variant=has_variant,
+            sort=sort,
         )
     ).parsed

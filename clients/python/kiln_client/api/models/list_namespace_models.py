@@ -7,6 +7,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
+from ...models.list_namespace_models_sort import ListNamespaceModelsSort
 from ...models.model_summary import ModelSummary
 from ...types import UNSET, Response, Unset
 
@@ -21,6 +22,7 @@ def _get_kwargs(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListNamespaceModelsSort | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -38,6 +40,12 @@ def _get_kwargs(
     params["q"] = q
 
     params["has_variant"] = has_variant
+
+    json_sort: str | Unset = UNSET
+    if not isinstance(sort, Unset):
+        json_sort = sort.value
+
+    params["sort"] = json_sort
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -123,6 +131,7 @@ def sync_detailed(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListNamespaceModelsSort | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List a namespace's models
 
@@ -138,6 +147,7 @@ def sync_detailed(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListNamespaceModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -156,6 +166,7 @@ def sync_detailed(
         tag=tag,
         q=q,
         has_variant=has_variant,
+        sort=sort,
     )
 
     response = client.get_httpx_client().request(
@@ -176,6 +187,7 @@ def sync(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListNamespaceModelsSort | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List a namespace's models
 
@@ -191,6 +203,7 @@ def sync(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListNamespaceModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -210,6 +223,7 @@ def sync(
         tag=tag,
         q=q,
         has_variant=has_variant,
+        sort=sort,
     ).parsed
 
 
@@ -224,6 +238,7 @@ async def asyncio_detailed(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListNamespaceModelsSort | Unset = UNSET,
 ) -> Response[ErrorResponse | list[ModelSummary]]:
     """List a namespace's models
 
@@ -239,6 +254,7 @@ async def asyncio_detailed(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListNamespaceModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -257,6 +273,7 @@ async def asyncio_detailed(
         tag=tag,
         q=q,
         has_variant=has_variant,
+        sort=sort,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -275,6 +292,7 @@ async def asyncio(
     tag: str | Unset = UNSET,
     q: str | Unset = UNSET,
     has_variant: str | Unset = UNSET,
+    sort: ListNamespaceModelsSort | Unset = UNSET,
 ) -> ErrorResponse | list[ModelSummary] | None:
     """List a namespace's models
 
@@ -290,6 +308,7 @@ async def asyncio(
         tag (str | Unset):
         q (str | Unset):
         has_variant (str | Unset):
+        sort (ListNamespaceModelsSort | Unset): The order of a model listing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -310,5 +329,6 @@ async def asyncio(
             tag=tag,
             q=q,
             has_variant=has_variant,
+            sort=sort,
         )
     ).parsed

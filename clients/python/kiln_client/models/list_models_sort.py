@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class ListModelsSort(StrEnum):
+    NAME = "name"
+    UPDATED = "updated"
+
+    def __str__(self) -> str:
+        return str(self.value)

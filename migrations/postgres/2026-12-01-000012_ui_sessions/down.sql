@@ -1,0 +1,2 @@
+DROP INDEX models_updated;
+DROP TABLE ui_sessions;
