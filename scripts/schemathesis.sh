@@ -17,20 +17,21 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$version" ]; then
   echo "$version" >"$venv/.pins"
 fi
 cargo build --quiet -p kiln-server
+bin="${CARGO_TARGET_DIR:-target}/debug"
 source scripts/throwaway-server.sh
-start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false \
+start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false \
   KILN_RATE_LIMIT_PER_MINUTE=1000000
 # The document's examples name acme/sentiment 1.0.0, its onnx/model.onnx and the alias production: make
 # them exist, so that the operations on models, versions, files and aliases are exercised, not only 404s.
 cargo build --quiet -p kiln-cli
 cargo build --quiet -p kiln-onnx --example sample_onnx
-target/debug/examples/sample_onnx "$work/model/onnx" >/dev/null
-target/debug/kiln push "$work/model" acme/sentiment:1.0.0 >/dev/null
+"$bin/examples/sample_onnx" "$work/model/onnx" >/dev/null
+"$bin/kiln" push "$work/model" acme/sentiment:1.0.0 >/dev/null
 for _ in $(seq 300); do
-  target/debug/kiln show acme/sentiment:1.0.0 --json | grep -q '"status": *"ready"' && break
+  "$bin/kiln" show acme/sentiment:1.0.0 --json | grep -q '"status": *"ready"' && break
   sleep 0.2
 done
-target/debug/kiln alias set acme/sentiment production 1.0.0 >/dev/null
+"$bin/kiln" alias set acme/sentiment production 1.0.0 >/dev/null
 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml \
   run "http://127.0.0.1:$port/api-docs/openapi.json" \
   -H "Authorization: Bearer $token" \

@@ -9,6 +9,7 @@ import urllib.request
 
 from conftest import SERVER, api, kiln, screenshot
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -19,9 +20,14 @@ def sign_in(driver, *, username: str | None = None, password: str | None = None,
     else:
         driver.find_element(By.NAME, "username").send_keys(username)
         driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
-    # Signed in (the header names the user) or refused (the form says why): the answer has arrived.
-    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".who strong, p.error"))
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]"))
+
+
+def navigate(driver, element) -> None:
+    """Clicks a link or a submit button and waits until the next page has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(staleness_of(page))
 
 
 def signed_in_as(driver) -> str | None:
@@ -51,7 +57,7 @@ def test_anonymous_visitors_browse_public_models(registry, browser):
     assert "acme/open" in links
     assert "acme/secret" not in links, "a private model is listed to an anonymous visitor"
     screenshot(browser, "models")
-    browser.find_element(By.LINK_TEXT, "acme/open").click()
+    navigate(browser, browser.find_element(By.LINK_TEXT, "acme/open"))
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("acme/open")
     assert "kiln pull acme/open:1.1.0" in browser.page_source
     history = browser.find_element(By.CSS_SELECTOR, "article.alias table")
@@ -84,7 +90,7 @@ def test_sign_in_with_a_password_or_a_token_and_sign_out(registry, browser):
     assert signed_in_as(browser) == "alice"
     cookie = browser.get_cookie("kiln_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-    browser.find_element(By.CSS_SELECTOR, ".who button").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, ".who button"))
     assert signed_in_as(browser) is None
     # The signed-out session's cookie names nothing any more, even if someone kept it.
     assert status_of("/tokens", f"kiln_session={cookie['value']}")[1].endswith("/sign-in")
@@ -107,7 +113,7 @@ def test_search_filters_and_pages(registry, browser):
         nexts = browser.find_elements(By.CSS_SELECTOR, "a[rel=next]")
         if not nexts:
             break
-        nexts[0].click()
+        navigate(browser, nexts[0])
     assert seen == [f"acme/page-{i:02d}" for i in range(5)]
     browser.get(SERVER + "/?tag=demo")
     assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "table a[href^='/models/']")] == ["acme/open"]
@@ -144,11 +150,11 @@ def test_moving_an_alias_in_the_page_publishes_the_next_manifest(registry, brows
     form = browser.find_element(By.CSS_SELECTOR, "form[action$='/aliases']")
     form.find_element(By.NAME, "alias").send_keys("production")
     form.find_element(By.CSS_SELECTOR, "select[name=version] option[value='1.1.0']").click()
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    navigate(browser, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     # The confirmation says what the alias names now and what it will name.
     assert "It names 1.0.0 now" in browser.find_element(By.TAG_NAME, "main").text.replace("\n", " ")
     screenshot(browser, "confirm-alias")
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
     after = json.loads(kiln("verify", "acme/open@production", "--json"))["manifest"]
     assert after["version"] == "1.1.0" and after["sequence"] == before["sequence"] + 1, after
 

@@ -18,6 +18,7 @@ use super::{actor, signed_in};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::services::Services;
+use crate::services::namespaces::AuditFilter;
 
 /// Get an access token
 ///
@@ -179,6 +180,12 @@ struct AuditQuery {
     /// Only entries about this target, e.g. `acme/sentiment:1.0.0` or `acme`
     #[param(max_length = 512)]
     target: Option<String>,
+    /// Only entries by this actor: a user's name, `runner:NAME` or `anonymous`
+    #[param(max_length = 128)]
+    actor: Option<String>,
+    /// Only entries of this action, e.g. `alias.set`, `version.create`, `token.revoke`
+    #[param(max_length = 64)]
+    action: Option<String>,
     /// At most this many entries, newest first (1..=1000, default 100)
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -193,7 +200,7 @@ struct AuditQuery {
 #[utoipa::path(tag = "admin", params(AuditQuery), responses(
     (status = 200, description = "One page of entries, newest first", body = Vec<AuditEntry>,
         headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when this one is full"))),
-    (status = 400, description = "`limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number (`invalid_query`)", body = ErrorResponse),
+    (status = 400, description = "`limit` outside 1 to 1000 or a cursor this server did not give (`invalid_page`), or `limit` not a number or a filter too long (`invalid_query`)", body = ErrorResponse),
 ))]
 #[get("/audit")]
 async fn audit_log(
@@ -207,7 +214,25 @@ async fn audit_log(
         cursor: query.cursor,
     }
     .page()?;
-    let entries = services.namespaces.audit(query.target, page).await?;
+    for (name, value, max) in [
+        ("target", &query.target, 512),
+        ("actor", &query.actor, 128),
+        ("action", &query.action, 64),
+    ] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+            return Err(Error::bad_request(
+                kiln_core::ErrorCode::InvalidQuery,
+                format!("{name} is longer than {max} characters"),
+            ));
+        }
+    }
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let filter = AuditFilter {
+        target: given(query.target),
+        actor: given(query.actor),
+        action: given(query.action),
+    };
+    let entries = services.namespaces.audit(filter, page).await?;
     Ok(page_response(&req, entries))
 }
 

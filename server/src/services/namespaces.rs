@@ -7,6 +7,7 @@ use kiln_core::api::{AuditEntry, Member, NamespaceSettings, NamespaceSummary, Ro
 use serde_json::json;
 
 use crate::db::records::{NamespaceRow, UserRow};
+pub use crate::db::repos::audit::AuditFilter;
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::{memberships, namespaces, users};
 use crate::db::{Database, DbConnection};
@@ -185,10 +186,10 @@ impl NamespaceService {
             .await
     }
 
-    /// Audit entries newest first (about `target` when given), a page at a time.
+    /// Audit entries newest first that pass `filter`, a page at a time.
     pub async fn audit(
         &self,
-        target: Option<String>,
+        filter: AuditFilter,
         page: PageRequest,
     ) -> Result<Paged<AuditEntry>, Error> {
         let after = match page.after::<2>()? {
@@ -198,7 +199,7 @@ impl NamespaceService {
         let limit = page.limit;
         let rows = self
             .db
-            .run(move |conn| Ok(audit::list(conn, target.as_deref(), after, limit)?))
+            .run(move |conn| Ok(audit::list(conn, &filter, after, limit)?))
             .await?;
         Ok(
             Paged::new(rows, &page, |r| vec![time_key(&r.created_at), r.id.clone()]).map(|r| {

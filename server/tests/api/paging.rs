@@ -127,9 +127,23 @@ async fn every_listing_pages_by_cursor(app: TestApp) {
         ("/api/v1/runners", 3),
         ("/api/v1/audit", 20),
         ("/api/v1/audit?target=acme/m@a", 3),
+        ("/api/v1/audit?action=alias.set", 5),
     ] {
         pages_equal_one_page(&app, path, at_least).await;
     }
+    // The audit log's filters hold together: who, what, about what.
+    let entries: Vec<Value> = expect_json(
+        app.get("/api/v1/audit?action=alias.set&actor=admin&target=acme/m@a&limit=1000")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e["action"] == "alias.set"
+            && e["actor"] == "admin"
+            && e["target"] == "acme/m@a")
+    );
 }
 
 async fn versions_pushed_while_paging_neither_shift_nor_repeat_pages(app: TestApp) {

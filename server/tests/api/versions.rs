@@ -172,7 +172,17 @@ async fn deleting_a_version_is_explicit_and_audited(app: TestApp) {
 
     let entries = app
         .db
-        .run(|conn| Ok(audit::list(conn, Some("acme/m:1"), None, 10)?))
+        .run(|conn| {
+            Ok(audit::list(
+                conn,
+                &audit::AuditFilter {
+                    target: Some("acme/m:1".into()),
+                    ..Default::default()
+                },
+                None,
+                10,
+            )?)
+        })
         .await
         .unwrap();
     let actions: Vec<&str> = entries.iter().rev().map(|e| e.action.as_str()).collect();
@@ -242,7 +252,17 @@ async fn deleting_a_model_takes_its_versions_and_is_refused_while_aliased(app: T
 
     let entries = app
         .db
-        .run(|conn| Ok(audit::list(conn, Some("acme/gone"), None, 10)?))
+        .run(|conn| {
+            Ok(audit::list(
+                conn,
+                &audit::AuditFilter {
+                    target: Some("acme/gone".into()),
+                    ..Default::default()
+                },
+                None,
+                10,
+            )?)
+        })
         .await
         .unwrap();
     let deleted = entries

@@ -163,6 +163,26 @@ async fn pages_follow_the_access_rules_and_sessions(app: TestApp) {
         "a refused form changed nothing"
     );
 
+    // An alias's own page has its whole history.
+    app.settled_version("acme/hidden:1").await;
+    let admin = app.request(
+        reqwest::Method::PUT,
+        "/api/v1/models/acme/hidden/aliases/prod",
+    );
+    let moved = admin.json(&serde_json::json!({ "version": "1" }));
+    expect_json::<Value>(moved.send().await.unwrap(), StatusCode::OK).await;
+    let alias = get(&app, "/models/acme/hidden/aliases/prod", Some(&session)).await;
+    assert_eq!(alias.status(), StatusCode::OK);
+    assert!(alias.text().await.unwrap().contains("alias-history"));
+    assert_eq!(
+        get(&app, "/models/acme/hidden/aliases/prod", None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let audit = get(&app, "/audit?action=model.visibility", Some(&session)).await;
+    assert_eq!(audit.status(), StatusCode::OK);
+
     let out = post_form(&app, "/sign-out", &session, &[("csrf", &csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(

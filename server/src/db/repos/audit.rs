@@ -36,10 +36,21 @@ pub fn record(
     Ok(())
 }
 
-/// Entries newest first (about `target` when given), from the one after (`created_at`, `id`) `after`.
+/// Which entries a listing keeps: every condition given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// What the entry is about, e.g. `acme/sentiment@production`.
+    pub target: Option<String>,
+    /// Who did it (a user's name, `runner:NAME`, `anonymous`).
+    pub actor: Option<String>,
+    /// What was done, e.g. `alias.set`.
+    pub action: Option<String>,
+}
+
+/// Entries newest first that pass `filter`, from the one after (`created_at`, `id`) `after`.
 pub fn list(
     conn: &mut DbConnection,
-    target: Option<&str>,
+    filter: &AuditFilter,
     after: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<AuditRow>> {
@@ -48,8 +59,14 @@ pub fn list(
         .limit(limit)
         .select(AuditRow::as_select())
         .into_boxed();
-    if let Some(target) = target {
-        query = query.filter(audit_log::target.eq(target.to_owned()));
+    if let Some(target) = &filter.target {
+        query = query.filter(audit_log::target.eq(target.clone()));
+    }
+    if let Some(actor) = &filter.actor {
+        query = query.filter(audit_log::actor.eq(actor.clone()));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_log::action.eq(action.clone()));
     }
     if let Some((at, id)) = after {
         // The first bound alone is redundant; it lets the index range scan start at the cursor instead of

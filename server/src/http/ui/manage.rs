@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::http::actor;
 use crate::http::params::ModelPath;
 use crate::services::Services;
+use crate::services::namespaces::AuditFilter;
 use crate::services::paging::PageRequest;
 
 #[derive(Template)]
@@ -204,6 +205,8 @@ pub struct AuditRow {
 struct AuditPage {
     layout: Layout,
     target: String,
+    actor: String,
+    action: String,
     entries: Vec<AuditRow>,
     next_page: Option<String>,
 }
@@ -212,6 +215,10 @@ struct AuditPage {
 pub struct AuditQuery {
     #[serde(default)]
     target: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
     cursor: Option<String>,
 }
 
@@ -227,11 +234,16 @@ async fn audit_list(
         .access
         .decide(Rule::GlobalAdmin, &visitor.principal, None, None)
         .await?;
-    let target = query.target.trim().to_owned();
+    let given = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let filter = AuditFilter {
+        target: given(&query.target),
+        actor: given(&query.actor),
+        action: given(&query.action),
+    };
     let listed = services
         .namespaces
         .audit(
-            Some(target.clone()).filter(|t| !t.is_empty()),
+            filter,
             PageRequest::new(Some(100), query.cursor.as_deref())?,
         )
         .await?;
@@ -250,7 +262,9 @@ async fn audit_list(
         .collect();
     page(&AuditPage {
         layout: Layout::of(&visitor),
-        target,
+        target: query.target.clone(),
+        actor: query.actor.clone(),
+        action: query.action.clone(),
         entries,
         next_page: listed.next.map(|c| next_link(&req, &c)),
     })

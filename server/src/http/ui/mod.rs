@@ -8,6 +8,7 @@
 //! without inline scripts, `frame-ancestors 'none'`, `nosniff` and a same-origin Referrer-Policy.
 
 mod account;
+mod alias_page;
 mod browse;
 mod chart;
 mod display;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(browse::models_list)
         .service(browse::model_detail)
         .service(browse::version_detail)
+        .service(alias_page::alias_detail)
         .service(manage::move_alias)
         .service(manage::set_visibility)
         .service(manage::runners_list)

@@ -125,6 +125,20 @@ async fn card(
     Ok(None)
 }
 
+pub fn move_row(e: kiln_core::deployment::AliasEvent) -> Move {
+    Move {
+        sequence: e.sequence,
+        from: e
+            .from
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "(new)".into()),
+        to: e.to.to_string(),
+        actor: e.actor,
+        at: display::date(&e.at),
+        at_iso: display::iso(&e.at),
+    }
+}
+
 async fn alias_rows(
     services: &Services,
     ns: &NamespaceName,
@@ -151,21 +165,7 @@ async fn alias_rows(
             version: alias.version.to_string(),
             sequence: alias.sequence,
             history_truncated: history.next.is_some(),
-            history: history
-                .items
-                .into_iter()
-                .map(|e| Move {
-                    sequence: e.sequence,
-                    from: e
-                        .from
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "(new)".into()),
-                    to: e.to.to_string(),
-                    actor: e.actor,
-                    at: display::date(&e.at),
-                    at_iso: display::iso(&e.at),
-                })
-                .collect(),
+            history: history.items.into_iter().map(move_row).collect(),
         });
     }
     Ok(rows)

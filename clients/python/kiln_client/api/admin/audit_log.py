@@ -13,6 +13,8 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     *,
     target: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    action: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -20,6 +22,10 @@ def _get_kwargs(
     params: dict[str, Any] = {}
 
     params["target"] = target
+
+    params["actor"] = actor
+
+    params["action"] = action
 
     params["limit"] = limit
 
@@ -95,6 +101,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    action: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AuditEntry]]:
@@ -104,6 +112,8 @@ def sync_detailed(
 
     Args:
         target (str | Unset):
+        actor (str | Unset):
+        action (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
 
@@ -117,6 +127,8 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         target=target,
+        actor=actor,
+        action=action,
         limit=limit,
         cursor=cursor,
     )
@@ -132,6 +144,8 @@ def sync(
     *,
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    action: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AuditEntry] | None:
@@ -141,6 +155,8 @@ def sync(
 
     Args:
         target (str | Unset):
+        actor (str | Unset):
+        action (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
 
@@ -155,6 +171,8 @@ def sync(
     return sync_detailed(
         client=client,
         target=target,
+        actor=actor,
+        action=action,
         limit=limit,
         cursor=cursor,
     ).parsed
@@ -164,6 +182,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    action: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | list[AuditEntry]]:
@@ -173,6 +193,8 @@ async def asyncio_detailed(
 
     Args:
         target (str | Unset):
+        actor (str | Unset):
+        action (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
 
@@ -186,6 +208,8 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         target=target,
+        actor=actor,
+        action=action,
         limit=limit,
         cursor=cursor,
     )
@@ -199,6 +223,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     target: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    action: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | list[AuditEntry] | None:
@@ -208,6 +234,8 @@ async def asyncio(
 
     Args:
         target (str | Unset):
+        actor (str | Unset):
+        action (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
 
@@ -223,6 +251,8 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             target=target,
+            actor=actor,
+            action=action,
             limit=limit,
             cursor=cursor,
         )
