@@ -48,6 +48,8 @@ scripts/openapi-check.sh
 scripts/schemathesis.sh
 # The web UI in Debian's Chromium over WebDriver, against a real server with its embedded runner.
 scripts/ui-test.sh
+# The OCI endpoint with real registry clients: skopeo and oras.
+scripts/oci-test.sh
 # The Python client generated from that document (not stale) and its hand-written layer, pytest against a
 # real server: push a folder, wait, pull it back byte for byte, verify the manifest with only the JWKS.
 scripts/python-client.sh

@@ -121,6 +121,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    oci_documents (model_id, digest) {
+        model_id -> Text,
+        digest -> Text,
+        media_type -> Text,
+        body -> Text,
+    }
+}
+
+diesel::table! {
     ui_sessions (id_hash) {
         id_hash -> Text,
         user_id -> Text,

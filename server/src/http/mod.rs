@@ -13,6 +13,7 @@ mod health;
 mod json_object;
 mod manifests;
 mod models;
+pub mod oci;
 mod openapi;
 mod pages;
 mod params;

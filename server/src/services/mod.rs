@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod health;
 pub mod manifests;
 pub mod namespaces;
+pub mod oci;
 pub mod paging;
 pub mod registry;
 pub mod runners;
@@ -36,6 +37,7 @@ pub struct Services {
     pub health: health::HealthService,
     pub manifests: manifests::ManifestService,
     pub namespaces: namespaces::NamespaceService,
+    pub oci: oci::OciService,
     pub registry: registry::RegistryService,
     pub runners: runners::RunnerService,
     pub sessions: sessions::SessionService,
@@ -80,6 +82,7 @@ impl Services {
             health: health::HealthService::new(db.clone(), store.clone()),
             manifests: manifests::ManifestService::new(db.clone(), signer.clone()),
             namespaces: namespaces::NamespaceService::new(db.clone()),
+            oci: oci::OciService::new(db.clone()),
             registry: registry::RegistryService::new(db.clone(), pipeline),
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
             uploads: uploads::UploadService::new(db, store),

@@ -316,6 +316,7 @@ fn http_server(
             })
             .into_app()
             .configure(crate::http::ui::routes)
+            .configure(crate::http::oci::routes)
             .default_service(web::to(|req: actix_web::HttpRequest| async move {
                 // A route that exists, asked with a method it does not take (the /api/v1 routes are
                 // answered by the access rules; these are the GET-only service routes: health, keys,

@@ -13,6 +13,7 @@ mod hostile;
 mod http_semantics;
 mod listing;
 mod manifests;
+mod oci;
 mod paging;
 mod pipeline;
 mod runners;

@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod memberships;
 pub mod models;
 pub mod namespaces;
+pub mod oci_documents;
 pub mod pipeline_jobs;
 pub mod runners;
 pub mod sessions;

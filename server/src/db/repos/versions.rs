@@ -189,3 +189,28 @@ pub fn set_status(conn: &mut DbConnection, version_id: &str, status: &str) -> Qu
         .execute(conn)?;
     Ok(())
 }
+
+/// The size of a file with this digest in any version of the model, when one has it.
+pub fn file_size_by_digest(
+    conn: &mut DbConnection,
+    model_id: &str,
+    digest: &str,
+) -> QueryResult<Option<i64>> {
+    version_files::table
+        .inner_join(versions::table)
+        .filter(versions::model_id.eq(model_id))
+        .filter(version_files::digest.eq(digest))
+        .select(version_files::size)
+        .first(conn)
+        .optional()
+}
+
+/// Names of a model's versions that are ready, by name.
+pub fn ready_names(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<String>> {
+    versions::table
+        .filter(versions::model_id.eq(model_id))
+        .filter(versions::status.eq("ready"))
+        .order(versions::version.asc())
+        .select(versions::version)
+        .load(conn)
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# kiln's /v2/ OCI endpoint with real registry clients: skopeo (Debian's) and oras (the oras package from
+# PyPI, pinned, in a venv under target/), against a real kiln-server on the embedded default. The tests
+# (tests/oci) push models with the kiln CLI, then pull them by tag, alias and digest, anonymously and with
+# credentials, and compare every layer with kiln's own file digests.
+# Installs skopeo with apt when it is missing. Part of scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+oras_version=0.2.43
+pytest_version=9.2.0
+
+if ! command -v skopeo >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends skopeo >/dev/null
+fi
+venv=target/py-oci
+pins="oras==$oras_version pytest==$pytest_version"
+if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet $pins
+  echo "$pins" >"$venv/.pins"
+fi
+
+cargo build --quiet -p kiln-server -p kiln-cli
+cargo build --quiet -p kiln-onnx --example sample_onnx
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+source scripts/throwaway-server.sh
+start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=100000
+export KILN_BIN="$bin/kiln" KILN_SAMPLE_ONNX="$bin/examples/sample_onnx" KILN_PORT="$port"
+"$venv/bin/pytest" -q -p no:cacheprovider tests/oci

@@ -1,0 +1,280 @@
+//! `/v2/` as an OCI registry client sees it (pull), on both backends: a version is a ModelPack artifact
+//! whose layers are its files by their kiln digests, tags are versions and aliases, the exact bytes come
+//! back by digest, and the REST API's access rules hold. (scripts/oci-test.sh runs skopeo and oras.)
+
+use base64::Engine;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RANGE, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN_TOKEN, TestApp, expect_json};
+
+fn basic(user: &str, secret: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+    format!("Basic {encoded}")
+}
+
+async fn get(app: &TestApp, path: &str, auth: Option<&str>) -> Response {
+    let mut request = app.http.get(app.url(path));
+    if let Some(auth) = auth {
+        request = request.header(AUTHORIZATION, auth);
+    }
+    request.send().await.unwrap()
+}
+
+/// The spec's error body: the first error's code.
+async fn oci_error(response: Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    body["errors"][0]["code"].as_str().unwrap().to_owned()
+}
+
+async fn push(app: &TestApp, reference: &str, files: &[(&str, &[u8])]) {
+    expect_json::<Value>(app.push(reference, files).await, StatusCode::CREATED).await;
+    app.settled_version(reference).await;
+}
+
+async fn a_version_is_a_modelpack_artifact_over_its_own_blobs(app: TestApp) {
+    let admin = basic("admin", ADMIN_TOKEN);
+    push(
+        &app,
+        "acme/m:1.0.0",
+        &[("weights.dat", b"weights"), ("README.md", b"# card")],
+    )
+    .await;
+    push(&app, "acme/m:2.0+rc1", &[("weights.dat", b"weights 2")]).await;
+
+    let base = get(&app, "/v2/", None).await;
+    assert_eq!(
+        base.status(),
+        StatusCode::UNAUTHORIZED,
+        "the challenge clients learn from"
+    );
+    assert!(
+        base.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    assert_eq!(
+        get(&app, "/v2/", Some(&admin)).await.status(),
+        StatusCode::OK
+    );
+
+    let tags: Value = get(&app, "/v2/acme/m/tags/list", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags,
+        json!({ "name": "acme/m", "tags": ["1.0.0", "2.0_rc1"] })
+    );
+    let first = get(&app, "/v2/acme/m/tags/list?n=1", Some(&admin)).await;
+    assert!(
+        first.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("last=1.0.0")
+    );
+    let rest: Value = get(&app, "/v2/acme/m/tags/list?n=1&last=1.0.0", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["tags"], json!(["2.0_rc1"]));
+
+    let response = get(&app, "/v2/acme/m/manifests/1.0.0", Some(&admin)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[CONTENT_TYPE],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let digest = response.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(kiln_core::Sha256Digest::of(&bytes).to_string(), digest);
+    let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
+    let version: Value = expect_json(
+        app.get("/api/v1/models/acme/m/versions/1.0.0").await,
+        StatusCode::OK,
+    )
+    .await;
+    for file in version["files"].as_array().unwrap() {
+        let layer = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["annotations"]["org.cncf.model.filepath"] == file["path"])
+            .expect("a layer per file");
+        assert_eq!(
+            layer["digest"], file["digest"],
+            "a layer is the file's own blob"
+        );
+        assert_eq!(layer["size"], file["size"]);
+    }
+    // The same bytes by digest, and again by tag.
+    let by_digest = get(
+        &app,
+        &format!("/v2/acme/m/manifests/{digest}"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(by_digest.bytes().await.unwrap(), bytes);
+    let again = get(&app, "/v2/acme/m/manifests/1.0.0", Some(&admin)).await;
+    assert_eq!(again.bytes().await.unwrap(), bytes);
+    // A version name with `+` is tagged with `_`.
+    let rc = get(&app, "/v2/acme/m/manifests/2.0_rc1", Some(&admin)).await;
+    assert_eq!(rc.status(), StatusCode::OK);
+
+    let config = &manifest["config"];
+    let blob = get(
+        &app,
+        &format!("/v2/acme/m/blobs/{}", config["digest"].as_str().unwrap()),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(blob.status(), StatusCode::OK);
+    let config_bytes = blob.bytes().await.unwrap();
+    assert_eq!(config_bytes.len() as u64, config["size"].as_u64().unwrap());
+    let weights = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["annotations"]["org.cncf.model.filepath"] == "weights.dat")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let part = app
+        .http
+        .get(app.url(&format!("/v2/acme/m/blobs/{weights}")))
+        .header(AUTHORIZATION, &admin)
+        .header(RANGE, "bytes=1-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), b"eig");
+    let head = app
+        .http
+        .request(
+            Method::HEAD,
+            app.url(&format!("/v2/acme/m/blobs/{weights}")),
+        )
+        .header(AUTHORIZATION, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["docker-content-digest"].to_str().unwrap(),
+        weights
+    );
+
+    let missing = get(&app, "/v2/acme/m/manifests/9.9.9", Some(&admin)).await;
+    assert_eq!(
+        oci_error(missing, StatusCode::NOT_FOUND).await,
+        "MANIFEST_UNKNOWN"
+    );
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let unknown = get(&app, &format!("/v2/acme/m/blobs/{zeros}"), Some(&admin)).await;
+    assert_eq!(
+        oci_error(unknown, StatusCode::NOT_FOUND).await,
+        "BLOB_UNKNOWN"
+    );
+    let bad = get(&app, "/v2/acme/m/blobs/sha256:xyz", Some(&admin)).await;
+    assert_eq!(
+        oci_error(bad, StatusCode::BAD_REQUEST).await,
+        "DIGEST_INVALID"
+    );
+}
+
+async fn aliases_are_tags_and_access_rules_hold(app: TestApp) {
+    let admin = basic("admin", ADMIN_TOKEN);
+    push(&app, "acme/m:1", &[("w.bin", b"one")]).await;
+    push(&app, "acme/m:2", &[("w.bin", b"two")]).await;
+    push(&app, "other/x:1", &[("w.bin", b"other model's bytes")]).await;
+    let set = |version: &'static str| {
+        app.request(Method::PUT, "/api/v1/models/acme/m/aliases/production")
+            .json(&json!({ "version": version }))
+    };
+    expect_json::<Value>(set("1").send().await.unwrap(), StatusCode::OK).await;
+    let digest_of = |r: Response| {
+        r.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let v1 = digest_of(get(&app, "/v2/acme/m/manifests/1", Some(&admin)).await);
+    assert_eq!(
+        digest_of(get(&app, "/v2/acme/m/manifests/production", Some(&admin)).await),
+        v1
+    );
+    expect_json::<Value>(set("2").send().await.unwrap(), StatusCode::OK).await;
+    let v2 = digest_of(get(&app, "/v2/acme/m/manifests/2", Some(&admin)).await);
+    assert_eq!(
+        digest_of(get(&app, "/v2/acme/m/manifests/production", Some(&admin)).await),
+        v2,
+        "moving the alias moves the tag"
+    );
+
+    // Private: anonymous callers are challenged (as for a repository that does not exist), another
+    // namespace's user sees no such repository, and a blob of another model is not this repository's.
+    for path in [
+        "/v2/acme/m/tags/list",
+        "/v2/acme/m/manifests/1",
+        "/v2/acme/nothing/manifests/1",
+    ] {
+        let anonymous = get(&app, path, None).await;
+        assert_eq!(
+            oci_error(anonymous, StatusCode::UNAUTHORIZED).await,
+            "UNAUTHORIZED",
+            "{path}"
+        );
+    }
+    let user = json!({ "name": "mallory", "password": "mallory's long password" });
+    expect_json::<Value>(
+        app.post_json("/api/v1/users", &user).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let mallory = basic("mallory", "mallory's long password");
+    let refused = get(&app, "/v2/acme/m/manifests/1", Some(&mallory)).await;
+    assert_eq!(
+        oci_error(refused, StatusCode::NOT_FOUND).await,
+        "NAME_UNKNOWN"
+    );
+    let wrong = get(&app, "/v2/", Some(&basic("mallory", "not the password"))).await;
+    assert_eq!(
+        oci_error(wrong, StatusCode::UNAUTHORIZED).await,
+        "UNAUTHORIZED"
+    );
+    let foreign = kiln_core::Sha256Digest::of(b"other model's bytes");
+    let crossed = get(&app, &format!("/v2/acme/m/blobs/{foreign}"), Some(&admin)).await;
+    assert_eq!(
+        oci_error(crossed, StatusCode::NOT_FOUND).await,
+        "BLOB_UNKNOWN"
+    );
+
+    // Public: anyone pulls, with or without the empty credentials clients answer a challenge with.
+    let public = app
+        .request(Method::PUT, "/api/v1/models/acme/m/visibility")
+        .json(&json!({ "visibility": "public" }));
+    expect_json::<Value>(public.send().await.unwrap(), StatusCode::OK).await;
+    for auth in [None, Some(basic("", "").as_str())] {
+        let pulled = get(&app, "/v2/acme/m/manifests/production", auth).await;
+        assert_eq!(pulled.status(), StatusCode::OK);
+    }
+}
+
+crate::on_every_backend!(
+    a_version_is_a_modelpack_artifact_over_its_own_blobs,
+    aliases_are_tags_and_access_rules_hold,
+);

@@ -1,0 +1,129 @@
+"""kiln's /v2/ endpoint through real OCI clients: skopeo and oras."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import oras.client
+import pytest
+
+SERVER = os.environ["KILN_SERVER"]
+TOKEN = os.environ["KILN_TOKEN"]
+KILN = os.environ["KILN_BIN"]
+HOST = f"127.0.0.1:{os.environ['KILN_PORT']}"
+CLI_CONFIG = tempfile.mkdtemp(prefix="kiln-oci-cli-")
+# Registry credentials (oras's login, skopeo's lookups) stay in a folder of this run, not the user's home.
+AUTH_DIR = tempfile.mkdtemp(prefix="kiln-oci-auth-")
+os.environ["DOCKER_CONFIG"] = AUTH_DIR
+os.environ["REGISTRY_AUTH_FILE"] = os.path.join(AUTH_DIR, "auth.json")
+
+
+def kiln(*args: str) -> str:
+    env = {**os.environ, "XDG_CONFIG_HOME": CLI_CONFIG}
+    done = subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"kiln {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300)
+    assert not check or done.returncode == 0, done.stderr
+    return done
+
+
+def files_of(reference: str) -> dict[str, str]:
+    namespace, rest = reference.split("/", 1)
+    model, version = rest.split(":", 1)
+    request = urllib.request.Request(f"{SERVER}/api/v1/models/{namespace}/{model}/versions/{version}")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(request) as response:
+        return {f["path"]: f["digest"] for f in json.load(response)["files"]}
+
+
+def settled(reference: str) -> None:
+    for _ in range(600):
+        if json.loads(kiln("show", reference, "--json"))["status"] in ("ready", "failed"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{reference} did not settle")
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    folder = root / "m"
+    subprocess.run([os.environ["KILN_SAMPLE_ONNX"], str(folder)], check=True, capture_output=True)
+    (folder / "README.md").write_text("# a model card\n")
+    kiln("push", str(folder), "acme/m:1.0.0")
+    (folder / "README.md").write_text("# a model card, second edition\n")
+    kiln("push", str(folder), "acme/m:1.1.0")
+    secret = root / "secret"
+    secret.mkdir()
+    (secret / "weights.dat").write_bytes(b"private weights")
+    kiln("push", str(secret), "acme/secret:1")
+    for reference in ("acme/m:1.0.0", "acme/m:1.1.0", "acme/secret:1"):
+        settled(reference)
+    kiln("alias", "set", "acme/m", "production", "1.0.0")
+    kiln("visibility", "acme/m", "public")
+    return root
+
+
+def test_skopeo_copies_a_public_model_to_an_oci_layout_with_kilns_own_digests(models, tmp_path):
+    layout = tmp_path / "layout"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{HOST}/acme/m:1.0.0", f"oci:{layout}:1.0.0")
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":", 1)[1]
+    manifest = json.loads((layout / "blobs" / "sha256" / digest).read_text())
+    assert manifest["artifactType"] == "application/vnd.cncf.model.manifest.v1+json"
+    layers = {layer["annotations"]["org.cncf.model.filepath"]: layer["digest"] for layer in manifest["layers"]}
+    assert layers == files_of("acme/m:1.0.0"), "a layer is the file's kiln digest"
+    for path, layer_digest in layers.items():
+        blob = (layout / "blobs" / "sha256" / layer_digest.split(":", 1)[1]).read_bytes()
+        assert "sha256:" + hashlib.sha256(blob).hexdigest() == layer_digest, path
+
+
+def test_tags_are_versions_and_aliases_and_the_alias_follows_its_moves(models):
+    listed = json.loads(skopeo("list-tags", "--tls-verify=false", f"docker://{HOST}/acme/m").stdout)
+    assert set(listed["Tags"]) == {"1.0.0", "1.1.0", "production"}
+
+    def digest(tag: str) -> str:
+        inspected = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/m:{tag}").stdout
+        return "sha256:" + hashlib.sha256(inspected.encode()).hexdigest()
+
+    assert digest("production") == digest("1.0.0")
+    kiln("alias", "set", "acme/m", "production", "1.1.0")
+    assert digest("production") == digest("1.1.0")
+    kiln("alias", "set", "acme/m", "production", "1.0.0")
+
+
+def test_a_private_model_needs_credentials(models, tmp_path):
+    refused = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/secret:1", check=False)
+    assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower(), refused.stderr
+    allowed = skopeo(
+        "copy", "--src-tls-verify=false", "--src-creds", f"admin:{TOKEN}",
+        f"docker://{HOST}/acme/secret:1", f"oci:{tmp_path / 'secret'}:1",
+    )
+    assert allowed.returncode == 0
+
+
+def test_oras_pulls_by_tag_alias_and_digest(models, tmp_path):
+    client = oras.client.OrasClient(hostname=HOST, insecure=True, auth_backend="basic")
+    client.login(username="admin", password=TOKEN, hostname=HOST, config_path=os.path.join(AUTH_DIR, "config.json"))
+    expected = files_of("acme/m:1.0.0")
+    for tag in ("1.0.0", "production"):
+        out = tmp_path / tag
+        pulled = client.pull(target=f"{HOST}/acme/m:{tag}", outdir=str(out))
+        got = {str(Path(p).relative_to(out)): "sha256:" + hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in pulled}
+        assert got == expected, tag
+    by_digest = tmp_path / "by-digest"
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/m:1.0.0").stdout
+    pinned = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    pulled = client.pull(target=f"{HOST}/acme/m@{pinned}", outdir=str(by_digest))
+    assert sorted(str(Path(p).relative_to(by_digest)) for p in pulled) == sorted(expected)
