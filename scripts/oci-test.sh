@@ -2,12 +2,14 @@
 # kiln's /v2/ OCI endpoint with real registry clients: skopeo (Debian's) and oras (the oras package from
 # PyPI, pinned, in a venv under target/), against a real kiln-server on the embedded default. The tests
 # (tests/oci) push models with the kiln CLI, then pull them by tag, alias and digest, anonymously and with
-# credentials, and compare every layer with kiln's own file digests.
+# credentials, compare every layer with kiln's own file digests, and verify the signed deployment manifest
+# found through the referrers API with PyJWT and only the JWKS.
 # Installs skopeo with apt when it is missing. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 oras_version=0.2.43
 pytest_version=9.2.0
+pyjwt_version=2.10.1
 
 if ! command -v skopeo >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
@@ -15,7 +17,7 @@ if ! command -v skopeo >/dev/null; then
   apt-get install -y -qq --no-install-recommends skopeo >/dev/null
 fi
 venv=target/py-oci
-pins="oras==$oras_version pytest==$pytest_version"
+pins="oras==$oras_version pytest==$pytest_version pyjwt[crypto]==$pyjwt_version"
 if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   python3 -m venv "$venv"
   # shellcheck disable=SC2086

@@ -91,7 +91,9 @@ def test_skopeo_copies_a_public_model_to_an_oci_layout_with_kilns_own_digests(mo
 
 def test_tags_are_versions_and_aliases_and_the_alias_follows_its_moves(models):
     listed = json.loads(skopeo("list-tags", "--tls-verify=false", f"docker://{HOST}/acme/m").stdout)
-    assert set(listed["Tags"]) == {"1.0.0", "1.1.0", "production"}
+    tags = set(listed["Tags"])
+    assert {"1.0.0", "1.1.0", "production", "1.0.0-onnx", "1.1.0-onnx"} <= tags, tags
+    assert all(t in ("production",) or t.startswith(("1.0.0", "1.1.0")) for t in tags), tags
 
     def digest(tag: str) -> str:
         inspected = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/m:{tag}").stdout
@@ -127,3 +129,24 @@ def test_oras_pulls_by_tag_alias_and_digest(models, tmp_path):
     pinned = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
     pulled = client.pull(target=f"{HOST}/acme/m@{pinned}", outdir=str(by_digest))
     assert sorted(str(Path(p).relative_to(by_digest)) for p in pulled) == sorted(expected)
+
+
+def test_the_signed_manifest_is_a_referrer_that_pyjwt_verifies_with_only_the_jwks(models):
+    import jwt
+
+    def fetch(path: str) -> bytes:
+        with urllib.request.urlopen(f"{SERVER}{path}") as response:
+            return response.read()
+
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/m:1.0.0").stdout
+    subject = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    index = json.loads(fetch(f"/v2/acme/m/referrers/{subject}"))
+    [referrer] = [m for m in index["manifests"] if m["artifactType"] == "application/vnd.kiln.deployment-manifest.v1+jws"]
+    manifest = json.loads(fetch(f"/v2/acme/m/manifests/{referrer['digest']}"))
+    assert manifest["subject"]["digest"] == subject
+    token = fetch(f"/v2/acme/m/blobs/{manifest['layers'][0]['digest']}").decode()
+    keys = jwt.PyJWKClient(f"{SERVER}/.well-known/jwks.json")
+    key = keys.get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["EdDSA"], options={"verify_aud": False})
+    assert claims["model"] == "acme/m" and claims["version"] == "1.0.0"
+    assert {f["sha256"] for f in claims["sources"]} == set(files_of("acme/m:1.0.0").values())

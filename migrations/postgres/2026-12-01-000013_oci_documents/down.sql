@@ -1,1 +1,2 @@
+DROP INDEX oci_documents_subject;
 DROP TABLE oci_documents;

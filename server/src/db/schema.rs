@@ -126,6 +126,9 @@ diesel::table! {
         digest -> Text,
         media_type -> Text,
         body -> Text,
+        version_id -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        artifact_type -> Nullable<Text>,
     }
 }
 
@@ -286,6 +289,7 @@ diesel::allow_tables_to_appear_in_same_query!(model_tags, versions);
 diesel::allow_tables_to_appear_in_same_query!(variants, namespaces);
 diesel::allow_tables_to_appear_in_same_query!(variants, models);
 diesel::allow_tables_to_appear_in_same_query!(variants, versions);
+diesel::allow_tables_to_appear_in_same_query!(variant_files, versions);
 
 diesel::table! {
     runners (id) {

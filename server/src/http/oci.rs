@@ -378,10 +378,67 @@ async fn blob(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct ReferrersQuery {
+    #[serde(rename = "artifactType")]
+    artifact_type: Option<String>,
+}
+
+/// The referrers API: an image index of the manifests whose subject is this digest (a version's signed
+/// deployment manifest, attached to every manifest served for it), filtered by `artifactType`. An
+/// unknown subject has an empty list (the spec forbids 404 here).
+#[get("/v2/{namespace}/{model}/referrers/{digest}")]
+async fn referrers(
+    services: Data<Services>,
+    req: HttpRequest,
+    path: Path<DigestPath>,
+    query: Query<ReferrersQuery>,
+) -> Result<HttpResponse, OciError> {
+    let (ns, model): (NamespaceName, ModelName) = (path.namespace.parse()?, path.model.parse()?);
+    let principal = reader(&services, &req, &ns, &model).await?;
+    let filter = query.into_inner().artifact_type;
+    let entries = services
+        .oci
+        .referrers(
+            ns.clone(),
+            model.clone(),
+            path.digest.clone(),
+            filter.clone(),
+        )
+        .await
+        .map_err(|e| refusal(e, &principal, &ns, &model))?
+        .unwrap_or_default();
+    let manifests: Vec<serde_json::Value> = entries
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "mediaType": crate::services::oci::modelpack::MANIFEST_MEDIA_TYPE,
+                "digest": e.digest,
+                "size": e.size,
+                "artifactType": e.artifact_type,
+                "annotations": e.annotations,
+            })
+        })
+        .collect();
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("Docker-Distribution-API-Version", API_VERSION));
+    if filter.is_some() {
+        response.insert_header(("OCI-Filters-Applied", "artifactType"));
+    }
+    Ok(response
+        .content_type(crate::services::oci::modelpack::INDEX_MEDIA_TYPE)
+        .json(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::services::oci::modelpack::INDEX_MEDIA_TYPE,
+            "manifests": manifests,
+        })))
+}
+
 /// Registers `/v2/`.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.service(base)
         .service(tags)
         .service(manifest)
-        .service(blob);
+        .service(blob)
+        .service(referrers);
 }

@@ -274,7 +274,160 @@ async fn aliases_are_tags_and_access_rules_hold(app: TestApp) {
     }
 }
 
+fn onnx_relu() -> Vec<u8> {
+    use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
+    use kiln_onnx::proto::tensor_proto::DataType;
+    use prost::Message;
+    let mut g = GraphBuilder::new();
+    let shape = [DimSpec::Named("batch"), DimSpec::Fixed(4)];
+    let x = g.input("x", DataType::Float, &shape);
+    g.op_into("Relu", &[&x], vec![], "y");
+    g.output("y", DataType::Float, &shape);
+    g.finish("relu", 17, vec![]).encode_to_vec()
+}
+
+/// Variants are tags of their own over their own files, and the version's signed deployment manifest
+/// is a referrer of every manifest served for it: its JWS, fetched as a blob, is the API's.
+async fn variants_are_tags_and_the_signature_is_a_referrer(app: TestApp) {
+    let admin = basic("admin", ADMIN_TOKEN);
+    let model = onnx_relu();
+    push(&app, "acme/relu:1.0.0", &[("model.onnx", model.as_slice())]).await;
+    let tags: Value = get(&app, "/v2/acme/relu/tags/list", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tags: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"1.0.0") && tags.contains(&"1.0.0-onnx"),
+        "{tags:?}"
+    );
+    let detail: Value = expect_json(
+        app.get("/api/v1/models/acme/relu/versions/1.0.0").await,
+        StatusCode::OK,
+    )
+    .await;
+    for variant in detail["variants"].as_array().unwrap() {
+        let name = variant["name"].as_str().unwrap();
+        if variant["status"] != "deployable" {
+            continue;
+        }
+        let response = get(
+            &app,
+            &format!("/v2/acme/relu/manifests/1.0.0-{name}"),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let manifest: Value = response.json().await.unwrap();
+        let layers: Vec<&Value> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| &l["digest"])
+            .collect();
+        let files: Vec<&Value> = variant["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| &f["digest"])
+            .collect();
+        assert_eq!(layers, files, "{name}: the variant's own files");
+        let blob = get(
+            &app,
+            &format!("/v2/acme/relu/blobs/{}", files[0].as_str().unwrap()),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(blob.status(), StatusCode::OK);
+    }
+
+    let served = get(&app, "/v2/acme/relu/manifests/1.0.0", Some(&admin)).await;
+    let digest = served.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "/v2/acme/relu/referrers/{digest}?artifactType=application/vnd.kiln.deployment-manifest.v1%2Bjws"
+    );
+    let listed = get(&app, &path, Some(&admin)).await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(listed.headers()["oci-filters-applied"], "artifactType");
+    let index: Value = listed.json().await.unwrap();
+    let referrer = &index["manifests"][0];
+    assert_eq!(
+        referrer["artifactType"],
+        "application/vnd.kiln.deployment-manifest.v1+jws"
+    );
+    let referrer_manifest: Value = get(
+        &app,
+        &format!(
+            "/v2/acme/relu/manifests/{}",
+            referrer["digest"].as_str().unwrap()
+        ),
+        Some(&admin),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(referrer_manifest["subject"]["digest"], digest.as_str());
+    let jws = get(
+        &app,
+        &format!(
+            "/v2/acme/relu/blobs/{}",
+            referrer_manifest["layers"][0]["digest"].as_str().unwrap()
+        ),
+        Some(&admin),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let signed: Value = expect_json(
+        app.get("/api/v1/models/acme/relu/versions/1.0.0/manifest")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        jws,
+        signed["jws"].as_str().unwrap(),
+        "the JWS is the API's own"
+    );
+    let none = get(
+        &app,
+        &format!(
+            "/v2/acme/relu/referrers/{}",
+            "sha256:".to_owned() + &"1".repeat(64)
+        ),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(
+        none.status(),
+        StatusCode::OK,
+        "an unknown subject has no referrers, not a 404"
+    );
+    let other: Value = get(
+        &app,
+        &format!("{}&x=1", path.replace("v1%2Bjws", "v9%2Bjws")),
+        Some(&admin),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(other["manifests"], json!([]));
+}
+
 crate::on_every_backend!(
     a_version_is_a_modelpack_artifact_over_its_own_blobs,
     aliases_are_tags_and_access_rules_hold,
+    variants_are_tags_and_the_signature_is_a_referrer,
 );

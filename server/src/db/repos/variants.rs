@@ -75,3 +75,24 @@ pub fn find_file(
         .first(conn)
         .optional()
 }
+
+/// The size of a variant file with this digest in any version of the model, when one has it.
+pub fn file_size_by_digest(
+    conn: &mut DbConnection,
+    model_id: &str,
+    digest: &str,
+) -> QueryResult<Option<i64>> {
+    use crate::db::schema::versions;
+    variant_files::table
+        .filter(variant_files::digest.eq(digest))
+        .filter(
+            variant_files::version_id.eq_any(
+                versions::table
+                    .filter(versions::model_id.eq(model_id))
+                    .select(versions::id),
+            ),
+        )
+        .select(variant_files::size)
+        .first(conn)
+        .optional()
+}

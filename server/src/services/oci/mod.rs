@@ -1,8 +1,10 @@
 //! The registry as an OCI distribution registry (pull): repository `namespace/model`; tags are version
-//! names (a `+`, which OCI tags lack, is written `_`; kiln names never hold `_`) and alias names (a
-//! version's name wins over an alias of the same name: versions never move); each ready version is a
-//! ModelPack artifact whose layers are its files as stored. Manifests and configs are kept by digest once
-//! served (`oci_documents`), so a digest a client pinned answers the same bytes later.
+//! names (a `+`, which OCI tags lack, is written `_`; kiln names never hold `_`), alias names (a version's
+//! name wins over an alias of the same name: versions never move), and `VERSION-VARIANT` for each
+//! deployable variant of a ready version (`1.0.0-int8`). Each is a ModelPack artifact whose layers are the
+//! files as stored; the version's signed deployment manifest is attached to it as a referrer. Manifests,
+//! configs and signatures are kept by digest once served (`oci_documents`), so a digest a client pinned
+//! answers the same bytes later.
 
 pub mod modelpack;
 
@@ -10,11 +12,14 @@ use kiln_core::{AliasName, ModelName, NamespaceName, Sha256Digest};
 
 use crate::db::records::{ModelRow, VersionRow};
 use crate::db::repos::oci_documents::{self, OciDocument};
-use crate::db::repos::{aliases, models, versions};
+use crate::db::repos::{aliases, manifests, models, variants, versions};
 use crate::db::{Database, DbConnection};
 use crate::error::Error;
 use crate::services::downloads::LocatedFile;
-use modelpack::{CONFIG_MEDIA_TYPE, LayerFile, MANIFEST_MEDIA_TYPE};
+use modelpack::{
+    CONFIG_MEDIA_TYPE, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, JWS_MEDIA_TYPE, LayerFile,
+    MANIFEST_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE, sha256_hex,
+};
 
 /// A manifest reference: a tag or a digest.
 pub enum Reference {
@@ -39,15 +44,23 @@ pub struct ServedManifest {
     pub body: String,
 }
 
+/// One entry of a referrers listing.
+pub struct ReferrerEntry {
+    pub digest: String,
+    pub size: usize,
+    pub artifact_type: String,
+    pub annotations: serde_json::Value,
+}
+
 /// Where a blob's bytes are.
 pub enum Blob {
-    /// A file of some version of the model, in the blob store.
+    /// A file of some version (or variant) of the model, in the blob store.
     File(LocatedFile),
-    /// A document kiln wrote (a config), with its media type.
+    /// A document kiln wrote (a config, a signature), with its media type.
     Document(OciDocument),
 }
 
-/// The version a tag names, as OCI writes version names.
+/// The tag of a version name.
 pub fn tag_of_version(version: &str) -> String {
     version.replace('+', "_")
 }
@@ -71,9 +84,8 @@ fn model_row(
         .ok_or_else(|| Error::not_found(format!("repository {ns}/{model}")))
 }
 
-/// The ready version a tag names: a version of that name, else the version an alias of that name
-/// points at.
-fn tagged_version(
+/// The ready version a version or alias tag names.
+fn named_version(
     conn: &mut DbConnection,
     model: &ModelRow,
     tag: &str,
@@ -90,42 +102,140 @@ fn tagged_version(
     }
 }
 
-/// Writes (and keeps) the ModelPack manifest and config of a version.
+/// What a tag names: a version (its files), or a deployable variant of one (`VERSION-VARIANT`, split at
+/// the first `-` after which a variant of that name exists).
+fn tagged(
+    conn: &mut DbConnection,
+    model: &ModelRow,
+    tag: &str,
+) -> Result<Option<(VersionRow, Option<String>)>, Error> {
+    if let Some(version) = named_version(conn, model, tag)? {
+        return Ok(Some((version, None)));
+    }
+    for (at, _) in tag.match_indices('-') {
+        let (name, variant) = (&tag[..at], &tag[at + 1..]);
+        let Some(version) = named_version(conn, model, name)? else {
+            continue;
+        };
+        let deployable = variants::for_version(conn, &version.id)?
+            .into_iter()
+            .any(|(row, _)| row.name == variant && row.status == "deployable");
+        if deployable {
+            return Ok(Some((version, Some(variant.to_owned()))));
+        }
+    }
+    Ok(None)
+}
+
+fn remember(
+    conn: &mut DbConnection,
+    model: &ModelRow,
+    version: &VersionRow,
+    media_type: &str,
+    body: &str,
+    subject: Option<(&str, &str)>,
+) -> Result<String, Error> {
+    let digest = sha256_hex(body.as_bytes());
+    oci_documents::remember(
+        conn,
+        &OciDocument {
+            model_id: model.id.clone(),
+            digest: digest.clone(),
+            media_type: media_type.to_owned(),
+            body: body.to_owned(),
+            version_id: Some(version.id.clone()),
+            subject: subject.map(|(digest, _)| digest.to_owned()),
+            artifact_type: subject.map(|(_, kind)| kind.to_owned()),
+        },
+    )?;
+    Ok(digest)
+}
+
+/// Writes (and keeps) the ModelPack manifest and config of a version or of one of its variants.
 fn manifest_of(
     conn: &mut DbConnection,
     ns: &NamespaceName,
     model: &ModelRow,
     version: &VersionRow,
+    variant: Option<&str>,
 ) -> Result<ServedManifest, Error> {
-    let files = versions::files(conn, &version.id)?;
+    let files: Vec<(String, String, i64)> = match variant {
+        None => versions::files(conn, &version.id)?
+            .into_iter()
+            .map(|f| (f.path, f.digest, f.size))
+            .collect(),
+        Some(variant) => variants::for_version(conn, &version.id)?
+            .into_iter()
+            .find(|(row, _)| row.name == variant)
+            .map(|(_, files)| files)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| (f.path, f.digest, f.size))
+            .collect(),
+    };
     let layers: Vec<LayerFile> = files
         .iter()
-        .map(|f| LayerFile {
-            path: &f.path,
-            digest: &f.digest,
-            size: f.size,
+        .map(|(path, digest, size)| LayerFile {
+            path,
+            digest,
+            size: *size,
         })
         .collect();
     let name = format!("{ns}/{}", model.name);
+    let label = match variant {
+        None => version.version.clone(),
+        Some(v) => format!("{}-{v}", version.version),
+    };
     let created = version.created_at.and_utc();
-    let config = modelpack::config_json(&name, &version.version, created, &layers);
-    let config_digest = Sha256Digest::of(config.as_bytes()).to_string();
+    let config = modelpack::config_json(&name, &label, created, &layers);
+    let config_digest = remember(conn, model, version, CONFIG_MEDIA_TYPE, &config, None)?;
     let body = modelpack::manifest_json(
         &name,
-        &version.version,
+        &label,
         created,
         &config_digest,
         config.len() as i64,
         &layers,
     );
-    let digest = Sha256Digest::of(body.as_bytes()).to_string();
-    oci_documents::remember(conn, &model.id, &config_digest, CONFIG_MEDIA_TYPE, &config)?;
-    oci_documents::remember(conn, &model.id, &digest, MANIFEST_MEDIA_TYPE, &body)?;
+    let digest = remember(conn, model, version, MANIFEST_MEDIA_TYPE, &body, None)?;
     Ok(ServedManifest {
         digest,
         media_type: MANIFEST_MEDIA_TYPE.to_owned(),
         body,
     })
+}
+
+/// Attaches the version's newest signed deployment manifest to a served manifest of it (once per JWS).
+fn attach_signature(
+    conn: &mut DbConnection,
+    model: &ModelRow,
+    version: &VersionRow,
+    subject: &OciDocument,
+) -> Result<(), Error> {
+    let Some(signed) = manifests::latest_for_version(conn, &version.id)? else {
+        return Ok(());
+    };
+    let jws_digest = remember(conn, model, version, JWS_MEDIA_TYPE, &signed.jws, None)?;
+    remember(conn, model, version, EMPTY_MEDIA_TYPE, EMPTY_CONFIG, None)?;
+    let payload: kiln_core::deployment::DeploymentManifest = serde_json::from_str(&signed.payload)?;
+    let body = modelpack::signature_json(
+        &subject.digest,
+        subject.body.len() as i64,
+        &jws_digest,
+        signed.jws.len() as i64,
+        &payload.subject(),
+        signed.sequence,
+        &signed.kid,
+    );
+    remember(
+        conn,
+        model,
+        version,
+        MANIFEST_MEDIA_TYPE,
+        &body,
+        Some((&subject.digest, SIGNATURE_ARTIFACT_TYPE)),
+    )?;
+    Ok(())
 }
 
 impl OciService {
@@ -144,10 +254,18 @@ impl OciService {
         self.db
             .run(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
-                let mut tags: Vec<String> = versions::ready_names(conn, &row.id)?
-                    .iter()
-                    .map(|v| tag_of_version(v))
-                    .collect();
+                let mut tags = Vec::new();
+                for name in versions::ready_names(conn, &row.id)? {
+                    let tag = tag_of_version(&name);
+                    let version = versions::find(conn, &row.id, &name)?
+                        .ok_or_else(|| Error::Internal(format!("version {name} vanished")))?;
+                    for (variant, _) in variants::for_version(conn, &version.id)? {
+                        if variant.status == "deployable" {
+                            tags.push(format!("{tag}-{}", variant.name));
+                        }
+                    }
+                    tags.push(tag);
+                }
                 tags.extend(
                     aliases::list(conn, &row.id, None, i64::MAX)?
                         .into_iter()
@@ -175,8 +293,14 @@ impl OciService {
             .run(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
                 match reference {
-                    Reference::Tag(tag) => match tagged_version(conn, &row, &tag)? {
-                        Some(version) => Ok(Some(manifest_of(conn, &ns, &row, &version)?)),
+                    Reference::Tag(tag) => match tagged(conn, &row, &tag)? {
+                        Some((version, variant)) => Ok(Some(manifest_of(
+                            conn,
+                            &ns,
+                            &row,
+                            &version,
+                            variant.as_deref(),
+                        )?)),
                         None => Ok(None),
                     },
                     Reference::Digest(digest) => Ok(oci_documents::find(conn, &row.id, &digest)?
@@ -191,8 +315,56 @@ impl OciService {
             .await
     }
 
-    /// A blob of the repository: a file of one of its versions, or a config kiln wrote for it; `Ok(None)`
-    /// when it has none of that digest (another model's blobs are not this repository's).
+    /// The manifests that refer to `subject` (the signed deployment manifest of its version), of
+    /// `artifact_type` when given; `Ok(None)` when the repository has no manifest of that digest.
+    pub async fn referrers(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        subject: String,
+        artifact_type: Option<String>,
+    ) -> Result<Option<Vec<ReferrerEntry>>, Error> {
+        self.db
+            .run(move |conn| {
+                let row = model_row(conn, &ns, &model)?;
+                let Some(document) = oci_documents::find(conn, &row.id, &subject)?
+                    .filter(|d| d.media_type == MANIFEST_MEDIA_TYPE)
+                else {
+                    return Ok(None);
+                };
+                if document.subject.is_none()
+                    && let Some(version_id) = &document.version_id
+                {
+                    let version = versions::by_id(conn, version_id)?;
+                    attach_signature(conn, &row, &version, &document)?;
+                }
+                let entries = oci_documents::referrers(conn, &row.id, &subject)?
+                    .into_iter()
+                    .filter(|d| {
+                        artifact_type
+                            .as_ref()
+                            .is_none_or(|kind| d.artifact_type.as_ref() == Some(kind))
+                    })
+                    .map(|d| {
+                        let annotations = serde_json::from_str::<serde_json::Value>(&d.body)?
+                            .get("annotations")
+                            .cloned()
+                            .unwrap_or_default();
+                        Ok(ReferrerEntry {
+                            size: d.body.len(),
+                            artifact_type: d.artifact_type.unwrap_or_default(),
+                            digest: d.digest,
+                            annotations,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                Ok(Some(entries))
+            })
+            .await
+    }
+
+    /// A blob of the repository: a file of one of its versions or variants, or a document kiln wrote for
+    /// it; `Ok(None)` when it has none of that digest (another model's blobs are not this repository's).
     pub async fn blob(
         &self,
         ns: NamespaceName,
@@ -203,7 +375,11 @@ impl OciService {
             .run(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
                 let text = digest.to_string();
-                if let Some(size) = versions::file_size_by_digest(conn, &row.id, &text)? {
+                let size = match versions::file_size_by_digest(conn, &row.id, &text)? {
+                    Some(size) => Some(size),
+                    None => variants::file_size_by_digest(conn, &row.id, &text)?,
+                };
+                if let Some(size) = size {
                     return Ok(Some(Blob::File(LocatedFile {
                         digest,
                         size,

@@ -188,6 +188,87 @@ pub fn manifest_json(
     .expect("a manifest serializes")
 }
 
+/// The media type of an image index (the referrers API answers one).
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// The artifact type of kiln's signed deployment manifest attached to a version.
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.kiln.deployment-manifest.v1+jws";
+/// The JWS layer's media type (RFC 7515 compact serialization).
+pub const JWS_MEDIA_TYPE: &str = "application/jose";
+/// The OCI empty descriptor's config: `{}`.
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub const EMPTY_CONFIG: &str = "{}";
+
+#[derive(Serialize)]
+struct Referrer {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType")]
+    media_type: &'static str,
+    #[serde(rename = "artifactType")]
+    artifact_type: &'static str,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    subject: Descriptor,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The referrer that attaches a signed deployment manifest (its JWS as the one layer) to the served
+/// manifest `subject`.
+pub fn signature_json(
+    subject_digest: &str,
+    subject_size: i64,
+    jws_digest: &str,
+    jws_size: i64,
+    subject: &str,
+    sequence: i64,
+    kid: &str,
+) -> String {
+    let empty = sha256_hex(EMPTY_CONFIG.as_bytes());
+    serde_json::to_string(&Referrer {
+        schema_version: 2,
+        media_type: MANIFEST_MEDIA_TYPE,
+        artifact_type: SIGNATURE_ARTIFACT_TYPE,
+        config: Descriptor {
+            media_type: EMPTY_MEDIA_TYPE.to_owned(),
+            digest: empty,
+            size: EMPTY_CONFIG.len() as i64,
+            annotations: None,
+        },
+        layers: vec![Descriptor {
+            media_type: JWS_MEDIA_TYPE.to_owned(),
+            digest: jws_digest.to_owned(),
+            size: jws_size,
+            annotations: Some(
+                [(
+                    TITLE_ANNOTATION.to_owned(),
+                    "deployment-manifest.jws".to_owned(),
+                )]
+                .into(),
+            ),
+        }],
+        subject: Descriptor {
+            media_type: MANIFEST_MEDIA_TYPE.to_owned(),
+            digest: subject_digest.to_owned(),
+            size: subject_size,
+            annotations: None,
+        },
+        annotations: [
+            ("dev.kiln.manifest.subject".to_owned(), subject.to_owned()),
+            (
+                "dev.kiln.manifest.sequence".to_owned(),
+                sequence.to_string(),
+            ),
+            ("dev.kiln.manifest.kid".to_owned(), kid.to_owned()),
+        ]
+        .into(),
+    })
+    .expect("a referrer serializes")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    kiln_core::Sha256Digest::of(bytes).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
