@@ -116,7 +116,8 @@ def test_a_private_model_needs_credentials(models, tmp_path):
 
 
 def test_oras_pulls_by_tag_alias_and_digest(models, tmp_path):
-    client = oras.client.OrasClient(hostname=HOST, insecure=True, auth_backend="basic")
+    # The registry token flow: oras follows the Bearer challenge to /v2/token with the Basic login.
+    client = oras.client.OrasClient(hostname=HOST, insecure=True)
     client.login(username="admin", password=TOKEN, hostname=HOST, config_path=os.path.join(AUTH_DIR, "config.json"))
     expected = files_of("acme/m:1.0.0")
     for tag in ("1.0.0", "production"):
@@ -124,6 +125,9 @@ def test_oras_pulls_by_tag_alias_and_digest(models, tmp_path):
         pulled = client.pull(target=f"{HOST}/acme/m:{tag}", outdir=str(out))
         got = {str(Path(p).relative_to(out)): "sha256:" + hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in pulled}
         assert got == expected, tag
+    # A private model, through the token the Basic login buys.
+    secret = client.pull(target=f"{HOST}/acme/secret:1", outdir=str(tmp_path / "secret"))
+    assert [Path(p).read_bytes() for p in secret] == [b"private weights"]
     by_digest = tmp_path / "by-digest"
     raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/m:1.0.0").stdout
     pinned = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()

@@ -30,6 +30,33 @@ pub struct OciError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// For a 401: the `WWW-Authenticate` challenge (the token endpoint and the scope to ask it for).
+    challenge: Option<String>,
+}
+
+/// What the token endpoint hands a caller without credentials: Bearer with it is anonymous (public
+/// models only). It is no secret and grants nothing.
+const ANONYMOUS_TOKEN: &str = "kiln-anonymous";
+
+/// `Bearer realm="<this server>/v2/token",service="kiln"`, with the scope a repository needs.
+fn challenge(req: &HttpRequest, scope: Option<String>) -> String {
+    let info = req.connection_info();
+    let mut value = format!(
+        "Bearer realm=\"{}://{}/v2/token\",service=\"kiln\"",
+        info.scheme(),
+        info.host()
+    );
+    if let Some(scope) = scope {
+        value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    value
+}
+
+fn unauthorized(req: &HttpRequest, scope: Option<String>, message: impl Into<String>) -> OciError {
+    OciError {
+        challenge: Some(challenge(req, scope)),
+        ..OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
 }
 
 impl std::fmt::Display for OciError {
@@ -44,6 +71,7 @@ impl OciError {
             status,
             code,
             message: message.into(),
+            challenge: None,
         }
     }
 }
@@ -85,10 +113,12 @@ impl ResponseError for OciError {
         let mut response = HttpResponse::build(self.status);
         response.insert_header(("Docker-Distribution-API-Version", API_VERSION));
         if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"kiln\""),
-            ));
+            let value = self
+                .challenge
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+                .unwrap_or(HeaderValue::from_static("Basic realm=\"kiln\""));
+            response.insert_header((header::WWW_AUTHENTICATE, value));
         }
         response.json(serde_json::json!({
             "errors": [{ "code": self.code, "message": self.message }]
@@ -103,14 +133,17 @@ async fn caller(services: &Services, req: &HttpRequest) -> Result<Principal, Oci
         return Ok(Principal::Anonymous);
     };
     let refused = || {
-        OciError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+        unauthorized(
+            req,
+            None,
             "send Basic with a kiln user name and an API token (or password), or Bearer with a token",
         )
     };
     let value = value.to_str().map_err(|_| refused())?;
     let principal = if let Some(token) = value.strip_prefix("Bearer ") {
+        if token.trim() == ANONYMOUS_TOKEN {
+            return Ok(Principal::Anonymous);
+        }
         services.accounts.principal_for(token.trim(), None).await
     } else if let Some(encoded) = value.strip_prefix("Basic ") {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -158,12 +191,18 @@ async fn caller(services: &Services, req: &HttpRequest) -> Result<Principal, Oci
 
 /// An error for this caller: registry clients send credentials only when challenged, so an anonymous
 /// caller refused a repository (private, or absent: the two answer alike) is asked to authenticate.
-fn refusal(e: Error, principal: &Principal, ns: &NamespaceName, model: &ModelName) -> OciError {
+fn refusal(
+    req: &HttpRequest,
+    e: Error,
+    principal: &Principal,
+    ns: &NamespaceName,
+    model: &ModelName,
+) -> OciError {
     match (e, principal) {
         (Error::NotFound { .. } | Error::Unauthorized { .. }, Principal::Anonymous) => {
-            OciError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
+            unauthorized(
+                req,
+                Some(format!("repository:{ns}/{model}:pull")),
                 format!("authenticate to read {ns}/{model}"),
             )
         }
@@ -194,7 +233,7 @@ async fn reader(
         .await;
     match decided {
         Ok(()) => Ok(principal),
-        Err(e) => Err(refusal(e, &principal, ns, model)),
+        Err(e) => Err(refusal(req, e, &principal, ns, model)),
     }
 }
 
@@ -224,9 +263,9 @@ pub struct DigestPath {
 #[get("/v2/")]
 async fn base(services: Data<Services>, req: HttpRequest) -> Result<HttpResponse, OciError> {
     if let Principal::Anonymous = caller(&services, &req).await? {
-        return Err(OciError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+        return Err(unauthorized(
+            &req,
+            None,
             "authenticate with a kiln user name and an API token; public models need none",
         ));
     }
@@ -255,7 +294,7 @@ async fn tags(
         .oci
         .tags(ns.clone(), model.clone(), query.n, query.last)
         .await
-        .map_err(|e| refusal(e, &principal, &ns, &model))?;
+        .map_err(|e| refusal(&req, e, &principal, &ns, &model))?;
     let mut response = HttpResponse::Ok();
     response.insert_header(("Docker-Distribution-API-Version", API_VERSION));
     if let (Some(n), Some(last)) = (query.n, tags.last())
@@ -284,7 +323,7 @@ async fn manifest(
         .oci
         .manifest(ns.clone(), model.clone(), Reference::parse(&path.reference))
         .await
-        .map_err(|e| refusal(e, &principal, &ns, &model))?
+        .map_err(|e| refusal(&req, e, &principal, &ns, &model))?
         .ok_or_else(|| {
             OciError::new(
                 StatusCode::NOT_FOUND,
@@ -326,7 +365,7 @@ async fn blob(
         .oci
         .blob(ns.clone(), model.clone(), digest)
         .await
-        .map_err(|e| refusal(e, &principal, &ns, &model))?
+        .map_err(|e| refusal(&req, e, &principal, &ns, &model))?
         .ok_or_else(unknown)?;
     let size = match &found {
         Blob::File(file) => file.size as u64,
@@ -406,7 +445,7 @@ async fn referrers(
             filter.clone(),
         )
         .await
-        .map_err(|e| refusal(e, &principal, &ns, &model))?
+        .map_err(|e| refusal(&req, e, &principal, &ns, &model))?
         .unwrap_or_default();
     let manifests: Vec<serde_json::Value> = entries
         .into_iter()
@@ -434,9 +473,52 @@ async fn referrers(
         })))
 }
 
+/// The registry token endpoint (the realm of the Bearer challenge): Basic credentials (a user name and
+/// an API token or password) for a short-lived access token that reads the namespaces of the asked
+/// `scope`s the credential covers; without credentials, or for nothing the credential covers, the
+/// anonymous token (public models only).
+#[get("/v2/token")]
+async fn token_endpoint(
+    services: Data<Services>,
+    req: HttpRequest,
+) -> Result<HttpResponse, OciError> {
+    let principal = caller(&services, &req).await?;
+    let namespaces: Vec<NamespaceName> = form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(name, _)| name == "scope")
+        .flat_map(|(_, value)| {
+            value
+                .split(' ')
+                .filter_map(|scope| {
+                    // repository:NS/MODEL:ACTIONS
+                    let repository = scope.strip_prefix("repository:")?;
+                    let (name, _actions) = repository.rsplit_once(':')?;
+                    name.split_once('/')?.0.parse().ok()
+                })
+                .collect::<Vec<NamespaceName>>()
+        })
+        .collect();
+    let issued = match principal.user() {
+        Some(user) => services.accounts.registry_token(user, &namespaces).await?,
+        None => None,
+    };
+    let (token, expires_in) = match issued {
+        Some(issued) => (issued.access_token, issued.expires_in),
+        None => (ANONYMOUS_TOKEN.to_owned(), 3600),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": expires_in,
+            "issued_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })))
+}
+
 /// Registers `/v2/`.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.service(base)
+        .service(token_endpoint)
         .service(tags)
         .service(manifest)
         .service(blob)

@@ -231,6 +231,36 @@ impl AccountService {
         })
     }
 
+    /// A short-lived access token for an OCI client: read on each of `namespaces` that the user's
+    /// credential itself covers (never more than the credential: a token scoped to one namespace gets
+    /// nothing for another, even for its public models, which need no token). None when nothing is left.
+    pub async fn registry_token(
+        &self,
+        user: &User,
+        namespaces: &[NamespaceName],
+    ) -> Result<Option<AccessToken>, Error> {
+        let granted: Vec<String> = namespaces
+            .iter()
+            .map(|ns| Scope::Level {
+                level: Level::Read,
+                namespace: Some(ns.to_string()),
+            })
+            .filter(|scope| user.scopes_cover(std::slice::from_ref(scope)))
+            .map(|scope| scope.to_string())
+            .collect();
+        if granted.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(AccessToken {
+            access_token: self
+                .jwt
+                .issue(&user.id, granted.join(" "), user.token_id.clone())
+                .await?,
+            token_type: "Bearer".to_owned(),
+            expires_in: LIFETIME.as_secs(),
+        }))
+    }
+
     /// Who an API token, or a user name and password, signs in as, and with which scopes.
     pub async fn verify_credentials(&self, request: TokenRequest) -> Result<SignedIn, Error> {
         let (user_id, scope, token_id) = match request {

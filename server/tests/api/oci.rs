@@ -50,11 +50,14 @@ async fn a_version_is_a_modelpack_artifact_over_its_own_blobs(app: TestApp) {
         StatusCode::UNAUTHORIZED,
         "the challenge clients learn from"
     );
+    let challenge = base.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        base.headers()[WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic")
+        challenge.starts_with("Bearer realm=\"http://")
+            && challenge.contains("/v2/token\",service=\"kiln\""),
+        "{challenge}"
     );
     assert_eq!(
         get(&app, "/v2/", Some(&admin)).await.status(),
@@ -426,7 +429,77 @@ async fn variants_are_tags_and_the_signature_is_a_referrer(app: TestApp) {
     assert_eq!(other["manifests"], json!([]));
 }
 
+/// The registry token flow: the challenge names the token endpoint and the scope; Basic credentials there
+/// give a short-lived token that reads what the credential covers, and nothing more; no credentials give
+/// the anonymous token, which reads public models only.
+async fn the_token_endpoint_issues_tokens_no_wider_than_the_credential(app: TestApp) {
+    push(&app, "acme/m:1", &[("w.bin", b"acme's")]).await;
+    push(&app, "other/x:1", &[("w.bin", b"other's")]).await;
+    let refused = get(&app, "/v2/acme/m/manifests/1", None).await;
+    let challenge = refused.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.ends_with(",scope=\"repository:acme/m:pull\""),
+        "{challenge}"
+    );
+
+    let token_for = |auth: Option<String>| {
+        let app = &app;
+        async move {
+            let path = "/v2/token?service=kiln&scope=repository:acme/m:pull";
+            let response = get(app, path, auth.as_deref()).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["token"], body["access_token"]);
+            format!("Bearer {}", body["token"].as_str().unwrap())
+        }
+    };
+    let admin = token_for(Some(basic("admin", ADMIN_TOKEN))).await;
+    assert_eq!(
+        get(&app, "/v2/acme/m/manifests/1", Some(&admin))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // The token reads acme only, though the administrator may read everything.
+    let other = get(&app, "/v2/other/x/manifests/1", Some(&admin)).await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+
+    // A credential scoped to another namespace gets nothing for acme: the anonymous token.
+    let narrow: Value = expect_json(
+        app.post_json(
+            "/api/v1/tokens",
+            &json!({ "name": "narrow", "scopes": ["read:other"] }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let narrow = token_for(Some(basic("admin", narrow["token"].as_str().unwrap()))).await;
+    let anonymous = token_for(None).await;
+    assert_eq!(narrow, anonymous);
+    for bearer in [&narrow, &anonymous] {
+        let refused = get(&app, "/v2/acme/m/manifests/1", Some(bearer)).await;
+        assert_eq!(
+            oci_error(refused, StatusCode::UNAUTHORIZED).await,
+            "UNAUTHORIZED"
+        );
+    }
+    let public = app
+        .request(Method::PUT, "/api/v1/models/acme/m/visibility")
+        .json(&json!({ "visibility": "public" }));
+    expect_json::<Value>(public.send().await.unwrap(), StatusCode::OK).await;
+    let pulled = get(&app, "/v2/acme/m/manifests/1", Some(&anonymous)).await;
+    assert_eq!(pulled.status(), StatusCode::OK);
+    let wrong_path = "/v2/token?scope=repository:acme/m:pull";
+    let wrong = get(&app, wrong_path, Some(&basic("admin", "wrong"))).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
 crate::on_every_backend!(
+    the_token_endpoint_issues_tokens_no_wider_than_the_credential,
     a_version_is_a_modelpack_artifact_over_its_own_blobs,
     aliases_are_tags_and_access_rules_hold,
     variants_are_tags_and_the_signature_is_a_referrer,
