@@ -471,13 +471,6 @@ async fn run_namespace(
 }
 
 fn main() -> ExitCode {
-    // Piped into `head` or `grep -q`, the reader may leave early: end quietly, as Unix tools do, instead
-    // of panicking in println! on the broken pipe.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of one signal before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
