@@ -470,7 +470,28 @@ async fn run_namespace(
     }
 }
 
+/// `kiln ... | head` may close stdout before kiln is done: println! then panics with a broken pipe. End
+/// quietly instead, with the status a shell gives a process stopped by SIGPIPE. (The signal itself stays
+/// ignored, as Rust sets it: a connection the server resets must be an error the CLI explains, not a
+/// signal that kills it.)
+fn end_quietly_on_a_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_a_closed_stdout();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -246,3 +246,28 @@ fn ls_filters_on_the_server_and_pages() {
     let wrong = server.kiln(&["ls", "acme/classifier", "--tag", "nlp"]);
     assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
 }
+
+/// Piped into a reader that leaves early (`| head`, `| grep -q`), the CLI ends quietly: no panic message.
+#[test]
+fn a_reader_that_leaves_early_gets_no_panic() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("w.bin"), b"weights").unwrap();
+    let pushed = server.kiln(&["push", work.path().to_str().unwrap(), "acme/piped:1"]);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    for _ in 0..3 {
+        let mut child = server
+            .kiln_command(&["show", "acme/piped:1", "--json"])
+            .spawn()
+            .unwrap();
+        // The reader is gone before the CLI writes a byte.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
