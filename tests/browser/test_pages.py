@@ -8,8 +8,8 @@ import urllib.parse
 import urllib.request
 
 from conftest import SERVER, api, kiln, screenshot
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -27,7 +27,17 @@ def navigate(driver, element) -> None:
     """Clicks a link or a submit button and waits until the next page has replaced this one."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 10).until(staleness_of(page))
+
+    def replaced(_driver) -> bool:
+        # Chromium reports the old page's element as stale, or, mid-navigation, as a node that "does
+        # not belong to the document": either way this page is gone.
+        try:
+            page.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 10).until(replaced)
 
 
 def signed_in_as(driver) -> str | None:
