@@ -10,13 +10,14 @@ use crate::services::paging::Paged;
 pub fn page_response<T: Serialize>(req: &HttpRequest, page: Paged<T>) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &page.next {
-        response.insert_header((LINK, next_link(req, cursor)));
+        response.insert_header((LINK, format!("<{}>; rel=\"next\"", next_url(req, cursor))));
     }
     response.json(page.items)
 }
 
-/// This request's path and query, its `cursor` (and `offset`) replaced by the next page's cursor.
-fn next_link(req: &HttpRequest, cursor: &str) -> String {
+/// This request's path and query, its `cursor` (and `offset`) replaced by the next page's cursor: the
+/// API's `Link` and the web UI's "next page" alike.
+pub fn next_url(req: &HttpRequest, cursor: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (name, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
         if name != "cursor" && name != "offset" {
@@ -24,7 +25,7 @@ fn next_link(req: &HttpRequest, cursor: &str) -> String {
         }
     }
     query.append_pair("cursor", cursor);
-    format!("<{}?{}>; rel=\"next\"", req.path(), query.finish())
+    format!("{}?{}", req.path(), query.finish())
 }
 
 #[cfg(test)]
@@ -38,8 +39,8 @@ mod tests {
             .uri("/api/v1/models?tag=a%20b&offset=5&cursor=old&limit=2")
             .to_http_request();
         assert_eq!(
-            next_link(&req, "new"),
-            "</api/v1/models?tag=a+b&limit=2&cursor=new>; rel=\"next\""
+            next_url(&req, "new"),
+            "/api/v1/models?tag=a+b&limit=2&cursor=new"
         );
     }
 }

@@ -7,7 +7,6 @@ use askama::Template;
 use kiln_core::api::{CreateTokenRequest, TokenRequest};
 use serde::Deserialize;
 
-use super::browse::next_link;
 use super::display;
 use super::render::{Layout, PageError, page, page_with, see_other};
 use super::session::{
@@ -16,6 +15,7 @@ use super::session::{
 use crate::auth::credentials::random_secret;
 use crate::error::Error;
 use crate::http::actor;
+use crate::http::pages::next_url;
 use crate::services::Services;
 use crate::services::paging::PageRequest;
 
@@ -254,7 +254,7 @@ async fn tokens_page(
         layout: Layout::of(visitor),
         created,
         tokens,
-        next_page: listed.next.map(|c| next_link(req, &c)),
+        next_page: listed.next.map(|c| next_url(req, &c)),
     })
 }
 

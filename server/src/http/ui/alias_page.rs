@@ -6,13 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, get};
 use askama::Template;
 use serde::Deserialize;
 
-use super::browse::{allowed, next_link};
+use super::browse::allowed;
 use super::display;
 use super::model_page::{Move, move_row};
 use super::render::{Layout, PageError, page};
 use super::session::Visitor;
 use crate::auth::policy::Rule;
 use crate::error::Error;
+use crate::http::pages::next_url;
 use crate::http::params::AliasPath;
 use crate::services::Services;
 use crate::services::paging::PageRequest;
@@ -77,6 +78,6 @@ async fn alias_detail(
         updated: display::date(&view.updated_at),
         updated_iso: display::iso(&view.updated_at),
         history: history.items.into_iter().map(move_row).collect(),
-        next_page: history.next.map(|c| next_link(&req, &c)),
+        next_page: history.next.map(|c| next_url(&req, &c)),
     })
 }

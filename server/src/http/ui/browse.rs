@@ -14,6 +14,7 @@ use super::session::Visitor;
 use super::version_page;
 use crate::auth::policy::Rule;
 use crate::error::Error;
+use crate::http::pages::next_url;
 use crate::http::params::ModelPath;
 use crate::services::Services;
 use crate::services::paging::PageRequest;
@@ -86,18 +87,6 @@ fn model_row(m: ModelSummary) -> ModelRow {
     }
 }
 
-/// This page's URL with `cursor` set to the next page's.
-pub fn next_link(req: &HttpRequest, cursor: &str) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
-        if name != "cursor" {
-            query.append_pair(&name, &value);
-        }
-    }
-    query.append_pair("cursor", cursor);
-    format!("{}?{}", req.path(), query.finish())
-}
-
 #[get("/")]
 async fn models_list(
     req: HttpRequest,
@@ -150,7 +139,7 @@ async fn models_list(
         variant_choices,
         sort_updated,
         models: rows.into_iter().map(model_row).collect(),
-        next_page: next.map(|cursor| next_link(&req, &cursor)),
+        next_page: next.map(|cursor| next_url(&req, &cursor)),
         query,
     })
 }
@@ -213,7 +202,7 @@ async fn model_detail(
         &visitor,
         detail,
         versions.items,
-        versions.next.map(|cursor| next_link(&req, &cursor)),
+        versions.next.map(|cursor| next_url(&req, &cursor)),
     )
     .await?;
     page(&template)

@@ -8,13 +8,14 @@ use kiln_core::api::Visibility;
 use kiln_core::{AliasName, VersionName};
 use serde::Deserialize;
 
-use super::browse::{allowed, next_link};
+use super::browse::allowed;
 use super::display;
 use super::render::{Layout, PageError, page, see_other};
 use super::session::Visitor;
 use crate::auth::policy::Rule;
 use crate::error::Error;
 use crate::http::actor;
+use crate::http::pages::next_url;
 use crate::http::params::ModelPath;
 use crate::services::Services;
 use crate::services::namespaces::AuditFilter;
@@ -186,7 +187,7 @@ async fn runners_list(
     page(&RunnersPage {
         layout: Layout::of(&visitor),
         runners,
-        next_page: listed.next.map(|c| next_link(&req, &c)),
+        next_page: listed.next.map(|c| next_url(&req, &c)),
     })
 }
 
@@ -266,6 +267,6 @@ async fn audit_list(
         actor: query.actor.clone(),
         action: query.action.clone(),
         entries,
-        next_page: listed.next.map(|c| next_link(&req, &c)),
+        next_page: listed.next.map(|c| next_url(&req, &c)),
     })
 }
