@@ -111,6 +111,21 @@ impl Error {
         }
     }
 
+    /// What a client is told, in an API answer, a page or an OCI error alike: the error itself, or for a
+    /// server error a line that gives nothing away, its internals (SQL, bucket names, paths) logged here,
+    /// tied to the request id.
+    pub fn client_message(&self) -> String {
+        if !self.status_code().is_server_error() {
+            return self.to_string();
+        }
+        tracing::error!(error = %self.chain(), "request failed");
+        match self {
+            Error::Pool(_) => "the database is unavailable; retry shortly".to_owned(),
+            _ => "internal server error; the server log has the details under this request's id"
+                .to_owned(),
+        }
+    }
+
     /// The error with every cause after it, for logs and job messages.
     pub fn chain(&self) -> Chain<'_> {
         Chain(self)
@@ -202,19 +217,7 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let message = if status.is_server_error() {
-            // Internals (SQL, bucket names, paths) stay in the log, tied to the request id.
-            tracing::error!(error = %self.chain(), "request failed");
-            match self {
-                Error::Pool(_) => "the database is unavailable; retry shortly".to_owned(),
-                _ => {
-                    "internal server error; the server log has the details under this request's id"
-                        .to_owned()
-                }
-            }
-        } else {
-            self.to_string()
-        };
+        let message = self.client_message();
         let details = match self {
             Error::BadRequest { details, .. } | Error::Conflict { details, .. } => details.clone(),
             Error::RangeNotSatisfiable { size } => Some(serde_json::json!({ "size": size })),

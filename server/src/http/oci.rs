@@ -87,14 +87,10 @@ impl From<Error> for OciError {
             Error::Unauthorized { .. } => "UNAUTHORIZED",
             Error::Forbidden { .. } => "DENIED",
             Error::TooManyRequests { .. } => "TOOMANYREQUESTS",
-            _ if status.is_server_error() => {
-                // As the API does: the cause goes to the log, not to the client.
-                let _ = e.error_response();
-                return OciError::new(status, "UNKNOWN", "the server could not answer");
-            }
+            _ if status.is_server_error() => "UNKNOWN",
             _ => "UNSUPPORTED",
         };
-        OciError::new(status, code, e.to_string())
+        OciError::new(status, code, e.client_message())
     }
 }
 

@@ -125,13 +125,7 @@ impl ResponseError for PageError {
             s if s.is_server_error() => "Something went wrong",
             _ => "That did not work",
         };
-        let message = if status.is_server_error() {
-            // As the API does: internals go to the log, not to the page.
-            let _ = self.0.error_response();
-            "the server could not answer; its log has the details".to_owned()
-        } else {
-            self.0.to_string()
-        };
+        let message = self.0.client_message();
         let template = ErrorPage {
             layout: Layout {
                 user: None,
