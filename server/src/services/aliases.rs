@@ -166,6 +166,22 @@ impl AliasService {
             .await
     }
 
+    /// One alias as it stands: the version it names, its manifest sequence, who moved it last.
+    pub async fn get(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        alias: AliasName,
+    ) -> Result<AliasView, Error> {
+        self.db
+            .run(move |conn| {
+                let row = resolve(conn, &ns, &model, &alias)?;
+                let version = version_name(conn, &row.version_id)?;
+                view(row, version)
+            })
+            .await
+    }
+
     /// A model's aliases by name, a page at a time.
     pub async fn list(
         &self,

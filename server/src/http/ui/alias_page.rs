@@ -12,7 +12,6 @@ use super::model_page::{Move, move_row};
 use super::render::{Layout, PageError, page};
 use super::session::Visitor;
 use crate::auth::policy::Rule;
-use crate::error::Error;
 use crate::http::pages::next_url;
 use crate::http::params::AliasPath;
 use crate::services::Services;
@@ -58,15 +57,10 @@ async fn alias_detail(
             PageRequest::new(Some(50), query.cursor.as_deref())?,
         )
         .await?;
-    // The alias as it stands: the listing holds it (resolving it above proved it exists).
     let view = services
         .aliases
-        .list(ns.clone(), model.clone(), PageRequest::first(1000))
-        .await?
-        .items
-        .into_iter()
-        .find(|a| a.name == alias)
-        .ok_or_else(|| Error::not_found(format!("alias {ns}/{model}@{alias}")))?;
+        .get(ns.clone(), model.clone(), alias.clone())
+        .await?;
     page(&AliasPage {
         layout: Layout::of(&visitor),
         namespace: ns.to_string(),

@@ -57,14 +57,15 @@ async fn move_alias(
     let alias: AliasName = form.alias.trim().parse()?;
     let version: VersionName = form.version.trim().parse()?;
     if form.confirmed != "yes" {
-        let current = services
+        let current = match services
             .aliases
-            .list(ns.clone(), model.clone(), PageRequest::first(1000))
-            .await?
-            .items
-            .into_iter()
-            .find(|a| a.name == alias)
-            .map(|a| a.version.to_string());
+            .get(ns.clone(), model.clone(), alias.clone())
+            .await
+        {
+            Ok(view) => Some(view.version.to_string()),
+            Err(Error::NotFound { .. }) => None,
+            Err(other) => return Err(other.into()),
+        };
         return page(&ConfirmAlias {
             layout: Layout::of(&visitor),
             namespace: ns.to_string(),
