@@ -96,3 +96,33 @@ pub fn file_size_by_digest(
         .first(conn)
         .optional()
 }
+
+/// The deployable variants (version id, variant name) of a model's versions, in one query.
+pub fn deployable_of_model(
+    conn: &mut DbConnection,
+    model_id: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    use crate::db::schema::versions;
+    variants::table
+        .filter(variants::status.eq("deployable"))
+        .filter(
+            variants::version_id.eq_any(
+                versions::table
+                    .filter(versions::model_id.eq(model_id))
+                    .select(versions::id),
+            ),
+        )
+        .select((variants::version_id, variants::name))
+        .load(conn)
+}
+
+/// Whether a version has a deployable variant of this name.
+pub fn is_deployable(conn: &mut DbConnection, version_id: &str, name: &str) -> QueryResult<bool> {
+    variants::table
+        .filter(variants::version_id.eq(version_id))
+        .filter(variants::name.eq(name))
+        .filter(variants::status.eq("deployable"))
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| n > 0)
+}

@@ -205,12 +205,12 @@ pub fn file_size_by_digest(
         .optional()
 }
 
-/// Names of a model's versions that are ready, by name.
-pub fn ready_names(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<String>> {
+/// A model's ready versions (id, name), by name.
+pub fn ready(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<(String, String)>> {
     versions::table
         .filter(versions::model_id.eq(model_id))
         .filter(versions::status.eq("ready"))
         .order(versions::version.asc())
-        .select(versions::version)
+        .select((versions::id, versions::version))
         .load(conn)
 }

@@ -117,10 +117,7 @@ fn tagged(
         let Some(version) = named_version(conn, model, name)? else {
             continue;
         };
-        let deployable = variants::for_version(conn, &version.id)?
-            .into_iter()
-            .any(|(row, _)| row.name == variant && row.status == "deployable");
-        if deployable {
+        if variants::is_deployable(conn, &version.id, variant)? {
             return Ok(Some((version, Some(variant.to_owned()))));
         }
     }
@@ -254,17 +251,17 @@ impl OciService {
         self.db
             .run(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
-                let mut tags = Vec::new();
-                for name in versions::ready_names(conn, &row.id)? {
-                    let tag = tag_of_version(&name);
-                    let version = versions::find(conn, &row.id, &name)?
-                        .ok_or_else(|| Error::Internal(format!("version {name} vanished")))?;
-                    for (variant, _) in variants::for_version(conn, &version.id)? {
-                        if variant.status == "deployable" {
-                            tags.push(format!("{tag}-{}", variant.name));
-                        }
+                // Three queries whatever the number of versions: versions, variants, aliases.
+                let ready: std::collections::HashMap<String, String> =
+                    versions::ready(conn, &row.id)?
+                        .into_iter()
+                        .map(|(id, name)| (id, tag_of_version(&name)))
+                        .collect();
+                let mut tags: Vec<String> = ready.values().cloned().collect();
+                for (version_id, variant) in variants::deployable_of_model(conn, &row.id)? {
+                    if let Some(tag) = ready.get(&version_id) {
+                        tags.push(format!("{tag}-{variant}"));
                     }
-                    tags.push(tag);
                 }
                 tags.extend(
                     aliases::list(conn, &row.id, None, i64::MAX)?
