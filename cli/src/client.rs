@@ -124,23 +124,7 @@ impl ApiClient {
 
     /// Every item of a listing, following the server's `next` links page by page.
     pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, CliError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut params = vec![("limit", "1000".to_owned())];
-            if let Some(cursor) = &cursor {
-                params.push(("cursor", cursor.clone()));
-            }
-            let response = self
-                .send(self.request(Method::GET, path).query(&params))
-                .await?;
-            cursor = next_cursor(&response);
-            let page: Vec<T> = self.body_json(response).await?;
-            all.extend(page);
-            if cursor.is_none() {
-                return Ok(all);
-            }
-        }
+        Ok(self.pages(path, Vec::new(), None).await?.0)
     }
 
     /// Models passing `filter`, up to `limit` (every one when None), following the server's `next`
@@ -155,20 +139,31 @@ impl ApiClient {
             Some(ns) => format!("/namespaces/{ns}/models"),
             None => "/models".to_owned(),
         };
+        self.pages(&path, filter.params(), limit).await
+    }
+
+    /// A listing's items with `params`, up to `limit` (every one when None), following the `next`
+    /// links; also says whether more were left.
+    async fn pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: Vec<(&'static str, String)>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<T>, bool), CliError> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let want = limit.map_or(1000, |l| (l - all.len()).min(1000));
-            let mut params = filter.params();
-            params.push(("limit", want.to_string()));
+            let mut query = params.clone();
+            query.push(("limit", want.to_string()));
             if let Some(cursor) = &cursor {
-                params.push(("cursor", cursor.clone()));
+                query.push(("cursor", cursor.clone()));
             }
             let response = self
-                .send(self.request(Method::GET, &path).query(&params))
+                .send(self.request(Method::GET, path).query(&query))
                 .await?;
             cursor = next_cursor(&response);
-            let page: Vec<ModelSummary> = self.body_json(response).await?;
+            let page: Vec<T> = self.body_json(response).await?;
             all.extend(page);
             let full = limit.is_some_and(|l| all.len() >= l);
             if cursor.is_none() || full {
