@@ -4,7 +4,7 @@
 //! model's by the client's own cache only; `Range` picks bytes; `HEAD` gets the headers alone.
 
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::TryStreamExt;
 use kiln_core::{FilePath, ModelName, NamespaceName, VersionName};
 
@@ -52,27 +52,12 @@ pub(super) async fn serve(
         }
         Precondition::Proceed => {}
     }
-    let range_header = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|h| h.to_str().ok());
-    let range = requested_range(range_header, located.size as u64)?;
-    let mut response = match &range {
-        Some(range) => {
-            let mut partial = HttpResponse::PartialContent();
-            partial.insert_header((
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{}", range.start, range.end - 1, located.size),
-            ));
-            partial
-        }
-        None => HttpResponse::Ok(),
-    };
-    let length = range
-        .as_ref()
-        .map_or(located.size as u64, |r| r.end - r.start);
+    let Ranged {
+        mut response,
+        range,
+        length,
+    } = ranged(req, located.size as u64)?;
     response
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
@@ -83,6 +68,40 @@ pub(super) async fn serve(
     }
     let body = services.downloads.read(&located, range).await?;
     Ok(response.streaming(body.map_err(std::io::Error::other)))
+}
+
+/// The answer to a request for `size` bytes as its `Range` header asks: 200, or 206 with
+/// `Content-Range`, with `Accept-Ranges` and the length the body will have.
+pub(super) struct Ranged {
+    pub response: HttpResponseBuilder,
+    pub range: Option<std::ops::Range<u64>>,
+    pub length: u64,
+}
+
+pub(super) fn ranged(req: &HttpRequest, size: u64) -> Result<Ranged, Error> {
+    let range_header = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|h| h.to_str().ok());
+    let range = requested_range(range_header, size)?;
+    let mut response = match &range {
+        Some(range) => {
+            let mut partial = HttpResponse::PartialContent();
+            partial.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", range.start, range.end - 1),
+            ));
+            partial
+        }
+        None => HttpResponse::Ok(),
+    };
+    response.insert_header((header::ACCEPT_RANGES, "bytes"));
+    let length = range.as_ref().map_or(size, |r| r.end - r.start);
+    Ok(Ranged {
+        response,
+        range,
+        length,
+    })
 }
 
 #[derive(Debug, PartialEq)]

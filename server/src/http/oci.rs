@@ -14,8 +14,8 @@ use kiln_core::api::TokenRequest;
 use kiln_core::{ModelName, NamespaceName, Sha256Digest};
 use serde::Deserialize;
 
+use super::file_responses::{Ranged, ranged};
 use super::head::{HeadRequest, Headers};
-use super::ranges::requested_range;
 use crate::auth::Principal;
 use crate::auth::policy::Rule;
 use crate::error::Error;
@@ -367,28 +367,15 @@ async fn blob(
         Blob::File(file) => file.size as u64,
         Blob::Document(doc) => doc.body.len() as u64,
     };
-    let range_header = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|h| h.to_str().ok());
-    let range = requested_range(range_header, size)?;
-    let mut response = match &range {
-        Some(r) => {
-            let mut partial = HttpResponse::PartialContent();
-            partial.insert_header((
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{size}", r.start, r.end - 1),
-            ));
-            partial
-        }
-        None => HttpResponse::Ok(),
-    };
-    let length = range.as_ref().map_or(size, |r| r.end - r.start);
+    let Ranged {
+        mut response,
+        range,
+        length,
+    } = ranged(&req, size)?;
     response
         .insert_header(("Docker-Distribution-API-Version", API_VERSION))
         .insert_header(("Docker-Content-Digest", digest.to_string()))
         .insert_header((header::ETAG, format!("\"{digest}\"")))
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
         .no_chunking(length);
     if req.extensions().get::<HeadRequest>().is_some() {
         return Ok(response
