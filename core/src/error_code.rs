@@ -101,6 +101,9 @@ error_codes! {
     Forbidden => "forbidden",
     NotFound => "not_found",
     MethodNotAllowed => "method_not_allowed",
+    /// Understood but not done: through `/v2/`, deleting what only kiln may delete (an alias's tag, a
+    /// file a version holds, a manifest kiln wrote for a version).
+    Unsupported => "unsupported",
     RateLimited => "rate_limited",
     Unavailable => "unavailable",
     Internal => "internal",

@@ -133,6 +133,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    oci_version_manifests (version_id) {
+        version_id -> Text,
+        model_id -> Text,
+        digest -> Text,
+    }
+}
+
+diesel::table! {
+    oci_uploads (id) {
+        id -> Text,
+        namespace -> Text,
+        model -> Text,
+        user_id -> Text,
+        upload_offset -> BigInt,
+        part_size -> BigInt,
+        backend_upload_id -> Text,
+        part_etags -> Text,
+        hash_state -> Binary,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oci_blob_links (namespace, model, digest) {
+        namespace -> Text,
+        model -> Text,
+        digest -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     ui_sessions (id_hash) {
         id_hash -> Text,
         user_id -> Text,
@@ -171,6 +204,9 @@ diesel::joinable!(version_files -> versions (version_id));
 diesel::joinable!(upload_parts -> upload_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    oci_blob_links,
+    oci_uploads,
+    oci_version_manifests,
     namespaces,
     models,
     blobs,

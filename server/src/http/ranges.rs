@@ -62,9 +62,32 @@ pub fn content_range(header: &str) -> Option<ChunkRange> {
     (parsed.start >= 0 && parsed.end_inclusive >= parsed.start).then_some(parsed)
 }
 
+/// The `Content-Range` of an OCI chunk: `START-END` (END inclusive), as the distribution spec writes
+/// it, also taken with a `bytes ` prefix and a `/TOTAL` suffix; the start and the length.
+pub fn oci_chunk_range(header: &str) -> Option<(i64, i64)> {
+    let text = header.trim();
+    let text = text
+        .strip_prefix("bytes ")
+        .or_else(|| text.strip_prefix("bytes="))
+        .unwrap_or(text);
+    let range = text.split_once('/').map_or(text, |(range, _)| range);
+    let (start, end) = range.split_once('-')?;
+    let (start, end): (i64, i64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start >= 0 && end >= start).then_some((start, end - start + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_chunk_ranges_parse_in_the_spec_form_and_the_http_one() {
+        assert_eq!(oci_chunk_range("0-21"), Some((0, 22)));
+        assert_eq!(oci_chunk_range("bytes 22-41/42"), Some((22, 20)));
+        for bad in ["", "5", "9-3", "-1-4", "a-b", "1-"] {
+            assert_eq!(oci_chunk_range(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn content_range_parses_and_rejects_garbage() {

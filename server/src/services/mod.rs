@@ -73,6 +73,7 @@ impl Services {
             embedded_runner,
         } = base;
         let accounts = accounts::AccountService::new(db.clone(), jwt, embedded_runner);
+        let registry = registry::RegistryService::new(db.clone(), pipeline);
         Self {
             access: access::AccessService::new(db.clone(), rate_limiter),
             sessions: sessions::SessionService::new(db.clone(), accounts.clone()),
@@ -82,8 +83,8 @@ impl Services {
             health: health::HealthService::new(db.clone(), store.clone()),
             manifests: manifests::ManifestService::new(db.clone(), signer.clone()),
             namespaces: namespaces::NamespaceService::new(db.clone()),
-            oci: oci::OciService::new(db.clone()),
-            registry: registry::RegistryService::new(db.clone(), pipeline),
+            oci: oci::OciService::new(db.clone(), store.clone(), registry.clone()),
+            registry,
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
             uploads: uploads::UploadService::new(db, store),
         }

@@ -299,6 +299,40 @@ impl RegistryService {
             .await
     }
 
+    /// The model, created (with its namespace, for an administrator) as a first push would; its id.
+    pub async fn ensure_model(
+        &self,
+        ns: NamespaceName,
+        model: ModelName,
+        actor: Actor,
+    ) -> Result<String, Error> {
+        self.db
+            .run(move |conn| {
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    match conn.transaction(|conn| {
+                        let namespace = match namespaces::find(conn, ns.as_str())? {
+                            Some(found) => found,
+                            None => namespaces::create(
+                                conn,
+                                ns.as_str(),
+                                "org",
+                                actor.user_id.as_deref(),
+                            )?,
+                        };
+                        Ok::<_, Error>(models::find_or_create(conn, &namespace, model.as_str())?.id)
+                    }) {
+                        Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => {
+                            continue;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+            .await
+    }
+
     /// Commits a version from uploaded blobs, creating namespace and model on first push.
     pub async fn create_version(
         &self,

@@ -356,7 +356,13 @@ impl UploadService {
         }
         let etags = parts.into_iter().map(|p| p.etag).collect();
         self.store
-            .promote_upload(&row.id, &row.backend_upload_id, etags, &declared)
+            .promote_upload(
+                &row.id,
+                &row.backend_upload_id,
+                etags,
+                &declared,
+                row.size as u64,
+            )
             .await?;
         let (key, digest, size) = (row.id.clone(), row.digest.clone(), row.size);
         let user = uploader.user_id.clone();

@@ -386,6 +386,11 @@ fn spawn_upload_reaper(services: Services, ttl: std::time::Duration) {
                 Ok(n) => tracing::info!(sessions = n, "aborted idle upload sessions"),
                 Err(e) => tracing::warn!(error = %e.chain(), "reaping idle upload sessions failed"),
             }
+            match services.oci.reap_idle_uploads(ttl).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "aborted idle OCI uploads"),
+                Err(e) => tracing::warn!(error = %e.chain(), "reaping idle OCI uploads failed"),
+            }
         }
     });
 }

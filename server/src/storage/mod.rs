@@ -27,6 +27,10 @@ use crate::error::Error;
 use staging::Staging;
 
 const LOCAL_READ_CHUNK: usize = 1024 * 1024;
+/// The most S3 copies in one request.
+const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// Parts of a streamed copy (two in flight).
+const PART: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct BlobStore {
@@ -133,6 +137,10 @@ impl BlobStore {
         self.key(&format!("uploads/{session_id}"))
     }
 
+    fn tail_key(&self, session_id: &str) -> Path {
+        self.key(&format!("uploads/{session_id}.tail"))
+    }
+
     /// Readiness: the store answers (a missing probe object is a fine answer).
     pub async fn check(&self) -> Result<(), Error> {
         match self.store.head(&self.key(".kiln-readiness-probe")).await {
@@ -167,26 +175,71 @@ impl BlobStore {
             .await
     }
 
-    /// Finishes staging, then moves the verified bytes to their content-addressed key.
+    /// Finishes staging, then moves the verified bytes (`size` of them) to their content-addressed key.
     pub async fn promote_upload(
         &self,
         session_id: &str,
         upload_id: &str,
         part_etags: Vec<String>,
         digest: &Sha256Digest,
+        size: u64,
     ) -> Result<(), Error> {
         let staged = self.staging_key(session_id);
         self.staging
             .complete(&staged, upload_id, part_etags)
             .await?;
-        self.store.rename(&staged, &self.blob_key(digest)).await?;
+        let target = self.blob_key(digest);
+        if matches!(self.staging, Staging::Multipart(_)) && size > MAX_SINGLE_COPY {
+            // S3 copies at most 5 GiB in one request (a rename is a copy); larger blobs are streamed
+            // into a multipart upload at their key instead.
+            self.copy_streamed(&staged, &target).await?;
+            self.store.delete(&staged).await?;
+        } else {
+            self.store.rename(&staged, &target).await?;
+        }
         Ok(())
+    }
+
+    async fn copy_streamed(&self, from: &Path, to: &Path) -> Result<(), Error> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut stream = self.store.get(from).await?.into_stream();
+        let mut writer =
+            object_store::buffered::BufWriter::with_capacity(self.store.clone(), to.clone(), PART)
+                .with_max_concurrency(2);
+        while let Some(chunk) = stream.next().await {
+            writer.write_all(&chunk?).await?;
+        }
+        writer.shutdown().await?;
+        Ok(())
+    }
+
+    /// Keeps the bytes of an upload after its last whole part until its next chunk arrives.
+    pub async fn save_tail(&self, session_id: &str, tail: Bytes) -> Result<(), Error> {
+        self.staging
+            .save_tail(&self.tail_key(session_id), tail)
+            .await
+    }
+
+    /// The `length` bytes an upload kept after its last whole part, which ends at `offset`.
+    pub async fn load_tail(
+        &self,
+        session_id: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, Error> {
+        self.staging
+            .load_tail(&self.tail_key(session_id), session_id, offset, length)
+            .await
     }
 
     /// Drops whatever an upload staged. Safe to call on an upload that is already gone.
     pub async fn abort_upload(&self, session_id: &str, upload_id: &str) -> Result<(), Error> {
         let staged = self.staging_key(session_id);
         self.staging.abort(&staged, session_id, upload_id).await?;
+        self.staging
+            .save_tail(&self.tail_key(session_id), Bytes::new())
+            .await?;
         match self.store.delete(&staged).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -254,7 +307,7 @@ impl BlobStore {
         let mut writer = object_store::buffered::BufWriter::with_capacity(
             self.store.clone(),
             self.blob_key(&digest),
-            8 * 1024 * 1024,
+            PART,
         )
         .with_max_concurrency(2);
         let mut file = tokio::fs::File::open(path).await?;

@@ -120,6 +120,52 @@ impl Staging {
         }
     }
 
+    /// Keeps an upload's tail (the bytes after its last whole part) until its next chunk. A local file
+    /// holds them in place already.
+    pub(super) async fn save_tail(&self, tail_key: &Path, tail: Bytes) -> Result<(), Error> {
+        match self {
+            Staging::LocalFiles { .. } => Ok(()),
+            Staging::Multipart(store) if tail.is_empty() => match store.delete(tail_key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Staging::Multipart(store) => {
+                store.put(tail_key, tail.into()).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// An upload's tail: the `length` bytes that start at `offset` (where its last whole part ends).
+    pub(super) async fn load_tail(
+        &self,
+        tail_key: &Path,
+        session_id: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes, Error> {
+        let bytes = match self {
+            Staging::LocalFiles { root } => {
+                let path = Self::local_file(root, session_id);
+                tokio::task::spawn_blocking(move || {
+                    let file = std::fs::File::open(path)?;
+                    let mut buffer = vec![0u8; length as usize];
+                    file.read_exact_at(&mut buffer, offset)?;
+                    Ok::<_, std::io::Error>(Bytes::from(buffer))
+                })
+                .await??
+            }
+            Staging::Multipart(store) => store.get(tail_key).await?.bytes().await?,
+        };
+        if bytes.len() as u64 != length {
+            return Err(Error::Internal(format!(
+                "upload {session_id} keeps a tail of {} bytes, not {length}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
     pub(super) async fn abort(
         &self,
         key: &Path,
@@ -263,6 +309,30 @@ impl StagingWriter {
             }
         }
         Ok(())
+    }
+
+    /// Stores every whole part and returns them with the bytes of the unfinished part after them, which
+    /// an upload of unknown size keeps as its tail until more bytes (or the end) arrive. A local file
+    /// already holds those bytes in place; an S3 part cannot be shorter than 5 MiB unless it is the last.
+    pub async fn finish_whole_parts(mut self) -> Result<(Vec<StagedPart>, Bytes), Error> {
+        let tail = match &mut self.target {
+            Target::Local { .. } => Bytes::new(),
+            Target::Multipart { chunks, .. } => {
+                let mut tail = bytes::BytesMut::with_capacity(self.part_filled as usize);
+                for chunk in std::mem::take(chunks) {
+                    tail.extend_from_slice(&chunk);
+                }
+                tail.freeze()
+            }
+        };
+        self.part_filled = 0;
+        self.flush_local().await?;
+        if let Target::Multipart { in_flight, .. } = &mut self.target
+            && let Some(last) = in_flight.take()
+        {
+            self.parts.push(join(last).await?);
+        }
+        Ok((self.parts, tail))
     }
 
     /// Stores what is left (the blob's shorter last part) and returns every part this chunk stored.

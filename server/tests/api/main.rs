@@ -14,6 +14,7 @@ mod http_semantics;
 mod listing;
 mod manifests;
 mod oci;
+mod oci_conformance;
 mod paging;
 mod pipeline;
 mod runners;

@@ -34,23 +34,35 @@ fn token_info(row: &ApiTokenRow, user: &str) -> TokenInfo {
 }
 
 impl AccountService {
-    /// A short-lived access token for an OCI client: read on each of `namespaces` that the user's
-    /// credential itself covers (never more than the credential: a token scoped to one namespace gets
-    /// nothing for another, even for its public models, which need no token). None when nothing is left.
+    /// A short-lived access token for an OCI client: on each asked namespace, read, or write where the
+    /// client asked to push or delete, as far as the user's credential itself covers it (never more
+    /// than the credential: a token scoped to one namespace gets nothing for another, even for its
+    /// public models, which need no token; a read-only credential asking to push gets read). None when
+    /// nothing is left.
     pub async fn registry_token(
         &self,
         user: &User,
-        namespaces: &[NamespaceName],
+        asked: &[(NamespaceName, bool)],
     ) -> Result<Option<AccessToken>, Error> {
-        let granted: Vec<String> = namespaces
-            .iter()
-            .map(|ns| Scope::Level {
-                level: Level::Read,
-                namespace: Some(ns.to_string()),
-            })
-            .filter(|scope| user.scopes_cover(std::slice::from_ref(scope)))
-            .map(|scope| scope.to_string())
-            .collect();
+        let mut granted: Vec<String> = Vec::new();
+        for (ns, write) in asked {
+            let levels: &[Level] = if *write {
+                &[Level::Write, Level::Read]
+            } else {
+                &[Level::Read]
+            };
+            let covered = levels.iter().copied().find_map(|level| {
+                let scope = Scope::Level {
+                    level,
+                    namespace: Some(ns.to_string()),
+                };
+                user.scopes_cover(std::slice::from_ref(&scope))
+                    .then(|| scope.to_string())
+            });
+            granted.extend(covered);
+        }
+        granted.sort();
+        granted.dedup();
         if granted.is_empty() {
             return Ok(None);
         }

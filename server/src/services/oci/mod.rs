@@ -6,16 +6,21 @@
 //! configs and signatures are kept by digest once served (`oci_documents`), so a digest a client pinned
 //! answers the same bytes later.
 
+mod deletion;
 pub mod modelpack;
+pub mod publish;
+pub mod uploads;
 
 use kiln_core::{AliasName, ModelName, NamespaceName, Sha256Digest};
 
 use crate::db::records::{ModelRow, VersionRow};
 use crate::db::repos::oci_documents::{self, OciDocument};
-use crate::db::repos::{aliases, manifests, models, variants, versions};
+use crate::db::repos::{aliases, manifests, models, oci_blob_links, variants, versions};
 use crate::db::{Database, DbConnection};
 use crate::error::Error;
 use crate::services::downloads::LocatedFile;
+use crate::services::registry::RegistryService;
+use crate::storage::BlobStore;
 use modelpack::{
     CONFIG_MEDIA_TYPE, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, JWS_MEDIA_TYPE, LayerFile,
     MANIFEST_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE, sha256_hex,
@@ -46,6 +51,7 @@ pub struct ServedManifest {
 
 /// One entry of a referrers listing.
 pub struct ReferrerEntry {
+    pub media_type: String,
     pub digest: String,
     pub size: usize,
     pub artifact_type: String,
@@ -72,6 +78,8 @@ fn version_of_tag(tag: &str) -> String {
 #[derive(Clone)]
 pub struct OciService {
     db: Database,
+    store: BlobStore,
+    registry: RegistryService,
 }
 
 fn model_row(
@@ -84,14 +92,24 @@ fn model_row(
         .ok_or_else(|| Error::not_found(format!("repository {ns}/{model}")))
 }
 
-/// The ready version a version or alias tag names.
+/// Whether a version is served under its tag: once ready, or, when a client pushed its manifest, from
+/// the push on (the client reads back what it pushed) unless the version failed.
+fn served(conn: &mut DbConnection, version: &VersionRow) -> Result<bool, Error> {
+    Ok(match version.status.as_str() {
+        "ready" => true,
+        "failed" => false,
+        _ => oci_documents::version_manifest(conn, &version.id)?.is_some(),
+    })
+}
+
+/// The version a version or alias tag names, when it is served.
 fn named_version(
     conn: &mut DbConnection,
     model: &ModelRow,
     tag: &str,
 ) -> Result<Option<VersionRow>, Error> {
     if let Some(row) = versions::find(conn, &model.id, &version_of_tag(tag))? {
-        return Ok(Some(row).filter(|r| r.status == "ready"));
+        return Ok(Some(row).filter(|r| served(conn, r).unwrap_or(false)));
     }
     let Ok(alias) = tag.parse::<AliasName>() else {
         return Ok(None);
@@ -236,8 +254,12 @@ fn attach_signature(
 }
 
 impl OciService {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, store: BlobStore, registry: RegistryService) -> Self {
+        Self {
+            db,
+            store,
+            registry,
+        }
     }
 
     /// The repository's tags in lexical order: after `last` when given, at most `n` when given.
@@ -258,6 +280,11 @@ impl OciService {
                         .map(|(id, name)| (id, tag_of_version(&name)))
                         .collect();
                 let mut tags: Vec<String> = ready.values().cloned().collect();
+                tags.extend(
+                    oci_documents::pushed_versions_in_progress(conn, &row.id)?
+                        .iter()
+                        .map(|name| tag_of_version(name)),
+                );
                 for (version_id, variant) in variants::deployable_of_model(conn, &row.id)? {
                     if let Some(tag) = ready.get(&version_id) {
                         tags.push(format!("{tag}-{variant}"));
@@ -291,6 +318,18 @@ impl OciService {
                 let row = model_row(conn, &ns, &model)?;
                 match reference {
                     Reference::Tag(tag) => match tagged(conn, &row, &tag)? {
+                        Some((version, None))
+                            if let Some(pushed) =
+                                oci_documents::version_manifest(conn, &version.id)? =>
+                        {
+                            Ok(oci_documents::find(conn, &row.id, &pushed)?.map(|d| {
+                                ServedManifest {
+                                    digest: pushed,
+                                    media_type: d.media_type,
+                                    body: d.body,
+                                }
+                            }))
+                        }
                         Some((version, variant)) => Ok(Some(manifest_of(
                             conn,
                             &ns,
@@ -301,7 +340,7 @@ impl OciService {
                         None => Ok(None),
                     },
                     Reference::Digest(digest) => Ok(oci_documents::find(conn, &row.id, &digest)?
-                        .filter(|d| d.media_type == MANIFEST_MEDIA_TYPE)
+                        .filter(|d| publish::is_manifest_type(&d.media_type))
                         .map(|d| ServedManifest {
                             digest,
                             media_type: d.media_type,
@@ -312,28 +351,29 @@ impl OciService {
             .await
     }
 
-    /// The manifests that refer to `subject` (the signed deployment manifest of its version), of
-    /// `artifact_type` when given; `Ok(None)` when the repository has no manifest of that digest.
+    /// The manifests that refer to `subject` (the signed deployment manifest of its version, and what
+    /// clients pushed with it as their subject, which need not exist), of `artifact_type` when given.
     pub async fn referrers(
         &self,
         ns: NamespaceName,
         model: ModelName,
         subject: String,
         artifact_type: Option<String>,
-    ) -> Result<Option<Vec<ReferrerEntry>>, Error> {
+    ) -> Result<Vec<ReferrerEntry>, Error> {
         self.db
             .run(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
-                let Some(document) = oci_documents::find(conn, &row.id, &subject)?
-                    .filter(|d| d.media_type == MANIFEST_MEDIA_TYPE)
-                else {
-                    return Ok(None);
-                };
-                if document.subject.is_none()
-                    && let Some(version_id) = &document.version_id
+                // A version's manifest (kiln's, or the one pushed for it) has the version's signed
+                // deployment manifest among its referrers.
+                if let Some(document) = oci_documents::find(conn, &row.id, &subject)?
+                    .filter(|d| publish::is_manifest_type(&d.media_type) && d.subject.is_none())
                 {
-                    let version = versions::by_id(conn, version_id)?;
-                    attach_signature(conn, &row, &version, &document)?;
+                    let mut signed = oci_documents::versions_pushed_as(conn, &row.id, &subject)?;
+                    signed.extend(document.version_id.clone());
+                    for version_id in signed {
+                        let version = versions::by_id(conn, &version_id)?;
+                        attach_signature(conn, &row, &version, &document)?;
+                    }
                 }
                 let entries = oci_documents::referrers(conn, &row.id, &subject)?
                     .into_iter()
@@ -348,6 +388,7 @@ impl OciService {
                             .cloned()
                             .unwrap_or_default();
                         Ok(ReferrerEntry {
+                            media_type: d.media_type.clone(),
                             size: d.body.len(),
                             artifact_type: d.artifact_type.unwrap_or_default(),
                             digest: d.digest,
@@ -355,13 +396,15 @@ impl OciService {
                         })
                     })
                     .collect::<Result<Vec<_>, Error>>()?;
-                Ok(Some(entries))
+                Ok(entries)
             })
             .await
     }
 
-    /// A blob of the repository: a file of one of its versions or variants, or a document kiln wrote for
-    /// it; `Ok(None)` when it has none of that digest (another model's blobs are not this repository's).
+    /// A blob of the repository: a file of one of its versions or variants, a document kiln wrote for
+    /// it, or a blob pushed into it; `Ok(None)` when it has none of that digest (another model's blobs
+    /// are not this repository's). A repository that a push has only begun (blobs, no manifest yet)
+    /// holds its pushed blobs.
     pub async fn blob(
         &self,
         ns: NamespaceName,
@@ -370,13 +413,23 @@ impl OciService {
     ) -> Result<Option<Blob>, Error> {
         self.db
             .run(move |conn| {
-                let row = model_row(conn, &ns, &model)?;
                 let text = digest.to_string();
+                let linked = oci_blob_links::size(conn, ns.as_str(), model.as_str(), &text)?;
+                let Some((_, row)) = models::find(conn, ns.as_str(), model.as_str())? else {
+                    return match linked {
+                        Some(size) => Ok(Some(Blob::File(LocatedFile {
+                            digest,
+                            size,
+                            public: false,
+                        }))),
+                        None => Err(Error::not_found(format!("repository {ns}/{model}"))),
+                    };
+                };
                 let size = match versions::file_size_by_digest(conn, &row.id, &text)? {
                     Some(size) => Some(size),
                     None => variants::file_size_by_digest(conn, &row.id, &text)?,
                 };
-                if let Some(size) = size {
+                if let Some(size) = size.or(linked) {
                     return Ok(Some(Blob::File(LocatedFile {
                         digest,
                         size,

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{RegistryService, find_model, find_version};
 use crate::db::repos::audit::{self, Actor};
-use crate::db::repos::{models, versions};
+use crate::db::repos::{models, oci_blob_links, versions};
 use crate::error::Error;
 
 impl RegistryService {
@@ -74,6 +74,8 @@ impl RegistryService {
                     }
                     let versions = versions::names(conn, &model_row.id)?;
                     models::delete(conn, &model_row.id)?;
+                    // Blobs pushed into the repository through /v2/ go with it.
+                    oci_blob_links::unlink_all(conn, ns.as_str(), model.as_str())?;
                     audit::record(
                         conn,
                         &actor,

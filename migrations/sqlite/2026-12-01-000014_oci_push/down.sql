@@ -1,0 +1,5 @@
+DROP INDEX oci_version_manifests_digest;
+DROP TABLE oci_version_manifests;
+DROP TABLE oci_blob_links;
+DROP INDEX oci_uploads_updated;
+DROP TABLE oci_uploads;

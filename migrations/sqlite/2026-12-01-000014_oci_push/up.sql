@@ -1,0 +1,39 @@
+-- Pushing through the OCI distribution endpoint. A client uploads blobs without naming their digest until
+-- the last request, in chunks of any length, into a repository that may not exist yet: an upload keeps
+-- the repository by name, the staged parts' ETags (every whole part; a shorter tail waits beside them) and
+-- the hash state, so it resumes on any replica after any restart.
+CREATE TABLE oci_uploads (
+    id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    model TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    upload_offset BIGINT NOT NULL,
+    part_size BIGINT NOT NULL,
+    backend_upload_id TEXT NOT NULL,
+    -- The ETags of the staged whole parts, in order, as a JSON array.
+    part_etags TEXT NOT NULL,
+    hash_state BLOB NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE INDEX oci_uploads_updated ON oci_uploads (updated_at);
+
+-- Blobs a repository holds that no version names (yet): pushed or mounted before their manifest, and a
+-- pushed manifest's config. By name, as a push may come before the model does.
+CREATE TABLE oci_blob_links (
+    namespace TEXT NOT NULL,
+    model TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES blobs (digest),
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (namespace, model, digest)
+);
+
+-- The manifest a client pushed under a version's tag (kept byte for byte in oci_documents: its digest is
+-- what the client holds); a version without one is served the ModelPack manifest kiln writes for it.
+-- Several tags may name the same bytes, so this is per version, not per document.
+CREATE TABLE oci_version_manifests (
+    version_id TEXT PRIMARY KEY REFERENCES versions (id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+    digest TEXT NOT NULL
+);
+CREATE INDEX oci_version_manifests_digest ON oci_version_manifests (model_id, digest);

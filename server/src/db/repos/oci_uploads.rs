@@ -1,0 +1,87 @@
+//! Blob uploads through the OCI endpoint, whose digest and size are known only when they finish.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::oci_uploads;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oci_uploads)]
+pub struct OciUploadRow {
+    pub id: String,
+    pub namespace: String,
+    pub model: String,
+    pub user_id: String,
+    pub upload_offset: i64,
+    pub part_size: i64,
+    pub backend_upload_id: String,
+    /// The staged whole parts' ETags, in order, as a JSON array.
+    pub part_etags: String,
+    pub hash_state: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl OciUploadRow {
+    pub fn etags(&self) -> Vec<String> {
+        serde_json::from_str(&self.part_etags).unwrap_or_default()
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, row: &OciUploadRow) -> QueryResult<()> {
+    diesel::insert_into(oci_uploads::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<OciUploadRow>> {
+    oci_uploads::table
+        .find(id)
+        .select(OciUploadRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Moves the upload from `from_offset` to `to_offset` with its new parts and hash state; false when
+/// another request moved it first (nothing changes then).
+pub fn advance(
+    conn: &mut DbConnection,
+    id: &str,
+    from_offset: i64,
+    to_offset: i64,
+    part_etags: &str,
+    hash_state: &[u8],
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        oci_uploads::table
+            .filter(oci_uploads::id.eq(id))
+            .filter(oci_uploads::upload_offset.eq(from_offset)),
+    )
+    .set((
+        oci_uploads::upload_offset.eq(to_offset),
+        oci_uploads::part_etags.eq(part_etags),
+        oci_uploads::hash_state.eq(hash_state),
+        oci_uploads::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::delete(oci_uploads::table.find(id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn idle_since(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+) -> QueryResult<Vec<OciUploadRow>> {
+    oci_uploads::table
+        .filter(oci_uploads::updated_at.lt(cutoff))
+        .select(OciUploadRow::as_select())
+        .load(conn)
+}

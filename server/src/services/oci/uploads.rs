@@ -1,0 +1,407 @@
+//! Blob uploads through `/v2/`: a client names the digest only in its last request, and may send the
+//! bytes in one request (monolithic), in a stream, or in chunks of any length (PATCH with
+//! `Content-Range`). The bytes stage like a `kiln push` upload's (a multipart upload on S3, a file on a
+//! local store); the bytes after the last whole part wait as the upload's tail until more arrive, and
+//! the hash state is saved after each request, so an upload resumes on any replica after a dropped
+//! connection or a restart. Only a verified digest is promoted, recorded and linked to the repository.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use kiln_core::{ErrorCode, ModelName, NamespaceName, Sha256Digest, Sha256Hasher};
+use serde_json::json;
+
+use super::OciService;
+use crate::db::repos::models::Visible;
+use crate::db::repos::oci_uploads::{self, OciUploadRow};
+use crate::db::repos::{blobs, oci_blob_links};
+use crate::db::{new_id, now};
+use crate::error::Error;
+
+const MIB: i64 = 1024 * 1024;
+/// Every part but the last of a staged upload. S3 allows 10,000 parts, so an upload through `/v2/`
+/// holds at most 160 GiB; larger files go through `kiln push`, which declares its size.
+pub const PART_SIZE: i64 = 16 * MIB;
+pub const MAX_BLOB_SIZE: i64 = PART_SIZE * 10_000;
+
+/// Where an upload stands: the bytes received so far.
+pub struct UploadProgress {
+    pub id: String,
+    pub offset: i64,
+}
+
+/// The pusher, and what they may read (a blob held by a version they can read is theirs to mount).
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    pub user_id: String,
+    pub visible: Visible,
+}
+
+fn progress(row: &OciUploadRow) -> UploadProgress {
+    UploadProgress {
+        id: row.id.clone(),
+        offset: row.upload_offset,
+    }
+}
+
+fn out_of_order(row: &OciUploadRow, start: i64) -> Error {
+    Error::Conflict {
+        code: ErrorCode::OffsetMismatch,
+        message: format!(
+            "this chunk starts at byte {start} but the upload has {} bytes; send the chunk that starts there",
+            row.upload_offset
+        ),
+        details: Some(json!({ "offset": row.upload_offset })),
+    }
+}
+
+impl OciService {
+    /// Starts an upload into `ns/model` (which need not exist yet).
+    pub async fn start_upload(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        pusher: &Pusher,
+    ) -> Result<UploadProgress, Error> {
+        let id = new_id();
+        let backend_upload_id = self.store.begin_upload(&id).await?;
+        let at = now();
+        let row = OciUploadRow {
+            id,
+            namespace: ns.to_string(),
+            model: model.to_string(),
+            user_id: pusher.user_id.clone(),
+            upload_offset: 0,
+            part_size: PART_SIZE,
+            backend_upload_id,
+            part_etags: "[]".to_owned(),
+            hash_state: Sha256Hasher::new().save(),
+            created_at: at,
+            updated_at: at,
+        };
+        let inserted = row.clone();
+        self.db
+            .run(move |conn| Ok(oci_uploads::insert(conn, &inserted)?))
+            .await?;
+        Ok(progress(&row))
+    }
+
+    /// The pusher's upload into this repository; any other is as absent as one that never existed.
+    async fn upload(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        id: &str,
+        pusher: &Pusher,
+    ) -> Result<OciUploadRow, Error> {
+        let key = id.to_owned();
+        self.db
+            .run(move |conn| Ok(oci_uploads::find(conn, &key)?))
+            .await?
+            .filter(|row| {
+                row.user_id == pusher.user_id
+                    && row.namespace == ns.as_str()
+                    && row.model == model.as_str()
+            })
+            .ok_or_else(|| Error::not_found(format!("upload {id}")))
+    }
+
+    pub async fn upload_progress(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        id: &str,
+        pusher: &Pusher,
+    ) -> Result<UploadProgress, Error> {
+        Ok(progress(&self.upload(ns, model, id, pusher).await?))
+    }
+
+    /// Appends a request body to the upload; `start`, when the client says where its chunk starts, must
+    /// be where the upload stands. Nothing is recorded unless the whole body arrived and was staged.
+    pub async fn append<S>(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        id: &str,
+        pusher: &Pusher,
+        start: Option<i64>,
+        body: S,
+    ) -> Result<UploadProgress, Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        let row = self.upload(ns, model, id, pusher).await?;
+        if let Some(start) = start
+            && start != row.upload_offset
+        {
+            return Err(out_of_order(&row, start));
+        }
+        let row = self.stage(row, body).await?;
+        Ok(progress(&row))
+    }
+
+    /// Stages a body after what the upload holds and records the new offset, parts and hash state.
+    async fn stage<S>(&self, row: OciUploadRow, mut body: S) -> Result<OciUploadRow, Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        let part = row.part_size;
+        let aligned = row.upload_offset - row.upload_offset % part;
+        let mut hasher = Sha256Hasher::restore(&row.hash_state).ok_or_else(|| {
+            Error::Internal(format!("upload {} has a corrupt hash state", row.id))
+        })?;
+        let mut writer = self
+            .store
+            .stage_writer(&row.id, &row.backend_upload_id, part as u64, aligned as u64)
+            .await?;
+        if row.upload_offset > aligned {
+            let tail = self
+                .store
+                .load_tail(
+                    &row.id,
+                    aligned as u64,
+                    (row.upload_offset - aligned) as u64,
+                )
+                .await?;
+            writer.write(tail).await?;
+        }
+        let mut received: i64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    return Error::RequestTimeout {
+                        message: format!("after {received} bytes: {e}"),
+                    };
+                }
+                Error::bad_request(
+                    ErrorCode::TruncatedBody,
+                    format!("the request body ended early after {received} bytes: {e}"),
+                )
+            })?;
+            received += chunk.len() as i64;
+            if row.upload_offset + received > MAX_BLOB_SIZE {
+                return Err(Error::PayloadTooLarge {
+                    message: format!(
+                        "a blob pushed through /v2/ may have at most {MAX_BLOB_SIZE} bytes; push larger files with `kiln push`"
+                    ),
+                });
+            }
+            hasher.update(&chunk);
+            writer.write(chunk).await?;
+        }
+        let (parts, tail) = writer.finish_whole_parts().await?;
+        self.store.save_tail(&row.id, tail).await?;
+        let mut etags = row.etags();
+        etags.truncate((aligned / part) as usize);
+        etags.extend(parts.into_iter().map(|p| p.etag));
+        let etags_json = serde_json::to_string(&etags)?;
+        let state = hasher.save();
+        let (key, from, to) = (
+            row.id.clone(),
+            row.upload_offset,
+            row.upload_offset + received,
+        );
+        let at = now();
+        let (json_for_db, state_for_db) = (etags_json.clone(), state.clone());
+        let advanced = self
+            .db
+            .run(move |conn| {
+                Ok(oci_uploads::advance(
+                    conn,
+                    &key,
+                    from,
+                    to,
+                    &json_for_db,
+                    &state_for_db,
+                    at,
+                )?)
+            })
+            .await?;
+        if !advanced {
+            return Err(out_of_order(&row, row.upload_offset));
+        }
+        Ok(OciUploadRow {
+            upload_offset: to,
+            part_etags: etags_json,
+            hash_state: state,
+            updated_at: at,
+            ..row
+        })
+    }
+
+    /// Ends an upload with its last bytes (possibly none): checks the digest, promotes the bytes and
+    /// links the blob to the repository.
+    pub async fn finish_upload<S>(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        id: &str,
+        pusher: &Pusher,
+        digest: Sha256Digest,
+        body: S,
+    ) -> Result<(), Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        let row = self.upload(ns, model, id, pusher).await?;
+        let row = self.stage(row, body).await?;
+        let actual = Sha256Hasher::restore(&row.hash_state)
+            .ok_or_else(|| Error::Internal(format!("upload {id} has a corrupt hash state")))?
+            .finalize();
+        if actual != digest {
+            self.discard(&row).await?;
+            return Err(Error::BadRequest {
+                code: ErrorCode::DigestMismatch,
+                message: format!(
+                    "the uploaded bytes hash to {actual}, not {digest}; the upload was discarded, start it again"
+                ),
+                details: Some(json!({ "declared": digest, "actual": actual })),
+            });
+        }
+        // The tail becomes the last part.
+        let part = row.part_size;
+        let aligned = row.upload_offset - row.upload_offset % part;
+        let mut etags = row.etags();
+        if row.upload_offset > aligned {
+            let tail = self
+                .store
+                .load_tail(
+                    &row.id,
+                    aligned as u64,
+                    (row.upload_offset - aligned) as u64,
+                )
+                .await?;
+            let mut writer = self
+                .store
+                .stage_writer(&row.id, &row.backend_upload_id, part as u64, aligned as u64)
+                .await?;
+            writer.write(tail).await?;
+            etags.extend(writer.finish().await?.into_iter().map(|p| p.etag));
+        }
+        let expected = (row.upload_offset + part - 1) / part;
+        if etags.len() as i64 != expected {
+            return Err(Error::Internal(format!(
+                "upload {id} has {} staged parts, not {expected}",
+                etags.len()
+            )));
+        }
+        self.store
+            .promote_upload(
+                &row.id,
+                &row.backend_upload_id,
+                etags,
+                &digest,
+                row.upload_offset as u64,
+            )
+            .await?;
+        self.store.save_tail(&row.id, Bytes::new()).await?;
+        let (key, text, size, user) = (
+            row.id.clone(),
+            digest.to_string(),
+            row.upload_offset,
+            pusher.user_id.clone(),
+        );
+        let (namespace, model) = (row.namespace.clone(), row.model.clone());
+        // Blob, grant, link, then the upload: a crash in between leaves only an idle upload to reap.
+        self.db
+            .run(move |conn| {
+                blobs::record(conn, &text, size)?;
+                blobs::grant(conn, &text, &user)?;
+                oci_blob_links::link(conn, &namespace, &model, &text)?;
+                Ok(oci_uploads::delete(conn, &key)?)
+            })
+            .await
+    }
+
+    /// Cancels an upload and drops what it staged.
+    pub async fn cancel_upload(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        id: &str,
+        pusher: &Pusher,
+    ) -> Result<(), Error> {
+        let row = self.upload(ns, model, id, pusher).await?;
+        self.discard(&row).await
+    }
+
+    async fn discard(&self, row: &OciUploadRow) -> Result<(), Error> {
+        self.store
+            .abort_upload(&row.id, &row.backend_upload_id)
+            .await?;
+        let key = row.id.clone();
+        self.db
+            .run(move |conn| Ok(oci_uploads::delete(conn, &key)?))
+            .await
+    }
+
+    /// Aborts uploads idle for longer than `ttl`; returns how many.
+    pub async fn reap_idle_uploads(&self, ttl: std::time::Duration) -> Result<usize, Error> {
+        let cutoff = now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(3));
+        let idle = self
+            .db
+            .run(move |conn| Ok(oci_uploads::idle_since(conn, cutoff)?))
+            .await?;
+        for row in &idle {
+            self.discard(row).await?;
+        }
+        Ok(idle.len())
+    }
+
+    /// Links a blob the pusher may use to `ns/model` without its bytes moving: one held by the `from`
+    /// repository (which the pusher may read), or, without `from`, one the pusher uploaded or can read
+    /// anywhere. False when there is no such blob (the client then uploads it).
+    pub async fn mount(
+        &self,
+        ns: &NamespaceName,
+        model: &ModelName,
+        digest: &Sha256Digest,
+        from: Option<(NamespaceName, ModelName)>,
+        pusher: &Pusher,
+    ) -> Result<bool, Error> {
+        let usable = match from {
+            Some((from_ns, from_model)) => self
+                .blob(from_ns, from_model, *digest)
+                .await
+                .map(|found| found.is_some_and(|b| matches!(b, super::Blob::File(_))))
+                .or_else(|e| match e {
+                    Error::NotFound { .. } => Ok(false),
+                    other => Err(other),
+                })?,
+            None => {
+                let (user, visible, key) = (
+                    pusher.user_id.clone(),
+                    pusher.visible.clone(),
+                    digest.to_string(),
+                );
+                !self
+                    .db
+                    .run(move |conn| {
+                        Ok(blobs::usable(
+                            conn,
+                            Some(&user),
+                            &visible,
+                            std::slice::from_ref(&key),
+                        )?)
+                    })
+                    .await?
+                    .is_empty()
+            }
+        };
+        if !usable {
+            return Ok(false);
+        }
+        let (namespace, name, key, user) = (
+            ns.to_string(),
+            model.to_string(),
+            digest.to_string(),
+            pusher.user_id.clone(),
+        );
+        self.db
+            .run(move |conn| {
+                blobs::grant(conn, &key, &user)?;
+                oci_blob_links::link(conn, &namespace, &name, &key)?;
+                Ok(true)
+            })
+            .await
+    }
+}
