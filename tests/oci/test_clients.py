@@ -154,3 +154,63 @@ def test_the_signed_manifest_is_a_referrer_that_pyjwt_verifies_with_only_the_jwk
     claims = jwt.decode(token, key.key, algorithms=["EdDSA"], options={"verify_aud": False})
     assert claims["model"] == "acme/m" and claims["version"] == "1.0.0"
     assert {f["sha256"] for f in claims["sources"]} == set(files_of("acme/m:1.0.0").values())
+
+
+def test_skopeo_copies_a_layout_back_into_a_new_kiln_version(models, tmp_path):
+    layout = tmp_path / "layout"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{HOST}/acme/m:1.1.0", f"oci:{layout}:1.1.0")
+    skopeo(
+        "copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{TOKEN}",
+        f"oci:{layout}:1.1.0", f"docker://{HOST}/acme/copied:1.1.0",
+    )
+    settled("acme/copied:1.1.0")
+    assert files_of("acme/copied:1.1.0") == files_of("acme/m:1.1.0"), "the same files, no byte stored twice"
+    shown = json.loads(kiln("show", "acme/copied:1.1.0", "--json"))
+    assert shown["status"] == "ready", shown
+    # The tag answers the very manifest skopeo pushed.
+    index = json.loads((layout / "index.json").read_text())
+    pushed = index["manifests"][0]["digest"]
+    raw = skopeo(
+        "inspect", "--raw", "--tls-verify=false", "--creds", f"admin:{TOKEN}", f"docker://{HOST}/acme/copied:1.1.0"
+    ).stdout
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == pushed
+    # Versions never change: the same tag with other content is refused.
+    other = tmp_path / "other"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{HOST}/acme/m:1.0.0", f"oci:{other}:1.0.0")
+    refused = skopeo(
+        "copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{TOKEN}",
+        f"oci:{other}:1.0.0", f"docker://{HOST}/acme/copied:1.1.0", check=False,
+    )
+    assert refused.returncode != 0 and "denied" in refused.stderr.lower(), refused.stderr
+
+
+def test_oras_pushes_files_as_a_version_that_goes_through_the_pipeline(models, tmp_path, monkeypatch):
+    folder = tmp_path / "push"
+    subprocess.run([os.environ["KILN_SAMPLE_ONNX"], str(folder)], check=True, capture_output=True)
+    (folder / "README.md").write_text("# pushed with oras\n")
+    names = sorted(p.name for p in folder.iterdir())
+    monkeypatch.chdir(folder)
+    client = oras.client.OrasClient(hostname=HOST, insecure=True)
+    client.login(username="admin", password=TOKEN, hostname=HOST, config_path=os.path.join(AUTH_DIR, "config.json"))
+    client.push(target=f"{HOST}/acme/orased:1.0.0", files=names)
+    settled("acme/orased:1.0.0")
+    shown = json.loads(kiln("show", "acme/orased:1.0.0", "--json"))
+    assert shown["status"] == "ready", shown
+    expected = {name: "sha256:" + hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
+    assert files_of("acme/orased:1.0.0") == expected
+    # The pipeline took it like a `kiln push`: the model is a deployable variant, as with any push.
+    assert "onnx" in {v["name"] for v in shown["variants"]}, shown
+    # Pulled back by the same tag, byte for byte; the version's signature hangs off the pushed manifest.
+    out = tmp_path / "pulled"
+    pulled = client.pull(target=f"{HOST}/acme/orased:1.0.0", outdir=str(out))
+    got = {str(Path(p).relative_to(out)): "sha256:" + hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in pulled}
+    assert got == expected
+    raw = skopeo(
+        "inspect", "--raw", "--tls-verify=false", "--creds", f"admin:{TOKEN}", f"docker://{HOST}/acme/orased:1.0.0"
+    ).stdout
+    subject = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    request = urllib.request.Request(f"{SERVER}/v2/acme/orased/referrers/{subject}")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(request) as response:
+        referrers = json.load(response)["manifests"]
+    assert [r["artifactType"] for r in referrers] == ["application/vnd.kiln.deployment-manifest.v1+jws"]

@@ -131,13 +131,21 @@ impl ResponseError for OciError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.insert_header(("Docker-Distribution-API-Version", API_VERSION));
-        if self.status == StatusCode::UNAUTHORIZED {
-            let value = self
-                .challenge
-                .as_deref()
-                .and_then(|c| HeaderValue::from_str(c).ok())
-                .unwrap_or(HeaderValue::from_static("Basic realm=\"kiln\""));
-            response.insert_header((header::WWW_AUTHENTICATE, value));
+        let challenge = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok());
+        match challenge {
+            Some(value) => {
+                response.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+            None if self.status == StatusCode::UNAUTHORIZED => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"kiln\""),
+                ));
+            }
+            None => {}
         }
         response.json(serde_json::json!({
             "errors": [{ "code": self.code, "message": self.message }]
@@ -269,6 +277,13 @@ async fn reader(
     }
 }
 
+fn bearer(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "))
+}
+
 /// The caller, who may push to (and delete from) this repository: a signed-in writer of its namespace.
 async fn writer(
     services: &Services,
@@ -285,7 +300,7 @@ async fn writer(
     let Some(user) = principal.user() else {
         return Err(unauthorized(
             req,
-            Some(scope),
+            Some(scope.clone()),
             format!("authenticate to push to {ns}/{model}"),
         ));
     };
@@ -303,6 +318,20 @@ async fn writer(
         )
         .await
         .map_err(|e| match e {
+            // A bearer token (one the token endpoint issued for pulling, say) is asked to come back
+            // with one for this scope; the token endpoint grants it only as far as the credential goes.
+            // RFC 6750's insufficient_scope: 403 with the challenge naming the scope it needs.
+            Error::NotFound { .. } | Error::Forbidden { .. } if bearer(req) => OciError {
+                challenge: Some(format!(
+                    "{},error=\"insufficient_scope\"",
+                    challenge(req, Some(scope.clone()))
+                )),
+                ..OciError::new(
+                    StatusCode::FORBIDDEN,
+                    "DENIED",
+                    format!("this token may not push to {ns}/{model}; ask the token endpoint for {scope}"),
+                )
+            },
             Error::NotFound { .. } | Error::Forbidden { .. } => OciError::new(
                 StatusCode::FORBIDDEN,
                 "DENIED",
