@@ -76,6 +76,11 @@ enum Needs {
     Administrator,
     /// A runner-scoped token, and nobody else.
     RunnerOnly,
+    /// Any valid credential (`/v2/`'s base endpoint, where clients learn to authenticate).
+    Credential,
+    /// Pull from a private repository through `/v2/`: as a private model's read, except that a caller
+    /// without credentials is challenged (401), as registry clients send credentials only then.
+    PullPrivate,
 }
 
 /// The status `caller` must get from a route that needs `needs` and answers `ok` when allowed.
@@ -85,13 +90,14 @@ fn expected(needs: Needs, caller: Caller, ok: u16) -> u16 {
     match caller {
         Expired | OtherKey | AlgNone | WrongAudience | Revoked => 401,
         Runner => {
-            if needs == Nothing || needs == RunnerOnly {
+            if needs == Nothing || needs == RunnerOnly || needs == Credential {
                 ok
             } else {
                 403
             }
         }
-        Anonymous if needs == RunnerOnly => 401,
+        Anonymous if needs == RunnerOnly || needs == Credential || needs == PullPrivate => 401,
+        _ if needs == Credential => ok,
         _ if needs == RunnerOnly => 403,
         // A private model reads as absent (404); changes to it answer as for an absent model (401/403).
         Anonymous => match needs {
@@ -102,7 +108,7 @@ fn expected(needs: Needs, caller: Caller, ok: u16) -> u16 {
         // The outsider owns a personal namespace, so may upload blobs (to push there).
         Outsider => match needs {
             Nothing | Browse | ReadPublicModel | SignedIn | Upload => ok,
-            ReadPrivateModel => 404,
+            ReadPrivateModel | PullPrivate => 404,
             _ => 403,
         },
         Writer => match needs {
@@ -141,6 +147,9 @@ fn case(
         ok,
     }
 }
+
+/// A ModelPack-style manifest over the fixture's one file, pushed under a tag through `/v2/`.
+const OCI_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{weights}","size":7},"layers":[{"mediaType":"application/vnd.cncf.model.weight.v1.raw","digest":"{weights}","size":7,"annotations":{"org.cncf.model.filepath":"w.bin"}}]}"#;
 
 /// Every route: method, the route as the OpenAPI document names it, a concrete request, what it needs, and
 /// the status when allowed.
@@ -224,6 +233,27 @@ fn cases() -> Vec<Case> {
         case(M::PATCH, "/api/v1/uploads/{id}", "/api/v1/uploads/no-such-upload", None, Upload, 400),
         case(M::DELETE, "/api/v1/uploads/{id}", "/api/v1/uploads/no-such-upload", None, Upload, 404),
         case(M::POST, "/api/v1/uploads/{id}/commit", "/api/v1/uploads/no-such-upload/commit", None, Upload, 404),
+        // The OCI distribution endpoint: the same rules, in the registry protocol's answers.
+        case(M::GET, "/v2/", "/v2/", None, Credential, 200),
+        case(M::GET, "/v2/token", "/v2/token?scope=repository:acme/secret:pull", None, Nothing, 200),
+        case(M::GET, "/v2/{namespace}/{model}/tags/list", "/v2/acme/secret/tags/list", None, PullPrivate, 200),
+        case(M::GET, "/v2/{namespace}/{model}/tags/list", "/v2/acme/open/tags/list", None, ReadPublicModel, 200),
+        case(M::GET, "/v2/{namespace}/{model}/manifests/{reference}", "/v2/acme/secret/manifests/1", None, PullPrivate, 200),
+        case(M::GET, "/v2/{namespace}/{model}/manifests/{reference}", "/v2/acme/open/manifests/1", None, ReadPublicModel, 200),
+        case(M::GET, "/v2/{namespace}/{model}/blobs/{digest}", "/v2/acme/secret/blobs/{weights}", None, PullPrivate, 200),
+        case(M::GET, "/v2/{namespace}/{model}/blobs/{digest}", "/v2/acme/open/blobs/{weights}", None, ReadPublicModel, 200),
+        case(M::GET, "/v2/{namespace}/{model}/referrers/{digest}", "/v2/acme/secret/referrers/{weights}", None, PullPrivate, 200),
+        case(M::POST, "/v2/{namespace}/{model}/blobs/uploads/", "/v2/acme/secret/blobs/uploads/", None, WritePrivateModel, 202),
+        case(M::POST, "/v2/{namespace}/{model}/blobs/uploads/", "/v2/acme/open/blobs/uploads/", None, WritePublicModel, 202),
+        case(M::POST, "/v2/{namespace}/{model}/blobs/uploads/", "/v2/acme/absent-{who}/blobs/uploads/", None, WritePrivateModel, 202),
+        case(M::GET, "/v2/{namespace}/{model}/blobs/uploads/{id}", "/v2/acme/secret/blobs/uploads/no-such-upload", None, WritePrivateModel, 404),
+        case(M::PATCH, "/v2/{namespace}/{model}/blobs/uploads/{id}", "/v2/acme/secret/blobs/uploads/no-such-upload", None, WritePrivateModel, 404),
+        case(M::PUT, "/v2/{namespace}/{model}/blobs/uploads/{id}", "/v2/acme/secret/blobs/uploads/no-such-upload?digest={digest}", None, WritePrivateModel, 404),
+        case(M::DELETE, "/v2/{namespace}/{model}/blobs/uploads/{id}", "/v2/acme/secret/blobs/uploads/no-such-upload", None, WritePrivateModel, 404),
+        case(M::PUT, "/v2/{namespace}/{model}/manifests/{reference}", "/v2/acme/secret/manifests/oci-{who}", Some(OCI_MANIFEST), WritePrivateModel, 201),
+        case(M::PUT, "/v2/{namespace}/{model}/manifests/{reference}", "/v2/acme/open/manifests/oci-{who}", Some(OCI_MANIFEST), WritePublicModel, 201),
+        case(M::DELETE, "/v2/{namespace}/{model}/manifests/{reference}", "/v2/acme/secret/manifests/ocidoomed-{who}", None, WritePrivateModel, 202),
+        case(M::DELETE, "/v2/{namespace}/{model}/blobs/{digest}", "/v2/acme/secret/blobs/{digest}", None, WritePrivateModel, 404),
     ]
 }
 
@@ -279,6 +309,12 @@ async fn setup(app: &TestApp) -> Vec<(Caller, Option<String>)> {
         .await;
         app.settled_version(&format!("acme/{model}:1")).await;
         for caller in CALLERS {
+            let doomed = format!("acme/{model}:ocidoomed-{}", caller.slug());
+            expect_json::<Value>(
+                app.push(&doomed, &[("w.bin", b"weights")]).await,
+                StatusCode::CREATED,
+            )
+            .await;
             let doomed = format!("acme/{model}:doomed-{}", caller.slug());
             expect_json::<Value>(
                 app.push(&doomed, &[("w.bin", b"weights")]).await,
@@ -445,6 +481,7 @@ fn fill(template: &str, caller: Caller) -> String {
         .replace("{digest}", &Sha256Digest::of(own.as_bytes()).to_string())
         .replace("{size}", &own.len().to_string())
         .replace("{shared}", &Sha256Digest::of(b"shared").to_string())
+        .replace("{weights}", &Sha256Digest::of(b"weights").to_string())
 }
 
 async fn every_route_answers_every_caller_as_the_rules_say(app: TestApp) {
@@ -457,8 +494,13 @@ async fn every_route_answers_every_caller_as_the_rules_say(app: TestApp) {
                 request = request.bearer_auth(credential);
             }
             if let Some(body) = case.body {
+                let content_type = if case.path.contains("/manifests/") {
+                    "application/vnd.oci.image.manifest.v1+json"
+                } else {
+                    "application/json"
+                };
                 request = request
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(fill(body, *caller));
             }
             let response = request.send().await.unwrap();
@@ -511,6 +553,24 @@ fn every_route_is_in_the_access_tables() {
         missing.is_empty(),
         "routes without access rules or tests:\n{}",
         missing.join("\n")
+    );
+}
+
+/// Every `/v2/` route is in the access table too.
+#[test]
+fn every_oci_route_is_in_the_access_table() {
+    let tested: std::collections::BTreeSet<(String, String)> = cases()
+        .iter()
+        .map(|c| (c.method.to_string(), c.route.to_owned()))
+        .collect();
+    let missing: Vec<String> = kiln_server::http::oci::ROUTES
+        .iter()
+        .filter(|(m, route)| !tested.contains(&((*m).to_owned(), (*route).to_owned())))
+        .map(|(m, route)| format!("{m} {route}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "/v2/ routes without access tests: {missing:?}"
     );
 }
 
