@@ -13,6 +13,10 @@ CREATE TABLE oci_uploads (
     -- The ETags of the staged whole parts, in order, as a JSON array.
     part_etags TEXT NOT NULL,
     hash_state BYTEA NOT NULL,
+    -- The request writing to it now, if any, and when it last said so: one writer at a time, so the
+    -- staged bytes are always the ones hashed.
+    writer TEXT,
+    writer_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );

@@ -151,6 +151,8 @@ diesel::table! {
         backend_upload_id -> Text,
         part_etags -> Text,
         hash_state -> Binary,
+        writer -> Nullable<Text>,
+        writer_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

@@ -11,6 +11,7 @@ use kiln_core::{ModelName, NamespaceName, Sha256Digest};
 use serde::Deserialize;
 
 use super::{API_VERSION, DigestPath, OciError, ReferencePath, RepositoryPath, writer};
+use crate::auth::policy::Rule;
 use crate::error::Error;
 use crate::http::body_rate::as_io;
 use crate::http::ranges::oci_chunk_range;
@@ -131,7 +132,7 @@ async fn start(
     payload: Payload,
 ) -> Result<HttpResponse, OciError> {
     let (ns, model) = path.parse()?;
-    let (_, pusher) = writer(&services, &req, &ns, &model).await?;
+    let (principal, pusher) = writer(&services, &req, &ns, &model).await?;
     let query = query.into_inner();
     if let Some(mount) = &query.mount {
         let digest = parse_digest(mount)?;
@@ -144,14 +145,29 @@ async fn start(
                         format!("from={from} is not a repository NAMESPACE/MODEL"),
                     )
                 })?;
-                Some((from_ns.parse()?, from_model.parse()?))
+                let (from_ns, from_model): (NamespaceName, ModelName) =
+                    (from_ns.parse()?, from_model.parse()?);
+                // A repository the caller may not read lends nothing: the client uploads instead.
+                let readable = services
+                    .access
+                    .decide(
+                        Rule::ReadModel,
+                        &principal,
+                        Some(from_ns.to_string()),
+                        Some(from_model.to_string()),
+                    )
+                    .await
+                    .is_ok();
+                readable.then_some((from_ns, from_model))
             }
             None => None,
         };
-        if services
-            .oci
-            .mount(&ns, &model, &digest, from, &pusher)
-            .await?
+        let mountable = query.from.is_none() || from.is_some();
+        if mountable
+            && services
+                .oci
+                .mount(&ns, &model, &digest, from, &pusher)
+                .await?
         {
             return Ok(blob_created(&ns, &model, &digest));
         }
@@ -210,23 +226,19 @@ pub(super) async fn append(
 ) -> Result<HttpResponse, OciError> {
     let (ns, model) = path.parse()?;
     let (_, pusher) = writer(&services, &req, &ns, &model).await?;
-    let start = match req.headers().get(header::CONTENT_RANGE) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(oci_chunk_range)
-                .map(|(start, _)| start)
-                .ok_or_else(|| {
+    let range =
+        match req.headers().get(header::CONTENT_RANGE) {
+            None => None,
+            Some(value) => Some(value.to_str().ok().and_then(oci_chunk_range).ok_or_else(
+                || {
                     OciError::new(
                         StatusCode::RANGE_NOT_SATISFIABLE,
                         "BLOB_UPLOAD_INVALID",
                         "Content-Range must look like START-END (END inclusive)",
                     )
-                })?,
-        ),
-    };
+                },
+            )?),
+        };
     let progress = services
         .oci
         .append(
@@ -234,7 +246,7 @@ pub(super) async fn append(
             &model,
             &path.id,
             &pusher,
-            start,
+            range,
             payload.map_err(as_io),
         )
         .await

@@ -22,6 +22,9 @@ const MIB: i64 = 1024 * 1024;
 /// holds at most 160 GiB; larger files go through `kiln push`, which declares its size.
 pub const PART_SIZE: i64 = 16 * MIB;
 pub const MAX_BLOB_SIZE: i64 = PART_SIZE * 10_000;
+/// How long a writer's claim on an upload lasts unless renewed (a request renews it four times as
+/// often while it writes; one whose server died lets go this long after).
+const CLAIM_LAPSES: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where an upload stands: the bytes received so far.
 pub struct UploadProgress {
@@ -75,6 +78,8 @@ impl OciService {
             backend_upload_id,
             part_etags: "[]".to_owned(),
             hash_state: Sha256Hasher::new().save(),
+            writer: None,
+            writer_at: None,
             created_at: at,
             updated_at: at,
         };
@@ -115,32 +120,107 @@ impl OciService {
         Ok(progress(&self.upload(ns, model, id, pusher).await?))
     }
 
-    /// Appends a request body to the upload; `start`, when the client says where its chunk starts, must
-    /// be where the upload stands. Nothing is recorded unless the whole body arrived and was staged.
+    /// Appends a request body to the upload; `range` (start, length), when the client gives one, must
+    /// start where the upload stands and be the body's length. Nothing is recorded unless the whole body arrived and was staged.
     pub async fn append<S>(
         &self,
         ns: &NamespaceName,
         model: &ModelName,
         id: &str,
         pusher: &Pusher,
-        start: Option<i64>,
+        range: Option<(i64, i64)>,
         body: S,
     ) -> Result<UploadProgress, Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
     {
         let row = self.upload(ns, model, id, pusher).await?;
+        let (start, length) = (range.map(|r| r.0), range.map(|r| r.1));
         if let Some(start) = start
             && start != row.upload_offset
         {
             return Err(out_of_order(&row, start));
         }
-        let row = self.stage(row, body).await?;
+        let row = self.stage(row, body, length).await?;
         Ok(progress(&row))
     }
 
-    /// Stages a body after what the upload holds and records the new offset, parts and hash state.
-    async fn stage<S>(&self, row: OciUploadRow, mut body: S) -> Result<OciUploadRow, Error>
+    /// Stages a body after what the upload holds and records the new offset, parts and hash state. One
+    /// request writes to an upload at a time (a second is refused as out of order), so the bytes staged
+    /// are always the bytes hashed; `expected`, when the client said how long its chunk is, must be met.
+    async fn stage<S>(
+        &self,
+        row: OciUploadRow,
+        body: S,
+        expected: Option<i64>,
+    ) -> Result<OciUploadRow, Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        let writer = new_id();
+        let (key, offset, me) = (row.id.clone(), row.upload_offset, writer.clone());
+        let at = now();
+        let claimed = self
+            .db
+            .run(move |conn| {
+                let stale = at - chrono::Duration::from_std(CLAIM_LAPSES).unwrap_or_default();
+                Ok(oci_uploads::claim(conn, &key, offset, &me, at, stale)?)
+            })
+            .await?;
+        if !claimed {
+            return Err(Error::Conflict {
+                code: ErrorCode::OffsetMismatch,
+                message: format!(
+                    "another request is writing to upload {} (or it moved past byte {offset}); ask where it stands with GET",
+                    row.id
+                ),
+                details: Some(json!({ "offset": row.upload_offset })),
+            });
+        }
+        let heartbeat = self.keep_claim(row.id.clone(), writer.clone());
+        let staged = self
+            .stage_claimed(row.clone(), &writer, body, expected)
+            .await;
+        heartbeat.abort();
+        if staged.is_err() {
+            let (key, me) = (row.id.clone(), writer.clone());
+            if let Err(e) = self
+                .db
+                .run(move |conn| Ok(oci_uploads::release(conn, &key, &me)?))
+                .await
+            {
+                tracing::warn!(error = %e.chain(), upload = %row.id, "releasing an upload failed; it lapses");
+            }
+        }
+        staged
+    }
+
+    /// Says, while a request writes, that it still does, so its claim does not lapse.
+    fn keep_claim(&self, id: String, writer: String) -> tokio::task::JoinHandle<()> {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CLAIM_LAPSES / 4);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let (key, me) = (id.clone(), writer.clone());
+                let held = db
+                    .run(move |conn| Ok(oci_uploads::still_writing(conn, &key, &me, now())?))
+                    .await;
+                if !matches!(held, Ok(true)) {
+                    return;
+                }
+            }
+        })
+    }
+
+    async fn stage_claimed<S>(
+        &self,
+        row: OciUploadRow,
+        writer: &str,
+        mut body: S,
+        expected: Option<i64>,
+    ) -> Result<OciUploadRow, Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
     {
@@ -149,7 +229,7 @@ impl OciService {
         let mut hasher = Sha256Hasher::restore(&row.hash_state).ok_or_else(|| {
             Error::Internal(format!("upload {} has a corrupt hash state", row.id))
         })?;
-        let mut writer = self
+        let mut stage = self
             .store
             .stage_writer(&row.id, &row.backend_upload_id, part as u64, aligned as u64)
             .await?;
@@ -162,7 +242,7 @@ impl OciService {
                     (row.upload_offset - aligned) as u64,
                 )
                 .await?;
-            writer.write(tail).await?;
+            stage.write(tail).await?;
         }
         let mut received: i64 = 0;
         while let Some(chunk) = body.next().await {
@@ -185,19 +265,35 @@ impl OciService {
                     ),
                 });
             }
+            if expected.is_some_and(|length| received > length) {
+                return Err(Error::bad_request(
+                    ErrorCode::BodyTooLong,
+                    "the body has more bytes than its Content-Range declares",
+                ));
+            }
             hasher.update(&chunk);
-            writer.write(chunk).await?;
+            stage.write(chunk).await?;
         }
-        let (parts, tail) = writer.finish_whole_parts().await?;
+        if let Some(length) = expected
+            && received != length
+        {
+            return Err(Error::bad_request(
+                ErrorCode::TruncatedBody,
+                format!(
+                    "the body ended after {received} of the {length} bytes its Content-Range declares"
+                ),
+            ));
+        }
+        let (parts, tail) = stage.finish_whole_parts().await?;
         self.store.save_tail(&row.id, tail).await?;
         let mut etags = row.etags();
         etags.truncate((aligned / part) as usize);
         etags.extend(parts.into_iter().map(|p| p.etag));
         let etags_json = serde_json::to_string(&etags)?;
         let state = hasher.save();
-        let (key, from, to) = (
+        let (key, me, to) = (
             row.id.clone(),
-            row.upload_offset,
+            writer.to_owned(),
             row.upload_offset + received,
         );
         let at = now();
@@ -208,7 +304,7 @@ impl OciService {
                 Ok(oci_uploads::advance(
                     conn,
                     &key,
-                    from,
+                    &me,
                     to,
                     &json_for_db,
                     &state_for_db,
@@ -217,13 +313,16 @@ impl OciService {
             })
             .await?;
         if !advanced {
-            return Err(out_of_order(&row, row.upload_offset));
+            // Cancelled (or reaped) while this request wrote.
+            return Err(Error::not_found(format!("upload {}", row.id)));
         }
         Ok(OciUploadRow {
             upload_offset: to,
             part_etags: etags_json,
             hash_state: state,
             updated_at: at,
+            writer: None,
+            writer_at: None,
             ..row
         })
     }
@@ -243,12 +342,48 @@ impl OciService {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
     {
         let row = self.upload(ns, model, id, pusher).await?;
-        let row = self.stage(row, body).await?;
+        let row = self.stage(row, body, None).await?;
+        // Finishing holds the upload too, so no chunk lands while its parts are completed.
+        let writer = new_id();
+        let (key, offset, me, at) = (row.id.clone(), row.upload_offset, writer.clone(), now());
+        let claimed = self
+            .db
+            .run(move |conn| {
+                let stale = at - chrono::Duration::from_std(CLAIM_LAPSES).unwrap_or_default();
+                Ok(oci_uploads::claim(conn, &key, offset, &me, at, stale)?)
+            })
+            .await?;
+        if !claimed {
+            return Err(out_of_order(&row, row.upload_offset));
+        }
+        let heartbeat = self.keep_claim(row.id.clone(), writer.clone());
+        let finished = self.promote(&row, digest, pusher).await;
+        heartbeat.abort();
+        if finished.is_err() {
+            let (key, me) = (row.id.clone(), writer);
+            let _ = self
+                .db
+                .run(move |conn| Ok(oci_uploads::release(conn, &key, &me)?))
+                .await;
+        }
+        finished
+    }
+
+    /// Checks the digest of a claimed upload, completes its parts (the tail is the last) and moves the
+    /// bytes to their content address (unless the store has them already), then records the blob,
+    /// the pusher's grant and the repository's link.
+    async fn promote(
+        &self,
+        row: &OciUploadRow,
+        digest: Sha256Digest,
+        pusher: &Pusher,
+    ) -> Result<(), Error> {
+        let id = &row.id;
         let actual = Sha256Hasher::restore(&row.hash_state)
             .ok_or_else(|| Error::Internal(format!("upload {id} has a corrupt hash state")))?
             .finalize();
         if actual != digest {
-            self.discard(&row).await?;
+            self.discard(row).await?;
             return Err(Error::BadRequest {
                 code: ErrorCode::DigestMismatch,
                 message: format!(
@@ -257,49 +392,57 @@ impl OciService {
                 details: Some(json!({ "declared": digest, "actual": actual })),
             });
         }
-        // The tail becomes the last part.
-        let part = row.part_size;
-        let aligned = row.upload_offset - row.upload_offset % part;
-        let mut etags = row.etags();
-        if row.upload_offset > aligned {
-            let tail = self
-                .store
-                .load_tail(
+        let text = digest.to_string();
+        let lookup = text.clone();
+        let stored = !self
+            .db
+            .run(move |conn| Ok(blobs::find_many(conn, std::slice::from_ref(&lookup))?))
+            .await?
+            .is_empty();
+        if stored {
+            // The same bytes are stored already: drop the staged copy.
+            self.store
+                .abort_upload(&row.id, &row.backend_upload_id)
+                .await?;
+        } else {
+            let part = row.part_size;
+            let aligned = row.upload_offset - row.upload_offset % part;
+            let mut etags = row.etags();
+            if row.upload_offset > aligned {
+                let tail = self
+                    .store
+                    .load_tail(
+                        &row.id,
+                        aligned as u64,
+                        (row.upload_offset - aligned) as u64,
+                    )
+                    .await?;
+                let mut last = self
+                    .store
+                    .stage_writer(&row.id, &row.backend_upload_id, part as u64, aligned as u64)
+                    .await?;
+                last.write(tail).await?;
+                etags.extend(last.finish().await?.into_iter().map(|p| p.etag));
+            }
+            let expected = (row.upload_offset + part - 1) / part;
+            if etags.len() as i64 != expected {
+                return Err(Error::Internal(format!(
+                    "upload {id} has {} staged parts, not {expected}",
+                    etags.len()
+                )));
+            }
+            self.store
+                .promote_upload(
                     &row.id,
-                    aligned as u64,
-                    (row.upload_offset - aligned) as u64,
+                    &row.backend_upload_id,
+                    etags,
+                    &digest,
+                    row.upload_offset as u64,
                 )
                 .await?;
-            let mut writer = self
-                .store
-                .stage_writer(&row.id, &row.backend_upload_id, part as u64, aligned as u64)
-                .await?;
-            writer.write(tail).await?;
-            etags.extend(writer.finish().await?.into_iter().map(|p| p.etag));
+            self.store.save_tail(&row.id, Bytes::new()).await?;
         }
-        let expected = (row.upload_offset + part - 1) / part;
-        if etags.len() as i64 != expected {
-            return Err(Error::Internal(format!(
-                "upload {id} has {} staged parts, not {expected}",
-                etags.len()
-            )));
-        }
-        self.store
-            .promote_upload(
-                &row.id,
-                &row.backend_upload_id,
-                etags,
-                &digest,
-                row.upload_offset as u64,
-            )
-            .await?;
-        self.store.save_tail(&row.id, Bytes::new()).await?;
-        let (key, text, size, user) = (
-            row.id.clone(),
-            digest.to_string(),
-            row.upload_offset,
-            pusher.user_id.clone(),
-        );
+        let (key, size, user) = (row.id.clone(), row.upload_offset, pusher.user_id.clone());
         let (namespace, model) = (row.namespace.clone(), row.model.clone());
         // Blob, grant, link, then the upload: a crash in between leaves only an idle upload to reap.
         self.db
