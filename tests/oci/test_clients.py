@@ -214,3 +214,28 @@ def test_oras_pushes_files_as_a_version_that_goes_through_the_pipeline(models, t
     with urllib.request.urlopen(request) as response:
         referrers = json.load(response)["manifests"]
     assert [r["artifactType"] for r in referrers] == ["application/vnd.kiln.deployment-manifest.v1+jws"]
+
+
+def test_the_image_form_unpacks_to_the_files_under_models(models, tmp_path):
+    import tarfile
+
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{HOST}/acme/m:production-image").stdout)
+    assert {layer["mediaType"] for layer in raw["layers"]} == {"application/vnd.oci.image.layer.v1.tar"}
+    layout = tmp_path / "image"
+    # skopeo compresses uncompressed layers on the way into a layout; the files inside stay the same.
+    skopeo("copy", "--src-tls-verify=false", f"docker://{HOST}/acme/m:production-image", f"oci:{layout}:image")
+    index = json.loads((layout / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
+    manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest).read_text())
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    for layer in manifest["layers"]:
+        with tarfile.open(layout / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]) as archive:
+            assert all(m.name.startswith("models") for m in archive.getmembers())
+            archive.extractall(root, filter="data")
+    unpacked = {
+        str(p.relative_to(root / "models")): "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (root / "models").rglob("*")
+        if p.is_file()
+    }
+    assert unpacked == files_of("acme/m:1.0.0"), "production's files under models/, byte for byte"

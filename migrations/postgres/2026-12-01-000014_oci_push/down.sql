@@ -1,3 +1,5 @@
+DROP INDEX oci_tar_layers_file;
+DROP TABLE oci_tar_layers;
 DROP INDEX oci_version_manifests_digest;
 DROP TABLE oci_version_manifests;
 DROP TABLE oci_blob_links;

@@ -41,3 +41,16 @@ CREATE TABLE oci_version_manifests (
     digest TEXT NOT NULL
 );
 CREATE INDEX oci_version_manifests_digest ON oci_version_manifests (model_id, digest);
+
+-- A file as a layer of a container image (under models/): an uncompressed tar of its folders' and its
+-- own headers, its bytes, and zeros. Only the headers are kept: the layer is read through from the file's
+-- blob, so no weight is stored twice, and its digest, hashed once, is what clients pin.
+CREATE TABLE oci_tar_layers (
+    digest TEXT PRIMARY KEY,
+    file_digest TEXT NOT NULL,
+    path TEXT NOT NULL,
+    header BLOB NOT NULL,
+    file_size BIGINT NOT NULL,
+    size BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX oci_tar_layers_file ON oci_tar_layers (file_digest, path);

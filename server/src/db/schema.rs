@@ -159,6 +159,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    oci_tar_layers (digest) {
+        digest -> Text,
+        file_digest -> Text,
+        path -> Text,
+        header -> Binary,
+        file_size -> BigInt,
+        size -> BigInt,
+    }
+}
+
+diesel::table! {
     oci_blob_links (namespace, model, digest) {
         namespace -> Text,
         model -> Text,

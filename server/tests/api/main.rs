@@ -15,6 +15,7 @@ mod listing;
 mod manifests;
 mod oci;
 mod oci_conformance;
+mod oci_image;
 mod oci_push;
 mod paging;
 mod pipeline;

@@ -12,6 +12,7 @@ pub mod models;
 pub mod namespaces;
 pub mod oci_blob_links;
 pub mod oci_documents;
+pub mod oci_tar_layers;
 pub mod oci_uploads;
 pub mod pipeline_jobs;
 pub mod runners;

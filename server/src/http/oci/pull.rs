@@ -132,6 +132,7 @@ async fn blob(
     let size = match &found {
         Blob::File(file) => file.size as u64,
         Blob::Document(doc) => doc.body.len() as u64,
+        Blob::TarLayer(layer) => layer.size as u64,
     };
     let Ranged {
         mut response,
@@ -162,6 +163,12 @@ async fn blob(
                 None => bytes,
             };
             Ok(response.content_type(doc.media_type).body(part))
+        }
+        Blob::TarLayer(layer) => {
+            let body = services.oci.read_tar_layer(&layer, range).await?;
+            Ok(response
+                .content_type(crate::services::oci::image::LAYER_MEDIA_TYPE)
+                .streaming(body.map_err(std::io::Error::other)))
         }
     }
 }

@@ -7,6 +7,7 @@
 //! answers the same bytes later.
 
 mod deletion;
+pub mod image;
 pub mod modelpack;
 pub mod publish;
 pub mod uploads;
@@ -15,7 +16,9 @@ use kiln_core::{AliasName, ModelName, NamespaceName, Sha256Digest};
 
 use crate::db::records::{ModelRow, VersionRow};
 use crate::db::repos::oci_documents::{self, OciDocument};
-use crate::db::repos::{aliases, manifests, models, oci_blob_links, variants, versions};
+use crate::db::repos::{
+    aliases, manifests, models, oci_blob_links, oci_tar_layers, variants, versions,
+};
 use crate::db::{Database, DbConnection};
 use crate::error::Error;
 use crate::services::downloads::LocatedFile;
@@ -64,6 +67,8 @@ pub enum Blob {
     File(LocatedFile),
     /// A document kiln wrote (a config, a signature), with its media type.
     Document(OciDocument),
+    /// A file of the model as an image's tar layer (read through from the file's blob).
+    TarLayer(crate::db::repos::oci_tar_layers::TarLayerRow),
 }
 
 /// The tag of a version name.
@@ -166,15 +171,13 @@ fn remember(
     Ok(digest)
 }
 
-/// Writes (and keeps) the ModelPack manifest and config of a version or of one of its variants.
-fn manifest_of(
+/// The files (path, digest, size) of a version, or of one of its variants.
+fn files_of(
     conn: &mut DbConnection,
-    ns: &NamespaceName,
-    model: &ModelRow,
     version: &VersionRow,
     variant: Option<&str>,
-) -> Result<ServedManifest, Error> {
-    let files: Vec<(String, String, i64)> = match variant {
+) -> Result<Vec<(String, String, i64)>, Error> {
+    Ok(match variant {
         None => versions::files(conn, &version.id)?
             .into_iter()
             .map(|f| (f.path, f.digest, f.size))
@@ -187,7 +190,26 @@ fn manifest_of(
             .into_iter()
             .map(|f| (f.path, f.digest, f.size))
             .collect(),
-    };
+    })
+}
+
+/// How a manifest is written for a tag: `-VARIANT` after the version, `-image` for the image form.
+fn label_of(version: &VersionRow, variant: Option<&str>) -> String {
+    match variant {
+        None => version.version.clone(),
+        Some(v) => format!("{}-{v}", version.version),
+    }
+}
+
+/// Writes (and keeps) the ModelPack manifest and config of a version or of one of its variants.
+fn manifest_of(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelRow,
+    version: &VersionRow,
+    variant: Option<&str>,
+) -> Result<ServedManifest, Error> {
+    let files = files_of(conn, version, variant)?;
     let layers: Vec<LayerFile> = files
         .iter()
         .map(|(path, digest, size)| LayerFile {
@@ -197,10 +219,7 @@ fn manifest_of(
         })
         .collect();
     let name = format!("{ns}/{}", model.name);
-    let label = match variant {
-        None => version.version.clone(),
-        Some(v) => format!("{}-{v}", version.version),
-    };
+    let label = label_of(version, variant);
     let created = version.created_at.and_utc();
     let config = modelpack::config_json(&name, &label, created, &layers);
     let config_digest = remember(conn, model, version, CONFIG_MEDIA_TYPE, &config, None)?;
@@ -218,6 +237,49 @@ fn manifest_of(
         media_type: MANIFEST_MEDIA_TYPE.to_owned(),
         body,
     })
+}
+
+/// What a manifest reference resolved to.
+enum Resolved {
+    Nothing,
+    Manifest(Option<ServedManifest>),
+    /// The image form of a version (or variant), to be written from its files' tar layers.
+    Image(Box<ImageForm>),
+}
+
+struct ImageForm {
+    model: ModelRow,
+    version: VersionRow,
+    label: String,
+    files: Vec<(String, String, i64)>,
+}
+
+/// The manifest a version (or variant) tag answers: the one pushed for the version, else kiln's.
+fn served_for(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelRow,
+    version: &VersionRow,
+    variant: Option<String>,
+) -> Result<Option<ServedManifest>, Error> {
+    if variant.is_none()
+        && let Some(pushed) = oci_documents::version_manifest(conn, &version.id)?
+    {
+        return Ok(
+            oci_documents::find(conn, &model.id, &pushed)?.map(|d| ServedManifest {
+                digest: pushed,
+                media_type: d.media_type,
+                body: d.body,
+            }),
+        );
+    }
+    Ok(Some(manifest_of(
+        conn,
+        ns,
+        model,
+        version,
+        variant.as_deref(),
+    )?))
 }
 
 /// Attaches the version's newest signed deployment manifest to a served manifest of it (once per JWS).
@@ -313,40 +375,91 @@ impl OciService {
         model: ModelName,
         reference: Reference,
     ) -> Result<Option<ServedManifest>, Error> {
-        self.db
+        let namespace = ns.clone();
+        let resolved = self
+            .db
             .run(move |conn| {
-                let row = model_row(conn, &ns, &model)?;
+                let row = model_row(conn, &namespace, &model)?;
                 match reference {
-                    Reference::Tag(tag) => match tagged(conn, &row, &tag)? {
-                        Some((version, None))
-                            if let Some(pushed) =
-                                oci_documents::version_manifest(conn, &version.id)? =>
-                        {
-                            Ok(oci_documents::find(conn, &row.id, &pushed)?.map(|d| {
-                                ServedManifest {
-                                    digest: pushed,
-                                    media_type: d.media_type,
-                                    body: d.body,
-                                }
-                            }))
+                    Reference::Tag(tag) => {
+                        if let Some((version, variant)) = tagged(conn, &row, &tag)? {
+                            return Ok(Resolved::Manifest(served_for(
+                                conn, &namespace, &row, &version, variant,
+                            )?));
                         }
-                        Some((version, variant)) => Ok(Some(manifest_of(
-                            conn,
-                            &ns,
-                            &row,
-                            &version,
-                            variant.as_deref(),
-                        )?)),
-                        None => Ok(None),
-                    },
+                        let image = match tag.strip_suffix(image::IMAGE_SUFFIX) {
+                            Some(base) => tagged(conn, &row, base)?,
+                            None => None,
+                        };
+                        Ok(match image {
+                            Some((version, variant)) => Resolved::Image(Box::new(ImageForm {
+                                files: files_of(conn, &version, variant.as_deref())?,
+                                label: format!(
+                                    "{}{}",
+                                    label_of(&version, variant.as_deref()),
+                                    image::IMAGE_SUFFIX
+                                ),
+                                model: row,
+                                version,
+                            })),
+                            None => Resolved::Nothing,
+                        })
+                    }
                     Reference::Digest(digest) => Ok(oci_documents::find(conn, &row.id, &digest)?
                         .filter(|d| publish::is_manifest_type(&d.media_type))
-                        .map(|d| ServedManifest {
-                            digest,
-                            media_type: d.media_type,
-                            body: d.body,
+                        .map_or(Resolved::Nothing, |d| {
+                            Resolved::Manifest(Some(ServedManifest {
+                                digest,
+                                media_type: d.media_type,
+                                body: d.body,
+                            }))
                         })),
                 }
+            })
+            .await?;
+        match resolved {
+            Resolved::Nothing => Ok(None),
+            Resolved::Manifest(served) => Ok(served),
+            Resolved::Image(form) => Ok(Some(self.image_manifest(&ns, *form).await?)),
+        }
+    }
+
+    /// Writes (and keeps) the image form of a version's (or variant's) files.
+    async fn image_manifest(
+        &self,
+        ns: &NamespaceName,
+        form: ImageForm,
+    ) -> Result<ServedManifest, Error> {
+        let ImageForm {
+            model,
+            version,
+            label,
+            files,
+        } = form;
+        let mut layers = Vec::with_capacity(files.len());
+        for (path, digest, size) in files {
+            layers.push(self.tar_layer(&path, digest.parse()?, size).await?);
+        }
+        let name = format!("{ns}/{}", model.name);
+        let created = version.created_at.and_utc();
+        let config = image::config_json(&name, &label, created, &layers);
+        let body = image::manifest_json(&name, &label, created, &config, &layers);
+        self.db
+            .run(move |conn| {
+                remember(
+                    conn,
+                    &model,
+                    &version,
+                    image::CONFIG_MEDIA_TYPE,
+                    &config,
+                    None,
+                )?;
+                let digest = remember(conn, &model, &version, MANIFEST_MEDIA_TYPE, &body, None)?;
+                Ok(ServedManifest {
+                    digest,
+                    media_type: MANIFEST_MEDIA_TYPE.to_owned(),
+                    body,
+                })
             })
             .await
     }
@@ -436,7 +549,17 @@ impl OciService {
                         public: row.visibility == "public",
                     })));
                 }
-                Ok(oci_documents::find(conn, &row.id, &text)?.map(Blob::Document))
+                if let Some(document) = oci_documents::find(conn, &row.id, &text)? {
+                    return Ok(Some(Blob::Document(document)));
+                }
+                // A tar layer of the image form, over a file this model holds.
+                let Some(layer) = oci_tar_layers::find(conn, &text)? else {
+                    return Ok(None);
+                };
+                let held = versions::file_size_by_digest(conn, &row.id, &layer.file_digest)?.or(
+                    variants::file_size_by_digest(conn, &row.id, &layer.file_digest)?,
+                );
+                Ok(held.map(|_| Blob::TarLayer(layer)))
             })
             .await
     }
