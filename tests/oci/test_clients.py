@@ -239,3 +239,25 @@ def test_the_image_form_unpacks_to_the_files_under_models(models, tmp_path):
         if p.is_file()
     }
     assert unpacked == files_of("acme/m:1.0.0"), "production's files under models/, byte for byte"
+
+
+def test_the_kserve_storage_initializer_pulls_a_verified_alias(models, tmp_path):
+    script = Path(__file__).resolve().parents[2] / "deploy" / "kserve" / "kiln-storage-initializer"
+    env = {**os.environ, "KILN_BIN": KILN, "KILN_SERVER": SERVER, "KILN_TOKEN": TOKEN,
+           "KILN_MANIFEST_STATE": str(tmp_path / "state.json")}
+
+    def initializer(uri: str, dest: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([str(script), uri, str(dest)], env=env, capture_output=True, text=True, timeout=120)
+
+    dest = tmp_path / "mnt" / "models"
+    done = initializer("kiln://acme/m@production", dest)
+    assert done.returncode == 0, done.stderr
+    pulled = {str(p.relative_to(dest)): "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in dest.rglob("*") if p.is_file()}
+    assert pulled == files_of("acme/m:1.0.0")
+    variant = initializer("kiln://acme/m@production#onnx", tmp_path / "variant")
+    assert variant.returncode == 0, variant.stderr
+    assert (tmp_path / "variant" / "model.onnx").is_file()
+    for bad in ("s3://bucket/model", "kiln://acme/m"):
+        refused = initializer(bad, tmp_path / "bad")
+        assert refused.returncode == 2 and "kiln://NAMESPACE/MODEL@ALIAS" in refused.stderr, refused.stderr
