@@ -54,3 +54,8 @@ CREATE TABLE oci_tar_layers (
     size BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX oci_tar_layers_file ON oci_tar_layers (file_digest, path);
+
+-- The same one-writer rule for `kiln push` upload sessions: two requests writing the same chunk at once
+-- could leave one's parts staged under the other's hash state.
+ALTER TABLE upload_sessions ADD COLUMN writer TEXT;
+ALTER TABLE upload_sessions ADD COLUMN writer_at TIMESTAMP;

@@ -1,3 +1,5 @@
+ALTER TABLE upload_sessions DROP COLUMN writer_at;
+ALTER TABLE upload_sessions DROP COLUMN writer;
 DROP INDEX oci_tar_layers_file;
 DROP TABLE oci_tar_layers;
 DROP INDEX oci_version_manifests_digest;

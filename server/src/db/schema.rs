@@ -63,6 +63,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         user_id -> Nullable<Text>,
+        writer -> Nullable<Text>,
+        writer_at -> Nullable<Timestamp>,
     }
 }
 

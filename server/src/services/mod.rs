@@ -15,6 +15,7 @@ pub mod paging;
 pub mod registry;
 pub mod runners;
 pub mod sessions;
+pub mod upload_claims;
 pub mod uploads;
 
 use std::sync::Arc;

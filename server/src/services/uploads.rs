@@ -18,6 +18,7 @@ use crate::db::repos::models::Visible;
 use crate::db::repos::{blobs, uploads};
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
+use crate::services::upload_claims::{ClaimKeeper, stale_before};
 use crate::storage::BlobStore;
 
 const MIB: i64 = 1024 * 1024;
@@ -197,7 +198,7 @@ impl UploadService {
         id: &str,
         uploader: &Uploader,
         range: ChunkRange,
-        mut body: S,
+        body: S,
     ) -> Result<UploadSession, Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
@@ -234,6 +235,72 @@ impl UploadService {
                 ),
             ));
         }
+        let writer = new_id();
+        let (key, offset, me, at) = (row.id.clone(), row.upload_offset, writer.clone(), now());
+        let claimed = self
+            .db
+            .run(move |conn| {
+                Ok(uploads::claim(
+                    conn,
+                    &key,
+                    offset,
+                    &me,
+                    at,
+                    stale_before(at),
+                )?)
+            })
+            .await?;
+        if !claimed {
+            let current = self.find(id, uploader).await?;
+            return Err(offset_mismatch(&current, range.start));
+        }
+        let keeper = self.keep_claim(&row.id, &writer);
+        let written = self.write_claimed(&row, &writer, range, body).await;
+        drop(keeper);
+        match written {
+            Ok(true) => self.get(id, uploader).await,
+            Ok(false) => {
+                let current = self.find(id, uploader).await?;
+                Err(offset_mismatch(&current, range.start))
+            }
+            Err(e) => {
+                self.release(&row.id, &writer).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn keep_claim(&self, id: &str, writer: &str) -> ClaimKeeper {
+        let (id, writer) = (id.to_owned(), writer.to_owned());
+        ClaimKeeper::start(self.db.clone(), move |conn, at| {
+            uploads::still_writing(conn, &id, &writer, at)
+        })
+    }
+
+    async fn release(&self, id: &str, writer: &str) {
+        let (key, me) = (id.to_owned(), writer.to_owned());
+        if let Err(e) = self
+            .db
+            .run(move |conn| Ok(uploads::release(conn, &key, &me)?))
+            .await
+        {
+            tracing::warn!(error = %e.chain(), session = %id, "releasing an upload session failed; it lapses");
+        }
+    }
+
+    /// Streams a chunk into a session this request holds and records it; false when the session was
+    /// taken from it meanwhile (cancelled, or its claim lapsed).
+    async fn write_claimed<S>(
+        &self,
+        row: &UploadSessionRow,
+        claim: &str,
+        range: ChunkRange,
+        mut body: S,
+    ) -> Result<bool, Error>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        let id = &row.id;
         let mut hasher = Sha256Hasher::restore(&row.hash_state).ok_or_else(|| {
             Error::Internal(format!("upload session {id} has a corrupt hash state"))
         })?;
@@ -297,16 +364,15 @@ impl UploadService {
             })
             .collect();
         let state = hasher.save();
-        let (key, from, to) = (row.id.clone(), row.upload_offset, range.end_inclusive + 1);
-        let advanced = self
-            .db
-            .run(move |conn| Ok(uploads::advance(conn, &key, from, to, &state, &parts)?))
-            .await?;
-        if !advanced {
-            let current = self.find(id, uploader).await?;
-            return Err(offset_mismatch(&current, range.start));
-        }
-        self.get(id, uploader).await
+        let (key, me, from, to) = (
+            row.id.clone(),
+            claim.to_owned(),
+            row.upload_offset,
+            range.end_inclusive + 1,
+        );
+        self.db
+            .run(move |conn| Ok(uploads::advance(conn, &key, &me, from, to, &state, &parts)?))
+            .await
     }
 
     /// Verifies the digest, promotes the staged bytes to their content address and records the blob.

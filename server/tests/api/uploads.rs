@@ -342,7 +342,70 @@ async fn an_aborted_session_is_gone(app: TestApp) {
     }
 }
 
+/// Two requests writing the same chunk at once: the second is refused while the first writes, so the
+/// parts staged are always the bytes hashed, and the blob stored is the one declared.
+async fn one_request_writes_to_a_session_at_a_time(app: TestApp) {
+    use futures_util::StreamExt;
+    let data = pattern(16 * MIB, 9);
+    let digest = Sha256Digest::of(&data);
+    let session: UploadSession = expect_json(
+        app.create_session(&digest, data.len()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/api/v1/uploads/{}", session.id);
+    let part = session.part_size as usize;
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    let (head, rest) = (data[..MIB].to_vec(), data[MIB..part].to_vec());
+    let body =
+        futures_util::stream::once(
+            async move { Ok::<_, std::io::Error>(bytes::Bytes::from(head)) },
+        )
+        .chain(futures_util::stream::once(async move {
+            let _ = wait.await;
+            Ok(bytes::Bytes::from(rest))
+        }));
+    let slow = app
+        .request(Method::PATCH, &path)
+        .header(
+            "content-range",
+            format!("bytes 0-{}/{}", part - 1, data.len()),
+        )
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let slow = tokio::spawn(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Other bytes for the same chunk, while the first request writes: refused, nothing staged.
+    let rival = app
+        .request(Method::PATCH, &path)
+        .header(
+            "content-range",
+            format!("bytes 0-{}/{}", part - 1, data.len()),
+        )
+        .body(vec![0xEE; part])
+        .send()
+        .await
+        .unwrap();
+    expect_error(rival, StatusCode::CONFLICT, "offset_mismatch").await;
+    release.send(()).unwrap();
+    let slow = slow.await.unwrap().unwrap();
+    let advanced: UploadSession = expect_json(slow, StatusCode::OK).await;
+    assert_eq!(advanced.offset, part as i64);
+    expect_json::<UploadSession>(
+        app.patch_chunk(&session.id, part, data[part..].to_vec(), data.len())
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json::<Value>(
+        app.post_json(&format!("{path}/commit"), &json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
 crate::on_every_backend!(
+    one_request_writes_to_a_session_at_a_time,
     chunked_upload_stores_the_blob_once,
     an_upload_resumes_after_a_server_restart,
     a_wrong_digest_is_refused_and_the_upload_discarded,

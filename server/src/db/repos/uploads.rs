@@ -39,11 +39,72 @@ pub fn insert(conn: &mut DbConnection, row: &UploadSessionRow) -> QueryResult<()
     Ok(())
 }
 
-/// Moves the session from `from_offset` to `row`'s offset and records the parts that chunk stored.
-/// Returns false when another request advanced the session first (nothing is changed then).
+/// Makes `writer` the session's one writer while it stands at `offset`, unless another writer said it
+/// was writing after `stale_before`; false when one is, or the session moved on.
+pub fn claim(
+    conn: &mut DbConnection,
+    id: &str,
+    offset: i64,
+    writer: &str,
+    at: chrono::NaiveDateTime,
+    stale_before: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        upload_sessions::table
+            .filter(upload_sessions::id.eq(id))
+            .filter(upload_sessions::upload_offset.eq(offset))
+            .filter(
+                upload_sessions::writer
+                    .is_null()
+                    .or(upload_sessions::writer_at.lt(stale_before)),
+            ),
+    )
+    .set((
+        upload_sessions::writer.eq(writer),
+        upload_sessions::writer_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// The writer says it is still writing; false when it no longer holds the session.
+pub fn still_writing(
+    conn: &mut DbConnection,
+    id: &str,
+    writer: &str,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        upload_sessions::table
+            .filter(upload_sessions::id.eq(id))
+            .filter(upload_sessions::writer.eq(writer)),
+    )
+    .set(upload_sessions::writer_at.eq(at))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// The writer lets go without moving the session (its request failed).
+pub fn release(conn: &mut DbConnection, id: &str, writer: &str) -> QueryResult<()> {
+    diesel::update(
+        upload_sessions::table
+            .filter(upload_sessions::id.eq(id))
+            .filter(upload_sessions::writer.eq(writer)),
+    )
+    .set((
+        upload_sessions::writer.eq(None::<String>),
+        upload_sessions::writer_at.eq(None::<chrono::NaiveDateTime>),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// The writer moves the session from `from_offset` to `to_offset`, records the parts its chunk stored
+/// and lets go. Returns false when it no longer held the session (nothing is changed then).
 pub fn advance(
     conn: &mut DbConnection,
     id: &str,
+    writer: &str,
     from_offset: i64,
     to_offset: i64,
     hash_state: &[u8],
@@ -53,9 +114,12 @@ pub fn advance(
         let updated = diesel::update(
             upload_sessions::table
                 .filter(upload_sessions::id.eq(id))
+                .filter(upload_sessions::writer.eq(writer))
                 .filter(upload_sessions::upload_offset.eq(from_offset)),
         )
         .set((
+            upload_sessions::writer.eq(None::<String>),
+            upload_sessions::writer_at.eq(None::<chrono::NaiveDateTime>),
             upload_sessions::upload_offset.eq(to_offset),
             upload_sessions::hash_state.eq(hash_state),
             upload_sessions::updated_at.eq(crate::db::now()),

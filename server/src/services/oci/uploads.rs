@@ -16,15 +16,13 @@ use crate::db::repos::oci_uploads::{self, OciUploadRow};
 use crate::db::repos::{blobs, oci_blob_links};
 use crate::db::{new_id, now};
 use crate::error::Error;
+use crate::services::upload_claims::{ClaimKeeper, stale_before};
 
 const MIB: i64 = 1024 * 1024;
 /// Every part but the last of a staged upload. S3 allows 10,000 parts, so an upload through `/v2/`
 /// holds at most 160 GiB; larger files go through `kiln push`, which declares its size.
 pub const PART_SIZE: i64 = 16 * MIB;
 pub const MAX_BLOB_SIZE: i64 = PART_SIZE * 10_000;
-/// How long a writer's claim on an upload lasts unless renewed (a request renews it four times as
-/// often while it writes; one whose server died lets go this long after).
-const CLAIM_LAPSES: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where an upload stands: the bytes received so far.
 pub struct UploadProgress {
@@ -163,8 +161,14 @@ impl OciService {
         let claimed = self
             .db
             .run(move |conn| {
-                let stale = at - chrono::Duration::from_std(CLAIM_LAPSES).unwrap_or_default();
-                Ok(oci_uploads::claim(conn, &key, offset, &me, at, stale)?)
+                Ok(oci_uploads::claim(
+                    conn,
+                    &key,
+                    offset,
+                    &me,
+                    at,
+                    stale_before(at),
+                )?)
             })
             .await?;
         if !claimed {
@@ -177,11 +181,11 @@ impl OciService {
                 details: Some(json!({ "offset": row.upload_offset })),
             });
         }
-        let heartbeat = self.keep_claim(row.id.clone(), writer.clone());
+        let keeper = self.keep_claim(&row.id, &writer);
         let staged = self
             .stage_claimed(row.clone(), &writer, body, expected)
             .await;
-        heartbeat.abort();
+        drop(keeper);
         if staged.is_err() {
             let (key, me) = (row.id.clone(), writer.clone());
             if let Err(e) = self
@@ -193,25 +197,6 @@ impl OciService {
             }
         }
         staged
-    }
-
-    /// Says, while a request writes, that it still does, so its claim does not lapse.
-    fn keep_claim(&self, id: String, writer: String) -> tokio::task::JoinHandle<()> {
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(CLAIM_LAPSES / 4);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                let (key, me) = (id.clone(), writer.clone());
-                let held = db
-                    .run(move |conn| Ok(oci_uploads::still_writing(conn, &key, &me, now())?))
-                    .await;
-                if !matches!(held, Ok(true)) {
-                    return;
-                }
-            }
-        })
     }
 
     async fn stage_claimed<S>(
@@ -349,16 +334,22 @@ impl OciService {
         let claimed = self
             .db
             .run(move |conn| {
-                let stale = at - chrono::Duration::from_std(CLAIM_LAPSES).unwrap_or_default();
-                Ok(oci_uploads::claim(conn, &key, offset, &me, at, stale)?)
+                Ok(oci_uploads::claim(
+                    conn,
+                    &key,
+                    offset,
+                    &me,
+                    at,
+                    stale_before(at),
+                )?)
             })
             .await?;
         if !claimed {
             return Err(out_of_order(&row, row.upload_offset));
         }
-        let heartbeat = self.keep_claim(row.id.clone(), writer.clone());
+        let keeper = self.keep_claim(&row.id, &writer);
         let finished = self.promote(&row, digest, pusher).await;
-        heartbeat.abort();
+        drop(keeper);
         if finished.is_err() {
             let (key, me) = (row.id.clone(), writer);
             let _ = self
@@ -453,6 +444,13 @@ impl OciService {
                 Ok(oci_uploads::delete(conn, &key)?)
             })
             .await
+    }
+
+    fn keep_claim(&self, id: &str, writer: &str) -> ClaimKeeper {
+        let (id, writer) = (id.to_owned(), writer.to_owned());
+        ClaimKeeper::start(self.db.clone(), move |conn, at| {
+            oci_uploads::still_writing(conn, &id, &writer, at)
+        })
     }
 
     /// Cancels an upload and drops what it staged.
