@@ -45,6 +45,8 @@ pub enum StorageSettings {
         access_key_id: Option<String>,
         secret_access_key: Option<String>,
         encryption: Option<ServerSideEncryption>,
+        /// The most the store copies in one request (S3: 5 GiB); larger promotions stream instead.
+        max_copy_bytes: u64,
     },
 }
 
@@ -147,8 +149,16 @@ pub(super) fn parse_storage_url(
                 ));
             }
         };
+        let max_copy_bytes = raw.s3_max_copy_bytes.unwrap_or(5 * 1024 * 1024 * 1024);
+        if max_copy_bytes == 0 {
+            return Err(config_error(
+                "KILN_S3_MAX_COPY_BYTES",
+                "must be at least 1 (S3 copies up to 5368709120 bytes in one request)",
+            ));
+        }
         return Ok(StorageSettings::S3 {
             encryption,
+            max_copy_bytes,
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
             endpoint,

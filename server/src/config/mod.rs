@@ -48,6 +48,7 @@ struct RawSettings {
     s3_sse_kms_key_id: Option<String>,
     #[serde(default, deserialize_with = "sources::text")]
     s3_sse_c_key: Option<String>,
+    s3_max_copy_bytes: Option<u64>,
     pipeline_workers: Option<usize>,
     manifest_keys_dir: Option<PathBuf>,
     manifest_validity_secs: Option<u64>,

@@ -27,8 +27,6 @@ use crate::error::Error;
 use staging::Staging;
 
 const LOCAL_READ_CHUNK: usize = 1024 * 1024;
-/// The most S3 copies in one request.
-const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 /// Parts of a streamed copy (two in flight).
 const PART: usize = 8 * 1024 * 1024;
 
@@ -38,6 +36,8 @@ pub struct BlobStore {
     prefix: Path,
     staging: Staging,
     description: String,
+    /// The most the store copies in one request; a larger promotion streams instead (S3: 5 GiB).
+    max_copy_bytes: u64,
 }
 
 impl BlobStore {
@@ -60,6 +60,7 @@ impl BlobStore {
                     prefix: Path::default(),
                     staging: Staging::LocalFiles { root: root.clone() },
                     description: format!("local folder {}", root.display()),
+                    max_copy_bytes: u64::MAX,
                 })
             }
             StorageSettings::S3 {
@@ -70,6 +71,7 @@ impl BlobStore {
                 access_key_id,
                 secret_access_key,
                 encryption,
+                max_copy_bytes,
             } => {
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
@@ -111,6 +113,7 @@ impl BlobStore {
                     prefix: Path::from(prefix.as_str()),
                     staging: Staging::Multipart(s3),
                     description: format!("s3://{bucket}/{prefix}"),
+                    max_copy_bytes: *max_copy_bytes,
                 })
             }
         }
@@ -189,9 +192,9 @@ impl BlobStore {
             .complete(&staged, upload_id, part_etags)
             .await?;
         let target = self.blob_key(digest);
-        if matches!(self.staging, Staging::Multipart(_)) && size > MAX_SINGLE_COPY {
+        if size > self.max_copy_bytes {
             // S3 copies at most 5 GiB in one request (a rename is a copy); larger blobs are streamed
-            // into a multipart upload at their key instead.
+            // into a multipart upload at their key instead. (A local rename copies nothing.)
             self.copy_streamed(&staged, &target).await?;
             self.store.delete(&staged).await?;
         } else {

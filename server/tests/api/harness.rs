@@ -83,6 +83,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
                 access_key_id: Some(required_env("KILN_TEST_S3_ACCESS_KEY_ID")),
                 secret_access_key: Some(required_env("KILN_TEST_S3_SECRET_ACCESS_KEY")),
                 encryption: None,
+                max_copy_bytes: 5 * 1024 * 1024 * 1024,
             },
         ),
     };

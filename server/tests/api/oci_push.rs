@@ -517,7 +517,46 @@ async fn bad_pushes_are_refused_clearly_and_leave_nothing(app: TestApp) {
     );
 }
 
+/// A blob larger than the store copies in one request (S3: 5 GiB; here lowered to 1 MiB) is streamed
+/// into its content address instead of copied, and reads back whole.
+async fn a_promotion_past_the_copy_limit_streams(app: TestApp) {
+    let app = app
+        .restart_with(|settings| {
+            if let kiln_server::config::StorageSettings::S3 { max_copy_bytes, .. } =
+                &mut settings.storage
+            {
+                *max_copy_bytes = MIB as u64;
+            }
+        })
+        .await;
+    let admin = basic("admin", ADMIN_TOKEN);
+    let blob: Vec<u8> = (0..3 * MIB + 5).map(|i| (i % 241) as u8).collect();
+    upload(&app, &admin, "acme/copied", &blob).await;
+    let read = send(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/v2/acme/copied/blobs/{}", digest(&blob)),
+        &[],
+        vec![],
+    )
+    .await;
+    assert!(read.bytes().await.unwrap() == blob);
+    // A kiln push's upload session is promoted the same way.
+    expect_json::<Value>(
+        app.push("acme/copied:1", &[("big.dat", &blob[..2 * MIB + 1])])
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let file = app
+        .get("/api/v1/models/acme/copied/versions/1/files/big.dat")
+        .await;
+    assert!(file.bytes().await.unwrap() == blob[..2 * MIB + 1]);
+}
+
 crate::on_every_backend!(
+    a_promotion_past_the_copy_limit_streams,
     chunks_of_any_length_resume_after_a_dropped_connection,
     one_request_writes_to_an_upload_at_a_time,
     a_pushed_modelpack_artifact_is_a_version,
