@@ -155,46 +155,14 @@ impl OciService {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
     {
-        let writer = new_id();
-        let (key, offset, me) = (row.id.clone(), row.upload_offset, writer.clone());
-        let at = now();
-        let claimed = self
-            .db
-            .run(move |conn| {
-                Ok(oci_uploads::claim(
-                    conn,
-                    &key,
-                    offset,
-                    &me,
-                    at,
-                    stale_before(at),
-                )?)
-            })
-            .await?;
-        if !claimed {
-            return Err(Error::Conflict {
-                code: ErrorCode::OffsetMismatch,
-                message: format!(
-                    "another request is writing to upload {} (or it moved past byte {offset}); ask where it stands with GET",
-                    row.id
-                ),
-                details: Some(json!({ "offset": row.upload_offset })),
-            });
-        }
+        let writer = self.claim(&row).await?;
         let keeper = self.keep_claim(&row.id, &writer);
         let staged = self
             .stage_claimed(row.clone(), &writer, body, expected)
             .await;
         drop(keeper);
         if staged.is_err() {
-            let (key, me) = (row.id.clone(), writer.clone());
-            if let Err(e) = self
-                .db
-                .run(move |conn| Ok(oci_uploads::release(conn, &key, &me)?))
-                .await
-            {
-                tracing::warn!(error = %e.chain(), upload = %row.id, "releasing an upload failed; it lapses");
-            }
+            self.release(&row.id, &writer).await;
         }
         staged
     }
@@ -329,33 +297,12 @@ impl OciService {
         let row = self.upload(ns, model, id, pusher).await?;
         let row = self.stage(row, body, None).await?;
         // Finishing holds the upload too, so no chunk lands while its parts are completed.
-        let writer = new_id();
-        let (key, offset, me, at) = (row.id.clone(), row.upload_offset, writer.clone(), now());
-        let claimed = self
-            .db
-            .run(move |conn| {
-                Ok(oci_uploads::claim(
-                    conn,
-                    &key,
-                    offset,
-                    &me,
-                    at,
-                    stale_before(at),
-                )?)
-            })
-            .await?;
-        if !claimed {
-            return Err(out_of_order(&row, row.upload_offset));
-        }
+        let writer = self.claim(&row).await?;
         let keeper = self.keep_claim(&row.id, &writer);
         let finished = self.promote(&row, digest, pusher).await;
         drop(keeper);
         if finished.is_err() {
-            let (key, me) = (row.id.clone(), writer);
-            let _ = self
-                .db
-                .run(move |conn| Ok(oci_uploads::release(conn, &key, &me)?))
-                .await;
+            self.release(&row.id, &writer).await;
         }
         finished
     }
@@ -444,6 +391,48 @@ impl OciService {
                 Ok(oci_uploads::delete(conn, &key)?)
             })
             .await
+    }
+
+    /// Makes this request the upload's one writer (see `upload_claims`); its claim's name.
+    async fn claim(&self, row: &OciUploadRow) -> Result<String, Error> {
+        let writer = new_id();
+        let (key, offset, me, at) = (row.id.clone(), row.upload_offset, writer.clone(), now());
+        let claimed = self
+            .db
+            .run(move |conn| {
+                Ok(oci_uploads::claim(
+                    conn,
+                    &key,
+                    offset,
+                    &me,
+                    at,
+                    stale_before(at),
+                )?)
+            })
+            .await?;
+        if !claimed {
+            return Err(Error::Conflict {
+                code: ErrorCode::OffsetMismatch,
+                message: format!(
+                    "another request is writing to upload {} (or it moved past byte {offset}); ask where it stands with GET",
+                    row.id
+                ),
+                details: Some(json!({ "offset": row.upload_offset })),
+            });
+        }
+        Ok(writer)
+    }
+
+    /// Lets go of an upload after a failed request (a claim that cannot be let go lapses).
+    async fn release(&self, id: &str, writer: &str) {
+        let (key, me) = (id.to_owned(), writer.to_owned());
+        if let Err(e) = self
+            .db
+            .run(move |conn| Ok(oci_uploads::release(conn, &key, &me)?))
+            .await
+        {
+            tracing::warn!(error = %e.chain(), upload = %id, "releasing an upload failed; it lapses");
+        }
     }
 
     fn keep_claim(&self, id: &str, writer: &str) -> ClaimKeeper {
