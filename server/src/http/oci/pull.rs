@@ -205,13 +205,17 @@ async fn referrers(
     let manifests: Vec<serde_json::Value> = entries
         .into_iter()
         .map(|e| {
-            serde_json::json!({
+            let mut entry = serde_json::json!({
                 "mediaType": e.media_type,
                 "digest": e.digest,
                 "size": e.size,
                 "artifactType": e.artifact_type,
-                "annotations": e.annotations,
-            })
+            });
+            // A referrer without annotations has none listed (not `null`).
+            if e.annotations.is_object() {
+                entry["annotations"] = e.annotations;
+            }
+            entry
         })
         .collect();
     let mut response = HttpResponse::Ok();

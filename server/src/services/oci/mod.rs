@@ -114,7 +114,7 @@ fn named_version(
     tag: &str,
 ) -> Result<Option<VersionRow>, Error> {
     if let Some(row) = versions::find(conn, &model.id, &version_of_tag(tag))? {
-        return Ok(Some(row).filter(|r| served(conn, r).unwrap_or(false)));
+        return Ok(if served(conn, &row)? { Some(row) } else { None });
     }
     let Ok(alias) = tag.parse::<AliasName>() else {
         return Ok(None);
