@@ -28,7 +28,7 @@ cargo build --quiet --release -p kiln-server -p kiln-cli
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 source scripts/throwaway-server.sh
 start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false KILN_RATE_LIMIT_PER_MINUTE=100000000 \
-  KILN_LOG=warn
+  RUST_LOG=warn
 kiln_host="127.0.0.1:$port"
 
 dist_port=$((port + 1))
@@ -79,7 +79,14 @@ wrk_run() {
     "http://$host/v2/acme/bench/manifests/1.0.0" |
     awk '/Requests\/sec/{rps=$2} $1=="50%"{p50=$2} $1=="99%"{p99=$2} /Non-2xx/{bad=$NF} END{printf "%.0f %s %s %s\n", rps, p50, p99, bad+0}'
 }
-seconds_of() { python3 -c "import sys,time; t=time.monotonic(); import subprocess; subprocess.run(sys.argv[1:], check=True); print(f'{time.monotonic()-t:.2f}')" "$@"; }
+seconds_of() {
+  python3 -c "import subprocess, sys, time; t = time.monotonic(); subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); print(f'{time.monotonic() - t:.2f}')" "$@"
+}
+# skopeo remembers where it saw each blob and mounts it from there instead of uploading: a push must
+# upload, so that memory goes before each one.
+forget_blob_locations() {
+  rm -f /var/lib/containers/cache/blob-info-cache-v1.* "$HOME"/.local/share/containers/cache/blob-info-cache-v1.*
+}
 mbps() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.0f}')" "$1" "$2"; }
 size_mb=$(python3 -c "print(round(($layer_mib * 1048576 + 17) / 1e6))")
 
@@ -102,9 +109,11 @@ for name in kiln dist; do
   declare "pull_$name=$(mbps "$size_mb" "$t")"
 done
 printf '%-44s %14s %14s\n' "skopeo copy pull to an OCI layout (MB/s)" "$pull_kiln" "$pull_dist"
+forget_blob_locations
 t=$(seconds_of skopeo copy -q --dest-tls-verify=false --dest-creds "admin:$KILN_TOKEN" \
   "oci:$work/pull-kiln:bench" "docker://$kiln_host/acme/pushed:1.0.0")
 push_kiln=$(mbps "$size_mb" "$t")
+forget_blob_locations
 t=$(seconds_of skopeo copy -q --dest-tls-verify=false "oci:$work/pull-dist:bench" "docker://$dist_host/acme/pushed:1.0.0")
 push_dist=$(mbps "$size_mb" "$t")
 printf '%-44s %14s %14s\n' "skopeo copy push from the layout (MB/s)" "$push_kiln" "$push_dist"

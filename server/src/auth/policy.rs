@@ -300,7 +300,7 @@ async fn decide_on_resource(
 ) -> Result<(), Error> {
     let (ns, model_name) = (namespace.clone(), model.clone());
     let (namespace_exists, model_visibility) = db
-        .run(move |conn| {
+        .read(move |conn| {
             let found_ns = namespaces::find(conn, &ns)?.is_some();
             let visibility = match &model_name {
                 Some(m) => models::find(conn, &ns, m)?.map(|(_, row)| row.visibility),

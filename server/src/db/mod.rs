@@ -1,6 +1,8 @@
 //! The database: one code path over PostgreSQL and SQLite through diesel's `MultiConnection`.
 //!
-//! diesel is synchronous, so every query runs on the blocking pool via [`Database::run`].
+//! diesel is synchronous, so every query runs on the blocking pool via [`Database::run`], or, for
+//! read-only work on hot paths, [`Database::read`]: on SQLite, which allows one writer, a pool of
+//! read-only connections beside the single writing one, so reads do not queue behind each other.
 
 pub mod records;
 pub mod repos;
@@ -58,9 +60,29 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
+/// The read-only connections of an SQLite database: WAL lets them read while the writer writes.
+#[derive(Debug)]
+struct SqliteReader;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteReader {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(sqlite) = conn {
+            sqlite
+                .batch_execute("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Read-only SQLite connections (about one per core).
+const SQLITE_READERS: u32 = 4;
+
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<ConnectionManager<DbConnection>>,
+    /// SQLite's read-only connections; PostgreSQL reads through `pool`.
+    readers: Option<Pool<ConnectionManager<DbConnection>>>,
 }
 
 impl Database {
@@ -72,15 +94,33 @@ impl Database {
             DatabaseSettings::Sqlite { path } => (path.display().to_string(), 1),
             DatabaseSettings::Postgres { url } => (url.clone(), 16),
         };
-        let manager = ConnectionManager::<DbConnection>::new(url);
+        let sqlite = matches!(settings, DatabaseSettings::Sqlite { .. });
+        let manager = ConnectionManager::<DbConnection>::new(url.clone());
         let pool = Pool::builder()
             .max_size(max_size)
             .connection_timeout(Duration::from_secs(30))
+            // A file never drops a connection: no `SELECT 1` before each use.
+            .test_on_check_out(!sqlite)
             .connection_customizer(Box::new(SqlitePragmas))
             .build(manager)
             .map_err(|e| Error::Startup(format!("cannot connect to the database: {e}")))?;
-        let db = Self { pool };
+        let mut db = Self {
+            pool,
+            readers: None,
+        };
         db.migrate()?;
+        if sqlite {
+            // After the migrations: the readers open the schema as it now is.
+            db.readers = Some(
+                Pool::builder()
+                    .max_size(SQLITE_READERS)
+                    .connection_timeout(Duration::from_secs(30))
+                    .test_on_check_out(false)
+                    .connection_customizer(Box::new(SqliteReader))
+                    .build(ConnectionManager::<DbConnection>::new(url))
+                    .map_err(|e| Error::Startup(format!("cannot open the database: {e}")))?,
+            );
+        }
         Ok(db)
     }
 
@@ -93,6 +133,20 @@ impl Database {
         conn.run_pending_migrations(migrations)
             .map_err(|e| Error::Startup(format!("database migration failed: {e}")))?;
         Ok(())
+    }
+
+    /// Runs `f`, which only reads, on a read-only connection (SQLite) or a pooled one (PostgreSQL).
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = self.readers.clone().unwrap_or_else(|| self.pool.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await?
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.

@@ -585,7 +585,10 @@ async fn discovery_and_management_workflows(app: TestApp) {
     let (_, orphan) = client.referrers(&digest(&manifest_3), "").await;
     assert_eq!(orphan.len(), 1);
     assert_eq!(orphan[0]["digest"], digest(&c_layer).as_str());
-    assert!(orphan[0].get("annotations").is_none(), "none listed, not null");
+    assert!(
+        orphan[0].get("annotations").is_none(),
+        "none listed, not null"
+    );
 
     // Management: push tagtest... under a new tag, as tagtest0 is a version kiln keeps (its bytes
     // never change: pushing other bytes under it is refused with 409 DENIED).

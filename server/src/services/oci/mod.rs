@@ -147,27 +147,43 @@ fn tagged(
     Ok(None)
 }
 
-fn remember(
-    conn: &mut DbConnection,
+/// A document kiln writes for a version, as it would be kept.
+fn document(
     model: &ModelRow,
     version: &VersionRow,
     media_type: &str,
     body: &str,
     subject: Option<(&str, &str)>,
+) -> OciDocument {
+    OciDocument {
+        model_id: model.id.clone(),
+        digest: sha256_hex(body.as_bytes()),
+        media_type: media_type.to_owned(),
+        body: body.to_owned(),
+        version_id: Some(version.id.clone()),
+        subject: subject.map(|(digest, _)| digest.to_owned()),
+        artifact_type: subject.map(|(_, kind)| kind.to_owned()),
+    }
+}
+
+/// Notes a document a response serves: its digest, and, when it is not kept yet, the document in
+/// `unkept` (to keep once the read is done: reads run on read-only connections).
+fn note(
+    conn: &mut DbConnection,
+    unkept: &mut Vec<OciDocument>,
+    written: OciDocument,
 ) -> Result<String, Error> {
-    let digest = sha256_hex(body.as_bytes());
-    oci_documents::remember(
-        conn,
-        &OciDocument {
-            model_id: model.id.clone(),
-            digest: digest.clone(),
-            media_type: media_type.to_owned(),
-            body: body.to_owned(),
-            version_id: Some(version.id.clone()),
-            subject: subject.map(|(digest, _)| digest.to_owned()),
-            artifact_type: subject.map(|(_, kind)| kind.to_owned()),
-        },
-    )?;
+    let digest = written.digest.clone();
+    if oci_documents::find(conn, &written.model_id, &digest)?.is_none() {
+        unkept.push(written);
+    }
+    Ok(digest)
+}
+
+/// Keeps a document now (on a writing connection).
+fn remember(conn: &mut DbConnection, written: OciDocument) -> Result<String, Error> {
+    let digest = written.digest.clone();
+    oci_documents::remember(conn, &written)?;
     Ok(digest)
 }
 
@@ -201,9 +217,11 @@ fn label_of(version: &VersionRow, variant: Option<&str>) -> String {
     }
 }
 
-/// Writes (and keeps) the ModelPack manifest and config of a version or of one of its variants.
+/// Writes the ModelPack manifest and config of a version or of one of its variants (noting in `unkept`
+/// whichever is not kept yet).
 fn manifest_of(
     conn: &mut DbConnection,
+    unkept: &mut Vec<OciDocument>,
     ns: &NamespaceName,
     model: &ModelRow,
     version: &VersionRow,
@@ -222,7 +240,11 @@ fn manifest_of(
     let label = label_of(version, variant);
     let created = version.created_at.and_utc();
     let config = modelpack::config_json(&name, &label, created, &layers);
-    let config_digest = remember(conn, model, version, CONFIG_MEDIA_TYPE, &config, None)?;
+    let config_digest = note(
+        conn,
+        unkept,
+        document(model, version, CONFIG_MEDIA_TYPE, &config, None),
+    )?;
     let body = modelpack::manifest_json(
         &name,
         &label,
@@ -231,7 +253,11 @@ fn manifest_of(
         config.len() as i64,
         &layers,
     );
-    let digest = remember(conn, model, version, MANIFEST_MEDIA_TYPE, &body, None)?;
+    let digest = note(
+        conn,
+        unkept,
+        document(model, version, MANIFEST_MEDIA_TYPE, &body, None),
+    )?;
     Ok(ServedManifest {
         digest,
         media_type: MANIFEST_MEDIA_TYPE.to_owned(),
@@ -257,6 +283,7 @@ struct ImageForm {
 /// The manifest a version (or variant) tag answers: the one pushed for the version, else kiln's.
 fn served_for(
     conn: &mut DbConnection,
+    unkept: &mut Vec<OciDocument>,
     ns: &NamespaceName,
     model: &ModelRow,
     version: &VersionRow,
@@ -275,6 +302,7 @@ fn served_for(
     }
     Ok(Some(manifest_of(
         conn,
+        unkept,
         ns,
         model,
         version,
@@ -292,8 +320,14 @@ fn attach_signature(
     let Some(signed) = manifests::latest_for_version(conn, &version.id)? else {
         return Ok(());
     };
-    let jws_digest = remember(conn, model, version, JWS_MEDIA_TYPE, &signed.jws, None)?;
-    remember(conn, model, version, EMPTY_MEDIA_TYPE, EMPTY_CONFIG, None)?;
+    let jws_digest = remember(
+        conn,
+        document(model, version, JWS_MEDIA_TYPE, &signed.jws, None),
+    )?;
+    remember(
+        conn,
+        document(model, version, EMPTY_MEDIA_TYPE, EMPTY_CONFIG, None),
+    )?;
     let payload: kiln_core::deployment::DeploymentManifest = serde_json::from_str(&signed.payload)?;
     let body = modelpack::signature_json(
         &subject.digest,
@@ -306,11 +340,13 @@ fn attach_signature(
     );
     remember(
         conn,
-        model,
-        version,
-        MANIFEST_MEDIA_TYPE,
-        &body,
-        Some((&subject.digest, SIGNATURE_ARTIFACT_TYPE)),
+        document(
+            model,
+            version,
+            MANIFEST_MEDIA_TYPE,
+            &body,
+            Some((&subject.digest, SIGNATURE_ARTIFACT_TYPE)),
+        ),
     )?;
     Ok(())
 }
@@ -333,7 +369,7 @@ impl OciService {
         last: Option<String>,
     ) -> Result<Vec<String>, Error> {
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
                 // Three queries whatever the number of versions: versions, variants, aliases.
                 let ready: std::collections::HashMap<String, String> =
@@ -376,22 +412,24 @@ impl OciService {
         reference: Reference,
     ) -> Result<Option<ServedManifest>, Error> {
         let namespace = ns.clone();
-        let resolved = self
+        // Read on a read-only connection; keep afterwards what was served for the first time.
+        let (resolved, unkept) = self
             .db
-            .run(move |conn| {
+            .read(move |conn| {
+                let mut unkept = Vec::new();
                 let row = model_row(conn, &namespace, &model)?;
-                match reference {
+                let resolved = match reference {
                     Reference::Tag(tag) => {
                         if let Some((version, variant)) = tagged(conn, &row, &tag)? {
-                            return Ok(Resolved::Manifest(served_for(
-                                conn, &namespace, &row, &version, variant,
-                            )?));
+                            let served =
+                                served_for(conn, &mut unkept, &namespace, &row, &version, variant)?;
+                            return Ok((Resolved::Manifest(served), unkept));
                         }
                         let image = match tag.strip_suffix(image::IMAGE_SUFFIX) {
                             Some(base) => tagged(conn, &row, base)?,
                             None => None,
                         };
-                        Ok(match image {
+                        match image {
                             Some((version, variant)) => Resolved::Image(Box::new(ImageForm {
                                 files: files_of(conn, &version, variant.as_deref())?,
                                 label: format!(
@@ -403,9 +441,9 @@ impl OciService {
                                 version,
                             })),
                             None => Resolved::Nothing,
-                        })
+                        }
                     }
-                    Reference::Digest(digest) => Ok(oci_documents::find(conn, &row.id, &digest)?
+                    Reference::Digest(digest) => oci_documents::find(conn, &row.id, &digest)?
                         .filter(|d| publish::is_manifest_type(&d.media_type))
                         .map_or(Resolved::Nothing, |d| {
                             Resolved::Manifest(Some(ServedManifest {
@@ -413,10 +451,21 @@ impl OciService {
                                 media_type: d.media_type,
                                 body: d.body,
                             }))
-                        })),
-                }
+                        }),
+                };
+                Ok((resolved, unkept))
             })
             .await?;
+        if !unkept.is_empty() {
+            self.db
+                .run(move |conn| {
+                    for written in unkept {
+                        remember(conn, written)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
         match resolved {
             Resolved::Nothing => Ok(None),
             Resolved::Manifest(served) => Ok(served),
@@ -448,13 +497,12 @@ impl OciService {
             .run(move |conn| {
                 remember(
                     conn,
-                    &model,
-                    &version,
-                    image::CONFIG_MEDIA_TYPE,
-                    &config,
-                    None,
+                    document(&model, &version, image::CONFIG_MEDIA_TYPE, &config, None),
                 )?;
-                let digest = remember(conn, &model, &version, MANIFEST_MEDIA_TYPE, &body, None)?;
+                let digest = remember(
+                    conn,
+                    document(&model, &version, MANIFEST_MEDIA_TYPE, &body, None),
+                )?;
                 Ok(ServedManifest {
                     digest,
                     media_type: MANIFEST_MEDIA_TYPE.to_owned(),
@@ -525,7 +573,7 @@ impl OciService {
         digest: Sha256Digest,
     ) -> Result<Option<Blob>, Error> {
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let text = digest.to_string();
                 let linked = oci_blob_links::size(conn, ns.as_str(), model.as_str(), &text)?;
                 let Some((_, row)) = models::find(conn, ns.as_str(), model.as_str())? else {
