@@ -216,6 +216,24 @@ def test_oras_pushes_files_as_a_version_that_goes_through_the_pipeline(models, t
     assert [r["artifactType"] for r in referrers] == ["application/vnd.kiln.deployment-manifest.v1+jws"]
 
 
+def test_oras_pushes_a_folder_that_pulls_back_unpacked(models, tmp_path, monkeypatch):
+    folder = tmp_path / "bundle"
+    (folder / "tokenizer").mkdir(parents=True)
+    (folder / "config.json").write_text('{"layers": 2}')
+    (folder / "tokenizer" / "vocab.txt").write_text("a\nb\n")
+    monkeypatch.chdir(tmp_path)
+    client = oras.client.OrasClient(hostname=HOST, insecure=True)
+    client.login(username="admin", password=TOKEN, hostname=HOST, config_path=os.path.join(AUTH_DIR, "config.json"))
+    client.push(target=f"{HOST}/acme/bundle:1", files=["bundle"])
+    settled("acme/bundle:1")
+    # oras sends a folder as one tar+gzip layer to unpack on pull: kiln keeps it as one file.
+    assert list(files_of("acme/bundle:1")) == ["bundle"]
+    out = tmp_path / "pulled"
+    client.pull(target=f"{HOST}/acme/bundle:1", outdir=str(out))
+    for name in ("config.json", "tokenizer/vocab.txt"):
+        assert (out / "bundle" / name).read_bytes() == (folder / name).read_bytes(), name
+
+
 def test_the_image_form_unpacks_to_the_files_under_models(models, tmp_path):
     import tarfile
 
