@@ -239,7 +239,7 @@ fn manifest_of(
     let name = format!("{ns}/{}", model.name);
     let label = label_of(version, variant);
     let created = version.created_at.and_utc();
-    let config = modelpack::config_json(&name, &label, created, &layers);
+    let config = modelpack::config_json(&name, &label, created, &layers, variant);
     let config_digest = note(
         conn,
         unkept,

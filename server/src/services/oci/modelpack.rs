@@ -67,6 +67,24 @@ struct ConfigDescriptor {
 struct ModelConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<&'static str>,
+}
+
+/// The numbers a variant kiln made computes in, and how it was quantized; nothing for the files as
+/// pushed (kiln does not read their dtype) or a conversion (it keeps the checkpoint's).
+fn numerics_of(variant: Option<&str>) -> (Option<&'static str>, Option<&'static str>) {
+    match variant {
+        Some("fp32") => (Some("float32"), None),
+        Some("fp16") => (Some("float16"), None),
+        Some("int8") => (Some("int8"), Some("int8-static")),
+        Some("int8-dynamic") => (Some("int8"), Some("int8-dynamic")),
+        // Pruning zeroes weights of the fp32 graph.
+        Some(v) if v.starts_with("pruned-") => (Some("float32"), None),
+        _ => (None, None),
+    }
 }
 
 #[derive(Serialize)]
@@ -113,13 +131,15 @@ fn format_of(files: &[LayerFile]) -> Option<&'static str> {
     }
 }
 
-/// The config's bytes.
+/// The config's bytes, for a version's files or one of its variants'.
 pub fn config_json(
     name: &str,
     version: &str,
     created: DateTime<Utc>,
     files: &[LayerFile],
+    variant: Option<&str>,
 ) -> String {
+    let (precision, quantization) = numerics_of(variant);
     serde_json::to_string(&Config {
         descriptor: ConfigDescriptor {
             created_at: created.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -128,6 +148,8 @@ pub fn config_json(
         },
         config: ModelConfig {
             format: format_of(files),
+            precision,
+            quantization,
         },
         modelfs: ModelFs {
             kind: "layers",
@@ -285,6 +307,29 @@ mod tests {
     }
 
     #[test]
+    fn a_variant_says_its_precision_and_quantization() {
+        let files = [LayerFile {
+            path: "model.onnx",
+            digest: "sha256:00",
+            size: 3,
+        }];
+        let at = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        let config = |variant| {
+            serde_json::from_str::<serde_json::Value>(&config_json("a/m", "1", at, &files, variant))
+                .unwrap()["config"]
+                .clone()
+        };
+        assert_eq!(config(Some("fp16"))["precision"], "float16");
+        assert_eq!(config(Some("int8-dynamic"))["quantization"], "int8-dynamic");
+        assert_eq!(config(Some("int8"))["precision"], "int8");
+        assert!(
+            config(None).get("precision").is_none(),
+            "not read from the pushed files"
+        );
+        assert_eq!(config(None)["format"], "onnx");
+    }
+
+    #[test]
     fn the_same_version_always_gives_the_same_bytes() {
         let files = [LayerFile {
             path: "m.onnx",
@@ -300,6 +345,6 @@ mod tests {
             "m.onnx"
         );
         assert_eq!(parsed["artifactType"], ARTIFACT_TYPE);
-        assert!(config_json("acme/m", "1", at, &files).contains(r#""format":"onnx""#));
+        assert!(config_json("acme/m", "1", at, &files, None).contains(r#""format":"onnx""#));
     }
 }
