@@ -1,5 +1,5 @@
 //! The OCI distribution-spec conformance suite (v1.1.1) reproduced request by request against `/v2/`:
-//! its Push, Content Discovery and Content Management workflows, with their data shapes (image
+//! its Pull, Push, Content Discovery and Content Management workflows, with their data shapes (image
 //! manifests with unknown fields, configs, a tar+gzip layer, referrers by digest whose subject may not
 //! exist, an index) and the statuses and headers it accepts. Where kiln answers differently by design
 //! it is said at the step: kiln attaches each version's signed deployment manifest as one more referrer.
@@ -194,6 +194,120 @@ fn referrer(
 /// A layer: any bytes do, kiln keeps a layer as it is.
 fn layer() -> Vec<u8> {
     (0..168u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// The Pull workflow: what its setup pushes (a config, a layer, a manifest by tag and another by
+/// digest), then manifests and blobs by HEAD and GET, by tag and by digest, and the unknown ones.
+async fn pull_workflow(app: TestApp) {
+    let client = Client::new(&app, "conformance/pull");
+    let (config_0, config_1, layer) = (config("pull-zero"), config("pull-one"), layer());
+    for blob in [&config_0, &config_1, &layer] {
+        client.upload(blob).await;
+    }
+    let (manifest_0, manifest_1) = (
+        image_manifest(&config_0, &layer),
+        image_manifest(&config_1, &layer),
+    );
+    let tagged = client.put_manifest("tagtest0", MANIFEST, &manifest_0).await;
+    assert_eq!(tagged.status(), StatusCode::CREATED);
+    let pinned = client
+        .put_manifest(&digest(&manifest_1), MANIFEST, &manifest_1)
+        .await;
+    assert_eq!(pinned.status(), StatusCode::CREATED);
+
+    for (reference, body) in [
+        ("tagtest0".to_owned(), &manifest_0),
+        (digest(&manifest_0), &manifest_0),
+        (digest(&manifest_1), &manifest_1),
+    ] {
+        let path = format!("/manifests/{reference}");
+        let head = client
+            .send(Method::HEAD, &path, &[("accept", MANIFEST)], vec![])
+            .await;
+        assert_eq!(head.status(), StatusCode::OK, "HEAD {reference}");
+        assert_eq!(
+            head.headers()["docker-content-digest"],
+            digest(body).as_str()
+        );
+        assert_eq!(
+            head.headers()[CONTENT_LENGTH],
+            body.len().to_string().as_str()
+        );
+        let get = client
+            .send(Method::GET, &path, &[("accept", MANIFEST)], vec![])
+            .await;
+        assert_eq!(get.status(), StatusCode::OK, "GET {reference}");
+        assert_eq!(get.headers()[CONTENT_TYPE], MANIFEST);
+        assert_eq!(
+            get.headers()["docker-content-digest"],
+            digest(body).as_str()
+        );
+        assert!(get.bytes().await.unwrap() == **body, "the bytes pushed");
+    }
+    let unknown_digest = format!("/manifests/{}", digest(b"no such manifest"));
+    for path in [
+        "/manifests/.INVALID_MANIFEST_NAME",
+        "/manifests/nosuchtag",
+        &unknown_digest,
+    ] {
+        let head = client.send(Method::HEAD, path, &[], vec![]).await;
+        assert_eq!(head.status(), StatusCode::NOT_FOUND, "HEAD {path}");
+        let get = client.send(Method::GET, path, &[], vec![]).await;
+        assert_eq!(get.status(), StatusCode::NOT_FOUND, "GET {path}");
+        let body: Value = get.json().await.unwrap();
+        assert!(
+            ["MANIFEST_UNKNOWN", "NAME_INVALID", "TAG_INVALID"]
+                .contains(&body["errors"][0]["code"].as_str().unwrap()),
+            "{body}"
+        );
+    }
+    for blob in [&config_0, &layer] {
+        let path = format!("/blobs/{}", digest(blob));
+        let head = client.send(Method::HEAD, &path, &[], vec![]).await;
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(
+            head.headers()[CONTENT_LENGTH],
+            blob.len().to_string().as_str()
+        );
+        assert_eq!(
+            head.headers()["docker-content-digest"],
+            digest(blob).as_str()
+        );
+        let get = client.send(Method::GET, &path, &[], vec![]).await;
+        assert_eq!(get.status(), StatusCode::OK);
+        assert!(get.bytes().await.unwrap() == **blob);
+    }
+    let unknown_blob = format!("/blobs/{}", digest(b"no such blob"));
+    let head = client.send(Method::HEAD, &unknown_blob, &[], vec![]).await;
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let get = client.send(Method::GET, &unknown_blob, &[], vec![]).await;
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "BLOB_UNKNOWN");
+
+    // Teardown: the manifests by digest (the tagged one deletes its version), then the blobs.
+    for body in [&manifest_0, &manifest_1] {
+        let deleted = client
+            .send(
+                Method::DELETE,
+                &format!("/manifests/{}", digest(body)),
+                &[],
+                vec![],
+            )
+            .await;
+        assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    }
+    assert!(client.tags("").await.is_empty());
+    for blob in [&config_0, &config_1, &layer] {
+        let deleted = client
+            .send(
+                Method::DELETE,
+                &format!("/blobs/{}", digest(blob)),
+                &[],
+                vec![],
+            )
+            .await;
+        assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    }
 }
 
 async fn push_workflow(app: TestApp) {
@@ -656,4 +770,8 @@ async fn discovery_and_management_workflows(app: TestApp) {
     assert_eq!(body["errors"][0]["code"], "UNSUPPORTED");
 }
 
-crate::on_every_backend!(push_workflow, discovery_and_management_workflows);
+crate::on_every_backend!(
+    pull_workflow,
+    push_workflow,
+    discovery_and_management_workflows
+);
