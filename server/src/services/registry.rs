@@ -48,7 +48,9 @@ fn parse_tags(json_text: &str) -> Vec<String> {
     serde_json::from_str(json_text).unwrap_or_default()
 }
 
-fn check_files(files: &[FileEntry]) -> Result<(), Error> {
+/// What a version's file list must be: 1 to 100,000 files, sizes not negative, no path twice, no path
+/// both a file and a folder.
+pub fn check_files(files: &[FileEntry]) -> Result<(), Error> {
     if files.is_empty() {
         return Err(Error::bad_request(
             ErrorCode::NoFiles,

@@ -424,6 +424,24 @@ async fn bad_pushes_are_refused_clearly_and_leave_nothing(app: TestApp) {
     )
     .await;
     assert_eq!(oci_code(aliased, StatusCode::CONFLICT).await, "DENIED");
+    // Two layers at one path, or a file that is also a folder: refused before anything is written.
+    let clash = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"weights"), "size": 7 },
+        "layers": [
+            { "mediaType": "application/octet-stream", "digest": digest(b"weights"), "size": 7,
+              "annotations": { "org.opencontainers.image.title": "a" } },
+            { "mediaType": "application/octet-stream", "digest": digest(b"weights"), "size": 7,
+              "annotations": { "org.opencontainers.image.title": "a/b" } },
+        ],
+    }))
+    .unwrap();
+    upload(&app, &admin, "acme/new", b"weights").await;
+    let clashing = put(admin.clone(), "/v2/acme/new/manifests/1", clash).await;
+    assert_eq!(
+        oci_code(clashing, StatusCode::BAD_REQUEST).await,
+        "MANIFEST_INVALID"
+    );
     // None of that made a model, a version, or a tag.
     assert_eq!(
         app.get("/api/v1/models/acme/new").await.status(),

@@ -179,6 +179,21 @@ fn version_named(tag: &str) -> Result<VersionName, Error> {
     })
 }
 
+/// The files of the version a manifest's layers become (the same layer listed twice is one file).
+fn files_of(manifest: &PushedManifest) -> Result<Vec<FileEntry>, Error> {
+    let mut files: Vec<FileEntry> = Vec::new();
+    for layer in &manifest.layers {
+        let file = file_of(layer)?;
+        if !files
+            .iter()
+            .any(|f| f.path == file.path && f.digest == file.digest)
+        {
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
 impl OciService {
     /// Stores a pushed manifest: under a tag, as a version; by digest, as a document of the repository.
     pub async fn put_manifest(
@@ -222,15 +237,14 @@ impl OciService {
                 ));
             }
             version_named(tag)?;
-            for layer in &manifest.layers {
-                file_of(layer)?;
-            }
             if manifest.layers.is_empty() {
                 return Err(Error::bad_request(
                     ErrorCode::NoFiles,
                     "a manifest pushed under a tag becomes a kiln version, which needs at least one layer",
                 ));
             }
+            // Refused before anything is written (the model included).
+            crate::services::registry::check_files(&files_of(&manifest)?)?;
         }
         let model_id = self
             .registry
@@ -330,17 +344,7 @@ impl OciService {
         actor: Actor,
     ) -> Result<(), Error> {
         let version = version_named(tag)?;
-        let mut files: Vec<FileEntry> = Vec::new();
-        for layer in &manifest.layers {
-            let file = file_of(layer)?;
-            // The same layer listed twice is one file.
-            if !files
-                .iter()
-                .any(|f| f.path == file.path && f.digest == file.digest)
-            {
-                files.push(file);
-            }
-        }
+        let files = files_of(manifest)?;
         let (id, name, wanted, user) = (
             model_id.to_owned(),
             version.to_string(),
