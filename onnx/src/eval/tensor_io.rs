@@ -26,15 +26,22 @@ pub fn from_proto(
         .map_err(|_| unsupported(name, "an unknown element type"))?;
     let (shape, count) = shape_of(proto, name)?;
     if let Some(format) = super::float8::Float8::of(data_type as i32) {
-        let values: Vec<f32> = packed_bytes(proto)
+        let values: Vec<f32> = packed_bytes(proto, base_dir)?
             .iter()
             .map(|&b| format.decode(b))
             .collect();
+        if values.len() != count {
+            return Err(mismatch(name));
+        }
         return Ok(Tensor::from_vec(values, shape, device)?);
     }
     if matches!(data_type, DataType::Int4 | DataType::Uint4) {
-        let values = int4_values(&packed_bytes(proto), count, data_type == DataType::Int4)
-            .ok_or_else(|| mismatch(name))?;
+        let values = int4_values(
+            &packed_bytes(proto, base_dir)?,
+            count,
+            data_type == DataType::Int4,
+        )
+        .ok_or_else(|| mismatch(name))?;
         return Ok(Tensor::from_vec(values, shape, device)?);
     }
     let raw: Option<Bytes> = if proto.data_location == Some(DataLocation::External as i32) {
@@ -81,12 +88,16 @@ fn shape_of(proto: &TensorProto, name: &str) -> Result<(Vec<usize>, usize), Mode
     }
 }
 
-/// One byte per value (8-bit floats) or two (4-bit integers): raw data, or int32_data holding bytes.
-fn packed_bytes(proto: &TensorProto) -> Vec<u8> {
-    match &proto.raw_data {
+/// One byte per value (8-bit floats) or two (4-bit integers): external data, raw data, or int32_data
+/// holding bytes.
+fn packed_bytes(proto: &TensorProto, base_dir: Option<&Path>) -> Result<Vec<u8>, ModelError> {
+    if proto.data_location == Some(DataLocation::External as i32) {
+        return Ok(read_external(proto, base_dir)?.to_vec());
+    }
+    Ok(match &proto.raw_data {
         Some(raw) => raw.to_vec(),
         None => proto.int32_data.iter().map(|&v| v as u8).collect(),
-    }
+    })
 }
 
 /// Two values per byte, low nibble first; int4 is sign-extended. None when the bytes are too few.
@@ -332,6 +343,54 @@ mod tests {
         };
         let t = from_proto(&proto, None, &Device::Cpu).unwrap();
         assert_eq!(t.to_vec1::<i64>().unwrap(), vec![3, -1]);
+    }
+
+    /// 4-bit and 8-bit-float weights kept in an external data file (as large quantized models keep
+    /// them) read from that file, not from the empty raw data beside it.
+    #[test]
+    fn packed_types_read_their_external_data() {
+        use crate::proto::StringStringEntryProto;
+        let dir = tempfile::tempdir().unwrap();
+        // int4 [-1, 2, 7, -8, 3] packed low nibble first, after 5 bytes of something else.
+        std::fs::write(dir.path().join("w.data"), [9, 9, 9, 9, 9, 0x2f, 0x87, 0x03]).unwrap();
+        let entry = |key: &str, value: &str| StringStringEntryProto {
+            key: Some(key.to_owned()),
+            value: Some(value.to_owned()),
+        };
+        let int4 = TensorProto {
+            name: Some("w".to_owned()),
+            dims: vec![5],
+            data_type: Some(DataType::Int4 as i32),
+            data_location: Some(DataLocation::External as i32),
+            external_data: vec![
+                entry("location", "w.data"),
+                entry("offset", "5"),
+                entry("length", "3"),
+            ],
+            ..Default::default()
+        };
+        let t = from_proto(&int4, Some(dir.path()), &Device::Cpu).unwrap();
+        assert_eq!(t.to_vec1::<i64>().unwrap(), vec![-1, 2, 7, -8, 3]);
+        let float8 = TensorProto {
+            dims: vec![3],
+            data_type: Some(DataType::Float8e4m3fn as i32),
+            ..int4.clone()
+        };
+        // Three bytes for three values: 0x2f, 0x87, 0x03 as E4M3FN.
+        let t = from_proto(&float8, Some(dir.path()), &Device::Cpu).unwrap();
+        assert_eq!(t.dims(), [3]);
+        let short = TensorProto {
+            dims: vec![4],
+            ..float8
+        };
+        assert!(
+            from_proto(&short, Some(dir.path()), &Device::Cpu).is_err(),
+            "3 bytes are not 4 values"
+        );
+        assert!(
+            from_proto(&int4, None, &Device::Cpu).is_err(),
+            "no folder to read from"
+        );
     }
 
     #[test]
