@@ -19,7 +19,7 @@ use crate::db::repos::{blobs, uploads};
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
-use crate::storage::BlobStore;
+use crate::storage::{BlobStore, StagingWriter};
 
 const MIB: i64 = 1024 * 1024;
 
@@ -77,6 +77,76 @@ fn offset_mismatch(row: &UploadSessionRow, start: i64) -> Error {
         ),
         details: Some(json!({ "offset": row.upload_offset })),
     }
+}
+
+/// What a request body may carry: the length its `Content-Range` declares (exactly), and the bytes the
+/// upload can still take (the error to answer past them).
+pub(crate) struct BodyBounds {
+    pub declared: Option<i64>,
+    pub room: Option<(i64, fn() -> Error)>,
+}
+
+/// Streams a request body into a staging writer, hashing each chunk while it is hot in the cache, and
+/// returns how many bytes came. A body that ends early, runs past what it declared or past the
+/// upload's room is refused; the caller records nothing then.
+pub(crate) async fn stream_into<S>(
+    body: &mut S,
+    hasher: &mut Sha256Hasher,
+    writer: &mut StagingWriter,
+    bounds: BodyBounds,
+) -> Result<i64, Error>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+{
+    let of_declared = || {
+        bounds
+            .declared
+            .map_or(String::new(), |length| format!(" of {length}"))
+    };
+    let mut received: i64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                return Error::RequestTimeout {
+                    message: format!("after {received}{} bytes: {e}", of_declared()),
+                };
+            }
+            Error::bad_request(
+                ErrorCode::TruncatedBody,
+                format!(
+                    "the request body ended early after {received}{} bytes: {e}",
+                    of_declared()
+                ),
+            )
+        })?;
+        received += chunk.len() as i64;
+        if let Some((room, too_large)) = bounds.room
+            && received > room
+        {
+            return Err(too_large());
+        }
+        if let Some(length) = bounds.declared
+            && received > length
+        {
+            return Err(Error::bad_request(
+                ErrorCode::BodyTooLong,
+                format!("the body has more bytes than its Content-Range declares ({length})"),
+            ));
+        }
+        hasher.update(&chunk);
+        writer.write(chunk).await?;
+    }
+    if let Some(length) = bounds.declared
+        && received < length
+    {
+        return Err(Error::bad_request(
+            ErrorCode::TruncatedBody,
+            format!(
+                "the request body ended after {received} of the {length} bytes its Content-Range declares"
+            ),
+        ));
+    }
+    Ok(received)
 }
 
 #[derive(Clone)]
@@ -313,45 +383,16 @@ impl UploadService {
                 row.upload_offset as u64,
             )
             .await?;
-        let mut received: i64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    return Error::RequestTimeout {
-                        message: format!("after {received} of {} bytes: {e}", range.len()),
-                    };
-                }
-                Error::bad_request(
-                    ErrorCode::TruncatedBody,
-                    format!(
-                        "the request body ended early after {received} of {} bytes: {e}",
-                        range.len()
-                    ),
-                )
-            })?;
-            received += chunk.len() as i64;
-            if received > range.len() {
-                return Err(Error::bad_request(
-                    ErrorCode::BodyTooLong,
-                    format!(
-                        "the body has more bytes than the Content-Range declares ({})",
-                        range.len()
-                    ),
-                ));
-            }
-            // Hash while the bytes are hot in the cache, then hand them on.
-            hasher.update(&chunk);
-            writer.write(chunk).await?;
-        }
-        if received < range.len() {
-            return Err(Error::bad_request(
-                ErrorCode::TruncatedBody,
-                format!(
-                    "the request body ended after {received} of the {} bytes its Content-Range declares",
-                    range.len()
-                ),
-            ));
-        }
+        stream_into(
+            &mut body,
+            &mut hasher,
+            &mut writer,
+            BodyBounds {
+                declared: Some(range.len()),
+                room: None,
+            },
+        )
+        .await?;
         let parts: Vec<UploadPartRow> = writer
             .finish()
             .await?

@@ -6,7 +6,7 @@
 //! connection or a restart. Only a verified digest is promoted, recorded and linked to the repository.
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use kiln_core::{ErrorCode, ModelName, NamespaceName, Sha256Digest, Sha256Hasher};
 use serde_json::json;
 
@@ -17,6 +17,7 @@ use crate::db::repos::{blobs, oci_blob_links};
 use crate::db::{new_id, now};
 use crate::error::Error;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
+use crate::services::uploads::{BodyBounds, stream_into};
 
 const MIB: i64 = 1024 * 1024;
 /// Every part but the last of a staged upload. S3 allows 10,000 parts, so an upload through `/v2/`
@@ -35,6 +36,14 @@ pub struct UploadProgress {
 pub struct Pusher {
     pub user_id: String,
     pub visible: Visible,
+}
+
+fn too_large() -> Error {
+    Error::PayloadTooLarge {
+        message: format!(
+            "a blob pushed through /v2/ may have at most {MAX_BLOB_SIZE} bytes; push larger files with `kiln push`"
+        ),
+    }
 }
 
 fn progress(row: &OciUploadRow) -> UploadProgress {
@@ -197,46 +206,16 @@ impl OciService {
                 .await?;
             stage.write(tail).await?;
         }
-        let mut received: i64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    return Error::RequestTimeout {
-                        message: format!("after {received} bytes: {e}"),
-                    };
-                }
-                Error::bad_request(
-                    ErrorCode::TruncatedBody,
-                    format!("the request body ended early after {received} bytes: {e}"),
-                )
-            })?;
-            received += chunk.len() as i64;
-            if row.upload_offset + received > MAX_BLOB_SIZE {
-                return Err(Error::PayloadTooLarge {
-                    message: format!(
-                        "a blob pushed through /v2/ may have at most {MAX_BLOB_SIZE} bytes; push larger files with `kiln push`"
-                    ),
-                });
-            }
-            if expected.is_some_and(|length| received > length) {
-                return Err(Error::bad_request(
-                    ErrorCode::BodyTooLong,
-                    "the body has more bytes than its Content-Range declares",
-                ));
-            }
-            hasher.update(&chunk);
-            stage.write(chunk).await?;
-        }
-        if let Some(length) = expected
-            && received != length
-        {
-            return Err(Error::bad_request(
-                ErrorCode::TruncatedBody,
-                format!(
-                    "the body ended after {received} of the {length} bytes its Content-Range declares"
-                ),
-            ));
-        }
+        let received = stream_into(
+            &mut body,
+            &mut hasher,
+            &mut stage,
+            BodyBounds {
+                declared: expected,
+                room: Some((MAX_BLOB_SIZE - row.upload_offset, too_large)),
+            },
+        )
+        .await?;
         let (parts, tail) = stage.finish_whole_parts().await?;
         self.store.save_tail(&row.id, tail).await?;
         let mut etags = row.etags();
