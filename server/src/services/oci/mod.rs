@@ -10,24 +10,22 @@ mod deletion;
 pub mod image;
 pub mod modelpack;
 pub mod publish;
+mod referrers;
 pub mod uploads;
+
+pub use referrers::ReferrerEntry;
 
 use kiln_core::{AliasName, ModelName, NamespaceName, Sha256Digest};
 
 use crate::db::records::{ModelRow, VersionRow};
 use crate::db::repos::oci_documents::{self, OciDocument};
-use crate::db::repos::{
-    aliases, manifests, models, oci_blob_links, oci_tar_layers, variants, versions,
-};
+use crate::db::repos::{aliases, models, oci_blob_links, oci_tar_layers, variants, versions};
 use crate::db::{Database, DbConnection};
 use crate::error::Error;
 use crate::services::downloads::LocatedFile;
 use crate::services::registry::RegistryService;
 use crate::storage::BlobStore;
-use modelpack::{
-    CONFIG_MEDIA_TYPE, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, JWS_MEDIA_TYPE, LayerFile,
-    MANIFEST_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE, sha256_hex,
-};
+use modelpack::{CONFIG_MEDIA_TYPE, LayerFile, MANIFEST_MEDIA_TYPE, sha256_hex};
 
 /// A manifest reference: a tag or a digest.
 pub enum Reference {
@@ -50,15 +48,6 @@ pub struct ServedManifest {
     pub digest: String,
     pub media_type: String,
     pub body: String,
-}
-
-/// One entry of a referrers listing.
-pub struct ReferrerEntry {
-    pub media_type: String,
-    pub digest: String,
-    pub size: usize,
-    pub artifact_type: String,
-    pub annotations: serde_json::Value,
 }
 
 /// Where a blob's bytes are.
@@ -310,47 +299,6 @@ fn served_for(
     )?))
 }
 
-/// Attaches the version's newest signed deployment manifest to a served manifest of it (once per JWS).
-fn attach_signature(
-    conn: &mut DbConnection,
-    model: &ModelRow,
-    version: &VersionRow,
-    subject: &OciDocument,
-) -> Result<(), Error> {
-    let Some(signed) = manifests::latest_for_version(conn, &version.id)? else {
-        return Ok(());
-    };
-    let jws_digest = remember(
-        conn,
-        document(model, version, JWS_MEDIA_TYPE, &signed.jws, None),
-    )?;
-    remember(
-        conn,
-        document(model, version, EMPTY_MEDIA_TYPE, EMPTY_CONFIG, None),
-    )?;
-    let payload: kiln_core::deployment::DeploymentManifest = serde_json::from_str(&signed.payload)?;
-    let body = modelpack::signature_json(
-        &subject.digest,
-        subject.body.len() as i64,
-        &jws_digest,
-        signed.jws.len() as i64,
-        &payload.subject(),
-        signed.sequence,
-        &signed.kid,
-    );
-    remember(
-        conn,
-        document(
-            model,
-            version,
-            MANIFEST_MEDIA_TYPE,
-            &body,
-            Some((&subject.digest, SIGNATURE_ARTIFACT_TYPE)),
-        ),
-    )?;
-    Ok(())
-}
-
 impl OciService {
     pub fn new(db: Database, store: BlobStore, registry: RegistryService) -> Self {
         Self {
@@ -508,56 +456,6 @@ impl OciService {
                     media_type: MANIFEST_MEDIA_TYPE.to_owned(),
                     body,
                 })
-            })
-            .await
-    }
-
-    /// The manifests that refer to `subject` (the signed deployment manifest of its version, and what
-    /// clients pushed with it as their subject, which need not exist), of `artifact_type` when given.
-    pub async fn referrers(
-        &self,
-        ns: NamespaceName,
-        model: ModelName,
-        subject: String,
-        artifact_type: Option<String>,
-    ) -> Result<Vec<ReferrerEntry>, Error> {
-        self.db
-            .run(move |conn| {
-                let row = model_row(conn, &ns, &model)?;
-                // A version's manifest (kiln's, or the one pushed for it) has the version's signed
-                // deployment manifest among its referrers.
-                if let Some(document) = oci_documents::find(conn, &row.id, &subject)?
-                    .filter(|d| publish::is_manifest_type(&d.media_type) && d.subject.is_none())
-                {
-                    let mut signed = oci_documents::versions_pushed_as(conn, &row.id, &subject)?;
-                    signed.extend(document.version_id.clone());
-                    for version_id in signed {
-                        let version = versions::by_id(conn, &version_id)?;
-                        attach_signature(conn, &row, &version, &document)?;
-                    }
-                }
-                let entries = oci_documents::referrers(conn, &row.id, &subject)?
-                    .into_iter()
-                    .filter(|d| {
-                        artifact_type
-                            .as_ref()
-                            .is_none_or(|kind| d.artifact_type.as_ref() == Some(kind))
-                    })
-                    .map(|d| {
-                        let annotations = serde_json::from_str::<serde_json::Value>(&d.body)?
-                            .get("annotations")
-                            .cloned()
-                            .unwrap_or_default();
-                        Ok(ReferrerEntry {
-                            media_type: d.media_type.clone(),
-                            size: d.body.len(),
-                            artifact_type: d.artifact_type.unwrap_or_default(),
-                            digest: d.digest,
-                            annotations,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, Error>>()?;
-                Ok(entries)
             })
             .await
     }
