@@ -310,27 +310,9 @@ impl RegistryService {
     ) -> Result<String, Error> {
         self.db
             .run(move |conn| {
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    match conn.transaction(|conn| {
-                        let namespace = match namespaces::find(conn, ns.as_str())? {
-                            Some(found) => found,
-                            None => namespaces::create(
-                                conn,
-                                ns.as_str(),
-                                "org",
-                                actor.user_id.as_deref(),
-                            )?,
-                        };
-                        Ok::<_, Error>(models::find_or_create(conn, &namespace, model.as_str())?.id)
-                    }) {
-                        Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => {
-                            continue;
-                        }
-                        other => return other,
-                    }
-                }
+                transaction_retried(conn, |conn| {
+                    Ok(model_for_push(conn, &ns, &model, &actor)?.1.id)
+                })
             })
             .await
     }
@@ -352,20 +334,10 @@ impl RegistryService {
             .db
             .run(move |conn| {
                 // Everything, namespace and model included, commits in one transaction, so a refused push
-                // leaves nothing behind. A concurrent push creating the same rows makes ours fail with a
-                // unique violation; the retry then sees its rows (and compares versions).
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    match conn.transaction(|conn| {
-                        insert_version(conn, &ns, &model, &request, &actor, &visible)
-                    }) {
-                        Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => {
-                            continue;
-                        }
-                        other => return other,
-                    }
-                }
+                // leaves nothing behind.
+                transaction_retried(conn, |conn| {
+                    insert_version(conn, &ns, &model, &request, &actor, &visible)
+                })
             })
             .await?;
         if matches!(committed, Committed::Created(_)) {
@@ -476,6 +448,38 @@ fn existing_version(
     )?)))
 }
 
+/// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the
+/// same rows first: the retry sees them.
+fn transaction_retried<T>(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match conn.transaction(&mut f) {
+            Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The namespace and model a push goes to, created when absent (a namespace created by a push belongs
+/// to the pusher; only administrators get this far).
+fn model_for_push(
+    conn: &mut DbConnection,
+    ns: &NamespaceName,
+    model: &ModelName,
+    actor: &Actor,
+) -> Result<(NamespaceRow, ModelRow), Error> {
+    let namespace = match namespaces::find(conn, ns.as_str())? {
+        Some(found) => found,
+        None => namespaces::create(conn, ns.as_str(), "org", actor.user_id.as_deref())?,
+    };
+    let model = models::find_or_create(conn, &namespace, model.as_str())?;
+    Ok((namespace, model))
+}
+
 fn insert_version(
     conn: &mut DbConnection,
     ns: &NamespaceName,
@@ -484,12 +488,7 @@ fn insert_version(
     actor: &Actor,
     visible: &Visible,
 ) -> Result<Committed, Error> {
-    // A namespace created by a push belongs to the pusher (only administrators get this far).
-    let namespace = &match namespaces::find(conn, ns.as_str())? {
-        Some(found) => found,
-        None => namespaces::create(conn, ns.as_str(), "org", actor.user_id.as_deref())?,
-    };
-    let model = &models::find_or_create(conn, namespace, model_name.as_str())?;
+    let (namespace, model) = &model_for_push(conn, ns, model_name, actor)?;
     if let Some(done) = existing_version(conn, namespace, model, request)? {
         return Ok(done);
     }
