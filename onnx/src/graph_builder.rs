@@ -1,10 +1,12 @@
 //! Writing ONNX graphs from Rust: named initializers, nodes with fresh output names, and the model
-//! wrapper with its opset and metadata.
+//! wrapper with its opset and metadata. Given an external-data file, large initializers go straight to
+//! it as they are added, so building a graph holds one weight at a time.
 
 use candle_core::Tensor;
 
 use crate::ModelError;
 use crate::eval::tensor_io;
+use crate::external_data::{ExternalDataWriter, SMALL_TENSOR_BYTES};
 use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
     TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
@@ -27,6 +29,7 @@ pub struct GraphBuilder {
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
     next: usize,
+    external: Option<ExternalDataWriter>,
 }
 
 pub fn attr_int(name: &str, value: i64) -> AttributeProto {
@@ -92,10 +95,46 @@ impl GraphBuilder {
         format!("{hint}_{}", self.next)
     }
 
-    /// An initializer holding `tensor`, under `name` (weights keep their checkpoint names).
+    /// A builder whose initializers of 1 KiB and more are written to `data` as they are added.
+    pub fn with_external_data(data: ExternalDataWriter) -> Self {
+        Self {
+            external: Some(data),
+            ..Self::default()
+        }
+    }
+
+    /// An initializer holding `tensor` in its own element type, under `name` (weights keep their
+    /// checkpoint names).
     pub fn weight(&mut self, name: &str, tensor: &Tensor) -> Result<String, ModelError> {
-        self.initializers.push(tensor_io::to_proto(name, tensor)?);
+        let (data_type, raw) = tensor_io::to_raw(tensor)?;
+        let mut proto = TensorProto {
+            name: Some(name.to_owned()),
+            dims: tensor.dims().iter().map(|&d| d as i64).collect(),
+            data_type: Some(data_type as i32),
+            ..Default::default()
+        };
+        match self.external.as_mut() {
+            Some(data) if raw.len() >= SMALL_TENSOR_BYTES => data.append(&mut proto, &raw)?,
+            _ => proto.raw_data = Some(raw.into()),
+        }
+        self.initializers.push(proto);
         Ok(name.to_owned())
+    }
+
+    /// A float weight stored in the checkpoint's own precision and read by the graph as fp32: a 16-bit
+    /// weight is followed by a Cast, so the model keeps the checkpoint's bytes (no doubling on disk)
+    /// while computing as the fp32 reference does.
+    pub fn float_weight(&mut self, name: &str, tensor: &Tensor) -> Result<String, ModelError> {
+        let stored = self.weight(name, tensor)?;
+        Ok(match tensor.dtype() {
+            candle_core::DType::F16 | candle_core::DType::BF16 => {
+                let widened = format!("{name}.fp32");
+                let to = attr_int("to", DataType::Float as i64);
+                self.op_into("Cast", &[&stored], vec![to], &widened);
+                widened
+            }
+            _ => stored,
+        })
     }
 
     /// A 1-D int64 constant (shapes, axes, slice bounds).

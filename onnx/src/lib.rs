@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod convert;
 pub mod error;
 pub mod eval;
+pub mod external_data;
 pub mod format;
 pub mod graph_builder;
 pub mod inspect;

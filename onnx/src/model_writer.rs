@@ -2,20 +2,17 @@
 //! external-data file beside it (ONNX's convention: `location`, `offset`, `length`, offsets aligned to
 //! 4 KiB), because protobuf cannot encode a message over 2 GiB.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 
 use crate::ModelError;
-use crate::proto::{ModelProto, StringStringEntryProto, tensor_proto::DataLocation};
+use crate::external_data::{ExternalDataWriter, SMALL_TENSOR_BYTES};
+use crate::proto::{ModelProto, tensor_proto::DataLocation};
 
 /// Models whose initializers hold more than this are written with external data (protobuf's limit is
 /// 2 GiB; the rest of the model needs room too).
 pub const MAX_INLINE_BYTES: u64 = 1536 * 1024 * 1024;
-/// Initializers smaller than this stay inline even then (shapes, scalars), as ONNX's own tools do.
-const SMALL_TENSOR_BYTES: usize = 1024;
-const ALIGNMENT: u64 = 4096;
 
 /// Writes `model` as `dir/name` (and `dir/name.data` when it must); returns (file name, path) pairs, the
 /// model first. Externalized initializers are rewritten in `model` to point at the data file, so it
@@ -38,32 +35,14 @@ pub fn write(
         .sum();
     let mut files = Vec::new();
     if inline > max_inline {
-        let data_name = format!("{name}.data");
-        let data_path = dir.join(&data_name);
-        let mut data = std::io::BufWriter::new(std::fs::File::create(&data_path)?);
-        let mut offset = 0u64;
+        let mut data = ExternalDataWriter::create(dir, &format!("{name}.data"))?;
         for tensor in &mut graph.initializer {
             let Some(raw) = tensor.raw_data.take_if(|r| r.len() >= SMALL_TENSOR_BYTES) else {
                 continue;
             };
-            let padding = offset.next_multiple_of(ALIGNMENT) - offset;
-            data.write_all(&vec![0u8; padding as usize])?;
-            offset += padding;
-            data.write_all(&raw)?;
-            let entry = |key: &str, value: String| StringStringEntryProto {
-                key: Some(key.to_owned()),
-                value: Some(value),
-            };
-            tensor.data_location = Some(DataLocation::External as i32);
-            tensor.external_data = vec![
-                entry("location", data_name.clone()),
-                entry("offset", offset.to_string()),
-                entry("length", raw.len().to_string()),
-            ];
-            offset += raw.len() as u64;
+            data.append(tensor, &raw)?;
         }
-        data.flush()?;
-        files.push((data_name, data_path));
+        files.push(data.finish());
     }
     let model_path = dir.join(name);
     std::fs::write(&model_path, model.encode_to_vec())?;

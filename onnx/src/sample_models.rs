@@ -181,6 +181,19 @@ pub fn llama(
 }
 
 impl SampleModel {
+    /// The same model with every tensor in `dtype` (a checkpoint saved in bf16 or fp16).
+    pub fn to_dtype(self, dtype: candle_core::DType) -> Result<Self, ModelError> {
+        let tensors = self
+            .tensors
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.to_dtype(dtype)?)))
+            .collect::<Result<_, ModelError>>()?;
+        Ok(Self {
+            config: self.config,
+            tensors,
+        })
+    }
+
     fn write_config(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(

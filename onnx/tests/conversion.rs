@@ -109,7 +109,82 @@ fn llama_with_grouped_query_attention_from_a_pytorch_state_dict_is_proven() {
         .write_pytorch(dir.path())
         .unwrap();
     let converted = convert_dir(dir.path(), Family::Llama);
-    assert_eq!(converted.validation.reference, "candle-transformers Llama");
+    let compared: Vec<&str> = converted
+        .validation
+        .outputs
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(
+        compared,
+        [
+            "model.layers.0 hidden state",
+            "model.layers.1 hidden state",
+            "logits",
+            "logits[:, -1] (candle-transformers)"
+        ]
+    );
+}
+
+/// A checkpoint saved in bf16 (as most LLMs are) keeps its bytes: every weight is a BFLOAT16
+/// initializer in the external-data file, which is no larger than the shards' tensors (plus alignment),
+/// and the graph computes in fp32 behind a Cast, proven layer by layer.
+#[test]
+fn a_bf16_sharded_llama_keeps_its_precision_and_is_proven_layer_by_layer() {
+    use kiln_onnx::proto::tensor_proto::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let sample = sample_models::llama(96, 64, 3, 4, 2)
+        .unwrap()
+        .to_dtype(candle_core::DType::BF16)
+        .unwrap();
+    sample.write_sharded(dir.path(), 2).unwrap();
+    let Plan::HuggingFace(checkpoint) = plan(&sources(dir.path())).unwrap() else {
+        panic!("expected a Hugging Face plan");
+    };
+    let out = tempfile::tempdir().unwrap();
+    let converted = kiln_onnx::convert::convert_hf_with(&checkpoint, out.path(), 0).unwrap();
+    assert!(converted.validation.rel_l2_error <= FP32_REL_L2_TOLERANCE);
+    assert_eq!(converted.validation.outputs.len(), 3 + 2);
+    let model =
+        kiln_onnx::model_check::decode(std::fs::read(&converted.files[0].1).unwrap().into())
+            .unwrap();
+    let graph = model.graph.unwrap();
+    for name in sample.tensors.keys() {
+        let tensor = graph
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} is not an initializer"));
+        assert_eq!(tensor.data_type, Some(DataType::Bfloat16 as i32), "{name}");
+    }
+    let stored: u64 = sample
+        .tensors
+        .values()
+        .map(|t| 2 * t.elem_count() as u64)
+        .sum();
+    let data = std::fs::metadata(&converted.files[1].1).unwrap().len();
+    let aligned = 4096 * sample.tensors.len() as u64;
+    assert!(
+        data <= stored + aligned,
+        "{data} bytes of data for {stored} stored"
+    );
+}
+
+/// The streamed run (weights read as needed, values dropped after their last use) computes what a
+/// session holding every weight computes.
+#[test]
+fn a_streamed_run_computes_what_a_session_computes() {
+    let sample = sample_models::gpt2(50, 16, 2, 2).unwrap();
+    let checkpoint = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
+    let model = kiln_onnx::convert::gpt2::build(&sample.config, &checkpoint).unwrap();
+    let inputs = kiln_onnx::convert::gpt2::sample_inputs(50).unwrap();
+    let held = Session::new(&model, None, &Device::Cpu)
+        .unwrap()
+        .run(&inputs)
+        .unwrap();
+    let streamed = kiln_onnx::eval::streaming::run(&model, None, &inputs, &[]).unwrap();
+    let (a, b) = (&held[0].1, &streamed["logits"]);
+    assert_eq!(compare("logits", a, b).unwrap().max_abs_error, 0.0);
 }
 
 /// The graph has dynamic batch and sequence dims: other sizes than the validation's still match.

@@ -2,9 +2,9 @@
 //! `last_hidden_state` ([batch, sequence, hidden]), checked against candle-transformers' BertModel.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config};
 
 use super::hf_config::{check_heads, f64_of, str_of, usize_of};
@@ -107,7 +107,7 @@ fn embeddings(
 ) -> Result<String, ModelError> {
     let mut table = |name: &str| {
         let name = format!("{e}.{name}.weight");
-        g.weight(&name, weights.get(&name)?)
+        g.float_weight(&name, &weights.weight(&name)?)
     };
     let words = table("word_embeddings")?;
     let positions = table("position_embeddings")?;
@@ -121,10 +121,19 @@ fn embeddings(
     Norm::Layer { eps: d.eps }.apply(g, weights, &sum, &format!("{e}.LayerNorm"))
 }
 
+/// The graph, its weights in memory.
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
+    build_into(config, weights, GraphBuilder::new())
+}
+
+/// The graph, built in `g` (which may write the weights to an external-data file as they come).
+pub fn build_into(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+    mut g: GraphBuilder,
+) -> Result<ModelProto, ModelError> {
     let d = dims(config)?;
     let p = prefix(weights);
-    let mut g = GraphBuilder::new();
     let batch_seq = [DimSpec::Named("batch"), DimSpec::Named("sequence")];
     let ids = g.input("input_ids", DataType::Int64, &batch_seq);
     let attention_mask = g.input("attention_mask", DataType::Int64, &batch_seq);
@@ -213,7 +222,7 @@ pub fn reference(
         .map(|o| o.entry("layer_norm_eps").or_insert(1e-12.into()));
     let parsed: Config = serde_json::from_value(config)
         .map_err(|e| ModelError::Conversion(format!("config.json for the BERT reference: {e}")))?;
-    let vb = VarBuilder::from_tensors(weights.tensors().clone(), DType::F32, &Device::Cpu);
+    let vb = weights.var_builder();
     let model = BertModel::load(vb, &parsed)?;
     Ok(model.forward(
         &inputs["input_ids"],
@@ -222,13 +231,16 @@ pub fn reference(
     )?)
 }
 
+/// Builds the graph in `g` and validates it; `base_dir` is where its external data is, if any.
 pub fn convert(
     config: &serde_json::Value,
     weights: &Checkpoint,
+    g: GraphBuilder,
+    base_dir: Option<&Path>,
 ) -> Result<(ModelProto, Validation), ModelError> {
-    let model = build(config, weights)?;
+    let model = build_into(config, weights, g)?;
     let inputs = sample_inputs(config)?;
-    let session = Session::new(&model, None, &Device::Cpu)?;
+    let session = Session::new(&model, base_dir, &Device::Cpu)?;
     let outputs = session.run(&inputs)?;
     let expected = reference(config, weights, &inputs)?;
     let comparison = compare("last_hidden_state", &outputs[0].1, &expected)?;

@@ -7,6 +7,7 @@
 //! off, so it cannot run GPT-2 weights.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use candle_core::{D, Device, IndexOp, Tensor};
 
@@ -87,22 +88,31 @@ fn block_spec(d: &Dims) -> BlockSpec {
     }
 }
 
+/// The graph, its weights in memory.
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
+    build_into(config, weights, GraphBuilder::new())
+}
+
+/// The graph, built in `g` (which may write the weights to an external-data file as they come).
+pub fn build_into(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+    mut g: GraphBuilder,
+) -> Result<ModelProto, ModelError> {
     let d = dims(config)?;
     let p = prefix(weights);
-    let mut g = GraphBuilder::new();
     let ids = g.input(
         "input_ids",
         DataType::Int64,
         &[DimSpec::Named("batch"), DimSpec::Named("sequence")],
     );
-    let wte = g.weight(
+    let wte = g.float_weight(
         &format!("{p}wte.weight"),
-        weights.get(&format!("{p}wte.weight"))?,
+        &weights.weight(&format!("{p}wte.weight"))?,
     )?;
-    let wpe = g.weight(
+    let wpe = g.float_weight(
         &format!("{p}wpe.weight"),
-        weights.get(&format!("{p}wpe.weight"))?,
+        &weights.weight(&format!("{p}wpe.weight"))?,
     )?;
     let tokens = g.op("Gather", &[&wte, &ids], vec![attr_int("axis", 0)]);
     let seq = sequence_length(&mut g, &ids);
@@ -147,7 +157,7 @@ pub fn reference(
 ) -> Result<Tensor, ModelError> {
     let d = dims(config)?;
     let p = prefix(weights);
-    let w = |name: String| weights.get(&name).cloned();
+    let w = |name: String| weights.get(&name);
     let (b, s) = ids.dims2()?;
     let wte = w(format!("{p}wte.weight"))?;
     let mut x = wte
@@ -210,14 +220,17 @@ pub fn reference(
     Ok(x.broadcast_matmul(&wte.t()?)?)
 }
 
+/// Builds the graph in `g` and validates it; `base_dir` is where its external data is, if any.
 pub fn convert(
     config: &serde_json::Value,
     weights: &Checkpoint,
+    g: GraphBuilder,
+    base_dir: Option<&Path>,
 ) -> Result<(ModelProto, Validation), ModelError> {
     let d = dims(config)?;
-    let model = build(config, weights)?;
+    let model = build_into(config, weights, g)?;
     let inputs = sample_inputs(d.vocab)?;
-    let outputs = Session::new(&model, None, &Device::Cpu)?.run(&inputs)?;
+    let outputs = Session::new(&model, base_dir, &Device::Cpu)?.run(&inputs)?;
     let expected = reference(config, weights, &inputs["input_ids"])?;
     let validation = judge(
         "kiln evaluator (CPU, fp32)",

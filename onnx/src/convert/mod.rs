@@ -6,6 +6,7 @@ pub mod bert;
 pub mod gpt2;
 pub mod hf_config;
 pub mod llama;
+pub mod llama_eager;
 mod transformer;
 
 use std::collections::HashMap;
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::checkpoint::{Checkpoint, ShardIndex, WeightFiles};
+use crate::external_data::ExternalDataWriter;
 use crate::format::ModelFormat;
+use crate::graph_builder::GraphBuilder;
 use crate::model_check::{self, CheckedModel};
 use crate::model_writer;
 use crate::validate::Validation;
@@ -234,20 +237,34 @@ pub fn convert_hf(checkpoint: &HfCheckpoint, out_dir: &Path) -> Result<Converted
     convert_hf_with(checkpoint, out_dir, model_writer::MAX_INLINE_BYTES)
 }
 
-/// [`convert_hf`] with the size above which weights go to an external-data file.
+/// [`convert_hf`] with the size above which weights go to an external-data file. The checkpoint is read
+/// one tensor at a time and each weight is written once, in the checkpoint's own precision: into the
+/// data file as the graph is built when the weights are larger than `max_inline`, inline otherwise.
 pub fn convert_hf_with(
     checkpoint: &HfCheckpoint,
     out_dir: &Path,
     max_inline: u64,
 ) -> Result<Converted, ModelError> {
-    let weights = Checkpoint::load(&checkpoint.weights)?;
+    let weights = Checkpoint::open(&checkpoint.weights)?;
+    let data_file = "model.onnx.data";
+    let external = weights.stored_bytes() > max_inline;
+    let g = if external {
+        GraphBuilder::with_external_data(ExternalDataWriter::create(out_dir, data_file)?)
+    } else {
+        GraphBuilder::new()
+    };
+    let base_dir = external.then_some(out_dir);
+    let config = &checkpoint.config;
     let (mut model, validation) = match checkpoint.family {
-        Family::Bert => bert::convert(&checkpoint.config, &weights)?,
-        Family::Gpt2 => gpt2::convert(&checkpoint.config, &weights)?,
-        Family::Llama => llama::convert(&checkpoint.config, &weights)?,
+        Family::Bert => bert::convert(config, &weights, g, base_dir)?,
+        Family::Gpt2 => gpt2::convert(config, &weights, g, base_dir)?,
+        Family::Llama => llama::convert(config, &weights, g, base_dir)?,
     };
     drop(weights);
-    let files = model_writer::write(&mut model, out_dir, "model.onnx", max_inline)?;
+    let mut files = model_writer::write(&mut model, out_dir, "model.onnx", u64::MAX)?;
+    if external {
+        files.push((data_file.to_owned(), out_dir.join(data_file)));
+    }
     let checked = model_check::check_model(&model)?;
     Ok(Converted {
         files,

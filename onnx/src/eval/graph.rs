@@ -110,7 +110,7 @@ impl PreparedGraph {
     }
 }
 
-fn declared_types(graph: &GraphProto) -> HashMap<String, i32> {
+pub(super) fn declared_types(graph: &GraphProto) -> HashMap<String, i32> {
     use crate::proto::type_proto;
     let values = graph
         .input

@@ -15,6 +15,7 @@ pub mod float8;
 pub mod graph;
 pub mod node;
 pub mod ops;
+pub mod streaming;
 pub mod tensor_io;
 
 use std::collections::{BTreeSet, HashMap};
@@ -110,7 +111,7 @@ impl Session {
 
 /// An input in the type the evaluator holds values of its ONNX type in (`tensor_io::dtype_of`: the
 /// integer types as i64), so that it meets initializers and constants of the same ONNX type.
-fn held(value: &Tensor) -> Result<Tensor, ModelError> {
+pub(super) fn held(value: &Tensor) -> Result<Tensor, ModelError> {
     use candle_core::DType;
     Ok(match value.dtype() {
         DType::I32 | DType::I16 | DType::U32 => value.to_dtype(DType::I64)?,

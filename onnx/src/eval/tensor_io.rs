@@ -263,45 +263,43 @@ fn read_external(proto: &TensorProto, base_dir: Option<&Path>) -> Result<Bytes, 
     Ok(Bytes::from(buffer))
 }
 
-/// Writes a tensor (fp32, fp16, i64 or u8) as an initializer named `name`.
+/// Writes a tensor (fp32, fp16, bf16, i64 or u8) as an initializer named `name`.
 pub fn to_proto(name: &str, tensor: &Tensor) -> Result<TensorProto, ModelError> {
-    let dims = tensor.dims().iter().map(|&d| d as i64).collect();
+    let (data_type, raw) = to_raw(tensor)?;
+    Ok(TensorProto {
+        name: Some(name.to_owned()),
+        dims: tensor.dims().iter().map(|&d| d as i64).collect(),
+        data_type: Some(data_type as i32),
+        raw_data: Some(Bytes::from(raw)),
+        ..Default::default()
+    })
+}
+
+/// A tensor's element type and its values as ONNX raw data (little-endian, row-major).
+pub fn to_raw(tensor: &Tensor) -> Result<(DataType, Vec<u8>), ModelError> {
     let flat = tensor.flatten_all()?;
-    let (data_type, raw): (DataType, Vec<u8>) = match tensor.dtype() {
-        DType::F32 => (
-            DataType::Float,
-            flat.to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        DType::F16 => (
-            DataType::Float16,
-            flat.to_vec1::<half::f16>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        DType::I64 => (
-            DataType::Int64,
-            flat.to_vec1::<i64>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
+    fn bytes<T: candle_core::WithDType, const N: usize>(
+        flat: &Tensor,
+        to_le: fn(T) -> [u8; N],
+    ) -> Result<Vec<u8>, ModelError> {
+        let values = flat.to_vec1::<T>()?;
+        let mut raw = Vec::with_capacity(values.len() * N);
+        for v in values {
+            raw.extend_from_slice(&to_le(v));
+        }
+        Ok(raw)
+    }
+    Ok(match tensor.dtype() {
+        DType::F32 => (DataType::Float, bytes(&flat, f32::to_le_bytes)?),
+        DType::F16 => (DataType::Float16, bytes(&flat, half::f16::to_le_bytes)?),
+        DType::BF16 => (DataType::Bfloat16, bytes(&flat, half::bf16::to_le_bytes)?),
+        DType::I64 => (DataType::Int64, bytes(&flat, i64::to_le_bytes)?),
         DType::U8 => (DataType::Uint8, flat.to_vec1::<u8>()?),
         other => {
             return Err(ModelError::Evaluation(format!(
                 "cannot write a {other:?} tensor"
             )));
         }
-    };
-    Ok(TensorProto {
-        name: Some(name.to_owned()),
-        dims,
-        data_type: Some(data_type as i32),
-        raw_data: Some(Bytes::from(raw)),
-        ..Default::default()
     })
 }
 

@@ -37,8 +37,8 @@ fn layer_norm(
     eps: f64,
 ) -> Result<String, ModelError> {
     let (gamma, beta) = (format!("{module}.weight"), format!("{module}.bias"));
-    let scale = g.weight(&gamma, weights.get(&gamma)?)?;
-    let bias = g.weight(&beta, weights.get(&beta)?)?;
+    let scale = g.float_weight(&gamma, &weights.weight(&gamma)?)?;
+    let bias = g.float_weight(&beta, &weights.weight(&beta)?)?;
     Ok(g.op(
         "LayerNormalization",
         &[x, &scale, &bias],
@@ -64,6 +64,6 @@ fn rms_norm(
     let root = g.op("Sqrt", &[&shifted], vec![]);
     let normed = g.op("Div", &[x, &root], vec![]);
     let weight = format!("{module}.weight");
-    let w = g.weight(&weight, weights.get(&weight)?)?;
+    let w = g.float_weight(&weight, &weights.weight(&weight)?)?;
     Ok(g.op("Mul", &[&normed, &w], vec![]))
 }

@@ -29,7 +29,7 @@ impl ProjectionLayout {
                 linear(g, weights, x, &weight, has_bias.then_some(bias.as_str()))
             }
             ProjectionLayout::Conv1D => {
-                let w = g.weight(&weight, weights.get(&weight)?)?;
+                let w = g.float_weight(&weight, &weights.weight(&weight)?)?;
                 project(g, weights, x, &w, Some(&bias))
             }
         }
@@ -45,7 +45,7 @@ pub fn linear(
     weight: &str,
     bias: Option<&str>,
 ) -> Result<String, ModelError> {
-    let w = g.weight(weight, &weights.get(weight)?.t()?.contiguous()?)?;
+    let w = g.float_weight(weight, &weights.weight(weight)?.t()?.contiguous()?)?;
     project(g, weights, x, &w, bias)
 }
 
@@ -60,7 +60,7 @@ fn project(
     let y = g.op("MatMul", &[x, w], vec![]);
     Ok(match bias {
         Some(bias) => {
-            let b = g.weight(bias, weights.get(bias)?)?;
+            let b = g.float_weight(bias, &weights.weight(bias)?)?;
             g.op("Add", &[&y, &b], vec![])
         }
         None => y,
