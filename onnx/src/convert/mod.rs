@@ -234,8 +234,12 @@ pub struct Converted {
 /// Builds the ONNX graph for a Hugging Face checkpoint, validates it against the reference forward pass
 /// (a model outside the tolerance is an error, never a variant), and writes it to `out_dir`.
 pub fn convert_hf(checkpoint: &HfCheckpoint, out_dir: &Path) -> Result<Converted, ModelError> {
-    convert_hf_with(checkpoint, out_dir, model_writer::MAX_INLINE_BYTES)
+    convert_hf_with(checkpoint, out_dir, CONVERTED_MAX_INLINE_BYTES)
 }
+
+/// A converted model whose weights are larger than this keeps them in `model.onnx.data`: an inline model
+/// is encoded whole in memory, a model with external data never holds more than a weight at a time.
+pub const CONVERTED_MAX_INLINE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// [`convert_hf`] with the size above which weights go to an external-data file. The checkpoint is read
 /// one tensor at a time and each weight is written once, in the checkpoint's own precision: into the
