@@ -72,6 +72,9 @@ enum Command {
         /// Bytes per upload request (rounded to the server's part size; default 64 MiB)
         #[arg(long)]
         chunk_size: Option<i64>,
+        /// Files hashed and uploaded at once, each over its own connection
+        #[arg(short, long, default_value_t = 4, env = "KILN_JOBS", value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
         /// Variants the server makes: fp32, fp16, int8, int8-dynamic, pruned-N (comma-separated; default
         /// fp32,fp16,int8), or `none` to store (and convert) without optimizing
         #[arg(long, value_delimiter = ',')]
@@ -95,6 +98,9 @@ enum Command {
         /// Pull a variant kiln produced (e.g. `onnx`) instead of the files pushed
         #[arg(long)]
         variant: Option<String>,
+        /// Files downloaded at once, each over its own connection
+        #[arg(short, long, default_value_t = 4, env = "KILN_JOBS", value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
         /// For pulls by alias: the JWK Set to verify the manifest with (URL or file; default: the server's)
         #[arg(long)]
         jwks: Option<String>,
@@ -314,6 +320,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             description,
             tags,
             chunk_size,
+            jobs,
             variants,
             tolerances,
         } => {
@@ -330,6 +337,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 description,
                 tags,
                 chunk_size,
+                jobs: usize::from(jobs),
                 json,
                 pipeline,
             };
@@ -340,6 +348,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             output,
             files,
             variant,
+            jobs,
             jwks,
             state,
         } => {
@@ -349,6 +358,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 files,
                 variant,
                 json,
+                jobs: usize::from(jobs),
             };
             let trust = commands::manifest::Trust {
                 jwks: jwks.as_deref(),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use kiln_core::api::{FileEntry, VersionDetail, VersionStatus};
 use kiln_core::{FilePath, ModelName, ModelRef, NamespaceName, Sha256Hasher, VersionName};
@@ -25,6 +25,8 @@ pub struct PullOptions {
     pub variant: Option<String>,
     /// Print what was pulled as a JSON object instead of a sentence.
     pub json: bool,
+    /// Files downloaded at once (each over its own connection).
+    pub jobs: usize,
 }
 
 struct Target<'a> {
@@ -75,19 +77,22 @@ pub async fn run(
         variant: options.variant.as_deref(),
         listed_by: plan.listed_by,
     };
-    let mut fetched = 0;
+    let mut destinations = Vec::with_capacity(selected.len());
     for file in &selected {
-        bar.set_message(file.path.to_string());
-        let destination = file.path.under(&options.output).map_err(|e| {
+        destinations.push(file.path.under(&options.output).map_err(|e| {
             CliError::Integrity(format!(
                 "the server listed a file kiln will not write: {e}; nothing outside {} is touched",
                 options.output.display()
             ))
-        })?;
-        if pull_file(client, &target, file, &destination, &bar).await? {
-            fetched += 1;
-        }
+        })?);
     }
+    bar.set_message(format!("{} file(s)", selected.len()));
+    // Files go in parallel, each resuming on its own; the bar counts the whole set.
+    let fetched = futures_util::stream::iter(selected.iter().zip(&destinations))
+        .map(|(file, destination)| pull_file(client, &target, file, destination, &bar))
+        .buffer_unordered(options.jobs.max(1))
+        .try_fold(0usize, |n, got| async move { Ok(n + usize::from(got)) })
+        .await?;
     bar.finish_and_clear();
     if options.json {
         print_json(&serde_json::json!({

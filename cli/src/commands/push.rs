@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use kiln_core::api::{CreateVersionRequest, FileEntry, UpdateModelRequest, UploadSession};
 use kiln_core::{ErrorCode, ModelRef, Sha256Digest};
@@ -27,6 +27,8 @@ pub struct PushOptions {
     pub description: Option<String>,
     pub tags: Vec<String>,
     pub chunk_size: Option<i64>,
+    /// Files hashed and uploaded at once (each over its own connection).
+    pub jobs: usize,
     pub json: bool,
     /// What the server's pipeline should make of the version.
     pub pipeline: Option<kiln_core::api::PipelineOptions>,
@@ -40,7 +42,8 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
         ))
     })?;
     let source = options.source.clone();
-    let files = tokio::task::spawn_blocking(move || hash_all(&source))
+    let jobs = options.jobs.max(1);
+    let files = tokio::task::spawn_blocking(move || hash_all(&source, jobs))
         .await
         .map_err(|e| CliError::Usage(e.to_string()))??;
 
@@ -53,14 +56,13 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
         .await?;
     let upload_bytes: u64 = missing.iter().map(|d| unique[d].file.size).sum();
     let bar = bytes_bar(upload_bytes, "uploading");
-    let mut uploaded = 0;
-    for digest in &missing {
-        let file = unique[digest];
-        bar.set_message(file.file.path.to_string());
-        if upload_blob(client, file, options.chunk_size, &bar).await? {
-            uploaded += 1;
-        }
-    }
+    bar.set_message(format!("{} file(s)", missing.len()));
+    // Each file is its own upload session, so files go in parallel and each still resumes on its own.
+    let uploaded = futures_util::stream::iter(&missing)
+        .map(|digest| upload_blob(client, unique[digest], options.chunk_size, &bar))
+        .buffer_unordered(jobs)
+        .try_fold(0usize, |n, sent| async move { Ok(n + usize::from(sent)) })
+        .await?;
     bar.finish_and_clear();
 
     let request = CreateVersionRequest {
@@ -112,20 +114,46 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
     Ok(())
 }
 
-fn hash_all(source: &Path) -> Result<Vec<HashedFile>, CliError> {
+/// Hashes every file, `jobs` at a time (the largest first, so one big shard does not finish last
+/// alone); the result keeps path order.
+fn hash_all(source: &Path, jobs: usize) -> Result<Vec<HashedFile>, CliError> {
     let files = local_files::collect(source)?;
     let total = files.iter().map(|f| f.size).sum();
     let bar = bytes_bar(total, "hashing");
-    let hashed = files
-        .into_iter()
-        .map(|file| {
-            bar.set_message(file.path.to_string());
-            let digest = local_files::hash_file(&file.source, &bar)?;
-            Ok(HashedFile { file, digest })
-        })
-        .collect::<Result<Vec<_>, CliError>>()?;
+    bar.set_message(format!("{} file(s)", files.len()));
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let digests = std::sync::Mutex::new(vec![None; files.len()]);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.min(files.len()).max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<(), CliError> {
+                    loop {
+                        let taken = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&index) = order.get(taken) else {
+                            return Ok(());
+                        };
+                        let digest = local_files::hash_file(&files[index].source, &bar)?;
+                        digests.lock().expect("no hashing thread panics")[index] = Some(digest);
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("no hashing thread panics"))
+    })?;
     bar.finish_and_clear();
-    Ok(hashed)
+    let digests = digests.into_inner().expect("no hashing thread panics");
+    Ok(files
+        .into_iter()
+        .zip(digests)
+        .map(|(file, digest)| HashedFile {
+            file,
+            digest: digest.expect("every file was hashed"),
+        })
+        .collect())
 }
 
 /// Uploads one blob through a session, continuing an unfinished one. False when the server already had it.
