@@ -27,9 +27,11 @@ struct Shape {
     vocab: usize,
 }
 
-/// (name, shape, uniform half-range): Linear weights and embeddings near Hugging Face's init (std 0.02),
-/// norms near 1.
-fn tensors(s: &Shape) -> Vec<(String, Vec<usize>, f32, f32)> {
+/// (name, shape, centre, uniform half-range).
+type Planned = (String, Vec<usize>, f32, f32);
+
+/// Linear weights and embeddings near Hugging Face's init (std 0.02), norms near 1.
+fn tensors(s: &Shape) -> Vec<Planned> {
     let head_dim = s.hidden / s.heads;
     let kv = s.kv_heads * head_dim;
     let linear = 0.02 * 3f32.sqrt();
@@ -96,7 +98,7 @@ fn write_random(out: &mut impl Write, count: usize, centre: f32, range: f32, see
     }
 }
 
-fn write_shard(path: &Path, part: &[(String, Vec<usize>, f32, f32)], first_seed: u64) {
+fn write_shard(path: &Path, part: &[Planned], first_seed: u64) {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), json!({"format": "pt"}));
     let mut offset = 0usize;
@@ -159,7 +161,7 @@ fn main() {
     }
     std::fs::create_dir_all(dir).expect("create DIR");
     let all = tensors(&shape);
-    let mut shards: Vec<Vec<(String, Vec<usize>, f32, f32)>> = vec![Vec::new()];
+    let mut shards: Vec<Vec<Planned>> = vec![Vec::new()];
     let mut size = 0u64;
     for tensor in all {
         if size > SHARD_BYTES {

@@ -97,7 +97,7 @@ fn gpt2_from_sharded_safetensors_is_proven() {
     let converted = convert_dir(dir.path(), Family::Gpt2);
     assert_eq!(
         converted.checked.outputs[0].shape,
-        dims(&["batch", "sequence", "70"])
+        dims(&["batch_size", "sequence_length", "70"])
     );
 }
 
@@ -121,7 +121,9 @@ fn llama_with_grouped_query_attention_from_a_pytorch_state_dict_is_proven() {
             "model.layers.0 hidden state",
             "model.layers.1 hidden state",
             "logits",
-            "logits[:, -1] (candle-transformers)"
+            "logits, next token from the cache",
+            "logits[:, -1] (candle-transformers)",
+            "next token's logits (candle-transformers, cached)"
         ]
     );
 }
@@ -144,7 +146,7 @@ fn a_bf16_sharded_llama_keeps_its_precision_and_is_proven_layer_by_layer() {
     let out = tempfile::tempdir().unwrap();
     let converted = kiln_onnx::convert::convert_hf_with(&checkpoint, out.path(), 0).unwrap();
     assert!(converted.validation.rel_l2_error <= FP32_REL_L2_TOLERANCE);
-    assert_eq!(converted.validation.outputs.len(), 3 + 2);
+    assert_eq!(converted.validation.outputs.len(), 3 + 4);
     let model =
         kiln_onnx::model_check::decode(std::fs::read(&converted.files[0].1).unwrap().into())
             .unwrap();
@@ -343,7 +345,8 @@ fn export_for_outside_check() {
         let inputs = if name == "bert" {
             kiln_onnx::convert::bert::sample_inputs(&sample.config).unwrap()
         } else {
-            kiln_onnx::convert::gpt2::sample_inputs(60).unwrap()
+            // The cached graph, on a past of 7 positions and 7 new tokens.
+            kiln_onnx::variants::inputs::generate(&model).unwrap().0
         };
         let outs = Session::new(&model, None, &Device::Cpu)
             .unwrap()
@@ -381,17 +384,23 @@ fn large_weights_are_written_as_external_data() {
             tensor.name
         );
     }
-    let session = Session::new(&model, Some(out.path()), &Device::Cpu).unwrap();
-    let inputs = kiln_onnx::convert::gpt2::sample_inputs(50).unwrap();
-    let got = session.run(&inputs).unwrap();
+    let layout = kiln_onnx::convert::decoder::CacheLayout {
+        layers: 1,
+        kv_heads: 2,
+        head_dim: 8,
+    };
+    let prompt = kiln_onnx::convert::gpt2::sample_inputs(50).unwrap()["input_ids"].clone();
+    let run = kiln_onnx::convert::decoder::prefill_and_step(
+        &model,
+        Some(out.path()),
+        layout,
+        &prompt,
+        &[],
+    )
+    .unwrap();
     let checkpoint = kiln_onnx::checkpoint::Checkpoint::from_tensors(sample.tensors);
     let expected =
-        kiln_onnx::convert::gpt2::reference(&sample.config, &checkpoint, &inputs["input_ids"])
-            .unwrap();
-    assert!(
-        compare("logits", &got[0].1, &expected)
-            .unwrap()
-            .rel_l2_error
-            < 1e-5
-    );
+        kiln_onnx::convert::gpt2::reference(&sample.config, &checkpoint, &run.sequence).unwrap();
+    let got = Tensor::cat(&[&run.prefill["logits"], &run.step_logits], 1).unwrap();
+    assert!(compare("logits", &got, &expected).unwrap().rel_l2_error < 1e-5);
 }

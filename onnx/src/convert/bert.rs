@@ -150,7 +150,13 @@ pub fn build_into(
     };
     let block = Block::new(&mut g, block_spec(&d), mask, None)?;
     for layer in 0..d.layers {
-        x = block.layer(&mut g, weights, &x, &format!("{p}encoder.layer.{layer}"))?;
+        x = block.layer(
+            &mut g,
+            weights,
+            &x,
+            &format!("{p}encoder.layer.{layer}"),
+            None,
+        )?;
     }
     g.op_into("Identity", &[&x], vec![], "last_hidden_state");
     g.output(

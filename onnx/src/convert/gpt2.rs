@@ -11,14 +11,14 @@ use std::path::Path;
 
 use candle_core::{D, Device, IndexOp, Tensor};
 
+use super::decoder::{self, CacheLayout};
 use super::hf_config::{check_heads, f64_of, str_of, usize_of};
 use super::transformer::{
     Block, BlockSpec, GeluForm, Heads, LmHead, Mask, Mlp, Norm, NormPlacement, ProjectionLayout,
-    Qkv, first_rows, lm_logits, positions, sequence_length,
+    Qkv, first_rows, lm_logits, position_table, sequence_length,
 };
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
-use crate::eval::Session;
 use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
 use crate::proto::{ModelProto, tensor_proto::DataType};
 use crate::validate::{FP32_REL_L2_TOLERANCE, Validation, compare, judge};
@@ -88,24 +88,48 @@ fn block_spec(d: &Dims) -> BlockSpec {
     }
 }
 
-/// The graph, its weights in memory.
+/// The graph without a cache (every call sees the whole sequence), its weights in memory.
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
-    build_into(config, weights, GraphBuilder::new())
+    build_graph(config, weights, GraphBuilder::new(), false)
 }
 
-/// The graph, built in `g` (which may write the weights to an external-data file as they come).
-pub fn build_into(
+/// The graph with a key/value cache ([`super::decoder`]'s layout), built in `g` (which may write the
+/// weights to an external-data file as they come).
+pub fn build_cached_into(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+    g: GraphBuilder,
+) -> Result<ModelProto, ModelError> {
+    build_graph(config, weights, g, true)
+}
+
+fn cache_layout(d: &Dims) -> CacheLayout {
+    CacheLayout {
+        layers: d.layers,
+        kv_heads: d.heads,
+        head_dim: d.head_dim,
+    }
+}
+
+fn build_graph(
     config: &serde_json::Value,
     weights: &Checkpoint,
     mut g: GraphBuilder,
+    cached: bool,
 ) -> Result<ModelProto, ModelError> {
     let d = dims(config)?;
     let p = prefix(weights);
+    let names = if cached {
+        [decoder::BATCH, decoder::SEQUENCE]
+    } else {
+        ["batch", "sequence"]
+    };
     let ids = g.input(
         "input_ids",
         DataType::Int64,
-        &[DimSpec::Named("batch"), DimSpec::Named("sequence")],
+        &[DimSpec::Named(names[0]), DimSpec::Named(names[1])],
     );
+    let cache = cached.then(|| decoder::declare_inputs(&mut g, cache_layout(&d)));
     let wte = g.float_weight(
         &format!("{p}wte.weight"),
         &weights.weight(&format!("{p}wte.weight"))?,
@@ -115,23 +139,43 @@ pub fn build_into(
         &weights.weight(&format!("{p}wpe.weight"))?,
     )?;
     let tokens = g.op("Gather", &[&wte, &ids], vec![attr_int("axis", 0)]);
-    let seq = sequence_length(&mut g, &ids);
-    let position = first_rows(&mut g, &wpe, &seq)?;
+    let all_positions = position_table(&mut g, d.positions)?;
+    let (position, mask_positions);
+    let mask = match &cache {
+        Some(cache) => {
+            position = g.op(
+                "Gather",
+                &[&wpe, &cache.position_ids],
+                vec![attr_int("axis", 0)],
+            );
+            Mask::CausalAfterPast {
+                input_ids: &ids,
+                attention_mask: &cache.attention_mask,
+                positions: &all_positions,
+            }
+        }
+        None => {
+            let seq = sequence_length(&mut g, &ids);
+            position = first_rows(&mut g, &wpe, &seq)?;
+            let zero = g.ints("zero", &[0])?;
+            mask_positions = g.op("Slice", &[&all_positions, &zero, &seq], vec![]);
+            Mask::Causal {
+                positions: &mask_positions,
+            }
+        }
+    };
     let mut x = g.op("Add", &[&tokens, &position], vec![]);
-    let pos = positions(&mut g, &seq, d.positions)?;
-    let mask = Mask::Causal { positions: &pos };
     let block = Block::new(&mut g, block_spec(&d), mask, None)?;
     for layer in 0..d.layers {
-        x = block.layer(&mut g, weights, &x, &format!("{p}h.{layer}"))?;
+        let layer_cache = cache.as_ref().map(|c| &c.layers[layer]);
+        x = block.layer(&mut g, weights, &x, &format!("{p}h.{layer}"), layer_cache)?;
     }
     let x = Norm::Layer { eps: d.eps }.apply(&mut g, weights, &x, &format!("{p}ln_f"))?;
-    lm_logits(
-        &mut g,
-        weights,
-        &x,
-        LmHead::Tied { embeddings: &wte },
-        d.vocab,
-    )?;
+    let head = LmHead::Tied { embeddings: &wte };
+    lm_logits(&mut g, weights, &x, head, (d.vocab, names))?;
+    if let Some(cache) = &cache {
+        decoder::declare_outputs(&mut g, cache, cache_layout(&d));
+    }
     Ok(g.finish("gpt2", OPSET, vec![super::producer()]))
 }
 
@@ -220,7 +264,9 @@ pub fn reference(
     Ok(x.broadcast_matmul(&wte.t()?)?)
 }
 
-/// Builds the graph in `g` and validates it; `base_dir` is where its external data is, if any.
+/// Builds the cached graph in `g` and proves it against the eager reference: the prompt with an empty
+/// cache, then each prompt's greedy next token with the cache that run returned (the graph streamed,
+/// each weight read when a node needs it). `base_dir` is where its external data is, if any.
 pub fn convert(
     config: &serde_json::Value,
     weights: &Checkpoint,
@@ -228,15 +274,26 @@ pub fn convert(
     base_dir: Option<&Path>,
 ) -> Result<(ModelProto, Validation), ModelError> {
     let d = dims(config)?;
-    let model = build_into(config, weights, g)?;
-    let inputs = sample_inputs(d.vocab)?;
-    let outputs = Session::new(&model, base_dir, &Device::Cpu)?.run(&inputs)?;
-    let expected = reference(config, weights, &inputs["input_ids"])?;
+    let model = build_graph(config, weights, g, true)?;
+    let prompt = sample_inputs(d.vocab)?
+        .remove("input_ids")
+        .expect("sample ids");
+    let run = decoder::prefill_and_step(&model, base_dir, cache_layout(&d), &prompt, &[])?;
+    let expected = reference(config, weights, &run.sequence)?;
+    let s = prompt.dim(1)?;
+    let comparisons = vec![
+        compare("logits", &run.prefill["logits"], &expected.narrow(1, 0, s)?)?,
+        compare(
+            "logits, next token from the cache",
+            &run.step_logits,
+            &expected.narrow(1, s, 1)?,
+        )?,
+    ];
     let validation = judge(
-        "kiln evaluator (CPU, fp32)",
+        "kiln evaluator (CPU, fp32, streamed)",
         "eager GPT-2 forward pass on candle (Hugging Face GPT2LMHeadModel semantics)",
-        "2 sequences of 6 token ids; logits at every position",
-        vec![compare("logits", &outputs[0].1, &expected)?],
+        "2 prompts of 6 token ids with an empty cache, then each one's greedy next token with the cache",
+        comparisons,
         FP32_REL_L2_TOLERANCE,
     )?;
     Ok((model, validation))

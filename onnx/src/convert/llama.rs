@@ -1,22 +1,23 @@
-//! Llama → ONNX: `input_ids` ([batch, sequence], int64) to `logits` ([batch, sequence, vocab]): RMSNorm,
-//! rotary position embeddings (Hugging Face's rotate-half layout), grouped-query attention, SwiGLU.
-//! Checked against candle-transformers' Llama, which returns the logits of the last position.
+//! Llama → ONNX: RMSNorm, rotary position embeddings (Hugging Face's rotate-half layout), grouped-query
+//! attention, SwiGLU. The converted model carries a key/value cache ([`super::decoder`]'s layout); the
+//! graph without one (`input_ids` [batch, sequence] to `logits`) is built for tests and comparisons.
+//! Proven against an eager reference layer by layer and, for checkpoints that fit, candle-transformers'
+//! Llama with its own cache.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::llama::{Cache, Llama, LlamaConfig};
 
+use super::decoder::{self, CacheLayout};
 use super::hf_config::{check_heads, f64_of, usize_of};
 use super::llama_eager;
 use super::transformer::{
     Block, BlockSpec, Heads, LmHead, Mask, Mlp, Norm, NormPlacement, ProjectionLayout, Qkv, Rotary,
-    lm_logits, positions, sequence_length,
+    lm_logits, position_table, sequence_length,
 };
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
-use crate::eval::streaming;
 use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
 use crate::proto::{ModelProto, tensor_proto::DataType};
 use crate::validate::{FP32_REL_L2_TOLERANCE, Validation, compare, judge};
@@ -105,18 +106,27 @@ fn block_spec(d: &Dims) -> BlockSpec {
     }
 }
 
-/// The graph, its weights in memory.
+/// The graph without a cache (every call sees the whole sequence), its weights in memory.
 pub fn build(config: &serde_json::Value, weights: &Checkpoint) -> Result<ModelProto, ModelError> {
-    build_into(config, weights, GraphBuilder::new())
+    Ok(build_graph(config, weights, GraphBuilder::new(), false)?.0)
 }
 
-/// The graph, built in `g` (which may write the weights to an external-data file as they come).
-pub fn build_into(
+/// The graph with a key/value cache ([`super::decoder`]'s layout), built in `g` (which may write the
+/// weights to an external-data file as they come).
+pub fn build_cached_into(
     config: &serde_json::Value,
     weights: &Checkpoint,
     g: GraphBuilder,
 ) -> Result<ModelProto, ModelError> {
-    Ok(build_graph(config, weights, g)?.0)
+    Ok(build_graph(config, weights, g, true)?.0)
+}
+
+fn cache_layout(d: &Dims) -> CacheLayout {
+    CacheLayout {
+        layers: d.layers,
+        kv_heads: d.kv_heads,
+        head_dim: d.head_dim,
+    }
 }
 
 /// The graph and the names of its hidden states after each decoder layer.
@@ -124,29 +134,58 @@ fn build_graph(
     config: &serde_json::Value,
     weights: &Checkpoint,
     mut g: GraphBuilder,
+    cached: bool,
 ) -> Result<(ModelProto, Vec<String>), ModelError> {
     let d = dims(config, weights)?;
+    let names = if cached {
+        [decoder::BATCH, decoder::SEQUENCE]
+    } else {
+        ["batch", "sequence"]
+    };
     let ids = g.input(
         "input_ids",
         DataType::Int64,
-        &[DimSpec::Named("batch"), DimSpec::Named("sequence")],
+        &[DimSpec::Named(names[0]), DimSpec::Named(names[1])],
     );
+    let cache = cached.then(|| decoder::declare_inputs(&mut g, cache_layout(&d)));
     let table = g.float_weight(
         "model.embed_tokens.weight",
         &weights.weight("model.embed_tokens.weight")?,
     )?;
     let mut x = g.op("Gather", &[&table, &ids], vec![attr_int("axis", 0)]);
-    let seq = sequence_length(&mut g, &ids);
-    let pos = positions(&mut g, &seq, d.positions)?;
-    let mask = Mask::Causal { positions: &pos };
+    let all_positions = position_table(&mut g, d.positions)?;
+    let pos = match &cache {
+        Some(cache) => cache.position_ids.clone(),
+        None => {
+            let seq = sequence_length(&mut g, &ids);
+            let zero = g.ints("zero", &[0])?;
+            g.op("Slice", &[&all_positions, &zero, &seq], vec![])
+        }
+    };
+    let mask = match &cache {
+        Some(cache) => Mask::CausalAfterPast {
+            input_ids: &ids,
+            attention_mask: &cache.attention_mask,
+            positions: &all_positions,
+        },
+        None => Mask::Causal { positions: &pos },
+    };
     let rotary = Rotary {
         positions: &pos,
         theta: d.theta,
+        per_sequence: cached,
     };
     let block = Block::new(&mut g, block_spec(&d), mask, Some(rotary))?;
     let mut hidden = Vec::with_capacity(d.layers);
     for layer in 0..d.layers {
-        x = block.layer(&mut g, weights, &x, &format!("model.layers.{layer}"))?;
+        let layer_cache = cache.as_ref().map(|c| &c.layers[layer]);
+        x = block.layer(
+            &mut g,
+            weights,
+            &x,
+            &format!("model.layers.{layer}"),
+            layer_cache,
+        )?;
         hidden.push(x.clone());
     }
     let x = Norm::Rms { eps: d.eps }.apply(&mut g, weights, &x, "model.norm")?;
@@ -157,16 +196,35 @@ fn build_graph(
             weight: "lm_head.weight",
         }
     };
-    lm_logits(&mut g, weights, &x, head, d.vocab)?;
+    lm_logits(&mut g, weights, &x, head, (d.vocab, names))?;
+    if let Some(cache) = &cache {
+        decoder::declare_outputs(&mut g, cache, cache_layout(&d));
+    }
     Ok((g.finish("llama", OPSET, vec![super::producer()]), hidden))
 }
 
-/// candle-transformers' Llama: logits of the last position, [b, vocab].
-pub fn reference(
+/// candle-transformers' Llama decoding with its cache: the prompt, then each of `tokens` ([b, n]) in
+/// turn; the last-position logits of each of the n + 1 runs, [b, vocab] each.
+pub fn reference_decoding(
     config: &serde_json::Value,
     weights: &Checkpoint,
-    ids: &Tensor,
-) -> Result<Tensor, ModelError> {
+    prompt: &Tensor,
+    tokens: &Tensor,
+) -> Result<Vec<Tensor>, ModelError> {
+    let (model, parsed) = candle_llama(config, weights)?;
+    let mut cache = Cache::new(true, DType::F32, &parsed, &Device::Cpu)?;
+    let mut logits = vec![model.forward(prompt, 0, &mut cache)?];
+    let s = prompt.dim(1)?;
+    for step in 0..tokens.dim(1)? {
+        logits.push(model.forward(&tokens.narrow(1, step, 1)?, s + step, &mut cache)?);
+    }
+    Ok(logits)
+}
+
+fn candle_llama(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+) -> Result<(Llama, candle_transformers::models::llama::Config), ModelError> {
     let d = dims(config, weights)?;
     let mut config = config.clone();
     if let Some(object) = config.as_object_mut() {
@@ -175,8 +233,16 @@ pub fn reference(
     let parsed: LlamaConfig = serde_json::from_value(config)
         .map_err(|e| ModelError::Conversion(format!("config.json for the Llama reference: {e}")))?;
     let parsed = parsed.into_config(false);
-    let vb = weights.var_builder();
-    let model = Llama::load(vb, &parsed)?;
+    Ok((Llama::load(weights.var_builder(), &parsed)?, parsed))
+}
+
+/// candle-transformers' Llama: logits of the last position, [b, vocab].
+pub fn reference(
+    config: &serde_json::Value,
+    weights: &Checkpoint,
+    ids: &Tensor,
+) -> Result<Tensor, ModelError> {
+    let (model, parsed) = candle_llama(config, weights)?;
     let mut cache = Cache::new(false, DType::F32, &parsed, &Device::Cpu)?;
     Ok(model.forward(ids, 0, &mut cache)?)
 }
@@ -185,9 +251,11 @@ pub fn reference(
 /// holds the whole model in fp32; larger ones are checked against the eager reference alone.
 pub const WHOLE_MODEL_REFERENCE_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Builds the graph in `g` and validates it; `base_dir` is where its external data is, if any. The graph
-/// runs streamed (each weight read when needed) and is compared with the eager reference layer by
-/// layer, so proving a model takes memory for a layer's weights, not the model's.
+/// Builds the cached graph in `g` and proves it; `base_dir` is where its external data is, if any. The
+/// graph runs streamed (each weight read when a node needs it) on a prompt with an empty cache and then
+/// on the next token with the cache that run returned; the eager reference runs on the prompt and that
+/// token, one weight at a time. Hidden states are compared layer by layer, so proving a model takes
+/// memory for a weight and the activations, not for the model.
 pub fn convert(
     config: &serde_json::Value,
     weights: &Checkpoint,
@@ -195,37 +263,55 @@ pub fn convert(
     base_dir: Option<&Path>,
 ) -> Result<(ModelProto, Validation), ModelError> {
     let d = dims(config, weights)?;
-    let (model, hidden) = build_graph(config, weights, g)?;
+    let (model, hidden) = build_graph(config, weights, g, true)?;
     let ids: Vec<i64> = (0..12).map(|i| ((i * 7919 + 3) % d.vocab) as i64).collect();
-    let ids = Tensor::from_vec(ids, (2, 6), &Device::Cpu)?;
-    let inputs = HashMap::from([("input_ids".to_owned(), ids.clone())]);
-    let outputs = streaming::run(&model, base_dir, &inputs, &hidden)?;
-    let eager = llama_eager::forward(config, weights, &ids)?;
-    let mut comparisons = Vec::with_capacity(d.layers + 2);
+    let prompt = Tensor::from_vec(ids, (2, 6), &Device::Cpu)?;
+    let run = decoder::prefill_and_step(&model, base_dir, cache_layout(&d), &prompt, &hidden)?;
+    let eager = llama_eager::forward(config, weights, &run.sequence)?;
+    let s = prompt.dim(1)?;
+    let mut comparisons = Vec::with_capacity(d.layers + 4);
     for (layer, (name, expected)) in hidden.iter().zip(&eager.hidden).enumerate() {
         let label = format!("model.layers.{layer} hidden state");
-        comparisons.push(compare(&label, &outputs[name], expected)?);
+        comparisons.push(compare(
+            &label,
+            &run.prefill[name],
+            &expected.narrow(1, 0, s)?,
+        )?);
     }
-    comparisons.push(compare("logits", &outputs["logits"], &eager.logits)?);
+    let prompt_logits = eager.logits.narrow(1, 0, s)?;
+    comparisons.push(compare("logits", &run.prefill["logits"], &prompt_logits)?);
+    let step_logits = eager.logits.narrow(1, s, 1)?;
+    comparisons.push(compare(
+        "logits, next token from the cache",
+        &run.step_logits,
+        &step_logits,
+    )?);
     let mut reference =
         "kiln's eager Llama on candle, one weight at a time (hidden states after every \
         layer, logits at every position)"
             .to_owned();
     if weights.stored_bytes() <= WHOLE_MODEL_REFERENCE_BYTES {
-        let seq = ids.dim(D::Minus1)?;
-        let last = outputs["logits"].narrow(1, seq - 1, 1)?.squeeze(1)?;
-        let expected = self::reference(config, weights, &ids)?;
+        let [prompt_last, step] =
+            <[Tensor; 2]>::try_from(reference_decoding(config, weights, &prompt, &run.next)?)
+                .expect("two runs: the prompt and the next token");
+        let last = run.prefill["logits"].narrow(1, s - 1, 1)?.squeeze(1)?;
         comparisons.push(compare(
             "logits[:, -1] (candle-transformers)",
             &last,
-            &expected,
+            &prompt_last,
         )?);
-        reference.push_str(", and candle-transformers Llama (logits at the last position)");
+        let got = run.step_logits.squeeze(1)?;
+        comparisons.push(compare(
+            "next token's logits (candle-transformers, cached)",
+            &got,
+            &step,
+        )?);
+        reference.push_str(", and candle-transformers Llama with its cache (the prompt's last logits, then the next token's)");
     }
     let validation = judge(
         "kiln evaluator (CPU, fp32, streamed)",
         &reference,
-        "2 sequences of 6 token ids",
+        "2 prompts of 6 token ids with an empty cache, then each one's greedy next token with the cache",
         comparisons,
         FP32_REL_L2_TOLERANCE,
     )?;

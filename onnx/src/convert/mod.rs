@@ -3,6 +3,7 @@
 //! computes what the checkpoint computes ([`convert_hf`]).
 
 pub mod bert;
+pub mod decoder;
 pub mod gpt2;
 pub mod hf_config;
 pub mod llama;

@@ -1,6 +1,7 @@
 //! Inputs for validation, generated from a model's signature: random normal floats; token ids within the
 //! embedding table they index; masks of ones. Symbolic dims get 2 (the first) or 7 (the others) unless
-//! the caller says otherwise (benchmarks choose the batch).
+//! the caller says otherwise (benchmarks choose the batch); a decoder's total sequence length is its past
+//! plus its new tokens.
 
 use std::collections::HashMap;
 
@@ -52,6 +53,22 @@ pub fn reference_on_generated(
     )))
 }
 
+/// The size of a symbolic dim at position `index` of an input. A decoder's cache dims relate: ONNX
+/// Runtime GenAI's `total_sequence_length` is the past plus the new tokens, and Optimum names such dims
+/// by the sum itself (`past_sequence_length + 1`), so a sum gets the sum of its terms' sizes.
+fn symbolic_size(name: &str, index: usize, first: usize, rest: usize) -> usize {
+    let term = |t: &str| t.trim().parse::<usize>().unwrap_or(rest);
+    if name == crate::convert::decoder::TOTAL {
+        2 * rest
+    } else if name.contains('+') {
+        name.split('+').map(term).sum()
+    } else if index == 0 {
+        first
+    } else {
+        rest
+    }
+}
+
 /// Inputs for validating `model`: batch 2, other symbolic dims 7.
 pub fn generate(model: &ModelProto) -> Result<(HashMap<String, Tensor>, String), ModelError> {
     generate_shaped(model, 2, 7)
@@ -96,6 +113,7 @@ pub fn generate_shaped(
                     .enumerate()
                     .map(|(i, d)| match &d.value {
                         Some(Value::DimValue(v)) if *v > 0 => *v as usize,
+                        Some(Value::DimParam(name)) => symbolic_size(name, i, first, rest),
                         _ => {
                             if i == 0 {
                                 first
@@ -122,14 +140,20 @@ pub fn generate_shaped(
         let tensor = if elem == DataType::Float as i32 {
             Tensor::randn(0f32, 1.0, dims.clone(), &Device::Cpu)?
         } else if elem == DataType::Int64 as i32 || elem == DataType::Int32 as i32 {
-            // Ids index the table a Gather reads them into; anything else (masks) is ones.
+            // Ids index the table a Gather reads them into (through the Cast that widens a 16-bit
+            // table); anything else (masks) is ones.
+            let table = |value: &str| {
+                initializers.get(value).copied().or_else(|| {
+                    let cast = graph.node.iter().find(|n| {
+                        n.op_type.as_deref() == Some("Cast")
+                            && n.output.first().map(String::as_str) == Some(value)
+                    })?;
+                    initializers.get(cast.input.first()?.as_str()).copied()
+                })
+            };
             let rows = graph.node.iter().find_map(|n| {
                 (n.op_type.as_deref() == Some("Gather") && n.input.get(1) == Some(&name))
-                    .then(|| {
-                        initializers
-                            .get(n.input[0].as_str())
-                            .and_then(|t| t.dims.first().copied())
-                    })
+                    .then(|| table(&n.input[0]).and_then(|t| t.dims.first().copied()))
                     .flatten()
             });
             let values: Vec<i64> = match rows {

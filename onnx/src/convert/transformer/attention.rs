@@ -23,6 +23,14 @@ pub enum Mask<'a> {
     Causal { positions: &'a str },
     /// Every key that is not padding (BERT); `attention_mask` is the [b, s] int64 input, 0 at padding.
     Padding { attention_mask: &'a str },
+    /// A decoder step after `past` cached positions: query i (at position past + i) attends to keys
+    /// 0..=past + i that `attention_mask` ([b, past + s] int64, 0 at padding) does not mask out.
+    /// `positions` is a constant 0..max_positions int64 table to slice from.
+    CausalAfterPast {
+        input_ids: &'a str,
+        attention_mask: &'a str,
+        positions: &'a str,
+    },
 }
 
 impl Mask<'_> {
@@ -31,8 +39,48 @@ impl Mask<'_> {
         match self {
             Mask::Causal { positions } => causal_mask(g, positions),
             Mask::Padding { attention_mask } => padding_mask(g, attention_mask),
+            Mask::CausalAfterPast {
+                input_ids,
+                attention_mask,
+                positions,
+            } => causal_after_past_mask(g, input_ids, attention_mask, positions),
         }
     }
+}
+
+/// [b, 1, s, past + s]: the causal mask over the cached and new keys, and the padding mask.
+fn causal_after_past_mask(
+    g: &mut GraphBuilder,
+    input_ids: &str,
+    attention_mask: &str,
+    positions: &str,
+) -> Result<String, ModelError> {
+    let seq = g.op(
+        "Shape",
+        &[input_ids],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
+    let total = g.op(
+        "Shape",
+        &[attention_mask],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
+    let past = g.op("Sub", &[&total, &seq], vec![]);
+    let zero = g.ints("zero", &[0])?;
+    let keys = g.op("Slice", &[positions, &zero, &total], vec![]);
+    let queries = g.op("Slice", &[positions, &past, &total], vec![]);
+    let (one, first) = (g.ints("axis", &[1])?, g.ints("axis", &[0])?);
+    let rows = g.op("Unsqueeze", &[&queries, &one], vec![]);
+    let cols = g.op("Unsqueeze", &[&keys, &first], vec![]);
+    let future = g.op("Greater", &[&cols, &rows], vec![]);
+    let zero_i = g.ints("mask_zero", &[0])?;
+    let padding = g.op("Equal", &[attention_mask, &zero_i], vec![]);
+    let axes = g.ints("mask_axes", &[1, 2])?;
+    let padding = g.op("Unsqueeze", &[&padding, &axes], vec![]);
+    let blocked = g.op("Or", &[&future, &padding], vec![]);
+    let min = g.scalar("mask_min", f32::MIN)?;
+    let open = g.scalar("mask_zero", 0.0)?;
+    Ok(g.op("Where", &[&blocked, &min, &open], vec![]))
 }
 
 /// [s, s]: 0 where a position may attend, the most negative float where not.
@@ -99,9 +147,11 @@ pub fn scaled_dot_product(
 /// Rotary position embeddings (Llama), in Hugging Face's rotate-half layout.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotary<'a> {
-    /// 0..s as int64.
+    /// 0..s as int64 ([s]), or the `position_ids` input ([b, s]) of a graph with a cache.
     pub positions: &'a str,
     pub theta: f64,
+    /// Whether `positions` is per sequence ([b, s]).
+    pub per_sequence: bool,
 }
 
 /// The cos and sin of every position's rotation angles, [s, head_dim].
@@ -131,12 +181,19 @@ impl RotaryTables {
             &[rotary.positions],
             vec![attr_int("to", DataType::Float as i64)],
         );
-        let column = g.ints("axis", &[1])?;
+        let column = g.ints("axis", &[if rotary.per_sequence { 2 } else { 1 }])?;
         let pos_col = g.op("Unsqueeze", &[&pos_f, &column], vec![]);
         let freqs = g.op("Mul", &[&pos_col, &inv_freq], vec![]);
         let angles = g.op("Concat", &[&freqs, &freqs], vec![attr_int("axis", -1)]);
         let cos = g.op("Cos", &[&angles], vec![]);
         let sin = g.op("Sin", &[&angles], vec![]);
+        if !rotary.per_sequence {
+            return Ok(Self { cos, sin });
+        }
+        // [b, s, d] → [b, 1, s, d], to broadcast over the heads.
+        let heads = g.ints("axis", &[1])?;
+        let cos = g.op("Unsqueeze", &[&cos, &heads], vec![]);
+        let sin = g.op("Unsqueeze", &[&sin, &heads], vec![]);
         Ok(Self { cos, sin })
     }
 

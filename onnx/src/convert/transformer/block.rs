@@ -7,7 +7,7 @@ use super::attention::{
 use super::{Mlp, Norm, ProjectionLayout};
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
-use crate::graph_builder::GraphBuilder;
+use crate::graph_builder::{GraphBuilder, attr_int};
 
 /// Where a block normalizes around its two sublayers (attention, MLP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,16 @@ pub struct BlockSpec {
     pub attention_output: &'static str,
     pub mlp_norm: &'static str,
     pub mlp: Mlp,
+}
+
+/// A layer's key/value cache in the graph: the past inputs the layer's keys and values extend (un-repeated
+/// heads, [b, kv heads, past, d]) and the present outputs it writes ([b, kv heads, past + s, d]).
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    pub past_key: String,
+    pub past_value: String,
+    pub present_key: String,
+    pub present_value: String,
 }
 
 /// A family's block with the graph values every layer shares: the mask, the fused-QKV slice bounds and
@@ -112,18 +122,19 @@ impl Block {
     }
 
     /// The block's output for hidden states `x` ([b, s, hidden]), with the weights of layer `layer`
-    /// (its prefix in the checkpoint).
+    /// (its prefix in the checkpoint), attending over `cache`'s past keys and values too when given.
     pub fn layer(
         &self,
         g: &mut GraphBuilder,
         weights: &Checkpoint,
         x: &str,
         layer: &str,
+        cache: Option<&LayerCache>,
     ) -> Result<String, ModelError> {
         let spec = &self.spec;
         let attention_norm = format!("{layer}.{}", spec.attention_norm);
         let x = self.residual_sublayer(g, weights, x, &attention_norm, |g, h| {
-            self.attention(g, weights, h, layer)
+            self.attention(g, weights, h, layer, cache)
         })?;
         let mlp_norm = format!("{layer}.{}", spec.mlp_norm);
         self.residual_sublayer(g, weights, &x, &mlp_norm, |g, h| {
@@ -163,6 +174,7 @@ impl Block {
         weights: &Checkpoint,
         x: &str,
         layer: &str,
+        cache: Option<&LayerCache>,
     ) -> Result<String, ModelError> {
         let Heads {
             query: heads,
@@ -176,6 +188,17 @@ impl Block {
         let (q, k) = match &self.rotary {
             Some(tables) => (tables.rotate(g, &q, dim)?, tables.rotate(g, &k, dim)?),
             None => (q, k),
+        };
+        // The cache holds keys after the rotation and before the grouped-query repeat, as Hugging Face's
+        // does: a decode step rotates only its new keys, and the cache stays kv-heads wide.
+        let (k, v) = match cache {
+            Some(c) => {
+                let axis = || vec![attr_int("axis", 2)];
+                g.op_into("Concat", &[&c.past_key, &k], axis(), &c.present_key);
+                g.op_into("Concat", &[&c.past_value, &v], axis(), &c.present_value);
+                (c.present_key.clone(), c.present_value.clone())
+            }
+            None => (k, v),
         };
         let k = repeat_kv(g, &k, self.spec.heads)?;
         let v = repeat_kv(g, &v, self.spec.heads)?;

@@ -8,7 +8,7 @@ mod norm;
 mod projection;
 
 pub use attention::{Heads, Mask, Rotary};
-pub use block::{Block, BlockSpec, NormPlacement, Qkv};
+pub use block::{Block, BlockSpec, LayerCache, NormPlacement, Qkv};
 pub use mlp::{GeluForm, Mlp};
 pub use norm::Norm;
 pub use projection::ProjectionLayout;
@@ -29,16 +29,10 @@ pub fn sequence_length(g: &mut GraphBuilder, ids: &str) -> String {
     )
 }
 
-/// Positions 0..s as int64, sliced from a constant of `max_positions`.
-pub fn positions(
-    g: &mut GraphBuilder,
-    seq: &str,
-    max_positions: usize,
-) -> Result<String, ModelError> {
+/// The constant 0..max_positions as int64, for slicing positions from.
+pub fn position_table(g: &mut GraphBuilder, max_positions: usize) -> Result<String, ModelError> {
     let all: Vec<i64> = (0..max_positions as i64).collect();
-    let table = g.ints("positions", &all)?;
-    let zero = g.ints("zero", &[0])?;
-    Ok(g.op("Slice", &[&table, &zero, seq], vec![]))
+    g.ints("positions", &all)
 }
 
 /// The first `seq` rows of a table such as learned position embeddings.
@@ -56,13 +50,14 @@ pub enum LmHead<'a> {
     Linear { weight: &'a str },
 }
 
-/// The graph output `logits` ([batch, sequence, vocab]) from the final hidden states `x`.
+/// The graph output `logits` ([batch, sequence, vocab], the first two dims named by `dims`) from the
+/// final hidden states `x`.
 pub fn lm_logits(
     g: &mut GraphBuilder,
     weights: &Checkpoint,
     x: &str,
     head: LmHead<'_>,
-    vocab: usize,
+    (vocab, dims): (usize, [&str; 2]),
 ) -> Result<(), ModelError> {
     match head {
         LmHead::Tied { embeddings } => {
@@ -78,8 +73,8 @@ pub fn lm_logits(
         "logits",
         DataType::Float,
         &[
-            DimSpec::Named("batch"),
-            DimSpec::Named("sequence"),
+            DimSpec::Named(dims[0]),
+            DimSpec::Named(dims[1]),
             DimSpec::Fixed(vocab as i64),
         ],
     );

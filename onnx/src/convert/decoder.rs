@@ -1,0 +1,172 @@
+//! What the decoder families (GPT-2, Llama) share when built with a key/value cache: the graph's inputs
+//! and outputs in the layout ONNX Runtime GenAI and Optimum use, and the two runs that prove a cached
+//! graph decodes as its reference does (the prompt with an empty cache, then one token after it).
+//!
+//! Inputs: `input_ids` [batch_size, sequence_length] int64, `attention_mask`
+//! [batch_size, total_sequence_length] int64 (1 for every cached and new token that is not padding),
+//! `position_ids` [batch_size, sequence_length] int64, and for each layer i
+//! `past_key_values.{i}.key` / `.value` [batch_size, kv_heads, past_sequence_length, head_dim] float32.
+//! Outputs: `logits` [batch_size, sequence_length, vocab] and `present.{i}.key` / `.value`
+//! [batch_size, kv_heads, total_sequence_length, head_dim], where total = past + sequence.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Tensor};
+
+use super::transformer::LayerCache;
+use crate::ModelError;
+use crate::eval::streaming;
+use crate::graph_builder::{DimSpec, GraphBuilder};
+use crate::proto::{ModelProto, tensor_proto::DataType};
+
+pub const BATCH: &str = "batch_size";
+pub const SEQUENCE: &str = "sequence_length";
+pub const PAST: &str = "past_sequence_length";
+pub const TOTAL: &str = "total_sequence_length";
+
+/// The cache's shape: one key and one value per layer, `kv_heads` × `head_dim` wide.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLayout {
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// The cache's graph inputs, and each layer's past and present names.
+pub struct CacheInputs {
+    pub attention_mask: String,
+    pub position_ids: String,
+    pub layers: Vec<LayerCache>,
+}
+
+/// Declares `attention_mask`, `position_ids` and the past inputs (after `input_ids`, in that order).
+pub fn declare_inputs(g: &mut GraphBuilder, layout: CacheLayout) -> CacheInputs {
+    let attention_mask = g.input(
+        "attention_mask",
+        DataType::Int64,
+        &[DimSpec::Named(BATCH), DimSpec::Named(TOTAL)],
+    );
+    let position_ids = g.input(
+        "position_ids",
+        DataType::Int64,
+        &[DimSpec::Named(BATCH), DimSpec::Named(SEQUENCE)],
+    );
+    let past_dims = [
+        DimSpec::Named(BATCH),
+        DimSpec::Fixed(layout.kv_heads as i64),
+        DimSpec::Named(PAST),
+        DimSpec::Fixed(layout.head_dim as i64),
+    ];
+    let layers = (0..layout.layers)
+        .map(|i| {
+            let key = g.input(
+                &format!("past_key_values.{i}.key"),
+                DataType::Float,
+                &past_dims,
+            );
+            let value = g.input(
+                &format!("past_key_values.{i}.value"),
+                DataType::Float,
+                &past_dims,
+            );
+            LayerCache {
+                past_key: key,
+                past_value: value,
+                present_key: format!("present.{i}.key"),
+                present_value: format!("present.{i}.value"),
+            }
+        })
+        .collect();
+    CacheInputs {
+        attention_mask,
+        position_ids,
+        layers,
+    }
+}
+
+/// Declares the present outputs (after `logits`).
+pub fn declare_outputs(g: &mut GraphBuilder, cache: &CacheInputs, layout: CacheLayout) {
+    let dims = [
+        DimSpec::Named(BATCH),
+        DimSpec::Fixed(layout.kv_heads as i64),
+        DimSpec::Named(TOTAL),
+        DimSpec::Fixed(layout.head_dim as i64),
+    ];
+    for layer in &cache.layers {
+        g.output(&layer.present_key, DataType::Float, &dims);
+        g.output(&layer.present_value, DataType::Float, &dims);
+    }
+}
+
+/// A cached graph's two proving runs.
+pub struct Decoded {
+    /// The prompt's run with an empty cache: `logits` [b, s, vocab], the presents and the watched values.
+    pub prefill: HashMap<String, Tensor>,
+    /// The greedy next token of each sequence, [b, 1].
+    pub next: Tensor,
+    /// The next token's run on the prompt's cache: logits [b, 1, vocab].
+    pub step_logits: Tensor,
+    /// The prompt and the next token, [b, s + 1]: what the reference runs on.
+    pub sequence: Tensor,
+}
+
+fn ones(b: usize, n: usize) -> Result<Tensor, ModelError> {
+    Ok(Tensor::ones((b, n), DType::I64, &Device::Cpu)?)
+}
+
+fn positions(b: usize, from: usize, to: usize) -> Result<Tensor, ModelError> {
+    let row = Tensor::arange(from as i64, to as i64, &Device::Cpu)?;
+    Ok(row.unsqueeze(0)?.repeat((b, 1))?)
+}
+
+/// Runs `model` (streamed) on `prompt` [b, s] with an empty cache, then on each sequence's greedy next
+/// token with the cache the first run returned; `watch` names values kept from the first run.
+pub fn prefill_and_step(
+    model: &ModelProto,
+    base_dir: Option<&Path>,
+    layout: CacheLayout,
+    prompt: &Tensor,
+    watch: &[String],
+) -> Result<Decoded, ModelError> {
+    let (b, s) = prompt.dims2()?;
+    let mut inputs = HashMap::from([
+        ("input_ids".to_owned(), prompt.clone()),
+        ("attention_mask".to_owned(), ones(b, s)?),
+        ("position_ids".to_owned(), positions(b, 0, s)?),
+    ]);
+    let empty = Tensor::zeros(
+        (b, layout.kv_heads, 0, layout.head_dim),
+        DType::F32,
+        &Device::Cpu,
+    )?;
+    for i in 0..layout.layers {
+        inputs.insert(format!("past_key_values.{i}.key"), empty.clone());
+        inputs.insert(format!("past_key_values.{i}.value"), empty.clone());
+    }
+    let prefill = streaming::run(model, base_dir, &inputs, watch)?;
+    let next = prefill["logits"]
+        .narrow(1, s - 1, 1)?
+        .argmax_keepdim(D::Minus1)?
+        .squeeze(D::Minus1)?
+        .to_dtype(DType::I64)?;
+    let mut inputs = HashMap::from([
+        ("input_ids".to_owned(), next.clone()),
+        ("attention_mask".to_owned(), ones(b, s + 1)?),
+        ("position_ids".to_owned(), positions(b, s, s + 1)?),
+    ]);
+    for i in 0..layout.layers {
+        for part in ["key", "value"] {
+            let present = prefill[&format!("present.{i}.{part}")].clone();
+            inputs.insert(format!("past_key_values.{i}.{part}"), present);
+        }
+    }
+    let step = streaming::run(model, base_dir, &inputs, &[])?;
+    let sequence = Tensor::cat(&[prompt, &next], 1)?;
+    Ok(Decoded {
+        step_logits: step["logits"].clone(),
+        prefill,
+        next,
+        sequence,
+    })
+}
