@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 use kiln_onnx::checkpoint::Checkpoint;
 use kiln_onnx::convert::decoder::CacheLayout;
-use kiln_onnx::convert::{Family, Plan, SourceFile, convert_hf, gpt2, llama, plan};
+use kiln_onnx::convert::{
+    CONVERTED_MAX_INLINE_BYTES, Family, Plan, SourceFile, convert_hf_with, gpt2, llama, plan,
+};
 use kiln_onnx::eval::Session;
 use kiln_onnx::sample_models::{self, SampleModel};
 use kiln_onnx::validate::{FP32_REL_L2_TOLERANCE, compare};
@@ -17,6 +19,16 @@ const STEPS: usize = 16;
 
 /// Converts `sample` the way the pipeline does; returns the session on the written `model.onnx`.
 fn converted(sample: &SampleModel, family: Family, dir: &std::path::Path) -> Session {
+    converted_with(sample, family, dir, CONVERTED_MAX_INLINE_BYTES)
+}
+
+/// [`converted`], with weights over `max_inline` bytes in `out/model.onnx.data`.
+fn converted_with(
+    sample: &SampleModel,
+    family: Family,
+    dir: &std::path::Path,
+    max_inline: u64,
+) -> Session {
     sample.write_safetensors(dir).unwrap();
     let files: Vec<SourceFile> = std::fs::read_dir(dir)
         .unwrap()
@@ -35,7 +47,7 @@ fn converted(sample: &SampleModel, family: Family, dir: &std::path::Path) -> Ses
     assert_eq!(checkpoint.family, family);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let converted = convert_hf(&checkpoint, &out).unwrap();
+    let converted = convert_hf_with(&checkpoint, &out, max_inline).unwrap();
     let model =
         kiln_onnx::model_check::decode(std::fs::read(&converted.files[0].1).unwrap().into())
             .unwrap();
@@ -213,5 +225,52 @@ fn gpt2_decodes_with_its_cache_as_its_uncached_graph_and_the_eager_reference_do(
             tokens.i((.., step)).unwrap().to_vec1::<i64>().unwrap(),
             "step {step}: the reference picks other tokens"
         );
+    }
+}
+
+/// Writes converted decoders (a bf16 Llama with its weights in external data, an fp32 GPT-2), their
+/// prompts and the 16 tokens kiln's evaluator decoded with the cache, for scripts/onnx-crosscheck.sh to
+/// decode again with ONNX Runtime.
+#[test]
+#[ignore = "writes files for scripts/onnx-crosscheck.sh, which runs it with KILN_EXPORT_DIR"]
+fn export_decoding_for_outside_check() {
+    let out = std::env::var("KILN_EXPORT_DIR")
+        .expect("KILN_EXPORT_DIR names the folder to write to: run scripts/onnx-crosscheck.sh");
+    let llama = sample_models::llama(96, 64, 2, 4, 2)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    let gpt2 = sample_models::gpt2(90, 32, 2, 4).unwrap();
+    let cases = [
+        (
+            "llama",
+            llama,
+            Family::Llama,
+            0,
+            CacheLayout {
+                layers: 2,
+                kv_heads: 2,
+                head_dim: 16,
+            },
+        ),
+        (
+            "gpt2",
+            gpt2,
+            Family::Gpt2,
+            CONVERTED_MAX_INLINE_BYTES,
+            CacheLayout {
+                layers: 2,
+                kv_heads: 4,
+                head_dim: 8,
+            },
+        ),
+    ];
+    for (name, sample, family, max_inline, layout) in cases {
+        let dir = std::path::Path::new(&out).join(format!("decoding-{name}"));
+        let session = converted_with(&sample, family, &dir, max_inline);
+        let prompt = prompt(sample.config["vocab_size"].as_u64().unwrap() as usize);
+        let (tokens, _) = decode_cached(&session, layout, &prompt);
+        let io = HashMap::from([("prompt".to_owned(), prompt), ("tokens".to_owned(), tokens)]);
+        candle_core::safetensors::save(&io, dir.join("tokens.safetensors")).unwrap();
     }
 }

@@ -170,3 +170,80 @@ pub fn prefill_and_step(
         sequence,
     })
 }
+
+/// Fills in the inputs of a cached graph's first step that `inputs` lacks, from its `input_ids` ([b, s]):
+/// `attention_mask` of ones [b, s], `position_ids` 0..s, and every past key and value empty
+/// ([b, kv_heads, 0, head_dim], the fixed dims the graph declares). Returns the names it filled in;
+/// nothing for a graph without `input_ids` or for inputs already given.
+pub fn complete_prompt_inputs(
+    model: &ModelProto,
+    inputs: &mut HashMap<String, Tensor>,
+) -> Result<Vec<String>, ModelError> {
+    use crate::proto::{tensor_shape_proto::dimension::Value, type_proto};
+    let Some(ids) = inputs.get("input_ids").cloned() else {
+        return Ok(Vec::new());
+    };
+    let Ok((b, s)) = ids.dims2() else {
+        return Ok(Vec::new());
+    };
+    let Some(graph) = model.graph.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut derived = Vec::new();
+    for input in &graph.input {
+        let name = input.name.as_deref().unwrap_or("");
+        if inputs.contains_key(name) {
+            continue;
+        }
+        let value = match name {
+            "attention_mask" => ones(b, s)?,
+            "position_ids" => positions(b, 0, s)?,
+            past if past.starts_with("past_key_values.") => {
+                let Some(type_proto::Value::TensorType(t)) =
+                    input.r#type.as_ref().and_then(|t| t.value.as_ref())
+                else {
+                    continue;
+                };
+                let fixed: Vec<Option<usize>> = t
+                    .shape
+                    .iter()
+                    .flat_map(|shape| &shape.dim)
+                    .map(|d| match d.value {
+                        Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
+                        _ => None,
+                    })
+                    .collect();
+                let [_, Some(heads), _, Some(width)] = fixed.as_slice() else {
+                    continue;
+                };
+                Tensor::zeros((b, *heads, 0, *width), DType::F32, &Device::Cpu)?
+            }
+            _ => continue,
+        };
+        derived.push(name.to_owned());
+        inputs.insert(name.to_owned(), value);
+    }
+    Ok(derived)
+}
+
+/// "attention_mask, position_ids and 4 past keys and values of length 0", for reports.
+pub fn summarize(derived: &[String]) -> String {
+    let past = derived
+        .iter()
+        .filter(|n| n.starts_with("past_key_values."))
+        .count();
+    let mut named: Vec<&str> = derived
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !n.starts_with("past_key_values."))
+        .collect();
+    let past_text = format!("{past} past keys and values of length 0");
+    if past > 0 {
+        named.push(&past_text);
+    }
+    match named.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}

@@ -64,6 +64,9 @@ fn pushed_inputs(
             })?
             .into_iter()
             .collect();
+    // A decoder's prompt alone is enough: the cache inputs of a first step are derived from it.
+    let mut tensors = tensors;
+    let derived = kiln_onnx::convert::decoder::complete_prompt_inputs(model, &mut tensors)?;
     let graph = model
         .graph
         .as_ref()
@@ -86,16 +89,22 @@ fn pushed_inputs(
                 kiln_onnx::convert::SAMPLE_INPUTS
             ))
         })?;
-        described.push(format!("{input} {:?}", tensor.dims()));
+        if !derived.iter().any(|d| d == input) {
+            described.push(format!("{input} {:?}", tensor.dims()));
+        }
     }
-    Ok((
-        tensors,
-        format!(
-            "pushed in {}: {}",
-            kiln_onnx::convert::SAMPLE_INPUTS,
-            described.join(", ")
-        ),
-    ))
+    let mut description = format!(
+        "pushed in {}: {}",
+        kiln_onnx::convert::SAMPLE_INPUTS,
+        described.join(", ")
+    );
+    if !derived.is_empty() {
+        description.push_str(&format!(
+            "; derived for a prompt with an empty cache: {}",
+            kiln_onnx::convert::decoder::summarize(&derived)
+        ));
+    }
+    Ok((tensors, description))
 }
 
 fn make_all(

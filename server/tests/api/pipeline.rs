@@ -278,7 +278,8 @@ async fn pushed_sample_inputs_drive_the_validation(app: TestApp) {
     let validation = variant(&detail, "int8").validation.as_ref().unwrap();
     assert_eq!(
         validation["inputs"],
-        "pushed in sample_inputs.safetensors: input_ids [1, 5]"
+        "pushed in sample_inputs.safetensors: input_ids [1, 5]; derived for a prompt with an \
+         empty cache: attention_mask, position_ids and 2 past keys and values of length 0"
     );
 }
 
