@@ -14,6 +14,7 @@
 //! - Model writing: one protobuf, or external data beside it past protobuf's size limit
 //!   ([`model_writer::write`]).
 
+pub mod block_quant;
 pub mod checkpoint;
 pub mod convert;
 pub mod error;

@@ -208,16 +208,7 @@ pub fn reference(
         .index_select(&ids.flatten_all()?, 0)?
         .reshape((b, s, d.hidden))?
         .broadcast_add(&w(format!("{p}wpe.weight"))?.i(0..s)?)?;
-    let causal: Vec<f32> = (0..s * s)
-        .map(|i| {
-            if i % s > i / s {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let causal = Tensor::from_vec(causal, (s, s), &Device::Cpu)?;
+    let causal = super::llama_eager::causal_mask(s)?;
     let linear = |x: &Tensor, name: &str| -> Result<Tensor, ModelError> {
         Ok(x.broadcast_matmul(&w(format!("{name}.weight"))?)?
             .broadcast_add(&w(format!("{name}.bias"))?)?)

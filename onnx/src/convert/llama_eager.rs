@@ -9,6 +9,20 @@ use super::llama::Dims;
 use crate::ModelError;
 use crate::checkpoint::Checkpoint;
 
+/// [s, s]: 0 where a position may attend, minus infinity after it (for the eager references).
+pub(super) fn causal_mask(s: usize) -> Result<Tensor, ModelError> {
+    let mask: Vec<f32> = (0..s * s)
+        .map(|i| {
+            if i % s > i / s {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Tensor::from_vec(mask, (s, s), &Device::Cpu)?)
+}
+
 /// The hidden states after every decoder layer ([b, s, hidden] each) and the logits ([b, s, vocab]).
 pub struct EagerRun {
     pub hidden: Vec<Tensor>,
@@ -120,16 +134,7 @@ pub fn forward(
         .reshape((b, s, ()))?;
     drop(embeddings);
     let (cos, sin) = rotary_tables(s, d)?;
-    let mask: Vec<f32> = (0..s * s)
-        .map(|i| {
-            if i % s > i / s {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, (s, s), &Device::Cpu)?;
+    let mask = causal_mask(s)?;
     let mut hidden = Vec::with_capacity(d.layers);
     for layer in 0..d.layers {
         let l = format!("model.layers.{layer}");

@@ -6,6 +6,7 @@ mod attention;
 mod fused;
 mod gelu;
 mod layer_norm;
+mod matmul_nbits;
 
 use candle_core::Tensor;
 
@@ -38,6 +39,7 @@ pub const OPS: &[(&str, OpFn)] = &[
         layer_norm::embed_layer_normalization,
     ),
     ("Attention", attention::attention),
+    ("MatMulNBits", matmul_nbits::matmul_nbits),
 ];
 
 fn evaluation(message: impl Into<String>) -> ModelError {
