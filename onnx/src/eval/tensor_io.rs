@@ -232,7 +232,10 @@ fn le<const N: usize, T>(raw: &[u8], convert: fn([u8; N]) -> T) -> Vec<T> {
         .collect()
 }
 
-fn read_external(proto: &TensorProto, base_dir: Option<&Path>) -> Result<Bytes, ModelError> {
+pub(crate) fn read_external(
+    proto: &TensorProto,
+    base_dir: Option<&Path>,
+) -> Result<Bytes, ModelError> {
     use std::io::{Read, Seek, SeekFrom};
     let name = proto.name.as_deref().unwrap_or("");
     let entry = |key: &str| {
