@@ -273,4 +273,22 @@ fn export_decoding_for_outside_check() {
         let io = HashMap::from([("prompt".to_owned(), prompt), ("tokens".to_owned(), tokens)]);
         candle_core::safetensors::save(&io, dir.join("tokens.safetensors")).unwrap();
     }
+    // The Llama's weight-only variants, and what kiln's evaluator computes with each on generated
+    // inputs of the cached graph (past 7, new 7), for ONNX Runtime to compute again.
+    let llama = std::path::Path::new(&out).join("decoding-llama");
+    let original = llama.join("out/model.onnx");
+    let model = kiln_onnx::model_check::decode(std::fs::read(&original).unwrap().into()).unwrap();
+    let (inputs, _) = kiln_onnx::variants::inputs::generate(&model).unwrap();
+    for name in ["int4", "int4-b32-asym", "int4-qdq", "int8-b32"] {
+        let dir = llama.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let how = kiln_onnx::variants::weight_only::WeightOnly::parse(name).unwrap();
+        let (files, _) = kiln_onnx::variants::weight_only::write(&original, &dir, how).unwrap();
+        let variant =
+            kiln_onnx::model_check::decode(std::fs::read(&files[0].1).unwrap().into()).unwrap();
+        let outputs = kiln_onnx::eval::streaming::run(&variant, Some(&dir), &inputs, &[]).unwrap();
+        let mut io = inputs.clone();
+        io.insert("output.logits".to_owned(), outputs["logits"].clone());
+        candle_core::safetensors::save(&io, dir.join("io.safetensors")).unwrap();
+    }
 }
