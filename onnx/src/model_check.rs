@@ -518,3 +518,41 @@ fn signature(value: &crate::proto::ValueInfoProto) -> ValueSignature {
         },
     }
 }
+
+/// The bytes a model's initializers hold (inline or external), from their dims and element types; a
+/// string or unknown type counts 8 bytes an element.
+pub fn initializer_bytes(model: &ModelProto) -> u64 {
+    use crate::proto::tensor_proto::DataType;
+    let Some(graph) = model.graph.as_ref() else {
+        return 0;
+    };
+    graph
+        .initializer
+        .iter()
+        .map(|t| {
+            let count = t
+                .dims
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(u64::try_from(d).ok()?))
+                .unwrap_or(u64::MAX);
+            let bits: u64 = match DataType::try_from(t.data_type.unwrap_or(0)) {
+                Ok(DataType::Int4 | DataType::Uint4) => 4,
+                Ok(
+                    DataType::Int8
+                    | DataType::Uint8
+                    | DataType::Bool
+                    | DataType::Float8e4m3fn
+                    | DataType::Float8e4m3fnuz
+                    | DataType::Float8e5m2
+                    | DataType::Float8e5m2fnuz,
+                ) => 8,
+                Ok(DataType::Float16 | DataType::Bfloat16 | DataType::Int16 | DataType::Uint16) => {
+                    16
+                }
+                Ok(DataType::Float | DataType::Int32 | DataType::Uint32) => 32,
+                _ => 64,
+            };
+            count.saturating_mul(bits).div_ceil(8)
+        })
+        .fold(0u64, u64::saturating_add)
+}

@@ -76,7 +76,7 @@ fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
     assert!(!missing.status.success());
     assert!(
         stderr(&missing)
-            .contains("has no variant \"pruned-50\" (variants: fp16, fp32, int8, onnx)"),
+            .contains("has no variant \"pruned-50\" (variants: fp16, fp32, int4, int8-b128, onnx)"),
         "{}",
         stderr(&missing)
     );
@@ -182,13 +182,70 @@ fn push_chooses_the_variants_and_a_rejected_one_says_why() {
         source.to_str().unwrap(),
         "acme/tiny-llama:2",
         "--variants",
-        "int4",
+        "int5",
     ]);
     assert!(!bad.status.success());
     assert!(
-        stderr(&bad).contains("\"int4\" is not a variant kiln makes"),
+        stderr(&bad).contains("\"int5\" is not a variant kiln makes"),
         "{}",
         stderr(&bad)
+    );
+}
+
+/// A decoder saved in bf16, pushed with no options: its variants are the ones serving an LLM uses, made
+/// weight by weight (int8 and int4 block-wise) besides fp16, and no fp32 copy of a 16-bit model; the
+/// int4 one pulls as MatMulNBits.
+#[test]
+fn a_bf16_decoder_gets_block_wise_int8_and_int4_and_no_fp32_by_default() {
+    let server = Server::start(Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("bf16-llama");
+    sample_models::llama(64, 64, 2, 4, 2)
+        .unwrap()
+        .to_dtype(candle_core::DType::BF16)
+        .unwrap()
+        .write_sharded(&source, 2)
+        .unwrap();
+    assert_ok(&server.kiln(&["push", source.to_str().unwrap(), "acme/bf16-llama:1"]));
+    let detail = settled(&server, "acme/bf16-llama:1");
+    assert_eq!(detail["status"], "ready", "{detail:#}");
+    let mut names: Vec<&str> = detail["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["fp16", "int4", "int8-b128", "onnx"], "{detail:#}");
+    for variant in detail["variants"].as_array().unwrap() {
+        if variant["name"] != "onnx" {
+            assert_eq!(variant["status"], "deployable", "{variant:#}");
+        }
+    }
+    let out = work.path().join("int4");
+    assert_ok(&server.kiln(&[
+        "pull",
+        "acme/bf16-llama:1",
+        "--variant",
+        "int4",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let (model, _) =
+        kiln_onnx::model_check::check(std::fs::read(out.join("model.onnx")).unwrap().into())
+            .unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    assert!(
+        graph
+            .node
+            .iter()
+            .any(|n| n.op_type.as_deref() == Some("MatMulNBits"))
+    );
+    assert!(
+        graph
+            .input
+            .iter()
+            .any(|i| i.name.as_deref() == Some("past_key_values.0.key"))
     );
 }
 

@@ -33,6 +33,9 @@ pub enum VariantKind {
     Pruned(f64),
     /// MatMul/Gemm on integers with activations quantized at run time (as ORT's quantize_dynamic).
     Int8Dynamic,
+    /// MatMul weights block-quantized (int4 `MatMulNBits`, int4/int8 blocked `DequantizeLinear`), made
+    /// from the model's files weight by weight ([`weight_only::write`]), never in memory.
+    WeightOnly(weight_only::WeightOnly),
 }
 
 impl VariantKind {
@@ -42,6 +45,9 @@ impl VariantKind {
             "fp16" => VariantKind::Fp16,
             "int8" => VariantKind::Int8,
             "int8-dynamic" => VariantKind::Int8Dynamic,
+            other if other.starts_with("int") => {
+                VariantKind::WeightOnly(weight_only::WeightOnly::parse(other)?)
+            }
             other => {
                 let percent: u32 = other.strip_prefix("pruned-")?.parse().ok()?;
                 if !(1..=99).contains(&percent) {
@@ -59,6 +65,7 @@ impl VariantKind {
             VariantKind::Int8 => "int8".to_owned(),
             VariantKind::Int8Dynamic => "int8-dynamic".to_owned(),
             VariantKind::Pruned(s) => format!("pruned-{}", (s * 100.0).round() as u32),
+            VariantKind::WeightOnly(how) => how.name(),
         }
     }
 
@@ -69,6 +76,10 @@ impl VariantKind {
             VariantKind::Fp16 => 1e-2,
             VariantKind::Int8 => 5e-2,
             VariantKind::Pruned(_) | VariantKind::Int8Dynamic => 1e-1,
+            VariantKind::WeightOnly(how) if how.spec.bits == 8 => 5e-2,
+            // Four bits move a decoder's logits by 0.1-0.3 in relative L2 (docs/formats.md); the
+            // report's top-1 agreement says more about generation.
+            VariantKind::WeightOnly(_) => 3.5e-1,
         }
     }
 
@@ -80,6 +91,12 @@ impl VariantKind {
             VariantKind::Int8 => int8::quantize(optimized)?,
             VariantKind::Pruned(sparsity) => prune::prune(optimized, sparsity)?,
             VariantKind::Int8Dynamic => int8_dynamic::quantize(optimized)?,
+            VariantKind::WeightOnly(how) => {
+                return Err(ModelError::Unsupported(format!(
+                    "{} is made from the model's files (weight_only::write), not in memory",
+                    how.name()
+                )));
+            }
         };
         unique_node_names(&mut model);
         Ok(model)
@@ -107,6 +124,47 @@ fn unique_node_names(model: &mut ModelProto) {
 
 /// The variants a push gets unless it asks for others.
 pub const DEFAULT_VARIANTS: &[&str] = &["fp32", "fp16", "int8"];
+
+/// A decoder's (a model with a key/value cache) default variants: block-wise weight-only int8 and int4
+/// are what serving an LLM uses, and they are made weight by weight whatever the model's size.
+pub const DECODER_DEFAULT_VARIANTS: &[&str] = &["fp32", "fp16", "int8-b128", "int4"];
+
+/// The variants a push of `model` gets unless it asks for others: [`DECODER_DEFAULT_VARIANTS`] for a
+/// decoder, [`DEFAULT_VARIANTS`] otherwise, without `fp32` when every float weight is 16-bit (an fp32
+/// copy would double the bytes and prove nothing new).
+pub fn default_variants(model: &ModelProto) -> Vec<String> {
+    use crate::proto::tensor_proto::DataType;
+    let Some(graph) = model.graph.as_ref() else {
+        return DEFAULT_VARIANTS.iter().map(|s| (*s).to_owned()).collect();
+    };
+    let decoder = graph.input.iter().any(|i| {
+        i.name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("past_key_values."))
+    });
+    let floats: Vec<i32> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.dims.iter().product::<i64>() >= 1024)
+        .filter_map(|t| t.data_type)
+        .filter(|&t| {
+            [DataType::Float, DataType::Float16, DataType::Bfloat16]
+                .iter()
+                .any(|f| *f as i32 == t)
+        })
+        .collect();
+    let sixteen_bit = !floats.is_empty() && floats.iter().all(|&t| t != DataType::Float as i32);
+    let names = if decoder {
+        DECODER_DEFAULT_VARIANTS
+    } else {
+        DEFAULT_VARIANTS
+    };
+    names
+        .iter()
+        .filter(|n| !(sixteen_bit && **n == "fp32"))
+        .map(|n| (*n).to_owned())
+        .collect()
+}
 
 /// How a variant compares with the original.
 #[derive(Debug, Clone, Serialize, PartialEq)]

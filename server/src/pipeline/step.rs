@@ -33,7 +33,10 @@ pub enum StepRequest {
         model_file: PathBuf,
         sample_inputs: Option<PathBuf>,
         out_dir: PathBuf,
-        variants: Vec<(String, f64)>,
+        /// None: the defaults for the model.
+        variants: Option<Vec<String>>,
+        /// Tolerances replacing the defaults, by variant name.
+        tolerances: std::collections::BTreeMap<String, f64>,
     },
 }
 
@@ -121,11 +124,12 @@ pub fn run_step(request: StepRequest) -> Result<StepOutput, StepFailure> {
             sample_inputs,
             out_dir,
             variants,
+            tolerances,
         } => super::optimize::make_variants(
             &model_file,
             sample_inputs.as_deref(),
             &out_dir,
-            &variants,
+            (variants.as_deref(), &tolerances),
         ),
     };
     Ok(output?)

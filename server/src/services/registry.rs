@@ -91,17 +91,22 @@ pub fn check_files(files: &[FileEntry]) -> Result<(), Error> {
 
 /// Variant names kiln knows, and tolerances only for variants the push asks for.
 fn check_pipeline_options(options: &kiln_core::api::PipelineOptions) -> Result<(), Error> {
-    use kiln_onnx::variants::{DEFAULT_VARIANTS, VariantKind};
-    let requested: Vec<String> = options
-        .variants
-        .clone()
-        .unwrap_or_else(|| DEFAULT_VARIANTS.iter().map(|s| (*s).to_owned()).collect());
+    use kiln_onnx::variants::{DECODER_DEFAULT_VARIANTS, DEFAULT_VARIANTS, VariantKind};
+    // Without a list, the step picks the model's defaults: a tolerance may name any of them.
+    let requested: Vec<String> = options.variants.clone().unwrap_or_else(|| {
+        DEFAULT_VARIANTS
+            .iter()
+            .chain(DECODER_DEFAULT_VARIANTS)
+            .map(|s| (*s).to_owned())
+            .collect()
+    });
     for name in &requested {
         if VariantKind::parse(name).is_none() {
             return Err(Error::bad_request(
                 ErrorCode::InvalidVariant,
                 format!(
-                    "{name:?} is not a variant kiln makes: fp32, fp16, int8, int8-dynamic or pruned-N (N from 1 to 99)"
+                    "{name:?} is not a variant kiln makes: fp32, fp16, int8, int8-dynamic, pruned-N (N from 1 to 99), \
+                     int4[-bN][-asym][-qdq] or int8-bN[-asym] (N 16, 32, 64, 128 or 256)"
                 ),
             ));
         }

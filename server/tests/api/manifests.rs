@@ -80,7 +80,7 @@ async fn a_ready_version_publishes_a_signed_manifest(app: TestApp) {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["fp16", "fp32", "int8", "onnx"]);
+    assert_eq!(names, ["fp16", "fp32", "int4", "int8-b128", "onnx"]);
     for variant in &detail.variants {
         let signed = claims["variants"]
             .as_array()

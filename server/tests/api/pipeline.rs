@@ -275,7 +275,7 @@ async fn pushed_sample_inputs_drive_the_validation(app: TestApp) {
     push_files(&app, "acme/sampled:1", &files).await;
     let detail = app.settled_version("acme/sampled:1").await;
     assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
-    let validation = variant(&detail, "int8").validation.as_ref().unwrap();
+    let validation = variant(&detail, "int4").validation.as_ref().unwrap();
     assert_eq!(
         validation["inputs"],
         "pushed in sample_inputs.safetensors: input_ids [1, 5]; derived for a prompt with an \
