@@ -402,3 +402,59 @@ fn manifests_signed_before_and_after_a_key_rotation_both_verify() {
     assert_ok(&server.kiln(&["verify", "acme/rotated:1"]));
     assert_ok(&server.kiln(&["verify", "acme/rotated:2"]));
 }
+
+/// A model over KILN_STREAMED_VARIANTS_ABOVE_MB (0 here, so any model) is never loaded whole by the
+/// optimize step: fp16 and the weight-only variants are written weight by weight and proven streamed,
+/// and a variant only the in-memory path makes is reported as not made, saying why.
+#[test]
+fn a_model_too_large_to_hold_gets_its_variants_made_weight_by_weight() {
+    let server = Server::start_with(
+        Backend::Embedded,
+        &[("KILN_STREAMED_VARIANTS_ABOVE_MB", "0")],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("llama");
+    sample_models::llama(64, 64, 2, 4, 2)
+        .unwrap()
+        .to_dtype(candle_core::DType::BF16)
+        .unwrap()
+        .write_safetensors(&source)
+        .unwrap();
+    assert_ok(&server.kiln(&[
+        "push",
+        source.to_str().unwrap(),
+        "acme/streamed:1",
+        "--variants",
+        "fp32,fp16,int4,int8-b32",
+    ]));
+    let detail = settled(&server, "acme/streamed:1");
+    assert_eq!(detail["status"], "ready", "{detail:#}");
+    for name in ["fp16", "int4", "int8-b32"] {
+        let variant = detail["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {detail:#}"));
+        assert_eq!(variant["status"], "deployable", "{variant:#}");
+        assert_eq!(
+            variant["validation"]["engine"], "kiln evaluator (CPU, streamed)",
+            "{variant:#}"
+        );
+    }
+    let optimize = detail["pipeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "optimize")
+        .unwrap();
+    let not_made = &optimize["report"]["not_made"][0];
+    assert_eq!(not_made["variant"], "fp32", "{optimize:#}");
+    assert!(
+        not_made["reason"]
+            .as_str()
+            .unwrap()
+            .contains("KILN_STREAMED_VARIANTS_ABOVE_MB"),
+        "{not_made:#}"
+    );
+}

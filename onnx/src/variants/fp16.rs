@@ -7,7 +7,10 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use candle_core::{DType, Device};
 
+mod sixteen_bit;
 mod subgraphs;
+
+pub use sixteen_bit::write_streamed;
 
 use crate::ModelError;
 use crate::eval::tensor_io;
@@ -62,7 +65,11 @@ pub(super) fn fp32_slots(
     non_float: &HashSet<String>,
 ) -> (Vec<usize>, Vec<usize>) {
     let op = node.op_type.as_deref().unwrap_or("");
-    if KEEP_FP32.contains(&op) && node.input.first().is_none_or(|i| !non_float.contains(i)) {
+    // x·x (RMSNorm's mean of squares) overflows fp16 once |x| passes 256, which a Llama's activations do.
+    let squares = op == "Mul" && node.input.len() == 2 && node.input[0] == node.input[1];
+    if (KEEP_FP32.contains(&op) || squares)
+        && node.input.first().is_none_or(|i| !non_float.contains(i))
+    {
         return (
             (0..node.input.len()).collect(),
             (0..node.output.len()).collect(),
@@ -246,6 +253,17 @@ fn is_float_value(v: &crate::proto::ValueInfoProto) -> bool {
 
 pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
     let mut model = optimized.clone();
+    sixteen_bit::widen_cast_weights(&mut model)?;
+    convert_with(&model, &to_half)
+}
+
+/// [`convert`] with `narrow` making each fp16 initializer from its fp32 one (the streamed variant
+/// defers the data of external ones to its writer).
+fn convert_with(
+    model: &ModelProto,
+    narrow: &dyn Fn(&TensorProto) -> Result<TensorProto, ModelError>,
+) -> Result<ModelProto, ModelError> {
+    let mut model = model.clone();
     let opset = crate::model_check::ai_onnx_opset(&model).unwrap_or(1);
     let graph = model
         .graph
@@ -301,7 +319,7 @@ pub fn convert(optimized: &ModelProto) -> Result<ModelProto, ModelError> {
             copies.push(copy);
         }
         if !fp32_params.contains(&name) {
-            *t = to_half(t)?;
+            *t = narrow(t)?;
             half.insert(name);
         }
     }

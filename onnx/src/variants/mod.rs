@@ -2,6 +2,8 @@
 //! validation against the original on the same generated inputs.
 
 mod fp16;
+
+pub use fp16::write_streamed as write_fp16_streamed;
 pub mod inputs;
 mod int8;
 mod int8_dynamic;
@@ -105,7 +107,7 @@ impl VariantKind {
 
 /// Gives every node a name no other node has (ONNX Runtime refuses duplicates; the rewrites above add
 /// nodes named after their outputs, which may meet an existing name).
-fn unique_node_names(model: &mut ModelProto) {
+pub(super) fn unique_node_names(model: &mut ModelProto) {
     let Some(graph) = model.graph.as_mut() else {
         return;
     };

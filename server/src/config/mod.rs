@@ -56,6 +56,7 @@ struct RawSettings {
     embedded_runner: Option<bool>,
     embedded_runner_threads: Option<u32>,
     step_memory_mb: Option<u64>,
+    streamed_variants_above_mb: Option<u64>,
     step_time_secs: Option<u64>,
     #[serde(default, deserialize_with = "sources::text")]
     log_format: Option<String>,
@@ -93,6 +94,9 @@ pub struct Settings {
     pub embedded_runner_threads: u32,
     /// Memory (address space) a pipeline step's child process may use, bytes (KILN_STEP_MEMORY_MB).
     pub step_memory_bytes: u64,
+    /// Models whose weights take more than this are optimized streamed, weight by weight (bytes;
+    /// KILN_STREAMED_VARIANTS_ABOVE_MB, default an eighth of the step memory).
+    pub streamed_variants_above_bytes: u64,
     /// Wall-clock time one pipeline step may take (KILN_STEP_TIME_SECS).
     pub step_time: std::time::Duration,
     /// The kiln-server program its child processes run (pipeline steps, the embedded runner): this binary
@@ -230,6 +234,8 @@ impl Settings {
                 "must be between 256 and 1073741824",
             ));
         }
+        let streamed_variants_above_mb =
+            raw.streamed_variants_above_mb.unwrap_or(step_memory_mb / 8);
         let step_time_secs = raw.step_time_secs.unwrap_or(3600);
         if !(1..=7 * 86_400).contains(&step_time_secs) {
             return Err(config_error(
@@ -340,6 +346,7 @@ impl Settings {
             embedded_runner: raw.embedded_runner.unwrap_or(true),
             embedded_runner_threads,
             step_memory_bytes: step_memory_mb * 1024 * 1024,
+            streamed_variants_above_bytes: streamed_variants_above_mb.saturating_mul(1024 * 1024),
             step_time: std::time::Duration::from_secs(step_time_secs),
             server_executable: None,
             log_json,

@@ -22,6 +22,8 @@ pub struct StepLimits {
     pub memory_bytes: u64,
     /// Wall-clock time one step may take.
     pub time: Duration,
+    /// Models whose weights take more than this are optimized streamed (bytes).
+    pub streamed_above_bytes: u64,
 }
 
 impl StepLimits {

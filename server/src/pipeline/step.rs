@@ -37,6 +37,8 @@ pub enum StepRequest {
         variants: Option<Vec<String>>,
         /// Tolerances replacing the defaults, by variant name.
         tolerances: std::collections::BTreeMap<String, f64>,
+        /// Models whose weights take more than this are optimized streamed.
+        streamed_above_bytes: u64,
     },
 }
 
@@ -125,11 +127,13 @@ pub fn run_step(request: StepRequest) -> Result<StepOutput, StepFailure> {
             out_dir,
             variants,
             tolerances,
+            streamed_above_bytes,
         } => super::optimize::make_variants(
             &model_file,
             sample_inputs.as_deref(),
             &out_dir,
             (variants.as_deref(), &tolerances),
+            streamed_above_bytes,
         ),
     };
     Ok(output?)

@@ -204,6 +204,7 @@ fn step_limits(settings: &Settings) -> Result<StepLimits, Error> {
         executable: server_executable(settings)?,
         memory_bytes: settings.step_memory_bytes,
         time: settings.step_time,
+        streamed_above_bytes: settings.streamed_variants_above_bytes,
     })
 }
 

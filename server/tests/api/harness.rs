@@ -104,6 +104,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         embedded_runner: false,
         embedded_runner_threads: 1,
         step_memory_bytes: 4 * 1024 * 1024 * 1024,
+        streamed_variants_above_bytes: 512 * 1024 * 1024,
         step_time: std::time::Duration::from_secs(600),
         // Pipeline steps and the embedded runner run in the real server binary, as they do in production.
         server_executable: Some(env!("CARGO_BIN_EXE_kiln-server").into()),

@@ -83,12 +83,6 @@ fn pushed_inputs(
     Ok((tensors, description))
 }
 
-/// Models whose weights take more than this are not loaded whole: their reference and variants are
-/// computed streamed (weights read when a node needs them), and only the variants made weight by weight
-/// (fp16 is not yet among them) are made. The whole-model path holds about five fp32 copies of the
-/// weights (docs/benchmarks.md: 2.2 GiB for BERT-base's 438 MB).
-pub const WHOLE_MODEL_BYTES: u64 = 1 << 30;
-
 /// The original's outputs on the validation inputs, and the model optimized for the in-memory variants
 /// (None when the model is too large to hold: then the reference ran streamed).
 fn reference(
@@ -129,17 +123,29 @@ fn reference(
     Ok((reference, Some(model), passes))
 }
 
-/// A weight-only variant, written from the model's files and judged streamed.
-fn weight_only(
+/// A variant written from the model's files weight by weight and judged streamed: the weight-only
+/// ones always, fp16 for a model too large to hold.
+fn from_files(
     model_file: &Path,
     out_dir: &Path,
-    how: kiln_onnx::variants::weight_only::WeightOnly,
+    kind: VariantKind,
     reference: &Reference,
     tolerance: f64,
 ) -> Result<MadeVariant, ModelError> {
-    let dir = out_dir.join(how.name());
+    let dir = out_dir.join(kind.name());
     std::fs::create_dir_all(&dir)?;
-    let (files, _) = kiln_onnx::variants::weight_only::write(model_file, &dir, how)?;
+    let files = match kind {
+        VariantKind::WeightOnly(how) => {
+            kiln_onnx::variants::weight_only::write(model_file, &dir, how)?.0
+        }
+        VariantKind::Fp16 => kiln_onnx::variants::write_fp16_streamed(model_file, &dir)?,
+        other => {
+            return Err(ModelError::Unsupported(format!(
+                "{} is made in memory only",
+                other.name()
+            )));
+        }
+    };
     let variant = kiln_onnx::model_check::decode(std::fs::read(&files[0].1)?.into())?;
     let checked = kiln_onnx::model_check::check_model(&variant)?;
     let (passed, validation) = verdict(
@@ -147,7 +153,7 @@ fn weight_only(
         tolerance,
     );
     Ok(MadeVariant {
-        name: how.name(),
+        name: kind.name(),
         status: if passed {
             VariantStatus::Deployable
         } else {
@@ -179,22 +185,29 @@ fn verdict(
     }
 }
 
+/// Makes `kinds`. A model whose weights take more than `streamed_above_bytes` is not loaded whole: its
+/// reference and variants are computed streamed (weights read when a node needs them), and only the
+/// variants made weight by weight (fp16 and the weight-only ones) are made. The whole-model path holds
+/// about five fp32 copies of the weights (docs/benchmarks.md: 2.2 GiB for BERT-base's 438 MB), hence
+/// the default of an eighth of the step's memory.
 fn make_all(
     model_file: &Path,
     model: &kiln_onnx::proto::ModelProto,
-    sample_inputs: Option<&Path>,
-    out_dir: &Path,
+    (sample_inputs, out_dir): (Option<&Path>, &Path),
     kinds: &[(VariantKind, f64)],
+    streamed_above_bytes: u64,
 ) -> Result<(Vec<MadeVariant>, serde_json::Value), ModelError> {
     let base = model_file.parent().unwrap_or(Path::new("."));
     let weight_bytes = kiln_onnx::model_check::initializer_bytes(model);
-    let whole = weight_bytes <= WHOLE_MODEL_BYTES;
+    let whole = weight_bytes <= streamed_above_bytes;
     let (reference, optimized, passes) = reference(model, base, sample_inputs, whole)?;
     let mut made = Vec::new();
     let mut skipped = Vec::new();
     for &(kind, tolerance) in kinds {
-        if let VariantKind::WeightOnly(how) = kind {
-            match weight_only(model_file, out_dir, how, &reference, tolerance) {
+        let streamed = matches!(kind, VariantKind::WeightOnly(_))
+            || (kind == VariantKind::Fp16 && optimized.is_none());
+        if streamed {
+            match from_files(model_file, out_dir, kind, &reference, tolerance) {
                 Ok(variant) => made.push(variant),
                 Err(e) => skipped
                     .push(serde_json::json!({ "variant": kind.name(), "reason": e.to_string() })),
@@ -203,10 +216,11 @@ fn make_all(
         }
         let Some(optimized) = optimized.as_ref() else {
             let reason = format!(
-                "the model's weights take {:.1} GiB, more than the {} GiB the in-memory variants \
-                 hold; the weight-only variants (int4, int8-bN) are made weight by weight",
-                weight_bytes as f64 / (1u64 << 30) as f64,
-                WHOLE_MODEL_BYTES >> 30
+                "the model's weights take {} MiB, more than the {} MiB made in memory \
+                 (KILN_STREAMED_VARIANTS_ABOVE_MB); fp16 and the weight-only variants (int4, int8-bN) \
+                 are made weight by weight",
+                weight_bytes >> 20,
+                streamed_above_bytes >> 20
             );
             skipped.push(serde_json::json!({ "variant": kind.name(), "reason": reason }));
             continue;
@@ -259,6 +273,7 @@ pub(in crate::pipeline) fn make_variants(
     sample_inputs: Option<&Path>,
     out_dir: &Path,
     (variants, tolerances): (Option<&[String]>, &BTreeMap<String, f64>),
+    streamed_above_bytes: u64,
 ) -> Result<StepOutput, JobError> {
     let model = kiln_onnx::model_check::decode(
         std::fs::read(model_file)
@@ -282,8 +297,14 @@ pub(in crate::pipeline) fn make_variants(
                 .ok_or_else(|| JobError::Refused(format!("unknown variant {name:?}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (made, outcome) =
-        make_all(model_file, &model, sample_inputs, out_dir, &kinds).map_err(blocking_failure)?;
+    let (made, outcome) = make_all(
+        model_file,
+        &model,
+        (sample_inputs, out_dir),
+        &kinds,
+        streamed_above_bytes,
+    )
+    .map_err(blocking_failure)?;
     Ok(StepOutput::Optimized {
         made,
         passes: outcome["passes"].clone(),

@@ -104,6 +104,7 @@ async fn run(
         out_dir: workspace.scratch().join("variants"),
         variants: names,
         tolerances,
+        streamed_above_bytes: context.step_limits.streamed_above_bytes,
     };
     let StepOutput::Optimized {
         made,

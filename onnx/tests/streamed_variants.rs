@@ -1,6 +1,7 @@
-//! Weight-only variants of a converted bf16 decoder, written weight by weight from its files: int4 in
-//! `MatMulNBits` and in blocked `DequantizeLinear` (opset 21), int8 blocked, symmetric and asymmetric,
-//! each run streamed on the inputs kiln generates for the cached graph and judged against the original.
+//! Variants of a converted bf16 decoder written weight by weight from its files, as models too large to
+//! hold get them: weight-only int4 in `MatMulNBits` and in blocked `DequantizeLinear` (opset 21), int8
+//! blocked, symmetric and asymmetric, and fp16 from bf16; each run streamed on the inputs kiln
+//! generates for the cached graph and judged against the original.
 
 use std::path::Path;
 
@@ -150,4 +151,68 @@ fn a_model_without_matmul_weights_is_refused_saying_why() {
         err.to_string().contains("nothing to quantize weight-only"),
         "{err}"
     );
+}
+
+/// fp16 from bf16: every weight is stored fp16 (none stays bf16, no Cast widens one), RMSNorm's squares
+/// stay fp32, and the variant is within fp16's tolerance; the in-memory path makes the same graph.
+#[test]
+fn fp16_from_a_bf16_decoder_is_written_weight_by_weight() {
+    use kiln_onnx::proto::tensor_proto::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let original_path = converted_llama(dir.path());
+    let original = decode(std::fs::read(&original_path).unwrap().into()).unwrap();
+    let (inputs, described) = kiln_onnx::variants::inputs::generate(&original).unwrap();
+    let reference = Reference::compute_streamed(
+        &original,
+        original_path.parent().unwrap(),
+        inputs,
+        described,
+    )
+    .unwrap();
+    let out = dir.path().join("fp16");
+    std::fs::create_dir_all(&out).unwrap();
+    let files = kiln_onnx::variants::write_fp16_streamed(&original_path, &out).unwrap();
+    let variant = decode(std::fs::read(&files[0].1).unwrap().into()).unwrap();
+    kiln_onnx::model_check::check_model(&variant).unwrap();
+    let graph = variant.graph.as_ref().unwrap();
+    let weights = graph
+        .initializer
+        .iter()
+        .filter(|t| t.name.as_deref().is_some_and(|n| n.ends_with(".weight")));
+    for t in weights {
+        assert_eq!(t.data_type, Some(DataType::Float16 as i32), "{:?}", t.name);
+    }
+    // A square's two operands are Casts to fp32 of one value (`x.fp32.N.0`, `x.fp32.N.1`).
+    let widened = |input: &str| {
+        input
+            .split_once(".fp32.")
+            .map(|(value, _)| value.to_owned())
+    };
+    let squares = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type.as_deref() == Some("Mul"))
+        .filter(|n| widened(&n.input[0]).is_some() && widened(&n.input[0]) == widened(&n.input[1]))
+        .count();
+    assert_eq!(
+        squares,
+        2 * 2 + 1,
+        "two RMSNorms a layer and the final one square in fp32"
+    );
+    let verdict = reference.judge_streamed(&variant, &out, 1e-2).unwrap();
+    assert!(verdict.passed, "{verdict:?}");
+
+    let mut held = original.clone();
+    kiln_onnx::model_writer::internalize(&mut held, original_path.parent().unwrap()).unwrap();
+    let in_memory = kiln_onnx::variants::VariantKind::Fp16.make(&held).unwrap();
+    let ops = |m: &kiln_onnx::proto::ModelProto| -> Vec<String> {
+        m.graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.clone().unwrap())
+            .collect()
+    };
+    assert_eq!(ops(&in_memory), ops(&variant));
 }
