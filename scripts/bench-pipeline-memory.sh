@@ -7,7 +7,7 @@
 # (bert-base: BERT-base's shape, 109 M parameters; llama-3b and llama-7b: random bf16 Llamas with
 # OpenLLaMA-3B's and Llama-2-7B's shapes, sharded as save_pretrained writes them. The embedded runner is
 # off so that only the API process and its step children are measured. KILN_BENCH_VARIANTS=LIST pushes
-# with --variants LIST: a 7B model's default variants need about 6 times its 13.5 GB on disk, int4 alone
+# with --variants LIST, KILN_BENCH_LAYERS=N gives a Llama N layers: a 7B model's default variants need about 6 times its 13.5 GB on disk, int4 alone
 # about 3 times. The checkpoint is removed once pushed, to leave the disk to the server.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ source scripts/throwaway-server.sh
 # The embedded runner off: only the API process and its step children are measured.
 start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false
 case "$family" in
-  llama-*) "$bin/examples/llama_checkpoint" "$work/model" "${family#llama-}" >/dev/null ;;
+  llama-*) "$bin/examples/llama_checkpoint" "$work/model" "${family#llama-}" ${KILN_BENCH_LAYERS:-} >/dev/null ;;
   *) "$bin/examples/sample_checkpoint" "$family" "$work/model" >/dev/null ;;
 esac
 checkpoint_bytes=$(du -sb "$work/model" | cut -f1)

@@ -151,6 +151,30 @@ pub struct BenchmarkResult {
     /// The runner that measured it.
     pub runner: String,
     pub measured_at: DateTime<Utc>,
+    /// For a decoder (a model with a key/value cache): generating with the cache at this batch size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationResult>,
+}
+
+/// A decoder generating greedily with its key/value cache, what fleets are sized by: the prompt's
+/// forward pass (time to first token) and the token-by-token steps after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GenerationResult {
+    /// Tokens in each sequence's prompt.
+    #[schema(minimum = 1)]
+    pub prompt_tokens: i64,
+    /// Tokens generated after the first, one step each.
+    #[schema(minimum = 1)]
+    pub generated_tokens: i64,
+    /// Median time of the prompt's forward pass, which yields the first token.
+    #[schema(minimum = 0)]
+    pub time_to_first_token_ms: f64,
+    /// Median time of one decoding step (one token for each sequence of the batch).
+    #[schema(minimum = 0)]
+    pub per_token_ms: f64,
+    /// Tokens per second over the batch while decoding: batch_size / per_token_ms.
+    #[schema(minimum = 0)]
+    pub tokens_per_second: f64,
 }
 
 /// An alias and the version it names now.

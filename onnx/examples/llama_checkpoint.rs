@@ -30,11 +30,16 @@ struct Shape {
 /// (name, shape, centre, uniform half-range).
 type Planned = (String, Vec<usize>, f32, f32);
 
-/// Linear weights and embeddings near Hugging Face's init (std 0.02), norms near 1.
+/// Linear weights and embeddings near Hugging Face's init (std 0.02), norms near 1; the projections into
+/// the residual stream (o_proj, down_proj) scaled by 1/√(2·layers) as GPT-2 initializes them. Without
+/// that, a random 4096-wide model is chaotic: each layer multiplies any perturbation, so quantization
+/// noise that a trained model absorbs decorrelates its logits. Quality numbers on these weights measure
+/// the pipeline, not what a trained model would lose.
 fn tensors(s: &Shape) -> Vec<Planned> {
     let head_dim = s.hidden / s.heads;
     let kv = s.kv_heads * head_dim;
     let linear = 0.02 * 3f32.sqrt();
+    let residual = linear / (2.0 * s.layers as f32).sqrt();
     let mut all = vec![(
         "model.embed_tokens.weight".to_owned(),
         vec![s.vocab, s.hidden],
@@ -58,7 +63,12 @@ fn tensors(s: &Shape) -> Vec<Planned> {
             ("mlp.up_proj", s.intermediate, s.hidden),
             ("mlp.down_proj", s.hidden, s.intermediate),
         ] {
-            all.push((format!("{p}.{name}.weight"), vec![out, inp], 0.0, linear));
+            let range = if name.ends_with("o_proj") || name.ends_with("down_proj") {
+                residual
+            } else {
+                linear
+            };
+            all.push((format!("{p}.{name}.weight"), vec![out, inp], 0.0, range));
         }
         all.push((
             format!("{p}.post_attention_layernorm.weight"),

@@ -1,7 +1,8 @@
 //! Measuring one variant the way trtexec and onnxruntime_perf_test do: load once with the weights resident
 //! on the device (kiln's evaluator on candle tensors: `kiln_onnx::eval::Session`), warm up, then time
 //! iterations with the device synchronised before the clock is read; report p50/p90/p99 and throughput per
-//! batch size, peak memory, and how far the device's outputs are from a CPU reference.
+//! batch size, peak memory, and how far the device's outputs are from a CPU reference. A decoder is also
+//! timed generating with its cache ([`crate::generation`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -233,6 +234,7 @@ fn measure(
     } else {
         Some(Session::new(&model, base, &Device::Cpu).map_err(unsupported)?)
     };
+    let decoder = crate::generation::cache_inputs(&model);
     let batches: Vec<usize> = if has_batch_dim(&model) {
         settings.batch_sizes.clone()
     } else {
@@ -284,6 +286,17 @@ fn measure(
             run()?;
         }
         let (samples, peak_device) = timed(settings, device, device_before, run)?;
+        let generation = match &decoder {
+            Some(cache) => Some(crate::generation::measure(
+                &session,
+                cache,
+                (batch.max(1), settings.symbolic_size),
+                device,
+                cancel,
+                &failed,
+            )?),
+            None => None,
+        };
         let p50 = percentile(&samples, 50.0);
         let peak_memory_bytes = if on_cpu {
             settings.process_memory.then(memory::process_peak).flatten()
@@ -310,6 +323,7 @@ fn measure(
             max_abs_error,
             runner: runner.to_owned(),
             measured_at: chrono::Utc::now(),
+            generation,
         });
     }
     Ok(results)

@@ -4,6 +4,7 @@
 pub mod coordinator;
 pub mod device;
 pub mod engine;
+pub mod generation;
 pub mod http;
 pub mod work;
 

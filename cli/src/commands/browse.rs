@@ -215,12 +215,18 @@ fn show_version(detail: &VersionDetail, json: bool) {
         .flat_map(|v| v.benchmarks.iter().map(move |b| (v, b)))
         .collect();
     if !measured.is_empty() {
-        let mut out = table(&[
+        // A decoder's generation columns only when some result has them.
+        let generating = measured.iter().any(|(_, b)| b.generation.is_some());
+        let mut header = vec![
             "VARIANT", "DEVICE", "BATCH", "P50 MS", "P90 MS", "P99 MS", "ITEMS/S", "THREADS",
-        ]);
+        ];
+        if generating {
+            header.extend(["FIRST TOKEN MS", "TOKENS/S"]);
+        }
+        let mut out = table(&header);
         for (v, b) in measured {
             let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
-            out.add_row(vec![
+            let mut row = vec![
                 Cell::new(&v.name),
                 Cell::new(format!("{} ({})", b.device, b.device_name)),
                 right(b.batch_size.to_string()),
@@ -229,7 +235,17 @@ fn show_version(detail: &VersionDetail, json: bool) {
                 right(format!("{:.3}", b.p99_ms)),
                 right(format!("{:.0}", b.throughput)),
                 right(b.threads.map_or("-".to_owned(), |t| t.to_string())),
-            ]);
+            ];
+            if generating {
+                let g = b.generation.as_ref();
+                row.push(right(g.map_or("-".to_owned(), |g| {
+                    format!("{:.3}", g.time_to_first_token_ms)
+                })));
+                row.push(right(g.map_or("-".to_owned(), |g| {
+                    format!("{:.1}", g.tokens_per_second)
+                })));
+            }
+            out.add_row(row);
         }
         println!("\nbenchmarks:\n{out}");
     }

@@ -128,6 +128,21 @@ fn check(results: Vec<BenchmarkResult>) -> Result<Vec<BenchmarkResult>, Error> {
         if r.peak_memory_bytes.is_some_and(|m| m < 0) {
             return bad("peak_memory_bytes must be at least 0".to_owned());
         }
+        if let Some(g) = &r.generation {
+            let times = [
+                g.time_to_first_token_ms,
+                g.per_token_ms,
+                g.tokens_per_second,
+            ];
+            if g.prompt_tokens < 1 || g.generated_tokens < 1 {
+                return bad(
+                    "generation needs at least one prompt and one generated token".to_owned(),
+                );
+            }
+            if times.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return bad("generation times must be finite and non-negative".to_owned());
+            }
+        }
     }
     Ok(results)
 }

@@ -44,6 +44,9 @@ pub struct BenchmarkRow {
     pub p90: String,
     pub p99: String,
     pub throughput: String,
+    /// A decoder's time to first token and tokens per second generating (empty for other models).
+    pub first_token: String,
+    pub tokens_per_second: String,
     pub memory: String,
     pub engine: String,
 }
@@ -216,6 +219,16 @@ fn benchmark_rows(variants: &[VariantDetail]) -> Vec<BenchmarkRow> {
                 p90: display::number(b.p90_ms),
                 p99: display::number(b.p99_ms),
                 throughput: display::number(b.throughput),
+                first_token: b
+                    .generation
+                    .as_ref()
+                    .map(|g| display::number(g.time_to_first_token_ms))
+                    .unwrap_or_default(),
+                tokens_per_second: b
+                    .generation
+                    .as_ref()
+                    .map(|g| display::number(g.tokens_per_second))
+                    .unwrap_or_default(),
                 memory: b.peak_memory_bytes.map(display::bytes).unwrap_or_default(),
                 engine: b.engine.clone(),
             });
