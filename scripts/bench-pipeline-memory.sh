@@ -62,8 +62,8 @@ for j in d["pipeline"]:
 for v in d["variants"]:
     size = sum(f["size"] for f in v["files"])
     val = v.get("validation") or {}
-    print("  variant %-10s %-10s %8.0f MiB  rel L2 %s  top-1 %s" % (v["name"], v["status"], size / 2**20,
-          val.get("rel_l2_error", "-"), val.get("top1_agreement", "-")))'
+    print("  variant %-10s %-10s %8.0f MiB  rel L2 %s  top-1 %s  top-5 %s" % (v["name"], v["status"],
+          size / 2**20, val.get("rel_l2_error", "-"), val.get("top1_agreement", "-"), val.get("top5_agreement", "-")))'
 printf '\n| %s (%s build) | MiB |\n|---|---|\n' "$family" "$profile"
 printf '| API process, peak RSS during the pipeline | %d |\n' $((api_peak / 1024))
 printf '| API process, RSS idle afterwards | %d |\n' $((idle / 1024))

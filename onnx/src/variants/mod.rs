@@ -179,36 +179,44 @@ pub struct VariantValidation {
     /// Share of rows whose arg-max over the last axis agrees, for outputs that look like class scores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top1_agreement: Option<f64>,
+    /// Share of rows whose original arg-max is among the variant's five highest (more than five entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top5_agreement: Option<f64>,
     pub tolerance_rel_l2: f64,
     pub passed: bool,
 }
 
-/// Arg-max agreement over the last axis, when it has at least two entries.
-fn top1(actual: &Tensor, expected: &Tensor) -> Result<Option<f64>, ModelError> {
+/// Agreement over the last axis, when it has at least two entries: the share of rows whose arg-max is
+/// the same (top-1), and, with more than five entries, the share whose original arg-max is among the
+/// variant's five highest (top-5, how next-token agreement is read for a language model).
+fn agreement(actual: &Tensor, expected: &Tensor) -> Result<Option<(f64, Option<f64>)>, ModelError> {
     let classes = *expected.dims().last().unwrap_or(&0);
     if expected.rank() < 2 || classes < 2 {
         return Ok(None);
     }
-    let a = actual
-        .to_dtype(candle_core::DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    let e = expected
-        .to_dtype(candle_core::DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
+    let values = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
+        Ok(t.to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    };
+    let (a, e) = (values(actual)?, values(expected)?);
     let argmax = |row: &[f32]| {
         row.iter()
             .enumerate()
             .fold(0, |b, (i, v)| if *v > row[b] { i } else { b })
     };
-    let rows = e.len() / classes;
-    let same = a
-        .chunks(classes)
-        .zip(e.chunks(classes))
-        .filter(|(x, y)| argmax(x) == argmax(y))
-        .count();
-    Ok(Some(same as f64 / rows.max(1) as f64))
+    let rows = (e.len() / classes).max(1) as f64;
+    let (mut top1, mut top5) = (0usize, 0usize);
+    for (x, y) in a.chunks(classes).zip(e.chunks(classes)) {
+        let wanted = argmax(y);
+        top1 += usize::from(argmax(x) == wanted);
+        // The original's choice is in the variant's top five when fewer than five entries beat it.
+        top5 += usize::from(x.iter().filter(|v| **v > x[wanted]).count() < 5);
+    }
+    Ok(Some((
+        top1 as f64 / rows,
+        (classes > 5).then_some(top5 as f64 / rows),
+    )))
 }
 
 /// The original model's outputs on the validation inputs, computed once and compared with every variant.
@@ -298,15 +306,18 @@ impl Reference {
         tolerance: f64,
     ) -> Result<VariantValidation, ModelError> {
         let mut outputs = Vec::new();
-        let mut agreement: Option<f64> = None;
+        let (mut top1, mut top5): (Option<f64>, Option<f64>) = (None, None);
         for ((name, e), a) in self.outputs.iter().zip(&actual) {
             outputs.push(compare(name, a, e)?);
             // A decoder's cached keys and values are no scores to agree on.
             if name.starts_with("present.") {
                 continue;
             }
-            if let Some(t) = top1(a, e)? {
-                agreement = Some(agreement.map_or(t, |s: f64| s.min(t)));
+            if let Some((t1, t5)) = agreement(a, e)? {
+                top1 = Some(top1.map_or(t1, |s: f64| s.min(t1)));
+                if let Some(t5) = t5 {
+                    top5 = Some(top5.map_or(t5, |s: f64| s.min(t5)));
+                }
             }
         }
         let max_abs_error = crate::validate::worst(outputs.iter().map(|o| o.max_abs_error));
@@ -320,7 +331,8 @@ impl Reference {
             outputs,
             max_abs_error,
             rel_l2_error,
-            top1_agreement: agreement,
+            top1_agreement: top1,
+            top5_agreement: top5,
             tolerance_rel_l2: tolerance,
             passed,
         })
