@@ -23,17 +23,7 @@ fn peak_rss_mib() -> f64 {
 
 /// Converts the checkpoint in `dir` (out of the process's own writing), prints one table row.
 fn bench(dir: &Path, label: &str, rss_before: f64) {
-    let files: Vec<SourceFile> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let local = e.unwrap().path();
-            SourceFile {
-                path: local.file_name().unwrap().to_string_lossy().into_owned(),
-                format: kiln_onnx::format::detect_file(&local).unwrap(),
-                local,
-            }
-        })
-        .collect();
+    let files = SourceFile::list(dir).expect("the checkpoint folder");
     let started = Instant::now();
     let Plan::HuggingFace(checkpoint) = plan(&files).expect("plan") else {
         panic!("a Hugging Face checkpoint")

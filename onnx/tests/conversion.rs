@@ -13,16 +13,7 @@ use kiln_onnx::sample_models;
 use kiln_onnx::validate::{FP32_REL_L2_TOLERANCE, compare};
 
 fn sources(dir: &Path) -> Vec<SourceFile> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let local = entry.unwrap().path();
-        files.push(SourceFile {
-            path: local.file_name().unwrap().to_str().unwrap().to_owned(),
-            format: kiln_onnx::format::detect_file(&local).unwrap(),
-            local,
-        });
-    }
-    files
+    SourceFile::list(dir).unwrap()
 }
 
 fn convert_dir(dir: &Path, family: Family) -> kiln_onnx::convert::Converted {

@@ -30,18 +30,7 @@ fn converted_with(
     max_inline: u64,
 ) -> Session {
     sample.write_safetensors(dir).unwrap();
-    let files: Vec<SourceFile> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let local = e.unwrap().path();
-            SourceFile {
-                path: local.file_name().unwrap().to_str().unwrap().to_owned(),
-                format: kiln_onnx::format::detect_file(&local).unwrap(),
-                local,
-            }
-        })
-        .collect();
-    let Plan::HuggingFace(checkpoint) = plan(&files).unwrap() else {
+    let Plan::HuggingFace(checkpoint) = plan(&SourceFile::list(dir).unwrap()).unwrap() else {
         panic!("a Hugging Face checkpoint")
     };
     assert_eq!(checkpoint.family, family);

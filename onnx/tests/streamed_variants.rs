@@ -18,18 +18,7 @@ fn converted_llama(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     let source = dir.join("checkpoint");
     sample.write_sharded(&source, 2).unwrap();
-    let files: Vec<SourceFile> = std::fs::read_dir(&source)
-        .unwrap()
-        .map(|e| {
-            let local = e.unwrap().path();
-            SourceFile {
-                path: local.file_name().unwrap().to_str().unwrap().to_owned(),
-                format: kiln_onnx::format::detect_file(&local).unwrap(),
-                local,
-            }
-        })
-        .collect();
-    let Plan::HuggingFace(checkpoint) = plan(&files).unwrap() else {
+    let Plan::HuggingFace(checkpoint) = plan(&SourceFile::list(&source).unwrap()).unwrap() else {
         panic!("a checkpoint")
     };
     let out = dir.join("onnx");

@@ -41,6 +41,33 @@ pub struct SourceFile {
     pub format: ModelFormat,
 }
 
+impl SourceFile {
+    /// The files directly in `dir` (a checkpoint or model folder), by name, each with its detected format.
+    pub fn list(dir: &Path) -> Result<Vec<SourceFile>, ModelError> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let local = entry?.path();
+            if !local.is_file() {
+                continue;
+            }
+            let path = local
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    ModelError::InvalidModel(format!("{} has no usable name", local.display()))
+                })?
+                .to_owned();
+            files.push(SourceFile {
+                path,
+                format: crate::format::detect_file(&local)?,
+                local,
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+}
+
 /// The transformer families kiln builds ONNX graphs for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

@@ -24,6 +24,7 @@ from .error_body import ErrorBody
 from .error_response import ErrorResponse
 from .file_entry import FileEntry
 from .flagged_file import FlaggedFile
+from .generation_result import GenerationResult
 from .health_check import HealthCheck
 from .health_response import HealthResponse
 from .heartbeat_ack import HeartbeatAck
@@ -101,6 +102,7 @@ __all__ = (
     "ErrorResponse",
     "FileEntry",
     "FlaggedFile",
+    "GenerationResult",
     "HealthCheck",
     "HealthResponse",
     "HeartbeatAck",

@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.benchmark_result_input_shapes import BenchmarkResultInputShapes
+    from ..models.generation_result import GenerationResult
 
 
 T = TypeVar("T", bound="BenchmarkResult")
@@ -37,6 +38,7 @@ class BenchmarkResult:
             throughput (float): Items per second at the median latency: batch_size / p50.
             warmup_iterations (int):
             driver (None | str | Unset): GPU driver and CUDA versions, when on a GPU.
+            generation (GenerationResult | None | Unset):
             max_abs_error (float | None | Unset): Largest absolute difference of the outputs on this device from kiln's CPU
                 reference.
             peak_memory_bytes (int | None | Unset): Peak memory while running: GPU memory in use on the device, or the
@@ -59,12 +61,15 @@ class BenchmarkResult:
     throughput: float
     warmup_iterations: int
     driver: None | str | Unset = UNSET
+    generation: GenerationResult | None | Unset = UNSET
     max_abs_error: float | None | Unset = UNSET
     peak_memory_bytes: int | None | Unset = UNSET
     threads: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.generation_result import GenerationResult
+
         batch_size = self.batch_size
 
         device = self.device
@@ -96,6 +101,14 @@ class BenchmarkResult:
             driver = UNSET
         else:
             driver = self.driver
+
+        generation: dict[str, Any] | None | Unset
+        if isinstance(self.generation, Unset):
+            generation = UNSET
+        elif isinstance(self.generation, GenerationResult):
+            generation = self.generation.to_dict()
+        else:
+            generation = self.generation
 
         max_abs_error: float | None | Unset
         if isinstance(self.max_abs_error, Unset):
@@ -136,6 +149,8 @@ class BenchmarkResult:
         )
         if driver is not UNSET:
             field_dict["driver"] = driver
+        if generation is not UNSET:
+            field_dict["generation"] = generation
         if max_abs_error is not UNSET:
             field_dict["max_abs_error"] = max_abs_error
         if peak_memory_bytes is not UNSET:
@@ -148,6 +163,7 @@ class BenchmarkResult:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.benchmark_result_input_shapes import BenchmarkResultInputShapes
+        from ..models.generation_result import GenerationResult
 
         d = dict(src_dict)
         batch_size = d.pop("batch_size")
@@ -184,6 +200,23 @@ class BenchmarkResult:
             return cast(None | str | Unset, data)
 
         driver = _parse_driver(d.pop("driver", UNSET))
+
+        def _parse_generation(data: object) -> GenerationResult | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                generation_type_0 = GenerationResult.from_dict(data)
+
+                return generation_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(GenerationResult | None | Unset, data)
+
+        generation = _parse_generation(d.pop("generation", UNSET))
 
         def _parse_max_abs_error(data: object) -> float | None | Unset:
             if data is None:
@@ -227,6 +260,7 @@ class BenchmarkResult:
             throughput=throughput,
             warmup_iterations=warmup_iterations,
             driver=driver,
+            generation=generation,
             max_abs_error=max_abs_error,
             peak_memory_bytes=peak_memory_bytes,
             threads=threads,

@@ -152,7 +152,18 @@ fn from_files(
         reference.judge_streamed(&variant, &dir, tolerance),
         tolerance,
     );
-    Ok(MadeVariant {
+    Ok(made(kind, passed, checked, validation, files))
+}
+
+/// A made variant, deployable when it passed its validation, rejected (kept with its numbers) when not.
+fn made(
+    kind: VariantKind,
+    passed: bool,
+    checked: kiln_onnx::model_check::CheckedModel,
+    validation: serde_json::Value,
+    files: Vec<(String, std::path::PathBuf)>,
+) -> MadeVariant {
+    MadeVariant {
         name: kind.name(),
         status: if passed {
             VariantStatus::Deployable
@@ -162,7 +173,7 @@ fn from_files(
         checked,
         validation,
         files,
-    })
+    }
 }
 
 fn verdict(
@@ -248,17 +259,7 @@ fn make_all(
             "model.onnx",
             kiln_onnx::model_writer::MAX_INLINE_BYTES,
         )?;
-        made.push(MadeVariant {
-            name: kind.name(),
-            status: if passed {
-                VariantStatus::Deployable
-            } else {
-                VariantStatus::Rejected
-            },
-            checked,
-            validation,
-            files,
-        });
+        made.push(self::made(kind, passed, checked, validation, files));
     }
     Ok((
         made,
