@@ -20,7 +20,9 @@ use serde_json::json;
 use crate::db::records::{ModelRow, NamespaceRow, VersionFileRow, VersionRow};
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::models::Visible;
-use crate::db::repos::{blobs, is_unique_violation, models, namespaces, versions};
+use crate::db::repos::{
+    blobs, is_transient_conflict, is_unique_violation, models, namespaces, versions,
+};
 use crate::db::views::version_detail;
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
@@ -454,7 +456,9 @@ fn existing_version(
 }
 
 /// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the
-/// same rows first: the retry sees them.
+/// same rows first (the retry sees them), or when the database broke a deadlock with a concurrent
+/// transaction (a pipeline job storing the version's variants while the version is deleted) by
+/// aborting this one.
 fn transaction_retried<T>(
     conn: &mut DbConnection,
     mut f: impl FnMut(&mut DbConnection) -> Result<T, Error>,
@@ -463,7 +467,11 @@ fn transaction_retried<T>(
     loop {
         attempts += 1;
         match conn.transaction(&mut f) {
-            Err(Error::Database(e)) if is_unique_violation(&e) && attempts < 3 => continue,
+            Err(Error::Database(e))
+                if (is_unique_violation(&e) || is_transient_conflict(&e)) && attempts < 3 =>
+            {
+                continue;
+            }
             other => return other,
         }
     }

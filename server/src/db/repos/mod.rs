@@ -25,6 +25,18 @@ pub mod versions;
 /// Both backends cap bound parameters per statement; batch `IN (...)` lists below that.
 pub(crate) const IN_LIST_BATCH: usize = 500;
 
+/// PostgreSQL broke a deadlock by aborting this transaction, or could not serialize it: the same
+/// transaction run again succeeds. (A deadlock has no error kind of its own in diesel, so its message
+/// is matched: PostgreSQL's "deadlock detected", SQLSTATE 40P01.)
+pub(crate) fn is_transient_conflict(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
 pub(crate) fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(
         err,
