@@ -9,8 +9,8 @@ use kiln_core::api::VariantStatus;
 use kiln_onnx::ModelError;
 use kiln_onnx::variants::{Reference, VariantKind};
 
-use super::super::JobError;
-use super::super::step::{MadeVariant, StepOutput};
+use crate::pipeline::JobError;
+use crate::pipeline::step::{MadeVariant, StepOutput};
 
 fn blocking_failure(e: ModelError) -> JobError {
     match e {
