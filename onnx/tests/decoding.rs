@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
 use kiln_onnx::checkpoint::Checkpoint;
-use kiln_onnx::convert::decoder::CacheLayout;
+use kiln_onnx::convert::decoder::{self, CacheLayout};
 use kiln_onnx::convert::{
     CONVERTED_MAX_INLINE_BYTES, Family, Plan, SourceFile, convert_hf_with, gpt2, llama, plan,
 };
@@ -63,16 +63,11 @@ fn decode_cached(session: &Session, layout: CacheLayout, prompt: &Tensor) -> (Te
             ("input_ids".to_owned(), ids.clone()),
             (
                 "attention_mask".to_owned(),
-                Tensor::ones((b, total + n), DType::I64, &Device::Cpu).unwrap(),
+                decoder::attention_mask(b, total + n, &Device::Cpu).unwrap(),
             ),
             (
                 "position_ids".to_owned(),
-                Tensor::arange(total as i64, (total + n) as i64, &Device::Cpu)
-                    .unwrap()
-                    .unsqueeze(0)
-                    .unwrap()
-                    .repeat((b, 1))
-                    .unwrap(),
+                decoder::position_ids(b, total, total + n, &Device::Cpu).unwrap(),
             ),
         ]);
         for i in 0..layout.layers {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
 use kiln_core::deployment::GenerationResult;
+use kiln_onnx::convert::decoder::{attention_mask, position_ids};
 use kiln_onnx::eval::Session;
 use kiln_onnx::proto::ModelProto;
 use kiln_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
@@ -71,16 +72,6 @@ pub fn cache_inputs(model: &ModelProto) -> Option<CacheInputs> {
     (!pasts.is_empty()).then_some(CacheInputs { pasts, vocab })
 }
 
-fn ones(b: usize, n: usize, device: &Device) -> Result<Tensor, EngineError> {
-    Ok(Tensor::ones((b, n), DType::I64, device)?)
-}
-
-fn positions(b: usize, from: usize, to: usize, device: &Device) -> Result<Tensor, EngineError> {
-    Ok(Tensor::arange(from as i64, to as i64, device)?
-        .unsqueeze(0)?
-        .repeat((b, 1))?)
-}
-
 /// Times generation at `batch` with a prompt of `prompt` tokens.
 pub fn measure(
     session: &Session,
@@ -98,10 +89,13 @@ pub fn measure(
     for round in 0..ROUNDS {
         let mut inputs = HashMap::from([
             ("input_ids".to_owned(), prompt_ids.clone()),
-            ("attention_mask".to_owned(), ones(batch, prompt, device)?),
+            (
+                "attention_mask".to_owned(),
+                attention_mask(batch, prompt, device)?,
+            ),
             (
                 "position_ids".to_owned(),
-                positions(batch, 0, prompt, device)?,
+                position_ids(batch, 0, prompt, device)?,
             ),
         ]);
         for (name, heads, width) in &cache.pasts {
@@ -133,10 +127,13 @@ pub fn measure(
                 .squeeze(D::Minus1)?
                 .to_dtype(DType::I64)?;
             inputs.insert("input_ids".to_owned(), next);
-            inputs.insert("attention_mask".to_owned(), ones(batch, total + 1, device)?);
+            inputs.insert(
+                "attention_mask".to_owned(),
+                attention_mask(batch, total + 1, device)?,
+            );
             inputs.insert(
                 "position_ids".to_owned(),
-                positions(batch, total, total + 1, device)?,
+                position_ids(batch, total, total + 1, device)?,
             );
             for (name, _, _) in &cache.pasts {
                 let present = name.replacen("past_key_values.", "present.", 1);

@@ -111,13 +111,21 @@ pub struct Decoded {
     pub sequence: Tensor,
 }
 
-fn ones(b: usize, n: usize) -> Result<Tensor, ModelError> {
-    Ok(Tensor::ones((b, n), DType::I64, &Device::Cpu)?)
+/// An `attention_mask` of ones, [b, n]: every cached and new token is real.
+pub fn attention_mask(b: usize, n: usize, device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::ones((b, n), DType::I64, device)
 }
 
-fn positions(b: usize, from: usize, to: usize) -> Result<Tensor, ModelError> {
-    let row = Tensor::arange(from as i64, to as i64, &Device::Cpu)?;
-    Ok(row.unsqueeze(0)?.repeat((b, 1))?)
+/// `position_ids` from..to for each of `b` sequences, [b, to - from].
+pub fn position_ids(
+    b: usize,
+    from: usize,
+    to: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    Tensor::arange(from as i64, to as i64, device)?
+        .unsqueeze(0)?
+        .repeat((b, 1))
 }
 
 /// Runs `model` (streamed) on `prompt` [b, s] with an empty cache, then on each sequence's greedy next
@@ -132,8 +140,14 @@ pub fn prefill_and_step(
     let (b, s) = prompt.dims2()?;
     let mut inputs = HashMap::from([
         ("input_ids".to_owned(), prompt.clone()),
-        ("attention_mask".to_owned(), ones(b, s)?),
-        ("position_ids".to_owned(), positions(b, 0, s)?),
+        (
+            "attention_mask".to_owned(),
+            attention_mask(b, s, &Device::Cpu)?,
+        ),
+        (
+            "position_ids".to_owned(),
+            position_ids(b, 0, s, &Device::Cpu)?,
+        ),
     ]);
     let empty = Tensor::zeros(
         (b, layout.kv_heads, 0, layout.head_dim),
@@ -152,8 +166,14 @@ pub fn prefill_and_step(
         .to_dtype(DType::I64)?;
     let mut inputs = HashMap::from([
         ("input_ids".to_owned(), next.clone()),
-        ("attention_mask".to_owned(), ones(b, s + 1)?),
-        ("position_ids".to_owned(), positions(b, s, s + 1)?),
+        (
+            "attention_mask".to_owned(),
+            attention_mask(b, s + 1, &Device::Cpu)?,
+        ),
+        (
+            "position_ids".to_owned(),
+            position_ids(b, s, s + 1, &Device::Cpu)?,
+        ),
     ]);
     for i in 0..layout.layers {
         for part in ["key", "value"] {
@@ -196,8 +216,8 @@ pub fn complete_prompt_inputs(
             continue;
         }
         let value = match name {
-            "attention_mask" => ones(b, s)?,
-            "position_ids" => positions(b, 0, s)?,
+            "attention_mask" => attention_mask(b, s, &Device::Cpu)?,
+            "position_ids" => position_ids(b, 0, s, &Device::Cpu)?,
             past if past.starts_with("past_key_values.") => {
                 let Some(type_proto::Value::TensorType(t)) =
                     input.r#type.as_ref().and_then(|t| t.value.as_ref())
