@@ -85,6 +85,26 @@ fn get(bytes: &[u8], index: usize, bits: u32) -> u32 {
     u32::from(bytes[index / per_byte] >> shift) & ((1 << bits) - 1)
 }
 
+impl Quantized {
+    /// The unsigned code of output channel `column` at reduction index `kk`.
+    pub fn code(&self, spec: BlockSpec, column: usize, kk: usize) -> u32 {
+        let base = (column * spec.k_blocks(self.k) + kk / spec.block_size) * spec.blob();
+        get(&self.codes[base..], kk % spec.block_size, spec.bits)
+    }
+
+    /// The zero point of channel `column`'s block `block` (the default one for symmetric blocks).
+    pub fn zero_point(&self, spec: BlockSpec, column: usize, block: usize) -> u32 {
+        match &self.zero_points {
+            Some(points) => get(
+                &points[column * spec.zero_point_row(self.k)..],
+                block,
+                spec.bits,
+            ),
+            None => spec.default_zero_point(),
+        }
+    }
+}
+
 /// Quantizes W given as [K, N] row-major (how a graph's MatMul reads its weight).
 pub fn quantize_kn(weight: &[f32], k: usize, n: usize, spec: BlockSpec) -> Quantized {
     let blocks = spec.k_blocks(k);

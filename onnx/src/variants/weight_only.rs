@@ -255,62 +255,40 @@ fn le_f32(values: &[f32]) -> Vec<u8> {
 fn qdq_tensors(q: &Quantized, spec: BlockSpec) -> (Vec<u8>, Vec<f32>, Option<Vec<u8>>) {
     let (k, n) = (q.k, q.n);
     let blocks = spec.k_blocks(k);
-    let unsigned = crate::block_quant::dequantize_nk(
-        &q.codes,
-        &vec![1.0; n * blocks],
-        Some(&vec![0u8; n * (blocks * spec.bits as usize).div_ceil(8)]),
-        (n, k),
-        spec,
-    )
-    .expect("codes quantize_kn made have the layout dequantize_nk reads");
+    // ONNX's int8/int4 are signed: the unsigned codes shift down by the default zero point, and so do
+    // the zero points, which leaves (code - zero point) unchanged.
     let offset = spec.default_zero_point() as i32;
-    let signed = |column: usize, kk: usize| unsigned[column * k + kk] as i32 - offset;
-    let codes = if spec.bits == 8 {
-        (0..k)
-            .flat_map(|kk| (0..n).map(move |c| (kk, c)))
-            .map(|(kk, c)| signed(c, kk) as i8 as u8)
-            .collect()
-    } else {
-        let mut packed = vec![0u8; (k * n).div_ceil(2)];
-        for kk in 0..k {
-            for c in 0..n {
-                let i = kk * n + c;
-                packed[i / 2] |= ((signed(c, kk) as u8) & 0x0f) << (4 * (i % 2));
-            }
-        }
-        packed
-    };
+    let codes = pack_signed(
+        (0..k).flat_map(|kk| (0..n).map(move |c| q.code(spec, c, kk) as i32 - offset)),
+        spec.bits,
+        k * n,
+    );
     let mut scales = vec![0f32; blocks * n];
     for c in 0..n {
         for b in 0..blocks {
             scales[b * n + c] = q.scales[c * blocks + b];
         }
     }
-    let zero_points = q.zero_points.as_ref().map(|packed| {
-        let row = (blocks * spec.bits as usize).div_ceil(8);
-        let zero = |c: usize, b: usize| {
-            let per_byte = 8 / spec.bits as usize;
-            let byte = packed[c * row + b / per_byte];
-            i32::from((byte >> ((b % per_byte) as u32 * spec.bits)) & ((1 << spec.bits) - 1) as u8)
-                - offset
-        };
-        if spec.bits == 8 {
-            (0..blocks)
-                .flat_map(|b| (0..n).map(move |c| (b, c)))
-                .map(|(b, c)| zero(c, b) as i8 as u8)
-                .collect()
-        } else {
-            let mut out = vec![0u8; (blocks * n).div_ceil(2)];
-            for b in 0..blocks {
-                for c in 0..n {
-                    let i = b * n + c;
-                    out[i / 2] |= ((zero(c, b) as u8) & 0x0f) << (4 * (i % 2));
-                }
-            }
-            out
-        }
+    let zero_points = q.zero_points.as_ref().map(|_| {
+        pack_signed(
+            (0..blocks).flat_map(|b| (0..n).map(move |c| q.zero_point(spec, c, b) as i32 - offset)),
+            spec.bits,
+            blocks * n,
+        )
     });
     (codes, scales, zero_points)
+}
+
+/// Signed values as ONNX stores int8 (a byte each) or int4 (two a byte, low nibble first).
+fn pack_signed(values: impl Iterator<Item = i32>, bits: u32, count: usize) -> Vec<u8> {
+    if bits == 8 {
+        return values.map(|v| v as i8 as u8).collect();
+    }
+    let mut packed = vec![0u8; count.div_ceil(2)];
+    for (i, v) in values.enumerate() {
+        packed[i / 2] |= ((v as u8) & 0x0f) << (4 * (i % 2));
+    }
+    packed
 }
 
 /// The rewritten nodes and initializers of one quantized weight.
