@@ -67,6 +67,12 @@ error_codes! {
     MissingBlobs => "missing_blobs",
     SizeMismatch => "size_mismatch",
     VersionConflict => "version_conflict",
+    /// The store check found a blob of the version missing or wrong: it is not served until repaired.
+    VersionDamaged => "version_damaged",
+    /// The push would take the namespace past its quota (bytes or versions).
+    QuotaExceeded => "quota_exceeded",
+    /// Another garbage collection (on this replica or another) holds the lease.
+    CollectionRunning => "collection_running",
     // Upload sessions.
     BlobExists => "blob_exists",
     OffsetMismatch => "offset_mismatch",
@@ -91,6 +97,8 @@ error_codes! {
     WeakPassword => "weak_password",
     NameTaken => "name_taken",
     OwnerRole => "owner_role",
+    InvalidRetention => "invalid_retention",
+    InvalidQuota => "invalid_quota",
     // Runners.
     InvalidRunner => "invalid_runner",
     InvalidBenchmark => "invalid_benchmark",

@@ -62,6 +62,15 @@ pub enum Error {
     Database(#[from] diesel::result::Error),
     #[error("database unavailable")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// Something the request needs is briefly unavailable (a blob collection is deleting): try again.
+    #[error("{message}")]
+    Busy { message: String },
+    /// The push would take a namespace past its quota.
+    #[error("{message}")]
+    QuotaExceeded {
+        message: String,
+        details: serde_json::Value,
+    },
     #[error("object store error")]
     Storage(#[from] object_store::Error),
     #[error("i/o error")]
@@ -115,7 +124,7 @@ impl Error {
     /// server error a line that gives nothing away, its internals (SQL, bucket names, paths) logged here,
     /// tied to the request id.
     pub fn client_message(&self) -> String {
-        if !self.status_code().is_server_error() {
+        if !self.status_code().is_server_error() || matches!(self, Error::Busy { .. }) {
             return self.to_string();
         }
         tracing::error!(error = %self.chain(), "request failed");
@@ -161,7 +170,8 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
             Error::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             Error::RequestTimeout { .. } => ErrorCode::RequestTimeout,
-            Error::Pool(_) => ErrorCode::Unavailable,
+            Error::Pool(_) | Error::Busy { .. } => ErrorCode::Unavailable,
+            Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Error::Database(_)
             | Error::Storage(_)
             | Error::Io(_)
@@ -203,7 +213,8 @@ impl ResponseError for Error {
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Error::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Pool(_) | Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_)
             | Error::Storage(_)
             | Error::Io(_)
@@ -221,6 +232,7 @@ impl ResponseError for Error {
         let details = match self {
             Error::BadRequest { details, .. } | Error::Conflict { details, .. } => details.clone(),
             Error::RangeNotSatisfiable { size } => Some(serde_json::json!({ "size": size })),
+            Error::QuotaExceeded { details, .. } => Some(details.clone()),
             _ => None,
         };
         let mut response = HttpResponse::build(status);
@@ -243,7 +255,7 @@ impl ResponseError for Error {
         if let Error::TooManyRequests { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
-        if let Error::Pool(_) = self {
+        if let Error::Pool(_) | Error::Busy { .. } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         response.json(ErrorResponse {

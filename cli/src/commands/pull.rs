@@ -378,6 +378,7 @@ mod tests {
     fn version(paths: &[&str]) -> VersionDetail {
         VersionDetail {
             flagged: Vec::new(),
+            damage: None,
             namespace: "acme".parse().unwrap(),
             model: "m".parse().unwrap(),
             version: "1".parse().unwrap(),

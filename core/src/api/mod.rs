@@ -8,8 +8,10 @@ use utoipa::ToSchema;
 use crate::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 
 mod accounts;
+mod storage;
 
 pub use accounts::*;
+pub use storage::*;
 
 /// Every error response: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -326,6 +328,10 @@ pub struct VersionDetail {
     /// converts or loads them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flagged: Vec<FlaggedFile>,
+    /// Why the version is not served: the store check found a blob of it missing or wrong. Pushing the
+    /// same files again and `kiln admin fsck --repair` restore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// A file stored only, never loaded, and why.

@@ -27,6 +27,8 @@ pub enum Rule {
     AdminModel,
     /// Administer `{namespace}` (its members): admin of the namespace.
     AdminNamespace,
+    /// See what `{namespace}` holds (its usage, quota and retention rules): any member.
+    MemberOfNamespace,
     /// Upload blobs: a user who may write in some namespace.
     UploadBlobs,
     /// Users, the audit log, creating namespaces, rotating keys.
@@ -75,6 +77,49 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "PUT",
         "/api/v1/namespaces/{namespace}/settings",
         AdminNamespace,
+    ),
+    ("POST", "/api/v1/admin/gc", GlobalAdmin),
+    ("POST", "/api/v1/admin/fsck", GlobalAdmin),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/usage",
+        MemberOfNamespace,
+    ),
+    ("PUT", "/api/v1/namespaces/{namespace}/quota", GlobalAdmin),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/retention",
+        MemberOfNamespace,
+    ),
+    (
+        "PUT",
+        "/api/v1/namespaces/{namespace}/retention",
+        AdminNamespace,
+    ),
+    (
+        "DELETE",
+        "/api/v1/namespaces/{namespace}/retention",
+        AdminNamespace,
+    ),
+    (
+        "POST",
+        "/api/v1/namespaces/{namespace}/retention/apply",
+        AdminNamespace,
+    ),
+    (
+        "PUT",
+        "/api/v1/models/{namespace}/{model}/retention",
+        AdminModel,
+    ),
+    (
+        "DELETE",
+        "/api/v1/models/{namespace}/{model}/retention",
+        AdminModel,
+    ),
+    (
+        "POST",
+        "/api/v1/models/{namespace}/{model}/quota-check",
+        WriteModel,
     ),
     ("GET", "/api/v1/models", Browse),
     ("GET", "/api/v1/models/{namespace}/{model}", ReadModel),
@@ -280,7 +325,7 @@ pub async fn decide(
         },
         // Runners were let through above; nobody else gets here with this rule, and if they did, no.
         RunnerOnly => Err(Error::forbidden("this route is for runners")),
-        ReadModel | WriteModel | AdminModel | AdminNamespace => {
+        ReadModel | WriteModel | AdminModel | AdminNamespace | MemberOfNamespace => {
             let (Some(namespace), model) = (namespace, model) else {
                 return Err(Error::Internal(format!(
                     "route for {rule:?} has no namespace"
@@ -324,6 +369,7 @@ async fn decide_on_resource(
                 Ok(())
             };
         }
+        MemberOfNamespace => Level::Read,
         WriteModel => Level::Write,
         AdminModel | AdminNamespace => Level::Admin,
         _ => unreachable!("only resource rules reach here"),

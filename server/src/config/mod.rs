@@ -37,6 +37,8 @@ struct RawSettings {
     s3_secret_access_key: Option<String>,
     max_json_bytes: Option<u64>,
     upload_session_ttl_hours: Option<u64>,
+    gc_grace_minutes: Option<u64>,
+    gc_interval_minutes: Option<u64>,
     #[serde(default, deserialize_with = "sources::text")]
     bootstrap_token: Option<String>,
     rate_limit_per_minute: Option<u32>,
@@ -75,6 +77,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub max_json_bytes: usize,
     pub upload_session_ttl: std::time::Duration,
+    /// Garbage collection's grace period and schedule.
+    pub collection: CollectionSettings,
     /// The first administrator's API token on a fresh registry, instead of a generated one.
     pub bootstrap_token: Option<String>,
     pub rate_limit_per_minute: u32,
@@ -114,6 +118,16 @@ pub struct Settings {
     pub public_url: Option<String>,
 }
 
+/// Garbage collection (KILN_GC_GRACE_MINUTES, KILN_GC_INTERVAL_MINUTES).
+#[derive(Debug, Clone)]
+pub struct CollectionSettings {
+    /// A blob recorded, or granted to a pusher, within this long is kept even when nothing references it:
+    /// a push that uploaded it may not have committed its version yet. Default 24 h.
+    pub grace: std::time::Duration,
+    /// How often a replica collects (one at a time, under a lease); None: only on demand. Default 6 h.
+    pub every: Option<std::time::Duration>,
+}
+
 impl std::fmt::Debug for Settings {
     // The bootstrap token must never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +138,7 @@ impl std::fmt::Debug for Settings {
             .field("storage", &self.storage)
             .field("max_json_bytes", &self.max_json_bytes)
             .field("upload_session_ttl", &self.upload_session_ttl)
+            .field("collection", &self.collection)
             .field(
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
@@ -361,6 +376,13 @@ impl Settings {
             storage,
             max_json_bytes: max_json_bytes as usize,
             upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
+            collection: CollectionSettings {
+                grace: std::time::Duration::from_secs(raw.gc_grace_minutes.unwrap_or(24 * 60) * 60),
+                every: match raw.gc_interval_minutes.unwrap_or(6 * 60) {
+                    0 => None,
+                    minutes => Some(std::time::Duration::from_secs(minutes * 60)),
+                },
+            },
         })
     }
 }

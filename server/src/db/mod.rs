@@ -49,9 +49,12 @@ struct SqlitePragmas;
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(sqlite) = conn {
+            // synchronous = FULL: a commit is on disk when it returns (WAL's NORMAL may lose the last
+            // commits on power loss), so a version a push was told is committed stays committed; the
+            // blobs it names were flushed before it (storage's `durable`).
             sqlite
                 .batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;

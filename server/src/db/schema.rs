@@ -29,6 +29,7 @@ diesel::table! {
         digest -> Text,
         size -> BigInt,
         created_at -> Timestamp,
+        state -> Text,
     }
 }
 
@@ -39,6 +40,7 @@ diesel::table! {
         version -> Text,
         status -> Text,
         created_at -> Timestamp,
+        damage -> Nullable<Text>,
     }
 }
 
@@ -374,3 +376,40 @@ diesel::table! {
         measured_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    retention_rules (namespace_id, model_id) {
+        namespace_id -> Text,
+        model_id -> Text,
+        keep_last -> Nullable<BigInt>,
+        keep_days -> Nullable<BigInt>,
+        keep_aliased_days -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    namespace_quotas (namespace_id) {
+        namespace_id -> Text,
+        max_bytes -> Nullable<BigInt>,
+        max_versions -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+// Collection's reference checks and the usage read model join blobs with everything that names them.
+diesel::allow_tables_to_appear_in_same_query!(variant_files, blobs);
+diesel::allow_tables_to_appear_in_same_query!(variant_files, models);
+diesel::allow_tables_to_appear_in_same_query!(oci_tar_layers, blobs);
+diesel::allow_tables_to_appear_in_same_query!(retention_rules, namespaces);
+diesel::allow_tables_to_appear_in_same_query!(namespace_quotas, namespaces);

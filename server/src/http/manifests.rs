@@ -51,6 +51,7 @@ fn reply(
     )),
     (status = 400, description = "The namespace, model or version is not a valid name (`invalid_name`)", body = ErrorResponse),
     (status = 404, description = "No such version, or no manifest yet (one is published when the version is ready)", body = ErrorResponse),
+    (status = 409, description = "The store check found a blob of the version missing or wrong (`version_damaged`): not served until repaired", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/manifest")]
 async fn version_manifest(
@@ -77,6 +78,7 @@ async fn version_manifest(
     )),
     (status = 400, description = "A bad name (`invalid_name`) or a sequence that is not a number (`invalid_path_parameter`)", body = ErrorResponse),
     (status = 404, description = "No such version, or no manifest with that sequence", body = ErrorResponse),
+    (status = 409, description = "The store check found a blob of the version missing or wrong (`version_damaged`): not served until repaired", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}/manifests/{sequence}")]
 async fn version_manifest_by_sequence(
@@ -105,6 +107,7 @@ async fn version_manifest_by_sequence(
     )),
     (status = 400, description = "The namespace, model or alias is not a valid name (`invalid_name`)", body = ErrorResponse),
     (status = 404, description = "No such model or alias", body = ErrorResponse),
+    (status = 409, description = "The store check found a blob of the version missing or wrong (`version_damaged`): not served until repaired", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/aliases/{alias}/manifest")]
 async fn alias_manifest(
@@ -131,6 +134,7 @@ async fn alias_manifest(
     )),
     (status = 400, description = "A bad name (`invalid_name`) or a sequence that is not a number (`invalid_path_parameter`)", body = ErrorResponse),
     (status = 404, description = "No such model or alias, or no manifest with that sequence", body = ErrorResponse),
+    (status = 409, description = "The store check found a blob of the version missing or wrong (`version_damaged`): not served until repaired", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}")]
 async fn alias_manifest_by_sequence(

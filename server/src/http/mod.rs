@@ -19,6 +19,7 @@ mod pages;
 mod params;
 mod ranges;
 mod runners;
+mod storage_lifecycle;
 pub mod ui;
 mod uploads;
 
@@ -85,7 +86,18 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(uploads::get_upload)
                 .service(uploads::write_chunk)
                 .service(uploads::commit_upload)
-                .service(uploads::abort_upload),
+                .service(uploads::abort_upload)
+                .service(storage_lifecycle::collect_garbage)
+                .service(storage_lifecycle::check_store)
+                .service(storage_lifecycle::namespace_usage)
+                .service(storage_lifecycle::set_quota)
+                .service(storage_lifecycle::check_quota)
+                .service(storage_lifecycle::retention_rules)
+                .service(storage_lifecycle::set_namespace_retention)
+                .service(storage_lifecycle::remove_namespace_retention)
+                .service(storage_lifecycle::apply_retention)
+                .service(storage_lifecycle::set_model_retention)
+                .service(storage_lifecycle::remove_model_retention),
         );
 }
 

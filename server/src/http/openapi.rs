@@ -35,6 +35,7 @@ use crate::auth::policy::{ROUTES, Rule};
         (name = "auth", description = "Signing in, the caller, API tokens"),
         (name = "namespaces", description = "Organisation namespaces and their members"),
         (name = "admin", description = "Users, the audit log, signing keys (administrators)"),
+        (name = "storage", description = "Garbage collection, the store check, usage, quotas and retention rules"),
     ),
     components(
         schemas(ErrorResponse),

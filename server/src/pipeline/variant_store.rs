@@ -9,8 +9,11 @@ use kiln_onnx::model_check::{CheckedModel, ValueSignature};
 use super::{HeldJob, JobContext, JobError};
 use crate::db::now;
 use crate::db::records::{VariantFileRow, VariantRow};
-use crate::db::repos::{blobs, variants};
+use crate::db::repos::blobs::Reservation;
+use crate::db::repos::variants;
 use crate::db::views::signature_of;
+use crate::services::blob_writes;
+use crate::storage::BlobStore;
 
 fn signatures(values: &[ValueSignature]) -> String {
     serde_json::to_string(&values.iter().map(signature_of).collect::<Vec<_>>())
@@ -50,7 +53,10 @@ pub async fn upload_files(
 ) -> Result<Vec<VariantFileRow>, JobError> {
     let mut rows = Vec::with_capacity(files.len());
     for (name, path) in files {
-        let (digest, size) = context.store.put_file(path).await?;
+        let (digest, size) = BlobStore::hash_file(path).await?;
+        if blob_writes::reserve(&context.db, &digest, size as i64).await? == Reservation::Write {
+            context.store.put_file(path, &digest).await?;
+        }
         rows.push(VariantFileRow {
             version_id: version_id.to_owned(),
             variant: variant.to_owned(),
@@ -73,13 +79,13 @@ pub async fn store(
         .db
         .run(move |conn| {
             use diesel::Connection;
-            // Blob rows first and outside the transaction: recording a blob twice is a unique violation
-            // that would abort a PostgreSQL transaction (and a blob row without a variant is harmless).
-            for file in made.iter().flat_map(|(_, files)| files) {
-                blobs::record(conn, &file.digest, file.size)?;
-            }
+            let digests: Vec<String> = made
+                .iter()
+                .flat_map(|(_, files)| files.iter().map(|f| f.digest.clone()))
+                .collect();
             conn.transaction(|conn| {
                 held.keep_holding(conn)?;
+                blob_writes::hold_live(conn, &digests)?;
                 for (row, files) in &made {
                     variants::replace(conn, row, files)?;
                 }

@@ -33,6 +33,21 @@ pub struct DownloadService {
     store: BlobStore,
 }
 
+/// The answer for a version the store check found damaged: it is not served until repaired.
+pub fn damaged(
+    ns: &NamespaceName,
+    model: &ModelName,
+    version: &impl std::fmt::Display,
+    damage: &str,
+) -> Error {
+    Error::conflict(
+        kiln_core::ErrorCode::VersionDamaged,
+        format!(
+            "{ns}/{model}:{version} is damaged ({damage}) and not served; push the same files again, then an administrator runs `kiln admin fsck --repair`"
+        ),
+    )
+}
+
 impl DownloadService {
     pub fn new(db: Database, store: BlobStore) -> Self {
         Self { db, store }
@@ -63,6 +78,9 @@ impl DownloadService {
                 else {
                     return Ok(None);
                 };
+                if let Some(damage) = versions::damage(conn, &version_row.id)? {
+                    return Err(damaged(&ns, &model, &version, &damage));
+                }
                 let public = model_row.visibility == "public";
                 Ok(match source {
                     FileSource::Version => {

@@ -47,6 +47,9 @@ fn lookup(
             let Some(version_row) = versions::find(conn, &model_row.id, version.as_str())? else {
                 return Ok(None);
             };
+            if let Some(damage) = versions::damage(conn, &version_row.id)? {
+                return Err(super::downloads::damaged(ns, model, version, &damage));
+            }
             Ok(match sequence {
                 None => manifests::latest_for_version(conn, &version_row.id)?,
                 Some(n) => manifests::by_sequence(conn, Some(&version_row.id), None, n)?,
@@ -54,6 +57,9 @@ fn lookup(
         }
         Subject::Alias(alias) => {
             let row = super::aliases::resolve(conn, ns, model, alias)?;
+            if let Some(damage) = versions::damage(conn, &row.version_id)? {
+                return Err(super::downloads::damaged(ns, model, alias, &damage));
+            }
             Ok(match sequence {
                 None => manifests::latest_for_alias(conn, &row.id)?,
                 Some(n) => manifests::by_sequence(conn, None, Some(&row.id), n)?,

@@ -6,8 +6,10 @@
 pub mod access;
 pub mod accounts;
 pub mod aliases;
+pub mod blob_writes;
 pub mod downloads;
 pub mod health;
+pub mod lifecycle;
 pub mod manifests;
 pub mod namespaces;
 pub mod oci;
@@ -36,6 +38,7 @@ pub struct Services {
     pub aliases: aliases::AliasService,
     pub downloads: downloads::DownloadService,
     pub health: health::HealthService,
+    pub lifecycle: lifecycle::LifecycleService,
     pub manifests: manifests::ManifestService,
     pub namespaces: namespaces::NamespaceService,
     pub oci: oci::OciService,
@@ -56,6 +59,10 @@ pub struct Foundations {
     pub pipeline: PipelineQueue,
     /// A runner's job lease.
     pub runner_lease: Duration,
+    /// Garbage collection's grace period and schedule.
+    pub collection: crate::config::CollectionSettings,
+    /// Upload sessions idle for longer are abandoned.
+    pub upload_ttl: Duration,
     /// The credential of this server's embedded runner child, made at start and held nowhere else, and the
     /// loopback listener it is good on.
     pub embedded_runner: Option<(String, std::net::SocketAddr)>,
@@ -71,10 +78,14 @@ impl Services {
             manifest_signer: signer,
             pipeline,
             runner_lease,
+            collection,
+            upload_ttl,
             embedded_runner,
         } = base;
         let accounts = accounts::AccountService::new(db.clone(), jwt, embedded_runner);
         let registry = registry::RegistryService::new(db.clone(), pipeline);
+        let uploads = uploads::UploadService::new(db.clone(), store.clone());
+        let oci = oci::OciService::new(db.clone(), store.clone(), registry.clone());
         Self {
             access: access::AccessService::new(db.clone(), rate_limiter),
             sessions: sessions::SessionService::new(db.clone(), accounts.clone()),
@@ -84,10 +95,44 @@ impl Services {
             health: health::HealthService::new(db.clone(), store.clone()),
             manifests: manifests::ManifestService::new(db.clone(), signer.clone()),
             namespaces: namespaces::NamespaceService::new(db.clone()),
-            oci: oci::OciService::new(db.clone(), store.clone(), registry.clone()),
+            lifecycle: lifecycle::LifecycleService::new(
+                db.clone(),
+                store.clone(),
+                collection,
+                upload_ttl,
+                uploads.clone(),
+                oci.clone(),
+                registry.clone(),
+            ),
+            oci,
             registry,
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
-            uploads: uploads::UploadService::new(db, store),
+            uploads,
+        }
+    }
+}
+
+/// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the
+/// same rows first (the retry sees them), or when the database broke a deadlock with a concurrent
+/// transaction (a pipeline job storing the version's variants while the version is deleted) by
+/// aborting this one.
+pub(crate) fn transaction_retried<T>(
+    conn: &mut crate::db::DbConnection,
+    mut f: impl FnMut(&mut crate::db::DbConnection) -> Result<T, crate::error::Error>,
+) -> Result<T, crate::error::Error> {
+    use crate::db::repos::{is_transient_conflict, is_unique_violation};
+    use crate::error::Error;
+    use diesel::Connection;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match conn.transaction(&mut f) {
+            Err(Error::Database(e))
+                if (is_unique_violation(&e) || is_transient_conflict(&e)) && attempts < 3 =>
+            {
+                continue;
+            }
+            other => return other,
         }
     }
 }

@@ -20,14 +20,13 @@ use serde_json::json;
 use crate::db::records::{ModelRow, NamespaceRow, VersionFileRow, VersionRow};
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::models::Visible;
-use crate::db::repos::{
-    blobs, is_transient_conflict, is_unique_violation, models, namespaces, versions,
-};
+use crate::db::repos::{blobs, models, namespaces, versions};
 use crate::db::views::version_detail;
 use crate::db::{Database, DbConnection, new_id, now};
 use crate::error::Error;
 use crate::pipeline::{self, PipelineQueue};
 use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
+use crate::services::transaction_retried;
 
 const MAX_FILES_PER_VERSION: usize = 100_000;
 const MAX_TAGS: usize = 64;
@@ -455,28 +454,6 @@ fn existing_version(
     )?)))
 }
 
-/// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the
-/// same rows first (the retry sees them), or when the database broke a deadlock with a concurrent
-/// transaction (a pipeline job storing the version's variants while the version is deleted) by
-/// aborting this one.
-fn transaction_retried<T>(
-    conn: &mut DbConnection,
-    mut f: impl FnMut(&mut DbConnection) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match conn.transaction(&mut f) {
-            Err(Error::Database(e))
-                if (is_unique_violation(&e) || is_transient_conflict(&e)) && attempts < 3 =>
-            {
-                continue;
-            }
-            other => return other,
-        }
-    }
-}
-
 /// The namespace and model a push goes to, created when absent (a namespace created by a push belongs
 /// to the pusher; only administrators get this far).
 fn model_for_push(
@@ -506,6 +483,15 @@ fn insert_version(
         return Ok(done);
     }
     let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
+    let sized: Vec<(String, i64)> = digests
+        .iter()
+        .cloned()
+        .zip(request.files.iter().map(|f| f.size))
+        .collect();
+    crate::services::lifecycle::check_quota(conn, &namespace.id, ns.as_str(), &sized)?;
+    // Held until the version commits, so collection cannot condemn a blob between this check and the
+    // version's rows naming it.
+    blobs::lock(conn, &digests, blobs::RowLock::Share)?;
     // Only blobs the pusher uploaded or can already read count; others are "missing" (upload them),
     // so a digest alone never gives access to someone else's bytes, nor reveals their size.
     let held: std::collections::HashMap<String, i64> =

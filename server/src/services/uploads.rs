@@ -14,10 +14,13 @@ use kiln_core::api::{BlobInfo, UploadSession};
 use serde_json::json;
 
 use crate::db::records::{UploadPartRow, UploadSessionRow};
+use crate::db::repos::blobs::Reservation;
 use crate::db::repos::models::Visible;
 use crate::db::repos::{blobs, uploads};
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
+use crate::services::blob_writes;
+use crate::services::transaction_retried;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
 use crate::storage::{BlobStore, StagingWriter};
 
@@ -462,26 +465,41 @@ impl UploadService {
             )));
         }
         let etags = parts.into_iter().map(|p| p.etag).collect();
-        self.store
-            .promote_upload(
-                &row.id,
-                &row.backend_upload_id,
-                etags,
-                &declared,
-                row.size as u64,
-            )
-            .await?;
-        let (key, digest, size) = (row.id.clone(), row.digest.clone(), row.size);
+        let reservation = blob_writes::reserve(&self.db, &declared, row.size).await?;
+        if reservation == Reservation::Write {
+            self.store
+                .promote_upload(
+                    &row.id,
+                    &row.backend_upload_id,
+                    etags,
+                    &declared,
+                    row.size as u64,
+                )
+                .await?;
+        }
+        let (key, digest) = (row.id.clone(), row.digest.clone());
         let user = uploader.user_id.clone();
-        // Blob, then the uploader's grant, then the session: a crash in between leaves only an idle
-        // session for the reaper (and a rerun push uploads again).
+        // Live, the uploader's grant and the session's end in one transaction: a crash before it leaves
+        // an idle session for the reaper (and a pending blob collection removes once abandoned).
         self.db
             .run(move |conn| {
-                blobs::record(conn, &digest, size)?;
-                blobs::grant(conn, &digest, &user)?;
-                Ok(uploads::delete(conn, &key)?)
+                transaction_retried(conn, |conn| {
+                    blob_writes::hold_live(conn, std::slice::from_ref(&digest))?;
+                    blobs::grant(conn, &digest, &user)?;
+                    Ok(uploads::delete(conn, &key)?)
+                })
             })
             .await?;
+        if reservation == Reservation::Stored {
+            // The same bytes were stored already: the staged copy is not needed.
+            if let Err(e) = self
+                .store
+                .abort_upload(&row.id, &row.backend_upload_id)
+                .await
+            {
+                tracing::warn!(error = %e.chain(), session = %row.id, "dropping a staged duplicate failed; the store check finds it");
+            }
+        }
         Ok(BlobInfo {
             digest: declared,
             size: row.size,

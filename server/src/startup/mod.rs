@@ -82,6 +82,8 @@ impl Application {
             manifest_signer: signer.clone(),
             pipeline: queue.clone(),
             runner_lease: settings.runner_lease,
+            collection: settings.collection.clone(),
+            upload_ttl: settings.upload_session_ttl,
             embedded_runner: runner_door
                 .as_ref()
                 .map(|(_, address, secret)| (secret.clone(), *address)),
@@ -120,6 +122,9 @@ impl Application {
             settings.min_body_bytes_per_sec,
         )?;
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
+        if let Some(every) = services.lifecycle.schedule() {
+            spawn_collector(services.clone(), every);
+        }
         spawn_manifest_refresher(services.clone());
         let workers_stop = tokio_util::sync::CancellationToken::new();
         crate::pipeline::spawn_workers(
@@ -372,6 +377,21 @@ fn spawn_manifest_refresher(services: Services) {
                 Err(e) => {
                     tracing::warn!(error = %e.chain(), "re-issuing manifests nearing expiry failed")
                 }
+            }
+        }
+    });
+}
+
+/// Garbage collection on a schedule: retention rules, then a sweep. Every replica tries; the lease lets
+/// one run at a time. The first run waits one interval (a restart loop must not collect on each start).
+fn spawn_collector(services: Services, every: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            interval.tick().await;
+            match services.lifecycle.scheduled_run().await {
+                Ok(Some(_)) | Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e.chain(), "scheduled garbage collection failed"),
             }
         }
     });

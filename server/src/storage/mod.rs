@@ -5,6 +5,7 @@
 //! sessions stage their bytes at `uploads/<session id>` and are promoted to the blob key once the digest
 //! has been verified.
 
+mod durable;
 mod staging;
 
 pub use staging::{StagedPart, StagingWriter};
@@ -29,6 +30,16 @@ use staging::Staging;
 const LOCAL_READ_CHUNK: usize = 1024 * 1024;
 /// Parts of a streamed copy (two in flight).
 const PART: usize = 8 * 1024 * 1024;
+
+/// An object as the store lists it.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub key: Path,
+    /// The last part of its key (a blob's hex digest, an upload session's id).
+    pub name: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
 
 #[derive(Clone)]
 pub struct BlobStore {
@@ -191,6 +202,14 @@ impl BlobStore {
         self.staging
             .complete(&staged, upload_id, part_etags)
             .await?;
+        if let (Some(root), Some(target)) = (self.local_root(), self.local_blob_path(digest)) {
+            let staged = root.join("uploads").join(session_id);
+            return tokio::task::spawn_blocking(move || {
+                durable::rename_into_place(&staged, &target)
+            })
+            .await?
+            .map_err(Error::from);
+        }
         let target = self.blob_key(digest);
         if size > self.max_copy_bytes {
             // S3 copies at most 5 GiB in one request (a rename is a copy); larger blobs are streamed
@@ -249,6 +268,68 @@ impl BlobStore {
         }
     }
 
+    /// Deletes blobs' objects (S3: up to 1,000 keys a request). An object already gone is fine: a run
+    /// killed mid-sweep deleted it before it could forget the row.
+    pub async fn delete_blobs(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
+        use futures_util::StreamExt;
+        let keys: Vec<object_store::Result<Path>> =
+            digests.iter().map(|d| Ok(self.blob_key(d))).collect();
+        let mut deleted = self
+            .store
+            .delete_stream(futures_util::stream::iter(keys).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object under `blobs/sha256/<prefix>/` (a two-hex-digit prefix: one 256th of the store, so
+    /// a check over millions of blobs holds one slice at a time).
+    pub async fn list_blobs(&self, prefix: &str) -> Result<Vec<StoredObject>, Error> {
+        self.list_under(&format!("blobs/sha256/{prefix}")).await
+    }
+
+    /// Every object under `uploads/` (upload sessions' staged bytes and tails).
+    pub async fn list_staging(&self) -> Result<Vec<StoredObject>, Error> {
+        self.list_under("uploads").await
+    }
+
+    async fn list_under(&self, relative: &str) -> Result<Vec<StoredObject>, Error> {
+        use futures_util::TryStreamExt;
+        let prefix = self.key(relative);
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(listed
+            .into_iter()
+            .map(|meta| StoredObject {
+                name: meta.location.filename().unwrap_or_default().to_owned(),
+                key: meta.location,
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })
+            .collect())
+    }
+
+    /// Deletes one object the store check found nothing records.
+    pub async fn delete_object(&self, object: &StoredObject) -> Result<(), Error> {
+        match self.store.delete(&object.key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A blob's size in the store, or None when its object is absent.
+    pub async fn blob_size(&self, digest: &Sha256Digest) -> Result<Option<u64>, Error> {
+        match self.store.head(&self.blob_key(digest)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Streams a blob, or the byte range `range` of it.
     pub async fn read(
         &self,
@@ -288,10 +369,9 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Stores a local file as a blob (multipart for large files on S3) and returns its digest and size.
-    /// The digest is computed while reading, so the blob key always matches the bytes written.
-    pub async fn put_file(&self, path: &std::path::Path) -> Result<(Sha256Digest, u64), Error> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// A local file's digest and size, read once.
+    pub async fn hash_file(path: &std::path::Path) -> Result<(Sha256Digest, u64), Error> {
+        use tokio::io::AsyncReadExt;
         let mut hasher = kiln_core::Sha256Hasher::new();
         let mut size = 0u64;
         let mut file = tokio::fs::File::open(path).await?;
@@ -304,16 +384,33 @@ impl BlobStore {
             hasher.update(&buffer[..n]);
             size += n as u64;
         }
-        let digest = hasher.finalize();
+        Ok((hasher.finalize(), size))
+    }
+
+    /// Stores a local file, whose digest [`Self::hash_file`] gave, as that blob (multipart for large files
+    /// on S3; on a local folder, flushed to disk before it is in place).
+    pub async fn put_file(
+        &self,
+        path: &std::path::Path,
+        digest: &Sha256Digest,
+    ) -> Result<(), Error> {
+        if let Some(target) = self.local_blob_path(digest) {
+            let source = path.to_owned();
+            return tokio::task::spawn_blocking(move || durable::copy_into_place(&source, &target))
+                .await?
+                .map_err(Error::from);
+        }
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         // object_store's defaults (10 MiB parts, 8 in flight) hold ~90 MiB per upload; two 8 MiB parts in
         // flight keep the server's memory flat while it stores a job's outputs.
         let mut writer = object_store::buffered::BufWriter::with_capacity(
             self.store.clone(),
-            self.blob_key(&digest),
+            self.blob_key(digest),
             PART,
         )
         .with_max_concurrency(2);
         let mut file = tokio::fs::File::open(path).await?;
+        let mut buffer = vec![0u8; 1 << 20];
         loop {
             let n = file.read(&mut buffer).await?;
             if n == 0 {
@@ -322,7 +419,7 @@ impl BlobStore {
             writer.write_all(&buffer[..n]).await?;
         }
         writer.shutdown().await?;
-        Ok((digest, size))
+        Ok(())
     }
 
     /// The local folder behind the store, when there is one (tests inspect it).

@@ -94,6 +94,12 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         storage,
         max_json_bytes: 64 * 1024,
         upload_session_ttl: std::time::Duration::from_secs(3600),
+        // Collection only when a test asks for it, and of anything unreferenced (no push is in flight
+        // unless the test makes one).
+        collection: kiln_server::config::CollectionSettings {
+            grace: std::time::Duration::ZERO,
+            every: None,
+        },
         bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
         rate_limit_per_minute: 1_000_000,
         pipeline_workers: 1,

@@ -21,6 +21,8 @@ mod paging;
 mod pipeline;
 mod runners;
 mod service_docs;
+mod storage_collection;
+mod storage_policies;
 mod uploads;
 mod versions;
 mod web_ui;

@@ -130,3 +130,36 @@ pub fn history(
     }
     query.load(conn)
 }
+
+/// The versions (by name) any alias of the model named at some time since `since`: those it moved to,
+/// and those it moved away from (they were named until then).
+pub fn named_since(
+    conn: &mut DbConnection,
+    model_id: &str,
+    since: chrono::NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let alias_ids: Vec<String> = aliases::table
+        .filter(aliases::model_id.eq(model_id))
+        .select(aliases::id)
+        .load(conn)?;
+    let events: Vec<(Option<String>, String)> = alias_events::table
+        .filter(alias_events::alias_id.eq_any(alias_ids))
+        .filter(alias_events::at.ge(since))
+        .select((alias_events::from_version, alias_events::to_version))
+        .load(conn)?;
+    let mut named: Vec<String> = events
+        .into_iter()
+        .flat_map(|(from, to)| from.into_iter().chain(std::iter::once(to)))
+        .collect();
+    named.sort();
+    named.dedup();
+    Ok(named)
+}
+
+/// The ids of the model's versions an alias names now.
+pub fn aliased_version_ids(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<String>> {
+    aliases::table
+        .filter(aliases::model_id.eq(model_id))
+        .select(aliases::version_id)
+        .load(conn)
+}

@@ -1,9 +1,19 @@
+//! Blob rows. A row's `state` is the database's word on the bytes (see the storage_lifecycle migration):
+//! only `live` blobs are usable, so nothing can reference bytes collection is deleting, and a writer
+//! reserves a digest (`pending`) before it puts bytes in the store, so collection never deletes an object
+//! a writer is about to record.
+
 use diesel::prelude::*;
 
 use crate::db::records::BlobRow;
 use crate::db::repos::models::Visible;
 use crate::db::schema::{blob_grants, blobs, models, version_files, versions};
 use crate::db::{DbConnection, now};
+
+pub const LIVE: &str = "live";
+pub const PENDING: &str = "pending";
+pub const CONDEMNED: &str = "condemned";
+pub const MISSING: &str = "missing";
 
 /// The subset of `digests` that has a recorded blob, with sizes.
 pub fn find_many(conn: &mut DbConnection, digests: &[String]) -> QueryResult<Vec<BlobRow>> {
@@ -12,6 +22,7 @@ pub fn find_many(conn: &mut DbConnection, digests: &[String]) -> QueryResult<Vec
         found.extend(
             blobs::table
                 .filter(blobs::digest.eq_any(batch))
+                .filter(blobs::state.eq(LIVE))
                 .select(BlobRow::as_select())
                 .load(conn)?,
         );
@@ -19,36 +30,117 @@ pub fn find_many(conn: &mut DbConnection, digests: &[String]) -> QueryResult<Vec
     Ok(found)
 }
 
-/// Records a blob the object store has confirmed. Recording it twice is harmless: keys are content-addressed.
-/// Not for use inside a transaction: on PostgreSQL the ignored unique violation would abort it.
-pub fn record(conn: &mut DbConnection, digest: &str, size: i64) -> QueryResult<()> {
-    let row = BlobRow {
-        digest: digest.to_owned(),
-        size,
-        created_at: now(),
-    };
-    match diesel::insert_into(blobs::table).values(&row).execute(conn) {
-        Ok(_) => Ok(()),
-        Err(e) if super::is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e),
+/// What a writer about to put a blob's bytes in the store is to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The bytes are stored already: drop the copy in hand.
+    Stored,
+    /// Put the bytes in the store, then [`mark_live`].
+    Write,
+    /// Collection is deleting this blob's object right now; try again once it is done.
+    Condemned,
+}
+
+/// Reserves `digest` for a writer, in the caller's transaction: a new row is `pending`, which collection
+/// leaves alone until it has been abandoned for longer than uploads are kept. Concurrent writers of the
+/// same bytes both write (content-addressed: the same object), and the first insert wins.
+pub fn reserve(conn: &mut DbConnection, digest: &str, size: i64) -> QueryResult<Reservation> {
+    lock(
+        conn,
+        std::slice::from_ref(&digest.to_owned()),
+        RowLock::Update,
+    )?;
+    let state: Option<String> = blobs::table
+        .find(digest)
+        .select(blobs::state)
+        .first(conn)
+        .optional()?;
+    match state.as_deref() {
+        Some(LIVE) => Ok(Reservation::Stored),
+        Some(CONDEMNED) => Ok(Reservation::Condemned),
+        Some(_) => {
+            // Pending (another writer, or one that died) or missing (being restored): this writer's now.
+            diesel::update(blobs::table.find(digest))
+                .set((
+                    blobs::state.eq(PENDING),
+                    blobs::size.eq(size),
+                    blobs::created_at.eq(now()),
+                ))
+                .execute(conn)?;
+            Ok(Reservation::Write)
+        }
+        None => {
+            diesel::insert_into(blobs::table)
+                .values((
+                    blobs::digest.eq(digest),
+                    blobs::size.eq(size),
+                    blobs::created_at.eq(now()),
+                    blobs::state.eq(PENDING),
+                ))
+                .execute(conn)?;
+            Ok(Reservation::Write)
+        }
     }
 }
 
-/// Lets `user_id` use `digest` in versions (they uploaded its bytes). Granting twice is harmless.
-/// Not for use inside a transaction (the ignored unique violation would abort it on PostgreSQL).
-pub fn grant(conn: &mut DbConnection, digest: &str, user_id: &str) -> QueryResult<()> {
-    let inserted = diesel::insert_into(blob_grants::table)
-        .values((
-            blob_grants::digest.eq(digest),
-            blob_grants::user_id.eq(user_id),
-            blob_grants::created_at.eq(now()),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(e) if super::is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e),
+/// Records that a reserved blob's bytes are in the store (in the transaction that references it, where
+/// there is one, so collection never sees it live and unreferenced with a fresh writer still holding it).
+pub fn mark_live(conn: &mut DbConnection, digest: &str) -> QueryResult<()> {
+    diesel::update(blobs::table.find(digest))
+        .filter(blobs::state.eq(PENDING))
+        .set(blobs::state.eq(LIVE))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum RowLock {
+    /// Held by whoever is about to reference the blobs: collection cannot condemn them meanwhile.
+    Share,
+    /// Held by collection and writers while they decide a blob's state.
+    Update,
+}
+
+/// Locks the rows of `digests` until the caller's transaction ends. PostgreSQL runs transactions side by
+/// side, so a reference and a condemnation of the same blob must queue on its row; SQLite has one writer
+/// at a time anyway.
+pub fn lock(conn: &mut DbConnection, digests: &[String], mode: RowLock) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        let clause = match mode {
+            RowLock::Share => "FOR SHARE",
+            RowLock::Update => "FOR UPDATE",
+        };
+        for batch in digests.chunks(super::IN_LIST_BATCH) {
+            // Sorted, so two lockers of overlapping sets take the rows in the same order (no deadlock).
+            let mut batch = batch.to_vec();
+            batch.sort();
+            diesel::sql_query(format!(
+                "SELECT digest FROM blobs WHERE digest = ANY($1) ORDER BY digest {clause}"
+            ))
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(batch)
+            .execute(pg)?;
+        }
     }
+    Ok(())
+}
+
+/// Lets `user_id` use `digest` in versions (they uploaded its bytes, or proved they hold them). A grant
+/// also keeps the blob from collection for the grace period after it was last given, so bytes pushed a
+/// moment ago survive until the version naming them is committed. Granting again renews it.
+pub fn grant(conn: &mut DbConnection, digest: &str, user_id: &str) -> QueryResult<()> {
+    let renewed = diesel::update(blob_grants::table.find((digest, user_id)))
+        .set(blob_grants::created_at.eq(now()))
+        .execute(conn)?;
+    if renewed == 0 {
+        diesel::insert_into(blob_grants::table)
+            .values((
+                blob_grants::digest.eq(digest),
+                blob_grants::user_id.eq(user_id),
+                blob_grants::created_at.eq(now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// The blobs among `digests` that a caller may use: those they uploaded, and those held by a version of a

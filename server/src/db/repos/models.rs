@@ -326,3 +326,15 @@ pub fn list(
         })
         .collect())
 }
+
+/// The namespace's models (id, name), by name.
+pub fn in_namespace(
+    conn: &mut DbConnection,
+    namespace_id: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    models::table
+        .filter(models::namespace_id.eq(namespace_id))
+        .order(models::name.asc())
+        .select((models::id, models::name))
+        .load(conn)
+}

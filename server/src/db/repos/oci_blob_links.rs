@@ -13,18 +13,22 @@ pub fn link(
     model: &str,
     digest: &str,
 ) -> QueryResult<()> {
-    let inserted = diesel::insert_into(oci_blob_links::table)
-        .values((
-            oci_blob_links::namespace.eq(namespace),
-            oci_blob_links::model.eq(model),
-            oci_blob_links::digest.eq(digest),
-            oci_blob_links::created_at.eq(now()),
-        ))
-        .execute(conn);
-    match inserted {
-        Err(e) if super::is_unique_violation(&e) => Ok(()),
-        other => other.map(|_| ()),
+    // Looked up first rather than a unique violation ignored: that would abort a PostgreSQL transaction.
+    let linked = oci_blob_links::table
+        .find((namespace, model, digest))
+        .count()
+        .get_result::<i64>(conn)?;
+    if linked == 0 {
+        diesel::insert_into(oci_blob_links::table)
+            .values((
+                oci_blob_links::namespace.eq(namespace),
+                oci_blob_links::model.eq(model),
+                oci_blob_links::digest.eq(digest),
+                oci_blob_links::created_at.eq(now()),
+            ))
+            .execute(conn)?;
     }
+    Ok(())
 }
 
 /// The size of a blob linked to the repository.

@@ -141,6 +141,34 @@ pub fn delete(conn: &mut DbConnection, version_id: &str) -> QueryResult<()> {
     Ok(())
 }
 
+/// Why the version is not served (a blob the store check found missing or wrong), or None.
+pub fn damage(conn: &mut DbConnection, version_id: &str) -> QueryResult<Option<String>> {
+    versions::table
+        .filter(versions::id.eq(version_id))
+        .select(versions::damage)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// Marks a version damaged (keeping the first reason), or whole again with None.
+pub fn set_damage(
+    conn: &mut DbConnection,
+    version_id: &str,
+    damage: Option<&str>,
+) -> QueryResult<bool> {
+    let target = versions::table.filter(versions::id.eq(version_id));
+    let changed = match damage {
+        Some(reason) => diesel::update(target.filter(versions::damage.is_null()))
+            .set(versions::damage.eq(reason))
+            .execute(conn)?,
+        None => diesel::update(target.filter(versions::damage.is_not_null()))
+            .set(versions::damage.eq(None::<String>))
+            .execute(conn)?,
+    };
+    Ok(changed == 1)
+}
+
 pub fn status(conn: &mut DbConnection, version_id: &str) -> QueryResult<Option<String>> {
     versions::table
         .filter(versions::id.eq(version_id))
@@ -212,5 +240,22 @@ pub fn ready(conn: &mut DbConnection, model_id: &str) -> QueryResult<Vec<(String
         .filter(versions::status.eq("ready"))
         .order(versions::version.asc())
         .select((versions::id, versions::version))
+        .load(conn)
+}
+
+/// A model's versions (id, name, created, status), newest first: what retention rules decide over.
+pub fn newest_first(
+    conn: &mut DbConnection,
+    model_id: &str,
+) -> QueryResult<Vec<(String, String, chrono::NaiveDateTime, String)>> {
+    versions::table
+        .filter(versions::model_id.eq(model_id))
+        .order((versions::created_at.desc(), versions::version.desc()))
+        .select((
+            versions::id,
+            versions::version,
+            versions::created_at,
+            versions::status,
+        ))
         .load(conn)
 }

@@ -9,7 +9,7 @@ use kiln_core::deployment::BenchmarkResult;
 
 use crate::db::DbConnection;
 use crate::db::records::{PipelineJobRow, VariantFileRow, VariantRow, VersionFileRow, VersionRow};
-use crate::db::repos::{benchmarks, pipeline_jobs, variants};
+use crate::db::repos::{benchmarks, pipeline_jobs, variants, versions};
 use crate::error::Error;
 
 fn corrupt(what: &str, value: &str) -> Error {
@@ -69,6 +69,7 @@ pub fn version_detail(
         pipeline,
         variants,
         flagged,
+        damage: versions::damage(conn, &row.id)?,
     })
 }
 

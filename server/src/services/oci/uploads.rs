@@ -11,11 +11,14 @@ use kiln_core::{ErrorCode, ModelName, NamespaceName, Sha256Digest, Sha256Hasher}
 use serde_json::json;
 
 use super::OciService;
+use crate::db::repos::blobs::Reservation;
 use crate::db::repos::models::Visible;
 use crate::db::repos::oci_uploads::{self, OciUploadRow};
 use crate::db::repos::{blobs, oci_blob_links};
 use crate::db::{new_id, now};
 use crate::error::Error;
+use crate::services::blob_writes;
+use crate::services::transaction_retried;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
 use crate::services::uploads::{BodyBounds, stream_into};
 
@@ -310,18 +313,8 @@ impl OciService {
             });
         }
         let text = digest.to_string();
-        let lookup = text.clone();
-        let stored = !self
-            .db
-            .run(move |conn| Ok(blobs::find_many(conn, std::slice::from_ref(&lookup))?))
-            .await?
-            .is_empty();
-        if stored {
-            // The same bytes are stored already: drop the staged copy.
-            self.store
-                .abort_upload(&row.id, &row.backend_upload_id)
-                .await?;
-        } else {
+        let reservation = blob_writes::reserve(&self.db, &digest, row.upload_offset).await?;
+        if reservation == Reservation::Write {
             let part = row.part_size;
             let aligned = row.upload_offset - row.upload_offset % part;
             let mut etags = row.etags();
@@ -359,17 +352,27 @@ impl OciService {
                 .await?;
             self.store.save_tail(&row.id, Bytes::new()).await?;
         }
-        let (key, size, user) = (row.id.clone(), row.upload_offset, pusher.user_id.clone());
+        let (key, user) = (row.id.clone(), pusher.user_id.clone());
         let (namespace, model) = (row.namespace.clone(), row.model.clone());
-        // Blob, grant, link, then the upload: a crash in between leaves only an idle upload to reap.
+        // Live, grant, link and the upload's end in one transaction: a crash before it leaves only an
+        // idle upload to reap (and a pending blob collection removes once abandoned).
         self.db
             .run(move |conn| {
-                blobs::record(conn, &text, size)?;
-                blobs::grant(conn, &text, &user)?;
-                oci_blob_links::link(conn, &namespace, &model, &text)?;
-                Ok(oci_uploads::delete(conn, &key)?)
+                transaction_retried(conn, |conn| {
+                    blob_writes::hold_live(conn, std::slice::from_ref(&text))?;
+                    blobs::grant(conn, &text, &user)?;
+                    oci_blob_links::link(conn, &namespace, &model, &text)?;
+                    Ok(oci_uploads::delete(conn, &key)?)
+                })
             })
-            .await
+            .await?;
+        if reservation == Reservation::Stored {
+            // The same bytes are stored already: drop the staged copy.
+            self.store
+                .abort_upload(&row.id, &row.backend_upload_id)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Makes this request the upload's one writer (see `upload_claims`); its claim's name.
@@ -507,9 +510,12 @@ impl OciService {
         );
         self.db
             .run(move |conn| {
-                blobs::grant(conn, &key, &user)?;
-                oci_blob_links::link(conn, &namespace, &name, &key)?;
-                Ok(true)
+                transaction_retried(conn, |conn| {
+                    blob_writes::hold_live(conn, std::slice::from_ref(&key))?;
+                    blobs::grant(conn, &key, &user)?;
+                    oci_blob_links::link(conn, &namespace, &name, &key)?;
+                    Ok(true)
+                })
             })
             .await
     }

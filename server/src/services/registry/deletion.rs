@@ -21,7 +21,7 @@ impl RegistryService {
     ) -> Result<(), Error> {
         self.db
             .run(move |conn| {
-                super::transaction_retried(conn, |conn| {
+                crate::services::transaction_retried(conn, |conn| {
                     let (row, files) = find_version(conn, &ns, &model, &version)?;
                     let aliased = crate::db::repos::aliases::pointing_at(conn, &row.id)?;
                     if let Some(alias) = aliased.first() {
@@ -59,7 +59,7 @@ impl RegistryService {
     ) -> Result<(), Error> {
         self.db
             .run(move |conn| {
-                super::transaction_retried(conn, |conn| {
+                crate::services::transaction_retried(conn, |conn| {
                     let (_, model_row) = find_model(conn, &ns, &model)?;
                     let aliases = crate::db::repos::aliases::list(conn, &model_row.id, None, i64::MAX)?;
                     if !force && let Some((alias, version)) = aliases.first() {

@@ -1,0 +1,323 @@
+//! Garbage collection's queries: blob rows in digest order, who references them, and the two steps of a
+//! deletion (condemn, then forget once the object is gone).
+
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::IN_LIST_BATCH;
+use super::blobs::{self, CONDEMNED, LIVE, MISSING, PENDING, RowLock};
+use crate::db::DbConnection;
+use crate::db::schema::{
+    blob_grants, blobs as blob_rows, oci_blob_links, oci_tar_layers, upload_sessions,
+    variant_files, version_files,
+};
+
+/// A blob row as collection sees it.
+#[derive(Debug, Clone, Queryable)]
+pub struct BlobEntry {
+    pub digest: String,
+    pub size: i64,
+    pub state: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// When rows become collectable.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    /// A live (or missing) blob recorded before this, and referenced by nothing, is garbage.
+    pub recorded_before: NaiveDateTime,
+    /// A grant given after this still protects its blob (a push that uploaded it may yet commit).
+    pub granted_after: NaiveDateTime,
+    /// A pending blob reserved before this was abandoned by its writer.
+    pub reserved_before: NaiveDateTime,
+}
+
+impl BlobEntry {
+    /// Old enough to go, if nothing references it.
+    pub fn expired(&self, cutoffs: &Cutoffs) -> bool {
+        match self.state.as_str() {
+            LIVE | MISSING => self.created_at < cutoffs.recorded_before,
+            PENDING => self.created_at < cutoffs.reserved_before,
+            _ => false,
+        }
+    }
+}
+
+/// The next `limit` blob rows after `after` (keyset pagination: bounded memory over any number of rows).
+pub fn page(conn: &mut DbConnection, after: &str, limit: i64) -> QueryResult<Vec<BlobEntry>> {
+    blob_rows::table
+        .filter(blob_rows::digest.gt(after))
+        .order(blob_rows::digest.asc())
+        .limit(limit)
+        .select((
+            blob_rows::digest,
+            blob_rows::size,
+            blob_rows::state,
+            blob_rows::created_at,
+        ))
+        .load(conn)
+}
+
+/// Of `digests`, those something still references: a version's or a variant's file, an upload session
+/// in progress, a grant given within the grace period, an OCI repository's link or tar layer.
+pub fn referenced(
+    conn: &mut DbConnection,
+    digests: &[String],
+    granted_after: NaiveDateTime,
+) -> QueryResult<HashSet<String>> {
+    let mut found = HashSet::new();
+    for batch in digests.chunks(IN_LIST_BATCH) {
+        found.extend(
+            version_files::table
+                .filter(version_files::digest.eq_any(batch))
+                .select(version_files::digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+        found.extend(
+            variant_files::table
+                .filter(variant_files::digest.eq_any(batch))
+                .select(variant_files::digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+        found.extend(
+            upload_sessions::table
+                .filter(upload_sessions::digest.eq_any(batch))
+                .select(upload_sessions::digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+        found.extend(
+            blob_grants::table
+                .filter(blob_grants::digest.eq_any(batch))
+                .filter(blob_grants::created_at.gt(granted_after))
+                .select(blob_grants::digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+        found.extend(
+            oci_blob_links::table
+                .filter(oci_blob_links::digest.eq_any(batch))
+                .select(oci_blob_links::digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+        found.extend(
+            oci_tar_layers::table
+                .filter(oci_tar_layers::file_digest.eq_any(batch))
+                .select(oci_tar_layers::file_digest)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(found)
+}
+
+/// Garbage among `digests` (see [`BlobEntry::expired`] and [`referenced`]), looked at without locks: what
+/// a dry run reports and what [`condemn`] then decides again.
+pub fn garbage(
+    conn: &mut DbConnection,
+    rows: &[BlobEntry],
+    cutoffs: &Cutoffs,
+) -> QueryResult<Vec<BlobEntry>> {
+    let expired: Vec<&BlobEntry> = rows.iter().filter(|r| r.expired(cutoffs)).collect();
+    let digests: Vec<String> = expired.iter().map(|r| r.digest.clone()).collect();
+    let referenced = referenced(conn, &digests, cutoffs.granted_after)?;
+    Ok(expired
+        .into_iter()
+        .filter(|r| !referenced.contains(&r.digest))
+        .cloned()
+        .collect())
+}
+
+/// In the caller's transaction: condemns those of `digests` that are garbage now. Their rows are locked
+/// first and read again after (on PostgreSQL a fresh statement sees what committed while it waited), so a
+/// blob a version referenced since it was marked stays. Returns the condemned rows.
+pub fn condemn(
+    conn: &mut DbConnection,
+    digests: &[String],
+    cutoffs: &Cutoffs,
+) -> QueryResult<Vec<BlobEntry>> {
+    blobs::lock(conn, digests, RowLock::Update)?;
+    let mut rows = Vec::with_capacity(digests.len());
+    for batch in digests.chunks(IN_LIST_BATCH) {
+        rows.extend(
+            blob_rows::table
+                .filter(blob_rows::digest.eq_any(batch))
+                .select((
+                    blob_rows::digest,
+                    blob_rows::size,
+                    blob_rows::state,
+                    blob_rows::created_at,
+                ))
+                .load::<BlobEntry>(conn)?,
+        );
+    }
+    let chosen = garbage(conn, &rows, cutoffs)?;
+    let names: Vec<&String> = chosen.iter().map(|r| &r.digest).collect();
+    for batch in names.chunks(IN_LIST_BATCH) {
+        diesel::update(blob_rows::table.filter(blob_rows::digest.eq_any(batch)))
+            .set(blob_rows::state.eq(CONDEMNED))
+            .execute(conn)?;
+    }
+    Ok(chosen)
+}
+
+/// Condemned rows after `after` (this run's, or those a run killed mid-sweep left).
+pub fn condemned(conn: &mut DbConnection, after: &str, limit: i64) -> QueryResult<Vec<BlobEntry>> {
+    blob_rows::table
+        .filter(blob_rows::state.eq(CONDEMNED))
+        .filter(blob_rows::digest.gt(after))
+        .order(blob_rows::digest.asc())
+        .limit(limit)
+        .select((
+            blob_rows::digest,
+            blob_rows::size,
+            blob_rows::state,
+            blob_rows::created_at,
+        ))
+        .load(conn)
+}
+
+/// Forgets condemned blobs whose objects are gone: their old grants, then their rows.
+pub fn forget(conn: &mut DbConnection, digests: &[String]) -> QueryResult<usize> {
+    let mut forgotten = 0;
+    for batch in digests.chunks(IN_LIST_BATCH) {
+        diesel::delete(blob_grants::table.filter(blob_grants::digest.eq_any(batch)))
+            .execute(conn)?;
+        forgotten += diesel::delete(
+            blob_rows::table
+                .filter(blob_rows::digest.eq_any(batch))
+                .filter(blob_rows::state.eq(CONDEMNED)),
+        )
+        .execute(conn)?;
+    }
+    Ok(forgotten)
+}
+
+/// Drops the OCI tar layers of files no version or variant holds any more: they exist to serve versions,
+/// and each keeps its file's blob. Returns how many.
+pub fn prune_tar_layers(conn: &mut DbConnection) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM oci_tar_layers \
+         WHERE NOT EXISTS (SELECT 1 FROM version_files WHERE digest = oci_tar_layers.file_digest) \
+         AND NOT EXISTS (SELECT 1 FROM variant_files WHERE digest = oci_tar_layers.file_digest)",
+    )
+    .execute(conn)
+}
+
+/// Blob rows whose digests fall in `[from, to)`: one slice of the store check.
+pub fn in_range(conn: &mut DbConnection, from: &str, to: &str) -> QueryResult<Vec<BlobEntry>> {
+    blob_rows::table
+        .filter(blob_rows::digest.ge(from))
+        .filter(blob_rows::digest.lt(to))
+        .order(blob_rows::digest.asc())
+        .select((
+            blob_rows::digest,
+            blob_rows::size,
+            blob_rows::state,
+            blob_rows::created_at,
+        ))
+        .load(conn)
+}
+
+/// The ids of every upload in progress (kiln's sessions and OCI's), whose staged objects are not orphans.
+pub fn upload_ids(conn: &mut DbConnection) -> QueryResult<HashSet<String>> {
+    use crate::db::schema::oci_uploads;
+    let mut ids: HashSet<String> = upload_sessions::table
+        .select(upload_sessions::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    ids.extend(
+        oci_uploads::table
+            .select(oci_uploads::id)
+            .load::<String>(conn)?,
+    );
+    Ok(ids)
+}
+
+/// The versions holding `digest` as a file or a variant's file: (version id, `namespace/model:version`).
+pub fn holders(conn: &mut DbConnection, digest: &str) -> QueryResult<Vec<(String, String)>> {
+    use crate::db::schema::{models, namespaces, versions};
+    let mut ids: Vec<String> = version_files::table
+        .filter(version_files::digest.eq(digest))
+        .select(version_files::version_id)
+        .load(conn)?;
+    ids.extend(
+        variant_files::table
+            .filter(variant_files::digest.eq(digest))
+            .select(variant_files::version_id)
+            .load::<String>(conn)?,
+    );
+    ids.sort();
+    ids.dedup();
+    let rows: Vec<(String, String, String, String)> = versions::table
+        .inner_join(models::table.inner_join(namespaces::table))
+        .filter(versions::id.eq_any(&ids))
+        .order((namespaces::name, models::name, versions::version))
+        .select((
+            versions::id,
+            namespaces::name,
+            models::name,
+            versions::version,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, ns, model, version)| (id, format!("{ns}/{model}:{version}")))
+        .collect())
+}
+
+/// Records that a live blob's object is missing or wrong: it is no longer usable, so a push of the same
+/// bytes uploads them again (and restores it).
+pub fn mark_missing(conn: &mut DbConnection, digest: &str) -> QueryResult<()> {
+    diesel::update(
+        blob_rows::table
+            .filter(blob_rows::digest.eq(digest))
+            .filter(blob_rows::state.eq(LIVE)),
+    )
+    .set(blob_rows::state.eq(MISSING))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Damaged versions (id, `namespace/model:version`) whose every blob is live again.
+pub fn whole_again(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    use crate::db::schema::{models, namespaces, versions};
+    let damaged: Vec<(String, String, String, String)> = versions::table
+        .inner_join(models::table.inner_join(namespaces::table))
+        .filter(versions::damage.is_not_null())
+        .select((
+            versions::id,
+            namespaces::name,
+            models::name,
+            versions::version,
+        ))
+        .load(conn)?;
+    let mut whole = Vec::new();
+    for (id, ns, model, version) in damaged {
+        let mut digests: Vec<String> = version_files::table
+            .filter(version_files::version_id.eq(&id))
+            .select(version_files::digest)
+            .load(conn)?;
+        digests.extend(
+            variant_files::table
+                .filter(variant_files::version_id.eq(&id))
+                .select(variant_files::digest)
+                .load::<String>(conn)?,
+        );
+        let not_live: i64 = blob_rows::table
+            .filter(blob_rows::digest.eq_any(&digests))
+            .filter(blob_rows::state.ne(LIVE))
+            .count()
+            .get_result(conn)?;
+        if not_live == 0 {
+            whole.push((id, format!("{ns}/{model}:{version}")));
+        }
+    }
+    Ok(whole)
+}

@@ -1,0 +1,185 @@
+//! Quotas: the most a namespace may hold, checked when a version is committed and, by the CLI, before
+//! any byte of a push is uploaded.
+
+use kiln_core::api::{Quota, QuotaCheck, QuotaCheckRequest};
+use kiln_core::{ErrorCode, ModelName, NamespaceName};
+use serde_json::json;
+
+use super::LifecycleService;
+use crate::db::DbConnection;
+use crate::db::repos::audit::{self, Actor};
+use crate::db::repos::{namespaces, quotas};
+use crate::db::views::usage;
+use crate::error::Error;
+use crate::services::transaction_retried;
+
+/// Refuses a push that would take the namespace past its quota: `files` (digest, size) are the version's,
+/// of which those the namespace holds already add nothing. Without a quota, nothing is computed.
+pub fn check_quota(
+    conn: &mut DbConnection,
+    namespace_id: &str,
+    namespace: &str,
+    files: &[(String, i64)],
+) -> Result<(), Error> {
+    let (max_bytes, max_versions) = quotas::find(conn, namespace_id)?;
+    if max_bytes.is_none() && max_versions.is_none() {
+        return Ok(());
+    }
+    let quota = Quota {
+        max_bytes,
+        max_versions,
+    };
+    enforce(namespace, quota, measure(conn, namespace_id, files)?).map(|_| ())
+}
+
+/// What the namespace holds now, and the bytes `files` would add to it.
+struct Measured {
+    bytes: i64,
+    versions: i64,
+    added_bytes: i64,
+}
+
+fn measure(
+    conn: &mut DbConnection,
+    namespace_id: &str,
+    files: &[(String, i64)],
+) -> Result<Measured, Error> {
+    let now = usage::namespace(conn, namespace_id)?;
+    let digests: Vec<String> = files.iter().map(|(d, _)| d.clone()).collect();
+    let held: std::collections::HashSet<String> =
+        usage::held_in_namespace(conn, namespace_id, &digests)?
+            .into_iter()
+            .collect();
+    let added: std::collections::BTreeMap<&str, i64> = files
+        .iter()
+        .filter(|(digest, _)| !held.contains(digest))
+        .map(|(digest, size)| (digest.as_str(), *size))
+        .collect();
+    Ok(Measured {
+        bytes: now.bytes,
+        versions: now.versions,
+        added_bytes: added.values().sum(),
+    })
+}
+
+fn enforce(namespace: &str, quota: Quota, now: Measured) -> Result<QuotaCheck, Error> {
+    let details = || {
+        json!({
+            "quota": { "max_bytes": quota.max_bytes, "max_versions": quota.max_versions },
+            "usage": { "bytes": now.bytes, "versions": now.versions },
+            "added_bytes": now.added_bytes,
+        })
+    };
+    let raise = format!(
+        "delete versions (kiln rm) or ask an administrator to raise it (kiln admin quota {namespace} ...)"
+    );
+    if let Some(max) = quota.max_bytes
+        && now.bytes + now.added_bytes > max
+    {
+        return Err(Error::QuotaExceeded {
+            message: format!(
+                "namespace {namespace} holds {} of its {max}-byte quota and this push adds {}; {raise}",
+                now.bytes, now.added_bytes
+            ),
+            details: details(),
+        });
+    }
+    if let Some(max) = quota.max_versions
+        && now.versions + 1 > max
+    {
+        return Err(Error::QuotaExceeded {
+            message: format!(
+                "namespace {namespace} holds {} of its {max}-version quota; {raise}",
+                now.versions
+            ),
+            details: details(),
+        });
+    }
+    Ok(QuotaCheck {
+        quota,
+        bytes: now.bytes + now.added_bytes,
+        versions: now.versions + 1,
+        added_bytes: now.added_bytes,
+    })
+}
+
+impl LifecycleService {
+    /// What `kiln push` asks before uploading: would this version fit the namespace's quota?
+    pub async fn check_push(
+        &self,
+        ns: NamespaceName,
+        _model: ModelName,
+        request: QuotaCheckRequest,
+    ) -> Result<QuotaCheck, Error> {
+        let files: Vec<(String, i64)> = request
+            .files
+            .iter()
+            .map(|f| (f.digest.to_string(), f.size))
+            .collect();
+        if let Some(f) = request.files.iter().find(|f| f.size < 0) {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidSize,
+                format!("{}: a size cannot be negative", f.digest),
+            ));
+        }
+        self.db
+            .read(move |conn| {
+                let Some(namespace) = namespaces::find(conn, ns.as_str())? else {
+                    // A push may create the namespace: nothing there, and no quota.
+                    let added_bytes = files.iter().map(|(_, s)| s).sum();
+                    return Ok(QuotaCheck {
+                        quota: Quota::default(),
+                        bytes: added_bytes,
+                        versions: 1,
+                        added_bytes,
+                    });
+                };
+                let (max_bytes, max_versions) = quotas::find(conn, &namespace.id)?;
+                let quota = Quota {
+                    max_bytes,
+                    max_versions,
+                };
+                enforce(ns.as_str(), quota, measure(conn, &namespace.id, &files)?)
+            })
+            .await
+    }
+
+    /// Sets a namespace's quota (administrators; audited). Lowering it below the usage refuses new pushes
+    /// only: nothing is deleted.
+    pub async fn set_quota(
+        &self,
+        ns: NamespaceName,
+        quota: Quota,
+        actor: Actor,
+    ) -> Result<Quota, Error> {
+        if quota.max_bytes.is_some_and(|b| b < 0) || quota.max_versions.is_some_and(|v| v < 0) {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidQuota,
+                "a quota's limits cannot be negative (leave one out for no limit)",
+            ));
+        }
+        self.db
+            .run(move |conn| {
+                transaction_retried(conn, |conn| {
+                    let namespace = namespaces::find(conn, ns.as_str())?
+                        .ok_or_else(|| Error::not_found(format!("namespace {ns}")))?;
+                    quotas::set(
+                        conn,
+                        &namespace.id,
+                        quota.max_bytes,
+                        quota.max_versions,
+                        &actor.name,
+                    )?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "namespace.quota",
+                        ns.as_str(),
+                        serde_json::to_value(&quota)?,
+                    )?;
+                    Ok(quota.clone())
+                })
+            })
+            .await
+    }
+}
