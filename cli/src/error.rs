@@ -82,6 +82,13 @@ fn api_hint(code: &str) -> Option<&'static str> {
         ErrorCode::NotFound => {
             "kiln ls NAMESPACE lists the models you can see (private models look absent to those who cannot read them)"
         }
+        ErrorCode::QuotaExceeded => {
+            "kiln usage NAMESPACE shows what each model holds; nothing was uploaded"
+        }
+        ErrorCode::VersionDamaged => {
+            "kiln show NAMESPACE/MODEL:VERSION says which blob is missing; push the same files again to restore it"
+        }
+        ErrorCode::CollectionRunning => "wait for the running collection, then rerun",
         ErrorCode::InvalidScope => "scopes are read, write, admin, admin:NAMESPACE and runner",
         ErrorCode::WeakPassword => "choose a password of 12 characters or more",
         ErrorCode::RateLimited => "the server is busy: wait a moment and rerun the same command",

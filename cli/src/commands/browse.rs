@@ -162,6 +162,11 @@ fn show_version(detail: &VersionDetail, json: bool) {
     let total: i64 = detail.files.iter().map(|f| f.size).sum();
     println!("{}/{}:{}", detail.namespace, detail.model, detail.version);
     println!("status:   {}", status_line(detail));
+    if let Some(damage) = &detail.damage {
+        println!(
+            "DAMAGED:  {damage}; not served until repaired (push the same files again, then `kiln admin fsck --repair`)"
+        );
+    }
     println!("created:  {}", detail.created_at.to_rfc3339());
     println!("files:    {} ({})", detail.files.len(), human_bytes(total));
     let mut out = table(&["PATH", "SIZE", "DIGEST"]);

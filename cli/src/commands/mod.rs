@@ -6,3 +6,4 @@ pub mod manifest;
 pub mod namespace;
 pub mod pull;
 pub mod push;
+pub mod storage;

@@ -51,6 +51,23 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
     for file in &files {
         unique.entry(file.digest).or_insert(file);
     }
+    // The namespace's quota is checked before a byte is uploaded (committing checks again).
+    let check = kiln_core::api::QuotaCheckRequest {
+        files: unique
+            .iter()
+            .map(|(digest, f)| kiln_core::api::QuotaCheckFile {
+                digest: *digest,
+                size: f.file.size as i64,
+            })
+            .collect(),
+        version: Some(version.clone()),
+    };
+    client
+        .post_json::<_, kiln_core::api::QuotaCheck>(
+            &format!("/models/{ns}/{model}/quota-check"),
+            &check,
+        )
+        .await?;
     let missing = client
         .missing_blobs(unique.keys().copied().collect())
         .await?;

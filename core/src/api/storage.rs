@@ -143,6 +143,10 @@ pub struct NamespaceUsage {
 #[serde(deny_unknown_fields)]
 pub struct QuotaCheckRequest {
     pub files: Vec<QuotaCheckFile>,
+    /// The version the push commits: when it exists already, committing adds nothing (it is the same
+    /// version again, or refused as a conflict), so the check passes.
+    #[serde(default)]
+    pub version: Option<VersionName>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

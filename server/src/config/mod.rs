@@ -39,6 +39,7 @@ struct RawSettings {
     upload_session_ttl_hours: Option<u64>,
     gc_grace_minutes: Option<u64>,
     gc_interval_minutes: Option<u64>,
+    gc_lease_secs: Option<u64>,
     #[serde(default, deserialize_with = "sources::text")]
     bootstrap_token: Option<String>,
     rate_limit_per_minute: Option<u32>,
@@ -126,6 +127,9 @@ pub struct CollectionSettings {
     pub grace: std::time::Duration,
     /// How often a replica collects (one at a time, under a lease); None: only on demand. Default 6 h.
     pub every: Option<std::time::Duration>,
+    /// A collection's lease, renewed while it runs: a replica that dies mid-run holds off other
+    /// collections this long. Default 2 minutes.
+    pub lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -302,6 +306,10 @@ impl Settings {
                 ));
             }
         };
+        let gc_lease_secs = raw.gc_lease_secs.unwrap_or(120);
+        if gc_lease_secs < 2 {
+            return Err(config_error("KILN_GC_LEASE_SECS", "must be at least 2"));
+        }
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -382,6 +390,7 @@ impl Settings {
                     0 => None,
                     minutes => Some(std::time::Duration::from_secs(minutes * 60)),
                 },
+                lease: std::time::Duration::from_secs(gc_lease_secs),
             },
         })
     }

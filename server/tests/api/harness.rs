@@ -99,6 +99,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         collection: kiln_server::config::CollectionSettings {
             grace: std::time::Duration::ZERO,
             every: None,
+            lease: std::time::Duration::from_secs(120),
         },
         bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
         rate_limit_per_minute: 1_000_000,

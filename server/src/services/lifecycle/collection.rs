@@ -21,8 +21,6 @@ use crate::error::Error;
 use crate::services::transaction_retried;
 
 const LEASE: &str = "garbage-collection";
-/// Renewed after every batch; a replica that dies lets another collect after this long.
-const LEASE_TTL_SECS: i64 = 300;
 /// Blob rows a batch looks at.
 const BATCH: i64 = 1000;
 
@@ -84,19 +82,17 @@ impl LifecycleService {
             .await
     }
 
+    fn lease_span(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(2))
+    }
+
     async fn take_lease(&self, holder: &str) -> Result<(), Error> {
-        let holder = holder.to_owned();
+        let (holder, lease) = (holder.to_owned(), self.lease_span());
         let taken = self
             .db
             .run(move |conn| {
                 transaction_retried(conn, |conn| {
-                    Ok(leases::acquire(
-                        conn,
-                        LEASE,
-                        &holder,
-                        now(),
-                        chrono::Duration::seconds(LEASE_TTL_SECS),
-                    )?)
+                    Ok(leases::acquire(conn, LEASE, &holder, now(), lease)?)
                 })
             })
             .await?;
@@ -110,19 +106,16 @@ impl LifecycleService {
         })
     }
 
-    async fn renew_lease(&self, holder: &str) -> Result<(), Error> {
-        let holder = holder.to_owned();
+    /// Renews the lease once a quarter of it has passed since `renewed` (then resets it).
+    async fn keep_lease(&self, holder: &str, renewed: &mut Instant) -> Result<(), Error> {
+        if renewed.elapsed() < self.settings.lease / 4 {
+            return Ok(());
+        }
+        *renewed = Instant::now();
+        let (holder, lease) = (holder.to_owned(), self.lease_span());
         let held = self
             .db
-            .run(move |conn| {
-                Ok(leases::renew(
-                    conn,
-                    LEASE,
-                    &holder,
-                    now(),
-                    chrono::Duration::seconds(LEASE_TTL_SECS),
-                )?)
-            })
+            .run(move |conn| Ok(leases::renew(conn, LEASE, &holder, now(), lease)?))
             .await?;
         if held {
             return Ok(());
@@ -153,6 +146,7 @@ impl LifecycleService {
         versions_retired: u64,
     ) -> Result<CollectionReport, Error> {
         let clock = Instant::now();
+        let mut renewed = Instant::now();
         let started_at = Utc::now();
         let grace = request
             .grace_seconds
@@ -188,7 +182,7 @@ impl LifecycleService {
                 .db
                 .run(|conn| Ok(collection::prune_tar_layers(conn)?))
                 .await? as u64;
-            report.deletions_resumed = self.finish_condemned(holder).await?;
+            report.deletions_resumed = self.finish_condemned(holder, &mut renewed).await?;
         }
         let mut after = String::new();
         loop {
@@ -207,6 +201,7 @@ impl LifecycleService {
                 .await?;
             let Some(last) = last else { break };
             after = last;
+            self.keep_lease(holder, &mut renewed).await?;
             report.blobs_scanned += scanned as u64;
             if garbage.is_empty() {
                 continue;
@@ -228,7 +223,6 @@ impl LifecycleService {
             let (count, bytes) = self.sweep(condemned).await?;
             report.blobs_deleted += count;
             report.bytes_freed += bytes;
-            self.renew_lease(holder).await?;
         }
         report.duration_ms = clock.elapsed().as_millis() as u64;
         tracing::info!(
@@ -244,7 +238,7 @@ impl LifecycleService {
 
     /// Finishes the deletions a run stopped mid-sweep left: condemned rows, whose objects may or may not
     /// be gone yet.
-    async fn finish_condemned(&self, holder: &str) -> Result<u64, Error> {
+    async fn finish_condemned(&self, holder: &str, renewed: &mut Instant) -> Result<u64, Error> {
         let mut finished = 0;
         loop {
             let rows = self
@@ -255,7 +249,7 @@ impl LifecycleService {
                 return Ok(finished);
             }
             finished += self.sweep(rows).await?.0;
-            self.renew_lease(holder).await?;
+            self.keep_lease(holder, renewed).await?;
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::LifecycleService;
 use crate::db::DbConnection;
 use crate::db::repos::audit::{self, Actor};
-use crate::db::repos::{namespaces, quotas};
+use crate::db::repos::{models, namespaces, quotas, versions};
 use crate::db::views::usage;
 use crate::error::Error;
 use crate::services::transaction_retried;
@@ -108,7 +108,7 @@ impl LifecycleService {
     pub async fn check_push(
         &self,
         ns: NamespaceName,
-        _model: ModelName,
+        model: ModelName,
         request: QuotaCheckRequest,
     ) -> Result<QuotaCheck, Error> {
         let files: Vec<(String, i64)> = request
@@ -139,6 +139,18 @@ impl LifecycleService {
                     max_bytes,
                     max_versions,
                 };
+                if let Some(version) = &request.version
+                    && let Some((_, model_row)) = models::find(conn, ns.as_str(), model.as_str())?
+                    && versions::find(conn, &model_row.id, version.as_str())?.is_some()
+                {
+                    let now = usage::namespace(conn, &namespace.id)?;
+                    return Ok(QuotaCheck {
+                        quota,
+                        bytes: now.bytes,
+                        versions: now.versions,
+                        added_bytes: 0,
+                    });
+                }
                 enforce(ns.as_str(), quota, measure(conn, &namespace.id, &files)?)
             })
             .await
