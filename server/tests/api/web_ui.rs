@@ -126,11 +126,30 @@ async fn pages_follow_the_access_rules_and_sessions(app: TestApp) {
     );
     assert_eq!(tokens.headers()[LOCATION], "/sign-in");
 
+    let anonymous_usage = get(&app, "/namespaces/acme/usage", None).await;
+    assert_ne!(
+        anonymous_usage.status(),
+        StatusCode::OK,
+        "usage is for members"
+    );
+
     let session = sign_in(&app).await;
     let page = get(&app, "/models/acme/hidden", Some(&session)).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("acme/hidden"));
+    assert!(
+        html.contains("/namespaces/acme/usage"),
+        "the model page links its namespace's storage"
+    );
+    let usage = get(&app, "/namespaces/acme/usage", Some(&session)).await;
+    assert_eq!(usage.status(), StatusCode::OK);
+    let usage = usage.text().await.unwrap();
+    assert!(
+        usage.contains("Storage of acme") && usage.contains(">hidden</a>"),
+        "{usage}"
+    );
+    assert!(usage.contains("13 B"), "the model's bytes: {usage}");
     let csrf = csrf_of(&html);
     // A page's download link: the API reads the session cookie on GET.
     let file = get(

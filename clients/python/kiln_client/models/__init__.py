@@ -13,6 +13,9 @@ from .benchmark_report_type_1_outcome import BenchmarkReportType1Outcome
 from .benchmark_result import BenchmarkResult
 from .benchmark_result_input_shapes import BenchmarkResultInputShapes
 from .blob_info import BlobInfo
+from .blob_problem import BlobProblem
+from .collection_report import CollectionReport
+from .collection_request import CollectionRequest
 from .create_namespace_request import CreateNamespaceRequest
 from .create_token_request import CreateTokenRequest
 from .create_upload_request import CreateUploadRequest
@@ -42,9 +45,13 @@ from .member import Member
 from .missing_blobs_request import MissingBlobsRequest
 from .missing_blobs_response import MissingBlobsResponse
 from .model_detail import ModelDetail
+from .model_retention_rule import ModelRetentionRule
 from .model_summary import ModelSummary
+from .model_usage import ModelUsage
 from .namespace_settings import NamespaceSettings
 from .namespace_summary import NamespaceSummary
+from .namespace_usage import NamespaceUsage
+from .orphan_object import OrphanObject
 from .password_credentials import PasswordCredentials
 from .pipeline_job import PipelineJob
 from .pipeline_job_report_type_0 import PipelineJobReportType0
@@ -52,7 +59,16 @@ from .pipeline_options import PipelineOptions
 from .pipeline_options_tolerances_type_0 import PipelineOptionsTolerancesType0
 from .pipeline_step import PipelineStep
 from .provenance import Provenance
+from .quota import Quota
+from .quota_check import QuotaCheck
+from .quota_check_file import QuotaCheckFile
+from .quota_check_request import QuotaCheckRequest
 from .registered_runner import RegisteredRunner
+from .retention_outcome import RetentionOutcome
+from .retention_rule import RetentionRule
+from .retention_rules import RetentionRules
+from .retention_run import RetentionRun
+from .retired_version import RetiredVersion
 from .role import Role
 from .rotated_jwt_key import RotatedJwtKey
 from .runner_heartbeat import RunnerHeartbeat
@@ -62,6 +78,8 @@ from .runner_view import RunnerView
 from .set_alias_request import SetAliasRequest
 from .set_member_request import SetMemberRequest
 from .set_visibility_request import SetVisibilityRequest
+from .store_check_report import StoreCheckReport
+from .store_check_request import StoreCheckRequest
 from .tensor_signature import TensorSignature
 from .token_info import TokenInfo
 from .update_model_request import UpdateModelRequest
@@ -91,6 +109,9 @@ __all__ = (
     "BenchmarkResult",
     "BenchmarkResultInputShapes",
     "BlobInfo",
+    "BlobProblem",
+    "CollectionReport",
+    "CollectionRequest",
     "CreateNamespaceRequest",
     "CreateTokenRequest",
     "CreateUploadRequest",
@@ -120,9 +141,13 @@ __all__ = (
     "MissingBlobsRequest",
     "MissingBlobsResponse",
     "ModelDetail",
+    "ModelRetentionRule",
     "ModelSummary",
+    "ModelUsage",
     "NamespaceSettings",
     "NamespaceSummary",
+    "NamespaceUsage",
+    "OrphanObject",
     "PasswordCredentials",
     "PipelineJob",
     "PipelineJobReportType0",
@@ -130,7 +155,16 @@ __all__ = (
     "PipelineOptionsTolerancesType0",
     "PipelineStep",
     "Provenance",
+    "Quota",
+    "QuotaCheck",
+    "QuotaCheckFile",
+    "QuotaCheckRequest",
     "RegisteredRunner",
+    "RetentionOutcome",
+    "RetentionRule",
+    "RetentionRules",
+    "RetentionRun",
+    "RetiredVersion",
     "Role",
     "RotatedJwtKey",
     "RunnerHeartbeat",
@@ -140,6 +174,8 @@ __all__ = (
     "SetAliasRequest",
     "SetMemberRequest",
     "SetVisibilityRequest",
+    "StoreCheckReport",
+    "StoreCheckRequest",
     "TensorSignature",
     "TokenInfo",
     "UpdateModelRequest",

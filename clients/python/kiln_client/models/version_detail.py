@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -35,6 +35,9 @@ class VersionDetail:
             optimization and benchmarks go on after and add variants) or `failed` when a scan refused a file (its
             message says why). The files a user pushed are downloadable in every state.
         version (str):
+        damage (None | str | Unset): Why the version is not served: the store check found a blob of it missing or wrong.
+            Pushing the
+            same files again and `kiln admin fsck --repair` restore it.
         flagged (list[FlaggedFile] | Unset): Files the scan would have refused, stored only because the namespace allows
             it: kiln never opens,
             converts or loads them.
@@ -48,6 +51,7 @@ class VersionDetail:
     namespace: str
     status: VersionStatus
     version: str
+    damage: None | str | Unset = UNSET
     flagged: list[FlaggedFile] | Unset = UNSET
     pipeline: list[PipelineJob] | Unset = UNSET
     variants: list[VariantDetail] | Unset = UNSET
@@ -68,6 +72,12 @@ class VersionDetail:
         status = self.status.value
 
         version = self.version
+
+        damage: None | str | Unset
+        if isinstance(self.damage, Unset):
+            damage = UNSET
+        else:
+            damage = self.damage
 
         flagged: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.flagged, Unset):
@@ -102,6 +112,8 @@ class VersionDetail:
                 "version": version,
             }
         )
+        if damage is not UNSET:
+            field_dict["damage"] = damage
         if flagged is not UNSET:
             field_dict["flagged"] = flagged
         if pipeline is not UNSET:
@@ -135,6 +147,15 @@ class VersionDetail:
         status = VersionStatus(d.pop("status"))
 
         version = d.pop("version")
+
+        def _parse_damage(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        damage = _parse_damage(d.pop("damage", UNSET))
 
         _flagged = d.pop("flagged", UNSET)
         flagged: list[FlaggedFile] | Unset = UNSET
@@ -170,6 +191,7 @@ class VersionDetail:
             namespace=namespace,
             status=status,
             version=version,
+            damage=damage,
             flagged=flagged,
             pipeline=pipeline,
             variants=variants,

@@ -17,6 +17,7 @@ mod markdown;
 mod model_page;
 mod render;
 pub mod session;
+mod usage_page;
 mod version_page;
 
 use actix_web::http::header;
@@ -44,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(manage::set_visibility)
         .service(manage::runners_list)
         .service(manage::audit_list)
+        .service(usage_page::namespace_usage)
         .service(account::sign_in_form)
         .service(account::sign_in)
         .service(account::sign_out)

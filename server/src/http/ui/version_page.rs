@@ -80,6 +80,8 @@ pub struct VersionPage {
     created_iso: String,
     files: Vec<FileRow>,
     flagged: Vec<(String, String)>,
+    /// Why the version is not served (the store check found a blob missing), if it is damaged.
+    damage: Option<String>,
     steps: Vec<Step>,
     lineage: Vec<String>,
     variants: Vec<VariantRow>,
@@ -403,6 +405,7 @@ pub fn build(
             .iter()
             .map(|f| (f.path.clone(), f.reason.clone()))
             .collect(),
+        damage: detail.damage.clone(),
         steps: steps(&detail),
         lineage: lineage(&detail),
         variants: variant_rows(&detail.variants),

@@ -1,0 +1,221 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.collection_report import CollectionReport
+from ...models.collection_request import CollectionRequest
+from ...models.error_response import ErrorResponse
+from ...types import Response
+
+
+def _get_kwargs(
+    *,
+    body: CollectionRequest,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/api/v1/admin/gc",
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> CollectionReport | ErrorResponse | None:
+    if response.status_code == 200:
+        response_200 = CollectionReport.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = ErrorResponse.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorResponse.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorResponse.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 408:
+        response_408 = ErrorResponse.from_dict(response.json())
+
+        return response_408
+
+    if response.status_code == 409:
+        response_409 = ErrorResponse.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = ErrorResponse.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 429:
+        response_429 = ErrorResponse.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = ErrorResponse.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[CollectionReport | ErrorResponse]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: CollectionRequest,
+) -> Response[CollectionReport | ErrorResponse]:
+    """Collect garbage
+
+     Delete the blobs nothing references any more (no version or variant file, upload in progress, recent
+    grant, OCI link or layer) from the store and the database, and abort abandoned uploads. Blobs
+    recorded or granted within the grace period stay, so pushes in flight keep what they uploaded. One
+    run at a time across replicas (administrators; audited).
+
+    Args:
+        body (CollectionRequest): Run garbage collection now.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[CollectionReport | ErrorResponse]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    body: CollectionRequest,
+) -> CollectionReport | ErrorResponse | None:
+    """Collect garbage
+
+     Delete the blobs nothing references any more (no version or variant file, upload in progress, recent
+    grant, OCI link or layer) from the store and the database, and abort abandoned uploads. Blobs
+    recorded or granted within the grace period stay, so pushes in flight keep what they uploaded. One
+    run at a time across replicas (administrators; audited).
+
+    Args:
+        body (CollectionRequest): Run garbage collection now.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        CollectionReport | ErrorResponse
+    """
+
+    return sync_detailed(
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: CollectionRequest,
+) -> Response[CollectionReport | ErrorResponse]:
+    """Collect garbage
+
+     Delete the blobs nothing references any more (no version or variant file, upload in progress, recent
+    grant, OCI link or layer) from the store and the database, and abort abandoned uploads. Blobs
+    recorded or granted within the grace period stay, so pushes in flight keep what they uploaded. One
+    run at a time across replicas (administrators; audited).
+
+    Args:
+        body (CollectionRequest): Run garbage collection now.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[CollectionReport | ErrorResponse]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    body: CollectionRequest,
+) -> CollectionReport | ErrorResponse | None:
+    """Collect garbage
+
+     Delete the blobs nothing references any more (no version or variant file, upload in progress, recent
+    grant, OCI link or layer) from the store and the database, and abort abandoned uploads. Blobs
+    recorded or granted within the grace period stay, so pushes in flight keep what they uploaded. One
+    run at a time across replicas (administrators; audited).
+
+    Args:
+        body (CollectionRequest): Run garbage collection now.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        CollectionReport | ErrorResponse
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            body=body,
+        )
+    ).parsed

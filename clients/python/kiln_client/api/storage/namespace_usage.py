@@ -1,0 +1,198 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_response import ErrorResponse
+from ...models.namespace_usage import NamespaceUsage
+from ...types import Response
+
+
+def _get_kwargs(
+    namespace: str,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/api/v1/namespaces/{namespace}/usage".format(
+            namespace=quote(str(namespace), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ErrorResponse | NamespaceUsage | None:
+    if response.status_code == 200:
+        response_200 = NamespaceUsage.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = ErrorResponse.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorResponse.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorResponse.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorResponse.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 429:
+        response_429 = ErrorResponse.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = ErrorResponse.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorResponse | NamespaceUsage]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    namespace: str,
+    *,
+    client: AuthenticatedClient,
+) -> Response[ErrorResponse | NamespaceUsage]:
+    """Get a namespace's usage
+
+     The bytes its versions and variants hold, model by model: how many no other model holds (what
+    deleting it frees) and how many it shares; and the namespace's quota (namespace members).
+
+    Args:
+        namespace (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorResponse | NamespaceUsage]
+    """
+
+    kwargs = _get_kwargs(
+        namespace=namespace,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    namespace: str,
+    *,
+    client: AuthenticatedClient,
+) -> ErrorResponse | NamespaceUsage | None:
+    """Get a namespace's usage
+
+     The bytes its versions and variants hold, model by model: how many no other model holds (what
+    deleting it frees) and how many it shares; and the namespace's quota (namespace members).
+
+    Args:
+        namespace (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorResponse | NamespaceUsage
+    """
+
+    return sync_detailed(
+        namespace=namespace,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    namespace: str,
+    *,
+    client: AuthenticatedClient,
+) -> Response[ErrorResponse | NamespaceUsage]:
+    """Get a namespace's usage
+
+     The bytes its versions and variants hold, model by model: how many no other model holds (what
+    deleting it frees) and how many it shares; and the namespace's quota (namespace members).
+
+    Args:
+        namespace (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorResponse | NamespaceUsage]
+    """
+
+    kwargs = _get_kwargs(
+        namespace=namespace,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    namespace: str,
+    *,
+    client: AuthenticatedClient,
+) -> ErrorResponse | NamespaceUsage | None:
+    """Get a namespace's usage
+
+     The bytes its versions and variants hold, model by model: how many no other model holds (what
+    deleting it frees) and how many it shares; and the namespace's quota (namespace members).
+
+    Args:
+        namespace (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorResponse | NamespaceUsage
+    """
+
+    return (
+        await asyncio_detailed(
+            namespace=namespace,
+            client=client,
+        )
+    ).parsed
