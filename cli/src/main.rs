@@ -547,7 +547,7 @@ async fn run_retention(
             };
             storage::set_retention(client, target, rule, json).await
         }
-        RetentionCommand::Rm { target } => storage::remove_retention(client, target).await,
+        RetentionCommand::Rm { target } => storage::remove_retention(client, target, json).await,
         RetentionCommand::Apply { namespace, dry_run } => {
             storage::apply_retention(client, namespace, dry_run, json).await
         }

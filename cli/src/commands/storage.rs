@@ -339,9 +339,17 @@ pub async fn set_retention(
     Ok(())
 }
 
-pub async fn remove_retention(client: &ApiClient, target: ModelRef) -> Result<(), CliError> {
+pub async fn remove_retention(
+    client: &ApiClient,
+    target: ModelRef,
+    json: bool,
+) -> Result<(), CliError> {
     client.delete(&retention_path(&target)?).await?;
-    note(format!("removed the retention rule of {target}"));
+    if json {
+        print_json(&serde_json::json!({ "removed": target.to_string() }));
+    } else {
+        println!("removed the retention rule of {target}");
+    }
     Ok(())
 }
 
