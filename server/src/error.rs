@@ -214,7 +214,8 @@ impl ResponseError for Error {
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::Pool(_) | Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // The namespace's state (its quota and usage) refuses the request, as a conflict does.
+            Error::QuotaExceeded { .. } => StatusCode::CONFLICT,
             Error::Database(_)
             | Error::Storage(_)
             | Error::Io(_)

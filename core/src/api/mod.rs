@@ -304,7 +304,8 @@ pub struct PipelineOptions {
 pub struct FileEntry {
     pub path: FilePath,
     pub digest: Sha256Digest,
-    #[schema(minimum = 0)]
+    /// Bytes (at most 5 TiB, S3's largest object).
+    #[schema(minimum = 0, maximum = 5497558138880_i64)]
     #[serde(deserialize_with = "crate::whole_number::required")]
     pub size: i64,
 }

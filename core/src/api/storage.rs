@@ -15,7 +15,8 @@ pub struct CollectionRequest {
     pub dry_run: bool,
     /// Keep unreferenced blobs recorded (or granted to a pusher) within this many seconds, instead of the
     /// server's grace period (KILN_GC_GRACE_MINUTES). A push in flight is only protected for this long.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 0, maximum = 315360000)]
     pub grace_seconds: Option<u64>,
 }
 
@@ -105,9 +106,11 @@ pub struct StoreCheckReport {
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Bytes of the distinct blobs its versions and their variants hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 0)]
     pub max_bytes: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 0)]
     pub max_versions: Option<i64>,
 }
 
@@ -153,6 +156,8 @@ pub struct QuotaCheckRequest {
 #[serde(deny_unknown_fields)]
 pub struct QuotaCheckFile {
     pub digest: Sha256Digest,
+    #[schema(minimum = 0, maximum = 5497558138880_i64)]
+    #[serde(deserialize_with = "crate::whole_number::required")]
     pub size: i64,
 }
 
@@ -172,13 +177,16 @@ pub struct QuotaCheck {
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
     /// Keep the newest N versions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 1)]
     pub keep_last: Option<i64>,
     /// Keep versions created within the last D days.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 0, maximum = 36500)]
     pub keep_days: Option<i64>,
     /// Keep versions an alias named at any time in the last D days (as well as those it names now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional")]
+    #[schema(minimum = 0, maximum = 36500)]
     pub keep_aliased_days: Option<i64>,
 }
 

@@ -171,8 +171,7 @@ async fn update_model(
     (status = 200, description = "The version already exists with identical files; nothing changed", body = VersionDetail),
     (status = 400, description = "The commit is refused: a bad name or version (`invalid_name`), a bad file path (`invalid_path`) or digest (`invalid_digest`), no files (`no_files`), over 100,000 files (`too_many_files`), a negative size (`invalid_size`), a path listed twice (`duplicate_path`) or both a file and a folder (`path_conflict`), unknown variants or tolerances (`invalid_variant`, `invalid_tolerance`), a size that differs from the stored blob's (`size_mismatch`), blobs the caller has not uploaded (`missing_blobs`, with their digests in `details.missing`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
     (status = 404, description = "The namespace does not exist (only an administrator's push creates one)", body = ErrorResponse),
-    (status = 409, description = "The version exists with different files (`version_conflict`); versions are immutable", body = ErrorResponse),
-    (status = 413, description = "The body is larger than the server takes (`payload_too_large`), or the version would take the namespace past its quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
+    (status = 409, description = "The version exists with different files (`version_conflict`); versions are immutable. Or the version would take the namespace past its quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
 ))]
 #[post("/models/{namespace}/{model}/versions")]
 async fn create_version(

@@ -24,7 +24,7 @@ use crate::services::Services;
 /// run at a time across replicas (administrators; audited).
 #[utoipa::path(tag = "storage", request_body = CollectionRequest, responses(
     (status = 200, description = "What was deleted, or with `dry_run` what would be", body = CollectionReport),
-    (status = 400, description = "A body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 400, description = "A body that is not this schema, or a grace period over ten years (`invalid_json`)", body = ErrorResponse),
     (status = 409, description = "Another collection holds the lease (`collection_running`)", body = ErrorResponse),
 ))]
 #[post("/admin/gc")]
@@ -88,7 +88,7 @@ async fn namespace_usage(
 /// Set a namespace's quota
 ///
 /// The most its versions may hold (bytes of distinct blobs) and how many versions; a limit left out is
-/// no limit. A push past it is refused with 413 `quota_exceeded`; nothing is deleted (administrators;
+/// no limit. A push past it is refused with 409 `quota_exceeded`; nothing is deleted (administrators;
 /// audited).
 #[utoipa::path(tag = "storage", params(NamespacePath), request_body = Quota, responses(
     (status = 200, description = "The quota as it is now", body = Quota),
@@ -121,7 +121,7 @@ async fn set_quota(
 #[utoipa::path(tag = "storage", params(ModelPath), request_body = QuotaCheckRequest, responses(
     (status = 200, description = "It fits: what the namespace would hold after it", body = QuotaCheck),
     (status = 400, description = "Not a valid name (`invalid_name`), a negative size (`invalid_size`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
-    (status = 413, description = "It would exceed the quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
+    (status = 409, description = "It would exceed the quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
 ))]
 #[post("/models/{namespace}/{model}/quota-check")]
 async fn check_quota(
@@ -190,9 +190,9 @@ async fn set_namespace_retention(
 ///
 /// Its models keep every version again, unless they have rules of their own (namespace admins; audited).
 #[utoipa::path(tag = "storage", params(NamespacePath), responses(
-    (status = 204, description = "The rule is gone"),
+    (status = 204, description = "The rule is gone (or there was none)"),
     (status = 400, description = "Not a valid namespace name (`invalid_name`)", body = ErrorResponse),
-    (status = 404, description = "No such namespace, or it has no rule", body = ErrorResponse),
+    (status = 404, description = "No such namespace", body = ErrorResponse),
 ))]
 #[delete("/namespaces/{namespace}/retention")]
 async fn remove_namespace_retention(
@@ -268,9 +268,9 @@ async fn set_model_retention(
 ///
 /// The model follows the namespace's rule again (namespace admins; audited).
 #[utoipa::path(tag = "storage", params(ModelPath), responses(
-    (status = 204, description = "The rule is gone"),
+    (status = 204, description = "The rule is gone (or there was none)"),
     (status = 400, description = "Not a valid name (`invalid_name`)", body = ErrorResponse),
-    (status = 404, description = "No such model, or it has no rule", body = ErrorResponse),
+    (status = 404, description = "No such model", body = ErrorResponse),
 ))]
 #[delete("/models/{namespace}/{model}/retention")]
 async fn remove_model_retention(

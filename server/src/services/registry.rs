@@ -28,7 +28,7 @@ use crate::pipeline::{self, PipelineQueue};
 use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
 use crate::services::transaction_retried;
 
-const MAX_FILES_PER_VERSION: usize = 100_000;
+pub const MAX_FILES_PER_VERSION: usize = 100_000;
 const MAX_TAGS: usize = 64;
 
 /// Whether a commit created the version or found it already there with identical content.
@@ -66,10 +66,14 @@ pub fn check_files(files: &[FileEntry]) -> Result<(), Error> {
     }
     let mut paths = HashSet::new();
     for file in files {
-        if file.size < 0 {
+        if !(0..=crate::services::uploads::MAX_BLOB_SIZE).contains(&file.size) {
             return Err(Error::bad_request(
                 ErrorCode::InvalidSize,
-                format!("{}: size must not be negative", file.path),
+                format!(
+                    "{}: size must be between 0 and {} bytes",
+                    file.path,
+                    crate::services::uploads::MAX_BLOB_SIZE
+                ),
             ));
         }
         if !paths.insert(file.path.as_str()) {

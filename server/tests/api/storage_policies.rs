@@ -179,7 +179,7 @@ async fn a_push_over_the_quota_is_refused_before_any_byte(app: TestApp) {
     let refused = expect_error(
         app.post_json("/api/v1/models/acme/m/quota-check", &check)
             .await,
-        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::CONFLICT,
         "quota_exceeded",
     )
     .await;
@@ -199,7 +199,7 @@ async fn a_push_over_the_quota_is_refused_before_any_byte(app: TestApp) {
             &json!({ "version": "2", "files": [{ "path": "w.bin", "digest": digest, "size": big.len() }] }),
         )
         .await,
-        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::CONFLICT,
         "quota_exceeded",
     )
     .await;
@@ -235,7 +235,7 @@ async fn a_push_over_the_quota_is_refused_before_any_byte(app: TestApp) {
     // Two versions is the version quota now.
     expect_error(
         app.push("acme/m:3", &[("w.bin", &bytes(KIB, 3))]).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::CONFLICT,
         "quota_exceeded",
     )
     .await;

@@ -16,7 +16,7 @@ class FileEntry:
     Attributes:
         digest (str): sha256 content digest
         path (str):
-        size (int):
+        size (int): Bytes (at most 5 TiB, S3's largest object).
     """
 
     digest: str

@@ -23,6 +23,8 @@ use crate::services::transaction_retried;
 const LEASE: &str = "garbage-collection";
 /// Blob rows a batch looks at.
 const BATCH: i64 = 1000;
+/// The longest grace period a run may ask for.
+const MAX_GRACE_SECS: u64 = 315_360_000;
 
 impl LifecycleService {
     /// Collects now (`kiln admin gc`): refused with 409 while another run holds the lease. Audited.
@@ -31,6 +33,12 @@ impl LifecycleService {
         request: CollectionRequest,
         actor: Actor,
     ) -> Result<CollectionReport, Error> {
+        if request.grace_seconds.is_some_and(|s| s > MAX_GRACE_SECS) {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidJson,
+                format!("grace_seconds must be at most {MAX_GRACE_SECS} (ten years)"),
+            ));
+        }
         let holder = new_id();
         self.take_lease(&holder).await?;
         let report = self.collect_holding(&holder, &request, 0).await;

@@ -13,6 +13,8 @@ use crate::db::views::usage;
 use crate::error::Error;
 use crate::services::transaction_retried;
 
+use crate::services::registry::MAX_FILES_PER_VERSION as MAX_FILES;
+
 /// Refuses a push that would take the namespace past its quota: `files` (digest, size) are the version's,
 /// of which those the namespace holds already add nothing. Without a quota, nothing is computed.
 pub fn check_quota(
@@ -58,7 +60,9 @@ fn measure(
     Ok(Measured {
         bytes: now.bytes,
         versions: now.versions,
-        added_bytes: added.values().sum(),
+        added_bytes: added
+            .values()
+            .fold(0i64, |sum, size| sum.saturating_add(*size)),
     })
 }
 
@@ -73,8 +77,9 @@ fn enforce(namespace: &str, quota: Quota, now: Measured) -> Result<QuotaCheck, E
     let raise = format!(
         "delete versions (kiln rm) or ask an administrator to raise it (kiln admin quota {namespace} ...)"
     );
+    let after = now.bytes.saturating_add(now.added_bytes);
     if let Some(max) = quota.max_bytes
-        && now.bytes + now.added_bytes > max
+        && after > max
     {
         return Err(Error::QuotaExceeded {
             message: format!(
@@ -97,7 +102,7 @@ fn enforce(namespace: &str, quota: Quota, now: Measured) -> Result<QuotaCheck, E
     }
     Ok(QuotaCheck {
         quota,
-        bytes: now.bytes + now.added_bytes,
+        bytes: after,
         versions: now.versions + 1,
         added_bytes: now.added_bytes,
     })
@@ -116,17 +121,33 @@ impl LifecycleService {
             .iter()
             .map(|f| (f.digest.to_string(), f.size))
             .collect();
-        if let Some(f) = request.files.iter().find(|f| f.size < 0) {
+        if let Some(f) = request
+            .files
+            .iter()
+            .find(|f| !(0..=crate::services::uploads::MAX_BLOB_SIZE).contains(&f.size))
+        {
             return Err(Error::bad_request(
                 ErrorCode::InvalidSize,
-                format!("{}: a size cannot be negative", f.digest),
+                format!(
+                    "{}: a size must be between 0 and {} bytes",
+                    f.digest,
+                    crate::services::uploads::MAX_BLOB_SIZE
+                ),
+            ));
+        }
+        if request.files.len() > MAX_FILES {
+            return Err(Error::bad_request(
+                ErrorCode::TooManyFiles,
+                format!("check at most {MAX_FILES} files at once"),
             ));
         }
         self.db
             .read(move |conn| {
                 let Some(namespace) = namespaces::find(conn, ns.as_str())? else {
                     // A push may create the namespace: nothing there, and no quota.
-                    let added_bytes = files.iter().map(|(_, s)| s).sum();
+                    let added_bytes = files
+                        .iter()
+                        .fold(0i64, |sum, (_, size)| sum.saturating_add(*size));
                     return Ok(QuotaCheck {
                         quota: Quota::default(),
                         bytes: added_bytes,

@@ -197,10 +197,10 @@ impl LifecycleService {
             .run(move |conn| {
                 transaction_retried(conn, |conn| {
                     let (namespace_id, model_id, target) = scope(conn, &ns, model.as_ref())?;
-                    if !retention_rules::delete(conn, &namespace_id, &model_id)? {
-                        return Err(Error::not_found(format!("retention rule for {target}")));
+                    // Idempotent: without a rule there is nothing to remove, and nothing to record.
+                    if retention_rules::delete(conn, &namespace_id, &model_id)? {
+                        audit::record(conn, &actor, "retention.remove", &target, json!({}))?;
                     }
-                    audit::record(conn, &actor, "retention.remove", &target, json!({}))?;
                     Ok(())
                 })
             })

@@ -107,7 +107,7 @@ def sync_detailed(
     """Set a namespace's quota
 
      The most its versions may hold (bytes of distinct blobs) and how many versions; a limit left out is
-    no limit. A push past it is refused with 413 `quota_exceeded`; nothing is deleted (administrators;
+    no limit. A push past it is refused with 409 `quota_exceeded`; nothing is deleted (administrators;
     audited).
 
     Args:
@@ -143,7 +143,7 @@ def sync(
     """Set a namespace's quota
 
      The most its versions may hold (bytes of distinct blobs) and how many versions; a limit left out is
-    no limit. A push past it is refused with 413 `quota_exceeded`; nothing is deleted (administrators;
+    no limit. A push past it is refused with 409 `quota_exceeded`; nothing is deleted (administrators;
     audited).
 
     Args:
@@ -174,7 +174,7 @@ async def asyncio_detailed(
     """Set a namespace's quota
 
      The most its versions may hold (bytes of distinct blobs) and how many versions; a limit left out is
-    no limit. A push past it is refused with 413 `quota_exceeded`; nothing is deleted (administrators;
+    no limit. A push past it is refused with 409 `quota_exceeded`; nothing is deleted (administrators;
     audited).
 
     Args:
@@ -208,7 +208,7 @@ async def asyncio(
     """Set a namespace's quota
 
      The most its versions may hold (bytes of distinct blobs) and how many versions; a limit left out is
-    no limit. A push past it is refused with 413 `quota_exceeded`; nothing is deleted (administrators;
+    no limit. A push past it is refused with 409 `quota_exceeded`; nothing is deleted (administrators;
     audited).
 
     Args:
