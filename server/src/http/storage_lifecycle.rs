@@ -120,7 +120,8 @@ async fn set_quota(
 /// (committing the version checks again). Needs write access.
 #[utoipa::path(tag = "storage", params(ModelPath), request_body = QuotaCheckRequest, responses(
     (status = 200, description = "It fits: what the namespace would hold after it", body = QuotaCheck),
-    (status = 400, description = "Not a valid name (`invalid_name`), a negative size (`invalid_size`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 400, description = "Not a valid name (`invalid_name`), a size out of range (`invalid_size`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "The namespace does not exist (only an administrator's push creates one)", body = ErrorResponse),
     (status = 409, description = "It would exceed the quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
 ))]
 #[post("/models/{namespace}/{model}/quota-check")]

@@ -280,6 +280,10 @@ async fn the_store_check_finds_a_lost_object_and_an_orphan(app: TestApp) {
     )
     .await;
     app.settled_version("acme/m:1").await;
+    assert_eq!(
+        app.get("/v2/acme/m/manifests/1").await.status(),
+        StatusCode::OK
+    );
     let clean = fsck(&app, json!({ "verify": true })).await;
     assert_eq!(
         (clean.problem_count, clean.orphan_count, clean.blobs_checked),
@@ -340,6 +344,11 @@ async fn the_store_check_finds_a_lost_object_and_an_orphan(app: TestApp) {
     )
     .await;
 
+    assert_eq!(
+        app.get("/v2/acme/m/manifests/1").await.status(),
+        StatusCode::NOT_FOUND,
+        "nor through the OCI endpoint"
+    );
     // Pushing the same files again uploads the lost bytes; the next repair serves the version again.
     let missing: Value = expect_json(
         app.post_json(
@@ -357,6 +366,10 @@ async fn the_store_check_finds_a_lost_object_and_an_orphan(app: TestApp) {
     assert_eq!((restored.problem_count, restored.orphan_count), (0, 0));
     let response = download(&app, "acme/m/versions/1/files/lost.bin").await;
     assert_eq!(response.bytes().await.unwrap().as_ref(), lost.as_slice());
+    assert_eq!(
+        app.get("/v2/acme/m/manifests/1").await.status(),
+        StatusCode::OK
+    );
 }
 
 crate::on_every_backend!(

@@ -89,6 +89,10 @@ fn model_row(
 /// Whether a version is served under its tag: once ready, or, when a client pushed its manifest, from
 /// the push on (the client reads back what it pushed) unless the version failed.
 fn served(conn: &mut DbConnection, version: &VersionRow) -> Result<bool, Error> {
+    // A version the store check found damaged is not served, by tag or alias (as through the API).
+    if versions::damage(conn, &version.id)?.is_some() {
+        return Ok(false);
+    }
     Ok(match version.status.as_str() {
         "ready" => true,
         "failed" => false,
@@ -109,7 +113,11 @@ fn named_version(
         return Ok(None);
     };
     match aliases::find(conn, &model.id, alias.as_str())? {
-        Some(alias) => Ok(Some(versions::by_id(conn, &alias.version_id)?)),
+        Some(alias) => {
+            let version = versions::by_id(conn, &alias.version_id)?;
+            let damaged = versions::damage(conn, &version.id)?.is_some();
+            Ok((!damaged).then_some(version))
+        }
         None => Ok(None),
     }
 }
