@@ -119,6 +119,9 @@ pub struct Settings {
     pub public_url: Option<String>,
 }
 
+/// The longest grace period collection takes (ten years).
+const MAX_GRACE_MINUTES: u64 = 10 * 365 * 24 * 60;
+
 /// Garbage collection (KILN_GC_GRACE_MINUTES, KILN_GC_INTERVAL_MINUTES).
 #[derive(Debug, Clone)]
 pub struct CollectionSettings {
@@ -306,7 +309,26 @@ impl Settings {
                 ));
             }
         };
+        let gc_grace_minutes = raw.gc_grace_minutes.unwrap_or(24 * 60);
+        if gc_grace_minutes > MAX_GRACE_MINUTES {
+            return Err(config_error(
+                "KILN_GC_GRACE_MINUTES",
+                format!("must be at most {MAX_GRACE_MINUTES} (ten years)"),
+            ));
+        }
+        let gc_interval_minutes = raw.gc_interval_minutes.unwrap_or(6 * 60);
+        if gc_interval_minutes > MAX_GRACE_MINUTES {
+            return Err(config_error(
+                "KILN_GC_INTERVAL_MINUTES",
+                format!(
+                    "must be at most {MAX_GRACE_MINUTES} (ten years; 0 turns the schedule off)"
+                ),
+            ));
+        }
         let gc_lease_secs = raw.gc_lease_secs.unwrap_or(120);
+        if gc_lease_secs > 86_400 {
+            return Err(config_error("KILN_GC_LEASE_SECS", "must be at most 86400"));
+        }
         if gc_lease_secs < 2 {
             return Err(config_error("KILN_GC_LEASE_SECS", "must be at least 2"));
         }
@@ -385,8 +407,8 @@ impl Settings {
             max_json_bytes: max_json_bytes as usize,
             upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
             collection: CollectionSettings {
-                grace: std::time::Duration::from_secs(raw.gc_grace_minutes.unwrap_or(24 * 60) * 60),
-                every: match raw.gc_interval_minutes.unwrap_or(6 * 60) {
+                grace: std::time::Duration::from_secs(gc_grace_minutes * 60),
+                every: match gc_interval_minutes {
                     0 => None,
                     minutes => Some(std::time::Duration::from_secs(minutes * 60)),
                 },

@@ -56,6 +56,9 @@ pub async fn upload_files(
         let (digest, size) = BlobStore::hash_file(path).await?;
         if blob_writes::reserve(&context.db, &digest, size as i64).await? == Reservation::Write {
             context.store.put_file(path, &digest).await?;
+            // Live but unreferenced until `store` names it: the grace period keeps it meanwhile (and
+            // `store` fails, for the job to retry, if a collection with none took it).
+            blob_writes::written(&context.db, &digest).await?;
         }
         rows.push(VariantFileRow {
             version_id: version_id.to_owned(),
@@ -85,7 +88,7 @@ pub async fn store(
                 .collect();
             conn.transaction(|conn| {
                 held.keep_holding(conn)?;
-                blob_writes::hold_live(conn, &digests)?;
+                blob_writes::hold_live(conn, &digests, &[])?;
                 for (row, files) in &made {
                     variants::replace(conn, row, files)?;
                 }

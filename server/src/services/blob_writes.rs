@@ -45,25 +45,35 @@ pub async fn reserve(
     }
 }
 
-/// In the transaction that references `digests`: holds their rows against collection and records the
-/// reserved ones live. Fails (the caller's transaction rolls back) when one is no longer usable: a blob
-/// found stored at reservation that collection condemned since.
-pub fn hold_live(conn: &mut crate::db::DbConnection, digests: &[String]) -> Result<(), Error> {
-    // For update, not share: two commits of the same pending blob would each hold a share lock and
-    // then wait on the other's to mark it live.
-    blobs::lock(conn, digests, blobs::RowLock::Update)?;
-    for digest in digests {
-        blobs::mark_live(conn, digest)?;
-    }
-    let live = blobs::find_many(conn, digests)?.len();
+/// In the transaction that references `digests`: holds their rows against collection and records live
+/// the ones this caller wrote (`written`, reserved by it). Fails (the caller's transaction rolls back)
+/// when one is not usable: a blob found stored at reservation that collection condemned since, or one
+/// the store check found missing that another writer is restoring.
+pub fn hold_live(
+    conn: &mut crate::db::DbConnection,
+    digests: &[String],
+    written: &[String],
+) -> Result<(), Error> {
     let mut wanted = digests.to_vec();
     wanted.sort();
     wanted.dedup();
+    // For update, not share: two commits of the same pending blob would each hold a share lock and
+    // then wait on the other's to mark it live.
+    blobs::lock(conn, &wanted, blobs::RowLock::Update)?;
+    for digest in written {
+        blobs::mark_live(conn, digest)?;
+    }
+    let live = blobs::find_many(conn, &wanted)?.len();
     if live != wanted.len() {
         return Err(Error::Busy {
-            message: "a blob was deleted by garbage collection while it was being committed; retry"
-                .to_owned(),
+            message: "a blob is not usable right now (garbage collection is deleting it, or the store check found it missing and it is being uploaded again); retry".to_owned(),
         });
     }
     Ok(())
+}
+
+/// Records live, in its own transaction, a blob this caller reserved and wrote.
+pub async fn written(db: &Database, digest: &Sha256Digest) -> Result<(), Error> {
+    let key = digest.to_string();
+    db.run(move |conn| Ok(blobs::mark_live(conn, &key)?)).await
 }

@@ -483,8 +483,12 @@ impl UploadService {
         // an idle session for the reaper (and a pending blob collection removes once abandoned).
         self.db
             .run(move |conn| {
+                let written: &[String] = match reservation {
+                    Reservation::Write => std::slice::from_ref(&digest),
+                    _ => &[],
+                };
                 transaction_retried(conn, |conn| {
-                    blob_writes::hold_live(conn, std::slice::from_ref(&digest))?;
+                    blob_writes::hold_live(conn, std::slice::from_ref(&digest), written)?;
                     blobs::grant(conn, &digest, &user)?;
                     Ok(uploads::delete(conn, &key)?)
                 })

@@ -321,15 +321,6 @@ impl BlobStore {
         }
     }
 
-    /// A blob's size in the store, or None when its object is absent.
-    pub async fn blob_size(&self, digest: &Sha256Digest) -> Result<Option<u64>, Error> {
-        match self.store.head(&self.blob_key(digest)).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Streams a blob, or the byte range `range` of it.
     pub async fn read(
         &self,

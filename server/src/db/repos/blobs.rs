@@ -15,7 +15,7 @@ pub const PENDING: &str = "pending";
 pub const CONDEMNED: &str = "condemned";
 pub const MISSING: &str = "missing";
 
-/// The subset of `digests` that has a recorded blob, with sizes.
+/// The subset of `digests` whose blobs are live (stored and usable), with sizes.
 pub fn find_many(conn: &mut DbConnection, digests: &[String]) -> QueryResult<Vec<BlobRow>> {
     let mut found = Vec::new();
     for batch in digests.chunks(super::IN_LIST_BATCH) {
@@ -41,9 +41,14 @@ pub enum Reservation {
     Condemned,
 }
 
+/// The lease a garbage collection holds while it runs.
+pub const COLLECTION_LEASE: &str = "garbage-collection";
+
 /// Reserves `digest` for a writer, in the caller's transaction: a new row is `pending`, which collection
 /// leaves alone until it has been abandoned for longer than uploads are kept. Concurrent writers of the
-/// same bytes both write (content-addressed: the same object), and the first insert wins.
+/// same bytes both write (content-addressed: the same object), and the first insert wins. A condemned
+/// row waits for the collection deleting it, unless none runs (one was stopped mid-sweep): then the
+/// writer takes it over, as the next collection would only finish deleting it.
 pub fn reserve(conn: &mut DbConnection, digest: &str, size: i64) -> QueryResult<Reservation> {
     lock(
         conn,
@@ -55,9 +60,11 @@ pub fn reserve(conn: &mut DbConnection, digest: &str, size: i64) -> QueryResult<
         .select(blobs::state)
         .first(conn)
         .optional()?;
+    let collecting =
+        state.as_deref() == Some(CONDEMNED) && super::leases::held(conn, COLLECTION_LEASE, now())?;
     match state.as_deref() {
         Some(LIVE) => Ok(Reservation::Stored),
-        Some(CONDEMNED) => Ok(Reservation::Condemned),
+        Some(CONDEMNED) if collecting => Ok(Reservation::Condemned),
         Some(_) => {
             // Pending (another writer, or one that died) or missing (being restored): this writer's now.
             diesel::update(blobs::table.find(digest))

@@ -182,10 +182,28 @@ pub fn condemned(conn: &mut DbConnection, after: &str, limit: i64) -> QueryResul
         .load(conn)
 }
 
-/// Forgets condemned blobs whose objects are gone: their old grants, then their rows.
-pub fn forget(conn: &mut DbConnection, digests: &[String]) -> QueryResult<usize> {
-    let mut forgotten = 0;
+/// Of `digests`, those still condemned (another run may have finished them meanwhile).
+pub fn still_condemned(conn: &mut DbConnection, digests: &[String]) -> QueryResult<Vec<String>> {
+    let mut found = Vec::new();
     for batch in digests.chunks(IN_LIST_BATCH) {
+        found.extend(
+            blob_rows::table
+                .filter(blob_rows::digest.eq_any(batch))
+                .filter(blob_rows::state.eq(CONDEMNED))
+                .select(blob_rows::digest)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(found)
+}
+
+/// Forgets condemned blobs whose objects are gone: their grants, then their rows; in the caller's
+/// transaction. A digest no longer condemned (taken over by a writer) keeps both.
+pub fn forget(conn: &mut DbConnection, digests: &[String]) -> QueryResult<usize> {
+    blobs::lock(conn, digests, RowLock::Update)?;
+    let condemned = still_condemned(conn, digests)?;
+    let mut forgotten = 0;
+    for batch in condemned.chunks(IN_LIST_BATCH) {
         diesel::delete(blob_grants::table.filter(blob_grants::digest.eq_any(batch)))
             .execute(conn)?;
         forgotten += diesel::delete(
@@ -207,6 +225,37 @@ pub fn prune_tar_layers(conn: &mut DbConnection) -> QueryResult<usize> {
          AND NOT EXISTS (SELECT 1 FROM variant_files WHERE digest = oci_tar_layers.file_digest)",
     )
     .execute(conn)
+}
+
+/// Whether a blob row (in any state) or an upload in progress names this object: the store check asks
+/// again right before it calls an object an orphan (it may have been recorded since the listing).
+pub fn recorded(
+    conn: &mut DbConnection,
+    digest: Option<&str>,
+    upload: Option<&str>,
+) -> QueryResult<bool> {
+    use crate::db::schema::oci_uploads;
+    if let Some(digest) = digest {
+        let rows: i64 = blob_rows::table
+            .filter(blob_rows::digest.eq(digest))
+            .count()
+            .get_result(conn)?;
+        if rows > 0 {
+            return Ok(true);
+        }
+    }
+    if let Some(id) = upload {
+        let sessions: i64 = upload_sessions::table
+            .filter(upload_sessions::id.eq(id))
+            .count()
+            .get_result(conn)?;
+        let oci: i64 = oci_uploads::table
+            .filter(oci_uploads::id.eq(id))
+            .count()
+            .get_result(conn)?;
+        return Ok(sessions + oci > 0);
+    }
+    Ok(false)
 }
 
 /// Blob rows whose digests fall in `[from, to)`: one slice of the store check.
@@ -255,17 +304,22 @@ pub fn holders(conn: &mut DbConnection, digest: &str) -> QueryResult<Vec<(String
     );
     ids.sort();
     ids.dedup();
-    let rows: Vec<(String, String, String, String)> = versions::table
-        .inner_join(models::table.inner_join(namespaces::table))
-        .filter(versions::id.eq_any(&ids))
-        .order((namespaces::name, models::name, versions::version))
-        .select((
-            versions::id,
-            namespaces::name,
-            models::name,
-            versions::version,
-        ))
-        .load(conn)?;
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    for batch in ids.chunks(IN_LIST_BATCH) {
+        rows.extend(
+            versions::table
+                .inner_join(models::table.inner_join(namespaces::table))
+                .filter(versions::id.eq_any(batch))
+                .select((
+                    versions::id,
+                    namespaces::name,
+                    models::name,
+                    versions::version,
+                ))
+                .load::<(String, String, String, String)>(conn)?,
+        );
+    }
+    rows.sort_by(|a, b| (&a.1, &a.2, &a.3).cmp(&(&b.1, &b.2, &b.3)));
     Ok(rows
         .into_iter()
         .map(|(id, ns, model, version)| (id, format!("{ns}/{model}:{version}")))
@@ -273,8 +327,14 @@ pub fn holders(conn: &mut DbConnection, digest: &str) -> QueryResult<Vec<(String
 }
 
 /// Records that a live blob's object is missing or wrong: it is no longer usable, so a push of the same
-/// bytes uploads them again (and restores it).
+/// bytes uploads them again (and restores it). Its row is locked until the caller's transaction ends, so
+/// a version committing with it finishes first and is then among its holders.
 pub fn mark_missing(conn: &mut DbConnection, digest: &str) -> QueryResult<()> {
+    blobs::lock(
+        conn,
+        std::slice::from_ref(&digest.to_owned()),
+        RowLock::Update,
+    )?;
     diesel::update(
         blob_rows::table
             .filter(blob_rows::digest.eq(digest))
@@ -310,11 +370,14 @@ pub fn whole_again(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>
                 .select(variant_files::digest)
                 .load::<String>(conn)?,
         );
-        let not_live: i64 = blob_rows::table
-            .filter(blob_rows::digest.eq_any(&digests))
-            .filter(blob_rows::state.ne(LIVE))
-            .count()
-            .get_result(conn)?;
+        let mut not_live: i64 = 0;
+        for batch in digests.chunks(IN_LIST_BATCH) {
+            not_live += blob_rows::table
+                .filter(blob_rows::digest.eq_any(batch))
+                .filter(blob_rows::state.ne(LIVE))
+                .count()
+                .get_result::<i64>(conn)?;
+        }
         if not_live == 0 {
             whole.push((id, format!("{ns}/{model}:{version}")));
         }

@@ -18,6 +18,19 @@ pub fn find(
         .unwrap_or((None, None)))
 }
 
+/// Serialises the commits that count against a namespace's quota, until the caller's transaction ends
+/// (PostgreSQL; SQLite has one writer at a time anyway), so two concurrent pushes cannot both fit.
+pub fn lock(conn: &mut DbConnection, namespace_id: &str) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query(
+            "SELECT namespace_id FROM namespace_quotas WHERE namespace_id = $1 FOR UPDATE",
+        )
+        .bind::<diesel::sql_types::Text, _>(namespace_id)
+        .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Sets both limits (None lifts one); in the caller's transaction.
 pub fn set(
     conn: &mut DbConnection,

@@ -6,9 +6,10 @@
 //! request) and only then the rows. A run stopped anywhere leaves rows condemned (never referenced again,
 //! never usable) that the next run finishes first.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use kiln_core::api::{CollectionReport, CollectionRequest};
 use kiln_core::{ErrorCode, Sha256Digest};
 
@@ -20,7 +21,7 @@ use crate::db::{new_id, now};
 use crate::error::Error;
 use crate::services::transaction_retried;
 
-const LEASE: &str = "garbage-collection";
+const LEASE: &str = crate::db::repos::blobs::COLLECTION_LEASE;
 /// Blob rows a batch looks at.
 const BATCH: i64 = 1000;
 /// The longest grace period a run may ask for.
@@ -60,7 +61,7 @@ impl LifecycleService {
             Err(e) => return Err(e),
         }
         let result = async {
-            let retired = self.apply_all_retention_rules().await?;
+            let retired = self.apply_all_retention_rules(&holder).await?;
             self.collect_holding(&holder, &CollectionRequest::default(), retired)
                 .await
         }
@@ -114,8 +115,13 @@ impl LifecycleService {
         })
     }
 
-    /// Renews the lease once a quarter of it has passed since `renewed` (then resets it).
-    async fn keep_lease(&self, holder: &str, renewed: &mut Instant) -> Result<(), Error> {
+    /// Renews the lease once a quarter of it has passed since `renewed` (then resets it); fails when it
+    /// was lost, so a run that stalled past its lease stops before it deletes anything more.
+    pub(super) async fn keep_lease(
+        &self,
+        holder: &str,
+        renewed: &mut Instant,
+    ) -> Result<(), Error> {
         if renewed.elapsed() < self.settings.lease / 4 {
             return Ok(());
         }
@@ -164,10 +170,12 @@ impl LifecycleService {
         let grace_span = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let abandoned =
             chrono::Duration::from_std(self.upload_ttl.max(grace)).unwrap_or(chrono::Duration::MAX);
+        // A span past the calendar's start keeps everything (never: collects everything).
+        let before = |span| at.checked_sub_signed(span).unwrap_or(NaiveDateTime::MIN);
         let cutoffs = Cutoffs {
-            recorded_before: at.checked_sub_signed(grace_span).unwrap_or(at),
-            granted_after: at.checked_sub_signed(grace_span).unwrap_or(at),
-            reserved_before: at.checked_sub_signed(abandoned).unwrap_or(at),
+            recorded_before: before(grace_span),
+            granted_after: before(grace_span),
+            reserved_before: before(abandoned),
         };
         let mut report = CollectionReport {
             dry_run: request.dry_run,
@@ -183,6 +191,7 @@ impl LifecycleService {
             duration_ms: 0,
         };
         if !request.dry_run {
+            self.keep_lease(holder, &mut renewed).await?;
             report.uploads_aborted = (self.uploads.reap_idle(self.upload_ttl).await?
                 + self.oci.reap_idle_uploads(self.upload_ttl).await?)
                 as u64;
@@ -228,6 +237,7 @@ impl LifecycleService {
                     })
                 })
                 .await?;
+            self.keep_lease(holder, &mut renewed).await?;
             let (count, bytes) = self.sweep(condemned).await?;
             report.blobs_deleted += count;
             report.bytes_freed += bytes;
@@ -256,16 +266,28 @@ impl LifecycleService {
             if rows.is_empty() {
                 return Ok(finished);
             }
-            finished += self.sweep(rows).await?.0;
             self.keep_lease(holder, renewed).await?;
+            finished += self.sweep(rows).await?.0;
         }
     }
 
-    /// Deletes condemned blobs' objects, then forgets their rows; returns how many and their bytes.
+    /// Deletes condemned blobs' objects, then forgets their rows; returns how many and their bytes. Only
+    /// rows still condemned right before the deletion go (a writer may have taken one over since).
     async fn sweep(&self, condemned: Vec<BlobEntry>) -> Result<(u64, u64), Error> {
         if condemned.is_empty() {
             return Ok((0, 0));
         }
+        let names: Vec<String> = condemned.iter().map(|b| b.digest.clone()).collect();
+        let still: HashSet<String> = self
+            .db
+            .run(move |conn| Ok(collection::still_condemned(conn, &names)?))
+            .await?
+            .into_iter()
+            .collect();
+        let condemned: Vec<BlobEntry> = condemned
+            .into_iter()
+            .filter(|b| still.contains(&b.digest))
+            .collect();
         let digests: Vec<Sha256Digest> = condemned
             .iter()
             .map(|b| b.digest.parse())
@@ -275,7 +297,9 @@ impl LifecycleService {
         let names: Vec<String> = condemned.into_iter().map(|b| b.digest).collect();
         let forgotten = self
             .db
-            .run(move |conn| Ok(collection::forget(conn, &names)?))
+            .run(move |conn| {
+                transaction_retried(conn, |conn| Ok(collection::forget(conn, &names)?))
+            })
             .await?;
         Ok((forgotten as u64, bytes))
     }

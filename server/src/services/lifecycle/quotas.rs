@@ -27,6 +27,7 @@ pub fn check_quota(
     if max_bytes.is_none() && max_versions.is_none() {
         return Ok(());
     }
+    quotas::lock(conn, namespace_id)?;
     let quota = Quota {
         max_bytes,
         max_versions,

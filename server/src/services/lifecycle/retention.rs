@@ -59,23 +59,30 @@ fn retire(
         return Vec::new();
     }
     let young_after = rule.keep_days.map(|d| at - chrono::Duration::days(d));
-    newest_first
-        .iter()
-        .enumerate()
-        .filter(|(i, (id, name, created, status))| {
-            let kept = rule.keep_last.is_some_and(|n| (*i as i64) < n)
-                || young_after.is_some_and(|after| *created > after)
-                || aliased_now.contains(id)
-                || named_recently.contains(name)
-                // The pipeline is still working on it.
-                || matches!(
-                    VersionStatus::parse(status),
-                    Some(VersionStatus::Pending | VersionStatus::Processing)
-                );
-            !kept
-        })
-        .map(|(i, _)| i)
-        .collect()
+    // keep_last counts ready versions: a push still processing (or one that failed) does not push a
+    // ready version out. A failed version newer than the last one kept stays, to be looked at.
+    let mut ready_seen = 0i64;
+    let mut going = Vec::new();
+    for (i, (id, name, created, status)) in newest_first.iter().enumerate() {
+        let status = VersionStatus::parse(status);
+        let within_last = rule.keep_last.is_some_and(|n| ready_seen < n);
+        if status == Some(VersionStatus::Ready) {
+            ready_seen += 1;
+        }
+        let kept = within_last
+            || young_after.is_some_and(|after| *created > after)
+            || aliased_now.contains(id)
+            || named_recently.contains(name)
+            // The pipeline is still working on it.
+            || matches!(
+                status,
+                Some(VersionStatus::Pending | VersionStatus::Processing)
+            );
+        if !kept {
+            going.push(i);
+        }
+    }
+    going
 }
 
 /// The versions the namespace's rules delete now, oldest first, and how many they keep.
@@ -269,14 +276,17 @@ impl LifecycleService {
         }
     }
 
-    /// The scheduled run's first step: every namespace's rules. Returns the versions deleted.
-    pub(super) async fn apply_all_retention_rules(&self) -> Result<u64, Error> {
+    /// The scheduled run's first step: every namespace's rules, holding the collection's lease (renewed
+    /// between namespaces). Returns the versions deleted.
+    pub(super) async fn apply_all_retention_rules(&self, holder: &str) -> Result<u64, Error> {
+        let mut renewed = std::time::Instant::now();
         let names = self
             .db
             .read(|conn| Ok(retention_rules::namespaces_with_rules(conn)?))
             .await?;
         let mut retired = 0;
         for name in names {
+            self.keep_lease(holder, &mut renewed).await?;
             let ns: NamespaceName = name.parse()?;
             retired += self
                 .apply_retention(ns, false, scheduler())
@@ -361,6 +371,21 @@ mod tests {
         let going = retire(&rule, &listed, &HashSet::new(), &recent, day(10));
         // Days 6-9 are younger than 5 days at day 10 (day 5 is exactly 5 days old: not younger).
         assert_eq!(names(&listed, &going), ["v5", "v4", "v3", "v1", "v0"]);
+    }
+
+    #[test]
+    fn keep_last_counts_ready_versions_only() {
+        let mut listed = ten();
+        // The newest is still processing and the next one failed: the last 2 ready are v7 and v6.
+        listed[0].3 = "processing".to_owned();
+        listed[1].3 = "failed".to_owned();
+        listed[5].3 = "failed".to_owned();
+        let rule = RetentionRule {
+            keep_last: Some(2),
+            ..Default::default()
+        };
+        let going = retire(&rule, &listed, &HashSet::new(), &HashSet::new(), day(10));
+        assert_eq!(names(&listed, &going), ["v5", "v4", "v3", "v2", "v1", "v0"]);
     }
 
     #[test]

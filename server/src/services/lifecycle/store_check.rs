@@ -34,8 +34,10 @@ impl LifecycleService {
         actor: Actor,
     ) -> Result<StoreCheckReport, Error> {
         let clock = Instant::now();
-        let orphan_before = chrono::Utc::now()
-            - chrono::Duration::from_std(self.settings.grace).unwrap_or(chrono::Duration::MAX);
+        let orphan_before = chrono::Duration::from_std(self.settings.grace)
+            .ok()
+            .and_then(|grace| chrono::Utc::now().checked_sub_signed(grace))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let mut report = StoreCheckReport {
             verify: request.verify,
             repair: request.repair,
@@ -73,9 +75,16 @@ impl LifecycleService {
                         .await?;
                 }
             }
-            for (_, object) in objects {
-                self.report_orphan(&mut report, object, orphan_before, request.repair)
-                    .await?;
+            for (digest, object) in objects {
+                let unrecorded = Unrecorded::Blob(digest);
+                self.report_orphan(
+                    &mut report,
+                    object,
+                    unrecorded,
+                    orphan_before,
+                    request.repair,
+                )
+                .await?;
             }
         }
         let uploads = self
@@ -84,9 +93,17 @@ impl LifecycleService {
             .await?;
         for object in self.store.list_staging().await? {
             report.objects_listed += 1;
-            if !uploads.contains(object.name.trim_end_matches(".tail")) {
-                self.report_orphan(&mut report, object, orphan_before, request.repair)
-                    .await?;
+            let id = object.name.trim_end_matches(".tail").to_owned();
+            if !uploads.contains(&id) {
+                let unrecorded = Unrecorded::Upload(id);
+                self.report_orphan(
+                    &mut report,
+                    object,
+                    unrecorded,
+                    orphan_before,
+                    request.repair,
+                )
+                .await?;
             }
         }
         if request.repair {
@@ -171,9 +188,13 @@ impl LifecycleService {
             .db
             .run(move |conn| {
                 transaction_retried(conn, |conn| {
+                    if repair {
+                        // First: it locks the row, so a version committing with it now is among the
+                        // holders read next.
+                        collection::mark_missing(conn, &digest)?;
+                    }
                     let holders = collection::holders(conn, &digest)?;
                     if repair {
-                        collection::mark_missing(conn, &digest)?;
                         let mut damaged = Vec::new();
                         for (id, label) in &holders {
                             if versions::set_damage(conn, id, Some(&reason))? {
@@ -204,9 +225,23 @@ impl LifecycleService {
         &self,
         report: &mut StoreCheckReport,
         object: StoredObject,
+        unrecorded: Unrecorded,
         orphan_before: chrono::DateTime<chrono::Utc>,
         repair: bool,
     ) -> Result<(), Error> {
+        // Asked again now: a push may have recorded it (or begun its upload) since the slice was read.
+        let recorded = self
+            .db
+            .run(move |conn| {
+                Ok(match &unrecorded {
+                    Unrecorded::Blob(digest) => collection::recorded(conn, Some(digest), None)?,
+                    Unrecorded::Upload(id) => collection::recorded(conn, None, Some(id))?,
+                })
+            })
+            .await?;
+        if recorded {
+            return Ok(());
+        }
         report.orphan_count += 1;
         let removed = repair && object.last_modified < orphan_before;
         if removed {
@@ -239,6 +274,14 @@ impl LifecycleService {
             })
             .await
     }
+}
+
+/// What an object with no row would belong to.
+enum Unrecorded {
+    /// A blob key (`sha256:<hex>`).
+    Blob(String),
+    /// A staged upload's id.
+    Upload(String),
 }
 
 /// The first digest after the slice `sha256:<slice>`: `sha256:<slice + 1>`, or past every hex digest.

@@ -365,10 +365,15 @@ impl OciService {
                         ),
                     ));
                 }
-                // The pusher may write this repository, so its blobs are theirs to commit.
-                for layer in &layer_digests {
-                    blobs::grant(conn, layer, &user)?;
-                }
+                // The pusher may write this repository, so its blobs are theirs to commit (those usable now:
+                // the version's commit refuses the others as missing).
+                crate::services::transaction_retried(conn, |conn| {
+                    blobs::lock(conn, &layer_digests, blobs::RowLock::Share)?;
+                    for live in blobs::find_many(conn, &layer_digests)? {
+                        blobs::grant(conn, &live.digest, &user)?;
+                    }
+                    Ok(())
+                })?;
                 match versions::find(conn, &id, &name)? {
                     Some(row) => Ok(Some((
                         row.id.clone(),

@@ -358,19 +358,26 @@ impl OciService {
         // idle upload to reap (and a pending blob collection removes once abandoned).
         self.db
             .run(move |conn| {
+                let written: &[String] = match reservation {
+                    Reservation::Write => std::slice::from_ref(&text),
+                    _ => &[],
+                };
                 transaction_retried(conn, |conn| {
-                    blob_writes::hold_live(conn, std::slice::from_ref(&text))?;
+                    blob_writes::hold_live(conn, std::slice::from_ref(&text), written)?;
                     blobs::grant(conn, &text, &user)?;
                     oci_blob_links::link(conn, &namespace, &model, &text)?;
                     Ok(oci_uploads::delete(conn, &key)?)
                 })
             })
             .await?;
-        if reservation == Reservation::Stored {
-            // The same bytes are stored already: drop the staged copy.
-            self.store
+        if reservation == Reservation::Stored
+            && let Err(e) = self
+                .store
                 .abort_upload(&row.id, &row.backend_upload_id)
-                .await?;
+                .await
+        {
+            // The same bytes were stored already; the staged copy is an orphan the store check finds.
+            tracing::warn!(error = %e.chain(), upload = %row.id, "dropping a staged duplicate failed");
         }
         Ok(())
     }
@@ -508,15 +515,21 @@ impl OciService {
             digest.to_string(),
             pusher.user_id.clone(),
         );
-        self.db
+        let linked = self
+            .db
             .run(move |conn| {
                 transaction_retried(conn, |conn| {
-                    blob_writes::hold_live(conn, std::slice::from_ref(&key))?;
+                    blob_writes::hold_live(conn, std::slice::from_ref(&key), &[])?;
                     blobs::grant(conn, &key, &user)?;
                     oci_blob_links::link(conn, &namespace, &name, &key)?;
                     Ok(true)
                 })
             })
-            .await
+            .await;
+        match linked {
+            // Not usable right now (being collected or restored): the client uploads it instead.
+            Err(Error::Busy { .. }) => Ok(false),
+            other => other,
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Deleting what was pushed: a version, or a model with all its versions. Both are refused while an alias
 //! names what would go (a deployment may be following it), both are audited with what went, and both leave
 //! the blobs: other versions may hold the same bytes, and reclaiming unreferenced ones is garbage
-//! collection's job.
+//! collection's job. Blobs pushed through /v2/ stay linked to their repository (OCI clients delete them
+//! with `DELETE /v2/.../blobs/DIGEST`) until the model goes.
 
 use kiln_core::{ErrorCode, ModelName, NamespaceName, VersionName};
 use serde_json::json;
