@@ -4,6 +4,7 @@
 //! read-only work on hot paths, [`Database::read`]: on SQLite, which allows one writer, a pool of
 //! read-only connections beside the single writing one, so reads do not queue behind each other.
 
+pub mod blob_writes;
 pub mod records;
 pub mod repos;
 pub mod schema;
@@ -164,5 +165,29 @@ impl Database {
             f(&mut conn)
         })
         .await?
+    }
+}
+
+/// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the
+/// same rows first (the retry sees them), or when the database broke a deadlock with a concurrent
+/// transaction (a pipeline job storing the version's variants while the version is deleted) by
+/// aborting this one.
+pub fn transaction_retried<T>(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T, crate::error::Error>,
+) -> Result<T, crate::error::Error> {
+    use diesel::Connection;
+    use repos::{is_transient_conflict, is_unique_violation};
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match conn.transaction(&mut f) {
+            Err(Error::Database(e))
+                if (is_unique_violation(&e) || is_transient_conflict(&e)) && attempts < 3 =>
+            {
+                continue;
+            }
+            other => return other,
+        }
     }
 }

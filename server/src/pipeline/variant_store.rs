@@ -7,12 +7,12 @@ use kiln_core::api::VariantStatus;
 use kiln_onnx::model_check::{CheckedModel, ValueSignature};
 
 use super::{HeldJob, JobContext, JobError};
+use crate::db::blob_writes;
 use crate::db::now;
 use crate::db::records::{VariantFileRow, VariantRow};
 use crate::db::repos::blobs::Reservation;
 use crate::db::repos::variants;
 use crate::db::views::signature_of;
-use crate::services::blob_writes;
 use crate::storage::BlobStore;
 
 fn signatures(values: &[ValueSignature]) -> String {

@@ -6,7 +6,6 @@
 pub mod access;
 pub mod accounts;
 pub mod aliases;
-pub mod blob_writes;
 pub mod downloads;
 pub mod health;
 pub mod lifecycle;
@@ -112,27 +111,4 @@ impl Services {
     }
 }
 
-/// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the
-/// same rows first (the retry sees them), or when the database broke a deadlock with a concurrent
-/// transaction (a pipeline job storing the version's variants while the version is deleted) by
-/// aborting this one.
-pub(crate) fn transaction_retried<T>(
-    conn: &mut crate::db::DbConnection,
-    mut f: impl FnMut(&mut crate::db::DbConnection) -> Result<T, crate::error::Error>,
-) -> Result<T, crate::error::Error> {
-    use crate::db::repos::{is_transient_conflict, is_unique_violation};
-    use crate::error::Error;
-    use diesel::Connection;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match conn.transaction(&mut f) {
-            Err(Error::Database(e))
-                if (is_unique_violation(&e) || is_transient_conflict(&e)) && attempts < 3 =>
-            {
-                continue;
-            }
-            other => return other,
-        }
-    }
-}
+pub(crate) use crate::db::transaction_retried;

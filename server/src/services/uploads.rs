@@ -13,13 +13,13 @@ use kiln_core::Sha256Hasher;
 use kiln_core::api::{BlobInfo, UploadSession};
 use serde_json::json;
 
+use crate::db::blob_writes;
 use crate::db::records::{UploadPartRow, UploadSessionRow};
 use crate::db::repos::blobs::Reservation;
 use crate::db::repos::models::Visible;
 use crate::db::repos::{blobs, uploads};
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
-use crate::services::blob_writes;
 use crate::services::transaction_retried;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
 use crate::storage::{BlobStore, StagingWriter};

@@ -11,13 +11,13 @@ use kiln_core::{ErrorCode, ModelName, NamespaceName, Sha256Digest, Sha256Hasher}
 use serde_json::json;
 
 use super::OciService;
+use crate::db::blob_writes;
 use crate::db::repos::blobs::Reservation;
 use crate::db::repos::models::Visible;
 use crate::db::repos::oci_uploads::{self, OciUploadRow};
 use crate::db::repos::{blobs, oci_blob_links};
 use crate::db::{new_id, now};
 use crate::error::Error;
-use crate::services::blob_writes;
 use crate::services::transaction_retried;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
 use crate::services::uploads::{BodyBounds, stream_into};

@@ -9,8 +9,8 @@ use kiln_core::Sha256Digest;
 
 use crate::db::Database;
 use crate::db::repos::blobs::{self, Reservation};
+use crate::db::transaction_retried;
 use crate::error::Error;
-use crate::services::transaction_retried;
 
 /// How long a writer waits for a collection to finish deleting the same bytes (one batch's deletes).
 const CONDEMNED_WAIT: Duration = Duration::from_secs(10);
