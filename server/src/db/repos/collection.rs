@@ -15,7 +15,8 @@ use crate::db::schema::{
 };
 
 /// A blob row as collection sees it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = blob_rows)]
 pub struct BlobEntry {
     pub digest: String,
     pub size: i64,
@@ -51,12 +52,7 @@ pub fn page(conn: &mut DbConnection, after: &str, limit: i64) -> QueryResult<Vec
         .filter(blob_rows::digest.gt(after))
         .order(blob_rows::digest.asc())
         .limit(limit)
-        .select((
-            blob_rows::digest,
-            blob_rows::size,
-            blob_rows::state,
-            blob_rows::created_at,
-        ))
+        .select(BlobEntry::as_select())
         .load(conn)
 }
 
@@ -67,48 +63,29 @@ pub fn referenced(
     digests: &[String],
     granted_after: NaiveDateTime,
 ) -> QueryResult<HashSet<String>> {
+    // Each table that can name a blob, by the column that does: the digests of `batch` it names.
+    macro_rules! named_in {
+        ($table:ident . $column:ident, $batch:expr) => {
+            $table::table
+                .filter($table::$column.eq_any($batch))
+                .select($table::$column)
+                .distinct()
+                .load::<String>(conn)?
+        };
+    }
     let mut found = HashSet::new();
     for batch in digests.chunks(IN_LIST_BATCH) {
-        found.extend(
-            version_files::table
-                .filter(version_files::digest.eq_any(batch))
-                .select(version_files::digest)
-                .distinct()
-                .load::<String>(conn)?,
-        );
-        found.extend(
-            variant_files::table
-                .filter(variant_files::digest.eq_any(batch))
-                .select(variant_files::digest)
-                .distinct()
-                .load::<String>(conn)?,
-        );
-        found.extend(
-            upload_sessions::table
-                .filter(upload_sessions::digest.eq_any(batch))
-                .select(upload_sessions::digest)
-                .distinct()
-                .load::<String>(conn)?,
-        );
+        found.extend(named_in!(version_files.digest, batch));
+        found.extend(named_in!(variant_files.digest, batch));
+        found.extend(named_in!(upload_sessions.digest, batch));
+        found.extend(named_in!(oci_blob_links.digest, batch));
+        found.extend(named_in!(oci_tar_layers.file_digest, batch));
+        // A grant protects its blob only within the grace period.
         found.extend(
             blob_grants::table
                 .filter(blob_grants::digest.eq_any(batch))
                 .filter(blob_grants::created_at.gt(granted_after))
                 .select(blob_grants::digest)
-                .distinct()
-                .load::<String>(conn)?,
-        );
-        found.extend(
-            oci_blob_links::table
-                .filter(oci_blob_links::digest.eq_any(batch))
-                .select(oci_blob_links::digest)
-                .distinct()
-                .load::<String>(conn)?,
-        );
-        found.extend(
-            oci_tar_layers::table
-                .filter(oci_tar_layers::file_digest.eq_any(batch))
-                .select(oci_tar_layers::file_digest)
                 .distinct()
                 .load::<String>(conn)?,
         );
@@ -147,12 +124,7 @@ pub fn condemn(
         rows.extend(
             blob_rows::table
                 .filter(blob_rows::digest.eq_any(batch))
-                .select((
-                    blob_rows::digest,
-                    blob_rows::size,
-                    blob_rows::state,
-                    blob_rows::created_at,
-                ))
+                .select(BlobEntry::as_select())
                 .load::<BlobEntry>(conn)?,
         );
     }
@@ -173,12 +145,7 @@ pub fn condemned(conn: &mut DbConnection, after: &str, limit: i64) -> QueryResul
         .filter(blob_rows::digest.gt(after))
         .order(blob_rows::digest.asc())
         .limit(limit)
-        .select((
-            blob_rows::digest,
-            blob_rows::size,
-            blob_rows::state,
-            blob_rows::created_at,
-        ))
+        .select(BlobEntry::as_select())
         .load(conn)
 }
 
@@ -264,12 +231,7 @@ pub fn in_range(conn: &mut DbConnection, from: &str, to: &str) -> QueryResult<Ve
         .filter(blob_rows::digest.ge(from))
         .filter(blob_rows::digest.lt(to))
         .order(blob_rows::digest.asc())
-        .select((
-            blob_rows::digest,
-            blob_rows::size,
-            blob_rows::state,
-            blob_rows::created_at,
-        ))
+        .select(BlobEntry::as_select())
         .load(conn)
 }
 

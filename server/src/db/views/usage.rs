@@ -105,16 +105,16 @@ pub fn held_in_namespace(
     digests: &[String],
 ) -> QueryResult<Vec<String>> {
     let mut found = Vec::new();
+    let version_ids = versions::table
+        .filter(
+            versions::model_id.eq_any(
+                models::table
+                    .filter(models::namespace_id.eq(namespace_id))
+                    .select(models::id),
+            ),
+        )
+        .select(versions::id);
     for batch in digests.chunks(IN_LIST_BATCH) {
-        let version_ids = versions::table
-            .filter(
-                versions::model_id.eq_any(
-                    models::table
-                        .filter(models::namespace_id.eq(namespace_id))
-                        .select(models::id),
-                ),
-            )
-            .select(versions::id);
         found.extend(
             version_files::table
                 .filter(version_files::version_id.eq_any(version_ids))
@@ -122,15 +122,6 @@ pub fn held_in_namespace(
                 .select(version_files::digest)
                 .load::<String>(conn)?,
         );
-        let version_ids = versions::table
-            .filter(
-                versions::model_id.eq_any(
-                    models::table
-                        .filter(models::namespace_id.eq(namespace_id))
-                        .select(models::id),
-                ),
-            )
-            .select(versions::id);
         found.extend(
             variant_files::table
                 .filter(variant_files::version_id.eq_any(version_ids))
