@@ -48,7 +48,7 @@ fn parse_tolerance(text: &str) -> Result<(String, f64), String> {
     Ok((name.to_owned(), value))
 }
 
-fn parse_ref(value: &str) -> Result<ModelRef, String> {
+pub(crate) fn parse_ref(value: &str) -> Result<ModelRef, String> {
     value
         .parse()
         .map_err(|e: kiln_core::CoreError| e.to_string())
@@ -207,10 +207,10 @@ enum Command {
     Usage { namespace: Option<NamespaceName> },
     /// Which versions a namespace or model keeps; applied by the server's scheduled collection
     #[command(subcommand)]
-    Retention(RetentionCommand),
+    Retention(commands::storage::RetentionCommand),
     /// Garbage collection, the store check and quotas (administrators)
     #[command(subcommand)]
-    Admin(AdminCommand),
+    Admin(commands::storage::AdminCommand),
     /// Delete a version, or a model with all its versions (recorded in the server's audit log)
     #[command(visible_alias = "rm")]
     Delete {
@@ -223,76 +223,6 @@ enum Command {
         /// Delete a model even though aliases name its versions (the aliases go too)
         #[arg(long)]
         force: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum RetentionCommand {
-    /// A namespace's rule and its models' rules
-    Show { namespace: NamespaceName },
-    /// Set the rule of NAMESPACE (every model) or NAMESPACE/MODEL (replaces the namespace's); a version
-    /// is kept when any given option keeps it, and always while an alias names it
-    Set {
-        /// NAMESPACE or NAMESPACE/MODEL
-        #[arg(value_parser = parse_ref)]
-        target: ModelRef,
-        /// Keep the newest N versions
-        #[arg(long)]
-        keep_last: Option<i64>,
-        /// Keep versions created within the last D days
-        #[arg(long)]
-        keep_days: Option<i64>,
-        /// Keep versions an alias named at any time in the last D days
-        #[arg(long)]
-        keep_aliased_days: Option<i64>,
-    },
-    /// Remove the rule of NAMESPACE or NAMESPACE/MODEL
-    #[command(visible_alias = "remove")]
-    Rm {
-        #[arg(value_parser = parse_ref)]
-        target: ModelRef,
-    },
-    /// Delete now what the namespace's rules do not keep (or list it, with --dry-run)
-    Apply {
-        namespace: NamespaceName,
-        #[arg(long)]
-        dry_run: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// Delete blobs nothing references any more and abort abandoned uploads (or report them, with
-    /// --dry-run)
-    Gc {
-        #[arg(long)]
-        dry_run: bool,
-        /// Keep unreferenced blobs younger than this many seconds instead of the server's grace period
-        /// (a push in flight is only protected that long)
-        #[arg(long)]
-        grace_seconds: Option<u64>,
-    },
-    /// Compare the store with the database: missing or wrong blobs, objects nothing records
-    Fsck {
-        /// Read every blob and check its digest
-        #[arg(long)]
-        verify: bool,
-        /// Remove orphans past the grace period; mark versions with missing blobs damaged (not served)
-        #[arg(long)]
-        repair: bool,
-    },
-    /// Show a namespace's quota, or set it (a limit left out is lifted)
-    Quota {
-        namespace: NamespaceName,
-        /// The most its versions may hold, e.g. 500GiB (distinct blobs, variants included)
-        #[arg(long, value_parser = commands::storage::parse_size)]
-        max_bytes: Option<i64>,
-        /// The most versions it may hold
-        #[arg(long)]
-        max_versions: Option<i64>,
-        /// Lift both limits
-        #[arg(long, conflicts_with_all = ["max_bytes", "max_versions"])]
-        unlimited: bool,
     },
 }
 
@@ -466,8 +396,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Show { reference } => commands::browse::show(&client, reference, json).await,
         Command::Usage { namespace } => commands::storage::usage(&client, namespace, json).await,
-        Command::Retention(command) => run_retention(&client, command, json).await,
-        Command::Admin(command) => run_admin(&client, command, json).await,
+        Command::Retention(command) => {
+            commands::storage::run_retention(&client, command, json).await
+        }
+        Command::Admin(command) => commands::storage::run_admin(&client, command, json).await,
         Command::Manifest {
             reference,
             jws,
@@ -520,64 +452,6 @@ async fn run_alias(client: &ApiClient, command: AliasCommand, json: bool) -> Res
         AliasCommand::Ls { reference } => commands::alias::ls(client, reference, json).await,
         AliasCommand::History { reference, alias } => {
             commands::alias::history(client, reference, alias, json).await
-        }
-    }
-}
-
-async fn run_retention(
-    client: &ApiClient,
-    command: RetentionCommand,
-    json: bool,
-) -> Result<(), CliError> {
-    use commands::storage;
-    match command {
-        RetentionCommand::Show { namespace } => {
-            storage::show_retention(client, namespace, json).await
-        }
-        RetentionCommand::Set {
-            target,
-            keep_last,
-            keep_days,
-            keep_aliased_days,
-        } => {
-            let rule = kiln_core::api::RetentionRule {
-                keep_last,
-                keep_days,
-                keep_aliased_days,
-            };
-            storage::set_retention(client, target, rule, json).await
-        }
-        RetentionCommand::Rm { target } => storage::remove_retention(client, target, json).await,
-        RetentionCommand::Apply { namespace, dry_run } => {
-            storage::apply_retention(client, namespace, dry_run, json).await
-        }
-    }
-}
-
-async fn run_admin(client: &ApiClient, command: AdminCommand, json: bool) -> Result<(), CliError> {
-    use commands::storage;
-    match command {
-        AdminCommand::Gc {
-            dry_run,
-            grace_seconds,
-        } => storage::collect(client, dry_run, grace_seconds, json).await,
-        AdminCommand::Fsck { verify, repair } => {
-            let request = kiln_core::api::StoreCheckRequest { verify, repair };
-            storage::check_store(client, request, json).await
-        }
-        AdminCommand::Quota {
-            namespace,
-            max_bytes,
-            max_versions,
-            unlimited,
-        } => {
-            let quota = (unlimited || max_bytes.is_some() || max_versions.is_some()).then_some(
-                kiln_core::api::Quota {
-                    max_bytes,
-                    max_versions,
-                },
-            );
-            storage::set_quota(client, namespace, quota, json).await
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `kiln admin gc`, `kiln admin fsck`, `kiln admin quota`, `kiln usage` and `kiln retention ...`.
 
+use clap::Subcommand;
 use kiln_core::api::{
     CollectionReport, CollectionRequest, NamespaceSummary, NamespaceUsage, Quota, RetentionOutcome,
     RetentionRule, RetentionRules, RetentionRun, StoreCheckReport, StoreCheckRequest,
@@ -10,6 +11,134 @@ use super::browse::{print_json, table};
 use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::progress::{human_bytes, note};
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// A namespace's rule and its models' rules
+    Show { namespace: NamespaceName },
+    /// Set the rule of NAMESPACE (every model) or NAMESPACE/MODEL (replaces the namespace's); a version
+    /// is kept when any given option keeps it, and always while an alias names it
+    Set {
+        /// NAMESPACE or NAMESPACE/MODEL
+        #[arg(value_parser = crate::parse_ref)]
+        target: ModelRef,
+        /// Keep the newest N versions
+        #[arg(long)]
+        keep_last: Option<i64>,
+        /// Keep versions created within the last D days
+        #[arg(long)]
+        keep_days: Option<i64>,
+        /// Keep versions an alias named at any time in the last D days
+        #[arg(long)]
+        keep_aliased_days: Option<i64>,
+    },
+    /// Remove the rule of NAMESPACE or NAMESPACE/MODEL
+    #[command(visible_alias = "remove")]
+    Rm {
+        #[arg(value_parser = crate::parse_ref)]
+        target: ModelRef,
+    },
+    /// Delete now what the namespace's rules do not keep (or list it, with --dry-run)
+    Apply {
+        namespace: NamespaceName,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Delete blobs nothing references any more and abort abandoned uploads (or report them, with
+    /// --dry-run)
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep unreferenced blobs younger than this many seconds instead of the server's grace period
+        /// (a push in flight is only protected that long)
+        #[arg(long)]
+        grace_seconds: Option<u64>,
+    },
+    /// Compare the store with the database: missing or wrong blobs, objects nothing records
+    Fsck {
+        /// Read every blob and check its digest
+        #[arg(long)]
+        verify: bool,
+        /// Remove orphans past the grace period; mark versions with missing blobs damaged (not served)
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Show a namespace's quota, or set it (a limit left out is lifted)
+    Quota {
+        namespace: NamespaceName,
+        /// The most its versions may hold, e.g. 500GiB (distinct blobs, variants included)
+        #[arg(long, value_parser = parse_size)]
+        max_bytes: Option<i64>,
+        /// The most versions it may hold
+        #[arg(long)]
+        max_versions: Option<i64>,
+        /// Lift both limits
+        #[arg(long, conflicts_with_all = ["max_bytes", "max_versions"])]
+        unlimited: bool,
+    },
+}
+
+pub async fn run_retention(
+    client: &ApiClient,
+    command: RetentionCommand,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        RetentionCommand::Show { namespace } => show_retention(client, namespace, json).await,
+        RetentionCommand::Set {
+            target,
+            keep_last,
+            keep_days,
+            keep_aliased_days,
+        } => {
+            let rule = kiln_core::api::RetentionRule {
+                keep_last,
+                keep_days,
+                keep_aliased_days,
+            };
+            set_retention(client, target, rule, json).await
+        }
+        RetentionCommand::Rm { target } => remove_retention(client, target, json).await,
+        RetentionCommand::Apply { namespace, dry_run } => {
+            apply_retention(client, namespace, dry_run, json).await
+        }
+    }
+}
+
+pub async fn run_admin(
+    client: &ApiClient,
+    command: AdminCommand,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        AdminCommand::Gc {
+            dry_run,
+            grace_seconds,
+        } => collect(client, dry_run, grace_seconds, json).await,
+        AdminCommand::Fsck { verify, repair } => {
+            let request = kiln_core::api::StoreCheckRequest { verify, repair };
+            check_store(client, request, json).await
+        }
+        AdminCommand::Quota {
+            namespace,
+            max_bytes,
+            max_versions,
+            unlimited,
+        } => {
+            let quota = (unlimited || max_bytes.is_some() || max_versions.is_some()).then_some(
+                kiln_core::api::Quota {
+                    max_bytes,
+                    max_versions,
+                },
+            );
+            set_quota(client, namespace, quota, json).await
+        }
+    }
+}
 
 /// `10GiB`, `500MB`, `2.5G`, `1048576`: a byte count for a quota.
 pub fn parse_size(text: &str) -> Result<i64, String> {

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod backends;
+mod collection;
 mod sources;
 
 pub use backends::{DatabaseSettings, ServerSideEncryption, StorageSettings};
 use backends::{parse_database_url, parse_storage_url};
+pub use collection::CollectionSettings;
 
 /// How long a manifest is valid unless KILN_MANIFEST_VALIDITY_SECS says otherwise; verifiers refuse it
 /// afterwards, so a frozen mirror cannot serve it forever.
@@ -117,22 +119,6 @@ pub struct Settings {
     pub min_body_bytes_per_sec: u64,
     /// The URL clients reach this registry at (`https://kiln.example.com`): the `iss` of its manifests.
     pub public_url: Option<String>,
-}
-
-/// The longest grace period collection takes (ten years).
-const MAX_GRACE_MINUTES: u64 = 10 * 365 * 24 * 60;
-
-/// Garbage collection (KILN_GC_GRACE_MINUTES, KILN_GC_INTERVAL_MINUTES).
-#[derive(Debug, Clone)]
-pub struct CollectionSettings {
-    /// A blob recorded, or granted to a pusher, within this long is kept even when nothing references it:
-    /// a push that uploaded it may not have committed its version yet. Default 24 h.
-    pub grace: std::time::Duration,
-    /// How often a replica collects (one at a time, under a lease); None: only on demand. Default 6 h.
-    pub every: Option<std::time::Duration>,
-    /// A collection's lease, renewed while it runs: a replica that dies mid-run holds off other
-    /// collections this long. Default 2 minutes.
-    pub lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -309,29 +295,11 @@ impl Settings {
                 ));
             }
         };
-        let gc_grace_minutes = raw.gc_grace_minutes.unwrap_or(24 * 60);
-        if gc_grace_minutes > MAX_GRACE_MINUTES {
-            return Err(config_error(
-                "KILN_GC_GRACE_MINUTES",
-                format!("must be at most {MAX_GRACE_MINUTES} (ten years)"),
-            ));
-        }
-        let gc_interval_minutes = raw.gc_interval_minutes.unwrap_or(6 * 60);
-        if gc_interval_minutes > MAX_GRACE_MINUTES {
-            return Err(config_error(
-                "KILN_GC_INTERVAL_MINUTES",
-                format!(
-                    "must be at most {MAX_GRACE_MINUTES} (ten years; 0 turns the schedule off)"
-                ),
-            ));
-        }
-        let gc_lease_secs = raw.gc_lease_secs.unwrap_or(120);
-        if gc_lease_secs > 86_400 {
-            return Err(config_error("KILN_GC_LEASE_SECS", "must be at most 86400"));
-        }
-        if gc_lease_secs < 2 {
-            return Err(config_error("KILN_GC_LEASE_SECS", "must be at least 2"));
-        }
+        let collection = collection::settings(
+            raw.gc_grace_minutes,
+            raw.gc_interval_minutes,
+            raw.gc_lease_secs,
+        )?;
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {
             return Err(config_error(
@@ -406,14 +374,7 @@ impl Settings {
             storage,
             max_json_bytes: max_json_bytes as usize,
             upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
-            collection: CollectionSettings {
-                grace: std::time::Duration::from_secs(gc_grace_minutes * 60),
-                every: match gc_interval_minutes {
-                    0 => None,
-                    minutes => Some(std::time::Duration::from_secs(minutes * 60)),
-                },
-                lease: std::time::Duration::from_secs(gc_lease_secs),
-            },
+            collection,
         })
     }
 }
