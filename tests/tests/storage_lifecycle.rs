@@ -131,14 +131,19 @@ fn killing_the_server_mid_collection_loses_nothing(backend: Backend) {
             64,
             trial as u64 + 1,
         );
-        let pushed = server.kiln(&[
-            "push",
-            junk.to_str().unwrap(),
-            "acme/junk:1",
-            "--jobs",
-            "16",
-        ]);
-        assert_ok(&pushed);
+        let pushed = server.kiln(&["push", junk.to_str().unwrap(), "acme/junk:1", "--jobs", "8"]);
+        assert!(
+            pushed.status.success(),
+            "push failed: {}\nserver log (last lines):\n{}",
+            stderr(&pushed),
+            server
+                .log()
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         settled(&server, "acme/junk:1");
         assert_ok(&server.kiln(&["rm", "acme/junk", "--yes"]));
 
