@@ -161,14 +161,18 @@ pub struct QuotaCheckFile {
     pub size: i64,
 }
 
-/// The push fits: what the namespace would hold after it.
+/// The push fits. Under a quota, what the namespace would hold after it; without one nothing is
+/// measured (every push fits) and the three counts are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuotaCheck {
     pub quota: Quota,
-    pub bytes: i64,
-    pub versions: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<i64>,
     /// Bytes the push adds (files the namespace does not hold yet).
-    pub added_bytes: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_bytes: Option<i64>,
 }
 
 /// Which versions to keep. A version is kept when any set field keeps it (and always while an alias

@@ -203,7 +203,7 @@ impl BlobStore {
             .complete(&staged, upload_id, part_etags)
             .await?;
         if let (Some(root), Some(target)) = (self.local_root(), self.local_blob_path(digest)) {
-            let staged = root.join("uploads").join(session_id);
+            let staged = Staging::local_file(&root, session_id);
             return tokio::task::spawn_blocking(move || {
                 durable::rename_into_place(&staged, &target)
             })

@@ -39,7 +39,7 @@ pub struct StagedPart {
 }
 
 impl Staging {
-    fn local_file(root: &std::path::Path, session_id: &str) -> PathBuf {
+    pub(super) fn local_file(root: &std::path::Path, session_id: &str) -> PathBuf {
         root.join("uploads").join(session_id)
     }
 

@@ -103,9 +103,9 @@ fn enforce(namespace: &str, quota: Quota, now: Measured) -> Result<QuotaCheck, E
     }
     Ok(QuotaCheck {
         quota,
-        bytes: after,
-        versions: now.versions + 1,
-        added_bytes: now.added_bytes,
+        bytes: Some(after),
+        versions: Some(now.versions + 1),
+        added_bytes: Some(now.added_bytes),
     })
 }
 
@@ -144,33 +144,36 @@ impl LifecycleService {
         }
         self.db
             .read(move |conn| {
+                // Every push asks: without a quota (or a namespace yet, which a push may create) nothing
+                // is measured, as nothing could refuse it.
+                let unmeasured = |quota| QuotaCheck {
+                    quota,
+                    bytes: None,
+                    versions: None,
+                    added_bytes: None,
+                };
                 let Some(namespace) = namespaces::find(conn, ns.as_str())? else {
-                    // A push may create the namespace: nothing there, and no quota.
-                    let added_bytes = files
-                        .iter()
-                        .fold(0i64, |sum, (_, size)| sum.saturating_add(*size));
-                    return Ok(QuotaCheck {
-                        quota: Quota::default(),
-                        bytes: added_bytes,
-                        versions: 1,
-                        added_bytes,
-                    });
+                    return Ok(unmeasured(Quota::default()));
                 };
                 let (max_bytes, max_versions) = quotas::find(conn, &namespace.id)?;
                 let quota = Quota {
                     max_bytes,
                     max_versions,
                 };
+                if max_bytes.is_none() && max_versions.is_none() {
+                    return Ok(unmeasured(quota));
+                }
                 if let Some(version) = &request.version
                     && let Some((_, model_row)) = models::find(conn, ns.as_str(), model.as_str())?
                     && versions::find(conn, &model_row.id, version.as_str())?.is_some()
                 {
+                    // The same version again adds nothing (or is refused as a conflict).
                     let now = usage::namespace(conn, &namespace.id)?;
                     return Ok(QuotaCheck {
                         quota,
-                        bytes: now.bytes,
-                        versions: now.versions,
-                        added_bytes: 0,
+                        bytes: Some(now.bytes),
+                        versions: Some(now.versions),
+                        added_bytes: Some(0),
                     });
                 }
                 enforce(ns.as_str(), quota, measure(conn, &namespace.id, &files)?)
