@@ -8,11 +8,13 @@ use serde::Deserialize;
 
 mod backends;
 mod collection;
+mod observability;
 mod sources;
 
 pub use backends::{DatabaseSettings, ServerSideEncryption, StorageSettings};
 use backends::{parse_database_url, parse_storage_url};
 pub use collection::CollectionSettings;
+pub use observability::{MetricsSettings, WebhookSettings};
 
 /// How long a manifest is valid unless KILN_MANIFEST_VALIDITY_SECS says otherwise; verifiers refuse it
 /// afterwards, so a frozen mirror cannot serve it forever.
@@ -70,6 +72,13 @@ struct RawSettings {
     min_body_bytes_per_sec: Option<u64>,
     #[serde(default, deserialize_with = "sources::text")]
     public_url: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
+    metrics_listen: Option<String>,
+    #[serde(default, deserialize_with = "sources::text")]
+    metrics_token: Option<String>,
+    webhook_allow_private_targets: Option<bool>,
+    webhook_timeout_secs: Option<u64>,
+    webhook_disable_after_failures: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -119,6 +128,10 @@ pub struct Settings {
     pub min_body_bytes_per_sec: u64,
     /// The URL clients reach this registry at (`https://kiln.example.com`): the `iss` of its manifests.
     pub public_url: Option<String>,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsSettings,
+    /// How webhook deliveries are sent.
+    pub webhooks: WebhookSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -138,6 +151,8 @@ impl std::fmt::Debug for Settings {
             )
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("tls", &self.tls)
+            .field("metrics", &self.metrics)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -375,6 +390,15 @@ impl Settings {
             max_json_bytes: max_json_bytes as usize,
             upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
             collection,
+            metrics: observability::metrics(
+                raw.metrics_listen.as_deref(),
+                raw.metrics_token.clone(),
+            )?,
+            webhooks: observability::webhooks(
+                raw.webhook_allow_private_targets,
+                raw.webhook_timeout_secs,
+                raw.webhook_disable_after_failures,
+            )?,
         })
     }
 }

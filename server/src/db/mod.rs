@@ -147,7 +147,7 @@ impl Database {
     {
         let pool = self.readers.clone().unwrap_or_else(|| self.pool.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = checked_out(&pool)?;
             f(&mut conn)
         })
         .await?
@@ -161,11 +161,28 @@ impl Database {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = checked_out(&pool)?;
             f(&mut conn)
         })
         .await?
     }
+
+    /// Connections open in the writing pool, and how many of them are idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+}
+
+/// A pooled connection; the wait for it is a metric (a pool too small for the load shows there first).
+fn checked_out(
+    pool: &Pool<ConnectionManager<DbConnection>>,
+) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<DbConnection>>, Error> {
+    let started = std::time::Instant::now();
+    let conn = pool.get()?;
+    metrics::histogram!(crate::telemetry::metrics::DB_POOL_WAIT)
+        .record(started.elapsed().as_secs_f64());
+    Ok(conn)
 }
 
 /// Runs `f` in a transaction, again (up to three times in all) when a concurrent request created the

@@ -70,6 +70,16 @@ pub fn record(
     }
     let variant = job.variant.clone().unwrap_or_default();
     let at = now();
+    if let Some(started) = job.started_at {
+        let outcome = if state == JobState::Succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        metrics::histogram!(crate::telemetry::metrics::JOB_DURATION,
+            "kind" => job.kind.clone(), "outcome" => outcome)
+        .record((at - started).num_milliseconds().max(0) as f64 / 1000.0);
+    }
     for reported in results {
         let result = BenchmarkResult {
             device: runner.device.clone(),

@@ -114,8 +114,18 @@ impl Worker {
             job.id.clone(),
             held.owner.clone(),
         ));
+        let started = std::time::Instant::now();
         let outcome = self.registry.run(&self.context, &held).await;
         heartbeat.abort();
+        let result = match &outcome {
+            Ok(_) => "succeeded",
+            Err(JobError::Skipped(_)) => "skipped",
+            Err(JobError::Transient(_)) => "transient",
+            Err(_) => "failed",
+        };
+        metrics::histogram!(crate::telemetry::metrics::JOB_DURATION,
+            "kind" => job.kind.clone(), "outcome" => result)
+        .record(started.elapsed().as_secs_f64());
         if let Err(JobError::Transient(e)) = &outcome {
             tracing::warn!(job = %job.id, kind = %job.kind, error = %e.chain(), "pipeline job failed; it may be retried");
         }

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod manifests;
 pub mod namespaces;
 pub mod oci;
+pub mod operations;
 pub mod paging;
 pub mod registry;
 pub mod runners;
@@ -41,6 +42,7 @@ pub struct Services {
     pub manifests: manifests::ManifestService,
     pub namespaces: namespaces::NamespaceService,
     pub oci: oci::OciService,
+    pub operations: operations::OperationsService,
     pub registry: registry::RegistryService,
     pub runners: runners::RunnerService,
     pub sessions: sessions::SessionService,
@@ -104,6 +106,7 @@ impl Services {
                 registry.clone(),
             ),
             oci,
+            operations: operations::OperationsService::new(db.clone(), runner_lease),
             registry,
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
             uploads,

@@ -114,13 +114,19 @@ impl Application {
             tls,
             runner: runner_listener,
         };
+        // Installed before the first request, so every request is counted.
+        crate::telemetry::metrics::handle();
         let server = http_server(
             listeners,
             services.clone(),
             settings.max_json_bytes,
             settings.cors_allowed_origins.clone(),
             settings.min_body_bytes_per_sec,
+            settings.metrics.token.clone(),
         )?;
+        if let Some(address) = settings.metrics.listen {
+            spawn_metrics_listener(address, services.clone())?;
+        }
         spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
         if let Some(every) = services.lifecycle.schedule() {
             spawn_collector(services.clone(), every);
@@ -279,6 +285,7 @@ fn http_server(
     max_json_bytes: usize,
     cors_allowed_origins: Vec<String>,
     min_body_bytes_per_sec: u64,
+    metrics_token: Option<String>,
 ) -> Result<Server, Error> {
     let server = HttpServer::new(move || {
         let (json, path, query) = crate::http::extractor_configs(max_json_bytes);
@@ -292,6 +299,9 @@ fn http_server(
             .app_data(query)
             .app_data(web::Data::new(crate::http::body_rate::MinBodyRate(
                 min_body_bytes_per_sec,
+            )))
+            .app_data(web::Data::new(crate::http::metrics::MetricsAccess::Token(
+                metrics_token.clone(),
             )))
             .map(|app| {
                 app.wrap(from_fn(crate::http::body_rate::enforce))
@@ -314,6 +324,7 @@ fn http_server(
                     })
                     .wrap(from_fn(crate::http::head::answer_head_as_get))
                     .wrap(crate::http::cors::policy(&cors_allowed_origins))
+                    .wrap(from_fn(crate::http::request_metrics::record))
                     .wrap(TracingLogger::default())
             })
             .openapi_service(|api| {
@@ -323,6 +334,7 @@ fn http_server(
             .into_app()
             .configure(crate::http::ui::routes)
             .configure(crate::http::oci::routes)
+            .configure(crate::http::metrics::routes)
             .default_service(web::to(|req: actix_web::HttpRequest| async move {
                 // A route that exists, asked with a method it does not take (the /api/v1 routes are
                 // answered by the access rules; these are the GET-only service routes: health, keys,
@@ -344,6 +356,27 @@ fn http_server(
         server = server.listen(runner)?;
     }
     Ok(server.run())
+}
+
+/// `/metrics` alone on a listener of its own (KILN_METRICS_LISTEN), for a scraper on a private network.
+fn spawn_metrics_listener(address: SocketAddr, services: Services) -> Result<(), Error> {
+    let listener = TcpListener::bind(address).map_err(|e| {
+        Error::Startup(format!(
+            "KILN_METRICS_LISTEN: cannot listen on {address}: {e}"
+        ))
+    })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(services.clone()))
+            .app_data(web::Data::new(crate::http::metrics::MetricsAccess::Open))
+            .configure(crate::http::metrics::routes)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    tracing::info!(%address, "metrics listening");
+    actix_web::rt::spawn(server);
+    Ok(())
 }
 
 /// Every sixth of the validity, at most hourly (and once at start): re-sign manifests nearing expiry, so

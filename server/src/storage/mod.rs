@@ -157,10 +157,13 @@ impl BlobStore {
 
     /// Readiness: the store answers (a missing probe object is a fine answer).
     pub async fn check(&self) -> Result<(), Error> {
-        match self.store.head(&self.key(".kiln-readiness-probe")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::telemetry::metrics::timed_store("head", async {
+            match self.store.head(&self.key(".kiln-readiness-probe")).await {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Starts staging an upload; returns the backend's id for it (an S3 multipart upload id).
@@ -198,28 +201,31 @@ impl BlobStore {
         digest: &Sha256Digest,
         size: u64,
     ) -> Result<(), Error> {
-        let staged = self.staging_key(session_id);
-        self.staging
-            .complete(&staged, upload_id, part_etags)
-            .await?;
-        if let (Some(root), Some(target)) = (self.local_root(), self.local_blob_path(digest)) {
-            let staged = Staging::local_file(&root, session_id);
-            return tokio::task::spawn_blocking(move || {
-                durable::rename_into_place(&staged, &target)
-            })
-            .await?
-            .map_err(Error::from);
-        }
-        let target = self.blob_key(digest);
-        if size > self.max_copy_bytes {
-            // S3 copies at most 5 GiB in one request (a rename is a copy); larger blobs are streamed
-            // into a multipart upload at their key instead. (A local rename copies nothing.)
-            self.copy_streamed(&staged, &target).await?;
-            self.store.delete(&staged).await?;
-        } else {
-            self.store.rename(&staged, &target).await?;
-        }
-        Ok(())
+        crate::telemetry::metrics::timed_store("promote", async {
+            let staged = self.staging_key(session_id);
+            self.staging
+                .complete(&staged, upload_id, part_etags)
+                .await?;
+            if let (Some(root), Some(target)) = (self.local_root(), self.local_blob_path(digest)) {
+                let staged = Staging::local_file(&root, session_id);
+                return tokio::task::spawn_blocking(move || {
+                    durable::rename_into_place(&staged, &target)
+                })
+                .await?
+                .map_err(Error::from);
+            }
+            let target = self.blob_key(digest);
+            if size > self.max_copy_bytes {
+                // S3 copies at most 5 GiB in one request (a rename is a copy); larger blobs are streamed
+                // into a multipart upload at their key instead. (A local rename copies nothing.)
+                self.copy_streamed(&staged, &target).await?;
+                self.store.delete(&staged).await?;
+            } else {
+                self.store.rename(&staged, &target).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn copy_streamed(&self, from: &Path, to: &Path) -> Result<(), Error> {
@@ -271,19 +277,22 @@ impl BlobStore {
     /// Deletes blobs' objects (S3: up to 1,000 keys a request). An object already gone is fine: a run
     /// killed mid-sweep deleted it before it could forget the row.
     pub async fn delete_blobs(&self, digests: &[Sha256Digest]) -> Result<(), Error> {
-        use futures_util::StreamExt;
-        let keys: Vec<object_store::Result<Path>> =
-            digests.iter().map(|d| Ok(self.blob_key(d))).collect();
-        let mut deleted = self
-            .store
-            .delete_stream(futures_util::stream::iter(keys).boxed());
-        while let Some(result) = deleted.next().await {
-            match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+        crate::telemetry::metrics::timed_store("delete", async {
+            use futures_util::StreamExt;
+            let keys: Vec<object_store::Result<Path>> =
+                digests.iter().map(|d| Ok(self.blob_key(d))).collect();
+            let mut deleted = self
+                .store
+                .delete_stream(futures_util::stream::iter(keys).boxed());
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Every object under `blobs/sha256/<prefix>/` (a two-hex-digit prefix: one 256th of the store, so
@@ -298,19 +307,22 @@ impl BlobStore {
     }
 
     async fn list_under(&self, relative: &str) -> Result<Vec<StoredObject>, Error> {
-        use futures_util::TryStreamExt;
-        let prefix = self.key(relative);
-        let listed: Vec<object_store::ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await?;
-        Ok(listed
-            .into_iter()
-            .map(|meta| StoredObject {
-                name: meta.location.filename().unwrap_or_default().to_owned(),
-                key: meta.location,
-                size: meta.size,
-                last_modified: meta.last_modified,
-            })
-            .collect())
+        crate::telemetry::metrics::timed_store("list", async {
+            use futures_util::TryStreamExt;
+            let prefix = self.key(relative);
+            let listed: Vec<object_store::ObjectMeta> =
+                self.store.list(Some(&prefix)).try_collect().await?;
+            Ok(listed
+                .into_iter()
+                .map(|meta| StoredObject {
+                    name: meta.location.filename().unwrap_or_default().to_owned(),
+                    key: meta.location,
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                })
+                .collect())
+        })
+        .await
     }
 
     /// Deletes one object the store check found nothing records.
@@ -327,12 +339,15 @@ impl BlobStore {
         digest: &Sha256Digest,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, Error> {
-        let options = GetOptions {
-            range: range.map(GetRange::Bounded),
-            ..Default::default()
-        };
-        let result = self.store.get_opts(&self.blob_key(digest), options).await?;
-        Ok(result.into_stream())
+        crate::telemetry::metrics::timed_store("get", async {
+            let options = GetOptions {
+                range: range.map(GetRange::Bounded),
+                ..Default::default()
+            };
+            let result = self.store.get_opts(&self.blob_key(digest), options).await?;
+            Ok(result.into_stream())
+        })
+        .await
     }
 
     /// Where a blob's bytes already sit as a plain file (the local store), so a pipeline job can read them
@@ -385,32 +400,37 @@ impl BlobStore {
         path: &std::path::Path,
         digest: &Sha256Digest,
     ) -> Result<(), Error> {
-        if let Some(target) = self.local_blob_path(digest) {
-            let source = path.to_owned();
-            return tokio::task::spawn_blocking(move || durable::copy_into_place(&source, &target))
+        crate::telemetry::metrics::timed_store("put", async {
+            if let Some(target) = self.local_blob_path(digest) {
+                let source = path.to_owned();
+                return tokio::task::spawn_blocking(move || {
+                    durable::copy_into_place(&source, &target)
+                })
                 .await?
                 .map_err(Error::from);
-        }
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // object_store's defaults (10 MiB parts, 8 in flight) hold ~90 MiB per upload; two 8 MiB parts in
-        // flight keep the server's memory flat while it stores a job's outputs.
-        let mut writer = object_store::buffered::BufWriter::with_capacity(
-            self.store.clone(),
-            self.blob_key(digest),
-            PART,
-        )
-        .with_max_concurrency(2);
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer).await?;
-            if n == 0 {
-                break;
             }
-            writer.write_all(&buffer[..n]).await?;
-        }
-        writer.shutdown().await?;
-        Ok(())
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            // object_store's defaults (10 MiB parts, 8 in flight) hold ~90 MiB per upload; two 8 MiB parts in
+            // flight keep the server's memory flat while it stores a job's outputs.
+            let mut writer = object_store::buffered::BufWriter::with_capacity(
+                self.store.clone(),
+                self.blob_key(digest),
+                PART,
+            )
+            .with_max_concurrency(2);
+            let mut file = tokio::fs::File::open(path).await?;
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buffer).await?;
+                if n == 0 {
+                    break;
+                }
+                writer.write_all(&buffer[..n]).await?;
+            }
+            writer.shutdown().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The local folder behind the store, when there is one (tests inspect it).

@@ -120,6 +120,15 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         min_body_bytes_per_sec: 1024,
         public_url: None,
         tls: None,
+        metrics: Default::default(),
+        // The tests' receivers listen on loopback; retries come fast and a subscription is disabled
+        // after a few failures.
+        webhooks: kiln_server::config::WebhookSettings {
+            allow_private_targets: true,
+            timeout: std::time::Duration::from_secs(5),
+            disable_after_failures: 50,
+            poll: std::time::Duration::from_millis(200),
+        },
     }
 }
 

@@ -17,6 +17,7 @@ mod oci;
 mod oci_conformance;
 mod oci_image;
 mod oci_push;
+mod operations_metrics;
 mod paging;
 mod pipeline;
 mod runners;

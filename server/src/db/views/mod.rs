@@ -1,6 +1,7 @@
 //! Read models: rows of several tables put together in the shapes the API, the manifests and the pipeline
 //! show. They sit below the services so that every floor above the database reads a version the same way.
 
+pub mod operations;
 pub mod usage;
 mod version_detail;
 

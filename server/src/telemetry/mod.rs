@@ -1,6 +1,8 @@
 //! Structured logs. `RUST_LOG` filters (default `info`); the `log_format` setting (`KILN_LOG_FORMAT`)
 //! switches to JSON lines.
 
+pub mod metrics;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 

@@ -1,0 +1,104 @@
+//! Metrics and webhook settings: KILN_METRICS_LISTEN, KILN_METRICS_TOKEN, KILN_WEBHOOK_*.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{ConfigError, config_error};
+
+/// Where Prometheus scrapes `/metrics`. Neither set: nowhere (the public listener answers 404 there).
+#[derive(Clone, Default)]
+pub struct MetricsSettings {
+    /// A listener of its own that serves only `/metrics`, with no credential (keep it on a private
+    /// network): `KILN_METRICS_LISTEN=0.0.0.0:9464`.
+    pub listen: Option<SocketAddr>,
+    /// `/metrics` on the public listener for a scraper sending `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// How webhooks are sent.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Send to loopback, private, link-local and other non-public addresses (a receiver inside the
+    /// cluster). Off by default: a namespace admin must not reach the cloud metadata service or the
+    /// database's port through kiln.
+    pub allow_private_targets: bool,
+    /// One delivery attempt's whole time (connect, send, the receiver's answer).
+    pub timeout: Duration,
+    /// A subscription whose deliveries failed this many times in a row is disabled.
+    pub disable_after_failures: u32,
+    /// How often each replica looks for due deliveries.
+    pub poll: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            timeout: Duration::from_secs(10),
+            disable_after_failures: 50,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+pub(super) fn metrics(
+    listen: Option<&str>,
+    token: Option<String>,
+) -> Result<MetricsSettings, ConfigError> {
+    let listen = listen
+        .map(|text| {
+            text.parse().map_err(|_| {
+                config_error(
+                    "KILN_METRICS_LISTEN",
+                    format!("{text:?} is not an address and port (e.g. 127.0.0.1:9464)"),
+                )
+            })
+        })
+        .transpose()?;
+    if let Some(token) = &token
+        && token.len() < 16
+    {
+        return Err(config_error(
+            "KILN_METRICS_TOKEN",
+            "must be at least 16 characters (a scraper's secret)",
+        ));
+    }
+    Ok(MetricsSettings { listen, token })
+}
+
+pub(super) fn webhooks(
+    allow_private_targets: Option<bool>,
+    timeout_secs: Option<u64>,
+    disable_after_failures: Option<u32>,
+) -> Result<WebhookSettings, ConfigError> {
+    let defaults = WebhookSettings::default();
+    let timeout_secs = timeout_secs.unwrap_or(defaults.timeout.as_secs());
+    if !(1..=60).contains(&timeout_secs) {
+        return Err(config_error(
+            "KILN_WEBHOOK_TIMEOUT_SECS",
+            "must be between 1 and 60",
+        ));
+    }
+    let disable_after_failures = disable_after_failures.unwrap_or(defaults.disable_after_failures);
+    if disable_after_failures == 0 {
+        return Err(config_error(
+            "KILN_WEBHOOK_DISABLE_AFTER_FAILURES",
+            "must be at least 1",
+        ));
+    }
+    Ok(WebhookSettings {
+        allow_private_targets: allow_private_targets.unwrap_or(false),
+        timeout: Duration::from_secs(timeout_secs),
+        disable_after_failures,
+        poll: defaults.poll,
+    })
+}
