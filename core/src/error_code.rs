@@ -99,6 +99,9 @@ error_codes! {
     OwnerRole => "owner_role",
     InvalidRetention => "invalid_retention",
     InvalidQuota => "invalid_quota",
+    /// A webhook URL kiln will not send to: not http(s), or a private, loopback or link-local address.
+    InvalidWebhookUrl => "invalid_webhook_url",
+    InvalidWebhook => "invalid_webhook",
     // Runners.
     InvalidRunner => "invalid_runner",
     InvalidBenchmark => "invalid_benchmark",

@@ -9,9 +9,11 @@ use crate::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 
 mod accounts;
 mod storage;
+mod webhooks;
 
 pub use accounts::*;
 pub use storage::*;
+pub use webhooks::*;
 
 /// Every error response: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -1,11 +1,12 @@
 -- Webhooks: subscriptions, and the transactional outbox of their deliveries.
 
--- Who hears what: a namespace's events, or one model's (model_id '' for the whole namespace). The secret
+-- Who hears what: a namespace's events, or one model's, by name (model '' for the whole namespace; a model
+-- deleted and pushed again under its name is still heard). The secret
 -- signs deliveries (Standard Webhooks: `whsec_` + base64 of the key); it is shown once, when created.
 CREATE TABLE webhook_subscriptions (
     id TEXT PRIMARY KEY,
     namespace_id TEXT NOT NULL REFERENCES namespaces (id) ON DELETE CASCADE,
-    model_id TEXT NOT NULL,
+    model TEXT NOT NULL,
     url TEXT NOT NULL,
     events TEXT NOT NULL,
     description TEXT NOT NULL,
@@ -17,7 +18,7 @@ CREATE TABLE webhook_subscriptions (
     created_by TEXT NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
-CREATE INDEX webhook_subscriptions_namespace ON webhook_subscriptions (namespace_id, model_id);
+CREATE INDEX webhook_subscriptions_namespace ON webhook_subscriptions (namespace_id, model);
 
 -- The outbox: one row per event and subscription, written in the transaction that made the event, so a
 -- committed event is always delivered (at least once, under one webhook-id) and a rolled-back one never.

@@ -106,6 +106,42 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/namespaces/{namespace}/retention/apply",
         AdminNamespace,
     ),
+    // Webhooks send a namespace's events out of kiln: its admins decide where.
+    (
+        "POST",
+        "/api/v1/namespaces/{namespace}/webhooks",
+        AdminNamespace,
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/webhooks",
+        AdminNamespace,
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/webhooks/{id}",
+        AdminNamespace,
+    ),
+    (
+        "PATCH",
+        "/api/v1/namespaces/{namespace}/webhooks/{id}",
+        AdminNamespace,
+    ),
+    (
+        "DELETE",
+        "/api/v1/namespaces/{namespace}/webhooks/{id}",
+        AdminNamespace,
+    ),
+    (
+        "GET",
+        "/api/v1/namespaces/{namespace}/webhooks/{id}/deliveries",
+        AdminNamespace,
+    ),
+    (
+        "POST",
+        "/api/v1/namespaces/{namespace}/webhooks/{id}/deliveries/{delivery}/redeliver",
+        AdminNamespace,
+    ),
     (
         "PUT",
         "/api/v1/models/{namespace}/{model}/retention",

@@ -76,6 +76,7 @@ struct RawSettings {
     metrics_listen: Option<String>,
     #[serde(default, deserialize_with = "sources::text")]
     metrics_token: Option<String>,
+    webhook_delivery: Option<bool>,
     webhook_allow_private_targets: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     webhook_disable_after_failures: Option<u32>,
@@ -395,6 +396,7 @@ impl Settings {
                 raw.metrics_token.clone(),
             )?,
             webhooks: observability::webhooks(
+                raw.webhook_delivery,
                 raw.webhook_allow_private_targets,
                 raw.webhook_timeout_secs,
                 raw.webhook_disable_after_failures,

@@ -37,6 +37,9 @@ pub struct WebhookSettings {
     pub disable_after_failures: u32,
     /// How often each replica looks for due deliveries.
     pub poll: Duration,
+    /// Whether this replica sends deliveries (KILN_WEBHOOK_DELIVERY=false: another replica does; events
+    /// still go to the outbox here).
+    pub deliver: bool,
 }
 
 impl Default for WebhookSettings {
@@ -46,6 +49,7 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(10),
             disable_after_failures: 50,
             poll: Duration::from_secs(1),
+            deliver: true,
         }
     }
 }
@@ -76,6 +80,7 @@ pub(super) fn metrics(
 }
 
 pub(super) fn webhooks(
+    deliver: Option<bool>,
     allow_private_targets: Option<bool>,
     timeout_secs: Option<u64>,
     disable_after_failures: Option<u32>,
@@ -100,5 +105,6 @@ pub(super) fn webhooks(
         timeout: Duration::from_secs(timeout_secs),
         disable_after_failures,
         poll: defaults.poll,
+        deliver: deliver.unwrap_or(true),
     })
 }

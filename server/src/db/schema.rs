@@ -418,7 +418,7 @@ diesel::table! {
     webhook_subscriptions (id) {
         id -> Text,
         namespace_id -> Text,
-        model_id -> Text,
+        model -> Text,
         url -> Text,
         events -> Text,
         description -> Text,

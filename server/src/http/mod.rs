@@ -24,6 +24,7 @@ mod runners;
 mod storage_lifecycle;
 pub mod ui;
 mod uploads;
+mod webhooks;
 
 use actix_web::{HttpRequest, web};
 use kiln_core::ErrorCode;
@@ -99,7 +100,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(storage_lifecycle::remove_namespace_retention)
                 .service(storage_lifecycle::apply_retention)
                 .service(storage_lifecycle::set_model_retention)
-                .service(storage_lifecycle::remove_model_retention),
+                .service(storage_lifecycle::remove_model_retention)
+                .service(webhooks::create_webhook)
+                .service(webhooks::list_webhooks)
+                .service(webhooks::get_webhook)
+                .service(webhooks::update_webhook)
+                .service(webhooks::delete_webhook)
+                .service(webhooks::list_deliveries)
+                .service(webhooks::redeliver),
         );
 }
 

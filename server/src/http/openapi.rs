@@ -36,6 +36,7 @@ use crate::auth::policy::{ROUTES, Rule};
         (name = "namespaces", description = "Organisation namespaces and their members"),
         (name = "admin", description = "Users, the audit log, signing keys (administrators)"),
         (name = "storage", description = "Garbage collection, the store check, usage, quotas and retention rules"),
+        (name = "webhooks", description = "Subscriptions to a namespace's events, delivered signed (Standard Webhooks), and their delivery log"),
     ),
     components(
         schemas(ErrorResponse),

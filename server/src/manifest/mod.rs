@@ -102,5 +102,17 @@ fn publish(
         alias_id: alias.map(|(id, _)| id.to_owned()),
     };
     manifests::insert(conn, &row)?;
+    crate::db::repos::webhooks::record_version_event(
+        conn,
+        kiln_core::api::WebhookEventType::ManifestPublished.as_str(),
+        version_id,
+        serde_json::json!({
+            "alias": row.alias,
+            "sequence": sequence,
+            "issued_at": issued_at,
+            "expires_at": expires_at,
+            "kid": row.kid,
+        }),
+    )?;
     Ok(row)
 }

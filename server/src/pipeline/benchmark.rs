@@ -70,6 +70,24 @@ pub fn record(
     }
     let variant = job.variant.clone().unwrap_or_default();
     let at = now();
+    let summary: Vec<_> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "batch_size": r.batch_size, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
+                "throughput": r.throughput,
+            })
+        })
+        .collect();
+    crate::db::repos::webhooks::record_version_event(
+        conn,
+        kiln_core::api::WebhookEventType::BenchmarkCompleted.as_str(),
+        &job.version_id,
+        serde_json::json!({
+            "variant": variant, "device": runner.device, "engine": runner.engine,
+            "runner": runner.name, "state": state, "message": message, "results": summary,
+        }),
+    )?;
     if let Some(started) = job.started_at {
         let outcome = if state == JobState::Succeeded {
             "succeeded"

@@ -20,7 +20,7 @@ mod workspace;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_core::api::{PipelineOptions, VersionStatus};
+use kiln_core::api::{PipelineOptions, VersionStatus, WebhookEventType};
 use tokio::sync::Notify;
 
 pub use convert::Convert;
@@ -32,7 +32,7 @@ pub use worker::spawn_workers;
 
 use crate::db::DbConnection;
 use crate::db::records::PipelineJobRow;
-use crate::db::repos::{pipeline_jobs, versions};
+use crate::db::repos::{pipeline_jobs, versions, webhooks};
 use crate::db::{Database, now};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
@@ -95,10 +95,22 @@ fn after_step(
     if step == 0 {
         if end != StepEnd::Succeeded {
             versions::set_status(conn, version_id, VersionStatus::Failed.as_str())?;
+            webhooks::record_version_event(
+                conn,
+                WebhookEventType::VersionFailed.as_str(),
+                version_id,
+                serde_json::json!({ "status": VersionStatus::Failed }),
+            )?;
             return Ok(());
         }
         // Ready and published together: no ready version lacks its manifest.
         versions::set_status(conn, version_id, VersionStatus::Ready.as_str())?;
+        webhooks::record_version_event(
+            conn,
+            WebhookEventType::VersionReady.as_str(),
+            version_id,
+            serde_json::json!({ "status": VersionStatus::Ready }),
+        )?;
         crate::manifest::publish_version(conn, &context.signer, version_id)?;
     }
     match ON_PUSH.get(step + 1) {

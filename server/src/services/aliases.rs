@@ -152,6 +152,12 @@ impl AliasService {
                             at: now,
                         },
                     )?;
+                    crate::db::repos::webhooks::record_version_event(
+                        conn,
+                        kiln_core::api::WebhookEventType::AliasMoved.as_str(),
+                        &row.version_id,
+                        json!({ "alias": alias.as_str(), "from_version": from, "to_version": version.as_str(), "sequence": row.sequence, "by": actor.name }),
+                    )?;
                     crate::manifest::publish_alias(conn, &signer, &row)?;
                     audit::record(
                         conn,

@@ -19,6 +19,7 @@ pub mod runners;
 pub mod sessions;
 pub mod upload_claims;
 pub mod uploads;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,7 @@ pub struct Services {
     pub runners: runners::RunnerService,
     pub sessions: sessions::SessionService,
     pub uploads: uploads::UploadService,
+    pub webhooks: webhooks::WebhookService,
 }
 
 /// What the services are built on; startup makes these once.
@@ -67,6 +69,8 @@ pub struct Foundations {
     /// The credential of this server's embedded runner child, made at start and held nowhere else, and the
     /// loopback listener it is good on.
     pub embedded_runner: Option<(String, std::net::SocketAddr)>,
+    /// How webhook targets are checked.
+    pub webhooks: crate::config::WebhookSettings,
 }
 
 impl Services {
@@ -82,6 +86,7 @@ impl Services {
             collection,
             upload_ttl,
             embedded_runner,
+            webhooks,
         } = base;
         let accounts = accounts::AccountService::new(db.clone(), jwt, embedded_runner);
         let registry = registry::RegistryService::new(db.clone(), pipeline);
@@ -110,6 +115,7 @@ impl Services {
             registry,
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
             uploads,
+            webhooks: webhooks::WebhookService::new(db.clone(), webhooks),
         }
     }
 }

@@ -87,6 +87,7 @@ impl Application {
             embedded_runner: runner_door
                 .as_ref()
                 .map(|(_, address, secret)| (secret.clone(), *address)),
+            webhooks: settings.webhooks.clone(),
         });
         announce_bootstrap(
             services
@@ -132,6 +133,15 @@ impl Application {
             spawn_collector(services.clone(), every);
         }
         spawn_manifest_refresher(services.clone());
+        if settings.webhooks.deliver {
+            spawn_webhook_deliverer(
+                crate::services::webhooks::delivery::Deliverer::new(
+                    db.clone(),
+                    settings.webhooks.clone(),
+                )?,
+                settings.webhooks.poll,
+            );
+        }
         let workers_stop = tokio_util::sync::CancellationToken::new();
         crate::pipeline::spawn_workers(
             JobContext {
@@ -425,6 +435,26 @@ fn spawn_collector(services: Services, every: std::time::Duration) {
             match services.lifecycle.scheduled_run().await {
                 Ok(Some(_)) | Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e.chain(), "scheduled garbage collection failed"),
+            }
+        }
+    });
+}
+
+/// Webhook deliveries: every replica sends what is due (each try claimed by one), looking again at once
+/// while there is more.
+fn spawn_webhook_deliverer(
+    deliverer: crate::services::webhooks::delivery::Deliverer,
+    every: std::time::Duration,
+) {
+    actix_web::rt::spawn(async move {
+        loop {
+            match deliverer.deliver_due().await {
+                Ok(0) => tokio::time::sleep(every).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "sending webhook deliveries failed");
+                    tokio::time::sleep(every).await;
+                }
             }
         }
     });

@@ -128,6 +128,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
             timeout: std::time::Duration::from_secs(5),
             disable_after_failures: 50,
             poll: std::time::Duration::from_millis(200),
+            deliver: true,
         },
     }
 }

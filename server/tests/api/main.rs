@@ -27,3 +27,4 @@ mod storage_policies;
 mod uploads;
 mod versions;
 mod web_ui;
+mod webhooks;

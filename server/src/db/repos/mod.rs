@@ -25,6 +25,7 @@ pub mod uploads;
 pub mod users;
 pub mod variants;
 pub mod versions;
+pub mod webhooks;
 
 /// Both backends cap bound parameters per statement; batch `IN (...)` lists below that.
 pub(crate) const IN_LIST_BATCH: usize = 500;

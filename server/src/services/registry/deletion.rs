@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::{RegistryService, find_model, find_version};
 use crate::db::repos::audit::{self, Actor};
-use crate::db::repos::{models, oci_blob_links, versions};
+use crate::db::repos::{models, oci_blob_links, versions, webhooks};
 use crate::error::Error;
+use kiln_core::api::WebhookEventType;
 
 impl RegistryService {
     pub async fn delete_version(
@@ -33,6 +34,12 @@ impl RegistryService {
                             ),
                         ));
                     }
+                    webhooks::record_version_event(
+                        conn,
+                        WebhookEventType::VersionDeleted.as_str(),
+                        &row.id,
+                        json!({ "by": actor.name }),
+                    )?;
                     versions::delete(conn, &row.id)?;
                     let (_, model_row) = find_model(conn, &ns, &model)?;
                     models::touch(conn, &model_row.id)?;
@@ -73,6 +80,16 @@ impl RegistryService {
                         ));
                     }
                     let versions = versions::names(conn, &model_row.id)?;
+                    for version in &versions {
+                        if let Some(row) = versions::find(conn, &model_row.id, version)? {
+                            webhooks::record_version_event(
+                                conn,
+                                WebhookEventType::VersionDeleted.as_str(),
+                                &row.id,
+                                json!({ "by": actor.name, "model_deleted": true }),
+                            )?;
+                        }
+                    }
                     models::delete(conn, &model_row.id)?;
                     // Blobs pushed into the repository through /v2/ go with it.
                     oci_blob_links::unlink_all(conn, ns.as_str(), model.as_str())?;
