@@ -379,6 +379,15 @@ impl ApiClient {
         self.json(self.request(Method::PUT, path).json(body)).await
     }
 
+    pub async fn patch_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        self.json(self.request(Method::PATCH, path).json(body))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), CliError> {
         self.send(self.request(Method::DELETE, path)).await?;
         Ok(())

@@ -211,6 +211,9 @@ enum Command {
     /// Garbage collection, the store check and quotas (administrators)
     #[command(subcommand)]
     Admin(commands::storage::AdminCommand),
+    /// Webhook subscriptions: events of a namespace or model POSTed, signed, to a URL (namespace admins)
+    #[command(subcommand)]
+    Webhook(commands::webhook::WebhookCommand),
     /// Delete a version, or a model with all its versions (recorded in the server's audit log)
     #[command(visible_alias = "rm")]
     Delete {
@@ -400,6 +403,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::storage::run_retention(&client, command, json).await
         }
         Command::Admin(command) => commands::storage::run_admin(&client, command, json).await,
+        Command::Webhook(command) => commands::webhook::run(&client, command, json).await,
         Command::Manifest {
             reference,
             jws,

@@ -184,6 +184,12 @@ impl Server {
             .expect("kiln-server runs")
     }
 
+    /// Changes one setting for the next start (see [`Self::restart`]).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Starts again on the same database, store and working directory.
     pub fn restart(&mut self) {
         self.kill();

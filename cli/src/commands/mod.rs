@@ -7,3 +7,4 @@ pub mod namespace;
 pub mod pull;
 pub mod push;
 pub mod storage;
+pub mod webhook;

@@ -1,0 +1,180 @@
+//! Webhooks through the real binaries: `kiln webhook` subscribes, and an event committed by a server that
+//! is killed (SIGKILL) before it sends anything is delivered, signed, once it is back.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kiln_tests::{Backend, Server, assert_ok, settled, stdout, write_pseudo_random};
+use serde_json::Value;
+
+/// The headers and body of each POST a plain-socket receiver got (it answers 204).
+type Inbox = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+fn receiver() -> (String, Inbox) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let inbox: Inbox = Arc::default();
+    let kept = inbox.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.trim_end().split_once(':') {
+                    headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+                }
+            }
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            kept.lock()
+                .unwrap()
+                .push((headers, String::from_utf8(body).unwrap()));
+            stream
+                .write_all(
+                    b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .ok();
+        }
+    });
+    (url, inbox)
+}
+
+#[test]
+fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
+    // This server records events but sends none: whatever it committed is in the outbox when it dies.
+    let mut server = Server::start_with(
+        Backend::Embedded,
+        &[
+            ("KILN_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+            ("KILN_WEBHOOK_DELIVERY", "false"),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let seed = work.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    write_pseudo_random(&seed.join("w.bin"), 10_000, 1);
+    assert_ok(&server.kiln(&["push", seed.to_str().unwrap(), "acme/seed:1"]));
+    settled(&server, "acme/seed:1");
+    let (url, inbox) = receiver();
+    let output = server.kiln(&[
+        "webhook",
+        "add",
+        "acme/m",
+        &url,
+        "--events",
+        "version.ready,alias.moved",
+    ]);
+    assert_ok(&output);
+    let printed = stdout(&output);
+    let secret = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap_or_else(|| panic!("no secret printed: {printed}"))
+        .to_owned();
+    let listed = server.kiln(&["webhook", "ls", "acme"]);
+    assert_ok(&listed);
+    assert!(stdout(&listed).contains(&url), "{}", stdout(&listed));
+
+    let model = work.path().join("m");
+    std::fs::create_dir_all(&model).unwrap();
+    write_pseudo_random(&model.join("w.bin"), 10_000, 2);
+    assert_ok(&server.kiln(&["push", model.to_str().unwrap(), "acme/m:1"]));
+    settled(&server, "acme/m:1");
+    assert_ok(&server.kiln(&["alias", "set", "acme/m", "production", "1"]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(inbox.lock().unwrap().is_empty());
+    server.kill();
+
+    server.set_env("KILN_WEBHOOK_DELIVERY", "true");
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inbox.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "deliveries did not arrive:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = inbox.lock().unwrap().clone();
+    let types: Vec<String> = received
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_str::<Value>(body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        ["version.ready", "alias.moved"],
+        "in the order they happened"
+    );
+    for (headers, body) in &received {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert!(verifies(
+            &secret,
+            &header("webhook-id"),
+            &header("webhook-timestamp"),
+            body,
+            &header("webhook-signature")
+        ));
+    }
+    let subscription = kiln_json(&server, &["webhook", "ls", "acme"])["subscriptions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deliveries = kiln_json(&server, &["webhook", "deliveries", "acme", &subscription]);
+    let states: Vec<&str> = deliveries["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["delivered", "delivered"]);
+    let table = server.kiln(&["webhook", "deliveries", "acme", &subscription]);
+    assert!(stdout(&table).contains("HTTP 204"), "{}", stdout(&table));
+}
+
+fn kiln_json(server: &Server, args: &[&str]) -> Value {
+    let mut with_flag = args.to_vec();
+    with_flag.push("--json");
+    let output = server.kiln(&with_flag);
+    assert_ok(&output);
+    serde_json::from_str(&stdout(&output)).unwrap()
+}
+
+/// Standard Webhooks verification, written from the specification (HMAC-SHA256 over `id.timestamp.body`).
+fn verifies(secret: &str, id: &str, timestamp: &str, body: &str, signature: &str) -> bool {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let engine = base64::engine::general_purpose::STANDARD;
+    let key = engine
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
+    signature.split(' ').any(|s| s == expected)
+}
