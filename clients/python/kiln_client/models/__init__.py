@@ -22,6 +22,7 @@ from .create_upload_request import CreateUploadRequest
 from .create_user_request import CreateUserRequest
 from .create_version_request import CreateVersionRequest
 from .created_token import CreatedToken
+from .created_webhook import CreatedWebhook
 from .deployment_manifest import DeploymentManifest
 from .error_body import ErrorBody
 from .error_response import ErrorResponse
@@ -51,6 +52,7 @@ from .model_usage import ModelUsage
 from .namespace_settings import NamespaceSettings
 from .namespace_summary import NamespaceSummary
 from .namespace_usage import NamespaceUsage
+from .new_webhook import NewWebhook
 from .orphan_object import OrphanObject
 from .password_credentials import PasswordCredentials
 from .pipeline_job import PipelineJob
@@ -94,6 +96,14 @@ from .version_detail import VersionDetail
 from .version_status import VersionStatus
 from .version_summary import VersionSummary
 from .visibility import Visibility
+from .webhook_attempt import WebhookAttempt
+from .webhook_deliveries import WebhookDeliveries
+from .webhook_delivery import WebhookDelivery
+from .webhook_delivery_state import WebhookDeliveryState
+from .webhook_event_type import WebhookEventType
+from .webhook_subscription import WebhookSubscription
+from .webhook_subscriptions import WebhookSubscriptions
+from .webhook_update import WebhookUpdate
 
 __all__ = (
     "AccessToken",
@@ -118,6 +128,7 @@ __all__ = (
     "CreateUserRequest",
     "CreateVersionRequest",
     "CreatedToken",
+    "CreatedWebhook",
     "DeploymentManifest",
     "ErrorBody",
     "ErrorResponse",
@@ -147,6 +158,7 @@ __all__ = (
     "NamespaceSettings",
     "NamespaceSummary",
     "NamespaceUsage",
+    "NewWebhook",
     "OrphanObject",
     "PasswordCredentials",
     "PipelineJob",
@@ -190,4 +202,12 @@ __all__ = (
     "VersionStatus",
     "VersionSummary",
     "Visibility",
+    "WebhookAttempt",
+    "WebhookDeliveries",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
+    "WebhookEventType",
+    "WebhookSubscription",
+    "WebhookSubscriptions",
+    "WebhookUpdate",
 )
