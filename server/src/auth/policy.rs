@@ -7,8 +7,6 @@
 use actix_web::http::Method;
 
 use super::{Level, Principal, User};
-use crate::db::Database;
-use crate::db::repos::{models, namespaces};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,12 +314,21 @@ pub(crate) fn sign_in_needed() -> Error {
 }
 
 /// Decides `rule` for `principal` on the resource named by the route's path parameters.
+/// Whether a namespace exists, and a model's visibility when it exists: what a resource rule decides on.
+pub trait ResourceFacts {
+    fn facts(
+        &self,
+        namespace: String,
+        model: Option<String>,
+    ) -> impl std::future::Future<Output = Result<(bool, Option<String>), Error>>;
+}
+
 pub async fn decide(
     rule: Rule,
     principal: &Principal,
     namespace: Option<String>,
     model: Option<String>,
-    db: &Database,
+    facts: &impl ResourceFacts,
 ) -> Result<(), Error> {
     if rule == Public {
         return Ok(());
@@ -367,7 +374,7 @@ pub async fn decide(
                     "route for {rule:?} has no namespace"
                 )));
             };
-            decide_on_resource(rule, user, namespace, model, db).await
+            decide_on_resource(rule, user, namespace, model, facts).await
         }
     }
 }
@@ -377,19 +384,10 @@ async fn decide_on_resource(
     user: Option<&User>,
     namespace: String,
     model: Option<String>,
-    db: &Database,
+    facts: &impl ResourceFacts,
 ) -> Result<(), Error> {
-    let (ns, model_name) = (namespace.clone(), model.clone());
-    let (namespace_exists, model_visibility) = db
-        .read(move |conn| {
-            let found_ns = namespaces::find(conn, &ns)?.is_some();
-            let visibility = match &model_name {
-                Some(m) => models::find(conn, &ns, m)?.map(|(_, row)| row.visibility),
-                None => None,
-            };
-            Ok((found_ns, visibility))
-        })
-        .await?;
+    let (namespace_exists, model_visibility) =
+        facts.facts(namespace.clone(), model.clone()).await?;
     let level = user.and_then(|u| u.level_in(&namespace));
     let hidden = model_visibility.as_deref() == Some("private") && level.is_none();
     let what = match &model {

@@ -76,6 +76,7 @@ struct RawSettings {
     metrics_listen: Option<String>,
     #[serde(default, deserialize_with = "sources::text")]
     metrics_token: Option<String>,
+    cache_ttl_ms: Option<u64>,
     webhook_delivery: Option<bool>,
     webhook_allow_private_targets: Option<bool>,
     webhook_timeout_secs: Option<u64>,
@@ -129,6 +130,9 @@ pub struct Settings {
     pub min_body_bytes_per_sec: u64,
     /// The URL clients reach this registry at (`https://kiln.example.com`): the `iss` of its manifests.
     pub public_url: Option<String>,
+    /// How long hot reads (credentials, access facts, version details, newest manifests) are kept: a
+    /// change on another replica is seen within this (KILN_CACHE_TTL_MS; 0 keeps nothing).
+    pub cache_ttl: std::time::Duration,
     /// Where `/metrics` is served.
     pub metrics: MetricsSettings,
     /// How webhook deliveries are sent.
@@ -152,6 +156,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("tls", &self.tls)
+            .field("cache_ttl", &self.cache_ttl)
             .field("metrics", &self.metrics)
             .field("webhooks", &self.webhooks)
             .finish()
@@ -391,6 +396,16 @@ impl Settings {
             max_json_bytes: max_json_bytes as usize,
             upload_session_ttl: std::time::Duration::from_secs(ttl_hours * 3600),
             collection,
+            cache_ttl: {
+                let ms = raw.cache_ttl_ms.unwrap_or(1000);
+                if ms > 60_000 {
+                    return Err(config_error(
+                        "KILN_CACHE_TTL_MS",
+                        "must be between 0 and 60000 (a minute): it bounds how stale a read may be",
+                    ));
+                }
+                std::time::Duration::from_millis(ms)
+            },
             metrics: observability::metrics(
                 raw.metrics_listen.as_deref(),
                 raw.metrics_token.clone(),

@@ -465,3 +465,11 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhook_subscriptions (subscription_id));
 diesel::allow_tables_to_appear_in_same_query!(webhook_deliveries, webhook_subscriptions);
+
+diesel::table! {
+    replicas (id) {
+        id -> Text,
+        started_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}

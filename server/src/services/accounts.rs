@@ -37,6 +37,12 @@ fn parse_scopes(text: &str) -> Vec<Scope> {
 }
 
 /// Why a token no longer works, if it does not.
+/// The monotonic instant of a wall-clock time (now when it is past).
+fn instant_of(at: NaiveDateTime) -> std::time::Instant {
+    let left = (at - now()).to_std().unwrap_or_default();
+    std::time::Instant::now() + left
+}
+
 fn token_problem(row: &ApiTokenRow) -> Option<&'static str> {
     if row.revoked_at.is_some() {
         Some("this token was revoked")
@@ -62,6 +68,7 @@ pub struct AccountService {
     jwt: Arc<JwtKeys>,
     /// The embedded runner child's door, when this server runs one.
     embedded_runner: Option<EmbeddedRunnerDoor>,
+    cache: crate::services::read_cache::ReadCache,
 }
 
 /// The embedded runner's credential is good only on its own loopback listener.
@@ -81,10 +88,12 @@ impl AccountService {
         db: Database,
         jwt: Arc<JwtKeys>,
         embedded_runner: Option<(String, std::net::SocketAddr)>,
+        cache: crate::services::read_cache::ReadCache,
     ) -> Self {
         Self {
             db,
             jwt,
+            cache,
             embedded_runner: embedded_runner.map(|(secret, listener)| EmbeddedRunnerDoor {
                 secret: Sha256Digest::of(secret.as_bytes()),
                 listener,
@@ -161,6 +170,20 @@ impl AccountService {
                 owner: EMBEDDED_RUNNER_IDENTITY.to_owned(),
             });
         }
+        let digest = Sha256Digest::of(credential.as_bytes());
+        if let Some(principal) = self.cache.principal(&digest) {
+            return Ok(principal);
+        }
+        let (principal, expires) = self.identify(credential).await?;
+        self.cache.keep_principal(digest, &principal, expires);
+        Ok(principal)
+    }
+
+    /// Who a credential is, from the database, and when the credential itself stops being good.
+    async fn identify(
+        &self,
+        credential: &str,
+    ) -> Result<(Principal, Option<std::time::Instant>), Error> {
         if !is_jwt(credential) {
             let hash = hash_token(credential);
             return self
@@ -178,13 +201,18 @@ impl AccountService {
                     {
                         api_tokens::touch(conn, &row.id, at)?;
                     }
-                    principal_of(conn, &row.user_id, parse_scopes(&row.scopes), Some(row.id))
+                    let principal =
+                        principal_of(conn, &row.user_id, parse_scopes(&row.scopes), Some(row.id))?;
+                    Ok((principal, row.expires_at.map(instant_of)))
                 })
                 .await;
         }
         let claims = self.jwt.verify(credential).await?;
-        self.db
-            .run(move |conn| {
+        let expires =
+            chrono::DateTime::from_timestamp(claims.exp, 0).map(|at| instant_of(at.naive_utc()));
+        let principal = self
+            .db
+            .read(move |conn| {
                 if let Some(token_id) = &claims.tid {
                     let row = api_tokens::find(conn, token_id)?.ok_or_else(|| {
                         Error::unauthorized("the API token behind this access token is gone")
@@ -197,7 +225,8 @@ impl AccountService {
                 }
                 principal_of(conn, &claims.sub, parse_scopes(&claims.scope), claims.tid)
             })
-            .await
+            .await?;
+        Ok((principal, expires))
     }
 
     /// Exchanges an API token or a user name and password for a short-lived access token.

@@ -21,6 +21,7 @@ use crate::services::paging::{PageRequest, Paged, parse_number_key};
 pub struct AliasService {
     db: Database,
     signer: Arc<ManifestSigner>,
+    cache: crate::services::read_cache::ReadCache,
 }
 
 fn model_id(
@@ -60,8 +61,12 @@ fn view(row: AliasRow, version: String) -> Result<AliasView, Error> {
 }
 
 impl AliasService {
-    pub fn new(db: Database, signer: Arc<ManifestSigner>) -> Self {
-        Self { db, signer }
+    pub fn new(
+        db: Database,
+        signer: Arc<ManifestSigner>,
+        cache: crate::services::read_cache::ReadCache,
+    ) -> Self {
+        Self { db, signer, cache }
     }
 
     /// Points `alias` at `version` (creating it), records who moved it from where, and publishes the
@@ -76,6 +81,7 @@ impl AliasService {
         actor: Actor,
     ) -> Result<AliasView, Error> {
         let signer = self.signer.clone();
+        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -170,6 +176,7 @@ impl AliasService {
                 })
             })
             .await
+            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
     }
 
     /// One alias as it stands: the version it names, its manifest sequence, who moved it last.

@@ -15,6 +15,7 @@ use crate::manifest::ManifestSigner;
 pub struct ManifestService {
     db: Database,
     signer: Arc<ManifestSigner>,
+    cache: crate::services::read_cache::ReadCache,
 }
 
 /// What a manifest is looked up by.
@@ -69,8 +70,12 @@ fn lookup(
 }
 
 impl ManifestService {
-    pub fn new(db: Database, signer: Arc<ManifestSigner>) -> Self {
-        Self { db, signer }
+    pub fn new(
+        db: Database,
+        signer: Arc<ManifestSigner>,
+        cache: crate::services::read_cache::ReadCache,
+    ) -> Self {
+        Self { db, signer, cache }
     }
 
     /// The public keys manifests are signed with, as `/.well-known/jwks.json` serves them.
@@ -112,11 +117,27 @@ impl ManifestService {
             (Subject::Alias(a), None) => format!("manifest of {ns}/{model}@{a}"),
             (Subject::Alias(a), Some(n)) => format!("manifest {n} of {ns}/{model}@{a}"),
         };
+        // The newest manifest of a subject is what fleets poll; one by sequence never changes, but is
+        // rarely asked for twice.
+        let key = (sequence.is_none()).then(|| {
+            let subject = match &subject {
+                Subject::Version(v) => format!("v:{v}"),
+                Subject::Alias(a) => format!("a:{a}"),
+            };
+            (ns.to_string(), model.to_string(), subject)
+        });
+        if let Some(found) = key.as_ref().and_then(|k| self.cache.manifest(k)) {
+            return Ok(found);
+        }
         let row = self
             .db
-            .run(move |conn| lookup(conn, &ns, &model, &subject, sequence))
+            .read(move |conn| lookup(conn, &ns, &model, &subject, sequence))
             .await?
             .ok_or_else(|| Error::not_found(what))?;
-        response(row)
+        let manifest = response(row)?;
+        if let Some(key) = key {
+            self.cache.keep_manifest(key, &manifest);
+        }
+        Ok(manifest)
     }
 }

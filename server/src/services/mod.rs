@@ -14,6 +14,7 @@ pub mod namespaces;
 pub mod oci;
 pub mod operations;
 pub mod paging;
+pub mod read_cache;
 pub mod registry;
 pub mod runners;
 pub mod sessions;
@@ -71,6 +72,8 @@ pub struct Foundations {
     pub embedded_runner: Option<(String, std::net::SocketAddr)>,
     /// How webhook targets are checked.
     pub webhooks: crate::config::WebhookSettings,
+    /// How long hot reads are kept (0: not at all).
+    pub cache_ttl: Duration,
 }
 
 impl Services {
@@ -87,20 +90,23 @@ impl Services {
             upload_ttl,
             embedded_runner,
             webhooks,
+            cache_ttl,
         } = base;
-        let accounts = accounts::AccountService::new(db.clone(), jwt, embedded_runner);
-        let registry = registry::RegistryService::new(db.clone(), pipeline);
+        let cache = read_cache::ReadCache::new(cache_ttl);
+        let accounts =
+            accounts::AccountService::new(db.clone(), jwt, embedded_runner, cache.clone());
+        let registry = registry::RegistryService::new(db.clone(), pipeline, cache.clone());
         let uploads = uploads::UploadService::new(db.clone(), store.clone());
         let oci = oci::OciService::new(db.clone(), store.clone(), registry.clone());
         Self {
-            access: access::AccessService::new(db.clone(), rate_limiter),
+            access: access::AccessService::new(db.clone(), rate_limiter, cache.clone()),
             sessions: sessions::SessionService::new(db.clone(), accounts.clone()),
             accounts,
-            aliases: aliases::AliasService::new(db.clone(), signer.clone()),
+            aliases: aliases::AliasService::new(db.clone(), signer.clone(), cache.clone()),
             downloads: downloads::DownloadService::new(db.clone(), store.clone()),
             health: health::HealthService::new(db.clone(), store.clone()),
-            manifests: manifests::ManifestService::new(db.clone(), signer.clone()),
-            namespaces: namespaces::NamespaceService::new(db.clone()),
+            manifests: manifests::ManifestService::new(db.clone(), signer.clone(), cache.clone()),
+            namespaces: namespaces::NamespaceService::new(db.clone(), cache.clone()),
             lifecycle: lifecycle::LifecycleService::new(
                 db.clone(),
                 store.clone(),

@@ -17,11 +17,12 @@ use crate::services::paging::{PageRequest, Paged, parse_time_key, time_key};
 #[derive(Clone)]
 pub struct NamespaceService {
     db: Database,
+    cache: crate::services::read_cache::ReadCache,
 }
 
 impl NamespaceService {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, cache: crate::services::read_cache::ReadCache) -> Self {
+        Self { db, cache }
     }
 
     /// Creates an organisation namespace; `owner` becomes its admin.
@@ -32,6 +33,7 @@ impl NamespaceService {
         actor: Actor,
     ) -> Result<NamespaceSummary, Error> {
         let owner_id = owner.id.clone();
+        let created = name.to_string();
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -53,6 +55,10 @@ impl NamespaceService {
                 })
             })
             .await
+            .inspect(|_| {
+                self.cache.forget_namespace(&created);
+                self.cache.forget_principals();
+            })
     }
 
     /// A namespace's members by name, a page at a time.
@@ -112,6 +118,7 @@ impl NamespaceService {
                 })
             })
             .await
+            .inspect(|_| self.cache.forget_principals())
     }
 
     pub async fn settings(&self, namespace: NamespaceName) -> Result<NamespaceSettings, Error> {
@@ -184,6 +191,7 @@ impl NamespaceService {
                 })
             })
             .await
+            .inspect(|_| self.cache.forget_principals())
     }
 
     /// Audit entries newest first that pass `filter`, a page at a time.

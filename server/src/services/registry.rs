@@ -166,11 +166,20 @@ fn check_metadata(update: &UpdateModelRequest) -> Result<(), Error> {
 pub struct RegistryService {
     db: Database,
     pipeline: PipelineQueue,
+    cache: crate::services::read_cache::ReadCache,
 }
 
 impl RegistryService {
-    pub fn new(db: Database, pipeline: PipelineQueue) -> Self {
-        Self { db, pipeline }
+    pub fn new(
+        db: Database,
+        pipeline: PipelineQueue,
+        cache: crate::services::read_cache::ReadCache,
+    ) -> Self {
+        Self {
+            db,
+            pipeline,
+            cache,
+        }
     }
 
     /// Namespaces by name, after the page's cursor or else after skipping `offset`.
@@ -279,6 +288,7 @@ impl RegistryService {
         visibility: Visibility,
         actor: Actor,
     ) -> Result<ModelDetail, Error> {
+        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -295,6 +305,7 @@ impl RegistryService {
                 })
             })
             .await
+            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
     }
 
     pub async fn get_version(
@@ -303,12 +314,19 @@ impl RegistryService {
         model: ModelName,
         version: VersionName,
     ) -> Result<VersionDetail, Error> {
-        self.db
-            .run(move |conn| {
+        let key = (ns.to_string(), model.to_string(), version.to_string());
+        if let Some(detail) = self.cache.version(&key) {
+            return Ok(detail);
+        }
+        let detail = self
+            .db
+            .read(move |conn| {
                 let (row, files) = find_version(conn, &ns, &model, &version)?;
                 version_detail(conn, ns.as_str(), model.as_str(), &row, files)
             })
-            .await
+            .await?;
+        self.cache.keep_version(key, &detail);
+        Ok(detail)
     }
 
     /// The model, created (with its namespace, for an administrator) as a first push would; its id.
@@ -318,6 +336,7 @@ impl RegistryService {
         model: ModelName,
         actor: Actor,
     ) -> Result<String, Error> {
+        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 transaction_retried(conn, |conn| {
@@ -325,6 +344,14 @@ impl RegistryService {
                 })
             })
             .await
+            .inspect(|_| self.forget_created(&forget.0, &forget.1))
+    }
+
+    /// After a push that may have created its namespace (whose owner became its admin) and model.
+    fn forget_created(&self, ns: &str, model: &str) {
+        self.cache.forget_namespace(ns);
+        self.cache.forget_model(ns, model);
+        self.cache.forget_principals();
     }
 
     /// Commits a version from uploaded blobs, creating namespace and model on first push.
@@ -340,6 +367,7 @@ impl RegistryService {
         if let Some(options) = &request.pipeline {
             check_pipeline_options(options)?;
         }
+        let forget = (ns.to_string(), model.to_string());
         let committed = self
             .db
             .run(move |conn| {
@@ -351,6 +379,7 @@ impl RegistryService {
             })
             .await?;
         if matches!(committed, Committed::Created(_)) {
+            self.forget_created(&forget.0, &forget.1);
             self.pipeline.wake();
         }
         Ok(committed)

@@ -88,6 +88,7 @@ impl Application {
                 .as_ref()
                 .map(|(_, address, secret)| (secret.clone(), *address)),
             webhooks: settings.webhooks.clone(),
+            cache_ttl: settings.cache_ttl,
         });
         announce_bootstrap(
             services
@@ -133,6 +134,7 @@ impl Application {
             spawn_collector(services.clone(), every);
         }
         spawn_manifest_refresher(services.clone());
+        spawn_replica_heartbeat(services.clone()).await;
         if settings.webhooks.deliver {
             spawn_webhook_deliverer(
                 crate::services::webhooks::delivery::Deliverer::new(
@@ -435,6 +437,26 @@ fn spawn_collector(services: Services, every: std::time::Duration) {
             match services.lifecycle.scheduled_run().await {
                 Ok(Some(_)) | Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e.chain(), "scheduled garbage collection failed"),
+            }
+        }
+    });
+}
+
+/// This replica's heartbeat, every 2 s (the first before the server answers): the replicas alive share
+/// the rate limit. A replica silent for 10 s counts as gone.
+async fn spawn_replica_heartbeat(services: Services) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+    let id = format!("replica-{}", uuid::Uuid::new_v4().simple());
+    let alive_for = chrono::Duration::seconds(10);
+    if let Err(e) = services.access.heartbeat(id.clone(), alive_for).await {
+        tracing::warn!(error = %e.chain(), "replica heartbeat failed");
+    }
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
+        loop {
+            interval.tick().await;
+            if let Err(e) = services.access.heartbeat(id.clone(), alive_for).await {
+                tracing::warn!(error = %e.chain(), "replica heartbeat failed");
             }
         }
     });

@@ -29,6 +29,7 @@ pub const STORE_DURATION: &str = "kiln_store_operation_duration_seconds";
 pub const WEBHOOK_DELIVERIES: &str = "kiln_webhook_deliveries_total";
 pub const WEBHOOK_DURATION: &str = "kiln_webhook_delivery_duration_seconds";
 pub const WEBHOOK_OUTBOX: &str = "kiln_webhook_outbox_pending";
+pub const REPLICAS: &str = "kiln_replicas_alive";
 
 /// Latency buckets from half a millisecond (a cached read) to five minutes (a pipeline step, a large
 /// object's copy).
@@ -126,6 +127,10 @@ fn describe() {
         WEBHOOK_DURATION,
         Unit::Seconds,
         "Webhook delivery attempt time, until the receiver's answer or the timeout"
+    );
+    describe_gauge!(
+        REPLICAS,
+        "kiln-server replicas sharing the database (heartbeats), among which the rate limit is divided"
     );
     describe_gauge!(
         WEBHOOK_OUTBOX,

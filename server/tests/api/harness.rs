@@ -121,6 +121,9 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         public_url: None,
         tls: None,
         metrics: Default::default(),
+        // Most tests read back what they just changed through paths this replica does not invalidate
+        // (the pipeline's own updates); the cache's own tests turn it on.
+        cache_ttl: std::time::Duration::ZERO,
         // The tests' receivers listen on loopback; retries come fast and a subscription is disabled
         // after a few failures.
         webhooks: kiln_server::config::WebhookSettings {
@@ -172,6 +175,13 @@ impl TestApp {
             handle,
             _dir: dir,
         }
+    }
+
+    /// Another replica: a second server on the same database, store and signing keys, beside this one.
+    pub async fn replica(&self) -> Self {
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        Self::start(settings, tempfile::tempdir().expect("temp dir")).await
     }
 
     /// Stops this server and starts a new one on the same database and store, as after a crash or deploy.

@@ -20,6 +20,7 @@ mod oci_push;
 mod operations_metrics;
 mod paging;
 mod pipeline;
+mod read_cache;
 mod runners;
 mod service_docs;
 mod storage_collection;

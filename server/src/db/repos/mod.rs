@@ -18,6 +18,7 @@ pub mod oci_tar_layers;
 pub mod oci_uploads;
 pub mod pipeline_jobs;
 pub mod quotas;
+pub mod replicas;
 pub mod retention_rules;
 pub mod runners;
 pub mod sessions;

@@ -215,6 +215,9 @@ impl AccountService {
                     Ok(())
                 })
             })
-            .await
+            .await?;
+        // This replica refuses it at once; the others within the cache's TTL.
+        self.cache.forget_principals();
+        Ok(())
     }
 }

@@ -21,6 +21,7 @@ impl RegistryService {
         version: VersionName,
         actor: Actor,
     ) -> Result<(), Error> {
+        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 crate::services::transaction_retried(conn, |conn| {
@@ -54,6 +55,7 @@ impl RegistryService {
                 })
             })
             .await
+            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
     }
 
     /// Deletes a model with every version. Refused while an alias names one of them (a deployment may
@@ -65,6 +67,7 @@ impl RegistryService {
         force: bool,
         actor: Actor,
     ) -> Result<(), Error> {
+        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 crate::services::transaction_retried(conn, |conn| {
@@ -108,5 +111,6 @@ impl RegistryService {
                 })
             })
             .await
+            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
     }
 }

@@ -1,0 +1,143 @@
+//! What hot reads keep for a moment: who a credential is, whether a namespace and model exist and how
+//! visible the model is, a version's detail and a subject's newest manifest. Thousands of deployment nodes
+//! polling one alias would otherwise each cost a token lookup, an access decision and several queries.
+//!
+//! The bound is the TTL (`KILN_CACHE_TTL_MS`, default 1 s): a change made on another replica (an alias
+//! moved, a token revoked, a member removed, a version's pipeline advancing) is seen by every replica
+//! within it. This replica forgets what its own changes touch at once, so a client that moves an alias and
+//! reads it back through the same replica sees the move. With a TTL of 0 nothing is kept.
+
+use std::time::{Duration, Instant};
+
+use kiln_core::Sha256Digest;
+use kiln_core::api::{ManifestResponse, VersionDetail};
+use moka::sync::Cache;
+
+use crate::auth::Principal;
+
+/// Entries each cache keeps at most; a flood of distinct keys evicts, it never grows memory.
+const CAPACITY: u64 = 100_000;
+
+/// (namespace, model name or "") → (namespace exists, the model's visibility if it exists).
+pub type ResourceKey = (String, String);
+/// (namespace, model, version).
+pub type VersionKey = (String, String, String);
+/// (namespace, model, "v:VERSION" or "a:ALIAS").
+pub type ManifestKey = (String, String, String);
+
+#[derive(Clone)]
+pub struct ReadCache {
+    ttl: Duration,
+    /// A credential's digest → the principal, and when the credential itself expires.
+    credentials: Cache<Sha256Digest, (Principal, Option<Instant>)>,
+    resources: Cache<ResourceKey, (bool, Option<String>)>,
+    versions: Cache<VersionKey, VersionDetail>,
+    manifests: Cache<ManifestKey, ManifestResponse>,
+}
+
+fn cache<K, V>(ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(CAPACITY)
+        .time_to_live(ttl.max(Duration::from_millis(1)))
+        .support_invalidation_closures()
+        .build()
+}
+
+impl ReadCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            credentials: cache(ttl),
+            resources: cache(ttl),
+            versions: cache(ttl),
+            manifests: cache(ttl),
+        }
+    }
+
+    fn on(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    pub fn principal(&self, credential: &Sha256Digest) -> Option<Principal> {
+        let (principal, expires) = self.credentials.get(credential)?;
+        if expires.is_some_and(|at| at <= Instant::now()) {
+            self.credentials.invalidate(credential);
+            return None;
+        }
+        Some(principal)
+    }
+
+    pub fn keep_principal(
+        &self,
+        credential: Sha256Digest,
+        principal: &Principal,
+        expires: Option<Instant>,
+    ) {
+        if self.on() {
+            self.credentials
+                .insert(credential, (principal.clone(), expires));
+        }
+    }
+
+    /// Forgets every principal: memberships, scopes or tokens changed.
+    pub fn forget_principals(&self) {
+        self.credentials.invalidate_all();
+    }
+
+    pub fn resource(&self, key: &ResourceKey) -> Option<(bool, Option<String>)> {
+        self.resources.get(key)
+    }
+
+    pub fn keep_resource(&self, key: ResourceKey, found: (bool, Option<String>)) {
+        if self.on() {
+            self.resources.insert(key, found);
+        }
+    }
+
+    pub fn version(&self, key: &VersionKey) -> Option<VersionDetail> {
+        self.versions.get(key)
+    }
+
+    pub fn keep_version(&self, key: VersionKey, detail: &VersionDetail) {
+        if self.on() {
+            self.versions.insert(key, detail.clone());
+        }
+    }
+
+    pub fn manifest(&self, key: &ManifestKey) -> Option<ManifestResponse> {
+        self.manifests.get(key)
+    }
+
+    pub fn keep_manifest(&self, key: ManifestKey, manifest: &ManifestResponse) {
+        if self.on() {
+            self.manifests.insert(key, manifest.clone());
+        }
+    }
+
+    /// Forgets whether a namespace and its models exist (a namespace or model was created).
+    pub fn forget_namespace(&self, namespace: &str) {
+        let ns = namespace.to_owned();
+        let _ = self.resources.invalidate_entries_if(move |k, _| k.0 == ns);
+    }
+
+    /// Forgets what this replica keeps of a model: its existence and visibility, versions, manifests.
+    pub fn forget_model(&self, namespace: &str, model: &str) {
+        self.resources
+            .invalidate(&(namespace.to_owned(), model.to_owned()));
+        self.resources
+            .invalidate(&(namespace.to_owned(), String::new()));
+        let (ns, m) = (namespace.to_owned(), model.to_owned());
+        // Entries of one model are few; moka removes the matching ones in the background.
+        let _ = self
+            .versions
+            .invalidate_entries_if(move |k, _| k.0 == ns && k.1 == m);
+        let (ns, m) = (namespace.to_owned(), model.to_owned());
+        let _ = self
+            .manifests
+            .invalidate_entries_if(move |k, _| k.0 == ns && k.1 == m);
+    }
+}
