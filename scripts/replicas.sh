@@ -96,7 +96,8 @@ frontend s3
   default_backend garage
 backend garage
   balance roundrobin
-  option httpchk GET /
+  option httpchk
+  http-check send meth GET uri / ver HTTP/1.1 hdr Host garage
   http-check expect rstatus [2-4][0-9][0-9]
   default-server inter 500ms fall 2 rise 2
   server garage1 127.0.0.1:3910 check
@@ -178,6 +179,13 @@ case "${1:-}" in
   kill-replica) kill -9 "$(cat "$state/kiln-$2/pid")" ;;
   start-replica) start_replica "$2" ;;
   stop-garage) kill "$(cat "$state/garage-$2/pid")"; while kill -0 "$(cat "$state/garage-$2/pid")" 2>/dev/null; do sleep 0.1; done ;;
-  start-garage) rm -f "$state/garage-$2/pid"; start_garage_node "$2" ;;
+  start-garage)
+    rm -f "$state/garage-$2/pid"
+    start_garage_node "$2"
+    # Back in the cluster at once (the others would retry it later), then it resyncs what it missed.
+    for n in 1 2 3; do
+      [ "$n" = "$2" ] || garage_node "$2" node connect "$(garage_node "$n" node id -q)" >/dev/null
+    done
+    ;;
   *) echo "usage: scripts/replicas.sh start [REPLICAS] | stop | kill-replica N | start-replica N | stop-garage N | start-garage N" >&2; exit 2 ;;
 esac
