@@ -3,9 +3,9 @@
 mod client;
 mod commands;
 mod credentials;
-mod error;
+use kiln_cli::error;
 mod local_files;
-mod manifest_trust;
+use kiln_cli::manifest_trust;
 mod progress;
 
 use std::path::PathBuf;

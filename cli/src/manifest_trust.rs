@@ -3,7 +3,7 @@
 //! goes backwards for that subject.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use kiln_core::deployment::DeploymentManifest;
@@ -113,11 +113,6 @@ pub struct SequenceState {
 struct Seen {
     sequence: i64,
     payload_sha256: Sha256Digest,
-}
-
-/// `$XDG_CONFIG_HOME/kiln/manifest-state.json` (or `~/.config/...`), beside the credentials.
-pub fn default_state_path() -> Result<PathBuf, CliError> {
-    Ok(crate::credentials::path()?.with_file_name("manifest-state.json"))
 }
 
 impl SequenceState {

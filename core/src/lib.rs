@@ -4,6 +4,7 @@
 //! verifiers depend on it to agree on names, references, digests and the JSON bodies of the API.
 
 pub mod api;
+pub mod byte_ranges;
 pub mod credential;
 pub mod deployment;
 pub mod digest;

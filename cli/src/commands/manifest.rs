@@ -92,7 +92,7 @@ impl Trust<'_> {
     fn state_path(&self) -> Result<PathBuf, CliError> {
         match &self.state {
             Some(path) => Ok(path.clone()),
-            None => manifest_trust::default_state_path(),
+            None => default_state_path(),
         }
     }
 
@@ -181,4 +181,9 @@ pub async fn verify(
         m.expires_at.to_rfc3339(),
     );
     Ok(())
+}
+
+/// `$XDG_CONFIG_HOME/kiln/manifest-state.json` (or `~/.config/...`), beside the credentials.
+fn default_state_path() -> Result<PathBuf, CliError> {
+    Ok(crate::credentials::path()?.with_file_name("manifest-state.json"))
 }

@@ -38,20 +38,7 @@ const MAX_PARTS: i64 = 10_000;
 /// Larger than any model file we expect; S3's own limit for one object is 5 TiB.
 pub const MAX_BLOB_SIZE: i64 = 5 * 1024 * 1024 * MIB;
 
-/// One chunk's place in the blob, as its `Content-Range: bytes START-END/TOTAL` said (END inclusive;
-/// parsed by the HTTP layer's `ranges`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkRange {
-    pub start: i64,
-    pub end_inclusive: i64,
-    pub total: i64,
-}
-
-impl ChunkRange {
-    fn len(&self) -> i64 {
-        self.end_inclusive - self.start + 1
-    }
-}
+pub use kiln_core::byte_ranges::ChunkRange;
 
 fn part_size_for(size: i64) -> i64 {
     let needed = (size + MAX_PARTS - 1) / MAX_PARTS;
