@@ -158,6 +158,12 @@ impl Deliverer {
             response: None,
             error: Some(error),
         };
+        // A name is checked by the resolver at every try; an address in the URL never meets it.
+        if !self.settings.allow_private_targets
+            && let Some(refused) = private_literal(&subscription.url)
+        {
+            return failed(refused);
+        }
         let timestamp = chrono::Utc::now().timestamp();
         let signature = match signature::sign(
             &subscription.secret,
@@ -202,6 +208,14 @@ impl Deliverer {
             error,
         }
     }
+}
+
+/// Why an URL whose host is an IP address kiln may not send to is refused, or None.
+fn private_literal(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    super::target::refuse_private(&ip.to_string(), &[std::net::SocketAddr::new(ip, 0)]).err()
 }
 
 /// When to try again after the `attempt`-th failed try, or that the delivery is given up.
@@ -284,5 +298,14 @@ mod tests {
         let late = created + TimeDelta::hours(20);
         assert_eq!(next_try(created, late, 6), Err(webhooks::FAILED));
         assert_eq!(next_try(created, created, 8), Err(webhooks::FAILED));
+    }
+
+    #[test]
+    fn addresses_in_urls_are_checked_at_every_try() {
+        assert!(private_literal("http://127.0.0.1:9/hook").is_some());
+        assert!(private_literal("http://[::1]/hook").is_some());
+        assert!(private_literal("http://169.254.169.254/").is_some());
+        assert!(private_literal("https://1.1.1.1/hook").is_none());
+        assert!(private_literal("https://example.com/hook").is_none());
     }
 }

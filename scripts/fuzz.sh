@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# cargo-fuzz (libFuzzer) on kiln's parsers of untrusted input: a safetensors header, the pickle scanner,
+# the ONNX protobuf reader and model checks, names and references, Range/Content-Range headers, and the
+# manifest JWS verification (fuzz/fuzz_targets/). Each target runs SECONDS (default 300) from its seeds
+# (fuzz/seeds/) and the corpus it grew before (fuzz/corpus/, not committed); a crash stops the script with
+# the input under fuzz/artifacts/. scripts/test.sh runs every target for 15 s.
+# cargo-fuzz needs nightly features: on a stable toolchain RUSTC_BOOTSTRAP=1 lets it build; without
+# address sanitizer (-s none) unless SANITIZER=address (slower, for the unsafe code underneath).
+# Installs cargo-fuzz from crates.io when missing. Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-300}"
+shift || true
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+export RUSTC_BOOTSTRAP=1
+sanitizer="${SANITIZER:-none}"
+cd fuzz
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+cargo fuzz build -s "$sanitizer" >/dev/null
+for target in "${targets[@]}"; do
+  mkdir -p "corpus/$target"
+  echo "== $target ($seconds s)"
+  cargo fuzz run -s "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 2>&1 |
+    grep -E "^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|Done)" || true
+  # cargo fuzz exits non-zero on a crash; the pipe above hides it, the artifacts folder does not.
+  if compgen -G "artifacts/$target/*" >/dev/null; then
+    echo "$target: crash inputs in fuzz/artifacts/$target" >&2
+    exit 1
+  fi
+done
