@@ -2,7 +2,7 @@
 # The long fault drill: TRIALS (default 100) SIGKILLs of kiln-server at random moments during pushes,
 # pipeline jobs and alias moves, each followed by a restart and the check that every listed version holds
 # exactly what was pushed (and the store's bytes their digests), the trial's versions pull byte for byte,
-# and every manifest verifies (tests/tests/drills.rs; the suite runs 6 trials on the embedded default).
+# and every manifest verifies (tests/tests/drills.rs; the suite runs 5 trials on the embedded default).
 # Runs on the embedded default, then on PostgreSQL + Garage (started by the project's scripts).
 # About 25 s a trial on 2 cores. Usage: scripts/drill.sh [TRIALS] [embedded|postgres|both]
 set -euo pipefail

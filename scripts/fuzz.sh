@@ -3,7 +3,7 @@
 # the ONNX protobuf reader and model checks, names and references, Range/Content-Range headers, and the
 # manifest JWS verification (fuzz/fuzz_targets/). Each target runs SECONDS (default 300) from its seeds
 # (fuzz/seeds/) and the corpus it grew before (fuzz/corpus/, not committed); a crash stops the script with
-# the input under fuzz/artifacts/. scripts/test.sh runs every target for 15 s.
+# the input under fuzz/artifacts/. scripts/test.sh runs every target for 10 s.
 # cargo-fuzz needs nightly features: on a stable toolchain RUSTC_BOOTSTRAP=1 lets it build; without
 # address sanitizer (-s none) unless SANITIZER=address (slower, for the unsafe code underneath).
 # Installs cargo-fuzz from crates.io when missing. Usage: scripts/fuzz.sh [SECONDS] [TARGET...]

@@ -113,7 +113,12 @@ mod tests {
         assert_eq!(oci_chunk_range("0-21"), Some((0, 22)));
         assert_eq!(oci_chunk_range("bytes 22-41/42"), Some((22, 20)));
         for bad in [
-            "", "5", "9-3", "-1-4", "a-b", "1-",
+            "",
+            "5",
+            "9-3",
+            "-1-4",
+            "a-b",
+            "1-",
             // Found by the byte_ranges fuzzer: an end far below the start overflowed the length.
             "bytes 5--009223372036854775807/0",
             "0-9223372036854775807",

@@ -102,6 +102,8 @@ error_codes! {
     /// A webhook URL kiln will not send to: not http(s), or a private, loopback or link-local address.
     InvalidWebhookUrl => "invalid_webhook_url",
     InvalidWebhook => "invalid_webhook",
+    /// A redelivery asked while a replica is sending that very delivery.
+    DeliveryInProgress => "delivery_in_progress",
     // Runners.
     InvalidRunner => "invalid_runner",
     InvalidBenchmark => "invalid_benchmark",

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(Some(range)) = requested_range(Some(header), size) {
-        assert!(range.start < range.end && range.end <= size, "{range:?} of {size}");
+        assert!(
+            range.start < range.end && range.end <= size,
+            "{range:?} of {size}"
+        );
     }
     if let Some(chunk) = content_range(header) {
         assert!(0 <= chunk.start && chunk.start <= chunk.end_inclusive);

@@ -25,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
     round_trips::<AliasName>(text);
     round_trips::<FilePath>(text);
     if let Ok(reference) = text.parse::<ModelRef>() {
-        let _ = reference.to_string().parse::<ModelRef>().expect("a reference prints as a reference");
+        let _ = reference
+            .to_string()
+            .parse::<ModelRef>()
+            .expect("a reference prints as a reference");
     }
 });

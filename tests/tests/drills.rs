@@ -3,7 +3,7 @@
 //! and sizes, and the store's bytes against their digests), the versions of the trial pull byte for byte,
 //! and every alias's manifest and every ready version's manifest verify.
 //!
-//! The suite runs a short form (KILN_TEST_DRILL_TRIALS, default 6, on the embedded default);
+//! The suite runs a short form (KILN_TEST_DRILL_TRIALS, default 5, on the embedded default);
 //! scripts/drill.sh runs the long one (100 trials, on both backends).
 
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ fn trials() -> usize {
     std::env::var("KILN_TEST_DRILL_TRIALS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(6)
+        .unwrap_or(5)
 }
 
 fn backend() -> Backend {

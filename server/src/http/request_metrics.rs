@@ -27,7 +27,20 @@ pub async fn record(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    // Any token is a method to actix: only the standard ones become labels, so callers cannot mint series.
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    };
+    // The route template as the router will match it: the answer of a middleware that refuses the
+    // request before routing (401, 403, 429) still counts under its route.
+    let pattern = req.resource_map().match_pattern(req.path());
     let received = Arc::new(AtomicU64::new(0));
     let payload = req.take_payload();
     req.set_payload(Payload::Stream {
@@ -36,25 +49,26 @@ pub async fn record(
             received: received.clone(),
         }),
     });
-    let in_flight = metrics::gauge!(HTTP_IN_FLIGHT);
-    in_flight.increment(1.0);
+    let in_flight = InFlight::enter();
     let result = next.call(req).await;
-    in_flight.decrement(1.0);
+    drop(in_flight);
     let response = match result {
         Ok(response) => response,
         Err(e) => {
             // Errors the middleware below raised are answered by actix from the error itself.
             let status = e.as_response_error().status_code();
-            observe(&method, UNMATCHED, status.as_u16(), started, &received);
+            let route = pattern.as_deref().unwrap_or(UNMATCHED);
+            observe(method, route, status.as_u16(), started, &received);
             return Err(e);
         }
     };
     let route = response
         .request()
         .match_pattern()
+        .or(pattern)
         .unwrap_or_else(|| UNMATCHED.to_owned());
     observe(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started,
@@ -77,6 +91,23 @@ fn observe(method: &str, route: &str, status: u16, started: Instant, received: &
     let bytes = received.load(Ordering::Relaxed);
     if bytes > 0 {
         metrics::counter!(HTTP_BYTES_IN, "route" => route.to_owned()).increment(bytes);
+    }
+}
+
+/// Counts a request in flight until dropped, so a request whose client went away (actix drops its future)
+/// leaves the gauge too.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
     }
 }
 

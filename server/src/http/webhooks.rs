@@ -198,6 +198,7 @@ async fn list_deliveries(
     (status = 200, description = "The delivery, pending again", body = WebhookDelivery),
     (status = 400, description = "Not a valid namespace name (`invalid_name`)", body = ErrorResponse),
     (status = 404, description = "No such namespace, subscription or delivery", body = ErrorResponse),
+    (status = 409, description = "A replica is sending this delivery right now (`delivery_in_progress`)", body = ErrorResponse),
 ))]
 #[post("/namespaces/{namespace}/webhooks/{id}/deliveries/{delivery}/redeliver")]
 async fn redeliver(

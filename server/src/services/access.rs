@@ -58,6 +58,13 @@ impl AccessService {
         Ok(alive)
     }
 
+    /// Forgets this replica (a clean shutdown): the others share the limit among fewer at once.
+    pub async fn leave(&self, replica: String) -> Result<(), Error> {
+        self.db
+            .run(move |conn| Ok(crate::db::repos::replicas::leave(conn, &replica)?))
+            .await
+    }
+
     /// Whether `principal` may call a route with `rule` on this namespace and model.
     pub async fn decide(
         &self,
@@ -80,6 +87,7 @@ impl ResourceFacts for AccessService {
         if let Some(found) = self.cache.resource(&key) {
             return Ok(found);
         }
+        let start = self.cache.start();
         let found = self
             .db
             .read(move |conn| {
@@ -91,7 +99,7 @@ impl ResourceFacts for AccessService {
                 Ok((found_ns, visibility))
             })
             .await?;
-        self.cache.keep_resource(key, found.clone());
+        self.cache.keep_resource(start, key, found.clone());
         Ok(found)
     }
 }

@@ -174,8 +174,10 @@ impl AccountService {
         if let Some(principal) = self.cache.principal(&digest) {
             return Ok(principal);
         }
+        let start = self.cache.start();
         let (principal, expires) = self.identify(credential).await?;
-        self.cache.keep_principal(digest, &principal, expires);
+        self.cache
+            .keep_principal(start, digest, &principal, expires);
         Ok(principal)
     }
 

@@ -129,6 +129,7 @@ impl ManifestService {
         if let Some(found) = key.as_ref().and_then(|k| self.cache.manifest(k)) {
             return Ok(found);
         }
+        let start = self.cache.start();
         let row = self
             .db
             .read(move |conn| lookup(conn, &ns, &model, &subject, sequence))
@@ -136,7 +137,7 @@ impl ManifestService {
             .ok_or_else(|| Error::not_found(what))?;
         let manifest = response(row)?;
         if let Some(key) = key {
-            self.cache.keep_manifest(key, &manifest);
+            self.cache.keep_manifest(start, key, &manifest);
         }
         Ok(manifest)
     }

@@ -1,6 +1,8 @@
 //! What an operator watches: the registry's state sampled into Prometheus gauges when /metrics is scraped,
 //! and the rendered exposition.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::db::Database;
@@ -15,11 +17,18 @@ use crate::telemetry::metrics::{
 pub struct OperationsService {
     db: Database,
     runner_lease: Duration,
+    /// The (kind, state) pairs of jobs reported so far: a pair whose jobs are all gone reads 0, not its
+    /// last count.
+    job_series: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 impl OperationsService {
     pub fn new(db: Database, runner_lease: Duration) -> Self {
-        Self { db, runner_lease }
+        Self {
+            db,
+            runner_lease,
+            job_series: Arc::default(),
+        }
     }
 
     /// The Prometheus text exposition: what this process recorded, and the database's state now.
@@ -37,13 +46,19 @@ impl OperationsService {
         let snapshot = self.db.read(|conn| Ok(operations::snapshot(conn)?)).await?;
         let now = chrono::Utc::now().naive_utc();
         let mut queued = 0;
+        let mut series = self.job_series.lock().expect("job series lock");
+        for (kind, state) in series.iter() {
+            metrics::gauge!(JOBS, "kind" => kind.clone(), "state" => state.clone()).set(0.0);
+        }
         for (kind, state, count) in &snapshot.jobs {
             if state == "queued" {
                 queued += count;
             }
+            series.insert((kind.clone(), state.clone()));
             metrics::gauge!(JOBS, "kind" => kind.clone(), "state" => state.clone())
                 .set(*count as f64);
         }
+        drop(series);
         metrics::gauge!(QUEUE_DEPTH).set(queued as f64);
         let oldest = snapshot
             .oldest_queued

@@ -7,6 +7,8 @@
 //! within it. This replica forgets what its own changes touch at once, so a client that moves an alias and
 //! reads it back through the same replica sees the move. With a TTL of 0 nothing is kept.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kiln_core::Sha256Digest;
@@ -25,9 +27,16 @@ pub type VersionKey = (String, String, String);
 /// (namespace, model, "v:VERSION" or "a:ALIAS").
 pub type ManifestKey = (String, String, String);
 
+/// When a read began, as the cache counts changes: what it read is kept only if nothing was forgotten
+/// meanwhile (a read racing a revoke must not keep the credential it saw before the revoke).
+#[derive(Clone, Copy)]
+pub struct ReadStart(u64);
+
 #[derive(Clone)]
 pub struct ReadCache {
     ttl: Duration,
+    /// Bumped by every forget.
+    changes: Arc<AtomicU64>,
     /// A credential's digest → the principal, and when the credential itself expires.
     credentials: Cache<Sha256Digest, (Principal, Option<Instant>)>,
     resources: Cache<ResourceKey, (bool, Option<String>)>,
@@ -51,6 +60,7 @@ impl ReadCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            changes: Arc::new(AtomicU64::new(0)),
             credentials: cache(ttl),
             resources: cache(ttl),
             versions: cache(ttl),
@@ -58,8 +68,18 @@ impl ReadCache {
         }
     }
 
-    fn on(&self) -> bool {
-        !self.ttl.is_zero()
+    /// Call before reading what will be kept.
+    pub fn start(&self) -> ReadStart {
+        ReadStart(self.changes.load(Ordering::SeqCst))
+    }
+
+    /// Whether what a read that began at `start` saw may be kept.
+    fn keeps(&self, start: ReadStart) -> bool {
+        !self.ttl.is_zero() && self.changes.load(Ordering::SeqCst) == start.0
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn principal(&self, credential: &Sha256Digest) -> Option<Principal> {
@@ -73,11 +93,12 @@ impl ReadCache {
 
     pub fn keep_principal(
         &self,
+        start: ReadStart,
         credential: Sha256Digest,
         principal: &Principal,
         expires: Option<Instant>,
     ) {
-        if self.on() {
+        if self.keeps(start) {
             self.credentials
                 .insert(credential, (principal.clone(), expires));
         }
@@ -85,6 +106,7 @@ impl ReadCache {
 
     /// Forgets every principal: memberships, scopes or tokens changed.
     pub fn forget_principals(&self) {
+        self.changed();
         self.credentials.invalidate_all();
     }
 
@@ -92,8 +114,8 @@ impl ReadCache {
         self.resources.get(key)
     }
 
-    pub fn keep_resource(&self, key: ResourceKey, found: (bool, Option<String>)) {
-        if self.on() {
+    pub fn keep_resource(&self, start: ReadStart, key: ResourceKey, found: (bool, Option<String>)) {
+        if self.keeps(start) {
             self.resources.insert(key, found);
         }
     }
@@ -102,8 +124,8 @@ impl ReadCache {
         self.versions.get(key)
     }
 
-    pub fn keep_version(&self, key: VersionKey, detail: &VersionDetail) {
-        if self.on() {
+    pub fn keep_version(&self, start: ReadStart, key: VersionKey, detail: &VersionDetail) {
+        if self.keeps(start) {
             self.versions.insert(key, detail.clone());
         }
     }
@@ -112,20 +134,22 @@ impl ReadCache {
         self.manifests.get(key)
     }
 
-    pub fn keep_manifest(&self, key: ManifestKey, manifest: &ManifestResponse) {
-        if self.on() {
+    pub fn keep_manifest(&self, start: ReadStart, key: ManifestKey, manifest: &ManifestResponse) {
+        if self.keeps(start) {
             self.manifests.insert(key, manifest.clone());
         }
     }
 
     /// Forgets whether a namespace and its models exist (a namespace or model was created).
     pub fn forget_namespace(&self, namespace: &str) {
+        self.changed();
         let ns = namespace.to_owned();
         let _ = self.resources.invalidate_entries_if(move |k, _| k.0 == ns);
     }
 
     /// Forgets what this replica keeps of a model: its existence and visibility, versions, manifests.
     pub fn forget_model(&self, namespace: &str, model: &str) {
+        self.changed();
         self.resources
             .invalidate(&(namespace.to_owned(), model.to_owned()));
         self.resources

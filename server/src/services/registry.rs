@@ -318,6 +318,7 @@ impl RegistryService {
         if let Some(detail) = self.cache.version(&key) {
             return Ok(detail);
         }
+        let start = self.cache.start();
         let detail = self
             .db
             .read(move |conn| {
@@ -325,7 +326,7 @@ impl RegistryService {
                 version_detail(conn, ns.as_str(), model.as_str(), &row, files)
             })
             .await?;
-        self.cache.keep_version(key, &detail);
+        self.cache.keep_version(start, key, &detail);
         Ok(detail)
     }
 

@@ -32,6 +32,8 @@ pub struct Application {
     db: Database,
     store: BlobStore,
     workers_stop: tokio_util::sync::CancellationToken,
+    /// This process's row among the replicas.
+    replica: String,
 }
 
 impl Application {
@@ -134,7 +136,8 @@ impl Application {
             spawn_collector(services.clone(), every);
         }
         spawn_manifest_refresher(services.clone());
-        spawn_replica_heartbeat(services.clone()).await;
+        let replica = format!("replica-{}", uuid::Uuid::new_v4().simple());
+        spawn_replica_heartbeat(services.clone(), replica.clone()).await;
         if settings.webhooks.deliver {
             spawn_webhook_deliverer(
                 crate::services::webhooks::delivery::Deliverer::new(
@@ -179,6 +182,7 @@ impl Application {
             db,
             store,
             workers_stop,
+            replica,
         })
     }
 
@@ -200,6 +204,9 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.workers_stop.cancel();
+        if let Err(e) = self.services.access.leave(self.replica).await {
+            tracing::warn!(error = %e.chain(), "could not leave the replicas");
+        }
         result
     }
 
@@ -444,9 +451,8 @@ fn spawn_collector(services: Services, every: std::time::Duration) {
 
 /// This replica's heartbeat, every 2 s (the first before the server answers): the replicas alive share
 /// the rate limit. A replica silent for 10 s counts as gone.
-async fn spawn_replica_heartbeat(services: Services) {
+async fn spawn_replica_heartbeat(services: Services, id: String) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-    let id = format!("replica-{}", uuid::Uuid::new_v4().simple());
     let alive_for = chrono::Duration::seconds(10);
     if let Err(e) = services.access.heartbeat(id.clone(), alive_for).await {
         tracing::warn!(error = %e.chain(), "replica heartbeat failed");

@@ -97,6 +97,15 @@ pub fn record_event(conn: &mut DbConnection, event: &Event<'_>) -> QueryResult<u
     if hearing.is_empty() {
         return Ok(0);
     }
+    let subject = format!("{}/{}", event.namespace, event.model);
+    if let DbConnection::Postgresql(_) = conn {
+        // One subject's events get their sequence numbers in commit order: this lock, held to the end
+        // of the transaction, makes the next event of the subject wait for this one's commit. (SQLite
+        // has one writer at a time already.)
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(&subject)
+            .execute(conn)?;
+    }
     let at = now();
     let event_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let payload = serde_json::json!({
@@ -105,7 +114,6 @@ pub fn record_event(conn: &mut DbConnection, event: &Event<'_>) -> QueryResult<u
         "data": event.data,
     })
     .to_string();
-    let subject = format!("{}/{}", event.namespace, event.model);
     for subscription in &hearing {
         diesel::insert_into(webhook_deliveries::table)
             .values((
@@ -228,15 +236,18 @@ pub fn due(
 /// same try. False when someone else took it first.
 pub fn claim(
     conn: &mut DbConnection,
-    id: &str,
+    row: &DeliveryRow,
     owner: &str,
     at: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<bool> {
+    // The row as `due` read it: a replica that tried it meanwhile moved its attempts and next try.
     let taken = diesel::update(
         webhook_deliveries::table
-            .filter(webhook_deliveries::id.eq(id))
+            .filter(webhook_deliveries::id.eq(&row.id))
             .filter(webhook_deliveries::state.eq(PENDING))
+            .filter(webhook_deliveries::attempts.eq(row.attempts))
+            .filter(webhook_deliveries::next_attempt_at.le(at))
             .filter(
                 webhook_deliveries::lease_expires_at
                     .is_null()
@@ -350,18 +361,27 @@ pub fn delivery(
 }
 
 /// Sends a delivery again from now (a retry the schedule has not come to yet, or one that was given up
-/// or delivered): pending, due now, its earlier tries kept in the log.
-pub fn redeliver(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
-    diesel::update(webhook_deliveries::table.find(id))
-        .set((
-            webhook_deliveries::state.eq(PENDING),
-            webhook_deliveries::next_attempt_at.eq(now()),
-            webhook_deliveries::finished_at.eq(None::<NaiveDateTime>),
-            webhook_deliveries::lease_owner.eq(None::<String>),
-            webhook_deliveries::lease_expires_at.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
-        .map(|_| ())
+/// or delivered): pending, due now, with a new day of retries; its earlier tries stay in the log. False
+/// while a replica is sending it (its claim is live).
+pub fn redeliver(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    let at = now();
+    let updated = diesel::update(
+        webhook_deliveries::table.find(id).filter(
+            webhook_deliveries::lease_expires_at
+                .is_null()
+                .or(webhook_deliveries::lease_expires_at.lt(at)),
+        ),
+    )
+    .set((
+        webhook_deliveries::state.eq(PENDING),
+        webhook_deliveries::next_attempt_at.eq(at),
+        webhook_deliveries::created_at.eq(at),
+        webhook_deliveries::finished_at.eq(None::<NaiveDateTime>),
+        webhook_deliveries::lease_owner.eq(None::<String>),
+        webhook_deliveries::lease_expires_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }
 
 /// Records an event about a version: its namespace, model and version name go in the data beside

@@ -18,8 +18,8 @@ use crate::db::{Database, now};
 use crate::error::Error;
 use crate::telemetry::metrics::{WEBHOOK_DELIVERIES, WEBHOOK_DURATION};
 
-/// Waits after the 1st, 2nd, ... failed try (Standard Webhooks' suggested schedule), while the delivery
-/// is less than a day old.
+/// Waits after the 1st, 2nd, ... failed try (Standard Webhooks' suggested schedule; the last repeats),
+/// while the delivery is less than a day old.
 const BACKOFF_SECS: [i64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
 /// How long kiln keeps trying one delivery.
 const GIVE_UP_AFTER: TimeDelta = TimeDelta::days(1);
@@ -85,7 +85,7 @@ impl Deliverer {
                 let at = now();
                 let mut claimed = Vec::new();
                 for row in webhooks::due(conn, at, BATCH)? {
-                    if webhooks::claim(conn, &row.id, &owner, at, at + lease)?
+                    if webhooks::claim(conn, &row, &owner, at, at + lease)?
                         && let Some(subscription) =
                             webhooks::subscription_by_id(conn, &row.subscription_id)?
                     {
@@ -214,7 +214,11 @@ impl Deliverer {
 fn private_literal(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
     let host = parsed.host_str()?;
-    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     super::target::refuse_private(&ip.to_string(), &[std::net::SocketAddr::new(ip, 0)]).err()
 }
 
@@ -224,10 +228,11 @@ fn next_try(
     at: NaiveDateTime,
     attempt: i32,
 ) -> Result<NaiveDateTime, &'static str> {
-    let wait = usize::try_from(attempt - 1)
-        .ok()
-        .and_then(|i| BACKOFF_SECS.get(i))
-        .ok_or(webhooks::FAILED)?;
+    // The last wait repeats until the day is over (a redelivered delivery starts a new day).
+    let index = usize::try_from(attempt - 1)
+        .unwrap_or(0)
+        .min(BACKOFF_SECS.len() - 1);
+    let wait = &BACKOFF_SECS[index];
     let next = at + TimeDelta::seconds(*wait);
     if next - created > GIVE_UP_AFTER {
         return Err(webhooks::FAILED);
@@ -297,7 +302,11 @@ mod tests {
         );
         let late = created + TimeDelta::hours(20);
         assert_eq!(next_try(created, late, 6), Err(webhooks::FAILED));
-        assert_eq!(next_try(created, created, 8), Err(webhooks::FAILED));
+        assert_eq!(
+            next_try(created, created, 8).unwrap(),
+            created + TimeDelta::hours(10),
+            "a redelivery long after the first tries still gets its retries"
+        );
     }
 
     #[test]

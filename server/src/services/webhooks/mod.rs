@@ -321,7 +321,12 @@ impl WebhookService {
                     let (_, subscription) = find(conn, &ns, &id)?;
                     let found = webhooks::delivery(conn, &subscription.id, &delivery)?
                         .ok_or_else(|| Error::not_found(format!("delivery {delivery}")))?;
-                    webhooks::redeliver(conn, &found.id)?;
+                    if !webhooks::redeliver(conn, &found.id)? {
+                        return Err(Error::conflict(
+                            ErrorCode::DeliveryInProgress,
+                            "this delivery is being sent right now; ask again once its try ends",
+                        ));
+                    }
                     audit::record(
                         conn,
                         &actor,

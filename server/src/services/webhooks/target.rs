@@ -80,7 +80,28 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_v4(v4);
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks) carries an IPv4 address.
+            if segments[..6].iter().all(|s| *s == 0) {
+                return is_public_v4(Ipv4Addr::new(
+                    (segments[6] >> 8) as u8,
+                    segments[6] as u8,
+                    (segments[7] >> 8) as u8,
+                    segments[7] as u8,
+                ));
+            }
+            // 6to4 2002:a.b.c.d::/48 reaches the IPv4 address it embeds.
+            if segments[0] == 0x2002
+                && !is_public_v4(Ipv4Addr::new(
+                    (segments[1] >> 8) as u8,
+                    segments[1] as u8,
+                    (segments[2] >> 8) as u8,
+                    segments[2] as u8,
+                ))
+            {
+                return false;
+            }
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -91,6 +112,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 // Documentation 2001:db8::/32; NAT64 64:ff9b::/96 reaches IPv4 space through a gateway.
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8)
                 || (first == 0x0064 && v6.segments()[1] == 0xff9b)
+                // Discard-only 100::/64.
+                || (first == 0x0100 && segments[1..4].iter().all(|s| *s == 0))
                 || v6 == Ipv6Addr::UNSPECIFIED)
         }
     }
@@ -153,6 +176,12 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
             "2001:db8::1",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "64:ff9b:1::1",
+            "100::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
