@@ -81,8 +81,10 @@ impl std::str::FromStr for WebhookEventType {
 pub struct NewWebhook {
     /// Where deliveries are POSTed: `https://` (or `http://`), a public address unless the server allows
     /// private ones (KILN_WEBHOOK_ALLOW_PRIVATE_TARGETS).
+    #[schema(format = "uri", min_length = 1, max_length = 2048)]
     pub url: String,
     /// The events to send; at least one.
+    #[schema(min_items = 1)]
     pub events: Vec<WebhookEventType>,
     /// Only this model's events (by name), instead of the whole namespace's.
     #[serde(default)]
@@ -96,8 +98,10 @@ pub struct NewWebhook {
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
     #[serde(default)]
+    #[schema(format = "uri", min_length = 1, max_length = 2048)]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub events: Option<Vec<WebhookEventType>>,
     #[serde(default)]
     pub description: Option<String>,

@@ -17,6 +17,7 @@ pub mod paging;
 pub mod read_cache;
 pub mod registry;
 pub mod runners;
+pub mod schedule;
 pub mod sessions;
 pub mod upload_claims;
 pub mod uploads;
@@ -47,6 +48,7 @@ pub struct Services {
     pub operations: operations::OperationsService,
     pub registry: registry::RegistryService,
     pub runners: runners::RunnerService,
+    pub schedule: schedule::ScheduleService,
     pub sessions: sessions::SessionService,
     pub uploads: uploads::UploadService,
     pub webhooks: webhooks::WebhookService,
@@ -120,6 +122,7 @@ impl Services {
             operations: operations::OperationsService::new(db.clone(), runner_lease),
             registry,
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
+            schedule: schedule::ScheduleService::new(db.clone()),
             uploads,
             webhooks: webhooks::WebhookService::new(db.clone(), webhooks),
         }

@@ -131,12 +131,16 @@ impl Application {
         if let Some(address) = settings.metrics.listen {
             spawn_metrics_listener(address, services.clone())?;
         }
-        spawn_upload_reaper(services.clone(), settings.upload_session_ttl);
+        let replica = format!("replica-{}", uuid::Uuid::new_v4().simple());
+        spawn_upload_reaper(
+            services.clone(),
+            settings.upload_session_ttl,
+            replica.clone(),
+        );
         if let Some(every) = services.lifecycle.schedule() {
             spawn_collector(services.clone(), every);
         }
-        spawn_manifest_refresher(services.clone());
-        let replica = format!("replica-{}", uuid::Uuid::new_v4().simple());
+        spawn_manifest_refresher(services.clone(), replica.clone());
         spawn_replica_heartbeat(services.clone(), replica.clone()).await;
         if settings.webhooks.deliver {
             spawn_webhook_deliverer(
@@ -400,7 +404,7 @@ fn spawn_metrics_listener(address: SocketAddr, services: Services) -> Result<(),
 
 /// Every sixth of the validity, at most hourly (and once at start): re-sign manifests nearing expiry, so
 /// deployments of an alias that has not moved do not freeze.
-fn spawn_manifest_refresher(services: Services) {
+fn spawn_manifest_refresher(services: Services, replica: String) {
     // A sixth of the validity (at most hourly), so a manifest is re-issued before its last third runs out.
     let every = (services.manifests.validity().to_std().unwrap_or_default() / 6).clamp(
         std::time::Duration::from_secs(1),
@@ -410,6 +414,9 @@ fn spawn_manifest_refresher(services: Services) {
         let mut interval = tokio::time::interval(every);
         loop {
             interval.tick().await;
+            if !my_turn(&services, "manifest-refresh", &replica, every).await {
+                continue;
+            }
             match services.runners.fail_orphaned().await {
                 Ok(0) => {}
                 Ok(n) => {
@@ -432,6 +439,22 @@ fn spawn_manifest_refresher(services: Services) {
             }
         }
     });
+}
+
+/// Whether this replica runs `task` this period: one replica at a time holds its lease.
+async fn my_turn(
+    services: &Services,
+    task: &str,
+    replica: &str,
+    period: std::time::Duration,
+) -> bool {
+    match services.schedule.take_turn(task, replica, period).await {
+        Ok(mine) => mine,
+        Err(e) => {
+            tracing::warn!(task, error = %e.chain(), "cannot take the task's turn");
+            false
+        }
+    }
 }
 
 /// Garbage collection on a schedule: retention rules, then a sweep. Every replica tries; the lease lets
@@ -488,11 +511,15 @@ fn spawn_webhook_deliverer(
     });
 }
 
-fn spawn_upload_reaper(services: Services, ttl: std::time::Duration) {
+fn spawn_upload_reaper(services: Services, ttl: std::time::Duration, replica: String) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
     actix_web::rt::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let mut interval = tokio::time::interval(EVERY);
         loop {
             interval.tick().await;
+            if !my_turn(&services, "upload-reaper", &replica, EVERY).await {
+                continue;
+            }
             match services.uploads.reap_idle(ttl).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "aborted idle upload sessions"),

@@ -137,3 +137,26 @@ async fn replicas_share_one_rate_limit() {
         "{allowed} of 120 allowed across two replicas with a limit of 60 a minute"
     );
 }
+
+#[actix_web::test]
+async fn one_replica_at_a_time_takes_a_scheduled_tasks_turn() {
+    let one = TestApp::spawn(Backend::PostgresS3).await;
+    let two = one.replica().await;
+    let period = Duration::from_secs(2);
+    let turn = |app: &TestApp, holder: &'static str| {
+        let schedule = app.services.schedule.clone();
+        async move { schedule.take_turn("drill", holder, period).await.unwrap() }
+    };
+    assert!(turn(&one, "one").await);
+    assert!(
+        !turn(&two, "two").await,
+        "the other replica waits while the lease lives"
+    );
+    assert!(turn(&one, "one").await, "its holder renews it");
+    tokio::time::sleep(period + Duration::from_millis(200)).await;
+    assert!(
+        turn(&two, "two").await,
+        "a holder that stopped renewing loses it"
+    );
+    assert!(!turn(&one, "one").await);
+}
