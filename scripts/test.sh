@@ -6,18 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pg_env="$(scripts/pg-test-start.sh | tail -n 1)"
-garage_env="$(scripts/garage-test-start.sh | tail -n 1)"
-export KILN_TEST_DATABASE_URL="${pg_env#DATABASE_URL=}"
-for pair in $garage_env; do
-  case "$pair" in
-    S3_ENDPOINT=*) export KILN_TEST_S3_ENDPOINT="${pair#*=}" ;;
-    S3_REGION=*) export KILN_TEST_S3_REGION="${pair#*=}" ;;
-    S3_BUCKET=*) export KILN_TEST_S3_BUCKET="${pair#*=}" ;;
-    S3_KEY=*) export KILN_TEST_S3_ACCESS_KEY_ID="${pair#*=}" ;;
-    S3_SECRET=*) export KILN_TEST_S3_SECRET_ACCESS_KEY="${pair#*=}" ;;
-  esac
-done
+source scripts/test-services.sh
 # Each test makes its own database; drop those an earlier run left, so the data folder stays bounded.
 psql "$KILN_TEST_DATABASE_URL" -tAc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'kiln\_test\_%' OR datname LIKE 'kiln\_e2e\_%'" |
