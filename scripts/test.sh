@@ -28,8 +28,9 @@ scripts/onnx-corpus.sh
 # The same models through a real server: each ready, validated or skipped naming the operator, and every
 # deployable variant, pulled by alias, agreeing with ONNX Runtime.
 scripts/onnx-corpus-server.sh
-# cargo-fuzz on the parsers of untrusted input, 10 s a target (scripts/fuzz.sh 300 for the long run).
-scripts/fuzz.sh 10
+# cargo-fuzz on the parsers of untrusted input, 10 s a target, built unoptimized (scripts/fuzz.sh 300 for
+# the long run).
+FUZZ_DEV=1 scripts/fuzz.sh 10
 # A manifest from a real server verified by PyJWT with only the JWKS URL.
 scripts/manifest-crosscheck.sh
 # The OpenAPI document: zero errors in openapi-spec-validator and Redocly's lint, and real answers of a
