@@ -201,6 +201,16 @@ impl Server {
         self.kiln_command(args).output().expect("kiln runs")
     }
 
+    /// Runs the CLI with `--json`, which must succeed, and parses what it printed.
+    pub fn kiln_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut with_flag = args.to_vec();
+        with_flag.push("--json");
+        let output = self.kiln(&with_flag);
+        assert_ok(&output);
+        serde_json::from_str(&stdout(&output))
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(&output)))
+    }
+
     /// The CLI as the administrator (KILN_TOKEN), with a private HOME so nothing touches the real one.
     pub fn kiln_command(&self, args: &[&str]) -> Command {
         let mut command = self.kiln_without_token(args);

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kiln_tests::{Backend, Server, assert_ok, same_bytes, stdout, write_mlp, write_pseudo_random};
+use kiln_tests::{Backend, Server, assert_ok, same_bytes, settled, write_mlp, write_pseudo_random};
 use serde_json::Value;
 
 /// A small deterministic generator: each trial is reproducible from its number.
@@ -39,14 +39,6 @@ fn backend() -> Backend {
         Ok("postgres") => Backend::PostgresS3,
         _ => Backend::Embedded,
     }
-}
-
-fn kiln_json(server: &Server, args: &[&str]) -> Value {
-    let mut with_flag = args.to_vec();
-    with_flag.push("--json");
-    let output = server.kiln(&with_flag);
-    assert_ok(&output);
-    serde_json::from_str(&stdout(&output)).unwrap()
 }
 
 /// The model's versions, as the API lists them (one page of up to 1,000); none before the first push
@@ -112,25 +104,6 @@ fn expected_files(folder: &Path) -> BTreeMap<String, (String, u64)> {
     files
 }
 
-fn settled(server: &Server, reference: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let detail = kiln_json(server, &["show", reference]);
-        let running = detail["pipeline"].as_array().is_some_and(|jobs| {
-            jobs.iter()
-                .any(|j| j["state"] == "queued" || j["state"] == "running")
-        });
-        if (detail["status"] == "ready" && !running) || detail["status"] == "failed" {
-            return detail;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{reference} did not settle after the restart: {detail}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// After a restart: what the server lists is exactly what was pushed, and its manifests verify.
 fn check(server: &Server, pushed: &Pushed, this_trial: &[String], work: &Path) {
     let versions: Vec<String> = listed(server)
@@ -177,7 +150,8 @@ fn check(server: &Server, pushed: &Pushed, this_trial: &[String], work: &Path) {
     if versions.is_empty() {
         return;
     }
-    for alias in kiln_json(server, &["alias", "ls", "acme/m"])
+    for alias in server
+        .kiln_json(&["alias", "ls", "acme/m"])
         .as_array()
         .unwrap()
     {
@@ -185,7 +159,7 @@ fn check(server: &Server, pushed: &Pushed, this_trial: &[String], work: &Path) {
         assert_ok(&server.kiln(&["verify", &format!("acme/m@{name}")]));
     }
     // The store's bytes against their digests.
-    let fsck = kiln_json(server, &["admin", "fsck", "--verify"]);
+    let fsck = server.kiln_json(&["admin", "fsck", "--verify"]);
     assert_eq!(fsck["problem_count"], 0, "{fsck}");
 }
 

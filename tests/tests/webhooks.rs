@@ -141,11 +141,11 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
             &header("webhook-signature")
         ));
     }
-    let subscription = kiln_json(&server, &["webhook", "ls", "acme"])["subscriptions"][0]["id"]
+    let subscription = server.kiln_json(&["webhook", "ls", "acme"])["subscriptions"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let deliveries = kiln_json(&server, &["webhook", "deliveries", "acme", &subscription]);
+    let deliveries = server.kiln_json(&["webhook", "deliveries", "acme", &subscription]);
     let states: Vec<&str> = deliveries["deliveries"]
         .as_array()
         .unwrap()
@@ -155,14 +155,6 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
     assert_eq!(states, ["delivered", "delivered"]);
     let table = server.kiln(&["webhook", "deliveries", "acme", &subscription]);
     assert!(stdout(&table).contains("HTTP 204"), "{}", stdout(&table));
-}
-
-fn kiln_json(server: &Server, args: &[&str]) -> Value {
-    let mut with_flag = args.to_vec();
-    with_flag.push("--json");
-    let output = server.kiln(&with_flag);
-    assert_ok(&output);
-    serde_json::from_str(&stdout(&output)).unwrap()
 }
 
 /// Standard Webhooks verification, written from the specification (HMAC-SHA256 over `id.timestamp.body`).

@@ -11,6 +11,7 @@ use actix_web::HttpMessage;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use futures_util::Stream;
@@ -38,17 +39,22 @@ pub async fn record(
         "OPTIONS" => "OPTIONS",
         _ => "OTHER",
     };
-    // The route template as the router will match it: the answer of a middleware that refuses the
-    // request before routing (401, 403, 429) still counts under its route.
+    // The route template as the router will match it, for a request a middleware refuses before routing
+    // (401, 403, 429). (Matched up front: the request cannot be kept aside, as the router needs it unshared.)
     let pattern = req.resource_map().match_pattern(req.path());
     let received = Arc::new(AtomicU64::new(0));
-    let payload = req.take_payload();
-    req.set_payload(Payload::Stream {
-        payload: Box::pin(CountedPayload {
-            inner: payload,
-            received: received.clone(),
-        }),
-    });
+    // Most requests (every GET) carry no body: their payload is left as it is.
+    if req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        let payload = req.take_payload();
+        req.set_payload(Payload::Stream {
+            payload: Box::pin(CountedPayload {
+                inner: payload,
+                received: received.clone(),
+            }),
+        });
+    }
     let in_flight = InFlight::enter();
     let result = next.call(req).await;
     drop(in_flight);

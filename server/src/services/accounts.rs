@@ -36,13 +36,13 @@ fn parse_scopes(text: &str) -> Vec<Scope> {
         .collect()
 }
 
-/// Why a token no longer works, if it does not.
 /// The monotonic instant of a wall-clock time (now when it is past).
 fn instant_of(at: NaiveDateTime) -> std::time::Instant {
     let left = (at - now()).to_std().unwrap_or_default();
     std::time::Instant::now() + left
 }
 
+/// Why a token no longer works, if it does not.
 fn token_problem(row: &ApiTokenRow) -> Option<&'static str> {
     if row.revoked_at.is_some() {
         Some("this token was revoked")

@@ -81,7 +81,6 @@ impl AliasService {
         actor: Actor,
     ) -> Result<AliasView, Error> {
         let signer = self.signer.clone();
-        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -176,7 +175,7 @@ impl AliasService {
                 })
             })
             .await
-            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
+            .inspect(|_| self.cache.forget_models())
     }
 
     /// One alias as it stands: the version it names, its manifest sequence, who moved it last.

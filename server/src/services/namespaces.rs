@@ -33,7 +33,6 @@ impl NamespaceService {
         actor: Actor,
     ) -> Result<NamespaceSummary, Error> {
         let owner_id = owner.id.clone();
-        let created = name.to_string();
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -56,7 +55,7 @@ impl NamespaceService {
             })
             .await
             .inspect(|_| {
-                self.cache.forget_namespace(&created);
+                self.cache.forget_models();
                 self.cache.forget_principals();
             })
     }

@@ -52,7 +52,6 @@ where
     Cache::builder()
         .max_capacity(CAPACITY)
         .time_to_live(ttl.max(Duration::from_millis(1)))
-        .support_invalidation_closures()
         .build()
 }
 
@@ -140,28 +139,13 @@ impl ReadCache {
         }
     }
 
-    /// Forgets whether a namespace and its models exist (a namespace or model was created).
-    pub fn forget_namespace(&self, namespace: &str) {
+    /// Forgets what this replica keeps of models: their existence and visibility, versions, manifests.
+    /// Everything, not one model's entries: changes are rare beside reads and entries live a second, and
+    /// moka's `invalidate_all` only marks a time, where per-key predicates would pile up on every push.
+    pub fn forget_models(&self) {
         self.changed();
-        let ns = namespace.to_owned();
-        let _ = self.resources.invalidate_entries_if(move |k, _| k.0 == ns);
-    }
-
-    /// Forgets what this replica keeps of a model: its existence and visibility, versions, manifests.
-    pub fn forget_model(&self, namespace: &str, model: &str) {
-        self.changed();
-        self.resources
-            .invalidate(&(namespace.to_owned(), model.to_owned()));
-        self.resources
-            .invalidate(&(namespace.to_owned(), String::new()));
-        let (ns, m) = (namespace.to_owned(), model.to_owned());
-        // Entries of one model are few; moka removes the matching ones in the background.
-        let _ = self
-            .versions
-            .invalidate_entries_if(move |k, _| k.0 == ns && k.1 == m);
-        let (ns, m) = (namespace.to_owned(), model.to_owned());
-        let _ = self
-            .manifests
-            .invalidate_entries_if(move |k, _| k.0 == ns && k.1 == m);
+        self.resources.invalidate_all();
+        self.versions.invalidate_all();
+        self.manifests.invalidate_all();
     }
 }

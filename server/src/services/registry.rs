@@ -288,7 +288,6 @@ impl RegistryService {
         visibility: Visibility,
         actor: Actor,
     ) -> Result<ModelDetail, Error> {
-        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -305,7 +304,7 @@ impl RegistryService {
                 })
             })
             .await
-            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
+            .inspect(|_| self.cache.forget_models())
     }
 
     pub async fn get_version(
@@ -337,7 +336,6 @@ impl RegistryService {
         model: ModelName,
         actor: Actor,
     ) -> Result<String, Error> {
-        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 transaction_retried(conn, |conn| {
@@ -345,14 +343,7 @@ impl RegistryService {
                 })
             })
             .await
-            .inspect(|_| self.forget_created(&forget.0, &forget.1))
-    }
-
-    /// After a push that may have created its namespace (whose owner became its admin) and model.
-    fn forget_created(&self, ns: &str, model: &str) {
-        self.cache.forget_namespace(ns);
-        self.cache.forget_model(ns, model);
-        self.cache.forget_principals();
+            .inspect(|_| self.cache.forget_models())
     }
 
     /// Commits a version from uploaded blobs, creating namespace and model on first push.
@@ -368,7 +359,6 @@ impl RegistryService {
         if let Some(options) = &request.pipeline {
             check_pipeline_options(options)?;
         }
-        let forget = (ns.to_string(), model.to_string());
         let committed = self
             .db
             .run(move |conn| {
@@ -380,7 +370,9 @@ impl RegistryService {
             })
             .await?;
         if matches!(committed, Committed::Created(_)) {
-            self.forget_created(&forget.0, &forget.1);
+            // The push may have made its namespace and model (only an administrator makes a
+            // namespace by pushing, whose access no membership changes: principals stay).
+            self.cache.forget_models();
             self.pipeline.wake();
         }
         Ok(committed)

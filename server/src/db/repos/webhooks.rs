@@ -329,7 +329,7 @@ pub fn deliveries(
 ) -> QueryResult<Vec<DeliveryRow>> {
     webhook_deliveries::table
         .filter(webhook_deliveries::subscription_id.eq(subscription_id))
-        .order((webhook_deliveries::seq.desc(),))
+        .order(webhook_deliveries::seq.desc())
         .limit(limit)
         .select(DeliveryRow::as_select())
         .load(conn)

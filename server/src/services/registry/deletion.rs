@@ -21,7 +21,6 @@ impl RegistryService {
         version: VersionName,
         actor: Actor,
     ) -> Result<(), Error> {
-        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 crate::services::transaction_retried(conn, |conn| {
@@ -55,7 +54,7 @@ impl RegistryService {
                 })
             })
             .await
-            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
+            .inspect(|_| self.cache.forget_models())
     }
 
     /// Deletes a model with every version. Refused while an alias names one of them (a deployment may
@@ -67,7 +66,6 @@ impl RegistryService {
         force: bool,
         actor: Actor,
     ) -> Result<(), Error> {
-        let forget = (ns.to_string(), model.to_string());
         self.db
             .run(move |conn| {
                 crate::services::transaction_retried(conn, |conn| {
@@ -111,6 +109,6 @@ impl RegistryService {
                 })
             })
             .await
-            .inspect(|_| self.cache.forget_model(&forget.0, &forget.1))
+            .inspect(|_| self.cache.forget_models())
     }
 }

@@ -1,4 +1,5 @@
-//! Metrics and webhook settings: KILN_METRICS_LISTEN, KILN_METRICS_TOKEN, KILN_WEBHOOK_*.
+//! Settings for operating kiln as a fleet: metrics (KILN_METRICS_LISTEN, KILN_METRICS_TOKEN), webhooks
+//! (KILN_WEBHOOK_*) and how long hot reads are kept (KILN_CACHE_TTL_MS).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -107,4 +108,16 @@ pub(super) fn webhooks(
         poll: defaults.poll,
         deliver: deliver.unwrap_or(true),
     })
+}
+
+/// How long hot reads are kept (default 1 s; 0 keeps nothing): the bound on how stale a read may be.
+pub(super) fn cache_ttl(ms: Option<u64>) -> Result<Duration, ConfigError> {
+    let ms = ms.unwrap_or(1000);
+    if ms > 60_000 {
+        return Err(config_error(
+            "KILN_CACHE_TTL_MS",
+            "must be between 0 and 60000 (a minute): it bounds how stale a read may be",
+        ));
+    }
+    Ok(Duration::from_millis(ms))
 }
