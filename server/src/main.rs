@@ -88,13 +88,21 @@ fn main() -> ExitCode {
             }
         };
     }
-    kiln_server::telemetry::init(settings.log_json);
+    let telemetry = match kiln_server::telemetry::init(settings.log_json, settings.traces.as_ref())
+    {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("kiln-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)
             .await
             .map_err(|e| e.chain().to_string())?;
         app.run().await.map_err(|e| e.to_string())
     });
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

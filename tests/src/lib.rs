@@ -2,6 +2,8 @@
 //! on the embedded default or on PostgreSQL + Garage (described by the KILN_TEST_* variables that
 //! `scripts/test.sh` exports).
 
+pub mod receiver;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,57 +1,10 @@
 //! Webhooks through the real binaries: `kiln webhook` subscribes, and an event committed by a server that
 //! is killed (SIGKILL) before it sends anything is delivered, signed, once it is back.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kiln_tests::{Backend, Server, assert_ok, settled, stdout, write_pseudo_random};
+use kiln_tests::{Backend, Server, assert_ok, receiver, settled, stdout, write_pseudo_random};
 use serde_json::Value;
-
-/// The headers and body of each POST a plain-socket receiver got (it answers 204).
-type Inbox = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
-
-fn receiver() -> (String, Inbox) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let inbox: Inbox = Arc::default();
-    let kept = inbox.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut headers = Vec::new();
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = line.trim_end().split_once(':') {
-                    headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-                }
-            }
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .map(|(_, v)| v.parse().unwrap())
-                .unwrap_or(0);
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            kept.lock()
-                .unwrap()
-                .push((headers, String::from_utf8(body).unwrap()));
-            stream
-                .write_all(
-                    b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .ok();
-        }
-    });
-    (url, inbox)
-}
 
 #[test]
 fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
@@ -69,7 +22,8 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
     write_pseudo_random(&seed.join("w.bin"), 10_000, 1);
     assert_ok(&server.kiln(&["push", seed.to_str().unwrap(), "acme/seed:1"]));
     settled(&server, "acme/seed:1");
-    let (url, inbox) = receiver();
+    let (base, inbox) = receiver::start();
+    let url = format!("{base}/hook");
     let output = server.kiln(&[
         "webhook",
         "add",
@@ -113,8 +67,8 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
     let received = inbox.lock().unwrap().clone();
     let types: Vec<String> = received
         .iter()
-        .map(|(_, body)| {
-            serde_json::from_str::<Value>(body).unwrap()["type"]
+        .map(|request| {
+            serde_json::from_slice::<Value>(&request.body).unwrap()["type"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -125,20 +79,15 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
         ["version.ready", "alias.moved"],
         "in the order they happened"
     );
-    for (headers, body) in &received {
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
+    for request in &received {
+        assert_eq!(request.path, "/hook");
+        let header = |name: &str| request.header(name).unwrap();
         assert!(verifies(
             &secret,
-            &header("webhook-id"),
-            &header("webhook-timestamp"),
-            body,
-            &header("webhook-signature")
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            std::str::from_utf8(&request.body).unwrap(),
+            header("webhook-signature")
         ));
     }
     let subscription = server.kiln_json(&["webhook", "ls", "acme"])["subscriptions"][0]["id"]

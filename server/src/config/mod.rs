@@ -14,7 +14,7 @@ mod sources;
 pub use backends::{DatabaseSettings, ServerSideEncryption, StorageSettings};
 use backends::{parse_database_url, parse_storage_url};
 pub use collection::CollectionSettings;
-pub use operations::{MetricsSettings, WebhookSettings};
+pub use operations::{MetricsSettings, TraceExportSettings, WebhookSettings};
 
 /// How long a manifest is valid unless KILN_MANIFEST_VALIDITY_SECS says otherwise; verifiers refuse it
 /// afterwards, so a frozen mirror cannot serve it forever.
@@ -81,6 +81,8 @@ struct RawSettings {
     webhook_allow_private_targets: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     webhook_disable_after_failures: Option<u32>,
+    #[serde(default, deserialize_with = "sources::text")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone)]
@@ -137,6 +139,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// How webhook deliveries are sent.
     pub webhooks: WebhookSettings,
+    /// Where spans are exported over OTLP/HTTP (KILN_OTLP_ENDPOINT); none: no export.
+    pub traces: Option<TraceExportSettings>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -159,6 +163,7 @@ impl std::fmt::Debug for Settings {
             .field("cache_ttl", &self.cache_ttl)
             .field("metrics", &self.metrics)
             .field("webhooks", &self.webhooks)
+            .field("traces", &self.traces)
             .finish()
     }
 }
@@ -404,6 +409,7 @@ impl Settings {
                 raw.webhook_timeout_secs,
                 raw.webhook_disable_after_failures,
             )?,
+            traces: operations::traces(raw.otlp_endpoint.as_deref())?,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Settings for operating kiln as a fleet: metrics (KILN_METRICS_LISTEN, KILN_METRICS_TOKEN), webhooks
-//! (KILN_WEBHOOK_*) and how long hot reads are kept (KILN_CACHE_TTL_MS).
+//! Settings for operating kiln as a fleet: metrics (KILN_METRICS_LISTEN, KILN_METRICS_TOKEN), trace
+//! export (KILN_OTLP_ENDPOINT), webhooks (KILN_WEBHOOK_*) and how long hot reads are kept
+//! (KILN_CACHE_TTL_MS).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -120,4 +121,33 @@ pub(super) fn cache_ttl(ms: Option<u64>) -> Result<Duration, ConfigError> {
         ));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// Where spans go over OTLP/HTTP (protobuf): an OpenTelemetry Collector, Jaeger, Tempo...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceExportSettings {
+    /// The traces URL: KILN_OTLP_ENDPOINT (the collector's base, `http://collector:4318`) with
+    /// `/v1/traces` appended, as OTEL_EXPORTER_OTLP_ENDPOINT is read by every OpenTelemetry SDK.
+    pub traces_url: String,
+}
+
+pub(super) fn traces(endpoint: Option<&str>) -> Result<Option<TraceExportSettings>, ConfigError> {
+    let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(endpoint).map_err(|e| {
+        config_error(
+            "KILN_OTLP_ENDPOINT",
+            format!("{endpoint:?} is not a URL ({e}); e.g. http://otel-collector:4318"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(config_error(
+            "KILN_OTLP_ENDPOINT",
+            format!("{endpoint:?} must be an http:// or https:// URL of an OTLP/HTTP receiver"),
+        ));
+    }
+    Ok(Some(TraceExportSettings {
+        traces_url: format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+    }))
 }

@@ -213,3 +213,25 @@ fn s3_settings_fall_back_to_the_standard_aws_variables() {
         other => panic!("expected S3, got {other:?}"),
     }
 }
+
+#[test]
+fn trace_export_is_off_unless_an_otlp_endpoint_is_set() {
+    assert_eq!(validate(RawSettings::default()).unwrap().traces, None);
+    let s = validate(RawSettings {
+        otlp_endpoint: Some("http://otel-collector:4318/".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.traces.unwrap().traces_url,
+        "http://otel-collector:4318/v1/traces"
+    );
+    for bad in ["otel-collector:4318", "grpc://collector:4317", "http://"] {
+        let err = validate(RawSettings {
+            otlp_endpoint: Some(bad.into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("KILN_OTLP_ENDPOINT: "), "{bad}: {err}");
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use diesel::Connection;
 use kiln_core::api::{JobState, VersionStatus};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{HeldJob, JobContext, JobError, JobRegistry, PipelineQueue, StepEnd};
 use crate::db::records::PipelineJobRow;
@@ -100,6 +101,18 @@ impl Worker {
     }
 
     async fn run_job(&self, held: HeldJob) {
+        let span = tracing::info_span!(
+            "pipeline job",
+            otel.name = %format!("pipeline {}", held.row.kind),
+            job.id = %held.row.id,
+            job.kind = %held.row.kind,
+            job.attempt = held.row.attempts,
+            version.id = %held.row.version_id,
+        );
+        self.run_held_job(held).instrument(span).await
+    }
+
+    async fn run_held_job(&self, held: HeldJob) {
         let job = &held.row;
         tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, "pipeline job started");
         if super::is_gate(&job.kind)

@@ -96,7 +96,8 @@ pub fn run_child() -> ExitCode {
         }
     };
     let threads: usize = var(THREADS).ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    crate::telemetry::init(crate::telemetry::json_for_child());
+    // Logs only: the runner's spans are not exported (it reads no settings of its own).
+    let _logs = crate::telemetry::init(crate::telemetry::json_for_child(), None);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

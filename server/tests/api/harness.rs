@@ -133,6 +133,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
             poll: std::time::Duration::from_millis(200),
             deliver: true,
         },
+        traces: None,
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::Connection;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::signature;
 use crate::config::WebhookSettings;
@@ -96,9 +97,17 @@ impl Deliverer {
             })
             .await?;
         let tries = claimed.len();
-        let sends = claimed
-            .into_iter()
-            .map(|(delivery, subscription)| self.deliver(delivery, subscription));
+        let sends = claimed.into_iter().map(|(delivery, subscription)| {
+            let span = tracing::info_span!(
+                "webhook delivery",
+                otel.name = %format!("webhook {}", delivery.event_type),
+                webhook.id = %subscription.id,
+                webhook.event_id = %delivery.event_id,
+                webhook.attempt = delivery.attempts + 1,
+                http.response.status_code = tracing::field::Empty,
+            );
+            self.deliver(delivery, subscription).instrument(span)
+        });
         for result in futures_util::future::join_all(sends).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e.chain(), "recording a webhook delivery failed");
@@ -113,6 +122,9 @@ impl Deliverer {
         subscription: SubscriptionRow,
     ) -> Result<(), Error> {
         let outcome = self.send(&delivery, &subscription).await;
+        if let Some(status) = outcome.status {
+            tracing::Span::current().record("http.response.status_code", status);
+        }
         let succeeded = outcome.succeeded();
         metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => if succeeded { "delivered" } else { "failed" })
             .increment(1);

@@ -1,0 +1,50 @@
+//! Spans over OTLP/HTTP (protobuf) in batches, from a thread of the SDK's own so a slow collector never
+//! holds a request. An incoming W3C `traceparent` header makes a request's span a child of the caller's
+//! (tracing-actix-web reads it through the propagator set here).
+
+use std::time::Duration;
+
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+use crate::config::TraceExportSettings;
+
+/// A collector that does not answer in this time loses that batch, not the server's time.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[error("KILN_OTLP_ENDPOINT: cannot export spans to {url}: {source}")]
+pub struct TraceExportError {
+    url: String,
+    source: opentelemetry_otlp::ExporterBuildError,
+}
+
+pub(super) fn provider(
+    settings: &TraceExportSettings,
+) -> Result<SdkTracerProvider, TraceExportError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(&settings.traces_url)
+        .with_timeout(EXPORT_TIMEOUT)
+        .build()
+        .map_err(|source| TraceExportError {
+            url: settings.traces_url.clone(),
+            source,
+        })?;
+    let resource = Resource::builder()
+        .with_service_name("kiln-server")
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    // The sampler is the SDK's (parent-based, always on), or OTEL_TRACES_SAMPLER's when set.
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
