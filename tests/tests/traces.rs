@@ -122,6 +122,12 @@ fn spans_reach_an_otlp_collector_and_continue_the_callers_trace() {
     let status = attribute(request, "http.status_code")
         .or_else(|| attribute(request, "http.response.status_code"));
     assert_eq!(status.as_deref(), Some("200"), "{request:#?}");
+    // The request's log line names the trace, so logs and traces meet.
+    assert!(
+        server.log().contains(&format!("trace_id={trace_id}")),
+        "{}",
+        server.log()
+    );
 
     // The first step (the scan) runs on this server, as a span of its own.
     let first = version["pipeline"][0]["kind"].as_str().unwrap().to_owned();

@@ -120,6 +120,7 @@ impl Application {
         };
         // Installed before the first request, so every request is counted.
         crate::telemetry::metrics::handle();
+        crate::telemetry::metrics::spawn_upkeep();
         let server = http_server(
             listeners,
             services.clone(),
@@ -348,7 +349,7 @@ fn http_server(
                     .wrap(from_fn(crate::http::head::answer_head_as_get))
                     .wrap(crate::http::cors::policy(&cors_allowed_origins))
                     .wrap(from_fn(crate::http::request_metrics::record))
-                    .wrap(TracingLogger::default())
+                    .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             })
             .openapi_service(|api| {
                 SwaggerUi::new("/swagger-ui/{_:.*}")

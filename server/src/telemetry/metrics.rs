@@ -40,6 +40,22 @@ const SECONDS_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets when nothing scrapes sooner.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps each histogram sample until an upkeep folds it into the buckets; a scrape does one,
+/// but a server nobody scrapes would keep every request's samples for ever (the soak found its memory
+/// growing by megabytes a minute). Runs on the caller's runtime.
+pub fn spawn_upkeep() {
+    actix_web::rt::spawn(async {
+        let mut every = tokio::time::interval(UPKEEP);
+        loop {
+            every.tick().await;
+            handle().run_upkeep();
+        }
+    });
+}
+
 /// The process's recorder, installed the first time. When another recorder was installed first (a program
 /// embedding the server), kiln's metrics go to it and this handle renders an empty registry.
 pub fn handle() -> &'static PrometheusHandle {

@@ -3,6 +3,7 @@
 //! each pipeline job's, each webhook delivery's) also go to an OpenTelemetry collector.
 
 pub mod metrics;
+mod request_span;
 mod traces;
 
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -12,6 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::TraceExportSettings;
 
+pub use request_span::RequestSpan;
 pub use traces::TraceExportError;
 
 /// What must outlive the server: the span exporter, whose last batch [`Telemetry::shutdown`] sends.

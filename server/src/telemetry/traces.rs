@@ -1,7 +1,8 @@
 //! Spans over OTLP/HTTP (protobuf) in batches, from a thread of the SDK's own so a slow collector never
 //! holds a request. An incoming W3C `traceparent` header makes a request's span a child of the caller's
-//! (tracing-actix-web reads it through the propagator set here).
+//! (through the propagator set here; see request_span.rs).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -10,6 +11,13 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::config::TraceExportSettings;
+
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports spans (its requests then continue their callers' traces).
+pub(super) fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// A collector that does not answer in this time loses that batch, not the server's time.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +50,7 @@ pub(super) fn provider(
         ))
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    EXPORTING.store(true, Ordering::Relaxed);
     // The sampler is the SDK's (parent-based, always on), or OTEL_TRACES_SAMPLER's when set.
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
