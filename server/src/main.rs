@@ -47,6 +47,7 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
+    kiln_server::startup::allocator::bound_arenas();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::PipelineStep) => return kiln_server::pipeline::step::serve_stdio(),

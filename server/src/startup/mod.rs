@@ -1,6 +1,7 @@
 //! Assembling the server: settings → database, store, services → HTTP server on a bound socket, and the
 //! background work beside it (pipeline workers, the embedded runner, periodic housekeeping).
 
+pub mod allocator;
 pub mod embedded_runner;
 
 use std::net::{SocketAddr, TcpListener};

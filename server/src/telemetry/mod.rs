@@ -12,9 +12,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::TraceExportSettings;
+use crate::error::Error;
 
 pub use request_span::RequestSpan;
-pub use traces::TraceExportError;
 
 /// What must outlive the server: the span exporter, whose last batch [`Telemetry::shutdown`] sends.
 #[must_use = "dropping it without shutdown loses the last spans"]
@@ -43,7 +43,7 @@ type Filtered = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
 pub fn init(
     json: bool,
     trace_export: Option<&TraceExportSettings>,
-) -> Result<Telemetry, TraceExportError> {
+) -> Result<Telemetry, Error> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs: Box<dyn Layer<Filtered> + Send + Sync> = if json {
         tracing_subscriber::fmt::layer()

@@ -11,6 +11,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::config::TraceExportSettings;
+use crate::error::Error;
 
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
@@ -22,25 +23,18 @@ pub(super) fn exporting() -> bool {
 /// A collector that does not answer in this time loses that batch, not the server's time.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
-#[error("KILN_OTLP_ENDPOINT: cannot export spans to {url}: {source}")]
-pub struct TraceExportError {
-    url: String,
-    source: opentelemetry_otlp::ExporterBuildError,
-}
-
-pub(super) fn provider(
-    settings: &TraceExportSettings,
-) -> Result<SdkTracerProvider, TraceExportError> {
+pub(super) fn provider(settings: &TraceExportSettings) -> Result<SdkTracerProvider, Error> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(&settings.traces_url)
         .with_timeout(EXPORT_TIMEOUT)
         .build()
-        .map_err(|source| TraceExportError {
-            url: settings.traces_url.clone(),
-            source,
+        .map_err(|e| {
+            Error::Startup(format!(
+                "KILN_OTLP_ENDPOINT: cannot export spans to {}: {e}",
+                settings.traces_url
+            ))
         })?;
     let resource = Resource::builder()
         .with_service_name("kiln-server")
