@@ -40,10 +40,7 @@ pub fn json_for_child() -> bool {
 
 type Filtered = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
 
-pub fn init(
-    json: bool,
-    trace_export: Option<&TraceExportSettings>,
-) -> Result<Telemetry, Error> {
+pub fn init(json: bool, trace_export: Option<&TraceExportSettings>) -> Result<Telemetry, Error> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs: Box<dyn Layer<Filtered> + Send + Sync> = if json {
         tracing_subscriber::fmt::layer()
