@@ -53,10 +53,12 @@ start_mlflow() {
   mlflow_url="http://127.0.0.1:$mlflow_port"
   for _ in $(seq 600); do curl -sf "$mlflow_url/health" >/dev/null && break; sleep 0.2; done
   local api="$mlflow_url/api/2.0/mlflow"
-  curl -sf -X POST "$api/registered-models/create" -H 'content-type: application/json' -d '{"name":"m"}' >/dev/null
-  curl -sf -X POST "$api/model-versions/create" -H 'content-type: application/json' \
-    -d "{\"name\":\"m\",\"source\":\"$work/mlruns/m\"}" >/dev/null
-  curl -sf -X POST "$api/registered-models/alias" -H 'content-type: application/json' \
+  # A version's source is where its files live; MLflow accepts a remote URI without a run.
+  curl -sS --fail-with-body -X POST "$api/registered-models/create" -H 'content-type: application/json' \
+    -d '{"name":"m"}' >/dev/null
+  curl -sS --fail-with-body -X POST "$api/model-versions/create" -H 'content-type: application/json' \
+    -d '{"name":"m","source":"s3://models/m/1"}' >/dev/null
+  curl -sS --fail-with-body -X POST "$api/registered-models/alias" -H 'content-type: application/json' \
     -d '{"name":"m","alias":"production","version":"1"}' >/dev/null
 }
 
