@@ -397,9 +397,7 @@ pub fn same_bytes(a: &Path, b: &Path) -> bool {
 pub fn settled(server: &Server, reference: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let show = server.kiln(&["show", reference, "--json"]);
-        assert_ok(&show);
-        let detail: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+        let detail = server.kiln_json(&["show", reference]);
         let running = detail["pipeline"].as_array().is_some_and(|jobs| {
             jobs.iter()
                 .any(|j| j["state"] == "queued" || j["state"] == "running")

@@ -6,13 +6,6 @@ use std::process::Output;
 use kiln_tests::{ADMIN_TOKEN, Backend, Server, assert_ok, settled, stderr, stdout};
 use serde_json::Value;
 
-/// Runs `kiln ARGS --json` as the administrator and parses its stdout, which must be JSON and nothing else.
-fn json(server: &Server, args: &[&str]) -> Value {
-    let mut with_flag = args.to_vec();
-    with_flag.push("--json");
-    parsed(&server.kiln(&with_flag))
-}
-
 fn parsed(output: &Output) -> Value {
     assert_ok(output);
     serde_json::from_str(&stdout(output))
@@ -38,20 +31,20 @@ fn every_command_prints_json_with_the_flag() {
         "no progress bar when not on a terminal: {}",
         stderr(&pushed)
     );
-    let again = json(&server, &["push", file, "acme/notes:1"]);
+    let again = server.kiln_json(&["push", file, "acme/notes:1"]);
     assert_eq!(again["outcome"], "already_present");
     settled(&server, "acme/notes:1");
 
     let out = work.path().join("out");
     let out = out.to_str().unwrap();
-    let pull = json(&server, &["pull", "acme/notes:1", "-o", out]);
+    let pull = server.kiln_json(&["pull", "acme/notes:1", "-o", out]);
     assert_eq!(
         (pull["files"].clone(), pull["downloaded"].clone()),
         (1.into(), 1.into())
     );
     assert_eq!(pull["verified_manifest"], false);
     assert_eq!(
-        json(&server, &["pull", "acme/notes:1", "-o", out])["up_to_date"],
+        server.kiln_json(&["pull", "acme/notes:1", "-o", out])["up_to_date"],
         1
     );
 
@@ -69,49 +62,53 @@ fn every_command_prints_json_with_the_flag() {
         vec!["namespace", "members", "acme"],
         vec!["runners"],
     ] {
-        assert!(json(&server, &listing).is_array(), "{listing:?}");
+        assert!(server.kiln_json(&listing).is_array(), "{listing:?}");
     }
     assert_eq!(
-        json(&server, &["ls", "acme/notes"])["versions"][0]["version"],
+        server.kiln_json(&["ls", "acme/notes"])["versions"][0]["version"],
         "1"
     );
-    assert_eq!(json(&server, &["show", "acme/notes:1"])["status"], "ready");
-    assert_eq!(json(&server, &["whoami"])["admin"], true);
+    assert_eq!(
+        server.kiln_json(&["show", "acme/notes:1"])["status"],
+        "ready"
+    );
+    assert_eq!(server.kiln_json(&["whoami"])["admin"], true);
 
-    let alias = json(&server, &["alias", "set", "acme/notes", "production", "1"]);
+    let alias = server.kiln_json(&["alias", "set", "acme/notes", "production", "1"]);
     assert_eq!(alias["sequence"], 1);
-    assert!(json(&server, &["alias", "history", "acme/notes", "production"]).is_array());
-    let manifest = json(&server, &["manifest", "acme/notes@production"]);
+    assert!(
+        server
+            .kiln_json(&["alias", "history", "acme/notes", "production"])
+            .is_array()
+    );
+    let manifest = server.kiln_json(&["manifest", "acme/notes@production"]);
     assert!(manifest["jws"].is_string() && manifest["payload"].is_object());
-    let verified = json(&server, &["verify", "acme/notes@production"]);
+    let verified = server.kiln_json(&["verify", "acme/notes@production"]);
     assert_eq!(verified["verified"], "acme/notes@production");
     assert_eq!(verified["manifest"]["version"], "1");
-    let by_alias = json(&server, &["pull", "acme/notes@production", "-o", out]);
+    let by_alias = server.kiln_json(&["pull", "acme/notes@production", "-o", out]);
     assert_eq!(by_alias["verified_manifest"], true);
 
     assert_eq!(
-        json(&server, &["namespace", "create", "team"])["name"],
+        server.kiln_json(&["namespace", "create", "team"])["name"],
         "team"
     );
-    assert_eq!(json(&server, &["user", "create", "bob"])["name"], "bob");
-    let member = json(
-        &server,
-        &["namespace", "add-member", "team", "bob", "reader"],
-    );
+    assert_eq!(server.kiln_json(&["user", "create", "bob"])["name"], "bob");
+    let member = server.kiln_json(&["namespace", "add-member", "team", "bob", "reader"]);
     assert_eq!(member["role"], "reader");
-    let removed = json(&server, &["namespace", "remove-member", "team", "bob"]);
+    let removed = server.kiln_json(&["namespace", "remove-member", "team", "bob"]);
     assert_eq!(removed["removed"], "bob");
-    let settings = json(&server, &["namespace", "settings", "team"]);
+    let settings = server.kiln_json(&["namespace", "settings", "team"]);
     assert_eq!(settings["store_unsafe_pickles"], false);
-    let visibility = json(&server, &["visibility", "acme/notes", "public"]);
+    let visibility = server.kiln_json(&["visibility", "acme/notes", "public"]);
     assert_eq!(visibility["visibility"], "public");
-    let token = json(&server, &["token", "create", "ci", "--scope", "read"]);
+    let token = server.kiln_json(&["token", "create", "ci", "--scope", "read"]);
     assert!(token["token"].as_str().unwrap().starts_with("kiln_"));
     let id = token["id"].as_str().unwrap();
-    assert_eq!(json(&server, &["token", "revoke", id])["revoked"], id);
+    assert_eq!(server.kiln_json(&["token", "revoke", id])["revoked"], id);
 
     assert_ok(&server.kiln(&["push", file, "acme/notes:2"]));
-    let deleted = json(&server, &["rm", "acme/notes:2", "--yes"]);
+    let deleted = server.kiln_json(&["rm", "acme/notes:2", "--yes"]);
     assert_eq!(
         deleted,
         serde_json::json!({"deleted": "acme/notes:2", "kind": "version"})
@@ -121,7 +118,10 @@ fn every_command_prints_json_with_the_flag() {
         .kiln_without_token(&["login", "--token", ADMIN_TOKEN, "--json"])
         .output()
         .unwrap();
-    assert_eq!(parsed(&login)["user"], json(&server, &["whoami"])["name"]);
+    assert_eq!(
+        parsed(&login)["user"],
+        server.kiln_json(&["whoami"])["name"]
+    );
     let logout = server
         .kiln_without_token(&["logout", "--json"])
         .output()
@@ -220,7 +220,8 @@ fn ls_filters_on_the_server_and_pages() {
     }
     assert_ok(&server.kiln(&["push", file.to_str().unwrap(), "acme/classifier:1"]));
     let names = |args: &[&str]| -> Vec<String> {
-        json(&server, args)
+        server
+            .kiln_json(args)
             .as_array()
             .unwrap()
             .iter()

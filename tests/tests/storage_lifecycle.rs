@@ -7,16 +7,7 @@ use std::time::{Duration, Instant};
 use kiln_tests::{
     Backend, Server, assert_ok, same_bytes, settled, stderr, stdout, tree, write_pseudo_random,
 };
-use serde_json::{Value, json};
-
-fn json(server: &Server, args: &[&str]) -> Value {
-    let mut with_flag = args.to_vec();
-    with_flag.push("--json");
-    let output = server.kiln(&with_flag);
-    assert_ok(&output);
-    serde_json::from_str(&stdout(&output))
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(&output)))
-}
+use serde_json::json;
 
 /// A folder of `count` files of `size` bytes, distinct for each seed.
 fn folder(root: &Path, name: &str, count: usize, size: usize, seed: u64) -> std::path::PathBuf {
@@ -49,7 +40,7 @@ fn the_cli_reports_usage_enforces_quotas_and_collects() {
     for reference in ["acme/one:1", "acme/two:1", "acme/one:2"] {
         settled(&server, reference);
     }
-    let usage = json(&server, &["usage", "acme"]);
+    let usage = server.kiln_json(&["usage", "acme"]);
     assert_eq!(
         (usage["bytes"].as_i64(), usage["versions"].as_i64()),
         (Some(110_000), Some(3))
@@ -68,7 +59,7 @@ fn the_cli_reports_usage_enforces_quotas_and_collects() {
     assert!(text.contains("UNIQUE") && text.contains("one"), "{text}");
 
     // A push past the quota is refused before any byte goes up.
-    let quota = json(&server, &["admin", "quota", "acme", "--max-bytes", "120KB"]);
+    let quota = server.kiln_json(&["admin", "quota", "acme", "--max-bytes", "120KB"]);
     assert_eq!(quota["max_bytes"], 120_000);
     let blobs_before = local_blobs(&server);
     let big = folder(work.path(), "big", 1, 50_000, 3);
@@ -87,19 +78,19 @@ fn the_cli_reports_usage_enforces_quotas_and_collects() {
 
     // Retention: keep the newest version of each model; a dry run first.
     assert_ok(&server.kiln(&["retention", "set", "acme", "--keep-last", "1"]));
-    let dry = json(&server, &["retention", "apply", "acme", "--dry-run"]);
+    let dry = server.kiln_json(&["retention", "apply", "acme", "--dry-run"]);
     assert_eq!(dry["deleted"].as_array().unwrap().len(), 2, "{dry}");
-    let applied = json(&server, &["retention", "apply", "acme"]);
+    let applied = server.kiln_json(&["retention", "apply", "acme"]);
     assert_eq!(applied["deleted"], dry["deleted"]);
-    let gc = json(&server, &["admin", "gc", "--dry-run"]);
+    let gc = server.kiln_json(&["admin", "gc", "--dry-run"]);
     assert_eq!(
         (gc["blobs_deleted"].as_i64(), gc["bytes_freed"].as_i64()),
         (Some(1), Some(30_000))
     );
-    let gc = json(&server, &["admin", "gc"]);
+    let gc = server.kiln_json(&["admin", "gc"]);
     assert_eq!(gc["blobs_deleted"], 1);
     assert_eq!(local_blobs(&server), blobs_before - 1 + 1);
-    let fsck = json(&server, &["admin", "fsck", "--verify"]);
+    let fsck = server.kiln_json(&["admin", "fsck", "--verify"]);
     assert_eq!(
         (
             fsck["problem_count"].as_i64(),
