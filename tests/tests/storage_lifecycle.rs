@@ -106,7 +106,13 @@ fn the_cli_reports_usage_enforces_quotas_and_collects() {
 fn killing_the_server_mid_collection_loses_nothing(backend: Backend) {
     let mut server = Server::start_with(
         backend,
-        &[("KILN_GC_GRACE_MINUTES", "0"), ("KILN_GC_LEASE_SECS", "3")],
+        &[
+            ("KILN_GC_GRACE_MINUTES", "0"),
+            ("KILN_GC_LEASE_SECS", "3"),
+            // Three pushes of 1,100 files in about a minute, each after a SIGKILL: for 10 s after a
+            // restart the dead process still counts as a replica and halves the default limit.
+            ("KILN_RATE_LIMIT_PER_MINUTE", "1000000"),
+        ],
     );
     let work = tempfile::tempdir().unwrap();
     let kept = folder(work.path(), "kept", 20, 5_000, 999);
