@@ -47,9 +47,17 @@ def files_of(reference: str) -> dict[str, str]:
         return {f["path"]: f["digest"] for f in json.load(response)["files"]}
 
 
+FINISHED = ("succeeded", "skipped", "failed")
+
+
 def settled(reference: str) -> None:
+    """Waits for the version's whole pipeline: it turns `ready` after the scan step, while the steps that
+    make its variants may still run."""
     for _ in range(600):
-        if json.loads(kiln("show", reference, "--json"))["status"] in ("ready", "failed"):
+        shown = json.loads(kiln("show", reference, "--json"))
+        if shown["status"] == "failed" or (
+            shown["status"] == "ready" and all(job["state"] in FINISHED for job in shown["pipeline"])
+        ):
             return
         time.sleep(0.2)
     raise AssertionError(f"{reference} did not settle")
