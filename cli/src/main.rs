@@ -83,6 +83,13 @@ enum Command {
         /// Replace a variant's relative L2 tolerance, e.g. --tolerance int8=0.1 (repeat for several)
         #[arg(long = "tolerance", value_parser = parse_tolerance)]
         tolerances: Vec<(String, f64)>,
+        /// Batch sizes runners benchmark the variants at (comma-separated, up to 4; default 1,8)
+        #[arg(long, value_delimiter = ',')]
+        benchmark_batch_sizes: Option<Vec<u32>>,
+        /// Sequence lengths runners benchmark models with token inputs at (comma-separated, up to 4;
+        /// default 128)
+        #[arg(long, value_delimiter = ',')]
+        benchmark_sequence_lengths: Option<Vec<u32>>,
     },
     /// Download a version's files, checking every digest. By alias (NAMESPACE/MODEL@ALIAS) the alias's
     /// signed manifest is verified first and every file is checked against the digests it lists
@@ -336,14 +343,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             jobs,
             variants,
             tolerances,
+            benchmark_batch_sizes,
+            benchmark_sequence_lengths,
         } => {
             let variants = variants.map(variants_asked).transpose()?;
-            let pipeline = (variants.is_some() || !tolerances.is_empty()).then(|| {
-                kiln_core::api::PipelineOptions {
-                    variants,
-                    tolerances: (!tolerances.is_empty()).then(|| tolerances.into_iter().collect()),
-                }
-            });
+            let pipeline = kiln_core::api::PipelineOptions {
+                variants,
+                tolerances: (!tolerances.is_empty()).then(|| tolerances.into_iter().collect()),
+                benchmark_batch_sizes,
+                benchmark_sequence_lengths,
+            };
+            let pipeline =
+                (pipeline != kiln_core::api::PipelineOptions::default()).then_some(pipeline);
             let options = commands::push::PushOptions {
                 source: path,
                 reference,

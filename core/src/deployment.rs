@@ -121,12 +121,27 @@ pub struct BenchmarkResult {
     pub device_name: String,
     /// GPU driver and CUDA versions, when on a GPU.
     pub driver: Option<String>,
-    /// The engine that ran it, with its version.
+    /// The engine that ran it: `kiln` or `onnxruntime` (results from before engines were registered carry
+    /// a description of kiln's evaluator here).
     pub engine: String,
+    /// The engine's version, e.g. `1.32.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    /// Where the engine ran it, e.g. `CPUExecutionProvider`, `CUDAExecutionProvider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_provider: Option<String>,
+    /// The engine settings a deployment would reproduce, e.g. `graph_optimization_level`,
+    /// `intra_op_threads`, `cuda_graph`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub engine_options: std::collections::BTreeMap<String, String>,
     /// CPU threads the engine was pinned to.
     pub threads: Option<u32>,
     #[schema(minimum = 1)]
     pub batch_size: i64,
+    /// The length given to token inputs' sequence dim, for models with token inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub sequence_length: Option<i64>,
     /// The shape of each input the variant was run with (symbolic dims made concrete).
     pub input_shapes: std::collections::BTreeMap<String, Vec<i64>>,
     pub warmup_iterations: u32,

@@ -63,6 +63,7 @@ error_codes! {
     InvalidTags => "invalid_tags",
     InvalidVariant => "invalid_variant",
     InvalidTolerance => "invalid_tolerance",
+    InvalidBenchmarkOptions => "invalid_benchmark_options",
     TooManyDigests => "too_many_digests",
     MissingBlobs => "missing_blobs",
     SizeMismatch => "size_mismatch",

@@ -42,6 +42,33 @@ pub struct RunnerRegistration {
     #[serde(default, deserialize_with = "crate::whole_number::optional")]
     #[schema(minimum = 1, maximum = 4096)]
     pub threads: Option<u32>,
+    /// The engines it measures with; benchmarks are queued per device class and engine. Absent or empty:
+    /// kiln's own evaluator (what runners before engines were registered ran).
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub engines: Vec<EngineInfo>,
+}
+
+/// An inference engine a runner measures with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineInfo {
+    /// `kiln` (kiln's evaluator) or `onnxruntime`.
+    #[schema(pattern = "^[a-z][a-z0-9_-]{0,31}$")]
+    pub name: String,
+    /// The engine's own version, e.g. `1.32.0`.
+    #[schema(min_length = 1, max_length = 64)]
+    pub version: String,
+    /// What it can run on, best first, e.g. `CUDAExecutionProvider`, `CPUExecutionProvider`: 1 to 16.
+    #[schema(min_items = 1, max_items = 16)]
+    pub execution_providers: Vec<String>,
+}
+
+impl EngineInfo {
+    /// kiln's own evaluator.
+    pub const KILN: &str = "kiln";
+    /// ONNX Runtime, through the `ort` crate.
+    pub const ONNXRUNTIME: &str = "onnxruntime";
 }
 
 impl RunnerRegistration {
@@ -93,6 +120,8 @@ pub struct RunnerView {
     pub capabilities: Vec<String>,
     /// CPU threads benchmarks are pinned to.
     pub threads: Option<u32>,
+    /// The engines it measures with.
+    pub engines: Vec<EngineInfo>,
     pub state: RunnerState,
     pub registered_at: DateTime<Utc>,
     pub last_heartbeat_at: DateTime<Utc>,
@@ -124,6 +153,19 @@ pub struct BenchmarkJob {
     /// The model file first, then its external-data files; fetch each from
     /// `/api/v1/runners/{runner}/jobs/{job}/files/{path}` and check its digest.
     pub files: Vec<FileEntry>,
+    /// The engine to measure with, one the runner registered.
+    #[serde(default = "kiln_engine")]
+    pub engine: String,
+    /// Batch sizes the push asked for (empty: the runner's own).
+    #[serde(default)]
+    pub batch_sizes: Vec<u32>,
+    /// Sequence lengths for token inputs the push asked for (empty: the runner's own).
+    #[serde(default)]
+    pub sequence_lengths: Vec<u32>,
+}
+
+fn kiln_engine() -> String {
+    EngineInfo::KILN.to_owned()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

@@ -1,7 +1,9 @@
 //! What the runner measures on: the candle device and how it describes itself to the server.
 
 use candle_core::Device;
-use kiln_core::runners::RunnerRegistration;
+use kiln_core::runners::{EngineInfo, RunnerRegistration};
+
+use crate::engine::Engine;
 
 /// The device as registered and as reported with every measurement.
 #[derive(Debug, Clone)]
@@ -11,21 +13,7 @@ pub struct DeviceInfo {
     pub device_name: String,
     pub driver: Option<String>,
     pub memory_bytes: Option<i64>,
-    pub engine: String,
     pub threads: Option<u32>,
-}
-
-/// The engine string: kiln's evaluator and the candle it runs on.
-pub fn engine() -> String {
-    format!(
-        "kiln-onnx evaluator {} on candle-core 0.11{}",
-        env!("CARGO_PKG_VERSION"),
-        if cfg!(feature = "cuda") {
-            " (cuda)"
-        } else {
-            ""
-        }
-    )
 }
 
 fn proc_field(file: &str, key: &str) -> Option<String> {
@@ -45,7 +33,6 @@ impl DeviceInfo {
                 .unwrap_or_else(|| std::env::consts::ARCH.to_owned()),
             driver: None,
             memory_bytes,
-            engine: engine(),
             threads: Some(threads as u32),
         }
     }
@@ -77,12 +64,17 @@ impl DeviceInfo {
             memory_bytes: field(2)
                 .and_then(|m| m.parse::<i64>().ok())
                 .map(|mib| mib * 1024 * 1024),
-            engine: engine(),
             threads: None,
         }
     }
 
-    pub fn registration(&self, name: &str) -> RunnerRegistration {
+    /// What the runner registers: this device and the engines it measures with.
+    pub fn registration(&self, name: &str, engines: &[Engine]) -> RunnerRegistration {
+        let engines: Vec<EngineInfo> = engines.iter().map(|e| e.info(&self.device)).collect();
+        let described: Vec<String> = engines
+            .iter()
+            .map(|e| format!("{} {}", e.name, e.version))
+            .collect();
         let mut capabilities = vec!["benchmark".to_owned()];
         if self.device != "cpu" {
             capabilities.push("numerical-check".to_owned());
@@ -93,10 +85,11 @@ impl DeviceInfo {
             device_name: self.device_name.clone(),
             memory_bytes: self.memory_bytes,
             driver: self.driver.clone(),
-            engine: self.engine.clone(),
+            engine: described.join(", "),
             kiln_version: env!("CARGO_PKG_VERSION").to_owned(),
             capabilities,
             threads: self.threads,
+            engines,
         }
     }
 }

@@ -163,7 +163,7 @@ mod tests {
     use prost::Message;
 
     use crate::device::DeviceInfo;
-    use crate::engine::{Settings, benchmark};
+    use crate::engine::{Engine, Requested, Settings, benchmark};
 
     /// A converted GPT-2 with its cache is timed generating at each batch size; a model without a cache
     /// gets no generation numbers.
@@ -184,17 +184,18 @@ mod tests {
             warmup: 1,
             min_iterations: 2,
             max_iterations: 2,
-            symbolic_size: 6,
+            sequence_lengths: vec![6],
             ..Settings::default()
         };
         let info = DeviceInfo::cpu(settings.threads);
         let cancel = AtomicBool::new(false);
         let results = benchmark(
+            &Engine::Kiln,
             &path,
             &candle_core::Device::Cpu,
             &info,
             "test",
-            &settings,
+            (&settings, &Requested::default()),
             &cancel,
         )
         .unwrap();
@@ -221,11 +222,12 @@ mod tests {
         )
         .unwrap();
         let results = benchmark(
+            &Engine::Kiln,
             &path,
             &candle_core::Device::Cpu,
             &info,
             "test",
-            &settings,
+            (&settings, &Requested::default()),
             &cancel,
         )
         .unwrap();

@@ -1,13 +1,13 @@
-//! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--cache DIR]`, or
-//! `kiln-runner --measure MODEL.onnx [--device ...]` to measure one file without a server.
+//! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--engine kiln,ort] [--cache DIR]`, or
+//! `kiln-runner --measure MODEL.onnx [--device ...] [--engine ...]` to measure one file without a server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kiln_runner::engine::Settings;
+use kiln_runner::engine::{Engine, Requested, Settings, onnxruntime};
 use kiln_runner::http::HttpCoordinator;
 use kiln_runner::{Runner, device};
 use tokio_util::sync::CancellationToken;
@@ -57,9 +57,55 @@ struct Args {
     /// Batch sizes for models with a symbolic batch dim
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     batch_sizes: Vec<usize>,
-    /// The size of other symbolic dims (sequence length, image side)
+    /// Sequence lengths for models with token inputs (capped at what a model kiln converted declares)
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    sequence_lengths: Vec<usize>,
+    /// The size of other symbolic dims (image sides; models without token inputs)
     #[arg(long, default_value_t = 16)]
     symbolic_size: usize,
+    /// Engines to measure with: `kiln` (kiln's evaluator, needs nothing installed) and `ort` (ONNX
+    /// Runtime, from --onnxruntime-lib); several with commas
+    #[arg(long, value_delimiter = ',', default_value = "kiln")]
+    engine: Vec<String>,
+    /// ONNX Runtime's shared library (libonnxruntime.so.VERSION) for `--engine ort`: the path
+    /// scripts/fetch-onnxruntime.sh prints
+    #[arg(long, env = "KILN_ONNXRUNTIME_LIB", value_name = "PATH")]
+    onnxruntime_lib: Option<PathBuf>,
+}
+
+/// The engines named on the command line, ONNX Runtime loaded when asked for.
+fn engines(names: &[String], library: Option<&Path>, device: &str) -> Result<Vec<Engine>, String> {
+    let mut engines: Vec<Engine> = Vec::new();
+    for name in names {
+        let engine = match name.as_str() {
+            "kiln" => Engine::Kiln,
+            "ort" | "onnxruntime" => {
+                let Some(library) = library else {
+                    return Err(
+                        "--engine ort needs ONNX Runtime's shared library: run scripts/fetch-onnxruntime.sh \
+                         and pass the path it prints as --onnxruntime-lib PATH (or KILN_ONNXRUNTIME_LIB)"
+                            .to_owned(),
+                    );
+                };
+                let runtime = onnxruntime::Runtime::load(library)?;
+                runtime.check_device(device)?;
+                Engine::OnnxRuntime(Arc::new(runtime))
+            }
+            other => {
+                return Err(format!(
+                    "--engine {other:?}: use kiln or ort (several with commas, e.g. kiln,ort)"
+                ));
+            }
+        };
+        if engines.iter().any(|e| e.name() == engine.name()) {
+            return Err(format!("--engine lists {name} twice"));
+        }
+        engines.push(engine);
+    }
+    if engines.is_empty() {
+        return Err("--engine needs at least one engine: kiln or ort".to_owned());
+    }
+    Ok(engines)
 }
 
 fn host_name() -> String {
@@ -94,12 +140,24 @@ async fn main() -> ExitCode {
         eprintln!("error: --batch-sizes must list sizes of at least 1, e.g. 1,8");
         return ExitCode::from(2);
     }
+    if args.sequence_lengths.is_empty() || args.sequence_lengths.contains(&0) {
+        eprintln!("error: --sequence-lengths must list lengths of at least 1, e.g. 128");
+        return ExitCode::from(2);
+    }
+    let engines = match engines(&args.engine, args.onnxruntime_lib.as_deref(), &info.device) {
+        Ok(engines) => engines,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = Settings {
         warmup: args.warmup.max(1),
         min_iterations: args.min_iterations.max(1),
         max_iterations: args.max_iterations.max(args.min_iterations.max(1)),
         time_budget: Duration::from_millis(args.time_budget_ms),
         batch_sizes: args.batch_sizes,
+        sequence_lengths: args.sequence_lengths,
         symbolic_size: args.symbolic_size.max(1),
         threads,
         process_memory: true,
@@ -107,21 +165,29 @@ async fn main() -> ExitCode {
     let name = args.name.unwrap_or_else(host_name);
     if let Some(model) = args.measure {
         let never = std::sync::atomic::AtomicBool::new(false);
-        return match kiln_runner::engine::benchmark(
-            &model, &device, &info, &name, &settings, &never,
-        ) {
-            Ok(results) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&results).expect("results serialise")
-                );
-                ExitCode::SUCCESS
+        let mut all = Vec::new();
+        for engine in &engines {
+            match kiln_runner::engine::benchmark(
+                engine,
+                &model,
+                &device,
+                &info,
+                &name,
+                (&settings, &Requested::default()),
+                &never,
+            ) {
+                Ok(results) => all.extend(results),
+                Err(e) => {
+                    eprintln!("error: {} on {}: {e}", model.display(), engine.name());
+                    return ExitCode::from(1);
+                }
             }
-            Err(e) => {
-                eprintln!("error: {}: {e}", model.display());
-                ExitCode::from(1)
-            }
-        };
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&all).expect("results serialise")
+        );
+        return ExitCode::SUCCESS;
     }
     let (Some(server), Some(token)) = (args.server, args.token) else {
         eprintln!("error: give --server URL and --token TOKEN (or --measure MODEL.onnx)");
@@ -139,6 +205,7 @@ async fn main() -> ExitCode {
         name,
         device,
         info,
+        engines,
         settings,
         cache: args.cache,
         keep_cache: true,

@@ -16,13 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::device::DeviceInfo;
-use crate::engine::{self, EngineError};
+use crate::engine::{self, Engine, EngineError, Requested};
 
 pub struct Runner<C> {
     pub coordinator: Arc<C>,
     pub name: String,
     pub device: Device,
     pub info: DeviceInfo,
+    /// What it measures with; jobs name one of them.
+    pub engines: Vec<Engine>,
     pub settings: engine::Settings,
     /// Files by digest (`sha256/<hex>`), and a scratch folder per job.
     pub cache: PathBuf,
@@ -45,7 +47,7 @@ enum Dropped {
 impl<C: Coordinator> Runner<C> {
     /// Registers and works until `stop` (or until the server refuses the runner for good).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) -> Result<(), CoordinatorError> {
-        let registration = self.info.registration(&self.name);
+        let registration = self.info.registration(&self.name, &self.engines);
         let registered = loop {
             match self.coordinator.register(registration.clone()).await {
                 Ok(registered) => break registered,
@@ -82,7 +84,7 @@ impl<C: Coordinator> Runner<C> {
     }
 
     async fn work(self: &Arc<Self>, runner: &str, job: BenchmarkJob, heartbeat: Duration) {
-        tracing::info!(job = %job.job_id, model = %job.model, version = %job.version, variant = %job.variant, attempt = job.attempt, "benchmark claimed");
+        tracing::info!(job = %job.job_id, model = %job.model, version = %job.version, variant = %job.variant, engine = %job.engine, attempt = job.attempt, "benchmark claimed");
         // The id names a scratch folder: anything but a plain id (a hostile or broken server) is refused.
         if job.job_id.is_empty()
             || job.job_id.len() > 64
@@ -178,15 +180,31 @@ impl<C: Coordinator> Runner<C> {
                 .path
                 .as_str(),
         );
+        let engine = self
+            .engines
+            .iter()
+            .find(|e| e.name() == job.engine)
+            .cloned()
+            .ok_or_else(|| {
+                Dropped::Final(format!(
+                    "this runner does not measure with the {} engine",
+                    job.engine
+                ))
+            })?;
+        let requested = Requested {
+            batch_sizes: job.batch_sizes.iter().map(|&b| b as usize).collect(),
+            sequence_lengths: job.sequence_lengths.iter().map(|&l| l as usize).collect(),
+        };
         let me = self.clone();
         let runner = runner.to_owned();
         let measured = tokio::task::spawn_blocking(move || {
             engine::benchmark(
+                &engine,
                 &model,
                 &me.device,
                 &me.info,
                 &me.name_for(&runner),
-                &me.settings,
+                (&me.settings, &requested),
                 &cancel,
             )
         })

@@ -223,7 +223,8 @@ fn show_version(detail: &VersionDetail, json: bool) {
         // A decoder's generation columns only when some result has them.
         let generating = measured.iter().any(|(_, b)| b.generation.is_some());
         let mut header = vec![
-            "VARIANT", "DEVICE", "BATCH", "P50 MS", "P90 MS", "P99 MS", "ITEMS/S", "THREADS",
+            "VARIANT", "DEVICE", "ENGINE", "BATCH", "SEQ", "P50 MS", "P90 MS", "P99 MS", "ITEMS/S",
+            "THREADS",
         ];
         if generating {
             header.extend(["FIRST TOKEN MS", "TOKENS/S"]);
@@ -234,7 +235,9 @@ fn show_version(detail: &VersionDetail, json: bool) {
             let mut row = vec![
                 Cell::new(&v.name),
                 Cell::new(format!("{} ({})", b.device, b.device_name)),
+                Cell::new(engine_label(b)),
                 right(b.batch_size.to_string()),
+                right(b.sequence_length.map_or("-".to_owned(), |l| l.to_string())),
                 right(format!("{:.3}", b.p50_ms)),
                 right(format!("{:.3}", b.p90_ms)),
                 right(format!("{:.3}", b.p99_ms)),
@@ -312,6 +315,19 @@ fn proof(variant: &VariantDetail) -> String {
 }
 
 /// `kiln runners [--json]`: the benchmark runners and their state.
+/// `onnxruntime 1.32.0 CPUExecutionProvider`: the engine, its version and where it ran.
+fn engine_label(b: &kiln_core::deployment::BenchmarkResult) -> String {
+    [
+        Some(b.engine.as_str()),
+        b.engine_version.as_deref(),
+        b.execution_provider.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 pub async fn runners(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let runners: Vec<kiln_core::runners::RunnerView> = client.get_all("/runners").await?;
     if json {
@@ -322,7 +338,7 @@ pub async fn runners(client: &ApiClient, json: bool) -> Result<(), CliError> {
         println!("no runners are registered: start kiln-runner, or the server's embedded runner");
         return Ok(());
     }
-    let mut out = table(&["NAME", "DEVICE", "STATE", "LAST HEARTBEAT", "ENGINE", "ID"]);
+    let mut out = table(&["NAME", "DEVICE", "STATE", "LAST HEARTBEAT", "ENGINES", "ID"]);
     for r in &runners {
         let state = serde_json::to_value(r.state).expect("state serialises");
         out.add_row(vec![
@@ -330,7 +346,20 @@ pub async fn runners(client: &ApiClient, json: bool) -> Result<(), CliError> {
             Cell::new(format!("{} ({})", r.device, r.device_name)),
             Cell::new(state.as_str().unwrap_or("?")),
             Cell::new(r.last_heartbeat_at.format("%Y-%m-%d %H:%M:%S")),
-            Cell::new(&r.engine),
+            Cell::new(
+                r.engines
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} ({})",
+                            e.name,
+                            e.version,
+                            e.execution_providers.join(", ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             Cell::new(&r.id),
         ]);
     }

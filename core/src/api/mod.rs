@@ -168,11 +168,14 @@ impl JobState {
 pub struct PipelineJob {
     pub kind: String,
     pub state: JobState,
-    /// For `benchmark` jobs: the variant measured and the device class (`cpu`, `cuda`).
+    /// For `benchmark` jobs: the variant measured, the device class (`cpu`, `cuda`) and the engine
+    /// (`kiln`, `onnxruntime`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Tries so far, out of `max_attempts` (a worker that dies mid-job costs one).
     pub attempts: i32,
     pub max_attempts: i32,
@@ -299,6 +302,22 @@ pub struct PipelineOptions {
     /// Relative L2 tolerance per variant name, replacing the default for that kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerances: Option<std::collections::BTreeMap<String, f64>>,
+    /// Batch sizes runners measure the variants at, for models with a symbolic batch dim: 1 to 4 sizes,
+    /// each 1-1024. Default: 1 and 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 4)]
+    pub benchmark_batch_sizes: Option<Vec<u32>>,
+    /// Sequence lengths runners measure models with token inputs at: 1 to 4 lengths, each 1-65536.
+    /// Default: 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 4)]
+    pub benchmark_sequence_lengths: Option<Vec<u32>>,
+}
+
+impl PipelineOptions {
+    pub const MAX_BENCHMARK_SIZES: usize = 4;
+    pub const MAX_BENCHMARK_BATCH: u32 = 1024;
+    pub const MAX_BENCHMARK_SEQUENCE: u32 = 65_536;
 }
 
 /// One file of a version: where it sits in the version's tree and which blob holds its bytes.

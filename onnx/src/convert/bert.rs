@@ -168,7 +168,11 @@ pub fn build_into(
             DimSpec::Fixed(d.hidden as i64),
         ],
     );
-    Ok(g.finish("bert", OPSET, vec![super::producer()]))
+    let mut metadata = vec![super::producer()];
+    if let Some(positions) = config["max_position_embeddings"].as_u64() {
+        metadata.push(super::max_sequence(positions as usize));
+    }
+    Ok(g.finish("bert", OPSET, metadata))
 }
 
 /// Generated inputs: two sequences of 7 tokens, the second padded after 4.

@@ -176,7 +176,11 @@ fn build_graph(
     if let Some(cache) = &cache {
         decoder::declare_outputs(&mut g, cache, cache_layout(&d));
     }
-    Ok(g.finish("gpt2", OPSET, vec![super::producer()]))
+    Ok(g.finish(
+        "gpt2",
+        OPSET,
+        vec![super::producer(), super::max_sequence(d.positions)],
+    ))
 }
 
 /// Two sequences of 6 generated token ids.

@@ -200,7 +200,14 @@ fn build_graph(
     if let Some(cache) = &cache {
         decoder::declare_outputs(&mut g, cache, cache_layout(&d));
     }
-    Ok((g.finish("llama", OPSET, vec![super::producer()]), hidden))
+    Ok((
+        g.finish(
+            "llama",
+            OPSET,
+            vec![super::producer(), super::max_sequence(d.positions)],
+        ),
+        hidden,
+    ))
 }
 
 /// candle-transformers' Llama decoding with its cache: the prompt, then each of `tokens` ([b, n]) in

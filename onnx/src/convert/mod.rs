@@ -305,6 +305,18 @@ pub fn convert_hf_with(
     })
 }
 
+/// The metadata key naming the longest sequence a converted model's position table holds: runners cap the
+/// sequence length they measure at by default with it.
+pub const MAX_SEQUENCE_KEY: &str = "kiln.max_sequence_length";
+
+/// The longest sequence the model's position table holds, as metadata.
+pub fn max_sequence(positions: usize) -> proto::StringStringEntryProto {
+    proto::StringStringEntryProto {
+        key: Some(MAX_SEQUENCE_KEY.to_owned()),
+        value: Some(positions.to_string()),
+    }
+}
+
 /// The `producer_name` kiln writes into the models it builds.
 pub fn producer() -> proto::StringStringEntryProto {
     proto::StringStringEntryProto {

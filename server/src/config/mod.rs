@@ -62,6 +62,7 @@ struct RawSettings {
     runner_lease_secs: Option<u64>,
     embedded_runner: Option<bool>,
     embedded_runner_threads: Option<u32>,
+    onnxruntime_lib: Option<PathBuf>,
     step_memory_mb: Option<u64>,
     streamed_variants_above_mb: Option<u64>,
     step_time_secs: Option<u64>,
@@ -112,6 +113,9 @@ pub struct Settings {
     pub embedded_runner: bool,
     /// CPU threads the embedded runner's benchmarks are pinned to.
     pub embedded_runner_threads: u32,
+    /// ONNX Runtime's shared library (KILN_ONNXRUNTIME_LIB): the embedded runner measures with ONNX
+    /// Runtime instead of kiln's evaluator.
+    pub onnxruntime_lib: Option<PathBuf>,
     /// Memory (address space) a pipeline step's child process may use, bytes (KILN_STEP_MEMORY_MB).
     pub step_memory_bytes: u64,
     /// Models whose weights take more than this are optimized streamed, weight by weight (bytes;
@@ -284,6 +288,17 @@ impl Settings {
                 "must be between 1 and 1024",
             ));
         }
+        if let Some(library) = &raw.onnxruntime_lib
+            && !library.is_file()
+        {
+            return Err(config_error(
+                "KILN_ONNXRUNTIME_LIB",
+                format!(
+                    "{} does not exist; run scripts/fetch-onnxruntime.sh and give the path it prints",
+                    library.display()
+                ),
+            ));
+        }
         let log_json = match raw.log_format.as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -384,6 +399,7 @@ impl Settings {
             runner_lease: std::time::Duration::from_secs(runner_lease_secs),
             embedded_runner: raw.embedded_runner.unwrap_or(true),
             embedded_runner_threads,
+            onnxruntime_lib: raw.onnxruntime_lib.clone(),
             step_memory_bytes: step_memory_mb * 1024 * 1024,
             streamed_variants_above_bytes: streamed_variants_above_mb.saturating_mul(1024 * 1024),
             step_time: std::time::Duration::from_secs(step_time_secs),

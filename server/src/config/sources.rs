@@ -23,6 +23,7 @@ const OTHER_PROGRAMS: &[&str] = &[
     "EMBEDDED_RUNNER_URL",
     "EMBEDDED_RUNNER_SECRET",
     "EMBEDDED_RUNNER_CACHE",
+    "EMBEDDED_RUNNER_ONNXRUNTIME_LIB",
 ];
 
 /// Prefixes (after `KILN_`) of the variables kiln's tests and scripts read.

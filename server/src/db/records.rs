@@ -182,6 +182,8 @@ pub struct PipelineJobRow {
     /// For benchmark jobs: the variant measured and the device class (`cpu`, `cuda`) it runs on.
     pub variant: Option<String>,
     pub device: Option<String>,
+    /// The engine a benchmark job is for (`kiln`, `onnxruntime`).
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -273,6 +275,8 @@ pub struct RunnerRow {
     pub threads: Option<i32>,
     pub registered_at: NaiveDateTime,
     pub last_heartbeat_at: NaiveDateTime,
+    /// JSON array of the engines it registered ([`kiln_core::runners::EngineInfo`]).
+    pub engines: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

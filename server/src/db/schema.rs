@@ -257,6 +257,7 @@ diesel::table! {
         options -> Nullable<Text>,
         variant -> Nullable<Text>,
         device -> Nullable<Text>,
+        engine -> Nullable<Text>,
     }
 }
 
@@ -360,6 +361,7 @@ diesel::table! {
         threads -> Nullable<Integer>,
         registered_at -> Timestamp,
         last_heartbeat_at -> Timestamp,
+        engines -> Text,
     }
 }
 

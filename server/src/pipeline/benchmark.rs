@@ -6,31 +6,38 @@ use chrono::NaiveDateTime;
 use kiln_core::ErrorCode;
 use kiln_core::api::JobState;
 use kiln_core::deployment::BenchmarkResult;
-use kiln_core::runners::BenchmarkReport;
+use kiln_core::runners::{BenchmarkReport, EngineInfo};
 
 use super::MAX_ATTEMPTS;
 use crate::db::records::{BenchmarkResultRow, PipelineJobRow, RunnerRow};
-use crate::db::repos::pipeline_jobs::LeaseLost;
+use crate::db::repos::pipeline_jobs::{BenchmarkTarget, LeaseLost};
 use crate::db::repos::{benchmarks, pipeline_jobs, runners, variants, versions};
 use crate::db::{DbConnection, new_id, now};
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
 
-/// Queues a benchmark of every deployable variant on every device class that has a runner heartbeating
-/// since `live_since`. Returns how many jobs.
+/// Queues a benchmark of every deployable variant on every device class and engine that has a runner
+/// heartbeating since `live_since`, with the push's pipeline `options` (its batch sizes and sequence
+/// lengths). Returns how many jobs.
 pub fn queue(
     conn: &mut DbConnection,
     version_id: &str,
     live_since: NaiveDateTime,
+    options: Option<&str>,
 ) -> Result<usize, Error> {
-    let kinds = runners::live_device_kinds(conn, live_since)?;
+    let queues = runners::live_queues(conn, live_since)?;
     let mut queued = 0;
     for (variant, _) in variants::for_version(conn, version_id)? {
         if variant.status != "deployable" {
             continue;
         }
-        for kind in &kinds {
-            pipeline_jobs::enqueue_benchmark(conn, version_id, &variant.name, kind, MAX_ATTEMPTS)?;
+        for (device_kind, engine) in &queues {
+            let target = BenchmarkTarget {
+                variant: &variant.name,
+                device_kind,
+                engine,
+            };
+            pipeline_jobs::enqueue_benchmark(conn, version_id, target, MAX_ATTEMPTS, options)?;
             queued += 1;
         }
     }
@@ -98,12 +105,26 @@ pub fn record(
             "kind" => job.kind.clone(), "outcome" => outcome)
         .record((at - started).num_milliseconds().max(0) as f64 / 1000.0);
     }
+    let engine = registered_engine(runner, job)?;
     for reported in results {
+        if let Some(provider) = &reported.execution_provider
+            && !engine.execution_providers.contains(provider)
+        {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidBenchmark,
+                format!(
+                    "execution provider {provider:?} is not one this runner registered for {} ({})",
+                    engine.name,
+                    engine.execution_providers.join(", ")
+                ),
+            ));
+        }
         let result = BenchmarkResult {
             device: runner.device.clone(),
             device_name: runner.device_name.clone(),
             driver: runner.driver.clone(),
-            engine: runner.engine.clone(),
+            engine: engine.name.clone(),
+            engine_version: Some(engine.version.clone()),
             runner: format!("{} ({})", runner.name, runner.id),
             measured_at: at.and_utc(),
             ..reported
@@ -124,6 +145,20 @@ pub fn record(
         )?;
     }
     finish_stage_if_done(conn, signer, &job.version_id)
+}
+
+/// The engine the job was queued for, as the runner registered it: what the results are attributed to.
+fn registered_engine(runner: &RunnerRow, job: &PipelineJobRow) -> Result<EngineInfo, Error> {
+    let wanted = job.engine.as_deref().unwrap_or(EngineInfo::KILN);
+    serde_json::from_str::<Vec<EngineInfo>>(&runner.engines)?
+        .into_iter()
+        .find(|e| e.name == wanted)
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "runner {} holds a {wanted} job but did not register that engine",
+                runner.id
+            ))
+        })
 }
 
 /// Numbers a manifest can carry: 1-16 results, each with a batch of at least 1, at least one timed
@@ -155,6 +190,21 @@ fn check(results: Vec<BenchmarkResult>) -> Result<Vec<BenchmarkResult>, Error> {
         }
         if r.peak_memory_bytes.is_some_and(|m| m < 0) {
             return bad("peak_memory_bytes must be at least 0".to_owned());
+        }
+        if r.sequence_length.is_some_and(|l| l < 1) {
+            return bad("sequence_length must be at least 1".to_owned());
+        }
+        if r.engine_options.len() > 16
+            || r.engine_options
+                .iter()
+                .any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > 256)
+        {
+            return bad(
+                "engine_options: at most 16, names 1-64 characters, values at most 256".to_owned(),
+            );
+        }
+        if r.execution_provider.as_ref().is_some_and(|p| p.len() > 64) {
+            return bad("execution_provider must be at most 64 characters".to_owned());
         }
         if let Some(g) = &r.generation {
             let times = [

@@ -121,7 +121,12 @@ fn after_step(
             crate::manifest::republish(conn, &context.signer, version_id)?;
             let runner_lease = chrono::Duration::from_std(context.runner_lease)
                 .map_err(|e| Error::Internal(format!("runner lease out of range: {e}")))?;
-            benchmark::queue(conn, version_id, now() - runner_lease)?;
+            benchmark::queue(
+                conn,
+                version_id,
+                now() - runner_lease,
+                job.options.as_deref(),
+            )?;
         }
     }
     Ok(())

@@ -130,6 +130,35 @@ fn check_pipeline_options(options: &kiln_core::api::PipelineOptions) -> Result<(
             ));
         }
     }
+    use kiln_core::api::PipelineOptions as Options;
+    for (field, sizes, max) in [
+        (
+            "benchmark_batch_sizes",
+            &options.benchmark_batch_sizes,
+            Options::MAX_BENCHMARK_BATCH,
+        ),
+        (
+            "benchmark_sequence_lengths",
+            &options.benchmark_sequence_lengths,
+            Options::MAX_BENCHMARK_SEQUENCE,
+        ),
+    ] {
+        let Some(sizes) = sizes else { continue };
+        let distinct: std::collections::BTreeSet<_> = sizes.iter().collect();
+        if sizes.is_empty()
+            || sizes.len() > Options::MAX_BENCHMARK_SIZES
+            || distinct.len() != sizes.len()
+            || sizes.iter().any(|s| !(1..=max).contains(s))
+        {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidBenchmarkOptions,
+                format!(
+                    "{field}: 1 to {} different sizes, each 1 to {max}",
+                    Options::MAX_BENCHMARK_SIZES
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::Connection;
+use kiln_core::api::PipelineOptions;
 use kiln_core::runners::{
-    BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration, RunnerState,
-    RunnerView,
+    BenchmarkJob, BenchmarkReport, EngineInfo, HeartbeatAck, RegisteredRunner, RunnerRegistration,
+    RunnerState, RunnerView,
 };
 use kiln_core::{ModelName, NamespaceName, VersionName};
 
@@ -91,7 +92,62 @@ fn check(registration: &RunnerRegistration) -> Result<(), Error> {
     if registration.driver.as_ref().is_some_and(|d| d.len() > 256) {
         return bad("driver must be at most 256 characters".to_owned());
     }
+    check_engines(&registration.engines)
+}
+
+fn check_engines(engines: &[EngineInfo]) -> Result<(), Error> {
+    let bad = |message: String| Err(Error::bad_request(ErrorCode::InvalidRunner, message));
+    if engines.len() > 8 {
+        return bad(format!("engines: at most 8, not {}", engines.len()));
+    }
+    for (i, engine) in engines.iter().enumerate() {
+        let name_ok = engine.name.len() <= 32
+            && engine.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && engine
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return bad(format!(
+                "engine name {:?}: 1-32 characters, lowercase letters, digits, - and _, starting with a letter",
+                engine.name
+            ));
+        }
+        if engines[..i].iter().any(|e| e.name == engine.name) {
+            return bad(format!("engine {:?} is listed twice", engine.name));
+        }
+        if engine.version.trim().is_empty() || engine.version.len() > 64 {
+            return bad(format!(
+                "engine {}: version must be 1-64 characters",
+                engine.name
+            ));
+        }
+        let providers = &engine.execution_providers;
+        if providers.is_empty()
+            || providers.len() > 16
+            || providers
+                .iter()
+                .any(|p| p.trim().is_empty() || p.len() > 64)
+        {
+            return bad(format!(
+                "engine {}: execution_providers: 1 to 16, each 1-64 characters",
+                engine.name
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The engines a registration offers; none listed is kiln's evaluator (runners from before engines).
+fn engines_of(registration: &RunnerRegistration) -> Vec<EngineInfo> {
+    if !registration.engines.is_empty() {
+        return registration.engines.clone();
+    }
+    vec![EngineInfo {
+        name: EngineInfo::KILN.to_owned(),
+        version: registration.kiln_version.clone(),
+        execution_providers: vec![registration.device_kind().to_owned()],
+    }]
 }
 
 /// The runner, when `token_id` registered it.
@@ -132,6 +188,7 @@ fn view(
         kiln_version: row.kiln_version,
         capabilities: serde_json::from_str(&row.capabilities)?,
         threads: row.threads.map(|t| t as u32),
+        engines: serde_json::from_str(&row.engines)?,
         state,
         registered_at: row.registered_at.and_utc(),
         last_heartbeat_at: row.last_heartbeat_at.and_utc(),
@@ -168,6 +225,7 @@ impl RunnerService {
             threads: registration.threads.map(|t| t as i32),
             registered_at: at,
             last_heartbeat_at: at,
+            engines: serde_json::to_string(&engines_of(&registration))?,
         };
         let lost_before = at - lease(self.lease);
         let id = self
@@ -245,9 +303,14 @@ impl RunnerService {
             .run(move |conn| {
                 let runner = owned(conn, &runner_id, &token_id)?;
                 runners::touch(conn, &runner_id, now())?;
+                let engines: Vec<String> = serde_json::from_str::<Vec<EngineInfo>>(&runner.engines)?
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
                 loop {
                     let queue = Queue::Benchmark {
                         device_kind: &runner.device_kind,
+                        engines: &engines,
                     };
                     // Giving a job up and finishing the version's benchmark stage commit together.
                     let claimed = conn.transaction(|conn| {
@@ -325,8 +388,9 @@ impl RunnerService {
                 let mut failed = 0;
                 for job in pipeline_jobs::orphaned_benchmarks(conn, before)? {
                     let device = job.device.clone().unwrap_or_default();
+                    let engine = job.engine.clone().unwrap_or_default();
                     let message = format!(
-                        "not measured: no {device} runner was heard from for {} s",
+                        "not measured: no {device} runner with the {engine} engine was heard from for {} s",
                         silent.num_seconds()
                     );
                     conn.transaction(|conn| {
@@ -373,7 +437,17 @@ fn describe(conn: &mut DbConnection, job: PipelineJobRow) -> Result<BenchmarkJob
         .find(|(v, _)| v.name == variant)
         .ok_or_else(|| Error::Internal(format!("benchmark job {} has no variant", job.id)))?;
     let files = variant_file_entries(&row.model_path, files)?;
+    let options: PipelineOptions = match &job.options {
+        Some(options) => serde_json::from_str(options)?,
+        None => PipelineOptions::default(),
+    };
     Ok(BenchmarkJob {
+        engine: job
+            .engine
+            .clone()
+            .unwrap_or_else(|| EngineInfo::KILN.to_owned()),
+        batch_sizes: options.benchmark_batch_sizes.unwrap_or_default(),
+        sequence_lengths: options.benchmark_sequence_lengths.unwrap_or_default(),
         job_id: job.id,
         model: format!("{ns}/{model}"),
         version: version.version.parse()?,

@@ -11,7 +11,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_runner::engine::Settings;
+use kiln_runner::engine::{Engine, Settings, onnxruntime};
 use kiln_runner::http::HttpCoordinator;
 use kiln_runner::{Runner, device};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,7 @@ const URL: &str = "KILN_EMBEDDED_RUNNER_URL";
 const SECRET: &str = "KILN_EMBEDDED_RUNNER_SECRET";
 const CACHE: &str = "KILN_EMBEDDED_RUNNER_CACHE";
 const THREADS: &str = "KILN_EMBEDDED_RUNNER_THREADS";
+const ONNXRUNTIME_LIB: &str = "KILN_EMBEDDED_RUNNER_ONNXRUNTIME_LIB";
 
 /// How the parent starts its runner child.
 pub struct EmbeddedRunner {
@@ -32,6 +33,9 @@ pub struct EmbeddedRunner {
     pub secret: String,
     pub cache: PathBuf,
     pub threads: u32,
+    /// ONNX Runtime's library (KILN_ONNXRUNTIME_LIB): the runner measures with it instead of kiln's
+    /// evaluator.
+    pub onnxruntime_lib: Option<PathBuf>,
     /// The server's log format, which the child follows.
     pub log_json: bool,
 }
@@ -49,6 +53,7 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
                 .env(SECRET, &runner.secret)
                 .env(CACHE, &runner.cache)
                 .env(THREADS, runner.threads.to_string())
+                .envs(runner.onnxruntime_lib.iter().map(|l| (ONNXRUNTIME_LIB, l)))
                 .env(
                     "KILN_LOG_FORMAT",
                     if runner.log_json { "json" } else { "text" },
@@ -124,11 +129,23 @@ pub fn run_child() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // ONNX Runtime when the server was told where its library is; kiln's evaluator otherwise.
+        let engines = match std::env::var_os(ONNXRUNTIME_LIB) {
+            Some(library) => match onnxruntime::Runtime::load(std::path::Path::new(&library)) {
+                Ok(runtime) => vec![Engine::OnnxRuntime(Arc::new(runtime))],
+                Err(e) => {
+                    eprintln!("kiln-server embedded-runner: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => vec![Engine::Kiln],
+        };
         let runner = Arc::new(Runner {
             coordinator: Arc::new(coordinator),
             name: EMBEDDED_RUNNER.to_owned(),
             device,
             info,
+            engines,
             // Lighter than a dedicated runner's defaults: it shares the machine with the server.
             settings: Settings {
                 threads,

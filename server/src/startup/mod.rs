@@ -175,6 +175,7 @@ impl Application {
                     secret,
                     cache: settings.data_dir.join("runner-cache"),
                     threads: settings.embedded_runner_threads,
+                    onnxruntime_lib: settings.onnxruntime_lib.clone(),
                     log_json: settings.log_json,
                 },
                 workers_stop.clone(),

@@ -110,6 +110,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
         // Tests that want benchmarks turn it on (or start runners of their own).
         embedded_runner: false,
         embedded_runner_threads: 1,
+        onnxruntime_lib: None,
         step_memory_bytes: 4 * 1024 * 1024 * 1024,
         streamed_variants_above_bytes: 512 * 1024 * 1024,
         step_time: std::time::Duration::from_secs(600),

@@ -21,6 +21,7 @@ mod operations_metrics;
 mod paging;
 mod pipeline;
 mod read_cache;
+mod runner_engines;
 mod runners;
 mod service_docs;
 mod storage_collection;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Backend, TestApp, expect_error, expect_json};
 
-async fn runner_token(app: &TestApp, name: &str) -> String {
+pub(crate) async fn runner_token(app: &TestApp, name: &str) -> String {
     let created: Value = expect_json(
         app.post_json(
             "/api/v1/tokens",
@@ -25,7 +25,7 @@ async fn runner_token(app: &TestApp, name: &str) -> String {
     created["token"].as_str().unwrap().to_owned()
 }
 
-fn registration(name: &str) -> Value {
+pub(crate) fn registration(name: &str) -> Value {
     json!({
         "name": name, "device": "cpu", "device_name": "test CPU", "memory_bytes": null, "driver": null,
         "engine": "test", "kiln_version": "0", "capabilities": ["benchmark"], "threads": 1
@@ -102,7 +102,7 @@ impl<'a> TestRunner<'a> {
     }
 }
 
-async fn push_mlp(app: &TestApp, reference: &str, variants: &[&str]) -> VersionDetail {
+pub(crate) async fn push_mlp(app: &TestApp, reference: &str, variants: &[&str]) -> VersionDetail {
     let model = kiln_onnx::sample_models::mlp_graph(false).encode_to_vec();
     let (name, version) = reference.split_once(':').unwrap();
     let blob = app.upload_blob(&model).await;
@@ -397,7 +397,7 @@ async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(app: 
         .filter(|j| j.device.as_deref() == Some("cuda"))
         .map(|j| (j.state.as_str(), j.message.as_deref()))
         .collect();
-    let why = Some("not measured: no cuda runner was heard from for 6 s");
+    let why = Some("not measured: no cuda runner with the kiln engine was heard from for 6 s");
     assert_eq!(cuda, [("failed", why), ("failed", why)]);
     let published = version_manifest(&app).await;
     assert_eq!(published.sequence, 3);
@@ -410,7 +410,7 @@ async fn benchmarks_no_runner_will_claim_are_failed_and_the_rest_published(app: 
     );
 }
 
-async fn version_manifest(app: &TestApp) -> ManifestResponse {
+pub(crate) async fn version_manifest(app: &TestApp) -> ManifestResponse {
     expect_json(
         app.get("/api/v1/models/acme/m/versions/1/manifest").await,
         StatusCode::OK,
@@ -418,7 +418,7 @@ async fn version_manifest(app: &TestApp) -> ManifestResponse {
     .await
 }
 
-async fn spawn_with_short_lease(backend: Backend) -> TestApp {
+pub(crate) async fn spawn_with_short_lease(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, |s| {
         s.runner_lease = Duration::from_secs(2);
     })

@@ -20,21 +20,31 @@ pub fn enqueue(
     insert(conn, version_id, kind, max_attempts, options, None)
 }
 
-/// Queues the benchmark of one variant on one device class (`cpu`, `cuda`), for runners to claim.
+/// What a benchmark job measures: a variant, on a device class (`cpu`, `cuda`), with an engine (`kiln`,
+/// `onnxruntime`).
+#[derive(Debug, Clone, Copy)]
+pub struct BenchmarkTarget<'a> {
+    pub variant: &'a str,
+    pub device_kind: &'a str,
+    pub engine: &'a str,
+}
+
+/// Queues one benchmark for runners to claim; `options` are the push's pipeline options (its batch sizes
+/// and sequence lengths).
 pub fn enqueue_benchmark(
     conn: &mut DbConnection,
     version_id: &str,
-    variant: &str,
-    device_kind: &str,
+    target: BenchmarkTarget<'_>,
     max_attempts: i32,
+    options: Option<&str>,
 ) -> QueryResult<()> {
     insert(
         conn,
         version_id,
         JOB_BENCHMARK,
         max_attempts,
-        None,
-        Some((variant, device_kind)),
+        options,
+        Some(target),
     )
 }
 
@@ -44,7 +54,7 @@ fn insert(
     kind: &str,
     max_attempts: i32,
     options: Option<&str>,
-    benchmark: Option<(&str, &str)>,
+    benchmark: Option<BenchmarkTarget<'_>>,
 ) -> QueryResult<()> {
     diesel::insert_into(pipeline_jobs::table)
         .values(PipelineJobRow {
@@ -62,8 +72,9 @@ fn insert(
             started_at: None,
             finished_at: None,
             options: options.map(str::to_owned),
-            variant: benchmark.map(|(variant, _)| variant.to_owned()),
-            device: benchmark.map(|(_, device)| device.to_owned()),
+            variant: benchmark.map(|b| b.variant.to_owned()),
+            device: benchmark.map(|b| b.device_kind.to_owned()),
+            engine: benchmark.map(|b| b.engine.to_owned()),
         })
         .execute(conn)?;
     Ok(())
@@ -122,25 +133,29 @@ impl std::fmt::Display for LeaseLost {
     }
 }
 
-/// Queued benchmark jobs created before `before` for a device class no runner has heartbeat for since
-/// `before`: nobody is coming for them.
+/// Queued benchmark jobs created before `before` for a device class and engine no runner has heartbeat
+/// for since `before`: nobody is coming for them.
 pub fn orphaned_benchmarks(
     conn: &mut DbConnection,
     before: NaiveDateTime,
 ) -> QueryResult<Vec<PipelineJobRow>> {
-    use crate::db::schema::runners;
-    let live: Vec<String> = runners::table
-        .filter(runners::last_heartbeat_at.ge(before))
-        .select(runners::device_kind)
-        .distinct()
-        .load(conn)?;
-    pipeline_jobs::table
+    let live = super::runners::live_queues(conn, before)?;
+    let queued: Vec<PipelineJobRow> = pipeline_jobs::table
         .filter(pipeline_jobs::kind.eq(JOB_BENCHMARK))
         .filter(pipeline_jobs::state.eq(JobState::Queued.as_str()))
         .filter(pipeline_jobs::created_at.lt(before))
-        .filter(pipeline_jobs::device.ne_all(live))
         .select(PipelineJobRow::as_select())
-        .load(conn)
+        .load(conn)?;
+    Ok(queued
+        .into_iter()
+        .filter(|job| {
+            let queue = (
+                job.device.clone().unwrap_or_default(),
+                job.engine.clone().unwrap_or_default(),
+            );
+            !live.contains(&queue)
+        })
+        .collect())
 }
 
 /// Fails a job still queued (a compare-and-swap on its state); false when someone claimed it meanwhile.
@@ -210,11 +225,14 @@ pub enum Claim {
 }
 
 /// Which jobs a claimer takes: the server's pipeline workers take everything but benchmarks; a runner takes
-/// the benchmarks queued for its device class.
+/// the benchmarks queued for its device class and one of its engines.
 #[derive(Debug, Clone, Copy)]
 pub enum Queue<'a> {
     Pipeline,
-    Benchmark { device_kind: &'a str },
+    Benchmark {
+        device_kind: &'a str,
+        engines: &'a [String],
+    },
 }
 
 #[derive(QueryableByName)]
@@ -233,9 +251,20 @@ fn candidates(
     at: NaiveDateTime,
 ) -> QueryResult<Vec<PipelineJobRow>> {
     if let DbConnection::Postgresql(pg) = conn {
-        let (kind_filter, device) = match queue {
-            Queue::Pipeline => ("kind <> $2 AND $3 = ''", ""),
-            Queue::Benchmark { device_kind } => ("kind = $2 AND device = $3", device_kind),
+        let (kind_filter, device, engines) = match queue {
+            Queue::Pipeline => (
+                "kind <> $2 AND $3 = '' AND cardinality($4) = 0",
+                "",
+                &[][..],
+            ),
+            Queue::Benchmark {
+                device_kind,
+                engines,
+            } => (
+                "kind = $2 AND device = $3 AND engine = ANY($4)",
+                device_kind,
+                engines,
+            ),
         };
         let ids: Vec<JobId> = diesel::sql_query(format!(
             "SELECT id FROM pipeline_jobs \
@@ -245,6 +274,7 @@ fn candidates(
         .bind::<diesel::sql_types::Timestamp, _>(at)
         .bind::<diesel::sql_types::Text, _>(JOB_BENCHMARK)
         .bind::<diesel::sql_types::Text, _>(device)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(engines)
         .load(pg)?;
         let ids: Vec<String> = ids.into_iter().map(|j| j.id).collect();
         return pipeline_jobs::table
@@ -264,9 +294,13 @@ fn candidates(
         .into_boxed();
     query = match queue {
         Queue::Pipeline => query.filter(pipeline_jobs::kind.ne(JOB_BENCHMARK)),
-        Queue::Benchmark { device_kind } => query
+        Queue::Benchmark {
+            device_kind,
+            engines,
+        } => query
             .filter(pipeline_jobs::kind.eq(JOB_BENCHMARK))
-            .filter(pipeline_jobs::device.eq(device_kind.to_owned())),
+            .filter(pipeline_jobs::device.eq(device_kind.to_owned()))
+            .filter(pipeline_jobs::engine.eq_any(engines.to_vec())),
     };
     query
         .order((pipeline_jobs::created_at.asc(), pipeline_jobs::id.asc()))

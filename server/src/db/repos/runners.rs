@@ -54,6 +54,7 @@ pub fn update_registration(
         runners::kiln_version.eq(&row.kiln_version),
         runners::capabilities.eq(&row.capabilities),
         runners::threads.eq(row.threads),
+        runners::engines.eq(&row.engines),
         runners::last_heartbeat_at.eq(row.last_heartbeat_at),
     ))
     .execute(conn)?;
@@ -98,17 +99,25 @@ pub fn list(
     query.load(conn)
 }
 
-/// The device classes of runners that heartbeat since `since`: what benchmark jobs are queued for.
-pub fn live_device_kinds(
+/// The (device class, engine) pairs of runners that heartbeat since `since`: what benchmark jobs are
+/// queued for.
+pub fn live_queues(
     conn: &mut DbConnection,
     since: NaiveDateTime,
-) -> QueryResult<Vec<String>> {
-    runners::table
+) -> QueryResult<std::collections::BTreeSet<(String, String)>> {
+    let rows: Vec<(String, String)> = runners::table
         .filter(runners::last_heartbeat_at.ge(since))
-        .select(runners::device_kind)
-        .distinct()
-        .order(runners::device_kind.asc())
-        .load(conn)
+        .select((runners::device_kind, runners::engines))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|(kind, engines)| {
+            // Written by the server from a checked registration; a row it cannot read offers nothing.
+            let engines: Vec<kiln_core::runners::EngineInfo> =
+                serde_json::from_str(&engines).unwrap_or_default();
+            engines.into_iter().map(move |e| (kind.clone(), e.name))
+        })
+        .collect())
 }
 
 /// Names of runners by id.

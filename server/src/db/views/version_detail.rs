@@ -135,6 +135,7 @@ fn job(row: PipelineJobRow) -> Result<PipelineJob, Error> {
         kind: row.kind,
         variant: row.variant,
         device: row.device,
+        engine: row.engine,
         attempts: row.attempts,
         max_attempts: row.max_attempts,
         message: row.message,

@@ -1,0 +1,2 @@
+ALTER TABLE pipeline_jobs DROP COLUMN engine;
+ALTER TABLE runners DROP COLUMN engines;
