@@ -11,6 +11,7 @@ from .benchmark_report_type_0_outcome import BenchmarkReportType0Outcome
 from .benchmark_report_type_1 import BenchmarkReportType1
 from .benchmark_report_type_1_outcome import BenchmarkReportType1Outcome
 from .benchmark_result import BenchmarkResult
+from .benchmark_result_engine_options import BenchmarkResultEngineOptions
 from .benchmark_result_input_shapes import BenchmarkResultInputShapes
 from .blob_info import BlobInfo
 from .blob_problem import BlobProblem
@@ -24,6 +25,7 @@ from .create_version_request import CreateVersionRequest
 from .created_token import CreatedToken
 from .created_webhook import CreatedWebhook
 from .deployment_manifest import DeploymentManifest
+from .engine_info import EngineInfo
 from .error_body import ErrorBody
 from .error_response import ErrorResponse
 from .file_entry import FileEntry
@@ -117,6 +119,7 @@ __all__ = (
     "BenchmarkReportType1",
     "BenchmarkReportType1Outcome",
     "BenchmarkResult",
+    "BenchmarkResultEngineOptions",
     "BenchmarkResultInputShapes",
     "BlobInfo",
     "BlobProblem",
@@ -130,6 +133,7 @@ __all__ = (
     "CreatedToken",
     "CreatedWebhook",
     "DeploymentManifest",
+    "EngineInfo",
     "ErrorBody",
     "ErrorResponse",
     "FileEntry",

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.file_entry import FileEntry
@@ -27,6 +29,10 @@ class BenchmarkJob:
         model (str): `namespace/model`.
         variant (str):
         version (str):
+        batch_sizes (list[int] | Unset): Batch sizes the push asked for (empty: the runner's own).
+        engine (str | Unset): The engine to measure with, one the runner registered.
+        sequence_lengths (list[int] | Unset): Sequence lengths for token inputs the push asked for (empty: the runner's
+            own).
     """
 
     attempt: int
@@ -36,6 +42,9 @@ class BenchmarkJob:
     model: str
     variant: str
     version: str
+    batch_sizes: list[int] | Unset = UNSET
+    engine: str | Unset = UNSET
+    sequence_lengths: list[int] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +65,16 @@ class BenchmarkJob:
 
         version = self.version
 
+        batch_sizes: list[int] | Unset = UNSET
+        if not isinstance(self.batch_sizes, Unset):
+            batch_sizes = self.batch_sizes
+
+        engine = self.engine
+
+        sequence_lengths: list[int] | Unset = UNSET
+        if not isinstance(self.sequence_lengths, Unset):
+            sequence_lengths = self.sequence_lengths
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -69,6 +88,12 @@ class BenchmarkJob:
                 "version": version,
             }
         )
+        if batch_sizes is not UNSET:
+            field_dict["batch_sizes"] = batch_sizes
+        if engine is not UNSET:
+            field_dict["engine"] = engine
+        if sequence_lengths is not UNSET:
+            field_dict["sequence_lengths"] = sequence_lengths
 
         return field_dict
 
@@ -96,6 +121,12 @@ class BenchmarkJob:
 
         version = d.pop("version")
 
+        batch_sizes = cast(list[int], d.pop("batch_sizes", UNSET))
+
+        engine = d.pop("engine", UNSET)
+
+        sequence_lengths = cast(list[int], d.pop("sequence_lengths", UNSET))
+
         benchmark_job = cls(
             attempt=attempt,
             files=files,
@@ -104,6 +135,9 @@ class BenchmarkJob:
             model=model,
             variant=variant,
             version=version,
+            batch_sizes=batch_sizes,
+            engine=engine,
+            sequence_lengths=sequence_lengths,
         )
 
         benchmark_job.additional_properties = d

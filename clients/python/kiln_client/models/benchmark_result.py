@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.benchmark_result_engine_options import BenchmarkResultEngineOptions
     from ..models.benchmark_result_input_shapes import BenchmarkResultInputShapes
     from ..models.generation_result import GenerationResult
 
@@ -26,7 +27,8 @@ class BenchmarkResult:
             batch_size (int):
             device (str): `cpu` or `cuda:0`.
             device_name (str): E.g. `NVIDIA H200` or the CPU model.
-            engine (str): The engine that ran it, with its version.
+            engine (str): The engine that ran it: `kiln` or `onnxruntime` (results from before engines were registered carry
+                a description of kiln's evaluator here).
             input_shapes (BenchmarkResultInputShapes): The shape of each input the variant was run with (symbolic dims made
                 concrete).
             iterations (int):
@@ -38,12 +40,20 @@ class BenchmarkResult:
             throughput (float): Items per second at the median latency: batch_size / p50.
             warmup_iterations (int):
             driver (None | str | Unset): GPU driver and CUDA versions, when on a GPU.
+            engine_options (BenchmarkResultEngineOptions | Unset): The engine settings a deployment would reproduce, e.g.
+                `graph_optimization_level`,
+                `intra_op_threads`, `cuda_graph`.
+            engine_version (None | str | Unset): The engine's version, e.g. `1.32.0`.
+            execution_provider (None | str | Unset): Where the engine ran it, e.g. `CPUExecutionProvider`,
+                `CUDAExecutionProvider`.
             generation (GenerationResult | None | Unset):
             max_abs_error (float | None | Unset): Largest absolute difference of the outputs on this device from kiln's CPU
                 reference.
             peak_memory_bytes (int | None | Unset): Peak memory while running: GPU memory in use on the device, or the
                 runner process's peak resident
                 set on a CPU; None where it cannot be told apart (the server's embedded runner).
+            sequence_length (int | None | Unset): The length given to token inputs' sequence dim, for models with token
+                inputs.
             threads (int | None | Unset): CPU threads the engine was pinned to.
     """
 
@@ -61,9 +71,13 @@ class BenchmarkResult:
     throughput: float
     warmup_iterations: int
     driver: None | str | Unset = UNSET
+    engine_options: BenchmarkResultEngineOptions | Unset = UNSET
+    engine_version: None | str | Unset = UNSET
+    execution_provider: None | str | Unset = UNSET
     generation: GenerationResult | None | Unset = UNSET
     max_abs_error: float | None | Unset = UNSET
     peak_memory_bytes: int | None | Unset = UNSET
+    sequence_length: int | None | Unset = UNSET
     threads: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -102,6 +116,22 @@ class BenchmarkResult:
         else:
             driver = self.driver
 
+        engine_options: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.engine_options, Unset):
+            engine_options = self.engine_options.to_dict()
+
+        engine_version: None | str | Unset
+        if isinstance(self.engine_version, Unset):
+            engine_version = UNSET
+        else:
+            engine_version = self.engine_version
+
+        execution_provider: None | str | Unset
+        if isinstance(self.execution_provider, Unset):
+            execution_provider = UNSET
+        else:
+            execution_provider = self.execution_provider
+
         generation: dict[str, Any] | None | Unset
         if isinstance(self.generation, Unset):
             generation = UNSET
@@ -121,6 +151,12 @@ class BenchmarkResult:
             peak_memory_bytes = UNSET
         else:
             peak_memory_bytes = self.peak_memory_bytes
+
+        sequence_length: int | None | Unset
+        if isinstance(self.sequence_length, Unset):
+            sequence_length = UNSET
+        else:
+            sequence_length = self.sequence_length
 
         threads: int | None | Unset
         if isinstance(self.threads, Unset):
@@ -149,12 +185,20 @@ class BenchmarkResult:
         )
         if driver is not UNSET:
             field_dict["driver"] = driver
+        if engine_options is not UNSET:
+            field_dict["engine_options"] = engine_options
+        if engine_version is not UNSET:
+            field_dict["engine_version"] = engine_version
+        if execution_provider is not UNSET:
+            field_dict["execution_provider"] = execution_provider
         if generation is not UNSET:
             field_dict["generation"] = generation
         if max_abs_error is not UNSET:
             field_dict["max_abs_error"] = max_abs_error
         if peak_memory_bytes is not UNSET:
             field_dict["peak_memory_bytes"] = peak_memory_bytes
+        if sequence_length is not UNSET:
+            field_dict["sequence_length"] = sequence_length
         if threads is not UNSET:
             field_dict["threads"] = threads
 
@@ -162,6 +206,9 @@ class BenchmarkResult:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.benchmark_result_engine_options import (
+            BenchmarkResultEngineOptions,
+        )
         from ..models.benchmark_result_input_shapes import BenchmarkResultInputShapes
         from ..models.generation_result import GenerationResult
 
@@ -201,6 +248,33 @@ class BenchmarkResult:
 
         driver = _parse_driver(d.pop("driver", UNSET))
 
+        _engine_options = d.pop("engine_options", UNSET)
+        engine_options: BenchmarkResultEngineOptions | Unset
+        if isinstance(_engine_options, Unset):
+            engine_options = UNSET
+        else:
+            engine_options = BenchmarkResultEngineOptions.from_dict(_engine_options)
+
+        def _parse_engine_version(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        engine_version = _parse_engine_version(d.pop("engine_version", UNSET))
+
+        def _parse_execution_provider(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        execution_provider = _parse_execution_provider(
+            d.pop("execution_provider", UNSET)
+        )
+
         def _parse_generation(data: object) -> GenerationResult | None | Unset:
             if data is None:
                 return data
@@ -236,6 +310,15 @@ class BenchmarkResult:
 
         peak_memory_bytes = _parse_peak_memory_bytes(d.pop("peak_memory_bytes", UNSET))
 
+        def _parse_sequence_length(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        sequence_length = _parse_sequence_length(d.pop("sequence_length", UNSET))
+
         def _parse_threads(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -260,9 +343,13 @@ class BenchmarkResult:
             throughput=throughput,
             warmup_iterations=warmup_iterations,
             driver=driver,
+            engine_options=engine_options,
+            engine_version=engine_version,
+            execution_provider=execution_provider,
             generation=generation,
             max_abs_error=max_abs_error,
             peak_memory_bytes=peak_memory_bytes,
+            sequence_length=sequence_length,
             threads=threads,
         )
 

@@ -28,12 +28,15 @@ class PipelineJob:
         max_attempts (int):
         state (JobState): A pipeline job's state.
         device (None | str | Unset):
+        engine (None | str | Unset):
         finished_at (datetime.datetime | None | Unset):
         message (None | str | Unset): Why the job failed, in words a user can act on.
         report (None | PipelineJobReportType0 | Unset): What the job found or did (formats detected, findings,
             validation numbers).
         started_at (datetime.datetime | None | Unset):
-        variant (None | str | Unset): For `benchmark` jobs: the variant measured and the device class (`cpu`, `cuda`).
+        variant (None | str | Unset): For `benchmark` jobs: the variant measured, the device class (`cpu`, `cuda`) and
+            the engine
+            (`kiln`, `onnxruntime`).
     """
 
     attempts: int
@@ -42,6 +45,7 @@ class PipelineJob:
     max_attempts: int
     state: JobState
     device: None | str | Unset = UNSET
+    engine: None | str | Unset = UNSET
     finished_at: datetime.datetime | None | Unset = UNSET
     message: None | str | Unset = UNSET
     report: None | PipelineJobReportType0 | Unset = UNSET
@@ -67,6 +71,12 @@ class PipelineJob:
             device = UNSET
         else:
             device = self.device
+
+        engine: None | str | Unset
+        if isinstance(self.engine, Unset):
+            engine = UNSET
+        else:
+            engine = self.engine
 
         finished_at: None | str | Unset
         if isinstance(self.finished_at, Unset):
@@ -117,6 +127,8 @@ class PipelineJob:
         )
         if device is not UNSET:
             field_dict["device"] = device
+        if engine is not UNSET:
+            field_dict["engine"] = engine
         if finished_at is not UNSET:
             field_dict["finished_at"] = finished_at
         if message is not UNSET:
@@ -153,6 +165,15 @@ class PipelineJob:
             return cast(None | str | Unset, data)
 
         device = _parse_device(d.pop("device", UNSET))
+
+        def _parse_engine(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        engine = _parse_engine(d.pop("engine", UNSET))
 
         def _parse_finished_at(data: object) -> datetime.datetime | None | Unset:
             if data is None:
@@ -230,6 +251,7 @@ class PipelineJob:
             max_attempts=max_attempts,
             state=state,
             device=device,
+            engine=engine,
             finished_at=finished_at,
             message=message,
             report=report,

@@ -21,6 +21,12 @@ class PipelineOptions:
     """What a push asks of its pipeline.
 
     Attributes:
+        benchmark_batch_sizes (list[int] | None | Unset): Batch sizes runners measure the variants at, for models with a
+            symbolic batch dim: 1 to 4 sizes,
+            each 1-1024. Default: 1 and 8.
+        benchmark_sequence_lengths (list[int] | None | Unset): Sequence lengths runners measure models with token inputs
+            at: 1 to 4 lengths, each 1-65536.
+            Default: 128.
         tolerances (None | PipelineOptionsTolerancesType0 | Unset): Relative L2 tolerance per variant name, replacing
             the default for that kind.
         variants (list[str] | None | Unset): Variants to make from the optimized model: `fp32`, `fp16`, `int8`,
@@ -28,6 +34,8 @@ class PipelineOptions:
             of the weights zeroed, 1-99). Default: fp32, fp16, int8.
     """
 
+    benchmark_batch_sizes: list[int] | None | Unset = UNSET
+    benchmark_sequence_lengths: list[int] | None | Unset = UNSET
     tolerances: None | PipelineOptionsTolerancesType0 | Unset = UNSET
     variants: list[str] | None | Unset = UNSET
 
@@ -35,6 +43,24 @@ class PipelineOptions:
         from ..models.pipeline_options_tolerances_type_0 import (
             PipelineOptionsTolerancesType0,
         )
+
+        benchmark_batch_sizes: list[int] | None | Unset
+        if isinstance(self.benchmark_batch_sizes, Unset):
+            benchmark_batch_sizes = UNSET
+        elif isinstance(self.benchmark_batch_sizes, list):
+            benchmark_batch_sizes = self.benchmark_batch_sizes
+
+        else:
+            benchmark_batch_sizes = self.benchmark_batch_sizes
+
+        benchmark_sequence_lengths: list[int] | None | Unset
+        if isinstance(self.benchmark_sequence_lengths, Unset):
+            benchmark_sequence_lengths = UNSET
+        elif isinstance(self.benchmark_sequence_lengths, list):
+            benchmark_sequence_lengths = self.benchmark_sequence_lengths
+
+        else:
+            benchmark_sequence_lengths = self.benchmark_sequence_lengths
 
         tolerances: dict[str, Any] | None | Unset
         if isinstance(self.tolerances, Unset):
@@ -56,6 +82,10 @@ class PipelineOptions:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if benchmark_batch_sizes is not UNSET:
+            field_dict["benchmark_batch_sizes"] = benchmark_batch_sizes
+        if benchmark_sequence_lengths is not UNSET:
+            field_dict["benchmark_sequence_lengths"] = benchmark_sequence_lengths
         if tolerances is not UNSET:
             field_dict["tolerances"] = tolerances
         if variants is not UNSET:
@@ -70,6 +100,44 @@ class PipelineOptions:
         )
 
         d = dict(src_dict)
+
+        def _parse_benchmark_batch_sizes(data: object) -> list[int] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                benchmark_batch_sizes_type_0 = cast(list[int], data)
+
+                return benchmark_batch_sizes_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[int] | None | Unset, data)
+
+        benchmark_batch_sizes = _parse_benchmark_batch_sizes(
+            d.pop("benchmark_batch_sizes", UNSET)
+        )
+
+        def _parse_benchmark_sequence_lengths(data: object) -> list[int] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                benchmark_sequence_lengths_type_0 = cast(list[int], data)
+
+                return benchmark_sequence_lengths_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[int] | None | Unset, data)
+
+        benchmark_sequence_lengths = _parse_benchmark_sequence_lengths(
+            d.pop("benchmark_sequence_lengths", UNSET)
+        )
 
         def _parse_tolerances(
             data: object,
@@ -108,6 +176,8 @@ class PipelineOptions:
         variants = _parse_variants(d.pop("variants", UNSET))
 
         pipeline_options = cls(
+            benchmark_batch_sizes=benchmark_batch_sizes,
+            benchmark_sequence_lengths=benchmark_sequence_lengths,
             tolerances=tolerances,
             variants=variants,
         )

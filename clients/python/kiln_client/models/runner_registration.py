@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 
 from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.engine_info import EngineInfo
+
 
 T = TypeVar("T", bound="RunnerRegistration")
 
@@ -22,6 +26,9 @@ class RunnerRegistration:
         kiln_version (str):
         name (str): E.g. the host name; several runners may share one.
         driver (None | str | Unset): GPU driver and CUDA versions.
+        engines (list[EngineInfo] | Unset): The engines it measures with; benchmarks are queued per device class and
+            engine. Absent or empty:
+            kiln's own evaluator (what runners before engines were registered ran).
         memory_bytes (int | None | Unset): Device memory (GPU) or system memory (CPU), when known.
         threads (int | None | Unset): CPU threads benchmarks are pinned to.
     """
@@ -33,6 +40,7 @@ class RunnerRegistration:
     kiln_version: str
     name: str
     driver: None | str | Unset = UNSET
+    engines: list[EngineInfo] | Unset = UNSET
     memory_bytes: int | None | Unset = UNSET
     threads: int | None | Unset = UNSET
 
@@ -54,6 +62,13 @@ class RunnerRegistration:
             driver = UNSET
         else:
             driver = self.driver
+
+        engines: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.engines, Unset):
+            engines = []
+            for engines_item_data in self.engines:
+                engines_item = engines_item_data.to_dict()
+                engines.append(engines_item)
 
         memory_bytes: int | None | Unset
         if isinstance(self.memory_bytes, Unset):
@@ -81,6 +96,8 @@ class RunnerRegistration:
         )
         if driver is not UNSET:
             field_dict["driver"] = driver
+        if engines is not UNSET:
+            field_dict["engines"] = engines
         if memory_bytes is not UNSET:
             field_dict["memory_bytes"] = memory_bytes
         if threads is not UNSET:
@@ -90,6 +107,8 @@ class RunnerRegistration:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.engine_info import EngineInfo
+
         d = dict(src_dict)
         capabilities = cast(list[str], d.pop("capabilities"))
 
@@ -111,6 +130,15 @@ class RunnerRegistration:
             return cast(None | str | Unset, data)
 
         driver = _parse_driver(d.pop("driver", UNSET))
+
+        _engines = d.pop("engines", UNSET)
+        engines: list[EngineInfo] | Unset = UNSET
+        if _engines is not UNSET:
+            engines = []
+            for engines_item_data in _engines:
+                engines_item = EngineInfo.from_dict(engines_item_data)
+
+                engines.append(engines_item)
 
         def _parse_memory_bytes(data: object) -> int | None | Unset:
             if data is None:
@@ -138,6 +166,7 @@ class RunnerRegistration:
             kiln_version=kiln_version,
             name=name,
             driver=driver,
+            engines=engines,
             memory_bytes=memory_bytes,
             threads=threads,
         )

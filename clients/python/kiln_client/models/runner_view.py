@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.runner_state import RunnerState
 from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.engine_info import EngineInfo
+
 
 T = TypeVar("T", bound="RunnerView")
 
@@ -22,6 +26,7 @@ class RunnerView:
         device (str): `cpu` or `cuda:N`.
         device_name (str): The CPU model or GPU name.
         engine (str): The inference engine and its version.
+        engines (list[EngineInfo]): The engines it measures with.
         id (str):
         kiln_version (str):
         last_heartbeat_at (datetime.datetime):
@@ -38,6 +43,7 @@ class RunnerView:
     device: str
     device_name: str
     engine: str
+    engines: list[EngineInfo]
     id: str
     kiln_version: str
     last_heartbeat_at: datetime.datetime
@@ -58,6 +64,11 @@ class RunnerView:
         device_name = self.device_name
 
         engine = self.engine
+
+        engines = []
+        for engines_item_data in self.engines:
+            engines_item = engines_item_data.to_dict()
+            engines.append(engines_item)
 
         id = self.id
 
@@ -103,6 +114,7 @@ class RunnerView:
                 "device": device,
                 "device_name": device_name,
                 "engine": engine,
+                "engines": engines,
                 "id": id,
                 "kiln_version": kiln_version,
                 "last_heartbeat_at": last_heartbeat_at,
@@ -124,6 +136,8 @@ class RunnerView:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.engine_info import EngineInfo
+
         d = dict(src_dict)
         capabilities = cast(list[str], d.pop("capabilities"))
 
@@ -132,6 +146,13 @@ class RunnerView:
         device_name = d.pop("device_name")
 
         engine = d.pop("engine")
+
+        engines = []
+        _engines = d.pop("engines")
+        for engines_item_data in _engines:
+            engines_item = EngineInfo.from_dict(engines_item_data)
+
+            engines.append(engines_item)
 
         id = d.pop("id")
 
@@ -186,6 +207,7 @@ class RunnerView:
             device=device,
             device_name=device_name,
             engine=engine,
+            engines=engines,
             id=id,
             kiln_version=kiln_version,
             last_heartbeat_at=last_heartbeat_at,
