@@ -25,8 +25,14 @@ done
 if ! $all_there; then
   download=$(mktemp -d)
   trap 'rm -rf "$download"' EXIT
+  # pip from a venv of its own when the system Python has none (Debian's python3 without python3-pip).
+  pip=(python3 -m pip)
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m venv "$download/venv"
+    pip=("$download/venv/bin/pip")
+  fi
   # The C library inside is the same whatever the wheel's Python tag; pip only needs to be told which.
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+  "${pip[@]}" download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
     --platform manylinux_2_28_x86_64 "onnxruntime==$version" -d "$download"
   checked "$download/$wheel" "$wheel_sha256" ||
     { echo "fetch-onnxruntime: $wheel does not have the pinned SHA-256; refusing it" >&2; exit 1; }

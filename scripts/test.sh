@@ -19,6 +19,9 @@ psql "$KILN_TEST_DATABASE_URL" -tAc \
   "SELECT datname FROM pg_database WHERE datname LIKE 'kiln\_test\_%' OR datname LIKE 'kiln\_e2e\_%'" |
   while read -r stale; do psql "$KILN_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $stale WITH (FORCE)"; done
 echo "PostgreSQL: $KILN_TEST_DATABASE_URL   S3: $KILN_TEST_S3_ENDPOINT bucket $KILN_TEST_S3_BUCKET"
+# ONNX Runtime's library for the runner engine tests (the official wheel's, pinned; fetched once).
+KILN_TEST_ONNXRUNTIME_LIB="$(scripts/fetch-onnxruntime.sh)"
+export KILN_TEST_ONNXRUNTIME_LIB
 
 part cargo fmt --all -- --check
 part cargo clippy --workspace --all-targets -- -D warnings
