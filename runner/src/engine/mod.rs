@@ -236,8 +236,8 @@ pub fn shapes(model: &ModelProto, settings: &Settings, requested: &Requested) ->
     shapes
 }
 
-/// The longest sequence a model kiln converted declares (its position table); a decoder also keeps room
-/// for the tokens generation adds.
+/// The longest sequence a model kiln converted can be measured at: its position table; a decoder's
+/// forward pass takes a past of the same length (twice the positions) and its generation adds tokens.
 fn max_sequence(model: &ModelProto) -> Option<usize> {
     let declared: usize = model
         .metadata_props
@@ -247,12 +247,12 @@ fn max_sequence(model: &ModelProto) -> Option<usize> {
         .as_deref()?
         .parse()
         .ok()?;
-    let room = if crate::generation::cache_inputs(model).is_some() {
-        crate::generation::GENERATED_TOKENS
+    let longest = if crate::generation::cache_inputs(model).is_some() {
+        (declared / 2).min(declared.saturating_sub(crate::generation::GENERATED_TOKENS))
     } else {
-        0
+        declared
     };
-    Some(declared.saturating_sub(room).max(1))
+    Some(longest.max(1))
 }
 
 /// The graph's inputs that are not initializers, with their tensor types.

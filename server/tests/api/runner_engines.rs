@@ -4,57 +4,29 @@
 //! chooses the batch sizes and sequence lengths its benchmarks run at.
 
 use kiln_core::api::{VersionDetail, VersionStatus};
-use kiln_core::runners::{BenchmarkJob, RegisteredRunner, RunnerView};
+use kiln_core::runners::{BenchmarkJob, RunnerView};
 use prost::Message;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, expect_error, expect_json};
-use crate::runners::{registration, runner_token, version_manifest};
+use crate::runners::{TestRunner, registration, runner_token, version_manifest};
 
-struct EngineRunner<'a> {
-    app: &'a TestApp,
-    token: String,
-    id: String,
-}
+struct EngineRunner<'a>(TestRunner<'a>);
 
 impl<'a> EngineRunner<'a> {
     async fn register(app: &'a TestApp, name: &str, engines: Value) -> Self {
-        let token = runner_token(app, name).await;
         let mut body = registration(name);
         body["engines"] = engines;
-        let registered: RegisteredRunner = expect_json(
-            app.anonymous(Method::POST, "/api/v1/runners")
-                .bearer_auth(&token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-            StatusCode::CREATED,
-        )
-        .await;
-        Self {
-            app,
-            token,
-            id: registered.id,
-        }
-    }
-
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.app
-            .anonymous(Method::POST, &format!("/api/v1/runners/{}{path}", self.id))
-            .bearer_auth(&self.token)
+        Self(TestRunner::register_as(app, name, body).await)
     }
 
     async fn claim_all(&self) -> Vec<BenchmarkJob> {
         let mut jobs = Vec::new();
-        loop {
-            let response = self.post("/claim").send().await.unwrap();
-            if response.status() == StatusCode::NO_CONTENT {
-                return jobs;
-            }
-            jobs.push(expect_json(response, StatusCode::OK).await);
+        while let Some(job) = self.0.claim().await {
+            jobs.push(job);
         }
+        jobs
     }
 
     async fn report(&self, job: &BenchmarkJob, provider: &str) -> reqwest::Response {
@@ -67,7 +39,8 @@ impl<'a> EngineRunner<'a> {
             "throughput": 2000.0, "peak_memory_bytes": 1000, "max_abs_error": null, "runner": "x",
             "measured_at": "2020-01-01T00:00:00Z"
         });
-        self.post(&format!("/jobs/{}/result", job.job_id))
+        self.0
+            .post(&format!("/jobs/{}/result", job.job_id))
             .json(&json!({ "outcome": "succeeded", "results": [result] }))
             .send()
             .await

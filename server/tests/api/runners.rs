@@ -32,7 +32,7 @@ pub(crate) fn registration(name: &str) -> Value {
     })
 }
 
-struct TestRunner<'a> {
+pub(crate) struct TestRunner<'a> {
     app: &'a TestApp,
     token: String,
     id: String,
@@ -40,11 +40,16 @@ struct TestRunner<'a> {
 
 impl<'a> TestRunner<'a> {
     async fn register(app: &'a TestApp, name: &str) -> Self {
+        Self::register_as(app, name, registration(name)).await
+    }
+
+    /// Registers with this registration body, under a runner token of its own.
+    pub(crate) async fn register_as(app: &'a TestApp, name: &str, body: Value) -> Self {
         let token = runner_token(app, name).await;
         let registered: RegisteredRunner = expect_json(
             app.anonymous(Method::POST, "/api/v1/runners")
                 .bearer_auth(&token)
-                .json(&registration(name))
+                .json(&body)
                 .send()
                 .await
                 .unwrap(),
@@ -58,13 +63,13 @@ impl<'a> TestRunner<'a> {
         }
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.app
             .anonymous(Method::POST, &format!("/api/v1/runners/{}{path}", self.id))
             .bearer_auth(&self.token)
     }
 
-    async fn claim(&self) -> Option<BenchmarkJob> {
+    pub(crate) async fn claim(&self) -> Option<BenchmarkJob> {
         let response = self.post("/claim").send().await.unwrap();
         if response.status() == StatusCode::NO_CONTENT {
             return None;
