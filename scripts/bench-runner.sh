@@ -4,7 +4,8 @@
 # the library scripts/fetch-onnxruntime.sh unpacks), each in its own process so its peak memory is its
 # own, beside onnxruntime's Python package of the same version timing its own loop. The models are
 # scripts/bench-variants.sh's (an MLP, a CNN, small BERT/GPT-2/Llama). Not part of the test suite.
-# Usage: scripts/bench-runner.sh
+# ONNX Runtime's two sides are measured in alternating rounds (ROUNDS, default 3) and each reported as the
+# median of its rounds. Usage: [ROUNDS=3] scripts/bench-runner.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=target/bench-variants
@@ -22,15 +23,4 @@ library=$(scripts/fetch-onnxruntime.sh)
 cargo build --release --quiet -p kiln-runner
 out=target/bench-runner
 rm -rf "$out" && mkdir -p "$out"
-for model in mlp cnn bert gpt2 llama; do
-  for variant in fp32 fp16 int8-dynamic; do
-    for engine in kiln ort; do
-      target/release/kiln-runner --measure "$models/$model/kiln-$variant.onnx" --threads 1 \
-        --engine "$engine" --onnxruntime-lib "$library" \
-        --batch-sizes 1,8 --sequence-lengths 16 --symbolic-size 16 --warmup 5 --min-iterations 50 \
-        --max-iterations 500 --time-budget-ms 2000 --name bench >"$out/$model-$variant.$engine.json" ||
-        echo "kiln-runner --engine $engine could not measure $model $variant (shown as -)" >&2
-    done
-  done
-done
-"$venv/bin/python" scripts/bench_runner.py "$models" "$out"
+"$venv/bin/python" scripts/bench_runner.py target/release/kiln-runner "$library" "$models" "$out" "${ROUNDS:-3}"
