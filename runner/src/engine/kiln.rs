@@ -94,7 +94,7 @@ pub(super) fn measure(
     };
     let base = model_path.parent();
     let on_cpu = matches!(device, Device::Cpu);
-    let device_before = memory::device_used(device);
+    let loaded_from = memory::DevicePeak::start(device);
     let session = Session::new(model, base, device).map_err(failed)?;
     // The CPU is the reference: a GPU's outputs are checked against a CPU session of the same variant.
     let reference = if on_cpu {
@@ -136,16 +136,8 @@ pub(super) fn measure(
         for _ in 1..settings.warmup {
             run()?;
         }
-        let mut peak_device = device_before;
-        let samples = super::timed(
-            settings,
-            || run().map(drop),
-            || {
-                if let Some(used) = memory::device_used(device) {
-                    peak_device = Some(peak_device.map_or(used, |p| p.max(used)));
-                }
-            },
-        )?;
+        let mut peak = loaded_from.clone();
+        let samples = super::timed(settings, || run().map(drop), || peak.sample(device))?;
         let generation = match &decoder {
             Some(cache) => Some(crate::generation::measure(
                 &session,
@@ -162,9 +154,7 @@ pub(super) fn measure(
         result.max_abs_error = max_abs_error;
         result.generation = generation;
         if !on_cpu {
-            result.peak_memory_bytes = peak_device
-                .zip(device_before)
-                .map(|(peak, before)| peak - before);
+            result.peak_memory_bytes = peak.growth();
         }
         results.push(result);
     }

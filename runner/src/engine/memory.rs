@@ -28,3 +28,35 @@ pub fn process_peak() -> Option<i64> {
     let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// The most device memory seen in use while a variant runs, against what was in use before it loaded.
+#[derive(Debug, Clone)]
+pub struct DevicePeak {
+    before: Option<i64>,
+    peak: Option<i64>,
+}
+
+impl DevicePeak {
+    /// Reads what is in use now, before the session loads.
+    pub fn start(device: &Device) -> Self {
+        let before = device_used(device);
+        Self {
+            before,
+            peak: before,
+        }
+    }
+
+    /// Takes another reading (outside the timed region).
+    pub fn sample(&mut self, device: &Device) {
+        if let Some(used) = device_used(device) {
+            self.peak = Some(self.peak.map_or(used, |p| p.max(used)));
+        }
+    }
+
+    /// How much more than before was in use at the peak (GPU only).
+    pub fn growth(&self) -> Option<i64> {
+        self.peak
+            .zip(self.before)
+            .map(|(peak, before)| peak - before)
+    }
+}

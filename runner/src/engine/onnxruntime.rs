@@ -274,7 +274,7 @@ pub(super) fn measure(
     cancel: &AtomicBool,
 ) -> Result<Vec<BenchmarkResult>, EngineError> {
     let on_cpu = matches!(device, Device::Cpu);
-    let device_before = memory::device_used(device);
+    let loaded_from = memory::DevicePeak::start(device);
     let (mut session, provider) = session(runtime, model_path, (device, device_spec), settings)?;
     let failed = ort_error(on_cpu);
     let mut results = Vec::new();
@@ -299,19 +299,13 @@ pub(super) fn measure(
         for _ in 0..settings.warmup.max(1) {
             run()?;
         }
-        let mut peak_device = device_before;
-        let samples = super::timed(settings, &mut run, || {
-            if let Some(used) = memory::device_used(device) {
-                peak_device = Some(peak_device.map_or(used, |p| p.max(used)));
-            }
-        })?;
+        let mut peak = loaded_from.clone();
+        let samples = super::timed(settings, &mut run, || peak.sample(device))?;
         let mut result = super::result(shape, input_shapes, settings.warmup, &samples);
         result.execution_provider = Some(provider.to_owned());
         result.engine_options = session_options(settings, provider);
         if !on_cpu {
-            result.peak_memory_bytes = peak_device
-                .zip(device_before)
-                .map(|(peak, before)| peak - before);
+            result.peak_memory_bytes = peak.growth();
         }
         results.push(result);
     }
