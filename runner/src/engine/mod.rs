@@ -212,6 +212,7 @@ pub fn shapes(model: &ModelProto, settings: &Settings, requested: &Requested) ->
             .iter()
             .map(|&l| l.min(cap))
             .collect();
+        lengths.sort_unstable();
         lengths.dedup();
         lengths.into_iter().map(Some).collect()
     } else {
