@@ -116,8 +116,34 @@ fn host_name() -> String {
         .unwrap_or_else(|| "kiln-runner".to_owned())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    kiln_runner::allocator::keep_freed_memory_for_reuse();
+    let args = Args::parse();
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // candle sizes its own worker pool (elementwise kernels) and gemm's from these variables, once, at
+    // first use; without them a runner told one thread measured kiln's engine on every core. Set before
+    // any other thread exists, as setting the environment requires.
+    // SAFETY: the process has one thread here: the async runtime starts below.
+    unsafe {
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(args, threads))
+}
+
+async fn run(args: Args, threads: usize) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -125,10 +151,6 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
     let (device, info) = match device::open(&args.device, threads) {
         Ok(opened) => opened,
         Err(message) => {

@@ -5,9 +5,10 @@
 //! decoded (subgraphs' too), operators are checked to exist, and subgraph nesting is bounded, so a hostile
 //! model fails at preparation and not deep in a run.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 
@@ -164,12 +165,43 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// Where one or more runs spent their time, by operator: what a profile of kiln's engine starts from
+/// (`examples/profile_ops.rs`). A node's time includes its subgraphs' (an If's branch), whose nodes are
+/// counted under their own operators too.
+#[derive(Debug, Default, Clone)]
+pub struct OpProfile {
+    pub by_op: HashMap<String, OpTime>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpTime {
+    pub calls: u64,
+    pub total: Duration,
+}
+
+impl OpProfile {
+    fn record(&mut self, op: &str, took: Duration) {
+        let entry = self.by_op.entry(op.to_owned()).or_default();
+        entry.calls += 1;
+        entry.total += took;
+    }
+
+    /// The operators by time spent, most first.
+    pub fn ranked(&self) -> Vec<(&str, OpTime)> {
+        let mut ranked: Vec<(&str, OpTime)> =
+            self.by_op.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(b.0)));
+        ranked
+    }
+}
+
 /// One run's settings and the iteration budget it shares across every loop.
 pub struct Execution<'a> {
     pub opset: i64,
     pub device: &'a Device,
     budget: Cell<u64>,
     initial_budget: u64,
+    profile: Option<&'a RefCell<OpProfile>>,
 }
 
 impl<'a> Execution<'a> {
@@ -179,7 +211,15 @@ impl<'a> Execution<'a> {
             device,
             budget: Cell::new(iteration_budget),
             initial_budget: iteration_budget,
+            profile: None,
         }
+    }
+
+    /// Times every node of the run into `profile`. On a GPU a node's time is its launch, not its
+    /// kernel's (candle's CUDA calls do not wait).
+    pub fn with_profile(mut self, profile: &'a RefCell<OpProfile>) -> Self {
+        self.profile = Some(profile);
+        self
     }
 
     /// Takes one body run from the budget; `op` names the operator in the error.
@@ -218,6 +258,7 @@ impl<'a> Execution<'a> {
                         })
                     })
                     .collect::<Result<Vec<_>, ModelError>>()?;
+            let started = self.profile.map(|_| Instant::now());
             let outputs = self
                 .run_node(&node, &args, prepared.subgraphs_of(index), &scope)
                 .map_err(|e| {
@@ -227,6 +268,11 @@ impl<'a> Execution<'a> {
                     };
                     ModelError::Evaluation(format!("node {index} ({}): {detail}", node.op_type()))
                 })?;
+            if let (Some(profile), Some(started)) = (self.profile, started) {
+                profile
+                    .borrow_mut()
+                    .record(node.op_type(), started.elapsed());
+            }
             for (name, value) in proto.output.iter().zip(outputs) {
                 if !name.is_empty() {
                     // Some operators build small tensors (constants, shapes) on the CPU; on a GPU session they

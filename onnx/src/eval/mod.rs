@@ -82,6 +82,23 @@ impl Session {
         &self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, ModelError> {
+        self.run_with(inputs, None)
+    }
+
+    /// [`Session::run`], adding each node's time to `profile`.
+    pub fn run_profiled(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        profile: &std::cell::RefCell<graph::OpProfile>,
+    ) -> Result<Vec<(String, Tensor)>, ModelError> {
+        self.run_with(inputs, Some(profile))
+    }
+
+    fn run_with(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        profile: Option<&std::cell::RefCell<graph::OpProfile>>,
+    ) -> Result<Vec<(String, Tensor)>, ModelError> {
         let mut values = HashMap::new();
         for input in &self.graph.input {
             let name = input.name.as_deref().unwrap_or("");
@@ -94,11 +111,11 @@ impl Session {
             values.insert(name.to_owned(), held(value)?.to_device(&self.device)?);
         }
         let scope = Scope::new(values, self.prepared.initializers(), None);
-        let outputs = Execution::new(self.opset, &self.device, self.iteration_budget).run(
-            &self.graph,
-            &self.prepared,
-            scope,
-        )?;
+        let mut execution = Execution::new(self.opset, &self.device, self.iteration_budget);
+        if let Some(profile) = profile {
+            execution = execution.with_profile(profile);
+        }
+        let outputs = execution.run(&self.graph, &self.prepared, scope)?;
         Ok(self
             .graph
             .output

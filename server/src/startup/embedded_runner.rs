@@ -53,6 +53,10 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
                 .env(SECRET, &runner.secret)
                 .env(CACHE, &runner.cache)
                 .env(THREADS, runner.threads.to_string())
+                // candle (kiln's engine) sizes its worker pools from these at first use: the child
+                // measures on the threads it reports.
+                .env("CANDLE_NUM_THREADS", runner.threads.to_string())
+                .env("RAYON_NUM_THREADS", runner.threads.to_string())
                 .envs(runner.onnxruntime_lib.iter().map(|l| (ONNXRUNTIME_LIB, l)))
                 .env(
                     "KILN_LOG_FORMAT",
@@ -92,6 +96,7 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
 
 /// The child's side: the runner loop over HTTP, until its stdin closes.
 pub fn run_child() -> ExitCode {
+    kiln_runner::allocator::keep_freed_memory_for_reuse();
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let (url, secret, cache) = match (var(URL), var(SECRET), var(CACHE)) {
         (Ok(url), Ok(secret), Ok(cache)) => (url, secret, PathBuf::from(cache)),

@@ -3,26 +3,33 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, float_input, required};
+use super::cpu_f32;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
 pub fn add(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![
-        required(inputs, 0)?.broadcast_add(required(inputs, 1)?)?,
-    ])
+    let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if let Some(y) = cpu_f32::binary(a, b, |x, y| x + y) {
+        return Ok(vec![y?]);
+    }
+    Ok(vec![a.broadcast_add(b)?])
 }
 
 pub fn sub(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![
-        required(inputs, 0)?.broadcast_sub(required(inputs, 1)?)?,
-    ])
+    let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if let Some(y) = cpu_f32::binary(a, b, |x, y| x - y) {
+        return Ok(vec![y?]);
+    }
+    Ok(vec![a.broadcast_sub(b)?])
 }
 
 pub fn mul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![
-        required(inputs, 0)?.broadcast_mul(required(inputs, 1)?)?,
-    ])
+    let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if let Some(y) = cpu_f32::binary(a, b, |x, y| x * y) {
+        return Ok(vec![y?]);
+    }
+    Ok(vec![a.broadcast_mul(b)?])
 }
 
 pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -46,6 +53,9 @@ pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         return Ok(vec![
             Tensor::from_vec(q, shape, a.device())?.to_dtype(a.dtype())?,
         ]);
+    }
+    if let Some(y) = cpu_f32::binary(a, b, |x, y| x / y) {
+        return Ok(vec![y?]);
     }
     Ok(vec![a.broadcast_div(b)?])
 }
@@ -160,7 +170,11 @@ pub fn exp(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 pub fn erf(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![float_input(node, inputs, 0)?.erf()?])
+    let x = float_input(node, inputs, 0)?;
+    if let Some(y) = cpu_f32::map(x, cpu_f32::erf) {
+        return Ok(vec![y?]);
+    }
+    Ok(vec![x.erf()?])
 }
 
 pub fn tanh(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -175,6 +189,9 @@ pub fn sigmoid(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
+    if let Some(y) = cpu_f32::map(x, |v| if v > 0.0 { v } else { 0.0 }) {
+        return Ok(vec![y?]);
+    }
     Ok(vec![if x.dtype() == DType::I64 {
         map_i64(x, |v| v.max(0))?
     } else {

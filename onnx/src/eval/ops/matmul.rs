@@ -13,7 +13,7 @@ pub fn matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a_vector, b_vector) = (a.rank() == 1, b.rank() == 1);
     let a = if a_vector { a.unsqueeze(0)? } else { a.clone() };
     let b = if b_vector { b.unsqueeze(1)? } else { b.clone() };
-    let mut out = a.broadcast_matmul(&b)?;
+    let mut out = product(&a, &b)?;
     if a_vector {
         out = out.squeeze(out.rank() - 2)?;
     }
@@ -23,19 +23,96 @@ pub fn matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![out])
 }
 
-/// (A - a_zero_point)·(B - b_zero_point) on integers, exactly (in f64), as int32 values held in i64.
-/// Zero points are scalars or, for B, one per column.
+/// (A - a_zero_point)·(B - b_zero_point) on integers, exactly, as int32 values held in i64. Zero points
+/// are scalars or, for B, one per column.
+///
+/// The operands are 8-bit, so each product less zero points is below 2^16 in magnitude and a sum of 256
+/// of them below 2^24, where every integer is an f32: the product is computed in f32 (the fast GEMM) over
+/// slices of [`EXACT_F32_DEPTH`] along the inner dimension, each slice's result exact, and the slices
+/// summed in f64. Operands outside the 8-bit range (a model may hand the operator any integers) take f64
+/// throughout.
 pub fn matmul_integer(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let wide = |t: &Tensor| t.to_dtype(DType::F64);
-    let mut a = wide(required(inputs, 0)?)?;
-    let mut b = wide(required(inputs, 1)?)?;
-    if let Some(z) = optional(inputs, 2) {
-        a = a.broadcast_sub(&wide(z)?)?;
+    let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    let (za, zb) = (optional(inputs, 2), optional(inputs, 3));
+    let k = a.dims().last().copied().unwrap_or(0);
+    let shapes_fit = a.rank() >= 1 && b.rank() >= 2 && b.dims()[b.rank() - 2] == k && k > 0;
+    let small = shapes_fit && differences_within_255(a, za)? && differences_within_255(b, zb)?;
+    let dtype = if small { DType::F32 } else { DType::F64 };
+    // Integers below 2^9 in magnitude, and their differences, are exact in f32.
+    let shifted = |t: &Tensor, zero: Option<&Tensor>| -> Result<Tensor, ModelError> {
+        let t = t.to_dtype(dtype)?;
+        Ok(match zero {
+            Some(z) => t.broadcast_sub(&z.to_dtype(dtype)?)?,
+            None => t,
+        })
+    };
+    let (a, b) = (shifted(a, za)?, shifted(b, zb)?);
+    if dtype == DType::F64 {
+        return Ok(vec![a.broadcast_matmul(&b)?.to_dtype(DType::I64)?]);
     }
-    if let Some(z) = optional(inputs, 3) {
-        b = b.broadcast_sub(&wide(z)?)?;
+    if k <= EXACT_F32_DEPTH {
+        return Ok(vec![product(&a, &b)?.to_dtype(DType::I64)?]);
     }
-    Ok(vec![a.broadcast_matmul(&b)?.to_dtype(DType::I64)?])
+    let mut sum: Option<Tensor> = None;
+    for start in (0..k).step_by(EXACT_F32_DEPTH) {
+        let depth = EXACT_F32_DEPTH.min(k - start);
+        let part = product(
+            &a.narrow(a.rank() - 1, start, depth)?,
+            &b.narrow(b.rank() - 2, start, depth)?,
+        )?
+        .to_dtype(DType::F64)?;
+        sum = Some(match sum {
+            Some(total) => (total + part)?,
+            None => part,
+        });
+    }
+    let sum =
+        sum.ok_or_else(|| ModelError::Evaluation("MatMulInteger: no inner dimension".into()))?;
+    Ok(vec![sum.to_dtype(DType::I64)?])
+}
+
+/// Whether every value less the zero point is within ±255: a u8 or i8 operand with a zero point of its
+/// own type is, and then a product is below 2^16 in magnitude.
+fn differences_within_255(t: &Tensor, zero: Option<&Tensor>) -> Result<bool, ModelError> {
+    let range = |t: &Tensor| -> Result<(i64, i64), ModelError> {
+        if t.elem_count() == 0 {
+            return Ok((0, 0));
+        }
+        if t.dtype() == DType::U8 {
+            return Ok((0, 255));
+        }
+        let flat = t.flatten_all()?.to_dtype(DType::I64)?;
+        Ok((
+            flat.min(0)?.to_scalar::<i64>()?,
+            flat.max(0)?.to_scalar::<i64>()?,
+        ))
+    };
+    let (low, high) = range(t)?;
+    let (zero_low, zero_high) = zero.map(range).transpose()?.unwrap_or((0, 0));
+    Ok(high.saturating_sub(zero_low) <= 255 && zero_high.saturating_sub(low) <= 255)
+}
+
+/// How deep an f32 product of 8-bit integers stays exact: 256 products of magnitude below 2^16.
+const EXACT_F32_DEPTH: usize = 256;
+
+/// NumPy `matmul` of operands of rank 2 or more (batch dims broadcast); a batch of rows times one
+/// matrix is one product of all the rows.
+fn product(a: &Tensor, b: &Tensor) -> Result<Tensor, ModelError> {
+    if a.rank() > 2 && b.rank() == 2 {
+        // Every dense layer of a transformer: candle would otherwise multiply each batch item's few rows
+        // separately.
+        let dims = a.dims().to_vec();
+        let (rows, k) = (
+            dims[..dims.len() - 1].iter().product::<usize>(),
+            dims[dims.len() - 1],
+        );
+        let mut out_dims = dims;
+        if let Some(last) = out_dims.last_mut() {
+            *last = b.dim(1)?;
+        }
+        return Ok(a.reshape((rows, k))?.matmul(b)?.reshape(out_dims)?);
+    }
+    Ok(a.broadcast_matmul(b)?)
 }
 
 /// alpha·A'·B' + beta·C with optional transposes.
@@ -85,6 +162,43 @@ mod tests {
             &[f32s(&[1., 2.], &[2]), f32s(&[1., 2., 3., 4.], &[2, 2])],
         );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![7., 10.]);
+    }
+
+    #[test]
+    fn matmul_integer_is_exact_past_the_depth_where_f32_sums_would_round() {
+        use candle_core::{Device, Tensor};
+        let ints = |values: Vec<i64>, shape: &[usize]| {
+            Some(Tensor::from_vec(values, shape, &Device::Cpu).unwrap())
+        };
+        // 600 products of 255 * 255 (with a zero point of 0 against 255): 39,015,000, above 2^24, where f32
+        // would round; also over three slices of the inner dimension, the last one short.
+        let k = 600;
+        let a = ints(vec![0; k], &[1, k]);
+        let b = ints(vec![255; k], &[k, 1]);
+        let za = ints(vec![255], &[]);
+        let out = run("MatMulInteger", 10, vec![], &[a, b, za]);
+        assert_eq!(
+            out[0].to_vec2::<i64>().unwrap(),
+            vec![vec![-255 * 255 * k as i64]]
+        );
+        // Differences past ±255 (a 255 less a zero point of -128): f64, or the 200-term sum would round.
+        let k = 200;
+        let a = ints(vec![255; k], &[1, k]);
+        let b = ints(vec![255; k], &[k, 1]);
+        let z = ints(vec![-128], &[]);
+        let out = run("MatMulInteger", 10, vec![], &[a, b, z.clone(), z]);
+        assert_eq!(
+            out[0].to_vec2::<i64>().unwrap(),
+            vec![vec![383 * 383 * k as i64]]
+        );
+        // A batch of rows against one matrix, and values past 8 bits (f64 throughout).
+        let a = ints(vec![1, 2, 3, 4, 1000, 0, 0, 1], &[2, 2, 2]);
+        let b = ints(vec![1, 0, 0, 1], &[2, 2]);
+        let out = run("MatMulInteger", 10, vec![], &[a, b]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<i64>().unwrap(),
+            vec![1, 2, 3, 4, 1000, 0, 0, 1]
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 mod affine_grid;
 mod col2im;
 mod contrib;
+mod conv_gemm;
 mod conv_transpose;
+mod cpu_f32;
 mod determinant;
 mod einsum;
 mod elementwise;

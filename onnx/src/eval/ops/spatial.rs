@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 
 use super::super::node::{Node, float_input, optional, required};
+use super::conv_gemm;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -139,6 +140,17 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
     let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
     check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
+    if conv_gemm::applies(x) && (spatial == 1 || spatial == 2) {
+        let windows =
+            conv_gemm::Windows2d::new(&x.dims()[2..], &kernel, &strides, &dilations, &pads);
+        return Ok(vec![conv_gemm::conv(
+            x,
+            w,
+            optional(inputs, 2),
+            groups,
+            windows,
+        )?]);
+    }
     let x = pad_value(x, &pads, 0.0)?;
     let mut y = match spatial {
         1 => x.conv1d(w, 0, strides[0], dilations[0], groups)?,
