@@ -5,7 +5,7 @@
 # own, beside onnxruntime's Python package of the same version timing its own loop. The models are
 # scripts/bench-variants.sh's (an MLP, a CNN, small BERT/GPT-2/Llama). Not part of the test suite.
 # ONNX Runtime's two sides are measured in alternating rounds (ROUNDS, default 3) and each reported as the
-# median of its rounds; ONNX Runtime's profiler gives a third reference. BEFORE_RUNNER=path adds a column of
+# median of its rounds. BEFORE_RUNNER=path adds a column of
 # kiln's engine measured by another kiln-runner build (before a change).
 # Usage: [ROUNDS=3] [BEFORE_RUNNER=path] scripts/bench-runner.sh
 set -euo pipefail

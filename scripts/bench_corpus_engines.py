@@ -2,16 +2,14 @@
 models of the ONNX corpus (target/onnx-corpus), one CPU thread each, on the inputs the corpus stores for each
 model. kiln: runner/examples/profile_ops (kiln-runner's settings), p50 and the operator taking most of the
 run. ONNX Runtime (the corpus's pinned Python package, 1 intra-op thread, all graph optimizations): p50 of
-its own loop over OrtValues and of its profiler's `model_run` durations. The runs per model adapt to its
-speed (at most ~2 s a side).
+its own loop over OrtValues, which includes Python's calling overhead (tens of microseconds: it flatters
+kiln on the smallest models). The runs per model adapt to its speed (at most ~2 s a side).
 Usage: bench_corpus_engines.py PROFILE_OPS CORPUS_DIR"""
-import glob
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -42,15 +40,12 @@ def read_safetensors(path):
     return tensors
 
 
-def session(path, profile_prefix=None):
+def session(path):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if profile_prefix:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
@@ -60,7 +55,7 @@ def p50(samples):
 
 
 def ort_side(path, inputs):
-    """(loop p50 ms, profiler p50 ms, runs) for ONNX Runtime; the runs fit in about 2 s."""
+    """(loop p50 ms, runs) for ONNX Runtime; the runs fit in about 2 s."""
     sess = session(path)
     declared = {i.name: ORT_TYPES.get(i.type) for i in sess.get_inputs()}
     feed = {name: ort.OrtValue.ortvalue_from_numpy(
@@ -74,15 +69,7 @@ def ort_side(path, inputs):
         t0 = time.perf_counter()
         sess.run_with_ort_values(outputs, feed)
         samples.append((time.perf_counter() - t0) * 1000)
-    runs = len(samples)
-    with tempfile.TemporaryDirectory() as folder:
-        profiled = session(path, os.path.join(folder, "profile"))
-        for _ in range(runs + 3):
-            profiled.run_with_ort_values(outputs, feed)
-        profiled.end_profiling()
-        events = json.load(open(glob.glob(os.path.join(folder, "profile*.json"))[0]))
-    model_runs = [e["dur"] / 1000 for e in events if e.get("name") == "model_run"][3:]
-    return p50(samples), (p50(model_runs) if model_runs else None), runs
+    return p50(samples), len(samples)
 
 
 def kiln_side(path, inputs_path, runs):
@@ -104,26 +91,26 @@ for model in listing["models"]:
     path = os.path.join(corpus, model["model"])
     inputs_path = os.path.join(corpus, model["inputs"])
     try:
-        loop, profiled, runs = ort_side(path, read_safetensors(inputs_path))
+        loop, runs = ort_side(path, read_safetensors(inputs_path))
     except Exception as e:  # a model the corpus's inputs no longer fit: say so, go on
-        rows.append(f"| {model['id']} | - | - | - | - | ONNX Runtime: {str(e).splitlines()[0][:100]} |")
+        rows.append(f"| {model['id']} | - | - | - | ONNX Runtime: {str(e).splitlines()[0][:100]} |")
         continue
     # kiln's runs: as many as ONNX Runtime's when kiln is as fast, fewer for slower models (5 at least).
     kiln, error = kiln_side(path, inputs_path, max(5, min(runs, 200)))
     if kiln is None:
-        rows.append(f"| {model['id']} | - | {loop:.3f} | {profiled or 0:.3f} | - | kiln: {error} |")
+        rows.append(f"| {model['id']} | - | {loop:.3f} | - | kiln: {error} |")
         continue
     top = kiln["ops"][0] if kiln["ops"] else {"op": "-", "share": 0}
     ratio = kiln["p50_ms"] / loop
     ratios.append(ratio)
-    rows.append(f"| {model['id']} | {kiln['p50_ms']:.3f} | {loop:.3f} | {profiled or 0:.3f} | {ratio:.1f}x | "
+    rows.append(f"| {model['id']} | {kiln['p50_ms']:.3f} | {loop:.3f} | {ratio:.1f}x | "
                 f"{top['op']} {top['share']:.0f} % |")
 
 print(f"kiln's evaluator against onnxruntime {ort.__version__} (Python), 1 CPU thread, p50 in ms, on the ONNX "
       f"corpus's stored inputs")
 print()
-print("| model | kiln p50 | ORT p50 (loop) | ORT p50 (profiler) | kiln/ORT | kiln's top operator (share of its run) |")
-print("|---|---:|---:|---:|---:|---|")
+print("| model | kiln p50 | ORT p50 | kiln/ORT | kiln's top operator (share of its run) |")
+print("|---|---:|---:|---:|---|")
 print("\n".join(rows))
 if ratios:
     within = sum(1 for r in ratios if r <= 3.0)

@@ -3,15 +3,12 @@ kiln's evaluator and with ONNX Runtime inside the runner, beside Python onnxrunt
 same file with inputs of the same shapes, all on one CPU thread with the session settings the runner
 records. The runner's ONNX Runtime and Python's are measured in alternating rounds and each reported as the
 median of its rounds' p50s, so that a slow minute of a shared machine does not land on one side only.
-Beside them, ONNX Runtime's own profiler: the `model_run` durations it records inside Run(), a reference that
-neither side's calling overhead is in. With BEFORE_RUNNER=path, kiln's engine is also measured with that
+With BEFORE_RUNNER=path, kiln's engine is also measured with that
 kiln-runner build (the before of a change to the engine).
 Usage: bench_runner.py RUNNER LIBRARY MODELS OUT ROUNDS"""
-import glob
 import json
 import os
 import statistics
-import tempfile
 import subprocess
 import sys
 import time
@@ -40,11 +37,8 @@ def measure(engine, path, into, binary=runner):
     return {r["batch_size"]: r for r in json.load(open(into))}
 
 
-def session(path, profile_into=None):
+def session(path):
     options = ort.SessionOptions()
-    if profile_into:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_into
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -81,22 +75,6 @@ def python_p50(sess, input_shapes):
     return samples[(len(samples) + 1) // 2 - 1]
 
 
-def profiler_p50(path, input_shapes):
-    """p50 of the `model_run` durations ONNX Runtime's profiler records for 200 runs after 5 warm-up runs, of
-    a session made like the others with profiling on (which adds a timestamp per node to each run)."""
-    with tempfile.TemporaryDirectory() as folder:
-        sess = session(path, os.path.join(folder, "profile"))
-        feed = feed_for(sess, input_shapes)
-        outputs = [o.name for o in sess.get_outputs()]
-        for _ in range(205):
-            sess.run_with_ort_values(outputs, feed)
-        sess.end_profiling()
-        events = json.load(open(glob.glob(os.path.join(folder, "profile*.json"))[0]))
-    runs = [e["dur"] / 1000 for e in events if e.get("name") == "model_run"][5:]
-    runs.sort()
-    return runs[(len(runs) + 1) // 2 - 1] if runs else None
-
-
 def mib(result):
     b = (result or {}).get("peak_memory_bytes")
     return f"{b / 2**20:.0f}" if b else "-"
@@ -124,7 +102,6 @@ for model in MODELS:
             python = statistics.median(python_rounds[batch]) if batch in python_rounds else None
             kiln_p50 = kiln[batch]["p50_ms"] if batch in kiln else None
             before_p50 = before[batch]["p50_ms"] if batch in before else None
-            profiled = profiler_p50(path, shapes_of)
 
             def ms(v):
                 return f"{v:.3f}" if v is not None else "-"
@@ -134,14 +111,14 @@ for model in MODELS:
 
             before_cells = f"{ms(before_p50)} | " if before else ""
             rows.append(f"| {model} | {variant} | {batch} | {shapes} | {before_cells}{ms(kiln_p50)} | {ms(runner_p50)} | "
-                        f"{ms(python)} | {ms(profiled)} | {times(runner_p50, python)} | {times(runner_p50, profiled)} | "
+                        f"{ms(python)} | {times(runner_p50, python)} | "
                         f"{times(kiln_p50, runner_p50, 1, 'x')} | {mib(kiln.get(batch))} | {mib(last.get(batch))} |")
 
 print(f"onnxruntime {ort.__version__} (Python) beside kiln-runner, 1 CPU thread, p50 in ms; ONNX Runtime's "
       f"columns are the median of {rounds} alternating rounds; peak = the runner process's peak RSS")
 print()
 before_head = "kiln p50 before | " if os.environ.get("BEFORE_RUNNER") else ""
-print(f"| model | variant | batch | input shapes | {before_head}kiln p50 | runner ORT p50 | Python ORT p50 | ORT profiler p50 "
-      "| runner/Python | runner/profiler | kiln/runner ORT | kiln peak MiB | runner ORT peak MiB |")
-print("|---|---|---:|---|" + ("---:|" if before_head else "") + "---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| model | variant | batch | input shapes | {before_head}kiln p50 | runner ORT p50 | Python ORT p50 "
+      "| runner/Python | kiln/runner ORT | kiln peak MiB | runner ORT peak MiB |")
+print("|---|---|---:|---|" + ("---:|" if before_head else "") + "---:|---:|---:|---:|---:|---:|---:|")
 print("\n".join(rows))

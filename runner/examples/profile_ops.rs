@@ -9,6 +9,7 @@
 //! p50; `--json` prints the same as one JSON object (scripts/bench-corpus-engines.sh reads it).
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -64,6 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nodes: f64 = profile.by_op.values().map(|t| t.total.as_secs_f64()).sum();
     let per_run = |seconds: f64| seconds * 1e3 / runs as f64;
     let share = |seconds: f64| 100.0 * seconds / nodes.max(f64::MIN_POSITIVE);
+    // Written with `?`, not println!: piped into `head`, the example stops quietly.
+    let mut out = std::io::stdout().lock();
     if args.json {
         let ops: Vec<serde_json::Value> = profile
             .ranked()
@@ -77,26 +80,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
             })
             .collect();
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::json!({ "p50_ms": p50, "runs": runs, "ops": ops })
-        );
+        )?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{}: p50 {p50:.3} ms per run over {runs} runs",
         args.model.display()
-    );
-    println!("| operator | calls per run | ms per run | share |");
-    println!("|---|---:|---:|---:|");
+    )?;
+    writeln!(out, "| operator | calls per run | ms per run | share |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
     for (op, time) in profile.ranked() {
         let seconds = time.total.as_secs_f64();
-        println!(
+        writeln!(
+            out,
             "| {op} | {} | {:.3} | {:.1} % |",
             time.calls / runs as u64,
             per_run(seconds),
             share(seconds)
-        );
+        )?;
     }
     Ok(())
 }

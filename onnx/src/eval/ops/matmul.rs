@@ -31,12 +31,14 @@ pub fn matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// slices of [`EXACT_F32_DEPTH`] along the inner dimension, each slice's result exact, and the slices
 /// summed in f64. Operands outside the 8-bit range (a model may hand the operator any integers) take f64
 /// throughout.
-pub fn matmul_integer(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+pub fn matmul_integer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
     let (za, zb) = (optional(inputs, 2), optional(inputs, 3));
     let k = a.dims().last().copied().unwrap_or(0);
     let shapes_fit = a.rank() >= 1 && b.rank() >= 2 && b.dims()[b.rank() - 2] == k && k > 0;
-    let small = shapes_fit && differences_within_255(a, za)? && differences_within_255(b, zb)?;
+    let small = shapes_fit
+        && differences_within_255(node, (0, a), (2, za))?
+        && differences_within_255(node, (1, b), (3, zb))?;
     let dtype = if small { DType::F32 } else { DType::F64 };
     // Integers below 2^9 in magnitude, and their differences, are exact in f32.
     let shifted = |t: &Tensor, zero: Option<&Tensor>| -> Result<Tensor, ModelError> {
@@ -71,9 +73,25 @@ pub fn matmul_integer(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![sum.to_dtype(DType::I64)?])
 }
 
-/// Whether every value less the zero point is within ±255: a u8 or i8 operand with a zero point of its
-/// own type is, and then a product is below 2^16 in magnitude.
-fn differences_within_255(t: &Tensor, zero: Option<&Tensor>) -> Result<bool, ModelError> {
+/// Whether every value of input `index` less its zero point is within ±255: so for a u8 or i8 operand with
+/// a zero point of its own type, which the model's declared types say without reading the values (the
+/// weights of a quantized layer are large), else read from the values.
+fn differences_within_255(
+    node: &Node<'_>,
+    (index, t): (usize, &Tensor),
+    (zero_index, zero): (usize, Option<&Tensor>),
+) -> Result<bool, ModelError> {
+    use crate::proto::tensor_proto::DataType;
+    let eight_bit = |i: usize| {
+        [DataType::Uint8 as i32, DataType::Int8 as i32]
+            .iter()
+            .position(|&d| node.input_type(i) == Some(d))
+    };
+    if let Some(kind) = eight_bit(index)
+        && (zero.is_none() || eight_bit(zero_index) == Some(kind))
+    {
+        return Ok(true);
+    }
     let range = |t: &Tensor| -> Result<(i64, i64), ModelError> {
         if t.elem_count() == 0 {
             return Ok((0, 0));
