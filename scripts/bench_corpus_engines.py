@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+from ort_cpu_session import one_thread_session as session
 
 profile_ops, corpus = sys.argv[1], sys.argv[2]
 DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
@@ -38,15 +39,6 @@ def read_safetensors(path):
         start, end = info["data_offsets"]
         tensors[name] = np.frombuffer(data[start:end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
     return tensors
-
-
-def session(path):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def p50(samples):

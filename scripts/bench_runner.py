@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+from ort_cpu_session import one_thread_session as session
 
 runner, library, models, out, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -35,15 +36,6 @@ def measure(engine, path, into, binary=runner):
         print(f"kiln-runner --engine {engine} could not measure {path}: {done.stderr.strip()}", file=sys.stderr)
         return {}
     return {r["batch_size"]: r for r in json.load(open(into))}
-
-
-def session(path):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def feed_for(sess, input_shapes):
