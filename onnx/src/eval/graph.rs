@@ -6,7 +6,7 @@
 //! model fails at preparation and not deep in a run.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,30 @@ pub struct PreparedGraph {
     declared_types: HashMap<String, i32>,
     /// Node index → (attribute name, prepared subgraph) for each GRAPH attribute of that node.
     subgraphs: HashMap<usize, Vec<(String, PreparedGraph)>>,
+    /// Nodes computed once, when the session was made ([`PreparedGraph::fold_constants`]): their outputs
+    /// are among the initializers and runs skip them.
+    folded: HashSet<usize>,
 }
+
+/// Operators whose outputs are not a function of their inputs alone: never computed ahead.
+const NOT_FOLDED: &[&str] = &[
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "Dropout",
+];
+
+/// A node is computed ahead only when each of its inputs is this small (shapes, scalars, the values of a
+/// ConstantOfShape or a Range): a Cast or Transpose of a weight would keep a second copy of it resident.
+const FOLDED_INPUT_ELEMENTS: usize = 4096;
+
+/// The most elements the nodes computed ahead may hold together (512 MiB of f32). A run keeps every value
+/// it computes until it ends, so these were resident at each run's peak anyway; computed ahead they stay
+/// between runs too, hence a bound. Past it the rest are left to the runs.
+const FOLDED_ELEMENTS: usize = 1 << 27;
 
 impl PreparedGraph {
     /// Decodes `graph`'s initializers and prepares its subgraphs; adds operators kiln lacks to
@@ -90,7 +113,72 @@ impl PreparedGraph {
             initializers,
             declared_types: declared_types(graph),
             subgraphs,
+            folded: HashSet::new(),
         })
+    }
+
+    /// Computes once the nodes of `graph` (the model's own) whose inputs are all small constants:
+    /// initializers or outputs of nodes computed so (weights a model makes with ConstantOfShape, shape
+    /// arithmetic), as ONNX Runtime does when it loads a model. A node that fails is left to the runs,
+    /// which report its error as before; control flow and operators with randomness are never computed
+    /// ahead.
+    pub fn fold_constants(&mut self, graph: &GraphProto, execution: &Execution<'_>) {
+        let no_initializers = HashMap::new();
+        let scope = Scope::new(HashMap::new(), &no_initializers, None);
+        let mut held = 0usize;
+        for (index, proto) in graph.node.iter().enumerate() {
+            let (domain, op) = (
+                proto.domain.as_deref().unwrap_or(""),
+                proto.op_type.as_deref().unwrap_or(""),
+            );
+            let small_constants = proto.input.iter().all(|name| {
+                name.is_empty()
+                    || self
+                        .initializers
+                        .get(name)
+                        .is_some_and(|t| t.elem_count() <= FOLDED_INPUT_ELEMENTS)
+            });
+            let foldable = matches!(domain, "" | "ai.onnx")
+                && !NOT_FOLDED.contains(&op)
+                && control_flow::lookup(domain, op).is_none()
+                && !self.subgraphs.contains_key(&index)
+                && !proto.output.is_empty()
+                && small_constants;
+            if !foldable {
+                continue;
+            }
+            let args: Vec<Option<Tensor>> = proto
+                .input
+                .iter()
+                .map(|name| self.initializers.get(name).cloned())
+                .collect();
+            let node = Node::new(proto, execution.opset).with_input_types(self.input_types(proto));
+            let Ok(outputs) = execution.run_node(&node, &args, &[], &scope) else {
+                continue;
+            };
+            let size = outputs.iter().map(Tensor::elem_count).sum::<usize>();
+            let named = proto.output.iter().filter(|n| !n.is_empty()).count();
+            if outputs.len() < named || held.saturating_add(size) > FOLDED_ELEMENTS {
+                continue;
+            }
+            let mut values = Vec::with_capacity(outputs.len());
+            for value in outputs {
+                match value.to_device(execution.device) {
+                    Ok(value) => values.push(value),
+                    Err(_) => break,
+                }
+            }
+            if values.len() < named {
+                continue;
+            }
+            held += size;
+            for (name, value) in proto.output.iter().zip(values) {
+                if !name.is_empty() {
+                    self.initializers.insert(name.clone(), value);
+                }
+            }
+            self.folded.insert(index);
+        }
     }
 
     /// The element types declared for a node's inputs, in order.
@@ -244,6 +332,9 @@ impl<'a> Execution<'a> {
         mut scope: Scope<'_>,
     ) -> Result<Vec<Tensor>, ModelError> {
         for (index, proto) in graph.node.iter().enumerate() {
+            if prepared.folded.contains(&index) {
+                continue;
+            }
             let node = Node::new(proto, self.opset).with_input_types(prepared.input_types(proto));
             let args =
                 proto
@@ -345,5 +436,70 @@ impl<'a> Execution<'a> {
             prepared,
             Scope::new(values, &prepared.initializers, Some(outer)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Tensor};
+
+    use crate::eval::Session;
+    use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
+    use crate::proto::tensor_proto::DataType;
+
+    #[test]
+    fn small_constant_subgraphs_are_computed_once_and_dropout_and_weights_never() {
+        let mut g = GraphBuilder::new();
+        let x = g.input(
+            "x",
+            DataType::Float,
+            &[DimSpec::Fixed(2), DimSpec::Fixed(3)],
+        );
+        // ones(2, 3) made at run time, then doubled: both computed when the session is made.
+        let shape = g.ints("shape", &[2, 3]).unwrap();
+        let ones = g.op("ConstantOfShape", &[&shape], vec![]);
+        let one = g.scalar("one", 1.0).unwrap();
+        let ones = g.op("Add", &[&ones, &one], vec![]);
+        let twos = g.op("Add", &[&ones, &ones], vec![]);
+        // Dropout is never computed ahead (a training-mode run must draw its mask), nor a Cast of a large
+        // weight (it would keep a second copy resident).
+        let kept = g.op("Dropout", &[&twos], vec![]);
+        let big = g
+            .weight(
+                "big",
+                &Tensor::zeros(5000, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            )
+            .unwrap();
+        let cast = g.op(
+            "Cast",
+            &[&big],
+            vec![attr_int("to", DataType::Double as i64)],
+        );
+        g.op_into("Add", &[&x, &kept], vec![], "y");
+        g.op_into("Shape", &[&cast], vec![], "cast_shape");
+        g.output(
+            "y",
+            DataType::Float,
+            &[DimSpec::Fixed(2), DimSpec::Fixed(3)],
+        );
+        g.output("cast_shape", DataType::Int64, &[DimSpec::Fixed(1)]);
+        let model = g.finish("folding", 17, vec![]);
+        let session = Session::new(&model, None, &Device::Cpu).unwrap();
+        let mut folded: Vec<usize> = session.prepared.folded.iter().copied().collect();
+        folded.sort_unstable();
+        assert_eq!(
+            folded,
+            vec![0, 1, 2],
+            "ConstantOfShape and the two Adds on it"
+        );
+        let x = Tensor::new(&[[1f32, 2., 3.], [4., 5., 6.]], &Device::Cpu).unwrap();
+        let out = session.run(&HashMap::from([("x".to_owned(), x)])).unwrap();
+        assert_eq!(
+            out[0].1.to_vec2::<f32>().unwrap(),
+            [[3., 4., 5.], [6., 7., 8.]]
+        );
+        assert_eq!(out[1].1.to_vec1::<i64>().unwrap(), [5000]);
     }
 }
