@@ -35,12 +35,9 @@ struct Args {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    kiln_runner::allocator::keep_freed_memory_for_reuse();
-    // SAFETY: one thread so far; candle reads these when it first computes.
-    unsafe {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
+    kiln_runner::process::keep_freed_memory_for_reuse();
+    // SAFETY: the process has one thread so far.
+    unsafe { kiln_runner::process::size_compute_pools(1) };
     let args = Args::parse();
     let runs = args.runs.max(1);
     let model = kiln_onnx::model_check::decode(std::fs::read(&args.model)?.into())?;

@@ -1,12 +1,12 @@
 //! kiln-runner: measures variants for a kiln server (docs/runners.md). The `kiln-runner`
 //! binary talks to a server over HTTP; the server's embedded CPU runner uses the same loop in-process.
 
-pub mod allocator;
 pub mod coordinator;
 pub mod device;
 pub mod engine;
 pub mod generation;
 pub mod http;
+pub mod process;
 pub mod work;
 
 pub use coordinator::{Coordinator, CoordinatorError};

@@ -117,19 +117,13 @@ fn host_name() -> String {
 }
 
 fn main() -> ExitCode {
-    kiln_runner::allocator::keep_freed_memory_for_reuse();
+    kiln_runner::process::keep_freed_memory_for_reuse();
     let args = Args::parse();
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    // candle sizes its own worker pool (elementwise kernels) and gemm's from these variables, once, at
-    // first use; without them a runner told one thread measured kiln's engine on every core. Set before
-    // any other thread exists, as setting the environment requires.
     // SAFETY: the process has one thread here: the async runtime starts below.
-    unsafe {
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
+    unsafe { kiln_runner::process::size_compute_pools(threads) };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -161,16 +161,13 @@ impl PreparedGraph {
             if outputs.len() < named || held.saturating_add(size) > FOLDED_ELEMENTS {
                 continue;
             }
-            let mut values = Vec::with_capacity(outputs.len());
-            for value in outputs {
-                match value.to_device(execution.device) {
-                    Ok(value) => values.push(value),
-                    Err(_) => break,
-                }
-            }
-            if values.len() < named {
+            let on_device: Result<Vec<Tensor>, _> = outputs
+                .into_iter()
+                .map(|value| value.to_device(execution.device))
+                .collect();
+            let Ok(values) = on_device else {
                 continue;
-            }
+            };
             held += size;
             for (name, value) in proto.output.iter().zip(values) {
                 if !name.is_empty() {

@@ -53,10 +53,6 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
                 .env(SECRET, &runner.secret)
                 .env(CACHE, &runner.cache)
                 .env(THREADS, runner.threads.to_string())
-                // candle (kiln's engine) sizes its worker pools from these at first use: the child
-                // measures on the threads it reports.
-                .env("CANDLE_NUM_THREADS", runner.threads.to_string())
-                .env("RAYON_NUM_THREADS", runner.threads.to_string())
                 .envs(runner.onnxruntime_lib.iter().map(|l| (ONNXRUNTIME_LIB, l)))
                 .env(
                     "KILN_LOG_FORMAT",
@@ -96,7 +92,7 @@ pub fn supervise(runner: EmbeddedRunner, stop: CancellationToken) {
 
 /// The child's side: the runner loop over HTTP, until its stdin closes.
 pub fn run_child() -> ExitCode {
-    kiln_runner::allocator::keep_freed_memory_for_reuse();
+    kiln_runner::process::keep_freed_memory_for_reuse();
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let (url, secret, cache) = match (var(URL), var(SECRET), var(CACHE)) {
         (Ok(url), Ok(secret), Ok(cache)) => (url, secret, PathBuf::from(cache)),
@@ -106,6 +102,8 @@ pub fn run_child() -> ExitCode {
         }
     };
     let threads: usize = var(THREADS).ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    // SAFETY: the child has one thread so far: telemetry and the async runtime start below.
+    unsafe { kiln_runner::process::size_compute_pools(threads) };
     // Logs only: the runner's spans are not exported (it reads no settings of its own).
     let _logs = crate::telemetry::init(crate::telemetry::json_for_child(), None);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -41,8 +41,10 @@ pub fn binary(
     b: &Tensor,
     f: impl Fn(f32, f32) -> f32,
 ) -> Option<Result<Tensor, ModelError>> {
-    let on_cpu = matches!(a.device(), Device::Cpu) && matches!(b.device(), Device::Cpu);
-    if !on_cpu || a.dtype() != b.dtype() {
+    let plain = |t: &Tensor| {
+        matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32 && t.is_contiguous()
+    };
+    if !plain(a) || !plain(b) {
         return None;
     }
     let repeats_in = |small: &Tensor, big: &Tensor| {
@@ -54,10 +56,7 @@ pub fn binary(
     if !b_repeats && !repeats_in(a, b) {
         return None;
     }
-    match a.dtype() {
-        DType::F32 if a.is_contiguous() && b.is_contiguous() => Some(repeated(a, b, b_repeats, f)),
-        _ => None,
-    }
+    Some(repeated(a, b, b_repeats, f))
 }
 
 /// `f(a, b)` over contiguous f32 CPU tensors of which one repeats whole inside the other (`b` inside
@@ -102,7 +101,8 @@ fn repeated(
 
 /// erf in f32 as a ratio of two polynomials in x² (the rational approximation Eigen's and XLA's float
 /// erf use); beyond |x| = 3.9 erf is ±1 to f32's precision. Selects rather than branches, so that it
-/// vectorizes (and no mul_add: without FMA in the build target it is a library call per element); within 4e-7 of f64's erf over the whole line (tested below).
+/// vectorizes, and has no mul_add (without FMA in the build target that is a library call per element).
+/// Within 4e-7 of f64's erf over the whole line (tested below).
 pub fn erf(x: f32) -> f32 {
     let ratio = erf_ratio(x.clamp(-4.0, 4.0));
     if x.abs() > 3.9 {

@@ -1,5 +1,7 @@
-//! What a runner asks of glibc's allocator so that a benchmark measures the engine, not the kernel's page
-//! faults. Every operator of kiln's engine returns a fresh tensor; glibc serves a block above its mmap
+//! What a runner process sets up before its threads start, so that a benchmark measures the engine on the
+//! threads it reports, not the kernel's page faults or other cores.
+//!
+//! The allocator: glibc's, asked to keep freed memory. Every operator of kiln's engine returns a fresh tensor; glibc serves a block above its mmap
 //! threshold (128 KiB, then at most 32 MiB as it adapts) with a fresh mapping and gives it back on free,
 //! so every run faults every page of its activations in again: on the bench CNN at batch 8 that was a third
 //! of the run (3.4 ms against 2.2 ms with the settings below). Keeping freed blocks in the heap for reuse
@@ -28,5 +30,19 @@ pub fn keep_freed_memory_for_reuse() {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         }
+    }
+}
+
+/// Sizes the pools kiln's engine computes on to `threads`: candle's elementwise pool and gemm's
+/// parallelism read `CANDLE_NUM_THREADS` and `RAYON_NUM_THREADS` once, at first use; without them a runner
+/// told one thread measured on every core.
+///
+/// # Safety
+/// Sets environment variables: call while the process has one thread (first in `main`).
+pub unsafe fn size_compute_pools(threads: usize) {
+    // SAFETY: the caller guarantees no other thread reads or writes the environment.
+    unsafe {
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
 }
