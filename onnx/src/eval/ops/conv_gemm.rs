@@ -179,6 +179,16 @@ fn conv2d(
     })
 }
 
+impl Geometry {
+    /// A 1×1 kernel at stride 1 without padding: every output position reads its own input position.
+    fn is_pointwise(&self, x: &Input<'_>) -> bool {
+        self.kernel == (1, 1)
+            && self.strides == (1, 1)
+            && self.pads_begin == (0, 0)
+            && self.output == (x.height, x.width)
+    }
+}
+
 struct Input<'a> {
     data: &'a [f32],
     images: usize,
@@ -202,7 +212,11 @@ fn run(
     let rows = channels_per_group * g.kernel.0 * g.kernel.1;
     let plane = x.height * x.width;
     let tile = (TILE_ELEMENTS / rows.max(1)).clamp(1, positions.max(1));
-    let mut patches = vec![0f32; rows * tile];
+    let mut patches = if g.is_pointwise(x) {
+        Vec::new()
+    } else {
+        vec![0f32; rows * tile]
+    };
     let threads = candle_core::utils::get_num_threads();
     for image in 0..x.images {
         for group in 0..g.groups {
@@ -220,6 +234,23 @@ fn run(
                 {
                     row.fill(b);
                 }
+            }
+            if g.is_pointwise(x) {
+                // The input's channel planes are already the patch matrix [C/g, H·W].
+                let product = Product {
+                    m: filters_per_group,
+                    n: positions,
+                    k: rows,
+                };
+                product.compute(
+                    out_rows,
+                    positions,
+                    filters,
+                    channels,
+                    bias.is_some(),
+                    threads,
+                )?;
+                continue;
             }
             let mut start = 0;
             while start < positions {
@@ -274,11 +305,10 @@ fn gather(
         } else {
             0
         };
-        let mut position = range.start;
-        while position < range.end {
-            let (oy, ox_start) = (position / out_w, position % out_w);
-            let ox_end = out_w.min(ox_start + range.end - position);
-            let at = position - range.start;
+        let (mut oy, mut ox_start) = (range.start / out_w, range.start % out_w);
+        let mut at = 0;
+        while at < width {
+            let ox_end = out_w.min(ox_start + width - at);
             let dst = &mut column[at..at + ox_end - ox_start];
             let iy = (oy * sh + ky * dh)
                 .checked_sub(ph)
@@ -297,7 +327,7 @@ fn gather(
                         let inside = &mut dst[lo - ox_start..hi - ox_start];
                         let first = lo * sw + shift - pw;
                         if sw == 1 {
-                            inside.copy_from_slice(&line[first..first + inside.len()]);
+                            copy_run(inside, &line[first..first + inside.len()]);
                         } else {
                             for (k, value) in inside.iter_mut().enumerate() {
                                 *value = line[first + k * sw];
@@ -306,8 +336,24 @@ fn gather(
                     }
                 }
             }
-            position += ox_end - ox_start;
+            at += ox_end - ox_start;
+            oy += 1;
+            ox_start = 0;
         }
+    }
+}
+
+/// `dst` = `src` (of equal lengths) for the short runs of a patch row, a few dozen values each: moved
+/// eight at a time inline, where `copy_from_slice` calls `memmove` for every run.
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let mut targets = dst.chunks_exact_mut(8);
+    let mut sources = src.chunks_exact(8);
+    for (target, source) in (&mut targets).zip(&mut sources) {
+        let source: &[f32; 8] = source.try_into().expect("chunks of eight");
+        target.copy_from_slice(source);
+    }
+    for (target, source) in targets.into_remainder().iter_mut().zip(sources.remainder()) {
+        *target = *source;
     }
 }
 
@@ -431,6 +477,58 @@ mod tests {
         (out, oh, ow)
     }
 
+    /// Checks kiln's convolution of random values against [`direct`] for one geometry.
+    #[allow(clippy::too_many_arguments)]
+    fn agrees(
+        (n, groups, per_group, filters): (usize, usize, usize, usize),
+        (h, w): (usize, usize),
+        (kh, kw): (usize, usize),
+        (sh, sw): (usize, usize),
+        (dh, dw): (usize, usize),
+        (pt, pl, pb, pr): (usize, usize, usize, usize),
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let (c, m) = (groups * per_group, groups * filters);
+        let mut state = seed;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        let xs: Vec<f32> = (0..n * c * h * w).map(|_| next()).collect();
+        let ws: Vec<f32> = (0..m * per_group * kh * kw).map(|_| next()).collect();
+        let bias: Vec<f32> = (0..m).map(|_| next()).collect();
+        let (expected, oh, ow) = direct(
+            &xs,
+            (n, c, h, w),
+            &ws,
+            (m, kh, kw),
+            groups,
+            (sh, sw),
+            (dh, dw),
+            ((pt, pb), (pl, pr)),
+        );
+        let x = Tensor::from_vec(xs, (n, c, h, w), &Device::Cpu).unwrap();
+        let weights = Tensor::from_vec(ws, (m, per_group, kh, kw), &Device::Cpu).unwrap();
+        let b = Tensor::from_vec(bias.clone(), m, &Device::Cpu).unwrap();
+        let windows = Windows2d::new(
+            &[h, w],
+            &[kh, kw],
+            &[sh, sw],
+            &[dh, dw],
+            &[(pt, pb), (pl, pr)],
+        );
+        let y = conv(&x, &weights, Some(&b), groups, windows).unwrap();
+        prop_assert_eq!(y.dims(), &[n, m, oh, ow]);
+        let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            let e = e + bias[i / (oh * ow) % m];
+            prop_assert!((g - e).abs() <= 1e-4, "element {}: {} against {}", i, g, e);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -445,31 +543,16 @@ mod tests {
         ) {
             let (pt, pl, pb, pr) = pads;
             prop_assume!(h + pt + pb > (kh - 1) * dh && w + pl + pr > (kw - 1) * dw);
-            let (c, m) = (groups * per_group, groups * filters);
-            let mut state = seed;
-            let mut next = || {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            };
-            let xs: Vec<f32> = (0..n * c * h * w).map(|_| next()).collect();
-            let ws: Vec<f32> = (0..m * per_group * kh * kw).map(|_| next()).collect();
-            let bias: Vec<f32> = (0..m).map(|_| next()).collect();
-            let (expected, oh, ow) = direct(
-                &xs, (n, c, h, w), &ws, (m, kh, kw), groups, (sh, sw), (dh, dw), ((pt, pb), (pl, pr)),
-            );
-            let x = Tensor::from_vec(xs, (n, c, h, w), &Device::Cpu).unwrap();
-            let weights = Tensor::from_vec(ws, (m, per_group, kh, kw), &Device::Cpu).unwrap();
-            let b = Tensor::from_vec(bias.clone(), m, &Device::Cpu).unwrap();
-            let windows = Windows2d::new(
-                &[h, w], &[kh, kw], &[sh, sw], &[dh, dw], &[(pt, pb), (pl, pr)],
-            );
-            let y = conv(&x, &weights, Some(&b), groups, windows).unwrap();
-            prop_assert_eq!(y.dims(), &[n, m, oh, ow]);
-            let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                let e = e + bias[i / (oh * ow) % m];
-                prop_assert!((g - e).abs() <= 1e-4, "element {}: {} against {}", i, g, e);
-            }
+            agrees((n, groups, per_group, filters), (h, w), (kh, kw), (sh, sw), (dh, dw), pads, seed)?;
+        }
+
+        /// 1x1 kernels at stride 1 without padding, which multiply the input's planes as they lie.
+        #[test]
+        fn pointwise_agrees_with_convolution_by_definition(
+            n in 1usize..3, groups in 1usize..4, per_group in 1usize..6, filters in 1usize..6,
+            h in 1usize..9, w in 1usize..9, seed in any::<u64>(),
+        ) {
+            agrees((n, groups, per_group, filters), (h, w), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), seed)?;
         }
     }
 }

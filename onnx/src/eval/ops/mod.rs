@@ -18,6 +18,7 @@ mod layout;
 mod logic;
 mod loss;
 mod matmul;
+mod max_pool_cpu;
 mod max_unpool;
 mod ml;
 mod non_max_suppression;

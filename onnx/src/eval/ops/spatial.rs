@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use super::super::node::{Node, float_input, optional, required};
-use super::conv_gemm;
+use super::{conv_gemm, max_pool_cpu};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -306,6 +306,17 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .zip(&extra)
         .map(|(&(b, e), &x)| (b, e + x))
         .collect();
+    let axes: Vec<max_pool_cpu::Axis> = (0..kernel.len())
+        .map(|i| max_pool_cpu::Axis {
+            length: x.dims()[2 + i],
+            kernel: kernel[i],
+            stride: strides[i],
+            pads: pads[i],
+        })
+        .collect();
+    if let Some(y) = max_pool_cpu::max_pool(x, &axes) {
+        return Ok(vec![y?]);
+    }
     let padded = as_2d(&pad_value(x, &pads, f64::NEG_INFINITY)?)?;
     let y = padded.max_pool2d_with_stride(pair(&kernel, 1), pair(&strides, 1))?;
     Ok(vec![if x.rank() == 3 { y.squeeze(2)? } else { y }])
