@@ -9,7 +9,9 @@
 //! computed in f32, as ONNX Runtime's CPU provider does for f16.
 
 use candle_core::{DType, Device, Tensor};
+use multiversion::multiversion;
 
+use super::conv_depthwise;
 use super::cpu_f32::f32_slice;
 
 use crate::ModelError;
@@ -17,6 +19,11 @@ use crate::ModelError;
 /// The largest patch buffer gathered at once, in elements (4 MiB of f32): big images are done in tiles
 /// of output positions, so memory stays bounded whatever the input's size.
 const TILE_ELEMENTS: usize = 1 << 20;
+
+thread_local! {
+    /// The patch buffer of [`run`], at most [`TILE_ELEMENTS`] long, kept between calls on a thread.
+    static PATCHES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// A convolution's geometry over two spatial axes (a 1-D convolution is one of height 1).
 #[derive(Debug, Clone, Copy)]
@@ -189,12 +196,12 @@ impl Geometry {
     }
 }
 
-struct Input<'a> {
-    data: &'a [f32],
-    images: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
+pub(super) struct Input<'a> {
+    pub data: &'a [f32],
+    pub images: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
 }
 
 fn run(
@@ -205,6 +212,10 @@ fn run(
     g: &Geometry,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
+    if conv_depthwise::applies(x, g) {
+        conv_depthwise::run(x, w, bias, m, g, out);
+        return Ok(());
+    }
     let (out_h, out_w) = g.output;
     let positions = out_h * out_w;
     let channels_per_group = x.channels / g.groups;
@@ -212,11 +223,12 @@ fn run(
     let rows = channels_per_group * g.kernel.0 * g.kernel.1;
     let plane = x.height * x.width;
     let tile = (TILE_ELEMENTS / rows.max(1)).clamp(1, positions.max(1));
-    let mut patches = if g.is_pointwise(x) {
-        Vec::new()
-    } else {
-        vec![0f32; rows * tile]
-    };
+    // The patch buffer outlives the call (this thread's, taken and put back): zeroing 4 MiB for
+    // every convolution of a small image costs as much as gathering into it.
+    let mut patches = PATCHES.take();
+    if !g.is_pointwise(x) && patches.len() < rows * tile {
+        patches.resize(rows * tile, 0.0);
+    }
     let threads = candle_core::utils::get_num_threads();
     for image in 0..x.images {
         for group in 0..g.groups {
@@ -275,11 +287,13 @@ fn run(
             }
         }
     }
+    PATCHES.set(patches);
     Ok(())
 }
 
 /// The patch matrix for output positions `range`: row (channel, ky, kx), column position, zeros where
-/// the window reads padding.
+/// the window reads padding. Compiled per SIMD level and picked at run time, as `cpu_f32`'s loops.
+#[multiversion(targets = "simd")]
 fn gather(
     channels: &[f32],
     x: &Input<'_>,
@@ -297,14 +311,9 @@ fn gather(
     for (row, column) in patches.chunks_mut(width).enumerate() {
         let (channel, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
         let source = &channels[channel * plane..(channel + 1) * plane];
-        // The output columns whose input column is inside the image: ox·sw + kx·dw - pw in [0, W).
         let shift = kx * dw;
-        let first_inside = pw.saturating_sub(shift).div_ceil(sw);
-        let past_inside = if x.width + pw > shift {
-            ((x.width + pw - shift - 1) / sw + 1).min(out_w)
-        } else {
-            0
-        };
+        let inside = outputs_inside(x.width, pw, sw, shift, out_w);
+        let (first_inside, past_inside) = (inside.start, inside.end);
         let (mut oy, mut ox_start) = (range.start / out_w, range.start % out_w);
         let mut at = 0;
         while at < width {
@@ -319,8 +328,14 @@ fn gather(
                     let line = &source[iy * x.width..(iy + 1) * x.width];
                     let lo = first_inside.clamp(ox_start, ox_end);
                     let hi = past_inside.clamp(lo, ox_end);
-                    dst[..lo - ox_start].fill(0.0);
-                    dst[hi - ox_start..].fill(0.0);
+                    // Padding is met at the edges only: most runs have nothing to zero, and an
+                    // unconditional fill is a memset call per run.
+                    if lo > ox_start {
+                        dst[..lo - ox_start].fill(0.0);
+                    }
+                    if hi < ox_end {
+                        dst[hi - ox_start..].fill(0.0);
+                    }
                     // Past first_inside (hi > lo implies lo >= first_inside), the input column is
                     // lo·sw + shift - pw >= 0; before past_inside, the last one is inside the line.
                     if hi > lo {
@@ -343,8 +358,27 @@ fn gather(
     }
 }
 
+/// The outputs `o` (of `outputs`) whose tap at `offset` (kernel position × dilation) reads inside an axis
+/// of `length`: `o·stride + offset - pad_begin` in [0, length). Empty when every such tap reads padding.
+pub(super) fn outputs_inside(
+    length: usize,
+    pad_begin: usize,
+    stride: usize,
+    offset: usize,
+    outputs: usize,
+) -> std::ops::Range<usize> {
+    let first = pad_begin.saturating_sub(offset).div_ceil(stride);
+    let past = if length + pad_begin > offset {
+        ((length + pad_begin - offset - 1) / stride + 1).min(outputs)
+    } else {
+        0
+    };
+    first.min(past)..past
+}
+
 /// `dst` = `src` (of equal lengths) for the short runs of a patch row, a few dozen values each: moved
 /// eight at a time inline, where `copy_from_slice` calls `memmove` for every run.
+#[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
     let mut targets = dst.chunks_exact_mut(8);
     let mut sources = src.chunks_exact(8);
@@ -544,6 +578,19 @@ mod tests {
             let (pt, pl, pb, pr) = pads;
             prop_assume!(h + pt + pb > (kh - 1) * dh && w + pl + pr > (kw - 1) * dw);
             agrees((n, groups, per_group, filters), (h, w), (kh, kw), (sh, sw), (dh, dw), pads, seed)?;
+        }
+
+        /// One input channel per group (depthwise, `conv_depthwise`), with channel multipliers.
+        #[test]
+        fn depthwise_agrees_with_convolution_by_definition(
+            n in 1usize..3, groups in 1usize..6, filters in 1usize..3,
+            h in 1usize..10, w in 1usize..10, kh in 1usize..4, kw in 1usize..4,
+            sh in 1usize..4, sw in 1usize..4, dh in 1usize..3, dw in 1usize..3,
+            pads in (0usize..4, 0usize..4, 0usize..4, 0usize..4), seed in any::<u64>(),
+        ) {
+            let (pt, pl, pb, pr) = pads;
+            prop_assume!(h + pt + pb > (kh - 1) * dh && w + pl + pr > (kw - 1) * dw);
+            agrees((n, groups, 1, filters), (h, w), (kh, kw), (sh, sw), (dh, dw), pads, seed)?;
         }
 
         /// 1x1 kernels at stride 1 without padding, which multiply the input's planes as they lie.

@@ -9,6 +9,7 @@ use std::ops::Range;
 use candle_core::{DType, Device, Tensor};
 use multiversion::multiversion;
 
+use super::conv_gemm::outputs_inside;
 use super::cpu_f32::f32_slice;
 use crate::ModelError;
 
@@ -32,18 +33,9 @@ impl Axis {
     /// such tap's input position (the next ones follow at the stride).
     fn inside(&self, k: usize) -> (Range<usize>, usize) {
         let stride = self.stride.max(1);
-        let outputs = self.output();
-        let first = self.pads.0.saturating_sub(k).div_ceil(stride).min(outputs);
-        let past = if self.length + self.pads.0 > k {
-            ((self.length + self.pads.0 - k - 1) / stride + 1).min(outputs)
-        } else {
-            0
-        };
-        let past = past.max(first);
-        (
-            first..past,
-            (first * stride + k).saturating_sub(self.pads.0),
-        )
+        let outputs = outputs_inside(self.length, self.pads.0, stride, k, self.output());
+        let first = (outputs.start * stride + k).saturating_sub(self.pads.0);
+        (outputs, first)
     }
 
     /// The input positions of output `o`'s window, clamped to the input (empty when it reads only

@@ -4,6 +4,7 @@
 mod affine_grid;
 mod col2im;
 mod contrib;
+mod conv_depthwise;
 mod conv_gemm;
 mod conv_transpose;
 mod cpu_f32;

@@ -9,6 +9,10 @@ type Out = Result<Vec<Tensor>, ModelError>;
 
 /// Applies `f` to every value in f64 and returns the input's dtype: for the functions candle lacks.
 fn map(x: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor, ModelError> {
+    // The same values (f32 -> f64 -> f32) in one pass, without two converted copies of the tensor.
+    if let Some(y) = super::cpu_f32::map(x, |v| f(f64::from(v)) as f32) {
+        return y;
+    }
     let values: Vec<f64> = x
         .to_dtype(DType::F64)?
         .flatten_all()?
