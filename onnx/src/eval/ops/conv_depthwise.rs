@@ -6,7 +6,8 @@
 
 use multiversion::multiversion;
 
-use super::conv_gemm::{Geometry, Input, outputs_inside};
+use super::conv_gemm::{Geometry, Input};
+use super::im2col::outputs_inside;
 
 /// Whether this path computes the convolution: one input channel per group, of several groups. A
 /// convolution of a single channel (an STFT as a Conv of 1 channel into hundreds of filters) is one

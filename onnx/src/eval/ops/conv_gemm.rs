@@ -9,10 +9,10 @@
 //! computed in f32, as ONNX Runtime's CPU provider does for f16.
 
 use candle_core::{DType, Device, Tensor};
-use multiversion::multiversion;
 
 use super::conv_depthwise;
 use super::cpu_f32::f32_slice;
+use super::im2col;
 
 use crate::ModelError;
 
@@ -269,7 +269,11 @@ fn run(
                 let end = (start + tile).min(positions);
                 let width = end - start;
                 let patches = &mut patches[..rows * width];
-                gather(channels, x, g, start..end, patches);
+                if im2col::shifts_apply(x, g) {
+                    im2col::gather_shifted(channels, x, g, start..end, patches);
+                } else {
+                    im2col::gather(channels, x, g, start..end, patches);
+                }
                 let product = Product {
                     m: filters_per_group,
                     n: width,
@@ -289,106 +293,6 @@ fn run(
     }
     PATCHES.set(patches);
     Ok(())
-}
-
-/// The patch matrix for output positions `range`: row (channel, ky, kx), column position, zeros where
-/// the window reads padding. Compiled per SIMD level and picked at run time, as `cpu_f32`'s loops.
-#[multiversion(targets = "simd")]
-fn gather(
-    channels: &[f32],
-    x: &Input<'_>,
-    g: &Geometry,
-    range: std::ops::Range<usize>,
-    patches: &mut [f32],
-) {
-    let (kh, kw) = g.kernel;
-    let (sh, sw) = g.strides;
-    let (dh, dw) = g.dilations;
-    let (ph, pw) = g.pads_begin;
-    let out_w = g.output.1;
-    let width = range.len();
-    let plane = x.height * x.width;
-    for (row, column) in patches.chunks_mut(width).enumerate() {
-        let (channel, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
-        let source = &channels[channel * plane..(channel + 1) * plane];
-        let shift = kx * dw;
-        let inside = outputs_inside(x.width, pw, sw, shift, out_w);
-        let (first_inside, past_inside) = (inside.start, inside.end);
-        let (mut oy, mut ox_start) = (range.start / out_w, range.start % out_w);
-        let mut at = 0;
-        while at < width {
-            let ox_end = out_w.min(ox_start + width - at);
-            let dst = &mut column[at..at + ox_end - ox_start];
-            let iy = (oy * sh + ky * dh)
-                .checked_sub(ph)
-                .filter(|&iy| iy < x.height);
-            match iy {
-                None => dst.fill(0.0),
-                Some(iy) => {
-                    let line = &source[iy * x.width..(iy + 1) * x.width];
-                    let lo = first_inside.clamp(ox_start, ox_end);
-                    let hi = past_inside.clamp(lo, ox_end);
-                    // Padding is met at the edges only: most runs have nothing to zero, and an
-                    // unconditional fill is a memset call per run.
-                    if lo > ox_start {
-                        dst[..lo - ox_start].fill(0.0);
-                    }
-                    if hi < ox_end {
-                        dst[hi - ox_start..].fill(0.0);
-                    }
-                    // Past first_inside (hi > lo implies lo >= first_inside), the input column is
-                    // lo·sw + shift - pw >= 0; before past_inside, the last one is inside the line.
-                    if hi > lo {
-                        let inside = &mut dst[lo - ox_start..hi - ox_start];
-                        let first = lo * sw + shift - pw;
-                        if sw == 1 {
-                            copy_run(inside, &line[first..first + inside.len()]);
-                        } else {
-                            for (k, value) in inside.iter_mut().enumerate() {
-                                *value = line[first + k * sw];
-                            }
-                        }
-                    }
-                }
-            }
-            at += ox_end - ox_start;
-            oy += 1;
-            ox_start = 0;
-        }
-    }
-}
-
-/// The outputs `o` (of `outputs`) whose tap at `offset` (kernel position × dilation) reads inside an axis
-/// of `length`: `o·stride + offset - pad_begin` in [0, length). Empty when every such tap reads padding.
-pub(super) fn outputs_inside(
-    length: usize,
-    pad_begin: usize,
-    stride: usize,
-    offset: usize,
-    outputs: usize,
-) -> std::ops::Range<usize> {
-    let first = pad_begin.saturating_sub(offset).div_ceil(stride);
-    let past = if length + pad_begin > offset {
-        ((length + pad_begin - offset - 1) / stride + 1).min(outputs)
-    } else {
-        0
-    };
-    first.min(past)..past
-}
-
-/// `dst` = `src` (of equal lengths) for the short runs of a patch row, a few dozen values each: moved
-/// eight at a time inline, where `copy_from_slice` calls `memmove` for every run.
-#[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    let mut targets = dst.chunks_exact_mut(8);
-    let mut sources = src.chunks_exact(8);
-    for (target, source) in (&mut targets).zip(&mut sources) {
-        let source: &[f32; 8] = source.try_into().expect("chunks of eight");
-        target.copy_from_slice(source);
-    }
-    for (target, source) in targets.into_remainder().iter_mut().zip(sources.remainder()) {
-        *target = *source;
-    }
 }
 
 /// C[m×n] (+)= A[m×k]·B[k×n], all row-major; C's rows are `c_stride` apart.

@@ -9,8 +9,8 @@ use std::ops::Range;
 use candle_core::{DType, Device, Tensor};
 use multiversion::multiversion;
 
-use super::conv_gemm::outputs_inside;
 use super::cpu_f32::f32_slice;
+use super::im2col::outputs_inside;
 use crate::ModelError;
 
 /// One spatial axis of the pooling: its input length, kernel, stride and padding before and after

@@ -14,6 +14,7 @@ mod elementwise;
 mod fourier;
 mod grid_sample;
 mod host;
+mod im2col;
 mod indexing;
 mod layout;
 mod logic;
