@@ -84,7 +84,11 @@ fn pool(x: &Tensor, rows: Axis, columns: Axis) -> Result<Tensor, ModelError> {
     {
         let (storage, layout) = x.storage_and_layout();
         let input = f32_slice(&storage, layout, planes * plane)?;
-        pool_planes(input, &mut out, (rows, columns), &taps);
+        if tiles_apply(rows, columns) {
+            pool_tiles(input, &mut out, (rows, columns));
+        } else {
+            pool_planes(input, &mut out, (rows, columns), &taps);
+        }
     }
     let mut dims = x.dims()[..2].to_vec();
     if x.rank() == 4 {
@@ -92,6 +96,64 @@ fn pool(x: &Tensor, rows: Axis, columns: Axis) -> Result<Tensor, ModelError> {
     }
     dims.push(out_w);
     Ok(Tensor::from_vec(out, dims, &Device::Cpu)?)
+}
+
+/// Windows that tile the input exactly (kernel = stride, no padding, lengths that are multiples of the
+/// stride: the 2x2 pooling between a CNN's stages), for [`pool_tiles`].
+fn tiles_apply(rows: Axis, columns: Axis) -> bool {
+    [rows, columns].iter().all(|a| {
+        a.pads == (0, 0) && a.kernel == a.stride && a.length > 0 && a.length % a.stride == 0
+    })
+}
+
+/// [`pool_planes`] for windows that tile the input: the maximum across each window's columns over the
+/// whole plane at once (its rows are whole windows wide), then down each band of window rows. Long
+/// runs instead of a short strided run per output row and kernel position.
+#[multiversion(targets = "simd")]
+fn pool_tiles(input: &[f32], out: &mut [f32], (rows, columns): (Axis, Axis)) {
+    let (sh, sw) = (rows.stride, columns.stride);
+    let plane = rows.length * columns.length;
+    let out_w = columns.length / sw;
+    let mut across = vec![0f32; plane / sw];
+    for (source, target) in input
+        .chunks_exact(plane)
+        .zip(out.chunks_exact_mut(plane / (sh * sw)))
+    {
+        match sw {
+            2 => windows_across::<2>(&mut across, source),
+            3 => windows_across::<3>(&mut across, source),
+            _ => {
+                for (largest, window) in across.iter_mut().zip(source.chunks_exact(sw)) {
+                    *largest = window[0];
+                    for &v in &window[1..] {
+                        fold_in(largest, v);
+                    }
+                }
+            }
+        }
+        for (line_out, band) in target
+            .chunks_exact_mut(out_w)
+            .zip(across.chunks_exact(out_w * sh))
+        {
+            line_out.copy_from_slice(&band[..out_w]);
+            for row in band.chunks_exact(out_w).skip(1) {
+                for (largest, &v) in line_out.iter_mut().zip(row) {
+                    fold_in(largest, v);
+                }
+            }
+        }
+    }
+}
+
+/// The maximum of each run of `WIDTH` values; a width known at compile time lets the loop vectorize.
+#[inline(always)]
+fn windows_across<const WIDTH: usize>(across: &mut [f32], source: &[f32]) {
+    for (largest, window) in across.iter_mut().zip(source.chunks_exact(WIDTH)) {
+        *largest = window[0];
+        for &v in &window[1..WIDTH] {
+            fold_in(largest, v);
+        }
+    }
 }
 
 /// Every plane's pooling, `out` filled with -inf beforehand; compiled per SIMD level (the build's
@@ -212,6 +274,28 @@ mod tests {
             let t = Tensor::from_vec(x.clone(), (1, planes, rows.length, columns.length), &Device::Cpu).unwrap();
             let y = max_pool(&t, &[rows, columns]).unwrap().unwrap();
             prop_assert_eq!(y.dims(), &[1, planes, rows.output(), columns.output()]);
+            let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            prop_assert_eq!(got, direct(&x, (planes, rows.length, columns.length), rows, columns));
+        }
+    }
+
+    fn tiling_axis() -> impl Strategy<Value = Axis> {
+        (1usize..4, 1usize..5).prop_map(|(stride, windows)| Axis {
+            length: stride * windows,
+            kernel: stride,
+            stride,
+            pads: (0, 0),
+        })
+    }
+
+    proptest! {
+        /// Windows that tile the input (the fast path) against the definition too.
+        #[test]
+        fn tiling_windows_match_pooling_by_definition(rows in tiling_axis(), columns in tiling_axis(), planes in 1usize..4, seed in 0u64..1000) {
+            let len = planes * rows.length * columns.length;
+            let x: Vec<f32> = (0..len).map(|i| ((i as u64 * 7919 + seed) % 211) as f32 - 100.0).collect();
+            let t = Tensor::from_vec(x.clone(), (1, planes, rows.length, columns.length), &Device::Cpu).unwrap();
+            let y = max_pool(&t, &[rows, columns]).unwrap().unwrap();
             let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             prop_assert_eq!(got, direct(&x, (planes, rows.length, columns.length), rows, columns));
         }
