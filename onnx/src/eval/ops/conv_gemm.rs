@@ -225,8 +225,9 @@ fn run(
     let tile = (TILE_ELEMENTS / rows.max(1)).clamp(1, positions.max(1));
     // The patch buffer outlives the call (this thread's, taken and put back): zeroing 4 MiB for
     // every convolution of a small image costs as much as gathering into it.
+    let (pointwise, shifted) = (g.is_pointwise(x), im2col::shifts_apply(x, g));
     let mut patches = PATCHES.take();
-    if !g.is_pointwise(x) && patches.len() < rows * tile {
+    if !pointwise && patches.len() < rows * tile {
         patches.resize(rows * tile, 0.0);
     }
     let threads = candle_core::utils::get_num_threads();
@@ -247,7 +248,7 @@ fn run(
                     row.fill(b);
                 }
             }
-            if g.is_pointwise(x) {
+            if pointwise {
                 // The input's channel planes are already the patch matrix [C/g, H·W].
                 let product = Product {
                     m: filters_per_group,
@@ -269,7 +270,7 @@ fn run(
                 let end = (start + tile).min(positions);
                 let width = end - start;
                 let patches = &mut patches[..rows * width];
-                if im2col::shifts_apply(x, g) {
+                if shifted {
                     im2col::gather_shifted(channels, x, g, start..end, patches);
                 } else {
                     im2col::gather(channels, x, g, start..end, patches);

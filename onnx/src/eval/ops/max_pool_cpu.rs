@@ -24,6 +24,24 @@ pub struct Axis {
 }
 
 impl Axis {
+    /// One per spatial axis, from the input's spatial lengths and the pooling's attributes (`pads`
+    /// with ceil_mode's extra end padding included).
+    pub fn each(
+        lengths: &[usize],
+        kernel: &[usize],
+        strides: &[usize],
+        pads: &[(usize, usize)],
+    ) -> Vec<Self> {
+        (lengths.iter().zip(kernel).zip(strides).zip(pads))
+            .map(|(((&length, &kernel), &stride), &pads)| Self {
+                length,
+                kernel,
+                stride,
+                pads,
+            })
+            .collect()
+    }
+
     fn output(&self) -> usize {
         let padded = self.length + self.pads.0 + self.pads.1;
         padded.saturating_sub(self.kernel) / self.stride.max(1) + 1
@@ -78,8 +96,6 @@ fn pool(x: &Tensor, rows: Axis, columns: Axis) -> Result<Tensor, ModelError> {
     let (out_h, out_w) = (rows.output(), columns.output());
     let plane = rows.length * columns.length;
     super::host::element_count(&[planes, out_h, out_w], "MaxPool's output")?;
-    // Per kernel column, the output columns whose tap lies inside the input and the first such tap.
-    let taps: Vec<_> = (0..columns.kernel).map(|kx| columns.inside(kx)).collect();
     let mut out = vec![f32::NEG_INFINITY; planes * out_h * out_w];
     {
         let (storage, layout) = x.storage_and_layout();
@@ -87,7 +103,7 @@ fn pool(x: &Tensor, rows: Axis, columns: Axis) -> Result<Tensor, ModelError> {
         if tiles_apply(rows, columns) {
             pool_tiles(input, &mut out, (rows, columns));
         } else {
-            pool_planes(input, &mut out, (rows, columns), &taps);
+            pool_planes(input, &mut out, (rows, columns));
         }
     }
     let mut dims = x.dims()[..2].to_vec();
@@ -159,12 +175,9 @@ fn windows_across<const WIDTH: usize>(across: &mut [f32], source: &[f32]) {
 /// Every plane's pooling, `out` filled with -inf beforehand; compiled per SIMD level (the build's
 /// baseline is four-lane SSE) and picked at run time.
 #[multiversion(targets = "simd")]
-fn pool_planes(
-    input: &[f32],
-    out: &mut [f32],
-    (rows, columns): (Axis, Axis),
-    taps: &[(Range<usize>, usize)],
-) {
+fn pool_planes(input: &[f32], out: &mut [f32], (rows, columns): (Axis, Axis)) {
+    // Per kernel column, the output columns whose tap lies inside the input and the first such tap.
+    let columns_inside: Vec<_> = (0..columns.kernel).map(|kx| columns.inside(kx)).collect();
     let plane = rows.length * columns.length;
     let (out_h, out_w) = (rows.output(), columns.output());
     for (source, target) in input
@@ -174,7 +187,10 @@ fn pool_planes(
         for (oy, line_out) in target.chunks_exact_mut(out_w.max(1)).enumerate() {
             for iy in rows.window(oy) {
                 let line = &source[iy * columns.length..(iy + 1) * columns.length];
-                for (outputs, first) in taps.iter().filter(|(outputs, _)| !outputs.is_empty()) {
+                for (outputs, first) in columns_inside
+                    .iter()
+                    .filter(|(outputs, _)| !outputs.is_empty())
+                {
                     let (targets, first) = (&mut line_out[outputs.clone()], *first);
                     let taps = &line[first..];
                     match columns.stride {

@@ -306,14 +306,7 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .zip(&extra)
         .map(|(&(b, e), &x)| (b, e + x))
         .collect();
-    let axes: Vec<max_pool_cpu::Axis> = (0..kernel.len())
-        .map(|i| max_pool_cpu::Axis {
-            length: x.dims()[2 + i],
-            kernel: kernel[i],
-            stride: strides[i],
-            pads: pads[i],
-        })
-        .collect();
+    let axes = max_pool_cpu::Axis::each(&x.dims()[2..], &kernel, &strides, &pads);
     if let Some(y) = max_pool_cpu::max_pool(x, &axes) {
         return Ok(vec![y?]);
     }
