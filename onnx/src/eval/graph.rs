@@ -117,15 +117,43 @@ impl PreparedGraph {
         })
     }
 
-    /// Computes once the nodes of `graph` (the model's own) whose inputs are all small constants:
+    /// Computes once the nodes of `graph` and of its subgraphs whose inputs are all small constants:
     /// initializers or outputs of nodes computed so (weights a model makes with ConstantOfShape, shape
-    /// arithmetic), as ONNX Runtime does when it loads a model. A node that fails is left to the runs,
-    /// which report its error as before; control flow and operators with randomness are never computed
-    /// ahead.
-    pub fn fold_constants(&mut self, graph: &GraphProto, execution: &Execution<'_>) {
+    /// arithmetic, a branch's Constant nodes), as ONNX Runtime does when it loads a model. A node that
+    /// fails is left to the runs, which report its error as before; control flow and operators with
+    /// randomness are never computed ahead, nor a node reading an initializer a run may override: one
+    /// the graph also takes as an input, in a subgraph, or in a model graph when
+    /// `initializers_overridable` (IR version 4 on; before it every initializer was listed among the
+    /// inputs and was a constant, as ONNX Runtime reads such models).
+    pub fn fold_constants(
+        &mut self,
+        graph: &GraphProto,
+        execution: &Execution<'_>,
+        initializers_overridable: bool,
+    ) {
+        let mut held = 0usize;
+        self.fold(graph, execution, initializers_overridable, &mut held);
+    }
+
+    /// [`Self::fold_constants`] with `held` elements already computed ahead (in enclosing graphs).
+    fn fold(
+        &mut self,
+        graph: &GraphProto,
+        execution: &Execution<'_>,
+        initializers_overridable: bool,
+        held: &mut usize,
+    ) {
         let no_initializers = HashMap::new();
         let scope = Scope::new(HashMap::new(), &no_initializers, None);
-        let mut held = 0usize;
+        let inputs: HashSet<&str> = if initializers_overridable {
+            graph
+                .input
+                .iter()
+                .filter_map(|v| v.name.as_deref())
+                .collect()
+        } else {
+            HashSet::new()
+        };
         for (index, proto) in graph.node.iter().enumerate() {
             let (domain, op) = (
                 proto.domain.as_deref().unwrap_or(""),
@@ -133,10 +161,11 @@ impl PreparedGraph {
             );
             let small_constants = proto.input.iter().all(|name| {
                 name.is_empty()
-                    || self
-                        .initializers
-                        .get(name)
-                        .is_some_and(|t| t.elem_count() <= FOLDED_INPUT_ELEMENTS)
+                    || (!inputs.contains(name.as_str())
+                        && self
+                            .initializers
+                            .get(name)
+                            .is_some_and(|t| t.elem_count() <= FOLDED_INPUT_ELEMENTS))
             });
             let foldable = matches!(domain, "" | "ai.onnx")
                 && !NOT_FOLDED.contains(&op)
@@ -168,13 +197,28 @@ impl PreparedGraph {
             let Ok(values) = on_device else {
                 continue;
             };
-            held += size;
+            *held += size;
             for (name, value) in proto.output.iter().zip(values) {
                 if !name.is_empty() {
                     self.initializers.insert(name.clone(), value);
                 }
             }
             self.folded.insert(index);
+        }
+        for (&index, subgraphs) in &mut self.subgraphs {
+            let Some(node) = graph.node.get(index) else {
+                continue;
+            };
+            for (name, prepared) in subgraphs {
+                let body = node
+                    .attribute
+                    .iter()
+                    .find(|a| a.name.as_deref() == Some(name.as_str()))
+                    .and_then(|a| a.g.as_ref());
+                if let Some(body) = body {
+                    prepared.fold(body, execution, true, held);
+                }
+            }
         }
     }
 
@@ -498,5 +542,65 @@ mod tests {
             [[3., 4., 5.], [6., 7., 8.]]
         );
         assert_eq!(out[1].1.to_vec1::<i64>().unwrap(), [5000]);
+    }
+
+    /// A Loop body's Constant and the node on it are computed once, when the session is made; a node
+    /// reading the body's input is not, though the body also has an initializer of that name (the
+    /// input, given at each iteration, is what the node reads).
+    #[test]
+    fn subgraph_constants_are_computed_once_but_not_nodes_on_a_shadowed_input() {
+        use crate::eval::control_flow::tests::{body, floats, graph_attr, model, node, value};
+        use crate::proto::{
+            AttributeProto, GraphProto, TensorProto, attribute_proto::AttributeType,
+        };
+        let constant = AttributeProto {
+            name: Some("value".to_owned()),
+            r#type: Some(AttributeType::Tensor as i32),
+            t: Some(floats("value", &[2.0, 2.0])),
+            ..Default::default()
+        };
+        let loop_body = body(
+            vec![
+                node("Constant", &[], &["k"], vec![constant]),
+                node("Mul", &["k", "one"], &["two"], vec![]),
+                node("Add", &["acc", "two"], &["acc_out"], vec![]),
+                node("Identity", &["cond_in"], &["cond_out"], vec![]),
+            ],
+            vec![floats("one", &[1.0, 1.0]), floats("acc", &[100.0, 100.0])],
+            vec![
+                value("i", DataType::Int64),
+                value("cond_in", DataType::Bool),
+                value("acc", DataType::Float),
+            ],
+            vec![
+                value("cond_out", DataType::Bool),
+                value("acc_out", DataType::Float),
+            ],
+        );
+        let graph = GraphProto {
+            node: vec![node(
+                "Loop",
+                &["m", "", "x"],
+                &["y"],
+                vec![graph_attr("body", loop_body)],
+            )],
+            initializer: vec![TensorProto {
+                name: Some("m".to_owned()),
+                data_type: Some(DataType::Int64 as i32),
+                int64_data: vec![3],
+                ..Default::default()
+            }],
+            input: vec![value("x", DataType::Float)],
+            output: vec![value("y", DataType::Float)],
+            ..Default::default()
+        };
+        let session = Session::new(&model(graph, 17), None, &Device::Cpu).unwrap();
+        let body = &session.prepared.subgraphs[&0][0].1;
+        let mut folded: Vec<usize> = body.folded.iter().copied().collect();
+        folded.sort_unstable();
+        assert_eq!(folded, vec![0, 1], "the Constant and the Mul on it");
+        let x = Tensor::new(&[1f32, -1.0], &Device::Cpu).unwrap();
+        let out = session.run(&HashMap::from([("x".to_owned(), x)])).unwrap();
+        assert_eq!(out[0].1.to_vec1::<f32>().unwrap(), [7.0, 5.0]);
     }
 }

@@ -62,6 +62,7 @@ impl Session {
         prepared.fold_constants(
             &graph,
             &Execution::new(opset, device, graph::ITERATION_BUDGET),
+            model.ir_version.unwrap_or(0) >= 4,
         );
         Ok(Self {
             graph,

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use super::conv_depthwise;
 use super::cpu_f32::f32_slice;
 use super::im2col;
+use super::matrix_product::{Operand, Product};
 
 use crate::ModelError;
 
@@ -258,8 +259,8 @@ fn run(
                 product.compute(
                     out_rows,
                     positions,
-                    filters,
-                    channels,
+                    Operand::rows(filters, rows),
+                    Operand::rows(channels, positions),
                     bias.is_some(),
                     threads,
                 )?;
@@ -283,8 +284,8 @@ fn run(
                 product.compute(
                     &mut out_rows[start..],
                     positions,
-                    filters,
-                    patches,
+                    Operand::rows(filters, rows),
+                    Operand::rows(patches, width),
                     bias.is_some(),
                     threads,
                 )?;
@@ -294,74 +295,6 @@ fn run(
     }
     PATCHES.set(patches);
     Ok(())
-}
-
-/// C[m×n] (+)= A[m×k]·B[k×n], all row-major; C's rows are `c_stride` apart.
-struct Product {
-    m: usize,
-    n: usize,
-    k: usize,
-}
-
-impl Product {
-    fn compute(
-        &self,
-        c: &mut [f32],
-        c_stride: usize,
-        a: &[f32],
-        b: &[f32],
-        accumulate: bool,
-        threads: usize,
-    ) -> Result<(), ModelError> {
-        let Self { m, n, k } = *self;
-        // The bounds gemm's raw pointers are used within, checked rather than assumed.
-        let fits = m == 0
-            || n == 0
-            || (c_stride >= n
-                && c.len() >= (m - 1) * c_stride + n
-                && a.len() >= m * k
-                && b.len() >= k * n);
-        if !fits {
-            return Err(ModelError::Evaluation(format!(
-                "Conv: a {m}x{k} by {k}x{n} product does not fit its buffers"
-            )));
-        }
-        if m == 0 || n == 0 {
-            return Ok(());
-        }
-        let parallelism = if threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: every element gemm reads or writes lies inside the slices checked above: C's rows at
-        // c_stride (>= n) with n columns each, A dense m×k, B dense k×n; C is borrowed mutably, so
-        // nothing else aliases it.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr(),
-                1,
-                c_stride as isize,
-                accumulate,
-                a.as_ptr(),
-                1,
-                k as isize,
-                b.as_ptr(),
-                1,
-                n as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -14,13 +14,7 @@ pub fn f32_slice<'s>(
     layout: &Layout,
     len: usize,
 ) -> Result<&'s [f32], ModelError> {
-    let Storage::Cpu(cpu) = storage else {
-        return Err(ModelError::Evaluation("a CPU tensor was expected".into()));
-    };
-    let start = layout.start_offset();
-    cpu.as_slice::<f32>()?
-        .get(start..start + len)
-        .ok_or_else(|| ModelError::Evaluation("a tensor shorter than its shape".into()))
+    super::host::host_slice(storage, layout, len)
 }
 
 /// `f` applied to every element, when `x` is a contiguous f32 tensor on the CPU.
@@ -92,6 +86,38 @@ fn repeated(
     Ok(Tensor::from_vec(out, shape, &Device::Cpu)?)
 }
 
+/// `x`·a[c] + b[c] for each channel c of `x` [N, C, ...], when `x` is a contiguous f32 tensor on the CPU
+/// and `a` and `b` hold one value per channel: an inference BatchNormalization in one pass.
+pub fn per_channel_affine(
+    x: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+) -> Option<Result<Tensor, ModelError>> {
+    let channels = *x.dims().get(1)?;
+    let plain = |t: &Tensor| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32;
+    if !plain(x) || !x.is_contiguous() || a.elem_count() != channels || b.elem_count() != channels {
+        return None;
+    }
+    let per_channel = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let run = || -> Result<Tensor, ModelError> {
+        let (a, b) = (per_channel(a)?, per_channel(b)?);
+        let (storage, layout) = x.storage_and_layout();
+        let values = f32_slice(&storage, layout, x.elem_count())?;
+        let plane = x.dims()[2..].iter().product::<usize>();
+        let mut out = Vec::with_capacity(values.len());
+        if plane > 0 {
+            for (index, plane_values) in values.chunks(plane).enumerate() {
+                let c = index % channels;
+                apply_affine(plane_values, a[c], b[c], &mut out);
+            }
+        }
+        Ok(Tensor::from_vec(out, x.shape(), &Device::Cpu)?)
+    };
+    Some(run())
+}
+
 // The loops below are compiled once per SIMD level (SSE2 to AVX-512) and the one this CPU has is
 // picked at run time: the build targets x86-64's baseline, whose four-lane SSE would leave most of an
 // AVX-512 core's width unused.
@@ -99,6 +125,20 @@ fn repeated(
 #[multiversion(targets = "simd")]
 fn apply<F: Fn(f32) -> f32>(values: &[f32], out: &mut Vec<f32>, f: &F) {
     out.extend(values.iter().map(|&v| f(v)));
+}
+
+/// `f` applied to every element of `values` in place.
+#[multiversion(targets = "simd")]
+pub fn apply_in_place<F: Fn(f32) -> f32>(values: &mut [f32], f: &F) {
+    for v in values {
+        *v = f(*v);
+    }
+}
+
+/// `values`·a + b, appended to `out`.
+#[multiversion(targets = "simd")]
+fn apply_affine(values: &[f32], a: f32, b: f32, out: &mut Vec<f32>) {
+    out.extend(values.iter().map(|&v| v * a + b));
 }
 
 /// `f(big, small)` with `small` repeated along `big` (a scalar, or whole rows of it).
@@ -113,74 +153,9 @@ fn apply_repeated<F: Fn(f32, f32) -> f32>(big: &[f32], small: &[f32], out: &mut 
     }
 }
 
-/// erf in f32 as a ratio of two polynomials in x² (the rational approximation Eigen's and XLA's float
-/// erf use); beyond |x| = 3.9 erf is ±1 to f32's precision. Selects rather than branches, so that it
-/// vectorizes, and has no mul_add (without FMA in the build target that is a library call per element).
-/// Within 4e-7 of f64's erf over the whole line (tested below).
-pub fn erf(x: f32) -> f32 {
-    let ratio = erf_ratio(x.clamp(-4.0, 4.0));
-    if x.abs() > 3.9 {
-        1f32.copysign(x)
-    } else {
-        ratio
-    }
-}
-
-fn erf_ratio(x: f32) -> f32 {
-    let x2 = x * x;
-    let mut p = -2.726_142_3e-10_f32;
-    for c in [
-        2.770_681_4e-08,
-        -2.101_024e-06,
-        -5.692_506_5e-05,
-        -7.349_906_3e-04,
-        -2.954_600_2e-03,
-        -1.609_603_3e-02,
-    ] {
-        p = p * x2 + c;
-    }
-    let mut q = -1.456_607_2e-05_f32;
-    for c in [
-        -2.133_740_6e-04,
-        -1.682_827e-03,
-        -7.373_329_3e-03,
-        -1.426_474e-02,
-    ] {
-        q = q * x2 + c;
-    }
-    x * p / q
-}
-
-/// GELU with the exact (erf) form: x·(1 + erf(x/√2))/2.
-pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// erf in f64 (candle's, from the Boost-derived rational approximations), as the reference.
-    fn erf_f64(x: f64) -> f64 {
-        candle_core::cpu::erf::erf_f64(x)
-    }
-
-    #[test]
-    fn erf_is_within_4e_7_of_f64s_everywhere() {
-        let mut worst = 0f64;
-        let mut x = -6.0f32;
-        while x <= 6.0 {
-            let expected = erf_f64(f64::from(x));
-            let got = f64::from(erf(x));
-            worst = worst.max((got - expected).abs());
-            x += 1.0 / 1024.0;
-        }
-        assert!(worst < 4e-7, "worst absolute error {worst}");
-        assert_eq!(erf(0.0), 0.0);
-        assert_eq!(erf(f32::INFINITY), 1.0);
-        assert_eq!(erf(f32::NEG_INFINITY), -1.0);
-        assert!(erf(f32::NAN).is_nan());
-    }
 
     #[test]
     fn binary_repeats_the_smaller_operand_on_either_side() {

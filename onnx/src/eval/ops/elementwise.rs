@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, float_input, required};
-use super::cpu_f32;
+use super::{cpu_f32, f32_math};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -171,20 +171,26 @@ pub fn exp(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn erf(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = float_input(node, inputs, 0)?;
-    if let Some(y) = cpu_f32::map(x, cpu_f32::erf) {
+    if let Some(y) = cpu_f32::map(x, f32_math::erf) {
         return Ok(vec![y?]);
     }
     Ok(vec![x.erf()?])
 }
 
 pub fn tanh(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![float_input(node, inputs, 0)?.tanh()?])
+    let x = float_input(node, inputs, 0)?;
+    if let Some(y) = cpu_f32::map(x, f32_math::tanh) {
+        return Ok(vec![y?]);
+    }
+    Ok(vec![x.tanh()?])
 }
 
 pub fn sigmoid(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![candle_nn::ops::sigmoid(float_input(
-        node, inputs, 0,
-    )?)?])
+    let x = float_input(node, inputs, 0)?;
+    if let Some(y) = cpu_f32::map(x, f32_math::sigmoid) {
+        return Ok(vec![y?]);
+    }
+    Ok(vec![candle_nn::ops::sigmoid(x)?])
 }
 
 pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {

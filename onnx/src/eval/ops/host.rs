@@ -1,7 +1,7 @@
 //! Tensors as flat f64 values on the host, for operators that compute element by element (recurrences,
 //! sampling, suppression), with the size checks their untrusted shapes need.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Layout, Storage, Tensor, WithDType};
 
 use crate::ModelError;
 
@@ -37,6 +37,21 @@ pub fn build(
     like: &Tensor,
 ) -> Result<Tensor, ModelError> {
     Ok(Tensor::from_vec(values, dims, like.device())?.to_dtype(dtype)?)
+}
+
+/// The elements of a contiguous CPU tensor's storage from `layout`'s start, `len` of them, borrowed.
+pub fn host_slice<'s, T: WithDType>(
+    storage: &'s Storage,
+    layout: &Layout,
+    len: usize,
+) -> Result<&'s [T], ModelError> {
+    let Storage::Cpu(cpu) = storage else {
+        return Err(ModelError::Evaluation("a CPU tensor was expected".into()));
+    };
+    let start = layout.start_offset();
+    cpu.as_slice::<T>()?
+        .get(start..start + len)
+        .ok_or_else(|| ModelError::Evaluation("a tensor shorter than its shape".into()))
 }
 
 /// Row-major strides of `dims`.

@@ -1,47 +1,19 @@
 //! The recurrent operators LSTM, GRU and RNN: forward, reverse or bidirectional over a sequence, with
 //! per-batch `sequence_lens`, initial states, LSTM peepholes, GRU's `linear_before_reset`, `clip`, and the
-//! batch-first `layout` of opset 14. Computed in f64 on the host, one step at a time, as the ONNX
-//! equations read; the outputs Y, Y_h (and Y_c for LSTM) come back in the input's type.
+//! batch-first `layout` of opset 14. Computed on the CPU in f32 (f64 for double models) by
+//! [`recurrent_cell`](super::recurrent_cell); the outputs Y, Y_h (and Y_c for LSTM) come back in the
+//! input's type and on its device.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use super::super::node::{Node, int_values, optional, required};
-use super::host::{build, element_count, values};
-use super::recurrent_activation::{self, Activation};
+use super::host::{element_count, host_slice};
+use super::recurrent_activation;
+use super::recurrent_cell::Real;
+use super::recurrent_cell::{Cell, Direction, Sequence, State};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Cell {
-    /// Gates i, o, f, c; peepholes i, o, f.
-    Lstm {
-        input_forget: bool,
-    },
-    /// Gates z, r, h.
-    Gru {
-        linear_before_reset: bool,
-    },
-    Rnn,
-}
-
-impl Cell {
-    fn gates(self) -> usize {
-        match self {
-            Self::Lstm { .. } => 4,
-            Self::Gru { .. } => 3,
-            Self::Rnn => 1,
-        }
-    }
-
-    fn default_activations(self) -> &'static [&'static str] {
-        match self {
-            Self::Lstm { .. } => &["Sigmoid", "Tanh", "Tanh"],
-            Self::Gru { .. } => &["Sigmoid", "Tanh"],
-            Self::Rnn => &["Tanh"],
-        }
-    }
-}
 
 pub fn lstm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let input_forget = node.int("input_forget", 0) != 0;
@@ -79,14 +51,13 @@ struct Dims {
 }
 
 impl Dims {
-    /// Offset of X[t, b, 0] (or X[b, t, 0] batch-first).
-    fn x_offset(&self, t: usize, b: usize) -> usize {
-        let row = if self.batch_first {
+    /// The row of X[t, b] (or X[b, t] batch-first) among X's rows of `input` values.
+    fn row(&self, t: usize, b: usize) -> usize {
+        if self.batch_first {
             b * self.seq + t
         } else {
             t * self.batch + b
-        };
-        row * self.input
+        }
     }
 
     /// Offset of state[d, b, 0] (or state[b, d, 0] batch-first): initial_h, initial_c, Y_h, Y_c.
@@ -199,126 +170,9 @@ fn dims(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Result<Dims, 
     // With an empty sequence Y is empty, but the states still hold one vector per batch entry.
     element_count(&d.state_dims(), "Y_h")?;
     element_count(&[directions, gates, input + hidden], "the weights")?;
+    // Every gate's input part at every step is computed before the loop.
+    element_count(&[seq, batch, gates], "the gates of every step")?;
     Ok(d)
-}
-
-/// One direction's weights, biases and peepholes, as flat row-major slices.
-struct Weights<'a> {
-    w: &'a [f64],
-    r: &'a [f64],
-    wb: &'a [f64],
-    rb: &'a [f64],
-    p: &'a [f64],
-}
-
-/// Rows `gate * hidden ..` of `m` (each `v.len()` wide) times `v`.
-fn gate_product(m: &[f64], gate: usize, hidden: usize, v: &[f64]) -> Vec<f64> {
-    let cols = v.len();
-    (0..hidden)
-        .map(|j| {
-            let start = (gate * hidden + j) * cols;
-            m[start..start + cols]
-                .iter()
-                .zip(v)
-                .map(|(a, b)| a * b)
-                .sum()
-        })
-        .collect()
-}
-
-/// Everything a step needs besides the state.
-struct Step<'a> {
-    cell: Cell,
-    weights: Weights<'a>,
-    /// This direction's activations: f, g, h for LSTM; f, g for GRU; f for RNN.
-    acts: &'a [Activation],
-    clip: Option<f64>,
-    hidden: usize,
-}
-
-impl Step<'_> {
-    fn clip(&self, x: f64) -> f64 {
-        match self.clip {
-            Some(c) => x.clamp(-c, c),
-            None => x,
-        }
-    }
-
-    /// The input and recurrent contributions plus both biases of `gate`, before any activation.
-    fn linear(&self, gate: usize, x: &[f64], h: &[f64]) -> Vec<f64> {
-        let n = self.hidden;
-        let wx = gate_product(self.weights.w, gate, n, x);
-        let rh = gate_product(self.weights.r, gate, n, h);
-        (0..n)
-            .map(|j| wx[j] + rh[j] + self.weights.wb[gate * n + j] + self.weights.rb[gate * n + j])
-            .collect()
-    }
-
-    /// Advances the state (h, and c for LSTM) by one input `x`.
-    fn advance(&self, x: &[f64], h: &mut [f64], c: &mut [f64]) {
-        match self.cell {
-            Cell::Lstm { input_forget } => self.lstm(x, h, c, input_forget),
-            Cell::Gru {
-                linear_before_reset,
-            } => self.gru(x, h, linear_before_reset),
-            Cell::Rnn => {
-                let pre = self.linear(0, x, h);
-                for (hj, p) in h.iter_mut().zip(pre) {
-                    *hj = self.acts[0].apply(self.clip(p));
-                }
-            }
-        }
-    }
-
-    fn lstm(&self, x: &[f64], h: &mut [f64], c: &mut [f64], input_forget: bool) {
-        let n = self.hidden;
-        let (f, g, hf) = (self.acts[0], self.acts[1], self.acts[2]);
-        let p = self.weights.p;
-        let (pi, po, pf) = (&p[..n], &p[n..2 * n], &p[2 * n..]);
-        let [i_pre, o_pre, f_pre, c_pre] = [0, 1, 2, 3].map(|gate| self.linear(gate, x, h));
-        for j in 0..n {
-            let i = f.apply(self.clip(i_pre[j] + pi[j] * c[j]));
-            let forget = if input_forget {
-                1.0 - i
-            } else {
-                f.apply(self.clip(f_pre[j] + pf[j] * c[j]))
-            };
-            let candidate = g.apply(self.clip(c_pre[j]));
-            c[j] = forget * c[j] + i * candidate;
-            let o = f.apply(self.clip(o_pre[j] + po[j] * c[j]));
-            h[j] = o * hf.apply(c[j]);
-        }
-    }
-
-    fn gru(&self, x: &[f64], h: &mut [f64], linear_before_reset: bool) {
-        let n = self.hidden;
-        let (f, g) = (self.acts[0], self.acts[1]);
-        let z: Vec<f64> = self
-            .linear(0, x, h)
-            .into_iter()
-            .map(|v| f.apply(self.clip(v)))
-            .collect();
-        let r: Vec<f64> = self
-            .linear(1, x, h)
-            .into_iter()
-            .map(|v| f.apply(self.clip(v)))
-            .collect();
-        let wx = gate_product(self.weights.w, 2, n, x);
-        let (wb, rb) = (&self.weights.wb[2 * n..], &self.weights.rb[2 * n..]);
-        // The reset gate scales either the previous state (the paper's GRU) or the recurrent product (cuDNN's).
-        let recurrent: Vec<f64> = if linear_before_reset {
-            let rh = gate_product(self.weights.r, 2, n, h);
-            (0..n).map(|j| r[j] * (rh[j] + rb[j])).collect()
-        } else {
-            let reset: Vec<f64> = h.iter().zip(&r).map(|(a, b)| a * b).collect();
-            let rh = gate_product(self.weights.r, 2, n, &reset);
-            (0..n).map(|j| rh[j] + rb[j]).collect()
-        };
-        for j in 0..n {
-            let candidate = g.apply(self.clip(wx[j] + wb[j] + recurrent[j]));
-            h[j] = (1.0 - z[j]) * candidate + z[j] * h[j];
-        }
-    }
 }
 
 /// The `clip` threshold, when set: a positive number, since it bounds gate inputs to [-clip, clip].
@@ -349,28 +203,48 @@ fn sequence_lengths(inputs: &[Option<Tensor>], d: &Dims) -> Result<Vec<usize>, M
         .collect()
 }
 
-/// An optional input's values, or zeros of `len`.
-fn values_or_zeros(
+/// A tensor as a contiguous CPU tensor of `T`'s type, and back.
+fn as_host<T: Real>(t: &Tensor) -> Result<Tensor, ModelError> {
+    Ok(t.to_device(&Device::Cpu)?
+        .to_dtype(T::DTYPE)?
+        .contiguous()?)
+}
+
+/// An optional input's values in `T`, or zeros of `len`.
+fn values_or_zeros<T: Real>(
     inputs: &[Option<Tensor>],
     index: usize,
     len: usize,
-) -> Result<Vec<f64>, ModelError> {
-    optional(inputs, index).map_or_else(|| Ok(vec![0.0; len]), values)
+) -> Result<Vec<T>, ModelError> {
+    match optional(inputs, index) {
+        Some(t) => Ok(as_host::<T>(t)?.flatten_all()?.to_vec1::<T>()?),
+        None => Ok(vec![T::from_f64(0.0); len]),
+    }
 }
 
 fn run(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
+    let x = required(inputs, 0)?;
+    let outputs = if x.dtype() == DType::F64 {
+        run_in::<f64>(node, inputs, cell)?
+    } else {
+        run_in::<f32>(node, inputs, cell)?
+    };
+    outputs
+        .into_iter()
+        .map(|t| Ok(t.to_dtype(x.dtype())?.to_device(x.device())?))
+        .collect()
+}
+
+/// The outputs Y, Y_h (and Y_c for LSTM) computed in `T`, on the CPU.
+fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
     let d = dims(node, inputs, cell)?;
     let (_, reverse) = directions(node)?;
-    let x_tensor = required(inputs, 0)?;
-    let x = values(x_tensor)?;
-    let w = values(required(inputs, 1)?)?;
-    let r = values(required(inputs, 2)?)?;
     let gates = cell.gates() * d.hidden;
-    let bias = values_or_zeros(inputs, 3, d.directions * 2 * gates)?;
-    let peepholes = values_or_zeros(inputs, 7, d.directions * 3 * d.hidden)?;
+    let bias = values_or_zeros::<T>(inputs, 3, d.directions * 2 * gates)?;
+    let peepholes = values_or_zeros::<T>(inputs, 7, d.directions * 3 * d.hidden)?;
     let state_len = d.directions * d.batch * d.hidden;
-    let mut y_h = values_or_zeros(inputs, 5, state_len)?;
-    let mut y_c = values_or_zeros(inputs, 6, state_len)?;
+    let mut y_h = values_or_zeros::<T>(inputs, 5, state_len)?;
+    let mut y_c = values_or_zeros::<T>(inputs, 6, state_len)?;
     let lengths = sequence_lengths(inputs, &d)?;
     let acts = recurrent_activation::parse(
         node.strings("activations"),
@@ -381,44 +255,75 @@ fn run(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
     )?;
     let clip = clip_threshold(node)?;
     let per = cell.default_activations().len();
+    let (x, w, r) = (
+        as_host::<T>(required(inputs, 0)?)?,
+        as_host::<T>(required(inputs, 1)?)?,
+        as_host::<T>(required(inputs, 2)?)?,
+    );
+    let (x_storage, x_layout) = x.storage_and_layout();
+    let (w_storage, w_layout) = w.storage_and_layout();
+    let (r_storage, r_layout) = r.storage_and_layout();
+    let x_values = host_slice::<T>(&x_storage, x_layout, x.elem_count())?;
+    let w_values = host_slice::<T>(&w_storage, w_layout, w.elem_count())?;
+    let r_values = host_slice::<T>(&r_storage, r_layout, r.elem_count())?;
+    let row = |t: usize, b: usize| d.row(t, b);
+    let sequence = Sequence {
+        x: x_values,
+        input: d.input,
+        rows: d.seq * d.batch,
+        batch: d.batch,
+        lengths: &lengths,
+        row: &row,
+    };
+    let threads = candle_core::utils::get_num_threads();
     // Steps past a batch entry's length stay zero in Y, as onnxruntime leaves them.
-    let mut y = vec![0.0; element_count(&d.y_dims(), "Y")?];
+    let mut y = vec![T::from_f64(0.0); element_count(&d.y_dims(), "Y")?];
     for dir in 0..d.directions {
-        let step = Step {
+        let direction = Direction {
             cell,
-            weights: Weights {
-                w: &w[dir * gates * d.input..(dir + 1) * gates * d.input],
-                r: &r[dir * gates * d.hidden..(dir + 1) * gates * d.hidden],
-                wb: &bias[dir * 2 * gates..dir * 2 * gates + gates],
-                rb: &bias[dir * 2 * gates + gates..(dir + 1) * 2 * gates],
-                p: &peepholes[dir * 3 * d.hidden..(dir + 1) * 3 * d.hidden],
-            },
+            w: &w_values[dir * gates * d.input..(dir + 1) * gates * d.input],
+            r: &r_values[dir * gates * d.hidden..(dir + 1) * gates * d.hidden],
+            wb: &bias[dir * 2 * gates..dir * 2 * gates + gates],
+            rb: &bias[dir * 2 * gates + gates..(dir + 1) * 2 * gates],
+            p: &peepholes[dir * 3 * d.hidden..(dir + 1) * 3 * d.hidden],
             acts: &acts[dir * per..(dir + 1) * per],
             clip,
             hidden: d.hidden,
+            backwards: reverse || dir == 1,
         };
-        let backwards = reverse || dir == 1;
-        for (b, &len) in lengths.iter().enumerate() {
+        let mut state = State {
+            h: gather_state(&y_h, &d, dir),
+            c: gather_state(&y_c, &d, dir),
+        };
+        direction.run(&sequence, &mut state, threads, |t, b, h| {
+            let yo = d.y_offset(t, dir, b);
+            y[yo..yo + d.hidden].copy_from_slice(h);
+        })?;
+        for b in 0..d.batch {
             let s = d.state_offset(dir, b);
-            let (h, c) = (&mut y_h[s..s + d.hidden], &mut y_c[s..s + d.hidden]);
-            for k in 0..len {
-                let t = if backwards { len - 1 - k } else { k };
-                let xo = d.x_offset(t, b);
-                step.advance(&x[xo..xo + d.input], h, c);
-                let yo = d.y_offset(t, dir, b);
-                y[yo..yo + d.hidden].copy_from_slice(h);
-            }
+            let own = b * d.hidden..(b + 1) * d.hidden;
+            y_h[s..s + d.hidden].copy_from_slice(&state.h[own.clone()]);
+            y_c[s..s + d.hidden].copy_from_slice(&state.c[own]);
         }
     }
-    let dtype = x_tensor.dtype();
     let mut out = vec![
-        build(y, &d.y_dims(), dtype, x_tensor)?,
-        build(y_h, &d.state_dims(), dtype, x_tensor)?,
+        Tensor::from_vec(y, d.y_dims(), &Device::Cpu)?,
+        Tensor::from_vec(y_h, d.state_dims(), &Device::Cpu)?,
     ];
     if matches!(cell, Cell::Lstm { .. }) {
-        out.push(build(y_c, &d.state_dims(), dtype, x_tensor)?);
+        out.push(Tensor::from_vec(y_c, d.state_dims(), &Device::Cpu)?);
     }
     Ok(out)
+}
+
+/// Direction `dir`'s states of every batch entry, [batch, hidden], from Y_h's or Y_c's layout.
+fn gather_state<T: Real>(states: &[T], d: &Dims, dir: usize) -> Vec<T> {
+    (0..d.batch)
+        .flat_map(|b| {
+            let s = d.state_offset(dir, b);
+            states[s..s + d.hidden].iter().copied()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The activation functions ONNX's recurrent operators (LSTM, GRU, RNN) name in `activations`, with the
 //! `activation_alpha` and `activation_beta` values each consumes.
 
+use super::cpu_f32::apply_in_place;
+use super::f32_math;
 use crate::ModelError;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,7 +23,14 @@ pub enum Activation {
 impl Activation {
     pub fn apply(self, x: f64) -> f64 {
         match self {
-            Self::Relu => x.max(0.0),
+            // A select, not max(0): NaN stays NaN, as in ONNX Runtime's std::max(x, 0).
+            Self::Relu => {
+                if x < 0.0 {
+                    0.0
+                } else {
+                    x
+                }
+            }
             Self::Tanh => x.tanh(),
             Self::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Self::Affine { alpha, beta } => alpha * x + beta,
@@ -50,6 +59,36 @@ impl Activation {
             }
             Self::Softsign => x / (1.0 + x.abs()),
             Self::Softplus => x.exp().ln_1p(),
+        }
+    }
+}
+
+/// A float type activations apply to a slice of in place: f32 takes the vectorized logistic function,
+/// tanh and Relu (the functions nearly every recurrent model uses), every other case goes element by
+/// element through f64.
+pub trait Activated: Sized {
+    fn activate(activation: Activation, values: &mut [Self]);
+}
+
+impl Activated for f64 {
+    fn activate(activation: Activation, values: &mut [Self]) {
+        for v in values {
+            *v = activation.apply(*v);
+        }
+    }
+}
+
+impl Activated for f32 {
+    fn activate(activation: Activation, values: &mut [Self]) {
+        match activation {
+            Activation::Sigmoid => apply_in_place(values, &f32_math::sigmoid),
+            Activation::Tanh => apply_in_place(values, &f32_math::tanh),
+            Activation::Relu => apply_in_place(values, &|v: f32| if v < 0.0 { 0.0 } else { v }),
+            other => {
+                for v in values {
+                    *v = other.apply(f64::from(*v)) as f32;
+                }
+            }
         }
     }
 }

@@ -379,6 +379,14 @@ pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (scale, bias, running_mean, running_var) = (p(1)?, p(2)?, p(3)?, p(4)?);
     // Training normalizes by the batch's own statistics and also returns the updated running ones.
     let training = node.int("training_mode", 0) != 0;
+    if !training {
+        // Inference is one affine map per channel: x·a + b, a = scale/√(var + ε), b = bias - mean·a.
+        let a = (&scale / (&running_var + eps)?.sqrt()?)?;
+        let b = (&bias - (&running_mean * &a)?)?;
+        if let Some(y) = super::cpu_f32::per_channel_affine(x, &a, &b) {
+            return Ok(vec![y?]);
+        }
+    }
     let (mean, var) = if training {
         let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
         let mean = x.mean_keepdim(dims.as_slice())?;

@@ -152,7 +152,7 @@ pub fn shrink(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 pub fn gelu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = float_input(node, inputs, 0)?;
     let tanh = node.string("approximate").as_deref() == Some("tanh");
-    if !tanh && let Some(y) = super::cpu_f32::map(x, super::cpu_f32::gelu) {
+    if !tanh && let Some(y) = super::cpu_f32::map(x, super::f32_math::gelu) {
         return Ok(vec![y?]);
     }
     Ok(vec![if tanh { x.gelu()? } else { x.gelu_erf()? }])

@@ -1,0 +1,198 @@
+//! C (+)= A·B on the CPU through the gemm crate, each operand read in place through its strides: a
+//! weight stored [out, in] is multiplied as its transpose without a copy (the recurrent operators'
+//! W and R), and C may be rows inside a larger buffer (a convolution's output channels).
+
+use candle_core::WithDType;
+
+use crate::ModelError;
+
+/// The float types the products here run in. gemm dispatches on the type at run time and has kernels
+/// for these; the trait keeps every other type out at compile time.
+pub trait Float: WithDType {}
+
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// A matrix inside a slice: element (i, j) at `i * row_stride + j * col_stride`.
+#[derive(Clone, Copy)]
+pub struct Operand<'a, T> {
+    pub data: &'a [T],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a, T> Operand<'a, T> {
+    /// A row-major matrix whose rows are `cols` long.
+    pub fn rows(data: &'a [T], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the row-major matrix `data` whose rows are `cols` long.
+    pub fn transposed(data: &'a [T], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    /// Whether a `rows`×`cols` matrix read through the strides stays inside the slice.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        if rows == 0 || cols == 0 {
+            return true;
+        }
+        let last = (rows - 1)
+            .checked_mul(self.row_stride)
+            .zip((cols - 1).checked_mul(self.col_stride))
+            .and_then(|(a, b)| a.checked_add(b));
+        last.is_some_and(|last| last < self.data.len())
+            && isize::try_from(self.row_stride.max(self.col_stride)).is_ok()
+    }
+}
+
+/// The sizes of C[m×n] = A[m×k]·B[k×n].
+pub struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl Product {
+    /// C (+ C when `accumulate`) = A·B, C's rows `c_stride` apart, on up to `threads` threads.
+    pub fn compute<T: Float>(
+        &self,
+        c: &mut [T],
+        c_stride: usize,
+        a: Operand<'_, T>,
+        b: Operand<'_, T>,
+        accumulate: bool,
+        threads: usize,
+    ) -> Result<(), ModelError> {
+        let Self { m, n, k } = *self;
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        // The bounds gemm's raw pointers are used within, checked rather than assumed.
+        let c_fits = c_stride >= n
+            && isize::try_from(c_stride).is_ok()
+            && (m - 1)
+                .checked_mul(c_stride)
+                .and_then(|last_row| last_row.checked_add(n))
+                .is_some_and(|end| end <= c.len());
+        if !c_fits || !a.holds(m, k) || !b.holds(k, n) {
+            return Err(ModelError::Evaluation(format!(
+                "a {m}x{k} by {k}x{n} product does not fit its buffers"
+            )));
+        }
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let stride = |s: usize| s as isize;
+        // SAFETY: every element gemm reads or writes lies inside the slices checked above (C's m rows of
+        // n at c_stride, A m×k and B k×n through their strides, each stride within isize); C is borrowed
+        // mutably, so nothing else aliases it; T is f32 or f64, types gemm has kernels for.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                stride(c_stride),
+                accumulate,
+                a.data.as_ptr(),
+                stride(a.col_stride),
+                stride(a.row_stride),
+                b.data.as_ptr(),
+                stride(b.col_stride),
+                stride(b.row_stride),
+                T::from_f64(1.0),
+                T::from_f64(1.0),
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Operand, Product};
+
+    proptest! {
+        /// Against the product by definition, with either operand stored transposed and C inside wider
+        /// rows, accumulating or not.
+        #[test]
+        fn equals_the_definition(
+            (m, n, k) in (1usize..7, 1usize..9, 0usize..11),
+            seed in any::<u64>(),
+            transposed in any::<(bool, bool)>(),
+            accumulate in any::<bool>(),
+        ) {
+            let value = |i: usize| (((i as u64).wrapping_mul(seed | 1) >> 7) % 17) as f64 - 8.0;
+            let a: Vec<f64> = (0..m * k).map(value).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| value(i + 1000)).collect();
+            let (a_op, b_op) = (
+                if transposed.0 { Operand::transposed(&a, m) } else { Operand::rows(&a, k) },
+                if transposed.1 { Operand::transposed(&b, k) } else { Operand::rows(&b, n) },
+            );
+            let at = |i: usize, j: usize| a_op.data[i * a_op.row_stride + j * a_op.col_stride];
+            let bt = |i: usize, j: usize| b_op.data[i * b_op.row_stride + j * b_op.col_stride];
+            let stride = n + 2;
+            let mut c = vec![1.0; m * stride];
+            Product { m, n, k }.compute(&mut c, stride, a_op, b_op, accumulate, 1).unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k).map(|l| at(i, l) * bt(l, j)).sum();
+                    let expected = dot + if accumulate { 1.0 } else { 0.0 };
+                    prop_assert_eq!(c[i * stride + j], expected);
+                }
+                prop_assert_eq!(&c[i * stride + n..i * stride + stride], &[1.0, 1.0]);
+            }
+        }
+    }
+
+    #[test]
+    fn operands_too_short_for_their_shape_are_errors() {
+        let short = [1f32; 5];
+        let mut c = [0f32; 4];
+        let product = Product { m: 2, n: 2, k: 3 };
+        assert!(
+            product
+                .compute(
+                    &mut c,
+                    2,
+                    Operand::rows(&short, 3),
+                    Operand::rows(&short, 2),
+                    false,
+                    1
+                )
+                .is_err()
+        );
+        let mut short_c = [0f32; 3];
+        let six = [1f32; 6];
+        assert!(
+            product
+                .compute(
+                    &mut short_c,
+                    2,
+                    Operand::rows(&six, 3),
+                    Operand::rows(&six, 2),
+                    false,
+                    1
+                )
+                .is_err()
+        );
+    }
+}
