@@ -256,11 +256,14 @@ fn run(
                     n: positions,
                     k: rows,
                 };
-                product.compute(
+                narrow_aware(
+                    &product,
                     out_rows,
                     positions,
-                    Operand::rows(filters, rows),
-                    Operand::rows(channels, positions),
+                    (
+                        Operand::rows(filters, rows),
+                        Operand::rows(channels, positions),
+                    ),
                     bias.is_some(),
                     threads,
                 )?;
@@ -281,11 +284,11 @@ fn run(
                     n: width,
                     k: rows,
                 };
-                product.compute(
+                narrow_aware(
+                    &product,
                     &mut out_rows[start..],
                     positions,
-                    Operand::rows(filters, rows),
-                    Operand::rows(patches, width),
+                    (Operand::rows(filters, rows), Operand::rows(patches, width)),
                     bias.is_some(),
                     threads,
                 )?;
@@ -295,6 +298,56 @@ fn run(
     }
     PATCHES.set(patches);
     Ok(())
+}
+
+/// Below this many output positions a product's C is computed column-major (see [`narrow_aware`]).
+const NARROW: usize = 16;
+
+thread_local! {
+    /// [`narrow_aware`]'s column-major C, kept between calls on a thread.
+    static NARROW_C: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// C (+)= A·B with C's rows (filters) `c_stride` apart. gemm vectorizes along C's contiguous axis, the
+/// output positions: a small feature map (4×4, 2×2, 1×1 in an OCR detector's deep layers) would fill a
+/// fraction of each vector. Such a C is computed column-major, along the filters, and copied in.
+fn narrow_aware(
+    product: &Product,
+    c: &mut [f32],
+    c_stride: usize,
+    (a, b): (Operand<'_, f32>, Operand<'_, f32>),
+    accumulate: bool,
+    threads: usize,
+) -> Result<(), ModelError> {
+    let Product { m, n, .. } = *product;
+    if n >= NARROW || m < 2 * n || m == 0 || n == 0 {
+        return product.compute(c, c_stride, a, b, accumulate, threads);
+    }
+    if c_stride < n || c.len() < (m - 1) * c_stride + n {
+        return Err(ModelError::Evaluation(format!(
+            "Conv: a {m}x{n} output does not fit its buffer"
+        )));
+    }
+    let mut columns = NARROW_C.take();
+    columns.clear();
+    columns.resize(m * n, 0.0);
+    if accumulate {
+        for (i, row) in c.chunks(c_stride).take(m).enumerate() {
+            for (j, &v) in row[..n].iter().enumerate() {
+                columns[j * m + i] = v;
+            }
+        }
+    }
+    let computed = product.compute_strided(&mut columns, (1, m), a, b, accumulate, threads);
+    if computed.is_ok() {
+        for (i, row) in c.chunks_mut(c_stride).take(m).enumerate() {
+            for (j, v) in row[..n].iter_mut().enumerate() {
+                *v = columns[j * m + i];
+            }
+        }
+    }
+    NARROW_C.set(columns);
+    computed
 }
 
 #[cfg(test)]
@@ -431,10 +484,25 @@ mod tests {
             agrees((n, groups, 1, filters), (h, w), (kh, kw), (sh, sw), (dh, dw), pads, seed)?;
         }
 
-        /// 1x1 kernels at stride 1 without padding, which multiply the input's planes as they lie.
+        /// Depthwise convolutions of many channels and narrow outputs, computed across channels.
+        #[test]
+        fn depthwise_across_channels_agrees_with_convolution_by_definition(
+            n in 1usize..3, channels in 16usize..40,
+            h in 1usize..9, w in 1usize..9, kh in 1usize..4, kw in 1usize..4,
+            sh in 1usize..3, sw in 1usize..3, dh in 1usize..3, dw in 1usize..3,
+            pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed in any::<u64>(),
+        ) {
+            let (pt, pl, pb, pr) = pads;
+            prop_assume!(h + pt + pb > (kh - 1) * dh && w + pl + pr > (kw - 1) * dw);
+            agrees((n, channels, 1, 1), (h, w), (kh, kw), (sh, sw), (dh, dw), pads, seed)?;
+        }
+
+        /// 1x1 kernels at stride 1 without padding, which multiply the input's planes as they lie;
+        /// many filters on a small map take the column-major product.
         #[test]
         fn pointwise_agrees_with_convolution_by_definition(
-            n in 1usize..3, groups in 1usize..4, per_group in 1usize..6, filters in 1usize..6,
+            n in 1usize..3, groups in 1usize..4, per_group in 1usize..6,
+            filters in prop_oneof![1usize..6, 16usize..40],
             h in 1usize..9, w in 1usize..9, seed in any::<u64>(),
         ) {
             agrees((n, groups, per_group, filters), (h, w), (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), seed)?;

@@ -1,9 +1,12 @@
 //! ConvTranspose over any number of spatial dims, with groups, dilations, output padding and
-//! `output_shape`, computed in f64 by scattering each input value through the kernel.
+//! `output_shape`. One or two spatial axes of a float type on the CPU take
+//! [`conv_transpose_gemm`](super::conv_transpose_gemm); the rest is computed in f64 by scattering each
+//! input value through the kernel.
 
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, optional, required};
+use super::conv_transpose_gemm;
 use super::host::element_count;
 use crate::ModelError;
 
@@ -119,13 +122,36 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (batch, in_channels) = (x.dim(0)?, x.dim(1)?);
     let per_group_out = w.dim(1)?;
     let out_channels = per_group_out * groups;
+    let out_size: usize = output.iter().product();
+    element_count(&[batch, out_channels, out_size], "ConvTranspose's output")?;
+    let bias = optional(inputs, 2);
+    if let Some(bias) = bias
+        && bias.elem_count() != out_channels
+    {
+        return Err(invalid(format!(
+            "a bias of {:?} for {out_channels} channels",
+            bias.dims()
+        )));
+    }
+    if conv_transpose_gemm::applies(x) {
+        let pads_begin: Vec<usize> = pads.iter().map(|p| p.0).collect();
+        if let Some(g) = conv_transpose_gemm::Geometry::from_axes(
+            &input,
+            &kernel,
+            &strides,
+            &dilations,
+            &pads_begin,
+            &output,
+            groups,
+        ) {
+            return Ok(vec![conv_transpose_gemm::conv_transpose(x, w, bias, &g)?]);
+        }
+    }
     let per_group_in = in_channels / groups;
     let xv = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let wv = w.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let in_size: usize = input.iter().product();
-    let out_size: usize = output.iter().product();
     let k_size: usize = kernel.iter().product();
-    element_count(&[batch, out_channels, out_size], "ConvTranspose's output")?;
     element_count(
         &[batch * in_channels * in_size, k_size, per_group_out],
         "ConvTranspose's work",
@@ -176,13 +202,7 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let mut shape = vec![batch, out_channels];
     shape.extend_from_slice(&output);
     let mut out = Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())?;
-    if let Some(bias) = optional(inputs, 2) {
-        if bias.elem_count() != out_channels {
-            return Err(invalid(format!(
-                "a bias of {:?} for {out_channels} channels",
-                bias.dims()
-            )));
-        }
+    if let Some(bias) = bias {
         let mut bshape = vec![1; out.rank()];
         bshape[1] = bias.elem_count();
         out = out.broadcast_add(&bias.reshape(bshape)?)?;

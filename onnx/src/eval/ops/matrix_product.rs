@@ -72,18 +72,36 @@ impl Product {
         accumulate: bool,
         threads: usize,
     ) -> Result<(), ModelError> {
+        self.compute_strided(c, (c_stride, 1), a, b, accumulate, threads)
+    }
+
+    /// [`Self::compute`] with C's element (i, j) at `i * strides.0 + j * strides.1`. gemm vectorizes
+    /// along C's contiguous axis: a C of few columns and many rows is better written column by column.
+    pub fn compute_strided<T: Float>(
+        &self,
+        c: &mut [T],
+        (row_stride, col_stride): (usize, usize),
+        a: Operand<'_, T>,
+        b: Operand<'_, T>,
+        accumulate: bool,
+        threads: usize,
+    ) -> Result<(), ModelError> {
         let Self { m, n, k } = *self;
         if m == 0 || n == 0 {
             return Ok(());
         }
-        // The bounds gemm's raw pointers are used within, checked rather than assumed.
-        let c_fits = c_stride >= n
-            && isize::try_from(c_stride).is_ok()
-            && (m - 1)
-                .checked_mul(c_stride)
-                .and_then(|last_row| last_row.checked_add(n))
-                .is_some_and(|end| end <= c.len());
-        if !c_fits || !a.holds(m, k) || !b.holds(k, n) {
+        // The bounds gemm's raw pointers are used within, checked rather than assumed; C's elements
+        // must not overlap, as gemm writes them in any order.
+        let c_view = Operand {
+            data: &*c,
+            row_stride,
+            col_stride,
+        };
+        let distinct = (row_stride >= n && col_stride == 1)
+            || (col_stride >= m && row_stride == 1)
+            || (m == 1 && col_stride >= 1)
+            || (n == 1 && row_stride >= 1);
+        if !distinct || !c_view.holds(m, n) || !a.holds(m, k) || !b.holds(k, n) {
             return Err(ModelError::Evaluation(format!(
                 "a {m}x{k} by {k}x{n} product does not fit its buffers"
             )));
@@ -94,17 +112,17 @@ impl Product {
             gemm::Parallelism::None
         };
         let stride = |s: usize| s as isize;
-        // SAFETY: every element gemm reads or writes lies inside the slices checked above (C's m rows of
-        // n at c_stride, A m×k and B k×n through their strides, each stride within isize); C is borrowed
-        // mutably, so nothing else aliases it; T is f32 or f64, types gemm has kernels for.
+        // SAFETY: every element gemm reads or writes lies inside the slices checked above (C m×n, A
+        // m×k and B k×n through their strides, each stride within isize), C's elements are distinct;
+        // C is borrowed mutably, so nothing else aliases it; T is f32 or f64, types gemm has kernels for.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
                 c.as_mut_ptr(),
-                1,
-                stride(c_stride),
+                stride(col_stride),
+                stride(row_stride),
                 accumulate,
                 a.data.as_ptr(),
                 stride(a.col_stride),

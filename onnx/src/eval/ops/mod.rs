@@ -7,6 +7,7 @@ mod contrib;
 mod conv_depthwise;
 mod conv_gemm;
 mod conv_transpose;
+mod conv_transpose_gemm;
 mod cpu_f32;
 mod determinant;
 mod einsum;
