@@ -159,11 +159,25 @@ fn evaluate(
         Err(message) => Outcome::Panicked(message),
         Ok(Err((ModelError::UnsupportedOp(ops), _))) => Outcome::CannotEvaluate(ops),
         Ok(Err((e, step))) => Outcome::Error(format!("{step}: {}", one_line(e))),
-        Ok(Ok(outputs)) => match caught(|| agreement::compare(&outputs, expected)) {
-            Ok(problems) if problems.is_empty() => Outcome::Agrees,
-            Ok(problems) => Outcome::Disagrees(problems.join("; ")),
-            Err(message) => Outcome::Panicked(format!("comparing outputs: {message}")),
-        },
+        Ok(Ok(outputs)) => {
+            match caught(|| agreement::compare(&outputs, expected, tolerance(model))) {
+                Ok(problems) if problems.is_empty() => Outcome::Agrees,
+                Ok(problems) => Outcome::Disagrees(problems.join("; ")),
+                Err(message) => Outcome::Panicked(format!("comparing outputs: {message}")),
+            }
+        }
+    }
+}
+
+/// The relative L2 error kiln's float outputs may have against ONNX Runtime's for `model`.
+fn tolerance(model: &ModelProto) -> f64 {
+    let quantizes_at_run_time = model.graph.iter().flat_map(|g| &g.node).any(|node| {
+        agreement::DYNAMIC_QUANTIZATION.contains(&node.op_type.as_deref().unwrap_or(""))
+    });
+    if quantizes_at_run_time {
+        agreement::MAX_RELATIVE_L2_DYNAMIC_QUANTIZATION
+    } else {
+        agreement::MAX_RELATIVE_L2
     }
 }
 

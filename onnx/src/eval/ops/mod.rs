@@ -34,6 +34,7 @@ mod quantize;
 mod recurrent;
 mod recurrent_activation;
 mod recurrent_cell;
+mod recurrent_weights;
 mod reduce;
 mod resize;
 mod roi_align;

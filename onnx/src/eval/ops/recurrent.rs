@@ -10,14 +10,48 @@ use super::super::node::{Node, int_values, optional, required};
 use super::host::{element_count, host_slice};
 use super::recurrent_activation;
 use super::recurrent_cell::Real;
-use super::recurrent_cell::{Cell, Direction, Sequence, State};
+use super::recurrent_cell::{Cell, Direction, Sequence, State, Weights};
+use super::recurrent_weights::Quantized;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
 pub fn lstm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let input_forget = node.int("input_forget", 0) != 0;
-    run(node, inputs, Cell::Lstm { input_forget })
+    run(node, inputs, Kind::float(Cell::Lstm { input_forget }))
+}
+
+/// ONNX Runtime's DynamicQuantizeLSTM (domain com.microsoft): an LSTM whose W and R are 8-bit,
+/// [directions, cols, 4·hidden], with scales and zero points (inputs 8-11); each product quantizes its
+/// float operand to u8 first, as ONNX Runtime computes it, so the results are ONNX Runtime's.
+pub fn dynamic_quantize_lstm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let input_forget = node.int("input_forget", 0) != 0;
+    let kind = Kind {
+        cell: Cell::Lstm { input_forget },
+        quantized: true,
+    };
+    if required(inputs, 0)?.dtype() != DType::F32 {
+        return Err(invalid(
+            "DynamicQuantizeLSTM's X must be float32".to_owned(),
+        ));
+    }
+    run(node, inputs, kind)
+}
+
+/// A node's cell, and whether its weights are DynamicQuantizeLSTM's.
+#[derive(Clone, Copy)]
+struct Kind {
+    cell: Cell,
+    quantized: bool,
+}
+
+impl Kind {
+    fn float(cell: Cell) -> Self {
+        Self {
+            cell,
+            quantized: false,
+        }
+    }
 }
 
 pub fn gru(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -25,14 +59,14 @@ pub fn gru(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     run(
         node,
         inputs,
-        Cell::Gru {
+        Kind::float(Cell::Gru {
             linear_before_reset,
-        },
+        }),
     )
 }
 
 pub fn rnn(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    run(node, inputs, Cell::Rnn)
+    run(node, inputs, Kind::float(Cell::Rnn))
 }
 
 fn invalid(message: String) -> ModelError {
@@ -117,7 +151,8 @@ fn directions(node: &Node<'_>) -> Result<(usize, bool), ModelError> {
 }
 
 /// Reads and checks the sizes from X, W and R, the attributes, and the optional inputs' shapes.
-fn dims(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Result<Dims, ModelError> {
+fn dims(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Kind) -> Result<Dims, ModelError> {
+    let cell = kind.cell;
     let x = required(inputs, 0)?;
     let w = required(inputs, 1)?;
     let r = required(inputs, 2)?;
@@ -131,8 +166,9 @@ fn dims(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Result<Dims, 
         return Err(invalid(format!("X must have rank 3, not {:?}", x.dims())));
     };
     let (seq, batch) = if batch_first { (b, a) } else { (a, b) };
-    let &[_, _, hidden] = r.dims() else {
-        return Err(invalid(format!("R must have rank 3, not {:?}", r.dims())));
+    let hidden = match (r.dims(), kind.quantized) {
+        (&[_, _, hidden], false) | (&[_, hidden, _], true) => hidden,
+        (dims, _) => return Err(invalid(format!("R must have rank 3, not {dims:?}"))),
     };
     if node.has("hidden_size") && node.int("hidden_size", 0) != hidden as i64 {
         return Err(invalid(format!(
@@ -142,8 +178,13 @@ fn dims(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Result<Dims, 
         )));
     }
     let gates = cell.gates() * hidden;
-    expect_dims(w, &[directions, gates, input], "W")?;
-    expect_dims(r, &[directions, gates, hidden], "R")?;
+    if kind.quantized {
+        expect_dims(w, &[directions, input, gates], "W")?;
+        expect_dims(r, &[directions, hidden, gates], "R")?;
+    } else {
+        expect_dims(w, &[directions, gates, input], "W")?;
+        expect_dims(r, &[directions, gates, hidden], "R")?;
+    }
     let d = Dims {
         seq,
         batch,
@@ -222,12 +263,12 @@ fn values_or_zeros<T: Real>(
     }
 }
 
-fn run(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
+fn run(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Kind) -> Out {
     let x = required(inputs, 0)?;
     let outputs = if x.dtype() == DType::F64 {
-        run_in::<f64>(node, inputs, cell)?
+        run_in::<f64>(node, inputs, kind)?
     } else {
-        run_in::<f32>(node, inputs, cell)?
+        run_in::<f32>(node, inputs, kind)?
     };
     outputs
         .into_iter()
@@ -236,8 +277,9 @@ fn run(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
 }
 
 /// The outputs Y, Y_h (and Y_c for LSTM) computed in `T`, on the CPU.
-fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Out {
-    let d = dims(node, inputs, cell)?;
+fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Kind) -> Out {
+    let cell = kind.cell;
+    let d = dims(node, inputs, kind)?;
     let (_, reverse) = directions(node)?;
     let gates = cell.gates() * d.hidden;
     let bias = values_or_zeros::<T>(inputs, 3, d.directions * 2 * gates)?;
@@ -266,6 +308,11 @@ fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Ou
     let x_values = host_slice::<T>(&x_storage, x_layout, x.elem_count())?;
     let w_values = host_slice::<T>(&w_storage, w_layout, w.elem_count())?;
     let r_values = host_slice::<T>(&r_storage, r_layout, r.elem_count())?;
+    let quantized = if kind.quantized {
+        Some(Quantized::read(inputs, d.directions, gates)?)
+    } else {
+        None
+    };
     let row = |t: usize, b: usize| d.row(t, b);
     let sequence = Sequence {
         x: x_values,
@@ -279,10 +326,17 @@ fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], cell: Cell) -> Ou
     // Steps past a batch entry's length stay zero in Y, as onnxruntime leaves them.
     let mut y = vec![T::from_f64(0.0); element_count(&d.y_dims(), "Y")?];
     for dir in 0..d.directions {
+        let (w, r) = match &quantized {
+            Some(q) => q.direction(dir),
+            None => (
+                Weights::Float(&w_values[dir * gates * d.input..(dir + 1) * gates * d.input]),
+                Weights::Float(&r_values[dir * gates * d.hidden..(dir + 1) * gates * d.hidden]),
+            ),
+        };
         let direction = Direction {
             cell,
-            w: &w_values[dir * gates * d.input..(dir + 1) * gates * d.input],
-            r: &r_values[dir * gates * d.hidden..(dir + 1) * gates * d.hidden],
+            w,
+            r,
             wb: &bias[dir * 2 * gates..dir * 2 * gates + gates],
             rb: &bias[dir * 2 * gates + gates..(dir + 1) * 2 * gates],
             p: &peepholes[dir * 3 * d.hidden..(dir + 1) * 3 * d.hidden],

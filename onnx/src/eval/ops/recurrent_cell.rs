@@ -6,8 +6,9 @@
 //! then one product of all batch entries' states with Rᵀ and the gates' element-wise update. W and R
 //! are read in place through transposed strides, never copied.
 
-use super::matrix_product::{Float, Operand, Product};
+use super::matrix_product::Float;
 use super::recurrent_activation::{Activated, Activation};
+pub use super::recurrent_weights::Weights;
 
 /// What a recurrent cell computes from its gates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,9 +57,9 @@ impl Cell {
 pub struct Direction<'a, T> {
     pub cell: Cell,
     /// [gates·hidden, input]
-    pub w: &'a [T],
+    pub w: Weights<'a, T>,
     /// [gates·hidden, hidden]
-    pub r: &'a [T],
+    pub r: Weights<'a, T>,
     /// The input's and the recurrence's biases, [gates·hidden] each.
     pub wb: &'a [T],
     pub rb: &'a [T],
@@ -139,16 +140,13 @@ impl<T: Real> Direction<'_, T> {
         for k in 0..steps {
             // The states of entries past their length are multiplied too (one product for the
             // batch) and left as they are.
-            Product {
-                m: seq.batch,
-                n: rec,
-                k: n,
-            }
-            .compute(
+            self.r.multiply(
+                &state.h,
+                seq.batch,
+                n,
+                0..rec,
                 &mut recurrent,
                 rec,
-                Operand::rows(&state.h, n),
-                Operand::transposed(&self.r[..rec * n], n),
                 false,
                 threads,
             )?;
@@ -171,16 +169,13 @@ impl<T: Real> Direction<'_, T> {
                         *r *= h;
                     }
                 }
-                Product {
-                    m: seq.batch,
+                self.r.multiply(
+                    &reset,
+                    seq.batch,
                     n,
-                    k: n,
-                }
-                .compute(
+                    2 * n..3 * n,
                     &mut reset_product,
                     n,
-                    Operand::rows(&reset, n),
-                    Operand::transposed(&self.r[2 * n * n..3 * n * n], n),
                     false,
                     threads,
                 )?;
@@ -227,16 +222,13 @@ impl<T: Real> Direction<'_, T> {
         for _ in 0..rows {
             projected.extend_from_slice(&bias);
         }
-        Product {
-            m: rows,
-            n: gates,
-            k: seq.input,
-        }
-        .compute(
+        self.w.multiply(
+            seq.x,
+            rows,
+            seq.input,
+            0..gates,
             &mut projected,
             gates,
-            Operand::rows(seq.x, seq.input),
-            Operand::transposed(self.w, seq.input),
             true,
             threads,
         )?;
@@ -330,8 +322,13 @@ mod tests {
     use super::*;
 
     /// One step of `cell` for one batch entry by the ONNX equations, in f64, one gate row at a time.
-    #[allow(clippy::too_many_arguments)]
-    fn step_by_definition(d: &Direction<'_, f64>, x: &[f64], h: &mut [f64], c: &mut [f64]) {
+    fn step_by_definition(
+        d: &Direction<'_, f64>,
+        (w, rm): (&[f64], &[f64]),
+        x: &[f64],
+        h: &mut [f64],
+        c: &mut [f64],
+    ) {
         let n = d.hidden;
         let input = x.len();
         let clip = |v: f64| d.clip.map_or(v, |c| v.clamp(-c, c));
@@ -344,7 +341,7 @@ mod tests {
         };
         let linear = |gate: usize, j: usize, h: &[f64]| {
             let r = gate * n + j;
-            row(d.w, input, r, x) + row(d.r, n, r, h) + d.wb[r] + d.rb[r]
+            row(w, input, r, x) + row(rm, n, r, h) + d.wb[r] + d.rb[r]
         };
         let (f, g) = (d.acts[0], d.acts.get(1).copied().unwrap_or(d.acts[0]));
         let prev = h.to_vec();
@@ -377,12 +374,11 @@ mod tests {
                 for j in 0..n {
                     let gate = 2 * n + j;
                     let recurrent = if linear_before_reset {
-                        r[j] * (row(d.r, n, gate, &prev) + d.rb[gate])
+                        r[j] * (row(rm, n, gate, &prev) + d.rb[gate])
                     } else {
-                        row(d.r, n, gate, &reset) + d.rb[gate]
+                        row(rm, n, gate, &reset) + d.rb[gate]
                     };
-                    let candidate =
-                        g.apply(clip(row(d.w, input, gate, x) + d.wb[gate] + recurrent));
+                    let candidate = g.apply(clip(row(w, input, gate, x) + d.wb[gate] + recurrent));
                     h[j] = (1.0 - z[j]) * candidate + z[j] * prev[j];
                 }
             }
@@ -429,7 +425,7 @@ mod tests {
             let c0 = values(batch * hidden, 8 << 20);
             let acts = [Activation::Sigmoid, Activation::Tanh, Activation::Tanh];
             let direction = Direction {
-                cell, w: &w, r: &r, wb: &wb, rb: &rb, p: &p, acts: &acts, clip, hidden, backwards,
+                cell, w: Weights::Float(&w), r: Weights::Float(&r), wb: &wb, rb: &rb, p: &p, acts: &acts, clip, hidden, backwards,
             };
             let row = |t: usize, b: usize| if batch_first { b * seq + t } else { t * batch + b };
             let sequence = Sequence { x: &x, input, rows: seq * batch, batch, lengths: &lengths, row: &row };
@@ -441,7 +437,7 @@ mod tests {
                 let len = lengths[b];
                 for k in 0..len {
                     let t = if backwards { len - 1 - k } else { k };
-                    step_by_definition(&direction, &x[row(t, b) * input..][..input], &mut h, &mut c);
+                    step_by_definition(&direction, (&w, &r), &x[row(t, b) * input..][..input], &mut h, &mut c);
                     let got = emitted[row(t, b)].take().expect("every step of an entry is emitted");
                     prop_assert!(close(&got, &h), "{got:?} vs {h:?}");
                 }

@@ -40,6 +40,10 @@ pub const OPS: &[(&str, OpFn)] = &[
     ),
     ("Attention", attention::attention),
     ("MatMulNBits", matmul_nbits::matmul_nbits),
+    (
+        "DynamicQuantizeLSTM",
+        super::recurrent::dynamic_quantize_lstm,
+    ),
 ];
 
 fn evaluation(message: impl Into<String>) -> ModelError {
