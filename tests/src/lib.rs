@@ -119,7 +119,28 @@ impl Server {
         server
     }
 
+    /// Starts the server on a free port and waits until it is ready. A port found free can be taken by
+    /// another process before the server binds it (tests run in parallel, and every client connection
+    /// takes an ephemeral port from the same range), so a start that fails only for that tries again on
+    /// another port.
     fn spawn(&mut self) {
+        for _ in 0..5 {
+            let logged = self.log().len();
+            match self.try_spawn() {
+                Ok(()) => return,
+                Err(status) => {
+                    let output = self.log().get(logged..).unwrap_or_default().to_owned();
+                    if !output.contains("Address already in use") {
+                        panic!("kiln-server exited with {status}:\n{}", self.log());
+                    }
+                }
+            }
+        }
+        panic!("kiln-server found no free port in 5 tries:\n{}", self.log());
+    }
+
+    /// One start: `Err` with the exit status when the process ended before it was ready.
+    fn try_spawn(&mut self) -> Result<(), std::process::ExitStatus> {
         self.port = free_port();
         self.url = format!("http://127.0.0.1:{}", self.port);
         let log = std::fs::OpenOptions::new()
@@ -142,10 +163,11 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if try_status(&format!("{}/readyz", self.url)) == Some(200) {
-                return;
+                return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("kiln-server exited with {status}:\n{}", self.log());
+                self.child = None;
+                return Err(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -42,7 +42,7 @@ impl Axis {
             .collect()
     }
 
-    fn output(&self) -> usize {
+    pub(super) fn output(&self) -> usize {
         let padded = self.length + self.pads.0 + self.pads.1;
         padded.saturating_sub(self.kernel) / self.stride.max(1) + 1
     }
@@ -58,7 +58,7 @@ impl Axis {
 
     /// The input positions of output `o`'s window, clamped to the input (empty when it reads only
     /// padding).
-    fn window(&self, o: usize) -> Range<usize> {
+    pub(super) fn window(&self, o: usize) -> Range<usize> {
         let start = o * self.stride;
         let lo = start.saturating_sub(self.pads.0).min(self.length);
         let hi = (start + self.kernel)

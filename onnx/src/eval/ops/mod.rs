@@ -2,6 +2,7 @@
 //! kind, a line in [`lookup`], and its own test beside it.
 
 mod affine_grid;
+mod average_pool_cpu;
 mod col2im;
 mod contrib;
 mod conv_depthwise;

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use super::super::node::{Node, float_input, optional, required};
-use super::{conv_gemm, max_pool_cpu};
+use super::{average_pool_cpu, conv_gemm, max_pool_cpu};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -326,13 +326,19 @@ pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .zip(&extra)
         .map(|(&(b, e), &x)| (b, e + x))
         .collect();
+    let include_pad = node.int("count_include_pad", 0) != 0;
+    let axes = max_pool_cpu::Axis::each(&x.dims()[2..], &kernel, &strides, &all);
+    let explicit_end: Vec<usize> = pads.iter().map(|p| p.1).collect();
+    if let Some(y) = average_pool_cpu::average_pool(x, &axes, &explicit_end, include_pad) {
+        return Ok(vec![y?]);
+    }
     let k = pair(&kernel, 1);
     let s = pair(&strides, 1);
     let summed = as_2d(&pad_value(x, &all, 0.0)?)?.avg_pool2d_with_stride(k, s)?;
     // Divide by the count of cells each window covers: the input (and, with count_include_pad, the
     // explicit padding), never ceil_mode's extra cells.
     let ones = x.ones_like()?;
-    let counted = if node.int("count_include_pad", 0) != 0 {
+    let counted = if include_pad {
         let inside = pad_value(&ones, &pads, 1.0)?;
         let extra_pads: Vec<(usize, usize)> = extra.iter().map(|&e| (0, e)).collect();
         pad_value(&inside, &extra_pads, 0.0)?
