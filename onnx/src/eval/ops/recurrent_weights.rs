@@ -137,20 +137,29 @@ impl Quantized {
                 "W's and R's scales must both be per direction or both per gate row".into(),
             ));
         }
+        // One pass from the stored integers (kiln holds int8 as i64, uint8 as u8), row by row of
+        // gates, so no element pays for a division to find its zero point.
         let less_zero = |index: usize, zero: &[f64]| -> Result<Vec<f64>, ModelError> {
-            let values = required(inputs, index)?
-                .to_dtype(DType::F64)?
-                .flatten_all()?
-                .to_vec1::<f64>()?;
+            let t = required(inputs, index)?.flatten_all()?;
+            let values: Vec<f64> = match t.dtype() {
+                DType::I64 => t.to_vec1::<i64>()?.into_iter().map(|v| v as f64).collect(),
+                DType::U8 => t.to_vec1::<u8>()?.into_iter().map(f64::from).collect(),
+                _ => t.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            };
             let per_matrix = values.len() / directions.max(1);
-            Ok(values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    let (dir, gate) = (i / per_matrix.max(1), i % gates.max(1));
-                    v - zero[dir * per_direction + if per_direction == 1 { 0 } else { gate }]
-                })
-                .collect())
+            let mut values = values;
+            for (dir, matrix) in values.chunks_mut(per_matrix.max(1)).enumerate() {
+                let zero = &zero[dir * per_direction..(dir + 1) * per_direction];
+                if zero.iter().all(|&z| z == 0.0) {
+                    continue;
+                }
+                for row in matrix.chunks_mut(gates.max(1)) {
+                    for (gate, v) in row.iter_mut().enumerate() {
+                        *v -= zero[if per_direction == 1 { 0 } else { gate }];
+                    }
+                }
+            }
+            Ok(values)
         };
         Ok(Self {
             w: less_zero(1, &w_zero)?,
