@@ -16,7 +16,7 @@ use std::time::Instant;
 use candle_core::Device;
 use clap::Parser;
 use kiln_onnx::eval::Session;
-use kiln_onnx::eval::graph::OpProfile;
+use kiln_onnx::eval::profile::OpProfile;
 
 #[derive(Parser)]
 struct Args {

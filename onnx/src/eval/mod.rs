@@ -15,6 +15,7 @@ pub mod float8;
 pub mod graph;
 pub mod node;
 pub mod ops;
+pub mod profile;
 pub mod streaming;
 pub mod tensor_io;
 
@@ -95,7 +96,7 @@ impl Session {
     pub fn run_profiled(
         &self,
         inputs: &HashMap<String, Tensor>,
-        profile: &std::cell::RefCell<graph::OpProfile>,
+        profile: &std::cell::RefCell<profile::OpProfile>,
     ) -> Result<Vec<(String, Tensor)>, ModelError> {
         self.run_with(inputs, Some(profile))
     }
@@ -103,7 +104,7 @@ impl Session {
     fn run_with(
         &self,
         inputs: &HashMap<String, Tensor>,
-        profile: Option<&std::cell::RefCell<graph::OpProfile>>,
+        profile: Option<&std::cell::RefCell<profile::OpProfile>>,
     ) -> Result<Vec<(String, Tensor)>, ModelError> {
         let mut values = HashMap::new();
         for input in &self.graph.input {

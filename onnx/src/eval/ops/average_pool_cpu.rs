@@ -21,14 +21,8 @@ pub fn average_pool(
     count_include_pad: bool,
 ) -> Option<Result<Tensor, ModelError>> {
     let plain = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && x.is_contiguous();
-    let unit = Axis {
-        length: 1,
-        kernel: 1,
-        stride: 1,
-        pads: (0, 0),
-    };
     let ((rows, rows_end), (columns, columns_end)) = match (axes, explicit_end) {
-        ([w], [we]) => ((unit, 0), (*w, *we)),
+        ([w], [we]) => ((Axis::UNIT, 0), (*w, *we)),
         ([h, w], [he, we]) => ((*h, *he), (*w, *we)),
         _ => return None,
     };

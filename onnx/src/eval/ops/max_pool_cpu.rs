@@ -24,6 +24,14 @@ pub struct Axis {
 }
 
 impl Axis {
+    /// The height of a 1-D pooling: one row, pooled by a kernel of one row.
+    pub const UNIT: Self = Self {
+        length: 1,
+        kernel: 1,
+        stride: 1,
+        pads: (0, 0),
+    };
+
     /// One per spatial axis, from the input's spatial lengths and the pooling's attributes (`pads`
     /// with ceil_mode's extra end padding included).
     pub fn each(
@@ -73,15 +81,7 @@ impl Axis {
 pub fn max_pool(x: &Tensor, axes: &[Axis]) -> Option<Result<Tensor, ModelError>> {
     let plain = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && x.is_contiguous();
     let (rows, columns) = match *axes {
-        [w] => (
-            Axis {
-                length: 1,
-                kernel: 1,
-                stride: 1,
-                pads: (0, 0),
-            },
-            w,
-        ),
+        [w] => (Axis::UNIT, w),
         [h, w] => (h, w),
         _ => return None,
     };

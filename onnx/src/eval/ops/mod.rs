@@ -185,8 +185,11 @@ const DEFAULT_OPS: &[(&str, OpFn)] = &[
     ("LpPool", pool_nd::lp_pool),
     ("GlobalAveragePool", spatial::global_average_pool),
     ("GlobalMaxPool", spatial::global_max_pool),
-    ("BatchNormalization", spatial::batch_normalization),
-    ("InstanceNormalization", spatial::instance_normalization),
+    ("BatchNormalization", normalization::batch_normalization),
+    (
+        "InstanceNormalization",
+        normalization::instance_normalization,
+    ),
     ("LRN", spatial::lrn),
     ("LogSoftmax", normalization::log_softmax),
     ("Hardmax", normalization::hardmax),

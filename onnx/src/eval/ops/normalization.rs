@@ -177,6 +177,79 @@ pub fn group_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     ])
 }
 
+/// Inference-mode batch norm over dim 1.
+pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = required(inputs, 0)?;
+    if x.rank() < 2 {
+        return Err(ModelError::Evaluation(format!(
+            "BatchNormalization of a rank-{} input",
+            x.rank()
+        )));
+    }
+    let eps = f64::from(node.float("epsilon", 1e-5));
+    let mut shape = vec![1; x.rank()];
+    shape[1] = x.dim(1)?;
+    let p = |i: usize| -> Result<Tensor, ModelError> {
+        Ok(required(inputs, i)?
+            .to_dtype(x.dtype())?
+            .reshape(shape.clone())?)
+    };
+    let (scale, bias, running_mean, running_var) = (p(1)?, p(2)?, p(3)?, p(4)?);
+    // Training normalizes by the batch's own statistics and also returns the updated running ones.
+    let training = node.int("training_mode", 0) != 0;
+    if !training {
+        // Inference is one affine map per channel: x·a + b, a = scale/√(var + ε), b = bias - mean·a.
+        let a = (&scale / (&running_var + eps)?.sqrt()?)?;
+        let b = (&bias - (&running_mean * &a)?)?;
+        if let Some(y) = super::cpu_f32::per_channel_affine(x, &a, &b) {
+            return Ok(vec![y?]);
+        }
+    }
+    let (mean, var) = if training {
+        let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
+        let mean = x.mean_keepdim(dims.as_slice())?;
+        let var = x
+            .broadcast_sub(&mean)?
+            .sqr()?
+            .mean_keepdim(dims.as_slice())?;
+        (mean, var)
+    } else {
+        (running_mean.clone(), running_var.clone())
+    };
+    let normalized = x
+        .broadcast_sub(&mean)?
+        .broadcast_div(&(&var + eps)?.sqrt()?)?;
+    let y = normalized.broadcast_mul(&scale)?.broadcast_add(&bias)?;
+    if !training {
+        return Ok(vec![y]);
+    }
+    let momentum = f64::from(node.float("momentum", 0.9));
+    let update = |running: &Tensor, batch: &Tensor| -> Result<Tensor, ModelError> {
+        Ok((running.affine(momentum, 0.0)? + batch.affine(1.0 - momentum, 0.0)?)?.flatten_all()?)
+    };
+    Ok(vec![
+        y,
+        update(&running_mean, &mean)?,
+        update(&running_var, &var)?,
+    ])
+}
+
+/// Per-sample, per-channel normalization over the spatial dims.
+pub fn instance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = float_input(node, inputs, 0)?;
+    let eps = f64::from(node.float("epsilon", 1e-5));
+    let dims: Vec<usize> = (2..x.rank()).collect();
+    let mean = x.mean_keepdim(dims.as_slice())?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+    let mut shape = vec![1; x.rank()];
+    shape[1] = x.dim(1)?;
+    let scale = required(inputs, 1)?.reshape(shape.clone())?;
+    let bias = required(inputs, 2)?.reshape(shape)?;
+    let y = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(vec![y.broadcast_mul(&scale)?.broadcast_add(&bias)?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, int, ints, run};

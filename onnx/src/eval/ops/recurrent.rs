@@ -297,21 +297,33 @@ fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Kind) -> Ou
     )?;
     let clip = clip_threshold(node)?;
     let per = cell.default_activations().len();
-    let (x, w, r) = (
-        as_host::<T>(required(inputs, 0)?)?,
-        as_host::<T>(required(inputs, 1)?)?,
-        as_host::<T>(required(inputs, 2)?)?,
-    );
+    let x = as_host::<T>(required(inputs, 0)?)?;
     let (x_storage, x_layout) = x.storage_and_layout();
-    let (w_storage, w_layout) = w.storage_and_layout();
-    let (r_storage, r_layout) = r.storage_and_layout();
     let x_values = host_slice::<T>(&x_storage, x_layout, x.elem_count())?;
-    let w_values = host_slice::<T>(&w_storage, w_layout, w.elem_count())?;
-    let r_values = host_slice::<T>(&r_storage, r_layout, r.elem_count())?;
-    let quantized = if kind.quantized {
-        Some(Quantized::read(inputs, d.directions, gates)?)
+    // A float node's W and R are read in place as `T`; a quantized node's are read by `Quantized`.
+    let (quantized, float_weights) = if kind.quantized {
+        (Some(Quantized::read(inputs, d.directions, gates)?), None)
     } else {
-        None
+        let (w, r) = (
+            as_host::<T>(required(inputs, 1)?)?,
+            as_host::<T>(required(inputs, 2)?)?,
+        );
+        (None, Some((w, r)))
+    };
+    let guards = float_weights.as_ref().map(|(w, r)| {
+        (
+            w.storage_and_layout(),
+            r.storage_and_layout(),
+            w.elem_count(),
+            r.elem_count(),
+        )
+    });
+    let (w_values, r_values): (&[T], &[T]) = match &guards {
+        Some(((w_storage, w_layout), (r_storage, r_layout), w_len, r_len)) => (
+            host_slice::<T>(w_storage, w_layout, *w_len)?,
+            host_slice::<T>(r_storage, r_layout, *r_len)?,
+        ),
+        None => (&[], &[]),
     };
     let row = |t: usize, b: usize| d.row(t, b);
     let sequence = Sequence {

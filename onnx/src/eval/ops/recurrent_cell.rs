@@ -3,8 +3,8 @@
 //!
 //! The input's part of every gate at every step does not depend on the state, so it is one matrix
 //! product before the loop, X·Wᵀ plus the biases, for all steps and batch entries at once. Each step is
-//! then one product of all batch entries' states with Rᵀ and the gates' element-wise update. W and R
-//! are read in place through transposed strides, never copied.
+//! then one product of all batch entries' states with Rᵀ and the gates' element-wise update. Float W
+//! and R are read in place through transposed strides, never copied ([`Weights`]).
 
 use super::matrix_product::Float;
 use super::recurrent_activation::{Activated, Activation};
@@ -53,7 +53,7 @@ impl Cell {
     }
 }
 
-/// One direction's parameters, as flat row-major slices.
+/// One direction's parameters: its weights, and the rest as flat slices.
 pub struct Direction<'a, T> {
     pub cell: Cell,
     /// [gates·hidden, input]

@@ -141,13 +141,12 @@ impl Quantized {
         // gates, so no element pays for a division to find its zero point.
         let less_zero = |index: usize, zero: &[f64]| -> Result<Vec<f64>, ModelError> {
             let t = required(inputs, index)?.flatten_all()?;
-            let values: Vec<f64> = match t.dtype() {
+            let mut values: Vec<f64> = match t.dtype() {
                 DType::I64 => t.to_vec1::<i64>()?.into_iter().map(|v| v as f64).collect(),
                 DType::U8 => t.to_vec1::<u8>()?.into_iter().map(f64::from).collect(),
                 _ => t.to_dtype(DType::F64)?.to_vec1::<f64>()?,
             };
             let per_matrix = values.len() / directions.max(1);
-            let mut values = values;
             for (dir, matrix) in values.chunks_mut(per_matrix.max(1)).enumerate() {
                 let zero = &zero[dir * per_direction..(dir + 1) * per_direction];
                 if zero.iter().all(|&z| z == 0.0) {
