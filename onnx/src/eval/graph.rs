@@ -10,9 +10,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, TensorId};
 
 use super::control_flow;
+use super::derived::{DerivedCache, DerivedSlot};
 use super::node::Node;
 use super::profile::OpProfile;
 use super::{ops, tensor_io};
@@ -39,6 +40,10 @@ pub struct PreparedGraph {
     /// Nodes computed once, when the session was made ([`PreparedGraph::fold_constants`]): their outputs
     /// are among the initializers and runs skip them.
     folded: HashSet<usize>,
+    /// The initializers' identities: what a node derives from them is kept between runs.
+    constants: HashSet<TensorId>,
+    /// One slot per node for what it derives from its constant operands.
+    derived: Vec<DerivedSlot>,
 }
 
 /// Operators whose outputs are not a function of their inputs alone: never computed ahead.
@@ -110,11 +115,14 @@ impl PreparedGraph {
                 subgraphs.insert(index, prepared);
             }
         }
+        let constants = initializers.values().map(Tensor::id).collect();
         Ok(Self {
             initializers,
             declared_types: declared_types(graph),
             subgraphs,
             folded: HashSet::new(),
+            constants,
+            derived: graph.node.iter().map(|_| DerivedSlot::default()).collect(),
         })
     }
 
@@ -206,6 +214,7 @@ impl PreparedGraph {
             }
             self.folded.insert(index);
         }
+        self.constants = self.initializers.values().map(Tensor::id).collect();
         for (&index, subgraphs) in &mut self.subgraphs {
             let Some(node) = graph.node.get(index) else {
                 continue;
@@ -347,7 +356,14 @@ impl<'a> Execution<'a> {
             if prepared.folded.contains(&index) {
                 continue;
             }
-            let node = Node::new(proto, self.opset).with_input_types(prepared.input_types(proto));
+            let mut node =
+                Node::new(proto, self.opset).with_input_types(prepared.input_types(proto));
+            if let Some(slot) = prepared.derived.get(index) {
+                node = node.with_derived(DerivedCache {
+                    slot,
+                    constants: &prepared.constants,
+                });
+            }
             let args =
                 proto
                     .input

@@ -11,6 +11,7 @@
 //! a hostile model fails with an error that says so.
 
 pub mod control_flow;
+pub mod derived;
 pub mod float8;
 pub mod graph;
 pub mod node;

@@ -1,7 +1,11 @@
 //! A node as an operator sees it: attributes by name with ONNX defaults, and the model's opset.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use candle_core::Tensor;
 
+use super::derived::{DerivedCache, derive};
 use crate::ModelError;
 use crate::proto::{AttributeProto, NodeProto};
 
@@ -11,6 +15,9 @@ pub struct Node<'a> {
     pub opset: i64,
     /// The ONNX element type the model declares for each input, where it declares one.
     input_types: Vec<Option<i32>>,
+    /// Where values derived from constant operands are kept between runs, when the node runs in a
+    /// prepared graph.
+    derived: Option<DerivedCache<'a>>,
 }
 
 impl<'a> Node<'a> {
@@ -19,7 +26,24 @@ impl<'a> Node<'a> {
             proto,
             opset,
             input_types: Vec::new(),
+            derived: None,
         }
+    }
+
+    /// The node keeping what it derives from constant operands in `cache`.
+    pub fn with_derived(mut self, cache: DerivedCache<'a>) -> Self {
+        self.derived = Some(cache);
+        self
+    }
+
+    /// What `make` derives from `sources` (a weight prepared for a kernel): made once per session when
+    /// the sources are the graph's constants, else each time.
+    pub fn derive<T: Any + Send + Sync>(
+        &self,
+        sources: &[&Tensor],
+        make: impl FnOnce() -> Result<T, ModelError>,
+    ) -> Result<Arc<T>, ModelError> {
+        derive(self.derived, sources, make)
     }
 
     /// The node with the element types the model declares for its inputs.

@@ -1,8 +1,11 @@
 //! Matrix products.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::super::node::{Node, optional, required};
+use super::int8_gemm::PackedInt8;
+use super::integer_product::{exact_depth, exact_integer_product};
+use super::matrix_product::{Operand, Product};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -39,6 +42,9 @@ pub fn matmul_integer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let small = shapes_fit
         && differences_within_255(node, (0, a), (2, za))?
         && differences_within_255(node, (1, b), (3, zb))?;
+    if small && let Some(out) = matmul_integer_on_host(node, (a, za), (b, zb))? {
+        return Ok(vec![out]);
+    }
     let dtype = if small { DType::F32 } else { DType::F64 };
     // Integers below 2^9 in magnitude, and their differences, are exact in f32.
     let shifted = |t: &Tensor, zero: Option<&Tensor>| -> Result<Tensor, ModelError> {
@@ -71,6 +77,97 @@ pub fn matmul_integer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let sum =
         sum.ok_or_else(|| ModelError::Evaluation("MatMulInteger: no inner dimension".into()))?;
     Ok(vec![sum.to_dtype(DType::I64)?])
+}
+
+/// MatMulInteger's B less its zero point as f32, [k, n] row-major, with its largest magnitude; packed
+/// for the CPU's 8-bit products where it has them (then `values` is left empty).
+struct IntegerWeight {
+    values: Vec<f32>,
+    largest: f32,
+    packed: Option<PackedInt8>,
+}
+
+/// MatMulInteger on the CPU for 8-bit operands (differences within ±255), A of rank 2 or more with one
+/// zero point, B a matrix with one zero point or one per column: B read once per session when it is a
+/// weight of the model, the product by [`exact_integer_product`]. `None` for any other case.
+fn matmul_integer_on_host(
+    node: &Node<'_>,
+    (a, za): (&Tensor, Option<&Tensor>),
+    (b, zb): (&Tensor, Option<&Tensor>),
+) -> Result<Option<Tensor>, ModelError> {
+    let on_cpu = matches!(a.device(), Device::Cpu) && matches!(b.device(), Device::Cpu);
+    let (k, n) = match b.dims() {
+        [k, n] => (*k, *n),
+        _ => return Ok(None),
+    };
+    let one_a_zero = za.is_none_or(|z| z.elem_count() == 1);
+    let b_zero_fits = zb.is_none_or(|z| z.elem_count() == 1 || z.dims() == [n]);
+    if !on_cpu || a.rank() < 2 || !one_a_zero || !b_zero_fits {
+        return Ok(None);
+    }
+    let as_f32 = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let mut sources = vec![b];
+    sources.extend(zb);
+    let weight = node.derive(&sources, || {
+        let mut values = as_f32(b)?;
+        let zero = zb.map(as_f32).transpose()?.unwrap_or_else(|| vec![0.0]);
+        if let Some(packed) = PackedInt8::pack(&values, k, n, &zero) {
+            return Ok(IntegerWeight {
+                values: Vec::new(),
+                largest: 0.0,
+                packed: Some(packed),
+            });
+        }
+        if zb.is_some() {
+            for row in values.chunks_mut(n.max(1)) {
+                for (v, &z) in row.iter_mut().zip(zero.iter().cycle()) {
+                    *v -= z;
+                }
+            }
+        }
+        let largest = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        Ok(IntegerWeight {
+            values,
+            largest,
+            packed: None,
+        })
+    })?;
+    let mut a_values = as_f32(a)?;
+    let a_zero = za.map(as_f32).transpose()?.map_or(0.0, |z| z[0]);
+    let rows = a.elem_count() / k.max(1);
+    let mut dims = a.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    if let Some(packed) = &weight.packed {
+        // A as u8: an int8 A and its zero point both moved up by 128, which leaves their difference.
+        let shift = if a_values.iter().any(|&v| v < 0.0) {
+            128.0
+        } else {
+            0.0
+        };
+        if a_values
+            .iter()
+            .all(|&v| (0.0..=255.0).contains(&(v + shift)))
+        {
+            let a_u8: Vec<u8> = a_values.iter().map(|&v| (v + shift) as u8).collect();
+            let sums = packed.multiply(&a_u8, rows, (a_zero + shift) as i64);
+            return Ok(Some(Tensor::from_vec(sums, dims, &Device::Cpu)?));
+        }
+        return Ok(None);
+    }
+    a_values.iter_mut().for_each(|v| *v -= a_zero);
+    let sums = exact_integer_product(
+        Operand::rows(&a_values, k),
+        Operand::rows(&weight.values, n),
+        Product { m: rows, n, k },
+        exact_depth(255.0, weight.largest),
+        candle_core::utils::get_num_threads(),
+    )?;
+    let sums: Vec<i64> = sums.into_iter().map(|s| s as i64).collect();
+    Ok(Some(Tensor::from_vec(sums, dims, &Device::Cpu)?))
 }
 
 /// Whether every value of input `index` less its zero point is within ±255: so for a u8 or i8 operand with

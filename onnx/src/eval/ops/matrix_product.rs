@@ -3,6 +3,7 @@
 //! W and R), and C may be rows inside a larger buffer (a convolution's output channels).
 
 use candle_core::WithDType;
+use multiversion::multiversion;
 
 use crate::ModelError;
 
@@ -106,6 +107,19 @@ impl Product {
                 "a {m}x{k} by {k}x{n} product does not fit its buffers"
             )));
         }
+        // gemm packs B on every call, which for a few rows of A (a recurrent step at batch 1, one
+        // token of a decoder) costs more than the product itself: those are computed row by row,
+        // reading B once, unless B is large enough for several threads to be worth more.
+        if m <= FEW_ROWS && k > 0 && col_stride == 1 && (threads <= 1 || n * k <= 1 << 18) {
+            if b.col_stride == 1 {
+                few_rows_by_row_major(c, row_stride, a, b, (m, n, k), accumulate);
+                return Ok(());
+            }
+            if b.row_stride == 1 && a.col_stride == 1 {
+                few_rows_by_column_major(c, row_stride, a, b, (m, n, k), accumulate);
+                return Ok(());
+            }
+        }
         let parallelism = if threads > 1 {
             gemm::Parallelism::Rayon(threads)
         } else {
@@ -139,6 +153,91 @@ impl Product {
             );
         }
         Ok(())
+    }
+}
+
+/// How many rows of A [`Product::compute_strided`] multiplies without gemm.
+const FEW_ROWS: usize = 4;
+
+// The two loops below are compiled once per SIMD level and the CPU's is picked at run time (the build
+// targets x86-64's baseline). Both take operands already checked to hold their matrices.
+
+/// C (+)= A·B for B with contiguous rows: each row of C computed in strips of [`STRIP`] columns held
+/// in registers while every row of B adds its part of the strip (B read once per row of A, C once).
+#[multiversion(targets = "simd")]
+fn few_rows_by_row_major<T: Float>(
+    c: &mut [T],
+    c_stride: usize,
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+) {
+    for i in 0..m {
+        let c_row = &mut c[i * c_stride..][..n];
+        let mut start = 0;
+        while start < n {
+            let width = STRIP.min(n - start);
+            let mut strip = [T::zero(); STRIP];
+            if width == STRIP {
+                for l in 0..k {
+                    let x = a.data[i * a.row_stride + l * a.col_stride];
+                    let b_part = &b.data[l * b.row_stride + start..][..STRIP];
+                    for lane in 0..STRIP {
+                        strip[lane] += x * b_part[lane];
+                    }
+                }
+            } else {
+                for l in 0..k {
+                    let x = a.data[i * a.row_stride + l * a.col_stride];
+                    let b_part = &b.data[l * b.row_stride + start..][..width];
+                    for (s, &y) in strip.iter_mut().zip(b_part) {
+                        *s += x * y;
+                    }
+                }
+            }
+            for (target, &sum) in c_row[start..start + width].iter_mut().zip(&strip) {
+                *target = if accumulate { *target + sum } else { sum };
+            }
+            start += width;
+        }
+    }
+}
+
+/// Columns of C one [`few_rows_by_row_major`] strip computes: four AVX-512 registers of f32.
+const STRIP: usize = 64;
+
+/// C (+)= A·B for B with contiguous columns and A with contiguous rows: one dot product per entry of
+/// C, in independent lanes so that it vectorizes.
+#[multiversion(targets = "simd")]
+fn few_rows_by_column_major<T: Float>(
+    c: &mut [T],
+    c_stride: usize,
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+) {
+    const LANES: usize = 16;
+    for j in 0..n {
+        let column = &b.data[j * b.col_stride..][..k];
+        for i in 0..m {
+            let row = &a.data[i * a.row_stride..][..k];
+            let mut lanes = [T::zero(); LANES];
+            let (row_chunks, column_chunks) = (row.chunks_exact(LANES), column.chunks_exact(LANES));
+            let (row_rest, column_rest) = (row_chunks.remainder(), column_chunks.remainder());
+            for (x, y) in row_chunks.zip(column_chunks) {
+                for lane in 0..LANES {
+                    lanes[lane] += x[lane] * y[lane];
+                }
+            }
+            let mut dot = lanes.iter().fold(T::zero(), |sum, &v| sum + v);
+            for (&x, &y) in row_rest.iter().zip(column_rest) {
+                dot += x * y;
+            }
+            let target = &mut c[i * c_stride + j];
+            *target = if accumulate { *target + dot } else { dot };
+        }
     }
 }
 

@@ -19,6 +19,8 @@ mod grid_sample;
 mod host;
 mod im2col;
 mod indexing;
+mod int8_gemm;
+mod integer_product;
 mod layout;
 mod logic;
 mod loss;

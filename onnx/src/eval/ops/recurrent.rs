@@ -302,7 +302,14 @@ fn run_in<T: Real>(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Kind) -> Ou
     let x_values = host_slice::<T>(&x_storage, x_layout, x.elem_count())?;
     // A float node's W and R are read in place as `T`; a quantized node's are read by `Quantized`.
     let (quantized, float_weights) = if kind.quantized {
-        (Some(Quantized::read(inputs, d.directions, gates)?), None)
+        // Read once per session: the weights are the model's constants.
+        let sources = [1, 2, 8, 9, 10, 11]
+            .into_iter()
+            .map(|i| required(inputs, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let quantized = node.derive(&sources, || Quantized::read(inputs, d.directions, gates))?;
+        quantized.check(d.directions, gates)?;
+        (Some(quantized), None)
     } else {
         let (w, r) = (
             as_host::<T>(required(inputs, 1)?)?,

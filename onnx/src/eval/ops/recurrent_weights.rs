@@ -7,6 +7,8 @@ use std::ops::Range;
 use candle_core::{DType, Tensor};
 
 use super::super::node::required;
+use super::int8_gemm::PackedInt8;
+use super::integer_product::{exact_depth, exact_integer_product};
 use super::matrix_product::{Operand, Product};
 use super::recurrent_cell::Real;
 use crate::ModelError;
@@ -16,10 +18,15 @@ pub enum Weights<'a, T> {
     /// Row-major [gates·hidden, cols]: ONNX's layout, multiplied as its transpose in place.
     Float(&'a [T]),
     /// DynamicQuantizeLSTM's layout, [cols, gates·hidden] row-major: each value less its zero point
-    /// (exact in f64), and the scale of each gate row (one for all of them when the node gives one).
+    /// (an integer, exact in f32), and the scale of each gate row (one for all of them when the node
+    /// gives one).
     Quantized {
-        values: &'a [f64],
+        values: &'a [f32],
         scales: &'a [f32],
+        /// How many columns of a product sum exactly in f32 ([`exact_depth`]).
+        exact_depth: usize,
+        /// The same matrix packed for the CPU's 8-bit products, where it has them.
+        packed: Option<&'a PackedInt8>,
     },
 }
 
@@ -38,13 +45,13 @@ impl<T: Real> Weights<'_, T> {
         accumulate: bool,
         threads: usize,
     ) -> Result<(), ModelError> {
-        let product = Product {
-            m: rows,
-            n: gates.len(),
-            k: cols,
-        };
         match self {
-            Self::Float(w) => product.compute(
+            Self::Float(w) => Product {
+                m: rows,
+                n: gates.len(),
+                k: cols,
+            }
+            .compute(
                 out,
                 out_stride,
                 Operand::rows(a, cols),
@@ -52,28 +59,52 @@ impl<T: Real> Weights<'_, T> {
                 accumulate,
                 threads,
             ),
-            Self::Quantized { values, scales } => {
+            Self::Quantized {
+                values,
+                scales,
+                exact_depth,
+                packed,
+            } => {
                 let all_gates = values.len().checked_div(cols).unwrap_or(0);
-                let (quantized, a_scale) = quantize(&a[..rows * cols]);
-                let mut sums = vec![0f64; rows * gates.len()];
-                product.compute(
-                    &mut sums,
-                    gates.len(),
-                    Operand::rows(&quantized, cols),
-                    Operand {
-                        data: values.get(gates.start..).unwrap_or(&[]),
-                        row_stride: all_gates,
-                        col_stride: 1,
-                    },
-                    false,
-                    threads,
-                )?;
+                let n = gates.len();
+                let (quantized, zero_point, a_scale) = quantize(&a[..rows * cols]);
+                let sums: Vec<f32> = match packed {
+                    Some(packed) if gates == (0..all_gates) => packed
+                        .multiply(&quantized, rows, zero_point as i64)
+                        .into_iter()
+                        .map(|s| s as f32)
+                        .collect(),
+                    _ => {
+                        let less_zero: Vec<f32> = quantized
+                            .iter()
+                            .map(|&q| f32::from(q) - zero_point)
+                            .collect();
+                        exact_integer_product(
+                            Operand::rows(&less_zero, cols),
+                            Operand {
+                                data: values.get(gates.start..).unwrap_or(&[]),
+                                row_stride: all_gates,
+                                col_stride: 1,
+                            },
+                            Product {
+                                m: rows,
+                                n,
+                                k: cols,
+                            },
+                            *exact_depth,
+                            threads,
+                        )?
+                        .into_iter()
+                        .map(|s| s as f32)
+                        .collect()
+                    }
+                };
                 let scale = |gate: usize| scales[if scales.len() == 1 { 0 } else { gate }];
-                for (row, sums) in sums.chunks(gates.len().max(1)).enumerate() {
-                    let target = &mut out[row * out_stride..][..gates.len()];
+                for (row, sums) in sums.chunks(n.max(1)).enumerate() {
+                    let target = &mut out[row * out_stride..][..n];
                     for ((t, &sum), gate) in target.iter_mut().zip(sums).zip(gates.clone()) {
                         // ONNX Runtime's output step: the exact integer sum as f32 times a·w scales.
-                        let value = T::from_f64(f64::from(sum as f32 * (a_scale * scale(gate))));
+                        let value = T::from_f64(f64::from(sum * (a_scale * scale(gate))));
                         *t = if accumulate { *t + value } else { value };
                     }
                 }
@@ -87,13 +118,18 @@ impl<T: Real> Weights<'_, T> {
 /// gates·hidden], 8-bit), their scales (inputs 8 and 10) and zero points (9 and 11): one per direction
 /// or one per direction and gate row.
 pub struct Quantized {
-    w: Vec<f64>,
-    r: Vec<f64>,
+    w: Vec<f32>,
+    r: Vec<f32>,
+    /// Each direction's W and R packed for the CPU's 8-bit products, where it has them.
+    packed: Vec<(PackedInt8, PackedInt8)>,
+    /// [`exact_depth`] for the largest of W's and R's values.
+    exact_depth: usize,
     w_scales: Vec<f32>,
     r_scales: Vec<f32>,
     /// Scales per direction: 1, or gates·hidden.
     per_direction: usize,
     directions: usize,
+    gates: usize,
 }
 
 impl Quantized {
@@ -102,7 +138,7 @@ impl Quantized {
         directions: usize,
         gates: usize,
     ) -> Result<Self, ModelError> {
-        let scales = |index: usize, what: &str| -> Result<(Vec<f32>, Vec<f64>), ModelError> {
+        let scales = |index: usize, what: &str| -> Result<(Vec<f32>, Vec<f32>), ModelError> {
             let scale = required(inputs, index)?;
             let zero_point = required(inputs, index + 1)?;
             let fits = match scale.dims() {
@@ -126,7 +162,7 @@ impl Quantized {
             let flat = |t: &Tensor, dtype: DType| t.to_dtype(dtype)?.flatten_all();
             Ok((
                 flat(scale, DType::F32)?.to_vec1::<f32>()?,
-                flat(zero_point, DType::F64)?.to_vec1::<f64>()?,
+                flat(zero_point, DType::F32)?.to_vec1::<f32>()?,
             ))
         };
         let (w_scales, w_zero) = scales(8, "W")?;
@@ -139,16 +175,23 @@ impl Quantized {
         }
         // One pass from the stored integers (kiln holds int8 as i64, uint8 as u8), row by row of
         // gates, so no element pays for a division to find its zero point.
-        let less_zero = |index: usize, zero: &[f64]| -> Result<Vec<f64>, ModelError> {
+        // Each direction's matrix is packed from the stored integers first, where the CPU has 8-bit
+        // products.
+        let less_zero = |index: usize,
+                         zero: &[f32],
+                         packed: &mut Vec<Option<PackedInt8>>|
+         -> Result<Vec<f32>, ModelError> {
             let t = required(inputs, index)?.flatten_all()?;
-            let mut values: Vec<f64> = match t.dtype() {
-                DType::I64 => t.to_vec1::<i64>()?.into_iter().map(|v| v as f64).collect(),
-                DType::U8 => t.to_vec1::<u8>()?.into_iter().map(f64::from).collect(),
-                _ => t.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            let mut values: Vec<f32> = match t.dtype() {
+                DType::I64 => t.to_vec1::<i64>()?.into_iter().map(|v| v as f32).collect(),
+                DType::U8 => t.to_vec1::<u8>()?.into_iter().map(f32::from).collect(),
+                _ => t.to_dtype(DType::F32)?.to_vec1::<f32>()?,
             };
             let per_matrix = values.len() / directions.max(1);
             for (dir, matrix) in values.chunks_mut(per_matrix.max(1)).enumerate() {
                 let zero = &zero[dir * per_direction..(dir + 1) * per_direction];
+                let cols = matrix.len() / gates.max(1);
+                packed.push(PackedInt8::pack(matrix, cols, gates, zero));
                 if zero.iter().all(|&z| z == 0.0) {
                     continue;
                 }
@@ -160,14 +203,40 @@ impl Quantized {
             }
             Ok(values)
         };
+        let (mut w_packed, mut r_packed) = (Vec::new(), Vec::new());
+        let w = less_zero(1, &w_zero, &mut w_packed)?;
+        let r = less_zero(2, &r_zero, &mut r_packed)?;
+        let packed = w_packed
+            .into_iter()
+            .zip(r_packed)
+            .map(|(w, r)| w.zip(r))
+            .collect::<Option<Vec<_>>>()
+            .filter(|p| p.len() == directions)
+            .unwrap_or_default();
+        let largest = w.iter().chain(&r).fold(0f32, |m, v| m.max(v.abs()));
         Ok(Self {
-            w: less_zero(1, &w_zero)?,
-            r: less_zero(2, &r_zero)?,
+            w,
+            r,
+            packed,
+            exact_depth: exact_depth(255.0, largest),
             w_scales,
             r_scales,
             per_direction,
             directions,
+            gates,
         })
+    }
+
+    /// Whether weights read once fit a run's directions and gate rows (a node's attributes and weight
+    /// shapes fix both, so they do).
+    pub fn check(&self, directions: usize, gates: usize) -> Result<(), ModelError> {
+        if (self.directions, self.gates) == (directions, gates) {
+            return Ok(());
+        }
+        Err(ModelError::Evaluation(format!(
+            "DynamicQuantizeLSTM's weights were read for {} directions of {} gate rows, not {directions} of {gates}",
+            self.directions, self.gates
+        )))
     }
 
     /// Direction `dir`'s W and R.
@@ -181,10 +250,14 @@ impl Quantized {
             Weights::Quantized {
                 values: &self.w[dir * w_len..(dir + 1) * w_len],
                 scales: &self.w_scales[dir * per..(dir + 1) * per],
+                exact_depth: self.exact_depth,
+                packed: self.packed.get(dir).map(|(w, _)| w),
             },
             Weights::Quantized {
                 values: &self.r[dir * r_len..(dir + 1) * r_len],
                 scales: &self.r_scales[dir * per..(dir + 1) * per],
+                exact_depth: self.exact_depth,
+                packed: self.packed.get(dir).map(|(_, r)| r),
             },
         )
     }
@@ -192,26 +265,30 @@ impl Quantized {
 
 /// `values` quantized to u8 as ONNX Runtime's dynamic quantization does before a u8·s8 product: the
 /// range widened to include 0, scale (max - min)/255 (1 when the range is empty), zero point -min/scale
-/// rounded half to even, each value x/scale clamped to the range and rounded half to even. Returns each
-/// quantized value less the zero point (exact in f64) and the scale.
-fn quantize<T: Real>(values: &[T]) -> (Vec<f64>, f32) {
-    let as_f32 = |v: T| v.to_f64() as f32;
-    let (mut min, mut max) = (0f32, 0f32);
-    for &v in values {
-        let v = as_f32(v);
-        min = min.min(v);
-        max = max.max(v);
-    }
+/// rounded half to even, each value x/scale + zero point rounded half to even and clamped to 0..=255.
+/// Returns the quantized values, the zero point and the scale.
+fn quantize<T: Real>(values: &[T]) -> (Vec<u8>, f32, f32) {
+    let floats: Vec<f32> = values.iter().map(|&v| v.to_f64() as f32).collect();
+    let (min, max) = floats
+        .iter()
+        .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
     let scale = if max == min { 1.0 } else { (max - min) / 255.0 };
     let zero_point = (-min / scale).clamp(0.0, 255.0).round_ties_even();
-    let quantized = values
-        .iter()
-        .map(|&v| {
-            let q = (as_f32(v) / scale).clamp(-zero_point, 255.0 - zero_point);
-            f64::from(q.round_ties_even())
-        })
-        .collect();
-    (quantized, scale)
+    let mut quantized = Vec::with_capacity(floats.len());
+    quantize_into(&floats, scale, zero_point, &mut quantized);
+    (quantized, zero_point, scale)
+}
+
+/// Compiled once per SIMD level (rounding half to even is one instruction from SSE4.1 on, a call to
+/// `rintf` on x86-64's baseline).
+#[multiversion::multiversion(targets = "simd")]
+fn quantize_into(values: &[f32], scale: f32, zero_point: f32, out: &mut Vec<u8>) {
+    out.extend(values.iter().map(|&v| {
+        let q = (v / scale)
+            .clamp(-zero_point, 255.0 - zero_point)
+            .round_ties_even();
+        (q + zero_point) as u8
+    }));
 }
 
 #[cfg(test)]
@@ -220,15 +297,15 @@ mod tests {
 
     #[test]
     fn quantization_spans_the_range_with_zero_exact() {
-        let (q, scale) = quantize(&[-1.0f32, 0.0, 0.5, 3.0]);
+        let (q, zero, scale) = quantize(&[-1.0f32, 0.0, 0.5, 3.0]);
         assert!((scale - 4.0 / 255.0).abs() < 1e-9);
-        // Zero point round(1 / scale) = round(63.75) = 64: 0 maps to 0 exactly.
-        assert_eq!(q, vec![-64.0, 0.0, 32.0, 191.0]);
-        let (q, scale) = quantize(&[0.0f32, 0.0]);
-        assert_eq!((q, scale), (vec![0.0, 0.0], 1.0));
+        // Zero point round(1 / scale) = round(63.75) = 64: 0 maps to it exactly.
+        assert_eq!((q, zero), (vec![0, 64, 96, 255], 64.0));
+        let (q, zero, scale) = quantize(&[0.0f32, 0.0]);
+        assert_eq!((q, zero, scale), (vec![0, 0], 0.0, 1.0));
         // All positive: the range starts at 0, the zero point is 0.
-        let (q, _) = quantize(&[1.0f32, 4.0]);
-        assert_eq!(q, vec![64.0, 255.0]);
+        let (q, zero, _) = quantize(&[1.0f32, 4.0]);
+        assert_eq!((q, zero), (vec![64, 255], 0.0));
     }
 
     /// A first step is exact in both engines' terms (its input integers 0..=255 quantize with scale 1,
