@@ -2,6 +2,13 @@
 //! branches and no library calls (libm's are scalar, and without FMA in the build target even
 //! `mul_add` is one). Each is checked against f64's function over its whole useful range below.
 
+/// An integer-valued f32 in 0..=255 as a byte (NaN as 0, as `as u8` reads it): through the f32's bits
+/// past 2^23, where the integer is the low bits, since `as u8` saturates one element at a time.
+pub fn byte(v: f32) -> u8 {
+    let v = if v.is_nan() { 0.0 } else { v };
+    ((v + 8_388_608.0).to_bits() & 0xFF) as u8
+}
+
 /// erf in f32 as a ratio of two polynomials in x² (the rational approximation Eigen's and XLA's float
 /// erf use); beyond |x| = 3.9 erf is ±1 to f32's precision. Within 4e-7 of f64's erf over the whole
 /// line.
@@ -151,5 +158,13 @@ mod tests {
         assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
         assert!(tanh(f32::NAN).is_nan());
         assert!(tanh(-0.0).is_sign_negative());
+    }
+
+    #[test]
+    fn bytes_are_the_integers_as_u8_reads_them() {
+        for v in 0..=255u8 {
+            assert_eq!(super::byte(f32::from(v)), v);
+        }
+        assert_eq!(super::byte(f32::NAN), 0);
     }
 }

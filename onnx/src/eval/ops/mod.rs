@@ -7,6 +7,7 @@ mod col2im;
 mod contrib;
 mod conv_depthwise;
 mod conv_gemm;
+mod conv_integer;
 mod conv_transpose;
 mod conv_transpose_gemm;
 mod cpu_f32;
@@ -256,7 +257,7 @@ const DEFAULT_OPS: &[(&str, OpFn)] = &[
     ("RoiAlign", roi_align::roi_align),
     ("TfIdfVectorizer", tf_idf_vectorizer::tf_idf_vectorizer),
     ("Det", determinant::det),
-    ("ConvInteger", spatial::conv_integer),
+    ("ConvInteger", conv_integer::conv_integer),
     ("MaxUnpool", max_unpool::max_unpool),
     ("ReverseSequence", layout::reverse_sequence),
     ("GroupNormalization", normalization::group_normalization),

@@ -7,6 +7,7 @@ use std::ops::Range;
 use candle_core::{DType, Tensor};
 
 use super::super::node::required;
+use super::f32_math::byte;
 use super::int8_gemm::PackedInt8;
 use super::integer_product::{exact_depth, exact_integer_product};
 use super::matrix_product::{Operand, Product};
@@ -287,7 +288,7 @@ fn quantize_into(values: &[f32], scale: f32, zero_point: f32, out: &mut Vec<u8>)
         let q = (v / scale)
             .clamp(-zero_point, 255.0 - zero_point)
             .round_ties_even();
-        (q + zero_point) as u8
+        byte(q + zero_point)
     }));
 }
 

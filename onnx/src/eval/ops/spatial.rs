@@ -177,32 +177,6 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![y])
 }
 
-/// Conv of integers less their zero points (x's one value; w's one value or one per output channel),
-/// summed exactly in f64 and returned as int32 values (held as i64).
-pub fn conv_integer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let wide = |t: &Tensor| t.to_dtype(candle_core::DType::F64);
-    let mut x = wide(required(inputs, 0)?)?;
-    let mut w = wide(required(inputs, 1)?)?;
-    if let Some(z) = optional(inputs, 2) {
-        x = x.broadcast_sub(&wide(z)?)?;
-    }
-    if let Some(z) = optional(inputs, 3) {
-        let z = wide(z)?;
-        let z = if z.elem_count() > 1 && w.rank() > 1 {
-            let mut shape = vec![1; w.rank()];
-            shape[0] = z.elem_count();
-            z.reshape(shape)?
-        } else {
-            z
-        };
-        w = w.broadcast_sub(&z)?;
-    }
-    let y = conv(node, &[Some(x), Some(w)])?;
-    y.into_iter()
-        .map(|t| Ok(t.round()?.to_dtype(candle_core::DType::I64)?))
-        .collect()
-}
-
 /// Conv's input and weight agree: NC... and MC/g..., with channels that split into the groups.
 fn check_conv_operands(x: &Tensor, w: &Tensor, groups: usize) -> Result<(), ModelError> {
     let (xd, wd) = (x.dims(), w.dims());
@@ -525,18 +499,5 @@ mod tests {
         assert_eq!(flat(&out[0]), vec![-1., 1.]);
         assert_eq!(flat(&out[1]), vec![1.]);
         assert_eq!(flat(&out[2]), vec![1.]);
-    }
-
-    #[test]
-    fn conv_integer_subtracts_the_zero_point() {
-        let x = Some(candle_core::Tensor::new(&[[[[3u8, 5]]]], &candle_core::Device::Cpu).unwrap());
-        let w = Some(candle_core::Tensor::new(&[[[[1u8, 2]]]], &candle_core::Device::Cpu).unwrap());
-        let zp = Some(candle_core::Tensor::new(1u8, &candle_core::Device::Cpu).unwrap());
-        let out = run("ConvInteger", 10, vec![], &[x, w, zp]);
-        // (3-1)·1 + (5-1)·2
-        assert_eq!(
-            out[0].flatten_all().unwrap().to_vec1::<i64>().unwrap(),
-            vec![10]
-        );
     }
 }
