@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::conv_depthwise;
-use super::cpu_f32::f32_slice;
+use super::cpu_f32::{f32_slice, narrow_to, widen};
 use super::im2col;
 use super::matrix_product::{Operand, Product};
 
@@ -154,7 +154,7 @@ fn conv2d(
     geometry: &Geometry,
 ) -> Result<Tensor, ModelError> {
     let dtype = x.dtype();
-    let as_f32 = |t: &Tensor| t.to_dtype(DType::F32)?.contiguous();
+    let as_f32 = |t: &Tensor| -> Result<Tensor, ModelError> { Ok(widen(t)?.contiguous()?) };
     let (x, w) = (as_f32(x)?, as_f32(w)?);
     let bias = bias.map(as_f32).transpose()?;
     let (n, c, h, width) = x.dims4()?;
@@ -183,7 +183,7 @@ fn conv2d(
     Ok(if dtype == DType::F32 {
         y
     } else {
-        y.to_dtype(dtype)?
+        narrow_to(&y, dtype)?
     })
 }
 

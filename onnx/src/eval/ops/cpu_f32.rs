@@ -8,6 +8,50 @@ use multiversion::multiversion;
 
 use crate::ModelError;
 
+/// `t` as f32: an f16 or bf16 CPU tensor through `half`'s slice conversion (F16C where the CPU has it;
+/// candle converts one element at a time, in software on x86-64's baseline), anything else by candle.
+pub fn widen(t: &Tensor) -> Result<Tensor, ModelError> {
+    use half::slice::HalfFloatSliceExt;
+    if !matches!(t.device(), Device::Cpu) {
+        return Ok(t.to_dtype(DType::F32)?);
+    }
+    let mut wide = vec![0f32; t.elem_count()];
+    match t.dtype() {
+        DType::F16 => t
+            .flatten_all()?
+            .to_vec1::<half::f16>()?
+            .convert_to_f32_slice(&mut wide),
+        DType::BF16 => t
+            .flatten_all()?
+            .to_vec1::<half::bf16>()?
+            .convert_to_f32_slice(&mut wide),
+        _ => return Ok(t.to_dtype(DType::F32)?),
+    }
+    Ok(Tensor::from_vec(wide, t.shape(), t.device())?)
+}
+
+/// An f32 CPU tensor `t` as `dtype`, the way back from [`widen`] (rounding to nearest even).
+pub fn narrow_to(t: &Tensor, dtype: DType) -> Result<Tensor, ModelError> {
+    use half::slice::HalfFloatSliceExt;
+    if !matches!(t.device(), Device::Cpu) || t.dtype() != DType::F32 {
+        return Ok(t.to_dtype(dtype)?);
+    }
+    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    Ok(match dtype {
+        DType::F16 => {
+            let mut narrow = vec![half::f16::ZERO; values.len()];
+            narrow.convert_from_f32_slice(&values);
+            Tensor::from_vec(narrow, t.shape(), t.device())?
+        }
+        DType::BF16 => {
+            let mut narrow = vec![half::bf16::ZERO; values.len()];
+            narrow.convert_from_f32_slice(&values);
+            Tensor::from_vec(narrow, t.shape(), t.device())?
+        }
+        _ => t.to_dtype(dtype)?,
+    })
+}
+
 /// The elements of a contiguous f32 CPU tensor's storage from `layout`'s start, `len` of them.
 pub fn f32_slice<'s>(
     storage: &'s Storage,
@@ -156,6 +200,33 @@ fn apply_repeated<F: Fn(f32, f32) -> f32>(big: &[f32], small: &[f32], out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widening_and_narrowing_half_floats_agree_with_candle() {
+        let values: Vec<f32> = (0..70).map(|i| (i as f32 - 35.0) * 0.377 + 1e-3).collect();
+        let x = Tensor::from_vec(values, (7, 10), &Device::Cpu).unwrap();
+        for dtype in [DType::F16, DType::BF16] {
+            let half = x.to_dtype(dtype).unwrap();
+            let wide = widen(&half).unwrap();
+            assert_eq!(wide.dims(), &[7, 10]);
+            let by_candle = half.to_dtype(DType::F32).unwrap();
+            assert_eq!(
+                wide.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                by_candle.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            );
+            let back = narrow_to(&x, dtype).unwrap();
+            assert_eq!(back.dtype(), dtype);
+            let diff = (back.to_dtype(DType::F32).unwrap() - half.to_dtype(DType::F32).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(diff, 0.0, "{dtype:?}");
+        }
+    }
 
     #[test]
     fn binary_repeats_the_smaller_operand_on_either_side() {

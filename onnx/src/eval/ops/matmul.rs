@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::super::node::{Node, optional, required};
+use super::cpu_f32::{narrow_to, widen};
 use super::int8_gemm::PackedInt8;
 use super::integer_product::{exact_depth, exact_integer_product};
 use super::matrix_product::{Operand, Product};
@@ -11,8 +12,12 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// NumPy `matmul`: batch dims broadcast; a 1-D operand is a row (left) or column (right) vector.
-pub fn matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+pub fn matmul(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if let Some((a, b, dtype)) = half_in_f32(node, a, b)? {
+        let out = matmul(node, &[Some(a), Some(b)])?;
+        return out.iter().map(|t| narrow_to(t, dtype)).collect();
+    }
     let (a_vector, b_vector) = (a.rank() == 1, b.rank() == 1);
     let a = if a_vector { a.unsqueeze(0)? } else { a.clone() };
     let b = if b_vector { b.unsqueeze(1)? } else { b.clone() };
@@ -230,8 +235,31 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor, ModelError> {
     Ok(a.broadcast_matmul(b)?)
 }
 
+/// A product of f16 or bf16 operands on the CPU is computed in f32 and rounded once, as ONNX Runtime's
+/// CPU provider computes it (candle's half-precision product is several times slower): A widened per
+/// run, B (a weight) once per session. Returns the operands and the type to round to.
+fn half_in_f32(
+    node: &Node<'_>,
+    a: &Tensor,
+    b: &Tensor,
+) -> Result<Option<(Tensor, Tensor, DType)>, ModelError> {
+    let half = |t: &Tensor| {
+        matches!(t.device(), Device::Cpu) && matches!(t.dtype(), DType::F16 | DType::BF16)
+    };
+    if !half(a) || !half(b) {
+        return Ok(None);
+    }
+    let wide_b = node.derive(&[b], || widen(b))?;
+    Ok(Some((widen(a)?, wide_b.as_ref().clone(), a.dtype())))
+}
+
 /// alpha·A'·B' + beta·C with optional transposes.
 pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    if let Some((a, b, dtype)) = half_in_f32(node, required(inputs, 0)?, required(inputs, 1)?)? {
+        let c = optional(inputs, 2).map(widen).transpose()?;
+        let out = gemm(node, &[Some(a), Some(b), c])?;
+        return out.iter().map(|t| narrow_to(t, dtype)).collect();
+    }
     let mut a = required(inputs, 0)?.clone();
     let mut b = required(inputs, 1)?.clone();
     if node.int("transA", 0) != 0 {

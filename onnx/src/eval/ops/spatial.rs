@@ -1,6 +1,6 @@
 //! Convolution and pooling over NCHW (and NCL) tensors, with ONNX's explicit or automatic padding.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, float_input, optional, required};
 use super::{average_pool_cpu, conv_gemm, max_pool_cpu};
@@ -143,9 +143,14 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if conv_gemm::applies(x) && (spatial == 1 || spatial == 2) {
         let windows =
             conv_gemm::Windows2d::new(&x.dims()[2..], &kernel, &strides, &dilations, &pads);
+        // A half-precision weight is computed in f32: converted once per session, not per run.
+        let w_f32 = match w.dtype() {
+            DType::F32 => None,
+            _ => Some(node.derive(&[w], || Ok(super::cpu_f32::widen(w)?.contiguous()?))?),
+        };
         return Ok(vec![conv_gemm::conv(
             x,
-            w,
+            w_f32.as_deref().unwrap_or(w),
             optional(inputs, 2),
             groups,
             windows,
@@ -284,6 +289,13 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if let Some(y) = max_pool_cpu::max_pool(x, &axes) {
         return Ok(vec![y?]);
     }
+    if is_half_on_cpu(x) {
+        // The largest of f16 values is the same value in f32; the f32 path is the fast one.
+        let wide = super::cpu_f32::widen(x)?.contiguous()?;
+        if let Some(y) = max_pool_cpu::max_pool(&wide, &axes) {
+            return Ok(vec![super::cpu_f32::narrow_to(&y?, x.dtype())?]);
+        }
+    }
     let padded = as_2d(&pad_value(x, &pads, f64::NEG_INFINITY)?)?;
     let y = padded.max_pool2d_with_stride(pair(&kernel, 1), pair(&strides, 1))?;
     Ok(vec![if x.rank() == 3 { y.squeeze(2)? } else { y }])
@@ -327,6 +339,12 @@ pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 pub fn global_average_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let dims: Vec<usize> = (2..x.rank()).collect();
+    if is_half_on_cpu(x) {
+        // Summed in f32 and rounded once, as ONNX Runtime's CPU provider computes half-precision
+        // pooling (candle's f16 mean is also several times slower).
+        let mean = super::cpu_f32::widen(x)?.mean_keepdim(dims.as_slice())?;
+        return Ok(vec![super::cpu_f32::narrow_to(&mean, x.dtype())?]);
+    }
     Ok(vec![x.mean_keepdim(dims.as_slice())?])
 }
 
@@ -337,6 +355,11 @@ pub fn global_max_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         y = y.max_keepdim(d)?;
     }
     Ok(vec![y])
+}
+
+/// An f16 or bf16 tensor on the CPU: pooled in f32.
+fn is_half_on_cpu(x: &Tensor) -> bool {
+    matches!(x.device(), candle_core::Device::Cpu) && matches!(x.dtype(), DType::F16 | DType::BF16)
 }
 
 /// LRN across channels, as AlexNet-era models use it.
