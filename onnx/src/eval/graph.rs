@@ -14,6 +14,7 @@ use candle_core::{Device, Tensor, TensorId};
 
 use super::control_flow;
 use super::derived::{DerivedCache, DerivedSlot};
+use super::liveness;
 use super::node::Node;
 use super::profile::OpProfile;
 use super::{ops, tensor_io};
@@ -44,6 +45,8 @@ pub struct PreparedGraph {
     constants: HashSet<TensorId>,
     /// One slot per node for what it derives from its constant operands.
     derived: Vec<DerivedSlot>,
+    /// Per node, the values a run lets go of once it has run ([`liveness::releases`]).
+    released: Vec<Vec<String>>,
 }
 
 /// Operators whose outputs are not a function of their inputs alone: never computed ahead.
@@ -61,9 +64,8 @@ const NOT_FOLDED: &[&str] = &[
 /// ConstantOfShape or a Range): a Cast or Transpose of a weight would keep a second copy of it resident.
 const FOLDED_INPUT_ELEMENTS: usize = 4096;
 
-/// The most elements the nodes computed ahead may hold together (512 MiB of f32). A run keeps every value
-/// it computes until it ends, so these were resident at each run's peak anyway; computed ahead they stay
-/// between runs too, hence a bound. Past it the rest are left to the runs.
+/// The most elements the nodes computed ahead may hold together (512 MiB of f32). Computed ahead they
+/// stay resident between runs, where a run would let go of them after their last reader, hence a bound. Past it the rest are left to the runs.
 const FOLDED_ELEMENTS: usize = 1 << 27;
 
 impl PreparedGraph {
@@ -123,6 +125,7 @@ impl PreparedGraph {
             folded: HashSet::new(),
             constants,
             derived: graph.node.iter().map(|_| DerivedSlot::default()).collect(),
+            released: liveness::releases(graph, &HashSet::new()),
         })
     }
 
@@ -215,6 +218,7 @@ impl PreparedGraph {
             self.folded.insert(index);
         }
         self.constants = self.initializers.values().map(Tensor::id).collect();
+        self.released = liveness::releases(graph, &self.folded);
         for (&index, subgraphs) in &mut self.subgraphs {
             let Some(node) = graph.node.get(index) else {
                 continue;
@@ -403,6 +407,9 @@ impl<'a> Execution<'a> {
                     };
                     scope.values.insert(name.clone(), value);
                 }
+            }
+            for name in prepared.released.get(index).map_or(&[][..], Vec::as_slice) {
+                scope.values.remove(name);
             }
         }
         graph

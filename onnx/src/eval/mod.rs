@@ -14,6 +14,7 @@ pub mod control_flow;
 pub mod derived;
 pub mod float8;
 pub mod graph;
+mod liveness;
 pub mod node;
 pub mod ops;
 pub mod profile;

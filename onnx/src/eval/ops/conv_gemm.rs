@@ -74,6 +74,33 @@ impl Windows2d {
         }
     }
 
+    /// The convolution's geometry in `groups` groups: what the output's size follows from.
+    pub fn geometry(&self, groups: usize) -> Geometry {
+        let (input, kernel, strides, dilations, pads) = (
+            self.input,
+            self.kernel,
+            self.strides,
+            self.dilations,
+            self.pads,
+        );
+        Geometry {
+            groups,
+            kernel,
+            strides,
+            dilations,
+            pads_begin: (pads.0.0, pads.1.0),
+            output: (
+                Self::output(input.0, pads.0, kernel.0, strides.0, dilations.0),
+                Self::output(input.1, pads.1, kernel.1, strides.1, dilations.1),
+            ),
+        }
+    }
+
+    /// The input's (height, width): a 1-D convolution's height is 1.
+    pub fn input(&self) -> (usize, usize) {
+        self.input
+    }
+
     /// The output's length along an axis. The windows were checked to fit (`check_windows_fit`); the
     /// arithmetic saturates as that check's does, and the output's size is checked by the caller.
     fn output(
@@ -98,17 +125,8 @@ pub fn conv(
     groups: usize,
     windows: Windows2d,
 ) -> Result<Tensor, ModelError> {
-    let Windows2d {
-        input,
-        kernel,
-        strides,
-        dilations,
-        pads,
-    } = windows;
-    let output = (
-        Windows2d::output(input.0, pads.0, kernel.0, strides.0, dilations.0),
-        Windows2d::output(input.1, pads.1, kernel.1, strides.1, dilations.1),
-    );
+    let geometry = windows.geometry(groups);
+    let (input, kernel, output) = (windows.input, windows.kernel, geometry.output);
     let m = w.dim(0)?;
     super::host::element_count(&[x.dim(0)?, m, output.0, output.1], "Conv's output")?;
     if let Some(b) = bias
@@ -119,14 +137,6 @@ pub fn conv(
             b.elem_count()
         )));
     }
-    let geometry = Geometry {
-        groups,
-        kernel,
-        strides,
-        dilations,
-        pads_begin: (pads.0.0, pads.1.0),
-        output,
-    };
     if x.rank() == 4 {
         return conv2d(x, w, bias, &geometry);
     }

@@ -1,15 +1,20 @@
 //! ConvInteger: a convolution of 8-bit integers less their zero points, returned as int32 values (held
-//! as i64), exact as ONNX Runtime's. Computed by the float convolution (`conv_gemm`) in f32 wherever
-//! every sum it forms is an integer below 2^24 ([`exact_depth`] of the operands' largest values): the
-//! whole window at once, or the input channels in slices whose results are added in f64. The weight
-//! less its zero point is made once per session. Other cases (values past 2^15, a grouped convolution
-//! too deep for f32) take f64 throughout.
+//! as i64), exact as ONNX Runtime's. Where the CPU has 8-bit products (AVX-512 VNNI) and the
+//! convolution has one group and 32 filters or more, `conv_integer_packed` computes it in integers.
+//! Otherwise by the float convolution (`conv_gemm`) in f32 wherever every sum it forms is an integer
+//! below 2^24 ([`exact_depth`] of the operands' largest values): the whole window at once, or the
+//! input channels in slices whose results are added in f64. The weight, packed or less its zero point,
+//! is made once per session. Other cases (values past 2^15, a grouped convolution too deep for f32)
+//! take f64 throughout.
 
 use candle_core::{DType, Device, Tensor};
 
 use super::super::node::{Node, optional, required};
+use super::conv_gemm::Windows2d;
+use super::conv_integer_packed;
+use super::int8_gemm::PackedInt8;
 use super::integer_product::exact_depth;
-use super::spatial::conv;
+use super::spatial::{conv, conv_windows};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -17,6 +22,12 @@ type Out = Result<Vec<Tensor>, ModelError>;
 /// Above this magnitude an operand is not read as f32: a product of two such values stays below 2^30,
 /// and a window of one element is then still exact in f64 slices.
 const F32_MAGNITUDE: f32 = 32768.0;
+
+/// The weight as the CPU's 8-bit products read it where they can, else as f32 where that is exact.
+struct Weight {
+    packed: Option<PackedInt8>,
+    float: Option<FloatWeight>,
+}
 
 /// The weight less its zero point, as f32 in its own shape, and its largest magnitude.
 struct FloatWeight {
@@ -31,9 +42,29 @@ pub fn conv_integer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if on_cpu && w.rank() >= 3 && x_zero.is_none_or(|z| z.elem_count() == 1) {
         let mut sources = vec![w];
         sources.extend(w_zero);
-        let weight = node.derive(&sources, || float_weight(w, w_zero))?;
-        if let Some(weight) = weight.as_ref()
-            && let Some(y) = in_f32(node, x, x_zero, weight)?
+        let one_group = node.int("group", 1) == 1;
+        let weight = node.derive(&sources, || {
+            let packed = match one_group {
+                true => conv_integer_packed::pack(w, w_zero)?,
+                false => None,
+            };
+            let float = match packed {
+                None => float_weight(w, w_zero)?,
+                Some(_) => None,
+            };
+            Ok(Weight { packed, float })
+        })?;
+        if let Some(packed) = &weight.packed {
+            if x.rank() == w.rank() && x.dim(1)? == w.dim(1)? {
+                let (kernel, strides, dilations, pads) = conv_windows(node, x, w)?;
+                let windows = Windows2d::new(&x.dims()[2..], &kernel, &strides, &dilations, &pads);
+                let m = w.dim(0)?;
+                if let Some(y) = conv_integer_packed::conv(x, x_zero, packed, m, &windows)? {
+                    return Ok(vec![y]);
+                }
+            }
+        } else if let Some(float) = weight.float.as_ref()
+            && let Some(y) = in_f32(node, x, x_zero, float)?
         {
             return Ok(vec![y]);
         }

@@ -132,21 +132,13 @@ fn repeated(
 
 /// `x`·a[c] + b[c] for each channel c of `x` [N, C, ...], when `x` is a contiguous f32 tensor on the CPU
 /// and `a` and `b` hold one value per channel: an inference BatchNormalization in one pass.
-pub fn per_channel_affine(
-    x: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
-) -> Option<Result<Tensor, ModelError>> {
+pub fn per_channel_affine(x: &Tensor, a: &[f32], b: &[f32]) -> Option<Result<Tensor, ModelError>> {
     let channels = *x.dims().get(1)?;
-    let plain = |t: &Tensor| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32;
-    if !plain(x) || !x.is_contiguous() || a.elem_count() != channels || b.elem_count() != channels {
+    let plain = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
+    if !plain || !x.is_contiguous() || a.len() != channels || b.len() != channels {
         return None;
     }
-    let per_channel = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
-        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-    };
     let run = || -> Result<Tensor, ModelError> {
-        let (a, b) = (per_channel(a)?, per_channel(b)?);
         let (storage, layout) = x.storage_and_layout();
         let values = f32_slice(&storage, layout, x.elem_count())?;
         let plane = x.dims()[2..].iter().product::<usize>();

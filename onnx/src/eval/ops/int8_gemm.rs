@@ -101,8 +101,21 @@ impl PackedInt8 {
 
     /// Σ_l (a[i, l] - a_zero)(B[l, j] - zw_j) for A [m, k] of u8, exactly: [m, n] row-major.
     pub fn multiply(&self, a: &[u8], m: usize, a_zero: i64) -> Vec<i64> {
+        let mut out = vec![0i64; m * self.n];
+        self.multiply_into(a, m, a_zero, &mut out, Layout::RowMajor);
+        out
+    }
+
+    /// [`Self::multiply`] written into `out` as `layout` places it.
+    pub fn multiply_into(&self, a: &[u8], m: usize, a_zero: i64, out: &mut [i64], layout: Layout) {
         let (k, n, depth) = (self.k, self.n, self.depth);
         assert!(a.len() == m * k, "A holds m rows of k values");
+        match layout {
+            Layout::RowMajor => assert!(out.len() >= m * n),
+            Layout::Transposed { stride } => {
+                assert!(m <= stride && (n == 0 || out.len() >= (n - 1) * stride + m))
+            }
+        }
         let panels = n.div_ceil(PANEL);
         let width = panels * PANEL;
         // A's rows padded to whole groups of four columns, with zeros.
@@ -115,26 +128,56 @@ impl PackedInt8 {
             }
             std::borrow::Cow::Owned(padded)
         };
-        let mut raw = vec![0i32; m * width];
+        let mut raw = RAW.take();
+        // The kernel stores every value it sums into (none is read first): no need to zero it.
+        raw.resize(m * width, 0);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `pack` returned Self only where `available()` found the instructions; the buffers
         // hold exactly what the kernel reads and writes (checked by its assertions).
         unsafe {
-            vnni::product(&padded, m, depth, &self.data, panels, &mut raw);
+            vnni::product(&padded, m, depth, &self.data, panels, &mut raw[..m * width]);
         }
-        let mut out = vec![0i64; m * n];
+        // Σ(a - za)(w - zw) = raw + c·Σa - za·(Σw' + k·c): the last term is the column's alone.
+        let constant: Vec<i64> = (0..n)
+            .map(|j| -a_zero * (self.column_sums[j] + k as i64 * self.shift[j]))
+            .collect();
+        let shifted = self.shift.iter().any(|&c| c != 0);
         for (i, row) in a.chunks(k.max(1)).enumerate().take(m) {
-            let row_sum: i64 = row.iter().map(|&v| i64::from(v)).sum();
-            let raw_row = &raw[i * width..];
-            for j in 0..n {
-                let c = self.shift[j];
-                out[i * n + j] = i64::from(raw_row[j]) + c * row_sum
-                    - a_zero * self.column_sums[j]
-                    - a_zero * k as i64 * c;
+            let row_sum: i64 = match shifted {
+                true => row.iter().map(|&v| i64::from(v)).sum(),
+                false => 0,
+            };
+            let raw_row = &raw[i * width..i * width + n];
+            let value = |j: usize| i64::from(raw_row[j]) + self.shift[j] * row_sum + constant[j];
+            match layout {
+                Layout::RowMajor => {
+                    for (j, out) in out[i * n..(i + 1) * n].iter_mut().enumerate() {
+                        *out = value(j);
+                    }
+                }
+                Layout::Transposed { stride } => {
+                    for j in 0..n {
+                        out[j * stride + i] = value(j);
+                    }
+                }
             }
         }
-        out
+        RAW.set(raw);
     }
+}
+
+/// Where [`PackedInt8::multiply_into`] puts the product's [m, n] values.
+#[derive(Debug, Clone, Copy)]
+pub enum Layout {
+    /// out[i·n + j].
+    RowMajor,
+    /// out[j·stride + i]: B's columns as rows (a convolution's filters), A's rows along them.
+    Transposed { stride: usize },
+}
+
+thread_local! {
+    /// The kernel's raw i32 sums, kept between calls on a thread.
+    static RAW: std::cell::Cell<Vec<i32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -190,7 +233,9 @@ mod vnni {
             });
             for (r, acc) in acc.iter_mut().enumerate() {
                 let at = r * depth + step * 4;
-                let four = i32::from_le_bytes([a[at], a[at + 1], a[at + 2], a[at + 3]]);
+                // SAFETY: `at + 4 <= R·depth <= a.len()` (asserted above); one unaligned 4-byte read
+                // where four checked byte reads would cost the loop more than its products.
+                let four = unsafe { a.as_ptr().add(at).cast::<i32>().read_unaligned() };
                 let broadcast = _mm512_set1_epi32(four);
                 for q in 0..4 {
                     acc[q] = _mm512_dpbusd_epi32(acc[q], broadcast, columns[q]);

@@ -8,6 +8,7 @@ mod contrib;
 mod conv_depthwise;
 mod conv_gemm;
 mod conv_integer;
+mod conv_integer_packed;
 mod conv_transpose;
 mod conv_transpose_gemm;
 mod cpu_f32;

@@ -194,17 +194,28 @@ pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             .to_dtype(x.dtype())?
             .reshape(shape.clone())?)
     };
-    let (scale, bias, running_mean, running_var) = (p(1)?, p(2)?, p(3)?, p(4)?);
     // Training normalizes by the batch's own statistics and also returns the updated running ones.
     let training = node.int("training_mode", 0) != 0;
-    if !training {
-        // Inference is one affine map per channel: x·a + b, a = scale/√(var + ε), b = bias - mean·a.
-        let a = (&scale / (&running_var + eps)?.sqrt()?)?;
-        let b = (&bias - (&running_mean * &a)?)?;
-        if let Some(y) = super::cpu_f32::per_channel_affine(x, &a, &b) {
-            return Ok(vec![y?]);
+    if !training && x.dtype() == DType::F32 {
+        // Inference is one affine map per channel: x·a + b, a = scale/√(var + ε), b = bias - mean·a,
+        // made once per session from the model's statistics.
+        let sources = [1, 2, 3, 4].map(|i| required(inputs, i)).map(|t| t.ok());
+        if let [Some(s), Some(b), Some(m), Some(v)] = sources {
+            let affine = node.derive(&[s, b, m, v], || -> Result<_, ModelError> {
+                let (scale, bias, mean, var) = (p(1)?, p(2)?, p(3)?, p(4)?);
+                let a = (&scale / (&var + eps)?.sqrt()?)?;
+                let b = (&bias - (&mean * &a)?)?;
+                let values = |t: &Tensor| -> Result<Vec<f32>, ModelError> {
+                    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+                };
+                Ok((values(&a)?, values(&b)?))
+            })?;
+            if let Some(y) = super::cpu_f32::per_channel_affine(x, &affine.0, &affine.1) {
+                return Ok(vec![y?]);
+            }
         }
     }
+    let (scale, bias, running_mean, running_var) = (p(1)?, p(2)?, p(3)?, p(4)?);
     let (mean, var) = if training {
         let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
         let mean = x.mean_keepdim(dims.as_slice())?;

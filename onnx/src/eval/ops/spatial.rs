@@ -135,11 +135,7 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let groups = node.int("group", 1).max(1) as usize;
     check_conv_operands(x, w, groups)?;
     let spatial = x.rank() - 2;
-    let kernel: Vec<usize> = w.dims()[2..].to_vec();
-    let strides = node.per_axis("strides", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
-    let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
-    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
-    check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
+    let (kernel, strides, dilations, pads) = conv_windows(node, x, w)?;
     if conv_gemm::applies(x) && (spatial == 1 || spatial == 2) {
         let windows =
             conv_gemm::Windows2d::new(&x.dims()[2..], &kernel, &strides, &dilations, &pads);
@@ -180,6 +176,25 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         y = y.broadcast_add(&b.reshape(shape)?)?;
     }
     Ok(vec![y])
+}
+
+/// A convolution's kernel, strides, dilations and (begin, end) padding per spatial axis, from the node's
+/// attributes and the weight's shape, checked to fit the input.
+pub(super) type ConvWindows = (Vec<usize>, Vec<usize>, Vec<usize>, Vec<(usize, usize)>);
+
+/// [`ConvWindows`] of Conv (and ConvInteger) with input `x` and weight `w`, both of rank 3 or more.
+pub(super) fn conv_windows(
+    node: &Node<'_>,
+    x: &Tensor,
+    w: &Tensor,
+) -> Result<ConvWindows, ModelError> {
+    let spatial = x.rank().saturating_sub(2);
+    let kernel: Vec<usize> = w.dims().get(2..).unwrap_or_default().to_vec();
+    let strides = node.per_axis("strides", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
+    let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
+    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
+    check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
+    Ok((kernel, strides, dilations, pads))
 }
 
 /// Conv's input and weight agree: NC... and MC/g..., with channels that split into the groups.
