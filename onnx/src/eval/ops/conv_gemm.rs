@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use super::conv_depthwise;
 use super::cpu_f32::{f32_slice, narrow_to, widen};
 use super::im2col;
-use super::matrix_product::{Operand, Product};
+use super::matrix_product::{FEW_ROWS_BY_DOTS, Operand, Product};
 
 use crate::ModelError;
 
@@ -316,6 +316,8 @@ const NARROW: usize = 16;
 thread_local! {
     /// [`narrow_aware`]'s column-major C, kept between calls on a thread.
     static NARROW_C: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    /// [`narrow_aware`]'s B transposed, its columns as rows.
+    static NARROW_B: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// C (+)= A·B with C's rows (filters) `c_stride` apart. gemm vectorizes along C's contiguous axis, the
@@ -348,7 +350,30 @@ fn narrow_aware(
             }
         }
     }
-    let computed = product.compute_strided(&mut columns, (1, m), a, b, accumulate, threads);
+    let computed = if n <= FEW_ROWS_BY_DOTS && a.col_stride == 1 && b.col_stride == 1 {
+        // Cᵀ = Bᵀ·Aᵀ by dot products: the patches' few columns made rows, each filter (a row of A,
+        // a column of Aᵀ) read once.
+        let k = product.k;
+        let mut rows = NARROW_B.take();
+        rows.clear();
+        rows.extend((0..n * k).map(|at| b.data[(at % k) * b.row_stride + at / k]));
+        let transposed = Product { m: n, n: m, k }.compute(
+            &mut columns,
+            m,
+            Operand::rows(&rows, k),
+            Operand {
+                data: a.data,
+                row_stride: 1,
+                col_stride: a.row_stride,
+            },
+            accumulate,
+            threads,
+        );
+        NARROW_B.set(rows);
+        transposed
+    } else {
+        product.compute_strided(&mut columns, (1, m), a, b, accumulate, threads)
+    };
     if computed.is_ok() {
         for (i, row) in c.chunks_mut(c_stride).take(m).enumerate() {
             for (j, v) in row[..n].iter_mut().enumerate() {

@@ -12,7 +12,7 @@ use crate::ModelError;
 /// candle converts one element at a time, in software on x86-64's baseline), anything else by candle.
 pub fn widen(t: &Tensor) -> Result<Tensor, ModelError> {
     use half::slice::HalfFloatSliceExt;
-    if !matches!(t.device(), Device::Cpu) {
+    if !matches!(t.device(), Device::Cpu) || !matches!(t.dtype(), DType::F16 | DType::BF16) {
         return Ok(t.to_dtype(DType::F32)?);
     }
     let mut wide = vec![0f32; t.elem_count()];
@@ -62,7 +62,15 @@ pub fn f32_slice<'s>(
 }
 
 /// `f` applied to every element, when `x` is a contiguous f32 tensor on the CPU.
+/// An f16 or bf16 tensor is computed in f32 and rounded once, as ONNX Runtime's CPU provider does.
 pub fn map(x: &Tensor, f: impl Fn(f32) -> f32) -> Option<Result<Tensor, ModelError>> {
+    if is_half_on_cpu(x) {
+        let wide = || -> Result<Tensor, ModelError> {
+            let y = map(&widen(x)?, f).unwrap_or_else(|| Ok(x.to_dtype(DType::F32)?))?;
+            narrow_to(&y, x.dtype())
+        };
+        return Some(wide());
+    }
     if !matches!(x.device(), Device::Cpu) || x.dtype() != DType::F32 || !x.is_contiguous() {
         return None;
     }
@@ -83,8 +91,9 @@ pub fn binary(
     b: &Tensor,
     f: impl Fn(f32, f32) -> f32,
 ) -> Option<Result<Tensor, ModelError>> {
+    let half = is_half_on_cpu(a) && a.dtype() == b.dtype();
     let plain = |t: &Tensor| {
-        matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32 && t.is_contiguous()
+        matches!(t.device(), Device::Cpu) && (t.dtype() == DType::F32 || half) && t.is_contiguous()
     };
     if !plain(a) || !plain(b) {
         return None;
@@ -98,7 +107,21 @@ pub fn binary(
     if !b_repeats && !repeats_in(a, b) {
         return None;
     }
+    if half {
+        // Sums, differences, products and quotients rounded to f32 and then to f16 or bf16 are the
+        // correctly rounded half-precision results (f32 carries more than twice their precision).
+        let wide = || -> Result<Tensor, ModelError> {
+            let y = repeated(&widen(a)?, &widen(b)?, b_repeats, f)?;
+            narrow_to(&y, a.dtype())
+        };
+        return Some(wide());
+    }
     Some(repeated(a, b, b_repeats, f))
+}
+
+/// Whether `t` is an f16 or bf16 tensor on the CPU: computed in f32 by this module's callers.
+pub fn is_half_on_cpu(t: &Tensor) -> bool {
+    matches!(t.device(), Device::Cpu) && matches!(t.dtype(), DType::F16 | DType::BF16)
 }
 
 /// `f(a, b)` over contiguous f32 CPU tensors of which one repeats whole inside the other (`b` inside
@@ -247,11 +270,51 @@ mod tests {
     }
 
     #[test]
-    fn map_answers_only_for_contiguous_f32_on_the_cpu() {
+    fn half_operands_are_computed_in_f32_and_rounded_once_as_candle_rounds_them() {
+        let values = |offset: f32| -> Vec<f32> {
+            (0..4096)
+                .map(|i| ((i as f32) * 0.7331 + offset).sin() * 300.0 * (i % 7) as f32)
+                .collect()
+        };
+        let (x, y) = (values(0.0), values(1.3));
+        for dtype in [DType::F16, DType::BF16] {
+            let half = |v: &[f32], shape: &[usize]| {
+                Tensor::from_vec(v.to_vec(), shape, &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+            };
+            let (a, b) = (half(&x, &[64, 64]), half(&y[..64], &[64]));
+            let bits = |t: &Tensor| t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+            let sum = binary(&a, &b, |p, q| p + q).unwrap().unwrap();
+            assert_eq!(sum.dtype(), dtype);
+            let by_candle = a.broadcast_add(&b).unwrap();
+            assert_eq!(
+                bits(&sum).to_vec1::<f32>().unwrap(),
+                bits(&by_candle).to_vec1::<f32>().unwrap()
+            );
+            let product = binary(&a, &b, |p, q| p * q).unwrap().unwrap();
+            let by_candle = a.broadcast_mul(&b).unwrap();
+            assert_eq!(
+                bits(&product).to_vec1::<f32>().unwrap(),
+                bits(&by_candle).to_vec1::<f32>().unwrap()
+            );
+            let doubled = map(&a, |v| v * 2.0).unwrap().unwrap();
+            assert_eq!(doubled.dtype(), dtype);
+            assert_eq!(
+                bits(&doubled).to_vec1::<f32>().unwrap(),
+                bits(&(&a + &a).unwrap()).to_vec1::<f32>().unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn map_answers_for_contiguous_f32_and_half_floats_on_the_cpu() {
         let x = Tensor::new(&[[1f32, -2.], [3., -4.]], &Device::Cpu).unwrap();
         let doubled = map(&x, |v| 2.0 * v).unwrap().unwrap();
         assert_eq!(doubled.to_vec2::<f32>().unwrap(), [[2., -4.], [6., -8.]]);
         assert!(map(&x.t().unwrap(), |v| v).is_none());
         assert!(map(&x.to_dtype(DType::F64).unwrap(), |v| v).is_none());
+        assert!(map(&x.to_dtype(DType::F16).unwrap(), |v| v).is_some());
     }
 }

@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::super::node::{Node, optional, required};
-use super::cpu_f32::{narrow_to, widen};
+use super::cpu_f32::{f32_slice, is_half_on_cpu, narrow_to, widen};
 use super::int8_gemm::PackedInt8;
 use super::integer_product::{exact_depth, exact_integer_product};
 use super::matrix_product::{Operand, Product};
@@ -243,10 +243,7 @@ fn half_in_f32(
     a: &Tensor,
     b: &Tensor,
 ) -> Result<Option<(Tensor, Tensor, DType)>, ModelError> {
-    let half = |t: &Tensor| {
-        matches!(t.device(), Device::Cpu) && matches!(t.dtype(), DType::F16 | DType::BF16)
-    };
-    if !half(a) || !half(b) {
+    if !is_half_on_cpu(a) || !is_half_on_cpu(b) {
         return Ok(None);
     }
     let wide_b = node.derive(&[b], || widen(b))?;
@@ -260,15 +257,20 @@ pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         let out = gemm(node, &[Some(a), Some(b), c])?;
         return out.iter().map(|t| narrow_to(t, dtype)).collect();
     }
-    let mut a = required(inputs, 0)?.clone();
-    let mut b = required(inputs, 1)?.clone();
-    if node.int("transA", 0) != 0 {
-        a = a.t()?;
-    }
-    if node.int("transB", 0) != 0 {
-        b = b.t()?;
-    }
-    let mut out = a.matmul(&b)?;
+    let mut out = match gemm_on_host(node, required(inputs, 0)?, required(inputs, 1)?)? {
+        Some(out) => out,
+        None => {
+            let mut a = required(inputs, 0)?.clone();
+            let mut b = required(inputs, 1)?.clone();
+            if node.int("transA", 0) != 0 {
+                a = a.t()?;
+            }
+            if node.int("transB", 0) != 0 {
+                b = b.t()?;
+            }
+            a.matmul(&b)?
+        }
+    };
     let alpha = node.float("alpha", 1.0);
     if alpha != 1.0 {
         out = out.affine(f64::from(alpha), 0.0)?;
@@ -278,6 +280,52 @@ pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         out = out.broadcast_add(&c.affine(f64::from(beta), 0.0)?)?;
     }
     Ok(vec![out])
+}
+
+/// Gemm's A'·B' for contiguous f32 matrices on the CPU through [`Product`], each operand read in place
+/// whether or not it is stored transposed: candle's product would gather a transposed B (a dense
+/// layer's weight, stored [out, in]) into gemm's panels on every call. `None` for other operands.
+fn gemm_on_host(node: &Node<'_>, a: &Tensor, b: &Tensor) -> Result<Option<Tensor>, ModelError> {
+    let plain = |t: &Tensor| {
+        matches!(t.device(), Device::Cpu)
+            && t.dtype() == DType::F32
+            && t.rank() == 2
+            && t.is_contiguous()
+    };
+    if !plain(a) || !plain(b) {
+        return Ok(None);
+    }
+    let (trans_a, trans_b) = (node.int("transA", 0) != 0, node.int("transB", 0) != 0);
+    let ((a_rows, a_cols), (b_rows, b_cols)) = (a.dims2()?, b.dims2()?);
+    let (m, k) = if trans_a {
+        (a_cols, a_rows)
+    } else {
+        (a_rows, a_cols)
+    };
+    let (b_k, n) = if trans_b {
+        (b_cols, b_rows)
+    } else {
+        (b_rows, b_cols)
+    };
+    if k != b_k {
+        return Ok(None);
+    }
+    let (a_storage, a_layout) = a.storage_and_layout();
+    let (b_storage, b_layout) = b.storage_and_layout();
+    let a_data = f32_slice(&a_storage, a_layout, a.elem_count())?;
+    let b_data = f32_slice(&b_storage, b_layout, b.elem_count())?;
+    let a_op = match trans_a {
+        true => Operand::transposed(a_data, a_cols),
+        false => Operand::rows(a_data, a_cols),
+    };
+    let b_op = match trans_b {
+        true => Operand::transposed(b_data, b_cols),
+        false => Operand::rows(b_data, b_cols),
+    };
+    let mut c = vec![0f32; m * n];
+    let threads = candle_core::utils::get_num_threads();
+    Product { m, n, k }.compute(&mut c, n, a_op, b_op, false, threads)?;
+    Ok(Some(Tensor::from_vec(c, (m, n), &Device::Cpu)?))
 }
 
 #[cfg(test)]
@@ -294,6 +342,46 @@ mod tests {
             out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![1., 2., 3., 4.]
         );
+    }
+
+    proptest::proptest! {
+        /// Gemm by its definition, with either operand stored transposed, alpha, beta and a bias row,
+        /// across the row counts where the product is computed by dot products and by gemm.
+        #[test]
+        fn gemm_equals_the_definition(
+            (m, n, k) in (1usize..24, 1usize..40, 1usize..40),
+            (trans_a, trans_b) in proptest::prelude::any::<(bool, bool)>(),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let value = |i: usize| (((i as u64).wrapping_mul(seed | 1) >> 9) % 15) as f32 - 7.0;
+            let a: Vec<f32> = (0..m * k).map(value).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| value(i + 500)).collect();
+            let bias: Vec<f32> = (0..n).map(|i| value(i + 900)).collect();
+            let at = |i: usize, l: usize| if trans_a { a[l * m + i] } else { a[i * k + l] };
+            let bt = |l: usize, j: usize| if trans_b { b[j * k + l] } else { b[l * n + j] };
+            let out = run(
+                "Gemm",
+                13,
+                vec![
+                    int("transA", trans_a as i64),
+                    int("transB", trans_b as i64),
+                    super::super::testing::float("alpha", 2.0),
+                    super::super::testing::float("beta", 0.5),
+                ],
+                &[
+                    f32s(&a, &if trans_a { [k, m] } else { [m, k] }),
+                    f32s(&b, &if trans_b { [n, k] } else { [k, n] }),
+                    f32s(&bias, &[n]),
+                ],
+            );
+            let got = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f32 = (0..k).map(|l| at(i, l) * bt(l, j)).sum();
+                    proptest::prop_assert_eq!(got[i * n + j], 2.0 * dot + 0.5 * bias[j]);
+                }
+            }
+        }
     }
 
     #[test]

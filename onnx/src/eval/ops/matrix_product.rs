@@ -110,12 +110,14 @@ impl Product {
         // gemm packs B on every call, which for a few rows of A (a recurrent step at batch 1, one
         // token of a decoder) costs more than the product itself: those are computed row by row,
         // reading B once, unless B is large enough for several threads to be worth more.
-        if m <= FEW_ROWS && k > 0 && col_stride == 1 && (threads <= 1 || n * k <= 1 << 18) {
-            if b.col_stride == 1 {
+        // A B with contiguous columns (a weight stored [out, in]) is read once by dot products for
+        // up to FEW_ROWS_BY_DOTS rows, where gemm would gather it into panels first.
+        if k > 0 && col_stride == 1 && (threads <= 1 || n * k <= 1 << 18) {
+            if m <= FEW_ROWS && b.col_stride == 1 {
                 few_rows_by_row_major(c, row_stride, a, b, (m, n, k), accumulate);
                 return Ok(());
             }
-            if b.row_stride == 1 && a.col_stride == 1 {
+            if m <= FEW_ROWS_BY_DOTS && b.row_stride == 1 && a.col_stride == 1 {
                 few_rows_by_column_major(c, row_stride, a, b, (m, n, k), accumulate);
                 return Ok(());
             }
@@ -156,8 +158,10 @@ impl Product {
     }
 }
 
-/// How many rows of A [`Product::compute_strided`] multiplies without gemm.
+/// How many rows of A [`Product::compute_strided`] multiplies without gemm when B is row-major.
 const FEW_ROWS: usize = 4;
+/// The same when B's columns are contiguous: one dot product per entry of C, B read once.
+pub const FEW_ROWS_BY_DOTS: usize = 16;
 
 // The two loops below are compiled once per SIMD level and the CPU's is picked at run time (the build
 // targets x86-64's baseline). Both take operands already checked to hold their matrices.
@@ -252,7 +256,7 @@ mod tests {
         /// rows, accumulating or not.
         #[test]
         fn equals_the_definition(
-            (m, n, k) in (1usize..7, 1usize..9, 0usize..11),
+            (m, n, k) in (1usize..20, 1usize..9, 0usize..40),
             seed in any::<u64>(),
             transposed in any::<(bool, bool)>(),
             accumulate in any::<bool>(),

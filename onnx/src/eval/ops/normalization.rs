@@ -8,7 +8,37 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// Softmax over one axis (opset 13+); before opset 13 ONNX flattened from `axis` on (default 1).
+/// `op` over f16 or bf16 inputs on the CPU computed in f32, its first output rounded back, as ONNX
+/// Runtime's CPU provider computes these (candle's half-precision reductions are slower and round each
+/// partial sum); the other outputs (LayerNormalization's mean and inverse deviation) are in their
+/// stash type, f32. `None` for other inputs.
+fn half_in_f32(
+    node: &Node<'_>,
+    inputs: &[Option<Tensor>],
+    op: fn(&Node<'_>, &[Option<Tensor>]) -> Out,
+) -> Option<Out> {
+    let x = inputs.first()?.as_ref()?;
+    if !super::cpu_f32::is_half_on_cpu(x) {
+        return None;
+    }
+    let run = || -> Out {
+        let wide = inputs
+            .iter()
+            .map(|t| t.as_ref().map(super::cpu_f32::widen).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = op(node, &wide)?;
+        if let Some(y) = out.first_mut() {
+            *y = super::cpu_f32::narrow_to(y, x.dtype())?;
+        }
+        Ok(out)
+    };
+    Some(run())
+}
+
 pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    if let Some(out) = half_in_f32(node, inputs, softmax) {
+        return out;
+    }
     let x = float_input(node, inputs, 0)?;
     if node.opset >= 13 {
         let dim = axis(node.int("axis", -1), x.rank())?;
@@ -25,6 +55,9 @@ pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// Normalizes over the dims from `axis` to the last, then scales and shifts.
 pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    if let Some(out) = half_in_f32(node, inputs, layer_normalization) {
+        return out;
+    }
     let x = float_input(node, inputs, 0)?;
     let scale = required(inputs, 1)?;
     let first = axis(node.int("axis", -1), x.rank())?;
@@ -45,6 +78,9 @@ pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// LogSoftmax, with the same opset rules as Softmax.
 pub fn log_softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    if let Some(out) = half_in_f32(node, inputs, log_softmax) {
+        return out;
+    }
     let x = float_input(node, inputs, 0)?;
     if node.opset >= 13 {
         let dim = axis(node.int("axis", -1), x.rank())?;

@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, float_input, optional, required};
+use super::cpu_f32::is_half_on_cpu;
 use super::{average_pool_cpu, conv_gemm, max_pool_cpu};
 use crate::ModelError;
 
@@ -370,11 +371,6 @@ pub fn global_max_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         y = y.max_keepdim(d)?;
     }
     Ok(vec![y])
-}
-
-/// An f16 or bf16 tensor on the CPU: pooled in f32.
-fn is_half_on_cpu(x: &Tensor) -> bool {
-    matches!(x.device(), candle_core::Device::Cpu) && matches!(x.dtype(), DType::F16 | DType::BF16)
 }
 
 /// LRN across channels, as AlexNet-era models use it.
