@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use super::conv_depthwise;
 use super::cpu_f32::{f32_slice, narrow_to, widen};
 use super::im2col;
-use super::matrix_product::{FEW_ROWS_BY_DOTS, Operand, Product};
+use super::matrix_product::{Operand, Product};
 
 use crate::ModelError;
 
@@ -350,7 +350,13 @@ fn narrow_aware(
             }
         }
     }
-    let computed = if n <= FEW_ROWS_BY_DOTS && a.col_stride == 1 && b.col_stride == 1 {
+    let by_dots = Product {
+        m: n,
+        n: m,
+        k: product.k,
+    }
+    .by_dots();
+    let computed = if by_dots && a.col_stride == 1 && b.col_stride == 1 {
         // Cᵀ = Bᵀ·Aᵀ by dot products: the patches' few columns made rows, each filter (a row of A,
         // a column of Aᵀ) read once.
         let k = product.k;

@@ -6,6 +6,7 @@
 use candle_core::{DType, Device, Layout, Storage, Tensor};
 use multiversion::multiversion;
 
+use super::half_through_f32;
 use crate::ModelError;
 
 /// `t` as f32: an f16 or bf16 CPU tensor through `half`'s slice conversion (F16C where the CPU has it;
@@ -64,12 +65,8 @@ pub fn f32_slice<'s>(
 /// `f` applied to every element, when `x` is a contiguous f32 tensor on the CPU.
 /// An f16 or bf16 tensor is computed in f32 and rounded once, as ONNX Runtime's CPU provider does.
 pub fn map(x: &Tensor, f: impl Fn(f32) -> f32) -> Option<Result<Tensor, ModelError>> {
-    if is_half_on_cpu(x) {
-        let wide = || -> Result<Tensor, ModelError> {
-            let y = map(&widen(x)?, f).unwrap_or_else(|| Ok(x.to_dtype(DType::F32)?))?;
-            narrow_to(&y, x.dtype())
-        };
-        return Some(wide());
+    if is_half_on_cpu(x) && x.is_contiguous() {
+        return Some(half_through_f32::map(x, &f));
     }
     if !matches!(x.device(), Device::Cpu) || x.dtype() != DType::F32 || !x.is_contiguous() {
         return None;
@@ -108,13 +105,7 @@ pub fn binary(
         return None;
     }
     if half {
-        // Sums, differences, products and quotients rounded to f32 and then to f16 or bf16 are the
-        // correctly rounded half-precision results (f32 carries more than twice their precision).
-        let wide = || -> Result<Tensor, ModelError> {
-            let y = repeated(&widen(a)?, &widen(b)?, b_repeats, f)?;
-            narrow_to(&y, a.dtype())
-        };
-        return Some(wide());
+        return Some(half_through_f32::repeated(a, b, b_repeats, &f));
     }
     Some(repeated(a, b, b_repeats, f))
 }
@@ -284,27 +275,33 @@ mod tests {
                     .to_dtype(dtype)
                     .unwrap()
             };
-            let (a, b) = (half(&x, &[64, 64]), half(&y[..64], &[64]));
-            let bits = |t: &Tensor| t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
-            let sum = binary(&a, &b, |p, q| p + q).unwrap().unwrap();
-            assert_eq!(sum.dtype(), dtype);
-            let by_candle = a.broadcast_add(&b).unwrap();
-            assert_eq!(
-                bits(&sum).to_vec1::<f32>().unwrap(),
-                bits(&by_candle).to_vec1::<f32>().unwrap()
-            );
-            let product = binary(&a, &b, |p, q| p * q).unwrap().unwrap();
-            let by_candle = a.broadcast_mul(&b).unwrap();
-            assert_eq!(
-                bits(&product).to_vec1::<f32>().unwrap(),
-                bits(&by_candle).to_vec1::<f32>().unwrap()
-            );
-            let doubled = map(&a, |v| v * 2.0).unwrap().unwrap();
-            assert_eq!(doubled.dtype(), dtype);
-            assert_eq!(
-                bits(&doubled).to_vec1::<f32>().unwrap(),
-                bits(&(&a + &a).unwrap()).to_vec1::<f32>().unwrap()
-            );
+            // A bias of 37 (chunks of the larger operand start mid-run), of 64, and a whole operand.
+            for (a, b) in [
+                (half(&x[..30 * 37], &[30, 37]), half(&y[..37], &[37])),
+                (half(&x, &[64, 64]), half(&y[..64], &[64])),
+                (half(&x, &[64, 64]), half(&y, &[64, 64])),
+            ] {
+                let bits = |t: &Tensor| t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+                let sum = binary(&a, &b, |p, q| p + q).unwrap().unwrap();
+                assert_eq!(sum.dtype(), dtype);
+                let by_candle = a.broadcast_add(&b).unwrap();
+                assert_eq!(
+                    bits(&sum).to_vec1::<f32>().unwrap(),
+                    bits(&by_candle).to_vec1::<f32>().unwrap()
+                );
+                let product = binary(&a, &b, |p, q| p * q).unwrap().unwrap();
+                let by_candle = a.broadcast_mul(&b).unwrap();
+                assert_eq!(
+                    bits(&product).to_vec1::<f32>().unwrap(),
+                    bits(&by_candle).to_vec1::<f32>().unwrap()
+                );
+                let doubled = map(&a, |v| v * 2.0).unwrap().unwrap();
+                assert_eq!(doubled.dtype(), dtype);
+                assert_eq!(
+                    bits(&doubled).to_vec1::<f32>().unwrap(),
+                    bits(&(&a + &a).unwrap()).to_vec1::<f32>().unwrap()
+                );
+            }
         }
     }
 

@@ -111,13 +111,13 @@ impl Product {
         // token of a decoder) costs more than the product itself: those are computed row by row,
         // reading B once, unless B is large enough for several threads to be worth more.
         // A B with contiguous columns (a weight stored [out, in]) is read once by dot products for
-        // up to FEW_ROWS_BY_DOTS rows, where gemm would gather it into panels first.
+        // a few rows (see `by_dots`), where gemm would gather it into panels first.
         if k > 0 && col_stride == 1 && (threads <= 1 || n * k <= 1 << 18) {
             if m <= FEW_ROWS && b.col_stride == 1 {
                 few_rows_by_row_major(c, row_stride, a, b, (m, n, k), accumulate);
                 return Ok(());
             }
-            if m <= FEW_ROWS_BY_DOTS && b.row_stride == 1 && a.col_stride == 1 {
+            if self.by_dots() && b.row_stride == 1 && a.col_stride == 1 {
                 few_rows_by_column_major(c, row_stride, a, b, (m, n, k), accumulate);
                 return Ok(());
             }
@@ -160,8 +160,18 @@ impl Product {
 
 /// How many rows of A [`Product::compute_strided`] multiplies without gemm when B is row-major.
 const FEW_ROWS: usize = 4;
-/// The same when B's columns are contiguous: one dot product per entry of C, B read once.
-pub const FEW_ROWS_BY_DOTS: usize = 16;
+/// The same when B's columns are contiguous and the products are deep ([`DOTS_DEPTH`]): one dot
+/// product per entry of C, B read once.
+const FEW_ROWS_BY_DOTS: usize = 16;
+/// From this depth a dot product's closing sum across its lanes is small beside its products.
+const DOTS_DEPTH: usize = 256;
+
+impl Product {
+    /// Whether A (contiguous rows) times a B of contiguous columns is computed by dot products.
+    pub fn by_dots(&self) -> bool {
+        self.m <= FEW_ROWS || (self.m <= FEW_ROWS_BY_DOTS && self.k >= DOTS_DEPTH)
+    }
+}
 
 // The two loops below are compiled once per SIMD level and the CPU's is picked at run time (the build
 // targets x86-64's baseline). Both take operands already checked to hold their matrices.
@@ -256,7 +266,7 @@ mod tests {
         /// rows, accumulating or not.
         #[test]
         fn equals_the_definition(
-            (m, n, k) in (1usize..20, 1usize..9, 0usize..40),
+            (m, n, k) in (1usize..20, 1usize..9, 0usize..300),
             seed in any::<u64>(),
             transposed in any::<(bool, bool)>(),
             accumulate in any::<bool>(),

@@ -18,6 +18,7 @@ mod elementwise;
 mod f32_math;
 mod fourier;
 mod grid_sample;
+mod half_through_f32;
 mod host;
 mod im2col;
 mod indexing;
