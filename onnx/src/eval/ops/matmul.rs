@@ -139,13 +139,22 @@ fn matmul_integer_on_host(
             packed: None,
         })
     })?;
-    let mut a_values = as_f32(a)?;
     let a_zero = za.map(as_f32).transpose()?.map_or(0.0, |z| z[0]);
     let rows = a.elem_count() / k.max(1);
     let mut dims = a.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = n;
     }
+    if let Some(packed) = &weight.packed
+        && a.dtype() == DType::U8
+        && (0.0..=255.0).contains(&a_zero)
+    {
+        // DynamicQuantizeLinear's output as it is: no pass to find its range.
+        let a_u8 = a.flatten_all()?.to_vec1::<u8>()?;
+        let sums = packed.multiply(&a_u8, rows, a_zero as i64);
+        return Ok(Some(Tensor::from_vec(sums, dims, &Device::Cpu)?));
+    }
+    let mut a_values = as_f32(a)?;
     if let Some(packed) = &weight.packed {
         // A as u8: an int8 A and its zero point both moved up by 128, which leaves their difference.
         let shift = if a_values.iter().any(|&v| v < 0.0) {
@@ -379,6 +388,46 @@ mod tests {
                 for j in 0..n {
                     let dot: f32 = (0..k).map(|l| at(i, l) * bt(l, j)).sum();
                     proptest::prop_assert_eq!(got[i * n + j], 2.0 * dot + 0.5 * bias[j]);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// MatMulInteger of a u8 A (DynamicQuantizeLinear's output, taken as it is) and an int8 weight
+        /// wide enough for the CPU's 8-bit products, with zero points, against the definition.
+        #[test]
+        fn matmul_integer_of_u8_activations_equals_the_definition(
+            (m, k, n) in (1usize..6, 1usize..70, 32usize..80),
+            seed in proptest::prelude::any::<u64>(),
+            per_column in proptest::prelude::any::<bool>(),
+        ) {
+            use candle_core::{Device, Tensor};
+            let value = |i: usize| (((i as u64).wrapping_mul(seed | 1) >> 13) % 256) as i64;
+            let a: Vec<u8> = (0..m * k).map(|i| value(i) as u8).collect();
+            let b: Vec<i64> = (0..k * n).map(|i| value(i + 77) - 128).collect();
+            let a_zero = value(5) as u8;
+            let b_zero: Vec<i64> = (0..if per_column { n } else { 1 }).map(|j| value(j + 3) % 7 - 3).collect();
+            let b_zero_shape: &[usize] = if per_column { &[n] } else { &[] };
+            let out = run(
+                "MatMulInteger",
+                10,
+                vec![],
+                &[
+                    Some(Tensor::from_vec(a.clone(), (m, k), &Device::Cpu).unwrap()),
+                    Some(Tensor::from_vec(b.clone(), (k, n), &Device::Cpu).unwrap()),
+                    Some(Tensor::new(a_zero, &Device::Cpu).unwrap()),
+                    Some(Tensor::from_vec(b_zero.clone(), b_zero_shape, &Device::Cpu).unwrap()),
+                ],
+            );
+            let got = out[0].flatten_all().unwrap().to_vec1::<i64>().unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let zb = b_zero[if per_column { j } else { 0 }];
+                    let sum: i64 = (0..k)
+                        .map(|l| (i64::from(a[i * k + l]) - i64::from(a_zero)) * (b[l * n + j] - zb))
+                        .sum();
+                    proptest::prop_assert_eq!(got[i * n + j], sum);
                 }
             }
         }
