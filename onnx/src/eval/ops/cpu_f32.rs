@@ -10,23 +10,23 @@ use super::half_through_f32;
 use crate::ModelError;
 
 /// `t` as f32: an f16 or bf16 CPU tensor through `half`'s slice conversion (F16C where the CPU has it;
-/// candle converts one element at a time, in software on x86-64's baseline), anything else by candle.
+/// candle converts one element at a time, in software on x86-64's baseline), read in place when it is
+/// contiguous; anything else by candle.
 pub fn widen(t: &Tensor) -> Result<Tensor, ModelError> {
     use half::slice::HalfFloatSliceExt;
-    if !matches!(t.device(), Device::Cpu) || !matches!(t.dtype(), DType::F16 | DType::BF16) {
+    if !is_half_on_cpu(t) {
         return Ok(t.to_dtype(DType::F32)?);
     }
+    let t = t.contiguous()?;
     let mut wide = vec![0f32; t.elem_count()];
-    match t.dtype() {
-        DType::F16 => t
-            .flatten_all()?
-            .to_vec1::<half::f16>()?
-            .convert_to_f32_slice(&mut wide),
-        DType::BF16 => t
-            .flatten_all()?
-            .to_vec1::<half::bf16>()?
-            .convert_to_f32_slice(&mut wide),
-        _ => return Ok(t.to_dtype(DType::F32)?),
+    {
+        let (storage, layout) = t.storage_and_layout();
+        match t.dtype() {
+            DType::F16 => super::host::host_slice::<half::f16>(&storage, layout, wide.len())?
+                .convert_to_f32_slice(&mut wide),
+            _ => super::host::host_slice::<half::bf16>(&storage, layout, wide.len())?
+                .convert_to_f32_slice(&mut wide),
+        }
     }
     Ok(Tensor::from_vec(wide, t.shape(), t.device())?)
 }
@@ -34,22 +34,26 @@ pub fn widen(t: &Tensor) -> Result<Tensor, ModelError> {
 /// An f32 CPU tensor `t` as `dtype`, the way back from [`widen`] (rounding to nearest even).
 pub fn narrow_to(t: &Tensor, dtype: DType) -> Result<Tensor, ModelError> {
     use half::slice::HalfFloatSliceExt;
-    if !matches!(t.device(), Device::Cpu) || t.dtype() != DType::F32 {
+    if !matches!(t.device(), Device::Cpu)
+        || t.dtype() != DType::F32
+        || !matches!(dtype, DType::F16 | DType::BF16)
+    {
         return Ok(t.to_dtype(dtype)?);
     }
-    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let values = f32_slice(&storage, layout, t.elem_count())?;
     Ok(match dtype {
         DType::F16 => {
             let mut narrow = vec![half::f16::ZERO; values.len()];
-            narrow.convert_from_f32_slice(&values);
+            narrow.convert_from_f32_slice(values);
             Tensor::from_vec(narrow, t.shape(), t.device())?
         }
-        DType::BF16 => {
+        _ => {
             let mut narrow = vec![half::bf16::ZERO; values.len()];
-            narrow.convert_from_f32_slice(&values);
+            narrow.convert_from_f32_slice(values);
             Tensor::from_vec(narrow, t.shape(), t.device())?
         }
-        _ => t.to_dtype(dtype)?,
     })
 }
 
