@@ -214,16 +214,26 @@ fn upload_across_a_killed_replica(fleet: &Fleet, data: &[u8]) -> String {
             sending.await.unwrap().is_err(),
             "the stalled chunk dies with its replica"
         );
-        // Whoever answers now (replica 2) knows where the upload stands.
-        let status: Value = http
-            .get(format!("{BALANCER}/api/v1/uploads/{id}"))
-            .bearer_auth(&fleet.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // Whoever answers now (replica 2) knows where the upload stands. Until the balancer's health
+        // checks mark replica 1 down (two failed checks, 500 ms apart), a request it sends over an idle
+        // connection to the dead replica is dropped: a client retries that, as this one does.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let answered = loop {
+            let asked = http
+                .get(format!("{BALANCER}/api/v1/uploads/{id}"))
+                .bearer_auth(&fleet.token)
+                .send()
+                .await;
+            match asked {
+                Ok(response) => break response,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("the balancer dropped a request during the failover ({e}); again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("no answer through the balancer 10 s after the kill: {e}"),
+            }
+        };
+        let status: Value = answered.json().await.unwrap();
         let offset = status["offset"].as_u64().unwrap() as usize;
         assert_eq!(
             offset, part,

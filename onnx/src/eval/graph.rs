@@ -65,7 +65,8 @@ const NOT_FOLDED: &[&str] = &[
 const FOLDED_INPUT_ELEMENTS: usize = 4096;
 
 /// The most elements the nodes computed ahead may hold together (512 MiB of f32). Computed ahead they
-/// stay resident between runs, where a run would let go of them after their last reader, hence a bound. Past it the rest are left to the runs.
+/// stay resident between runs, where a run would let go of them after their last reader, hence a
+/// bound. Past it the rest are left to the runs.
 const FOLDED_ELEMENTS: usize = 1 << 27;
 
 impl PreparedGraph {

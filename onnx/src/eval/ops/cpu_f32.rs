@@ -1,7 +1,8 @@
 //! Element-wise kernels over contiguous f32 tensors on the CPU, written so that the compiler vectorizes
 //! them: where candle's generic maps call a scalar function per element (its erf is libm's, a third of
-//! the bench BERT's run), these run over the slice in one pass. Every other type, device or layout stays
-//! on candle's path; the callers fall back when [`map`] answers `None`.
+//! the bench BERT's run), these run over the slice in one pass. f16 and bf16 tensors go through f32 a
+//! chunk at a time (`half_through_f32`). Every other type, device or layout stays on candle's path; the
+//! callers fall back when [`map`] answers `None`.
 
 use candle_core::{DType, Device, Layout, Storage, Tensor};
 use multiversion::multiversion;
@@ -66,8 +67,8 @@ pub fn f32_slice<'s>(
     super::host::host_slice(storage, layout, len)
 }
 
-/// `f` applied to every element, when `x` is a contiguous f32 tensor on the CPU.
-/// An f16 or bf16 tensor is computed in f32 and rounded once, as ONNX Runtime's CPU provider does.
+/// `f` applied to every element, when `x` is a contiguous f32, f16 or bf16 tensor on the CPU (the half
+/// types computed in f32 and rounded once, as ONNX Runtime's CPU provider computes them).
 pub fn map(x: &Tensor, f: impl Fn(f32) -> f32) -> Option<Result<Tensor, ModelError>> {
     if is_half_on_cpu(x) && x.is_contiguous() {
         return Some(half_through_f32::map(x, &f));
@@ -84,9 +85,10 @@ pub fn map(x: &Tensor, f: impl Fn(f32) -> f32) -> Option<Result<Tensor, ModelErr
     Some(out.and_then(|out| Ok(Tensor::from_vec(out, x.shape(), &Device::Cpu)?)))
 }
 
-/// `f(a, b)` with NumPy broadcasting, when both are contiguous f32 tensors on the CPU and one repeats
-/// whole inside the other: the same shape, or one whose dims (leading ones aside) end the other's (a
-/// bias over rows, a scalar). Other broadcasts, types and layouts answer `None`.
+/// `f(a, b)` with NumPy broadcasting, when both are contiguous f32 tensors on the CPU (or both f16, or
+/// both bf16, computed in f32) and one repeats whole inside the other: the same shape, or one whose dims
+/// (leading ones aside) end the other's (a bias over rows, a scalar). Other broadcasts, types and
+/// layouts answer `None`.
 pub fn binary(
     a: &Tensor,
     b: &Tensor,
