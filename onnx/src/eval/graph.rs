@@ -64,9 +64,8 @@ const NOT_FOLDED: &[&str] = &[
 /// ConstantOfShape or a Range): a Cast or Transpose of a weight would keep a second copy of it resident.
 const FOLDED_INPUT_ELEMENTS: usize = 4096;
 
-/// The most elements the nodes computed ahead may hold together (512 MiB of f32). Computed ahead they
-/// stay resident between runs, where a run would let go of them after their last reader, hence a
-/// bound. Past it the rest are left to the runs.
+/// The most elements the nodes computed ahead may hold together (512 MiB of f32): they stay resident
+/// between runs, where a run lets go of its values after their last reader. Past it, left to the runs.
 const FOLDED_ELEMENTS: usize = 1 << 27;
 
 impl PreparedGraph {

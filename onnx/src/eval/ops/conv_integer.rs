@@ -190,6 +190,7 @@ mod tests {
     use candle_core::{Device, Tensor};
     use proptest::prelude::*;
 
+    use super::super::conv_integer_packed::tests::definition;
     use super::super::testing::{int, ints, run};
 
     #[test]
@@ -237,27 +238,13 @@ mod tests {
             let out_size = (size + 2 * pad - k) / stride + 1;
             let got = out[0].flatten_all().unwrap().to_vec1::<i64>().unwrap();
             prop_assert_eq!(got.len(), m * out_size * out_size);
-            for f in 0..m {
-                let zw = w_zero[if per_channel { f } else { 0 }];
-                for oy in 0..out_size {
-                    for ox in 0..out_size {
-                        let mut sum = 0i64;
-                        for ch in 0..c {
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let (iy, ix) = ((oy * stride + ky) as i64 - pad as i64, (ox * stride + kx) as i64 - pad as i64);
-                                    if iy < 0 || ix < 0 || iy >= size as i64 || ix >= size as i64 {
-                                        continue;
-                                    }
-                                    let xv = x[(ch * size + iy as usize) * size + ix as usize] - x_zero;
-                                    sum += xv * (w[((f * c + ch) * k + ky) * k + kx] - zw);
-                                }
-                            }
-                        }
-                        prop_assert_eq!(got[(f * out_size + oy) * out_size + ox], sum);
-                    }
-                }
-            }
+            let expected = definition(
+                (&x, (c, size, size)),
+                (&w, (m, k, k)),
+                (x_zero, &w_zero),
+                (stride, 1, pad),
+            );
+            prop_assert_eq!(got, expected);
         }
     }
 }

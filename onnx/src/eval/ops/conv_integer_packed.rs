@@ -191,14 +191,14 @@ impl ChannelsLast {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use candle_core::{Device, Tensor};
     use proptest::prelude::*;
 
     use super::super::testing::{ints, run};
 
     /// ConvInteger by its definition, in integers: x [C, H, W] of one image, w [M, C, kH, kW].
-    fn definition(
+    pub(in crate::eval::ops) fn definition(
         (x, (c, h, width)): (&[i64], (usize, usize, usize)),
         (w, (m, kh, kw)): (&[i64], (usize, usize, usize)),
         (x_zero, w_zero): (i64, &[i64]),

@@ -7,7 +7,6 @@ use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
-/// Softmax over one axis (opset 13+); before opset 13 ONNX flattened from `axis` on (default 1).
 /// `op` over f16 or bf16 inputs on the CPU computed in f32, its first output rounded back, as ONNX
 /// Runtime's CPU provider computes these (candle's half-precision reductions are slower and round each
 /// partial sum); the other outputs (LayerNormalization's mean and inverse deviation) are in their
@@ -35,6 +34,7 @@ fn half_in_f32(
     Some(run())
 }
 
+/// Softmax over one axis (opset 13+); before opset 13 ONNX flattened from `axis` on (default 1).
 pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if let Some(out) = half_in_f32(node, inputs, softmax) {
         return out;
