@@ -17,6 +17,7 @@
 pub mod block_quant;
 pub mod checkpoint;
 pub mod convert;
+pub mod distill;
 pub mod error;
 pub mod eval;
 pub mod external_data;
