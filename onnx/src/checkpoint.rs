@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 
 use crate::ModelError;
+use crate::dcp_shards::{self, Piece, ShardedTensor};
 
 /// `model.safetensors.index.json`: which shard holds each tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,8 @@ enum Store {
     Safetensors {
         shards: Vec<std::fs::File>,
         tensors: HashMap<String, StoredTensor>,
+        /// Tensors saved in pieces, one per rank (docs/formats.md, "Sharded training checkpoints").
+        sharded: HashMap<String, ShardedTensor<StoredTensor>>,
     },
     /// A PyTorch zip state dict: each tensor is read from its own zip entry when asked for.
     Pytorch(candle_core::pickle::PthTensors),
@@ -101,10 +104,12 @@ fn safetensors_dtype(name: &str) -> Option<DType> {
 fn open_safetensors(paths: &[PathBuf]) -> Result<Store, ModelError> {
     let mut shards = Vec::with_capacity(paths.len());
     let mut tensors = HashMap::new();
+    let mut pieces: BTreeMap<String, Vec<Piece<StoredTensor>>> = BTreeMap::new();
     for (index, path) in paths.iter().enumerate() {
         let mut file = std::fs::File::open(path)?;
         let size = file.metadata()?.len();
         let header = crate::safetensors::read_header(&mut file, size)?;
+        let offsets = dcp_shards::piece_offsets(&header.metadata)?;
         for info in header.tensors {
             let dtype = safetensors_dtype(&info.dtype).ok_or_else(|| {
                 ModelError::Conversion(format!(
@@ -131,6 +136,16 @@ fn open_safetensors(paths: &[PathBuf]) -> Result<Store, ModelError> {
                     ModelError::Conversion(format!("tensor {:?} is too large", info.name))
                 })?,
             };
+            // A piece of a tensor an FSDP job saved rank by rank: merged below.
+            if let Some(at) = offsets.as_ref().and_then(|o| o.get(&info.name)) {
+                let piece = Piece {
+                    shape: stored.shape.clone(),
+                    offsets: at.iter().map(|&o| o as usize).collect(),
+                    location: stored,
+                };
+                pieces.entry(info.name).or_default().push(piece);
+                continue;
+            }
             if tensors.insert(info.name.clone(), stored).is_some() {
                 return Err(ModelError::InvalidModel(format!(
                     "tensor {:?} appears in more than one shard",
@@ -140,7 +155,62 @@ fn open_safetensors(paths: &[PathBuf]) -> Result<Store, ModelError> {
         }
         shards.push(file);
     }
-    Ok(Store::Safetensors { shards, tensors })
+    let mut sharded = HashMap::new();
+    for (name, pieces) in pieces {
+        if tensors.contains_key(&name) {
+            return Err(ModelError::InvalidModel(format!(
+                "tensor {name:?} is both whole in one shard and in pieces in others"
+            )));
+        }
+        let dtype = pieces[0].location.dtype;
+        if pieces.iter().any(|p| p.location.dtype != dtype) {
+            return Err(ModelError::InvalidModel(format!(
+                "the pieces of tensor {name:?} have different dtypes"
+            )));
+        }
+        let whole = ShardedTensor::assemble(&name, dtype, pieces)?;
+        sharded.insert(name, whole);
+    }
+    Ok(Store::Safetensors {
+        shards,
+        tensors,
+        sharded,
+    })
+}
+
+/// A tensor's bytes from its shard.
+fn read_stored(shards: &[std::fs::File], t: &StoredTensor) -> Result<Vec<u8>, ModelError> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; t.length];
+    shards[t.shard].read_exact_at(&mut bytes, t.offset)?;
+    Ok(bytes)
+}
+
+/// A tensor saved in pieces, merged.
+fn read_sharded(
+    shards: &[std::fs::File],
+    whole: &ShardedTensor<StoredTensor>,
+) -> Result<Tensor, ModelError> {
+    let size = whole.dtype.size_in_bytes();
+    let count: usize = whole.shape.iter().product();
+    let mut bytes = vec![0u8; count * size];
+    for piece in &whole.pieces {
+        let piece_bytes = read_stored(shards, &piece.location)?;
+        dcp_shards::place(
+            &mut bytes,
+            &whole.shape,
+            &piece_bytes,
+            &piece.shape,
+            &piece.offsets,
+            size,
+        );
+    }
+    Ok(Tensor::from_raw_buffer(
+        &bytes,
+        whole.dtype,
+        &whole.shape,
+        &Device::Cpu,
+    )?)
 }
 
 impl Checkpoint {
@@ -172,11 +242,16 @@ impl Checkpoint {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| Self::missing(name)),
-            Store::Safetensors { shards, tensors } => {
-                use std::os::unix::fs::FileExt;
+            Store::Safetensors {
+                shards,
+                tensors,
+                sharded,
+            } => {
+                if let Some(whole) = sharded.get(name) {
+                    return read_sharded(shards, whole);
+                }
                 let t = tensors.get(name).ok_or_else(|| Self::missing(name))?;
-                let mut bytes = vec![0u8; t.length];
-                shards[t.shard].read_exact_at(&mut bytes, t.offset)?;
+                let bytes = read_stored(shards, t)?;
                 Ok(Tensor::from_raw_buffer(
                     &bytes,
                     t.dtype,
@@ -206,7 +281,9 @@ impl Checkpoint {
     pub fn contains(&self, name: &str) -> bool {
         match &self.store {
             Store::Memory(tensors) => tensors.contains_key(name),
-            Store::Safetensors { tensors, .. } => tensors.contains_key(name),
+            Store::Safetensors {
+                tensors, sharded, ..
+            } => tensors.contains_key(name) || sharded.contains_key(name),
             Store::Pytorch(pth) => pth.tensor_infos().contains_key(name),
         }
     }
@@ -218,9 +295,16 @@ impl Checkpoint {
                 .iter()
                 .map(|(n, t)| (n.clone(), t.dtype(), t.dims().to_vec()))
                 .collect(),
-            Store::Safetensors { tensors, .. } => tensors
+            Store::Safetensors {
+                tensors, sharded, ..
+            } => tensors
                 .iter()
                 .map(|(n, t)| (n.clone(), t.dtype, t.shape.clone()))
+                .chain(
+                    sharded
+                        .iter()
+                        .map(|(n, t)| (n.clone(), t.dtype, t.shape.clone())),
+                )
                 .collect(),
             Store::Pytorch(pth) => pth
                 .tensor_infos()

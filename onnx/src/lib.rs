@@ -17,6 +17,7 @@
 pub mod block_quant;
 pub mod checkpoint;
 pub mod convert;
+pub mod dcp_shards;
 pub mod distill;
 pub mod error;
 pub mod eval;

@@ -229,6 +229,9 @@ pub fn plan(files: &[SourceFile]) -> Result<Plan, ModelError> {
             shards.push(file.local.clone());
         }
         WeightFiles::Safetensors(shards)
+    } else if let Some(ranks) = written_by_ranks(&in_dir(ModelFormat::Safetensors))? {
+        sources.extend(ranks.iter().map(|f| f.path.clone()));
+        WeightFiles::Safetensors(ranks.iter().map(|f| f.local.clone()).collect())
     } else if let [single] = in_dir(ModelFormat::Safetensors).as_slice() {
         sources.push(single.path.clone());
         WeightFiles::Safetensors(vec![single.local.clone()])
@@ -248,6 +251,25 @@ pub fn plan(files: &[SourceFile]) -> Result<Plan, ModelError> {
         weights,
         sources,
     }))
+}
+
+/// Several safetensors files that each hold one rank's pieces of the tensors (PyTorch's distributed
+/// checkpoint, as an FSDP job saves it; [`crate::dcp_shards`]); None for anything else.
+fn written_by_ranks<'f>(
+    files: &[&'f SourceFile],
+) -> Result<Option<Vec<&'f SourceFile>>, ModelError> {
+    if files.len() < 2 {
+        return Ok(None);
+    }
+    for file in files {
+        let mut handle = std::fs::File::open(&file.local)?;
+        let size = handle.metadata()?.len();
+        let header = crate::safetensors::read_header(&mut handle, size)?;
+        if crate::dcp_shards::piece_offsets(&header.metadata)?.is_none() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(files.to_vec()))
 }
 
 /// A converted model, written and proven.
