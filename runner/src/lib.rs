@@ -3,6 +3,7 @@
 
 pub mod coordinator;
 pub mod device;
+pub mod distill_command;
 pub mod engine;
 pub mod generation;
 pub mod http;

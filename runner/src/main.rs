@@ -1,5 +1,6 @@
 //! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--engine kiln,ort] [--cache DIR]`, or
-//! `kiln-runner --measure MODEL.onnx [--device ...] [--engine ...]` to measure one file without a server.
+//! `kiln-runner --measure MODEL.onnx [--device ...] [--engine ...]` to measure one file without a server,
+//! `kiln-runner distill TEACHER_DIR --out DIR [...]` to distill a student on this machine.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,14 @@ use tokio_util::sync::CancellationToken;
 /// Measures variants for a kiln server: claims benchmark jobs for its device, reports latency, throughput,
 /// memory and a numerical check against the CPU.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The kiln server, e.g. http://127.0.0.1:8080
     #[arg(long, env = "KILN_SERVER", required_unless_present = "measure")]
     server: Option<String>,
@@ -73,6 +80,13 @@ struct Args {
     onnxruntime_lib: Option<PathBuf>,
 }
 
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Distill a teacher checkpoint into a student with fewer layers, on this machine (no server);
+    /// run again after an interruption to continue from the last checkpoint (docs/distillation.md)
+    Distill(kiln_runner::distill_command::DistillArgs),
+}
+
 /// The engines named on the command line, ONNX Runtime loaded when asked for.
 fn engines(names: &[String], library: Option<&Path>, device: &str) -> Result<Vec<Engine>, String> {
     let mut engines: Vec<Engine> = Vec::new();
@@ -124,6 +138,9 @@ fn main() -> ExitCode {
     });
     // SAFETY: the process has one thread here: the async runtime starts below.
     unsafe { kiln_runner::process::size_compute_pools(threads) };
+    if let Some(Command::Distill(distill)) = &args.command {
+        return distill_here(distill, threads);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,6 +152,23 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args, threads))
+}
+
+fn distill_here(args: &kiln_runner::distill_command::DistillArgs, threads: usize) -> ExitCode {
+    let device = match device::open(&args.device, threads) {
+        Ok((device, _)) => device,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match kiln_runner::distill_command::run(args, &device) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn run(args: Args, threads: usize) -> ExitCode {
