@@ -31,6 +31,17 @@ target/debug/kiln push "$work/model" acme/crosscheck:1 --variants fp32 >/dev/nul
 settle acme/crosscheck:1
 target/debug/kiln manifest acme/crosscheck:1 --jws >"$work/manifest.jws"
 "$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/manifest.jws" acme/crosscheck 1
+# A version pushed with its lineage (docs/api.md, "Lineage"): the claim is in the signed document.
+cat >"$work/lineage.json" <<'JSON'
+{"parents": [{"reference": "acme/crosscheck:1", "role": "base"}],
+ "datasets": [{"uri": "https://data.example/finetune.jsonl"}],
+ "producer": {"name": "manifest-crosscheck", "version": "1"}, "hyperparameters": {"lr": 0.0001}}
+JSON
+target/debug/kiln push "$work/model" acme/crosscheck:2 --variants none --lineage "$work/lineage.json" >/dev/null
+settle acme/crosscheck:2
+target/debug/kiln manifest acme/crosscheck:2 --jws >"$work/lineage.jws"
+"$venv/bin/python" scripts/manifest-crosscheck.py "$KILN_SERVER/.well-known/jwks.json" "$work/lineage.jws" acme/crosscheck 2 \
+  --parent acme/crosscheck:1
 # An alias's manifest, fetched the way a deployment system would: plain HTTP, compact JWS.
 target/debug/kiln alias set acme/crosscheck production 1 >/dev/null
 curl -fsS -H "accept: application/jose" -H "authorization: Bearer $token" \

@@ -82,6 +82,9 @@ fn api_hint(code: &str) -> Option<&'static str> {
         ErrorCode::NotFound => {
             "kiln ls NAMESPACE lists the models you can see (private models look absent to those who cannot read them)"
         }
+        ErrorCode::InvalidLineage => {
+            "fix that field of the --lineage file and push again; the files already uploaded are not sent twice"
+        }
         ErrorCode::QuotaExceeded => {
             "kiln usage NAMESPACE shows what each model holds; nothing was uploaded"
         }

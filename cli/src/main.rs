@@ -90,6 +90,11 @@ enum Command {
         /// default 128)
         #[arg(long, value_delimiter = ',')]
         benchmark_sequence_lengths: Option<Vec<u32>>,
+        /// Where the version came from: a JSON file (`-` for stdin) with parents (`NS/MODEL:VERSION` and a
+        /// role), datasets (a kiln version or a URI), the training run, the producing tool and
+        /// hyperparameters, as the API takes it (docs/cli.md, "Lineage")
+        #[arg(long, value_name = "FILE")]
+        lineage: Option<PathBuf>,
     },
     /// Download a version's files, checking every digest. By alias (NAMESPACE/MODEL@ALIAS) the alias's
     /// signed manifest is verified first and every file is checked against the digests it lists
@@ -345,6 +350,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             tolerances,
             benchmark_batch_sizes,
             benchmark_sequence_lengths,
+            lineage,
         } => {
             let variants = variants.map(variants_asked).transpose()?;
             let pipeline = kiln_core::api::PipelineOptions {
@@ -364,6 +370,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 jobs: usize::from(jobs),
                 json,
                 pipeline,
+                lineage,
             };
             commands::push::run(&client, options).await
         }

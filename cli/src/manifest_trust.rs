@@ -218,6 +218,7 @@ mod tests {
                 pipeline: Vec::new(),
                 runners: Vec::new(),
             },
+            lineage: None,
         }
     }
 

@@ -36,6 +36,12 @@ pub struct DeploymentManifest {
     /// The files as pushed.
     pub sources: Vec<ManifestFile>,
     pub provenance: Provenance,
+    /// Where the model came from, as its push declared it and the registry resolved it: parents by
+    /// reference and role, kiln datasets with their files' digests, external datasets, the training run,
+    /// the producing tool and the hyperparameters. Absent when the version declared none (and from
+    /// manifests of registries older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::api::Lineage>,
 }
 
 impl DeploymentManifest {

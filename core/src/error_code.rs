@@ -64,6 +64,8 @@ error_codes! {
     InvalidVariant => "invalid_variant",
     InvalidTolerance => "invalid_tolerance",
     InvalidBenchmarkOptions => "invalid_benchmark_options",
+    /// A lineage out of its bounds or malformed; `details.field` names the field.
+    InvalidLineage => "invalid_lineage",
     TooManyDigests => "too_many_digests",
     MissingBlobs => "missing_blobs",
     SizeMismatch => "size_mismatch",

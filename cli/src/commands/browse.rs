@@ -184,6 +184,7 @@ fn show_version(detail: &VersionDetail, json: bool) {
             flag.path, flag.reason
         );
     }
+    super::lineage::print(detail);
     if !detail.pipeline.is_empty() {
         let mut jobs = table(&["JOB", "STATE", "TRIES", "MESSAGE"]);
         for job in &detail.pipeline {

@@ -394,6 +394,9 @@ mod tests {
             created_at: chrono::Utc::now(),
             pipeline: Vec::new(),
             variants: Vec::new(),
+            lineage: None,
+            derived: Vec::new(),
+            derived_count: 0,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct PushOptions {
     pub json: bool,
     /// What the server's pipeline should make of the version.
     pub pipeline: Option<kiln_core::api::PipelineOptions>,
+    /// Where the version came from: the JSON file `--lineage` names (`-`: stdin).
+    pub lineage: Option<PathBuf>,
 }
 
 pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliError> {
@@ -41,6 +43,12 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
             options.reference
         ))
     })?;
+    // Read and checked before anything is hashed or uploaded.
+    let lineage = options
+        .lineage
+        .as_deref()
+        .map(super::lineage::read_file)
+        .transpose()?;
     let source = options.source.clone();
     let jobs = options.jobs.max(1);
     let files = tokio::task::spawn_blocking(move || hash_all(&source, jobs))
@@ -93,6 +101,7 @@ pub async fn run(client: &ApiClient, options: PushOptions) -> Result<(), CliErro
             })
             .collect(),
         pipeline: options.pipeline.clone(),
+        lineage,
     };
     let outcome = client.commit_version(ns, model, &request).await?;
     if options.description.is_some() || !options.tags.is_empty() {

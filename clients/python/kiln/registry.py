@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +28,7 @@ from kiln_client.models import (
     CreateUploadRequest,
     CreateVersionRequest,
     FileEntry,
+    LineageRequest,
     MissingBlobsRequest,
     ModelSummary,
     PipelineOptions,
@@ -169,14 +170,18 @@ class Registry:
         *,
         variants: list[str] | None = None,
         tolerances: dict[str, float] | None = None,
+        lineage: dict[str, Any] | LineageRequest | None = None,
         chunk_size: int | None = None,
         on_progress: Progress | None = None,
     ) -> PushResult:
         """Pushes every file under `folder` as `model` (`namespace/model`) version `version`.
 
         Hashes the files, uploads only the blobs the server asks for (continuing an interrupted upload where
-        it stopped), then commits the version. `variants`/`tolerances` choose what the pipeline makes.
+        it stopped), then commits the version. `variants`/`tolerances` choose what the pipeline makes;
+        `lineage` says where the version came from (the API's lineage object, as a dict or a LineageRequest:
+        `parents`, `datasets`, `training_run`, `producer`, `hyperparameters`).
         """
+        lineage = as_lineage(lineage)  # a malformed dict fails here, before anything is uploaded
         files = collect(Path(folder))
         first_by_digest = {}
         for file in files:
@@ -187,7 +192,9 @@ class Registry:
             for digest in missing
             if (upload := self.upload_blob(first_by_digest[digest], chunk_size=chunk_size, on_progress=on_progress))
         ]
-        detail, created = self.commit_version(model, version, files, variants=variants, tolerances=tolerances)
+        detail, created = self.commit_version(
+            model, version, files, variants=variants, tolerances=tolerances, lineage=lineage
+        )
         return PushResult(version=detail, created=created, files=files, uploads=uploads)
 
     def missing_blobs(self, digests: list[str]) -> list[str]:
@@ -256,8 +263,10 @@ class Registry:
         *,
         variants: list[str] | None = None,
         tolerances: dict[str, float] | None = None,
+        lineage: dict[str, Any] | LineageRequest | None = None,
     ) -> tuple[VersionDetail, bool]:
-        """Commits the version from uploaded blobs: (the version, True when created, False when identical)."""
+        """Commits the version from uploaded blobs: (the version, True when created, False when identical).
+        With `lineage`, the server records where the version came from (a re-commit must state the same)."""
         namespace, name = split_model(model)
         pipeline = UNSET
         if variants is not None or tolerances is not None:
@@ -269,6 +278,7 @@ class Registry:
             version=version,
             files=[FileEntry(path=f.path, digest=f.digest, size=f.size) for f in files],
             pipeline=pipeline,
+            lineage=as_lineage(lineage) or UNSET,
         )
         response = self._call(create_version, namespace, name, body=body)
         return response.parsed, response.status_code == 201
@@ -468,6 +478,40 @@ def next_cursor(link: str | None) -> str | None:
             if cursors:
                 return cursors[0]
     return None
+
+
+def as_lineage(lineage: dict[str, Any] | LineageRequest | None) -> LineageRequest | None:
+    """The API's lineage object as the generated model. A dict must read back whole: the generated model
+    drops keys it does not know, and a misspelt `training_run` must not vanish without a word."""
+    if lineage is None or isinstance(lineage, LineageRequest):
+        return lineage
+    try:
+        parsed = LineageRequest.from_dict(lineage)
+    except (AttributeError, KeyError, TypeError) as e:
+        raise KilnError("invalid_lineage", f"lineage is not the API's lineage object: {e!r}") from None
+    unknown = unknown_keys(lineage, parsed.to_dict(), "lineage")
+    if unknown:
+        raise KilnError(
+            "invalid_lineage",
+            f"unknown field(s) {', '.join(unknown)}: a lineage takes parents, datasets, training_run, producer "
+            'and hyperparameters (docs/api.md, "Lineage")',
+        )
+    return parsed
+
+
+def unknown_keys(given: Any, kept: Any, path: str) -> list[str]:
+    """The keys of `given` (nested) that are not in `kept`, as `lineage.parents[0].why` paths."""
+    if isinstance(given, Mapping) and isinstance(kept, Mapping):
+        return [
+            found
+            for key, value in given.items()
+            for found in (
+                [f"{path}.{key}"] if key not in kept else unknown_keys(value, kept[key], f"{path}.{key}")
+            )
+        ]
+    if isinstance(given, list) and isinstance(kept, list):
+        return [found for i, pair in enumerate(zip(given, kept)) for found in unknown_keys(*pair, f"{path}[{i}]")]
+    return []
 
 
 def split_model(model: str) -> tuple[str, str]:

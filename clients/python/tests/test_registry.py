@@ -241,3 +241,46 @@ def test_listings_follow_the_next_links(registry, pushed, tmp_path):
     models = [(m.namespace, m.name) for m in registry.pages(list_models, limit=1)]
     assert {tuple(MODEL.split("/")), ("acme", "paged")} <= set(models) and models == sorted(models)
     assert [m.name for m in registry.models(prefix="pag")] == ["paged"]
+
+
+def test_push_with_lineage_is_shown_and_signed(registry, pushed, tmp_path):
+    (tmp_path / "student.bin").write_bytes(b"a student of roundtrip")
+    lineage = {
+        "parents": [{"reference": f"{MODEL}:{VERSION}", "role": "teacher"}],
+        "datasets": [{"uri": "s3://corpus/train.parquet"}],
+        "training_run": "https://ci.example/runs/7",
+        "producer": {"name": "pytest", "version": "1"},
+        "hyperparameters": {"lr": 0.001, "steps": 10, "schedule": "cosine"},
+    }
+    result = registry.push(tmp_path, "acme/student", "1", lineage=lineage)
+    assert result.created
+    detail = registry.version("acme/student", "1")
+    assert detail.lineage.parents[0].reference == f"{MODEL}:{VERSION}"
+    assert detail.lineage.parents[0].role == "teacher"
+    assert detail.lineage.hyperparameters["steps"] == 10
+    teacher = registry.version(MODEL, VERSION)
+    assert [(d.reference, d.role) for d in teacher.derived] == [("acme/student:1", "teacher")]
+    # The same push again, lineage and all, is a no-op; another lineage is refused.
+    assert not registry.push(tmp_path, "acme/student", "1", lineage=lineage).created
+    with pytest.raises(KilnError) as changed:
+        registry.push(tmp_path, "acme/student", "1", lineage={**lineage, "training_run": "other"})
+    assert changed.value.code == "version_conflict"
+
+    registry.wait("acme/student", "1", timeout=60)
+    jws = registry.manifest_jws("acme/student", version="1")
+    manifest = verify_manifest(jws, registry.jwks_url, model="acme/student", version="1")
+    assert manifest["lineage"]["parents"] == [{"reference": f"{MODEL}:{VERSION}", "role": "teacher"}]
+    assert manifest["lineage"]["producer"] == {"name": "pytest", "version": "1"}
+
+
+def test_a_lineage_is_refused_naming_what_is_wrong(registry, pushed, tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"lineage refusals")
+    with pytest.raises(KilnError) as typo:
+        registry.push(tmp_path, "acme/refused", "1", lineage={"run": "x"})
+    assert typo.value.code == "invalid_lineage" and "lineage.run" in typo.value.message
+    with pytest.raises(KilnError) as absent:
+        registry.push(tmp_path, "acme/refused", "1", lineage={"parents": [{"reference": "acme/none:1", "role": "base"}]})
+    assert absent.value.status == 404 and "lineage.parents[0].reference" in absent.value.message
+    with pytest.raises(KilnError) as oversized:
+        registry.push(tmp_path, "acme/refused", "1", lineage={"hyperparameters": {f"p{i}": i for i in range(65)}})
+    assert oversized.value.code == "invalid_lineage" and oversized.value.details["field"] == "lineage.hyperparameters"

@@ -8,10 +8,12 @@ use utoipa::ToSchema;
 use crate::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 
 mod accounts;
+mod lineage;
 mod storage;
 mod webhooks;
 
 pub use accounts::*;
+pub use lineage::*;
 pub use storage::*;
 pub use webhooks::*;
 
@@ -354,6 +356,26 @@ pub struct VersionDetail {
     /// same files again and `kiln admin fsck --repair` restore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damage: Option<String>,
+    /// Where the version came from, as its push declared it, with each kiln reference's status now
+    /// (absent when the push declared none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+    /// Versions the caller may read whose lineage names this one (as a parent or a dataset), oldest
+    /// first: at most 100; `derived_count` says how many in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<DerivedVersion>,
+    /// How many versions the caller may read name this one in their lineage.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schema(minimum = 0)]
+    pub derived_count: i64,
+}
+
+impl VersionDetail {
+    pub const DERIVED_SHOWN: i64 = 100;
+}
+
+fn is_zero(count: &i64) -> bool {
+    *count == 0
 }
 
 /// A file stored only, never loaded, and why.
@@ -365,7 +387,7 @@ pub struct FlaggedFile {
 }
 
 /// Commit a version from blobs already uploaded. Identical content for an existing version is a no-op;
-/// different content is refused with 409.
+/// different content (files, or a lineage that differs from the recorded one) is refused with 409.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVersionRequest {
@@ -376,6 +398,10 @@ pub struct CreateVersionRequest {
     /// What the pipeline makes of this version (absent: the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineOptions>,
+    /// Where the version came from (docs/api.md, "Lineage"). A re-commit of identical files with a
+    /// lineage must state the recorded one; without one, it is the same no-op as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<LineageRequest>,
 }
 
 /// Change a model's description or tags; absent fields stay as they are.

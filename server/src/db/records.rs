@@ -59,6 +59,19 @@ pub struct VersionFileRow {
     pub size: i64,
 }
 
+/// One kiln version a version's lineage names: the `position`-th entry of its `kind` (`parent` or
+/// `dataset`) list.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = version_links)]
+pub struct VersionLinkRow {
+    pub version_id: String,
+    pub kind: String,
+    pub position: i32,
+    pub linked_version_id: String,
+    /// The parent's role; `dataset` for a dataset.
+    pub role: String,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = upload_sessions)]
 pub struct UploadSessionRow {

@@ -41,6 +41,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         damage -> Nullable<Text>,
+        lineage -> Nullable<Text>,
     }
 }
 
@@ -475,3 +476,19 @@ diesel::table! {
         last_seen_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    version_links (version_id, kind, position) {
+        version_id -> Text,
+        kind -> Text,
+        position -> Integer,
+        linked_version_id -> Text,
+        role -> Text,
+    }
+}
+
+// A version's links read the status of the versions they name; what was derived from a version is read
+// with the derived version's model and namespace.
+diesel::allow_tables_to_appear_in_same_query!(version_links, versions);
+diesel::allow_tables_to_appear_in_same_query!(version_links, models);
+diesel::allow_tables_to_appear_in_same_query!(version_links, namespaces);

@@ -165,13 +165,16 @@ async fn update_model(
 /// Commit a version from blobs already uploaded, naming each file's path, digest and size. Creates the
 /// model on first push (and the namespace, for an administrator). Committing the same version with
 /// identical files again is a no-op (200); with different files, 409. The pipeline (scan, convert,
-/// optimize, benchmark) starts on the new version.
+/// optimize, benchmark) starts on the new version. An optional `lineage` records where the version came
+/// from: parent versions with their roles, datasets (kiln versions, whose file digests are recorded, or
+/// external URIs), the training run, the producing tool and hyperparameters; every kiln version it names
+/// must exist and be readable by the caller. A re-commit that states a lineage must state the recorded one.
 #[utoipa::path(tag = "models", params(ModelPath), request_body = CreateVersionRequest, responses(
     (status = 201, description = "Version created; its pipeline is queued", body = VersionDetail),
     (status = 200, description = "The version already exists with identical files; nothing changed", body = VersionDetail),
-    (status = 400, description = "The commit is refused: a bad name or version (`invalid_name`), a bad file path (`invalid_path`) or digest (`invalid_digest`), no files (`no_files`), over 100,000 files (`too_many_files`), a negative size (`invalid_size`), a path listed twice (`duplicate_path`) or both a file and a folder (`path_conflict`), unknown variants or tolerances (`invalid_variant`, `invalid_tolerance`), a size that differs from the stored blob's (`size_mismatch`), blobs the caller has not uploaded (`missing_blobs`, with their digests in `details.missing`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
-    (status = 404, description = "The namespace does not exist (only an administrator's push creates one)", body = ErrorResponse),
-    (status = 409, description = "The version exists with different files (`version_conflict`); versions are immutable. Or the version would take the namespace past its quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
+    (status = 400, description = "The commit is refused: a bad name or version (`invalid_name`), a bad file path (`invalid_path`) or digest (`invalid_digest`), no files (`no_files`), over 100,000 files (`too_many_files`), a negative size (`invalid_size`), a path listed twice (`duplicate_path`) or both a file and a folder (`path_conflict`), unknown variants or tolerances (`invalid_variant`, `invalid_tolerance`), a size that differs from the stored blob's (`size_mismatch`), blobs the caller has not uploaded (`missing_blobs`, with their digests in `details.missing`), a lineage out of its bounds or malformed (`invalid_lineage`, the field in `details.field`), or a body that is not this schema (`invalid_json`)", body = ErrorResponse),
+    (status = 404, description = "The namespace does not exist (only an administrator's push creates one), or a version the lineage names does not exist or the caller may not read it (`not_found`; the message names the field)", body = ErrorResponse),
+    (status = 409, description = "The version exists with different files, or with the same files and a different lineage (`version_conflict`); versions are immutable. Or the version would take the namespace past its quota (`quota_exceeded`; `details` has the quota, the usage and the bytes it adds)", body = ErrorResponse),
 ))]
 #[post("/models/{namespace}/{model}/versions")]
 async fn create_version(
@@ -202,20 +205,25 @@ async fn create_version(
 
 /// Get a version
 ///
-/// One version: its files, status, pipeline jobs and the variants the pipeline made.
+/// One version: its files, status, pipeline jobs and the variants the pipeline made, where it came from
+/// (`lineage`) and the versions the caller may read that name it in their lineage (`derived`).
 #[utoipa::path(tag = "models", params(VersionPath), responses(
-    (status = 200, description = "The version with its files, pipeline and variants", body = VersionDetail),
+    (status = 200, description = "The version with its files, pipeline, variants and lineage", body = VersionDetail),
     (status = 400, description = "The namespace, model or version is not a valid name (`invalid_name`)", body = ErrorResponse),
     (status = 404, description = "No such version, or a private model the caller may not read", body = ErrorResponse),
 ))]
 #[get("/models/{namespace}/{model}/versions/{version}")]
 async fn get_version(
+    principal: Principal,
     services: Data<Services>,
     path: Path<VersionPath>,
 ) -> Result<Json<VersionDetail>, Error> {
     let (ns, model, version) = path.parse()?;
     Ok(Json(
-        services.registry.get_version(ns, model, version).await?,
+        services
+            .registry
+            .get_version(ns, model, version, principal.visible())
+            .await?,
     ))
 }
 

@@ -80,6 +80,8 @@ pub fn build(detail: &VersionDetail, issue: Issue<'_>) -> DeploymentManifest {
                 .collect(),
             runners: runners(detail),
         },
+        // As recorded at push: statuses move, the signed document states only what was fixed then.
+        lineage: detail.lineage.as_ref().map(|l| l.as_recorded()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Namespaces, models and versions: listing, committing, deleting.
 
 mod deletion;
+pub mod lineage;
 mod listing;
 mod request_checks;
 
@@ -196,25 +197,42 @@ impl RegistryService {
             .inspect(|_| self.cache.forget_models())
     }
 
+    /// A version, with the versions derived from it that `visible` lets the caller see.
     pub async fn get_version(
         &self,
         ns: NamespaceName,
         model: ModelName,
         version: VersionName,
+        visible: Visible,
     ) -> Result<VersionDetail, Error> {
         let key = (ns.to_string(), model.to_string(), version.to_string());
-        if let Some(detail) = self.cache.version(&key) {
-            return Ok(detail);
-        }
-        let start = self.cache.start();
-        let detail = self
+        let mut detail = match self.cache.version(&key) {
+            Some(detail) => detail,
+            None => {
+                let start = self.cache.start();
+                let (ns, model, version) = (ns.clone(), model.clone(), version.clone());
+                let detail = self
+                    .db
+                    .read(move |conn| {
+                        let (row, files) = find_version(conn, &ns, &model, &version)?;
+                        version_detail(conn, ns.as_str(), model.as_str(), &row, files)
+                    })
+                    .await?;
+                self.cache.keep_version(start, key, &detail);
+                detail
+            }
+        };
+        // Not cached: what was derived depends on who asks (a private child is not listed on a public
+        // parent for those who cannot read it).
+        (detail.derived, detail.derived_count) = self
             .db
             .read(move |conn| {
-                let (row, files) = find_version(conn, &ns, &model, &version)?;
-                version_detail(conn, ns.as_str(), model.as_str(), &row, files)
+                let (_, model_row) = find_model(conn, &ns, &model)?;
+                let row = versions::find(conn, &model_row.id, version.as_str())?
+                    .ok_or_else(|| Error::not_found(format!("version {ns}/{model}:{version}")))?;
+                crate::db::views::derived_versions(conn, &row.id, &visible)
             })
             .await?;
-        self.cache.keep_version(start, key, &detail);
         Ok(detail)
     }
 
@@ -247,6 +265,9 @@ impl RegistryService {
         check_files(&request.files)?;
         if let Some(options) = &request.pipeline {
             check_pipeline_options(options)?;
+        }
+        if let Some(stated) = &request.lineage {
+            lineage::check(stated)?;
         }
         let committed = self
             .db
@@ -350,16 +371,17 @@ fn existing_version(
         .zip(&digests)
         .map(|(f, d)| (f.path.as_str(), (d.as_str(), f.size)))
         .collect();
+    let reference = format!("{}/{}:{}", namespace.name, model.name, request.version);
     if stored != wanted {
         return Err(Error::Conflict {
             code: ErrorCode::VersionConflict,
             message: format!(
-                "{}/{}:{} already exists with different content; versions are immutable, push under a new version",
-                namespace.name, model.name, request.version
+                "{reference} already exists with different content; versions are immutable, push under a new version"
             ),
             details: None,
         });
     }
+    lineage::check_recommit(conn, &row.id, &reference, request.lineage.as_ref())?;
     Ok(Some(Committed::AlreadyPresent(version_detail(
         conn,
         &namespace.name,
@@ -397,6 +419,11 @@ fn insert_version(
     if let Some(done) = existing_version(conn, namespace, model, request)? {
         return Ok(done);
     }
+    // Before the blobs: a lineage naming what the pusher cannot read is refused whatever else holds.
+    let resolved = match &request.lineage {
+        Some(stated) => Some(lineage::resolve(conn, stated, visible)?),
+        None => None,
+    };
     let digests: Vec<String> = request.files.iter().map(|f| f.digest.to_string()).collect();
     let sized: Vec<(String, i64)> = digests
         .iter()
@@ -462,6 +489,9 @@ fn insert_version(
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     versions::insert(conn, &row, &files)?;
+    if let Some(resolved) = &resolved {
+        lineage::record(conn, &row.id, resolved)?;
+    }
     // Queued in the same transaction as the version, so no committed version ever lacks its pipeline.
     pipeline::enqueue_push(conn, &row.id, &request.pipeline.clone().unwrap_or_default())?;
     models::touch(conn, &model.id)?;

@@ -11,6 +11,7 @@ mod encryption;
 mod flagged;
 mod hostile;
 mod http_semantics;
+mod lineage;
 mod listing;
 mod manifests;
 mod oci;

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::harness::{TestApp, expect_json};
 
-fn verify(jws: &str, jwks: &Value) -> Result<Value, jsonwebtoken::errors::Error> {
+/// The manifest's claims when its JWS verifies with a key of the JWK Set.
+pub(crate) fn verify(jws: &str, jwks: &Value) -> Result<Value, jsonwebtoken::errors::Error> {
     let kid = jsonwebtoken::decode_header(jws)?.kid.expect("a kid");
     let key = jwks["keys"]
         .as_array()

@@ -24,7 +24,9 @@ from .create_user_request import CreateUserRequest
 from .create_version_request import CreateVersionRequest
 from .created_token import CreatedToken
 from .created_webhook import CreatedWebhook
+from .dataset_request import DatasetRequest
 from .deployment_manifest import DeploymentManifest
+from .derived_version import DerivedVersion
 from .engine_info import EngineInfo
 from .error_body import ErrorBody
 from .error_response import ErrorResponse
@@ -36,6 +38,13 @@ from .health_response import HealthResponse
 from .heartbeat_ack import HeartbeatAck
 from .job_state import JobState
 from .jwks_response_200 import JwksResponse200
+from .lineage import Lineage
+from .lineage_dataset import LineageDataset
+from .lineage_hyperparameters_type_0 import LineageHyperparametersType0
+from .lineage_link import LineageLink
+from .lineage_parent import LineageParent
+from .lineage_request import LineageRequest
+from .lineage_request_hyperparameters_type_0 import LineageRequestHyperparametersType0
 from .list_models_sort import ListModelsSort
 from .list_namespace_models_sort import ListNamespaceModelsSort
 from .manifest_file import ManifestFile
@@ -56,12 +65,14 @@ from .namespace_summary import NamespaceSummary
 from .namespace_usage import NamespaceUsage
 from .new_webhook import NewWebhook
 from .orphan_object import OrphanObject
+from .parent_request import ParentRequest
 from .password_credentials import PasswordCredentials
 from .pipeline_job import PipelineJob
 from .pipeline_job_report_type_0 import PipelineJobReportType0
 from .pipeline_options import PipelineOptions
 from .pipeline_options_tolerances_type_0 import PipelineOptionsTolerancesType0
 from .pipeline_step import PipelineStep
+from .producer import Producer
 from .provenance import Provenance
 from .quota import Quota
 from .quota_check import QuotaCheck
@@ -132,7 +143,9 @@ __all__ = (
     "CreateVersionRequest",
     "CreatedToken",
     "CreatedWebhook",
+    "DatasetRequest",
     "DeploymentManifest",
+    "DerivedVersion",
     "EngineInfo",
     "ErrorBody",
     "ErrorResponse",
@@ -144,6 +157,13 @@ __all__ = (
     "HeartbeatAck",
     "JobState",
     "JwksResponse200",
+    "Lineage",
+    "LineageDataset",
+    "LineageHyperparametersType0",
+    "LineageLink",
+    "LineageParent",
+    "LineageRequest",
+    "LineageRequestHyperparametersType0",
     "ListModelsSort",
     "ListNamespaceModelsSort",
     "ManifestFile",
@@ -164,12 +184,14 @@ __all__ = (
     "NamespaceUsage",
     "NewWebhook",
     "OrphanObject",
+    "ParentRequest",
     "PasswordCredentials",
     "PipelineJob",
     "PipelineJobReportType0",
     "PipelineOptions",
     "PipelineOptionsTolerancesType0",
     "PipelineStep",
+    "Producer",
     "Provenance",
     "Quota",
     "QuotaCheck",

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.lineage import Lineage
     from ..models.manifest_file import ManifestFile
     from ..models.manifest_variant import ManifestVariant
     from ..models.provenance import Provenance
@@ -42,6 +43,7 @@ class DeploymentManifest:
             the kid of
             its first signing key. Verifiers keep their sequence state per issuer and subject. Absent from
             manifests of registries older than this field.
+        lineage (Lineage | None | Unset):
     """
 
     exp: int
@@ -56,9 +58,12 @@ class DeploymentManifest:
     version: str
     alias: None | str | Unset = UNSET
     iss: None | str | Unset = UNSET
+    lineage: Lineage | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.lineage import Lineage
+
         exp = self.exp
 
         expires_at = self.expires_at.isoformat()
@@ -97,6 +102,14 @@ class DeploymentManifest:
         else:
             iss = self.iss
 
+        lineage: dict[str, Any] | None | Unset
+        if isinstance(self.lineage, Unset):
+            lineage = UNSET
+        elif isinstance(self.lineage, Lineage):
+            lineage = self.lineage.to_dict()
+        else:
+            lineage = self.lineage
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -117,11 +130,14 @@ class DeploymentManifest:
             field_dict["alias"] = alias
         if iss is not UNSET:
             field_dict["iss"] = iss
+        if lineage is not UNSET:
+            field_dict["lineage"] = lineage
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.lineage import Lineage
         from ..models.manifest_file import ManifestFile
         from ..models.manifest_variant import ManifestVariant
         from ..models.provenance import Provenance
@@ -175,6 +191,23 @@ class DeploymentManifest:
 
         iss = _parse_iss(d.pop("iss", UNSET))
 
+        def _parse_lineage(data: object) -> Lineage | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                lineage_type_0 = Lineage.from_dict(data)
+
+                return lineage_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Lineage | None | Unset, data)
+
+        lineage = _parse_lineage(d.pop("lineage", UNSET))
+
         deployment_manifest = cls(
             exp=exp,
             expires_at=expires_at,
@@ -188,6 +221,7 @@ class DeploymentManifest:
             version=version,
             alias=alias,
             iss=iss,
+            lineage=lineage,
         )
 
         deployment_manifest.additional_properties = d

@@ -11,8 +11,10 @@ from ..models.version_status import VersionStatus
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.derived_version import DerivedVersion
     from ..models.file_entry import FileEntry
     from ..models.flagged_file import FlaggedFile
+    from ..models.lineage import Lineage
     from ..models.pipeline_job import PipelineJob
     from ..models.variant_detail import VariantDetail
 
@@ -38,9 +40,14 @@ class VersionDetail:
         damage (None | str | Unset): Why the version is not served: the store check found a blob of it missing or wrong.
             Pushing the
             same files again and `kiln admin fsck --repair` restore it.
+        derived (list[DerivedVersion] | Unset): Versions the caller may read whose lineage names this one (as a parent
+            or a dataset), oldest
+            first: at most 100; `derived_count` says how many in all.
+        derived_count (int | Unset): How many versions the caller may read name this one in their lineage.
         flagged (list[FlaggedFile] | Unset): Files the scan would have refused, stored only because the namespace allows
             it: kiln never opens,
             converts or loads them.
+        lineage (Lineage | None | Unset):
         pipeline (list[PipelineJob] | Unset): The pipeline's jobs, oldest first.
         variants (list[VariantDetail] | Unset): What the pipeline produced, by name.
     """
@@ -52,12 +59,17 @@ class VersionDetail:
     status: VersionStatus
     version: str
     damage: None | str | Unset = UNSET
+    derived: list[DerivedVersion] | Unset = UNSET
+    derived_count: int | Unset = UNSET
     flagged: list[FlaggedFile] | Unset = UNSET
+    lineage: Lineage | None | Unset = UNSET
     pipeline: list[PipelineJob] | Unset = UNSET
     variants: list[VariantDetail] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.lineage import Lineage
+
         created_at = self.created_at.isoformat()
 
         files = []
@@ -79,12 +91,29 @@ class VersionDetail:
         else:
             damage = self.damage
 
+        derived: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.derived, Unset):
+            derived = []
+            for derived_item_data in self.derived:
+                derived_item = derived_item_data.to_dict()
+                derived.append(derived_item)
+
+        derived_count = self.derived_count
+
         flagged: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.flagged, Unset):
             flagged = []
             for flagged_item_data in self.flagged:
                 flagged_item = flagged_item_data.to_dict()
                 flagged.append(flagged_item)
+
+        lineage: dict[str, Any] | None | Unset
+        if isinstance(self.lineage, Unset):
+            lineage = UNSET
+        elif isinstance(self.lineage, Lineage):
+            lineage = self.lineage.to_dict()
+        else:
+            lineage = self.lineage
 
         pipeline: list[dict[str, Any]] | Unset = UNSET
         if not isinstance(self.pipeline, Unset):
@@ -114,8 +143,14 @@ class VersionDetail:
         )
         if damage is not UNSET:
             field_dict["damage"] = damage
+        if derived is not UNSET:
+            field_dict["derived"] = derived
+        if derived_count is not UNSET:
+            field_dict["derived_count"] = derived_count
         if flagged is not UNSET:
             field_dict["flagged"] = flagged
+        if lineage is not UNSET:
+            field_dict["lineage"] = lineage
         if pipeline is not UNSET:
             field_dict["pipeline"] = pipeline
         if variants is not UNSET:
@@ -125,8 +160,10 @@ class VersionDetail:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.derived_version import DerivedVersion
         from ..models.file_entry import FileEntry
         from ..models.flagged_file import FlaggedFile
+        from ..models.lineage import Lineage
         from ..models.pipeline_job import PipelineJob
         from ..models.variant_detail import VariantDetail
 
@@ -157,6 +194,17 @@ class VersionDetail:
 
         damage = _parse_damage(d.pop("damage", UNSET))
 
+        _derived = d.pop("derived", UNSET)
+        derived: list[DerivedVersion] | Unset = UNSET
+        if _derived is not UNSET:
+            derived = []
+            for derived_item_data in _derived:
+                derived_item = DerivedVersion.from_dict(derived_item_data)
+
+                derived.append(derived_item)
+
+        derived_count = d.pop("derived_count", UNSET)
+
         _flagged = d.pop("flagged", UNSET)
         flagged: list[FlaggedFile] | Unset = UNSET
         if _flagged is not UNSET:
@@ -165,6 +213,23 @@ class VersionDetail:
                 flagged_item = FlaggedFile.from_dict(flagged_item_data)
 
                 flagged.append(flagged_item)
+
+        def _parse_lineage(data: object) -> Lineage | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                lineage_type_0 = Lineage.from_dict(data)
+
+                return lineage_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Lineage | None | Unset, data)
+
+        lineage = _parse_lineage(d.pop("lineage", UNSET))
 
         _pipeline = d.pop("pipeline", UNSET)
         pipeline: list[PipelineJob] | Unset = UNSET
@@ -192,7 +257,10 @@ class VersionDetail:
             status=status,
             version=version,
             damage=damage,
+            derived=derived,
+            derived_count=derived_count,
             flagged=flagged,
+            lineage=lineage,
             pipeline=pipeline,
             variants=variants,
         )

@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod collection;
 pub mod jwt_keys;
 pub mod leases;
+pub mod lineage;
 pub mod manifests;
 pub mod memberships;
 pub mod models;

@@ -143,6 +143,18 @@ pub enum Visible {
     Some { namespace_ids: Vec<String> },
 }
 
+impl Visible {
+    /// Whether a model of this namespace and visibility is among those the caller may see.
+    pub fn allows(&self, model: &ModelRow) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Some { namespace_ids } => {
+                model.visibility == "public" || namespace_ids.contains(&model.namespace_id)
+            }
+        }
+    }
+}
+
 /// Models ordered by namespace then name, optionally within one namespace, limited to the visible ones.
 /// What a model listing keeps: every condition given must hold.
 #[derive(Debug, Default, Clone)]

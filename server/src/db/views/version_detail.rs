@@ -70,6 +70,11 @@ pub fn version_detail(
         variants,
         flagged,
         damage: versions::damage(conn, &row.id)?,
+        lineage: super::resolved_lineage(conn, &row.id)?,
+        // Who may see a derived version depends on the caller: the services add them (this detail is
+        // kept by the read cache and signed into manifests, for every caller alike).
+        derived: Vec::new(),
+        derived_count: 0,
     })
 }
 

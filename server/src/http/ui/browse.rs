@@ -218,7 +218,12 @@ async fn version_detail(
     allowed(&services, &visitor, Rule::ReadModel, &ns, &name).await?;
     let detail = services
         .registry
-        .get_version(ns.clone(), name.clone(), version.clone())
+        .get_version(
+            ns.clone(),
+            name.clone(),
+            version.clone(),
+            visitor.principal.visible(),
+        )
         .await?;
     let manifest = if detail.status == VersionStatus::Ready {
         match services

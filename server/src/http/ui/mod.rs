@@ -12,6 +12,7 @@ mod alias_page;
 mod browse;
 mod chart;
 mod display;
+mod lineage_section;
 mod manage;
 mod markdown;
 mod model_page;

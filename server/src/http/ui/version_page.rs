@@ -1,5 +1,6 @@
-//! A version's page: files, the pipeline as a timeline, variants side by side, benchmark charts, lineage
-//! and the signed manifest, all from the `VersionDetail` and manifest the API serves.
+//! A version's page: files, the pipeline as a timeline, where the variants came from, the version's
+//! lineage and what was derived from it, variants side by side, benchmark charts and the signed manifest,
+//! all from the `VersionDetail` and manifest the API serves.
 
 use askama::Template;
 use kiln_core::api::{ManifestResponse, VariantDetail, VariantOrigin, VersionDetail};
@@ -83,7 +84,10 @@ pub struct VersionPage {
     /// Why the version is not served (the store check found a blob missing), if it is damaged.
     damage: Option<String>,
     steps: Vec<Step>,
-    lineage: Vec<String>,
+    /// Where the variants came from (the pipeline's conversion and optimization).
+    variant_origins: Vec<String>,
+    /// Where the version came from, and what was derived from it.
+    lineage: Option<super::lineage_section::LineageSection>,
     variants: Vec<VariantRow>,
     charts: Vec<Chart>,
     benchmarks: Vec<BenchmarkRow>,
@@ -124,7 +128,7 @@ fn steps(detail: &VersionDetail) -> Vec<Step> {
 }
 
 /// Where the variants came from: what the conversion read.
-fn lineage(detail: &VersionDetail) -> Vec<String> {
+fn variant_origins(detail: &VersionDetail) -> Vec<String> {
     let mut lines = Vec::new();
     for job in detail.pipeline.iter().filter(|j| j.kind == "convert") {
         let Some(report) = &job.report else { continue };
@@ -407,7 +411,8 @@ pub fn build(
             .collect(),
         damage: detail.damage.clone(),
         steps: steps(&detail),
-        lineage: lineage(&detail),
+        variant_origins: variant_origins(&detail),
+        lineage: super::lineage_section::build(&detail),
         variants: variant_rows(&detail.variants),
         charts: charts(&detail.variants),
         benchmarks: benchmark_rows(&detail.variants),

@@ -411,6 +411,7 @@ impl OciService {
                     version: version.clone(),
                     files,
                     pipeline: None,
+                    lineage: None,
                 },
                 actor,
                 pusher.visible.clone(),

@@ -123,14 +123,20 @@ def sync_detailed(
      Commit a version from blobs already uploaded, naming each file's path, digest and size. Creates the
     model on first push (and the namespace, for an administrator). Committing the same version with
     identical files again is a no-op (200); with different files, 409. The pipeline (scan, convert,
-    optimize, benchmark) starts on the new version.
+    optimize, benchmark) starts on the new version. An optional `lineage` records where the version came
+    from: parent versions with their roles, datasets (kiln versions, whose file digests are recorded, or
+    external URIs), the training run, the producing tool and hyperparameters; every kiln version it
+    names
+    must exist and be readable by the caller. A re-commit that states a lineage must state the recorded
+    one.
 
     Args:
         namespace (str):
         model (str):
         body (CreateVersionRequest): Commit a version from blobs already uploaded. Identical
             content for an existing version is a no-op;
-            different content is refused with 409.
+            different content (files, or a lineage that differs from the recorded one) is refused with
+            409.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -165,14 +171,20 @@ def sync(
      Commit a version from blobs already uploaded, naming each file's path, digest and size. Creates the
     model on first push (and the namespace, for an administrator). Committing the same version with
     identical files again is a no-op (200); with different files, 409. The pipeline (scan, convert,
-    optimize, benchmark) starts on the new version.
+    optimize, benchmark) starts on the new version. An optional `lineage` records where the version came
+    from: parent versions with their roles, datasets (kiln versions, whose file digests are recorded, or
+    external URIs), the training run, the producing tool and hyperparameters; every kiln version it
+    names
+    must exist and be readable by the caller. A re-commit that states a lineage must state the recorded
+    one.
 
     Args:
         namespace (str):
         model (str):
         body (CreateVersionRequest): Commit a version from blobs already uploaded. Identical
             content for an existing version is a no-op;
-            different content is refused with 409.
+            different content (files, or a lineage that differs from the recorded one) is refused with
+            409.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -202,14 +214,20 @@ async def asyncio_detailed(
      Commit a version from blobs already uploaded, naming each file's path, digest and size. Creates the
     model on first push (and the namespace, for an administrator). Committing the same version with
     identical files again is a no-op (200); with different files, 409. The pipeline (scan, convert,
-    optimize, benchmark) starts on the new version.
+    optimize, benchmark) starts on the new version. An optional `lineage` records where the version came
+    from: parent versions with their roles, datasets (kiln versions, whose file digests are recorded, or
+    external URIs), the training run, the producing tool and hyperparameters; every kiln version it
+    names
+    must exist and be readable by the caller. A re-commit that states a lineage must state the recorded
+    one.
 
     Args:
         namespace (str):
         model (str):
         body (CreateVersionRequest): Commit a version from blobs already uploaded. Identical
             content for an existing version is a no-op;
-            different content is refused with 409.
+            different content (files, or a lineage that differs from the recorded one) is refused with
+            409.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -242,14 +260,20 @@ async def asyncio(
      Commit a version from blobs already uploaded, naming each file's path, digest and size. Creates the
     model on first push (and the namespace, for an administrator). Committing the same version with
     identical files again is a no-op (200); with different files, 409. The pipeline (scan, convert,
-    optimize, benchmark) starts on the new version.
+    optimize, benchmark) starts on the new version. An optional `lineage` records where the version came
+    from: parent versions with their roles, datasets (kiln versions, whose file digests are recorded, or
+    external URIs), the training run, the producing tool and hyperparameters; every kiln version it
+    names
+    must exist and be readable by the caller. A re-commit that states a lineage must state the recorded
+    one.
 
     Args:
         namespace (str):
         model (str):
         body (CreateVersionRequest): Commit a version from blobs already uploaded. Identical
             content for an existing version is a no-op;
-            different content is refused with 409.
+            different content (files, or a lineage that differs from the recorded one) is refused with
+            409.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -93,7 +93,8 @@ def sync_detailed(
 ) -> Response[ErrorResponse | VersionDetail]:
     """Get a version
 
-     One version: its files, status, pipeline jobs and the variants the pipeline made.
+     One version: its files, status, pipeline jobs and the variants the pipeline made, where it came from
+    (`lineage`) and the versions the caller may read that name it in their lineage (`derived`).
 
     Args:
         namespace (str):
@@ -130,7 +131,8 @@ def sync(
 ) -> ErrorResponse | VersionDetail | None:
     """Get a version
 
-     One version: its files, status, pipeline jobs and the variants the pipeline made.
+     One version: its files, status, pipeline jobs and the variants the pipeline made, where it came from
+    (`lineage`) and the versions the caller may read that name it in their lineage (`derived`).
 
     Args:
         namespace (str):
@@ -162,7 +164,8 @@ async def asyncio_detailed(
 ) -> Response[ErrorResponse | VersionDetail]:
     """Get a version
 
-     One version: its files, status, pipeline jobs and the variants the pipeline made.
+     One version: its files, status, pipeline jobs and the variants the pipeline made, where it came from
+    (`lineage`) and the versions the caller may read that name it in their lineage (`derived`).
 
     Args:
         namespace (str):
@@ -197,7 +200,8 @@ async def asyncio(
 ) -> ErrorResponse | VersionDetail | None:
     """Get a version
 
-     One version: its files, status, pipeline jobs and the variants the pipeline made.
+     One version: its files, status, pipeline jobs and the variants the pipeline made, where it came from
+    (`lineage`) and the versions the caller may read that name it in their lineage (`derived`).
 
     Args:
         namespace (str):

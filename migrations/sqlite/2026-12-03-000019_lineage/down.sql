@@ -1,0 +1,2 @@
+DROP TABLE version_links;
+ALTER TABLE versions DROP COLUMN lineage;
