@@ -39,6 +39,9 @@ pub enum CliError {
     NotFound(String),
     #[error("{0}")]
     Integrity(String),
+    /// A job the command waited for (a distillation) ended without its result.
+    #[error("{0}")]
+    JobFailed(String),
     #[error(
         "the connection to the server broke: {0}\n  rerun the same command to continue where it stopped"
     )]
@@ -49,7 +52,8 @@ pub enum CliError {
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  done
-  1  the server refused the request (e.g. a conflict), a local file could not be read or written, or
+  1  the server refused the request (e.g. a conflict), a local file could not be read or written, a
+     job waited for (kiln distill --wait) failed or was cancelled, or
      the server's answer was not understood
   2  usage: the command line, or the CLI's credentials file, is wrong
   3  not signed in, the token was refused, or it may not do this
@@ -129,7 +133,10 @@ impl CliError {
             {
                 6
             }
-            CliError::Api { .. } | CliError::Protocol { .. } | CliError::Io { .. } => 1,
+            CliError::Api { .. }
+            | CliError::Protocol { .. }
+            | CliError::Io { .. }
+            | CliError::JobFailed(_) => 1,
         }
     }
 }

@@ -66,6 +66,10 @@ error_codes! {
     InvalidBenchmarkOptions => "invalid_benchmark_options",
     /// A lineage out of its bounds or malformed; `details.field` names the field.
     InvalidLineage => "invalid_lineage",
+    /// A distillation request out of its bounds (a student shape, a step count, a device...).
+    InvalidDistillation => "invalid_distillation",
+    /// The distillation has finished (succeeded, failed or cancelled): it cannot be cancelled or reported.
+    DistillationFinished => "distillation_finished",
     TooManyDigests => "too_many_digests",
     MissingBlobs => "missing_blobs",
     SizeMismatch => "size_mismatch",

@@ -173,6 +173,9 @@ fn kiln_engine() -> String {
 pub struct RunnerHeartbeat {
     /// The job being worked on, whose lease this extends.
     pub job_id: Option<String>,
+    /// How far a distillation job has got (shown by `kiln show` and the API while it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::api::DistillationProgress>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::path::Path;
 
-use kiln_core::api::FileEntry;
+use kiln_core::FilePath;
+use kiln_core::api::{DistillationJob, DistillationProgress, DistillationResult, FileEntry};
 use kiln_core::runners::{
     BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerRegistration,
 };
@@ -53,6 +54,61 @@ pub trait Coordinator: Send + Sync + 'static {
         runner: &str,
         job: &str,
         report: BenchmarkReport,
+    ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
+
+    /// A heartbeat for a distillation, with how far it has got.
+    fn heartbeat_progress(
+        &self,
+        runner: &str,
+        job: &str,
+        progress: Option<DistillationProgress>,
+    ) -> impl Future<Output = Result<HeartbeatAck, CoordinatorError>> + Send;
+
+    fn claim_distillation(
+        &self,
+        runner: &str,
+    ) -> impl Future<Output = Result<Option<DistillationJob>, CoordinatorError>> + Send;
+
+    /// Writes one of the job's input files (`teacher` or `data`) to `into`; the caller checks its digest.
+    fn fetch_input(
+        &self,
+        runner: &str,
+        job: &str,
+        input: &str,
+        file: &FileEntry,
+        into: &Path,
+    ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
+
+    /// Writes the job's saved training state to `into`.
+    fn load_checkpoint(
+        &self,
+        runner: &str,
+        job: &str,
+        into: &Path,
+    ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
+
+    fn save_checkpoint(
+        &self,
+        runner: &str,
+        job: &str,
+        step: u64,
+        from: &Path,
+    ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
+
+    /// Uploads one of the student's files; the server answers with its digest.
+    fn upload_file(
+        &self,
+        runner: &str,
+        job: &str,
+        path: &FilePath,
+        from: &Path,
+    ) -> impl Future<Output = Result<FileEntry, CoordinatorError>> + Send;
+
+    fn report_distillation(
+        &self,
+        runner: &str,
+        job: &str,
+        result: DistillationResult,
     ) -> impl Future<Output = Result<(), CoordinatorError>> + Send;
 }
 

@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
-use kiln_core::ErrorCode;
-use kiln_core::api::{ErrorResponse, FileEntry};
+use kiln_core::api::{
+    DistillationJob, DistillationProgress, DistillationResult, ErrorResponse, FileEntry,
+};
 use kiln_core::runners::{
     BenchmarkJob, BenchmarkReport, HeartbeatAck, RegisteredRunner, RunnerHeartbeat,
     RunnerRegistration,
 };
+use kiln_core::{ErrorCode, FilePath};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::coordinator::{Coordinator, CoordinatorError};
@@ -68,6 +70,25 @@ impl HttpCoordinator {
         })
     }
 
+    /// The URL of `segments` under the API, each segment escaped.
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, CoordinatorError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| CoordinatorError::Refused(format!("server URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| CoordinatorError::Refused("server URL cannot be a base".to_owned()))?
+            .extend(segments.iter().flat_map(|s| s.split('/')));
+        Ok(url)
+    }
+
+    async fn file_body(from: &Path) -> Result<reqwest::Body, CoordinatorError> {
+        let file = tokio::fs::File::open(from)
+            .await
+            .map_err(|e| CoordinatorError::Unavailable(format!("{}: {e}", from.display())))?;
+        Ok(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::new(file),
+        ))
+    }
+
     async fn json<T: serde::de::DeserializeOwned>(
         response: Response,
     ) -> Result<T, CoordinatorError> {
@@ -99,6 +120,7 @@ impl Coordinator for HttpCoordinator {
     ) -> Result<HeartbeatAck, CoordinatorError> {
         let body = RunnerHeartbeat {
             job_id: job.map(str::to_owned),
+            progress: None,
         };
         let request = self
             .request(Method::POST, &format!("/runners/{runner}/heartbeat"))
@@ -149,6 +171,124 @@ impl Coordinator for HttpCoordinator {
                 &format!("/runners/{runner}/jobs/{job}/result"),
             )
             .json(&report);
+        self.send(request, Some(job)).await.map(|_| ())
+    }
+
+    async fn heartbeat_progress(
+        &self,
+        runner: &str,
+        job: &str,
+        progress: Option<DistillationProgress>,
+    ) -> Result<HeartbeatAck, CoordinatorError> {
+        let body = RunnerHeartbeat {
+            job_id: Some(job.to_owned()),
+            progress,
+        };
+        let request = self
+            .request(Method::POST, &format!("/runners/{runner}/heartbeat"))
+            .json(&body);
+        Self::json(self.send(request, Some(job)).await?).await
+    }
+
+    async fn claim_distillation(
+        &self,
+        runner: &str,
+    ) -> Result<Option<DistillationJob>, CoordinatorError> {
+        let url = self.url(&["runners", runner, "distillations", "claim"])?;
+        let response = self
+            .send(self.http.post(url).bearer_auth(&self.token), None)
+            .await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Self::json(response).await.map(Some)
+    }
+
+    async fn fetch_input(
+        &self,
+        runner: &str,
+        job: &str,
+        input: &str,
+        file: &FileEntry,
+        into: &Path,
+    ) -> Result<(), CoordinatorError> {
+        let url = self.url(&[
+            "runners",
+            runner,
+            "distillations",
+            job,
+            input,
+            file.path.as_str(),
+        ])?;
+        let response = self
+            .send(self.http.get(url).bearer_auth(&self.token), Some(job))
+            .await?;
+        crate::coordinator::save_stream(into, response.bytes_stream()).await
+    }
+
+    async fn load_checkpoint(
+        &self,
+        runner: &str,
+        job: &str,
+        into: &Path,
+    ) -> Result<(), CoordinatorError> {
+        let url = self.url(&["runners", runner, "distillations", job, "checkpoint"])?;
+        let response = self
+            .send(self.http.get(url).bearer_auth(&self.token), Some(job))
+            .await?;
+        crate::coordinator::save_stream(into, response.bytes_stream()).await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        runner: &str,
+        job: &str,
+        step: u64,
+        from: &Path,
+    ) -> Result<(), CoordinatorError> {
+        let mut url = self.url(&["runners", runner, "distillations", job, "checkpoint"])?;
+        url.query_pairs_mut().append_pair("step", &step.to_string());
+        let request = self
+            .http
+            .put(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(Self::file_body(from).await?);
+        self.send(request, Some(job)).await.map(|_| ())
+    }
+
+    async fn upload_file(
+        &self,
+        runner: &str,
+        job: &str,
+        path: &FilePath,
+        from: &Path,
+    ) -> Result<FileEntry, CoordinatorError> {
+        let url = self.url(&[
+            "runners",
+            runner,
+            "distillations",
+            job,
+            "files",
+            path.as_str(),
+        ])?;
+        let request = self
+            .http
+            .put(url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(Self::file_body(from).await?);
+        Self::json(self.send(request, Some(job)).await?).await
+    }
+
+    async fn report_distillation(
+        &self,
+        runner: &str,
+        job: &str,
+        result: DistillationResult,
+    ) -> Result<(), CoordinatorError> {
+        let url = self.url(&["runners", runner, "distillations", job, "result"])?;
+        let request = self.http.post(url).bearer_auth(&self.token).json(&result);
         self.send(request, Some(job)).await.map(|_| ())
     }
 }

@@ -4,6 +4,7 @@
 pub mod coordinator;
 pub mod device;
 pub mod distill_command;
+pub mod distill_job;
 pub mod engine;
 pub mod generation;
 pub mod http;

@@ -78,6 +78,9 @@ struct Args {
     /// scripts/fetch-onnxruntime.sh prints
     #[arg(long, env = "KILN_ONNXRUNTIME_LIB", value_name = "PATH")]
     onnxruntime_lib: Option<PathBuf>,
+    /// Take benchmark jobs only, never distillation jobs
+    #[arg(long)]
+    no_distill: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -259,6 +262,7 @@ async fn run(args: Args, threads: usize) -> ExitCode {
         settings,
         cache: args.cache,
         keep_cache: true,
+        distill: !args.no_distill,
         idle_poll: Duration::from_secs(1),
     });
     let stop = CancellationToken::new();

@@ -33,6 +33,8 @@ pub struct Runner<C> {
     pub keep_cache: bool,
     /// How often an idle runner asks for work (each ask is also its heartbeat).
     pub idle_poll: Duration,
+    /// Whether it takes distillation jobs (asked for before benchmarks).
+    pub distill: bool,
 }
 
 /// Why a job ended without a result to report.
@@ -47,7 +49,10 @@ enum Dropped {
 impl<C: Coordinator> Runner<C> {
     /// Registers and works until `stop` (or until the server refuses the runner for good).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) -> Result<(), CoordinatorError> {
-        let registration = self.info.registration(&self.name, &self.engines);
+        let mut registration = self.info.registration(&self.name, &self.engines);
+        if self.distill {
+            registration.capabilities.push("distill".to_owned());
+        }
         let registered = loop {
             match self.coordinator.register(registration.clone()).await {
                 Ok(registered) => break registered,
@@ -64,6 +69,17 @@ impl<C: Coordinator> Runner<C> {
         let heartbeat = Duration::from_secs(registered.heartbeat_seconds.max(1));
         tracing::info!(runner = %id, device = %self.info.device, "runner registered; waiting for jobs");
         while !stop.is_cancelled() {
+            if self.distill {
+                match self.coordinator.claim_distillation(&id).await {
+                    Ok(Some(job)) => {
+                        self.distill(&id, job, heartbeat).await;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(CoordinatorError::Refused(e)) => return Err(CoordinatorError::Refused(e)),
+                    Err(e) => tracing::warn!(error = %e, "cannot claim a distillation"),
+                }
+            }
             match self.coordinator.claim(&id).await {
                 Ok(Some(job)) => self.work(&id, job, heartbeat).await,
                 Ok(None) => {
@@ -85,14 +101,7 @@ impl<C: Coordinator> Runner<C> {
 
     async fn work(self: &Arc<Self>, runner: &str, job: BenchmarkJob, heartbeat: Duration) {
         tracing::info!(job = %job.job_id, model = %job.model, version = %job.version, variant = %job.variant, engine = %job.engine, attempt = job.attempt, "benchmark claimed");
-        // The id names a scratch folder: anything but a plain id (a hostile or broken server) is refused.
-        if job.job_id.is_empty()
-            || job.job_id.len() > 64
-            || !job
-                .job_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if !plain_job_id(&job.job_id) {
             tracing::error!(job = %job.job_id, "refusing a job whose id is not a plain id");
             return;
         }
@@ -267,6 +276,19 @@ impl<C: Coordinator> Runner<C> {
         tokio::fs::rename(&partial, &path).await.map_err(io)?;
         Ok(path)
     }
+}
+
+/// The id names a scratch folder: anything but a plain id (a hostile or broken server) is refused.
+pub fn plain_job_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether the file at `path` holds the bytes of `digest`.
+pub async fn cached_matches(path: &Path, digest: &Sha256Digest) -> bool {
+    let check = path.to_owned();
+    tokio::task::spawn_blocking(move || hash_file(&check))
+        .await
+        .is_ok_and(|d| d.is_ok_and(|d| d == *digest))
 }
 
 /// `cache/sha256/<2 hex>/<64 hex>`.

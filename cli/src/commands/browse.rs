@@ -144,12 +144,18 @@ pub async fn show(client: &ApiClient, reference: ModelRef, json: bool) -> Result
         (None, None) => None,
     };
     match version {
-        Some(version) => show_version(
-            &client
-                .version(&reference.namespace, model, &version)
-                .await?,
-            json,
-        ),
+        Some(version) => {
+            show_version(
+                &client
+                    .version(&reference.namespace, model, &version)
+                    .await?,
+                json,
+            );
+            if !json {
+                let teacher = format!("{}/{model}:{version}", reference.namespace);
+                super::distill::print_for_version(client, &teacher).await?;
+            }
+        }
         None => show_model(&client.model(&reference.namespace, model).await?, json),
     }
     Ok(())

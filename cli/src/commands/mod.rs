@@ -2,6 +2,7 @@ pub mod account;
 pub mod alias;
 pub mod browse;
 pub mod delete;
+pub mod distill;
 pub mod lineage;
 pub mod manifest;
 pub mod namespace;

@@ -8,11 +8,13 @@ use utoipa::ToSchema;
 use crate::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 
 mod accounts;
+mod distillation;
 mod lineage;
 mod storage;
 mod webhooks;
 
 pub use accounts::*;
+pub use distillation::*;
 pub use lineage::*;
 pub use storage::*;
 pub use webhooks::*;
@@ -140,6 +142,8 @@ pub enum JobState {
     /// variants not asked for); its message says why. Not a failure of the version.
     Skipped,
     Failed,
+    /// Cancelled by a user (distillations).
+    Cancelled,
 }
 
 impl JobState {
@@ -150,6 +154,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Skipped => "skipped",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -160,6 +165,7 @@ impl JobState {
             "succeeded" => JobState::Succeeded,
             "skipped" => JobState::Skipped,
             "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
             _ => return None,
         })
     }

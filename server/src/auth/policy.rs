@@ -243,6 +243,55 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/runners/{runner}/jobs/{job}/result",
         RunnerOnly,
     ),
+    (
+        "POST",
+        "/api/v1/runners/{runner}/distillations/claim",
+        RunnerOnly,
+    ),
+    (
+        "GET",
+        "/api/v1/runners/{runner}/distillations/{job}/teacher/{path:.+}",
+        RunnerOnly,
+    ),
+    (
+        "GET",
+        "/api/v1/runners/{runner}/distillations/{job}/data/{path:.+}",
+        RunnerOnly,
+    ),
+    (
+        "PUT",
+        "/api/v1/runners/{runner}/distillations/{job}/checkpoint",
+        RunnerOnly,
+    ),
+    (
+        "GET",
+        "/api/v1/runners/{runner}/distillations/{job}/checkpoint",
+        RunnerOnly,
+    ),
+    (
+        "PUT",
+        "/api/v1/runners/{runner}/distillations/{job}/files/{path:.+}",
+        RunnerOnly,
+    ),
+    (
+        "POST",
+        "/api/v1/runners/{runner}/distillations/{job}/result",
+        RunnerOnly,
+    ),
+    // Reading the teacher is the route's rule; writing where the student goes is the service's check.
+    (
+        "POST",
+        "/api/v1/models/{namespace}/{model}/versions/{version}/distillations",
+        ReadModel,
+    ),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/versions/{version}/distillations",
+        ReadModel,
+    ),
+    // Which distillations a caller may see or cancel is the service's check (its teacher's visibility).
+    ("GET", "/api/v1/distillations/{id}", Browse),
+    ("POST", "/api/v1/distillations/{id}/cancel", SignedIn),
     ("POST", "/api/v1/blobs/missing", UploadBlobs),
     ("POST", "/api/v1/uploads", UploadBlobs),
     ("GET", "/api/v1/uploads/{id}", UploadBlobs),

@@ -306,3 +306,19 @@ pub struct BenchmarkResultRow {
     pub result: String,
     pub measured_at: NaiveDateTime,
 }
+
+/// What only a distillation job has; its lease and state are its `pipeline_jobs` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = distillations)]
+pub struct DistillationRow {
+    pub job_id: String,
+    pub target: String,
+    pub request: String,
+    pub data_version_id: Option<String>,
+    pub requested_by: String,
+    pub requester_name: String,
+    pub requester_visible: Option<String>,
+    pub progress: Option<String>,
+    pub checkpoint_step: Option<i64>,
+    pub student_version_id: Option<String>,
+}

@@ -492,3 +492,20 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(version_links, versions);
 diesel::allow_tables_to_appear_in_same_query!(version_links, models);
 diesel::allow_tables_to_appear_in_same_query!(version_links, namespaces);
+
+diesel::table! {
+    distillations (job_id) {
+        job_id -> Text,
+        target -> Text,
+        request -> Text,
+        data_version_id -> Nullable<Text>,
+        requested_by -> Text,
+        requester_name -> Text,
+        requester_visible -> Nullable<Text>,
+        progress -> Nullable<Text>,
+        checkpoint_step -> Nullable<BigInt>,
+        student_version_id -> Nullable<Text>,
+    }
+}
+diesel::joinable!(distillations -> pipeline_jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(distillations, pipeline_jobs);

@@ -6,6 +6,7 @@ mod aliases;
 pub mod authorize;
 pub mod body_rate;
 pub mod cors;
+mod distillations;
 mod file_responses;
 mod files;
 pub mod head;
@@ -20,6 +21,7 @@ mod pages;
 mod params;
 mod ranges;
 pub mod request_metrics;
+mod runner_distillations;
 mod runners;
 mod storage_lifecycle;
 pub mod ui;
@@ -84,6 +86,17 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(runners::job_file)
                 .service(runners::report_result)
                 .service(runners::list_runners)
+                .service(runner_distillations::claim_distillation)
+                .service(runner_distillations::teacher_file)
+                .service(runner_distillations::data_file)
+                .service(runner_distillations::save_checkpoint)
+                .service(runner_distillations::load_checkpoint)
+                .service(runner_distillations::upload_student_file)
+                .service(runner_distillations::report_distillation)
+                .service(distillations::request_distillation)
+                .service(distillations::list_distillations)
+                .service(distillations::get_distillation)
+                .service(distillations::cancel_distillation)
                 .service(uploads::missing_blobs)
                 .service(uploads::create_upload)
                 .service(uploads::get_upload)

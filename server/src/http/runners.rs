@@ -19,7 +19,7 @@ use crate::services::Services;
 use crate::services::downloads::FileSource;
 
 /// The runner credential's id; the access rules already refused anyone else.
-fn runner_token(principal: &Principal) -> Result<String, Error> {
+pub(super) fn runner_token(principal: &Principal) -> Result<String, Error> {
     match principal {
         Principal::Runner { token_id, .. } => Ok(token_id.clone()),
         _ => Err(Error::forbidden(
@@ -69,7 +69,7 @@ async fn runner_heartbeat(
         .heartbeat(
             path.into_inner().runner,
             runner_token(&principal)?,
-            body.into_inner().job_id,
+            body.into_inner(),
         )
         .await?;
     Ok(Json(ack))

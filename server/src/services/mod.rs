@@ -6,6 +6,7 @@
 pub mod access;
 pub mod accounts;
 pub mod aliases;
+pub mod distillations;
 pub mod downloads;
 pub mod health;
 pub mod lifecycle;
@@ -39,6 +40,7 @@ pub struct Services {
     pub access: access::AccessService,
     pub accounts: accounts::AccountService,
     pub aliases: aliases::AliasService,
+    pub distillations: distillations::DistillationService,
     pub downloads: downloads::DownloadService,
     pub health: health::HealthService,
     pub lifecycle: lifecycle::LifecycleService,
@@ -100,7 +102,10 @@ impl Services {
         let registry = registry::RegistryService::new(db.clone(), pipeline, cache.clone());
         let uploads = uploads::UploadService::new(db.clone(), store.clone());
         let oci = oci::OciService::new(db.clone(), store.clone(), registry.clone());
+        let distillations =
+            distillations::DistillationService::new(db.clone(), store.clone(), registry.clone());
         Self {
+            distillations,
             access: access::AccessService::new(db.clone(), rate_limiter, cache.clone()),
             sessions: sessions::SessionService::new(db.clone(), accounts.clone()),
             accounts,

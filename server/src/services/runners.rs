@@ -9,8 +9,8 @@ use std::time::Duration;
 use diesel::Connection;
 use kiln_core::api::PipelineOptions;
 use kiln_core::runners::{
-    BenchmarkJob, BenchmarkReport, EngineInfo, HeartbeatAck, RegisteredRunner, RunnerRegistration,
-    RunnerState, RunnerView,
+    BenchmarkJob, BenchmarkReport, EngineInfo, HeartbeatAck, RegisteredRunner, RunnerHeartbeat,
+    RunnerRegistration, RunnerState, RunnerView,
 };
 use kiln_core::{ModelName, NamespaceName, VersionName};
 
@@ -151,7 +151,11 @@ fn engines_of(registration: &RunnerRegistration) -> Vec<EngineInfo> {
 }
 
 /// The runner, when `token_id` registered it.
-fn owned(conn: &mut DbConnection, runner_id: &str, token_id: &str) -> Result<RunnerRow, Error> {
+pub(crate) fn owned(
+    conn: &mut DbConnection,
+    runner_id: &str,
+    token_id: &str,
+) -> Result<RunnerRow, Error> {
     runners::find(conn, runner_id)?
         .filter(|r| r.token_id == token_id)
         .ok_or_else(|| {
@@ -262,14 +266,22 @@ impl RunnerService {
         })
     }
 
-    /// Records that the runner is alive and, when it names its job, extends that job's lease.
+    /// When a lease taken now runs out.
+    pub fn lease_until(&self) -> chrono::NaiveDateTime {
+        now() + lease(self.lease)
+    }
+
+    /// Records that the runner is alive and, when it names its job, extends that job's lease and keeps
+    /// the progress it reports (a distillation's).
     pub async fn heartbeat(
         &self,
         runner_id: String,
         token_id: String,
-        job_id: Option<String>,
+        beat: RunnerHeartbeat,
     ) -> Result<HeartbeatAck, Error> {
         let until = now() + lease(self.lease);
+        let RunnerHeartbeat { job_id, progress } = beat;
+        let progress = progress.map(|p| serde_json::to_string(&p)).transpose()?;
         self.db
             .run(move |conn| {
                 owned(conn, &runner_id, &token_id)?;
@@ -283,6 +295,9 @@ impl RunnerService {
                     || !pipeline_jobs::heartbeat(conn, &job_id, &runner_id, until)?
                 {
                     return Err(lost_job(&job_id));
+                }
+                if let Some(progress) = &progress {
+                    crate::db::repos::distillations::set_progress(conn, &job_id, progress)?;
                 }
                 Ok(HeartbeatAck {
                     lease_expires_at: Some(until.and_utc()),

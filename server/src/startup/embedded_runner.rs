@@ -162,6 +162,8 @@ pub fn run_child() -> ExitCode {
             cache,
             keep_cache: false,
             idle_poll: Duration::from_secs(1),
+            // A new user on the embedded default can distill without starting a runner.
+            distill: true,
         });
         let stop = CancellationToken::new();
         let parent_gone = stop.clone();

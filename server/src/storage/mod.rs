@@ -6,8 +6,10 @@
 //! has been verified.
 
 mod durable;
+mod job_state;
 mod staging;
 
+pub use job_state::SaveError;
 pub use staging::{StagedPart, StagingWriter};
 
 use std::ops::Range;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod benchmarks;
 pub mod blobs;
 pub mod collection;
+pub mod distillations;
 pub mod jwt_keys;
 pub mod leases;
 pub mod lineage;

@@ -48,6 +48,54 @@ pub fn enqueue_benchmark(
     )
 }
 
+/// Queues a distillation of the teacher `version_id` for runners of `device_kind`; returns the job's id.
+pub fn enqueue_distillation(
+    conn: &mut DbConnection,
+    version_id: &str,
+    device_kind: &str,
+    max_attempts: i32,
+) -> QueryResult<String> {
+    let id = new_id();
+    insert_row(
+        conn,
+        PipelineJobRow {
+            id: id.clone(),
+            device: Some(device_kind.to_owned()),
+            ..queued_row(version_id, JOB_DISTILL, max_attempts)
+        },
+    )?;
+    Ok(id)
+}
+
+fn queued_row(version_id: &str, kind: &str, max_attempts: i32) -> PipelineJobRow {
+    PipelineJobRow {
+        id: new_id(),
+        version_id: version_id.to_owned(),
+        kind: kind.to_owned(),
+        state: JobState::Queued.as_str().to_owned(),
+        attempts: 0,
+        max_attempts,
+        message: None,
+        report: None,
+        lease_owner: None,
+        lease_expires_at: None,
+        created_at: now(),
+        started_at: None,
+        finished_at: None,
+        options: None,
+        variant: None,
+        device: None,
+        engine: None,
+    }
+}
+
+fn insert_row(conn: &mut DbConnection, row: PipelineJobRow) -> QueryResult<()> {
+    diesel::insert_into(pipeline_jobs::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
 fn insert(
     conn: &mut DbConnection,
     version_id: &str,
@@ -80,8 +128,9 @@ fn insert(
     Ok(())
 }
 
-/// The job kind runners claim; the server's pipeline workers never do.
+/// The job kinds runners claim; the server's pipeline workers never do.
 pub const JOB_BENCHMARK: &str = "benchmark";
+pub const JOB_DISTILL: &str = "distill";
 
 /// What held a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,14 +273,18 @@ pub enum Claim {
     Nothing,
 }
 
-/// Which jobs a claimer takes: the server's pipeline workers take everything but benchmarks; a runner takes
-/// the benchmarks queued for its device class and one of its engines.
+/// Which jobs a claimer takes: the server's pipeline workers take everything but runners' jobs; a runner
+/// takes the benchmarks queued for its device class and one of its engines, or the distillations queued
+/// for its device class.
 #[derive(Debug, Clone, Copy)]
 pub enum Queue<'a> {
     Pipeline,
     Benchmark {
         device_kind: &'a str,
         engines: &'a [String],
+    },
+    Distill {
+        device_kind: &'a str,
     },
 }
 
@@ -253,8 +306,13 @@ fn candidates(
     if let DbConnection::Postgresql(pg) = conn {
         let (kind_filter, device, engines) = match queue {
             Queue::Pipeline => (
-                "kind <> $2 AND $3 = '' AND cardinality($4) = 0",
+                "kind <> $2 AND kind <> $5 AND $3 = '' AND cardinality($4) = 0",
                 "",
+                &[][..],
+            ),
+            Queue::Distill { device_kind } => (
+                "kind = $5 AND device = $3 AND cardinality($4) = 0 AND $2 <> ''",
+                device_kind,
                 &[][..],
             ),
             Queue::Benchmark {
@@ -275,6 +333,7 @@ fn candidates(
         .bind::<diesel::sql_types::Text, _>(JOB_BENCHMARK)
         .bind::<diesel::sql_types::Text, _>(device)
         .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(engines)
+        .bind::<diesel::sql_types::Text, _>(JOB_DISTILL)
         .load(pg)?;
         let ids: Vec<String> = ids.into_iter().map(|j| j.id).collect();
         return pipeline_jobs::table
@@ -293,7 +352,12 @@ fn candidates(
         )
         .into_boxed();
     query = match queue {
-        Queue::Pipeline => query.filter(pipeline_jobs::kind.ne(JOB_BENCHMARK)),
+        Queue::Pipeline => query
+            .filter(pipeline_jobs::kind.ne(JOB_BENCHMARK))
+            .filter(pipeline_jobs::kind.ne(JOB_DISTILL)),
+        Queue::Distill { device_kind } => query
+            .filter(pipeline_jobs::kind.eq(JOB_DISTILL))
+            .filter(pipeline_jobs::device.eq(device_kind.to_owned())),
         Queue::Benchmark {
             device_kind,
             engines,
@@ -341,7 +405,7 @@ fn claim_in_transaction(
                     .or(pipeline_jobs::lease_expires_at.lt(at)),
             );
         if job.attempts >= job.max_attempts {
-            let who = if job.kind == JOB_BENCHMARK {
+            let who = if job.kind == JOB_BENCHMARK || job.kind == JOB_DISTILL {
                 "runner"
             } else {
                 "pipeline worker"
@@ -453,4 +517,36 @@ pub fn release(conn: &mut DbConnection, id: &str, owner: &str, message: &str) ->
         ))
         .execute(conn)?;
     Ok(updated == 1)
+}
+
+/// Cancels a job not finished yet (queued, or running under any lease): its runner's next heartbeat or
+/// report is refused as `lease_lost`. False when it had already finished.
+pub fn cancel(conn: &mut DbConnection, id: &str, message: &str) -> QueryResult<bool> {
+    let updated = diesel::update(
+        pipeline_jobs::table
+            .filter(pipeline_jobs::id.eq(id))
+            .filter(
+                pipeline_jobs::state
+                    .eq(JobState::Queued.as_str())
+                    .or(pipeline_jobs::state.eq(JobState::Running.as_str())),
+            ),
+    )
+    .set((
+        pipeline_jobs::state.eq(JobState::Cancelled.as_str()),
+        pipeline_jobs::message.eq(message),
+        pipeline_jobs::lease_owner.eq(None::<String>),
+        pipeline_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        pipeline_jobs::finished_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// The job, whatever its state.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<PipelineJobRow>> {
+    pipeline_jobs::table
+        .filter(pipeline_jobs::id.eq(id))
+        .select(PipelineJobRow::as_select())
+        .first(conn)
+        .optional()
 }

@@ -23,8 +23,10 @@ pub fn version_detail(
     row: &VersionRow,
     files: Vec<VersionFileRow>,
 ) -> Result<VersionDetail, Error> {
+    // A distillation of this version is a job of its own (GET .../distillations), not a pipeline step.
     let pipeline: Vec<PipelineJob> = pipeline_jobs::for_version(conn, &row.id)?
         .into_iter()
+        .filter(|j| j.kind != pipeline_jobs::JOB_DISTILL)
         .map(job)
         .collect::<Result<_, _>>()?;
     let flagged = pipeline

@@ -1,0 +1,155 @@
+//! `kiln distill TEACHER --into NS/MODEL:VERSION ...`: queue a distillation (docs/distillation.md), and
+//! with `--wait` follow it to its end; `kiln distill --cancel ID`. `kiln show TEACHER` lists a version's
+//! distillations with their progress ([`print_for_version`]).
+
+use comfy_table::Cell;
+use kiln_core::ModelRef;
+use kiln_core::api::{Distillation, DistillationRequest, DistillationState};
+
+use super::browse::{print_json, table};
+use crate::client::ApiClient;
+use crate::error::CliError;
+
+/// What `kiln distill` asks for.
+pub struct Asked {
+    pub teacher: ModelRef,
+    pub request: DistillationRequest,
+    pub wait: bool,
+}
+
+pub async fn run(client: &ApiClient, asked: Asked, json: bool) -> Result<(), CliError> {
+    let Some((ns, model, version)) = asked.teacher.require_version() else {
+        return Err(CliError::Usage(format!(
+            "distill needs the teacher as NAMESPACE/MODEL:VERSION, not {}",
+            asked.teacher
+        )));
+    };
+    let queued: Distillation = client
+        .post_json(
+            &format!("/models/{ns}/{model}/versions/{version}/distillations"),
+            &asked.request,
+        )
+        .await?;
+    if !json {
+        eprintln!(
+            "distillation {} queued: {} -> {} (follow it with `kiln show {}`, stop it with `kiln distill --cancel {}`)",
+            queued.id, queued.teacher, queued.into, queued.teacher, queued.id
+        );
+    }
+    if !asked.wait {
+        if json {
+            print_json(&queued);
+        } else {
+            println!("{}", queued.id);
+        }
+        return Ok(());
+    }
+    let finished = wait(client, &queued.id, json).await?;
+    if json {
+        print_json(&finished);
+    }
+    match finished.state {
+        DistillationState::Succeeded => {
+            if !json {
+                println!("{}", finished.into);
+            }
+            Ok(())
+        }
+        _ => Err(CliError::JobFailed(format!(
+            "distillation {} {}: {}",
+            finished.id,
+            state_name(finished.state),
+            finished.message.unwrap_or_default()
+        ))),
+    }
+}
+
+/// Polls until the distillation finishes, printing its progress when it changes.
+async fn wait(client: &ApiClient, id: &str, quiet: bool) -> Result<Distillation, CliError> {
+    let mut last = String::new();
+    loop {
+        let now: Distillation = client.get_json(&format!("/distillations/{id}")).await?;
+        let line = progress_line(&now);
+        if !quiet && line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if !matches!(
+            now.state,
+            DistillationState::Queued | DistillationState::Running
+        ) {
+            return Ok(now);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+pub async fn cancel(client: &ApiClient, id: &str, json: bool) -> Result<(), CliError> {
+    let cancelled: Distillation = client
+        .post_json(
+            &format!("/distillations/{id}/cancel"),
+            &serde_json::json!({}),
+        )
+        .await?;
+    if json {
+        print_json(&cancelled);
+    } else {
+        println!("distillation {id} cancelled");
+    }
+    Ok(())
+}
+
+fn state_name(state: DistillationState) -> &'static str {
+    match state {
+        DistillationState::Queued => "queued",
+        DistillationState::Running => "running",
+        DistillationState::Succeeded => "succeeded",
+        DistillationState::Failed => "failed",
+        DistillationState::Cancelled => "cancelled",
+    }
+}
+
+fn progress_line(d: &Distillation) -> String {
+    match (&d.progress, d.state) {
+        (Some(p), DistillationState::Running) => format!(
+            "step {}/{}  loss {:.4}  {:.2} steps/s  ETA {} s{}",
+            p.step,
+            p.steps,
+            p.loss,
+            p.steps_per_second,
+            p.eta_seconds,
+            p.checkpoint_step
+                .map(|s| format!("  checkpoint at step {s}"))
+                .unwrap_or_default()
+        ),
+        (_, state) => state_name(state).to_owned(),
+    }
+}
+
+/// The "distillations" section of `kiln show` for a teacher version (nothing when it has none).
+pub async fn print_for_version(client: &ApiClient, reference: &str) -> Result<(), CliError> {
+    let (ns_model, version) = reference.rsplit_once(':').unwrap_or((reference, ""));
+    let listed: Vec<Distillation> = client
+        .get_json(&format!(
+            "/models/{ns_model}/versions/{version}/distillations"
+        ))
+        .await?;
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let mut out = table(&["DISTILLATION", "INTO", "STATE", "PROGRESS", "TRY"]);
+    for d in &listed {
+        out.add_row(vec![
+            Cell::new(&d.id),
+            Cell::new(&d.into),
+            Cell::new(state_name(d.state)),
+            Cell::new(match d.state {
+                DistillationState::Running => progress_line(d),
+                _ => d.message.clone().unwrap_or_default(),
+            }),
+            Cell::new(d.attempt),
+        ]);
+    }
+    println!("\n{out}");
+    Ok(())
+}
