@@ -133,18 +133,67 @@ fn kiln_distill_on_the_embedded_default_makes_a_student_that_runs_the_pipeline()
     ]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), "acme/gpt2-small:1");
-    assert!(stderr(&out).contains("step "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("succeeded"), "{}", stderr(&out));
     let (_, listed) = server.get_json("/api/v1/models/acme/gpt2/versions/1/distillations");
     let job = &listed[0];
     assert_eq!(job["state"], "succeeded", "{listed:#}");
     assert_eq!(job["attempt"], 1);
     check_student(&server, "acme/gpt2:1", "acme/gpt2-small:1", job);
+    // With both benchmarked, the student's latency stands next to the teacher's.
+    let comparison = &distillation(&server, job["id"].as_str().unwrap())["comparison"];
+    assert_eq!(comparison["student"], "acme/gpt2-small:1");
+    let pairs = comparison["latency"].as_array().unwrap();
+    assert!(!pairs.is_empty(), "{comparison:#}");
+    for pair in pairs {
+        assert!(pair["teacher_p50_ms"].as_f64().unwrap() > 0.0, "{pair}");
+        assert!(pair["student_p50_ms"].as_f64().unwrap() > 0.0, "{pair}");
+    }
     let shown = stdout(&server.kiln(&["show", "acme/gpt2:1"]));
+    assert!(shown.contains("STUDENT P50 MS"), "{shown}");
     assert!(
         shown.contains("DISTILLATION")
             && shown.contains("acme/gpt2-small:1")
             && shown.contains("succeeded"),
         "{shown}"
+    );
+
+    // With a dataset version of token ids: the lineage pins its files by digest, the report says so.
+    let tokens = work.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let ids: Vec<u32> = (0..64 * 16).map(|i| (i * 7 + i / 16) % 64).collect();
+    let ids = candle_core::Tensor::from_vec(ids, (64, 16), &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("input_ids".to_owned(), ids)]),
+        tokens.join("train.safetensors"),
+    )
+    .unwrap();
+    assert_ok(&server.kiln(&["push", tokens.to_str().unwrap(), "acme/tokens:1"]));
+    let out = server.kiln(&[
+        "distill",
+        "acme/gpt2:1",
+        "--into",
+        "acme/gpt2-small:2",
+        "--data",
+        "acme/tokens:1",
+        "--steps",
+        "10",
+        "--sequence-length",
+        "16",
+        "--wait",
+    ]);
+    assert_ok(&out);
+    let student = server.kiln_json(&["show", "acme/gpt2-small:2"]);
+    let dataset = &student["lineage"]["datasets"][0];
+    assert_eq!(dataset["reference"], "acme/tokens:1", "{student:#}");
+    let dataset_version = server.kiln_json(&["show", "acme/tokens:1"]);
+    assert_eq!(dataset["files"], dataset_version["files"], "{student:#}");
+    let (_, listed) = server.get_json("/api/v1/models/acme/gpt2/versions/1/distillations");
+    let report = &listed[0]["report"];
+    assert_eq!(listed[0]["into"], "acme/gpt2-small:2");
+    assert_eq!(
+        report["data"]["source"],
+        json!({"dataset": {"files": ["train.safetensors"]}}),
+        "{report:#}"
     );
 
     // Asking again for the same student is a conflict; bad knobs name their field.

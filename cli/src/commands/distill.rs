@@ -151,5 +151,45 @@ pub async fn print_for_version(client: &ApiClient, reference: &str) -> Result<()
         ]);
     }
     println!("\n{out}");
+    for d in &listed {
+        if let Some(c) = &d.comparison {
+            print_comparison(&d.teacher, c);
+        }
+    }
     Ok(())
+}
+
+fn print_comparison(teacher: &str, c: &kiln_core::api::DistillationComparison) {
+    println!(
+        "\n{} from {teacher}: {} -> {} parameters, {} -> {} weight bytes, held-out top-1 agreement {:.3}",
+        c.student,
+        c.teacher_parameters,
+        c.student_parameters,
+        c.teacher_bytes,
+        c.student_bytes,
+        c.top1_agreement
+    );
+    if c.latency.is_empty() {
+        println!("latency: not measured for both yet");
+        return;
+    }
+    let mut out = table(&[
+        "VARIANT",
+        "DEVICE",
+        "ENGINE",
+        "BATCH",
+        "TEACHER P50 MS",
+        "STUDENT P50 MS",
+    ]);
+    for p in &c.latency {
+        out.add_row(vec![
+            Cell::new(&p.variant),
+            Cell::new(&p.device),
+            Cell::new(&p.engine),
+            Cell::new(p.batch_size),
+            Cell::new(format!("{:.3}", p.teacher_p50_ms)),
+            Cell::new(format!("{:.3}", p.student_p50_ms)),
+        ]);
+    }
+    println!("{out}");
 }

@@ -114,12 +114,45 @@ pub struct Distillation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub report: Option<serde_json::Value>,
+    /// The student next to the teacher, once it is committed: parameters and weight bytes from the
+    /// report, and the latency of each benchmark both have (read when shown: the student's benchmarks
+    /// arrive as its pipeline runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<DistillationComparison>,
     pub requested_by: String,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A student next to its teacher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DistillationComparison {
+    /// The student, `namespace/model:version`.
+    pub student: String,
+    pub teacher_parameters: u64,
+    pub student_parameters: u64,
+    pub teacher_bytes: u64,
+    pub student_bytes: u64,
+    /// Held-out top-1 agreement of the student's logits with the teacher's, after training.
+    pub top1_agreement: f64,
+    /// Benchmarks measured for both, matched by variant, device, engine, batch size and sequence length.
+    pub latency: Vec<LatencyPair>,
+}
+
+/// One benchmark both the teacher and the student have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LatencyPair {
+    pub variant: String,
+    pub device: String,
+    pub engine: String,
+    pub batch_size: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_length: Option<i64>,
+    pub teacher_p50_ms: f64,
+    pub student_p50_ms: f64,
 }
 
 /// A claimed distillation, as a runner gets it.

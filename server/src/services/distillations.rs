@@ -1,6 +1,7 @@
 //! Distillation jobs, the user's side: asking for a student of a version, following it, cancelling it.
 //! The runner's side (claiming, checkpoints, the student's files, the report) is [`runner_side`].
 
+mod comparison;
 mod request_checks;
 pub mod runner_side;
 
@@ -274,6 +275,17 @@ fn describe(
         .as_deref()
         .map(serde_json::from_str)
         .transpose()?;
+    let report: Option<serde_json::Value> = job
+        .report
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()?;
+    let comparison = comparison::of(
+        conn,
+        &job.version_id,
+        row.student_version_id.as_deref(),
+        report.as_ref(),
+    )?;
     Ok(Distillation {
         id: job.id,
         teacher: format!("{ns}/{model}:{}", version.version),
@@ -286,11 +298,8 @@ fn describe(
             .filter(|_| state == DistillationState::Running),
         progress,
         message: job.message,
-        report: job
-            .report
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()?,
+        report,
+        comparison,
         requested_by: row.requester_name,
         created_at: job.created_at.and_utc(),
         started_at: job.started_at.map(|t| t.and_utc()),

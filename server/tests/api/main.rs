@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod aliases;
 mod control_flow;
+mod distillations;
 mod downloads;
 mod encryption;
 mod flagged;

@@ -34,8 +34,8 @@ pub(crate) fn registration(name: &str) -> Value {
 
 pub(crate) struct TestRunner<'a> {
     app: &'a TestApp,
-    token: String,
-    id: String,
+    pub(crate) token: String,
+    pub(crate) id: String,
 }
 
 impl<'a> TestRunner<'a> {

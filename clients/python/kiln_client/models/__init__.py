@@ -27,6 +27,17 @@ from .created_webhook import CreatedWebhook
 from .dataset_request import DatasetRequest
 from .deployment_manifest import DeploymentManifest
 from .derived_version import DerivedVersion
+from .distillation import Distillation
+from .distillation_comparison import DistillationComparison
+from .distillation_job import DistillationJob
+from .distillation_progress import DistillationProgress
+from .distillation_report_type_0 import DistillationReportType0
+from .distillation_request import DistillationRequest
+from .distillation_result_type_0_outcome import DistillationResultType0Outcome
+from .distillation_result_type_0_report import DistillationResultType0Report
+from .distillation_result_type_1 import DistillationResultType1
+from .distillation_result_type_1_outcome import DistillationResultType1Outcome
+from .distillation_state import DistillationState
 from .engine_info import EngineInfo
 from .error_body import ErrorBody
 from .error_response import ErrorResponse
@@ -38,6 +49,7 @@ from .health_response import HealthResponse
 from .heartbeat_ack import HeartbeatAck
 from .job_state import JobState
 from .jwks_response_200 import JwksResponse200
+from .latency_pair import LatencyPair
 from .lineage import Lineage
 from .lineage_dataset import LineageDataset
 from .lineage_hyperparameters_type_0 import LineageHyperparametersType0
@@ -146,6 +158,17 @@ __all__ = (
     "DatasetRequest",
     "DeploymentManifest",
     "DerivedVersion",
+    "Distillation",
+    "DistillationComparison",
+    "DistillationJob",
+    "DistillationProgress",
+    "DistillationReportType0",
+    "DistillationRequest",
+    "DistillationResultType0Outcome",
+    "DistillationResultType0Report",
+    "DistillationResultType1",
+    "DistillationResultType1Outcome",
+    "DistillationState",
     "EngineInfo",
     "ErrorBody",
     "ErrorResponse",
@@ -157,6 +180,7 @@ __all__ = (
     "HeartbeatAck",
     "JobState",
     "JwksResponse200",
+    "LatencyPair",
     "Lineage",
     "LineageDataset",
     "LineageHyperparametersType0",

@@ -2,6 +2,7 @@ from enum import StrEnum
 
 
 class JobState(StrEnum):
+    CANCELLED = "cancelled"
     FAILED = "failed"
     QUEUED = "queued"
     RUNNING = "running"
