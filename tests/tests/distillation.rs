@@ -196,6 +196,25 @@ fn kiln_distill_on_the_embedded_default_makes_a_student_that_runs_the_pipeline()
         "{report:#}"
     );
 
+    // A teacher kiln cannot distill fails the job with the runner's reason; --wait says so and exits 1.
+    let mlp = work.path().join("mlp");
+    kiln_tests::write_mlp(&mlp, false);
+    assert_ok(&server.kiln(&["push", mlp.to_str().unwrap(), "acme/mlp:1"]));
+    let failed = server.kiln(&[
+        "distill",
+        "acme/mlp:1",
+        "--into",
+        "acme/mlp-small:1",
+        "--wait",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("Hugging Face checkpoint"),
+        "{}",
+        stderr(&failed)
+    );
+    assert!(!server.kiln(&["show", "acme/mlp-small:1"]).status.success());
+
     // Asking again for the same student is a conflict; bad knobs name their field.
     let (status, body) = server.post_json(
         "/api/v1/models/acme/gpt2/versions/1/distillations",

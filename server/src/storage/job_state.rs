@@ -83,6 +83,21 @@ impl BlobStore {
         }
     }
 
+    /// Every saved job state, with its job's id (the store check removes those of jobs that are gone).
+    pub async fn list_job_states(&self) -> Result<Vec<(String, super::StoredObject)>, Error> {
+        Ok(self
+            .list_under("jobs")
+            .await?
+            .into_iter()
+            .filter_map(|object| {
+                let parts: Vec<String> =
+                    object.key.parts().map(|p| p.as_ref().to_owned()).collect();
+                let id = parts.len().checked_sub(2).map(|i| parts[i].clone())?;
+                Some((id, object))
+            })
+            .collect())
+    }
+
     /// Forgets the job's state (the job finished); nothing saved is fine.
     pub async fn delete_job_state(&self, job_id: &str) -> Result<(), Error> {
         match self.store.delete(&self.job_state_key(job_id)).await {

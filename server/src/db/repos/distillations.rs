@@ -70,3 +70,14 @@ pub fn set_student(conn: &mut DbConnection, job_id: &str, version_id: &str) -> Q
         .execute(conn)?;
     Ok(())
 }
+
+/// The distillations not finished (queued or running): those whose saved state is still wanted.
+pub fn unfinished_ids(conn: &mut DbConnection) -> QueryResult<std::collections::HashSet<String>> {
+    Ok(pipeline_jobs::table
+        .filter(pipeline_jobs::kind.eq(super::pipeline_jobs::JOB_DISTILL))
+        .filter(pipeline_jobs::state.eq_any(["queued", "running"]))
+        .select(pipeline_jobs::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}

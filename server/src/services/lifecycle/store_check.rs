@@ -106,6 +106,27 @@ impl LifecycleService {
                 .await?;
             }
         }
+        // A distillation's saved training state is wanted while its job is unfinished. It outlives the job
+        // when the job was deleted with its teacher, given up after its runners kept dying, or when the
+        // deletion at its end failed.
+        let unfinished = self
+            .db
+            .read(|conn| Ok(crate::db::repos::distillations::unfinished_ids(conn)?))
+            .await?;
+        for (job, object) in self.store.list_job_states().await? {
+            report.objects_listed += 1;
+            if !unfinished.contains(&job) {
+                let unrecorded = Unrecorded::JobState(job);
+                self.report_orphan(
+                    &mut report,
+                    object,
+                    unrecorded,
+                    orphan_before,
+                    request.repair,
+                )
+                .await?;
+            }
+        }
         if request.repair {
             report.versions_restored = self.restore_whole_versions().await?;
             let (actor, detail) = (
@@ -236,6 +257,9 @@ impl LifecycleService {
                 Ok(match &unrecorded {
                     Unrecorded::Blob(digest) => collection::recorded(conn, Some(digest), None)?,
                     Unrecorded::Upload(id) => collection::recorded(conn, None, Some(id))?,
+                    Unrecorded::JobState(id) => {
+                        crate::db::repos::distillations::unfinished_ids(conn)?.contains(id)
+                    }
                 })
             })
             .await?;
@@ -282,6 +306,8 @@ enum Unrecorded {
     Blob(String),
     /// A staged upload's id.
     Upload(String),
+    /// A distillation job's id, for its saved training state.
+    JobState(String),
 }
 
 /// The first digest after the slice `sha256:<slice>`: `sha256:<slice + 1>`, or past every hex digest.
