@@ -9,12 +9,13 @@
 The generated client for every endpoint is `kiln_client` (registry.api is one, signed in).
 """
 
-from .errors import IntegrityError, KilnError, ManifestError, PipelineFailedError
+from .errors import DistillationFailedError, IntegrityError, KilnError, ManifestError, PipelineFailedError
 from .files import LocalFile, collect, sha256_file
 from .manifest import check_files, manifest_files, verify_manifest
 from .registry import PulledFile, PullResult, PushResult, Registry, Upload, split_model
 
 __all__ = [
+    "DistillationFailedError",
     "IntegrityError",
     "KilnError",
     "LocalFile",

@@ -61,6 +61,10 @@ class PipelineFailedError(KilnError):
     """The version's pipeline settled on `failed`; `details` holds the version (a VersionDetail)."""
 
 
+class DistillationFailedError(KilnError):
+    """A distillation ended `failed` or `cancelled`; `details` holds the job (a Distillation)."""
+
+
 class IntegrityError(KilnError):
     """Bytes that do not hash to the digest the server or the signed manifest lists (code `digest_mismatch`)."""
 

@@ -22,11 +22,22 @@ import httpx
 from kiln_client import AuthenticatedClient, Client
 from kiln_client.api.aliases import set_alias
 from kiln_client.api.blobs import commit_upload, create_upload, get_upload, missing_blobs, write_chunk
-from kiln_client.api.models import create_version, get_version, list_models, list_versions
+from kiln_client.api.models import (
+    cancel_distillation,
+    create_version,
+    get_distillation,
+    get_version,
+    list_models,
+    list_versions,
+    request_distillation,
+)
 from kiln_client.models import (
     AliasView,
     CreateUploadRequest,
     CreateVersionRequest,
+    Distillation,
+    DistillationRequest,
+    DistillationState,
     FileEntry,
     LineageRequest,
     MissingBlobsRequest,
@@ -42,7 +53,7 @@ from kiln_client.models import (
 from kiln_client.types import UNSET, File
 from kiln_client.types import Response as ApiResponse
 
-from .errors import IntegrityError, KilnError, PipelineFailedError
+from .errors import DistillationFailedError, IntegrityError, KilnError, PipelineFailedError
 from .files import LocalFile, check_path, collect, destination, hash_into, partial_path, sha256_file
 from .manifest import manifest_files, verify_manifest
 
@@ -306,6 +317,47 @@ class Registry:
                     f"(busy: {', '.join(busy_jobs(detail)) or 'none'}); wait again or look at the server's log",
                     details=detail,
                 )
+            time.sleep(interval)
+
+    # Distilling.
+
+    def distill(self, teacher: str, into: str, **knobs: Any) -> Distillation:
+        """Queues a distillation of `teacher` (`namespace/model:version`) into the new version `into`, with
+        the knobs `DistillationRequest` names (`student="layers=6"`, `data`, `steps`, `device`, ...)."""
+        model, _, version = teacher.rpartition(":")
+        namespace, name = split_model(model)
+        body = DistillationRequest(into=into, **knobs)
+        return self._call(request_distillation, namespace, name, version, body=body).parsed
+
+    def distillation(self, id: str) -> Distillation:
+        """The job: state, progress while it runs, report and comparison once it succeeded."""
+        return self._call(get_distillation, id).parsed
+
+    def cancel_distillation(self, id: str) -> Distillation:
+        return self._call(cancel_distillation, id).parsed
+
+    def wait_distillation(
+        self,
+        id: str,
+        *,
+        timeout: float = 3600.0,
+        interval: float = 2.0,
+        progress: Callable[[Distillation], None] | None = None,
+    ) -> Distillation:
+        """Polls the job until it ends: returns it once `succeeded` (its student committed, at `into`);
+        raises DistillationFailedError when it failed or was cancelled. `progress` sees every poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.distillation(id)
+            if progress is not None:
+                progress(job)
+            if job.state == DistillationState.SUCCEEDED:
+                return job
+            if job.state in (DistillationState.FAILED, DistillationState.CANCELLED):
+                message = job.message if isinstance(job.message, str) else ""
+                raise DistillationFailedError(f"distillation_{job.state.value}", f"distillation {id}: {message}", details=job)
+            if time.monotonic() > deadline:
+                raise KilnError("timeout", f"distillation {id} is still {job.state.value} after {timeout:g} s", details=job)
             time.sleep(interval)
 
     # Pulling.

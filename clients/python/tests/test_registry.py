@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from kiln import IntegrityError, KilnError, ManifestError, Registry, check_files, sha256_file, verify_manifest
+from kiln import (
+    DistillationFailedError,
+    IntegrityError,
+    KilnError,
+    ManifestError,
+    Registry,
+    check_files,
+    sha256_file,
+    verify_manifest,
+)
 from kiln_client.api.models import list_models, list_versions
-from kiln_client.models import VersionDetail, VersionStatus
+from kiln_client.models import DistillationState, VersionDetail, VersionStatus
 from sample import MIB, MODEL, VERSION, part_size, read_folder, write_model, write_tiny_onnx
 
 
@@ -284,3 +293,23 @@ def test_a_lineage_is_refused_naming_what_is_wrong(registry, pushed, tmp_path):
     with pytest.raises(KilnError) as oversized:
         registry.push(tmp_path, "acme/refused", "1", lineage={"hyperparameters": {f"p{i}": i for i in range(65)}})
     assert oversized.value.code == "invalid_lineage" and oversized.value.details["field"] == "lineage.hyperparameters"
+
+
+def test_a_distillation_is_queued_followed_and_cancelled(registry, pushed):
+    # No runner distills on this server: the job waits in the queue until it is cancelled.
+    teacher = f"{MODEL}:{VERSION}"
+    job = registry.distill(teacher, "acme/py-student:1", student="layers=1", steps=10)
+    assert job.state == DistillationState.QUEUED
+    assert (job.teacher, job.into) == (teacher, "acme/py-student:1")
+    assert registry.distillation(job.id).request.steps == 10
+    with pytest.raises(TypeError):
+        registry.distill(teacher, "acme/py-student:2", no_such_knob=1)
+    with pytest.raises(KilnError) as refused:
+        registry.distill(teacher, "acme/py-student:3", steps=0)
+    assert refused.value.code == "invalid_distillation"
+    assert registry.cancel_distillation(job.id).state == DistillationState.CANCELLED
+    seen = []
+    with pytest.raises(DistillationFailedError) as ended:
+        registry.wait_distillation(job.id, progress=seen.append)
+    assert ended.value.code == "distillation_cancelled"
+    assert seen and seen[-1].state == DistillationState.CANCELLED

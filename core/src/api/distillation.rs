@@ -15,40 +15,74 @@ use super::FileEntry;
 pub struct DistillationRequest {
     /// Where the student goes, `namespace/model:version` (a version that does not exist yet; the caller
     /// must be able to write there).
-    #[schema(max_length = 512, examples("acme/bert-small:1.0"))]
+    #[schema(
+        max_length = 512,
+        pattern = "^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?/[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?:[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$",
+        examples("acme/bert-small:1.0")
+    )]
     pub into: String,
     /// `layers=N` (every k-th teacher layer kept, from the first) or `keep=I,J,...`; default `layers=2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 256, examples("layers=6"))]
+    #[schema(
+        max_length = 256,
+        pattern = "^(layers=[1-9][0-9]{0,5}|keep=(0|[1-9][0-9]{0,4})(,(0|[1-9][0-9]{0,4})){0,41})$",
+        examples("layers=6")
+    )]
     pub student: Option<String>,
     /// A kiln version holding the dataset (token ids as .safetensors or .npy, or .txt/.jsonl text for the
     /// teacher's tokenizer.json); none: sequences sampled from the teacher, marked as such in the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 512, examples("acme/web-text:2024-05"))]
+    #[schema(
+        max_length = 512,
+        pattern = "^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?/[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?:[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$",
+        examples("acme/web-text:2024-05")
+    )]
     pub data: Option<String>,
     /// Optimizer steps, 1 to 1,000,000 (default 500).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole_number::optional"
+    )]
     #[schema(minimum = 1, maximum = 1000000)]
     pub steps: Option<u32>,
     /// Sequences per step, 1 to 4096 (default 8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole_number::optional"
+    )]
     #[schema(minimum = 1, maximum = 4096)]
     pub batch_size: Option<u32>,
     /// Tokens per sequence, 2 to 65536 (default 64; at most the teacher's positions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole_number::optional"
+    )]
     #[schema(minimum = 2, maximum = 65536)]
     pub sequence_length: Option<u32>,
     /// AdamW's learning rate, above 0 and at most 1 (default 5e-4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0, maximum = 1.0)]
     pub learning_rate: Option<f64>,
     /// Softens both distributions in the KL term, 0.1 to 100 (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.1, maximum = 100.0)]
     pub temperature: Option<f64>,
     /// Seeds the split, the batches and made-up data (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole_number::optional"
+    )]
     pub seed: Option<u64>,
     /// Seconds between checkpoints of the training state, 1 to 3600 (default 180).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole_number::optional"
+    )]
     #[schema(minimum = 1, maximum = 3600)]
     pub checkpoint_every_seconds: Option<u32>,
     /// Which runners may take the job: `cpu` (default) or `cuda`, or a device such as `cuda:0`.

@@ -25,12 +25,23 @@ pub fn check(
         if student.len() > 256 {
             return Err(invalid("student", "at most 256 characters"));
         }
-        match StudentShape::parse(student).map_err(|m| invalid("student", m))? {
-            StudentShape::Layers(0) => return Err(invalid("student", "layers must be at least 1")),
-            StudentShape::Keep(kept) if kept.is_empty() => {
-                return Err(invalid("student", "keep at least one layer"));
+        let shape = StudentShape::parse(student).map_err(|m| invalid("student", m))?;
+        // Exactly the documented form (the schema's pattern), so what is recorded reads back the same.
+        let canonical = match &shape {
+            StudentShape::Layers(n) if (1..=999_999).contains(n) => format!("layers={n}"),
+            StudentShape::Keep(kept)
+                if (1..=42).contains(&kept.len()) && kept.iter().all(|i| *i <= 99_999) =>
+            {
+                let list: Vec<String> = kept.iter().map(usize::to_string).collect();
+                format!("keep={}", list.join(","))
             }
-            _ => {}
+            _ => String::new(),
+        };
+        if canonical != *student {
+            return Err(invalid(
+                "student",
+                "write layers=N (N from 1) or keep=I,J,... (at most 42 layer indexes), without spaces or leading zeros",
+            ));
         }
     }
     if let Some(data) = &request.data {
@@ -107,8 +118,29 @@ mod tests {
     #[test]
     fn each_bound_is_named_when_broken() {
         assert!(check(&request("acme/small:1")).is_ok());
+        for good in ["layers=6", "keep=0,5,11"] {
+            let shaped = DistillationRequest {
+                student: Some(good.into()),
+                ..request("acme/small:1")
+            };
+            assert!(check(&shaped).is_ok(), "{good}");
+        }
         let cases: Vec<(DistillationRequest, &str)> = vec![
             (request("not a reference"), "into"),
+            (
+                DistillationRequest {
+                    student: Some("layers=06".into()),
+                    ..request("a/b:1")
+                },
+                "student",
+            ),
+            (
+                DistillationRequest {
+                    student: Some("keep= 1,2".into()),
+                    ..request("a/b:1")
+                },
+                "student",
+            ),
             (
                 DistillationRequest {
                     student: Some("layers=0".into()),

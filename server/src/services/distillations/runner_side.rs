@@ -24,8 +24,18 @@ use crate::error::Error;
 use crate::services::runners::owned;
 use crate::storage::{BlobStore, SaveError};
 
-/// Room above the teacher's size for a student file or a training state (headers, optimizer moments).
+/// Room above the bounds below for headers and tokenizer files.
 const SLACK_BYTES: u64 = 64 << 20;
+
+/// A student file holds at most the teacher's weights in f32: twice a half-precision teacher's bytes.
+fn student_file_limit(teacher_bytes: u64) -> u64 {
+    teacher_bytes * 2 + SLACK_BYTES
+}
+
+/// A training state holds the student's f32 weights and AdamW's two moments of each.
+fn state_limit(teacher_bytes: u64) -> u64 {
+    teacher_bytes * 6 + SLACK_BYTES
+}
 
 /// A held distillation's version: whose files a runner may fetch.
 pub struct FileSubject {
@@ -187,7 +197,7 @@ impl DistillationService {
             .db
             .run(move |conn| {
                 let (job, _) = held(conn, &r, &t, &j)?;
-                Ok(teacher_bytes(conn, &job.version_id)? * 3 + SLACK_BYTES)
+                Ok(state_limit(teacher_bytes(conn, &job.version_id)?))
             })
             .await?;
         match self.store.save_job_state(&job_id, body, limit).await {
@@ -242,7 +252,7 @@ impl DistillationService {
             .run(move |conn| {
                 let (job, row) = held(conn, &r, &t, &j)?;
                 Ok((
-                    teacher_bytes(conn, &job.version_id)? + SLACK_BYTES,
+                    student_file_limit(teacher_bytes(conn, &job.version_id)?),
                     row.requested_by,
                 ))
             })
@@ -300,13 +310,24 @@ impl DistillationService {
                         "files: 1 to 64 student files",
                     ));
                 }
-                let student = self.commit_student(&job, &row, files, &report).await?;
-                let store_id = student.clone();
-                let j = job_id.clone();
-                self.db
-                    .run(move |conn| Ok(distillations::set_student(conn, &j, &store_id)?))
-                    .await?;
-                (JobState::Succeeded, None, Some(report.to_string()))
+                match self.commit_student(&job, &row, files, &report).await {
+                    Ok(student) => {
+                        let j = job_id.clone();
+                        self.db
+                            .run(move |conn| Ok(distillations::set_student(conn, &j, &student)?))
+                            .await?;
+                        (JobState::Succeeded, None, Some(report.to_string()))
+                    }
+                    // Refused for a reason another runner would meet too (the namespace's quota, the
+                    // asker's access gone, the version taken meanwhile): the job fails with it, its report
+                    // kept. A lost lease or a store that is down is the runner's to retry.
+                    Err(e) if refusal_is_final(&e) => (
+                        JobState::Failed,
+                        Some(bounded(&format!("the student could not be committed: {e}"))),
+                        Some(report.to_string()),
+                    ),
+                    Err(e) => return Err(e),
+                }
             }
         };
         let finished = self
@@ -461,6 +482,13 @@ fn hyperparameters(
         out.insert("student".to_owned(), serde_json::json!(student));
     }
     out
+}
+
+fn refusal_is_final(e: &Error) -> bool {
+    use actix_web::ResponseError;
+    !matches!(e, Error::LeaseLost(_))
+        && e.status_code().is_client_error()
+        && e.status_code() != actix_web::http::StatusCode::TOO_MANY_REQUESTS
 }
 
 fn bounded(message: &str) -> String {
