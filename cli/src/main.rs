@@ -181,44 +181,7 @@ enum Command {
     #[command(
         after_help = "Follow it with `kiln show TEACHER` (its distillations and progress) or --wait."
     )]
-    Distill {
-        /// The teacher, NAMESPACE/MODEL:VERSION (BERT, GPT-2 or Llama safetensors + config.json)
-        #[arg(value_parser = parse_ref, required_unless_present = "cancel")]
-        teacher: Option<ModelRef>,
-        /// Where the student goes: a new NAMESPACE/MODEL:VERSION you can write to
-        #[arg(long, required_unless_present = "cancel")]
-        into: Option<String>,
-        /// layers=N (every k-th teacher layer kept, from the first) or keep=I,J,... (default layers=2)
-        #[arg(long)]
-        student: Option<String>,
-        /// A version holding the dataset: token ids (.safetensors, .npy) or text (.txt, .jsonl)
-        #[arg(long, value_name = "DATASET_REF")]
-        data: Option<String>,
-        /// Optimizer steps (default 500)
-        #[arg(long)]
-        steps: Option<u32>,
-        /// Sequences per step (default 8)
-        #[arg(long)]
-        batch_size: Option<u32>,
-        /// Tokens per sequence (default 64)
-        #[arg(long)]
-        sequence_length: Option<u32>,
-        /// AdamW's learning rate (default 5e-4)
-        #[arg(long)]
-        learning_rate: Option<f64>,
-        /// Seconds between checkpoints of the training state (default 180)
-        #[arg(long, value_name = "SECONDS")]
-        checkpoint_every: Option<u32>,
-        /// Which runners take it: cpu (default) or cuda[:N]
-        #[arg(long)]
-        device: Option<String>,
-        /// Follow the job until it ends, printing its progress; fail if it fails
-        #[arg(long)]
-        wait: bool,
-        /// Cancel a distillation by its id instead
-        #[arg(long, value_name = "ID", conflicts_with_all = ["teacher", "into", "wait"])]
-        cancel: Option<String>,
-    },
+    Distill(commands::distill::DistillArgs),
     /// Show a model or one version with its files
     Show {
         /// NAMESPACE/MODEL or NAMESPACE/MODEL:VERSION
@@ -458,45 +421,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             commands::browse::ls(&client, reference, &filter, limit, json).await
         }
         Command::Show { reference } => commands::browse::show(&client, reference, json).await,
-        Command::Distill {
-            teacher,
-            into,
-            student,
-            data,
-            steps,
-            batch_size,
-            sequence_length,
-            learning_rate,
-            checkpoint_every,
-            device,
-            wait,
-            cancel,
-        } => match (cancel, teacher, into) {
-            (Some(id), _, _) => commands::distill::cancel(&client, &id, json).await,
-            (None, Some(teacher), Some(into)) => {
-                let request = kiln_core::api::DistillationRequest {
-                    into,
-                    student,
-                    data,
-                    steps,
-                    batch_size,
-                    sequence_length,
-                    learning_rate,
-                    checkpoint_every_seconds: checkpoint_every,
-                    device,
-                    ..Default::default()
-                };
-                let asked = commands::distill::Asked {
-                    teacher,
-                    request,
-                    wait,
-                };
-                commands::distill::run(&client, asked, json).await
-            }
-            _ => Err(CliError::Usage(
-                "give TEACHER and --into NAMESPACE/MODEL:VERSION, or --cancel ID".to_owned(),
-            )),
-        },
+        Command::Distill(args) => commands::distill::command(&client, args, json).await,
         Command::Usage { namespace } => commands::storage::usage(&client, namespace, json).await,
         Command::Retention(command) => {
             commands::storage::run_retention(&client, command, json).await

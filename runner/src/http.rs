@@ -80,6 +80,34 @@ impl HttpCoordinator {
         Ok(url)
     }
 
+    /// A job's claim: the job, or None when the server has none (204).
+    async fn claim_at<T: serde::de::DeserializeOwned>(
+        &self,
+        segments: &[&str],
+    ) -> Result<Option<T>, CoordinatorError> {
+        let url = self.url(segments)?;
+        let response = self
+            .send(self.http.post(url).bearer_auth(&self.token), None)
+            .await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Self::json(response).await.map(Some)
+    }
+
+    /// Streams a held job's file into `into`.
+    async fn download(
+        &self,
+        url: reqwest::Url,
+        job: &str,
+        into: &Path,
+    ) -> Result<(), CoordinatorError> {
+        let response = self
+            .send(self.http.get(url).bearer_auth(&self.token), Some(job))
+            .await?;
+        crate::coordinator::save_stream(into, response.bytes_stream()).await
+    }
+
     async fn file_body(from: &Path) -> Result<reqwest::Body, CoordinatorError> {
         let file = tokio::fs::File::open(from)
             .await
@@ -129,16 +157,7 @@ impl Coordinator for HttpCoordinator {
     }
 
     async fn claim(&self, runner: &str) -> Result<Option<BenchmarkJob>, CoordinatorError> {
-        let response = self
-            .send(
-                self.request(Method::POST, &format!("/runners/{runner}/claim")),
-                None,
-            )
-            .await?;
-        if response.status() == StatusCode::NO_CONTENT {
-            return Ok(None);
-        }
-        Self::json(response).await.map(Some)
+        self.claim_at(&["runners", runner, "claim"]).await
     }
 
     async fn fetch(
@@ -148,15 +167,15 @@ impl Coordinator for HttpCoordinator {
         file: &FileEntry,
         into: &Path,
     ) -> Result<(), CoordinatorError> {
-        let mut url = reqwest::Url::parse(&self.base)
-            .map_err(|e| CoordinatorError::Refused(format!("server URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|()| CoordinatorError::Refused("server URL cannot be a base".to_owned()))?
-            .extend(["runners", runner, "jobs", &job.job_id, "files"])
-            .extend(file.path.as_str().split('/'));
-        let request = self.http.get(url).bearer_auth(&self.token);
-        let response = self.send(request, Some(&job.job_id)).await?;
-        crate::coordinator::save_stream(into, response.bytes_stream()).await
+        let url = self.url(&[
+            "runners",
+            runner,
+            "jobs",
+            &job.job_id,
+            "files",
+            file.path.as_str(),
+        ])?;
+        self.download(url, &job.job_id, into).await
     }
 
     async fn report(
@@ -194,14 +213,8 @@ impl Coordinator for HttpCoordinator {
         &self,
         runner: &str,
     ) -> Result<Option<DistillationJob>, CoordinatorError> {
-        let url = self.url(&["runners", runner, "distillations", "claim"])?;
-        let response = self
-            .send(self.http.post(url).bearer_auth(&self.token), None)
-            .await?;
-        if response.status() == StatusCode::NO_CONTENT {
-            return Ok(None);
-        }
-        Self::json(response).await.map(Some)
+        self.claim_at(&["runners", runner, "distillations", "claim"])
+            .await
     }
 
     async fn fetch_input(
@@ -233,10 +246,7 @@ impl Coordinator for HttpCoordinator {
         into: &Path,
     ) -> Result<(), CoordinatorError> {
         let url = self.url(&["runners", runner, "distillations", job, "checkpoint"])?;
-        let response = self
-            .send(self.http.get(url).bearer_auth(&self.token), Some(job))
-            .await?;
-        crate::coordinator::save_stream(into, response.bytes_stream()).await
+        self.download(url, job, into).await
     }
 
     async fn save_checkpoint(

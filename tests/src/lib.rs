@@ -442,3 +442,22 @@ pub fn write_mlp(folder: &Path, with_identity: bool) {
     let model = kiln_onnx::sample_models::mlp_graph(with_identity).encode_to_vec();
     std::fs::write(folder.join("model.onnx"), model).unwrap();
 }
+
+/// A server without its embedded runner and with 3-second leases (a killed runner's job is free soon),
+/// and a runner-scoped token for the `kiln-runner` processes a test starts.
+pub fn server_for_runners(backend: Backend) -> (Server, String) {
+    let server = Server::start_with(
+        backend,
+        &[
+            ("KILN_EMBEDDED_RUNNER", "false"),
+            ("KILN_RUNNER_LEASE_SECS", "3"),
+        ],
+    );
+    let (status, token) = server.post_json(
+        "/api/v1/tokens",
+        &serde_json::json!({ "name": "runners", "scopes": ["runner"] }),
+    );
+    assert_eq!(status, 201, "{token}");
+    let token = token["token"].as_str().unwrap().to_owned();
+    (server, token)
+}

@@ -277,19 +277,7 @@ fn request(server: &Server, teacher: &str, body: Value) -> String {
 
 #[test]
 fn a_runner_killed_mid_training_is_resumed_from_its_checkpoint_and_a_job_can_be_cancelled() {
-    let server = Server::start_with(
-        Backend::PostgresS3,
-        &[
-            ("KILN_EMBEDDED_RUNNER", "false"),
-            ("KILN_RUNNER_LEASE_SECS", "3"),
-        ],
-    );
-    let (status, token) = server.post_json(
-        "/api/v1/tokens",
-        &json!({ "name": "runners", "scopes": ["runner"] }),
-    );
-    assert_eq!(status, 201, "{token}");
-    let token = token["token"].as_str().unwrap().to_owned();
+    let (server, token) = kiln_tests::server_for_runners(Backend::PostgresS3);
     let work = tempfile::tempdir().unwrap();
     push_teacher(&server, work.path(), "bert", "acme/bert:1");
 

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln_tests::{Backend, Server, assert_ok, binary, settled, stdout, write_mlp};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn push_mlp(server: &Server, work: &std::path::Path, reference: &str) {
     let folder = work.join("mlp");
@@ -163,19 +163,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_killed_runners_job_is_finished_by_another() {
-    let server = Server::start_with(
-        Backend::PostgresS3,
-        &[
-            ("KILN_EMBEDDED_RUNNER", "false"),
-            ("KILN_RUNNER_LEASE_SECS", "3"),
-        ],
-    );
-    let (status, token) = server.post_json(
-        "/api/v1/tokens",
-        &json!({ "name": "runners", "scopes": ["runner"] }),
-    );
-    assert_eq!(status, 201, "{token}");
-    let token = token["token"].as_str().unwrap().to_owned();
+    let (server, token) = kiln_tests::server_for_runners(Backend::PostgresS3);
     let mut a = start_runner(&server, &token, "runner-a", true);
     let runners = || server.get_json("/api/v1/runners").1;
     wait_for("runner-a to register", || {

@@ -10,24 +10,96 @@ use super::browse::{print_json, table};
 use crate::client::ApiClient;
 use crate::error::CliError;
 
-/// What `kiln distill` asks for.
-pub struct Asked {
-    pub teacher: ModelRef,
-    pub request: DistillationRequest,
-    pub wait: bool,
+fn parse_ref(value: &str) -> Result<ModelRef, String> {
+    value
+        .parse()
+        .map_err(|e: kiln_core::CoreError| e.to_string())
 }
 
-pub async fn run(client: &ApiClient, asked: Asked, json: bool) -> Result<(), CliError> {
-    let Some((ns, model, version)) = asked.teacher.require_version() else {
+#[derive(clap::Args)]
+#[command(
+    after_help = "Follow it with `kiln show TEACHER` (its distillations and progress) or --wait."
+)]
+pub struct DistillArgs {
+    /// The teacher, NAMESPACE/MODEL:VERSION (BERT, GPT-2 or Llama safetensors + config.json)
+    #[arg(value_parser = parse_ref, required_unless_present = "cancel")]
+    teacher: Option<ModelRef>,
+    /// Where the student goes: a new NAMESPACE/MODEL:VERSION you can write to
+    #[arg(long, required_unless_present = "cancel")]
+    into: Option<String>,
+    /// layers=N (every k-th teacher layer kept, from the first) or keep=I,J,... (default layers=2)
+    #[arg(long)]
+    student: Option<String>,
+    /// A version holding the dataset: token ids (.safetensors, .npy) or text (.txt, .jsonl)
+    #[arg(long, value_name = "DATASET_REF")]
+    data: Option<String>,
+    /// Optimizer steps (default 500)
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Sequences per step (default 8)
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Tokens per sequence (default 64)
+    #[arg(long)]
+    sequence_length: Option<u32>,
+    /// AdamW's learning rate (default 5e-4)
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Seconds between checkpoints of the training state (default 180)
+    #[arg(long, value_name = "SECONDS")]
+    checkpoint_every: Option<u32>,
+    /// Which runners take it: cpu (default) or cuda[:N]
+    #[arg(long)]
+    device: Option<String>,
+    /// Follow the job until it ends, printing its progress; fail if it fails
+    #[arg(long)]
+    wait: bool,
+    /// Cancel a distillation by its id instead
+    #[arg(long, value_name = "ID", conflicts_with_all = ["teacher", "into", "wait"])]
+    cancel: Option<String>,
+}
+
+/// `kiln distill`: queue (and maybe follow) a distillation, or cancel one.
+pub async fn command(client: &ApiClient, args: DistillArgs, json: bool) -> Result<(), CliError> {
+    if let Some(id) = &args.cancel {
+        return cancel(client, id, json).await;
+    }
+    let (Some(teacher), Some(into)) = (args.teacher, args.into) else {
+        return Err(CliError::Usage(
+            "give TEACHER and --into NAMESPACE/MODEL:VERSION, or --cancel ID".to_owned(),
+        ));
+    };
+    let request = DistillationRequest {
+        into,
+        student: args.student,
+        data: args.data,
+        steps: args.steps,
+        batch_size: args.batch_size,
+        sequence_length: args.sequence_length,
+        learning_rate: args.learning_rate,
+        checkpoint_every_seconds: args.checkpoint_every,
+        device: args.device,
+        ..Default::default()
+    };
+    run(client, teacher, request, args.wait, json).await
+}
+
+async fn run(
+    client: &ApiClient,
+    teacher: ModelRef,
+    request: DistillationRequest,
+    wait_for_it: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let Some((ns, model, version)) = teacher.require_version() else {
         return Err(CliError::Usage(format!(
-            "distill needs the teacher as NAMESPACE/MODEL:VERSION, not {}",
-            asked.teacher
+            "distill needs the teacher as NAMESPACE/MODEL:VERSION, not {teacher}"
         )));
     };
     let queued: Distillation = client
         .post_json(
             &format!("/models/{ns}/{model}/versions/{version}/distillations"),
-            &asked.request,
+            &request,
         )
         .await?;
     if !json {
@@ -36,7 +108,7 @@ pub async fn run(client: &ApiClient, asked: Asked, json: bool) -> Result<(), Cli
             queued.id, queued.teacher, queued.into, queued.teacher, queued.id
         );
     }
-    if !asked.wait {
+    if !wait_for_it {
         if json {
             print_json(&queued);
         } else {
@@ -84,7 +156,7 @@ async fn wait(client: &ApiClient, id: &str, quiet: bool) -> Result<Distillation,
     }
 }
 
-pub async fn cancel(client: &ApiClient, id: &str, json: bool) -> Result<(), CliError> {
+async fn cancel(client: &ApiClient, id: &str, json: bool) -> Result<(), CliError> {
     let cancelled: Distillation = client
         .post_json(
             &format!("/distillations/{id}/cancel"),

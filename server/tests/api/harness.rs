@@ -169,7 +169,13 @@ impl TestApp {
         actix_web::rt::spawn(app.run());
         Self {
             address,
-            http: reqwest::Client::new(),
+            // actix closes a connection idle for its keep-alive (5 s); a client that reuses one at that
+            // instant gets IncompleteMessage. Dropping idle connections sooner avoids the race in tests
+            // that wait several seconds between requests (webhook retries).
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("an HTTP client"),
             services,
             db,
             store,

@@ -104,28 +104,16 @@ fn insert(
     options: Option<&str>,
     benchmark: Option<BenchmarkTarget<'_>>,
 ) -> QueryResult<()> {
-    diesel::insert_into(pipeline_jobs::table)
-        .values(PipelineJobRow {
-            id: new_id(),
-            version_id: version_id.to_owned(),
-            kind: kind.to_owned(),
-            state: JobState::Queued.as_str().to_owned(),
-            attempts: 0,
-            max_attempts,
-            message: None,
-            report: None,
-            lease_owner: None,
-            lease_expires_at: None,
-            created_at: now(),
-            started_at: None,
-            finished_at: None,
+    insert_row(
+        conn,
+        PipelineJobRow {
             options: options.map(str::to_owned),
             variant: benchmark.map(|b| b.variant.to_owned()),
             device: benchmark.map(|b| b.device_kind.to_owned()),
             engine: benchmark.map(|b| b.engine.to_owned()),
-        })
-        .execute(conn)?;
-    Ok(())
+            ..queued_row(version_id, kind, max_attempts)
+        },
+    )
 }
 
 /// The job kinds runners claim; the server's pipeline workers never do.

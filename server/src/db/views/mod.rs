@@ -8,5 +8,5 @@ mod version_detail;
 
 pub use lineage::{derived_versions, resolved_lineage};
 pub use version_detail::{
-    SCAN_KIND, flagged_files, signature_of, variant_file_entries, version_detail,
+    SCAN_KIND, file_entry, flagged_files, signature_of, variant_file_entries, version_detail,
 };

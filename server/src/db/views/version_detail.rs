@@ -110,7 +110,8 @@ fn flagged_in_scan_report(report: &serde_json::Value) -> Vec<FlaggedFile> {
         .collect()
 }
 
-fn file_entry(f: VersionFileRow) -> Result<FileEntry, Error> {
+/// A version's file as the API lists it.
+pub fn file_entry(f: VersionFileRow) -> Result<FileEntry, Error> {
     Ok(FileEntry {
         path: f.path.parse()?,
         digest: f.digest.parse()?,

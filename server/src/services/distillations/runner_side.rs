@@ -72,15 +72,7 @@ fn teacher_bytes(conn: &mut DbConnection, version_id: &str) -> Result<u64, Error
 }
 
 fn entries(rows: Vec<crate::db::records::VersionFileRow>) -> Result<Vec<FileEntry>, Error> {
-    rows.into_iter()
-        .map(|f| {
-            Ok(FileEntry {
-                path: f.path.parse()?,
-                digest: f.digest.parse()?,
-                size: f.size,
-            })
-        })
-        .collect()
+    rows.into_iter().map(crate::db::views::file_entry).collect()
 }
 
 fn subject(conn: &mut DbConnection, version_id: &str) -> Result<FileSubject, Error> {

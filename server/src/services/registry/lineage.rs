@@ -130,15 +130,7 @@ fn dataset_files(
             ),
         ));
     }
-    rows.into_iter()
-        .map(|f| {
-            Ok(FileEntry {
-                path: f.path.parse()?,
-                digest: f.digest.parse()?,
-                size: f.size,
-            })
-        })
-        .collect()
+    rows.into_iter().map(crate::db::views::file_entry).collect()
 }
 
 /// Records a resolved lineage for a version just inserted, in the same transaction.
