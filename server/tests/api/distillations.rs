@@ -410,7 +410,93 @@ async fn runner_get(app: &TestApp, runner: &TestRunner<'_>, path: &str) -> reqwe
         .unwrap()
 }
 
+/// What changed while a job waited or trained is honoured: a deleted dataset fails it at claim, and an
+/// asker who lost write access gets no student.
+async fn changes_while_it_trained_are_honoured(app: TestApp) {
+    teacher_and_namespace(&app).await;
+    let writer = user(&app, "writer", Some("writer")).await;
+    let with_data = json!({ "into": "acme/student:1", "data": "acme/corpus:1" });
+    let first: Distillation = expect_json(
+        ask(&app, Some(&writer), "acme/teacher:1", with_data).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let deleted = app
+        .request(Method::DELETE, "/api/v1/models/acme/corpus/versions/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let runner = TestRunner::register_as(&app, "cpu", registration("cpu")).await;
+    assert!(claim(&runner).await.is_none(), "nothing left to claim");
+    let failed: Distillation = expect_json(
+        app.get(&format!("/api/v1/distillations/{}", first.id))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(failed.state, DistillationState::Failed);
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("the dataset version acme/corpus:1 was deleted")
+    );
+
+    let second: Distillation = expect_json(
+        ask(
+            &app,
+            Some(&writer),
+            "acme/teacher:1",
+            json!({ "into": "acme/student:2" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let job = claim(&runner).await.expect("the second job");
+    assert_eq!(job.job_id, second.id);
+    let stored = put(
+        &app,
+        &runner,
+        &format!("/distillations/{}/files/model.safetensors", job.job_id),
+        b"student",
+    );
+    let file: FileEntry = expect_json(stored.send().await.unwrap(), StatusCode::OK).await;
+    let removed = app
+        .request(Method::DELETE, "/api/v1/namespaces/acme/members/writer")
+        .send()
+        .await
+        .unwrap();
+    assert!(removed.status().is_success());
+    let report = runner
+        .post(&format!("/distillations/{}/result", job.job_id))
+        .json(&json!({ "outcome": "succeeded", "files": [file], "report": {} }));
+    assert_eq!(
+        report.send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let ended: Distillation = expect_json(
+        app.get(&format!("/api/v1/distillations/{}", second.id))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ended.state, DistillationState::Failed);
+    assert!(
+        ended
+            .message
+            .unwrap()
+            .contains("may no longer write to acme")
+    );
+    assert_eq!(
+        app.get("/api/v1/models/acme/student/versions/2")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
 crate::on_every_backend!(
+    changes_while_it_trained_are_honoured,
     who_may_ask_see_and_cancel,
     a_runner_trains_checkpoints_and_commits_the_student,
     a_cancelled_job_refuses_its_runner,

@@ -13,12 +13,14 @@ use kiln_core::api::{
 use kiln_core::{ErrorCode, FilePath, ModelName, NamespaceName, VersionName};
 
 use super::{DistillationService, visible_from_json};
+use crate::auth::Level;
 use crate::db::blob_writes;
 use crate::db::records::{DistillationRow, PipelineJobRow};
 use crate::db::repos::audit::Actor;
 use crate::db::repos::blobs::{self, Reservation};
+use crate::db::repos::models::Visible;
 use crate::db::repos::pipeline_jobs::{self, Claim, LeaseLost, Queue};
-use crate::db::repos::{distillations, runners, versions};
+use crate::db::repos::{distillations, memberships, runners, users, versions};
 use crate::db::{DbConnection, now, transaction_retried};
 use crate::error::Error;
 use crate::services::runners::owned;
@@ -144,6 +146,20 @@ impl DistillationService {
                                 .ok_or_else(|| {
                                     Error::Internal(format!("distillation {} has no row", job.id))
                                 })?;
+                            let request: DistillationRequest = serde_json::from_str(&row.request)?;
+                            if let (Some(data), None) = (&request.data, &row.data_version_id) {
+                                // Training on made-up data instead would not be what was asked for.
+                                let message = format!("the dataset version {data} was deleted");
+                                pipeline_jobs::finish(
+                                    conn,
+                                    &job.id,
+                                    &runner_id,
+                                    JobState::Failed,
+                                    Some(&message),
+                                    None,
+                                )?;
+                                continue;
+                            }
                             return Ok(Some(describe_job(conn, job, row)?));
                         }
                     }
@@ -393,7 +409,7 @@ impl DistillationService {
             user_id: Some(row.requested_by.clone()),
             remote_addr: None,
         };
-        let visible = visible_from_json(row.requester_visible.as_deref())?;
+        let visible = self.asker_now(row, ns.as_str()).await?;
         let committed = self
             .registry
             .create_version(
@@ -424,6 +440,44 @@ impl DistillationService {
                 versions::find(conn, &model_row.id, version.as_str())?
                     .map(|v| v.id)
                     .ok_or_else(|| Error::not_found(reference.clone()))
+            })
+            .await
+    }
+}
+
+impl DistillationService {
+    /// What the asker may read now, when they may still write where the student goes (checked when the
+    /// job was asked for, and again here: a membership may have been taken away while it trained). Their
+    /// reads stay within what the credential that asked could see.
+    async fn asker_now(&self, row: &DistillationRow, namespace: &str) -> Result<Visible, Error> {
+        let (user_id, namespace) = (row.requested_by.clone(), namespace.to_owned());
+        let asked_with = visible_from_json(row.requester_visible.as_deref())?;
+        self.db
+            .read(move |conn| {
+                let user = users::find(conn, &user_id)?;
+                let roles = memberships::of_user(conn, &user_id)?;
+                let is_admin = user.as_ref().is_some_and(|u| u.is_admin);
+                let writes = is_admin
+                    || roles.iter().any(|(_, ns, role)| {
+                        *ns == namespace && Level::from_role(role) >= Some(Level::Write)
+                    });
+                if user.is_none() || !writes {
+                    return Err(Error::forbidden(format!(
+                        "the one who asked for it may no longer write to {namespace}"
+                    )));
+                }
+                Ok(match asked_with {
+                    Visible::All if is_admin => Visible::All,
+                    Visible::All => Visible::Some {
+                        namespace_ids: roles.into_iter().map(|(id, _, _)| id).collect(),
+                    },
+                    Visible::Some { namespace_ids } => Visible::Some {
+                        namespace_ids: namespace_ids
+                            .into_iter()
+                            .filter(|id| roles.iter().any(|(member_of, _, _)| member_of == id))
+                            .collect(),
+                    },
+                })
             })
             .await
     }
