@@ -20,7 +20,7 @@ use kiln_onnx::distill::training::{Observer, Progress};
 use kiln_onnx::distill::{Outcome, Request, Settings, distill};
 
 use crate::coordinator::{Coordinator, CoordinatorError};
-use crate::work::{Runner, cache_path};
+use crate::work::{Dropped, Runner, cached_file};
 
 /// The report's name among the student's files.
 pub const REPORT_FILE: &str = "distillation-report.json";
@@ -42,13 +42,6 @@ pub fn settings_of(request: &DistillationRequest) -> Result<Settings, String> {
         .sequence_length
         .map_or(s.sequence_length, |v| v as usize);
     Ok(s)
-}
-
-/// Why a job ended without a report.
-enum Dropped {
-    LeaseLost,
-    Transient(String),
-    Final(String),
 }
 
 /// The loop's view of the server: progress kept for the heartbeat, each state file sent back, and the
@@ -258,29 +251,12 @@ impl<C: Coordinator> Runner<C> {
         into: &Path,
     ) -> Result<(), Dropped> {
         for file in files {
-            let cached = cache_path(&self.cache, &file.digest);
-            if !crate::work::cached_matches(&cached, &file.digest).await {
-                let partial = cached.with_extension("partial");
-                if let Some(parent) = cached.parent() {
-                    tokio::fs::create_dir_all(parent)
-                        .await
-                        .map_err(|e| Dropped::Transient(e.to_string()))?;
-                }
+            let cached = cached_file(&self.cache, file, job, |partial| async move {
                 self.coordinator
                     .fetch_input(runner, job, input, file, &partial)
                     .await
-                    .map_err(lease_or_transient)?;
-                if !crate::work::cached_matches(&partial, &file.digest).await {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(Dropped::Transient(format!(
-                        "{} did not match its digest {}",
-                        file.path, file.digest
-                    )));
-                }
-                tokio::fs::rename(&partial, &cached)
-                    .await
-                    .map_err(|e| Dropped::Transient(e.to_string()))?;
-            }
+            })
+            .await?;
             let target = into.join(file.path.as_str());
             if let Some(parent) = target.parent() {
                 tokio::fs::create_dir_all(parent)

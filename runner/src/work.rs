@@ -38,7 +38,7 @@ pub struct Runner<C> {
 }
 
 /// Why a job ended without a result to report.
-enum Dropped {
+pub(crate) enum Dropped {
     LeaseLost,
     /// Retry later: the lease runs out and the job is claimable again.
     Transient(String),
@@ -230,65 +230,74 @@ impl<C: Coordinator> Runner<C> {
         format!("{} ({runner})", self.name)
     }
 
-    /// The file from the cache, fetched and checked against its digest first when it is not there.
+    /// A benchmark job's file from the cache (see [`cached_file`]).
     async fn cached(
         &self,
         runner: &str,
         job: &BenchmarkJob,
         file: &FileEntry,
     ) -> Result<PathBuf, Dropped> {
-        let path = cache_path(&self.cache, &file.digest);
-        if tokio::fs::metadata(&path)
-            .await
-            .is_ok_and(|m| m.len() == file.size as u64)
-        {
-            // Checked again on every use: a cache file changed on disk is fetched anew.
-            let check = path.clone();
-            if tokio::task::spawn_blocking(move || hash_file(&check))
-                .await
-                .is_ok_and(|d| d.is_ok_and(|d| d == file.digest))
-            {
-                return Ok(path);
-            }
-            let _ = tokio::fs::remove_file(&path).await;
-        }
-        let folder = path.parent().expect("cache paths have a folder");
-        let io = |e: std::io::Error| Dropped::Transient(format!("{}: {e}", folder.display()));
-        tokio::fs::create_dir_all(folder).await.map_err(io)?;
-        let partial = folder.join(format!("{}.partial-{}", file.digest.hex(), job.job_id));
-        match self.coordinator.fetch(runner, job, file, &partial).await {
-            Ok(()) => {}
-            Err(CoordinatorError::LeaseLost(_)) => return Err(Dropped::LeaseLost),
-            Err(e) => return Err(Dropped::Transient(e.to_string())),
-        }
-        let check = partial.clone();
-        let actual = tokio::task::spawn_blocking(move || hash_file(&check))
-            .await
-            .map_err(|e| Dropped::Transient(e.to_string()))?
-            .map_err(io)?;
-        if actual != file.digest {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(Dropped::Final(format!(
-                "{}: the server sent bytes that hash to {actual}, not {}",
-                file.path, file.digest
-            )));
-        }
-        tokio::fs::rename(&partial, &path).await.map_err(io)?;
-        Ok(path)
+        cached_file(&self.cache, file, &job.job_id, |partial| async move {
+            self.coordinator.fetch(runner, job, file, &partial).await
+        })
+        .await
     }
+}
+
+/// The file from the cache, fetched with `fetch` into a partial file and checked against its digest
+/// first when it is not there (or no longer holds those bytes: it is checked again on every use).
+pub(crate) async fn cached_file<F, Fut>(
+    cache: &Path,
+    file: &FileEntry,
+    job_id: &str,
+    fetch: F,
+) -> Result<PathBuf, Dropped>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CoordinatorError>>,
+{
+    let path = cache_path(cache, &file.digest);
+    if tokio::fs::metadata(&path)
+        .await
+        .is_ok_and(|m| m.len() == file.size as u64)
+    {
+        let check = path.clone();
+        if tokio::task::spawn_blocking(move || hash_file(&check))
+            .await
+            .is_ok_and(|d| d.is_ok_and(|d| d == file.digest))
+        {
+            return Ok(path);
+        }
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+    let folder = path.parent().expect("cache paths have a folder");
+    let io = |e: std::io::Error| Dropped::Transient(format!("{}: {e}", folder.display()));
+    tokio::fs::create_dir_all(folder).await.map_err(io)?;
+    let partial = folder.join(format!("{}.partial-{job_id}", file.digest.hex()));
+    match fetch(partial.clone()).await {
+        Ok(()) => {}
+        Err(CoordinatorError::LeaseLost(_)) => return Err(Dropped::LeaseLost),
+        Err(e) => return Err(Dropped::Transient(e.to_string())),
+    }
+    let check = partial.clone();
+    let actual = tokio::task::spawn_blocking(move || hash_file(&check))
+        .await
+        .map_err(|e| Dropped::Transient(e.to_string()))?
+        .map_err(io)?;
+    if actual != file.digest {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(Dropped::Final(format!(
+            "{}: the server sent bytes that hash to {actual}, not {}",
+            file.path, file.digest
+        )));
+    }
+    tokio::fs::rename(&partial, &path).await.map_err(io)?;
+    Ok(path)
 }
 
 /// The id names a scratch folder: anything but a plain id (a hostile or broken server) is refused.
 pub fn plain_job_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// Whether the file at `path` holds the bytes of `digest`.
-pub async fn cached_matches(path: &Path, digest: &Sha256Digest) -> bool {
-    let check = path.to_owned();
-    tokio::task::spawn_blocking(move || hash_file(&check))
-        .await
-        .is_ok_and(|d| d.is_ok_and(|d| d == *digest))
 }
 
 /// `cache/sha256/<2 hex>/<64 hex>`.

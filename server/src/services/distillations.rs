@@ -240,11 +240,8 @@ fn version_row(
     version: &VersionName,
     visible: &Visible,
 ) -> Result<crate::db::records::VersionRow, Error> {
-    let absent = || Error::not_found(format!("version {ns}/{model}:{version}"));
-    let (_, model_row) = models::find(conn, ns.as_str(), model.as_str())?
-        .filter(|(_, m)| visible.allows(m))
-        .ok_or_else(absent)?;
-    versions::find(conn, &model_row.id, version.as_str())?.ok_or_else(absent)
+    versions::find_readable(conn, ns.as_str(), model.as_str(), version.as_str(), visible)?
+        .ok_or_else(|| Error::not_found(format!("version {ns}/{model}:{version}")))
 }
 
 fn teacher_visible(

@@ -18,6 +18,21 @@ pub fn find(
         .optional()
 }
 
+/// `namespace/model:version`, when `visible` lets the caller read its model (absent and unreadable alike
+/// are None, so a caller cannot tell a private model from a missing one).
+pub fn find_readable(
+    conn: &mut DbConnection,
+    namespace: &str,
+    model: &str,
+    version: &str,
+    visible: &super::models::Visible,
+) -> QueryResult<Option<VersionRow>> {
+    match super::models::find(conn, namespace, model)?.filter(|(_, m)| visible.allows(m)) {
+        Some((_, model_row)) => find(conn, &model_row.id, version),
+        None => Ok(None),
+    }
+}
+
 /// Files of a version, ordered by path.
 pub fn files(conn: &mut DbConnection, version_id: &str) -> QueryResult<Vec<VersionFileRow>> {
     version_files::table

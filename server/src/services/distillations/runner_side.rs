@@ -10,7 +10,9 @@ use kiln_core::api::{
     CreateVersionRequest, DatasetRequest, DistillationJob, DistillationRequest, DistillationResult,
     FileEntry, JobState, LineageRequest, ParentRequest, Producer,
 };
-use kiln_core::{ErrorCode, FilePath, ModelName, NamespaceName, VersionName};
+use kiln_core::{
+    ErrorCode, FilePath, ModelName, NamespaceName, Sha256Digest, Sha256Hasher, VersionName,
+};
 
 use super::{DistillationService, visible_from_json};
 use crate::auth::Level;
@@ -24,7 +26,7 @@ use crate::db::repos::{distillations, memberships, runners, users, versions};
 use crate::db::{DbConnection, now, transaction_retried};
 use crate::error::Error;
 use crate::services::runners::owned;
-use crate::storage::{BlobStore, SaveError};
+use crate::storage::SaveError;
 
 /// Room above the bounds below for headers and tokenizer files.
 const SLACK_BYTES: u64 = 64 << 20;
@@ -268,9 +270,7 @@ impl DistillationService {
         let scratch = tempfile::Builder::new()
             .prefix("kiln-student-")
             .tempfile()?;
-        let written = save_limited(scratch.path(), body, limit).await?;
-        let (digest, size) = BlobStore::hash_file(scratch.path()).await?;
-        debug_assert_eq!(size, written);
+        let (digest, size) = save_limited(scratch.path(), body, limit).await?;
         let reservation = blob_writes::reserve(&self.db, &digest, size as i64).await?;
         if reservation == Reservation::Write {
             self.store.put_file(scratch.path(), &digest).await?;
@@ -410,13 +410,13 @@ impl DistillationService {
             remote_addr: None,
         };
         let visible = self.asker_now(row, ns.as_str()).await?;
-        let committed = self
-            .registry
+        // Created, or already there with these very files and lineage (a retried report).
+        self.registry
             .create_version(
-                ns,
-                model,
+                ns.clone(),
+                model.clone(),
                 CreateVersionRequest {
-                    version,
+                    version: version.clone(),
                     files,
                     pipeline: None,
                     lineage: Some(lineage),
@@ -425,21 +425,17 @@ impl DistillationService {
                 visible,
             )
             .await?;
-        let detail = match committed {
-            crate::services::registry::Committed::Created(d)
-            | crate::services::registry::Committed::AlreadyPresent(d) => d,
-        };
-        let reference = format!("{}/{}:{}", detail.namespace, detail.model, detail.version);
         self.db
             .run(move |conn| {
-                let (ns, model, version) =
-                    kiln_core::api::version_reference(&reference).map_err(Error::Internal)?;
-                let (_, model_row) =
-                    crate::db::repos::models::find(conn, ns.as_str(), model.as_str())?
-                        .ok_or_else(|| Error::not_found(format!("model {ns}/{model}")))?;
-                versions::find(conn, &model_row.id, version.as_str())?
-                    .map(|v| v.id)
-                    .ok_or_else(|| Error::not_found(reference.clone()))
+                versions::find_readable(
+                    conn,
+                    ns.as_str(),
+                    model.as_str(),
+                    version.as_str(),
+                    &Visible::All,
+                )?
+                .map(|v| v.id)
+                .ok_or_else(|| Error::not_found(format!("version {ns}/{model}:{version}")))
             })
             .await
     }
@@ -541,15 +537,16 @@ fn bounded(message: &str) -> String {
     message.chars().take(4000).collect()
 }
 
-/// Writes `body` to `path`, refused past `limit` bytes.
+/// Writes `body` to `path`, refused past `limit` bytes; its digest and size, hashed as it is written.
 async fn save_limited<E: std::fmt::Display>(
     path: &std::path::Path,
     body: impl Stream<Item = Result<Bytes, E>>,
     limit: u64,
-) -> Result<u64, Error> {
+) -> Result<(Sha256Digest, u64), Error> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     let mut out = tokio::fs::File::create(path).await?;
+    let mut hasher = Sha256Hasher::new();
     let mut body = std::pin::pin!(body);
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
@@ -566,8 +563,9 @@ async fn save_limited<E: std::fmt::Display>(
                 format!("a student file of this teacher is at most {limit} bytes"),
             ));
         }
+        hasher.update(&chunk);
         out.write_all(&chunk).await?;
     }
     out.flush().await?;
-    Ok(written)
+    Ok((hasher.finalize(), written))
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::db::DbConnection;
 use crate::db::records::VersionLinkRow;
 use crate::db::repos::models::Visible;
-use crate::db::repos::{lineage, models, versions};
+use crate::db::repos::{lineage, versions};
 use crate::error::Error;
 
 /// A lineage whose kiln references all name versions the pusher may read: what to record.
@@ -55,12 +55,8 @@ fn readable_version(
 ) -> Result<String, Error> {
     let (ns, model, version) = kiln_core::api::version_reference(reference)
         .map_err(|message| invalid(field.to_owned(), message))?;
-    let found = models::find(conn, ns.as_str(), model.as_str())?
-        .filter(|(_, model_row)| visible.allows(model_row));
-    let row = match found {
-        Some((_, model_row)) => versions::find(conn, &model_row.id, version.as_str())?,
-        None => None,
-    };
+    let row =
+        versions::find_readable(conn, ns.as_str(), model.as_str(), version.as_str(), visible)?;
     row.map(|r| r.id)
         .ok_or_else(|| Error::not_found(format!("{field}: version {ns}/{model}:{version}")))
 }
