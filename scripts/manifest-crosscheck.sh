@@ -12,20 +12,6 @@ cargo build --quiet -p kiln-server -p kiln-cli
 cargo build --quiet -p kiln-onnx --example sample_checkpoint --example sample_onnx
 source scripts/throwaway-server.sh
 start_throwaway_server target/debug/kiln-server
-# Waits until a version's pipeline settled: refused at the scan, or ready with no step still to run.
-settle() {
-  for _ in $(seq 300); do
-    state=$(target/debug/kiln show "$1" --json | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-busy = any(j["state"] in ("queued", "running") for j in d["pipeline"] if j["kind"] != "benchmark")
-print("failed" if d["status"] == "failed" else "settled" if d["status"] == "ready" and not busy else "busy")')
-    [ "$state" = settled ] && return 0
-    [ "$state" = failed ] && { echo "$1: the scan refused it"; exit 1; }
-    sleep 0.2
-  done
-  echo "$1: the pipeline did not settle"; exit 1
-}
 target/debug/examples/sample_checkpoint gpt2 "$work/model" >/dev/null
 target/debug/kiln push "$work/model" acme/crosscheck:1 --variants fp32 >/dev/null
 settle acme/crosscheck:1

@@ -2,7 +2,7 @@
 # starts one on the embedded default in a fresh temporary folder, with a fresh administrator token, stopped
 # and removed when the script exits, and exports KILN_SERVER and KILN_TOKEN for the CLI. It sets `work`
 # (the folder; the server's log is $work/server.log), `server` (its pid), `port` and `token`.
-# Usage: start_throwaway_server BINARY [SETTING=VALUE ...]
+# Usage: start_throwaway_server BINARY [SETTING=VALUE ...]; then `settle REF` waits for a version's pipeline.
 start_throwaway_server() {
   local binary="$1"
   shift
@@ -29,4 +29,19 @@ start_throwaway_server() {
   echo "kiln-server did not start; its log:"
   cat "$work/server.log"
   return 1
+}
+
+# Waits until a version's pipeline settled: refused at the scan, or ready with no step still to run.
+settle() {
+  for _ in $(seq 300); do
+    state=$(target/debug/kiln show "$1" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+busy = any(j["state"] in ("queued", "running") for j in d["pipeline"] if j["kind"] != "benchmark")
+print("failed" if d["status"] == "failed" else "settled" if d["status"] == "ready" and not busy else "busy")')
+    [ "$state" = settled ] && return 0
+    [ "$state" = failed ] && { echo "$1: the scan refused it"; exit 1; }
+    sleep 0.2
+  done
+  echo "$1: the pipeline did not settle"; exit 1
 }

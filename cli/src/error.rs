@@ -106,6 +106,12 @@ fn api_hint(code: &str) -> Option<&'static str> {
     })
 }
 
+impl From<kiln_core::manifest_trust::ManifestRefused> for CliError {
+    fn from(e: kiln_core::manifest_trust::ManifestRefused) -> Self {
+        CliError::Integrity(e.to_string())
+    }
+}
+
 impl CliError {
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {
         let path = path.into();

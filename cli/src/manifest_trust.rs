@@ -5,89 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use kiln_core::deployment::DeploymentManifest;
-use kiln_core::{ModelRef, Sha256Digest};
+use kiln_core::Sha256Digest;
+pub use kiln_core::manifest_trust::{Verified, check_subject, verify_jws};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::CliError;
 
 fn refuse(why: impl std::fmt::Display) -> CliError {
-    CliError::Integrity(format!("the manifest does not verify: {why}"))
-}
-
-/// A manifest whose signature and expiry were checked.
-pub struct Verified {
-    pub manifest: DeploymentManifest,
-    /// Of the signed payload's bytes, as the JWS carries them.
-    pub payload_sha256: Sha256Digest,
-}
-
-/// Checks a compact JWS: a known key, a valid EdDSA signature, not expired, a kiln manifest inside.
-pub fn verify_jws(jws: &str, jwks: &Value) -> Result<Verified, CliError> {
-    let header =
-        jsonwebtoken::decode_header(jws).map_err(|e| refuse(format!("not a compact JWS ({e})")))?;
-    if header.alg != Algorithm::EdDSA {
-        return Err(refuse(format!(
-            "it is signed with {:?}, kiln signs with EdDSA",
-            header.alg
-        )));
-    }
-    let kid = header
-        .kid
-        .ok_or_else(|| refuse("its header names no key (kid)"))?;
-    let key = jwks["keys"]
-        .as_array()
-        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
-        .ok_or_else(|| refuse(format!("key {kid:?} is not in the JWK Set")))?;
-    let x = key["x"]
-        .as_str()
-        .ok_or_else(|| refuse(format!("key {kid:?} has no public part")))?;
-    let decoding =
-        DecodingKey::from_ed_components(x).map_err(|e| refuse(format!("key {kid:?}: {e}")))?;
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.validate_aud = false;
-    validation.leeway = 0;
-    validation.set_required_spec_claims(&["exp"]);
-    let data =
-        jsonwebtoken::decode::<Value>(jws, &decoding, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => refuse("it has expired"),
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                refuse("the signature does not match its content")
-            }
-            _ => refuse(e),
-        })?;
-    let manifest = serde_json::from_value(data.claims)
-        .map_err(|e| refuse(format!("it is signed but is not a kiln manifest ({e})")))?;
-    let payload = jws.split('.').nth(1).unwrap_or_default();
-    Ok(Verified {
-        manifest,
-        payload_sha256: Sha256Digest::of(payload.as_bytes()),
-    })
-}
-
-/// The manifest must be for what was asked: the model, and the version or the alias.
-pub fn check_subject(manifest: &DeploymentManifest, wanted: &ModelRef) -> Result<(), CliError> {
-    let model = format!(
-        "{}/{}",
-        wanted.namespace,
-        wanted.model.as_ref().map_or("", |m| m.as_str())
-    );
-    let matches = manifest.model == model
-        && match (&wanted.version, &wanted.alias) {
-            (Some(version), None) => manifest.alias.is_none() && &manifest.version == version,
-            (None, Some(alias)) => manifest.alias.as_ref() == Some(alias),
-            _ => false,
-        };
-    if matches {
-        Ok(())
-    } else {
-        Err(refuse(format!(
-            "it is the manifest of {}, not of {wanted}",
-            manifest.subject()
-        )))
-    }
+    kiln_core::manifest_trust::ManifestRefused(why.to_string()).into()
 }
 
 /// The highest sequence seen per issuer and subject (`acme/sentiment@production`), with the digest of
@@ -190,6 +115,7 @@ impl SequenceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_core::deployment::DeploymentManifest;
 
     fn verified(sequence: i64, version: &str) -> Verified {
         Verified {
@@ -291,20 +217,5 @@ mod tests {
         std::fs::write(&path, r#"{"by_isuer": {}}"#).unwrap();
         let err = SequenceState::load(&path).unwrap_err().to_string();
         assert!(err.contains("unknown field `by_isuer`"), "{err}");
-    }
-
-    #[test]
-    fn a_manifest_for_another_subject_is_refused() {
-        let m = manifest(1, "1");
-        check_subject(&m, &"acme/m@production".parse().unwrap()).unwrap();
-        let err = check_subject(&m, &"acme/m@staging".parse().unwrap())
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "the manifest does not verify: it is the manifest of acme/m@production, not of acme/m@staging"
-        );
-        assert!(check_subject(&m, &"acme/m:1".parse().unwrap()).is_err());
-        assert!(check_subject(&m, &"acme/other@production".parse().unwrap()).is_err());
     }
 }

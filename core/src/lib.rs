@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod digest;
 pub mod error;
 pub mod error_code;
+pub mod manifest_trust;
 pub mod names;
 pub mod reference;
 pub mod runners;

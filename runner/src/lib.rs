@@ -1,5 +1,6 @@
-//! kiln-runner: measures variants for a kiln server (docs/runners.md). The `kiln-runner`
-//! binary talks to a server over HTTP; the server's embedded CPU runner uses the same loop in-process.
+//! kiln-runner: measures variants for a kiln server (docs/runners.md) and serves a verified alias over the
+//! Open Inference Protocol (docs/serving.md). The `kiln-runner` binary talks to a server over HTTP; the
+//! server's embedded CPU runner uses the same loop in-process.
 
 pub mod coordinator;
 pub mod device;
@@ -9,6 +10,7 @@ pub mod engine;
 pub mod generation;
 pub mod http;
 pub mod process;
+pub mod serve;
 pub mod work;
 
 pub use coordinator::{Coordinator, CoordinatorError};

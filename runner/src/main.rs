@@ -1,14 +1,15 @@
 //! `kiln-runner --server URL --token TOKEN [--device cpu|cuda:0] [--engine kiln,ort] [--cache DIR]`, or
 //! `kiln-runner --measure MODEL.onnx [--device ...] [--engine ...]` to measure one file without a server,
-//! `kiln-runner distill TEACHER_DIR --out DIR [...]` to distill a student on this machine.
+//! `kiln-runner distill TEACHER_DIR --out DIR [...]` to distill a student on this machine,
+//! `kiln-runner serve NS/MODEL@ALIAS --server URL [...]` to serve a model over the Open Inference Protocol.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kiln_runner::engine::{Engine, Requested, Settings, onnxruntime};
+use kiln_runner::engine::{Requested, Settings};
 use kiln_runner::http::HttpCoordinator;
 use kiln_runner::{Runner, device};
 use tokio_util::sync::CancellationToken;
@@ -87,42 +88,11 @@ struct Args {
 enum Command {
     /// Distill a teacher checkpoint into a student with fewer layers, on this machine (no server);
     /// run again after an interruption to continue from the last checkpoint (docs/distillation.md)
-    Distill(kiln_runner::distill_command::DistillArgs),
-}
-
-/// The engines named on the command line, ONNX Runtime loaded when asked for.
-fn engines(names: &[String], library: Option<&Path>, device: &str) -> Result<Vec<Engine>, String> {
-    let mut engines: Vec<Engine> = Vec::new();
-    for name in names {
-        let engine = match name.as_str() {
-            "kiln" => Engine::Kiln,
-            "ort" | "onnxruntime" => {
-                let Some(library) = library else {
-                    return Err(
-                        "--engine ort needs ONNX Runtime's shared library: run scripts/fetch-onnxruntime.sh \
-                         and pass the path it prints as --onnxruntime-lib PATH (or KILN_ONNXRUNTIME_LIB)"
-                            .to_owned(),
-                    );
-                };
-                let runtime = onnxruntime::Runtime::load(library)?;
-                runtime.check_device(device)?;
-                Engine::OnnxRuntime(Arc::new(runtime))
-            }
-            other => {
-                return Err(format!(
-                    "--engine {other:?}: use kiln or ort (several with commas, e.g. kiln,ort)"
-                ));
-            }
-        };
-        if engines.iter().any(|e| e.name() == engine.name()) {
-            return Err(format!("--engine lists {name} twice"));
-        }
-        engines.push(engine);
-    }
-    if engines.is_empty() {
-        return Err("--engine needs at least one engine: kiln or ort".to_owned());
-    }
-    Ok(engines)
+    Distill(Box<kiln_runner::distill_command::DistillArgs>),
+    /// Serve NAMESPACE/MODEL@ALIAS (or :VERSION) over the Open Inference Protocol, REST and gRPC: the
+    /// signed manifest verified, the variant pulled by digest, the alias followed as it moves
+    /// (docs/serving.md)
+    Serve(Box<kiln_runner::serve::ServeArgs>),
 }
 
 fn host_name() -> String {
@@ -144,6 +114,12 @@ fn main() -> ExitCode {
     if let Some(Command::Distill(distill)) = &args.command {
         return distill_here(distill, threads);
     }
+    if let Some(Command::Serve(_)) = &args.command {
+        let Some(Command::Serve(serve)) = args.command else {
+            unreachable!("matched above")
+        };
+        return serve_here(*serve, threads);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -155,6 +131,33 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args, threads))
+}
+
+fn serve_here(args: kiln_runner::serve::ServeArgs, threads: usize) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(kiln_runner::serve::run(args, threads)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn distill_here(args: &kiln_runner::distill_command::DistillArgs, threads: usize) -> ExitCode {
@@ -197,7 +200,11 @@ async fn run(args: Args, threads: usize) -> ExitCode {
         eprintln!("error: --sequence-lengths must list lengths of at least 1, e.g. 128");
         return ExitCode::from(2);
     }
-    let engines = match engines(&args.engine, args.onnxruntime_lib.as_deref(), &info.device) {
+    let engines = match kiln_runner::engine::open(
+        &args.engine,
+        args.onnxruntime_lib.as_deref(),
+        &info.device,
+    ) {
         Ok(engines) => engines,
         Err(message) => {
             eprintln!("error: {message}");

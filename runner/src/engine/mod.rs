@@ -118,6 +118,41 @@ impl Engine {
     }
 }
 
+/// The engines named on a command line (`kiln`, `ort`), ONNX Runtime loaded from `library` when asked for.
+pub fn open(names: &[String], library: Option<&Path>, device: &str) -> Result<Vec<Engine>, String> {
+    let mut engines: Vec<Engine> = Vec::new();
+    for name in names {
+        let engine = match name.as_str() {
+            "kiln" => Engine::Kiln,
+            "ort" | "onnxruntime" => {
+                let Some(library) = library else {
+                    return Err(
+                        "--engine ort needs ONNX Runtime's shared library: run scripts/fetch-onnxruntime.sh \
+                         and pass the path it prints as --onnxruntime-lib PATH (or KILN_ONNXRUNTIME_LIB)"
+                            .to_owned(),
+                    );
+                };
+                let runtime = onnxruntime::Runtime::load(library)?;
+                runtime.check_device(device)?;
+                Engine::OnnxRuntime(Arc::new(runtime))
+            }
+            other => {
+                return Err(format!(
+                    "--engine {other:?}: use kiln or ort (several with commas, e.g. kiln,ort)"
+                ));
+            }
+        };
+        if engines.iter().any(|e| e.name() == engine.name()) {
+            return Err(format!("--engine lists {name} twice"));
+        }
+        engines.push(engine);
+    }
+    if engines.is_empty() {
+        return Err("--engine needs at least one engine: kiln or ort".to_owned());
+    }
+    Ok(engines)
+}
+
 /// The shapes one job measures at: batch sizes and sequence lengths, the push's when it gave them.
 #[derive(Debug, Clone, Default)]
 pub struct Requested {

@@ -164,7 +164,7 @@ fn session_options(settings: &Settings, provider: &str) -> BTreeMap<String, Stri
     options
 }
 
-fn session(
+pub(crate) fn session(
     runtime: &Runtime,
     model_path: &Path,
     (device, device_spec): (&Device, &str),

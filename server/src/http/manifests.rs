@@ -19,6 +19,8 @@ const BY_SEQUENCE: &str = "private, max-age=31536000, immutable";
 const JWKS: &str = "public, max-age=300";
 
 /// JSON with the decoded document beside its JWS, or with `Accept: application/jose` the compact JWS alone.
+/// The ETag names the JWS and the representation, so that a follower (`kiln-runner serve` polling an alias)
+/// asks with `If-None-Match` and gets 304 until the alias moves or the manifest is re-signed.
 fn reply(
     req: &HttpRequest,
     manifest: ManifestResponse,
@@ -29,11 +31,29 @@ fn reply(
         .get(header::ACCEPT)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|accept| accept.contains("application/jose"));
-    let mut response = HttpResponse::Ok();
+    let digest = kiln_core::Sha256Digest::of(manifest.jws.as_bytes());
+    let etag = format!(
+        "\"{}-{}\"",
+        digest.hex(),
+        if wants_jose { "jose" } else { "json" }
+    );
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
     response
         .insert_header((header::CACHE_CONTROL, cache_control))
-        .insert_header((header::VARY, "Accept"));
-    if wants_jose {
+        .insert_header((header::VARY, "Accept"))
+        .insert_header((header::ETAG, etag));
+    if unchanged {
+        response.finish()
+    } else if wants_jose {
         response.content_type("application/jose").body(manifest.jws)
     } else {
         response.json(manifest)
@@ -49,6 +69,7 @@ fn reply(
         (ManifestResponse = "application/json"),
         (inline(CompactJws) = "application/jose"),
     )),
+    (status = 304, description = "`If-None-Match` named this manifest's ETag: unchanged"),
     (status = 400, description = "The namespace, model or version is not a valid name (`invalid_name`)", body = ErrorResponse),
     (status = 404, description = "No such version, or no manifest yet (one is published when the version is ready)", body = ErrorResponse),
     (status = 409, description = "The store check found a blob of the version missing or wrong (`version_damaged`): not served until repaired", body = ErrorResponse),
@@ -105,6 +126,7 @@ async fn version_manifest_by_sequence(
         (ManifestResponse = "application/json"),
         (inline(CompactJws) = "application/jose"),
     )),
+    (status = 304, description = "`If-None-Match` named this manifest's ETag: the alias has not moved and its manifest was not re-signed"),
     (status = 400, description = "The namespace, model or alias is not a valid name (`invalid_name`)", body = ErrorResponse),
     (status = 404, description = "No such model or alias", body = ErrorResponse),
     (status = 409, description = "The store check found a blob of the version missing or wrong (`version_damaged`): not served until repaired", body = ErrorResponse),

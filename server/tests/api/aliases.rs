@@ -283,7 +283,45 @@ async fn manifests_nearing_expiry_are_reissued_with_the_next_sequence(app: TestA
     );
 }
 
+/// What a follower (`kiln-runner serve` polling an alias) relies on: the ETag names the manifest and its
+/// representation; `If-None-Match` with it is 304 with no body until the alias moves.
+async fn an_alias_manifest_is_polled_with_conditional_requests(app: TestApp) {
+    push_ready_mlp(&app, "acme/m:1").await;
+    push_ready_mlp(&app, "acme/m:2").await;
+    expect_json::<AliasView>(set_alias(&app, "production", "1").await, StatusCode::OK).await;
+    let path = "/api/v1/models/acme/m/aliases/production/manifest";
+    let fetch = |etag: Option<String>, jose: bool| {
+        let mut request = app.request(Method::GET, path);
+        if jose {
+            request = request.header("accept", "application/jose");
+        }
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let first = fetch(None, true).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with("-jose\""), "{etag}");
+    let unchanged = fetch(Some(etag.clone()), true).await;
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(unchanged.headers()["etag"].to_str().unwrap(), etag);
+    assert!(unchanged.bytes().await.unwrap().is_empty());
+    // The JSON representation has an ETag of its own: the JWS's tag does not match it.
+    assert_eq!(
+        fetch(Some(etag.clone()), false).await.status(),
+        StatusCode::OK
+    );
+
+    expect_json::<AliasView>(set_alias(&app, "production", "2").await, StatusCode::OK).await;
+    let moved = fetch(Some(etag.clone()), true).await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    assert_ne!(moved.headers()["etag"].to_str().unwrap(), etag);
+}
+
 crate::on_every_backend!(
+    an_alias_manifest_is_polled_with_conditional_requests,
     aliases_move_with_history_and_each_move_signs_a_new_manifest,
     an_alias_names_only_a_ready_version,
     manifests_nearing_expiry_are_reissued_with_the_next_sequence,

@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -31,11 +31,15 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ErrorResponse | ManifestResponse | None:
+) -> Any | ErrorResponse | ManifestResponse | None:
     if response.status_code == 200:
         response_200 = ManifestResponse.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 304:
+        response_304 = cast(Any, None)
+        return response_304
 
     if response.status_code == 400:
         response_400 = ErrorResponse.from_dict(response.json())
@@ -80,7 +84,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ErrorResponse | ManifestResponse]:
+) -> Response[Any | ErrorResponse | ManifestResponse]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -95,7 +99,7 @@ def sync_detailed(
     alias: str,
     *,
     client: AuthenticatedClient,
-) -> Response[ErrorResponse | ManifestResponse]:
+) -> Response[Any | ErrorResponse | ManifestResponse]:
     """Get an alias's manifest
 
      The alias's newest manifest (`acme/sentiment@production`): what a deployment system fetches. Each
@@ -112,7 +116,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | ManifestResponse]
+        Response[Any | ErrorResponse | ManifestResponse]
     """
 
     kwargs = _get_kwargs(
@@ -134,7 +138,7 @@ def sync(
     alias: str,
     *,
     client: AuthenticatedClient,
-) -> ErrorResponse | ManifestResponse | None:
+) -> Any | ErrorResponse | ManifestResponse | None:
     """Get an alias's manifest
 
      The alias's newest manifest (`acme/sentiment@production`): what a deployment system fetches. Each
@@ -151,7 +155,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | ManifestResponse
+        Any | ErrorResponse | ManifestResponse
     """
 
     return sync_detailed(
@@ -168,7 +172,7 @@ async def asyncio_detailed(
     alias: str,
     *,
     client: AuthenticatedClient,
-) -> Response[ErrorResponse | ManifestResponse]:
+) -> Response[Any | ErrorResponse | ManifestResponse]:
     """Get an alias's manifest
 
      The alias's newest manifest (`acme/sentiment@production`): what a deployment system fetches. Each
@@ -185,7 +189,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | ManifestResponse]
+        Response[Any | ErrorResponse | ManifestResponse]
     """
 
     kwargs = _get_kwargs(
@@ -205,7 +209,7 @@ async def asyncio(
     alias: str,
     *,
     client: AuthenticatedClient,
-) -> ErrorResponse | ManifestResponse | None:
+) -> Any | ErrorResponse | ManifestResponse | None:
     """Get an alias's manifest
 
      The alias's newest manifest (`acme/sentiment@production`): what a deployment system fetches. Each
@@ -222,7 +226,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | ManifestResponse
+        Any | ErrorResponse | ManifestResponse
     """
 
     return (

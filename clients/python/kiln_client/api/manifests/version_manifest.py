@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -31,11 +31,15 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ErrorResponse | ManifestResponse | None:
+) -> Any | ErrorResponse | ManifestResponse | None:
     if response.status_code == 200:
         response_200 = ManifestResponse.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 304:
+        response_304 = cast(Any, None)
+        return response_304
 
     if response.status_code == 400:
         response_400 = ErrorResponse.from_dict(response.json())
@@ -80,7 +84,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ErrorResponse | ManifestResponse]:
+) -> Response[Any | ErrorResponse | ManifestResponse]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -95,7 +99,7 @@ def sync_detailed(
     version: str,
     *,
     client: AuthenticatedClient,
-) -> Response[ErrorResponse | ManifestResponse]:
+) -> Response[Any | ErrorResponse | ManifestResponse]:
     """Get a version's manifest
 
      The version's newest signed deployment manifest. JSON (the decoded document beside its JWS) by
@@ -111,7 +115,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | ManifestResponse]
+        Response[Any | ErrorResponse | ManifestResponse]
     """
 
     kwargs = _get_kwargs(
@@ -133,7 +137,7 @@ def sync(
     version: str,
     *,
     client: AuthenticatedClient,
-) -> ErrorResponse | ManifestResponse | None:
+) -> Any | ErrorResponse | ManifestResponse | None:
     """Get a version's manifest
 
      The version's newest signed deployment manifest. JSON (the decoded document beside its JWS) by
@@ -149,7 +153,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | ManifestResponse
+        Any | ErrorResponse | ManifestResponse
     """
 
     return sync_detailed(
@@ -166,7 +170,7 @@ async def asyncio_detailed(
     version: str,
     *,
     client: AuthenticatedClient,
-) -> Response[ErrorResponse | ManifestResponse]:
+) -> Response[Any | ErrorResponse | ManifestResponse]:
     """Get a version's manifest
 
      The version's newest signed deployment manifest. JSON (the decoded document beside its JWS) by
@@ -182,7 +186,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | ManifestResponse]
+        Response[Any | ErrorResponse | ManifestResponse]
     """
 
     kwargs = _get_kwargs(
@@ -202,7 +206,7 @@ async def asyncio(
     version: str,
     *,
     client: AuthenticatedClient,
-) -> ErrorResponse | ManifestResponse | None:
+) -> Any | ErrorResponse | ManifestResponse | None:
     """Get a version's manifest
 
      The version's newest signed deployment manifest. JSON (the decoded document beside its JWS) by
@@ -218,7 +222,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | ManifestResponse
+        Any | ErrorResponse | ManifestResponse
     """
 
     return (

@@ -1,0 +1,14 @@
+//! Generates the Open Inference Protocol's gRPC service (`proto/grpc_predict_v2.proto`) with protox, a
+//! protobuf compiler written in Rust, and tonic: building kiln-runner needs no `protoc`.
+
+fn main() {
+    println!("cargo:rerun-if-changed=proto/grpc_predict_v2.proto");
+    let descriptors = protox::compile(["grpc_predict_v2.proto"], ["proto"])
+        .expect("proto/grpc_predict_v2.proto compiles");
+    tonic_prost_build::configure()
+        .build_client(false)
+        // Tensors' raw bytes stay `Bytes`: a batch is assembled from them without another copy.
+        .bytes(".inference")
+        .compile_fds(descriptors)
+        .expect("tonic generates the inference service");
+}

@@ -1,0 +1,268 @@
+//! Dynamic batching, as Triton's dynamic batcher does it: requests wait in one queue; a free instance takes
+//! the oldest and, for up to `delay` after it arrived, the next ones whose shapes stack with it, up to
+//! `max_batch` rows along the batch dimension, runs them as one and hands each its rows of the outputs.
+//! A batch the engine refuses is run again one request at a time, so one bad request fails alone.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use super::ServeError;
+use super::metrics as served_metrics;
+use super::session::Session;
+use super::signature::Signature;
+use super::tensor::Tensor;
+
+/// How requests are batched and how many may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// Rows per batch at most; 1 turns batching off.
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others.
+    pub delay: Duration,
+    /// Requests waiting at most; more are refused as unavailable (HTTP 503, gRPC UNAVAILABLE).
+    pub max_queue: usize,
+}
+
+struct Request {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    arrived: Instant,
+    reply: oneshot::Sender<Result<Vec<Tensor>, ServeError>>,
+}
+
+/// The queue in front of one loaded variant's instances. Dropping it (the last request of a variant that
+/// was switched away from has been answered) closes the queue and its instances end.
+pub struct Batcher {
+    sender: Mutex<mpsc::Sender<Request>>,
+    depth: Arc<AtomicUsize>,
+    policy: BatchPolicy,
+}
+
+struct Instance {
+    session: Session,
+    signature: Arc<Signature>,
+    receiver: Arc<Mutex<mpsc::Receiver<Request>>>,
+    depth: Arc<AtomicUsize>,
+    policy: BatchPolicy,
+    /// A request that did not stack with the batch before it: the first of this instance's next batch.
+    held: Option<Request>,
+}
+
+impl Batcher {
+    /// Starts one thread per session.
+    pub fn start(sessions: Vec<Session>, signature: Arc<Signature>, policy: BatchPolicy) -> Self {
+        let (sender, receiver) = mpsc::channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let depth = Arc::new(AtomicUsize::new(0));
+        let batching = signature.batchable && policy.max_batch > 1;
+        let policy = BatchPolicy {
+            max_batch: if batching { policy.max_batch } else { 1 },
+            ..policy
+        };
+        for (n, session) in sessions.into_iter().enumerate() {
+            let mut instance = Instance {
+                session,
+                signature: signature.clone(),
+                receiver: receiver.clone(),
+                depth: depth.clone(),
+                policy,
+                held: None,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("serve-instance-{n}"))
+                .spawn(move || instance.serve());
+            if let Err(e) = spawned {
+                tracing::error!("cannot start serving instance {n}: {e}");
+            }
+        }
+        Self {
+            sender: Mutex::new(sender),
+            depth,
+            policy,
+        }
+    }
+
+    /// Queues checked inputs and waits for their outputs.
+    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+        if self.depth.load(Ordering::Relaxed) >= self.policy.max_queue {
+            return Err(ServeError::Unavailable(format!(
+                "{} requests are already waiting; try again shortly",
+                self.policy.max_queue
+            )));
+        }
+        let rows = inputs
+            .first()
+            .and_then(|t| t.shape.first())
+            .map_or(1, |&r| r.max(0) as usize);
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            inputs,
+            rows,
+            arrived: Instant::now(),
+            reply,
+        };
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        served_metrics::queue_depth(self.depth.load(Ordering::Relaxed));
+        let sent = self
+            .sender
+            .lock()
+            .map_err(|_| ServeError::Unavailable("the serving queue is closed".to_owned()))?
+            .send(request);
+        if sent.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(ServeError::Unavailable(
+                "the model's instances stopped".to_owned(),
+            ));
+        }
+        answer.await.map_err(|_| {
+            ServeError::Inference("the serving instance ended before answering".to_owned())
+        })?
+    }
+}
+
+/// Whether two requests' inputs differ only in their first dimension.
+fn stacks(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.shape.len() == y.shape.len() && x.shape.get(1..) == y.shape.get(1..))
+}
+
+impl Instance {
+    fn serve(&mut self) {
+        while let Some(batch) = self.next_batch() {
+            served_metrics::batch_size(batch.iter().map(|r| r.rows).sum());
+            self.run(batch);
+        }
+    }
+
+    fn take(&self, request: Request) -> Request {
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        served_metrics::queue_depth(self.depth.load(Ordering::Relaxed));
+        request
+    }
+
+    /// The next batch, or `None` once the queue is closed and empty.
+    fn next_batch(&mut self) -> Option<Vec<Request>> {
+        let Ok(receiver) = self.receiver.lock() else {
+            return None;
+        };
+        let first = match self.held.take() {
+            Some(held) => held,
+            None => self.take(receiver.recv().ok()?),
+        };
+        let deadline = first.arrived + self.policy.delay;
+        let mut rows = first.rows;
+        let mut batch = vec![first];
+        while rows < self.policy.max_batch {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let next = match receiver.recv_timeout(wait) {
+                Ok(next) => self.take(next),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            };
+            if rows + next.rows > self.policy.max_batch || !stacks(&batch[0].inputs, &next.inputs) {
+                self.held = Some(next);
+                break;
+            }
+            rows += next.rows;
+            batch.push(next);
+        }
+        Some(batch)
+    }
+
+    fn run_guarded(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ServeError> {
+        let signature = self.signature.clone();
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.session.run(inputs, &signature)))
+            .unwrap_or_else(|_| {
+                Err(ServeError::Inference(
+                    "the engine failed on these inputs (it panicked); the model was not run"
+                        .to_owned(),
+                ))
+            })
+    }
+
+    fn run(&mut self, batch: Vec<Request>) {
+        if batch.len() == 1 {
+            let request = batch.into_iter().next().expect("one request");
+            let outputs = self.run_guarded(&request.inputs);
+            let _ = request.reply.send(outputs);
+            return;
+        }
+        let stacked = stack(&batch);
+        match self
+            .run_guarded(&stacked)
+            .and_then(|outputs| split(&outputs, &batch))
+        {
+            Ok(parts) => {
+                for (request, outputs) in batch.into_iter().zip(parts) {
+                    let _ = request.reply.send(Ok(outputs));
+                }
+            }
+            Err(_) => {
+                for request in batch {
+                    let outputs = self.run_guarded(&request.inputs);
+                    let _ = request.reply.send(outputs);
+                }
+            }
+        }
+    }
+}
+
+/// The batch's inputs, each request's rows one after another.
+fn stack(batch: &[Request]) -> Vec<Tensor> {
+    let rows: usize = batch.iter().map(|r| r.rows).sum();
+    batch[0]
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, first)| {
+            let mut data = BytesMut::with_capacity(first.data.len() * batch.len());
+            for request in batch {
+                data.extend_from_slice(&request.inputs[i].data);
+            }
+            let mut shape = first.shape.clone();
+            shape[0] = rows as i64;
+            Tensor {
+                name: first.name.clone(),
+                datatype: first.datatype,
+                shape,
+                data: data.freeze(),
+            }
+        })
+        .collect()
+}
+
+/// Each request's rows of the batch's outputs.
+fn split(outputs: &[Tensor], batch: &[Request]) -> Result<Vec<Vec<Tensor>>, ServeError> {
+    let rows: usize = batch.iter().map(|r| r.rows).sum();
+    let mut parts: Vec<Vec<Tensor>> = vec![Vec::with_capacity(outputs.len()); batch.len()];
+    for output in outputs {
+        if output.shape.first().copied() != Some(rows as i64) || rows == 0 {
+            return Err(ServeError::Inference(format!(
+                "output {:?} of the batch has shape {:?}, not {rows} rows",
+                output.name, output.shape
+            )));
+        }
+        let row_bytes = output.data.len() / rows;
+        let mut at = 0;
+        for (part, request) in parts.iter_mut().zip(batch) {
+            let mut shape = output.shape.clone();
+            shape[0] = request.rows as i64;
+            let data: Bytes = output.data.slice(at..at + row_bytes * request.rows);
+            at += row_bytes * request.rows;
+            part.push(Tensor {
+                name: output.name.clone(),
+                datatype: output.datatype,
+                shape,
+                data,
+            });
+        }
+    }
+    Ok(parts)
+}

@@ -1,0 +1,255 @@
+//! The protocol's gRPC API (`proto/grpc_predict_v2.proto`, with tonic). Inputs come typed (`contents`) or
+//! as raw little-endian bytes (`raw_input_contents`); outputs always go as raw contents, as Triton sends
+//! them and every client of the protocol reads them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::tensor::{Datatype, Tensor};
+use super::{ServeError, State, metrics};
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod inference {
+    tonic::include_proto!("inference");
+}
+
+use inference::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use inference::model_infer_request::InferInputTensor;
+use inference::model_infer_response::InferOutputTensor;
+use inference::model_metadata_response::TensorMetadata;
+use inference::*;
+
+struct Service {
+    state: Arc<State>,
+}
+
+fn status(e: ServeError) -> Status {
+    let message = e.to_string();
+    match e {
+        ServeError::BadRequest(_) | ServeError::Inference(_) => Status::invalid_argument(message),
+        ServeError::NotFound(_) => Status::not_found(message),
+        ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
+            Status::unavailable(message)
+        }
+    }
+}
+
+/// Serves until `stop`, letting calls in flight finish.
+pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {
+    let limit = state.max_request_bytes;
+    let service = GrpcInferenceServiceServer::new(Service { state })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the gRPC server stopped");
+    }
+}
+
+fn typed_bytes(input: &InferInputTensor, datatype: Datatype) -> Result<Bytes, ServeError> {
+    let empty = InferTensorContents::default();
+    let c = input.contents.as_ref().unwrap_or(&empty);
+    let mut out = BytesMut::new();
+    match datatype {
+        Datatype::Bool => c
+            .bool_contents
+            .iter()
+            .for_each(|&b| out.put_u8(u8::from(b))),
+        Datatype::Int8 => c.int_contents.iter().for_each(|&v| out.put_i8(v as i8)),
+        Datatype::Int16 => c
+            .int_contents
+            .iter()
+            .for_each(|&v| out.put_i16_le(v as i16)),
+        Datatype::Int32 => c.int_contents.iter().for_each(|&v| out.put_i32_le(v)),
+        Datatype::Int64 => c.int64_contents.iter().for_each(|&v| out.put_i64_le(v)),
+        Datatype::Uint8 => c.uint_contents.iter().for_each(|&v| out.put_u8(v as u8)),
+        Datatype::Uint16 => c
+            .uint_contents
+            .iter()
+            .for_each(|&v| out.put_u16_le(v as u16)),
+        Datatype::Uint32 => c.uint_contents.iter().for_each(|&v| out.put_u32_le(v)),
+        Datatype::Uint64 => c.uint64_contents.iter().for_each(|&v| out.put_u64_le(v)),
+        Datatype::Fp32 => c.fp32_contents.iter().for_each(|&v| out.put_f32_le(v)),
+        Datatype::Fp64 => c.fp64_contents.iter().for_each(|&v| out.put_f64_le(v)),
+        Datatype::Fp16 | Datatype::Bf16 => {
+            return Err(ServeError::BadRequest(format!(
+                "input {:?}: {} has no typed contents in the protocol; send it in raw_input_contents",
+                input.name,
+                datatype.as_str()
+            )));
+        }
+    }
+    Ok(out.freeze())
+}
+
+fn inputs(request: &ModelInferRequest) -> Result<Vec<Tensor>, ServeError> {
+    let raw = &request.raw_input_contents;
+    if !raw.is_empty() && raw.len() != request.inputs.len() {
+        return Err(ServeError::BadRequest(format!(
+            "raw_input_contents has {} entries for {} inputs: give every input there, or none",
+            raw.len(),
+            request.inputs.len()
+        )));
+    }
+    request
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
+                ServeError::BadRequest(format!(
+                    "input {:?}: datatype {:?} is not one this server takes",
+                    input.name, input.datatype
+                ))
+            })?;
+            let data = match raw.get(i) {
+                Some(bytes) => bytes.clone(),
+                None => typed_bytes(input, datatype)?,
+            };
+            Tensor::from_raw(input.name.clone(), datatype, input.shape.clone(), data)
+        })
+        .collect()
+}
+
+fn metadata(specs: &[super::signature::TensorSpec]) -> Vec<TensorMetadata> {
+    specs
+        .iter()
+        .map(|s| TensorMetadata {
+            name: s.name.clone(),
+            datatype: s.datatype.as_str().to_owned(),
+            shape: s.shape.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+impl Service {
+    async fn infer(&self, request: ModelInferRequest) -> Result<ModelInferResponse, ServeError> {
+        let version = Some(request.model_version.as_str());
+        self.state.model(&request.model_name, version)?;
+        let tensors = inputs(&request)?;
+        let (served, outputs) = self
+            .state
+            .infer(&request.model_name, version, tensors)
+            .await?;
+        let mut outputs: Vec<Tensor> = outputs;
+        if !request.outputs.is_empty() {
+            let mut chosen = Vec::with_capacity(request.outputs.len());
+            for wanted in &request.outputs {
+                let at = outputs
+                    .iter()
+                    .position(|t| t.name == wanted.name)
+                    .ok_or_else(|| {
+                        ServeError::BadRequest(format!(
+                            "unknown (or repeated) output {:?}: the model computes {}",
+                            wanted.name,
+                            served
+                                .signature
+                                .outputs
+                                .iter()
+                                .map(|o| o.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                chosen.push(outputs.swap_remove(at));
+            }
+            outputs = chosen;
+        }
+        Ok(ModelInferResponse {
+            model_name: self.state.model_name.clone(),
+            model_version: served.version.clone(),
+            id: request.id,
+            parameters: Default::default(),
+            outputs: outputs
+                .iter()
+                .map(|t| InferOutputTensor {
+                    name: t.name.clone(),
+                    datatype: t.datatype.as_str().to_owned(),
+                    shape: t.shape.clone(),
+                    parameters: Default::default(),
+                    contents: None,
+                })
+                .collect(),
+            raw_output_contents: outputs.into_iter().map(|t| t.data).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Service {
+    async fn server_live(
+        &self,
+        _: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
+        Ok(Response::new(ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
+        Ok(Response::new(ServerReadyResponse { ready: true }))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
+        let r = request.into_inner();
+        self.state
+            .model(&r.name, Some(&r.version))
+            .map_err(status)?;
+        Ok(Response::new(ModelReadyResponse { ready: true }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        Ok(Response::new(ServerMetadataResponse {
+            name: "kiln-runner".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            extensions: Vec::new(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        let r = request.into_inner();
+        let served = self
+            .state
+            .model(&r.name, Some(&r.version))
+            .map_err(status)?;
+        Ok(Response::new(ModelMetadataResponse {
+            name: self.state.model_name.clone(),
+            versions: vec![served.version.clone()],
+            platform: "onnx".to_owned(),
+            inputs: metadata(&served.signature.inputs),
+            outputs: metadata(&served.signature.outputs),
+        }))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        let started = Instant::now();
+        let answer = self.infer(request.into_inner()).await;
+        metrics::request(
+            "grpc",
+            super::rest::outcome(answer.as_ref().err()),
+            started.elapsed(),
+        );
+        answer.map(Response::new).map_err(status)
+    }
+}

@@ -1,0 +1,183 @@
+//! Turns a verified manifest into a [`Served`] model: the variant chosen, its files fetched by digest,
+//! one session per instance loaded on the engine, and their batcher started.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use candle_core::Device;
+use kiln_core::ModelRef;
+
+use super::batcher::{BatchPolicy, Batcher};
+use super::registry::{self, Fetched, Registry};
+use super::session::Session;
+use super::signature::Signature;
+use super::{ServeArgs, ServeError, Served};
+use crate::engine::{self, Engine};
+
+pub struct Loader {
+    engine: Engine,
+    device: Device,
+    device_spec: String,
+    instances: usize,
+    threads_per_instance: usize,
+    policy: BatchPolicy,
+    variant: Option<String>,
+    cache: PathBuf,
+}
+
+impl Loader {
+    pub fn new(args: &ServeArgs, cores: usize) -> Result<Self, String> {
+        if args.instances == 0 || args.max_batch_size == 0 || args.max_queue == 0 {
+            return Err(
+                "--instances, --max-batch-size and --max-queue must be at least 1".to_owned(),
+            );
+        }
+        let threads = args
+            .threads
+            .unwrap_or_else(|| (cores / args.instances).max(1));
+        let (device, info) = crate::device::open(&args.device, threads)?;
+        let name = match (&args.engine, &args.onnxruntime_lib) {
+            (Some(name), _) => name.clone(),
+            (None, Some(_)) => "ort".to_owned(),
+            (None, None) => "kiln".to_owned(),
+        };
+        let engine = engine::open(&[name], args.onnxruntime_lib.as_deref(), &info.device)?
+            .into_iter()
+            .next()
+            .ok_or("no engine")?;
+        Ok(Self {
+            engine,
+            device,
+            device_spec: info.device,
+            instances: args.instances,
+            threads_per_instance: threads,
+            policy: BatchPolicy {
+                max_batch: args.max_batch_size,
+                delay: Duration::from_micros(args.batch_delay_us),
+                max_queue: args.max_queue,
+            },
+            variant: args.variant.clone(),
+            cache: args.cache.clone(),
+        })
+    }
+
+    /// Sessions of the model at `model_path`, and their batcher.
+    async fn start(
+        &self,
+        model_path: PathBuf,
+        signature: Arc<Signature>,
+    ) -> Result<Batcher, String> {
+        let (engine, device, spec) = (
+            self.engine.clone(),
+            self.device.clone(),
+            self.device_spec.clone(),
+        );
+        let (instances, threads) = (self.instances, self.threads_per_instance);
+        let sessions = tokio::task::spawn_blocking(move || {
+            (0..instances)
+                .map(|_| Session::load(&engine, &model_path, (&device, &spec), threads))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        Ok(Batcher::start(sessions, signature, self.policy))
+    }
+
+    /// Loads the one ONNX model in `folder` (or the file `folder` names), its signature read from the
+    /// model itself: what KServe's storage initializer or an OCI model image placed.
+    pub async fn load_folder(&self, folder: &Path, version: &str) -> Result<Served, String> {
+        let model_path = if folder.is_file() {
+            folder.to_owned()
+        } else {
+            let found: Vec<PathBuf> = walkdir::WalkDir::new(folder)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "onnx")
+                })
+                .map(|e| e.into_path())
+                .collect();
+            match found.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(format!("{} holds no .onnx model", folder.display())),
+                many => {
+                    return Err(format!(
+                        "{} holds {} .onnx models; name one: --model-dir {}",
+                        folder.display(),
+                        many.len(),
+                        many[0].display()
+                    ));
+                }
+            }
+        };
+        let bytes = std::fs::read(&model_path)
+            .map_err(|e| format!("cannot read {}: {e}", model_path.display()))?;
+        let sha256 = kiln_core::Sha256Digest::of(&bytes);
+        let (_, checked) = kiln_onnx::model_check::check(bytes.into())
+            .map_err(|e| format!("{}: {e}", model_path.display()))?;
+        let signature = Signature::from_onnx(&checked.inputs, &checked.outputs)?;
+        let signature = Arc::new(signature);
+        let batcher = self.start(model_path.clone(), signature.clone()).await?;
+        tracing::info!(file = %model_path.display(), engine = self.engine.name(), batchable = signature.batchable, "loaded");
+        Ok(Served {
+            reference: model_path.display().to_string(),
+            version: version.to_owned(),
+            variant: "file".to_owned(),
+            sha256,
+            sequence: 0,
+            payload_sha256: sha256,
+            signature,
+            batcher: Arc::new(batcher),
+        })
+    }
+
+    /// Loads the variant `fetched` names; the model being served (if any) keeps serving meanwhile.
+    pub async fn load(
+        &self,
+        registry: &Registry,
+        subject: &ModelRef,
+        fetched: Fetched,
+    ) -> Result<Served, ServeError> {
+        let manifest = &fetched.verified.manifest;
+        let variant = registry::choose_variant(manifest, self.variant.as_deref())
+            .map_err(ServeError::Refused)?;
+        let signature = Signature::new(&variant.inputs, &variant.outputs)
+            .map_err(|why| ServeError::Refused(format!("variant {}: {why}", variant.name)))?;
+        let model_path = registry
+            .fetch_variant(variant, &self.cache)
+            .await
+            .map_err(ServeError::Registry)?;
+        let signature = Arc::new(signature);
+        let batcher = self
+            .start(model_path.clone(), signature.clone())
+            .await
+            .map_err(|why| {
+                ServeError::Refused(format!(
+                    "variant {} of version {} does not load on {}: {why}",
+                    variant.name,
+                    manifest.version,
+                    self.engine.name()
+                ))
+            })?;
+        tracing::info!(
+            model = %subject,
+            version = %manifest.version,
+            variant = %variant.name,
+            file = %model_path.display(),
+            engine = self.engine.name(),
+            batchable = signature.batchable,
+            "loaded"
+        );
+        Ok(Served {
+            reference: subject.to_string(),
+            version: manifest.version.to_string(),
+            variant: variant.name.clone(),
+            sha256: variant.sha256,
+            sequence: manifest.sequence,
+            payload_sha256: fetched.verified.payload_sha256,
+            signature,
+            batcher: Arc::new(batcher),
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! `/metrics` of `kiln-runner serve` (Prometheus text): requests by protocol and outcome, their latency, the
+//! batch sizes the dynamic batcher formed, the queue's depth, the version being served and the manifests
+//! refused while following an alias.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const REQUESTS: &str = "kiln_serve_requests_total";
+const REQUEST_SECONDS: &str = "kiln_serve_request_duration_seconds";
+const BATCH_ROWS: &str = "kiln_serve_batch_size";
+const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
+const MODEL_INFO: &str = "kiln_serve_model_info";
+const MANIFEST_SEQUENCE: &str = "kiln_serve_manifest_sequence";
+const MANIFESTS_REFUSED: &str = "kiln_serve_manifests_refused_total";
+const SWITCHES: &str = "kiln_serve_version_switches_total";
+
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The recorder, installed the first time.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.to_owned()), SECONDS_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_ROWS.to_owned()), BATCH_BUCKETS))
+            .expect("the bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics shows nothing");
+        }
+        describe_counter!(REQUESTS, "Inference requests, by protocol (rest, grpc) and outcome (ok, bad_request, not_found, unavailable, error)");
+        describe_histogram!(REQUEST_SECONDS, "Inference request latency from arrival to answer, by protocol");
+        describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
+        describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
+        describe_gauge!(MODEL_INFO, "1 for the version and variant being served");
+        describe_gauge!(MANIFEST_SEQUENCE, "The sequence of the signed manifest being served");
+        describe_counter!(MANIFESTS_REFUSED, "Manifests refused while following the alias (failed verification, a rollback, a variant that would not load)");
+        describe_counter!(SWITCHES, "Switches to a new version after the alias moved");
+        handle
+    })
+}
+
+pub fn request(protocol: &'static str, outcome: &'static str, took: Duration) {
+    counter!(REQUESTS, "protocol" => protocol, "outcome" => outcome).increment(1);
+    histogram!(REQUEST_SECONDS, "protocol" => protocol).record(took.as_secs_f64());
+}
+
+pub fn batch_size(rows: usize) {
+    histogram!(BATCH_ROWS).record(rows as f64);
+}
+
+pub fn queue_depth(depth: usize) {
+    gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+/// Marks `served` as the version being served and `previous` (if any) as no longer.
+pub fn serving(served: &super::Served, previous: Option<&super::Served>) {
+    let labels = |s: &super::Served| {
+        [
+            ("model", s.reference.clone()),
+            ("version", s.version.clone()),
+            ("variant", s.variant.clone()),
+            ("sha256", s.sha256.to_string()),
+        ]
+    };
+    if let Some(previous) = previous.filter(|p| p.sha256 != served.sha256) {
+        gauge!(MODEL_INFO, &labels(previous)).set(0.0);
+        counter!(SWITCHES).increment(1);
+    }
+    gauge!(MODEL_INFO, &labels(served)).set(1.0);
+    gauge!(MANIFEST_SEQUENCE).set(served.sequence as f64);
+}
+
+pub fn manifest_refused() {
+    counter!(MANIFESTS_REFUSED).increment(1);
+}

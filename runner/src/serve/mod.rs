@@ -1,0 +1,282 @@
+//! `kiln-runner serve NS/MODEL@ALIAS`: calls to a registered model over the Open Inference Protocol
+//! (KServe v2), REST and gRPC (docs/serving.md). The alias's signed manifest is verified before anything
+//! is pulled; the variant's files are fetched by digest and loaded on an engine; requests are checked
+//! against the variant's signature and batched dynamically; when the alias moves, the new manifest is
+//! verified and the new variant loaded beside the old one before requests switch to it.
+
+pub mod batcher;
+mod follow;
+mod grpc;
+mod loader;
+pub mod metrics;
+pub mod registry;
+mod rest;
+pub mod session;
+pub mod signature;
+pub mod tensor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kiln_core::{ModelRef, Sha256Digest};
+use tokio_util::sync::CancellationToken;
+
+use batcher::Batcher;
+use signature::Signature;
+use tensor::Tensor;
+
+/// Why a request or a load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The request is wrong: HTTP 400, gRPC INVALID_ARGUMENT.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such model or version here: HTTP 404, gRPC NOT_FOUND.
+    #[error("{0}")]
+    NotFound(String),
+    /// Too busy or shutting down: HTTP 503, gRPC UNAVAILABLE.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The engine could not run the model on these inputs: HTTP 400, gRPC INVALID_ARGUMENT (the inputs
+    /// passed the signature's checks, so their values are what the model refused).
+    #[error("the model could not run on these inputs: {0}")]
+    Inference(String),
+    /// The registry could not be reached or answered with an error.
+    #[error("{0}")]
+    Registry(String),
+    /// A manifest that does not verify, rolls back, or names a variant that cannot be served.
+    #[error("{0}")]
+    Refused(String),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// What to serve: NAMESPACE/MODEL@ALIAS (followed as the alias moves) or NAMESPACE/MODEL:VERSION
+    #[arg(required_unless_present = "model_dir", conflicts_with = "model_dir")]
+    pub reference: Option<ModelRef>,
+    /// Serve the ONNX model in this folder instead, as KServe's storage initializer (kiln:// URIs, which
+    /// verify the signed manifest) or an OCI model image puts it at /mnt/models; nothing is fetched
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// The version reported for --model-dir
+    #[arg(long, default_value = "1", requires = "model_dir")]
+    pub model_version: String,
+    /// The kiln server, e.g. http://127.0.0.1:8080
+    #[arg(long, env = "KILN_SERVER", required_unless_present = "model_dir")]
+    pub server: Option<String>,
+    /// A token that may read the model (none for a public model)
+    #[arg(long, env = "KILN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The variant to serve (`fp32`, `fp16`, `int8`, ...); default fp32, else onnx
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// `ort` (ONNX Runtime, from --onnxruntime-lib) or `kiln` (kiln's evaluator); default ort when its
+    /// library is given, else kiln
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// `cpu`, or `cuda:N` with a CUDA build
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// ONNX Runtime's shared library: the path scripts/fetch-onnxruntime.sh prints
+    #[arg(long, env = "KILN_ONNXRUNTIME_LIB", value_name = "PATH")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Where the REST API listens
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+    /// Where the gRPC API listens
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub grpc_listen: SocketAddr,
+    /// The model's name in the protocol's paths (default: MODEL)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Rows per dynamic batch at most (1: no batching)
+    #[arg(long, default_value_t = 16)]
+    pub max_batch_size: usize,
+    /// How long a request waits for others to batch with, in microseconds
+    #[arg(long, default_value_t = 1000)]
+    pub batch_delay_us: u64,
+    /// Requests that may wait; more are answered 503 (gRPC UNAVAILABLE)
+    #[arg(long, default_value_t = 1024)]
+    pub max_queue: usize,
+    /// Sessions of the model that run batches side by side
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// CPU threads per instance (default: the cores divided among the instances)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// How often the alias's manifest is polled (conditional requests: 304 while it has not moved)
+    #[arg(long, default_value_t = 10.0)]
+    pub poll_seconds: f64,
+    /// A JWK Set (file or URL) to verify manifests with instead of the server's /.well-known/jwks.json
+    #[arg(long)]
+    pub jwks: Option<String>,
+    /// Where fetched files are kept, by digest
+    #[arg(long, default_value = "kiln-runner-cache")]
+    pub cache: PathBuf,
+    /// The largest request body accepted, in MiB
+    #[arg(long, default_value_t = 64)]
+    pub max_request_mib: usize,
+}
+
+/// One loaded variant of one version, as served.
+pub struct Served {
+    /// `acme/resnet@production`, or `acme/resnet:3` for a fixed version.
+    pub reference: String,
+    pub version: String,
+    pub variant: String,
+    /// The variant's model file.
+    pub sha256: Sha256Digest,
+    /// Of the manifest it was loaded from.
+    pub sequence: i64,
+    pub payload_sha256: Sha256Digest,
+    pub signature: Arc<Signature>,
+    pub batcher: Arc<Batcher>,
+}
+
+/// What the REST and gRPC front ends share: the protocol name of the model and what is served now.
+pub struct State {
+    pub model_name: String,
+    pub max_request_bytes: usize,
+    current: RwLock<Arc<Served>>,
+}
+
+impl State {
+    pub fn current(&self) -> Arc<Served> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Serves `next` from now on; requests already queued for the old one finish on it.
+    fn replace(&self, next: Arc<Served>) -> Arc<Served> {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut current, next)
+    }
+
+    /// The served model, when `name` (and `version`, if given) names it.
+    pub fn model(&self, name: &str, version: Option<&str>) -> Result<Arc<Served>, ServeError> {
+        if name != self.model_name {
+            return Err(ServeError::NotFound(format!(
+                "no model {name:?} here: this server serves {:?}",
+                self.model_name
+            )));
+        }
+        let served = self.current();
+        match version {
+            Some(v) if !v.is_empty() && v != served.version => Err(ServeError::NotFound(format!(
+                "model {name:?} has no version {v:?} here: it serves version {}",
+                served.version
+            ))),
+            _ => Ok(served),
+        }
+    }
+
+    /// Checks the inputs against the served variant's signature and runs them.
+    pub async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        inputs: Vec<Tensor>,
+    ) -> Result<(Arc<Served>, Vec<Tensor>), ServeError> {
+        let served = self.model(name, version)?;
+        let inputs = served.signature.check(inputs)?;
+        let outputs = served.batcher.infer(inputs).await?;
+        Ok((served, outputs))
+    }
+}
+
+/// Serves until interrupted (Ctrl-C or SIGTERM); the message says what went wrong when it cannot start.
+pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
+    let handle = metrics::handle();
+    let loader = loader::Loader::new(&args, threads)?;
+    let (served, following) = match (&args.reference, &args.model_dir, &args.server) {
+        (Some(subject), None, Some(server)) => {
+            let registry = registry::Registry::new(server, args.token.clone(), args.jwks.clone())?;
+            let fetched = registry
+                .manifest(subject, None)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the server answered 304 to a request without If-None-Match")?;
+            let etag = fetched.etag.clone();
+            let served = loader
+                .load(&registry, subject, fetched)
+                .await
+                .map_err(|e| e.to_string())?;
+            (served, Some((registry, subject.clone(), etag)))
+        }
+        (None, Some(dir), _) => (loader.load_folder(dir, &args.model_version).await?, None),
+        _ => {
+            return Err(
+                "give NAMESPACE/MODEL@ALIAS with --server URL, or --model-dir DIR".to_owned(),
+            );
+        }
+    };
+    let served = Arc::new(served);
+    metrics::serving(&served, None);
+    let model_name = match (&args.name, &args.reference) {
+        (Some(name), _) => name.clone(),
+        (None, Some(subject)) => subject
+            .model
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        (None, None) => "model".to_owned(),
+    };
+    let state = Arc::new(State {
+        model_name,
+        max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
+        current: RwLock::new(served.clone()),
+    });
+    let stop = CancellationToken::new();
+    let http = rest::start(state.clone(), handle, args.http_listen)
+        .map_err(|e| format!("cannot listen on {} (--http-listen): {e}", args.http_listen))?;
+    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen))?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
+    let grpc = tokio::spawn(grpc::serve(state.clone(), grpc_listener, stop.clone()));
+    println!(
+        "serving {} version {} variant {} ({}) as {:?} on http://{} (REST) and {} (gRPC)",
+        served.reference,
+        served.version,
+        served.variant,
+        served.sha256,
+        state.model_name,
+        http.address,
+        grpc_addr
+    );
+    if let Some((registry, subject, etag)) = following.filter(|(_, s, _)| s.alias.is_some()) {
+        let follower = follow::Follower {
+            state: state.clone(),
+            loader,
+            registry,
+            subject,
+            interval: Duration::from_secs_f64(args.poll_seconds.max(0.05)),
+        };
+        tokio::spawn(follower.run(etag, stop.clone()));
+    }
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing the requests in flight");
+    stop.cancel();
+    http.handle.stop(true).await;
+    let _ = grpc.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

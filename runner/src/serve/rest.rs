@@ -1,0 +1,385 @@
+//! The protocol's REST API (actix-web): health, server and model metadata, readiness, and inference with
+//! JSON tensors or the binary-data extension (a JSON header of `Inference-Header-Content-Length` bytes,
+//! then the tensors' bytes), which tritonclient uses by default. Errors are `{"error": "..."}` as the
+//! protocol defines them. `/metrics` is Prometheus's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::tensor::{Datatype, Tensor};
+use super::{ServeError, State, metrics};
+
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+pub struct Started {
+    pub address: SocketAddr,
+    pub handle: ServerHandle,
+}
+
+/// Binds and starts the REST server on the current runtime.
+pub fn start(
+    state: Arc<State>,
+    prometheus: &'static PrometheusHandle,
+    listen: SocketAddr,
+) -> std::io::Result<Started> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::from(state.clone()))
+            .app_data(web::Data::new(prometheus))
+            .route("/v2/health/live", web::get().to(live))
+            .route("/v2/health/ready", web::get().to(ready))
+            .route("/v2", web::get().to(server_metadata))
+            .route("/v2/models/{name}", web::get().to(model_metadata))
+            .route(
+                "/v2/models/{name}/versions/{version}",
+                web::get().to(model_metadata),
+            )
+            .route("/v2/models/{name}/ready", web::get().to(model_ready))
+            .route(
+                "/v2/models/{name}/versions/{version}/ready",
+                web::get().to(model_ready),
+            )
+            .route("/v2/models/{name}/infer", web::post().to(infer))
+            .route(
+                "/v2/models/{name}/versions/{version}/infer",
+                web::post().to(infer),
+            )
+            .route("/metrics", web::get().to(scrape))
+            .default_service(web::to(|req: HttpRequest| async move {
+                error(ServeError::NotFound(format!(
+                    "no such endpoint: {} {}",
+                    req.method(),
+                    req.path()
+                )))
+            }))
+    })
+    .bind(listen)?;
+    let address = server.addrs().first().copied().unwrap_or(listen);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(Started { address, handle })
+}
+
+fn status(e: &ServeError) -> StatusCode {
+    match e {
+        ServeError::BadRequest(_) | ServeError::Inference(_) => StatusCode::BAD_REQUEST,
+        ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+fn error(e: ServeError) -> HttpResponse {
+    HttpResponse::build(status(&e)).json(json!({"error": e.to_string()}))
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"live": true}))
+}
+
+/// The model is loaded before the listeners open, so a server that answers is ready.
+async fn ready() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"ready": true}))
+}
+
+async fn server_metadata() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "name": "kiln-runner",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+}
+
+#[derive(Deserialize)]
+struct ModelPath {
+    name: String,
+    version: Option<String>,
+}
+
+fn tensor_metadata(specs: &[super::signature::TensorSpec]) -> Value {
+    specs
+        .iter()
+        .map(|s| json!({"name": s.name, "datatype": s.datatype.as_str(), "shape": s.shape.clone().unwrap_or_default()}))
+        .collect()
+}
+
+async fn model_metadata(state: web::Data<State>, path: web::Path<ModelPath>) -> HttpResponse {
+    match state.model(&path.name, path.version.as_deref()) {
+        Ok(served) => HttpResponse::Ok().json(json!({
+            "name": state.model_name,
+            "versions": [served.version],
+            "platform": "onnx",
+            "inputs": tensor_metadata(&served.signature.inputs),
+            "outputs": tensor_metadata(&served.signature.outputs),
+        })),
+        Err(e) => error(e),
+    }
+}
+
+async fn model_ready(state: web::Data<State>, path: web::Path<ModelPath>) -> HttpResponse {
+    match state.model(&path.name, path.version.as_deref()) {
+        Ok(served) => HttpResponse::Ok()
+            .json(json!({"name": state.model_name, "version": served.version, "ready": true})),
+        Err(e) => error(e),
+    }
+}
+
+async fn scrape(prometheus: web::Data<&'static PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(prometheus.render())
+}
+
+#[derive(Deserialize)]
+struct InferRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    inputs: Vec<InputTensor>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Deserialize)]
+struct InputTensor {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RequestedOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+async fn body(state: &State, mut payload: web::Payload) -> Result<Bytes, ServeError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ServeError::BadRequest(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > state.max_request_bytes {
+            return Err(ServeError::BadRequest(format!(
+                "the request is larger than {} bytes (kiln-runner serve --max-request-mib)",
+                state.max_request_bytes
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The request's JSON and its binary tensor data (empty without the extension).
+fn split_body(req: &HttpRequest, body: Bytes) -> Result<(InferRequest, Bytes), ServeError> {
+    let header_length = match req.headers().get(HeaderName::from_static(HEADER_LENGTH)) {
+        Some(value) => {
+            let n: usize = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    ServeError::BadRequest(
+                        "Inference-Header-Content-Length is not a number".to_owned(),
+                    )
+                })?;
+            if n > body.len() {
+                return Err(ServeError::BadRequest(format!(
+                    "Inference-Header-Content-Length is {n}, but the body has {} bytes",
+                    body.len()
+                )));
+            }
+            n
+        }
+        None => body.len(),
+    };
+    let request: InferRequest = serde_json::from_slice(&body[..header_length])
+        .map_err(|e| ServeError::BadRequest(format!("the inference request is not valid: {e}")))?;
+    Ok((request, body.slice(header_length..)))
+}
+
+fn inputs(request: &[InputTensor], mut binary: Bytes) -> Result<Vec<Tensor>, ServeError> {
+    let mut tensors = Vec::with_capacity(request.len());
+    for input in request {
+        let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
+            ServeError::BadRequest(format!(
+                "input {:?}: datatype {:?} is not one this server takes (BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64)",
+                input.name, input.datatype
+            ))
+        })?;
+        let tensor = match (input.parameters.get("binary_data_size"), &input.data) {
+            (Some(size), _) => {
+                let size = size.as_u64().map(|s| s as usize).filter(|&s| s <= binary.len()).ok_or_else(|| {
+                    ServeError::BadRequest(format!(
+                        "input {:?}: binary_data_size {size} is not a size within the {} binary bytes left",
+                        input.name,
+                        binary.len()
+                    ))
+                })?;
+                let data = binary.split_to(size);
+                Tensor::from_raw(input.name.clone(), datatype, input.shape.clone(), data)?
+            }
+            (None, Some(data)) => {
+                Tensor::from_json(input.name.clone(), datatype, input.shape.clone(), data)?
+            }
+            (None, None) => {
+                return Err(ServeError::BadRequest(format!(
+                    "input {:?} has neither data nor parameters.binary_data_size",
+                    input.name
+                )));
+            }
+        };
+        tensors.push(tensor);
+    }
+    if !binary.is_empty() {
+        return Err(ServeError::BadRequest(format!(
+            "{} bytes of binary data follow the inputs that no input claims",
+            binary.len()
+        )));
+    }
+    Ok(tensors)
+}
+
+/// The outputs asked for (all when none are named), each with whether it goes as binary data.
+fn selected(
+    request: &InferRequest,
+    outputs: Vec<Tensor>,
+    known: &super::signature::Signature,
+) -> Result<Vec<(Tensor, bool)>, ServeError> {
+    let all_binary = request
+        .parameters
+        .get("binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let Some(wanted) = &request.outputs else {
+        return Ok(outputs.into_iter().map(|t| (t, all_binary)).collect());
+    };
+    let mut outputs = outputs;
+    wanted
+        .iter()
+        .map(|w| {
+            if w.parameters.contains_key("classification") {
+                return Err(ServeError::BadRequest(format!(
+                    "output {:?}: the classification extension is not supported",
+                    w.name
+                )));
+            }
+            if !known.has_output(&w.name) {
+                let names: Vec<&str> = known.outputs.iter().map(|o| o.name.as_str()).collect();
+                return Err(ServeError::BadRequest(format!(
+                    "unknown output {:?}: the model computes {}",
+                    w.name,
+                    names.join(", ")
+                )));
+            }
+            let at = outputs
+                .iter()
+                .position(|t| t.name == w.name)
+                .ok_or_else(|| {
+                    ServeError::BadRequest(format!("output {:?} is asked for twice", w.name))
+                })?;
+            let binary = w
+                .parameters
+                .get("binary_data")
+                .and_then(Value::as_bool)
+                .unwrap_or(all_binary);
+            Ok((outputs.swap_remove(at), binary))
+        })
+        .collect()
+}
+
+fn response(
+    model: &str,
+    version: &str,
+    id: Option<String>,
+    outputs: Vec<(Tensor, bool)>,
+) -> HttpResponse {
+    let mut binary = BytesMut::new();
+    let described: Vec<Value> = outputs
+        .iter()
+        .map(|(t, as_binary)| {
+            let mut out =
+                json!({"name": t.name, "datatype": t.datatype.as_str(), "shape": t.shape});
+            if *as_binary {
+                out["parameters"] = json!({"binary_data_size": t.data.len()});
+                binary.extend_from_slice(&t.data);
+            } else {
+                out["data"] = t.json_data();
+            }
+            out
+        })
+        .collect();
+    let mut header = json!({"model_name": model, "model_version": version, "outputs": described});
+    if let Some(id) = id {
+        header["id"] = Value::String(id);
+    }
+    let header = serde_json::to_vec(&header).expect("JSON");
+    if !outputs.iter().any(|(_, b)| *b) {
+        return HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "application/json"))
+            .body(header);
+    }
+    let length = header.len();
+    let mut body = BytesMut::from(&header[..]);
+    body.extend_from_slice(&binary);
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/octet-stream"))
+        .insert_header((HEADER_LENGTH, length.to_string()))
+        .body(body.freeze())
+}
+
+async fn infer(
+    req: HttpRequest,
+    state: web::Data<State>,
+    path: web::Path<ModelPath>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let started = Instant::now();
+    let answer = async {
+        // The model first: an unknown model is 404 whatever the body holds.
+        state.model(&path.name, path.version.as_deref())?;
+        let (request, binary) = split_body(&req, body(&state, payload).await?)?;
+        let tensors = inputs(&request.inputs, binary)?;
+        let (served, outputs) = state
+            .infer(&path.name, path.version.as_deref(), tensors)
+            .await?;
+        let outputs = selected(&request, outputs, &served.signature)?;
+        Ok::<_, ServeError>(response(
+            &state.model_name,
+            &served.version,
+            request.id.clone(),
+            outputs,
+        ))
+    }
+    .await;
+    metrics::request("rest", outcome(answer.as_ref().err()), started.elapsed());
+    answer.unwrap_or_else(error)
+}
+
+/// The outcome label of a request.
+pub fn outcome(e: Option<&ServeError>) -> &'static str {
+    match e {
+        None => "ok",
+        Some(ServeError::BadRequest(_) | ServeError::Inference(_)) => "bad_request",
+        Some(ServeError::NotFound(_)) => "not_found",
+        Some(ServeError::Unavailable(_)) => "unavailable",
+        Some(ServeError::Registry(_) | ServeError::Refused(_)) => "error",
+    }
+}

@@ -1,0 +1,362 @@
+//! A loaded variant that answers requests: an ONNX Runtime session or kiln's evaluator, fed the protocol's
+//! tensors and giving them back. One session per serving instance: ONNX Runtime's `run` takes the session
+//! mutably, and an instance runs one batch at a time.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use candle_core::{DType, Device};
+use kiln_onnx::proto::ModelProto;
+use ort::value::{DynValue, Tensor as OrtTensor};
+
+use super::ServeError;
+use super::signature::Signature;
+use super::tensor::{Datatype, Tensor};
+use crate::engine::{Engine, Settings, onnxruntime};
+
+pub enum Session {
+    Ort(ort::session::Session),
+    Kiln(Box<kiln_onnx::eval::Session>),
+}
+
+impl Session {
+    /// Loads `model_path` (its external data beside it) on `engine`, with `threads` CPU threads.
+    pub fn load(
+        engine: &Engine,
+        model_path: &Path,
+        (device, device_spec): (&Device, &str),
+        threads: usize,
+    ) -> Result<Self, String> {
+        match engine {
+            Engine::OnnxRuntime(runtime) => {
+                let settings = Settings {
+                    threads,
+                    ..Settings::default()
+                };
+                let (session, _) =
+                    onnxruntime::session(runtime, model_path, (device, device_spec), &settings)
+                        .map_err(|e| e.to_string())?;
+                Ok(Session::Ort(session))
+            }
+            Engine::Kiln => {
+                let bytes = std::fs::read(model_path)
+                    .map_err(|e| format!("cannot read {}: {e}", model_path.display()))?;
+                let model: ModelProto = prost::Message::decode(bytes.as_slice())
+                    .map_err(|e| format!("{} is not an ONNX model: {e}", model_path.display()))?;
+                let session = kiln_onnx::eval::Session::new(&model, model_path.parent(), device)
+                    .map_err(|e| e.to_string())?;
+                Ok(Session::Kiln(Box::new(session)))
+            }
+        }
+    }
+
+    /// Runs checked inputs (in the model's order) and returns every output the signature declares.
+    pub fn run(
+        &mut self,
+        inputs: &[Tensor],
+        signature: &Signature,
+    ) -> Result<Vec<Tensor>, ServeError> {
+        match self {
+            Session::Ort(session) => run_ort(session, inputs, signature),
+            Session::Kiln(session) => run_kiln(session, inputs, signature),
+        }
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> ServeError {
+    ServeError::Inference(e.to_string())
+}
+
+/// Reads little-endian elements of `size` bytes.
+fn elements<T>(data: &[u8], size: usize, read: impl Fn(&[u8]) -> T) -> Vec<T> {
+    data.chunks_exact(size).map(read).collect()
+}
+
+fn ort_value(t: &Tensor) -> Result<DynValue, ServeError> {
+    let shape = t.shape.clone();
+    let d = &t.data;
+    let value = match t.datatype {
+        Datatype::Bool => {
+            OrtTensor::from_array((shape, elements(d, 1, |b| b[0] != 0))).map(|v| v.into_dyn())
+        }
+        Datatype::Uint8 => OrtTensor::from_array((shape, d.to_vec())).map(|v| v.into_dyn()),
+        Datatype::Int8 => {
+            OrtTensor::from_array((shape, elements(d, 1, |b| b[0] as i8))).map(|v| v.into_dyn())
+        }
+        Datatype::Uint16 => {
+            OrtTensor::from_array((shape, elements(d, 2, |b| u16::from_le_bytes([b[0], b[1]]))))
+                .map(|v| v.into_dyn())
+        }
+        Datatype::Int16 => {
+            OrtTensor::from_array((shape, elements(d, 2, |b| i16::from_le_bytes([b[0], b[1]]))))
+                .map(|v| v.into_dyn())
+        }
+        Datatype::Uint32 => OrtTensor::from_array((
+            shape,
+            elements(d, 4, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Int32 => OrtTensor::from_array((
+            shape,
+            elements(d, 4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Uint64 => OrtTensor::from_array((
+            shape,
+            elements(d, 8, |b| {
+                u64::from_le_bytes(b.try_into().unwrap_or_default())
+            }),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Int64 => OrtTensor::from_array((
+            shape,
+            elements(d, 8, |b| {
+                i64::from_le_bytes(b.try_into().unwrap_or_default())
+            }),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Fp16 => OrtTensor::from_array((
+            shape,
+            elements(d, 2, |b| half::f16::from_le_bytes([b[0], b[1]])),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Bf16 => OrtTensor::from_array((
+            shape,
+            elements(d, 2, |b| half::bf16::from_le_bytes([b[0], b[1]])),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Fp32 => OrtTensor::from_array((
+            shape,
+            elements(d, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ))
+        .map(|v| v.into_dyn()),
+        Datatype::Fp64 => OrtTensor::from_array((
+            shape,
+            elements(d, 8, |b| {
+                f64::from_le_bytes(b.try_into().unwrap_or_default())
+            }),
+        ))
+        .map(|v| v.into_dyn()),
+    };
+    value.map_err(|e| failed(format!("input {:?}: {e}", t.name)))
+}
+
+/// An output's shape and values as little-endian bytes.
+fn ort_output(
+    value: &ort::value::DynValue,
+    datatype: Datatype,
+) -> ort::Result<(Vec<i64>, Vec<u8>)> {
+    fn bytes_of<T: ort::value::PrimitiveTensorElementType + Copy, const N: usize>(
+        value: &ort::value::DynValue,
+        to_le: impl Fn(T) -> [u8; N],
+    ) -> ort::Result<(Vec<i64>, Vec<u8>)> {
+        let (shape, data) = value.try_extract_tensor::<T>()?;
+        Ok((
+            shape.to_vec(),
+            data.iter().flat_map(|&x| to_le(x)).collect(),
+        ))
+    }
+    match datatype {
+        Datatype::Bool => bytes_of::<bool, 1>(value, |x| [u8::from(x)]),
+        Datatype::Uint8 => bytes_of::<u8, 1>(value, |x| [x]),
+        Datatype::Int8 => bytes_of::<i8, 1>(value, i8::to_le_bytes),
+        Datatype::Uint16 => bytes_of::<u16, 2>(value, u16::to_le_bytes),
+        Datatype::Int16 => bytes_of::<i16, 2>(value, i16::to_le_bytes),
+        Datatype::Uint32 => bytes_of::<u32, 4>(value, u32::to_le_bytes),
+        Datatype::Int32 => bytes_of::<i32, 4>(value, i32::to_le_bytes),
+        Datatype::Uint64 => bytes_of::<u64, 8>(value, u64::to_le_bytes),
+        Datatype::Int64 => bytes_of::<i64, 8>(value, i64::to_le_bytes),
+        Datatype::Fp16 => bytes_of::<half::f16, 2>(value, half::f16::to_le_bytes),
+        Datatype::Bf16 => bytes_of::<half::bf16, 2>(value, half::bf16::to_le_bytes),
+        Datatype::Fp32 => bytes_of::<f32, 4>(value, f32::to_le_bytes),
+        Datatype::Fp64 => bytes_of::<f64, 8>(value, f64::to_le_bytes),
+    }
+}
+
+fn run_ort(
+    session: &mut ort::session::Session,
+    inputs: &[Tensor],
+    signature: &Signature,
+) -> Result<Vec<Tensor>, ServeError> {
+    let values: Vec<(String, DynValue)> = inputs
+        .iter()
+        .map(|t| Ok((t.name.clone(), ort_value(t)?)))
+        .collect::<Result<_, ServeError>>()?;
+    let outputs = session.run(values).map_err(failed)?;
+    signature
+        .outputs
+        .iter()
+        .map(|spec| {
+            let value = outputs.get(spec.name.as_str()).ok_or_else(|| {
+                failed(format!("ONNX Runtime computed no output {:?}", spec.name))
+            })?;
+            let (shape, data) = ort_output(value, spec.datatype)
+                .map_err(|e| failed(format!("output {:?}: {e}", spec.name)))?;
+            Ok(Tensor {
+                name: spec.name.clone(),
+                datatype: spec.datatype,
+                shape,
+                data: Bytes::from(data),
+            })
+        })
+        .collect()
+}
+
+/// The candle type kiln's evaluator holds a protocol datatype in: it keeps ONNX's narrower integers as
+/// i64 and booleans as u8.
+fn candle_dtype(datatype: Datatype) -> DType {
+    match datatype {
+        Datatype::Bool | Datatype::Uint8 => DType::U8,
+        Datatype::Uint32 => DType::U32,
+        Datatype::Fp16 => DType::F16,
+        Datatype::Bf16 => DType::BF16,
+        Datatype::Fp32 => DType::F32,
+        Datatype::Fp64 => DType::F64,
+        Datatype::Int8
+        | Datatype::Int16
+        | Datatype::Int32
+        | Datatype::Int64
+        | Datatype::Uint16
+        | Datatype::Uint64 => DType::I64,
+    }
+}
+
+fn candle_input(t: &Tensor, device: &Device) -> candle_core::Result<candle_core::Tensor> {
+    let dims: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    let d = &t.data;
+    let widened: Vec<i64> = match t.datatype {
+        Datatype::Int8 => elements(d, 1, |b| i64::from(b[0] as i8)),
+        Datatype::Int16 => elements(d, 2, |b| i64::from(i16::from_le_bytes([b[0], b[1]]))),
+        Datatype::Uint16 => elements(d, 2, |b| i64::from(u16::from_le_bytes([b[0], b[1]]))),
+        Datatype::Int32 => elements(d, 4, |b| {
+            i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }),
+        Datatype::Uint64 => elements(d, 8, |b| {
+            u64::from_le_bytes(b.try_into().unwrap_or_default()) as i64
+        }),
+        Datatype::Bool => {
+            let bools: Vec<u8> = d.iter().map(|&b| u8::from(b != 0)).collect();
+            return candle_core::Tensor::from_vec(bools, dims, device);
+        }
+        _ => {
+            return candle_core::Tensor::from_raw_buffer(
+                d,
+                candle_dtype(t.datatype),
+                &dims,
+                device,
+            );
+        }
+    };
+    candle_core::Tensor::from_vec(widened, dims, device)
+}
+
+fn candle_output(t: &candle_core::Tensor, datatype: Datatype) -> candle_core::Result<Vec<u8>> {
+    let flat = t.to_device(&Device::Cpu)?.flatten_all()?;
+    Ok(match datatype {
+        Datatype::Bool => flat
+            .to_dtype(DType::U8)?
+            .to_vec1::<u8>()?
+            .into_iter()
+            .map(|b| u8::from(b != 0))
+            .collect(),
+        Datatype::Uint8 => flat.to_dtype(DType::U8)?.to_vec1::<u8>()?,
+        Datatype::Uint32 => flat
+            .to_dtype(DType::U32)?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .flat_map(u32::to_le_bytes)
+            .collect(),
+        Datatype::Fp16 => flat
+            .to_dtype(DType::F16)?
+            .to_vec1::<half::f16>()?
+            .into_iter()
+            .flat_map(half::f16::to_le_bytes)
+            .collect(),
+        Datatype::Bf16 => flat
+            .to_dtype(DType::BF16)?
+            .to_vec1::<half::bf16>()?
+            .into_iter()
+            .flat_map(half::bf16::to_le_bytes)
+            .collect(),
+        Datatype::Fp32 => flat
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .flat_map(f32::to_le_bytes)
+            .collect(),
+        Datatype::Fp64 => flat
+            .to_dtype(DType::F64)?
+            .to_vec1::<f64>()?
+            .into_iter()
+            .flat_map(f64::to_le_bytes)
+            .collect(),
+        Datatype::Int8 => flat
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .map(|x| x as i8 as u8)
+            .collect(),
+        Datatype::Int16 => flat
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .flat_map(|x| (x as i16).to_le_bytes())
+            .collect(),
+        Datatype::Uint16 => flat
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .flat_map(|x| (x as u16).to_le_bytes())
+            .collect(),
+        Datatype::Int32 => flat
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .flat_map(|x| (x as i32).to_le_bytes())
+            .collect(),
+        Datatype::Int64 => flat
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .flat_map(i64::to_le_bytes)
+            .collect(),
+        Datatype::Uint64 => flat
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .into_iter()
+            .flat_map(|x| (x as u64).to_le_bytes())
+            .collect(),
+    })
+}
+
+fn run_kiln(
+    session: &kiln_onnx::eval::Session,
+    inputs: &[Tensor],
+    signature: &Signature,
+) -> Result<Vec<Tensor>, ServeError> {
+    let device = session.device().clone();
+    let feed: HashMap<String, candle_core::Tensor> = inputs
+        .iter()
+        .map(|t| Ok((t.name.clone(), candle_input(t, &device).map_err(failed)?)))
+        .collect::<Result<_, ServeError>>()?;
+    let outputs = session.run(&feed).map_err(failed)?;
+    signature
+        .outputs
+        .iter()
+        .map(|spec| {
+            let (_, value) = outputs
+                .iter()
+                .find(|(name, _)| *name == spec.name)
+                .ok_or_else(|| failed(format!("kiln computed no output {:?}", spec.name)))?;
+            let data = candle_output(value, spec.datatype)
+                .map_err(|e| failed(format!("output {:?}: {e}", spec.name)))?;
+            Ok(Tensor {
+                name: spec.name.clone(),
+                datatype: spec.datatype,
+                shape: value.dims().iter().map(|&d| d as i64).collect(),
+                data: Bytes::from(data),
+            })
+        })
+        .collect()
+}

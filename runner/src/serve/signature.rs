@@ -1,0 +1,293 @@
+//! What a served variant takes and gives, from its signed manifest: requests are checked against it (a
+//! clear 400 naming the input) before they reach the engine, and it tells whether requests can be batched.
+
+use kiln_core::api::{Dim, TensorSignature};
+use kiln_onnx::model_check::{DimInfo, ValueSignature};
+
+use super::ServeError;
+use super::tensor::{Datatype, Tensor};
+
+/// One input or output: the protocol's datatype and the shape (-1 for a dimension of any size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: Datatype,
+    /// `None` when the model does not declare a rank.
+    pub shape: Option<Vec<i64>>,
+    /// The name of the first dimension when it is symbolic (`batch`).
+    first_dim: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    /// Requests may be stacked along the first dimension: every input and output has one, symbolic and of
+    /// the same name.
+    pub batchable: bool,
+}
+
+fn spec(signature: &TensorSignature) -> Result<TensorSpec, String> {
+    let datatype = Datatype::of_onnx(&signature.dtype).ok_or_else(|| {
+        format!(
+            "{:?} is of element type {}, which the Open Inference Protocol server of kiln-runner does not serve",
+            signature.name, signature.dtype
+        )
+    })?;
+    let shape = signature.shape.as_ref().map(|dims| {
+        dims.iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n,
+                Dim::Symbolic(_) | Dim::Unknown => -1,
+            })
+            .collect()
+    });
+    let first_dim = match signature.shape.as_deref() {
+        Some([Dim::Symbolic(name), ..]) => Some(name.clone()),
+        _ => None,
+    };
+    Ok(TensorSpec {
+        name: signature.name.clone(),
+        datatype,
+        shape,
+        first_dim,
+    })
+}
+
+impl Signature {
+    pub fn new(inputs: &[TensorSignature], outputs: &[TensorSignature]) -> Result<Self, String> {
+        let inputs: Vec<TensorSpec> = inputs.iter().map(spec).collect::<Result<_, _>>()?;
+        let outputs: Vec<TensorSpec> = outputs.iter().map(spec).collect::<Result<_, _>>()?;
+        let first = inputs.first().and_then(|i| i.first_dim.clone());
+        let batchable =
+            first.is_some() && inputs.iter().chain(&outputs).all(|t| t.first_dim == first);
+        Ok(Self {
+            inputs,
+            outputs,
+            batchable,
+        })
+    }
+
+    /// From the signature kiln's model check reads off an ONNX file.
+    pub fn from_onnx(
+        inputs: &[ValueSignature],
+        outputs: &[ValueSignature],
+    ) -> Result<Self, String> {
+        let api = |values: &[ValueSignature]| -> Vec<TensorSignature> {
+            values
+                .iter()
+                .map(|v| TensorSignature {
+                    name: v.name.clone(),
+                    dtype: v.dtype.clone(),
+                    shape: v.shape.as_ref().map(|dims| {
+                        dims.iter()
+                            .map(|d| match d {
+                                DimInfo::Fixed(n) => Dim::Fixed(*n),
+                                DimInfo::Symbolic(s) => Dim::Symbolic(s.clone()),
+                                DimInfo::Unknown => Dim::Unknown,
+                            })
+                            .collect()
+                    }),
+                })
+                .collect()
+        };
+        Self::new(&api(inputs), &api(outputs))
+    }
+
+    /// Puts a request's inputs in the model's order, each checked: known, every one given once, the
+    /// declared datatype and a shape the model accepts.
+    pub fn check(&self, mut given: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+        for tensor in &given {
+            if !self.inputs.iter().any(|i| i.name == tensor.name) {
+                return Err(ServeError::BadRequest(format!(
+                    "unexpected input {:?}: the model takes {}",
+                    tensor.name,
+                    self.input_names()
+                )));
+            }
+        }
+        let mut ordered = Vec::with_capacity(self.inputs.len());
+        for spec in &self.inputs {
+            let mut matching = given.iter().filter(|t| t.name == spec.name);
+            if matching.clone().count() > 1 {
+                return Err(ServeError::BadRequest(format!(
+                    "input {:?} is given more than once",
+                    spec.name
+                )));
+            }
+            if matching.next().is_none() {
+                return Err(ServeError::BadRequest(format!(
+                    "input {:?} is missing: the model takes {}",
+                    spec.name,
+                    self.input_names()
+                )));
+            }
+            let at = given.iter().position(|t| t.name == spec.name).unwrap_or(0);
+            let tensor = given.swap_remove(at);
+            check_one(spec, &tensor)?;
+            ordered.push(tensor);
+        }
+        if self.batchable {
+            let rows = ordered.first().and_then(|t| t.shape.first()).copied();
+            if let Some(t) = ordered.iter().find(|t| t.shape.first().copied() != rows) {
+                return Err(ServeError::BadRequest(format!(
+                    "input {:?} has {} rows in its first (batch) dimension where {:?} has {}",
+                    t.name,
+                    t.shape.first().copied().unwrap_or(0),
+                    ordered[0].name,
+                    rows.unwrap_or(0)
+                )));
+            }
+        }
+        Ok(ordered)
+    }
+
+    fn input_names(&self) -> String {
+        let names: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|i| format!("{:?}", i.name))
+            .collect();
+        names.join(", ")
+    }
+
+    /// Whether `output` is one the model computes.
+    pub fn has_output(&self, output: &str) -> bool {
+        self.outputs.iter().any(|o| o.name == output)
+    }
+}
+
+fn check_one(spec: &TensorSpec, tensor: &Tensor) -> Result<(), ServeError> {
+    if tensor.datatype != spec.datatype {
+        return Err(ServeError::BadRequest(format!(
+            "input {:?} is {}; the model takes {}",
+            spec.name,
+            tensor.datatype.as_str(),
+            spec.datatype.as_str()
+        )));
+    }
+    let Some(shape) = &spec.shape else {
+        return Ok(());
+    };
+    let fits = shape.len() == tensor.shape.len()
+        && shape
+            .iter()
+            .zip(&tensor.shape)
+            .all(|(&want, &got)| want < 0 || want == got);
+    if !fits {
+        return Err(ServeError::BadRequest(format!(
+            "input {:?} has shape {:?}; the model takes {:?} (-1: any size)",
+            spec.name, tensor.shape, shape
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn sig(name: &str, dtype: &str, dims: Vec<Dim>) -> TensorSignature {
+        TensorSignature {
+            name: name.into(),
+            dtype: dtype.into(),
+            shape: Some(dims),
+        }
+    }
+
+    fn tensor(name: &str, datatype: Datatype, shape: Vec<i64>) -> Tensor {
+        let count = shape.iter().product::<i64>() as usize;
+        Tensor::from_raw(
+            name.into(),
+            datatype,
+            shape,
+            Bytes::from(vec![0u8; count * datatype.size()]),
+        )
+        .unwrap()
+    }
+
+    fn bert() -> Signature {
+        let batch = || Dim::Symbolic("batch".into());
+        let seq = || Dim::Symbolic("sequence".into());
+        Signature::new(
+            &[
+                sig("input_ids", "int64", vec![batch(), seq()]),
+                sig("attention_mask", "int64", vec![batch(), seq()]),
+            ],
+            &[sig("logits", "float32", vec![batch(), Dim::Fixed(2)])],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn inputs_are_ordered_as_the_model_declares_them() {
+        let checked = bert()
+            .check(vec![
+                tensor("attention_mask", Datatype::Int64, vec![1, 4]),
+                tensor("input_ids", Datatype::Int64, vec![1, 4]),
+            ])
+            .unwrap();
+        let names: Vec<&str> = checked.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["input_ids", "attention_mask"]);
+        assert!(bert().batchable);
+    }
+
+    #[test]
+    fn each_mistake_is_named() {
+        let s = bert();
+        let ids = || tensor("input_ids", Datatype::Int64, vec![1, 4]);
+        let err = |given| s.check(given).unwrap_err().to_string();
+        assert_eq!(
+            err(vec![ids()]),
+            "input \"attention_mask\" is missing: the model takes \"input_ids\", \"attention_mask\""
+        );
+        assert_eq!(
+            err(vec![
+                ids(),
+                tensor("attention_mask", Datatype::Fp32, vec![1, 4])
+            ]),
+            "input \"attention_mask\" is FP32; the model takes INT64"
+        );
+        assert_eq!(
+            err(vec![
+                ids(),
+                tensor("attention_mask", Datatype::Int64, vec![4])
+            ]),
+            "input \"attention_mask\" has shape [4]; the model takes [-1, -1] (-1: any size)"
+        );
+        assert_eq!(
+            err(vec![ids(), ids()]),
+            "input \"input_ids\" is given more than once"
+        );
+        assert_eq!(
+            err(vec![ids(), tensor("pixels", Datatype::Fp32, vec![1])]),
+            "unexpected input \"pixels\": the model takes \"input_ids\", \"attention_mask\""
+        );
+        assert_eq!(
+            err(vec![
+                ids(),
+                tensor("attention_mask", Datatype::Int64, vec![2, 4])
+            ]),
+            "input \"attention_mask\" has 2 rows in its first (batch) dimension where \"input_ids\" has 1"
+        );
+    }
+
+    #[test]
+    fn a_fixed_batch_or_an_output_without_it_is_not_batched() {
+        let fixed = Signature::new(
+            &[sig("x", "float32", vec![Dim::Fixed(1), Dim::Fixed(3)])],
+            &[sig("y", "float32", vec![Dim::Fixed(1)])],
+        )
+        .unwrap();
+        assert!(!fixed.batchable);
+        let scalar_out = Signature::new(
+            &[sig("x", "float32", vec![Dim::Symbolic("n".into())])],
+            &[sig("y", "float32", vec![])],
+        )
+        .unwrap();
+        assert!(!scalar_out.batchable);
+        let strings = Signature::new(&[sig("text", "string", vec![])], &[]).unwrap_err();
+        assert!(strings.contains("element type string"), "{strings}");
+    }
+}

@@ -1,0 +1,325 @@
+//! Tensors as the Open Inference Protocol carries them: a name, one of the protocol's datatypes (`FP32`,
+//! `INT64`, ...), a shape, and the values as row-major little-endian bytes, the form of the binary-data
+//! extension and of gRPC's raw contents. JSON's `data` arrays (flat or nested) convert to and from it.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::ServeError;
+
+/// The protocol's tensor datatypes kiln serves (`BYTES`, strings, is not among them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datatype {
+    Bool,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Fp16,
+    Bf16,
+    Fp32,
+    Fp64,
+}
+
+impl Datatype {
+    const ALL: [(Datatype, &'static str, &'static str); 13] = [
+        (Datatype::Bool, "BOOL", "bool"),
+        (Datatype::Uint8, "UINT8", "uint8"),
+        (Datatype::Uint16, "UINT16", "uint16"),
+        (Datatype::Uint32, "UINT32", "uint32"),
+        (Datatype::Uint64, "UINT64", "uint64"),
+        (Datatype::Int8, "INT8", "int8"),
+        (Datatype::Int16, "INT16", "int16"),
+        (Datatype::Int32, "INT32", "int32"),
+        (Datatype::Int64, "INT64", "int64"),
+        (Datatype::Fp16, "FP16", "float16"),
+        (Datatype::Bf16, "BF16", "bfloat16"),
+        (Datatype::Fp32, "FP32", "float32"),
+        (Datatype::Fp64, "FP64", "float64"),
+    ];
+
+    /// The protocol's name (`FP32`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(_, p, _)| *p == name)
+            .map(|(d, _, _)| *d)
+    }
+
+    /// From the element type a kiln signature names (`float32`, `int64`, `bool`).
+    pub fn of_onnx(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(_, _, o)| *o == name)
+            .map(|(d, _, _)| *d)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(d, _, _)| *d == self)
+            .map_or("", |(_, p, _)| p)
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Datatype::Bool | Datatype::Uint8 | Datatype::Int8 => 1,
+            Datatype::Uint16 | Datatype::Int16 | Datatype::Fp16 | Datatype::Bf16 => 2,
+            Datatype::Uint32 | Datatype::Int32 | Datatype::Fp32 => 4,
+            Datatype::Uint64 | Datatype::Int64 | Datatype::Fp64 => 8,
+        }
+    }
+}
+
+/// One named tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    pub datatype: Datatype,
+    pub shape: Vec<i64>,
+    pub data: Bytes,
+}
+
+/// The number of elements a shape holds; a negative dimension or an overflow is the request's error.
+pub fn element_count(name: &str, shape: &[i64]) -> Result<usize, ServeError> {
+    shape.iter().try_fold(1usize, |n, &d| {
+        let d = usize::try_from(d).map_err(|_| {
+            ServeError::BadRequest(format!(
+                "input {name:?}: shape {shape:?} has a negative dimension"
+            ))
+        })?;
+        n.checked_mul(d).ok_or_else(|| {
+            ServeError::BadRequest(format!("input {name:?}: shape {shape:?} is too large"))
+        })
+    })
+}
+
+impl Tensor {
+    /// A tensor from raw bytes, checked to hold exactly the shape's elements.
+    pub fn from_raw(
+        name: String,
+        datatype: Datatype,
+        shape: Vec<i64>,
+        data: Bytes,
+    ) -> Result<Self, ServeError> {
+        let expected = element_count(&name, &shape)?
+            .checked_mul(datatype.size())
+            .ok_or_else(|| ServeError::BadRequest(format!("input {name:?} is too large")))?;
+        if data.len() != expected {
+            return Err(ServeError::BadRequest(format!(
+                "input {name:?}: shape {shape:?} of {} needs {expected} bytes, got {}",
+                datatype.as_str(),
+                data.len()
+            )));
+        }
+        Ok(Self {
+            name,
+            datatype,
+            shape,
+            data,
+        })
+    }
+
+    /// A tensor from a JSON `data` array, flat or nested in row-major order.
+    pub fn from_json(
+        name: String,
+        datatype: Datatype,
+        shape: Vec<i64>,
+        data: &Value,
+    ) -> Result<Self, ServeError> {
+        let count = element_count(&name, &shape)?;
+        let mut flat = Vec::new();
+        flatten(data, &mut flat, 0)
+            .map_err(|why| ServeError::BadRequest(format!("input {name:?}: data {why}")))?;
+        if flat.len() != count {
+            return Err(ServeError::BadRequest(format!(
+                "input {name:?}: shape {shape:?} holds {count} elements, data has {}",
+                flat.len()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(count * datatype.size());
+        for (i, value) in flat.iter().enumerate() {
+            encode(datatype, value, &mut bytes).map_err(|why| {
+                ServeError::BadRequest(format!(
+                    "input {name:?}: element {i} ({value}) {why} {}",
+                    datatype.as_str()
+                ))
+            })?;
+        }
+        Ok(Self {
+            name,
+            datatype,
+            shape,
+            data: bytes.into(),
+        })
+    }
+
+    /// The values as a flat JSON array.
+    pub fn json_data(&self) -> Value {
+        let size = self.datatype.size();
+        Value::Array(
+            self.data
+                .chunks_exact(size)
+                .map(|chunk| decode(self.datatype, chunk))
+                .collect(),
+        )
+    }
+}
+
+/// JSON's nesting is bounded: a shape of more dims than this is not a tensor anyone serves.
+const MAX_NESTING: usize = 32;
+
+fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>, depth: usize) -> Result<(), String> {
+    match value {
+        Value::Array(items) if depth < MAX_NESTING => {
+            for item in items {
+                flatten(item, out, depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Array(_) => Err(format!("is nested more than {MAX_NESTING} deep")),
+        Value::Number(_) | Value::Bool(_) => {
+            out.push(value);
+            Ok(())
+        }
+        other => Err(format!("holds {other}, not a number")),
+    }
+}
+
+fn integer<T: TryFrom<i128>>(value: &Value) -> Result<T, &'static str> {
+    let wide = match value {
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .ok_or("is not an integer, as")?,
+        Value::Bool(b) => i128::from(*b),
+        _ => return Err("is not a number, as"),
+    };
+    T::try_from(wide).map_err(|_| "is out of the range of")
+}
+
+fn float(value: &Value) -> Result<f64, &'static str> {
+    match value {
+        Value::Number(n) => n.as_f64().ok_or("is not a number, as"),
+        _ => Err("is not a number, as"),
+    }
+}
+
+fn encode(datatype: Datatype, value: &Value, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    match datatype {
+        Datatype::Bool => match value {
+            Value::Bool(b) => out.push(u8::from(*b)),
+            _ => out.push(u8::from(integer::<u8>(value)? != 0)),
+        },
+        Datatype::Uint8 => out.push(integer::<u8>(value)?),
+        Datatype::Int8 => out.extend(integer::<i8>(value)?.to_le_bytes()),
+        Datatype::Uint16 => out.extend(integer::<u16>(value)?.to_le_bytes()),
+        Datatype::Int16 => out.extend(integer::<i16>(value)?.to_le_bytes()),
+        Datatype::Uint32 => out.extend(integer::<u32>(value)?.to_le_bytes()),
+        Datatype::Int32 => out.extend(integer::<i32>(value)?.to_le_bytes()),
+        Datatype::Uint64 => out.extend(integer::<u64>(value)?.to_le_bytes()),
+        Datatype::Int64 => out.extend(integer::<i64>(value)?.to_le_bytes()),
+        Datatype::Fp16 => out.extend(half::f16::from_f64(float(value)?).to_le_bytes()),
+        Datatype::Bf16 => out.extend(half::bf16::from_f64(float(value)?).to_le_bytes()),
+        Datatype::Fp32 => out.extend((float(value)? as f32).to_le_bytes()),
+        Datatype::Fp64 => out.extend(float(value)?.to_le_bytes()),
+    }
+    Ok(())
+}
+
+/// A non-finite float has no JSON number: it is written as null, as serde_json writes it.
+fn decode(datatype: Datatype, b: &[u8]) -> Value {
+    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    match datatype {
+        Datatype::Bool => Value::Bool(b[0] != 0),
+        Datatype::Uint8 => Value::from(b[0]),
+        Datatype::Int8 => Value::from(b[0] as i8),
+        Datatype::Uint16 => Value::from(u16::from_le_bytes([b[0], b[1]])),
+        Datatype::Int16 => Value::from(i16::from_le_bytes([b[0], b[1]])),
+        Datatype::Uint32 => Value::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        Datatype::Int32 => Value::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        Datatype::Uint64 => Value::from(u64::from_le_bytes(b.try_into().unwrap_or_default())),
+        Datatype::Int64 => Value::from(i64::from_le_bytes(b.try_into().unwrap_or_default())),
+        Datatype::Fp16 => number(half::f16::from_le_bytes([b[0], b[1]]).to_f64()),
+        Datatype::Bf16 => number(half::bf16::from_le_bytes([b[0], b[1]]).to_f64()),
+        Datatype::Fp32 => number(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        Datatype::Fp64 => number(f64::from_le_bytes(b.try_into().unwrap_or_default())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_and_flat_json_give_the_same_bytes_and_round_trip() {
+        let nested = Tensor::from_json(
+            "x".into(),
+            Datatype::Fp32,
+            vec![2, 2],
+            &json!([[1.0, 2.5], [-3, 4]]),
+        )
+        .unwrap();
+        let flat = Tensor::from_json(
+            "x".into(),
+            Datatype::Fp32,
+            vec![2, 2],
+            &json!([1, 2.5, -3, 4]),
+        )
+        .unwrap();
+        assert_eq!(nested, flat);
+        assert_eq!(flat.json_data(), json!([1.0, 2.5, -3.0, 4.0]));
+        for datatype in Datatype::ALL.iter().map(|(d, _, _)| *d) {
+            let t = Tensor::from_json("x".into(), datatype, vec![3], &json!([0, 1, 1])).unwrap();
+            assert_eq!(t.data.len(), 3 * datatype.size(), "{datatype:?}");
+            let back = Tensor::from_json("x".into(), datatype, vec![3], &t.json_data()).unwrap();
+            assert_eq!(back, t, "{datatype:?}");
+        }
+    }
+
+    #[test]
+    fn bad_json_data_is_refused_naming_the_input_and_the_element() {
+        let err = |datatype, shape: Vec<i64>, data: Value| {
+            Tensor::from_json("ids".into(), datatype, shape, &data)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(Datatype::Int64, vec![2], json!([1, 2.5])),
+            "input \"ids\": element 1 (2.5) is not an integer, as INT64"
+        );
+        assert_eq!(
+            err(Datatype::Uint8, vec![1], json!([300])),
+            "input \"ids\": element 0 (300) is out of the range of UINT8"
+        );
+        assert_eq!(
+            err(Datatype::Fp32, vec![3], json!([1, 2])),
+            "input \"ids\": shape [3] holds 3 elements, data has 2"
+        );
+        assert_eq!(
+            err(Datatype::Fp32, vec![1], json!(["a"])),
+            "input \"ids\": data holds \"a\", not a number"
+        );
+        assert_eq!(
+            err(Datatype::Fp32, vec![-1], json!([])),
+            "input \"ids\": shape [-1] has a negative dimension"
+        );
+        let raw = Tensor::from_raw(
+            "x".into(),
+            Datatype::Fp32,
+            vec![2],
+            Bytes::from(vec![0u8; 7]),
+        );
+        assert_eq!(
+            raw.unwrap_err().to_string(),
+            "input \"x\": shape [2] of FP32 needs 8 bytes, got 7"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `kiln-runner serve` against tritonclient (PyPI), the Open Inference Protocol client of Triton and KServe,
+# over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
+# default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
+# corpus (scripts/fetch-onnx-corpus.sh). Part of scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/py-serving
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "tritonclient[http,grpc]==2.73.0" onnxruntime==1.32.0 numpy==2.4.6 \
+    safetensors==0.4.5
+fi
+export KILN_ONNX_CORPUS="${KILN_ONNX_CORPUS:-$PWD/target/onnx-corpus}"
+if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$(sha256sum scripts/onnx_corpus.py | cut -d' ' -f1)" ]; then
+  scripts/fetch-onnx-corpus.sh
+fi
+KILN_ONNXRUNTIME_LIB="$(scripts/fetch-onnxruntime.sh)"
+export KILN_ONNXRUNTIME_LIB
+cargo build --quiet -p kiln-server -p kiln-cli -p kiln-runner
+cargo build --quiet -p kiln-onnx --example sample_checkpoint
+source scripts/throwaway-server.sh
+start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false
+real=onnx-light-squeezenet
+for version in 1 2; do
+  target/debug/examples/sample_checkpoint bert "$work/bert-$version" >/dev/null
+  target/debug/kiln push "$work/bert-$version" "acme/bert:$version" --variants fp32 >/dev/null
+done
+mkdir "$work/$real"
+"$KILN_ONNX_CORPUS/venv/bin/python" - "$KILN_ONNX_CORPUS" "$real" "$work/$real" <<'PY'
+import json, shutil, sys, os
+corpus, key, folder = sys.argv[1:4]
+model = next(m for m in json.load(open(os.path.join(corpus, "corpus.json")))["models"] if m["id"] == key)
+shutil.copy(os.path.join(corpus, model["model"]), os.path.join(folder, "model.onnx"))
+shutil.copy(os.path.join(corpus, model["inputs"]), os.path.join(folder, "sample_inputs.safetensors"))
+PY
+target/debug/kiln push "$work/$real" "acme/$real:1" >/dev/null
+for ref in acme/bert:1 acme/bert:2 "acme/$real:1"; do settle "$ref"; done
+target/debug/kiln alias set acme/bert production 1 >/dev/null
+if ! "$venv/bin/python" scripts/serving_test.py "$work" "$PWD/target/debug/kiln" "$PWD/target/debug/kiln-runner" \
+    "$KILN_ONNX_CORPUS" "$real"; then
+  for log in "$work"/*.log; do echo "--- $log, last 20 lines:"; tail -n 20 "$log" | cut -c1-400; done
+  exit 1
+fi

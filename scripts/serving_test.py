@@ -1,0 +1,342 @@
+"""kiln-runner serve against off-the-shelf Open Inference Protocol clients: tritonclient (PyPI), over REST
+and gRPC, must get ONNX Runtime's numbers from a model kiln converted and from a real ONNX model of the
+corpus; bad inputs get the protocol's errors; the alias moves under load with no failed request and the new
+version's numbers afterwards; a tampered manifest is refused while the old version keeps serving.
+
+Run by scripts/serving-test.sh (which starts the server, pushes the models and sets the alias):
+  python serving_test.py WORK KILN_CLI KILN_RUNNER CORPUS_DIR
+with KILN_SERVER, KILN_TOKEN and KILN_ONNXRUNTIME_LIB set.
+"""
+import base64
+import http.client
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import onnxruntime as ort
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from safetensors.numpy import load_file
+from tritonclient.utils import InferenceServerException
+
+SERVER = os.environ["KILN_SERVER"]
+failures = []
+
+
+def check(condition, what):
+    print(("ok   " if condition else "FAIL ") + what, flush=True)
+    if not condition:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kiln(cli, *args):
+    return subprocess.run([cli, *args], check=True, capture_output=True, text=True).stdout
+
+
+class Proxy(http.server.ThreadingHTTPServer):
+    """Forwards the runner's requests to the kiln server; with `tamper` set, it alters the signed payload
+    of alias manifests on the way (a compromised mirror or a man in the middle)."""
+    daemon_threads = True
+    tamper = False
+    tampered = 0
+
+
+class Forward(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        target = urllib.parse.urlparse(SERVER)
+        upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        upstream.request("GET", self.path, headers=headers)
+        response = upstream.getresponse()
+        body = response.read()
+        headers = [(k, v) for k, v in response.getheaders()
+                   if k.lower() not in ("transfer-encoding", "connection", "content-length")]
+        if self.server.tamper and "/aliases/" in self.path and self.path.endswith("/manifest") and response.status == 200:
+            header, payload, signature = body.decode().strip().split(".")
+            document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            for variant in document["variants"]:
+                variant["sha256"] = "sha256:" + "0" * 64
+            payload = base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+            body = f"{header}.{payload}.{signature}".encode()
+            headers = [(k, v) for k, v in headers if k.lower() != "etag"]
+            self.server.tampered += 1
+        self.send_response(response.status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def start_runner(runner, reference, work, name, extra, server=SERVER):
+    http_port, grpc_port = free_port(), free_port()
+    log = open(os.path.join(work, f"{name}.log"), "w")
+    process = subprocess.Popen(
+        [runner, "serve", reference, "--server", server, "--http-listen", f"127.0.0.1:{http_port}",
+         "--grpc-listen", f"127.0.0.1:{grpc_port}", "--cache", os.path.join(work, f"{name}-cache"), *extra],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"127.0.0.1:{http_port}"
+    for _ in range(600):
+        try:
+            if httpclient.InferenceServerClient(url).is_server_ready():
+                return process, url, f"127.0.0.1:{grpc_port}"
+        except Exception:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    print(open(os.path.join(work, f"{name}.log")).read())
+    raise SystemExit(f"kiln-runner serve {reference} did not become ready")
+
+
+def ort_outputs(model_path, feeds):
+    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds)))
+
+
+def http_infer(url, model, feeds, binary=True, outputs=None):
+    client = httpclient.InferenceServerClient(url)
+    inputs = []
+    for name, value in feeds.items():
+        i = httpclient.InferInput(name, list(value.shape), np_to_datatype(value))
+        i.set_data_from_numpy(value, binary_data=binary)
+        inputs.append(i)
+    requested = None if outputs is None else [httpclient.InferRequestedOutput(o, binary_data=binary) for o in outputs]
+    return client.infer(model, inputs, outputs=requested)
+
+
+def grpc_infer(url, model, feeds):
+    client = grpcclient.InferenceServerClient(url)
+    inputs = []
+    for name, value in feeds.items():
+        i = grpcclient.InferInput(name, list(value.shape), np_to_datatype(value))
+        i.set_data_from_numpy(value)
+        inputs.append(i)
+    return client.infer(model, inputs)
+
+
+def np_to_datatype(value):
+    from tritonclient.utils import np_to_triton_dtype
+    return np_to_triton_dtype(value.dtype)
+
+
+def agrees(result, expected, tolerance):
+    return all(np.allclose(result.as_numpy(name), value, rtol=tolerance, atol=tolerance)
+               for name, value in expected.items())
+
+
+def bert_feeds(rows, length=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"input_ids": rng.integers(0, 1000, (rows, length), dtype=np.int64),
+            "attention_mask": np.ones((rows, length), dtype=np.int64),
+            "token_type_ids": np.zeros((rows, length), dtype=np.int64)}
+
+
+def metric(url, name):
+    text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def bad_inputs(url, grpc_url):
+    good = bert_feeds(1)
+
+    def post(body, model="bert"):
+        request = urllib.request.Request(f"http://{url}/v2/models/{model}/infer", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request)
+            return 200, {}
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    ids = {"name": "input_ids", "shape": [1, 2], "datatype": "INT64", "data": [1, 2]}
+    types = {"name": "token_type_ids", "shape": [1, 2], "datatype": "INT64", "data": [0, 0]}
+    mask = {"name": "attention_mask", "shape": [1, 2], "datatype": "INT64", "data": [1, 1]}
+    status, body = post({"inputs": [ids, types, dict(mask, datatype="FP32")]})
+    check(status == 400 and "attention_mask" in body["error"] and "INT64" in body["error"],
+          f"REST: a wrong datatype is 400 naming the input ({body})")
+    status, body = post({"inputs": [ids, types]})
+    check(status == 400 and "attention_mask" in body["error"] and "missing" in body["error"],
+          f"REST: a missing input is 400 naming it ({body})")
+    status, body = post({"inputs": [ids, types, dict(mask, shape=[2], data=[1, 1])]})
+    check(status == 400 and "shape" in body["error"], f"REST: a wrong shape is 400 ({body})")
+    status, body = post({"inputs": [ids, types, dict(mask, data=[1])]})
+    check(status == 400 and "2 elements" in body["error"], f"REST: data that does not fill the shape is 400 ({body})")
+    status, body = post({"inputs": [ids, types, mask]}, model="nope")
+    check(status == 404 and "nope" in body["error"], f"REST: an unknown model is 404 ({body})")
+    status, body = post({"inputs": "x"})
+    check(status == 400 and "error" in body, f"REST: a body that is not an inference request is 400 ({body})")
+    status, body = post({"inputs": [ids, types, mask], "outputs": [{"name": "nope"}]})
+    check(status == 400 and "nope" in body["error"], f"REST: an unknown output is 400 ({body})")
+    try:
+        client = grpcclient.InferenceServerClient(grpc_url)
+        wrong = grpcclient.InferInput("input_ids", [1, 8], "FP32")
+        wrong.set_data_from_numpy(good["input_ids"].astype(np.float32))
+        rest = []
+        for name in ("attention_mask", "token_type_ids"):
+            rest.append(grpcclient.InferInput(name, [1, 8], "INT64"))
+            rest[-1].set_data_from_numpy(good[name])
+        client.infer("bert", [wrong, *rest])
+        check(False, "gRPC: a wrong datatype is refused")
+    except InferenceServerException as e:
+        check("INVALID_ARGUMENT" in str(e.status()) and "input_ids" in e.message(),
+              f"gRPC: a wrong datatype is INVALID_ARGUMENT naming the input ({e.status()}: {e.message()})")
+
+
+def move_under_load(cli, url, grpc_url, expected_v2):
+    """8 clients (REST and gRPC) call in a loop while the alias moves to version 2; none may fail."""
+    stop = threading.Event()
+    counts = {"ok": 0, "failed": 0, "v1": 0, "v2": 0}
+    errors = []
+    lock = threading.Lock()
+
+    def client(n):
+        feeds = bert_feeds(1 + n % 3, seed=100 + n)
+        while not stop.is_set():
+            try:
+                result = http_infer(url, "bert", feeds) if n % 2 else grpc_infer(grpc_url, "bert", feeds)
+                version = result.get_response()["model_version"] if n % 2 else result.get_response().model_version
+                with lock:
+                    counts["ok"] += 1
+                    counts["v" + version] = counts.get("v" + version, 0) + 1
+            except Exception as e:  # every failure counts
+                with lock:
+                    counts["failed"] += 1
+                    errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    kiln(cli, "alias", "set", "acme/bert", "production", "2")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and counts["v2"] < 200:
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    check(counts["failed"] == 0 and counts["v1"] > 0 and counts["v2"] >= 200,
+          f"the alias moved under load: {counts['ok']} requests answered ({counts['v1']} by version 1, "
+          f"{counts['v2']} by version 2), {counts['failed']} failed {errors[:3]}")
+    feeds = bert_feeds(2, seed=7)
+    result = http_infer(url, "bert", feeds)
+    check(result.get_response()["model_version"] == "2" and agrees(result, ort_outputs(expected_v2, feeds), 1e-4),
+          "after the move, REST answers with version 2's numbers (ONNX Runtime's)")
+
+
+def tampered(cli, proxy, url, work):
+    proxy.tamper = True
+    kiln(cli, "alias", "set", "acme/bert", "production", "1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and metric(url, "kiln_serve_manifests_refused_total") < 2:
+        time.sleep(0.2)
+    result = http_infer(url, "bert", bert_feeds(1))
+    log = open(os.path.join(work, "bert.log")).read()
+    check(proxy.tampered >= 2 and metric(url, "kiln_serve_manifests_refused_total") >= 2
+          and "signature does not match" in log and result.get_response()["model_version"] == "2",
+          "a tampered manifest is refused and logged, and version 2 keeps serving")
+    proxy.tamper = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and http_infer(url, "bert", bert_feeds(1)).get_response()["model_version"] != "1":
+        time.sleep(0.2)
+    check(http_infer(url, "bert", bert_feeds(1)).get_response()["model_version"] == "1",
+          "once the manifest verifies again, the alias's version (1) is served")
+
+
+def bert(work, cli, runner):
+    pulled = {}
+    for version in ("1", "2"):
+        folder = os.path.join(work, f"pulled-{version}")
+        kiln(cli, "pull", f"acme/bert:{version}", "--variant", "fp32", "-o", folder)
+        pulled[version] = os.path.join(folder, next(f for f in os.listdir(folder) if f.endswith(".onnx")))
+    proxy = Proxy(("127.0.0.1", 0), Forward)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    process, url, grpc_url = start_runner(
+        runner, "acme/bert@production", work, "bert",
+        ["--engine", "ort", "--poll-seconds", "0.3", "--batch-delay-us", "5000", "--max-batch-size", "16"],
+        server=f"http://127.0.0.1:{proxy.server_address[1]}")
+    try:
+        client = httpclient.InferenceServerClient(url)
+        metadata = client.get_model_metadata("bert")
+        check(metadata["versions"] == ["1"] and {i["name"]: i["datatype"] for i in metadata["inputs"]}
+              == {"input_ids": "INT64", "attention_mask": "INT64", "token_type_ids": "INT64"}, f"REST model metadata ({metadata})")
+        grpc_metadata = grpcclient.InferenceServerClient(grpc_url).get_model_metadata("bert", as_json=True)
+        check(grpc_metadata["versions"] == ["1"], f"gRPC model metadata ({grpc_metadata})")
+        check(client.is_model_ready("bert") and grpcclient.InferenceServerClient(grpc_url).is_model_ready("bert"),
+              "the model is ready over REST and gRPC")
+        feeds = bert_feeds(3)
+        expected = ort_outputs(pulled["1"], feeds)
+        check(agrees(http_infer(url, "bert", feeds), expected, 1e-4), "REST (binary tensors) gives ONNX Runtime's numbers")
+        check(agrees(http_infer(url, "bert", feeds, binary=False, outputs=list(expected)), expected, 1e-4),
+              "REST (JSON tensors) gives ONNX Runtime's numbers")
+        check(agrees(grpc_infer(grpc_url, "bert", feeds), expected, 1e-4), "gRPC gives ONNX Runtime's numbers")
+        # 32 clients at once, each with its own rows: batched together, each gets its own answer.
+        results = [None] * 32
+        def one(n):
+            f = bert_feeds(1 + n % 2, seed=n)
+            results[n] = agrees(http_infer(url, "bert", f), ort_outputs(pulled["1"], f), 1e-4)
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(32)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        batches, rows = metric(url, "kiln_serve_batch_size_count"), metric(url, "kiln_serve_batch_size_sum")
+        check(all(results) and rows > batches,
+              f"32 concurrent requests are batched ({rows:.0f} rows in {batches:.0f} batches) and each gets its own rows")
+        bad_inputs(url, grpc_url)
+        move_under_load(cli, url, grpc_url, pulled["2"])
+        tampered(cli, proxy, url, work)
+        text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
+        for name in ("kiln_serve_requests_total", "kiln_serve_request_duration_seconds_bucket",
+                     "kiln_serve_queue_depth", "kiln_serve_model_info", "kiln_serve_version_switches_total"):
+            check(name in text, f"/metrics has {name}")
+    finally:
+        process.terminate()
+        process.wait(30)
+        proxy.shutdown()
+
+
+def real_model(work, cli, runner, corpus, key):
+    listing = json.load(open(os.path.join(corpus, "corpus.json")))
+    model = next(m for m in listing["models"] if m["id"] == key)
+    feeds = load_file(os.path.join(corpus, model["inputs"]))
+    expected = ort_outputs(os.path.join(corpus, model["model"]), feeds)
+    process, url, grpc_url = start_runner(runner, f"acme/{key}:1", work, key, ["--engine", "kiln", "--name", "cnn"])
+    try:
+        check(agrees(http_infer(url, "cnn", feeds), expected, 1e-3),
+              f"{key} (a real ONNX model) on kiln's engine over REST gives ONNX Runtime's numbers")
+        check(agrees(grpc_infer(grpc_url, "cnn", feeds), expected, 1e-3),
+              f"{key} over gRPC gives ONNX Runtime's numbers")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def main():
+    work, cli, runner, corpus, real = sys.argv[1:6]
+    bert(work, cli, runner)
+    real_model(work, cli, runner, corpus, real)
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print("all serving checks passed")
+
+
+if __name__ == "__main__":
+    main()
