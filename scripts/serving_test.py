@@ -59,11 +59,13 @@ class Forward(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_GET(self):
+    def forward(self):
         target = urllib.parse.urlparse(SERVER)
         upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        upstream.request("GET", self.path, headers=headers)
+        length = int(self.headers.get("Content-Length") or 0)
+        upstream.request(self.command, self.path, body=self.rfile.read(length) if length else None,
+                         headers=headers)
         response = upstream.getresponse()
         body = response.read()
         headers = [(k, v) for k, v in response.getheaders()
@@ -83,6 +85,8 @@ class Forward(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_GET = do_PUT = do_DELETE = forward
 
 
 def start_runner(runner, reference, work, name, extra, server=SERVER):
@@ -269,9 +273,11 @@ def bert(work, cli, runner):
         pulled[version] = os.path.join(folder, next(f for f in os.listdir(folder) if f.endswith(".onnx")))
     proxy = Proxy(("127.0.0.1", 0), Forward)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    runner_token = json.loads(kiln(cli, "token", "create", "serving-test", "--scope", "runner", "--json"))["token"]
     process, url, grpc_url = start_runner(
         runner, "acme/bert@production", work, "bert",
-        ["--engine", "ort", "--poll-seconds", "0.3", "--batch-delay-us", "5000", "--max-batch-size", "16"],
+        ["--engine", "ort", "--poll-seconds", "0.3", "--batch-delay-us", "5000", "--max-batch-size", "16",
+         "--runner-token", runner_token, "--instance-name", "serving-test-1"],
         server=f"http://127.0.0.1:{proxy.server_address[1]}")
     try:
         client = httpclient.InferenceServerClient(url)
@@ -299,8 +305,17 @@ def bert(work, cli, runner):
         batches, rows = metric(url, "kiln_serve_batch_size_count"), metric(url, "kiln_serve_batch_size_sum")
         check(all(results) and rows > batches,
               f"32 concurrent requests are batched ({rows:.0f} rows in {batches:.0f} batches) and each gets its own rows")
+        shown = kiln(cli, "show", "acme/bert")
+        check("Served at" in shown and "serving-test-1" in shown and f"http://{url}" in shown
+              and f"grpc://{grpc_url}" in shown and "@production" in shown,
+              f"kiln show lists where the alias is served:\n{shown}")
         bad_inputs(url, grpc_url)
         move_under_load(cli, url, grpc_url, pulled["2"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "2 (manifest" not in kiln(cli, "show", "acme/bert:2"):
+            time.sleep(0.2)
+        check("serving-test-1" in kiln(cli, "show", "acme/bert:2"),
+              "after the move, kiln show of version 2 lists the process serving it")
         tampered(cli, proxy, url, work)
         text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
         for name in ("kiln_serve_requests_total", "kiln_serve_request_duration_seconds_bucket",
@@ -310,6 +325,8 @@ def bert(work, cli, runner):
         process.terminate()
         process.wait(30)
         proxy.shutdown()
+    check("serving-test-1" not in kiln(cli, "show", "acme/bert"),
+          "a process that stops withdraws its report: kiln show no longer lists it")
 
 
 def real_model(work, cli, runner, corpus, key):

@@ -114,6 +114,8 @@ error_codes! {
     // Runners.
     InvalidRunner => "invalid_runner",
     InvalidBenchmark => "invalid_benchmark",
+    /// A serving report out of its bounds (a field empty or too long, too many endpoints).
+    InvalidServing => "invalid_serving",
     /// The caller no longer holds the job: its lease ran out and the job went back to the queue.
     LeaseLost => "lease_lost",
     // Access and the server itself.

@@ -95,14 +95,6 @@ enum Command {
     Serve(Box<kiln_runner::serve::ServeArgs>),
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "kiln-runner".to_owned())
-}
-
 fn main() -> ExitCode {
     kiln_runner::process::keep_freed_memory_for_reuse();
     let args = Args::parse();
@@ -222,7 +214,7 @@ async fn run(args: Args, threads: usize) -> ExitCode {
         threads,
         process_memory: true,
     };
-    let name = args.name.unwrap_or_else(host_name);
+    let name = args.name.unwrap_or_else(kiln_runner::process::host_name);
     if let Some(model) = args.measure {
         let never = std::sync::atomic::AtomicBool::new(false);
         let mut all = Vec::new();

@@ -46,3 +46,12 @@ pub unsafe fn size_compute_pools(threads: usize) {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
 }
+
+/// The machine's name: what a runner and a serving process are listed as unless named.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kiln-runner".to_owned())
+}

@@ -154,9 +154,21 @@ pub async fn show(client: &ApiClient, reference: ModelRef, json: bool) -> Result
             if !json {
                 let teacher = format!("{}/{model}:{version}", reference.namespace);
                 super::distill::print_for_version(client, &teacher).await?;
+                super::serving::print_for_model(
+                    client,
+                    &reference.namespace,
+                    model,
+                    Some(&version),
+                )
+                .await?;
             }
         }
-        None => show_model(&client.model(&reference.namespace, model).await?, json),
+        None => {
+            show_model(&client.model(&reference.namespace, model).await?, json);
+            if !json {
+                super::serving::print_for_model(client, &reference.namespace, model, None).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -8,5 +8,6 @@ pub mod manifest;
 pub mod namespace;
 pub mod pull;
 pub mod push;
+pub mod serving;
 pub mod storage;
 pub mod webhook;

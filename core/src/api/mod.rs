@@ -10,12 +10,14 @@ use crate::{FilePath, ModelName, NamespaceName, Sha256Digest, VersionName};
 mod accounts;
 mod distillation;
 mod lineage;
+mod serving;
 mod storage;
 mod webhooks;
 
 pub use accounts::*;
 pub use distillation::*;
 pub use lineage::*;
+pub use serving::*;
 pub use storage::*;
 pub use webhooks::*;
 

@@ -62,6 +62,15 @@ impl Loader {
         })
     }
 
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// `cpu` or `cuda:N`.
+    pub fn device(&self) -> &str {
+        &self.device_spec
+    }
+
     /// Sessions of the model at `model_path`, and their batcher.
     async fn start(
         &self,

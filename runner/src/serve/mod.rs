@@ -10,6 +10,7 @@ mod grpc;
 mod loader;
 pub mod metrics;
 pub mod registry;
+mod report;
 mod rest;
 pub mod session;
 pub mod signature;
@@ -115,6 +116,17 @@ pub struct ServeArgs {
     /// Where fetched files are kept, by digest
     #[arg(long, default_value = "kiln-runner-cache")]
     pub cache: PathBuf,
+    /// A token with the runner scope: this process then reports what it serves and where (`kiln show`,
+    /// the web UI), every 30 s and after each switch
+    #[arg(long, env = "KILN_RUNNER_TOKEN", hide_env_values = true)]
+    pub runner_token: Option<String>,
+    /// The addresses clients reach this process at, as reported (default: http:// and grpc:// of the
+    /// listen addresses, with the host name for 0.0.0.0)
+    #[arg(long, value_delimiter = ',')]
+    pub advertise: Vec<String>,
+    /// This process's name in the report (default: the host name)
+    #[arg(long)]
+    pub instance_name: Option<String>,
     /// The largest request body accepted, in MiB
     #[arg(long, default_value_t = 64)]
     pub max_request_mib: usize,
@@ -248,6 +260,44 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         http.address,
         grpc_addr
     );
+    let reporting = match (&args.runner_token, &following, &args.server) {
+        (Some(token), Some((_, subject, _)), Some(server)) => {
+            let host = |addr: SocketAddr| {
+                if addr.ip().is_unspecified() {
+                    format!("{}:{}", crate::process::host_name(), addr.port())
+                } else {
+                    addr.to_string()
+                }
+            };
+            let endpoints = if args.advertise.is_empty() {
+                vec![
+                    format!("http://{}", host(http.address)),
+                    format!("grpc://{}", host(grpc_addr)),
+                ]
+            } else {
+                args.advertise.clone()
+            };
+            let reporter = report::Reporter {
+                http: reqwest::Client::new(),
+                url: format!(
+                    "{}/api/v1/servings/{}",
+                    server.trim_end_matches('/'),
+                    report::serving_id()
+                ),
+                token: token.clone(),
+                subject: subject.clone(),
+                name: args
+                    .instance_name
+                    .clone()
+                    .unwrap_or_else(crate::process::host_name),
+                engine: loader.engine_name().to_owned(),
+                device: loader.device().to_owned(),
+                endpoints,
+            };
+            Some(tokio::spawn(reporter.run(state.clone(), stop.clone())))
+        }
+        _ => None,
+    };
     if let Some((registry, subject, etag)) = following.filter(|(_, s, _)| s.alias.is_some()) {
         let follower = follow::Follower {
             state: state.clone(),
@@ -263,6 +313,9 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     stop.cancel();
     http.handle.stop(true).await;
     let _ = grpc.await;
+    if let Some(reporting) = reporting {
+        let _ = reporting.await;
+    }
     Ok(())
 }
 

@@ -230,6 +230,13 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         ReadModel,
     ),
     ("POST", "/api/v1/runners", RunnerOnly),
+    ("PUT", "/api/v1/servings/{serving}", RunnerOnly),
+    ("DELETE", "/api/v1/servings/{serving}", RunnerOnly),
+    (
+        "GET",
+        "/api/v1/models/{namespace}/{model}/servings",
+        ReadModel,
+    ),
     ("GET", "/api/v1/runners", SignedIn),
     ("POST", "/api/v1/runners/{runner}/heartbeat", RunnerOnly),
     ("POST", "/api/v1/runners/{runner}/claim", RunnerOnly),

@@ -322,3 +322,24 @@ pub struct DistillationRow {
     pub checkpoint_step: Option<i64>,
     pub student_version_id: Option<String>,
 }
+
+/// One serving process's report (`servings`); `endpoints` is a JSON list.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = servings)]
+pub struct ServingRow {
+    pub id: String,
+    pub model_id: String,
+    pub token_id: String,
+    pub reported_by: String,
+    pub name: String,
+    pub alias: Option<String>,
+    pub version: String,
+    pub variant: String,
+    pub sha256: String,
+    pub sequence: i64,
+    pub engine: String,
+    pub device: String,
+    pub endpoints: String,
+    pub started_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+}

@@ -509,3 +509,23 @@ diesel::table! {
 }
 diesel::joinable!(distillations -> pipeline_jobs (job_id));
 diesel::allow_tables_to_appear_in_same_query!(distillations, pipeline_jobs);
+
+diesel::table! {
+    servings (id) {
+        id -> Text,
+        model_id -> Text,
+        token_id -> Text,
+        reported_by -> Text,
+        name -> Text,
+        alias -> Nullable<Text>,
+        version -> Text,
+        variant -> Text,
+        sha256 -> Text,
+        sequence -> BigInt,
+        engine -> Text,
+        device -> Text,
+        endpoints -> Text,
+        started_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}

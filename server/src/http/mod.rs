@@ -23,6 +23,7 @@ mod ranges;
 pub mod request_metrics;
 mod runner_distillations;
 mod runners;
+mod servings;
 mod storage_lifecycle;
 pub mod ui;
 mod uploads;
@@ -80,6 +81,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .service(aliases::list_aliases)
                 .service(aliases::set_alias)
                 .service(aliases::alias_history)
+                .service(servings::report_serving)
+                .service(servings::withdraw_serving)
+                .service(servings::list_servings)
                 .service(runners::register_runner)
                 .service(runners::runner_heartbeat)
                 .service(runners::claim_job)

@@ -31,6 +31,7 @@ use crate::auth::policy::{ROUTES, Rule};
         (name = "health", description = "Liveness and readiness"),
         (name = "manifests", description = "Signed deployment manifests and their public keys"),
         (name = "runners", description = "Benchmark runners: registration, job leases, reports"),
+        (name = "servings", description = "Where models are being served: reports of `kiln-runner serve` processes"),
         (name = "aliases", description = "Movable names for versions (production, staging) and their history"),
         (name = "auth", description = "Signing in, the caller, API tokens"),
         (name = "namespaces", description = "Organisation namespaces and their members"),

@@ -19,6 +19,7 @@ pub mod read_cache;
 pub mod registry;
 pub mod runners;
 pub mod schedule;
+pub mod servings;
 pub mod sessions;
 pub mod upload_claims;
 pub mod uploads;
@@ -51,6 +52,7 @@ pub struct Services {
     pub registry: registry::RegistryService,
     pub runners: runners::RunnerService,
     pub schedule: schedule::ScheduleService,
+    pub servings: servings::ServingService,
     pub sessions: sessions::SessionService,
     pub uploads: uploads::UploadService,
     pub webhooks: webhooks::WebhookService,
@@ -128,6 +130,7 @@ impl Services {
             registry,
             runners: runners::RunnerService::new(db.clone(), signer, runner_lease),
             schedule: schedule::ScheduleService::new(db.clone()),
+            servings: servings::ServingService::new(db.clone()),
             uploads,
             webhooks: webhooks::WebhookService::new(db.clone(), webhooks),
         }

@@ -26,6 +26,7 @@ mod read_cache;
 mod runner_engines;
 mod runners;
 mod service_docs;
+mod servings;
 mod storage_collection;
 mod storage_policies;
 mod uploads;

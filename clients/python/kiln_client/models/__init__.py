@@ -102,6 +102,8 @@ from .runner_heartbeat import RunnerHeartbeat
 from .runner_registration import RunnerRegistration
 from .runner_state import RunnerState
 from .runner_view import RunnerView
+from .serving_report import ServingReport
+from .serving_view import ServingView
 from .set_alias_request import SetAliasRequest
 from .set_member_request import SetMemberRequest
 from .set_visibility_request import SetVisibilityRequest
@@ -233,6 +235,8 @@ __all__ = (
     "RunnerRegistration",
     "RunnerState",
     "RunnerView",
+    "ServingReport",
+    "ServingView",
     "SetAliasRequest",
     "SetMemberRequest",
     "SetVisibilityRequest",

@@ -23,6 +23,7 @@ pub mod quotas;
 pub mod replicas;
 pub mod retention_rules;
 pub mod runners;
+pub mod servings;
 pub mod sessions;
 pub mod uploads;
 pub mod users;

@@ -53,6 +53,39 @@ pub struct AliasRow {
     pub history_truncated: bool,
 }
 
+/// A `kiln-runner serve` process that reported in the last 90 s.
+pub struct ServedAt {
+    pub name: String,
+    /// `@production`, or `(fixed version)`.
+    pub follows: String,
+    pub version: String,
+    pub version_href: String,
+    pub sequence: i64,
+    pub variant: String,
+    pub engine: String,
+    pub endpoints: Vec<String>,
+    pub seen: String,
+    pub seen_iso: String,
+}
+
+fn served_at(ns: &NamespaceName, model: &ModelName, s: kiln_core::api::ServingView) -> ServedAt {
+    let r = s.report;
+    ServedAt {
+        name: r.name,
+        follows: r
+            .alias
+            .map_or_else(|| "(fixed version)".to_owned(), |a| format!("@{a}")),
+        version_href: format!("/models/{ns}/{model}/versions/{}", r.version),
+        version: r.version.to_string(),
+        sequence: r.sequence,
+        variant: r.variant,
+        engine: format!("{} on {}", r.engine, r.device),
+        endpoints: r.endpoints,
+        seen: display::date(&s.last_seen_at),
+        seen_iso: display::iso(&s.last_seen_at),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "model.html")]
 pub struct ModelPage {
@@ -69,6 +102,7 @@ pub struct ModelPage {
     versions: Vec<VersionRow>,
     next_versions: Option<String>,
     aliases: Vec<AliasRow>,
+    served_at: Vec<ServedAt>,
     ready_versions: Vec<String>,
     can_write: bool,
     can_admin: bool,
@@ -210,6 +244,13 @@ pub async fn build(
             .collect(),
         next_versions,
         aliases: alias_rows(services, &ns, &model).await?,
+        served_at: services
+            .servings
+            .list(ns.clone(), model.clone())
+            .await?
+            .into_iter()
+            .map(|s| served_at(&ns, &model, s))
+            .collect(),
         ready_versions,
         can_write: may(services, visitor, Rule::WriteModel, &ns, &model).await,
         can_admin: may(services, visitor, Rule::AdminModel, &ns, &model).await,

@@ -186,6 +186,10 @@ pub(super) fn cases() -> Vec<Case> {
         case(M::GET, "/api/v1/models/{namespace}/{model}/aliases/{alias}/manifests/{sequence}", "/api/v1/models/acme/open/aliases/production/manifests/1", None, ReadPublicModel, 200),
         case(M::POST, "/api/v1/runners", "/api/v1/runners", Some(r#"{"name":"r-{who}","device":"cpu","device_name":"cpu","memory_bytes":null,"driver":null,"engine":"e","kiln_version":"0","capabilities":[],"threads":1}"#), RunnerOnly, 201),
         case(M::GET, "/api/v1/runners", "/api/v1/runners", None, SignedIn, 200),
+        case(M::PUT, "/api/v1/servings/{serving}", "/api/v1/servings/s-{who}", Some(r#"{"namespace":"acme","model":"secret","version":"1","variant":"fp32","sha256":"{weights}","sequence":1,"engine":"onnxruntime","device":"cpu","name":"n-{who}","endpoints":["http://serve:8080"]}"#), RunnerOnly, 200),
+        case(M::DELETE, "/api/v1/servings/{serving}", "/api/v1/servings/s-{who}", None, RunnerOnly, 204),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/servings", "/api/v1/models/acme/secret/servings", None, ReadPrivateModel, 200),
+        case(M::GET, "/api/v1/models/{namespace}/{model}/servings", "/api/v1/models/acme/open/servings", None, ReadPublicModel, 200),
         // Allowed callers learn that no such runner was registered by their credential.
         case(M::POST, "/api/v1/runners/{runner}/heartbeat", "/api/v1/runners/no-such-runner/heartbeat", Some(r#"{"job_id":null}"#), RunnerOnly, 404),
         case(M::POST, "/api/v1/runners/{runner}/claim", "/api/v1/runners/no-such-runner/claim", None, RunnerOnly, 404),
