@@ -6,10 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-serving
-if [ ! -x "$venv/bin/python" ]; then
+pins='tritonclient[http,grpc]==2.73.0 onnxruntime==1.32.0 numpy==2.4.6 safetensors==0.4.5 pyyaml==6.0.2'
+if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "tritonclient[http,grpc]==2.73.0" onnxruntime==1.32.0 numpy==2.4.6 \
-    safetensors==0.4.5
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet $pins
+  echo "$pins" >"$venv/.pins"
 fi
 export KILN_ONNX_CORPUS="${KILN_ONNX_CORPUS:-$PWD/target/onnx-corpus}"
 if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$(sha256sum scripts/onnx_corpus.py | cut -d' ' -f1)" ]; then

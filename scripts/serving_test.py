@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+import yaml
 from safetensors.numpy import load_file
 from tritonclient.utils import InferenceServerException
 
@@ -345,9 +346,45 @@ def real_model(work, cli, runner, corpus, key):
         process.wait(30)
 
 
+def kserve_runtime(work, cli, runner):
+    """deploy/kserve/serving-runtime.yaml's container args, run as KServe would after kiln's storage
+    initializer filled /mnt/models from a kiln:// URI."""
+    models = os.path.join(work, "mnt-models")
+    env = dict(os.environ, KILN_BIN=cli, KILN_MANIFEST_STATE=os.path.join(work, "initializer-state.json"))
+    subprocess.run(["deploy/kserve/kiln-storage-initializer", "kiln://acme/bert@production#fp32", models],
+                   check=True, env=env, capture_output=True)
+    documents = list(yaml.safe_load_all(open("deploy/kserve/serving-runtime.yaml")))
+    runtime = next(d for d in documents if d["kind"] == "ClusterServingRuntime")
+    container = runtime["spec"]["containers"][0]
+    http_port, grpc_port = free_port(), free_port()
+    fill = {"/mnt/models": models, "{{.Name}}": "encoder", "0.0.0.0:8080": f"127.0.0.1:{http_port}",
+            "0.0.0.0:8081": f"127.0.0.1:{grpc_port}"}
+    args = [fill.get(a, a) for a in container["args"]]
+    log = open(os.path.join(work, "kserve-runtime.log"), "w")
+    process = subprocess.Popen([runner, *args], stdout=log, stderr=subprocess.STDOUT)
+    url, grpc_url = f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpclient.InferenceServerClient(url).is_model_ready("encoder"):
+                    break
+            except Exception:
+                time.sleep(0.1)
+        model = next(os.path.join(root, f) for root, _, files in os.walk(models) for f in files if f.endswith(".onnx"))
+        feeds = bert_feeds(2, seed=11)
+        expected = ort_outputs(model, feeds)
+        check(agrees(http_infer(url, "encoder", feeds), expected, 1e-4)
+              and agrees(grpc_infer(grpc_url, "encoder", feeds), expected, 1e-4),
+              "the KServe runtime's args serve what the kiln:// storage initializer pulled (REST and gRPC)")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def main():
     work, cli, runner, corpus, real = sys.argv[1:6]
     bert(work, cli, runner)
+    kserve_runtime(work, cli, runner)
     real_model(work, cli, runner, corpus, real)
     if failures:
         print(f"{len(failures)} check(s) failed")

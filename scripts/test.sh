@@ -52,6 +52,9 @@ part scripts/schemathesis.sh
 part scripts/ui-test.sh
 # The OCI endpoint with real registry clients: skopeo and oras.
 part scripts/oci-test.sh
+# kiln-runner serve with tritonclient over the Open Inference Protocol (REST and gRPC): numbers, errors,
+# an alias moved under load, a tampered manifest refused, the KServe runtime's args.
+part scripts/serving-test.sh
 # The Python client generated from that document (not stale) and its hand-written layer, pytest against a
 # real server: push a folder, wait, pull it back byte for byte, verify the manifest with only the JWKS.
 part scripts/python-client.sh
