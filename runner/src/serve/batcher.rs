@@ -266,3 +266,110 @@ fn split(outputs: &[Tensor], batch: &[Request]) -> Result<Vec<Vec<Tensor>>, Serv
     }
     Ok(parts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use candle_core::Device;
+    use prost::Message;
+
+    /// Two sessions of one x [batch, 8] → y [batch, 4] model (random weights) on kiln's evaluator.
+    fn mlp(dir: &std::path::Path) -> ([Session; 2], Arc<Signature>) {
+        let model = kiln_onnx::sample_models::mlp_graph(false);
+        let path = dir.join("model.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        let checked = kiln_onnx::model_check::check_model(&model).unwrap();
+        let signature = Signature::from_onnx(&checked.inputs, &checked.outputs).unwrap();
+        assert!(signature.batchable);
+        let load = || Session::load(&Engine::Kiln, &path, (&Device::Cpu, "cpu"), 1).unwrap();
+        ([load(), load()], Arc::new(signature))
+    }
+
+    fn rows(n: usize, seed: f32) -> Vec<Tensor> {
+        let values: Vec<u8> = (0..n * 8)
+            .flat_map(|i| (seed + i as f32 * 0.25).to_le_bytes())
+            .collect();
+        vec![
+            Tensor::from_raw(
+                "x".into(),
+                super::super::tensor::Datatype::Fp32,
+                vec![n as i64, 8],
+                values.into(),
+            )
+            .unwrap(),
+        ]
+    }
+
+    /// Requests that arrive together are run as one batch, and each gets exactly what it would alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_a_batch_and_each_gets_its_own_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let ([session, mut alone], signature) = mlp(dir.path());
+        let policy = BatchPolicy {
+            max_batch: 16,
+            delay: Duration::from_millis(200),
+            max_queue: 64,
+        };
+        let batcher = Arc::new(Batcher::start(vec![session], signature.clone(), policy));
+        let requests: Vec<(usize, f32)> = vec![(1, 0.0), (2, 1.0), (3, -2.0), (1, 5.0)];
+        let answers = futures_util::future::join_all(requests.iter().map(|&(n, seed)| {
+            let batcher = batcher.clone();
+            async move { batcher.infer(rows(n, seed)).await }
+        }))
+        .await;
+        for ((n, seed), answer) in requests.into_iter().zip(answers) {
+            let got = answer.unwrap();
+            let want = alone.run(&rows(n, seed), &signature).unwrap();
+            assert_eq!(got[0].shape, [n as i64, 4]);
+            let close = got[0]
+                .data
+                .chunks_exact(4)
+                .zip(want[0].data.chunks_exact(4))
+                .all(|(a, b)| {
+                    let (a, b) = (
+                        f32::from_le_bytes(a.try_into().unwrap()),
+                        f32::from_le_bytes(b.try_into().unwrap()),
+                    );
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs())
+                });
+            assert!(close, "request of {n} rows got other rows' numbers");
+        }
+    }
+
+    #[test]
+    fn only_inputs_that_differ_in_the_first_dimension_stack() {
+        let a = rows(2, 0.0);
+        let b = rows(5, 1.0);
+        assert!(stacks(&a, &b));
+        let other = vec![
+            Tensor::from_raw(
+                "x".into(),
+                super::super::tensor::Datatype::Fp32,
+                vec![1, 4],
+                vec![0u8; 16].into(),
+            )
+            .unwrap(),
+        ];
+        assert!(!stacks(&a, &other));
+    }
+
+    /// A full queue refuses at once instead of growing without bound.
+    #[tokio::test]
+    async fn a_full_queue_answers_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ([session, _], signature) = mlp(dir.path());
+        let batcher = Batcher::start(
+            vec![session],
+            signature,
+            BatchPolicy {
+                max_batch: 1,
+                delay: Duration::ZERO,
+                max_queue: 1,
+            },
+        );
+        batcher.depth.store(1, Ordering::Relaxed);
+        let err = batcher.infer(rows(1, 0.0)).await.unwrap_err();
+        assert!(matches!(err, ServeError::Unavailable(_)), "{err}");
+    }
+}

@@ -256,6 +256,7 @@ fn decode(datatype: Datatype, b: &[u8]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -321,5 +322,29 @@ mod tests {
             raw.unwrap_err().to_string(),
             "input \"x\": shape [2] of FP32 needs 8 bytes, got 7"
         );
+    }
+
+    proptest! {
+        /// Whatever JSON a client sends as `data`, with whatever shape, parsing answers (a tensor or an
+        /// error naming the input) and never panics; a tensor it accepts fills its shape exactly.
+        #[test]
+        fn any_json_data_parses_or_is_refused(
+            shape in proptest::collection::vec(-2i64..5, 0..4),
+            values in proptest::collection::vec(prop_oneof![
+                any::<f64>().prop_map(|x| json!(x)),
+                any::<i64>().prop_map(|x| json!(x)),
+                any::<u64>().prop_map(|x| json!(x)),
+                any::<bool>().prop_map(|x| json!(x)),
+                ".{0,4}".prop_map(|x| json!(x)),
+                any::<i8>().prop_map(|x| json!([x, [x]])),
+            ], 0..12),
+            which in 0usize..13,
+        ) {
+            let datatype = Datatype::ALL[which].0;
+            if let Ok(t) = Tensor::from_json("x".into(), datatype, shape.clone(), &Value::Array(values)) {
+                let count: i64 = shape.iter().product();
+                prop_assert_eq!(t.data.len() as i64, count * datatype.size() as i64);
+            }
+        }
     }
 }
