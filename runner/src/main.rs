@@ -106,12 +106,6 @@ fn main() -> ExitCode {
     if let Some(Command::Distill(distill)) = &args.command {
         return distill_here(distill, threads);
     }
-    if let Some(Command::Serve(_)) = &args.command {
-        let Some(Command::Serve(serve)) = args.command else {
-            unreachable!("matched above")
-        };
-        return serve_here(*serve, threads);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,33 +116,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(args, threads))
-}
-
-fn serve_here(args: kiln_runner::serve::ServeArgs, threads: usize) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+    match args.command {
+        Some(Command::Serve(serve)) => {
+            match runtime.block_on(kiln_runner::serve::run(*serve, threads)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(1)
+                }
+            }
         }
-    };
-    match runtime.block_on(kiln_runner::serve::run(args, threads)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(1)
-        }
+        _ => runtime.block_on(run(args, threads)),
     }
 }
 
@@ -170,13 +156,6 @@ fn distill_here(args: &kiln_runner::distill_command::DistillArgs, threads: usize
 }
 
 async fn run(args: Args, threads: usize) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let (device, info) = match device::open(&args.device, threads) {
         Ok(opened) => opened,
         Err(message) => {

@@ -173,14 +173,9 @@ impl<C: Coordinator> Runner<C> {
         tokio::fs::create_dir_all(folder).await.map_err(io)?;
         for file in &job.files {
             let cached = self.cached(runner, job, file).await?;
-            let place = folder.join(file.path.as_str());
-            if let Some(parent) = place.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(io)?;
-            }
-            let _ = tokio::fs::remove_file(&place).await;
-            if tokio::fs::hard_link(&cached, &place).await.is_err() {
-                tokio::fs::copy(&cached, &place).await.map_err(io)?;
-            }
+            lay_out(&cached, &folder.join(file.path.as_str()))
+                .await
+                .map_err(io)?;
         }
         let model = folder.join(
             job.files
@@ -293,6 +288,18 @@ where
     }
     tokio::fs::rename(&partial, &path).await.map_err(io)?;
     Ok(path)
+}
+
+/// Puts a cached file at `place` (its folders made): a hard link, or a copy across file systems.
+pub(crate) async fn lay_out(cached: &Path, place: &Path) -> std::io::Result<()> {
+    if let Some(parent) = place.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let _ = tokio::fs::remove_file(place).await;
+    if tokio::fs::hard_link(cached, place).await.is_err() {
+        tokio::fs::copy(cached, place).await?;
+    }
+    Ok(())
 }
 
 /// The id names a scratch folder: anything but a plain id (a hostile or broken server) is refused.

@@ -13,7 +13,7 @@ use reqwest::header::{ACCEPT, ETAG, IF_NONE_MATCH};
 use serde_json::Value;
 
 use super::ServeError;
-use crate::work::{Dropped, cached_file};
+use crate::work::{Dropped, cached_file, lay_out};
 
 /// A manifest fetched and verified, with the ETag it came with.
 pub struct Fetched {
@@ -181,14 +181,9 @@ impl Registry {
                 Dropped::LeaseLost => "the download was refused".to_owned(),
                 Dropped::Transient(why) | Dropped::Final(why) => why,
             })?;
-            let place = folder.join(file.path.as_str());
-            if let Some(parent) = place.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(io)?;
-            }
-            let _ = tokio::fs::remove_file(&place).await;
-            if tokio::fs::hard_link(&cached, &place).await.is_err() {
-                tokio::fs::copy(&cached, &place).await.map_err(io)?;
-            }
+            lay_out(&cached, &folder.join(file.path.as_str()))
+                .await
+                .map_err(io)?;
         }
         Ok(folder.join(first.path.as_str()))
     }

@@ -24,7 +24,8 @@ pub struct AliasService {
     cache: crate::services::read_cache::ReadCache,
 }
 
-fn model_id(
+/// The id of `ns/model`, or a 404 naming it.
+pub(crate) fn model_id(
     conn: &mut DbConnection,
     ns: &NamespaceName,
     model: &ModelName,

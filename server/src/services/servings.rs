@@ -7,10 +7,11 @@ use chrono::{Duration, NaiveDateTime};
 use kiln_core::api::{ServingReport, ServingView};
 use kiln_core::{ErrorCode, ModelName, NamespaceName};
 
+use crate::db::Database;
 use crate::db::records::ServingRow;
-use crate::db::repos::{models, servings};
-use crate::db::{Database, DbConnection};
+use crate::db::repos::servings;
 use crate::error::Error;
+use crate::services::aliases::model_id;
 
 /// A serving process reports every 30 s; one silent for three periods is gone.
 pub const FRESH_FOR: Duration = Duration::seconds(90);
@@ -79,17 +80,6 @@ fn check_report(report: &ServingReport) -> Result<(), Error> {
         return Err(invalid("sequence must not be negative"));
     }
     Ok(())
-}
-
-fn model_id(
-    conn: &mut DbConnection,
-    ns: &NamespaceName,
-    model: &ModelName,
-) -> Result<String, Error> {
-    Ok(models::find(conn, ns.as_str(), model.as_str())?
-        .ok_or_else(|| Error::not_found(format!("model {ns}/{model}")))?
-        .1
-        .id)
 }
 
 fn view(row: ServingRow, ns: &NamespaceName, model: &ModelName) -> Result<ServingView, Error> {
