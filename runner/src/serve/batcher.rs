@@ -1,11 +1,13 @@
 //! Dynamic batching, as Triton's dynamic batcher does it: requests wait in one queue; a free instance takes
 //! the oldest and, for up to `delay` after it arrived, the next ones whose shapes stack with it, up to
 //! `max_batch` rows along the batch dimension, runs them as one and hands each its rows of the outputs.
+//! An instance whose last batch was a lone request takes only what is already waiting: one client alone
+//! is not held back for others who are not calling.
 //! A batch the engine refuses is run again one request at a time, so one bad request fails alone.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,9 @@ struct Instance {
     policy: BatchPolicy,
     /// A request that did not stack with the batch before it: the first of this instance's next batch.
     held: Option<Request>,
+    /// The last batch was one request: nobody else was calling, so the next lone request does not wait
+    /// `delay` for company that is not coming (a single client pays no batching delay).
+    alone_last_time: bool,
 }
 
 impl Batcher {
@@ -73,6 +78,7 @@ impl Batcher {
                 depth: depth.clone(),
                 policy,
                 held: None,
+                alone_last_time: true,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("serve-instance-{n}"))
@@ -161,11 +167,19 @@ impl Instance {
         let mut rows = first.rows;
         let mut batch = vec![first];
         while rows < self.policy.max_batch {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let next = match receiver.recv_timeout(wait) {
-                Ok(next) => self.take(next),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            let next = match receiver.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) if self.alone_last_time => break,
+                Err(TryRecvError::Empty) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    match receiver.recv_timeout(wait) {
+                        Ok(next) => next,
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
             };
+            let next = self.take(next);
             if rows + next.rows > self.policy.max_batch || !stacks(&batch[0].inputs, &next.inputs) {
                 self.held = Some(next);
                 break;
@@ -173,6 +187,7 @@ impl Instance {
             rows += next.rows;
             batch.push(next);
         }
+        self.alone_last_time = batch.len() == 1;
         Some(batch)
     }
 
