@@ -95,9 +95,7 @@ def stop(process):
         deadline = time.time() + patience
         while time.time() < deadline:
             process.poll()
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
+            if not group_stat(process.pid):
                 return
             time.sleep(0.1)
     raise SystemExit(f"process group {process.pid} outlived SIGKILL")
@@ -148,18 +146,23 @@ def start_mlserver(model_file, name):
     return process, f"http://127.0.0.1:{port}", log
 
 
-def group_cpu_seconds(pgid):
-    total = 0
+def group_stat(pgid):
+    """/proc/PID/stat after the command's name (state ppid pgrp ... utime, stime 12th and 13th) of the
+    group's live processes. Zombies are left out: a worker orphaned to a PID 1 that does not reap stays one."""
+    stats = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # After the command's name: state ppid pgrp ... utime (12th) stime (13th).
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            stats.append(fields)
+    return stats
+
+
+def group_cpu_seconds(pgid):
+    return sum(int(fields[11]) + int(fields[12]) for fields in group_stat(pgid)) / TICK
 
 
 def wrk(url, name, body_file, clients, duration):
