@@ -41,7 +41,7 @@ struct Request {
 /// The queue in front of one loaded variant's instances. Dropping it (the last request of a variant that
 /// was switched away from has been answered) closes the queue and its instances end.
 pub struct Batcher {
-    sender: Mutex<mpsc::Sender<Request>>,
+    sender: mpsc::Sender<Request>,
     depth: Arc<AtomicUsize>,
     policy: BatchPolicy,
 }
@@ -88,7 +88,7 @@ impl Batcher {
             }
         }
         Self {
-            sender: Mutex::new(sender),
+            sender,
             depth,
             policy,
         }
@@ -115,12 +115,7 @@ impl Batcher {
         };
         self.depth.fetch_add(1, Ordering::Relaxed);
         served_metrics::queue_depth(self.depth.load(Ordering::Relaxed));
-        let sent = self
-            .sender
-            .lock()
-            .map_err(|_| ServeError::Unavailable("the serving queue is closed".to_owned()))?
-            .send(request);
-        if sent.is_err() {
+        if self.sender.send(request).is_err() {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(ServeError::Unavailable(
                 "the model's instances stopped".to_owned(),

@@ -133,12 +133,8 @@ fn metadata(specs: &[super::signature::TensorSpec]) -> Vec<TensorMetadata> {
 impl Service {
     async fn infer(&self, request: ModelInferRequest) -> Result<ModelInferResponse, ServeError> {
         let version = Some(request.model_version.as_str());
-        self.state.model(&request.model_name, version)?;
-        let tensors = inputs(&request)?;
-        let (served, outputs) = self
-            .state
-            .infer(&request.model_name, version, tensors)
-            .await?;
+        let served = self.state.model(&request.model_name, version)?;
+        let outputs = served.infer(inputs(&request)?).await?;
         let mut outputs: Vec<Tensor> = outputs;
         if !request.outputs.is_empty() {
             let mut chosen = Vec::with_capacity(request.outputs.len());

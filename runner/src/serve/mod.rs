@@ -147,6 +147,14 @@ pub struct Served {
     pub batcher: Arc<Batcher>,
 }
 
+impl Served {
+    /// Checks the inputs against this variant's signature and runs them.
+    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+        let inputs = self.signature.check(inputs)?;
+        self.batcher.infer(inputs).await
+    }
+}
+
 /// What the REST and gRPC front ends share: the protocol name of the model and what is served now.
 pub struct State {
     pub model_name: String,
@@ -184,19 +192,6 @@ impl State {
             ))),
             _ => Ok(served),
         }
-    }
-
-    /// Checks the inputs against the served variant's signature and runs them.
-    pub async fn infer(
-        &self,
-        name: &str,
-        version: Option<&str>,
-        inputs: Vec<Tensor>,
-    ) -> Result<(Arc<Served>, Vec<Tensor>), ServeError> {
-        let served = self.model(name, version)?;
-        let inputs = served.signature.check(inputs)?;
-        let outputs = served.batcher.infer(inputs).await?;
-        Ok((served, outputs))
     }
 }
 

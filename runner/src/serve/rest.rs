@@ -354,12 +354,9 @@ async fn infer(
     let started = Instant::now();
     let answer = async {
         // The model first: an unknown model is 404 whatever the body holds.
-        state.model(&path.name, path.version.as_deref())?;
+        let served = state.model(&path.name, path.version.as_deref())?;
         let (request, binary) = split_body(&req, body(&state, payload).await?)?;
-        let tensors = inputs(&request.inputs, binary)?;
-        let (served, outputs) = state
-            .infer(&path.name, path.version.as_deref(), tensors)
-            .await?;
+        let outputs = served.infer(inputs(&request.inputs, binary)?).await?;
         let outputs = selected(&request, outputs, &served.signature)?;
         Ok::<_, ServeError>(response(
             &state.model_name,
