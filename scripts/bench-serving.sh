@@ -2,14 +2,14 @@
 # Serving throughput and latency over the Open Inference Protocol's REST API: `kiln-runner serve` (engine
 # ort) against Seldon MLServer with a minimal ONNX Runtime runtime (scripts/bench_serving_mlserver.py), on
 # the same ONNX file (scripts/bench-variants.sh's CNN and small BERT, kiln's fp32 variant) with the same
-# one-row JSON request, at 1, 8 and 64 concurrent connections (wrk, scripts/bench-serving.lua), one server at
-# a time. Both run ONNX Runtime 1.32.0 with BENCH_THREADS intra-op threads (default: all cores) and batch
-# dynamically up to 16 rows within 1 ms. Not part of the test suite; needs wrk (apt-get install wrk).
-# MLSERVER_WORKERS is MLServer's parallel_workers, default 0 here (MLServer's own default is 1): on 2 cores
-# running the model in the HTTP server's process served 15-50% more requests per second than handing each
-# batch to a worker process (pickled both ways, a second Python process on the same cores) at 1, 8 and 64
-# clients, with a longer p99 at 64.
-# Usage: [BENCH_SECONDS=10] [BENCH_THREADS=N] [MLSERVER_WORKERS=0] scripts/bench-serving.sh
+# one-row JSON request, at 1, 8 and 64 concurrent connections (wrk, scripts/bench-serving.lua). Both run ONNX
+# Runtime 1.32.0 and batch dynamically up to 16 rows within 1 ms, each in the ways it offers to use several
+# cores, PARALLELxTHREADS: kiln `--instances P --threads T`, MLServer `parallel_workers` P (0: in the HTTP
+# server's process) with T intra-op threads. Defaults on N cores: kiln 1xN and Nx1; MLServer 0xN, 0x1 and Nx1.
+# The servers' runs are interleaved, ROUNDS each, and the median reported (scripts/bench_serving.py says
+# why). Not part of the test suite; needs wrk (apt-get install wrk). About 10 minutes with the defaults.
+# Usage: [BENCH_SECONDS=5] [ROUNDS=3] [KILN_CONFIGS=1x2,2x1] [MLSERVER_CONFIGS=0x2,0x1,2x1]
+#        scripts/bench-serving.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "scripts/bench-serving.sh needs wrk: apt-get install wrk" >&2; exit 2; }
@@ -31,5 +31,6 @@ models=target/bench-variants
 cargo build --release --quiet -p kiln-runner
 out=target/bench-serving
 rm -rf "$out" && mkdir -p "$out"
+n=$(nproc)
 "$venv/bin/python" scripts/bench_serving.py target/release/kiln-runner "$library" "$models" "$out" \
-  "${BENCH_SECONDS:-10}" "${BENCH_THREADS:-$(nproc)}" "${MLSERVER_WORKERS:-0}"
+  "${BENCH_SECONDS:-5}" "${ROUNDS:-3}" "${KILN_CONFIGS:-1x$n,${n}x1}" "${MLSERVER_CONFIGS:-0x$n,0x1,${n}x1}"

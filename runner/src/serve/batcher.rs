@@ -2,16 +2,19 @@
 //! the oldest and, for up to `delay` after it arrived, the next ones whose shapes stack with it, up to
 //! `max_batch` rows along the batch dimension, runs them as one and hands each its rows of the outputs.
 //! An instance whose last batch was a lone request takes only what is already waiting: one client alone
-//! is not held back for others who are not calling.
+//! is not held back for others who are not calling. Nor does an instance wait while another one is idle:
+//! the wait buys throughput only when every instance is busy, and an idle one is capacity going unused
+//! (with 8 clients on 2 single-threaded instances, the first would otherwise gather all 8 while the
+//! second stood by).
 //! A batch the engine refuses is run again one request at a time, so one bad request fails alone.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::oneshot;
 
 use super::ServeError;
@@ -41,7 +44,7 @@ struct Request {
 /// The queue in front of one loaded variant's instances. Dropping it (the last request of a variant that
 /// was switched away from has been answered) closes the queue and its instances end.
 pub struct Batcher {
-    sender: mpsc::Sender<Request>,
+    sender: Sender<Request>,
     depth: Arc<AtomicUsize>,
     policy: BatchPolicy,
 }
@@ -49,8 +52,13 @@ pub struct Batcher {
 struct Instance {
     session: Session,
     signature: Arc<Signature>,
-    receiver: Arc<Mutex<mpsc::Receiver<Request>>>,
+    /// Held by the instance gathering a batch: one gathers at a time, the others wait their turn.
+    receiver: Arc<Mutex<Receiver<Request>>>,
     depth: Arc<AtomicUsize>,
+    /// Instances not running a batch, this one included while it gathers one.
+    idle: Arc<AtomicUsize>,
+    /// Signalled when an instance finishes a batch, so that one waiting for company stops waiting.
+    freed: (Sender<()>, Receiver<()>),
     policy: BatchPolicy,
     /// A request that did not stack with the batch before it: the first of this instance's next batch.
     held: Option<Request>,
@@ -62,9 +70,11 @@ struct Instance {
 impl Batcher {
     /// Starts one thread per session.
     pub fn start(sessions: Vec<Session>, signature: Arc<Signature>, policy: BatchPolicy) -> Self {
-        let (sender, receiver) = mpsc::channel();
+        let (sender, receiver) = crossbeam_channel::unbounded();
         let receiver = Arc::new(Mutex::new(receiver));
         let depth = Arc::new(AtomicUsize::new(0));
+        let idle = Arc::new(AtomicUsize::new(sessions.len()));
+        let freed = crossbeam_channel::bounded(1);
         let batching = signature.batchable && policy.max_batch > 1;
         let policy = BatchPolicy {
             max_batch: if batching { policy.max_batch } else { 1 },
@@ -76,6 +86,8 @@ impl Batcher {
                 signature: signature.clone(),
                 receiver: receiver.clone(),
                 depth: depth.clone(),
+                idle: idle.clone(),
+                freed: freed.clone(),
                 policy,
                 held: None,
                 alone_last_time: true,
@@ -139,7 +151,11 @@ impl Instance {
     fn serve(&mut self) {
         while let Some(batch) = self.next_batch() {
             served_metrics::batch_size(batch.iter().map(|r| r.rows).sum());
+            self.idle.fetch_sub(1, Ordering::Relaxed);
             self.run(batch);
+            self.idle.fetch_add(1, Ordering::Relaxed);
+            // Full means a signal is already pending: one is enough to end a wait.
+            let _ = self.freed.0.try_send(());
         }
     }
 
@@ -165,14 +181,10 @@ impl Instance {
             let next = match receiver.try_recv() {
                 Ok(next) => next,
                 Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) if self.alone_last_time => break,
-                Err(TryRecvError::Empty) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    match receiver.recv_timeout(wait) {
-                        Ok(next) => next,
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
-                }
+                Err(TryRecvError::Empty) => match self.wait_for_company(&receiver, deadline) {
+                    Some(next) => next,
+                    None => break,
+                },
             };
             let next = self.take(next);
             if rows + next.rows > self.policy.max_batch || !stacks(&batch[0].inputs, &next.inputs) {
@@ -184,6 +196,22 @@ impl Instance {
         }
         self.alone_last_time = batch.len() == 1;
         Some(batch)
+    }
+
+    /// The next request to arrive before `deadline`, unless waiting is pointless: this instance's last
+    /// batch was a lone request, or another instance is (or becomes) idle.
+    fn wait_for_company(&self, receiver: &Receiver<Request>, deadline: Instant) -> Option<Request> {
+        loop {
+            if self.alone_last_time || self.idle.load(Ordering::Relaxed) > 1 {
+                return None;
+            }
+            crossbeam_channel::select! {
+                recv(receiver) -> next => return next.ok(),
+                // A signal from before this wait is harmless: the check above runs again.
+                recv(self.freed.1) -> _ => {}
+                default(deadline.saturating_duration_since(Instant::now())) => return None,
+            }
+        }
     }
 
     fn run_guarded(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ServeError> {
@@ -345,6 +373,34 @@ mod tests {
                 });
             assert!(close, "request of {n} rows got other rows' numbers");
         }
+    }
+
+    /// With an instance idle, another does not wait out the delay for rows that may not come: rounds of
+    /// two concurrent requests are answered at once although the delay is a minute. (With one instance,
+    /// every round after the first batch of two would wait the whole minute for a third request.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_instance_does_not_wait_for_company_while_another_is_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sessions, signature) = mlp(dir.path());
+        let policy = BatchPolicy {
+            max_batch: 16,
+            delay: Duration::from_secs(60),
+            max_queue: 64,
+        };
+        let batcher = Arc::new(Batcher::start(sessions.into(), signature, policy));
+        let rounds = async {
+            for round in 0..5 {
+                let (a, b) = tokio::join!(
+                    batcher.infer(rows(1, round as f32)),
+                    batcher.infer(rows(2, -(round as f32)))
+                );
+                assert_eq!(a.unwrap()[0].shape, [1, 4]);
+                assert_eq!(b.unwrap()[0].shape, [2, 4]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), rounds)
+            .await
+            .expect("a request waited for the batching delay while an instance was idle");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! extension and of gRPC's raw contents. JSON's `data` arrays (flat or nested) convert to and from it.
 
 use bytes::Bytes;
+use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::Value;
 
 use super::ServeError;
@@ -159,15 +160,48 @@ impl Tensor {
         })
     }
 
-    /// The values as a flat JSON array.
-    pub fn json_data(&self) -> Value {
-        let size = self.datatype.size();
-        Value::Array(
-            self.data
-                .chunks_exact(size)
-                .map(|chunk| decode(self.datatype, chunk))
-                .collect(),
-        )
+    /// The values as a flat JSON array, serialized straight from the bytes.
+    pub fn json_data(&self) -> JsonData<'_> {
+        JsonData(self)
+    }
+}
+
+/// A tensor's values as JSON. Floats are written in the shortest form that reads back to the same value
+/// of the tensor's own precision (an FP32 `0.1` stays `0.1`, not the f64 `0.10000000149011612`); a
+/// non-finite float has no JSON number and is written as null, as serde_json writes it.
+pub struct JsonData<'a>(&'a Tensor);
+
+impl Serialize for JsonData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Tensor { datatype, data, .. } = self.0;
+        let size = datatype.size();
+        let mut seq = serializer.serialize_seq(Some(data.len() / size))?;
+        for b in data.chunks_exact(size) {
+            let bytes2 = || [b[0], b[1]];
+            let bytes4 = || [b[0], b[1], b[2], b[3]];
+            let bytes8 = || <[u8; 8]>::try_from(b).unwrap_or_default();
+            match datatype {
+                Datatype::Bool => seq.serialize_element(&(b[0] != 0))?,
+                Datatype::Uint8 => seq.serialize_element(&b[0])?,
+                Datatype::Int8 => seq.serialize_element(&(b[0] as i8))?,
+                Datatype::Uint16 => seq.serialize_element(&u16::from_le_bytes(bytes2()))?,
+                Datatype::Int16 => seq.serialize_element(&i16::from_le_bytes(bytes2()))?,
+                Datatype::Uint32 => seq.serialize_element(&u32::from_le_bytes(bytes4()))?,
+                Datatype::Int32 => seq.serialize_element(&i32::from_le_bytes(bytes4()))?,
+                Datatype::Uint64 => seq.serialize_element(&u64::from_le_bytes(bytes8()))?,
+                Datatype::Int64 => seq.serialize_element(&i64::from_le_bytes(bytes8()))?,
+                // Half precision widens to f32 exactly; f32's shortest form reads back to the same half.
+                Datatype::Fp16 => {
+                    seq.serialize_element(&half::f16::from_le_bytes(bytes2()).to_f32())?
+                }
+                Datatype::Bf16 => {
+                    seq.serialize_element(&half::bf16::from_le_bytes(bytes2()).to_f32())?;
+                }
+                Datatype::Fp32 => seq.serialize_element(&f32::from_le_bytes(bytes4()))?,
+                Datatype::Fp64 => seq.serialize_element(&f64::from_le_bytes(bytes8()))?,
+            }
+        }
+        seq.end()
     }
 }
 
@@ -233,26 +267,6 @@ fn encode(datatype: Datatype, value: &Value, out: &mut Vec<u8>) -> Result<(), &'
     Ok(())
 }
 
-/// A non-finite float has no JSON number: it is written as null, as serde_json writes it.
-fn decode(datatype: Datatype, b: &[u8]) -> Value {
-    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
-    match datatype {
-        Datatype::Bool => Value::Bool(b[0] != 0),
-        Datatype::Uint8 => Value::from(b[0]),
-        Datatype::Int8 => Value::from(b[0] as i8),
-        Datatype::Uint16 => Value::from(u16::from_le_bytes([b[0], b[1]])),
-        Datatype::Int16 => Value::from(i16::from_le_bytes([b[0], b[1]])),
-        Datatype::Uint32 => Value::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        Datatype::Int32 => Value::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        Datatype::Uint64 => Value::from(u64::from_le_bytes(b.try_into().unwrap_or_default())),
-        Datatype::Int64 => Value::from(i64::from_le_bytes(b.try_into().unwrap_or_default())),
-        Datatype::Fp16 => number(half::f16::from_le_bytes([b[0], b[1]]).to_f64()),
-        Datatype::Bf16 => number(half::bf16::from_le_bytes([b[0], b[1]]).to_f64()),
-        Datatype::Fp32 => number(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
-        Datatype::Fp64 => number(f64::from_le_bytes(b.try_into().unwrap_or_default())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,11 +290,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(nested, flat);
-        assert_eq!(flat.json_data(), json!([1.0, 2.5, -3.0, 4.0]));
+        assert_eq!(json!(flat.json_data()), json!([1.0, 2.5, -3.0, 4.0]));
         for datatype in Datatype::ALL.iter().map(|(d, _, _)| *d) {
             let t = Tensor::from_json("x".into(), datatype, vec![3], &json!([0, 1, 1])).unwrap();
             assert_eq!(t.data.len(), 3 * datatype.size(), "{datatype:?}");
-            let back = Tensor::from_json("x".into(), datatype, vec![3], &t.json_data()).unwrap();
+            let back =
+                Tensor::from_json("x".into(), datatype, vec![3], &json!(t.json_data())).unwrap();
             assert_eq!(back, t, "{datatype:?}");
         }
     }
