@@ -3,13 +3,13 @@
 # ort) against Seldon MLServer with a minimal ONNX Runtime runtime (scripts/bench_serving_mlserver.py), on
 # the same ONNX file (scripts/bench-variants.sh's CNN and small BERT, kiln's fp32 variant) with the same
 # one-row JSON request, at 1, 8 and 64 concurrent connections (wrk, scripts/bench-serving.lua). Both run ONNX
-# Runtime 1.32.0 and batch dynamically up to 16 rows within 1 ms, each in the ways it offers to use several
+# Runtime 1.32.0 and batch dynamically up to 16 rows within BATCH_DELAY_US (default 1 ms), each in the ways it offers to use several
 # cores, PARALLELxTHREADS: kiln `--instances P --threads T`, MLServer `parallel_workers` P (0: in the HTTP
 # server's process) with T intra-op threads. Defaults on N cores: kiln 1xN and Nx1; MLServer 0xN, 0x1 and Nx1.
 # The servers' runs are interleaved, ROUNDS each, and the median reported (scripts/bench_serving.py says
 # why). Not part of the test suite; needs wrk (apt-get install wrk). About 10 minutes with the defaults.
 # Usage: [BENCH_SECONDS=5] [ROUNDS=3] [KILN_CONFIGS=1x2,2x1] [MLSERVER_CONFIGS=0x2,0x1,2x1]
-#        scripts/bench-serving.sh
+#        [BATCH_DELAY_US=1000] scripts/bench-serving.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "scripts/bench-serving.sh needs wrk: apt-get install wrk" >&2; exit 2; }
@@ -33,4 +33,5 @@ out=target/bench-serving
 rm -rf "$out" && mkdir -p "$out"
 n=$(nproc)
 "$venv/bin/python" scripts/bench_serving.py target/release/kiln-runner "$library" "$models" "$out" \
-  "${BENCH_SECONDS:-5}" "${ROUNDS:-3}" "${KILN_CONFIGS:-1x$n,${n}x1}" "${MLSERVER_CONFIGS:-0x$n,0x1,${n}x1}"
+  "${BENCH_SECONDS:-5}" "${ROUNDS:-3}" "${KILN_CONFIGS:-1x$n,${n}x1}" "${MLSERVER_CONFIGS:-0x$n,0x1,${n}x1}" \
+  "${BATCH_DELAY_US:-1000}"

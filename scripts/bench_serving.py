@@ -9,7 +9,7 @@ shared VM, whose speed drifts by tens of percent within minutes: running one ser
 other's compares the machine's moods as much as the servers. The servers of a model are all resident while
 one is measured; an idle one takes no CPU (checked: the CPU seconds of every server's processes and of wrk
 are read around each measured run, so that wrk's share also shows it is not what limits the rate).
-Usage: bench_serving.py RUNNER ORT_LIBRARY MODELS OUT SECONDS ROUNDS KILN_CONFIGS MLSERVER_CONFIGS
+Usage: bench_serving.py RUNNER ORT_LIBRARY MODELS OUT SECONDS ROUNDS KILN_CONFIGS MLSERVER_CONFIGS DELAY_US
 (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1)"""
 import json
 import os
@@ -38,7 +38,7 @@ def configs(text):
 
 
 KILN_CONFIGS, MLSERVER_CONFIGS = configs(sys.argv[7]), configs(sys.argv[8])
-MAX_BATCH, DELAY_US = 16, 1000
+MAX_BATCH, DELAY_US = 16, int(sys.argv[9])
 CLIENTS = (1, 8, 64)
 WARMUP_S = 1
 SEQUENCE = 32
