@@ -339,6 +339,38 @@ mod tests {
         );
     }
 
+    #[test]
+    fn floats_are_written_in_their_own_precision_shortest_form() {
+        let t = |datatype, bytes: Vec<u8>| Tensor {
+            name: "y".into(),
+            datatype,
+            shape: vec![2],
+            data: bytes.into(),
+        };
+        let fp32 = t(
+            Datatype::Fp32,
+            [0.1f32, f32::NAN]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+        );
+        assert_eq!(
+            serde_json::to_string(&fp32.json_data()).unwrap(),
+            "[0.1,null]"
+        );
+        let fp16 = t(
+            Datatype::Fp16,
+            [0.1f32, -2.5]
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+        );
+        assert_eq!(
+            serde_json::to_string(&fp16.json_data()).unwrap(),
+            "[0.099975586,-2.5]"
+        );
+    }
+
     proptest! {
         /// Whatever JSON a client sends as `data`, with whatever shape, parsing answers (a tensor or an
         /// error naming the input) and never panics; a tensor it accepts fills its shape exactly.
@@ -359,6 +391,22 @@ mod tests {
             if let Ok(t) = Tensor::from_json("x".into(), datatype, shape.clone(), &Value::Array(values)) {
                 let count: i64 = shape.iter().product();
                 prop_assert_eq!(t.data.len() as i64, count * datatype.size() as i64);
+            }
+        }
+
+        /// A finite FP32 or FP64 value written as JSON reads back to the same bits.
+        #[test]
+        fn json_floats_read_back_to_the_same_value(x in any::<f32>(), y in any::<f64>()) {
+            prop_assume!(x.is_finite() && y.is_finite());
+            for (datatype, bytes) in [
+                (Datatype::Fp32, x.to_le_bytes().to_vec()),
+                (Datatype::Fp64, y.to_le_bytes().to_vec()),
+            ] {
+                let t = Tensor { name: "y".into(), datatype, shape: vec![1], data: bytes.into() };
+                let text = serde_json::to_string(&t.json_data()).unwrap();
+                let back: Value = serde_json::from_str(&text).unwrap();
+                let back = Tensor::from_json("y".into(), datatype, vec![1], &back).unwrap();
+                prop_assert_eq!(&back.data, &t.data, "{}", text);
             }
         }
     }
