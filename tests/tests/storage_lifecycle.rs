@@ -100,16 +100,18 @@ fn the_cli_reports_usage_enforces_quotas_and_collects() {
     );
 }
 
-/// SIGKILL at several moments of collections over a thousand garbage blobs: after each restart a
-/// collection finishes the job, the store check finds nothing recorded that is absent and no orphan,
-/// and the version kept all along pulls byte for byte.
-fn killing_the_server_mid_collection_loses_nothing(backend: Backend) {
+/// SIGKILL at several moments of collections over 250 garbage blobs, swept `batch_rows` at a time
+/// (KILN_GC_BATCH_ROWS; a thousand by default): after each restart a collection finishes the job, the
+/// store check finds nothing recorded that is absent and no orphan, and the version kept all along pulls
+/// byte for byte.
+fn killing_the_server_mid_collection_loses_nothing(backend: Backend, batch_rows: &str) {
     let mut server = Server::start_with(
         backend,
         &[
             ("KILN_GC_GRACE_MINUTES", "0"),
             ("KILN_GC_LEASE_SECS", "3"),
-            // Three pushes of 1,100 files in about a minute, each after a SIGKILL: for 10 s after a
+            ("KILN_GC_BATCH_ROWS", batch_rows),
+            // Three pushes of 250 files in quick succession, each after a SIGKILL: for 10 s after a
             // restart the dead process still counts as a replica and halves the default limit.
             ("KILN_RATE_LIMIT_PER_MINUTE", "1000000"),
         ],
@@ -120,11 +122,11 @@ fn killing_the_server_mid_collection_loses_nothing(backend: Backend) {
     settled(&server, "acme/kept:1");
     let mut outcomes = Vec::new();
     for (trial, delay_ms) in [10u64, 90, 250].into_iter().enumerate() {
-        // Two batches of the collection's 1,000 rows.
+        // Several batches, so that a kill can land between batches as well as inside one.
         let junk = folder(
             work.path(),
             &format!("junk-{trial}"),
-            1_100,
+            250,
             64,
             trial as u64 + 1,
         );
@@ -209,10 +211,13 @@ fn killing_the_server_mid_collection_loses_nothing(backend: Backend) {
 
 #[test]
 fn killing_the_server_mid_collection_on_the_embedded_default() {
-    killing_the_server_mid_collection_loses_nothing(Backend::Embedded);
+    // SQLite and local files collect 250 blobs in 100-row batches within 90 ms here: smaller batches
+    // keep the run going long enough for the later kills to land inside it.
+    killing_the_server_mid_collection_loses_nothing(Backend::Embedded, "10");
 }
 
 #[test]
 fn killing_the_server_mid_collection_on_postgres_and_garage() {
-    killing_the_server_mid_collection_loses_nothing(Backend::PostgresS3);
+    // 100-row batches: kills at 90 and 250 ms land mid-sweep, leaving condemned rows to resume.
+    killing_the_server_mid_collection_loses_nothing(Backend::PostgresS3, "100");
 }

@@ -44,6 +44,7 @@ struct RawSettings {
     gc_grace_minutes: Option<u64>,
     gc_interval_minutes: Option<u64>,
     gc_lease_secs: Option<u64>,
+    gc_batch_rows: Option<u64>,
     #[serde(default, deserialize_with = "sources::text")]
     bootstrap_token: Option<String>,
     rate_limit_per_minute: Option<u32>,
@@ -340,6 +341,7 @@ impl Settings {
             raw.gc_grace_minutes,
             raw.gc_interval_minutes,
             raw.gc_lease_secs,
+            raw.gc_batch_rows,
         )?;
         let ttl_hours = raw.upload_session_ttl_hours.unwrap_or(72);
         if ttl_hours == 0 {

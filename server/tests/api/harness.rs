@@ -100,6 +100,7 @@ pub fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
             grace: std::time::Duration::ZERO,
             every: None,
             lease: std::time::Duration::from_secs(120),
+            batch_rows: 1000,
         },
         bootstrap_token: Some(ADMIN_TOKEN.to_owned()),
         rate_limit_per_minute: 1_000_000,

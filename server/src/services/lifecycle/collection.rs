@@ -22,8 +22,6 @@ use crate::error::Error;
 use crate::services::transaction_retried;
 
 const LEASE: &str = crate::db::repos::blobs::COLLECTION_LEASE;
-/// Blob rows a batch looks at.
-const BATCH: i64 = 1000;
 /// The longest grace period a run may ask for.
 const MAX_GRACE_SECS: u64 = 315_360_000;
 
@@ -201,13 +199,14 @@ impl LifecycleService {
                 .await? as u64;
             report.deletions_resumed = self.finish_condemned(holder, &mut renewed).await?;
         }
+        let batch = self.settings.batch_rows;
         let mut after = String::new();
         loop {
             let from = after.clone();
             let (scanned, last, garbage) = self
                 .db
                 .read(move |conn| {
-                    let page = collection::page(conn, &from, BATCH)?;
+                    let page = collection::page(conn, &from, batch)?;
                     let last = page.last().map(|r| r.digest.clone());
                     Ok((
                         page.len(),
@@ -257,11 +256,12 @@ impl LifecycleService {
     /// Finishes the deletions a run stopped mid-sweep left: condemned rows, whose objects may or may not
     /// be gone yet.
     async fn finish_condemned(&self, holder: &str, renewed: &mut Instant) -> Result<u64, Error> {
+        let batch = self.settings.batch_rows;
         let mut finished = 0;
         loop {
             let rows = self
                 .db
-                .run(|conn| Ok(collection::condemned(conn, "", BATCH)?))
+                .run(move |conn| Ok(collection::condemned(conn, "", batch)?))
                 .await?;
             if rows.is_empty() {
                 return Ok(finished);
