@@ -3,7 +3,8 @@ InferenceSession made as kiln-runner's `ort` engine makes its own (all graph opt
 intra-op threads, one inter-op thread, sequential execution), inputs and outputs through MLServer's
 NumpyCodec. MLServer imports it from the model's settings folder, where the bench copies it.
 predict runs the session on the calling coroutine, as MLServer's own runtimes (sklearn, xgboost) do: with
-parallel_workers 0 (the bench's default) it holds the HTTP server's event loop for the length of a batch."""
+parallel_workers 0 (one of the configurations the bench runs) it holds the HTTP server's event loop for the
+length of a batch."""
 import os
 
 import onnxruntime as ort
