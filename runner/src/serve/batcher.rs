@@ -151,7 +151,6 @@ impl Instance {
     fn serve(&mut self) {
         while let Some(batch) = self.next_batch() {
             served_metrics::batch_size(batch.iter().map(|r| r.rows).sum());
-            self.idle.fetch_sub(1, Ordering::Relaxed);
             self.run(batch);
             self.idle.fetch_add(1, Ordering::Relaxed);
             // Full means a signal is already pending: one is enough to end a wait.
@@ -195,6 +194,8 @@ impl Instance {
             batch.push(next);
         }
         self.alone_last_time = batch.len() == 1;
+        // Busy before the queue is let go: the next instance to gather must not count this one as idle.
+        self.idle.fetch_sub(1, Ordering::Relaxed);
         Some(batch)
     }
 
