@@ -126,7 +126,7 @@ impl Server {
     fn spawn(&mut self) {
         for _ in 0..5 {
             let logged = self.log().len();
-            match self.try_spawn() {
+            match self.try_spawn(logged) {
                 Ok(()) => return,
                 Err(status) => {
                     let output = self.log().get(logged..).unwrap_or_default().to_owned();
@@ -139,8 +139,10 @@ impl Server {
         panic!("kiln-server found no free port in 5 tries:\n{}", self.log());
     }
 
-    /// One start: `Err` with the exit status when the process ended before it was ready.
-    fn try_spawn(&mut self) -> Result<(), std::process::ExitStatus> {
+    /// One start: `Err` with the exit status when the process ended before it was ready. Ready means
+    /// this process said in its log (past `logged` bytes) that it listens on the port, and the port
+    /// answers: until then another test's server that took the port first would answer for it.
+    fn try_spawn(&mut self, logged: usize) -> Result<(), std::process::ExitStatus> {
         self.port = free_port();
         self.url = format!("http://127.0.0.1:{}", self.port);
         let log = std::fs::OpenOptions::new()
@@ -162,7 +164,9 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if try_status(&format!("{}/readyz", self.url)) == Some(200) {
+            if self.said_it_listens(logged)
+                && try_status(&format!("{}/readyz", self.url)) == Some(200)
+            {
                 return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -172,6 +176,13 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("kiln-server did not become ready:\n{}", self.log());
+    }
+
+    fn said_it_listens(&self, logged: usize) -> bool {
+        let log = self.log();
+        let since = log.get(logged..).unwrap_or_default();
+        since.contains("kiln-server listening")
+            && since.contains(&format!("127.0.0.1:{}", self.port))
     }
 
     /// The server process's id, while it runs.

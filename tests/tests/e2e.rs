@@ -170,6 +170,72 @@ fn push_pull_round_trip_on_postgres_and_garage() {
     push_pull_round_trip(Backend::PostgresS3);
 }
 
+/// Pushes of the same files by one account at once (two CI jobs publishing the same weights) share
+/// upload sessions, chunks and commits: every push succeeds, every version pulls byte for byte, the
+/// server answers no request with a 5xx, and the store check finds nothing amiss.
+fn simultaneous_pushes_of_the_same_files(backend: Backend) {
+    let server = Server::start(backend);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("model");
+    std::fs::create_dir_all(&source).unwrap();
+    // Three 8 MiB chunks (the smallest part size), so that pushes also meet mid-session.
+    write_pseudo_random(&source.join("weights.bin"), 17 * MIB, 7);
+    for i in 0..30 {
+        write_pseudo_random(&source.join(format!("shard-{i:02}.bin")), 5_000, 100 + i);
+    }
+    let pushes: Vec<_> = (1..=4)
+        .map(|n| {
+            server
+                .kiln_command(&[
+                    "push",
+                    source.to_str().unwrap(),
+                    &format!("acme/same:{n}"),
+                    "--chunk-size",
+                    "1",
+                ])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for push in pushes {
+        assert_ok(&push.wait_with_output().unwrap());
+    }
+    for n in 1..=4 {
+        let pulled = work.path().join(format!("pulled-{n}"));
+        assert_ok(&server.kiln(&[
+            "pull",
+            &format!("acme/same:{n}"),
+            "-o",
+            pulled.to_str().unwrap(),
+        ]));
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let entry = entry.unwrap();
+            assert!(same_bytes(&entry.path(), &pulled.join(entry.file_name())));
+        }
+    }
+    let log = server.log();
+    assert!(!log.contains("status_code=500"), "a request failed: {log}");
+    let check = server.kiln_json(&["admin", "fsck", "--verify"]);
+    assert_eq!(
+        (
+            check["problem_count"].as_i64(),
+            check["orphan_count"].as_i64()
+        ),
+        (Some(0), Some(0)),
+        "{check}"
+    );
+}
+
+#[test]
+fn simultaneous_pushes_of_the_same_files_on_the_embedded_default() {
+    simultaneous_pushes_of_the_same_files(Backend::Embedded);
+}
+
+#[test]
+fn simultaneous_pushes_of_the_same_files_on_postgres_and_garage() {
+    simultaneous_pushes_of_the_same_files(Backend::PostgresS3);
+}
+
 #[test]
 fn the_embedded_default_keeps_its_data_under_kiln_data() {
     let server = Server::start(Backend::Embedded);

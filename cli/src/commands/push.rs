@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
@@ -182,20 +184,66 @@ fn hash_all(source: &Path, jobs: usize) -> Result<Vec<HashedFile>, CliError> {
         .collect())
 }
 
-/// Uploads one blob through a session, continuing an unfinished one. False when the server already had it.
+/// Uploads one blob, continuing an unfinished session. False when the server already had it.
 async fn upload_blob(
     client: &ApiClient,
     file: &HashedFile,
     chunk_size: Option<i64>,
     bar: &ProgressBar,
 ) -> Result<bool, CliError> {
+    // A session can end under a push: another push of the same file by the same account shares it and
+    // committed it (the blob is there now), or the server reaped it. Starting again finds out which.
+    let mut restarts = 0;
+    loop {
+        let progress = FileProgress {
+            bar: bar.clone(),
+            counted: Arc::new(AtomicU64::new(0)),
+        };
+        match upload_through_session(client, file, chunk_size, &progress).await {
+            Err(e) if e.api_code() == Some(ErrorCode::NotFound) && restarts < 3 => {
+                restarts += 1;
+                progress.take_back();
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The push's progress bar, and what one upload attempt of one file added to it.
+#[derive(Clone)]
+struct FileProgress {
+    bar: ProgressBar,
+    counted: Arc<AtomicU64>,
+}
+
+impl FileProgress {
+    fn inc(&self, bytes: u64) {
+        self.counted.fetch_add(bytes, Ordering::Relaxed);
+        self.bar.inc(bytes);
+    }
+
+    /// Removes this attempt's bytes from the bar, before the file starts over.
+    fn take_back(&self) {
+        let counted = self.counted.swap(0, Ordering::Relaxed);
+        self.bar
+            .set_position(self.bar.position().saturating_sub(counted));
+    }
+}
+
+/// One attempt: through the session the server gives (new or unfinished), to the commit.
+async fn upload_through_session(
+    client: &ApiClient,
+    file: &HashedFile,
+    chunk_size: Option<i64>,
+    progress: &FileProgress,
+) -> Result<bool, CliError> {
     let size = file.file.size as i64;
     let Some(mut session) = client.create_upload(file.digest, size).await? else {
-        bar.inc(file.file.size);
+        progress.inc(file.file.size);
         return Ok(false);
     };
     if session.resumed && session.offset > 0 {
-        bar.suspend(|| {
+        progress.bar.suspend(|| {
             note(format!(
                 "resuming upload of {} at {} of {}",
                 file.file.path,
@@ -204,11 +252,11 @@ async fn upload_blob(
             ))
         });
     }
-    bar.inc(session.offset as u64);
+    progress.inc(session.offset as u64);
     let chunk = chunk_len(&session, chunk_size)?;
     while session.offset < size {
         let len = chunk.min(size - session.offset);
-        match send_chunk(client, &file.file.source, &session, len, bar).await {
+        match send_chunk(client, &file.file.source, &session, len, progress).await {
             Ok(next) => session = next,
             Err(e) if e.api_code() == Some(ErrorCode::OffsetMismatch) => {
                 // Another push of the same file advanced the session: continue from where it is now.
@@ -245,7 +293,7 @@ async fn send_chunk(
     source: &Path,
     session: &UploadSession,
     len: i64,
-    bar: &ProgressBar,
+    progress: &FileProgress,
 ) -> Result<UploadSession, CliError> {
     let mut file = tokio::fs::File::open(source)
         .await
@@ -253,7 +301,7 @@ async fn send_chunk(
     file.seek(std::io::SeekFrom::Start(session.offset as u64))
         .await
         .map_err(CliError::io(source))?;
-    let progress = bar.clone();
+    let progress = progress.clone();
     let stream =
         ReaderStream::with_capacity(file.take(len as u64), 256 * 1024).inspect(move |chunk| {
             if let Ok(bytes) = chunk {

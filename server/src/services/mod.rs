@@ -17,6 +17,7 @@ pub mod operations;
 pub mod paging;
 pub mod read_cache;
 pub mod registry;
+pub mod request_body;
 pub mod runners;
 pub mod schedule;
 pub mod servings;

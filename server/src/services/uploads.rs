@@ -6,7 +6,7 @@
 //! commit the digest is checked and only then is the blob promoted and recorded.
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use kiln_core::ErrorCode;
 use kiln_core::Sha256Digest;
 use kiln_core::Sha256Hasher;
@@ -20,11 +20,22 @@ use crate::db::repos::models::Visible;
 use crate::db::repos::{blobs, uploads};
 use crate::db::{Database, new_id, now};
 use crate::error::Error;
+use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
-use crate::services::upload_claims::{ClaimKeeper, stale_before};
-use crate::storage::{BlobStore, StagingWriter};
+use crate::services::upload_claims::{CLAIM_LAPSES, ClaimKeeper, stale_before};
+use crate::storage::BlobStore;
 
 const MIB: i64 = 1024 * 1024;
+/// How often a commit waiting for another commit of the same session looks again.
+const COMMIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whose turn a commit is.
+enum CommitTurn {
+    /// This request holds the complete session and commits it.
+    Mine(UploadSessionRow),
+    /// Another commit of the same session stored the blob meanwhile.
+    DoneByAnother(BlobInfo),
+}
 
 /// Who is uploading, and what they can read (blobs held by versions they can read are theirs to use).
 #[derive(Debug, Clone)]
@@ -67,76 +78,6 @@ fn offset_mismatch(row: &UploadSessionRow, start: i64) -> Error {
         ),
         details: Some(json!({ "offset": row.upload_offset })),
     }
-}
-
-/// What a request body may carry: the length its `Content-Range` declares (exactly), and the bytes the
-/// upload can still take (the error to answer past them).
-pub(crate) struct BodyBounds {
-    pub declared: Option<i64>,
-    pub room: Option<(i64, fn() -> Error)>,
-}
-
-/// Streams a request body into a staging writer, hashing each chunk while it is hot in the cache, and
-/// returns how many bytes came. A body that ends early, runs past what it declared or past the
-/// upload's room is refused; the caller records nothing then.
-pub(crate) async fn stream_into<S>(
-    body: &mut S,
-    hasher: &mut Sha256Hasher,
-    writer: &mut StagingWriter,
-    bounds: BodyBounds,
-) -> Result<i64, Error>
-where
-    S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
-{
-    let of_declared = || {
-        bounds
-            .declared
-            .map_or(String::new(), |length| format!(" of {length}"))
-    };
-    let mut received: i64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                return Error::RequestTimeout {
-                    message: format!("after {received}{} bytes: {e}", of_declared()),
-                };
-            }
-            Error::bad_request(
-                ErrorCode::TruncatedBody,
-                format!(
-                    "the request body ended early after {received}{} bytes: {e}",
-                    of_declared()
-                ),
-            )
-        })?;
-        received += chunk.len() as i64;
-        if let Some((room, too_large)) = bounds.room
-            && received > room
-        {
-            return Err(too_large());
-        }
-        if let Some(length) = bounds.declared
-            && received > length
-        {
-            return Err(Error::bad_request(
-                ErrorCode::BodyTooLong,
-                format!("the body has more bytes than its Content-Range declares ({length})"),
-            ));
-        }
-        hasher.update(&chunk);
-        writer.write(chunk).await?;
-    }
-    if let Some(length) = bounds.declared
-        && received < length
-    {
-        return Err(Error::bad_request(
-            ErrorCode::TruncatedBody,
-            format!(
-                "the request body ended after {received} of the {length} bytes its Content-Range declares"
-            ),
-        ));
-    }
-    Ok(received)
 }
 
 #[derive(Clone)]
@@ -407,18 +348,106 @@ impl UploadService {
     }
 
     /// Verifies the digest, promotes the staged bytes to their content address and records the blob.
+    /// Two pushes of the same file by one user share a session, so two commits of it can arrive at
+    /// once: they take turns holding the session, and the later one answers as the earlier did.
     pub async fn commit(&self, id: &str, uploader: &Uploader) -> Result<BlobInfo, Error> {
-        let row = self.find(id, uploader).await?;
-        if row.upload_offset != row.size {
-            return Err(Error::Conflict {
-                code: ErrorCode::UploadIncomplete,
-                message: format!(
-                    "the session has {} of {} bytes; send the rest before committing",
-                    row.upload_offset, row.size
-                ),
-                details: Some(json!({ "offset": row.upload_offset, "size": row.size })),
-            });
+        let committer = new_id();
+        let row = match self.claim_for_commit(id, uploader, &committer).await? {
+            CommitTurn::Mine(row) => row,
+            CommitTurn::DoneByAnother(blob) => return Ok(blob),
+        };
+        let keeper = self.keep_claim(&row.id, &committer);
+        let committed = self.commit_claimed(&row, uploader).await;
+        drop(keeper);
+        if committed.is_err() {
+            self.release(&row.id, &committer).await;
         }
+        committed
+    }
+
+    /// Waits until this request holds the complete session, or another commit of it has ended.
+    async fn claim_for_commit(
+        &self,
+        id: &str,
+        uploader: &Uploader,
+        committer: &str,
+    ) -> Result<CommitTurn, Error> {
+        // A live committer renews its claim; one whose server died lets go when the claim lapses.
+        let deadline = tokio::time::Instant::now() + CLAIM_LAPSES + COMMIT_POLL * 20;
+        let mut waited_for: Option<String> = None;
+        loop {
+            let row = match (self.find(id, uploader).await, &waited_for) {
+                (Ok(row), _) => row,
+                (Err(Error::NotFound { what }), Some(digest)) => {
+                    // The other commit ended the session: it stored the blob, or refused the bytes.
+                    return match self.usable_blob(digest, uploader).await? {
+                        Some(blob) => Ok(CommitTurn::DoneByAnother(blob)),
+                        None => Err(Error::NotFound { what }),
+                    };
+                }
+                (Err(e), _) => return Err(e),
+            };
+            if row.upload_offset != row.size {
+                return Err(Error::Conflict {
+                    code: ErrorCode::UploadIncomplete,
+                    message: format!(
+                        "the session has {} of {} bytes; send the rest before committing",
+                        row.upload_offset, row.size
+                    ),
+                    details: Some(json!({ "offset": row.upload_offset, "size": row.size })),
+                });
+            }
+            let (key, size, me, at) = (row.id.clone(), row.size, committer.to_owned(), now());
+            let claimed = self
+                .db
+                .run(move |conn| Ok(uploads::claim(conn, &key, size, &me, at, stale_before(at))?))
+                .await?;
+            if claimed {
+                return Ok(CommitTurn::Mine(row));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Busy {
+                    message: format!(
+                        "another request is committing upload session {id}; retry in a few seconds"
+                    ),
+                });
+            }
+            waited_for = Some(row.digest);
+            tokio::time::sleep(COMMIT_POLL).await;
+        }
+    }
+
+    /// The blob, when it is stored and the uploader may use it.
+    async fn usable_blob(
+        &self,
+        digest: &str,
+        uploader: &Uploader,
+    ) -> Result<Option<BlobInfo>, Error> {
+        let key = digest.to_owned();
+        let (user, visible) = (uploader.user_id.clone(), uploader.visible.clone());
+        let found = self
+            .db
+            .run(move |conn| Ok(blobs::usable(conn, Some(&user), &visible, &[key])?))
+            .await?;
+        found
+            .into_iter()
+            .next()
+            .map(|blob| {
+                Ok(BlobInfo {
+                    digest: blob.digest.parse()?,
+                    size: blob.size,
+                })
+            })
+            .transpose()
+    }
+
+    /// The commit proper, by the request that holds the complete session.
+    async fn commit_claimed(
+        &self,
+        row: &UploadSessionRow,
+        uploader: &Uploader,
+    ) -> Result<BlobInfo, Error> {
+        let id = &row.id;
         let declared: Sha256Digest = row.digest.parse()?;
         let actual = Sha256Hasher::restore(&row.hash_state)
             .ok_or_else(|| {
@@ -426,7 +455,7 @@ impl UploadService {
             })?
             .finalize();
         if actual != declared {
-            self.discard(&row).await?;
+            self.discard(row).await?;
             return Err(Error::BadRequest {
                 code: ErrorCode::DigestMismatch,
                 message: format!(

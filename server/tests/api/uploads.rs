@@ -404,8 +404,45 @@ async fn one_request_writes_to_a_session_at_a_time(app: TestApp) {
     .await;
 }
 
+/// Two pushes of the same file by one account share its session, so its commit can come twice at
+/// once: every commit answers with the blob, and the blob is stored once.
+async fn simultaneous_commits_of_one_session_all_succeed(app: TestApp) {
+    let data = pattern(3 * MIB, 9);
+    let digest = Sha256Digest::of(&data);
+    let session: UploadSession = expect_json(
+        app.create_session(&digest, data.len()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_json::<UploadSession>(
+        app.patch_chunk(&session.id, 0, data.clone(), data.len())
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let commits = (0..6).map(|_| commit(&app, &session.id));
+    for answer in futures_util::future::join_all(commits).await {
+        let blob: Value = expect_json(answer, StatusCode::OK).await;
+        assert_eq!(blob, json!({ "digest": digest, "size": data.len() }));
+    }
+    // Once the session has ended, its id is gone; the blob is there for a new push to skip.
+    expect_error(
+        commit(&app, &session.id).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        app.create_session(&digest, data.len()).await,
+        StatusCode::CONFLICT,
+        "blob_exists",
+    )
+    .await;
+}
+
 crate::on_every_backend!(
     one_request_writes_to_a_session_at_a_time,
+    simultaneous_commits_of_one_session_all_succeed,
     chunked_upload_stores_the_blob_once,
     an_upload_resumes_after_a_server_restart,
     a_wrong_digest_is_refused_and_the_upload_discarded,

@@ -18,9 +18,9 @@ use crate::db::repos::oci_uploads::{self, OciUploadRow};
 use crate::db::repos::{blobs, oci_blob_links};
 use crate::db::{new_id, now};
 use crate::error::Error;
+use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
 use crate::services::upload_claims::{ClaimKeeper, stale_before};
-use crate::services::uploads::{BodyBounds, stream_into};
 
 const MIB: i64 = 1024 * 1024;
 /// Every part but the last of a staged upload. S3 allows 10,000 parts, so an upload through `/v2/`
