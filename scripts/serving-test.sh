@@ -2,7 +2,7 @@
 # `kiln-runner serve` against tritonclient (PyPI), the Open Inference Protocol client of Triton and KServe,
 # over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
 # default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
-# corpus (scripts/fetch-onnx-corpus.sh). Part of scripts/test.sh.
+# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-serving
@@ -37,6 +37,26 @@ shutil.copy(os.path.join(corpus, model["model"]), os.path.join(folder, "model.on
 shutil.copy(os.path.join(corpus, model["inputs"]), os.path.join(folder, "sample_inputs.safetensors"))
 PY
 target/debug/kiln push "$work/$real" "acme/$real:1" >/dev/null
+# A model with a string input and a string output (BYTES tensors), written with the onnx package.
+"$KILN_ONNX_CORPUS/venv/bin/python" - "$work/strings.onnx" <<'PY'
+import sys, onnx
+from onnx import helper, TensorProto
+words = ["apple", "banana", "cherry", "héllo wörld"]
+graph = helper.make_graph(
+    [helper.make_node("LabelEncoder", ["text"], ["ids"], domain="ai.onnx.ml",
+                      keys_strings=words, values_int64s=[1, 2, 3, 4], default_int64=-1),
+     helper.make_node("LabelEncoder", ["ids"], ["label"], domain="ai.onnx.ml",
+                      keys_int64s=[1, 2, 3, 4], values_strings=["pome", "berry", "drupe", "grüße"],
+                      default_string="unknown")],
+    "strings",
+    [helper.make_tensor_value_info("text", TensorProto.STRING, ["batch"])],
+    [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"]),
+     helper.make_tensor_value_info("label", TensorProto.STRING, ["batch"])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, sys.argv[1])
+PY
 for ref in acme/bert:1 acme/bert:2 "acme/$real:1"; do settle "$ref"; done
 target/debug/kiln alias set acme/bert production 1 >/dev/null
 if ! "$venv/bin/python" scripts/serving_test.py "$work" "$PWD/target/debug/kiln" "$PWD/target/debug/kiln-runner" \

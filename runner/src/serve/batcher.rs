@@ -288,13 +288,18 @@ fn split(outputs: &[Tensor], batch: &[Request]) -> Result<Vec<Vec<Tensor>>, Serv
                 output.name, output.shape
             )));
         }
-        let row_bytes = output.data.len() / rows;
-        let mut at = 0;
+        let offsets = output.row_offsets(rows).ok_or_else(|| {
+            ServeError::Inference(format!(
+                "output {:?} of the batch does not split into {rows} rows",
+                output.name
+            ))
+        })?;
+        let mut row = 0;
         for (part, request) in parts.iter_mut().zip(batch) {
             let mut shape = output.shape.clone();
             shape[0] = request.rows as i64;
-            let data: Bytes = output.data.slice(at..at + row_bytes * request.rows);
-            at += row_bytes * request.rows;
+            let data: Bytes = output.data.slice(offsets[row]..offsets[row + request.rows]);
+            row += request.rows;
             part.push(Tensor {
                 name: output.name.clone(),
                 datatype: output.datatype,

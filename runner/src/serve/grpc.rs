@@ -79,6 +79,18 @@ fn typed_bytes(input: &InferInputTensor, datatype: Datatype) -> Result<Bytes, Se
         Datatype::Uint64 => c.uint64_contents.iter().for_each(|&v| out.put_u64_le(v)),
         Datatype::Fp32 => c.fp32_contents.iter().for_each(|&v| out.put_f32_le(v)),
         Datatype::Fp64 => c.fp64_contents.iter().for_each(|&v| out.put_f64_le(v)),
+        Datatype::Bytes => {
+            for element in &c.bytes_contents {
+                let length = u32::try_from(element.len()).map_err(|_| {
+                    ServeError::BadRequest(format!(
+                        "input {:?}: an element is too large",
+                        input.name
+                    ))
+                })?;
+                out.put_u32_le(length);
+                out.put_slice(element);
+            }
+        }
         Datatype::Fp16 | Datatype::Bf16 => {
             return Err(ServeError::BadRequest(format!(
                 "input {:?}: {} has no typed contents in the protocol; send it in raw_input_contents",
@@ -247,5 +259,61 @@ impl GrpcInferenceService for Service {
             started.elapsed(),
         );
         answer.map(Response::new).map_err(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(input: InferInputTensor, raw: Vec<Vec<u8>>) -> ModelInferRequest {
+        ModelInferRequest {
+            model_name: "m".into(),
+            inputs: vec![input],
+            raw_input_contents: raw.into_iter().map(Bytes::from).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bytes_inputs_come_typed_or_raw_to_the_same_tensor() {
+        let input = |contents| InferInputTensor {
+            name: "text".into(),
+            datatype: "BYTES".into(),
+            shape: vec![2],
+            parameters: Default::default(),
+            contents,
+        };
+        let typed = inputs(&request(
+            input(Some(InferTensorContents {
+                bytes_contents: vec![Bytes::from_static(b"ab"), Bytes::from("ü")],
+                ..Default::default()
+            })),
+            vec![],
+        ))
+        .unwrap();
+        let raw = inputs(&request(
+            input(None),
+            vec![[&[2, 0, 0, 0][..], b"ab", &[2, 0, 0, 0], "ü".as_bytes()].concat()],
+        ))
+        .unwrap();
+        assert_eq!(typed, raw);
+        assert_eq!(
+            serde_json::to_string(&typed[0].json_data()).unwrap(),
+            r#"["ab","ü"]"#
+        );
+        let short = inputs(&request(
+            input(Some(InferTensorContents {
+                bytes_contents: vec![Bytes::from_static(b"ab")],
+                ..Default::default()
+            })),
+            vec![],
+        ));
+        assert!(
+            short
+                .unwrap_err()
+                .to_string()
+                .contains("holds 2 elements, data has 1")
+        );
     }
 }

@@ -82,6 +82,17 @@ impl Loader {
             self.device.clone(),
             self.device_spec.clone(),
         );
+        let has_strings = signature
+            .inputs
+            .iter()
+            .chain(&signature.outputs)
+            .any(|t| t.datatype == super::tensor::Datatype::Bytes);
+        if has_strings && matches!(self.engine, Engine::Kiln) {
+            return Err(
+                "the model has string (BYTES) tensors, which kiln's evaluator does not hold; serve it with --engine ort"
+                    .to_owned(),
+            );
+        }
         let (instances, threads) = (self.instances, self.threads_per_instance);
         let sessions = tokio::task::spawn_blocking(move || {
             (0..instances)

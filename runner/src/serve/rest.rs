@@ -220,7 +220,7 @@ fn inputs(request: &[InputTensor], mut binary: Bytes) -> Result<Vec<Tensor>, Ser
     for input in request {
         let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
             ServeError::BadRequest(format!(
-                "input {:?}: datatype {:?} is not one this server takes (BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64)",
+                "input {:?}: datatype {:?} is not one this server takes (BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64, BYTES)",
                 input.name, input.datatype
             ))
         })?;
@@ -360,7 +360,11 @@ fn response(
     let json_bytes: usize = outputs
         .iter()
         .filter(|(_, b)| !*b)
-        .map(|(t, _)| t.data.len() / t.datatype.size() * 12)
+        .map(|(t, _)| {
+            t.datatype
+                .size()
+                .map_or(t.data.len() + 64, |size| t.data.len() / size * 12)
+        })
         .sum();
     let mut body = BytesMut::with_capacity(256 + json_bytes).writer();
     serde_json::to_writer(&mut body, &header).expect("a response serializes to JSON");

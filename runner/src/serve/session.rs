@@ -73,6 +73,16 @@ fn elements<T>(data: &[u8], size: usize, read: impl Fn(&[u8]) -> T) -> Vec<T> {
     data.chunks_exact(size).map(read).collect()
 }
 
+/// A string tensor from `BYTES` data, checked as UTF-8 without NUL when the request was parsed.
+fn ort_strings(shape: Vec<i64>, data: &[u8]) -> ort::Result<DynValue> {
+    let text: Vec<String> = super::tensor::bytes_elements(data)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
+    OrtTensor::from_string_array((shape, text.as_slice())).map(|v| v.into_dyn())
+}
+
 fn ort_value(t: &Tensor) -> Result<DynValue, ServeError> {
     let shape = t.shape.clone();
     let d = &t.data;
@@ -131,6 +141,7 @@ fn ort_value(t: &Tensor) -> Result<DynValue, ServeError> {
             elements(d, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         ))
         .map(|v| v.into_dyn()),
+        Datatype::Bytes => ort_strings(shape, d),
         Datatype::Fp64 => OrtTensor::from_array((
             shape,
             elements(d, 8, |b| {
@@ -171,6 +182,14 @@ fn ort_output(
         Datatype::Bf16 => bytes_of::<half::bf16, 2>(value, half::bf16::to_le_bytes),
         Datatype::Fp32 => bytes_of::<f32, 4>(value, f32::to_le_bytes),
         Datatype::Fp64 => bytes_of::<f64, 8>(value, f64::to_le_bytes),
+        Datatype::Bytes => {
+            let (shape, text) = value.try_extract_strings()?;
+            let mut data = Vec::with_capacity(text.iter().map(|e| 4 + e.len()).sum());
+            for element in &text {
+                super::tensor::push_bytes_element(&mut data, element.as_bytes());
+            }
+            Ok((shape.to_vec(), data))
+        }
     }
 }
 
@@ -205,8 +224,8 @@ fn run_ort(
 
 /// The candle type kiln's evaluator holds a protocol datatype in: it keeps ONNX's narrower integers as
 /// i64 and booleans as u8.
-fn candle_dtype(datatype: Datatype) -> DType {
-    match datatype {
+fn candle_dtype(datatype: Datatype) -> Option<DType> {
+    Some(match datatype {
         Datatype::Bool | Datatype::Uint8 => DType::U8,
         Datatype::Uint32 => DType::U32,
         Datatype::Fp16 => DType::F16,
@@ -219,7 +238,8 @@ fn candle_dtype(datatype: Datatype) -> DType {
         | Datatype::Int64
         | Datatype::Uint16
         | Datatype::Uint64 => DType::I64,
-    }
+        Datatype::Bytes => return None,
+    })
 }
 
 fn candle_input(t: &Tensor, device: &Device) -> candle_core::Result<candle_core::Tensor> {
@@ -240,20 +260,23 @@ fn candle_input(t: &Tensor, device: &Device) -> candle_core::Result<candle_core:
             return candle_core::Tensor::from_vec(bools, dims, device);
         }
         _ => {
-            return candle_core::Tensor::from_raw_buffer(
-                d,
-                candle_dtype(t.datatype),
-                &dims,
-                device,
-            );
+            let dtype = candle_dtype(t.datatype).ok_or_else(no_strings)?;
+            return candle_core::Tensor::from_raw_buffer(d, dtype, &dims, device);
         }
     };
     candle_core::Tensor::from_vec(widened, dims, device)
 }
 
+fn no_strings() -> candle_core::Error {
+    candle_core::Error::Msg(
+        "kiln's evaluator has no string tensors; serve with --engine ort".into(),
+    )
+}
+
 fn candle_output(t: &candle_core::Tensor, datatype: Datatype) -> candle_core::Result<Vec<u8>> {
     let flat = t.to_device(&Device::Cpu)?.flatten_all()?;
     Ok(match datatype {
+        Datatype::Bytes => return Err(no_strings()),
         Datatype::Bool => flat
             .to_dtype(DType::U8)?
             .to_vec1::<u8>()?

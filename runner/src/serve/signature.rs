@@ -202,7 +202,8 @@ mod tests {
             name.into(),
             datatype,
             shape,
-            Bytes::from(vec![0u8; count * datatype.size()]),
+            // Zeros: for BYTES, elements of length 0.
+            Bytes::from(vec![0u8; count * datatype.size().unwrap_or(4)]),
         )
         .unwrap()
     }
@@ -287,7 +288,9 @@ mod tests {
         )
         .unwrap();
         assert!(!scalar_out.batchable);
-        let strings = Signature::new(&[sig("text", "string", vec![])], &[]).unwrap_err();
-        assert!(strings.contains("element type string"), "{strings}");
+        let strings = Signature::new(&[sig("text", "string", vec![])], &[]).unwrap();
+        assert_eq!(strings.inputs[0].datatype, Datatype::Bytes);
+        let complex = Signature::new(&[sig("z", "complex64", vec![])], &[]).unwrap_err();
+        assert!(complex.contains("element type complex64"), "{complex}");
     }
 }

@@ -1,6 +1,7 @@
 //! Tensors as the Open Inference Protocol carries them: a name, one of the protocol's datatypes (`FP32`,
-//! `INT64`, ...), a shape, and the values as row-major little-endian bytes, the form of the binary-data
-//! extension and of gRPC's raw contents. JSON's `data` arrays (flat or nested) convert to and from it.
+//! `INT64`, `BYTES`, ...), a shape, and the values as row-major little-endian bytes, the form of the
+//! binary-data extension and of gRPC's raw contents (a `BYTES` element is a 4-byte little-endian length,
+//! then that many bytes). JSON's `data` arrays (flat or nested) convert to and from it.
 
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
@@ -8,7 +9,8 @@ use serde_json::Value;
 
 use super::ServeError;
 
-/// The protocol's tensor datatypes kiln serves (`BYTES`, strings, is not among them).
+/// The protocol's tensor datatypes. `BYTES` holds ONNX's string tensors, so its elements must be UTF-8
+/// text without NUL characters (ONNX Runtime fills string tensors from C strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Datatype {
     Bool,
@@ -24,10 +26,11 @@ pub enum Datatype {
     Bf16,
     Fp32,
     Fp64,
+    Bytes,
 }
 
 impl Datatype {
-    const ALL: [(Datatype, &'static str, &'static str); 13] = [
+    const ALL: [(Datatype, &'static str, &'static str); 14] = [
         (Datatype::Bool, "BOOL", "bool"),
         (Datatype::Uint8, "UINT8", "uint8"),
         (Datatype::Uint16, "UINT16", "uint16"),
@@ -41,6 +44,7 @@ impl Datatype {
         (Datatype::Bf16, "BF16", "bfloat16"),
         (Datatype::Fp32, "FP32", "float32"),
         (Datatype::Fp64, "FP64", "float64"),
+        (Datatype::Bytes, "BYTES", "string"),
     ];
 
     /// The protocol's name (`FP32`).
@@ -66,14 +70,47 @@ impl Datatype {
             .map_or("", |(_, p, _)| p)
     }
 
-    /// Bytes per element.
-    pub fn size(self) -> usize {
+    /// Bytes per element; `None` for `BYTES`, whose elements each carry their length.
+    pub fn size(self) -> Option<usize> {
         match self {
-            Datatype::Bool | Datatype::Uint8 | Datatype::Int8 => 1,
-            Datatype::Uint16 | Datatype::Int16 | Datatype::Fp16 | Datatype::Bf16 => 2,
-            Datatype::Uint32 | Datatype::Int32 | Datatype::Fp32 => 4,
-            Datatype::Uint64 | Datatype::Int64 | Datatype::Fp64 => 8,
+            Datatype::Bool | Datatype::Uint8 | Datatype::Int8 => Some(1),
+            Datatype::Uint16 | Datatype::Int16 | Datatype::Fp16 | Datatype::Bf16 => Some(2),
+            Datatype::Uint32 | Datatype::Int32 | Datatype::Fp32 => Some(4),
+            Datatype::Uint64 | Datatype::Int64 | Datatype::Fp64 => Some(8),
+            Datatype::Bytes => None,
         }
+    }
+}
+
+/// The elements of `BYTES` data, each a 4-byte little-endian length and that many bytes; `None` when the
+/// data is not a whole number of such elements.
+pub fn bytes_elements(mut data: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut elements = Vec::new();
+    while !data.is_empty() {
+        let (length, rest) = data.split_first_chunk::<4>()?;
+        let length = u32::from_le_bytes(*length) as usize;
+        if length > rest.len() {
+            return None;
+        }
+        let (element, rest) = rest.split_at(length);
+        elements.push(element);
+        data = rest;
+    }
+    Some(elements)
+}
+
+/// Appends one `BYTES` element.
+pub fn push_bytes_element(out: &mut Vec<u8>, element: &[u8]) {
+    out.extend((element.len() as u32).to_le_bytes());
+    out.extend_from_slice(element);
+}
+
+/// Why a `BYTES` element cannot be an ONNX string, if it cannot.
+fn not_text(element: &[u8]) -> Option<&'static str> {
+    match std::str::from_utf8(element) {
+        Err(_) => Some("is not UTF-8 text"),
+        Ok(text) if text.contains('\0') => Some("contains a NUL character"),
+        Ok(_) => None,
     }
 }
 
@@ -108,8 +145,18 @@ impl Tensor {
         shape: Vec<i64>,
         data: Bytes,
     ) -> Result<Self, ServeError> {
-        let expected = element_count(&name, &shape)?
-            .checked_mul(datatype.size())
+        let count = element_count(&name, &shape)?;
+        let Some(size) = datatype.size() else {
+            check_bytes_data(&name, &shape, count, &data)?;
+            return Ok(Self {
+                name,
+                datatype,
+                shape,
+                data,
+            });
+        };
+        let expected = count
+            .checked_mul(size)
             .ok_or_else(|| ServeError::BadRequest(format!("input {name:?} is too large")))?;
         if data.len() != expected {
             return Err(ServeError::BadRequest(format!(
@@ -143,7 +190,7 @@ impl Tensor {
                 flat.len()
             )));
         }
-        let mut bytes = Vec::with_capacity(count * datatype.size());
+        let mut bytes = Vec::with_capacity(count * datatype.size().unwrap_or(8));
         for (i, value) in flat.iter().enumerate() {
             encode(datatype, value, &mut bytes).map_err(|why| {
                 ServeError::BadRequest(format!(
@@ -164,6 +211,65 @@ impl Tensor {
     pub fn json_data(&self) -> JsonData<'_> {
         JsonData(self)
     }
+
+    /// The byte offsets where each of `rows` equal slices of the first dimension starts, and the end.
+    pub fn row_offsets(&self, rows: usize) -> Option<Vec<usize>> {
+        if rows == 0 {
+            return None;
+        }
+        match self.datatype.size() {
+            Some(_) => {
+                let row_bytes = self.data.len() / rows;
+                (row_bytes * rows == self.data.len())
+                    .then(|| (0..=rows).map(|r| r * row_bytes).collect())
+            }
+            None => {
+                let elements = bytes_elements(&self.data)?;
+                let per_row = elements.len() / rows;
+                if per_row * rows != elements.len() {
+                    return None;
+                }
+                let mut offsets = vec![0];
+                let mut at = 0;
+                for row in elements.chunks(per_row.max(1)).take(rows) {
+                    at += row.iter().map(|e| 4 + e.len()).sum::<usize>();
+                    offsets.push(at);
+                }
+                offsets.resize(rows + 1, at);
+                Some(offsets)
+            }
+        }
+    }
+}
+
+/// Checks that `BYTES` data holds `count` elements, each an ONNX string.
+fn check_bytes_data(
+    name: &str,
+    shape: &[i64],
+    count: usize,
+    data: &[u8],
+) -> Result<(), ServeError> {
+    let elements = bytes_elements(data).ok_or_else(|| {
+        ServeError::BadRequest(format!(
+            "input {name:?}: BYTES data must be elements of a 4-byte little-endian length and that many bytes"
+        ))
+    })?;
+    if elements.len() != count {
+        return Err(ServeError::BadRequest(format!(
+            "input {name:?}: shape {shape:?} holds {count} elements, data has {}",
+            elements.len()
+        )));
+    }
+    if let Some((i, why)) = elements
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| not_text(e).map(|why| (i, why)))
+    {
+        return Err(ServeError::BadRequest(format!(
+            "input {name:?}: element {i} {why}, which an ONNX string must be"
+        )));
+    }
+    Ok(())
 }
 
 /// A tensor's values as JSON. Floats are written in the shortest form that reads back to the same value
@@ -174,7 +280,14 @@ pub struct JsonData<'a>(&'a Tensor);
 impl Serialize for JsonData<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let Tensor { datatype, data, .. } = self.0;
-        let size = datatype.size();
+        let Some(size) = datatype.size() else {
+            let elements = bytes_elements(data).unwrap_or_default();
+            let mut seq = serializer.serialize_seq(Some(elements.len()))?;
+            for element in elements {
+                seq.serialize_element(&String::from_utf8_lossy(element))?;
+            }
+            return seq.end();
+        };
         let mut seq = serializer.serialize_seq(Some(data.len() / size))?;
         for b in data.chunks_exact(size) {
             let bytes2 = || [b[0], b[1]];
@@ -199,6 +312,7 @@ impl Serialize for JsonData<'_> {
                 }
                 Datatype::Fp32 => seq.serialize_element(&f32::from_le_bytes(bytes4()))?,
                 Datatype::Fp64 => seq.serialize_element(&f64::from_le_bytes(bytes8()))?,
+                Datatype::Bytes => {}
             }
         }
         seq.end()
@@ -217,11 +331,11 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>, depth: usize) -> Resu
             Ok(())
         }
         Value::Array(_) => Err(format!("is nested more than {MAX_NESTING} deep")),
-        Value::Number(_) | Value::Bool(_) => {
+        Value::Number(_) | Value::Bool(_) | Value::String(_) => {
             out.push(value);
             Ok(())
         }
-        other => Err(format!("holds {other}, not a number")),
+        other => Err(format!("holds {other}, not a number or a string")),
     }
 }
 
@@ -263,6 +377,13 @@ fn encode(datatype: Datatype, value: &Value, out: &mut Vec<u8>) -> Result<(), &'
         Datatype::Bf16 => out.extend(half::bf16::from_f64(float(value)?).to_le_bytes()),
         Datatype::Fp32 => out.extend((float(value)? as f32).to_le_bytes()),
         Datatype::Fp64 => out.extend(float(value)?.to_le_bytes()),
+        Datatype::Bytes => match value {
+            Value::String(text) if text.contains('\0') => {
+                return Err("contains a NUL character, as");
+            }
+            Value::String(text) => push_bytes_element(out, text.as_bytes()),
+            _ => return Err("is not a string, as"),
+        },
     }
     Ok(())
 }
@@ -292,8 +413,11 @@ mod tests {
         assert_eq!(nested, flat);
         assert_eq!(json!(flat.json_data()), json!([1.0, 2.5, -3.0, 4.0]));
         for datatype in Datatype::ALL.iter().map(|(d, _, _)| *d) {
+            let Some(size) = datatype.size() else {
+                continue;
+            };
             let t = Tensor::from_json("x".into(), datatype, vec![3], &json!([0, 1, 1])).unwrap();
-            assert_eq!(t.data.len(), 3 * datatype.size(), "{datatype:?}");
+            assert_eq!(t.data.len(), 3 * size, "{datatype:?}");
             let back =
                 Tensor::from_json("x".into(), datatype, vec![3], &json!(t.json_data())).unwrap();
             assert_eq!(back, t, "{datatype:?}");
@@ -321,7 +445,7 @@ mod tests {
         );
         assert_eq!(
             err(Datatype::Fp32, vec![1], json!(["a"])),
-            "input \"ids\": data holds \"a\", not a number"
+            "input \"ids\": element 0 (\"a\") is not a number, as FP32"
         );
         assert_eq!(
             err(Datatype::Fp32, vec![-1], json!([])),
@@ -336,6 +460,43 @@ mod tests {
         assert_eq!(
             raw.unwrap_err().to_string(),
             "input \"x\": shape [2] of FP32 needs 8 bytes, got 7"
+        );
+    }
+
+    #[test]
+    fn bytes_tensors_carry_text_in_json_and_in_the_binary_form() {
+        let t = Tensor::from_json(
+            "text".into(),
+            Datatype::Bytes,
+            vec![2, 2],
+            &json!([["a", ""], ["héllo", "b c"]]),
+        )
+        .unwrap();
+        let mut binary = Vec::new();
+        for element in ["a", "", "héllo", "b c"] {
+            push_bytes_element(&mut binary, element.as_bytes());
+        }
+        assert_eq!(t.data, Bytes::from(binary.clone()));
+        assert_eq!(json!(t.json_data()), json!(["a", "", "héllo", "b c"]));
+        let raw = Tensor::from_raw("text".into(), Datatype::Bytes, vec![2, 2], binary.into());
+        assert_eq!(raw.unwrap(), t);
+        // Row 0 is "a" and "" (4 + 1 and 4 bytes), row 1 "héllo" and "b c" (4 + 6 and 4 + 3 bytes).
+        assert_eq!(t.row_offsets(2), Some(vec![0, 9, 26]));
+        assert_eq!(t.row_offsets(3), None);
+
+        let err = |shape: Vec<i64>, data: Vec<u8>| {
+            Tensor::from_raw("text".into(), Datatype::Bytes, shape, data.into())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(vec![1], vec![5, 0, 0, 0, b'a']).contains("4-byte little-endian length"));
+        assert!(err(vec![2], vec![1, 0, 0, 0, b'a']).contains("holds 2 elements, data has 1"));
+        assert!(err(vec![1], vec![1, 0, 0, 0, 0xff]).contains("element 0 is not UTF-8"));
+        assert!(err(vec![1], vec![1, 0, 0, 0, 0]).contains("NUL"));
+        let json_err = Tensor::from_json("text".into(), Datatype::Bytes, vec![1], &json!([1]));
+        assert_eq!(
+            json_err.unwrap_err().to_string(),
+            "input \"text\": element 0 (1) is not a string, as BYTES"
         );
     }
 
@@ -385,12 +546,31 @@ mod tests {
                 ".{0,4}".prop_map(|x| json!(x)),
                 any::<i8>().prop_map(|x| json!([x, [x]])),
             ], 0..12),
-            which in 0usize..13,
+            which in 0usize..14,
         ) {
             let datatype = Datatype::ALL[which].0;
             if let Ok(t) = Tensor::from_json("x".into(), datatype, shape.clone(), &Value::Array(values)) {
                 let count: i64 = shape.iter().product();
-                prop_assert_eq!(t.data.len() as i64, count * datatype.size() as i64);
+                match datatype.size() {
+                    Some(size) => prop_assert_eq!(t.data.len() as i64, count * size as i64),
+                    None => prop_assert_eq!(bytes_elements(&t.data).map(|e| e.len() as i64), Some(count)),
+                }
+            }
+        }
+
+        /// Whatever bytes come as a BYTES input's binary data, parsing answers and never panics; the
+        /// data it accepts splits back into the shape's rows.
+        #[test]
+        fn any_binary_bytes_data_parses_or_is_refused(
+            rows in 0i64..4,
+            cols in 0i64..3,
+            data in proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(b'a'), any::<u8>()], 0..40),
+        ) {
+            if let Ok(t) = Tensor::from_raw("x".into(), Datatype::Bytes, vec![rows, cols], data.into())
+                && rows > 0
+            {
+                let offsets = t.row_offsets(rows as usize).unwrap();
+                prop_assert_eq!(offsets.last().copied(), Some(t.data.len()));
             }
         }
 
