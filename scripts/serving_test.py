@@ -2,7 +2,8 @@
 and gRPC, must get ONNX Runtime's numbers from a model kiln converted and from a real ONNX model of the
 corpus; bad inputs get the protocol's errors; the alias moves under load with no failed request and the new
 version's numbers afterwards; a tampered manifest is refused while the old version keeps serving; BYTES
-(string) tensors go in and out over REST and gRPC, batched.
+(string) tensors go in and out over REST and gRPC, batched; the classification extension ranks classes as
+ONNX Runtime's scores do.
 
 Run by scripts/serving-test.sh (which starts the server, pushes the models and sets the alias):
   python serving_test.py WORK KILN_CLI KILN_RUNNER CORPUS_DIR
@@ -303,6 +304,7 @@ def bert(work, cli, runner):
         check(agrees(http_infer(url, "bert", feeds, binary=False, outputs=list(expected)), expected, 1e-4),
               "REST (JSON tensors) gives ONNX Runtime's numbers")
         check(agrees(grpc_infer(grpc_url, "bert", feeds), expected, 1e-4), "gRPC gives ONNX Runtime's numbers")
+        classified(url, grpc_url, "bert", feeds, expected)
         # 32 clients at once, each with its own rows: batched together, each gets its own answer.
         batches_before = metric(url, "kiln_serve_batch_size_count")
         results = [None] * 32
@@ -413,6 +415,44 @@ def strings(work, runner, model_path):
                              capture_output=True, text=True, timeout=60)
     check(refused.returncode != 0 and "--engine ort" in refused.stderr,
           f"kiln's evaluator, which has no string tensors, refuses the string model at start ({refused.stderr.strip()})")
+
+
+def classified(url, grpc_url, model, feeds, expected):
+    """The classification extension: each row's top 5 classes (the rest of its values, flattened),
+    "score:index", highest first, as ONNX Runtime's scores rank them."""
+    name, scores = next(iter(expected.items()))
+    rows = scores.reshape(scores.shape[0], -1)
+    want = [[int(i) for i in np.argsort(-row, kind="stable")[:5]] for row in rows]
+
+    def ranked(result):
+        answer = np.asarray(result.as_numpy(name))
+        pairs = [[v.decode().split(":") for v in row] for row in answer.reshape(len(rows), -1)]
+        return ([[int(i) for _, i in row] for row in pairs],
+                [[float(v) for v, _ in row] for row in pairs], answer.shape)
+
+    def inputs_of(module):
+        made = []
+        for n, value in feeds.items():
+            i = module.InferInput(n, list(value.shape), np_to_datatype(value))
+            i.set_data_from_numpy(value)
+            made.append(i)
+        return made
+    answers = {
+        "REST": httpclient.InferenceServerClient(url).infer(
+            model, inputs_of(httpclient), outputs=[httpclient.InferRequestedOutput(name, class_count=5)]),
+        "gRPC": grpcclient.InferenceServerClient(grpc_url).infer(
+            model, inputs_of(grpcclient), outputs=[grpcclient.InferRequestedOutput(name, class_count=5)]),
+    }
+    for protocol, result in answers.items():
+        indices, values, shape = ranked(result)
+        close = all(np.allclose(v, row[w], rtol=1e-4, atol=1e-4) for v, row, w in zip(values, rows, want))
+        check(indices == want and close and shape == (len(rows), 5),
+              f"classification over {protocol}: each row's top 5 as ONNX Runtime ranks them ({indices}, want {want})")
+    status, body = post_json(f"http://{url}/v2/models/{model}/infer", {
+        "inputs": [{"name": n, "datatype": np_to_datatype(v), "shape": list(v.shape), "data": v.reshape(-1).tolist()}
+                   for n, v in feeds.items()],
+        "outputs": [{"name": name, "parameters": {"classification": 0}}]})
+    check(status == 400 and "positive number of classes" in body["error"], f"REST: classification 0 is 400 ({body})")
 
 
 def kserve_runtime(work, cli, runner):

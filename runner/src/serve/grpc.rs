@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::classification::{class_count, top_classes};
 use super::tensor::{Datatype, Tensor};
 use super::{ServeError, State, metrics};
 
@@ -131,6 +132,16 @@ fn inputs(request: &ModelInferRequest) -> Result<Vec<Tensor>, ServeError> {
         .collect()
 }
 
+/// An integer parameter's value, whichever integer field carries it.
+fn integer(parameter: &InferParameter) -> Option<i128> {
+    use inference::infer_parameter::ParameterChoice;
+    match parameter.parameter_choice {
+        Some(ParameterChoice::Int64Param(n)) => Some(i128::from(n)),
+        Some(ParameterChoice::Uint64Param(n)) => Some(i128::from(n)),
+        _ => None,
+    }
+}
+
 fn metadata(specs: &[super::signature::TensorSpec]) -> Vec<TensorMetadata> {
     specs
         .iter()
@@ -167,7 +178,15 @@ impl Service {
                                 .join(", ")
                         ))
                     })?;
-                chosen.push(outputs.swap_remove(at));
+                let output = outputs.swap_remove(at);
+                let output = match wanted.parameters.get("classification") {
+                    Some(parameter) => {
+                        let count = class_count(&wanted.name, integer(parameter))?;
+                        top_classes(&output, count, served.signature.batchable)?
+                    }
+                    None => output,
+                };
+                chosen.push(output);
             }
             outputs = chosen;
         }
@@ -225,7 +244,7 @@ impl GrpcInferenceService for Service {
         Ok(Response::new(ServerMetadataResponse {
             name: "kiln-runner".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            extensions: Vec::new(),
+            extensions: vec!["classification".to_owned()],
         }))
     }
 

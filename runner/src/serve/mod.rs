@@ -5,6 +5,7 @@
 //! verified and the new variant loaded beside the old one before requests switch to it.
 
 pub mod batcher;
+mod classification;
 mod follow;
 mod grpc;
 mod loader;

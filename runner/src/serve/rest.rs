@@ -17,6 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::classification::{class_count, top_classes};
 use super::tensor::{Datatype, JsonData, Tensor};
 use super::{ServeError, State, metrics};
 
@@ -99,7 +100,7 @@ async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": "kiln-runner",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "classification"],
     }))
 }
 
@@ -275,12 +276,14 @@ fn selected(
     wanted
         .iter()
         .map(|w| {
-            if w.parameters.contains_key("classification") {
-                return Err(ServeError::BadRequest(format!(
-                    "output {:?}: the classification extension is not supported",
-                    w.name
-                )));
-            }
+            let classes = w
+                .parameters
+                .get("classification")
+                .map(|v| {
+                    let n = v.as_i64().map(i128::from).or(v.as_u64().map(i128::from));
+                    class_count(&w.name, n)
+                })
+                .transpose()?;
             if !known.has_output(&w.name) {
                 let names: Vec<&str> = known.outputs.iter().map(|o| o.name.as_str()).collect();
                 return Err(ServeError::BadRequest(format!(
@@ -300,7 +303,12 @@ fn selected(
                 .get("binary_data")
                 .and_then(Value::as_bool)
                 .unwrap_or(all_binary);
-            Ok((outputs.swap_remove(at), binary))
+            let output = outputs.swap_remove(at);
+            let output = match classes {
+                Some(count) => top_classes(&output, count, known.batchable)?,
+                None => output,
+            };
+            Ok((output, binary))
         })
         .collect()
 }

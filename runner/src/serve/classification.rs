@@ -1,0 +1,149 @@
+//! The protocol's classification extension (Triton's): an output asked for with `classification: N`
+//! comes back as the N highest scores of each row, highest first, as a `BYTES` tensor of `score:index`
+//! strings (no `:label`: a variant carries no class labels). With a batch dimension the result is
+//! `[rows, N]` and each row's classes are the rest of its values, flattened; without one, `[N]` over all.
+
+use std::cmp::Ordering;
+
+use super::ServeError;
+use super::tensor::{Datatype, Tensor, push_bytes_element};
+
+/// Reads the requested class count: a positive integer.
+pub fn class_count(output: &str, value: Option<i128>) -> Result<usize, ServeError> {
+    value
+        .filter(|&n| n > 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            ServeError::BadRequest(format!(
+                "output {output:?}: classification must be a positive number of classes"
+            ))
+        })
+}
+
+/// The top `count` classes of `output`, per row when `batched`.
+pub fn top_classes(output: &Tensor, count: usize, batched: bool) -> Result<Tensor, ServeError> {
+    let scores = scores(output).ok_or_else(|| {
+        ServeError::BadRequest(format!(
+            "output {:?} is {}: only numeric outputs can be classified",
+            output.name,
+            output.datatype.as_str()
+        ))
+    })?;
+    let rows = match output.shape.first() {
+        Some(&rows) if batched => usize::try_from(rows).unwrap_or(0),
+        _ => 1,
+    };
+    let classes = scores.len().checked_div(rows).unwrap_or(0);
+    let kept = count.min(classes);
+    let mut data = Vec::new();
+    for row in 0..rows {
+        let row_scores = &scores[row * classes..(row + 1) * classes];
+        let mut order: Vec<usize> = (0..classes).collect();
+        // Highest first; NaN last; equal scores by index.
+        order.sort_by(
+            |&a, &b| match (row_scores[a].is_nan(), row_scores[b].is_nan()) {
+                (false, false) => row_scores[b]
+                    .partial_cmp(&row_scores[a])
+                    .unwrap_or(Ordering::Equal)
+                    .then(a.cmp(&b)),
+                (x, y) => x.cmp(&y).then(a.cmp(&b)),
+            },
+        );
+        for &index in &order[..kept] {
+            let score = match output.datatype {
+                Datatype::Fp16 | Datatype::Bf16 | Datatype::Fp32 => {
+                    (row_scores[index] as f32).to_string()
+                }
+                _ => row_scores[index].to_string(),
+            };
+            push_bytes_element(&mut data, format!("{score}:{index}").as_bytes());
+        }
+    }
+    let shape = if batched && !output.shape.is_empty() {
+        vec![rows as i64, kept as i64]
+    } else {
+        vec![kept as i64]
+    };
+    Ok(Tensor {
+        name: output.name.clone(),
+        datatype: Datatype::Bytes,
+        shape,
+        data: data.into(),
+    })
+}
+
+/// The output's values as f64 (exact for every type but the widest integers), or `None` for `BYTES`.
+fn scores(t: &Tensor) -> Option<Vec<f64>> {
+    let size = t.datatype.size()?;
+    Some(
+        t.data
+            .chunks_exact(size)
+            .map(|b| {
+                let b2 = || [b[0], b[1]];
+                let b4 = || [b[0], b[1], b[2], b[3]];
+                let b8 = || <[u8; 8]>::try_from(b).unwrap_or_default();
+                match t.datatype {
+                    Datatype::Bool | Datatype::Uint8 => f64::from(b[0]),
+                    Datatype::Int8 => f64::from(b[0] as i8),
+                    Datatype::Uint16 => f64::from(u16::from_le_bytes(b2())),
+                    Datatype::Int16 => f64::from(i16::from_le_bytes(b2())),
+                    Datatype::Uint32 => f64::from(u32::from_le_bytes(b4())),
+                    Datatype::Int32 => f64::from(i32::from_le_bytes(b4())),
+                    Datatype::Uint64 => u64::from_le_bytes(b8()) as f64,
+                    Datatype::Int64 => i64::from_le_bytes(b8()) as f64,
+                    Datatype::Fp16 => f64::from(half::f16::from_le_bytes(b2())),
+                    Datatype::Bf16 => f64::from(half::bf16::from_le_bytes(b2())),
+                    Datatype::Fp32 => f64::from(f32::from_le_bytes(b4())),
+                    Datatype::Fp64 | Datatype::Bytes => f64::from_le_bytes(b8()),
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fp32(shape: Vec<i64>, values: &[f32]) -> Tensor {
+        Tensor {
+            name: "logits".into(),
+            datatype: Datatype::Fp32,
+            shape,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_row_gives_its_highest_scores_first() {
+        let logits = fp32(
+            vec![2, 4],
+            &[0.1, 0.7, f32::NAN, 0.7, -1.0, -3.0, -0.5, -2.0],
+        );
+        let top = top_classes(&logits, 3, true).unwrap();
+        assert_eq!(top.shape, vec![2, 3]);
+        assert_eq!(
+            json!(top.json_data()),
+            json!(["0.7:1", "0.7:3", "0.1:0", "-0.5:2", "-1:0", "-2:3"])
+        );
+        let all = top_classes(&logits, 100, false).unwrap();
+        assert_eq!(all.shape, vec![8]);
+        assert_eq!(json!(all.json_data())[7], json!("NaN:2"));
+    }
+
+    #[test]
+    fn strings_and_non_positive_counts_are_refused() {
+        let text =
+            Tensor::from_json("label".into(), Datatype::Bytes, vec![1], &json!(["a"])).unwrap();
+        assert!(
+            top_classes(&text, 1, false)
+                .unwrap_err()
+                .to_string()
+                .contains("only numeric outputs")
+        );
+        assert!(class_count("y", Some(0)).is_err());
+        assert!(class_count("y", None).is_err());
+        assert_eq!(class_count("y", Some(5)).unwrap(), 5);
+    }
+}
