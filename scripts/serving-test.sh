@@ -22,7 +22,9 @@ export KILN_ONNXRUNTIME_LIB
 cargo build --quiet -p kiln-server -p kiln-cli -p kiln-runner
 cargo build --quiet -p kiln-onnx --example sample_checkpoint
 source scripts/throwaway-server.sh
-start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false
+# Manifests valid for 12 s (re-signed every ~8 s): followers meet re-signed manifests throughout, and the
+# expiry check does not wait long.
+start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false KILN_MANIFEST_VALIDITY_SECS=12
 real=onnx-light-squeezenet
 for version in 1 2; do
   target/debug/examples/sample_checkpoint bert "$work/bert-$version" >/dev/null

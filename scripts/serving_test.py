@@ -56,6 +56,7 @@ class Proxy(http.server.ThreadingHTTPServer):
     daemon_threads = True
     tamper = False
     tampered = 0
+    down = False
 
 
 class Forward(http.server.BaseHTTPRequestHandler):
@@ -63,6 +64,11 @@ class Forward(http.server.BaseHTTPRequestHandler):
         pass
 
     def forward(self):
+        if self.server.down:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         target = urllib.parse.urlparse(SERVER)
         upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
@@ -275,6 +281,51 @@ def tampered(cli, proxy, url, work):
           "once the manifest verifies again, the alias's version (1) is served")
 
 
+def expiry(runner, proxy, work, follower_url):
+    """The server signs manifests for a short time here (KILN_MANIFEST_VALIDITY_SECS in serving-test.sh)
+    and re-signs them before they expire. A fixed version served with --when-expired refuse keeps serving on the re-signed manifests;
+    with the registry unreachable it stops once its manifest expires (not ready, 503), while the alias's
+    follower (--when-expired keep) keeps answering; when the registry is back, it serves again."""
+    process, url, grpc_url = start_runner(
+        runner, "acme/bert:1", work, "bert-refuse", ["--engine", "ort", "--poll-seconds", "0.3", "--when-expired", "refuse"],
+        server=f"http://127.0.0.1:{proxy.server_address[1]}")
+    client = httpclient.InferenceServerClient(url)
+
+    def answers(address):
+        try:
+            http_infer(address, "bert", bert_feeds(1))
+            return True
+        except InferenceServerException:
+            return False
+    try:
+        first_expiry = metric(url, "kiln_serve_manifest_expiry_timestamp_seconds")
+        time.sleep(max(0.0, first_expiry - time.time()) + 1)
+        check(answers(url) and client.is_server_ready()
+              and metric(url, "kiln_serve_manifest_expiry_timestamp_seconds") > time.time(),
+              "a fixed version follows its re-signed manifests: still serving after the first one expired")
+        proxy.down = True
+        expires = metric(url, "kiln_serve_manifest_expiry_timestamp_seconds")
+        time.sleep(max(0.0, expires - time.time()) + 1)
+        refused = None
+        try:
+            http_infer(url, "bert", bert_feeds(1))
+        except InferenceServerException as e:
+            refused = str(e)
+        check(refused is not None and "expired" in refused and "--when-expired refuse" in refused
+              and not client.is_server_ready() and not grpcclient.InferenceServerClient(grpc_url).is_server_ready(),
+              f"registry unreachable and the manifest expired: --when-expired refuse is not ready and answers 503 ({refused})")
+        check(answers(follower_url), "meanwhile the alias's follower (--when-expired keep) keeps answering")
+        proxy.down = False
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not answers(url):
+            time.sleep(0.2)
+        check(answers(url) and client.is_server_ready(), "the registry back, a fresh manifest verifies and it serves again")
+    finally:
+        proxy.down = False
+        process.terminate()
+        process.wait(30)
+
+
 def bert(work, cli, runner):
     pulled = {}
     for version in ("1", "2"):
@@ -332,6 +383,7 @@ def bert(work, cli, runner):
         check("serving-test-1" in kiln(cli, "show", "acme/bert:2"),
               "after the move, kiln show of version 2 lists the process serving it")
         tampered(cli, proxy, url, work)
+        expiry(runner, proxy, work, url)
         text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
         for name in ("kiln_serve_requests_total", "kiln_serve_request_duration_seconds_bucket",
                      "kiln_serve_queue_depth", "kiln_serve_model_info", "kiln_serve_version_switches_total"):

@@ -2,7 +2,8 @@
 //! is verified, held to a sequence that never goes backwards, its variant loaded beside the one being
 //! served, and only then do new requests go to it. Requests already queued finish on the old variant, whose
 //! instances end when its last request is answered. A manifest that fails any check is refused and logged,
-//! and the old version keeps serving.
+//! and the old version keeps serving. A fixed version is followed the same way: its manifest is re-signed
+//! before it expires, and a fresh one keeps `--when-expired refuse` serving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::loader::Loader;
 use super::registry::{Fetched, Registry};
-use super::{ServeError, Served, State, metrics};
+use super::{ServeError, Served, State, WhenExpired, metrics};
 
 pub struct Follower {
     pub state: Arc<State>,
@@ -77,7 +78,18 @@ impl Follower {
                 Ok(Some(next)) => etag = next,
                 Ok(None) => {}
                 Err(ServeError::Registry(why)) => {
-                    tracing::warn!(error = %why, "cannot fetch the alias's manifest; still serving the version loaded");
+                    let served = self.state.current();
+                    match (served.expired(chrono::Utc::now()), self.state.when_expired) {
+                        (None, _) => {
+                            tracing::warn!(error = %why, "cannot fetch the manifest; still serving the version loaded, whose manifest is valid")
+                        }
+                        (Some(at), WhenExpired::Keep) => {
+                            tracing::warn!(error = %why, expired_at = %at, "cannot fetch the manifest, and the one served has expired; still serving it (--when-expired keep)")
+                        }
+                        (Some(at), WhenExpired::Refuse) => {
+                            tracing::error!(error = %why, expired_at = %at, "cannot fetch the manifest, and the one served has expired; not serving (--when-expired refuse)")
+                        }
+                    }
                 }
                 Err(e) => {
                     metrics::manifest_refused();
@@ -111,6 +123,7 @@ impl Follower {
                 sha256: current.sha256,
                 sequence,
                 payload_sha256: fetched.verified.payload_sha256,
+                expires_at: Some(manifest.expires_at),
                 signature: current.signature.clone(),
                 batcher: current.batcher.clone(),
             },

@@ -223,7 +223,8 @@ impl GrpcInferenceService for Service {
         &self,
         _: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
-        Ok(Response::new(ServerReadyResponse { ready: true }))
+        let ready = self.state.model(&self.state.model_name, None).is_ok();
+        Ok(Response::new(ServerReadyResponse { ready }))
     }
 
     async fn model_ready(
@@ -231,10 +232,13 @@ impl GrpcInferenceService for Service {
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let r = request.into_inner();
-        self.state
-            .model(&r.name, Some(&r.version))
-            .map_err(status)?;
-        Ok(Response::new(ModelReadyResponse { ready: true }))
+        let ready = match self.state.model(&r.name, Some(&r.version)) {
+            Ok(_) => true,
+            // Here but not serving (an expired manifest under --when-expired refuse).
+            Err(ServeError::Unavailable(_)) => false,
+            Err(e) => return Err(status(e)),
+        };
+        Ok(Response::new(ModelReadyResponse { ready }))
     }
 
     async fn server_metadata(

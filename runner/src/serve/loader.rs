@@ -147,6 +147,7 @@ impl Loader {
             sha256,
             sequence: 0,
             payload_sha256: sha256,
+            expires_at: None,
             signature,
             batcher: Arc::new(batcher),
         })
@@ -196,6 +197,7 @@ impl Loader {
             sha256: variant.sha256,
             sequence: manifest.sequence,
             payload_sha256: fetched.verified.payload_sha256,
+            expires_at: Some(manifest.expires_at),
             signature,
             batcher: Arc::new(batcher),
         })

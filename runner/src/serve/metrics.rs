@@ -14,6 +14,7 @@ const BATCH_ROWS: &str = "kiln_serve_batch_size";
 const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
 const MODEL_INFO: &str = "kiln_serve_model_info";
 const MANIFEST_SEQUENCE: &str = "kiln_serve_manifest_sequence";
+const MANIFEST_EXPIRY: &str = "kiln_serve_manifest_expiry_timestamp_seconds";
 const MANIFESTS_REFUSED: &str = "kiln_serve_manifests_refused_total";
 const SWITCHES: &str = "kiln_serve_version_switches_total";
 
@@ -42,6 +43,7 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
         describe_gauge!(MODEL_INFO, "1 for the version and variant being served");
         describe_gauge!(MANIFEST_SEQUENCE, "The sequence of the signed manifest being served");
+        describe_gauge!(MANIFEST_EXPIRY, "When the signed manifest being served expires (Unix time); alert when it comes near while the registry is unreachable");
         describe_counter!(MANIFESTS_REFUSED, "Manifests refused while following the alias (failed verification, a rollback, a variant that would not load)");
         describe_counter!(SWITCHES, "Switches to a new version after the alias moved");
         handle
@@ -77,6 +79,9 @@ pub fn serving(served: &super::Served, previous: Option<&super::Served>) {
     }
     gauge!(MODEL_INFO, &labels(served)).set(1.0);
     gauge!(MANIFEST_SEQUENCE).set(served.sequence as f64);
+    if let Some(at) = served.expires_at {
+        gauge!(MANIFEST_EXPIRY).set(at.timestamp() as f64);
+    }
 }
 
 pub fn manifest_refused() {

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use kiln_core::{ModelRef, Sha256Digest};
 use tokio_util::sync::CancellationToken;
 
@@ -131,6 +132,19 @@ pub struct ServeArgs {
     /// The largest request body accepted, in MiB
     #[arg(long, default_value_t = 64)]
     pub max_request_mib: usize,
+    /// When the served manifest expires and no fresh one can be fetched (the registry unreachable):
+    /// `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
+    #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
+    pub when_expired: WhenExpired,
+}
+
+/// What an expired manifest does to serving.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenExpired {
+    /// Keep serving the version verified while it was valid (logged and visible in /metrics).
+    Keep,
+    /// Stop: not ready, and inference answers 503, until a manifest that verifies arrives.
+    Refuse,
 }
 
 /// One loaded variant of one version, as served.
@@ -144,11 +158,18 @@ pub struct Served {
     /// Of the manifest it was loaded from.
     pub sequence: i64,
     pub payload_sha256: Sha256Digest,
+    /// When that manifest expires; `None` for a model served from a folder (nothing was verified here).
+    pub expires_at: Option<DateTime<Utc>>,
     pub signature: Arc<Signature>,
     pub batcher: Arc<Batcher>,
 }
 
 impl Served {
+    /// When the manifest it was loaded from has expired, when it has.
+    pub fn expired(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.expires_at.filter(|&at| at <= now)
+    }
+
     /// Checks the inputs against this variant's signature and runs them.
     pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
         let inputs = self.signature.check(inputs)?;
@@ -160,6 +181,7 @@ impl Served {
 pub struct State {
     pub model_name: String,
     pub max_request_bytes: usize,
+    pub when_expired: WhenExpired,
     current: RwLock<Arc<Served>>,
 }
 
@@ -186,6 +208,16 @@ impl State {
             )));
         }
         let served = self.current();
+        if self.when_expired == WhenExpired::Refuse
+            && let Some(at) = served.expired(Utc::now())
+        {
+            return Err(ServeError::Unavailable(format!(
+                "the signed manifest of {} version {} expired at {} and no fresh one could be fetched from the registry; not serving it (--when-expired refuse)",
+                served.reference,
+                served.version,
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
         match version {
             Some(v) if !v.is_empty() && v != served.version => Err(ServeError::NotFound(format!(
                 "model {name:?} has no version {v:?} here: it serves version {}",
@@ -236,6 +268,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     let state = Arc::new(State {
         model_name,
         max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
+        when_expired: args.when_expired,
         current: RwLock::new(served.clone()),
     });
     let stop = CancellationToken::new();
@@ -294,7 +327,8 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         }
         _ => None,
     };
-    if let Some((registry, subject, etag)) = following.filter(|(_, s, _)| s.alias.is_some()) {
+    // A fixed version is followed too: its manifest is re-signed before it expires.
+    if let Some((registry, subject, etag)) = following {
         let follower = follow::Follower {
             state: state.clone(),
             loader,

@@ -91,9 +91,13 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"live": true}))
 }
 
-/// The model is loaded before the listeners open, so a server that answers is ready.
-async fn ready() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"ready": true}))
+/// The model is loaded before the listeners open, so a server that answers is ready, unless it refuses
+/// to serve an expired manifest (`--when-expired refuse`).
+async fn ready(state: web::Data<State>) -> HttpResponse {
+    match state.model(&state.model_name, None) {
+        Ok(_) => HttpResponse::Ok().json(json!({"ready": true})),
+        Err(e) => error(e),
+    }
 }
 
 async fn server_metadata() -> HttpResponse {
