@@ -304,6 +304,8 @@ def expiry(runner, proxy, work, follower_url):
               and metric(url, "kiln_serve_manifest_expiry_timestamp_seconds") > time.time(),
               "a fixed version follows its re-signed manifests: still serving after the first one expired")
         proxy.down = True
+        # A poll already past the proxy may still bring a fresh manifest: let it land before reading.
+        time.sleep(1)
         expires = metric(url, "kiln_serve_manifest_expiry_timestamp_seconds")
         time.sleep(max(0.0, expires - time.time()) + 1)
         refused = None

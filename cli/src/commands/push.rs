@@ -224,9 +224,7 @@ impl FileProgress {
 
     /// Removes this attempt's bytes from the bar, before the file starts over.
     fn take_back(&self) {
-        let counted = self.counted.swap(0, Ordering::Relaxed);
-        self.bar
-            .set_position(self.bar.position().saturating_sub(counted));
+        self.bar.dec(self.counted.swap(0, Ordering::Relaxed));
     }
 }
 

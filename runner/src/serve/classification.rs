@@ -56,7 +56,8 @@ pub fn top_classes(output: &Tensor, count: usize, batched: bool) -> Result<Tenso
                 }
                 _ => row_scores[index].to_string(),
             };
-            push_bytes_element(&mut data, format!("{score}:{index}").as_bytes());
+            // A score and an index are a few dozen bytes: the length always fits.
+            let _ = push_bytes_element(&mut data, format!("{score}:{index}").as_bytes());
         }
     }
     let shape = if batched && !output.shape.is_empty() {

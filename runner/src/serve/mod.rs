@@ -132,8 +132,8 @@ pub struct ServeArgs {
     /// The largest request body accepted, in MiB
     #[arg(long, default_value_t = 64)]
     pub max_request_mib: usize,
-    /// When the served manifest expires and no fresh one can be fetched (the registry unreachable):
-    /// `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
+    /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
+    /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
     pub when_expired: WhenExpired,
 }
@@ -212,7 +212,7 @@ impl State {
             && let Some(at) = served.expired(Utc::now())
         {
             return Err(ServeError::Unavailable(format!(
-                "the signed manifest of {} version {} expired at {} and no fresh one could be fetched from the registry; not serving it (--when-expired refuse)",
+                "the signed manifest of {} version {} expired at {} and no fresh one has arrived from the registry; not serving it (--when-expired refuse)",
                 served.reference,
                 served.version,
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

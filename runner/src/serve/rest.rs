@@ -280,14 +280,6 @@ fn selected(
     wanted
         .iter()
         .map(|w| {
-            let classes = w
-                .parameters
-                .get("classification")
-                .map(|v| {
-                    let n = v.as_i64().map(i128::from).or(v.as_u64().map(i128::from));
-                    class_count(&w.name, n)
-                })
-                .transpose()?;
             if !known.has_output(&w.name) {
                 let names: Vec<&str> = known.outputs.iter().map(|o| o.name.as_str()).collect();
                 return Err(ServeError::BadRequest(format!(
@@ -302,6 +294,14 @@ fn selected(
                 .ok_or_else(|| {
                     ServeError::BadRequest(format!("output {:?} is asked for twice", w.name))
                 })?;
+            let classes = w
+                .parameters
+                .get("classification")
+                .map(|v| {
+                    let n = v.as_i64().map(i128::from).or(v.as_u64().map(i128::from));
+                    class_count(&w.name, n)
+                })
+                .transpose()?;
             let binary = w
                 .parameters
                 .get("binary_data")

@@ -186,7 +186,9 @@ fn ort_output(
             let (shape, text) = value.try_extract_strings()?;
             let mut data = Vec::with_capacity(text.iter().map(|e| 4 + e.len()).sum());
             for element in &text {
-                super::tensor::push_bytes_element(&mut data, element.as_bytes());
+                super::tensor::push_bytes_element(&mut data, element.as_bytes()).ok_or_else(
+                    || ort::Error::new("an output string of 4 GiB or more has no protocol length"),
+                )?;
             }
             Ok((shape.to_vec(), data))
         }

@@ -99,10 +99,14 @@ pub fn bytes_elements(mut data: &[u8]) -> Option<Vec<&[u8]>> {
     Some(elements)
 }
 
-/// Appends one `BYTES` element.
-pub fn push_bytes_element(out: &mut Vec<u8>, element: &[u8]) {
-    out.extend((element.len() as u32).to_le_bytes());
+/// Appends one `BYTES` element; `None` (nothing appended) for one of 4 GiB or more, which the
+/// protocol's 4-byte length cannot say.
+#[must_use]
+pub fn push_bytes_element(out: &mut Vec<u8>, element: &[u8]) -> Option<()> {
+    let length = u32::try_from(element.len()).ok()?;
+    out.extend(length.to_le_bytes());
     out.extend_from_slice(element);
+    Some(())
 }
 
 /// Why a `BYTES` element cannot be an ONNX string, if it cannot.
@@ -381,7 +385,9 @@ fn encode(datatype: Datatype, value: &Value, out: &mut Vec<u8>) -> Result<(), &'
             Value::String(text) if text.contains('\0') => {
                 return Err("contains a NUL character, as");
             }
-            Value::String(text) => push_bytes_element(out, text.as_bytes()),
+            Value::String(text) => {
+                push_bytes_element(out, text.as_bytes()).ok_or("is too long, as")?;
+            }
             _ => return Err("is not a string, as"),
         },
     }
@@ -474,7 +480,7 @@ mod tests {
         .unwrap();
         let mut binary = Vec::new();
         for element in ["a", "", "héllo", "b c"] {
-            push_bytes_element(&mut binary, element.as_bytes());
+            push_bytes_element(&mut binary, element.as_bytes()).unwrap();
         }
         assert_eq!(t.data, Bytes::from(binary.clone()));
         assert_eq!(json!(t.json_data()), json!(["a", "", "héllo", "b c"]));

@@ -22,7 +22,7 @@ use crate::db::{Database, new_id, now};
 use crate::error::Error;
 use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
-use crate::services::upload_claims::{CLAIM_LAPSES, ClaimKeeper, stale_before};
+use crate::services::upload_claims::{ClaimKeeper, stale_before};
 use crate::storage::BlobStore;
 
 const MIB: i64 = 1024 * 1024;
@@ -349,7 +349,8 @@ impl UploadService {
 
     /// Verifies the digest, promotes the staged bytes to their content address and records the blob.
     /// Two pushes of the same file by one user share a session, so two commits of it can arrive at
-    /// once: they take turns holding the session, and the later one answers as the earlier did.
+    /// once: they take turns holding the session. One that finds the session ended by the other
+    /// answers with the blob when it was stored, and 404 when it was not (the bytes were refused).
     pub async fn commit(&self, id: &str, uploader: &Uploader) -> Result<BlobInfo, Error> {
         let committer = new_id();
         let row = match self.claim_for_commit(id, uploader, &committer).await? {
@@ -357,7 +358,7 @@ impl UploadService {
             CommitTurn::DoneByAnother(blob) => return Ok(blob),
         };
         let keeper = self.keep_claim(&row.id, &committer);
-        let committed = self.commit_claimed(&row, uploader).await;
+        let committed = self.commit_claimed(&row, uploader, &committer).await;
         drop(keeper);
         if committed.is_err() {
             self.release(&row.id, &committer).await;
@@ -372,8 +373,8 @@ impl UploadService {
         uploader: &Uploader,
         committer: &str,
     ) -> Result<CommitTurn, Error> {
-        // A live committer renews its claim; one whose server died lets go when the claim lapses.
-        let deadline = tokio::time::Instant::now() + CLAIM_LAPSES + COMMIT_POLL * 20;
+        // A live committer renews its claim for as long as it works (promoting a large blob on S3 takes
+        // minutes); one whose server died lets go when the claim lapses, and `claim` takes it over.
         let mut waited_for: Option<String> = None;
         loop {
             let row = match (self.find(id, uploader).await, &waited_for) {
@@ -404,13 +405,6 @@ impl UploadService {
                 .await?;
             if claimed {
                 return Ok(CommitTurn::Mine(row));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Busy {
-                    message: format!(
-                        "another request is committing upload session {id}; retry in a few seconds"
-                    ),
-                });
             }
             waited_for = Some(row.digest);
             tokio::time::sleep(COMMIT_POLL).await;
@@ -446,6 +440,7 @@ impl UploadService {
         &self,
         row: &UploadSessionRow,
         uploader: &Uploader,
+        committer: &str,
     ) -> Result<BlobInfo, Error> {
         let id = &row.id;
         let declared: Sha256Digest = row.digest.parse()?;
@@ -494,7 +489,7 @@ impl UploadService {
                 .await?;
         }
         let (key, digest) = (row.id.clone(), row.digest.clone());
-        let user = uploader.user_id.clone();
+        let (user, me) = (uploader.user_id.clone(), committer.to_owned());
         // Live, the uploader's grant and the session's end in one transaction: a crash before it leaves
         // an idle session for the reaper (and a pending blob collection removes once abandoned).
         self.db
@@ -504,6 +499,14 @@ impl UploadService {
                     _ => &[],
                 };
                 transaction_retried(conn, |conn| {
+                    // The claim lapsed (its renewals failed) and another commit took the session over.
+                    if !uploads::still_writing(conn, &key, &me, now())? {
+                        return Err(Error::Busy {
+                            message: format!(
+                                "another request took over committing upload session {key}; commit again"
+                            ),
+                        });
+                    }
                     blob_writes::hold_live(conn, std::slice::from_ref(&digest), written)?;
                     blobs::grant(conn, &digest, &user)?;
                     Ok(uploads::delete(conn, &key)?)
@@ -547,7 +550,7 @@ impl UploadService {
         let cutoff = now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(3));
         let idle = self
             .db
-            .run(move |conn| Ok(uploads::idle_since(conn, cutoff)?))
+            .run(move |conn| Ok(uploads::idle_since(conn, cutoff, stale_before(now()))?))
             .await?;
         for row in &idle {
             self.discard(row).await?;

@@ -164,9 +164,16 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
 pub fn idle_since(
     conn: &mut DbConnection,
     before: chrono::NaiveDateTime,
+    stale_before: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<UploadSessionRow>> {
     upload_sessions::table
         .filter(upload_sessions::updated_at.lt(before))
+        // Not one being written or committed right now (a commit does not move `updated_at`).
+        .filter(
+            upload_sessions::writer
+                .is_null()
+                .or(upload_sessions::writer_at.lt(stale_before)),
+        )
         .select(UploadSessionRow::as_select())
         .load(conn)
 }
