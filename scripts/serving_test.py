@@ -165,6 +165,15 @@ def bert_feeds(rows, length=8, seed=0):
             "token_type_ids": np.zeros((rows, length), dtype=np.int64)}
 
 
+def run_together(url, one, count):
+    """Runs one(n) for n < count on threads and returns how many batches the runner ran meanwhile."""
+    before = metric(url, "kiln_serve_batch_size_count")
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return metric(url, "kiln_serve_batch_size_count") - before
+
+
 def metric(url, name):
     text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
@@ -359,7 +368,6 @@ def bert(work, cli, runner):
         check(agrees(grpc_infer(grpc_url, "bert", feeds), expected, 1e-4), "gRPC gives ONNX Runtime's numbers")
         classified(url, grpc_url, "bert", feeds, expected)
         # 32 clients at once, each with its own rows: batched together, each gets its own answer.
-        batches_before = metric(url, "kiln_serve_batch_size_count")
         results = [None] * 32
         together = threading.Barrier(32)
 
@@ -367,10 +375,7 @@ def bert(work, cli, runner):
             f = bert_feeds(1 + n % 2, seed=n)
             together.wait()
             results[n] = agrees(http_infer(url, "bert", f), ort_outputs(pulled["1"], f), 1e-4)
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(32)]
-        [t.start() for t in threads]
-        [t.join() for t in threads]
-        batches = metric(url, "kiln_serve_batch_size_count") - batches_before
+        batches = run_together(url, one, 32)
         check(all(results) and batches < 32,
               f"32 concurrent requests are batched (in {batches:.0f} batches) and each gets its own rows")
         shown = kiln(cli, "show", "acme/bert")
@@ -439,7 +444,6 @@ def strings(work, runner, model_path):
               "BYTES over REST (JSON tensors) gives ONNX Runtime's answer")
         check(same(grpc_infer(grpc_url, "words", {"text": text})), "BYTES over gRPC gives ONNX Runtime's answer")
         results = [None] * 16
-        batches_before = metric(url, "kiln_serve_batch_size_count")
         together = threading.Barrier(16)
 
         def one(n):
@@ -449,10 +453,7 @@ def strings(work, runner, model_path):
             got = http_infer(url, "words", {"text": mine})
             results[n] = (got.as_numpy("ids").tolist() == want["ids"].tolist()
                           and [v.decode() for v in got.as_numpy("label").tolist()] == want["label"].tolist())
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(16)]
-        [t.start() for t in threads]
-        [t.join() for t in threads]
-        batches = metric(url, "kiln_serve_batch_size_count") - batches_before
+        batches = run_together(url, one, 16)
         check(all(results) and batches < 16,
               f"16 concurrent string requests are batched (in {batches:.0f} batches) and each gets its own rows")
         status, body = post_json(f"http://{url}/v2/models/words/infer", {"inputs": [

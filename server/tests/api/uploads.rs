@@ -22,6 +22,22 @@ async fn commit(app: &TestApp, id: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// A new session holding all of `data` in one chunk, not committed.
+async fn uploaded_whole(app: &TestApp, data: &[u8]) -> UploadSession {
+    let digest = Sha256Digest::of(data);
+    let session: UploadSession = expect_json(
+        app.create_session(&digest, data.len()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_json::<UploadSession>(
+        app.patch_chunk(&session.id, 0, data.to_vec(), data.len())
+            .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
 async fn chunked_upload_stores_the_blob_once(app: TestApp) {
     let data = pattern(20 * MIB, 1);
     let digest = Sha256Digest::of(&data);
@@ -310,18 +326,7 @@ async fn an_empty_file_uploads_and_downloads(app: TestApp) {
 
 async fn an_aborted_session_is_gone(app: TestApp) {
     let data = b"abandon me".to_vec();
-    let digest = Sha256Digest::of(&data);
-    let session: UploadSession = expect_json(
-        app.create_session(&digest, data.len()).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    expect_json::<UploadSession>(
-        app.patch_chunk(&session.id, 0, data.clone(), data.len())
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let session = uploaded_whole(&app, &data).await;
     let response = app
         .request(Method::DELETE, &format!("/api/v1/uploads/{}", session.id))
         .send()
@@ -410,17 +415,7 @@ async fn one_request_writes_to_a_session_at_a_time(app: TestApp) {
 async fn simultaneous_commits_of_one_session_all_succeed(app: TestApp) {
     let data = pattern(3 * MIB, 9);
     let digest = Sha256Digest::of(&data);
-    let session: UploadSession = expect_json(
-        app.create_session(&digest, data.len()).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    expect_json::<UploadSession>(
-        app.patch_chunk(&session.id, 0, data.clone(), data.len())
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let session = uploaded_whole(&app, &data).await;
     let commits = (0..6).map(|_| commit(&app, &session.id));
     let mut committed = 0;
     for answer in futures_util::future::join_all(commits).await {
