@@ -429,10 +429,10 @@ def strings(work, runner, model_path):
         runner, model_path, work, "strings",
         ["--engine", "ort", "--name", "words", "--batch-delay-us", "5000", "--max-batch-size", "16"])
 
-    def same(result):
+    def same(result, want=expected):
         labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label").tolist()]
-        return (result.as_numpy("ids").tolist() == expected["ids"].tolist()
-                and labels == expected["label"].tolist())
+        return (result.as_numpy("ids").tolist() == want["ids"].tolist()
+                and labels == want["label"].tolist())
 
     try:
         metadata = httpclient.InferenceServerClient(url).get_model_metadata("words")
@@ -450,9 +450,7 @@ def strings(work, runner, model_path):
             mine = np.array([words[n % len(words)]] * (1 + n % 3), dtype=object)
             want = ort_outputs(model_path, {"text": mine})
             together.wait()
-            got = http_infer(url, "words", {"text": mine})
-            results[n] = (got.as_numpy("ids").tolist() == want["ids"].tolist()
-                          and [v.decode() for v in got.as_numpy("label").tolist()] == want["label"].tolist())
+            results[n] = same(http_infer(url, "words", {"text": mine}), want)
         batches = run_together(url, one, 16)
         check(all(results) and batches < 16,
               f"16 concurrent string requests are batched (in {batches:.0f} batches) and each gets its own rows")

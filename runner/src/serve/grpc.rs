@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::classification::{class_count, top_classes};
-use super::tensor::{Datatype, Tensor};
+use super::tensor::{Datatype, Tensor, push_bytes_element};
 use super::{ServeError, State, metrics};
 
 #[allow(clippy::all, clippy::pedantic)]
@@ -81,16 +81,16 @@ fn typed_bytes(input: &InferInputTensor, datatype: Datatype) -> Result<Bytes, Se
         Datatype::Fp32 => c.fp32_contents.iter().for_each(|&v| out.put_f32_le(v)),
         Datatype::Fp64 => c.fp64_contents.iter().for_each(|&v| out.put_f64_le(v)),
         Datatype::Bytes => {
+            let mut data = Vec::new();
             for element in &c.bytes_contents {
-                let length = u32::try_from(element.len()).map_err(|_| {
+                push_bytes_element(&mut data, element).ok_or_else(|| {
                     ServeError::BadRequest(format!(
                         "input {:?}: an element is too large",
                         input.name
                     ))
                 })?;
-                out.put_u32_le(length);
-                out.put_slice(element);
             }
+            return Ok(data.into());
         }
         Datatype::Fp16 | Datatype::Bf16 => {
             return Err(ServeError::BadRequest(format!(

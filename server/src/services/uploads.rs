@@ -237,21 +237,7 @@ impl UploadService {
             ));
         }
         let writer = new_id();
-        let (key, offset, me, at) = (row.id.clone(), row.upload_offset, writer.clone(), now());
-        let claimed = self
-            .db
-            .run(move |conn| {
-                Ok(uploads::claim(
-                    conn,
-                    &key,
-                    offset,
-                    &me,
-                    at,
-                    stale_before(at),
-                )?)
-            })
-            .await?;
-        if !claimed {
+        if !self.claim(&row.id, row.upload_offset, &writer).await? {
             let current = self.find(id, uploader).await?;
             return Err(offset_mismatch(&current, range.start));
         }
@@ -269,6 +255,23 @@ impl UploadService {
                 Err(e)
             }
         }
+    }
+
+    /// Makes `writer` the session's one writer while it stands at `offset` (see [`uploads::claim`]).
+    async fn claim(&self, id: &str, offset: i64, writer: &str) -> Result<bool, Error> {
+        let (key, me, at) = (id.to_owned(), writer.to_owned(), now());
+        self.db
+            .run(move |conn| {
+                Ok(uploads::claim(
+                    conn,
+                    &key,
+                    offset,
+                    &me,
+                    at,
+                    stale_before(at),
+                )?)
+            })
+            .await
     }
 
     fn keep_claim(&self, id: &str, writer: &str) -> ClaimKeeper {
@@ -398,12 +401,7 @@ impl UploadService {
                     details: Some(json!({ "offset": row.upload_offset, "size": row.size })),
                 });
             }
-            let (key, size, me, at) = (row.id.clone(), row.size, committer.to_owned(), now());
-            let claimed = self
-                .db
-                .run(move |conn| Ok(uploads::claim(conn, &key, size, &me, at, stale_before(at))?))
-                .await?;
-            if claimed {
+            if self.claim(&row.id, row.size, committer).await? {
                 return Ok(CommitTurn::Mine(row));
             }
             waited_for = Some(row.digest);
