@@ -24,7 +24,9 @@ cargo build --quiet -p kiln-onnx --example sample_checkpoint
 source scripts/throwaway-server.sh
 # Manifests valid for 12 s (re-signed every ~8 s): followers meet re-signed manifests throughout, and the
 # expiry check does not wait long.
-start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false KILN_MANIFEST_VALIDITY_SECS=12
+# Webhooks may go to 127.0.0.1: the runners told of alias moves listen there.
+start_throwaway_server target/debug/kiln-server KILN_EMBEDDED_RUNNER=false KILN_MANIFEST_VALIDITY_SECS=12 \
+  KILN_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
 real=onnx-light-squeezenet
 for version in 1 2; do
   target/debug/examples/sample_checkpoint bert "$work/bert-$version" >/dev/null
@@ -39,8 +41,10 @@ shutil.copy(os.path.join(corpus, model["model"]), os.path.join(folder, "model.on
 shutil.copy(os.path.join(corpus, model["inputs"]), os.path.join(folder, "sample_inputs.safetensors"))
 PY
 target/debug/kiln push "$work/$real" "acme/$real:1" >/dev/null
-# A model with a string input and a string output (BYTES tensors), written with the onnx package.
-"$KILN_ONNX_CORPUS/venv/bin/python" - "$work/strings.onnx" <<'PY'
+# A model with a string input and a string output (BYTES tensors), written with the onnx package and pushed
+# like any ONNX file: kiln's evaluator cannot run it, ONNX Runtime can.
+mkdir "$work/words"
+"$KILN_ONNX_CORPUS/venv/bin/python" - "$work/words/model.onnx" <<'PY'
 import sys, onnx
 from onnx import helper, TensorProto
 words = ["apple", "banana", "cherry", "héllo wörld"]
@@ -59,8 +63,10 @@ model.ir_version = 8
 onnx.checker.check_model(model)
 onnx.save(model, sys.argv[1])
 PY
-for ref in acme/bert:1 acme/bert:2 "acme/$real:1"; do settle "$ref"; done
+target/debug/kiln push "$work/words" acme/words:1 >/dev/null
+for ref in acme/bert:1 acme/bert:2 "acme/$real:1" acme/words:1; do settle "$ref"; done
 target/debug/kiln alias set acme/bert production 1 >/dev/null
+target/debug/kiln alias set acme/words production 1 >/dev/null
 if ! "$venv/bin/python" scripts/serving_test.py "$work" "$PWD/target/debug/kiln" "$PWD/target/debug/kiln-runner" \
     "$KILN_ONNX_CORPUS" "$real"; then
   for log in "$work"/*.log; do echo "--- $log, last 20 lines:"; tail -n 20 "$log" | cut -c1-400; done

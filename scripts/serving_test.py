@@ -3,7 +3,8 @@ and gRPC, must get ONNX Runtime's numbers from a model kiln converted and from a
 corpus; bad inputs get the protocol's errors; the alias moves under load with no failed request and the new
 version's numbers afterwards; a tampered manifest is refused while the old version keeps serving; BYTES
 (string) tensors go in and out over REST and gRPC, batched; the classification extension ranks classes as
-ONNX Runtime's scores do.
+ONNX Runtime's scores do; a runner told by the registry's webhook follows the alias without waiting for
+its next poll.
 
 Run by scripts/serving-test.sh (which starts the server, pushes the models and sets the alias):
   python serving_test.py WORK KILN_CLI KILN_RUNNER CORPUS_DIR
@@ -98,15 +99,15 @@ class Forward(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = forward
 
 
-def start_runner(runner, reference, work, name, extra, server=SERVER):
+def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=None, env=None):
     """`kiln-runner serve` of a registry reference, or of a local ONNX file when `reference` is a path."""
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port = http_port or free_port(), free_port()
     log = open(os.path.join(work, f"{name}.log"), "w")
     source = ["--model-dir", reference] if os.path.isfile(reference) else [reference, "--server", server]
     process = subprocess.Popen(
         [runner, "serve", *source, "--http-listen", f"127.0.0.1:{http_port}",
          "--grpc-listen", f"127.0.0.1:{grpc_port}", "--cache", os.path.join(work, f"{name}-cache"), *extra],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
     url = f"127.0.0.1:{http_port}"
     for _ in range(600):
         try:
@@ -420,14 +421,14 @@ def real_model(work, cli, runner, corpus, key):
 
 
 def strings(work, runner, model_path):
-    """BYTES tensors: a model with a string input and a string output (ai.onnx.ml LabelEncoders),
-    served from a file on ONNX Runtime."""
+    """BYTES tensors: a model with a string input and a string output (ai.onnx.ml LabelEncoders), pushed
+    to the registry and served by alias on ONNX Runtime."""
     words = ["apple", "héllo wörld", "zzz", "", "cherry"]
     text = np.array(words, dtype=object)
     expected = ort_outputs(model_path, {"text": text})
     process, url, grpc_url = start_runner(
-        runner, model_path, work, "strings",
-        ["--engine", "ort", "--name", "words", "--batch-delay-us", "5000", "--max-batch-size", "16"])
+        runner, "acme/words@production", work, "strings",
+        ["--engine", "ort", "--batch-delay-us", "5000", "--max-batch-size", "16"])
 
     def same(result, want=expected):
         labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label").tolist()]
@@ -508,6 +509,49 @@ def classified(url, grpc_url, model, feeds, expected):
     check(status == 400 and "positive number of classes" in body["error"], f"REST: classification 0 is 400 ({body})")
 
 
+def told_by_webhook(work, cli, runner):
+    """A runner that polls once an hour, subscribed to the model's alias.moved events: it switches within
+    seconds of a move, because the registry's signed delivery (Standard Webhooks) makes it poll at once; a
+    delivery signed with another secret is 401 and polls nothing."""
+    port = free_port()
+    created = json.loads(kiln(cli, "webhook", "add", "acme/bert", f"http://127.0.0.1:{port}/kiln/webhook",
+                              "--events", "alias.moved", "--json"))
+    process, url, _ = start_runner(
+        runner, "acme/bert@production", work, "bert-webhook", ["--engine", "ort", "--poll-seconds", "3600"],
+        http_port=port, env={"KILN_SERVE_WEBHOOK_SECRET": created["secret"]})
+
+    def version():
+        return http_infer(url, "bert", bert_feeds(1)).get_response()["model_version"]
+    try:
+        before = version()
+        after = "2" if before == "1" else "1"
+        moved = time.monotonic()
+        kiln(cli, "alias", "set", "acme/bert", "production", after)
+        while time.monotonic() < moved + 20 and version() != after:
+            time.sleep(0.1)
+        took = time.monotonic() - moved
+        check(version() == after and metric(url, 'kiln_serve_webhook_deliveries_total{outcome="poll_now"}') >= 1,
+              f"told by the registry's webhook, a runner polling hourly followed the alias from {before} to {after} "
+              f"in {took:.1f} s")
+        body = json.dumps({"type": "alias.moved", "data": {"namespace": "acme", "model": "bert"}}).encode()
+        forged = urllib.request.Request(f"http://{url}/kiln/webhook", data=body, headers={
+            "Content-Type": "application/json", "webhook-id": "msg_forged",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v1," + base64.b64encode(b"\0" * 32).decode()})
+        try:
+            urllib.request.urlopen(forged)
+            status, answer = 200, {}
+        except urllib.error.HTTPError as e:
+            status, answer = e.code, json.loads(e.read())
+        check(status == 401 and "does not verify" in answer.get("error", "")
+              and metric(url, 'kiln_serve_webhook_deliveries_total{outcome="refused"}') == 1,
+              f"a delivery signed with another secret is 401 ({answer})")
+    finally:
+        process.terminate()
+        process.wait(30)
+        kiln(cli, "webhook", "rm", "acme", created["subscription"]["id"])
+
+
 def kserve_runtime(work, cli, runner):
     """deploy/kserve/serving-runtime.yaml's container args, run as KServe would after kiln's storage
     initializer filled /mnt/models from a kiln:// URI."""
@@ -547,8 +591,9 @@ def main():
     work, cli, runner, corpus, real = sys.argv[1:6]
     bert(work, cli, runner)
     kserve_runtime(work, cli, runner)
+    told_by_webhook(work, cli, runner)
     real_model(work, cli, runner, corpus, real)
-    strings(work, runner, os.path.join(work, "strings.onnx"))
+    strings(work, runner, os.path.join(work, "words", "model.onnx"))
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

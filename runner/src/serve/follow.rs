@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_core::ModelRef;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::loader::Loader;
@@ -21,6 +22,8 @@ pub struct Follower {
     pub registry: Registry,
     pub subject: ModelRef,
     pub interval: Duration,
+    /// Woken by a verified webhook delivery (`--webhook-secret`): poll without waiting out the interval.
+    pub poll_now: Arc<Notify>,
 }
 
 /// What to do with a newer manifest than the one served.
@@ -73,6 +76,7 @@ impl Follower {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(self.interval) => {}
+                () = self.poll_now.notified() => {}
             }
             match self.poll(etag.as_deref()).await {
                 Ok(Some(next)) => etag = next,

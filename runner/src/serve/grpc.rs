@@ -33,6 +33,7 @@ fn status(e: ServeError) -> Status {
     match e {
         ServeError::BadRequest(_) | ServeError::Inference(_) => Status::invalid_argument(message),
         ServeError::NotFound(_) => Status::not_found(message),
+        ServeError::Unauthorized(_) => Status::unauthenticated(message),
         ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
             Status::unavailable(message)
         }

@@ -17,6 +17,7 @@ const MANIFEST_SEQUENCE: &str = "kiln_serve_manifest_sequence";
 const MANIFEST_EXPIRY: &str = "kiln_serve_manifest_expiry_timestamp_seconds";
 const MANIFESTS_REFUSED: &str = "kiln_serve_manifests_refused_total";
 const SWITCHES: &str = "kiln_serve_version_switches_total";
+const WEBHOOKS: &str = "kiln_serve_webhook_deliveries_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
@@ -46,6 +47,7 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_gauge!(MANIFEST_EXPIRY, "When the signed manifest being served expires (Unix time); alert when it comes near while the registry is unreachable");
         describe_counter!(MANIFESTS_REFUSED, "Manifests refused while following the alias (failed verification, a rollback, a variant that would not load)");
         describe_counter!(SWITCHES, "Switches to a new version after the alias moved");
+        describe_counter!(WEBHOOKS, "Webhook deliveries by outcome: poll_now (about the model served), ignored (verified, about something else), refused (did not verify), bad_request");
         handle
     })
 }
@@ -86,4 +88,8 @@ pub fn serving(served: &super::Served, previous: Option<&super::Served>) {
 
 pub fn manifest_refused() {
     counter!(MANIFESTS_REFUSED).increment(1);
+}
+
+pub fn webhook(outcome: &'static str) {
+    counter!(WEBHOOKS, "outcome" => outcome).increment(1);
 }

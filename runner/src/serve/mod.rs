@@ -16,6 +16,7 @@ mod rest;
 pub mod session;
 pub mod signature;
 pub mod tensor;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ pub enum ServeError {
     /// A manifest that does not verify, rolls back, or names a variant that cannot be served.
     #[error("{0}")]
     Refused(String),
+    /// A webhook delivery that does not verify: HTTP 401.
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 #[derive(clap::Args, Debug)]
@@ -136,6 +140,16 @@ pub struct ServeArgs {
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
     pub when_expired: WhenExpired,
+    /// The `whsec_` secret of a kiln webhook subscription to this model's `alias.moved` and
+    /// `manifest.published` events, delivered to `POST /kiln/webhook` on the REST listener: a delivery
+    /// that verifies makes the manifest be polled at once rather than at the next --poll-seconds
+    #[arg(
+        long,
+        env = "KILN_SERVE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        conflicts_with = "model_dir"
+    )]
+    pub webhook_secret: Option<String>,
 }
 
 /// What an expired manifest does to serving.
@@ -272,7 +286,16 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         current: RwLock::new(served.clone()),
     });
     let stop = CancellationToken::new();
-    let http = rest::start(state.clone(), handle, args.http_listen)
+    let poll_now = Arc::new(tokio::sync::Notify::new());
+    let webhooks = match (&args.webhook_secret, &following) {
+        (Some(secret), Some((_, subject, _))) => Some(webhook::Listener::new(
+            secret.clone(),
+            subject.clone(),
+            poll_now.clone(),
+        )?),
+        _ => None,
+    };
+    let http = rest::start(state.clone(), handle, webhooks, args.http_listen)
         .map_err(|e| format!("cannot listen on {} (--http-listen): {e}", args.http_listen))?;
     let grpc_listener = tokio::net::TcpListener::bind(args.grpc_listen)
         .await
@@ -335,6 +358,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
             registry,
             subject,
             interval: Duration::from_secs_f64(args.poll_seconds.max(0.05)),
+            poll_now,
         };
         tokio::spawn(follower.run(etag, stop.clone()));
     }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::classification::{class_count, top_classes};
 use super::tensor::{Datatype, JsonData, Tensor};
+use super::webhook::{Listener, MAX_DELIVERY_BYTES};
 use super::{ServeError, State, metrics};
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -28,15 +29,23 @@ pub struct Started {
     pub handle: ServerHandle,
 }
 
-/// Binds and starts the REST server on the current runtime.
+/// Binds and starts the REST server on the current runtime; `POST /kiln/webhook` only with a listener
+/// (`--webhook-secret`).
 pub fn start(
     state: Arc<State>,
     prometheus: &'static PrometheusHandle,
+    webhooks: Option<Listener>,
     listen: SocketAddr,
 ) -> std::io::Result<Started> {
+    let webhooks = webhooks.map(web::Data::new);
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::from(state.clone()))
+        let app = match &webhooks {
+            Some(listener) => App::new()
+                .app_data(listener.clone())
+                .route("/kiln/webhook", web::post().to(webhook)),
+            None => App::new(),
+        };
+        app.app_data(web::Data::from(state.clone()))
             .app_data(web::Data::new(prometheus))
             .route("/v2/health/live", web::get().to(live))
             .route("/v2/health/ready", web::get().to(ready))
@@ -77,6 +86,7 @@ fn status(e: &ServeError) -> StatusCode {
     match e {
         ServeError::BadRequest(_) | ServeError::Inference(_) => StatusCode::BAD_REQUEST,
         ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -177,14 +187,14 @@ struct RequestedOutput {
     parameters: Map<String, Value>,
 }
 
-async fn body(state: &State, mut payload: web::Payload) -> Result<Bytes, ServeError> {
+/// The whole body, refused past `limit` bytes (`what` says which limit).
+async fn body(mut payload: web::Payload, limit: usize, what: &str) -> Result<Bytes, ServeError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ServeError::BadRequest(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > state.max_request_bytes {
+        if body.len() + chunk.len() > limit {
             return Err(ServeError::BadRequest(format!(
-                "the request is larger than {} bytes (kiln-runner serve --max-request-mib)",
-                state.max_request_bytes
+                "the request is larger than {limit} bytes ({what})"
             )));
         }
         body.extend_from_slice(&chunk);
@@ -406,7 +416,9 @@ async fn infer(
     let answer = async {
         // The model first: an unknown model is 404 whatever the body holds.
         let served = state.model(&path.name, path.version.as_deref())?;
-        let (request, binary) = split_body(&req, body(&state, payload).await?)?;
+        let limit = state.max_request_bytes;
+        let body = body(payload, limit, "kiln-runner serve --max-request-mib").await?;
+        let (request, binary) = split_body(&req, body)?;
         let outputs = served.infer(inputs(&request.inputs, binary)?).await?;
         let outputs = selected(&request, outputs, &served.signature)?;
         Ok::<_, ServeError>(response(
@@ -421,6 +433,35 @@ async fn infer(
     answer.unwrap_or_else(error)
 }
 
+/// A kiln webhook delivery: 200 with what it did (`poll_now`, `ignored`) once verified, 401 when it does
+/// not verify.
+async fn webhook(
+    listener: web::Data<Listener>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let answer = async {
+        let body = body(payload, MAX_DELIVERY_BYTES, "a webhook delivery").await?;
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        listener.hear(header, &body, chrono::Utc::now().timestamp())
+    }
+    .await;
+    metrics::webhook(match &answer {
+        Ok(heard) => heard.as_str(),
+        Err(ServeError::Unauthorized(_)) => "refused",
+        Err(_) => "bad_request",
+    });
+    match answer {
+        Ok(heard) => HttpResponse::Ok().json(json!({"heard": heard.as_str()})),
+        Err(e) => error(e),
+    }
+}
+
 /// The outcome label of a request.
 pub fn outcome(e: Option<&ServeError>) -> &'static str {
     match e {
@@ -428,6 +469,8 @@ pub fn outcome(e: Option<&ServeError>) -> &'static str {
         Some(ServeError::BadRequest(_) | ServeError::Inference(_)) => "bad_request",
         Some(ServeError::NotFound(_)) => "not_found",
         Some(ServeError::Unavailable(_)) => "unavailable",
-        Some(ServeError::Registry(_) | ServeError::Refused(_)) => "error",
+        Some(ServeError::Registry(_) | ServeError::Refused(_) | ServeError::Unauthorized(_)) => {
+            "error"
+        }
     }
 }

@@ -11,7 +11,6 @@ use diesel::Connection;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::signature;
 use crate::config::WebhookSettings;
 use crate::db::repos::audit::{self, Actor};
 use crate::db::repos::webhooks::{self, AttemptRow, DeliveryRow, SubscriptionRow};
@@ -177,11 +176,11 @@ impl Deliverer {
             return failed(refused);
         }
         let timestamp = chrono::Utc::now().timestamp();
-        let signature = match signature::sign(
+        let signature = match kiln_core::webhook_signature::sign(
             &subscription.secret,
             &delivery.event_id,
             timestamp,
-            &delivery.payload,
+            delivery.payload.as_bytes(),
         ) {
             Ok(signature) => signature,
             Err(e) => return failed(e.to_string()),

@@ -2,7 +2,6 @@
 //! ([`delivery`]) that sends what the outbox holds.
 
 pub mod delivery;
-pub mod signature;
 pub mod target;
 
 use chrono::{DateTime, Utc};
