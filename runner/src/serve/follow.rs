@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use kiln_core::ModelRef;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,14 @@ pub struct Follower {
     /// Woken by a verified webhook delivery (`--webhook-secret`): poll without waiting out the interval.
     pub poll_now: Arc<Notify>,
 }
+
+/// After a webhook's wake-up finds nothing new, the manifest is polled again this many times, this far
+/// apart: a registry replica may answer from the manifest it cached a moment before the move.
+const RECHECKS: u32 = 2;
+const RECHECK_AFTER: Duration = Duration::from_secs(2);
+/// Webhook wake-ups poll no closer together than this, so that replayed deliveries cannot keep the
+/// registry busy.
+const NUDGE_GAP: Duration = Duration::from_secs(1);
 
 /// What to do with a newer manifest than the one served.
 enum Change {
@@ -72,39 +82,67 @@ fn compare(served: &Served, fetched: &Fetched) -> Result<Change, ServeError> {
 
 impl Follower {
     pub async fn run(self, mut etag: Option<String>, stop: CancellationToken) {
+        let mut rechecks: u32 = 0;
+        let mut polled = Instant::now();
         loop {
-            tokio::select! {
+            let wait = if rechecks > 0 {
+                RECHECK_AFTER.min(self.interval)
+            } else {
+                self.interval
+            };
+            let nudged = tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
-                () = self.poll_now.notified() => {}
+                () = tokio::time::sleep(wait) => false,
+                () = self.poll_now.notified() => true,
+            };
+            if nudged {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep_until(polled + NUDGE_GAP) => {}
+                }
+                rechecks = RECHECKS;
+            } else {
+                rechecks = rechecks.saturating_sub(1);
             }
+            polled = Instant::now();
             match self.poll(etag.as_deref()).await {
-                Ok(Some(next)) => etag = next,
+                Ok(Some(next)) => {
+                    etag = next;
+                    rechecks = 0;
+                }
                 Ok(None) => {}
-                Err(ServeError::Registry(why)) => {
-                    let served = self.state.current();
-                    match (served.expired(chrono::Utc::now()), self.state.when_expired) {
-                        (None, _) => {
-                            tracing::warn!(error = %why, "cannot fetch the manifest; still serving the version loaded, whose manifest is valid")
-                        }
-                        (Some(at), WhenExpired::Keep) => {
-                            tracing::warn!(error = %why, expired_at = %at, "cannot fetch the manifest, and the one served has expired; still serving it (--when-expired keep)")
-                        }
-                        (Some(at), WhenExpired::Refuse) => {
-                            tracing::error!(error = %why, expired_at = %at, "cannot fetch the manifest, and the one served has expired; not serving (--when-expired refuse)")
-                        }
+                Err(e) => self.failed(e),
+            }
+        }
+    }
+
+    /// Logs a poll that failed; the version served goes on (or not, for an expired manifest under
+    /// `--when-expired refuse`, which `State::model` decides).
+    fn failed(&self, e: ServeError) {
+        match e {
+            ServeError::Registry(why) => {
+                let served = self.state.current();
+                match (served.expired(chrono::Utc::now()), self.state.when_expired) {
+                    (None, _) => {
+                        tracing::warn!(error = %why, "cannot fetch the manifest; still serving the version loaded, whose manifest is valid")
+                    }
+                    (Some(at), WhenExpired::Keep) => {
+                        tracing::warn!(error = %why, expired_at = %at, "cannot fetch the manifest, and the one served has expired; still serving it (--when-expired keep)")
+                    }
+                    (Some(at), WhenExpired::Refuse) => {
+                        tracing::error!(error = %why, expired_at = %at, "cannot fetch the manifest, and the one served has expired; not serving (--when-expired refuse)")
                     }
                 }
-                Err(e) => {
-                    metrics::manifest_refused();
-                    let served = self.state.current();
-                    tracing::error!(
-                        error = %e,
-                        serving = %served.version,
-                        "refused the alias's new manifest; still serving version {}",
-                        served.version
-                    );
-                }
+            }
+            e => {
+                metrics::manifest_refused();
+                let served = self.state.current();
+                tracing::error!(
+                    error = %e,
+                    serving = %served.version,
+                    "refused the alias's new manifest; still serving version {}",
+                    served.version
+                );
             }
         }
     }

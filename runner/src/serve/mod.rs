@@ -289,7 +289,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     let poll_now = Arc::new(tokio::sync::Notify::new());
     let webhooks = match (&args.webhook_secret, &following) {
         (Some(secret), Some((_, subject, _))) => Some(webhook::Listener::new(
-            secret.clone(),
+            secret,
             subject.clone(),
             poll_now.clone(),
         )?),

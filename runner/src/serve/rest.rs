@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::classification::{class_count, top_classes};
 use super::tensor::{Datatype, JsonData, Tensor};
-use super::webhook::{Listener, MAX_DELIVERY_BYTES};
+use super::webhook::{Delivery, Listener, MAX_DELIVERY_BYTES};
 use super::{ServeError, State, metrics};
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -441,14 +441,14 @@ async fn webhook(
     payload: web::Payload,
 ) -> HttpResponse {
     let answer = async {
-        let body = body(payload, MAX_DELIVERY_BYTES, "a webhook delivery").await?;
-        let header = |name: &str| {
+        let delivery = Delivery::from_headers(|name: &str| {
             req.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
-        };
-        listener.hear(header, &body, chrono::Utc::now().timestamp())
+        })?;
+        let body = body(payload, MAX_DELIVERY_BYTES, "a webhook delivery").await?;
+        listener.hear(&delivery, &body, chrono::Utc::now().timestamp())
     }
     .await;
     metrics::webhook(match &answer {

@@ -42,22 +42,57 @@ pub struct Listener {
     poll_now: Arc<Notify>,
 }
 
-#[derive(Deserialize)]
+/// A delivery's Standard Webhooks headers, read before its body.
+pub struct Delivery {
+    id: String,
+    timestamp: String,
+    signatures: String,
+}
+
+impl Delivery {
+    /// `header` reads a request header by name.
+    pub fn from_headers(header: impl Fn(&str) -> Option<String>) -> Result<Self, ServeError> {
+        let required = |name: &str| {
+            header(name).ok_or_else(|| {
+                ServeError::Unauthorized(format!(
+                    "a webhook delivery carries a {name} header (Standard Webhooks)"
+                ))
+            })
+        };
+        Ok(Self {
+            id: required("webhook-id")?,
+            timestamp: required("webhook-timestamp")?,
+            signatures: required("webhook-signature")?,
+        })
+    }
+}
+
+/// The fields of kiln's events that say what moved; absent ones read as empty.
+#[derive(Deserialize, Default)]
 struct Event {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     kind: String,
+    #[serde(default)]
     data: EventData,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct EventData {
+    #[serde(default)]
     namespace: String,
+    #[serde(default)]
     model: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    alias: Option<String>,
 }
 
 impl Listener {
     /// Fails when the secret cannot sign (not `whsec_` base64), so a mistyped one is refused at start.
-    pub fn new(secret: String, subject: ModelRef, poll_now: Arc<Notify>) -> Result<Self, String> {
+    /// Surrounding whitespace (a secret file's newline) is not part of it.
+    pub fn new(secret: &str, subject: ModelRef, poll_now: Arc<Notify>) -> Result<Self, String> {
+        let secret = secret.trim().to_owned();
         webhook_signature::check_secret(&secret).map_err(|e| format!("--webhook-secret: {e}"))?;
         Ok(Self {
             secret,
@@ -66,49 +101,47 @@ impl Listener {
         })
     }
 
-    /// Verifies one delivery (`headers`: `webhook-id`, `webhook-timestamp`, `webhook-signature`) and wakes
-    /// the follower when it concerns the model served.
-    pub fn hear(
-        &self,
-        header: impl Fn(&str) -> Option<String>,
-        body: &Bytes,
-        now: i64,
-    ) -> Result<Heard, ServeError> {
-        let required = |name: &str| {
-            header(name).ok_or_else(|| {
-                ServeError::Unauthorized(format!(
-                    "a webhook delivery carries a {name} header (Standard Webhooks)"
-                ))
-            })
-        };
-        let (id, timestamp, signatures) = (
-            required("webhook-id")?,
-            required("webhook-timestamp")?,
-            required("webhook-signature")?,
-        );
-        webhook_signature::verify(&self.secret, &id, &timestamp, &signatures, body, now)
-            .map_err(|e| ServeError::Unauthorized(e.to_string()))?;
-        let event: Event = serde_json::from_slice(body).map_err(|e| {
-            ServeError::BadRequest(format!("the delivery is not a kiln webhook event: {e}"))
-        })?;
-        let moves_what_is_served = [
-            WebhookEventType::AliasMoved,
-            WebhookEventType::ManifestPublished,
-        ]
-        .iter()
-        .any(|kind| kind.as_str() == event.kind);
-        let ours = event.data.namespace == self.subject.namespace.as_str()
-            && self
-                .subject
-                .model
-                .as_ref()
-                .is_some_and(|m| m.as_str() == event.data.model);
-        if moves_what_is_served && ours {
+    /// Verifies one delivery and wakes the follower when it concerns what is served. A verified body this
+    /// receiver cannot read is `Ignored`, not an error: a 4xx would make the registry retry it and, after
+    /// enough failures, disable the subscription with its `alias.moved` deliveries.
+    pub fn hear(&self, delivery: &Delivery, body: &Bytes, now: i64) -> Result<Heard, ServeError> {
+        webhook_signature::verify(
+            &self.secret,
+            &delivery.id,
+            &delivery.timestamp,
+            &delivery.signatures,
+            body,
+            now,
+        )
+        .map_err(|e| ServeError::Unauthorized(e.to_string()))?;
+        let event: Event = serde_json::from_slice(body).unwrap_or_default();
+        if self.concerns_what_is_served(&event) {
             self.poll_now.notify_one();
             Ok(Heard::PollNow)
         } else {
             Ok(Heard::Ignored)
         }
+    }
+
+    /// An alias's move or new manifest for an alias served; a new manifest of a version served.
+    fn concerns_what_is_served(&self, event: &Event) -> bool {
+        let data = &event.data;
+        let model = data.namespace == self.subject.namespace.as_str()
+            && (self.subject.model.as_ref()).is_some_and(|m| m.as_str() == data.model);
+        let moved = event.kind == WebhookEventType::AliasMoved.as_str();
+        let published = event.kind == WebhookEventType::ManifestPublished.as_str();
+        model
+            && match (&self.subject.alias, &self.subject.version) {
+                (Some(alias), _) => {
+                    (moved || published) && data.alias.as_deref() == Some(alias.as_str())
+                }
+                (None, Some(version)) => {
+                    published
+                        && data.alias.is_none()
+                        && data.version.as_deref() == Some(version.as_str())
+                }
+                (None, None) => false,
+            }
     }
 }
 
@@ -119,31 +152,37 @@ mod tests {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const NOW: i64 = 1_800_000_000;
 
-    fn listener() -> (Listener, Arc<Notify>) {
+    fn listener(serving: &str) -> (Listener, Arc<Notify>) {
         let poll_now = Arc::new(Notify::new());
-        let subject: ModelRef = "acme/bert@production".parse().unwrap();
-        (
-            Listener::new(SECRET.to_owned(), subject, poll_now.clone()).unwrap(),
-            poll_now,
-        )
+        let subject: ModelRef = serving.parse().unwrap();
+        let listener = Listener::new(SECRET, subject, poll_now.clone()).unwrap();
+        (listener, poll_now)
     }
 
-    fn delivery(body: &str, signed_at: i64) -> (impl Fn(&str) -> Option<String> + use<>, Bytes) {
+    fn headers(body: &str, signed_at: i64) -> impl Fn(&str) -> Option<String> + use<> {
         let signature =
             webhook_signature::sign(SECRET, "evt_1", signed_at, body.as_bytes()).unwrap();
-        let header = move |name: &str| match name {
+        move |name: &str| match name {
             "webhook-id" => Some("evt_1".to_owned()),
             "webhook-timestamp" => Some(signed_at.to_string()),
             "webhook-signature" => Some(signature.clone()),
             _ => None,
-        };
-        (header, Bytes::copy_from_slice(body.as_bytes()))
+        }
     }
 
-    fn event(kind: &str, model: &str) -> String {
-        format!(
-            r#"{{"type":"{kind}","timestamp":"2027-01-15T08:00:00Z","data":{{"namespace":"acme","model":"{model}","version":"2","alias":"production"}}}}"#
-        )
+    /// What `listener` makes of `body`, signed now.
+    fn heard(listener: &Listener, body: &str) -> Result<Heard, ServeError> {
+        let delivery = Delivery::from_headers(headers(body, NOW - 3)).unwrap();
+        listener.hear(&delivery, &Bytes::copy_from_slice(body.as_bytes()), NOW)
+    }
+
+    fn event(kind: &str, model: &str, alias: Option<&str>, version: &str) -> String {
+        serde_json::json!({
+            "type": kind,
+            "timestamp": "2027-01-15T08:00:00Z",
+            "data": {"namespace": "acme", "model": model, "version": version, "alias": alias, "sequence": 4},
+        })
+        .to_string()
     }
 
     async fn woken(poll_now: &Notify) -> bool {
@@ -153,51 +192,75 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_verified_move_of_the_served_model_polls_now() {
-        let (listener, poll_now) = listener();
+    async fn a_verified_move_of_the_served_alias_polls_now() {
+        let (listener, poll_now) = listener("acme/bert@production");
         for kind in ["alias.moved", "manifest.published"] {
-            let (header, body) = delivery(&event(kind, "bert"), NOW - 3);
-            assert_eq!(listener.hear(header, &body, NOW).unwrap(), Heard::PollNow);
+            let body = event(kind, "bert", Some("production"), "2");
+            assert_eq!(heard(&listener, &body).unwrap(), Heard::PollNow, "{kind}");
             assert!(woken(&poll_now).await, "{kind}");
         }
     }
 
     #[tokio::test]
-    async fn other_models_and_other_events_are_ignored() {
-        let (listener, poll_now) = listener();
-        for (kind, model) in [("alias.moved", "gpt2"), ("version.ready", "bert")] {
-            let (header, body) = delivery(&event(kind, model), NOW);
-            assert_eq!(listener.hear(header, &body, NOW).unwrap(), Heard::Ignored);
+    async fn other_models_aliases_and_events_and_unreadable_bodies_are_ignored() {
+        let (listener, poll_now) = listener("acme/bert@production");
+        for body in [
+            event("alias.moved", "gpt2", Some("production"), "2"),
+            event("alias.moved", "bert", Some("staging"), "2"),
+            event("manifest.published", "bert", None, "2"),
+            event("version.ready", "bert", None, "2"),
+            r#"{"type": "alias.moved"}"#.to_owned(),
+            "not json".to_owned(),
+        ] {
+            assert_eq!(heard(&listener, &body).unwrap(), Heard::Ignored, "{body}");
+        }
+        assert!(!woken(&poll_now).await);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_version_hears_its_own_manifests_only() {
+        let (listener, poll_now) = listener("acme/bert:2");
+        let own = event("manifest.published", "bert", None, "2");
+        assert_eq!(heard(&listener, &own).unwrap(), Heard::PollNow);
+        assert!(woken(&poll_now).await);
+        for body in [
+            event("manifest.published", "bert", None, "3"),
+            event("manifest.published", "bert", Some("production"), "2"),
+            event("alias.moved", "bert", Some("production"), "2"),
+        ] {
+            assert_eq!(heard(&listener, &body).unwrap(), Heard::Ignored, "{body}");
         }
         assert!(!woken(&poll_now).await);
     }
 
     #[tokio::test]
     async fn unsigned_altered_or_old_deliveries_are_refused_and_poll_nothing() {
-        let (listener, poll_now) = listener();
-        let (header, _) = delivery(&event("alias.moved", "bert"), NOW);
-        let altered = Bytes::from(event("alias.moved", "bert").replace("\"2\"", "\"3\""));
+        let (listener, poll_now) = listener("acme/bert@production");
+        let body = event("alias.moved", "bert", Some("production"), "2");
+        let signed = Delivery::from_headers(headers(&body, NOW)).unwrap();
+        let altered = Bytes::from(body.replace("\"2\"", "\"3\""));
         assert!(matches!(
-            listener.hear(&header, &altered, NOW),
+            listener.hear(&signed, &altered, NOW),
             Err(ServeError::Unauthorized(_))
         ));
-        let (header, body) = delivery(&event("alias.moved", "bert"), NOW - 3_600);
+        let old = Delivery::from_headers(headers(&body, NOW - 3_600)).unwrap();
         assert!(matches!(
-            listener.hear(header, &body, NOW),
+            listener.hear(&old, &Bytes::from(body.clone()), NOW),
             Err(ServeError::Unauthorized(_))
         ));
-        let (_, body) = delivery(&event("alias.moved", "bert"), NOW);
         assert!(matches!(
-            listener.hear(|_: &str| None, &body, NOW),
+            Delivery::from_headers(|_: &str| None),
             Err(ServeError::Unauthorized(m)) if m.contains("webhook-id")
         ));
         assert!(!woken(&poll_now).await);
     }
 
     #[test]
-    fn a_secret_that_cannot_sign_is_refused_at_start() {
+    fn a_secret_file_newline_is_no_part_of_it_and_a_secret_that_cannot_sign_is_refused() {
         let subject: ModelRef = "acme/bert@production".parse().unwrap();
-        let refused = Listener::new("whsec_***".to_owned(), subject, Arc::new(Notify::new()));
+        let notify = Arc::new(Notify::new());
+        assert!(Listener::new(&format!("{SECRET}\n"), subject.clone(), notify.clone()).is_ok());
+        let refused = Listener::new("whsec_***", subject, notify);
         assert!(refused.err().unwrap().contains("--webhook-secret"));
     }
 }
