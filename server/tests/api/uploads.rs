@@ -24,9 +24,13 @@ async fn commit(app: &TestApp, id: &str) -> reqwest::Response {
 
 /// A new session holding all of `data` in one chunk, not committed.
 async fn uploaded_whole(app: &TestApp, data: &[u8]) -> UploadSession {
-    let digest = Sha256Digest::of(data);
+    uploaded_whole_as(app, &Sha256Digest::of(data), data).await
+}
+
+/// The same, declared as `digest` (which `data` may not have).
+async fn uploaded_whole_as(app: &TestApp, digest: &Sha256Digest, data: &[u8]) -> UploadSession {
     let session: UploadSession = expect_json(
-        app.create_session(&digest, data.len()).await,
+        app.create_session(digest, data.len()).await,
         StatusCode::CREATED,
     )
     .await;
@@ -139,17 +143,7 @@ async fn an_upload_resumes_after_a_server_restart(app: TestApp) {
 async fn a_wrong_digest_is_refused_and_the_upload_discarded(app: TestApp) {
     let data = b"the real bytes".to_vec();
     let claimed = Sha256Digest::of(b"other bytes");
-    let session: UploadSession = expect_json(
-        app.create_session(&claimed, data.len()).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    expect_json::<UploadSession>(
-        app.patch_chunk(&session.id, 0, data.clone(), data.len())
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let session = uploaded_whole_as(&app, &claimed, &data).await;
     let error = expect_error(
         commit(&app, &session.id).await,
         StatusCode::BAD_REQUEST,
