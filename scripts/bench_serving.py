@@ -10,7 +10,7 @@ other's compares the machine's moods as much as the servers. The servers of a mo
 one is measured; an idle one takes no CPU (checked: the CPU seconds of every server's processes and of wrk
 are read around each measured run, so that wrk's share also shows it is not what limits the rate).
 Usage: bench_serving.py RUNNER ORT_LIBRARY MODELS OUT SECONDS ROUNDS KILN_CONFIGS MLSERVER_CONFIGS DELAY_US
-(configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1)"""
+[NAMES] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models, default cnn,bert)"""
 import json
 import os
 import platform
@@ -39,6 +39,7 @@ def configs(text):
 
 KILN_CONFIGS, MLSERVER_CONFIGS = configs(sys.argv[7]), configs(sys.argv[8])
 MAX_BATCH, DELAY_US = 16, int(sys.argv[9])
+NAMES = [n for n in (sys.argv[10] if len(sys.argv) > 10 else "cnn,bert").split(",") if n]
 CLIENTS = (1, 8, 64)
 WARMUP_S = 1
 SEQUENCE = 32
@@ -266,7 +267,7 @@ def best(results, prefix, clients):
 
 def main():
     begun = time.monotonic()
-    results = {name: measure_model(name) for name in ("cnn", "bert")}
+    results = {name: measure_model(name) for name in NAMES}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
 

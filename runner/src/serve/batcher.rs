@@ -5,7 +5,8 @@
 //! is not held back for others who are not calling. Nor does an instance wait while another one is idle:
 //! the wait buys throughput only when every instance is busy, and an idle one is capacity going unused
 //! (with 8 clients on 2 single-threaded instances, the first would otherwise gather all 8 while the
-//! second stood by).
+//! second stood by). Nor does it wait when its batches have shown that more rows would cost no less per
+//! row ([`BatchCosts`]): waiting then buys nothing but latency.
 //! A batch the engine refuses is run again one request at a time, so one bad request fails alone.
 
 use std::panic::AssertUnwindSafe;
@@ -18,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::oneshot;
 
 use super::ServeError;
+use super::batch_cost::BatchCosts;
 use super::metrics as served_metrics;
 use super::session::Session;
 use super::signature::Signature;
@@ -65,6 +67,8 @@ struct Instance {
     /// The last batch was one request: nobody else was calling, so the next lone request does not wait
     /// `delay` for company that is not coming (a single client pays no batching delay).
     alone_last_time: bool,
+    /// What this instance's batches have cost the engine, by size.
+    costs: BatchCosts,
 }
 
 impl Batcher {
@@ -91,6 +95,7 @@ impl Batcher {
                 policy,
                 held: None,
                 alone_last_time: true,
+                costs: BatchCosts::default(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("serve-instance-{n}"))
@@ -180,10 +185,12 @@ impl Instance {
             let next = match receiver.try_recv() {
                 Ok(next) => next,
                 Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => match self.wait_for_company(&receiver, deadline) {
-                    Some(next) => next,
-                    None => break,
-                },
+                Err(TryRecvError::Empty) => {
+                    match self.wait_for_company(&receiver, rows, deadline) {
+                        Some(next) => next,
+                        None => break,
+                    }
+                }
             };
             let next = self.take(next);
             if rows + next.rows > self.policy.max_batch || !stacks(&batch[0].inputs, &next.inputs) {
@@ -200,10 +207,19 @@ impl Instance {
     }
 
     /// The next request to arrive before `deadline`, unless waiting is pointless: this instance's last
-    /// batch was a lone request, or another instance is (or becomes) idle.
-    fn wait_for_company(&self, receiver: &Receiver<Request>, deadline: Instant) -> Option<Request> {
+    /// batch was a lone request, a bigger batch than `rows` would not be cheaper per row, or another
+    /// instance is (or becomes) idle.
+    fn wait_for_company(
+        &self,
+        receiver: &Receiver<Request>,
+        rows: usize,
+        deadline: Instant,
+    ) -> Option<Request> {
+        if self.alone_last_time || !self.costs.waiting_pays(rows, self.policy.max_batch) {
+            return None;
+        }
         loop {
-            if self.alone_last_time || self.idle.load(Ordering::Relaxed) > 1 {
+            if self.idle.load(Ordering::Relaxed) > 1 {
                 return None;
             }
             crossbeam_channel::select! {
@@ -226,16 +242,27 @@ impl Instance {
             })
     }
 
+    /// Runs `inputs` of `rows` rows, counting what a successful run cost.
+    fn run_counted(&mut self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>, ServeError> {
+        let started = Instant::now();
+        let outputs = self.run_guarded(inputs);
+        if outputs.is_ok() {
+            self.costs.record(rows, started.elapsed());
+        }
+        outputs
+    }
+
     fn run(&mut self, batch: Vec<Request>) {
         if batch.len() == 1 {
             let request = batch.into_iter().next().expect("one request");
-            let outputs = self.run_guarded(&request.inputs);
+            let outputs = self.run_counted(&request.inputs, request.rows);
             let _ = request.reply.send(outputs);
             return;
         }
         let stacked = stack(&batch);
+        let rows = batch.iter().map(|r| r.rows).sum();
         match self
-            .run_guarded(&stacked)
+            .run_counted(&stacked, rows)
             .and_then(|outputs| split(&outputs, &batch))
         {
             Ok(parts) => {

@@ -4,6 +4,7 @@
 //! against the variant's signature and batched dynamically; when the alias moves, the new manifest is
 //! verified and the new variant loaded beside the old one before requests switch to it.
 
+mod batch_cost;
 pub mod batcher;
 mod classification;
 mod follow;
@@ -101,7 +102,8 @@ pub struct ServeArgs {
     /// Rows per dynamic batch at most (1: no batching)
     #[arg(long, default_value_t = 16)]
     pub max_batch_size: usize,
-    /// How long a request waits for others to batch with, in microseconds
+    /// How long a request waits for others to batch with, in microseconds (at most: an instance waits
+    /// only while its batches show that more rows would be cheaper per row)
     #[arg(long, default_value_t = 1000)]
     pub batch_delay_us: u64,
     /// Requests that may wait; more are answered 503 (gRPC UNAVAILABLE)
