@@ -89,11 +89,19 @@ impl BatchCosts {
 mod tests {
     use super::*;
 
-    fn costs(batches: impl IntoIterator<Item = (usize, f64)>) -> BatchCosts {
-        let mut costs = BatchCosts::default();
-        for (rows, millis) in batches {
+    /// Records `count` batches of 1, 2, ..., `largest` rows in turn, each costing `fixed + per_row * rows`
+    /// milliseconds.
+    fn batches(costs: &mut BatchCosts, count: usize, largest: usize, (fixed, per_row): (f64, f64)) {
+        for i in 0..count {
+            let rows = 1 + i % largest;
+            let millis = fixed + per_row * rows as f64;
             costs.record(rows, Duration::from_secs_f64(millis / 1000.0));
         }
+    }
+
+    fn costs_of(count: usize, largest: usize, line_ms: (f64, f64)) -> BatchCosts {
+        let mut costs = BatchCosts::default();
+        batches(&mut costs, count, largest, line_ms);
         costs
     }
 
@@ -103,16 +111,14 @@ mod tests {
 
     #[test]
     fn the_line_through_batches_is_their_fixed_cost_and_cost_per_row() {
-        let line = costs((1..=8).map(|n| (n, 2.0 + 0.5 * n as f64)))
-            .line()
-            .unwrap();
+        let line = costs_of(8, 8, (2.0, 0.5)).line().unwrap();
         assert!(close(line.fixed, 0.002), "{line:?}");
         assert!(close(line.per_row, 0.0005), "{line:?}");
     }
 
     #[test]
     fn batches_of_one_size_say_nothing_and_the_instance_waits_as_configured() {
-        let costs = costs(std::iter::repeat_n((1, 0.7), 50));
+        let costs = costs_of(50, 1, (0.0, 0.7));
         assert_eq!(costs.line(), None);
         assert!(costs.waiting_pays(1, 16));
         assert!(BatchCosts::default().waiting_pays(1, 16));
@@ -121,10 +127,7 @@ mod tests {
     /// A model whose rows cost the same however they are batched: waiting buys nothing.
     #[test]
     fn no_wait_when_rows_cost_the_same_in_any_batch() {
-        let costs = costs((0..40).map(|i| {
-            let n = 1 + i % 5;
-            (n, 0.7 * n as f64)
-        }));
+        let costs = costs_of(40, 5, (0.0, 0.7));
         for gathered in 1..=16 {
             assert!(
                 !costs.waiting_pays(gathered, 16),
@@ -136,10 +139,7 @@ mod tests {
     /// A model whose batch is mostly fixed cost (a small CNN): waiting pays until the batch is nearly full.
     #[test]
     fn waits_while_a_full_batch_is_cheaper_per_row() {
-        let costs = costs((0..40).map(|i| {
-            let n = 1 + i % 8;
-            (n, 0.2 + 0.02 * n as f64)
-        }));
+        let costs = costs_of(40, 8, (0.2, 0.02));
         assert!(costs.waiting_pays(1, 16));
         assert!(costs.waiting_pays(8, 16));
         assert!(!costs.waiting_pays(16, 16));
@@ -149,10 +149,7 @@ mod tests {
     /// fours): worth gathering a second row, not worth holding four for more.
     #[test]
     fn waits_only_while_the_fixed_cost_still_matters() {
-        let costs = costs((0..40).map(|i| {
-            let n = 1 + i % 5;
-            (n, 0.3 + 0.9 * n as f64)
-        }));
+        let costs = costs_of(40, 5, (0.3, 0.9));
         assert!(costs.waiting_pays(1, 16));
         assert!(!costs.waiting_pays(4, 16));
     }
@@ -161,15 +158,9 @@ mod tests {
     /// is judged by what its batches cost now.
     #[test]
     fn recent_batches_outweigh_old_ones() {
-        let mut costs = costs((0..200).map(|i| {
-            let n = 1 + i % 5;
-            (n, 0.7 * n as f64)
-        }));
+        let mut costs = costs_of(200, 5, (0.0, 0.7));
         assert!(!costs.waiting_pays(2, 16));
-        for i in 0..500 {
-            let n = 1 + i % 5;
-            costs.record(n, Duration::from_secs_f64((1.0 + 0.05 * n as f64) / 1000.0));
-        }
+        batches(&mut costs, 500, 5, (1.0, 0.05));
         assert!(costs.waiting_pays(2, 16));
     }
 }
