@@ -155,8 +155,9 @@ fn stacks(a: &[Tensor], b: &[Tensor]) -> bool {
 impl Instance {
     fn serve(&mut self) {
         while let Some(batch) = self.next_batch() {
-            served_metrics::batch_size(batch.iter().map(|r| r.rows).sum());
-            self.run(batch);
+            let rows = batch.iter().map(|r| r.rows).sum();
+            served_metrics::batch_size(rows);
+            self.run(batch, rows);
             self.idle.fetch_add(1, Ordering::Relaxed);
             // Full means a signal is already pending: one is enough to end a wait.
             let _ = self.freed.0.try_send(());
@@ -252,15 +253,15 @@ impl Instance {
         outputs
     }
 
-    fn run(&mut self, batch: Vec<Request>) {
+    /// Runs a batch of `rows` rows in all and answers each of its requests.
+    fn run(&mut self, batch: Vec<Request>, rows: usize) {
         if batch.len() == 1 {
             let request = batch.into_iter().next().expect("one request");
-            let outputs = self.run_counted(&request.inputs, request.rows);
+            let outputs = self.run_counted(&request.inputs, rows);
             let _ = request.reply.send(outputs);
             return;
         }
         let stacked = stack(&batch);
-        let rows = batch.iter().map(|r| r.rows).sum();
         match self
             .run_counted(&stacked, rows)
             .and_then(|outputs| split(&outputs, &batch))
