@@ -12,7 +12,7 @@ which="${2:-both}"
 cargo build --workspace --bins --quiet
 run() {
   KILN_TEST_DRILL_TRIALS="$trials" KILN_TEST_DRILL_BACKEND="$1" \
-    cargo test --quiet -p kiln-tests --test drills -- --nocapture 2>&1 | grep -E "^trial|test result|panicked|assert"
+    cargo test --quiet --workspace --test drills -- --nocapture 2>&1 | grep -E "^trial|test result|panicked|assert"
 }
 if [ "$which" != postgres ]; then
   echo "== $trials trials on the embedded default"

@@ -8,8 +8,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "pyjwt[crypto]==2.10.1"
 fi
-cargo build --quiet -p kiln-server -p kiln-cli
-cargo build --quiet -p kiln-onnx --example sample_checkpoint --example sample_onnx
+cargo build --quiet --workspace --bin kiln-server --bin kiln
+cargo build --quiet --workspace --example sample_checkpoint --example sample_onnx
 source scripts/throwaway-server.sh
 start_throwaway_server target/debug/kiln-server
 target/debug/examples/sample_checkpoint gpt2 "$work/model" >/dev/null

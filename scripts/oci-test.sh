@@ -28,8 +28,8 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   echo "$pins" >"$venv/.pins"
 fi
 
-cargo build --quiet -p kiln-server -p kiln-cli
-cargo build --quiet -p kiln-onnx --example sample_onnx
+cargo build --quiet --workspace --bin kiln-server --bin kiln
+cargo build --quiet --workspace --example sample_onnx
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 source scripts/throwaway-server.sh
 export KILN_BIN="$bin/kiln" KILN_SAMPLE_ONNX="$bin/examples/sample_onnx"

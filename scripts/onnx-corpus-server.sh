@@ -11,7 +11,7 @@ listed="$(sha256sum scripts/onnx_corpus.py | cut -d' ' -f1)"
 if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$listed" ]; then
   scripts/fetch-onnx-corpus.sh
 fi
-cargo build --quiet -p kiln-server -p kiln-cli
+cargo build --quiet --workspace --bin kiln-server --bin kiln
 source scripts/throwaway-server.sh
 # Two pipeline workers for two models at a time; no embedded runner: benchmarks are not what this checks.
 start_throwaway_server target/debug/kiln-server KILN_PIPELINE_WORKERS="${KILN_PIPELINE_WORKERS:-2}" \

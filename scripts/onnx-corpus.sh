@@ -12,4 +12,4 @@ if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$listed" ]
   scripts/fetch-onnx-corpus.sh
 fi
 # One test at a time: each already evaluates models on every core.
-cargo test -p kiln-onnx --test corpus -- --ignored --nocapture --test-threads 1
+cargo test --workspace --test corpus -- --ignored --nocapture --test-threads 1

@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import onnxruntime' 2
 fi
 out=target/onnx-crosscheck
 rm -rf "$out" && mkdir -p "$out"
-KILN_EXPORT_DIR="$PWD/$out" cargo test -p kiln-onnx --test conversion export_for_outside_check -- --exact --ignored --quiet
-KILN_EXPORT_DIR="$PWD/$out" cargo test -p kiln-onnx --test decoding export_decoding_for_outside_check -- --exact --ignored --quiet
-cargo build -p kiln-onnx --example onnx_roundtrip --quiet
+KILN_EXPORT_DIR="$PWD/$out" cargo test --workspace --test conversion export_for_outside_check -- --exact --ignored --quiet
+KILN_EXPORT_DIR="$PWD/$out" cargo test --workspace --test decoding export_decoding_for_outside_check -- --exact --ignored --quiet
+cargo build --workspace --example onnx_roundtrip --quiet
 "$venv/bin/python" scripts/onnx_crosscheck.py "$out" target/debug/examples/onnx_roundtrip

@@ -20,4 +20,4 @@ PY
 fi
 KILN_ONNX_NODE_TESTS="$PWD/$dir/onnx/backend/test/data/node" \
 KILN_ONNX_NODE_TESTS_FLOOR="${KILN_ONNX_NODE_TESTS_FLOOR:-1174}" \
-  cargo test -p kiln-onnx --test node_suite -- --ignored --nocapture --test-threads 1
+  cargo test --workspace --test node_suite -- --ignored --nocapture --test-threads 1

@@ -59,8 +59,8 @@ fi
 [ "$failed" = 0 ] || exit 1
 
 # The served document, and real answers against it.
-cargo build --quiet -p kiln-server -p kiln-cli
-cargo build --quiet -p kiln-onnx --example sample_checkpoint
+cargo build --quiet --workspace --bin kiln-server --bin kiln
+cargo build --quiet --workspace --example sample_checkpoint
 source scripts/throwaway-server.sh
 start_throwaway_server target/debug/kiln-server
 curl -fsS "$KILN_SERVER/api-docs/openapi.json" >"$work/served.json"

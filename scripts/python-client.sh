@@ -38,7 +38,7 @@ rm -rf clients/python/build clients/python/*.egg-info
 # 3. pytest against a real server.
 export KILN_SERVER_BIN=${KILN_SERVER_BIN:-$PWD/target/debug/kiln-server}
 if [ ! -x "$KILN_SERVER_BIN" ]; then
-  cargo build --quiet -p kiln-server
+  cargo build --quiet --workspace --bin kiln-server
 fi
 # From the tests' folder, so that `import kiln` finds the installed package, not the source tree.
 cd clients/python/tests

@@ -16,15 +16,15 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$version" ]; then
   "$venv/bin/pip" install --quiet "schemathesis==$version"
   echo "$version" >"$venv/.pins"
 fi
-cargo build --quiet -p kiln-server
+cargo build --quiet --workspace --bin kiln-server
 bin="${CARGO_TARGET_DIR:-target}/debug"
 source scripts/throwaway-server.sh
 start_throwaway_server "$bin/kiln-server" KILN_EMBEDDED_RUNNER=false \
   KILN_RATE_LIMIT_PER_MINUTE=1000000
 # The document's examples name acme/sentiment 1.0.0, its onnx/model.onnx and the alias production: make
 # them exist, so that the operations on models, versions, files and aliases are exercised, not only 404s.
-cargo build --quiet -p kiln-cli
-cargo build --quiet -p kiln-onnx --example sample_onnx
+cargo build --quiet --workspace --bin kiln
+cargo build --quiet --workspace --example sample_onnx
 "$bin/examples/sample_onnx" "$work/model/onnx" >/dev/null
 "$bin/kiln" push "$work/model" acme/sentiment:1.0.0 >/dev/null
 for _ in $(seq 300); do

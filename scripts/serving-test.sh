@@ -19,8 +19,8 @@ if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$(sha256su
 fi
 KILN_ONNXRUNTIME_LIB="$(scripts/fetch-onnxruntime.sh)"
 export KILN_ONNXRUNTIME_LIB
-cargo build --quiet -p kiln-server -p kiln-cli -p kiln-runner
-cargo build --quiet -p kiln-onnx --example sample_checkpoint
+cargo build --quiet --workspace --bin kiln-server --bin kiln --bin kiln-runner
+cargo build --quiet --workspace --example sample_checkpoint
 source scripts/throwaway-server.sh
 # Manifests valid for 12 s (re-signed every ~8 s): followers meet re-signed manifests throughout, and the
 # expiry check does not wait long.

@@ -2,7 +2,7 @@
 # The whole test suite: starts PostgreSQL and Garage (S3) when needed, then lint + every test of the
 # workspace on both backends (embedded SQLite + local folder, and PostgreSQL + Garage), then the ONNX
 # conformance checks and the corpus of real models.
-# Usage: scripts/test.sh [extra cargo test args]
+# Usage: scripts/test.sh [extra cargo nextest run args, e.g. a test name filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,10 @@ part cargo fmt --all -- --check
 part cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests drive the real binaries: build them first.
 part cargo build --workspace --bins
-part cargo test --workspace "$@"
+# cargo-nextest runs every test binary's tests in one pool (.config/nextest.toml says why); it runs no
+# doctests, so cargo test runs those.
+part cargo nextest run --workspace "$@"
+part cargo test --workspace --doc
 # ONNX's own node tests through kiln's evaluator, and ONNX's checker and reference evaluator on what kiln
 # writes (both fetch pinned packages from PyPI on first use).
 part scripts/onnx-node-suite.sh

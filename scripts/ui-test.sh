@@ -26,8 +26,8 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
 fi
 [ "${1:-}" = --screenshots ] && export KILN_UI_SCREENSHOTS="$PWD/docs/ui"
 
-cargo build --quiet -p kiln-server -p kiln-cli
-cargo build --quiet -p kiln-onnx --example sample_onnx
+cargo build --quiet --workspace --bin kiln-server --bin kiln
+cargo build --quiet --workspace --example sample_onnx
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 source scripts/throwaway-server.sh
 # The embedded runner benchmarks each variant on this machine's CPU, so version pages have real charts.

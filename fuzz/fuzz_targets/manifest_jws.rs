@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
         serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "kid": "k1",
             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" }] })
     });
-    let _ = kiln_cli::manifest_trust::verify_jws(jws, &jwks);
+    let _ = kiln_core::manifest_trust::verify_jws(jws, &jwks);
 });
