@@ -28,7 +28,8 @@ part cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests drive the real binaries: build them first.
 part cargo build --workspace --bins
 # cargo-nextest runs every test binary's tests in one pool (.config/nextest.toml says why); it runs no
-# doctests, so cargo test runs those.
+# doctests, so cargo test runs those. A new machine here has it; elsewhere it is built from crates.io once.
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked --version 0.9.143
 part cargo nextest run --workspace "$@"
 part cargo test --workspace --doc
 # ONNX's own node tests through kiln's evaluator, and ONNX's checker and reference evaluator on what kiln
