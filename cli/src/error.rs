@@ -126,6 +126,17 @@ impl CliError {
         }
     }
 
+    /// The seconds the server asked to wait before trying again (`details.retry_after`), if it did.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            CliError::Api {
+                details: Some(details),
+                ..
+            } => details.get("retry_after")?.as_u64(),
+            _ => None,
+        }
+    }
+
     /// The process's exit status, as [`EXIT_CODES`] documents it.
     pub fn exit_code(&self) -> u8 {
         match self {

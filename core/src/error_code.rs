@@ -83,6 +83,9 @@ error_codes! {
     // Upload sessions.
     BlobExists => "blob_exists",
     OffsetMismatch => "offset_mismatch",
+    /// Another request is writing the upload session (one writer at a time; a writer whose server stopped
+    /// lets go within seconds): retry after `Retry-After` (also `details.retry_after`) seconds.
+    UploadBusy => "upload_busy",
     ChunkNotAligned => "chunk_not_aligned",
     RangePastEnd => "range_past_end",
     UploadIncomplete => "upload_incomplete",

@@ -256,6 +256,15 @@ impl ResponseError for Error {
         if let Error::TooManyRequests { retry_after } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
+        if let Error::Conflict {
+            code: ErrorCode::UploadBusy,
+            details: Some(details),
+            ..
+        } = self
+            && let Some(seconds) = details.get("retry_after").and_then(Value::as_u64)
+        {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         if let Error::Pool(_) | Error::Busy { .. } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }

@@ -23,6 +23,10 @@ use crate::progress::{bytes_bar, human_bytes, note};
 /// small enough that an interrupted push loses little.
 const TARGET_CHUNK: i64 = 64 * 1024 * 1024;
 
+/// How long a push waits, in all, while another request holds a file's upload session (`upload_busy`):
+/// a writer whose server stopped mid-chunk lets go within 20 s, a live one within its chunk's time.
+const MAX_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub struct PushOptions {
     pub source: PathBuf,
     pub reference: ModelRef,
@@ -252,12 +256,29 @@ async fn upload_through_session(
     }
     progress.inc(session.offset as u64);
     let chunk = chunk_len(&session, chunk_size)?;
+    let mut waited = std::time::Duration::ZERO;
     while session.offset < size {
         let len = chunk.min(size - session.offset);
         match send_chunk(client, &file.file.source, &session, len, progress).await {
             Ok(next) => session = next,
             Err(e) if e.api_code() == Some(ErrorCode::OffsetMismatch) => {
                 // Another push of the same file advanced the session: continue from where it is now.
+                session = client.upload(&session.id).await?;
+            }
+            Err(e) if e.api_code() == Some(ErrorCode::UploadBusy) && waited < MAX_BUSY_WAIT => {
+                if waited.is_zero() {
+                    progress.bar.suspend(|| {
+                        note(format!(
+                            "another request is writing the upload of {} (a server restarted mid-chunk \
+                             lets go of it within seconds); waiting",
+                            file.file.path
+                        ))
+                    });
+                }
+                let pause =
+                    std::time::Duration::from_secs(e.retry_after().unwrap_or(1).clamp(1, 30));
+                tokio::time::sleep(pause).await;
+                waited += pause;
                 session = client.upload(&session.id).await?;
             }
             Err(e) => return Err(e),

@@ -256,7 +256,12 @@ class Registry:
             try:
                 return self._call(write_chunk, session.id, body=File(payload=data), content_range=content_range).parsed
             except KilnError as e:
-                if e.code != "offset_mismatch":
+                if e.code == "upload_busy":
+                    # Another request holds the session (a server restarted mid-chunk lets go of it within
+                    # seconds): wait as told rather than send the bytes again at once.
+                    retry_after = (e.details or {}).get("retry_after", 1)
+                    time.sleep(min(max(float(retry_after), 1.0), 30.0))
+                elif e.code != "offset_mismatch":
                     raise
                 # Another push of the same file moved the session on: continue from where it is now.
             except httpx.TransportError:

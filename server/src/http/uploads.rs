@@ -99,7 +99,7 @@ async fn get_upload(
         (status = 200, description = "Chunk stored; `offset` advanced past it", body = UploadSession),
         (status = 400, description = "No `Content-Range` (`missing_content_range`) or a malformed one (`invalid_content_range`), a SIZE other than the session's (`size_mismatch`), a range past the blob's end (`range_past_end`), a chunk not a multiple of `part_size` (`chunk_not_aligned`), or a body shorter (`truncated_body`) or longer (`body_too_long`) than the range", body = ErrorResponse),
         (status = 404, description = "No such session of the caller's", body = ErrorResponse),
-        (status = 409, description = "The chunk does not start at the session's offset (`offset_mismatch`; `details.offset` says where to continue)", body = ErrorResponse),
+        (status = 409, description = "The chunk does not start at the session's offset (`offset_mismatch`; `details.offset` says where to continue), or another request is writing the session (`upload_busy`: retry after `Retry-After` seconds, also `details.retry_after`)", body = ErrorResponse, headers(("Retry-After" = u64, description = "With `upload_busy`: seconds to wait before sending the chunk again"))),
 ))]
 #[patch("/uploads/{id}")]
 async fn write_chunk(

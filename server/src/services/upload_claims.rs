@@ -9,8 +9,13 @@ use diesel::QueryResult;
 
 use crate::db::{Database, DbConnection, now};
 
-/// How long a claim lasts unless renewed; a writer renews it four times as often.
-pub const CLAIM_LAPSES: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a claim lasts unless renewed; a writer renews it four times as often. It is all a push
+/// resumed after its server died mid-chunk waits (answered `upload_busy` meanwhile): short, because a
+/// writer that is alive renews whether or not its client is sending.
+pub const CLAIM_LAPSES: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The seconds a request refused because another holds the claim is told to wait (`Retry-After`).
+pub const BUSY_RETRY_AFTER: u64 = 1;
 
 /// Claims older than this have lapsed.
 pub fn stale_before(at: NaiveDateTime) -> NaiveDateTime {

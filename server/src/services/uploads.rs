@@ -22,7 +22,7 @@ use crate::db::{Database, new_id, now};
 use crate::error::Error;
 use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
-use crate::services::upload_claims::{ClaimKeeper, stale_before};
+use crate::services::upload_claims::{BUSY_RETRY_AFTER, CLAIM_LAPSES, ClaimKeeper, stale_before};
 use crate::storage::BlobStore;
 
 const MIB: i64 = 1024 * 1024;
@@ -77,6 +77,21 @@ fn offset_mismatch(row: &UploadSessionRow, start: i64) -> Error {
             row.upload_offset, row.upload_offset
         ),
         details: Some(json!({ "offset": row.upload_offset })),
+    }
+}
+
+/// The session stands where the chunk starts but another request holds it: the client waits instead of
+/// sending its bytes again at once.
+fn upload_busy(row: &UploadSessionRow) -> Error {
+    Error::Conflict {
+        code: ErrorCode::UploadBusy,
+        message: format!(
+            "another request is writing this upload session at byte {}; retry in {BUSY_RETRY_AFTER} s (a \
+             writer whose server stopped lets go within {} s)",
+            row.upload_offset,
+            CLAIM_LAPSES.as_secs()
+        ),
+        details: Some(json!({ "offset": row.upload_offset, "retry_after": BUSY_RETRY_AFTER })),
     }
 }
 
@@ -239,7 +254,11 @@ impl UploadService {
         let writer = new_id();
         if !self.claim(&row.id, row.upload_offset, &writer).await? {
             let current = self.find(id, uploader).await?;
-            return Err(offset_mismatch(&current, range.start));
+            return Err(if current.upload_offset == range.start {
+                upload_busy(&current)
+            } else {
+                offset_mismatch(&current, range.start)
+            });
         }
         let keeper = self.keep_claim(&row.id, &writer);
         let written = self.write_claimed(&row, &writer, range, body).await;

@@ -341,8 +341,9 @@ async fn an_aborted_session_is_gone(app: TestApp) {
     }
 }
 
-/// Two requests writing the same chunk at once: the second is refused while the first writes, so the
-/// parts staged are always the bytes hashed, and the blob stored is the one declared.
+/// Two requests writing the same chunk at once: the second is refused (`upload_busy`, retry in 1 s) while
+/// the first writes, so the parts staged are always the bytes hashed, and the blob stored is the one
+/// declared.
 async fn one_request_writes_to_a_session_at_a_time(app: TestApp) {
     use futures_util::StreamExt;
     let data = pattern(16 * MIB, 9);
@@ -385,7 +386,12 @@ async fn one_request_writes_to_a_session_at_a_time(app: TestApp) {
         .send()
         .await
         .unwrap();
-    expect_error(rival, StatusCode::CONFLICT, "offset_mismatch").await;
+    // The session stands where the rival starts, so it is told to wait, not to move on.
+    let retry_after = rival.headers().get("retry-after").cloned();
+    let busy = expect_error(rival, StatusCode::CONFLICT, "upload_busy").await;
+    assert_eq!(busy["error"]["details"]["offset"], 0);
+    assert_eq!(busy["error"]["details"]["retry_after"], 1);
+    assert_eq!(retry_after.unwrap(), "1");
     release.send(()).unwrap();
     let slow = slow.await.unwrap().unwrap();
     let advanced: UploadSession = expect_json(slow, StatusCode::OK).await;
