@@ -46,6 +46,13 @@ pub enum Error {
         message: String,
         details: Option<Value>,
     },
+    /// Another request holds the upload session the chunk is for: the client waits `retry_after` seconds.
+    #[error("{message}")]
+    UploadBusy {
+        message: String,
+        offset: i64,
+        retry_after: u64,
+    },
     #[error(transparent)]
     LeaseLost(#[from] LeaseLost),
     #[error("{message}")]
@@ -160,6 +167,7 @@ impl Error {
         match self {
             Error::InvalidName(e) => e.code(),
             Error::BadRequest { code, .. } | Error::Conflict { code, .. } => *code,
+            Error::UploadBusy { .. } => ErrorCode::UploadBusy,
             Error::LeaseLost(_) => ErrorCode::LeaseLost,
             Error::Unauthorized { .. } => ErrorCode::Unauthorized,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
@@ -208,7 +216,9 @@ impl ResponseError for Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Conflict { .. } | Error::LeaseLost(_) => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::UploadBusy { .. } | Error::LeaseLost(_) => {
+                StatusCode::CONFLICT
+            }
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -233,6 +243,11 @@ impl ResponseError for Error {
         let details = match self {
             Error::BadRequest { details, .. } | Error::Conflict { details, .. } => details.clone(),
             Error::RangeNotSatisfiable { size } => Some(serde_json::json!({ "size": size })),
+            Error::UploadBusy {
+                offset,
+                retry_after,
+                ..
+            } => Some(serde_json::json!({ "offset": offset, "retry_after": retry_after })),
             Error::QuotaExceeded { details, .. } => Some(details.clone()),
             _ => None,
         };
@@ -253,17 +268,9 @@ impl ResponseError for Error {
             // The rest of the body may still be on its way: the connection cannot be reused.
             response.insert_header((header::CONNECTION, "close"));
         }
-        if let Error::TooManyRequests { retry_after } = self {
-            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-        }
-        if let Error::Conflict {
-            code: ErrorCode::UploadBusy,
-            details: Some(details),
-            ..
-        } = self
-            && let Some(seconds) = details.get("retry_after").and_then(Value::as_u64)
+        if let Error::TooManyRequests { retry_after } | Error::UploadBusy { retry_after, .. } = self
         {
-            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         if let Error::Pool(_) | Error::Busy { .. } = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
@@ -25,7 +26,7 @@ const TARGET_CHUNK: i64 = 64 * 1024 * 1024;
 
 /// How long a push waits, in all, while another request holds a file's upload session (`upload_busy`):
 /// a writer whose server stopped mid-chunk lets go within 20 s, a live one within its chunk's time.
-const MAX_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+const MAX_BUSY_WAIT: Duration = Duration::from_secs(300);
 
 pub struct PushOptions {
     pub source: PathBuf,
@@ -256,7 +257,7 @@ async fn upload_through_session(
     }
     progress.inc(session.offset as u64);
     let chunk = chunk_len(&session, chunk_size)?;
-    let mut waited = std::time::Duration::ZERO;
+    let mut waited = Duration::ZERO;
     while session.offset < size {
         let len = chunk.min(size - session.offset);
         match send_chunk(client, &file.file.source, &session, len, progress).await {
@@ -275,8 +276,7 @@ async fn upload_through_session(
                         ))
                     });
                 }
-                let pause =
-                    std::time::Duration::from_secs(e.retry_after().unwrap_or(1).clamp(1, 30));
+                let pause = Duration::from_secs(e.retry_after().unwrap_or(1).clamp(1, 30));
                 tokio::time::sleep(pause).await;
                 waited += pause;
                 session = client.upload(&session.id).await?;

@@ -83,15 +83,15 @@ fn offset_mismatch(row: &UploadSessionRow, start: i64) -> Error {
 /// The session stands where the chunk starts but another request holds it: the client waits instead of
 /// sending its bytes again at once.
 fn upload_busy(row: &UploadSessionRow) -> Error {
-    Error::Conflict {
-        code: ErrorCode::UploadBusy,
+    Error::UploadBusy {
         message: format!(
             "another request is writing this upload session at byte {}; retry in {BUSY_RETRY_AFTER} s (a \
              writer whose server stopped lets go within {} s)",
             row.upload_offset,
             CLAIM_LAPSES.as_secs()
         ),
-        details: Some(json!({ "offset": row.upload_offset, "retry_after": BUSY_RETRY_AFTER })),
+        offset: row.upload_offset,
+        retry_after: BUSY_RETRY_AFTER,
     }
 }
 
