@@ -5,8 +5,8 @@ fn main() {
     println!("cargo:rerun-if-changed=proto/grpc_predict_v2.proto");
     let descriptors = protox::compile(["grpc_predict_v2.proto"], ["proto"])
         .expect("proto/grpc_predict_v2.proto compiles");
+    // The client is for examples/grpc_load.rs, the benchmark's load generator.
     tonic_prost_build::configure()
-        .build_client(false)
         // Tensors' raw bytes stay `Bytes`: a batch is assembled from them without another copy.
         .bytes(".inference")
         .compile_fds(descriptors)

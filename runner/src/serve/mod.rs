@@ -19,6 +19,9 @@ pub mod signature;
 pub mod tensor;
 mod webhook;
 
+/// The protocol's gRPC messages, service and client, generated from `proto/grpc_predict_v2.proto`.
+pub use grpc::inference;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
