@@ -2,15 +2,19 @@
 scripts/bench_serving_mlserver.py's runtime on the same ONNX file, each in the configurations it offers for
 using several cores (kiln: --instances x --threads; MLServer: parallel_workers x intra-op threads). Every
 server of a model is started and first asked the benchmark's request once, its answer checked against
-Python onnxruntime's on the same inputs, so that all do equal work. Then, at 1, 8 and 64 connections, wrk
-(scripts/bench-serving.lua) sends that same JSON request to each server in turn, ROUNDS times in a rotating
-order, a warm-up before each measured run; each server's median run is reported. Interleaving matters on a
+Python onnxruntime's on the same inputs, over REST and over gRPC, so that all do equal work. Then, at 1, 8
+and 64 connections, wrk (scripts/bench-serving.lua) sends that same JSON request to each server in turn,
+ROUNDS times in a rotating order, a warm-up before each measured run; each server's median run is reported.
+Over gRPC, runner/examples/grpc_load does what wrk does, sending the same inputs as raw_input_contents (as
+tritonclient does); each server answers in its own way (kiln raw contents, MLServer typed). Interleaving matters on a
 shared VM, whose speed drifts by tens of percent within minutes: running one server's levels and then the
 other's compares the machine's moods as much as the servers. The servers of a model are all resident while
-one is measured; an idle one takes no CPU (checked: the CPU seconds of every server's processes and of wrk
-are read around each measured run, so that wrk's share also shows it is not what limits the rate).
+one is measured; an idle one takes no CPU (checked: the CPU seconds of every server's processes and of the
+client are read around each measured run, so that the client's share also shows it is not what limits the
+rate).
 Usage: bench_serving.py RUNNER ORT_LIBRARY MODELS OUT SECONDS ROUNDS KILN_CONFIGS MLSERVER_CONFIGS DELAY_US
-[NAMES] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models, default cnn,bert)"""
+[NAMES] [PROTOCOLS] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models, default
+cnn,bert; PROTOCOLS: rest,grpc by default)"""
 import json
 import os
 import platform
@@ -23,9 +27,13 @@ import sys
 import time
 import urllib.request
 
+import grpc
 import mlserver
 import numpy as np
 import onnxruntime as ort
+# The protocol's messages as MLServer generated them from the same grpc_predict_v2.proto (tritonclient's
+# would clash with them in protobuf's one descriptor pool); grpcio comes with MLServer too.
+from mlserver.grpc import dataplane_pb2, dataplane_pb2_grpc
 
 runner, library, models, out = sys.argv[1:5]
 seconds, rounds = int(sys.argv[5]), int(sys.argv[6])
@@ -40,6 +48,10 @@ def configs(text):
 KILN_CONFIGS, MLSERVER_CONFIGS = configs(sys.argv[7]), configs(sys.argv[8])
 MAX_BATCH, DELAY_US = 16, int(sys.argv[9])
 NAMES = [n for n in (sys.argv[10] if len(sys.argv) > 10 else "cnn,bert").split(",") if n]
+PROTOCOLS = [p for p in (sys.argv[11] if len(sys.argv) > 11 else "rest,grpc").split(",") if p]
+if not PROTOCOLS or set(PROTOCOLS) - {"rest", "grpc"}:
+    raise SystemExit(f"protocols: rest, grpc or both, not {sys.argv[11]!r}")
+GRPC_LOAD = os.path.join(os.path.dirname(os.path.abspath(runner)), "examples", "grpc_load")
 CLIENTS = (1, 8, 64)
 WARMUP_S = 1
 SEQUENCE = 32
@@ -62,8 +74,11 @@ def inputs_for(model):
     return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
 
 
+DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+
+
 def request_body(feeds):
-    datatypes = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+    datatypes = DATATYPES
     return json.dumps({"inputs": [
         {"name": name, "shape": list(a.shape), "datatype": datatypes[a.dtype],
          "data": [float(f"{x:.3f}") for x in a.ravel()] if a.dtype == np.float32 else a.ravel().tolist()}
@@ -82,6 +97,27 @@ def answer(url, name, body):
     with urllib.request.urlopen(request, timeout=30) as response:
         outputs = json.loads(response.read())["outputs"]
     return {o["name"]: np.array(o["data"], dtype=np.float64).reshape(o["shape"]) for o in outputs}
+
+
+def grpc_answer(address, name, feeds):
+    """Over gRPC: the outputs, raw or typed, whichever was sent."""
+    request = dataplane_pb2.ModelInferRequest(model_name=name)
+    for input_name, a in feeds.items():
+        tensor = request.inputs.add(name=input_name, datatype=DATATYPES[a.dtype])
+        tensor.shape.extend(a.shape)
+        request.raw_input_contents.append(a.tobytes())
+    with grpc.insecure_channel(address) as channel:
+        response = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    outputs = {}
+    for i, o in enumerate(response.outputs):
+        if o.datatype != "FP32":
+            raise SystemExit(f"{address} answered {o.name} as {o.datatype}; the bench's models give FP32")
+        if response.raw_output_contents:
+            values = np.frombuffer(response.raw_output_contents[i], dtype="<f4")
+        else:
+            values = np.array(o.contents.fp32_contents, dtype=np.float32)
+        outputs[o.name] = values.astype(np.float64).reshape(o.shape)
+    return outputs
 
 
 def check_same(server, got, want):
@@ -131,14 +167,14 @@ def wait_ready(url, name, process, log):
 
 
 def start_kiln(model_file, name, instances, threads):
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     log = os.path.join(out, f"kiln-{name}-{instances}x{threads}.log")
     process = start([runner, "serve", "--model-dir", model_file, "--name", name, "--engine", "ort",
                      "--onnxruntime-lib", library, "--http-listen", f"127.0.0.1:{port}",
-                     "--grpc-listen", f"127.0.0.1:{free_port()}", "--threads", str(threads),
+                     "--grpc-listen", f"127.0.0.1:{grpc_port}", "--threads", str(threads),
                      "--instances", str(instances),
                      "--max-batch-size", str(MAX_BATCH), "--batch-delay-us", str(DELAY_US)], log)
-    return process, f"http://127.0.0.1:{port}", log
+    return process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", log
 
 
 def start_mlserver(model_file, name, workers, threads):
@@ -146,9 +182,9 @@ def start_mlserver(model_file, name, workers, threads):
     os.makedirs(folder)
     # MLServer puts the model's folder on the import path of the server and of its workers.
     shutil.copy(os.path.join(HERE, "bench_serving_mlserver.py"), folder)
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     # debug false: MLServer's default (true) writes an access-log line per request, which kiln does not.
-    settings = {"debug": False, "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
+    settings = {"debug": False, "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port,
                 "metrics_port": free_port(), "parallel_workers": workers}
     model_settings = {"name": name, "implementation": "bench_serving_mlserver.OnnxRuntimeModel",
                       "parameters": {"uri": os.path.abspath(model_file)},
@@ -159,7 +195,7 @@ def start_mlserver(model_file, name, workers, threads):
     log = os.path.join(out, f"mlserver-{name}-{workers}x{threads}.log")
     command = [os.path.join(os.path.dirname(sys.executable), "mlserver"), "start", "."]
     process = start(command, log, cwd=folder, env=dict(os.environ, BENCH_THREADS=str(threads)))
-    return process, f"http://127.0.0.1:{port}", log
+    return process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", log
 
 
 def group_stat(pgid):
@@ -181,36 +217,41 @@ def group_cpu_seconds(pgid):
     return sum(int(fields[11]) + int(fields[12]) for fields in group_stat(pgid)) / TICK
 
 
-def wrk(url, name, body_file, clients, duration):
-    # One wrk thread: it shares the two cores with the server, and one thread is far from saturated here.
-    result = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{duration}s", "--timeout", "10s", "-s",
-         os.path.join(HERE, "bench-serving.lua"), f"{url}/v2/models/{name}/infer"],
-        capture_output=True, text=True, env=dict(os.environ, BENCH_BODY=body_file))
+def load(protocol, endpoint, name, body_file, clients, duration):
+    """One closed-loop run: wrk over REST, grpc_load over gRPC. Each on one thread: it shares the two cores
+    with the server, and one thread is far from saturated here."""
+    if protocol == "rest":
+        command = ["wrk", "-t1", f"-c{clients}", f"-d{duration}s", "--timeout", "10s", "-s",
+                   os.path.join(HERE, "bench-serving.lua"), f"{endpoint}/v2/models/{name}/infer"]
+    else:
+        command = [GRPC_LOAD, f"http://{endpoint}", name, body_file, "--clients", str(clients),
+                   "--seconds", str(duration)]
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, BENCH_BODY=body_file))
     line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
     if result.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed ({result.returncode}): {result.stdout}{result.stderr}")
+        raise SystemExit(f"{command[0]} failed ({result.returncode}): {result.stdout}{result.stderr}")
     requests, took, p50, p99, non_200, socket_errors = line.split()[1:]
     return {"rps": int(requests) / float(took), "p50": float(p50), "p99": float(p99), "requests": int(requests),
             "errors": int(non_200) + int(socket_errors), "non_200": int(non_200),
             "socket_errors": int(socket_errors)}
 
 
-def measure_once(process, others, url, name, body_file, clients):
-    wrk(url, name, body_file, clients, WARMUP_S)
+def measure_once(process, others, protocol, endpoint, name, body_file, clients):
+    load(protocol, endpoint, name, body_file, clients, WARMUP_S)
     server_before = group_cpu_seconds(process.pid)
     others_before = sum(group_cpu_seconds(p.pid) for p in others)
-    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    result = wrk(url, name, body_file, clients, seconds)
+    result = load(protocol, endpoint, name, body_file, clients, seconds)
     wall = time.monotonic() - started
-    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["server_cpu"] = (group_cpu_seconds(process.pid) - server_before) / wall
     result["others_cpu"] = (sum(group_cpu_seconds(p.pid) for p in others) - others_before) / wall
-    result["wrk_cpu"] = (wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime
-                         - wrk_before.ru_stime) / wall
+    result["client_cpu"] = (client_after.ru_utime + client_after.ru_stime - client_before.ru_utime
+                            - client_before.ru_stime) / wall
     if process.poll() is not None:
-        raise SystemExit(f"{url} exited ({process.returncode}) during the run at {clients} clients")
+        raise SystemExit(f"{endpoint} exited ({process.returncode}) during the {protocol} run at {clients} "
+                         "clients")
     return result
 
 
@@ -228,7 +269,8 @@ def servers_of():
 
 
 def measure_model(name):
-    """{server label: {clients: median run}} for one model, every server resident, runs interleaved."""
+    """{protocol: {server label: {clients: median run}}} for one model, every server resident, runs
+    interleaved."""
     model_file = os.path.join(models, name, "kiln-fp32.onnx")
     feeds = inputs_for(name)
     body_file = os.path.join(out, f"{name}.json")
@@ -238,22 +280,25 @@ def measure_model(name):
     running = []
     try:
         for label, launch in servers_of():
-            process, url, log = launch(model_file, name)
-            running.append((label, process, url))
+            process, url, grpc_address, log = launch(model_file, name)
+            running.append((label, process, {"rest": url, "grpc": grpc_address}))
             wait_ready(url, name, process, log)
             check_same(label, answer(url, name, open(body_file, "rb").read()), want)
-        print(f"{name}: {len(running)} servers answer as onnxruntime does; measuring", file=sys.stderr,
-              flush=True)
-        results = {label: {} for label, _, _ in running}
-        for clients in CLIENTS:
-            runs = {label: [] for label, _, _ in running}
-            for round_ in range(rounds):
-                shift = round_ % len(running)
-                for label, process, url in running[shift:] + running[:shift]:
-                    others = [p for _, p, _ in running if p is not process]
-                    runs[label].append(measure_once(process, others, url, name, body_file, clients))
-            for label in runs:
-                results[label][clients] = median_run(runs[label])
+            check_same(f"{label} (gRPC)", grpc_answer(grpc_address, name, feeds), want)
+        print(f"{name}: {len(running)} servers answer as onnxruntime does over REST and gRPC; measuring",
+              file=sys.stderr, flush=True)
+        results = {protocol: {label: {} for label, _, _ in running} for protocol in PROTOCOLS}
+        for protocol in PROTOCOLS:
+            for clients in CLIENTS:
+                runs = {label: [] for label, _, _ in running}
+                for round_ in range(rounds):
+                    shift = round_ % len(running)
+                    for label, process, endpoints in running[shift:] + running[:shift]:
+                        others = [p for _, p, _ in running if p is not process]
+                        runs[label].append(measure_once(process, others, protocol, endpoints[protocol], name,
+                                                        body_file, clients))
+                for label in runs:
+                    results[protocol][label][clients] = median_run(runs[label])
         return results
     finally:
         for _, process, _ in running:
@@ -263,6 +308,12 @@ def measure_model(name):
 def best(results, prefix, clients):
     label = max((l for l in results if l.startswith(prefix)), key=lambda l: results[l][clients]["rps"])
     return label, results[label][clients]
+
+
+def cells_of(results):
+    """(model, protocol, clients, {server label: {clients: run}}) in the tables' order."""
+    return [(name, protocol, clients, by_server) for name, by_protocol in results.items()
+            for protocol, by_server in by_protocol.items() for clients in CLIENTS]
 
 
 def main():
@@ -276,51 +327,50 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"{kiln_version} ({commit}, --engine ort, ONNX Runtime library {os.path.basename(library)}) vs "
           f"MLServer {mlserver.__version__} (onnxruntime {ort.__version__}, numpy {np.__version__}, "
-          f"Python {platform.python_version()}, debug false); wrk {wrk_version}, 1 thread, keep-alive.")
+          f"Python {platform.python_version()}, debug false); REST: wrk {wrk_version}, 1 thread, keep-alive; "
+          f"gRPC: runner/examples/grpc_load (tonic), 1 thread, a connection per client.")
     print(f"All: the same file (target/bench-variants/{{cnn,bert}}/kiln-fp32.onnx), ONNX Runtime with 1 inter-op "
           f"thread, sequential, all graph optimizations; dynamic batching up to {MAX_BATCH} rows within "
           f"{DELAY_US} µs (kiln --max-batch-size/--batch-delay-us, MLServer max_batch_size/max_batch_time). "
           f"Configurations PxT: kiln --instances P --threads T; MLServer parallel_workers P (0: the model "
-          f"runs in the HTTP server's process), T intra-op threads. Request: one JSON row (CNN 1x3x32x32 FP32; "
-          f"BERT {SEQUENCE} tokens, 3 INT64 inputs), answers checked against onnxruntime's. Each cell: the "
+          f"runs in the HTTP server's process), T intra-op threads. Request: one row (CNN 1x3x32x32 FP32; BERT "
+          f"{SEQUENCE} tokens, 3 INT64 inputs), as JSON over REST and raw_input_contents over gRPC, answers checked against onnxruntime's. Each cell: the "
           f"median of {rounds} runs of {seconds} s (after {WARMUP_S} s of warm-up each), servers interleaved; "
-          f"{os.cpu_count()} CPUs shared with wrk.")
+          f"{os.cpu_count()} CPUs shared with the client.")
     print()
     print("Each at its best configuration for the load:")
     print()
-    print("| model | clients | kiln req/s | p50 ms | p99 ms | config | MLServer req/s | p50 ms | p99 ms | config "
-          "| throughput × |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
-    for name, by_server in results.items():
-        for clients in CLIENTS:
-            (kl, k), (ml, m) = best(by_server, "kiln", clients), best(by_server, "MLServer", clients)
-            print(f"| {name} | {clients} | {k['rps']:.0f} | {k['p50']:.2f} | {k['p99']:.2f} | {kl[5:]} | "
-                  f"{m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {ml[9:]} | {k['rps'] / m['rps']:.1f} |")
+    print("| model | protocol | clients | kiln req/s | p50 ms | p99 ms | config | MLServer req/s | p50 ms | p99 ms "
+          "| config | throughput × |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
+    for name, protocol, clients, by_server in cells_of(results):
+        (kl, k), (ml, m) = best(by_server, "kiln", clients), best(by_server, "MLServer", clients)
+        print(f"| {name} | {protocol} | {clients} | {k['rps']:.0f} | {k['p50']:.2f} | {k['p99']:.2f} | {kl[5:]} | "
+              f"{m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {ml[9:]} | {k['rps'] / m['rps']:.1f} |")
+    labels = list(next(iter(next(iter(results.values())).values())))
     print()
     print("Every configuration (req/s, p99 ms; the runs' req/s in brackets; errors after the slash if any):")
     print()
-    labels = list(next(iter(results.values())))
-    print("| model | clients | " + " | ".join(labels) + " |")
-    print("|---|---:|" + "---|" * len(labels))
-    for name, by_server in results.items():
-        for clients in CLIENTS:
-            cells = []
-            for label in labels:
-                r = by_server[label][clients]
-                errors = f" / {r['errors']} errors" if r["errors"] else ""
-                cells.append(f"{r['rps']:.0f}, {r['p99']:.1f} ({'/'.join(map(str, r['runs']))}){errors}")
-            print(f"| {name} | {clients} | " + " | ".join(cells) + " |")
+    print("| model | protocol | clients | " + " | ".join(labels) + " |")
+    print("|---|---|---:|" + "---|" * len(labels))
+    for name, protocol, clients, by_server in cells_of(results):
+        cells = []
+        for label in labels:
+            r = by_server[label][clients]
+            errors = f" / {r['errors']} errors" if r["errors"] else ""
+            cells.append(f"{r['rps']:.0f}, {r['p99']:.1f} ({'/'.join(map(str, r['runs']))}){errors}")
+        print(f"| {name} | {protocol} | {clients} | " + " | ".join(cells) + " |")
     print()
-    print("CPU use during each median run, in cores (server = all its processes; wrk in brackets):")
+    print("CPU use during each median run, in cores (server = all its processes; the client, wrk or grpc_load, "
+          "in brackets):")
     print()
-    print("| model | clients | " + " | ".join(labels) + " |")
-    print("|---|---:|" + "---:|" * len(labels))
-    for name, by_server in results.items():
-        for clients in CLIENTS:
-            cells = [f"{by_server[l][clients]['server_cpu']:.2f} ({by_server[l][clients]['wrk_cpu']:.2f})"
-                     for l in labels]
-            print(f"| {name} | {clients} | " + " | ".join(cells) + " |")
-    idle = max(r["others_cpu"] for by_server in results.values() for by_clients in by_server.values()
+    print("| model | protocol | clients | " + " | ".join(labels) + " |")
+    print("|---|---|---:|" + "---:|" * len(labels))
+    for name, protocol, clients, by_server in cells_of(results):
+        cells = [f"{by_server[l][clients]['server_cpu']:.2f} ({by_server[l][clients]['client_cpu']:.2f})"
+                 for l in labels]
+        print(f"| {name} | {protocol} | {clients} | " + " | ".join(cells) + " |")
+    idle = max(r["others_cpu"] for _, _, _, by_server in cells_of(results) for by_clients in by_server.values()
                for r in by_clients.values())
     print(f"\nThe other resident servers used at most {idle:.2f} cores during any median run.")
     print(f"\n{time.monotonic() - begun:.0f} s in all; logs, settings and results.json in {out}", file=sys.stderr)
