@@ -78,9 +78,8 @@ DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
 
 
 def request_body(feeds):
-    datatypes = DATATYPES
     return json.dumps({"inputs": [
-        {"name": name, "shape": list(a.shape), "datatype": datatypes[a.dtype],
+        {"name": name, "shape": list(a.shape), "datatype": DATATYPES[a.dtype],
          "data": [float(f"{x:.3f}") for x in a.ravel()] if a.dtype == np.float32 else a.ravel().tolist()}
         for name, a in feeds.items()]}).encode()
 
