@@ -5,8 +5,8 @@
 //! is not held back for others who are not calling. Nor does an instance wait while another one is idle:
 //! the wait buys throughput only when every instance is busy, and an idle one is capacity going unused
 //! (with 8 clients on 2 single-threaded instances, the first would otherwise gather all 8 while the
-//! second stood by). Nor does it wait when its batches have shown that more rows would cost no less per
-//! row ([`BatchCosts`]): waiting then buys nothing but latency.
+//! second stood by). Nor does it wait when its batches have shown that more rows of the kind it holds
+//! would cost no less per row ([`BatchCosts`]): waiting then buys nothing but latency.
 //! A batch the engine refuses is run again one request at a time, so one bad request fails alone.
 
 use std::panic::AssertUnwindSafe;
@@ -39,6 +39,8 @@ pub struct BatchPolicy {
 struct Request {
     inputs: Vec<Tensor>,
     rows: usize,
+    /// The inputs' bytes: what the batch cost is fitted against.
+    bytes: usize,
     arrived: Instant,
     reply: oneshot::Sender<Result<Vec<Tensor>, ServeError>>,
 }
@@ -123,10 +125,12 @@ impl Batcher {
             .first()
             .and_then(|t| t.shape.first())
             .map_or(1, |&r| r.max(0) as usize);
+        let bytes = inputs.iter().map(|t| t.data.len()).sum();
         let (reply, answer) = oneshot::channel();
         let request = Request {
             inputs,
             rows,
+            bytes,
             arrived: Instant::now(),
             reply,
         };
@@ -180,14 +184,15 @@ impl Instance {
             None => self.take(receiver.recv().ok()?),
         };
         let deadline = first.arrived + self.policy.delay;
-        let mut rows = first.rows;
+        let (mut rows, mut bytes) = (first.rows, first.bytes);
         let mut batch = vec![first];
         while rows < self.policy.max_batch {
             let next = match receiver.try_recv() {
                 Ok(next) => next,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
-                    match self.wait_for_company(&receiver, rows, deadline) {
+                    let row_bytes = bytes as f64 / rows.max(1) as f64;
+                    match self.wait_for_company(&receiver, (rows, row_bytes), deadline) {
                         Some(next) => next,
                         None => break,
                     }
@@ -199,6 +204,7 @@ impl Instance {
                 break;
             }
             rows += next.rows;
+            bytes += next.bytes;
             batch.push(next);
         }
         self.alone_last_time = batch.len() == 1;
@@ -208,15 +214,19 @@ impl Instance {
     }
 
     /// The next request to arrive before `deadline`, unless waiting is pointless: this instance's last
-    /// batch was a lone request, a bigger batch than `rows` would not be cheaper per row, or another
-    /// instance is (or becomes) idle.
+    /// batch was a lone request, a bigger batch than `rows` rows of `row_bytes` input bytes would not be
+    /// cheaper per row, or another instance is (or becomes) idle.
     fn wait_for_company(
         &self,
         receiver: &Receiver<Request>,
-        rows: usize,
+        (rows, row_bytes): (usize, f64),
         deadline: Instant,
     ) -> Option<Request> {
-        if self.alone_last_time || !self.costs.waiting_pays(rows, self.policy.max_batch) {
+        if self.alone_last_time
+            || !self
+                .costs
+                .waiting_pays(rows, row_bytes, self.policy.max_batch)
+        {
             return None;
         }
         loop {
@@ -245,10 +255,11 @@ impl Instance {
 
     /// Runs `inputs` of `rows` rows, counting what a successful run cost.
     fn run_counted(&mut self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>, ServeError> {
+        let bytes = inputs.iter().map(|t| t.data.len()).sum();
         let started = Instant::now();
         let outputs = self.run_guarded(inputs);
         if outputs.is_ok() {
-            self.costs.record(rows, started.elapsed());
+            self.costs.record(rows, bytes, started.elapsed());
         }
         outputs
     }
