@@ -2,7 +2,7 @@
 # `kiln-runner serve` against tritonclient (PyPI), the Open Inference Protocol client of Triton and KServe,
 # over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
 # default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
-# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors. Part of scripts/test.sh.
+# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; a classifier. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-serving
@@ -64,6 +64,27 @@ onnx.checker.check_model(model)
 onnx.save(model, sys.argv[1])
 PY
 target/debug/kiln push "$work/words" acme/words:1 >/dev/null
+# A classifier as skl2onnx writes one (ai.onnx.ml LinearClassifier: a label and a score per class, the
+# classes named in the model), served from its folder: the classification extension names the classes.
+mkdir "$work/iris"
+"$KILN_ONNX_CORPUS/venv/bin/python" - "$work/iris/model.onnx" <<'PY'
+import sys, onnx
+from onnx import helper, TensorProto
+coefficients = [0.4, 1.4, -2.2, -1.0, 0.5, -1.6, 0.6, -1.3, -1.5, -1.4, 2.4, 2.3]
+graph = helper.make_graph(
+    [helper.make_node("LinearClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml",
+                      coefficients=coefficients, intercepts=[0.3, 1.9, -1.2],
+                      classlabels_strings=["setosa", "versicolor", "virginica"], post_transform="SOFTMAX"),
+     helper.make_node("Identity", ["scores"], ["probabilities"])],
+    "iris",
+    [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+    [helper.make_tensor_value_info("label", TensorProto.STRING, ["N"]),
+     helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, sys.argv[1])
+PY
 for ref in acme/bert:1 acme/bert:2 "acme/$real:1" acme/words:1; do settle "$ref"; done
 target/debug/kiln alias set acme/bert production 1 >/dev/null
 target/debug/kiln alias set acme/words production 1 >/dev/null

@@ -3,7 +3,7 @@ and gRPC, must get ONNX Runtime's numbers from a model kiln converted and from a
 corpus; bad inputs get the protocol's errors; the alias moves under load with no failed request and the new
 version's numbers afterwards; a tampered manifest is refused while the old version keeps serving; BYTES
 (string) tensors go in and out over REST and gRPC, batched; the classification extension ranks classes as
-ONNX Runtime's scores do; a runner told by the registry's webhook follows the alias without waiting for
+ONNX Runtime's scores do, naming them where the model or --labels does; a runner told by the registry's webhook follows the alias without waiting for
 its next poll.
 
 Run by scripts/serving-test.sh (which starts the server, pushes the models and sets the alias):
@@ -15,7 +15,6 @@ import http.client
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,31 +23,15 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
-import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 import yaml
 from safetensors.numpy import load_file
 from tritonclient.utils import InferenceServerException
 
-SERVER = os.environ["KILN_SERVER"]
-failures = []
-
-
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kiln(cli, *args):
-    return subprocess.run([cli, *args], check=True, capture_output=True, text=True).stdout
+from serving_classes import classified, labeled
+from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
+                            metric, ort_outputs, post_json, run_together, start_runner)
 
 
 class Proxy(http.server.ThreadingHTTPServer):
@@ -99,96 +82,11 @@ class Forward(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = forward
 
 
-def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=None, env=None):
-    """`kiln-runner serve` of a registry reference, or of a local ONNX file when `reference` is a path."""
-    http_port, grpc_port = http_port or free_port(), free_port()
-    log = open(os.path.join(work, f"{name}.log"), "w")
-    source = ["--model-dir", reference] if os.path.isfile(reference) else [reference, "--server", server]
-    process = subprocess.Popen(
-        [runner, "serve", *source, "--http-listen", f"127.0.0.1:{http_port}",
-         "--grpc-listen", f"127.0.0.1:{grpc_port}", "--cache", os.path.join(work, f"{name}-cache"), *extra],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
-    url = f"127.0.0.1:{http_port}"
-    for _ in range(600):
-        try:
-            if httpclient.InferenceServerClient(url).is_server_ready():
-                return process, url, f"127.0.0.1:{grpc_port}"
-        except Exception:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    print(open(os.path.join(work, f"{name}.log")).read())
-    raise SystemExit(f"kiln-runner serve {reference} did not become ready")
-
-
-def ort_outputs(model_path, feeds):
-    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds)))
-
-
-def http_infer(url, model, feeds, binary=True, outputs=None):
-    client = httpclient.InferenceServerClient(url)
-    inputs = []
-    for name, value in feeds.items():
-        i = httpclient.InferInput(name, list(value.shape), np_to_datatype(value))
-        i.set_data_from_numpy(value, binary_data=binary)
-        inputs.append(i)
-    requested = None if outputs is None else [httpclient.InferRequestedOutput(o, binary_data=binary) for o in outputs]
-    return client.infer(model, inputs, outputs=requested)
-
-
-def grpc_infer(url, model, feeds):
-    client = grpcclient.InferenceServerClient(url)
-    inputs = []
-    for name, value in feeds.items():
-        i = grpcclient.InferInput(name, list(value.shape), np_to_datatype(value))
-        i.set_data_from_numpy(value)
-        inputs.append(i)
-    return client.infer(model, inputs)
-
-
-def np_to_datatype(value):
-    from tritonclient.utils import np_to_triton_dtype
-    return np_to_triton_dtype(value.dtype)
-
-
-def agrees(result, expected, tolerance):
-    return all(np.allclose(result.as_numpy(name), value, rtol=tolerance, atol=tolerance)
-               for name, value in expected.items())
-
-
 def bert_feeds(rows, length=8, seed=0):
     rng = np.random.default_rng(seed)
     return {"input_ids": rng.integers(0, 1000, (rows, length), dtype=np.int64),
             "attention_mask": np.ones((rows, length), dtype=np.int64),
             "token_type_ids": np.zeros((rows, length), dtype=np.int64)}
-
-
-def run_together(url, one, count):
-    """Runs one(n) for n < count on threads and returns how many batches the runner ran meanwhile."""
-    before = metric(url, "kiln_serve_batch_size_count")
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    return metric(url, "kiln_serve_batch_size_count") - before
-
-
-def metric(url, name):
-    text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-
-def post_json(address, body, headers=None):
-    """POSTs JSON; the status and, for an error, its JSON body."""
-    request = urllib.request.Request(address, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        urllib.request.urlopen(request)
-        return 200, {}
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def bad_inputs(url, grpc_url):
@@ -471,44 +369,6 @@ def strings(work, runner, model_path):
           f"kiln's evaluator, which has no string tensors, refuses the string model at start ({refused.stderr.strip()})")
 
 
-def classified(url, grpc_url, model, feeds, expected):
-    """The classification extension: each row's top 5 classes (the rest of its values, flattened),
-    "score:index", highest first, as ONNX Runtime's scores rank them."""
-    name, scores = next(iter(expected.items()))
-    rows = scores.reshape(scores.shape[0], -1)
-    want = [[int(i) for i in np.argsort(-row, kind="stable")[:5]] for row in rows]
-
-    def ranked(result):
-        answer = np.asarray(result.as_numpy(name))
-        pairs = [[v.decode().split(":") for v in row] for row in answer.reshape(len(rows), -1)]
-        return ([[int(i) for _, i in row] for row in pairs],
-                [[float(v) for v, _ in row] for row in pairs], answer.shape)
-
-    def inputs_of(module):
-        made = []
-        for n, value in feeds.items():
-            i = module.InferInput(n, list(value.shape), np_to_datatype(value))
-            i.set_data_from_numpy(value)
-            made.append(i)
-        return made
-    answers = {
-        "REST": httpclient.InferenceServerClient(url).infer(
-            model, inputs_of(httpclient), outputs=[httpclient.InferRequestedOutput(name, class_count=5)]),
-        "gRPC": grpcclient.InferenceServerClient(grpc_url).infer(
-            model, inputs_of(grpcclient), outputs=[grpcclient.InferRequestedOutput(name, class_count=5)]),
-    }
-    for protocol, result in answers.items():
-        indices, values, shape = ranked(result)
-        close = all(np.allclose(v, row[w], rtol=1e-4, atol=1e-4) for v, row, w in zip(values, rows, want))
-        check(indices == want and close and shape == (len(rows), 5),
-              f"classification over {protocol}: each row's top 5 as ONNX Runtime ranks them ({indices}, want {want})")
-    status, body = post_json(f"http://{url}/v2/models/{model}/infer", {
-        "inputs": [{"name": n, "datatype": np_to_datatype(v), "shape": list(v.shape), "data": v.reshape(-1).tolist()}
-                   for n, v in feeds.items()],
-        "outputs": [{"name": name, "parameters": {"classification": 0}}]})
-    check(status == 400 and "positive number of classes" in body["error"], f"REST: classification 0 is 400 ({body})")
-
-
 def told_by_webhook(work, cli, runner):
     """A runner that polls once an hour, subscribed to the model's alias.moved events: it switches within
     seconds of a move, because the registry's signed delivery (Standard Webhooks) makes it poll at once; a
@@ -588,6 +448,7 @@ def main():
     told_by_webhook(work, cli, runner)
     real_model(work, cli, runner, corpus, real)
     strings(work, runner, os.path.join(work, "words", "model.onnx"))
+    labeled(work, runner, os.path.join(work, "iris", "model.onnx"))
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -1,7 +1,8 @@
 //! The protocol's classification extension (Triton's): an output asked for with `classification: N`
 //! comes back as the N highest scores of each row, highest first, as a `BYTES` tensor of `score:index`
-//! strings (no `:label`: a variant carries no class labels). With a batch dimension the result is
-//! `[rows, N]` and each row's classes are the rest of its values, flattened; without one, `[N]` over all.
+//! strings, `score:index:label` where the output's classes have names ([`super::labels`]) and the row
+//! holds as many values as there are names. With a batch dimension the result is `[rows, N]` and each
+//! row's classes are the rest of its values, flattened; without one, `[N]` over all.
 
 use std::cmp::Ordering;
 
@@ -20,8 +21,13 @@ pub fn class_count(output: &str, value: Option<i128>) -> Result<usize, ServeErro
         })
 }
 
-/// The top `count` classes of `output`, per row when `batched`.
-pub fn top_classes(output: &Tensor, count: usize, batched: bool) -> Result<Tensor, ServeError> {
+/// The top `count` classes of `output`, per row when `batched`, named by `labels` when they fit.
+pub fn top_classes(
+    output: &Tensor,
+    count: usize,
+    batched: bool,
+    labels: Option<&[String]>,
+) -> Result<Tensor, ServeError> {
     let scores = scores(output).ok_or_else(|| {
         ServeError::BadRequest(format!(
             "output {:?} is {}: only numeric outputs can be classified",
@@ -35,6 +41,7 @@ pub fn top_classes(output: &Tensor, count: usize, batched: bool) -> Result<Tenso
     };
     let classes = scores.len().checked_div(rows).unwrap_or(0);
     let kept = count.min(classes);
+    let labels = labels.filter(|l| l.len() == classes);
     let mut data = Vec::new();
     for row in 0..rows {
         let row_scores = &scores[row * classes..(row + 1) * classes];
@@ -57,7 +64,11 @@ pub fn top_classes(output: &Tensor, count: usize, batched: bool) -> Result<Tenso
                 _ => row_scores[index].to_string(),
             };
             // A score and an index are a few dozen bytes: the length always fits.
-            let _ = push_bytes_element(&mut data, format!("{score}:{index}").as_bytes());
+            let entry = match labels {
+                Some(labels) => format!("{score}:{index}:{}", labels[index]),
+                None => format!("{score}:{index}"),
+            };
+            let _ = push_bytes_element(&mut data, entry.as_bytes());
         }
     }
     let shape = if batched && !output.shape.is_empty() {
@@ -122,15 +133,29 @@ mod tests {
             vec![2, 4],
             &[0.1, 0.7, f32::NAN, 0.7, -1.0, -3.0, -0.5, -2.0],
         );
-        let top = top_classes(&logits, 3, true).unwrap();
+        let top = top_classes(&logits, 3, true, None).unwrap();
         assert_eq!(top.shape, vec![2, 3]);
         assert_eq!(
             json!(top.json_data()),
             json!(["0.7:1", "0.7:3", "0.1:0", "-0.5:2", "-1:0", "-2:3"])
         );
-        let all = top_classes(&logits, 100, false).unwrap();
+        let all = top_classes(&logits, 100, false, None).unwrap();
         assert_eq!(all.shape, vec![8]);
         assert_eq!(json!(all.json_data())[7], json!("NaN:2"));
+    }
+
+    #[test]
+    fn classes_are_named_when_the_labels_fit_the_row() {
+        let logits = fp32(vec![2, 3], &[0.1, 0.7, 0.2, 0.9, -1.0, 0.0]);
+        let names = ["cat", "dog", "emu"].map(String::from);
+        let top = top_classes(&logits, 2, true, Some(&names)).unwrap();
+        assert_eq!(
+            json!(top.json_data()),
+            json!(["0.7:1:dog", "0.2:2:emu", "0.9:0:cat", "0:2:emu"])
+        );
+        // Two names for three classes would name them wrongly: none are given.
+        let top = top_classes(&logits, 1, true, Some(&names[..2])).unwrap();
+        assert_eq!(json!(top.json_data()), json!(["0.7:1", "0.9:0"]));
     }
 
     #[test]
@@ -138,7 +163,7 @@ mod tests {
         let text =
             Tensor::from_json("label".into(), Datatype::Bytes, vec![1], &json!(["a"])).unwrap();
         assert!(
-            top_classes(&text, 1, false)
+            top_classes(&text, 1, false, None)
                 .unwrap_err()
                 .to_string()
                 .contains("only numeric outputs")

@@ -166,6 +166,7 @@ impl Follower {
                 payload_sha256: fetched.verified.payload_sha256,
                 expires_at: Some(manifest.expires_at),
                 signature: current.signature.clone(),
+                labels: current.labels.clone(),
                 batcher: current.batcher.clone(),
             },
             Change::Load => {

@@ -190,7 +190,8 @@ impl Service {
                 let output = match wanted.parameters.get("classification") {
                     Some(parameter) => {
                         let count = class_count(&wanted.name, integer(parameter))?;
-                        top_classes(&output, count, served.signature.batchable)?
+                        let labels = served.labels.of(&wanted.name);
+                        top_classes(&output, count, served.signature.batchable, labels)?
                     }
                     None => output,
                 };

@@ -9,6 +9,7 @@ use candle_core::Device;
 use kiln_core::ModelRef;
 
 use super::batcher::{BatchPolicy, Batcher};
+use super::labels::{self, ClassLabels, LabelFile};
 use super::registry::{self, Fetched, Registry};
 use super::session::Session;
 use super::signature::Signature;
@@ -24,6 +25,7 @@ pub struct Loader {
     policy: BatchPolicy,
     variant: Option<String>,
     cache: PathBuf,
+    label_files: Vec<LabelFile>,
 }
 
 impl Loader {
@@ -33,6 +35,11 @@ impl Loader {
                 "--instances, --max-batch-size and --max-queue must be at least 1".to_owned(),
             );
         }
+        let label_files = args
+            .labels
+            .iter()
+            .map(|a| LabelFile::read(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let threads = args
             .threads
             .unwrap_or_else(|| (cores / args.instances).max(1));
@@ -59,6 +66,7 @@ impl Loader {
             },
             variant: args.variant.clone(),
             cache: args.cache.clone(),
+            label_files,
         })
     }
 
@@ -71,12 +79,12 @@ impl Loader {
         &self.device_spec
     }
 
-    /// Sessions of the model at `model_path`, and their batcher.
+    /// Sessions of the model at `model_path`, their batcher, and the names of its outputs' classes.
     async fn start(
         &self,
         model_path: PathBuf,
         signature: Arc<Signature>,
-    ) -> Result<Batcher, String> {
+    ) -> Result<(Batcher, Arc<ClassLabels>), String> {
         let (engine, device, spec) = (
             self.engine.clone(),
             self.device.clone(),
@@ -94,14 +102,22 @@ impl Loader {
             );
         }
         let (instances, threads) = (self.instances, self.threads_per_instance);
-        let sessions = tokio::task::spawn_blocking(move || {
-            (0..instances)
+        let (files, for_labels) = (self.label_files.clone(), signature.clone());
+        let (sessions, labels) = tokio::task::spawn_blocking(move || {
+            let model = labels::read_model(&model_path);
+            let labels = ClassLabels::new(model.as_ref(), &files, &for_labels)?;
+            drop(model);
+            let sessions = (0..instances)
                 .map(|_| Session::load(&engine, &model_path, (&device, &spec), threads))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, String>((sessions, labels))
         })
         .await
         .map_err(|e| e.to_string())??;
-        Ok(Batcher::start(sessions, signature, self.policy))
+        Ok((
+            Batcher::start(sessions, signature, self.policy),
+            Arc::new(labels),
+        ))
     }
 
     /// Loads the one ONNX model in `folder` (or the file `folder` names), its signature read from the
@@ -138,7 +154,7 @@ impl Loader {
             .map_err(|e| format!("{}: {e}", model_path.display()))?;
         let signature = Signature::from_onnx(&checked.inputs, &checked.outputs)?;
         let signature = Arc::new(signature);
-        let batcher = self.start(model_path.clone(), signature.clone()).await?;
+        let (batcher, labels) = self.start(model_path.clone(), signature.clone()).await?;
         tracing::info!(file = %model_path.display(), engine = self.engine.name(), batchable = signature.batchable, "loaded");
         Ok(Served {
             reference: model_path.display().to_string(),
@@ -149,6 +165,7 @@ impl Loader {
             payload_sha256: sha256,
             expires_at: None,
             signature,
+            labels,
             batcher: Arc::new(batcher),
         })
     }
@@ -170,7 +187,7 @@ impl Loader {
             .await
             .map_err(ServeError::Registry)?;
         let signature = Arc::new(signature);
-        let batcher = self
+        let (batcher, labels) = self
             .start(model_path.clone(), signature.clone())
             .await
             .map_err(|why| {
@@ -199,6 +216,7 @@ impl Loader {
             payload_sha256: fetched.verified.payload_sha256,
             expires_at: Some(manifest.expires_at),
             signature,
+            labels,
             batcher: Arc::new(batcher),
         })
     }

@@ -9,6 +9,7 @@ pub mod batcher;
 mod classification;
 mod follow;
 mod grpc;
+mod labels;
 mod loader;
 pub mod metrics;
 pub mod registry;
@@ -138,6 +139,11 @@ pub struct ServeArgs {
     /// This process's name in the report (default: the host name)
     #[arg(long)]
     pub instance_name: Option<String>,
+    /// Names the classes of an output for the classification extension (`score:index:label`): a file of
+    /// one label a line, class 0 first. Repeatable. Without it, the classes of an ONNX-ML classifier's
+    /// scores are named by the model itself
+    #[arg(long, value_name = "OUTPUT=FILE")]
+    pub labels: Vec<String>,
     /// The largest request body accepted, in MiB
     #[arg(long, default_value_t = 64)]
     pub max_request_mib: usize,
@@ -180,6 +186,8 @@ pub struct Served {
     /// When that manifest expires; `None` for a model served from a folder (nothing was verified here).
     pub expires_at: Option<DateTime<Utc>>,
     pub signature: Arc<Signature>,
+    /// Of the outputs whose classes have names: the classification extension answers `score:index:label`.
+    pub labels: Arc<labels::ClassLabels>,
     pub batcher: Arc<Batcher>,
 }
 

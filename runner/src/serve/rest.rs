@@ -276,8 +276,9 @@ fn inputs(request: &[InputTensor], mut binary: Bytes) -> Result<Vec<Tensor>, Ser
 fn selected(
     request: &InferRequest,
     outputs: Vec<Tensor>,
-    known: &super::signature::Signature,
+    served: &super::Served,
 ) -> Result<Vec<(Tensor, bool)>, ServeError> {
+    let known = &served.signature;
     let all_binary = request
         .parameters
         .get("binary_data_output")
@@ -319,7 +320,10 @@ fn selected(
                 .unwrap_or(all_binary);
             let output = outputs.swap_remove(at);
             let output = match classes {
-                Some(count) => top_classes(&output, count, known.batchable)?,
+                Some(count) => {
+                    let labels = served.labels.of(&w.name);
+                    top_classes(&output, count, known.batchable, labels)?
+                }
                 None => output,
             };
             Ok((output, binary))
@@ -420,7 +424,7 @@ async fn infer(
         let body = body(payload, limit, "kiln-runner serve --max-request-mib").await?;
         let (request, binary) = split_body(&req, body)?;
         let outputs = served.infer(inputs(&request.inputs, binary)?).await?;
-        let outputs = selected(&request, outputs, &served.signature)?;
+        let outputs = selected(&request, outputs, &served)?;
         Ok::<_, ServeError>(response(
             &state.model_name,
             &served.version,

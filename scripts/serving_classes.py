@@ -1,0 +1,102 @@
+"""The classification extension against a real `kiln-runner serve`: tritonclient's `class_count` gives
+each row's top classes as ONNX Runtime's scores rank them, as `score:index`, and as `score:index:label`
+where the classes have names: an ONNX-ML classifier's own `classlabels_*`, or `--labels OUTPUT=FILE`."""
+import subprocess
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+from serving_client import check, free_port, np_to_datatype, ort_outputs, post_json, start_runner
+
+
+def ranked_top(url, grpc_url, model, feeds, name, count):
+    """Each protocol's answer for `name` with `class_count`: per row, [(score, index, label or None)]."""
+    def inputs_of(module):
+        made = []
+        for n, value in feeds.items():
+            i = module.InferInput(n, list(value.shape), np_to_datatype(value))
+            i.set_data_from_numpy(value)
+            made.append(i)
+        return made
+    answers = {
+        "REST": httpclient.InferenceServerClient(url).infer(
+            model, inputs_of(httpclient), outputs=[httpclient.InferRequestedOutput(name, class_count=count)]),
+        "gRPC": grpcclient.InferenceServerClient(grpc_url).infer(
+            model, inputs_of(grpcclient), outputs=[grpcclient.InferRequestedOutput(name, class_count=count)]),
+    }
+    ranked = {}
+    for protocol, result in answers.items():
+        answer = np.asarray(result.as_numpy(name))
+        rows = answer.reshape(answer.shape[0] if answer.ndim > 1 else 1, -1)
+        ranked[protocol] = (answer.shape, [[parse(v.decode()) for v in row] for row in rows])
+    return ranked
+
+
+def parse(entry):
+    score, index, *label = entry.split(":", 2)
+    return float(score), int(index), label[0] if label else None
+
+
+def expected_top(scores, count):
+    rows = scores.reshape(scores.shape[0], -1)
+    return rows, [[int(i) for i in np.argsort(-row, kind="stable")[:count]] for row in rows]
+
+
+def classified(url, grpc_url, model, feeds, expected):
+    """Each row's top 5 classes (the rest of its values, flattened), "score:index", highest first."""
+    name, scores = next(iter(expected.items()))
+    rows, want = expected_top(scores, 5)
+    for protocol, (shape, ranked) in ranked_top(url, grpc_url, model, feeds, name, 5).items():
+        indices = [[i for _, i, _ in row] for row in ranked]
+        close = all(np.allclose([s for s, _, _ in got], row[w], rtol=1e-4, atol=1e-4)
+                    for got, row, w in zip(ranked, rows, want))
+        unnamed = all(label is None for row in ranked for _, _, label in row)
+        check(indices == want and close and unnamed and shape == (len(rows), 5),
+              f"classification over {protocol}: each row's top 5 as ONNX Runtime ranks them ({indices}, want {want})")
+    status, body = post_json(f"http://{url}/v2/models/{model}/infer", {
+        "inputs": [{"name": n, "datatype": np_to_datatype(v), "shape": list(v.shape), "data": v.reshape(-1).tolist()}
+                   for n, v in feeds.items()],
+        "outputs": [{"name": name, "parameters": {"classification": 0}}]})
+    check(status == 400 and "positive number of classes" in body["error"], f"REST: classification 0 is 400 ({body})")
+
+
+def named(url, grpc_url, model, feeds, name, scores, labels, source):
+    """The top 2 classes of each row named by `labels`, over REST and gRPC."""
+    rows, want = expected_top(scores, 2)
+    for protocol, (_, ranked) in ranked_top(url, grpc_url, model, feeds, name, 2).items():
+        got = [[(i, label) for _, i, label in row] for row in ranked]
+        wanted = [[(i, labels[i]) for i in row] for row in want]
+        check(got == wanted, f"classification over {protocol} names the classes {source} ({got}, want {wanted})")
+
+
+def labeled(work, runner, classifier_path):
+    """An ONNX-ML LinearClassifier served from its folder on ONNX Runtime: its classes named by its own
+    `classlabels_strings`, then by `--labels`, which wins; a label file of the wrong length is refused."""
+    x = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]], dtype=np.float32)
+    scores = ort_outputs(classifier_path, {"X": x})["probabilities"]
+    for extra, labels, source in [
+        ([], ["setosa", "versicolor", "virginica"], "by the classifier's own labels"),
+        (["--labels", f"probabilities={write_labels(work, 'latin', ['I. setosa', 'I. versicolor', 'I. virginica'])}"],
+         ["I. setosa", "I. versicolor", "I. virginica"], "from --labels, over the model's own"),
+    ]:
+        process, url, grpc_url = start_runner(runner, classifier_path, work, "classifier",
+                                              ["--engine", "ort", "--name", "iris", *extra])
+        try:
+            named(url, grpc_url, "iris", {"X": x}, "probabilities", scores, labels, source)
+        finally:
+            process.terminate()
+            process.wait(30)
+    short = write_labels(work, "short", ["only", "two"])
+    refused = subprocess.run([runner, "serve", "--model-dir", classifier_path, "--engine", "ort",
+                              "--labels", f"probabilities={short}", "--http-listen", f"127.0.0.1:{free_port()}",
+                              "--grpc-listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60)
+    check(refused.returncode != 0 and '2 labels for output "probabilities", which holds 3 classes' in refused.stderr,
+          f"--labels with a wrong number of labels is refused at start ({refused.stderr.strip()[-200:]})")
+
+
+def write_labels(work, name, labels):
+    path = f"{work}/{name}-labels.txt"
+    with open(path, "w") as f:
+        f.write("\n".join(labels) + "\n")
+    return path

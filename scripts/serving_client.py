@@ -1,0 +1,118 @@
+"""What the serving tests share: the record of their checks, a `kiln-runner serve` started and waited for,
+calls through tritonclient (PyPI) over REST and gRPC, and ONNX Runtime's answers to compare with."""
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import onnxruntime as ort
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+SERVER = os.environ["KILN_SERVER"]
+failures = []
+
+
+def check(condition, what):
+    print(("ok   " if condition else "FAIL ") + what, flush=True)
+    if not condition:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kiln(cli, *args):
+    return subprocess.run([cli, *args], check=True, capture_output=True, text=True).stdout
+
+
+def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=None, env=None):
+    """`kiln-runner serve` of a registry reference, or of a local ONNX file when `reference` is a path."""
+    http_port, grpc_port = http_port or free_port(), free_port()
+    log = open(os.path.join(work, f"{name}.log"), "w")
+    source = ["--model-dir", reference] if os.path.isfile(reference) else [reference, "--server", server]
+    process = subprocess.Popen(
+        [runner, "serve", *source, "--http-listen", f"127.0.0.1:{http_port}",
+         "--grpc-listen", f"127.0.0.1:{grpc_port}", "--cache", os.path.join(work, f"{name}-cache"), *extra],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
+    url = f"127.0.0.1:{http_port}"
+    for _ in range(600):
+        try:
+            if httpclient.InferenceServerClient(url).is_server_ready():
+                return process, url, f"127.0.0.1:{grpc_port}"
+        except Exception:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    print(open(os.path.join(work, f"{name}.log")).read())
+    raise SystemExit(f"kiln-runner serve {reference} did not become ready")
+
+
+def ort_outputs(model_path, feeds):
+    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds)))
+
+
+def http_infer(url, model, feeds, binary=True, outputs=None):
+    client = httpclient.InferenceServerClient(url)
+    inputs = []
+    for name, value in feeds.items():
+        i = httpclient.InferInput(name, list(value.shape), np_to_datatype(value))
+        i.set_data_from_numpy(value, binary_data=binary)
+        inputs.append(i)
+    requested = None if outputs is None else [httpclient.InferRequestedOutput(o, binary_data=binary) for o in outputs]
+    return client.infer(model, inputs, outputs=requested)
+
+
+def grpc_infer(url, model, feeds):
+    client = grpcclient.InferenceServerClient(url)
+    inputs = []
+    for name, value in feeds.items():
+        i = grpcclient.InferInput(name, list(value.shape), np_to_datatype(value))
+        i.set_data_from_numpy(value)
+        inputs.append(i)
+    return client.infer(model, inputs)
+
+
+def np_to_datatype(value):
+    from tritonclient.utils import np_to_triton_dtype
+    return np_to_triton_dtype(value.dtype)
+
+
+def agrees(result, expected, tolerance):
+    return all(np.allclose(result.as_numpy(name), value, rtol=tolerance, atol=tolerance)
+               for name, value in expected.items())
+
+
+def run_together(url, one, count):
+    """Runs one(n) for n < count on threads and returns how many batches the runner ran meanwhile."""
+    before = metric(url, "kiln_serve_batch_size_count")
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return metric(url, "kiln_serve_batch_size_count") - before
+
+
+def metric(url, name):
+    text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def post_json(address, body, headers=None):
+    """POSTs JSON; the status and, for an error, its JSON body."""
+    request = urllib.request.Request(address, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        urllib.request.urlopen(request)
+        return 200, {}
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
