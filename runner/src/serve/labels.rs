@@ -348,7 +348,7 @@ mod tests {
         let two = LabelFile::read(&format!("probabilities={path}")).unwrap();
         let fixed = [Dim::Symbolic("N".into()), Dim::Fixed(3)];
         let sig = signature(&[("probabilities", &fixed)]);
-        let wrong_count = ClassLabels::new(None, &[two.clone()], &sig).unwrap_err();
+        let wrong_count = ClassLabels::new(None, std::slice::from_ref(&two), &sig).unwrap_err();
         assert!(
             wrong_count.contains("2 labels") && wrong_count.contains("3 classes"),
             "{wrong_count}"
