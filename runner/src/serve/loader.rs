@@ -106,6 +106,7 @@ impl Loader {
         let (sessions, labels) = tokio::task::spawn_blocking(move || {
             let model = labels::read_model(&model_path);
             let labels = ClassLabels::new(model.as_ref(), &files, &for_labels)?;
+            // Gone before the engine reads the file: a large model is not held twice.
             drop(model);
             let sessions = (0..instances)
                 .map(|_| Session::load(&engine, &model_path, (&device, &spec), threads))
