@@ -358,6 +358,87 @@ fn killing_the_server_mid_push_on_postgres_and_garage() {
     killing_the_server_mid_push_leaves_nothing_visible(Backend::PostgresS3);
 }
 
+/// Sends the headers of a PATCH of `part` bytes into upload session `id` and half its body, then
+/// nothing: the server holds the session's claim while it waits for the rest.
+fn stalled_chunk(server: &Server, id: &str, part: usize, total: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    let head = format!(
+        "PATCH /api/v1/uploads/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Range: bytes 0-{}/{total}\r\nContent-Length: {part}\r\n\r\n",
+        kiln_tests::ADMIN_TOKEN,
+        part - 1
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&vec![7u8; part / 2]).unwrap();
+    stream
+}
+
+/// A server killed while a chunk streams in dies holding the session's one-writer claim, which would
+/// keep the session `upload_busy` until it lapsed (20 s). Restarted at its address on its data, the
+/// server knows the claim for its own last run's and lets go of it as it starts: the chunk sent again
+/// goes in at once.
+fn a_restarted_server_lets_go_of_the_claims_it_died_holding(backend: Backend) {
+    let mut server = Server::start(backend);
+    let data: Vec<u8> = (0..12 * MIB).map(|i| (i * 31 % 251) as u8).collect();
+    let digest = Sha256Digest::of(&data);
+    let (status, session) = server.post_json(
+        "/api/v1/uploads",
+        &json!({ "digest": digest, "size": data.len() }),
+    );
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let part = session["part_size"].as_u64().unwrap() as usize;
+    assert!(part < data.len(), "two parts at least: {session}");
+
+    let stalled = stalled_chunk(&server, &id, part, data.len());
+    // The server claims the session when the headers arrive; a rival sent before that would win it.
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = server.patch_chunk(&id, 0, data[..part].to_vec(), data.len());
+        if status == 409 && body["error"]["code"] == "upload_busy" {
+            break;
+        }
+        assert!(
+            status == 409 && Instant::now() < deadline,
+            "while the stalled chunk holds the session, another is busy: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = server.port();
+    server.kill();
+    drop(stalled);
+    server.restart();
+    assert_eq!(
+        server.port(),
+        port,
+        "the port was taken meanwhile, so the restarted server is another one"
+    );
+    let (status, body) = server.patch_chunk(&id, 0, data[..part].to_vec(), data.len());
+    assert_eq!(status, 200, "the first chunk goes in at once: {body}");
+    assert!(
+        server.log().contains("let go of the upload claims"),
+        "{}",
+        server.log()
+    );
+    let (status, body) = server.patch_chunk(&id, part, data[part..].to_vec(), data.len());
+    assert_eq!(status, 200, "{body}");
+    let (status, blob) = server.post_json(&format!("/api/v1/uploads/{id}/commit"), &json!({}));
+    assert_eq!(status, 200, "{blob}");
+    assert_eq!(blob["digest"], json!(digest), "{blob}");
+}
+
+#[test]
+fn a_restarted_server_lets_go_of_its_claims_on_the_embedded_default() {
+    a_restarted_server_lets_go_of_the_claims_it_died_holding(Backend::Embedded);
+}
+
+#[test]
+fn a_restarted_server_lets_go_of_its_claims_on_postgres_and_garage() {
+    a_restarted_server_lets_go_of_the_claims_it_died_holding(Backend::PostgresS3);
+}
+
 #[test]
 fn an_interrupted_push_resumes_when_rerun() {
     let server = Server::start(Backend::Embedded);

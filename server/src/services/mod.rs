@@ -81,6 +81,8 @@ pub struct Foundations {
     pub webhooks: crate::config::WebhookSettings,
     /// How long hot reads are kept (0: not at all).
     pub cache_ttl: Duration,
+    /// Names this server's upload claims.
+    pub claimant: upload_claims::Claimant,
 }
 
 impl Services {
@@ -98,13 +100,14 @@ impl Services {
             embedded_runner,
             webhooks,
             cache_ttl,
+            claimant,
         } = base;
         let cache = read_cache::ReadCache::new(cache_ttl);
         let accounts =
             accounts::AccountService::new(db.clone(), jwt, embedded_runner, cache.clone());
         let registry = registry::RegistryService::new(db.clone(), pipeline, cache.clone());
-        let uploads = uploads::UploadService::new(db.clone(), store.clone());
-        let oci = oci::OciService::new(db.clone(), store.clone(), registry.clone());
+        let uploads = uploads::UploadService::new(db.clone(), store.clone(), claimant.clone());
+        let oci = oci::OciService::new(db.clone(), store.clone(), registry.clone(), claimant);
         let distillations =
             distillations::DistillationService::new(db.clone(), store.clone(), registry.clone());
         Self {

@@ -22,7 +22,9 @@ use crate::db::{Database, new_id, now};
 use crate::error::Error;
 use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
-use crate::services::upload_claims::{BUSY_RETRY_AFTER, CLAIM_LAPSES, ClaimKeeper, stale_before};
+use crate::services::upload_claims::{
+    BUSY_RETRY_AFTER, CLAIM_LAPSES, ClaimKeeper, Claimant, stale_before,
+};
 use crate::storage::BlobStore;
 
 const MIB: i64 = 1024 * 1024;
@@ -86,7 +88,7 @@ fn upload_busy(row: &UploadSessionRow) -> Error {
     Error::UploadBusy {
         message: format!(
             "another request is writing this upload session at byte {}; retry in {BUSY_RETRY_AFTER} s (a \
-             writer whose server stopped lets go within {} s)",
+             writer whose server stopped lets go when that server starts again, or within {} s)",
             row.upload_offset,
             CLAIM_LAPSES.as_secs()
         ),
@@ -99,11 +101,24 @@ fn upload_busy(row: &UploadSessionRow) -> Error {
 pub struct UploadService {
     db: Database,
     store: BlobStore,
+    claimant: Claimant,
 }
 
 impl UploadService {
-    pub fn new(db: Database, store: BlobStore) -> Self {
-        Self { db, store }
+    pub fn new(db: Database, store: BlobStore, claimant: Claimant) -> Self {
+        Self {
+            db,
+            store,
+            claimant,
+        }
+    }
+
+    /// Lets go of the claims this server's last run died holding (see [`Claimant`]); how many.
+    pub async fn let_go_of_earlier_claims(&self) -> Result<usize, Error> {
+        let pattern = self.claimant.claims_pattern();
+        self.db
+            .run(move |conn| Ok(uploads::let_go_of_claims(conn, &pattern)?))
+            .await
     }
 
     /// Digests among `digests` that the server does not hold.
@@ -251,7 +266,7 @@ impl UploadService {
                 ),
             ));
         }
-        let writer = new_id();
+        let writer = self.claimant.claim_name();
         if !self.claim(&row.id, row.upload_offset, &writer).await? {
             let current = self.find(id, uploader).await?;
             return Err(if current.upload_offset == range.start {
@@ -374,7 +389,7 @@ impl UploadService {
     /// once: they take turns holding the session. One that finds the session ended by the other
     /// answers with the blob when it was stored, and 404 when it was not (the bytes were refused).
     pub async fn commit(&self, id: &str, uploader: &Uploader) -> Result<BlobInfo, Error> {
-        let committer = new_id();
+        let committer = self.claimant.claim_name();
         let row = match self.claim_for_commit(id, uploader, &committer).await? {
             CommitTurn::Mine(row) => row,
             CommitTurn::DoneByAnother(blob) => return Ok(blob),

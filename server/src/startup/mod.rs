@@ -23,6 +23,7 @@ use crate::db::Database;
 use crate::error::Error;
 use crate::manifest::ManifestSigner;
 use crate::pipeline::{JobContext, PipelineQueue, StepLimits};
+use crate::services::upload_claims::Claimant;
 use crate::services::{Foundations, Services};
 use crate::storage::BlobStore;
 
@@ -35,6 +36,29 @@ pub struct Application {
     workers_stop: tokio_util::sync::CancellationToken,
     /// This process's row among the replicas.
     replica: String,
+}
+
+/// This machine's name, as the kernel has it (empty when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+/// A server that starts holds no upload claim: any under its name are its last run's, which died holding
+/// them. Letting go now spares a push resumed after a restart the wait for them to lapse.
+async fn let_go_of_earlier_claims(services: &Services) -> Result<(), Error> {
+    let sessions = services.uploads.let_go_of_earlier_claims().await?;
+    let oci = services.oci.let_go_of_earlier_claims().await?;
+    if sessions + oci > 0 {
+        tracing::info!(
+            upload_sessions = sessions,
+            oci_uploads = oci,
+            "let go of the upload claims this server's last run held when it stopped"
+        );
+    }
+    Ok(())
 }
 
 impl Application {
@@ -92,7 +116,15 @@ impl Application {
                 .map(|(_, address, secret)| (secret.clone(), *address)),
             webhooks: settings.webhooks.clone(),
             cache_ttl: settings.cache_ttl,
+            claimant: Claimant::for_server(
+                &host_name(),
+                settings.listen,
+                // Relative to where it started: the same folder however it is written.
+                &std::fs::canonicalize(&settings.data_dir)
+                    .unwrap_or_else(|_| settings.data_dir.clone()),
+            ),
         });
+        let_go_of_earlier_claims(&services).await?;
         announce_bootstrap(
             services
                 .accounts

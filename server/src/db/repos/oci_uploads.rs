@@ -92,6 +92,16 @@ pub fn still_writing(
     Ok(updated == 1)
 }
 
+/// Lets go of every claim named by `pattern` (a server's, at its start: see `Claimant`); how many.
+pub fn let_go_of_claims(conn: &mut DbConnection, pattern: &str) -> QueryResult<usize> {
+    diesel::update(oci_uploads::table.filter(oci_uploads::writer.like(pattern)))
+        .set((
+            oci_uploads::writer.eq(None::<String>),
+            oci_uploads::writer_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
 /// The writer lets go without moving the upload (its request failed).
 pub fn release(conn: &mut DbConnection, id: &str, writer: &str) -> QueryResult<()> {
     diesel::update(

@@ -84,6 +84,16 @@ pub fn still_writing(
     Ok(updated == 1)
 }
 
+/// Lets go of every claim named by `pattern` (a server's, at its start: see `Claimant`); how many.
+pub fn let_go_of_claims(conn: &mut DbConnection, pattern: &str) -> QueryResult<usize> {
+    diesel::update(upload_sessions::table.filter(upload_sessions::writer.like(pattern)))
+        .set((
+            upload_sessions::writer.eq(None::<String>),
+            upload_sessions::writer_at.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
 /// The writer lets go without moving the session (its request failed).
 pub fn release(conn: &mut DbConnection, id: &str, writer: &str) -> QueryResult<()> {
     diesel::update(

@@ -24,6 +24,7 @@ use crate::db::{Database, DbConnection};
 use crate::error::Error;
 use crate::services::downloads::LocatedFile;
 use crate::services::registry::RegistryService;
+use crate::services::upload_claims::Claimant;
 use crate::storage::BlobStore;
 use modelpack::{CONFIG_MEDIA_TYPE, LayerFile, MANIFEST_MEDIA_TYPE, sha256_hex};
 
@@ -74,6 +75,8 @@ pub struct OciService {
     db: Database,
     store: BlobStore,
     registry: RegistryService,
+    /// Names this server's upload claims.
+    claimant: Claimant,
 }
 
 fn model_row(
@@ -308,11 +311,17 @@ fn served_for(
 }
 
 impl OciService {
-    pub fn new(db: Database, store: BlobStore, registry: RegistryService) -> Self {
+    pub fn new(
+        db: Database,
+        store: BlobStore,
+        registry: RegistryService,
+        claimant: Claimant,
+    ) -> Self {
         Self {
             db,
             store,
             registry,
+            claimant,
         }
     }
 

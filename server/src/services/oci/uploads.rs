@@ -382,9 +382,18 @@ impl OciService {
         Ok(())
     }
 
+    /// Lets go of the claims this server's last run died holding (see
+    /// [`crate::services::upload_claims::Claimant`]); how many.
+    pub async fn let_go_of_earlier_claims(&self) -> Result<usize, Error> {
+        let pattern = self.claimant.claims_pattern();
+        self.db
+            .run(move |conn| Ok(oci_uploads::let_go_of_claims(conn, &pattern)?))
+            .await
+    }
+
     /// Makes this request the upload's one writer (see `upload_claims`); its claim's name.
     async fn claim(&self, row: &OciUploadRow) -> Result<String, Error> {
-        let writer = new_id();
+        let writer = self.claimant.claim_name();
         let (key, offset, me, at) = (row.id.clone(), row.upload_offset, writer.clone(), now());
         let claimed = self
             .db
