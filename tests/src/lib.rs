@@ -119,25 +119,20 @@ impl Server {
         server
     }
 
-    /// Starts the server on a free port (a restart on the port it had, as a restarted server comes back
-    /// at its address) and waits until it is ready. A port found free can be taken by another process
-    /// before the server binds it (tests run in parallel, and every client connection takes an ephemeral
-    /// port from the same range), so a start that fails only for that tries again on another port.
+    /// Starts the server on a free port and waits until it is ready. A port found free can be taken by
+    /// another process before the server binds it (tests run in parallel, and every client connection
+    /// takes an ephemeral port from the same range), so a start that fails only for that tries again on
+    /// another port.
     fn spawn(&mut self) {
-        let mut port = self.port;
         for _ in 0..5 {
-            if port == 0 {
-                port = free_port();
-            }
             let logged = self.log().len();
-            match self.try_spawn(port, logged) {
+            match self.try_spawn(logged) {
                 Ok(()) => return,
                 Err(status) => {
                     let output = self.log().get(logged..).unwrap_or_default().to_owned();
                     if !output.contains("Address already in use") {
                         panic!("kiln-server exited with {status}:\n{}", self.log());
                     }
-                    port = 0;
                 }
             }
         }
@@ -147,8 +142,8 @@ impl Server {
     /// One start: `Err` with the exit status when the process ended before it was ready. Ready means
     /// this process said in its log (past `logged` bytes) that it listens on the port, and the port
     /// answers: until then another test's server that took the port first would answer for it.
-    fn try_spawn(&mut self, port: u16, logged: usize) -> Result<(), std::process::ExitStatus> {
-        self.port = port;
+    fn try_spawn(&mut self, logged: usize) -> Result<(), std::process::ExitStatus> {
+        self.port = free_port();
         self.url = format!("http://127.0.0.1:{}", self.port);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -235,8 +230,7 @@ impl Server {
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
-    /// Starts again on the same database, store and working directory, and the same port unless another
-    /// process took it meanwhile.
+    /// Starts again on the same database, store and working directory.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

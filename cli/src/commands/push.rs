@@ -25,8 +25,8 @@ use crate::progress::{bytes_bar, human_bytes, note};
 const TARGET_CHUNK: i64 = 64 * 1024 * 1024;
 
 /// How long a push waits, in all, while another request holds a file's upload session (`upload_busy`):
-/// a writer whose server stopped mid-chunk lets go when it starts again or within 20 s, a live one within
-/// its chunk's time.
+/// a writer whose server stopped mid-chunk lets go when a server starts again on its data or within 20 s,
+/// a live one within its chunk's time.
 const MAX_BUSY_WAIT: Duration = Duration::from_secs(300);
 
 pub struct PushOptions {

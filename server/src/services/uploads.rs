@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
 use crate::services::upload_claims::{
-    BUSY_RETRY_AFTER, CLAIM_LAPSES, ClaimKeeper, Claimant, stale_before,
+    BUSY_RETRY_AFTER, CLAIM_LAPSES, ClaimKeeper, Claimant, claims_pattern, stale_before,
 };
 use crate::storage::BlobStore;
 
@@ -88,7 +88,7 @@ fn upload_busy(row: &UploadSessionRow) -> Error {
     Error::UploadBusy {
         message: format!(
             "another request is writing this upload session at byte {}; retry in {BUSY_RETRY_AFTER} s (a \
-             writer whose server stopped lets go when that server starts again, or within {} s)",
+             writer whose server stopped lets go when a server starts again on its data, or within {} s)",
             row.upload_offset,
             CLAIM_LAPSES.as_secs()
         ),
@@ -113,9 +113,11 @@ impl UploadService {
         }
     }
 
-    /// Lets go of the claims this server's last run died holding (see [`Claimant`]); how many.
-    pub async fn let_go_of_earlier_claims(&self) -> Result<usize, Error> {
-        let pattern = self.claimant.claims_pattern();
+    /// Lets go of the claims of `run`, a server run known to have ended (see [`Claimant`]); how many.
+    pub async fn let_go_of_claims_of(&self, run: &str) -> Result<usize, Error> {
+        let Some(pattern) = claims_pattern(run) else {
+            return Ok(0);
+        };
         self.db
             .run(move |conn| Ok(uploads::let_go_of_claims(conn, &pattern)?))
             .await

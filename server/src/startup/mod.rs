@@ -3,6 +3,7 @@
 
 pub mod allocator;
 pub mod embedded_runner;
+mod previous_run;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -34,31 +35,33 @@ pub struct Application {
     db: Database,
     store: BlobStore,
     workers_stop: tokio_util::sync::CancellationToken,
-    /// This process's row among the replicas.
+    /// This process's row among the replicas, and its run's name.
     replica: String,
+    /// Held while the server runs: the next run on its data directory knows this one ended.
+    _run_lock: Option<previous_run::RunLock>,
 }
 
-/// This machine's name, as the kernel has it (empty when it cannot be read).
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_default()
-}
-
-/// A server that starts holds no upload claim: any under its name are its last run's, which died holding
-/// them. Letting go now spares a push resumed after a restart the wait for them to lapse.
-async fn let_go_of_earlier_claims(services: &Services) -> Result<(), Error> {
-    let sessions = services.uploads.let_go_of_earlier_claims().await?;
-    let oci = services.oci.let_go_of_earlier_claims().await?;
-    if sessions + oci > 0 {
-        tracing::info!(
-            upload_sessions = sessions,
-            oci_uploads = oci,
-            "let go of the upload claims this server's last run held when it stopped"
-        );
+/// Lets go of the upload claims of the run that used `data_dir` before, when it has ended (see
+/// [`previous_run`]); the lock to hold for as long as this run serves.
+async fn let_go_of_ended_run(
+    services: &Services,
+    data_dir: &std::path::Path,
+    run: &str,
+) -> Result<Option<previous_run::RunLock>, Error> {
+    let taken = previous_run::take_over(data_dir, run);
+    if let Some(ended) = &taken.ended {
+        let sessions = services.uploads.let_go_of_claims_of(ended).await?;
+        let oci = services.oci.let_go_of_claims_of(ended).await?;
+        if sessions + oci > 0 {
+            tracing::info!(
+                run = %ended,
+                upload_sessions = sessions,
+                oci_uploads = oci,
+                "let go of the upload claims the last run on this data directory held when it ended"
+            );
+        }
     }
-    Ok(())
+    Ok(taken.lock)
 }
 
 impl Application {
@@ -101,6 +104,7 @@ impl Application {
         } else {
             None
         };
+        let replica = format!("replica-{}", uuid::Uuid::new_v4().simple());
         let services = Services::new(Foundations {
             db: db.clone(),
             store: store.clone(),
@@ -116,15 +120,8 @@ impl Application {
                 .map(|(_, address, secret)| (secret.clone(), *address)),
             webhooks: settings.webhooks.clone(),
             cache_ttl: settings.cache_ttl,
-            claimant: Claimant::for_server(
-                &host_name(),
-                settings.listen,
-                // Relative to where it started: the same folder however it is written.
-                &std::fs::canonicalize(&settings.data_dir)
-                    .unwrap_or_else(|_| settings.data_dir.clone()),
-            ),
+            claimant: Claimant::new(&replica),
         });
-        let_go_of_earlier_claims(&services).await?;
         announce_bootstrap(
             services
                 .accounts
@@ -139,6 +136,8 @@ impl Application {
             ))
         })?;
         let address = listener.local_addr()?;
+        // After the bind: a copy started by mistake with a running server's settings stops there.
+        let run_lock = let_go_of_ended_run(&services, &settings.data_dir, &replica).await?;
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let (runner_listener, runner_access) = match runner_door {
             Some((listener, address, secret)) => {
@@ -165,7 +164,6 @@ impl Application {
         if let Some(address) = settings.metrics.listen {
             spawn_metrics_listener(address, services.clone())?;
         }
-        let replica = format!("replica-{}", uuid::Uuid::new_v4().simple());
         spawn_upload_reaper(
             services.clone(),
             settings.upload_session_ttl,
@@ -222,6 +220,7 @@ impl Application {
             store,
             workers_stop,
             replica,
+            _run_lock: run_lock,
         })
     }
 

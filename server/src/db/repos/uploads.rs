@@ -84,7 +84,7 @@ pub fn still_writing(
     Ok(updated == 1)
 }
 
-/// Lets go of every claim named by `pattern` (a server's, at its start: see `Claimant`); how many.
+/// Lets go of every claim named by `pattern` (an ended server run's: see `Claimant`); how many.
 pub fn let_go_of_claims(conn: &mut DbConnection, pattern: &str) -> QueryResult<usize> {
     diesel::update(upload_sessions::table.filter(upload_sessions::writer.like(pattern)))
         .set((

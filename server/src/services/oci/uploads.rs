@@ -20,7 +20,7 @@ use crate::db::{new_id, now};
 use crate::error::Error;
 use crate::services::request_body::{BodyBounds, stream_into};
 use crate::services::transaction_retried;
-use crate::services::upload_claims::{ClaimKeeper, stale_before};
+use crate::services::upload_claims::{ClaimKeeper, claims_pattern, stale_before};
 
 const MIB: i64 = 1024 * 1024;
 /// Every part but the last of a staged upload. S3 allows 10,000 parts, so an upload through `/v2/`
@@ -382,10 +382,12 @@ impl OciService {
         Ok(())
     }
 
-    /// Lets go of the claims this server's last run died holding (see
+    /// Lets go of the claims of `run`, a server run known to have ended (see
     /// [`crate::services::upload_claims::Claimant`]); how many.
-    pub async fn let_go_of_earlier_claims(&self) -> Result<usize, Error> {
-        let pattern = self.claimant.claims_pattern();
+    pub async fn let_go_of_claims_of(&self, run: &str) -> Result<usize, Error> {
+        let Some(pattern) = claims_pattern(run) else {
+            return Ok(0);
+        };
         self.db
             .run(move |conn| Ok(oci_uploads::let_go_of_claims(conn, &pattern)?))
             .await
