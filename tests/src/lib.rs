@@ -307,26 +307,43 @@ impl Server {
         total: usize,
     ) -> (u16, serde_json::Value) {
         let range = format!("bytes {start}-{}/{total}", start + chunk.len() - 1);
-        let url = format!("{}/api/v1/uploads/{id}", self.url);
+        let (status, _, text) = self.send(
+            "PATCH",
+            &format!("/api/v1/uploads/{id}"),
+            &[("content-range", &range)],
+            chunk,
+        );
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Any request to `path` as the administrator (a Bearer API token): status, headers, body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .patch(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .header("content-range", range)
-                .body(chunk)
-                .send()
-                .await
-                .expect("request sent");
+            let response = request.send().await.expect("request sent");
             let status = response.status().as_u16();
-            let text = response.text().await.unwrap();
-            (
-                status,
-                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-            )
+            let headers = response.headers().clone();
+            (status, headers, response.text().await.unwrap())
         })
     }
 }
