@@ -2,7 +2,8 @@
 # `kiln-runner serve` against tritonclient (PyPI), the Open Inference Protocol client of Triton and KServe,
 # over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
 # default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
-# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; a classifier. Part of scripts/test.sh.
+# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; two classifiers. Part of
+# scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-serving
@@ -85,7 +86,32 @@ model.ir_version = 8
 onnx.checker.check_model(model)
 onnx.save(model, sys.argv[1])
 PY
-for ref in acme/bert:1 acme/bert:2 "acme/$real:1" acme/words:1; do settle "$ref"; done
+# A classifier as Optimum exports one from `transformers`: `logits` of two classes, with the Hugging Face
+# config.json that names them (id2label) beside it; pushed as a folder, the config among its files.
+mkdir "$work/sentiment"
+"$KILN_ONNX_CORPUS/venv/bin/python" - "$work/sentiment" <<'PY'
+import json, os, sys, onnx
+from onnx import helper, TensorProto
+folder = sys.argv[1]
+weights = helper.make_tensor("weights", TensorProto.FLOAT, [4, 2], [0.9, -0.4, -1.1, 0.8, 0.3, 0.2, -0.5, 1.2])
+bias = helper.make_tensor("bias", TensorProto.FLOAT, [2], [0.1, -0.1])
+graph = helper.make_graph(
+    [helper.make_node("MatMul", ["features", "weights"], ["scaled"]),
+     helper.make_node("Add", ["scaled", "bias"], ["logits"])],
+    "sentiment",
+    [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch_size", 4])],
+    [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", 2])],
+    [weights, bias])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, os.path.join(folder, "model.onnx"))
+json.dump({"architectures": ["DistilBertForSequenceClassification"], "model_type": "distilbert",
+           "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}, "label2id": {"NEGATIVE": 0, "POSITIVE": 1}},
+          open(os.path.join(folder, "config.json"), "w"))
+PY
+target/debug/kiln push "$work/sentiment" acme/sentiment:1 >/dev/null
+for ref in acme/bert:1 acme/bert:2 "acme/$real:1" acme/words:1 acme/sentiment:1; do settle "$ref"; done
 target/debug/kiln alias set acme/bert production 1 >/dev/null
 target/debug/kiln alias set acme/words production 1 >/dev/null
 if ! "$venv/bin/python" scripts/serving_test.py "$work" "$PWD/target/debug/kiln" "$PWD/target/debug/kiln-runner" \

@@ -1,6 +1,8 @@
 """The classification extension against a real `kiln-runner serve`: tritonclient's `class_count` gives
 each row's top classes as ONNX Runtime's scores rank them, as `score:index`, and as `score:index:label`
-where the classes have names: an ONNX-ML classifier's own `classlabels_*`, or `--labels OUTPUT=FILE`."""
+where the classes have names: an ONNX-ML classifier's own `classlabels_*`, the Hugging Face config.json
+that came with the model, or `--labels OUTPUT=FILE`."""
+import os
 import subprocess
 
 import numpy as np
@@ -93,6 +95,25 @@ def labeled(work, runner, classifier_path):
                               "--grpc-listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60)
     check(refused.returncode != 0 and '2 labels for output "probabilities", which holds 3 classes' in refused.stderr,
           f"--labels with a wrong number of labels is refused at start ({refused.stderr.strip()[-200:]})")
+
+
+def named_by_config(work, runner, folder):
+    """A classifier exported with its Hugging Face config.json (Optimum's layout): the columns of its
+    `logits` named by the config's `id2label`, served from its folder and from the registry, where the
+    config is one of the version's files."""
+    x = np.array([[0.5, -1.0, 2.0, 0.1], [-2.0, 1.0, 0.3, 0.7], [1.5, 1.5, -0.5, -1.0]], dtype=np.float32)
+    model = os.path.join(folder, "model.onnx")
+    scores = ort_outputs(model, {"features": x})["logits"]
+    for reference, source in [(model, "from its folder"), ("acme/sentiment:1", "from the registry")]:
+        name = "sentiment-" + source.split()[-1]
+        process, url, grpc_url = start_runner(runner, reference, work, name,
+                                              ["--engine", "ort", "--name", "sentiment"])
+        try:
+            named(url, grpc_url, "sentiment", {"features": x}, "logits", scores, ["NEGATIVE", "POSITIVE"],
+                  f"by the config.json that came with the model, served {source}")
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 def write_labels(work, name, labels):

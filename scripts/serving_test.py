@@ -29,7 +29,7 @@ import yaml
 from safetensors.numpy import load_file
 from tritonclient.utils import InferenceServerException
 
-from serving_classes import classified, labeled
+from serving_classes import classified, labeled, named_by_config
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner)
 
@@ -449,6 +449,7 @@ def main():
     real_model(work, cli, runner, corpus, real)
     strings(work, runner, os.path.join(work, "words", "model.onnx"))
     labeled(work, runner, os.path.join(work, "iris", "model.onnx"))
+    named_by_config(work, runner, os.path.join(work, "sentiment"))
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -1,17 +1,19 @@
 //! Class labels for the classification extension, so that a ranked class reads `score:index:label` as
-//! Triton's does when its model configuration names a label file. They come from two places: the model
+//! Triton's does when its model configuration names a label file. They come from three places: the model
 //! itself, when an output holds the scores of one of ONNX-ML's classifiers (scikit-learn's models converted
 //! by skl2onnx: `LinearClassifier`, `SVMClassifier`, `TreeEnsembleClassifier` carry their classes in
-//! `classlabels_*`), and `--labels OUTPUT=FILE` (one label a line, the line's number the class's index), which
-//! wins. A label is given only when the row holds exactly as many values as there are labels: a count that
-//! does not match would name classes wrongly, so such rows keep `score:index`.
+//! `classlabels_*`), the Hugging Face `config.json` that came with the model ([`super::config_labels`]),
+//! and `--labels OUTPUT=FILE` (one label a line, the line's number the class's index), which wins over
+//! both. A label is given only when the row holds exactly as many values as there are labels: a count
+//! that does not match would name classes wrongly, so such rows keep `score:index`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use kiln_onnx::proto::{ModelProto, NodeProto};
 
-use super::signature::Signature;
+use super::config_labels::id2label_of;
+use super::signature::{Signature, TensorSpec};
 
 /// ONNX-ML's classifiers; their second output is a score per class, in the order of `classlabels_*`.
 const CLASSIFIERS: [&str; 3] = [
@@ -69,14 +71,22 @@ impl LabelFile {
 }
 
 impl ClassLabels {
-    /// The labels the model names for its outputs, then `files` over them, checked against `signature`:
-    /// a file for an output the model has not, or whose label count its fixed shape contradicts, is refused.
+    /// The labels a Hugging Face `config` names (see [`super::config_labels`]), the model's own over them,
+    /// then `files` over both, checked against `signature`: a file for an output the model has not, or
+    /// whose label count its fixed shape contradicts, is refused.
     pub fn new(
         model: Option<&ModelProto>,
+        config: Option<&str>,
         files: &[LabelFile],
         signature: &Signature,
     ) -> Result<Self, String> {
-        let mut labels = model.map(Self::of_model).unwrap_or_default();
+        let mut labels = Self::default();
+        if let Some((output, names)) = config.and_then(|c| id2label_of(c, signature)) {
+            labels.by_output.insert(output, names);
+        }
+        if let Some(model) = model {
+            labels.by_output.extend(Self::of_model(model).by_output);
+        }
         for file in files {
             let Some(spec) = signature.outputs.iter().find(|o| o.name == file.output) else {
                 let names: Vec<&str> = signature.outputs.iter().map(|o| o.name.as_str()).collect();
@@ -86,15 +96,8 @@ impl ClassLabels {
                     names.join(", ")
                 ));
             };
-            let fixed = spec.shape.as_ref().and_then(|shape| {
-                let rest = if signature.batchable {
-                    shape.get(1..)?
-                } else {
-                    shape
-                };
-                rest.iter().all(|&d| d >= 0).then(|| rest.iter().product())
-            });
-            if let Some(classes) = fixed.filter(|&n: &i64| n != file.labels.len() as i64) {
+            let fixed = fixed_row_width(spec, signature.batchable);
+            if let Some(classes) = fixed.filter(|&n| n != file.labels.len() as i64) {
                 return Err(format!(
                     "--labels gives {} labels for output {:?}, which holds {classes} classes",
                     file.labels.len(),
@@ -133,6 +136,13 @@ impl ClassLabels {
     pub fn of(&self, output: &str) -> Option<&[String]> {
         self.by_output.get(output).map(Vec::as_slice)
     }
+}
+
+/// How many values a row of `spec` holds, when its shape fixes that: every dimension but the batch's.
+pub(super) fn fixed_row_width(spec: &TensorSpec, batchable: bool) -> Option<i64> {
+    let shape = spec.shape.as_ref()?;
+    let rest = if batchable { shape.get(1..)? } else { shape };
+    rest.iter().all(|&d| d >= 0).then(|| rest.iter().product())
 }
 
 /// Follows `value` back through position-keeping operators to a classifier's scores and reads its labels.
@@ -317,10 +327,28 @@ mod tests {
         let model = classifier(strings("classlabels_strings", &["cat", "dog", "emu"]));
         let fixed = [Dim::Symbolic("N".into()), Dim::Fixed(3)];
         let sig = signature(&[("probabilities", &fixed), ("label", &fixed)]);
-        let labels = ClassLabels::new(Some(&model), &[file], &sig).unwrap();
+        let labels = ClassLabels::new(Some(&model), None, &[file], &sig).unwrap();
         assert_eq!(
             labels.of("probabilities"),
             Some(&["x", "y", "z"].map(String::from)[..])
+        );
+    }
+
+    #[test]
+    fn a_models_own_labels_win_over_its_configs() {
+        let model = classifier(strings("classlabels_strings", &["cat", "dog", "emu"]));
+        let fixed = [Dim::Symbolic("N".into()), Dim::Fixed(3)];
+        let sig = signature(&[("probabilities", &fixed)]);
+        let config = r#"{"id2label": {"0": "a", "1": "b", "2": "c"}}"#;
+        let both = ClassLabels::new(Some(&model), Some(config), &[], &sig).unwrap();
+        assert_eq!(
+            both.of("probabilities"),
+            Some(&["cat", "dog", "emu"].map(String::from)[..])
+        );
+        let config_only = ClassLabels::new(None, Some(config), &[], &sig).unwrap();
+        assert_eq!(
+            config_only.of("probabilities"),
+            Some(&["a", "b", "c"].map(String::from)[..])
         );
     }
 
@@ -348,7 +376,8 @@ mod tests {
         let two = LabelFile::read(&format!("probabilities={path}")).unwrap();
         let fixed = [Dim::Symbolic("N".into()), Dim::Fixed(3)];
         let sig = signature(&[("probabilities", &fixed)]);
-        let wrong_count = ClassLabels::new(None, std::slice::from_ref(&two), &sig).unwrap_err();
+        let wrong_count =
+            ClassLabels::new(None, None, std::slice::from_ref(&two), &sig).unwrap_err();
         assert!(
             wrong_count.contains("2 labels") && wrong_count.contains("3 classes"),
             "{wrong_count}"
@@ -357,10 +386,12 @@ mod tests {
             output: "logits".into(),
             ..two.clone()
         };
-        let unknown = ClassLabels::new(None, &[other], &sig).unwrap_err();
+        let unknown = ClassLabels::new(None, None, &[other], &sig).unwrap_err();
         assert!(unknown.contains("its outputs: probabilities"), "{unknown}");
         // A symbolic class dimension cannot be checked at load; the answer then labels only rows that fit.
         let open = [Dim::Symbolic("N".into()), Dim::Symbolic("classes".into())];
-        assert!(ClassLabels::new(None, &[two], &signature(&[("probabilities", &open)])).is_ok());
+        assert!(
+            ClassLabels::new(None, None, &[two], &signature(&[("probabilities", &open)])).is_ok()
+        );
     }
 }

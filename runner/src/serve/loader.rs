@@ -9,6 +9,7 @@ use candle_core::Device;
 use kiln_core::ModelRef;
 
 use super::batcher::{BatchPolicy, Batcher};
+use super::config_labels::{CONFIG_FILE, MAX_CONFIG_BYTES};
 use super::labels::{self, ClassLabels, LabelFile};
 use super::registry::{self, Fetched, Registry};
 use super::session::Session;
@@ -79,11 +80,13 @@ impl Loader {
         &self.device_spec
     }
 
-    /// Sessions of the model at `model_path`, their batcher, and the names of its outputs' classes.
+    /// Sessions of the model at `model_path`, their batcher, and the names of its outputs' classes (from the
+    /// model, `config`: the text of the `config.json` that came with it, and `--labels`).
     async fn start(
         &self,
         model_path: PathBuf,
         signature: Arc<Signature>,
+        config: Option<String>,
     ) -> Result<(Batcher, Arc<ClassLabels>), String> {
         let (engine, device, spec) = (
             self.engine.clone(),
@@ -105,7 +108,7 @@ impl Loader {
         let (files, for_labels) = (self.label_files.clone(), signature.clone());
         let (sessions, labels) = tokio::task::spawn_blocking(move || {
             let model = labels::read_model(&model_path);
-            let labels = ClassLabels::new(model.as_ref(), &files, &for_labels)?;
+            let labels = ClassLabels::new(model.as_ref(), config.as_deref(), &files, &for_labels)?;
             // Gone before the engine reads the file: a large model is not held twice.
             drop(model);
             let sessions = (0..instances)
@@ -155,7 +158,12 @@ impl Loader {
             .map_err(|e| format!("{}: {e}", model_path.display()))?;
         let signature = Signature::from_onnx(&checked.inputs, &checked.outputs)?;
         let signature = Arc::new(signature);
-        let (batcher, labels) = self.start(model_path.clone(), signature.clone()).await?;
+        let config = model_path
+            .parent()
+            .and_then(|folder| read_config(&folder.join(CONFIG_FILE)));
+        let (batcher, labels) = self
+            .start(model_path.clone(), signature.clone(), config)
+            .await?;
         tracing::info!(file = %model_path.display(), engine = self.engine.name(), batchable = signature.batchable, "loaded");
         Ok(Served {
             reference: model_path.display().to_string(),
@@ -188,8 +196,9 @@ impl Loader {
             .await
             .map_err(ServeError::Registry)?;
         let signature = Arc::new(signature);
+        let config = self.source_config(registry, manifest).await;
         let (batcher, labels) = self
-            .start(model_path.clone(), signature.clone())
+            .start(model_path.clone(), signature.clone(), config)
             .await
             .map_err(|why| {
                 ServeError::Refused(format!(
@@ -221,4 +230,40 @@ impl Loader {
             batcher: Arc::new(batcher),
         })
     }
+
+    /// The text of the `config.json` among the version's files (the one at the top when there are
+    /// several), for its class names; `None` when there is none, or it cannot be had (logged: the model is
+    /// served all the same, its classes numbered).
+    async fn source_config(
+        &self,
+        registry: &Registry,
+        manifest: &kiln_core::deployment::DeploymentManifest,
+    ) -> Option<String> {
+        let named = |f: &&kiln_core::deployment::ManifestFile| {
+            Path::new(f.path.as_str()).file_name() == Some(CONFIG_FILE.as_ref())
+        };
+        let file = manifest
+            .sources
+            .iter()
+            .filter(named)
+            .min_by_key(|f| (f.path.as_str().matches('/').count(), f.path.as_str()))?;
+        if file.size as u64 > MAX_CONFIG_BYTES {
+            return None;
+        }
+        match registry.fetch_file(file, &self.cache).await {
+            Ok(path) => read_config(&path),
+            Err(why) => {
+                tracing::warn!(file = %file.path, error = %why, "cannot fetch the version's config.json; its classes stay unnamed");
+                None
+            }
+        }
+    }
+}
+
+/// A `config.json`'s text, when it is there and small enough to be a configuration.
+fn read_config(path: &Path) -> Option<String> {
+    let size = std::fs::metadata(path).ok()?.len();
+    (size <= MAX_CONFIG_BYTES)
+        .then(|| std::fs::read_to_string(path).ok())
+        .flatten()
 }

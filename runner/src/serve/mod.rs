@@ -7,6 +7,7 @@
 mod batch_cost;
 pub mod batcher;
 mod classification;
+mod config_labels;
 mod follow;
 mod grpc;
 mod labels;
@@ -141,7 +142,8 @@ pub struct ServeArgs {
     pub instance_name: Option<String>,
     /// Names the classes of an output for the classification extension (`score:index:label`): a file of
     /// one label a line, class 0 first. Repeatable. Without it, the classes of an ONNX-ML classifier's
-    /// scores are named by the model itself
+    /// scores are named by the model itself, and a `transformers` classifier's by the `id2label` of the
+    /// `config.json` that came with it
     #[arg(long, value_name = "OUTPUT=FILE")]
     pub labels: Vec<String>,
     /// The largest request body accepted, in MiB

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_core::ModelRef;
 use kiln_core::api::FileEntry;
-use kiln_core::deployment::{DeploymentManifest, ManifestVariant};
+use kiln_core::deployment::{DeploymentManifest, ManifestFile, ManifestVariant};
 use kiln_core::manifest_trust::{self, Verified};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, IF_NONE_MATCH};
@@ -158,34 +158,40 @@ impl Registry {
             .first()
             .ok_or_else(|| format!("variant {} lists no files", variant.name))?;
         for file in &variant.files {
-            let entry = FileEntry {
-                path: file.path.clone(),
-                digest: file.sha256,
-                size: file.size,
-            };
-            let url = format!("{}{}", self.server, file.uri);
-            let cached = cached_file(cache, &entry, "serve", |into| async move {
-                let response = self.get(&url).send().await.map_err(|e| {
-                    crate::coordinator::CoordinatorError::Unavailable(format!("{url}: {e}"))
-                })?;
-                if !response.status().is_success() {
-                    return Err(crate::coordinator::CoordinatorError::Refused(format!(
-                        "{url}: {}",
-                        response.status()
-                    )));
-                }
-                crate::coordinator::save_stream(&into, response.bytes_stream()).await
-            })
-            .await
-            .map_err(|e| match e {
-                Dropped::LeaseLost => "the download was refused".to_owned(),
-                Dropped::Transient(why) | Dropped::Final(why) => why,
-            })?;
+            let cached = self.fetch_file(file, cache).await?;
             lay_out(&cached, &folder.join(file.path.as_str()))
                 .await
                 .map_err(io)?;
         }
         Ok(folder.join(first.path.as_str()))
+    }
+
+    /// One file the verified manifest names, fetched into the cache (once) and checked against its
+    /// digest: where it lies there.
+    pub async fn fetch_file(&self, file: &ManifestFile, cache: &Path) -> Result<PathBuf, String> {
+        let entry = FileEntry {
+            path: file.path.clone(),
+            digest: file.sha256,
+            size: file.size,
+        };
+        let url = format!("{}{}", self.server, file.uri);
+        cached_file(cache, &entry, "serve", |into| async move {
+            let response = self.get(&url).send().await.map_err(|e| {
+                crate::coordinator::CoordinatorError::Unavailable(format!("{url}: {e}"))
+            })?;
+            if !response.status().is_success() {
+                return Err(crate::coordinator::CoordinatorError::Refused(format!(
+                    "{url}: {}",
+                    response.status()
+                )));
+            }
+            crate::coordinator::save_stream(&into, response.bytes_stream()).await
+        })
+        .await
+        .map_err(|e| match e {
+            Dropped::LeaseLost => "the download was refused".to_owned(),
+            Dropped::Transient(why) | Dropped::Final(why) => why,
+        })
     }
 }
 
