@@ -129,4 +129,38 @@ mod tests {
             assert_eq!(id2label_of(text, &sig), None, "{text}");
         }
     }
+
+    proptest::proptest! {
+        /// Any numbering of any names, shuffled as a JSON object may hold them: names come back in class
+        /// order exactly when the ids are 0..N-1 once each, and reading never panics.
+        #[test]
+        fn names_come_back_in_class_order_only_for_a_whole_numbering(
+            ids in proptest::collection::vec(0usize..8, 1..8),
+            names in proptest::collection::vec(".{0,6}", 8),
+        ) {
+            let id2label: serde_json::Map<String, serde_json::Value> = ids
+                .iter()
+                .map(|&id| (id.to_string(), serde_json::Value::from(names[id].clone())))
+                .collect();
+            let text = serde_json::json!({ "id2label": id2label }).to_string();
+            let width = id2label.len() as i64;
+            let sig = signature(&[("logits", "float32", &[width])]);
+            let whole = (0..id2label.len()).all(|id| id2label.contains_key(&id.to_string()))
+                && (0..id2label.len()).all(|id| !names[id].is_empty());
+            match id2label_of(&text, &sig) {
+                Some((output, labels)) => {
+                    proptest::prop_assert!(whole);
+                    proptest::prop_assert_eq!(output, "logits");
+                    proptest::prop_assert_eq!(&labels[..], &names[..labels.len()]);
+                }
+                None => proptest::prop_assert!(!whole),
+            }
+        }
+
+        #[test]
+        fn any_text_reads_or_names_nothing(text in ".{0,64}") {
+            let sig = signature(&[("logits", "float32", &[2])]);
+            let _ = id2label_of(&text, &sig);
+        }
+    }
 }
