@@ -313,10 +313,7 @@ impl Server {
             &[("content-range", &range)],
             chunk,
         );
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+        (status, json_or_text(text))
     }
 
     /// Any request to `path` as the administrator (a Bearer API token): status, headers, body.
@@ -327,24 +324,13 @@ impl Server {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (u16, reqwest::header::HeaderMap, String) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let response = request.send().await.expect("request sent");
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            (status, headers, response.text().await.unwrap())
-        })
+        http(
+            method,
+            &format!("{}{path}", self.url),
+            Some(ADMIN_TOKEN),
+            headers,
+            Some(body),
+        )
     }
 }
 
@@ -361,27 +347,49 @@ fn http_json(
     body: Option<&serde_json::Value>,
     token: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    let json = [("content-type", "application/json")];
+    let (headers, body) = match body {
+        Some(body) => (&json[..], Some(serde_json::to_vec(body).unwrap())),
+        None => (&[][..], None),
+    };
+    let (status, _, text) = http(method, url, token, headers, body);
+    (status, json_or_text(text))
+}
+
+/// One request, waited for: status, headers, body.
+fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method.parse().unwrap(), url);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
     })
+}
+
+/// A body as JSON, or as a JSON string when it is not JSON.
+fn json_or_text(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
 
 /// The status of GET `url`, or None when nothing answers.
