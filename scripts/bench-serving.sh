@@ -11,7 +11,8 @@
 # why). Not part of the test suite; needs wrk (apt-get install wrk). About 20 minutes with the defaults (10
 # for one protocol: BENCH_PROTOCOLS=rest or grpc).
 # Usage: [BENCH_SECONDS=5] [ROUNDS=3] [KILN_CONFIGS=1x2,2x1] [MLSERVER_CONFIGS=0x2,0x1,2x1]
-#        [BATCH_DELAY_US=1000] [BENCH_MODELS=cnn,bert] [BENCH_PROTOCOLS=rest,grpc] scripts/bench-serving.sh
+#        [BATCH_DELAY_US=1000] [BENCH_MODELS=cnn,bert] [BENCH_PROTOCOLS=rest,grpc] [BENCH_CLIENTS=1,8,64]
+#        scripts/bench-serving.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "scripts/bench-serving.sh needs wrk: apt-get install wrk" >&2; exit 2; }
@@ -36,4 +37,4 @@ rm -rf "$out" && mkdir -p "$out"
 n=$(nproc)
 "$venv/bin/python" scripts/bench_serving.py target/release/kiln-runner "$library" "$models" "$out" \
   "${BENCH_SECONDS:-5}" "${ROUNDS:-3}" "${KILN_CONFIGS:-1x$n,${n}x1}" "${MLSERVER_CONFIGS:-0x$n,0x1,${n}x1}" \
-  "${BATCH_DELAY_US:-1000}" "${BENCH_MODELS:-cnn,bert}" "${BENCH_PROTOCOLS:-rest,grpc}"
+  "${BATCH_DELAY_US:-1000}" "${BENCH_MODELS:-cnn,bert}" "${BENCH_PROTOCOLS:-rest,grpc}" "${BENCH_CLIENTS:-1,8,64}"

@@ -13,8 +13,9 @@ one is measured; an idle one takes no CPU (checked: the CPU seconds of every ser
 client are read around each measured run, so that the client's share also shows it is not what limits the
 rate).
 Usage: bench_serving.py RUNNER ORT_LIBRARY MODELS OUT SECONDS ROUNDS KILN_CONFIGS MLSERVER_CONFIGS DELAY_US
-[NAMES] [PROTOCOLS] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models, default
-cnn,bert; PROTOCOLS: rest,grpc by default)"""
+[NAMES] [PROTOCOLS] [CLIENTS] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models, default
+cnn,bert; PROTOCOLS: rest,grpc by default; CLIENTS:
+the concurrent connections, 1,8,64 by default)"""
 import json
 import os
 import platform
@@ -52,7 +53,9 @@ PROTOCOLS = [p for p in (sys.argv[11] if len(sys.argv) > 11 else "rest,grpc").sp
 if not PROTOCOLS or set(PROTOCOLS) - {"rest", "grpc"}:
     raise SystemExit(f"protocols: rest, grpc or both, not {sys.argv[11]!r}")
 GRPC_LOAD = os.path.join(os.path.dirname(os.path.abspath(runner)), "examples", "grpc_load")
-CLIENTS = (1, 8, 64)
+CLIENTS = tuple(int(n) for n in (sys.argv[12] if len(sys.argv) > 12 else "1,8,64").split(",") if n)
+if not CLIENTS or min(CLIENTS) < 1:
+    raise SystemExit(f"clients: positive counts, not {sys.argv[12]!r}")
 WARMUP_S = 1
 SEQUENCE = 32
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -216,6 +219,53 @@ def group_cpu_seconds(pgid):
     return sum(int(fields[11]) + int(fields[12]) for fields in group_stat(pgid)) / TICK
 
 
+STAGES = {"request": "kiln_serve_request_duration_seconds", "queue": "kiln_serve_queue_duration_seconds",
+          "compute": "kiln_serve_compute_duration_seconds"}
+
+
+def kiln_stage_totals(url, protocol):
+    """{stage: (sum of seconds, count)} from kiln's /metrics: requests of this protocol from arrival to
+    answer, each request's wait in the queue, each engine run (a batch or a lone request)."""
+    totals = {stage: [0.0, 0] for stage in STAGES}
+    for line in urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode().splitlines():
+        for stage, metric in STAGES.items():
+            for part, at in (("_sum", 0), ("_count", 1)):
+                head = metric + part
+                if line.startswith(head) and line[len(head)] in " {":
+                    labels = line[len(head):].split(" ")[0]
+                    if stage == "request" and f'protocol="{protocol}"' not in labels:
+                        continue
+                    totals[stage][at] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def kiln_stages(before, after, rps):
+    """Milliseconds a request spent in kiln (arrival to answer), waiting in its queue, and a run of the
+    engine took, over one measured run; rows per run; the rest of 1/throughput is outside kiln's handler
+    (the sockets, the client)."""
+    mean = {stage: (after[stage][0] - before[stage][0]) * 1e3 / max(after[stage][1] - before[stage][1], 1)
+            for stage in STAGES}
+    runs = after["compute"][1] - before["compute"][1]
+    requests = after["queue"][1] - before["queue"][1]
+    return dict(mean, requests_per_run=requests / max(runs, 1), outside=1e3 / rps - mean["request"])
+
+
+def ort_alone(model_file, feeds, threads, duration=1.0):
+    """Milliseconds of ONNX Runtime's run alone (Python, the median of a second of runs, 1 inter-op thread,
+    all graph optimizations): what no server can go below at one client."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(model_file, options, providers=["CPUExecutionProvider"])
+    for _ in range(50):
+        session.run(None, feeds)
+    took, ends = [], time.monotonic() + duration
+    while time.monotonic() < ends:
+        started = time.perf_counter()
+        session.run(None, feeds)
+        took.append(time.perf_counter() - started)
+    return sorted(took)[len(took) // 2] * 1e3
+
+
 def load(protocol, endpoint, name, body_file, clients, duration):
     """One closed-loop run: wrk over REST, grpc_load over gRPC. Each on one thread: it shares the two cores
     with the server, and one thread is far from saturated here."""
@@ -235,8 +285,10 @@ def load(protocol, endpoint, name, body_file, clients, duration):
             "socket_errors": int(socket_errors)}
 
 
-def measure_once(process, others, protocol, endpoint, name, body_file, clients):
+def measure_once(process, others, protocol, endpoints, name, body_file, clients):
+    endpoint, metrics_url = endpoints[protocol], endpoints.get("metrics")
     load(protocol, endpoint, name, body_file, clients, WARMUP_S)
+    stages_before = kiln_stage_totals(metrics_url, protocol) if metrics_url else None
     server_before = group_cpu_seconds(process.pid)
     others_before = sum(group_cpu_seconds(p.pid) for p in others)
     client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -248,6 +300,8 @@ def measure_once(process, others, protocol, endpoint, name, body_file, clients):
     result["others_cpu"] = (sum(group_cpu_seconds(p.pid) for p in others) - others_before) / wall
     result["client_cpu"] = (client_after.ru_utime + client_after.ru_stime - client_before.ru_utime
                             - client_before.ru_stime) / wall
+    if stages_before:
+        result["stages"] = kiln_stages(stages_before, kiln_stage_totals(metrics_url, protocol), result["rps"])
     if process.poll() is not None:
         raise SystemExit(f"{endpoint} exited ({process.returncode}) during the {protocol} run at {clients} "
                          "clients")
@@ -267,9 +321,9 @@ def servers_of():
     return kiln + mlserver
 
 
-def measure_model(name):
+def measure_model(name, alone):
     """{protocol: {server label: {clients: median run}}} for one model, every server resident, runs
-    interleaved."""
+    interleaved; ONNX Runtime's run alone before each round of one client, into alone[protocol]."""
     model_file = os.path.join(models, name, "kiln-fp32.onnx")
     feeds = inputs_for(name)
     body_file = os.path.join(out, f"{name}.json")
@@ -280,7 +334,10 @@ def measure_model(name):
     try:
         for label, launch in servers_of():
             process, url, grpc_address, log = launch(model_file, name)
-            running.append((label, process, {"rest": url, "grpc": grpc_address}))
+            endpoints = {"rest": url, "grpc": grpc_address}
+            if label.startswith("kiln"):
+                endpoints["metrics"] = url
+            running.append((label, process, endpoints))
             wait_ready(url, name, process, log)
             check_same(label, answer(url, name, open(body_file, "rb").read()), want)
             check_same(f"{label} (gRPC)", grpc_answer(grpc_address, name, feeds), want)
@@ -291,10 +348,12 @@ def measure_model(name):
             for clients in CLIENTS:
                 runs = {label: [] for label, _, _ in running}
                 for round_ in range(rounds):
+                    if clients == 1:
+                        alone.setdefault(protocol, []).append(ort_alone(model_file, feeds, os.cpu_count()))
                     shift = round_ % len(running)
                     for label, process, endpoints in running[shift:] + running[:shift]:
                         others = [p for _, p, _ in running if p is not process]
-                        runs[label].append(measure_once(process, others, protocol, endpoints[protocol], name,
+                        runs[label].append(measure_once(process, others, protocol, endpoints, name,
                                                         body_file, clients))
                 for label in runs:
                     results[protocol][label][clients] = median_run(runs[label])
@@ -315,11 +374,43 @@ def cells_of(results):
             for protocol, by_server in by_protocol.items() for clients in CLIENTS]
 
 
+def print_stages(results, alone):
+    """Where kiln's time per request goes at its best configuration, and at one client how far any server
+    could go: MLServer's time per request over ONNX Runtime's run alone."""
+    print()
+    print("kiln at its best configuration, ms: 1/throughput; a request's mean time in kiln from arrival to "
+          "answer (its /metrics over the median run), of which waiting in the queue and the engine's run (with "
+          "the requests each run answered); at one client, the rest of 1/throughput: outside kiln's handler "
+          "(sockets, client). At one client, ONNX Runtime's run "
+          f"alone (Python, {os.cpu_count()} intra-op threads, the median over rounds; each round's in "
+          "brackets) and the bound: MLServer's ms per request over it, the most any server could reach:")
+    print()
+    print("| model | protocol | clients | config | 1/throughput | in kiln | queue | engine run | requests per "
+          "run | outside | ORT alone | bound × |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, protocol, clients, by_server in cells_of(results):
+        (kl, k), (_, m) = best(by_server, "kiln", clients), best(by_server, "MLServer", clients)
+        st = k.get("stages")
+        if st is None:
+            continue
+        # With several clients, 1/throughput is not any request's time: only one client's time splits.
+        ort_ms, bound, outside = "", "", f"{st['outside']:.2f}" if clients == 1 else ""
+        if clients == 1 and alone[name].get(protocol):
+            runs = sorted(alone[name][protocol])
+            median = runs[(len(runs) - 1) // 2]
+            ort_ms = f"{median:.2f} ({'/'.join(f'{r:.2f}' for r in alone[name][protocol])})"
+            bound = f"{1e3 / m['rps'] / median:.1f}"
+        print(f"| {name} | {protocol} | {clients} | {kl[5:]} | {1e3 / k['rps']:.2f} | {st['request']:.2f} | "
+              f"{st['queue']:.2f} | {st['compute']:.2f} | {st['requests_per_run']:.1f} | {outside} | "
+              f"{ort_ms} | {bound} |")
+
+
 def main():
     begun = time.monotonic()
-    results = {name: measure_model(name) for name in NAMES}
+    alone = {name: {} for name in NAMES}
+    results = {name: measure_model(name, alone[name]) for name in NAMES}
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump({"servers": results, "ort_alone_ms": alone}, f, indent=2)
 
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
     kiln_version = subprocess.run([runner, "--version"], capture_output=True, text=True).stdout.strip()
@@ -369,6 +460,7 @@ def main():
         cells = [f"{by_server[l][clients]['server_cpu']:.2f} ({by_server[l][clients]['client_cpu']:.2f})"
                  for l in labels]
         print(f"| {name} | {protocol} | {clients} | " + " | ".join(cells) + " |")
+    print_stages(results, alone)
     idle = max(r["others_cpu"] for _, _, _, by_server in cells_of(results) for by_clients in by_server.values()
                for r in by_clients.values())
     print(f"\nThe other resident servers used at most {idle:.2f} cores during any median run.")

@@ -292,6 +292,7 @@ def bert(work, cli, runner):
         expiry(runner, proxy, work, url)
         text = urllib.request.urlopen(f"http://{url}/metrics").read().decode()
         for name in ("kiln_serve_requests_total", "kiln_serve_request_duration_seconds_bucket",
+                     "kiln_serve_queue_duration_seconds_bucket", "kiln_serve_compute_duration_seconds_bucket",
                      "kiln_serve_queue_depth", "kiln_serve_model_info", "kiln_serve_version_switches_total"):
             check(name in text, f"/metrics has {name}")
     finally:

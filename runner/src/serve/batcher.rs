@@ -244,13 +244,17 @@ impl Instance {
 
     fn run_guarded(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ServeError> {
         let signature = self.signature.clone();
-        std::panic::catch_unwind(AssertUnwindSafe(|| self.session.run(inputs, &signature)))
-            .unwrap_or_else(|_| {
-                Err(ServeError::Inference(
-                    "the engine failed on these inputs (it panicked); the model was not run"
-                        .to_owned(),
-                ))
-            })
+        let started = Instant::now();
+        let outputs =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.session.run(inputs, &signature)))
+                .unwrap_or_else(|_| {
+                    Err(ServeError::Inference(
+                        "the engine failed on these inputs (it panicked); the model was not run"
+                            .to_owned(),
+                    ))
+                });
+        served_metrics::computed(started.elapsed());
+        outputs
     }
 
     /// Runs `inputs` of `rows` rows, counting what a successful run cost.
@@ -266,6 +270,10 @@ impl Instance {
 
     /// Runs a batch of `rows` rows in all and answers each of its requests.
     fn run(&mut self, batch: Vec<Request>, rows: usize) {
+        let starting = Instant::now();
+        for request in &batch {
+            served_metrics::queued(starting.saturating_duration_since(request.arrived));
+        }
         if batch.len() == 1 {
             let request = batch.into_iter().next().expect("one request");
             let outputs = self.run_counted(&request.inputs, rows);
@@ -463,6 +471,49 @@ mod tests {
             .unwrap(),
         ];
         assert!(!stacks(&a, &other));
+    }
+
+    /// A `_count` or `_sum` of /metrics (0 before anything is recorded).
+    fn metric(name: &str) -> f64 {
+        served_metrics::handle()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// /metrics splits a request's time as Triton's do: each request's wait in the queue, and each run of
+    /// the engine once, however many requests it answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_request_counts_its_wait_and_each_batch_its_engine_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let ([session, _], signature) = mlp(dir.path());
+        let policy = BatchPolicy {
+            max_batch: 16,
+            delay: Duration::from_millis(200),
+            max_queue: 64,
+        };
+        let batcher = Arc::new(Batcher::start(vec![session], signature, policy));
+        let queued = metric("kiln_serve_queue_duration_seconds_count");
+        let runs = metric("kiln_serve_compute_duration_seconds_count");
+        let run_seconds = metric("kiln_serve_compute_duration_seconds_sum");
+        batcher.infer(rows(1, 0.0)).await.unwrap();
+        let answers = futures_util::future::join_all((0..4).map(|n| {
+            let batcher = batcher.clone();
+            async move { batcher.infer(rows(1, n as f32)).await }
+        }))
+        .await;
+        assert!(answers.iter().all(Result::is_ok));
+        // Other tests of this process may record too: at least ours; as many runs as requests at most (the
+        // four may or may not have shared a batch).
+        let requests = metric("kiln_serve_queue_duration_seconds_count") - queued;
+        let engine_runs = metric("kiln_serve_compute_duration_seconds_count") - runs;
+        assert!(requests >= 5.0, "{requests} requests counted");
+        assert!(
+            (2.0..=requests).contains(&engine_runs),
+            "{engine_runs} runs for {requests} requests"
+        );
+        assert!(metric("kiln_serve_compute_duration_seconds_sum") > run_seconds);
     }
 
     /// A full queue refuses at once instead of growing without bound.

@@ -1,6 +1,7 @@
-//! `/metrics` of `kiln-runner serve` (Prometheus text): requests by protocol and outcome, their latency, the
-//! batch sizes the dynamic batcher formed, the queue's depth, the version being served and the manifests
-//! refused while following an alias.
+//! `/metrics` of `kiln-runner serve` (Prometheus text): requests by protocol and outcome, their latency and
+//! how much of it was waiting in the queue and running on the engine (as Triton's queue and compute
+//! durations split it), the batch sizes the dynamic batcher formed, the queue's depth, the version being
+//! served and the manifests refused while following an alias.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const REQUESTS: &str = "kiln_serve_requests_total";
 const REQUEST_SECONDS: &str = "kiln_serve_request_duration_seconds";
+const QUEUE_SECONDS: &str = "kiln_serve_queue_duration_seconds";
+const COMPUTE_SECONDS: &str = "kiln_serve_compute_duration_seconds";
 const BATCH_ROWS: &str = "kiln_serve_batch_size";
 const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
 const MODEL_INFO: &str = "kiln_serve_model_info";
@@ -22,6 +25,11 @@ const WEBHOOKS: &str = "kiln_serve_webhook_deliveries_total";
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
+/// Waiting and engine runs are often well under a millisecond on the CPU: finer at the low end.
+const STAGE_SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    10.0,
+];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -32,6 +40,12 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(REQUEST_SECONDS.to_owned()), SECONDS_BUCKETS)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_ROWS.to_owned()), BATCH_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(QUEUE_SECONDS.to_owned()), STAGE_SECONDS_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(COMPUTE_SECONDS.to_owned()), STAGE_SECONDS_BUCKETS)
+            })
             .expect("the bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -40,6 +54,8 @@ pub fn handle() -> &'static PrometheusHandle {
         }
         describe_counter!(REQUESTS, "Inference requests, by protocol (rest, grpc) and outcome (ok, bad_request, not_found, unavailable, error)");
         describe_histogram!(REQUEST_SECONDS, "Inference request latency from arrival to answer, by protocol");
+        describe_histogram!(QUEUE_SECONDS, "Time each request waited from its arrival in the queue until its batch started on the engine");
+        describe_histogram!(COMPUTE_SECONDS, "Time the engine took for each batch (or lone request) it ran");
         describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
         describe_gauge!(MODEL_INFO, "1 for the version and variant being served");
@@ -55,6 +71,14 @@ pub fn handle() -> &'static PrometheusHandle {
 pub fn request(protocol: &'static str, outcome: &'static str, took: Duration) {
     counter!(REQUESTS, "protocol" => protocol, "outcome" => outcome).increment(1);
     histogram!(REQUEST_SECONDS, "protocol" => protocol).record(took.as_secs_f64());
+}
+
+pub fn queued(waited: Duration) {
+    histogram!(QUEUE_SECONDS).record(waited.as_secs_f64());
+}
+
+pub fn computed(took: Duration) {
+    histogram!(COMPUTE_SECONDS).record(took.as_secs_f64());
 }
 
 pub fn batch_size(rows: usize) {
