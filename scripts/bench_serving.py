@@ -13,9 +13,9 @@ one is measured; an idle one takes no CPU (checked: the CPU seconds of every ser
 client are read around each measured run, so that the client's share also shows it is not what limits the
 rate).
 Usage: bench_serving.py RUNNER ORT_LIBRARY MODELS OUT SECONDS ROUNDS KILN_CONFIGS MLSERVER_CONFIGS DELAY_US
-[NAMES] [PROTOCOLS] [CLIENTS] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models, default
-cnn,bert; PROTOCOLS: rest,grpc by default; CLIENTS:
-the concurrent connections, 1,8,64 by default)"""
+[NAMES] [PROTOCOLS] [CLIENTS] (configs: comma-separated PARALLELxTHREADS, e.g. 1x2,2x1; NAMES: the models,
+default cnn,bert; PROTOCOLS: rest,grpc by default; CLIENTS: the levels of concurrent connections, 1,8,64 by
+default)"""
 import json
 import os
 import platform
@@ -231,7 +231,7 @@ def kiln_stage_totals(url, protocol):
         for stage, metric in STAGES.items():
             for part, at in (("_sum", 0), ("_count", 1)):
                 head = metric + part
-                if line.startswith(head) and line[len(head)] in " {":
+                if line.startswith(head) and line[len(head):len(head) + 1] in (" ", "{"):
                     labels = line[len(head):].split(" ")[0]
                     if stage == "request" and f'protocol="{protocol}"' not in labels:
                         continue
@@ -241,7 +241,7 @@ def kiln_stage_totals(url, protocol):
 
 def kiln_stages(before, after, rps):
     """Milliseconds a request spent in kiln (arrival to answer), waiting in its queue, and a run of the
-    engine took, over one measured run; rows per run; the rest of 1/throughput is outside kiln's handler
+    engine took, over one measured run; requests answered per run; the rest of 1/throughput is outside kiln's handler
     (the sockets, the client)."""
     mean = {stage: (after[stage][0] - before[stage][0]) * 1e3 / max(after[stage][1] - before[stage][1], 1)
             for stage in STAGES}
@@ -380,10 +380,10 @@ def print_stages(results, alone):
     print()
     print("kiln at its best configuration, ms: 1/throughput; a request's mean time in kiln from arrival to "
           "answer (its /metrics over the median run), of which waiting in the queue and the engine's run (with "
-          "the requests each run answered); at one client, the rest of 1/throughput: outside kiln's handler "
-          "(sockets, client). At one client, ONNX Runtime's run "
-          f"alone (Python, {os.cpu_count()} intra-op threads, the median over rounds; each round's in "
-          "brackets) and the bound: MLServer's ms per request over it, the most any server could reach:")
+          "the requests each run answered). At one client also the rest of 1/throughput, outside kiln's "
+          f"handler (sockets, client); ONNX Runtime's run alone (Python, {os.cpu_count()} intra-op threads, "
+          "the median over rounds; each round's in brackets); and the bound: MLServer's ms per request over "
+          "that run, the most throughput × any server could show:")
     print()
     print("| model | protocol | clients | config | 1/throughput | in kiln | queue | engine run | requests per "
           "run | outside | ORT alone | bound × |")
