@@ -242,7 +242,9 @@ impl Instance {
         }
     }
 
-    fn run_guarded(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ServeError> {
+    /// Runs `inputs` on the engine, a panic answered as an error, and returns how long the run took
+    /// (each run is timed once, for /metrics and for the batching fit alike).
+    fn run_guarded(&mut self, inputs: &[Tensor]) -> (Result<Vec<Tensor>, ServeError>, Duration) {
         let signature = self.signature.clone();
         let started = Instant::now();
         let outputs =
@@ -253,17 +255,17 @@ impl Instance {
                             .to_owned(),
                     ))
                 });
-        served_metrics::computed(started.elapsed());
-        outputs
+        let took = started.elapsed();
+        served_metrics::computed(took);
+        (outputs, took)
     }
 
     /// Runs `inputs` of `rows` rows, counting what a successful run cost.
     fn run_counted(&mut self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>, ServeError> {
         let bytes = inputs.iter().map(|t| t.data.len()).sum();
-        let started = Instant::now();
-        let outputs = self.run_guarded(inputs);
+        let (outputs, took) = self.run_guarded(inputs);
         if outputs.is_ok() {
-            self.costs.record(rows, bytes, started.elapsed());
+            self.costs.record(rows, bytes, took);
         }
         outputs
     }
@@ -292,7 +294,7 @@ impl Instance {
             }
             Err(_) => {
                 for request in batch {
-                    let outputs = self.run_guarded(&request.inputs);
+                    let (outputs, _) = self.run_guarded(&request.inputs);
                     let _ = request.reply.send(outputs);
                 }
             }
