@@ -295,6 +295,8 @@ def bert(work, cli, runner):
                      "kiln_serve_queue_duration_seconds_bucket", "kiln_serve_compute_duration_seconds_bucket",
                      "kiln_serve_queue_depth", "kiln_serve_model_info", "kiln_serve_version_switches_total"):
             check(name in text, f"/metrics has {name}")
+        check(all(f'kiln_serve_compute_duration_seconds_count{{version="{v}"}}' in text for v in ("1", "2")),
+              "/metrics counts the engine's runs of version 1 and of version 2 apart (the alias moved)")
     finally:
         process.terminate()
         process.wait(30)

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use super::ServeError;
 use super::batch_cost::BatchCosts;
-use super::metrics as served_metrics;
+use super::metrics::VersionMetrics;
 use super::session::Session;
 use super::signature::Signature;
 use super::tensor::Tensor;
@@ -51,6 +51,7 @@ pub struct Batcher {
     sender: Sender<Request>,
     depth: Arc<AtomicUsize>,
     policy: BatchPolicy,
+    metrics: VersionMetrics,
 }
 
 struct Instance {
@@ -71,11 +72,18 @@ struct Instance {
     alone_last_time: bool,
     /// What this instance's batches have cost the engine, by size.
     costs: BatchCosts,
+    metrics: VersionMetrics,
 }
 
 impl Batcher {
-    /// Starts one thread per session.
-    pub fn start(sessions: Vec<Session>, signature: Arc<Signature>, policy: BatchPolicy) -> Self {
+    /// Starts one thread per session of `version` (the label of its queue's and engine's metrics).
+    pub fn start(
+        sessions: Vec<Session>,
+        signature: Arc<Signature>,
+        policy: BatchPolicy,
+        version: &str,
+    ) -> Self {
+        let metrics = VersionMetrics::new(version);
         let (sender, receiver) = crossbeam_channel::unbounded();
         let receiver = Arc::new(Mutex::new(receiver));
         let depth = Arc::new(AtomicUsize::new(0));
@@ -98,6 +106,7 @@ impl Batcher {
                 held: None,
                 alone_last_time: true,
                 costs: BatchCosts::default(),
+                metrics: metrics.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("serve-instance-{n}"))
@@ -110,6 +119,7 @@ impl Batcher {
             sender,
             depth,
             policy,
+            metrics,
         }
     }
 
@@ -135,7 +145,7 @@ impl Batcher {
             reply,
         };
         self.depth.fetch_add(1, Ordering::Relaxed);
-        served_metrics::queue_depth(self.depth.load(Ordering::Relaxed));
+        self.metrics.queue_depth(self.depth.load(Ordering::Relaxed));
         if self.sender.send(request).is_err() {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             return Err(ServeError::Unavailable(
@@ -160,7 +170,7 @@ impl Instance {
     fn serve(&mut self) {
         while let Some(batch) = self.next_batch() {
             let rows = batch.iter().map(|r| r.rows).sum();
-            served_metrics::batch_size(rows);
+            self.metrics.batch_size(rows);
             self.run(batch, rows);
             self.idle.fetch_add(1, Ordering::Relaxed);
             // Full means a signal is already pending: one is enough to end a wait.
@@ -170,7 +180,7 @@ impl Instance {
 
     fn take(&self, request: Request) -> Request {
         self.depth.fetch_sub(1, Ordering::Relaxed);
-        served_metrics::queue_depth(self.depth.load(Ordering::Relaxed));
+        self.metrics.queue_depth(self.depth.load(Ordering::Relaxed));
         request
     }
 
@@ -256,7 +266,7 @@ impl Instance {
                     ))
                 });
         let took = started.elapsed();
-        served_metrics::computed(took);
+        self.metrics.computed(took);
         (outputs, took)
     }
 
@@ -274,7 +284,8 @@ impl Instance {
     fn run(&mut self, batch: Vec<Request>, rows: usize) {
         let starting = Instant::now();
         for request in &batch {
-            served_metrics::queued(starting.saturating_duration_since(request.arrived));
+            self.metrics
+                .queued(starting.saturating_duration_since(request.arrived));
         }
         if batch.len() == 1 {
             let request = batch.into_iter().next().expect("one request");
@@ -364,6 +375,7 @@ fn split(outputs: &[Tensor], batch: &[Request]) -> Result<Vec<Vec<Tensor>>, Serv
 mod tests {
     use super::*;
     use crate::engine::Engine;
+    use crate::serve::metrics as served_metrics;
     use candle_core::Device;
     use prost::Message;
 
@@ -404,7 +416,12 @@ mod tests {
             delay: Duration::from_millis(200),
             max_queue: 64,
         };
-        let batcher = Arc::new(Batcher::start(vec![session], signature.clone(), policy));
+        let batcher = Arc::new(Batcher::start(
+            vec![session],
+            signature.clone(),
+            policy,
+            "1",
+        ));
         let requests: Vec<(usize, f32)> = vec![(1, 0.0), (2, 1.0), (3, -2.0), (1, 5.0)];
         let answers = futures_util::future::join_all(requests.iter().map(|&(n, seed)| {
             let batcher = batcher.clone();
@@ -442,7 +459,7 @@ mod tests {
             delay: Duration::from_secs(60),
             max_queue: 64,
         };
-        let batcher = Arc::new(Batcher::start(sessions.into(), signature, policy));
+        let batcher = Arc::new(Batcher::start(sessions.into(), signature, policy, "1"));
         let rounds = async {
             for round in 0..5 {
                 let (a, b) = tokio::join!(
@@ -475,17 +492,18 @@ mod tests {
         assert!(!stacks(&a, &other));
     }
 
-    /// A `_count` or `_sum` of /metrics (0 before anything is recorded).
-    fn metric(name: &str) -> f64 {
+    /// A `_count` or `_sum` of /metrics for `version` (0 before anything is recorded).
+    fn metric(name: &str, version: &str) -> f64 {
+        let series = format!("{name}{{version=\"{version}\"}} ");
         served_metrics::handle()
             .render()
             .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
             .unwrap_or(0.0)
     }
 
-    /// /metrics splits a request's time as Triton's do: each request's wait in the queue, and each run of
-    /// the engine once, however many requests it answered.
+    /// /metrics splits a request's time as Triton's do, by version: each request's wait in the queue, and
+    /// each run of the engine once, however many requests it answered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_request_counts_its_wait_and_each_batch_its_engine_run() {
         let dir = tempfile::tempdir().unwrap();
@@ -495,10 +513,9 @@ mod tests {
             delay: Duration::from_millis(200),
             max_queue: 64,
         };
-        let batcher = Arc::new(Batcher::start(vec![session], signature, policy));
-        let queued = metric("kiln_serve_queue_duration_seconds_count");
-        let runs = metric("kiln_serve_compute_duration_seconds_count");
-        let run_seconds = metric("kiln_serve_compute_duration_seconds_sum");
+        // A version no other test of this process serves: its series are this test's alone.
+        let version = "metrics-split";
+        let batcher = Arc::new(Batcher::start(vec![session], signature, policy, version));
         batcher.infer(rows(1, 0.0)).await.unwrap();
         let answers = futures_util::future::join_all((0..4).map(|n| {
             let batcher = batcher.clone();
@@ -506,16 +523,18 @@ mod tests {
         }))
         .await;
         assert!(answers.iter().all(Result::is_ok));
-        // Other tests of this process may record too: at least ours; as many runs as requests at most (the
-        // four may or may not have shared a batch).
-        let requests = metric("kiln_serve_queue_duration_seconds_count") - queued;
-        let engine_runs = metric("kiln_serve_compute_duration_seconds_count") - runs;
-        assert!(requests >= 5.0, "{requests} requests counted");
+        let requests = metric("kiln_serve_queue_duration_seconds_count", version);
+        let engine_runs = metric("kiln_serve_compute_duration_seconds_count", version);
+        let batches = metric("kiln_serve_batch_size_count", version);
+        assert_eq!(requests, 5.0);
+        // The four may or may not have shared a batch; the first ran alone.
         assert!(
-            (2.0..=requests).contains(&engine_runs),
+            (2.0..=5.0).contains(&engine_runs),
             "{engine_runs} runs for {requests} requests"
         );
-        assert!(metric("kiln_serve_compute_duration_seconds_sum") > run_seconds);
+        assert_eq!(batches, engine_runs, "one batch size per run");
+        assert!(metric("kiln_serve_compute_duration_seconds_sum", version) > 0.0);
+        assert_eq!(metric("kiln_serve_queue_depth", version), 0.0);
     }
 
     /// A full queue refuses at once instead of growing without bound.
@@ -531,6 +550,7 @@ mod tests {
                 delay: Duration::ZERO,
                 max_queue: 1,
             },
+            "1",
         );
         batcher.depth.store(1, Ordering::Relaxed);
         let err = batcher.infer(rows(1, 0.0)).await.unwrap_err();

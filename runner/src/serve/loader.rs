@@ -87,6 +87,7 @@ impl Loader {
         model_path: PathBuf,
         signature: Arc<Signature>,
         config: Option<String>,
+        version: &str,
     ) -> Result<(Batcher, Arc<ClassLabels>), String> {
         let (engine, device, spec) = (
             self.engine.clone(),
@@ -119,7 +120,7 @@ impl Loader {
         .await
         .map_err(|e| e.to_string())??;
         Ok((
-            Batcher::start(sessions, signature, self.policy),
+            Batcher::start(sessions, signature, self.policy, version),
             Arc::new(labels),
         ))
     }
@@ -162,7 +163,7 @@ impl Loader {
             .parent()
             .and_then(|folder| read_config(&folder.join(CONFIG_FILE)));
         let (batcher, labels) = self
-            .start(model_path.clone(), signature.clone(), config)
+            .start(model_path.clone(), signature.clone(), config, version)
             .await?;
         tracing::info!(file = %model_path.display(), engine = self.engine.name(), batchable = signature.batchable, "loaded");
         Ok(Served {
@@ -198,7 +199,12 @@ impl Loader {
         let signature = Arc::new(signature);
         let config = self.source_config(registry, manifest).await;
         let (batcher, labels) = self
-            .start(model_path.clone(), signature.clone(), config)
+            .start(
+                model_path.clone(),
+                signature.clone(),
+                config,
+                &manifest.version.to_string(),
+            )
             .await
             .map_err(|why| {
                 ServeError::Refused(format!(

@@ -1,12 +1,17 @@
 //! `/metrics` of `kiln-runner serve` (Prometheus text): requests by protocol and outcome, their latency and
 //! how much of it was waiting in the queue and running on the engine (as Triton's queue and compute
 //! durations split it), the batch sizes the dynamic batcher formed, the queue's depth, the version being
-//! served and the manifests refused while following an alias.
+//! served and the manifests refused while following an alias. The queue's and the engine's series carry the
+//! version whose queue and instances they measure (as Triton's carry model and version): across a switch the
+//! old version's last runs and the new one's first are told apart.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const REQUESTS: &str = "kiln_serve_requests_total";
@@ -73,20 +78,44 @@ pub fn request(protocol: &'static str, outcome: &'static str, took: Duration) {
     histogram!(REQUEST_SECONDS, "protocol" => protocol).record(took.as_secs_f64());
 }
 
-pub fn queued(waited: Duration) {
-    histogram!(QUEUE_SECONDS).record(waited.as_secs_f64());
+/// The series of one served version's queue and instances, registered once when its batcher starts (a
+/// request's recording then looks nothing up).
+#[derive(Clone)]
+pub struct VersionMetrics {
+    queued: Histogram,
+    computed: Histogram,
+    batch_rows: Histogram,
+    queue_depth: Gauge,
 }
 
-pub fn computed(took: Duration) {
-    histogram!(COMPUTE_SECONDS).record(took.as_secs_f64());
-}
+impl VersionMetrics {
+    pub fn new(version: &str) -> Self {
+        // Handles registered before the recorder is installed would record nowhere.
+        handle();
+        let label = [("version", version.to_owned())];
+        Self {
+            queued: histogram!(QUEUE_SECONDS, &label),
+            computed: histogram!(COMPUTE_SECONDS, &label),
+            batch_rows: histogram!(BATCH_ROWS, &label),
+            queue_depth: gauge!(QUEUE_DEPTH, &label),
+        }
+    }
 
-pub fn batch_size(rows: usize) {
-    histogram!(BATCH_ROWS).record(rows as f64);
-}
+    pub fn queued(&self, waited: Duration) {
+        self.queued.record(waited.as_secs_f64());
+    }
 
-pub fn queue_depth(depth: usize) {
-    gauge!(QUEUE_DEPTH).set(depth as f64);
+    pub fn computed(&self, took: Duration) {
+        self.computed.record(took.as_secs_f64());
+    }
+
+    pub fn batch_size(&self, rows: usize) {
+        self.batch_rows.record(rows as f64);
+    }
+
+    pub fn queue_depth(&self, depth: usize) {
+        self.queue_depth.set(depth as f64);
+    }
 }
 
 /// Marks `served` as the version being served and `previous` (if any) as no longer.
