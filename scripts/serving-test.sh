@@ -114,6 +114,7 @@ target/debug/kiln push "$work/sentiment" acme/sentiment:1 >/dev/null
 for ref in acme/bert:1 acme/bert:2 "acme/$real:1" acme/words:1 acme/sentiment:1; do settle "$ref"; done
 target/debug/kiln alias set acme/bert production 1 >/dev/null
 target/debug/kiln alias set acme/words production 1 >/dev/null
+target/debug/kiln alias set acme/sentiment production 1 >/dev/null
 if ! "$venv/bin/python" scripts/serving_test.py "$work" "$PWD/target/debug/kiln" "$PWD/target/debug/kiln-runner" \
     "$KILN_ONNX_CORPUS" "$real"; then
   for log in "$work"/*.log; do echo "--- $log, last 20 lines:"; tail -n 20 "$log" | cut -c1-400; done

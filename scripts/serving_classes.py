@@ -97,14 +97,22 @@ def labeled(work, runner, classifier_path):
           f"--labels with a wrong number of labels is refused at start ({refused.stderr.strip()[-200:]})")
 
 
-def named_by_config(work, runner, folder):
+def named_by_config(work, cli, runner, folder):
     """A classifier exported with its Hugging Face config.json (Optimum's layout): the columns of its
-    `logits` named by the config's `id2label`, served from its folder and from the registry, where the
-    config is one of the version's files."""
+    `logits` named by the config's `id2label`, served from its folder, from the registry, where the
+    config is one of the version's files, and from what KServe's storage initializer laid out for a
+    `kiln://...#VARIANT` URI (the variant's files, with the version's config.json beside its model)."""
     x = np.array([[0.5, -1.0, 2.0, 0.1], [-2.0, 1.0, 0.3, 0.7], [1.5, 1.5, -0.5, -1.0]], dtype=np.float32)
     model = os.path.join(folder, "model.onnx")
     scores = ort_outputs(model, {"features": x})["logits"]
-    for reference, source in [(model, "from its folder"), ("acme/sentiment:1", "from the registry")]:
+    initialized = os.path.join(work, "sentiment-initialized")
+    env = dict(os.environ, KILN_BIN=cli, KILN_MANIFEST_STATE=os.path.join(work, "sentiment-state.json"))
+    subprocess.run(["deploy/kserve/kiln-storage-initializer", "kiln://acme/sentiment@production#onnx", initialized],
+                   check=True, env=env, capture_output=True)
+    check(os.path.isfile(os.path.join(initialized, "config.json")),
+          f"the storage initializer puts the version's config.json beside the variant ({os.listdir(initialized)})")
+    for reference, source in [(model, "from its folder"), ("acme/sentiment:1", "from the registry"),
+                              (initialized, "from a kiln:// variant's storage initializer")]:
         name = "sentiment-" + source.split()[-1]
         process, url, grpc_url = start_runner(runner, reference, work, name,
                                               ["--engine", "ort", "--name", "sentiment"])

@@ -34,10 +34,10 @@ def kiln(cli, *args):
 
 
 def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=None, env=None):
-    """`kiln-runner serve` of a registry reference, or of a local ONNX file when `reference` is a path."""
+    """`kiln-runner serve` of a registry reference, or of a local ONNX file or folder when `reference` is a path."""
     http_port, grpc_port = http_port or free_port(), free_port()
     log = open(os.path.join(work, f"{name}.log"), "w")
-    source = ["--model-dir", reference] if os.path.isfile(reference) else [reference, "--server", server]
+    source = ["--model-dir", reference] if os.path.exists(reference) else [reference, "--server", server]
     process = subprocess.Popen(
         [runner, "serve", *source, "--http-listen", f"127.0.0.1:{http_port}",
          "--grpc-listen", f"127.0.0.1:{grpc_port}", "--cache", os.path.join(work, f"{name}-cache"), *extra],

@@ -452,7 +452,7 @@ def main():
     real_model(work, cli, runner, corpus, real)
     strings(work, runner, os.path.join(work, "words", "model.onnx"))
     labeled(work, runner, os.path.join(work, "iris", "model.onnx"))
-    named_by_config(work, runner, os.path.join(work, "sentiment"))
+    named_by_config(work, cli, runner, os.path.join(work, "sentiment"))
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -108,7 +108,8 @@ enum Command {
         /// Pull only this file (repeat for several)
         #[arg(long = "file")]
         files: Vec<String>,
-        /// Pull a variant kiln produced (e.g. `onnx`) instead of the files pushed
+        /// Pull a variant kiln produced (e.g. `onnx`) instead of the files pushed; the version's
+        /// config.json, if it has one, comes beside the variant's model (unless --file picks files)
         #[arg(long)]
         variant: Option<String>,
         /// Files downloaded at once, each over its own connection

@@ -64,6 +64,25 @@ fn a_checkpoint_pushed_with_the_cli_is_pulled_back_as_onnx() {
     let bytes = std::fs::read(out.join("model.onnx")).unwrap();
     let (_, checked) = kiln_onnx::model_check::check(bytes.into()).unwrap();
     assert_eq!(checked.outputs[0].name, "logits");
+    // The version's config.json comes beside the variant's model, as an exported ONNX folder has it.
+    assert_eq!(
+        std::fs::read(out.join("config.json")).unwrap(),
+        std::fs::read(source.join("config.json")).unwrap()
+    );
+    // Files asked for by name are all that is written.
+    let named = work.path().join("named");
+    let only = server.kiln(&[
+        "pull",
+        "acme/tiny-gpt2:1",
+        "--variant",
+        "onnx",
+        "--file",
+        "model.onnx",
+        "-o",
+        named.to_str().unwrap(),
+    ]);
+    assert_ok(&only);
+    assert!(named.join("model.onnx").is_file() && !named.join("config.json").exists());
 
     let missing = server.kiln(&[
         "pull",

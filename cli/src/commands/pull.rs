@@ -1,5 +1,7 @@
 //! `kiln pull NS/MODEL:VERSION|NS/MODEL@ALIAS -o DIR [--file PATH] [--variant NAME]`: download, check
-//! every byte against its digest (for an alias, the digests of its verified, signed manifest).
+//! every byte against its digest (for an alias, the digests of its verified, signed manifest). A variant
+//! comes with the version's `config.json` beside its model, as an exported ONNX folder has it: serving
+//! runtimes read the classes' names and the architecture there (kiln-runner's labels, Optimum's ORTModel).
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,8 @@ struct Plan {
     /// For messages: `acme/m:1.0.0` or `acme/m@production`.
     label: String,
     files: Vec<FileEntry>,
+    /// For a variant: the version's `config.json` and where it goes (beside the variant's model).
+    config: Option<(FileEntry, FilePath)>,
     listed_by: &'static str,
 }
 
@@ -67,8 +71,16 @@ pub async fn run(
         Some(version) => plan_version(client, ns, model, version, &options).await?,
         None => plan_alias(client, &options, &trust).await?,
     };
-    let selected = select(&plan.label, &plan.files, &options.files)?;
-    let total: i64 = selected.iter().map(|f| f.size).sum();
+    let mut selected: Vec<(&FileEntry, &FilePath)> =
+        select(&plan.label, &plan.files, &options.files)?
+            .into_iter()
+            .map(|f| (f, &f.path))
+            .collect();
+    // Files picked by name are all a pull writes.
+    let with_config = plan.config.as_ref().filter(|_| options.files.is_empty());
+    let from_sources = selected.len();
+    selected.extend(with_config.map(|(file, at)| (file, at)));
+    let total: i64 = selected.iter().map(|(f, _)| f.size).sum();
     let bar = bytes_bar(total as u64, "pulling");
     let target = Target {
         ns,
@@ -77,19 +89,30 @@ pub async fn run(
         variant: options.variant.as_deref(),
         listed_by: plan.listed_by,
     };
+    // The config.json is one of the files pushed, not of the variant.
+    let pushed = Target {
+        variant: None,
+        ..target
+    };
     let mut destinations = Vec::with_capacity(selected.len());
-    for file in &selected {
-        destinations.push(file.path.under(&options.output).map_err(|e| {
+    for (n, (_, at)) in selected.iter().enumerate() {
+        let destination = at.under(&options.output).map_err(|e| {
             CliError::Integrity(format!(
                 "the server listed a file kiln will not write: {e}; nothing outside {} is touched",
                 options.output.display()
             ))
-        })?);
+        })?;
+        destinations.push((
+            if n < from_sources { &target } else { &pushed },
+            destination,
+        ));
     }
     bar.set_message(format!("{} file(s)", selected.len()));
     // Files go in parallel, each resuming on its own; the bar counts the whole set.
     let fetched = futures_util::stream::iter(selected.iter().zip(&destinations))
-        .map(|(file, destination)| pull_file(client, &target, file, destination, &bar))
+        .map(|((file, _), (target, destination))| {
+            pull_file(client, target, file, destination, &bar)
+        })
         .buffer_unordered(options.jobs.max(1))
         .try_fold(0usize, |n, got| async move { Ok(n + usize::from(got)) })
         .await?;
@@ -134,14 +157,19 @@ async fn plan_version(
     options: &PullOptions,
 ) -> Result<Plan, CliError> {
     let detail = client.version(ns, model, version).await?;
-    let files = match &options.variant {
-        None => detail.files.clone(),
-        Some(name) => variant_files(&detail, name)?.to_vec(),
+    let (files, config) = match &options.variant {
+        None => (detail.files.clone(), None),
+        Some(name) => {
+            let files = variant_files(&detail, name)?.to_vec();
+            let config = config_beside(&detail.files, &files);
+            (files, config)
+        }
     };
     Ok(Plan {
         version: version.clone(),
         label: format!("{ns}/{model}:{version}"),
         files,
+        config,
         listed_by: "the version",
     })
 }
@@ -170,19 +198,51 @@ async fn plan_alias(
             }
         },
     };
-    Ok(Plan {
-        version: manifest.version.clone(),
-        label,
-        files: listed
+    let entries = |files: Vec<kiln_core::deployment::ManifestFile>| -> Vec<FileEntry> {
+        files
             .into_iter()
             .map(|f| FileEntry {
                 path: f.path,
                 digest: f.sha256,
                 size: f.size,
             })
-            .collect(),
+            .collect()
+    };
+    let files = entries(listed);
+    let config = options
+        .variant
+        .as_ref()
+        .and_then(|_| config_beside(&entries(manifest.sources.clone()), &files));
+    Ok(Plan {
+        version: manifest.version.clone(),
+        label,
+        files,
+        config,
         listed_by: MANIFEST,
     })
+}
+
+/// The version's `config.json` (the shallowest of the files pushed, as kiln-runner looks for it) and
+/// where it goes for a variant: beside the variant's model, unless the variant has a file there already.
+fn config_beside(pushed: &[FileEntry], variant: &[FileEntry]) -> Option<(FileEntry, FilePath)> {
+    const CONFIG: &str = "config.json";
+    let config = pushed
+        .iter()
+        .filter(|f| f.path.as_str().rsplit('/').next() == Some(CONFIG))
+        .min_by_key(|f| (f.path.as_str().matches('/').count(), f.path.as_str()))?;
+    let model = variant
+        .iter()
+        .find(|f| f.path.as_str().ends_with(".onnx"))?
+        .path
+        .as_str();
+    let at: FilePath = match model.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/{CONFIG}"),
+        None => CONFIG.to_owned(),
+    }
+    .parse()
+    .ok()?;
+    let taken = variant.iter().any(|f| f.path == at);
+    (!taken).then(|| (config.clone(), at))
 }
 
 /// The files of one variant, or an error that says which variants exist and whether more may come.
@@ -413,6 +473,34 @@ mod tests {
             err,
             "acme/m:1 has no file \"c.bin\"; it has: a.bin, dir/b.bin"
         );
+    }
+
+    #[test]
+    fn a_variant_gets_the_versions_config_beside_its_model() {
+        let pushed = version(&[
+            "nested/deeper/config.json",
+            "config.json",
+            "model.safetensors",
+        ])
+        .files;
+        let at = |variant: &[&str]| {
+            config_beside(&pushed, &version(variant).files)
+                .map(|(file, at)| (file.path.to_string(), at.to_string()))
+        };
+        let shallowest = || "config.json".to_owned();
+        assert_eq!(
+            at(&["model.onnx"]),
+            Some((shallowest(), "config.json".to_owned()))
+        );
+        assert_eq!(
+            at(&["onnx/model.onnx", "onnx/model.onnx.data"]),
+            Some((shallowest(), "onnx/config.json".to_owned()))
+        );
+        // A variant that has its own config.json there keeps it; one with no model gets none.
+        assert_eq!(at(&["onnx/model.onnx", "onnx/config.json"]), None);
+        assert_eq!(at(&["weights.bin"]), None);
+        let without = version(&["model.safetensors", "config.json.bak"]).files;
+        assert!(config_beside(&without, &version(&["model.onnx"]).files).is_none());
     }
 
     #[test]
