@@ -14,6 +14,7 @@ pub mod manifest_trust;
 pub mod names;
 pub mod reference;
 pub mod runners;
+pub mod variant_layout;
 pub mod webhook_signature;
 pub mod whole_number;
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use kiln_core::api::{FileEntry, VersionDetail, VersionStatus};
+use kiln_core::variant_layout;
 use kiln_core::{FilePath, ModelName, ModelRef, NamespaceName, Sha256Hasher, VersionName};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -222,27 +223,13 @@ async fn plan_alias(
     })
 }
 
-/// The version's `config.json` (the shallowest of the files pushed, as kiln-runner looks for it) and
-/// where it goes for a variant: beside the variant's model, unless the variant has a file there already.
+/// The version's `config.json` and where it goes for a variant (`kiln_core::variant_layout`).
 fn config_beside(pushed: &[FileEntry], variant: &[FileEntry]) -> Option<(FileEntry, FilePath)> {
-    const CONFIG: &str = "config.json";
-    let config = pushed
-        .iter()
-        .filter(|f| f.path.as_str().rsplit('/').next() == Some(CONFIG))
-        .min_by_key(|f| (f.path.as_str().matches('/').count(), f.path.as_str()))?;
-    let model = variant
-        .iter()
-        .find(|f| f.path.as_str().ends_with(".onnx"))?
-        .path
-        .as_str();
-    let at: FilePath = match model.rsplit_once('/') {
-        Some((folder, _)) => format!("{folder}/{CONFIG}"),
-        None => CONFIG.to_owned(),
-    }
-    .parse()
-    .ok()?;
-    let taken = variant.iter().any(|f| f.path == at);
-    (!taken).then(|| (config.clone(), at))
+    let (n, at) = variant_layout::config_beside(
+        pushed.iter().map(|f| f.path.as_str()),
+        variant.iter().map(|f| f.path.as_str()),
+    )?;
+    Some((pushed[n].clone(), at))
 }
 
 /// The files of one variant, or an error that says which variants exist and whether more may come.
@@ -473,34 +460,6 @@ mod tests {
             err,
             "acme/m:1 has no file \"c.bin\"; it has: a.bin, dir/b.bin"
         );
-    }
-
-    #[test]
-    fn a_variant_gets_the_versions_config_beside_its_model() {
-        let pushed = version(&[
-            "nested/deeper/config.json",
-            "config.json",
-            "model.safetensors",
-        ])
-        .files;
-        let at = |variant: &[&str]| {
-            config_beside(&pushed, &version(variant).files)
-                .map(|(file, at)| (file.path.to_string(), at.to_string()))
-        };
-        let shallowest = || "config.json".to_owned();
-        assert_eq!(
-            at(&["model.onnx"]),
-            Some((shallowest(), "config.json".to_owned()))
-        );
-        assert_eq!(
-            at(&["onnx/model.onnx", "onnx/model.onnx.data"]),
-            Some((shallowest(), "onnx/config.json".to_owned()))
-        );
-        // A variant that has its own config.json there keeps it; one with no model gets none.
-        assert_eq!(at(&["onnx/model.onnx", "onnx/config.json"]), None);
-        assert_eq!(at(&["weights.bin"]), None);
-        let without = version(&["model.safetensors", "config.json.bak"]).files;
-        assert!(config_beside(&without, &version(&["model.onnx"]).files).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::signature::Signature;
 use super::tensor::Datatype;
 
 /// The file's name, in the model's folder or among a version's files.
-pub const CONFIG_FILE: &str = "config.json";
+pub use kiln_core::variant_layout::CONFIG_FILE;
 
 /// A larger `config.json` is not read for names (ImageNet's thousand take about 30 KB).
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;

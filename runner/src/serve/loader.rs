@@ -16,6 +16,7 @@ use super::session::Session;
 use super::signature::Signature;
 use super::{ServeArgs, ServeError, Served};
 use crate::engine::{self, Engine};
+use kiln_core::variant_layout::shallowest_config;
 
 pub struct Loader {
     engine: Engine,
@@ -245,14 +246,8 @@ impl Loader {
         registry: &Registry,
         manifest: &kiln_core::deployment::DeploymentManifest,
     ) -> Option<String> {
-        let named = |f: &&kiln_core::deployment::ManifestFile| {
-            Path::new(f.path.as_str()).file_name() == Some(CONFIG_FILE.as_ref())
-        };
-        let file = manifest
-            .sources
-            .iter()
-            .filter(named)
-            .min_by_key(|f| (f.path.as_str().matches('/').count(), f.path.as_str()))?;
+        let sources = &manifest.sources;
+        let file = &sources[shallowest_config(sources.iter().map(|f| f.path.as_str()))?];
         if file.size as u64 > MAX_CONFIG_BYTES {
             return None;
         }

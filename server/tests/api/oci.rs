@@ -289,12 +289,20 @@ fn onnx_relu() -> Vec<u8> {
     g.finish("relu", 17, vec![]).encode_to_vec()
 }
 
-/// Variants are tags of their own over their own files, and the version's signed deployment manifest
-/// is a referrer of every manifest served for it: its JWS, fetched as a blob, is the API's.
+/// Variants are tags of their own over their own files and the version's config.json beside the model
+/// (as `kiln pull --variant` lays them out), and the version's signed deployment manifest is a referrer
+/// of every manifest served for it: its JWS, fetched as a blob, is the API's.
 async fn variants_are_tags_and_the_signature_is_a_referrer(app: TestApp) {
     let admin = basic("admin", ADMIN_TOKEN);
     let model = onnx_relu();
-    push(&app, "acme/relu:1.0.0", &[("model.onnx", model.as_slice())]).await;
+    let config = br#"{"id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}"#;
+    push(
+        &app,
+        "acme/relu:1.0.0",
+        &[("model.onnx", model.as_slice()), ("config.json", config)],
+    )
+    .await;
+    let config_digest = Value::from(kiln_core::Sha256Digest::of(config).to_string());
     let tags: Value = get(&app, "/v2/acme/relu/tags/list", Some(&admin))
         .await
         .json()
@@ -334,13 +342,22 @@ async fn variants_are_tags_and_the_signature_is_a_referrer(app: TestApp) {
             .iter()
             .map(|l| &l["digest"])
             .collect();
-        let files: Vec<&Value> = variant["files"]
+        let mut files: Vec<&Value> = variant["files"]
             .as_array()
             .unwrap()
             .iter()
             .map(|f| &f["digest"])
             .collect();
-        assert_eq!(layers, files, "{name}: the variant's own files");
+        files.push(&config_digest);
+        assert_eq!(
+            layers, files,
+            "{name}: the variant's own files, then the config"
+        );
+        let config_layer = manifest["layers"].as_array().unwrap().last().unwrap();
+        assert_eq!(
+            config_layer["annotations"]["org.cncf.model.filepath"], "config.json",
+            "{name}"
+        );
         let blob = get(
             &app,
             &format!("/v2/acme/relu/blobs/{}", files[0].as_str().unwrap()),

@@ -15,7 +15,7 @@ pub mod uploads;
 
 pub use referrers::ReferrerEntry;
 
-use kiln_core::{AliasName, ModelName, NamespaceName, Sha256Digest};
+use kiln_core::{AliasName, ModelName, NamespaceName, Sha256Digest, variant_layout};
 
 use crate::db::records::{ModelRow, VersionRow};
 use crate::db::repos::oci_documents::{self, OciDocument};
@@ -187,26 +187,37 @@ fn remember(conn: &mut DbConnection, written: OciDocument) -> Result<String, Err
     Ok(digest)
 }
 
-/// The files (path, digest, size) of a version, or of one of its variants.
+/// The files (path, digest, size) of a version, or of one of its variants with the version's
+/// `config.json` beside its model, as `kiln pull --variant` lays it out (`kiln_core::variant_layout`).
 fn files_of(
     conn: &mut DbConnection,
     version: &VersionRow,
     variant: Option<&str>,
 ) -> Result<Vec<(String, String, i64)>, Error> {
-    Ok(match variant {
-        None => versions::files(conn, &version.id)?
-            .into_iter()
-            .map(|f| (f.path, f.digest, f.size))
-            .collect(),
-        Some(variant) => variants::for_version(conn, &version.id)?
-            .into_iter()
-            .find(|(row, _)| row.name == variant)
-            .map(|(_, files)| files)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| (f.path, f.digest, f.size))
-            .collect(),
-    })
+    let pushed: Vec<(String, String, i64)> = versions::files(conn, &version.id)?
+        .into_iter()
+        .map(|f| (f.path, f.digest, f.size))
+        .collect();
+    let Some(variant) = variant else {
+        return Ok(pushed);
+    };
+    let mut files: Vec<(String, String, i64)> = variants::for_version(conn, &version.id)?
+        .into_iter()
+        .find(|(row, _)| row.name == variant)
+        .map(|(_, files)| files)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| (f.path, f.digest, f.size))
+        .collect();
+    let config = variant_layout::config_beside(
+        pushed.iter().map(|(path, _, _)| path.as_str()),
+        files.iter().map(|(path, _, _)| path.as_str()),
+    );
+    if let Some((n, at)) = config {
+        let (_, digest, size) = &pushed[n];
+        files.push((at.to_string(), digest.clone(), *size));
+    }
+    Ok(files)
 }
 
 /// How a manifest is written for a tag: `-VARIANT` after the version, `-image` for the image form.
