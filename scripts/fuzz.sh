@@ -17,7 +17,12 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 
 export RUSTC_BOOTSTRAP=1
 sanitizer="${SANITIZER:-none}"
 profile=()
-[ "${FUZZ_DEV:-0}" = 1 ] && profile=(--dev)
+if [ "${FUZZ_DEV:-0}" = 1 ]; then
+  profile=(--dev)
+  # Line tables are enough for a crash's stack trace; full debug info and incremental data made the brief
+  # run's build from nothing 344 s instead of 295 s here (and 3.3 GB instead of 1.9).
+  export CARGO_PROFILE_DEV_DEBUG=line-tables-only CARGO_PROFILE_DEV_INCREMENTAL=false
+fi
 cd fuzz
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
