@@ -46,6 +46,7 @@ impl From<std::io::Error> for ModelError {
     }
 }
 
+#[cfg(feature = "pipeline")]
 impl From<candle_core::Error> for ModelError {
     fn from(e: candle_core::Error) -> Self {
         ModelError::Evaluation(e.to_string())

@@ -14,19 +14,29 @@
 //! - Model writing: one protobuf, or external data beside it past protobuf's size limit
 //!   ([`model_writer::write`]).
 
+#[cfg(feature = "pipeline")]
 pub mod block_quant;
+#[cfg(feature = "pipeline")]
 pub mod checkpoint;
+#[cfg(feature = "pipeline")]
 pub mod convert;
+#[cfg(feature = "pipeline")]
 pub mod dcp_shards;
+#[cfg(feature = "pipeline")]
 pub mod distill;
 pub mod error;
+#[cfg(feature = "pipeline")]
 pub mod eval;
 pub mod external_data;
 pub mod format;
+#[cfg(feature = "pipeline")]
 pub mod graph_builder;
+#[cfg(feature = "pipeline")]
 pub mod inspect;
 pub mod model_check;
+#[cfg(feature = "pipeline")]
 pub mod model_writer;
+#[cfg(feature = "pipeline")]
 pub mod optimize;
 pub mod pickle;
 /// The ONNX protobuf types, generated from ONNX's published `onnx-ml.proto` (IR version 14). kiln decodes
@@ -35,10 +45,14 @@ pub mod pickle;
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
 }
+#[cfg(feature = "pipeline")]
 pub mod pytorch;
 pub mod safetensors;
+#[cfg(feature = "pipeline")]
 pub mod sample_models;
+#[cfg(feature = "pipeline")]
 pub mod validate;
+#[cfg(feature = "pipeline")]
 pub mod variants;
 
 pub use error::ModelError;
