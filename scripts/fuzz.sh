@@ -34,6 +34,8 @@ for target in "${targets[@]}"; do
   seeds=()
   [ -d "seeds/$target" ] && seeds=("seeds/$target")
   echo "== $target ($seconds s)"
+  # fuzz/target holds the logs even when CARGO_TARGET_DIR puts the build elsewhere.
+  mkdir -p target
   log="target/fuzz-$target.log"
   status=0
   cargo fuzz run "${profile[@]}" -s "$sanitizer" "$target" "corpus/$target" "${seeds[@]}" -- \
