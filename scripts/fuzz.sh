@@ -29,13 +29,13 @@ cd fuzz
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
 cargo fuzz build "${profile[@]}" -s "$sanitizer" >/dev/null
+# fuzz/target holds the runs' logs even when CARGO_TARGET_DIR puts the build elsewhere.
+mkdir -p target
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   seeds=()
   [ -d "seeds/$target" ] && seeds=("seeds/$target")
   echo "== $target ($seconds s)"
-  # fuzz/target holds the logs even when CARGO_TARGET_DIR puts the build elsewhere.
-  mkdir -p target
   log="target/fuzz-$target.log"
   status=0
   cargo fuzz run "${profile[@]}" -s "$sanitizer" "$target" "corpus/$target" "${seeds[@]}" -- \

@@ -9,7 +9,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from serving_client import check, free_port, np_to_datatype, ort_outputs, post_json, start_runner
+from serving_client import check, free_port, np_to_datatype, ort_outputs, post_json, start_runner, storage_initializer
 
 
 def ranked_top(url, grpc_url, model, feeds, name, count):
@@ -105,10 +105,7 @@ def named_by_config(work, cli, runner, folder):
     x = np.array([[0.5, -1.0, 2.0, 0.1], [-2.0, 1.0, 0.3, 0.7], [1.5, 1.5, -0.5, -1.0]], dtype=np.float32)
     model = os.path.join(folder, "model.onnx")
     scores = ort_outputs(model, {"features": x})["logits"]
-    initialized = os.path.join(work, "sentiment-initialized")
-    env = dict(os.environ, KILN_BIN=cli, KILN_MANIFEST_STATE=os.path.join(work, "sentiment-state.json"))
-    subprocess.run(["deploy/kserve/kiln-storage-initializer", "kiln://acme/sentiment@production#onnx", initialized],
-                   check=True, env=env, capture_output=True)
+    initialized = storage_initializer(cli, work, "kiln://acme/sentiment@production#onnx", "sentiment-initialized")
     check(os.path.isfile(os.path.join(initialized, "config.json")),
           f"the storage initializer puts the version's config.json beside the variant ({os.listdir(initialized)})")
     for reference, source in [(model, "from its folder"), ("acme/sentiment:1", "from the registry"),

@@ -56,6 +56,15 @@ def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=
     raise SystemExit(f"kiln-runner serve {reference} did not become ready")
 
 
+def storage_initializer(cli, work, uri, name):
+    """KServe's kiln:// storage initializer (deploy/kserve/) run as KServe runs it, into WORK/NAME; its
+    manifest sequence state kept apart per call. The folder it filled."""
+    dest = os.path.join(work, name)
+    env = dict(os.environ, KILN_BIN=cli, KILN_MANIFEST_STATE=os.path.join(work, f"{name}-state.json"))
+    subprocess.run(["deploy/kserve/kiln-storage-initializer", uri, dest], check=True, env=env, capture_output=True)
+    return dest
+
+
 def ort_outputs(model_path, feeds):
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]

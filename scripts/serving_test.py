@@ -31,7 +31,7 @@ from tritonclient.utils import InferenceServerException
 
 from serving_classes import classified, labeled, named_by_config
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
-                            metric, ort_outputs, post_json, run_together, start_runner)
+                            metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
 
 
 class Proxy(http.server.ThreadingHTTPServer):
@@ -412,10 +412,7 @@ def told_by_webhook(work, cli, runner):
 def kserve_runtime(work, cli, runner):
     """deploy/kserve/serving-runtime.yaml's container args, run as KServe would after kiln's storage
     initializer filled /mnt/models from a kiln:// URI."""
-    models = os.path.join(work, "mnt-models")
-    env = dict(os.environ, KILN_BIN=cli, KILN_MANIFEST_STATE=os.path.join(work, "initializer-state.json"))
-    subprocess.run(["deploy/kserve/kiln-storage-initializer", "kiln://acme/bert@production#fp32", models],
-                   check=True, env=env, capture_output=True)
+    models = storage_initializer(cli, work, "kiln://acme/bert@production#fp32", "mnt-models")
     documents = list(yaml.safe_load_all(open("deploy/kserve/serving-runtime.yaml")))
     runtime = next(d for d in documents if d["kind"] == "ClusterServingRuntime")
     container = runtime["spec"]["containers"][0]

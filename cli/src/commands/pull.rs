@@ -72,17 +72,7 @@ pub async fn run(
         Some(version) => plan_version(client, ns, model, version, &options).await?,
         None => plan_alias(client, &options, &trust).await?,
     };
-    let mut selected: Vec<(&FileEntry, &FilePath)> =
-        select(&plan.label, &plan.files, &options.files)?
-            .into_iter()
-            .map(|f| (f, &f.path))
-            .collect();
-    // Files picked by name are all a pull writes.
-    let with_config = plan.config.as_ref().filter(|_| options.files.is_empty());
-    let from_sources = selected.len();
-    selected.extend(with_config.map(|(file, at)| (file, at)));
-    let total: i64 = selected.iter().map(|(f, _)| f.size).sum();
-    let bar = bytes_bar(total as u64, "pulling");
+    let selected = select(&plan.label, &plan.files, &options.files)?;
     let target = Target {
         ns,
         model,
@@ -90,30 +80,33 @@ pub async fn run(
         variant: options.variant.as_deref(),
         listed_by: plan.listed_by,
     };
-    // The config.json is one of the files pushed, not of the variant.
+    // The config.json is one of the files pushed, not of the variant; files picked by name are all a
+    // pull writes.
     let pushed = Target {
         variant: None,
         ..target
     };
-    let mut destinations = Vec::with_capacity(selected.len());
-    for (n, (_, at)) in selected.iter().enumerate() {
-        let destination = at.under(&options.output).map_err(|e| {
+    let config = plan.config.as_ref().filter(|_| options.files.is_empty());
+    let jobs: Vec<(&Target, &FileEntry, &FilePath)> = selected
+        .into_iter()
+        .map(|file| (&target, file, &file.path))
+        .chain(config.map(|(file, at)| (&pushed, file, at)))
+        .collect();
+    let total: i64 = jobs.iter().map(|(_, file, _)| file.size).sum();
+    let bar = bytes_bar(total as u64, "pulling");
+    let mut destinations = Vec::with_capacity(jobs.len());
+    for (_, _, at) in &jobs {
+        destinations.push(at.under(&options.output).map_err(|e| {
             CliError::Integrity(format!(
                 "the server listed a file kiln will not write: {e}; nothing outside {} is touched",
                 options.output.display()
             ))
-        })?;
-        destinations.push((
-            if n < from_sources { &target } else { &pushed },
-            destination,
-        ));
+        })?);
     }
-    bar.set_message(format!("{} file(s)", selected.len()));
+    bar.set_message(format!("{} file(s)", jobs.len()));
     // Files go in parallel, each resuming on its own; the bar counts the whole set.
-    let fetched = futures_util::stream::iter(selected.iter().zip(&destinations))
-        .map(|((file, _), (target, destination))| {
-            pull_file(client, target, file, destination, &bar)
-        })
+    let fetched = futures_util::stream::iter(jobs.iter().zip(&destinations))
+        .map(|((target, file, _), destination)| pull_file(client, target, file, destination, &bar))
         .buffer_unordered(options.jobs.max(1))
         .try_fold(0usize, |n, got| async move { Ok(n + usize::from(got)) })
         .await?;
@@ -124,10 +117,10 @@ pub async fn run(
             "version": plan.version,
             "variant": options.variant,
             "output": options.output,
-            "files": selected.len(),
+            "files": jobs.len(),
             "bytes": total,
             "downloaded": fetched,
-            "up_to_date": selected.len() - fetched,
+            "up_to_date": jobs.len() - fetched,
             "verified_manifest": plan.listed_by == MANIFEST,
         }));
         return Ok(());
@@ -140,10 +133,10 @@ pub async fn run(
     println!(
         "pulled {reference} into {} ({} files, {}; {} downloaded, {} already up to date{verified})",
         options.output.display(),
-        selected.len(),
+        jobs.len(),
         human_bytes(total),
         fetched,
-        selected.len() - fetched
+        jobs.len() - fetched
     );
     Ok(())
 }
