@@ -12,7 +12,8 @@
 # for one protocol: BENCH_PROTOCOLS=rest or grpc).
 # Usage: [BENCH_SECONDS=5] [ROUNDS=3] [KILN_CONFIGS=1x2,2x1] [MLSERVER_CONFIGS=0x2,0x1,2x1]
 #        [BATCH_DELAY_US=1000] [BENCH_MODELS=cnn,bert] [BENCH_PROTOCOLS=rest,grpc] [BENCH_CLIENTS=1,8,64]
-#        scripts/bench-serving.sh
+#        [KILN_SERVE_ARGS='--max-engine-memory-mib 0'] scripts/bench-serving.sh
+# KILN_SERVE_ARGS: more flags for every kiln-runner serve it starts, to compare settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "scripts/bench-serving.sh needs wrk: apt-get install wrk" >&2; exit 2; }

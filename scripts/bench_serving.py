@@ -19,6 +19,7 @@ default)"""
 import json
 import os
 import platform
+import shlex
 import resource
 import shutil
 import signal
@@ -48,6 +49,8 @@ def configs(text):
 
 KILN_CONFIGS, MLSERVER_CONFIGS = configs(sys.argv[7]), configs(sys.argv[8])
 MAX_BATCH, DELAY_US = 16, int(sys.argv[9])
+# More of kiln-runner serve's flags, to compare settings (bench-serving.sh's KILN_SERVE_ARGS).
+KILN_EXTRA = shlex.split(os.environ.get("KILN_SERVE_ARGS", ""))
 NAMES = [n for n in (sys.argv[10] if len(sys.argv) > 10 else "cnn,bert").split(",") if n]
 PROTOCOLS = [p for p in (sys.argv[11] if len(sys.argv) > 11 else "rest,grpc").split(",") if p]
 if not PROTOCOLS or set(PROTOCOLS) - {"rest", "grpc"}:
@@ -175,7 +178,7 @@ def start_kiln(model_file, name, instances, threads):
                      "--onnxruntime-lib", library, "--http-listen", f"127.0.0.1:{port}",
                      "--grpc-listen", f"127.0.0.1:{grpc_port}", "--threads", str(threads),
                      "--instances", str(instances),
-                     "--max-batch-size", str(MAX_BATCH), "--batch-delay-us", str(DELAY_US)], log)
+                     "--max-batch-size", str(MAX_BATCH), "--batch-delay-us", str(DELAY_US), *KILN_EXTRA], log)
     return process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", log
 
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, Tensor};
@@ -13,7 +14,9 @@ use kiln_core::deployment::BenchmarkResult;
 use kiln_onnx::proto::ModelProto;
 use kiln_onnx::proto::tensor_proto::DataType;
 use kiln_onnx::proto::type_proto;
+use ort::AsPointer;
 use ort::ep::{self, ExecutionProvider};
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor as OrtTensor};
@@ -34,6 +37,8 @@ pub struct Runtime {
     /// The execution providers the library was built with (CUDA and TensorRT in onnxruntime-gpu).
     available: Vec<String>,
     environment: ort::environment::Environment,
+    /// The bytes every CPU session of this process may hold together, once set ([`Runtime::limit_cpu_memory`]).
+    cpu_memory_limit: OnceLock<usize>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -86,7 +91,55 @@ impl Runtime {
             version,
             available,
             environment,
+            cpu_memory_limit: OnceLock::new(),
         })
+    }
+
+    /// Holds every CPU session made after this call to `bytes` in all (weights, intermediate tensors and
+    /// outputs): one arena registered on the environment and shared by the sessions, with ONNX Runtime's
+    /// own limit (`max_mem`). A run that would pass it fails with ONNX Runtime's "Available memory of N is
+    /// smaller than requested bytes of M" and the process goes on, where the kernel would have killed it.
+    /// Once per process: the environment keeps the first arena.
+    pub fn limit_cpu_memory(&self, bytes: usize) -> Result<(), String> {
+        if let Some(&set) = self.cpu_memory_limit.get() {
+            return if set == bytes {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ONNX Runtime's CPU memory is already limited to {set} bytes"
+                ))
+            };
+        }
+        let info = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Arena,
+            MemoryType::Default,
+        )
+        .map_err(|e| e.to_string())?;
+        let api = ort::api();
+        let key = c"max_mem";
+        let mut config: *mut ort::sys::OrtArenaCfg = std::ptr::null_mut();
+        // SAFETY: one key and one value, both live for the call; `config` is written by ONNX Runtime and
+        // released below whether registering succeeds or not (the environment copies what it needs).
+        unsafe {
+            ort::Error::result_from_status((api.CreateArenaCfgV2)(
+                &key.as_ptr(),
+                &bytes,
+                1,
+                &mut config,
+            ))
+            .map_err(|e| format!("ONNX Runtime refused the arena's settings: {e}"))?;
+            let registered = ort::Error::result_from_status((api.CreateAndRegisterAllocator)(
+                self.environment.ptr().cast_mut(),
+                info.ptr(),
+                config,
+            ));
+            (api.ReleaseArenaCfg)(config);
+            registered.map_err(|e| format!("ONNX Runtime did not take the memory limit: {e}"))?;
+        }
+        let _ = self.cpu_memory_limit.set(bytes);
+        Ok(())
     }
 
     pub fn version(&self) -> &str {
@@ -183,6 +236,9 @@ pub(crate) fn session(
         .map_err(failed)?
         .with_parallel_execution(false)
         .map_err(failed)?;
+    if on_cpu && runtime.cpu_memory_limit.get().is_some() {
+        builder = builder.with_env_allocators().map_err(failed)?;
+    }
     let provider = match device {
         Device::Cpu => CPU,
         Device::Cuda(_) => {

@@ -63,9 +63,53 @@ fn connections(listener: tokio::net::TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// The typed fields of `contents` that hold values, by their names in the protocol.
+fn filled_fields(c: &InferTensorContents) -> Vec<&'static str> {
+    [
+        ("bool_contents", c.bool_contents.len()),
+        ("int_contents", c.int_contents.len()),
+        ("int64_contents", c.int64_contents.len()),
+        ("uint_contents", c.uint_contents.len()),
+        ("uint64_contents", c.uint64_contents.len()),
+        ("fp32_contents", c.fp32_contents.len()),
+        ("fp64_contents", c.fp64_contents.len()),
+        ("bytes_contents", c.bytes_contents.len()),
+    ]
+    .into_iter()
+    .filter(|&(_, n)| n > 0)
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// The field the protocol puts a datatype's values in (none for FP16 and BF16, which travel raw).
+fn field_of(datatype: Datatype) -> Option<&'static str> {
+    Some(match datatype {
+        Datatype::Bool => "bool_contents",
+        Datatype::Int8 | Datatype::Int16 | Datatype::Int32 => "int_contents",
+        Datatype::Int64 => "int64_contents",
+        Datatype::Uint8 | Datatype::Uint16 | Datatype::Uint32 => "uint_contents",
+        Datatype::Uint64 => "uint64_contents",
+        Datatype::Fp32 => "fp32_contents",
+        Datatype::Fp64 => "fp64_contents",
+        Datatype::Bytes => "bytes_contents",
+        Datatype::Fp16 | Datatype::Bf16 => return None,
+    })
+}
+
 fn typed_bytes(input: &InferInputTensor, datatype: Datatype) -> Result<Bytes, ServeError> {
     let empty = InferTensorContents::default();
     let c = input.contents.as_ref().unwrap_or(&empty);
+    let filled = filled_fields(c);
+    if let Some(field) = field_of(datatype)
+        && filled.iter().any(|&f| f != field)
+    {
+        return Err(ServeError::BadRequest(format!(
+            "input {:?} is {}, whose values go in contents.{field}; it has {}",
+            input.name,
+            datatype.as_str(),
+            filled.join(" and ")
+        )));
+    }
     let mut out = BytesMut::new();
     match datatype {
         Datatype::Bool => c
@@ -132,6 +176,13 @@ fn inputs(request: &ModelInferRequest) -> Result<Vec<Tensor>, ServeError> {
                 ))
             })?;
             let data = match raw.get(i) {
+                Some(_) if input.contents.as_ref().is_some_and(|c| !filled_fields(c).is_empty()) => {
+                    return Err(ServeError::BadRequest(format!(
+                        "input {:?} has typed contents while raw_input_contents is given: send every input \
+                         one way or the other",
+                        input.name
+                    )));
+                }
                 Some(bytes) => bytes.clone(),
                 None => typed_bytes(input, datatype)?,
             };
@@ -357,6 +408,42 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("holds 2 elements, data has 1")
+        );
+    }
+
+    #[test]
+    fn values_in_another_field_or_given_twice_are_refused_naming_the_field() {
+        let input = |contents| InferInputTensor {
+            name: "x".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 2],
+            parameters: Default::default(),
+            contents,
+        };
+        let as_int64 = Some(InferTensorContents {
+            int64_contents: vec![1, 2],
+            ..Default::default()
+        });
+        let wrong_field = inputs(&request(input(as_int64.clone()), vec![]));
+        assert_eq!(
+            wrong_field.unwrap_err().to_string(),
+            r#"input "x" is FP32, whose values go in contents.fp32_contents; it has int64_contents"#
+        );
+        let twice = inputs(&request(input(as_int64), vec![vec![0; 8]]));
+        assert!(
+            twice
+                .unwrap_err()
+                .to_string()
+                .contains(r#"input "x" has typed contents while raw_input_contents is given"#)
+        );
+        let typed = Some(InferTensorContents {
+            fp32_contents: vec![1.0, 2.0],
+            ..Default::default()
+        });
+        let raw = [1.0f32.to_le_bytes(), 2.0f32.to_le_bytes()].concat();
+        assert_eq!(
+            inputs(&request(input(typed), vec![])).unwrap(),
+            inputs(&request(input(None), vec![raw])).unwrap()
         );
     }
 }

@@ -28,6 +28,8 @@ pub struct Loader {
     variant: Option<String>,
     cache: PathBuf,
     label_files: Vec<LabelFile>,
+    /// The bytes ONNX Runtime may hold on the CPU (`--max-engine-memory-mib`), when limited.
+    memory_limit: Option<u64>,
 }
 
 impl Loader {
@@ -55,6 +57,16 @@ impl Loader {
             .into_iter()
             .next()
             .ok_or("no engine")?;
+        let memory_limit = match &engine {
+            Engine::OnnxRuntime(runtime) if info.device == "cpu" => {
+                let limit = super::memory_limit::bytes(args.max_engine_memory_mib);
+                if let Some(bytes) = limit {
+                    runtime.limit_cpu_memory(usize::try_from(bytes).unwrap_or(usize::MAX))?;
+                }
+                limit
+            }
+            _ => None,
+        };
         Ok(Self {
             engine,
             device,
@@ -69,11 +81,17 @@ impl Loader {
             variant: args.variant.clone(),
             cache: args.cache.clone(),
             label_files,
+            memory_limit,
         })
     }
 
     pub fn engine_name(&self) -> &'static str {
         self.engine.name()
+    }
+
+    /// The bytes the engine may hold, when it is limited (ONNX Runtime on the CPU).
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 
     /// `cpu` or `cuda:N`.

@@ -12,6 +12,7 @@ mod follow;
 mod grpc;
 mod labels;
 mod loader;
+mod memory_limit;
 pub mod metrics;
 pub mod registry;
 mod report;
@@ -149,6 +150,11 @@ pub struct ServeArgs {
     /// The largest request body accepted, in MiB
     #[arg(long, default_value_t = 64)]
     pub max_request_mib: usize,
+    /// The most memory ONNX Runtime may hold on the CPU for the loaded models and their runs, in MiB: a
+    /// request that would need more is refused (400 naming this flag) and the process goes on serving.
+    /// Default: three quarters of the memory available at start (the container's limit counted); 0: none
+    #[arg(long, value_name = "MIB")]
+    pub max_engine_memory_mib: Option<u64>,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
@@ -327,6 +333,12 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         http.address,
         grpc_addr
     );
+    if let Some(bytes) = loader.memory_limit() {
+        tracing::info!(
+            mib = bytes >> 20,
+            "ONNX Runtime holds at most this much memory; larger requests are refused (--max-engine-memory-mib)"
+        );
+    }
     let reporting = match (&args.runner_token, &following, &args.server) {
         (Some(token), Some((_, subject, _)), Some(server)) => {
             let host = |addr: SocketAddr| {

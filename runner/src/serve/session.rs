@@ -68,6 +68,20 @@ fn failed(e: impl std::fmt::Display) -> ServeError {
     ServeError::Inference(e.to_string())
 }
 
+/// ONNX Runtime's refusal, said in the request's terms when it is the memory limit that refused: its own
+/// text names an arena and a kernel, not what the caller can change.
+fn ort_run_failed(e: ort::Error) -> ServeError {
+    let text = e.to_string();
+    match text.find("Available memory of") {
+        Some(at) => ServeError::Inference(format!(
+            "they need more memory than this server lets its engine hold \
+             (kiln-runner serve --max-engine-memory-mib): send fewer rows or smaller inputs ({})",
+            text[at..].trim_end()
+        )),
+        None => failed(text),
+    }
+}
+
 /// Reads little-endian elements of `size` bytes.
 fn elements<T>(data: &[u8], size: usize, read: impl Fn(&[u8]) -> T) -> Vec<T> {
     data.chunks_exact(size).map(read).collect()
@@ -204,7 +218,7 @@ fn run_ort(
         .iter()
         .map(|t| Ok((t.name.clone(), ort_value(t)?)))
         .collect::<Result<_, ServeError>>()?;
-    let outputs = session.run(values).map_err(failed)?;
+    let outputs = session.run(values).map_err(ort_run_failed)?;
     signature
         .outputs
         .iter()

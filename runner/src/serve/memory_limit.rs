@@ -1,0 +1,97 @@
+//! How much memory the engine may hold: a request whose tensors would need more is refused with a 400
+//! naming the limit, where without one the kernel's OOM killer would end the process and every request
+//! in it (a 60 MB request of 10,000 rows asked one corpus model for 24 GB).
+
+use std::path::Path;
+
+/// The share of the memory available at start that the engine may hold by default: the rest is left for
+/// the requests' bodies, the answers, and the model loaded beside when the alias moves.
+const DEFAULT_SHARE: (u64, u64) = (3, 4);
+
+/// `--max-engine-memory-mib`: `Some(0)` is no limit; `None` is the default share of what is available.
+pub fn bytes(flag_mib: Option<u64>) -> Option<u64> {
+    match flag_mib {
+        Some(0) => None,
+        Some(mib) => Some(mib.saturating_mul(1 << 20)),
+        None => available().map(default_share),
+    }
+}
+
+fn default_share(available: u64) -> u64 {
+    available / DEFAULT_SHARE.1 * DEFAULT_SHARE.0
+}
+
+/// What this process may still allocate: the host's available memory, or its cgroup's headroom when
+/// that is lower (a container's memory limit, which is what the OOM killer enforces in a pod).
+pub fn available() -> Option<u64> {
+    let host = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| meminfo_available(&text));
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| cgroup_headroom(&text, Path::new("/sys/fs/cgroup")));
+    match (host, cgroup) {
+        (Some(h), Some(c)) => Some(h.min(c)),
+        (h, c) => h.or(c),
+    }
+}
+
+fn meminfo_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// `memory.max - memory.current` of the cgroup (v2) that `/proc/self/cgroup` names, under `root`;
+/// `None` without a limit ("max") or without cgroup v2.
+fn cgroup_headroom(proc_self_cgroup: &str, root: &Path) -> Option<u64> {
+    let path = proc_self_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim_start_matches('/');
+    let dir = root.join(path);
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
+    let max: u64 = read("memory.max")?.trim().parse().ok()?;
+    let current: u64 = read("memory.current")
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    Some(max.saturating_sub(current))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_in_mib_zero_for_none_else_a_share_of_what_is_available() {
+        assert_eq!(bytes(Some(512)), Some(512 << 20));
+        assert_eq!(bytes(Some(0)), None);
+        assert_eq!(default_share(4 << 30), 3 << 30);
+        let available = available().expect("Linux reports MemAvailable");
+        assert!(bytes(None).is_some_and(|b| b > 0 && b < available));
+    }
+
+    #[test]
+    fn meminfo_gives_the_available_line_in_bytes() {
+        let text =
+            "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(meminfo_available(text), Some(20_000_000 * 1024));
+        assert_eq!(meminfo_available("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn a_cgroup_limit_leaves_its_headroom_and_none_without_a_limit() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("kubepods/pod1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.max"), "2147483648\n").unwrap();
+        std::fs::write(dir.join("memory.current"), "536870912\n").unwrap();
+        assert_eq!(
+            cgroup_headroom("0::/kubepods/pod1\n", root.path()),
+            Some(2147483648 - 536870912)
+        );
+        std::fs::write(dir.join("memory.max"), "max\n").unwrap();
+        assert_eq!(cgroup_headroom("0::/kubepods/pod1\n", root.path()), None);
+        assert_eq!(cgroup_headroom("1:name=systemd:/\n", root.path()), None);
+    }
+}
