@@ -4,7 +4,8 @@ corpus; bad inputs get the protocol's errors; the alias moves under load with no
 version's numbers afterwards; a tampered manifest is refused while the old version keeps serving; BYTES
 (string) tensors go in and out over REST and gRPC, batched; the classification extension ranks classes as
 ONNX Runtime's scores do, naming them where the model or --labels does; a runner told by the registry's webhook follows the alias without waiting for
-its next poll; a request needing more memory than the engine may hold is refused and the process serves on.
+its next poll; a request needing more memory than the engine may hold, or an answer larger than the server sends, is
+refused and the process serves on.
 
 Run by scripts/serving-test.sh (which starts the server, pushes the models and sets the alias):
   python serving_test.py WORK KILN_CLI KILN_RUNNER CORPUS_DIR
@@ -30,7 +31,7 @@ from safetensors.numpy import load_file
 from tritonclient.utils import InferenceServerException
 
 from serving_classes import classified, labeled, named_by_config
-from serving_limits import engine_memory_limit
+from serving_limits import engine_memory_limit, response_limit
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
 
@@ -452,6 +453,7 @@ def main():
     labeled(work, runner, os.path.join(work, "iris", "model.onnx"))
     named_by_config(work, cli, runner, os.path.join(work, "sentiment"))
     engine_memory_limit(work, runner, os.path.join(work, "sentiment"))
+    response_limit(work, runner, os.path.join(work, "sentiment"))
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)

@@ -30,6 +30,8 @@ pub struct Loader {
     label_files: Vec<LabelFile>,
     /// The bytes ONNX Runtime may hold on the CPU (`--max-engine-memory-mib`), when limited.
     memory_limit: Option<u64>,
+    /// The bytes one run's outputs may hold (`--max-response-mib`), when limited.
+    response_limit: Option<u64>,
 }
 
 impl Loader {
@@ -59,7 +61,7 @@ impl Loader {
             .ok_or("no engine")?;
         let memory_limit = match &engine {
             Engine::OnnxRuntime(runtime) if info.device == "cpu" => {
-                let limit = super::memory_limit::bytes(args.max_engine_memory_mib);
+                let limit = super::memory_limit::engine_bytes(args.max_engine_memory_mib);
                 if let Some(bytes) = limit {
                     runtime.limit_cpu_memory(usize::try_from(bytes).unwrap_or(usize::MAX))?;
                 }
@@ -82,6 +84,7 @@ impl Loader {
             cache: args.cache.clone(),
             label_files,
             memory_limit,
+            response_limit: super::memory_limit::response_bytes(args.max_response_mib),
         })
     }
 
@@ -92,6 +95,11 @@ impl Loader {
     /// The bytes the engine may hold, when it is limited (ONNX Runtime on the CPU).
     pub fn memory_limit(&self) -> Option<u64> {
         self.memory_limit
+    }
+
+    /// The bytes one run's outputs may hold, when limited.
+    pub fn response_limit(&self) -> Option<u64> {
+        self.response_limit
     }
 
     /// `cpu` or `cuda:N`.
@@ -125,6 +133,7 @@ impl Loader {
             );
         }
         let (instances, threads) = (self.instances, self.threads_per_instance);
+        let max_output_bytes = self.response_limit.unwrap_or(u64::MAX);
         let (files, for_labels) = (self.label_files.clone(), signature.clone());
         let (sessions, labels) = tokio::task::spawn_blocking(move || {
             let model = labels::read_model(&model_path);
@@ -132,7 +141,10 @@ impl Loader {
             // Gone before the engine reads the file: a large model is not held twice.
             drop(model);
             let sessions = (0..instances)
-                .map(|_| Session::load(&engine, &model_path, (&device, &spec), threads))
+                .map(|_| {
+                    Session::load(&engine, &model_path, (&device, &spec), threads)
+                        .map(|s| s.with_max_output_bytes(max_output_bytes))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, String>((sessions, labels))
         })

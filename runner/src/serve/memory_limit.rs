@@ -1,24 +1,36 @@
-//! How much memory the engine may hold: a request whose tensors would need more is refused with a 400
-//! naming the limit, where without one the kernel's OOM killer would end the process and every request
-//! in it (a 60 MB request of 10,000 rows asked one corpus model for 24 GB).
+//! How much memory the engine and an answer may take: a request whose tensors would need more is refused
+//! with a 400 naming the limit, where without one the kernel's OOM killer would end the process and every
+//! request in it (a 60 MB request of 10,000 rows asked one corpus model for 24 GB).
 
 use std::path::Path;
 
-/// The share of the memory available at start that the engine may hold by default: the rest is left for
-/// the requests' bodies, the answers, and the model loaded beside when the alias moves.
-const DEFAULT_SHARE: (u64, u64) = (3, 4);
+/// The shares of the memory available at start that the engine may hold and that one run's outputs may
+/// hold, by default. The outputs are copied out of the engine and then encoded (JSON takes about 2.5
+/// bytes of text a byte of FP32), so with the engine's arena at its limit, an answer at its own limit,
+/// its copy and its encoding still fit in what was available.
+const ENGINE_SHARE: (u64, u64) = (3, 4);
+const RESPONSE_SHARE: (u64, u64) = (1, 16);
 
 /// `--max-engine-memory-mib`: `Some(0)` is no limit; `None` is the default share of what is available.
-pub fn bytes(flag_mib: Option<u64>) -> Option<u64> {
+pub fn engine_bytes(flag_mib: Option<u64>) -> Option<u64> {
+    limit(flag_mib, ENGINE_SHARE)
+}
+
+/// `--max-response-mib`, as `engine_bytes`.
+pub fn response_bytes(flag_mib: Option<u64>) -> Option<u64> {
+    limit(flag_mib, RESPONSE_SHARE)
+}
+
+fn limit(flag_mib: Option<u64>, default: (u64, u64)) -> Option<u64> {
     match flag_mib {
         Some(0) => None,
         Some(mib) => Some(mib.saturating_mul(1 << 20)),
-        None => available().map(default_share),
+        None => available().map(|bytes| share(bytes, default)),
     }
 }
 
-fn default_share(available: u64) -> u64 {
-    available / DEFAULT_SHARE.1 * DEFAULT_SHARE.0
+fn share(available: u64, (numerator, denominator): (u64, u64)) -> u64 {
+    available / denominator * numerator
 }
 
 /// What this process may still allocate: the host's available memory, or its cgroup's headroom when
@@ -63,12 +75,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_flag_in_mib_zero_for_none_else_a_share_of_what_is_available() {
-        assert_eq!(bytes(Some(512)), Some(512 << 20));
-        assert_eq!(bytes(Some(0)), None);
-        assert_eq!(default_share(4 << 30), 3 << 30);
+    fn the_flags_in_mib_zero_for_none_else_a_share_of_what_is_available() {
+        assert_eq!(engine_bytes(Some(512)), Some(512 << 20));
+        assert_eq!(response_bytes(Some(0)), None);
+        assert_eq!(share(4 << 30, ENGINE_SHARE), 3 << 30);
+        assert_eq!(share(4 << 30, RESPONSE_SHARE), 256 << 20);
         let available = available().expect("Linux reports MemAvailable");
-        assert!(bytes(None).is_some_and(|b| b > 0 && b < available));
+        assert!(engine_bytes(None).is_some_and(|b| b > 0 && b < available));
+        assert!(response_bytes(None) < engine_bytes(None));
     }
 
     #[test]

@@ -155,6 +155,11 @@ pub struct ServeArgs {
     /// Default: three quarters of the memory available at start (the container's limit counted); 0: none
     #[arg(long, value_name = "MIB")]
     pub max_engine_memory_mib: Option<u64>,
+    /// The most a run's outputs may hold together, in MiB, before they are copied out and encoded: a
+    /// request whose answer would be larger is refused (400 naming this flag). Default: a sixteenth of the
+    /// memory available at start; 0: none
+    #[arg(long, value_name = "MIB")]
+    pub max_response_mib: Option<u64>,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
@@ -337,6 +342,12 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         tracing::info!(
             mib = bytes >> 20,
             "ONNX Runtime holds at most this much memory; larger requests are refused (--max-engine-memory-mib)"
+        );
+    }
+    if let Some(bytes) = loader.response_limit() {
+        tracing::info!(
+            mib = bytes >> 20,
+            "a run's outputs hold at most this much; larger answers are refused (--max-response-mib)"
         );
     }
     let reporting = match (&args.runner_token, &following, &args.server) {

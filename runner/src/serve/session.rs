@@ -15,7 +15,14 @@ use super::signature::Signature;
 use super::tensor::{Datatype, Tensor};
 use crate::engine::{Engine, Settings, onnxruntime};
 
-pub enum Session {
+pub struct Session {
+    engine: Loaded,
+    /// The bytes a run's outputs may hold together (`--max-response-mib`), checked before they are copied
+    /// out of the engine: the copy and its encoding come on top of what the engine held.
+    max_output_bytes: u64,
+}
+
+enum Loaded {
     Ort(ort::session::Session),
     Kiln(Box<kiln_onnx::eval::Session>),
 }
@@ -28,7 +35,7 @@ impl Session {
         (device, device_spec): (&Device, &str),
         threads: usize,
     ) -> Result<Self, String> {
-        match engine {
+        let engine = match engine {
             Engine::OnnxRuntime(runtime) => {
                 let settings = Settings {
                     threads,
@@ -37,7 +44,7 @@ impl Session {
                 let (session, _) =
                     onnxruntime::session(runtime, model_path, (device, device_spec), &settings)
                         .map_err(|e| e.to_string())?;
-                Ok(Session::Ort(session))
+                Loaded::Ort(session)
             }
             Engine::Kiln => {
                 let bytes = std::fs::read(model_path)
@@ -46,9 +53,19 @@ impl Session {
                     .map_err(|e| format!("{} is not an ONNX model: {e}", model_path.display()))?;
                 let session = kiln_onnx::eval::Session::new(&model, model_path.parent(), device)
                     .map_err(|e| e.to_string())?;
-                Ok(Session::Kiln(Box::new(session)))
+                Loaded::Kiln(Box::new(session))
             }
-        }
+        };
+        Ok(Self {
+            engine,
+            max_output_bytes: u64::MAX,
+        })
+    }
+
+    /// Refuses a run whose outputs hold more than `bytes` together.
+    pub fn with_max_output_bytes(mut self, bytes: u64) -> Self {
+        self.max_output_bytes = bytes;
+        self
     }
 
     /// Runs checked inputs (in the model's order) and returns every output the signature declares.
@@ -57,11 +74,32 @@ impl Session {
         inputs: &[Tensor],
         signature: &Signature,
     ) -> Result<Vec<Tensor>, ServeError> {
-        match self {
-            Session::Ort(session) => run_ort(session, inputs, signature),
-            Session::Kiln(session) => run_kiln(session, inputs, signature),
+        let limit = self.max_output_bytes;
+        match &mut self.engine {
+            Loaded::Ort(session) => run_ort(session, inputs, signature, limit),
+            Loaded::Kiln(session) => run_kiln(session, inputs, signature, limit),
         }
     }
+}
+
+/// Whether outputs of these element counts fit in `limit` bytes (a `BYTES` element counted by its
+/// 4-byte length alone: the text comes on top, and is bounded by the engine's memory).
+fn outputs_fit(
+    outputs: impl Iterator<Item = (Datatype, u128)>,
+    limit: u64,
+) -> Result<(), ServeError> {
+    let bytes: u128 = outputs
+        .map(|(datatype, elements)| elements.saturating_mul(datatype.size().unwrap_or(4) as u128))
+        .fold(0, u128::saturating_add);
+    if bytes <= u128::from(limit) {
+        return Ok(());
+    }
+    Err(ServeError::Inference(format!(
+        "its outputs hold {} MiB, more than this server answers with (kiln-runner serve \
+         --max-response-mib {}): send fewer rows or smaller inputs",
+        bytes.div_ceil(1 << 20),
+        limit >> 20
+    )))
 }
 
 fn failed(e: impl std::fmt::Display) -> ServeError {
@@ -213,12 +251,29 @@ fn run_ort(
     session: &mut ort::session::Session,
     inputs: &[Tensor],
     signature: &Signature,
+    max_output_bytes: u64,
 ) -> Result<Vec<Tensor>, ServeError> {
     let values: Vec<(String, DynValue)> = inputs
         .iter()
         .map(|t| Ok((t.name.clone(), ort_value(t)?)))
         .collect::<Result<_, ServeError>>()?;
     let outputs = session.run(values).map_err(ort_run_failed)?;
+    let elements = |name: &str| -> u128 {
+        match outputs.get(name).map(|v| v.dtype()) {
+            Some(ort::value::ValueType::Tensor { shape, .. }) => shape
+                .iter()
+                .map(|&d| u128::try_from(d).unwrap_or(0))
+                .fold(1, u128::saturating_mul),
+            _ => 0,
+        }
+    };
+    outputs_fit(
+        signature
+            .outputs
+            .iter()
+            .map(|spec| (spec.datatype, elements(&spec.name))),
+        max_output_bytes,
+    )?;
     signature
         .outputs
         .iter()
@@ -373,6 +428,7 @@ fn run_kiln(
     session: &kiln_onnx::eval::Session,
     inputs: &[Tensor],
     signature: &Signature,
+    max_output_bytes: u64,
 ) -> Result<Vec<Tensor>, ServeError> {
     let device = session.device().clone();
     let feed: HashMap<String, candle_core::Tensor> = inputs
@@ -380,6 +436,16 @@ fn run_kiln(
         .map(|t| Ok((t.name.clone(), candle_input(t, &device).map_err(failed)?)))
         .collect::<Result<_, ServeError>>()?;
     let outputs = session.run(&feed).map_err(failed)?;
+    outputs_fit(
+        signature.outputs.iter().map(|spec| {
+            let elements = outputs
+                .iter()
+                .find(|(name, _)| *name == spec.name)
+                .map_or(0, |(_, value)| value.elem_count() as u128);
+            (spec.datatype, elements)
+        }),
+        max_output_bytes,
+    )?;
     signature
         .outputs
         .iter()
@@ -398,4 +464,24 @@ fn run_kiln(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_fit_up_to_the_limit_counting_every_output_and_overflow_refused() {
+        let two = [(Datatype::Fp32, 1 << 18), (Datatype::Int64, 1 << 17)];
+        assert!(outputs_fit(two.into_iter(), 2 << 20).is_ok());
+        let refused = outputs_fit(two.into_iter(), (2 << 20) - 1).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("its outputs hold 2 MiB, more than this server answers with"),
+            "{refused}"
+        );
+        assert!(outputs_fit([(Datatype::Fp64, u128::MAX)].into_iter(), u64::MAX).is_err());
+        assert!(outputs_fit([(Datatype::Bytes, 3)].into_iter(), 12).is_ok());
+    }
 }
