@@ -2,8 +2,8 @@
 # `kiln-runner serve` against tritonclient (PyPI), the Open Inference Protocol client of Triton and KServe,
 # over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
 # default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
-# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; two classifiers. Part of
-# scripts/test.sh.
+# corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; two classifiers; a model that must
+# not be batched. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-serving
@@ -111,6 +111,23 @@ json.dump({"architectures": ["DistilBertForSequenceClassification"], "model_type
           open(os.path.join(folder, "config.json"), "w"))
 PY
 target/debug/kiln push "$work/sentiment" acme/sentiment:1 >/dev/null
+# A model whose rows change each other (each minus the batch's mean), its first dimensions named apart:
+# the runner's batching probe must leave it unbatched.
+mkdir "$work/centered"
+"$KILN_ONNX_CORPUS/venv/bin/python" - "$work/centered/model.onnx" <<'PY'
+import sys, onnx
+from onnx import helper, TensorProto
+graph = helper.make_graph(
+    [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[0], keepdims=1),
+     helper.make_node("Sub", ["x", "mean"], ["centered"])],
+    "centered",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+    [helper.make_tensor_value_info("centered", TensorProto.FLOAT, ["m", 4])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, sys.argv[1])
+PY
 for ref in acme/bert:1 acme/bert:2 "acme/$real:1" acme/words:1 acme/sentiment:1; do settle "$ref"; done
 target/debug/kiln alias set acme/bert production 1 >/dev/null
 target/debug/kiln alias set acme/words production 1 >/dev/null

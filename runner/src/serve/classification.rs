@@ -28,7 +28,7 @@ pub fn top_classes(
     batched: bool,
     labels: Option<&[String]>,
 ) -> Result<Tensor, ServeError> {
-    let scores = scores(output).ok_or_else(|| {
+    let scores = output.to_f64().ok_or_else(|| {
         ServeError::BadRequest(format!(
             "output {:?} is {}: only numeric outputs can be classified",
             output.name,
@@ -82,35 +82,6 @@ pub fn top_classes(
         shape,
         data: data.into(),
     })
-}
-
-/// The output's values as f64 (exact for every type but the widest integers), or `None` for `BYTES`.
-fn scores(t: &Tensor) -> Option<Vec<f64>> {
-    let size = t.datatype.size()?;
-    Some(
-        t.data
-            .chunks_exact(size)
-            .map(|b| {
-                let b2 = || [b[0], b[1]];
-                let b4 = || [b[0], b[1], b[2], b[3]];
-                let b8 = || <[u8; 8]>::try_from(b).unwrap_or_default();
-                match t.datatype {
-                    Datatype::Bool | Datatype::Uint8 => f64::from(b[0]),
-                    Datatype::Int8 => f64::from(b[0] as i8),
-                    Datatype::Uint16 => f64::from(u16::from_le_bytes(b2())),
-                    Datatype::Int16 => f64::from(i16::from_le_bytes(b2())),
-                    Datatype::Uint32 => f64::from(u32::from_le_bytes(b4())),
-                    Datatype::Int32 => f64::from(i32::from_le_bytes(b4())),
-                    Datatype::Uint64 => u64::from_le_bytes(b8()) as f64,
-                    Datatype::Int64 => i64::from_le_bytes(b8()) as f64,
-                    Datatype::Fp16 => f64::from(half::f16::from_le_bytes(b2())),
-                    Datatype::Bf16 => f64::from(half::bf16::from_le_bytes(b2())),
-                    Datatype::Fp32 => f64::from(f32::from_le_bytes(b4())),
-                    Datatype::Fp64 | Datatype::Bytes => f64::from_le_bytes(b8()),
-                }
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use candle_core::Device;
 use kiln_core::ModelRef;
 
+use super::batch_probe;
 use super::batcher::{BatchPolicy, Batcher};
 use super::config_labels::{CONFIG_FILE, MAX_CONFIG_BYTES};
 use super::labels::{self, ClassLabels, LabelFile};
@@ -112,10 +113,10 @@ impl Loader {
     async fn start(
         &self,
         model_path: PathBuf,
-        signature: Arc<Signature>,
+        signature: Signature,
         config: Option<String>,
         version: &str,
-    ) -> Result<(Batcher, Arc<ClassLabels>), String> {
+    ) -> Result<(Batcher, Arc<ClassLabels>, Arc<Signature>), String> {
         let (engine, device, spec) = (
             self.engine.clone(),
             self.device.clone(),
@@ -133,26 +134,54 @@ impl Loader {
             );
         }
         let (instances, threads) = (self.instances, self.threads_per_instance);
+        let files = self.label_files.clone();
         let max_output_bytes = self.response_limit.unwrap_or(u64::MAX);
-        let (files, for_labels) = (self.label_files.clone(), signature.clone());
-        let (sessions, labels) = tokio::task::spawn_blocking(move || {
+        let (sessions, labels, signature) = tokio::task::spawn_blocking(move || {
             let model = labels::read_model(&model_path);
-            let labels = ClassLabels::new(model.as_ref(), config.as_deref(), &files, &for_labels)?;
+            let labels_of = |signature: &Signature| {
+                ClassLabels::new(model.as_ref(), config.as_deref(), &files, signature)
+            };
+            // A row's classes are its own values only when rows are batched: the labels for both
+            // answers of the probe below, known before the model goes.
+            let labels = labels_of(&signature)?;
+            let if_batchable = if signature.may_batch() {
+                let mut batchable = signature.clone();
+                batchable.batchable = true;
+                Some((labels_of(&batchable)?, batchable))
+            } else {
+                None
+            };
             // Gone before the engine reads the file: a large model is not held twice.
             drop(model);
-            let sessions = (0..instances)
+            let mut sessions = (0..instances)
                 .map(|_| {
                     Session::load(&engine, &model_path, (&device, &spec), threads)
                         .map(|s| s.with_max_output_bytes(max_output_bytes))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, String>((sessions, labels))
+            let (labels, signature) = match (if_batchable, sessions.first_mut()) {
+                (Some((batched_labels, batchable)), Some(session)) => {
+                    match batch_probe::rows_are_independent(session, &batchable) {
+                        Ok(()) => (batched_labels, batchable),
+                        Err(why) => {
+                            tracing::info!(
+                                file = %model_path.display(),
+                                "requests run one at a time: {why}"
+                            );
+                            (labels, signature)
+                        }
+                    }
+                }
+                _ => (labels, signature),
+            };
+            Ok::<_, String>((sessions, labels, Arc::new(signature)))
         })
         .await
         .map_err(|e| e.to_string())??;
         Ok((
-            Batcher::start(sessions, signature, self.policy, version),
+            Batcher::start(sessions, signature.clone(), self.policy, version),
             Arc::new(labels),
+            signature,
         ))
     }
 
@@ -189,12 +218,11 @@ impl Loader {
         let (_, checked) = kiln_onnx::model_check::check(bytes.into())
             .map_err(|e| format!("{}: {e}", model_path.display()))?;
         let signature = Signature::from_onnx(&checked.inputs, &checked.outputs)?;
-        let signature = Arc::new(signature);
         let config = model_path
             .parent()
             .and_then(|folder| read_config(&folder.join(CONFIG_FILE)));
-        let (batcher, labels) = self
-            .start(model_path.clone(), signature.clone(), config, version)
+        let (batcher, labels, signature) = self
+            .start(model_path.clone(), signature, config, version)
             .await?;
         tracing::info!(file = %model_path.display(), engine = self.engine.name(), batchable = signature.batchable, "loaded");
         Ok(Served {
@@ -227,12 +255,11 @@ impl Loader {
             .fetch_variant(variant, &self.cache)
             .await
             .map_err(ServeError::Registry)?;
-        let signature = Arc::new(signature);
         let config = self.source_config(registry, manifest).await;
-        let (batcher, labels) = self
+        let (batcher, labels, signature) = self
             .start(
                 model_path.clone(),
-                signature.clone(),
+                signature,
                 config,
                 &manifest.version.to_string(),
             )

@@ -5,6 +5,7 @@
 //! verified and the new variant loaded beside the old one before requests switch to it.
 
 mod batch_cost;
+mod batch_probe;
 pub mod batcher;
 mod classification;
 mod config_labels;

@@ -54,7 +54,31 @@ fn spec(signature: &TensorSignature) -> Result<TensorSpec, String> {
     })
 }
 
+impl TensorSpec {
+    #[cfg(test)]
+    pub fn new(name: &str, datatype: Datatype, shape: Option<Vec<i64>>) -> Self {
+        Self {
+            name: name.to_owned(),
+            datatype,
+            shape,
+            first_dim: None,
+        }
+    }
+}
+
 impl Signature {
+    /// Not batchable by its dimensions' names, but every input and output has a first dimension of any
+    /// size: whether it batches is for the model to show (`batch_probe`).
+    pub fn may_batch(&self) -> bool {
+        !self.batchable
+            && !self.inputs.is_empty()
+            && self
+                .inputs
+                .iter()
+                .chain(&self.outputs)
+                .all(|t| t.shape.as_ref().is_some_and(|s| s.first() == Some(&-1)))
+    }
+
     pub fn new(inputs: &[TensorSignature], outputs: &[TensorSignature]) -> Result<Self, String> {
         let inputs: Vec<TensorSpec> = inputs.iter().map(spec).collect::<Result<_, _>>()?;
         let outputs: Vec<TensorSpec> = outputs.iter().map(spec).collect::<Result<_, _>>()?;
@@ -281,16 +305,41 @@ mod tests {
             &[sig("y", "float32", vec![Dim::Fixed(1)])],
         )
         .unwrap();
-        assert!(!fixed.batchable);
+        assert!(!fixed.batchable && !fixed.may_batch());
         let scalar_out = Signature::new(
             &[sig("x", "float32", vec![Dim::Symbolic("n".into())])],
             &[sig("y", "float32", vec![])],
         )
         .unwrap();
-        assert!(!scalar_out.batchable);
+        assert!(!scalar_out.batchable && !scalar_out.may_batch());
         let strings = Signature::new(&[sig("text", "string", vec![])], &[]).unwrap();
         assert_eq!(strings.inputs[0].datatype, Datatype::Bytes);
         let complex = Signature::new(&[sig("z", "complex64", vec![])], &[]).unwrap_err();
         assert!(complex.contains("element type complex64"), "{complex}");
+    }
+
+    #[test]
+    fn first_dims_named_apart_may_batch_when_the_model_shows_it() {
+        let named_apart = Signature::new(
+            &[sig(
+                "bytes",
+                "float32",
+                vec![Dim::Symbolic("unk__122".into()), Dim::Fixed(1536)],
+            )],
+            &[sig(
+                "label",
+                "float32",
+                vec![Dim::Symbolic("unk__123".into()), Dim::Fixed(113)],
+            )],
+        )
+        .unwrap();
+        assert!(!named_apart.batchable && named_apart.may_batch());
+        let unnamed = Signature::new(
+            &[sig("x", "float32", vec![Dim::Unknown, Dim::Fixed(4)])],
+            &[sig("y", "float32", vec![Dim::Symbolic("m".into())])],
+        )
+        .unwrap();
+        assert!(unnamed.may_batch());
+        assert!(!bert().may_batch(), "already batchable by its names");
     }
 }

@@ -216,6 +216,35 @@ impl Tensor {
         JsonData(self)
     }
 
+    /// The values as f64 (exact for every type but the widest integers), or `None` for `BYTES`.
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        let size = self.datatype.size()?;
+        Some(
+            self.data
+                .chunks_exact(size)
+                .map(|b| {
+                    let b2 = || [b[0], b[1]];
+                    let b4 = || [b[0], b[1], b[2], b[3]];
+                    let b8 = || <[u8; 8]>::try_from(b).unwrap_or_default();
+                    match self.datatype {
+                        Datatype::Bool | Datatype::Uint8 => f64::from(b[0]),
+                        Datatype::Int8 => f64::from(b[0] as i8),
+                        Datatype::Uint16 => f64::from(u16::from_le_bytes(b2())),
+                        Datatype::Int16 => f64::from(i16::from_le_bytes(b2())),
+                        Datatype::Uint32 => f64::from(u32::from_le_bytes(b4())),
+                        Datatype::Int32 => f64::from(i32::from_le_bytes(b4())),
+                        Datatype::Uint64 => u64::from_le_bytes(b8()) as f64,
+                        Datatype::Int64 => i64::from_le_bytes(b8()) as f64,
+                        Datatype::Fp16 => f64::from(half::f16::from_le_bytes(b2())),
+                        Datatype::Bf16 => f64::from(half::bf16::from_le_bytes(b2())),
+                        Datatype::Fp32 => f64::from(f32::from_le_bytes(b4())),
+                        Datatype::Fp64 | Datatype::Bytes => f64::from_le_bytes(b8()),
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// The byte offsets where each of `rows` equal slices of the first dimension starts, and the end.
     pub fn row_offsets(&self, rows: usize) -> Option<Vec<usize>> {
         if rows == 0 {
