@@ -191,6 +191,7 @@ async fn run(args: Args, threads: usize) -> ExitCode {
         sequence_lengths: args.sequence_lengths,
         symbolic_size: args.symbolic_size.max(1),
         threads,
+        intra_op_spinning: true,
         process_memory: true,
     };
     let name = args.name.unwrap_or_else(kiln_runner::process::host_name);

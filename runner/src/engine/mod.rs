@@ -43,6 +43,9 @@ pub struct Settings {
     pub symbolic_size: usize,
     /// CPU threads the engine runs on (kiln: a rayon pool of this size; ONNX Runtime: its intra-op pool).
     pub threads: usize,
+    /// Whether ONNX Runtime's intra-op threads spin while they wait for work (its default): faster to
+    /// wake, but an idle pool keeps its cores busy, which a CPU-limited container pays for.
+    pub intra_op_spinning: bool,
     /// Report the process's peak resident set as the memory of CPU runs (a standalone runner); the server's
     /// embedded runner cannot tell its own memory from the server's and reports none.
     pub process_memory: bool,
@@ -62,6 +65,7 @@ impl Default for Settings {
             sequence_lengths: vec![DEFAULT_SEQUENCE_LENGTH],
             symbolic_size: 16,
             threads: 1,
+            intra_op_spinning: true,
             process_memory: false,
         }
     }

@@ -210,6 +210,9 @@ fn session_options(settings: &Settings, provider: &str) -> BTreeMap<String, Stri
         ("inter_op_threads".to_owned(), "1".to_owned()),
         ("execution_mode".to_owned(), "sequential".to_owned()),
     ]);
+    if !settings.intra_op_spinning {
+        options.insert("intra_op_spinning".to_owned(), "false".to_owned());
+    }
     if provider == CUDA {
         // CUDA graphs need inputs bound at fixed addresses (I/O binding), which these runs do not use.
         options.insert("cuda_graph".to_owned(), "false".to_owned());
@@ -236,6 +239,9 @@ pub(crate) fn session(
         .map_err(failed)?
         .with_parallel_execution(false)
         .map_err(failed)?;
+    if !settings.intra_op_spinning {
+        builder = builder.with_intra_op_spinning(false).map_err(failed)?;
+    }
     if on_cpu && runtime.cpu_memory_limit.get().is_some() {
         builder = builder.with_env_allocators().map_err(failed)?;
     }

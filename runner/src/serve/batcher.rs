@@ -387,7 +387,8 @@ mod tests {
         let checked = kiln_onnx::model_check::check_model(&model).unwrap();
         let signature = Signature::from_onnx(&checked.inputs, &checked.outputs).unwrap();
         assert!(signature.batchable);
-        let load = || Session::load(&Engine::Kiln, &path, (&Device::Cpu, "cpu"), 1).unwrap();
+        let load =
+            || Session::load(&Engine::Kiln, &path, (&Device::Cpu, "cpu"), (1, true)).unwrap();
         ([load(), load()], Arc::new(signature))
     }
 

@@ -33,6 +33,7 @@ pub struct Loader {
     memory_limit: Option<u64>,
     /// The bytes one run's outputs may hold (`--max-response-mib`), when limited.
     response_limit: Option<u64>,
+    intra_op_spinning: bool,
 }
 
 impl Loader {
@@ -86,6 +87,7 @@ impl Loader {
             label_files,
             memory_limit,
             response_limit: super::memory_limit::response_bytes(args.max_response_mib),
+            intra_op_spinning: args.intra_op_spinning,
         })
     }
 
@@ -134,6 +136,7 @@ impl Loader {
             );
         }
         let (instances, threads) = (self.instances, self.threads_per_instance);
+        let spinning = self.intra_op_spinning;
         let files = self.label_files.clone();
         let max_output_bytes = self.response_limit.unwrap_or(u64::MAX);
         let (sessions, labels, signature) = tokio::task::spawn_blocking(move || {
@@ -155,7 +158,7 @@ impl Loader {
             drop(model);
             let mut sessions = (0..instances)
                 .map(|_| {
-                    Session::load(&engine, &model_path, (&device, &spec), threads)
+                    Session::load(&engine, &model_path, (&device, &spec), (threads, spinning))
                         .map(|s| s.with_max_output_bytes(max_output_bytes))
                 })
                 .collect::<Result<Vec<_>, _>>()?;

@@ -122,6 +122,11 @@ pub struct ServeArgs {
     /// CPU threads per instance (default: the cores divided among the instances)
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Whether ONNX Runtime's threads spin while they wait for work (its default, and the fastest to
+    /// wake); `false` gives their cores back while idle: for a container with a CPU limit, which counts
+    /// the spinning against its quota
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub intra_op_spinning: bool,
     /// How often the alias's manifest is polled (conditional requests: 304 while it has not moved)
     #[arg(long, default_value_t = 10.0)]
     pub poll_seconds: f64,

@@ -28,17 +28,19 @@ enum Loaded {
 }
 
 impl Session {
-    /// Loads `model_path` (its external data beside it) on `engine`, with `threads` CPU threads.
+    /// Loads `model_path` (its external data beside it) on `engine`, with `threads` CPU threads (ONNX
+    /// Runtime's spinning while they wait, or not).
     pub fn load(
         engine: &Engine,
         model_path: &Path,
         (device, device_spec): (&Device, &str),
-        threads: usize,
+        (threads, intra_op_spinning): (usize, bool),
     ) -> Result<Self, String> {
         let engine = match engine {
             Engine::OnnxRuntime(runtime) => {
                 let settings = Settings {
                     threads,
+                    intra_op_spinning,
                     ..Settings::default()
                 };
                 let (session, _) =
