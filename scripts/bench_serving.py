@@ -19,8 +19,8 @@ default)"""
 import json
 import os
 import platform
-import shlex
 import resource
+import shlex
 import shutil
 import signal
 import socket

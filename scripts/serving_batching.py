@@ -19,6 +19,20 @@ def corpus_model(corpus, key, folder):
     return os.path.join(folder, "model.onnx")
 
 
+def each_row_at_once(url, name, model, input_name, rows, tolerance=1e-4):
+    """Each row of `rows` sent as its own request, all at once: whether every answer is ONNX Runtime's for
+    that row alone, and how many runs the runner made of them."""
+    results = [None] * len(rows)
+    together = threading.Barrier(len(rows))
+
+    def one(n):
+        feeds = {input_name: rows[n:n + 1]}
+        together.wait()
+        results[n] = agrees(http_infer(url, name, feeds), ort_outputs(model, feeds), tolerance)
+    batches = run_together(url, one, len(rows))
+    return all(results), batches
+
+
 def batched_by_probe(work, runner, corpus):
     """magika-standard-v1 (Google's file-type classifier, from the magika package on PyPI): [N, 1536] in,
     [N, 113] out under different names. 16 concurrent one-row requests, each its own bytes."""
@@ -27,15 +41,8 @@ def batched_by_probe(work, runner, corpus):
                                    ["--engine", "ort", "--name", "magika", "--batch-delay-us", "20000"])
     try:
         rows = np.random.default_rng(7).integers(0, 256, size=(16, 1536)).astype(np.float32)
-        results = [None] * 16
-        together = threading.Barrier(16)
-
-        def one(n):
-            feeds = {"bytes": rows[n:n + 1]}
-            together.wait()
-            results[n] = agrees(http_infer(url, "magika", feeds), ort_outputs(model, feeds), 1e-4)
-        batches = run_together(url, one, 16)
-        check(all(results) and batches < 16,
+        answered, batches = each_row_at_once(url, "magika", model, "bytes", rows)
+        check(answered and batches < 16,
               f"a tf2onnx model with its batch dimensions named apart is batched ({batches:.0f} batches for 16 "
               f"concurrent requests) and each request gets ONNX Runtime's answer for its own row")
     finally:
@@ -53,15 +60,8 @@ def left_unbatched(work, runner, model):
                                    ["--engine", "ort", "--name", "centered", "--batch-delay-us", "20000"])
     try:
         rows = np.random.default_rng(5).standard_normal((8, 4)).astype(np.float32)
-        results = [None] * 8
-        together = threading.Barrier(8)
-
-        def one(n):
-            feeds = {"x": rows[n:n + 1]}
-            together.wait()
-            results[n] = agrees(http_infer(url, "centered", feeds), ort_outputs(model, feeds), 1e-6)
-        batches = run_together(url, one, 8)
-        check(all(results) and batches == 8,
+        answered, batches = each_row_at_once(url, "centered", model, "x", rows, tolerance=1e-6)
+        check(answered and batches == 8,
               f"a model whose rows change each other is not batched ({batches:.0f} runs for 8 concurrent "
               f"requests) and each request gets ONNX Runtime's answer for its row alone")
     finally:
