@@ -131,8 +131,13 @@ mod tests {
 
     #[test]
     fn strings_and_non_positive_counts_are_refused() {
-        let text =
-            Tensor::from_json("label".into(), Datatype::Bytes, vec![1], &json!(["a"])).unwrap();
+        let text = Tensor::from_json(
+            "label".into(),
+            Datatype::Bytes,
+            vec![1],
+            &json!(["a"]).to_string(),
+        )
+        .unwrap();
         assert!(
             top_classes(&text, 1, false, None)
                 .unwrap_err()

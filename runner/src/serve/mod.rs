@@ -11,6 +11,7 @@ mod classification;
 mod config_labels;
 mod follow;
 mod grpc;
+mod json_values;
 mod labels;
 mod loader;
 mod memory_limit;

@@ -15,6 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::classification::{class_count, top_classes};
@@ -159,25 +160,27 @@ async fn scrape(prometheus: web::Data<&'static PrometheusHandle>) -> HttpRespons
 }
 
 #[derive(Deserialize)]
-struct InferRequest {
+struct InferRequest<'a> {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
     parameters: Map<String, Value>,
-    inputs: Vec<InputTensor>,
+    #[serde(borrow)]
+    inputs: Vec<InputTensor<'a>>,
     #[serde(default)]
     outputs: Option<Vec<RequestedOutput>>,
 }
 
 #[derive(Deserialize)]
-struct InputTensor {
+struct InputTensor<'a> {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Map<String, Value>,
-    #[serde(default)]
-    data: Option<Value>,
+    /// Kept as its text and read knowing the datatype (`json_values`): no JSON value tree is built.
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -202,8 +205,8 @@ async fn body(mut payload: web::Payload, limit: usize, what: &str) -> Result<Byt
     Ok(body.freeze())
 }
 
-/// The request's JSON and its binary tensor data (empty without the extension).
-fn split_body(req: &HttpRequest, body: Bytes) -> Result<(InferRequest, Bytes), ServeError> {
+/// The request's JSON text and its binary tensor data (empty without the extension).
+fn split_body(req: &HttpRequest, body: Bytes) -> Result<(Bytes, Bytes), ServeError> {
     let header_length = match req.headers().get(HeaderName::from_static(HEADER_LENGTH)) {
         Some(value) => {
             let n: usize = value
@@ -225,12 +228,16 @@ fn split_body(req: &HttpRequest, body: Bytes) -> Result<(InferRequest, Bytes), S
         }
         None => body.len(),
     };
-    let request: InferRequest = serde_json::from_slice(&body[..header_length])
-        .map_err(|e| ServeError::BadRequest(format!("the inference request is not valid: {e}")))?;
-    Ok((request, body.slice(header_length..)))
+    Ok((body.slice(..header_length), body.slice(header_length..)))
 }
 
-fn inputs(request: &[InputTensor], mut binary: Bytes) -> Result<Vec<Tensor>, ServeError> {
+/// The request in `header`, its tensors' JSON data kept as text in it.
+fn parse_request(header: &[u8]) -> Result<InferRequest<'_>, ServeError> {
+    serde_json::from_slice(header)
+        .map_err(|e| ServeError::BadRequest(format!("the inference request is not valid: {e}")))
+}
+
+fn inputs(request: &[InputTensor<'_>], mut binary: Bytes) -> Result<Vec<Tensor>, ServeError> {
     let mut tensors = Vec::with_capacity(request.len());
     for input in request {
         let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
@@ -251,9 +258,12 @@ fn inputs(request: &[InputTensor], mut binary: Bytes) -> Result<Vec<Tensor>, Ser
                 let data = binary.split_to(size);
                 Tensor::from_raw(input.name.clone(), datatype, input.shape.clone(), data)?
             }
-            (None, Some(data)) => {
-                Tensor::from_json(input.name.clone(), datatype, input.shape.clone(), data)?
-            }
+            (None, Some(data)) => Tensor::from_json(
+                input.name.clone(),
+                datatype,
+                input.shape.clone(),
+                data.get(),
+            )?,
             (None, None) => {
                 return Err(ServeError::BadRequest(format!(
                     "input {:?} has neither data nor parameters.binary_data_size",
@@ -422,7 +432,8 @@ async fn infer(
         let served = state.model(&path.name, path.version.as_deref())?;
         let limit = state.max_request_bytes;
         let body = body(payload, limit, "kiln-runner serve --max-request-mib").await?;
-        let (request, binary) = split_body(&req, body)?;
+        let (header, binary) = split_body(&req, body)?;
+        let request = parse_request(&header)?;
         let outputs = served.infer(inputs(&request.inputs, binary)?).await?;
         let outputs = selected(&request, outputs, &served)?;
         Ok::<_, ServeError>(response(

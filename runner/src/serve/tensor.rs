@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
-use serde_json::Value;
 
 use super::ServeError;
 
@@ -177,31 +176,20 @@ impl Tensor {
         })
     }
 
-    /// A tensor from a JSON `data` array, flat or nested in row-major order.
+    /// A tensor from the text of a JSON `data` member: an array, flat or nested in row-major order.
     pub fn from_json(
         name: String,
         datatype: Datatype,
         shape: Vec<i64>,
-        data: &Value,
+        data: &str,
     ) -> Result<Self, ServeError> {
         let count = element_count(&name, &shape)?;
-        let mut flat = Vec::new();
-        flatten(data, &mut flat, 0)
-            .map_err(|why| ServeError::BadRequest(format!("input {name:?}: data {why}")))?;
-        if flat.len() != count {
+        let (bytes, found) = super::json_values::read(data, datatype)
+            .map_err(|why| ServeError::BadRequest(format!("input {name:?}: {why}")))?;
+        if found != count {
             return Err(ServeError::BadRequest(format!(
-                "input {name:?}: shape {shape:?} holds {count} elements, data has {}",
-                flat.len()
+                "input {name:?}: shape {shape:?} holds {count} elements, data has {found}"
             )));
-        }
-        let mut bytes = Vec::with_capacity(count * datatype.size().unwrap_or(8));
-        for (i, value) in flat.iter().enumerate() {
-            encode(datatype, value, &mut bytes).map_err(|why| {
-                ServeError::BadRequest(format!(
-                    "input {name:?}: element {i} ({value}) {why} {}",
-                    datatype.as_str()
-                ))
-            })?;
         }
         Ok(Self {
             name,
@@ -352,82 +340,11 @@ impl Serialize for JsonData<'_> {
     }
 }
 
-/// JSON's nesting is bounded: a shape of more dims than this is not a tensor anyone serves.
-const MAX_NESTING: usize = 32;
-
-fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>, depth: usize) -> Result<(), String> {
-    match value {
-        Value::Array(items) if depth < MAX_NESTING => {
-            for item in items {
-                flatten(item, out, depth + 1)?;
-            }
-            Ok(())
-        }
-        Value::Array(_) => Err(format!("is nested more than {MAX_NESTING} deep")),
-        Value::Number(_) | Value::Bool(_) | Value::String(_) => {
-            out.push(value);
-            Ok(())
-        }
-        other => Err(format!("holds {other}, not a number or a string")),
-    }
-}
-
-fn integer<T: TryFrom<i128>>(value: &Value) -> Result<T, &'static str> {
-    let wide = match value {
-        Value::Number(n) => n
-            .as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
-            .ok_or("is not an integer, as")?,
-        Value::Bool(b) => i128::from(*b),
-        _ => return Err("is not a number, as"),
-    };
-    T::try_from(wide).map_err(|_| "is out of the range of")
-}
-
-fn float(value: &Value) -> Result<f64, &'static str> {
-    match value {
-        Value::Number(n) => n.as_f64().ok_or("is not a number, as"),
-        _ => Err("is not a number, as"),
-    }
-}
-
-fn encode(datatype: Datatype, value: &Value, out: &mut Vec<u8>) -> Result<(), &'static str> {
-    match datatype {
-        Datatype::Bool => match value {
-            Value::Bool(b) => out.push(u8::from(*b)),
-            _ => out.push(u8::from(integer::<u8>(value)? != 0)),
-        },
-        Datatype::Uint8 => out.push(integer::<u8>(value)?),
-        Datatype::Int8 => out.extend(integer::<i8>(value)?.to_le_bytes()),
-        Datatype::Uint16 => out.extend(integer::<u16>(value)?.to_le_bytes()),
-        Datatype::Int16 => out.extend(integer::<i16>(value)?.to_le_bytes()),
-        Datatype::Uint32 => out.extend(integer::<u32>(value)?.to_le_bytes()),
-        Datatype::Int32 => out.extend(integer::<i32>(value)?.to_le_bytes()),
-        Datatype::Uint64 => out.extend(integer::<u64>(value)?.to_le_bytes()),
-        Datatype::Int64 => out.extend(integer::<i64>(value)?.to_le_bytes()),
-        Datatype::Fp16 => out.extend(half::f16::from_f64(float(value)?).to_le_bytes()),
-        Datatype::Bf16 => out.extend(half::bf16::from_f64(float(value)?).to_le_bytes()),
-        Datatype::Fp32 => out.extend((float(value)? as f32).to_le_bytes()),
-        Datatype::Fp64 => out.extend(float(value)?.to_le_bytes()),
-        Datatype::Bytes => match value {
-            Value::String(text) if text.contains('\0') => {
-                return Err("contains a NUL character, as");
-            }
-            Value::String(text) => {
-                push_bytes_element(out, text.as_bytes()).ok_or("is too long, as")?;
-            }
-            _ => return Err("is not a string, as"),
-        },
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn nested_and_flat_json_give_the_same_bytes_and_round_trip() {
@@ -435,14 +352,14 @@ mod tests {
             "x".into(),
             Datatype::Fp32,
             vec![2, 2],
-            &json!([[1.0, 2.5], [-3, 4]]),
+            &json!([[1.0, 2.5], [-3, 4]]).to_string(),
         )
         .unwrap();
         let flat = Tensor::from_json(
             "x".into(),
             Datatype::Fp32,
             vec![2, 2],
-            &json!([1, 2.5, -3, 4]),
+            &json!([1, 2.5, -3, 4]).to_string(),
         )
         .unwrap();
         assert_eq!(nested, flat);
@@ -451,10 +368,16 @@ mod tests {
             let Some(size) = datatype.size() else {
                 continue;
             };
-            let t = Tensor::from_json("x".into(), datatype, vec![3], &json!([0, 1, 1])).unwrap();
+            let t = Tensor::from_json("x".into(), datatype, vec![3], &json!([0, 1, 1]).to_string())
+                .unwrap();
             assert_eq!(t.data.len(), 3 * size, "{datatype:?}");
-            let back =
-                Tensor::from_json("x".into(), datatype, vec![3], &json!(t.json_data())).unwrap();
+            let back = Tensor::from_json(
+                "x".into(),
+                datatype,
+                vec![3],
+                &json!(t.json_data()).to_string(),
+            )
+            .unwrap();
             assert_eq!(back, t, "{datatype:?}");
         }
     }
@@ -462,7 +385,7 @@ mod tests {
     #[test]
     fn bad_json_data_is_refused_naming_the_input_and_the_element() {
         let err = |datatype, shape: Vec<i64>, data: Value| {
-            Tensor::from_json("ids".into(), datatype, shape, &data)
+            Tensor::from_json("ids".into(), datatype, shape, &data.to_string())
                 .unwrap_err()
                 .to_string()
         };
@@ -504,7 +427,7 @@ mod tests {
             "text".into(),
             Datatype::Bytes,
             vec![2, 2],
-            &json!([["a", ""], ["héllo", "b c"]]),
+            &json!([["a", ""], ["héllo", "b c"]]).to_string(),
         )
         .unwrap();
         let mut binary = Vec::new();
@@ -528,7 +451,12 @@ mod tests {
         assert!(err(vec![2], vec![1, 0, 0, 0, b'a']).contains("holds 2 elements, data has 1"));
         assert!(err(vec![1], vec![1, 0, 0, 0, 0xff]).contains("element 0 is not UTF-8"));
         assert!(err(vec![1], vec![1, 0, 0, 0, 0]).contains("NUL"));
-        let json_err = Tensor::from_json("text".into(), Datatype::Bytes, vec![1], &json!([1]));
+        let json_err = Tensor::from_json(
+            "text".into(),
+            Datatype::Bytes,
+            vec![1],
+            &json!([1]).to_string(),
+        );
         assert_eq!(
             json_err.unwrap_err().to_string(),
             "input \"text\": element 0 (1) is not a string, as BYTES"
@@ -584,7 +512,7 @@ mod tests {
             which in 0usize..14,
         ) {
             let datatype = Datatype::ALL[which].0;
-            if let Ok(t) = Tensor::from_json("x".into(), datatype, shape.clone(), &Value::Array(values)) {
+            if let Ok(t) = Tensor::from_json("x".into(), datatype, shape.clone(), &Value::Array(values).to_string()) {
                 let count: i64 = shape.iter().product();
                 match datatype.size() {
                     Some(size) => prop_assert_eq!(t.data.len() as i64, count * size as i64),
@@ -619,8 +547,7 @@ mod tests {
             ] {
                 let t = Tensor { name: "y".into(), datatype, shape: vec![1], data: bytes.into() };
                 let text = serde_json::to_string(&t.json_data()).unwrap();
-                let back: Value = serde_json::from_str(&text).unwrap();
-                let back = Tensor::from_json("y".into(), datatype, vec![1], &back).unwrap();
+                let back = Tensor::from_json("y".into(), datatype, vec![1], &text).unwrap();
                 prop_assert_eq!(&back.data, &t.data, "{}", text);
             }
         }
