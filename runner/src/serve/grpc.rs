@@ -64,7 +64,7 @@ fn connections(listener: tokio::net::TcpListener) -> TcpIncoming {
 }
 
 /// The typed fields of `contents` that hold values, by their names in the protocol.
-fn filled_fields(c: &InferTensorContents) -> Vec<&'static str> {
+fn filled_fields(c: &InferTensorContents) -> impl Iterator<Item = &'static str> {
     [
         ("bool_contents", c.bool_contents.len()),
         ("int_contents", c.int_contents.len()),
@@ -78,7 +78,6 @@ fn filled_fields(c: &InferTensorContents) -> Vec<&'static str> {
     .into_iter()
     .filter(|&(_, n)| n > 0)
     .map(|(name, _)| name)
-    .collect()
 }
 
 /// The field the protocol puts a datatype's values in (none for FP16 and BF16, which travel raw).
@@ -99,15 +98,14 @@ fn field_of(datatype: Datatype) -> Option<&'static str> {
 fn typed_bytes(input: &InferInputTensor, datatype: Datatype) -> Result<Bytes, ServeError> {
     let empty = InferTensorContents::default();
     let c = input.contents.as_ref().unwrap_or(&empty);
-    let filled = filled_fields(c);
     if let Some(field) = field_of(datatype)
-        && filled.iter().any(|&f| f != field)
+        && filled_fields(c).any(|f| f != field)
     {
         return Err(ServeError::BadRequest(format!(
             "input {:?} is {}, whose values go in contents.{field}; it has {}",
             input.name,
             datatype.as_str(),
-            filled.join(" and ")
+            filled_fields(c).collect::<Vec<_>>().join(" and ")
         )));
     }
     let mut out = BytesMut::new();
@@ -176,7 +174,7 @@ fn inputs(request: &ModelInferRequest) -> Result<Vec<Tensor>, ServeError> {
                 ))
             })?;
             let data = match raw.get(i) {
-                Some(_) if input.contents.as_ref().is_some_and(|c| !filled_fields(c).is_empty()) => {
+                Some(_) if input.contents.as_ref().is_some_and(|c| filled_fields(c).next().is_some()) => {
                     return Err(ServeError::BadRequest(format!(
                         "input {:?} has typed contents while raw_input_contents is given: send every input \
                          one way or the other",

@@ -61,13 +61,14 @@ impl Loader {
             .into_iter()
             .next()
             .ok_or("no engine")?;
+        let (engine_limit, response_limit) =
+            super::memory_limit::limits(args.max_engine_memory_mib, args.max_response_mib);
         let memory_limit = match &engine {
             Engine::OnnxRuntime(runtime) if info.device == "cpu" => {
-                let limit = super::memory_limit::engine_bytes(args.max_engine_memory_mib);
-                if let Some(bytes) = limit {
+                if let Some(bytes) = engine_limit {
                     runtime.limit_cpu_memory(usize::try_from(bytes).unwrap_or(usize::MAX))?;
                 }
-                limit
+                engine_limit
             }
             _ => None,
         };
@@ -86,7 +87,7 @@ impl Loader {
             cache: args.cache.clone(),
             label_files,
             memory_limit,
-            response_limit: super::memory_limit::response_bytes(args.max_response_mib),
+            response_limit,
             intra_op_spinning: args.intra_op_spinning,
         })
     }

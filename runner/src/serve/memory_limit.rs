@@ -11,21 +11,23 @@ use std::path::Path;
 const ENGINE_SHARE: (u64, u64) = (3, 4);
 const RESPONSE_SHARE: (u64, u64) = (1, 16);
 
-/// `--max-engine-memory-mib`: `Some(0)` is no limit; `None` is the default share of what is available.
-pub fn engine_bytes(flag_mib: Option<u64>) -> Option<u64> {
-    limit(flag_mib, ENGINE_SHARE)
+/// The engine's and an answer's limits in bytes from `--max-engine-memory-mib` and `--max-response-mib`:
+/// `Some(0)` is no limit, `None` the default share of the memory available now (read once for both).
+pub fn limits(engine_mib: Option<u64>, response_mib: Option<u64>) -> (Option<u64>, Option<u64>) {
+    let available = (engine_mib.is_none() || response_mib.is_none())
+        .then(available)
+        .flatten();
+    (
+        limit(engine_mib, available, ENGINE_SHARE),
+        limit(response_mib, available, RESPONSE_SHARE),
+    )
 }
 
-/// `--max-response-mib`, as `engine_bytes`.
-pub fn response_bytes(flag_mib: Option<u64>) -> Option<u64> {
-    limit(flag_mib, RESPONSE_SHARE)
-}
-
-fn limit(flag_mib: Option<u64>, default: (u64, u64)) -> Option<u64> {
+fn limit(flag_mib: Option<u64>, available: Option<u64>, default: (u64, u64)) -> Option<u64> {
     match flag_mib {
         Some(0) => None,
         Some(mib) => Some(mib.saturating_mul(1 << 20)),
-        None => available().map(|bytes| share(bytes, default)),
+        None => available.map(|bytes| share(bytes, default)),
     }
 }
 
@@ -76,13 +78,13 @@ mod tests {
 
     #[test]
     fn the_flags_in_mib_zero_for_none_else_a_share_of_what_is_available() {
-        assert_eq!(engine_bytes(Some(512)), Some(512 << 20));
-        assert_eq!(response_bytes(Some(0)), None);
+        assert_eq!(limits(Some(512), Some(0)), (Some(512 << 20), None));
         assert_eq!(share(4 << 30, ENGINE_SHARE), 3 << 30);
         assert_eq!(share(4 << 30, RESPONSE_SHARE), 256 << 20);
         let available = available().expect("Linux reports MemAvailable");
-        assert!(engine_bytes(None).is_some_and(|b| b > 0 && b < available));
-        assert!(response_bytes(None) < engine_bytes(None));
+        let (engine, response) = limits(None, None);
+        assert!(engine.is_some_and(|b| b > 0 && b < available));
+        assert!(response < engine);
     }
 
     #[test]
