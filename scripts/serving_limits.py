@@ -1,17 +1,26 @@
-"""What one request cannot do to a real `kiln-runner serve`: need more memory than the engine may hold, or
-an answer larger than the server sends. Without limits ONNX Runtime takes what a request's shapes ask for,
-and the kernel kills the process (and every request in it) when that is more than the host has: a 60 MB
-request asked a corpus model for 24 GB. With `--max-engine-memory-mib` and `--max-response-mib`, such a
-request is refused with the protocol's error naming the flag, over REST and gRPC, and the same process
-answers the next request with ONNX Runtime's numbers."""
+"""What requests cannot do to a real `kiln-runner serve`: one needing more memory than the engine may hold,
+or an answer larger than the server sends; many holding more memory together than the server lets them.
+Without limits ONNX Runtime takes what a request's shapes ask for, and the kernel kills the process (and
+every request in it) when that is more than the host has: a 60 MB request asked a corpus model for 24 GB;
+and the bodies of concurrent requests were held without bound (twelve of 60 MiB took the runner to 880 MB).
+With `--max-engine-memory-mib` and `--max-response-mib`, such a request is refused with the protocol's
+error naming the flag, over REST and gRPC, and the same process answers the next request with ONNX
+Runtime's numbers; with `--max-in-flight-mib`, a body that does not fit beside the others waits for them,
+then is refused as unavailable, and concurrent requests all pass through it."""
+import json
 import os
+import re
+import socket
+import threading
+import time
+import urllib.request
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from serving_client import agrees, check, grpc_infer, http_infer, ort_outputs, start_runner
+from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_outputs, start_runner
 
 
 FEW = np.array([[0.5, -1.0, 2.0, 0.1], [-2.0, 1.0, 0.3, 0.7], [1.5, 1.5, -0.5, -1.0]], dtype=np.float32)
@@ -62,3 +71,95 @@ def response_limit(work, runner, folder):
         finally:
             process.terminate()
             process.wait(30)
+
+
+def slow_upload(url, feeds_rows):
+    """A client that announces a binary-data request of `feeds_rows` rows and sends only its first bytes:
+    the open socket and the rest of the body, to send when asked."""
+    data = np.ones((feeds_rows, 4), dtype=np.float32).tobytes()
+    header = json.dumps({"inputs": [{"name": "features", "shape": [feeds_rows, 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(data)}}]}).encode()
+    body = header + data
+    host, port = url.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    sock.sendall(b"POST /v2/models/sentiment/infer HTTP/1.1\r\nHost: " + url.encode()
+                 + f"\r\nContent-Length: {len(body)}\r\nInference-Header-Content-Length: {len(header)}"
+                   "\r\nConnection: close\r\n\r\n".encode() + body[:65536])
+    return sock, body[65536:]
+
+
+def in_flight_bytes(url):
+    text = urllib.request.urlopen(f"http://{url}/metrics", timeout=10).read().decode()
+    found = re.search(r"^kiln_serve_in_flight_bytes (\S+)$", text, re.M)
+    return float(found.group(1)) if found else None
+
+
+def in_flight_limit(work, runner, folder):
+    """The classifier with 8 MiB for the requests in flight together: a 9.6 MB body refused at once; a
+    4 MiB body waiting behind a client that announced 5 MiB and sent 64 KiB, refused as unavailable after
+    the wait (REST and gRPC), then answered once that client has finished; 16 concurrent 1.5 MiB requests
+    (12 over gRPC, which tritonclient puts on one connection, and 4 over REST) all answered with ONNX
+    Runtime's numbers, some having waited for memory: each body is admitted whole, so that waiting ones
+    hold no part of the limit, and a gRPC connection's window is as large as its calls' together, so that
+    calls waiting with unread frames do not hold the window the admitted ones need; and nothing held after."""
+    model = os.path.join(folder, "model.onnx")
+    process, url, grpc_url = start_runner(runner, model, work, "in-flight-limit",
+                                          ["--engine", "ort", "--name", "sentiment", "--max-in-flight-mib", "8"])
+    try:
+        refused_then_served(url, grpc_url, model, {"features": np.ones((600_000, 4), dtype=np.float32)},
+                            "--max-in-flight-mib", "a body larger than the requests' whole memory limit")
+        sock, rest = slow_upload(url, 5 << 16)
+        waiting = {"features": np.ones((1 << 18, 4), dtype=np.float32)}
+        refusals = {}
+
+        def waits(protocol, infer, address):
+            started = time.monotonic()
+            try:
+                infer(address, "sentiment", waiting)
+                refusals[protocol] = ("answered", time.monotonic() - started)
+            except InferenceServerException as e:
+                refusals[protocol] = (str(e), time.monotonic() - started)
+
+        threads = [threading.Thread(target=waits, args=a)
+                   for a in [("REST", http_infer, url), ("gRPC", grpc_infer, grpc_url)]]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        for protocol, (refused, took) in sorted(refusals.items()):
+            check(("503" in refused or "UNAVAILABLE" in refused) and "--max-in-flight-mib" in refused
+                  and "try again" in refused and took >= 4.5,
+                  f"over {protocol}, a body that does not fit beside a slow client's waits {took:.1f} s, then is "
+                  f"refused as unavailable naming the flag ({refused[:200]})")
+        sock.sendall(rest)
+        answer = b""
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+        sock.close()
+        check(answer.startswith(b"HTTP/1.1 200"), f"the slow client's request is answered once sent ({answer[:80]!r})")
+        expected = ort_outputs(model, waiting)
+        check(agrees(http_infer(url, "sentiment", waiting), expected, 1e-5),
+              "the refused body is answered with ONNX Runtime's numbers once the memory is free")
+        rows = [np.full((3 << 15, 4), n / 7, dtype=np.float32) for n in range(16)]
+        results = [None] * 16
+        waits_before = metric(url, "kiln_serve_memory_waits_total")
+
+        def one(n):
+            infer, address = (grpc_infer, grpc_url) if n % 4 else (http_infer, url)
+            try:
+                results[n] = agrees(infer(address, "sentiment", {"features": rows[n]}),
+                                    ort_outputs(model, {"features": rows[n]}), 1e-5)
+            except InferenceServerException as e:
+                results[n] = str(e)[:200]
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(16)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        waits = metric(url, "kiln_serve_memory_waits_total") - waits_before
+        check(all(r is True for r in results) and waits > 0,
+              f"16 concurrent 1.5 MiB requests (12 over gRPC, 4 over REST) under an 8 MiB limit are all answered with ONNX "
+              f"Runtime's numbers, {waits:.0f} of them having waited their turn for memory "
+              f"({[r for r in results if r is not True][:2]})")
+        held = in_flight_bytes(url)
+        check(held == 0, f"after the answers, the requests in flight hold nothing (kiln_serve_in_flight_bytes {held})")
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -11,6 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use super::classification::{class_count, top_classes};
+use super::grpc_memory::{HoldLayer, SharedHeld};
 use super::tensor::{Datatype, Tensor, push_bytes_element};
 use super::{ServeError, State, metrics};
 
@@ -29,7 +30,7 @@ struct Service {
     state: Arc<State>,
 }
 
-fn status(e: ServeError) -> Status {
+pub(super) fn status(e: ServeError) -> Status {
     let message = e.to_string();
     match e {
         ServeError::BadRequest(_) | ServeError::Inference(_) => Status::invalid_argument(message),
@@ -41,13 +42,30 @@ fn status(e: ServeError) -> Status {
     }
 }
 
+/// Calls at once on one connection, and the bytes each may send before the server reads them. A call
+/// whose message waits for memory (`grpc_memory`) leaves its frames unread, and unread frames also hold
+/// the connection's window, which the calls on a connection share: with hyper's defaults (1 MiB for a
+/// call and 1 MiB for the connection), twelve large calls from one client (gRPC clients share one
+/// connection per target) stalled the two admitted ones behind the ten waiting until those gave up. A
+/// connection's window as large as all its calls' windows together cannot be held by waiting calls.
+const STREAMS: u32 = 128;
+const STREAM_WINDOW: u32 = 256 << 10;
+
 /// Serves until `stop`, letting calls in flight finish.
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {
     let limit = state.max_request_bytes;
+    let hold = HoldLayer {
+        memory: state.request_memory.clone(),
+        max_message: limit,
+    };
     let service = GrpcInferenceServiceServer::new(Service { state })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     let served = tonic::transport::Server::builder()
+        .max_concurrent_streams(STREAMS)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(STREAMS * STREAM_WINDOW)
+        .layer(hold)
         .add_service(service)
         .serve_with_incoming_shutdown(connections(listener), stop.cancelled_owned())
         .await;
@@ -211,11 +229,27 @@ fn metadata(specs: &[super::signature::TensorSpec]) -> Vec<TensorMetadata> {
 }
 
 impl Service {
-    async fn infer(&self, request: ModelInferRequest) -> Result<ModelInferResponse, ServeError> {
+    /// Answers `request`, counting its decoded inputs, outputs and encoded answer in `held` (its message
+    /// was admitted already); without `held` (a call that did not pass through [`HoldLayer`]), nothing is.
+    async fn infer(
+        &self,
+        request: ModelInferRequest,
+        held: Option<SharedHeld>,
+    ) -> Result<ModelInferResponse, ServeError> {
+        let count = |bytes: usize| {
+            if let Some(held) = &held {
+                held.count(bytes);
+            }
+        };
         let version = Some(request.model_version.as_str());
         let served = self.state.model(&request.model_name, version)?;
-        let outputs = served.infer(inputs(&request)?).await?;
-        let mut outputs: Vec<Tensor> = outputs;
+        let inputs = inputs(&request)?;
+        // Raw contents are slices of the message as received (admitted already); typed ones were copied.
+        if request.raw_input_contents.is_empty() {
+            count(inputs.iter().map(|t| t.data.len()).sum());
+        }
+        let mut outputs = served.infer(inputs).await?;
+        count(outputs.iter().map(|t| t.data.len()).sum());
         if !request.outputs.is_empty() {
             let mut chosen = Vec::with_capacity(request.outputs.len());
             for wanted in &request.outputs {
@@ -248,7 +282,7 @@ impl Service {
             }
             outputs = chosen;
         }
-        Ok(ModelInferResponse {
+        let response = ModelInferResponse {
             model_name: self.state.model_name.clone(),
             model_version: served.version.clone(),
             id: request.id,
@@ -264,7 +298,10 @@ impl Service {
                 })
                 .collect(),
             raw_output_contents: outputs.into_iter().map(|t| t.data).collect(),
-        })
+        };
+        // tonic encodes the answer into a buffer of its own.
+        count(prost::Message::encoded_len(&response));
+        Ok(response)
     }
 }
 
@@ -333,7 +370,8 @@ impl GrpcInferenceService for Service {
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
-        let answer = self.infer(request.into_inner()).await;
+        let held = request.extensions().get::<SharedHeld>().cloned();
+        let answer = self.infer(request.into_inner(), held).await;
         metrics::request(
             "grpc",
             super::rest::outcome(answer.as_ref().err()),

@@ -33,6 +33,8 @@ pub struct Loader {
     memory_limit: Option<u64>,
     /// The bytes one run's outputs may hold (`--max-response-mib`), when limited.
     response_limit: Option<u64>,
+    /// The bytes the requests in flight may hold together (`--max-in-flight-mib`), when limited.
+    in_flight_limit: Option<u64>,
     intra_op_spinning: bool,
 }
 
@@ -61,8 +63,12 @@ impl Loader {
             .into_iter()
             .next()
             .ok_or("no engine")?;
-        let (engine_limit, response_limit) =
-            super::memory_limit::limits(args.max_engine_memory_mib, args.max_response_mib);
+        let limits = super::memory_limit::limits(
+            args.max_engine_memory_mib,
+            args.max_response_mib,
+            args.max_in_flight_mib,
+        );
+        let engine_limit = limits.engine;
         let memory_limit = match &engine {
             Engine::OnnxRuntime(runtime) if info.device == "cpu" => {
                 if let Some(bytes) = engine_limit {
@@ -87,7 +93,8 @@ impl Loader {
             cache: args.cache.clone(),
             label_files,
             memory_limit,
-            response_limit,
+            response_limit: limits.response,
+            in_flight_limit: limits.in_flight,
             intra_op_spinning: args.intra_op_spinning,
         })
     }
@@ -104,6 +111,11 @@ impl Loader {
     /// The bytes one run's outputs may hold, when limited.
     pub fn response_limit(&self) -> Option<u64> {
         self.response_limit
+    }
+
+    /// The bytes the requests in flight may hold together, when limited.
+    pub fn in_flight_limit(&self) -> Option<u64> {
+        self.in_flight_limit
     }
 
     /// `cpu` or `cuda:N`.

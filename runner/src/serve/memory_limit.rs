@@ -1,26 +1,46 @@
-//! How much memory the engine and an answer may take: a request whose tensors would need more is refused
-//! with a 400 naming the limit, where without one the kernel's OOM killer would end the process and every
-//! request in it (a 60 MB request of 10,000 rows asked one corpus model for 24 GB).
+//! How much memory the engine, an answer and the requests in flight may take: a request that would need
+//! more is refused naming the limit, where without one the kernel's OOM killer would end the process and
+//! every request in it (a 60 MB request of 10,000 rows asked one corpus model for 24 GB; a few dozen
+//! concurrent large requests would pass a pod's limit on their bodies alone).
 
 use std::path::Path;
 
-/// The shares of the memory available at start that the engine may hold and that one run's outputs may
-/// hold, by default. The outputs are copied out of the engine and then encoded (JSON takes about 2.5
-/// bytes of text a byte of FP32), so with the engine's arena at its limit, an answer at its own limit,
-/// its copy and its encoding still fit in what was available.
-const ENGINE_SHARE: (u64, u64) = (3, 4);
+/// The shares of the memory available at start that, by default, the engine may hold, one run's outputs
+/// may hold, and the requests in flight may hold together (their bodies, decoded inputs, outputs and
+/// answers: `request_memory`). The engine's arena at its limit and the requests in flight at theirs leave
+/// an eighth for the process itself. One answer's share is part of the requests' and bounds a single run,
+/// whose outputs are copied out of the engine before they are counted.
+const ENGINE_SHARE: (u64, u64) = (5, 8);
 const RESPONSE_SHARE: (u64, u64) = (1, 16);
+const IN_FLIGHT_SHARE: (u64, u64) = (1, 4);
 
-/// The engine's and an answer's limits in bytes from `--max-engine-memory-mib` and `--max-response-mib`:
-/// `Some(0)` is no limit, `None` the default share of the memory available now (read once for both).
-pub fn limits(engine_mib: Option<u64>, response_mib: Option<u64>) -> (Option<u64>, Option<u64>) {
-    let available = (engine_mib.is_none() || response_mib.is_none())
+/// Limits in bytes; `None` is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// What ONNX Runtime may hold on the CPU (`--max-engine-memory-mib`).
+    pub engine: Option<u64>,
+    /// What one run's outputs may hold (`--max-response-mib`).
+    pub response: Option<u64>,
+    /// What the requests in flight may hold together (`--max-in-flight-mib`).
+    pub in_flight: Option<u64>,
+}
+
+/// The limits from their flags, in MiB: `Some(0)` is no limit, `None` the default share of the memory
+/// available now (read once for all).
+pub fn limits(
+    engine_mib: Option<u64>,
+    response_mib: Option<u64>,
+    in_flight_mib: Option<u64>,
+) -> Limits {
+    let available = [engine_mib, response_mib, in_flight_mib]
+        .contains(&None)
         .then(available)
         .flatten();
-    (
-        limit(engine_mib, available, ENGINE_SHARE),
-        limit(response_mib, available, RESPONSE_SHARE),
-    )
+    Limits {
+        engine: limit(engine_mib, available, ENGINE_SHARE),
+        response: limit(response_mib, available, RESPONSE_SHARE),
+        in_flight: limit(in_flight_mib, available, IN_FLIGHT_SHARE),
+    }
 }
 
 fn limit(flag_mib: Option<u64>, available: Option<u64>, default: (u64, u64)) -> Option<u64> {
@@ -78,13 +98,27 @@ mod tests {
 
     #[test]
     fn the_flags_in_mib_zero_for_none_else_a_share_of_what_is_available() {
-        assert_eq!(limits(Some(512), Some(0)), (Some(512 << 20), None));
-        assert_eq!(share(4 << 30, ENGINE_SHARE), 3 << 30);
+        assert_eq!(
+            limits(Some(512), Some(0), Some(64)),
+            Limits {
+                engine: Some(512 << 20),
+                response: None,
+                in_flight: Some(64 << 20)
+            }
+        );
+        assert_eq!(share(4 << 30, ENGINE_SHARE), 2560 << 20);
         assert_eq!(share(4 << 30, RESPONSE_SHARE), 256 << 20);
+        assert_eq!(share(4 << 30, IN_FLIGHT_SHARE), 1 << 30);
         let available = available().expect("Linux reports MemAvailable");
-        let (engine, response) = limits(None, None);
-        assert!(engine.is_some_and(|b| b > 0 && b < available));
-        assert!(response < engine);
+        let Limits {
+            engine,
+            response,
+            in_flight,
+        } = limits(None, None, None);
+        let (engine, response, in_flight) =
+            (engine.unwrap(), response.unwrap(), in_flight.unwrap());
+        assert!(engine + in_flight < available);
+        assert!(response < in_flight);
     }
 
     #[test]

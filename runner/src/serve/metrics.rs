@@ -20,6 +20,8 @@ const QUEUE_SECONDS: &str = "kiln_serve_queue_duration_seconds";
 const COMPUTE_SECONDS: &str = "kiln_serve_compute_duration_seconds";
 const BATCH_ROWS: &str = "kiln_serve_batch_size";
 const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
+const IN_FLIGHT_BYTES: &str = "kiln_serve_in_flight_bytes";
+const MEMORY_WAITS: &str = "kiln_serve_memory_waits_total";
 const MODEL_INFO: &str = "kiln_serve_model_info";
 const MANIFEST_SEQUENCE: &str = "kiln_serve_manifest_sequence";
 const MANIFEST_EXPIRY: &str = "kiln_serve_manifest_expiry_timestamp_seconds";
@@ -63,6 +65,8 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_histogram!(COMPUTE_SECONDS, "Time the engine took for each batch (or lone request) it ran");
         describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
+        describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503");
+        describe_gauge!(IN_FLIGHT_BYTES, "Memory the requests in flight hold: bodies received, inputs decoded, outputs and answers not yet sent (at most --max-in-flight-mib)");
         describe_gauge!(MODEL_INFO, "1 for the version and variant being served");
         describe_gauge!(MANIFEST_SEQUENCE, "The sequence of the signed manifest being served");
         describe_gauge!(MANIFEST_EXPIRY, "When the signed manifest being served expires (Unix time); alert when it comes near while the registry is unreachable");
@@ -116,6 +120,16 @@ impl VersionMetrics {
     pub fn queue_depth(&self, depth: usize) {
         self.queue_depth.set(depth as f64);
     }
+}
+
+/// What the requests in flight hold, in bytes (`request_memory`).
+pub fn in_flight_bytes() -> Gauge {
+    gauge!(IN_FLIGHT_BYTES)
+}
+
+/// A request's body waited for memory to be freed.
+pub fn waited_for_memory() {
+    counter!(MEMORY_WAITS).increment(1);
 }
 
 /// Marks `served` as the version being served and `previous` (if any) as no longer.

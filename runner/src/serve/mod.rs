@@ -11,6 +11,7 @@ mod classification;
 mod config_labels;
 mod follow;
 mod grpc;
+mod grpc_memory;
 mod json_values;
 mod labels;
 mod loader;
@@ -18,6 +19,7 @@ mod memory_limit;
 pub mod metrics;
 pub mod registry;
 mod report;
+mod request_memory;
 mod rest;
 pub mod session;
 pub mod signature;
@@ -159,7 +161,7 @@ pub struct ServeArgs {
     pub max_request_mib: usize,
     /// The most memory ONNX Runtime may hold on the CPU for the loaded models and their runs, in MiB: a
     /// request that would need more is refused (400 naming this flag) and the process goes on serving.
-    /// Default: three quarters of the memory available at start (the container's limit counted); 0: none
+    /// Default: five eighths of the memory available at start (the container's limit counted); 0: none
     #[arg(long, value_name = "MIB")]
     pub max_engine_memory_mib: Option<u64>,
     /// The most a run's outputs may hold together, in MiB, before they are copied out and encoded: a
@@ -167,6 +169,12 @@ pub struct ServeArgs {
     /// memory available at start; 0: none
     #[arg(long, value_name = "MIB")]
     pub max_response_mib: Option<u64>,
+    /// The most memory the requests in flight may hold together, in MiB: their bodies as they arrive,
+    /// their decoded inputs, outputs and answers until sent. A request that needs more than is free waits
+    /// for it up to 5 s, then is answered 503 (gRPC UNAVAILABLE); one that needs more than the whole
+    /// limit is a 400 naming this flag. Default: a quarter of the memory available at start; 0: none
+    #[arg(long, value_name = "MIB")]
+    pub max_in_flight_mib: Option<u64>,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
@@ -228,6 +236,8 @@ impl Served {
 pub struct State {
     pub model_name: String,
     pub max_request_bytes: usize,
+    /// What the requests in flight may hold together.
+    pub request_memory: request_memory::RequestMemory,
     pub when_expired: WhenExpired,
     current: RwLock<Arc<Served>>,
 }
@@ -315,6 +325,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     let state = Arc::new(State {
         model_name,
         max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
+        request_memory: request_memory::RequestMemory::new(loader.in_flight_limit()),
         when_expired: args.when_expired,
         current: RwLock::new(served.clone()),
     });
@@ -355,6 +366,12 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         tracing::info!(
             mib = bytes >> 20,
             "a run's outputs hold at most this much; larger answers are refused (--max-response-mib)"
+        );
+    }
+    if let Some(bytes) = loader.in_flight_limit() {
+        tracing::info!(
+            mib = bytes >> 20,
+            "the requests in flight hold at most this much together; more wait, then are refused (--max-in-flight-mib)"
         );
     }
     let reporting = match (&args.runner_token, &following, &args.server) {

@@ -4,12 +4,15 @@
 //! protocol defines them. `/metrics` is Prometheus's.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderName};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -19,6 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::classification::{class_count, top_classes};
+use super::request_memory::Held;
 use super::tensor::{Datatype, JsonData, Tensor};
 use super::webhook::{Delivery, Listener, MAX_DELIVERY_BYTES};
 use super::{ServeError, State, metrics};
@@ -190,16 +194,37 @@ struct RequestedOutput {
     parameters: Map<String, Value>,
 }
 
-/// The whole body, refused past `limit` bytes (`what` says which limit).
-async fn body(mut payload: web::Payload, limit: usize, what: &str) -> Result<Bytes, ServeError> {
-    let mut body = BytesMut::new();
+/// The whole body, refused past `limit` bytes (`what` says which limit), admitted into `held` before it
+/// is read.
+async fn body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    what: &str,
+    held: &mut Held,
+) -> Result<Bytes, ServeError> {
+    let too_large =
+        || ServeError::BadRequest(format!("the request is larger than {limit} bytes ({what})"));
+    // Reserved and sized once when the client says how much comes (growing by doubling would hold up to
+    // twice the body); pages not yet written take no memory.
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    held.admit(announced.unwrap_or(0) as u64).await?;
+    let mut body = BytesMut::with_capacity(announced.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ServeError::BadRequest(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ServeError::BadRequest(format!(
-                "the request is larger than {limit} bytes ({what})"
-            )));
+            return Err(too_large());
         }
+        // A body of no announced size is admitted as it comes.
+        let beyond =
+            (body.len() + chunk.len()).saturating_sub(announced.unwrap_or(0).max(body.len()));
+        held.admit(beyond as u64).await?;
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
@@ -237,8 +262,13 @@ fn parse_request(header: &[u8]) -> Result<InferRequest<'_>, ServeError> {
         .map_err(|e| ServeError::BadRequest(format!("the inference request is not valid: {e}")))
 }
 
-fn inputs(request: &[InputTensor<'_>], mut binary: Bytes) -> Result<Vec<Tensor>, ServeError> {
+/// The request's tensors, and the bytes decoding them from JSON took (binary data is used in place).
+fn inputs(
+    request: &[InputTensor<'_>],
+    mut binary: Bytes,
+) -> Result<(Vec<Tensor>, usize), ServeError> {
     let mut tensors = Vec::with_capacity(request.len());
+    let mut decoded = 0;
     for input in request {
         let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
             ServeError::BadRequest(format!(
@@ -258,12 +288,16 @@ fn inputs(request: &[InputTensor<'_>], mut binary: Bytes) -> Result<Vec<Tensor>,
                 let data = binary.split_to(size);
                 Tensor::from_raw(input.name.clone(), datatype, input.shape.clone(), data)?
             }
-            (None, Some(data)) => Tensor::from_json(
-                input.name.clone(),
-                datatype,
-                input.shape.clone(),
-                data.get(),
-            )?,
+            (None, Some(data)) => {
+                let tensor = Tensor::from_json(
+                    input.name.clone(),
+                    datatype,
+                    input.shape.clone(),
+                    data.get(),
+                )?;
+                decoded += tensor.data.len();
+                tensor
+            }
             (None, None) => {
                 return Err(ServeError::BadRequest(format!(
                     "input {:?} has neither data nor parameters.binary_data_size",
@@ -279,7 +313,7 @@ fn inputs(request: &[InputTensor<'_>], mut binary: Bytes) -> Result<Vec<Tensor>,
             binary.len()
         )));
     }
-    Ok(tensors)
+    Ok((tensors, decoded))
 }
 
 /// The outputs asked for (all when none are named), each with whether it goes as binary data.
@@ -368,12 +402,14 @@ struct BinaryDataSize {
     binary_data_size: usize,
 }
 
+/// The answer's body: its JSON, then the binary data of the outputs that go as such, whose start the
+/// `Inference-Header-Content-Length` gives (`None` when all are JSON).
 fn response(
     model: &str,
     version: &str,
     id: Option<String>,
-    outputs: Vec<(Tensor, bool)>,
-) -> HttpResponse {
+    outputs: &[(Tensor, bool)],
+) -> (BytesMut, Option<usize>) {
     let described = outputs
         .iter()
         .map(|(t, as_binary)| OutputTensor {
@@ -406,18 +442,54 @@ fn response(
     serde_json::to_writer(&mut body, &header).expect("a response serializes to JSON");
     let mut body = body.into_inner();
     if !outputs.iter().any(|(_, b)| *b) {
-        return HttpResponse::Ok()
-            .insert_header((CONTENT_TYPE, "application/json"))
-            .body(body.freeze());
+        return (body, None);
     }
     let length = body.len();
     for (t, _) in outputs.iter().filter(|(_, b)| *b) {
         body.extend_from_slice(&t.data);
     }
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, "application/octet-stream"))
-        .insert_header((HEADER_LENGTH, length.to_string()))
-        .body(body.freeze())
+    (body, Some(length))
+}
+
+/// An answer's body, holding its request's memory until actix has taken the last of it. Given out in
+/// slices: actix copies what it is given into its write buffer at once, so a body given whole would be
+/// freed here while its copy still waited for a slow client.
+struct HeldAnswer {
+    body: Bytes,
+    held: Option<Held>,
+}
+
+/// An answer's slice given to actix at a time.
+const ANSWER_SLICE: usize = 64 << 10;
+
+impl MessageBody for HeldAnswer {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.body.len() as u64)
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.body.is_empty() {
+            this.held = None;
+            return Poll::Ready(None);
+        }
+        let slice = this.body.len().min(ANSWER_SLICE);
+        Poll::Ready(Some(Ok(this.body.split_to(slice))))
+    }
+
+    /// A small answer goes whole, with its head (actix's fast path); what it held is freed with it.
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        if self.body.len() <= ANSWER_SLICE {
+            Ok(self.body)
+        } else {
+            Err(self)
+        }
+    }
 }
 
 async fn infer(
@@ -430,18 +502,35 @@ async fn infer(
     let answer = async {
         // The model first: an unknown model is 404 whatever the body holds.
         let served = state.model(&path.name, path.version.as_deref())?;
+        let mut held = state.request_memory.held();
         let limit = state.max_request_bytes;
-        let body = body(payload, limit, "kiln-runner serve --max-request-mib").await?;
+        let what = "kiln-runner serve --max-request-mib";
+        let body = body(&req, payload, limit, what, &mut held).await?;
         let (header, binary) = split_body(&req, body)?;
         let request = parse_request(&header)?;
-        let outputs = served.infer(inputs(&request.inputs, binary)?).await?;
+        let (inputs, decoded) = inputs(&request.inputs, binary)?;
+        held.count(decoded);
+        let outputs = served.infer(inputs).await?;
+        held.count(outputs.iter().map(|t| t.data.len()).sum());
         let outputs = selected(&request, outputs, &served)?;
-        Ok::<_, ServeError>(response(
+        let (body, header_length) = response(
             &state.model_name,
             &served.version,
             request.id.clone(),
-            outputs,
-        ))
+            &outputs,
+        );
+        held.count(body.len());
+        let mut answer = HttpResponse::Ok();
+        match header_length {
+            None => answer.insert_header((CONTENT_TYPE, "application/json")),
+            Some(length) => answer
+                .insert_header((CONTENT_TYPE, "application/octet-stream"))
+                .insert_header((HEADER_LENGTH, length.to_string())),
+        };
+        Ok::<_, ServeError>(answer.body(HeldAnswer {
+            body: body.freeze(),
+            held: Some(held),
+        }))
     }
     .await;
     metrics::request("rest", outcome(answer.as_ref().err()), started.elapsed());
@@ -452,6 +541,7 @@ async fn infer(
 /// not verify.
 async fn webhook(
     listener: web::Data<Listener>,
+    state: web::Data<State>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -462,7 +552,9 @@ async fn webhook(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         })?;
-        let body = body(payload, MAX_DELIVERY_BYTES, "a webhook delivery").await?;
+        let mut held = state.request_memory.held();
+        let what = "a webhook delivery";
+        let body = body(&req, payload, MAX_DELIVERY_BYTES, what, &mut held).await?;
         listener.hear(&delivery, &body, chrono::Utc::now().timestamp())
     }
     .await;

@@ -1,0 +1,279 @@
+//! The memory of the requests in flight over gRPC (`request_memory`). tonic reads a call's whole message
+//! before the handler sees it, so a layer around the service admits the message when its first frame
+//! arrives: the message's length prefix (five bytes: a compression flag and a big-endian length) says
+//! what it will hold, and that is reserved at once, waiting as a REST body does, with the client's frames
+//! left unread meanwhile (HTTP/2's flow control is its backpressure). The same [`SharedHeld`] goes to the
+//! handler, which counts the decoded inputs, outputs and answer, and stays with the response's body until
+//! its last slice has been taken for sending.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tonic::Status;
+
+use super::ServeError;
+use super::request_memory::{Admission, Held, RequestMemory};
+
+/// What one call holds, shared by its request body, its handler and its response body.
+#[derive(Clone)]
+pub struct SharedHeld(Arc<Mutex<Held>>);
+
+impl SharedHeld {
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `bytes` this call made while being answered ([`Held::count`]).
+    pub fn count(&self, bytes: usize) {
+        self.lock().count(bytes);
+    }
+}
+
+/// Wraps the gRPC service so that every call holds its memory.
+#[derive(Clone)]
+pub struct HoldLayer {
+    pub memory: RequestMemory,
+    /// The largest message tonic decodes: a larger one's length is not reserved, tonic refuses it.
+    pub max_message: usize,
+}
+
+impl<S> tower_layer::Layer<S> for HoldLayer {
+    type Service = Holding<S>;
+
+    fn layer(&self, inner: S) -> Holding<S> {
+        Holding {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Holding<S> {
+    inner: S,
+    layer: HoldLayer,
+}
+
+impl<S, B> tower_service::Service<http::Request<tonic::body::Body>> for Holding<S>
+where
+    S: tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<HeldResponse<B>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let held = SharedHeld(Arc::new(Mutex::new(self.layer.memory.held())));
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(held.clone());
+        let body = tonic::body::Body::new(HeldRequest {
+            inner: body,
+            held: held.clone(),
+            max_message: self.layer.max_message,
+            prefix: Vec::with_capacity(PREFIX),
+            received: 0,
+            announced: 0,
+            admitted: 0,
+            waiting: None,
+        });
+        let answer = self.inner.call(http::Request::from_parts(parts, body));
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(|inner| HeldResponse {
+                inner,
+                rest: Bytes::new(),
+                held: Some(held),
+            }))
+        })
+    }
+}
+
+/// A gRPC message's length prefix: a compression flag and a big-endian `u32` length.
+const PREFIX: usize = 5;
+
+/// A request's body whose data frames are admitted before tonic reads them.
+struct HeldRequest {
+    inner: tonic::body::Body,
+    held: SharedHeld,
+    max_message: usize,
+    /// The first message's prefix, as far as it has come.
+    prefix: Vec<u8>,
+    /// Bytes of the body received; the first message's length with its prefix, once known; bytes admitted.
+    received: u64,
+    announced: u64,
+    admitted: u64,
+    /// A frame received, and the wait for the memory it needs.
+    waiting: Option<(Frame<Bytes>, Admission)>,
+}
+
+impl HeldRequest {
+    /// The bytes to admit now that `data` has come: the first message whole once its length is known,
+    /// and whatever comes past what was admitted.
+    fn needed(&mut self, data: &[u8]) -> u64 {
+        self.received += data.len() as u64;
+        if self.prefix.len() < PREFIX {
+            let more = (PREFIX - self.prefix.len()).min(data.len());
+            self.prefix.extend_from_slice(&data[..more]);
+            if let Ok(length) = <[u8; 4]>::try_from(&self.prefix[1..]) {
+                let length = u64::from(u32::from_be_bytes(length));
+                if length <= self.max_message as u64 {
+                    self.announced = PREFIX as u64 + length;
+                }
+            }
+        }
+        let needed = self
+            .received
+            .max(self.announced)
+            .saturating_sub(self.admitted);
+        self.admitted += needed;
+        needed
+    }
+}
+
+impl Body for HeldRequest {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        if this.waiting.is_none() {
+            let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                other => return Poll::Ready(other),
+            };
+            let needed = this.needed(frame.data_ref().map_or(&[][..], |d| d.as_ref()));
+            match this.held.lock().admission(needed) {
+                Ok(admission) => this.waiting = Some((frame, admission)),
+                Err(e) => return Poll::Ready(Some(Err(refused(e)))),
+            }
+        }
+        let Some((_, admission)) = this.waiting.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let admitted = ready!(admission.as_mut().poll(cx));
+        let Some((frame, _)) = this.waiting.take() else {
+            return Poll::Ready(None);
+        };
+        match admitted {
+            Ok(reserved) => {
+                this.held.lock().absorb(reserved);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Err(e) => Poll::Ready(Some(Err(refused(e)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.waiting.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn refused(e: ServeError) -> Status {
+    super::grpc::status(e)
+}
+
+/// A response's body, given to hyper in slices (it sends a frame whole once given it, whatever the
+/// client's window), holding the call's memory until the last slice has been taken.
+pub struct HeldResponse<B> {
+    inner: B,
+    rest: Bytes,
+    held: Option<SharedHeld>,
+}
+
+/// A response's slice given to hyper at a time.
+const SLICE: usize = 64 << 10;
+
+impl<B> Body for HeldResponse<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.rest = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => {
+                    this.held = None;
+                    return Poll::Ready(other);
+                }
+            }
+        }
+        let slice = this.rest.len().min(SLICE);
+        Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(slice)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        hint.set_lower(hint.lower().saturating_add(rest));
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper.saturating_add(rest));
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(max_message: usize) -> HeldRequest {
+        HeldRequest {
+            inner: tonic::body::Body::empty(),
+            held: SharedHeld(Arc::new(Mutex::new(RequestMemory::new(None).held()))),
+            max_message,
+            prefix: Vec::new(),
+            received: 0,
+            announced: 0,
+            admitted: 0,
+            waiting: None,
+        }
+    }
+
+    #[test]
+    fn the_first_message_is_admitted_whole_once_its_length_prefix_is_in() {
+        let mut body = request(1 << 20);
+        // The prefix split across frames: flag, then the length (100) and the message's first bytes.
+        assert_eq!(body.needed(&[0, 0]), 2);
+        assert_eq!(body.needed(&[0, 0, 100, 1, 2, 3]), 103);
+        assert_eq!(body.needed(&[0; 97]), 0);
+        // Past the message (a second one, which unary calls do not send): as it comes.
+        assert_eq!(body.needed(&[0; 7]), 7);
+    }
+
+    #[test]
+    fn a_message_longer_than_tonic_decodes_is_admitted_only_as_it_comes() {
+        let mut body = request(64);
+        assert_eq!(body.needed(&[0, 0, 0, 1, 0, 9, 9]), 7);
+        assert_eq!(body.needed(&[9; 10]), 10);
+    }
+}

@@ -1,0 +1,321 @@
+//! How much memory the requests in flight may hold together (`--max-in-flight-mib`). Without a bound,
+//! the bodies being read and the requests waiting for an instance were limited only by how many clients
+//! came: twelve concurrent 60 MiB requests took the runner to 880 MB, and a few dozen would have passed a
+//! KServe pod's memory limit, ending the process and every request in it.
+//!
+//! A request is admitted when its body fits beside what the requests in flight hold: the size its client
+//! announces (HTTP's Content-Length, a gRPC message's length prefix) is reserved at once, before any of
+//! it is read, and a request that does not fit waits, its bytes left in the socket (TCP's and HTTP/2's
+//! flow control are the backpressure), for at most [`WAIT`]; then it is answered 503 (gRPC UNAVAILABLE).
+//! Reserving the whole body at once is what keeps concurrent uploads from each holding a part of the
+//! budget while waiting for the rest, which stalled them all. What an admitted request makes afterwards
+//! (its decoded inputs, outputs and encoded answer) is counted without waiting: a request that holds
+//! memory never waits for others', so no two wait on each other, and while the count is over the limit no
+//! new body is admitted. A body larger than the whole limit is a 400 naming the flag.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use metrics::Gauge;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::ServeError;
+
+/// How long a request waits for its body to fit before it is refused as unavailable.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The memory the requests in flight may hold together; unlimited with `--max-in-flight-mib 0`.
+#[derive(Clone)]
+pub struct RequestMemory(Option<Arc<Budget>>);
+
+struct Budget {
+    limit: u64,
+    /// What the requests in flight hold together (it may pass the limit: see the module's comment).
+    used: Mutex<u64>,
+    /// Signalled when a request frees what it held.
+    freed: Notify,
+    /// Admits one request at a time, in arrival order: a large body is not passed over by a stream of
+    /// small ones while it waits.
+    turnstile: tokio::sync::Mutex<()>,
+    wait: Duration,
+    gauge: Gauge,
+}
+
+/// What one request holds; freed when dropped.
+pub struct Held {
+    budget: Option<Arc<Budget>>,
+    bytes: u64,
+}
+
+impl RequestMemory {
+    /// `limit` bytes in all, `None` for no limit.
+    pub fn new(limit: Option<u64>) -> Self {
+        Self::waiting(limit, WAIT)
+    }
+
+    fn waiting(limit: Option<u64>, wait: Duration) -> Self {
+        Self(limit.map(|limit| {
+            Arc::new(Budget {
+                limit,
+                used: Mutex::new(0),
+                freed: Notify::new(),
+                turnstile: tokio::sync::Mutex::new(()),
+                wait,
+                gauge: super::metrics::in_flight_bytes(),
+            })
+        }))
+    }
+
+    /// Nothing held yet: what a request starts with.
+    pub fn held(&self) -> Held {
+        Held {
+            budget: self.0.clone(),
+            bytes: 0,
+        }
+    }
+}
+
+impl Budget {
+    fn used(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limit_mib(&self) -> String {
+        let mib = self.limit as f64 / f64::from(1 << 20);
+        if mib >= 10.0 {
+            format!("{mib:.0}")
+        } else {
+            format!("{mib:.2}")
+        }
+    }
+
+    fn change(&self, used: &mut u64, by: i128) {
+        *used = u64::try_from(i128::from(*used) + by).unwrap_or(0);
+        self.gauge.set(*used as f64);
+    }
+}
+
+/// The wait for a body's bytes to fit: what [`Held::admit`] awaits, for a caller that polls it itself.
+pub type Admission = Pin<Box<dyn Future<Output = Result<Reserved, ServeError>> + Send>>;
+
+/// Bytes admitted and not yet [`Held::absorb`]ed into a request's hold; freed if dropped before.
+pub struct Reserved {
+    budget: Option<Arc<Budget>>,
+    bytes: u64,
+}
+
+impl Held {
+    /// Reserves `bytes` of a body about to be read, waiting (up to [`WAIT`]) until they fit beside what
+    /// the requests in flight hold. A body's later chunks, when its size was not announced, are admitted
+    /// the same way: that client chose to hold a part while waiting for the rest.
+    pub async fn admit(&mut self, bytes: u64) -> Result<(), ServeError> {
+        let reserved = self.admission(bytes)?.await?;
+        self.absorb(reserved);
+        Ok(())
+    }
+
+    /// The wait for `bytes` more (see [`admit`](Self::admit)); a 400 at once when this request's body
+    /// would need more than the whole limit.
+    pub fn admission(&self, bytes: u64) -> Result<Admission, ServeError> {
+        let budget = match &self.budget {
+            Some(budget) if bytes > 0 => budget.clone(),
+            _ => {
+                let nothing = Reserved {
+                    budget: None,
+                    bytes: 0,
+                };
+                return Ok(Box::pin(std::future::ready(Ok(nothing))));
+            }
+        };
+        if self.bytes.saturating_add(bytes) > budget.limit {
+            return Err(ServeError::BadRequest(format!(
+                "this request's body needs more than the {} MiB that this server lets the requests \
+                 in flight hold together (kiln-runner serve --max-in-flight-mib): send fewer rows or \
+                 smaller inputs",
+                budget.limit_mib()
+            )));
+        }
+        Ok(Box::pin(async move {
+            let deadline = Instant::now() + budget.wait;
+            let unavailable = || {
+                ServeError::Unavailable(format!(
+                    "the requests in flight hold the {} MiB this server allows them (kiln-runner \
+                     serve --max-in-flight-mib) and not enough was freed within {} s; try again \
+                     shortly",
+                    budget.limit_mib(),
+                    budget.wait.as_secs_f64()
+                ))
+            };
+            let mut waited = false;
+            let _turn = match budget.turnstile.try_lock() {
+                Ok(turn) => turn,
+                Err(_) => {
+                    waited = true;
+                    super::metrics::waited_for_memory();
+                    tokio::time::timeout_at(deadline, budget.turnstile.lock())
+                        .await
+                        .map_err(|_| unavailable())?
+                }
+            };
+            loop {
+                // Registered before the check, so that a release between the check and the wait wakes it.
+                let freed = budget.freed.notified();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                {
+                    let mut used = budget.used();
+                    if used.saturating_add(bytes) <= budget.limit {
+                        budget.change(&mut used, i128::from(bytes));
+                        break;
+                    }
+                }
+                if !std::mem::replace(&mut waited, true) {
+                    super::metrics::waited_for_memory();
+                }
+                tokio::time::timeout_at(deadline, freed)
+                    .await
+                    .map_err(|_| unavailable())?;
+            }
+            Ok(Reserved {
+                budget: Some(budget.clone()),
+                bytes,
+            })
+        }))
+    }
+
+    /// Makes what an admission reserved part of this request's hold.
+    pub fn absorb(&mut self, mut reserved: Reserved) {
+        self.bytes += std::mem::take(&mut reserved.bytes);
+    }
+
+    /// Counts `bytes` this request made while being answered, without waiting (see the module's
+    /// comment): while the count is over the limit, no new body is admitted.
+    pub fn count(&mut self, bytes: usize) {
+        if let Some(budget) = &self.budget {
+            let bytes = bytes as u64;
+            budget.change(&mut budget.used(), i128::from(bytes));
+            self.bytes += bytes;
+        }
+    }
+}
+
+impl Budget {
+    fn release(&self, bytes: u64) {
+        if bytes > 0 {
+            self.change(&mut self.used(), -i128::from(bytes));
+            self.freed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.bytes);
+        }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn used(memory: &RequestMemory) -> u64 {
+        *memory.0.as_ref().unwrap().used()
+    }
+
+    #[tokio::test]
+    async fn a_body_waits_until_others_free_enough_then_is_admitted() {
+        let memory = RequestMemory::new(Some(10 << 10));
+        let mut first = memory.held();
+        first.admit(6 << 10).await.unwrap();
+        first.count(1);
+        let mut second = memory.held();
+        let waiting = tokio::spawn(async move { second.admit(4 << 10).await.map(|()| second) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "4 KiB were asked with less than 4 free"
+        );
+        drop(first);
+        let second = waiting.await.unwrap().unwrap();
+        assert_eq!(second.bytes, 4 << 10);
+        assert_eq!(used(&memory), 4 << 10);
+        drop(second);
+        assert_eq!(used(&memory), 0);
+    }
+
+    #[tokio::test]
+    async fn what_is_made_while_answering_is_counted_without_waiting_and_holds_off_new_bodies() {
+        let memory = RequestMemory::waiting(Some(10 << 10), Duration::from_millis(100));
+        let mut answering = memory.held();
+        answering.admit(8 << 10).await.unwrap();
+        answering.count(8 << 10);
+        assert_eq!(used(&memory), 16 << 10);
+        let refused = memory.held().admit(1).await.unwrap_err();
+        assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
+        assert!(
+            refused.to_string().contains("--max-in-flight-mib"),
+            "{refused}"
+        );
+        drop(answering);
+        memory.held().admit(10 << 10).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_body_larger_than_the_whole_limit_is_refused_at_once() {
+        let memory = RequestMemory::new(Some(10 << 10));
+        let refused = memory.held().admit(11 << 10).await.unwrap_err();
+        assert!(matches!(refused, ServeError::BadRequest(_)), "{refused}");
+        assert!(
+            refused.to_string().contains("--max-in-flight-mib"),
+            "{refused}"
+        );
+        assert_eq!(used(&memory), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_are_admitted_in_arrival_order() {
+        let memory = RequestMemory::new(Some(10 << 10));
+        let mut holder = memory.held();
+        holder.admit(8 << 10).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (name, bytes) in [("large", 10u64 << 10), ("small", 1 << 10)] {
+            let (memory, order) = (memory.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut held = memory.held();
+                held.admit(bytes).await.unwrap();
+                order.lock().unwrap().push(name);
+            }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The small one would fit beside the holder, but the large one came first.
+        assert!(order.lock().unwrap().is_empty());
+        drop(holder);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["large", "small"]);
+    }
+
+    #[tokio::test]
+    async fn no_limit_holds_nothing() {
+        let memory = RequestMemory::new(None);
+        let mut held = memory.held();
+        held.admit(u64::MAX).await.unwrap();
+        held.count(usize::MAX);
+        assert_eq!(held.bytes, 0);
+    }
+}
