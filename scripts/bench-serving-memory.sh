@@ -21,7 +21,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$venv/bin/python" - "$work" "$runner" "$library" "${BODY_MIB:-30}" "${CONCURRENT:-12}" "${IN_FLIGHT_MIB:-200}" <<'PY'
-import http.client, json, os, socket, subprocess, sys, threading, time, urllib.error, urllib.request
+import http.client, json, os, socket, subprocess, sys, threading, time, urllib.request
 import onnx
 from onnx import helper, TensorProto
 

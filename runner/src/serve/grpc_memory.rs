@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
 
-use super::ServeError;
 use super::request_memory::{Admission, Held, RequestMemory};
 
 /// What one call holds, shared by its request body, its handler and its response body.
@@ -156,7 +155,7 @@ impl Body for HeldRequest {
             let needed = this.needed(frame.data_ref().map_or(&[][..], |d| d.as_ref()));
             match this.held.lock().admission(needed) {
                 Ok(admission) => this.waiting = Some((frame, admission)),
-                Err(e) => return Poll::Ready(Some(Err(refused(e)))),
+                Err(e) => return Poll::Ready(Some(Err(super::grpc::status(e)))),
             }
         }
         let Some((_, admission)) = this.waiting.as_mut() else {
@@ -171,7 +170,7 @@ impl Body for HeldRequest {
                 this.held.lock().absorb(reserved);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Err(e) => Poll::Ready(Some(Err(refused(e)))),
+            Err(e) => Poll::Ready(Some(Err(super::grpc::status(e)))),
         }
     }
 
@@ -182,10 +181,6 @@ impl Body for HeldRequest {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-fn refused(e: ServeError) -> Status {
-    super::grpc::status(e)
 }
 
 /// A response's body, given to hyper in slices (it sends a frame whole once given it, whatever the

@@ -15,7 +15,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::Gauge;
@@ -34,7 +35,7 @@ pub struct RequestMemory(Option<Arc<Budget>>);
 struct Budget {
     limit: u64,
     /// What the requests in flight hold together (it may pass the limit: see the module's comment).
-    used: Mutex<u64>,
+    used: AtomicU64,
     /// Signalled when a request frees what it held.
     freed: Notify,
     /// Admits one request at a time, in arrival order: a large body is not passed over by a stream of
@@ -60,7 +61,7 @@ impl RequestMemory {
         Self(limit.map(|limit| {
             Arc::new(Budget {
                 limit,
-                used: Mutex::new(0),
+                used: AtomicU64::new(0),
                 freed: Notify::new(),
                 turnstile: tokio::sync::Mutex::new(()),
                 wait,
@@ -79,10 +80,6 @@ impl RequestMemory {
 }
 
 impl Budget {
-    fn used(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.used.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn limit_mib(&self) -> String {
         let mib = self.limit as f64 / f64::from(1 << 20);
         if mib >= 10.0 {
@@ -92,9 +89,30 @@ impl Budget {
         }
     }
 
-    fn change(&self, used: &mut u64, by: i128) {
-        *used = u64::try_from(i128::from(*used) + by).unwrap_or(0);
-        self.gauge.set(*used as f64);
+    fn add(&self, bytes: u64) {
+        let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.gauge.set(used as f64);
+    }
+
+    /// Adds `bytes` when they fit under the limit with what is held.
+    fn add_within_limit(&self, bytes: u64) -> bool {
+        let added = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used.saturating_add(bytes) <= self.limit).then_some(used + bytes)
+            });
+        if let Ok(used) = added {
+            self.gauge.set((used + bytes) as f64);
+        }
+        added.is_ok()
+    }
+
+    fn release(&self, bytes: u64) {
+        if bytes > 0 {
+            let used = self.used.fetch_sub(bytes, Ordering::Relaxed) - bytes;
+            self.gauge.set(used as f64);
+            self.freed.notify_waiters();
+        }
     }
 }
 
@@ -165,12 +183,8 @@ impl Held {
                 let freed = budget.freed.notified();
                 tokio::pin!(freed);
                 freed.as_mut().enable();
-                {
-                    let mut used = budget.used();
-                    if used.saturating_add(bytes) <= budget.limit {
-                        budget.change(&mut used, i128::from(bytes));
-                        break;
-                    }
+                if budget.add_within_limit(bytes) {
+                    break;
                 }
                 if !std::mem::replace(&mut waited, true) {
                     super::metrics::waited_for_memory();
@@ -195,18 +209,8 @@ impl Held {
     /// comment): while the count is over the limit, no new body is admitted.
     pub fn count(&mut self, bytes: usize) {
         if let Some(budget) = &self.budget {
-            let bytes = bytes as u64;
-            budget.change(&mut budget.used(), i128::from(bytes));
-            self.bytes += bytes;
-        }
-    }
-}
-
-impl Budget {
-    fn release(&self, bytes: u64) {
-        if bytes > 0 {
-            self.change(&mut self.used(), -i128::from(bytes));
-            self.freed.notify_waiters();
+            budget.add(bytes as u64);
+            self.bytes += bytes as u64;
         }
     }
 }
@@ -230,9 +234,10 @@ impl Drop for Reserved {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     fn used(memory: &RequestMemory) -> u64 {
-        *memory.0.as_ref().unwrap().used()
+        memory.0.as_ref().unwrap().used.load(Ordering::Relaxed)
     }
 
     #[tokio::test]
