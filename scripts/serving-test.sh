@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/py-serving
-pins='tritonclient[http,grpc]==2.73.0 onnxruntime==1.32.0 numpy==2.4.6 safetensors==0.4.5 pyyaml==6.0.2'
+pins='tritonclient[http,grpc]==2.73.0 onnxruntime==1.32.0 numpy==2.4.6 safetensors==0.4.5 pyyaml==6.0.2 h2==4.4.1'
 if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   python3 -m venv "$venv"
   # shellcheck disable=SC2086

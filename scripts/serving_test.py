@@ -5,7 +5,8 @@ version's numbers afterwards; a tampered manifest is refused while the old versi
 (string) tensors go in and out over REST and gRPC, batched; the classification extension ranks classes as
 ONNX Runtime's scores do, naming them where the model or --labels does; a runner told by the registry's webhook follows the alias without waiting for
 its next poll; a request needing more memory than the engine may hold, or an answer larger than the server sends, is
-refused and the process serves on; a real model whose batch dimensions are named apart is batched once
+refused and the process serves on; a client too slow to send its body or take its answer is cut off and
+what its request held freed; a real model whose batch dimensions are named apart is batched once
 its rows prove independent, and a model whose rows change each other is not.
 
 Run by scripts/serving-test.sh (which starts the server, pushes the models and sets the alias):
@@ -34,6 +35,7 @@ from tritonclient.utils import InferenceServerException
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
 from serving_limits import engine_memory_limit, in_flight_limit, response_limit
+from serving_pace import client_pace
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
 
@@ -457,6 +459,7 @@ def main():
     engine_memory_limit(work, runner, os.path.join(work, "sentiment"))
     response_limit(work, runner, os.path.join(work, "sentiment"))
     in_flight_limit(work, runner, os.path.join(work, "sentiment"))
+    client_pace(work, runner, os.path.join(work, "sentiment"))
     batched_by_probe(work, runner, corpus)
     left_unbatched(work, runner, os.path.join(work, "centered", "model.onnx"))
     if failures:

@@ -39,6 +39,7 @@ pub(super) fn status(e: ServeError) -> Status {
         ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
             Status::unavailable(message)
         }
+        ServeError::TooSlow(_) => Status::deadline_exceeded(message),
     }
 }
 
@@ -57,6 +58,7 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
     let hold = HoldLayer {
         memory: state.request_memory.clone(),
         max_message: limit,
+        pace: state.client_pace,
     };
     let service = GrpcInferenceServiceServer::new(Service { state })
         .max_decoding_message_size(limit)

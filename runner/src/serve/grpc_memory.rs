@@ -15,6 +15,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
 
+use tokio::time::{Instant, Sleep};
+
+use super::client_pace::{Clock, Outgoing, Pace};
 use super::request_memory::{Admission, Held, RequestMemory};
 
 /// What one call holds, shared by its request body, its handler and its response body.
@@ -32,12 +35,14 @@ impl SharedHeld {
     }
 }
 
-/// Wraps the gRPC service so that every call holds its memory.
+/// Wraps the gRPC service so that every call holds its memory, and gives it up when the client is too
+/// slow (`client_pace`).
 #[derive(Clone)]
 pub struct HoldLayer {
     pub memory: RequestMemory,
     /// The largest message tonic decodes: a larger one's length is not reserved, tonic refuses it.
     pub max_message: usize,
+    pub pace: Option<Pace>,
 }
 
 impl<S> tower_layer::Layer<S> for HoldLayer {
@@ -61,6 +66,7 @@ impl<S, B> tower_service::Service<http::Request<tonic::body::Body>> for Holding<
 where
     S: tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>,
     S::Future: Send + 'static,
+    B: Body<Data = Bytes, Error = Status> + Unpin,
 {
     type Response = http::Response<HeldResponse<B>>;
     type Error = S::Error;
@@ -83,14 +89,16 @@ where
             announced: 0,
             admitted: 0,
             waiting: None,
+            clock: self.layer.pace.map(Pace::start),
+            deadline: None,
         });
         let answer = self.inner.call(http::Request::from_parts(parts, body));
+        let pace = self.layer.pace;
         Box::pin(async move {
             let response = answer.await?;
             Ok(response.map(|inner| HeldResponse {
                 inner,
-                rest: Bytes::new(),
-                held: Some(held),
+                answer: Outgoing::new(held, pace),
             }))
         })
     }
@@ -110,8 +118,12 @@ struct HeldRequest {
     received: u64,
     announced: u64,
     admitted: u64,
-    /// A frame received, and the wait for the memory it needs.
-    waiting: Option<(Frame<Bytes>, Admission)>,
+    /// A frame received, the wait for the memory it needs, and when that wait began.
+    waiting: Option<(Frame<Bytes>, Admission, Instant)>,
+    /// The body's time against the client's pace, and the timer set at its deadline while a frame is
+    /// awaited.
+    clock: Option<Clock>,
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl HeldRequest {
@@ -138,6 +150,28 @@ impl HeldRequest {
     }
 }
 
+impl HeldRequest {
+    /// The client's next frame; the call refused as too slow once its pace's deadline has passed.
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let Some(clock) = &self.clock else {
+            return Poll::Pending;
+        };
+        let at = clock.deadline();
+        let timer = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if timer.deadline() != at {
+            timer.as_mut().reset(at);
+        }
+        ready!(timer.as_mut().poll(cx));
+        let announced = (self.announced > 0).then_some(self.announced);
+        Poll::Ready(Some(Err(super::grpc::status(clock.too_slow(announced)))))
+    }
+}
+
 impl Body for HeldRequest {
     type Data = Bytes;
     type Error = Status;
@@ -148,23 +182,30 @@ impl Body for HeldRequest {
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
         if this.waiting.is_none() {
-            let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            let frame = match ready!(this.poll_inner(cx)) {
                 Some(Ok(frame)) => frame,
                 other => return Poll::Ready(other),
             };
-            let needed = this.needed(frame.data_ref().map_or(&[][..], |d| d.as_ref()));
+            let data = frame.data_ref().map_or(&[][..], |d| d.as_ref());
+            if let Some(clock) = &mut this.clock {
+                clock.moved(data.len());
+            }
+            let needed = this.needed(data);
             match this.held.lock().admission(needed) {
-                Ok(admission) => this.waiting = Some((frame, admission)),
+                Ok(admission) => this.waiting = Some((frame, admission, Instant::now())),
                 Err(e) => return Poll::Ready(Some(Err(super::grpc::status(e)))),
             }
         }
-        let Some((_, admission)) = this.waiting.as_mut() else {
+        let Some((_, admission, _)) = this.waiting.as_mut() else {
             return Poll::Ready(None);
         };
         let admitted = ready!(admission.as_mut().poll(cx));
-        let Some((frame, _)) = this.waiting.take() else {
+        let Some((frame, _, since)) = this.waiting.take() else {
             return Poll::Ready(None);
         };
+        if let Some(clock) = &mut this.clock {
+            clock.pause(since.elapsed());
+        }
         match admitted {
             Ok(reserved) => {
                 this.held.lock().absorb(reserved);
@@ -184,11 +225,11 @@ impl Body for HeldRequest {
 }
 
 /// A response's body, given to hyper in slices (it sends a frame whole once given it, whatever the
-/// client's window), holding the call's memory until the last slice has been taken.
+/// client's window), holding the call's memory until the last slice has been taken, and dropped with it
+/// when the client does not take it at the pace (`client_pace`).
 pub struct HeldResponse<B> {
     inner: B,
-    rest: Bytes,
-    held: Option<SharedHeld>,
+    answer: Outgoing<SharedHeld>,
 }
 
 /// A response's slice given to hyper at a time.
@@ -196,39 +237,48 @@ const SLICE: usize = 64 << 10;
 
 impl<B> Body for HeldResponse<B>
 where
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes, Error = Status> + Unpin,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = Status;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
-        if this.rest.is_empty() {
+        let too_slow = |e| Poll::Ready(Some(Err(super::grpc::status(e))));
+        if this.answer.remaining() == 0 {
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => this.rest = data,
+                    Ok(data) => {
+                        if let Err(e) = this.answer.push(data) {
+                            return too_slow(e);
+                        }
+                    }
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
                 other => {
-                    this.held = None;
+                    this.answer.finish();
                     return Poll::Ready(other);
                 }
             }
         }
-        let slice = this.rest.len().min(SLICE);
-        Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(slice)))))
+        match this.answer.take(SLICE) {
+            Ok(Some(slice)) => Poll::Ready(Some(Ok(Frame::data(slice)))),
+            // An empty data frame.
+            Ok(None) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
+            Err(e) => too_slow(e),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.inner.is_end_stream()
+        self.answer.remaining() == 0 && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
         let mut hint = self.inner.size_hint();
-        let rest = self.rest.len() as u64;
+        let rest = self.answer.remaining() as u64;
         hint.set_lower(hint.lower().saturating_add(rest));
         if let Some(upper) = hint.upper() {
             hint.set_upper(upper.saturating_add(rest));
@@ -240,6 +290,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn request(max_message: usize) -> HeldRequest {
         HeldRequest {
@@ -251,7 +302,55 @@ mod tests {
             announced: 0,
             admitted: 0,
             waiting: None,
+            clock: None,
+            deadline: None,
         }
+    }
+
+    /// A client's body that sends `first` and then nothing, the call left open.
+    struct Stalls(Option<Bytes>);
+
+    impl Body for Stalls {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            match self.0.take() {
+                Some(first) => Poll::Ready(Some(Ok(Frame::data(first)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_sending_is_refused_at_its_pace_s_deadline_and_frees_its_hold() {
+        let memory = RequestMemory::new(Some(1 << 20));
+        // A 100 KiB message announced; 10 KiB of it sent, at a pace of 2 s plus a second a KiB.
+        let mut first = vec![0, 0, 1, 144, 0];
+        first.resize(10 << 10, 7);
+        let mut body = HeldRequest {
+            inner: tonic::body::Body::new(Stalls(Some(first.into()))),
+            held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+            clock: Pace::new(2.0, 1).map(Pace::start),
+            ..request(1 << 20)
+        };
+        let started = Instant::now();
+        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(matches!(first, Some(Ok(_))));
+        assert_eq!(memory.used(), PREFIX as u64 + (100 << 10));
+        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let refused = next.unwrap().unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::DeadlineExceeded, "{refused:?}");
+        assert!(
+            refused.message().contains("--client-timeout-s"),
+            "{refused:?}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(12));
+        drop(body);
+        assert_eq!(memory.used(), 0);
     }
 
     #[test]

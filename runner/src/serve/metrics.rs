@@ -22,6 +22,7 @@ const BATCH_ROWS: &str = "kiln_serve_batch_size";
 const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
 const IN_FLIGHT_BYTES: &str = "kiln_serve_in_flight_bytes";
 const MEMORY_WAITS: &str = "kiln_serve_memory_waits_total";
+const CLIENT_TIMEOUTS: &str = "kiln_serve_client_timeouts_total";
 const MODEL_INFO: &str = "kiln_serve_model_info";
 const MANIFEST_SEQUENCE: &str = "kiln_serve_manifest_sequence";
 const MANIFEST_EXPIRY: &str = "kiln_serve_manifest_expiry_timestamp_seconds";
@@ -66,6 +67,7 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
         describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503");
+        describe_counter!(CLIENT_TIMEOUTS, "Clients cut off for sending a request's body (transfer=request: 408, DEADLINE_EXCEEDED) or taking its answer (transfer=answer: dropped) slower than --client-timeout-s and --min-client-rate-kib allow");
         describe_gauge!(IN_FLIGHT_BYTES, "Memory the requests in flight hold: bodies received, inputs decoded, outputs and answers not yet sent (at most --max-in-flight-mib)");
         describe_gauge!(MODEL_INFO, "1 for the version and variant being served");
         describe_gauge!(MANIFEST_SEQUENCE, "The sequence of the signed manifest being served");
@@ -130,6 +132,12 @@ pub fn in_flight_bytes() -> Gauge {
 /// A request's body waited for memory to be freed.
 pub fn waited_for_memory() {
     counter!(MEMORY_WAITS).increment(1);
+}
+
+/// A client was cut off for sending its body (`transfer` "request") or taking its answer ("answer") too
+/// slowly (`client_pace`).
+pub fn client_too_slow(transfer: &'static str) {
+    counter!(CLIENT_TIMEOUTS, "transfer" => transfer).increment(1);
 }
 
 /// Marks `served` as the version being served and `previous` (if any) as no longer.

@@ -8,6 +8,7 @@ mod batch_cost;
 mod batch_probe;
 pub mod batcher;
 mod classification;
+mod client_pace;
 mod config_labels;
 mod follow;
 mod grpc;
@@ -67,6 +68,10 @@ pub enum ServeError {
     /// A webhook delivery that does not verify: HTTP 401.
     #[error("{0}")]
     Unauthorized(String),
+    /// The client sent its body, or took its answer, slower than `--client-timeout-s` and
+    /// `--min-client-rate-kib` let it: HTTP 408, gRPC DEADLINE_EXCEEDED.
+    #[error("{0}")]
+    TooSlow(String),
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,6 +180,16 @@ pub struct ServeArgs {
     /// limit is a 400 naming this flag. Default: a quarter of the memory available at start; 0: none
     #[arg(long, value_name = "MIB")]
     pub max_in_flight_mib: Option<u64>,
+    /// How long a client has to send a request's body, and to take its answer, before it is cut off and
+    /// what its request holds is freed: a body too slow is answered 408 (gRPC DEADLINE_EXCEEDED), an
+    /// answer too slow to be taken is dropped and its connection (gRPC: call) ended. Every
+    /// --min-client-rate-kib KiB moved adds a second. 0: no limit
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub client_timeout_s: f64,
+    /// The rate a client sending a body or taking an answer must keep on average, past
+    /// --client-timeout-s, in KiB a second
+    #[arg(long, default_value_t = 256, value_name = "KIB")]
+    pub min_client_rate_kib: u64,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
@@ -238,6 +253,8 @@ pub struct State {
     pub max_request_bytes: usize,
     /// What the requests in flight may hold together.
     pub request_memory: request_memory::RequestMemory,
+    /// How fast clients must send bodies and take answers.
+    pub client_pace: Option<client_pace::Pace>,
     pub when_expired: WhenExpired,
     current: RwLock<Arc<Served>>,
 }
@@ -326,6 +343,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         model_name,
         max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
         request_memory: request_memory::RequestMemory::new(loader.in_flight_limit()),
+        client_pace: client_pace::Pace::new(args.client_timeout_s, args.min_client_rate_kib),
         when_expired: args.when_expired,
         current: RwLock::new(served.clone()),
     });

@@ -70,6 +70,14 @@ impl RequestMemory {
         }))
     }
 
+    /// What the requests in flight hold now.
+    #[cfg(test)]
+    pub fn used(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |b| b.used.load(Ordering::Relaxed))
+    }
+
     /// Nothing held yet: what a request starts with.
     pub fn held(&self) -> Held {
         Held {
@@ -237,7 +245,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn used(memory: &RequestMemory) -> u64 {
-        memory.0.as_ref().unwrap().used.load(Ordering::Relaxed)
+        memory.used()
     }
 
     #[tokio::test]

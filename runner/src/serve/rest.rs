@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::classification::{class_count, top_classes};
+use super::client_pace::{Outgoing, Pace};
 use super::request_memory::Held;
 use super::tensor::{Datatype, JsonData, Tensor};
 use super::webhook::{Delivery, Listener, MAX_DELIVERY_BYTES};
@@ -95,11 +96,17 @@ fn status(e: &ServeError) -> StatusCode {
         ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        ServeError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
     }
 }
 
 fn error(e: ServeError) -> HttpResponse {
-    HttpResponse::build(status(&e)).json(json!({"error": e.to_string()}))
+    let mut answer = HttpResponse::build(status(&e));
+    if matches!(e, ServeError::TooSlow(_)) {
+        // The rest of the body is still coming, and will not be read.
+        answer.force_close();
+    }
+    answer.json(json!({"error": e.to_string()}))
 }
 
 async fn live() -> HttpResponse {
@@ -195,13 +202,13 @@ struct RequestedOutput {
 }
 
 /// The whole body, refused past `limit` bytes (`what` says which limit), admitted into `held` before it
-/// is read.
+/// is read, and refused as too slow when it does not come at `pace`.
 async fn body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
-    what: &str,
+    (limit, what): (usize, &str),
     held: &mut Held,
+    pace: Option<Pace>,
 ) -> Result<Bytes, ServeError> {
     let too_large =
         || ServeError::BadRequest(format!("the request is larger than {limit} bytes ({what})"));
@@ -215,8 +222,16 @@ async fn body(
         return Err(too_large());
     }
     held.admit(announced.unwrap_or(0) as u64).await?;
+    let mut clock = pace.map(Pace::start);
     let mut body = BytesMut::with_capacity(announced.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let next = match &clock {
+            Some(clock) => tokio::time::timeout_at(clock.deadline(), payload.next())
+                .await
+                .map_err(|_| clock.too_slow(announced.map(|n| n as u64)))?,
+            None => payload.next().await,
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ServeError::BadRequest(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -224,7 +239,12 @@ async fn body(
         // A body of no announced size is admitted as it comes.
         let beyond =
             (body.len() + chunk.len()).saturating_sub(announced.unwrap_or(0).max(body.len()));
+        let admitting = Instant::now();
         held.admit(beyond as u64).await?;
+        if let Some(clock) = &mut clock {
+            clock.moved(chunk.len());
+            clock.pause(admitting.elapsed());
+        }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
@@ -453,20 +473,31 @@ fn response(
 
 /// An answer's body, holding its request's memory until actix has taken the last of it. Given out in
 /// slices: actix copies what it is given into its write buffer at once, so a body given whole would be
-/// freed here while its copy still waited for a slow client.
+/// freed here while its copy still waited for a slow client; and dropped, with the hold, when the client
+/// does not take it at the pace (`client_pace`).
 struct HeldAnswer {
-    body: Bytes,
-    held: Option<Held>,
+    answer: Outgoing<Held>,
+    size: u64,
+}
+
+impl HeldAnswer {
+    fn new(body: Bytes, held: Held, pace: Option<Pace>) -> Self {
+        let size = body.len() as u64;
+        let mut answer = Outgoing::new(held, pace);
+        // Nothing taken yet, so nothing can have expired.
+        let _ = answer.push(body);
+        Self { answer, size }
+    }
 }
 
 /// An answer's slice given to actix at a time.
 const ANSWER_SLICE: usize = 64 << 10;
 
 impl MessageBody for HeldAnswer {
-    type Error = std::convert::Infallible;
+    type Error = ServeError;
 
     fn size(&self) -> BodySize {
-        BodySize::Sized(self.body.len() as u64)
+        BodySize::Sized(self.size)
     }
 
     fn poll_next(
@@ -474,21 +505,16 @@ impl MessageBody for HeldAnswer {
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
-        if this.body.is_empty() {
-            this.held = None;
-            return Poll::Ready(None);
+        let next = this.answer.take(ANSWER_SLICE).transpose();
+        if next.is_none() {
+            this.answer.finish();
         }
-        let slice = this.body.len().min(ANSWER_SLICE);
-        Poll::Ready(Some(Ok(this.body.split_to(slice))))
+        Poll::Ready(next)
     }
 
     /// A small answer goes whole, with its head (actix's fast path); what it held is freed with it.
-    fn try_into_bytes(self) -> Result<Bytes, Self> {
-        if self.body.len() <= ANSWER_SLICE {
-            Ok(self.body)
-        } else {
-            Err(self)
-        }
+    fn try_into_bytes(mut self) -> Result<Bytes, Self> {
+        self.answer.whole(ANSWER_SLICE).ok_or(self)
     }
 }
 
@@ -503,9 +529,11 @@ async fn infer(
         // The model first: an unknown model is 404 whatever the body holds.
         let served = state.model(&path.name, path.version.as_deref())?;
         let mut held = state.request_memory.held();
-        let limit = state.max_request_bytes;
-        let what = "kiln-runner serve --max-request-mib";
-        let body = body(&req, payload, limit, what, &mut held).await?;
+        let limit = (
+            state.max_request_bytes,
+            "kiln-runner serve --max-request-mib",
+        );
+        let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
         let (header, binary) = split_body(&req, body)?;
         let request = parse_request(&header)?;
         let (inputs, decoded) = inputs(&request.inputs, binary)?;
@@ -527,10 +555,8 @@ async fn infer(
                 .insert_header((CONTENT_TYPE, "application/octet-stream"))
                 .insert_header((HEADER_LENGTH, length.to_string())),
         };
-        Ok::<_, ServeError>(answer.body(HeldAnswer {
-            body: body.freeze(),
-            held: Some(held),
-        }))
+        let body = HeldAnswer::new(body.freeze(), held, state.client_pace);
+        Ok::<_, ServeError>(answer.body(body))
     }
     .await;
     metrics::request("rest", outcome(answer.as_ref().err()), started.elapsed());
@@ -553,8 +579,8 @@ async fn webhook(
                 .map(str::to_owned)
         })?;
         let mut held = state.request_memory.held();
-        let what = "a webhook delivery";
-        let body = body(&req, payload, MAX_DELIVERY_BYTES, what, &mut held).await?;
+        let limit = (MAX_DELIVERY_BYTES, "a webhook delivery");
+        let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
         listener.hear(&delivery, &body, chrono::Utc::now().timestamp())
     }
     .await;
@@ -576,6 +602,7 @@ pub fn outcome(e: Option<&ServeError>) -> &'static str {
         Some(ServeError::BadRequest(_) | ServeError::Inference(_)) => "bad_request",
         Some(ServeError::NotFound(_)) => "not_found",
         Some(ServeError::Unavailable(_)) => "unavailable",
+        Some(ServeError::TooSlow(_)) => "timeout",
         Some(ServeError::Registry(_) | ServeError::Refused(_) | ServeError::Unauthorized(_)) => {
             "error"
         }

@@ -1,0 +1,201 @@
+"""What a slow client cannot hold in a real `kiln-runner serve`: a request's memory is held from its admission
+(`--max-in-flight-mib`) until its answer has gone, so a client that announced a large body and then sent it
+slowly, or asked for a large answer and did not read it, used to keep its part of that limit for as long as
+it kept the connection open. With `--client-timeout-s` and `--min-client-rate-kib`, a body that does not come
+at the pace is answered 408 (gRPC DEADLINE_EXCEEDED) naming the flags, an answer that is not taken at the pace
+is dropped, and in each case what the request held is freed while the client's connection is still open.
+The clients here are raw sockets (HTTP/1.1) and a raw HTTP/2 connection (the `h2` package): the off-the-shelf
+clients send and read as fast as they can."""
+import json
+import os
+import socket
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import numpy as np
+from tritonclient.grpc import service_pb2
+
+from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_outputs, start_runner
+from serving_limits import in_flight_bytes
+
+ROWS = 1 << 20  # 16 MiB of features in; 2 Mi logits out (8 MiB raw, about 20 MB as JSON)
+
+
+def raw_http(url, rows, content_length=None, rcvbuf=None):
+    """An open socket that has sent the head of a binary-data request of `rows` rows (announcing
+    `content_length` bytes, the whole body's by default), and the body it has not sent."""
+    data = np.ones((rows, 4), dtype=np.float32).tobytes()
+    header = json.dumps({"inputs": [{"name": "features", "shape": [rows, 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(data)}}]}).encode()
+    body = header + data
+    host, port = url.split(":")
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect((host, int(port)))
+    sock.sendall(b"POST /v2/models/sentiment/infer HTTP/1.1\r\nHost: " + url.encode()
+                 + f"\r\nContent-Length: {content_length or len(body)}\r\nInference-Header-Content-Length: "
+                   f"{len(header)}\r\n\r\n".encode())
+    return sock, body
+
+
+def trickled_body(url):
+    """A REST body announced at 5 MiB and sent a KiB every 0.2 s: the status line and body of the answer,
+    and how long it took."""
+    sock, body = raw_http(url, 5 << 16)
+    sock.settimeout(0.2)
+    started, answer = time.monotonic(), b""
+    for offset in range(0, 20 << 10, 1 << 10):
+        try:
+            sock.sendall(body[offset:offset + 1024])
+            answer = sock.recv(1 << 16)
+            break
+        except (TimeoutError, socket.timeout):
+            continue
+        except OSError:
+            break
+    took = time.monotonic() - started
+    sock.settimeout(5)
+    try:
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    except OSError:
+        pass
+    sock.close()
+    return answer, took
+
+
+def grpc_message(rows):
+    request = service_pb2.ModelInferRequest(model_name="sentiment")
+    features = request.inputs.add(name="features", datatype="FP32")
+    features.shape.extend([rows, 4])
+    request.raw_input_contents.append(np.ones((rows, 4), dtype=np.float32).tobytes())
+    message = request.SerializeToString()
+    return b"\0" + len(message).to_bytes(4, "big") + message
+
+
+class RawGrpc:
+    """One HTTP/2 connection and one ModelInfer call on it, which never grants the server more window than
+    the protocol's initial 64 KiB: as a client that does not read its answer."""
+
+    def __init__(self, url):
+        host, port = url.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=1)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.stream = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(self.stream, [
+            (":method", "POST"), (":scheme", "http"), (":authority", url),
+            (":path", "/inference.GRPCInferenceService/ModelInfer"),
+            ("content-type", "application/grpc"), ("te", "trailers")])
+        self.flush()
+        self.headers = {}
+        self.ended = False
+
+    def flush(self):
+        self.sock.sendall(self.conn.data_to_send())
+
+    def receive(self):
+        try:
+            data = self.sock.recv(1 << 16)
+        except (TimeoutError, socket.timeout):
+            return
+        if not data:
+            self.ended = True
+        for event in self.conn.receive_data(data):
+            if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                self.headers.update({k.decode(): v.decode() for k, v in event.headers})
+            if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                self.ended = True
+        self.flush()
+
+    def send(self, data, end):
+        """Sends `data` as the server's windows allow."""
+        while data:
+            room = min(self.conn.local_flow_control_window(self.stream), self.conn.max_outbound_frame_size)
+            if room == 0:
+                self.receive()
+                continue
+            self.conn.send_data(self.stream, data[:room])
+            data = data[room:]
+            self.flush()
+        if end:
+            self.conn.end_stream(self.stream)
+            self.flush()
+
+    def close(self):
+        self.sock.close()
+
+
+def held_until_freed(url, seconds):
+    """Seconds until `kiln_serve_in_flight_bytes` is 0 (None if not within `seconds`), and the most seen."""
+    started, most = time.monotonic(), 0.0
+    while time.monotonic() - started < seconds:
+        held = in_flight_bytes(url) or 0.0
+        most = max(most, held)
+        if held == 0:
+            return time.monotonic() - started, most
+        time.sleep(0.1)
+    return None, most
+
+
+def client_pace(work, runner, folder):
+    """The classifier with 2 s for a client's transfers (at 64 MiB/s past that, so that what a slow client
+    moved earns it next to nothing): a REST body trickled at 5 KiB/s answered 408 naming the flags; a gRPC
+    call whose 5 MiB message stops after 64 KiB refused DEADLINE_EXCEEDED; a REST answer of about 20 MB and
+    a gRPC one of 8 MiB, never read, dropped with their requests' memory while their connections stay open;
+    the same process then answering with ONNX Runtime's numbers."""
+    model = os.path.join(folder, "model.onnx")
+    process, url, grpc_url = start_runner(runner, model, work, "client-pace",
+                                          ["--engine", "ort", "--name", "sentiment", "--client-timeout-s", "2",
+                                           "--min-client-rate-kib", "65536"])
+    try:
+        answer, took = trickled_body(url)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 408") and b"--client-timeout-s" in body and 1.8 <= took <= 6
+              and in_flight_bytes(url) == 0,
+              f"a REST body trickled at 5 KiB/s is answered 408 after {took:.1f} s naming the flags, and what it "
+              f"held is freed ({answer[:300]!r})")
+
+        call = RawGrpc(grpc_url)
+        started = time.monotonic()
+        call.send(grpc_message(5 << 16)[:64 << 10], end=False)
+        while not call.ended and time.monotonic() - started < 10:
+            call.receive()
+        took = time.monotonic() - started
+        check(call.headers.get("grpc-status") == "4" and "--client-timeout-s" in call.headers.get("grpc-message", "")
+              and 1.8 <= took <= 6 and in_flight_bytes(url) == 0,
+              f"a gRPC call whose 5 MiB message stops after 64 KiB is refused DEADLINE_EXCEEDED after {took:.1f} s "
+              f"naming the flags, and what it held is freed ({call.headers})")
+        call.close()
+
+        answers_before = metric(url, 'kiln_serve_client_timeouts_total{transfer="answer"}')
+        sock, body = raw_http(url, ROWS, rcvbuf=4096)
+        sock.sendall(body)
+        freed, most = held_until_freed(url, 15)
+        check(freed is not None and 1.5 <= freed and most > 20e6,
+              f"a REST answer of about 20 MB that its client does not read holds {most / 1e6:.0f} MB of the "
+              f"requests' memory, freed after {freed} s while the connection is open")
+        sock.close()
+
+        call = RawGrpc(grpc_url)
+        call.send(grpc_message(ROWS), end=True)
+        freed, most = held_until_freed(url, 15)
+        check(freed is not None and 1.5 <= freed and most > 8e6 and not call.ended,
+              f"a gRPC answer of 8 MiB that its client grants no window for holds {most / 1e6:.0f} MB of the "
+              f"requests' memory, freed after {freed} s while the call is open")
+        call.close()
+        dropped = metric(url, 'kiln_serve_client_timeouts_total{transfer="answer"}') - answers_before
+        check(dropped == 2, f"the two answers are counted as dropped for slow clients ({dropped:.0f})")
+
+        rows = {"features": np.linspace(-2, 2, ROWS * 4, dtype=np.float32).reshape(ROWS, 4)}
+        expected = ort_outputs(model, rows)
+        check(agrees(http_infer(url, "sentiment", rows), expected, 1e-5)
+              and agrees(grpc_infer(grpc_url, "sentiment", rows), expected, 1e-5),
+              "then a client that sends and reads at its own speed gets the same 2 Mi logits, ONNX Runtime's, "
+              "over REST and gRPC")
+    finally:
+        process.terminate()
+        process.wait(30)
