@@ -136,6 +136,15 @@ impl<H: Send + 'static> Outgoing<H> {
         lock(&self.slot)
     }
 
+    /// An error once the watchdog has dropped the answer: what comes after it (gRPC's trailers) must not
+    /// be sent as if it were whole.
+    pub fn alive(&self) -> Result<(), ServeError> {
+        match &self.lock().expired {
+            Some(why) => Err(ServeError::TooSlow(why.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// What is left to take.
     pub fn remaining(&self) -> usize {
         self.lock().rest.len()

@@ -13,9 +13,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tonic::Status;
-
 use tokio::time::{Instant, Sleep};
+use tonic::Status;
 
 use super::client_pace::{Clock, Outgoing, Pace};
 use super::request_memory::{Admission, Held, RequestMemory};
@@ -249,6 +248,9 @@ where
         let this = self.get_mut();
         let too_slow = |e| Poll::Ready(Some(Err(super::grpc::status(e))));
         if this.answer.remaining() == 0 {
+            if let Err(e) = this.answer.alive() {
+                return too_slow(e);
+            }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
@@ -351,6 +353,43 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(12));
         drop(body);
         assert_eq!(memory.used(), 0);
+    }
+
+    /// tonic's answer: one data frame, then trailers saying all went well.
+    struct Answer(Option<Bytes>, bool);
+
+    impl Body for Answer {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            if let Some(data) = self.0.take() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            let trailers = !std::mem::replace(&mut self.1, true);
+            Poll::Ready(trailers.then(|| Ok(Frame::trailers(http::HeaderMap::new()))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_dropped_for_a_slow_client_ends_in_an_error_not_in_its_trailers() {
+        let memory = RequestMemory::new(Some(1 << 20));
+        let mut held = memory.held();
+        held.count(300 << 10);
+        let mut body = HeldResponse {
+            inner: Answer(Some(vec![1u8; 200 << 10].into()), false),
+            answer: Outgoing::new(SharedHeld(Arc::new(Mutex::new(held))), Pace::new(1.0, 1024)),
+        };
+        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert_eq!(first.unwrap().unwrap().into_data().unwrap().len(), SLICE);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(memory.used(), 0);
+        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let refused = next.unwrap().unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::DeadlineExceeded, "{refused:?}");
     }
 
     #[test]
