@@ -87,7 +87,7 @@ impl Clock {
         self.started + (self.pace.timeout + earned.min(LONGEST)).min(LONGEST)
     }
 
-    /// The refusal of a body that did not come in time.
+    /// The refusal of a body that did not come in time (counted in `/metrics`).
     pub fn too_slow(&self, announced: Option<u64>) -> ServeError {
         metrics::client_too_slow("request");
         let of = announced.map_or_else(String::new, |n| format!(" of {n}"));
@@ -114,6 +114,8 @@ struct Slot<H> {
     rest: Bytes,
     held: Option<H>,
     clock: Option<Clock>,
+    /// Given out in copied slices (see [`Outgoing::take`]).
+    sliced: bool,
     /// Dropped by the watchdog: the answer cannot be finished.
     expired: Option<String>,
 }
@@ -125,6 +127,7 @@ impl<H: Send + 'static> Outgoing<H> {
                 rest: Bytes::new(),
                 held: Some(held),
                 clock: None,
+                sliced: false,
                 expired: None,
             })),
             pace,
@@ -150,11 +153,12 @@ impl<H: Send + 'static> Outgoing<H> {
         self.lock().rest.len()
     }
 
-    /// Appends `data` (a frame of the answer) to what is left to take.
-    pub fn push(&mut self, data: Bytes) -> Result<(), ServeError> {
+    /// Appends `data` (a frame of the answer) to what is left to take; dropped if the answer was (the next
+    /// [`take`](Self::take) says why).
+    pub fn push(&mut self, data: Bytes) {
         let mut slot = self.lock();
-        if let Some(why) = &slot.expired {
-            return Err(ServeError::TooSlow(why.clone()));
+        if slot.expired.is_some() {
+            return;
         }
         if slot.rest.is_empty() {
             slot.rest = data;
@@ -164,12 +168,13 @@ impl<H: Send + 'static> Outgoing<H> {
             joined.extend_from_slice(&data);
             slot.rest = joined.into();
         }
-        Ok(())
     }
 
-    /// The next slice of at most `max` bytes; `None` once all is taken, when the hold is freed. A slice
-    /// is the whole rest or a copy: a view would keep the whole answer's allocation alive wherever the
-    /// server queues it (hyper's HTTP/2 streams queue a frame until the client's window lets it go).
+    /// The next slice of at most `max` bytes; `None` once all is taken ([`finish`](Self::finish) then
+    /// frees the hold). An answer that fits in one slice goes as it is; a larger one goes in copies, to
+    /// its last slice: a view would keep the whole answer's allocation alive wherever the server queues
+    /// it (hyper's HTTP/2 streams queue a frame until the client's window lets it go), after its hold was
+    /// freed.
     pub fn take(&mut self, max: usize) -> Result<Option<Bytes>, ServeError> {
         let mut slot = lock(&self.slot);
         if let Some(why) = &slot.expired {
@@ -178,11 +183,13 @@ impl<H: Send + 'static> Outgoing<H> {
         if slot.rest.is_empty() {
             return Ok(None);
         }
-        let slice = if slot.rest.len() <= max {
+        let slice = if slot.rest.len() <= max && !slot.sliced {
             std::mem::take(&mut slot.rest)
         } else {
-            let slice = Bytes::copy_from_slice(&slot.rest[..max]);
-            slot.rest = slot.rest.slice(max..);
+            let n = slot.rest.len().min(max);
+            let slice = Bytes::copy_from_slice(&slot.rest[..n]);
+            slot.rest = slot.rest.slice(n..);
+            slot.sliced = true;
             slice
         };
         if let Some(pace) = self.pace {
@@ -280,7 +287,7 @@ mod tests {
     ) -> (Outgoing<Dropped>, Arc<std::sync::atomic::AtomicBool>) {
         let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut answer = Outgoing::new(Dropped(dropped.clone()), pace);
-        answer.push(vec![7u8; bytes].into()).unwrap();
+        answer.push(vec![7u8; bytes].into());
         (answer, dropped)
     }
 
@@ -341,13 +348,24 @@ mod tests {
     }
 
     #[test]
-    fn a_slice_does_not_share_the_answer_s_allocation() {
-        let (mut answer, _) = outgoing(None, 100 << 10);
+    fn no_slice_of_a_large_answer_shares_its_allocation() {
+        let mut answer = Outgoing::new((), None);
+        let original = Bytes::from(vec![7u8; 100 << 10]);
+        answer.push(original.clone());
+        let inside = |b: &Bytes| original.as_ptr_range().contains(&b.as_ptr());
         let first = answer.take(64 << 10).unwrap().unwrap();
-        let rest = answer.take(64 << 10).unwrap().unwrap();
-        assert_eq!((first.len(), rest.len()), (64 << 10, 36 << 10));
-        // The first is a copy: dropping the rest frees the answer's allocation whatever holds `first`.
-        assert!(first.as_ptr() != rest.as_ptr().wrapping_sub(64 << 10));
+        let last = answer.take(64 << 10).unwrap().unwrap();
+        assert_eq!((first.len(), last.len()), (64 << 10, 36 << 10));
+        // Copies, both: whatever holds them, dropping the answer frees its allocation.
+        assert!(!inside(&first) && !inside(&last));
         assert!(answer.take(64 << 10).unwrap().is_none());
+        // An answer of one slice goes as it is.
+        let mut answer = Outgoing::new((), None);
+        let small = Bytes::from(vec![1u8; 1000]);
+        answer.push(small.clone());
+        assert_eq!(
+            answer.take(64 << 10).unwrap().unwrap().as_ptr(),
+            small.as_ptr()
+        );
     }
 }

@@ -253,11 +253,7 @@ where
             }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        if let Err(e) = this.answer.push(data) {
-                            return too_slow(e);
-                        }
-                    }
+                    Ok(data) => this.answer.push(data),
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
                 other => {

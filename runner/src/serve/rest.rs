@@ -484,8 +484,7 @@ impl HeldAnswer {
     fn new(body: Bytes, held: Held, pace: Option<Pace>) -> Self {
         let size = body.len() as u64;
         let mut answer = Outgoing::new(held, pace);
-        // Nothing taken yet, so nothing can have expired.
-        let _ = answer.push(body);
+        answer.push(body);
         Self { answer, size }
     }
 }
