@@ -305,10 +305,13 @@ mod tests {
         }
     }
 
-    /// A client's body that sends `first` and then nothing, the call left open.
-    struct Stalls(Option<Bytes>);
+    /// A peer's body: these frames, then nothing more (`stalls`: the stream left open) or its end.
+    struct Scripted {
+        frames: std::collections::VecDeque<Frame<Bytes>>,
+        stalls: bool,
+    }
 
-    impl Body for Stalls {
+    impl Body for Scripted {
         type Data = Bytes;
         type Error = Status;
 
@@ -316,9 +319,10 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-            match self.0.take() {
-                Some(first) => Poll::Ready(Some(Ok(Frame::data(first)))),
-                None => Poll::Pending,
+            match self.frames.pop_front() {
+                Some(frame) => Poll::Ready(Some(Ok(frame))),
+                None if self.stalls => Poll::Pending,
+                None => Poll::Ready(None),
             }
         }
     }
@@ -330,7 +334,10 @@ mod tests {
         let mut first = vec![0, 0, 1, 144, 0];
         first.resize(10 << 10, 7);
         let mut body = HeldRequest {
-            inner: tonic::body::Body::new(Stalls(Some(first.into()))),
+            inner: tonic::body::Body::new(Scripted {
+                frames: [Frame::data(first.into())].into(),
+                stalls: true,
+            }),
             held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
             clock: Pace::new(2.0, 1).map(Pace::start),
             ..request(1 << 20)
@@ -351,32 +358,21 @@ mod tests {
         assert_eq!(memory.used(), 0);
     }
 
-    /// tonic's answer: one data frame, then trailers saying all went well.
-    struct Answer(Option<Bytes>, bool);
-
-    impl Body for Answer {
-        type Data = Bytes;
-        type Error = Status;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-            if let Some(data) = self.0.take() {
-                return Poll::Ready(Some(Ok(Frame::data(data))));
-            }
-            let trailers = !std::mem::replace(&mut self.1, true);
-            Poll::Ready(trailers.then(|| Ok(Frame::trailers(http::HeaderMap::new()))))
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn an_answer_dropped_for_a_slow_client_ends_in_an_error_not_in_its_trailers() {
         let memory = RequestMemory::new(Some(1 << 20));
         let mut held = memory.held();
         held.count(300 << 10);
         let mut body = HeldResponse {
-            inner: Answer(Some(vec![1u8; 200 << 10].into()), false),
+            // tonic's answer: one data frame, then trailers saying all went well.
+            inner: Scripted {
+                frames: [
+                    Frame::data(vec![1u8; 200 << 10].into()),
+                    Frame::trailers(http::HeaderMap::new()),
+                ]
+                .into(),
+                stalls: false,
+            },
             answer: Outgoing::new(SharedHeld(Arc::new(Mutex::new(held))), Pace::new(1.0, 1024)),
         };
         let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
