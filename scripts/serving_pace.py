@@ -152,12 +152,14 @@ def client_pace(work, runner, folder):
                                           ["--engine", "ort", "--name", "sentiment", "--client-timeout-s", "2",
                                            "--min-client-rate-kib", "65536"])
     try:
+        timeouts = {protocol: f'kiln_serve_requests_total{{protocol="{protocol}",outcome="timeout"}}'
+                    for protocol in ["rest", "grpc"]}
         answer, took = trickled_body(url)
         head, _, body = answer.partition(b"\r\n\r\n")
         check(head.startswith(b"HTTP/1.1 408") and b"--client-timeout-s" in body and 1.8 <= took <= 6
-              and in_flight_bytes(url) == 0,
-              f"a REST body trickled at 5 KiB/s is answered 408 after {took:.1f} s naming the flags, and what it "
-              f"held is freed ({answer[:300]!r})")
+              and in_flight_bytes(url) == 0 and metric(url, timeouts["rest"]) == 1,
+              f"a REST body trickled at 5 KiB/s is answered 408 after {took:.1f} s naming the flags, counted as a "
+              f"timeout, and what it held is freed ({answer[:300]!r})")
 
         call = RawGrpc(grpc_url)
         started = time.monotonic()
@@ -166,9 +168,10 @@ def client_pace(work, runner, folder):
             call.receive()
         took = time.monotonic() - started
         check(call.headers.get("grpc-status") == "4" and "--client-timeout-s" in call.headers.get("grpc-message", "")
-              and 1.8 <= took <= 6 and in_flight_bytes(url) == 0,
+              and 1.8 <= took <= 6 and in_flight_bytes(url) == 0 and metric(url, timeouts["grpc"]) == 1,
               f"a gRPC call whose 5 MiB message stops after 64 KiB is refused DEADLINE_EXCEEDED after {took:.1f} s "
-              f"naming the flags, and what it held is freed ({call.headers})")
+              f"naming the flags, counted as a timeout (tonic refuses it before the handler), and what it held is "
+              f"freed ({call.headers})")
         call.close()
 
         answers_before = metric(url, 'kiln_serve_client_timeouts_total{transfer="answer"}')

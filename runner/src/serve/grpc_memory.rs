@@ -16,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
+use super::ServeError;
 use super::client_pace::{Clock, Outgoing, Pace};
 use super::request_memory::{Admission, Held, RequestMemory};
 
@@ -77,6 +78,7 @@ where
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let held = SharedHeld(Arc::new(Mutex::new(self.layer.memory.held())));
+        let inference = request.uri().path() == INFER_PATH;
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(held.clone());
         let body = tonic::body::Body::new(HeldRequest {
@@ -90,6 +92,7 @@ where
             waiting: None,
             clock: self.layer.pace.map(Pace::start),
             deadline: None,
+            counted: inference.then(Instant::now),
         });
         let answer = self.inner.call(http::Request::from_parts(parts, body));
         let pace = self.layer.pace;
@@ -102,6 +105,10 @@ where
         })
     }
 }
+
+/// The protocol's inference call, whose refusals here are counted as requests (`kiln_serve_requests_total`):
+/// tonic answers a call whose message cannot be read without calling the handler that counts the others.
+const INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
 
 /// A gRPC message's length prefix: a compression flag and a big-endian `u32` length.
 const PREFIX: usize = 5;
@@ -123,6 +130,8 @@ struct HeldRequest {
     /// awaited.
     clock: Option<Clock>,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// When an inference call began: its refusal is counted as a request.
+    counted: Option<Instant>,
 }
 
 impl HeldRequest {
@@ -150,6 +159,14 @@ impl HeldRequest {
 }
 
 impl HeldRequest {
+    /// The call's refusal, counted as a request's outcome when it is an inference.
+    fn refuse(&self, e: ServeError) -> Status {
+        if let Some(started) = self.counted {
+            super::metrics::request("grpc", super::rest::outcome(Some(&e)), started.elapsed());
+        }
+        super::grpc::status(e)
+    }
+
     /// The client's next frame; the call refused as too slow once its pace's deadline has passed.
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
@@ -167,7 +184,7 @@ impl HeldRequest {
         }
         ready!(timer.as_mut().poll(cx));
         let announced = (self.announced > 0).then_some(self.announced);
-        Poll::Ready(Some(Err(super::grpc::status(clock.too_slow(announced)))))
+        Poll::Ready(Some(Err(self.refuse(clock.too_slow(announced)))))
     }
 }
 
@@ -192,7 +209,7 @@ impl Body for HeldRequest {
             let needed = this.needed(data);
             match this.held.lock().admission(needed) {
                 Ok(admission) => this.waiting = Some((frame, admission, Instant::now())),
-                Err(e) => return Poll::Ready(Some(Err(super::grpc::status(e)))),
+                Err(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
             }
         }
         let Some((_, admission, _)) = this.waiting.as_mut() else {
@@ -210,7 +227,7 @@ impl Body for HeldRequest {
                 this.held.lock().absorb(reserved);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Err(e) => Poll::Ready(Some(Err(super::grpc::status(e)))),
+            Err(e) => Poll::Ready(Some(Err(this.refuse(e)))),
         }
     }
 
@@ -302,6 +319,7 @@ mod tests {
             waiting: None,
             clock: None,
             deadline: None,
+            counted: None,
         }
     }
 
