@@ -24,6 +24,10 @@ use super::{ServeError, metrics};
 /// instant can be moved by without overflowing.
 const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// The slice of an answer handed to actix or hyper at a time: what either holds of it for a client that
+/// does not read, beside what the request's hold counts.
+pub const SLICE: usize = 64 << 10;
+
 /// The pace a client must keep; `None` where the flags lift it.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
@@ -170,12 +174,12 @@ impl<H: Send + 'static> Outgoing<H> {
         }
     }
 
-    /// The next slice of at most `max` bytes; `None` once all is taken ([`finish`](Self::finish) then
+    /// The next slice of at most [`SLICE`] bytes; `None` once all is taken ([`finish`](Self::finish) then
     /// frees the hold). An answer that fits in one slice goes as it is; a larger one goes in copies, to
     /// its last slice: a view would keep the whole answer's allocation alive wherever the server queues
     /// it (hyper's HTTP/2 streams queue a frame until the client's window lets it go), after its hold was
     /// freed.
-    pub fn take(&mut self, max: usize) -> Result<Option<Bytes>, ServeError> {
+    pub fn take(&mut self) -> Result<Option<Bytes>, ServeError> {
         let mut slot = lock(&self.slot);
         if let Some(why) = &slot.expired {
             return Err(ServeError::TooSlow(why.clone()));
@@ -183,10 +187,10 @@ impl<H: Send + 'static> Outgoing<H> {
         if slot.rest.is_empty() {
             return Ok(None);
         }
-        let slice = if slot.rest.len() <= max && !slot.sliced {
+        let slice = if slot.rest.len() <= SLICE && !slot.sliced {
             std::mem::take(&mut slot.rest)
         } else {
-            let n = slot.rest.len().min(max);
+            let n = slot.rest.len().min(SLICE);
             let slice = Bytes::copy_from_slice(&slot.rest[..n]);
             slot.rest = slot.rest.slice(n..);
             slot.sliced = true;
@@ -210,11 +214,11 @@ impl<H: Send + 'static> Outgoing<H> {
         drop(held);
     }
 
-    /// The whole answer, when it is at most `max` bytes and nothing was taken: it goes at once, and the
-    /// hold is freed with it.
-    pub fn whole(&mut self, max: usize) -> Option<Bytes> {
+    /// The whole answer, when it is at most one [`SLICE`] and nothing was taken: it goes at once, and
+    /// the hold is freed with it.
+    pub fn whole(&mut self) -> Option<Bytes> {
         let mut slot = self.lock();
-        if slot.rest.len() > max || slot.clock.is_some() || slot.expired.is_some() {
+        if slot.rest.len() > SLICE || slot.clock.is_some() || slot.expired.is_some() {
             return None;
         }
         let whole = std::mem::take(&mut slot.rest);
@@ -311,14 +315,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_answer_not_taken_in_time_is_dropped_with_its_hold() {
         let (mut answer, dropped) = outgoing(Pace::new(2.0, 64), 256 << 10);
-        assert_eq!(answer.take(64 << 10).unwrap().unwrap().len(), 64 << 10);
+        assert_eq!(answer.take().unwrap().unwrap().len(), 64 << 10);
         // 64 KiB moved at 64 KiB a second: 3 s in all.
         tokio::time::sleep(Duration::from_millis(2900)).await;
         assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
         assert_eq!(answer.remaining(), 0);
-        let refused = answer.take(64 << 10).unwrap_err();
+        let refused = answer.take().unwrap_err();
         assert!(matches!(refused, ServeError::TooSlow(_)), "{refused}");
         assert!(
             refused.to_string().contains("--client-timeout-s"),
@@ -329,7 +333,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_answer_taken_at_the_pace_is_never_dropped() {
         let (mut answer, dropped) = outgoing(Pace::new(1.0, 64), 1 << 20);
-        while let Some(slice) = answer.take(64 << 10).unwrap() {
+        while let Some(slice) = answer.take().unwrap() {
             assert_eq!(slice.len(), 64 << 10);
             tokio::time::sleep(Duration::from_millis(990)).await;
         }
@@ -341,10 +345,10 @@ mod tests {
     #[tokio::test]
     async fn a_small_answer_goes_whole_and_frees_its_hold() {
         let (mut answer, dropped) = outgoing(Pace::new(1.0, 64), 1000);
-        assert_eq!(answer.whole(64 << 10).unwrap().len(), 1000);
+        assert_eq!(answer.whole().unwrap().len(), 1000);
         assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
         let (mut large, _) = outgoing(Pace::new(1.0, 64), 100 << 10);
-        assert!(large.whole(64 << 10).is_none());
+        assert!(large.whole().is_none());
     }
 
     #[test]
@@ -353,19 +357,16 @@ mod tests {
         let original = Bytes::from(vec![7u8; 100 << 10]);
         answer.push(original.clone());
         let inside = |b: &Bytes| original.as_ptr_range().contains(&b.as_ptr());
-        let first = answer.take(64 << 10).unwrap().unwrap();
-        let last = answer.take(64 << 10).unwrap().unwrap();
+        let first = answer.take().unwrap().unwrap();
+        let last = answer.take().unwrap().unwrap();
         assert_eq!((first.len(), last.len()), (64 << 10, 36 << 10));
         // Copies, both: whatever holds them, dropping the answer frees its allocation.
         assert!(!inside(&first) && !inside(&last));
-        assert!(answer.take(64 << 10).unwrap().is_none());
+        assert!(answer.take().unwrap().is_none());
         // An answer of one slice goes as it is.
         let mut answer = Outgoing::new((), None);
         let small = Bytes::from(vec![1u8; 1000]);
         answer.push(small.clone());
-        assert_eq!(
-            answer.take(64 << 10).unwrap().unwrap().as_ptr(),
-            small.as_ptr()
-        );
+        assert_eq!(answer.take().unwrap().unwrap().as_ptr(), small.as_ptr());
     }
 }

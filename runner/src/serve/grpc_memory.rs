@@ -156,9 +156,7 @@ impl HeldRequest {
         self.admitted += needed;
         needed
     }
-}
 
-impl HeldRequest {
     /// The call's refusal, counted as a request's outcome when it is an inference.
     fn refuse(&self, e: ServeError) -> Status {
         if let Some(started) = self.counted {
@@ -248,9 +246,6 @@ pub struct HeldResponse<B> {
     answer: Outgoing<SharedHeld>,
 }
 
-/// A response's slice given to hyper at a time.
-const SLICE: usize = 64 << 10;
-
 impl<B> Body for HeldResponse<B>
 where
     B: Body<Data = Bytes, Error = Status> + Unpin,
@@ -279,7 +274,7 @@ where
                 }
             }
         }
-        match this.answer.take(SLICE) {
+        match this.answer.take() {
             Ok(Some(slice)) => Poll::Ready(Some(Ok(Frame::data(slice)))),
             // An empty data frame.
             Ok(None) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
@@ -304,6 +299,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::client_pace::SLICE;
     use super::*;
     use std::time::Duration;
 

@@ -22,6 +22,7 @@ pub mod registry;
 mod report;
 mod request_memory;
 mod rest;
+mod rest_messages;
 pub mod session;
 pub mod signature;
 pub mod tensor;

@@ -244,10 +244,6 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    fn used(memory: &RequestMemory) -> u64 {
-        memory.used()
-    }
-
     #[tokio::test]
     async fn a_body_waits_until_others_free_enough_then_is_admitted() {
         let memory = RequestMemory::new(Some(10 << 10));
@@ -264,9 +260,9 @@ mod tests {
         drop(first);
         let second = waiting.await.unwrap().unwrap();
         assert_eq!(second.bytes, 4 << 10);
-        assert_eq!(used(&memory), 4 << 10);
+        assert_eq!(memory.used(), 4 << 10);
         drop(second);
-        assert_eq!(used(&memory), 0);
+        assert_eq!(memory.used(), 0);
     }
 
     #[tokio::test]
@@ -275,7 +271,7 @@ mod tests {
         let mut answering = memory.held();
         answering.admit(8 << 10).await.unwrap();
         answering.count(8 << 10);
-        assert_eq!(used(&memory), 16 << 10);
+        assert_eq!(memory.used(), 16 << 10);
         let refused = memory.held().admit(1).await.unwrap_err();
         assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
         assert!(
@@ -295,7 +291,7 @@ mod tests {
             refused.to_string().contains("--max-in-flight-mib"),
             "{refused}"
         );
-        assert_eq!(used(&memory), 0);
+        assert_eq!(memory.used(), 0);
     }
 
     #[tokio::test]

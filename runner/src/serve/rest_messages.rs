@@ -1,0 +1,269 @@
+//! The protocol's inference messages over REST: the request's JSON (its tensors' data kept as text until
+//! read knowing the datatype) and the binary-data extension's tensors after it, the outputs a request asks
+//! for, and the answer written from the outputs' bytes without an intermediate JSON tree.
+
+use actix_web::HttpRequest;
+use actix_web::http::header::HeaderName;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::ServeError;
+use super::classification::{class_count, top_classes};
+use super::tensor::{Datatype, JsonData, Tensor};
+
+/// Where the binary data starts: the length of the body's JSON (the binary-data extension).
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+#[derive(Deserialize)]
+pub struct InferRequest<'a> {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    #[serde(borrow)]
+    pub inputs: Vec<InputTensor<'a>>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Deserialize)]
+pub struct InputTensor<'a> {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    /// Kept as its text and read knowing the datatype (`json_values`): no JSON value tree is built.
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+pub struct RequestedOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+/// The request's JSON text and its binary tensor data (empty without the extension).
+pub fn split_body(req: &HttpRequest, body: Bytes) -> Result<(Bytes, Bytes), ServeError> {
+    let header_length = match req.headers().get(HeaderName::from_static(HEADER_LENGTH)) {
+        Some(value) => {
+            let n: usize = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    ServeError::BadRequest(
+                        "Inference-Header-Content-Length is not a number".to_owned(),
+                    )
+                })?;
+            if n > body.len() {
+                return Err(ServeError::BadRequest(format!(
+                    "Inference-Header-Content-Length is {n}, but the body has {} bytes",
+                    body.len()
+                )));
+            }
+            n
+        }
+        None => body.len(),
+    };
+    Ok((body.slice(..header_length), body.slice(header_length..)))
+}
+
+/// The request in `header`, its tensors' JSON data kept as text in it.
+pub fn parse_request(header: &[u8]) -> Result<InferRequest<'_>, ServeError> {
+    serde_json::from_slice(header)
+        .map_err(|e| ServeError::BadRequest(format!("the inference request is not valid: {e}")))
+}
+
+/// The request's tensors, and the bytes decoding them from JSON took (binary data is used in place).
+pub fn inputs(
+    request: &[InputTensor<'_>],
+    mut binary: Bytes,
+) -> Result<(Vec<Tensor>, usize), ServeError> {
+    let mut tensors = Vec::with_capacity(request.len());
+    let mut decoded = 0;
+    for input in request {
+        let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
+            ServeError::BadRequest(format!(
+                "input {:?}: datatype {:?} is not one this server takes (BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64, BYTES)",
+                input.name, input.datatype
+            ))
+        })?;
+        let tensor = match (input.parameters.get("binary_data_size"), &input.data) {
+            (Some(size), _) => {
+                let size = size.as_u64().map(|s| s as usize).filter(|&s| s <= binary.len()).ok_or_else(|| {
+                    ServeError::BadRequest(format!(
+                        "input {:?}: binary_data_size {size} is not a size within the {} binary bytes left",
+                        input.name,
+                        binary.len()
+                    ))
+                })?;
+                let data = binary.split_to(size);
+                Tensor::from_raw(input.name.clone(), datatype, input.shape.clone(), data)?
+            }
+            (None, Some(data)) => {
+                let tensor = Tensor::from_json(
+                    input.name.clone(),
+                    datatype,
+                    input.shape.clone(),
+                    data.get(),
+                )?;
+                decoded += tensor.data.len();
+                tensor
+            }
+            (None, None) => {
+                return Err(ServeError::BadRequest(format!(
+                    "input {:?} has neither data nor parameters.binary_data_size",
+                    input.name
+                )));
+            }
+        };
+        tensors.push(tensor);
+    }
+    if !binary.is_empty() {
+        return Err(ServeError::BadRequest(format!(
+            "{} bytes of binary data follow the inputs that no input claims",
+            binary.len()
+        )));
+    }
+    Ok((tensors, decoded))
+}
+
+/// The outputs asked for (all when none are named), each with whether it goes as binary data.
+pub fn selected(
+    request: &InferRequest,
+    outputs: Vec<Tensor>,
+    served: &super::Served,
+) -> Result<Vec<(Tensor, bool)>, ServeError> {
+    let known = &served.signature;
+    let all_binary = request
+        .parameters
+        .get("binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let Some(wanted) = &request.outputs else {
+        return Ok(outputs.into_iter().map(|t| (t, all_binary)).collect());
+    };
+    let mut outputs = outputs;
+    wanted
+        .iter()
+        .map(|w| {
+            if !known.has_output(&w.name) {
+                let names: Vec<&str> = known.outputs.iter().map(|o| o.name.as_str()).collect();
+                return Err(ServeError::BadRequest(format!(
+                    "unknown output {:?}: the model computes {}",
+                    w.name,
+                    names.join(", ")
+                )));
+            }
+            let at = outputs
+                .iter()
+                .position(|t| t.name == w.name)
+                .ok_or_else(|| {
+                    ServeError::BadRequest(format!("output {:?} is asked for twice", w.name))
+                })?;
+            let classes = w
+                .parameters
+                .get("classification")
+                .map(|v| {
+                    let n = v.as_i64().map(i128::from).or(v.as_u64().map(i128::from));
+                    class_count(&w.name, n)
+                })
+                .transpose()?;
+            let binary = w
+                .parameters
+                .get("binary_data")
+                .and_then(Value::as_bool)
+                .unwrap_or(all_binary);
+            let output = outputs.swap_remove(at);
+            let output = match classes {
+                Some(count) => {
+                    let labels = served.labels.of(&w.name);
+                    top_classes(&output, count, known.batchable, labels)?
+                }
+                None => output,
+            };
+            Ok((output, binary))
+        })
+        .collect()
+}
+
+/// The protocol's inference response, serialized without an intermediate JSON tree: an output's values
+/// go from its bytes straight into the body.
+#[derive(Serialize)]
+struct InferResponse<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    outputs: Vec<OutputTensor<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutputTensor<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [i64],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinaryDataSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<JsonData<'a>>,
+}
+
+#[derive(Serialize)]
+struct BinaryDataSize {
+    binary_data_size: usize,
+}
+
+/// The answer's body: its JSON, then the binary data of the outputs that go as such, whose start the
+/// `Inference-Header-Content-Length` gives (`None` when all are JSON).
+pub fn response(
+    model: &str,
+    version: &str,
+    id: Option<String>,
+    outputs: &[(Tensor, bool)],
+) -> (BytesMut, Option<usize>) {
+    let described = outputs
+        .iter()
+        .map(|(t, as_binary)| OutputTensor {
+            name: &t.name,
+            datatype: t.datatype.as_str(),
+            shape: &t.shape,
+            parameters: as_binary.then(|| BinaryDataSize {
+                binary_data_size: t.data.len(),
+            }),
+            data: (!as_binary).then(|| t.json_data()),
+        })
+        .collect();
+    let header = InferResponse {
+        model_name: model,
+        model_version: version,
+        id,
+        outputs: described,
+    };
+    // Room for the common case, a JSON float of about a dozen characters per element, in one allocation.
+    let json_bytes: usize = outputs
+        .iter()
+        .filter(|(_, b)| !*b)
+        .map(|(t, _)| {
+            t.datatype
+                .size()
+                .map_or(t.data.len() + 64, |size| t.data.len() / size * 12)
+        })
+        .sum();
+    let mut body = BytesMut::with_capacity(256 + json_bytes).writer();
+    serde_json::to_writer(&mut body, &header).expect("a response serializes to JSON");
+    let mut body = body.into_inner();
+    if !outputs.iter().any(|(_, b)| *b) {
+        return (body, None);
+    }
+    let length = body.len();
+    for (t, _) in outputs.iter().filter(|(_, b)| *b) {
+        body.extend_from_slice(&t.data);
+    }
+    (body, Some(length))
+}
