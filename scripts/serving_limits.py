@@ -73,18 +73,30 @@ def response_limit(work, runner, folder):
             process.wait(30)
 
 
-def slow_upload(url, feeds_rows):
-    """A client that announces a binary-data request of `feeds_rows` rows and sends only its first bytes:
-    the open socket and the rest of the body, to send when asked."""
-    data = np.ones((feeds_rows, 4), dtype=np.float32).tobytes()
-    header = json.dumps({"inputs": [{"name": "features", "shape": [feeds_rows, 4], "datatype": "FP32",
+def raw_http(url, rows, rcvbuf=None):
+    """An open socket (receiving into `rcvbuf` bytes of kernel buffer, if given) that has sent the head of a
+    binary-data request of `rows` rows, and the body it has not sent yet."""
+    data = np.ones((rows, 4), dtype=np.float32).tobytes()
+    header = json.dumps({"inputs": [{"name": "features", "shape": [rows, 4], "datatype": "FP32",
                                      "parameters": {"binary_data_size": len(data)}}]}).encode()
     body = header + data
     host, port = url.split(":")
-    sock = socket.create_connection((host, int(port)), timeout=60)
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(60)
+    sock.connect((host, int(port)))
     sock.sendall(b"POST /v2/models/sentiment/infer HTTP/1.1\r\nHost: " + url.encode()
                  + f"\r\nContent-Length: {len(body)}\r\nInference-Header-Content-Length: {len(header)}"
-                   "\r\nConnection: close\r\n\r\n".encode() + body[:65536])
+                   "\r\nConnection: close\r\n\r\n".encode())
+    return sock, body
+
+
+def slow_upload(url, feeds_rows):
+    """A client that announces a binary-data request of `feeds_rows` rows and sends only its first bytes:
+    the open socket and the rest of the body, to send when asked."""
+    sock, body = raw_http(url, feeds_rows)
+    sock.sendall(body[:65536])
     return sock, body[65536:]
 
 

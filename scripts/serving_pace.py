@@ -6,7 +6,6 @@ at the pace is answered 408 (gRPC DEADLINE_EXCEEDED) naming the flags, an answer
 is dropped, and in each case what the request held is freed while the client's connection is still open.
 The clients here are raw sockets (HTTP/1.1) and a raw HTTP/2 connection (the `h2` package): the off-the-shelf
 clients send and read as fast as they can."""
-import json
 import os
 import socket
 import time
@@ -18,27 +17,9 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_outputs, start_runner
-from serving_limits import in_flight_bytes
+from serving_limits import in_flight_bytes, raw_http
 
 ROWS = 1 << 20  # 16 MiB of features in; 2 Mi logits out (8 MiB raw, about 20 MB as JSON)
-
-
-def raw_http(url, rows, content_length=None, rcvbuf=None):
-    """An open socket that has sent the head of a binary-data request of `rows` rows (announcing
-    `content_length` bytes, the whole body's by default), and the body it has not sent."""
-    data = np.ones((rows, 4), dtype=np.float32).tobytes()
-    header = json.dumps({"inputs": [{"name": "features", "shape": [rows, 4], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": len(data)}}]}).encode()
-    body = header + data
-    host, port = url.split(":")
-    sock = socket.socket()
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.connect((host, int(port)))
-    sock.sendall(b"POST /v2/models/sentiment/infer HTTP/1.1\r\nHost: " + url.encode()
-                 + f"\r\nContent-Length: {content_length or len(body)}\r\nInference-Header-Content-Length: "
-                   f"{len(header)}\r\n\r\n".encode())
-    return sock, body
 
 
 def trickled_body(url):
