@@ -4,11 +4,13 @@ slowly, or asked for a large answer and did not read it, used to keep its part o
 it kept the connection open. With `--client-timeout-s` and `--min-client-rate-kib`, a body that does not come
 at the pace is answered 408 (gRPC DEADLINE_EXCEEDED) naming the flags, an answer that is not taken at the pace
 is dropped, and in each case what the request held is freed while the client's connection is still open.
-The clients here are raw sockets (HTTP/1.1) and a raw HTTP/2 connection (the `h2` package): the off-the-shelf
+Nor can clients make the server hold their unread frames: the requests waiting for memory are a bounded queue.
+The clients here are raw sockets (HTTP/1.1) and raw HTTP/2 connections (the `h2` package): the off-the-shelf
 clients send and read as fast as they can."""
 import os
 import socket
 import time
+from urllib.parse import unquote
 
 import h2.config
 import h2.connection
@@ -17,7 +19,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_outputs, start_runner
-from serving_limits import in_flight_bytes, raw_http
+from serving_limits import in_flight_bytes, raw_http, slow_upload
 
 ROWS = 1 << 20  # 16 MiB of features in; 2 Mi logits out (8 MiB raw, about 20 MB as JSON)
 
@@ -108,6 +110,93 @@ class RawGrpc:
 
     def close(self):
         self.sock.close()
+
+
+class CallsAtOnce:
+    """One HTTP/2 connection with `calls` ModelInfer calls on it, each sending as much of `message` as its
+    window allows and then nothing: calls that wait for memory, their frames unread by the server."""
+
+    def __init__(self, url, calls, message):
+        host, port = url.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=0.2)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.sock.sendall(self.conn.data_to_send())
+        self.started = time.monotonic()
+        self.answers = {}
+        # Until the server's settings and its connection window (sent in a WINDOW_UPDATE) have come.
+        while self.conn.remote_settings.max_concurrent_streams > 1000 or self.conn.outbound_flow_control_window < 1 << 20:
+            self.receive()
+        for _ in range(calls):
+            stream = self.conn.get_next_available_stream_id()
+            self.conn.send_headers(stream, [
+                (":method", "POST"), (":scheme", "http"), (":authority", url),
+                (":path", "/inference.GRPCInferenceService/ModelInfer"),
+                ("content-type", "application/grpc"), ("te", "trailers")])
+            room = min(self.conn.local_flow_control_window(stream), len(message))
+            for offset in range(0, room, self.conn.max_outbound_frame_size):
+                self.conn.send_data(stream, message[offset:min(room, offset + self.conn.max_outbound_frame_size)])
+            self.sock.sendall(self.conn.data_to_send())
+
+    def receive(self):
+        """Reads what came; each call's grpc-status and message, and when they came, into `answers`."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except (TimeoutError, socket.timeout):
+            return
+        for event in self.conn.receive_data(data):
+            if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                headers = {k.decode(): v.decode() for k, v in event.headers}
+                if "grpc-status" in headers:
+                    self.answers[event.stream_id] = (headers["grpc-status"], unquote(headers.get("grpc-message", "")),
+                                                     time.monotonic() - self.started)
+        self.sock.sendall(self.conn.data_to_send())
+
+
+def resident_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def waiting_calls(work, runner, folder):
+    """The requests waiting for memory are a bounded queue, each able to leave its gRPC window (256 KiB)
+    received and unread: under an 8 MiB limit (16 may wait), half of it held by a slow REST client, two
+    connections of 64 gRPC calls each sending its window of a 5 MiB message: 16 wait and are refused
+    UNAVAILABLE after 5 s, the other 112 at once, naming the flag; the runner's resident memory grows by less
+    than half of the 32 MiB the clients sent (unbounded, it held all of it); nothing held after."""
+    model = os.path.join(folder, "model.onnx")
+    process, url, grpc_url = start_runner(runner, model, work, "waiting-calls",
+                                          ["--engine", "ort", "--name", "sentiment", "--max-in-flight-mib", "8"])
+    try:
+        holder, _ = slow_upload(url, 5 << 16)
+        time.sleep(0.5)
+        before = resident_mib(process.pid)
+        connections = [CallsAtOnce(grpc_url, 64, grpc_message(5 << 16)) for _ in range(2)]
+        for _ in range(5):
+            for connection in connections:
+                connection.receive()
+        grown = resident_mib(process.pid) - before
+        deadline = time.monotonic() + 10
+        while sum(len(c.answers) for c in connections) < 128 and time.monotonic() < deadline:
+            for connection in connections:
+                connection.receive()
+        answers = [answer for c in connections for answer in c.answers.values()]
+        at_once = [a for a in answers if a[0] == "14" and "16 requests already wait" in a[1] and a[2] < 4]
+        waited = [a for a in answers if a[0] == "14" and "within 5 s" in a[1] and a[2] >= 4.5]
+        check(len(at_once) == 112 and len(waited) == 16 and "--max-in-flight-mib" in at_once[0][1],
+              f"of 128 gRPC calls that do not fit, 16 wait and are refused UNAVAILABLE after 5 s and 112 at once, "
+              f"naming the flag ({len(at_once)} at once, {len(waited)} after waiting, of {len(answers)}: "
+              f"{sorted({a[:2] for a in answers})[:3]})")
+        check(grown < 16, f"the runner's resident memory grew by {grown:.1f} MiB while the calls' 32 MiB of frames "
+                          f"were sent (16 waiting calls may leave 4.3 MiB unread)")
+        for connection in connections:
+            connection.sock.close()
+        holder.close()
+        freed, _ = held_until_freed(url, 10)
+        check(freed is not None, "after the clients have gone, the requests in flight hold nothing")
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def held_until_freed(url, seconds):

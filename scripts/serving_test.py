@@ -35,7 +35,7 @@ from tritonclient.utils import InferenceServerException
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
 from serving_limits import engine_memory_limit, in_flight_limit, response_limit
-from serving_pace import client_pace
+from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
 
@@ -466,6 +466,7 @@ def main():
     response_limit(work, runner, os.path.join(work, "sentiment"))
     in_flight_limit(work, runner, os.path.join(work, "sentiment"))
     client_pace(work, runner, os.path.join(work, "sentiment"))
+    waiting_calls(work, runner, os.path.join(work, "sentiment"))
     batched_by_probe(work, runner, corpus)
     left_unbatched(work, runner, os.path.join(work, "centered", "model.onnx"))
     if failures:

@@ -48,9 +48,11 @@ pub(super) fn status(e: ServeError) -> Status {
 /// the connection's window, which the calls on a connection share: with hyper's defaults (1 MiB for a
 /// call and 1 MiB for the connection), twelve large calls from one client (gRPC clients share one
 /// connection per target) stalled the two admitted ones behind the ten waiting until those gave up. A
-/// connection's window as large as all its calls' windows together cannot be held by waiting calls.
+/// connection's window as large as all its calls' windows together cannot be held by waiting calls. How
+/// many calls may wait, on all connections together, is bounded (`request_memory`), and with it the
+/// frames they leave unread.
 const STREAMS: u32 = 128;
-const STREAM_WINDOW: u32 = 256 << 10;
+pub(super) const STREAM_WINDOW: u32 = 256 << 10;
 
 /// Serves until `stop`, letting calls in flight finish.
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {

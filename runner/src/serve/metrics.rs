@@ -66,7 +66,7 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_histogram!(COMPUTE_SECONDS, "Time the engine took for each batch (or lone request) it ran");
         describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
-        describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503");
+        describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503 (one that finds as many waiting as may is answered 503 at once, not counted here)");
         describe_counter!(CLIENT_TIMEOUTS, "Clients cut off for sending a request's body (transfer=request: 408, DEADLINE_EXCEEDED) or taking its answer (transfer=answer: dropped) slower than --client-timeout-s and --min-client-rate-kib allow");
         describe_gauge!(IN_FLIGHT_BYTES, "Memory the requests in flight hold: bodies received, inputs decoded, outputs and answers not yet sent (at most --max-in-flight-mib)");
         describe_gauge!(MODEL_INFO, "1 for the version and variant being served");

@@ -177,8 +177,9 @@ pub struct ServeArgs {
     pub max_response_mib: Option<u64>,
     /// The most memory the requests in flight may hold together, in MiB: their bodies as they arrive,
     /// their decoded inputs, outputs and answers until sent. A request that needs more than is free waits
-    /// for it up to 5 s, then is answered 503 (gRPC UNAVAILABLE); one that needs more than the whole
-    /// limit is a 400 naming this flag. Default: a quarter of the memory available at start; 0: none
+    /// for it up to 5 s, then is answered 503 (gRPC UNAVAILABLE), and when as many wait as would leave
+    /// an eighth of the limit in unread gRPC frames (at least 16), at once; one that needs more than the
+    /// whole limit is a 400 naming this flag. Default: a quarter of the memory available at start; 0: none
     #[arg(long, value_name = "MIB")]
     pub max_in_flight_mib: Option<u64>,
     /// How long a client has to send a request's body, and to take its answer, before it is cut off and
