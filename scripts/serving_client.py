@@ -33,15 +33,16 @@ def kiln(cli, *args):
     return subprocess.run([cli, *args], check=True, capture_output=True, text=True).stdout
 
 
-def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=None, env=None):
-    """`kiln-runner serve` of a registry reference, or of a local ONNX file or folder when `reference` is a path."""
+def start_runner(runner, reference, work, name, extra, server=SERVER, http_port=None, env=None, preexec_fn=None):
+    """`kiln-runner serve` of a registry reference, or of a local ONNX file or folder when `reference` is a path
+    (`preexec_fn` runs in the child before the runner starts)."""
     http_port, grpc_port = http_port or free_port(), free_port()
     log = open(os.path.join(work, f"{name}.log"), "w")
     source = ["--model-dir", reference] if os.path.exists(reference) else [reference, "--server", server]
     process = subprocess.Popen(
         [runner, "serve", *source, "--http-listen", f"127.0.0.1:{http_port}",
          "--grpc-listen", f"127.0.0.1:{grpc_port}", "--cache", os.path.join(work, f"{name}-cache"), *extra],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})), preexec_fn=preexec_fn)
     url = f"127.0.0.1:{http_port}"
     for _ in range(600):
         try:
@@ -82,14 +83,14 @@ def http_infer(url, model, feeds, binary=True, outputs=None):
     return client.infer(model, inputs, outputs=requested)
 
 
-def grpc_infer(url, model, feeds):
+def grpc_infer(url, model, feeds, timeout=None):
     client = grpcclient.InferenceServerClient(url)
     inputs = []
     for name, value in feeds.items():
         i = grpcclient.InferInput(name, list(value.shape), np_to_datatype(value))
         i.set_data_from_numpy(value)
         inputs.append(i)
-    return client.infer(model, inputs)
+    return client.infer(model, inputs, client_timeout=timeout)
 
 
 def np_to_datatype(value):

@@ -35,6 +35,7 @@ from tritonclient.utils import InferenceServerException
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
 from serving_limits import engine_memory_limit, in_flight_limit, response_limit
+from serving_connections import connection_limits
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
@@ -467,6 +468,7 @@ def main():
     in_flight_limit(work, runner, os.path.join(work, "sentiment"))
     client_pace(work, runner, os.path.join(work, "sentiment"))
     waiting_calls(work, runner, os.path.join(work, "sentiment"))
+    connection_limits(work, runner, os.path.join(work, "sentiment"))
     batched_by_probe(work, runner, corpus)
     left_unbatched(work, runner, os.path.join(work, "centered", "model.onnx"))
     if failures:

@@ -45,6 +45,11 @@ impl Pace {
         })
     }
 
+    /// What every transfer has, however little it moves.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// A transfer starting now.
     pub fn start(self) -> Clock {
         Clock {

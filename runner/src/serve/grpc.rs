@@ -3,11 +3,10 @@
 //! them and every client of the protocol reads them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use super::classification::{class_count, top_classes};
@@ -57,6 +56,8 @@ pub(super) const STREAM_WINDOW: u32 = 256 << 10;
 /// Serves until `stop`, letting calls in flight finish.
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {
     let limit = state.max_request_bytes;
+    let first_call_within = state.client_pace.map(|pace| pace.timeout());
+    let incoming = super::connections::accepted(listener, state.max_connections, first_call_within);
     let hold = HoldLayer {
         memory: state.request_memory.clone(),
         max_message: limit,
@@ -69,21 +70,22 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
         .max_concurrent_streams(STREAMS)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(STREAMS * STREAM_WINDOW)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(hold)
         .add_service(service)
-        .serve_with_incoming_shutdown(connections(listener), stop.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "the gRPC server stopped");
     }
 }
 
-/// The connections `listener` accepts, with TCP_NODELAY: without it, an answer's trailers wait for the
-/// client's delayed ACK of its data, and a client that sends a call's end in a frame of its own (tonic's,
-/// grpc-go's) waited 40 ms for every call.
-fn connections(listener: tokio::net::TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
-}
+/// How often a connection's peer is pinged over HTTP/2, and how long its answer may take before the
+/// connection is closed: a client that vanished without closing (a killed pod, a lost route) would
+/// otherwise keep its place among the open connections (`--max-connections`) forever.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The typed fields of `contents` that hold values, by their names in the protocol.
 fn filled_fields(c: &InferTensorContents) -> impl Iterator<Item = &'static str> {
@@ -388,17 +390,6 @@ impl GrpcInferenceService for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn connections_are_accepted_without_nagle_delay() {
-        use futures_util::StreamExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let mut incoming = connections(listener);
-        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
-        let accepted = incoming.next().await.unwrap().unwrap();
-        assert!(accepted.nodelay().unwrap());
-    }
 
     fn request(input: InferInputTensor, raw: Vec<Vec<u8>>) -> ModelInferRequest {
         ModelInferRequest {

@@ -18,6 +18,7 @@ use tonic::Status;
 
 use super::ServeError;
 use super::client_pace::{Clock, Outgoing, Pace};
+use super::connections::ConnectionInfo;
 use super::request_memory::{Admission, Held, RequestMemory};
 
 /// What one call holds, shared by its request body, its handler and its response body.
@@ -79,6 +80,10 @@ where
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let held = SharedHeld(Arc::new(Mutex::new(self.layer.memory.held())));
         let inference = request.uri().path() == INFER_PATH;
+        // The connection is no longer silent (`connections`).
+        if let Some(connection) = request.extensions().get::<ConnectionInfo>() {
+            connection.called();
+        }
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(held.clone());
         let body = tonic::body::Body::new(HeldRequest {

@@ -10,6 +10,7 @@ pub mod batcher;
 mod classification;
 mod client_pace;
 mod config_labels;
+mod connections;
 mod follow;
 mod grpc;
 mod grpc_memory;
@@ -192,6 +193,11 @@ pub struct ServeArgs {
     /// --client-timeout-s, in KiB a second
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     pub min_client_rate_kib: u64,
+    /// The most connections each front end (REST, gRPC) keeps open; more wait in the listen queue until
+    /// one closes. Lowered to fit the limit on open files, which is raised to its hard limit at start. A
+    /// gRPC connection that begins no call within --client-timeout-s is closed
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
@@ -257,6 +263,8 @@ pub struct State {
     pub request_memory: request_memory::RequestMemory,
     /// How fast clients must send bodies and take answers.
     pub client_pace: Option<client_pace::Pace>,
+    /// The connections each front end keeps open.
+    pub max_connections: usize,
     pub when_expired: WhenExpired,
     current: RwLock<Arc<Served>>,
 }
@@ -346,6 +354,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
         request_memory: request_memory::RequestMemory::new(loader.in_flight_limit()),
         client_pace: client_pace::Pace::new(args.client_timeout_s, args.min_client_rate_kib),
+        max_connections: connections::fit(args.max_connections),
         when_expired: args.when_expired,
         current: RwLock::new(served.clone()),
     });

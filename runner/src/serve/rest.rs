@@ -42,6 +42,9 @@ pub fn start(
     listen: SocketAddr,
 ) -> std::io::Result<Started> {
     let webhooks = webhooks.map(web::Data::new);
+    // actix bounds connections per worker; its default number of workers, set here to divide by.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max_connections = state.max_connections.div_ceil(workers);
     let server = HttpServer::new(move || {
         let app = match &webhooks {
             Some(listener) => App::new()
@@ -78,6 +81,8 @@ pub fn start(
                 )))
             }))
     })
+    .workers(workers)
+    .max_connections(max_connections)
     .bind(listen)?;
     let address = server.addrs().first().copied().unwrap_or(listen);
     let server = server.run();

@@ -1,0 +1,299 @@
+//! The connections the front ends keep open (`--max-connections`). Unbounded, they were limited only by
+//! the process's open files, and running out of those took the whole runner down: 200 TCP connections
+//! that sent nothing to the gRPC port of a runner allowed 128 open files held every descriptor, tonic
+//! retried the failing `accept` at once (a whole core, 3.2 s of CPU in 3 s), and neither REST nor gRPC
+//! answered anyone until those clients went, which they never had to.
+//!
+//! So each front end holds at most `--max-connections`, fitted within the limit on open files (first
+//! raised to its hard limit, as Go's runtime does: the soft limit's usual 1024 dates from select(2));
+//! past it, new connections wait in the listen queue until one closes. A gRPC connection that has not
+//! begun a call within `--client-timeout-s` is closed, and HTTP/2 pings close those whose peer has
+//! gone, so that neither silent clients nor vanished ones keep a place. (REST's are actix's: it closes
+//! one whose request head has not come within 5 s, or that is idle 5 s after an answer, and it backs
+//! off when `accept` fails.)
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use metrics::Gauge;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tonic::transport::server::Connected;
+
+/// Open files kept for what is not a connection: the model, the engine's library, the cache, logs,
+/// the registry's sockets (a runner serving a model holds about 25 when idle).
+const RESERVED_FILES: u64 = 128;
+
+/// How long `accept` rests after failing for want of resources (open files, memory) rather than for
+/// one connection's sake: at once, it would fail again at once.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How many connections each of the two front ends may hold: `requested`, or fewer when the limit on
+/// open files (raised to its hard limit first) leaves room for fewer; at least one.
+pub fn fit(requested: usize) -> usize {
+    let Some(files) = raise_open_files() else {
+        return requested.max(1);
+    };
+    let room = usize::try_from(files.saturating_sub(RESERVED_FILES) / 2).unwrap_or(usize::MAX);
+    if requested > room {
+        tracing::warn!(
+            open_files = files,
+            connections = room.max(1),
+            "the limit on open files leaves room for fewer connections than --max-connections; \
+             raise the limit (ulimit -n) to hold more"
+        );
+    }
+    requested.min(room).max(1)
+}
+
+/// The limit on open files after raising it to the hard limit; `None` when unlimited or unknown.
+fn raise_open_files() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the rlimit it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the rlimit it is given; failing, it changes nothing.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// The gRPC connections `listener` accepts, at most `max` open at once, each closed when it has not
+/// begun a call within `first_call_within` (`None`: never).
+pub fn accepted(
+    listener: TcpListener,
+    max: usize,
+    first_call_within: Option<Duration>,
+) -> impl Stream<Item = io::Result<Connection>> + Send + 'static {
+    let places = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
+    let open = super::metrics::grpc_connections();
+    futures_util::stream::unfold(listener, move |listener| {
+        let (places, open) = (places.clone(), open.clone());
+        async move {
+            // The semaphore is never closed.
+            let place = places.acquire_owned().await.ok()?;
+            let stream = accept(&listener).await;
+            // Without TCP_NODELAY an answer's trailers wait for the client's delayed ACK of its data,
+            // and a client that sends a call's end in a frame of its own (tonic's, grpc-go's) waited
+            // 40 ms for every call.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
+            }
+            let connection = Connection {
+                stream,
+                _place: place,
+                called: Arc::new(AtomicBool::new(false)),
+                silent_until: first_call_within.map(|t| Box::pin(tokio::time::sleep(t))),
+                _open: Open::new(open),
+            };
+            Some((Ok(connection), listener))
+        }
+    })
+}
+
+async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            // The one connection's trouble: the next may be fine.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    "cannot accept a gRPC connection (lower --max-connections, or raise the limit on \
+                     open files); trying again in 0.5 s"
+                );
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// An accepted gRPC connection, holding its place among those open.
+pub struct Connection {
+    stream: TcpStream,
+    _place: OwnedSemaphorePermit,
+    called: Arc<AtomicBool>,
+    /// Until the first call begins: the connection is closed when this fires first.
+    silent_until: Option<Pin<Box<Sleep>>>,
+    _open: Open,
+}
+
+/// What a call on a connection finds among its request's extensions (tonic puts it there).
+#[derive(Clone)]
+pub struct ConnectionInfo {
+    called: Arc<AtomicBool>,
+}
+
+impl ConnectionInfo {
+    /// A call began on this connection: it is no longer silent.
+    pub fn called(&self) {
+        self.called.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Connected for Connection {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            called: self.called.clone(),
+        }
+    }
+}
+
+/// One on the open connections' gauge while it lives.
+struct Open(Gauge);
+
+impl Open {
+    fn new(gauge: Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(silent_until) = &mut this.silent_until {
+            if this.called.load(Ordering::Relaxed) {
+                this.silent_until = None;
+            } else if silent_until.as_mut().poll(cx).is_ready() {
+                // hyper closes the connection on a read error; no call is on it to be lost.
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no call began on this connection within --client-timeout-s",
+                )));
+            }
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+
+    async fn listening() -> (TcpListener, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        (listener, address)
+    }
+
+    #[tokio::test]
+    async fn connections_are_accepted_without_nagle_delay() {
+        let (listener, address) = listening().await;
+        let mut incoming = Box::pin(accepted(listener, 4, None));
+        let _client = TcpStream::connect(address).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.stream.nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_a_connection_waits_until_one_closes() {
+        let (listener, address) = listening().await;
+        let mut incoming = Box::pin(accepted(listener, 2, None));
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(address).await.unwrap());
+        }
+        let first = incoming.next().await.unwrap().unwrap();
+        let _second = incoming.next().await.unwrap().unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(200), incoming.next()).await;
+        assert!(third.is_err(), "a third connection was accepted beside two");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), incoming.next()).await;
+        assert!(matches!(third, Ok(Some(Ok(_)))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_call_is_closed_at_its_deadline_and_one_with_a_call_is_not() {
+        let (listener, address) = listening().await;
+        let mut incoming = Box::pin(accepted(listener, 4, Some(Duration::from_secs(2))));
+        let _silent_client = TcpStream::connect(address).await.unwrap();
+        let mut silent = incoming.next().await.unwrap().unwrap();
+        let _calling_client = TcpStream::connect(address).await.unwrap();
+        let mut calling = incoming.next().await.unwrap().unwrap();
+        calling.connect_info().called();
+
+        let started = tokio::time::Instant::now();
+        let mut byte = [0u8; 1];
+        let closed = silent.read(&mut byte).await.unwrap_err();
+        assert_eq!(closed.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            closed.to_string().contains("--client-timeout-s"),
+            "{closed}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+
+        let waited = tokio::time::timeout(Duration::from_secs(60), calling.read(&mut byte)).await;
+        assert!(waited.is_err(), "a connection that began a call was closed");
+    }
+}
