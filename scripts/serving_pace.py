@@ -153,6 +153,21 @@ class CallsAtOnce:
         self.sock.sendall(self.conn.data_to_send())
 
 
+def closed_by_server(url, sock, seconds):
+    """Seconds until the server's side of `sock`'s connection is gone from /proc/net/tcp (None if not
+    within `seconds`): a connection the server aborts sends the client nothing."""
+    server = f"{int(url.split(':')[1]):04X}"
+    client = f"{sock.getsockname()[1]:04X}"
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        with open("/proc/net/tcp") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        if not any(r[1].endswith(":" + server) and r[2].endswith(":" + client) and r[3] == "01" for r in rows):
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.1)
+    return None
+
+
 def resident_mib(pid):
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
@@ -215,8 +230,9 @@ def client_pace(work, runner, folder):
     """The classifier with 2 s for a client's transfers (at 64 MiB/s past that, so that what a slow client
     moved earns it next to nothing): a REST body trickled at 5 KiB/s answered 408 naming the flags; a gRPC
     call whose 5 MiB message stops after 64 KiB refused DEADLINE_EXCEEDED; a REST answer of about 20 MB and
-    a gRPC one of 8 MiB, never read, dropped with their requests' memory while their connections stay open;
-    the same process then answering with ONNX Runtime's numbers."""
+    a gRPC one of 8 MiB, never read, dropped with their requests' memory while their connections stay open,
+    the REST one's connection then closed by the runner (TCP_USER_TIMEOUT, at twice the 2 s); the same process
+    then answering with ONNX Runtime's numbers."""
     model = os.path.join(folder, "model.onnx")
     process, url, grpc_url = start_runner(runner, model, work, "client-pace",
                                           ["--engine", "ort", "--name", "sentiment", "--client-timeout-s", "2",
@@ -251,6 +267,10 @@ def client_pace(work, runner, folder):
         check(freed is not None and 1.5 <= freed and most > 20e6,
               f"a REST answer of about 20 MB that its client does not read holds {most / 1e6:.0f} MB of the "
               f"requests' memory, freed after {freed} s while the connection is open")
+        closed = closed_by_server(url, sock, 10)
+        check(closed is not None,
+              f"the runner then closes that connection itself, {closed} s after, rather than keep it for as long as "
+              f"the client likes")
         sock.close()
 
         call = RawGrpc(grpc_url)

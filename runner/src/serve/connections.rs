@@ -11,9 +11,16 @@
 //! gone, so that neither silent clients nor vanished ones keep a place. (REST's are actix's: it closes
 //! one whose request head has not come within 5 s, or that is idle 5 s after an answer, and it backs
 //! off when `accept` fails.)
+//!
+//! On both, a connection whose client takes nothing the server has for it, or acknowledges nothing, for
+//! twice `--client-timeout-s` is closed by the kernel (`TCP_USER_TIMEOUT`): the pace drops such a
+//! client's answer and frees what it held (`client_pace`), but nothing would write to its connection
+//! again, and it kept its place among the open ones for as long as the client liked. Twice, so that the
+//! pace, which logs and counts, has its turn first.
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,12 +84,35 @@ fn raise_open_files() -> Option<u64> {
     (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
-/// The gRPC connections `listener` accepts, at most `max` open at once, each closed when it has not
-/// begun a call within `first_call_within` (`None`: never).
+/// Makes the kernel close `socket` when what is sent on it stays unacknowledged, or unsent because the
+/// client's window is closed, for twice `client_timeout` (TCP_USER_TIMEOUT; Linux). Failing, the
+/// connection is only without that bound (logged at debug).
+pub fn close_when_stalled(socket: &impl AsRawFd, client_timeout: Duration) {
+    let stalled = client_timeout.saturating_mul(2);
+    let ms = libc::c_uint::try_from(stalled.as_millis()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: the option's value is a c_uint, given by pointer and size; the descriptor is a socket
+    // that `socket` keeps open for the call.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "cannot set TCP_USER_TIMEOUT on a connection");
+    }
+}
+
+/// The gRPC connections `listener` accepts, at most `max` open at once; with `client_timeout`, each
+/// closed when it has not begun a call within it, or when its client takes nothing for twice as long
+/// ([`close_when_stalled`]).
 pub fn accepted(
     listener: TcpListener,
     max: usize,
-    first_call_within: Option<Duration>,
+    client_timeout: Option<Duration>,
 ) -> impl Stream<Item = io::Result<Connection>> + Send + 'static {
     let places = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
     let open = super::metrics::grpc_connections();
@@ -98,11 +128,14 @@ pub fn accepted(
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
             }
+            if let Some(timeout) = client_timeout {
+                close_when_stalled(&stream, timeout);
+            }
             let connection = Connection {
                 stream,
                 _place: place,
                 called: Arc::new(AtomicBool::new(false)),
-                silent_until: first_call_within.map(|t| Box::pin(tokio::time::sleep(t))),
+                silent_until: client_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
                 _open: Open::new(open),
             };
             Some((Ok(connection), listener))
@@ -271,6 +304,28 @@ mod tests {
         drop(first);
         let third = tokio::time::timeout(Duration::from_secs(5), incoming.next()).await;
         assert!(matches!(third, Ok(Some(Ok(_)))));
+    }
+
+    #[tokio::test]
+    async fn the_kernel_closes_a_connection_whose_client_takes_nothing() {
+        use tokio::io::AsyncWriteExt;
+        let (listener, address) = listening().await;
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        let _client = client.connect(address).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        close_when_stalled(&server, Duration::from_millis(100));
+        let chunk = vec![0u8; 64 << 10];
+        let written = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Err(e) = server.write_all(&chunk).await {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("the connection was not closed within 10 s");
+        assert_eq!(written.kind(), io::ErrorKind::TimedOut, "{written}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -56,8 +56,8 @@ pub(super) const STREAM_WINDOW: u32 = 256 << 10;
 /// Serves until `stop`, letting calls in flight finish.
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {
     let limit = state.max_request_bytes;
-    let first_call_within = state.client_pace.map(|pace| pace.timeout());
-    let incoming = super::connections::accepted(listener, state.max_connections, first_call_within);
+    let client_timeout = state.client_pace.map(|pace| pace.timeout());
+    let incoming = super::connections::accepted(listener, state.max_connections, client_timeout);
     let hold = HoldLayer {
         memory: state.request_memory.clone(),
         max_message: limit,

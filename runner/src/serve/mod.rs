@@ -186,7 +186,8 @@ pub struct ServeArgs {
     /// How long a client has to send a request's body, and to take its answer, before it is cut off and
     /// what its request holds is freed: a body too slow is answered 408 (gRPC DEADLINE_EXCEEDED), an
     /// answer too slow to be taken is dropped and its connection (gRPC: call) ended. Every
-    /// --min-client-rate-kib KiB moved adds a second. 0: no limit
+    /// --min-client-rate-kib KiB moved adds a second. A gRPC connection that begins no call within it is
+    /// closed, as is any connection whose client takes nothing for twice as long. 0: no limit
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub client_timeout_s: f64,
     /// The rate a client sending a body or taking an answer must keep on average, past

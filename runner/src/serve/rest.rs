@@ -45,6 +45,7 @@ pub fn start(
     // actix bounds connections per worker; its default number of workers, set here to divide by.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_connections = state.max_connections.div_ceil(workers);
+    let client_timeout = state.client_pace.map(|pace| pace.timeout());
     let server = HttpServer::new(move || {
         let app = match &webhooks {
             Some(listener) => App::new()
@@ -80,6 +81,12 @@ pub fn start(
                     req.path()
                 )))
             }))
+    })
+    .on_connect(move |connection, _| {
+        let tcp = connection.downcast_ref::<actix_web::rt::net::TcpStream>();
+        if let (Some(tcp), Some(timeout)) = (tcp, client_timeout) {
+            super::connections::close_when_stalled(tcp, timeout);
+        }
     })
     .workers(workers)
     .max_connections(max_connections)
