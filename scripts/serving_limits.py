@@ -175,3 +175,38 @@ def in_flight_limit(work, runner, folder):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def strings_in_flight(work, runner, model_path):
+    """A string model (ai.onnx.ml LabelEncoders) under a 64 MiB limit for the requests in flight: 2.5 Mi empty
+    strings, a 10 MiB body, refused at once over REST and gRPC naming the flag, since ONNX Runtime keeps a
+    32-byte std::string for each (80 MiB) however short (uncounted, a 61 MiB body of them took a runner to
+    1,955 MB); 256 Ki strings answered with ONNX Runtime's labels; nothing held after."""
+    process, url, grpc_url = start_runner(runner, model_path, work, "strings-in-flight",
+                                          ["--engine", "ort", "--name", "words", "--max-in-flight-mib", "64"])
+    try:
+        many = {"text": np.array([""] * (5 << 19), dtype=object)}
+        for protocol, infer, address in [("REST", http_infer, url), ("gRPC", grpc_infer, grpc_url)]:
+            try:
+                infer(address, "words", many)
+                refused = "answered"
+            except InferenceServerException as e:
+                refused = str(e)
+            check("--max-in-flight-mib" in refused and "decoded for the engine" in refused,
+                  f"over {protocol}, 2.5 Mi empty strings (a 10 MiB body, 80 MiB of strings in the engine) are refused "
+                  f"naming the flag ({refused[:240]})")
+        fewer = {"text": np.array(["apple", "", "héllo wörld", "kiwi"] * (1 << 16), dtype=object)}
+        expected = ort_outputs(model_path, fewer)
+        answers = []
+        for infer, address in [(http_infer, url), (grpc_infer, grpc_url)]:
+            result = infer(address, "words", fewer)
+            labels = [v.decode() for v in result.as_numpy("label").tolist()]
+            answers.append(result.as_numpy("ids").tolist() == expected["ids"].tolist()
+                           and labels == expected["label"].tolist())
+        held = in_flight_bytes(url)
+        check(all(answers) and held == 0,
+              f"256 Ki strings are answered with ONNX Runtime's ids and labels over REST and gRPC ({answers}), and "
+              f"nothing is held after ({held})")
+    finally:
+        process.terminate()
+        process.wait(30)

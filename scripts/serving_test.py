@@ -34,7 +34,7 @@ from tritonclient.utils import InferenceServerException
 
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
-from serving_limits import engine_memory_limit, in_flight_limit, response_limit
+from serving_limits import engine_memory_limit, in_flight_limit, response_limit, strings_in_flight
 from serving_connections import connection_limits
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
@@ -461,6 +461,7 @@ def main():
     told_by_webhook(work, cli, runner)
     real_model(work, cli, runner, corpus, real)
     strings(work, runner, os.path.join(work, "words", "model.onnx"))
+    strings_in_flight(work, runner, os.path.join(work, "words", "model.onnx"))
     labeled(work, runner, os.path.join(work, "iris", "model.onnx"))
     named_by_config(work, cli, runner, os.path.join(work, "sentiment"))
     engine_memory_limit(work, runner, os.path.join(work, "sentiment"))

@@ -251,8 +251,13 @@ impl Service {
         let served = self.state.model(&request.model_name, version)?;
         let inputs = inputs(&request)?;
         // Raw contents are slices of the message as received (admitted already); typed ones were copied.
-        if request.raw_input_contents.is_empty() {
-            count(inputs.iter().map(|t| t.data.len()).sum());
+        let copied = if request.raw_input_contents.is_empty() {
+            inputs.iter().map(|t| t.data.len()).sum()
+        } else {
+            0
+        };
+        if let Some(held) = &held {
+            held.count_within_limit(copied + super::ort_strings::inputs_engine_bytes(&inputs))?;
         }
         let mut outputs = served.infer(inputs).await?;
         count(outputs.iter().map(|t| t.data.len()).sum());

@@ -34,6 +34,12 @@ impl SharedHeld {
     pub fn count(&self, bytes: usize) {
         self.lock().count(bytes);
     }
+
+    /// Counts `bytes`, or refuses the call when they would take it past the whole limit
+    /// ([`Held::count_within_limit`]).
+    pub fn count_within_limit(&self, bytes: usize) -> Result<(), ServeError> {
+        self.lock().count_within_limit(bytes)
+    }
 }
 
 /// Wraps the gRPC service so that every call holds its memory, and gives it up when the client is too

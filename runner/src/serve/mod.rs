@@ -19,6 +19,7 @@ mod labels;
 mod loader;
 mod memory_limit;
 pub mod metrics;
+mod ort_strings;
 pub mod registry;
 mod report;
 mod request_memory;

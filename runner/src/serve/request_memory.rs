@@ -250,6 +250,24 @@ impl Held {
         self.bytes += std::mem::take(&mut reserved.bytes);
     }
 
+    /// Counts `bytes` like [`count`](Self::count), unless this request would then hold more than the
+    /// whole limit by itself: a 400 naming the flag, as for a body that large (its decoded inputs can
+    /// be many times its body: a string costs the engine 32 bytes however short).
+    pub fn count_within_limit(&mut self, bytes: usize) -> Result<(), ServeError> {
+        if let Some(budget) = &self.budget
+            && self.bytes.saturating_add(bytes as u64) > budget.limit
+        {
+            return Err(ServeError::BadRequest(format!(
+                "this request's inputs, decoded for the engine, need more than the {} MiB that this \
+                 server lets the requests in flight hold together (kiln-runner serve \
+                 --max-in-flight-mib): send fewer rows or smaller inputs",
+                budget.limit_mib()
+            )));
+        }
+        self.count(bytes);
+        Ok(())
+    }
+
     /// Counts `bytes` this request made while being answered, without waiting (see the module's
     /// comment): while the count is over the limit, no new body is admitted.
     pub fn count(&mut self, bytes: usize) {
@@ -409,6 +427,28 @@ mod tests {
             max_waiting(u64::MAX) as u64,
             huge.min(Semaphore::MAX_PERMITS as u64)
         );
+    }
+
+    #[tokio::test]
+    async fn decoded_inputs_past_the_whole_limit_are_refused_and_not_counted() {
+        let memory = RequestMemory::new(Some(10 << 10));
+        let mut held = memory.held();
+        held.admit(4 << 10).await.unwrap();
+        held.count_within_limit(6 << 10).unwrap();
+        assert_eq!(memory.used(), 10 << 10);
+        let refused = held.count_within_limit(1).unwrap_err();
+        assert!(matches!(refused, ServeError::BadRequest(_)), "{refused}");
+        assert!(
+            refused.to_string().contains("--max-in-flight-mib"),
+            "{refused}"
+        );
+        assert_eq!(memory.used(), 10 << 10);
+        drop(held);
+        assert_eq!(memory.used(), 0);
+        RequestMemory::new(None)
+            .held()
+            .count_within_limit(usize::MAX)
+            .unwrap();
     }
 
     #[tokio::test]

@@ -84,14 +84,20 @@ impl Session {
     }
 }
 
-/// Whether outputs of these element counts fit in `limit` bytes (a `BYTES` element counted by its
-/// 4-byte length alone: the text comes on top, and is bounded by the engine's memory).
+/// Whether outputs of these element counts fit in `limit` bytes (a `BYTES` element counted by what it
+/// costs while it is read back, `ort_strings::OUTPUT_ELEMENT_BYTES`: its text comes on top, and is
+/// bounded by the engine's memory).
 fn outputs_fit(
     outputs: impl Iterator<Item = (Datatype, u128)>,
     limit: u64,
 ) -> Result<(), ServeError> {
+    let element_bytes = |datatype: Datatype| {
+        datatype
+            .size()
+            .unwrap_or(super::ort_strings::OUTPUT_ELEMENT_BYTES) as u128
+    };
     let bytes: u128 = outputs
-        .map(|(datatype, elements)| elements.saturating_mul(datatype.size().unwrap_or(4) as u128))
+        .map(|(datatype, elements)| elements.saturating_mul(element_bytes(datatype)))
         .fold(0, u128::saturating_add);
     if bytes <= u128::from(limit) {
         return Ok(());
@@ -125,16 +131,6 @@ fn ort_run_failed(e: ort::Error) -> ServeError {
 /// Reads little-endian elements of `size` bytes.
 fn elements<T>(data: &[u8], size: usize, read: impl Fn(&[u8]) -> T) -> Vec<T> {
     data.chunks_exact(size).map(read).collect()
-}
-
-/// A string tensor from `BYTES` data, checked as UTF-8 without NUL when the request was parsed.
-fn ort_strings(shape: Vec<i64>, data: &[u8]) -> ort::Result<DynValue> {
-    let text: Vec<String> = super::tensor::bytes_elements(data)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| String::from_utf8_lossy(e).into_owned())
-        .collect();
-    OrtTensor::from_string_array((shape, text.as_slice())).map(|v| v.into_dyn())
 }
 
 fn ort_value(t: &Tensor) -> Result<DynValue, ServeError> {
@@ -195,7 +191,7 @@ fn ort_value(t: &Tensor) -> Result<DynValue, ServeError> {
             elements(d, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         ))
         .map(|v| v.into_dyn()),
-        Datatype::Bytes => ort_strings(shape, d),
+        Datatype::Bytes => super::ort_strings::to_value(&shape, d),
         Datatype::Fp64 => OrtTensor::from_array((
             shape,
             elements(d, 8, |b| {
@@ -236,16 +232,25 @@ fn ort_output(
         Datatype::Bf16 => bytes_of::<half::bf16, 2>(value, half::bf16::to_le_bytes),
         Datatype::Fp32 => bytes_of::<f32, 4>(value, f32::to_le_bytes),
         Datatype::Fp64 => bytes_of::<f64, 8>(value, f64::to_le_bytes),
-        Datatype::Bytes => {
-            let (shape, text) = value.try_extract_strings()?;
-            let mut data = Vec::with_capacity(text.iter().map(|e| 4 + e.len()).sum());
-            for element in &text {
-                super::tensor::push_bytes_element(&mut data, element.as_bytes()).ok_or_else(
-                    || ort::Error::new("an output string of 4 GiB or more has no protocol length"),
-                )?;
+        Datatype::Bytes => match value.dtype() {
+            ort::value::ValueType::Tensor {
+                ty: ort::value::TensorElementType::String,
+                shape,
+                ..
+            } => {
+                let count = shape
+                    .iter()
+                    .map(|&d| usize::try_from(d).unwrap_or(0))
+                    .product();
+                Ok((
+                    shape.to_vec(),
+                    super::ort_strings::from_value(value, count)?,
+                ))
             }
-            Ok((shape.to_vec(), data))
-        }
+            other => Err(ort::Error::new(format!(
+                "a string tensor was expected, not {other}"
+            ))),
+        },
     }
 }
 
@@ -484,6 +489,7 @@ mod tests {
             "{refused}"
         );
         assert!(outputs_fit([(Datatype::Fp64, u128::MAX)].into_iter(), u64::MAX).is_err());
-        assert!(outputs_fit([(Datatype::Bytes, 3)].into_iter(), 12).is_ok());
+        assert!(outputs_fit([(Datatype::Bytes, 3)].into_iter(), 3 * 44).is_ok());
+        assert!(outputs_fit([(Datatype::Bytes, 3)].into_iter(), 3 * 44 - 1).is_err());
     }
 }

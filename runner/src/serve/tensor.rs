@@ -83,19 +83,47 @@ impl Datatype {
 
 /// The elements of `BYTES` data, each a 4-byte little-endian length and that many bytes; `None` when the
 /// data is not a whole number of such elements.
-pub fn bytes_elements(mut data: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut elements = Vec::new();
-    while !data.is_empty() {
-        let (length, rest) = data.split_first_chunk::<4>()?;
-        let length = u32::from_le_bytes(*length) as usize;
-        if length > rest.len() {
+pub fn bytes_elements(data: &[u8]) -> Option<Vec<&[u8]>> {
+    BytesElements::new(data).collect()
+}
+
+/// The elements of `BYTES` data one by one ([`bytes_elements`] without a vector); a `None` item, and
+/// nothing after it, when the rest is not a whole element.
+pub struct BytesElements<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> BytesElements<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { rest: data }
+    }
+}
+
+impl<'a> Iterator for BytesElements<'a> {
+    type Item = Option<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
             return None;
         }
-        let (element, rest) = rest.split_at(length);
-        elements.push(element);
-        data = rest;
+        let element = self
+            .rest
+            .split_first_chunk::<4>()
+            .and_then(|(length, rest)| {
+                let length = u32::from_le_bytes(*length) as usize;
+                (length <= rest.len()).then(|| rest.split_at(length))
+            });
+        match element {
+            Some((element, rest)) => {
+                self.rest = rest;
+                Some(Some(element))
+            }
+            None => {
+                self.rest = &[];
+                Some(None)
+            }
+        }
     }
-    Some(elements)
 }
 
 /// Appends one `BYTES` element; `None` (nothing appended) for one of 4 GiB or more, which the
