@@ -210,3 +210,42 @@ def strings_in_flight(work, runner, model_path):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def peak_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def decoded_in_flight(work, runner, folder):
+    """The classifier under a 64 MiB limit for the requests in flight, over gRPC: a 2 MiB message of a million
+    input tensors with no fields (two bytes each on the wire, hundreds once decoded; a 7.6 MiB one of four
+    million took a runner to 1,260 MB, and 64 MiB would have been some 10 GB) refused before it is decoded,
+    naming the flag, the runner's peak memory staying far below what decoding it would take; then three rows
+    answered with ONNX Runtime's numbers."""
+    import grpc
+    model = os.path.join(folder, "model.onnx")
+    process, url, grpc_url = start_runner(runner, model, work, "decoded-in-flight",
+                                          ["--engine", "ort", "--name", "sentiment", "--max-in-flight-mib", "64"])
+    try:
+        # ModelInferRequest: model_name (field 1), then a million empty `inputs` (field 5, length 0).
+        message = b"\x0a\x09sentiment" + b"\x2a\x00" * 1_000_000
+        channel = grpc.insecure_channel(grpc_url)
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                   request_serializer=lambda m: m, response_deserializer=lambda m: m)
+        try:
+            call(message, timeout=60)
+            refused = "answered"
+        except grpc.RpcError as e:
+            refused = f"{e.code()} {e.details()}"
+        peak = peak_mib(process.pid)
+        check("INVALID_ARGUMENT" in refused and "what it decodes to" in refused and "--max-in-flight-mib" in refused
+              and peak < 150,
+              f"a 2 MiB gRPC message of a million empty input tensors is refused before it is decoded, naming the flag "
+              f"({refused[:200]}); the runner's peak memory {peak:.0f} MB")
+        expected = ort_outputs(model, {"features": FEW})
+        check(agrees(grpc_infer(grpc_url, "sentiment", {"features": FEW}), expected, 1e-5) and in_flight_bytes(url) == 0,
+              "then three rows are answered over gRPC with ONNX Runtime's numbers, nothing held after")
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -257,7 +257,8 @@ impl Service {
             0
         };
         if let Some(held) = &held {
-            held.count_within_limit(copied + super::ort_strings::inputs_engine_bytes(&inputs))?;
+            let decoded = copied + super::ort_strings::inputs_engine_bytes(&inputs);
+            held.count_within_limit(decoded, super::ort_strings::DECODED_INPUTS)?;
         }
         let mut outputs = served.infer(inputs).await?;
         count(outputs.iter().map(|t| t.data.len()).sum());

@@ -6,6 +6,7 @@
 //! handler, which counts the decoded inputs, outputs and answer, and stays with the response's body until
 //! its last slice has been taken for sending.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,8 +38,8 @@ impl SharedHeld {
 
     /// Counts `bytes`, or refuses the call when they would take it past the whole limit
     /// ([`Held::count_within_limit`]).
-    pub fn count_within_limit(&self, bytes: usize) -> Result<(), ServeError> {
-        self.lock().count_within_limit(bytes)
+    pub fn count_within_limit(&self, bytes: usize, what: &str) -> Result<(), ServeError> {
+        self.lock().count_within_limit(bytes, what)
     }
 }
 
@@ -104,6 +105,8 @@ where
             clock: self.layer.pace.map(Pace::start),
             deadline: None,
             counted: inference.then(Instant::now),
+            gathered: inference.then(Vec::new),
+            passing: VecDeque::new(),
         });
         let answer = self.inner.call(http::Request::from_parts(parts, body));
         let pace = self.layer.pace;
@@ -143,6 +146,11 @@ struct HeldRequest {
     deadline: Option<Pin<Box<Sleep>>>,
     /// When an inference call began: its refusal is counted as a request.
     counted: Option<Instant>,
+    /// An inference call's message as it comes, held back until whole to count what it takes decoded
+    /// (`decoded_size`); `None` once passed on, and for other calls.
+    gathered: Option<Vec<Bytes>>,
+    /// Frames admitted (and gathered, for an inference call) to pass on.
+    passing: VecDeque<Frame<Bytes>>,
 }
 
 impl HeldRequest {
@@ -166,6 +174,49 @@ impl HeldRequest {
             .saturating_sub(self.admitted);
         self.admitted += needed;
         needed
+    }
+
+    /// Takes an admitted frame: an inference call's data is gathered until its message is whole, what
+    /// it will take decoded counted (`decoded_size`), and the call refused when that passes the whole
+    /// limit; then (and for other calls at once) the frames go on to `passing`.
+    fn gather(&mut self, frame: Frame<Bytes>) -> Result<(), Status> {
+        let Some(gathered) = &mut self.gathered else {
+            self.passing.push_back(frame);
+            return Ok(());
+        };
+        let after = match frame.into_data() {
+            Ok(data) => {
+                gathered.push(data);
+                let known = self.prefix.len() == PREFIX;
+                // A compressed message (tonic here takes none) or one over the size limit (which tonic
+                // refuses) is not walked.
+                let plain = known && self.prefix[0] == 0 && self.announced > 0;
+                if !known || (plain && self.received < self.announced) {
+                    return Ok(());
+                }
+                if plain {
+                    let length = self.announced as usize - PREFIX;
+                    let decoded =
+                        super::decoded_size::model_infer_request(gathered, PREFIX, length);
+                    let what = "this call's message and what it decodes to";
+                    if let Err(e) = self.held.lock().count_within_limit(decoded, what) {
+                        return Err(self.refuse(e));
+                    }
+                }
+                None
+            }
+            Err(other) => Some(other),
+        };
+        self.pass_gathered();
+        self.passing.extend(after);
+        Ok(())
+    }
+
+    /// What was gathered goes on as it came; gathering ends.
+    fn pass_gathered(&mut self) {
+        if let Some(gathered) = self.gathered.take() {
+            self.passing.extend(gathered.into_iter().map(Frame::data));
+        }
     }
 
     /// The call's refusal, counted as a request's outcome when it is an inference.
@@ -206,42 +257,57 @@ impl Body for HeldRequest {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
-        if this.waiting.is_none() {
-            let frame = match ready!(this.poll_inner(cx)) {
-                Some(Ok(frame)) => frame,
-                other => return Poll::Ready(other),
+        loop {
+            if let Some(frame) = this.passing.pop_front() {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            if this.waiting.is_none() {
+                let frame = match ready!(this.poll_inner(cx)) {
+                    Some(Ok(frame)) => frame,
+                    // The body ended before its message was whole: what came goes on, for tonic to
+                    // refuse.
+                    None if this.gathered.as_ref().is_some_and(|g| !g.is_empty()) => {
+                        this.pass_gathered();
+                        continue;
+                    }
+                    other => return Poll::Ready(other),
+                };
+                let data = frame.data_ref().map_or(&[][..], |d| d.as_ref());
+                if let Some(clock) = &mut this.clock {
+                    clock.moved(data.len());
+                }
+                let needed = this.needed(data);
+                match this.held.lock().admission(needed) {
+                    Ok(admission) => this.waiting = Some((frame, admission, Instant::now())),
+                    Err(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
+                }
+            }
+            let Some((_, admission, _)) = this.waiting.as_mut() else {
+                return Poll::Ready(None);
             };
-            let data = frame.data_ref().map_or(&[][..], |d| d.as_ref());
+            let admitted = ready!(admission.as_mut().poll(cx));
+            let Some((frame, _, since)) = this.waiting.take() else {
+                return Poll::Ready(None);
+            };
             if let Some(clock) = &mut this.clock {
-                clock.moved(data.len());
+                clock.pause(since.elapsed());
             }
-            let needed = this.needed(data);
-            match this.held.lock().admission(needed) {
-                Ok(admission) => this.waiting = Some((frame, admission, Instant::now())),
+            let reserved = match admitted {
+                Ok(reserved) => reserved,
                 Err(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
+            };
+            this.held.lock().absorb(reserved);
+            if let Err(refused) = this.gather(frame) {
+                return Poll::Ready(Some(Err(refused)));
             }
-        }
-        let Some((_, admission, _)) = this.waiting.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let admitted = ready!(admission.as_mut().poll(cx));
-        let Some((frame, _, since)) = this.waiting.take() else {
-            return Poll::Ready(None);
-        };
-        if let Some(clock) = &mut this.clock {
-            clock.pause(since.elapsed());
-        }
-        match admitted {
-            Ok(reserved) => {
-                this.held.lock().absorb(reserved);
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Err(e) => Poll::Ready(Some(Err(this.refuse(e)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.waiting.is_none() && self.inner.is_end_stream()
+        self.waiting.is_none()
+            && self.passing.is_empty()
+            && self.gathered.as_ref().is_none_or(Vec::is_empty)
+            && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -311,6 +377,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::super::client_pace::SLICE;
+    use super::super::grpc::inference::ModelInferRequest;
     use super::*;
     use std::time::Duration;
 
@@ -327,6 +394,8 @@ mod tests {
             clock: None,
             deadline: None,
             counted: None,
+            gathered: None,
+            passing: VecDeque::new(),
         }
     }
 
@@ -379,6 +448,74 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(started.elapsed(), Duration::from_secs(12));
+        drop(body);
+        assert_eq!(memory.used(), 0);
+    }
+
+    /// An inference call's body of `message` (gRPC-framed) in frames of `frame` bytes, with `memory`.
+    fn inference(memory: &RequestMemory, message: &ModelInferRequest, frame: usize) -> HeldRequest {
+        let body = prost::Message::encode_to_vec(message);
+        let mut framed = vec![0u8];
+        framed.extend((body.len() as u32).to_be_bytes());
+        framed.extend(body);
+        HeldRequest {
+            inner: tonic::body::Body::new(Scripted {
+                frames: framed
+                    .chunks(frame)
+                    .map(|c| Frame::data(Bytes::copy_from_slice(c)))
+                    .collect(),
+                stalls: false,
+            }),
+            held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+            counted: Some(Instant::now()),
+            gathered: Some(Vec::new()),
+            ..request(64 << 20)
+        }
+    }
+
+    async fn frames(body: &mut HeldRequest) -> Result<Vec<Bytes>, Status> {
+        let mut frames = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+        {
+            frames.push(frame?.into_data().unwrap());
+        }
+        Ok(frames)
+    }
+
+    #[tokio::test]
+    async fn an_inference_message_is_passed_on_whole_as_it_came_with_its_decoded_size_counted() {
+        let memory = RequestMemory::new(Some(1 << 20));
+        let message = ModelInferRequest {
+            model_name: "m".into(),
+            raw_input_contents: vec![Bytes::from(vec![3u8; 40 << 10])],
+            ..Default::default()
+        };
+        let mut body = inference(&memory, &message, 16 << 10);
+        let frames = frames(&mut body).await.unwrap();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(
+            frames.concat().len(),
+            PREFIX + prost::Message::encoded_len(&message)
+        );
+        let counted = memory.used() as usize - frames.concat().len();
+        assert!((100..1024).contains(&counted), "{counted}");
+    }
+
+    #[tokio::test]
+    async fn a_message_that_decodes_past_the_whole_limit_is_refused_before_tonic_decodes_it() {
+        let memory = RequestMemory::new(Some(1 << 20));
+        // 20,000 empty input tensors: 40 kB on the wire, several MB decoded.
+        let message = ModelInferRequest {
+            inputs: vec![Default::default(); 20_000],
+            ..Default::default()
+        };
+        let mut body = inference(&memory, &message, 16 << 10);
+        let refused = frames(&mut body).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().contains("--max-in-flight-mib"),
+            "{refused:?}"
+        );
         drop(body);
         assert_eq!(memory.used(), 0);
     }

@@ -11,6 +11,7 @@ mod classification;
 mod client_pace;
 mod config_labels;
 mod connections;
+mod decoded_size;
 mod follow;
 mod grpc;
 mod grpc_memory;

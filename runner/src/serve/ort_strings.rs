@@ -20,6 +20,9 @@ pub const INPUT_ELEMENT_BYTES: usize = 32;
 /// `std::string`, its offset, and its length in the protocol's data.
 pub const OUTPUT_ELEMENT_BYTES: usize = 32 + 8 + 4;
 
+/// What a request's decoded inputs and their strings' cost in the engine are, in its errors.
+pub const DECODED_INPUTS: &str = "this request's inputs, decoded for the engine,";
+
 /// What `inputs` cost the engine beyond their data: their strings' `std::string`s.
 pub fn inputs_engine_bytes(inputs: &[Tensor]) -> usize {
     inputs

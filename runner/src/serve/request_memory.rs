@@ -250,17 +250,17 @@ impl Held {
         self.bytes += std::mem::take(&mut reserved.bytes);
     }
 
-    /// Counts `bytes` like [`count`](Self::count), unless this request would then hold more than the
-    /// whole limit by itself: a 400 naming the flag, as for a body that large (its decoded inputs can
-    /// be many times its body: a string costs the engine 32 bytes however short).
-    pub fn count_within_limit(&mut self, bytes: usize) -> Result<(), ServeError> {
+    /// Counts `bytes` (`what` they are, for the error) like [`count`](Self::count), unless this
+    /// request would then hold more than the whole limit by itself: a 400 naming the flag, as for a
+    /// body that large (what a body decodes to can be many times its size: a string costs the engine 32
+    /// bytes however short, an empty protobuf message two bytes on the wire and hundreds decoded).
+    pub fn count_within_limit(&mut self, bytes: usize, what: &str) -> Result<(), ServeError> {
         if let Some(budget) = &self.budget
             && self.bytes.saturating_add(bytes as u64) > budget.limit
         {
             return Err(ServeError::BadRequest(format!(
-                "this request's inputs, decoded for the engine, need more than the {} MiB that this \
-                 server lets the requests in flight hold together (kiln-runner serve \
-                 --max-in-flight-mib): send fewer rows or smaller inputs",
+                "{what} need more than the {} MiB that this server lets the requests in flight hold \
+                 together (kiln-runner serve --max-in-flight-mib): send fewer rows or smaller inputs",
                 budget.limit_mib()
             )));
         }
@@ -434,9 +434,9 @@ mod tests {
         let memory = RequestMemory::new(Some(10 << 10));
         let mut held = memory.held();
         held.admit(4 << 10).await.unwrap();
-        held.count_within_limit(6 << 10).unwrap();
+        held.count_within_limit(6 << 10, "inputs").unwrap();
         assert_eq!(memory.used(), 10 << 10);
-        let refused = held.count_within_limit(1).unwrap_err();
+        let refused = held.count_within_limit(1, "inputs").unwrap_err();
         assert!(matches!(refused, ServeError::BadRequest(_)), "{refused}");
         assert!(
             refused.to_string().contains("--max-in-flight-mib"),
@@ -447,7 +447,7 @@ mod tests {
         assert_eq!(memory.used(), 0);
         RequestMemory::new(None)
             .held()
-            .count_within_limit(usize::MAX)
+            .count_within_limit(usize::MAX, "inputs")
             .unwrap();
     }
 

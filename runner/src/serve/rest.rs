@@ -291,7 +291,8 @@ async fn infer(
         let (header, binary) = split_body(&req, body)?;
         let request = parse_request(&header)?;
         let (inputs, decoded) = inputs(&request.inputs, binary)?;
-        held.count_within_limit(decoded + super::ort_strings::inputs_engine_bytes(&inputs))?;
+        let decoded = decoded + super::ort_strings::inputs_engine_bytes(&inputs);
+        held.count_within_limit(decoded, super::ort_strings::DECODED_INPUTS)?;
         let outputs = served.infer(inputs).await?;
         held.count(outputs.iter().map(|t| t.data.len()).sum());
         let outputs = selected(&request, outputs, &served)?;
