@@ -221,8 +221,9 @@ def decoded_in_flight(work, runner, folder):
     """The classifier under a 64 MiB limit for the requests in flight, over gRPC: a 2 MiB message of a million
     input tensors with no fields (two bytes each on the wire, hundreds once decoded; a 7.6 MiB one of four
     million took a runner to 1,260 MB, and 64 MiB would have been some 10 GB) refused before it is decoded,
-    naming the flag, the runner's peak memory staying far below what decoding it would take; then three rows
-    answered with ONNX Runtime's numbers."""
+    naming the flag, the runner's peak memory staying far below what decoding it would take; over REST a
+    33 MiB body of three million request parameters (455 MB decoded) refused as it is read, past the 64 a
+    `parameters` object may hold; then three rows answered with ONNX Runtime's numbers."""
     import grpc
     model = os.path.join(folder, "model.onnx")
     process, url, grpc_url = start_runner(runner, model, work, "decoded-in-flight",
@@ -243,9 +244,23 @@ def decoded_in_flight(work, runner, folder):
               and peak < 150,
               f"a 2 MiB gRPC message of a million empty input tensors is refused before it is decoded, naming the flag "
               f"({refused[:200]}); the runner's peak memory {peak:.0f} MB")
+        # Over REST, a 33 MiB body of three million parameters (JSON values, a few bytes each as text).
+        body = b'{"parameters":{' + b",".join(b'"%d":0' % i for i in range(3_000_000)) + b'},"inputs":[]}'
+        request = urllib.request.Request(f"http://{url}/v2/models/sentiment/infer", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=60)
+            refused = "answered"
+        except urllib.error.HTTPError as e:
+            refused = f"{e.code} {e.read().decode()}"
+        peak = peak_mib(process.pid)
+        check(refused.startswith("400") and "more than 64 parameters" in refused and peak < 150,
+              f"a 33 MiB REST body of three million request parameters is refused as it is read ({refused[:160]}); "
+              f"the runner's peak memory {peak:.0f} MB")
         expected = ort_outputs(model, {"features": FEW})
-        check(agrees(grpc_infer(grpc_url, "sentiment", {"features": FEW}), expected, 1e-5) and in_flight_bytes(url) == 0,
-              "then three rows are answered over gRPC with ONNX Runtime's numbers, nothing held after")
+        check(agrees(grpc_infer(grpc_url, "sentiment", {"features": FEW}), expected, 1e-5)
+              and agrees(http_infer(url, "sentiment", {"features": FEW}), expected, 1e-5) and in_flight_bytes(url) == 0,
+              "then three rows are answered over gRPC and REST with ONNX Runtime's numbers, nothing held after")
     finally:
         process.terminate()
         process.wait(30)

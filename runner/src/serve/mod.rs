@@ -25,6 +25,7 @@ pub mod registry;
 mod report;
 mod request_memory;
 mod rest;
+mod rest_bounds;
 mod rest_messages;
 pub mod session;
 pub mod signature;

@@ -290,7 +290,7 @@ async fn infer(
         let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
         let (header, binary) = split_body(&req, body)?;
         let request = parse_request(&header)?;
-        let (inputs, decoded) = inputs(&request.inputs, binary)?;
+        let (inputs, decoded) = inputs(&request.inputs.0, binary)?;
         let decoded = decoded + super::ort_strings::inputs_engine_bytes(&inputs);
         held.count_within_limit(decoded, super::ort_strings::DECODED_INPUTS)?;
         let outputs = served.infer(inputs).await?;

@@ -6,35 +6,38 @@ use actix_web::HttpRequest;
 use actix_web::http::header::HeaderName;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use super::ServeError;
 use super::classification::{class_count, top_classes};
+use super::rest_bounds::{Parameters, Tensors};
 use super::tensor::{Datatype, JsonData, Tensor};
 
 /// Where the binary data starts: the length of the body's JSON (the binary-data extension).
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
+/// The request's structure is bounded (`rest_bounds`) so that what it decodes to stays near its size.
 #[derive(Deserialize)]
 pub struct InferRequest<'a> {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    parameters: Parameters,
     #[serde(borrow)]
-    pub inputs: Vec<InputTensor<'a>>,
+    pub inputs: Tensors<InputTensor<'a>>,
     #[serde(default)]
-    outputs: Option<Vec<RequestedOutput>>,
+    outputs: Option<Tensors<RequestedOutput>>,
 }
 
 #[derive(Deserialize)]
 pub struct InputTensor<'a> {
     name: String,
+    #[serde(deserialize_with = "super::rest_bounds::shape")]
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    parameters: Parameters,
     /// Kept as its text and read knowing the datatype (`json_values`): no JSON value tree is built.
     #[serde(default, borrow)]
     data: Option<&'a RawValue>,
@@ -44,7 +47,7 @@ pub struct InputTensor<'a> {
 pub struct RequestedOutput {
     name: String,
     #[serde(default)]
-    parameters: Map<String, Value>,
+    parameters: Parameters,
 }
 
 /// The request's JSON text and its binary tensor data (empty without the extension).
@@ -145,7 +148,7 @@ pub fn selected(
         .get("binary_data_output")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let Some(wanted) = &request.outputs else {
+    let Some(Tensors(wanted)) = &request.outputs else {
         return Ok(outputs.into_iter().map(|t| (t, all_binary)).collect());
     };
     let mut outputs = outputs;
