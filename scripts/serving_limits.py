@@ -26,14 +26,19 @@ from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_ou
 FEW = np.array([[0.5, -1.0, 2.0, 0.1], [-2.0, 1.0, 0.3, 0.7], [1.5, 1.5, -0.5, -1.0]], dtype=np.float32)
 
 
-def refused_then_served(url, grpc_url, model, many, flag, what):
-    """`many` refused over REST and gRPC naming `flag`; then three rows answered as ONNX Runtime does."""
+def refusals(url, grpc_url, model_name, feeds):
+    """What REST and gRPC say to `feeds`: each protocol's name and its error's text ("answered" if none)."""
     for protocol, infer, address in [("REST", http_infer, url), ("gRPC", grpc_infer, grpc_url)]:
         try:
-            infer(address, "sentiment", many)
-            refused = "answered"
+            infer(address, model_name, feeds)
+            yield protocol, "answered"
         except InferenceServerException as e:
-            refused = str(e)
+            yield protocol, str(e)
+
+
+def refused_then_served(url, grpc_url, model, many, flag, what):
+    """`many` refused over REST and gRPC naming `flag`; then three rows answered as ONNX Runtime does."""
+    for protocol, refused in refusals(url, grpc_url, "sentiment", many):
         check(flag in refused and "send fewer rows" in refused,
               f"over {protocol}, {what} is refused naming {flag} ({refused[:240]})")
     expected = ort_outputs(model, {"features": FEW})
@@ -186,12 +191,7 @@ def strings_in_flight(work, runner, model_path):
                                           ["--engine", "ort", "--name", "words", "--max-in-flight-mib", "64"])
     try:
         many = {"text": np.array([""] * (5 << 19), dtype=object)}
-        for protocol, infer, address in [("REST", http_infer, url), ("gRPC", grpc_infer, grpc_url)]:
-            try:
-                infer(address, "words", many)
-                refused = "answered"
-            except InferenceServerException as e:
-                refused = str(e)
+        for protocol, refused in refusals(url, grpc_url, "words", many):
             check("--max-in-flight-mib" in refused and "decoded for the engine" in refused,
                   f"over {protocol}, 2.5 Mi empty strings (a 10 MiB body, 80 MiB of strings in the engine) are refused "
                   f"naming the flag ({refused[:240]})")

@@ -2,9 +2,12 @@
 //! before the handler sees it, so a layer around the service admits the message when its first frame
 //! arrives: the message's length prefix (five bytes: a compression flag and a big-endian length) says
 //! what it will hold, and that is reserved at once, waiting as a REST body does, with the client's frames
-//! left unread meanwhile (HTTP/2's flow control is its backpressure). The same [`SharedHeld`] goes to the
-//! handler, which counts the decoded inputs, outputs and answer, and stays with the response's body until
-//! its last slice has been taken for sending.
+//! left unread meanwhile (HTTP/2's flow control is its backpressure). An inference call's frames are then
+//! held back until its message is whole, and what tonic will decode it to is counted first
+//! (`decoded_size`): a call whose message would take more than the whole limit decoded is refused before
+//! tonic decodes it. The same [`SharedHeld`] goes to the handler, which counts the decoded inputs,
+//! outputs and answer, and stays with the response's body until its last slice has been taken for
+//! sending.
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -374,18 +374,25 @@ mod tests {
         assert_eq!(*order.lock().unwrap(), ["large", "small"]);
     }
 
+    fn waiting_for_a_byte(
+        memory: &RequestMemory,
+        requests: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), ServeError>>> {
+        (0..requests)
+            .map(|_| {
+                let memory = memory.clone();
+                tokio::spawn(async move { memory.held().admit(1).await })
+            })
+            .collect()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn past_the_bound_on_waiting_requests_the_next_is_refused_at_once() {
         let memory = RequestMemory::new(Some(10 << 10));
         assert_eq!(max_waiting(10 << 10), 16);
         let mut holder = memory.held();
         holder.admit(10 << 10).await.unwrap();
-        let waiting: Vec<_> = (0..16)
-            .map(|_| {
-                let memory = memory.clone();
-                tokio::spawn(async move { memory.held().admit(1).await })
-            })
-            .collect();
+        let waiting = waiting_for_a_byte(&memory, 16);
         tokio::time::sleep(Duration::from_millis(10)).await;
         let started = Instant::now();
         let refused = memory.held().admit(1).await.unwrap_err();
@@ -403,12 +410,7 @@ mod tests {
         // Their places given back: as many may wait again.
         let mut holder = memory.held();
         holder.admit(10 << 10).await.unwrap();
-        let waiting: Vec<_> = (0..16)
-            .map(|_| {
-                let memory = memory.clone();
-                tokio::spawn(async move { memory.held().admit(1).await })
-            })
-            .collect();
+        let waiting = waiting_for_a_byte(&memory, 16);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(waiting.iter().all(|w| !w.is_finished()));
         drop(holder);
