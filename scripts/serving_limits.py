@@ -264,3 +264,59 @@ def decoded_in_flight(work, runner, folder):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def chunked_bodies(work, runner, folder):
+    """Two 5 MiB REST bodies sent without Content-Length (chunked), interleaved, under an 8 MiB limit: each is
+    admitted as it comes, so each holds part of the limit while the rest comes; waiting for more while
+    holding, both stalled and both were refused after the 5 s wait. Now one that cannot grow into free room
+    is refused at once, 503 naming Content-Length, and the other is answered; nothing held after."""
+    model = os.path.join(folder, "model.onnx")
+    process, url, grpc_url = start_runner(runner, model, work, "chunked-bodies",
+                                          ["--engine", "ort", "--name", "sentiment", "--max-in-flight-mib", "8"])
+    try:
+        host, port = url.split(":")
+        clients = []
+        for _ in range(2):
+            rows = 5 << 16
+            data = np.full((rows, 4), 0.25, dtype=np.float32).tobytes()
+            header = json.dumps({"inputs": [{"name": "features", "shape": [rows, 4], "datatype": "FP32",
+                                             "parameters": {"binary_data_size": len(data)}}]}).encode()
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(b"POST /v2/models/sentiment/infer HTTP/1.1\r\nHost: " + url.encode()
+                         + b"\r\nTransfer-Encoding: chunked\r\nInference-Header-Content-Length: %d" % len(header)
+                         + b"\r\nConnection: close\r\n\r\n")
+            clients.append([sock, header + data, True])
+        started = time.monotonic()
+        for offset in range(0, len(clients[0][1]), 256 << 10):
+            for client in clients:
+                sock, body, sending = client
+                if not sending:
+                    continue
+                piece = body[offset:offset + (256 << 10)]
+                try:
+                    sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                except OSError:
+                    client[2] = False
+        answers = []
+        for sock, _, sending in clients:
+            answer = b""
+            try:
+                if sending:
+                    sock.sendall(b"0\r\n\r\n")
+                while chunk := sock.recv(1 << 16):
+                    answer += chunk
+            except OSError:
+                pass
+            sock.close()
+            answers.append(answer.split(b"\r\n\r\n", 1))
+        took = time.monotonic() - started
+        statuses = sorted(head.split(b"\r\n")[0].decode() for head, *_ in answers)
+        refusal = next((rest[0].decode() for head, *rest in answers if b" 503 " in head and rest), "")
+        check(statuses == ["HTTP/1.1 200 OK", "HTTP/1.1 503 Service Unavailable"] and "Content-Length" in refusal
+              and took < 4 and in_flight_bytes(url) == 0,
+              f"of two 5 MiB chunked bodies interleaved under an 8 MiB limit, one is answered and one refused at once "
+              f"naming Content-Length, in {took:.1f} s, nothing held after ({statuses}, {refusal[:160]})")
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -34,7 +34,8 @@ from tritonclient.utils import InferenceServerException
 
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
-from serving_limits import decoded_in_flight, engine_memory_limit, in_flight_limit, response_limit, strings_in_flight
+from serving_limits import (chunked_bodies, decoded_in_flight, engine_memory_limit, in_flight_limit, response_limit,
+                            strings_in_flight)
 from serving_connections import connection_limits
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
@@ -468,6 +469,7 @@ def main():
     response_limit(work, runner, os.path.join(work, "sentiment"))
     in_flight_limit(work, runner, os.path.join(work, "sentiment"))
     decoded_in_flight(work, runner, os.path.join(work, "sentiment"))
+    chunked_bodies(work, runner, os.path.join(work, "sentiment"))
     client_pace(work, runner, os.path.join(work, "sentiment"))
     waiting_calls(work, runner, os.path.join(work, "sentiment"))
     connection_limits(work, runner, os.path.join(work, "sentiment"))

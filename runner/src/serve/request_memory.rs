@@ -112,6 +112,16 @@ impl RequestMemory {
 }
 
 impl Budget {
+    /// A body that could never fit: a 400 naming the flag.
+    fn too_large(&self) -> ServeError {
+        ServeError::BadRequest(format!(
+            "this request's body needs more than the {} MiB that this server lets the requests in \
+             flight hold together (kiln-runner serve --max-in-flight-mib): send fewer rows or smaller \
+             inputs",
+            self.limit_mib()
+        ))
+    }
+
     fn limit_mib(&self) -> String {
         let mib = self.limit as f64 / f64::from(1 << 20);
         if mib >= 10.0 {
@@ -195,12 +205,7 @@ impl Held {
             }
         };
         if self.bytes.saturating_add(bytes) > budget.limit {
-            return Err(ServeError::BadRequest(format!(
-                "this request's body needs more than the {} MiB that this server lets the requests \
-                 in flight hold together (kiln-runner serve --max-in-flight-mib): send fewer rows or \
-                 smaller inputs",
-                budget.limit_mib()
-            )));
+            return Err(budget.too_large());
         }
         Ok(Box::pin(async move {
             let deadline = Instant::now() + budget.wait;
@@ -243,6 +248,29 @@ impl Held {
                 bytes,
             })
         }))
+    }
+
+    /// Reserves `bytes` more only if they fit now, for a request that already holds part of its body (one
+    /// of no announced size, admitted as it comes): waiting while holding is how such bodies stalled each
+    /// other until every one of them timed out, so it is refused instead, 503 at once.
+    pub fn admit_now(&mut self, bytes: u64) -> Result<(), ServeError> {
+        let Some(budget) = self.budget.as_ref().filter(|_| bytes > 0) else {
+            return Ok(());
+        };
+        if self.bytes.saturating_add(bytes) > budget.limit {
+            return Err(budget.too_large());
+        }
+        if !budget.add_within_limit(bytes) {
+            return Err(ServeError::Unavailable(format!(
+                "the requests in flight hold the {} MiB this server allows them (kiln-runner serve \
+                 --max-in-flight-mib) and this body, sent without Content-Length, cannot grow while \
+                 holding part of it; send Content-Length (the whole body is then reserved before it \
+                 is read, waiting its turn), or try again shortly",
+                budget.limit_mib()
+            )));
+        }
+        self.bytes += bytes;
+        Ok(())
     }
 
     /// Makes what an admission reserved part of this request's hold.
@@ -451,6 +479,28 @@ mod tests {
             .held()
             .count_within_limit(usize::MAX, "inputs")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_body_that_holds_part_of_itself_grows_only_into_free_room() {
+        let memory = RequestMemory::new(Some(10 << 10));
+        let mut first = memory.held();
+        let mut second = memory.held();
+        first.admit_now(4 << 10).unwrap();
+        second.admit_now(4 << 10).unwrap();
+        first.admit_now(2 << 10).unwrap();
+        let refused = second.admit_now(1).unwrap_err();
+        assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
+        assert!(refused.to_string().contains("Content-Length"), "{refused}");
+        assert_eq!(memory.used(), 10 << 10);
+        let too_large = memory.held().admit_now(11 << 10).unwrap_err();
+        assert!(
+            matches!(too_large, ServeError::BadRequest(_)),
+            "{too_large}"
+        );
+        drop(first);
+        second.admit_now(6 << 10).unwrap();
+        assert_eq!(memory.used(), 10 << 10);
     }
 
     #[tokio::test]

@@ -215,11 +215,16 @@ async fn body(
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
-        // A body of no announced size is admitted as it comes.
+        // A body of no announced size is admitted as it comes: its first chunk may wait its turn, the
+        // rest only take room that is free (`Held::admit_now`).
         let beyond =
             (body.len() + chunk.len()).saturating_sub(announced.unwrap_or(0).max(body.len()));
         let admitting = Instant::now();
-        held.admit(beyond as u64).await?;
+        if body.is_empty() {
+            held.admit(beyond as u64).await?;
+        } else {
+            held.admit_now(beyond as u64)?;
+        }
         if let Some(clock) = &mut clock {
             clock.moved(chunk.len());
             clock.pause(admitting.elapsed());
