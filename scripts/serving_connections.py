@@ -15,7 +15,8 @@ from tritonclient.utils import InferenceServerException
 
 from serving_client import agrees, check, grpc_infer, metric, ort_outputs, start_runner
 
-OPEN = "kiln_serve_grpc_connections"
+OPEN = 'kiln_serve_connections{protocol="grpc"}'
+REST_OPEN = 'kiln_serve_connections{protocol="rest"}'
 
 
 def silent_connections(address, count):
@@ -50,7 +51,7 @@ def cpu_seconds(pid):
 def connection_limits(work, runner, folder):
     """With --max-connections 8 and 2 s for a client: twelve silent gRPC connections, 8 of them open and the
     rest waiting in the listen queue with a tritonclient call behind them, which is answered once the silent
-    ones have been closed; then a runner allowed 256 open files (its default --max-connections fitted to 64)
+    ones have been closed; REST's open connections counted as they come and go; then a runner allowed 256 open files (its default --max-connections fitted to 64)
     under 300 silent gRPC connections: it spins no core, REST answers at once, and gRPC answers once they go."""
     model = os.path.join(folder, "model.onnx")
     rows = {"features": np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)}
@@ -74,6 +75,17 @@ def connection_limits(work, runner, folder):
         time.sleep(2.5)
         opened = metric(url, OPEN)
         check(opened == 0, f"the silent connections that came after are closed too ({opened:.0f} open)")
+        rest_silent = silent_connections(url, 3)
+        silent.extend(rest_silent)
+        time.sleep(0.5)
+        during = metric(url, REST_OPEN)
+        for sock in rest_silent:
+            sock.close()
+        time.sleep(0.5)
+        after = metric(url, REST_OPEN)
+        check(during == 4 and after == 1,
+              f"REST's open connections are counted: three silent ones and the scrape's own ({during:.0f}), then the "
+              f"scrape's alone once they close ({after:.0f})")
     finally:
         for sock in silent:
             sock.close()

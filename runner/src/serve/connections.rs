@@ -115,7 +115,7 @@ pub fn accepted(
     client_timeout: Option<Duration>,
 ) -> impl Stream<Item = io::Result<Connection>> + Send + 'static {
     let places = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
-    let open = super::metrics::grpc_connections();
+    let open = super::metrics::connections("grpc");
     futures_util::stream::unfold(listener, move |listener| {
         let (places, open) = (places.clone(), open.clone());
         async move {
@@ -200,11 +200,11 @@ impl Connected for Connection {
     }
 }
 
-/// One on the open connections' gauge while it lives.
-struct Open(Gauge);
+/// One on the open connections' gauge while it lives (REST's lives in the connection's extensions).
+pub struct Open(Gauge);
 
 impl Open {
-    fn new(gauge: Gauge) -> Self {
+    pub fn new(gauge: Gauge) -> Self {
         gauge.increment(1.0);
         Self(gauge)
     }

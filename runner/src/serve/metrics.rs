@@ -23,7 +23,7 @@ const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
 const IN_FLIGHT_BYTES: &str = "kiln_serve_in_flight_bytes";
 const MEMORY_WAITS: &str = "kiln_serve_memory_waits_total";
 const CLIENT_TIMEOUTS: &str = "kiln_serve_client_timeouts_total";
-const GRPC_CONNECTIONS: &str = "kiln_serve_grpc_connections";
+const CONNECTIONS: &str = "kiln_serve_connections";
 const MODEL_INFO: &str = "kiln_serve_model_info";
 const MANIFEST_SEQUENCE: &str = "kiln_serve_manifest_sequence";
 const MANIFEST_EXPIRY: &str = "kiln_serve_manifest_expiry_timestamp_seconds";
@@ -69,7 +69,7 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
         describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503 (one that finds as many waiting as may is answered 503 at once, not counted here)");
         describe_counter!(CLIENT_TIMEOUTS, "Clients cut off for sending a request's body (transfer=request: 408, DEADLINE_EXCEEDED) or taking its answer (transfer=answer: dropped) slower than --client-timeout-s and --min-client-rate-kib allow");
-        describe_gauge!(GRPC_CONNECTIONS, "gRPC connections open (at most --max-connections)");
+        describe_gauge!(CONNECTIONS, "Connections open, by protocol (rest, grpc; at most --max-connections each)");
         describe_gauge!(IN_FLIGHT_BYTES, "Memory the requests in flight hold: bodies received, inputs decoded, outputs and answers not yet sent (at most --max-in-flight-mib)");
         describe_gauge!(MODEL_INFO, "1 for the version and variant being served");
         describe_gauge!(MANIFEST_SEQUENCE, "The sequence of the signed manifest being served");
@@ -131,9 +131,9 @@ pub fn in_flight_bytes() -> Gauge {
     gauge!(IN_FLIGHT_BYTES)
 }
 
-/// The gRPC connections open (`connections`).
-pub fn grpc_connections() -> Gauge {
-    gauge!(GRPC_CONNECTIONS)
+/// The connections open over `protocol` (`connections`).
+pub fn connections(protocol: &'static str) -> Gauge {
+    gauge!(CONNECTIONS, "protocol" => protocol)
 }
 
 /// A request's body waited for memory to be freed.

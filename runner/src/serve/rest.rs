@@ -82,7 +82,10 @@ pub fn start(
                 )))
             }))
     })
-    .on_connect(move |connection, _| {
+    .on_connect(move |connection, extensions| {
+        extensions.insert(super::connections::Open::new(super::metrics::connections(
+            "rest",
+        )));
         let tcp = connection.downcast_ref::<actix_web::rt::net::TcpStream>();
         if let (Some(tcp), Some(timeout)) = (tcp, client_timeout) {
             super::connections::close_when_stalled(tcp, timeout);
