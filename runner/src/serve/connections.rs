@@ -43,13 +43,21 @@ const RESERVED_FILES: u64 = 128;
 /// one connection's sake: at once, it would fail again at once.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
 
-/// How many connections each of the two front ends may hold: `requested`, or fewer when the limit on
-/// open files (raised to its hard limit first) leaves room for fewer; at least one.
+/// How many connections each of the two front ends may hold: `requested` (0: no bound of its own), or
+/// fewer when the limit on open files (raised to its hard limit first) leaves room for fewer; at least
+/// one.
 pub fn fit(requested: usize) -> usize {
     let Some(files) = raise_open_files() else {
-        return requested.max(1);
+        return if requested == 0 {
+            usize::MAX
+        } else {
+            requested
+        };
     };
     let room = usize::try_from(files.saturating_sub(RESERVED_FILES) / 2).unwrap_or(usize::MAX);
+    if requested == 0 {
+        return room.max(1);
+    }
     if requested > room {
         tracing::warn!(
             open_files = files,
@@ -278,6 +286,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         (listener, address)
+    }
+
+    #[test]
+    fn the_bound_fits_within_the_open_files_limit_and_0_takes_all_it_allows() {
+        let files = raise_open_files().expect("this test's host limits open files");
+        let room = usize::try_from((files - RESERVED_FILES) / 2).unwrap();
+        assert_eq!(fit(1), 1);
+        assert_eq!(fit(usize::MAX), room);
+        assert_eq!(fit(0), room);
     }
 
     #[tokio::test]

@@ -198,8 +198,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     pub min_client_rate_kib: u64,
     /// The most connections each front end (REST, gRPC) keeps open; more wait in the listen queue until
-    /// one closes. Lowered to fit the limit on open files, which is raised to its hard limit at start. A
-    /// gRPC connection that begins no call within --client-timeout-s is closed
+    /// one closes. Lowered to fit the limit on open files, which is raised to its hard limit at start; 0:
+    /// as many as that limit allows. A gRPC connection that begins no call within --client-timeout-s is
+    /// closed
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
