@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use super::ServeError;
 use super::batch_cost::BatchCosts;
 use super::metrics::VersionMetrics;
+use super::request_memory::RequestMemory;
 use super::session::Session;
 use super::signature::Signature;
 use super::tensor::Tensor;
@@ -56,6 +57,8 @@ pub struct Batcher {
 
 struct Instance {
     session: Session,
+    /// Where a batch's stacked inputs, a copy of its requests', are counted while it runs.
+    memory: RequestMemory,
     signature: Arc<Signature>,
     /// Held by the instance gathering a batch: one gathers at a time, the others wait their turn.
     receiver: Arc<Mutex<Receiver<Request>>>,
@@ -82,6 +85,7 @@ impl Batcher {
         signature: Arc<Signature>,
         policy: BatchPolicy,
         version: &str,
+        memory: RequestMemory,
     ) -> Self {
         let metrics = VersionMetrics::new(version);
         let (sender, receiver) = crossbeam_channel::unbounded();
@@ -107,6 +111,7 @@ impl Batcher {
                 alone_last_time: true,
                 costs: BatchCosts::default(),
                 metrics: metrics.clone(),
+                memory: memory.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("serve-instance-{n}"))
@@ -294,6 +299,8 @@ impl Instance {
             return;
         }
         let stacked = stack(&batch);
+        let mut stacked_held = self.memory.held();
+        stacked_held.count(stacked.iter().map(|t| t.data.len()).sum());
         match self
             .run_counted(&stacked, rows)
             .and_then(|outputs| split(&outputs, &batch))
@@ -417,11 +424,13 @@ mod tests {
             delay: Duration::from_millis(200),
             max_queue: 64,
         };
+        let memory = RequestMemory::new(Some(1 << 20));
         let batcher = Arc::new(Batcher::start(
             vec![session],
             signature.clone(),
             policy,
             "1",
+            memory.clone(),
         ));
         let requests: Vec<(usize, f32)> = vec![(1, 0.0), (2, 1.0), (3, -2.0), (1, 5.0)];
         let answers = futures_util::future::join_all(requests.iter().map(|&(n, seed)| {
@@ -446,6 +455,9 @@ mod tests {
                 });
             assert!(close, "request of {n} rows got other rows' numbers");
         }
+        // A batch's stacked inputs, a copy of its requests', were counted while it ran, and freed after.
+        assert!(memory.peak() > 0);
+        assert_eq!(memory.used(), 0);
     }
 
     /// With an instance idle, another does not wait out the delay for rows that may not come: rounds of
@@ -460,7 +472,13 @@ mod tests {
             delay: Duration::from_secs(60),
             max_queue: 64,
         };
-        let batcher = Arc::new(Batcher::start(sessions.into(), signature, policy, "1"));
+        let batcher = Arc::new(Batcher::start(
+            sessions.into(),
+            signature,
+            policy,
+            "1",
+            RequestMemory::new(None),
+        ));
         let rounds = async {
             for round in 0..5 {
                 let (a, b) = tokio::join!(
@@ -516,7 +534,13 @@ mod tests {
         };
         // A version no other test of this process serves: its series are this test's alone.
         let version = "metrics-split";
-        let batcher = Arc::new(Batcher::start(vec![session], signature, policy, version));
+        let batcher = Arc::new(Batcher::start(
+            vec![session],
+            signature,
+            policy,
+            version,
+            RequestMemory::new(None),
+        ));
         batcher.infer(rows(1, 0.0)).await.unwrap();
         let answers = futures_util::future::join_all((0..4).map(|n| {
             let batcher = batcher.clone();
@@ -552,6 +576,7 @@ mod tests {
                 max_queue: 1,
             },
             "1",
+            RequestMemory::new(None),
         );
         batcher.depth.store(1, Ordering::Relaxed);
         let err = batcher.infer(rows(1, 0.0)).await.unwrap_err();

@@ -13,6 +13,7 @@ use super::batcher::{BatchPolicy, Batcher};
 use super::config_labels::{CONFIG_FILE, MAX_CONFIG_BYTES};
 use super::labels::{self, ClassLabels, LabelFile};
 use super::registry::{self, Fetched, Registry};
+use super::request_memory::RequestMemory;
 use super::session::Session;
 use super::signature::Signature;
 use super::{ServeArgs, ServeError, Served};
@@ -35,6 +36,8 @@ pub struct Loader {
     response_limit: Option<u64>,
     /// The bytes the requests in flight may hold together (`--max-in-flight-mib`), when limited.
     in_flight_limit: Option<u64>,
+    /// Shared by the front ends and every version's batcher (which counts a batch's stacked inputs).
+    request_memory: RequestMemory,
     intra_op_spinning: bool,
 }
 
@@ -95,6 +98,7 @@ impl Loader {
             memory_limit,
             response_limit: limits.response,
             in_flight_limit: limits.in_flight,
+            request_memory: RequestMemory::new(limits.in_flight),
             intra_op_spinning: args.intra_op_spinning,
         })
     }
@@ -116,6 +120,11 @@ impl Loader {
     /// The bytes the requests in flight may hold together, when limited.
     pub fn in_flight_limit(&self) -> Option<u64> {
         self.in_flight_limit
+    }
+
+    /// What the requests in flight hold (`--max-in-flight-mib`).
+    pub fn request_memory(&self) -> RequestMemory {
+        self.request_memory.clone()
     }
 
     /// `cpu` or `cuda:N`.
@@ -195,7 +204,13 @@ impl Loader {
         .await
         .map_err(|e| e.to_string())??;
         Ok((
-            Batcher::start(sessions, signature.clone(), self.policy, version),
+            Batcher::start(
+                sessions,
+                signature.clone(),
+                self.policy,
+                version,
+                self.request_memory.clone(),
+            ),
             Arc::new(labels),
             signature,
         ))

@@ -357,7 +357,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     let state = Arc::new(State {
         model_name,
         max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
-        request_memory: request_memory::RequestMemory::new(loader.in_flight_limit()),
+        request_memory: loader.request_memory(),
         client_pace: client_pace::Pace::new(args.client_timeout_s, args.min_client_rate_kib),
         max_connections: connections::fit(args.max_connections),
         when_expired: args.when_expired,

@@ -54,6 +54,8 @@ struct Budget {
     limit: u64,
     /// What the requests in flight hold together (it may pass the limit: see the module's comment).
     used: AtomicU64,
+    /// The most `used` has been.
+    peak: AtomicU64,
     /// Signalled when a request frees what it held.
     freed: Notify,
     /// Admits one request at a time, in arrival order: a large body is not passed over by a stream of
@@ -84,6 +86,7 @@ impl RequestMemory {
             Arc::new(Budget {
                 limit,
                 used: AtomicU64::new(0),
+                peak: AtomicU64::new(0),
                 freed: Notify::new(),
                 turnstile: tokio::sync::Mutex::new(()),
                 wait,
@@ -100,6 +103,14 @@ impl RequestMemory {
         self.0
             .as_ref()
             .map_or(0, |b| b.used.load(Ordering::Relaxed))
+    }
+
+    /// The most they have held.
+    #[cfg(test)]
+    pub fn peak(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |b| b.peak.load(Ordering::Relaxed))
     }
 
     /// Nothing held yet: what a request starts with.
@@ -147,6 +158,7 @@ impl Budget {
 
     fn add(&self, bytes: u64) {
         let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(used, Ordering::Relaxed);
         self.gauge.set(used as f64);
     }
 
@@ -158,6 +170,7 @@ impl Budget {
                 (used.saturating_add(bytes) <= self.limit).then_some(used + bytes)
             });
         if let Ok(used) = added {
+            self.peak.fetch_max(used + bytes, Ordering::Relaxed);
             self.gauge.set((used + bytes) as f64);
         }
         added.is_ok()
