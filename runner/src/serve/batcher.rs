@@ -301,10 +301,12 @@ impl Instance {
         let stacked = stack(&batch);
         let mut stacked_held = self.memory.held();
         stacked_held.count(stacked.iter().map(|t| t.data.len()).sum());
-        match self
+        let parts = self
             .run_counted(&stacked, rows)
-            .and_then(|outputs| split(&outputs, &batch))
-        {
+            .and_then(|outputs| split(&outputs, &batch));
+        // Freed before any request is answered: once answered, a request's client may find it held.
+        drop((stacked, stacked_held));
+        match parts {
             Ok(parts) => {
                 for (request, outputs) in batch.into_iter().zip(parts) {
                     let _ = request.reply.send(Ok(outputs));
