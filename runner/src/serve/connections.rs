@@ -20,7 +20,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,22 +95,10 @@ fn raise_open_files() -> Option<u64> {
 /// Makes the kernel close `socket` when what is sent on it stays unacknowledged, or unsent because the
 /// client's window is closed, for twice `client_timeout` (TCP_USER_TIMEOUT; Linux). Failing, the
 /// connection is only without that bound (logged at debug).
-pub fn close_when_stalled(socket: &impl AsRawFd, client_timeout: Duration) {
+pub fn close_when_stalled(socket: &impl AsFd, client_timeout: Duration) {
     let stalled = client_timeout.saturating_mul(2);
-    let ms = libc::c_uint::try_from(stalled.as_millis()).unwrap_or(libc::c_uint::MAX);
-    // SAFETY: the option's value is a c_uint, given by pointer and size; the descriptor is a socket
-    // that `socket` keeps open for the call.
-    let set = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_USER_TIMEOUT,
-            (&ms as *const libc::c_uint).cast(),
-            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
-        )
-    };
-    if set != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "cannot set TCP_USER_TIMEOUT on a connection");
+    if let Err(e) = socket2::SockRef::from(socket).set_tcp_user_timeout(Some(stalled)) {
+        tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT on a connection");
     }
 }
 
