@@ -9,9 +9,9 @@ use std::ptr::NonNull;
 
 use ort::AsPointer;
 use ort::memory::Allocator;
-use ort::value::{DynValue, TensorElementType, Value};
+use ort::value::{DynValue, TensorElementType, Value, ValueType};
 
-use super::tensor::{BytesElements, Datatype, Tensor, push_bytes_element};
+use super::tensor::{BytesElements, Datatype, Tensor, element_count, push_bytes_element};
 
 /// What an input's `BYTES` element costs the engine beside its text: ONNX Runtime's `std::string`.
 pub const INPUT_ELEMENT_BYTES: usize = 32;
@@ -21,21 +21,21 @@ pub const INPUT_ELEMENT_BYTES: usize = 32;
 pub const OUTPUT_ELEMENT_BYTES: usize = 32 + 8 + 4;
 
 /// What a request's decoded inputs and their strings' cost in the engine are, in its errors.
-pub const DECODED_INPUTS: &str = "this request's inputs, decoded for the engine,";
+pub const DECODED_INPUTS: &str = "this request's inputs, decoded for the engine, need";
 
-/// What `inputs` cost the engine beyond their data: their strings' `std::string`s.
+/// What `inputs` (checked already) cost the engine beyond their data: their strings' `std::string`s.
 pub fn inputs_engine_bytes(inputs: &[Tensor]) -> usize {
     inputs
         .iter()
         .filter(|t| t.datatype == Datatype::Bytes)
-        .map(|t| {
-            t.shape
-                .iter()
-                .map(|&d| usize::try_from(d).unwrap_or(0))
-                .fold(1, usize::saturating_mul)
-                .saturating_mul(INPUT_ELEMENT_BYTES)
-        })
+        .map(|t| elements(&t.shape).saturating_mul(INPUT_ELEMENT_BYTES))
         .fold(0, usize::saturating_add)
+}
+
+/// The elements a shape holds; 0 for one that holds none or cannot be (a negative dimension, an
+/// overflow), which a request's checks refused already.
+fn elements(shape: &[i64]) -> usize {
+    element_count("", shape).unwrap_or(0)
 }
 
 fn fail(message: &str) -> ort::Error {
@@ -62,10 +62,7 @@ pub fn to_value(shape: &[i64], data: &[u8]) -> ort::Result<DynValue> {
         NonNull::new(created).ok_or_else(|| fail("ONNX Runtime made no string tensor"))?;
     // SAFETY: a tensor ONNX Runtime just made with `allocator`; the value owns and releases it.
     let value: DynValue = unsafe { Value::from_ptr(created, Some(&allocator)) };
-    let count = shape
-        .iter()
-        .map(|&d| usize::try_from(d).unwrap_or(0))
-        .product::<usize>();
+    let count = elements(shape);
     let mut text = Vec::new();
     let mut filled = 0;
     for element in BytesElements::new(data) {
@@ -95,14 +92,27 @@ pub fn to_value(shape: &[i64], data: &[u8]) -> ort::Result<DynValue> {
     Ok(value)
 }
 
-/// A string tensor's elements as the protocol's `BYTES` data.
-pub fn from_value(value: &DynValue, count: usize) -> ort::Result<Vec<u8>> {
+/// A string tensor's shape, and its elements as the protocol's `BYTES` data.
+pub fn from_value(value: &DynValue) -> ort::Result<(Vec<i64>, Vec<u8>)> {
+    let shape = match value.dtype() {
+        ValueType::Tensor {
+            ty: TensorElementType::String,
+            shape,
+            ..
+        } => shape.to_vec(),
+        other => {
+            return Err(ort::Error::new(format!(
+                "a string tensor was expected, not {other}"
+            )));
+        }
+    };
+    let count = elements(&shape);
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok((shape, Vec::new()));
     }
     let api = ort::api();
     let mut total = 0usize;
-    // SAFETY: `value` is a live tensor (its element type checked by the caller); `total` is written.
+    // SAFETY: `value` is a live string tensor of `count` elements; `total` is written.
     unsafe {
         ort::Error::result_from_status((api.GetStringTensorDataLength)(value.ptr(), &mut total))?;
     }
@@ -127,5 +137,5 @@ pub fn from_value(value: &DynValue, count: usize) -> ort::Result<Vec<u8>> {
         push_bytes_element(&mut data, element)
             .ok_or_else(|| fail("an output string of 4 GiB or more has no protocol length"))?;
     }
-    Ok(data)
+    Ok((shape, data))
 }

@@ -232,25 +232,7 @@ fn ort_output(
         Datatype::Bf16 => bytes_of::<half::bf16, 2>(value, half::bf16::to_le_bytes),
         Datatype::Fp32 => bytes_of::<f32, 4>(value, f32::to_le_bytes),
         Datatype::Fp64 => bytes_of::<f64, 8>(value, f64::to_le_bytes),
-        Datatype::Bytes => match value.dtype() {
-            ort::value::ValueType::Tensor {
-                ty: ort::value::TensorElementType::String,
-                shape,
-                ..
-            } => {
-                let count = shape
-                    .iter()
-                    .map(|&d| usize::try_from(d).unwrap_or(0))
-                    .product();
-                Ok((
-                    shape.to_vec(),
-                    super::ort_strings::from_value(value, count)?,
-                ))
-            }
-            other => Err(ort::Error::new(format!(
-                "a string tensor was expected, not {other}"
-            ))),
-        },
+        Datatype::Bytes => super::ort_strings::from_value(value),
     }
 }
 
