@@ -201,7 +201,7 @@ impl HeldRequest {
                     let length = self.announced as usize - PREFIX;
                     let decoded =
                         super::decoded_size::model_infer_request(gathered, PREFIX, length);
-                    let what = "this call's message and what it decodes to";
+                    let what = "this call's message and what it decodes to need";
                     if let Err(e) = self.held.lock().count_within_limit(decoded, what) {
                         return Err(self.refuse(e));
                     }

@@ -31,6 +31,9 @@ use tokio::time::Instant;
 
 use super::ServeError;
 
+/// How a body that could never fit is named in its refusal.
+const BODY_NEEDS: &str = "this request's body needs";
+
 /// How long a request waits for its body to fit before it is refused as unavailable.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -54,7 +57,8 @@ struct Budget {
     limit: u64,
     /// What the requests in flight hold together (it may pass the limit: see the module's comment).
     used: AtomicU64,
-    /// The most `used` has been.
+    /// The most `used` has been, for tests that look for a count made and freed inside a call.
+    #[cfg(test)]
     peak: AtomicU64,
     /// Signalled when a request frees what it held.
     freed: Notify,
@@ -86,6 +90,7 @@ impl RequestMemory {
             Arc::new(Budget {
                 limit,
                 used: AtomicU64::new(0),
+                #[cfg(test)]
                 peak: AtomicU64::new(0),
                 freed: Notify::new(),
                 turnstile: tokio::sync::Mutex::new(()),
@@ -123,12 +128,11 @@ impl RequestMemory {
 }
 
 impl Budget {
-    /// A body that could never fit: a 400 naming the flag.
-    fn too_large(&self) -> ServeError {
+    /// What could never fit (`needs`: "this request's body needs"): a 400 naming the flag.
+    fn too_large(&self, needs: &str) -> ServeError {
         ServeError::BadRequest(format!(
-            "this request's body needs more than the {} MiB that this server lets the requests in \
-             flight hold together (kiln-runner serve --max-in-flight-mib): send fewer rows or smaller \
-             inputs",
+            "{needs} more than the {} MiB that this server lets the requests in flight hold together \
+             (kiln-runner serve --max-in-flight-mib): send fewer rows or smaller inputs",
             self.limit_mib()
         ))
     }
@@ -158,6 +162,7 @@ impl Budget {
 
     fn add(&self, bytes: u64) {
         let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        #[cfg(test)]
         self.peak.fetch_max(used, Ordering::Relaxed);
         self.gauge.set(used as f64);
     }
@@ -170,6 +175,7 @@ impl Budget {
                 (used.saturating_add(bytes) <= self.limit).then_some(used + bytes)
             });
         if let Ok(used) = added {
+            #[cfg(test)]
             self.peak.fetch_max(used + bytes, Ordering::Relaxed);
             self.gauge.set((used + bytes) as f64);
         }
@@ -218,7 +224,7 @@ impl Held {
             }
         };
         if self.bytes.saturating_add(bytes) > budget.limit {
-            return Err(budget.too_large());
+            return Err(budget.too_large(BODY_NEEDS));
         }
         Ok(Box::pin(async move {
             let deadline = Instant::now() + budget.wait;
@@ -271,7 +277,7 @@ impl Held {
             return Ok(());
         };
         if self.bytes.saturating_add(bytes) > budget.limit {
-            return Err(budget.too_large());
+            return Err(budget.too_large(BODY_NEEDS));
         }
         if !budget.add_within_limit(bytes) {
             return Err(ServeError::Unavailable(format!(
@@ -291,7 +297,7 @@ impl Held {
         self.bytes += std::mem::take(&mut reserved.bytes);
     }
 
-    /// Counts `bytes` (`what` they are, for the error) like [`count`](Self::count), unless this
+    /// Counts `bytes` (`what` needs them, for the error: "this request's inputs … need") like [`count`](Self::count), unless this
     /// request would then hold more than the whole limit by itself: a 400 naming the flag, as for a
     /// body that large (what a body decodes to can be many times its size: a string costs the engine 32
     /// bytes however short, an empty protobuf message two bytes on the wire and hundreds decoded).
@@ -299,11 +305,7 @@ impl Held {
         if let Some(budget) = &self.budget
             && self.bytes.saturating_add(bytes as u64) > budget.limit
         {
-            return Err(ServeError::BadRequest(format!(
-                "{what} need more than the {} MiB that this server lets the requests in flight hold \
-                 together (kiln-runner serve --max-in-flight-mib): send fewer rows or smaller inputs",
-                budget.limit_mib()
-            )));
+            return Err(budget.too_large(what));
         }
         self.count(bytes);
         Ok(())
