@@ -212,9 +212,10 @@ def strings_in_flight(work, runner, model_path):
         process.wait(30)
 
 
-def peak_mib(pid):
+def memory_mib(pid, field):
+    """A process's memory from /proc: `VmRSS` (resident now) or `VmHWM` (its peak), in MiB."""
     with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
 
 
 def decoded_in_flight(work, runner, folder):
@@ -239,7 +240,7 @@ def decoded_in_flight(work, runner, folder):
             refused = "answered"
         except grpc.RpcError as e:
             refused = f"{e.code()} {e.details()}"
-        peak = peak_mib(process.pid)
+        peak = memory_mib(process.pid, "VmHWM")
         check("INVALID_ARGUMENT" in refused and "what it decodes to" in refused and "--max-in-flight-mib" in refused
               and peak < 150,
               f"a 2 MiB gRPC message of a million empty input tensors is refused before it is decoded, naming the flag "
@@ -253,7 +254,7 @@ def decoded_in_flight(work, runner, folder):
             refused = "answered"
         except urllib.error.HTTPError as e:
             refused = f"{e.code} {e.read().decode()}"
-        peak = peak_mib(process.pid)
+        peak = memory_mib(process.pid, "VmHWM")
         check(refused.startswith("400") and "more than 64 parameters" in refused and peak < 150,
               f"a 33 MiB REST body of three million request parameters is refused as it is read ({refused[:160]}); "
               f"the runner's peak memory {peak:.0f} MB")

@@ -19,7 +19,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_outputs, start_runner
-from serving_limits import in_flight_bytes, raw_http, slow_upload
+from serving_limits import in_flight_bytes, memory_mib, raw_http, slow_upload
 
 ROWS = 1 << 20  # 16 MiB of features in; 2 Mi logits out (8 MiB raw, about 20 MB as JSON)
 
@@ -59,20 +59,30 @@ def grpc_message(rows):
     return b"\0" + len(message).to_bytes(4, "big") + message
 
 
+def h2_connection(url, timeout):
+    """A client HTTP/2 connection to `url` (its socket receiving with `timeout`), its preface not yet sent."""
+    host, port = url.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    return sock, conn
+
+
+def infer_headers(url):
+    """A ModelInfer call's request headers."""
+    return [(":method", "POST"), (":scheme", "http"), (":authority", url),
+            (":path", "/inference.GRPCInferenceService/ModelInfer"),
+            ("content-type", "application/grpc"), ("te", "trailers")]
+
+
 class RawGrpc:
     """One HTTP/2 connection and one ModelInfer call on it, which never grants the server more window than
     the protocol's initial 64 KiB: as a client that does not read its answer."""
 
     def __init__(self, url):
-        host, port = url.split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=1)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
+        self.sock, self.conn = h2_connection(url, 1)
         self.stream = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(self.stream, [
-            (":method", "POST"), (":scheme", "http"), (":authority", url),
-            (":path", "/inference.GRPCInferenceService/ModelInfer"),
-            ("content-type", "application/grpc"), ("te", "trailers")])
+        self.conn.send_headers(self.stream, infer_headers(url))
         self.flush()
         self.headers = {}
         self.ended = False
@@ -117,10 +127,7 @@ class CallsAtOnce:
     window allows and then nothing: calls that wait for memory, their frames unread by the server."""
 
     def __init__(self, url, calls, message):
-        host, port = url.split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=0.2)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
+        self.sock, self.conn = h2_connection(url, 0.2)
         self.sock.sendall(self.conn.data_to_send())
         self.started = time.monotonic()
         self.answers = {}
@@ -129,10 +136,7 @@ class CallsAtOnce:
             self.receive()
         for _ in range(calls):
             stream = self.conn.get_next_available_stream_id()
-            self.conn.send_headers(stream, [
-                (":method", "POST"), (":scheme", "http"), (":authority", url),
-                (":path", "/inference.GRPCInferenceService/ModelInfer"),
-                ("content-type", "application/grpc"), ("te", "trailers")])
+            self.conn.send_headers(stream, infer_headers(url))
             room = min(self.conn.local_flow_control_window(stream), len(message))
             for offset in range(0, room, self.conn.max_outbound_frame_size):
                 self.conn.send_data(stream, message[offset:min(room, offset + self.conn.max_outbound_frame_size)])
@@ -168,11 +172,6 @@ def closed_by_server(url, sock, seconds):
     return None
 
 
-def resident_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
 def waiting_calls(work, runner, folder):
     """The requests waiting for memory are a bounded queue, each able to leave its gRPC window (256 KiB)
     received and unread: under an 8 MiB limit (16 may wait), half of it held by a slow REST client, two
@@ -185,12 +184,12 @@ def waiting_calls(work, runner, folder):
     try:
         holder, _ = slow_upload(url, 5 << 16)
         time.sleep(0.5)
-        before = resident_mib(process.pid)
+        before = memory_mib(process.pid, "VmRSS")
         connections = [CallsAtOnce(grpc_url, 64, grpc_message(5 << 16)) for _ in range(2)]
         for _ in range(5):
             for connection in connections:
                 connection.receive()
-        grown = resident_mib(process.pid) - before
+        grown = memory_mib(process.pid, "VmRSS") - before
         deadline = time.monotonic() + 10
         while sum(len(c.answers) for c in connections) < 128 and time.monotonic() < deadline:
             for connection in connections:
