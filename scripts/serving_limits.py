@@ -218,6 +218,45 @@ def memory_mib(pid, field):
         return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
 
 
+def engine_memory_given_back(work, runner, model):
+    """The small BERT asked, over gRPC, for 1,024 rows of 64 tokens (hundreds of MB of intermediate tensors in
+    ONNX Runtime's arena), then for single rows, then left quiet for a moment: by default the runner goes
+    back near where it was before the large request, and the same with `--keep-engine-memory` stays near its
+    peak (as every runner did before: the arena keeps all it grew into, glibc's heaps all they were given
+    back), so the check tells the two apart."""
+    def feeds(rows):
+        ids = (np.arange(rows * 64, dtype=np.int64) % 997).reshape(rows, 64)
+        return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    small, large = feeds(1), feeds(1024)
+    expected = ort_outputs(model, small)
+    resident = {}
+    for name, flags in (("given back", []), ("kept", ["--keep-engine-memory"])):
+        process, url, grpc_url = start_runner(runner, model, work, f"engine-memory-{name.replace(' ', '-')}",
+                                              ["--engine", "ort", "--name", "bert", *flags])
+        try:
+            for _ in range(5):
+                grpc_infer(grpc_url, "bert", small)
+            before = memory_mib(process.pid, "VmRSS")
+            answered = grpc_infer(grpc_url, "bert", large).as_numpy("last_hidden_state").shape
+            peak = memory_mib(process.pid, "VmHWM")
+            answers = [grpc_infer(grpc_url, "bert", small) for _ in range(5)]
+            time.sleep(2.5)  # the runner trims its heaps once no run has finished for a second
+            after = memory_mib(process.pid, "VmRSS")
+            resident[name] = (before, peak, after)
+            check(answered == (1024, 64, 64) and all(agrees(a, expected, 1e-4) for a in answers),
+                  f"memory {name}: the large request and the small ones after it are answered ({answered})")
+        finally:
+            process.terminate()
+            process.wait(30)
+    (before, peak, after), (k_before, k_peak, k_after) = resident["given back"], resident["kept"]
+    check(peak - before > 100 and after - before < (peak - before) / 8,
+          f"after a large request the runner gives back what its engine grew into: {before:.0f} MB resident "
+          f"before, {peak:.0f} MB at the peak, {after:.0f} MB after")
+    check(k_after - k_before > (k_peak - k_before) / 2,
+          f"with --keep-engine-memory it stays near its peak ({k_before:.0f} MB before, {k_peak:.0f} MB at the peak, "
+          f"{k_after:.0f} MB after)")
+
+
 def decoded_in_flight(work, runner, folder):
     """The classifier under a 64 MiB limit for the requests in flight, over gRPC: a 2 MiB message of a million
     input tensors with no fields (two bytes each on the wire, hundreds once decoded; a 7.6 MiB one of four

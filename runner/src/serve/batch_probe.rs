@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use super::session::Session;
+use super::session::{AfterRun, Session};
 use super::signature::{Signature, TensorSpec};
 use super::tensor::{Datatype, Tensor, push_bytes_element};
 
@@ -29,7 +29,7 @@ pub fn rows_are_independent(session: &mut Session, signature: &Signature) -> Res
                 .map(|spec| input(spec, rows, other_dims))
                 .collect::<Result<_, _>>()?;
             session
-                .run(&inputs, signature)
+                .run(&inputs, signature, AfterRun::GiveBack)
                 .map_err(|e| format!("the probe's run failed: {e}"))
         };
         match (run(&[0]), run(&[1]), run(&[0, 1])) {

@@ -22,7 +22,7 @@ use super::ServeError;
 use super::batch_cost::BatchCosts;
 use super::metrics::VersionMetrics;
 use super::request_memory::RequestMemory;
-use super::session::Session;
+use super::session::{AfterRun, Session};
 use super::signature::Signature;
 use super::tensor::Tensor;
 
@@ -35,6 +35,11 @@ pub struct BatchPolicy {
     pub delay: Duration,
     /// Requests waiting at most; more are refused as unavailable (HTTP 503, gRPC UNAVAILABLE).
     pub max_queue: usize,
+    /// Whether a run that no other request waits for has the engine give back, once it is over, the
+    /// memory no tensor holds (off with `--keep-engine-memory`). While requests wait, the next run will
+    /// likely need that memory again; when none does, the load has paused or ended, and a runner that
+    /// served one large request does not stay at its peak.
+    pub give_back_memory: bool,
 }
 
 struct Request {
@@ -261,18 +266,33 @@ impl Instance {
     /// (each run is timed once, for /metrics and for the batching fit alike).
     fn run_guarded(&mut self, inputs: &[Tensor]) -> (Result<Vec<Tensor>, ServeError>, Duration) {
         let signature = self.signature.clone();
+        let after = self.after_run();
         let started = Instant::now();
-        let outputs =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.session.run(inputs, &signature)))
-                .unwrap_or_else(|_| {
-                    Err(ServeError::Inference(
-                        "the engine failed on these inputs (it panicked); the model was not run"
-                            .to_owned(),
-                    ))
-                });
+        let outputs = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.session.run(inputs, &signature, after)
+        }))
+        .unwrap_or_else(|_| {
+            Err(ServeError::Inference(
+                "the engine failed on these inputs (it panicked); the model was not run".to_owned(),
+            ))
+        });
         let took = started.elapsed();
+        super::returned_memory::run_finished();
         self.metrics.computed(took);
         (outputs, took)
+    }
+
+    /// Whether the run about to start gives back the engine's unused memory: when asked to, and no request
+    /// waits (neither in the queue nor held back by this instance for its next batch).
+    fn after_run(&self) -> AfterRun {
+        if self.policy.give_back_memory
+            && self.held.is_none()
+            && self.depth.load(Ordering::Relaxed) == 0
+        {
+            AfterRun::GiveBack
+        } else {
+            AfterRun::Keep
+        }
     }
 
     /// Runs `inputs` of `rows` rows, counting what a successful run cost.
@@ -425,6 +445,7 @@ mod tests {
             max_batch: 16,
             delay: Duration::from_millis(200),
             max_queue: 64,
+            give_back_memory: true,
         };
         let memory = RequestMemory::new(Some(1 << 20));
         let batcher = Arc::new(Batcher::start(
@@ -442,7 +463,9 @@ mod tests {
         .await;
         for ((n, seed), answer) in requests.into_iter().zip(answers) {
             let got = answer.unwrap();
-            let want = alone.run(&rows(n, seed), &signature).unwrap();
+            let want = alone
+                .run(&rows(n, seed), &signature, AfterRun::Keep)
+                .unwrap();
             assert_eq!(got[0].shape, [n as i64, 4]);
             let close = got[0]
                 .data
@@ -473,6 +496,7 @@ mod tests {
             max_batch: 16,
             delay: Duration::from_secs(60),
             max_queue: 64,
+            give_back_memory: true,
         };
         let batcher = Arc::new(Batcher::start(
             sessions.into(),
@@ -533,6 +557,7 @@ mod tests {
             max_batch: 16,
             delay: Duration::from_millis(200),
             max_queue: 64,
+            give_back_memory: true,
         };
         // A version no other test of this process serves: its series are this test's alone.
         let version = "metrics-split";
@@ -576,6 +601,7 @@ mod tests {
                 max_batch: 1,
                 delay: Duration::ZERO,
                 max_queue: 1,
+                give_back_memory: true,
             },
             "1",
             RequestMemory::new(None),

@@ -91,6 +91,7 @@ impl Loader {
                 max_batch: args.max_batch_size,
                 delay: Duration::from_micros(args.batch_delay_us),
                 max_queue: args.max_queue,
+                give_back_memory: !args.keep_engine_memory,
             },
             variant: args.variant.clone(),
             cache: args.cache.clone(),

@@ -27,6 +27,7 @@ mod request_memory;
 mod rest;
 mod rest_bounds;
 mod rest_messages;
+mod returned_memory;
 pub mod session;
 pub mod signature;
 pub mod tensor;
@@ -174,6 +175,12 @@ pub struct ServeArgs {
     /// Default: five eighths of the memory available at start (the container's limit counted); 0: none
     #[arg(long, value_name = "MIB")]
     pub max_engine_memory_mib: Option<u64>,
+    /// Keep the memory a large request grew the process into. By default a run that no other request
+    /// waits for has ONNX Runtime's CPU arena give back, once it is over, the regions no tensor holds, and
+    /// freed blocks of 1 MiB or more go back to the system at once: a runner that served one large request
+    /// does not stay at its peak, at the cost of growing again for the next large one
+    #[arg(long)]
+    pub keep_engine_memory: bool,
     /// The most a run's outputs may hold together, in MiB, before they are copied out and encoded: a
     /// request whose answer would be larger is refused (400 naming this flag). Default: a sixteenth of the
     /// memory available at start; 0: none
@@ -320,6 +327,9 @@ impl State {
 /// Serves until interrupted (Ctrl-C or SIGTERM); the message says what went wrong when it cannot start.
 pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     let handle = metrics::handle();
+    if !args.keep_engine_memory {
+        returned_memory::trim_when_quiet();
+    }
     let loader = loader::Loader::new(&args, threads)?;
     let (served, following) = match (&args.reference, &args.model_dir, &args.server) {
         (Some(subject), None, Some(server)) => {
