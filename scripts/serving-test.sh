@@ -6,14 +6,7 @@
 # not be batched. Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/py-serving
-pins='tritonclient[http,grpc]==2.73.0 onnxruntime==1.32.0 numpy==2.4.6 safetensors==0.4.5 pyyaml==6.0.2 h2==4.4.1'
-if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet $pins
-  echo "$pins" >"$venv/.pins"
-fi
+venv=$(scripts/serving-venv.sh)
 export KILN_ONNX_CORPUS="${KILN_ONNX_CORPUS:-$PWD/target/onnx-corpus}"
 if [ "$(cat "$KILN_ONNX_CORPUS/fetched-with.sha256" 2>/dev/null)" != "$(sha256sum scripts/onnx_corpus.py | cut -d' ' -f1)" ]; then
   scripts/fetch-onnx-corpus.sh
