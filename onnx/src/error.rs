@@ -34,6 +34,9 @@ pub enum ModelError {
     Validation(String),
     #[error("i/o error: {0}")]
     Io(String),
+    /// A run's values would hold more than the limit its caller set (`eval::Session::with_memory_limit`).
+    #[error("the run's tensors need {needed} bytes, more than the {limit} it may hold")]
+    MemoryLimit { needed: u64, limit: u64 },
 }
 
 impl From<std::io::Error> for ModelError {

@@ -17,6 +17,7 @@ use super::derived::{DerivedCache, DerivedSlot};
 use super::liveness;
 use super::node::Node;
 use super::profile::OpProfile;
+use super::run_memory::{RunMemory, tensor_bytes};
 use super::{ops, tensor_io};
 use crate::ModelError;
 use crate::proto::GraphProto;
@@ -315,6 +316,8 @@ pub struct Execution<'a> {
     budget: Cell<u64>,
     initial_budget: u64,
     profile: Option<&'a RefCell<OpProfile>>,
+    /// What the run's values hold, its subgraphs' included.
+    memory: RunMemory,
 }
 
 impl<'a> Execution<'a> {
@@ -325,7 +328,14 @@ impl<'a> Execution<'a> {
             budget: Cell::new(iteration_budget),
             initial_budget: iteration_budget,
             profile: None,
+            memory: RunMemory::default(),
         }
+    }
+
+    /// Refuses the run once its values would hold more than `bytes` together.
+    pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.memory = RunMemory::new(bytes);
+        self
     }
 
     /// Times every node of the run into `profile`. On a GPU a node's time is its launch, not its
@@ -356,6 +366,9 @@ impl<'a> Execution<'a> {
         prepared: &PreparedGraph,
         mut scope: Scope<'_>,
     ) -> Result<Vec<Tensor>, ModelError> {
+        // What this graph's run counted and has not let go: its inputs, then each value a node makes.
+        let mut counted: u64 = scope.values.values().map(tensor_bytes).sum();
+        self.memory.hold(counted)?;
         for (index, proto) in graph.node.iter().enumerate() {
             if prepared.folded.contains(&index) {
                 continue;
@@ -405,13 +418,22 @@ impl<'a> Execution<'a> {
                     } else {
                         value.to_device(self.device)?
                     };
+                    let bytes = tensor_bytes(&value);
+                    self.memory.hold(bytes)?;
+                    counted += bytes;
                     scope.values.insert(name.clone(), value);
                 }
             }
             for name in prepared.released.get(index).map_or(&[][..], Vec::as_slice) {
-                scope.values.remove(name);
+                if let Some(value) = scope.values.remove(name) {
+                    let bytes = tensor_bytes(&value);
+                    self.memory.let_go(bytes);
+                    counted = counted.saturating_sub(bytes);
+                }
             }
         }
+        // The outputs are counted again where the caller keeps them (a subgraph's in its node's scope).
+        self.memory.let_go(counted);
         graph
             .output
             .iter()

@@ -18,6 +18,7 @@ mod liveness;
 pub mod node;
 pub mod ops;
 pub mod profile;
+mod run_memory;
 pub mod streaming;
 pub mod tensor_io;
 
@@ -37,6 +38,8 @@ pub struct Session {
     opset: i64,
     device: Device,
     iteration_budget: u64,
+    /// The bytes a run's values may hold together (`None`: no limit).
+    memory_limit: Option<u64>,
 }
 
 impl Session {
@@ -73,12 +76,20 @@ impl Session {
             opset,
             device: device.clone(),
             iteration_budget: graph::ITERATION_BUDGET,
+            memory_limit: None,
         })
     }
 
     /// Caps the Loop and Scan body runs of each [`Session::run`] (default [`graph::ITERATION_BUDGET`]).
     pub fn with_iteration_budget(mut self, budget: u64) -> Self {
         self.iteration_budget = budget;
+        self
+    }
+
+    /// Refuses a run whose values would hold more than `bytes` together ([`ModelError::MemoryLimit`]),
+    /// counted from the inputs on; `None` lifts the limit.
+    pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.memory_limit = bytes;
         self
     }
 
@@ -120,7 +131,8 @@ impl Session {
             values.insert(name.to_owned(), held(value)?.to_device(&self.device)?);
         }
         let scope = Scope::new(values, self.prepared.initializers(), None);
-        let mut execution = Execution::new(self.opset, &self.device, self.iteration_budget);
+        let mut execution = Execution::new(self.opset, &self.device, self.iteration_budget)
+            .with_memory_limit(self.memory_limit);
         if let Some(profile) = profile {
             execution = execution.with_profile(profile);
         }

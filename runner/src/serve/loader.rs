@@ -30,7 +30,8 @@ pub struct Loader {
     variant: Option<String>,
     cache: PathBuf,
     label_files: Vec<LabelFile>,
-    /// The bytes ONNX Runtime may hold on the CPU (`--max-engine-memory-mib`), when limited.
+    /// The bytes the engine may hold on the CPU (`--max-engine-memory-mib`), when limited: ONNX Runtime's
+    /// arena, or kiln's evaluator's runs, each instance's a share.
     memory_limit: Option<u64>,
     /// The bytes one run's outputs may hold (`--max-response-mib`), when limited.
     response_limit: Option<u64>,
@@ -79,6 +80,8 @@ impl Loader {
                 }
                 engine_limit
             }
+            // kiln's evaluator counts each run's values against its instance's share.
+            Engine::Kiln if info.device == "cpu" => engine_limit,
             _ => None,
         };
         Ok(Self {
@@ -108,7 +111,7 @@ impl Loader {
         self.engine.name()
     }
 
-    /// The bytes the engine may hold, when it is limited (ONNX Runtime on the CPU).
+    /// The bytes the engine may hold, when it is limited (on the CPU).
     pub fn memory_limit(&self) -> Option<u64> {
         self.memory_limit
     }
@@ -162,6 +165,9 @@ impl Loader {
         let spinning = self.intra_op_spinning;
         let files = self.label_files.clone();
         let max_output_bytes = self.response_limit.unwrap_or(u64::MAX);
+        let run_memory = self
+            .memory_limit
+            .map(|bytes| bytes / instances.max(1) as u64);
         let (sessions, labels, signature) = tokio::task::spawn_blocking(move || {
             let model = labels::read_model(&model_path);
             let labels_of = |signature: &Signature| {
@@ -181,8 +187,12 @@ impl Loader {
             drop(model);
             let mut sessions = (0..instances)
                 .map(|_| {
-                    Session::load(&engine, &model_path, (&device, &spec), (threads, spinning))
-                        .map(|s| s.with_max_output_bytes(max_output_bytes))
+                    Session::load(&engine, &model_path, (&device, &spec), (threads, spinning)).map(
+                        |s| {
+                            s.with_max_output_bytes(max_output_bytes)
+                                .with_run_memory_limit(run_memory)
+                        },
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let (labels, signature) = match (if_batchable, sessions.first_mut()) {

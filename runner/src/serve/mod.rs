@@ -170,15 +170,16 @@ pub struct ServeArgs {
     /// The largest request body accepted, in MiB
     #[arg(long, default_value_t = 64)]
     pub max_request_mib: usize,
-    /// The most memory ONNX Runtime may hold on the CPU for the loaded models and their runs, in MiB: a
-    /// request that would need more is refused (400 naming this flag) and the process goes on serving.
-    /// Default: five eighths of the memory available at start (the container's limit counted); 0: none
+    /// The most memory the engine may hold on the CPU, in MiB (ONNX Runtime: the loaded models and their
+    /// runs together; kiln's evaluator: the tensors of the instances' runs, an equal share each): a request
+    /// that would need more is refused (400 naming this flag) and the process goes on serving. Default:
+    /// five eighths of the memory available at start (the container's limit counted); 0: none
     #[arg(long, value_name = "MIB")]
     pub max_engine_memory_mib: Option<u64>,
     /// Keep the memory a large request grew the process into. By default a run that no other request
-    /// waits for has ONNX Runtime's CPU arena give back, once it is over, the regions no tensor holds, and
-    /// freed blocks of 1 MiB or more go back to the system at once: a runner that served one large request
-    /// does not stay at its peak, at the cost of growing again for the next large one
+    /// waits for has ONNX Runtime's CPU arena free, once it is over, the regions no tensor holds, and the
+    /// heaps' free pages go back to the system once no run has finished for a second: a runner that served
+    /// one large request does not stay at its peak, at the cost of growing again for the next large one
     #[arg(long)]
     pub keep_engine_memory: bool,
     /// The most a run's outputs may hold together, in MiB, before they are copied out and encoded: a
@@ -403,7 +404,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     if let Some(bytes) = loader.memory_limit() {
         tracing::info!(
             mib = bytes >> 20,
-            "ONNX Runtime holds at most this much memory; larger requests are refused (--max-engine-memory-mib)"
+            "the engine holds at most this much memory; larger requests are refused (--max-engine-memory-mib)"
         );
     }
     if let Some(bytes) = loader.response_limit() {

@@ -95,6 +95,15 @@ impl Session {
         self
     }
 
+    /// Refuses a run of kiln's evaluator whose tensors would hold more than `bytes` together (ONNX
+    /// Runtime's runs are bounded by the arena of `Runtime::limit_cpu_memory`, shared by the instances).
+    pub fn with_run_memory_limit(mut self, bytes: Option<u64>) -> Self {
+        if let Loaded::Kiln(session) = self.engine {
+            self.engine = Loaded::Kiln(Box::new(session.with_memory_limit(bytes)));
+        }
+        self
+    }
+
     /// Runs checked inputs (in the model's order) and returns every output the signature declares.
     pub fn run(
         &mut self,
@@ -153,16 +162,18 @@ fn failed(e: impl std::fmt::Display) -> ServeError {
     ServeError::Inference(e.to_string())
 }
 
+/// A run refused by the engine's memory limit, in the request's terms.
+const NEEDS_MORE_MEMORY: &str = "they need more memory than this server lets its engine hold \
+     (kiln-runner serve --max-engine-memory-mib): send fewer rows or smaller inputs";
+
 /// ONNX Runtime's refusal, said in the request's terms when it is the memory limit that refused: its own
 /// text names an arena and a kernel, not what the caller can change.
 fn ort_run_failed(e: ort::Error) -> ServeError {
     let text = e.to_string();
     match text.find("Available memory of") {
-        Some(at) => ServeError::Inference(format!(
-            "they need more memory than this server lets its engine hold \
-             (kiln-runner serve --max-engine-memory-mib): send fewer rows or smaller inputs ({})",
-            text[at..].trim_end()
-        )),
+        Some(at) => {
+            ServeError::Inference(format!("{NEEDS_MORE_MEMORY} ({})", text[at..].trim_end()))
+        }
         None => failed(text),
     }
 }
@@ -468,7 +479,13 @@ fn run_kiln(
         .iter()
         .map(|t| Ok((t.name.clone(), candle_input(t, &device).map_err(failed)?)))
         .collect::<Result<_, ServeError>>()?;
-    let outputs = session.run(&feed).map_err(failed)?;
+    let outputs = session.run(&feed).map_err(|e| match e {
+        kiln_onnx::ModelError::MemoryLimit { needed, .. } => ServeError::Inference(format!(
+            "{NEEDS_MORE_MEMORY} (kiln's evaluator: its tensors need {} MiB at least)",
+            needed.div_ceil(1 << 20)
+        )),
+        other => failed(other),
+    })?;
     outputs_fit(
         signature.outputs.iter().map(|spec| {
             let elements = outputs
