@@ -305,6 +305,10 @@ def bert(work, cli, runner):
             check(name in text, f"/metrics has {name}")
         check(all(f'kiln_serve_compute_duration_seconds_count{{version="{v}"}}' in text for v in ("1", "2")),
               "/metrics counts the engine's runs of version 1 and of version 2 apart (the alias moved)")
+        taken = {(protocol, v): metric(url, f'kiln_serve_requests_total{{protocol="{protocol}",outcome="ok",version="{v}"}}')
+                 for protocol in ("rest", "grpc") for v in ("1", "2")}
+        check(all(count > 0 for count in taken.values()),
+              f"/metrics counts the requests each version answered, over REST and gRPC ({taken})")
     finally:
         process.terminate()
         process.wait(30)

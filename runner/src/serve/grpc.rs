@@ -241,6 +241,7 @@ impl Service {
         &self,
         request: ModelInferRequest,
         held: Option<SharedHeld>,
+        served_by: &mut Option<String>,
     ) -> Result<ModelInferResponse, ServeError> {
         let count = |bytes: usize| {
             if let Some(held) = &held {
@@ -249,6 +250,7 @@ impl Service {
         };
         let version = Some(request.model_version.as_str());
         let served = self.state.model(&request.model_name, version)?;
+        *served_by = Some(served.version.clone());
         let inputs = inputs(&request)?;
         // Raw contents are slices of the message as received (admitted already); typed ones were copied.
         let copied = if request.raw_input_contents.is_empty() {
@@ -383,10 +385,12 @@ impl GrpcInferenceService for Service {
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
         let held = request.extensions().get::<SharedHeld>().cloned();
-        let answer = self.infer(request.into_inner(), held).await;
+        let mut version = None;
+        let answer = self.infer(request.into_inner(), held, &mut version).await;
         metrics::request(
             "grpc",
             super::rest::outcome(answer.as_ref().err()),
+            version,
             started.elapsed(),
         );
         answer.map(Response::new).map_err(status)

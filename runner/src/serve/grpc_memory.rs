@@ -225,7 +225,8 @@ impl HeldRequest {
     /// The call's refusal, counted as a request's outcome when it is an inference.
     fn refuse(&self, e: ServeError) -> Status {
         if let Some(started) = self.counted {
-            super::metrics::request("grpc", super::rest::outcome(Some(&e)), started.elapsed());
+            let outcome = super::rest::outcome(Some(&e));
+            super::metrics::request("grpc", outcome, None, started.elapsed());
         }
         super::grpc::status(e)
     }

@@ -1,9 +1,10 @@
 //! `/metrics` of `kiln-runner serve` (Prometheus text): requests by protocol and outcome, their latency and
 //! how much of it was waiting in the queue and running on the engine (as Triton's queue and compute
 //! durations split it), the batch sizes the dynamic batcher formed, the queue's depth, the version being
-//! served and the manifests refused while following an alias. The queue's and the engine's series carry the
-//! version whose queue and instances they measure (as Triton's carry model and version): across a switch the
-//! old version's last runs and the new one's first are told apart.
+//! served and the manifests refused while following an alias. The requests', the queue's and the engine's
+//! series carry the version that took the request or whose queue and instances they measure (as Triton's
+//! carry model and version): across a switch the old version's last requests and the new one's first are
+//! told apart.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -81,9 +82,20 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-pub fn request(protocol: &'static str, outcome: &'static str, took: Duration) {
-    counter!(REQUESTS, "protocol" => protocol, "outcome" => outcome).increment(1);
-    histogram!(REQUEST_SECONDS, "protocol" => protocol).record(took.as_secs_f64());
+/// One inference request's outcome and time; `version` is the version that took it, `None` for a request
+/// refused before one was chosen (an unknown model, a gRPC message refused while it is read), which
+/// Prometheus shows with an empty `version`.
+pub fn request(
+    protocol: &'static str,
+    outcome: &'static str,
+    version: Option<String>,
+    took: Duration,
+) {
+    let version = version.unwrap_or_default();
+    counter!(REQUESTS, "protocol" => protocol, "outcome" => outcome, "version" => version.clone())
+        .increment(1);
+    histogram!(REQUEST_SECONDS, "protocol" => protocol, "version" => version)
+        .record(took.as_secs_f64());
 }
 
 /// The series of one served version's queue and instances, registered once when its batcher starts (a

@@ -287,9 +287,11 @@ async fn infer(
     payload: web::Payload,
 ) -> HttpResponse {
     let started = Instant::now();
+    let mut version = None;
     let answer = async {
         // The model first: an unknown model is 404 whatever the body holds.
         let served = state.model(&path.name, path.version.as_deref())?;
+        version = Some(served.version.clone());
         let mut held = state.request_memory.held();
         let limit = (
             state.max_request_bytes,
@@ -322,7 +324,12 @@ async fn infer(
         Ok::<_, ServeError>(answer.body(body))
     }
     .await;
-    metrics::request("rest", outcome(answer.as_ref().err()), started.elapsed());
+    metrics::request(
+        "rest",
+        outcome(answer.as_ref().err()),
+        version,
+        started.elapsed(),
+    );
     answer.unwrap_or_else(error)
 }
 
