@@ -38,10 +38,10 @@ enum Loaded {
 pub enum AfterRun {
     /// Kept for the next run: a repeat of a large run finds its memory ready.
     Keep,
-    /// ONNX Runtime's CPU arena gives back to the system every region no tensor holds (a no-op on kiln's
-    /// evaluator, which frees each value after its last reader). The arena otherwise keeps all it ever
-    /// grew into: one request of 1,024 rows left a runner serving a small BERT at 591 MB resident, from
-    /// 57 MB, through every small request after it.
+    /// ONNX Runtime's CPU arena frees every region no tensor holds (a no-op on kiln's evaluator, which
+    /// frees each value after its last reader); the heaps then return the pages (`returned_memory`). The
+    /// arena otherwise keeps all it ever grew into: one request of 1,024 rows left a runner serving a
+    /// small BERT at 591 MB resident, from 57 MB, through every small request after it.
     GiveBack,
 }
 
