@@ -186,6 +186,41 @@ def in_flight_limit(work, runner, folder):
         process.wait(30)
 
 
+def memory_wait(work, runner, folder):
+    """`--max-memory-wait-ms 0`: under 8 MiB, with 5 MiB announced by a slow client, a 4 MiB request is
+    refused as unavailable at once over REST and gRPC (by default it waits 5 s: `in_flight_limit`)."""
+    model = os.path.join(folder, "model.onnx")
+    process, url, grpc_url = start_runner(runner, model, work, "memory-wait",
+                                          ["--engine", "ort", "--name", "sentiment", "--max-in-flight-mib", "8",
+                                           "--max-memory-wait-ms", "0"])
+    try:
+        sock, rest = slow_upload(url, 5 << 16)
+        waiting = {"features": np.ones((1 << 18, 4), dtype=np.float32)}
+        for protocol, infer, address in (("REST", http_infer, url), ("gRPC", grpc_infer, grpc_url)):
+            started = time.monotonic()
+            try:
+                infer(address, "sentiment", waiting)
+                refused = "answered"
+            except InferenceServerException as e:
+                refused = str(e)
+            took = time.monotonic() - started
+            check(("503" in refused or "UNAVAILABLE" in refused) and "--max-in-flight-mib" in refused
+                  and took < 1.5,
+                  f"over {protocol}, with --max-memory-wait-ms 0 a body that does not fit is refused at once "
+                  f"({took:.2f} s: {refused[:160]})")
+        sock.sendall(rest)
+        answer = b""
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+        sock.close()
+        check(answer.startswith(b"HTTP/1.1 200") and agrees(http_infer(url, "sentiment", waiting),
+                                                            ort_outputs(model, waiting), 1e-5),
+              "then the slow client is answered, and the refused body once the memory is free")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def strings_in_flight(work, runner, model_path):
     """A string model (ai.onnx.ml LabelEncoders) under a 64 MiB limit for the requests in flight: 2.5 Mi empty
     strings, a 10 MiB body, refused at once over REST and gRPC naming the flag, since ONNX Runtime keeps a

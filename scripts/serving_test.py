@@ -35,7 +35,7 @@ from tritonclient.utils import InferenceServerException
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
 from serving_limits import (chunked_bodies, decoded_in_flight, engine_memory_given_back, engine_memory_limit,
-                            in_flight_limit, response_limit, strings_in_flight)
+                            in_flight_limit, memory_wait, response_limit, strings_in_flight)
 from serving_connections import connection_limits
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
@@ -474,6 +474,7 @@ def main():
     engine_memory_given_back(work, runner, os.path.join(pulled, next(f for f in os.listdir(pulled) if f.endswith(".onnx"))))
     response_limit(work, runner, os.path.join(work, "sentiment"))
     in_flight_limit(work, runner, os.path.join(work, "sentiment"))
+    memory_wait(work, runner, os.path.join(work, "sentiment"))
     decoded_in_flight(work, runner, os.path.join(work, "sentiment"))
     chunked_bodies(work, runner, os.path.join(work, "sentiment"))
     client_pace(work, runner, os.path.join(work, "sentiment"))

@@ -102,7 +102,10 @@ impl Loader {
             memory_limit,
             response_limit: limits.response,
             in_flight_limit: limits.in_flight,
-            request_memory: RequestMemory::new(limits.in_flight),
+            request_memory: RequestMemory::waiting(
+                limits.in_flight,
+                Duration::from_millis(args.max_memory_wait_ms),
+            ),
             intra_op_spinning: args.intra_op_spinning,
         })
     }

@@ -189,11 +189,16 @@ pub struct ServeArgs {
     pub max_response_mib: Option<u64>,
     /// The most memory the requests in flight may hold together, in MiB: their bodies as they arrive,
     /// their decoded inputs, outputs and answers until sent. A request that needs more than is free waits
-    /// for it up to 5 s, then is answered 503 (gRPC UNAVAILABLE), and when as many wait as would leave
-    /// an eighth of the limit in unread gRPC frames (at least 16), at once; one that needs more than the
-    /// whole limit is a 400 naming this flag. Default: a quarter of the memory available at start; 0: none
+    /// for it up to `--max-memory-wait-ms`, then is answered 503 (gRPC UNAVAILABLE), and when as many
+    /// wait as would leave an eighth of the limit in unread gRPC frames (at least 16), at once; one that
+    /// needs more than the whole limit is a 400 naming this flag. Default: a quarter of the memory
+    /// available at start; 0: none
     #[arg(long, value_name = "MIB")]
     pub max_in_flight_mib: Option<u64>,
+    /// How long a request whose body does not fit beside the requests in flight waits for room before it
+    /// is answered 503 (gRPC UNAVAILABLE), in milliseconds; 0: at once
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub max_memory_wait_ms: u64,
     /// How long a client has to send a request's body, and to take its answer, before it is cut off and
     /// what its request holds is freed: a body too slow is answered 408 (gRPC DEADLINE_EXCEEDED), an
     /// answer too slow to be taken is dropped and its connection (gRPC: call) ended. Every

@@ -6,7 +6,8 @@
 //! A request is admitted when its body fits beside what the requests in flight hold: the size its client
 //! announces (HTTP's Content-Length, a gRPC message's length prefix) is reserved at once, before any of
 //! it is read, and a request that does not fit waits, its bytes left in the socket (TCP's and HTTP/2's
-//! flow control are the backpressure), for at most [`WAIT`]; then it is answered 503 (gRPC UNAVAILABLE).
+//! flow control are the backpressure), for at most its wait (`--max-memory-wait-ms`, [`WAIT`] unless told
+//! otherwise); then it is answered 503 (gRPC UNAVAILABLE).
 //! Reserving the whole body at once is what keeps concurrent uploads from each holding a part of the
 //! budget while waiting for the rest, which stalled them all. What an admitted request makes afterwards
 //! (its decoded inputs, outputs and encoded answer) is counted without waiting: a request that holds
@@ -34,7 +35,8 @@ use super::ServeError;
 /// How a body that could never fit is named in its refusal.
 const BODY_NEEDS: &str = "this request's body needs";
 
-/// How long a request waits for its body to fit before it is refused as unavailable.
+/// How long a request waits for its body to fit before it is refused as unavailable, unless told
+/// otherwise (`--max-memory-wait-ms`).
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// What one waiting request may leave received and unread in the process: a gRPC call's window and
@@ -84,7 +86,8 @@ impl RequestMemory {
         Self::waiting(limit, WAIT)
     }
 
-    fn waiting(limit: Option<u64>, wait: Duration) -> Self {
+    /// `limit` bytes in all, a body that does not fit waiting up to `wait` for room.
+    pub fn waiting(limit: Option<u64>, wait: Duration) -> Self {
         Self(limit.map(|limit| {
             let waiters = max_waiting(limit);
             Arc::new(Budget {
