@@ -109,6 +109,16 @@ def slow_upload(url, feeds_rows):
     return sock, body[65536:]
 
 
+def finish_upload(sock, rest):
+    """Sends the rest of a slow upload (`slow_upload`) and reads its whole answer."""
+    sock.sendall(rest)
+    answer = b""
+    while chunk := sock.recv(1 << 20):
+        answer += chunk
+    sock.close()
+    return answer
+
+
 def in_flight_bytes(url):
     text = urllib.request.urlopen(f"http://{url}/metrics", timeout=10).read().decode()
     found = re.search(r"^kiln_serve_in_flight_bytes (\S+)$", text, re.M)
@@ -150,11 +160,7 @@ def in_flight_limit(work, runner, folder):
                   and "try again" in refused and took >= 4.5,
                   f"over {protocol}, a body that does not fit beside a slow client's waits {took:.1f} s, then is "
                   f"refused as unavailable naming the flag ({refused[:200]})")
-        sock.sendall(rest)
-        answer = b""
-        while chunk := sock.recv(1 << 20):
-            answer += chunk
-        sock.close()
+        answer = finish_upload(sock, rest)
         check(answer.startswith(b"HTTP/1.1 200"), f"the slow client's request is answered once sent ({answer[:80]!r})")
         expected = ort_outputs(model, waiting)
         check(agrees(http_infer(url, "sentiment", waiting), expected, 1e-5),
@@ -208,11 +214,7 @@ def memory_wait(work, runner, folder):
                   and took < 1.5,
                   f"over {protocol}, with --max-memory-wait-ms 0 a body that does not fit is refused at once "
                   f"({took:.2f} s: {refused[:160]})")
-        sock.sendall(rest)
-        answer = b""
-        while chunk := sock.recv(1 << 20):
-            answer += chunk
-        sock.close()
+        answer = finish_upload(sock, rest)
         check(answer.startswith(b"HTTP/1.1 200") and agrees(http_infer(url, "sentiment", waiting),
                                                             ort_outputs(model, waiting), 1e-5),
               "then the slow client is answered, and the refused body once the memory is free")
