@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::oneshot;
 
@@ -25,6 +24,9 @@ use super::request_memory::RequestMemory;
 use super::session::{AfterRun, Session};
 use super::signature::Signature;
 use super::tensor::Tensor;
+
+mod rows;
+use rows::{split, stack, stacks};
 
 /// How requests are batched and how many may wait.
 #[derive(Debug, Clone, Copy)]
@@ -166,14 +168,6 @@ impl Batcher {
             ServeError::Inference("the serving instance ended before answering".to_owned())
         })?
     }
-}
-
-/// Whether two requests' inputs differ only in their first dimension.
-fn stacks(a: &[Tensor], b: &[Tensor]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.shape.len() == y.shape.len() && x.shape.get(1..) == y.shape.get(1..))
 }
 
 impl Instance {
@@ -340,64 +334,6 @@ impl Instance {
             }
         }
     }
-}
-
-/// The batch's inputs, each request's rows one after another.
-fn stack(batch: &[Request]) -> Vec<Tensor> {
-    let rows: usize = batch.iter().map(|r| r.rows).sum();
-    batch[0]
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(i, first)| {
-            let mut data = BytesMut::with_capacity(first.data.len() * batch.len());
-            for request in batch {
-                data.extend_from_slice(&request.inputs[i].data);
-            }
-            let mut shape = first.shape.clone();
-            shape[0] = rows as i64;
-            Tensor {
-                name: first.name.clone(),
-                datatype: first.datatype,
-                shape,
-                data: data.freeze(),
-            }
-        })
-        .collect()
-}
-
-/// Each request's rows of the batch's outputs.
-fn split(outputs: &[Tensor], batch: &[Request]) -> Result<Vec<Vec<Tensor>>, ServeError> {
-    let rows: usize = batch.iter().map(|r| r.rows).sum();
-    let mut parts: Vec<Vec<Tensor>> = vec![Vec::with_capacity(outputs.len()); batch.len()];
-    for output in outputs {
-        if output.shape.first().copied() != Some(rows as i64) || rows == 0 {
-            return Err(ServeError::Inference(format!(
-                "output {:?} of the batch has shape {:?}, not {rows} rows",
-                output.name, output.shape
-            )));
-        }
-        let offsets = output.row_offsets(rows).ok_or_else(|| {
-            ServeError::Inference(format!(
-                "output {:?} of the batch does not split into {rows} rows",
-                output.name
-            ))
-        })?;
-        let mut row = 0;
-        for (part, request) in parts.iter_mut().zip(batch) {
-            let mut shape = output.shape.clone();
-            shape[0] = request.rows as i64;
-            let data: Bytes = output.data.slice(offsets[row]..offsets[row + request.rows]);
-            row += request.rows;
-            part.push(Tensor {
-                name: output.name.clone(),
-                datatype: output.datatype,
-                shape,
-                data,
-            });
-        }
-    }
-    Ok(parts)
 }
 
 #[cfg(test)]
