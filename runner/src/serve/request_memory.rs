@@ -14,6 +14,12 @@
 //! memory never waits for others', so no two wait on each other, and while the count is over the limit no
 //! new body is admitted. A body larger than the whole limit is a 400 naming the flag.
 //!
+//! A body of no announced size (a chunked REST body) is admitted as it comes, so it holds part of itself
+//! while the rest is on its way. One such body at a time may wait for room to grow, and the room it
+//! waits for is kept from new bodies; any other that cannot grow into free room is refused at once.
+//! When every such body waited, two of them could each hold what the other needed until both timed out;
+//! when none waited, two interleaved ones could both be refused at the same moment.
+//!
 //! The requests waiting for room are a bounded queue: each may leave bytes that the server has received
 //! but not read (a gRPC call, up to its HTTP/2 window), held where nothing counts them, so past
 //! [`Budget::max_waiting`] waiting requests the next one that does not fit is refused at once. Without
@@ -62,7 +68,10 @@ struct Budget {
     /// The most `used` has been, for tests that look for a count made and freed inside a call.
     #[cfg(test)]
     peak: AtomicU64,
-    /// Signalled when a request frees what it held.
+    /// The room the one body holding part of itself that waits to grow needs (0: none waits), which
+    /// new bodies leave free.
+    growing: AtomicU64,
+    /// Signalled when a request frees what it held, or a growing body stops waiting.
     freed: Notify,
     /// Admits one request at a time, in arrival order: a large body is not passed over by a stream of
     /// small ones while it waits.
@@ -95,6 +104,7 @@ impl RequestMemory {
                 used: AtomicU64::new(0),
                 #[cfg(test)]
                 peak: AtomicU64::new(0),
+                growing: AtomicU64::new(0),
                 freed: Notify::new(),
                 turnstile: tokio::sync::Mutex::new(()),
                 wait,
@@ -149,6 +159,16 @@ impl Budget {
         }
     }
 
+    /// A body that waited its whole wait: 503.
+    fn not_freed(&self) -> ServeError {
+        ServeError::Unavailable(format!(
+            "the requests in flight hold the {} MiB this server allows them (kiln-runner serve \
+             --max-in-flight-mib) and not enough was freed within {} s; try again shortly",
+            self.limit_mib(),
+            self.wait.as_secs_f64()
+        ))
+    }
+
     /// A place among the requests waiting for room, counted; a 503 at once when they are all taken.
     fn start_waiting(&self) -> Result<SemaphorePermit<'_>, ServeError> {
         let place = self.waiting.try_acquire().map_err(|_| {
@@ -170,12 +190,13 @@ impl Budget {
         self.gauge.set(used as f64);
     }
 
-    /// Adds `bytes` when they fit under the limit with what is held.
-    fn add_within_limit(&self, bytes: u64) -> bool {
+    /// Adds `bytes` when they fit under the limit with what is held and `keep_free` more.
+    fn add_within_limit(&self, bytes: u64, keep_free: u64) -> bool {
         let added = self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                (used.saturating_add(bytes) <= self.limit).then_some(used + bytes)
+                (used.saturating_add(bytes).saturating_add(keep_free) <= self.limit)
+                    .then_some(used + bytes)
             });
         if let Ok(used) = added {
             #[cfg(test)]
@@ -191,6 +212,51 @@ impl Budget {
             self.gauge.set(used as f64);
             self.freed.notify_waiters();
         }
+    }
+
+    /// Waits until `bytes` more fit, as the one growing body that may wait; added when they do.
+    async fn wait_to_grow(&self, bytes: u64) -> Result<(), ServeError> {
+        let cannot_grow = || {
+            ServeError::Unavailable(format!(
+                "the requests in flight hold the {} MiB this server allows them (kiln-runner serve \
+                 --max-in-flight-mib) and this body, sent without Content-Length, cannot grow while \
+                 holding part of it; send Content-Length (the whole body is then reserved before it \
+                 is read, waiting its turn), or try again shortly",
+                self.limit_mib()
+            ))
+        };
+        if self
+            .growing
+            .compare_exchange(0, bytes, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(cannot_grow());
+        }
+        // Gives the room back to new bodies however this wait ends, its request dropped included.
+        let _growing = Growing(self);
+        let _place = self.start_waiting()?;
+        let deadline = Instant::now() + self.wait;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.add_within_limit(bytes, 0) {
+                return Ok(());
+            }
+            tokio::time::timeout_at(deadline, freed)
+                .await
+                .map_err(|_| self.not_freed())?;
+        }
+    }
+}
+
+/// The one growing body's wait, in progress; ended when dropped.
+struct Growing<'a>(&'a Budget);
+
+impl Drop for Growing<'_> {
+    fn drop(&mut self) {
+        self.0.growing.store(0, Ordering::Relaxed);
+        self.0.freed.notify_waiters();
     }
 }
 
@@ -231,15 +297,7 @@ impl Held {
         }
         Ok(Box::pin(async move {
             let deadline = Instant::now() + budget.wait;
-            let unavailable = || {
-                ServeError::Unavailable(format!(
-                    "the requests in flight hold the {} MiB this server allows them (kiln-runner \
-                     serve --max-in-flight-mib) and not enough was freed within {} s; try again \
-                     shortly",
-                    budget.limit_mib(),
-                    budget.wait.as_secs_f64()
-                ))
-            };
+            let unavailable = || budget.not_freed();
             let mut place = None;
             let _turn = match budget.turnstile.try_lock() {
                 Ok(turn) => turn,
@@ -255,7 +313,7 @@ impl Held {
                 let freed = budget.freed.notified();
                 tokio::pin!(freed);
                 freed.as_mut().enable();
-                if budget.add_within_limit(bytes) {
+                if budget.add_within_limit(bytes, budget.growing.load(Ordering::Relaxed)) {
                     break;
                 }
                 if place.is_none() {
@@ -272,24 +330,19 @@ impl Held {
         }))
     }
 
-    /// Reserves `bytes` more only if they fit now, for a request that already holds part of its body (one
-    /// of no announced size, admitted as it comes): waiting while holding is how such bodies stalled each
-    /// other until every one of them timed out, so it is refused instead, 503 at once.
-    pub fn admit_now(&mut self, bytes: u64) -> Result<(), ServeError> {
-        let Some(budget) = self.budget.as_ref().filter(|_| bytes > 0) else {
+    /// Reserves `bytes` more for a request that already holds part of its body (one of no announced
+    /// size, admitted as it comes). When they do not fit, it waits for room (up to its wait) if no other
+    /// such body waits, the room it needs kept from new bodies; otherwise it is refused, 503 at once (see
+    /// the module's comment).
+    pub async fn grow(&mut self, bytes: u64) -> Result<(), ServeError> {
+        let Some(budget) = self.budget.clone().filter(|_| bytes > 0) else {
             return Ok(());
         };
         if self.bytes.saturating_add(bytes) > budget.limit {
             return Err(budget.too_large(BODY_NEEDS));
         }
-        if !budget.add_within_limit(bytes) {
-            return Err(ServeError::Unavailable(format!(
-                "the requests in flight hold the {} MiB this server allows them (kiln-runner serve \
-                 --max-in-flight-mib) and this body, sent without Content-Length, cannot grow while \
-                 holding part of it; send Content-Length (the whole body is then reserved before it \
-                 is read, waiting its turn), or try again shortly",
-                budget.limit_mib()
-            )));
+        if !budget.add_within_limit(bytes, 0) {
+            budget.wait_to_grow(bytes).await?;
         }
         self.bytes += bytes;
         Ok(())
@@ -500,25 +553,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_that_holds_part_of_itself_grows_only_into_free_room() {
+    async fn one_body_that_holds_part_of_itself_waits_to_grow_and_the_others_are_refused() {
         let memory = RequestMemory::new(Some(10 << 10));
-        let mut first = memory.held();
-        let mut second = memory.held();
-        first.admit_now(4 << 10).unwrap();
-        second.admit_now(4 << 10).unwrap();
-        first.admit_now(2 << 10).unwrap();
-        let refused = second.admit_now(1).unwrap_err();
+        let (mut first, mut second) = (memory.held(), memory.held());
+        first.grow(4 << 10).await.unwrap();
+        second.grow(4 << 10).await.unwrap();
+        let waiting = tokio::spawn(async move { second.grow(4 << 10).await.map(|()| second) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "4 KiB asked with 2 free");
+        // 2 KiB are free, but the waiting body needs 4 of the 6 it would have: a new body waits.
+        let mut new_body = memory.held();
+        let admitted = tokio::time::timeout(Duration::from_millis(50), new_body.admit(2 << 10));
+        assert!(admitted.await.is_err(), "admitted into the kept room");
+        // Another body that holds part of itself cannot wait beside it: refused at once.
+        let refused = first.grow(3 << 10).await.unwrap_err();
         assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
         assert!(refused.to_string().contains("Content-Length"), "{refused}");
-        assert_eq!(memory.used(), 10 << 10);
-        let too_large = memory.held().admit_now(11 << 10).unwrap_err();
+        drop(first);
+        let second = waiting.await.unwrap().unwrap();
+        assert_eq!(memory.used(), 8 << 10);
+        // Its wait over, its room is no longer kept: a new body takes what is free.
+        memory.held().admit(2 << 10).await.unwrap();
+        let too_large = memory.held().grow(11 << 10).await.unwrap_err();
         assert!(
             matches!(too_large, ServeError::BadRequest(_)),
             "{too_large}"
         );
-        drop(first);
-        second.admit_now(6 << 10).unwrap();
-        assert_eq!(memory.used(), 10 << 10);
+        drop(second);
+        assert_eq!(memory.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_growing_body_that_waits_in_vain_is_refused_and_keeps_no_room() {
+        let memory = RequestMemory::waiting(Some(10 << 10), Duration::from_secs(1));
+        let mut holder = memory.held();
+        holder.admit(8 << 10).await.unwrap();
+        let mut growing = memory.held();
+        growing.grow(1 << 10).await.unwrap();
+        let started = Instant::now();
+        let refused = growing.grow(2 << 10).await.unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(refused.to_string().contains("within 1 s"), "{refused}");
+        memory.held().admit(1 << 10).await.unwrap();
+        // A wait given up by its request (the client gone) keeps no room either.
+        let mut gone = memory.held();
+        let wait = tokio::spawn(async move { gone.grow(2 << 10).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        wait.abort();
+        let _ = wait.await;
+        drop(holder);
+        memory.held().admit(9 << 10).await.unwrap();
     }
 
     #[tokio::test]

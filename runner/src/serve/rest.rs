@@ -219,14 +219,14 @@ async fn body(
             return Err(too_large());
         }
         // A body of no announced size is admitted as it comes: its first chunk may wait its turn, the
-        // rest only take room that is free (`Held::admit_now`).
+        // rest grow into free room, one such body at a time waiting for it (`Held::grow`).
         let beyond =
             (body.len() + chunk.len()).saturating_sub(announced.unwrap_or(0).max(body.len()));
         let admitting = Instant::now();
         if body.is_empty() {
             held.admit(beyond as u64).await?;
         } else {
-            held.admit_now(beyond as u64)?;
+            held.grow(beyond as u64).await?;
         }
         if let Some(clock) = &mut clock {
             clock.moved(chunk.len());
