@@ -9,6 +9,8 @@ fn main() {
     tonic_prost_build::configure()
         // Tensors' raw bytes stay `Bytes`: a batch is assembled from them without another copy.
         .bytes(".inference")
+        // A message that does not decode is INVALID_ARGUMENT, not tonic's INTERNAL (serve/grpc_codec.rs).
+        .codec_path("crate::serve::grpc_codec::MessageCodec")
         .compile_fds(descriptors)
         .expect("tonic generates the inference service");
 }

@@ -3,7 +3,7 @@
 # over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
 # default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
 # corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; two classifiers; a model that must
-# not be batched. Part of scripts/test.sh.
+# not be batched. Then seeded hostile requests (scripts/serving_hostile.py). Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$(scripts/serving-venv.sh)
@@ -128,5 +128,11 @@ target/debug/kiln alias set acme/sentiment production 1 >/dev/null
 if ! "$venv/bin/python" scripts/serving_test.py "$work" "$PWD/target/debug/kiln" "$PWD/target/debug/kiln-runner" \
     "$KILN_ONNX_CORPUS" "$real"; then
   for log in "$work"/*.log; do echo "--- $log, last 20 lines:"; tail -n 20 "$log" | cut -c1-400; done
+  exit 1
+fi
+# Seeded hostile requests, alone and beside valid ones (scripts/serving_hostile.py; --cases and --seed for a
+# longer drill).
+if ! "$venv/bin/python" scripts/serving_hostile.py "$work" "$PWD/target/debug/kiln-runner"; then
+  for log in "$work"/hostile-*.log; do echo "--- $log, last 20 lines:"; tail -n 20 "$log" | cut -c1-400; done
   exit 1
 fi

@@ -30,7 +30,7 @@ struct Service {
 }
 
 pub(super) fn status(e: ServeError) -> Status {
-    let message = e.to_string();
+    let message = e.client_text();
     match e {
         ServeError::BadRequest(_) | ServeError::Inference(_) => Status::invalid_argument(message),
         ServeError::NotFound(_) => Status::not_found(message),

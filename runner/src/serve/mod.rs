@@ -14,6 +14,7 @@ mod connections;
 mod decoded_size;
 mod follow;
 mod grpc;
+mod grpc_codec;
 mod grpc_memory;
 mod json_values;
 mod labels;
@@ -78,6 +79,31 @@ pub enum ServeError {
     /// `--min-client-rate-kib` let it: HTTP 408, gRPC DEADLINE_EXCEEDED.
     #[error("{0}")]
     TooSlow(String),
+}
+
+/// The most of an error's text a client is sent. Errors quote what the client sent (a model's, an input's
+/// or an output's name), and an echo of a 10 kB name made a gRPC status whose `grpc-message` trailer passed
+/// the 8 KiB of metadata gRPC clients accept by default: the client saw its call reset
+/// (RESOURCE_EXHAUSTED, "received metadata size exceeds soft limit") instead of the error.
+const MAX_ERROR_TEXT: usize = 1024;
+
+impl ServeError {
+    /// The error's text for a client: past [`MAX_ERROR_TEXT`] bytes, its middle left out, keeping its
+    /// beginning (what is wrong) and its end (what to do).
+    pub(crate) fn client_text(&self) -> String {
+        let text = self.to_string();
+        if text.len() <= MAX_ERROR_TEXT {
+            return text;
+        }
+        let head = text.floor_char_boundary(MAX_ERROR_TEXT * 2 / 3);
+        let tail = text.ceil_char_boundary(text.len() - MAX_ERROR_TEXT / 4);
+        format!(
+            "{} [… {} bytes left out …] {}",
+            &text[..head],
+            tail - head,
+            &text[tail..]
+        )
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -497,5 +523,23 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_keeps_its_beginning_and_end_within_the_bound() {
+        let name = "é".repeat(5000);
+        let e = ServeError::NotFound(format!("no model '{name}' here; try another"));
+        let text = e.client_text();
+        assert!(text.len() <= MAX_ERROR_TEXT + 64, "{}", text.len());
+        assert!(text.starts_with("no model 'é"), "{text}");
+        assert!(text.ends_with("é' here; try another"), "{text}");
+        assert!(text.contains("bytes left out"), "{text}");
+        let short = ServeError::BadRequest("input 'x' is missing".into());
+        assert_eq!(short.client_text(), "input 'x' is missing");
     }
 }

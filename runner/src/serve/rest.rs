@@ -119,7 +119,7 @@ fn error(e: ServeError) -> HttpResponse {
         // The rest of the body is still coming, and will not be read.
         answer.force_close();
     }
-    answer.json(json!({"error": e.to_string()}))
+    answer.json(json!({"error": e.client_text()}))
 }
 
 async fn live() -> HttpResponse {
