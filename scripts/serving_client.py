@@ -84,8 +84,9 @@ def http_infer(url, model, feeds, binary=True, outputs=None):
     return client.infer(model, inputs, outputs=requested)
 
 
-def grpc_infer(url, model, feeds, timeout=None):
-    client = grpcclient.InferenceServerClient(url)
+def grpc_infer(url, model, feeds, timeout=None, client=None):
+    """A call over a new channel, or over `client`'s."""
+    client = client or grpcclient.InferenceServerClient(url)
     inputs = []
     for name, value in feeds.items():
         i = grpcclient.InferInput(name, list(value.shape), np_to_datatype(value))

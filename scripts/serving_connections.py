@@ -10,10 +10,13 @@ import socket
 import time
 import urllib.request
 
+import h2.events
 import numpy as np
+import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from serving_client import agrees, check, grpc_infer, metric, ort_outputs, start_runner
+from serving_pace import RawGrpc, grpc_message
 
 OPEN = 'kiln_serve_connections{protocol="grpc"}'
 REST_OPEN = 'kiln_serve_connections{protocol="rest"}'
@@ -127,3 +130,101 @@ def connection_limits(work, runner, folder):
             sock.close()
         process.terminate()
         process.wait(30)
+
+
+def idle_after_a_call(url):
+    """A raw HTTP/2 connection that makes one ModelInfer call of two rows, reads its answer, then stays idle
+    answering the server's pings: the seconds until the server said GOAWAY and until it closed the
+    connection (None for what did not come within 8 s), and the call's grpc-status."""
+    connection = RawGrpc(url)
+    connection.send(grpc_message(2), end=True)
+    started = time.monotonic()
+    goaway = closed = None
+    pending = b""
+    while time.monotonic() - started < 8 and closed is None:
+        try:
+            data = connection.sock.recv(1 << 16)
+        except (TimeoutError, socket.timeout):
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            closed = round(time.monotonic() - started, 1)
+        frames, pending = whole_frames(pending + data)
+        for frame in frames:
+            if goaway is None:
+                for event in connection.conn.receive_data(frame):
+                    if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                        connection.headers.update({k.decode(): v.decode() for k, v in event.headers})
+                    if isinstance(event, h2.events.ConnectionTerminated):
+                        goaway = round(time.monotonic() - started, 1)
+                connection.sock.sendall(connection.conn.data_to_send())
+            elif frame[3] == 0x6 and not frame[4] & 0x1:
+                # The h2 package takes no frame after GOAWAY, but the server's graceful close sends a PING
+                # that a client acknowledges before the connection closes (as gRPC's own clients do).
+                connection.sock.sendall(frame[:3] + bytes([0x6, 0x1]) + bytes(4) + frame[9:])
+    connection.close()
+    return goaway, closed, connection.headers.get("grpc-status")
+
+
+def whole_frames(data):
+    """The whole HTTP/2 frames at the start of `data`, and what is left of a cut one."""
+    frames = []
+    while len(data) >= 9 and len(data) >= 9 + int.from_bytes(data[:3], "big"):
+        end = 9 + int.from_bytes(data[:3], "big")
+        frames.append(data[:end])
+        data = data[end:]
+    return frames, data
+
+
+def connection_age(work, runner, folder):
+    """With --max-connection-age-s 2: a gRPC connection that made a call and then stays idle, answering pings,
+    used to keep its place among the open connections for as long as its client liked. Now the runner says
+    GOAWAY once the connection is 2 s old and closes it once its calls are over; a tritonclient channel whose
+    connection was closed so reconnects for its next call; by default (600 s) the idle connection stays. And a
+    stop waits at most 25 s for a client that does not answer its GOAWAY."""
+    model = os.path.join(folder, "model.onnx")
+    rows = {"features": np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)}
+    expected = ort_outputs(model, rows)
+    for age, name in [(["--max-connection-age-s", "2"], "connection-age"), ([], "connection-age-default")]:
+        process, url, grpc_url = start_runner(runner, model, work, name,
+                                              ["--engine", "ort", "--name", "sentiment", *age])
+        try:
+            goaway, closed, status = idle_after_a_call(grpc_url)
+            if age:
+                check(status == "0" and goaway is not None and 1.5 <= goaway <= 4 and closed is not None
+                      and closed < 6 and metric(url, OPEN) == 0,
+                      f"with --max-connection-age-s 2, a gRPC connection idle after its call (answered, status "
+                      f"{status}) is told GOAWAY at {goaway} s and closed at {closed} s; none open after")
+                client = grpcclient.InferenceServerClient(grpc_url)
+                first = agrees(grpc_infer(grpc_url, "sentiment", rows, client=client), expected, 1e-5)
+                time.sleep(3)
+                opened = metric(url, OPEN)
+                second = agrees(grpc_infer(grpc_url, "sentiment", rows, client=client), expected, 1e-5)
+                client.close()
+                check(first and opened == 0 and second,
+                      f"a tritonclient channel answered, its connection closed 3 s later ({opened:.0f} open), then "
+                      f"answered again over a new one, with ONNX Runtime's numbers")
+            else:
+                check(status == "0" and goaway is None and closed is None,
+                      f"by default the same connection stays open through 8 s idle (GOAWAY {goaway}, closed {closed})")
+                # A client that took its answer and then reads nothing more: it never acknowledges the
+                # GOAWAY's ping of the runner's stop, which waited for HTTP/2's keepalive (80 s) for it.
+                deaf = RawGrpc(grpc_url)
+                deaf.send(grpc_message(2), end=True)
+                while not deaf.ended:
+                    deaf.receive()
+                started = time.monotonic()
+                process.terminate()
+                process.wait(60)
+                took = time.monotonic() - started
+                deaf.close()
+                with open(os.path.join(work, f"{name}.log")) as log:
+                    warned = "gRPC connections still open 25 s after the stop" in log.read()
+                check(took < 28 and warned,
+                      f"a client that never answers the stop's GOAWAY holds the runner's stop {took:.1f} s, and it is "
+                      f"logged")
+        finally:
+            process.terminate()
+            process.wait(30)
+

@@ -36,7 +36,7 @@ from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
 from serving_limits import (chunked_bodies, decoded_in_flight, engine_memory_given_back, engine_memory_limit,
                             in_flight_limit, memory_wait, response_limit, strings_in_flight)
-from serving_connections import connection_limits
+from serving_connections import connection_age, connection_limits
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
@@ -480,6 +480,7 @@ def main():
     client_pace(work, runner, os.path.join(work, "sentiment"))
     waiting_calls(work, runner, os.path.join(work, "sentiment"))
     connection_limits(work, runner, os.path.join(work, "sentiment"))
+    connection_age(work, runner, os.path.join(work, "sentiment"))
     batched_by_probe(work, runner, corpus)
     left_unbatched(work, runner, os.path.join(work, "centered", "model.onnx"))
     if failures:

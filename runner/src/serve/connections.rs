@@ -12,6 +12,13 @@
 //! one whose request head has not come within 5 s, or that is idle 5 s after an answer, and it backs
 //! off when `accept` fails.)
 //!
+//! A gRPC connection is told GOAWAY once it is `--max-connection-age-s` old (600 by default) and closed
+//! when the calls on it are over: one that made a call and then idled, answering pings, otherwise kept
+//! its place for as long as its client liked, as did one whose client grants no window after its answer
+//! was dropped. An age rather than an idle time because tonic bounds the one and not the other; it also
+//! moves a long-lived client to a new replica once a Service behind it has scaled out, which is why
+//! gRPC's own servers offer it (grpc-go's `MaxConnectionAge`).
+//!
 //! On both, a connection whose client takes nothing the server has for it, or acknowledges nothing, for
 //! twice `--client-timeout-s` is closed by the kernel (`TCP_USER_TIMEOUT`): the pace drops such a
 //! client's answer and frees what it held (`client_pace`), but nothing would write to its connection
@@ -100,6 +107,13 @@ pub fn close_when_stalled(socket: &impl AsFd, client_timeout: Duration) {
     if let Err(e) = socket2::SockRef::from(socket).set_tcp_user_timeout(Some(stalled)) {
         tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT on a connection");
     }
+}
+
+/// The longest a gRPC connection stays open, from `--max-connection-age-s`: `None` for 0 (or not a
+/// number), at most a year.
+pub fn age(seconds: f64) -> Option<Duration> {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    (seconds > 0.0).then(|| Duration::try_from_secs_f64(seconds).map_or(YEAR, |age| age.min(YEAR)))
 }
 
 /// The gRPC connections `listener` accepts, at most `max` open at once; with `client_timeout`, each
@@ -283,6 +297,15 @@ mod tests {
         assert_eq!(fit(1), 1);
         assert_eq!(fit(usize::MAX), room);
         assert_eq!(fit(0), room);
+    }
+
+    #[test]
+    fn a_connection_age_of_0_is_no_limit_and_a_huge_one_a_year() {
+        assert_eq!(age(0.0), None);
+        assert_eq!(age(f64::NAN), None);
+        assert_eq!(age(-1.0), None);
+        assert_eq!(age(2.5), Some(Duration::from_millis(2500)));
+        assert_eq!(age(1e300), Some(Duration::from_secs(365 * 24 * 3600)));
     }
 
     #[tokio::test]

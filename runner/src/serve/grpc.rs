@@ -57,6 +57,7 @@ pub(super) const STREAM_WINDOW: u32 = 256 << 10;
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {
     let limit = state.max_request_bytes;
     let client_timeout = state.client_pace.map(|pace| pace.timeout());
+    let max_age = state.max_connection_age;
     let incoming = super::connections::accepted(listener, state.max_connections, client_timeout);
     let hold = HoldLayer {
         memory: state.request_memory.clone(),
@@ -66,7 +67,13 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
     let service = GrpcInferenceServiceServer::new(Service { state })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let served = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(age) = max_age {
+        // No grace: tonic's grace replaces the GOAWAY with an abrupt close at age + grace. A call left on
+        // a connection told GOAWAY ends as every call does, its client's pace included (`client_pace`).
+        server = server.max_connection_age(age);
+    }
+    let served = server
         .max_concurrent_streams(STREAMS)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(STREAMS * STREAM_WINDOW)

@@ -242,6 +242,11 @@ pub struct ServeArgs {
     /// closed
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// How long a gRPC connection may stay open: past it the runner sends GOAWAY (HTTP/2's graceful
+    /// close), lets the calls on it finish and closes it; a client's next call opens a new one. 0: no
+    /// limit
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    pub max_connection_age_s: f64,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
     /// re-signing): `keep` serving it, or `refuse` (not ready, inference 503) until a fresh one verifies
     #[arg(long, value_enum, default_value_t = WhenExpired::Keep)]
@@ -309,6 +314,8 @@ pub struct State {
     pub client_pace: Option<client_pace::Pace>,
     /// The connections each front end keeps open.
     pub max_connections: usize,
+    /// How long a gRPC connection may stay open (`connections::age`).
+    pub max_connection_age: Option<Duration>,
     pub when_expired: WhenExpired,
     current: RwLock<Arc<Served>>,
 }
@@ -402,6 +409,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         request_memory: loader.request_memory(),
         client_pace: client_pace::Pace::new(args.client_timeout_s, args.min_client_rate_kib),
         max_connections: connections::fit(args.max_connections),
+        max_connection_age: connections::age(args.max_connection_age_s),
         when_expired: args.when_expired,
         current: RwLock::new(served.clone()),
     });
@@ -503,13 +511,28 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("stopping: finishing the requests in flight");
     stop.cancel();
-    http.handle.stop(true).await;
-    let _ = grpc.await;
+    let (_, grpc) = tokio::join!(
+        http.handle.stop(true),
+        tokio::time::timeout(SHUTDOWN_GRACE, grpc)
+    );
+    if grpc.is_err() {
+        tracing::warn!(
+            "gRPC connections still open {} s after the stop was asked (their clients did not answer \
+             the GOAWAY); closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
     if let Some(reporting) = reporting {
         let _ = reporting.await;
     }
     Ok(())
 }
+
+/// How long a stop waits for the requests in flight and the connections they came on (REST's and
+/// gRPC's alike): a gRPC client that does not acknowledge the GOAWAY's ping kept the process waiting for
+/// HTTP/2's keepalive to give up on it, 80 s. Within Kubernetes' default 30 s before it kills the pod,
+/// leaving the runner time to tell the registry it stopped serving.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 async fn shutdown_signal() {
     let terminate = async {

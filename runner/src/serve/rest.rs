@@ -93,6 +93,7 @@ pub fn start(
     })
     .workers(workers)
     .max_connections(max_connections)
+    .shutdown_timeout(super::SHUTDOWN_GRACE.as_secs())
     .bind(listen)?;
     let address = server.addrs().first().copied().unwrap_or(listen);
     let server = server.run();
