@@ -399,7 +399,7 @@ def chunked_bodies(work, runner, folder):
     """Two 5 MiB REST bodies sent without Content-Length (chunked), at once, under an 8 MiB limit: each is
     admitted as it comes, so each holds part of the limit while the rest comes. When both waited for more
     while holding, both stalled and both were refused after the 5 s wait; when neither waited, both could be
-    refused at the same moment (one run in six). Now the first that cannot grow waits for room and the
+    refused at the same moment (3 rounds of 56 on the build before). Now the first that cannot grow waits for room and the
     other, if it cannot grow either, is refused at once, 503 naming Content-Length: in every round one is
     answered at least, and the other answered too (when one body came far ahead of the other) or refused at
     once."""

@@ -110,10 +110,14 @@ pub fn close_when_stalled(socket: &impl AsFd, client_timeout: Duration) {
 }
 
 /// The longest a gRPC connection stays open, from `--max-connection-age-s`: `None` for 0 (or not a
-/// number), at most a year.
+/// number); at least a second, so that a tiny age does not send every connection GOAWAY as it opens,
+/// and at most a year.
 pub fn age(seconds: f64) -> Option<Duration> {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    (seconds > 0.0).then(|| Duration::try_from_secs_f64(seconds).map_or(YEAR, |age| age.min(YEAR)))
+    (seconds > 0.0).then(|| {
+        Duration::try_from_secs_f64(seconds)
+            .map_or(YEAR, |age| age.clamp(Duration::from_secs(1), YEAR))
+    })
 }
 
 /// The gRPC connections `listener` accepts, at most `max` open at once; with `client_timeout`, each
@@ -305,6 +309,7 @@ mod tests {
         assert_eq!(age(f64::NAN), None);
         assert_eq!(age(-1.0), None);
         assert_eq!(age(2.5), Some(Duration::from_millis(2500)));
+        assert_eq!(age(1e-9), Some(Duration::from_secs(1)));
         assert_eq!(age(1e300), Some(Duration::from_secs(365 * 24 * 3600)));
     }
 

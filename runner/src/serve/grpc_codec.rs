@@ -4,8 +4,8 @@
 //! INTERNAL is the code the protocol reserves for the server's own broken invariants, the one operators
 //! alert on and clients report as the server's fault. The hostile-request drill
 //! (`scripts/serving_hostile.py`) sent 96 such messages of 600: every one was INTERNAL before this codec.
-//! The benchmark's client (`examples/grpc_load.rs`) shares the generated code, so an answer it cannot
-//! decode is named the same way.
+//! The benchmark's client (`examples/grpc_load.rs`) shares the generated code and so this codec: an
+//! answer it cannot decode (a `…Response`) is the server's fault, and stays INTERNAL.
 
 use std::any::type_name;
 
@@ -14,7 +14,7 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder};
 
-/// What `build.rs` names as the inference service's codec.
+/// The inference service's codec (`build.rs` names it for tonic's generated code).
 pub struct MessageCodec<T, U>(ProstCodec<T, U>);
 
 impl<T, U> Default for MessageCodec<T, U> {
@@ -50,11 +50,13 @@ impl<U: Message + Default> Decoder for MessageDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|status| match status.code() {
-            Code::Internal => Status::invalid_argument(format!(
-                "the message is not a valid inference.{} ({})",
-                message_name::<U>(),
-                status.message()
-            )),
+            Code::Internal if message_name::<U>().ends_with("Request") => {
+                Status::invalid_argument(format!(
+                    "the message is not a valid inference.{} ({})",
+                    message_name::<U>(),
+                    status.message()
+                ))
+            }
             _ => status,
         })
     }
@@ -64,18 +66,20 @@ impl<U: Message + Default> Decoder for MessageDecoder<U> {
     }
 }
 
-/// `ModelInferRequest` of `kiln_runner::serve::grpc::inference::ModelInferRequest`.
+/// The protocol's name of a message (`ModelInferRequest`), as a client knows it, not its Rust path.
 fn message_name<U>() -> &'static str {
     type_name::<U>().rsplit("::").next().unwrap_or("message")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::grpc::inference::ModelInferRequest;
+    use super::super::grpc::inference::{ModelInferRequest, ModelInferResponse};
     use super::*;
 
     #[test]
-    fn the_message_is_named_without_its_rust_path() {
+    fn messages_are_named_without_their_rust_path() {
         assert_eq!(message_name::<ModelInferRequest>(), "ModelInferRequest");
+        // What the benchmark's client decodes: the server's answer, whose faults stay INTERNAL.
+        assert_eq!(message_name::<ModelInferResponse>(), "ModelInferResponse");
     }
 }

@@ -243,8 +243,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
     /// How long a gRPC connection may stay open: past it the runner sends GOAWAY (HTTP/2's graceful
-    /// close), lets the calls on it finish and closes it; a client's next call opens a new one. 0: no
-    /// limit
+    /// close), lets the calls on it finish and closes it; a client's next call opens a new one. At least
+    /// 1; 0: no limit
     #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
     pub max_connection_age_s: f64,
     /// When the served manifest expires before a fresh one arrives (the registry unreachable, or not
@@ -511,16 +511,18 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("stopping: finishing the requests in flight");
     stop.cancel();
-    let (_, grpc) = tokio::join!(
+    let mut grpc = grpc;
+    let (_, finished) = tokio::join!(
         http.handle.stop(true),
-        tokio::time::timeout(SHUTDOWN_GRACE, grpc)
+        tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc)
     );
-    if grpc.is_err() {
+    if finished.is_err() {
         tracing::warn!(
-            "gRPC connections still open {} s after the stop was asked (their clients did not answer \
-             the GOAWAY); closing them",
+            "gRPC connections still open {} s after the stop was asked (a call still running, or a \
+             client that did not answer the GOAWAY); closing them",
             SHUTDOWN_GRACE.as_secs()
         );
+        grpc.abort();
     }
     if let Some(reporting) = reporting {
         let _ = reporting.await;
@@ -530,8 +532,8 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
 
 /// How long a stop waits for the requests in flight and the connections they came on (REST's and
 /// gRPC's alike): a gRPC client that does not acknowledge the GOAWAY's ping kept the process waiting for
-/// HTTP/2's keepalive to give up on it, 80 s. Within Kubernetes' default 30 s before it kills the pod,
-/// leaving the runner time to tell the registry it stopped serving.
+/// HTTP/2's keepalive to give up on it, 80 s. Within Kubernetes' default 30 s before it kills the pod, so
+/// that the runner ends on its own terms (its requests answered or cut, its logs flushed).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 async fn shutdown_signal() {

@@ -10,15 +10,18 @@
 //! otherwise); then it is answered 503 (gRPC UNAVAILABLE).
 //! Reserving the whole body at once is what keeps concurrent uploads from each holding a part of the
 //! budget while waiting for the rest, which stalled them all. What an admitted request makes afterwards
-//! (its decoded inputs, outputs and encoded answer) is counted without waiting: a request that holds
-//! memory never waits for others', so no two wait on each other, and while the count is over the limit no
-//! new body is admitted. A body larger than the whole limit is a 400 naming the flag.
+//! (its decoded inputs, outputs and encoded answer) is counted without waiting, so that what it holds is
+//! never held up by others, and while the count is over the limit no new body is admitted. A body larger
+//! than the whole limit is a 400 naming the flag.
 //!
 //! A body of no announced size (a chunked REST body) is admitted as it comes, so it holds part of itself
-//! while the rest is on its way. One such body at a time may wait for room to grow, and the room it
-//! waits for is kept from new bodies; any other that cannot grow into free room is refused at once.
-//! When every such body waited, two of them could each hold what the other needed until both timed out;
-//! when none waited, two interleaved ones could both be refused at the same moment.
+//! while the rest is on its way. One such body at a time may wait for room to grow, for at most its wait
+//! in all, and the room it waits for is kept from new bodies; any other that cannot grow into free room
+//! is refused at once. When every such body waited, two of them could each hold what the other needed
+//! until both timed out; when none waited, two interleaved ones could both be refused at the same moment.
+//! The waiting one can still wait on a gRPC call that holds its message and waits its turn for the bytes
+//! after it (rare: such bytes are a second message, which the protocol's unary calls do not send); both
+//! end at their wait.
 //!
 //! The requests waiting for room are a bounded queue: each may leave bytes that the server has received
 //! but not read (a gRPC call, up to its HTTP/2 window), held where nothing counts them, so past
@@ -87,6 +90,9 @@ struct Budget {
 pub struct Held {
     budget: Option<Arc<Budget>>,
     bytes: u64,
+    /// When a growing body's waits for room end, set when it first waits: however many of its chunks
+    /// wait, the body waits no longer than its wait in all.
+    grow_deadline: Option<Instant>,
 }
 
 impl RequestMemory {
@@ -123,6 +129,14 @@ impl RequestMemory {
             .map_or(0, |b| b.used.load(Ordering::Relaxed))
     }
 
+    /// The room a growing body waits for, kept from new bodies.
+    #[cfg(test)]
+    fn kept_for_growing(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |b| b.growing.load(Ordering::Relaxed))
+    }
+
     /// The most they have held.
     #[cfg(test)]
     pub fn peak(&self) -> u64 {
@@ -136,6 +150,7 @@ impl RequestMemory {
         Held {
             budget: self.0.clone(),
             bytes: 0,
+            grow_deadline: None,
         }
     }
 }
@@ -159,7 +174,7 @@ impl Budget {
         }
     }
 
-    /// A body that waited its whole wait: 503.
+    /// A body that waited its whole wait: 503, for the memory may be freed soon and another try fit.
     fn not_freed(&self) -> ServeError {
         ServeError::Unavailable(format!(
             "the requests in flight hold the {} MiB this server allows them (kiln-runner serve \
@@ -214,8 +229,9 @@ impl Budget {
         }
     }
 
-    /// Waits until `bytes` more fit, as the one growing body that may wait; added when they do.
-    async fn wait_to_grow(&self, bytes: u64) -> Result<(), ServeError> {
+    /// Waits until `bytes` more fit, as the one growing body that may wait, until `deadline`; added
+    /// when they do.
+    async fn wait_to_grow(&self, bytes: u64, deadline: Instant) -> Result<(), ServeError> {
         let cannot_grow = || {
             ServeError::Unavailable(format!(
                 "the requests in flight hold the {} MiB this server allows them (kiln-runner serve \
@@ -235,7 +251,6 @@ impl Budget {
         // Gives the room back to new bodies however this wait ends, its request dropped included.
         let _growing = Growing(self);
         let _place = self.start_waiting()?;
-        let deadline = Instant::now() + self.wait;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -342,7 +357,10 @@ impl Held {
             return Err(budget.too_large(BODY_NEEDS));
         }
         if !budget.add_within_limit(bytes, 0) {
-            budget.wait_to_grow(bytes).await?;
+            let deadline = *self
+                .grow_deadline
+                .get_or_insert_with(|| Instant::now() + budget.wait);
+            budget.wait_to_grow(bytes, deadline).await?;
         }
         self.bytes += bytes;
         Ok(())
@@ -394,223 +412,4 @@ impl Drop for Reserved {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    #[tokio::test]
-    async fn a_body_waits_until_others_free_enough_then_is_admitted() {
-        let memory = RequestMemory::new(Some(10 << 10));
-        let mut first = memory.held();
-        first.admit(6 << 10).await.unwrap();
-        first.count(1);
-        let mut second = memory.held();
-        let waiting = tokio::spawn(async move { second.admit(4 << 10).await.map(|()| second) });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(
-            !waiting.is_finished(),
-            "4 KiB were asked with less than 4 free"
-        );
-        drop(first);
-        let second = waiting.await.unwrap().unwrap();
-        assert_eq!(second.bytes, 4 << 10);
-        assert_eq!(memory.used(), 4 << 10);
-        drop(second);
-        assert_eq!(memory.used(), 0);
-    }
-
-    #[tokio::test]
-    async fn what_is_made_while_answering_is_counted_without_waiting_and_holds_off_new_bodies() {
-        let memory = RequestMemory::waiting(Some(10 << 10), Duration::from_millis(100));
-        let mut answering = memory.held();
-        answering.admit(8 << 10).await.unwrap();
-        answering.count(8 << 10);
-        assert_eq!(memory.used(), 16 << 10);
-        let refused = memory.held().admit(1).await.unwrap_err();
-        assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
-        assert!(
-            refused.to_string().contains("--max-in-flight-mib"),
-            "{refused}"
-        );
-        drop(answering);
-        memory.held().admit(10 << 10).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_body_larger_than_the_whole_limit_is_refused_at_once() {
-        let memory = RequestMemory::new(Some(10 << 10));
-        let refused = memory.held().admit(11 << 10).await.unwrap_err();
-        assert!(matches!(refused, ServeError::BadRequest(_)), "{refused}");
-        assert!(
-            refused.to_string().contains("--max-in-flight-mib"),
-            "{refused}"
-        );
-        assert_eq!(memory.used(), 0);
-    }
-
-    #[tokio::test]
-    async fn requests_are_admitted_in_arrival_order() {
-        let memory = RequestMemory::new(Some(10 << 10));
-        let mut holder = memory.held();
-        holder.admit(8 << 10).await.unwrap();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        for (name, bytes) in [("large", 10u64 << 10), ("small", 1 << 10)] {
-            let (memory, order) = (memory.clone(), order.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut held = memory.held();
-                held.admit(bytes).await.unwrap();
-                order.lock().unwrap().push(name);
-            }));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // The small one would fit beside the holder, but the large one came first.
-        assert!(order.lock().unwrap().is_empty());
-        drop(holder);
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert_eq!(*order.lock().unwrap(), ["large", "small"]);
-    }
-
-    fn waiting_for_a_byte(
-        memory: &RequestMemory,
-        requests: usize,
-    ) -> Vec<tokio::task::JoinHandle<Result<(), ServeError>>> {
-        (0..requests)
-            .map(|_| {
-                let memory = memory.clone();
-                tokio::spawn(async move { memory.held().admit(1).await })
-            })
-            .collect()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn past_the_bound_on_waiting_requests_the_next_is_refused_at_once() {
-        let memory = RequestMemory::new(Some(10 << 10));
-        assert_eq!(max_waiting(10 << 10), 16);
-        let mut holder = memory.held();
-        holder.admit(10 << 10).await.unwrap();
-        let waiting = waiting_for_a_byte(&memory, 16);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let started = Instant::now();
-        let refused = memory.held().admit(1).await.unwrap_err();
-        assert_eq!(started.elapsed(), Duration::ZERO, "refused without waiting");
-        assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
-        assert!(
-            refused.to_string().starts_with("16 requests already wait")
-                && refused.to_string().contains("--max-in-flight-mib"),
-            "{refused}"
-        );
-        drop(holder);
-        for admitted in waiting {
-            admitted.await.unwrap().unwrap();
-        }
-        // Their places given back: as many may wait again.
-        let mut holder = memory.held();
-        holder.admit(10 << 10).await.unwrap();
-        let waiting = waiting_for_a_byte(&memory, 16);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(waiting.iter().all(|w| !w.is_finished()));
-        drop(holder);
-        for admitted in waiting {
-            admitted.await.unwrap().unwrap();
-        }
-    }
-
-    #[test]
-    fn the_bound_on_waiting_requests_follows_the_limit() {
-        assert_eq!(max_waiting(0), 16);
-        assert_eq!(max_waiting(100 << 20), 47);
-        assert_eq!(max_waiting(1 << 30), 481);
-        let huge = u64::MAX / 8 / UNREAD_WHILE_WAITING;
-        assert_eq!(
-            max_waiting(u64::MAX) as u64,
-            huge.min(Semaphore::MAX_PERMITS as u64)
-        );
-    }
-
-    #[tokio::test]
-    async fn decoded_inputs_past_the_whole_limit_are_refused_and_not_counted() {
-        let memory = RequestMemory::new(Some(10 << 10));
-        let mut held = memory.held();
-        held.admit(4 << 10).await.unwrap();
-        held.count_within_limit(6 << 10, "inputs").unwrap();
-        assert_eq!(memory.used(), 10 << 10);
-        let refused = held.count_within_limit(1, "inputs").unwrap_err();
-        assert!(matches!(refused, ServeError::BadRequest(_)), "{refused}");
-        assert!(
-            refused.to_string().contains("--max-in-flight-mib"),
-            "{refused}"
-        );
-        assert_eq!(memory.used(), 10 << 10);
-        drop(held);
-        assert_eq!(memory.used(), 0);
-        RequestMemory::new(None)
-            .held()
-            .count_within_limit(usize::MAX, "inputs")
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn one_body_that_holds_part_of_itself_waits_to_grow_and_the_others_are_refused() {
-        let memory = RequestMemory::new(Some(10 << 10));
-        let (mut first, mut second) = (memory.held(), memory.held());
-        first.grow(4 << 10).await.unwrap();
-        second.grow(4 << 10).await.unwrap();
-        let waiting = tokio::spawn(async move { second.grow(4 << 10).await.map(|()| second) });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished(), "4 KiB asked with 2 free");
-        // 2 KiB are free, but the waiting body needs 4 of the 6 it would have: a new body waits.
-        let mut new_body = memory.held();
-        let admitted = tokio::time::timeout(Duration::from_millis(50), new_body.admit(2 << 10));
-        assert!(admitted.await.is_err(), "admitted into the kept room");
-        // Another body that holds part of itself cannot wait beside it: refused at once.
-        let refused = first.grow(3 << 10).await.unwrap_err();
-        assert!(matches!(refused, ServeError::Unavailable(_)), "{refused}");
-        assert!(refused.to_string().contains("Content-Length"), "{refused}");
-        drop(first);
-        let second = waiting.await.unwrap().unwrap();
-        assert_eq!(memory.used(), 8 << 10);
-        // Its wait over, its room is no longer kept: a new body takes what is free.
-        memory.held().admit(2 << 10).await.unwrap();
-        let too_large = memory.held().grow(11 << 10).await.unwrap_err();
-        assert!(
-            matches!(too_large, ServeError::BadRequest(_)),
-            "{too_large}"
-        );
-        drop(second);
-        assert_eq!(memory.used(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_growing_body_that_waits_in_vain_is_refused_and_keeps_no_room() {
-        let memory = RequestMemory::waiting(Some(10 << 10), Duration::from_secs(1));
-        let mut holder = memory.held();
-        holder.admit(8 << 10).await.unwrap();
-        let mut growing = memory.held();
-        growing.grow(1 << 10).await.unwrap();
-        let started = Instant::now();
-        let refused = growing.grow(2 << 10).await.unwrap_err();
-        assert_eq!(started.elapsed(), Duration::from_secs(1));
-        assert!(refused.to_string().contains("within 1 s"), "{refused}");
-        memory.held().admit(1 << 10).await.unwrap();
-        // A wait given up by its request (the client gone) keeps no room either.
-        let mut gone = memory.held();
-        let wait = tokio::spawn(async move { gone.grow(2 << 10).await });
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        wait.abort();
-        let _ = wait.await;
-        drop(holder);
-        memory.held().admit(9 << 10).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn no_limit_holds_nothing() {
-        let memory = RequestMemory::new(None);
-        let mut held = memory.held();
-        held.admit(u64::MAX).await.unwrap();
-        held.count(usize::MAX);
-        assert_eq!(held.bytes, 0);
-    }
-}
+mod tests;

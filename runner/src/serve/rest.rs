@@ -94,6 +94,9 @@ pub fn start(
     .workers(workers)
     .max_connections(max_connections)
     .shutdown_timeout(super::SHUTDOWN_GRACE.as_secs())
+    // The runner's own handler stops both front ends alike; actix's would stop REST alone, and on
+    // Ctrl-C at once, cutting its requests in flight.
+    .disable_signals()
     .bind(listen)?;
     let address = server.addrs().first().copied().unwrap_or(listen);
     let server = server.run();
