@@ -347,6 +347,17 @@ def decoded_in_flight(work, runner, folder):
         process.wait(30)
 
 
+def read_to_close(sock, answer=b""):
+    """`answer` and what else comes on `sock` until its peer closes it (or the socket fails); closes it."""
+    try:
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    except OSError:
+        pass
+    sock.close()
+    return answer
+
+
 def interleave_chunked(url):
     """Two 5 MiB chunked bodies sent at once, 256 KiB pieces each from its own thread (a client waiting for
     one socket must not hold back the other): their status lines (sorted), a 503's body, and the seconds
@@ -360,7 +371,6 @@ def interleave_chunked(url):
     answers = [None, None]
 
     def upload(index, sock):
-        answer = b""
         try:
             for offset in range(0, len(body), 256 << 10):
                 piece = body[offset:offset + (256 << 10)]
@@ -368,13 +378,7 @@ def interleave_chunked(url):
             sock.sendall(b"0\r\n\r\n")
         except OSError:
             pass
-        try:
-            while chunk := sock.recv(1 << 16):
-                answer += chunk
-        except OSError:
-            pass
-        sock.close()
-        answers[index] = answer.split(b"\r\n\r\n", 1)
+        answers[index] = read_to_close(sock).split(b"\r\n\r\n", 1)
 
     socks = []
     for _ in range(2):

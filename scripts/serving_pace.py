@@ -19,7 +19,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from serving_client import agrees, check, grpc_infer, http_infer, metric, ort_outputs, start_runner
-from serving_limits import in_flight_bytes, memory_mib, raw_http, slow_upload
+from serving_limits import in_flight_bytes, memory_mib, raw_http, read_to_close, slow_upload
 
 ROWS = 1 << 20  # 16 MiB of features in; 2 Mi logits out (8 MiB raw, about 20 MB as JSON)
 
@@ -41,13 +41,7 @@ def trickled_body(url):
             break
     took = time.monotonic() - started
     sock.settimeout(5)
-    try:
-        while chunk := sock.recv(1 << 16):
-            answer += chunk
-    except OSError:
-        pass
-    sock.close()
-    return answer, took
+    return read_to_close(sock, answer), took
 
 
 def grpc_message(rows):

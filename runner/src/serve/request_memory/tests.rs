@@ -189,13 +189,19 @@ async fn one_body_that_holds_part_of_itself_waits_to_grow_and_the_others_are_ref
     assert_eq!(memory.used(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_growing_body_that_waits_in_vain_is_refused_and_keeps_no_room() {
+/// Under 10 KiB with a 1 s wait: a request holding 8 KiB, and a chunked body holding 1 KiB of itself.
+async fn eight_held_and_one_growing() -> (RequestMemory, Held, Held) {
     let memory = RequestMemory::waiting(Some(10 << 10), Duration::from_secs(1));
     let mut holder = memory.held();
     holder.admit(8 << 10).await.unwrap();
     let mut growing = memory.held();
     growing.grow(1 << 10).await.unwrap();
+    (memory, holder, growing)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_growing_body_that_waits_in_vain_is_refused_and_keeps_no_room() {
+    let (memory, holder, mut growing) = eight_held_and_one_growing().await;
     let started = Instant::now();
     let refused = growing.grow(2 << 10).await.unwrap_err();
     assert_eq!(started.elapsed(), Duration::from_secs(1));
@@ -223,11 +229,7 @@ async fn no_limit_holds_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_growing_body_waits_no_longer_than_its_wait_in_all() {
-    let memory = RequestMemory::waiting(Some(10 << 10), Duration::from_secs(1));
-    let mut holder = memory.held();
-    holder.admit(8 << 10).await.unwrap();
-    let mut growing = memory.held();
-    growing.grow(1 << 10).await.unwrap();
+    let (memory, holder, mut growing) = eight_held_and_one_growing().await;
     let started = Instant::now();
     let freed = async {
         tokio::time::sleep(Duration::from_millis(600)).await;
