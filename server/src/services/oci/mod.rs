@@ -347,18 +347,18 @@ impl OciService {
         self.db
             .read(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
-                // Three queries whatever the number of versions: versions, variants, aliases.
+                // Three queries whatever the number of versions: versions, variants, aliases. The
+                // queries are not one snapshot, and a version goes from processing to ready only: read
+                // in progress before ready, so that one moving between the two reads is in one of them
+                // (the other order lost it, and a pushed tag vanished from a listing for a moment).
+                let in_progress = oci_documents::pushed_versions_in_progress(conn, &row.id)?;
                 let ready: std::collections::HashMap<String, String> =
                     versions::ready(conn, &row.id)?
                         .into_iter()
                         .map(|(id, name)| (id, tag_of_version(&name)))
                         .collect();
                 let mut tags: Vec<String> = ready.values().cloned().collect();
-                tags.extend(
-                    oci_documents::pushed_versions_in_progress(conn, &row.id)?
-                        .iter()
-                        .map(|name| tag_of_version(name)),
-                );
+                tags.extend(in_progress.iter().map(|name| tag_of_version(name)));
                 for (version_id, variant) in variants::deployable_of_model(conn, &row.id)? {
                     if let Some(tag) = ready.get(&version_id) {
                         tags.push(format!("{tag}-{variant}"));
