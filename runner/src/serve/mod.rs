@@ -429,7 +429,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {} (--grpc-listen): {e}", args.grpc_listen))?;
     let grpc_addr = grpc_listener.local_addr().map_err(|e| e.to_string())?;
-    let grpc = tokio::spawn(grpc::serve(state.clone(), grpc_listener, stop.clone()));
+    let mut grpc = tokio::spawn(grpc::serve(state.clone(), grpc_listener, stop.clone()));
     println!(
         "serving {} version {} variant {} ({}) as {:?} on http://{} (REST) and {} (gRPC)",
         served.reference,
@@ -511,7 +511,6 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("stopping: finishing the requests in flight");
     stop.cancel();
-    let mut grpc = grpc;
     let (_, finished) = tokio::join!(
         http.handle.stop(true),
         tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc)

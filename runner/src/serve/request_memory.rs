@@ -350,7 +350,7 @@ impl Held {
     /// across all its chunks) if no other such body waits, the room it needs kept from new bodies; otherwise it is refused, 503 at once (see
     /// the module's comment).
     pub async fn grow(&mut self, bytes: u64) -> Result<(), ServeError> {
-        let Some(budget) = self.budget.clone().filter(|_| bytes > 0) else {
+        let Some(budget) = self.budget.as_ref().filter(|_| bytes > 0) else {
             return Ok(());
         };
         if self.bytes.saturating_add(bytes) > budget.limit {

@@ -347,8 +347,8 @@ impl OciService {
         self.db
             .read(move |conn| {
                 let row = model_row(conn, &ns, &model)?;
-                // Three queries whatever the number of versions: versions, variants, aliases. The
-                // queries are not one snapshot, and a version goes from processing to ready only: read
+                // Four queries whatever the number of versions: versions in progress, ready ones,
+                // variants, aliases. They are not one snapshot, and a version goes from processing to ready only: read
                 // in progress before ready, so that one moving between the two reads is in one of them
                 // (the other order lost it, and a pushed tag vanished from a listing for a moment).
                 let in_progress = oci_documents::pushed_versions_in_progress(conn, &row.id)?;
