@@ -3,7 +3,8 @@
 # over REST and gRPC (scripts/serving_test.py says what is checked). A throwaway server on the embedded
 # default; two versions of a BERT checkpoint kiln converts, aliased `production`; a real ONNX model of the
 # corpus (scripts/fetch-onnx-corpus.sh); a model with string tensors; two classifiers; a model that must
-# not be batched. Then seeded hostile requests (scripts/serving_hostile.py). Part of scripts/test.sh.
+# not be batched. Then seeded hostile requests (scripts/serving_hostile.py), and every model of the corpus
+# served on both engines (scripts/serving_corpus.py). Part of scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$(scripts/serving-venv.sh)
@@ -59,7 +60,8 @@ onnx.save(model, sys.argv[1])
 PY
 target/debug/kiln push "$work/words" acme/words:1 >/dev/null
 # A classifier as skl2onnx writes one (ai.onnx.ml LinearClassifier: a label and a score per class, the
-# classes named in the model), served from its folder: the classification extension names the classes.
+# classes named in the model, and by default a ZipMap of the scores, a sequence of one map per row, which
+# the protocol cannot carry), served from its folder: the classification extension names the classes.
 mkdir "$work/iris"
 "$KILN_ONNX_CORPUS/venv/bin/python" - "$work/iris/model.onnx" <<'PY'
 import sys, onnx
@@ -69,11 +71,15 @@ graph = helper.make_graph(
     [helper.make_node("LinearClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml",
                       coefficients=coefficients, intercepts=[0.3, 1.9, -1.2],
                       classlabels_strings=["setosa", "versicolor", "virginica"], post_transform="SOFTMAX"),
-     helper.make_node("Identity", ["scores"], ["probabilities"])],
+     helper.make_node("Identity", ["scores"], ["probabilities"]),
+     helper.make_node("ZipMap", ["scores"], ["output_probability"], domain="ai.onnx.ml",
+                      classlabels_strings=["setosa", "versicolor", "virginica"])],
     "iris",
     [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
     [helper.make_tensor_value_info("label", TensorProto.STRING, ["N"]),
-     helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])])
+     helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3]),
+     helper.make_value_info("output_probability", helper.make_sequence_type_proto(helper.make_map_type_proto(
+         TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, []))))])
 model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)])
 model.ir_version = 8
 onnx.checker.check_model(model)
@@ -136,3 +142,6 @@ if ! "$venv/bin/python" scripts/serving_hostile.py "$work" "$PWD/target/debug/ki
   for log in "$work"/hostile-*.log; do echo "--- $log, last 20 lines:"; tail -n 20 "$log" | cut -c1-400; done
   exit 1
 fi
+# Every corpus model served from its folder on ONNX Runtime and on kiln's evaluator (about 75 s; a failed
+# check names its model, whose runner's log is in $work/corpus).
+"$venv/bin/python" scripts/serving_corpus.py "$work" "$PWD/target/debug/kiln-runner" "$KILN_ONNX_CORPUS"

@@ -8,24 +8,18 @@ import subprocess
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
-from serving_client import check, free_port, np_to_datatype, ort_outputs, post_json, start_runner, storage_initializer
+from serving_client import check, free_port, inputs_of, np_to_datatype, ort_outputs, post_json, start_runner, storage_initializer
 
 
 def ranked_top(url, grpc_url, model, feeds, name, count):
     """Each protocol's answer for `name` with `class_count`: per row, [(score, index, label or None)]."""
-    def inputs_of(module):
-        made = []
-        for n, value in feeds.items():
-            i = module.InferInput(n, list(value.shape), np_to_datatype(value))
-            i.set_data_from_numpy(value)
-            made.append(i)
-        return made
     answers = {
         "REST": httpclient.InferenceServerClient(url).infer(
-            model, inputs_of(httpclient), outputs=[httpclient.InferRequestedOutput(name, class_count=count)]),
+            model, inputs_of(httpclient, feeds), outputs=[httpclient.InferRequestedOutput(name, class_count=count)]),
         "gRPC": grpcclient.InferenceServerClient(grpc_url).infer(
-            model, inputs_of(grpcclient), outputs=[grpcclient.InferRequestedOutput(name, class_count=count)]),
+            model, inputs_of(grpcclient, feeds), outputs=[grpcclient.InferRequestedOutput(name, class_count=count)]),
     }
     ranked = {}
     for protocol, result in answers.items():
@@ -72,11 +66,35 @@ def named(url, grpc_url, model, feeds, name, scores, labels, source):
         check(got == wanted, f"classification over {protocol} names the classes {source} ({got}, want {wanted})")
 
 
+def maps_left_out(url, grpc_url, feeds, expected):
+    """skl2onnx's ZipMap output (a sequence of maps) is left out: the metadata lists the tensor outputs, an
+    answer has them with ONNX Runtime's values, and asking for the maps is refused saying why."""
+    metadata = httpclient.InferenceServerClient(url).get_model_metadata("iris")
+    check([o["name"] for o in metadata["outputs"]] == ["label", "probabilities"],
+          f"skl2onnx's ZipMap output is left out of the model's metadata ({metadata['outputs']})")
+    answer = grpcclient.InferenceServerClient(grpc_url).infer("iris", inputs_of(grpcclient, feeds))
+    check([o.name for o in answer.get_response().outputs] == ["label", "probabilities"]
+          and list(answer.as_numpy("label").astype(str)) == list(expected["label"])
+          and np.allclose(answer.as_numpy("probabilities"), expected["probabilities"], atol=1e-6),
+          "a classifier with a ZipMap answers with its label and probability tensors, ONNX Runtime's values")
+    for module, client, refusal in [(httpclient, httpclient.InferenceServerClient(url), "400"),
+                                    (grpcclient, grpcclient.InferenceServerClient(grpc_url),
+                                     "StatusCode.INVALID_ARGUMENT")]:
+        try:
+            client.infer("iris", inputs_of(module, feeds), outputs=[module.InferRequestedOutput("output_probability")])
+            check(False, f"asking for the ZipMap's maps over {module.__name__} is refused")
+        except InferenceServerException as e:
+            check(str(e.status()) == refusal and "is a sequence or a map" in e.message() and "zipmap" in e.message(),
+                  f"asking for the ZipMap's maps is {refusal}, saying why and what to ask for ({e.message()[:160]})")
+
+
 def labeled(work, runner, classifier_path):
     """An ONNX-ML LinearClassifier served from its folder on ONNX Runtime: its classes named by its own
-    `classlabels_strings`, then by `--labels`, which wins; a label file of the wrong length is refused."""
+    `classlabels_strings`, then by `--labels`, which wins; a label file of the wrong length is refused. Its
+    ZipMap output, as skl2onnx writes by default, is left out (`maps_left_out`)."""
     x = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]], dtype=np.float32)
-    scores = ort_outputs(classifier_path, {"X": x})["probabilities"]
+    expected = ort_outputs(classifier_path, {"X": x})
+    scores = expected["probabilities"]
     for extra, labels, source in [
         ([], ["setosa", "versicolor", "virginica"], "by the classifier's own labels"),
         (["--labels", f"probabilities={write_labels(work, 'latin', ['I. setosa', 'I. versicolor', 'I. virginica'])}"],
@@ -86,6 +104,8 @@ def labeled(work, runner, classifier_path):
                                               ["--engine", "ort", "--name", "iris", *extra])
         try:
             named(url, grpc_url, "iris", {"X": x}, "probabilities", scores, labels, source)
+            if not extra:
+                maps_left_out(url, grpc_url, {"X": x}, expected)
         finally:
             process.terminate()
             process.wait(30)

@@ -73,26 +73,28 @@ def ort_outputs(model_path, feeds):
     return dict(zip(names, session.run(names, feeds)))
 
 
+def inputs_of(module, feeds, **options):
+    """tritonclient's inputs for `feeds` (`module`: tritonclient.http or tritonclient.grpc; `options`:
+    set_data_from_numpy's)."""
+    made = []
+    for name, value in feeds.items():
+        i = module.InferInput(name, list(value.shape), np_to_datatype(value))
+        i.set_data_from_numpy(value, **options)
+        made.append(i)
+    return made
+
+
 def http_infer(url, model, feeds, binary=True, outputs=None):
     client = httpclient.InferenceServerClient(url)
-    inputs = []
-    for name, value in feeds.items():
-        i = httpclient.InferInput(name, list(value.shape), np_to_datatype(value))
-        i.set_data_from_numpy(value, binary_data=binary)
-        inputs.append(i)
     requested = None if outputs is None else [httpclient.InferRequestedOutput(o, binary_data=binary) for o in outputs]
-    return client.infer(model, inputs, outputs=requested)
+    return client.infer(model, inputs_of(httpclient, feeds, binary_data=binary), outputs=requested)
 
 
-def grpc_infer(url, model, feeds, timeout=None, client=None):
+def grpc_infer(url, model, feeds, timeout=None, client=None, outputs=None):
     """A call over a new channel, or over `client`'s."""
     client = client or grpcclient.InferenceServerClient(url)
-    inputs = []
-    for name, value in feeds.items():
-        i = grpcclient.InferInput(name, list(value.shape), np_to_datatype(value))
-        i.set_data_from_numpy(value)
-        inputs.append(i)
-    return client.infer(model, inputs, client_timeout=timeout)
+    requested = None if outputs is None else [grpcclient.InferRequestedOutput(o) for o in outputs]
+    return client.infer(model, inputs_of(grpcclient, feeds), client_timeout=timeout, outputs=requested)
 
 
 def np_to_datatype(value):

@@ -469,6 +469,10 @@ pub fn element_bytes(data_type: i32) -> Option<u64> {
     })
 }
 
+/// The `dtype` of a value that is not a tensor: a sequence, a map or an optional (skl2onnx's ZipMap
+/// writes a sequence of maps, one per row).
+pub const NON_TENSOR: &str = "non-tensor";
+
 /// ONNX's lower-case name of an element type.
 pub fn dtype_name(data_type: i32) -> String {
     use tensor_proto::DataType as T;
@@ -508,7 +512,7 @@ fn signature(value: &crate::proto::ValueInfoProto) -> ValueSignature {
         },
         Some(_) => ValueSignature {
             name,
-            dtype: "non-tensor".to_owned(),
+            dtype: NON_TENSOR.to_owned(),
             shape: None,
         },
         None => ValueSignature {

@@ -278,17 +278,14 @@ impl Service {
                     .iter()
                     .position(|t| t.name == wanted.name)
                     .ok_or_else(|| {
-                        ServeError::BadRequest(format!(
-                            "unknown (or repeated) output {:?}: the model computes {}",
-                            wanted.name,
-                            served
-                                .signature
-                                .outputs
-                                .iter()
-                                .map(|o| o.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ))
+                        if served.signature.has_output(&wanted.name) {
+                            ServeError::BadRequest(format!(
+                                "output {:?} is asked for twice",
+                                wanted.name
+                            ))
+                        } else {
+                            served.signature.not_served(&wanted.name)
+                        }
                     })?;
                 let output = outputs.swap_remove(at);
                 let output = match wanted.parameters.get("classification") {

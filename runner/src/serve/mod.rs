@@ -21,6 +21,7 @@ mod labels;
 mod loader;
 mod memory_limit;
 pub mod metrics;
+mod ort_run_options;
 mod ort_strings;
 pub mod registry;
 mod report;

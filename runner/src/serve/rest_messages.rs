@@ -156,12 +156,7 @@ pub fn selected(
         .iter()
         .map(|w| {
             if !known.has_output(&w.name) {
-                let names: Vec<&str> = known.outputs.iter().map(|o| o.name.as_str()).collect();
-                return Err(ServeError::BadRequest(format!(
-                    "unknown output {:?}: the model computes {}",
-                    w.name,
-                    names.join(", ")
-                )));
+                return Err(known.not_served(&w.name));
             }
             let at = outputs
                 .iter()

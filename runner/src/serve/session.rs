@@ -8,10 +8,11 @@ use std::path::Path;
 use bytes::Bytes;
 use candle_core::{DType, Device};
 use kiln_onnx::proto::ModelProto;
-use ort::session::RunOptions;
+use ort::session::{RunOptions, SelectedOutputMarker};
 use ort::value::{DynValue, Tensor as OrtTensor};
 
 use super::ServeError;
+use super::ort_run_options::{TensorsOnly, giving_back_cpu_memory};
 use super::signature::Signature;
 use super::tensor::{Datatype, Tensor};
 use crate::engine::{Engine, Settings, onnxruntime};
@@ -29,6 +30,8 @@ enum Loaded {
         /// A run's options that have ONNX Runtime's CPU arena give back, once the run is over, every
         /// region no tensor holds (`None` off the CPU, where the arena is the device's).
         give_back: Option<RunOptions>,
+        /// For a model with outputs that are not tensors, left out of what is served.
+        tensors_only: Option<TensorsOnly>,
     },
     Kiln(Box<kiln_onnx::eval::Session>),
 }
@@ -64,14 +67,18 @@ impl Session {
                 let (session, _) =
                     onnxruntime::session(runtime, model_path, (device, device_spec), &settings)
                         .map_err(|e| e.to_string())?;
+                let refused = |e: ort::Error| format!("ONNX Runtime refused a run's options: {e}");
                 let give_back = match device {
-                    Device::Cpu => Some(
-                        giving_back_cpu_memory()
-                            .map_err(|e| format!("ONNX Runtime refused a run's options: {e}"))?,
-                    ),
+                    Device::Cpu => Some(giving_back_cpu_memory().map_err(refused)?),
                     _ => None,
                 };
-                Loaded::Ort { session, give_back }
+                let tensors_only =
+                    TensorsOnly::of(&session, give_back.is_some()).map_err(refused)?;
+                Loaded::Ort {
+                    session,
+                    give_back,
+                    tensors_only,
+                }
             }
             Engine::Kiln => {
                 let bytes = std::fs::read(model_path)
@@ -79,7 +86,12 @@ impl Session {
                 let model: ModelProto = prost::Message::decode(bytes.as_slice())
                     .map_err(|e| format!("{} is not an ONNX model: {e}", model_path.display()))?;
                 let session = kiln_onnx::eval::Session::new(&model, model_path.parent(), device)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| match e {
+                        kiln_onnx::ModelError::UnsupportedOp(ops) => format!(
+                            "kiln's evaluator does not implement {ops}: serve the model with --engine ort"
+                        ),
+                        other => other.to_string(),
+                    })?;
                 Loaded::Kiln(Box::new(session))
             }
         };
@@ -113,9 +125,23 @@ impl Session {
     ) -> Result<Vec<Tensor>, ServeError> {
         let limit = self.max_output_bytes;
         match &mut self.engine {
-            Loaded::Ort { session, give_back } => {
-                let options = give_back.as_ref().filter(|_| after == AfterRun::GiveBack);
-                run_ort(session, options, inputs, signature, limit)
+            Loaded::Ort {
+                session,
+                give_back,
+                tensors_only,
+            } => {
+                let giving_back = after == AfterRun::GiveBack;
+                match tensors_only {
+                    Some(only) => {
+                        let options = only.give_back.as_ref().filter(|_| giving_back);
+                        let options = options.unwrap_or(&only.keep);
+                        run_ort(session, Some(options), inputs, signature, limit)
+                    }
+                    None => {
+                        let options = give_back.as_ref().filter(|_| giving_back);
+                        run_ort(session, options, inputs, signature, limit)
+                    }
+                }
             }
             Loaded::Kiln(session) => run_kiln(session, inputs, signature, limit),
         }
@@ -146,16 +172,6 @@ fn outputs_fit(
         bytes.div_ceil(1 << 20),
         limit >> 20
     )))
-}
-
-/// ONNX Runtime's run option for shrinking the CPU arena (`memory.enable_memory_arena_shrinkage`, from
-/// `onnxruntime_run_options_config_keys.h`): at the end of the run, every region of the arena that no
-/// tensor holds is freed. It applies to the arena the session allocates from, the shared one of
-/// `Runtime::limit_cpu_memory` included; regions another instance's run holds are left alone.
-fn giving_back_cpu_memory() -> ort::Result<RunOptions> {
-    let mut options = RunOptions::new()?;
-    options.set("memory.enable_memory_arena_shrinkage", "cpu:0")?;
-    Ok(options)
 }
 
 fn failed(e: impl std::fmt::Display) -> ServeError {
@@ -286,9 +302,9 @@ fn ort_output(
     }
 }
 
-fn run_ort(
+fn run_ort<O: SelectedOutputMarker>(
     session: &mut ort::session::Session,
-    options: Option<&RunOptions>,
+    options: Option<&RunOptions<O>>,
     inputs: &[Tensor],
     signature: &Signature,
     max_output_bytes: u64,

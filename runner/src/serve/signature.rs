@@ -2,7 +2,7 @@
 //! clear 400 naming the input) before they reach the engine, and it tells whether requests can be batched.
 
 use kiln_core::api::{Dim, TensorSignature};
-use kiln_onnx::model_check::{DimInfo, ValueSignature};
+use kiln_onnx::model_check::{DimInfo, NON_TENSOR, ValueSignature};
 
 use super::ServeError;
 use super::tensor::{Datatype, Tensor};
@@ -25,14 +25,25 @@ pub struct Signature {
     /// Requests may be stacked along the first dimension: every input and output has one, symbolic and of
     /// the same name.
     pub batchable: bool,
+    /// Outputs the protocol cannot carry, left out of what is served: ONNX sequences and maps. Every
+    /// classifier skl2onnx converts (by default) ends in one, a ZipMap of one map per row beside its label
+    /// tensor; the labels are served, and a request that asks for the maps is told why not.
+    pub left_out: Vec<String>,
 }
 
 fn spec(signature: &TensorSignature) -> Result<TensorSpec, String> {
     let datatype = Datatype::of_onnx(&signature.dtype).ok_or_else(|| {
-        format!(
-            "{:?} is of element type {}, which the Open Inference Protocol server of kiln-runner does not serve",
-            signature.name, signature.dtype
-        )
+        if signature.dtype == NON_TENSOR {
+            format!(
+                "{:?} is a sequence or a map, not a tensor, which the Open Inference Protocol cannot carry",
+                signature.name
+            )
+        } else {
+            format!(
+                "{:?} is of element type {}, which the Open Inference Protocol server of kiln-runner does not serve",
+                signature.name, signature.dtype
+            )
+        }
     })?;
     let shape = signature.shape.as_ref().map(|dims| {
         dims.iter()
@@ -81,7 +92,16 @@ impl Signature {
 
     pub fn new(inputs: &[TensorSignature], outputs: &[TensorSignature]) -> Result<Self, String> {
         let inputs: Vec<TensorSpec> = inputs.iter().map(spec).collect::<Result<_, _>>()?;
-        let outputs: Vec<TensorSpec> = outputs.iter().map(spec).collect::<Result<_, _>>()?;
+        let (left_out, tensors): (Vec<&TensorSignature>, Vec<&TensorSignature>) =
+            outputs.iter().partition(|o| o.dtype == NON_TENSOR);
+        if tensors.is_empty() && !left_out.is_empty() {
+            return Err(format!(
+                "every output of the model ({}) is a sequence or a map, not a tensor, which the Open \
+                 Inference Protocol cannot carry: it would have nothing to answer with",
+                quoted(left_out.iter().map(|o| o.name.as_str()))
+            ));
+        }
+        let outputs: Vec<TensorSpec> = tensors.into_iter().map(spec).collect::<Result<_, _>>()?;
         let first = inputs.first().and_then(|i| i.first_dim.clone());
         let batchable =
             first.is_some() && inputs.iter().chain(&outputs).all(|t| t.first_dim == first);
@@ -89,6 +109,7 @@ impl Signature {
             inputs,
             outputs,
             batchable,
+            left_out: left_out.into_iter().map(|o| o.name.clone()).collect(),
         })
     }
 
@@ -167,18 +188,34 @@ impl Signature {
     }
 
     fn input_names(&self) -> String {
-        let names: Vec<String> = self
-            .inputs
-            .iter()
-            .map(|i| format!("{:?}", i.name))
-            .collect();
-        names.join(", ")
+        quoted(self.inputs.iter().map(|i| i.name.as_str()))
     }
 
     /// Whether `output` is one the model computes.
     pub fn has_output(&self, output: &str) -> bool {
         self.outputs.iter().any(|o| o.name == output)
     }
+
+    /// The answer to a request asking for `output`, which is not among the served outputs.
+    pub fn not_served(&self, output: &str) -> ServeError {
+        let served = quoted(self.outputs.iter().map(|o| o.name.as_str()));
+        ServeError::BadRequest(if self.left_out.iter().any(|o| o == output) {
+            format!(
+                "output {output:?} is a sequence or a map, not a tensor, which the Open Inference \
+                 Protocol cannot carry: this server answers with {served} (a classifier converted by \
+                 skl2onnx with options {{'zipmap': False}} gives its probabilities as a tensor)"
+            )
+        } else {
+            format!("unknown output {output:?}: the model computes {served}")
+        })
+    }
+}
+
+fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|name| format!("{name:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_one(spec: &TensorSpec, tensor: &Tensor) -> Result<(), ServeError> {
@@ -341,5 +378,44 @@ mod tests {
         .unwrap();
         assert!(unnamed.may_batch());
         assert!(!bert().may_batch(), "already batchable by its names");
+    }
+
+    #[test]
+    fn outputs_that_are_not_tensors_are_left_out_and_named_when_asked_for() {
+        let n = || Dim::Symbolic("N".into());
+        // skl2onnx's classifier: a label per row, and a ZipMap of one map per row.
+        let classifier = Signature::new(
+            &[sig("X", "float32", vec![n(), Dim::Fixed(4)])],
+            &[
+                sig("label", "int64", vec![n()]),
+                TensorSignature {
+                    name: "probabilities".into(),
+                    dtype: NON_TENSOR.into(),
+                    shape: None,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(classifier.outputs.len(), 1);
+        assert_eq!(classifier.left_out, ["probabilities"]);
+        assert!(classifier.batchable, "the maps do not stop batching");
+        let asked = classifier.not_served("probabilities").to_string();
+        assert!(
+            asked.contains("\"probabilities\" is a sequence or a map"),
+            "{asked}"
+        );
+        assert!(asked.contains("answers with \"label\""), "{asked}");
+        let unknown = classifier.not_served("nope").to_string();
+        assert!(unknown.contains("unknown output \"nope\""), "{unknown}");
+
+        let maps = || TensorSignature {
+            name: "maps".into(),
+            dtype: NON_TENSOR.into(),
+            shape: None,
+        };
+        let nothing = Signature::new(&[sig("X", "float32", vec![n()])], &[maps()]).unwrap_err();
+        assert!(nothing.contains("nothing to answer with"), "{nothing}");
+        let input = Signature::new(&[maps()], &[sig("y", "float32", vec![])]).unwrap_err();
+        assert!(input.contains("\"maps\" is a sequence or a map"), "{input}");
     }
 }
