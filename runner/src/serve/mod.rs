@@ -16,6 +16,7 @@ mod follow;
 mod grpc;
 mod grpc_codec;
 mod grpc_memory;
+mod json_non_finite;
 mod json_values;
 mod labels;
 mod loader;

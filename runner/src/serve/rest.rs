@@ -303,6 +303,7 @@ async fn infer(
         );
         let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
         let (header, binary) = split_body(&req, body)?;
+        let header = super::json_non_finite::rewrite_tokens(header);
         let request = parse_request(&header)?;
         let (inputs, decoded) = inputs(&request.inputs.0, binary)?;
         let decoded = decoded + super::ort_strings::inputs_engine_bytes(&inputs);

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::ServeError;
 use super::classification::{class_count, top_classes};
+use super::json_non_finite::Marks;
 use super::rest_bounds::{Parameters, Tensors};
 use super::tensor::{Datatype, JsonData, Tensor};
 
@@ -225,6 +226,8 @@ pub fn response(
     id: Option<String>,
     outputs: &[(Tensor, bool)],
 ) -> (BytesMut, Option<usize>) {
+    // Where NaN and the infinities go, written as Triton writes them (`json_non_finite`).
+    let marks = Marks::default();
     let described = outputs
         .iter()
         .map(|(t, as_binary)| OutputTensor {
@@ -234,7 +237,7 @@ pub fn response(
             parameters: as_binary.then(|| BinaryDataSize {
                 binary_data_size: t.data.len(),
             }),
-            data: (!as_binary).then(|| t.json_data()),
+            data: (!as_binary).then(|| t.json_data_marked(&marks)),
         })
         .collect();
     let header = InferResponse {
@@ -253,9 +256,9 @@ pub fn response(
                 .map_or(t.data.len() + 64, |size| t.data.len() / size * 12)
         })
         .sum();
-    let mut body = BytesMut::with_capacity(256 + json_bytes).writer();
+    let mut body = marks.writer(BytesMut::with_capacity(256 + json_bytes).writer());
     serde_json::to_writer(&mut body, &header).expect("a response serializes to JSON");
-    let mut body = body.into_inner();
+    let mut body = marks.replace(body.into_inner().into_inner());
     if !outputs.iter().any(|(_, b)| *b) {
         return (body, None);
     }

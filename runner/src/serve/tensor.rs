@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use super::ServeError;
+use super::json_non_finite::Marks;
 
 /// The protocol's tensor datatypes. `BYTES` holds ONNX's string tensors, so its elements must be UTF-8
 /// text without NUL characters (ONNX Runtime fills string tensors from C strings).
@@ -229,7 +230,12 @@ impl Tensor {
 
     /// The values as a flat JSON array, serialized straight from the bytes.
     pub fn json_data(&self) -> JsonData<'_> {
-        JsonData(self)
+        JsonData(self, None)
+    }
+
+    /// The same, its non-finite floats recorded in `marks` (`json_non_finite`).
+    pub fn json_data_marked<'a>(&'a self, marks: &'a Marks) -> JsonData<'a> {
+        JsonData(self, Some(marks))
     }
 
     /// The values as f64 (exact for every type but the widest integers), or `None` for `BYTES`.
@@ -323,8 +329,9 @@ fn check_bytes_data(
 
 /// A tensor's values as JSON. Floats are written in the shortest form that reads back to the same value
 /// of the tensor's own precision (an FP32 `0.1` stays `0.1`, not the f64 `0.10000000149011612`); a
-/// non-finite float has no JSON number and is written as null, as serde_json writes it.
-pub struct JsonData<'a>(&'a Tensor);
+/// non-finite float has no JSON number: it is written as null, as serde_json writes it, and recorded
+/// where there are `Marks` to record it (the answer then writes Triton's token in its place).
+pub struct JsonData<'a>(&'a Tensor, Option<&'a Marks>);
 
 impl Serialize for JsonData<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -339,6 +346,21 @@ impl Serialize for JsonData<'_> {
         };
         let mut seq = serializer.serialize_seq(Some(data.len() / size))?;
         for b in data.chunks_exact(size) {
+            if let Some(marks) = self.1 {
+                let value = match datatype {
+                    Datatype::Fp16 => f64::from(half::f16::from_le_bytes([b[0], b[1]])),
+                    Datatype::Bf16 => f64::from(half::bf16::from_le_bytes([b[0], b[1]])),
+                    Datatype::Fp32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    Datatype::Fp64 => {
+                        f64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or_default())
+                    }
+                    _ => 0.0,
+                };
+                if !value.is_finite() {
+                    seq.serialize_element(&marks.float(value))?;
+                    continue;
+                }
+            }
             let bytes2 = || [b[0], b[1]];
             let bytes4 = || [b[0], b[1], b[2], b[3]];
             let bytes8 = || <[u8; 8]>::try_from(b).unwrap_or_default();
