@@ -3,7 +3,9 @@ and gRPC, must get ONNX Runtime's numbers from a model kiln converted and from a
 corpus; bad inputs get the protocol's errors; the alias moves under load with no failed request and the new
 version's numbers afterwards; a tampered manifest is refused while the old version keeps serving; BYTES
 (string) tensors go in and out over REST and gRPC, batched; every numeric datatype's extremes, NaN and the
-infinities among them, round-trip over REST (JSON and binary) and gRPC on both engines; the classification extension ranks classes as
+infinities among them, round-trip over REST (JSON and binary) and gRPC on both engines; models of odd but
+legal signatures (no inputs, no shapes, an output that is an input, rank 0, a defaulted input, TensorFlow's
+names) answer with ONNX Runtime's numbers; the classification extension ranks classes as
 ONNX Runtime's scores do, naming them where the model or --labels does; a runner told by the registry's webhook follows the alias without waiting for
 its next poll; a request needing more memory than the engine may hold, or an answer larger than the server sends, is
 refused and the process serves on; a client too slow to send its body or take its answer is cut off and
@@ -39,6 +41,7 @@ from serving_limits import (chunked_bodies, decoded_in_flight, engine_memory_giv
                             in_flight_limit, memory_wait, response_limit, strings_in_flight)
 from serving_connections import connection_age, connection_limits
 from serving_datatypes import every_datatype
+from serving_signatures import odd_signatures
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
                             metric, ort_outputs, post_json, run_together, start_runner, storage_initializer)
@@ -468,6 +471,7 @@ def main():
     told_by_webhook(work, cli, runner)
     real_model(work, cli, runner, corpus, real)
     every_datatype(work, runner)
+    odd_signatures(work, runner)
     strings(work, runner, os.path.join(work, "words", "model.onnx"))
     strings_in_flight(work, runner, os.path.join(work, "words", "model.onnx"))
     labeled(work, runner, os.path.join(work, "iris", "model.onnx"))

@@ -8,7 +8,7 @@ use std::path::Path;
 use bytes::Bytes;
 use candle_core::{DType, Device};
 use kiln_onnx::proto::ModelProto;
-use ort::session::{RunOptions, SelectedOutputMarker};
+use ort::session::{RunOptions, SelectedOutputMarker, SessionInputValue};
 use ort::value::{DynValue, Tensor as OrtTensor};
 
 use super::ServeError;
@@ -313,9 +313,17 @@ fn run_ort<O: SelectedOutputMarker>(
         .iter()
         .map(|t| Ok((t.name.clone(), ort_value(t)?)))
         .collect::<Result<_, ServeError>>()?;
+    // Lent, not given: `values` must outlive `outputs` (declared after it, dropped before it). An output
+    // that is also an input of the graph comes back sharing the input's buffer, which each value owns;
+    // moved into `run`, the inputs were freed when it returned and such an output was read from freed
+    // memory (another request's numbers, or garbage).
+    let feeds: Vec<(&str, SessionInputValue)> = values
+        .iter()
+        .map(|(name, value)| (name.as_str(), SessionInputValue::from(value)))
+        .collect();
     let outputs = match options {
-        Some(options) => session.run_with_options(values, options),
-        None => session.run(values),
+        Some(options) => session.run_with_options(feeds, options),
+        None => session.run(feeds),
     }
     .map_err(ort_run_failed)?;
     let elements = |name: &str| -> u128 {
