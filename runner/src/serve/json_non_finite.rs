@@ -199,7 +199,63 @@ mod tests {
         );
     }
 
+    /// One element of a request's `data` as a client may write it, and the float it stands for (`None`:
+    /// a string, which stays a string).
+    fn element() -> impl Strategy<Value = (String, Option<f64>)> {
+        prop_oneof![
+            prop_oneof![
+                Just(("NaN", f64::NAN)),
+                Just(("-NaN", f64::NAN)),
+                Just(("Inf", f64::INFINITY)),
+                Just(("Infinity", f64::INFINITY)),
+                Just(("-Inf", f64::NEG_INFINITY)),
+                Just(("-Infinity", f64::NEG_INFINITY)),
+            ]
+            .prop_map(|(token, value)| (token.to_owned(), Some(value))),
+            any::<f32>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| (serde_json::to_string(&v).unwrap(), Some(f64::from(v)))),
+            "[a-zA-Z \\\"NaInfty-]{0,12}"
+                .prop_map(|text| (serde_json::to_string(&text).unwrap(), None)),
+        ]
+    }
+
     proptest! {
+        /// Tokens, numbers and strings (holding the tokens' letters, quotes and backslashes) in one array:
+        /// after the rewrite serde_json reads every token as its float and every string as itself.
+        #[test]
+        fn tokens_read_back_as_their_floats(elements in proptest::collection::vec(element(), 0..12),
+                                            spaced in any::<bool>()) {
+            let separator = if spaced { " , " } else { "," };
+            let json = format!("{{\"data\":[{}]}}", elements.iter().map(|(text, _)| text.as_str())
+                .collect::<Vec<_>>().join(separator));
+            let read: serde_json::Value = serde_json::from_slice(&rewrite_tokens(Bytes::from(json.clone())))
+                .unwrap_or_else(|e| panic!("{json}: {e}"));
+            let read = read["data"].as_array().unwrap().clone();
+            prop_assert_eq!(read.len(), elements.len());
+            for (value, (text, float)) in read.iter().zip(&elements) {
+                match (value, float) {
+                    (serde_json::Value::String(s), Some(f)) if f.is_nan() => prop_assert!(rewritten(s).unwrap().is_nan()),
+                    (serde_json::Value::String(s), Some(f)) if f.is_infinite() => prop_assert_eq!(rewritten(s), Some(*f)),
+                    (serde_json::Value::Number(n), Some(f)) => prop_assert_eq!(n.as_f64().map(|n| n as f32), Some(*f as f32)),
+                    (serde_json::Value::String(s), None) => {
+                        prop_assert_eq!(serde_json::to_string(s).unwrap(), text.clone());
+                        prop_assert!(rewritten(s).is_none());
+                    }
+                    other => prop_assert!(false, "{other:?} read from {text}"),
+                }
+            }
+        }
+
+        /// Any bytes at all: no panic, and bytes without the tokens' letters come back as they were.
+        #[test]
+        fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let out = rewrite_tokens(Bytes::from(bytes.clone()));
+            if !bytes.windows(3).any(|w| w == b"NaN" || w == b"Inf") {
+                prop_assert_eq!(&out[..], &bytes[..]);
+            }
+        }
+
         /// Valid JSON is left as it is, byte for byte.
         #[test]
         fn valid_json_is_unchanged(values in proptest::collection::vec(
