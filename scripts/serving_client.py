@@ -122,8 +122,9 @@ def metric(url, name):
 
 
 def post_json(address, body, headers=None):
-    """POSTs JSON; the status and, for an error, its JSON body."""
-    request = urllib.request.Request(address, data=json.dumps(body).encode(),
+    """POSTs JSON (`body` as it is when it is bytes already); the status and, for an error, its JSON body."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(address, data=data,
                                      headers={"Content-Type": "application/json", **(headers or {})})
     try:
         urllib.request.urlopen(request)

@@ -1,6 +1,6 @@
 """Hostile requests against `kiln-runner serve`: valid requests of three models (FP32 rows, strings, INT64
 token ids) mutated at random, by a seeded generator, over REST (JSON tensors, the binary-data extension and
-raw bytes) and gRPC (typed and raw contents, and the protobuf message's bytes themselves). Every answer
+raw bytes, some compressed, cut, or said to be compressed and not) and gRPC (typed and raw contents, and the protobuf message's bytes themselves). Every answer
 must be one the protocol defines for the client's mistake: REST 200 or a 4xx with a JSON body naming the
 problem, gRPC OK, INVALID_ARGUMENT or NOT_FOUND with its text (never a 5xx, INTERNAL or UNKNOWN, never a
 dropped connection), the text at most about 1 kB whatever the request echoed. Then the same requests from
@@ -11,12 +11,14 @@ Usage (scripts/serving-test.sh runs it with its defaults):
   serving_hostile.py WORK RUNNER [--cases N] [--seed S]"""
 import argparse
 import copy
+import gzip
 import http.client
 import json
 import os
 import random
 import sys
 import threading
+import zlib
 
 import grpc
 import numpy as np
@@ -29,7 +31,8 @@ from serving_client import agrees, check, failures, grpc_infer, http_infer, metr
 
 DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
              "FP64", "BYTES", "BF16"]
-ODD_VALUES = [None, True, -1, 0, 1, 2 ** 31, 2 ** 63, 2 ** 64, -2 ** 63 - 1, 1.5, -0.0, 1e308, "", "x", "4",
+ODD_VALUES = [None, True, -1, 0, 1, 2 ** 31, 2 ** 63, 2 ** 64, -2 ** 63 - 1, 1.5, -0.0, 1e308, float("nan"),
+              float("-inf"), "NaN", "\u0000NaN", "", "x", "4",
               "\u0000", "\ud7ff\u00e9", [], {}, [[]], [None], {"a": 1}, "a" * 5000]
 # What a request of a few kB may be answered: RESOURCE_EXHAUSTED was a 10 kB name echoed in the error's
 # trailer, past what gRPC clients accept; INTERNAL a message that did not decode.
@@ -158,6 +161,13 @@ def rest_case(rng, model):
     elif kind >= 0.95:
         body = rng.choice([b"[" * 100000, b"{\"inputs\":" * 5000, bytes(rng.getrandbits(8) for _ in range(200)),
                            b"\xef\xbb\xbf{}", b"null", b"1e999999", b'{"inputs": [{"shape": [1e999]}]}'])
+    if rng.random() < 0.1:
+        # Compressed as tritonclient compresses (or said to be, and not, or cut), or of an encoding not read.
+        encoding = rng.choice(["gzip", "deflate", "GZIP", "br", "gzip, deflate", ""])
+        headers["Content-Encoding"] = encoding
+        if encoding.lower() in ("gzip", "deflate") and rng.random() < 0.8:
+            packed = gzip.compress(body) if encoding.lower() == "gzip" else zlib.compress(body)
+            body = packed if rng.random() < 0.7 else packed[:rng.randrange(len(packed) + 1)]
     return path, headers, body
 
 

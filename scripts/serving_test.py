@@ -37,7 +37,7 @@ from tritonclient.utils import InferenceServerException
 
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
-from serving_limits import (chunked_bodies, decoded_in_flight, engine_memory_given_back, engine_memory_limit,
+from serving_limits import (chunked_bodies, compressed_bodies, decoded_in_flight, engine_memory_given_back, engine_memory_limit,
                             in_flight_limit, memory_wait, response_limit, strings_in_flight)
 from serving_connections import connection_age, connection_limits
 from serving_datatypes import every_datatype
@@ -484,6 +484,7 @@ def main():
     memory_wait(work, runner, os.path.join(work, "sentiment"))
     decoded_in_flight(work, runner, os.path.join(work, "sentiment"))
     chunked_bodies(work, runner, os.path.join(work, "sentiment"))
+    compressed_bodies(work, runner, os.path.join(work, "sentiment"))
     client_pace(work, runner, os.path.join(work, "sentiment"))
     waiting_calls(work, runner, os.path.join(work, "sentiment"))
     connection_limits(work, runner, os.path.join(work, "sentiment"))

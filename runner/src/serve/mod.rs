@@ -29,6 +29,7 @@ mod report;
 mod request_memory;
 mod rest;
 mod rest_bounds;
+mod rest_encoding;
 mod rest_messages;
 mod returned_memory;
 pub mod session;

@@ -302,6 +302,7 @@ async fn infer(
             "kiln-runner serve --max-request-mib",
         );
         let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
+        let body = super::rest_encoding::inflated(&req, body, limit, &mut held)?;
         let (header, binary) = split_body(&req, body)?;
         let header = super::json_non_finite::rewrite_tokens(header);
         let request = parse_request(&header)?;

@@ -316,7 +316,8 @@ fn run_ort<O: SelectedOutputMarker>(
     // Lent, not given: `values` must outlive `outputs` (declared after it, dropped before it). An output
     // that is also an input of the graph comes back sharing the input's buffer, which each value owns;
     // moved into `run`, the inputs were freed when it returned and such an output was read from freed
-    // memory (another request's numbers, or garbage).
+    // memory (whatever the process had put there since: garbage in the check, another request's data at
+    // worst).
     let feeds: Vec<(&str, SessionInputValue)> = values
         .iter()
         .map(|(name, value)| (name.as_str(), SessionInputValue::from(value)))
