@@ -58,6 +58,14 @@ def problems(result, expected, tolerance):
     return "; ".join(found) or None
 
 
+def answered(call, expected, tolerance):
+    """Why `call`'s answer is not ONNX Runtime's, or None; a refusal is a reason too."""
+    try:
+        return problems(call(), expected, tolerance)
+    except InferenceServerException as e:
+        return f"refused: {e}"[:300]
+
+
 def start(runner, folder, work, name, engine):
     """A runner of `folder` on `engine`: (process, REST address, gRPC address), or (None, its log) when it
     stopped before it was ready."""
@@ -93,18 +101,18 @@ def on_onnx_runtime(runner, work, model, folder, feeds, expected, tolerance):
         return "did not start"
     process, url, grpc_url = started
     try:
-        answers = {
-            "REST binary": http_infer(url, "model", feeds, binary=True),
-            "REST JSON": http_infer(url, "model", feeds, binary=False),
-            "gRPC": grpc_infer(grpc_url, "model", feeds),
+        calls = {
+            "REST binary": lambda: http_infer(url, "model", feeds, binary=True),
+            "REST JSON": lambda: http_infer(url, "model", feeds, binary=False),
+            "gRPC": lambda: grpc_infer(grpc_url, "model", feeds),
         }
-        wrong = {how: why for how, answer in answers.items() if (why := problems(answer, expected, tolerance))}
+        wrong = {how: why for how, call in calls.items() if (why := answered(call, expected, tolerance))}
         check(not wrong, f"{key} on ONNX Runtime: REST (binary and JSON) and gRPC give ONNX Runtime's outputs"
                          + (f" ({wrong})" if wrong else ""))
-        together = [None] * 3
+        together = ["not answered"] * 3
 
         def one(n):
-            together[n] = problems(grpc_infer(grpc_url, "model", feeds), expected, tolerance)
+            together[n] = answered(lambda: grpc_infer(grpc_url, "model", feeds), expected, tolerance)
         threads = [threading.Thread(target=one, args=(n,)) for n in range(3)]
         [t.start() for t in threads]
         [t.join() for t in threads]
@@ -131,7 +139,7 @@ def on_kiln(runner, work, model, folder, feeds, expected, tolerance):
         return "refused: " + result[1].strip().splitlines()[-1].removeprefix("error: ")[:200]
     process, _, grpc_url = result
     try:
-        why = problems(grpc_infer(grpc_url, "model", feeds), expected, tolerance)
+        why = answered(lambda: grpc_infer(grpc_url, "model", feeds), expected, tolerance)
         check(why is None, f"{key} on kiln's evaluator over gRPC gives ONNX Runtime's outputs"
                            + (f" ({why})" if why else ""))
         return f"ok ({time.time() - started:.1f} s)"

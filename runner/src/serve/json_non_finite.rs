@@ -25,51 +25,70 @@ const TOKENS: [(&[u8], &str); 6] = [
     (b"NaN", "\"\\u0000NaN\""),
 ];
 
-/// The float a rewritten token stands for (`text` as serde_json read the string).
-pub fn rewritten(text: &str) -> Option<f64> {
+/// The float a rewritten token stands for (`text` as serde_json read the string), and its name.
+pub fn rewritten(text: &str) -> Option<(f64, &'static str)> {
     match text {
-        "\0NaN" => Some(f64::NAN),
-        "\0Infinity" => Some(f64::INFINITY),
-        "\0-Infinity" => Some(f64::NEG_INFINITY),
+        "\0NaN" => Some((f64::NAN, "NaN")),
+        "\0Infinity" => Some((f64::INFINITY, "Infinity")),
+        "\0-Infinity" => Some((f64::NEG_INFINITY, "-Infinity")),
         _ => None,
     }
 }
 
-/// `json` with its bare non-finite tokens rewritten (`rewritten` reads them back); `json` itself when it
-/// has none, found without a pass over it of our own unless `NaN` or `Inf` appears somewhere.
-pub fn rewrite_tokens(json: Bytes) -> Bytes {
+/// `json` with its bare non-finite tokens rewritten (`rewritten` reads them back), or `json` itself when
+/// it has none; looked through only when `NaN` or `Inf` appears somewhere. The copy is made once, its
+/// size given to `count` first: a token grows three to four times, and a body of nothing else would
+/// otherwise take several times what it was admitted for.
+pub fn rewrite_tokens<E>(
+    json: Bytes,
+    count: impl FnOnce(usize) -> Result<(), E>,
+) -> Result<Bytes, E> {
     if memchr::memmem::find(&json, b"NaN").is_none()
         && memchr::memmem::find(&json, b"Inf").is_none()
     {
-        return json;
+        return Ok(json);
     }
-    let mut out = Vec::with_capacity(json.len() + 64);
-    let (mut at, mut in_string, mut changed) = (0, false, false);
+    let (mut any, mut grown) = (false, 0);
+    bare_tokens(&json, |_, token, string| {
+        any = true;
+        grown += string.len() - token.len();
+    });
+    if !any {
+        return Ok(json);
+    }
+    count(json.len() + grown)?;
+    let mut out = Vec::with_capacity(json.len() + grown);
+    let mut from = 0;
+    bare_tokens(&json, |at, token, string| {
+        out.extend_from_slice(&json[from..at]);
+        out.extend_from_slice(string.as_bytes());
+        from = at + token.len();
+    });
+    out.extend_from_slice(&json[from..]);
+    Ok(Bytes::from(out))
+}
+
+/// Calls `found(offset, token, its string)` for each token of `json` outside its strings, in order.
+fn bare_tokens(json: &[u8], mut found: impl FnMut(usize, &'static [u8], &'static str)) {
+    let (mut at, mut in_string) = (0, false);
     while at < json.len() {
-        let byte = json[at];
-        if in_string {
-            match byte {
-                b'\\' => {
-                    out.extend_from_slice(&json[at..(at + 2).min(json.len())]);
-                    at += 2;
+        match json[at] {
+            // The escaped character is skipped with the backslash: `\"` does not end the string.
+            b'\\' if in_string => at += 1,
+            b'"' => in_string = !in_string,
+            b'N' | b'I' | b'-' if !in_string => {
+                if let Some(&(token, string)) =
+                    TOKENS.iter().find(|(t, _)| json[at..].starts_with(t))
+                {
+                    found(at, token, string);
+                    at += token.len();
                     continue;
                 }
-                b'"' => in_string = false,
-                _ => {}
             }
-        } else if byte == b'"' {
-            in_string = true;
-        } else if let Some((token, string)) = TOKENS.iter().find(|(t, _)| json[at..].starts_with(t))
-        {
-            out.extend_from_slice(string.as_bytes());
-            at += token.len();
-            changed = true;
-            continue;
+            _ => {}
         }
-        out.push(byte);
         at += 1;
     }
-    if changed { Bytes::from(out) } else { json }
 }
 
 /// Where an answer's non-finite floats were written, while serde_json writes it through `Marks::writer`.
@@ -113,16 +132,20 @@ impl Marks {
         Marked { value, marks: self }
     }
 
-    /// `body` with each marked `null` replaced by its token.
+    /// `body` with each marked `null` replaced by its token. Were a mark not on a `null` (the JSON written
+    /// through another writer than `writer`'s), the body would be left as serde_json wrote it: valid JSON,
+    /// the values `null`, never a token spliced into the middle of something else.
     pub fn replace(&self, body: BytesMut) -> BytesMut {
         let at = self.at.borrow();
-        if at.is_empty() {
+        let on_nulls = at
+            .iter()
+            .all(|&(offset, _)| body.get(offset..offset + 4) == Some(&b"null"[..]));
+        if at.is_empty() || !on_nulls {
             return body;
         }
         let mut out = BytesMut::with_capacity(body.len() + 5 * at.len());
         let mut from = 0;
         for &(offset, token) in at.iter() {
-            debug_assert_eq!(&body[offset..offset + 4], b"null");
             out.extend_from_slice(&body[from..offset]);
             out.extend_from_slice(token.as_bytes());
             from = offset + 4;
@@ -161,7 +184,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn text(json: &str) -> String {
-        String::from_utf8(rewrite_tokens(Bytes::from(json.to_owned())).to_vec()).unwrap()
+        let rewritten = rewrite_tokens(Bytes::from(json.to_owned()), |_| Ok::<_, ()>(()));
+        String::from_utf8(rewritten.unwrap().to_vec()).unwrap()
     }
 
     #[test]
@@ -174,13 +198,33 @@ mod tests {
         assert_eq!(text(strings), strings);
         let parsed: Vec<String> = serde_json::from_str(&text("[NaN,-Infinity]")).unwrap();
         assert_eq!(
-            parsed.iter().map(|s| rewritten(s)).collect::<Vec<_>>()[1],
-            Some(f64::NEG_INFINITY)
+            rewritten(&parsed[1]),
+            Some((f64::NEG_INFINITY, "-Infinity"))
         );
         assert!(
             rewritten("NaN").is_none(),
             "a client's own string stays a string"
         );
+        let escaped = r#"["a\\", NaN, "\"NaN\\\"", Inf]"#;
+        assert_eq!(
+            text(escaped),
+            r#"["a\\", "\u0000NaN", "\"NaN\\\"", "\u0000Infinity"]"#
+        );
+    }
+
+    #[test]
+    fn the_copy_is_counted_before_it_is_made_and_only_when_a_token_is_bare() {
+        let mut counted = Vec::new();
+        let json = Bytes::from_static(br#"{"data": [NaN, 1]}"#);
+        let out = rewrite_tokens(json.clone(), |n| {
+            counted.push(n);
+            Ok::<_, ()>(())
+        });
+        assert_eq!(counted, [out.unwrap().len()]);
+        assert!(rewrite_tokens(json, |_| Err("refused")).is_err());
+        let in_strings = Bytes::from_static(br#"{"name": "Information about NaN"}"#);
+        let same = rewrite_tokens(in_strings.clone(), |_| Err("counted"));
+        assert_eq!(same, Ok(in_strings), "nothing to copy, nothing counted");
     }
 
     #[test]
@@ -199,6 +243,9 @@ mod tests {
         );
     }
 
+    /// Strings of the tokens' letters, spaces, quotes and backslashes: escapes around would-be tokens.
+    const STRINGS: &str = r#"[NaIfinty \\"-]{0,12}"#;
+
     /// One element of a request's `data` as a client may write it, and the float it stands for (`None`:
     /// a string, which stays a string).
     fn element() -> impl Strategy<Value = (String, Option<f64>)> {
@@ -215,8 +262,7 @@ mod tests {
             any::<f32>()
                 .prop_filter("finite", |v| v.is_finite())
                 .prop_map(|v| (serde_json::to_string(&v).unwrap(), Some(f64::from(v)))),
-            "[a-zA-Z \\\"NaInfty-]{0,12}"
-                .prop_map(|text| (serde_json::to_string(&text).unwrap(), None)),
+            STRINGS.prop_map(|text| (serde_json::to_string(&text).unwrap(), None)),
         ]
     }
 
@@ -229,14 +275,14 @@ mod tests {
             let separator = if spaced { " , " } else { "," };
             let json = format!("{{\"data\":[{}]}}", elements.iter().map(|(text, _)| text.as_str())
                 .collect::<Vec<_>>().join(separator));
-            let read: serde_json::Value = serde_json::from_slice(&rewrite_tokens(Bytes::from(json.clone())))
+            let read: serde_json::Value = serde_json::from_slice(text(&json).as_bytes())
                 .unwrap_or_else(|e| panic!("{json}: {e}"));
             let read = read["data"].as_array().unwrap().clone();
             prop_assert_eq!(read.len(), elements.len());
             for (value, (text, float)) in read.iter().zip(&elements) {
                 match (value, float) {
-                    (serde_json::Value::String(s), Some(f)) if f.is_nan() => prop_assert!(rewritten(s).unwrap().is_nan()),
-                    (serde_json::Value::String(s), Some(f)) if f.is_infinite() => prop_assert_eq!(rewritten(s), Some(*f)),
+                    (serde_json::Value::String(s), Some(f)) if f.is_nan() => prop_assert!(rewritten(s).unwrap().0.is_nan()),
+                    (serde_json::Value::String(s), Some(f)) if f.is_infinite() => prop_assert_eq!(rewritten(s).map(|r| r.0), Some(*f)),
                     (serde_json::Value::Number(n), Some(f)) => prop_assert_eq!(n.as_f64().map(|n| n as f32), Some(*f as f32)),
                     (serde_json::Value::String(s), None) => {
                         prop_assert_eq!(serde_json::to_string(s).unwrap(), text.clone());
@@ -247,20 +293,27 @@ mod tests {
             }
         }
 
-        /// Any bytes at all: no panic, and bytes without the tokens' letters come back as they were.
+        /// Any bytes, mostly the tokens' letters, quotes, backslashes and JSON's punctuation: no panic;
+        /// a copy exactly when a token is bare, grown by what the tokens' strings add; and no bare token
+        /// left in it (each string closes where it opens, so what follows is read as it was).
         #[test]
-        fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let out = rewrite_tokens(Bytes::from(bytes.clone()));
-            if !bytes.windows(3).any(|w| w == b"NaN" || w == b"Inf") {
-                prop_assert_eq!(&out[..], &bytes[..]);
-            }
+        fn any_bytes(bytes in proptest::collection::vec(
+            prop_oneof![proptest::sample::select(b"NaIfinty-\\\"[],: ".to_vec()), any::<u8>()], 0..64)) {
+            let out = rewrite_tokens(Bytes::from(bytes.clone()), |_| Ok::<_, ()>(())).unwrap();
+            let mut grown = Vec::new();
+            bare_tokens(&bytes, |_, token, string| grown.push(string.len() - token.len()));
+            prop_assert_eq!(grown.is_empty(), out == bytes);
+            prop_assert_eq!(out.len(), bytes.len() + grown.iter().sum::<usize>());
+            let mut left = 0;
+            bare_tokens(&out, |_, _, _| left += 1);
+            prop_assert_eq!(left, 0);
         }
 
         /// Valid JSON is left as it is, byte for byte.
         #[test]
         fn valid_json_is_unchanged(values in proptest::collection::vec(
             prop_oneof![any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(serde_json::Value::from),
-                        ".*".prop_map(serde_json::Value::from)], 0..8)) {
+                        STRINGS.prop_map(serde_json::Value::from)], 0..8)) {
             let json = serde_json::to_string(&values).unwrap();
             prop_assert_eq!(text(&json), json);
         }

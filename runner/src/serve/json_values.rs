@@ -166,15 +166,9 @@ impl<'de> Visitor<'de> for Element<'_> {
     fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
         // Written back as JSON (quoted, escaped) only when refused: a valid string costs no copy.
         let shown = || serde_json::Value::from(text);
-        if let Some(value) = super::json_non_finite::rewritten(text) {
+        if let Some((value, token)) = super::json_non_finite::rewritten(text) {
             // A bare NaN or infinity of the request, as tritonclient writes one.
-            return match self.out.datatype {
-                Datatype::Fp16 | Datatype::Bf16 | Datatype::Fp32 | Datatype::Fp64 => {
-                    self.out.float(value, value)
-                }
-                Datatype::Bytes => Err(self.out.refuse_element(value, "is not a string, as")),
-                _ => Err(self.out.refuse_element(value, "is not an integer, as")),
-            };
+            return self.out.float(value, token);
         }
         if self.out.datatype != Datatype::Bytes {
             return Err(self.out.refuse_element(shown(), "is not a number, as"));

@@ -304,7 +304,10 @@ async fn infer(
         let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
         let body = super::rest_encoding::inflated(&req, body, limit, &mut held)?;
         let (header, binary) = split_body(&req, body)?;
-        let header = super::json_non_finite::rewrite_tokens(header);
+        let header = super::json_non_finite::rewrite_tokens(header, |bytes| {
+            let what = "this request's JSON, its NaN and infinities rewritten, needs";
+            held.count_within_limit(bytes, what)
+        })?;
         let request = parse_request(&header)?;
         let (inputs, decoded) = inputs(&request.inputs.0, binary)?;
         let decoded = decoded + super::ort_strings::inputs_engine_bytes(&inputs);

@@ -1,23 +1,19 @@
 //! A REST body the client compressed: `Content-Encoding: gzip` or `deflate`, which tritonclient sends with
 //! `request_compression_algorithm` and Triton reads. The body is inflated once it has come whole (its
-//! compressed bytes bounded and counted as any body's), a few KiB of it at a time, so that what it
-//! inflates to is bounded by `--max-request-mib` and counted in the request's memory as it grows: deflate
-//! can multiply its input about a thousand times, and a small body inflated in one piece could take
-//! gigabytes before anything looked.
+//! compressed bytes bounded and counted as any body's) into a writer that refuses to grow past
+//! `--max-request-mib` or past what the request may hold, counting each growth of its buffer before
+//! making it: deflate can multiply its input about a thousand times, and a small body inflated without
+//! looking could take gigabytes. (flate2's decoders hand their writer at most 32 KiB at a time.)
 
 use std::io::Write;
 
 use actix_web::HttpRequest;
 use actix_web::http::header::CONTENT_ENCODING;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use flate2::write::{MultiGzDecoder, ZlibDecoder};
 
 use super::ServeError;
 use super::request_memory::Held;
-
-/// How much compressed input is fed at a time: what it inflates to (at most about a thousand times as
-/// much) is checked against the limits after each step.
-const STEP: usize = 4096;
 
 /// `body` as sent, or inflated when its `Content-Encoding` says it is compressed; at most `limit` bytes
 /// inflated (`what` names the limit), what it inflates to counted in `held` as it comes.
@@ -30,9 +26,11 @@ pub fn inflated(
     let Some(encoding) = req.headers().get(CONTENT_ENCODING) else {
         return Ok(body);
     };
-    let encoding = encoding.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    let encoding = String::from_utf8_lossy(encoding.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
     let mut out = Limited {
-        bytes: BytesMut::new(),
+        bytes: Vec::new(),
         limit,
         held,
     };
@@ -52,7 +50,7 @@ pub fn inflated(
         }
     };
     match done {
-        Ok(()) => Ok(out.bytes.freeze()),
+        Ok(()) => Ok(Bytes::from(out.bytes)),
         Err(e) => Err(
             match e.into_inner().and_then(|e| e.downcast::<Refused>().ok()) {
                 Some(refused) => match (*refused).0 {
@@ -69,19 +67,18 @@ pub fn inflated(
     }
 }
 
-/// Feeds `body` to `decoder` a step at a time, then finishes it (a truncated stream is an error there).
+/// Feeds `body` to `decoder`, then finishes it (a truncated stream is an error there).
 fn feed<D: Write>(
     mut decoder: D,
     body: &[u8],
     finish: fn(&mut D) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    for step in body.chunks(STEP) {
-        decoder.write_all(step)?;
-    }
+    decoder.write_all(body)?;
     finish(&mut decoder)
 }
 
-/// Why inflating stopped: past the body limit (`None`), or past the requests' memory limit.
+/// Why inflating stopped: past the body limit (`None`), or past the requests' memory limit. An
+/// `io::Error` is what a writer may fail with; this carries ours through flate2 to `inflated`.
 #[derive(Debug)]
 struct Refused(Option<ServeError>);
 
@@ -93,22 +90,28 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// The inflated bytes, refused past `limit` or past what the request may hold.
+/// The inflated bytes, refused past `limit` or past what the request may hold; what its buffer
+/// reserves counted (a buffer doubling as it grows holds up to twice what it has been written).
 struct Limited<'a> {
-    bytes: BytesMut,
+    bytes: Vec<u8>,
     limit: usize,
     held: &'a mut Held,
 }
 
 impl Write for Limited<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.limit {
+        let needed = self.bytes.len() + buf.len();
+        if needed > self.limit {
             return Err(std::io::Error::other(Refused(None)));
         }
-        let what = "this request's inflated body needs";
-        self.held
-            .count_within_limit(buf.len(), what)
-            .map_err(|e| std::io::Error::other(Refused(Some(e))))?;
+        if needed > self.bytes.capacity() {
+            let capacity = (self.bytes.capacity() * 2).clamp(needed, self.limit);
+            let what = "this request's inflated body needs";
+            self.held
+                .count_within_limit(capacity - self.bytes.capacity(), what)
+                .map_err(|e| std::io::Error::other(Refused(Some(e))))?;
+            self.bytes.reserve_exact(capacity - self.bytes.len());
+        }
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -207,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bomb_stops_at_the_body_limit_or_the_requests_memory_a_step_past_it() {
+    fn a_bomb_stops_at_the_body_limit_or_at_the_requests_memory() {
         // 64 MiB of zeros deflate to about 64 KiB.
         let bomb = gzip(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 100 << 10, "{}", bomb.len());

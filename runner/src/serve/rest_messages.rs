@@ -268,3 +268,65 @@ pub fn response(
     }
     (body, Some(length))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(name: &str, datatype: Datatype, data: Vec<u8>) -> Tensor {
+        let count = data.len() / datatype.size().unwrap_or(1);
+        Tensor::from_raw(name.into(), datatype, vec![count as i64], data.into()).unwrap()
+    }
+
+    #[test]
+    fn non_finite_floats_are_written_as_tritons_tokens_beside_everything_else() {
+        let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let f16s = |v: &[f32]| {
+            v.iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect()
+        };
+        let bf16s = |v: &[f32]| {
+            v.iter()
+                .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+                .collect()
+        };
+        let f64s = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (inf, nan) = (f32::INFINITY, f32::NAN);
+        let binary = f32s(&[nan, inf]);
+        let outputs = [
+            (tensor("a", Datatype::Fp32, f32s(&[1.5, nan, -inf])), false),
+            (tensor("b", Datatype::Fp16, f16s(&[inf, 0.5])), false),
+            (tensor("c", Datatype::Bf16, bf16s(&[-inf, 2.0])), false),
+            (tensor("d", Datatype::Fp64, f64s(&[f64::NAN, -0.0])), false),
+            (
+                tensor("e", Datatype::Int64, vec![7, 0, 0, 0, 0, 0, 0, 0]),
+                false,
+            ),
+            (tensor("f", Datatype::Fp32, binary.clone()), true),
+        ];
+        let (body, length) = response("m", "1", Some("null".into()), &outputs);
+        let length = length.unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body[..length]).unwrap(),
+            concat!(
+                r#"{"model_name":"m","model_version":"1","id":"null","outputs":["#,
+                r#"{"name":"a","datatype":"FP32","shape":[3],"data":[1.5,NaN,-Infinity]},"#,
+                r#"{"name":"b","datatype":"FP16","shape":[2],"data":[Infinity,0.5]},"#,
+                r#"{"name":"c","datatype":"BF16","shape":[2],"data":[-Infinity,2.0]},"#,
+                r#"{"name":"d","datatype":"FP64","shape":[2],"data":[NaN,-0.0]},"#,
+                r#"{"name":"e","datatype":"INT64","shape":[1],"data":[7]},"#,
+                r#"{"name":"f","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]}"#
+            )
+        );
+        assert_eq!(
+            &body[length..],
+            &binary[..],
+            "binary data follows untouched"
+        );
+        let finite = [(tensor("a", Datatype::Fp32, f32s(&[0.1, -2.0])), false)];
+        let (body, _) = response("m", "1", None, &finite);
+        let strict: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(strict["outputs"][0]["data"], serde_json::json!([0.1, -2.0]));
+    }
+}
