@@ -123,7 +123,8 @@ def on_onnx_runtime(runner, work, model, folder, feeds, expected, tolerance):
             check(left_out_refused(url, grpc_url, feeds, left_out),
                   f"{key}: asking for {left_out} (not tensors, left out) is a 400 / INVALID_ARGUMENT saying so")
         batched = "batched" if "batchable=true" in open(os.path.join(work, f"{key}-ort.log")).read() else "one at a time"
-        return "ok, " + batched + (f", {len(left_out)} left out" if left_out else "")
+        verdict = "ok" if not wrong and together == [None] * 3 else "WRONG"
+        return f"{verdict}, {batched}" + (f", {len(left_out)} left out" if left_out else "")
     finally:
         stop(process)
 
@@ -142,7 +143,7 @@ def on_kiln(runner, work, model, folder, feeds, expected, tolerance):
         why = answered(lambda: grpc_infer(grpc_url, "model", feeds), expected, tolerance)
         check(why is None, f"{key} on kiln's evaluator over gRPC gives ONNX Runtime's outputs"
                            + (f" ({why})" if why else ""))
-        return f"ok ({time.time() - started:.1f} s)"
+        return f"{'WRONG' if why else 'ok'} ({time.time() - started:.1f} s)"
     finally:
         stop(process)
 
