@@ -1,6 +1,7 @@
 """Hostile requests against `kiln-runner serve`: valid requests of three models (FP32 rows, strings, INT64
 token ids) mutated at random, by a seeded generator, over REST (JSON tensors, the binary-data extension and
-raw bytes, some compressed, cut, or said to be compressed and not) and gRPC (typed and raw contents, and the protobuf message's bytes themselves). Every answer
+raw bytes, some compressed, cut, or said to be compressed and not) and gRPC (typed and raw contents, and
+the protobuf message's bytes themselves, one in five compressed). Every answer
 must be one the protocol defines for the client's mistake: REST 200 or a 4xx with a JSON body naming the
 problem, gRPC OK, INVALID_ARGUMENT or NOT_FOUND with its text (never a 5xx, INTERNAL or UNKNOWN, never a
 dropped connection), the text at most about 1 kB whatever the request echoed. Then the same requests from
@@ -283,8 +284,10 @@ def drill(url, grpc_url, models, cases, rng):
         if not rest_acceptable(status, body):
             bad.append(("REST", model, case[0], case[1], case[2][:300], status, body[:300]))
         message = grpc_case(rng, model)
+        # Some compressed by grpcio (`grpc-encoding`), as tritonclient's compression_algorithm sends them.
+        compression = rng.choice([None] * 8 + [grpc.Compression.Gzip, grpc.Compression.Deflate])
         try:
-            infer(message, timeout=30)
+            infer(message, timeout=30, compression=compression)
             code, detail = grpc.StatusCode.OK, ""
         except grpc.RpcError as e:
             code, detail = e.code(), e.details() or ""

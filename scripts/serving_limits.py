@@ -16,9 +16,11 @@ import threading
 import time
 import urllib.request
 
+import grpc
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from serving_client import (agrees, check, grpc_infer, http_infer, inputs_of, metric, ort_outputs, post_json,
@@ -431,11 +433,13 @@ def compressed_bodies(work, runner, folder):
     `Content-Encoding` Triton reads), under `--max-request-mib 1`: gzip and deflate, binary data and JSON,
     answered with ONNX Runtime's numbers; a gzip body of 64 KiB that inflates to 64 MiB refused naming the
     flag, the runner's peak memory growing by a few MiB, not 64; an encoding it does not read refused
-    naming those it does. (gRPC's compression is not taken: tonic answers UNIMPLEMENTED.)"""
+    naming those it does. Over gRPC (`compression_algorithm`, the `grpc-encoding` Triton takes): gzip and
+    deflate answered, a message inflating past the limit refused INVALID_ARGUMENT naming the flag (tonic
+    alone says RESOURCE_EXHAUSTED)."""
     model = os.path.join(folder, "model.onnx")
     feeds = {"features": np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)}
     expected = ort_outputs(model, feeds)
-    process, url, _ = start_runner(runner, model, work, "compressed",
+    process, url, grpc_url = start_runner(runner, model, work, "compressed",
                                    ["--engine", "ort", "--name", "sentiment", "--max-request-mib", "1"])
     try:
         for algorithm in ("gzip", "deflate"):
@@ -458,6 +462,23 @@ def compressed_bodies(work, runner, folder):
         check(status == 400 and "--max-request-mib" in error.get("error", "") and grew < 16,
               f"a {len(bomb) >> 10} KiB gzip body inflating to 64 MiB is refused naming --max-request-mib, "
               f"the runner's peak growing by {grew:.1f} MiB ({status} {error})")
+        for algorithm in ("gzip", "deflate"):
+            answer = grpcclient.InferenceServerClient(grpc_url).infer(
+                "sentiment", inputs_of(grpcclient, feeds), compression_algorithm=algorithm)
+            check(agrees(answer, expected, 1e-5),
+                  f"a gRPC message compressed with {algorithm} is answered with ONNX Runtime's numbers")
+        infer = grpc.insecure_channel(grpc_url).unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=service_pb2.ModelInferResponse.FromString)
+        try:
+            infer(service_pb2.ModelInferRequest(model_name="sentiment", id=" " * (16 << 20)),
+                  compression=grpc.Compression.Gzip, timeout=30)
+            check(False, "a gzip gRPC message inflating to 16 MiB is refused")
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "--max-request-mib" in e.details(),
+                  f"a gzip gRPC message inflating to 16 MiB is refused INVALID_ARGUMENT naming --max-request-mib "
+                  f"({e.code()} {e.details()[:120]})")
         status, error = post_json(f"http://{url}/v2/models/sentiment/infer", body, {"Content-Encoding": "br"})
         check(status == 400 and "gzip, deflate, identity" in error.get("error", ""),
               f"a body of an encoding the runner does not read is refused naming those it does ({status} {error})")

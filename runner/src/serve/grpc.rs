@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::classification::{class_count, top_classes};
@@ -64,9 +65,13 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
         max_message: limit,
         pace: state.client_pace,
     };
+    // Compressed messages as Triton takes them (tritonclient's `compression_algorithm`), inflated and
+    // counted by `grpc_memory` before tonic inflates them.
     let service = GrpcInferenceServiceServer::new(Service { state })
         .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+        .max_encoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Deflate);
     let mut server = tonic::transport::Server::builder();
     if let Some(age) = max_age {
         // No grace: tonic's grace replaces the GOAWAY with an abrupt close at age + grace. A call left on

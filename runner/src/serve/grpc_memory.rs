@@ -22,6 +22,7 @@ use tonic::Status;
 
 use super::ServeError;
 use super::client_pace::{Clock, Outgoing, Pace};
+use super::compression::Encoding;
 use super::connections::ConnectionInfo;
 use super::request_memory::{Admission, Held, RequestMemory};
 
@@ -94,12 +95,18 @@ where
         if let Some(connection) = request.extensions().get::<ConnectionInfo>() {
             connection.called();
         }
+        let encoding = request
+            .headers()
+            .get("grpc-encoding")
+            .and_then(|value| Encoding::parse(value.as_bytes(), "grpc-encoding").ok())
+            .flatten();
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(held.clone());
         let body = tonic::body::Body::new(HeldRequest {
             inner: body,
             held: held.clone(),
             max_message: self.layer.max_message,
+            encoding,
             prefix: Vec::with_capacity(PREFIX),
             received: 0,
             announced: 0,
@@ -130,11 +137,29 @@ const INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
 /// A gRPC message's length prefix: a compression flag and a big-endian `u32` length.
 const PREFIX: usize = 5;
 
+/// The message's `length` bytes after its prefix, as slices of the frames that brought them.
+fn message_pieces(frames: &[Bytes], length: usize) -> Vec<&[u8]> {
+    let (mut skip, mut left) = (PREFIX, length);
+    let mut pieces = Vec::new();
+    for frame in frames {
+        let from = skip.min(frame.len());
+        skip -= from;
+        let piece = &frame[from..(from + left).min(frame.len())];
+        left -= piece.len();
+        if !piece.is_empty() {
+            pieces.push(piece);
+        }
+    }
+    pieces
+}
+
 /// A request's body whose data frames are admitted before tonic reads them.
 struct HeldRequest {
     inner: tonic::body::Body,
     held: SharedHeld,
     max_message: usize,
+    /// What the client compressed its message with (`grpc-encoding`), when it is one read.
+    encoding: Option<Encoding>,
     /// The first message's prefix, as far as it has come.
     prefix: Vec<u8>,
     /// Bytes of the body received; the first message's length with its prefix, once known; bytes admitted.
@@ -191,20 +216,13 @@ impl HeldRequest {
             Ok(data) => {
                 gathered.push(data);
                 let known = self.prefix.len() == PREFIX;
-                // A compressed message (tonic here takes none) or one over the size limit (which tonic
-                // refuses) is not walked.
-                let plain = known && self.prefix[0] == 0 && self.announced > 0;
-                if !known || (plain && self.received < self.announced) {
+                // One over the size limit (which tonic refuses) is not walked.
+                let whole = known && self.announced > 0;
+                if !known || (whole && self.received < self.announced) {
                     return Ok(());
                 }
-                if plain {
-                    let length = self.announced as usize - PREFIX;
-                    let decoded =
-                        super::decoded_size::model_infer_request(gathered, PREFIX, length);
-                    let what = "this call's message and what it decodes to need";
-                    if let Err(e) = self.held.lock().count_within_limit(decoded, what) {
-                        return Err(self.refuse(e));
-                    }
+                if whole && let Err(e) = self.count_decoded() {
+                    return Err(self.refuse(e));
                 }
                 None
             }
@@ -213,6 +231,30 @@ impl HeldRequest {
         self.pass_gathered();
         self.passing.extend(after);
         Ok(())
+    }
+
+    /// Counts what the whole message gathered takes decoded, inflated first when it is compressed (tonic
+    /// inflates it again, to as much; a message that does not inflate, or inflates past the limit, is
+    /// refused here as the client's, where tonic would say `INTERNAL` or `RESOURCE_EXHAUSTED`).
+    fn count_decoded(&self) -> Result<(), ServeError> {
+        let gathered = self.gathered.as_deref().unwrap_or_default();
+        let length = self.announced as usize - PREFIX;
+        let decoded = match (self.prefix[0], self.encoding) {
+            (0, _) => super::decoded_size::model_infer_request(gathered, PREFIX, length),
+            (1, Some(encoding)) => {
+                let pieces = message_pieces(gathered, length);
+                let limit = (self.max_message, "kiln-runner serve --max-request-mib");
+                let what = "this call's inflated message needs";
+                let count = |bytes| self.held.count_within_limit(bytes, what);
+                let inflated = super::compression::inflate(encoding, &pieces, limit, count)?;
+                let length = inflated.len();
+                super::decoded_size::model_infer_request(&[Bytes::from(inflated)], 0, length)
+            }
+            // A flag tonic refuses, or an encoding it does not take (`UNIMPLEMENTED`).
+            _ => return Ok(()),
+        };
+        let what = "this call's message and what it decodes to need";
+        self.held.count_within_limit(decoded, what)
     }
 
     /// What was gathered goes on as it came; gathering ends.
@@ -379,192 +421,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::client_pace::SLICE;
-    use super::super::grpc::inference::ModelInferRequest;
-    use super::*;
-    use std::time::Duration;
-
-    fn request(max_message: usize) -> HeldRequest {
-        HeldRequest {
-            inner: tonic::body::Body::empty(),
-            held: SharedHeld(Arc::new(Mutex::new(RequestMemory::new(None).held()))),
-            max_message,
-            prefix: Vec::new(),
-            received: 0,
-            announced: 0,
-            admitted: 0,
-            waiting: None,
-            clock: None,
-            deadline: None,
-            counted: None,
-            gathered: None,
-            passing: VecDeque::new(),
-        }
-    }
-
-    /// A peer's body: these frames, then nothing more (`stalls`: the stream left open) or its end.
-    struct Scripted {
-        frames: std::collections::VecDeque<Frame<Bytes>>,
-        stalls: bool,
-    }
-
-    impl Body for Scripted {
-        type Data = Bytes;
-        type Error = Status;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-            match self.frames.pop_front() {
-                Some(frame) => Poll::Ready(Some(Ok(frame))),
-                None if self.stalls => Poll::Pending,
-                None => Poll::Ready(None),
-            }
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_client_that_stops_sending_is_refused_at_its_pace_s_deadline_and_frees_its_hold() {
-        let memory = RequestMemory::new(Some(1 << 20));
-        // A 100 KiB message announced; 10 KiB of it sent, at a pace of 2 s plus a second a KiB.
-        let mut first = vec![0, 0, 1, 144, 0];
-        first.resize(10 << 10, 7);
-        let mut body = HeldRequest {
-            inner: tonic::body::Body::new(Scripted {
-                frames: [Frame::data(first.into())].into(),
-                stalls: true,
-            }),
-            held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
-            clock: Pace::new(2.0, 1).map(Pace::start),
-            ..request(1 << 20)
-        };
-        let started = Instant::now();
-        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        assert!(matches!(first, Some(Ok(_))));
-        assert_eq!(memory.used(), PREFIX as u64 + (100 << 10));
-        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        let refused = next.unwrap().unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::DeadlineExceeded, "{refused:?}");
-        assert!(
-            refused.message().contains("--client-timeout-s"),
-            "{refused:?}"
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(12));
-        drop(body);
-        assert_eq!(memory.used(), 0);
-    }
-
-    /// An inference call's body of `message` (gRPC-framed) in frames of `frame` bytes, with `memory`.
-    fn inference(memory: &RequestMemory, message: &ModelInferRequest, frame: usize) -> HeldRequest {
-        let body = prost::Message::encode_to_vec(message);
-        let mut framed = vec![0u8];
-        framed.extend((body.len() as u32).to_be_bytes());
-        framed.extend(body);
-        HeldRequest {
-            inner: tonic::body::Body::new(Scripted {
-                frames: framed
-                    .chunks(frame)
-                    .map(|c| Frame::data(Bytes::copy_from_slice(c)))
-                    .collect(),
-                stalls: false,
-            }),
-            held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
-            counted: Some(Instant::now()),
-            gathered: Some(Vec::new()),
-            ..request(64 << 20)
-        }
-    }
-
-    async fn frames(body: &mut HeldRequest) -> Result<Vec<Bytes>, Status> {
-        let mut frames = Vec::new();
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
-        {
-            frames.push(frame?.into_data().unwrap());
-        }
-        Ok(frames)
-    }
-
-    #[tokio::test]
-    async fn an_inference_message_is_passed_on_whole_as_it_came_with_its_decoded_size_counted() {
-        let memory = RequestMemory::new(Some(1 << 20));
-        let message = ModelInferRequest {
-            model_name: "m".into(),
-            raw_input_contents: vec![Bytes::from(vec![3u8; 40 << 10])],
-            ..Default::default()
-        };
-        let mut body = inference(&memory, &message, 16 << 10);
-        let frames = frames(&mut body).await.unwrap();
-        assert_eq!(frames.len(), 3);
-        assert_eq!(
-            frames.concat().len(),
-            PREFIX + prost::Message::encoded_len(&message)
-        );
-        let counted = memory.used() as usize - frames.concat().len();
-        assert!((100..1024).contains(&counted), "{counted}");
-    }
-
-    #[tokio::test]
-    async fn a_message_that_decodes_past_the_whole_limit_is_refused_before_tonic_decodes_it() {
-        let memory = RequestMemory::new(Some(1 << 20));
-        // 20,000 empty input tensors: 40 kB on the wire, several MB decoded.
-        let message = ModelInferRequest {
-            inputs: vec![Default::default(); 20_000],
-            ..Default::default()
-        };
-        let mut body = inference(&memory, &message, 16 << 10);
-        let refused = frames(&mut body).await.unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
-        assert!(
-            refused.message().contains("--max-in-flight-mib"),
-            "{refused:?}"
-        );
-        drop(body);
-        assert_eq!(memory.used(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_answer_dropped_for_a_slow_client_ends_in_an_error_not_in_its_trailers() {
-        let memory = RequestMemory::new(Some(1 << 20));
-        let mut held = memory.held();
-        held.count(300 << 10);
-        let mut body = HeldResponse {
-            // tonic's answer: one data frame, then trailers saying all went well.
-            inner: Scripted {
-                frames: [
-                    Frame::data(vec![1u8; 200 << 10].into()),
-                    Frame::trailers(http::HeaderMap::new()),
-                ]
-                .into(),
-                stalls: false,
-            },
-            answer: Outgoing::new(SharedHeld(Arc::new(Mutex::new(held))), Pace::new(1.0, 1024)),
-        };
-        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        assert_eq!(first.unwrap().unwrap().into_data().unwrap().len(), SLICE);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(memory.used(), 0);
-        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        let refused = next.unwrap().unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::DeadlineExceeded, "{refused:?}");
-    }
-
-    #[test]
-    fn the_first_message_is_admitted_whole_once_its_length_prefix_is_in() {
-        let mut body = request(1 << 20);
-        // The prefix split across frames: flag, then the length (100) and the message's first bytes.
-        assert_eq!(body.needed(&[0, 0]), 2);
-        assert_eq!(body.needed(&[0, 0, 100, 1, 2, 3]), 103);
-        assert_eq!(body.needed(&[0; 97]), 0);
-        // Past the message (a second one, which unary calls do not send): as it comes.
-        assert_eq!(body.needed(&[0; 7]), 7);
-    }
-
-    #[test]
-    fn a_message_longer_than_tonic_decodes_is_admitted_only_as_it_comes() {
-        let mut body = request(64);
-        assert_eq!(body.needed(&[0, 0, 0, 1, 0, 9, 9]), 7);
-        assert_eq!(body.needed(&[9; 10]), 10);
-    }
-}
+mod tests;

@@ -302,7 +302,7 @@ async fn infer(
             "kiln-runner serve --max-request-mib",
         );
         let body = body(&req, payload, limit, &mut held, state.client_pace).await?;
-        let body = super::rest_encoding::inflated(&req, body, limit, &mut held)?;
+        let body = super::compression::inflated(&req, body, limit, &mut held)?;
         let (header, binary) = split_body(&req, body)?;
         let header = super::json_non_finite::rewrite_tokens(header, |bytes| {
             let what = "this request's JSON, its NaN and infinities rewritten, needs";

@@ -1,0 +1,277 @@
+//! `grpc_memory`'s layer: admission of a call's message as its frames come, its decoded size counted
+//! (inflated first when compressed), the client's pace, and the answer held until taken.
+
+use super::super::client_pace::SLICE;
+use super::super::grpc::inference::ModelInferRequest;
+use super::*;
+use std::time::Duration;
+
+fn request(max_message: usize) -> HeldRequest {
+    HeldRequest {
+        inner: tonic::body::Body::empty(),
+        held: SharedHeld(Arc::new(Mutex::new(RequestMemory::new(None).held()))),
+        max_message,
+        encoding: None,
+        prefix: Vec::new(),
+        received: 0,
+        announced: 0,
+        admitted: 0,
+        waiting: None,
+        clock: None,
+        deadline: None,
+        counted: None,
+        gathered: None,
+        passing: VecDeque::new(),
+    }
+}
+
+/// A peer's body: these frames, then nothing more (`stalls`: the stream left open) or its end.
+struct Scripted {
+    frames: std::collections::VecDeque<Frame<Bytes>>,
+    stalls: bool,
+}
+
+impl Body for Scripted {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match self.frames.pop_front() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None if self.stalls => Poll::Pending,
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_sending_is_refused_at_its_pace_s_deadline_and_frees_its_hold() {
+    let memory = RequestMemory::new(Some(1 << 20));
+    // A 100 KiB message announced; 10 KiB of it sent, at a pace of 2 s plus a second a KiB.
+    let mut first = vec![0, 0, 1, 144, 0];
+    first.resize(10 << 10, 7);
+    let mut body = HeldRequest {
+        inner: tonic::body::Body::new(Scripted {
+            frames: [Frame::data(first.into())].into(),
+            stalls: true,
+        }),
+        held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+        clock: Pace::new(2.0, 1).map(Pace::start),
+        ..request(1 << 20)
+    };
+    let started = Instant::now();
+    let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+    assert!(matches!(first, Some(Ok(_))));
+    assert_eq!(memory.used(), PREFIX as u64 + (100 << 10));
+    let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+    let refused = next.unwrap().unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::DeadlineExceeded, "{refused:?}");
+    assert!(
+        refused.message().contains("--client-timeout-s"),
+        "{refused:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(12));
+    drop(body);
+    assert_eq!(memory.used(), 0);
+}
+
+/// An inference call's body of `message` (gRPC-framed) in frames of `frame` bytes, with `memory`.
+fn inference(memory: &RequestMemory, message: &ModelInferRequest, frame: usize) -> HeldRequest {
+    framed(memory, prost::Message::encode_to_vec(message), None, frame)
+}
+
+/// An inference call's body of `message` (compressed with `encoding`, its flag set), in frames of `frame`.
+fn framed(
+    memory: &RequestMemory,
+    message: Vec<u8>,
+    encoding: Option<Encoding>,
+    frame: usize,
+) -> HeldRequest {
+    let mut framed = vec![u8::from(encoding.is_some())];
+    framed.extend((message.len() as u32).to_be_bytes());
+    framed.extend(message);
+    HeldRequest {
+        inner: tonic::body::Body::new(Scripted {
+            frames: framed
+                .chunks(frame)
+                .map(|c| Frame::data(Bytes::copy_from_slice(c)))
+                .collect(),
+            stalls: false,
+        }),
+        held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+        counted: Some(Instant::now()),
+        gathered: Some(Vec::new()),
+        encoding,
+        ..request(1 << 20)
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_compressed_message_is_counted_inflated_and_decoded_and_passed_on_as_it_came() {
+    let memory = RequestMemory::new(Some(4 << 20));
+    let message = ModelInferRequest {
+        model_name: "m".into(),
+        raw_input_contents: vec![Bytes::from(vec![3u8; 400 << 10])],
+        ..Default::default()
+    };
+    let compressed = gzip(&prost::Message::encode_to_vec(&message));
+    let mut body = framed(&memory, compressed.clone(), Some(Encoding::Gzip), 1 << 10);
+    let frames = frames(&mut body).await.unwrap();
+    assert_eq!(
+        &frames.concat()[PREFIX..],
+        &compressed[..],
+        "tonic gets the bytes as sent"
+    );
+    // The wire's bytes, and the inflated message (raw contents decode as slices of it).
+    let counted = memory.used() as usize;
+    let inflated = prost::Message::encoded_len(&message);
+    assert!(counted >= compressed.len() + inflated, "{counted}");
+}
+
+#[tokio::test]
+async fn compression_neither_hides_a_message_s_decoded_size_nor_inflates_past_the_limit() {
+    let memory = RequestMemory::new(Some(4 << 20));
+    // 200,000 empty input tensors: 400 kB inflated, 425 bytes compressed, tens of MB decoded.
+    let many = ModelInferRequest {
+        inputs: vec![Default::default(); 200_000],
+        ..Default::default()
+    };
+    let compressed = gzip(&prost::Message::encode_to_vec(&many));
+    assert!(compressed.len() < 8 << 10, "{}", compressed.len());
+    let refused = frames(&mut framed(
+        &memory,
+        compressed,
+        Some(Encoding::Gzip),
+        1 << 10,
+    ))
+    .await;
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("--max-in-flight-mib"),
+        "{refused:?}"
+    );
+    // A bomb: 64 MiB of zeros in a field, past the 1 MiB message limit once inflated.
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    let refused = frames(&mut framed(&memory, bomb, Some(Encoding::Gzip), 16 << 10)).await;
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("--max-request-mib"),
+        "{refused:?}"
+    );
+    let garbage = frames(&mut framed(
+        &memory,
+        vec![7; 64],
+        Some(Encoding::Deflate),
+        1 << 10,
+    ))
+    .await;
+    let garbage = garbage.unwrap_err();
+    assert_eq!(garbage.code(), tonic::Code::InvalidArgument, "{garbage:?}");
+    assert!(
+        garbage.message().contains("not valid deflate data"),
+        "{garbage:?}"
+    );
+    assert_eq!(memory.used(), 0);
+}
+
+async fn frames(body: &mut HeldRequest) -> Result<Vec<Bytes>, Status> {
+    let mut frames = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
+        frames.push(frame?.into_data().unwrap());
+    }
+    Ok(frames)
+}
+
+#[tokio::test]
+async fn an_inference_message_is_passed_on_whole_as_it_came_with_its_decoded_size_counted() {
+    let memory = RequestMemory::new(Some(1 << 20));
+    let message = ModelInferRequest {
+        model_name: "m".into(),
+        raw_input_contents: vec![Bytes::from(vec![3u8; 40 << 10])],
+        ..Default::default()
+    };
+    let mut body = inference(&memory, &message, 16 << 10);
+    let frames = frames(&mut body).await.unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(
+        frames.concat().len(),
+        PREFIX + prost::Message::encoded_len(&message)
+    );
+    let counted = memory.used() as usize - frames.concat().len();
+    assert!((100..1024).contains(&counted), "{counted}");
+}
+
+#[tokio::test]
+async fn a_message_that_decodes_past_the_whole_limit_is_refused_before_tonic_decodes_it() {
+    let memory = RequestMemory::new(Some(1 << 20));
+    // 20,000 empty input tensors: 40 kB on the wire, several MB decoded.
+    let message = ModelInferRequest {
+        inputs: vec![Default::default(); 20_000],
+        ..Default::default()
+    };
+    let mut body = inference(&memory, &message, 16 << 10);
+    let refused = frames(&mut body).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("--max-in-flight-mib"),
+        "{refused:?}"
+    );
+    drop(body);
+    assert_eq!(memory.used(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_dropped_for_a_slow_client_ends_in_an_error_not_in_its_trailers() {
+    let memory = RequestMemory::new(Some(1 << 20));
+    let mut held = memory.held();
+    held.count(300 << 10);
+    let mut body = HeldResponse {
+        // tonic's answer: one data frame, then trailers saying all went well.
+        inner: Scripted {
+            frames: [
+                Frame::data(vec![1u8; 200 << 10].into()),
+                Frame::trailers(http::HeaderMap::new()),
+            ]
+            .into(),
+            stalls: false,
+        },
+        answer: Outgoing::new(SharedHeld(Arc::new(Mutex::new(held))), Pace::new(1.0, 1024)),
+    };
+    let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+    assert_eq!(first.unwrap().unwrap().into_data().unwrap().len(), SLICE);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(memory.used(), 0);
+    let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+    let refused = next.unwrap().unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::DeadlineExceeded, "{refused:?}");
+}
+
+#[test]
+fn the_first_message_is_admitted_whole_once_its_length_prefix_is_in() {
+    let mut body = request(1 << 20);
+    // The prefix split across frames: flag, then the length (100) and the message's first bytes.
+    assert_eq!(body.needed(&[0, 0]), 2);
+    assert_eq!(body.needed(&[0, 0, 100, 1, 2, 3]), 103);
+    assert_eq!(body.needed(&[0; 97]), 0);
+    // Past the message (a second one, which unary calls do not send): as it comes.
+    assert_eq!(body.needed(&[0; 7]), 7);
+}
+
+#[test]
+fn a_message_longer_than_tonic_decodes_is_admitted_only_as_it_comes() {
+    let mut body = request(64);
+    assert_eq!(body.needed(&[0, 0, 0, 1, 0, 9, 9]), 7);
+    assert_eq!(body.needed(&[9; 10]), 10);
+}
