@@ -95,9 +95,9 @@ where
         if let Some(connection) = request.extensions().get::<ConnectionInfo>() {
             connection.called();
         }
-        let encoding = request
-            .headers()
-            .get("grpc-encoding")
+        let named = request.headers().get("grpc-encoding");
+        let encoding_named = named.is_some();
+        let encoding = named
             .and_then(|value| Encoding::parse(value.as_bytes(), "grpc-encoding").ok())
             .flatten();
         let (mut parts, body) = request.into_parts();
@@ -107,6 +107,7 @@ where
             held: held.clone(),
             max_message: self.layer.max_message,
             encoding,
+            encoding_named,
             prefix: Vec::with_capacity(PREFIX),
             received: 0,
             announced: 0,
@@ -158,8 +159,10 @@ struct HeldRequest {
     inner: tonic::body::Body,
     held: SharedHeld,
     max_message: usize,
-    /// What the client compressed its message with (`grpc-encoding`), when it is one read.
+    /// What the client compressed its message with (`grpc-encoding`), when it is one read, and whether
+    /// the call named an encoding at all.
     encoding: Option<Encoding>,
+    encoding_named: bool,
     /// The first message's prefix, as far as it has come.
     prefix: Vec<u8>,
     /// Bytes of the body received; the first message's length with its prefix, once known; bytes admitted.
@@ -250,8 +253,19 @@ impl HeldRequest {
                 let length = inflated.len();
                 super::decoded_size::model_infer_request(&[Bytes::from(inflated)], 0, length)
             }
-            // A flag tonic refuses, or an encoding it does not take (`UNIMPLEMENTED`).
-            _ => return Ok(()),
+            (1, None) if !self.encoding_named => {
+                return Err(ServeError::BadRequest(
+                    "the message is marked compressed, but the call names no grpc-encoding"
+                        .to_owned(),
+                ));
+            }
+            // An encoding tonic does not take either: its `UNIMPLEMENTED` names those it does.
+            (1, None) => return Ok(()),
+            (flag, _) => {
+                return Err(ServeError::BadRequest(format!(
+                    "the message's compression flag is {flag}; gRPC's are 0 and 1"
+                )));
+            }
         };
         let what = "this call's message and what it decodes to need";
         self.held.count_within_limit(decoded, what)

@@ -12,6 +12,7 @@ fn request(max_message: usize) -> HeldRequest {
         held: SharedHeld(Arc::new(Mutex::new(RequestMemory::new(None).held()))),
         max_message,
         encoding: None,
+        encoding_named: false,
         prefix: Vec::new(),
         received: 0,
         announced: 0,
@@ -105,6 +106,7 @@ fn framed(
         counted: Some(Instant::now()),
         gathered: Some(Vec::new()),
         encoding,
+        encoding_named: encoding.is_some(),
         ..request(1 << 20)
     }
 }
@@ -274,4 +276,32 @@ fn a_message_longer_than_tonic_decodes_is_admitted_only_as_it_comes() {
     let mut body = request(64);
     assert_eq!(body.needed(&[0, 0, 0, 1, 0, 9, 9]), 7);
     assert_eq!(body.needed(&[9; 10]), 10);
+}
+
+#[tokio::test]
+async fn a_compressed_flag_without_an_encoding_or_a_flag_of_no_meaning_is_the_client_s_mistake() {
+    // tonic answers both INTERNAL.
+    let memory = RequestMemory::new(Some(4 << 20));
+    for (flag, says) in [
+        (1u8, "names no grpc-encoding"),
+        (2, "compression flag is 2"),
+    ] {
+        let mut message = vec![flag];
+        message.extend(64u32.to_be_bytes());
+        message.extend([7u8; 64]);
+        let mut body = HeldRequest {
+            inner: tonic::body::Body::new(Scripted {
+                frames: [Frame::data(Bytes::from(message))].into(),
+                stalls: false,
+            }),
+            held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+            counted: Some(Instant::now()),
+            gathered: Some(Vec::new()),
+            ..request(1 << 20)
+        };
+        let refused = frames(&mut body).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().contains(says), "{refused:?}");
+    }
+    assert_eq!(memory.used(), 0);
 }
