@@ -111,6 +111,19 @@ fn framed(
     }
 }
 
+/// The call of `message` (compressed with `encoding`) refused INVALID_ARGUMENT, its text holding `says`.
+async fn refused_saying(
+    memory: &RequestMemory,
+    message: Vec<u8>,
+    encoding: Option<Encoding>,
+    says: &str,
+) {
+    let refused = frames(&mut framed(memory, message, encoding, 16 << 10)).await;
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains(says), "{refused:?}");
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -150,41 +163,24 @@ async fn compression_neither_hides_a_message_s_decoded_size_nor_inflates_past_th
     };
     let compressed = gzip(&prost::Message::encode_to_vec(&many));
     assert!(compressed.len() < 8 << 10, "{}", compressed.len());
-    let refused = frames(&mut framed(
+    refused_saying(
         &memory,
         compressed,
         Some(Encoding::Gzip),
-        1 << 10,
-    ))
+        "--max-in-flight-mib",
+    )
     .await;
-    let refused = refused.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
-    assert!(
-        refused.message().contains("--max-in-flight-mib"),
-        "{refused:?}"
-    );
     // A bomb: 64 MiB of zeros in a field, past the 1 MiB message limit once inflated.
     let bomb = gzip(&vec![0u8; 64 << 20]);
-    let refused = frames(&mut framed(&memory, bomb, Some(Encoding::Gzip), 16 << 10)).await;
-    let refused = refused.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
-    assert!(
-        refused.message().contains("--max-request-mib"),
-        "{refused:?}"
-    );
-    let garbage = frames(&mut framed(
+    refused_saying(&memory, bomb, Some(Encoding::Gzip), "--max-request-mib").await;
+    let garbage = vec![7; 64];
+    refused_saying(
         &memory,
-        vec![7; 64],
+        garbage,
         Some(Encoding::Deflate),
-        1 << 10,
-    ))
+        "not valid deflate data",
+    )
     .await;
-    let garbage = garbage.unwrap_err();
-    assert_eq!(garbage.code(), tonic::Code::InvalidArgument, "{garbage:?}");
-    assert!(
-        garbage.message().contains("not valid deflate data"),
-        "{garbage:?}"
-    );
     assert_eq!(memory.used(), 0);
 }
 
