@@ -17,12 +17,20 @@ pub fn giving_back_cpu_memory() -> ort::Result<RunOptions> {
 /// ZipMap of skl2onnx's classifiers) are left out of what is served (`Signature::left_out`), and ONNX
 /// Runtime would build them, one map per row, outside its arena and so outside the engine's memory limit.
 pub struct TensorsOnly {
-    pub keep: RunOptions<HasSelectedOutputs>,
+    keep: RunOptions<HasSelectedOutputs>,
     /// Also giving the CPU arena's free regions back (`giving_back_cpu_memory`).
-    pub give_back: Option<RunOptions<HasSelectedOutputs>>,
+    give_back: Option<RunOptions<HasSelectedOutputs>>,
 }
 
 impl TensorsOnly {
+    /// The options of a run that gives the arena back, or keeps it.
+    pub fn options(&self, giving_back: bool) -> &RunOptions<HasSelectedOutputs> {
+        self.give_back
+            .as_ref()
+            .filter(|_| giving_back)
+            .unwrap_or(&self.keep)
+    }
+
     /// `None` for a model whose outputs are all tensors (run without selecting its outputs).
     pub fn of(session: &ort::session::Session, give_back: bool) -> ort::Result<Option<Self>> {
         let outputs = session.outputs();

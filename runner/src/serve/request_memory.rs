@@ -347,8 +347,8 @@ impl Held {
 
     /// Reserves `bytes` more for a request that already holds part of its body (one of no announced
     /// size, admitted as it comes). When they do not fit, it waits for room (up to its wait, counted
-    /// across all its chunks) if no other such body waits, the room it needs kept from new bodies; otherwise it is refused, 503 at once (see
-    /// the module's comment).
+    /// across all its chunks) if no other such body waits, the room it needs kept from new bodies;
+    /// otherwise it is refused, 503 at once (see the module's comment).
     pub async fn grow(&mut self, bytes: u64) -> Result<(), ServeError> {
         let Some(budget) = self.budget.as_ref().filter(|_| bytes > 0) else {
             return Ok(());

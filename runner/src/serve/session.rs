@@ -132,11 +132,13 @@ impl Session {
             } => {
                 let giving_back = after == AfterRun::GiveBack;
                 match tensors_only {
-                    Some(only) => {
-                        let options = only.give_back.as_ref().filter(|_| giving_back);
-                        let options = options.unwrap_or(&only.keep);
-                        run_ort(session, Some(options), inputs, signature, limit)
-                    }
+                    Some(only) => run_ort(
+                        session,
+                        Some(only.options(giving_back)),
+                        inputs,
+                        signature,
+                        limit,
+                    ),
                     None => {
                         let options = give_back.as_ref().filter(|_| giving_back);
                         run_ort(session, options, inputs, signature, limit)
