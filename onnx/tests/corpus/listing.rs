@@ -39,6 +39,10 @@ pub struct CorpusModel {
     /// Slower still: evaluated only with `KILN_ONNX_CORPUS_SLOW=1`.
     #[serde(default)]
     pub slow: bool,
+    /// Why the model cannot be run right by anyone (ORT reads past an input), when it cannot: kiln
+    /// must refuse it with an error.
+    #[serde(default)]
+    pub malformed: Option<String>,
     /// ORT outputs that are not tensors (ZipMap's maps), so not stored and not compared.
     #[serde(default)]
     pub outputs_left_out: Vec<String>,

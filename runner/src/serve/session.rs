@@ -83,8 +83,12 @@ impl Session {
             Engine::Kiln => {
                 let bytes = std::fs::read(model_path)
                     .map_err(|e| format!("cannot read {}: {e}", model_path.display()))?;
-                let model: ModelProto = prost::Message::decode(bytes.as_slice())
+                let mut model: ModelProto = prost::Message::decode(bytes.as_slice())
                     .map_err(|e| format!("{} is not an ONNX model: {e}", model_path.display()))?;
+                // The outputs the signature leaves out (a classifier's ZipMap) are not computed, as
+                // ONNX Runtime's `TensorsOnly` skips them; their operators need not be implemented.
+                kiln_onnx::optimize::remove_non_tensor_outputs(&mut model)
+                    .map_err(|e| e.to_string())?;
                 let session = kiln_onnx::eval::Session::new(&model, model_path.parent(), device)
                     .map_err(|e| match e {
                         kiln_onnx::ModelError::UnsupportedOp(ops) => format!(

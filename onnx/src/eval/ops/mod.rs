@@ -399,6 +399,24 @@ pub(crate) mod testing {
         }
     }
 
+    pub fn floats(name: &str, values: &[f32]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_owned()),
+            floats: values.to_vec(),
+            r#type: Some(6),
+            ..Default::default()
+        }
+    }
+
+    pub fn strings(name: &str, values: &[&str]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.to_owned()),
+            strings: values.iter().map(|v| v.as_bytes().to_vec().into()).collect(),
+            r#type: Some(8),
+            ..Default::default()
+        }
+    }
+
     pub fn string(name: &str, value: &str) -> AttributeProto {
         AttributeProto {
             name: Some(name.to_owned()),

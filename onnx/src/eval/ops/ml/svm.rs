@@ -1,0 +1,332 @@
+//! SVMClassifier and SVMRegressor (scikit-learn's SVC and SVR as skl2onnx writes them), in f32 as ONNX
+//! Runtime computes them: one-vs-one decisions and votes, Platt's probabilities coupled pairwise.
+
+use candle_core::Tensor;
+
+use super::super::super::node::{Node, required};
+use super::scores::{PostTransform, Rows, SecondClass, argmax, evaluation, int_labels, logistic};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    Linear,
+    Poly { gamma: f32, coef0: f32, degree: f32 },
+    Rbf { gamma: f32 },
+    Sigmoid { gamma: f32, coef0: f32 },
+}
+
+impl Kernel {
+    fn of(node: &Node<'_>) -> Result<Self, ModelError> {
+        let params = node.floats("kernel_params").unwrap_or_default();
+        let p = |i: usize| params.get(i).copied().unwrap_or(0.0);
+        let (gamma, coef0, degree) = (p(0), p(1), p(2));
+        Ok(match node.string("kernel_type").as_deref() {
+            None | Some("LINEAR") => Self::Linear,
+            Some("POLY") => Self::Poly {
+                gamma,
+                coef0,
+                degree,
+            },
+            Some("RBF") => Self::Rbf { gamma },
+            Some("SIGMOID") => Self::Sigmoid { gamma, coef0 },
+            Some(other) => {
+                return Err(evaluation(format!(
+                    "{} kernel_type {other:?} is none of LINEAR, POLY, RBF, SIGMOID",
+                    node.op_type()
+                )));
+            }
+        })
+    }
+
+    fn apply(self, x: &[f32], v: &[f32]) -> f32 {
+        let dot = || x.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+        match self {
+            Self::Linear => dot(),
+            Self::Poly {
+                gamma,
+                coef0,
+                degree,
+            } => {
+                let k = gamma * dot() + coef0;
+                match degree {
+                    2.0 => k * k,
+                    3.0 => k * k * k,
+                    d => k.powf(d),
+                }
+            }
+            Self::Rbf { gamma } => {
+                let s: f32 = x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum();
+                (-gamma * s).exp()
+            }
+            Self::Sigmoid { gamma, coef0 } => (gamma * dot() + coef0).tanh(),
+        }
+    }
+}
+
+/// The support vectors as rows of X's width.
+fn support_vectors<'a>(
+    node: &Node<'_>,
+    vectors: &'a [f32],
+    count: usize,
+    features: usize,
+) -> Result<std::slice::Chunks<'a, f32>, ModelError> {
+    if count.checked_mul(features) != Some(vectors.len()) {
+        return Err(evaluation(format!(
+            "{} has {} support vector values for {count} vectors of X's {features} features",
+            node.op_type(),
+            vectors.len()
+        )));
+    }
+    Ok(vectors.chunks(features.max(1)))
+}
+
+/// Pairwise probabilities r[i][j] coupled into one per class (LIBSVM's method as ONNX Runtime runs
+/// it: 100 iterations at most, in f32).
+fn coupled(r: &[Vec<f32>]) -> Vec<f32> {
+    let k = r.len();
+    let mut q = vec![vec![0f32; k]; k];
+    let mut p = vec![1.0 / k as f32; k];
+    for t in 0..k {
+        for j in 0..t {
+            q[t][t] += r[j][t] * r[j][t];
+            q[t][j] = q[j][t];
+        }
+        for j in t + 1..k {
+            q[t][t] += r[j][t] * r[j][t];
+            q[t][j] = -r[j][t] * r[t][j];
+        }
+    }
+    let eps = 0.005 / k as f32;
+    let mut qp = vec![0f32; k];
+    for _ in 0..100 {
+        let mut pqp = 0f32;
+        for t in 0..k {
+            qp[t] = (0..k).map(|j| q[t][j] * p[j]).sum();
+            pqp += p[t] * qp[t];
+        }
+        if qp.iter().all(|v| (v - pqp).abs() < eps) {
+            break;
+        }
+        for t in 0..k {
+            let diff = (-qp[t] + pqp) / q[t][t];
+            p[t] += diff;
+            pqp = (pqp + diff * (diff * q[t][t] + 2.0 * qp[t])) / (1.0 + diff) / (1.0 + diff);
+            for j in 0..k {
+                qp[j] = (qp[j] + diff * q[t][j]) / (1.0 + diff);
+                p[j] /= 1.0 + diff;
+            }
+        }
+    }
+    p
+}
+
+/// Y [rows]: labels; Z [rows, width]: one-vs-one decisions (two classes: [-d, d]), or each class's
+/// probability when `prob_a`/`prob_b` are given, or, without support vectors, each class's linear
+/// score.
+pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = Rows::of(required(inputs, 0)?, "SVMClassifier")?;
+    let labels = int_labels(node, "classlabels_ints", "classlabels_strings")?;
+    let classes = labels.len();
+    let coefficients = node.floats("coefficients").unwrap_or_default();
+    let rho = node.floats("rho").unwrap_or_default();
+    let per_class = node.ints("vectors_per_class").unwrap_or_default();
+    let (prob_a, prob_b) = (
+        node.floats("prob_a").unwrap_or_default(),
+        node.floats("prob_b").unwrap_or_default(),
+    );
+    let transform = PostTransform::of(node)?;
+    let all_positive = coefficients.iter().all(|&c| c >= 0.0);
+    let pairs = classes * classes.saturating_sub(1) / 2;
+    if classes < 2 || rho.is_empty() {
+        return Err(evaluation(format!(
+            "SVMClassifier has {classes} class labels and {} rho: it needs two or more and one \
+             or more",
+            rho.len()
+        )));
+    }
+    let vectors: usize = per_class.iter().map(|&v| v.max(0) as usize).sum();
+    if vectors == 0 {
+        return linear_svm(&x, &coefficients, rho[0], &labels, transform, all_positive);
+    }
+    let kernel = Kernel::of(node)?;
+    let sv_values = node.floats("support_vectors").unwrap_or_default();
+    let svs: Vec<&[f32]> = support_vectors(node, &sv_values, vectors, x.features)?.collect();
+    let probabilities = !prob_a.is_empty();
+    if per_class.len() != classes
+        || coefficients.len() < (classes - 1) * vectors
+        || rho.len() < pairs
+        || (probabilities && (prob_a.len() < pairs || prob_b.len() < pairs))
+    {
+        return Err(evaluation(
+            "SVMClassifier's vectors_per_class, coefficients, rho or prob_a/prob_b do not fit its \
+             classes and support vectors",
+        ));
+    }
+    let starts: Vec<usize> = per_class
+        .iter()
+        .scan(0, |at, &n| {
+            let start = *at;
+            *at += n as usize;
+            Some(start)
+        })
+        .collect();
+    let width = if probabilities || classes > 2 {
+        if probabilities { classes } else { pairs }
+    } else {
+        2
+    };
+    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * width));
+    for i in 0..x.rows {
+        let row = x.row(i);
+        let k: Vec<f32> = svs.iter().map(|sv| kernel.apply(row, sv)).collect();
+        let mut votes = vec![0usize; classes];
+        let mut decisions = Vec::with_capacity(pairs);
+        for a in 0..classes {
+            for b in a + 1..classes {
+                let idx = decisions.len();
+                let range = |c: usize| starts[c]..starts[c] + per_class[c] as usize;
+                let mut sum = 0f64;
+                for sv in range(a) {
+                    sum += f64::from(coefficients[(b - 1) * vectors + sv] * k[sv]);
+                }
+                for sv in range(b) {
+                    sum += f64::from(coefficients[a * vectors + sv] * k[sv]);
+                }
+                sum += f64::from(rho[idx]);
+                decisions.push(sum as f32);
+                votes[if sum > 0.0 { a } else { b }] += 1;
+            }
+        }
+        let winner = (0..classes).fold(0, |best, c| if votes[c] > votes[best] { c } else { best });
+        y.push(labels[winner]);
+        let mut scores = if probabilities {
+            let mut r = vec![vec![0f32; classes]; classes];
+            let mut idx = 0;
+            for a in 0..classes {
+                for b in a + 1..classes {
+                    let p = (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx]))
+                        .clamp(1e-7, 1.0 - 1e-7);
+                    r[a][b] = p;
+                    r[b][a] = 1.0 - p;
+                    idx += 1;
+                }
+            }
+            coupled(&r)
+        } else {
+            decisions
+        };
+        let second = if transform == PostTransform::None {
+            SecondClass::Negated
+        } else {
+            SecondClass::Complement
+        };
+        transform.write(&mut scores, second);
+        if scores.len() != width {
+            return Err(evaluation(
+                "SVMClassifier of two classes under PROBIT: ONNX Runtime leaves the second score \
+                 unwritten",
+            ));
+        }
+        z.extend(scores);
+    }
+    Ok(vec![
+        Tensor::from_vec(y, x.rows, &x.device)?,
+        Tensor::from_vec(z, (x.rows, width), &x.device)?,
+    ])
+}
+
+/// No support vectors: each class's score is X·coefficients[class] + rho[0].
+fn linear_svm(
+    x: &Rows,
+    coefficients: &[f32],
+    rho: f32,
+    labels: &[i64],
+    transform: PostTransform,
+    all_positive: bool,
+) -> Out {
+    let classes = labels.len();
+    if coefficients.len() != classes * x.features {
+        return Err(evaluation(format!(
+            "SVMClassifier has {} coefficients for {classes} classes of {} features",
+            coefficients.len(),
+            x.features
+        )));
+    }
+    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * classes));
+    for i in 0..x.rows {
+        let row = x.row(i);
+        let mut scores: Vec<f32> = coefficients
+            .chunks(x.features.max(1))
+            .map(|w| row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + rho)
+            .collect();
+        let best = argmax(&scores);
+        let top = scores[best];
+        let label = match classes {
+            2 if (all_positive && top >= 0.5) || (!all_positive && top > 0.0) => labels[1],
+            _ => labels[best],
+        };
+        y.push(label);
+        transform.apply(&mut scores);
+        z.extend(scores);
+    }
+    Ok(vec![
+        Tensor::from_vec(y, x.rows, &x.device)?,
+        Tensor::from_vec(z, (x.rows, classes), &x.device)?,
+    ])
+}
+
+/// Y [rows, 1]: Σ coefficients · kernel(X, support vector) + rho[0] (without support vectors,
+/// X·coefficients + rho[0]); a one-class model answers 1 above 0, else -1.
+pub fn svm_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = Rows::of(required(inputs, 0)?, "SVMRegressor")?;
+    let coefficients = node.floats("coefficients").unwrap_or_default();
+    let rho = node.floats("rho").unwrap_or_default();
+    let vectors = usize::try_from(node.int("n_supports", 0)).unwrap_or(0);
+    if coefficients.is_empty() || rho.is_empty() {
+        return Err(evaluation("SVMRegressor needs coefficients and rho"));
+    }
+    let sv_values = node.floats("support_vectors").unwrap_or_default();
+    let (kernel, svs): (Kernel, Vec<&[f32]>) = if vectors > 0 {
+        if coefficients.len() < vectors {
+            return Err(evaluation(format!(
+                "SVMRegressor has {} coefficients for {vectors} support vectors",
+                coefficients.len()
+            )));
+        }
+        (
+            Kernel::of(node)?,
+            support_vectors(node, &sv_values, vectors, x.features)?.collect(),
+        )
+    } else if coefficients.len() == x.features {
+        (Kernel::Linear, vec![&coefficients[..]])
+    } else {
+        return Err(evaluation(format!(
+            "SVMRegressor has {} coefficients for X's {} features",
+            coefficients.len(),
+            x.features
+        )));
+    };
+    let one_class = node.int("one_class", 0) != 0;
+    let y: Vec<f32> = (0..x.rows)
+        .map(|i| {
+            let row = x.row(i);
+            let value = if vectors > 0 {
+                svs.iter()
+                    .zip(&coefficients)
+                    .map(|(sv, c)| c * kernel.apply(row, sv))
+                    .sum::<f32>()
+                    + rho[0]
+            } else {
+                kernel.apply(row, svs[0]) + rho[0]
+            };
+            match (one_class, value > 0.0) {
+                (false, _) => value,
+                (true, true) => 1.0,
+                (true, false) => -1.0,
+            }
+        })
+        .collect();
+    Ok(vec![Tensor::from_vec(y, (x.rows, 1), &x.device)?])
+}

@@ -1,0 +1,361 @@
+//! TreeEnsembleClassifier and TreeEnsembleRegressor (ai.onnx.ml opsets 1 and 3: what skl2onnx writes for
+//! decision trees, random forests and gradient boosting), computed as ONNX Runtime computes them on one
+//! thread: trees in their order, each leaf's weights in theirs, base values and `post_transform` after.
+//! Nodes are named by (tree id, node id); a tree is a run of equal `nodes_treeids` whose first node is
+//! its root.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor};
+
+use super::super::super::node::{Node, required};
+use super::super::super::tensor_io;
+use super::scores::{PostTransform, Rows, SecondClass, evaluation, int_labels};
+use crate::ModelError;
+
+type Out = Result<Vec<Tensor>, ModelError>;
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Leq,
+    Lt,
+    Gte,
+    Gt,
+    Eq,
+    Neq,
+    Leaf,
+}
+
+impl Mode {
+    fn of(name: &str) -> Result<Self, ModelError> {
+        Ok(match name {
+            "BRANCH_LEQ" => Self::Leq,
+            "BRANCH_LT" => Self::Lt,
+            "BRANCH_GTE" => Self::Gte,
+            "BRANCH_GT" => Self::Gt,
+            "BRANCH_EQ" => Self::Eq,
+            "BRANCH_NEQ" => Self::Neq,
+            "LEAF" => Self::Leaf,
+            other => return Err(evaluation(format!("tree node mode {other:?}"))),
+        })
+    }
+}
+
+struct TreeNode {
+    mode: Mode,
+    feature: usize,
+    value: f32,
+    /// Indices into the node list.
+    children: [usize; 2],
+    missing_tracks_true: bool,
+    /// (target or class, weight) in the model's order.
+    weights: Vec<(usize, f32)>,
+}
+
+/// Every tree's nodes, and the roots in tree order.
+struct Forest {
+    nodes: Vec<TreeNode>,
+    roots: Vec<usize>,
+}
+
+/// A float list attribute, or its `_as_tensor` twin.
+fn floats(node: &Node<'_>, name: &str) -> Result<Vec<f32>, ModelError> {
+    if let Some(t) = node.tensor(&format!("{name}_as_tensor")) {
+        let t = tensor_io::from_proto(t, None, &candle_core::Device::Cpu)?;
+        return Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(node.floats(name).unwrap_or_default())
+}
+
+fn ints(node: &Node<'_>, name: &str) -> Vec<i64> {
+    node.ints(name).unwrap_or_default()
+}
+
+impl Forest {
+    /// `prefix` names the weights' attributes: `target` (regressor) or `class` (classifier).
+    fn parse(node: &Node<'_>, prefix: &str, outputs: usize, features: usize) -> Result<Self, ModelError> {
+        let op = node.op_type();
+        let values = floats(node, "nodes_values")?;
+        let count = values.len();
+        let (trees, ids) = (ints(node, "nodes_treeids"), ints(node, "nodes_nodeids"));
+        let (feature_ids, trues, falses) = (
+            ints(node, "nodes_featureids"),
+            ints(node, "nodes_truenodeids"),
+            ints(node, "nodes_falsenodeids"),
+        );
+        let modes = node.strings("nodes_modes").unwrap_or_default();
+        if [trees.len(), ids.len(), feature_ids.len(), trues.len(), falses.len(), modes.len()]
+            != [count; 6]
+        {
+            return Err(evaluation(format!("{op}'s node attributes differ in length")));
+        }
+        let mut place = HashMap::with_capacity(count);
+        for (i, key) in trees.iter().zip(&ids).enumerate() {
+            if place.insert(key, i).is_some() {
+                return Err(evaluation(format!("{op} lists node {key:?} twice")));
+            }
+        }
+        let child = |tree: &i64, id: i64| {
+            place
+                .get(&(tree, &id))
+                .copied()
+                .ok_or_else(|| evaluation(format!("{op}: tree {tree} has no node {id}")))
+        };
+        let tracks = ints(node, "nodes_missing_value_tracks_true");
+        let mut nodes = Vec::with_capacity(count);
+        for i in 0..count {
+            let mode = Mode::of(&modes[i])?;
+            let leaf = matches!(mode, Mode::Leaf);
+            let feature = usize::try_from(feature_ids[i])
+                .ok()
+                .filter(|&f| leaf || f < features)
+                .ok_or_else(|| {
+                    evaluation(format!(
+                        "{op}: feature {} is outside X's {features}",
+                        feature_ids[i]
+                    ))
+                })?;
+            let children = if leaf {
+                [i, i]
+            } else {
+                [child(&trees[i], trues[i])?, child(&trees[i], falses[i])?]
+            };
+            nodes.push(TreeNode {
+                mode,
+                feature,
+                value: values[i],
+                children,
+                missing_tracks_true: tracks.get(i) == Some(&1),
+                weights: Vec::new(),
+            });
+        }
+        let (w_trees, w_nodes, w_ids) = (
+            ints(node, &format!("{prefix}_treeids")),
+            ints(node, &format!("{prefix}_nodeids")),
+            ints(node, &format!("{prefix}_ids")),
+        );
+        let weights = floats(node, &format!("{prefix}_weights"))?;
+        if [w_nodes.len(), w_ids.len(), weights.len()] != [w_trees.len(); 3] {
+            return Err(evaluation(format!("{op}'s {prefix} attributes differ in length")));
+        }
+        for k in 0..w_trees.len() {
+            let at = child(&w_trees[k], w_nodes[k])?;
+            let target = usize::try_from(w_ids[k])
+                .ok()
+                .filter(|&t| t < outputs)
+                .ok_or_else(|| {
+                    evaluation(format!("{op}: {prefix} id {} is not below {outputs}", w_ids[k]))
+                })?;
+            nodes[at].weights.push((target, weights[k]));
+        }
+        let roots = trees
+            .iter()
+            .enumerate()
+            .filter(|&(i, tree)| i == 0 || trees[i - 1] != *tree)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        let mut seen = std::collections::HashSet::new();
+        if !roots.iter().all(|&r| seen.insert(trees[r])) {
+            return Err(evaluation(format!("{op}: a tree's nodes are not listed together")));
+        }
+        Ok(Self { nodes, roots })
+    }
+
+    /// The leaf a row reaches from `root`; a walk longer than the node count is a cycle.
+    fn leaf(&self, root: usize, row: &[f32]) -> Result<&TreeNode, ModelError> {
+        let mut at = &self.nodes[root];
+        for _ in 0..=self.nodes.len() {
+            let (x, t) = (row[at.feature], at.value);
+            let goes_true = match at.mode {
+                Mode::Leaf => return Ok(at),
+                Mode::Leq => x <= t,
+                Mode::Lt => x < t,
+                Mode::Gte => x >= t,
+                Mode::Gt => x > t,
+                Mode::Eq => x == t,
+                Mode::Neq => x != t,
+            } || (at.missing_tracks_true && x.is_nan());
+            at = &self.nodes[at.children[usize::from(!goes_true)]];
+        }
+        Err(evaluation("a tree's branches form a cycle"))
+    }
+}
+
+/// Per output: the sum of the weights reached (f32, in tree order), and whether any was.
+fn sums(forest: &Forest, row: &[f32], outputs: usize) -> Result<(Vec<f32>, Vec<bool>), ModelError> {
+    let (mut sum, mut has) = (vec![0f32; outputs], vec![false; outputs]);
+    for &root in &forest.roots {
+        for &(target, w) in &forest.leaf(root, row)?.weights {
+            sum[target] += w;
+            has[target] = true;
+        }
+    }
+    Ok((sum, has))
+}
+
+/// Y [rows, n_targets]: the leaves' weights aggregated (`aggregate_function` SUM, AVERAGE, MIN, MAX)
+/// plus `base_values`. One target is transformed only by PROBIT, as ONNX Runtime does.
+pub fn tree_ensemble_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = Rows::of(required(inputs, 0)?, "TreeEnsembleRegressor")?;
+    let targets = usize::try_from(node.int("n_targets", 1))
+        .ok()
+        .filter(|&t| t >= 1)
+        .ok_or_else(|| evaluation("TreeEnsembleRegressor n_targets must be 1 or more"))?;
+    let forest = Forest::parse(node, "target", targets, x.features)?;
+    let aggregate = node.string("aggregate_function").unwrap_or_else(|| "SUM".to_owned());
+    let base = floats(node, "base_values")?;
+    let transform = PostTransform::of(node)?;
+    let trees = forest.roots.len() as f32;
+    let mut y = Vec::with_capacity(x.rows * targets);
+    for i in 0..x.rows {
+        let row = x.row(i);
+        let mut out = vec![0f32; targets];
+        let mut has = vec![false; targets];
+        for &root in &forest.roots {
+            let leaf = forest.leaf(root, row)?;
+            // One target: a leaf gives its first weight alone.
+            let weights = if targets == 1 { &leaf.weights[..leaf.weights.len().min(1)] } else { &leaf.weights };
+            for &(t, w) in weights {
+                out[t] = match aggregate.as_str() {
+                    "MIN" if has[t] => out[t].min(w),
+                    "MAX" if has[t] => out[t].max(w),
+                    "MIN" | "MAX" => w,
+                    _ => out[t] + w,
+                };
+                has[t] = true;
+            }
+        }
+        for t in 0..targets {
+            let b = match base.len() {
+                n if n == targets => base[t],
+                1 if targets == 1 => base[0],
+                _ => 0.0,
+            };
+            let reached = if has[t] || targets == 1 { out[t] } else { 0.0 };
+            out[t] = match aggregate.as_str() {
+                "SUM" => reached + b,
+                "AVERAGE" => reached / trees + b,
+                "MIN" | "MAX" => reached + b,
+                other => {
+                    return Err(evaluation(format!(
+                        "TreeEnsembleRegressor aggregate_function {other:?} is none of SUM, \
+                         AVERAGE, MIN, MAX"
+                    )));
+                }
+            };
+        }
+        if targets > 1 {
+            transform.apply(&mut out);
+        } else if transform == PostTransform::Probit {
+            out[0] = super::scores::probit(out[0]);
+        }
+        y.extend(out);
+    }
+    Ok(vec![Tensor::from_vec(y, (x.rows, targets), &x.device)?])
+}
+
+/// Y [rows]: each row's label; Z [rows, classes]: its scores. The weights reached are summed per class
+/// (`aggregate_function` does not apply) with `base_values`. Two classes follow ONNX Runtime's binary
+/// rules: one class's weights alone (gradient boosting) make a score s written as two, and the label
+/// is the second when s passes 0.5 (all weights positive) or 0.
+pub fn tree_ensemble_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = Rows::of(required(inputs, 0)?, "TreeEnsembleClassifier")?;
+    let labels = int_labels(node, "classlabels_int64s", "classlabels_strings")?;
+    let classes = labels.len();
+    if classes < 2 {
+        return Err(evaluation(format!(
+            "TreeEnsembleClassifier has {classes} class labels: it needs two or more"
+        )));
+    }
+    let forest = Forest::parse(node, "class", classes, x.features)?;
+    let base = floats(node, "base_values")?;
+    let transform = PostTransform::of(node)?;
+    let class_weights = floats(node, "class_weights")?;
+    let all_positive = class_weights.iter().all(|&w| w >= 0.0);
+    let binary = classes == 2 && {
+        let ids = ints(node, "class_ids");
+        ids.iter().all(|&id| id == ids[0]) && !ids.is_empty()
+    };
+    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * classes));
+    for i in 0..x.rows {
+        let (mut sum, mut has) = sums(&forest, x.row(i), classes)?;
+        let (label, mut scores, second) = if classes > 2 {
+            for (k, &b) in base.iter().enumerate().take(classes) {
+                sum[k] = if has[k] { sum[k] + b } else { b };
+                has[k] = true;
+            }
+            let best = (0..classes)
+                .filter(|&k| has[k])
+                .fold(None, |best: Option<usize>, k| match best {
+                    Some(b) if sum[b] >= sum[k] => Some(b),
+                    _ => Some(k),
+                })
+                .ok_or_else(|| evaluation("TreeEnsembleClassifier scored no class"))?;
+            let scores = (0..classes).map(|k| if has[k] { sum[k] } else { 0.0 }).collect();
+            (labels[best], scores, SecondClass::None)
+        } else {
+            binary_scores(&mut sum, &mut has, &base, binary, all_positive, &labels)
+        };
+        transform.write(&mut scores, second);
+        if scores.len() != classes {
+            return Err(evaluation(
+                "TreeEnsembleClassifier: ONNX Runtime leaves this form's second score unwritten \
+                 (one class scored, PROBIT or no second class)",
+            ));
+        }
+        y.push(label);
+        z.extend(scores);
+    }
+    Ok(vec![
+        Tensor::from_vec(y, x.rows, &x.device)?,
+        Tensor::from_vec(z, (x.rows, classes), &x.device)?,
+    ])
+}
+
+/// Two classes' label and scores from their sums, as ONNX Runtime's classifier aggregator has them.
+fn binary_scores(
+    sum: &mut [f32],
+    has: &mut [bool],
+    base: &[f32],
+    binary: bool,
+    all_positive: bool,
+    labels: &[i64],
+) -> (i64, Vec<f32>, SecondClass) {
+    let mut second = SecondClass::None;
+    let mut both = true;
+    match base.len() {
+        // As ONNX Runtime reads it: the second score becomes base[1] plus the first's sum.
+        2 if has[1] => {
+            sum[1] = base[1] + sum[0];
+            sum[0] = -sum[1];
+        }
+        2 => {
+            sum[0] += base[0];
+            sum[1] += base[1];
+        }
+        1 => {
+            sum[0] += base[0];
+            both = has[1];
+        }
+        0 => {
+            second = SecondClass::Negated;
+            both = has[1];
+        }
+        _ => {}
+    }
+    let score = |k: usize| if has[k] { sum[k] } else { 0.0 };
+    let positive = if both && has[1] { sum[1] } else { score(0) };
+    let (label, second) = if binary {
+        match (all_positive, positive) {
+            (true, p) if p > 0.5 => (labels[1], SecondClass::Complement),
+            (true, _) => (labels[0], SecondClass::Complement),
+            (false, p) if p > 0.0 => (labels[1], SecondClass::Negated),
+            (false, _) => (labels[0], SecondClass::Negated),
+        }
+    } else {
+        // ONNX Runtime answers 1 or 0 here, not the labels at those places.
+        (i64::from(positive > 0.0), second)
+    };
+    let scores = if both { vec![score(0), score(1)] } else { vec![score(0)] };
+    (label, scores, second)
+}
