@@ -314,3 +314,90 @@ fn optimize_copy(model: &ModelProto) -> ModelProto {
     optimize(&mut copy).unwrap();
     copy
 }
+
+/// fp16 leaves ONNX-ML's operators (scikit-learn's models) in fp32, the only float their schemas take
+/// beside double (found by running the corpus's scikit-learn variants in ONNX Runtime, which refused
+/// every fp16 one): a LinearClassifier reads its X widened back, and its int64 labels are no float to
+/// narrow.
+#[test]
+fn fp16_keeps_onnx_ml_operators_in_fp32_and_their_labels_integer() {
+    use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
+    use kiln_onnx::proto::{AttributeProto, NodeProto, OperatorSetIdProto, tensor_proto::DataType};
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(4)],
+    );
+    let w = g
+        .weight(
+            "w",
+            &candle_core::Tensor::randn(0f32, 1.0, (4, 4), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+    g.op_into("MatMul", &[&x, &w], vec![], "h");
+    g.output("label", DataType::Int64, &[DimSpec::Named("batch")]);
+    g.output(
+        "scores",
+        DataType::Float,
+        &[DimSpec::Named("batch"), DimSpec::Fixed(2)],
+    );
+    let mut model = g.finish("ml", 17, vec![]);
+    let floats = |name: &str, values: &[f32]| AttributeProto {
+        name: Some(name.to_owned()),
+        floats: values.to_vec(),
+        r#type: Some(6),
+        ..Default::default()
+    };
+    model.opset_import.push(OperatorSetIdProto {
+        domain: Some("ai.onnx.ml".to_owned()),
+        version: Some(1),
+    });
+    model.graph.as_mut().unwrap().node.push(NodeProto {
+        op_type: Some("LinearClassifier".to_owned()),
+        domain: Some("ai.onnx.ml".to_owned()),
+        input: vec!["h".to_owned()],
+        output: vec!["label".to_owned(), "scores".to_owned()],
+        attribute: vec![
+            floats("coefficients", &[1.0, -1.0, 0.5, 0.0, -1.0, 1.0, 0.0, 0.5]),
+            floats("intercepts", &[0.1, -0.1]),
+            AttributeProto {
+                name: Some("classlabels_ints".to_owned()),
+                ints: vec![3, 7],
+                r#type: Some(7),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    });
+    let results = check("ml", &model, &[VariantKind::Fp16]);
+    assert!(results[0].2, "{results:?}");
+
+    let fp16 = VariantKind::Fp16.make(&optimize_copy(&model)).unwrap();
+    let graph = fp16.graph.as_ref().unwrap();
+    let classifier = graph
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("LinearClassifier"))
+        .unwrap();
+    let widened = graph.node.iter().any(|n| {
+        n.op_type.as_deref() == Some("Cast")
+            && n.output.first() == classifier.input.first()
+            && n.attribute
+                .iter()
+                .any(|a| a.i == Some(DataType::Float as i64))
+    });
+    assert!(
+        widened,
+        "LinearClassifier reads {:?} in fp16",
+        classifier.input
+    );
+    let label = classifier.output.first().unwrap();
+    assert!(
+        !graph
+            .node
+            .iter()
+            .any(|n| n.op_type.as_deref() == Some("Cast") && n.input.first() == Some(label)),
+        "the labels were cast"
+    );
+}

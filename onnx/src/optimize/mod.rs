@@ -72,6 +72,26 @@ pub fn remove_non_tensor_outputs(model: &mut ModelProto) -> Result<Vec<String>, 
     Ok(removed)
 }
 
+/// `model` with only its tensor outputs (see [`remove_non_tensor_outputs`]): borrowed when every output
+/// is a tensor, so that only a model with a ZipMap is copied.
+pub fn tensor_outputs_only(
+    model: &ModelProto,
+) -> Result<std::borrow::Cow<'_, ModelProto>, ModelError> {
+    use crate::proto::type_proto;
+    let all_tensors = model.graph.iter().flat_map(|g| &g.output).all(|o| {
+        matches!(
+            o.r#type.as_ref().and_then(|t| t.value.as_ref()),
+            None | Some(type_proto::Value::TensorType(_))
+        )
+    });
+    if all_tensors {
+        return Ok(std::borrow::Cow::Borrowed(model));
+    }
+    let mut pruned = model.clone();
+    remove_non_tensor_outputs(&mut pruned)?;
+    Ok(std::borrow::Cow::Owned(pruned))
+}
+
 /// Whether a node is a standard ONNX operator: the passes match operators by name, and another domain
 /// (ONNX Runtime's NHWC copies, a custom domain) may reuse a name with other semantics.
 fn in_default_domain(node: &crate::proto::NodeProto) -> bool {

@@ -34,6 +34,29 @@ const KEEP_FP32: &[&str] = &[
 
 const FP16_MAX: f32 = 65504.0;
 
+const ML_DOMAIN: &str = "ai.onnx.ml";
+
+/// The outputs of an ONNX-ML operator that hold no floats: a classifier's labels, a LabelEncoder's
+/// integer or string values, ZipMap's maps, CategoryMapper's.
+fn ml_non_float_outputs(node: &NodeProto) -> &[String] {
+    let op = node.op_type.as_deref().unwrap_or("");
+    let label_encoder_to_numbers_or_strings = op == "LabelEncoder"
+        && !node
+            .attribute
+            .iter()
+            .any(|a| matches!(a.name.as_deref(), Some("values_floats" | "values_tensor")));
+    let labels = matches!(
+        op,
+        "LinearClassifier" | "SVMClassifier" | "TreeEnsembleClassifier"
+    );
+    let all = matches!(op, "ZipMap" | "CategoryMapper") || label_encoder_to_numbers_or_strings;
+    match (all, labels) {
+        (true, _) => &node.output,
+        (false, true) => &node.output[..node.output.len().min(1)],
+        (false, false) => &[],
+    }
+}
+
 /// An operator, the opsets from and until which its schema has these fp32-only input and output slots.
 type Fp32Slots = (&'static str, i64, i64, &'static [usize], &'static [usize]);
 
@@ -65,6 +88,13 @@ pub(super) fn fp32_slots(
     non_float: &HashSet<String>,
 ) -> (Vec<usize>, Vec<usize>) {
     let op = node.op_type.as_deref().unwrap_or("");
+    // ONNX-ML's operators (scikit-learn's models) take float, double and integers, never float16.
+    if node.domain.as_deref() == Some(ML_DOMAIN) {
+        return (
+            (0..node.input.len()).collect(),
+            (0..node.output.len()).collect(),
+        );
+    }
     // x·x (RMSNorm's mean of squares) overflows fp16 once |x| passes 256, which a Llama's activations do.
     let squares = op == "Mul" && node.input.len() == 2 && node.input[0] == node.input[1];
     if (KEEP_FP32.contains(&op) || squares)
@@ -169,6 +199,9 @@ fn non_float_values(graph: &crate::proto::GraphProto) -> HashSet<String> {
                 | "IsInf"
         );
         let keeps_type = op != "Cast" && first_is_int;
+        if node.domain.as_deref() == Some(ML_DOMAIN) {
+            set.extend(ml_non_float_outputs(node).iter().cloned());
+        }
         if produces_int || to_int || keeps_type {
             set.extend(node.output.iter().filter(|o| !o.is_empty()).cloned());
         } else if op == "TopK" {

@@ -411,7 +411,10 @@ pub(crate) mod testing {
     pub fn strings(name: &str, values: &[&str]) -> AttributeProto {
         AttributeProto {
             name: Some(name.to_owned()),
-            strings: values.iter().map(|v| v.as_bytes().to_vec().into()).collect(),
+            strings: values
+                .iter()
+                .map(|v| v.as_bytes().to_vec().into())
+                .collect(),
             r#type: Some(8),
             ..Default::default()
         }

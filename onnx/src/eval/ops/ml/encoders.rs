@@ -35,7 +35,11 @@ pub fn one_hot_encoder(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         return Err(evaluation("OneHotEncoder has no cats_int64s"));
     }
     // A category listed twice answers to its last place, as in ONNX Runtime.
-    let place: HashMap<i64, usize> = categories.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let place: HashMap<i64, usize> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i))
+        .collect();
     let n = categories.len();
     let values = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let cells = values
@@ -64,17 +68,29 @@ pub fn one_hot_encoder(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// The keys or values of a LabelEncoder: the `*_int64s` or `*_floats` list, else the `*_tensor`.
 fn numbers(node: &Node<'_>, prefix: &str) -> Result<Option<(Vec<f64>, DType)>, ModelError> {
-    if let Some(ints) = node.ints(&format!("{prefix}_int64s")).filter(|v| !v.is_empty()) {
+    if let Some(ints) = node
+        .ints(&format!("{prefix}_int64s"))
+        .filter(|v| !v.is_empty())
+    {
         return Ok(Some((ints.iter().map(|&v| v as f64).collect(), DType::I64)));
     }
-    if let Some(floats) = node.floats(&format!("{prefix}_floats")).filter(|v| !v.is_empty()) {
-        return Ok(Some((floats.iter().map(|&v| f64::from(v)).collect(), DType::F32)));
+    if let Some(floats) = node
+        .floats(&format!("{prefix}_floats"))
+        .filter(|v| !v.is_empty())
+    {
+        return Ok(Some((
+            floats.iter().map(|&v| f64::from(v)).collect(),
+            DType::F32,
+        )));
     }
     node.tensor(&format!("{prefix}_tensor"))
         .map(|t| {
             let t = tensor_io::from_proto(t, None, &candle_core::Device::Cpu)?;
             let dtype = t.dtype();
-            Ok((t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?, dtype))
+            Ok((
+                t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+                dtype,
+            ))
         })
         .transpose()
 }
@@ -91,10 +107,7 @@ fn key_bits(v: f64) -> u64 {
 /// Each value of X mapped through `keys_*` to `values_*` (the first of a repeated key), or to the
 /// default. int64 keys and values go through f64, exact below 2^53.
 pub fn label_encoder(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    refuse_strings(
-        node,
-        &["keys_strings", "values_strings", "classes_strings"],
-    )?;
+    refuse_strings(node, &["keys_strings", "values_strings", "classes_strings"])?;
     let x = required(inputs, 0)?;
     let (Some((keys, key_type)), Some((values, value_type))) =
         (numbers(node, "keys")?, numbers(node, "values")?)

@@ -93,7 +93,9 @@ pub fn scaler(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let mut rows = Rows::of(x, "Scaler")?;
     let scale = node.floats("scale").unwrap_or_default();
-    let offset = node.floats("offset").unwrap_or_else(|| vec![0.0; scale.len()]);
+    let offset = node
+        .floats("offset")
+        .unwrap_or_else(|| vec![0.0; scale.len()]);
     if scale.is_empty()
         || offset.len() != scale.len()
         || (scale.len() != 1 && scale.len() != rows.features)
@@ -124,7 +126,13 @@ pub fn imputer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     };
     let floats = node.floats("imputed_value_floats").unwrap_or_default();
     let ints = node.ints("imputed_value_int64s").unwrap_or_default();
-    let pick = |count: usize, i: usize| if count == features { i % features.max(1) } else { 0 };
+    let pick = |count: usize, i: usize| {
+        if count == features {
+            i % features.max(1)
+        } else {
+            0
+        }
+    };
     match x.dtype() {
         DType::I64 => {
             if ints.is_empty() {
@@ -174,9 +182,16 @@ pub fn feature_vectorizer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .iter()
         .map(|&w| usize::try_from(w).map_err(|_| evaluation("FeatureVectorizer width below 0")))
         .collect::<Result<Vec<usize>, _>>()?;
-    let total: usize = widths.iter().sum();
+    let total = widths
+        .iter()
+        .try_fold(0usize, |sum, &w| sum.checked_add(w))
+        .ok_or_else(|| evaluation("FeatureVectorizer's widths overflow"))?;
     let first = required(inputs, 0)?;
-    let rows = if first.rank() <= 1 { 1 } else { first.dims()[0] };
+    let rows = if first.rank() <= 1 {
+        1
+    } else {
+        first.dims()[0]
+    };
     let cells = rows
         .checked_mul(total)
         .filter(|&c| c as u64 <= crate::model_check::MAX_ELEMENTS)
@@ -195,7 +210,10 @@ pub fn feature_vectorizer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
                 "FeatureVectorizer input {index} has {input_rows} rows, the first {rows}"
             )));
         }
-        let values = input.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let values = input
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let taken = size.min(width);
         for r in 0..input_rows {
             y[r * total + column..][..taken].copy_from_slice(&values[r * size..][..taken]);

@@ -47,6 +47,7 @@ pub fn linear_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             "LinearClassifier has no intercepts: it needs one per class",
         ));
     }
+    super::scores::cells(x.rows, classes.max(2), "LinearClassifier")?;
     let weights = coefficients(node, classes, x.features)?;
     let labels = int_labels(node, "classlabels_ints", "classlabels_strings")?;
     if classes > 1 && labels.len() < classes {
@@ -107,6 +108,7 @@ pub fn linear_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .ok()
         .filter(|&t| t >= 1)
         .ok_or_else(|| evaluation("LinearRegressor targets must be 1 or more"))?;
+    super::scores::cells(x.rows, targets, "LinearRegressor")?;
     let weights = coefficients(node, targets, x.features)?;
     let intercepts = node
         .floats("intercepts")
@@ -125,7 +127,7 @@ pub fn linear_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 #[cfg(test)]
 mod tests {
     use super::super::DOMAIN;
-    use crate::eval::ops::testing::{f32s, flat, floats, ints, run_in, string};
+    use crate::eval::ops::testing::{f32s, flat, floats, ints, run_in, string, strings};
 
     #[test]
     fn three_classes_take_the_largest_score_and_softmax() {
@@ -162,6 +164,22 @@ mod tests {
         assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![3, 5]);
         // ONNX Runtime writes [1 - s, s] of the raw score, whatever the transform.
         assert_eq!(flat(&out[1]), vec![1.5, -0.5, -0.5, 1.5]);
+    }
+
+    #[test]
+    fn string_labels_are_refused_saying_why() {
+        let proto = crate::proto::NodeProto {
+            op_type: Some("LinearClassifier".to_owned()),
+            attribute: vec![
+                floats("coefficients", &[1.0, 1.0]),
+                floats("intercepts", &[0.0, 0.0]),
+                strings("classlabels_strings", &["cat", "dog"]),
+            ],
+            ..Default::default()
+        };
+        let node = crate::eval::node::Node::new(&proto, 1);
+        let error = super::linear_classifier(&node, &[f32s(&[1.0], &[1, 1])]).unwrap_err();
+        assert!(error.to_string().contains("no string tensors"), "{error}");
     }
 
     #[test]

@@ -29,7 +29,13 @@ pub const OPS: &[(&str, OpFn)] = &[
     ("LinearRegressor", linear::linear_regressor),
     ("SVMClassifier", svm::svm_classifier),
     ("SVMRegressor", svm::svm_regressor),
-    ("TreeEnsembleClassifier", tree_ensemble_classic::tree_ensemble_classifier),
-    ("TreeEnsembleRegressor", tree_ensemble_classic::tree_ensemble_regressor),
+    (
+        "TreeEnsembleClassifier",
+        tree_ensemble_classic::tree_ensemble_classifier,
+    ),
+    (
+        "TreeEnsembleRegressor",
+        tree_ensemble_classic::tree_ensemble_regressor,
+    ),
     ("TreeEnsemble", tree_ensemble::tree_ensemble),
 ];

@@ -10,6 +10,21 @@ pub fn evaluation(message: impl Into<String>) -> ModelError {
     ModelError::Evaluation(message.into())
 }
 
+/// rows × width values, refused past the evaluator's element limit: a model's attributes could ask for
+/// any width.
+pub fn cells(rows: usize, width: usize, op: &str) -> Result<usize, ModelError> {
+    rows.checked_mul(width)
+        .filter(|&c| {
+            c as u64 <= crate::model_check::MAX_ELEMENTS
+                && width as u64 <= crate::model_check::MAX_ELEMENTS
+        })
+        .ok_or_else(|| {
+            evaluation(format!(
+                "{op}'s output of {rows} rows of {width} is too large"
+            ))
+        })
+}
+
 /// X as `rows` rows of `features` values in f32: a 1-D X is one row, a 2-D X is [rows, features].
 pub struct Rows {
     pub rows: usize,

@@ -146,7 +146,12 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             rho.len()
         )));
     }
-    let vectors: usize = per_class.iter().map(|&v| v.max(0) as usize).sum();
+    let vectors = per_class
+        .iter()
+        .try_fold(0usize, |sum, &v| sum.checked_add(usize::try_from(v).ok()?))
+        .ok_or_else(|| evaluation("SVMClassifier's vectors_per_class are negative or overflow"))?;
+    super::scores::cells(classes, classes, "SVMClassifier")?;
+    super::scores::cells(x.rows, classes.max(pairs).max(2), "SVMClassifier")?;
     if vectors == 0 {
         return linear_svm(&x, &coefficients, rho[0], &labels, transform, all_positive);
     }
@@ -177,7 +182,10 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     } else {
         2
     };
-    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * width));
+    let (mut y, mut z) = (
+        Vec::with_capacity(x.rows),
+        Vec::with_capacity(x.rows * width),
+    );
     for i in 0..x.rows {
         let row = x.row(i);
         let k: Vec<f32> = svs.iter().map(|sv| kernel.apply(row, sv)).collect();
@@ -203,15 +211,13 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         y.push(labels[winner]);
         let mut scores = if probabilities {
             let mut r = vec![vec![0f32; classes]; classes];
-            let mut idx = 0;
-            for a in 0..classes {
-                for b in a + 1..classes {
-                    let p = (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx]))
-                        .clamp(1e-7, 1.0 - 1e-7);
-                    r[a][b] = p;
-                    r[b][a] = 1.0 - p;
-                    idx += 1;
-                }
+            let pairs = (0..classes).flat_map(|a| (a + 1..classes).map(move |b| (a, b)));
+            for (idx, (a, b)) in pairs.enumerate() {
+                // Platt's sigmoid of the pair's decision: the probability of the first class.
+                let p = (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx]))
+                    .clamp(1e-7, 1.0 - 1e-7);
+                r[a][b] = p;
+                r[b][a] = 1.0 - p;
             }
             coupled(&r)
         } else {
@@ -247,14 +253,17 @@ fn linear_svm(
     all_positive: bool,
 ) -> Out {
     let classes = labels.len();
-    if coefficients.len() != classes * x.features {
+    if x.features == 0 || coefficients.len() != classes * x.features {
         return Err(evaluation(format!(
             "SVMClassifier has {} coefficients for {classes} classes of {} features",
             coefficients.len(),
             x.features
         )));
     }
-    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * classes));
+    let (mut y, mut z) = (
+        Vec::with_capacity(x.rows),
+        Vec::with_capacity(x.rows * classes),
+    );
     for i in 0..x.rows {
         let row = x.row(i);
         let mut scores: Vec<f32> = coefficients

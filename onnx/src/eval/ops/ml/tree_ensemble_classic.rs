@@ -73,7 +73,12 @@ fn ints(node: &Node<'_>, name: &str) -> Vec<i64> {
 
 impl Forest {
     /// `prefix` names the weights' attributes: `target` (regressor) or `class` (classifier).
-    fn parse(node: &Node<'_>, prefix: &str, outputs: usize, features: usize) -> Result<Self, ModelError> {
+    fn parse(
+        node: &Node<'_>,
+        prefix: &str,
+        outputs: usize,
+        features: usize,
+    ) -> Result<Self, ModelError> {
         let op = node.op_type();
         let values = floats(node, "nodes_values")?;
         let count = values.len();
@@ -84,10 +89,18 @@ impl Forest {
             ints(node, "nodes_falsenodeids"),
         );
         let modes = node.strings("nodes_modes").unwrap_or_default();
-        if [trees.len(), ids.len(), feature_ids.len(), trues.len(), falses.len(), modes.len()]
-            != [count; 6]
+        if [
+            trees.len(),
+            ids.len(),
+            feature_ids.len(),
+            trues.len(),
+            falses.len(),
+            modes.len(),
+        ] != [count; 6]
         {
-            return Err(evaluation(format!("{op}'s node attributes differ in length")));
+            return Err(evaluation(format!(
+                "{op}'s node attributes differ in length"
+            )));
         }
         let mut place = HashMap::with_capacity(count);
         for (i, key) in trees.iter().zip(&ids).enumerate() {
@@ -136,7 +149,9 @@ impl Forest {
         );
         let weights = floats(node, &format!("{prefix}_weights"))?;
         if [w_nodes.len(), w_ids.len(), weights.len()] != [w_trees.len(); 3] {
-            return Err(evaluation(format!("{op}'s {prefix} attributes differ in length")));
+            return Err(evaluation(format!(
+                "{op}'s {prefix} attributes differ in length"
+            )));
         }
         for k in 0..w_trees.len() {
             let at = child(&w_trees[k], w_nodes[k])?;
@@ -144,7 +159,10 @@ impl Forest {
                 .ok()
                 .filter(|&t| t < outputs)
                 .ok_or_else(|| {
-                    evaluation(format!("{op}: {prefix} id {} is not below {outputs}", w_ids[k]))
+                    evaluation(format!(
+                        "{op}: {prefix} id {} is not below {outputs}",
+                        w_ids[k]
+                    ))
                 })?;
             nodes[at].weights.push((target, weights[k]));
         }
@@ -156,7 +174,9 @@ impl Forest {
             .collect::<Vec<_>>();
         let mut seen = std::collections::HashSet::new();
         if !roots.iter().all(|&r| seen.insert(trees[r])) {
-            return Err(evaluation(format!("{op}: a tree's nodes are not listed together")));
+            return Err(evaluation(format!(
+                "{op}: a tree's nodes are not listed together"
+            )));
         }
         Ok(Self { nodes, roots })
     }
@@ -165,6 +185,9 @@ impl Forest {
     fn leaf(&self, root: usize, row: &[f32]) -> Result<&TreeNode, ModelError> {
         let mut at = &self.nodes[root];
         for _ in 0..=self.nodes.len() {
+            if matches!(at.mode, Mode::Leaf) {
+                return Ok(at);
+            }
             let (x, t) = (row[at.feature], at.value);
             let goes_true = match at.mode {
                 Mode::Leaf => return Ok(at),
@@ -201,8 +224,11 @@ pub fn tree_ensemble_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Ou
         .ok()
         .filter(|&t| t >= 1)
         .ok_or_else(|| evaluation("TreeEnsembleRegressor n_targets must be 1 or more"))?;
+    super::scores::cells(x.rows, targets, "TreeEnsembleRegressor")?;
     let forest = Forest::parse(node, "target", targets, x.features)?;
-    let aggregate = node.string("aggregate_function").unwrap_or_else(|| "SUM".to_owned());
+    let aggregate = node
+        .string("aggregate_function")
+        .unwrap_or_else(|| "SUM".to_owned());
     let base = floats(node, "base_values")?;
     let transform = PostTransform::of(node)?;
     let trees = forest.roots.len() as f32;
@@ -214,7 +240,11 @@ pub fn tree_ensemble_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Ou
         for &root in &forest.roots {
             let leaf = forest.leaf(root, row)?;
             // One target: a leaf gives its first weight alone.
-            let weights = if targets == 1 { &leaf.weights[..leaf.weights.len().min(1)] } else { &leaf.weights };
+            let weights = if targets == 1 {
+                &leaf.weights[..leaf.weights.len().min(1)]
+            } else {
+                &leaf.weights
+            };
             for &(t, w) in weights {
                 out[t] = match aggregate.as_str() {
                     "MIN" if has[t] => out[t].min(w),
@@ -267,6 +297,7 @@ pub fn tree_ensemble_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> O
             "TreeEnsembleClassifier has {classes} class labels: it needs two or more"
         )));
     }
+    super::scores::cells(x.rows, classes, "TreeEnsembleClassifier")?;
     let forest = Forest::parse(node, "class", classes, x.features)?;
     let base = floats(node, "base_values")?;
     let transform = PostTransform::of(node)?;
@@ -274,9 +305,12 @@ pub fn tree_ensemble_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> O
     let all_positive = class_weights.iter().all(|&w| w >= 0.0);
     let binary = classes == 2 && {
         let ids = ints(node, "class_ids");
-        ids.iter().all(|&id| id == ids[0]) && !ids.is_empty()
+        !ids.is_empty() && ids.iter().all(|&id| id == ids[0])
     };
-    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * classes));
+    let (mut y, mut z) = (
+        Vec::with_capacity(x.rows),
+        Vec::with_capacity(x.rows * classes),
+    );
     for i in 0..x.rows {
         let (mut sum, mut has) = sums(&forest, x.row(i), classes)?;
         let (label, mut scores, second) = if classes > 2 {
@@ -291,7 +325,9 @@ pub fn tree_ensemble_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> O
                     _ => Some(k),
                 })
                 .ok_or_else(|| evaluation("TreeEnsembleClassifier scored no class"))?;
-            let scores = (0..classes).map(|k| if has[k] { sum[k] } else { 0.0 }).collect();
+            let scores = (0..classes)
+                .map(|k| if has[k] { sum[k] } else { 0.0 })
+                .collect();
             (labels[best], scores, SecondClass::None)
         } else {
             binary_scores(&mut sum, &mut has, &base, binary, all_positive, &labels)
@@ -356,6 +392,10 @@ fn binary_scores(
         // ONNX Runtime answers 1 or 0 here, not the labels at those places.
         (i64::from(positive > 0.0), second)
     };
-    let scores = if both { vec![score(0), score(1)] } else { vec![score(0)] };
+    let scores = if both {
+        vec![score(0), score(1)]
+    } else {
+        vec![score(0)]
+    };
     (label, scores, second)
 }
