@@ -479,8 +479,8 @@ mod tests {
             None
         );
         assert_eq!(
-            support.unsupported("ai.onnx.ml", "LinearClassifier", false),
-            Some("ai.onnx.ml::LinearClassifier".to_owned())
+            support.unsupported("ai.onnx.ml", "ZipMap", false),
+            Some("ai.onnx.ml::ZipMap".to_owned())
         );
         assert_eq!(
             support.unsupported("org.example", "Custom", false),

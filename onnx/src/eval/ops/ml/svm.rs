@@ -339,3 +339,51 @@ pub fn svm_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .collect();
     Ok(vec![Tensor::from_vec(y, (x.rows, 1), &x.device)?])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::DOMAIN;
+    use crate::eval::ops::testing::{f32s, flat, floats, int, ints, run_in, string};
+
+    #[test]
+    fn two_classes_vote_by_the_decisions_sign_and_score_it_both_ways() {
+        // One support vector a class; decision = 1·k(x, [1, 0]) - 1·k(x, [0, 1]) + 0.5, linear kernel.
+        let attributes = vec![
+            string("kernel_type", "LINEAR"),
+            ints("vectors_per_class", &[1, 1]),
+            floats("support_vectors", &[1.0, 0.0, 0.0, 1.0]),
+            floats("coefficients", &[1.0, -1.0]),
+            floats("rho", &[0.5]),
+            ints("classlabels_ints", &[5, 6]),
+        ];
+        let out = run_in(
+            DOMAIN,
+            "SVMClassifier",
+            attributes,
+            &[f32s(&[2.0, 0.0, 0.0, 3.0], &[2, 2])],
+        );
+        // 2.5 > 0 votes for the first class; -2.5 for the second.
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![5, 6]);
+        assert_eq!(flat(&out[1]), vec![-2.5, 2.5, 2.5, -2.5]);
+    }
+
+    #[test]
+    fn a_regressor_weighs_its_kernels_and_one_class_answers_a_sign() {
+        let attributes = |one_class: i64| {
+            vec![
+                string("kernel_type", "RBF"),
+                floats("kernel_params", &[0.5, 0.0, 3.0]),
+                int("n_supports", 2),
+                floats("support_vectors", &[0.0, 1.0]),
+                floats("coefficients", &[2.0, -1.0]),
+                floats("rho", &[0.25]),
+                int("one_class", one_class),
+            ]
+        };
+        let out = run_in(DOMAIN, "SVMRegressor", attributes(0), &[f32s(&[0.0], &[1, 1])]);
+        let expected = 2.0 - (-0.5f32).exp() + 0.25;
+        assert!((flat(&out[0])[0] - expected).abs() < 1e-6);
+        let out = run_in(DOMAIN, "SVMRegressor", attributes(1), &[f32s(&[0.0], &[1, 1])]);
+        assert_eq!(flat(&out[0]), vec![1.0]);
+    }
+}

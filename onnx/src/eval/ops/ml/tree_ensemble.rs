@@ -6,6 +6,7 @@ use candle_core::{DType, Tensor};
 
 use super::super::super::node::{Node, required};
 use super::super::super::tensor_io;
+use super::scores::PostTransform;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -194,18 +195,25 @@ impl Tree {
 }
 
 /// Y[n, target] aggregates (`aggregate_function`: 0 average, 1 sum, 2 min, 3 max) the weights of the
-/// leaves X[n] reaches. Only `post_transform` 0 (none) is implemented.
+/// leaves X[n] reaches, then `post_transform` (0 none, 1 softmax, 2 logistic, 3 softmax-zero, 4 probit:
+/// over a row of two or more targets; one target only by probit, as ONNX Runtime applies it).
 pub fn tree_ensemble(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let &[rows, features] = x.dims() else {
         return Err(evaluation("TreeEnsemble needs a 2-D X"));
     };
-    if node.int("post_transform", 0) != 0 {
-        return Err(evaluation(format!(
-            "TreeEnsemble post_transform {} is not implemented",
-            node.int("post_transform", 0)
-        )));
-    }
+    let transform = match node.int("post_transform", 0) {
+        0 => PostTransform::None,
+        1 => PostTransform::Softmax,
+        2 => PostTransform::Logistic,
+        3 => PostTransform::SoftmaxZero,
+        4 => PostTransform::Probit,
+        other => {
+            return Err(evaluation(format!(
+                "TreeEnsemble post_transform {other} is none of 0 to 4"
+            )));
+        }
+    };
     let tree = Tree::parse(node, features)?;
     let roots = indices(node, "tree_roots", tree.splits.len())?;
     let targets = usize::try_from(node.int("n_targets", 1)).unwrap_or(0);
@@ -244,6 +252,17 @@ pub fn tree_ensemble(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             };
         }
     }
+    if transform != PostTransform::None {
+        let mut scores: Vec<f32> = out.iter().map(|&v| v as f32).collect();
+        if targets > 1 {
+            scores
+                .chunks_mut(targets)
+                .for_each(|row| transform.apply(row));
+        } else if transform == PostTransform::Probit {
+            scores.iter_mut().for_each(|s| *s = super::scores::probit(*s));
+        }
+        out = scores.into_iter().map(f64::from).collect();
+    }
     Ok(vec![
         Tensor::from_vec(out, (rows, targets), x.device())?.to_dtype(x.dtype())?,
     ])
@@ -274,7 +293,7 @@ mod tests {
     #[test]
     fn one_split_sends_rows_to_two_leaves() {
         // x[0] <= 1 → leaf 0 (target 0, weight 5), else leaf 1 (target 1, weight 7).
-        let attributes = vec![
+        let attributes = || vec![
             tensor("nodes_splits", &[1.0], DType::F32),
             tensor("nodes_modes", &[0.0], DType::U8),
             ints("nodes_featureids", &[0]),
@@ -290,9 +309,20 @@ mod tests {
         let out = run_in(
             DOMAIN,
             "TreeEnsemble",
-            attributes,
+            attributes(),
             &[f32s(&[0.5, 2.0], &[2, 1])],
         );
         assert_eq!(flat(&out[0]), vec![5.0, 0.0, 0.0, 7.0]);
+        let mut softmax = attributes();
+        softmax.push(int("post_transform", 1));
+        let out = run_in(
+            DOMAIN,
+            "TreeEnsemble",
+            softmax,
+            &[f32s(&[0.5, 2.0], &[2, 1])],
+        );
+        let expected = [0.993_307_2, 0.006_692_851, 0.000_911_051_2, 0.999_089];
+        let got = flat(&out[0]);
+        assert!(got.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?}");
     }
 }

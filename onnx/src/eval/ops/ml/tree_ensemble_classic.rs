@@ -273,6 +273,10 @@ pub fn tree_ensemble_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Ou
                     )));
                 }
             };
+            // Of several targets, ONNX Runtime writes 0 for one no leaf gave a weight, base or not.
+            if targets > 1 && !has[t] {
+                out[t] = 0.0;
+            }
         }
         if targets > 1 {
             transform.apply(&mut out);
@@ -398,4 +402,82 @@ fn binary_scores(
         vec![score(0)]
     };
     (label, scores, second)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Tensor;
+
+    use super::super::DOMAIN;
+    use crate::eval::ops::testing::{f32s, flat, floats, ints, run_in, string, strings};
+    use crate::proto::AttributeProto;
+
+    /// Two trees of one split each on feature 0 (at 1.0 and at 3.0), their four leaves weighted
+    /// 1, 2 and 10, 20 for `prefix` id 0.
+    fn two_stumps(prefix: &str) -> Vec<AttributeProto> {
+        vec![
+            ints("nodes_treeids", &[0, 0, 0, 1, 1, 1]),
+            ints("nodes_nodeids", &[0, 1, 2, 0, 1, 2]),
+            ints("nodes_featureids", &[0, 0, 0, 0, 0, 0]),
+            floats("nodes_values", &[1.0, 0.0, 0.0, 3.0, 0.0, 0.0]),
+            strings(
+                "nodes_modes",
+                &["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF", "LEAF"],
+            ),
+            ints("nodes_truenodeids", &[1, 0, 0, 1, 0, 0]),
+            ints("nodes_falsenodeids", &[2, 0, 0, 2, 0, 0]),
+            ints(&format!("{prefix}_treeids"), &[0, 0, 1, 1]),
+            ints(&format!("{prefix}_nodeids"), &[1, 2, 1, 2]),
+            ints(&format!("{prefix}_ids"), &[0, 0, 0, 0]),
+            floats(&format!("{prefix}_weights"), &[1.0, 2.0, 10.0, 20.0]),
+        ]
+    }
+
+    #[test]
+    fn a_regressor_sums_or_averages_the_trees_then_adds_its_base() {
+        let x = || f32s(&[0.5, 2.0, 4.0], &[3, 1]);
+        let mut sum = two_stumps("target");
+        sum.push(floats("base_values", &[100.0]));
+        let out = run_in(DOMAIN, "TreeEnsembleRegressor", sum, &[x()]);
+        assert_eq!(flat(&out[0]), vec![111.0, 112.0, 122.0]);
+        let mut average = two_stumps("target");
+        average.extend([
+            floats("base_values", &[100.0]),
+            string("aggregate_function", "AVERAGE"),
+        ]);
+        let out = run_in(DOMAIN, "TreeEnsembleRegressor", average, &[x()]);
+        assert_eq!(flat(&out[0]), vec![105.5, 106.0, 111.0]);
+    }
+
+    #[test]
+    fn a_binary_classifier_of_one_score_writes_both_and_labels_by_its_sign() {
+        // Gradient boosting's form: every weight on class 0, some negative, a base, LOGISTIC.
+        let mut attributes = two_stumps("class");
+        attributes[10] = floats("class_weights", &[1.0, 2.0, 10.0, -20.0]);
+        attributes.extend([
+            ints("classlabels_int64s", &[4, 9]),
+            floats("base_values", &[-10.0]),
+            string("post_transform", "LOGISTIC"),
+        ]);
+        let out = run_in(
+            DOMAIN,
+            "TreeEnsembleClassifier",
+            attributes,
+            &[f32s(&[0.5, 4.0], &[2, 1])],
+        );
+        // Scores 1 and -28: labels 9 and 4; [logistic(-s), logistic(s)].
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![9, 4]);
+        let z = flat(&out[1]);
+        assert!((z[1] - 0.731_058_6).abs() < 1e-6 && (z[0] + z[1] - 1.0).abs() < 1e-6);
+        assert!(z[3] < 1e-6, "{z:?}");
+    }
+
+    #[test]
+    fn a_leaf_naming_no_feature_of_x_is_still_a_leaf() {
+        let mut attributes = two_stumps("target");
+        attributes[2] = ints("nodes_featureids", &[0, 99, 99, 0, 99, 99]);
+        let x = Some(Tensor::new(&[[0.5f32]], &candle_core::Device::Cpu).unwrap());
+        let out = run_in(DOMAIN, "TreeEnsembleRegressor", attributes, &[x]);
+        assert_eq!(flat(&out[0]), vec![11.0]);
+    }
 }
