@@ -4,6 +4,7 @@
 //! against the variant's signature and batched dynamically; when the alias moves, the new manifest is
 //! verified and the new variant loaded beside the old one before requests switch to it.
 
+mod answer_compression;
 mod batch_cost;
 mod batch_probe;
 pub mod batcher;

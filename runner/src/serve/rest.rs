@@ -14,7 +14,7 @@ use std::time::Instant;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -329,7 +329,19 @@ async fn infer(
                 .insert_header((CONTENT_TYPE, "application/octet-stream"))
                 .insert_header((HEADER_LENGTH, length.to_string())),
         };
-        let body = HeldAnswer::new(body.freeze(), held, state.client_pace);
+        answer.insert_header((VARY, "accept-encoding"));
+        let body = match super::answer_compression::accepted(&req)
+            .filter(|_| body.len() >= super::answer_compression::MIN_COMPRESSED_BYTES)
+        {
+            Some(encoding) => {
+                let compressed = super::answer_compression::compress(&body, encoding);
+                held.count(compressed.len());
+                answer.insert_header((CONTENT_ENCODING, encoding.name()));
+                compressed
+            }
+            None => body.freeze(),
+        };
+        let body = HeldAnswer::new(body, held, state.client_pace);
         Ok::<_, ServeError>(answer.body(body))
     }
     .await;
