@@ -98,7 +98,9 @@ mod tests {
 
     #[test]
     fn compressed_answers_inflate_to_themselves() {
-        let body: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+        let body: Vec<u8> = (0..10_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
         let gzip = compress(&body, Encoding::Gzip);
         let mut inflated = Vec::new();
         flate2::read::GzDecoder::new(&gzip[..])

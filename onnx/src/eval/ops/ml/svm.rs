@@ -380,10 +380,20 @@ mod tests {
                 int("one_class", one_class),
             ]
         };
-        let out = run_in(DOMAIN, "SVMRegressor", attributes(0), &[f32s(&[0.0], &[1, 1])]);
+        let out = run_in(
+            DOMAIN,
+            "SVMRegressor",
+            attributes(0),
+            &[f32s(&[0.0], &[1, 1])],
+        );
         let expected = 2.0 - (-0.5f32).exp() + 0.25;
         assert!((flat(&out[0])[0] - expected).abs() < 1e-6);
-        let out = run_in(DOMAIN, "SVMRegressor", attributes(1), &[f32s(&[0.0], &[1, 1])]);
+        let out = run_in(
+            DOMAIN,
+            "SVMRegressor",
+            attributes(1),
+            &[f32s(&[0.0], &[1, 1])],
+        );
         assert_eq!(flat(&out[0]), vec![1.0]);
     }
 }

@@ -259,7 +259,9 @@ pub fn tree_ensemble(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
                 .chunks_mut(targets)
                 .for_each(|row| transform.apply(row));
         } else if transform == PostTransform::Probit {
-            scores.iter_mut().for_each(|s| *s = super::scores::probit(*s));
+            scores
+                .iter_mut()
+                .for_each(|s| *s = super::scores::probit(*s));
         }
         out = scores.into_iter().map(f64::from).collect();
     }
@@ -293,19 +295,21 @@ mod tests {
     #[test]
     fn one_split_sends_rows_to_two_leaves() {
         // x[0] <= 1 → leaf 0 (target 0, weight 5), else leaf 1 (target 1, weight 7).
-        let attributes = || vec![
-            tensor("nodes_splits", &[1.0], DType::F32),
-            tensor("nodes_modes", &[0.0], DType::U8),
-            ints("nodes_featureids", &[0]),
-            ints("nodes_truenodeids", &[0]),
-            ints("nodes_trueleafs", &[1]),
-            ints("nodes_falsenodeids", &[1]),
-            ints("nodes_falseleafs", &[1]),
-            ints("leaf_targetids", &[0, 1]),
-            tensor("leaf_weights", &[5.0, 7.0], DType::F32),
-            ints("tree_roots", &[0]),
-            int("n_targets", 2),
-        ];
+        let attributes = || {
+            vec![
+                tensor("nodes_splits", &[1.0], DType::F32),
+                tensor("nodes_modes", &[0.0], DType::U8),
+                ints("nodes_featureids", &[0]),
+                ints("nodes_truenodeids", &[0]),
+                ints("nodes_trueleafs", &[1]),
+                ints("nodes_falsenodeids", &[1]),
+                ints("nodes_falseleafs", &[1]),
+                ints("leaf_targetids", &[0, 1]),
+                tensor("leaf_weights", &[5.0, 7.0], DType::F32),
+                ints("tree_roots", &[0]),
+                int("n_targets", 2),
+            ]
+        };
         let out = run_in(
             DOMAIN,
             "TreeEnsemble",
@@ -323,6 +327,9 @@ mod tests {
         );
         let expected = [0.993_307_2, 0.006_692_851, 0.000_911_051_2, 0.999_089];
         let got = flat(&out[0]);
-        assert!(got.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?}");
+        assert!(
+            got.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{got:?}"
+        );
     }
 }
