@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import urllib.request
+import zlib
 
 import grpc
 import numpy as np
@@ -435,7 +436,9 @@ def compressed_bodies(work, runner, folder):
     flag, the runner's peak memory growing by a few MiB, not 64; an encoding it does not read refused
     naming those it does. Over gRPC (`compression_algorithm`, the `grpc-encoding` Triton takes): gzip and
     deflate answered, a message inflating past the limit refused INVALID_ARGUMENT naming the flag (tonic
-    alone says RESOURCE_EXHAUSTED)."""
+    alone says RESOURCE_EXHAUSTED). Answers: compressed in the encoding the client's `Accept-Encoding`
+    prefers (gzip, deflate), with ONNX Runtime's numbers inside, and not for an encoding it does not
+    write."""
     model = os.path.join(folder, "model.onnx")
     feeds = {"features": np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)}
     expected = ort_outputs(model, feeds)
@@ -479,6 +482,23 @@ def compressed_bodies(work, runner, folder):
             check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "--max-request-mib" in e.details(),
                   f"a gzip gRPC message inflating to 16 MiB is refused INVALID_ARGUMENT naming --max-request-mib "
                   f"({e.code()} {e.details()[:120]})")
+        many = {"features": np.random.default_rng(6).standard_normal((256, 4)).astype(np.float32)}
+        many_expected = ort_outputs(model, many)
+        request = json.dumps({"inputs": [{"name": "features", "shape": [256, 4], "datatype": "FP32",
+                                          "data": many["features"].ravel().tolist()}]}).encode()
+        for asked, encoding, inflate in (("gzip", "gzip", gzip.decompress),
+                                         ("deflate;q=1, gzip;q=0.5", "deflate", zlib.decompress),
+                                         ("br", None, bytes)):
+            with urllib.request.urlopen(urllib.request.Request(
+                    f"http://{url}/v2/models/sentiment/infer", data=request,
+                    headers={"Content-Type": "application/json", "Accept-Encoding": asked})) as reply:
+                sent, raw = reply.headers.get("Content-Encoding"), reply.read()
+            outputs = {o["name"]: np.array(o["data"], dtype=np.float32).reshape(o["shape"])
+                       for o in json.loads(inflate(raw))["outputs"]}
+            right = all(np.allclose(outputs[name], want, atol=1e-5) for name, want in many_expected.items())
+            check(sent == encoding and right,
+                  f"an answer to Accept-Encoding {asked!r} comes {encoding or 'uncompressed'}, "
+                  f"{len(raw)} bytes, with ONNX Runtime's numbers (Content-Encoding {sent})")
         status, error = post_json(f"http://{url}/v2/models/sentiment/infer", body, {"Content-Encoding": "br"})
         check(status == 400 and "gzip, deflate, identity" in error.get("error", ""),
               f"a body of an encoding the runner does not read is refused naming those it does ({status} {error})")
