@@ -89,6 +89,16 @@ pub fn eye_like(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 /// The k largest (or smallest) along an axis, ties broken by the lower index.
+/// A total order for TopK: NaN above every number (as NumPy and PyTorch sort it), -0 equal to 0. The
+/// sort needs a total order: NaN taken as equal to everything is none, and Rust's sort may panic on it
+/// (a mutated k-nearest-neighbours model found this).
+fn ascending(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+        (a_nan, b_nan) => a_nan.cmp(&b_nan),
+    }
+}
+
 pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let k = one_value(required(inputs, 1)?, "TopK's k")?;
@@ -109,9 +119,7 @@ pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     for row in data.chunks(len.max(1)) {
         let mut order: Vec<usize> = (0..len).collect();
         order.sort_by(|&a, &b| {
-            let ord = row[a]
-                .partial_cmp(&row[b])
-                .unwrap_or(std::cmp::Ordering::Equal);
+            let ord = ascending(row[a], row[b]);
             (if largest { ord.reverse() } else { ord }).then(a.cmp(&b))
         });
         for &i in order.iter().take(k) {
@@ -312,6 +320,26 @@ mod tests {
         );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![4., 4.]);
         assert_eq!(out[1].to_vec1::<i64>().unwrap(), vec![1, 3]);
+    }
+
+    #[test]
+    fn top_k_sorts_nan_above_every_number_without_panicking() {
+        // Many NaNs among numbers: a comparison taking NaN as equal to all made Rust's sort panic.
+        let values: Vec<f32> = (0..200)
+            .map(|i| if i % 3 == 0 { f32::NAN } else { (i * 37 % 101) as f32 })
+            .collect();
+        let out = run("TopK", 13, vec![], &[f32s(&values, &[200]), i64s(&[70])]);
+        let top = out[0].to_vec1::<f32>().unwrap();
+        assert!(top[..67].iter().all(|v| v.is_nan()));
+        assert!(top[67..].iter().all(|v| !v.is_nan()));
+        assert_eq!(out[1].to_vec1::<i64>().unwrap()[..3], [0, 3, 6]);
+        let smallest = run(
+            "TopK",
+            13,
+            vec![int("largest", 0)],
+            &[f32s(&[f32::NAN, 2.0, -0.0, 0.0], &[4]), i64s(&[4])],
+        );
+        assert_eq!(smallest[1].to_vec1::<i64>().unwrap(), vec![2, 3, 1, 0]);
     }
 
     #[test]
