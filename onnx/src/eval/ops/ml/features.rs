@@ -151,11 +151,12 @@ pub fn imputer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             if floats.is_empty() {
                 return Err(evaluation("Imputer of float X has no imputed_value_floats"));
             }
-            let replaced = node.float("replaced_value_float", 0.0);
-            let mut values = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            // In f64, which holds every float type's values exactly: what is not replaced is unchanged.
+            let replaced = f64::from(node.float("replaced_value_float", 0.0));
+            let mut values = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
             for (i, v) in values.iter_mut().enumerate() {
                 if (v.is_nan() && replaced.is_nan()) || *v == replaced {
-                    *v = floats[pick(floats.len(), i)];
+                    *v = f64::from(floats[pick(floats.len(), i)]);
                 }
             }
             let y = Tensor::from_vec(values, x.dims(), x.device())?;
@@ -192,10 +193,7 @@ pub fn feature_vectorizer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     } else {
         first.dims()[0]
     };
-    let cells = rows
-        .checked_mul(total)
-        .filter(|&c| c as u64 <= crate::model_check::MAX_ELEMENTS)
-        .ok_or_else(|| evaluation("FeatureVectorizer's output is too large"))?;
+    let cells = super::scores::cells(rows, total, "FeatureVectorizer")?;
     let mut y = vec![0f32; cells];
     let mut column = 0;
     for (index, &width) in widths.iter().enumerate() {

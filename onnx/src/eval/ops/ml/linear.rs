@@ -92,8 +92,7 @@ pub fn linear_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             z.extend(row);
         }
     }
-    let width = z.len() / x.rows.max(1);
-    let z_shape = (x.rows, if x.rows == 0 { classes } else { width });
+    let z_shape = (x.rows, if two_labels { 2 } else { classes });
     Ok(vec![
         Tensor::from_vec(y, x.rows, &x.device)?,
         Tensor::from_vec(z, z_shape, &x.device)?,

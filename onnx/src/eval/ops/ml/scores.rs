@@ -10,14 +10,16 @@ pub fn evaluation(message: impl Into<String>) -> ModelError {
     ModelError::Evaluation(message.into())
 }
 
+/// The most values a row of an ONNX-ML operator's output may have (targets, classes, features side by
+/// side): far beyond any real model's, and small enough that a row a model's attributes ask for is
+/// never an allocation the process cannot make.
+pub const MAX_WIDTH: usize = 1 << 24;
+
 /// rows × width values, refused past the evaluator's element limit: a model's attributes could ask for
 /// any width.
 pub fn cells(rows: usize, width: usize, op: &str) -> Result<usize, ModelError> {
     rows.checked_mul(width)
-        .filter(|&c| {
-            c as u64 <= crate::model_check::MAX_ELEMENTS
-                && width as u64 <= crate::model_check::MAX_ELEMENTS
-        })
+        .filter(|&c| c as u64 <= crate::model_check::MAX_ELEMENTS && width <= MAX_WIDTH)
         .ok_or_else(|| {
             evaluation(format!(
                 "{op}'s output of {rows} rows of {width} is too large"
@@ -34,18 +36,21 @@ pub struct Rows {
     pub device: Device,
 }
 
+/// X's rows and features: a 1-D X is one row, a 2-D X is [rows, features].
+pub fn shape(x: &Tensor, op: &str) -> Result<(usize, usize), ModelError> {
+    match *x.dims() {
+        [features] => Ok((1, features)),
+        [rows, features] => Ok((rows, features)),
+        _ => Err(evaluation(format!(
+            "{op} takes X of rank 1 or 2, not {:?}",
+            x.dims()
+        ))),
+    }
+}
+
 impl Rows {
     pub fn of(x: &Tensor, op: &str) -> Result<Self, ModelError> {
-        let (rows, features) = match *x.dims() {
-            [features] => (1, features),
-            [rows, features] => (rows, features),
-            _ => {
-                return Err(evaluation(format!(
-                    "{op} takes X of rank 1 or 2, not {:?}",
-                    x.dims()
-                )));
-            }
-        };
+        let (rows, features) = shape(x, op)?;
         let values = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         Ok(Self {
             rows,
@@ -113,7 +118,8 @@ impl PostTransform {
     }
 
     /// The scores a tree ensemble or an SVM writes for a row (ONNX Runtime's `write_scores`): two or
-    /// more transformed; a lone score under PROBIT transformed alone, else made two by `second`.
+    /// more transformed; a lone score under PROBIT transformed alone, else made two as `second` says
+    /// (or left alone by `SecondClass::Single`).
     pub fn write(self, row: &mut Vec<f32>, second: SecondClass) {
         if row.len() != 1 {
             return self.apply(row);
@@ -124,7 +130,7 @@ impl PostTransform {
             (_, SecondClass::Complement) => vec![1.0 - s, s],
             (Self::Logistic, SecondClass::Negated) => vec![logistic(-s), logistic(s)],
             (_, SecondClass::Negated) => vec![-s, s],
-            (_, SecondClass::None) => vec![s],
+            (_, SecondClass::Single) => vec![s],
         };
     }
 }
@@ -132,8 +138,9 @@ impl PostTransform {
 /// How a binary classifier that scores one class writes the other's score.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecondClass {
-    /// Only the one score.
-    None,
+    /// The one score, as it is (ONNX Runtime then leaves the second column unwritten: the callers
+    /// refuse that form).
+    Single,
     /// 1 - s before s (the score is a probability).
     Complement,
     /// -s before s (logistic(-s) before logistic(s) under LOGISTIC).
@@ -174,8 +181,8 @@ pub fn probit(x: f32) -> f32 {
     std::f32::consts::SQRT_2 * erf_inv(2.0 * x - 1.0)
 }
 
-/// Winitzki's approximation (a = 0.147), the one ONNX Runtime uses: probabilities that pass through it
-/// are ONNX Runtime's to the last bits.
+/// Winitzki's approximation (a = 0.147), the one ONNX Runtime's `ComputeProbit` uses, so that a
+/// PROBIT model's scores are ONNX Runtime's within f32 rounding, not the exact quantile's.
 fn erf_inv(x: f32) -> f32 {
     let sign = if x < 0.0 { -1.0 } else { 1.0 };
     let l = ((1.0 - x) * (1.0 + x)).ln();
@@ -209,7 +216,7 @@ mod tests {
         PostTransform::SoftmaxZero.apply(&mut zero);
         assert_eq!(zero, vec![0.0, 0.5, 0.5]);
         assert!((logistic(-2.0) - 0.119_202_92).abs() < 1e-7);
-        // ORT's ml tests: probit(0.9) with the approximation.
+        // Winitzki's approximation is within 2e-3 of the true quantile (1.959964 at 0.975).
         assert!((probit(0.5)).abs() < 1e-6);
         assert!((probit(0.975) - 1.959_964).abs() < 2e-3);
     }

@@ -122,6 +122,59 @@ fn coupled(r: &[Vec<f32>]) -> Vec<f32> {
     p
 }
 
+/// A support-vector classifier's one-vs-one machinery: each pair of classes' decision over the kernel
+/// of a row with every support vector, and the pair's vote.
+struct OneVsOne<'a> {
+    kernel: Kernel,
+    /// The support vectors, one row of X's width each.
+    vectors: Vec<&'a [f32]>,
+    /// Each class's support vectors, as a range of `vectors`.
+    ranges: Vec<std::ops::Range<usize>>,
+    coefficients: &'a [f32],
+    rho: &'a [f32],
+}
+
+impl OneVsOne<'_> {
+    /// Each pair's decision (class a before class b, a < b) and the class with the most votes (the
+    /// first of a tie): sums in f64 of f32 products, plus the pair's rho, as ONNX Runtime adds them.
+    fn decide(&self, row: &[f32]) -> (Vec<f32>, usize) {
+        let k: Vec<f32> = self.vectors.iter().map(|v| self.kernel.apply(row, v)).collect();
+        let (classes, count) = (self.ranges.len(), self.vectors.len());
+        let mut votes = vec![0usize; classes];
+        let mut decisions = Vec::with_capacity(classes * (classes - 1) / 2);
+        for a in 0..classes {
+            for b in a + 1..classes {
+                let mut sum = 0f64;
+                for sv in self.ranges[a].clone() {
+                    sum += f64::from(self.coefficients[(b - 1) * count + sv] * k[sv]);
+                }
+                for sv in self.ranges[b].clone() {
+                    sum += f64::from(self.coefficients[a * count + sv] * k[sv]);
+                }
+                sum += f64::from(self.rho[decisions.len()]);
+                decisions.push(sum as f32);
+                votes[if sum > 0.0 { a } else { b }] += 1;
+            }
+        }
+        let winner = (0..classes).fold(0, |best, c| if votes[c] > votes[best] { c } else { best });
+        (decisions, winner)
+    }
+}
+
+/// Each class's probability from the pairs' decisions: Platt's sigmoid of each (`prob_a`, `prob_b`),
+/// coupled.
+fn probabilities(decisions: &[f32], prob_a: &[f32], prob_b: &[f32], classes: usize) -> Vec<f32> {
+    let mut r = vec![vec![0f32; classes]; classes];
+    let pairs = (0..classes).flat_map(|a| (a + 1..classes).map(move |b| (a, b)));
+    for (idx, (a, b)) in pairs.enumerate() {
+        // The probability of the pair's first class.
+        let p = (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx])).clamp(1e-7, 1.0 - 1e-7);
+        r[a][b] = p;
+        r[b][a] = 1.0 - p;
+    }
+    coupled(&r)
+}
+
 /// Y [rows]: labels; Z [rows, width]: one-vs-one decisions (two classes: [-d, d]), or each class's
 /// probability when `prob_a`/`prob_b` are given, or, without support vectors, each class's linear
 /// score.
@@ -138,7 +191,6 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     );
     let transform = PostTransform::of(node)?;
     let all_positive = coefficients.iter().all(|&c| c >= 0.0);
-    let pairs = classes * classes.saturating_sub(1) / 2;
     if classes < 2 || rho.is_empty() {
         return Err(evaluation(format!(
             "SVMClassifier has {classes} class labels and {} rho: it needs two or more and one \
@@ -146,87 +198,60 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             rho.len()
         )));
     }
-    let vectors = per_class
-        .iter()
-        .try_fold(0usize, |sum, &v| sum.checked_add(usize::try_from(v).ok()?))
-        .ok_or_else(|| evaluation("SVMClassifier's vectors_per_class are negative or overflow"))?;
     super::scores::cells(classes, classes, "SVMClassifier")?;
-    super::scores::cells(x.rows, classes.max(pairs).max(2), "SVMClassifier")?;
+    let pairs = classes * (classes - 1) / 2;
+    super::scores::cells(x.rows, pairs.max(classes), "SVMClassifier")?;
+    let ranges = per_class
+        .iter()
+        .scan(Some(0usize), |at, &n| {
+            let start = (*at)?;
+            *at = usize::try_from(n).ok().and_then(|n| start.checked_add(n));
+            Some(at.map(|end| start..end))
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| evaluation("SVMClassifier's vectors_per_class are negative or overflow"))?;
+    let vectors = ranges.last().map_or(0, |r| r.end);
     if vectors == 0 {
         return linear_svm(&x, &coefficients, rho[0], &labels, transform, all_positive);
     }
-    let kernel = Kernel::of(node)?;
     let sv_values = node.floats("support_vectors").unwrap_or_default();
-    let svs: Vec<&[f32]> = support_vectors(node, &sv_values, vectors, x.features)?.collect();
-    let probabilities = !prob_a.is_empty();
-    if per_class.len() != classes
-        || coefficients.len() < (classes - 1) * vectors
+    let probabilities_given = !prob_a.is_empty();
+    if x.features == 0
+        || ranges.len() != classes
+        || (classes - 1).checked_mul(vectors).is_none_or(|n| coefficients.len() < n)
         || rho.len() < pairs
-        || (probabilities && (prob_a.len() < pairs || prob_b.len() < pairs))
+        || (probabilities_given && (prob_a.len() < pairs || prob_b.len() < pairs))
     {
         return Err(evaluation(
             "SVMClassifier's vectors_per_class, coefficients, rho or prob_a/prob_b do not fit its \
-             classes and support vectors",
+             classes, its support vectors and X's features",
         ));
     }
-    let starts: Vec<usize> = per_class
-        .iter()
-        .scan(0, |at, &n| {
-            let start = *at;
-            *at += n as usize;
-            Some(start)
-        })
-        .collect();
-    let width = if probabilities || classes > 2 {
-        if probabilities { classes } else { pairs }
-    } else {
-        2
+    let machine = OneVsOne {
+        kernel: Kernel::of(node)?,
+        vectors: support_vectors(node, &sv_values, vectors, x.features)?.collect(),
+        ranges,
+        coefficients: &coefficients,
+        rho: &rho,
     };
-    let (mut y, mut z) = (
-        Vec::with_capacity(x.rows),
-        Vec::with_capacity(x.rows * width),
-    );
+    let width = match (probabilities_given, classes) {
+        (true, _) => classes,
+        (false, 2) => 2,
+        (false, _) => pairs,
+    };
+    let second = if transform == PostTransform::None {
+        SecondClass::Negated
+    } else {
+        SecondClass::Complement
+    };
+    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * width));
     for i in 0..x.rows {
-        let row = x.row(i);
-        let k: Vec<f32> = svs.iter().map(|sv| kernel.apply(row, sv)).collect();
-        let mut votes = vec![0usize; classes];
-        let mut decisions = Vec::with_capacity(pairs);
-        for a in 0..classes {
-            for b in a + 1..classes {
-                let idx = decisions.len();
-                let range = |c: usize| starts[c]..starts[c] + per_class[c] as usize;
-                let mut sum = 0f64;
-                for sv in range(a) {
-                    sum += f64::from(coefficients[(b - 1) * vectors + sv] * k[sv]);
-                }
-                for sv in range(b) {
-                    sum += f64::from(coefficients[a * vectors + sv] * k[sv]);
-                }
-                sum += f64::from(rho[idx]);
-                decisions.push(sum as f32);
-                votes[if sum > 0.0 { a } else { b }] += 1;
-            }
-        }
-        let winner = (0..classes).fold(0, |best, c| if votes[c] > votes[best] { c } else { best });
+        let (decisions, winner) = machine.decide(x.row(i));
         y.push(labels[winner]);
-        let mut scores = if probabilities {
-            let mut r = vec![vec![0f32; classes]; classes];
-            let pairs = (0..classes).flat_map(|a| (a + 1..classes).map(move |b| (a, b)));
-            for (idx, (a, b)) in pairs.enumerate() {
-                // Platt's sigmoid of the pair's decision: the probability of the first class.
-                let p = (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx]))
-                    .clamp(1e-7, 1.0 - 1e-7);
-                r[a][b] = p;
-                r[b][a] = 1.0 - p;
-            }
-            coupled(&r)
+        let mut scores = if probabilities_given {
+            probabilities(&decisions, &prob_a, &prob_b, classes)
         } else {
             decisions
-        };
-        let second = if transform == PostTransform::None {
-            SecondClass::Negated
-        } else {
-            SecondClass::Complement
         };
         transform.write(&mut scores, second);
         if scores.len() != width {
@@ -253,7 +278,7 @@ fn linear_svm(
     all_positive: bool,
 ) -> Out {
     let classes = labels.len();
-    if x.features == 0 || coefficients.len() != classes * x.features {
+    if x.features == 0 || classes.checked_mul(x.features) != Some(coefficients.len()) {
         return Err(evaluation(format!(
             "SVMClassifier has {} coefficients for {classes} classes of {} features",
             coefficients.len(),
@@ -298,7 +323,7 @@ pub fn svm_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     }
     let sv_values = node.floats("support_vectors").unwrap_or_default();
     let (kernel, svs): (Kernel, Vec<&[f32]>) = if vectors > 0 {
-        if coefficients.len() < vectors {
+        if coefficients.len() < vectors || x.features == 0 {
             return Err(evaluation(format!(
                 "SVMRegressor has {} coefficients for {vectors} support vectors",
                 coefficients.len()

@@ -252,7 +252,8 @@ pub fn tree_ensemble(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             };
         }
     }
-    if transform != PostTransform::None {
+    // Rounded to f32 only where a transform runs (several targets, or PROBIT), as ONNX Runtime's are.
+    if transform != PostTransform::None && (targets > 1 || transform == PostTransform::Probit) {
         let mut scores: Vec<f32> = out.iter().map(|&v| v as f32).collect();
         if targets > 1 {
             scores

@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 
 use super::super::super::node::{Node, required};
 use super::super::super::tensor_io;
-use super::scores::{PostTransform, Rows, SecondClass, evaluation, int_labels};
+use super::scores::{PostTransform, SecondClass, evaluation, int_labels};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -44,12 +44,12 @@ impl Mode {
 struct TreeNode {
     mode: Mode,
     feature: usize,
-    value: f32,
+    value: f64,
     /// Indices into the node list.
     children: [usize; 2],
     missing_tracks_true: bool,
     /// (target or class, weight) in the model's order.
-    weights: Vec<(usize, f32)>,
+    weights: Vec<(usize, f64)>,
 }
 
 /// Every tree's nodes, and the roots in tree order.
@@ -58,17 +58,73 @@ struct Forest {
     roots: Vec<usize>,
 }
 
-/// A float list attribute, or its `_as_tensor` twin.
-fn floats(node: &Node<'_>, name: &str) -> Result<Vec<f32>, ModelError> {
+/// A float list attribute, or its `_as_tensor` twin (double, for a model of double X): thresholds and
+/// weights are compared and summed in f64, which holds either exactly.
+fn floats(node: &Node<'_>, name: &str) -> Result<Vec<f64>, ModelError> {
     if let Some(t) = node.tensor(&format!("{name}_as_tensor")) {
         let t = tensor_io::from_proto(t, None, &candle_core::Device::Cpu)?;
-        return Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+        return Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
     }
-    Ok(node.floats(name).unwrap_or_default())
+    Ok(node
+        .floats(name)
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from)
+        .collect())
+}
+
+/// X as f64 rows: a float X's values compare with f32 thresholds as they would in f32, and a double
+/// X's keep their precision, as ONNX Runtime's double kernels compare them.
+struct Rows {
+    rows: usize,
+    features: usize,
+    values: Vec<f64>,
+    device: candle_core::Device,
+}
+
+impl Rows {
+    fn of(x: &Tensor, op: &str) -> Result<Self, ModelError> {
+        let (rows, features) = super::scores::shape(x, op)?;
+        Ok(Self {
+            rows,
+            features,
+            values: x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
+            device: x.device().clone(),
+        })
+    }
+
+    fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.features..(i + 1) * self.features]
+    }
 }
 
 fn ints(node: &Node<'_>, name: &str) -> Vec<i64> {
     node.ints(name).unwrap_or_default()
+}
+
+/// Where each (tree id, node id) sits in the node list.
+type Places = HashMap<(i64, i64), usize>;
+
+fn place(places: &Places, op: &str, tree: i64, id: i64) -> Result<usize, ModelError> {
+    places
+        .get(&(tree, id))
+        .copied()
+        .ok_or_else(|| evaluation(format!("{op}: tree {tree} has no node {id}")))
+}
+
+/// The first node of each run of equal tree ids: the trees' roots, in order. A tree whose nodes are not
+/// listed together is an error, as in ONNX Runtime.
+fn roots(op: &str, trees: &[i64]) -> Result<Vec<usize>, ModelError> {
+    let roots: Vec<usize> = (0..trees.len())
+        .filter(|&i| i == 0 || trees[i - 1] != trees[i])
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    if !roots.iter().all(|&r| seen.insert(trees[r])) {
+        return Err(evaluation(format!(
+            "{op}: a tree's nodes are not listed together"
+        )));
+    }
+    Ok(roots)
 }
 
 impl Forest {
@@ -79,10 +135,25 @@ impl Forest {
         outputs: usize,
         features: usize,
     ) -> Result<Self, ModelError> {
+        let trees = ints(node, "nodes_treeids");
+        let (mut nodes, places) = Self::nodes(node, &trees, features)?;
+        Self::attach_weights(node, prefix, outputs, &places, &mut nodes)?;
+        Ok(Self {
+            nodes,
+            roots: roots(node.op_type(), &trees)?,
+        })
+    }
+
+    /// The nodes in attribute order, their branches resolved to places in that order.
+    fn nodes(
+        node: &Node<'_>,
+        trees: &[i64],
+        features: usize,
+    ) -> Result<(Vec<TreeNode>, Places), ModelError> {
         let op = node.op_type();
         let values = floats(node, "nodes_values")?;
         let count = values.len();
-        let (trees, ids) = (ints(node, "nodes_treeids"), ints(node, "nodes_nodeids"));
+        let ids = ints(node, "nodes_nodeids");
         let (feature_ids, trues, falses) = (
             ints(node, "nodes_featureids"),
             ints(node, "nodes_truenodeids"),
@@ -102,18 +173,12 @@ impl Forest {
                 "{op}'s node attributes differ in length"
             )));
         }
-        let mut place = HashMap::with_capacity(count);
+        let mut places = Places::with_capacity(count);
         for (i, key) in trees.iter().zip(&ids).enumerate() {
-            if place.insert(key, i).is_some() {
+            if places.insert((*key.0, *key.1), i).is_some() {
                 return Err(evaluation(format!("{op} lists node {key:?} twice")));
             }
         }
-        let child = |tree: &i64, id: i64| {
-            place
-                .get(&(tree, &id))
-                .copied()
-                .ok_or_else(|| evaluation(format!("{op}: tree {tree} has no node {id}")))
-        };
         let tracks = ints(node, "nodes_missing_value_tracks_true");
         let mut nodes = Vec::with_capacity(count);
         for i in 0..count {
@@ -131,7 +196,10 @@ impl Forest {
             let children = if leaf {
                 [i, i]
             } else {
-                [child(&trees[i], trues[i])?, child(&trees[i], falses[i])?]
+                [
+                    place(&places, op, trees[i], trues[i])?,
+                    place(&places, op, trees[i], falses[i])?,
+                ]
             };
             nodes.push(TreeNode {
                 mode,
@@ -142,6 +210,18 @@ impl Forest {
                 weights: Vec::new(),
             });
         }
+        Ok((nodes, places))
+    }
+
+    /// Each weight given to its node (a leaf), in attribute order.
+    fn attach_weights(
+        node: &Node<'_>,
+        prefix: &str,
+        outputs: usize,
+        places: &Places,
+        nodes: &mut [TreeNode],
+    ) -> Result<(), ModelError> {
+        let op = node.op_type();
         let (w_trees, w_nodes, w_ids) = (
             ints(node, &format!("{prefix}_treeids")),
             ints(node, &format!("{prefix}_nodeids")),
@@ -154,7 +234,7 @@ impl Forest {
             )));
         }
         for k in 0..w_trees.len() {
-            let at = child(&w_trees[k], w_nodes[k])?;
+            let at = place(places, op, w_trees[k], w_nodes[k])?;
             let target = usize::try_from(w_ids[k])
                 .ok()
                 .filter(|&t| t < outputs)
@@ -166,23 +246,11 @@ impl Forest {
                 })?;
             nodes[at].weights.push((target, weights[k]));
         }
-        let roots = trees
-            .iter()
-            .enumerate()
-            .filter(|&(i, tree)| i == 0 || trees[i - 1] != *tree)
-            .map(|(i, _)| i)
-            .collect::<Vec<_>>();
-        let mut seen = std::collections::HashSet::new();
-        if !roots.iter().all(|&r| seen.insert(trees[r])) {
-            return Err(evaluation(format!(
-                "{op}: a tree's nodes are not listed together"
-            )));
-        }
-        Ok(Self { nodes, roots })
+        Ok(())
     }
 
     /// The leaf a row reaches from `root`; a walk longer than the node count is a cycle.
-    fn leaf(&self, root: usize, row: &[f32]) -> Result<&TreeNode, ModelError> {
+    fn leaf(&self, root: usize, row: &[f64]) -> Result<&TreeNode, ModelError> {
         let mut at = &self.nodes[root];
         for _ in 0..=self.nodes.len() {
             if matches!(at.mode, Mode::Leaf) {
@@ -204,9 +272,9 @@ impl Forest {
     }
 }
 
-/// Per output: the sum of the weights reached (f32, in tree order), and whether any was.
-fn sums(forest: &Forest, row: &[f32], outputs: usize) -> Result<(Vec<f32>, Vec<bool>), ModelError> {
-    let (mut sum, mut has) = (vec![0f32; outputs], vec![false; outputs]);
+/// Per output: the sum of the weights reached (in tree order), and whether any was.
+fn sums(forest: &Forest, row: &[f64], outputs: usize) -> Result<(Vec<f64>, Vec<bool>), ModelError> {
+    let (mut sum, mut has) = (vec![0f64; outputs], vec![false; outputs]);
     for &root in &forest.roots {
         for &(target, w) in &forest.leaf(root, row)?.weights {
             sum[target] += w;
@@ -231,11 +299,11 @@ pub fn tree_ensemble_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Ou
         .unwrap_or_else(|| "SUM".to_owned());
     let base = floats(node, "base_values")?;
     let transform = PostTransform::of(node)?;
-    let trees = forest.roots.len() as f32;
+    let trees = forest.roots.len() as f64;
     let mut y = Vec::with_capacity(x.rows * targets);
     for i in 0..x.rows {
         let row = x.row(i);
-        let mut out = vec![0f32; targets];
+        let mut out = vec![0f64; targets];
         let mut has = vec![false; targets];
         for &root in &forest.roots {
             let leaf = forest.leaf(root, row)?;
@@ -278,6 +346,8 @@ pub fn tree_ensemble_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Ou
                 out[t] = 0.0;
             }
         }
+        // The output is f32 whatever X was; the transforms run in f32, as in ONNX Runtime.
+        let mut out: Vec<f32> = out.into_iter().map(|v| v as f32).collect();
         if targets > 1 {
             transform.apply(&mut out);
         } else if transform == PostTransform::Probit {
@@ -330,9 +400,9 @@ pub fn tree_ensemble_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> O
                 })
                 .ok_or_else(|| evaluation("TreeEnsembleClassifier scored no class"))?;
             let scores = (0..classes)
-                .map(|k| if has[k] { sum[k] } else { 0.0 })
+                .map(|k| if has[k] { sum[k] as f32 } else { 0.0 })
                 .collect();
-            (labels[best], scores, SecondClass::None)
+            (labels[best], scores, SecondClass::Single)
         } else {
             binary_scores(&mut sum, &mut has, &base, binary, all_positive, &labels)
         };
@@ -354,14 +424,14 @@ pub fn tree_ensemble_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> O
 
 /// Two classes' label and scores from their sums, as ONNX Runtime's classifier aggregator has them.
 fn binary_scores(
-    sum: &mut [f32],
+    sum: &mut [f64],
     has: &mut [bool],
-    base: &[f32],
+    base: &[f64],
     binary: bool,
     all_positive: bool,
     labels: &[i64],
 ) -> (i64, Vec<f32>, SecondClass) {
-    let mut second = SecondClass::None;
+    let mut second = SecondClass::Single;
     let mut both = true;
     match base.len() {
         // As ONNX Runtime reads it: the second score becomes base[1] plus the first's sum.
@@ -397,9 +467,9 @@ fn binary_scores(
         (i64::from(positive > 0.0), second)
     };
     let scores = if both {
-        vec![score(0), score(1)]
+        vec![score(0) as f32, score(1) as f32]
     } else {
-        vec![score(0)]
+        vec![score(0) as f32]
     };
     (label, scores, second)
 }
