@@ -2,9 +2,8 @@
 //! or deflate (tritonclient's `response_compression_algorithm`) gets the answer in that encoding, with
 //! `Content-Encoding` saying so; the binary-data header length (`Inference-Header-Content-Length`) stays
 //! the uncompressed JSON's, which the client reads after inflating. Small answers go as they are: their
-//! compressed form would save less than its headers cost. Compression is zlib's fast level: what it
-//! saves depends on the values (the suite's 256 rows of two random-looking scores: 5,562 bytes of JSON
-//! sent as 4,293), and a client that asks is one whose network is the narrow part.
+//! compressed form would save less than its headers cost. zlib's fast level: a client that asks is one
+//! whose network is the narrow part, and the runner's CPU is the model's.
 
 use std::io::Write;
 
@@ -19,10 +18,15 @@ use super::compression::Encoding;
 /// Answers shorter than this are not compressed.
 pub const MIN_COMPRESSED_BYTES: usize = 1024;
 
-/// The encoding the client prefers among gzip and deflate (`;q=` weights; gzip on a tie; `*` is
-/// gzip), or `None` when it names neither with a weight above 0.
+/// Answers longer than this are compressed off the HTTP worker (`web::block`), so that the worker's
+/// other connections do not wait behind it.
+pub const OFF_WORKER_BYTES: usize = 1 << 20;
+
+/// The encoding the client prefers among gzip and deflate, by RFC 9110's rules: each listed coding's
+/// `;q=` weight (1 when absent), `*` standing for the codings not listed, gzip on a tie; `None` when
+/// neither has a weight above 0.
 pub fn accepted(req: &HttpRequest) -> Option<Encoding> {
-    let mut best: Option<(Encoding, f32)> = None;
+    let (mut gzip, mut deflate, mut any) = (None, None, None);
     for value in req.headers().get_all(ACCEPT_ENCODING) {
         let Ok(value) = value.to_str() else { continue };
         for coding in value.split(',') {
@@ -32,23 +36,20 @@ pub fn accepted(req: &HttpRequest) -> Option<Encoding> {
                 .filter_map(|p| p.trim().strip_prefix("q="))
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
-            let encoding = match name.as_str() {
-                "gzip" | "x-gzip" | "*" => Encoding::Gzip,
-                "deflate" => Encoding::Deflate,
-                _ => continue,
-            };
-            let better = match best {
-                None => weight > 0.0,
-                Some((held, w)) => {
-                    weight > w || (weight == w && encoding == Encoding::Gzip && held != encoding)
-                }
-            };
-            if better {
-                best = Some((encoding, weight));
+            match name.as_str() {
+                "gzip" | "x-gzip" => gzip = Some(weight),
+                "deflate" => deflate = Some(weight),
+                "*" => any = Some(weight),
+                _ => {}
             }
         }
     }
-    best.filter(|&(_, w)| w > 0.0).map(|(e, _)| e)
+    let (gzip, deflate) = (gzip.or(any).unwrap_or(0.0), deflate.or(any).unwrap_or(0.0));
+    match (gzip, deflate) {
+        (g, d) if g <= 0.0 && d <= 0.0 => None,
+        (g, d) if g >= d => Some(Encoding::Gzip),
+        _ => Some(Encoding::Deflate),
+    }
 }
 
 /// `body` compressed in `encoding` (deflate is HTTP's: zlib's format).
@@ -94,6 +95,10 @@ mod tests {
         assert_eq!(asking("identity"), None);
         assert_eq!(asking("gzip;q=0"), None);
         assert_eq!(asking("br"), None);
+        // `*` stands only for the codings the header does not list.
+        assert_eq!(asking("gzip;q=0, *"), Some(Encoding::Deflate));
+        assert_eq!(asking("*;q=0.5, gzip;q=0"), Some(Encoding::Deflate));
+        assert_eq!(asking("gzip;q=0, deflate;q=0, *"), None);
         assert_eq!(accepted(&TestRequest::default().to_http_request()), None);
     }
 

@@ -385,6 +385,15 @@ impl Held {
         Ok(())
     }
 
+    /// Gives back `bytes` counted before (a copy let go: an answer's uncompressed form once compressed).
+    pub fn uncount(&mut self, bytes: usize) {
+        let bytes = (bytes as u64).min(self.bytes);
+        if let Some(budget) = &self.budget {
+            budget.release(bytes);
+            self.bytes -= bytes;
+        }
+    }
+
     /// Counts `bytes` this request made while being answered, without waiting (see the module's
     /// comment): while the count is over the limit, no new body is admitted.
     pub fn count(&mut self, bytes: usize) {

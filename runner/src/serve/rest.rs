@@ -334,8 +334,16 @@ async fn infer(
             .filter(|_| body.len() >= super::answer_compression::MIN_COMPRESSED_BYTES)
         {
             Some(encoding) => {
-                let compressed = super::answer_compression::compress(&body, encoding);
+                let (plain, body) = (body.len(), body.freeze());
+                let compressed = if plain > super::answer_compression::OFF_WORKER_BYTES {
+                    web::block(move || super::answer_compression::compress(&body, encoding))
+                        .await
+                        .map_err(|e| ServeError::Unavailable(format!("compressing the answer: {e}")))?
+                } else {
+                    super::answer_compression::compress(&body, encoding)
+                };
                 held.count(compressed.len());
+                held.uncount(plain);
                 answer.insert_header((CONTENT_ENCODING, encoding.name()));
                 compressed
             }
