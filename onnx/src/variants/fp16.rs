@@ -40,11 +40,16 @@ const ML_DOMAIN: &str = "ai.onnx.ml";
 /// integer or string values, ZipMap's maps, CategoryMapper's.
 fn ml_non_float_outputs(node: &NodeProto) -> &[String] {
     let op = node.op_type.as_deref().unwrap_or("");
+    let float_types = [DataType::Float as i32, DataType::Double as i32];
     let label_encoder_to_numbers_or_strings = op == "LabelEncoder"
-        && !node
-            .attribute
-            .iter()
-            .any(|a| matches!(a.name.as_deref(), Some("values_floats" | "values_tensor")));
+        && !node.attribute.iter().any(|a| match a.name.as_deref() {
+            Some("values_floats") => !a.floats.is_empty(),
+            Some("values_tensor") => a
+                .t
+                .as_ref()
+                .is_some_and(|t| float_types.contains(&t.data_type.unwrap_or(0))),
+            _ => false,
+        });
     let labels = matches!(
         op,
         "LinearClassifier" | "SVMClassifier" | "TreeEnsembleClassifier"
@@ -198,8 +203,13 @@ fn non_float_values(graph: &crate::proto::GraphProto) -> HashSet<String> {
                 | "IsNaN"
                 | "IsInf"
         );
-        let keeps_type = op != "Cast" && first_is_int;
-        if node.domain.as_deref() == Some(ML_DOMAIN) {
+        // ONNX-ML operators say by their own rules what they output (a one-hot encoding of integers is
+        // floats); only those that pass X's type through keep an integer input's type.
+        let ml = node.domain.as_deref() == Some(ML_DOMAIN);
+        let keeps_type = op != "Cast"
+            && first_is_int
+            && (!ml || matches!(op, "ArrayFeatureExtractor" | "Imputer" | "Binarizer"));
+        if ml {
             set.extend(ml_non_float_outputs(node).iter().cloned());
         }
         if produces_int || to_int || keeps_type {

@@ -156,6 +156,16 @@ pub fn default_variants(model: &ModelProto) -> Vec<String> {
         })
         .collect();
     let sixteen_bit = !floats.is_empty() && floats.iter().all(|&t| t != DataType::Float as i32);
+    // A scikit-learn model keeps its weights in ONNX-ML operators' attributes, which compute in fp32
+    // whatever the variant: fp16 and int8 would only round its inputs.
+    let classical = floats.is_empty()
+        && graph
+            .node
+            .iter()
+            .any(|n| n.domain.as_deref() == Some("ai.onnx.ml"));
+    if classical {
+        return vec!["fp32".to_owned()];
+    }
     let names = if decoder {
         DECODER_DEFAULT_VARIANTS
     } else {
@@ -249,8 +259,9 @@ impl Reference {
         inputs: HashMap<String, Tensor>,
         description: String,
     ) -> Result<Self, ModelError> {
-        let mut outputs = crate::eval::streaming::run(original, Some(base_dir), &inputs, &[])?;
-        let outputs = output_names(original)
+        let original = crate::optimize::tensor_outputs_only(original)?;
+        let mut outputs = crate::eval::streaming::run(&original, Some(base_dir), &inputs, &[])?;
+        let outputs = output_names(&original)
             .into_iter()
             .map(|name| {
                 let value = outputs
@@ -289,8 +300,9 @@ impl Reference {
         base_dir: &std::path::Path,
         tolerance: f64,
     ) -> Result<VariantValidation, ModelError> {
-        let mut outputs = crate::eval::streaming::run(variant, Some(base_dir), &self.inputs, &[])?;
-        let actual = output_names(variant)
+        let variant = crate::optimize::tensor_outputs_only(variant)?;
+        let mut outputs = crate::eval::streaming::run(&variant, Some(base_dir), &self.inputs, &[])?;
+        let actual = output_names(&variant)
             .iter()
             .map(|name| {
                 outputs
@@ -554,5 +566,23 @@ mod tests {
             let v = validate(&session, &variant, &inputs_for(cond, &x), "", 1e-2).unwrap();
             assert!(v.passed, "cond {cond}: {v:?}");
         }
+    }
+
+    /// A scikit-learn model (its weights in ONNX-ML attributes, no float initializer) gets fp32 alone
+    /// by default; a network keeps fp16 and int8.
+    #[test]
+    fn a_classical_model_gets_fp32_alone_by_default() {
+        let mut classical = ModelProto::default();
+        classical.graph = Some(GraphProto {
+            node: vec![crate::proto::NodeProto {
+                op_type: Some("TreeEnsembleRegressor".to_owned()),
+                domain: Some("ai.onnx.ml".to_owned()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(default_variants(&classical), ["fp32"]);
+        let network = crate::sample_models::mlp_graph(false);
+        assert_eq!(default_variants(&network), ["fp32", "fp16", "int8"]);
     }
 }
