@@ -44,10 +44,10 @@ fn ml_non_float_outputs(node: &NodeProto) -> &[String] {
     let label_encoder_to_numbers_or_strings = op == "LabelEncoder"
         && !node.attribute.iter().any(|a| match a.name.as_deref() {
             Some("values_floats") => !a.floats.is_empty(),
-            Some("values_tensor") => a
-                .t
-                .as_ref()
-                .is_some_and(|t| float_types.contains(&t.data_type.unwrap_or(0))),
+            Some("values_tensor") => {
+                a.t.as_ref()
+                    .is_some_and(|t| float_types.contains(&t.data_type.unwrap_or(0)))
+            }
             _ => false,
         });
     let labels = matches!(

@@ -572,15 +572,17 @@ mod tests {
     /// by default; a network keeps fp16 and int8.
     #[test]
     fn a_classical_model_gets_fp32_alone_by_default() {
-        let mut classical = ModelProto::default();
-        classical.graph = Some(GraphProto {
-            node: vec![crate::proto::NodeProto {
-                op_type: Some("TreeEnsembleRegressor".to_owned()),
-                domain: Some("ai.onnx.ml".to_owned()),
+        let classical = ModelProto {
+            graph: Some(GraphProto {
+                node: vec![crate::proto::NodeProto {
+                    op_type: Some("TreeEnsembleRegressor".to_owned()),
+                    domain: Some("ai.onnx.ml".to_owned()),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
+            }),
             ..Default::default()
-        });
+        };
         assert_eq!(default_variants(&classical), ["fp32"]);
         let network = crate::sample_models::mlp_graph(false);
         assert_eq!(default_variants(&network), ["fp32", "fp16", "int8"]);

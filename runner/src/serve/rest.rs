@@ -338,7 +338,9 @@ async fn infer(
                 let compressed = if plain > super::answer_compression::OFF_WORKER_BYTES {
                     web::block(move || super::answer_compression::compress(&body, encoding))
                         .await
-                        .map_err(|e| ServeError::Unavailable(format!("compressing the answer: {e}")))?
+                        .map_err(|e| {
+                            ServeError::Unavailable(format!("compressing the answer: {e}"))
+                        })?
                 } else {
                     super::answer_compression::compress(&body, encoding)
                 };

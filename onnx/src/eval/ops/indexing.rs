@@ -326,7 +326,13 @@ mod tests {
     fn top_k_sorts_nan_above_every_number_without_panicking() {
         // Many NaNs among numbers: a comparison taking NaN as equal to all made Rust's sort panic.
         let values: Vec<f32> = (0..200)
-            .map(|i| if i % 3 == 0 { f32::NAN } else { (i * 37 % 101) as f32 })
+            .map(|i| {
+                if i % 3 == 0 {
+                    f32::NAN
+                } else {
+                    (i * 37 % 101) as f32
+                }
+            })
             .collect();
         let out = run("TopK", 13, vec![], &[f32s(&values, &[200]), i64s(&[70])]);
         let top = out[0].to_vec1::<f32>().unwrap();

@@ -138,7 +138,11 @@ impl OneVsOne<'_> {
     /// Each pair's decision (class a before class b, a < b) and the class with the most votes (the
     /// first of a tie): sums in f64 of f32 products, plus the pair's rho, as ONNX Runtime adds them.
     fn decide(&self, row: &[f32]) -> (Vec<f32>, usize) {
-        let k: Vec<f32> = self.vectors.iter().map(|v| self.kernel.apply(row, v)).collect();
+        let k: Vec<f32> = self
+            .vectors
+            .iter()
+            .map(|v| self.kernel.apply(row, v))
+            .collect();
         let (classes, count) = (self.ranges.len(), self.vectors.len());
         let mut votes = vec![0usize; classes];
         let mut decisions = Vec::with_capacity(classes * (classes - 1) / 2);
@@ -168,7 +172,8 @@ fn probabilities(decisions: &[f32], prob_a: &[f32], prob_b: &[f32], classes: usi
     let pairs = (0..classes).flat_map(|a| (a + 1..classes).map(move |b| (a, b)));
     for (idx, (a, b)) in pairs.enumerate() {
         // The probability of the pair's first class.
-        let p = (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx])).clamp(1e-7, 1.0 - 1e-7);
+        let p =
+            (1.0 - logistic(decisions[idx] * prob_a[idx] + prob_b[idx])).clamp(1e-7, 1.0 - 1e-7);
         r[a][b] = p;
         r[b][a] = 1.0 - p;
     }
@@ -218,7 +223,9 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let probabilities_given = !prob_a.is_empty();
     if x.features == 0
         || ranges.len() != classes
-        || (classes - 1).checked_mul(vectors).is_none_or(|n| coefficients.len() < n)
+        || (classes - 1)
+            .checked_mul(vectors)
+            .is_none_or(|n| coefficients.len() < n)
         || rho.len() < pairs
         || (probabilities_given && (prob_a.len() < pairs || prob_b.len() < pairs))
     {
@@ -244,7 +251,10 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     } else {
         SecondClass::Complement
     };
-    let (mut y, mut z) = (Vec::with_capacity(x.rows), Vec::with_capacity(x.rows * width));
+    let (mut y, mut z) = (
+        Vec::with_capacity(x.rows),
+        Vec::with_capacity(x.rows * width),
+    );
     for i in 0..x.rows {
         let (decisions, winner) = machine.decide(x.row(i));
         y.push(labels[winner]);
