@@ -156,9 +156,15 @@ pub fn default_variants(model: &ModelProto) -> Vec<String> {
         })
         .collect();
     let sixteen_bit = !floats.is_empty() && floats.iter().all(|&t| t != DataType::Float as i32);
-    // A scikit-learn model keeps its weights in ONNX-ML operators' attributes, which compute in fp32
-    // whatever the variant: fp16 and int8 would only round its inputs.
-    let classical = floats.is_empty()
+    // A scikit-learn model whose weights all live in ONNX-ML operators' attributes (trees, SVMs, linear
+    // models) computes in fp32 whatever the variant: fp16 and int8 would only round its inputs. One with
+    // float weights in initializers (an MLP, naive Bayes) is a network for this purpose.
+    let float_weights = graph.initializer.iter().any(|t| {
+        [DataType::Float, DataType::Float16, DataType::Bfloat16, DataType::Double]
+            .iter()
+            .any(|f| t.data_type == Some(*f as i32))
+    });
+    let classical = !float_weights
         && graph
             .node
             .iter()
@@ -569,7 +575,7 @@ mod tests {
     }
 
     /// A scikit-learn model (its weights in ONNX-ML attributes, no float initializer) gets fp32 alone
-    /// by default; a network keeps fp16 and int8.
+    /// by default; a network, however small, keeps fp16 and int8.
     #[test]
     fn a_classical_model_gets_fp32_alone_by_default() {
         let classical = ModelProto {
