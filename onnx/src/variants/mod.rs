@@ -160,9 +160,14 @@ pub fn default_variants(model: &ModelProto) -> Vec<String> {
     // models) computes in fp32 whatever the variant: fp16 and int8 would only round its inputs. One with
     // float weights in initializers (an MLP, naive Bayes) is a network for this purpose.
     let float_weights = graph.initializer.iter().any(|t| {
-        [DataType::Float, DataType::Float16, DataType::Bfloat16, DataType::Double]
-            .iter()
-            .any(|f| t.data_type == Some(*f as i32))
+        [
+            DataType::Float,
+            DataType::Float16,
+            DataType::Bfloat16,
+            DataType::Double,
+        ]
+        .iter()
+        .any(|f| t.data_type == Some(*f as i32))
     });
     let classical = !float_weights
         && graph
