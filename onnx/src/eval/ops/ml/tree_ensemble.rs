@@ -15,30 +15,50 @@ fn evaluation(message: impl Into<String>) -> ModelError {
     ModelError::Evaluation(message.into())
 }
 
-/// How a node compares its feature (`nodes_modes`).
+/// How a branch compares its feature with its threshold (shared with the opset 1-3 ensembles).
 #[derive(Clone, Copy)]
-enum Mode {
+pub(super) enum Comparison {
     Leq,
     Lt,
     Gte,
     Gt,
     Eq,
     Neq,
+}
+
+impl Comparison {
+    /// IEEE comparisons: a NaN feature fails all but `Neq`.
+    pub(super) fn holds(self, x: f64, threshold: f64) -> bool {
+        match self {
+            Self::Leq => x <= threshold,
+            Self::Lt => x < threshold,
+            Self::Gte => x >= threshold,
+            Self::Gt => x > threshold,
+            Self::Eq => x == threshold,
+            Self::Neq => x != threshold,
+        }
+    }
+}
+
+/// How a node compares its feature (`nodes_modes`).
+#[derive(Clone, Copy)]
+enum Mode {
+    Compare(Comparison),
     Member,
 }
 
 impl Mode {
     fn of(code: f64) -> Result<Self, ModelError> {
-        Ok(match code as i64 {
-            0 => Mode::Leq,
-            1 => Mode::Lt,
-            2 => Mode::Gte,
-            3 => Mode::Gt,
-            4 => Mode::Eq,
-            5 => Mode::Neq,
-            6 => Mode::Member,
+        Ok(Mode::Compare(match code as i64 {
+            0 => Comparison::Leq,
+            1 => Comparison::Lt,
+            2 => Comparison::Gte,
+            3 => Comparison::Gt,
+            4 => Comparison::Eq,
+            5 => Comparison::Neq,
+            6 => return Ok(Mode::Member),
             other => return Err(evaluation(format!("TreeEnsemble node mode {other}"))),
-        })
+        }))
     }
 }
 
@@ -165,12 +185,7 @@ impl Tree {
             return true;
         }
         match self.modes[node] {
-            Mode::Leq => x <= split,
-            Mode::Lt => x < split,
-            Mode::Gte => x >= split,
-            Mode::Gt => x > split,
-            Mode::Eq => x == split,
-            Mode::Neq => x != split,
+            Mode::Compare(comparison) => comparison.holds(x, split),
             Mode::Member => self.members[node].contains(&x),
         }
     }

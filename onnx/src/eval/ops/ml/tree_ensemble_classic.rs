@@ -11,33 +11,30 @@ use candle_core::{DType, Tensor};
 use super::super::super::node::{Node, required};
 use super::super::super::tensor_io;
 use super::scores::{PostTransform, SecondClass, evaluation, int_labels};
+use super::tree_ensemble::Comparison;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
+/// A node: a branch comparing its feature, or a leaf.
 #[derive(Clone, Copy)]
 enum Mode {
-    Leq,
-    Lt,
-    Gte,
-    Gt,
-    Eq,
-    Neq,
+    Branch(Comparison),
     Leaf,
 }
 
 impl Mode {
     fn of(name: &str) -> Result<Self, ModelError> {
-        Ok(match name {
-            "BRANCH_LEQ" => Self::Leq,
-            "BRANCH_LT" => Self::Lt,
-            "BRANCH_GTE" => Self::Gte,
-            "BRANCH_GT" => Self::Gt,
-            "BRANCH_EQ" => Self::Eq,
-            "BRANCH_NEQ" => Self::Neq,
-            "LEAF" => Self::Leaf,
+        Ok(Self::Branch(match name {
+            "BRANCH_LEQ" => Comparison::Leq,
+            "BRANCH_LT" => Comparison::Lt,
+            "BRANCH_GTE" => Comparison::Gte,
+            "BRANCH_GT" => Comparison::Gt,
+            "BRANCH_EQ" => Comparison::Eq,
+            "BRANCH_NEQ" => Comparison::Neq,
+            "LEAF" => return Ok(Self::Leaf),
             other => return Err(evaluation(format!("tree node mode {other:?}"))),
-        })
+        }))
     }
 }
 
@@ -253,19 +250,11 @@ impl Forest {
     fn leaf(&self, root: usize, row: &[f64]) -> Result<&TreeNode, ModelError> {
         let mut at = &self.nodes[root];
         for _ in 0..=self.nodes.len() {
-            if matches!(at.mode, Mode::Leaf) {
+            let Mode::Branch(comparison) = at.mode else {
                 return Ok(at);
-            }
-            let (x, t) = (row[at.feature], at.value);
-            let goes_true = match at.mode {
-                Mode::Leaf => return Ok(at),
-                Mode::Leq => x <= t,
-                Mode::Lt => x < t,
-                Mode::Gte => x >= t,
-                Mode::Gt => x > t,
-                Mode::Eq => x == t,
-                Mode::Neq => x != t,
-            } || (at.missing_tracks_true && x.is_nan());
+            };
+            let x = row[at.feature];
+            let goes_true = comparison.holds(x, at.value) || (at.missing_tracks_true && x.is_nan());
             at = &self.nodes[at.children[usize::from(!goes_true)]];
         }
         Err(evaluation("a tree's branches form a cycle"))
