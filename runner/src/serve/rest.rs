@@ -284,6 +284,33 @@ impl MessageBody for HeldAnswer {
     }
 }
 
+/// The answer's body in the encoding the client's `Accept-Encoding` prefers (with `Content-Encoding`
+/// said), from `MIN_COMPRESSED_BYTES` on; a large one compressed off the HTTP worker. The request's
+/// hold keeps the compressed copy's count, not the plain one's.
+async fn encoded(
+    req: &HttpRequest,
+    body: BytesMut,
+    held: &mut Held,
+    answer: &mut actix_web::HttpResponseBuilder,
+) -> Result<Bytes, ServeError> {
+    use super::answer_compression::{MIN_COMPRESSED_BYTES, OFF_WORKER_BYTES, accepted, compress};
+    let Some(encoding) = accepted(req).filter(|_| body.len() >= MIN_COMPRESSED_BYTES) else {
+        return Ok(body.freeze());
+    };
+    let (plain, body) = (body.len(), body.freeze());
+    let compressed = if plain > OFF_WORKER_BYTES {
+        web::block(move || compress(&body, encoding))
+            .await
+            .map_err(|e| ServeError::Unavailable(format!("compressing the answer: {e}")))?
+    } else {
+        compress(&body, encoding)
+    };
+    held.count(compressed.len());
+    held.uncount(plain);
+    answer.insert_header((CONTENT_ENCODING, encoding.name()));
+    Ok(compressed)
+}
+
 async fn infer(
     req: HttpRequest,
     state: web::Data<State>,
@@ -330,27 +357,7 @@ async fn infer(
                 .insert_header((HEADER_LENGTH, length.to_string())),
         };
         answer.insert_header((VARY, "accept-encoding"));
-        let body = match super::answer_compression::accepted(&req)
-            .filter(|_| body.len() >= super::answer_compression::MIN_COMPRESSED_BYTES)
-        {
-            Some(encoding) => {
-                let (plain, body) = (body.len(), body.freeze());
-                let compressed = if plain > super::answer_compression::OFF_WORKER_BYTES {
-                    web::block(move || super::answer_compression::compress(&body, encoding))
-                        .await
-                        .map_err(|e| {
-                            ServeError::Unavailable(format!("compressing the answer: {e}"))
-                        })?
-                } else {
-                    super::answer_compression::compress(&body, encoding)
-                };
-                held.count(compressed.len());
-                held.uncount(plain);
-                answer.insert_header((CONTENT_ENCODING, encoding.name()));
-                compressed
-            }
-            None => body.freeze(),
-        };
+        let body = encoded(&req, body, &mut held, &mut answer).await?;
         let body = HeldAnswer::new(body, held, state.client_pace);
         Ok::<_, ServeError>(answer.body(body))
     }
