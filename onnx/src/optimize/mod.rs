@@ -48,28 +48,26 @@ pub fn remove_dead_code(model: &mut ModelProto) -> Result<bool, ModelError> {
     dead_code::EliminateDeadCode.run(model)
 }
 
+/// Whether a graph output is a tensor (or says nothing of its type), not a sequence or a map.
+fn is_tensor(output: &crate::proto::ValueInfoProto) -> bool {
+    matches!(
+        output.r#type.as_ref().and_then(|t| t.value.as_ref()),
+        None | Some(crate::proto::type_proto::Value::TensorType(_))
+    )
+}
+
 /// Removes the graph outputs that are not tensors (a sequence, a map: skl2onnx's ZipMap) and the nodes
-/// only they needed, for an engine that serves tensors alone; returns the names removed.
-pub fn remove_non_tensor_outputs(model: &mut ModelProto) -> Result<Vec<String>, ModelError> {
-    use crate::proto::type_proto;
+/// only they needed, for an engine that serves tensors alone.
+pub fn remove_non_tensor_outputs(model: &mut ModelProto) -> Result<(), ModelError> {
     let Some(graph) = model.graph.as_mut() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut removed = Vec::new();
-    graph.output.retain(|output| {
-        let tensor = matches!(
-            output.r#type.as_ref().and_then(|t| t.value.as_ref()),
-            None | Some(type_proto::Value::TensorType(_))
-        );
-        if !tensor {
-            removed.push(output.name.clone().unwrap_or_default());
-        }
-        tensor
-    });
-    if !removed.is_empty() {
+    let before = graph.output.len();
+    graph.output.retain(is_tensor);
+    if graph.output.len() != before {
         remove_dead_code(model)?;
     }
-    Ok(removed)
+    Ok(())
 }
 
 /// `model` with only its tensor outputs (see [`remove_non_tensor_outputs`]): borrowed when every output
@@ -77,14 +75,7 @@ pub fn remove_non_tensor_outputs(model: &mut ModelProto) -> Result<Vec<String>, 
 pub fn tensor_outputs_only(
     model: &ModelProto,
 ) -> Result<std::borrow::Cow<'_, ModelProto>, ModelError> {
-    use crate::proto::type_proto;
-    let all_tensors = model.graph.iter().flat_map(|g| &g.output).all(|o| {
-        matches!(
-            o.r#type.as_ref().and_then(|t| t.value.as_ref()),
-            None | Some(type_proto::Value::TensorType(_))
-        )
-    });
-    if all_tensors {
+    if model.graph.iter().flat_map(|g| &g.output).all(is_tensor) {
         return Ok(std::borrow::Cow::Borrowed(model));
     }
     let mut pruned = model.clone();

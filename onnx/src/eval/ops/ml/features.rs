@@ -53,7 +53,7 @@ pub fn array_feature_extractor(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// or its Euclidean length (`L2`); a row whose norm is 0 is left as it is. Y is f32.
 pub fn normalizer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let mut rows = Rows::of(x, "Normalizer")?;
+    let mut rows = Rows::<f32>::of(x, "Normalizer")?;
     let norm = node.string("norm").unwrap_or_else(|| "MAX".to_owned());
     if !matches!(norm.as_str(), "MAX" | "L1" | "L2") {
         return Err(evaluation(format!(
@@ -91,7 +91,7 @@ pub fn normalizer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// value for all. Y is f32.
 pub fn scaler(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let mut rows = Rows::of(x, "Scaler")?;
+    let mut rows = Rows::<f32>::of(x, "Scaler")?;
     let scale = node.floats("scale").unwrap_or_default();
     let offset = node
         .floats("offset")

@@ -10,7 +10,7 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// `outputs` rows of scores: b + X·Wᵀ per row, W [outputs, features] row-major.
-fn scores(x: &Rows, weights: &[f32], bias: &[f32], outputs: usize) -> Vec<f32> {
+fn scores(x: &Rows<f32>, weights: &[f32], bias: &[f32], outputs: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.rows * outputs);
     for i in 0..x.rows {
         let row = x.row(i);
@@ -39,7 +39,7 @@ fn coefficients(node: &Node<'_>, outputs: usize, features: usize) -> Result<Vec<
 /// regression) labels a row positive when its raw score is above 0 and, with two labels, scores it
 /// [1 - s, s].
 pub fn linear_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = Rows::of(required(inputs, 0)?, "LinearClassifier")?;
+    let x = Rows::<f32>::of(required(inputs, 0)?, "LinearClassifier")?;
     let intercepts = node.floats("intercepts").unwrap_or_default();
     let classes = intercepts.len();
     if classes == 0 {
@@ -102,7 +102,7 @@ pub fn linear_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// Y [rows, targets]; `intercepts` count only when there is one per target, as ONNX Runtime reads
 /// them. One target's score is transformed only by PROBIT (ONNX Runtime ignores the others there).
 pub fn linear_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = Rows::of(required(inputs, 0)?, "LinearRegressor")?;
+    let x = Rows::<f32>::of(required(inputs, 0)?, "LinearRegressor")?;
     let targets = usize::try_from(node.int("targets", 1))
         .ok()
         .filter(|&t| t >= 1)

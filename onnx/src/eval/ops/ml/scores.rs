@@ -1,7 +1,7 @@
 //! What the classifiers and regressors of `ai.onnx.ml` do to their raw scores (`post_transform`), in f32
 //! as ONNX Runtime computes them, and X read as rows of features.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::super::super::node::Node;
 use crate::ModelError;
@@ -27,17 +27,19 @@ pub fn cells(rows: usize, width: usize, op: &str) -> Result<usize, ModelError> {
         })
 }
 
-/// X as `rows` rows of `features` values in f32: a 1-D X is one row, a 2-D X is [rows, features].
-pub struct Rows {
+/// X as `rows` rows of `features` values of `T`: a 1-D X is one row, a 2-D X is [rows, features]. The
+/// linear models and SVMs read f32, as ONNX Runtime casts X for them; the trees f64, in which a double
+/// X keeps its precision and a float one compares as it would in f32.
+pub struct Rows<T> {
     pub rows: usize,
     pub features: usize,
-    pub values: Vec<f32>,
+    pub values: Vec<T>,
     /// X's device, where the outputs go.
     pub device: Device,
 }
 
 /// X's rows and features: a 1-D X is one row, a 2-D X is [rows, features].
-pub fn shape(x: &Tensor, op: &str) -> Result<(usize, usize), ModelError> {
+fn shape(x: &Tensor, op: &str) -> Result<(usize, usize), ModelError> {
     match *x.dims() {
         [features] => Ok((1, features)),
         [rows, features] => Ok((rows, features)),
@@ -48,10 +50,10 @@ pub fn shape(x: &Tensor, op: &str) -> Result<(usize, usize), ModelError> {
     }
 }
 
-impl Rows {
+impl<T: candle_core::WithDType> Rows<T> {
     pub fn of(x: &Tensor, op: &str) -> Result<Self, ModelError> {
         let (rows, features) = shape(x, op)?;
-        let values = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let values = x.to_dtype(T::DTYPE)?.flatten_all()?.to_vec1::<T>()?;
         Ok(Self {
             rows,
             features,
@@ -60,7 +62,7 @@ impl Rows {
         })
     }
 
-    pub fn row(&self, i: usize) -> &[f32] {
+    pub fn row(&self, i: usize) -> &[T] {
         &self.values[i * self.features..(i + 1) * self.features]
     }
 }

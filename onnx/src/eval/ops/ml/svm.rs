@@ -184,7 +184,7 @@ fn probabilities(decisions: &[f32], prob_a: &[f32], prob_b: &[f32], classes: usi
 /// probability when `prob_a`/`prob_b` are given, or, without support vectors, each class's linear
 /// score.
 pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = Rows::of(required(inputs, 0)?, "SVMClassifier")?;
+    let x = Rows::<f32>::of(required(inputs, 0)?, "SVMClassifier")?;
     let labels = int_labels(node, "classlabels_ints", "classlabels_strings")?;
     let classes = labels.len();
     let coefficients = node.floats("coefficients").unwrap_or_default();
@@ -280,7 +280,7 @@ pub fn svm_classifier(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 /// No support vectors: each class's score is X·coefficients[class] + rho[0].
 fn linear_svm(
-    x: &Rows,
+    x: &Rows<f32>,
     coefficients: &[f32],
     rho: f32,
     labels: &[i64],
@@ -324,7 +324,7 @@ fn linear_svm(
 /// Y [rows, 1]: Σ coefficients · kernel(X, support vector) + rho[0] (without support vectors,
 /// X·coefficients + rho[0]); a one-class model answers 1 above 0, else -1.
 pub fn svm_regressor(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let x = Rows::of(required(inputs, 0)?, "SVMRegressor")?;
+    let x = Rows::<f32>::of(required(inputs, 0)?, "SVMRegressor")?;
     let coefficients = node.floats("coefficients").unwrap_or_default();
     let rho = node.floats("rho").unwrap_or_default();
     let vectors = usize::try_from(node.int("n_supports", 0)).unwrap_or(0);

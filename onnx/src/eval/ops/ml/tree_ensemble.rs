@@ -7,13 +7,10 @@ use candle_core::{DType, Tensor};
 use super::super::super::node::{Node, required};
 use super::super::super::tensor_io;
 use super::scores::PostTransform;
+use super::scores::evaluation;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
-
-fn evaluation(message: impl Into<String>) -> ModelError {
-    ModelError::Evaluation(message.into())
-}
 
 /// How a branch compares its feature with its threshold (shared with the opset 1-3 ensembles).
 #[derive(Clone, Copy)]
@@ -75,7 +72,8 @@ struct Tree {
     leaf_targets: Vec<usize>,
 }
 
-fn tensor_attr(node: &Node<'_>, name: &str) -> Result<Option<Vec<f64>>, ModelError> {
+/// A tensor attribute's values in f64, when the node has it.
+pub(super) fn tensor_attr(node: &Node<'_>, name: &str) -> Result<Option<Vec<f64>>, ModelError> {
     node.tensor(name)
         .map(|t| {
             let t = tensor_io::from_proto(t, None, &candle_core::Device::Cpu)?;

@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::super::super::node::{Node, required};
-use super::super::super::tensor_io;
 use super::scores::{PostTransform, SecondClass, evaluation, int_labels};
-use super::tree_ensemble::Comparison;
+use super::tree_ensemble::{Comparison, tensor_attr};
+
+/// X read in f64 (see [`super::scores::Rows`]).
+type Rows = super::scores::Rows<f64>;
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -58,40 +60,14 @@ struct Forest {
 /// A float list attribute, or its `_as_tensor` twin (double, for a model of double X): thresholds and
 /// weights are compared and summed in f64, which holds either exactly.
 fn floats(node: &Node<'_>, name: &str) -> Result<Vec<f64>, ModelError> {
-    if let Some(t) = node.tensor(&format!("{name}_as_tensor")) {
-        let t = tensor_io::from_proto(t, None, &candle_core::Device::Cpu)?;
-        return Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
-    }
-    Ok(node
-        .floats(name)
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect())
-}
-
-/// X as f64 rows: a float X's values compare with f32 thresholds as they would in f32, and a double
-/// X's keep their precision, as ONNX Runtime's double kernels compare them.
-struct Rows {
-    rows: usize,
-    features: usize,
-    values: Vec<f64>,
-    device: candle_core::Device,
-}
-
-impl Rows {
-    fn of(x: &Tensor, op: &str) -> Result<Self, ModelError> {
-        let (rows, features) = super::scores::shape(x, op)?;
-        Ok(Self {
-            rows,
-            features,
-            values: x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?,
-            device: x.device().clone(),
-        })
-    }
-
-    fn row(&self, i: usize) -> &[f64] {
-        &self.values[i * self.features..(i + 1) * self.features]
+    match tensor_attr(node, &format!("{name}_as_tensor"))? {
+        Some(values) => Ok(values),
+        None => Ok(node
+            .floats(name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(f64::from)
+            .collect()),
     }
 }
 
