@@ -10,7 +10,7 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// `outputs` rows of scores: b + X·Wᵀ per row, W [outputs, features] row-major.
-fn scores(x: &Rows<f32>, weights: &[f32], bias: &[f32], outputs: usize) -> Vec<f32> {
+pub(super) fn scores(x: &Rows<f32>, weights: &[f32], bias: &[f32], outputs: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.rows * outputs);
     for i in 0..x.rows {
         let row = x.row(i);

@@ -299,12 +299,9 @@ fn linear_svm(
         Vec::with_capacity(x.rows),
         Vec::with_capacity(x.rows * classes),
     );
-    for i in 0..x.rows {
-        let row = x.row(i);
-        let mut scores: Vec<f32> = coefficients
-            .chunks(x.features.max(1))
-            .map(|w| row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + rho)
-            .collect();
+    let raw = super::linear::scores(x, coefficients, &vec![rho; classes], classes);
+    for row in raw.chunks(classes) {
+        let mut scores = row.to_vec();
         let best = argmax(&scores);
         let top = scores[best];
         let label = match classes {
@@ -400,6 +397,23 @@ mod tests {
         // 2.5 > 0 votes for the first class; -2.5 for the second.
         assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![5, 6]);
         assert_eq!(flat(&out[1]), vec![-2.5, 2.5, 2.5, -2.5]);
+    }
+
+    #[test]
+    fn without_support_vectors_each_class_scores_linearly() {
+        let out = run_in(
+            DOMAIN,
+            "SVMClassifier",
+            vec![
+                floats("coefficients", &[1.0, 0.0, -1.0, 0.0]),
+                floats("rho", &[0.5]),
+                ints("classlabels_ints", &[3, 4]),
+            ],
+            &[f32s(&[1.0, 0.0], &[1, 2])],
+        );
+        // Two classes, mixed signs, the top score above 0: ONNX Runtime's rule names the second label.
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![4]);
+        assert_eq!(flat(&out[1]), vec![1.5, -0.5]);
     }
 
     #[test]
