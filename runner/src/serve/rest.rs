@@ -294,7 +294,11 @@ async fn encoded(
     answer: &mut actix_web::HttpResponseBuilder,
 ) -> Result<Bytes, ServeError> {
     use super::answer_compression::{MIN_COMPRESSED_BYTES, OFF_WORKER_BYTES, accepted, compress};
-    let Some(encoding) = accepted(req).filter(|_| body.len() >= MIN_COMPRESSED_BYTES) else {
+    // The length first: most answers are small, and their requests' headers need no parsing.
+    let Some(encoding) = (body.len() >= MIN_COMPRESSED_BYTES)
+        .then(|| accepted(req))
+        .flatten()
+    else {
         return Ok(body.freeze());
     };
     let (plain, body) = (body.len(), body.freeze());
