@@ -56,22 +56,10 @@ pub(super) const STREAM_WINDOW: u32 = 256 << 10;
 
 /// Serves until `stop`, letting calls in flight finish.
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: CancellationToken) {
-    let limit = state.max_request_bytes;
     let client_timeout = state.client_pace.map(|pace| pace.timeout());
     let max_age = state.max_connection_age;
     let incoming = super::connections::accepted(listener, state.max_connections, client_timeout);
-    let hold = HoldLayer {
-        memory: state.request_memory.clone(),
-        max_message: limit,
-        pace: state.client_pace,
-    };
-    // Compressed messages as Triton takes them (tritonclient's `compression_algorithm`), inflated and
-    // counted by `grpc_memory` before tonic inflates them.
-    let service = GrpcInferenceServiceServer::new(Service { state })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Deflate);
+    let (hold, service) = (hold_layer(&state), service(state));
     let mut server = tonic::transport::Server::builder();
     if let Some(age) = max_age {
         // No grace: tonic's grace replaces the GOAWAY with an abrupt close at age + grace. A call left on
@@ -91,6 +79,28 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
     if let Err(e) = served {
         tracing::error!(error = %e, "the gRPC server stopped");
     }
+}
+
+/// The layer under which every call holds its memory (`grpc_memory`).
+pub(super) fn hold_layer(state: &State) -> HoldLayer {
+    HoldLayer {
+        memory: state.request_memory.clone(),
+        max_message: state.max_request_bytes,
+        pace: state.client_pace,
+    }
+}
+
+/// The protocol's service on `state`, within the message size `--max-request-mib` sets.
+pub(super) fn service(state: Arc<State>) -> GrpcInferenceServiceServer<impl GrpcInferenceService> {
+    let limit = state.max_request_bytes;
+    // Compressed messages as Triton takes them (tritonclient's `compression_algorithm`): `grpc_memory`
+    // inflates and counts them and passes them on inflated; tonic must still accept the call's
+    // `grpc-encoding`, which it would otherwise refuse as UNIMPLEMENTED.
+    GrpcInferenceServiceServer::new(Service { state })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Deflate)
 }
 
 /// How often a connection's peer is pinged over HTTP/2, and how long its answer may take before the

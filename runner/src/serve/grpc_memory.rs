@@ -2,12 +2,13 @@
 //! before the handler sees it, so a layer around the service admits the message when its first frame
 //! arrives: the message's length prefix (five bytes: a compression flag and a big-endian length) says
 //! what it will hold, and that is reserved at once, waiting as a REST body does, with the client's frames
-//! left unread meanwhile (HTTP/2's flow control is its backpressure). An inference call's frames are then
-//! held back until its message is whole, and what tonic will decode it to is counted first
-//! (`decoded_size`): a call whose message would take more than the whole limit decoded is refused before
-//! tonic decodes it. The same [`SharedHeld`] goes to the handler, which counts the decoded inputs,
-//! outputs and answer, and stays with the response's body until its last slice has been taken for
-//! sending.
+//! left unread meanwhile (HTTP/2's flow control is its backpressure). A call's frames are then held back
+//! until its message is whole; a compressed one is inflated (and passed on so: inflated once), and what
+//! an inference call's message decodes to is counted (`decoded_size`): a call whose message would take
+//! more than the whole limit decoded is refused before tonic decodes it, and one whose body is not one
+//! gRPC message is refused as the client's error. The same [`SharedHeld`] goes to the handler, which
+//! counts the decoded inputs, outputs and answer, and stays with the response's body until its last
+//! slice has been taken for sending.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -52,7 +53,7 @@ impl SharedHeld {
 #[derive(Clone)]
 pub struct HoldLayer {
     pub memory: RequestMemory,
-    /// The largest message tonic decodes: a larger one's length is not reserved, tonic refuses it.
+    /// The largest message a call may send (and tonic decodes): a larger one is refused before it is read.
     pub max_message: usize,
     pub pace: Option<Pace>,
 }
@@ -95,9 +96,9 @@ where
         if let Some(connection) = request.extensions().get::<ConnectionInfo>() {
             connection.called();
         }
-        let named = request.headers().get("grpc-encoding");
-        let encoding_named = named.is_some();
-        let encoding = named
+        let encoding = request
+            .headers()
+            .get("grpc-encoding")
             .and_then(|value| Encoding::parse(value.as_bytes(), "grpc-encoding").ok())
             .flatten();
         let (mut parts, body) = request.into_parts();
@@ -107,7 +108,7 @@ where
             held: held.clone(),
             max_message: self.layer.max_message,
             encoding,
-            encoding_named,
+            inference,
             prefix: Vec::with_capacity(PREFIX),
             received: 0,
             announced: 0,
@@ -116,7 +117,7 @@ where
             clock: self.layer.pace.map(Pace::start),
             deadline: None,
             counted: inference.then(Instant::now),
-            gathered: inference.then(Vec::new),
+            gathered: Some(Vec::new()),
             passing: VecDeque::new(),
         });
         let answer = self.inner.call(http::Request::from_parts(parts, body));
@@ -137,6 +138,9 @@ const INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
 
 /// A gRPC message's length prefix: a compression flag and a big-endian `u32` length.
 const PREFIX: usize = 5;
+
+/// What a refusal for a message's decoded size names.
+const DECODED: &str = "this call's message and what it decodes to need";
 
 /// The message's `length` bytes after its prefix, as slices of the frames that brought them.
 fn message_pieces(frames: &[Bytes], length: usize) -> Vec<&[u8]> {
@@ -159,10 +163,12 @@ struct HeldRequest {
     inner: tonic::body::Body,
     held: SharedHeld,
     max_message: usize,
-    /// What the client compressed its message with (`grpc-encoding`), when it is one read, and whether
-    /// the call named an encoding at all.
+    /// What the client compressed its message with (`grpc-encoding`), when it is one read here. (tonic
+    /// refuses a call naming another before its body is read, but for `identity`, which compresses
+    /// nothing.)
     encoding: Option<Encoding>,
-    encoding_named: bool,
+    /// Whether the call is the inference call, whose message is walked for what it decodes to.
+    inference: bool,
     /// The first message's prefix, as far as it has come.
     prefix: Vec<u8>,
     /// Bytes of the body received; the first message's length with its prefix, once known; bytes admitted.
@@ -177,10 +183,10 @@ struct HeldRequest {
     deadline: Option<Pin<Box<Sleep>>>,
     /// When an inference call began: its refusal is counted as a request.
     counted: Option<Instant>,
-    /// An inference call's message as it comes, held back until whole to count what it takes decoded
-    /// (`decoded_size`); `None` once passed on, and for other calls.
+    /// The call's message as it comes, held back until whole to count what it takes decoded
+    /// (`decoded_size`); `None` once passed on.
     gathered: Option<Vec<Bytes>>,
-    /// Frames admitted (and gathered, for an inference call) to pass on.
+    /// Frames admitted and gathered, to pass on.
     passing: VecDeque<Frame<Bytes>>,
 }
 
@@ -192,8 +198,9 @@ impl HeldRequest {
         if self.prefix.len() < PREFIX {
             let more = (PREFIX - self.prefix.len()).min(data.len());
             self.prefix.extend_from_slice(&data[..more]);
-            if let Ok(length) = <[u8; 4]>::try_from(&self.prefix[1..]) {
-                let length = u64::from(u32::from_be_bytes(length));
+            // The length once its four bytes are in (an empty first frame, or trailers, bring none).
+            if let Some(length) = self.announced_length() {
+                let length = u64::from(length);
                 if length <= self.max_message as u64 {
                     self.announced = PREFIX as u64 + length;
                 }
@@ -207,9 +214,16 @@ impl HeldRequest {
         needed
     }
 
-    /// Takes an admitted frame: an inference call's data is gathered until its message is whole, what
-    /// it will take decoded counted (`decoded_size`), and the call refused when that passes the whole
-    /// limit; then (and for other calls at once) the frames go on to `passing`.
+    /// The length the message's prefix gives, once its four bytes have come.
+    fn announced_length(&self) -> Option<u32> {
+        let bytes = self.prefix.get(1..PREFIX)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?))
+    }
+
+    /// Takes an admitted frame: the call's data is gathered until its message is whole, what it will
+    /// take decoded counted, and the call refused when that passes the whole limit or the message does
+    /// not inflate; then the frames go on to `passing`. Trailers before the message is whole end it cut
+    /// short (tonic takes them for the body's end).
     fn gather(&mut self, frame: Frame<Bytes>) -> Result<(), Status> {
         let Some(gathered) = &mut self.gathered else {
             self.passing.push_back(frame);
@@ -218,57 +232,133 @@ impl HeldRequest {
         let after = match frame.into_data() {
             Ok(data) => {
                 gathered.push(data);
-                let known = self.prefix.len() == PREFIX;
-                // One over the size limit (which tonic refuses) is not walked.
-                let whole = known && self.announced > 0;
-                if !known || (whole && self.received < self.announced) {
+                // A known length is within the size limit (`malformed` refused others).
+                if self.prefix.len() < PREFIX || self.received < self.announced {
                     return Ok(());
                 }
-                if whole && let Err(e) = self.count_decoded() {
-                    return Err(self.refuse(e));
+                match self.count_decoded() {
+                    // A compressed message goes on inflated, marked uncompressed: inflated once.
+                    Ok(Some((prefix, inflated))) => {
+                        self.gathered = Some(vec![prefix, inflated]);
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(self.refuse(e)),
                 }
                 None
             }
-            Err(other) => Some(other),
+            Err(other) => {
+                if let Some(e) = self.cut_short() {
+                    return Err(self.refuse(e));
+                }
+                Some(other)
+            }
         };
         self.pass_gathered();
         self.passing.extend(after);
         Ok(())
     }
 
-    /// Counts what the whole message gathered takes decoded, inflated first when it is compressed (tonic
-    /// inflates it again, to as much; a message that does not inflate, or inflates past the limit, is
-    /// refused here as the client's, where tonic would say `INTERNAL` or `RESOURCE_EXHAUSTED`).
-    fn count_decoded(&self) -> Result<(), ServeError> {
+    /// Counts what the whole message gathered takes decoded, inflated first when it is compressed, and
+    /// returns the inflated message with its uncompressed prefix, to go on in its place. A message that
+    /// does not inflate, or inflates past the limit, is refused here as the client's, where tonic would
+    /// say `INTERNAL` or `RESOURCE_EXHAUSTED`.
+    fn count_decoded(&self) -> Result<Option<(Bytes, Bytes)>, ServeError> {
         let gathered = self.gathered.as_deref().unwrap_or_default();
         let length = self.announced as usize - PREFIX;
-        let decoded = match (self.prefix[0], self.encoding) {
-            (0, _) => super::decoded_size::model_infer_request(gathered, PREFIX, length),
-            (1, Some(encoding)) => {
-                let pieces = message_pieces(gathered, length);
-                let limit = (self.max_message, "kiln-runner serve --max-request-mib");
-                let what = "this call's inflated message needs";
-                let count = |bytes| self.held.count_within_limit(bytes, what);
-                let inflated = super::compression::inflate(encoding, &pieces, limit, count)?;
-                let length = inflated.len();
-                super::decoded_size::model_infer_request(&[Bytes::from(inflated)], 0, length)
-            }
-            (1, None) if !self.encoding_named => {
-                return Err(ServeError::BadRequest(
-                    "the message is marked compressed, but the call names no grpc-encoding"
-                        .to_owned(),
-                ));
-            }
-            // An encoding tonic does not take either: its `UNIMPLEMENTED` names those it does.
-            (1, None) => return Ok(()),
-            (flag, _) => {
-                return Err(ServeError::BadRequest(format!(
+        // Compressed only when flagged in an encoding read here (`malformed` refused the rest).
+        let Some(encoding) = self.encoding.filter(|_| self.prefix[0] == 1) else {
+            let decoded = self.decoded(gathered, PREFIX, length);
+            self.held.count_within_limit(decoded, DECODED)?;
+            return Ok(None);
+        };
+        let pieces = message_pieces(gathered, length);
+        // No more than a gRPC prefix can announce, since it goes on with one.
+        let most = self.max_message.min(u32::MAX as usize);
+        let limit = (most, "kiln-runner serve --max-request-mib");
+        let what = "this call's inflated message needs";
+        let count = |bytes| self.held.count_within_limit(bytes, what);
+        let inflated = Bytes::from(super::compression::inflate(
+            encoding, &pieces, limit, count,
+        )?);
+        // tonic copies the message into a buffer of its own while this copy is still held.
+        let what = "this call's inflated message, copied for decoding, needs";
+        self.held.count_within_limit(inflated.len(), what)?;
+        let decoded = self.decoded(std::slice::from_ref(&inflated), 0, inflated.len());
+        self.held.count_within_limit(decoded, DECODED)?;
+        let length = u32::try_from(inflated.len()).unwrap_or(u32::MAX);
+        let mut prefix = vec![0];
+        prefix.extend(length.to_be_bytes());
+        Ok(Some((Bytes::from(prefix), inflated)))
+    }
+
+    /// What the message of `length` bytes in `frames` after `skip` takes decoded: an inference
+    /// request's walked (`decoded_size`); the other calls' messages (a model's name and version) about
+    /// their size.
+    fn decoded(&self, frames: &[Bytes], skip: usize, length: usize) -> usize {
+        match self.inference {
+            true => super::decoded_size::model_infer_request(frames, skip, length),
+            false => length,
+        }
+    }
+
+    /// Why the body, as far as it has come, is not one gRPC message this server reads: a compression
+    /// flag gRPC does not have, a compressed message in a call that names no encoding read here (tonic
+    /// would answer INTERNAL, a server's fault), a length past `--max-request-mib` (tonic's refusal would
+    /// be `OUT_OF_RANGE`, REST's is a 400 naming the flag), or bytes after the message (every call of
+    /// the protocol sends one; tonic failed on a partial second message as INTERNAL and dropped a whole
+    /// one unread, as grpc-go refuses both).
+    fn malformed(&self) -> Option<ServeError> {
+        match self.prefix.first() {
+            Some(&flag) if flag > 1 => {
+                return Some(ServeError::BadRequest(format!(
                     "the message's compression flag is {flag}; gRPC's are 0 and 1"
                 )));
             }
+            Some(1) if self.encoding.is_none() => {
+                return Some(ServeError::BadRequest(
+                    "the message is marked compressed, but the call names no grpc-encoding this \
+                     server inflates (gzip, deflate)"
+                        .to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(length) = self.announced_length()
+            && self.announced == 0
+        {
+            return Some(ServeError::BadRequest(format!(
+                "the message is {length} bytes, more than the {} bytes kiln-runner serve --max-request-mib allows",
+                self.max_message
+            )));
+        }
+        (self.announced > 0 && self.received > self.announced).then(|| {
+            ServeError::BadRequest(format!(
+                "the call's body holds more than its one message: at least {} bytes follow it",
+                self.received - self.announced
+            ))
+        })
+    }
+
+    /// Why the body, now ended, holds no whole message, when it does not: no bytes, part of a prefix, or
+    /// fewer bytes than the prefix announced. (A length past the size limit was refused by `malformed`.)
+    fn cut_short(&self) -> Option<ServeError> {
+        let why = if self.received == 0 {
+            "the call's body holds no message".to_owned()
+        } else if self.prefix.len() < PREFIX {
+            format!(
+                "the call's body ended within its message's {PREFIX}-byte prefix, after {} bytes",
+                self.received
+            )
+        } else if self.received < self.announced {
+            format!(
+                "the call's body ended after {} of its message's {} bytes",
+                self.received - PREFIX as u64,
+                self.announced - PREFIX as u64
+            )
+        } else {
+            return None;
         };
-        let what = "this call's message and what it decodes to need";
-        self.held.count_within_limit(decoded, what)
+        Some(ServeError::BadRequest(why))
     }
 
     /// What was gathered goes on as it came; gathering ends.
@@ -324,12 +414,12 @@ impl Body for HeldRequest {
             if this.waiting.is_none() {
                 let frame = match ready!(this.poll_inner(cx)) {
                     Some(Ok(frame)) => frame,
-                    // The body ended before its message was whole: what came goes on, for tonic to
-                    // refuse.
-                    None if this.gathered.as_ref().is_some_and(|g| !g.is_empty()) => {
-                        this.pass_gathered();
-                        continue;
-                    }
+                    // A body that ended before its message was whole is the client's error (tonic's
+                    // would be INTERNAL, a server's).
+                    None => match this.cut_short() {
+                        Some(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
+                        None => return Poll::Ready(None),
+                    },
                     other => return Poll::Ready(other),
                 };
                 let data = frame.data_ref().map_or(&[][..], |d| d.as_ref());
@@ -337,6 +427,9 @@ impl Body for HeldRequest {
                     clock.moved(data.len());
                 }
                 let needed = this.needed(data);
+                if let Some(e) = this.malformed() {
+                    return Poll::Ready(Some(Err(this.refuse(e))));
+                }
                 match this.held.lock().admission(needed) {
                     Ok(admission) => this.waiting = Some((frame, admission, Instant::now())),
                     Err(e) => return Poll::Ready(Some(Err(this.refuse(e)))),
@@ -368,10 +461,16 @@ impl Body for HeldRequest {
             && self.passing.is_empty()
             && self.gathered.as_ref().is_none_or(Vec::is_empty)
             && self.inner.is_end_stream()
+            // An empty body has its refusal to give (tonic, told the body is over, says INTERNAL).
+            && self.cut_short().is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // A compressed message goes on inflated: the client's length says nothing of it.
+        match self.encoding {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod follow;
 mod grpc;
 mod grpc_codec;
 mod grpc_memory;
+pub mod in_process;
 mod json_non_finite;
 mod json_values;
 mod labels;
@@ -325,6 +326,24 @@ pub struct State {
 }
 
 impl State {
+    fn new(
+        model_name: String,
+        args: &ServeArgs,
+        loader: &loader::Loader,
+        served: Arc<Served>,
+    ) -> Self {
+        Self {
+            model_name,
+            max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
+            request_memory: loader.request_memory(),
+            client_pace: client_pace::Pace::new(args.client_timeout_s, args.min_client_rate_kib),
+            max_connections: connections::fit(args.max_connections),
+            max_connection_age: connections::age(args.max_connection_age_s),
+            when_expired: args.when_expired,
+            current: RwLock::new(served),
+        }
+    }
+
     pub fn current(&self) -> Arc<Served> {
         self.current
             .read()
@@ -407,16 +426,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<(), String> {
             .unwrap_or_default(),
         (None, None) => "model".to_owned(),
     };
-    let state = Arc::new(State {
-        model_name,
-        max_request_bytes: args.max_request_mib.saturating_mul(1024 * 1024),
-        request_memory: loader.request_memory(),
-        client_pace: client_pace::Pace::new(args.client_timeout_s, args.min_client_rate_kib),
-        max_connections: connections::fit(args.max_connections),
-        max_connection_age: connections::age(args.max_connection_age_s),
-        when_expired: args.when_expired,
-        current: RwLock::new(served.clone()),
-    });
+    let state = Arc::new(State::new(model_name, &args, &loader, served.clone()));
     let stop = CancellationToken::new();
     let poll_now = Arc::new(tokio::sync::Notify::new());
     let webhooks = match (&args.webhook_secret, &following) {

@@ -122,7 +122,6 @@ impl RequestMemory {
     }
 
     /// What the requests in flight hold now.
-    #[cfg(test)]
     pub fn used(&self) -> u64 {
         self.0
             .as_ref()

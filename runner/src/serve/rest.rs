@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::{BodySize, MessageBody};
-use actix_web::dev::ServerHandle;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -46,63 +46,79 @@ pub fn start(
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_connections = state.max_connections.div_ceil(workers);
     let client_timeout = state.client_pace.map(|pace| pace.timeout());
-    let server = HttpServer::new(move || {
-        let app = match &webhooks {
-            Some(listener) => App::new()
-                .app_data(listener.clone())
-                .route("/kiln/webhook", web::post().to(webhook)),
-            None => App::new(),
-        };
-        app.app_data(web::Data::from(state.clone()))
-            .app_data(web::Data::new(prometheus))
-            .route("/v2/health/live", web::get().to(live))
-            .route("/v2/health/ready", web::get().to(ready))
-            .route("/v2", web::get().to(server_metadata))
-            .route("/v2/models/{name}", web::get().to(model_metadata))
-            .route(
-                "/v2/models/{name}/versions/{version}",
-                web::get().to(model_metadata),
-            )
-            .route("/v2/models/{name}/ready", web::get().to(model_ready))
-            .route(
-                "/v2/models/{name}/versions/{version}/ready",
-                web::get().to(model_ready),
-            )
-            .route("/v2/models/{name}/infer", web::post().to(infer))
-            .route(
-                "/v2/models/{name}/versions/{version}/infer",
-                web::post().to(infer),
-            )
-            .route("/metrics", web::get().to(scrape))
-            .default_service(web::to(|req: HttpRequest| async move {
-                error(ServeError::NotFound(format!(
-                    "no such endpoint: {} {}",
-                    req.method(),
-                    req.path()
-                )))
-            }))
-    })
-    .on_connect(move |connection, extensions| {
-        extensions.insert(super::connections::Open::new(super::metrics::connections(
-            "rest",
-        )));
-        let tcp = connection.downcast_ref::<actix_web::rt::net::TcpStream>();
-        if let (Some(tcp), Some(timeout)) = (tcp, client_timeout) {
-            super::connections::close_when_stalled(tcp, timeout);
-        }
-    })
-    .workers(workers)
-    .max_connections(max_connections)
-    .shutdown_timeout(super::SHUTDOWN_GRACE.as_secs())
-    // The runner's own handler stops both front ends alike; actix's would stop REST alone, and on
-    // Ctrl-C at once, cutting its requests in flight.
-    .disable_signals()
-    .bind(listen)?;
+    let server = HttpServer::new(move || app(state.clone(), prometheus, webhooks.clone()))
+        .on_connect(move |connection, extensions| {
+            extensions.insert(super::connections::Open::new(super::metrics::connections(
+                "rest",
+            )));
+            let tcp = connection.downcast_ref::<actix_web::rt::net::TcpStream>();
+            if let (Some(tcp), Some(timeout)) = (tcp, client_timeout) {
+                super::connections::close_when_stalled(tcp, timeout);
+            }
+        })
+        .workers(workers)
+        .max_connections(max_connections)
+        .shutdown_timeout(super::SHUTDOWN_GRACE.as_secs())
+        // The runner's own handler stops both front ends alike; actix's would stop REST alone, and on
+        // Ctrl-C at once, cutting its requests in flight.
+        .disable_signals()
+        .bind(listen)?;
     let address = server.addrs().first().copied().unwrap_or(listen);
     let server = server.run();
     let handle = server.handle();
     tokio::spawn(server);
     Ok(Started { address, handle })
+}
+
+/// The REST API's routes on `state`: what each of the server's workers runs, and what an in-process
+/// caller (`in_process`) drives without a socket. `POST /kiln/webhook` only with a listener.
+pub(super) fn app(
+    state: Arc<State>,
+    prometheus: &'static PrometheusHandle,
+    webhooks: Option<web::Data<Listener>>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let app = match webhooks {
+        Some(listener) => App::new()
+            .app_data(listener)
+            .route("/kiln/webhook", web::post().to(webhook)),
+        None => App::new(),
+    };
+    app.app_data(web::Data::from(state))
+        .app_data(web::Data::new(prometheus))
+        .route("/v2/health/live", web::get().to(live))
+        .route("/v2/health/ready", web::get().to(ready))
+        .route("/v2", web::get().to(server_metadata))
+        .route("/v2/models/{name}", web::get().to(model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            web::get().to(model_metadata),
+        )
+        .route("/v2/models/{name}/ready", web::get().to(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            web::get().to(model_ready),
+        )
+        .route("/v2/models/{name}/infer", web::post().to(infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            web::post().to(infer),
+        )
+        .route("/metrics", web::get().to(scrape))
+        .default_service(web::to(|req: HttpRequest| async move {
+            error(ServeError::NotFound(format!(
+                "no such endpoint: {} {}",
+                req.method(),
+                req.path()
+            )))
+        }))
 }
 
 fn status(e: &ServeError) -> StatusCode {

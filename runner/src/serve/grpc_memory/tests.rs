@@ -12,7 +12,7 @@ fn request(max_message: usize) -> HeldRequest {
         held: SharedHeld(Arc::new(Mutex::new(RequestMemory::new(None).held()))),
         max_message,
         encoding: None,
-        encoding_named: false,
+        inference: false,
         prefix: Vec::new(),
         received: 0,
         announced: 0,
@@ -45,6 +45,10 @@ impl Body for Scripted {
             None if self.stalls => Poll::Pending,
             None => Poll::Ready(None),
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && !self.stalls
     }
 }
 
@@ -106,7 +110,7 @@ fn framed(
         counted: Some(Instant::now()),
         gathered: Some(Vec::new()),
         encoding,
-        encoding_named: encoding.is_some(),
+        inference: true,
         ..request(1 << 20)
     }
 }
@@ -132,7 +136,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_compressed_message_is_counted_inflated_and_decoded_and_passed_on_as_it_came() {
+async fn a_compressed_message_is_counted_inflated_and_decoded_and_passed_on_inflated() {
     let memory = RequestMemory::new(Some(4 << 20));
     let message = ModelInferRequest {
         model_name: "m".into(),
@@ -141,11 +145,17 @@ async fn a_compressed_message_is_counted_inflated_and_decoded_and_passed_on_as_i
     };
     let compressed = gzip(&prost::Message::encode_to_vec(&message));
     let mut body = framed(&memory, compressed.clone(), Some(Encoding::Gzip), 1 << 10);
-    let frames = frames(&mut body).await.unwrap();
+    let frames = frames(&mut body).await.unwrap().concat();
+    // Inflated once, here: tonic reads a message marked uncompressed.
+    let encoded = prost::Message::encode_to_vec(&message);
+    assert_eq!(frames[0], 0, "the message is marked uncompressed");
     assert_eq!(
-        &frames.concat()[PREFIX..],
-        &compressed[..],
-        "tonic gets the bytes as sent"
+        u32::from_be_bytes(frames[1..PREFIX].try_into().unwrap()) as usize,
+        encoded.len()
+    );
+    assert!(
+        frames[PREFIX..] == encoded[..],
+        "tonic gets the message inflated"
     );
     // The wire's bytes, and the inflated message (raw contents decode as slices of it).
     let counted = memory.used() as usize;
@@ -278,12 +288,21 @@ fn a_message_longer_than_tonic_decodes_is_admitted_only_as_it_comes() {
 async fn a_compressed_flag_without_an_encoding_or_a_flag_of_no_meaning_is_the_client_s_mistake() {
     // tonic answers both INTERNAL.
     let memory = RequestMemory::new(Some(4 << 20));
-    for (flag, says) in [
-        (1u8, "names no grpc-encoding"),
-        (2, "compression flag is 2"),
+    // Found by the gRPC fuzzer: with a length past the size limit, the flag was left to tonic.
+    for (flag, length, says) in [
+        (1u8, 64u32, "names no grpc-encoding"),
+        (2, 64, "compression flag is 2"),
+        (1, u32::MAX, "names no grpc-encoding"),
+        (24, u32::MAX, "compression flag is 24"),
+        // tonic's own refusal would be OUT_OF_RANGE; REST's is a 400 naming the flag.
+        (
+            0,
+            u32::MAX,
+            "4294967295 bytes, more than the 1048576 bytes kiln-runner serve --max-request-mib",
+        ),
     ] {
         let mut message = vec![flag];
-        message.extend(64u32.to_be_bytes());
+        message.extend(length.to_be_bytes());
         message.extend([7u8; 64]);
         let mut body = HeldRequest {
             inner: tonic::body::Body::new(Scripted {
@@ -292,6 +311,7 @@ async fn a_compressed_flag_without_an_encoding_or_a_flag_of_no_meaning_is_the_cl
             }),
             held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
             counted: Some(Instant::now()),
+            inference: true,
             gathered: Some(Vec::new()),
             ..request(1 << 20)
         };
@@ -299,5 +319,141 @@ async fn a_compressed_flag_without_an_encoding_or_a_flag_of_no_meaning_is_the_cl
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
         assert!(refused.message().contains(says), "{refused:?}");
     }
+    assert_eq!(memory.used(), 0);
+}
+
+#[tokio::test]
+async fn frames_without_bytes_and_trailers_before_the_message_is_whole() {
+    // An empty first data frame (h2 delivers them) or trailers first panicked reading the length from a
+    // prefix of no bytes; trailers before the message was whole passed it on cut, for tonic's INTERNAL.
+    let memory = RequestMemory::new(Some(4 << 20));
+    let whole = Bytes::from_static(&[0, 0, 0, 0, 3, 10, 1, 120]);
+    let trailers = || Frame::trailers(http::HeaderMap::new());
+    let data = |bytes: &Bytes| Frame::data(bytes.clone());
+    for (sent, refusal) in [
+        (vec![Frame::data(Bytes::new())], Some("holds no message")),
+        (vec![trailers()], Some("holds no message")),
+        (
+            vec![Frame::data(whole.slice(..3)), trailers()],
+            Some("within its message's 5-byte prefix"),
+        ),
+        (
+            vec![Frame::data(whole.slice(..6)), trailers()],
+            Some("ended after 1 of its message's 3 bytes"),
+        ),
+        (vec![Frame::data(Bytes::new()), data(&whole)], None),
+        (vec![data(&whole), trailers()], None),
+    ] {
+        let mut body = HeldRequest {
+            inner: tonic::body::Body::new(Scripted {
+                frames: sent.into(),
+                stalls: false,
+            }),
+            held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+            gathered: Some(Vec::new()),
+            ..request(1 << 20)
+        };
+        // tonic stops reading at trailers: a refusal must come before any frame does.
+        let (mut passed, mut frames_passed) = (Vec::new(), 0);
+        let ended = loop {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    frames_passed += 1;
+                    passed.extend(frame.into_data().unwrap_or_default());
+                }
+                Some(Err(refused)) => break Some(refused),
+                None => break None,
+            }
+        };
+        match (refusal, ended) {
+            (Some(says), Some(refused)) => {
+                assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+                assert!(refused.message().contains(says), "{says}: {refused:?}");
+                assert_eq!(
+                    frames_passed, 0,
+                    "{says}: frames went on before the refusal"
+                );
+            }
+            (None, None) => assert_eq!(passed, whole),
+            (want, got) => panic!("wanted {want:?}, got {got:?}"),
+        }
+    }
+    assert_eq!(memory.used(), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_one_whole_message_is_the_client_s_mistake() {
+    // Found by the gRPC fuzzer: tonic answers each INTERNAL (a server's fault), for the inference call
+    // and the metadata calls alike.
+    let memory = RequestMemory::new(Some(4 << 20));
+    let whole = [0u8, 0, 0, 0, 3, 10, 1, 120];
+    let two = [&whole[..], &whole[..]].concat();
+    for inference in [true, false] {
+        for (body, says) in [
+            (&[][..], "holds no message"),
+            (
+                &whole[..3],
+                "ended within its message's 5-byte prefix, after 3 bytes",
+            ),
+            (&whole[..7], "ended after 2 of its message's 3 bytes"),
+            (
+                &two[..],
+                "holds more than its one message: at least 4 bytes follow it",
+            ),
+            (
+                &two[..10],
+                "holds more than its one message: at least 2 bytes follow it",
+            ),
+        ] {
+            // An empty body as hyper gives one, over before it is read.
+            let inner = match body {
+                [] => tonic::body::Body::empty(),
+                _ => tonic::body::Body::new(Scripted {
+                    frames: body
+                        .chunks(4)
+                        .map(|c| Frame::data(Bytes::copy_from_slice(c)))
+                        .collect(),
+                    stalls: false,
+                }),
+            };
+            let mut body = HeldRequest {
+                inner,
+                held: SharedHeld(Arc::new(Mutex::new(memory.held()))),
+                counted: inference.then(Instant::now),
+                inference,
+                gathered: Some(Vec::new()),
+                ..request(1 << 20)
+            };
+            // tonic, told the body is over, reads nothing and answers INTERNAL.
+            assert!(!body.is_end_stream());
+            let refused = frames(&mut body).await.unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+            assert!(refused.message().contains(says), "{says}: {refused:?}");
+        }
+        let mut body = framed(&memory, vec![10, 1, 120], None, 4);
+        body.counted = inference.then(Instant::now);
+        body.inference = inference;
+        assert_eq!(frames(&mut body).await.unwrap().concat(), whole);
+    }
+    assert_eq!(memory.used(), 0);
+}
+
+#[tokio::test]
+async fn a_metadata_call_s_message_that_does_not_inflate_is_the_client_s_mistake() {
+    // Found by the gRPC fuzzer: only the inference call's message was inflated here, and tonic answers
+    // a ModelReady whose gzip is not gzip INTERNAL.
+    let memory = RequestMemory::new(Some(4 << 20));
+    for message in [vec![], vec![1, 2, 3]] {
+        let mut body = framed(&memory, message, Some(Encoding::Gzip), 4);
+        body.counted = None;
+        body.inference = false;
+        let refused = frames(&mut body).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    }
+    let mut body = framed(&memory, gzip(b"\n\x01x"), Some(Encoding::Gzip), 4);
+    body.counted = None;
+    body.inference = false;
+    assert!(frames(&mut body).await.is_ok());
+    drop(body);
     assert_eq!(memory.used(), 0);
 }
