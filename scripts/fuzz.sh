@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # cargo-fuzz (libFuzzer) on kiln's parsers of untrusted input: a safetensors header, the pickle scanner,
-# the ONNX protobuf reader and model checks, names and references, Range/Content-Range headers, and the
-# manifest JWS verification (fuzz/fuzz_targets/). Each target runs SECONDS (default 300) from its seeds
-# (fuzz/seeds/) and the corpus it grew before (fuzz/corpus/, not committed); a crash stops the script with
+# the ONNX protobuf reader and model checks, names and references, Range/Content-Range headers, the
+# manifest JWS verification, and whole Open Inference Protocol requests through kiln-runner's REST and
+# gRPC front ends in process, down to kiln's evaluator and back (oip_*) (fuzz/fuzz_targets/). Each target
+# runs SECONDS (default 300) from its seeds (fuzz/seeds/, and its dictionary in fuzz/dicts/ when it has
+# one) and the corpus it grew before (fuzz/corpus/, not committed); a crash stops the script with
 # the input under fuzz/artifacts/, and so does a fuzzer that stops without finishing its run (its output
 # in fuzz/target/fuzz-TARGET.log). scripts/test.sh runs every target for 10 s.
 # cargo-fuzz needs nightly features: on a stable toolchain RUSTC_BOOTSTRAP=1 lets it build; without
@@ -35,11 +37,14 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   seeds=()
   [ -d "seeds/$target" ] && seeds=("seeds/$target")
+  # A target's dictionary (fuzz/dicts/): the tokens of its format, which mutations insert whole.
+  dict=()
+  [ -f "dicts/$target.dict" ] && dict=(-dict="dicts/$target.dict")
   echo "== $target ($seconds s)"
   log="target/fuzz-$target.log"
   status=0
   cargo fuzz run "${profile[@]}" -s "$sanitizer" "$target" "corpus/$target" "${seeds[@]}" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 >"$log" 2>&1 ||
+    "${dict[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 >"$log" 2>&1 ||
     status=$?
   grep -E "^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|Done)" "$log" || true
   if compgen -G "artifacts/$target/*" >/dev/null; then
