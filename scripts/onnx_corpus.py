@@ -154,20 +154,23 @@ MODELS = [
 SKLEARN_ROWS = 16
 
 
-def sklearn_models():
-    from sklearn import (decomposition, ensemble, impute, linear_model, naive_bayes, neighbors,
-                         neural_network, pipeline, preprocessing, svm, tree)
+def tabular_data():
+    """The classical models' data: three classes, two classes, a real target; 240 rows of 6 features."""
     from sklearn.datasets import make_classification, make_regression
 
     def classes(n, seed):
         x, y = make_classification(240, 6, n_informative=4, n_classes=n, random_state=seed)
         return x.astype(np.float32), y
 
-    def regression(seed):
-        x, y = make_regression(240, 6, noise=0.5, random_state=seed)
-        return x.astype(np.float32), y.astype(np.float32)
+    x, y = make_regression(240, 6, noise=0.5, random_state=2)
+    return classes(3, 0), classes(2, 1), (x.astype(np.float32), y.astype(np.float32))
 
-    three, two, real = classes(3, 0), classes(2, 1), regression(2)
+
+def sklearn_models():
+    from sklearn import (decomposition, ensemble, impute, linear_model, naive_bayes, neighbors,
+                         neural_network, pipeline, preprocessing, svm, tree)
+
+    three, two, real = tabular_data()
     with_gaps = three[0].copy()
     with_gaps[::7, 2] = np.nan
     categories = np.random.default_rng(3).integers(0, 5, size=(240, 3)).astype(np.int64)
@@ -213,6 +216,69 @@ def sklearn_models():
             (16,), max_iter=300, random_state=0), three, no_zipmap),
         ("skl-pca", lambda: decomposition.PCA(3, random_state=0), (three[0], None), {}),
     ]
+
+
+# Gradient-boosted trees as LightGBM and XGBoost users ship them: fit on the same kind of data and
+# converted by onnxmltools (pinned beside them), whose trees are ai.onnx.ml opset 1's TreeEnsemble
+# operators with each library's own ways (LightGBM's Mul and Cast around them, XGBoost's base score).
+# id, estimator, data, library ("lightgbm" or "xgboost").
+def boosted_models():
+    import lightgbm
+    import xgboost
+
+    three, two, real = tabular_data()
+
+    def lgbm(kind):
+        return lambda: kind(n_estimators=10, num_leaves=8, random_state=0, verbose=-1)
+
+    def xgb(kind):
+        return lambda: kind(n_estimators=10, max_depth=4, random_state=0, n_jobs=1)
+
+    return [
+        ("lgbm-classifier", lgbm(lightgbm.LGBMClassifier), three, "lightgbm"),
+        ("lgbm-classifier-binary", lgbm(lightgbm.LGBMClassifier), two, "lightgbm"),
+        ("lgbm-regressor", lgbm(lightgbm.LGBMRegressor), real, "lightgbm"),
+        ("xgb-classifier", xgb(xgboost.XGBClassifier), three, "xgboost"),
+        ("xgb-classifier-binary", xgb(xgboost.XGBClassifier), two, "xgboost"),
+        ("xgb-regressor", xgb(xgboost.XGBRegressor), real, "xgboost"),
+    ]
+
+
+def boosted_versions(library):
+    import importlib
+
+    import onnxmltools
+    package = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu"}[library]
+    return (f"{package}=={importlib.import_module(library).__version__} "
+            f"onnxmltools=={onnxmltools.__version__}")
+
+
+def convert_boosted(make, data, library):
+    """The booster fit on the data, converted by onnxmltools; returns the ONNX bytes and the input's spec."""
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    x, y = data
+    booster = make()
+    booster.fit(x, y)
+    types = [("input", FloatTensorType([None, x.shape[1]]))]
+    # onnxmltools 1.16 writes opsets up to 15.
+    if library == "lightgbm":
+        model = onnxmltools.convert_lightgbm(booster, initial_types=types, target_opset=15,
+                                             zipmap=False)
+    else:
+        model = onnxmltools.convert_xgboost(booster, initial_types=types, target_opset=15)
+    # The converter checked against the library itself: every later check compares kiln with ONNX
+    # Runtime on this file, which would carry a converter's mistake (XGBoost's base_score has needed
+    # onnxmltools fixes) into both sides.
+    outputs = ort.InferenceSession(model.SerializeToString()).run(None, {"input": x})
+    native = booster.predict_proba(x) if hasattr(booster, "predict_proba") else booster.predict(x)
+    converted = outputs[-1].reshape(native.shape)
+    worst = float(np.max(np.abs(converted - native)))
+    if worst > 1e-4 * max(1.0, float(np.max(np.abs(native)))):
+        raise SystemExit(f"onnxmltools converted {type(booster).__name__} to a model {worst:.2e} "
+                         f"away from its own predictions")
+    spec = {"input": {"shape": [SKLEARN_ROWS, x.shape[1]], "float_range": [-4.0, 4.0]}}
+    return model.SerializeToString(), spec
 
 
 def sklearn_versions():
@@ -415,6 +481,11 @@ def build(corpus_dir):
         add(listing, models_dir, model_id, onnx_bytes,
             {"package": converter, "path_in_wheel": None, "sha256": sha256(onnx_bytes),
              "kind": "tabular"}, spec)
+    for model_id, make, data, library in boosted_models():
+        onnx_bytes, spec = convert_boosted(make, data, library)
+        add(listing, models_dir, model_id, onnx_bytes,
+            {"package": boosted_versions(library), "path_in_wheel": None,
+             "sha256": sha256(onnx_bytes), "kind": "tabular"}, spec)
     with open(os.path.join(corpus_dir, "corpus.json"), "w") as f:
         json.dump(listing, f, indent=1)
     print(f"{len(listing['models'])} models in {corpus_dir}/corpus.json, {len(listing['dropped'])} dropped")

@@ -11,10 +11,10 @@ use candle_core::Tensor;
 use super::super::super::node::{Node, required};
 use super::scores::{PostTransform, SecondClass, evaluation, int_labels};
 use super::tree_ensemble::{Comparison, tensor_attr};
+use crate::ModelError;
 
 /// X read in f64 (see [`super::scores::Rows`]).
 type Rows = super::scores::Rows<f64>;
-use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
