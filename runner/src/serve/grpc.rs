@@ -90,15 +90,17 @@ pub(super) fn hold_layer(state: &State) -> HoldLayer {
     }
 }
 
-/// The protocol's service on `state`, within the message size `--max-request-mib` sets.
+/// The protocol's service on `state`, taking messages within the size `--max-request-mib` sets.
 pub(super) fn service(state: Arc<State>) -> GrpcInferenceServiceServer<impl GrpcInferenceService> {
     let limit = state.max_request_bytes;
     // Compressed messages as Triton takes them (tritonclient's `compression_algorithm`): `grpc_memory`
     // inflates and counts them and passes them on inflated; tonic must still accept the call's
-    // `grpc-encoding`, which it would otherwise refuse as UNIMPLEMENTED.
+    // `grpc-encoding`, which it would otherwise refuse as UNIMPLEMENTED. Answers keep tonic's default
+    // (no limit of its own): `--max-response-mib` bounds them as it bounds REST's, and `infer` refuses
+    // one past what a gRPC message can hold; the request's limit would cut off a small request's large
+    // answer as OUT_OF_RANGE.
     GrpcInferenceServiceServer::new(Service { state })
         .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Deflate)
 }
@@ -332,8 +334,15 @@ impl Service {
                 .collect(),
             raw_output_contents: outputs.into_iter().map(|t| t.data).collect(),
         };
-        // tonic encodes the answer into a buffer of its own.
-        count(prost::Message::encoded_len(&response));
+        // tonic encodes the answer into a buffer of its own, behind a length prefix of 32 bits.
+        let length = prost::Message::encoded_len(&response);
+        if length > u32::MAX as usize {
+            return Err(ServeError::BadRequest(format!(
+                "the answer would be a message of {length} bytes, more than the 4 GiB a gRPC message \
+                 holds: send fewer rows or ask for fewer outputs"
+            )));
+        }
+        count(length);
         Ok(response)
     }
 }

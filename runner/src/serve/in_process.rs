@@ -87,9 +87,12 @@ mod tests {
     use http_body_util::BodyExt;
     use prost::Message;
 
+    use kiln_onnx::graph_builder::{DimSpec, GraphBuilder, attr_int};
+    use kiln_onnx::proto::tensor_proto::DataType;
+
     use super::*;
-    use crate::serve::inference::ModelInferRequest;
     use crate::serve::inference::model_infer_request::InferInputTensor;
+    use crate::serve::inference::{ModelInferRequest, ModelInferResponse};
 
     async fn served(dir: &std::path::Path) -> InProcess {
         let model = kiln_onnx::sample_models::mlp_graph(false);
@@ -135,49 +138,69 @@ mod tests {
         assert_eq!(served.memory_held(), 0);
     }
 
-    #[tokio::test]
-    async fn grpc_calls_are_answered_with_their_status_and_a_compressed_one_decoded() {
-        let dir = tempfile::tempdir().unwrap();
-        let served = served(dir.path()).await;
-        // `encoding`: the call's grpc-encoding; its message is compressed (and flagged) when that is gzip,
-        // flagged alone when it is identity, which compresses nothing.
-        let call = |message: ModelInferRequest, encoding: Option<&str>| {
-            let mut message = message.encode_to_vec();
-            let gzip = encoding == Some("gzip");
-            if gzip {
-                use std::io::Write;
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                encoder.write_all(&message).unwrap();
-                message = encoder.finish().unwrap();
-            }
-            let mut framed = vec![u8::from(encoding.is_some())];
-            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-            framed.extend_from_slice(&message);
-            let request = http::Request::post("/inference.GRPCInferenceService/ModelInfer")
-                .header("content-type", "application/grpc")
-                .header("te", "trailers");
-            let request = match encoding {
-                Some(name) => request.header("grpc-encoding", name),
-                None => request,
-            };
-            request
-                .body(tonic::body::Body::new(http_body_util::Full::new(
-                    bytes::Bytes::from(framed),
-                )))
-                .unwrap()
+    /// A ModelInfer call of `message`; `encoding` is the call's grpc-encoding: its message is compressed
+    /// (and flagged) when that is gzip, flagged alone when it is identity, which compresses nothing.
+    fn infer_call(
+        message: &ModelInferRequest,
+        encoding: Option<&str>,
+    ) -> http::Request<tonic::body::Body> {
+        let mut message = message.encode_to_vec();
+        if encoding == Some("gzip") {
+            use std::io::Write;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&message).unwrap();
+            message = encoder.finish().unwrap();
+        }
+        let mut framed = vec![u8::from(encoding.is_some())];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        let request = http::Request::post("/inference.GRPCInferenceService/ModelInfer")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        let request = match encoding {
+            Some(name) => request.header("grpc-encoding", name),
+            None => request,
         };
-        let input = |shape: Vec<i64>, raw: Vec<u8>| ModelInferRequest {
+        request
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from(framed),
+            )))
+            .unwrap()
+    }
+
+    /// A call's grpc-status and the message its answer holds (empty for an error).
+    async fn status_and_message(
+        response: http::Response<tonic::body::Body>,
+    ) -> (String, bytes::Bytes) {
+        let (head, body) = response.into_parts();
+        let collected = body.collect().await.unwrap();
+        // An error before any message comes as headers alone (gRPC's trailers-only answer).
+        let ended = collected.trailers().cloned().unwrap_or(head.headers);
+        let status = ended["grpc-status"].to_str().unwrap().to_owned();
+        (status, collected.to_bytes())
+    }
+
+    /// A request for the model named `model` of one input with its raw contents.
+    fn raw_request(name: &str, datatype: &str, shape: Vec<i64>, raw: Vec<u8>) -> ModelInferRequest {
+        ModelInferRequest {
             model_name: "model".into(),
             inputs: vec![InferInputTensor {
-                name: "x".into(),
-                datatype: "FP32".into(),
+                name: name.into(),
+                datatype: datatype.into(),
                 shape,
                 ..Default::default()
             }],
             raw_input_contents: vec![raw.into()],
             ..Default::default()
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn grpc_calls_are_answered_with_their_status_and_a_compressed_one_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let served = served(dir.path()).await;
+        let input = |shape, raw| raw_request("x", "FP32", shape, raw);
         // A compressed message is inflated once, by the layer, and tonic decodes what it passes on; one
         // flagged compressed under identity is the client's mistake (tonic alone: INTERNAL).
         for (message, encoding, status) in [
@@ -186,13 +209,46 @@ mod tests {
             (input(vec![2, 8], vec![0; 64]), Some("gzip"), "0"),
             (input(vec![1, 8], vec![0; 32]), Some("identity"), "3"),
         ] {
-            let response = served.grpc(call(message, encoding)).await;
-            let (head, body) = response.into_parts();
-            // An error before any message comes as headers alone (gRPC's trailers-only answer).
-            let trailers = body.collect().await.unwrap().trailers().cloned();
-            let ended = trailers.unwrap_or(head.headers);
-            assert_eq!(ended["grpc-status"], status, "{ended:?}");
+            let response = served.grpc(infer_call(&message, encoding)).await;
+            let (ended, _) = status_and_message(response).await;
+            assert_eq!(ended, status);
             assert_eq!(served.memory_held(), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn a_grpc_answer_larger_than_the_request_limit_is_sent_whole() {
+        // FP16 in, FP32 out: 700 kB asked for under --max-request-mib 1, 1.4 MB answered. (The answer was
+        // held to the request's limit: OUT_OF_RANGE, "encoded message length too large".)
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = GraphBuilder::new();
+        let half = g.input("half", DataType::Float16, &[DimSpec::Named("batch")]);
+        let to_float = vec![attr_int("to", DataType::Float as i64)];
+        g.op_into("Cast", &[&half], to_float, "widened");
+        g.output("widened", DataType::Float, &[DimSpec::Named("batch")]);
+        let model = g.finish("widening", 17, vec![]).encode_to_vec();
+        std::fs::write(dir.path().join("model.onnx"), model).unwrap();
+        let served = InProcess::load(&[
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+            "--engine",
+            "kiln",
+            "--max-request-mib",
+            "1",
+        ])
+        .await
+        .unwrap();
+        let rows = 350_000;
+        let one = half::f16::from_f32(1.5).to_le_bytes();
+        let message = raw_request("half", "FP16", vec![rows as i64], one.repeat(rows));
+        let (status, answer) =
+            status_and_message(served.grpc(infer_call(&message, None)).await).await;
+        assert_eq!(status, "0");
+        let answer = ModelInferResponse::decode(&answer[5..]).unwrap();
+        assert_eq!(
+            answer.raw_output_contents[0],
+            1.5f32.to_le_bytes().repeat(rows)
+        );
+        assert_eq!(served.memory_held(), 0);
     }
 }
