@@ -103,6 +103,10 @@ pub async fn load() -> InProcess {
         "2",
         "--max-engine-memory-mib",
         "64",
+        // A request sent beside others waits for their memory as long as they run, however slow the
+        // build: the REST target requires it to be answered as it is alone, never 503.
+        "--max-memory-wait-ms",
+        "600000",
         "--labels",
         &format!("scores={}", labels.display()),
     ])
