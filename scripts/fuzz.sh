@@ -2,7 +2,8 @@
 # cargo-fuzz (libFuzzer) on kiln's parsers of untrusted input: a safetensors header, the pickle scanner,
 # the ONNX protobuf reader and model checks, names and references, Range/Content-Range headers, the
 # manifest JWS verification, and whole Open Inference Protocol requests through kiln-runner's REST and
-# gRPC front ends in process, down to kiln's evaluator and back (oip_*) (fuzz/fuzz_targets/). Each target
+# gRPC front ends in process, down to kiln's evaluator or ONNX Runtime and back (oip_*; oip_ort_strings
+# needs ONNX Runtime's library, fetched by scripts/fetch-onnxruntime.sh) (fuzz/fuzz_targets/). Each target
 # runs SECONDS (default 300) from its seeds (fuzz/seeds/, and its dictionary in fuzz/dicts/ when it has
 # one) and the corpus it grew before (fuzz/corpus/, not committed); a crash stops the script with
 # the input under fuzz/artifacts/, and so does a fuzzer that stops without finishing its run (its output
@@ -27,6 +28,9 @@ if [ "${FUZZ_DEV:-0}" = 1 ]; then
   # pipeline feature (fuzz/Cargo.toml) took it to 124 s.
   export CARGO_PROFILE_DEV_DEBUG=line-tables-only CARGO_PROFILE_DEV_INCREMENTAL=false
 fi
+# ONNX Runtime's library for oip_ort_strings (its model is served on the `ort` engine); fetched once.
+KILN_ONNXRUNTIME_LIB="${KILN_ONNXRUNTIME_LIB:-$(scripts/fetch-onnxruntime.sh)}"
+export KILN_ONNXRUNTIME_LIB
 cd fuzz
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)

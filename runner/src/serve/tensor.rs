@@ -321,7 +321,7 @@ fn check_bytes_data(
         .find_map(|(i, e)| not_text(e).map(|why| (i, why)))
     {
         return Err(ServeError::BadRequest(format!(
-            "input {name:?}: element {i} {why}, which an ONNX string must be"
+            "input {name:?}: element {i} {why}; an ONNX string is UTF-8 text without NUL characters"
         )));
     }
     Ok(())

@@ -1,0 +1,302 @@
+//! Whole inference requests, over REST or gRPC as the first byte picks, through the runner's front ends in
+//! process (`InProcess`) to a model of string tensors served on ONNX Runtime: the path the other
+//! fuzzers do not reach (their model runs on kiln's evaluator, which holds no strings), where `BYTES`
+//! tensors are decoded from JSON, binary data or protobuf, counted at what the engine makes of them,
+//! handed to ONNX Runtime and written back. Whatever comes, each answer is 200, 400 or 404 (an error a
+//! JSON object naming the problem; gRPC: OK, INVALID_ARGUMENT or NOT_FOUND), an answer's tensors hold
+//! as many elements as their shapes say, and once the answer is taken the request holds no memory.
+//! Needs ONNX Runtime's library: `KILN_ONNXRUNTIME_LIB` (scripts/fuzz.sh sets it).
+#![no_main]
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
+use kiln_onnx::proto::tensor_proto::DataType;
+use kiln_runner::serve::in_process::InProcess;
+use kiln_runner::serve::inference::ModelInferResponse;
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+/// The served model's name in the protocol's paths.
+const NAME: &str = "strings";
+
+/// `text` and `other` (strings of a shared batch dimension) in; whether they are equal, and `text`
+/// again, out.
+fn model() -> kiln_onnx::proto::ModelProto {
+    let mut g = GraphBuilder::new();
+    let text = g.input("text", DataType::String, &[DimSpec::Named("batch")]);
+    let other = g.input("other", DataType::String, &[DimSpec::Named("batch")]);
+    g.op_into("Equal", &[&text, &other], vec![], "same");
+    g.op_into("Identity", &[&text], vec![], "text_out");
+    g.output("same", DataType::Bool, &[DimSpec::Named("batch")]);
+    g.output("text_out", DataType::String, &[DimSpec::Named("batch")]);
+    g.finish(NAME, 19, vec![])
+}
+
+async fn load() -> InProcess {
+    let dir = std::env::temp_dir().join(format!("kiln-fuzz-{}-{NAME}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder for the model");
+    std::fs::write(dir.join("model.onnx"), model().encode_to_vec()).expect("the model written");
+    // ONNX Runtime's library from KILN_ONNXRUNTIME_LIB, as `kiln-runner serve` takes it.
+    let served = InProcess::load(&[
+        "--model-dir",
+        dir.to_str().expect("a UTF-8 path"),
+        "--name",
+        NAME,
+        "--engine",
+        "ort",
+        "--threads",
+        "1",
+        "--batch-delay-us",
+        "0",
+        "--max-batch-size",
+        "4",
+        "--max-request-mib",
+        "1",
+        "--max-in-flight-mib",
+        "16",
+        "--max-response-mib",
+        "2",
+        "--max-engine-memory-mib",
+        "64",
+        "--max-memory-wait-ms",
+        "600000",
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("the fuzzed model loads (KILN_ONNXRUNTIME_LIB set?): {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    served
+}
+
+/// One request: over REST (its body, and the binary-data header's length when there is one) or gRPC (its
+/// message, gzip-compressed or not).
+enum Request {
+    Rest {
+        header_length: Option<u16>,
+        body: Vec<u8>,
+    },
+    Grpc {
+        gzip: bool,
+        message: Vec<u8>,
+    },
+}
+
+/// What came back: the HTTP status or grpc-status, the body, the binary-data header's length.
+struct Answer {
+    status: u16,
+    header_length: Option<String>,
+    body: Bytes,
+}
+
+type Job = (Request, oneshot::Sender<(Answer, u64)>);
+
+/// The app lives on a thread of its own, in actix's runtime (its test requests are not `Send`); gRPC
+/// calls are driven there too.
+fn server() -> &'static mpsc::Sender<Job> {
+    static SERVER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (jobs, mut incoming) = mpsc::channel::<Job>(1);
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let served = load().await;
+                let app = init_service(served.rest_app()).await;
+                while let Some((request, reply)) = incoming.recv().await {
+                    let answer = match request {
+                        Request::Rest {
+                            header_length,
+                            body,
+                        } => {
+                            let mut test = TestRequest::post()
+                                .uri(&format!("/v2/models/{NAME}/infer"))
+                                .insert_header(("content-type", "application/json"));
+                            if let Some(length) = header_length {
+                                test = test.insert_header((
+                                    "inference-header-content-length",
+                                    length.to_string(),
+                                ));
+                            }
+                            let response =
+                                call_service(&app, test.set_payload(body).to_request()).await;
+                            let header_length = response
+                                .headers()
+                                .get("inference-header-content-length")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
+                            Answer {
+                                status: response.status().as_u16(),
+                                header_length,
+                                body: read_body(response).await,
+                            }
+                        }
+                        Request::Grpc { gzip, message } => grpc(&served, gzip, message).await,
+                    };
+                    let _ = reply.send((answer, served.memory_held()));
+                }
+            });
+        });
+        jobs
+    })
+}
+
+async fn grpc(served: &InProcess, gzip: bool, message: Vec<u8>) -> Answer {
+    let message = if gzip {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&message).expect("in memory");
+        e.finish().expect("in memory")
+    } else {
+        message
+    };
+    let mut framed = vec![u8::from(gzip)];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut call = http::Request::post("/inference.GRPCInferenceService/ModelInfer")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if gzip {
+        call = call.header("grpc-encoding", "gzip");
+    }
+    let body = tonic::body::Body::new(http_body_util::Full::new(Bytes::from(framed)));
+    let response = served.grpc(call.body(body).expect("a request")).await;
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.expect("the answer's body ends");
+    // An error before any message comes as headers alone (gRPC's trailers-only answer).
+    let ended = body.trailers().cloned().unwrap_or(head.headers);
+    let status = ended
+        .get("grpc-status")
+        .and_then(|s| s.to_str().ok())
+        .and_then(|s| s.parse::<u16>().ok())
+        .expect("the call ends with a grpc-status");
+    Answer {
+        status,
+        header_length: None,
+        body: body.to_bytes(),
+    }
+}
+
+/// The elements of a `BYTES` tensor's bytes as the protocol lays them out (each a 4-byte little-endian
+/// length, then that many bytes); `None` when they do not divide so.
+fn strings_in(mut raw: &[u8]) -> Option<usize> {
+    let mut count = 0;
+    while !raw.is_empty() {
+        let length = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+        raw = raw.get(4 + length..)?;
+        count += 1;
+    }
+    Some(count)
+}
+
+/// The elements `bytes` hold in `datatype`, checked against `shape`.
+fn holds(name: &str, datatype: &str, shape: &[i64], bytes: &[u8]) {
+    let elements: i64 = shape.iter().product();
+    let held = match datatype {
+        "BYTES" => strings_in(bytes).unwrap_or_else(|| panic!("{name}: strings cut short")) as i64,
+        "BOOL" => bytes.len() as i64,
+        other => panic!("{name} of datatype {other}"),
+    };
+    assert_eq!(held, elements, "{name}: {shape:?}");
+}
+
+fn check_rest(answer: &Answer) {
+    let text = String::from_utf8_lossy(&answer.body);
+    match answer.status {
+        200 => {
+            let json_length = answer
+                .header_length
+                .as_ref()
+                .map_or(answer.body.len(), |l| {
+                    l.parse().expect("a header length that is a number")
+                });
+            let (json, mut binary) = answer.body.split_at(json_length);
+            let reply: serde_json::Value = serde_json::from_slice(json).expect("an answer is JSON");
+            assert_eq!(reply["model_name"], NAME, "{text}");
+            for output in reply["outputs"].as_array().expect("outputs") {
+                let name = output["name"].as_str().expect("a name");
+                let datatype = output["datatype"].as_str().expect("a datatype");
+                let shape: Vec<i64> =
+                    serde_json::from_value(output["shape"].clone()).expect("a shape");
+                match output["parameters"]["binary_data_size"].as_u64() {
+                    Some(size) => {
+                        let (bytes, rest) = binary.split_at(size as usize);
+                        holds(name, datatype, &shape, bytes);
+                        binary = rest;
+                    }
+                    None => {
+                        let data = output["data"].as_array().expect("data");
+                        let elements: i64 = shape.iter().product();
+                        assert_eq!(data.len() as i64, elements, "{name}: {text}");
+                    }
+                }
+            }
+            assert!(binary.is_empty(), "binary data past the outputs: {text}");
+        }
+        400 | 404 => {
+            let error: serde_json::Value =
+                serde_json::from_slice(&answer.body).expect("an error is JSON");
+            assert!(
+                error["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{text}"
+            );
+        }
+        other => panic!("status {other}: {text}"),
+    }
+}
+
+fn check_grpc(answer: &Answer) {
+    // OK, INVALID_ARGUMENT (the client's mistake), NOT_FOUND (another model).
+    assert!(
+        matches!(answer.status, 0 | 3 | 5),
+        "grpc-status {}",
+        answer.status
+    );
+    if answer.status != 0 {
+        return;
+    }
+    let body = &answer.body;
+    assert!(body.len() >= 5 && body[0] == 0, "one uncompressed message");
+    let reply = ModelInferResponse::decode(&body[5..]).expect("the answer decodes");
+    assert_eq!(reply.model_name, NAME);
+    assert_eq!(reply.outputs.len(), reply.raw_output_contents.len());
+    for (output, raw) in reply.outputs.iter().zip(&reply.raw_output_contents) {
+        holds(&output.name, &output.datatype, &output.shape, raw);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let request = match (flags & 1, flags & 2 != 0, rest) {
+        (0, true, [a, b, body @ ..]) => Request::Rest {
+            header_length: Some(u16::from_le_bytes([*a, *b])),
+            body: body.to_vec(),
+        },
+        (0, _, body) => Request::Rest {
+            header_length: None,
+            body: body.to_vec(),
+        },
+        (_, gzip, message) => Request::Grpc {
+            gzip,
+            message: message.to_vec(),
+        },
+    };
+    let rest_call = matches!(request, Request::Rest { .. });
+    let (reply, answer) = oneshot::channel();
+    server()
+        .blocking_send((request, reply))
+        .expect("the app's thread runs");
+    let (answer, held_after) = answer.blocking_recv().expect("the app answers");
+    assert_eq!(
+        held_after, 0,
+        "memory still held after status {}",
+        answer.status
+    );
+    match rest_call {
+        true => check_rest(&answer),
+        false => check_grpc(&answer),
+    }
+});
