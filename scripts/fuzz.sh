@@ -28,12 +28,14 @@ if [ "${FUZZ_DEV:-0}" = 1 ]; then
   # pipeline feature (fuzz/Cargo.toml) took it to 124 s.
   export CARGO_PROFILE_DEV_DEBUG=line-tables-only CARGO_PROFILE_DEV_INCREMENTAL=false
 fi
-# ONNX Runtime's library for oip_ort_strings (its model is served on the `ort` engine); fetched once.
-KILN_ONNXRUNTIME_LIB="${KILN_ONNXRUNTIME_LIB:-$(scripts/fetch-onnxruntime.sh)}"
-export KILN_ONNXRUNTIME_LIB
 cd fuzz
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+# ONNX Runtime's library for oip_ort_strings (its model is served on the `ort` engine), fetched once.
+if [[ " ${targets[*]} " == *" oip_ort_strings "* && -z "${KILN_ONNXRUNTIME_LIB:-}" ]]; then
+  KILN_ONNXRUNTIME_LIB="$(../scripts/fetch-onnxruntime.sh)"
+  export KILN_ONNXRUNTIME_LIB
+fi
 cargo fuzz build "${profile[@]}" -s "$sanitizer" >/dev/null
 # fuzz/target holds the runs' logs even when CARGO_TARGET_DIR puts the build elsewhere.
 mkdir -p target
@@ -48,7 +50,7 @@ for target in "${targets[@]}"; do
   log="target/fuzz-$target.log"
   status=0
   cargo fuzz run "${profile[@]}" -s "$sanitizer" "$target" "corpus/$target" "${seeds[@]}" -- \
-    "${dict[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 >"$log" 2>&1 ||
+    "${dict[@]}" -max_total_time="$seconds" -timeout=120 -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 >"$log" 2>&1 ||
     status=$?
   grep -E "^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|Done)" "$log" || true
   if compgen -G "artifacts/$target/*" >/dev/null; then

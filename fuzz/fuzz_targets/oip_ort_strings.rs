@@ -4,7 +4,10 @@
 //! tensors are decoded from JSON, binary data or protobuf, counted at what the engine makes of them,
 //! handed to ONNX Runtime and written back. Whatever comes, each answer is 200, 400 or 404 (an error a
 //! JSON object naming the problem; gRPC: OK, INVALID_ARGUMENT or NOT_FOUND), an answer's tensors hold
-//! as many elements as their shapes say, and once the answer is taken the request holds no memory.
+//! as many elements as their shapes say, their values are the model's on what was sent (`text_out` the
+//! strings of `text`, `same` their equality with `other`'s) wherever the request's values can be read
+//! here (JSON strings, gRPC contents; not binary data), and once the answer is taken the request holds
+//! no memory.
 //! Needs ONNX Runtime's library: `KILN_ONNXRUNTIME_LIB` (scripts/fuzz.sh sets it).
 #![no_main]
 
@@ -17,7 +20,7 @@ use http_body_util::BodyExt;
 use kiln_onnx::graph_builder::{DimSpec, GraphBuilder};
 use kiln_onnx::proto::tensor_proto::DataType;
 use kiln_runner::serve::in_process::InProcess;
-use kiln_runner::serve::inference::ModelInferResponse;
+use kiln_runner::serve::inference::{ModelInferRequest, ModelInferResponse};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -65,7 +68,7 @@ async fn load() -> InProcess {
         "--max-engine-memory-mib",
         "64",
         "--max-memory-wait-ms",
-        "600000",
+        "60000",
     ])
     .await
     .unwrap_or_else(|e| panic!("the fuzzed model loads (KILN_ONNXRUNTIME_LIB set?): {e}"));
@@ -180,28 +183,134 @@ async fn grpc(served: &InProcess, gzip: bool, message: Vec<u8>) -> Answer {
 
 /// The elements of a `BYTES` tensor's bytes as the protocol lays them out (each a 4-byte little-endian
 /// length, then that many bytes); `None` when they do not divide so.
-fn strings_in(mut raw: &[u8]) -> Option<usize> {
-    let mut count = 0;
+fn strings_in(mut raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut strings = Vec::new();
     while !raw.is_empty() {
         let length = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
-        raw = raw.get(4 + length..)?;
-        count += 1;
+        strings.push(raw.get(4..4 + length)?.to_vec());
+        raw = &raw[4 + length..];
     }
-    Some(count)
+    Some(strings)
 }
 
-/// The elements `bytes` hold in `datatype`, checked against `shape`.
-fn holds(name: &str, datatype: &str, shape: &[i64], bytes: &[u8]) {
-    let elements: i64 = shape.iter().product();
-    let held = match datatype {
-        "BYTES" => strings_in(bytes).unwrap_or_else(|| panic!("{name}: strings cut short")) as i64,
-        "BOOL" => bytes.len() as i64,
+/// What a request sent as `text` and `other`, where this target can read both (JSON strings, gRPC typed
+/// or raw contents): what a 200 or OK answer must have compared and passed through.
+type Sent = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// A JSON request's inputs, read as strictly as the runner reads them (a field twice is refused).
+#[derive(serde::Deserialize)]
+struct JsonRequest {
+    inputs: Vec<JsonInput>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonInput {
+    name: String,
+    data: serde_json::Value,
+}
+
+/// The two inputs, each named once, from `(name, elements)` pairs.
+fn both(inputs: Vec<(String, Option<Vec<Vec<u8>>>)>) -> Option<Sent> {
+    let one = |wanted: &str| {
+        let mut named = inputs.iter().filter(|(name, _)| name == wanted);
+        match (named.next(), named.next()) {
+            (Some((_, elements)), None) => elements.clone(),
+            _ => None,
+        }
+    };
+    Some((one("text")?, one("other")?))
+}
+
+/// A JSON array of strings, however nested, as bytes.
+fn json_strings(data: &serde_json::Value, into: &mut Vec<Vec<u8>>) -> Option<()> {
+    match data {
+        serde_json::Value::String(s) => into.push(s.as_bytes().to_vec()),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                json_strings(item, into)?;
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+fn sent(request: &Request) -> Option<Sent> {
+    match request {
+        Request::Rest {
+            header_length: None,
+            body,
+        } => {
+            let request: JsonRequest = serde_json::from_slice(body).ok()?;
+            let inputs = request.inputs.into_iter().map(|input| {
+                let mut strings = Vec::new();
+                let read = json_strings(&input.data, &mut strings).map(|()| strings);
+                (input.name, read)
+            });
+            both(inputs.collect())
+        }
+        Request::Rest { .. } => None,
+        Request::Grpc { message, .. } => {
+            let request = ModelInferRequest::decode(&message[..]).ok()?;
+            let raw = &request.raw_input_contents;
+            let inputs = request.inputs.iter().enumerate().map(|(at, input)| {
+                let elements = match raw.is_empty() {
+                    true => input
+                        .contents
+                        .as_ref()
+                        .map(|c| c.bytes_contents.iter().map(|b| b.to_vec()).collect()),
+                    false => raw.get(at).and_then(|r| strings_in(r)),
+                };
+                (input.name.clone(), elements)
+            });
+            both(inputs.collect())
+        }
+    }
+}
+
+/// An output's values, once checked to hold as many elements as its shape says.
+enum Values {
+    Strings(Vec<Vec<u8>>),
+    Bools(Vec<bool>),
+}
+
+fn values(name: &str, datatype: &str, shape: &[i64], bytes: &[u8]) -> Values {
+    let values = match datatype {
+        "BYTES" => {
+            Values::Strings(strings_in(bytes).unwrap_or_else(|| panic!("{name}: strings cut short")))
+        }
+        "BOOL" => Values::Bools(bytes.iter().map(|&b| b != 0).collect()),
         other => panic!("{name} of datatype {other}"),
     };
-    assert_eq!(held, elements, "{name}: {shape:?}");
+    let held = match &values {
+        Values::Strings(s) => s.len(),
+        Values::Bools(b) => b.len(),
+    };
+    assert_eq!(held as i64, shape.iter().product::<i64>(), "{name}: {shape:?}");
+    values
 }
 
-fn check_rest(answer: &Answer) {
+/// The answer's outputs against what was sent: `text_out` is `text`, `same` is `text` equal to
+/// `other` element by element.
+fn agrees(outputs: Vec<(String, Values)>, sent: Option<&Sent>) {
+    let Some((text, other)) = sent else {
+        return;
+    };
+    for (name, values) in outputs {
+        match (name.as_str(), values) {
+            ("text_out", Values::Strings(out)) => assert_eq!(&out, text, "text_out is not text"),
+            ("same", Values::Bools(same)) => {
+                let equal: Vec<bool> = text.iter().zip(other).map(|(a, b)| a == b).collect();
+                assert_eq!(same, equal, "same is not text == other");
+            }
+            // Classified (the classification extension takes booleans for scores): strings.
+            ("same", Values::Strings(_)) => {}
+            (name, _) => panic!("an output {name} of another datatype"),
+        }
+    }
+}
+
+fn check_rest(answer: &Answer, sent: Option<&Sent>) {
     let text = String::from_utf8_lossy(&answer.body);
     match answer.status {
         200 => {
@@ -214,25 +323,25 @@ fn check_rest(answer: &Answer) {
             let (json, mut binary) = answer.body.split_at(json_length);
             let reply: serde_json::Value = serde_json::from_slice(json).expect("an answer is JSON");
             assert_eq!(reply["model_name"], NAME, "{text}");
+            let mut outputs = Vec::new();
             for output in reply["outputs"].as_array().expect("outputs") {
                 let name = output["name"].as_str().expect("a name");
                 let datatype = output["datatype"].as_str().expect("a datatype");
                 let shape: Vec<i64> =
                     serde_json::from_value(output["shape"].clone()).expect("a shape");
-                match output["parameters"]["binary_data_size"].as_u64() {
+                let bytes = match output["parameters"]["binary_data_size"].as_u64() {
                     Some(size) => {
                         let (bytes, rest) = binary.split_at(size as usize);
-                        holds(name, datatype, &shape, bytes);
                         binary = rest;
+                        bytes.to_vec()
                     }
-                    None => {
-                        let data = output["data"].as_array().expect("data");
-                        let elements: i64 = shape.iter().product();
-                        assert_eq!(data.len() as i64, elements, "{name}: {text}");
-                    }
-                }
+                    // The JSON form in the binary one, to be read the same way.
+                    None => json_as_binary(name, &output["data"], &text),
+                };
+                outputs.push((name.to_owned(), values(name, datatype, &shape, &bytes)));
             }
             assert!(binary.is_empty(), "binary data past the outputs: {text}");
+            agrees(outputs, sent);
         }
         400 | 404 => {
             let error: serde_json::Value =
@@ -246,7 +355,23 @@ fn check_rest(answer: &Answer) {
     }
 }
 
-fn check_grpc(answer: &Answer) {
+/// An output's JSON `data` (a flat array of strings or of booleans) in the binary form.
+fn json_as_binary(name: &str, data: &serde_json::Value, text: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for item in data.as_array().unwrap_or_else(|| panic!("{name}: data: {text}")) {
+        match item {
+            serde_json::Value::String(s) => {
+                bytes.extend((s.len() as u32).to_le_bytes());
+                bytes.extend(s.as_bytes());
+            }
+            serde_json::Value::Bool(b) => bytes.push(u8::from(*b)),
+            other => panic!("{name}: an element {other}: {text}"),
+        }
+    }
+    bytes
+}
+
+fn check_grpc(answer: &Answer, sent: Option<&Sent>) {
     // OK, INVALID_ARGUMENT (the client's mistake), NOT_FOUND (another model).
     assert!(
         matches!(answer.status, 0 | 3 | 5),
@@ -258,12 +383,17 @@ fn check_grpc(answer: &Answer) {
     }
     let body = &answer.body;
     assert!(body.len() >= 5 && body[0] == 0, "one uncompressed message");
+    let length = u32::from_be_bytes(body[1..5].try_into().expect("four bytes")) as usize;
+    assert_eq!(length, body.len() - 5, "the frame holds the whole message");
     let reply = ModelInferResponse::decode(&body[5..]).expect("the answer decodes");
     assert_eq!(reply.model_name, NAME);
     assert_eq!(reply.outputs.len(), reply.raw_output_contents.len());
-    for (output, raw) in reply.outputs.iter().zip(&reply.raw_output_contents) {
-        holds(&output.name, &output.datatype, &output.shape, raw);
-    }
+    let outputs = reply.outputs.iter().zip(&reply.raw_output_contents);
+    let outputs = outputs.map(|(output, raw)| {
+        let values = values(&output.name, &output.datatype, &output.shape, raw);
+        (output.name.clone(), values)
+    });
+    agrees(outputs.collect(), sent);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -284,6 +414,7 @@ fuzz_target!(|data: &[u8]| {
             message: message.to_vec(),
         },
     };
+    let sent = sent(&request);
     let rest_call = matches!(request, Request::Rest { .. });
     let (reply, answer) = oneshot::channel();
     server()
@@ -296,7 +427,7 @@ fuzz_target!(|data: &[u8]| {
         answer.status
     );
     match rest_call {
-        true => check_rest(&answer),
-        false => check_grpc(&answer),
+        true => check_rest(&answer, sent.as_ref()),
+        false => check_grpc(&answer, sent.as_ref()),
     }
 });

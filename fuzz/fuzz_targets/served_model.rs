@@ -104,9 +104,10 @@ pub async fn load() -> InProcess {
         "--max-engine-memory-mib",
         "64",
         // A request sent beside others waits for their memory as long as they run, however slow the
-        // build: the REST target requires it to be answered as it is alone, never 503.
+        // build: the REST target requires it to be answered as it is alone, never 503. (A wait that
+        // never ends is libFuzzer's timeout, 120 s in scripts/fuzz.sh.)
         "--max-memory-wait-ms",
-        "600000",
+        "60000",
         "--labels",
         &format!("scores={}", labels.display()),
     ])

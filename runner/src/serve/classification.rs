@@ -59,11 +59,11 @@ pub fn top_classes(
         for &index in &order[..kept] {
             let score = match output.datatype {
                 Datatype::Fp16 | Datatype::Bf16 | Datatype::Fp32 => {
-                    (row_scores[index] as f32).to_string()
+                    shown(row_scores[index] as f32)
                 }
-                _ => row_scores[index].to_string(),
+                _ => shown(row_scores[index]),
             };
-            // A score and an index are a few dozen bytes: the length always fits.
+            // A score (at most 24 bytes) and an index are a few dozen bytes: the length always fits.
             let entry = match labels {
                 Some(labels) => format!("{score}:{index}:{}", labels[index]),
                 None => format!("{score}:{index}"),
@@ -82,6 +82,18 @@ pub fn top_classes(
         shape,
         data: data.into(),
     })
+}
+
+/// A score as Triton's clients read it back: its shortest decimal form, or its exponent form where that
+/// is long (1e308 written out is 309 digits: an 8-byte score would become hundreds of bytes of answer,
+/// past what `--max-response-mib` counted). At most 24 bytes either way.
+fn shown<T: std::fmt::Display + std::fmt::LowerExp>(score: T) -> String {
+    let plain = score.to_string();
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{score:e}")
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +125,36 @@ mod tests {
         let all = top_classes(&logits, 100, false, None).unwrap();
         assert_eq!(all.shape, vec![8]);
         assert_eq!(json!(all.json_data())[7], json!("NaN:2"));
+    }
+
+    #[test]
+    fn scores_far_from_one_are_written_in_exponent_form_and_read_back_exactly() {
+        let values = [1e308, 5e-324, 0.5, -f64::MAX, 1e-7];
+        let scores = Tensor {
+            name: "logits".into(),
+            datatype: Datatype::Fp64,
+            shape: vec![5],
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        let top = top_classes(&scores, 5, false, None).unwrap();
+        assert_eq!(
+            json!(top.json_data()),
+            json!([
+                "1e308:0",
+                "0.5:2",
+                "0.0000001:4",
+                "5e-324:1",
+                "-1.7976931348623157e308:3"
+            ])
+        );
+        let narrow = top_classes(&fp32(vec![2], &[f32::MAX, 1e-45]), 2, false, None).unwrap();
+        assert_eq!(
+            json!(narrow.json_data()),
+            json!(["3.4028235e38:0", "1e-45:1"])
+        );
+        for (value, shown) in values.iter().zip(["1e308", "5e-324", "0.5"]) {
+            assert_eq!(shown.parse::<f64>().unwrap(), *value);
+        }
     }
 
     #[test]

@@ -96,9 +96,9 @@ pub(super) fn service(state: Arc<State>) -> GrpcInferenceServiceServer<impl Grpc
     // Compressed messages as Triton takes them (tritonclient's `compression_algorithm`): `grpc_memory`
     // inflates and counts them and passes them on inflated; tonic must still accept the call's
     // `grpc-encoding`, which it would otherwise refuse as UNIMPLEMENTED. Answers keep tonic's default
-    // (no limit of its own): `--max-response-mib` bounds them as it bounds REST's, and `infer` refuses
-    // one past what a gRPC message can hold; the request's limit would cut off a small request's large
-    // answer as OUT_OF_RANGE.
+    // (no limit of its own), as REST's have none: `--max-response-mib` bounds a run's outputs on both,
+    // and `infer` refuses an answer past what a gRPC message can hold; the request's limit would cut off
+    // a small request's large answer as OUT_OF_RANGE (and tonic checks it only once it has encoded it).
     GrpcInferenceServiceServer::new(Service { state })
         .max_decoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
