@@ -276,9 +276,9 @@ enum Values {
 
 fn values(name: &str, datatype: &str, shape: &[i64], bytes: &[u8]) -> Values {
     let values = match datatype {
-        "BYTES" => {
-            Values::Strings(strings_in(bytes).unwrap_or_else(|| panic!("{name}: strings cut short")))
-        }
+        "BYTES" => Values::Strings(
+            strings_in(bytes).unwrap_or_else(|| panic!("{name}: strings cut short")),
+        ),
         "BOOL" => Values::Bools(bytes.iter().map(|&b| b != 0).collect()),
         other => panic!("{name} of datatype {other}"),
     };
@@ -286,7 +286,11 @@ fn values(name: &str, datatype: &str, shape: &[i64], bytes: &[u8]) -> Values {
         Values::Strings(s) => s.len(),
         Values::Bools(b) => b.len(),
     };
-    assert_eq!(held as i64, shape.iter().product::<i64>(), "{name}: {shape:?}");
+    assert_eq!(
+        held as i64,
+        shape.iter().product::<i64>(),
+        "{name}: {shape:?}"
+    );
     values
 }
 
@@ -358,7 +362,10 @@ fn check_rest(answer: &Answer, sent: Option<&Sent>) {
 /// An output's JSON `data` (a flat array of strings or of booleans) in the binary form.
 fn json_as_binary(name: &str, data: &serde_json::Value, text: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for item in data.as_array().unwrap_or_else(|| panic!("{name}: data: {text}")) {
+    for item in data
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: data: {text}"))
+    {
         match item {
             serde_json::Value::String(s) => {
                 bytes.extend((s.len() as u32).to_le_bytes());

@@ -58,9 +58,7 @@ pub fn top_classes(
         );
         for &index in &order[..kept] {
             let score = match output.datatype {
-                Datatype::Fp16 | Datatype::Bf16 | Datatype::Fp32 => {
-                    shown(row_scores[index] as f32)
-                }
+                Datatype::Fp16 | Datatype::Bf16 | Datatype::Fp32 => shown(row_scores[index] as f32),
                 _ => shown(row_scores[index]),
             };
             // A score (at most 24 bytes) and an index are a few dozen bytes: the length always fits.
