@@ -6,6 +6,7 @@
 //! tensor's bytes for each output it describes, and once the answer is taken the call holds no memory.
 #![no_main]
 
+mod served_folder;
 mod served_model;
 
 use std::convert::Infallible;

@@ -11,6 +11,8 @@
 //! Needs ONNX Runtime's library: `KILN_ONNXRUNTIME_LIB` (scripts/fuzz.sh sets it).
 #![no_main]
 
+mod served_folder;
+
 use std::io::Write;
 use std::sync::OnceLock;
 
@@ -41,39 +43,14 @@ fn model() -> kiln_onnx::proto::ModelProto {
     g.finish(NAME, 19, vec![])
 }
 
+/// Serves the model on ONNX Runtime, its library from KILN_ONNXRUNTIME_LIB as `kiln-runner serve` takes it.
 async fn load() -> InProcess {
-    let dir = std::env::temp_dir().join(format!("kiln-fuzz-{}-{NAME}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a folder for the model");
-    std::fs::write(dir.join("model.onnx"), model().encode_to_vec()).expect("the model written");
-    // ONNX Runtime's library from KILN_ONNXRUNTIME_LIB, as `kiln-runner serve` takes it.
-    let served = InProcess::load(&[
-        "--model-dir",
-        dir.to_str().expect("a UTF-8 path"),
-        "--name",
-        NAME,
-        "--engine",
-        "ort",
-        "--threads",
-        "1",
-        "--batch-delay-us",
-        "0",
-        "--max-batch-size",
-        "4",
-        "--max-request-mib",
-        "1",
-        "--max-in-flight-mib",
-        "16",
-        "--max-response-mib",
-        "2",
-        "--max-engine-memory-mib",
-        "64",
-        "--max-memory-wait-ms",
-        "60000",
-    ])
-    .await
-    .unwrap_or_else(|e| panic!("the fuzzed model loads (KILN_ONNXRUNTIME_LIB set?): {e}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    served
+    let model = model().encode_to_vec();
+    let dir = served_folder::folder(NAME, &[("model.onnx", &model)]);
+    let flags = ["--engine", "ort", "--max-in-flight-mib", "16"];
+    served_folder::serve(dir, NAME, &flags)
+        .await
+        .unwrap_or_else(|e| panic!("the fuzzed model loads (KILN_ONNXRUNTIME_LIB set?): {e}"))
 }
 
 /// One request: over REST (its body, and the binary-data header's length when there is one) or gRPC (its

@@ -8,6 +8,7 @@
 //! requests hold no memory.
 #![no_main]
 
+mod served_folder;
 mod served_model;
 
 use std::io::{Read, Write};

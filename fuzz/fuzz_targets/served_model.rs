@@ -1,10 +1,7 @@
 //! The model the Open Inference Protocol fuzzers send requests to, loaded as `kiln-runner serve
-//! --model-dir` loads one, on kiln's evaluator: five inputs of five datatypes sharing a batch dimension
+//! --model-dir` loads one (`served_folder`), on kiln's evaluator: five inputs of five datatypes sharing a batch dimension
 //! (one more dimension dynamic), and outputs that are scores with labels (the classification extension),
-//! booleans, a widened fp16, a mean over the dynamic dimension and an input passed through. Small limits,
-//! so that what a request asks for meets them at sizes the fuzzer reaches.
-
-use std::path::PathBuf;
+//! booleans, a widened fp16, a mean over the dynamic dimension and an input passed through.
 
 use candle_core::{Device, Tensor};
 use kiln_onnx::graph_builder::{DimSpec, GraphBuilder, attr_int, attr_ints};
@@ -74,45 +71,23 @@ fn model() -> kiln_onnx::proto::ModelProto {
     g.finish(NAME, 17, vec![])
 }
 
-/// Writes the model and its labels to a folder of their own, loads them, and removes the folder (what
-/// is served was read at load).
+/// Serves the model, its output's labels beside it, on kiln's evaluator.
 pub async fn load() -> InProcess {
-    let dir = std::env::temp_dir().join(format!("kiln-fuzz-{}-{NAME}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a folder for the model");
-    std::fs::write(dir.join("model.onnx"), model().encode_to_vec()).expect("the model written");
-    let labels: PathBuf = dir.join("scores.txt");
-    std::fs::write(&labels, "cat\ndog\nbird\n").expect("the labels written");
-    let served = InProcess::load(&[
-        "--model-dir",
-        dir.to_str().expect("a UTF-8 path"),
-        "--name",
+    let model = model().encode_to_vec();
+    let dir = crate::served_folder::folder(
         NAME,
+        &[("model.onnx", &model), ("scores.txt", b"cat\ndog\nbird\n")],
+    );
+    let labels = format!("scores={}", dir.join("scores.txt").display());
+    let flags = [
         "--engine",
         "kiln",
-        "--threads",
-        "1",
-        "--batch-delay-us",
-        "0",
-        "--max-batch-size",
-        "4",
-        "--max-request-mib",
-        "1",
         "--max-in-flight-mib",
         "8",
-        "--max-response-mib",
-        "2",
-        "--max-engine-memory-mib",
-        "64",
-        // A request sent beside others waits for their memory as long as they run, however slow the
-        // build: the REST target requires it to be answered as it is alone, never 503. (A wait that
-        // never ends is libFuzzer's timeout, 120 s in scripts/fuzz.sh.)
-        "--max-memory-wait-ms",
-        "60000",
         "--labels",
-        &format!("scores={}", labels.display()),
-    ])
-    .await
-    .expect("the fuzzed model loads");
-    let _ = std::fs::remove_dir_all(&dir);
-    served
+        &labels,
+    ];
+    crate::served_folder::serve(dir, NAME, &flags)
+        .await
+        .expect("the fuzzed model loads")
 }
