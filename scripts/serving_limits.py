@@ -19,8 +19,10 @@ import zlib
 
 import grpc
 import numpy as np
+import onnx
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from onnx import TensorProto, helper
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
@@ -67,6 +69,44 @@ def engine_memory_limit(work, runner, folder):
             refused_then_served(url, grpc_url, model, {"features": np.ones((1_000_000, 4), dtype=np.float32)},
                                 "--max-engine-memory-mib",
                                 f"a request needing more than the engine's memory limit ({engine})")
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def outer_sum(work, runner):
+    """A model adding a column to a row (`[n, 1] + [1, m]`), on each engine under a 1 GiB engine limit: two
+    vectors of 100,000 floats (800 kB) ask for a 40 GB sum. ONNX Runtime refused it at its arena's limit;
+    kiln's evaluator allocated it whole and the refused allocation aborted the process. It now works out the
+    result of a broadcast, a matrix product, a gather or a shape read from values before the node runs, and
+    refuses a request whose result would pass the limit; both engines then answer a small request."""
+    folder = os.path.join(work, "outer-sum")
+    os.makedirs(folder, exist_ok=True)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["column", "row"], ["sum"])], "outer_sum",
+        [helper.make_tensor_value_info("column", TensorProto.FLOAT, ["n", 1]),
+         helper.make_tensor_value_info("row", TensorProto.FLOAT, [1, "m"])],
+        [helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["n", "m"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    huge = {"column": np.ones((100_000, 1), dtype=np.float32), "row": np.ones((1, 100_000), dtype=np.float32)}
+    small = {"column": np.arange(3, dtype=np.float32).reshape(3, 1),
+             "row": np.arange(4, dtype=np.float32).reshape(1, 4)}
+    expected = {"sum": small["column"] + small["row"]}
+    for engine in ("ort", "kiln"):
+        process, url, grpc_url = start_runner(runner, path, work, f"outer-sum-{engine}",
+                                              ["--engine", engine, "--name", "outer_sum",
+                                               "--max-engine-memory-mib", "1024"])
+        try:
+            for protocol, refused in refusals(url, grpc_url, "outer_sum", huge):
+                check("--max-engine-memory-mib" in refused,
+                      f"over {protocol}, a request whose sum would hold 40 GB is refused naming "
+                      f"--max-engine-memory-mib ({engine}: {refused[:200]})")
+            check(process.poll() is None and agrees(http_infer(url, "outer_sum", small), expected, 0)
+                  and agrees(grpc_infer(grpc_url, "outer_sum", small), expected, 0),
+                  f"the same process then answers a small request with its sum ({engine})")
         finally:
             process.terminate()
             process.wait(30)

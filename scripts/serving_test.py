@@ -38,7 +38,7 @@ from tritonclient.utils import InferenceServerException
 from serving_batching import batched_by_probe, left_unbatched
 from serving_classes import classified, labeled, named_by_config
 from serving_limits import (chunked_bodies, compressed_bodies, decoded_in_flight, engine_memory_given_back, engine_memory_limit,
-                            in_flight_limit, memory_wait, response_limit, strings_in_flight)
+                            in_flight_limit, memory_wait, outer_sum, response_limit, strings_in_flight)
 from serving_connections import connection_age, connection_limits
 from serving_datatypes import every_datatype
 from serving_signatures import odd_signatures
@@ -477,6 +477,7 @@ def main():
     labeled(work, runner, os.path.join(work, "iris", "model.onnx"))
     named_by_config(work, cli, runner, os.path.join(work, "sentiment"))
     engine_memory_limit(work, runner, os.path.join(work, "sentiment"))
+    outer_sum(work, runner)
     pulled = os.path.join(work, "pulled-1")
     engine_memory_given_back(work, runner, os.path.join(pulled, next(f for f in os.listdir(pulled) if f.endswith(".onnx"))))
     response_limit(work, runner, os.path.join(work, "sentiment"))

@@ -17,6 +17,7 @@ pub mod graph;
 mod liveness;
 pub mod node;
 pub mod ops;
+mod output_bound;
 pub mod profile;
 mod run_memory;
 pub mod streaming;

@@ -1,9 +1,10 @@
 //! What the values of one run hold together, against a limit a caller may set: a server refuses a request
 //! whose tensors would pass it where the kernel would otherwise end the process (and every request in
 //! it). Each value's elements are counted once from the moment a node makes it (or a graph is given it)
-//! to its last reader's end; a view sharing its input's storage is counted as a copy, and what an
-//! operator allocates while it runs is not counted (any one tensor is bounded on its own by the
-//! evaluator's element cap).
+//! to its last reader's end; a view sharing its input's storage is counted as a copy. A node whose result
+//! can be far larger than its inputs (`output_bound`) is refused before it runs when that result would
+//! pass the limit; other scratch an operator allocates while it runs is not counted (any one tensor is
+//! bounded on its own by the evaluator's element cap).
 
 use std::cell::Cell;
 
@@ -38,6 +39,24 @@ impl RunMemory {
         Ok(())
     }
 
+    /// Refuses `bytes` more beside what is held, where they would pass the limit, without counting them:
+    /// a node's result worked out before it runs (`output_bound`), counted once it is made.
+    pub fn has_room(&self, bytes: u128) -> Result<(), ModelError> {
+        let needed = u128::from(self.live.get()).saturating_add(bytes);
+        match self.limit {
+            Some(limit) if needed > u128::from(limit) => Err(ModelError::MemoryLimit {
+                needed: u64::try_from(needed).unwrap_or(u64::MAX),
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a caller set a limit (worked-out sizes are only needed then).
+    pub fn is_limited(&self) -> bool {
+        self.limit.is_some()
+    }
+
     pub fn let_go(&self, bytes: u64) {
         self.live.set(self.live.get().saturating_sub(bytes));
     }
@@ -70,5 +89,22 @@ mod tests {
         memory.let_go(60);
         memory.hold(100).unwrap();
         RunMemory::new(None).hold(u64::MAX).unwrap();
+        // A result worked out before it is made is refused the same way, and not counted.
+        let memory = RunMemory::new(Some(100));
+        memory.hold(60).unwrap();
+        memory.has_room(40).unwrap();
+        let refused = memory.has_room(u128::MAX).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ModelError::MemoryLimit {
+                    needed: u64::MAX,
+                    limit: 100
+                }
+            ),
+            "{refused}"
+        );
+        memory.hold(40).unwrap();
+        RunMemory::new(None).has_room(u128::MAX).unwrap();
     }
 }

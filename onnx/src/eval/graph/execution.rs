@@ -13,6 +13,7 @@ use crate::eval::control_flow;
 use crate::eval::derived::DerivedCache;
 use crate::eval::node::Node;
 use crate::eval::ops;
+use crate::eval::output_bound;
 use crate::eval::profile::OpProfile;
 use crate::eval::run_memory::{RunMemory, tensor_bytes};
 use crate::proto::GraphProto;
@@ -131,6 +132,11 @@ impl<'a> Execution<'a> {
                         })
                     })
                     .collect::<Result<Vec<_>, ModelError>>()?;
+            if self.memory.is_limited()
+                && let Some(bytes) = output_bound::output_bytes(&node, &args)
+            {
+                self.memory.has_room(bytes)?;
+            }
             let started = self.profile.map(|_| Instant::now());
             let outputs = self
                 .run_node(&node, &args, prepared.subgraphs_of(index), &scope)

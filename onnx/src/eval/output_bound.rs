@@ -1,0 +1,469 @@
+//! The bytes an operator's result will take, worked out from its inputs before it runs, for the operators
+//! whose results can be far larger than their inputs: a broadcast of a column against a row, a matrix
+//! product's outer dimensions, a gather of many indices, attention's scores, a shape read from a value.
+//! candle allocates such a result whole, and an allocation the host refuses aborts the process (a
+//! server's every request with it); so under a run's memory limit such a node is refused before it
+//! runs, not once its output exists. Other operators make results no larger than their inputs, or
+//! bounded by the element caps their own code checks.
+
+use candle_core::Tensor;
+
+use super::node::{Node, int_values, optional};
+
+/// The most values a shape-giving input (Expand's shape, Tile's repeats) is read for here; a longer one
+/// is left to its operator, which refuses it.
+const MAX_RANK: usize = 64;
+
+/// The bytes `node`'s result will hold (its largest, for an operator with scratch of its own), when it
+/// is one of the operators this module knows and its inputs let the size be worked out; `None` leaves
+/// the node to its operator (which also refuses inputs that do not fit together).
+pub fn output_bytes(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<u128> {
+    let input = |index| optional(inputs, index);
+    match (node.domain(), node.op_type()) {
+        ("" | "ai.onnx", op) if BROADCASTING.contains(&op) => broadcast(inputs.iter().flatten()),
+        ("" | "ai.onnx", "MatMul") => matmul(input(0)?, input(1)?, [false; 2], width(input(0)?)),
+        // The evaluator holds integers as i64, whatever their ONNX type; its 8-bit products accumulate so.
+        ("" | "ai.onnx", "MatMulInteger") => matmul(input(0)?, input(1)?, [false; 2], 8),
+        ("" | "ai.onnx", "QLinearMatMul") => matmul(input(0)?, input(3)?, [false; 2], 8),
+        ("" | "ai.onnx", "Gemm") | ("com.microsoft", "FusedMatMul") => {
+            let transposed = [node.int("transA", 0) != 0, node.int("transB", 0) != 0];
+            matmul(input(0)?, input(1)?, transposed, width(input(0)?))
+        }
+        ("com.microsoft", "Attention") => attention_scores(node, input(0)?, input(4)),
+        ("" | "ai.onnx", "Gather") => gather(node, input(0)?, input(1)?),
+        ("" | "ai.onnx", "Expand") => {
+            let x = input(0)?;
+            let requested = dims_of(input(1)?)?;
+            sized(&broadcast_dims(x.dims(), &requested)?, width(x))
+        }
+        ("" | "ai.onnx", "Tile") => {
+            let (x, repeats) = (input(0)?, dims_of(input(1)?)?);
+            if repeats.len() != x.rank() {
+                return None;
+            }
+            let dims: Vec<usize> = x
+                .dims()
+                .iter()
+                .zip(&repeats)
+                .map(|(&d, &r)| d.saturating_mul(r))
+                .collect();
+            sized(&dims, width(x))
+        }
+        ("" | "ai.onnx", "ConstantOfShape") => {
+            let width = match node.tensor("value").and_then(|t| t.data_type) {
+                None | Some(1) => 4, // FLOAT, the default
+                Some(10 | 16) => 2,  // FLOAT16, BFLOAT16
+                Some(_) => 8,        // DOUBLE, and the integers held as i64
+            };
+            sized(&dims_of(input(0)?)?, width)
+        }
+        // The operators below compute in f64 on the host.
+        ("" | "ai.onnx", "Range") => {
+            let [start, limit, delta] = [0, 1, 2].map(|i| input(i).and_then(scalar));
+            let count = ((limit? - start?) / delta?).ceil();
+            let count = if count.is_nan() { 0.0 } else { count.max(0.0) };
+            Some((count.min(u64::MAX as f64) as u128).saturating_mul(8))
+        }
+        ("" | "ai.onnx", "OneHot") => {
+            let depth = scalar(input(1)?)?.clamp(0.0, u64::MAX as f64) as u128;
+            sized(input(0)?.dims(), 8).map(|bytes| bytes.saturating_mul(depth))
+        }
+        ("" | "ai.onnx", "Pad") => pad(node, input(0)?, input(1), input(3)),
+        _ => None,
+    }
+}
+
+/// Gather's result: `data`'s dimensions with the gathered axis replaced by `indices`'.
+fn gather(node: &Node<'_>, data: &Tensor, indices: &Tensor) -> Option<u128> {
+    let axis = node.int("axis", 0);
+    let rank = data.rank() as i64;
+    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis })
+        .ok()
+        .filter(|&a| a < data.rank())?;
+    let dims: Vec<usize> = data.dims()[..axis]
+        .iter()
+        .chain(indices.dims())
+        .chain(&data.dims()[axis + 1..])
+        .copied()
+        .collect();
+    sized(&dims, width(data))
+}
+
+/// Pad's result over every axis (opset 18's `axes` input is left to the operator), computed in f64.
+fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>) -> Option<u128> {
+    if axes.is_some() {
+        return None;
+    }
+    let pads = if node.opset >= 11 {
+        small_values(pads?)?
+    } else {
+        node.ints("pads")?
+    };
+    let rank = x.rank();
+    if pads.len() != 2 * rank {
+        return None;
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            let padded = (x.dims()[i] as i128) + i128::from(pads[i]) + i128::from(pads[i + rank]);
+            usize::try_from(padded.max(0)).unwrap_or(usize::MAX)
+        })
+        .collect();
+    sized(&dims, 8)
+}
+
+/// The operators whose result is their inputs broadcast together, NumPy's way.
+const BROADCASTING: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "Where",
+    "PRelu",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+];
+
+/// The inputs broadcast together, each element as wide as the widest input's.
+fn broadcast<'t>(tensors: impl Iterator<Item = &'t Tensor>) -> Option<u128> {
+    let mut dims = Vec::new();
+    let mut widest = 0;
+    for tensor in tensors {
+        dims = broadcast_dims(&dims, tensor.dims())?;
+        widest = widest.max(width(tensor));
+    }
+    sized(&dims, widest)
+}
+
+/// `a` and `b` broadcast together, or `None` where they do not fit (the operator says why).
+fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let at =
+        |dims: &[usize], axis: usize| (axis + dims.len()).checked_sub(rank).map_or(1, |i| dims[i]);
+    (0..rank)
+        .map(|axis| match (at(a, axis), at(b, axis)) {
+            (x, y) if x == y => Some(x),
+            (1, y) => Some(y),
+            (x, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A matrix product's result: the batch dimensions broadcast, then rows × columns (a 1-D operand
+/// contributes none), of `width` bytes each; `transposed` says which operand is given transposed.
+fn matmul(a: &Tensor, b: &Tensor, transposed: [bool; 2], width: u128) -> Option<u128> {
+    let (ad, bd) = (a.dims(), b.dims());
+    if ad.is_empty() || bd.is_empty() {
+        return None;
+    }
+    let matrix = |dims: &[usize], transposed: bool, rows: bool| match dims.len() {
+        1 => 1,
+        n if rows != transposed => dims[n - 2],
+        n => dims[n - 1],
+    };
+    let rows = matrix(ad, transposed[0], true);
+    let columns = matrix(bd, transposed[1], false);
+    let batch = broadcast_dims(
+        &ad[..ad.len().saturating_sub(2)],
+        &bd[..bd.len().saturating_sub(2)],
+    )?;
+    Some(
+        elements(&batch)
+            .saturating_mul(elements(&[rows, columns]))
+            .saturating_mul(width),
+    )
+}
+
+/// ONNX Runtime's contrib Attention: its scores, batch × heads × sequence × (past + sequence), are the
+/// largest tensor it makes.
+fn attention_scores(node: &Node<'_>, x: &Tensor, past: Option<&Tensor>) -> Option<u128> {
+    let &[batch, sequence, _] = x.dims() else {
+        return None;
+    };
+    let heads = usize::try_from(node.int("num_heads", 0)).ok()?;
+    let total = sequence.saturating_add(past.and_then(|p| p.dims().get(3).copied()).unwrap_or(0));
+    sized(&[batch, heads, sequence, total], width(x))
+}
+
+/// A 1-D integer input's values, when it holds at most [`MAX_RANK`] of them.
+fn small_values(tensor: &Tensor) -> Option<Vec<i64>> {
+    (tensor.elem_count() <= MAX_RANK)
+        .then(|| int_values(tensor).ok())
+        .flatten()
+}
+
+/// A shape given as values (Expand's, ConstantOfShape's, Tile's repeats), negative ones as 0.
+fn dims_of(tensor: &Tensor) -> Option<Vec<usize>> {
+    let values = small_values(tensor)?;
+    Some(
+        values
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// A scalar input's value (Range's bounds, OneHot's depth).
+fn scalar(tensor: &Tensor) -> Option<f64> {
+    match tensor
+        .to_dtype(candle_core::DType::F64)
+        .ok()?
+        .flatten_all()
+        .ok()?
+        .to_vec1::<f64>()
+        .ok()?[..]
+    {
+        [value] => Some(value),
+        _ => None,
+    }
+}
+
+/// The bytes of a tensor of `dims` with elements of `width` bytes.
+fn sized(dims: &[usize], width: u128) -> Option<u128> {
+    Some(elements(dims).saturating_mul(width))
+}
+
+/// The element count of `dims`, saturating (a hostile shape's product can pass even u128).
+fn elements(dims: &[usize]) -> u128 {
+    dims.iter()
+        .fold(1u128, |count, &d| count.saturating_mul(d as u128))
+}
+
+fn width(tensor: &Tensor) -> u128 {
+    tensor.dtype().size_in_bytes() as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+
+    use super::*;
+    use crate::eval::control_flow::tests::node as proto;
+    use crate::graph_builder::attr_int;
+
+    fn zeros(dims: &[usize], dtype: DType) -> Option<Tensor> {
+        Some(Tensor::zeros(dims, dtype, &Device::Cpu).unwrap())
+    }
+
+    fn i64s(values: &[i64]) -> Option<Tensor> {
+        Some(Tensor::new(values, &Device::Cpu).unwrap())
+    }
+
+    fn bytes(
+        op: &str,
+        attributes: Vec<crate::proto::AttributeProto>,
+        inputs: &[Option<Tensor>],
+    ) -> Option<u128> {
+        let names: Vec<String> = (0..inputs.len()).map(|i| format!("x{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut proto = proto(op, &names, &["y"], attributes);
+        if op == "Attention" || op == "FusedMatMul" {
+            proto.domain = Some("com.microsoft".into());
+        }
+        output_bytes(&Node::new(&proto, 17), inputs)
+    }
+
+    /// A client's column and row, 400 kB each, whose sum would be 40 GB: without the bound candle's
+    /// allocation fails and aborts the process (the test binary with it).
+    #[test]
+    fn a_run_is_refused_before_a_broadcast_past_its_memory_limit_is_allocated() {
+        use std::collections::HashMap;
+
+        use crate::ModelError;
+        use crate::eval::Session;
+        use crate::eval::control_flow::tests::{body, model, value};
+        use crate::proto::tensor_proto::DataType;
+
+        let graph = body(
+            vec![proto("Add", &["column", "row"], &["sum"], vec![])],
+            vec![],
+            vec![
+                value("column", DataType::Float),
+                value("row", DataType::Float),
+            ],
+            vec![value("sum", DataType::Float)],
+        );
+        let session = Session::new(&model(graph, 17), None, &Device::Cpu)
+            .unwrap()
+            .with_memory_limit(Some(64 << 20));
+        let inputs = |n: usize| {
+            HashMap::from([
+                ("column".to_owned(), zeros(&[n, 1], DType::F32).unwrap()),
+                ("row".to_owned(), zeros(&[1, n], DType::F32).unwrap()),
+            ])
+        };
+        let refused = session.run(&inputs(100_000)).unwrap_err();
+        assert!(
+            matches!(refused, ModelError::MemoryLimit { needed, limit } if needed > 40_000_000_000 && limit == 64 << 20),
+            "{refused}"
+        );
+        let sum = session.run(&inputs(1000)).unwrap();
+        assert_eq!(sum[0].1.dims(), [1000, 1000]);
+    }
+
+    #[test]
+    fn a_column_against_a_row_broadcasts_to_their_product() {
+        let column = zeros(&[100_000, 1], DType::F32);
+        let row = zeros(&[1, 100_000], DType::F32);
+        assert_eq!(
+            bytes("Add", vec![], &[column.clone(), row.clone()]),
+            Some(40_000_000_000)
+        );
+        // Where's condition is narrower than its values: the widest input sets the width.
+        let condition = zeros(&[100_000, 1], DType::U8);
+        let wide = zeros(&[1, 100_000], DType::F64);
+        assert_eq!(
+            bytes("Where", vec![], &[condition, wide, zeros(&[1], DType::F64)]),
+            Some(80_000_000_000)
+        );
+        // Ranks differ; shapes that do not broadcast are left to the operator.
+        assert_eq!(
+            bytes(
+                "Mul",
+                vec![],
+                &[zeros(&[3, 1, 5], DType::F32), zeros(&[4, 1], DType::F32)]
+            ),
+            Some(3 * 4 * 5 * 4)
+        );
+        assert_eq!(
+            bytes(
+                "Sub",
+                vec![],
+                &[zeros(&[3], DType::F32), zeros(&[4], DType::F32)]
+            ),
+            None
+        );
+        // An operator that makes no more than its inputs is not worked out.
+        assert_eq!(bytes("Relu", vec![], &[column]), None);
+    }
+
+    #[test]
+    fn a_matrix_product_is_rows_by_columns_over_broadcast_batches() {
+        let a = zeros(&[8, 1, 4096, 2], DType::F32);
+        let b = zeros(&[1, 12, 2, 4096], DType::F32);
+        assert_eq!(
+            bytes("MatMul", vec![], &[a, b]),
+            Some(8 * 12 * 4096 * 4096 * 4)
+        );
+        assert_eq!(
+            bytes(
+                "MatMul",
+                vec![],
+                &[zeros(&[5], DType::F32), zeros(&[5, 7], DType::F32)]
+            ),
+            Some(7 * 4)
+        );
+        assert_eq!(
+            bytes(
+                "MatMul",
+                vec![],
+                &[zeros(&[3, 5], DType::F32), zeros(&[5], DType::F32)]
+            ),
+            Some(3 * 4)
+        );
+        let transposed = bytes(
+            "Gemm",
+            vec![attr_int("transA", 1), attr_int("transB", 1)],
+            &[zeros(&[2, 300], DType::F32), zeros(&[500, 2], DType::F32)],
+        );
+        assert_eq!(transposed, Some(300 * 500 * 4));
+        let fused = bytes(
+            "FusedMatMul",
+            vec![attr_int("transB", 1)],
+            &[zeros(&[300, 2], DType::F16), zeros(&[500, 2], DType::F16)],
+        );
+        assert_eq!(fused, Some(300 * 500 * 2));
+        let integer = bytes(
+            "MatMulInteger",
+            vec![],
+            &[zeros(&[300, 2], DType::U8), zeros(&[2, 500], DType::U8)],
+        );
+        assert_eq!(integer, Some(300 * 500 * 8));
+    }
+
+    #[test]
+    fn shapes_read_from_values_and_gathers_are_worked_out() {
+        let x = zeros(&[1, 3], DType::F32);
+        assert_eq!(
+            bytes("Expand", vec![], &[x.clone(), i64s(&[1_000_000, 1])]),
+            Some(3_000_000 * 4)
+        );
+        assert_eq!(
+            bytes("Tile", vec![], &[x.clone(), i64s(&[1000, 1000])]),
+            Some(3_000_000 * 4)
+        );
+        assert_eq!(bytes("Tile", vec![], &[x.clone(), i64s(&[2])]), None);
+        assert_eq!(
+            bytes("ConstantOfShape", vec![], &[i64s(&[1000, 1000])]),
+            Some(4_000_000)
+        );
+        let data = zeros(&[2, 100_000], DType::F32);
+        let indices = zeros(&[100_000], DType::I64);
+        assert_eq!(
+            bytes("Gather", vec![], &[data.clone(), indices.clone()]),
+            Some(100_000u128 * 100_000 * 4)
+        );
+        assert_eq!(
+            bytes(
+                "Gather",
+                vec![attr_int("axis", -1)],
+                &[data.clone(), indices.clone()]
+            ),
+            Some(2 * 100_000u128 * 4)
+        );
+        assert_eq!(
+            bytes("Gather", vec![attr_int("axis", 2)], &[data, indices]),
+            None
+        );
+        assert_eq!(
+            bytes("Range", vec![], &[i64s(&[0]), i64s(&[1 << 40]), i64s(&[1])]),
+            Some(8 << 40)
+        );
+        assert_eq!(
+            bytes("Range", vec![], &[i64s(&[5]), i64s(&[0]), i64s(&[1])]),
+            Some(0)
+        );
+        let one_hot = bytes(
+            "OneHot",
+            vec![],
+            &[
+                zeros(&[1000], DType::I64),
+                i64s(&[1_000_000]),
+                zeros(&[2], DType::F32),
+            ],
+        );
+        assert_eq!(one_hot, Some(8_000_000_000));
+        let pad = bytes(
+            "Pad",
+            vec![],
+            &[zeros(&[2, 3], DType::F32), i64s(&[1, 100_000, 1, -3])],
+        );
+        assert_eq!(pad, Some(4 * 100_000 * 8));
+        let attention = bytes(
+            "Attention",
+            vec![attr_int("num_heads", 16)],
+            &[
+                zeros(&[1, 50_000, 64], DType::F32),
+                zeros(&[64, 192], DType::F32),
+            ],
+        );
+        assert_eq!(attention, Some(16 * 50_000u128 * 50_000 * 4));
+    }
+}
