@@ -284,7 +284,9 @@ fn a_runner_killed_mid_training_is_resumed_from_its_checkpoint_and_a_job_can_be_
     let id = request(
         &server,
         "acme/bert:1",
-        json!({"into": "acme/bert-small:1", "student": "layers=2", "steps": 300,
+        // Enough steps to be running still when its first checkpoint (after a second) is seen: a fast
+        // host trains 150 steps a second, and 300 steps once ended before the test's poll saw it.
+        json!({"into": "acme/bert-small:1", "student": "layers=2", "steps": 1200,
                "sequence_length": 16, "checkpoint_every_seconds": 1}),
     );
     let mut a = runner(&server, &token, "runner-a");
@@ -319,7 +321,7 @@ fn a_runner_killed_mid_training_is_resumed_from_its_checkpoint_and_a_job_can_be_
         resumed[0].as_u64().unwrap() >= saved,
         "resumed at {resumed:?}, saved {saved}"
     );
-    assert_eq!(job["report"]["steps"], 300);
+    assert_eq!(job["report"]["steps"], 1200);
     check_student(&server, "acme/bert:1", "acme/bert-small:1", &job);
 
     // A running distillation cancelled: its runner drops it and is free for the next job.
