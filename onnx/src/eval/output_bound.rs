@@ -20,9 +20,13 @@ const MAX_RANK: usize = 64;
 pub fn output_bytes(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<u128> {
     let input = |index| optional(inputs, index);
     match (node.domain(), node.op_type()) {
-        ("" | "ai.onnx", op) if BROADCASTING.contains(&op) => broadcast(inputs.iter().flatten()),
+        ("" | "ai.onnx", op) if COMPARING.contains(&op) => {
+            broadcast(inputs.iter().flatten()).map(|(elements, _)| elements)
+        }
+        ("" | "ai.onnx", op) if BROADCASTING.contains(&op) => broadcast(inputs.iter().flatten())
+            .map(|(elements, widest)| elements.saturating_mul(widest)),
         ("" | "ai.onnx", "MatMul") => matmul(input(0)?, input(1)?, [false; 2], width(input(0)?)),
-        // The evaluator holds integers as i64, whatever their ONNX type; its 8-bit products accumulate so.
+        // The evaluator holds integers as i64 whatever their ONNX type, and QLinearMatMul's product is f64.
         ("" | "ai.onnx", "MatMulInteger") => matmul(input(0)?, input(1)?, [false; 2], 8),
         ("" | "ai.onnx", "QLinearMatMul") => matmul(input(0)?, input(3)?, [false; 2], 8),
         ("" | "ai.onnx", "Gemm") | ("com.microsoft", "FusedMatMul") => {
@@ -57,7 +61,7 @@ pub fn output_bytes(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<u128> 
             };
             sized(&dims_of(input(0)?)?, width)
         }
-        // The operators below compute in f64 on the host.
+        // These two compute in f64 on the host.
         ("" | "ai.onnx", "Range") => {
             let [start, limit, delta] = [0, 1, 2].map(|i| input(i).and_then(scalar));
             let count = ((limit? - start?) / delta?).ceil();
@@ -69,6 +73,10 @@ pub fn output_bytes(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<u128> 
             sized(input(0)?.dims(), 8).map(|bytes| bytes.saturating_mul(depth))
         }
         ("" | "ai.onnx", "Pad") => pad(node, input(0)?, input(1), input(3)),
+        ("" | "ai.onnx", "Conv") | ("com.microsoft", "FusedConv") => {
+            conv(node, input(0)?, input(1)?, width(input(0)?))
+        }
+        ("" | "ai.onnx", "ConvInteger") => conv(node, input(0)?, input(1)?, 8),
         _ => None,
     }
 }
@@ -89,7 +97,43 @@ fn gather(node: &Node<'_>, data: &Tensor, indices: &Tensor) -> Option<u128> {
     sized(&dims, width(data))
 }
 
-/// Pad's result over every axis (opset 18's `axes` input is left to the operator), computed in f64.
+/// A convolution's result, batch × output channels × ONNX's size of each spatial axis, of `width` bytes
+/// each: the output channels are the weight's, so a model's first convolution multiplies what a client
+/// sends by their number over the input's.
+fn conv(node: &Node<'_>, x: &Tensor, w: &Tensor, width: u128) -> Option<u128> {
+    let (xd, wd) = (x.dims(), w.dims());
+    if xd.len() < 3 || wd.len() != xd.len() {
+        return None;
+    }
+    let spatial = xd.len() - 2;
+    let given = |name: &str, axis: usize, default: i64| {
+        node.ints(name)
+            .and_then(|values| values.get(axis).copied())
+            .unwrap_or(default)
+            .max(0) as u128
+    };
+    let same = node
+        .string("auto_pad")
+        .is_some_and(|p| p.starts_with("SAME"));
+    let mut dims = vec![xd[0], wd[0]];
+    for axis in 0..spatial {
+        let size = xd[axis + 2] as u128;
+        let stride = given("strides", axis, 1).max(1);
+        let out = if same {
+            size.div_ceil(stride)
+        } else {
+            let padded = size + given("pads", axis, 0) + given("pads", axis + spatial, 0);
+            let reach = given("dilations", axis, 1) * (wd[axis + 2] as u128).saturating_sub(1) + 1;
+            padded
+                .checked_sub(reach)
+                .map_or(0, |room| room / stride + 1)
+        };
+        dims.push(usize::try_from(out).unwrap_or(usize::MAX));
+    }
+    sized(&dims, width)
+}
+
+/// Pad's result over every axis (opset 18's `axes` input is left to the operator).
 fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>) -> Option<u128> {
     if axes.is_some() {
         return None;
@@ -109,17 +153,11 @@ fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>
             usize::try_from(padded.max(0)).unwrap_or(usize::MAX)
         })
         .collect();
-    sized(&dims, 8)
+    sized(&dims, width(x))
 }
 
-/// The operators whose result is their inputs broadcast together, NumPy's way.
-const BROADCASTING: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Mod",
+/// The operators whose result is their inputs broadcast together, NumPy's way, as booleans (a byte each).
+const COMPARING: &[&str] = &[
     "Equal",
     "Greater",
     "GreaterOrEqual",
@@ -128,6 +166,16 @@ const BROADCASTING: &[&str] = &[
     "And",
     "Or",
     "Xor",
+];
+
+/// The operators whose result is their inputs broadcast together, as wide as the widest input.
+const BROADCASTING: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
     "Max",
     "Min",
     "Sum",
@@ -140,15 +188,15 @@ const BROADCASTING: &[&str] = &[
     "BitwiseXor",
 ];
 
-/// The inputs broadcast together, each element as wide as the widest input's.
-fn broadcast<'t>(tensors: impl Iterator<Item = &'t Tensor>) -> Option<u128> {
+/// The inputs broadcast together: the result's element count, and the widest input's element width.
+fn broadcast<'t>(tensors: impl Iterator<Item = &'t Tensor>) -> Option<(u128, u128)> {
     let mut dims = Vec::new();
     let mut widest = 0;
     for tensor in tensors {
         dims = broadcast_dims(&dims, tensor.dims())?;
         widest = widest.max(width(tensor));
     }
-    sized(&dims, widest)
+    Some((elements(&dims), widest))
 }
 
 /// `a` and `b` broadcast together, or `None` where they do not fit (the operator says why).
@@ -333,6 +381,15 @@ mod tests {
             bytes("Where", vec![], &[condition, wide, zeros(&[1], DType::F64)]),
             Some(80_000_000_000)
         );
+        // A comparison's result is a byte an element.
+        assert_eq!(
+            bytes(
+                "Less",
+                vec![],
+                &[zeros(&[10, 1], DType::F64), zeros(&[1, 10], DType::F64)]
+            ),
+            Some(100)
+        );
         // Ranks differ; shapes that do not broadcast are left to the operator.
         assert_eq!(
             bytes(
@@ -455,7 +512,37 @@ mod tests {
             vec![],
             &[zeros(&[2, 3], DType::F32), i64s(&[1, 100_000, 1, -3])],
         );
-        assert_eq!(pad, Some(4 * 100_000 * 8));
+        assert_eq!(pad, Some(4 * 100_000 * 4));
+        let conv = bytes(
+            "Conv",
+            vec![
+                crate::graph_builder::attr_ints("pads", &[1, 1, 1, 1]),
+                crate::graph_builder::attr_ints("strides", &[2, 2]),
+            ],
+            &[
+                zeros(&[1, 3, 224, 224], DType::F32),
+                zeros(&[64, 3, 7, 7], DType::F32),
+            ],
+        );
+        // ⌊(224 + 2 - 7) / 2⌋ + 1 = 110 on each axis.
+        assert_eq!(conv, Some(64 * 110 * 110 * 4));
+        let same = bytes(
+            "Conv",
+            vec![
+                crate::proto::AttributeProto {
+                    name: Some("auto_pad".into()),
+                    r#type: Some(crate::proto::attribute_proto::AttributeType::String as i32),
+                    s: Some(b"SAME_UPPER".to_vec().into()),
+                    ..Default::default()
+                },
+                crate::graph_builder::attr_ints("strides", &[2, 2]),
+            ],
+            &[
+                zeros(&[2, 3, 225, 225], DType::F32),
+                zeros(&[8, 3, 3, 3], DType::F32),
+            ],
+        );
+        assert_eq!(same, Some(2 * 8 * 113 * 113 * 4));
         let attention = bytes(
             "Attention",
             vec![attr_int("num_heads", 16)],
