@@ -218,11 +218,15 @@ def sklearn_models():
     ]
 
 
-# Gradient-boosted trees as LightGBM and XGBoost users ship them: fit on the same kind of data and
-# converted by onnxmltools (pinned beside them), whose trees are ai.onnx.ml opset 1's TreeEnsemble
-# operators with each library's own ways (LightGBM's Mul and Cast around them, XGBoost's base score).
-# id, estimator, data, library ("lightgbm" or "xgboost").
+# Gradient-boosted trees as LightGBM, XGBoost and CatBoost users ship them: fit on the same kind of data;
+# LightGBM's and XGBoost's converted by onnxmltools (pinned beside them), whose trees are ai.onnx.ml
+# opset 1's TreeEnsemble operators with each library's own ways (LightGBM's Mul and Cast around them,
+# XGBoost's base score); CatBoost's written by CatBoost itself, which writes its own ways again (IR
+# version 3, no default-domain opset, a classifier's probabilities through ZipMap, a regressor's output
+# declared 1-D and made 2-D).
+# id, estimator, data, library ("lightgbm", "xgboost" or "catboost").
 def boosted_models():
+    import catboost
     import lightgbm
     import xgboost
 
@@ -234,6 +238,10 @@ def boosted_models():
     def xgb(kind):
         return lambda: kind(n_estimators=10, max_depth=4, random_state=0, n_jobs=1)
 
+    def cat(kind, **loss):
+        return lambda: kind(iterations=10, depth=4, random_seed=0, thread_count=1, verbose=False,
+                            allow_writing_files=False, **loss)
+
     return [
         ("lgbm-classifier", lgbm(lightgbm.LGBMClassifier), three, "lightgbm"),
         ("lgbm-classifier-binary", lgbm(lightgbm.LGBMClassifier), two, "lightgbm"),
@@ -241,6 +249,10 @@ def boosted_models():
         ("xgb-classifier", xgb(xgboost.XGBClassifier), three, "xgboost"),
         ("xgb-classifier-binary", xgb(xgboost.XGBClassifier), two, "xgboost"),
         ("xgb-regressor", xgb(xgboost.XGBRegressor), real, "xgboost"),
+        ("catboost-classifier", cat(catboost.CatBoostClassifier, loss_function="MultiClass"), three,
+         "catboost"),
+        ("catboost-classifier-binary", cat(catboost.CatBoostClassifier), two, "catboost"),
+        ("catboost-regressor", cat(catboost.CatBoostRegressor), real, "catboost"),
     ]
 
 
@@ -248,37 +260,54 @@ def boosted_versions(library):
     import importlib
 
     import onnxmltools
-    package = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu"}[library]
-    return (f"{package}=={importlib.import_module(library).__version__} "
-            f"onnxmltools=={onnxmltools.__version__}")
+    package = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu", "catboost": "catboost"}[library]
+    version = f"{package}=={importlib.import_module(library).__version__}"
+    return version if library == "catboost" else f"{version} onnxmltools=={onnxmltools.__version__}"
+
+
+def boosted_onnx(booster, x, library):
+    """The fitted booster as ONNX bytes: CatBoost's own writer, or onnxmltools (opsets up to 15)."""
+    import tempfile
+
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    if library == "catboost":
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.onnx")
+            booster.save_model(path, format="onnx")
+            with open(path, "rb") as f:
+                return f.read()
+    types = [("input", FloatTensorType([None, x.shape[1]]))]
+    if library == "lightgbm":
+        return onnxmltools.convert_lightgbm(booster, initial_types=types, target_opset=15,
+                                            zipmap=False).SerializeToString()
+    return onnxmltools.convert_xgboost(booster, initial_types=types, target_opset=15).SerializeToString()
 
 
 def convert_boosted(make, data, library):
-    """The booster fit on the data, converted by onnxmltools; returns the ONNX bytes and the input's spec."""
-    import onnxmltools
-    from onnxmltools.convert.common.data_types import FloatTensorType
+    """The booster fit on the data, written as ONNX; returns the ONNX bytes and the input's spec."""
     x, y = data
     booster = make()
     booster.fit(x, y)
-    types = [("input", FloatTensorType([None, x.shape[1]]))]
-    # onnxmltools 1.16 writes opsets up to 15.
-    if library == "lightgbm":
-        model = onnxmltools.convert_lightgbm(booster, initial_types=types, target_opset=15,
-                                             zipmap=False)
-    else:
-        model = onnxmltools.convert_xgboost(booster, initial_types=types, target_opset=15)
+    onnx_bytes = boosted_onnx(booster, x, library)
     # The converter checked against the library itself: every later check compares kiln with ONNX
     # Runtime on this file, which would carry a converter's mistake (XGBoost's base_score has needed
     # onnxmltools fixes) into both sides.
-    outputs = ort.InferenceSession(model.SerializeToString()).run(None, {"input": x})
+    session = ort.InferenceSession(onnx_bytes)
+    input_name = session.get_inputs()[0].name
+    outputs = session.run(None, {input_name: x})
     native = booster.predict_proba(x) if hasattr(booster, "predict_proba") else booster.predict(x)
-    converted = outputs[-1].reshape(native.shape)
+    # CatBoost's classifiers give their probabilities through ZipMap, a dict per row.
+    probabilities = outputs[-1]
+    if isinstance(probabilities, list):
+        probabilities = np.array([[row[k] for k in sorted(row)] for row in probabilities])
+    converted = probabilities.reshape(native.shape)
     worst = float(np.max(np.abs(converted - native)))
     if worst > 1e-4 * max(1.0, float(np.max(np.abs(native)))):
         raise SystemExit(f"onnxmltools converted {type(booster).__name__} to a model {worst:.2e} "
                          f"away from its own predictions")
-    spec = {"input": {"shape": [SKLEARN_ROWS, x.shape[1]], "float_range": [-4.0, 4.0]}}
-    return model.SerializeToString(), spec
+    spec = {input_name: {"shape": [SKLEARN_ROWS, x.shape[1]], "float_range": [-4.0, 4.0]}}
+    return onnx_bytes, spec
 
 
 def sklearn_versions():
