@@ -19,7 +19,7 @@ pub mod node;
 pub mod ops;
 mod output_bound;
 pub mod profile;
-mod run_memory;
+pub(crate) mod run_memory;
 pub mod streaming;
 pub mod tensor_io;
 

@@ -1,7 +1,8 @@
 //! What the values of one run hold together, against a limit a caller may set: a server refuses a request
 //! whose tensors would pass it where the kernel would otherwise end the process (and every request in
 //! it). Each value's elements are counted once from the moment a node makes it (or a graph is given it)
-//! to its last reader's end; a view sharing its input's storage is counted as a copy. A node whose result
+//! to its last reader's end, and a Loop's or Scan's outputs from one body run to the next as they are
+//! kept ([`Kept`]); a view sharing its input's storage is counted as a copy. A node whose result
 //! can be far larger than its inputs (`output_bound`) is refused before it runs when that result would
 //! pass the limit; other scratch an operator allocates while it runs is not counted (any one tensor is
 //! bounded on its own by the evaluator's element cap).
@@ -57,8 +58,40 @@ impl RunMemory {
         self.limit.is_some()
     }
 
+    /// What an operator keeps between its body runs, counted until it is dropped.
+    pub fn kept(&self) -> Kept<'_> {
+        Kept {
+            memory: self,
+            bytes: 0,
+        }
+    }
+
     pub fn let_go(&self, bytes: u64) {
         self.live.set(self.live.get().saturating_sub(bytes));
+    }
+}
+
+/// Values an operator keeps between its body runs (a Loop's or Scan's per-iteration outputs until they
+/// are stacked), counted for as long as this lives: uncounted, ten thousand runs of a body each within
+/// the limit could keep ten thousand times it.
+pub struct Kept<'m> {
+    memory: &'m RunMemory,
+    bytes: u64,
+}
+
+impl Kept<'_> {
+    /// Counts `value` too, or refuses it past the limit.
+    pub fn keep(&mut self, value: &Tensor) -> Result<(), ModelError> {
+        let bytes = tensor_bytes(value);
+        self.memory.hold(bytes)?;
+        self.bytes = self.bytes.saturating_add(bytes);
+        Ok(())
+    }
+}
+
+impl Drop for Kept<'_> {
+    fn drop(&mut self) {
+        self.memory.let_go(self.bytes);
     }
 }
 

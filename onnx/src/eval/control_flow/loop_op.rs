@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 
-use super::{Call, boolean, stack_iterations, truth};
+use super::{Call, boolean, truth};
 use crate::ModelError;
 use crate::eval::node;
 
@@ -49,6 +49,7 @@ pub(super) fn loop_(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Te
     }
     let k = body.output.len() - n - 1;
     let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); k];
+    let mut kept = call.kept();
     let mut iteration: i64 = 0;
     while max_trips.is_none_or(|m| iteration < m) && (!cond_given || keep_going) {
         call.execution.spend_iteration("Loop")?;
@@ -61,17 +62,15 @@ pub(super) fn loop_(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Te
         keep_going = truth(&outputs[0], "Loop's body condition")?;
         carried = outputs.split_off(1);
         for (values, value) in scans.iter_mut().zip(scanned) {
+            kept.keep(&value)?;
             values.push(value);
         }
         iteration += 1;
     }
     let mut results = carried;
     for (j, values) in scans.iter().enumerate() {
-        results.push(stack_iterations(
-            values,
-            body.output.get(n + 1 + j),
-            call.device(),
-        )?);
+        results.push(call.stack_iterations(values, body.output.get(n + 1 + j))?);
     }
+    drop(kept);
     Ok(results)
 }

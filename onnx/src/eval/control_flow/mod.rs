@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::graph::{Execution, PreparedGraph, Scope};
 use super::node::{self, Node};
+use super::run_memory::{Kept, tensor_bytes};
 use super::tensor_io;
 use crate::ModelError;
 use crate::proto::{GraphProto, ValueInfoProto, tensor_shape_proto::dimension, type_proto};
@@ -49,6 +50,24 @@ impl Call<'_> {
 
     fn device(&self) -> &Device {
         self.execution.device
+    }
+
+    /// What this node keeps between its body runs, counted in the run's memory until dropped.
+    fn kept(&self) -> Kept<'_> {
+        self.execution.memory().kept()
+    }
+
+    /// Per-iteration values stacked along a new first axis, refused first where the stacked copy would
+    /// not fit beside them; with no iteration, an empty tensor of the type and shape the body declares
+    /// for that output.
+    fn stack_iterations(
+        &self,
+        values: &[Tensor],
+        declared: Option<&ValueInfoProto>,
+    ) -> Result<Tensor, ModelError> {
+        let bytes: u128 = values.iter().map(|v| u128::from(tensor_bytes(v))).sum();
+        self.execution.memory().has_room(bytes)?;
+        stack_iterations(values, declared, self.device())
     }
 }
 

@@ -4,9 +4,10 @@
 
 use candle_core::Tensor;
 
-use super::{Call, stack_iterations};
+use super::Call;
 use crate::ModelError;
 use crate::eval::node;
+use crate::eval::run_memory::Kept;
 
 /// How the body is driven over the scan inputs.
 struct Slicing<'a> {
@@ -14,19 +15,21 @@ struct Slicing<'a> {
     reversed: &'a [bool],
 }
 
-/// What the iterations left: the final state values and each scan output's per-iteration values.
-struct Iterations {
+/// What the iterations left: the final state values and each scan output's per-iteration values,
+/// counted in the run's memory while `kept` lives.
+struct Iterations<'m> {
     states: Vec<Tensor>,
     scanned: Vec<Vec<Tensor>>,
+    kept: Kept<'m>,
 }
 
 /// Runs the body once per slice along each scan input's axis.
-fn iterate(
-    call: &Call<'_>,
+fn iterate<'c>(
+    call: &'c Call<'_>,
     mut states: Vec<Tensor>,
     scan_inputs: &[Tensor],
     slicing: &Slicing<'_>,
-) -> Result<Iterations, ModelError> {
+) -> Result<Iterations<'c>, ModelError> {
     let (body, _) = call.body("body")?;
     let n = states.len();
     if body.input.len() != n + scan_inputs.len() || body.output.len() < n {
@@ -49,6 +52,7 @@ fn iterate(
         )));
     }
     let mut scanned: Vec<Vec<Tensor>> = vec![Vec::new(); body.output.len() - n];
+    let mut kept = call.kept();
     for step in 0..length {
         call.execution.spend_iteration("Scan")?;
         let mut body_inputs = std::mem::take(&mut states);
@@ -58,11 +62,16 @@ fn iterate(
         }
         let mut outputs = call.run_body("body", body_inputs)?;
         for (values, value) in scanned.iter_mut().zip(outputs.split_off(n)) {
+            kept.keep(&value)?;
             values.push(value);
         }
         states = outputs;
     }
-    Ok(Iterations { states, scanned })
+    Ok(Iterations {
+        states,
+        scanned,
+        kept,
+    })
 }
 
 /// One int per scan input or output from `name`, or zeros by default.
@@ -119,6 +128,7 @@ pub(super) fn scan(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Ten
     let Iterations {
         mut states,
         scanned,
+        kept: _kept,
     } = iterate(call, states.to_vec(), scan_inputs, &slicing)?;
     let (body, _) = call.body("body")?;
     let k = scanned.len();
@@ -129,7 +139,7 @@ pub(super) fn scan(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Ten
         if output_directions[j] == 1 {
             values.reverse();
         }
-        let stacked = stack_iterations(&values, body.output.get(n + j), call.device())?;
+        let stacked = call.stack_iterations(&values, body.output.get(n + j))?;
         states.push(move_first_axis(stacked, output_axes[j])?);
     }
     Ok(states)
@@ -169,6 +179,7 @@ fn scan_batched(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor
     };
     let (body, _) = call.body("body")?;
     let mut per_batch: Vec<Vec<Tensor>> = Vec::with_capacity(batch);
+    let mut rows_kept = call.kept();
     for b in 0..batch {
         let row = values
             .iter()
@@ -177,13 +188,13 @@ fn scan_batched(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor
         let Iterations {
             mut states,
             scanned,
+            kept: _kept,
         } = iterate(call, row[..n].to_vec(), &row[n..], &slicing)?;
         for (j, values) in scanned.iter().enumerate() {
-            states.push(stack_iterations(
-                values,
-                body.output.get(n + j),
-                call.device(),
-            )?);
+            states.push(call.stack_iterations(values, body.output.get(n + j))?);
+        }
+        for value in &states {
+            rows_kept.keep(value)?;
         }
         per_batch.push(states);
     }
@@ -191,7 +202,7 @@ fn scan_batched(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor
     (0..count)
         .map(|j| {
             let column: Vec<Tensor> = per_batch.iter().map(|r| r[j].clone()).collect();
-            Ok(Tensor::stack(&column, 0)?)
+            call.stack_iterations(&column, None)
         })
         .collect()
 }

@@ -262,10 +262,13 @@ fn endless_and_huge_loops_stop_at_the_iteration_budget() {
     }
 }
 
-/// A run's memory limit counts each body run's values only while that run lasts: 200 trips over 1,000
-/// floats make 2.4 MB of body values in all, but 0.8 MB stacked into `partials` at the end.
+/// A run's memory limit counts each body run's values only while that run lasts, and the scan outputs a
+/// loop keeps from one run to the next as they are kept: 200 trips over 1,000 floats make 2.4 MB of body
+/// values in all, 0.8 MB kept for `partials` and 0.8 MB more when they are stacked. Before the kept
+/// outputs were counted, a limit was passed only once they were stacked: a trip count a client sends
+/// could keep a million body outputs each within the limit.
 #[test]
-fn a_memory_limit_counts_a_loop_body_s_values_while_they_live() {
+fn a_memory_limit_counts_a_loop_s_kept_outputs_and_their_stacking() {
     let x = Tensor::ones((500, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
     let inputs = HashMap::from([("x".to_owned(), x)]);
     let limited = |bytes| {
@@ -273,11 +276,18 @@ fn a_memory_limit_counts_a_loop_body_s_values_while_they_live() {
             .unwrap()
             .with_memory_limit(Some(bytes))
     };
-    let out = limited(1 << 20).run(&inputs).unwrap();
+    let out = limited(2 << 20).run(&inputs).unwrap();
     assert_eq!(out[1].1.dims(), [200, 500, 2]);
+    // The kept outputs fit; their stacked copy beside them does not.
+    let refused = limited(1 << 20).run(&inputs).unwrap_err();
+    assert!(
+        matches!(refused, ModelError::MemoryLimit { needed, .. } if needed > 1_600_000),
+        "{refused}"
+    );
+    // Refused at the trip whose output passes the limit, not after all 200.
     let refused = limited(500_000).run(&inputs).unwrap_err();
     assert!(
-        matches!(refused, ModelError::MemoryLimit { limit: 500_000, needed } if needed > 800_000),
+        matches!(refused, ModelError::MemoryLimit { limit: 500_000, needed } if needed < 520_000),
         "{refused}"
     );
 }
@@ -374,6 +384,58 @@ fn scan_follows_input_axes_directions_and_output_axes() {
     // Columns visited 3, 2, 1: running sums [3, 30], [5, 50], [6, 60], stacked on axis 1.
     assert_eq!(out[1].dims(), [2, 3]);
     assert_eq!(f32s(&out[1]), [3.0, 5.0, 6.0, 30.0, 50.0, 60.0]);
+}
+
+/// A Scan's outputs kept from step to step are counted as they are kept: 100 steps each adding a column's
+/// value to an outer 1 MB tensor are refused at the step that passes a 20 MB limit, not once 100 MB of
+/// them are kept and stacked.
+#[test]
+fn a_memory_limit_counts_a_scan_s_kept_outputs() {
+    let scan_body = body(
+        vec![node("Add", &["big", "column"], &["wide"], vec![])],
+        vec![],
+        vec![value("column", DataType::Float)],
+        vec![value("wide", DataType::Float)],
+    );
+    let graph = GraphProto {
+        node: vec![node(
+            "Scan",
+            &["x"],
+            &["stacked"],
+            vec![
+                graph_attr("body", scan_body),
+                attr_int("num_scan_inputs", 1),
+                attr_ints("scan_input_axes", &[1]),
+            ],
+        )],
+        input: vec![value("x", DataType::Float), value("big", DataType::Float)],
+        output: vec![value("stacked", DataType::Float)],
+        ..Default::default()
+    };
+    let inputs = HashMap::from([
+        (
+            "x".to_owned(),
+            Tensor::ones((1, 100), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        ),
+        (
+            "big".to_owned(),
+            Tensor::ones(250_000, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        ),
+    ]);
+    let limited = |bytes| {
+        Session::new(&model(graph.clone(), 11), None, &Device::Cpu)
+            .unwrap()
+            .with_memory_limit(Some(bytes))
+    };
+    assert_eq!(
+        limited(250 << 20).run(&inputs).unwrap()[0].1.dims(),
+        [100, 250_000]
+    );
+    let refused = limited(20 << 20).run(&inputs).unwrap_err();
+    assert!(
+        matches!(refused, ModelError::MemoryLimit { needed, .. } if needed < 22 << 20),
+        "{refused}"
+    );
 }
 
 /// If nested `depth` times, the innermost branch computing x + x.

@@ -83,6 +83,11 @@ impl<'a> Execution<'a> {
         self
     }
 
+    /// What the run's values hold, against its limit.
+    pub(crate) fn memory(&self) -> &RunMemory {
+        &self.memory
+    }
+
     /// Takes one body run from the budget; `op` names the operator in the error.
     pub fn spend_iteration(&self, op: &str) -> Result<(), ModelError> {
         let left = self.budget.get();
@@ -142,6 +147,9 @@ impl<'a> Execution<'a> {
                 .run_node(&node, &args, prepared.subgraphs_of(index), &scope)
                 .map_err(|e| {
                     let detail = match e {
+                        // Passed up whole, so that a caller tells a run too large for its limit from a
+                        // model that fails (a Loop's body refused within the node, say).
+                        ModelError::MemoryLimit { .. } => return e,
                         ModelError::Evaluation(m) => m,
                         other => other.to_string(),
                     };
