@@ -1,46 +1,82 @@
-//! The bytes an operator's result will take, worked out from its inputs before it runs, for the operators
-//! whose results can be far larger than their inputs: a broadcast of a column against a row, a matrix
+//! What an operator will allocate, worked out from its inputs before it runs, for the operators whose
+//! results can be far larger than their inputs: a broadcast of a column against a row, a matrix
 //! product's outer dimensions, a gather of many indices, attention's scores, a shape read from a value.
 //! candle allocates such a result whole, and an allocation the host refuses aborts the process (a
 //! server's every request with it); so under a run's memory limit such a node is refused before it
-//! runs, not once its output exists. Other operators make results no larger than their inputs, or
-//! bounded by the element caps their own code checks.
+//! runs, not once its output exists. The scratch an operator allocates beside its result is counted too
+//! where it grows with the result (an operand broadcast to the product's batch, a product computed in
+//! f32 for a half-precision result, values computed as f64 on the host). Other operators make results
+//! no larger than their inputs, or bounded by the element caps their own code checks.
 
-use candle_core::Tensor;
+mod products;
 
+use candle_core::{DType, Tensor};
+
+use self::products::{attention, conv, gemm, integer_matmul, matmul};
 use super::node::{Node, int_values, optional};
 
-/// The most values a shape-giving input (Expand's shape, Tile's repeats) is read for here; a longer one
-/// is left to its operator, which refuses it.
-const MAX_RANK: usize = 64;
+/// The most values a shape-giving input (Expand's shape, Tile's repeats, Pad's pads) is read for here:
+/// a longer one is left to its operator, which reads it whole.
+const MAX_SHAPE_VALUES: usize = 4096;
 
-/// The bytes `node`'s result will hold (its largest, for an operator with scratch of its own), when it
-/// is one of the operators this module knows and its inputs let the size be worked out; `None` leaves
-/// the node to its operator (which also refuses inputs that do not fit together).
-pub fn output_bytes(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<u128> {
+/// Bytes an operator keeps per element of its result while it computes it as f64 or i64 on the host:
+/// both operands widened and broadcast, copied out of their tensors, and the values computed.
+const HOST_BYTES_PER_ELEMENT: u128 = 32;
+
+/// What a node will allocate: its result, and the scratch its operator allocates beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub result: u128,
+    pub scratch: u128,
+}
+
+impl Bound {
+    fn of(result: u128) -> Self {
+        Self { result, scratch: 0 }
+    }
+
+    fn with_scratch(self, scratch: u128) -> Self {
+        Self {
+            scratch: self.scratch.saturating_add(scratch),
+            ..self
+        }
+    }
+
+    /// The result and its scratch together, the most the node holds at once.
+    pub fn total(self) -> u128 {
+        self.result.saturating_add(self.scratch)
+    }
+}
+
+/// What `node` will allocate, when it is one of the operators this module knows and its inputs let the
+/// size be worked out; `None` leaves the node to its operator (which also refuses inputs that do not fit
+/// together).
+pub fn bound(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
     let input = |index| optional(inputs, index);
-    match (node.domain(), node.op_type()) {
-        ("" | "ai.onnx", op) if COMPARING.contains(&op) => {
-            broadcast(inputs.iter().flatten()).map(|(elements, _)| elements)
+    let op = match node.domain() {
+        "" | "ai.onnx" => node.op_type(),
+        "com.microsoft" => return contrib(node, inputs),
+        _ => return None,
+    };
+    match op {
+        _ if COMPARING.contains(&op) => Some(Bound::of(broadcast(inputs)?)),
+        _ if BROADCASTING.contains(&op) => elementwise(op, inputs),
+        "MatMul" => matmul(input(0)?, input(1)?, [false; 2]),
+        // MatMulInteger's int32 values are held as i64; QLinearMatMul's are its output zero point's
+        // type (uint8 when it has none, int8 held as i64).
+        "MatMulInteger" => integer_matmul(input(0)?, input(1)?, 8),
+        "QLinearMatMul" => {
+            let result_width = input(7).map_or(1, width);
+            integer_matmul(input(0)?, input(3)?, result_width)
         }
-        ("" | "ai.onnx", op) if BROADCASTING.contains(&op) => broadcast(inputs.iter().flatten())
-            .map(|(elements, widest)| elements.saturating_mul(widest)),
-        ("" | "ai.onnx", "MatMul") => matmul(input(0)?, input(1)?, [false; 2], width(input(0)?)),
-        // The evaluator holds integers as i64 whatever their ONNX type, and QLinearMatMul's product is f64.
-        ("" | "ai.onnx", "MatMulInteger") => matmul(input(0)?, input(1)?, [false; 2], 8),
-        ("" | "ai.onnx", "QLinearMatMul") => matmul(input(0)?, input(3)?, [false; 2], 8),
-        ("" | "ai.onnx", "Gemm") | ("com.microsoft", "FusedMatMul") => {
-            let transposed = [node.int("transA", 0) != 0, node.int("transB", 0) != 0];
-            matmul(input(0)?, input(1)?, transposed, width(input(0)?))
-        }
-        ("com.microsoft", "Attention") => attention_scores(node, input(0)?, input(4)),
-        ("" | "ai.onnx", "Gather") => gather(node, input(0)?, input(1)?),
-        ("" | "ai.onnx", "Expand") => {
+        "Gemm" => gemm(node, input(0)?, input(1)?, input(2)),
+        "Gather" => gather(node, input(0)?, input(1)?),
+        "Expand" => {
             let x = input(0)?;
             let requested = dims_of(input(1)?)?;
-            sized(&broadcast_dims(x.dims(), &requested)?, width(x))
+            sized(&broadcast_dims(x.dims(), &requested)?, width(x)).map(Bound::of)
         }
-        ("" | "ai.onnx", "Tile") => {
+        "Tile" => {
             let (x, repeats) = (input(0)?, dims_of(input(1)?)?);
             if repeats.len() != x.rank() {
                 return None;
@@ -51,152 +87,118 @@ pub fn output_bytes(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<u128> 
                 .zip(&repeats)
                 .map(|(&d, &r)| d.saturating_mul(r))
                 .collect();
-            sized(&dims, width(x))
+            // candle repeats one axis at a time, each step a tensor up to the result's size.
+            let result = sized(&dims, width(x))?;
+            Some(Bound::of(result).with_scratch(result))
         }
-        ("" | "ai.onnx", "ConstantOfShape") => {
-            let width = match node.tensor("value").and_then(|t| t.data_type) {
-                None | Some(1) => 4, // FLOAT, the default
-                Some(10 | 16) => 2,  // FLOAT16, BFLOAT16
-                Some(_) => 8,        // DOUBLE, and the integers held as i64
+        "ConstantOfShape" => {
+            let dtype = match node.tensor("value").and_then(|t| t.data_type) {
+                None => DType::F32,
+                Some(data_type) => super::tensor_io::dtype_of(data_type)?,
             };
-            sized(&dims_of(input(0)?)?, width)
+            sized(&dims_of(input(0)?)?, dtype.size_in_bytes() as u128).map(Bound::of)
         }
-        // These two compute in f64 on the host.
-        ("" | "ai.onnx", "Range") => {
+        // Range's and OneHot's values are computed as f64 on the host, then cast.
+        "Range" => {
             let [start, limit, delta] = [0, 1, 2].map(|i| input(i).and_then(scalar));
             let count = ((limit? - start?) / delta?).ceil();
-            let count = if count.is_nan() { 0.0 } else { count.max(0.0) };
-            Some((count.min(u64::MAX as f64) as u128).saturating_mul(8))
+            let count = if count.is_nan() {
+                0.0
+            } else {
+                count.clamp(0.0, u64::MAX as f64)
+            } as u128;
+            Some(
+                Bound::of(count.saturating_mul(width(input(0)?)))
+                    .with_scratch(count.saturating_mul(8)),
+            )
         }
-        ("" | "ai.onnx", "OneHot") => {
+        "OneHot" => {
             let depth = scalar(input(1)?)?.clamp(0.0, u64::MAX as f64) as u128;
-            sized(input(0)?.dims(), 8).map(|bytes| bytes.saturating_mul(depth))
+            let count = elements(input(0)?.dims()).saturating_mul(depth);
+            Some(
+                Bound::of(count.saturating_mul(width(input(2)?)))
+                    .with_scratch(count.saturating_mul(8)),
+            )
         }
-        ("" | "ai.onnx", "Pad") => pad(node, input(0)?, input(1), input(3)),
-        ("" | "ai.onnx", "Conv") | ("com.microsoft", "FusedConv") => {
-            conv(node, input(0)?, input(1)?, width(input(0)?))
-        }
-        ("" | "ai.onnx", "ConvInteger") => conv(node, input(0)?, input(1)?, 8),
+        "Pad" => pad(node, input(0)?, input(1), input(3)),
+        "Conv" => conv(node, input(0)?, input(1)?, width(input(0)?)),
+        // ConvInteger's int32 values are held as i64, computed in f64.
+        "ConvInteger" => conv(node, input(0)?, input(1)?, 8).map(|b| b.with_scratch(b.result)),
         _ => None,
     }
 }
 
-/// Gather's result: `data`'s dimensions with the gathered axis replaced by `indices`'.
-fn gather(node: &Node<'_>, data: &Tensor, indices: &Tensor) -> Option<u128> {
-    let axis = node.int("axis", 0);
-    let rank = data.rank() as i64;
-    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis })
-        .ok()
-        .filter(|&a| a < data.rank())?;
-    let dims: Vec<usize> = data.dims()[..axis]
-        .iter()
-        .chain(indices.dims())
-        .chain(&data.dims()[axis + 1..])
-        .copied()
-        .collect();
-    sized(&dims, width(data))
+/// ONNX Runtime's contrib operators of this kind.
+fn contrib(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
+    let input = |index| optional(inputs, index);
+    match node.op_type() {
+        "FusedMatMul" => {
+            let transposed = [node.int("transA", 0) != 0, node.int("transB", 0) != 0];
+            let (a, b) = (input(0)?, input(1)?);
+            // A transposed operand is copied before the product; alpha scales a copy of it.
+            let copies: u128 = [(a, transposed[0]), (b, transposed[1])]
+                .iter()
+                .filter(|(_, t)| *t)
+                .map(|(x, _)| bytes(x))
+                .sum();
+            let product = matmul(a, b, transposed)?;
+            let scaled = if node.float("alpha", 1.0) == 1.0 {
+                0
+            } else {
+                product.result
+            };
+            Some(product.with_scratch(copies + scaled))
+        }
+        "FusedConv" => conv(node, input(0)?, input(1)?, width(input(0)?)),
+        "Attention" => attention(node, input(0)?, input(4)),
+        _ => None,
+    }
 }
 
-/// A convolution's result, batch × output channels × ONNX's size of each spatial axis, of `width` bytes
-/// each: the output channels are the weight's, so a model's first convolution multiplies what a client
-/// sends by their number over the input's.
-fn conv(node: &Node<'_>, x: &Tensor, w: &Tensor, width: u128) -> Option<u128> {
-    let (xd, wd) = (x.dims(), w.dims());
-    if xd.len() < 3 || wd.len() != xd.len() {
-        return None;
-    }
-    let spatial = xd.len() - 2;
-    let given = |name: &str, axis: usize, default: i64| {
-        node.ints(name)
-            .and_then(|values| values.get(axis).copied())
-            .unwrap_or(default)
-            .max(0) as u128
-    };
-    let same = node
-        .string("auto_pad")
-        .is_some_and(|p| p.starts_with("SAME"));
-    let mut dims = vec![xd[0], wd[0]];
-    for axis in 0..spatial {
-        let size = xd[axis + 2] as u128;
-        let stride = given("strides", axis, 1).max(1);
-        let out = if same {
-            size.div_ceil(stride)
-        } else {
-            let padded = size + given("pads", axis, 0) + given("pads", axis + spatial, 0);
-            let reach = given("dilations", axis, 1) * (wd[axis + 2] as u128).saturating_sub(1) + 1;
-            padded
-                .checked_sub(reach)
-                .map_or(0, |room| room / stride + 1)
-        };
-        dims.push(usize::try_from(out).unwrap_or(usize::MAX));
-    }
-    sized(&dims, width)
-}
+/// The operators whose result is their inputs broadcast together, as booleans (a byte each).
+#[rustfmt::skip]
+const COMPARING: &[&str] = &["Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Xor"];
 
-/// Pad's result over every axis (opset 18's `axes` input is left to the operator).
-fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>) -> Option<u128> {
-    if axes.is_some() {
-        return None;
-    }
-    let pads = if node.opset >= 11 {
-        small_values(pads?)?
-    } else {
-        node.ints("pads")?
-    };
-    let rank = x.rank();
-    if pads.len() != 2 * rank {
-        return None;
-    }
-    let dims: Vec<usize> = (0..rank)
-        .map(|i| {
-            let padded = (x.dims()[i] as i128) + i128::from(pads[i]) + i128::from(pads[i + rank]);
-            usize::try_from(padded.max(0)).unwrap_or(usize::MAX)
-        })
-        .collect();
-    sized(&dims, width(x))
-}
-
-/// The operators whose result is their inputs broadcast together, NumPy's way, as booleans (a byte each).
-const COMPARING: &[&str] = &[
-    "Equal",
-    "Greater",
-    "GreaterOrEqual",
-    "Less",
-    "LessOrEqual",
-    "And",
-    "Or",
-    "Xor",
-];
-
-/// The operators whose result is their inputs broadcast together, as wide as the widest input.
+/// The operators whose result is their inputs broadcast together, in the first input's type.
+#[rustfmt::skip]
 const BROADCASTING: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Mod",
-    "Max",
-    "Min",
-    "Sum",
-    "Mean",
-    "Where",
-    "PRelu",
-    "BitShift",
-    "BitwiseAnd",
-    "BitwiseOr",
-    "BitwiseXor",
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "PRelu", "BitShift",
+    "BitwiseAnd", "BitwiseOr", "BitwiseXor",
 ];
 
-/// The inputs broadcast together: the result's element count, and the widest input's element width.
-fn broadcast<'t>(tensors: impl Iterator<Item = &'t Tensor>) -> Option<(u128, u128)> {
+/// A broadcasting operator's result (Where's in its values' type), with the f64 or i64 scratch of the
+/// ones computed on the host and the running value of a fold over more than two inputs.
+fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
+    let first = inputs.iter().flatten().next()?;
+    let typed = if op == "Where" {
+        optional(inputs, 1)?
+    } else {
+        first
+    };
+    let count = broadcast(inputs)?;
+    let result = Bound::of(count.saturating_mul(width(typed)));
+    let on_host = match op {
+        "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" => true,
+        "Div" | "Pow" => !first.dtype().is_float(),
+        _ => false,
+    };
+    let folded = matches!(op, "Sum" | "Max" | "Min" | "Mean")
+        && inputs.iter().flatten().count() > 2
+        || op == "Mean";
+    Some(match (on_host, folded) {
+        (true, _) => result.with_scratch(count.saturating_mul(HOST_BYTES_PER_ELEMENT)),
+        (false, true) => result.with_scratch(result.result),
+        (false, false) => result,
+    })
+}
+
+/// The element count of the inputs broadcast together.
+fn broadcast(inputs: &[Option<Tensor>]) -> Option<u128> {
     let mut dims = Vec::new();
-    let mut widest = 0;
-    for tensor in tensors {
+    for tensor in inputs.iter().flatten() {
         dims = broadcast_dims(&dims, tensor.dims())?;
-        widest = widest.max(width(tensor));
     }
-    Some((elements(&dims), widest))
+    Some(elements(&dims))
 }
 
 /// `a` and `b` broadcast together, or `None` where they do not fit (the operator says why).
@@ -214,45 +216,56 @@ fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// A matrix product's result: the batch dimensions broadcast, then rows × columns (a 1-D operand
-/// contributes none), of `width` bytes each; `transposed` says which operand is given transposed.
-fn matmul(a: &Tensor, b: &Tensor, transposed: [bool; 2], width: u128) -> Option<u128> {
-    let (ad, bd) = (a.dims(), b.dims());
-    if ad.is_empty() || bd.is_empty() {
+/// Gather's result: `data`'s dimensions with the gathered axis replaced by `indices`'.
+fn gather(node: &Node<'_>, data: &Tensor, indices: &Tensor) -> Option<Bound> {
+    let axis = node.int("axis", 0);
+    let rank = data.rank() as i64;
+    let axis = usize::try_from(if axis < 0 { axis + rank } else { axis })
+        .ok()
+        .filter(|&a| a < data.rank())?;
+    let dims: Vec<usize> = data.dims()[..axis]
+        .iter()
+        .chain(indices.dims())
+        .chain(&data.dims()[axis + 1..])
+        .copied()
+        .collect();
+    sized(&dims, width(data)).map(Bound::of)
+}
+
+/// Pad's result over every axis (opset 18's `axes` input is left to the operator): each axis cropped
+/// by its negative pads, then grown by its positive ones; constant padding is made as f64 first.
+fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>) -> Option<Bound> {
+    if axes.is_some() {
         return None;
     }
-    let matrix = |dims: &[usize], transposed: bool, rows: bool| match dims.len() {
-        1 => 1,
-        n if rows != transposed => dims[n - 2],
-        n => dims[n - 1],
+    let pads = if node.opset >= 11 {
+        small_values(pads?)?
+    } else {
+        node.ints("pads")?
     };
-    let rows = matrix(ad, transposed[0], true);
-    let columns = matrix(bd, transposed[1], false);
-    let batch = broadcast_dims(
-        &ad[..ad.len().saturating_sub(2)],
-        &bd[..bd.len().saturating_sub(2)],
-    )?;
-    Some(
-        elements(&batch)
-            .saturating_mul(elements(&[rows, columns]))
-            .saturating_mul(width),
-    )
-}
-
-/// ONNX Runtime's contrib Attention: its scores, batch × heads × sequence × (past + sequence), are the
-/// largest tensor it makes.
-fn attention_scores(node: &Node<'_>, x: &Tensor, past: Option<&Tensor>) -> Option<u128> {
-    let &[batch, sequence, _] = x.dims() else {
+    let rank = x.rank();
+    if pads.len() != 2 * rank {
         return None;
-    };
-    let heads = usize::try_from(node.int("num_heads", 0)).ok()?;
-    let total = sequence.saturating_add(past.and_then(|p| p.dims().get(3).copied()).unwrap_or(0));
-    sized(&[batch, heads, sequence, total], width(x))
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            let (begin, end) = (i128::from(pads[i]), i128::from(pads[i + rank]));
+            let kept = (x.dims()[i] as i128 + begin.min(0) + end.min(0)).max(0);
+            usize::try_from(kept + begin.max(0) + end.max(0)).unwrap_or(usize::MAX)
+        })
+        .collect();
+    let result = Bound::of(sized(&dims, width(x))?);
+    let constant = node.string("mode").is_none_or(|mode| mode == "constant");
+    Some(if constant {
+        result.with_scratch(elements(&dims).saturating_mul(8))
+    } else {
+        result
+    })
 }
 
-/// A 1-D integer input's values, when it holds at most [`MAX_RANK`] of them.
+/// A 1-D integer input's values, when it holds at most [`MAX_SHAPE_VALUES`] of them.
 fn small_values(tensor: &Tensor) -> Option<Vec<i64>> {
-    (tensor.elem_count() <= MAX_RANK)
+    (tensor.elem_count() <= MAX_SHAPE_VALUES)
         .then(|| int_values(tensor).ok())
         .flatten()
 }
@@ -270,17 +283,18 @@ fn dims_of(tensor: &Tensor) -> Option<Vec<usize>> {
 
 /// A scalar input's value (Range's bounds, OneHot's depth).
 fn scalar(tensor: &Tensor) -> Option<f64> {
-    match tensor
-        .to_dtype(candle_core::DType::F64)
+    if tensor.elem_count() != 1 {
+        return None;
+    }
+    tensor
+        .to_dtype(DType::F64)
         .ok()?
         .flatten_all()
         .ok()?
         .to_vec1::<f64>()
-        .ok()?[..]
-    {
-        [value] => Some(value),
-        _ => None,
-    }
+        .ok()?
+        .first()
+        .copied()
 }
 
 /// The bytes of a tensor of `dims` with elements of `width` bytes.
@@ -296,6 +310,10 @@ fn elements(dims: &[usize]) -> u128 {
 
 fn width(tensor: &Tensor) -> u128 {
     tensor.dtype().size_in_bytes() as u128
+}
+
+fn bytes(tensor: &Tensor) -> u128 {
+    (tensor.elem_count() as u128).saturating_mul(width(tensor))
 }
 
 #[cfg(test)]

@@ -69,7 +69,10 @@ pub(super) fn loop_(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Te
     }
     let mut results = carried;
     for (j, values) in scans.iter().enumerate() {
-        results.push(call.stack_iterations(values, body.output.get(n + 1 + j))?);
+        // Counted beside the next output's stacking, until the node's outputs are the run's values.
+        let stacked = call.stack_iterations(values, body.output.get(n + 1 + j))?;
+        kept.keep(&stacked)?;
+        results.push(stacked);
     }
     drop(kept);
     Ok(results)

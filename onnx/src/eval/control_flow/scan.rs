@@ -128,7 +128,7 @@ pub(super) fn scan(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Ten
     let Iterations {
         mut states,
         scanned,
-        kept: _kept,
+        mut kept,
     } = iterate(call, states.to_vec(), scan_inputs, &slicing)?;
     let (body, _) = call.body("body")?;
     let k = scanned.len();
@@ -140,7 +140,13 @@ pub(super) fn scan(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Ten
             values.reverse();
         }
         let stacked = call.stack_iterations(&values, body.output.get(n + j))?;
-        states.push(move_first_axis(stacked, output_axes[j])?);
+        kept.keep(&stacked)?;
+        // An output axis other than the first is a copy of the stacked values.
+        let moved = move_first_axis(stacked, output_axes[j])?;
+        if output_axes[j] != 0 {
+            kept.keep(&moved)?;
+        }
+        states.push(moved);
     }
     Ok(states)
 }
@@ -202,7 +208,9 @@ fn scan_batched(call: &Call<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor
     (0..count)
         .map(|j| {
             let column: Vec<Tensor> = per_batch.iter().map(|r| r[j].clone()).collect();
-            call.stack_iterations(&column, None)
+            let stacked = call.stack_iterations(&column, None)?;
+            rows_kept.keep(&stacked)?;
+            Ok(stacked)
         })
         .collect()
 }

@@ -138,9 +138,9 @@ impl<'a> Execution<'a> {
                     })
                     .collect::<Result<Vec<_>, ModelError>>()?;
             if self.memory.is_limited()
-                && let Some(bytes) = output_bound::output_bytes(&node, &args)
+                && let Some(bound) = output_bound::bound(&node, &args)
             {
-                self.memory.has_room(bytes)?;
+                self.memory.has_room(bound.total())?;
             }
             let started = self.profile.map(|_| Instant::now());
             let outputs = self

@@ -14,18 +14,28 @@ fn i64s(values: &[i64]) -> Option<Tensor> {
     Some(Tensor::new(values, &Device::Cpu).unwrap())
 }
 
-fn bytes(
+/// The bound of `op` over `inputs`.
+fn bound_of(
     op: &str,
     attributes: Vec<crate::proto::AttributeProto>,
     inputs: &[Option<Tensor>],
-) -> Option<u128> {
+) -> Option<Bound> {
     let names: Vec<String> = (0..inputs.len()).map(|i| format!("x{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut proto = proto(op, &names, &["y"], attributes);
     if op == "Attention" || op == "FusedMatMul" {
         proto.domain = Some("com.microsoft".into());
     }
-    output_bytes(&Node::new(&proto, 17), inputs)
+    bound(&Node::new(&proto, 17), inputs)
+}
+
+/// The bytes of `op`'s result over `inputs`.
+fn bytes(
+    op: &str,
+    attributes: Vec<crate::proto::AttributeProto>,
+    inputs: &[Option<Tensor>],
+) -> Option<u128> {
+    bound_of(op, attributes, inputs).map(|b| b.result)
 }
 
 /// A client's column and row, 400 kB each, whose sum would be 40 GB: without the bound candle's
@@ -84,7 +94,7 @@ fn agrees_with_the_operator(
             .map(|t| u128::from(crate::eval::run_memory::tensor_bytes(t)))
             .sum();
         proptest::prop_assert_eq!(
-            output_bytes(&node, inputs),
+            bound(&node, inputs).map(|b| b.result),
             Some(made),
             "{} {:?}",
             op,
@@ -283,7 +293,7 @@ fn shapes_read_from_values_and_gathers_are_worked_out() {
         bytes("Range", vec![], &[i64s(&[5]), i64s(&[0]), i64s(&[1])]),
         Some(0)
     );
-    let one_hot = bytes(
+    let one_hot = bound_of(
         "OneHot",
         vec![],
         &[
@@ -292,7 +302,14 @@ fn shapes_read_from_values_and_gathers_are_worked_out() {
             zeros(&[2], DType::F32),
         ],
     );
-    assert_eq!(one_hot, Some(8_000_000_000));
+    // In the values' type, computed as f64 first.
+    assert_eq!(
+        one_hot,
+        Some(Bound {
+            result: 4_000_000_000,
+            scratch: 8_000_000_000
+        })
+    );
     let pad = bytes(
         "Pad",
         vec![],
@@ -329,7 +346,7 @@ fn shapes_read_from_values_and_gathers_are_worked_out() {
         ],
     );
     assert_eq!(same, Some(2 * 8 * 113 * 113 * 4));
-    let attention = bytes(
+    let attention = bound_of(
         "Attention",
         vec![attr_int("num_heads", 16)],
         &[
@@ -337,5 +354,119 @@ fn shapes_read_from_values_and_gathers_are_worked_out() {
             zeros(&[64, 192], DType::F32),
         ],
     );
-    assert_eq!(attention, Some(16 * 50_000u128 * 50_000 * 4));
+    // Its scores and their softmax.
+    assert_eq!(
+        attention.map(|b| b.scratch),
+        Some(2 * 16 * 50_000u128 * 50_000 * 4)
+    );
+}
+
+/// Scratch an operator allocates beside its result, and results whose width is not their widest
+/// input's: each seen wrong by a review of the first version of these bounds.
+#[test]
+fn scratch_and_widths_follow_what_the_operators_allocate() {
+    // A 2-D weight times a client's batch: candle copies the weight to every batch item.
+    let weight = zeros(&[1024, 4096], DType::F32);
+    let batch = zeros(&[2048, 4096, 1], DType::F32);
+    let product = bound_of("MatMul", vec![], &[weight, batch.clone()]).unwrap();
+    assert_eq!(product.result, 2048 * 1024 * 4);
+    assert_eq!(product.scratch, 2048 * 1024 * 4096 * 4);
+    // A batched input times a 2-D weight is multiplied in place.
+    let in_place = bound_of(
+        "MatMul",
+        vec![],
+        &[
+            zeros(&[8, 16, 64], DType::F32),
+            zeros(&[64, 32], DType::F32),
+        ],
+    );
+    assert_eq!(
+        in_place,
+        Some(Bound {
+            result: 8 * 16 * 32 * 4,
+            scratch: 0
+        })
+    );
+    // Half precision on the CPU is computed in f32: both operands and the product widened.
+    let half = bound_of(
+        "MatMul",
+        vec![],
+        &[zeros(&[16, 64], DType::F16), zeros(&[64, 32], DType::F16)],
+    )
+    .unwrap();
+    assert_eq!(
+        half,
+        Bound {
+            result: 16 * 32 * 2,
+            scratch: (16 * 64 + 64 * 32 + 16 * 32) * 4
+        }
+    );
+    // Mod, the bitwise operators and integer Div compute in f64 or i64 on the host.
+    let column = zeros(&[100, 1], DType::U8);
+    let row = zeros(&[1, 100], DType::U8);
+    let shifted = bound_of("BitShift", vec![], &[column.clone(), row.clone()]).unwrap();
+    assert_eq!(
+        shifted,
+        Bound {
+            result: 10_000,
+            scratch: 10_000 * HOST_BYTES_PER_ELEMENT
+        }
+    );
+    let float = bound_of(
+        "Div",
+        vec![],
+        &[zeros(&[100, 1], DType::F32), zeros(&[1, 100], DType::F32)],
+    )
+    .unwrap();
+    assert_eq!(float.scratch, 0);
+    // Pow's result is its base's type.
+    let pow = bytes("Pow", vec![], &[zeros(&[10, 10], DType::F32), i64s(&[2])]);
+    assert_eq!(pow, Some(400));
+    // ConstantOfShape's value decides the width: a boolean mask is a byte an element.
+    let mask = crate::proto::AttributeProto {
+        name: Some("value".into()),
+        r#type: Some(crate::proto::attribute_proto::AttributeType::Tensor as i32),
+        t: Some(crate::proto::TensorProto {
+            dims: vec![1],
+            data_type: Some(crate::proto::tensor_proto::DataType::Bool as i32),
+            int32_data: vec![1],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        bytes("ConstantOfShape", vec![mask], &[i64s(&[1, 16384, 16384])]),
+        Some(1 << 28)
+    );
+    // Pad crops an axis by its negative pads before it grows it: 3 - 5 keeps nothing, then 10.
+    assert_eq!(
+        bytes("Pad", vec![], &[zeros(&[3], DType::F32), i64s(&[-5, 10])]),
+        Some(40)
+    );
+    // VALID ignores pads; Gemm's C broadcasts the product.
+    let valid = vec![
+        crate::proto::AttributeProto {
+            name: Some("auto_pad".into()),
+            r#type: Some(crate::proto::attribute_proto::AttributeType::String as i32),
+            s: Some(b"VALID".to_vec().into()),
+            ..Default::default()
+        },
+        crate::graph_builder::attr_ints("pads", &[5, 5, 5, 5]),
+    ];
+    let conv = bytes(
+        "Conv",
+        valid,
+        &[
+            zeros(&[1, 1, 8, 8], DType::F32),
+            zeros(&[1, 1, 3, 3], DType::F32),
+        ],
+    );
+    assert_eq!(conv, Some(6 * 6 * 4));
+    let c = zeros(&[500, 7], DType::F32);
+    let gemm = bytes(
+        "Gemm",
+        vec![],
+        &[zeros(&[1, 3], DType::F32), zeros(&[3, 7], DType::F32), c],
+    );
+    assert_eq!(gemm, Some(500 * 7 * 4));
 }
