@@ -486,8 +486,18 @@ def add(listing, models_dir, model_id, data, entry, spec):
                   "outputs": f"models/{model_id}.outputs.safetensors",
                   "outputs_left_out": left_out})
     listing["models"].append(entry)
-    print(f"{model_id}: {entry['producer']} {entry['producer_version']} opset {entry['opset']}, "
-          f"{len(data)} bytes, ORT ran it")
+    print(f"{model_id}: {entry['producer']} {version_label(entry['producer_version'])} "
+          f"opset {entry['opset']}, {len(data)} bytes, ORT ran it")
+
+
+def version_label(version):
+    """A producer_version on one line: CatBoost writes its build's whole description, whose tag line is
+    the version (onnx/tests/corpus/listing.rs reads it the same way)."""
+    lines = version.splitlines()
+    if len(lines) <= 1:
+        return version
+    tags = (line.strip().removeprefix("Branch: tags/") for line in lines if "Branch: tags/" in line)
+    return next(tags, "")
 
 
 def build(corpus_dir):
