@@ -105,7 +105,8 @@ pub(super) fn gemm(node: &Node<'_>, a: &Tensor, b: &Tensor, c: Option<&Tensor>) 
 
 /// A convolution's result, batch × output channels × ONNX's size of each spatial axis, of `width` bytes
 /// each: the output channels are the weight's, so a model's first convolution multiplies what a client
-/// sends by their number over the input's.
+/// sends by their number over the input's. A half-precision one on the CPU is computed in f32 (the input
+/// widened, the f32 result narrowed).
 pub(super) fn conv(node: &Node<'_>, x: &Tensor, w: &Tensor, width: u128) -> Option<Bound> {
     let (xd, wd) = (x.dims(), w.dims());
     if xd.len() < 3 || wd.len() != xd.len() {
@@ -139,7 +140,12 @@ pub(super) fn conv(node: &Node<'_>, x: &Tensor, w: &Tensor, width: u128) -> Opti
         };
         dims.push(usize::try_from(out).unwrap_or(usize::MAX));
     }
-    sized(&dims, width).map(Bound::of)
+    let result = Bound::of(sized(&dims, width)?);
+    if half_on_cpu(x) {
+        let widened = (x.elem_count() as u128).saturating_add(elements(&dims));
+        return Some(result.with_scratch(widened.saturating_mul(4)));
+    }
+    Some(result)
 }
 
 /// ONNX Runtime's contrib Attention: its result and present state are no larger than its input times

@@ -401,6 +401,21 @@ fn scratch_and_widths_follow_what_the_operators_allocate() {
             scratch: (16 * 64 + 64 * 32 + 16 * 32) * 4
         }
     );
+    let half_conv = bound_of(
+        "Conv",
+        vec![],
+        &[
+            zeros(&[1, 2, 5, 5], DType::F16),
+            zeros(&[3, 2, 1, 1], DType::F16),
+        ],
+    );
+    assert_eq!(
+        half_conv,
+        Some(Bound {
+            result: 75 * 2,
+            scratch: (50 + 75) * 4
+        })
+    );
     // Mod, the bitwise operators and integer Div compute in f64 or i64 on the host.
     let column = zeros(&[100, 1], DType::U8);
     let row = zeros(&[1, 100], DType::U8);
