@@ -121,6 +121,7 @@ pub fn bound(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
             )
         }
         "Pad" => pad(node, input(0)?, input(1), input(3)),
+        "Resize" | "Upsample" => resize(node, inputs),
         "Conv" => conv(node, input(0)?, input(1)?, width(input(0)?)),
         // ConvInteger's int32 values are held as i64, computed in f64.
         "ConvInteger" => conv(node, input(0)?, input(1)?, 8).map(|b| b.with_scratch(b.result)),
@@ -261,6 +262,67 @@ fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>
     } else {
         result
     })
+}
+
+/// Resize's (and Upsample's) result, at its sizes or at its scales' floor (the `stretch` policy only;
+/// another is left to the operator). Each axis is resampled in turn as f64 on the host, so two arrays of
+/// the largest intermediate (every axis at its larger size) are held at once.
+fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
+    let x = optional(inputs, 0)?;
+    let given = |index: usize| optional(inputs, index).filter(|t| t.elem_count() > 0);
+    let (scales, sizes) = if node.opset < 11 || node.op_type() == "Upsample" {
+        let scales = match optional(inputs, 1) {
+            Some(t) => small_floats(t)?,
+            None => node.floats("scales")?.into_iter().map(f64::from).collect(),
+        };
+        (scales, None)
+    } else {
+        let sizes = given(3).map(small_values).map(Option::unwrap_or_default);
+        (given(2).and_then(small_floats).unwrap_or_default(), sizes)
+    };
+    if node
+        .string("keep_aspect_ratio_policy")
+        .is_some_and(|policy| policy != "stretch")
+    {
+        return None;
+    }
+    let rank = x.rank() as i64;
+    let axes: Vec<usize> = match node.ints("axes") {
+        Some(axes) => axes
+            .iter()
+            .map(|&a| {
+                usize::try_from(if a < 0 { a + rank } else { a })
+                    .ok()
+                    .filter(|&a| a < x.rank())
+            })
+            .collect::<Option<_>>()?,
+        None => (0..x.rank()).collect(),
+    };
+    let (mut out, mut largest) = (x.dims().to_vec(), x.dims().to_vec());
+    for (i, &axis) in axes.iter().enumerate() {
+        let size = match &sizes {
+            Some(sizes) => usize::try_from(*sizes.get(i)?).ok()?,
+            None => (x.dims()[axis] as f64 * scales.get(i)?).floor() as usize,
+        };
+        out[axis] = size;
+        largest[axis] = largest[axis].max(size);
+    }
+    let result = Bound::of(sized(&out, width(x))?);
+    Some(result.with_scratch(elements(&largest).saturating_mul(16)))
+}
+
+/// A 1-D float input's values (Resize's scales), when it holds at most [`MAX_SHAPE_VALUES`] of them.
+fn small_floats(tensor: &Tensor) -> Option<Vec<f64>> {
+    if tensor.elem_count() > MAX_SHAPE_VALUES {
+        return None;
+    }
+    tensor
+        .to_dtype(DType::F64)
+        .ok()?
+        .flatten_all()
+        .ok()?
+        .to_vec1::<f64>()
+        .ok()
 }
 
 /// A 1-D integer input's values, when it holds at most [`MAX_SHAPE_VALUES`] of them.

@@ -159,6 +159,12 @@ proptest::proptest! {
         let padded: Vec<usize> = batch.iter().take(2).map(|&d| d + 1).collect();
         let pads: Vec<i64> = [pad, -1, pad, 2].into_iter().take(2 * padded.len()).collect();
         ran!(agrees_with_the_operator("Pad", vec![], &[f32s(&padded), i64s(&pads)])?);
+        // Resized to sizes, or by scales (their floor).
+        let image = f32s(&[1, 2, size, size + 1]);
+        let sizes: Vec<i64> = [1, 2, m as i64, (size + n) as i64].to_vec();
+        ran!(agrees_with_the_operator("Resize", vec![], &[image.clone(), None, None, i64s(&sizes)])?);
+        let factors = Tensor::new(&[1f32, 1.0, 0.5 + k as f32 * 0.7, n as f32 / 3.0][..], &Device::Cpu).unwrap();
+        ran!(agrees_with_the_operator("Resize", vec![], &[image, None, Some(factors)])?);
     }
 }
 
