@@ -243,19 +243,32 @@ pub fn cum_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     )?;
     let reverse = node.int("reverse", 0) != 0;
     let exclusive = node.int("exclusive", 0) != 0;
-    let wide = x.to_dtype(DType::F64)?;
-    let mut t = if reverse { wide.flip(&[dim])? } else { wide };
-    t = t.cumsum(dim)?;
-    if exclusive {
-        let len = t.dim(dim)?;
-        t = t
-            .narrow(dim, 0, len.saturating_sub(1))?
-            .pad_with_zeros(dim, 1, 0)?;
+    // A running sum along the axis, in f64, linear in the input: candle's cumsum multiplies by an n × n
+    // triangular matrix, so one axis of 65,535 (a client's token count) asked for 4 GB of mask and
+    // 34 GB of f64 (found by fuzzing the evaluator under a memory limit).
+    let dims = x.dims().to_vec();
+    let len = dims[dim];
+    let inner: usize = dims[dim + 1..].iter().product();
+    let outer: usize = dims[..dim].iter().product();
+    let values = super::host::values(x)?;
+    let mut out = vec![0f64; values.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut sum = 0.0;
+            for step in 0..len {
+                let k = if reverse { len - 1 - step } else { step };
+                let at = (o * len + k) * inner + i;
+                if exclusive {
+                    out[at] = sum;
+                    sum += values[at];
+                } else {
+                    sum += values[at];
+                    out[at] = sum;
+                }
+            }
+        }
     }
-    if reverse {
-        t = t.flip(&[dim])?;
-    }
-    Ok(vec![t.to_dtype(x.dtype())?])
+    super::host::build(out, &dims, x.dtype(), x).map(|t| vec![t])
 }
 
 #[cfg(test)]
@@ -309,5 +322,30 @@ mod tests {
             &[f32s(&[1., 2., 3.], &[3]), i64s(&[0])],
         );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![5., 3., 0.]);
+    }
+
+    /// A middle axis with rows on either side, and an axis of 65,535 (candle's cumsum made a 65,535²
+    /// mask for it, 4 GB, and the process aborted).
+    #[test]
+    fn cumsum_runs_along_any_axis_in_linear_memory() {
+        let x = f32s(
+            &[1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12.],
+            &[2, 3, 2],
+        );
+        let out = run("CumSum", 14, vec![], &[x, i64s(&[1])]);
+        let expected = [1., 2., 4., 6., 9., 12., 7., 8., 16., 18., 27., 30.];
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            expected
+        );
+        let long = candle_core::Tensor::ones(
+            (1, 65_535),
+            candle_core::DType::I64,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let out = run("CumSum", 14, vec![], &[Some(long), i64s(&[1])]);
+        let sums = out[0].flatten_all().unwrap().to_vec1::<i64>().unwrap();
+        assert_eq!((sums[0], sums[65_534]), (1, 65_535));
     }
 }

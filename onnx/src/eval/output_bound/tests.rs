@@ -209,6 +209,14 @@ fn a_column_against_a_row_broadcasts_to_their_product() {
         ),
         None
     );
+    // A reduction of an empty axis makes the input's other dimensions: counted for any operator given
+    // an empty input, as f64.
+    let nothing = bytes(
+        "GlobalAveragePool",
+        vec![],
+        &[zeros(&[512, 65_428, 0], DType::F32)],
+    );
+    assert_eq!(nothing, Some(512 * 65_428 * 8));
     // An operator that makes no more than its inputs is not worked out.
     assert_eq!(bytes("Relu", vec![], &[column]), None);
 }
