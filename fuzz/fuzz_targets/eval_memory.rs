@@ -26,6 +26,9 @@ const MAX_INPUT_BYTES: usize = 8 << 20;
 /// What a run may allocate at its peak beyond its inputs' copies: its limit twice over (what the run
 /// holds and the result refused or made beside it) and some slack for the small scratch of operators.
 const ALLOWED: usize = 2 * LIMIT + (8 << 20);
+/// Copies of its inputs an operator may make on the way (widened to f64, broadcast, gathered): what
+/// the fuzzer looks for is a run allocating far more than what it was sent, past its limit.
+const INPUT_COPIES: usize = 8;
 /// One allocation past this stops the fuzzer (an abort with the input saved) before the host is asked.
 const ONE_ALLOCATION: usize = 256 << 20;
 
@@ -227,7 +230,7 @@ fuzz_target!(|data: &[u8]| {
     PEAK.store(before, Ordering::Relaxed);
     let outcome = match session.run(&feeds) {
         Ok(_) => "answered".to_owned(),
-        Err(e) => e.to_string(),
+        Err(e) => e.to_string().chars().take(300).collect(),
     };
     // What stays allocated after the run (candle's and gemm's buffers, made once and kept) is not the
     // run's: its peak is measured above what is live after it, its outputs dropped.
@@ -240,7 +243,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|t| t.elem_count() * t.dtype().size_in_bytes())
         .sum();
     assert!(
-        grew <= ALLOWED + 4 * inputs,
+        grew <= ALLOWED + INPUT_COPIES * inputs,
         "{op} (opset {opset}) allocated {grew} bytes at its peak under a run limit of {LIMIT} \
          (inputs {:?}, {inputs} bytes; {outcome})",
         feeds.values().map(Tensor::dims).collect::<Vec<_>>(),

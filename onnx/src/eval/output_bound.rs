@@ -193,7 +193,7 @@ const BROADCASTING: &[&str] = &[
 ];
 
 /// A broadcasting operator's result (Where's in its values' type), with the f64 or i64 scratch of the
-/// ones computed on the host and the running value of a fold over more than two inputs.
+/// ones computed on the host (integer arithmetic, Mod, the bitwise ones) and the running value of a fold over more than two inputs.
 fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
     let first = inputs.iter().flatten().next()?;
     let typed = if op == "Where" {
@@ -205,7 +205,7 @@ fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
     let result = Bound::of(count.saturating_mul(width(typed)));
     let on_host = match op {
         "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" => true,
-        "Div" | "Pow" => !first.dtype().is_float(),
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" => !first.dtype().is_float(),
         _ => false,
     };
     let folded = matches!(op, "Sum" | "Max" | "Min" | "Mean")

@@ -10,6 +10,9 @@ type Out = Result<Vec<Tensor>, ModelError>;
 
 pub fn add(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if !a.dtype().is_float() {
+        return Ok(vec![wrapping(a, b, "Add", i64::wrapping_add)?]);
+    }
     if let Some(y) = cpu_f32::binary(a, b, |x, y| x + y) {
         return Ok(vec![y?]);
     }
@@ -18,6 +21,9 @@ pub fn add(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn sub(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if !a.dtype().is_float() {
+        return Ok(vec![wrapping(a, b, "Sub", i64::wrapping_sub)?]);
+    }
     if let Some(y) = cpu_f32::binary(a, b, |x, y| x - y) {
         return Ok(vec![y?]);
     }
@@ -26,10 +32,38 @@ pub fn sub(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn mul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
+    if !a.dtype().is_float() {
+        return Ok(vec![wrapping(a, b, "Mul", i64::wrapping_mul)?]);
+    }
     if let Some(y) = cpu_f32::binary(a, b, |x, y| x * y) {
         return Ok(vec![y?]);
     }
     Ok(vec![a.broadcast_mul(b)?])
+}
+
+/// `f` over integer operands broadcast together, wrapping on overflow as ONNX Runtime's integer
+/// arithmetic does (candle's wraps in a release build and panics in a debug one); a uint8 result keeps
+/// the low byte.
+fn wrapping(
+    a: &Tensor,
+    b: &Tensor,
+    op: &'static str,
+    f: fn(i64, i64) -> i64,
+) -> Result<Tensor, ModelError> {
+    let shape = a.shape().broadcast_shape_binary_op(b.shape(), op)?;
+    let wide = |t: &Tensor| -> Result<Vec<i64>, ModelError> {
+        Ok(t.to_dtype(DType::I64)?
+            .broadcast_as(&shape)?
+            .flatten_all()?
+            .to_vec1::<i64>()?)
+    };
+    let (x, y) = (wide(a)?, wide(b)?);
+    let out: Vec<i64> = x.iter().zip(&y).map(|(&x, &y)| f(x, y)).collect();
+    if a.dtype() == DType::U8 {
+        let bytes: Vec<u8> = out.into_iter().map(|v| v as u8).collect();
+        return Ok(Tensor::from_vec(bytes, shape, a.device())?);
+    }
+    Ok(Tensor::from_vec(out, shape, a.device())?.to_dtype(a.dtype())?)
 }
 
 pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -208,6 +242,22 @@ pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, run};
+
+    /// Integer arithmetic wraps, as ONNX Runtime's does (candle's panicked on the overflow in a debug
+    /// build: found by fuzzing the evaluator).
+    #[test]
+    fn integer_arithmetic_wraps_on_overflow() {
+        let bytes =
+            |v: &[u8]| Some(candle_core::Tensor::new(v, &candle_core::Device::Cpu).unwrap());
+        let sum = run("Add", 14, vec![], &[bytes(&[200, 1]), bytes(&[100, 2])]);
+        assert_eq!(sum[0].to_vec1::<u8>().unwrap(), [44, 3]);
+        let difference = run("Sub", 14, vec![], &[bytes(&[3]), bytes(&[5])]);
+        assert_eq!(difference[0].to_vec1::<u8>().unwrap(), [254]);
+        let product = run("Mul", 14, vec![], &[i64s(&[i64::MAX]), i64s(&[2])]);
+        assert_eq!(product[0].to_vec1::<i64>().unwrap(), [-2]);
+        let next = run("Add", 14, vec![], &[i64s(&[i64::MAX, 1]), i64s(&[1])]);
+        assert_eq!(next[0].to_vec1::<i64>().unwrap(), [i64::MIN, 2]);
+    }
 
     #[test]
     fn add_broadcasts_like_numpy() {
