@@ -58,6 +58,14 @@ impl RunMemory {
         self.limit.is_some()
     }
 
+    /// Shows the node about to run (on this thread) the room its run leaves it, until dropped.
+    pub fn for_node(&self) -> NodeRoom {
+        let room = self.limit.map(|limit| (self.live.get(), limit));
+        NodeRoom {
+            previous: NODE_ROOM.replace(room),
+        }
+    }
+
     /// What an operator keeps between its body runs, counted until it is dropped.
     pub fn kept(&self) -> Kept<'_> {
         Kept {
@@ -68,6 +76,39 @@ impl RunMemory {
 
     pub fn let_go(&self, bytes: u64) {
         self.live.set(self.live.get().saturating_sub(bytes));
+    }
+}
+
+thread_local! {
+    /// What the run on this thread holds and may hold (live, limit), while a node of a limited run
+    /// runs: the element caps deep inside operators (`ops::host::element_count`, a window's size, a
+    /// transform's output) are held to it as well, since operators do not see their run.
+    static NODE_ROOM: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// The room a run leaves the node running on this thread, given while it lives; dropping it puts back
+/// what was there (a Loop's body runs its own nodes inside the Loop's).
+pub struct NodeRoom {
+    previous: Option<(u64, u64)>,
+}
+
+impl Drop for NodeRoom {
+    fn drop(&mut self) {
+        NODE_ROOM.set(self.previous);
+    }
+}
+
+/// Refuses `bytes` more for the node running on this thread, where its run has a limit: for an
+/// operator about to allocate a size it read from its inputs' values or shapes.
+pub fn node_has_room(bytes: u128) -> Result<(), ModelError> {
+    match NODE_ROOM.get() {
+        Some((live, limit)) if u128::from(live).saturating_add(bytes) > u128::from(limit) => {
+            Err(ModelError::MemoryLimit {
+                needed: u64::try_from(u128::from(live).saturating_add(bytes)).unwrap_or(u64::MAX),
+                limit,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -139,5 +180,30 @@ mod tests {
         );
         memory.hold(40).unwrap();
         RunMemory::new(None).has_room(u128::MAX).unwrap();
+        // An operator sees the room of the node running on its thread, and none outside a node.
+        node_has_room(u128::MAX).unwrap();
+        let memory = RunMemory::new(Some(100));
+        memory.hold(30).unwrap();
+        {
+            let _node = memory.for_node();
+            node_has_room(70).unwrap();
+            let refused = node_has_room(71).unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    ModelError::MemoryLimit {
+                        needed: 101,
+                        limit: 100
+                    }
+                ),
+                "{refused}"
+            );
+            {
+                let _unlimited = RunMemory::new(None).for_node();
+                node_has_room(1000).unwrap();
+            }
+            node_has_room(71).unwrap_err();
+        }
+        node_has_room(u128::MAX).unwrap();
     }
 }

@@ -143,6 +143,7 @@ impl<'a> Execution<'a> {
                 self.memory.has_room(bound.total())?;
             }
             let started = self.profile.map(|_| Instant::now());
+            let room = self.memory.for_node();
             let outputs = self
                 .run_node(&node, &args, prepared.subgraphs_of(index), &scope)
                 .map_err(|e| {
@@ -155,6 +156,7 @@ impl<'a> Execution<'a> {
                     };
                     ModelError::Evaluation(format!("node {index} ({}): {detail}", node.op_type()))
                 })?;
+            drop(room);
             if let (Some(profile), Some(started)) = (self.profile, started) {
                 profile
                     .borrow_mut()

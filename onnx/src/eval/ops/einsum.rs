@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 
 use super::super::node::{Node, required};
-use super::host::{build, element_count, strides, values};
+use super::host::{build, element_count, iteration_count, strides, values};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -175,7 +175,7 @@ fn label_sizes(
 /// For every combination of `sizes` (row-major), the offset into each input, given each input's stride
 /// per label: `count × inputs` offsets, flat.
 fn offsets(sizes: &[usize], strides: &[Vec<usize>]) -> Result<Vec<usize>, ModelError> {
-    let count = element_count(sizes, "an Einsum index space")?;
+    let count = iteration_count(sizes, "an Einsum index space")?;
     let n = strides.len();
     element_count(&[count, n], "Einsum offsets")?;
     let mut out = Vec::with_capacity(count * n);

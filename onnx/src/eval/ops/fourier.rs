@@ -231,11 +231,14 @@ fn checked_elements(dims: &[usize]) -> Result<usize, ModelError> {
         .iter()
         .try_fold(2usize, |acc, &d| acc.checked_mul(d))
         .filter(|&c| c <= MAX_OUTPUT_ELEMENTS);
-    count.ok_or_else(|| {
+    let count = count.ok_or_else(|| {
         evaluation(format!(
             "an output of shape {dims:?} x 2 is above kiln's limit of {MAX_OUTPUT_ELEMENTS} values"
         ))
-    })
+    })?;
+    // Its values are computed as f64.
+    crate::eval::run_memory::node_has_room(count as u128 * 8)?;
+    Ok(count)
 }
 
 /// The DFT's axis: an attribute (default 1) before opset 20, the optional third input (default -2) since.

@@ -11,7 +11,18 @@ pub const MAX_ELEMENTS: usize = 1 << 28;
 /// The element count of `dims`, refused when it overflows or passes [`MAX_ELEMENTS`]. An empty shape is
 /// held to the budget too, without its zero dims: its strides are products of the others and would
 /// overflow in candle.
+///
+/// Under a run's memory limit the count is held to the room the run leaves the node as well, at four
+/// bytes an element (the narrowest value these operators allocate, so that nothing that fits is refused).
 pub fn element_count(dims: &[usize], what: &str) -> Result<usize, ModelError> {
+    let count = iteration_count(dims, what)?;
+    crate::eval::run_memory::node_has_room(count as u128 * 4)?;
+    Ok(count)
+}
+
+/// [`element_count`] for a count of steps rather than of values held (an Einsum's index space): held
+/// to the element cap only.
+pub fn iteration_count(dims: &[usize], what: &str) -> Result<usize, ModelError> {
     dims.iter()
         .filter(|&&d| d != 0)
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))

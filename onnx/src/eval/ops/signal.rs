@@ -30,6 +30,8 @@ fn size_input(tensor: &Tensor, what: &str) -> Result<usize, ModelError> {
             "{what} {value} is outside 0 to {MAX_SIGNAL_LENGTH}"
         )));
     }
+    // A window of this many f64 values is made first.
+    crate::eval::run_memory::node_has_room(value as u128 * 8)?;
     Ok(value as usize)
 }
 
@@ -115,6 +117,7 @@ pub fn mel_weight_matrix(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .ok_or_else(|| {
             ModelError::Evaluation(format!("a {rows} x {mel_bins} mel matrix is too large"))
         })?;
+    crate::eval::run_memory::node_has_room(count as u128 * 8)?;
     let mel = |hz: f64| 2595.0 * (1.0 + hz / 700.0).log10();
     let (low_mel, high_mel) = (mel(lower), mel(upper));
     let step = (high_mel - low_mel) / (mel_bins + 2) as f64;
