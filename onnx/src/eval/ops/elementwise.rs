@@ -44,7 +44,7 @@ pub fn mul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// `f` over integer operands broadcast together, wrapping on overflow as ONNX Runtime's integer
 /// arithmetic does (candle's wraps in a release build and panics in a debug one); a uint8 result keeps
 /// the low byte.
-fn wrapping(
+pub(super) fn wrapping(
     a: &Tensor,
     b: &Tensor,
     op: &'static str,

@@ -96,7 +96,20 @@ pub fn min(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 pub fn sum(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![fold(inputs, Tensor::broadcast_add)?])
+    let integers = inputs.iter().flatten().any(|t| !t.dtype().is_float());
+    if !integers {
+        return Ok(vec![fold(inputs, Tensor::broadcast_add)?]);
+    }
+    // Integers wrap on overflow, as Add's do.
+    let mut parts = inputs.iter().flatten();
+    let first = parts
+        .next()
+        .ok_or_else(|| ModelError::Evaluation("no inputs".to_owned()))?;
+    let mut acc = first.clone();
+    for t in parts {
+        acc = super::elementwise::wrapping(&acc, t, "Sum", i64::wrapping_add)?;
+    }
+    Ok(vec![acc])
 }
 
 pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
