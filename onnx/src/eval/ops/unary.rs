@@ -161,7 +161,12 @@ pub fn gelu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// PRelu: the slope broadcasts against the input.
 pub fn prelu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (x, slope) = (required(inputs, 0)?, required(inputs, 1)?);
-    let negative = x.broadcast_mul(slope)?;
+    let negative = if x.dtype().is_float() {
+        x.broadcast_mul(slope)?
+    } else {
+        // Integers (opset 16) wrap on overflow, as Mul's do.
+        super::elementwise::wrapping(x, slope, "PRelu", i64::wrapping_mul)?
+    };
     let keep = x.ge(&x.zeros_like()?)?;
     let shape = negative.shape().clone();
     Ok(vec![
