@@ -113,6 +113,14 @@ pub fn sum(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    // ONNX defines Mean for floating-point types only (an integer sum also overflowed here, and candle
+    // panicked on it in a debug build: found by the evaluator fuzzer).
+    if let Some(t) = inputs.iter().flatten().find(|t| !t.dtype().is_float()) {
+        return Err(ModelError::Evaluation(format!(
+            "Mean takes floating-point inputs, not {:?}",
+            t.dtype()
+        )));
+    }
     let n = inputs.iter().flatten().count() as f64;
     Ok(vec![(fold(inputs, Tensor::broadcast_add)? / n)?])
 }
