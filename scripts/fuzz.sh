@@ -3,7 +3,8 @@
 # the ONNX protobuf reader and model checks, names and references, Range/Content-Range headers, the
 # manifest JWS verification, and whole Open Inference Protocol requests through kiln-runner's REST and
 # gRPC front ends in process, down to kiln's evaluator or ONNX Runtime and back (oip_*; oip_ort_strings
-# needs ONNX Runtime's library, fetched by scripts/fetch-onnxruntime.sh) (fuzz/fuzz_targets/). Each target
+# needs ONNX Runtime's library, fetched by scripts/fetch-onnxruntime.sh), and every operator of kiln's
+# evaluator under a run's memory limit, its allocations counted (eval_memory) (fuzz/fuzz_targets/). Each target
 # runs SECONDS (default 300) from its seeds (fuzz/seeds/, and its dictionary in fuzz/dicts/ when it has
 # one) and the corpus it grew before (fuzz/corpus/, not committed); a crash stops the script with
 # the input under fuzz/artifacts/, and so does a fuzzer that stops without finishing its run (its output
