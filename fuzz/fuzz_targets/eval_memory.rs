@@ -20,11 +20,11 @@ use kiln_onnx::proto::{
 use libfuzzer_sys::fuzz_target;
 
 /// The run's memory limit, as `--max-engine-memory-mib` gives an instance.
-const LIMIT: usize = 4 << 20;
+const LIMIT: usize = 2 << 20;
 /// The most elements a case's inputs hold together: few, so that what the fuzzer finds is a result far
 /// larger than what was sent, and so that no case computes for minutes (a convolution's work is its
 /// output times its kernel, both within reach of a few thousand elements and the limit).
-const MAX_INPUT_ELEMENTS: usize = 4096;
+const MAX_INPUT_ELEMENTS: usize = 2048;
 /// What a run may allocate at its peak beyond its inputs' copies: its limit twice over (what the run
 /// holds and the result refused or made beside it) and some slack for the small scratch of operators.
 const ALLOWED: usize = 2 * LIMIT + (8 << 20);

@@ -205,7 +205,7 @@ fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
     let result = Bound::of(count.saturating_mul(width(typed)));
     let on_host = match op {
         "Mod" | "BitShift" | "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" => true,
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Sum" => !first.dtype().is_float(),
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Sum" | "PRelu" => !first.dtype().is_float(),
         _ => false,
     };
     let folded = matches!(op, "Sum" | "Max" | "Min" | "Mean")

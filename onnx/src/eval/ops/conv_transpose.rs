@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, optional, required};
 use super::conv_transpose_gemm;
-use super::host::element_count;
+use super::host::{element_count, iteration_count};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -152,7 +152,7 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let wv = w.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let in_size: usize = input.iter().product();
     let k_size: usize = kernel.iter().product();
-    element_count(
+    iteration_count(
         &[batch * in_channels * in_size, k_size, per_group_out],
         "ConvTranspose's work",
     )?;

@@ -4,7 +4,7 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, required};
-use super::host::element_count;
+use super::host::{element_count, iteration_count};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -144,7 +144,7 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
     let mut out = Vec::with_capacity(batch * channels * out_size);
     let window: usize = g.kernel.iter().product();
     // Every output value reads its whole window: bound the total work, not only the result's size.
-    element_count(&[batch * channels, out_size, window], "pooling work")?;
+    iteration_count(&[batch * channels, out_size, window], "pooling work")?;
     for plane in 0..batch * channels {
         let data = &values[plane * in_size..(plane + 1) * in_size];
         for o in 0..out_size {

@@ -68,7 +68,18 @@ fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kin
         let out = Tensor::full(identity, shape, x.device())?.to_dtype(x.dtype())?;
         return Ok(vec![finish(node, out, &dims)?]);
     }
-    // candle's sqr and the float functions panic on integers: i64 sums stay i64 (squares by mul).
+    // candle's sqr and the float functions panic on integers: i64 sums stay i64, summed and squared
+    // wrapping on overflow as ONNX Runtime's are (candle's panics on it in a debug build).
+    let integer_term: Option<fn(i64) -> i64> = match kind {
+        _ if x.dtype() != DType::I64 => None,
+        Kind::Sum => Some(|v| v),
+        Kind::SumSquare => Some(|v| v.wrapping_mul(v)),
+        Kind::L1 => Some(i64::wrapping_abs),
+        _ => None,
+    };
+    if let Some(term) = integer_term {
+        return Ok(vec![finish(node, integer_sum(x, &dims, term)?, &dims)?]);
+    }
     let wide = if x.dtype() == DType::I64 {
         x.clone()
     } else {
@@ -78,14 +89,13 @@ fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kin
         Kind::Sum => wide.sum_keepdim(dims.as_slice())?,
         Kind::SumSquare => wide.mul(&wide)?.sum_keepdim(dims.as_slice())?,
         Kind::L1 => wide.abs()?.sum_keepdim(dims.as_slice())?,
-        Kind::L2 => wide
-            .mul(&wide)?
-            .sum_keepdim(dims.as_slice())?
-            .to_dtype(DType::F64)?
-            .sqrt()?,
+        Kind::L2 => {
+            let w = wide.to_dtype(DType::F64)?;
+            w.mul(&w)?.sum_keepdim(dims.as_slice())?.sqrt()?
+        }
         Kind::LogSum => wide
-            .sum_keepdim(dims.as_slice())?
             .to_dtype(DType::F64)?
+            .sum_keepdim(dims.as_slice())?
             .log()?,
         Kind::LogSumExp => {
             let w = wide.to_dtype(DType::F64)?;
@@ -135,6 +145,29 @@ fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kin
         }
     };
     Ok(vec![finish(node, out.to_dtype(x.dtype())?, &dims)?])
+}
+
+/// Sums of `term(v)` over `dims` of an i64 tensor, reduced axes kept as ones, wrapping on overflow.
+fn integer_sum(x: &Tensor, dims: &[usize], term: fn(i64) -> i64) -> Result<Tensor, ModelError> {
+    let values = x.flatten_all()?.to_vec1::<i64>()?;
+    let in_dims = x.dims();
+    let mut out_dims = in_dims.to_vec();
+    for &d in dims {
+        out_dims[d] = 1;
+    }
+    let (in_strides, out_strides) = (
+        super::host::strides(in_dims),
+        super::host::strides(&out_dims),
+    );
+    let mut out = vec![0i64; out_dims.iter().product()];
+    for (flat, &v) in values.iter().enumerate() {
+        let at: usize = (0..in_dims.len())
+            .filter(|axis| !dims.contains(axis))
+            .map(|axis| (flat / in_strides[axis]) % in_dims[axis] * out_strides[axis])
+            .sum();
+        out[at] = out[at].wrapping_add(term(v));
+    }
+    Ok(Tensor::from_vec(out, out_dims, x.device())?)
 }
 
 #[derive(Clone, Copy)]
@@ -322,6 +355,31 @@ mod tests {
             &[f32s(&[1., 2., 3.], &[3]), i64s(&[0])],
         );
         assert_eq!(out[0].to_vec1::<f32>().unwrap(), vec![5., 3., 0.]);
+    }
+
+    /// Integer sums and sums of squares wrap on overflow, over several axes (candle's panicked in a debug
+    /// build: found by a review of the evaluator fuzzer's fixes).
+    #[test]
+    fn integer_sums_wrap_over_any_axes() {
+        let big = i64s(&[-2_147_483_648, -2_147_483_648]);
+        let out = run(
+            "ReduceSumSquare",
+            18,
+            vec![int("keepdims", 0)],
+            &[big, None],
+        );
+        assert_eq!(out[0].to_vec0::<i64>().unwrap(), i64::MIN);
+        let x = candle_core::Tensor::new(
+            &[[[1i64, 2], [3, 4]], [[5, 6], [7, 8]]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let out = run("ReduceSum", 13, vec![], &[Some(x), i64s(&[0, 2])]);
+        assert_eq!(out[0].dims(), [1, 2, 1]);
+        assert_eq!(
+            out[0].flatten_all().unwrap().to_vec1::<i64>().unwrap(),
+            [14, 22]
+        );
     }
 
     /// A middle axis with rows on either side, and an axis of 65,535 (candle's cumsum made a 65,535²
