@@ -373,15 +373,7 @@ fn scalar(tensor: &Tensor) -> Option<f64> {
     if tensor.elem_count() != 1 {
         return None;
     }
-    tensor
-        .to_dtype(DType::F64)
-        .ok()?
-        .flatten_all()
-        .ok()?
-        .to_vec1::<f64>()
-        .ok()?
-        .first()
-        .copied()
+    small_floats(tensor)?.first().copied()
 }
 
 /// The bytes of a tensor of `dims` with elements of `width` bytes.

@@ -71,22 +71,8 @@ pub fn div(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if !a.dtype().is_float() {
         // Integer division truncates toward zero, as ONNX (and C) define it; candle's own (u8)
         // panics on a zero divisor, which here gives 0.
-        let shape = a.shape().broadcast_shape_binary_op(b.shape(), "Div")?;
-        let wide = |t: &Tensor| -> Result<Vec<i64>, ModelError> {
-            Ok(t.to_dtype(DType::I64)?
-                .broadcast_as(&shape)?
-                .flatten_all()?
-                .to_vec1::<i64>()?)
-        };
-        let (x, y) = (wide(a)?, wide(b)?);
-        let q: Vec<i64> = x
-            .iter()
-            .zip(&y)
-            .map(|(x, y)| if *y == 0 { 0 } else { x.wrapping_div(*y) })
-            .collect();
-        return Ok(vec![
-            Tensor::from_vec(q, shape, a.device())?.to_dtype(a.dtype())?,
-        ]);
+        let quotient = |x: i64, y: i64| if y == 0 { 0 } else { x.wrapping_div(y) };
+        return Ok(vec![wrapping(a, b, "Div", quotient)?]);
     }
     if let Some(y) = cpu_f32::binary(a, b, |x, y| x / y) {
         return Ok(vec![y?]);

@@ -74,7 +74,7 @@ pub fn is_inf(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 fn fold(
     inputs: &[Option<Tensor>],
-    f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    f: impl Fn(&Tensor, &Tensor) -> Result<Tensor, ModelError>,
 ) -> Result<Tensor, ModelError> {
     let mut parts = inputs.iter().flatten();
     let first = parts
@@ -88,28 +88,23 @@ fn fold(
 }
 
 pub fn max(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![fold(inputs, Tensor::broadcast_maximum)?])
+    Ok(vec![fold(inputs, |a, b| Ok(a.broadcast_maximum(b)?))?])
 }
 
 pub fn min(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![fold(inputs, Tensor::broadcast_minimum)?])
+    Ok(vec![fold(inputs, |a, b| Ok(a.broadcast_minimum(b)?))?])
 }
 
 pub fn sum(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    let integers = inputs.iter().flatten().any(|t| !t.dtype().is_float());
-    if !integers {
-        return Ok(vec![fold(inputs, Tensor::broadcast_add)?]);
-    }
     // Integers wrap on overflow, as Add's do.
-    let mut parts = inputs.iter().flatten();
-    let first = parts
-        .next()
-        .ok_or_else(|| ModelError::Evaluation("no inputs".to_owned()))?;
-    let mut acc = first.clone();
-    for t in parts {
-        acc = super::elementwise::wrapping(&acc, t, "Sum", i64::wrapping_add)?;
-    }
-    Ok(vec![acc])
+    let integers = inputs.iter().flatten().any(|t| !t.dtype().is_float());
+    Ok(vec![fold(inputs, |a, b| {
+        if integers {
+            super::elementwise::wrapping(a, b, "Sum", i64::wrapping_add)
+        } else {
+            Ok(a.broadcast_add(b)?)
+        }
+    })?])
 }
 
 pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -122,7 +117,7 @@ pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         )));
     }
     let n = inputs.iter().flatten().count() as f64;
-    Ok(vec![(fold(inputs, Tensor::broadcast_add)? / n)?])
+    Ok(vec![(fold(inputs, |a, b| Ok(a.broadcast_add(b)?))? / n)?])
 }
 
 /// Mod: integer remainder takes the divisor's sign unless `fmod=1` (then the dividend's, like C).
