@@ -42,8 +42,9 @@ part scripts/onnx-corpus.sh
 # The same models through a real server: each ready, validated or skipped naming the operator, and every
 # deployable variant, pulled by alias, agreeing with ONNX Runtime.
 part scripts/onnx-corpus-server.sh
-# cargo-fuzz on the parsers of untrusted input and on whole inference requests to kiln-runner's front
-# ends, 10 s a target, built unoptimized (scripts/fuzz.sh 300 for the long run).
+# cargo-fuzz on the parsers of untrusted input, on whole inference requests to kiln-runner's front ends
+# and on kiln's evaluator under a memory limit, 10 s a target, built unoptimized (scripts/fuzz.sh 300 for
+# the long run).
 FUZZ_DEV=1 part scripts/fuzz.sh 10
 # A manifest from a real server verified by PyJWT with only the JWKS URL.
 part scripts/manifest-crosscheck.sh
