@@ -146,7 +146,15 @@ pub fn reduce_mean(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         _ => (0..x.rank()).collect(),
     };
     dims.sort_unstable();
-    let mut out = x.mean_keepdim(dims.as_slice())?;
+    // Integers are summed in f64 (candle's integer sum panics on overflow in a debug build: found by the
+    // evaluator fuzzer), the mean truncated back to their type.
+    let mut out = if x.dtype().is_float() {
+        x.mean_keepdim(dims.as_slice())?
+    } else {
+        x.to_dtype(DType::F64)?
+            .mean_keepdim(dims.as_slice())?
+            .to_dtype(x.dtype())?
+    };
     if node.int("keepdims", 1) == 0 {
         for &d in dims.iter().rev() {
             out = out.squeeze(d)?;
@@ -300,6 +308,22 @@ pub fn instance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, int, ints, run};
+
+    /// An integer mean is summed in f64 and truncated (candle's integer sum overflowed).
+    #[test]
+    fn an_integer_mean_does_not_overflow() {
+        let x = candle_core::Tensor::new(&[i64::MAX, i64::MAX, 7, 8], &candle_core::Device::Cpu)
+            .unwrap()
+            .reshape((2, 2))
+            .unwrap();
+        let out = run(
+            "ReduceMean",
+            13,
+            vec![int("keepdims", 0), ints("axes", &[1])],
+            &[Some(x)],
+        );
+        assert_eq!(out[0].to_vec1::<i64>().unwrap(), [i64::MAX, 7]);
+    }
 
     #[test]
     fn softmax_rows_sum_to_one() {
