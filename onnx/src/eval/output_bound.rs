@@ -10,7 +10,7 @@
 
 mod products;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Shape, Tensor};
 
 use self::products::{attention, conv, gemm, integer_matmul, matmul};
 use super::node::{Node, int_values, optional};
@@ -106,12 +106,7 @@ fn of_operator(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
             if repeats.len() != x.rank() {
                 return None;
             }
-            let dims: Vec<usize> = x
-                .dims()
-                .iter()
-                .zip(&repeats)
-                .map(|(&d, &r)| d.saturating_mul(r))
-                .collect();
+            let dims = super::ops::tiled(x.dims(), &repeats);
             // candle repeats one axis at a time, each step a tensor up to the result's size.
             let result = sized(&dims, width(x))?;
             Some(Bound::of(result).with_scratch(result))
@@ -227,19 +222,11 @@ fn broadcast(inputs: &[Option<Tensor>]) -> Option<u128> {
     Some(elements(&dims))
 }
 
-/// `a` and `b` broadcast together, or `None` where they do not fit (the operator says why).
+/// `a` and `b` broadcast together as candle broadcasts them for the operators, or `None` where they do
+/// not fit (the operator says why).
 fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let rank = a.len().max(b.len());
-    let at =
-        |dims: &[usize], axis: usize| (axis + dims.len()).checked_sub(rank).map_or(1, |i| dims[i]);
-    (0..rank)
-        .map(|axis| match (at(a, axis), at(b, axis)) {
-            (x, y) if x == y => Some(x),
-            (1, y) => Some(y),
-            (x, 1) => Some(x),
-            _ => None,
-        })
-        .collect()
+    let shape = Shape::from(a).broadcast_shape_binary_op(&Shape::from(b), "a bound");
+    shape.ok().map(|s| s.dims().to_vec())
 }
 
 /// Gather's result: `data`'s dimensions with the gathered axis replaced by `indices`'.

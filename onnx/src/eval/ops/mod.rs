@@ -12,6 +12,10 @@ mod conv_integer_packed;
 mod conv_transpose;
 mod conv_transpose_gemm;
 mod cpu_f32;
+// What `output_bound` works out as the operators do: a half-precision operand on the CPU (computed in
+// f32), Tile's shape.
+pub(crate) use cpu_f32::is_half_on_cpu;
+pub(crate) use shape::tiled;
 mod determinant;
 mod einsum;
 mod elementwise;

@@ -154,6 +154,14 @@ pub fn constant_of_shape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![value.reshape(())?.broadcast_as(dims)?.contiguous()?])
 }
 
+/// Tile's result shape: each dimension times its repeats (saturating; the caller caps the count).
+pub(crate) fn tiled(dims: &[usize], repeats: &[usize]) -> Vec<usize> {
+    dims.iter()
+        .zip(repeats)
+        .map(|(&d, &r)| d.saturating_mul(r))
+        .collect()
+}
+
 pub fn tile(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let repeats: Vec<usize> = int_values(required(inputs, 1)?)?
@@ -167,12 +175,7 @@ pub fn tile(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             x.rank()
         )));
     }
-    let dims: Vec<usize> = x
-        .dims()
-        .iter()
-        .zip(&repeats)
-        .map(|(&d, &r)| d.saturating_mul(r))
-        .collect();
+    let dims = tiled(x.dims(), &repeats);
     element_count(&dims, "Tile's output")?;
     // candle concatenates one copy per repeat, even of an empty input.
     element_count(&repeats, "Tile's repeats")?;

@@ -1,9 +1,10 @@
 //! Bounds of the operators that multiply: matrix products, Gemm, convolutions, contrib Attention.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 use super::{Bound, broadcast_dims, bytes, elements, sized, width};
 use crate::eval::node::Node;
+use crate::eval::ops::is_half_on_cpu;
 
 /// A matrix product's shape: its result's element count, and the elements of the operands candle copies
 /// out to the product's batch before multiplying (an operand whose batch dimensions broadcast; a 2-D
@@ -47,16 +48,12 @@ fn shape(a: &Tensor, b: &Tensor, transposed: [bool; 2]) -> Option<Shape> {
     })
 }
 
-fn half_on_cpu(t: &Tensor) -> bool {
-    matches!(t.device(), Device::Cpu) && matches!(t.dtype(), DType::F16 | DType::BF16)
-}
-
 /// A product in A's type: a half-precision one on the CPU is computed in f32 (both operands widened,
 /// the f32 result narrowed).
 pub(super) fn matmul(a: &Tensor, b: &Tensor, transposed: [bool; 2]) -> Option<Bound> {
     let product = shape(a, b, transposed)?;
     let result = Bound::of(product.count.saturating_mul(width(a)));
-    if half_on_cpu(a) && half_on_cpu(b) {
+    if is_half_on_cpu(a) && is_half_on_cpu(b) {
         let widened = (a.elem_count() + b.elem_count()) as u128 + product.copied + product.count;
         return Some(result.with_scratch(widened.saturating_mul(4)));
     }
@@ -141,7 +138,7 @@ pub(super) fn conv(node: &Node<'_>, x: &Tensor, w: &Tensor, width: u128) -> Opti
         dims.push(usize::try_from(out).unwrap_or(usize::MAX));
     }
     let result = Bound::of(sized(&dims, width)?);
-    if half_on_cpu(x) {
+    if is_half_on_cpu(x) {
         let widened = (x.elem_count() as u128).saturating_add(elements(&dims));
         return Some(result.with_scratch(widened.saturating_mul(4)));
     }
