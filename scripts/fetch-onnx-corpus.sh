@@ -3,7 +3,8 @@
 # versions, pinned sha256 per model; see scripts/onnx_corpus.py for the list), scikit-learn models
 # converted by skl2onnx, LightGBM and XGBoost models converted by onnxmltools and CatBoost models written
 # by CatBoost, into target/onnx-corpus/, with one stored input per model and ONNX Runtime's outputs for
-# it. Nothing here is committed: the models are fetched, never redistributed. Everything Python is installed into target/onnx-corpus/venv.
+# it. Nothing here is committed: the models are fetched, never redistributed. Everything Python is
+# installed into target/onnx-corpus/venv.
 # Usage: scripts/fetch-onnx-corpus.sh   (KILN_ONNX_CORPUS=DIR puts the corpus elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."

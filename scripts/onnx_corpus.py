@@ -304,8 +304,8 @@ def convert_boosted(make, data, library):
     converted = probabilities.reshape(native.shape)
     worst = float(np.max(np.abs(converted - native)))
     if worst > 1e-4 * max(1.0, float(np.max(np.abs(native)))):
-        raise SystemExit(f"onnxmltools converted {type(booster).__name__} to a model {worst:.2e} "
-                         f"away from its own predictions")
+        raise SystemExit(f"{library}'s {type(booster).__name__} became an ONNX model {worst:.2e} away "
+                         f"from its own predictions")
     spec = {input_name: {"shape": [SKLEARN_ROWS, x.shape[1]], "float_range": [-4.0, 4.0]}}
     return onnx_bytes, spec
 
@@ -435,7 +435,7 @@ def describe(model_id, model):
     opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
     return {
         "producer": model.producer_name or PRODUCER_NOT_NAMED.get(model_id, "(none)"),
-        "producer_version": model.producer_version,
+        "producer_version": version_label(model.producer_version),
         "ir_version": model.ir_version,
         "opset": opsets.get("ai.onnx"),
         "opset_imports": opsets,
@@ -486,13 +486,13 @@ def add(listing, models_dir, model_id, data, entry, spec):
                   "outputs": f"models/{model_id}.outputs.safetensors",
                   "outputs_left_out": left_out})
     listing["models"].append(entry)
-    print(f"{model_id}: {entry['producer']} {version_label(entry['producer_version'])} "
-          f"opset {entry['opset']}, {len(data)} bytes, ORT ran it")
+    print(f"{model_id}: {entry['producer']} {entry['producer_version']} opset {entry['opset']}, "
+          f"{len(data)} bytes, ORT ran it")
 
 
 def version_label(version):
-    """A producer_version on one line: CatBoost writes its build's whole description, whose tag line is
-    the version (onnx/tests/corpus/listing.rs reads it the same way)."""
+    """A producer_version on one line, as the corpus lists it: CatBoost writes its build's whole
+    description, whose tag line is the version."""
     lines = version.splitlines()
     if len(lines) <= 1:
         return version

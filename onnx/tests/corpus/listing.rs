@@ -56,18 +56,11 @@ pub struct DroppedModel {
 }
 
 impl CorpusModel {
-    /// `pytorch 2.3.1`, or the producer alone when it gives no version. A version of several lines
-    /// (CatBoost writes its build's whole description) gives its line naming a tag or version, else none.
+    /// `pytorch 2.3.1`, or the producer alone when it gives no version.
     pub fn producer_label(&self) -> String {
-        let version = match self.producer_version.lines().count() {
-            0 | 1 => self.producer_version.trim(),
-            _ => self
-                .producer_version
-                .lines()
-                .find_map(|line| line.trim().strip_prefix("Branch: tags/"))
-                .unwrap_or(""),
-        };
-        format!("{} {version}", self.producer).trim().to_owned()
+        format!("{} {}", self.producer, self.producer_version)
+            .trim()
+            .to_owned()
     }
 
     /// The ai.onnx opset, or the imports when there is none (a scikit-learn model imports only
