@@ -4,8 +4,8 @@
 //! to its last reader's end, and a Loop's or Scan's outputs from one body run to the next as they are
 //! kept ([`Kept`]); a view sharing its input's storage is counted as a copy. A node whose result
 //! can be far larger than its inputs (`output_bound`) is refused before it runs when that result would
-//! pass the limit; other scratch an operator allocates while it runs is not counted (any one tensor is
-//! bounded on its own by the evaluator's element cap).
+//! pass the limit, and the sizes operators compute on the host are held to the room the run leaves the
+//! node ([`node_has_room`]); other scratch is not counted.
 
 use std::cell::Cell;
 
@@ -43,13 +43,9 @@ impl RunMemory {
     /// Refuses `bytes` more beside what is held, where they would pass the limit, without counting them:
     /// a node's result worked out before it runs (`output_bound`), counted once it is made.
     pub fn has_room(&self, bytes: u128) -> Result<(), ModelError> {
-        let needed = u128::from(self.live.get()).saturating_add(bytes);
         match self.limit {
-            Some(limit) if needed > u128::from(limit) => Err(ModelError::MemoryLimit {
-                needed: u64::try_from(needed).unwrap_or(u64::MAX),
-                limit,
-            }),
-            _ => Ok(()),
+            Some(limit) => room_for(self.live.get(), limit, bytes),
+            None => Ok(()),
         }
     }
 
@@ -102,14 +98,21 @@ impl Drop for NodeRoom {
 /// operator about to allocate a size it read from its inputs' values or shapes.
 pub fn node_has_room(bytes: u128) -> Result<(), ModelError> {
     match NODE_ROOM.get() {
-        Some((live, limit)) if u128::from(live).saturating_add(bytes) > u128::from(limit) => {
-            Err(ModelError::MemoryLimit {
-                needed: u64::try_from(u128::from(live).saturating_add(bytes)).unwrap_or(u64::MAX),
-                limit,
-            })
-        }
-        _ => Ok(()),
+        Some((live, limit)) => room_for(live, limit, bytes),
+        None => Ok(()),
     }
+}
+
+/// `bytes` more beside `live`, or the refusal naming what they would need past `limit`.
+fn room_for(live: u64, limit: u64, bytes: u128) -> Result<(), ModelError> {
+    let needed = u128::from(live).saturating_add(bytes);
+    if needed > u128::from(limit) {
+        return Err(ModelError::MemoryLimit {
+            needed: u64::try_from(needed).unwrap_or(u64::MAX),
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// Values an operator keeps between its body runs (a Loop's or Scan's per-iteration outputs until they
