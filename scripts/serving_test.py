@@ -8,7 +8,8 @@ legal signatures (no inputs, no shapes, an output that is an input, rank 0, a de
 names) answer with ONNX Runtime's numbers; the classification extension ranks classes as
 ONNX Runtime's scores do, naming them where the model or --labels does; a runner told by the registry's webhook follows the alias without waiting for
 its next poll; a request needing more memory than the engine may hold, or an answer larger than the server sends, is
-refused and the process serves on; a client too slow to send its body or take its answer is cut off and
+refused and the process serves on; a run past --run-timeout-s, or past every one of its clients' own deadlines,
+is stopped and the instance serves on, and a request whose client gave up while it waited is not run; a client too slow to send its body or take its answer is cut off and
 what its request held freed; a real model whose batch dimensions are named apart is batched once
 its rows prove independent, and a model whose rows change each other is not.
 
@@ -41,6 +42,7 @@ from serving_limits import (chunked_bodies, compressed_bodies, decoded_in_flight
                             in_flight_limit, memory_wait, outer_sum, response_limit, strings_in_flight)
 from serving_connections import connection_age, connection_limits
 from serving_datatypes import every_datatype
+from serving_deadlines import deadlines
 from serving_signatures import odd_signatures
 from serving_pace import client_pace, waiting_calls
 from serving_client import (SERVER, agrees, check, failures, free_port, grpc_infer, http_infer, kiln,
@@ -478,6 +480,7 @@ def main():
     named_by_config(work, cli, runner, os.path.join(work, "sentiment"))
     engine_memory_limit(work, runner, os.path.join(work, "sentiment"))
     outer_sum(work, runner)
+    deadlines(work, runner)
     pulled = os.path.join(work, "pulled-1")
     engine_memory_given_back(work, runner, os.path.join(pulled, next(f for f in os.listdir(pulled) if f.endswith(".onnx"))))
     response_limit(work, runner, os.path.join(work, "sentiment"))

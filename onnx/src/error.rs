@@ -37,6 +37,10 @@ pub enum ModelError {
     /// A run's values would hold more than the limit its caller set (`eval::Session::with_memory_limit`).
     #[error("the run's tensors need {needed} bytes, more than the {limit} it may hold")]
     MemoryLimit { needed: u64, limit: u64 },
+    /// The run was stopped from outside before it finished (`eval::Session::with_stop_flag`): a server's
+    /// deadline for the run passed.
+    #[error("the run was stopped before it finished")]
+    Stopped,
 }
 
 impl From<std::io::Error> for ModelError {

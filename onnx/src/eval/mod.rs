@@ -25,6 +25,8 @@ pub mod tensor_io;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 
@@ -41,6 +43,8 @@ pub struct Session {
     iteration_budget: u64,
     /// The bytes a run's values may hold together (`None`: no limit).
     memory_limit: Option<u64>,
+    /// Set from another thread to stop the runs in progress.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Session {
@@ -78,6 +82,7 @@ impl Session {
             device: device.clone(),
             iteration_budget: graph::ITERATION_BUDGET,
             memory_limit: None,
+            stop: None,
         })
     }
 
@@ -91,6 +96,14 @@ impl Session {
     /// counted from the inputs on; `None` lifts the limit.
     pub fn with_memory_limit(mut self, bytes: Option<u64>) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// Stops a run, before its next node starts, once `stop` is set ([`ModelError::Stopped`]); it stays
+    /// set until the caller clears it. A node already running finishes first: a Loop's or Scan's body is
+    /// stopped between its nodes, but one operator's work is not cut short.
+    pub fn with_stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -133,7 +146,8 @@ impl Session {
         }
         let scope = Scope::new(values, self.prepared.initializers(), None);
         let mut execution = Execution::new(self.opset, &self.device, self.iteration_budget)
-            .with_memory_limit(self.memory_limit);
+            .with_memory_limit(self.memory_limit)
+            .with_stop_flag(self.stop.as_deref());
         if let Some(profile) = profile {
             execution = execution.with_profile(profile);
         }

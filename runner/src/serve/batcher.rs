@@ -8,6 +8,8 @@
 //! second stood by). Nor does it wait when its batches have shown that more rows of the kind it holds
 //! would cost no less per row ([`BatchCosts`]): waiting then buys nothing but latency.
 //! A batch the engine refuses is run again one request at a time, so one bad request fails alone.
+//! A request whose client no longer awaits it is not run, and a run past its deadline is stopped
+//! ([`deadline`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,11 +23,14 @@ use super::ServeError;
 use super::batch_cost::BatchCosts;
 use super::metrics::VersionMetrics;
 use super::request_memory::RequestMemory;
+use super::run_watch::{RunWatch, Stoppable, Watching};
 use super::session::{AfterRun, Session};
 use super::signature::Signature;
 use super::tensor::Tensor;
 
+mod deadline;
 mod rows;
+use deadline::{RunDeadline, still_awaited};
 use rows::{split, stack, stacks};
 
 /// How requests are batched and how many may wait.
@@ -42,6 +47,8 @@ pub struct BatchPolicy {
     /// likely need that memory again; when none does, the load has paused or ended, and a runner that
     /// served one large request does not stay at its peak.
     pub give_back_memory: bool,
+    /// How long a run may take before it is stopped (`--run-timeout-s`); `None`: no limit.
+    pub run_timeout: Option<Duration>,
 }
 
 struct Request {
@@ -50,6 +57,8 @@ struct Request {
     /// The inputs' bytes: what the batch cost is fitted against.
     bytes: usize,
     arrived: Instant,
+    /// When its client stops waiting for the answer, if it said (`deadline`).
+    deadline: Option<Instant>,
     reply: oneshot::Sender<Result<Vec<Tensor>, ServeError>>,
 }
 
@@ -64,6 +73,8 @@ pub struct Batcher {
 
 struct Instance {
     session: Session,
+    /// Stops the session's run in progress.
+    stop: Arc<dyn Stoppable>,
     /// Where a batch's stacked inputs, a copy of its requests', are counted while it runs.
     memory: RequestMemory,
     signature: Arc<Signature>,
@@ -107,6 +118,7 @@ impl Batcher {
         };
         for (n, session) in sessions.into_iter().enumerate() {
             let mut instance = Instance {
+                stop: session.stop(),
                 session,
                 signature: signature.clone(),
                 receiver: receiver.clone(),
@@ -135,8 +147,12 @@ impl Batcher {
         }
     }
 
-    /// Queues checked inputs and waits for their outputs.
-    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+    /// Queues checked inputs and waits for their outputs; `deadline`: when the client stops waiting.
+    pub async fn infer(
+        &self,
+        inputs: Vec<Tensor>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Tensor>, ServeError> {
         if self.depth.load(Ordering::Relaxed) >= self.policy.max_queue {
             return Err(ServeError::Unavailable(format!(
                 "{} requests are already waiting; try again shortly",
@@ -154,6 +170,7 @@ impl Batcher {
             rows,
             bytes,
             arrived: Instant::now(),
+            deadline,
             reply,
         };
         self.depth.fetch_add(1, Ordering::Relaxed);
@@ -173,9 +190,7 @@ impl Batcher {
 impl Instance {
     fn serve(&mut self) {
         while let Some(batch) = self.next_batch() {
-            let rows = batch.iter().map(|r| r.rows).sum();
-            self.metrics.batch_size(rows);
-            self.run(batch, rows);
+            self.run(batch);
             self.idle.fetch_add(1, Ordering::Relaxed);
             // Full means a signal is already pending: one is enough to end a wait.
             let _ = self.freed.0.try_send(());
@@ -256,12 +271,18 @@ impl Instance {
         }
     }
 
-    /// Runs `inputs` on the engine, a panic answered as an error, and returns how long the run took
-    /// (each run is timed once, for /metrics and for the batching fit alike).
-    fn run_guarded(&mut self, inputs: &[Tensor]) -> (Result<Vec<Tensor>, ServeError>, Duration) {
+    /// Runs `inputs` on the engine, a panic answered as an error and the run stopped at `deadline`, and
+    /// returns how long the run took (each run is timed once, for /metrics and for the batching fit
+    /// alike).
+    fn run_guarded(
+        &mut self,
+        inputs: &[Tensor],
+        deadline: Option<RunDeadline>,
+    ) -> (Result<Vec<Tensor>, ServeError>, Duration) {
         let signature = self.signature.clone();
         let after = self.after_run();
         let started = Instant::now();
+        let watching = deadline.map(|d| RunWatch::global().watch(d.at, &self.stop));
         let outputs = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.session.run(inputs, &signature, after)
         }))
@@ -270,6 +291,15 @@ impl Instance {
                 "the engine failed on these inputs (it panicked); the model was not run".to_owned(),
             ))
         });
+        let stopped = watching.is_some_and(Watching::finish);
+        // A run told to stop as it ended has its answer: only one that failed was stopped.
+        let outputs = match (outputs, deadline) {
+            (Err(_), Some(deadline)) if stopped => {
+                self.metrics.run_stopped(deadline.reason());
+                Err(deadline.error())
+            }
+            (outputs, _) => outputs,
+        };
         let took = started.elapsed();
         super::returned_memory::run_finished();
         self.metrics.computed(took);
@@ -290,25 +320,42 @@ impl Instance {
     }
 
     /// Runs `inputs` of `rows` rows, counting what a successful run cost.
-    fn run_counted(&mut self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>, ServeError> {
+    fn run_counted(
+        &mut self,
+        inputs: &[Tensor],
+        rows: usize,
+        deadline: Option<RunDeadline>,
+    ) -> Result<Vec<Tensor>, ServeError> {
         let bytes = inputs.iter().map(|t| t.data.len()).sum();
-        let (outputs, took) = self.run_guarded(inputs);
+        let (outputs, took) = self.run_guarded(inputs, deadline);
         if outputs.is_ok() {
             self.costs.record(rows, bytes, took);
         }
         outputs
     }
 
-    /// Runs a batch of `rows` rows in all and answers each of its requests.
-    fn run(&mut self, batch: Vec<Request>, rows: usize) {
+    /// The deadline of a run of `requests` starting now.
+    fn deadline(&self, requests: &[Request]) -> Option<RunDeadline> {
+        RunDeadline::of(requests, self.policy.run_timeout, Instant::now())
+    }
+
+    /// Runs a batch and answers each of its requests that is still awaited.
+    fn run(&mut self, batch: Vec<Request>) {
         let starting = Instant::now();
         for request in &batch {
             self.metrics
                 .queued(starting.saturating_duration_since(request.arrived));
         }
+        let batch = still_awaited(batch, starting, &self.metrics);
+        if batch.is_empty() {
+            return;
+        }
+        let rows = batch.iter().map(|r| r.rows).sum();
+        self.metrics.batch_size(rows);
+        let deadline = self.deadline(&batch);
         if batch.len() == 1 {
             let request = batch.into_iter().next().expect("one request");
-            let outputs = self.run_counted(&request.inputs, rows);
+            let outputs = self.run_counted(&request.inputs, rows, deadline);
             let _ = request.reply.send(outputs);
             return;
         }
@@ -316,7 +363,7 @@ impl Instance {
         let mut stacked_held = self.memory.held();
         stacked_held.count(stacked.iter().map(|t| t.data.len()).sum());
         let parts = self
-            .run_counted(&stacked, rows)
+            .run_counted(&stacked, rows, deadline)
             .and_then(|outputs| split(&outputs, &batch));
         // Freed before any request is answered: once answered, a request's client may find it held.
         drop((stacked, stacked_held));
@@ -327,8 +374,15 @@ impl Instance {
                 }
             }
             Err(_) => {
+                // Each alone, with a deadline of its own; those no longer awaited are not run.
                 for request in batch {
-                    let (outputs, _) = self.run_guarded(&request.inputs);
+                    let Some(request) =
+                        still_awaited(vec![request], Instant::now(), &self.metrics).pop()
+                    else {
+                        continue;
+                    };
+                    let deadline = self.deadline(std::slice::from_ref(&request));
+                    let (outputs, _) = self.run_guarded(&request.inputs, deadline);
                     let _ = request.reply.send(outputs);
                 }
             }
@@ -337,213 +391,4 @@ impl Instance {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::Engine;
-    use crate::serve::metrics as served_metrics;
-    use candle_core::Device;
-    use prost::Message;
-
-    /// Two sessions of one x [batch, 8] → y [batch, 4] model (random weights) on kiln's evaluator.
-    fn mlp(dir: &std::path::Path) -> ([Session; 2], Arc<Signature>) {
-        let model = kiln_onnx::sample_models::mlp_graph(false);
-        let path = dir.join("model.onnx");
-        std::fs::write(&path, model.encode_to_vec()).unwrap();
-        let checked = kiln_onnx::model_check::check_model(&model).unwrap();
-        let signature = Signature::from_onnx(&checked.inputs, &checked.outputs).unwrap();
-        assert!(signature.batchable);
-        let load =
-            || Session::load(&Engine::Kiln, &path, (&Device::Cpu, "cpu"), (1, true)).unwrap();
-        ([load(), load()], Arc::new(signature))
-    }
-
-    fn rows(n: usize, seed: f32) -> Vec<Tensor> {
-        let values: Vec<u8> = (0..n * 8)
-            .flat_map(|i| (seed + i as f32 * 0.25).to_le_bytes())
-            .collect();
-        vec![
-            Tensor::from_raw(
-                "x".into(),
-                super::super::tensor::Datatype::Fp32,
-                vec![n as i64, 8],
-                values.into(),
-            )
-            .unwrap(),
-        ]
-    }
-
-    /// Requests that arrive together are run as one batch, and each gets exactly what it would alone.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_requests_share_a_batch_and_each_gets_its_own_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let ([session, mut alone], signature) = mlp(dir.path());
-        let policy = BatchPolicy {
-            max_batch: 16,
-            delay: Duration::from_millis(200),
-            max_queue: 64,
-            give_back_memory: true,
-        };
-        let memory = RequestMemory::new(Some(1 << 20));
-        let batcher = Arc::new(Batcher::start(
-            vec![session],
-            signature.clone(),
-            policy,
-            "1",
-            memory.clone(),
-        ));
-        let requests: Vec<(usize, f32)> = vec![(1, 0.0), (2, 1.0), (3, -2.0), (1, 5.0)];
-        let answers = futures_util::future::join_all(requests.iter().map(|&(n, seed)| {
-            let batcher = batcher.clone();
-            async move { batcher.infer(rows(n, seed)).await }
-        }))
-        .await;
-        for ((n, seed), answer) in requests.into_iter().zip(answers) {
-            let got = answer.unwrap();
-            let want = alone
-                .run(&rows(n, seed), &signature, AfterRun::Keep)
-                .unwrap();
-            assert_eq!(got[0].shape, [n as i64, 4]);
-            let close = got[0]
-                .data
-                .chunks_exact(4)
-                .zip(want[0].data.chunks_exact(4))
-                .all(|(a, b)| {
-                    let (a, b) = (
-                        f32::from_le_bytes(a.try_into().unwrap()),
-                        f32::from_le_bytes(b.try_into().unwrap()),
-                    );
-                    (a - b).abs() <= 1e-5 * (1.0 + b.abs())
-                });
-            assert!(close, "request of {n} rows got other rows' numbers");
-        }
-        // A batch's stacked inputs, a copy of its requests', were counted while it ran, and freed after.
-        assert!(memory.peak() > 0);
-        assert_eq!(memory.used(), 0);
-    }
-
-    /// With an instance idle, another does not wait out the delay for rows that may not come: rounds of
-    /// two concurrent requests are answered at once although the delay is a minute. (With one instance,
-    /// every round after the first batch of two would wait the whole minute for a third request.)
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_instance_does_not_wait_for_company_while_another_is_idle() {
-        let dir = tempfile::tempdir().unwrap();
-        let (sessions, signature) = mlp(dir.path());
-        let policy = BatchPolicy {
-            max_batch: 16,
-            delay: Duration::from_secs(60),
-            max_queue: 64,
-            give_back_memory: true,
-        };
-        let batcher = Arc::new(Batcher::start(
-            sessions.into(),
-            signature,
-            policy,
-            "1",
-            RequestMemory::new(None),
-        ));
-        let rounds = async {
-            for round in 0..5 {
-                let (a, b) = tokio::join!(
-                    batcher.infer(rows(1, round as f32)),
-                    batcher.infer(rows(2, -(round as f32)))
-                );
-                assert_eq!(a.unwrap()[0].shape, [1, 4]);
-                assert_eq!(b.unwrap()[0].shape, [2, 4]);
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), rounds)
-            .await
-            .expect("a request waited for the batching delay while an instance was idle");
-    }
-
-    #[test]
-    fn only_inputs_that_differ_in_the_first_dimension_stack() {
-        let a = rows(2, 0.0);
-        let b = rows(5, 1.0);
-        assert!(stacks(&a, &b));
-        let other = vec![
-            Tensor::from_raw(
-                "x".into(),
-                super::super::tensor::Datatype::Fp32,
-                vec![1, 4],
-                vec![0u8; 16].into(),
-            )
-            .unwrap(),
-        ];
-        assert!(!stacks(&a, &other));
-    }
-
-    /// A `_count` or `_sum` of /metrics for `version` (0 before anything is recorded).
-    fn metric(name: &str, version: &str) -> f64 {
-        let series = format!("{name}{{version=\"{version}\"}} ");
-        served_metrics::handle()
-            .render()
-            .lines()
-            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
-            .unwrap_or(0.0)
-    }
-
-    /// /metrics splits a request's time as Triton's do, by version: each request's wait in the queue, and
-    /// each run of the engine once, however many requests it answered.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn each_request_counts_its_wait_and_each_batch_its_engine_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let ([session, _], signature) = mlp(dir.path());
-        let policy = BatchPolicy {
-            max_batch: 16,
-            delay: Duration::from_millis(200),
-            max_queue: 64,
-            give_back_memory: true,
-        };
-        // A version no other test of this process serves: its series are this test's alone.
-        let version = "metrics-split";
-        let batcher = Arc::new(Batcher::start(
-            vec![session],
-            signature,
-            policy,
-            version,
-            RequestMemory::new(None),
-        ));
-        batcher.infer(rows(1, 0.0)).await.unwrap();
-        let answers = futures_util::future::join_all((0..4).map(|n| {
-            let batcher = batcher.clone();
-            async move { batcher.infer(rows(1, n as f32)).await }
-        }))
-        .await;
-        assert!(answers.iter().all(Result::is_ok));
-        let requests = metric("kiln_serve_queue_duration_seconds_count", version);
-        let engine_runs = metric("kiln_serve_compute_duration_seconds_count", version);
-        let batches = metric("kiln_serve_batch_size_count", version);
-        assert_eq!(requests, 5.0);
-        // The four may or may not have shared a batch; the first ran alone.
-        assert!(
-            (2.0..=5.0).contains(&engine_runs),
-            "{engine_runs} runs for {requests} requests"
-        );
-        assert_eq!(batches, engine_runs, "one batch size per run");
-        assert!(metric("kiln_serve_compute_duration_seconds_sum", version) > 0.0);
-        assert_eq!(metric("kiln_serve_queue_depth", version), 0.0);
-    }
-
-    /// A full queue refuses at once instead of growing without bound.
-    #[tokio::test]
-    async fn a_full_queue_answers_unavailable() {
-        let dir = tempfile::tempdir().unwrap();
-        let ([session, _], signature) = mlp(dir.path());
-        let batcher = Batcher::start(
-            vec![session],
-            signature,
-            BatchPolicy {
-                max_batch: 1,
-                delay: Duration::ZERO,
-                max_queue: 1,
-                give_back_memory: true,
-            },
-            "1",
-            RequestMemory::new(None),
-        );
-        batcher.depth.store(1, Ordering::Relaxed);
-        let err = batcher.infer(rows(1, 0.0)).await.unwrap_err();
-        assert!(matches!(err, ServeError::Unavailable(_)), "{err}");
-    }
-}
+mod tests;

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use super::classification::{class_count, top_classes};
 use super::grpc_memory::{HoldLayer, SharedHeld};
 use super::tensor::{Datatype, Tensor, push_bytes_element};
-use super::{ServeError, State, metrics};
+use super::{ServeError, State, metrics, request_deadline};
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod inference {
@@ -39,7 +39,9 @@ pub(super) fn status(e: ServeError) -> Status {
         ServeError::Unavailable(_) | ServeError::Registry(_) | ServeError::Refused(_) => {
             Status::unavailable(message)
         }
-        ServeError::TooSlow(_) => Status::deadline_exceeded(message),
+        ServeError::TooSlow(_) | ServeError::DeadlineExceeded(_) => {
+            Status::deadline_exceeded(message)
+        }
     }
 }
 
@@ -264,7 +266,7 @@ impl Service {
     async fn infer(
         &self,
         request: ModelInferRequest,
-        held: Option<SharedHeld>,
+        (held, arrived, grpc_timeout): (Option<SharedHeld>, Instant, Option<Duration>),
         served_by: &mut Option<String>,
     ) -> Result<ModelInferResponse, ServeError> {
         let count = |bytes: usize| {
@@ -286,7 +288,12 @@ impl Service {
             let decoded = copied + super::ort_strings::inputs_engine_bytes(&inputs);
             held.count_within_limit(decoded, super::ort_strings::DECODED_INPUTS)?;
         }
-        let mut outputs = served.infer(inputs).await?;
+        let timeout = match request.parameters.get("timeout") {
+            Some(parameter) => request_deadline::timeout_parameter(integer(parameter))?,
+            None => None,
+        };
+        let deadline = request_deadline::deadline(arrived, [timeout, grpc_timeout]);
+        let mut outputs = served.infer(inputs, deadline).await?;
         count(outputs.iter().map(|t| t.data.len()).sum());
         if !request.outputs.is_empty() {
             let mut chosen = Vec::with_capacity(request.outputs.len());
@@ -413,8 +420,14 @@ impl GrpcInferenceService for Service {
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
         let held = request.extensions().get::<SharedHeld>().cloned();
+        let grpc_timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(request_deadline::grpc_timeout);
         let mut version = None;
-        let answer = self.infer(request.into_inner(), held, &mut version).await;
+        let call = (held, started, grpc_timeout);
+        let answer = self.infer(request.into_inner(), call, &mut version).await;
         metrics::request(
             "grpc",
             super::rest::outcome(answer.as_ref().err()),

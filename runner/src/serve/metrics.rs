@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{
-    Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
-    histogram,
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -21,6 +21,8 @@ const QUEUE_SECONDS: &str = "kiln_serve_queue_duration_seconds";
 const COMPUTE_SECONDS: &str = "kiln_serve_compute_duration_seconds";
 const BATCH_ROWS: &str = "kiln_serve_batch_size";
 const QUEUE_DEPTH: &str = "kiln_serve_queue_depth";
+const ABANDONED: &str = "kiln_serve_requests_abandoned_total";
+const RUNS_STOPPED: &str = "kiln_serve_runs_stopped_total";
 const IN_FLIGHT_BYTES: &str = "kiln_serve_in_flight_bytes";
 const MEMORY_WAITS: &str = "kiln_serve_memory_waits_total";
 const CLIENT_TIMEOUTS: &str = "kiln_serve_client_timeouts_total";
@@ -68,6 +70,8 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_histogram!(COMPUTE_SECONDS, "Time the engine took for each batch (or lone request) it ran");
         describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
+        describe_counter!(ABANDONED, "Requests not run because their client stopped waiting before an instance took them: its deadline passed (grpc-timeout, the timeout parameter) or it went away");
+        describe_counter!(RUNS_STOPPED, "Engine runs stopped before they finished, by reason: run_timeout (--run-timeout-s) or deadline (every request of the run had passed its own)");
         describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503 (one that finds as many waiting as may is answered 503 at once, not counted here)");
         describe_counter!(CLIENT_TIMEOUTS, "Clients cut off for sending a request's body (transfer=request: 408, DEADLINE_EXCEEDED) or taking its answer (transfer=answer: dropped) slower than --client-timeout-s and --min-client-rate-kib allow");
         describe_gauge!(CONNECTIONS, "Connections open, by protocol (rest, grpc; at most --max-connections each)");
@@ -106,6 +110,8 @@ pub struct VersionMetrics {
     computed: Histogram,
     batch_rows: Histogram,
     queue_depth: Gauge,
+    abandoned: Counter,
+    version: String,
 }
 
 impl VersionMetrics {
@@ -118,7 +124,19 @@ impl VersionMetrics {
             computed: histogram!(COMPUTE_SECONDS, &label),
             batch_rows: histogram!(BATCH_ROWS, &label),
             queue_depth: gauge!(QUEUE_DEPTH, &label),
+            abandoned: counter!(ABANDONED, &label),
+            version: version.to_owned(),
         }
+    }
+
+    /// A request whose client no longer awaited it was not run.
+    pub fn abandoned(&self) {
+        self.abandoned.increment(1);
+    }
+
+    /// A run was stopped for `reason` (rare: its series is looked up then).
+    pub fn run_stopped(&self, reason: &'static str) {
+        counter!(RUNS_STOPPED, "version" => self.version.clone(), "reason" => reason).increment(1);
     }
 
     pub fn queued(&self, waited: Duration) {

@@ -29,11 +29,13 @@ mod ort_run_options;
 mod ort_strings;
 pub mod registry;
 mod report;
+mod request_deadline;
 mod request_memory;
 mod rest;
 mod rest_bounds;
 mod rest_messages;
 mod returned_memory;
+mod run_watch;
 pub mod session;
 pub mod signature;
 pub mod tensor;
@@ -45,7 +47,7 @@ pub use grpc::inference;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kiln_core::{ModelRef, Sha256Digest};
@@ -84,6 +86,10 @@ pub enum ServeError {
     /// `--min-client-rate-kib` let it: HTTP 408, gRPC DEADLINE_EXCEEDED.
     #[error("{0}")]
     TooSlow(String),
+    /// The run passed `--run-timeout-s` and was stopped, or the request's own deadline passed before it
+    /// was answered: HTTP 504, gRPC DEADLINE_EXCEEDED.
+    #[error("{0}")]
+    DeadlineExceeded(String),
 }
 
 /// The most of an error's text a client is sent. Errors quote what the client sent (a model's, an input's
@@ -161,6 +167,13 @@ pub struct ServeArgs {
     /// Requests that may wait; more are answered 503 (gRPC UNAVAILABLE)
     #[arg(long, default_value_t = 1024)]
     pub max_queue: usize,
+    /// How long one engine run may take, in seconds: a run past it is stopped before its next operator,
+    /// its requests answered 504 (gRPC DEADLINE_EXCEEDED) naming this flag, and the instance takes the
+    /// next. A request's own deadline (gRPC's grpc-timeout; the protocol's `timeout` parameter, in
+    /// microseconds) stops a run sooner once every request in it has passed its own, and a request whose
+    /// client stopped waiting before its run began is not run. 0: no limit
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub run_timeout_s: f64,
     /// Sessions of the model that run batches side by side
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
@@ -302,10 +315,15 @@ impl Served {
         self.expires_at.filter(|&at| at <= now)
     }
 
-    /// Checks the inputs against this variant's signature and runs them.
-    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+    /// Checks the inputs against this variant's signature and runs them; `deadline`: when the client
+    /// stops waiting for the answer, if it said.
+    pub async fn infer(
+        &self,
+        inputs: Vec<Tensor>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Tensor>, ServeError> {
         let inputs = self.signature.check(inputs)?;
-        self.batcher.infer(inputs).await
+        self.batcher.infer(inputs, deadline).await
     }
 }
 

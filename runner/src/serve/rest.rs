@@ -130,6 +130,7 @@ fn status(e: &ServeError) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         ServeError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+        ServeError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 
@@ -359,7 +360,8 @@ async fn infer(
         let (inputs, decoded) = inputs(&request.inputs.0, binary)?;
         let decoded = decoded + super::ort_strings::inputs_engine_bytes(&inputs);
         held.count_within_limit(decoded, super::ort_strings::DECODED_INPUTS)?;
-        let outputs = served.infer(inputs).await?;
+        let deadline = super::request_deadline::deadline(started, [request.timeout()?]);
+        let outputs = served.infer(inputs, deadline).await?;
         held.count(outputs.iter().map(|t| t.data.len()).sum());
         let outputs = selected(&request, outputs, &served)?;
         let (body, header_length) = response(
@@ -431,6 +433,7 @@ pub fn outcome(e: Option<&ServeError>) -> &'static str {
         Some(ServeError::NotFound(_)) => "not_found",
         Some(ServeError::Unavailable(_)) => "unavailable",
         Some(ServeError::TooSlow(_)) => "timeout",
+        Some(ServeError::DeadlineExceeded(_)) => "deadline_exceeded",
         Some(ServeError::Registry(_) | ServeError::Refused(_) | ServeError::Unauthorized(_)) => {
             "error"
         }

@@ -77,6 +77,18 @@ pub fn split_body(req: &HttpRequest, body: Bytes) -> Result<(Bytes, Bytes), Serv
     Ok((body.slice(..header_length), body.slice(header_length..)))
 }
 
+impl InferRequest<'_> {
+    /// How long its client waits for the answer, by its `timeout` parameter (`request_deadline`).
+    pub fn timeout(&self) -> Result<Option<std::time::Duration>, ServeError> {
+        match self.parameters.get("timeout") {
+            None => Ok(None),
+            Some(v) => super::request_deadline::timeout_parameter(
+                v.as_i64().map(i128::from).or(v.as_u64().map(i128::from)),
+            ),
+        }
+    }
+}
+
 /// The request in `header`, its tensors' JSON data kept as text in it.
 pub fn parse_request(header: &[u8]) -> Result<InferRequest<'_>, ServeError> {
     serde_json::from_slice(header)

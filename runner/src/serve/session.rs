@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use candle_core::{DType, Device};
@@ -12,7 +14,8 @@ use ort::session::{RunOptions, SelectedOutputMarker, SessionInputValue};
 use ort::value::{DynValue, Tensor as OrtTensor};
 
 use super::ServeError;
-use super::ort_run_options::{TensorsOnly, giving_back_cpu_memory};
+use super::ort_run_options::{Chosen, OrtRunOptions};
+use super::run_watch::Stoppable;
 use super::signature::Signature;
 use super::tensor::{Datatype, Tensor};
 use crate::engine::{Engine, Settings, onnxruntime};
@@ -22,16 +25,16 @@ pub struct Session {
     /// The bytes a run's outputs may hold together (`--max-response-mib`), checked before they are copied
     /// out of the engine: the copy and its encoding come on top of what the engine held.
     max_output_bytes: u64,
+    /// Stops the run in progress (`run_watch`).
+    stop: Arc<dyn Stoppable>,
 }
 
 enum Loaded {
     Ort {
         session: ort::session::Session,
-        /// A run's options that have ONNX Runtime's CPU arena give back, once the run is over, every
-        /// region no tensor holds (`None` off the CPU, where the arena is the device's).
-        give_back: Option<RunOptions>,
-        /// For a model with outputs that are not tensors, left out of what is served.
-        tensors_only: Option<TensorsOnly>,
+        /// Its runs' options: ONNX Runtime's CPU arena given back once a run is over, a model's tensor
+        /// outputs alone, the terminate flag.
+        options: OrtRunOptions,
     },
     Kiln(Box<kiln_onnx::eval::Session>),
 }
@@ -57,7 +60,7 @@ impl Session {
         (device, device_spec): (&Device, &str),
         (threads, intra_op_spinning): (usize, bool),
     ) -> Result<Self, String> {
-        let engine = match engine {
+        let (engine, stop) = match engine {
             Engine::OnnxRuntime(runtime) => {
                 let settings = Settings {
                     threads,
@@ -67,18 +70,10 @@ impl Session {
                 let (session, _) =
                     onnxruntime::session(runtime, model_path, (device, device_spec), &settings)
                         .map_err(|e| e.to_string())?;
-                let refused = |e: ort::Error| format!("ONNX Runtime refused a run's options: {e}");
-                let give_back = match device {
-                    Device::Cpu => Some(giving_back_cpu_memory().map_err(refused)?),
-                    _ => None,
-                };
-                let tensors_only =
-                    TensorsOnly::of(&session, give_back.is_some()).map_err(refused)?;
-                Loaded::Ort {
-                    session,
-                    give_back,
-                    tensors_only,
-                }
+                let options = OrtRunOptions::of(&session, matches!(device, Device::Cpu))
+                    .map_err(|e| format!("ONNX Runtime refused a run's options: {e}"))?;
+                let stop = options.stop();
+                (Loaded::Ort { session, options }, stop)
             }
             Engine::Kiln => {
                 let bytes = std::fs::read(model_path)
@@ -96,12 +91,15 @@ impl Session {
                         ),
                         other => other.to_string(),
                     })?;
-                Loaded::Kiln(Box::new(session))
+                let flag = Arc::new(AtomicBool::new(false));
+                let stop: Arc<dyn Stoppable> = Arc::new(KilnStop(flag.clone()));
+                (Loaded::Kiln(Box::new(session.with_stop_flag(flag))), stop)
             }
         };
         Ok(Self {
             engine,
             max_output_bytes: u64::MAX,
+            stop,
         })
     }
 
@@ -120,6 +118,11 @@ impl Session {
         self
     }
 
+    /// What stops this session's run in progress from another thread.
+    pub fn stop(&self) -> Arc<dyn Stoppable> {
+        self.stop.clone()
+    }
+
     /// Runs checked inputs (in the model's order) and returns every output the signature declares.
     pub fn run(
         &mut self,
@@ -129,26 +132,10 @@ impl Session {
     ) -> Result<Vec<Tensor>, ServeError> {
         let limit = self.max_output_bytes;
         match &mut self.engine {
-            Loaded::Ort {
-                session,
-                give_back,
-                tensors_only,
-            } => {
-                let giving_back = after == AfterRun::GiveBack;
-                match tensors_only {
-                    Some(only) => run_ort(
-                        session,
-                        Some(only.options(giving_back)),
-                        inputs,
-                        signature,
-                        limit,
-                    ),
-                    None => {
-                        let options = give_back.as_ref().filter(|_| giving_back);
-                        run_ort(session, options, inputs, signature, limit)
-                    }
-                }
-            }
+            Loaded::Ort { session, options } => match options.chosen(after == AfterRun::GiveBack) {
+                Chosen::TensorsOnly(o) => run_ort(session, o, inputs, signature, limit),
+                Chosen::AllOutputs(o) => run_ort(session, o, inputs, signature, limit),
+            },
             Loaded::Kiln(session) => run_kiln(session, inputs, signature, limit),
         }
     }
@@ -310,7 +297,7 @@ fn ort_output(
 
 fn run_ort<O: SelectedOutputMarker>(
     session: &mut ort::session::Session,
-    options: Option<&RunOptions<O>>,
+    options: &RunOptions<O>,
     inputs: &[Tensor],
     signature: &Signature,
     max_output_bytes: u64,
@@ -328,11 +315,9 @@ fn run_ort<O: SelectedOutputMarker>(
         .iter()
         .map(|(name, value)| (name.as_str(), SessionInputValue::from(value)))
         .collect();
-    let outputs = match options {
-        Some(options) => session.run_with_options(feeds, options),
-        None => session.run(feeds),
-    }
-    .map_err(ort_run_failed)?;
+    let outputs = session
+        .run_with_options(feeds, options)
+        .map_err(ort_run_failed)?;
     let elements = |name: &str| -> u128 {
         match outputs.get(name).map(|v| v.dtype()) {
             Some(ort::value::ValueType::Tensor { shape, .. }) => shape
@@ -497,6 +482,19 @@ fn candle_output(t: &candle_core::Tensor, datatype: Datatype) -> candle_core::Re
             .flat_map(|x| (x as u64).to_le_bytes())
             .collect(),
     })
+}
+
+/// Stops kiln's evaluator before its next node (`kiln_onnx::eval::Session::with_stop_flag`).
+struct KilnStop(Arc<AtomicBool>);
+
+impl Stoppable for KilnStop {
+    fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 fn run_kiln(

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -56,6 +57,8 @@ pub struct Execution<'a> {
     profile: Option<&'a RefCell<OpProfile>>,
     /// What the run's values hold, its subgraphs' included.
     memory: RunMemory,
+    /// Set from outside to stop the run before its next node.
+    stop: Option<&'a AtomicBool>,
 }
 
 impl<'a> Execution<'a> {
@@ -67,7 +70,14 @@ impl<'a> Execution<'a> {
             initial_budget: iteration_budget,
             profile: None,
             memory: RunMemory::default(),
+            stop: None,
         }
+    }
+
+    /// Stops the run, its subgraphs' runs included, before the next node once `stop` is set.
+    pub fn with_stop_flag(mut self, stop: Option<&'a AtomicBool>) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Refuses the run once its values would hold more than `bytes` together.
@@ -116,6 +126,9 @@ impl<'a> Execution<'a> {
             if prepared.folded.contains(&index) {
                 continue;
             }
+            if self.stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+                return Err(ModelError::Stopped);
+            }
             let mut node =
                 Node::new(proto, self.opset).with_input_types(prepared.input_types(proto));
             if let Some(slot) = prepared.derived.get(index) {
@@ -148,9 +161,9 @@ impl<'a> Execution<'a> {
                 .run_node(&node, &args, prepared.subgraphs_of(index), &scope)
                 .map_err(|e| {
                     let detail = match e {
-                        // Passed up whole, so that a caller tells a run too large for its limit from a
+                        // Passed up whole, so that a caller tells a run too large for its limit, or stopped, from a
                         // model that fails (a Loop's body refused within the node, say).
-                        ModelError::MemoryLimit { .. } => return e,
+                        ModelError::MemoryLimit { .. } | ModelError::Stopped => return e,
                         ModelError::Evaluation(m) => m,
                         other => other.to_string(),
                     };

@@ -1,0 +1,168 @@
+"""How long a request may hold a real `kiln-runner serve`: a model that runs as long as its client asks (a
+Loop whose trip count is an input) stands for any request whose shapes or values make a run take minutes.
+Before runs had deadlines, one such request held its instance until the engine finished (ONNX Runtime: a
+billion trips, hours), and as many of them as there were instances stopped the model answering anyone;
+requests whose clients had given up were still run in turn. Now, on each engine, over REST and gRPC:
+a run past `--run-timeout-s` is stopped (504 / DEADLINE_EXCEEDED naming the flag) and the same instance
+answers the next request at once; a client's own deadline (gRPC's `grpc-timeout`, the protocol's `timeout`
+parameter) stops its run once it passes; requests whose clients gave up while queued are not run.
+
+Run by serving_test.py, or alone: python serving_deadlines.py WORK KILN_RUNNER (KILN_ONNXRUNTIME_LIB set).
+"""
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import onnx
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from onnx import TensorProto, helper
+from tritonclient.utils import InferenceServerException
+
+from serving_client import check, inputs_of, metric, start_runner
+
+ENDLESS = 1 << 40
+
+
+def as_long_as_asked(work):
+    """A Loop of `trips` body runs over `x`: each run an Abs, so that a billion trips take hours."""
+    folder = os.path.join(work, "as-long-as-asked")
+    os.makedirs(folder, exist_ok=True)
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Abs", ["acc_in"], ["acc_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "", "x"], ["y"], body=body)], "as_long_as_asked",
+        [helper.make_tensor_value_info("trips", TensorProto.INT64, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    return path
+
+
+def feeds(trips):
+    return {"trips": np.array(trips, dtype=np.int64), "x": np.array([-2.0], dtype=np.float32)}
+
+
+def timed(call):
+    """What `call` answered or raised, and how long it took."""
+    started = time.monotonic()
+    try:
+        outcome = call()
+    except InferenceServerException as e:
+        outcome = e
+    return outcome, time.monotonic() - started
+
+
+def gave_up(outcome):
+    """A gRPC call ended at its deadline: DEADLINE_EXCEEDED where the client's clock ended it first, CANCELLED
+    ("Timeout expired") where tonic's did, a moment before the client's (tonic reads `grpc-timeout` itself)."""
+    return refused(outcome, "DEADLINE_EXCEEDED", "") or refused(outcome, "CANCELLED", "Timeout expired")
+
+
+def refused(outcome, status, words):
+    return isinstance(outcome, InferenceServerException) and status in str(outcome.status()) \
+        and words in outcome.message()
+
+
+def answers_at_once(url, grpc_url, engine, after):
+    """A request of three trips answered 2.0 over both protocols within a second (`after`: what came before)."""
+    for protocol, client, address in [("REST", httpclient, url), ("gRPC", grpcclient, grpc_url)]:
+        outcome, took = timed(lambda: client.InferenceServerClient(address).infer(
+            "looped", inputs_of(client, feeds(3))).as_numpy("y"))
+        check(not isinstance(outcome, Exception) and outcome.tolist() == [2.0] and took < 1.0,
+              f"after {after}, the same instance answers three trips over {protocol} in {took:.2f} s ({engine})")
+
+
+def run_timeout(work, runner, model):
+    """`--run-timeout-s 1`: an endless request is stopped after a second on each engine and protocol."""
+    for engine in ("ort", "kiln"):
+        process, url, grpc_url = start_runner(runner, model, work, f"run-timeout-{engine}",
+                                              ["--engine", engine, "--name", "looped", "--instances", "1",
+                                               "--run-timeout-s", "1"])
+        try:
+            for protocol, client, address, status in [("REST", httpclient, url, "504"),
+                                                      ("gRPC", grpcclient, grpc_url, "DEADLINE_EXCEEDED")]:
+                outcome, took = timed(lambda: client.InferenceServerClient(address)
+                                      .infer("looped", inputs_of(client, feeds(ENDLESS))))
+                check(refused(outcome, status, "--run-timeout-s (1 s)") and 1.0 <= took < 4.0,
+                      f"over {protocol}, a request of 2^40 trips is stopped at --run-timeout-s: {status} after "
+                      f"{took:.2f} s ({engine}: {str(outcome)[:160]})")
+            stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="run_timeout"}')
+            check(stopped == 2, f"/metrics counts the two runs stopped at the timeout ({stopped}, {engine})")
+            answers_at_once(url, grpc_url, engine, "a run stopped at the timeout")
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def own_deadlines(work, runner, model):
+    """With a timeout of 10 minutes, each engine: a gRPC call's deadline (0.5 s) and a REST request's
+    `timeout` parameter (0.5 s) stop their runs; the next request is answered at once. Then one instance held
+    for 3 s by a request of that `timeout`, and eight gRPC calls of 0.3 s deadlines queued behind it: none of
+    the eight is run."""
+    for engine in ("ort", "kiln"):
+        process, url, grpc_url = start_runner(runner, model, work, f"own-deadlines-{engine}",
+                                              ["--engine", engine, "--name", "looped", "--instances", "1",
+                                               "--max-batch-size", "1", "--run-timeout-s", "600"])
+        try:
+            outcome, took = timed(lambda: grpcclient.InferenceServerClient(grpc_url).infer(
+                "looped", inputs_of(grpcclient, feeds(ENDLESS)), client_timeout=0.5))
+            check(gave_up(outcome) and took < 2.0,
+                  f"a gRPC call of 2^40 trips with a 0.5 s deadline ends at it ({took:.2f} s, {engine})")
+            answers_at_once(url, grpc_url, engine, "a run whose gRPC deadline passed")
+            outcome, took = timed(lambda: httpclient.InferenceServerClient(url).infer(
+                "looped", inputs_of(httpclient, feeds(ENDLESS)), timeout=500_000))
+            check(refused(outcome, "504", "deadline passed while the model ran") and 0.5 <= took < 2.5,
+                  f"a REST request of 2^40 trips with a timeout parameter of 500,000 us is stopped then: 504 after "
+                  f"{took:.2f} s ({engine}: {str(outcome)[:160]})")
+            answers_at_once(url, grpc_url, engine, "a run whose timeout parameter passed")
+            stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="deadline"}')
+            check(stopped == 2, f"/metrics counts the two runs stopped at their clients' deadlines ({stopped}, {engine})")
+
+            runs_before = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}')
+            holding = threading.Thread(target=lambda: timed(lambda: httpclient.InferenceServerClient(url).infer(
+                "looped", inputs_of(httpclient, feeds(ENDLESS)), timeout=3_000_000)))
+            holding.start()
+            time.sleep(0.3)
+            ended = []
+            calls = [threading.Thread(target=lambda: ended.append(timed(lambda: grpcclient.InferenceServerClient(
+                grpc_url).infer("looped", inputs_of(grpcclient, feeds(ENDLESS)), client_timeout=0.3))))
+                for _ in range(8)]
+            for call in calls:
+                call.start()
+            for call in calls:
+                call.join()
+            holding.join()
+            time.sleep(0.2)
+            runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
+            abandoned = metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
+            check(len(ended) == 8 and all(gave_up(o) for o, _ in ended)
+                  and abandoned == 8 and runs == 1,
+                  f"eight gRPC calls that gave up while an instance was held are not run: {abandoned:.0f} abandoned, "
+                  f"{runs:.0f} run in all ({engine}; {sorted({str(o)[:80] for o, _ in ended})})")
+            answers_at_once(url, grpc_url, engine, "requests abandoned in the queue")
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def deadlines(work, runner):
+    model = as_long_as_asked(work)
+    run_timeout(work, runner, model)
+    own_deadlines(work, runner, model)
+
+
+if __name__ == "__main__":
+    deadlines(*sys.argv[1:3])
