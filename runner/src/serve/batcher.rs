@@ -291,10 +291,11 @@ impl Instance {
                 "the engine failed on these inputs (it panicked); the model was not run".to_owned(),
             ))
         });
-        let stopped = watching.is_some_and(Watching::finish);
-        // A run told to stop as it ended has its answer: only one that failed was stopped.
+        let told_to_stop = watching.is_some_and(Watching::finish);
+        // Only a run the engine says it stopped was: one told to stop as it ended has its answer, and
+        // one that failed otherwise (its outputs past --max-response-mib) keeps its own error.
         let outputs = match (outputs, deadline) {
-            (Err(_), Some(deadline)) if stopped => {
+            (Err(ServeError::DeadlineExceeded(_)), Some(deadline)) if told_to_stop => {
                 self.metrics.run_stopped(deadline.reason());
                 Err(deadline.error())
             }
@@ -373,19 +374,31 @@ impl Instance {
                     let _ = request.reply.send(Ok(outputs));
                 }
             }
-            Err(_) => {
-                // Each alone, with a deadline of its own; those no longer awaited are not run.
+            // Stopped once every request's own deadline had passed: run alone, each would be too.
+            Err(ServeError::DeadlineExceeded(_)) if deadline.is_some_and(|d| d.is_callers()) => {
                 for request in batch {
-                    let Some(request) =
-                        still_awaited(vec![request], Instant::now(), &self.metrics).pop()
-                    else {
-                        continue;
-                    };
-                    let deadline = self.deadline(std::slice::from_ref(&request));
-                    let (outputs, _) = self.run_guarded(&request.inputs, deadline);
-                    let _ = request.reply.send(outputs);
+                    let _ = request.reply.send(Err(deadline::passed_while_running()));
                 }
             }
+            Err(_) => self.run_each_alone(batch),
+        }
+    }
+
+    /// Runs a failed batch's requests one at a time, so that only those that fail alone fail, each with
+    /// a deadline of its own. A request whose client went while the batch ran is not run again; one past
+    /// its deadline is told so.
+    fn run_each_alone(&mut self, batch: Vec<Request>) {
+        for request in batch {
+            if request.reply.is_closed() {
+                continue;
+            }
+            if request.deadline.is_some_and(|d| d <= Instant::now()) {
+                let _ = request.reply.send(Err(deadline::passed_while_running()));
+                continue;
+            }
+            let deadline = self.deadline(std::slice::from_ref(&request));
+            let (outputs, _) = self.run_guarded(&request.inputs, deadline);
+            let _ = request.reply.send(outputs);
         }
     }
 }

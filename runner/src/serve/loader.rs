@@ -95,9 +95,8 @@ impl Loader {
                 delay: Duration::from_micros(args.batch_delay_us),
                 max_queue: args.max_queue,
                 give_back_memory: !args.keep_engine_memory,
-                run_timeout: (args.run_timeout_s > 0.0).then(|| {
-                    Duration::try_from_secs_f64(args.run_timeout_s).unwrap_or(Duration::MAX)
-                }),
+                run_timeout: (args.run_timeout_s > 0.0)
+                    .then(|| Duration::from_secs_f64(args.run_timeout_s)),
             },
             variant: args.variant.clone(),
             cache: args.cache.clone(),

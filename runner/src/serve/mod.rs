@@ -117,6 +117,14 @@ impl ServeError {
     }
 }
 
+/// `--run-timeout-s`: 0, or at least a millisecond (a shorter one would stop every run).
+fn run_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s == 0.0 || (0.001..=1e9).contains(&s) => Ok(s),
+        _ => Err("a number of seconds from 0.001 to 1e9, or 0 for no limit".to_owned()),
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// What to serve: NAMESPACE/MODEL@ALIAS (followed as the alias moves) or NAMESPACE/MODEL:VERSION
@@ -172,7 +180,7 @@ pub struct ServeArgs {
     /// next. A request's own deadline (gRPC's grpc-timeout; the protocol's `timeout` parameter, in
     /// microseconds) stops a run sooner once every request in it has passed its own, and a request whose
     /// client stopped waiting before its run began is not run. 0: no limit
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = run_timeout)]
     pub run_timeout_s: f64,
     /// Sessions of the model that run batches side by side
     #[arg(long, default_value_t = 1)]

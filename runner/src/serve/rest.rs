@@ -360,7 +360,8 @@ async fn infer(
         let (inputs, decoded) = inputs(&request.inputs.0, binary)?;
         let decoded = decoded + super::ort_strings::inputs_engine_bytes(&inputs);
         held.count_within_limit(decoded, super::ort_strings::DECODED_INPUTS)?;
-        let deadline = super::request_deadline::deadline(started, [request.timeout()?]);
+        // From the request read: its upload is paced apart (`client_pace`), as Triton's timeout is.
+        let deadline = super::request_deadline::deadline(Instant::now(), [request.timeout()?]);
         let outputs = served.infer(inputs, deadline).await?;
         held.count(outputs.iter().map(|t| t.data.len()).sum());
         let outputs = selected(&request, outputs, &served)?;

@@ -7,7 +7,7 @@
 //! One thread watches every instance's runs. An instance registers each run's deadline and takes it back
 //! when the run ends; the thread sleeps until the earliest deadline, and a run still registered then is
 //! told to stop (ONNX Runtime's terminate flag, kiln's evaluator's stop flag), which the engine sees before
-//! its next operator. A run ending takes two uncontended locks; the thread is woken only when a deadline
+//! its next operator. A run takes two short holds of one lock; the thread is woken only when a deadline
 //! comes before the one it sleeps until (the first run after a quiet spell), not once a run.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
@@ -87,7 +87,6 @@ impl RunWatch {
         Watching {
             watch: self,
             id,
-            stop: stop.clone(),
             ended: false,
         }
     }
@@ -132,7 +131,6 @@ impl RunWatch {
 pub struct Watching<'a> {
     watch: &'a RunWatch,
     id: u64,
-    stop: Arc<dyn Stoppable>,
     ended: bool,
 }
 
@@ -144,14 +142,20 @@ impl Watching<'_> {
 
     fn end(&mut self) -> bool {
         self.ended = true;
-        let stopped = {
+        let run = {
             let mut watched = self.watch.lock();
             let at = watched.runs.iter().position(|r| r.id == self.id);
-            at.is_some_and(|at| watched.runs.swap_remove(at).stopped)
+            at.map(|at| watched.runs.swap_remove(at))
         };
-        // Only once the run is out of the watch: from here on nothing sets the stop again.
-        self.stop.clear();
-        stopped
+        // The stop is set only under the lock, on a run still watched, which it marks stopped: cleared
+        // once the run is out of the watch, nothing sets it again before the next run.
+        match run {
+            Some(run) if run.stopped => {
+                run.stop.clear();
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -171,6 +171,11 @@ fn failed(e: impl std::fmt::Display) -> ServeError {
     ServeError::Inference(e.to_string())
 }
 
+/// The engine's run was stopped from outside (`run_watch`); the batcher says why.
+fn stopped() -> ServeError {
+    ServeError::DeadlineExceeded("the run was stopped before it finished".to_owned())
+}
+
 /// A run refused by the engine's memory limit, in the request's terms.
 const NEEDS_MORE_MEMORY: &str = "they need more memory than this server lets its engine hold \
      (kiln-runner serve --max-engine-memory-mib): send fewer rows or smaller inputs";
@@ -179,6 +184,10 @@ const NEEDS_MORE_MEMORY: &str = "they need more memory than this server lets its
 /// text names an arena and a kernel, not what the caller can change.
 fn ort_run_failed(e: ort::Error) -> ServeError {
     let text = e.to_string();
+    // ONNX Runtime's words for a run its terminate flag ended (its sequential executor's).
+    if text.contains("terminate flag") {
+        return stopped();
+    }
     match text.find("Available memory of") {
         Some(at) => {
             ServeError::Inference(format!("{NEEDS_MORE_MEMORY} ({})", text[at..].trim_end()))
@@ -513,6 +522,7 @@ fn run_kiln(
             "{NEEDS_MORE_MEMORY} (kiln's evaluator: its tensors need {} MiB at least)",
             needed.div_ceil(1 << 20)
         )),
+        kiln_onnx::ModelError::Stopped => stopped(),
         other => failed(other),
     })?;
     outputs_fit(

@@ -98,8 +98,16 @@ impl<'a> Execution<'a> {
         &self.memory
     }
 
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|stop| stop.load(Ordering::Relaxed))
+    }
+
     /// Takes one body run from the budget; `op` names the operator in the error.
     pub fn spend_iteration(&self, op: &str) -> Result<(), ModelError> {
+        // Checked here too: a body whose nodes were all folded away runs no node to check it.
+        if self.stopped() {
+            return Err(ModelError::Stopped);
+        }
         let left = self.budget.get();
         if left == 0 {
             return Err(ModelError::Evaluation(format!(
@@ -126,7 +134,7 @@ impl<'a> Execution<'a> {
             if prepared.folded.contains(&index) {
                 continue;
             }
-            if self.stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+            if self.stopped() {
                 return Err(ModelError::Stopped);
             }
             let mut node =

@@ -67,8 +67,13 @@ impl RunDeadline {
                  stopped; send fewer rows, or ask the runner's operator to raise the limit",
                 t.as_secs_f64()
             ),
-            Why::Callers => "the request's deadline passed while the model ran".to_owned(),
+            Why::Callers => return passed_while_running(),
         })
+    }
+
+    /// Whether it is the last of the requests' own deadlines (not `--run-timeout-s`).
+    pub fn is_callers(&self) -> bool {
+        self.why == Why::Callers
     }
 
     /// The label of a stop at this deadline on `/metrics`.
@@ -78,6 +83,11 @@ impl RunDeadline {
             Why::Callers => "deadline",
         }
     }
+}
+
+/// What a request whose deadline passed while the model ran for it is answered.
+pub(super) fn passed_while_running() -> ServeError {
+    ServeError::DeadlineExceeded("the request's deadline passed while the model ran".to_owned())
 }
 
 /// The requests of `batch` whose clients still await an answer at `now`. The others are not run: those
