@@ -5,11 +5,14 @@ billion trips, hours), and as many of them as there were instances stopped the m
 requests whose clients had given up were still run in turn. Now, on each engine, over REST and gRPC:
 a run past `--run-timeout-s` is stopped (504 / DEADLINE_EXCEEDED naming the flag) and the same instance
 answers the next request at once; a client's own deadline (gRPC's `grpc-timeout`, the protocol's `timeout`
-parameter) stops its run once it passes; requests whose clients gave up while queued are not run.
+parameter) stops its run once it passes; requests whose clients gave up while queued (a gRPC deadline, a
+REST connection closed) are not run.
 
 Run by serving_test.py, or alone: python serving_deadlines.py WORK KILN_RUNNER (KILN_ONNXRUNTIME_LIB set).
 """
+import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -109,9 +112,8 @@ def run_timeout(work, runner, model):
 
 def own_deadlines(work, runner, model):
     """With a timeout of 10 minutes, each engine: a gRPC call's deadline (0.5 s) and a REST request's
-    `timeout` parameter (0.5 s) stop their runs; the next request is answered at once. Then one instance held
-    for 3 s by a request of that `timeout`, and eight gRPC calls of 0.3 s deadlines queued behind it: none of
-    the eight is run."""
+    `timeout` parameter (0.5 s) stop their runs; the next request is answered at once; requests whose clients
+    gave up while they waited are not run."""
     for engine in ("ort", "kiln"):
         process, url, grpc_url = start_runner(runner, model, work, f"own-deadlines-{engine}",
                                               ["--engine", engine, "--name", "looped", "--instances", "1",
@@ -131,31 +133,63 @@ def own_deadlines(work, runner, model):
             stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="deadline"}')
             check(stopped == 2, f"/metrics counts the two runs stopped at their clients' deadlines ({stopped}, {engine})")
 
-            runs_before = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}')
-            holding = threading.Thread(target=lambda: timed(lambda: httpclient.InferenceServerClient(url).infer(
-                "looped", inputs_of(httpclient, feeds(ENDLESS)), timeout=3_000_000)))
-            holding.start()
-            time.sleep(0.3)
-            ended = []
-            calls = [threading.Thread(target=lambda: ended.append(timed(lambda: grpcclient.InferenceServerClient(
-                grpc_url).infer("looped", inputs_of(grpcclient, feeds(ENDLESS)), client_timeout=0.3))))
-                for _ in range(8)]
-            for call in calls:
-                call.start()
-            for call in calls:
-                call.join()
-            holding.join()
-            time.sleep(0.2)
-            runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
-            abandoned = metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
-            check(len(ended) == 8 and all(gave_up(o) for o, _ in ended)
-                  and abandoned == 8 and runs == 1,
-                  f"eight gRPC calls that gave up while an instance was held are not run: {abandoned:.0f} abandoned, "
-                  f"{runs:.0f} run in all ({engine}; {sorted({str(o)[:80] for o, _ in ended})})")
-            answers_at_once(url, grpc_url, engine, "requests abandoned in the queue")
+            given_up_in_the_queue(url, grpc_url, engine)
         finally:
             process.terminate()
             process.wait(30)
+
+
+def held_for_3_s(url):
+    """A thread holding the one instance for 3 s (a request of that `timeout`), started."""
+    holding = threading.Thread(target=lambda: timed(lambda: httpclient.InferenceServerClient(url).infer(
+        "looped", inputs_of(httpclient, feeds(ENDLESS)), timeout=3_000_000)))
+    holding.start()
+    time.sleep(0.3)
+    return holding
+
+
+def given_up_in_the_queue(url, grpc_url, engine):
+    """The one instance held for 3 s; behind it eight gRPC calls whose 0.3 s deadlines pass, then four REST
+    clients that close their connections after 0.3 s: none of the twelve is run."""
+    runs_before = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}')
+    holding = held_for_3_s(url)
+    ended = []
+    calls = [threading.Thread(target=lambda: ended.append(timed(lambda: grpcclient.InferenceServerClient(
+        grpc_url).infer("looped", inputs_of(grpcclient, feeds(ENDLESS)), client_timeout=0.3))))
+        for _ in range(8)]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join()
+    holding.join()
+    time.sleep(0.2)
+    runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
+    abandoned = metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
+    check(len(ended) == 8 and all(gave_up(o) for o, _ in ended) and abandoned == 8 and runs == 1,
+          f"eight gRPC calls that gave up while an instance was held are not run: {abandoned:.0f} abandoned, "
+          f"{runs:.0f} run in all ({engine}; {sorted({str(o)[:80] for o, _ in ended})})")
+
+    holding = held_for_3_s(url)
+    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [ENDLESS]},
+                                  {"name": "x", "shape": [1], "datatype": "FP32", "data": [-2.0]}]}).encode()
+    host, port = url.split(":")
+    clients = []
+    for _ in range(4):
+        client = socket.create_connection((host, int(port)))
+        client.sendall(b"POST /v2/models/looped/infer HTTP/1.1\r\nHost: kiln\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        clients.append(client)
+    time.sleep(0.3)
+    for client in clients:
+        client.close()
+    holding.join()
+    time.sleep(0.2)
+    runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
+    abandoned = metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
+    check(abandoned == 12 and runs == 2,
+          f"four REST clients that closed their connections while an instance was held are not run: "
+          f"{abandoned:.0f} abandoned in all, {runs:.0f} run ({engine})")
+    answers_at_once(url, grpc_url, engine, "requests abandoned in the queue")
 
 
 def deadlines(work, runner):

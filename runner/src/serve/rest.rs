@@ -57,6 +57,12 @@ pub fn start(
             }
         })
         .workers(workers)
+        // A client that closes its connection has given up on its request: actix then ends the
+        // connection's handling, dropping the handler, and a request still queued is not run
+        // (`batcher::deadline`). Allowed half-closure, actix ran the handler to its end; the cost is that
+        // of Go's servers too: a client that shuts its sending side while it waits (no HTTP client does
+        // by default) loses its answer.
+        .h1_allow_half_closed(false)
         .max_connections(max_connections)
         .shutdown_timeout(super::SHUTDOWN_GRACE.as_secs())
         // The runner's own handler stops both front ends alike; actix's would stop REST alone, and on
