@@ -6,7 +6,8 @@ requests whose clients had given up were still run in turn. Now, on each engine,
 a run past `--run-timeout-s` is stopped (504 / DEADLINE_EXCEEDED naming the flag) and the same instance
 answers the next request at once; a client's own deadline (gRPC's `grpc-timeout`, the protocol's `timeout`
 parameter) stops its run once it passes; requests whose clients gave up while queued (a gRPC deadline, a
-REST connection closed) are not run.
+REST connection closed) are not run, and a run whose clients all went (a connection closed, a call
+cancelled) is stopped.
 
 Run by serving_test.py, or alone: python serving_deadlines.py WORK KILN_RUNNER (KILN_ONNXRUNTIME_LIB set).
 """
@@ -130,10 +131,14 @@ def own_deadlines(work, runner, model):
                   f"a REST request of 2^40 trips with a timeout parameter of 500,000 us is stopped then: 504 after "
                   f"{took:.2f} s ({engine}: {str(outcome)[:160]})")
             answers_at_once(url, grpc_url, engine, "a run whose timeout parameter passed")
-            stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="deadline"}')
+            # tonic ends a call at its grpc-timeout a moment before kiln's own deadline for it, and the call's
+            # client going stops the run then: either reason.
+            stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="deadline"}') + \
+                metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="clients_gone"}')
             check(stopped == 2, f"/metrics counts the two runs stopped at their clients' deadlines ({stopped}, {engine})")
 
             given_up_in_the_queue(url, grpc_url, engine)
+            gone_while_running(url, grpc_url, engine)
         finally:
             process.terminate()
             process.wait(30)
@@ -170,15 +175,7 @@ def given_up_in_the_queue(url, grpc_url, engine):
           f"{runs:.0f} run in all ({engine}; {sorted({str(o)[:80] for o, _ in ended})})")
 
     holding = held_for_3_s(url)
-    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [ENDLESS]},
-                                  {"name": "x", "shape": [1], "datatype": "FP32", "data": [-2.0]}]}).encode()
-    host, port = url.split(":")
-    clients = []
-    for _ in range(4):
-        client = socket.create_connection((host, int(port)))
-        client.sendall(b"POST /v2/models/looped/infer HTTP/1.1\r\nHost: kiln\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        clients.append(client)
+    clients = [endless_over_raw_http(url) for _ in range(4)]
     time.sleep(0.3)
     for client in clients:
         client.close()
@@ -190,6 +187,34 @@ def given_up_in_the_queue(url, grpc_url, engine):
           f"four REST clients that closed their connections while an instance was held are not run: "
           f"{abandoned:.0f} abandoned in all, {runs:.0f} run ({engine})")
     answers_at_once(url, grpc_url, engine, "requests abandoned in the queue")
+
+
+def endless_over_raw_http(url):
+    """A REST request of 2^40 trips sent on a socket of its own, which the caller closes to leave."""
+    body = json.dumps({"inputs": [{"name": "trips", "shape": [], "datatype": "INT64", "data": [ENDLESS]},
+                                  {"name": "x", "shape": [1], "datatype": "FP32", "data": [-2.0]}]}).encode()
+    host, port = url.split(":")
+    client = socket.create_connection((host, int(port)))
+    client.sendall(b"POST /v2/models/looped/infer HTTP/1.1\r\nHost: kiln\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return client
+
+
+def gone_while_running(url, grpc_url, engine):
+    """A REST client closing its connection, and a gRPC call cancelled, while their request runs (no
+    deadline, a timeout of 10 minutes): each run stopped then, the next request answered at once."""
+    before = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="clients_gone"}')
+    client = endless_over_raw_http(url)
+    time.sleep(0.5)
+    client.close()
+    answers_at_once(url, grpc_url, engine, "a REST client closed its connection while its request ran")
+    call = grpcclient.InferenceServerClient(grpc_url).async_infer(
+        "looped", inputs_of(grpcclient, feeds(ENDLESS)), callback=lambda result, error: None)
+    time.sleep(0.5)
+    call.cancel()
+    answers_at_once(url, grpc_url, engine, "a gRPC call was cancelled while its request ran")
+    stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="clients_gone"}') - before
+    check(stopped == 2, f"/metrics counts the two runs stopped as their clients went ({stopped}, {engine})")
 
 
 def deadlines(work, runner):

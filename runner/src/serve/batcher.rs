@@ -23,7 +23,7 @@ use super::ServeError;
 use super::batch_cost::BatchCosts;
 use super::metrics::VersionMetrics;
 use super::request_memory::RequestMemory;
-use super::run_watch::{RunWatch, Stoppable, Watching};
+use super::run_watch::{Client, RunWatch, Stoppable, Stopped};
 use super::session::{AfterRun, Session};
 use super::signature::Signature;
 use super::tensor::Tensor;
@@ -59,6 +59,8 @@ struct Request {
     arrived: Instant,
     /// When its client stops waiting for the answer, if it said (`deadline`).
     deadline: Option<Instant>,
+    /// Its client, as the run watch knows it.
+    client: Arc<Client>,
     reply: oneshot::Sender<Result<Vec<Tensor>, ServeError>>,
 }
 
@@ -165,12 +167,14 @@ impl Batcher {
             .map_or(1, |&r| r.max(0) as usize);
         let bytes = inputs.iter().map(|t| t.data.len()).sum();
         let (reply, answer) = oneshot::channel();
+        let client = Arc::new(Client::default());
         let request = Request {
             inputs,
             rows,
             bytes,
             arrived: Instant::now(),
             deadline,
+            client: client.clone(),
             reply,
         };
         self.depth.fetch_add(1, Ordering::Relaxed);
@@ -181,9 +185,26 @@ impl Batcher {
                 "the model's instances stopped".to_owned(),
             ));
         }
-        answer.await.map_err(|_| {
+        // Dropped before the answer came (the client went: tonic ended its call, actix its connection),
+        // it tells the watch, which stops the run answering it once no other client awaits that run.
+        let mut waiting = ClientWaiting(Some(client));
+        let answer = answer.await;
+        waiting.0 = None;
+        answer.map_err(|_| {
             ServeError::Inference("the serving instance ended before answering".to_owned())
         })?
+    }
+}
+
+/// A request's client waiting for its answer (`None` once answered); dropped while waiting, the client
+/// has gone.
+struct ClientWaiting(Option<Arc<Client>>);
+
+impl Drop for ClientWaiting {
+    fn drop(&mut self) {
+        if let Some(client) = &self.0 {
+            RunWatch::global().client_gone(client);
+        }
     }
 }
 
@@ -271,18 +292,20 @@ impl Instance {
         }
     }
 
-    /// Runs `inputs` on the engine, a panic answered as an error and the run stopped at `deadline`, and
-    /// returns how long the run took (each run is timed once, for /metrics and for the batching fit
-    /// alike).
+    /// Runs `inputs` (of `requests`) on the engine, a panic answered as an error and the run stopped at
+    /// `deadline` or once the requests' clients have all gone, and returns how long the run took (each
+    /// run is timed once, for /metrics and for the batching fit alike).
     fn run_guarded(
         &mut self,
         inputs: &[Tensor],
+        requests: &[Request],
         deadline: Option<RunDeadline>,
     ) -> (Result<Vec<Tensor>, ServeError>, Duration) {
         let signature = self.signature.clone();
         let after = self.after_run();
         let started = Instant::now();
-        let watching = deadline.map(|d| RunWatch::global().watch(d.at, &self.stop));
+        let clients = requests.iter().map(|r| &*r.client);
+        let watching = RunWatch::global().watch(deadline.map(|d| d.at), &self.stop, clients);
         let outputs = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.session.run(inputs, &signature, after)
         }))
@@ -291,15 +314,20 @@ impl Instance {
                 "the engine failed on these inputs (it panicked); the model was not run".to_owned(),
             ))
         });
-        let told_to_stop = watching.is_some_and(Watching::finish);
         // Only a run the engine says it stopped was: one told to stop as it ended has its answer, and
         // one that failed otherwise (its outputs past --max-response-mib) keeps its own error.
-        let outputs = match (outputs, deadline) {
-            (Err(ServeError::DeadlineExceeded(_)), Some(deadline)) if told_to_stop => {
+        let outputs = match (outputs, watching.finish(), deadline) {
+            (Err(ServeError::DeadlineExceeded(_)), Some(Stopped::AtDeadline), Some(deadline)) => {
                 self.metrics.run_stopped(deadline.reason());
                 Err(deadline.error())
             }
-            (outputs, _) => outputs,
+            (Err(ServeError::DeadlineExceeded(_)), Some(Stopped::ClientsGone), _) => {
+                self.metrics.run_stopped("clients_gone");
+                Err(ServeError::DeadlineExceeded(
+                    "every client of this run went before it finished".to_owned(),
+                ))
+            }
+            (outputs, ..) => outputs,
         };
         let took = started.elapsed();
         super::returned_memory::run_finished();
@@ -320,15 +348,15 @@ impl Instance {
         }
     }
 
-    /// Runs `inputs` of `rows` rows, counting what a successful run cost.
+    /// Runs `inputs` of `requests`, `rows` rows, counting what a successful run cost.
     fn run_counted(
         &mut self,
-        inputs: &[Tensor],
+        (inputs, requests): (&[Tensor], &[Request]),
         rows: usize,
         deadline: Option<RunDeadline>,
     ) -> Result<Vec<Tensor>, ServeError> {
         let bytes = inputs.iter().map(|t| t.data.len()).sum();
-        let (outputs, took) = self.run_guarded(inputs, deadline);
+        let (outputs, took) = self.run_guarded(inputs, requests, deadline);
         if outputs.is_ok() {
             self.costs.record(rows, bytes, took);
         }
@@ -356,7 +384,8 @@ impl Instance {
         let deadline = self.deadline(&batch);
         if batch.len() == 1 {
             let request = batch.into_iter().next().expect("one request");
-            let outputs = self.run_counted(&request.inputs, rows, deadline);
+            let alone = std::slice::from_ref(&request);
+            let outputs = self.run_counted((&request.inputs, alone), rows, deadline);
             let _ = request.reply.send(outputs);
             return;
         }
@@ -364,7 +393,7 @@ impl Instance {
         let mut stacked_held = self.memory.held();
         stacked_held.count(stacked.iter().map(|t| t.data.len()).sum());
         let parts = self
-            .run_counted(&stacked, rows, deadline)
+            .run_counted((&stacked, &batch), rows, deadline)
             .and_then(|outputs| split(&outputs, &batch));
         // Freed before any request is answered: once answered, a request's client may find it held.
         drop((stacked, stacked_held));
@@ -396,8 +425,8 @@ impl Instance {
                 let _ = request.reply.send(Err(deadline::passed_while_running()));
                 continue;
             }
-            let deadline = self.deadline(std::slice::from_ref(&request));
-            let (outputs, _) = self.run_guarded(&request.inputs, deadline);
+            let alone = std::slice::from_ref(&request);
+            let (outputs, _) = self.run_guarded(&request.inputs, alone, self.deadline(alone));
             let _ = request.reply.send(outputs);
         }
     }

@@ -71,7 +71,7 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_histogram!(BATCH_ROWS, "Rows in each batch the dynamic batcher ran");
         describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance");
         describe_counter!(ABANDONED, "Requests not run because their client stopped waiting before an instance took them: its deadline passed (grpc-timeout, the timeout parameter) or it went away");
-        describe_counter!(RUNS_STOPPED, "Engine runs stopped before they finished, by reason: run_timeout (--run-timeout-s) or deadline (every request of the run had passed its own)");
+        describe_counter!(RUNS_STOPPED, "Engine runs stopped before they finished, by reason: run_timeout (--run-timeout-s), deadline (every request of the run had passed its own) or clients_gone (every client of the run went: a connection closed, a call cancelled)");
         describe_counter!(MEMORY_WAITS, "Requests whose body waited for the requests in flight to free memory (--max-in-flight-mib); those still waiting after 5 s are answered 503 (one that finds as many waiting as may is answered 503 at once, not counted here)");
         describe_counter!(CLIENT_TIMEOUTS, "Clients cut off for sending a request's body (transfer=request: 408, DEADLINE_EXCEEDED) or taking its answer (transfer=answer: dropped) slower than --client-timeout-s and --min-client-rate-kib allow");
         describe_gauge!(CONNECTIONS, "Connections open, by protocol (rest, grpc; at most --max-connections each)");

@@ -1,25 +1,47 @@
-//! Stops an engine run that passes its deadline: `--run-timeout-s`, or, when every request a run
-//! answers came with a deadline of its own (a gRPC call's `grpc-timeout`, the protocol's `timeout`
-//! parameter), the last of those. Without it a request whose shapes or values make the model run for
-//! minutes (a Loop's trip count, a sequence of a million tokens) holds its instance for all of them, and
-//! as many such requests as there are instances stop the model answering anyone.
+//! Stops an engine run nobody needs finished any more: one past `--run-timeout-s`; one past every one
+//! of its requests' own deadlines (a gRPC call's `grpc-timeout`, the protocol's `timeout` parameter);
+//! one whose every client has gone (a REST connection closed, a gRPC call cancelled). Without it a request
+//! whose shapes or values make the model run for minutes (a Loop's trip count, a sequence of a million
+//! tokens) holds its instance for all of them, and as many such requests as there are instances stop the
+//! model answering anyone.
 //!
-//! One thread watches every instance's runs. An instance registers each run's deadline and takes it back
-//! when the run ends; the thread sleeps until the earliest deadline, and a run still registered then is
-//! told to stop (ONNX Runtime's terminate flag, kiln's evaluator's stop flag), which the engine sees before
-//! its next operator. A run takes two short holds of one lock; the thread is woken only when a deadline
-//! comes before the one it sleeps until (the first run after a quiet spell), not once a run.
+//! One thread watches every instance's runs. An instance registers each run, with its deadline and its
+//! requests' clients, and takes it back when the run ends; the thread sleeps until the earliest deadline,
+//! and a run still registered then is told to stop (ONNX Runtime's terminate flag, kiln's evaluator's stop
+//! flag), which the engine sees before its next operator. A client going is told to the watch by the
+//! request it leaves ([`RunWatch::client_gone`]), and the run is stopped when it was its last. A run
+//! takes two short holds of one lock; the thread is woken only when a deadline comes before the one it
+//! sleeps until (the first run after a quiet spell), not once a run.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Instant;
 
-/// What the watch stops a run through: set from the watching thread while the run goes on, cleared
-/// from the instance's once the run is over and the watch has let it go.
+/// What the watch stops a run through: set from another thread while the run goes on, cleared from the
+/// instance's once the run is over and the watch has let it go.
 pub trait Stoppable: Send + Sync {
     /// Tells the run in progress to stop before its next operator.
     fn stop(&self);
     /// Lets the next run go on: a stop set as a run ended must not end the next one.
     fn clear(&self);
+}
+
+/// Why a run was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Its deadline passed.
+    AtDeadline,
+    /// Every client of its requests went.
+    ClientsGone,
+}
+
+/// A request's client as the watch knows it: the run answering the request, and whether the client has
+/// gone. Both change only under the watch's lock (atomic to be shared, not to order anything).
+#[derive(Default)]
+pub struct Client {
+    /// The id of the last run registered for its request; 0: none yet.
+    run: AtomicU64,
+    gone: AtomicBool,
 }
 
 /// The watch of every run of this process.
@@ -37,9 +59,20 @@ struct Watched {
 
 struct Run {
     id: u64,
-    deadline: Instant,
+    deadline: Option<Instant>,
     stop: Arc<dyn Stoppable>,
-    stopped: bool,
+    /// Clients of its requests that have not gone.
+    awaited: usize,
+    stopped: Option<Stopped>,
+}
+
+impl Run {
+    fn stop(&mut self, why: Stopped) {
+        if self.stopped.is_none() {
+            self.stop.stop();
+            self.stopped = Some(why);
+        }
+    }
 }
 
 impl RunWatch {
@@ -48,7 +81,7 @@ impl RunWatch {
         static WATCH: RunWatch = RunWatch {
             runs: Mutex::new(Watched {
                 runs: Vec::new(),
-                next_id: 0,
+                next_id: 1,
                 sleeping_until: None,
             }),
             wake: Condvar::new(),
@@ -69,18 +102,37 @@ impl RunWatch {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Watches a run starting now, to be stopped through `stop` at `deadline` unless it has ended.
-    pub fn watch(&self, deadline: Instant, stop: &Arc<dyn Stoppable>) -> Watching<'_> {
+    /// Watches a run starting now for `clients`' requests, to be stopped through `stop` at `deadline`, or
+    /// once every one of `clients` has gone (at once if all have), unless it has ended.
+    pub fn watch<'c>(
+        &self,
+        deadline: Option<Instant>,
+        stop: &Arc<dyn Stoppable>,
+        clients: impl IntoIterator<Item = &'c Client>,
+    ) -> Watching<'_> {
         let mut watched = self.lock();
         let id = watched.next_id;
         watched.next_id += 1;
-        watched.runs.push(Run {
+        let (mut counted, mut awaited) = (0, 0);
+        for client in clients {
+            client.run.store(id, Ordering::Relaxed);
+            counted += 1;
+            awaited += usize::from(!client.gone.load(Ordering::Relaxed));
+        }
+        let mut run = Run {
             id,
             deadline,
             stop: stop.clone(),
-            stopped: false,
-        });
-        if watched.sleeping_until.is_none_or(|at| deadline < at) {
+            awaited,
+            stopped: None,
+        };
+        if counted > 0 && awaited == 0 {
+            run.stop(Stopped::ClientsGone);
+        }
+        watched.runs.push(run);
+        if let Some(deadline) = deadline
+            && watched.sleeping_until.is_none_or(|at| deadline < at)
+        {
             watched.sleeping_until = Some(deadline);
             self.wake.notify_one();
         }
@@ -91,6 +143,19 @@ impl RunWatch {
         }
     }
 
+    /// `client` has gone: the run answering its request, if one is, is stopped when it was its last.
+    pub fn client_gone(&self, client: &Client) {
+        let mut watched = self.lock();
+        client.gone.store(true, Ordering::Relaxed);
+        let id = client.run.load(Ordering::Relaxed);
+        if let Some(run) = watched.runs.iter_mut().find(|r| r.id == id) {
+            run.awaited = run.awaited.saturating_sub(1);
+            if run.awaited == 0 {
+                run.stop(Stopped::ClientsGone);
+            }
+        }
+    }
+
     fn keep_watch(&self) {
         let mut watched = self.lock();
         loop {
@@ -98,16 +163,15 @@ impl RunWatch {
             for run in watched
                 .runs
                 .iter_mut()
-                .filter(|r| !r.stopped && r.deadline <= now)
+                .filter(|r| r.deadline.is_some_and(|d| d <= now))
             {
-                run.stop.stop();
-                run.stopped = true;
+                run.stop(Stopped::AtDeadline);
             }
             let next = watched
                 .runs
                 .iter()
-                .filter(|r| !r.stopped)
-                .map(|r| r.deadline)
+                .filter(|r| r.stopped.is_none())
+                .filter_map(|r| r.deadline)
                 .min();
             watched.sleeping_until = next;
             watched = match next {
@@ -135,12 +199,12 @@ pub struct Watching<'a> {
 }
 
 impl Watching<'_> {
-    /// Ends the watch of a run that is over; whether it was told to stop.
-    pub fn finish(mut self) -> bool {
+    /// Ends the watch of a run that is over; whether, and why, it was told to stop.
+    pub fn finish(mut self) -> Option<Stopped> {
         self.end()
     }
 
-    fn end(&mut self) -> bool {
+    fn end(&mut self) -> Option<Stopped> {
         self.ended = true;
         let run = {
             let mut watched = self.watch.lock();
@@ -149,13 +213,11 @@ impl Watching<'_> {
         };
         // The stop is set only under the lock, on a run still watched, which it marks stopped: cleared
         // once the run is out of the watch, nothing sets it again before the next run.
-        match run {
-            Some(run) if run.stopped => {
-                run.stop.clear();
-                true
-            }
-            _ => false,
+        let run = run?;
+        if run.stopped.is_some() {
+            run.stop.clear();
         }
+        run.stopped
     }
 }
 
@@ -197,14 +259,14 @@ mod tests {
         let flag = Arc::new(Flag::default());
         let stop: Arc<dyn Stoppable> = flag.clone();
 
-        let quick = watch.watch(Instant::now() + Duration::from_millis(200), &stop);
+        let quick = watch.watch(Some(Instant::now() + Duration::from_millis(200)), &stop, []);
         std::thread::sleep(Duration::from_millis(20));
-        assert!(!quick.finish());
+        assert_eq!(quick.finish(), None);
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(flag.stops.load(Ordering::SeqCst), 0);
 
         let started = Instant::now();
-        let slow = watch.watch(started + Duration::from_millis(100), &stop);
+        let slow = watch.watch(Some(started + Duration::from_millis(100)), &stop, []);
         while !flag.set.load(Ordering::SeqCst) {
             assert!(started.elapsed() < Duration::from_secs(5), "never stopped");
             std::thread::sleep(Duration::from_millis(1));
@@ -212,7 +274,7 @@ mod tests {
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(100), "{took:?}");
         assert!(took < Duration::from_millis(600), "{took:?}");
-        assert!(slow.finish());
+        assert_eq!(slow.finish(), Some(Stopped::AtDeadline));
         assert!(!flag.set.load(Ordering::SeqCst));
         assert_eq!(flag.stops.load(Ordering::SeqCst), 1);
     }
@@ -225,17 +287,51 @@ mod tests {
         let (long, short) = (Arc::new(Flag::default()), Arc::new(Flag::default()));
         let (long_stop, short_stop): (Arc<dyn Stoppable>, Arc<dyn Stoppable>) =
             (long.clone(), short.clone());
-        let hour = watch.watch(Instant::now() + Duration::from_secs(3600), &long_stop);
+        let hour = watch.watch(
+            Some(Instant::now() + Duration::from_secs(3600)),
+            &long_stop,
+            [],
+        );
         std::thread::sleep(Duration::from_millis(20));
         let started = Instant::now();
-        let brief = watch.watch(started + Duration::from_millis(50), &short_stop);
+        let brief = watch.watch(Some(started + Duration::from_millis(50)), &short_stop, []);
         while !short.set.load(Ordering::SeqCst) {
             assert!(started.elapsed() < Duration::from_secs(5), "never stopped");
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(started.elapsed() < Duration::from_millis(500));
-        assert!(brief.finish());
-        assert!(!hour.finish());
+        assert_eq!(brief.finish(), Some(Stopped::AtDeadline));
+        assert_eq!(hour.finish(), None);
         assert_eq!(long.stops.load(Ordering::SeqCst), 0);
+    }
+
+    /// A run of two requests goes on while one client is left, and is stopped when the last goes; a run
+    /// registered for clients all gone already is stopped at once; a client going after its run ended
+    /// changes nothing.
+    #[test]
+    fn a_run_is_stopped_when_its_last_client_goes() {
+        let watch = RunWatch::global();
+        let flag = Arc::new(Flag::default());
+        let stop: Arc<dyn Stoppable> = flag.clone();
+        let (a, b) = (Client::default(), Client::default());
+        let run = watch.watch(None, &stop, [&a, &b]);
+        watch.client_gone(&a);
+        assert!(!flag.set.load(Ordering::SeqCst));
+        watch.client_gone(&b);
+        assert!(flag.set.load(Ordering::SeqCst));
+        assert_eq!(run.finish(), Some(Stopped::ClientsGone));
+        assert!(!flag.set.load(Ordering::SeqCst));
+
+        let again = watch.watch(None, &stop, [&a]);
+        assert!(flag.set.load(Ordering::SeqCst));
+        assert_eq!(again.finish(), Some(Stopped::ClientsGone));
+
+        let c = Client::default();
+        let ended = watch.watch(None, &stop, [&c]);
+        assert_eq!(ended.finish(), None);
+        watch.client_gone(&c);
+        let next = watch.watch(None, &stop, [&Client::default()]);
+        assert!(!flag.set.load(Ordering::SeqCst));
+        assert_eq!(next.finish(), None);
     }
 }

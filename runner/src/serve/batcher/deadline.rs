@@ -5,7 +5,7 @@
 //! its connection. Its answer then has nowhere to go, and running it anyway is how a server that falls
 //! behind stays behind: every client times out, retries, and the instances spend their time on requests
 //! nobody awaits. Such a request is not run. A run is stopped at `--run-timeout-s`, or earlier once every
-//! request it answers has passed its own deadline.
+//! request it answers has passed its own deadline (or its client has gone: `run_watch`).
 
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,7 @@ mod tests {
                     bytes: 0,
                     arrived: Instant::now(),
                     deadline,
+                    client: Default::default(),
                     reply,
                 };
                 (request, answer)

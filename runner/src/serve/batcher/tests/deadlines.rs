@@ -291,3 +291,23 @@ async fn a_quick_request_batched_with_a_slow_one_is_answered() {
     // Held alone, then the batch of two, then the slow one alone.
     assert_eq!(stopped(version, "run_timeout"), 3.0);
 }
+
+/// A run whose one client goes (its request's future dropped, as when tonic ends a cancelled call or actix
+/// a closed connection) is stopped then, not at the timeout, and the instance answers the next at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_clients_all_went_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = "clients-gone";
+    let batcher = batcher(dir.path(), false, version, Some(Duration::from_secs(600)));
+    let started = Instant::now();
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        batcher.infer(trips(ENDLESS), None),
+    )
+    .await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    let answer = batcher.infer(trips(3), None).await.unwrap();
+    assert_eq!(answer[0].data.as_ref(), 2f32.to_le_bytes());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(stopped(version, "clients_gone"), 1.0);
+}
