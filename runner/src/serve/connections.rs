@@ -109,6 +109,28 @@ pub fn close_when_stalled(socket: &impl AsFd, client_timeout: Duration) {
     }
 }
 
+/// How long a connection with nothing to send may be silent before the kernel probes its client, how
+/// often then, and how many unanswered probes close it: 60 s + 3 × 10 s, about gRPC's HTTP/2 pings'
+/// 60 s + 20 s.
+const PROBE_AFTER: Duration = Duration::from_secs(60);
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+const PROBES: u32 = 3;
+
+/// Makes the kernel probe `socket`'s client while nothing is sent either way (TCP keepalive), and close
+/// the connection when it does not answer. A REST client that vanished without closing (a killed pod, a
+/// lost route) while its request runs would otherwise never read as gone: nothing is sent until the
+/// answer, and the run would go on for it to `--run-timeout-s` (gRPC's connections have HTTP/2 pings).
+/// Failing, the connection is only without that probe (logged at debug).
+pub fn probe_when_silent(socket: &impl AsFd) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(PROBE_AFTER)
+        .with_interval(PROBE_EVERY)
+        .with_retries(PROBES);
+    if let Err(e) = socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
+    }
+}
+
 /// The longest a gRPC connection stays open, from `--max-connection-age-s`: `None` for 0 (or not a
 /// number); at least a second, so that a tiny age does not send every connection GOAWAY as it opens,
 /// and at most a year.
@@ -359,6 +381,19 @@ mod tests {
         .await
         .expect("the connection was not closed within 10 s");
         assert_eq!(written.kind(), io::ErrorKind::TimedOut, "{written}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_probed() {
+        let (listener, address) = listening().await;
+        let _client = TcpStream::connect(address).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        probe_when_silent(&server);
+        let socket = socket2::SockRef::from(&server);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), PROBE_AFTER);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), PROBE_EVERY);
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), PROBES);
     }
 
     #[tokio::test(start_paused = true)]

@@ -52,6 +52,9 @@ pub fn start(
                 "rest",
             )));
             let tcp = connection.downcast_ref::<actix_web::rt::net::TcpStream>();
+            if let Some(tcp) = tcp {
+                super::connections::probe_when_silent(tcp);
+            }
             if let (Some(tcp), Some(timeout)) = (tcp, client_timeout) {
                 super::connections::close_when_stalled(tcp, timeout);
             }
