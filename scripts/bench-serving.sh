@@ -14,6 +14,8 @@
 #        [BATCH_DELAY_US=1000] [BENCH_MODELS=cnn,bert] [BENCH_PROTOCOLS=rest,grpc] [BENCH_CLIENTS=1,8,64]
 #        [KILN_SERVE_ARGS='--max-engine-memory-mib 0'] scripts/bench-serving.sh
 # KILN_SERVE_ARGS: more flags for every kiln-runner serve it starts, to compare settings.
+# KILN_RUNNER: another kiln-runner binary to bench instead of this tree's release build (an older build,
+# to compare builds in one hour; the same MLServer beside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "scripts/bench-serving.sh needs wrk: apt-get install wrk" >&2; exit 2; }
@@ -36,6 +38,6 @@ cargo build --release --quiet -p kiln-runner --bins --example grpc_load
 out=target/bench-serving
 rm -rf "$out" && mkdir -p "$out"
 n=$(nproc)
-"$venv/bin/python" scripts/bench_serving.py target/release/kiln-runner "$library" "$models" "$out" \
+"$venv/bin/python" scripts/bench_serving.py "${KILN_RUNNER:-target/release/kiln-runner}" "$library" "$models" "$out" \
   "${BENCH_SECONDS:-5}" "${ROUNDS:-3}" "${KILN_CONFIGS:-1x$n,${n}x1}" "${MLSERVER_CONFIGS:-0x$n,0x1,${n}x1}" \
   "${BATCH_DELAY_US:-1000}" "${BENCH_MODELS:-cnn,bert}" "${BENCH_PROTOCOLS:-rest,grpc}" "${BENCH_CLIENTS:-1,8,64}"

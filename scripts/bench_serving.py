@@ -55,7 +55,8 @@ NAMES = [n for n in (sys.argv[10] if len(sys.argv) > 10 else "cnn,bert").split("
 PROTOCOLS = [p for p in (sys.argv[11] if len(sys.argv) > 11 else "rest,grpc").split(",") if p]
 if not PROTOCOLS or set(PROTOCOLS) - {"rest", "grpc"}:
     raise SystemExit(f"protocols: rest, grpc or both, not {sys.argv[11]!r}")
-GRPC_LOAD = os.path.join(os.path.dirname(os.path.abspath(runner)), "examples", "grpc_load")
+# The client is this tree's build whichever runner is measured (scripts/bench-serving.sh's KILN_RUNNER).
+GRPC_LOAD = os.path.join("target", "release", "examples", "grpc_load")
 CLIENTS = tuple(int(n) for n in (sys.argv[12] if len(sys.argv) > 12 else "1,8,64").split(",") if n)
 if not CLIENTS or min(CLIENTS) < 1:
     raise SystemExit(f"clients: positive counts, not {sys.argv[12]!r}")
@@ -418,6 +419,8 @@ def main():
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
     kiln_version = subprocess.run([runner, "--version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if os.environ.get("KILN_RUNNER"):
+        commit = f"{runner}, not this tree's build"
     print(f"{kiln_version} ({commit}, --engine ort, ONNX Runtime library {os.path.basename(library)}) vs "
           f"MLServer {mlserver.__version__} (onnxruntime {ort.__version__}, numpy {np.__version__}, "
           f"Python {platform.python_version()}, debug false); REST: wrk {wrk_version}, 1 thread, keep-alive; "
