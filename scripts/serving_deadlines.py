@@ -153,6 +153,14 @@ def held_for_3_s(url):
     return holding
 
 
+def after_holding(url, holding, runs_before):
+    """Once `holding` has ended: the runs since `runs_before` runs, and the requests abandoned in all."""
+    holding.join()
+    time.sleep(0.2)
+    runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
+    return runs, metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
+
+
 def given_up_in_the_queue(url, grpc_url, engine):
     """The one instance held for 3 s; behind it eight gRPC calls whose 0.3 s deadlines pass, then four REST
     clients that close their connections after 0.3 s: none of the twelve is run."""
@@ -166,10 +174,7 @@ def given_up_in_the_queue(url, grpc_url, engine):
         call.start()
     for call in calls:
         call.join()
-    holding.join()
-    time.sleep(0.2)
-    runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
-    abandoned = metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
+    runs, abandoned = after_holding(url, holding, runs_before)
     check(len(ended) == 8 and all(gave_up(o) for o, _ in ended) and abandoned == 8 and runs == 1,
           f"eight gRPC calls that gave up while an instance was held are not run: {abandoned:.0f} abandoned, "
           f"{runs:.0f} run in all ({engine}; {sorted({str(o)[:80] for o, _ in ended})})")
@@ -179,10 +184,7 @@ def given_up_in_the_queue(url, grpc_url, engine):
     time.sleep(0.3)
     for client in clients:
         client.close()
-    holding.join()
-    time.sleep(0.2)
-    runs = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}') - runs_before
-    abandoned = metric(url, 'kiln_serve_requests_abandoned_total{version="1"}')
+    runs, abandoned = after_holding(url, holding, runs_before)
     check(abandoned == 12 and runs == 2,
           f"four REST clients that closed their connections while an instance was held are not run: "
           f"{abandoned:.0f} abandoned in all, {runs:.0f} run ({engine})")
