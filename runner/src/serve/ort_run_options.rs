@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use ort::session::{HasSelectedOutputs, NoSelectedOutputs, OutputSelector, RunOptions};
+use ort::session::{
+    HasSelectedOutputs, NoSelectedOutputs, OutputSelector, RunOptions, SelectedOutputMarker,
+};
 
 use super::run_watch::Stoppable;
 
@@ -123,29 +125,32 @@ struct OrtStop {
 }
 
 impl OrtStop {
-    fn each(&self, set: impl Fn(Chosen<'_>) -> ort::Result<()>) {
-        let chosen = self.all_outputs.iter().map(|o| Chosen::AllOutputs(o));
-        let selected = self.tensors_only.iter().map(|o| Chosen::TensorsOnly(&o.0));
-        for options in chosen.chain(selected) {
-            if let Err(e) = set(options) {
+    /// Sets (`on`) or clears every option set's terminate flag.
+    fn terminate(&self, on: bool) {
+        let all = self.all_outputs.iter().map(|o| terminate(o, on));
+        let selected = self.tensors_only.iter().map(|o| terminate(&o.0, on));
+        for set in all.chain(selected) {
+            if let Err(e) = set {
                 tracing::warn!(error = %e, "ONNX Runtime refused to set a run's terminate flag");
             }
         }
     }
 }
 
+fn terminate<O: SelectedOutputMarker>(options: &RunOptions<O>, on: bool) -> ort::Result<()> {
+    if on {
+        options.terminate()
+    } else {
+        options.unterminate()
+    }
+}
+
 impl Stoppable for OrtStop {
     fn stop(&self) {
-        self.each(|options| match options {
-            Chosen::AllOutputs(o) => o.terminate(),
-            Chosen::TensorsOnly(o) => o.terminate(),
-        });
+        self.terminate(true);
     }
 
     fn clear(&self) {
-        self.each(|options| match options {
-            Chosen::AllOutputs(o) => o.unterminate(),
-            Chosen::TensorsOnly(o) => o.unterminate(),
-        });
+        self.terminate(false);
     }
 }
