@@ -38,7 +38,7 @@ pub enum ModelError {
     #[error("the run's tensors need {needed} bytes, more than the {limit} it may hold")]
     MemoryLimit { needed: u64, limit: u64 },
     /// The run was stopped from outside before it finished (`eval::Session::with_stop_flag`): a server's
-    /// deadline for the run passed.
+    /// deadline for the run passed, or every client waiting for it went.
     #[error("the run was stopped before it finished")]
     Stopped,
 }

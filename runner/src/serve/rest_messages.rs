@@ -82,11 +82,14 @@ impl InferRequest<'_> {
     pub fn timeout(&self) -> Result<Option<std::time::Duration>, ServeError> {
         match self.parameters.get("timeout") {
             None => Ok(None),
-            Some(v) => super::request_deadline::timeout_parameter(
-                v.as_i64().map(i128::from).or(v.as_u64().map(i128::from)),
-            ),
+            Some(v) => super::request_deadline::timeout_parameter(integer(v)),
         }
     }
+}
+
+/// A parameter's integer, signed or not (`None`: not an integer).
+fn integer(v: &Value) -> Option<i128> {
+    v.as_i64().map(i128::from).or(v.as_u64().map(i128::from))
 }
 
 /// The request in `header`, its tensors' JSON data kept as text in it.
@@ -180,10 +183,7 @@ pub fn selected(
             let classes = w
                 .parameters
                 .get("classification")
-                .map(|v| {
-                    let n = v.as_i64().map(i128::from).or(v.as_u64().map(i128::from));
-                    class_count(&w.name, n)
-                })
+                .map(|v| class_count(&w.name, integer(v)))
                 .transpose()?;
             let binary = w
                 .parameters

@@ -169,8 +169,8 @@ impl<'a> Execution<'a> {
                 .run_node(&node, &args, prepared.subgraphs_of(index), &scope)
                 .map_err(|e| {
                     let detail = match e {
-                        // Passed up whole, so that a caller tells a run too large for its limit, or stopped, from a
-                        // model that fails (a Loop's body refused within the node, say).
+                        // Passed up whole, so that a caller tells a run too large for its limit, or
+                        // stopped, from a model that fails (a Loop's body refused within the node, say).
                         ModelError::MemoryLimit { .. } | ModelError::Stopped => return e,
                         ModelError::Evaluation(m) => m,
                         other => other.to_string(),
