@@ -5,9 +5,10 @@ billion trips, hours), and as many of them as there were instances stopped the m
 requests whose clients had given up were still run in turn. Now, on each engine, over REST and gRPC:
 a run past `--run-timeout-s` is stopped (504 / DEADLINE_EXCEEDED naming the flag) and the same instance
 answers the next request at once; a client's own deadline (gRPC's `grpc-timeout`, the protocol's `timeout`
-parameter) stops its run once it passes; requests whose clients gave up while queued (a gRPC deadline, a
-REST connection closed) are not run, and a run whose clients all went (a connection closed, a call
-cancelled) is stopped.
+parameter) stops its run once it passes, and a gRPC call whose client leaves its deadline to the server is
+ended at it as DEADLINE_EXCEEDED (not tonic's CANCELLED) and counted; requests whose clients gave up while
+queued (a gRPC deadline, a REST connection closed) are not run, and a run whose clients all went (a
+connection closed, a call cancelled) is stopped.
 
 Run by serving_test.py, or alone: python serving_deadlines.py WORK KILN_RUNNER (KILN_ONNXRUNTIME_LIB set).
 """
@@ -17,15 +18,20 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
+
+import h2.events
 
 import numpy as np
 import onnx
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from onnx import TensorProto, helper
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from serving_client import check, inputs_of, metric, start_runner
+from serving_pace import h2_connection, infer_headers
 
 ENDLESS = 1 << 40
 
@@ -70,9 +76,39 @@ def timed(call):
 
 
 def gave_up(outcome):
-    """A gRPC call ended at its deadline: DEADLINE_EXCEEDED where the client's clock ended it first, CANCELLED
-    ("Timeout expired") where tonic's did, a moment before the client's (tonic reads `grpc-timeout` itself)."""
-    return refused(outcome, "DEADLINE_EXCEEDED", "") or refused(outcome, "CANCELLED", "Timeout expired")
+    """A gRPC call ended at its deadline, by the client's clock or the server's: DEADLINE_EXCEEDED either way."""
+    return refused(outcome, "DEADLINE_EXCEEDED", "")
+
+
+def left_to_the_server(grpc_url, trips, timeout):
+    """A ModelInfer call over raw HTTP/2 with `grpc-timeout: timeout` and no clock of its own, as a tonic
+    client's `Request::set_timeout` leaves it to the server: the status and message that ended it, and when."""
+    request = service_pb2.ModelInferRequest(model_name="looped")
+    for name, value in feeds(trips).items():
+        tensor = request.inputs.add(name=name, datatype="INT64" if value.dtype == np.int64 else "FP32")
+        tensor.shape.extend(value.shape)
+        request.raw_input_contents.append(value.tobytes())
+    message = request.SerializeToString()
+    sock, conn = h2_connection(grpc_url, 10)
+    stream = conn.get_next_available_stream_id()
+    started = time.monotonic()
+    conn.send_headers(stream, infer_headers(grpc_url) + [("grpc-timeout", timeout)])
+    conn.send_data(stream, b"\0" + len(message).to_bytes(4, "big") + message, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    headers, ended = {}, False
+    try:
+        while not ended:
+            data = sock.recv(1 << 16)
+            ended = not data
+            for event in conn.receive_data(data):
+                if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                    headers.update({k.decode(): v.decode() for k, v in event.headers})
+                ended = ended or isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset))
+            sock.sendall(conn.data_to_send())
+    finally:
+        sock.close()
+    return headers.get("grpc-status"), urllib.parse.unquote(headers.get("grpc-message", "")), \
+        time.monotonic() - started
 
 
 def refused(outcome, status, words):
@@ -125,6 +161,17 @@ def own_deadlines(work, runner, model):
             check(gave_up(outcome) and took < 2.0,
                   f"a gRPC call of 2^40 trips with a 0.5 s deadline ends at it ({took:.2f} s, {engine})")
             answers_at_once(url, grpc_url, engine, "a run whose gRPC deadline passed")
+            # The client above ends its call by its own clock, as the server's comes: counted or not, as it raced.
+            exceeded = 'kiln_serve_requests_total{protocol="grpc",outcome="deadline_exceeded"'
+            before = metric(url, exceeded)
+            status, message, took = left_to_the_server(grpc_url, ENDLESS, "500m")
+            # Ended by the call's clock or by its run's, stopped at the same deadline: either says so.
+            check(status == "4" and "deadline" in message and 0.5 <= took < 2.0,
+                  f"a gRPC call of 2^40 trips whose client leaves its 0.5 s deadline to the server ends at it as "
+                  f"DEADLINE_EXCEEDED ({status}: {message!r} after {took:.2f} s, {engine})")
+            counted = metric(url, exceeded) - before
+            check(counted == 1, f"/metrics counts that call among the requests, deadline_exceeded ({counted}, {engine})")
+            answers_at_once(url, grpc_url, engine, "a call whose deadline the server kept")
             outcome, took = timed(lambda: httpclient.InferenceServerClient(url).infer(
                 "looped", inputs_of(httpclient, feeds(ENDLESS)), timeout=500_000))
             check(refused(outcome, "504", "deadline passed while the model ran") and 0.5 <= took < 2.5,
@@ -135,7 +182,7 @@ def own_deadlines(work, runner, model):
             # client going stops the run then: either reason.
             stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="deadline"}') + \
                 metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="clients_gone"}')
-            check(stopped == 2, f"/metrics counts the two runs stopped at their clients' deadlines ({stopped}, {engine})")
+            check(stopped == 3, f"/metrics counts the three runs stopped at their clients' deadlines ({stopped}, {engine})")
 
             given_up_in_the_queue(url, grpc_url, engine)
             gone_while_running(url, grpc_url, engine)
@@ -162,10 +209,19 @@ def after_holding(url, holding, runs_before):
 
 
 def given_up_in_the_queue(url, grpc_url, engine):
-    """The one instance held for 3 s; behind it eight gRPC calls whose 0.3 s deadlines pass, then four REST
-    clients that close their connections after 0.3 s: none of the twelve is run."""
+    """The one instance held for 3 s; behind it a gRPC call that leaves its 0.3 s deadline to the server and
+    eight whose clients keep theirs, then four REST clients that close their connections after 0.3 s: none of
+    the thirteen is run, and the server ends the first at its deadline as DEADLINE_EXCEEDED."""
     runs_before = metric(url, 'kiln_serve_compute_duration_seconds_count{version="1"}')
     holding = held_for_3_s(url)
+    exceeded = 'kiln_serve_requests_total{protocol="grpc",outcome="deadline_exceeded"'
+    before = metric(url, exceeded)
+    status, message, took = left_to_the_server(grpc_url, ENDLESS, "300m")
+    counted = metric(url, exceeded) - before
+    check(status == "4" and "grpc-timeout" in message and 0.3 <= took < 1.0 and counted == 1,
+          f"a gRPC call waiting behind a held instance, its 0.3 s deadline left to the server, is ended then as "
+          f"DEADLINE_EXCEEDED and counted among the requests ({status}: {message!r} after {took:.2f} s, "
+          f"{counted:.0f} counted, {engine})")
     ended = []
     calls = [threading.Thread(target=lambda: ended.append(timed(lambda: grpcclient.InferenceServerClient(
         grpc_url).infer("looped", inputs_of(grpcclient, feeds(ENDLESS)), client_timeout=0.3))))
@@ -175,7 +231,7 @@ def given_up_in_the_queue(url, grpc_url, engine):
     for call in calls:
         call.join()
     runs, abandoned = after_holding(url, holding, runs_before)
-    check(len(ended) == 8 and all(gave_up(o) for o, _ in ended) and abandoned == 8 and runs == 1,
+    check(len(ended) == 8 and all(gave_up(o) for o, _ in ended) and abandoned == 9 and runs == 1,
           f"eight gRPC calls that gave up while an instance was held are not run: {abandoned:.0f} abandoned, "
           f"{runs:.0f} run in all ({engine}; {sorted({str(o)[:80] for o, _ in ended})})")
 
@@ -185,7 +241,7 @@ def given_up_in_the_queue(url, grpc_url, engine):
     for client in clients:
         client.close()
     runs, abandoned = after_holding(url, holding, runs_before)
-    check(abandoned == 12 and runs == 2,
+    check(abandoned == 13 and runs == 2,
           f"four REST clients that closed their connections while an instance was held are not run: "
           f"{abandoned:.0f} abandoned in all, {runs:.0f} run ({engine})")
     answers_at_once(url, grpc_url, engine, "requests abandoned in the queue")

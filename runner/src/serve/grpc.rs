@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+use super::call_deadline::{CallDeadline, CallDeadlineLayer};
 use super::classification::{class_count, top_classes};
 use super::grpc_memory::{HoldLayer, SharedHeld};
 use super::tensor::{Datatype, Tensor, push_bytes_element};
@@ -75,6 +76,7 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(hold)
+        .layer(CallDeadlineLayer)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await;
@@ -266,7 +268,7 @@ impl Service {
     async fn infer(
         &self,
         request: ModelInferRequest,
-        (held, arrived, grpc_timeout): (Option<SharedHeld>, Instant, Option<Duration>),
+        (held, arrived, call_deadline): (Option<SharedHeld>, Instant, Option<Instant>),
         served_by: &mut Option<String>,
     ) -> Result<ModelInferResponse, ServeError> {
         let count = |bytes: usize| {
@@ -292,7 +294,10 @@ impl Service {
             Some(parameter) => request_deadline::timeout_parameter(integer(parameter))?,
             None => None,
         };
-        let deadline = request_deadline::deadline(arrived, [timeout, grpc_timeout]);
+        let deadline = request_deadline::deadline(arrived, [timeout])
+            .into_iter()
+            .chain(call_deadline)
+            .min();
         let mut outputs = served.infer(inputs, deadline).await?;
         count(outputs.iter().map(|t| t.data.len()).sum());
         if !request.outputs.is_empty() {
@@ -420,13 +425,9 @@ impl GrpcInferenceService for Service {
     ) -> Result<Response<ModelInferResponse>, Status> {
         let started = Instant::now();
         let held = request.extensions().get::<SharedHeld>().cloned();
-        let grpc_timeout = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(request_deadline::grpc_timeout);
+        let call_deadline = request.extensions().get::<CallDeadline>().map(|d| d.0);
         let mut version = None;
-        let call = (held, started, grpc_timeout);
+        let call = (held, started, call_deadline);
         let answer = self.infer(request.into_inner(), call, &mut version).await;
         metrics::request(
             "grpc",

@@ -134,7 +134,7 @@ where
 
 /// The protocol's inference call, whose refusals here are counted as requests (`kiln_serve_requests_total`):
 /// tonic answers a call whose message cannot be read without calling the handler that counts the others.
-const INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
+pub(super) const INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
 
 /// A gRPC message's length prefix: a compression flag and a big-endian `u32` length.
 const PREFIX: usize = 5;

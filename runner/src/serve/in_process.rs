@@ -13,6 +13,7 @@ use clap::{Args, FromArgMatches};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::call_deadline::CallDeadlineLayer;
 use super::{ServeArgs, State, grpc, loader, metrics, rest};
 
 /// A model loaded as `kiln-runner serve --model-dir` loads it, served to callers in this process.
@@ -66,7 +67,8 @@ impl InProcess {
         &self,
         request: http::Request<tonic::body::Body>,
     ) -> http::Response<tonic::body::Body> {
-        let mut service = grpc::hold_layer(&self.state).layer(grpc::service(self.state.clone()));
+        let service = CallDeadlineLayer.layer(grpc::service(self.state.clone()));
+        let mut service = grpc::hold_layer(&self.state).layer(service);
         // The generated service is always ready: its `poll_ready` is `Ready(Ok(()))`.
         match service.call(request).await {
             Ok(response) => response.map(tonic::body::Body::new),

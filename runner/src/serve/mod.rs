@@ -8,6 +8,7 @@ mod answer_compression;
 mod batch_cost;
 mod batch_probe;
 pub mod batcher;
+mod call_deadline;
 mod classification;
 mod client_pace;
 mod compression;

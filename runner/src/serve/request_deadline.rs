@@ -1,8 +1,8 @@
 //! When a request's client stops waiting for its answer, as the client says: the protocol's `timeout`
 //! parameter (microseconds; tritonclient's `timeout=` sends it over REST and gRPC, and Triton takes it
 //! as the request's timeout in its queue) and, over gRPC, the call's `grpc-timeout` (the client's
-//! deadline, at which tonic ends the call). The batcher does not run a request past it, and stops a
-//! run once every request in it is past its own (`batcher::deadline`).
+//! deadline, at which the call is ended: `call_deadline`). The batcher does not run a request past it,
+//! and stops a run once every request in it is past its own (`batcher::deadline`).
 
 use std::time::{Duration, Instant};
 
