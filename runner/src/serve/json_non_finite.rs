@@ -111,6 +111,14 @@ impl<W: Write> Write for Counted<'_, W> {
         Ok(n)
     }
 
+    // serde_json writes with `write_all`, a call for each value and each comma: std's default, a loop
+    // over `write`, made an answer's 4,096 floats take 69 µs instead of 54 (as written straight to a Vec).
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.marks.written.set(self.marks.written.get() + buf.len());
+        Ok(())
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
