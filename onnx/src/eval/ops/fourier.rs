@@ -231,14 +231,32 @@ fn checked_elements(dims: &[usize]) -> Result<usize, ModelError> {
         .iter()
         .try_fold(2usize, |acc, &d| acc.checked_mul(d))
         .filter(|&c| c <= MAX_OUTPUT_ELEMENTS);
-    let count = count.ok_or_else(|| {
+    count.ok_or_else(|| {
         evaluation(format!(
             "an output of shape {dims:?} x 2 is above kiln's limit of {MAX_OUTPUT_ELEMENTS} values"
         ))
-    })?;
-    // Its values are computed as f64.
-    crate::eval::run_memory::node_has_room(count as u128 * 8)?;
-    Ok(count)
+    })
+}
+
+/// Refuses a transform of length `n` into `values` output values of `like`'s type where the run has no
+/// room for what it holds at once: the results computed as complex f64, their copy as f64 values and the
+/// tensor they become (`write`), one line and the plan's buffers. A long transform of a short signal
+/// (DFT's `dft_length`, a value the client sends) is mostly the plan: Bluestein's chirp, kernel and work
+/// line, the last two the next power of two past 2n.
+fn has_room(n: usize, values: usize, like: &Tensor) -> Result<(), ModelError> {
+    const COMPLEX: u128 = 16;
+    let (n, values) = (n as u128, values as u128);
+    let output = values * 8 * 2 + values * like.dtype().size_in_bytes() as u128;
+    let plan = if n.is_power_of_two() {
+        0
+    } else if n <= DIRECT_DFT_MAX as u128 {
+        // The twiddles, and the line's copy each run.
+        2 * n * COMPLEX
+    } else {
+        let m = (2 * n - 1).next_power_of_two();
+        (n + 2 * m) * COMPLEX
+    };
+    crate::eval::run_memory::node_has_room(output + n * COMPLEX + plan)
 }
 
 /// The DFT's axis: an attribute (default 1) before opset 20, the optional third input (default -2) since.
@@ -289,8 +307,9 @@ pub fn dft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let kept = if onesided { n / 2 + 1 } else { n };
     let mut out_dims = signal.dims.clone();
     out_dims[axis] = kept;
-    checked_elements(&out_dims)?;
+    let values = checked_elements(&out_dims)?;
     check_length(n)?;
+    has_room(n, values, x)?;
     let outer = checked_product(&signal.dims[..axis])?;
     let inner = checked_product(&signal.dims[axis + 1..])?;
     let plan = Plan::new(n, inverse);
@@ -382,8 +401,9 @@ pub fn stft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     }
     let bins = if onesided { frame / 2 + 1 } else { frame };
     let out_dims = [batch, frames, bins];
-    checked_elements(&out_dims)?;
+    let values = checked_elements(&out_dims)?;
     check_length(frame)?;
+    has_room(frame, values, x)?;
     let plan = Plan::new(frame, false);
     let mut out = Vec::with_capacity(batch * frames * bins);
     let mut line = vec![Complex::default(); frame];
@@ -504,6 +524,46 @@ mod tests {
         assert!(node_err(20, vec![], &[x.clone(), None, i64s(&[])]).contains("axis"));
         assert!(node_err(17, vec![], &[f32s(&[1., 2., 3.], &[1, 3])]).contains("last dimension"));
         assert!(node_err(20, vec![], &[x, i64s(&[1 << 40])]).contains("above kiln's limit"));
+    }
+
+    /// A long transform of a short signal, its length a value the client sends: refused under a run's
+    /// memory limit before its plan and results are allocated, on each kind of plan (the evaluator's
+    /// fuzzer found a 10-sample signal's DFT taking 16 MB at its peak under a 2 MB limit, answered).
+    #[test]
+    fn a_transform_longer_than_the_runs_room_is_refused_before_it_is_allocated() {
+        use std::collections::HashMap;
+
+        use candle_core::Device;
+
+        use crate::eval::Session;
+        use crate::eval::control_flow::tests::{body, model, node, value};
+        use crate::proto::tensor_proto::DataType;
+
+        let graph = body(
+            vec![node("DFT", &["x", "n"], &["y"], vec![int("axis", 0)])],
+            vec![],
+            vec![value("x", DataType::Float), value("n", DataType::Int64)],
+            vec![value("y", DataType::Float)],
+        );
+        let session = Session::new(&model(graph, 17), None, &Device::Cpu)
+            .unwrap()
+            .with_memory_limit(Some(2 << 20));
+        let feeds = |n: i64| {
+            HashMap::from([
+                ("x".to_owned(), f32s(&[0.5; 20], &[10, 2]).unwrap()),
+                ("n".to_owned(), Tensor::new(n, &Device::Cpu).unwrap()),
+            ])
+        };
+        // Bluestein's (the plan 2^18 complex values for 100,000) and the radix-2 FFT's (the results).
+        for n in [100_000, 1 << 17] {
+            let refused = session.run(&feeds(n)).unwrap_err();
+            assert!(
+                matches!(refused, ModelError::MemoryLimit { limit, .. } if limit == 2 << 20),
+                "{n}: {refused}"
+            );
+        }
+        let answered = session.run(&feeds(1000)).unwrap();
+        assert_eq!(answered[0].1.dims(), [1000, 2]);
     }
 
     #[test]
