@@ -178,31 +178,31 @@ impl Plan {
 
 /// A tensor whose last dimension holds one (real) or two (real, imaginary) parts, as complex values.
 struct Signal {
-    dims: Vec<usize>,
     values: Vec<Complex>,
 }
 
 impl Signal {
+    /// The signal's dimensions, its last (the real and imaginary parts) left out: known before its values
+    /// are read, so that what the transform will hold is counted first (`has_room`).
+    fn dims(x: &Tensor) -> Result<Vec<usize>, ModelError> {
+        match x.dims() {
+            [signal @ .., 1 | 2] if !signal.is_empty() => Ok(signal.to_vec()),
+            dims => Err(evaluation(format!(
+                "the signal must have rank 2 or more and a last dimension of 1 (real) or 2 \
+                 (complex); its shape is {dims:?}"
+            ))),
+        }
+    }
+
+    /// `x`'s values as complex numbers (its shape checked by [`Signal::dims`]).
     fn read(x: &Tensor) -> Result<Self, ModelError> {
-        let dims = x.dims().to_vec();
-        let parts = match dims.last() {
-            Some(&parts @ (1 | 2)) if dims.len() >= 2 => parts,
-            _ => {
-                return Err(evaluation(format!(
-                    "the signal must have rank 2 or more and a last dimension of 1 (real) or 2 \
-                     (complex); its shape is {dims:?}"
-                )));
-            }
-        };
+        let parts = if Self::is_complex(x) { 2 } else { 1 };
         let flat = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
         let values = flat
             .chunks_exact(parts)
             .map(|c| Complex::new(c[0], if parts == 2 { c[1] } else { 0.0 }))
             .collect();
-        Ok(Self {
-            dims: dims[..dims.len() - 1].to_vec(),
-            values,
-        })
+        Ok(Self { values })
     }
 
     fn is_complex(x: &Tensor) -> bool {
@@ -238,25 +238,27 @@ fn checked_elements(dims: &[usize]) -> Result<usize, ModelError> {
     })
 }
 
-/// Refuses a transform of length `n` into `values` output values of `like`'s type where the run has no
-/// room for what it holds at once: the results computed as complex f64, their copy as f64 values and the
-/// tensor they become (`write`), one line and the plan's buffers. A long transform of a short signal
-/// (DFT's `dft_length`, a value the client sends) is mostly the plan: Bluestein's chirp, kernel and work
-/// line, the last two the next power of two past 2n.
-fn has_room(n: usize, values: usize, like: &Tensor) -> Result<(), ModelError> {
+/// Refuses a transform of length `n` of the signal `x` into `values` output values where the run has no
+/// room for what it holds at once: the signal read as complex f64 (through two f64 copies), the results
+/// computed as complex f64, their copy as f64 values and the tensor they become (`write`), one line and
+/// the plan's buffers. A long transform of a short signal (DFT's `dft_length`, a value the client sends)
+/// is mostly the plan: Bluestein's chirp, kernel and work line, the last two the next power of two past
+/// 2n, and a radix-2 FFT's twiddles (half its length) made on each run.
+fn has_room(n: usize, values: usize, x: &Tensor) -> Result<(), ModelError> {
     const COMPLEX: u128 = 16;
     let (n, values) = (n as u128, values as u128);
-    let output = values * 8 * 2 + values * like.dtype().size_in_bytes() as u128;
+    let signal = x.elem_count() as u128 * 32;
+    let output = values * 8 * 2 + values * x.dtype().size_in_bytes() as u128;
     let plan = if n.is_power_of_two() {
-        0
+        n / 2 * COMPLEX
     } else if n <= DIRECT_DFT_MAX as u128 {
         // The twiddles, and the line's copy each run.
         2 * n * COMPLEX
     } else {
         let m = (2 * n - 1).next_power_of_two();
-        (n + 2 * m) * COMPLEX
+        (n + 2 * m + m / 2) * COMPLEX
     };
-    crate::eval::run_memory::node_has_room(output + n * COMPLEX + plan)
+    crate::eval::run_memory::node_has_room(signal + output + n * COMPLEX + plan)
 }
 
 /// The DFT's axis: an attribute (default 1) before opset 20, the optional third input (default -2) since.
@@ -284,7 +286,7 @@ fn dft_axis(node: &Node<'_>, inputs: &[Option<Tensor>], rank: usize) -> Result<u
 /// (normalized by 1/n) or one-sided (the first n/2+1 bins).
 pub fn dft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let signal = Signal::read(x)?;
+    let dims = Signal::dims(x)?;
     let axis = dft_axis(node, inputs, x.rank())?;
     let inverse = node.int("inverse", 0) != 0;
     let onesided = node.int("onesided", 0) != 0;
@@ -298,20 +300,21 @@ pub fn dft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             "a one-sided DFT of a complex signal is not defined",
         ));
     }
-    let available = signal.dims[axis];
+    let available = dims[axis];
     let n = match optional(inputs, 1) {
         Some(t) => positive_length(scalar_input(t, "dft_length")?, "dft_length")?,
         None if available > 0 => available,
         None => return Err(evaluation("DFT of an empty axis")),
     };
     let kept = if onesided { n / 2 + 1 } else { n };
-    let mut out_dims = signal.dims.clone();
+    let mut out_dims = dims.clone();
     out_dims[axis] = kept;
     let values = checked_elements(&out_dims)?;
     check_length(n)?;
     has_room(n, values, x)?;
-    let outer = checked_product(&signal.dims[..axis])?;
-    let inner = checked_product(&signal.dims[axis + 1..])?;
+    let outer = checked_product(&dims[..axis])?;
+    let inner = checked_product(&dims[axis + 1..])?;
+    let signal = Signal::read(x)?;
     let plan = Plan::new(n, inverse);
     let norm = if inverse { 1.0 / n as f64 } else { 1.0 };
     let mut out = vec![Complex::default(); outer * kept * inner];
@@ -354,8 +357,8 @@ fn positive_length(value: i64, what: &str) -> Result<usize, ModelError> {
 /// each multiplied by the window and transformed; one-sided (n/2+1 bins) by default.
 pub fn stft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let signal = Signal::read(x)?;
-    let [batch, length] = signal.dims[..] else {
+    let dims = Signal::dims(x)?;
+    let [batch, length] = dims[..] else {
         return Err(evaluation(format!(
             "the STFT signal must be [batch, length, 1 or 2], not {:?}",
             x.dims()
@@ -380,8 +383,7 @@ pub fn stft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         (None, Some(w)) => positive_length(w.len() as i64, "the window's length")?,
         (None, None) => positive_length(length as i64, "the signal's length")?,
     };
-    let window = window.unwrap_or_else(|| vec![1.0; frame]);
-    if window.len() != frame {
+    if let Some(window) = window.as_ref().filter(|w| w.len() != frame) {
         return Err(evaluation(format!(
             "the window has {} values but frame_length is {frame}",
             window.len()
@@ -404,6 +406,9 @@ pub fn stft(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let values = checked_elements(&out_dims)?;
     check_length(frame)?;
     has_room(frame, values, x)?;
+    // Made once `frame` is known to be within the signal: it is a value the client sends.
+    let window = window.unwrap_or_else(|| vec![1.0; frame]);
+    let signal = Signal::read(x)?;
     let plan = Plan::new(frame, false);
     let mut out = Vec::with_capacity(batch * frames * bins);
     let mut line = vec![Complex::default(); frame];
