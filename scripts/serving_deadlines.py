@@ -178,8 +178,8 @@ def own_deadlines(work, runner, model):
                   f"a REST request of 2^40 trips with a timeout parameter of 500,000 us is stopped then: 504 after "
                   f"{took:.2f} s ({engine}: {str(outcome)[:160]})")
             answers_at_once(url, grpc_url, engine, "a run whose timeout parameter passed")
-            # tonic ends a call at its grpc-timeout a moment before kiln's own deadline for it, and the call's
-            # client going stops the run then: either reason.
+            # A call ended at its grpc-timeout (by its client or the server) leaves its run at the same moment
+            # as the run's deadline comes: either reason.
             stopped = metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="deadline"}') + \
                 metric(url, 'kiln_serve_runs_stopped_total{version="1",reason="clients_gone"}')
             check(stopped == 3, f"/metrics counts the three runs stopped at their clients' deadlines ({stopped}, {engine})")

@@ -20,10 +20,12 @@ pub fn timeout_parameter(micros: Option<i128>) -> Result<Option<Duration>, Serve
 }
 
 /// A gRPC call's `grpc-timeout` header, as gRPC's HTTP/2 protocol writes it: up to 8 digits and a unit
-/// (`H`, `M`, `S`, `m`, `u`, `n`). `None` for one that does not read so (tonic ignores it too).
+/// (`H`, `M`, `S`, `m`, `u`, `n`). Read exactly as tonic's server reads it, a `+` before the digits
+/// included (Rust's integer parsing takes one), so that a call tonic would time out has its deadline
+/// here too (`call_deadline`); `None` where tonic ignores the header.
 pub fn grpc_timeout(header: &str) -> Option<Duration> {
     let (digits, unit) = header.split_at_checked(header.len().checked_sub(1)?)?;
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.len() > 8 {
         return None;
     }
     let n: u64 = digits.parse().ok()?;
@@ -63,7 +65,14 @@ mod tests {
         assert_eq!(grpc_timeout("2H"), Some(Duration::from_secs(7200)));
         assert_eq!(grpc_timeout("3M"), Some(Duration::from_secs(180)));
         assert_eq!(grpc_timeout("7n"), Some(Duration::from_nanos(7)));
+        assert_eq!(
+            grpc_timeout("+5S"),
+            Some(Duration::from_secs(5)),
+            "as tonic"
+        );
         for bad in [
+            "+S",
+            "+12345678S",
             "",
             "S",
             "123456789S",

@@ -1,11 +1,12 @@
 //! Which of a batch's requests are still awaited, and when the run answering them is stopped.
 //!
 //! A request's client may stop waiting while the request is queued: its own deadline passes (gRPC's
-//! `grpc-timeout`, after which tonic drops the call; the protocol's `timeout` parameter), or it closes
-//! its connection. Its answer then has nowhere to go, and running it anyway is how a server that falls
-//! behind stays behind: every client times out, retries, and the instances spend their time on requests
-//! nobody awaits. Such a request is not run. A run is stopped at `--run-timeout-s`, or earlier once every
-//! request it answers has passed its own deadline (or its client has gone: `run_watch`).
+//! `grpc-timeout`, at which the call is ended: `call_deadline`; the protocol's `timeout` parameter), or
+//! it closes its connection. Its answer then has nowhere to go, and running it anyway is how a server
+//! that falls behind stays behind: every client times out, retries, and the instances spend their time
+//! on requests nobody awaits. Such a request is not run. A run is stopped at `--run-timeout-s`, or
+//! earlier once every request it answers has passed its own deadline (or its client has gone:
+//! `run_watch`).
 
 use std::time::{Duration, Instant};
 
