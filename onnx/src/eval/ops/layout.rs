@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, axis, int_values, one_value, optional, required};
-use super::host::element_count;
+use super::host::{element_count, iteration_count};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
@@ -129,6 +129,9 @@ pub fn gather(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let mut shape: Vec<usize> = data.dims()[..dim].to_vec();
     shape.extend_from_slice(indices.dims());
     shape.extend_from_slice(&data.dims()[dim + 1..]);
+    // Empty indices may still have long dimensions: beside data's, their product can pass what a shape
+    // holds (candle's reshape multiplies them out).
+    iteration_count(&shape, "Gather's result")?;
     Ok(vec![selected.reshape(shape)?])
 }
 
@@ -477,6 +480,19 @@ mod tests {
         let data = f32s(&[1., 2., 3.], &[3]);
         let e = error("GatherElements", 13, vec![], &[data, i64s(&[-4])]);
         assert!(e.contains("out of range"), "{e}");
+        // Empty indices of a long dimension beside data's: a result shape whose product overflows (the
+        // evaluator's fuzzer found candle's reshape panicking on it).
+        let data = f32s(&[], &[8, 0]);
+        let indices = Some(
+            candle_core::Tensor::zeros(
+                (1usize << 62, 0),
+                candle_core::DType::I64,
+                &candle_core::Device::Cpu,
+            )
+            .unwrap(),
+        );
+        let e = error("Gather", 13, vec![int("axis", 1)], &[data, indices]);
+        assert!(e.contains("Gather's result"), "{e}");
     }
 
     #[test]
