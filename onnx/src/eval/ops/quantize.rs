@@ -9,7 +9,9 @@ use crate::ModelError;
 type Out = Result<Vec<Tensor>, ModelError>;
 
 /// Scale and zero point shaped to broadcast against `x` along `axis` when they are 1-D, or expanded
-/// block by block along it when `block_size` is set (they then have x's rank).
+/// block by block along it when `block_size` is set (they then have x's rank). Any other shape is
+/// refused, as ONNX Runtime refuses it: broadcast against x, a `[1330, 1]` scale made a `[512]` input's
+/// result 1,330 times its size (found by the evaluator's fuzzer: 16 MB from 7 kB under a 2 MB limit).
 fn per_axis(node: &Node<'_>, x: &Tensor, t: &Tensor) -> Result<Tensor, ModelError> {
     let block = node.int("block_size", 0);
     if block > 0 {
@@ -28,13 +30,27 @@ fn per_axis(node: &Node<'_>, x: &Tensor, t: &Tensor) -> Result<Tensor, ModelErro
         let owners = Tensor::from_vec(owners, len, t.device())?;
         return Ok(t.index_select(&owners, dim)?);
     }
-    if t.rank() == 1 && t.elem_count() > 1 {
-        let dim = axis(node.int("axis", 1), x.rank())?;
-        let mut shape = vec![1; x.rank()];
-        shape[dim] = t.elem_count();
-        return Ok(t.reshape(shape)?);
+    match t.dims() {
+        [] | [1] => Ok(t.clone()),
+        &[n] => {
+            let dim = axis(node.int("axis", 1), x.rank())?;
+            if n != x.dim(dim)? {
+                return Err(ModelError::Evaluation(format!(
+                    "per-axis quantization of {:?} along axis {dim} needs {} scales (and zero points), \
+                     not {n}",
+                    x.dims(),
+                    x.dim(dim)?
+                )));
+            }
+            let mut shape = vec![1; x.rank()];
+            shape[dim] = n;
+            Ok(t.reshape(shape)?)
+        }
+        dims => Err(ModelError::Evaluation(format!(
+            "a quantization's scale and zero point are a scalar, or 1-D along its axis (or, with \
+             block_size, of its input's rank), not of shape {dims:?}"
+        ))),
     }
-    Ok(t.clone())
 }
 
 /// y = (x - zero_point) · scale
@@ -169,6 +185,30 @@ mod tests {
             &[x, scale],
         );
         assert_eq!(out[0].to_vec2::<f32>().unwrap(), vec![vec![2., 2., 3.]]);
+    }
+
+    /// A scale of another shape than ONNX's is refused rather than broadcast: a `[1330, 1]` scale made a
+    /// `[512]` input's result 1,330 times its size (the evaluator's fuzzer).
+    #[test]
+    fn a_scale_neither_scalar_nor_along_the_axis_is_refused() {
+        use super::super::testing::error;
+        let x = f32s(&[1.0; 4], &[4]);
+        let e = error(
+            "QuantizeLinear",
+            11,
+            vec![],
+            &[x.clone(), f32s(&[1.0; 3], &[3, 1])],
+        );
+        assert!(e.contains("not of shape [3, 1]"), "{e}");
+        let e = error(
+            "QuantizeLinear",
+            13,
+            vec![super::super::testing::int("axis", 0)],
+            &[x.clone(), f32s(&[1.0; 3], &[3])],
+        );
+        assert!(e.contains("needs 4 scales"), "{e}");
+        let one = run("QuantizeLinear", 13, vec![], &[x, f32s(&[2.0], &[1])]);
+        assert_eq!(one[0].dims(), &[4]);
     }
 
     #[test]
