@@ -76,6 +76,23 @@ fn a_run_is_refused_before_a_broadcast_past_its_memory_limit_is_allocated() {
     assert_eq!(sum[0].1.dims(), [1000, 1000]);
 }
 
+/// A broadcast with an empty input of long other dimensions makes an empty result, and candle walks
+/// those dimensions one by one to make it (minutes, found by the evaluator's fuzzer): the bound counts
+/// them beside the result, so that a run whose room they pass is refused.
+#[test]
+fn an_empty_input_of_long_dimensions_counts_beside_an_operators_result() {
+    let slope = zeros(&[30207, 4614, 258, 0], DType::F32);
+    let bound = bound_of("PRelu", vec![], &[zeros(&[258, 1], DType::F32), slope]).unwrap();
+    assert_eq!(bound.result, 0, "the result is empty");
+    assert_eq!(bound.total(), 30207 * 4614 * 258 * 8);
+    let small = bound_of(
+        "PRelu",
+        vec![],
+        &[zeros(&[2, 1], DType::F32), zeros(&[3, 0], DType::F32)],
+    );
+    assert_eq!(small.unwrap().total(), 3 * 8);
+}
+
 /// The bound against what the operator itself makes, `op` with `inputs` run through the evaluator's
 /// table: equal where the operator runs (a refused shape may have no bound); says whether it ran.
 fn agrees_with_the_operator(
