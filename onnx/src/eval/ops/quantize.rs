@@ -18,10 +18,14 @@ fn per_axis(node: &Node<'_>, x: &Tensor, t: &Tensor) -> Result<Tensor, ModelErro
         let dim = axis(node.int("axis", 1), x.rank())?;
         let len = x.dim(dim)?;
         let blocks = len.div_ceil(block as usize);
-        if t.rank() != x.rank() || t.dim(dim)? != blocks {
+        // As ONNX Runtime checks: the parameters have x's dimensions but along the axis, where they have
+        // one a block (another dimension of theirs would broadcast x's result to its multiple).
+        let mut needed = x.dims().to_vec();
+        needed[dim] = blocks;
+        if t.dims() != needed {
             return Err(ModelError::Evaluation(format!(
-                "blocked quantization of {:?} in blocks of {block} along axis {dim} needs {blocks} \
-                 blocks there, not the parameters' {:?}",
+                "blocked quantization of {:?} in blocks of {block} along axis {dim} needs parameters \
+                 of shape {needed:?} ({blocks} blocks there), not {:?}",
                 x.dims(),
                 t.dims()
             )));
@@ -207,6 +211,18 @@ mod tests {
             &[x.clone(), f32s(&[1.0; 3], &[3])],
         );
         assert!(e.contains("needs 4 scales"), "{e}");
+        let blocked = vec![
+            super::super::testing::int("axis", 1),
+            super::super::testing::int("block_size", 4),
+        ];
+        let wide = f32s(&[1.0; 4], &[1, 4]);
+        let e = error(
+            "QuantizeLinear",
+            21,
+            blocked,
+            &[wide, f32s(&[1.0; 3], &[3, 1])],
+        );
+        assert!(e.contains("of shape [1, 1]"), "{e}");
         let one = run("QuantizeLinear", 13, vec![], &[x, f32s(&[2.0], &[1])]);
         assert_eq!(one[0].dims(), &[4]);
     }
