@@ -31,6 +31,16 @@ pub fn matmul(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![out])
 }
 
+/// Whether a tensor of `small`'s shape broadcasts onto `shape` without growing it.
+fn onto(small: &[usize], shape: &[usize]) -> bool {
+    small.len() <= shape.len()
+        && small
+            .iter()
+            .rev()
+            .zip(shape.iter().rev())
+            .all(|(&s, &d)| s == 1 || s == d)
+}
+
 /// (A - a_zero_point)·(B - b_zero_point) on integers, exactly, as int32 values held in i64. Zero points
 /// are scalars or, for B, one per column.
 ///
@@ -53,6 +63,17 @@ pub fn matmul_integer(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let dtype = if small { DType::F32 } else { DType::F64 };
     // Integers below 2^9 in magnitude, and their differences, are exact in f32.
     let shifted = |t: &Tensor, zero: Option<&Tensor>| -> Result<Tensor, ModelError> {
+        // A zero point broadcasts onto its operand, never the operand onto it: a `[n, 1]` zero point of
+        // another n made the operand n times its size (found by the evaluator's fuzzer: 348 MB at once).
+        if let Some(z) = zero
+            && !onto(z.dims(), t.dims())
+        {
+            return Err(ModelError::Evaluation(format!(
+                "MatMulInteger: a zero point of shape {:?} does not fit its operand's {:?}",
+                z.dims(),
+                t.dims()
+            )));
+        }
         let t = t.to_dtype(dtype)?;
         Ok(match zero {
             Some(z) => t.broadcast_sub(&z.to_dtype(dtype)?)?,
@@ -340,6 +361,29 @@ fn gemm_on_host(node: &Node<'_>, a: &Tensor, b: &Tensor) -> Result<Option<Tensor
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, int, run};
+
+    /// A zero point that would broadcast its operand to a multiple of its size is refused (the evaluator's
+    /// fuzzer found a `[n, 1]` zero point making A n times larger, 348 MB at once); one that fits is used.
+    #[test]
+    fn a_zero_point_that_would_grow_its_operand_is_refused() {
+        use candle_core::{Device, Tensor};
+        let ints = |v: &[i64], dims: &[usize]| {
+            Some(Tensor::new(v, &Device::Cpu).unwrap().reshape(dims).unwrap())
+        };
+        let (a, b) = (ints(&[1, 2, 3, 4, 5, 6], &[2, 3]), ints(&[1; 6], &[3, 2]));
+        let e = super::super::testing::error(
+            "MatMulInteger",
+            10,
+            vec![],
+            &[a.clone(), b.clone(), ints(&[1; 5], &[5, 1])],
+        );
+        assert!(e.contains("does not fit its operand"), "{e}");
+        let out = run("MatMulInteger", 10, vec![], &[a, b, ints(&[1], &[])]);
+        assert_eq!(
+            out[0].to_vec2::<i64>().unwrap(),
+            vec![vec![3, 3], vec![12, 12]]
+        );
+    }
 
     #[test]
     fn matmul_broadcasts_a_weight_over_the_batch() {
