@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
+use tower_layer::Stack;
 
 use super::call_deadline::{CallDeadline, CallDeadlineLayer};
 use super::classification::{class_count, top_classes};
@@ -62,7 +63,7 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
     let client_timeout = state.client_pace.map(|pace| pace.timeout());
     let max_age = state.max_connection_age;
     let incoming = super::connections::accepted(listener, state.max_connections, client_timeout);
-    let (hold, service) = (hold_layer(&state), service(state));
+    let (layers, service) = (call_layers(&state), service(state));
     let mut server = tonic::transport::Server::builder();
     if let Some(age) = max_age {
         // No grace: tonic's grace replaces the GOAWAY with an abrupt close at age + grace. A call left on
@@ -75,8 +76,7 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
         .initial_connection_window_size(STREAMS * STREAM_WINDOW)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .layer(hold)
-        .layer(CallDeadlineLayer)
+        .layer(layers)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await;
@@ -85,13 +85,17 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, stop: C
     }
 }
 
-/// The layer under which every call holds its memory (`grpc_memory`).
-pub(super) fn hold_layer(state: &State) -> HoldLayer {
-    HoldLayer {
+/// The layers every call passes through before the service, outermost first: the one under which it holds
+/// its memory (`grpc_memory`), then the one that ends it at its deadline (`call_deadline`), which must see
+/// the deadline tonic's own timeout would otherwise end first. The server and the in-process front end the
+/// fuzzers drive (`in_process`) both take them from here, so that what is fuzzed is what is served.
+pub(super) fn call_layers(state: &State) -> Stack<CallDeadlineLayer, HoldLayer> {
+    let hold = HoldLayer {
         memory: state.request_memory.clone(),
         max_message: state.max_request_bytes,
         pace: state.client_pace,
-    }
+    };
+    Stack::new(CallDeadlineLayer, hold)
 }
 
 /// The protocol's service on `state`, taking messages within the size `--max-request-mib` sets.

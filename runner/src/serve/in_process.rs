@@ -13,7 +13,6 @@ use clap::{Args, FromArgMatches};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::call_deadline::CallDeadlineLayer;
 use super::{ServeArgs, State, grpc, loader, metrics, rest};
 
 /// A model loaded as `kiln-runner serve --model-dir` loads it, served to callers in this process.
@@ -67,8 +66,7 @@ impl InProcess {
         &self,
         request: http::Request<tonic::body::Body>,
     ) -> http::Response<tonic::body::Body> {
-        let service = CallDeadlineLayer.layer(grpc::service(self.state.clone()));
-        let mut service = grpc::hold_layer(&self.state).layer(service);
+        let mut service = grpc::call_layers(&self.state).layer(grpc::service(self.state.clone()));
         // The generated service is always ready: its `poll_ready` is `Ready(Ok(()))`.
         match service.call(request).await {
             Ok(response) => response.map(tonic::body::Body::new),
