@@ -154,6 +154,7 @@ fn of_operator(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
             )
         }
         "Pad" => pad(node, input(0)?, input(1), input(3)),
+        "CenterCropPad" => center_crop_pad(node, input(0)?, input(1)?),
         "Resize" | "Upsample" => resize(node, inputs),
         "Conv" => conv(node, input(0)?, input(1)?, width(input(0)?)),
         // ConvInteger's int32 values are held as i64, computed in f64.
@@ -287,6 +288,29 @@ fn pad(node: &Node<'_>, x: &Tensor, pads: Option<&Tensor>, axes: Option<&Tensor>
     } else {
         result
     })
+}
+
+/// CenterCropPad's result: the input with its axes at the sizes asked for. candle pads one axis at a
+/// time, each step a new tensor (and the zeros beside it) up to the result's size.
+fn center_crop_pad(node: &Node<'_>, x: &Tensor, shape: &Tensor) -> Option<Bound> {
+    let target = dims_of(shape)?;
+    let rank = x.rank();
+    let axes: Vec<usize> = match node.ints("axes") {
+        Some(axes) => axes
+            .iter()
+            .map(|&a| super::node::axis(a, rank).ok())
+            .collect::<Option<_>>()?,
+        None => (0..rank).collect(),
+    };
+    if axes.len() != target.len() {
+        return None;
+    }
+    let mut dims = x.dims().to_vec();
+    for (&a, &want) in axes.iter().zip(&target) {
+        dims[a] = want;
+    }
+    let result = sized(&dims, width(x))?;
+    Some(Bound::of(result).with_scratch(result.saturating_mul(2)))
 }
 
 /// Resize's (and Upsample's) result, at its sizes or at its scales' floor (the `stretch` policy only;

@@ -242,12 +242,24 @@ pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         dims[a] = want;
     }
     element_count(&dims, "CenterCropPad's output")?;
+    // Every crop (a view, nothing allocated) before any pad: an axis padded while another still had its
+    // larger size made a tensor larger than the result (`[1, 10^6]` to `[1000, 1]`: 10^9 elements for
+    // 1,000, found by fuzzing).
     let mut out = x.clone();
-    for (i, &dim) in axes.iter().enumerate() {
-        let (have, want) = (out.dim(dim)?, target[i]);
+    for (&dim, &want) in axes.iter().zip(&target) {
+        let have = out.dim(dim)?;
         if have > want {
             out = out.narrow(dim, (have - want) / 2, want)?;
-        } else if want > have {
+        }
+    }
+    // Nothing left to pad around: the result is zeros (candle's concatenation of an empty tensor with
+    // others panics, found by fuzzing).
+    if out.elem_count() == 0 {
+        return Ok(vec![Tensor::zeros(dims, out.dtype(), out.device())?]);
+    }
+    for (&dim, &want) in axes.iter().zip(&target) {
+        let have = out.dim(dim)?;
+        if want > have {
             let before = (want - have) / 2;
             out = out.pad_with_zeros(dim, before, want - have - before)?;
         }
@@ -258,6 +270,25 @@ pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, int, run};
+
+    /// One axis cropped and another padded come out as either order would make them (crops now come
+    /// first, so that no pad is made at the size an axis is still to lose).
+    #[test]
+    fn center_crop_pad_crops_one_axis_and_pads_another() {
+        let x = f32s(&[1., 2., 3.], &[1, 3]);
+        let out = run("CenterCropPad", 18, vec![], &[x, i64s(&[3, 1])]);
+        assert_eq!(out[0].to_vec2::<f32>().unwrap(), [[0.], [2.], [0.]]);
+        // Cropped to nothing along one axis, padded along the other: an empty result (the fuzzer's
+        // `[0, 6]` to `[201326856, 0]` panicked in candle's concatenation).
+        let x =
+            candle_core::Tensor::zeros((0, 6), candle_core::DType::U8, &candle_core::Device::Cpu);
+        let out = run("CenterCropPad", 18, vec![], &[x.ok(), i64s(&[5, 0])]);
+        assert_eq!(out[0].dims(), [5, 0]);
+        // An empty input padded to values: zeros.
+        let x = f32s(&[], &[0, 2]);
+        let out = run("CenterCropPad", 18, vec![], &[x, i64s(&[2, 2])]);
+        assert_eq!(out[0].to_vec2::<f32>().unwrap(), [[0., 0.], [0., 0.]]);
+    }
 
     #[test]
     fn shape_slices_from_opset_15() {

@@ -176,6 +176,8 @@ proptest::proptest! {
         let padded: Vec<usize> = batch.iter().take(2).map(|&d| d + 1).collect();
         let pads: Vec<i64> = [pad, -1, pad, 2].into_iter().take(2 * padded.len()).collect();
         ran!(agrees_with_the_operator("Pad", vec![], &[f32s(&padded), i64s(&pads)])?);
+        let target: Vec<i64> = [m as i64, pad - 1].into_iter().take(padded.len()).collect();
+        ran!(agrees_with_the_operator("CenterCropPad", vec![], &[f32s(&padded), i64s(&target)])?);
         // Resized to sizes, or by scales (their floor).
         let image = f32s(&[1, 2, size, size + 1]);
         let sizes: Vec<i64> = [1, 2, m as i64, (size + n) as i64].to_vec();
@@ -483,6 +485,16 @@ fn scratch_and_widths_follow_what_the_operators_allocate() {
     assert_eq!(
         bytes("ConstantOfShape", vec![mask], &[i64s(&[1, 16384, 16384])]),
         Some(1 << 28)
+    );
+    // CenterCropPad's result is what was asked for, however large its input (the fuzzer's `[1, 10^6]` to
+    // `[1000, 1]` was padded to 10^9 elements before it was cropped).
+    assert_eq!(
+        bytes(
+            "CenterCropPad",
+            vec![],
+            &[zeros(&[1, 1_000_000], DType::F32), i64s(&[1000, 1])]
+        ),
+        Some(4000)
     );
     // Pad crops an axis by its negative pads before it grows it: 3 - 5 keeps nothing, then 10.
     assert_eq!(
