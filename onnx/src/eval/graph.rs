@@ -18,7 +18,9 @@ use super::{ops, tensor_io};
 use crate::ModelError;
 use crate::proto::GraphProto;
 
+mod element_types;
 mod execution;
+pub(crate) use element_types::element_types;
 pub use execution::{Execution, Scope};
 
 /// How deep subgraphs may nest (an If inside a Loop body is depth 2). Real exports nest a few levels;
@@ -34,8 +36,8 @@ pub const ITERATION_BUDGET: u64 = 1 << 20;
 pub struct PreparedGraph {
     initializers: HashMap<String, Tensor>,
     /// The ONNX element type of each value whose type the graph declares (inputs, outputs, value_info,
-    /// initializers).
-    declared_types: HashMap<String, i32>,
+    /// initializers) or whose type follows from those ([`element_types`]).
+    element_types: HashMap<String, i32>,
     /// Node index → (attribute name, prepared subgraph) for each GRAPH attribute of that node.
     subgraphs: HashMap<usize, Vec<(String, PreparedGraph)>>,
     /// Nodes computed once, when the session was made ([`PreparedGraph::fold_constants`]): their outputs
@@ -120,7 +122,7 @@ impl PreparedGraph {
         let constants = initializers.values().map(Tensor::id).collect();
         Ok(Self {
             initializers,
-            declared_types: declared_types(graph),
+            element_types: element_types(graph),
             subgraphs,
             folded: HashSet::new(),
             constants,
@@ -193,7 +195,9 @@ impl PreparedGraph {
                 .iter()
                 .map(|name| self.initializers.get(name).cloned())
                 .collect();
-            let node = Node::new(proto, execution.opset).with_input_types(self.input_types(proto));
+            let node = Node::new(proto, execution.opset)
+                .with_input_types(self.input_types(proto))
+                .with_output_types(self.output_types(proto));
             let Ok(outputs) = execution.run_node(&node, &args, &[], &scope) else {
                 continue;
             };
@@ -236,12 +240,20 @@ impl PreparedGraph {
         }
     }
 
-    /// The element types declared for a node's inputs, in order.
+    /// The element types of a node's inputs, in order, where the graph tells them.
     fn input_types(&self, proto: &crate::proto::NodeProto) -> Vec<Option<i32>> {
-        proto
-            .input
+        self.types_of(&proto.input)
+    }
+
+    /// The element types of a node's outputs, in order, where the graph tells them.
+    fn output_types(&self, proto: &crate::proto::NodeProto) -> Vec<Option<i32>> {
+        self.types_of(&proto.output)
+    }
+
+    fn types_of(&self, names: &[String]) -> Vec<Option<i32>> {
+        names
             .iter()
-            .map(|name| self.declared_types.get(name).copied())
+            .map(|name| self.element_types.get(name).copied())
             .collect()
     }
 

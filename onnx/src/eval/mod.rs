@@ -15,6 +15,7 @@ pub mod derived;
 pub mod float8;
 pub mod graph;
 mod liveness;
+pub mod narrow_integers;
 pub mod node;
 pub mod ops;
 mod output_bound;

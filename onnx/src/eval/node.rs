@@ -13,8 +13,10 @@ pub struct Node<'a> {
     proto: &'a NodeProto,
     /// The `ai.onnx` opset the model declares.
     pub opset: i64,
-    /// The ONNX element type the model declares for each input, where it declares one.
+    /// The ONNX element type of each input and output, where the graph tells it
+    /// (`graph::element_types`).
     input_types: Vec<Option<i32>>,
+    output_types: Vec<Option<i32>>,
     /// Where values derived from constant operands are kept between runs, when the node runs in a
     /// prepared graph.
     derived: Option<DerivedCache<'a>>,
@@ -26,6 +28,7 @@ impl<'a> Node<'a> {
             proto,
             opset,
             input_types: Vec::new(),
+            output_types: Vec::new(),
             derived: None,
         }
     }
@@ -46,17 +49,28 @@ impl<'a> Node<'a> {
         derive(self.derived, sources, make)
     }
 
-    /// The node with the element types the model declares for its inputs.
+    /// The node with the element types the graph tells for its inputs.
     pub fn with_input_types(mut self, types: Vec<Option<i32>>) -> Self {
         self.input_types = types;
         self
     }
 
-    /// The ONNX element type the model declares for input `index`. The evaluator holds several types
-    /// in one candle dtype (the integers as i64, the 8-bit floats as f32); an operator whose result
-    /// depends on the exact type (saturation, bit width) reads it here.
+    /// The node with the element types the graph tells for its outputs.
+    pub fn with_output_types(mut self, types: Vec<Option<i32>>) -> Self {
+        self.output_types = types;
+        self
+    }
+
+    /// The ONNX element type of input `index`, where the graph tells it. The evaluator holds several
+    /// types in one candle dtype (the integers as i64, the 8-bit floats as f32); an operator whose
+    /// result depends on the exact type (saturation, bit width) reads it here.
     pub fn input_type(&self, index: usize) -> Option<i32> {
         self.input_types.get(index).copied().flatten()
+    }
+
+    /// The ONNX element type of output `index`, where the graph tells it.
+    pub fn output_type(&self, index: usize) -> Option<i32> {
+        self.output_types.get(index).copied().flatten()
     }
 
     pub fn op_type(&self) -> &str {

@@ -67,7 +67,9 @@ pub fn run(
             .ok_or_else(|| ModelError::Evaluation(format!("input {name:?} was not given")))?;
         values.insert(name.to_owned(), super::held(value)?);
     }
-    let declared = super::graph::declared_types(graph);
+    let types = super::graph::element_types(graph);
+    // No limit here: the caller proves its own converted model, whose size it knows.
+    let unlimited = super::run_memory::RunMemory::default();
     for (index, proto) in graph.node.iter().enumerate() {
         let mut args = Vec::with_capacity(proto.input.len());
         for name in &proto.input {
@@ -84,17 +86,17 @@ pub fn run(
             }
             args.push(values.get(name).cloned());
         }
-        let types = proto
-            .input
-            .iter()
-            .map(|n| declared.get(n).copied())
-            .collect();
-        let node = Node::new(proto, opset).with_input_types(types);
+        let types_of = |names: &[String]| names.iter().map(|n| types.get(n).copied()).collect();
+        let node = Node::new(proto, opset)
+            .with_input_types(types_of(&proto.input))
+            .with_output_types(types_of(&proto.output));
         let op = ops::lookup(node.domain(), node.op_type())
             .ok_or_else(|| ModelError::UnsupportedOp(node.op_type().to_owned()))?;
-        let outputs = op(&node, &args).map_err(|e| {
-            ModelError::Evaluation(format!("node {index} ({}): {e}", node.op_type()))
-        })?;
+        let outputs = op(&node, &args)
+            .and_then(|outputs| super::narrow_integers::wrapped(&node, &args, outputs, &unlimited))
+            .map_err(|e| {
+                ModelError::Evaluation(format!("node {index} ({}): {e}", node.op_type()))
+            })?;
         drop(args);
         for (name, value) in proto.output.iter().zip(outputs) {
             let read = last_use.contains_key(name.as_str()) || kept.contains(&name.as_str());

@@ -12,6 +12,7 @@ use super::PreparedGraph;
 use crate::ModelError;
 use crate::eval::control_flow;
 use crate::eval::derived::DerivedCache;
+use crate::eval::narrow_integers;
 use crate::eval::node::Node;
 use crate::eval::ops;
 use crate::eval::output_bound;
@@ -137,8 +138,9 @@ impl<'a> Execution<'a> {
             if self.stopped() {
                 return Err(ModelError::Stopped);
             }
-            let mut node =
-                Node::new(proto, self.opset).with_input_types(prepared.input_types(proto));
+            let mut node = Node::new(proto, self.opset)
+                .with_input_types(prepared.input_types(proto))
+                .with_output_types(prepared.output_types(proto));
             if let Some(slot) = prepared.derived.get(index) {
                 node = node.with_derived(DerivedCache {
                     slot,
@@ -238,7 +240,7 @@ impl<'a> Execution<'a> {
         }
         let op = ops::lookup(node.domain(), node.op_type())
             .ok_or_else(|| ModelError::UnsupportedOp(node.op_type().to_owned()))?;
-        op(node, args)
+        narrow_integers::wrapped(node, args, op(node, args)?, &self.memory)
     }
 
     /// Runs a subgraph with positional `inputs` bound to its declared inputs, seeing `outer`.

@@ -23,7 +23,7 @@ mod f32_math;
 mod fourier;
 mod grid_sample;
 mod half_through_f32;
-mod host;
+pub(crate) mod host;
 mod im2col;
 mod indexing;
 mod int8_gemm;

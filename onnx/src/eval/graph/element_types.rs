@@ -1,0 +1,195 @@
+//! The ONNX element type of each value of a graph, as far as the graph tells it: what it declares (its
+//! inputs, outputs, `value_info` and initializers), carried forward through the operators whose result
+//! type follows from their inputs' types or their attributes. The evaluator holds ONNX's narrower
+//! integers as i64 (candle has no int32), so an operator learns here that its int32 sum past 2^31 must
+//! wrap as ONNX Runtime's does ([`super::super::narrow_integers`]). A value no rule reaches stays
+//! unknown: the operators then compute as before, on what they hold.
+
+use std::collections::HashMap;
+
+use crate::proto::tensor_proto::DataType;
+use crate::proto::{GraphProto, NodeProto};
+
+/// Operators of the default domain whose every output has the element type of their first input: the
+/// arithmetic, and the ones that move, pick or reshape values without changing them.
+const LIKE_FIRST_INPUT: &[&str] = &[
+    "Abs",
+    "Add",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseNot",
+    "BitwiseOr",
+    "BitwiseXor",
+    "Clip",
+    "Compress",
+    "Concat",
+    "CumSum",
+    "DepthToSpace",
+    "Div",
+    "Einsum",
+    "Expand",
+    "Flatten",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Gemm",
+    "Identity",
+    "MatMul",
+    "Max",
+    "Min",
+    "Mod",
+    "Mul",
+    "Neg",
+    "Pad",
+    "Pow",
+    "Range",
+    "ReduceL1",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Relu",
+    "Reshape",
+    "ReverseSequence",
+    "ScatterElements",
+    "ScatterND",
+    "Sign",
+    "Slice",
+    "SpaceToDepth",
+    "Split",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tile",
+    "Transpose",
+    "Trilu",
+    "Unsqueeze",
+];
+
+/// Operators whose first output is always int64 (indices, shapes, counts).
+const FIRST_OUTPUT_INT64: &[&str] = &[
+    "ArgMax",
+    "ArgMin",
+    "NonMaxSuppression",
+    "NonZero",
+    "Shape",
+    "Size",
+];
+
+/// Operators whose only output is a boolean.
+const BOOLEAN: &[&str] = &[
+    "And",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "IsInf",
+    "IsNaN",
+    "Less",
+    "LessOrEqual",
+    "Not",
+    "Or",
+    "Xor",
+];
+
+/// Every value of `graph` whose element type it declares or whose type follows from declared ones, in
+/// node order (a graph's nodes are topologically sorted).
+pub(crate) fn element_types(graph: &GraphProto) -> HashMap<String, i32> {
+    let mut types = super::declared_types(graph);
+    for node in &graph.node {
+        if !matches!(node.domain.as_deref().unwrap_or(""), "" | "ai.onnx") {
+            continue;
+        }
+        let inputs: Vec<Option<i32>> = node
+            .input
+            .iter()
+            .map(|name| types.get(name).copied())
+            .collect();
+        for (name, found) in node.output.iter().zip(output_types(node, &inputs)) {
+            if let Some(found) = found
+                && !name.is_empty()
+            {
+                // What the graph declares stands; what is found only fills the gaps.
+                types.entry(name.clone()).or_insert(found);
+            }
+        }
+    }
+    types
+}
+
+/// The element types of `node`'s outputs, in order, from its inputs' (`inputs`, where known) and its
+/// attributes.
+fn output_types(node: &NodeProto, inputs: &[Option<i32>]) -> Vec<Option<i32>> {
+    let op = node.op_type.as_deref().unwrap_or("");
+    let input = |index: usize| inputs.get(index).copied().flatten();
+    let int64 = Some(DataType::Int64 as i32);
+    let outputs = node.output.len();
+    match op {
+        _ if LIKE_FIRST_INPUT.contains(&op) => vec![input(0); outputs],
+        _ if FIRST_OUTPUT_INT64.contains(&op) => vec![int64],
+        _ if BOOLEAN.contains(&op) => vec![Some(DataType::Bool as i32)],
+        "Cast" => vec![attribute(node, "to").and_then(|a| a.i).map(|to| to as i32)],
+        "CastLike" => vec![input(1)],
+        "Where" => vec![input(1)],
+        "OneHot" => vec![input(2)],
+        "MatMulInteger" | "ConvInteger" => vec![Some(DataType::Int32 as i32)],
+        "TopK" => vec![input(0), int64],
+        "Unique" => vec![input(0), int64, int64, int64],
+        "Constant" => vec![constant_type(node)],
+        "ConstantOfShape" => vec![Some(
+            attribute(node, "value")
+                .and_then(|a| a.t.as_ref())
+                .and_then(|t| t.data_type)
+                .unwrap_or(DataType::Float as i32),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n crate::proto::AttributeProto> {
+    node.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
+}
+
+fn constant_type(node: &NodeProto) -> Option<i32> {
+    let attribute = node.attribute.first()?;
+    match attribute.name.as_deref()? {
+        "value" => attribute.t.as_ref()?.data_type,
+        "value_int" | "value_ints" => Some(DataType::Int64 as i32),
+        "value_float" | "value_floats" => Some(DataType::Float as i32),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
+
+    #[test]
+    fn types_follow_casts_arithmetic_and_reshaping_and_declarations_stand() {
+        let mut g = GraphBuilder::new();
+        let x = g.input("x", DataType::Int64, &[DimSpec::Fixed(2)]);
+        let narrow = g.op("Cast", &[&x], vec![attr_int("to", DataType::Int32 as i64)]);
+        let doubled = g.op("Add", &[&narrow, &narrow], vec![]);
+        let shape = g.op("Shape", &[&doubled], vec![]);
+        let same = g.op("Equal", &[&doubled, &narrow], vec![]);
+        let flat = g.op("Reshape", &[&doubled, &shape], vec![]);
+        let unknown = g.op("Softmax", &[&flat], vec![]);
+        // Declared otherwise than a rule would find (a graph's word stands).
+        let declared = g.op("Identity", &[&x], vec![]);
+        g.output(&declared, DataType::Uint8, &[DimSpec::Fixed(2)]);
+        let model = g.finish("types", 17, Vec::new());
+        let types = element_types(model.graph.as_ref().unwrap());
+        let int32 = DataType::Int32 as i32;
+        assert_eq!(types[&x], DataType::Int64 as i32);
+        assert_eq!(types[&narrow], int32);
+        assert_eq!(types[&doubled], int32);
+        assert_eq!(types[&shape], DataType::Int64 as i32);
+        assert_eq!(types[&same], DataType::Bool as i32);
+        assert_eq!(types[&flat], int32);
+        assert!(!types.contains_key(&unknown));
+        assert_eq!(types[&declared], DataType::Uint8 as i32);
+    }
+}
