@@ -80,6 +80,7 @@ impl PreparedGraph {
         depth: usize,
         support: &ops::OpSupport<'_>,
         unsupported: &mut BTreeSet<String>,
+        outer_types: &HashMap<String, i32>,
     ) -> Result<Self, ModelError> {
         if depth > MAX_NESTING {
             return Err(ModelError::Unsupported(format!(
@@ -91,6 +92,7 @@ impl PreparedGraph {
             let name = tensor.name.clone().unwrap_or_default();
             initializers.insert(name, tensor_io::from_proto(tensor, base_dir, device)?);
         }
+        let types = element_types(graph, outer_types);
         let mut subgraphs = HashMap::new();
         for (index, node) in graph.node.iter().enumerate() {
             let (domain, op) = (
@@ -111,7 +113,15 @@ impl PreparedGraph {
                 }
                 if let Some(sub) = &attribute.g {
                     let name = attribute.name.clone().unwrap_or_default();
-                    let sub = Self::new(sub, base_dir, device, depth + 1, support, unsupported)?;
+                    let sub = Self::new(
+                        sub,
+                        base_dir,
+                        device,
+                        depth + 1,
+                        support,
+                        unsupported,
+                        &types,
+                    )?;
                     prepared.push((name, sub));
                 }
             }
@@ -122,7 +132,7 @@ impl PreparedGraph {
         let constants = initializers.values().map(Tensor::id).collect();
         Ok(Self {
             initializers,
-            element_types: element_types(graph),
+            element_types: types,
             subgraphs,
             folded: HashSet::new(),
             constants,

@@ -65,8 +65,15 @@ impl Session {
         let opset = crate::model_check::ai_onnx_opset(model).unwrap_or(1);
         let mut unsupported = BTreeSet::new();
         let support = ops::OpSupport::new(model);
-        let mut prepared =
-            PreparedGraph::new(&graph, base_dir, device, 0, &support, &mut unsupported)?;
+        let mut prepared = PreparedGraph::new(
+            &graph,
+            base_dir,
+            device,
+            0,
+            &support,
+            &mut unsupported,
+            &HashMap::new(),
+        )?;
         if !unsupported.is_empty() {
             let names: Vec<String> = unsupported.into_iter().collect();
             return Err(ModelError::UnsupportedOp(names.join(", ")));

@@ -1,20 +1,24 @@
 //! ONNX's integers narrower than 64 bits (int32, int16, int8, uint32, uint16) are held as i64: candle has
-//! none of them. An operator's result outside its type's range then wraps to it, two's complement, as the
-//! same arithmetic does in ONNX Runtime's C++ (an int32 sum past 2^31 is negative there, and a later
-//! Cast, comparison or division reads it so); without it the evaluator kept 2^31 and disagreed from then
-//! on. What each output's type is comes from the graph ([`super::graph`]'s element types); an output of
-//! unknown type is left as it was computed.
+//! none of them. An operator's integer result outside its type's range is brought into it as ONNX
+//! Runtime's C++ brings it: integer arithmetic wraps, two's complement (an int32 sum past 2^31 is negative
+//! there, and a later Cast, comparison or division reads it so; the evaluator kept 2^31 and disagreed from
+//! then on), and a double converted to int32 that does not fit is x86-64's "integer indefinite", i32::MIN
+//! (Pow of int32 computes in double unless its exponent is a lone 2 or 3; Cast from a float, in
+//! `ops::values`, through [`Narrow::from_float`]). ONNX leaves those conversions undefined, and ONNX
+//! Runtime on ARM saturates them instead: kiln answers as x86-64 does. What each output's type is comes
+//! from the graph ([`super::graph`]'s element types); an output of unknown type is left as computed.
 
 use candle_core::{DType, Device, Tensor};
 
-use super::node::Node;
+use super::node::{Node, optional};
 use super::ops::host::host_slice;
 use super::run_memory::{RunMemory, tensor_bytes};
 use crate::ModelError;
 use crate::proto::tensor_proto::DataType;
 
-/// Operators whose integer result may leave the range its inputs' type holds: the arithmetic, and
-/// Cast from a wider type. Any other operator moves or picks values already in range.
+/// Operators whose integer result may leave the range its inputs' type holds: the arithmetic, and Cast
+/// from a wider type. Any other operator moves or picks values already in range, but for the scatters
+/// that add or multiply (see [`out_of_range`]).
 const MAY_LEAVE_RANGE: &[&str] = &[
     "Abs",
     "Add",
@@ -30,7 +34,6 @@ const MAY_LEAVE_RANGE: &[&str] = &[
     "MatMulInteger",
     "Mul",
     "Neg",
-    "Pow",
     "Range",
     "ReduceL1",
     "ReduceProd",
@@ -39,6 +42,15 @@ const MAY_LEAVE_RANGE: &[&str] = &[
     "Sub",
     "Sum",
 ];
+
+/// What becomes of a result outside its type's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutOfRange {
+    /// Its low bits are kept (integer arithmetic).
+    Wraps,
+    /// It was a double converted to int32: i32::MIN on x86-64.
+    Indefinite,
+}
 
 /// An integer type held as i64 that is narrower than it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +85,41 @@ impl Narrow {
         }
     }
 
+    /// A float cast to this type as ONNX Runtime 1.32.0 casts it on x86-64 (seen on this project's
+    /// host): truncated toward zero; to uint32 through i64, where a value outside [-2^31, 2^32) or NaN
+    /// is 2^31; to the others through int32, where one outside its range or NaN is i32::MIN, then its low
+    /// bits (3e9 to int16 is 0, 70000.2 is 4464).
+    pub fn from_float(self, value: f64) -> i64 {
+        let whole = value.trunc();
+        if self == Self::Uint32 {
+            return if (-2_147_483_648.0..4_294_967_296.0).contains(&whole) {
+                self.wrap(whole as i64)
+            } else {
+                1 << 31
+            };
+        }
+        let int32 = if (-2_147_483_648.0..2_147_483_648.0).contains(&whole) {
+            whole as i64
+        } else {
+            i64::from(i32::MIN)
+        };
+        self.wrap(int32)
+    }
+
     fn holds(self, value: i64) -> bool {
         self.wrap(value) == value
     }
+
+    fn bring_in(self, value: i64, out_of_range: OutOfRange) -> i64 {
+        match out_of_range {
+            OutOfRange::Wraps => self.wrap(value),
+            OutOfRange::Indefinite if self.holds(value) => value,
+            OutOfRange::Indefinite => i64::from(i32::MIN),
+        }
+    }
 }
 
-/// `outputs` of `node` (run on `inputs`), each of a narrow integer type wrapped into its range. Only a
+/// `outputs` of `node` (run on `inputs`), each of a narrow integer type brought into its range. Only a
 /// result that left it is copied (`memory` is asked for the room first).
 pub fn wrapped(
     node: &Node<'_>,
@@ -86,161 +127,112 @@ pub fn wrapped(
     outputs: Vec<Tensor>,
     memory: &RunMemory,
 ) -> Result<Vec<Tensor>, ModelError> {
-    if !MAY_LEAVE_RANGE.contains(&node.op_type()) || integer_product_fits(node, inputs) {
+    let Some(out_of_range) = out_of_range(node, inputs) else {
         return Ok(outputs);
-    }
+    };
     outputs
         .into_iter()
         .enumerate()
         .map(
             |(index, output)| match node.output_type(index).and_then(Narrow::of) {
-                Some(narrow) if output.dtype() == DType::I64 => wrap(output, narrow, memory),
+                Some(narrow) if output.dtype() == DType::I64 => {
+                    bring_in(output, narrow, out_of_range, memory)
+                }
                 _ => Ok(output),
             },
         )
         .collect()
 }
 
-/// Whether `node` is a MatMulInteger or ConvInteger of 8-bit operands that sums too few products to leave
-/// an int32's range: each product of two differences from a zero point is at most 255 * 255, and fewer
-/// than 33,026 of them (an int8 BERT's widest sum is 3,072) never pass 2^31 - 1, so its result, large in
-/// a quantized model, is not read again for the check.
+/// How `node`'s result leaves its range, if it can.
+fn out_of_range(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<OutOfRange> {
+    match node.op_type() {
+        // ONNX Runtime multiplies for an exponent of a lone 2 or 3, else converts `pow`'s double.
+        "Pow" => {
+            let exponent = optional(inputs, 1).filter(|e| e.elem_count() == 1);
+            let small = exponent
+                .and_then(|e| e.to_dtype(DType::F64).ok()?.flatten_all().ok())
+                .and_then(|e| e.to_vec1::<f64>().ok())
+                .is_some_and(|v| v == [2.0] || v == [3.0]);
+            Some(if small {
+                OutOfRange::Wraps
+            } else {
+                OutOfRange::Indefinite
+            })
+        }
+        "ScatterElements" | "ScatterND" => {
+            let reduction = node.string("reduction");
+            matches!(reduction.as_deref(), Some("add" | "mul")).then_some(OutOfRange::Wraps)
+        }
+        op if MAY_LEAVE_RANGE.contains(&op) && !integer_product_fits(node, inputs) => {
+            Some(OutOfRange::Wraps)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `node` is a MatMulInteger or ConvInteger of 8-bit operands and zero points that sums too few
+/// products to leave an int32's range: each product of two differences from a zero point is at most
+/// 255 * 255, and fewer than 33,026 of them (an int8 BERT's widest sum is 3,072) never pass 2^31 - 1, so
+/// its result, large in a quantized model, is not read again for the check. An operand is 8-bit when it
+/// is held as u8 (uint8, whatever the graph says) or the graph says int8 or uint8.
 fn integer_product_fits(node: &Node<'_>, inputs: &[Option<Tensor>]) -> bool {
     let eight_bit = |index: usize| {
-        node.input_type(index)
-            .is_some_and(|t| t == DataType::Uint8 as i32 || t == DataType::Int8 as i32)
+        optional(inputs, index).is_some_and(|t| t.dtype() == DType::U8)
+            || node
+                .input_type(index)
+                .is_some_and(|t| t == DataType::Uint8 as i32 || t == DataType::Int8 as i32)
     };
-    let dims = |index: usize| inputs.get(index).and_then(Option::as_ref).map(Tensor::dims);
+    let dims = |index: usize| optional(inputs, index).map(Tensor::dims);
     let terms = match node.op_type() {
         "MatMulInteger" => dims(0).and_then(|d| d.last().copied()),
         "ConvInteger" => dims(1).map(|d| d.iter().skip(1).product::<usize>()),
         _ => None,
     };
     let most = (i32::MAX as usize) / (255 * 255);
-    eight_bit(0) && eight_bit(1) && terms.is_some_and(|terms| terms <= most)
+    let zero_points = (2..4).all(|index| optional(inputs, index).is_none() || eight_bit(index));
+    eight_bit(0) && eight_bit(1) && zero_points && terms.is_some_and(|terms| terms <= most)
 }
 
-fn wrap(t: Tensor, narrow: Narrow, memory: &RunMemory) -> Result<Tensor, ModelError> {
-    let in_range = if matches!(t.device(), Device::Cpu) && t.is_contiguous() {
+/// `t` with every value in `narrow`'s range. The check reads a contiguous CPU tensor in place; anything
+/// else (a view, a GPU tensor) is reduced to its least and greatest value by candle. What is copied is
+/// counted beside `t`, which the run does not hold yet.
+fn bring_in(
+    t: Tensor,
+    narrow: Narrow,
+    out_of_range: OutOfRange,
+    memory: &RunMemory,
+) -> Result<Tensor, ModelError> {
+    let size = u128::from(tensor_bytes(&t));
+    let (low, high) = if matches!(t.device(), Device::Cpu) && t.is_contiguous() {
         let (storage, layout) = t.storage_and_layout();
-        let (low, high) = host_slice::<i64>(&storage, layout, t.elem_count())?
+        host_slice::<i64>(&storage, layout, t.elem_count())?
             .iter()
             .fold((i64::MAX, i64::MIN), |(low, high), &v| {
                 (low.min(v), high.max(v))
-            });
-        t.elem_count() == 0 || (narrow.holds(low) && narrow.holds(high))
+            })
+    } else if t.elem_count() == 0 {
+        (0, 0)
     } else {
-        memory.has_room(u128::from(tensor_bytes(&t)))?;
-        t.flatten_all()?
-            .to_vec1::<i64>()?
-            .into_iter()
-            .all(|v| narrow.holds(v))
+        memory.has_room(size.saturating_mul(2))?;
+        let flat = t.flatten_all()?;
+        (
+            flat.min(0)?.to_scalar::<i64>()?,
+            flat.max(0)?.to_scalar::<i64>()?,
+        )
     };
-    if in_range {
+    if t.elem_count() == 0 || (narrow.holds(low) && narrow.holds(high)) {
         return Ok(t);
     }
-    memory.has_room(u128::from(tensor_bytes(&t)))?;
+    memory.has_room(size.saturating_mul(2))?;
     let values: Vec<i64> = t
         .flatten_all()?
         .to_vec1::<i64>()?
         .into_iter()
-        .map(|v| narrow.wrap(v))
+        .map(|v| narrow.bring_in(v, out_of_range))
         .collect();
     Ok(Tensor::from_vec(values, t.shape(), t.device())?)
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use super::*;
-    use crate::eval::Session;
-    use crate::graph_builder::{DimSpec, GraphBuilder, attr_int};
-
-    /// What ONNX Runtime 1.32.0 answers for the same graph: int32 and uint32 arithmetic wrap, and so does
-    /// a Cast from int64 to int32.
-    #[test]
-    fn int32_and_uint32_results_wrap_as_onnx_runtime_computes_them() {
-        let mut g = GraphBuilder::new();
-        let two = [DimSpec::Fixed(2)];
-        let x = g.input("x", DataType::Int32, &two);
-        let w = g.input("w", DataType::Int64, &[DimSpec::Fixed(1)]);
-        let cast = |to: DataType| vec![attr_int("to", to as i64)];
-        let one = g.ints("one", &[1]).unwrap();
-        let one = g.op("Cast", &[&one], cast(DataType::Int32));
-        let sum = g.op("Add", &[&x, &one], vec![]);
-        g.op_into("Cast", &[&sum], cast(DataType::Float), "sum_as_float");
-        g.op_into("Cast", &[&w], cast(DataType::Int32), "narrowed");
-        let unsigned = g.op("Cast", &[&x], cast(DataType::Uint32));
-        let zero = g.ints("zero", &[0]).unwrap();
-        let zero = g.op("Cast", &[&zero], cast(DataType::Uint32));
-        g.op_into("Sub", &[&zero, &unsigned], vec![], "negated");
-        g.output("sum_as_float", DataType::Float, &two);
-        g.output("narrowed", DataType::Int32, &[DimSpec::Fixed(1)]);
-        g.output("negated", DataType::Uint32, &two);
-        let model = g.finish("wraps", 17, Vec::new());
-        let session = Session::new(&model, None, &Device::Cpu).unwrap();
-        let inputs = HashMap::from([
-            (
-                "x".to_owned(),
-                Tensor::new(&[i64::from(i32::MAX), -5], &Device::Cpu).unwrap(),
-            ),
-            (
-                "w".to_owned(),
-                Tensor::new(&[(1i64 << 32) + 1], &Device::Cpu).unwrap(),
-            ),
-        ]);
-        let out = session.run(&inputs).unwrap();
-        assert_eq!(out[0].1.to_vec1::<f32>().unwrap(), [-2_147_483_648., -4.]);
-        assert_eq!(out[1].1.to_vec1::<i64>().unwrap(), [1]);
-        assert_eq!(out[2].1.to_vec1::<i64>().unwrap(), [2_147_483_649, 5]);
-    }
-
-    /// 33,100 products of 255 by 255 pass 2^31: ONNX Runtime 1.32.0 answers -2,142,639,796.
-    #[test]
-    fn a_matmul_integer_summing_past_an_int32_wraps() {
-        const K: usize = 33_100;
-        let mut g = GraphBuilder::new();
-        let a = g.input(
-            "a",
-            DataType::Uint8,
-            &[DimSpec::Fixed(1), DimSpec::Fixed(K as i64)],
-        );
-        let b = g.input(
-            "b",
-            DataType::Uint8,
-            &[DimSpec::Fixed(K as i64), DimSpec::Fixed(1)],
-        );
-        g.op_into("MatMulInteger", &[&a, &b], vec![], "y");
-        g.output(
-            "y",
-            DataType::Int32,
-            &[DimSpec::Fixed(1), DimSpec::Fixed(1)],
-        );
-        let model = g.finish("wraps", 17, Vec::new());
-        let session = Session::new(&model, None, &Device::Cpu).unwrap();
-        let full = |dims: (usize, usize)| Tensor::full(255u8, dims, &Device::Cpu).unwrap();
-        let inputs = HashMap::from([
-            ("a".to_owned(), full((1, K))),
-            ("b".to_owned(), full((K, 1))),
-        ]);
-        let out = session.run(&inputs).unwrap();
-        assert_eq!(out[0].1.to_vec2::<i64>().unwrap(), [[-2_142_639_796]]);
-    }
-
-    #[test]
-    fn each_type_keeps_its_low_bits_signed_or_not() {
-        assert_eq!(
-            Narrow::Int32.wrap(i64::from(i32::MAX) + 1),
-            i64::from(i32::MIN)
-        );
-        assert_eq!(Narrow::Int32.wrap(-1), -1);
-        assert_eq!(Narrow::Uint32.wrap(-1), i64::from(u32::MAX));
-        assert_eq!(Narrow::Uint32.wrap(1 << 32), 0);
-        assert_eq!(Narrow::Int16.wrap(40_000), 40_000 - 65_536);
-        assert_eq!(Narrow::Int8.wrap(128), -128);
-        assert_eq!(Narrow::Uint16.wrap(65_536 + 7), 7);
-        assert_eq!(Narrow::of(DataType::Int64 as i32), None);
-        assert_eq!(Narrow::of(DataType::Uint8 as i32), None);
-    }
-}
+mod tests;

@@ -67,7 +67,7 @@ pub fn run(
             .ok_or_else(|| ModelError::Evaluation(format!("input {name:?} was not given")))?;
         values.insert(name.to_owned(), super::held(value)?);
     }
-    let types = super::graph::element_types(graph);
+    let types = super::graph::element_types(graph, &HashMap::new());
     // No limit here: the caller proves its own converted model, whose size it knows.
     let unlimited = super::run_memory::RunMemory::default();
     for (index, proto) in graph.node.iter().enumerate() {

@@ -93,9 +93,15 @@ const BOOLEAN: &[&str] = &[
 ];
 
 /// Every value of `graph` whose element type it declares or whose type follows from declared ones, in
-/// node order (a graph's nodes are topologically sorted).
-pub(crate) fn element_types(graph: &GraphProto) -> HashMap<String, i32> {
-    let mut types = super::declared_types(graph);
+/// node order (a graph's nodes are topologically sorted), with `outer`'s: the types of the values of the
+/// graphs enclosing a subgraph, which its nodes read by name.
+pub(crate) fn element_types(
+    graph: &GraphProto,
+    outer: &HashMap<String, i32>,
+) -> HashMap<String, i32> {
+    let declared = super::declared_types(graph);
+    let mut types = outer.clone();
+    types.extend(declared.iter().map(|(name, &t)| (name.clone(), t)));
     for node in &graph.node {
         if !matches!(node.domain.as_deref().unwrap_or(""), "" | "ai.onnx") {
             continue;
@@ -106,11 +112,13 @@ pub(crate) fn element_types(graph: &GraphProto) -> HashMap<String, i32> {
             .map(|name| types.get(name).copied())
             .collect();
         for (name, found) in node.output.iter().zip(output_types(node, &inputs)) {
+            // What the graph declares stands; what is found fills the gaps (and shadows an outer
+            // value of the same name, as the value itself does).
             if let Some(found) = found
                 && !name.is_empty()
+                && !declared.contains_key(name)
             {
-                // What the graph declares stands; what is found only fills the gaps.
-                types.entry(name.clone()).or_insert(found);
+                types.insert(name.clone(), found);
             }
         }
     }
@@ -181,7 +189,7 @@ mod tests {
         let declared = g.op("Identity", &[&x], vec![]);
         g.output(&declared, DataType::Uint8, &[DimSpec::Fixed(2)]);
         let model = g.finish("types", 17, Vec::new());
-        let types = element_types(model.graph.as_ref().unwrap());
+        let types = element_types(model.graph.as_ref().unwrap(), &HashMap::new());
         let int32 = DataType::Int32 as i32;
         assert_eq!(types[&x], DataType::Int64 as i32);
         assert_eq!(types[&narrow], int32);

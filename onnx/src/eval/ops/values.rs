@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::super::narrow_integers::Narrow;
 use super::super::node::{Node, required};
 use super::super::tensor_io;
 use crate::ModelError;
@@ -73,8 +74,19 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
         return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
     if x.dtype().is_float() && dtype == DType::I64 {
-        // Float to integer truncates toward zero (C semantics), never wraps through candle's cast.
-        return Ok(vec![x.to_dtype(DType::F64)?.to_dtype(DType::I64)?]);
+        // Float to integer truncates toward zero (C semantics), never wraps through candle's cast; to a
+        // narrower integer, one that does not fit comes out as ONNX Runtime's does on x86-64.
+        let wide = x.to_dtype(DType::F64)?;
+        let Some(narrow) = Narrow::of(to) else {
+            return Ok(vec![wide.to_dtype(DType::I64)?]);
+        };
+        let values: Vec<i64> = wide
+            .flatten_all()?
+            .to_vec1::<f64>()?
+            .into_iter()
+            .map(|v| narrow.from_float(v))
+            .collect();
+        return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
     // Between f32 and f16 or bf16 on the CPU: `half`'s slice conversion (F16C where the CPU has it)
     // rounds as candle's element-by-element one does, several times faster.
