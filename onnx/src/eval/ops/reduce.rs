@@ -267,46 +267,84 @@ pub fn arg_min(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     arg(node, inputs, false)
 }
 
-/// CumSum along an axis given as an input, optionally exclusive and/or reversed.
+/// CumSum along an axis given as an input, optionally exclusive and/or reversed. Integers are summed as
+/// i64, wrapping as ONNX Runtime's do (through f64 they were rounded past 2^53); floats in f64.
 pub fn cum_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let dim = axis(
         one_value(required(inputs, 1)?, "CumSum's axis")? as i64,
         x.rank(),
     )?;
-    let reverse = node.int("reverse", 0) != 0;
-    let exclusive = node.int("exclusive", 0) != 0;
-    // A running sum along the axis, in f64, linear in the input: candle's cumsum multiplies by an n × n
+    let order = RunningSum {
+        reverse: node.int("reverse", 0) != 0,
+        exclusive: node.int("exclusive", 0) != 0,
+    };
+    // A running sum along the axis, linear in the input: candle's cumsum multiplies by an n × n
     // triangular matrix, so one axis of 65,535 (a client's token count) asked for 4 GB of mask and
     // 34 GB of f64 (found by fuzzing the evaluator under a memory limit).
     let dims = x.dims().to_vec();
-    let len = dims[dim];
-    let inner: usize = dims[dim + 1..].iter().product();
-    let outer: usize = dims[..dim].iter().product();
+    if x.dtype() == DType::I64 {
+        let values = x.flatten_all()?.to_vec1::<i64>()?;
+        let out = order.along(&values, &dims, dim, i64::wrapping_add);
+        return Ok(vec![Tensor::from_vec(out, dims, x.device())?]);
+    }
     let values = super::host::values(x)?;
-    let mut out = vec![0f64; values.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let mut sum = 0.0;
-            for step in 0..len {
-                let k = if reverse { len - 1 - step } else { step };
-                let at = (o * len + k) * inner + i;
-                if exclusive {
-                    out[at] = sum;
-                    sum += values[at];
-                } else {
-                    sum += values[at];
-                    out[at] = sum;
+    let out = order.along(&values, &dims, dim, |a, b| a + b);
+    super::host::build(out, &dims, x.dtype(), x).map(|t| vec![t])
+}
+
+/// Which way CumSum runs, and whether each position leaves itself out.
+struct RunningSum {
+    reverse: bool,
+    exclusive: bool,
+}
+
+impl RunningSum {
+    fn along<T: Copy + Default>(
+        &self,
+        values: &[T],
+        dims: &[usize],
+        dim: usize,
+        add: impl Fn(T, T) -> T,
+    ) -> Vec<T> {
+        let len = dims[dim];
+        let inner: usize = dims[dim + 1..].iter().product();
+        let outer: usize = dims[..dim].iter().product();
+        let mut out = vec![T::default(); values.len()];
+        for o in 0..outer {
+            for i in 0..inner {
+                let mut sum = T::default();
+                for step in 0..len {
+                    let k = if self.reverse { len - 1 - step } else { step };
+                    let at = (o * len + k) * inner + i;
+                    if self.exclusive {
+                        out[at] = sum;
+                        sum = add(sum, values[at]);
+                    } else {
+                        sum = add(sum, values[at]);
+                        out[at] = sum;
+                    }
                 }
             }
         }
+        out
     }
-    super::host::build(out, &dims, x.dtype(), x).map(|t| vec![t])
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{f32s, i64s, int, ints, run};
+
+    /// Summed through f64 (before), 2^60 + 1 was 2^60, and the last sum did not wrap.
+    #[test]
+    fn cum_sum_of_integers_is_exact_and_wraps() {
+        let x = i64s(&[1 << 60, 1, i64::MAX - (1 << 60)]);
+        let out = run("CumSum", 14, vec![], &[x, i64s(&[0])]);
+        assert_eq!(
+            out[0].to_vec1::<i64>().unwrap(),
+            [1 << 60, (1 << 60) + 1, i64::MIN]
+        );
+    }
 
     #[test]
     fn reduce_sum_takes_axes_as_input_from_opset_13() {
