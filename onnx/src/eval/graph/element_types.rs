@@ -141,6 +141,15 @@ fn output_types(node: &NodeProto, inputs: &[Option<i32>]) -> Vec<Option<i32>> {
         "Where" => vec![input(1)],
         "OneHot" => vec![input(2)],
         "MatMulInteger" | "ConvInteger" => vec![Some(DataType::Int32 as i32)],
+        // Quantized values are their zero point's type (uint8 without one), or `output_dtype`'s.
+        "QuantizeLinear" => vec![chosen(node).or(input(2)).or(Some(DataType::Uint8 as i32))],
+        "DequantizeLinear" => vec![chosen(node).or(input(1))],
+        "DynamicQuantizeLinear" => vec![
+            Some(DataType::Uint8 as i32),
+            Some(DataType::Float as i32),
+            Some(DataType::Uint8 as i32),
+        ],
+        "QLinearMatMul" | "QLinearConv" => vec![input(7).or(Some(DataType::Uint8 as i32))],
         "TopK" => vec![input(0), int64],
         "Unique" => vec![input(0), int64, int64, int64],
         "Constant" => vec![constant_type(node)],
@@ -152,6 +161,14 @@ fn output_types(node: &NodeProto, inputs: &[Option<i32>]) -> Vec<Option<i32>> {
         )],
         _ => Vec::new(),
     }
+}
+
+/// The element type an `output_dtype` attribute asks for (0, its default, asks for none).
+fn chosen(node: &NodeProto) -> Option<i32> {
+    attribute(node, "output_dtype")
+        .and_then(|a| a.i)
+        .filter(|&t| t != 0)
+        .map(|t| t as i32)
 }
 
 fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n crate::proto::AttributeProto> {
@@ -185,6 +202,10 @@ mod tests {
         let same = g.op("Equal", &[&doubled, &narrow], vec![]);
         let flat = g.op("Reshape", &[&doubled, &shape], vec![]);
         let unknown = g.op("Softmax", &[&flat], vec![]);
+        let scale = g.scalar("scale", 0.5).unwrap();
+        let quantized = g.op("QuantizeLinear", &[&unknown, &scale], vec![]);
+        let int16 = vec![attr_int("output_dtype", DataType::Int16 as i64)];
+        let quantized_int16 = g.op("QuantizeLinear", &[&unknown, &scale], int16);
         // Declared otherwise than a rule would find (a graph's word stands).
         let declared = g.op("Identity", &[&x], vec![]);
         g.output(&declared, DataType::Uint8, &[DimSpec::Fixed(2)]);
@@ -198,6 +219,8 @@ mod tests {
         assert_eq!(types[&same], DataType::Bool as i32);
         assert_eq!(types[&flat], int32);
         assert!(!types.contains_key(&unknown));
+        assert_eq!(types[&quantized], DataType::Uint8 as i32);
+        assert_eq!(types[&quantized_int16], DataType::Int16 as i32);
         assert_eq!(types[&declared], DataType::Uint8 as i32);
     }
 }
