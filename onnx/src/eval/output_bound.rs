@@ -204,6 +204,15 @@ const BROADCASTING: &[&str] = &[
 /// A broadcasting operator's result (Where's in its values' type), with the f64 or i64 scratch of the
 /// ones computed on the host (integer arithmetic, Mod, the bitwise ones) and the running value of a fold over more than two inputs.
 fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
+    // Only the operands the operator reads: a binary operator given a third input ignores it, and that
+    // input's shape must not hide the bound (BitwiseOr of `[514]`, `[1530, 1]` and an unread `[0]`
+    // allocated 18.9 MB under a 2 MB run limit, found by fuzzing).
+    let read = match op {
+        "Sum" | "Max" | "Min" | "Mean" => inputs.len(),
+        "Where" => 3,
+        _ => 2,
+    };
+    let inputs = &inputs[..read.min(inputs.len())];
     let first = inputs.iter().flatten().next()?;
     let typed = if op == "Where" {
         optional(inputs, 1)?
@@ -220,9 +229,11 @@ fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
     let folded = matches!(op, "Sum" | "Max" | "Min" | "Mean")
         && inputs.iter().flatten().count() > 2
         || op == "Mean";
-    Some(match (on_host, folded) {
+    // Max and Min of floats put each operand's NaN back into the result: a mask and a copy per operand.
+    let nan_kept = matches!(op, "Max" | "Min") && first.dtype().is_float();
+    Some(match (on_host, folded || nan_kept) {
         (true, _) => result.with_scratch(count.saturating_mul(HOST_BYTES_PER_ELEMENT)),
-        (false, true) => result.with_scratch(result.result),
+        (false, true) => result.with_scratch(result.result.saturating_mul(2)),
         (false, false) => result,
     })
 }

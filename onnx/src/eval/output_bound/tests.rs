@@ -486,6 +486,19 @@ fn scratch_and_widths_follow_what_the_operators_allocate() {
         bytes("ConstantOfShape", vec![mask], &[i64s(&[1, 16384, 16384])]),
         Some(1 << 28)
     );
+    // A binary operator's unread third input does not hide its bound (the fuzzer's BitwiseOr).
+    assert_eq!(
+        bytes(
+            "BitwiseOr",
+            vec![],
+            &[
+                zeros(&[514], DType::I64),
+                zeros(&[1530, 1], DType::I64),
+                zeros(&[0], DType::I64)
+            ]
+        ),
+        Some(1530 * 514 * 8)
+    );
     // CenterCropPad's result is what was asked for, however large its input (the fuzzer's `[1, 10^6]` to
     // `[1000, 1]` was padded to 10^9 elements before it was cropped).
     assert_eq!(
