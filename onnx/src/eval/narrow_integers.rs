@@ -52,6 +52,19 @@ enum OutOfRange {
     Indefinite,
 }
 
+/// A double converted to int64 as x86-64 converts it (`cvttsd2si`, what ONNX Runtime's compiled casts
+/// do): truncated toward zero, and NaN or a value no i64 holds is the "integer indefinite", i64::MIN
+/// (Rust's cast makes NaN 0 and saturates the rest).
+pub fn int64_from_float(value: f64) -> i64 {
+    let whole = value.trunc();
+    // -2^63 ≤ whole < 2^63.
+    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&whole) {
+        whole as i64
+    } else {
+        i64::MIN
+    }
+}
+
 /// An integer type held as i64 that is narrower than it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Narrow {
@@ -104,6 +117,27 @@ impl Narrow {
             i64::from(i32::MIN)
         };
         self.wrap(int32)
+    }
+
+    /// The least value of the type.
+    pub fn min(self) -> i64 {
+        match self {
+            Self::Int32 => i64::from(i32::MIN),
+            Self::Int16 => i64::from(i16::MIN),
+            Self::Int8 => i64::from(i8::MIN),
+            Self::Uint32 | Self::Uint16 => 0,
+        }
+    }
+
+    /// The greatest value of the type.
+    pub fn max(self) -> i64 {
+        match self {
+            Self::Int32 => i64::from(i32::MAX),
+            Self::Int16 => i64::from(i16::MAX),
+            Self::Int8 => i64::from(i8::MAX),
+            Self::Uint32 => i64::from(u32::MAX),
+            Self::Uint16 => i64::from(u16::MAX),
+        }
     }
 
     fn holds(self, value: i64) -> bool {

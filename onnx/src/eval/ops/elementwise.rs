@@ -101,12 +101,29 @@ pub fn pow(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![base.broadcast_pow(&exponent.to_dtype(base.dtype())?)?])
 }
 
-/// Pow of an integer base keeps the base's type; candle's pow is exp(e·ln b), undefined for integers and
-/// for negative bases, so it is computed element by element in f64 (exact for results below 2^53).
+/// Pow of an integer base keeps the base's type, computed as ONNX Runtime computes it: an exponent of a
+/// lone 2 or 3 by multiplying, wrapping (65536² as an int32 is 0; through f64, 3037000500² was rounded);
+/// any other in f64 (candle's pow is exp(e·ln b), undefined for integers and negative bases), truncated,
+/// and a result no i64 holds (3^40, 0^-3's infinity, NaN) is x86-64's "integer indefinite", i64::MIN,
+/// where it was i64::MAX or 0 (int32's are brought into range by `narrow_integers`).
 fn integer_pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor, ModelError> {
     let shape = base
         .shape()
         .broadcast_shape_binary_op(exponent.shape(), "Pow")?;
+    if base.dtype() == DType::I64 && exponent.elem_count() == 1 {
+        let e = exponent
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?[0];
+        if e == 2.0 || e == 3.0 {
+            let cube = e == 3.0;
+            let out = map_i64(base, |b| {
+                let square = b.wrapping_mul(b);
+                if cube { square.wrapping_mul(b) } else { square }
+            })?;
+            return Ok(out.broadcast_as(shape)?.contiguous()?);
+        }
+    }
     let flat = |t: &Tensor| -> Result<Vec<f64>, ModelError> {
         Ok(t.to_dtype(DType::F64)?
             .broadcast_as(shape.clone())?
@@ -114,6 +131,14 @@ fn integer_pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor, ModelError> {
             .to_vec1::<f64>()?)
     };
     let (b, e) = (flat(base)?, flat(exponent)?);
+    if base.dtype() == DType::I64 {
+        let out: Vec<i64> = b
+            .iter()
+            .zip(&e)
+            .map(|(b, e)| super::super::narrow_integers::int64_from_float(b.powf(*e)))
+            .collect();
+        return Ok(Tensor::from_vec(out, shape, base.device())?);
+    }
     let out: Vec<f64> = b.iter().zip(&e).map(|(b, e)| b.powf(*e).trunc()).collect();
     Ok(Tensor::from_vec(out, shape, base.device())?.to_dtype(base.dtype())?)
 }
@@ -162,7 +187,7 @@ pub fn where_(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 /// candle has no integer unary kernels: integers go through i64 vectors.
-fn map_i64(x: &Tensor, f: impl Fn(i64) -> i64) -> Result<Tensor, ModelError> {
+pub(super) fn map_i64(x: &Tensor, f: impl Fn(i64) -> i64) -> Result<Tensor, ModelError> {
     let values: Vec<i64> = x
         .flatten_all()?
         .to_vec1::<i64>()?
@@ -215,13 +240,14 @@ pub fn sigmoid(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn relu(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    if let Some(y) = cpu_f32::map(x, |v| if v > 0.0 { v } else { 0.0 }) {
+    // NaN stays NaN, as in ONNX Runtime (candle's relu makes it 0).
+    if let Some(y) = cpu_f32::map(x, |v| if v < 0.0 { 0.0 } else { v }) {
         return Ok(vec![y?]);
     }
-    Ok(vec![if x.dtype() == DType::I64 {
-        map_i64(x, |v| v.max(0))?
-    } else {
-        x.relu()?
+    Ok(vec![match x.dtype() {
+        DType::I64 => map_i64(x, |v| v.max(0))?,
+        dtype if dtype.is_float() => x.ne(x)?.where_cond(x, &x.relu()?)?,
+        _ => x.relu()?,
     }])
 }
 

@@ -114,12 +114,44 @@ pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let largest = node.int("largest", 1) != 0;
     let moved = x.transpose(dim, x.rank() - 1)?.contiguous()?;
     let len = x.dims()[dim];
-    let data = values(&moved)?;
+    let mut shape = moved.dims().to_vec();
+    *shape.last_mut().expect("rank ≥ 1") = k;
+    // int64 values compared and kept as they are: through f64, values past 2^53 tied and were rounded.
+    let (top, idx) = if x.dtype() == DType::I64 {
+        let (top, idx) = top_of(
+            &moved.flatten_all()?.to_vec1::<i64>()?,
+            len,
+            k,
+            largest,
+            Ord::cmp,
+        );
+        (Tensor::from_vec(top, shape.clone(), x.device())?, idx)
+    } else {
+        let (top, idx) = top_of(&values(&moved)?, len, k, largest, |a, b| ascending(*a, *b));
+        (build(top, shape.clone(), x)?, idx)
+    };
+    let back = |t: Tensor| -> Result<Tensor, ModelError> {
+        Ok(t.transpose(dim, x.rank() - 1)?.contiguous()?)
+    };
+    Ok(vec![
+        back(top)?,
+        back(Tensor::from_vec(idx, shape, x.device())?)?,
+    ])
+}
+
+/// The `k` largest (or smallest) of each row of `len` values, and their indices; ties in index order.
+fn top_of<T: Copy>(
+    data: &[T],
+    len: usize,
+    k: usize,
+    largest: bool,
+    ascending: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> (Vec<T>, Vec<i64>) {
     let (mut top, mut idx) = (Vec::new(), Vec::new());
     for row in data.chunks(len.max(1)) {
         let mut order: Vec<usize> = (0..len).collect();
         order.sort_by(|&a, &b| {
-            let ord = ascending(row[a], row[b]);
+            let ord = ascending(&row[a], &row[b]);
             (if largest { ord.reverse() } else { ord }).then(a.cmp(&b))
         });
         for &i in order.iter().take(k) {
@@ -127,15 +159,7 @@ pub fn top_k(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             idx.push(i as i64);
         }
     }
-    let mut shape = moved.dims().to_vec();
-    *shape.last_mut().expect("rank ≥ 1") = k;
-    let back = |t: Tensor| -> Result<Tensor, ModelError> {
-        Ok(t.transpose(dim, x.rank() - 1)?.contiguous()?)
-    };
-    Ok(vec![
-        back(build(top, shape.clone(), x)?)?,
-        back(Tensor::from_vec(idx, shape, x.device())?)?,
-    ])
+    (top, idx)
 }
 
 pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -155,7 +179,6 @@ pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
                 node.int("batch_dims", 0)
             ))
         })?;
-    let vals = values(data)?;
     let idx = int_values(indices_t)?;
     let ds = strides(&dd);
     let batch_count: usize = dd[..batch].iter().product();
@@ -163,7 +186,7 @@ pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let slice_len: usize = slice_dims.iter().product();
     let per_batch: usize = id[batch..id.len() - 1].iter().product();
     element_count(&[batch_count, per_batch, slice_len], "GatherND's output")?;
-    let mut out = Vec::with_capacity(batch_count * per_batch * slice_len);
+    let mut starts = Vec::with_capacity(batch_count * per_batch);
     for b in 0..batch_count {
         let mut base = 0;
         let mut rem = b;
@@ -177,28 +200,90 @@ pub fn gather_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             for (j, &i) in tuple.iter().enumerate() {
                 offset += resolve(i, dd[batch + j])? * ds[batch + j];
             }
-            out.extend_from_slice(&vals[offset..offset + slice_len]);
+            starts.push(offset);
         }
     }
     let mut shape = id[..id.len() - 1].to_vec();
     shape.extend_from_slice(slice_dims);
+    // int64 values copied as they are: through f64, values past 2^53 were rounded.
+    if data.dtype() == DType::I64 {
+        let vals = data.flatten_all()?.to_vec1::<i64>()?;
+        let out = slices_at(&vals, &starts, slice_len);
+        return Ok(vec![Tensor::from_vec(out, shape, data.device())?]);
+    }
+    let out = slices_at(&values(data)?, &starts, slice_len);
     Ok(vec![build(out, shape, data)?])
+}
+
+/// The `len` values from each of `starts`, one after another.
+fn slices_at<T: Copy>(values: &[T], starts: &[usize], len: usize) -> Vec<T> {
+    starts
+        .iter()
+        .flat_map(|&at| values[at..at + len].iter().copied())
+        .collect()
 }
 
 fn combine(reduction: &str, old: f64, new: f64) -> f64 {
     match reduction {
         "add" => old + new,
         "mul" => old * new,
-        "max" => old.max(new),
-        "min" => old.min(new),
+        // As ONNX Runtime compares: the old value stays only when it compares greater (less), so a NaN
+        // update replaces it and a NaN already there is replaced (Rust's max takes the number).
+        "max" => {
+            if old > new {
+                old
+            } else {
+                new
+            }
+        }
+        "min" => {
+            if old < new {
+                old
+            } else {
+                new
+            }
+        }
         _ => new,
     }
+}
+
+fn combine_integers(reduction: &str) -> fn(i64, i64) -> i64 {
+    match reduction {
+        "add" => i64::wrapping_add,
+        "mul" => i64::wrapping_mul,
+        "max" => i64::max,
+        "min" => i64::min,
+        _ => |_, new| new,
+    }
+}
+
+/// `data` with each update combined by `reduction` into the place `walk` names for it (`walk` calls its
+/// argument with an offset into `data` and the index of the update). Integers are combined as i64, exactly
+/// and wrapping as ONNX Runtime adds and multiplies them (through f64, int64 values past 2^53 were
+/// rounded and a sum past 2^63 saturated); anything else as f64.
+fn scattered(
+    data: &Tensor,
+    updates: &Tensor,
+    reduction: &str,
+    walk: impl Fn(&mut dyn FnMut(usize, usize)) -> Result<(), ModelError>,
+) -> Result<Tensor, ModelError> {
+    if data.dtype() == DType::I64 && updates.dtype() == DType::I64 {
+        let mut out = data.flatten_all()?.to_vec1::<i64>()?;
+        let updates = updates.flatten_all()?.to_vec1::<i64>()?;
+        let combine = combine_integers(reduction);
+        walk(&mut |at, u| out[at] = combine(out[at], updates[u]))?;
+        return Ok(Tensor::from_vec(out, data.shape(), data.device())?);
+    }
+    let mut out = values(data)?;
+    let updates = values(updates)?;
+    walk(&mut |at, u| out[at] = combine(reduction, out[at], updates[u]))?;
+    build(out, data.dims().to_vec(), data)
 }
 
 pub fn scatter_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let data = required(inputs, 0)?;
     let indices = required(inputs, 1)?;
-    let updates = values(required(inputs, 2)?)?;
+    let updates = required(inputs, 2)?;
     let dim = axis(node.int("axis", 0), data.rank())?;
     let reduction = node
         .string("reduction")
@@ -207,30 +292,32 @@ pub fn scatter_elements(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let ds = strides(&dd);
     let id = indices.dims().to_vec();
     let fits = id.len() == dd.len() && (0..id.len()).all(|d| d == dim || id[d] <= dd[d]);
-    if !fits || updates.len() != indices.elem_count() {
+    if !fits || updates.elem_count() != indices.elem_count() {
         return Err(ModelError::Evaluation(format!(
             "ScatterElements: indices {id:?} and updates of {} values do not fit data {dd:?}",
-            updates.len()
+            updates.elem_count()
         )));
     }
     let is = strides(&id);
     let idx = int_values(indices)?;
-    let mut out = values(data)?;
-    for (n, &i) in idx.iter().enumerate() {
-        let mut offset = 0;
-        for d in 0..id.len() {
-            let coord = (n / is[d]) % id[d];
-            offset += if d == dim { resolve(i, dd[d])? } else { coord } * ds[d];
+    let out = scattered(data, updates, &reduction, |place| {
+        for (n, &i) in idx.iter().enumerate() {
+            let mut offset = 0;
+            for d in 0..id.len() {
+                let coord = (n / is[d]) % id[d];
+                offset += if d == dim { resolve(i, dd[d])? } else { coord } * ds[d];
+            }
+            place(offset, n);
         }
-        out[offset] = combine(&reduction, out[offset], updates[n]);
-    }
-    Ok(vec![build(out, dd, data)?])
+        Ok(())
+    })?;
+    Ok(vec![out])
 }
 
 pub fn scatter_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let data = required(inputs, 0)?;
     let indices = required(inputs, 1)?;
-    let updates = values(required(inputs, 2)?)?;
+    let updates = required(inputs, 2)?;
     let reduction = node
         .string("reduction")
         .unwrap_or_else(|| "none".to_owned());
@@ -239,25 +326,27 @@ pub fn scatter_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let last = *indices.dims().last().unwrap_or(&0);
     let tuples = indices.elem_count() / last.max(1);
     let slice_len: usize = dd.get(last..).unwrap_or(&[]).iter().product();
-    if last == 0 || last > dd.len() || updates.len() != tuples * slice_len {
+    if last == 0 || last > dd.len() || updates.elem_count() != tuples * slice_len {
         return Err(ModelError::Evaluation(format!(
             "ScatterND: indices {:?} and updates of {} values do not fit data {dd:?}",
             indices.dims(),
-            updates.len()
+            updates.elem_count()
         )));
     }
     let idx = int_values(indices)?;
-    let mut out = values(data)?;
-    for (u, tuple) in idx.chunks(last.max(1)).enumerate() {
-        let mut offset = 0;
-        for (j, &i) in tuple.iter().enumerate() {
-            offset += resolve(i, dd[j])? * ds[j];
+    let out = scattered(data, updates, &reduction, |place| {
+        for (u, tuple) in idx.chunks(last.max(1)).enumerate() {
+            let mut offset = 0;
+            for (j, &i) in tuple.iter().enumerate() {
+                offset += resolve(i, dd[j])? * ds[j];
+            }
+            for e in 0..slice_len {
+                place(offset + e, u * slice_len + e);
+            }
         }
-        for e in 0..slice_len {
-            out[offset + e] = combine(&reduction, out[offset + e], updates[u * slice_len + e]);
-        }
-    }
-    Ok(vec![build(out, dd, data)?])
+        Ok(())
+    })?;
+    Ok(vec![out])
 }
 
 /// Coordinates of the non-zero values: [rank, count], row-major order.

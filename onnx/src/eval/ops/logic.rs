@@ -97,36 +97,94 @@ fn fold(
 }
 
 pub fn max(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![fold(inputs, |a, b| Ok(a.broadcast_maximum(b)?))?])
-}
-
-pub fn min(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![fold(inputs, |a, b| Ok(a.broadcast_minimum(b)?))?])
-}
-
-pub fn sum(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    // Integers wrap on overflow, as Add's do.
-    let integers = inputs.iter().flatten().any(|t| !t.dtype().is_float());
     Ok(vec![fold(inputs, |a, b| {
-        if integers {
-            super::elementwise::wrapping(a, b, "Sum", i64::wrapping_add)
-        } else {
-            Ok(a.broadcast_add(b)?)
-        }
+        extreme(a, b, f32::max, Tensor::broadcast_maximum)
     })?])
 }
 
-pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    // ONNX defines Mean for floating-point types only (an integer sum also overflowed here, and candle
-    // panicked on it in a debug build: found by the evaluator fuzzer).
-    if let Some(t) = inputs.iter().flatten().find(|t| !t.dtype().is_float()) {
-        return Err(ModelError::Evaluation(format!(
-            "Mean takes floating-point inputs, not {:?}",
-            t.dtype()
-        )));
+pub fn min(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    Ok(vec![fold(inputs, |a, b| {
+        extreme(a, b, f32::min, Tensor::broadcast_minimum)
+    })?])
+}
+
+/// The larger (or smaller) of each pair, a NaN on either side giving NaN as in ONNX Runtime (Rust's and
+/// candle's max take the number).
+fn extreme(
+    a: &Tensor,
+    b: &Tensor,
+    of_f32: fn(f32, f32) -> f32,
+    of_tensors: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Tensor, ModelError> {
+    let f = move |x: f32, y: f32| {
+        if x.is_nan() || y.is_nan() {
+            f32::NAN
+        } else {
+            of_f32(x, y)
+        }
+    };
+    if let Some(y) = super::cpu_f32::binary(a, b, f) {
+        return y;
     }
-    let n = inputs.iter().flatten().count() as f64;
-    Ok(vec![(fold(inputs, |a, b| Ok(a.broadcast_add(b)?))? / n)?])
+    let mut out = of_tensors(a, b)?;
+    if out.dtype().is_float() {
+        for t in [a, b] {
+            let spread = t.broadcast_as(out.shape())?;
+            out = spread.ne(&spread)?.where_cond(&spread, &out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `f` of the inputs, half-precision ones widened to f32 and the result rounded once, as ONNX Runtime sums
+/// them (rounded at each addition, three f16 values summed to 0.3027 where ONNX Runtime's is 0.3022).
+fn in_f32_when_half(
+    inputs: &[Option<Tensor>],
+    f: fn(&[Option<Tensor>]) -> Result<Tensor, ModelError>,
+) -> Out {
+    let parts: Vec<&Tensor> = inputs.iter().flatten().collect();
+    let half = parts.first().map(|t| t.dtype()).filter(|&dtype| {
+        parts
+            .iter()
+            .all(|t| super::cpu_f32::is_half_on_cpu(t) && t.dtype() == dtype)
+    });
+    let Some(dtype) = half else {
+        return Ok(vec![f(inputs)?]);
+    };
+    let wide = parts
+        .iter()
+        .map(|t| Ok(Some(super::cpu_f32::widen(t)?)))
+        .collect::<Result<Vec<_>, ModelError>>()?;
+    Ok(vec![super::cpu_f32::narrow_to(&f(&wide)?, dtype)?])
+}
+
+pub fn sum(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    in_f32_when_half(inputs, |inputs| {
+        // Integers wrap on overflow, as Add's do.
+        let integers = inputs.iter().flatten().any(|t| !t.dtype().is_float());
+        fold(inputs, |a, b| {
+            if integers {
+                super::elementwise::wrapping(a, b, "Sum", i64::wrapping_add)
+            } else {
+                Ok(a.broadcast_add(b)?)
+            }
+        })
+    })
+}
+
+pub fn mean(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    in_f32_when_half(inputs, |inputs| {
+        // ONNX defines Mean for floating-point types only (an integer sum also overflowed here, and
+        // candle panicked on it in a debug build: found by the evaluator fuzzer).
+        if let Some(t) = inputs.iter().flatten().find(|t| !t.dtype().is_float()) {
+            return Err(ModelError::Evaluation(format!(
+                "Mean takes floating-point inputs, not {:?}",
+                t.dtype()
+            )));
+        }
+        let n = inputs.iter().flatten().count() as f64;
+        Ok((fold(inputs, |a, b| Ok(a.broadcast_add(b)?))? / n)?)
+    })
 }
 
 /// Mod: integer remainder takes the divisor's sign unless `fmod=1` (then the dividend's, like C).

@@ -248,6 +248,9 @@ const EXACT_F32_DEPTH: usize = 256;
 /// NumPy `matmul` of operands of rank 2 or more (batch dims broadcast); a batch of rows times one
 /// matrix is one product of all the rows.
 fn product(a: &Tensor, b: &Tensor) -> Result<Tensor, ModelError> {
+    if a.dtype() == DType::I64 && b.dtype() == DType::I64 {
+        return integer_product(a, b);
+    }
     if a.rank() > 2 && b.rank() == 2 {
         // Every dense layer of a transformer: candle would otherwise multiply each batch item's few rows
         // separately.
@@ -263,6 +266,43 @@ fn product(a: &Tensor, b: &Tensor) -> Result<Tensor, ModelError> {
         return Ok(a.reshape((rows, k))?.matmul(b)?.reshape(out_dims)?);
     }
     Ok(a.broadcast_matmul(b)?)
+}
+
+/// A product of integers (int32, int64, uint32, held as i64; candle multiplies no integers), batches
+/// broadcast, summed wrapping as ONNX Runtime's are (an int32 65536·65536 + 3 is 3 once brought into
+/// range by `narrow_integers`).
+fn integer_product(a: &Tensor, b: &Tensor) -> Result<Tensor, ModelError> {
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra < 2 || rb < 2 || b.dims()[rb - 2] != a.dims()[ra - 1] {
+        return Err(ModelError::Evaluation(format!(
+            "MatMul of shapes {:?} and {:?}: not matrices of the same inner dimension",
+            a.dims(),
+            b.dims()
+        )));
+    }
+    let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
+    let batch = candle_core::Shape::from(&a.dims()[..ra - 2])
+        .broadcast_shape_binary_op(&candle_core::Shape::from(&b.dims()[..rb - 2]), "MatMul")?;
+    let spread = |t: &Tensor, rows: usize, cols: usize| -> Result<Vec<i64>, ModelError> {
+        let dims: Vec<usize> = batch.dims().iter().copied().chain([rows, cols]).collect();
+        Ok(t.broadcast_as(dims)?.flatten_all()?.to_vec1::<i64>()?)
+    };
+    let (x, y) = (spread(a, m, k)?, spread(b, k, n)?);
+    let items = batch.elem_count();
+    let mut out = vec![0i64; items * m * n];
+    for item in 0..items {
+        let (x, y) = (&x[item * m * k..][..m * k], &y[item * k * n..][..k * n]);
+        let rows = out[item * m * n..][..m * n].chunks_mut(n.max(1));
+        for (row, sums) in rows.enumerate().take(m) {
+            for (i, &v) in x[row * k..][..k].iter().enumerate() {
+                for (sum, &w) in sums.iter_mut().zip(&y[i * n..][..n]) {
+                    *sum = sum.wrapping_add(v.wrapping_mul(w));
+                }
+            }
+        }
+    }
+    let dims: Vec<usize> = batch.dims().iter().copied().chain([m, n]).collect();
+    Ok(Tensor::from_vec(out, dims, a.device())?)
 }
 
 /// A product of f16 or bf16 operands on the CPU is computed in f32 and rounded once, as ONNX Runtime's

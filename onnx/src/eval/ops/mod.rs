@@ -39,6 +39,7 @@ mod ml;
 mod non_max_suppression;
 mod normalization;
 mod pool_nd;
+mod pool_windows;
 mod qlinear_matmul;
 mod quantize;
 mod recurrent;

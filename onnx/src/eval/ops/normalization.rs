@@ -148,7 +148,14 @@ pub fn reduce_mean(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     dims.sort_unstable();
     // Integers are summed in f64 (candle's integer sum panics on overflow in a debug build: found by the
     // evaluator fuzzer), the mean truncated back to their type.
-    let mut out = if x.dtype().is_float() {
+    let mut out = if x.elem_count() == 0 {
+        // The mean of nothing is 0 in ONNX Runtime (candle's is 0/0).
+        let mut shape = x.dims().to_vec();
+        for &d in &dims {
+            shape[d] = 1;
+        }
+        Tensor::zeros(shape, x.dtype(), x.device())?
+    } else if x.dtype().is_float() {
         x.mean_keepdim(dims.as_slice())?
     } else {
         x.to_dtype(DType::F64)?

@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Tensor};
 
+use super::super::narrow_integers::Narrow;
 use super::super::node::{Node, axis, int_values, one_value, optional, required};
 use crate::ModelError;
 
@@ -58,10 +59,16 @@ fn reduce(node: &Node<'_>, inputs: &[Option<Tensor>], input_from: i64, kind: Kin
         for &d in &dims {
             shape[d] = 1;
         }
+        // An integer's extremes are its own type's, not i64's it is held in (an empty int8 ReduceMin is
+        // 127, as in ONNX Runtime).
+        let (lowest, highest) = match node.input_type(0).and_then(Narrow::of) {
+            Some(narrow) => (narrow.min() as f64, narrow.max() as f64),
+            None => (f64::NEG_INFINITY, f64::INFINITY),
+        };
         let identity = match kind {
             Kind::Prod => 1.0,
-            Kind::Max => f64::NEG_INFINITY,
-            Kind::Min => f64::INFINITY,
+            Kind::Max => lowest,
+            Kind::Min => highest,
             Kind::LogSum | Kind::LogSumExp => f64::NEG_INFINITY,
             _ => 0.0,
         };

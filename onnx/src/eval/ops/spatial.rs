@@ -4,18 +4,19 @@ use candle_core::{DType, Tensor};
 
 use super::super::node::{Node, float_input, optional, required};
 use super::cpu_f32::is_half_on_cpu;
+use super::pool_windows::{no_windows, windows};
 use super::{average_pool_cpu, conv_gemm, max_pool_cpu};
 use crate::ModelError;
 
 type Out = Result<Vec<Tensor>, ModelError>;
 
-fn unsupported(what: String) -> ModelError {
+pub(super) fn unsupported(what: String) -> ModelError {
     ModelError::Evaluation(what)
 }
 
 /// Begin and end padding per spatial dim, from `pads` or `auto_pad`. Attribute values come from the model,
 /// so the arithmetic saturates: an absurd stride or kernel fails the extent check, not an overflow.
-fn padding(
+pub(super) fn padding(
     node: &Node<'_>,
     input: &[usize],
     kernel: &[usize],
@@ -215,54 +216,6 @@ fn check_conv_operands(x: &Tensor, w: &Tensor, groups: usize) -> Result<(), Mode
     Ok(())
 }
 
-/// kernel, strides, (begin, end) padding, ceil_mode's extra end padding.
-type Windows = (Vec<usize>, Vec<usize>, Vec<(usize, usize)>, Vec<usize>);
-
-/// Pooling windows: kernel, strides, begin/end padding, with ceil_mode's extra end padding.
-fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError> {
-    if x.rank() < 3 {
-        let (op, dims) = (node.op_type(), x.dims());
-        return Err(unsupported(format!(
-            "{op}: the input must be [N, C, ...], not {dims:?}"
-        )));
-    }
-    let spatial = x.rank() - 2;
-    let kernel: Vec<usize> = node
-        .ints("kernel_shape")
-        .ok_or_else(|| unsupported("pooling needs kernel_shape".to_owned()))?
-        .iter()
-        .map(|&k| k.max(0) as usize)
-        .collect();
-    let strides = node.per_axis("strides", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
-    let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
-    if dilations.iter().any(|&d| d != 1) {
-        return Err(unsupported("pooling with dilations".to_owned()));
-    }
-    if kernel.len() != spatial {
-        return Err(unsupported(format!(
-            "{}: kernel_shape has {} values for {spatial} spatial axes",
-            node.op_type(),
-            kernel.len()
-        )));
-    }
-    let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
-    check_windows_fit(node, &x.dims()[2..], &kernel, &dilations, &pads)?;
-    let mut extra = vec![0; spatial];
-    if node.int("ceil_mode", 0) != 0 {
-        for i in 0..spatial {
-            let padded = x.dims()[2 + i] + pads[i].0 + pads[i].1;
-            let floor_out = (padded - kernel[i]) / strides[i] + 1;
-            let mut ceil_out = (padded - kernel[i]).div_ceil(strides[i]) + 1;
-            // The last window must start inside the input or its begin padding.
-            if (ceil_out - 1) * strides[i] >= x.dims()[2 + i] + pads[i].0 {
-                ceil_out -= 1;
-            }
-            extra[i] = (ceil_out - floor_out) * strides[i];
-        }
-    }
-    Ok((kernel, strides, pads, extra))
-}
-
 fn as_2d(x: &Tensor) -> Result<Tensor, ModelError> {
     Ok(if x.rank() == 3 {
         x.unsqueeze(2)?
@@ -295,7 +248,10 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if node.output_count() > 1 {
         return Err(unsupported("MaxPool's Indices output".to_owned()));
     }
-    let (kernel, strides, pads, extra) = windows(node, x)?;
+    let (kernel, strides, pads, extra, sizes) = windows(node, x)?;
+    if sizes.contains(&0) {
+        return Ok(vec![no_windows(x, &sizes)?]);
+    }
     let pads: Vec<(usize, usize)> = pads
         .iter()
         .zip(&extra)
@@ -322,7 +278,10 @@ pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     if needs_general_pooling(node, x) {
         return super::pool_nd::pool(node, inputs, super::pool_nd::Pool::Average);
     }
-    let (kernel, strides, pads, extra) = windows(node, x)?;
+    let (kernel, strides, pads, extra, sizes) = windows(node, x)?;
+    if sizes.contains(&0) {
+        return Ok(vec![no_windows(x, &sizes)?]);
+    }
     let all: Vec<(usize, usize)> = pads
         .iter()
         .zip(&extra)
@@ -407,7 +366,7 @@ pub fn lrn(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, ints, run};
+    use super::super::testing::{f32s, int, ints, run};
 
     #[test]
     fn conv_with_asymmetric_padding_and_bias() {
@@ -458,11 +417,45 @@ mod tests {
             channels.contains("does not match input channels"),
             "{channels}"
         );
-        let pool = fails("MaxPool", vec![ints("kernel_shape", &[4])], &[x]);
-        assert!(
-            pool.contains("shorter than the kernel's extent 4"),
-            "{pool}"
+        let pool = fails("MaxPool", vec![ints("kernel_shape", &[5])], &[x]);
+        assert!(pool.contains("no window fits"), "{pool}");
+    }
+
+    /// ONNX's formula for an axis of 1 under a kernel of 2, as ONNX Runtime 1.20.1 sizes it: no window at
+    /// a stride of 2, one hanging past the end with ceil_mode, averaging the one row it covers even with
+    /// count_include_pad, as ONNX Runtime 1.32.0 averages it (1.20.1 counted the cells past the end).
+    #[test]
+    fn pools_over_an_axis_shorter_than_the_kernel_are_sized_by_onnx_formula() {
+        let x = || f32s(&[1., 2., 3., 4.], &[1, 1, 1, 4]);
+        let window = |ceil: i64| {
+            vec![
+                ints("kernel_shape", &[2, 2]),
+                ints("strides", &[2, 2]),
+                int("ceil_mode", ceil),
+            ]
+        };
+        for op in ["MaxPool", "AveragePool"] {
+            assert_eq!(
+                run(op, 13, window(0), &[x()])[0].dims(),
+                [1, 1, 0, 2],
+                "{op}"
+            );
+        }
+        let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&run("MaxPool", 13, window(1), &[x()])[0]), [2., 4.]);
+        let mut counting = window(1);
+        counting.push(int("count_include_pad", 1));
+        assert_eq!(
+            flat(&run("AveragePool", 13, counting, &[x()])[0]),
+            [1.5, 3.5]
         );
+        let err = super::super::testing::error(
+            "MaxPool",
+            13,
+            vec![ints("kernel_shape", &[3, 1])],
+            &[x()],
+        );
+        assert!(err.contains("no window fits"), "{err}");
     }
 
     #[test]

@@ -53,8 +53,9 @@ by_value! {
 
 pub fn abs(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
+    // Integers wrapping as ONNX Runtime's do (|i64::MIN| is i64::MIN), exact past 2^53.
     Ok(vec![if x.dtype() == DType::I64 {
-        map(x, f64::abs)?
+        super::elementwise::map_i64(x, i64::wrapping_abs)?
     } else {
         x.abs()?
     }])
@@ -73,13 +74,18 @@ pub fn floor(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 pub fn sign(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    Ok(vec![map(required(inputs, 0)?, |x| {
+    let x = required(inputs, 0)?;
+    // NaN's sign is NaN in ONNX Runtime 1.32 for float and double, and 0 for float16 and bfloat16.
+    let half = matches!(x.dtype(), DType::F16 | DType::BF16);
+    Ok(vec![map(x, move |x| {
         if x > 0.0 {
             1.0
         } else if x < 0.0 {
             -1.0
-        } else {
+        } else if half {
             0.0
+        } else {
+            x * 0.0
         }
     })?])
 }
@@ -200,11 +206,27 @@ pub fn clip(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
                 .then(|| f64::from(node.float("max", f32::MAX))),
         )
     };
+    if x.dtype() == DType::I64 && node.opset >= 11 {
+        // int64 bounds and values compared as they are (through f64, values past 2^53 were rounded).
+        let bound = |index: usize| -> Result<Option<i64>, ModelError> {
+            match optional(inputs, index) {
+                Some(t) => Ok(t.flatten_all()?.to_vec1::<i64>()?.first().copied()),
+                None => Ok(None),
+            }
+        };
+        let (lo, hi) = (bound(1)?.unwrap_or(i64::MIN), bound(2)?.unwrap_or(i64::MAX));
+        return Ok(vec![super::elementwise::map_i64(x, move |v| {
+            v.max(lo).min(hi)
+        })?]);
+    }
     let (lo, hi) = (
         min.unwrap_or(f64::NEG_INFINITY),
         max.unwrap_or(f64::INFINITY),
     );
-    Ok(vec![map(x, move |v| v.max(lo).min(hi))?])
+    // NaN stays NaN, as ONNX Runtime clips.
+    Ok(vec![map(x, move |v| {
+        if v.is_nan() { v } else { v.max(lo).min(hi) }
+    })?])
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::super::narrow_integers::Narrow;
+use super::super::narrow_integers::{Narrow, int64_from_float};
 use super::super::node::{Node, required};
 use super::super::tensor_io;
 use crate::ModelError;
@@ -73,18 +73,50 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
             .collect();
         return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
+    if x.dtype().is_float() && to == T::Uint8 as i32 {
+        // Through int32, then its low byte, as ONNX Runtime casts on x86-64 (65504.0 is 224, -2.7 is
+        // 254; candle's cast saturated them to 255 and 0).
+        let values: Vec<u8> = x
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?
+            .into_iter()
+            .map(|v| Narrow::Int32.from_float(v) as u8)
+            .collect();
+        return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
+    }
     if x.dtype().is_float() && dtype == DType::I64 {
         // Float to integer truncates toward zero (C semantics), never wraps through candle's cast; to a
         // narrower integer, one that does not fit comes out as ONNX Runtime's does on x86-64.
         let wide = x.to_dtype(DType::F64)?;
+        if to == T::Int64 as i32 {
+            // NaN and what no i64 holds are x86-64's "integer indefinite", i64::MIN, as ONNX Runtime
+            // casts (Rust's cast made NaN 0 and saturated the rest).
+            let values: Vec<i64> = wide
+                .flatten_all()?
+                .to_vec1::<f64>()?
+                .into_iter()
+                .map(int64_from_float)
+                .collect();
+            return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
+        }
         let Some(narrow) = Narrow::of(to) else {
             return Ok(vec![wide.to_dtype(DType::I64)?]);
         };
+        // A double goes to uint32 through i64 (its low 32 bits; -1e30 is 0), a float through the
+        // sequence `from_float` follows: each as ONNX Runtime's compiled casts on x86-64.
+        let double_to_uint32 = x.dtype() == DType::F64 && narrow == Narrow::Uint32;
         let values: Vec<i64> = wide
             .flatten_all()?
             .to_vec1::<f64>()?
             .into_iter()
-            .map(|v| narrow.from_float(v))
+            .map(|v| {
+                if double_to_uint32 {
+                    narrow.wrap(int64_from_float(v))
+                } else {
+                    narrow.from_float(v)
+                }
+            })
             .collect();
         return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
