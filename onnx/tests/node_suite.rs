@@ -1,7 +1,9 @@
 //! ONNX's own backend node tests (the 1288 one-operator models with inputs and expected outputs shipped in
 //! the `onnx` 1.17.0 wheel) run through kiln's evaluator. `scripts/onnx-node-suite.sh` fetches the wheel
 //! and runs this (an ignored test, `--ignored`) with `KILN_ONNX_NODE_TESTS=<.../onnx/backend/test/data/node>`;
-//! run without that variable it fails, saying how to get the data.
+//! run without that variable it fails, saying how to get the data. Any folder of cases in that layout
+//! runs the same way: `scripts/onnx-differential.sh` writes random one-operator models with ONNX
+//! Runtime's answers as the expected outputs.
 //!
 //! It prints a table by outcome and the operators that fail most, and fails when fewer tests pass than
 //! `KILN_ONNX_NODE_TESTS_FLOOR` (the last recorded number, so a change that breaks an operator is caught),

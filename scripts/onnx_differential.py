@@ -1,0 +1,338 @@
+"""scripts/onnx-differential.sh's generator: random one-operator models whose expected outputs are ONNX
+Runtime's, written as ONNX's backend node tests are (CASE/model.onnx, CASE/test_data_set_0/input_N.pb
+and output_N.pb), for kiln's node-suite harness to run through kiln's evaluator.
+
+Each operator below draws its inputs' types (the integers and floats ONNX Runtime's CPU provider
+implements for it), shapes (broadcasting, empty and one-element axes included) and values (near the
+type's limits, NaN and the infinities, negative zero) and its attributes from a seeded generator. A
+draw ONNX Runtime refuses (a type it lacks, an attribute it does not take) is not a case: only what ONNX
+Runtime answers is kept. Usage: onnx_differential.py OUT SEED CASES_PER_OPERATOR
+"""
+import os
+import sys
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+out, seed, per_op = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(seed)
+ort.set_default_logger_severity(4)
+# Values at a type's limits overflow on purpose (a float16 of 1e30 is inf).
+np.seterr(all="ignore")
+warnings.simplefilter("ignore", RuntimeWarning)
+
+INTS = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
+FLOATS = [np.float16, np.float32, np.float64]
+SIGNED = [np.int8, np.int16, np.int32, np.int64]
+
+
+def values(dtype, shape, small=False):
+    """Values of `dtype`: mostly ordinary ones, some at the type's limits (or NaN, ±inf, -0.0)."""
+    count = int(np.prod(shape)) if shape else 1
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        low, high = (max(info.min, -9), min(info.max, 9)) if small else (max(info.min, -100), min(info.max, 100))
+        v = rng.integers(low, high + 1, size=count, dtype=np.int64).astype(dtype)
+        if not small:
+            edges = np.array([info.min, info.max, info.max - 1, info.min + 1, 0, 1], dtype=dtype)
+            pick = rng.random(count) < 0.25
+            v[pick] = rng.choice(edges, size=int(pick.sum()))
+        return v.reshape(shape)
+    v = rng.normal(0, 3, size=count)
+    if not small:
+        edges = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 65504.0, 1e-8, -1e30])
+        pick = rng.random(count) < 0.15
+        v[pick] = rng.choice(edges, size=int(pick.sum()))
+    return v.astype(dtype).reshape(shape)
+
+
+def shape(rank=None, empty=True):
+    rank = int(rng.integers(0, 4)) if rank is None else rank
+    dims = [int(rng.integers(1, 5)) for _ in range(rank)]
+    if empty and rank and rng.random() < 0.08:
+        dims[int(rng.integers(0, rank))] = 0
+    return dims
+
+
+def broadcast_partner(dims):
+    """A shape that broadcasts with `dims`: some axes set to 1, some leading ones dropped."""
+    other = [d if rng.random() < 0.6 else 1 for d in dims]
+    return other[int(rng.integers(0, len(other) + 1)):] if other else other
+
+
+def elem(dtype):
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def binary(op, types, small=False):
+    def make():
+        dtype = types[int(rng.integers(len(types)))]
+        a = shape()
+        b = broadcast_partner(a) if rng.random() < 0.7 else list(a)
+        if rng.random() < 0.5:
+            a, b = b, a
+        x, y = values(dtype, a, small), values(dtype, b, small)
+        if op in ("Div", "Mod") and np.issubdtype(dtype, np.integer):
+            # Integer division by zero (and the minimum by -1) kills ONNX Runtime 1.20 with SIGFPE.
+            y[(y == 0) | (y == -1 if np.issubdtype(dtype, np.signedinteger) else y == 0)] = 2
+        return {}, [x, y]
+    return op, make
+
+
+def unary(op, types, attrs=lambda: {}):
+    def make():
+        dtype = types[int(rng.integers(len(types)))]
+        return attrs(), [values(dtype, shape())]
+    return op, make
+
+
+def variadic(op, types):
+    def make():
+        dtype = types[int(rng.integers(len(types)))]
+        dims = shape()
+        return {}, [values(dtype, dims)] + [values(dtype, broadcast_partner(dims))
+                                            for _ in range(int(rng.integers(0, 3)))]
+    return op, make
+
+
+def cast():
+    to_types = INTS + FLOATS + [np.bool_]
+    source = INTS + FLOATS + [np.bool_]
+    src = source[int(rng.integers(len(source)))]
+    to = to_types[int(rng.integers(len(to_types)))]
+    dims = shape()
+    x = values(np.int8, dims).astype(np.bool_) if src is np.bool_ else values(src, dims)
+    return {"to": elem(to)}, [x]
+
+
+def reduce(op, types):
+    def make():
+        dtype = types[int(rng.integers(len(types)))]
+        dims = shape(int(rng.integers(1, 4)))
+        attrs = {"keepdims": int(rng.integers(0, 2))}
+        axes = [a for a in range(len(dims)) if rng.random() < 0.5]
+        # Integer sums kept from overflowing: ONNX Runtime 1.20 wraps them, 1.32 sums in double and
+        # saturates, and kiln wraps (docs/benchmarks.md, the differential check). No NaN for ReduceMin
+        # and ReduceMax: ONNX Runtime's answer then depends on which vector lane met it.
+        integer = np.issubdtype(dtype, np.integer)
+        small = integer or op in ("ReduceProd", "ReduceMin", "ReduceMax")
+        x = values(dtype, dims, small=small)
+        if integer and op == "ReduceProd":
+            x = (x % 3).astype(dtype)
+        inputs = [x]
+        if axes or rng.random() < 0.5:
+            inputs.append(np.array(axes, dtype=np.int64))
+        return attrs, inputs
+    return op, make
+
+
+def cum_sum():
+    dtype = [np.int32, np.int64, np.float32, np.float64][int(rng.integers(4))]
+    dims = shape(int(rng.integers(1, 4)), empty=False)
+    attrs = {"exclusive": int(rng.integers(0, 2)), "reverse": int(rng.integers(0, 2))}
+    return attrs, [values(dtype, dims), np.array(int(rng.integers(-len(dims), len(dims))), dtype=np.int64)]
+
+
+def arg(op):
+    def make():
+        dtype = [np.int32, np.int64, np.float32, np.float64, np.uint8, np.int8][int(rng.integers(6))]
+        dims = shape(int(rng.integers(1, 4)), empty=False)
+        attrs = {"axis": int(rng.integers(-len(dims), len(dims))), "keepdims": int(rng.integers(0, 2)),
+                 "select_last_index": int(rng.integers(0, 2))}
+        return attrs, [values(dtype, dims, small=True)]
+    return op, make
+
+
+def clip():
+    dtype = [np.int32, np.int64, np.float32, np.int8, np.uint8][int(rng.integers(5))]
+    low, high = sorted(values(dtype, [2], small=True).tolist())
+    return {}, [values(dtype, shape()), np.array(low, dtype=dtype), np.array(high, dtype=dtype)]
+
+
+def where():
+    dtype = (INTS + FLOATS)[int(rng.integers(len(INTS) + len(FLOATS)))]
+    dims = shape()
+    cond = values(np.int8, broadcast_partner(dims)).astype(np.bool_)
+    return {}, [cond, values(dtype, dims), values(dtype, broadcast_partner(dims))]
+
+
+def matmul():
+    dtype = [np.int32, np.int64, np.uint32, np.float32, np.float64][int(rng.integers(5))]
+    m, k, n = (int(rng.integers(1, 5)) for _ in range(3))
+    batch = shape(int(rng.integers(0, 2)), empty=False)
+    return {}, [values(dtype, batch + [m, k], small=True), values(dtype, [k, n], small=True)]
+
+
+def pool(op):
+    def make():
+        spatial = [int(rng.integers(1, 6)) for _ in range(2)]
+        kernel = [int(rng.integers(1, 4)) for _ in range(2)]
+        attrs = {"kernel_shape": kernel, "strides": [int(rng.integers(1, 3)) for _ in range(2)],
+                 "ceil_mode": int(rng.integers(0, 2))}
+        if not attrs["ceil_mode"]:
+            # An axis shorter than the kernel is sized by ONNX's formula (floor) in kiln and ONNX Runtime
+            # 1.20, by C's truncating division in 1.32 (docs/benchmarks.md): not drawn.
+            spatial = [max(s, k) for s, k in zip(spatial, kernel)]
+        if rng.random() < 0.5:
+            attrs["pads"] = [int(rng.integers(0, k)) for k in kernel] * 2
+        if op == "AveragePool":
+            attrs["count_include_pad"] = int(rng.integers(0, 2))
+        dtype = [np.float32, np.float64, np.int8, np.uint8][int(rng.integers(4 if op == "MaxPool" else 2))]
+        return attrs, [values(dtype, [1, 2] + spatial, small=True)]
+    return op, make
+
+
+def gather(op):
+    def make():
+        dtype = (INTS + FLOATS)[int(rng.integers(len(INTS) + len(FLOATS)))]
+        dims = shape(int(rng.integers(1, 4)), empty=False)
+        axis = int(rng.integers(-len(dims), len(dims)))
+        size = dims[axis]
+        if op == "Gather":
+            index_shape = shape(int(rng.integers(0, 3)))
+        else:
+            index_shape = list(dims)
+            index_shape[axis] = int(rng.integers(1, 4))
+        indices = rng.integers(-size, size, size=index_shape, dtype=np.int64)
+        return {"axis": axis}, [values(dtype, dims), indices]
+    return op, make
+
+
+def scatter_elements():
+    dtype = [np.int32, np.int64, np.float32, np.float64, np.int8][int(rng.integers(5))]
+    dims = shape(int(rng.integers(1, 3)), empty=False)
+    axis = int(rng.integers(0, len(dims)))
+    index_shape = list(dims)
+    index_shape[axis] = 1
+    indices = rng.integers(0, dims[axis], size=index_shape, dtype=np.int64)
+    reduction = ["none", "add", "mul", "max", "min"][int(rng.integers(5))]
+    return ({"axis": axis, "reduction": reduction},
+            [values(dtype, dims), indices, values(dtype, index_shape)])
+
+
+def bit_shift():
+    dtype = [np.uint8, np.uint16, np.uint32, np.uint64][int(rng.integers(4))]
+    dims = shape()
+    amount = rng.integers(0, 8 * np.dtype(dtype).itemsize, size=broadcast_partner(dims)).astype(dtype)
+    return {"direction": ["LEFT", "RIGHT"][int(rng.integers(2))]}, [values(dtype, dims), amount]
+
+
+def top_k():
+    dtype = [np.int32, np.int64, np.float32, np.float64][int(rng.integers(4))]
+    dims = shape(int(rng.integers(1, 3)), empty=False)
+    axis = int(rng.integers(-len(dims), len(dims)))
+    k = int(rng.integers(0, dims[axis] + 1))
+    attrs = {"axis": axis, "largest": int(rng.integers(0, 2)), "sorted": 1}
+    # Distinct values: ties may come back in either order; int64 ones past 2^53 sometimes, where a
+    # double no longer tells them apart.
+    offset = 2**62 if dtype is np.int64 and rng.random() < 0.5 else 0
+    x = (rng.permutation(int(np.prod(dims))) + offset).astype(dtype).reshape(dims)
+    return attrs, [x, np.array([k], dtype=np.int64)]
+
+
+def nd_tuples(dims):
+    """Distinct index tuples into the leading axes of `dims`: [count, depth]."""
+    depth = int(rng.integers(1, len(dims) + 1))
+    every = np.array(np.meshgrid(*[np.arange(d) for d in dims[:depth]], indexing="ij")).reshape(depth, -1).T
+    count = int(rng.integers(1, len(every) + 1))
+    return every[rng.permutation(len(every))[:count]].astype(np.int64), depth
+
+
+def gather_nd():
+    dtype = (INTS + FLOATS)[int(rng.integers(len(INTS) + len(FLOATS)))]
+    dims = shape(int(rng.integers(1, 4)), empty=False)
+    tuples, _ = nd_tuples(dims)
+    return {}, [values(dtype, dims), tuples]
+
+
+def scatter_nd():
+    dtype = [np.int32, np.int64, np.float32, np.float64][int(rng.integers(4))]
+    dims = shape(int(rng.integers(1, 4)), empty=False)
+    tuples, depth = nd_tuples(dims)
+    reduction = ["none", "add", "mul", "max", "min"][int(rng.integers(5))]
+    updates = values(dtype, [len(tuples)] + dims[depth:])
+    return {"reduction": reduction}, [values(dtype, dims), tuples, updates]
+
+
+OPERATORS = dict([
+    binary("Add", INTS + FLOATS), binary("Sub", INTS + FLOATS), binary("Mul", INTS + FLOATS),
+    binary("Div", [np.int32, np.int64, np.uint32] + FLOATS, small=True),
+    binary("Mod", [np.int32, np.int64, np.int8, np.int16] + FLOATS, small=True),
+    binary("Pow", [np.int32, np.int64, np.float32, np.float64], small=True),
+    binary("Equal", INTS + FLOATS), binary("Less", INTS + FLOATS), binary("Greater", INTS + FLOATS),
+    binary("BitwiseAnd", INTS), binary("BitwiseXor", INTS),
+    unary("Neg", SIGNED + FLOATS), unary("Abs", INTS + FLOATS), unary("Sign", INTS + FLOATS),
+    unary("Relu", [np.int8, np.int32, np.int64] + FLOATS), unary("BitwiseNot", INTS),
+    unary("Floor", FLOATS), unary("Ceil", FLOATS), unary("Round", FLOATS), unary("Sqrt", FLOATS),
+    unary("Exp", FLOATS), unary("Log", FLOATS), unary("Reciprocal", FLOATS), unary("Erf", FLOATS),
+    unary("IsNaN", FLOATS), unary("IsInf", FLOATS), unary("Softplus", FLOATS),
+    variadic("Sum", [np.int32, np.int64, np.uint32] + FLOATS), variadic("Max", INTS + FLOATS),
+    variadic("Min", INTS + FLOATS), variadic("Mean", FLOATS),
+    ("Cast", cast),
+    reduce("ReduceSum", [np.int32, np.int64, np.float32, np.float64]),
+    reduce("ReduceProd", [np.int32, np.int64, np.float32]),
+    reduce("ReduceMax", [np.int32, np.int64, np.int8, np.uint8, np.float32, np.float64]),
+    reduce("ReduceMin", [np.int32, np.int64, np.int8, np.uint8, np.float32, np.float64]),
+    reduce("ReduceMean", [np.int32, np.float32, np.float64]),
+    reduce("ReduceSumSquare", [np.int32, np.int64, np.float32]),
+    reduce("ReduceL1", [np.int32, np.int64, np.float32]),
+    ("CumSum", cum_sum), arg("ArgMax"), arg("ArgMin"), ("Clip", clip), ("Where", where),
+    ("MatMul", matmul), pool("MaxPool"), pool("AveragePool"), gather("Gather"), gather("GatherElements"),
+    ("ScatterElements", scatter_elements), ("BitShift", bit_shift), ("TopK", top_k),
+    ("GatherND", gather_nd), ("ScatterND", scatter_nd),
+])
+
+OPSET = 18
+
+
+def case(op, attrs, inputs):
+    names = [f"x{i}" for i in range(len(inputs))]
+    outputs = ["y", "indices"] if op == "TopK" else ["y"]
+    node = helper.make_node(op, names, outputs, **attrs)
+    graph = helper.make_graph(
+        [node], op,
+        [helper.make_tensor_value_info(n, elem(x.dtype), list(x.shape)) for n, x in zip(names, inputs)],
+        [helper.make_empty_tensor_value_info(o) for o in outputs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        answers = session.run(None, dict(zip(names, inputs)))
+    except Exception as e:
+        if os.environ.get('DIFF_VERBOSE'): print(op, e)
+        return None
+    # The outputs' types as ONNX Runtime made them: kiln's harness reads the declared types only
+    # through the expected tensors, but a complete model declares them.
+    for info, answer in zip(graph.output, answers):
+        info.CopyFrom(helper.make_tensor_value_info(info.name, elem(answer.dtype), list(answer.shape)))
+    return model, answers
+
+
+def main():
+    kept = refused = 0
+    for op, make in OPERATORS.items():
+        for n in range(per_op):
+            attrs, inputs = make()
+            made = case(op, attrs, inputs)
+            if made is None:
+                refused += 1
+                continue
+            model, answers = made
+            folder = os.path.join(out, f"diff_{op}_{n:03d}")
+            data = os.path.join(folder, "test_data_set_0")
+            os.makedirs(data)
+            onnx.save(model, os.path.join(folder, "model.onnx"))
+            for i, x in enumerate(inputs):
+                with open(os.path.join(data, f"input_{i}.pb"), "wb") as f:
+                    f.write(numpy_helper.from_array(x).SerializeToString())
+            for i, y in enumerate(answers):
+                with open(os.path.join(data, f"output_{i}.pb"), "wb") as f:
+                    f.write(numpy_helper.from_array(y).SerializeToString())
+            kept += 1
+    print(f"{kept} cases from ONNX Runtime {ort.__version__} ({refused} draws it refused), seed {seed}")
+
+
+main()
