@@ -352,7 +352,12 @@ pub fn scatter_nd(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 /// Coordinates of the non-zero values: [rank, count], row-major order.
 pub fn non_zero(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let dims = x.dims().to_vec();
+    // A scalar is taken as one value along one axis, as ONNX Runtime (and NumPy) take it.
+    let dims = if x.rank() == 0 {
+        vec![1]
+    } else {
+        x.dims().to_vec()
+    };
     let st = strides(&dims);
     let hits: Vec<usize> = values(x)?
         .iter()

@@ -74,9 +74,13 @@ pub fn slice(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
                 resolve(ends[i]).clamp(0, len),
             );
             (s..e).step_by(step as usize).collect()
+        } else if len == 0 {
+            Vec::new()
         } else {
+            // Backwards, a start is clamped into the axis (ONNX; -2 on an axis of 1 is its one value)
+            // and an end may be one before it.
             let (s, e) = (
-                resolve(starts[i]).clamp(-1, len - 1),
+                resolve(starts[i]).clamp(0, len - 1),
                 resolve(ends[i]).clamp(-1, len - 1),
             );
             let mut v = Vec::new();
@@ -87,7 +91,13 @@ pub fn slice(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
             }
             v
         };
-        out = if step == 1 {
+        out = if indices.is_empty() || out.elem_count() == 0 {
+            // An empty result made anew: a view of an empty tensor can start past its storage, and
+            // candle's selection from it panicked (found by the differential check).
+            let mut dims = out.dims().to_vec();
+            dims[dim] = indices.len();
+            Tensor::zeros(dims, out.dtype(), out.device())?
+        } else if step == 1 {
             let start = indices.first().copied().unwrap_or(0) as usize;
             out.narrow(dim, start, indices.len())?
         } else {
@@ -96,7 +106,8 @@ pub fn slice(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
                 indices.len(),
                 x.device(),
             )?;
-            out.index_select(&index, dim)?
+            // candle selects from contiguous tensors only: an axis sliced before this one is a view.
+            out.contiguous()?.index_select(&index, dim)?
         };
     }
     Ok(vec![out.contiguous()?])

@@ -62,7 +62,15 @@ pub fn dequantize_linear(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let scale = per_axis(node, x, required(inputs, 1)?)?;
     let wide = x.to_dtype(DType::F32)?;
+    let int32 = node.input_type(0) == Some(crate::proto::tensor_proto::DataType::Int32 as i32);
     let shifted = match optional(inputs, 2) {
+        // An int32 less its zero point wraps, as ONNX Runtime subtracts them (-2147483647 - 3 is
+        // 2147483646), before it is scaled.
+        Some(zp) if int32 && x.dtype() == DType::I64 => {
+            let difference = x.broadcast_sub(&per_axis(node, x, zp)?.to_dtype(DType::I64)?)?;
+            super::elementwise::map_i64(&difference, |v| i64::from(v as i32))?
+                .to_dtype(DType::F32)?
+        }
         Some(zp) => wide.broadcast_sub(&per_axis(node, x, zp)?.to_dtype(DType::F32)?)?,
         None => wide,
     };
@@ -147,7 +155,14 @@ pub fn quantize_linear(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let values: Vec<f64> = scaled
         .into_iter()
         .zip(zp)
-        .map(|(v, z)| (v.round_ties_even() + z).clamp(lo, hi))
+        // NaN is the type's least value, as ONNX Runtime quantizes it.
+        .map(|(v, z)| {
+            if v.is_nan() {
+                lo
+            } else {
+                (v.round_ties_even() + z).clamp(lo, hi)
+            }
+        })
         .collect();
     Ok(vec![
         Tensor::from_vec(values, shape, x.device())?.to_dtype(dtype)?,

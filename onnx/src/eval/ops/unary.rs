@@ -114,8 +114,13 @@ pub fn selu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn celu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let alpha = f64::from(node.float("alpha", 1.0));
+    // NaN stays NaN, as in ONNX Runtime (Rust's max and min take the number).
     Ok(vec![map(required(inputs, 0)?, move |x| {
-        x.max(0.0) + (alpha * ((x / alpha).exp() - 1.0)).min(0.0)
+        if x.is_nan() {
+            x
+        } else {
+            x.max(0.0) + (alpha * ((x / alpha).exp() - 1.0)).min(0.0)
+        }
     })?])
 }
 
