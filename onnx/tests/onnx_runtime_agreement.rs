@@ -293,3 +293,60 @@ fn empty_inputs_and_half_precision_sums() {
         [half::f16::from_f32(0.3022)]
     );
 }
+
+#[test]
+fn slices_scalars_and_quantization_edges() {
+    // Backwards from -2 on an axis of 1: the start is clamped into the axis, one value.
+    let sliced = run(
+        "Slice",
+        vec![
+            f32s(&[7.0]),
+            i64s(&[-2]),
+            i64s(&[-(1 << 62)]),
+            i64s(&[0]),
+            i64s(&[-1]),
+        ],
+        vec![],
+        1,
+    );
+    assert_eq!(floats(&sliced[0]), [7.0]);
+    let scalar = (DataType::Float, Tensor::new(5f32, &Device::Cpu).unwrap());
+    let found = run("NonZero", vec![scalar], vec![], 1);
+    assert_eq!(
+        (found[0].dims().to_vec(), ints(&found[0])),
+        (vec![1, 1], vec![0])
+    );
+    let int32 = |v: &[i64]| (DataType::Int32, Tensor::new(v, &Device::Cpu).unwrap());
+    let scale = || (DataType::Float, Tensor::new(3.7f32, &Device::Cpu).unwrap());
+    let restored = run(
+        "DequantizeLinear",
+        vec![int32(&[-2_147_483_647, 5]), scale(), int32(&[3])],
+        vec![],
+        1,
+    );
+    assert_eq!(floats(&restored[0]), [7_945_689_600.0, f64::from(7.4f32)]);
+    let zero_point = (
+        DataType::Int8,
+        Tensor::new(&[5i64], &Device::Cpu)
+            .unwrap()
+            .squeeze(0)
+            .unwrap(),
+    );
+    let half = (DataType::Float, Tensor::new(0.5f32, &Device::Cpu).unwrap());
+    let quantized = run(
+        "QuantizeLinear",
+        vec![f32s(&[f32::NAN, 1.0]), half, zero_point],
+        vec![],
+        1,
+    );
+    assert_eq!(ints(&quantized[0]), [-128, 7]);
+    let celu = run("Celu", vec![f32s(&[f32::NAN, -1.0])], vec![celu_alpha()], 1);
+    assert!(same(
+        &floats(&celu[0]),
+        &[f64::NAN, f64::from(-0.729_874_3f32)]
+    ));
+}
+
+fn celu_alpha() -> AttributeProto {
+    kiln_onnx::graph_builder::attr_float("alpha", 1.5)
+}
