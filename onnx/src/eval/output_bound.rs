@@ -14,6 +14,7 @@ use candle_core::{DType, Shape, Tensor};
 
 use self::products::{attention, conv, gemm, integer_matmul, matmul};
 use super::node::{Node, int_values, optional};
+use super::ops::is_half_on_cpu;
 
 /// The most values a shape-giving input (Expand's shape, Tile's repeats, Pad's pads) is read for here:
 /// a longer one is left to its operator, which reads it whole.
@@ -120,9 +121,13 @@ fn of_operator(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
                 return None;
             }
             let dims = super::ops::tiled(x.dims(), &repeats);
-            // candle repeats one axis at a time, each step a tensor up to the result's size.
+            // One axis at a time, each step a tensor up to the result's size selected by an index of
+            // 4 bytes a position along the axis (at most one a result element).
             let result = sized(&dims, width(x))?;
-            Some(Bound::of(result).with_scratch(result))
+            Some(
+                Bound::of(result)
+                    .with_scratch(result.saturating_add(elements(&dims).saturating_mul(4))),
+            )
         }
         "ConstantOfShape" => {
             let dtype = match node.tensor("value").and_then(|t| t.data_type) {
@@ -229,13 +234,30 @@ fn elementwise(op: &str, inputs: &[Option<Tensor>]) -> Option<Bound> {
     let folded = matches!(op, "Sum" | "Max" | "Min" | "Mean")
         && inputs.iter().flatten().count() > 2
         || op == "Mean";
-    // Max and Min of floats put each operand's NaN back into the result: a mask and a copy per operand.
+    // Max and Min of floats put each operand's NaN back into the result: a mask and a copy per operand,
+    // beside the running value when they fold more than two.
     let nan_kept = matches!(op, "Max" | "Min") && first.dtype().is_float();
-    Some(match (on_host, folded || nan_kept) {
+    let bound = match (on_host, folded || nan_kept) {
         (true, _) => result.with_scratch(count.saturating_mul(HOST_BYTES_PER_ELEMENT)),
-        (false, true) => result.with_scratch(result.result.saturating_mul(2)),
+        (false, true) => result.with_scratch(result.result.saturating_mul(if nan_kept && folded {
+            3
+        } else {
+            2
+        })),
         (false, false) => result,
-    })
+    };
+    // Half-precision Sum and Mean are computed in f32: every input widened, the running sum and its
+    // next in f32.
+    if matches!(op, "Sum" | "Mean") && is_half_on_cpu(first) {
+        let inputs: u128 = inputs
+            .iter()
+            .flatten()
+            .map(|t| t.elem_count() as u128)
+            .sum();
+        let widened = inputs.saturating_add(count.saturating_mul(2));
+        return Some(bound.with_scratch(widened.saturating_mul(4)));
+    }
+    Some(bound)
 }
 
 /// The element count of the inputs broadcast together.

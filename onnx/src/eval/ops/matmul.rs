@@ -283,12 +283,31 @@ fn integer_product(a: &Tensor, b: &Tensor) -> Result<Tensor, ModelError> {
     let (m, k, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 1]);
     let batch = candle_core::Shape::from(&a.dims()[..ra - 2])
         .broadcast_shape_binary_op(&candle_core::Shape::from(&b.dims()[..rb - 2]), "MatMul")?;
-    let spread = |t: &Tensor, rows: usize, cols: usize| -> Result<Vec<i64>, ModelError> {
-        let dims: Vec<usize> = batch.dims().iter().copied().chain([rows, cols]).collect();
-        Ok(t.broadcast_as(dims)?.flatten_all()?.to_vec1::<i64>()?)
-    };
-    let (x, y) = (spread(a, m, k)?, spread(b, k, n)?);
     let items = batch.elem_count();
+    // Computed one multiply-add at a time: as many as an Einsum may take.
+    super::host::iteration_count(&[items, m, k, n], "MatMul's integer products")?;
+    // Each operand at most once copied (to the product's batch; read in place when it has it), as the
+    // output bound counts it.
+    let spread = |t: &Tensor, rows: usize, cols: usize| -> Result<Tensor, ModelError> {
+        let dims: Vec<usize> = batch.dims().iter().copied().chain([rows, cols]).collect();
+        Ok(t.broadcast_as(dims)?.contiguous()?)
+    };
+    let (a, b) = (spread(a, m, k)?, spread(b, k, n)?);
+    let (a_storage, a_layout) = a.storage_and_layout();
+    let (b_storage, b_layout) = b.storage_and_layout();
+    let on_host;
+    let (x, y): (&[i64], &[i64]) = if matches!(a.device(), candle_core::Device::Cpu) {
+        (
+            super::host::host_slice(&a_storage, a_layout, a.elem_count())?,
+            super::host::host_slice(&b_storage, b_layout, b.elem_count())?,
+        )
+    } else {
+        on_host = (
+            a.flatten_all()?.to_vec1::<i64>()?,
+            b.flatten_all()?.to_vec1::<i64>()?,
+        );
+        (&on_host.0, &on_host.1)
+    };
     let mut out = vec![0i64; items * m * n];
     for item in 0..items {
         let (x, y) = (&x[item * m * k..][..m * k], &y[item * k * n..][..k * n]);

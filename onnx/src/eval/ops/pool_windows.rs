@@ -30,7 +30,7 @@ pub(super) fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError
         .ints("kernel_shape")
         .ok_or_else(|| unsupported("pooling needs kernel_shape".to_owned()))?
         .iter()
-        .map(|&k| k.max(0) as usize)
+        .map(|&k| k.clamp(0, Node::MAX_WINDOW_ATTRIBUTE) as usize)
         .collect();
     let strides = node.per_axis("strides", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
     let dilations = node.per_axis("dilations", spatial, 1, 1..=Node::MAX_WINDOW_ATTRIBUTE)?;
@@ -44,6 +44,16 @@ pub(super) fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError
         )));
     }
     let pads = padding(node, &x.dims()[2..], &kernel, &strides, &dilations)?;
+    // As ONNX Runtime checks: a window wholly in the padding would pool nothing, and ceil_mode's count
+    // (below) assumes none is.
+    if let Some(axis) = (0..spatial).find(|&i| pads[i].0 >= kernel[i] || pads[i].1 >= kernel[i]) {
+        return Err(unsupported(format!(
+            "{}: padding {:?} on spatial axis {axis} is not smaller than the kernel ({})",
+            node.op_type(),
+            pads[axis],
+            kernel[axis]
+        )));
+    }
     let mut extra = vec![0; spatial];
     let mut sizes = vec![0; spatial];
     for i in 0..spatial {
@@ -51,7 +61,8 @@ pub(super) fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError
             .saturating_add(pads[i].0)
             .saturating_add(pads[i].1);
         (sizes[i], extra[i]) = if kernel[i] > padded {
-            window_past_the_end(node, i, padded, kernel[i], strides[i])?
+            let before_the_end = x.dims()[2 + i] + pads[i].0;
+            window_past_the_end(node, i, (before_the_end, padded), kernel[i], strides[i])?
         } else {
             let floor_out = (padded - kernel[i]) / strides[i] + 1;
             let mut ceil_out = (padded - kernel[i]).div_ceil(strides[i]) + 1;
@@ -79,13 +90,15 @@ pub(super) fn windows(node: &Node<'_>, x: &Tensor) -> Result<Windows, ModelError
 fn window_past_the_end(
     node: &Node<'_>,
     axis: usize,
-    padded: usize,
+    (before_the_end, padded): (usize, usize),
     kernel: usize,
     stride: usize,
 ) -> Result<(usize, usize), ModelError> {
     let short = kernel - padded;
     let ceil = node.int("ceil_mode", 0) != 0;
-    if ceil && short < stride {
+    // ceil_mode's last window must start inside the input or its begin padding: the one window starts
+    // at the begin padding's first cell, so an axis with neither (an empty one) has none.
+    if ceil && short < stride && before_the_end > 0 {
         Ok((1, short))
     } else if short <= stride || (ceil && short < 2 * stride) {
         Ok((0, 0))

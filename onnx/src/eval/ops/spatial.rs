@@ -15,7 +15,7 @@ pub(super) fn unsupported(what: String) -> ModelError {
 }
 
 /// Begin and end padding per spatial dim, from `pads` or `auto_pad`. Attribute values come from the model,
-/// so the arithmetic saturates: an absurd stride or kernel fails the extent check, not an overflow.
+/// so the arithmetic saturates: an absurd stride or kernel fails the operator's checks, not an overflow.
 pub(super) fn padding(
     node: &Node<'_>,
     input: &[usize],
@@ -456,6 +456,23 @@ mod tests {
             &[x()],
         );
         assert!(err.contains("no window fits"), "{err}");
+        // Padding as long as the kernel is refused, as ONNX Runtime refuses it (with ceil_mode its count
+        // underflowed).
+        let padded = vec![
+            ints("kernel_shape", &[2]),
+            ints("pads", &[0, 3]),
+            int("ceil_mode", 1),
+        ];
+        let err = super::super::testing::error("MaxPool", 13, padded, &[f32s(&[1.], &[1, 1, 1])]);
+        assert!(err.contains("not smaller than the kernel"), "{err}");
+        // An empty axis has no window, ceil_mode or not.
+        let empty = vec![
+            ints("kernel_shape", &[1]),
+            ints("strides", &[2]),
+            int("ceil_mode", 1),
+        ];
+        let out = run("MaxPool", 13, empty, &[f32s(&[], &[1, 1, 0])]);
+        assert_eq!(out[0].dims(), [1, 1, 0]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use crate::eval::ops::is_half_on_cpu;
 struct Shape {
     count: u128,
     copied: u128,
+    /// Both operands' elements at the product's batch: what an integer product on the host copies.
+    spread: u128,
 }
 
 /// The product's shape with the batch dimensions broadcast (a 1-D operand contributes no rows or
@@ -42,9 +44,12 @@ fn shape(a: &Tensor, b: &Tensor, transposed: [bool; 2]) -> Option<Shape> {
         .filter(|(copied, ..)| *copied)
         .map(|&(_, side, depth)| elements(&batch).saturating_mul(elements(&[side, depth])))
         .sum();
+    let spread = elements(&batch)
+        .saturating_mul(elements(&[rows, a_depth]).saturating_add(elements(&[columns, b_depth])));
     Some(Shape {
         count: elements(&batch).saturating_mul(elements(&[rows, columns])),
         copied,
+        spread,
     })
 }
 
@@ -53,6 +58,10 @@ fn shape(a: &Tensor, b: &Tensor, transposed: [bool; 2]) -> Option<Shape> {
 pub(super) fn matmul(a: &Tensor, b: &Tensor, transposed: [bool; 2]) -> Option<Bound> {
     let product = shape(a, b, transposed)?;
     let result = Bound::of(product.count.saturating_mul(width(a)));
+    if a.dtype() == candle_core::DType::I64 {
+        // Integers are multiplied on the host, each operand copied out to the product's batch.
+        return Some(result.with_scratch(product.spread.saturating_mul(8)));
+    }
     if is_half_on_cpu(a) && is_half_on_cpu(b) {
         let widened = (a.elem_count() + b.elem_count()) as u128 + product.copied + product.count;
         return Some(result.with_scratch(widened.saturating_mul(4)));
