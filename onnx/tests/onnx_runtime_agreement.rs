@@ -350,3 +350,32 @@ fn slices_scalars_and_quantization_edges() {
 fn celu_alpha() -> AttributeProto {
     kiln_onnx::graph_builder::attr_float("alpha", 1.5)
 }
+
+#[test]
+fn lp_normalization_leaves_a_zero_row_zero() {
+    let rows = (
+        DataType::Float,
+        Tensor::new(&[[3f32, 4.0], [0.0, 0.0], [1.0, -1.0]], &Device::Cpu).unwrap(),
+    );
+    let two = run(
+        "LpNormalization",
+        vec![rows.clone()],
+        vec![int("axis", 1), int("p", 2)],
+        1,
+    );
+    let half_root = f64::from(std::f32::consts::FRAC_1_SQRT_2);
+    assert_eq!(
+        floats(&two[0]),
+        [0.6, 0.8, 0.0, 0.0, half_root, -half_root].map(|v| f64::from(v as f32))
+    );
+    let one = run(
+        "LpNormalization",
+        vec![rows],
+        vec![int("axis", 0), int("p", 1)],
+        1,
+    );
+    assert_eq!(
+        floats(&one[0]),
+        [0.75, 0.8, 0.0, 0.0, 0.25, -0.2].map(|v| f64::from(v as f32))
+    );
+}

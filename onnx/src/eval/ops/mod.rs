@@ -117,6 +117,7 @@ const DEFAULT_OPS: &[(&str, OpFn)] = &[
     ("MatMulInteger", matmul::matmul_integer),
     ("Softmax", normalization::softmax),
     ("LayerNormalization", normalization::layer_normalization),
+    ("LpNormalization", normalization::lp_normalization),
     ("ReduceMean", normalization::reduce_mean),
     ("Shape", shape::shape),
     ("Reshape", shape::reshape),

@@ -171,6 +171,28 @@ pub fn reduce_mean(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 /// (x - mean) / sqrt(variance) over `axes` (default: batch and spatial, [0, 2, 3]).
+/// x divided by its L1 or L2 norm along `axis` (`p`: 1 or 2); a zero norm gives zeros, as in ONNX
+/// Runtime. Computed in f64 and cast back.
+pub fn lp_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
+    let x = float_input(node, inputs, 0)?;
+    let dim = axis(node.int("axis", -1), x.rank())?;
+    let wide = x.to_dtype(DType::F64)?;
+    let norm = match node.int("p", 2) {
+        1 => wide.abs()?.sum_keepdim(dim)?,
+        2 => wide.sqr()?.sum_keepdim(dim)?.sqrt()?,
+        p => {
+            return Err(ModelError::Evaluation(format!(
+                "LpNormalization's p is 1 or 2, not {p}"
+            )));
+        }
+    };
+    // Where the norm is 0 the quotient is 0/0: divided by 1 instead, its zeros stay zeros.
+    let divisor = norm
+        .eq(&norm.zeros_like()?)?
+        .where_cond(&norm.ones_like()?, &norm)?;
+    Ok(vec![wide.broadcast_div(&divisor)?.to_dtype(x.dtype())?])
+}
+
 pub fn mean_variance_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = float_input(node, inputs, 0)?;
     let axes = node.ints("axes").unwrap_or_else(|| vec![0, 2, 3]);
