@@ -313,6 +313,14 @@ pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn global_average_pool(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
+    // ONNX defines it for floating-point types only (ONNX Runtime refuses others); candle's mean of u8
+    // sums in u8, overflowing (a panic with overflow checks, found by the evaluator fuzzer).
+    if !x.dtype().is_float() {
+        return Err(unsupported(format!(
+            "GlobalAveragePool takes floating-point input, not {:?}",
+            x.dtype()
+        )));
+    }
     let dims: Vec<usize> = (2..x.rank()).collect();
     if is_half_on_cpu(x) {
         // Summed in f32 and rounded once, as ONNX Runtime's CPU provider computes half-precision
@@ -473,6 +481,13 @@ mod tests {
         ];
         let out = run("MaxPool", 13, empty, &[f32s(&[], &[1, 1, 0])]);
         assert_eq!(out[0].dims(), [1, 1, 0]);
+    }
+
+    #[test]
+    fn global_average_pool_refuses_integers() {
+        let x = candle_core::Tensor::full(200u8, (1, 1, 2, 2), &candle_core::Device::Cpu).ok();
+        let err = super::super::testing::error("GlobalAveragePool", 13, vec![], &[x]);
+        assert!(err.contains("floating-point"), "{err}");
     }
 
     #[test]
