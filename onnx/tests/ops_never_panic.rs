@@ -530,7 +530,7 @@ fn run_case(domain: &str, op: &str, case: &Case) -> Result<(), TestCaseError> {
         output: (0..case.outputs).map(|i| format!("y{i}")).collect(),
         ..Default::default()
     };
-    let node = Node::new(&proto, case.opset).with_input_types(case.input_types.clone());
+    let node = Node::new(&proto, case.opset).with_input_types(&case.input_types);
     let inputs: Vec<Option<Tensor>> = case
         .inputs
         .iter()

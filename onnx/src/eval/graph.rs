@@ -32,12 +32,16 @@ pub const MAX_NESTING: usize = 16;
 /// error (a million runs of a small body take seconds).
 pub const ITERATION_BUDGET: u64 = 1 << 20;
 
+/// A node's inputs' and outputs' ONNX element types, where known.
+type NodeTypes = (Vec<Option<i32>>, Vec<Option<i32>>);
+
 /// What a graph needs at run time besides its protobuf: decoded initializers and its nodes' subgraphs.
 pub struct PreparedGraph {
     initializers: HashMap<String, Tensor>,
-    /// The ONNX element type of each value whose type the graph declares (inputs, outputs, value_info,
-    /// initializers) or whose type follows from those ([`element_types`]).
-    element_types: HashMap<String, i32>,
+    /// Per node, the ONNX element types of its inputs and outputs where the graph declares them (inputs,
+    /// outputs, value_info, initializers) or they follow from those ([`element_types`]): looked up once
+    /// here, not by name at every node of every run.
+    node_types: Vec<NodeTypes>,
     /// Node index → (attribute name, prepared subgraph) for each GRAPH attribute of that node.
     subgraphs: HashMap<usize, Vec<(String, PreparedGraph)>>,
     /// Nodes computed once, when the session was made ([`PreparedGraph::fold_constants`]): their outputs
@@ -132,7 +136,15 @@ impl PreparedGraph {
         let constants = initializers.values().map(Tensor::id).collect();
         Ok(Self {
             initializers,
-            element_types: types,
+            node_types: graph
+                .node
+                .iter()
+                .map(|node| {
+                    let of =
+                        |names: &[String]| names.iter().map(|n| types.get(n).copied()).collect();
+                    (of(&node.input), of(&node.output))
+                })
+                .collect(),
             subgraphs,
             folded: HashSet::new(),
             constants,
@@ -205,9 +217,10 @@ impl PreparedGraph {
                 .iter()
                 .map(|name| self.initializers.get(name).cloned())
                 .collect();
+            let (inputs, outputs) = self.types_of(index);
             let node = Node::new(proto, execution.opset)
-                .with_input_types(self.input_types(proto))
-                .with_output_types(self.output_types(proto));
+                .with_input_types(inputs)
+                .with_output_types(outputs);
             let Ok(outputs) = execution.run_node(&node, &args, &[], &scope) else {
                 continue;
             };
@@ -250,21 +263,11 @@ impl PreparedGraph {
         }
     }
 
-    /// The element types of a node's inputs, in order, where the graph tells them.
-    fn input_types(&self, proto: &crate::proto::NodeProto) -> Vec<Option<i32>> {
-        self.types_of(&proto.input)
-    }
-
-    /// The element types of a node's outputs, in order, where the graph tells them.
-    fn output_types(&self, proto: &crate::proto::NodeProto) -> Vec<Option<i32>> {
-        self.types_of(&proto.output)
-    }
-
-    fn types_of(&self, names: &[String]) -> Vec<Option<i32>> {
-        names
-            .iter()
-            .map(|name| self.element_types.get(name).copied())
-            .collect()
+    /// The element types of node `index`'s inputs and outputs, in order, where the graph tells them.
+    pub(super) fn types_of(&self, index: usize) -> (&[Option<i32>], &[Option<i32>]) {
+        self.node_types
+            .get(index)
+            .map_or((&[][..], &[][..]), |(inputs, outputs)| (inputs, outputs))
     }
 
     pub fn initializers(&self) -> &HashMap<String, Tensor> {

@@ -161,20 +161,29 @@ pub fn wrapped(
     outputs: Vec<Tensor>,
     memory: &RunMemory,
 ) -> Result<Vec<Tensor>, ModelError> {
+    // Most nodes make no narrow integer: found from the node's types before its inputs are looked at.
+    let narrow = |index: usize, output: &Tensor| {
+        node.output_type(index)
+            .and_then(Narrow::of)
+            .filter(|_| output.dtype() == DType::I64)
+    };
+    if !outputs
+        .iter()
+        .enumerate()
+        .any(|(i, t)| narrow(i, t).is_some())
+    {
+        return Ok(outputs);
+    }
     let Some(out_of_range) = out_of_range(node, inputs) else {
         return Ok(outputs);
     };
     outputs
         .into_iter()
         .enumerate()
-        .map(
-            |(index, output)| match node.output_type(index).and_then(Narrow::of) {
-                Some(narrow) if output.dtype() == DType::I64 => {
-                    bring_in(output, narrow, out_of_range, memory)
-                }
-                _ => Ok(output),
-            },
-        )
+        .map(|(index, output)| match narrow(index, &output) {
+            Some(narrow) => bring_in(output, narrow, out_of_range, memory),
+            None => Ok(output),
+        })
         .collect()
 }
 
@@ -183,12 +192,8 @@ fn out_of_range(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<OutOfRange
     match node.op_type() {
         // ONNX Runtime multiplies for an exponent of a lone 2 or 3, else converts `pow`'s double.
         "Pow" => {
-            let exponent = optional(inputs, 1).filter(|e| e.elem_count() == 1);
-            let small = exponent
-                .and_then(|e| e.to_dtype(DType::F64).ok()?.flatten_all().ok())
-                .and_then(|e| e.to_vec1::<f64>().ok())
-                .is_some_and(|v| v == [2.0] || v == [3.0]);
-            Some(if small {
+            let multiplied = optional(inputs, 1).and_then(super::ops::multiplied_power);
+            Some(if multiplied.is_some() {
                 OutOfRange::Wraps
             } else {
                 OutOfRange::Indefinite

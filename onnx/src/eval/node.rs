@@ -15,8 +15,8 @@ pub struct Node<'a> {
     pub opset: i64,
     /// The ONNX element type of each input and output, where the graph tells it
     /// (`graph::element_types`).
-    input_types: Vec<Option<i32>>,
-    output_types: Vec<Option<i32>>,
+    input_types: &'a [Option<i32>],
+    output_types: &'a [Option<i32>],
     /// Where values derived from constant operands are kept between runs, when the node runs in a
     /// prepared graph.
     derived: Option<DerivedCache<'a>>,
@@ -27,8 +27,8 @@ impl<'a> Node<'a> {
         Self {
             proto,
             opset,
-            input_types: Vec::new(),
-            output_types: Vec::new(),
+            input_types: &[],
+            output_types: &[],
             derived: None,
         }
     }
@@ -50,13 +50,13 @@ impl<'a> Node<'a> {
     }
 
     /// The node with the element types the graph tells for its inputs.
-    pub fn with_input_types(mut self, types: Vec<Option<i32>>) -> Self {
+    pub fn with_input_types(mut self, types: &'a [Option<i32>]) -> Self {
         self.input_types = types;
         self
     }
 
     /// The node with the element types the graph tells for its outputs.
-    pub fn with_output_types(mut self, types: Vec<Option<i32>>) -> Self {
+    pub fn with_output_types(mut self, types: &'a [Option<i32>]) -> Self {
         self.output_types = types;
         self
     }

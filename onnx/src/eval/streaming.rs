@@ -86,10 +86,13 @@ pub fn run(
             }
             args.push(values.get(name).cloned());
         }
-        let types_of = |names: &[String]| names.iter().map(|n| types.get(n).copied()).collect();
+        let types_of = |names: &[String]| -> Vec<Option<i32>> {
+            names.iter().map(|n| types.get(n).copied()).collect()
+        };
+        let (input_types, output_types) = (types_of(&proto.input), types_of(&proto.output));
         let node = Node::new(proto, opset)
-            .with_input_types(types_of(&proto.input))
-            .with_output_types(types_of(&proto.output));
+            .with_input_types(&input_types)
+            .with_output_types(&output_types);
         let op = ops::lookup(node.domain(), node.op_type())
             .ok_or_else(|| ModelError::UnsupportedOp(node.op_type().to_owned()))?;
         let outputs = op(&node, &args)

@@ -138,9 +138,10 @@ impl<'a> Execution<'a> {
             if self.stopped() {
                 return Err(ModelError::Stopped);
             }
+            let (input_types, output_types) = prepared.types_of(index);
             let mut node = Node::new(proto, self.opset)
-                .with_input_types(prepared.input_types(proto))
-                .with_output_types(prepared.output_types(proto));
+                .with_input_types(input_types)
+                .with_output_types(output_types);
             if let Some(slot) = prepared.derived.get(index) {
                 node = node.with_derived(DerivedCache {
                     slot,

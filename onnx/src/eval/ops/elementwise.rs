@@ -101,6 +101,22 @@ pub fn pow(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     Ok(vec![base.broadcast_pow(&exponent.to_dtype(base.dtype())?)?])
 }
 
+/// The power an integer Pow multiplies out, as ONNX Runtime does for an exponent of a lone 2 or 3 (any
+/// other it computes in double).
+pub fn multiplied_power(exponent: &Tensor) -> Option<u32> {
+    if exponent.elem_count() != 1 {
+        return None;
+    }
+    let e = exponent
+        .to_dtype(DType::F64)
+        .ok()?
+        .flatten_all()
+        .ok()?
+        .to_vec1::<f64>()
+        .ok()?[0];
+    [2, 3].into_iter().find(|&p| e == f64::from(p))
+}
+
 /// Pow of an integer base keeps the base's type, computed as ONNX Runtime computes it: an exponent of a
 /// lone 2 or 3 by multiplying, wrapping (65536² as an int32 is 0; through f64, 3037000500² was rounded);
 /// any other in f64 (candle's pow is exp(e·ln b), undefined for integers and negative bases), truncated,
@@ -110,19 +126,18 @@ fn integer_pow(base: &Tensor, exponent: &Tensor) -> Result<Tensor, ModelError> {
     let shape = base
         .shape()
         .broadcast_shape_binary_op(exponent.shape(), "Pow")?;
-    if base.dtype() == DType::I64 && exponent.elem_count() == 1 {
-        let e = exponent
-            .to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?[0];
-        if e == 2.0 || e == 3.0 {
-            let cube = e == 3.0;
-            let out = map_i64(base, |b| {
-                let square = b.wrapping_mul(b);
-                if cube { square.wrapping_mul(b) } else { square }
-            })?;
-            return Ok(out.broadcast_as(shape)?.contiguous()?);
-        }
+    if base.dtype() == DType::I64
+        && let Some(power) = multiplied_power(exponent)
+    {
+        let out = map_i64(base, |b| {
+            let square = b.wrapping_mul(b);
+            if power == 3 {
+                square.wrapping_mul(b)
+            } else {
+                square
+            }
+        })?;
+        return Ok(out.broadcast_as(shape)?.contiguous()?);
     }
     let flat = |t: &Tensor| -> Result<Vec<f64>, ModelError> {
         Ok(t.to_dtype(DType::F64)?

@@ -355,7 +355,7 @@ mod tests {
         use crate::proto::tensor_proto::DataType;
         let proto = crate::proto::NodeProto::default();
         let node = crate::eval::node::Node::new(&proto, 18)
-            .with_input_types(vec![Some(DataType::Uint16 as i32)]);
+            .with_input_types(&[Some(DataType::Uint16 as i32)]);
         let x = candle_core::Tensor::new(&[0i64, 65535], &candle_core::Device::Cpu).unwrap();
         let out = super::bitwise_not(&node, &[Some(x)]).unwrap();
         assert_eq!(out[0].to_vec1::<i64>().unwrap(), vec![65535, 0]);

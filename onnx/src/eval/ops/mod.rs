@@ -15,6 +15,7 @@ mod cpu_f32;
 // What `output_bound` works out as the operators do: a half-precision operand on the CPU (computed in
 // f32), Tile's shape.
 pub(crate) use cpu_f32::is_half_on_cpu;
+pub(crate) use elementwise::multiplied_power;
 pub(crate) use shape::tiled;
 mod determinant;
 mod einsum;

@@ -76,10 +76,7 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
     if x.dtype().is_float() && to == T::Uint8 as i32 {
         // Through int32, then its low byte, as ONNX Runtime casts on x86-64 (65504.0 is 224, -2.7 is
         // 254; candle's cast saturated them to 255 and 0).
-        let values: Vec<u8> = x
-            .to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?
+        let values: Vec<u8> = super::host::values(x)?
             .into_iter()
             .map(|v| Narrow::Int32.from_float(v) as u8)
             .collect();
@@ -88,36 +85,19 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
     if x.dtype().is_float() && dtype == DType::I64 {
         // Float to integer truncates toward zero (C semantics), never wraps through candle's cast; to a
         // narrower integer, one that does not fit comes out as ONNX Runtime's does on x86-64.
-        let wide = x.to_dtype(DType::F64)?;
-        if to == T::Int64 as i32 {
-            // NaN and what no i64 holds are x86-64's "integer indefinite", i64::MIN, as ONNX Runtime
-            // casts (Rust's cast made NaN 0 and saturated the rest).
-            let values: Vec<i64> = wide
-                .flatten_all()?
-                .to_vec1::<f64>()?
-                .into_iter()
-                .map(int64_from_float)
-                .collect();
-            return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
-        }
-        let Some(narrow) = Narrow::of(to) else {
-            return Ok(vec![wide.to_dtype(DType::I64)?]);
+        // To int64, NaN and what no i64 holds are x86-64's "integer indefinite", i64::MIN, as ONNX
+        // Runtime casts (Rust's cast made NaN 0 and saturated the rest). To uint32 a double goes through
+        // i64 (its low 32 bits; -1e30 is 0), a float through the sequence `from_float` follows: each as
+        // ONNX Runtime's compiled casts on x86-64.
+        let convert: Box<dyn Fn(f64) -> i64> = match Narrow::of(to) {
+            _ if to == T::Int64 as i32 => Box::new(int64_from_float),
+            Some(Narrow::Uint32) if x.dtype() == DType::F64 => {
+                Box::new(|v| Narrow::Uint32.wrap(int64_from_float(v)))
+            }
+            Some(narrow) => Box::new(move |v| narrow.from_float(v)),
+            None => return Ok(vec![x.to_dtype(DType::F64)?.to_dtype(DType::I64)?]),
         };
-        // A double goes to uint32 through i64 (its low 32 bits; -1e30 is 0), a float through the
-        // sequence `from_float` follows: each as ONNX Runtime's compiled casts on x86-64.
-        let double_to_uint32 = x.dtype() == DType::F64 && narrow == Narrow::Uint32;
-        let values: Vec<i64> = wide
-            .flatten_all()?
-            .to_vec1::<f64>()?
-            .into_iter()
-            .map(|v| {
-                if double_to_uint32 {
-                    narrow.wrap(int64_from_float(v))
-                } else {
-                    narrow.from_float(v)
-                }
-            })
-            .collect();
+        let values: Vec<i64> = super::host::values(x)?.into_iter().map(convert).collect();
         return Ok(vec![Tensor::from_vec(values, x.shape(), x.device())?]);
     }
     // Between f32 and f16 or bf16 on the CPU: `half`'s slice conversion (F16C where the CPU has it)
@@ -178,7 +158,7 @@ mod tests {
         use crate::proto::tensor_proto::DataType;
         let proto = crate::proto::NodeProto::default();
         let node = crate::eval::node::Node::new(&proto, 21)
-            .with_input_types(vec![None, Some(DataType::Float8e4m3fn as i32)]);
+            .with_input_types(&[None, Some(DataType::Float8e4m3fn as i32)]);
         // E4M3FN holds 3 mantissa bits: 1.1 lies nearest 1.125; 1000 saturates to 448.
         let out =
             super::cast_like(&node, &[f32s(&[1.1, 1000.0], &[2]), f32s(&[0.0], &[1])]).unwrap();
