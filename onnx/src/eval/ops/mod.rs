@@ -30,6 +30,8 @@ mod indexing;
 mod int8_gemm;
 mod integer_product;
 mod layout;
+#[cfg(test)]
+mod limits_sweep;
 mod logic;
 mod loss;
 mod matmul;
