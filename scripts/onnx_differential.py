@@ -9,7 +9,6 @@ draw ONNX Runtime refuses (a type it lacks, an attribute it does not take) is no
 Runtime answers is kept. Usage: onnx_differential.py OUT SEED CASES_PER_OPERATOR
 """
 import os
-import platform
 import sys
 import warnings
 
@@ -18,58 +17,16 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+import onnx_differential_layers as layers
+from onnx_differential_draws import (FLOATS, INTS, SIGNED, X86_64, booleans, broadcast_partner, channels_first,
+                                     elem, floats, reseed, rng, shape, values)
+
 out, seed, per_op = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = np.random.default_rng(seed)
+reseed(seed)
 ort.set_default_logger_severity(4)
 # Values at a type's limits overflow on purpose (a float16 of 1e30 is inf).
 np.seterr(all="ignore")
 warnings.simplefilter("ignore", RuntimeWarning)
-
-# Where ONNX leaves a conversion undefined (a float out of an integer's range; Pow of integers, computed
-# in double), ONNX Runtime answers as its CPU converts, and kiln as x86-64 does: such draws are made there.
-X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-INTS = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
-FLOATS = [np.float16, np.float32, np.float64]
-SIGNED = [np.int8, np.int16, np.int32, np.int64]
-
-
-def values(dtype, shape, small=False):
-    """Values of `dtype`: mostly ordinary ones, some at the type's limits (or NaN, ±inf, -0.0)."""
-    count = int(np.prod(shape)) if shape else 1
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        low, high = (max(info.min, -9), min(info.max, 9)) if small else (max(info.min, -100), min(info.max, 100))
-        v = rng.integers(low, high + 1, size=count, dtype=np.int64).astype(dtype)
-        if not small:
-            edges = np.array([info.min, info.max, info.max - 1, info.min + 1, 0, 1], dtype=dtype)
-            pick = rng.random(count) < 0.25
-            v[pick] = rng.choice(edges, size=int(pick.sum()))
-        return v.reshape(shape)
-    v = rng.normal(0, 3, size=count)
-    if not small:
-        edges = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 65504.0, 1e-8, -1e30])
-        pick = rng.random(count) < 0.15
-        v[pick] = rng.choice(edges, size=int(pick.sum()))
-    return v.astype(dtype).reshape(shape)
-
-
-def shape(rank=None, empty=True):
-    rank = int(rng.integers(0, 4)) if rank is None else rank
-    dims = [int(rng.integers(1, 5)) for _ in range(rank)]
-    if empty and rank and rng.random() < 0.08:
-        dims[int(rng.integers(0, rank))] = 0
-    return dims
-
-
-def broadcast_partner(dims):
-    """A shape that broadcasts with `dims`: some axes set to 1, some leading ones dropped."""
-    other = [d if rng.random() < 0.6 else 1 for d in dims]
-    return other[int(rng.integers(0, len(other) + 1)):] if other else other
-
-
-def elem(dtype):
-    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-
 
 def binary(op, types, small=False):
     def make():
@@ -109,8 +66,11 @@ def cast():
     to = to_types[int(rng.integers(len(to_types)))]
     dims = shape()
     # A float that no integer of the target holds (NaN, the infinities, 1e30) is undefined in ONNX:
-    # kiln answers as ONNX Runtime on x86-64 does, and draws them only there.
-    undefined = np.issubdtype(src, np.floating) and np.issubdtype(to, np.integer) and not X86_64
+    # kiln answers as ONNX Runtime on x86-64 does, and draws them only there; not to uint32 from a float
+    # or double, where ONNX Runtime's answer depends on the value's position in the tensor (its
+    # vectorized loop and its scalar one differ: onnx/src/eval/narrow_integers.rs).
+    undefined = np.issubdtype(src, np.floating) and np.issubdtype(to, np.integer) and (
+        not X86_64 or (to is np.uint32 and src in (np.float32, np.float64)))
     x = values(np.int8, dims).astype(np.bool_) if src is np.bool_ else values(src, dims, small=undefined)
     return {"to": elem(to)}, [x]
 
@@ -263,10 +223,6 @@ def scatter_nd():
     reduction = ["none", "add", "mul", "max", "min"][int(rng.integers(5))]
     updates = values(dtype, [len(tuples)] + dims[depth:])
     return {"reduction": reduction}, [values(dtype, dims), tuples, updates]
-
-
-def floats(dims, small=False):
-    return values([np.float32, np.float64][int(rng.integers(2))], dims, small)
 
 
 def axis_attr(op, through_rank=False):
@@ -471,10 +427,6 @@ def matmul_integer():
     return {}, inputs
 
 
-def booleans(dims):
-    return values(np.int8, dims).astype(np.bool_)
-
-
 def logical(op):
     def make():
         dims = shape()
@@ -486,11 +438,6 @@ def logical(op):
 def is_inf():
     return ({"detect_negative": int(rng.integers(0, 2)), "detect_positive": int(rng.integers(0, 2))},
             [floats(shape())])
-
-
-def channels_first(rank_low=3):
-    return [int(rng.integers(1, 3)), int(rng.integers(1, 4))] + [int(rng.integers(1, 5)) for _ in range(
-        int(rng.integers(rank_low - 2, 3)))]
 
 
 def instance_norm():
@@ -588,6 +535,74 @@ def lrn():
     return {"size": int(rng.choice([1, 3, 5])), "alpha": 1e-3, "beta": 0.75, "bias": 1.0}, [values(np.float32, dims, small=True)]
 
 
+def cast_like():
+    source, target = ((INTS + FLOATS)[int(rng.integers(10))] for _ in range(2))
+    return {}, [values(source, shape(), small=np.issubdtype(target, np.integer)), values(target, [1])]
+
+
+def reshape():
+    x = values((INTS + FLOATS)[int(rng.integers(10))], shape(int(rng.integers(1, 4))))
+    target = [int(d) for d in rng.permutation(list(x.shape))]
+    allowzero = int(rng.integers(0, 2))
+    # -1 beside a 0 under allowzero is invalid in ONNX (kiln refuses it; ONNX Runtime answers): not drawn.
+    if target and rng.random() < 0.5 and (x.size or allowzero) and not (allowzero and 0 in target):
+        target[int(rng.integers(len(target)))] = -1
+    elif target and not allowzero and rng.random() < 0.5:
+        # 0 copies the input's dimension at that place (without allowzero).
+        at = int(rng.integers(min(len(target), x.ndim)))
+        target[at] = 0
+        target = [int(d) for d in target]
+        rest = list(x.shape)
+        rest.pop(at)
+        target = target[:at + 1] + [int(np.prod(rest))] if x.shape[at] else target
+    return {"allowzero": allowzero}, [x, np.array(target, np.int64)]
+
+
+def squeeze(op):
+    def make():
+        dims = shape(int(rng.integers(1, 4)))
+        dims = [1 if rng.random() < 0.5 else d for d in dims]
+        x = values((INTS + FLOATS)[int(rng.integers(10))], dims)
+        if op == "Squeeze":
+            ones = [a - len(dims) if rng.random() < 0.5 else a for a in range(len(dims)) if dims[a] == 1]
+            if rng.random() < 0.3:
+                return {}, [x]
+            return {}, [x, np.array([a for a in ones if rng.random() < 0.7], np.int64)]
+        rank = len(dims) + int(rng.integers(1, 3))
+        axes = rng.permutation(rank)[:rank - len(dims)]
+        return {}, [x, np.array([a - rank if rng.random() < 0.5 else a for a in axes], np.int64)]
+    return op, make
+
+
+def shape_op():
+    x = values(np.float32, shape())
+    attrs = {}
+    if rng.random() < 0.6:
+        attrs["start"] = int(rng.integers(-x.ndim - 2, x.ndim + 2))
+    if rng.random() < 0.6:
+        attrs["end"] = int(rng.integers(-x.ndim - 2, x.ndim + 2))
+    return attrs, [x]
+
+
+def constant_of_shape():
+    dims = np.array(shape(int(rng.integers(0, 3))), np.int64)
+    attrs = {}
+    if rng.random() < 0.8:
+        dtype = (INTS + FLOATS)[int(rng.integers(10))]
+        attrs["value"] = numpy_helper.from_array(values(dtype, [1]), "value")
+    return attrs, [dims]
+
+
+def dropout():
+    x = floats(shape())
+    inputs = [x]
+    if rng.random() < 0.5:
+        inputs.append(np.array(float(rng.choice([0.0, 0.5])), x.dtype))
+        if rng.random() < 0.5:
+            inputs.append(np.array(False))
+    return {"seed": 3}, inputs
+
+
 def shrink():
     return {"lambd": float(rng.choice([0.5, 1.0])), "bias": float(rng.choice([0.0, 0.5]))}, [floats(shape())]
 
@@ -640,27 +655,48 @@ OPERATORS = dict([
     ("ConvTranspose", conv_transpose), ("Unique", unique), ("Compress", compress),
     ("ReverseSequence", reverse_sequence), ("Split", split), ("EyeLike", eye_like), ("Det", det),
     ("MeanVarianceNormalization", mvn), ("LRN", lrn),
-])
+    binary("BitwiseOr", INTS), binary("GreaterOrEqual", INTS + FLOATS), binary("LessOrEqual", INTS + FLOATS),
+    ("CastLike", cast_like), ("Reshape", reshape), squeeze("Squeeze"), squeeze("Unsqueeze"), ("Shape", shape_op),
+    unary("Size", INTS + FLOATS), ("ConstantOfShape", constant_of_shape), unary("Identity", INTS + FLOATS),
+    ("Dropout", dropout),
+] + layers.OPERATORS)
 
 OPSET = 18
+
+
+def in_double(model, given):
+    """ONNX Runtime's answers to `model` with its float32 inputs and outputs made float64, rounded back."""
+    wide = onnx.ModelProto()
+    wide.CopyFrom(model)
+    for info in wide.graph.input:
+        if info.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+            info.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    widen = lambda x: x.astype(np.float64) if x.dtype == np.float32 else x
+    session = ort.InferenceSession(wide.SerializeToString(), providers=["CPUExecutionProvider"])
+    answers = session.run(None, {n: widen(x) for n, x in given})
+    return [a.astype(np.float32) if a.dtype == np.float64 else a for a in answers]
 
 
 def case(op, attrs, inputs):
     """`op`'s model and ONNX Runtime's answers; an input of None is left out (an empty name)."""
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     given = [(n, x) for n, x in zip(names, inputs) if x is not None]
-    outputs = {"TopK": ["y", "indices"], "Split": ["y", "z"], "Unique": ["y", "indices", "inverse", "counts"]}.get(
-        op, ["y"])
+    outputs = {"TopK": ["y", "indices"], "Split": ["y", "z"], "Unique": ["y", "indices", "inverse", "counts"],
+               "Dropout": ["y", "mask"], **layers.OUTPUTS}.get(op, ["y"])
     node = helper.make_node(op, names, outputs, **attrs)
     graph = helper.make_graph(
         [node], op,
         [helper.make_tensor_value_info(n, elem(x.dtype), list(x.shape)) for n, x in given],
         [helper.make_empty_tensor_value_info(o) for o in outputs])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
+    opset = layers.OPSETS.get(op, OPSET)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8 if opset < 19 else 9
     try:
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        answers = session.run(None, dict(given))
+        if op in layers.ANSWERED_IN_DOUBLE:
+            answers = in_double(model, given)
+        else:
+            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            answers = session.run(None, dict(given))
     except Exception as e:
         if os.environ.get('DIFF_VERBOSE'): print(op, e)
         return None

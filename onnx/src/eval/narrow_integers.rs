@@ -99,17 +99,16 @@ impl Narrow {
     }
 
     /// A float cast to this type as ONNX Runtime 1.32.0 casts it on x86-64 (seen on this project's
-    /// host): truncated toward zero; to uint32 through i64, where a value outside [-2^31, 2^32) or NaN
-    /// is 2^31; to the others through int32, where one outside its range or NaN is i32::MIN, then its low
-    /// bits (3e9 to int16 is 0, 70000.2 is 4464).
+    /// host): truncated toward zero; to uint32 through i64, then its low 32 bits (NaN and the
+    /// infinities are 0, -3e9 is 1294967296); to the others through int32, where one outside its range
+    /// or NaN is i32::MIN, then its low bits (3e9 to int16 is 0, 70000.2 is 4464). To uint32 that is
+    /// ONNX Runtime's answer for a float16, and for a float or double its answer one value at a time: its
+    /// vectorized loop answers 2^31 for NaN and for what no int32 holds, so the same value comes out
+    /// either way by its position in the tensor (ONNX leaves the conversion undefined).
     pub fn from_float(self, value: f64) -> i64 {
         let whole = value.trunc();
         if self == Self::Uint32 {
-            return if (-2_147_483_648.0..4_294_967_296.0).contains(&whole) {
-                self.wrap(whole as i64)
-            } else {
-                1 << 31
-            };
+            return self.wrap(int64_from_float(value));
         }
         let int32 = if (-2_147_483_648.0..2_147_483_648.0).contains(&whole) {
             whole as i64

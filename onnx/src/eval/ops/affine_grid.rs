@@ -15,11 +15,13 @@ fn invalid(message: String) -> ModelError {
 }
 
 /// The normalized coordinate of position `i` of `len`: pixel centres in [-1, 1], or pixel corners
-/// spanning it exactly with `align_corners`.
+/// spanning it exactly with `align_corners`. An axis of one position is at 0 either way, as PyTorch's
+/// `affine_grid` (where such models come from) places it; with `align_corners` ONNX leaves it undefined
+/// (a division by zero): ONNX's reference lands on -1, ONNX Runtime 1.32.0 on 1.
 fn normalized(i: usize, len: usize, align_corners: bool) -> f64 {
     if align_corners {
         if len <= 1 {
-            -1.0
+            0.0
         } else {
             -1.0 + 2.0 * i as f64 / (len - 1) as f64
         }
@@ -98,6 +100,22 @@ mod tests {
         let v = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(&v[..6], &[-1.0, -1.0, 0.0, -1.0, 1.0, -1.0]);
         assert!((normalized(0, 2, false) + 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_axis_of_one_position_is_at_the_centre() {
+        // The translation alone, as PyTorch and (without align_corners) ONNX Runtime 1.32.0 answer.
+        let theta = f32s(&[2.0, 3.0, 0.1, 5.0, 7.0, 0.4], &[1, 2, 3]);
+        for align_corners in [0, 1] {
+            let out = run(
+                "AffineGrid",
+                20,
+                vec![int("align_corners", align_corners)],
+                &[theta.clone(), i64s(&[1, 1, 1, 1])],
+            );
+            let v = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(v, [0.1, 0.4], "align_corners {align_corners}");
+        }
     }
 
     #[test]

@@ -14,9 +14,9 @@ fn invalid(message: String) -> ModelError {
     ModelError::Evaluation(format!("QLinearMatMul: {message}"))
 }
 
-/// A's scale or zero point: one value, or one per row of A (laid out as a column).
-fn per_row(t: &Tensor) -> Result<Tensor, ModelError> {
-    let t = t.to_dtype(DType::F64)?;
+/// A's scale or zero point in `dtype`: one value, or one per row of A (laid out as a column).
+fn per_row(t: &Tensor, dtype: DType) -> Result<Tensor, ModelError> {
+    let t = t.to_dtype(dtype)?;
     if t.rank() == 1 && t.elem_count() > 1 {
         return Ok(t.unsqueeze(1)?);
     }
@@ -56,16 +56,23 @@ pub fn qlinear_matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let wide = |t: &Tensor| t.to_dtype(DType::F64);
     let mut a_wide = wide(a)?;
     if let Some(z) = optional(inputs, 2) {
-        a_wide = a_wide.broadcast_sub(&per_row(z)?)?;
+        a_wide = a_wide.broadcast_sub(&per_row(z, DType::F64)?)?;
     }
     let mut b_wide = wide(b)?;
     if let Some(z) = optional(inputs, 5) {
         b_wide = b_wide.broadcast_sub(&wide(z)?)?;
     }
-    let scale = per_row(required(inputs, 1)?)?
-        .broadcast_mul(&wide(required(inputs, 4)?)?)?
-        .broadcast_div(&wide(required(inputs, 6)?)?)?;
-    let product = a_wide.broadcast_matmul(&b_wide)?.broadcast_mul(&scale)?;
+    // The sums are exact in f64; the requantization is in f32, as ONNX Runtime computes it (its
+    // multiplier a_scale·b_scale/y_scale and each sum times it rounded to f32): a product whose exact
+    // value is a half rounds the way f32 leaves it (10.5000005 to 11 where exact arithmetic gives 10).
+    let narrow = |t: &Tensor| t.to_dtype(DType::F32);
+    let scale = per_row(required(inputs, 1)?, DType::F32)?
+        .broadcast_mul(&narrow(required(inputs, 4)?)?)?
+        .broadcast_div(&narrow(required(inputs, 6)?)?)?;
+    let product = a_wide
+        .broadcast_matmul(&b_wide)?
+        .to_dtype(DType::F32)?
+        .broadcast_mul(&scale)?;
     let y_zero = optional(inputs, 7);
     // kiln holds int8 as i64; a uint8 zero point (or none) means uint8 output.
     let (low, high, dtype) = match y_zero.map(Tensor::dtype) {
@@ -82,9 +89,11 @@ pub fn qlinear_matmul(_: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         }
         None => 0.0,
     };
-    let quantized: Vec<f64> = values(&product)?
+    let quantized: Vec<f64> = product
+        .flatten_all()?
+        .to_vec1::<f32>()?
         .into_iter()
-        .map(|v| (v.round_ties_even() + zero).clamp(low, high))
+        .map(|v| (f64::from(v.round_ties_even()) + zero).clamp(low, high))
         .collect();
     Ok(vec![build(quantized, product.dims(), dtype, a)?])
 }
@@ -119,6 +128,28 @@ mod tests {
         let out = run("QLinearMatMul", 10, vec![], &inputs);
         assert_eq!(out[0].to_vec2::<u8>().unwrap(), vec![vec![17]]);
         assert_eq!(out[0].dtype(), DType::U8);
+    }
+
+    #[test]
+    fn requantizes_in_f32_as_onnx_runtime_does() {
+        // diff_QLinearMatMul_003 of the differential check: (a - 128)·(53 - 128) = 5250, 3750, 2250,
+        // times 0.1·0.01/0.5 = 10.5, 7.5, 4.5 exactly, but 10.5000005, 7.5000004, 4.5 in f32: ONNX
+        // Runtime 1.32.0 answers 141, 138, 134 (exact arithmetic with ties to even: 140).
+        let inputs = [
+            u8s(&[58, 78, 98], &[3, 1]),
+            f32s(&[0.1], &[]),
+            u8s(&[128], &[]),
+            u8s(&[53], &[1, 1]),
+            f32s(&[0.01], &[]),
+            u8s(&[128], &[]),
+            f32s(&[0.5], &[]),
+            u8s(&[130], &[]),
+        ];
+        let out = run("QLinearMatMul", 10, vec![], &inputs);
+        assert_eq!(
+            out[0].to_vec2::<u8>().unwrap(),
+            vec![vec![141], vec![138], vec![134]]
+        );
     }
 
     #[test]

@@ -82,11 +82,15 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
         return vec![(None, 1.0)];
     }
     if mode == "nearest" {
-        let nearest = match node
-            .string("nearest_mode")
-            .as_deref()
-            .unwrap_or("round_prefer_floor")
-        {
+        // Before opset 11 (Upsample, Resize-10) there was no nearest_mode: ONNX Runtime rounds down when
+        // enlarging and up when shrinking, which for whole scales repeats each value (Upsample's reference).
+        let older = node.opset < 11 || node.op_type() == "Upsample";
+        let default = match (older, a.scale >= 1.0) {
+            (true, true) => "floor",
+            (true, false) => "ceil",
+            (false, _) => "round_prefer_floor",
+        };
+        let nearest = match node.string("nearest_mode").as_deref().unwrap_or(default) {
             "floor" => src.floor(),
             "ceil" => src.ceil(),
             "round_prefer_ceil" => {
@@ -373,6 +377,27 @@ mod tests {
             out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap()[..4],
             [1., 1., 2., 2.]
         );
+    }
+
+    #[test]
+    fn nearest_before_opset_11_rounds_down_enlarging_and_up_shrinking() {
+        // ONNX Runtime 1.32.0's answers for [0, 1, 2, 3, 4] (Resize-10 and Upsample-9 alike).
+        let x = || f32s(&[0., 1., 2., 3., 4.], &[1, 1, 1, 5]);
+        for (op, opset, scale, expected) in [
+            ("Upsample", 9, 1.5, vec![0., 0., 1., 2., 2., 3., 4.]),
+            ("Resize", 10, 1.5, vec![0., 0., 1., 2., 2., 3., 4.]),
+            ("Resize", 10, 0.6, vec![0., 2., 4.]),
+            ("Resize", 10, 0.4, vec![0., 3.]),
+        ] {
+            let out = run(
+                op,
+                opset,
+                vec![text("mode", "nearest")],
+                &[x(), f32s(&[1., 1., 1., scale], &[4])],
+            );
+            let got = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(got, expected, "{op}-{opset} at {scale}");
+        }
     }
 
     #[test]

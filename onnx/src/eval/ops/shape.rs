@@ -96,7 +96,8 @@ pub fn unsqueeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 pub fn squeeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    let mut resolved: Vec<usize> = match axes_of(node, inputs)? {
+    // An empty axes input squeezes every axis of one, as no axes do (ONNX Runtime reads it so).
+    let mut resolved: Vec<usize> = match axes_of(node, inputs)?.filter(|a| !a.is_empty()) {
         Some(axes) => axes
             .iter()
             .map(|&a| axis(a, x.rank()))
@@ -104,8 +105,16 @@ pub fn squeeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         None => (0..x.rank()).filter(|&d| x.dims()[d] == 1).collect(),
     };
     resolved.sort_unstable();
+    resolved.dedup();
     let mut out = x.clone();
     for a in resolved.into_iter().rev() {
+        // candle leaves an axis longer than one as it is; ONNX calls squeezing it an error.
+        if x.dims()[a] != 1 {
+            return Err(ModelError::Evaluation(format!(
+                "Squeeze: axis {a} has length {}, not 1",
+                x.dims()[a]
+            )));
+        }
         out = out.squeeze(a)?;
     }
     Ok(vec![out])

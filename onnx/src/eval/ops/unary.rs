@@ -163,7 +163,12 @@ pub fn shrink(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 pub fn gelu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = float_input(node, inputs, 0)?;
     let tanh = node.string("approximate").as_deref() == Some("tanh");
-    if !tanh && let Some(y) = super::cpu_f32::map(x, super::f32_math::gelu) {
+    let f = if tanh {
+        super::f32_math::gelu_tanh
+    } else {
+        super::f32_math::gelu
+    };
+    if let Some(y) = super::cpu_f32::map(x, f) {
         return Ok(vec![y?]);
     }
     Ok(vec![if tanh { x.gelu()? } else { x.gelu_erf()? }])

@@ -86,14 +86,10 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
         // Float to integer truncates toward zero (C semantics), never wraps through candle's cast; to a
         // narrower integer, one that does not fit comes out as ONNX Runtime's does on x86-64.
         // To int64, NaN and what no i64 holds are x86-64's "integer indefinite", i64::MIN, as ONNX
-        // Runtime casts (Rust's cast made NaN 0 and saturated the rest). To uint32 a double goes through
-        // i64 (its low 32 bits; -1e30 is 0), a float through the sequence `from_float` follows: each as
-        // ONNX Runtime's compiled casts on x86-64.
+        // Runtime casts (Rust's cast made NaN 0 and saturated the rest); to the narrower ones as
+        // `Narrow::from_float` says.
         let convert: Box<dyn Fn(f64) -> i64> = match Narrow::of(to) {
             _ if to == T::Int64 as i32 => Box::new(int64_from_float),
-            Some(Narrow::Uint32) if x.dtype() == DType::F64 => {
-                Box::new(|v| Narrow::Uint32.wrap(int64_from_float(v)))
-            }
             Some(narrow) => Box::new(move |v| narrow.from_float(v)),
             None => return Ok(vec![x.to_dtype(DType::F64)?.to_dtype(DType::I64)?]),
         };
