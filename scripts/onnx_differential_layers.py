@@ -11,11 +11,16 @@ from onnx_differential_draws import channels_first, elem, floats, rng, values
 
 OPSETS = {"Gelu": 20, "AffineGrid": 20, "GridSample": 20, "GroupNormalization": 21, "DFT": 17, "STFT": 17,
           "Upsample": 9, "TfIdfVectorizer": 9, "LpPool": 11}
-# Answers ONNX Runtime computes in f32 less precisely than the suite's tolerance asks, so they are taken
-# from the same model in double precision, rounded to float32: the Fourier transforms' sums carry rounding
-# noise (5.6e-6 where the imaginary part of a real signal's mean is 0), and Gelu's tail loses digits to
-# 1 + erf or 1 + tanh cancelling (its tanh form 4 % off at x = -4.4).
-ANSWERED_IN_DOUBLE = {"DFT", "STFT", "Gelu"}
+def answered_in_double(op, attrs):
+    """Answers ONNX Runtime computes in f32 less precisely than the suite's tolerance asks, taken from the
+    same model in double precision and rounded back: the Fourier transforms' sums carry rounding noise
+    (5.6e-6 where the imaginary part of a real signal's mean is 0); Gelu's tanh form loses digits to
+    1 + tanh cancelling (4 % off at x = -4.43647; its erf form ONNX Runtime computes in f32 only, and there
+    within the tolerance); the cross-entropy of a near-certain class, a log of 1 + 1.5e-5, keeps few
+    digits in f32 (ONNX Runtime's 0.2 % off; kiln's, the log of the sum as PyTorch computes it, 0.13 %)."""
+    if op == "Gelu":
+        return attrs.get("approximate") == "tanh"
+    return op in ("DFT", "STFT", "SoftmaxCrossEntropyLoss")
 OUTPUTS = {"RNN": ["y", "y_h"], "GRU": ["y", "y_h"], "LSTM": ["y", "y_h", "y_c"],
            "DynamicQuantizeLinear": ["y", "scale", "zero_point"], "SoftmaxCrossEntropyLoss": ["y", "log_prob"]}
 
@@ -28,7 +33,8 @@ def recurrent(op):
     gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op]
 
     def make():
-        dtype = pick([np.float32, np.float64])
+        # ONNX Runtime's CPU provider implements the recurrent layers for float only.
+        dtype = np.float32
         seq, batch, size, hidden = (int(rng.integers(1, 4)) for _ in range(4))
         direction = pick(["forward", "reverse", "bidirectional"])
         dirs = 2 if direction == "bidirectional" else 1
@@ -74,7 +80,7 @@ def lp_pool():
              "strides": [int(rng.integers(1, 3)) for _ in range(2)]}
     if rng.random() < 0.5:
         attrs["pads"] = [int(rng.integers(0, k)) for k in kernel] * 2
-    return attrs, [values(pick([np.float32, np.float64]), [1, 2] + spatial, small=True)]
+    return attrs, [values(np.float32, [1, 2] + spatial, small=True)]
 
 
 def grid_sample():
@@ -137,7 +143,9 @@ def upsample():
     # by one, as f32 or f64 arithmetic lands.
     dtype = pick([np.float32, np.int32]) if mode == "nearest" else np.float32
     x = values(dtype, [1, 1, int(rng.integers(1, 4)), int(rng.integers(1, 4))], small=True)
-    scales = np.array([1, 1, pick([1.0, 2.0, 3.0, 1.5]), pick([1.0, 2.0, 0.5])], np.float32)
+    # Scales f32 holds inexactly too (1.1, 1.7, 2.2), where ONNX Runtime's f32 arithmetic decides the
+    # rounding; none below 1, which Upsample refuses.
+    scales = np.array([1, 1, pick([1.0, 2.0, 3.0, 1.5, 1.1, 2.2]), pick([1.0, 2.0, 1.7, 2.9])], np.float32)
     return {"mode": mode}, [x, scales]
 
 

@@ -99,23 +99,38 @@ impl Narrow {
     }
 
     /// A float cast to this type as ONNX Runtime 1.32.0 casts it on x86-64 (seen on this project's
-    /// host): truncated toward zero; to uint32 through i64, then its low 32 bits (NaN and the
-    /// infinities are 0, -3e9 is 1294967296); to the others through int32, where one outside its range
-    /// or NaN is i32::MIN, then its low bits (3e9 to int16 is 0, 70000.2 is 4464). To uint32 that is
-    /// ONNX Runtime's answer for a float16, and for a float or double its answer one value at a time: its
-    /// vectorized loop answers 2^31 for NaN and for what no int32 holds, so the same value comes out
-    /// either way by its position in the tensor (ONNX leaves the conversion undefined).
+    /// host): truncated toward zero; to the signed types and uint16 through int32, where one outside its
+    /// range or NaN is i32::MIN, then its low bits (3e9 to int16 is 0, 70000.2 is 4464). To uint32 as
+    /// ONNX Runtime's vectorized loop converts a float or double, four at a time: below 2^31 through
+    /// int32 (NaN, -inf and -3e9 are 2^31), from 2^31 on as 2^31 more than the int32 of the value less
+    /// 2^31 (3e9 is 3e9; 5e9 and +inf wrap to 0). Its loop converts the last len % 4 values one at a
+    /// time, through int64 (NaN is 0 there): the same value comes out either way by its position, and
+    /// ONNX leaves the conversion undefined. A float16 it converts one at a time: `uint32_from_half`.
     pub fn from_float(self, value: f64) -> i64 {
         let whole = value.trunc();
-        if self == Self::Uint32 {
-            return self.wrap(int64_from_float(value));
-        }
-        let int32 = if (-2_147_483_648.0..2_147_483_648.0).contains(&whole) {
-            whole as i64
-        } else {
-            i64::from(i32::MIN)
+        let int32 = |v: f64| {
+            if (-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+                v as i64
+            } else {
+                i64::from(i32::MIN)
+            }
         };
-        self.wrap(int32)
+        if self == Self::Uint32 {
+            const HALF: f64 = 2_147_483_648.0;
+            let bits = if whole >= HALF {
+                int32(whole - HALF) + (1 << 31)
+            } else {
+                int32(whole)
+            };
+            return self.wrap(bits);
+        }
+        self.wrap(int32(whole))
+    }
+
+    /// A float16 or bfloat16 cast to uint32 as ONNX Runtime converts one, through int64: NaN and the
+    /// infinities are 0, -5.5 is 2^32 - 5.
+    pub fn uint32_from_half(value: f64) -> i64 {
+        Self::Uint32.wrap(int64_from_float(value))
     }
 
     /// The least value of the type.

@@ -384,7 +384,7 @@ fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Option<Bound> {
     for (i, &axis) in axes.iter().enumerate() {
         let size = match &sizes {
             Some(sizes) => usize::try_from(*sizes.get(i)?).ok()?,
-            None => (x.dims()[axis] as f64 * scales.get(i)?).floor() as usize,
+            None => super::ops::scaled_length(x.dims()[axis], *scales.get(i)?),
         };
         out[axis] = size;
         largest[axis] = largest[axis].max(size);

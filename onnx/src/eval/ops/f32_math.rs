@@ -58,7 +58,7 @@ pub fn gelu(x: f32) -> f32 {
 
 /// GELU's tanh approximation, x·(1 + tanh(u))/2 with u = √(2/π)·(x + 0.044715·x³), written as
 /// x·σ(2u) (the same function): below x ≈ -3, 1 + tanh(u) cancels most of tanh's digits (ONNX Runtime's
-/// -7.67e-6 at x = -4.4365, where the function is -7.353e-6).
+/// -7.67e-6 at x = -4.43647, where the function is -7.353e-6).
 pub fn gelu_tanh(x: f32) -> f32 {
     const TWO_SQRT_2_OVER_PI: f32 = 1.595_769;
     let z = TWO_SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);

@@ -16,6 +16,7 @@ mod cpu_f32;
 // f32), Tile's shape.
 pub(crate) use cpu_f32::is_half_on_cpu;
 pub(crate) use elementwise::multiplied_power;
+pub(crate) use resize::scaled_length;
 pub(crate) use shape::tiled;
 mod determinant;
 mod einsum;

@@ -65,6 +65,17 @@ fn cubic(t: f64, a: f64) -> f64 {
     }
 }
 
+/// An axis of `input` values resized by `scale`: the product floored, in f32 as ONNX Runtime multiplies
+/// (20 × 3.3 is 66 there; in f64, 65.99999…).
+pub(crate) fn scaled_length(input: usize, scale: f64) -> usize {
+    (input as f32 * scale as f32).floor() as usize
+}
+
+/// Upsample, or Resize before opset 11: scales only, asymmetric coordinates, no nearest_mode.
+fn older(node: &Node<'_>) -> bool {
+    node.opset < 11 || node.op_type() == "Upsample"
+}
+
 fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
     let mode = node.string("mode").unwrap_or_else(|| "nearest".to_owned());
     let transform = node
@@ -76,7 +87,13 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
                 "half_pixel".to_owned()
             }
         });
-    let src = source_coordinate(&transform, x as f64, a);
+    // Before opset 11 ONNX Runtime divides in f32, and its floor or ceil reads the f32 quotient (at
+    // 11/1.1 it is 10, where f64's 9.999… floors to 9).
+    let src = if older(node) {
+        f64::from(x as f32 / a.scale as f32)
+    } else {
+        source_coordinate(&transform, x as f64, a)
+    };
     let last = a.input as f64 - 1.0;
     if transform == "tf_crop_and_resize" && (src < 0.0 || src > last) {
         return vec![(None, 1.0)];
@@ -84,8 +101,7 @@ fn taps(node: &Node<'_>, a: &Axis, x: usize) -> Taps {
     if mode == "nearest" {
         // Before opset 11 (Upsample, Resize-10) there was no nearest_mode: ONNX Runtime rounds down when
         // enlarging and up when shrinking, which for whole scales repeats each value (Upsample's reference).
-        let older = node.opset < 11 || node.op_type() == "Upsample";
-        let default = match (older, a.scale >= 1.0) {
+        let default = match (older(node), a.scale >= 1.0) {
             (true, true) => "floor",
             (true, false) => "ceil",
             (false, _) => "round_prefer_floor",
@@ -229,7 +245,7 @@ fn check_factors(
 pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
     let rank = x.rank();
-    let (roi, scales, sizes) = if node.opset < 11 || node.op_type() == "Upsample" {
+    let (roi, scales, sizes) = if older(node) {
         let scales = match optional(inputs, 1) {
             Some(s) => Some(s.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?),
             None => node
@@ -306,7 +322,7 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         let scales = scales
             .ok_or_else(|| ModelError::Evaluation("Resize needs scales or sizes".to_owned()))?;
         for (i, &d) in axes.iter().enumerate() {
-            let output = (dims_in[d] as f64 * scales[i]).floor() as usize;
+            let output = scaled_length(dims_in[d], scales[i]);
             plan.push((
                 d,
                 Axis {
@@ -334,6 +350,12 @@ pub fn resize(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         for (i, (_, a)) in plan.iter_mut().enumerate() {
             a.roi = (roi[i], roi[i + n]);
         }
+    }
+    // A result of the input's own shape is the input, whatever the scales, as ONNX Runtime answers it
+    // (Resize at 1.1 over 3 rows, or 1.05 over 10, copies them; an axis whose length stays while another
+    // changes is resampled at its scale).
+    if plan.iter().all(|(_, a)| a.input == a.output) {
+        return Ok(vec![x.clone()]);
     }
     let extrapolation = f64::from(node.float("extrapolation_value", 0.0));
     let mut values = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
@@ -388,6 +410,7 @@ mod tests {
             ("Resize", 10, 1.5, vec![0., 0., 1., 2., 2., 3., 4.]),
             ("Resize", 10, 0.6, vec![0., 2., 4.]),
             ("Resize", 10, 0.4, vec![0., 3.]),
+            ("Resize", 10, 1.05, vec![0., 1., 2., 3., 4.]),
         ] {
             let out = run(
                 op,
@@ -398,6 +421,25 @@ mod tests {
             let got = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(got, expected, "{op}-{opset} at {scale}");
         }
+    }
+
+    #[test]
+    fn nearest_before_opset_11_divides_in_f32() {
+        // ONNX Runtime 1.32.0, Resize-10 at 1.1 over 20 values: output 11 reads value 10 (11 / 1.1 is 10
+        // in f32); its output length 22 (20 × 1.1 in f32).
+        let x = f32s(
+            &(0..20).map(|v| v as f32).collect::<Vec<_>>(),
+            &[1, 1, 1, 20],
+        );
+        let out = run(
+            "Resize",
+            10,
+            vec![text("mode", "nearest")],
+            &[x, f32s(&[1., 1., 1., 1.1], &[4])],
+        );
+        let got = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(got.len(), 22);
+        assert_eq!(got[11], 10.0);
     }
 
     #[test]

@@ -274,8 +274,9 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 }
 
 pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
-    // ONNX defines it for floating-point types only, as ONNX Runtime implements it; candle sums integer
-    // windows in their own type, which overflows (a panic with overflow checks).
+    // ONNX defines it for floating-point types only, as ONNX Runtime implements it; candle's average of
+    // an integer window divides by zero (its 1/count factor is 0 in the integer type): a panic in any
+    // build, found by `limits_sweep`.
     let x = float_input(node, inputs, 0)?;
     if needs_general_pooling(node, x) {
         return super::pool_nd::pool(node, inputs, super::pool_nd::Pool::Average);
@@ -476,6 +477,14 @@ mod tests {
         ];
         let out = run("MaxPool", 13, empty, &[f32s(&[], &[1, 1, 0])]);
         assert_eq!(out[0].dims(), [1, 1, 0]);
+    }
+
+    #[test]
+    fn average_pool_refuses_integers() {
+        let x = candle_core::Tensor::full(200u8, (1, 1, 2, 2), &candle_core::Device::Cpu).ok();
+        let kernel = vec![super::super::testing::ints("kernel_shape", &[2, 2])];
+        let err = super::super::testing::error("AveragePool", 19, kernel, &[x]);
+        assert!(err.contains("floating point"), "{err}");
     }
 
     #[test]

@@ -90,6 +90,9 @@ fn to_element_type(x: &Tensor, to: i32, saturate: bool, dtype: DType) -> Out {
         // `Narrow::from_float` says.
         let convert: Box<dyn Fn(f64) -> i64> = match Narrow::of(to) {
             _ if to == T::Int64 as i32 => Box::new(int64_from_float),
+            Some(Narrow::Uint32) if matches!(x.dtype(), DType::F16 | DType::BF16) => {
+                Box::new(Narrow::uint32_from_half)
+            }
             Some(narrow) => Box::new(move |v| narrow.from_float(v)),
             None => return Ok(vec![x.to_dtype(DType::F64)?.to_dtype(DType::I64)?]),
         };
