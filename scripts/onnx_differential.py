@@ -489,6 +489,10 @@ def unique():
     attrs = {"sorted": 1}
     if rng.random() < 0.5:
         attrs["axis"] = int(rng.integers(-x.ndim, x.ndim))
+        if x.size == 0:
+            # ONNX Runtime 1.32.0 aborts the process (std::terminate) on an empty tensor's Unique along an
+            # axis (seed 43: [4, 0] along -2): drawn without the axis then.
+            del attrs["axis"]
     return attrs, [x]
 
 
