@@ -291,7 +291,19 @@ pub fn center_crop_pad(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, i64s, int, run};
+    use super::super::testing::{error, f32s, i64s, int, run};
+
+    /// An empty axes input squeezes every axis of one, as ONNX Runtime 1.32.0 reads it (the differential
+    /// check's Squeeze cases: `[1, 2]` with axes `[]` is `[2]`); squeezing an axis longer than one is an
+    /// error, where candle left it in place.
+    #[test]
+    fn squeeze_with_empty_axes_squeezes_every_axis_of_one() {
+        let x = || f32s(&[1., 2.], &[1, 2, 1]);
+        let out = run("Squeeze", 13, vec![], &[x(), i64s(&[])]);
+        assert_eq!(out[0].dims(), &[2]);
+        let err = error("Squeeze", 13, vec![], &[x(), i64s(&[1])]);
+        assert!(err.contains("length 2"), "{err}");
+    }
 
     /// One axis cropped and another padded come out as either order would make them (crops now come
     /// first, so that no pad is made at the size an axis is still to lose).
