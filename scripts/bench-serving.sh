@@ -12,7 +12,9 @@
 # for one protocol: BENCH_PROTOCOLS=rest or grpc).
 # Usage: [BENCH_SECONDS=5] [ROUNDS=3] [KILN_CONFIGS=1x2,2x1] [MLSERVER_CONFIGS=0x2,0x1,2x1]
 #        [BATCH_DELAY_US=1000] [BENCH_MODELS=cnn,bert] [BENCH_PROTOCOLS=rest,grpc] [BENCH_CLIENTS=1,8,64]
-#        [KILN_SERVE_ARGS='--max-engine-memory-mib 0'] scripts/bench-serving.sh
+#        [KILN_SERVE_ARGS='--max-engine-memory-mib 0'] [BENCH_VARIANT=fp32] scripts/bench-serving.sh
+# BENCH_VARIANT: which of kiln's variants both servers run (fp32; fused for the BERT alone, its attention
+# and GELU fused into ONNX Runtime's operators: BENCH_MODELS=bert BENCH_VARIANT=fused).
 # KILN_SERVE_ARGS: more flags for every kiln-runner serve it starts, to compare settings.
 # KILN_RUNNER: another kiln-runner binary to bench instead of this tree's release build (an older build,
 # to compare builds in one hour; the same MLServer beside it).
@@ -32,7 +34,7 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
 fi
 library=$(scripts/fetch-onnxruntime.sh)
 models=target/bench-variants
-[ -f "$models/cnn/kiln-fp32.onnx" ] && [ -f "$models/bert/kiln-fp32.onnx" ] ||
+[ -f "$models/cnn/kiln-fp32.onnx" ] && [ -f "$models/bert/kiln-fused.onnx" ] ||
   cargo run --release --quiet -p kiln-onnx --example export_variants -- "$models"
 cargo build --release --quiet -p kiln-runner --bins --example grpc_load
 out=target/bench-serving

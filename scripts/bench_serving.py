@@ -57,6 +57,9 @@ if not PROTOCOLS or set(PROTOCOLS) - {"rest", "grpc"}:
     raise SystemExit(f"protocols: rest, grpc or both, not {sys.argv[11]!r}")
 # The client is this tree's build whichever runner is measured (scripts/bench-serving.sh's KILN_RUNNER).
 GRPC_LOAD = os.path.join("target", "release", "examples", "grpc_load")
+# Which of kiln's variants both servers run (scripts/bench-serving.sh's BENCH_VARIANT): fp32 by default;
+# fused for the BERT (attention fused into ONNX Runtime's Attention; the CNN has none).
+VARIANT = os.environ.get("BENCH_VARIANT", "fp32")
 CLIENTS = tuple(int(n) for n in (sys.argv[12] if len(sys.argv) > 12 else "1,8,64").split(",") if n)
 if not CLIENTS or min(CLIENTS) < 1:
     raise SystemExit(f"clients: positive counts, not {sys.argv[12]!r}")
@@ -328,7 +331,9 @@ def servers_of():
 def measure_model(name, alone):
     """{protocol: {server label: {clients: median run}}} for one model, every server resident, runs
     interleaved; ONNX Runtime's run alone before each round of one client, into alone[protocol]."""
-    model_file = os.path.join(models, name, "kiln-fp32.onnx")
+    model_file = os.path.join(models, name, f"kiln-{VARIANT}.onnx")
+    if not os.path.exists(model_file):
+        raise SystemExit(f"{model_file} does not exist: kiln makes no {VARIANT} variant of the {name} model")
     feeds = inputs_for(name)
     body_file = os.path.join(out, f"{name}.json")
     with open(body_file, "wb") as f:
@@ -425,7 +430,7 @@ def main():
           f"MLServer {mlserver.__version__} (onnxruntime {ort.__version__}, numpy {np.__version__}, "
           f"Python {platform.python_version()}, debug false); REST: wrk {wrk_version}, 1 thread, keep-alive; "
           f"gRPC: runner/examples/grpc_load (tonic), 1 thread, a connection per client.")
-    print(f"All: the same file (target/bench-variants/{{cnn,bert}}/kiln-fp32.onnx), ONNX Runtime with 1 inter-op "
+    print(f"All: the same file (target/bench-variants/{{cnn,bert}}/kiln-{VARIANT}.onnx), ONNX Runtime with 1 inter-op "
           f"thread, sequential, all graph optimizations; dynamic batching up to {MAX_BATCH} rows within "
           f"{DELAY_US} µs (kiln --max-batch-size/--batch-delay-us, MLServer max_batch_size/max_batch_time). "
           f"Configurations PxT: kiln --instances P --threads T; MLServer parallel_workers P (0: the model "

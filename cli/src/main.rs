@@ -75,7 +75,7 @@ enum Command {
         /// Files hashed and uploaded at once, each over its own connection
         #[arg(short, long, default_value_t = 4, env = "KILN_JOBS", value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
-        /// Variants the server makes: fp32, fp16, int8, int8-dynamic, pruned-N, int4[-bN][-asym][-qdq],
+        /// Variants the server makes: fp32, fused, fp16, int8, int8-dynamic, pruned-N, int4[-bN][-asym][-qdq],
         /// int8-bN[-asym] (comma-separated; default fp32,fp16,int8, and for a decoder also int8-b128,int4;
         /// no fp32 for a 16-bit model), or `none` to store (and convert) without optimizing
         #[arg(long, value_delimiter = ',')]

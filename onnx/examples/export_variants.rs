@@ -1,5 +1,5 @@
 //! Writes, for a few architectures, the original ONNX model, kiln's optimized fp32, fp16 and int8
-//! variants, and sample inputs, for scripts/bench-variants.sh to compare with the tools users would
+//! variants (and the fused one where it applies), and sample inputs, for scripts/bench-variants.sh to compare with the tools users would
 //! otherwise run: `cargo run --release -p kiln-onnx --example export_variants -- OUT_DIR`.
 
 use std::collections::HashMap;
@@ -181,6 +181,11 @@ fn main() {
                 &format!("kiln-{}", kind.name()),
                 &kind.make(&optimized).unwrap(),
             );
+        }
+        // Only where there is attention or an erf GELU to fuse (BERT here).
+        match VariantKind::Fused.make(&optimized) {
+            Ok(fused) => write(&dir, "kiln-fused", &fused),
+            Err(e) => println!("{name}: no fused variant ({e})"),
         }
         let (sample, _) = inputs::generate(&original).unwrap();
         let sample: HashMap<String, Tensor> = sample;

@@ -346,6 +346,19 @@ fn export_for_outside_check() {
         let mut all: HashMap<String, Tensor> = inputs.clone();
         all.insert("output".into(), outs[0].1.clone());
         candle_core::safetensors::save(&all, out.join(format!("{name}.io.safetensors"))).unwrap();
+        if name == "bert" {
+            // The fused variant, for ONNX Runtime to run on the same (padded) inputs.
+            let mut optimized = model.clone();
+            kiln_onnx::optimize::optimize(&mut optimized).unwrap();
+            let fused = kiln_onnx::variants::VariantKind::Fused
+                .make(&optimized)
+                .unwrap();
+            std::fs::write(
+                out.join("bert-fused.onnx"),
+                prost::Message::encode_to_vec(&fused),
+            )
+            .unwrap();
+        }
         let _ = &checkpoint;
     }
 }

@@ -2,6 +2,7 @@
 //! validation against the original on the same generated inputs.
 
 mod fp16;
+pub mod fused;
 
 pub use fp16::write_streamed as write_fp16_streamed;
 pub mod inputs;
@@ -27,6 +28,9 @@ use crate::validate::{OutputComparison, compare};
 pub enum VariantKind {
     /// Optimized, same precision.
     Fp32,
+    /// fp32 with BERT-style attention and GELU fused into one operator each (ONNX Runtime's contrib
+    /// `Attention`): faster on ONNX Runtime, for ONNX Runtime and kiln's evaluator only ([`fused`]).
+    Fused,
     /// Weights and compute in float16, fp32 at the edges and in the numerically sensitive operators.
     Fp16,
     /// Per-channel symmetric int8 weights for MatMul/Gemm/Conv (DequantizeLinear before each).
@@ -44,6 +48,7 @@ impl VariantKind {
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "fp32" => VariantKind::Fp32,
+            "fused" => VariantKind::Fused,
             "fp16" => VariantKind::Fp16,
             "int8" => VariantKind::Int8,
             "int8-dynamic" => VariantKind::Int8Dynamic,
@@ -63,6 +68,7 @@ impl VariantKind {
     pub fn name(self) -> String {
         match self {
             VariantKind::Fp32 => "fp32".to_owned(),
+            VariantKind::Fused => "fused".to_owned(),
             VariantKind::Fp16 => "fp16".to_owned(),
             VariantKind::Int8 => "int8".to_owned(),
             VariantKind::Int8Dynamic => "int8-dynamic".to_owned(),
@@ -74,7 +80,7 @@ impl VariantKind {
     /// Default tolerances (docs/formats.md); a push may override them.
     pub fn default_tolerance(self) -> f64 {
         match self {
-            VariantKind::Fp32 => 1e-5,
+            VariantKind::Fp32 | VariantKind::Fused => 1e-5,
             VariantKind::Fp16 => 1e-2,
             VariantKind::Int8 => 5e-2,
             VariantKind::Pruned(_) | VariantKind::Int8Dynamic => 1e-1,
@@ -89,6 +95,7 @@ impl VariantKind {
     pub fn make(self, optimized: &ModelProto) -> Result<ModelProto, ModelError> {
         let mut model = match self {
             VariantKind::Fp32 => optimized.clone(),
+            VariantKind::Fused => fused::fuse(optimized)?.0,
             VariantKind::Fp16 => fp16::convert(optimized)?,
             VariantKind::Int8 => int8::quantize(optimized)?,
             VariantKind::Pruned(sparsity) => prune::prune(optimized, sparsity)?,

@@ -366,7 +366,56 @@ async fn onnx_external_data_outside_the_version_is_refused(app: TestApp) {
     );
 }
 
+/// `--variants fused` on a BERT checkpoint: a deployable variant proven within fp32's tolerance whose
+/// file runs one `Attention` a layer; on a model with no attention, reported as not made, saying why.
+async fn a_fused_variant_is_made_where_there_is_attention_to_fuse(app: TestApp) {
+    let files = checkpoint_files(|dir| {
+        sample_models::bert(50, 32, 2, 4)
+            .unwrap()
+            .write_safetensors(dir)
+            .unwrap()
+    });
+    let mut entries = Vec::new();
+    for (path, data) in &files {
+        let digest = app.upload_blob(data).await;
+        entries.push(serde_json::json!({ "path": path, "digest": digest, "size": data.len() }));
+    }
+    let body = serde_json::json!({
+        "version": "1", "files": entries, "pipeline": { "variants": ["fused"] }
+    });
+    let response = app
+        .post_json("/api/v1/models/acme/encoder/versions", &body)
+        .await;
+    expect_json::<serde_json::Value>(response, StatusCode::CREATED).await;
+    let detail = app.settled_version("acme/encoder:1").await;
+    assert_eq!(detail.status, VersionStatus::Ready, "{detail:#?}");
+    let fused = variant(&detail, "fused");
+    assert_eq!(fused.status, VariantStatus::Deployable, "{fused:#?}");
+    let validation = fused.validation.as_ref().unwrap();
+    assert!(
+        validation["rel_l2_error"].as_f64().unwrap() <= 1e-5,
+        "{validation}"
+    );
+    let response = app
+        .get("/api/v1/models/acme/encoder/versions/1/variants/fused/files/model.onnx")
+        .await;
+    let bytes = response.bytes().await.unwrap();
+    let model = kiln_onnx::proto::ModelProto::decode(bytes).unwrap();
+    let attention = model.graph.unwrap().node.into_iter();
+    let attention = attention.filter(|n| n.op_type.as_deref() == Some("Attention"));
+    assert_eq!(attention.count(), 2, "one a layer");
+
+    let detail = crate::runners::push_mlp(&app, "acme/mlp:1", &["fp32", "fused"]).await;
+    let names: Vec<&str> = detail.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["fp32", "onnx"]);
+    let report = job(&detail, "optimize").report.as_ref().unwrap();
+    assert_eq!(report["not_made"][0]["variant"], "fused", "{report}");
+    let reason = report["not_made"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("nothing to fuse"), "{reason}");
+}
+
 crate::on_every_backend!(
+    a_fused_variant_is_made_where_there_is_attention_to_fuse,
     a_bert_checkpoint_becomes_a_proven_onnx_variant,
     an_onnx_upload_is_its_own_variant,
     an_onnx_upload_with_external_data_keeps_both_files,

@@ -77,7 +77,7 @@ struct ModelConfig {
 /// pushed (kiln does not read their dtype) or a conversion (it keeps the checkpoint's).
 fn numerics_of(variant: Option<&str>) -> (Option<&'static str>, Option<&'static str>) {
     match variant {
-        Some("fp32") => (Some("float32"), None),
+        Some("fp32" | "fused") => (Some("float32"), None),
         Some("fp16") => (Some("float16"), None),
         Some("int8") => (Some("int8"), Some("int8-static")),
         Some("int8-dynamic") => (Some("int8"), Some("int8-dynamic")),

@@ -74,7 +74,7 @@ pub(super) fn check_pipeline_options(
             return Err(Error::bad_request(
                 ErrorCode::InvalidVariant,
                 format!(
-                    "{name:?} is not a variant kiln makes: fp32, fp16, int8, int8-dynamic, pruned-N (N from 1 to 99), \
+                    "{name:?} is not a variant kiln makes: fp32, fused, fp16, int8, int8-dynamic, pruned-N (N from 1 to 99), \
                      int4[-bN][-asym][-qdq] or int8-bN[-asym] (N 16, 32, 64, 128 or 256)"
                 ),
             ));
