@@ -324,6 +324,28 @@ def bert(work, cli, runner):
           "a process that stops withdraws its report: kiln show no longer lists it")
 
 
+def fused_variant(work, cli, runner):
+    """The BERT's fused variant (attention in ONNX Runtime's contrib Attention) served by version on both
+    engines gives what ONNX Runtime computes from the fp32 variant, on rows with padding."""
+    pulled = os.path.join(work, "pulled-1")
+    fp32 = os.path.join(pulled, next(f for f in os.listdir(pulled) if f.endswith(".onnx")))
+    feeds = bert_feeds(3, length=9, seed=7)
+    feeds["attention_mask"][1, 5:] = 0
+    feeds["attention_mask"][2, 1:] = 0
+    expected = ort_outputs(fp32, feeds)
+    for engine in ("ort", "kiln"):
+        process, url, grpc_url = start_runner(runner, "acme/bert:1", work, f"fused-{engine}",
+                                              ["--variant", "fused", "--engine", engine])
+        try:
+            check(agrees(http_infer(url, "bert", feeds), expected, 1e-4)
+                  and agrees(grpc_infer(grpc_url, "bert", feeds), expected, 1e-4),
+                  f"the fused variant served on {engine} gives ONNX Runtime's numbers of the fp32 variant "
+                  "(padded rows), over REST and gRPC")
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
 def real_model(work, cli, runner, corpus, key):
     listing = json.load(open(os.path.join(corpus, "corpus.json")))
     model = next(m for m in listing["models"] if m["id"] == key)
@@ -469,6 +491,7 @@ def kserve_runtime(work, cli, runner):
 def main():
     work, cli, runner, corpus, real = sys.argv[1:6]
     bert(work, cli, runner)
+    fused_variant(work, cli, runner)
     kserve_runtime(work, cli, runner)
     told_by_webhook(work, cli, runner)
     real_model(work, cli, runner, corpus, real)
