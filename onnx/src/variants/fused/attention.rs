@@ -88,11 +88,13 @@ pub fn find(view: &View, softmax: usize) -> Option<Found> {
     if (k_heads, k_dim, v_heads, v_dim) != (heads, dim, heads, dim) {
         return None;
     }
-    let at = merge_heads(view, pv, heads * dim, &mut nodes)?;
+    // H and D come from a Reshape's shape: a hostile model's product may not fit.
+    let width = heads.checked_mul(dim)?;
+    let at = merge_heads(view, pv, width, &mut nodes)?;
     let (x, wq, bq) = projection(view, q, &mut nodes)?;
     let (xk, wk, bk) = projection(view, k, &mut nodes)?;
     let (xv, wv, bv) = projection(view, v, &mut nodes)?;
-    let width = usize::try_from(heads * dim).ok()?;
+    let width = usize::try_from(width).ok()?;
     let hidden = wq.0[0];
     let fits = |(dims, _): &(Vec<usize>, Vec<f32>), b: &Vec<f32>| {
         dims.as_slice() == [hidden, width] && b.len() == width
@@ -134,7 +136,9 @@ fn scaled_product(view: &View, scores: &str, nodes: &mut BTreeSet<usize>) -> Opt
     };
     let (scaling, product) = scaling;
     let qk = view.producer(product, "MatMul")?;
+    // ONNX Runtime's Attention reads a scale of 0 as its default, 1/√D.
     if !scale.is_finite()
+        || scale == 0.0
         || !view.usage.only_read_by_one(scores)
         || !view.usage.only_read_by_one(product)
     {
@@ -340,5 +344,6 @@ fn integer_tensor_of_rank_2(input: &crate::proto::ValueInfoProto) -> bool {
     ]
     .iter()
     .any(|t| tensor.elem_type == Some(*t as i32));
-    integer && tensor.shape.as_ref().is_none_or(|s| s.dim.len() == 2)
+    // A 1-D mask_index would mean end positions to Attention: the rank must be declared.
+    integer && tensor.shape.as_ref().is_some_and(|s| s.dim.len() == 2)
 }

@@ -10,7 +10,7 @@ mod attention;
 mod gelu;
 mod view;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use candle_core::{Device, Tensor};
 
@@ -116,14 +116,15 @@ fn rewrite(
     opset: i64,
 ) -> Result<(), ModelError> {
     let mut names = Names::of(graph);
-    let mut claimed = HashSet::new();
+    let mut claimed = BTreeSet::new();
     let mut replacement: HashMap<usize, NodeProto> = HashMap::new();
     let mut masks: BTreeMap<String, String> = BTreeMap::new();
     let mut front = Vec::new();
     for found in attention {
-        if !found.nodes.iter().all(|i| claimed.insert(*i)) {
+        if !found.nodes.is_disjoint(&claimed) {
             continue;
         }
+        claimed.extend(found.nodes.iter().copied());
         let mask = found
             .mask
             .as_ref()
@@ -150,9 +151,10 @@ fn rewrite(
         replacement.insert(found.at, node);
     }
     for found in gelu {
-        if !found.nodes.iter().all(|i| claimed.insert(*i)) {
+        if !found.nodes.is_disjoint(&claimed) {
             continue;
         }
+        claimed.extend(found.nodes.iter().copied());
         let domain = if opset >= 20 { "" } else { CONTRIB };
         let node = NodeProto {
             name: Some(format!("{}_gelu", found.output)),

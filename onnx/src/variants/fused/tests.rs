@@ -198,3 +198,34 @@ fn a_model_with_nothing_to_fuse_is_refused_saying_what_the_variant_fuses() {
         "{message}"
     );
 }
+
+/// A weight that is also a graph input is a default a caller may replace: its block is left alone. A
+/// hostile head shape whose H·D does not fit in i64 is no match, not a panic.
+#[test]
+fn replaceable_weights_and_impossible_head_shapes_are_not_fused() {
+    let (mut original, _) = converted_bert();
+    let graph = original.graph.as_mut().unwrap();
+    let weight = "encoder.layer.0.attention.self.query.weight";
+    graph.input.push(crate::proto::ValueInfoProto {
+        name: Some(weight.to_owned()),
+        ..Default::default()
+    });
+    let (_, found) = fuse(&original).unwrap();
+    assert_eq!(found.attention, 1);
+
+    let (mut original, _) = converted_bert();
+    let graph = original.graph.as_ref().unwrap();
+    let shapes: Vec<String> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.clone())
+        .filter(|n| n.starts_with("heads_shape"))
+        .collect();
+    assert_eq!(shapes.len(), 6, "Q, K and V in two layers");
+    for name in shapes {
+        let huge = Tensor::new(&[0i64, 0, 1 << 40, 1 << 40], &Device::Cpu).unwrap();
+        *initializer(&mut original, &name) = tensor_io::to_proto(&name, &huge).unwrap();
+    }
+    let (_, found) = fuse(&original).unwrap();
+    assert_eq!(found.attention, 0);
+}

@@ -22,10 +22,12 @@ impl<'a> View<'a> {
             graph,
             usage: Usage::of(graph),
             opset,
+            // An initializer that is also a graph input is a default a caller may replace: not a constant.
             constants: graph
                 .initializer
                 .iter()
                 .filter_map(|t| Some((t.name.as_deref()?, t)))
+                .filter(|(name, _)| !graph.input.iter().any(|i| i.name.as_deref() == Some(*name)))
                 .collect(),
         }
     }
