@@ -196,7 +196,10 @@ pub fn attention(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         k = Tensor::cat(&[&past.get(0)?, &k], 2)?;
         v = Tensor::cat(&[&past.get(1)?, &v], 2)?;
     }
-    let present = Tensor::stack(&[&k, &v], 0)?;
+    // A copy of every key and value: skipped where the node declares its output alone (no cache).
+    let present = (node.output_count() != 1)
+        .then(|| Tensor::stack(&[&k, &v], 0))
+        .transpose()?;
     let total = past_length + sequence;
     let scale = match node.float("scale", 0.0) {
         s if s != 0.0 => f64::from(s),
@@ -224,7 +227,7 @@ pub fn attention(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
         .transpose(1, 2)?
         .contiguous()?
         .reshape((batch, sequence, v_size))?;
-    Ok(vec![out, present])
+    Ok(std::iter::once(out).chain(present).collect())
 }
 
 #[cfg(test)]
