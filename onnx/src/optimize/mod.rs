@@ -85,7 +85,7 @@ pub fn tensor_outputs_only(
 
 /// Whether a node is a standard ONNX operator: the passes match operators by name, and another domain
 /// (ONNX Runtime's NHWC copies, a custom domain) may reuse a name with other semantics.
-fn in_default_domain(node: &crate::proto::NodeProto) -> bool {
+pub(crate) fn in_default_domain(node: &crate::proto::NodeProto) -> bool {
     matches!(node.domain.as_deref(), None | Some("" | "ai.onnx"))
 }
 

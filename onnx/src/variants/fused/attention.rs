@@ -45,6 +45,8 @@ pub struct Found {
 pub struct PaddingMask {
     pub input: String,
     pub filter: f32,
+    /// Whether the input is int32 already, as `Attention` reads it (otherwise it is cast once).
+    pub int32: bool,
 }
 
 /// The attention block whose `Softmax` is node `softmax`, if it has the form above.
@@ -298,14 +300,16 @@ fn padding_mask(view: &View, value: &str) -> Option<PaddingMask> {
             dims.insert(axis, 0);
         }
     }
-    let integer_input = view
+    let elem_type = view
         .graph
         .input
         .iter()
-        .any(|i| i.name.as_deref() == Some(input) && integer_tensor_of_rank_2(i));
-    (dims == [1, 0, 0, 2] && integer_input && filter.is_finite()).then(|| PaddingMask {
+        .find(|i| i.name.as_deref() == Some(input))
+        .and_then(integer_type_of_rank_2)?;
+    (dims == [1, 0, 0, 2] && filter.is_finite()).then(|| PaddingMask {
         input: input.to_owned(),
         filter,
+        int32: elem_type == crate::proto::tensor_proto::DataType::Int32 as i32,
     })
 }
 
@@ -324,12 +328,13 @@ fn unsqueezes<'a>(view: &View<'a>, value: &'a str, steps: &mut Vec<Vec<i64>>) ->
     Some(value)
 }
 
-fn integer_tensor_of_rank_2(input: &crate::proto::ValueInfoProto) -> bool {
+/// The element type of an integer graph input declared of rank 2.
+fn integer_type_of_rank_2(input: &crate::proto::ValueInfoProto) -> Option<i32> {
     use crate::proto::tensor_proto::DataType as T;
     use crate::proto::type_proto::Value;
     let Some(Value::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
     else {
-        return false;
+        return None;
     };
     let integer = [
         T::Int64,
@@ -345,5 +350,6 @@ fn integer_tensor_of_rank_2(input: &crate::proto::ValueInfoProto) -> bool {
     .iter()
     .any(|t| tensor.elem_type == Some(*t as i32));
     // A 1-D mask_index would mean end positions to Attention: the rank must be declared.
-    integer && tensor.shape.as_ref().is_some_and(|s| s.dim.len() == 2)
+    let rank_2 = tensor.shape.as_ref().is_some_and(|s| s.dim.len() == 2);
+    (integer && rank_2).then_some(tensor.elem_type?)
 }

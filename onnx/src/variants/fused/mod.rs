@@ -128,7 +128,7 @@ fn rewrite(
         let mask = found
             .mask
             .as_ref()
-            .map(|mask| mask_index(graph, &mut names, &mut masks, &mut front, &mask.input));
+            .map(|mask| mask_index(&mut names, &mut masks, &mut front, mask));
         let (weight, bias) = packed(graph, &mut names, &found)?;
         let mut input = vec![found.input.clone(), weight, bias];
         let mut attribute = vec![
@@ -180,24 +180,16 @@ fn rewrite(
 
 /// The int32 mask `Attention` reads, cast once from the graph input (itself where it is int32).
 fn mask_index(
-    graph: &GraphProto,
     names: &mut Names,
     masks: &mut BTreeMap<String, String>,
     front: &mut Vec<NodeProto>,
-    input: &str,
+    mask: &attention::PaddingMask,
 ) -> String {
+    let input = mask.input.as_str();
     if let Some(name) = masks.get(input) {
         return name.clone();
     }
-    let int32 = graph.input.iter().any(|i| {
-        i.name.as_deref() == Some(input)
-            && matches!(
-                i.r#type.as_ref().and_then(|t| t.value.as_ref()),
-                Some(crate::proto::type_proto::Value::TensorType(t))
-                    if t.elem_type == Some(DataType::Int32 as i32)
-            )
-    });
-    let name = if int32 {
+    let name = if mask.int32 {
         input.to_owned()
     } else {
         let name = names.fresh(&format!("{input}_int32"));

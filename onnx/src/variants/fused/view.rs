@@ -71,6 +71,10 @@ impl<'a> View<'a> {
 
     /// An initializer holding one float (of any rank), as f32.
     pub fn scalar(&self, name: &str) -> Option<f32> {
+        // A weight is not decoded only to learn it holds more than one value.
+        if self.constants.get(name)?.dims.iter().product::<i64>() != 1 {
+            return None;
+        }
         match self.floats(name)?.1.as_slice() {
             [value] => Some(*value),
             _ => None,
@@ -104,8 +108,7 @@ impl<'a> View<'a> {
 }
 
 pub fn is_op(node: &NodeProto, op: &str) -> bool {
-    node.op_type.as_deref() == Some(op)
-        && matches!(node.domain.as_deref(), None | Some("" | "ai.onnx"))
+    node.op_type.as_deref() == Some(op) && crate::optimize::in_default_domain(node)
 }
 
 pub fn ints_attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
