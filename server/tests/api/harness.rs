@@ -334,17 +334,28 @@ impl TestApp {
 
     /// Uploads the files and commits them as a version; returns the commit response.
     pub async fn push(&self, reference: &str, files: &[(&str, &[u8])]) -> Response {
+        self.push_with_pipeline(reference, files, None).await
+    }
+
+    /// [`Self::push`] with the commit's pipeline options (`variants`, ...).
+    pub async fn push_with_pipeline(
+        &self,
+        reference: &str,
+        files: &[(&str, &[u8])],
+        pipeline: Option<Value>,
+    ) -> Response {
         let (model, version) = reference.split_once(':').expect("NS/MODEL:VERSION");
         let mut entries = Vec::new();
         for (path, data) in files {
             let digest = self.upload_blob(data).await;
             entries.push(json!({ "path": path, "digest": digest, "size": data.len() }));
         }
-        self.post_json(
-            &format!("/api/v1/models/{model}/versions"),
-            &json!({ "version": version, "files": entries }),
-        )
-        .await
+        let mut body = json!({ "version": version, "files": entries });
+        if let Some(pipeline) = pipeline {
+            body["pipeline"] = pipeline;
+        }
+        self.post_json(&format!("/api/v1/models/{model}/versions"), &body)
+            .await
     }
 }
 

@@ -375,16 +375,13 @@ async fn a_fused_variant_is_made_where_there_is_attention_to_fuse(app: TestApp) 
             .write_safetensors(dir)
             .unwrap()
     });
-    let mut entries = Vec::new();
-    for (path, data) in &files {
-        let digest = app.upload_blob(data).await;
-        entries.push(serde_json::json!({ "path": path, "digest": digest, "size": data.len() }));
-    }
-    let body = serde_json::json!({
-        "version": "1", "files": entries, "pipeline": { "variants": ["fused"] }
-    });
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    let pipeline = serde_json::json!({ "variants": ["fused"] });
     let response = app
-        .post_json("/api/v1/models/acme/encoder/versions", &body)
+        .push_with_pipeline("acme/encoder:1", &borrowed, Some(pipeline))
         .await;
     expect_json::<serde_json::Value>(response, StatusCode::CREATED).await;
     let detail = app.settled_version("acme/encoder:1").await;

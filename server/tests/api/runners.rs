@@ -109,15 +109,10 @@ impl<'a> TestRunner<'a> {
 
 pub(crate) async fn push_mlp(app: &TestApp, reference: &str, variants: &[&str]) -> VersionDetail {
     let model = kiln_onnx::sample_models::mlp_graph(false).encode_to_vec();
-    let (name, version) = reference.split_once(':').unwrap();
-    let blob = app.upload_blob(&model).await;
-    let body = json!({
-        "version": version,
-        "files": [{ "path": "model.onnx", "digest": blob, "size": model.len() }],
-        "pipeline": { "variants": variants },
-    });
+    let pipeline = json!({ "variants": variants });
+    let files: [(&str, &[u8]); 1] = [("model.onnx", &model)];
     expect_json::<Value>(
-        app.post_json(&format!("/api/v1/models/{name}/versions"), &body)
+        app.push_with_pipeline(reference, &files, Some(pipeline))
             .await,
         StatusCode::CREATED,
     )
