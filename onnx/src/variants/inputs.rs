@@ -1,7 +1,7 @@
 //! Inputs for validation, generated from a model's signature: random normal floats; token ids within the
-//! embedding table they index; masks of ones. Symbolic dims get 2 (the first) or 7 (the others) unless
-//! the caller says otherwise (benchmarks choose the batch); a decoder's total sequence length is its past
-//! plus its new tokens.
+//! embedding table they index; masks of ones, the last row of a batch padded at its end. Symbolic dims get
+//! 2 (the first) or 7 (the others) unless the caller says otherwise (benchmarks choose the batch); a
+//! decoder's total sequence length is its past plus its new tokens.
 
 use std::collections::HashMap;
 
@@ -67,6 +67,23 @@ fn symbolic_size(name: &str, index: usize, first: usize, rest: usize) -> usize {
     } else {
         rest
     }
+}
+
+/// An integer attention mask of a batch of two or more rows gets its last row padded at the end, as a
+/// tokenizer pads a shorter sentence (1 a real token, 0 padding), so that a variant's handling of padding
+/// is compared too: a mask of ones alone would not tell a variant that drops the mask from one that keeps
+/// it. At the end, so that every query still sees a real key (the first), causal or not. Returns what was
+/// done, None for any other input.
+fn pad_last_row(name: &str, dims: &[usize], values: &mut [i64]) -> Option<String> {
+    let &[rows, columns] = dims else {
+        return None;
+    };
+    if rows < 2 || columns < 2 || !name.to_ascii_lowercase().contains("mask") {
+        return None;
+    }
+    let padded = columns / 2;
+    values[(rows - 1) * columns + columns - padded..].fill(0);
+    Some(format!("{padded} of {columns} positions 0 at its end"))
 }
 
 /// Inputs for validating `model`: batch 2, other symbolic dims 7.
@@ -156,12 +173,19 @@ pub fn generate_shaped(
                     .then(|| table(&n.input[0]).and_then(|t| t.dims.first().copied()))
                     .flatten()
             });
-            let values: Vec<i64> = match rows {
+            let mut values: Vec<i64> = match rows {
                 Some(rows) => (0..count)
                     .map(|i| (i as i64 * 7919 + 11) % rows.max(1))
                     .collect(),
                 None => vec![1; count],
             };
+            if rows.is_none()
+                && let Some(padding) = pad_last_row(&name, &dims, &mut values)
+            {
+                described.push(format!("{name} {dims:?} (the last row padded: {padding})"));
+                out.insert(name, Tensor::from_vec(values, dims, &Device::Cpu)?);
+                continue;
+            }
             Tensor::from_vec(values, dims.clone(), &Device::Cpu)?
         } else if elem == DataType::Bool as i32 {
             Tensor::ones(dims.clone(), DType::U8, &Device::Cpu)?
@@ -174,4 +198,28 @@ pub fn generate_shaped(
         out.insert(name, tensor);
     }
     Ok((out, format!("generated: {}", described.join(", "))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masks_last_row_is_padded_at_its_end_and_nothing_else_is() {
+        let mut mask = vec![1i64; 2 * 7];
+        let done = pad_last_row("attention_mask", &[2, 7], &mut mask);
+        assert_eq!(done.as_deref(), Some("3 of 7 positions 0 at its end"));
+        assert_eq!(mask, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+
+        // One row (the first is never padded), a mask of another rank, or an input that is no mask: ones.
+        for (name, dims) in [
+            ("attention_mask", vec![1, 7]),
+            ("attention_mask", vec![2, 1, 7]),
+            ("lengths", vec![2, 7]),
+        ] {
+            let mut values = vec![1i64; dims.iter().product()];
+            assert_eq!(pad_last_row(name, &dims, &mut values), None);
+            assert!(values.iter().all(|&v| v == 1));
+        }
+    }
 }
