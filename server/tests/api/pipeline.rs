@@ -393,6 +393,12 @@ async fn a_fused_variant_is_made_where_there_is_attention_to_fuse(app: TestApp) 
         validation["rel_l2_error"].as_f64().unwrap() <= 1e-5,
         "{validation}"
     );
+    // Proven on a padded row too: the same variant without its mask was deployable on masks of ones.
+    let inputs = validation["inputs"].as_str().unwrap();
+    assert!(
+        inputs.contains("attention_mask [2, 7] (the last row padded"),
+        "{inputs}"
+    );
     let response = app
         .get("/api/v1/models/acme/encoder/versions/1/variants/fused/files/model.onnx")
         .await;
