@@ -28,7 +28,8 @@ part cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests drive the real binaries: build them first.
 part cargo build --workspace --bins
 # cargo-nextest runs every test binary's tests in one pool (.config/nextest.toml says why); it runs no
-# doc tests, so cargo test runs those (below). A new machine here has it; elsewhere it is built from crates.io once.
+# doc tests, so cargo test runs those (below). A new machine here has it; elsewhere it is built from
+# crates.io once.
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked --version 0.9.143
 part cargo nextest run --workspace "$@"
 # Doc tests: rustdoc reads every library of the workspace to find them (93 s here) even where there are
