@@ -477,7 +477,19 @@ def conv_transpose():
     attrs = {"group": groups, "strides": strides, "pads": [int(rng.integers(0, k)) for k in kernel] * 2}
     if rng.random() < 0.3:
         attrs["output_padding"] = [int(rng.integers(0, s)) for s in strides]
-    inputs = [values(np.float32, [1, channels] + [int(rng.integers(1, 5)) for _ in range(2)], small=True),
+    spatial = [int(rng.integers(1, 5)) for _ in range(2)]
+    layout = rng.random()
+    if layout < 0.2:
+        # An explicit output_shape, from one to stride - 1 past the kernel's reach (zeros at the end; ONNX
+        # Runtime refuses more), in place of pads.
+        del attrs["pads"]
+        reach = [s * (i - 1) + attrs.get("output_padding", [0, 0])[d] + k
+                 for d, (s, i, k) in enumerate(zip(strides, spatial, kernel))]
+        attrs["output_shape"] = [int(rng.integers(1, r + s)) for r, s in zip(reach, strides)]
+    elif layout < 0.3:
+        del attrs["pads"]
+        attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER"]))
+    inputs = [values(np.float32, [1, channels] + spatial, small=True),
               values(np.float32, [channels, out_per_group] + kernel, small=True)]
     if rng.random() < 0.5:
         inputs.append(values(np.float32, [groups * out_per_group], small=True))

@@ -70,31 +70,42 @@ fn geometry(node: &Node<'_>, x: &Tensor, w: &Tensor) -> Result<Geometry, ModelEr
         Some(v) => Some(v[v.len() - n..].iter().map(|&d| d as usize).collect()),
         None => None,
     };
-    let pads: Vec<(usize, usize)> = if requested.is_some() || auto.starts_with("SAME") {
-        let target = target_shape(&requested, &input, &strides);
-        (0..n)
-            .map(|i| {
-                let total = full[i].saturating_sub(target[i]);
-                // As the spec has it: SAME_UPPER puts the larger half at the end, everything else at the start.
-                if auto == "SAME_UPPER" {
-                    (total / 2, total - total / 2)
-                } else {
-                    (total - total / 2, total / 2)
-                }
-            })
-            .collect()
-    } else {
-        let p = node.per_axis("pads", 2 * n, 0, 0..=MAX_ATTRIBUTE)?;
-        (0..n).map(|i| (p[i], p[i + n])).collect()
-    };
-    let output = (0..n)
-        .map(|i| full[i].checked_sub(pads[i].0 + pads[i].1))
-        .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| {
-            invalid(format!(
-                "pads {pads:?} remove more than the output {full:?}"
-            ))
-        })?;
+    let (pads, output): (Vec<(usize, usize)>, Vec<usize>) =
+        if requested.is_some() || auto.starts_with("SAME") {
+            let target = target_shape(&requested, &input, &strides);
+            let pads: Vec<(usize, usize)> = (0..n)
+                .map(|i| {
+                    let total = full[i].saturating_sub(target[i]);
+                    // As the spec has it: SAME_UPPER puts the larger half at the end, everything else at
+                    // the start.
+                    if auto == "SAME_UPPER" {
+                        (total / 2, total - total / 2)
+                    } else {
+                        (total - total / 2, total / 2)
+                    }
+                })
+                .collect();
+            // An `output_shape` is the output's: one past the kernel's reach is zeros (and the bias) at
+            // its end, as ONNX's reference and ONNX Runtime have it. SAME padding's input × stride past
+            // that reach is not: ONNX Runtime stops at the reach.
+            let output = match requested {
+                Some(_) => target,
+                None => (0..n).map(|i| full[i] - pads[i].0 - pads[i].1).collect(),
+            };
+            (pads, output)
+        } else {
+            let p = node.per_axis("pads", 2 * n, 0, 0..=MAX_ATTRIBUTE)?;
+            let pads: Vec<(usize, usize)> = (0..n).map(|i| (p[i], p[i + n])).collect();
+            let output = (0..n)
+                .map(|i| full[i].checked_sub(pads[i].0 + pads[i].1))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "pads {pads:?} remove more than the output {full:?}"
+                    ))
+                })?;
+            (pads, output)
+        };
     Ok(Geometry {
         input,
         kernel,
@@ -220,7 +231,7 @@ fn target_shape(requested: &Option<Vec<usize>>, input: &[usize], strides: &[usiz
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, ints, run};
+    use super::super::testing::{f32s, ints, run, string};
 
     #[test]
     fn stride_two_spreads_each_input_over_the_kernel() {
@@ -231,5 +242,28 @@ mod tests {
             out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![1., 1., 3., 2., 2.]
         );
+    }
+
+    #[test]
+    fn an_output_shape_past_the_kernels_reach_is_zero_at_its_end() {
+        let x = f32s(&[1., 2.], &[1, 1, 2]);
+        let w = f32s(&[1., 1., 1.], &[1, 1, 3]);
+        for (spatial, expected) in [
+            (6, vec![1., 1., 3., 2., 2., 0.]),
+            (5, vec![1., 1., 3., 2., 2.]),
+            (4, vec![1., 3., 2., 2.]),
+        ] {
+            let attributes = vec![ints("strides", &[2]), ints("output_shape", &[spatial])];
+            let out = run("ConvTranspose", 13, attributes, &[x.clone(), w.clone()]);
+            assert_eq!(out[0].dims(), [1, 1, spatial as usize]);
+            let values = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(values, expected, "output_shape {spatial}");
+        }
+        // SAME padding asks for input × stride (4) but stops at the kernel's reach (3), as ONNX Runtime.
+        let one = f32s(&[1.], &[1, 1, 1]);
+        let attributes = vec![ints("strides", &[2]), string("auto_pad", "SAME_UPPER")];
+        let out = run("ConvTranspose", 13, attributes, &[x, one]);
+        let values = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(values, [1., 0., 2.]);
     }
 }
