@@ -217,6 +217,16 @@ fn from_typed_fields(
             shape,
             device,
         )?,
+        // Like float16: each value's 16 bits in one int32.
+        DataType::Bfloat16 => Tensor::from_vec(
+            proto
+                .int32_data
+                .iter()
+                .map(|&v| half::bf16::from_bits(v as u16))
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        )?,
         other => {
             return Err(unsupported(
                 name,
@@ -344,6 +354,29 @@ mod tests {
         };
         let t = from_proto(&proto, None, &Device::Cpu).unwrap();
         assert_eq!(t.to_vec1::<i64>().unwrap(), vec![3, -1]);
+    }
+
+    /// 16-bit floats without raw data keep each value's bits in one of `int32_data`'s, bfloat16 as float16.
+    #[test]
+    fn sixteen_bit_floats_read_from_int32_data() {
+        for (data_type, bits, expected) in [
+            (DataType::Float16, half::f16::from_f32(-1.5).to_bits(), -1.5),
+            (
+                DataType::Bfloat16,
+                half::bf16::from_f32(0.25).to_bits(),
+                0.25,
+            ),
+        ] {
+            let proto = TensorProto {
+                dims: vec![1],
+                data_type: Some(data_type as i32),
+                int32_data: vec![i32::from(bits)],
+                ..Default::default()
+            };
+            let t = from_proto(&proto, None, &Device::Cpu).unwrap();
+            let values = t.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(values, [expected], "{data_type:?}");
+        }
     }
 
     /// 4-bit and 8-bit-float weights kept in an external data file (as large quantized models keep
