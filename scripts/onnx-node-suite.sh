@@ -19,5 +19,5 @@ with zipfile.ZipFile(wheel) as z:
 PY
 fi
 KILN_ONNX_NODE_TESTS="$PWD/$dir/onnx/backend/test/data/node" \
-KILN_ONNX_NODE_TESTS_FLOOR="${KILN_ONNX_NODE_TESTS_FLOOR:-1179}" \
+KILN_ONNX_NODE_TESTS_FLOOR="${KILN_ONNX_NODE_TESTS_FLOOR:-1181}" \
   cargo test --workspace --test node_suite -- --ignored --nocapture --test-threads 1

@@ -148,6 +148,9 @@ def pool(op):
             attrs["pads"] = [int(rng.integers(0, k)) for k in kernel] * 2
         if op == "AveragePool":
             attrs["count_include_pad"] = int(rng.integers(0, 2))
+        elif rng.random() < 0.3:
+            # storage_order orders only the Indices output: a MaxPool drawn with it has that output (case()).
+            attrs["storage_order"] = int(rng.integers(0, 2))
         dtype = [np.float32, np.float64, np.int8, np.uint8][int(rng.integers(4 if op == "MaxPool" else 2))]
         return attrs, [values(dtype, [1, 2] + spatial, small=True)]
     return op, make
@@ -702,6 +705,8 @@ def case(op, attrs, inputs):
     given = [(n, x) for n, x in zip(names, inputs) if x is not None]
     outputs = {"TopK": ["y", "indices"], "Split": ["y", "z"], "Unique": ["y", "indices", "inverse", "counts"],
                "Dropout": ["y", "mask"], **layers.OUTPUTS}.get(op, ["y"])
+    if op == "MaxPool" and "storage_order" in attrs:
+        outputs = ["y", "indices"]
     node = helper.make_node(op, names, outputs, **attrs)
     graph = helper.make_graph(
         [node], op,

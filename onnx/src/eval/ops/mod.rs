@@ -346,6 +346,25 @@ pub(crate) mod testing {
         f(&Node::new(&proto, opset), inputs).expect("op runs")
     }
 
+    /// [`run`] for a node that declares `outputs` outputs (operators whose optional outputs are computed
+    /// only when declared).
+    pub fn run_outputs(
+        op: &str,
+        opset: i64,
+        attributes: Vec<AttributeProto>,
+        inputs: &[Option<Tensor>],
+        outputs: usize,
+    ) -> Vec<Tensor> {
+        let proto = NodeProto {
+            op_type: Some(op.to_owned()),
+            attribute: attributes,
+            output: (0..outputs).map(|i| format!("y{i}")).collect(),
+            ..Default::default()
+        };
+        let f = super::lookup("", op).expect("op is registered");
+        f(&Node::new(&proto, opset), inputs).expect("op runs")
+    }
+
     /// The error an operator gives (it must fail, not panic).
     pub fn error(
         op: &str,

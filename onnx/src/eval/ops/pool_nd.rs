@@ -1,5 +1,6 @@
-//! Pooling over any number of spatial dims with dilations (MaxPool, AveragePool, LpPool), in f64. The
-//! 2-D undilated cases run on candle's kernels in `spatial`; this covers the rest.
+//! Pooling over any number of spatial dims with dilations (MaxPool, AveragePool, LpPool), in f64, and
+//! MaxPool's Indices output. The 2-D undilated cases run on candle's kernels in `spatial`; this covers
+//! the rest.
 
 use candle_core::{DType, Tensor};
 
@@ -41,6 +42,24 @@ fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
         )));
     }
     let input: Vec<usize> = x.dims()[2..].to_vec();
+    // Undilated windows fall where the 2-D kernels' do (`pool_windows`: ceil_mode's window past the end,
+    // an axis shorter than the kernel), so that what only this path computes (MaxPool's Indices, more
+    // than two spatial axes) is sized as they are.
+    if node
+        .ints("dilations")
+        .is_none_or(|d| d.iter().all(|&v| v == 1))
+    {
+        let (kernel, strides, declared, _, output) = super::pool_windows::windows(node, x)?;
+        return Ok(Geometry {
+            dilations: vec![1; input.len()],
+            begin: declared.iter().map(|&(b, _)| b).collect(),
+            input,
+            output,
+            kernel,
+            strides,
+            declared,
+        });
+    }
     let n = input.len();
     if !node.has("kernel_shape") {
         return Err(invalid("kernel_shape is required".to_owned()));
@@ -141,6 +160,15 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
     let in_size: usize = g.input.iter().product();
     let out_size = element_count(&g.output, "pooling output")?;
     let include_pad = node.int("count_include_pad", 0) != 0;
+    // MaxPool's second output: where each maximum was, as a position in the whole input flattened, its
+    // spatial axes in row-major order (storage_order 0) or column-major (1), as ONNX Runtime has it.
+    let indices = matches!(kind, Pool::Max) && node.output_count() > 1;
+    let column_major = node.int("storage_order", 0) != 0;
+    let mut at = Vec::with_capacity(if indices {
+        batch * channels * out_size
+    } else {
+        0
+    });
     let mut out = Vec::with_capacity(batch * channels * out_size);
     let window: usize = g.kernel.iter().product();
     // Every output value reads its whole window: bound the total work, not only the result's size.
@@ -162,9 +190,11 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
                 0usize,
                 0usize,
             );
+            let mut best = None;
             for k in 0..window {
                 let mut kr = k;
                 let mut offset = 0;
+                let mut transposed = 0;
                 let mut inside = true;
                 let mut in_declared = true;
                 for d in (0..n).rev() {
@@ -182,6 +212,8 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
                     } else {
                         let stride: usize = g.input[d + 1..].iter().product();
                         offset += pos as usize * stride;
+                        let stride: usize = g.input[..d].iter().product();
+                        transposed += pos as usize * stride;
                     }
                 }
                 if in_declared {
@@ -192,11 +224,18 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
                 }
                 let v = data[offset];
                 count += 1;
+                if indices && v > acc {
+                    best = Some(if column_major { transposed } else { offset });
+                }
                 acc = match kind {
                     Pool::Max => acc.max(v),
                     Pool::Average => acc + v,
                     Pool::Lp(p) => acc + v.abs().powf(p),
                 };
+            }
+            if indices {
+                // A window of no value above -∞ (or only NaN) points nowhere, as ONNX Runtime's -1.
+                at.push(best.map_or(-1, |b| (plane * in_size + b) as i64));
             }
             out.push(match kind {
                 Pool::Max => acc,
@@ -207,9 +246,12 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
     }
     let mut shape = vec![batch, channels];
     shape.extend_from_slice(&g.output);
-    Ok(vec![
-        Tensor::from_vec(out, shape, x.device())?.to_dtype(x.dtype())?,
-    ])
+    let y = Tensor::from_vec(out, shape.clone(), x.device())?.to_dtype(x.dtype())?;
+    Ok(if indices {
+        vec![y, Tensor::from_vec(at, shape, x.device())?]
+    } else {
+        vec![y]
+    })
 }
 
 pub fn lp_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -218,7 +260,7 @@ pub fn lp_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, ints, run};
+    use super::super::testing::{f32s, int, ints, run, run_outputs};
 
     #[test]
     fn dilated_max_pool_skips_between_taps() {
@@ -233,6 +275,34 @@ mod tests {
             out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             vec![2., 9., 3.]
         );
+    }
+
+    #[test]
+    fn max_pool_indices_are_flat_positions_in_either_storage_order() {
+        // Two planes of 2×3; windows of 1×2 at stride 2 along the width: columns 0-1, then 2 hanging past
+        // the end with ceil_mode. The second plane's positions start at 6.
+        let x = f32s(
+            &[1., 5., 2., 7., 3., 9., 0., -1., -2., 4., 8., 8.],
+            &[1, 2, 2, 3],
+        );
+        // As ONNX Runtime 1.32.0 gives them.
+        for (order, expected) in [
+            (0, [1, 2, 3, 5, 6, 8, 10, 11]),
+            (1, [2, 4, 1, 5, 6, 10, 9, 11]),
+        ] {
+            let attributes = vec![
+                ints("kernel_shape", &[1, 2]),
+                ints("strides", &[1, 2]),
+                int("ceil_mode", 1),
+                int("storage_order", order),
+            ];
+            let out = run_outputs("MaxPool", 12, attributes, std::slice::from_ref(&x), 2);
+            assert_eq!(out[0].dims(), [1, 2, 2, 2]);
+            let values = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(values, [5., 2., 7., 9., 0., -2., 8., 8.]);
+            let at = out[1].flatten_all().unwrap().to_vec1::<i64>().unwrap();
+            assert_eq!(at, expected, "storage_order {order}");
+        }
     }
 
     #[test]

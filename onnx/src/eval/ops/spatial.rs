@@ -242,11 +242,8 @@ fn needs_general_pooling(node: &Node<'_>, x: &Tensor) -> bool {
 
 pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    if needs_general_pooling(node, x) && node.output_count() <= 1 {
+    if needs_general_pooling(node, x) || node.output_count() > 1 {
         return super::pool_nd::pool(node, inputs, super::pool_nd::Pool::Max);
-    }
-    if node.output_count() > 1 {
-        return Err(unsupported("MaxPool's Indices output".to_owned()));
     }
     let (kernel, strides, pads, extra, sizes) = windows(node, x)?;
     if sizes.contains(&0) {
