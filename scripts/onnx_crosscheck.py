@@ -1,8 +1,8 @@
 """Outside checks of what kiln writes, with ONNX's own Python package (run by scripts/onnx-crosscheck.sh).
 
 1. Models kiln converted pass onnx.checker (full check, with shape inference), and ONNX's reference
-   evaluator computes the same outputs kiln's evaluator did (relative L2 below 1e-5); the BERT's fused
-   variant computes the same in ONNX Runtime.
+   evaluator computes the same outputs kiln's evaluator did (relative L2 below 1e-5); the BERT's and the
+   GPT-2's fused variants compute the same in ONNX Runtime.
 2. Converted decoders (a bf16 Llama with external data, a GPT-2) decode 16 greedy tokens in ONNX Runtime,
    feeding each step's present keys and values back as the past, and get the tokens kiln's evaluator got.
    Its weight-only variants (int4 MatMulNBits, int4 asymmetric, int4 and int8 blocked DequantizeLinear)
@@ -34,21 +34,23 @@ for name in ["bert", "gpt2", "llama"]:
     failures += not ok
     print(f"{name}: onnx.checker ok; onnx.reference vs kiln relative L2 {rel:.2e} {'ok' if ok else 'FAILED'}")
 
-# The fused variant of the BERT (ONNX Runtime's contrib Attention and Gelu, which ONNX's checker and
-# reference evaluator do not know) computes in ONNX Runtime what kiln's evaluator computed from the
-# converted model, on inputs whose second row is padded.
-fused = onnx.load(f"{exported}/bert-fused.onnx")
-io = load_file(f"{exported}/bert.io.safetensors")
-assert (io["attention_mask"] == 0).any(), "the inputs are padded"
-session = ort.InferenceSession(f"{exported}/bert-fused.onnx", providers=["CPUExecutionProvider"])
-got = session.run(None, {k: v for k, v in io.items() if k != "output"})[0]
-rel = float(np.linalg.norm(got - io["output"]) / np.linalg.norm(io["output"]))
-fused_ops = sorted({f"{n.domain or 'ai.onnx'}.{n.op_type}" for n in fused.graph.node if n.op_type in ("Attention", "Gelu")})
-ok = rel < 1e-5 and len(fused_ops) == 2
-failures += not ok
-print(f"bert fused ({', '.join(fused_ops)}): ONNX Runtime {ort.__version__} vs kiln relative L2 {rel:.2e} "
-      f"{'ok' if ok else 'FAILED'}")
-
+# The fused variants (ONNX Runtime's contrib Attention, Gelu and FastGelu, which ONNX's checker and
+# reference evaluator do not know) compute in ONNX Runtime what kiln's evaluator computed from the
+# converted models: the BERT's on inputs whose second row is padded, the GPT-2's (its tanh GELU fused, its
+# causal attention left) on a past of 7 positions and 7 new tokens.
+for name, wanted in [("bert", ["com.microsoft.Attention", "com.microsoft.Gelu"]), ("gpt2", ["com.microsoft.FastGelu"])]:
+    fused = onnx.load(f"{exported}/{name}-fused.onnx")
+    io = load_file(f"{exported}/{name}.io.safetensors")
+    if name == "bert":
+        assert (io["attention_mask"] == 0).any(), "the inputs are padded"
+    session = ort.InferenceSession(f"{exported}/{name}-fused.onnx", providers=["CPUExecutionProvider"])
+    got = session.run(None, {k: v for k, v in io.items() if k != "output"})[0]
+    rel = float(np.linalg.norm(got - io["output"]) / np.linalg.norm(io["output"]))
+    fused_ops = sorted({f"{n.domain or 'ai.onnx'}.{n.op_type}" for n in fused.graph.node if n.domain == "com.microsoft"})
+    ok = rel < 1e-5 and fused_ops == wanted
+    failures += not ok
+    print(f"{name} fused ({', '.join(fused_ops)}): ONNX Runtime {ort.__version__} vs kiln relative L2 {rel:.2e} "
+          f"{'ok' if ok else 'FAILED'}")
 
 
 def ort_decode(session, prompt, steps):

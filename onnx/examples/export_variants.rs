@@ -182,7 +182,7 @@ fn main() {
                 &kind.make(&optimized).unwrap(),
             );
         }
-        // Only where there is attention or an erf GELU to fuse (BERT here).
+        // Only where there is attention or a GELU to fuse (the BERT and the GPT-2 here).
         match VariantKind::Fused.make(&optimized) {
             Ok(fused) => write(&dir, "kiln-fused", &fused),
             Err(e) => println!("{name}: no fused variant ({e})"),

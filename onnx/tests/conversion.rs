@@ -346,15 +346,16 @@ fn export_for_outside_check() {
         let mut all: HashMap<String, Tensor> = inputs.clone();
         all.insert("output".into(), outs[0].1.clone());
         candle_core::safetensors::save(&all, out.join(format!("{name}.io.safetensors"))).unwrap();
-        if name == "bert" {
-            // The fused variant, for ONNX Runtime to run on the same (padded) inputs.
+        if name != "llama" {
+            // The fused variant, for ONNX Runtime to run on the same inputs (the BERT's padded; the
+            // GPT-2's tanh GELU fused, its causal attention not).
             let mut optimized = model.clone();
             kiln_onnx::optimize::optimize(&mut optimized).unwrap();
             let fused = kiln_onnx::variants::VariantKind::Fused
                 .make(&optimized)
                 .unwrap();
             std::fs::write(
-                out.join("bert-fused.onnx"),
+                out.join(format!("{name}-fused.onnx")),
                 prost::Message::encode_to_vec(&fused),
             )
             .unwrap();

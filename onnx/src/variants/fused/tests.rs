@@ -229,3 +229,81 @@ fn replaceable_weights_and_impossible_head_shapes_are_not_fused() {
     let (_, found) = fuse(&original).unwrap();
     assert_eq!(found.attention, 0);
 }
+
+fn converted_gpt2() -> (ModelProto, HashMap<String, Tensor>) {
+    let sample = crate::sample_models::gpt2(48, 16, 2, 2).unwrap();
+    let checkpoint = Checkpoint::from_tensors(sample.tensors.clone());
+    let mut model = crate::convert::gpt2::build(&sample.config, &checkpoint).unwrap();
+    crate::optimize::optimize(&mut model).unwrap();
+    (model, crate::convert::gpt2::sample_inputs(48).unwrap())
+}
+
+/// `Pow(x, 3)` written as `x · (x · x)`, as some exporters spell the cube.
+fn cube_as_products(model: &mut ModelProto) {
+    let graph = model.graph.as_mut().unwrap();
+    let mut rewritten = 0;
+    let mut nodes = Vec::new();
+    for node in std::mem::take(&mut graph.node) {
+        if node.op_type.as_deref() != Some("Pow") {
+            nodes.push(node);
+            continue;
+        }
+        let (x, cube) = (node.input[0].clone(), node.output[0].clone());
+        let square = format!("{cube}_square");
+        let mul = |inputs: [&str; 2], output: &str| NodeProto {
+            op_type: Some("Mul".into()),
+            input: inputs.iter().map(|i| (*i).to_owned()).collect(),
+            output: vec![output.to_owned()],
+            ..Default::default()
+        };
+        nodes.push(mul([&x, &x], &square));
+        nodes.push(mul([&square, &x], &cube));
+        rewritten += 1;
+    }
+    graph.node = nodes;
+    assert_eq!(rewritten, 2, "one cube a layer");
+}
+
+/// GPT-2's `gelu_new`, the tanh approximation, becomes ONNX Runtime's `FastGelu` before opset 20, its
+/// cube written either way; its causal attention is not what the variant fuses.
+#[test]
+fn gpt2s_tanh_gelu_is_fused_and_computes_the_same() {
+    let (original, inputs) = converted_gpt2();
+    let mut by_products = original.clone();
+    cube_as_products(&mut by_products);
+    for model in [original, by_products] {
+        let (fused, found) = fuse(&model).unwrap();
+        assert_eq!(
+            found,
+            Fused {
+                attention: 0,
+                gelu: 2
+            }
+        );
+        assert_eq!(count(&fused, "FastGelu"), 2);
+        for gone in ["Tanh", "Pow"] {
+            assert_eq!(count(&fused, gone), 0, "{gone}");
+        }
+        let error = difference(&model, &fused, &inputs);
+        assert!(error < 1e-6, "{error}");
+    }
+}
+
+/// From opset 20 the tanh approximation is ONNX's `Gelu` with `approximate="tanh"`.
+#[test]
+fn tanh_gelu_is_onnxs_own_from_opset_20() {
+    let (mut original, inputs) = converted_gpt2();
+    crate::variants::opset21::upgrade(&mut original).unwrap();
+    let (fused, found) = fuse(&original).unwrap();
+    assert_eq!(found.gelu, 2);
+    let graph = fused.graph.as_ref().unwrap();
+    let gelu = graph
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("Gelu"));
+    let gelu = gelu.unwrap();
+    assert_eq!(gelu.domain.as_deref(), Some(""));
+    assert_eq!(gelu.attribute[0].s.as_deref(), Some(&b"tanh"[..]));
+    let error = difference(&original, &fused, &inputs);
+    assert!(error < 1e-6, "{error}");
+}
