@@ -707,7 +707,8 @@ def exact_matmul_integer(given, answer):
     u8·s8 kernel sums pairs of products in int16 (vpmaddubsw), which saturates (seed 11: 255·127 + 8·75 =
     32,985 kept as 32,767, the product 218 short). Counted in the summary line."""
     x = [v.astype(np.int64) for _, v in given]
-    a = x[0] - (x[2] if len(x) > 2 else 0)
+    # A's zero point is a scalar or one a row ([M]); B's a scalar or one a column ([N]), which broadcasts.
+    a = x[0] - (x[2].reshape(-1, 1) if len(x) > 2 and x[2].ndim == 1 else x[2] if len(x) > 2 else 0)
     b = x[1] - (x[3] if len(x) > 3 else 0)
     exact = (a @ b).astype(np.int32)
     if not np.array_equal(exact, answer):

@@ -78,6 +78,11 @@ impl<'a> Node<'a> {
     }
 
     /// How many outputs the node declares (some operators' results depend on it).
+    /// The name of output `index` as the node declares it ("" for an optional output left out).
+    pub fn output_name(&self, index: usize) -> Option<&str> {
+        self.proto.output.get(index).map(String::as_str)
+    }
+
     pub fn output_count(&self) -> usize {
         self.proto.output.len()
     }

@@ -1,7 +1,8 @@
 //! Inputs for validation, generated from a model's signature: random normal floats; token ids within the
-//! embedding table they index; masks of ones, the last row of a batch padded at its end. Symbolic dims get
-//! 2 (the first) or 7 (the others) unless the caller says otherwise (benchmarks choose the batch); a
-//! decoder's total sequence length is its past plus its new tokens.
+//! embedding table they index; integer masks of ones, the last row of a batch padded at its end (boolean
+//! masks, whose meaning varies between exporters, all true). Symbolic dims get 2 (the first) or 7 (the
+//! others) unless the caller says otherwise (benchmarks choose the batch); a decoder's total sequence
+//! length is its past plus its new tokens.
 
 use std::collections::HashMap;
 

@@ -85,9 +85,18 @@ fn geometry(node: &Node<'_>, x: &Tensor, w: &Tensor) -> Result<Geometry, ModelEr
                     }
                 })
                 .collect();
-            // An `output_shape` is the output's: one past the kernel's reach is zeros (and the bias) at
-            // its end, as ONNX's reference and ONNX Runtime have it. SAME padding's input × stride past
-            // that reach is not: ONNX Runtime stops at the reach.
+            // An `output_shape` is the output's: past the kernel's reach by less than a stride (what
+            // one more input position would reach), zeros (and the bias) at its end, as ONNX's reference
+            // and ONNX Runtime have it; by a stride or more it fits no input of this size, and both refuse
+            // it. SAME padding's input × stride past that reach is not the output's: ONNX Runtime stops at
+            // the reach.
+            if let Some(axis) = (0..n).find(|&i| target[i] >= full[i] + strides[i]) {
+                return Err(invalid(format!(
+                    "output_shape {target:?} is a stride or more past what the kernel reaches on \
+                     spatial axis {axis} ({} of {full:?}): no input of this size gives it",
+                    full[axis]
+                )));
+            }
             let output = match requested {
                 Some(_) => target,
                 None => (0..n).map(|i| full[i] - pads[i].0 - pads[i].1).collect(),
@@ -133,7 +142,9 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let (batch, in_channels) = (x.dim(0)?, x.dim(1)?);
     let per_group_out = w.dim(1)?;
     let out_channels = per_group_out * groups;
-    let out_size: usize = output.iter().product();
+    // Counted before any product of the sizes is taken: an `output_shape` may ask for axes whose product
+    // does not fit in usize.
+    let out_size = element_count(&output, "ConvTranspose's output")?;
     element_count(&[batch, out_channels, out_size], "ConvTranspose's output")?;
     let bias = optional(inputs, 2);
     if let Some(bias) = bias
@@ -231,7 +242,7 @@ fn target_shape(requested: &Option<Vec<usize>>, input: &[usize], strides: &[usiz
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{f32s, ints, run, string};
+    use super::super::testing::{error, f32s, ints, run, string};
 
     #[test]
     fn stride_two_spreads_each_input_over_the_kernel() {
@@ -259,6 +270,16 @@ mod tests {
             let values = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(values, expected, "output_shape {spatial}");
         }
+        // A stride past the reach (5 + 2) fits no input of two positions: refused, as ONNX Runtime does,
+        // and so is a shape whose product does not fit in usize (three axes, for the scatter path).
+        let far = vec![ints("strides", &[2]), ints("output_shape", &[7])];
+        let message = error("ConvTranspose", 13, far, &[x.clone(), w.clone()]);
+        assert!(message.contains("a stride or more past"), "{message}");
+        let cube = f32s(&[1.; 8], &[1, 1, 2, 2, 2]);
+        let one = f32s(&[1.], &[1, 1, 1, 1, 1]);
+        let huge = vec![ints("strides", &[1 << 24; 3])];
+        let message = error("ConvTranspose", 13, huge, &[cube, one]);
+        assert!(message.contains("ConvTranspose's output"), "{message}");
         // SAME padding asks for input × stride (4) but stops at the kernel's reach (3), as ONNX Runtime.
         let one = f32s(&[1.], &[1, 1, 1]);
         let attributes = vec![ints("strides", &[2]), string("auto_pad", "SAME_UPPER")];

@@ -65,7 +65,8 @@ fn geometry(node: &Node<'_>, x: &Tensor) -> Result<Geometry, ModelError> {
         return Err(invalid("kernel_shape is required".to_owned()));
     }
     let kernel = node.per_axis("kernel_shape", n, 1, 1..=MAX_ATTRIBUTE)?;
-    // Strides and dilations below 1 were read as 1 before these checks; models rely on it.
+    // Strides and dilations below 1 were read as 1 before these checks, and still are here, in dilated
+    // pooling (undilated pooling refuses them above, as ONNX Runtime does).
     let at_least_one = |name: &str| -> Result<Vec<usize>, ModelError> {
         let values = node
             .ints(name)
@@ -162,17 +163,15 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
     let include_pad = node.int("count_include_pad", 0) != 0;
     // MaxPool's second output: where each maximum was, as a position in the whole input flattened, its
     // spatial axes in row-major order (storage_order 0) or column-major (1), as ONNX Runtime has it.
-    let indices = matches!(kind, Pool::Max) && node.output_count() > 1;
+    let indices = matches!(kind, Pool::Max) && wants_indices(node);
     let column_major = node.int("storage_order", 0) != 0;
-    let mut at = Vec::with_capacity(if indices {
-        batch * channels * out_size
-    } else {
-        0
-    });
-    let mut out = Vec::with_capacity(batch * channels * out_size);
     let window: usize = g.kernel.iter().product();
-    // Every output value reads its whole window: bound the total work, not only the result's size.
-    iteration_count(&[batch * channels, out_size, window], "pooling work")?;
+    // Every output value reads its whole window: bound the total work, not only the result's size (and
+    // before anything is allocated for the result).
+    iteration_count(&[batch, channels, out_size, window], "pooling work")?;
+    let values_out = element_count(&[batch, channels, out_size], "pooling output")?;
+    let mut at = Vec::with_capacity(if indices { values_out } else { 0 });
+    let mut out = Vec::with_capacity(values_out);
     for plane in 0..batch * channels {
         let data = &values[plane * in_size..(plane + 1) * in_size];
         for o in 0..out_size {
@@ -224,8 +223,13 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
                 }
                 let v = data[offset];
                 count += 1;
-                if indices && v > acc {
-                    best = Some(if column_major { transposed } else { offset });
+                if indices {
+                    // As ONNX Runtime's MaxPool with Indices: the window's first value, then any
+                    // greater one, so a NaN first is kept and a NaN later passed over.
+                    if best.is_none() || v > acc {
+                        (acc, best) = (v, Some(if column_major { transposed } else { offset }));
+                    }
+                    continue;
                 }
                 acc = match kind {
                     Pool::Max => acc.max(v),
@@ -234,7 +238,8 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
                 };
             }
             if indices {
-                // A window of no value above -∞ (or only NaN) points nowhere, as ONNX Runtime's -1.
+                // Every window holds an input value (`pool_windows` refuses padding as wide as the
+                // kernel): -1 is never written.
                 at.push(best.map_or(-1, |b| (plane * in_size + b) as i64));
             }
             out.push(match kind {
@@ -252,6 +257,12 @@ pub fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], kind: Pool) -> Out {
     } else {
         vec![y]
     })
+}
+
+/// Whether a MaxPool node asks for its Indices output (a second output with a name; an empty name leaves
+/// it out).
+pub fn wants_indices(node: &Node<'_>) -> bool {
+    node.output_name(1).is_some_and(|name| !name.is_empty())
 }
 
 pub fn lp_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
@@ -303,6 +314,24 @@ mod tests {
             let at = out[1].flatten_all().unwrap().to_vec1::<i64>().unwrap();
             assert_eq!(at, expected, "storage_order {order}");
         }
+        // NaN and -∞ as ONNX Runtime 1.32.0 answers them: the window's first value, then any greater.
+        let x = f32s(
+            &[
+                f32::NAN,
+                1.,
+                2.,
+                f32::NAN,
+                f32::NEG_INFINITY,
+                f32::NEG_INFINITY,
+            ],
+            &[1, 1, 6],
+        );
+        let attributes = vec![ints("kernel_shape", &[2]), ints("strides", &[2])];
+        let out = run_outputs("MaxPool", 12, attributes, &[x], 2);
+        let values = out[0].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(values[0].is_nan() && values[1] == 2. && values[2] == f32::NEG_INFINITY);
+        let at = out[1].flatten_all().unwrap().to_vec1::<i64>().unwrap();
+        assert_eq!(at, [0, 2, 4]);
     }
 
     #[test]

@@ -242,7 +242,7 @@ fn needs_general_pooling(node: &Node<'_>, x: &Tensor) -> bool {
 
 pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let x = required(inputs, 0)?;
-    if needs_general_pooling(node, x) || node.output_count() > 1 {
+    if needs_general_pooling(node, x) || super::pool_nd::wants_indices(node) {
         return super::pool_nd::pool(node, inputs, super::pool_nd::Pool::Max);
     }
     let (kernel, strides, pads, extra, sizes) = windows(node, x)?;

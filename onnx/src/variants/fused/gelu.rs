@@ -77,7 +77,7 @@ fn cubic_term(view: &View, name: &str, x: &str) -> Option<BTreeSet<usize>> {
         return None;
     }
     let inner_mul = view.producer(square, "Mul")?;
-    let squares_x = view.node(inner_mul).input.iter().all(|i| i == x);
+    let squares_x = matches!(view.node(inner_mul).input.as_slice(), [a, b] if a == x && b == x);
     squares_x.then(|| BTreeSet::from([scaling, outer_mul, inner_mul]))
 }
 
