@@ -77,12 +77,12 @@ impl<'a> Node<'a> {
         self.proto.op_type.as_deref().unwrap_or("")
     }
 
-    /// How many outputs the node declares (some operators' results depend on it).
     /// The name of output `index` as the node declares it ("" for an optional output left out).
     pub fn output_name(&self, index: usize) -> Option<&str> {
         self.proto.output.get(index).map(String::as_str)
     }
 
+    /// How many outputs the node declares (some operators' results depend on it).
     pub fn output_count(&self) -> usize {
         self.proto.output.len()
     }

@@ -208,25 +208,13 @@ fn from_typed_fields(
             shape,
             device,
         )?,
-        DataType::Float16 => Tensor::from_vec(
-            proto
-                .int32_data
-                .iter()
-                .map(|&v| half::f16::from_bits(v as u16))
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
-        // Like float16: each value's 16 bits in one int32.
-        DataType::Bfloat16 => Tensor::from_vec(
-            proto
-                .int32_data
-                .iter()
-                .map(|&v| half::bf16::from_bits(v as u16))
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        )?,
+        // Each 16-bit float's bits in one int32.
+        DataType::Float16 => {
+            Tensor::from_vec(sixteen_bits(proto, half::f16::from_bits), shape, device)?
+        }
+        DataType::Bfloat16 => {
+            Tensor::from_vec(sixteen_bits(proto, half::bf16::from_bits), shape, device)?
+        }
         other => {
             return Err(unsupported(
                 name,
@@ -234,6 +222,14 @@ fn from_typed_fields(
             ));
         }
     })
+}
+
+fn sixteen_bits<T>(proto: &TensorProto, from_bits: fn(u16) -> T) -> Vec<T> {
+    proto
+        .int32_data
+        .iter()
+        .map(|&v| from_bits(v as u16))
+        .collect()
 }
 
 fn le<const N: usize, T>(raw: &[u8], convert: fn([u8; N]) -> T) -> Vec<T> {

@@ -155,6 +155,8 @@ pub fn generate_shaped(
                 ))
             })?;
         let elem = t.elem_type.unwrap_or(0);
+        // How the input differs from the kind's default, for the validation report.
+        let mut note = String::new();
         let tensor = if elem == DataType::Float as i32 {
             Tensor::randn(0f32, 1.0, dims.clone(), &Device::Cpu)?
         } else if elem == DataType::Int64 as i32 || elem == DataType::Int32 as i32 {
@@ -183,9 +185,7 @@ pub fn generate_shaped(
             if rows.is_none()
                 && let Some(padding) = pad_last_row(&name, &dims, &mut values)
             {
-                described.push(format!("{name} {dims:?} (the last row padded: {padding})"));
-                out.insert(name, Tensor::from_vec(values, dims, &Device::Cpu)?);
-                continue;
+                note = format!(" (the last row padded: {padding})");
             }
             Tensor::from_vec(values, dims.clone(), &Device::Cpu)?
         } else if elem == DataType::Bool as i32 {
@@ -195,7 +195,7 @@ pub fn generate_shaped(
                 "cannot generate input {name:?} of element type {elem}"
             )));
         };
-        described.push(format!("{name} {dims:?}"));
+        described.push(format!("{name} {dims:?}{note}"));
         out.insert(name, tensor);
     }
     Ok((out, format!("generated: {}", described.join(", "))))

@@ -144,7 +144,7 @@ pub fn conv_transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Out {
     let out_channels = per_group_out * groups;
     // Counted before any product of the sizes is taken: an `output_shape` may ask for axes whose product
     // does not fit in usize.
-    let out_size = element_count(&output, "ConvTranspose's output")?;
+    let out_size = iteration_count(&output, "ConvTranspose's output")?;
     element_count(&[batch, out_channels, out_size], "ConvTranspose's output")?;
     let bias = optional(inputs, 2);
     if let Some(bias) = bias

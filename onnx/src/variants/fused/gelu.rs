@@ -147,14 +147,7 @@ fn divided_by_sqrt_2<'a>(view: &View<'a>, scaled: &str) -> Option<(usize, &'a st
         return None;
     }
     if let Some(mul) = view.producer(scaled, "Mul") {
-        let [a, b] = view.node(mul).input.as_slice() else {
-            return None;
-        };
-        return match (view.scalar(a), view.scalar(b)) {
-            (None, Some(c)) if close_to(c, FRAC_1_SQRT_2) => Some((mul, a)),
-            (Some(c), None) if close_to(c, FRAC_1_SQRT_2) => Some((mul, b)),
-            _ => None,
-        };
+        return Some((mul, times_constant(view, mul, FRAC_1_SQRT_2)?));
     }
     let div = view.producer(scaled, "Div")?;
     let [x, d] = view.node(div).input.as_slice() else {

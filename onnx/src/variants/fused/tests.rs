@@ -22,6 +22,16 @@ fn converted_bert() -> (ModelProto, HashMap<String, Tensor>) {
     (model, inputs)
 }
 
+/// The model's first node of `op`.
+fn first<'a>(model: &'a ModelProto, op: &str) -> &'a NodeProto {
+    let graph = model.graph.as_ref().unwrap();
+    graph
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some(op))
+        .unwrap()
+}
+
 fn count(model: &ModelProto, op: &str) -> usize {
     let graph = model.graph.as_ref().unwrap();
     graph
@@ -176,14 +186,7 @@ fn gelu_is_onnxs_own_from_opset_20() {
     let (mut original, inputs) = converted_bert();
     crate::variants::opset21::upgrade(&mut original).unwrap();
     let (fused, _) = fuse(&original).unwrap();
-    let gelu = fused
-        .graph
-        .as_ref()
-        .unwrap()
-        .node
-        .iter()
-        .find(|n| n.op_type.as_deref() == Some("Gelu"))
-        .unwrap();
+    let gelu = first(&fused, "Gelu");
     assert_eq!(gelu.domain.as_deref(), Some(""));
     let error = difference(&original, &fused, &inputs);
     assert!(error < 1e-6, "{error}");
@@ -296,12 +299,7 @@ fn tanh_gelu_is_onnxs_own_from_opset_20() {
     crate::variants::opset21::upgrade(&mut original).unwrap();
     let (fused, found) = fuse(&original).unwrap();
     assert_eq!(found.gelu, 2);
-    let graph = fused.graph.as_ref().unwrap();
-    let gelu = graph
-        .node
-        .iter()
-        .find(|n| n.op_type.as_deref() == Some("Gelu"));
-    let gelu = gelu.unwrap();
+    let gelu = first(&fused, "Gelu");
     assert_eq!(gelu.domain.as_deref(), Some(""));
     assert_eq!(gelu.attribute[0].s.as_deref(), Some(&b"tanh"[..]));
     let error = difference(&original, &fused, &inputs);
